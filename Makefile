@@ -1,0 +1,35 @@
+# Vexil: every target calls a script in scripts/; "make help" lists them.
+.DEFAULT_GOAL := help
+SHELL := /usr/bin/env bash
+
+.PHONY: help
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-16s %s\n", $$1, $$2}'
+
+.PHONY: build
+build: ## build bin/vexil
+	@scripts/build.sh
+
+.PHONY: test
+test: ## run the whole test suite (starts a local Cassandra for the ScyllaDB backend)
+	@scripts/test.sh
+
+.PHONY: test-short
+test-short: ## run the unit tests only (no Cassandra, no long randomized runs)
+	@go test -short -count=1 ./...
+
+.PHONY: bench
+bench: ## run the engine benchmarks and print them
+	@scripts/bench.sh
+
+.PHONY: lint
+lint: ## gofmt and go vet
+	@scripts/lint.sh
+
+.PHONY: cassandra-start
+cassandra-start: ## start the local Cassandra used by the ScyllaDB backend tests
+	@scripts/cassandra.sh start
+
+.PHONY: cassandra-stop
+cassandra-stop: ## stop the local Cassandra
+	@scripts/cassandra.sh stop
