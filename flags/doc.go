@@ -1,0 +1,43 @@
+// Package flags is Vexil's flag model and its PostHog-compatible evaluation
+// engine. It is pure: no I/O, no clock reads in the hot path (the caller
+// passes the time), no transport or storage code.
+//
+// # Model
+//
+// A [Flag] carries PostHog's definition shape: the same JSON serves Vexil's
+// management API and the local-evaluation payload that PostHog's SDKs
+// download. Beyond PostHog, each condition set may choose its own
+// aggregation (persons or a group type), so one flag can target users AND
+// groups, and a flag may carry explicit [Override] lists checked before its
+// conditions.
+//
+// # Compile, then evaluate
+//
+// [Compile] validates a team's whole definition set ([Definitions]) and
+// returns an immutable [Set]: regexes compiled once, numbers, dates and
+// semvers parsed once, dependency order fixed, and for each flag the
+// properties and cohorts it reads ([Set.Info]). Problems come back as
+// [ValidationErrors], each naming the flag, the field path and a stable code.
+// The set is returned even then: a flag whose problem PostHog defines a
+// behaviour for (an invalid regex matches nothing, variants that do not sum
+// to 100 are used as given) still evaluates that way; a flag that cannot be
+// decided at all (unknown operator, dependency cycle, unparsable number,
+// date or semver in a filter) evaluates to a failed [Result].
+//
+// [Set.Evaluate] takes a [Context] and returns one [Result] per flag: enabled,
+// variant, payload, reason and, for the precompute worker, ValidUntil: the
+// first instant at which the result may change with nothing else changing
+// (relative-date filters, time-windowed cohorts).
+//
+// # Inconclusive results
+//
+// The server holds the whole person, so a missing property is a definite
+// answer there (PostHog's server rules: exact is false, is_not is true, ...).
+// When [Context.Partial] is set, the properties are only what a caller
+// passed (as in an SDK's local evaluation, or when the store could not be
+// read): a condition that needs a missing property is then inconclusive, as
+// PostHog's SDKs define it. A flag that cannot be decided comes back with
+// Enabled false and Err set to an [*EvalError] that wraps [ErrInconclusive]
+// (or [ErrInvalidDefinition] for a broken definition); the HTTP layer turns
+// that into failed: true and errorsWhileComputingFlags.
+package flags
