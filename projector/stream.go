@@ -1,0 +1,64 @@
+package projector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/vexil-dev/vexil/projector/ingest"
+)
+
+// Default names of the JetStream objects the projector uses.
+const (
+	DefaultStream           = "VEXIL_INGEST"
+	DefaultDurable          = "vexil-projector"
+	DefaultDeadLetterStream = "VEXIL_DEADLETTER"
+	DefaultDeadLetterPrefix = "vexil.deadletter."
+)
+
+// IngestStreamConfig is the configuration the projector creates the ingest
+// stream with when it does not exist: file storage, every message kept
+// (limits retention without limits, so snapshots can replay from a recorded
+// sequence), a two-minute duplicate window for Nats-Msg-Id.
+func IngestStreamConfig(name string) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        name,
+		Description: "Vexil ingest: persons, groups and events (docs/ingest.md)",
+		Subjects:    slices.Clone(ingest.SubjectWildcards),
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		Discard:     jetstream.DiscardOld,
+		Duplicates:  2 * time.Minute,
+	}
+}
+
+// DeadLetterStreamConfig is the configuration of the dead-letter stream,
+// which captures every subject under prefix.
+func DeadLetterStreamConfig(name, prefix string) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        name,
+		Description: "Vexil ingest messages the projector could not apply (docs/ingest.md)",
+		Subjects:    []string{prefix + ">"},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		Discard:     jetstream.DiscardOld,
+		Duplicates:  2 * time.Minute,
+	}
+}
+
+// EnsureStream creates the stream cfg describes unless a stream of that name
+// exists; an existing stream is left as its operator configured it.
+func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	s, err := js.CreateStream(ctx, cfg)
+	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		s, err = js.Stream(ctx, cfg.Name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("projector: ensure stream %s: %w", cfg.Name, err)
+	}
+	return s, nil
+}
