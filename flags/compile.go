@@ -666,6 +666,9 @@ func (c *compiler) filter(cf *compiledFlag, pf *PropertyFilter, path string, agg
 		}
 		info.GroupProperties[gt] = append(info.GroupProperties[gt], m.key)
 	case kindCohort:
+		if err != nil {
+			break
+		}
 		info.Cohorts = append(info.Cohorts, m.cohort)
 		if co := c.set.cohorts[m.cohort]; co != nil {
 			info.Cohorts = append(info.Cohorts, co.nested...)

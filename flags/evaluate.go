@@ -234,10 +234,8 @@ func (s *Set) AppendEvaluate(out []Result, c *Context, keys []string) []Result {
 	}
 	for i := range s.flags {
 		if e.need[i] == e.needGen {
-			for _, d := range s.flags[i].closure {
-				e.eval(d)
-			}
-			e.eval(i)
+			e.eval(i) // dependencies are evaluated on demand
+
 			out = append(out, e.res[i])
 		}
 	}
