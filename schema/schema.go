@@ -1,0 +1,251 @@
+package schema
+
+import (
+	"context"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gocql/gocql"
+)
+
+//go:embed bootstrap.cql [0-9][0-9][0-9]_*.cql
+var files embed.FS
+
+// Sentinel errors; Apply and Migrations wrap them with %w.
+var (
+	// ErrInvalidConfig reports a Config that fails Validate.
+	ErrInvalidConfig = errors.New("schema: invalid config")
+	// ErrBadMigration reports an embedded file that does not follow the
+	// naming or content rules (a programming error caught by the tests).
+	ErrBadMigration = errors.New("schema: bad migration file")
+	// ErrChecksumMismatch reports a migration that was applied with
+	// different content than the embedded file has now: applied files must
+	// never be edited; add a new numbered file instead.
+	ErrChecksumMismatch = errors.New("schema: applied migration was edited")
+)
+
+// Config says where and how to apply the schema.
+type Config struct {
+	// Keyspace is the keyspace that holds every Vexil table. Required:
+	// lower case letters, digits and '_', starting with a letter, at most
+	// 48 characters (the CQL limit).
+	Keyspace string
+	// ReplicationFactor is the 'replication_factor' of the
+	// NetworkTopologyStrategy used when the keyspace is created; an existing
+	// keyspace keeps its replication. Default 1 (0 means the default).
+	ReplicationFactor int
+	// Logger receives one line per applied migration. Default: discard.
+	Logger *slog.Logger
+}
+
+var keyspaceRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,47}$`)
+
+// Validate checks the Config; errors wrap ErrInvalidConfig.
+func (c Config) Validate() error {
+	if !keyspaceRE.MatchString(c.Keyspace) {
+		return fmt.Errorf("%w: keyspace %q must match %s", ErrInvalidConfig, c.Keyspace, keyspaceRE)
+	}
+	if c.ReplicationFactor < 0 || c.ReplicationFactor > 64 {
+		return fmt.Errorf("%w: replication factor %d out of range 1..64", ErrInvalidConfig, c.ReplicationFactor)
+	}
+	return nil
+}
+
+func (c Config) withDefaults() Config {
+	if c.ReplicationFactor == 0 {
+		c.ReplicationFactor = 1
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Migration is one numbered .cql file, parsed and rendered for a keyspace.
+type Migration struct {
+	// Version is the number the file name starts with (1, 2, ...).
+	Version int
+	// Name is the file name, e.g. "001_store.cql".
+	Name string
+	// Checksum is the hex SHA-256 of the embedded file (before rendering).
+	Checksum string
+	// Statements are the CQL statements, rendered for the keyspace, in order.
+	Statements []string
+}
+
+var fileRE = regexp.MustCompile(`^([0-9]{3})_[a-z0-9_]+\.cql$`)
+
+// Migrations returns the numbered migrations in order, rendered for cfg.
+// Versions must run 1, 2, 3 ... without gaps or duplicates.
+func Migrations(cfg Config) ([]Migration, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	names, err := fs.Glob(files, "[0-9][0-9][0-9]_*.cql")
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadMigration, err)
+	}
+	sort.Strings(names)
+	var out []Migration
+	for i, name := range names {
+		m := fileRE.FindStringSubmatch(name)
+		if m == nil {
+			return nil, fmt.Errorf("%w: %s: name must match %s", ErrBadMigration, name, fileRE)
+		}
+		v, _ := strconv.Atoi(m[1])
+		if v != i+1 {
+			return nil, fmt.Errorf("%w: %s: expected version %d (no gaps, no duplicates)", ErrBadMigration, name, i+1)
+		}
+		src, err := files.ReadFile(name)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", ErrBadMigration, name, err)
+		}
+		stmts, err := render(name, src, cfg)
+		if err != nil {
+			return nil, err
+		}
+		sum := sha256.Sum256(src)
+		out = append(out, Migration{Version: v, Name: name, Checksum: hex.EncodeToString(sum[:]), Statements: stmts})
+	}
+	return out, nil
+}
+
+// render strips full-line "--" comments, splits on ';' and substitutes
+// {{keyspace}} and {{replication_factor}}. The files are ours: no statement
+// carries a ';' or "--" inside a string literal.
+func render(name string, src []byte, cfg Config) ([]string, error) {
+	var b strings.Builder
+	for line := range strings.Lines(string(src)) {
+		if strings.HasPrefix(strings.TrimSpace(line), "--") {
+			continue
+		}
+		b.WriteString(line)
+	}
+	r := strings.NewReplacer("{{keyspace}}", cfg.Keyspace, "{{replication_factor}}", strconv.Itoa(cfg.ReplicationFactor))
+	var stmts []string
+	for part := range strings.SplitSeq(b.String(), ";") {
+		s := strings.Join(strings.Fields(part), " ")
+		if s == "" {
+			continue
+		}
+		s = r.Replace(s)
+		if strings.Contains(s, "{{") {
+			return nil, fmt.Errorf("%w: %s: unknown placeholder in %q", ErrBadMigration, name, s)
+		}
+		stmts = append(stmts, s)
+	}
+	if len(stmts) == 0 {
+		return nil, fmt.Errorf("%w: %s: no statements", ErrBadMigration, name)
+	}
+	return stmts, nil
+}
+
+// Apply brings the keyspace up to date: it creates the keyspace and the
+// schema_migrations table when missing, then runs every numbered migration
+// not yet recorded there, in order, recording each after all of its
+// statements succeeded. It returns the names of the migrations it applied
+// (none when the schema is current, which makes a second Apply a no-op).
+//
+// Every statement is idempotent (CREATE ... IF NOT EXISTS), so a run that
+// died half-way through a migration is completed by the next Apply. An
+// applied migration whose embedded content changed fails with
+// ErrChecksumMismatch. Run Apply from one process at a time: concurrent DDL
+// on the same table from several clients can disagree on Cassandra.
+//
+// The session needs no keyspace: every statement names it.
+func Apply(ctx context.Context, session *gocql.Session, cfg Config) ([]string, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	migs, err := Migrations(cfg)
+	if err != nil {
+		return nil, err
+	}
+	ok, err := bootstrapped(ctx, session, cfg.Keyspace)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		src, err := files.ReadFile("bootstrap.cql")
+		if err != nil {
+			return nil, fmt.Errorf("%w: bootstrap.cql: %v", ErrBadMigration, err)
+		}
+		stmts, err := render("bootstrap.cql", src, cfg)
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range stmts {
+			if err := session.Query(s).WithContext(ctx).Exec(); err != nil {
+				return nil, fmt.Errorf("schema: bootstrap %s: %w", cfg.Keyspace, err)
+			}
+		}
+		cfg.Logger.Info("created keyspace", "keyspace", cfg.Keyspace, "replication_factor", cfg.ReplicationFactor)
+	}
+
+	done := map[int]string{}
+	iter := session.Query(fmt.Sprintf("SELECT version, checksum FROM %s.schema_migrations", cfg.Keyspace)).WithContext(ctx).Iter()
+	var (
+		v   int
+		sum string
+	)
+	for iter.Scan(&v, &sum) {
+		done[v] = sum
+	}
+	if err := iter.Close(); err != nil {
+		return nil, fmt.Errorf("schema: read applied migrations: %w", err)
+	}
+
+	var applied []string
+	for _, m := range migs {
+		if sum, ok := done[m.Version]; ok {
+			if sum != m.Checksum {
+				return applied, fmt.Errorf("%w: %s (recorded %s, embedded %s)", ErrChecksumMismatch, m.Name, sum, m.Checksum)
+			}
+			continue
+		}
+		start := time.Now()
+		for _, s := range m.Statements {
+			if err := session.Query(s).WithContext(ctx).Exec(); err != nil {
+				return applied, fmt.Errorf("schema: apply %s: %w", m.Name, err)
+			}
+		}
+		err := session.Query(
+			fmt.Sprintf("INSERT INTO %s.schema_migrations (version, name, checksum, applied_at) VALUES (?, ?, ?, ?)", cfg.Keyspace),
+			m.Version, m.Name, m.Checksum, time.Now().UTC(),
+		).WithContext(ctx).Exec()
+		if err != nil {
+			return applied, fmt.Errorf("schema: record %s: %w", m.Name, err)
+		}
+		applied = append(applied, m.Name)
+		cfg.Logger.Info("applied migration", "keyspace", cfg.Keyspace, "migration", m.Name, "took", time.Since(start))
+	}
+	return applied, nil
+}
+
+// bootstrapped reports whether the keyspace and its schema_migrations table
+// exist.
+func bootstrapped(ctx context.Context, session *gocql.Session, keyspace string) (bool, error) {
+	var name string
+	err := session.Query(
+		"SELECT table_name FROM system_schema.tables WHERE keyspace_name = ? AND table_name = 'schema_migrations'", keyspace,
+	).WithContext(ctx).Scan(&name)
+	switch {
+	case errors.Is(err, gocql.ErrNotFound):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("schema: look up keyspace %s: %w", keyspace, err)
+	}
+	return true, nil
+}
