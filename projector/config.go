@@ -1,0 +1,190 @@
+package projector
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vexil-dev/vexil/projector/ingest"
+	"github.com/vexil-dev/vexil/store"
+)
+
+// Config configures a Projector. Conn and Store are required; every other
+// field has the documented default when left zero.
+type Config struct {
+	// Conn is the NATS connection (JetStream enabled). Required.
+	Conn *nats.Conn
+	// Store receives the projected state. Required.
+	Store store.Store
+
+	// Stream is the ingest stream; created with IngestStreamConfig when
+	// missing. Default DefaultStream ("VEXIL_INGEST").
+	Stream string
+	// Durable is the durable pull consumer's name. Default DefaultDurable.
+	Durable string
+	// BatchSize bounds the messages applied by one store write. Default 1000.
+	BatchSize int
+	// MaxWait is how long a batch waits for more messages after its first
+	// one when fewer than BatchSize are at hand. Zero (the default) applies
+	// what has arrived at once: batches then grow by themselves under load,
+	// while the previous batch is being written, and stay small and fast
+	// when the stream is quiet.
+	MaxWait time.Duration
+	// AckWait is the consumer's ack wait: a message not acknowledged within
+	// it is redelivered. Default 30s.
+	AckWait time.Duration
+	// MaxAckPending bounds delivered but unacknowledged messages. Default
+	// 4 × BatchSize.
+	MaxAckPending int
+
+	// DeadLetterStream stores dead letters; created when missing. Default
+	// DefaultDeadLetterStream ("VEXIL_DEADLETTER").
+	DeadLetterStream string
+	// DeadLetterPrefix is prepended to a poison message's subject to form
+	// its dead-letter subject. Default DefaultDeadLetterPrefix
+	// ("vexil.deadletter."). It must not overlap the ingest subjects.
+	DeadLetterPrefix string
+
+	// Limits bound each message; zero fields mean ingest's defaults.
+	Limits ingest.Limits
+	// Teams says which teams exist; a message of another team is poison
+	// (ingest.ReasonUnknownTeam). Nil allows every team.
+	Teams TeamSource
+
+	// LagInterval is how often the consumer's pending count is read for
+	// vexil_projector_lag_messages. Default 5s.
+	LagInterval time.Duration
+	// RetryBackoff is the first wait after a failed store write or
+	// dead-letter publish; it doubles up to 5s. Default 100ms.
+	RetryBackoff time.Duration
+
+	// Logger receives the projector's logs. Default slog.Default().
+	Logger *slog.Logger
+	// Registerer receives the metrics. Default: a private registry (the
+	// metrics are then not exported).
+	Registerer prometheus.Registerer
+	// Now is the clock, for the lag metric. Default time.Now.
+	Now func() time.Time
+}
+
+// Defaults of Config.
+const (
+	DefaultBatchSize    = 1000
+	DefaultAckWait      = 30 * time.Second
+	DefaultLagInterval  = 5 * time.Second
+	DefaultRetryBackoff = 100 * time.Millisecond
+)
+
+// ErrInvalidConfig is wrapped by every error of Config.Validate.
+var ErrInvalidConfig = errors.New("projector: invalid config")
+
+// withDefaults returns c with every zero field set to its default.
+func (c Config) withDefaults() Config {
+	if c.Stream == "" {
+		c.Stream = DefaultStream
+	}
+	if c.Durable == "" {
+		c.Durable = DefaultDurable
+	}
+	if c.BatchSize == 0 {
+		c.BatchSize = DefaultBatchSize
+	}
+	if c.AckWait == 0 {
+		c.AckWait = DefaultAckWait
+	}
+	if c.MaxAckPending == 0 {
+		c.MaxAckPending = 4 * c.BatchSize
+	}
+	if c.DeadLetterStream == "" {
+		c.DeadLetterStream = DefaultDeadLetterStream
+	}
+	if c.DeadLetterPrefix == "" {
+		c.DeadLetterPrefix = DefaultDeadLetterPrefix
+	}
+	c.Limits = c.Limits.WithDefaults()
+	if c.LagInterval == 0 {
+		c.LagInterval = DefaultLagInterval
+	}
+	if c.RetryBackoff == 0 {
+		c.RetryBackoff = DefaultRetryBackoff
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Registerer == nil {
+		c.Registerer = prometheus.NewRegistry()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}
+
+// Validate reports a missing dependency or an out-of-range setting. Zero
+// fields are valid: they mean their defaults.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	var errs []error
+	if c.Conn == nil {
+		errs = append(errs, errors.New("Conn is required"))
+	}
+	if c.Store == nil {
+		errs = append(errs, errors.New("Store is required"))
+	}
+	if c.BatchSize < 0 {
+		errs = append(errs, fmt.Errorf("BatchSize %d must be > 0", c.BatchSize))
+	}
+	if c.MaxAckPending < c.BatchSize {
+		errs = append(errs, fmt.Errorf("MaxAckPending %d must be >= BatchSize %d", c.MaxAckPending, c.BatchSize))
+	}
+	if c.MaxWait < 0 || c.AckWait < 0 || c.LagInterval < 0 || c.RetryBackoff < 0 {
+		errs = append(errs, errors.New("durations must not be negative"))
+	}
+	if c.AckWait > 0 && c.AckWait < time.Second/10 {
+		errs = append(errs, fmt.Errorf("AckWait %v is too short to write a batch", c.AckWait))
+	}
+	if !strings.HasSuffix(c.DeadLetterPrefix, ".") || strings.ContainsAny(c.DeadLetterPrefix, " *>") {
+		errs = append(errs, fmt.Errorf("DeadLetterPrefix %q must be literal subject tokens ending in '.'", c.DeadLetterPrefix))
+	}
+	for _, w := range []string{"vexil.persons.", "vexil.groups.", "vexil.events."} {
+		if strings.HasPrefix(c.DeadLetterPrefix, w) {
+			errs = append(errs, fmt.Errorf("DeadLetterPrefix %q overlaps the ingest subjects", c.DeadLetterPrefix))
+		}
+	}
+	if err := c.Limits.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%w: %w", ErrInvalidConfig, errors.Join(errs...))
+	}
+	return nil
+}
+
+// TeamSource says which teams exist. Known is called for every message, so
+// it must be fast (an in-memory set refreshed in the background, say).
+type TeamSource interface {
+	Known(team int64) bool
+}
+
+// Teams is a fixed TeamSource: the set of its keys.
+type Teams map[int64]struct{}
+
+// AllowTeams returns the TeamSource that knows exactly ids.
+func AllowTeams(ids ...int64) Teams {
+	t := make(Teams, len(ids))
+	for _, id := range ids {
+		t[id] = struct{}{}
+	}
+	return t
+}
+
+// Known reports whether team is in t.
+func (t Teams) Known(team int64) bool {
+	_, ok := t[team]
+	return ok
+}
