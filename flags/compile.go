@@ -66,6 +66,9 @@ type FlagInfo struct {
 	// TimeDependent is true when its result can change with time alone
 	// (relative dates, behavioural cohorts).
 	TimeDependent bool
+	// Invalid is the code of the problem that keeps the flag from being
+	// evaluated (it always fails), or empty.
+	Invalid string `json:",omitempty"`
 }
 
 type opcode uint8
@@ -387,6 +390,11 @@ func (c *compiler) order(live []*compiledFlag) {
 		remap(cf.super)
 		for k, d := range cf.deps {
 			cf.deps[k] = pos[d]
+		}
+	}
+	for _, cf := range s.flags {
+		if cf.fatal != nil {
+			cf.info.Invalid = cf.fatal.Code
 		}
 	}
 	// Transitive closure in set order; a flag's dependencies come first.

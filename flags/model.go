@@ -145,7 +145,7 @@ type PropertyFilter struct {
 	GroupTypeIndex *int `json:"group_type_index,omitempty"`
 	// DependencyChain is written into the local-evaluation payload for flag
 	// filters; the engine computes dependencies itself.
-	DependencyChain []string `json:"dependency_chain,omitempty"`
+	DependencyChain []string `json:"dependency_chain,omitzero"`
 }
 
 // Multivariate lists a flag's variants.

@@ -1,0 +1,411 @@
+package wire
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/url"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// RequestError is a request the server refuses, with the HTTP status the
+// SDKs expect and a stable code.
+type RequestError struct {
+	Status  int
+	Code    string
+	Field   string
+	Message string
+}
+
+func (e *RequestError) Error() string {
+	if e.Field != "" {
+		return fmt.Sprintf("%s: %s (%s)", e.Field, e.Message, e.Code)
+	}
+	return fmt.Sprintf("%s (%s)", e.Message, e.Code)
+}
+
+// Stable request error codes.
+const (
+	CodeMissingToken      = "missing_token"
+	CodeMissingDistinctID = "missing_distinct_id"
+	CodeBadBody           = "invalid_body"
+	CodeBadContentType    = "unsupported_content_type"
+	CodeBadCompression    = "unsupported_compression"
+	CodeBodyTooLarge      = "body_too_large"
+)
+
+func badRequest(code, field, format string, args ...any) *RequestError {
+	return &RequestError{Status: 400, Code: code, Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+// FlagsRequest is a decoded /flags or /decide body.
+type FlagsRequest struct {
+	Token      string
+	DistinctID string
+	// Groups maps a group type name to the group key (numbers as text).
+	Groups           map[string]string
+	PersonProperties map[string]any
+	GroupProperties  map[string]map[string]any
+	// FlagKeys, when not nil, limits evaluation to these keys.
+	FlagKeys           []string
+	GeoIPDisable       bool
+	DisableFlags       bool
+	DeviceID           string
+	AnonDistinctID     string
+	EvaluationContexts []string
+	EvaluationRuntime  string
+	Timezone           string
+}
+
+// MaxDistinctIDLength is where a distinct id is cut, as PostHog does.
+const MaxDistinctIDLength = 200
+
+// DecodeFlagsRequest decodes a body as PostHog's server does: JSON, gzip
+// (by the compression parameter, the Content-Encoding header or the magic
+// bytes), base64, and the browser's form encoding (data=<base64>).
+// maxDecoded bounds the decompressed size (0: 1 MiB).
+func DecodeFlagsRequest(contentType, contentEncoding string, query url.Values, body []byte, maxDecoded int) (*FlagsRequest, error) {
+	if maxDecoded <= 0 {
+		maxDecoded = 1 << 20
+	}
+	raw, err := decodeBody(contentType, contentEncoding, query.Get("compression"), body, maxDecoded)
+	if err != nil {
+		return nil, err
+	}
+	return parseFlagsBody(raw)
+}
+
+func decodeBody(contentType, contentEncoding, compression string, body []byte, maxDecoded int) ([]byte, error) {
+	mediaType := ""
+	if contentType != "" {
+		mt, _, err := mime.ParseMediaType(contentType)
+		if err != nil {
+			return nil, badRequest(CodeBadContentType, "Content-Type", "cannot parse content type %q", contentType)
+		}
+		mediaType = mt
+	}
+	switch compression {
+	case "", "gzip", "gzip-js", "base64":
+	default:
+		return nil, badRequest(CodeBadCompression, "compression", "unsupported compression %q", compression)
+	}
+	switch mediaType {
+	case "", "application/json", "text/plain":
+		gz := compression == "gzip" || compression == "gzip-js" ||
+			strings.Contains(strings.ToLower(contentEncoding), "gzip") ||
+			len(body) >= 2 && body[0] == 0x1f && body[1] == 0x8b
+		if gz {
+			out, err := gunzip(body, maxDecoded)
+			if err != nil {
+				return nil, err
+			}
+			body = out
+		}
+		if json.Valid(sanitizeJSON5(body)) {
+			return body, nil
+		}
+		out, err := base64Body(string(body))
+		if err != nil {
+			return nil, badRequest(CodeBadBody, "body", "the body is neither JSON nor base64-encoded JSON")
+		}
+		return out, nil
+	case "application/x-www-form-urlencoded":
+		if compression == "gzip" || compression == "gzip-js" {
+			return nil, badRequest(CodeBadCompression, "compression", "gzip is not accepted with a form body")
+		}
+		s := string(body)
+		if dec, err := url.QueryUnescape(s); err == nil {
+			s = dec
+		}
+		if i := strings.Index(s, "data="); i >= 0 {
+			s = s[i+len("data="):]
+			if j := strings.IndexByte(s, '&'); j >= 0 {
+				s = s[:j]
+			}
+		}
+		out, err := base64Body(s)
+		if err != nil {
+			return nil, badRequest(CodeBadBody, "data", "the form data is not base64-encoded JSON")
+		}
+		return []byte(strings.ToValidUTF8(string(out), string(utf8.RuneError))), nil
+	default:
+		return nil, badRequest(CodeBadContentType, "Content-Type", "unsupported content type %q", mediaType)
+	}
+}
+
+func gunzip(body []byte, max int) ([]byte, error) {
+	zr, err := gzip.NewReader(bytes.NewReader(body))
+	if err != nil {
+		return nil, badRequest(CodeBadBody, "body", "invalid gzip data")
+	}
+	out, err := io.ReadAll(io.LimitReader(zr, int64(max)+1))
+	if err != nil {
+		return nil, badRequest(CodeBadBody, "body", "invalid gzip data")
+	}
+	if len(out) > max {
+		return nil, &RequestError{Status: 413, Code: CodeBodyTooLarge, Field: "body", Message: fmt.Sprintf("the decompressed body is over %d bytes", max)}
+	}
+	return out, nil
+}
+
+// base64Body URL-decodes, strips spaces, pads and base64-decodes s.
+func base64Body(s string) ([]byte, error) {
+	if dec, err := url.QueryUnescape(s); err == nil {
+		s = dec
+	}
+	s = strings.Map(func(r rune) rune {
+		if r == ' ' || r == '\n' || r == '\r' || r == '\t' {
+			return -1
+		}
+		return r
+	}, s)
+	if m := len(s) % 4; m != 0 {
+		s += strings.Repeat("=", 4-m)
+	}
+	out, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		out, err = base64.URLEncoding.DecodeString(s)
+		if err != nil {
+			return nil, err
+		}
+	}
+	if !json.Valid(sanitizeJSON5(out)) {
+		return nil, errors.New("not JSON")
+	}
+	return out, nil
+}
+
+// sanitizeJSON5 replaces the bare tokens NaN, Infinity and -Infinity outside
+// strings with null, as PostHog's JSON5 parsing turns them into null.
+func sanitizeJSON5(b []byte) []byte {
+	if !bytes.Contains(b, []byte("NaN")) && !bytes.Contains(b, []byte("Infinity")) {
+		return b
+	}
+	out := make([]byte, 0, len(b))
+	inString, escaped := false, false
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if inString {
+			out = append(out, c)
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+			continue
+		}
+		switch {
+		case c == '"':
+			inString = true
+			out = append(out, c)
+		case bytes.HasPrefix(b[i:], []byte("NaN")):
+			out = append(out, "null"...)
+			i += len("NaN") - 1
+		case bytes.HasPrefix(b[i:], []byte("-Infinity")):
+			out = append(out, "null"...)
+			i += len("-Infinity") - 1
+		case bytes.HasPrefix(b[i:], []byte("Infinity")):
+			out = append(out, "null"...)
+			i += len("Infinity") - 1
+		default:
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func parseFlagsBody(raw []byte) (*FlagsRequest, error) {
+	dec := json.NewDecoder(bytes.NewReader(sanitizeJSON5(raw)))
+	dec.UseNumber()
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil || m == nil {
+		return nil, badRequest(CodeBadBody, "body", "the body must be a JSON object")
+	}
+	first := func(keys ...string) (any, bool) {
+		for _, k := range keys {
+			if v, ok := m[k]; ok && v != nil {
+				return v, true
+			}
+		}
+		return nil, false
+	}
+	r := &FlagsRequest{}
+	if v, ok := first("token", "api_key", "$token"); ok {
+		s, isStr := v.(string)
+		if !isStr {
+			return nil, badRequest(CodeBadBody, "token", "the token must be a string")
+		}
+		r.Token = s
+	}
+	v, ok := first("distinct_id", "$distinct_id")
+	if !ok {
+		return nil, badRequest(CodeMissingDistinctID, "distinct_id", "distinct_id is required")
+	}
+	switch x := v.(type) {
+	case string:
+		r.DistinctID = x
+	case json.Number:
+		r.DistinctID = string(x)
+	default:
+		return nil, badRequest(CodeBadBody, "distinct_id", "distinct_id must be a string or a number")
+	}
+	if utf8.RuneCountInString(r.DistinctID) > MaxDistinctIDLength {
+		r.DistinctID = string([]rune(r.DistinctID)[:MaxDistinctIDLength])
+	}
+	if v, ok := first("groups", "$groups"); ok {
+		gm, isMap := v.(map[string]any)
+		if !isMap {
+			return nil, badRequest(CodeBadBody, "groups", "groups must be an object of group type to key")
+		}
+		r.Groups = make(map[string]string, len(gm))
+		for typ, key := range gm {
+			switch k := key.(type) {
+			case string:
+				r.Groups[typ] = k
+			case json.Number:
+				r.Groups[typ] = string(k)
+			case nil:
+			default:
+				return nil, badRequest(CodeBadBody, "groups."+typ, "a group key must be a string or a number")
+			}
+		}
+	}
+	if v, ok := first("person_properties", "$properties"); ok {
+		pm, isMap := v.(map[string]any)
+		if !isMap {
+			return nil, badRequest(CodeBadBody, "person_properties", "person_properties must be an object")
+		}
+		r.PersonProperties = pm
+	}
+	if v, ok := first("group_properties", "$group_properties"); ok {
+		gm, isMap := v.(map[string]any)
+		if !isMap {
+			return nil, badRequest(CodeBadBody, "group_properties", "group_properties must be an object")
+		}
+		r.GroupProperties = make(map[string]map[string]any, len(gm))
+		for typ, props := range gm {
+			pm, isMap := props.(map[string]any)
+			if !isMap {
+				if props == nil {
+					continue
+				}
+				return nil, badRequest(CodeBadBody, "group_properties."+typ, "group properties must be an object")
+			}
+			r.GroupProperties[typ] = pm
+		}
+	}
+	if v, ok := first("flag_keys_to_evaluate", "flag_keys"); ok {
+		keys, err := stringList(v, "flag_keys_to_evaluate")
+		if err != nil {
+			return nil, err
+		}
+		r.FlagKeys = keys
+	}
+	if v, ok := first("evaluation_contexts", "evaluation_environments"); ok {
+		keys, err := stringList(v, "evaluation_contexts")
+		if err != nil {
+			return nil, err
+		}
+		r.EvaluationContexts = keys
+	}
+	r.GeoIPDisable = boolField(m["geoip_disable"])
+	r.DisableFlags = boolField(m["disable_flags"])
+	if v, ok := first("device_id", "$device_id"); ok {
+		r.DeviceID = stringish(v)
+	} else if d, ok := r.PersonProperties["$device_id"]; ok {
+		r.DeviceID = stringish(d)
+	}
+	r.AnonDistinctID = stringish(m["$anon_distinct_id"])
+	r.EvaluationRuntime = stringish(m["evaluation_runtime"])
+	r.Timezone = stringish(m["timezone"])
+	return r, nil
+}
+
+func stringList(v any, field string) ([]string, error) {
+	list, ok := v.([]any)
+	if !ok {
+		return nil, badRequest(CodeBadBody, field, "%s must be a list of strings", field)
+	}
+	out := make([]string, 0, len(list))
+	for _, e := range list {
+		s, ok := e.(string)
+		if !ok {
+			return nil, badRequest(CodeBadBody, field, "%s must be a list of strings", field)
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+func boolField(v any) bool {
+	switch x := v.(type) {
+	case bool:
+		return x
+	case string:
+		return strings.EqualFold(x, "true")
+	}
+	return false
+}
+
+func stringish(v any) string {
+	switch x := v.(type) {
+	case string:
+		return x
+	case json.Number:
+		return string(x)
+	}
+	return ""
+}
+
+// Shape is the response shape of a /flags or /decide request.
+type Shape int
+
+// Response shapes (posthog-compat.md §1.2).
+const (
+	ShapeV2       Shape = iota // "flags" map of records
+	ShapeLegacy                // "featureFlags" + "featureFlagPayloads", every flag
+	ShapeDecideV1              // "featureFlags": keys of enabled flags
+	ShapeDecideV2              // "featureFlags": enabled flags only, key → true or variant
+)
+
+// ChooseShape picks the response shape from the endpoint and the query, and
+// whether browser config keys are merged in.
+func ChooseShape(decide bool, query url.Values) (Shape, bool) {
+	vs, hasV := query["v"]
+	v := 1
+	if hasV && len(vs) > 0 {
+		if n, err := strconv.Atoi(vs[0]); err == nil {
+			v = n
+		}
+	}
+	config := query.Get("config") == "true"
+	if decide {
+		switch {
+		case v >= 4:
+			return ShapeV2, true
+		case v == 3:
+			return ShapeLegacy, true
+		case v == 2:
+			return ShapeDecideV2, true
+		default:
+			return ShapeDecideV1, true
+		}
+	}
+	if !hasV && !query.Has("config") {
+		return ShapeV2, true
+	}
+	if v >= 2 {
+		return ShapeV2, config
+	}
+	return ShapeLegacy, config
+}

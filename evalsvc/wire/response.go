@@ -1,0 +1,240 @@
+package wire
+
+import (
+	"strconv"
+	"unicode/utf8"
+
+	"github.com/vexil-dev/vexil/flags"
+)
+
+// Record is one flag in a response.
+type Record struct {
+	Key     string
+	Enabled bool
+	// Variant is empty for a boolean value.
+	Variant string
+	// Failed: the flag could not be decided (Enabled is false).
+	Failed        bool
+	Reason        flags.Reason
+	ID            int64
+	Version       int64
+	Description   string
+	Payload       []byte // raw JSON, nil for none
+	HasExperiment bool
+}
+
+// Response is what a /flags or /decide request gets.
+type Response struct {
+	Records              []Record
+	ErrorsWhileComputing bool
+	QuotaLimited         bool
+	RequestID            string
+	EvaluatedAtMillis    int64
+	// Config merges the browser config keys into the top level.
+	Config bool
+}
+
+// browserConfig is the minimal set of config keys posthog-js accepts.
+const browserConfig = `"supportedCompression":["gzip","gzip-js"],"sessionRecording":false,"toolbarParams":{},"isAuthenticated":false,"config":{"enable_collect_everything":true}`
+
+// AppendJSON appends the response in the given shape to buf.
+func (r *Response) AppendJSON(buf []byte, shape Shape) []byte {
+	buf = append(buf, '{')
+	switch shape {
+	case ShapeV2:
+		buf = append(buf, `"flags":{`...)
+		if !r.QuotaLimited {
+			for i := range r.Records {
+				if i > 0 {
+					buf = append(buf, ',')
+				}
+				buf = appendString(buf, r.Records[i].Key)
+				buf = append(buf, ':')
+				buf = r.Records[i].appendV2(buf)
+			}
+		}
+		buf = append(buf, '}')
+	case ShapeLegacy:
+		buf = append(buf, `"featureFlags":{`...)
+		n := 0
+		if !r.QuotaLimited {
+			for i := range r.Records {
+				rec := &r.Records[i]
+				if rec.Failed {
+					continue // unknown, not false: the SDK must not cache it
+				}
+				if n > 0 {
+					buf = append(buf, ',')
+				}
+				n++
+				buf = appendString(buf, rec.Key)
+				buf = append(buf, ':')
+				buf = rec.appendValue(buf)
+			}
+		}
+		buf = append(buf, `},"featureFlagPayloads":{`...)
+		n = 0
+		if !r.QuotaLimited {
+			for i := range r.Records {
+				rec := &r.Records[i]
+				if rec.Failed || !rec.Enabled || rec.Payload == nil {
+					continue
+				}
+				if n > 0 {
+					buf = append(buf, ',')
+				}
+				n++
+				buf = appendString(buf, rec.Key)
+				buf = append(buf, ':')
+				buf = append(buf, rec.Payload...)
+			}
+		}
+		buf = append(buf, '}')
+	case ShapeDecideV1:
+		buf = append(buf, `"featureFlags":[`...)
+		n := 0
+		for i := range r.Records {
+			if rec := &r.Records[i]; rec.Enabled && !r.QuotaLimited {
+				if n > 0 {
+					buf = append(buf, ',')
+				}
+				n++
+				buf = appendString(buf, rec.Key)
+			}
+		}
+		buf = append(buf, ']')
+	case ShapeDecideV2:
+		buf = append(buf, `"featureFlags":{`...)
+		n := 0
+		for i := range r.Records {
+			if rec := &r.Records[i]; rec.Enabled && !r.QuotaLimited {
+				if n > 0 {
+					buf = append(buf, ',')
+				}
+				n++
+				buf = appendString(buf, rec.Key)
+				buf = append(buf, ':')
+				buf = rec.appendValue(buf)
+			}
+		}
+		buf = append(buf, '}')
+	}
+	buf = append(buf, `,"errorsWhileComputingFlags":`...)
+	buf = strconv.AppendBool(buf, r.ErrorsWhileComputing)
+	if r.QuotaLimited {
+		buf = append(buf, `,"quotaLimited":["feature_flags"]`...)
+	}
+	buf = append(buf, `,"requestId":`...)
+	buf = appendString(buf, r.RequestID)
+	buf = append(buf, `,"evaluatedAt":`...)
+	buf = strconv.AppendInt(buf, r.EvaluatedAtMillis, 10)
+	if r.Config {
+		buf = append(buf, ',')
+		buf = append(buf, browserConfig...)
+	}
+	return append(buf, '}')
+}
+
+// appendValue writes the flag's value: the variant, or the enabled bool.
+func (rec *Record) appendValue(buf []byte) []byte {
+	if rec.Variant != "" {
+		return appendString(buf, rec.Variant)
+	}
+	return strconv.AppendBool(buf, rec.Enabled)
+}
+
+func (rec *Record) appendV2(buf []byte) []byte {
+	buf = append(buf, `{"key":`...)
+	buf = appendString(buf, rec.Key)
+	buf = append(buf, `,"enabled":`...)
+	buf = strconv.AppendBool(buf, rec.Enabled)
+	buf = append(buf, `,"variant":`...)
+	if rec.Variant != "" {
+		buf = appendString(buf, rec.Variant)
+	} else {
+		buf = append(buf, "null"...)
+	}
+	if rec.Failed {
+		buf = append(buf, `,"failed":true`...)
+	}
+	buf = append(buf, `,"reason":{"code":`...)
+	buf = appendString(buf, string(rec.Reason.Code))
+	buf = append(buf, `,"condition_index":`...)
+	if rec.Reason.ConditionIndex >= 0 {
+		buf = strconv.AppendInt(buf, int64(rec.Reason.ConditionIndex), 10)
+	} else {
+		buf = append(buf, "null"...)
+	}
+	buf = append(buf, `,"description":`...)
+	buf = appendString(buf, rec.Reason.Description)
+	buf = append(buf, `},"metadata":{"id":`...)
+	buf = strconv.AppendInt(buf, rec.ID, 10)
+	buf = append(buf, `,"version":`...)
+	buf = strconv.AppendInt(buf, rec.Version, 10)
+	buf = append(buf, `,"description":`...)
+	if rec.Description != "" {
+		buf = appendString(buf, rec.Description)
+	} else {
+		buf = append(buf, "null"...)
+	}
+	buf = append(buf, `,"payload":`...)
+	if rec.Enabled && rec.Payload != nil {
+		buf = append(buf, rec.Payload...)
+	} else {
+		buf = append(buf, "null"...)
+	}
+	buf = append(buf, `,"has_experiment":`...)
+	buf = strconv.AppendBool(buf, rec.HasExperiment)
+	return append(buf, "}}"...)
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString appends s as a JSON string; invalid UTF-8 becomes U+FFFD.
+func appendString(buf []byte, s string) []byte {
+	buf = append(buf, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			buf = append(buf, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				buf = append(buf, '\\', c)
+			case '\n':
+				buf = append(buf, '\\', 'n')
+			case '\r':
+				buf = append(buf, '\\', 'r')
+			case '\t':
+				buf = append(buf, '\\', 't')
+			default:
+				buf = append(buf, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			buf = append(buf, s[start:i]...)
+			buf = append(buf, `\ufffd`...)
+			i++
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			buf = append(buf, s[start:i]...)
+			buf = append(buf, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	buf = append(buf, s[start:]...)
+	return append(buf, '"')
+}

@@ -1,0 +1,151 @@
+package wire
+
+import (
+	"encoding/json"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/vexil-dev/vexil/flags"
+)
+
+func sampleResponse() *Response {
+	return &Response{
+		RequestID:         "0c9a3e1b-5a7c-4a55-9b3e-6f1d2f2f0d11",
+		EvaluatedAtMillis: 1735689600123,
+		Records: []Record{
+			{Key: "new-checkout", Enabled: true, Variant: "test", ID: 17, Version: 4, Payload: []byte(`"{\"price\": 9}"`), HasExperiment: true,
+				Reason: flags.Reason{Code: flags.ReasonConditionMatch, ConditionIndex: 1, Description: "Matched condition set 2"}},
+			{Key: "dark-mode", ID: 18, Version: 1, Payload: []byte(`"ignored when disabled"`),
+				Reason: flags.Reason{Code: flags.ReasonOutOfRolloutBound, ConditionIndex: 0, Description: "Out of rollout bound"}},
+			{Key: "beta", Enabled: true, ID: 19, Version: 2, Description: "Beta \"quoted\"",
+				Reason: flags.Reason{Code: flags.ReasonConditionMatch, ConditionIndex: 0, Description: "Matched condition set 1"}},
+			{Key: "broken", Failed: true, ID: 20, Reason: flags.Reason{Code: flags.ReasonError, ConditionIndex: -1, Description: "Could not evaluate"}},
+		},
+		ErrorsWhileComputing: true,
+	}
+}
+
+func decode(t *testing.T, b []byte) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatalf("invalid JSON %s: %v", b, err)
+	}
+	return m
+}
+
+func TestResponseV2(t *testing.T) {
+	m := decode(t, sampleResponse().AppendJSON(nil, ShapeV2))
+	fl := m["flags"].(map[string]any)
+	nc := fl["new-checkout"].(map[string]any)
+	if nc["enabled"] != true || nc["variant"] != "test" || nc["key"] != "new-checkout" {
+		t.Errorf("new-checkout %v", nc)
+	}
+	reason := nc["reason"].(map[string]any)
+	if reason["code"] != "condition_match" || reason["condition_index"] != 1.0 || reason["description"] != "Matched condition set 2" {
+		t.Errorf("reason %v", reason)
+	}
+	meta := nc["metadata"].(map[string]any)
+	if meta["id"] != 17.0 || meta["version"] != 4.0 || meta["payload"] != `{"price": 9}` || meta["description"] != nil || meta["has_experiment"] != true {
+		t.Errorf("metadata %v", meta)
+	}
+	dm := fl["dark-mode"].(map[string]any)
+	if dm["enabled"] != false || dm["variant"] != nil || dm["metadata"].(map[string]any)["payload"] != nil {
+		t.Errorf("a disabled flag has no variant and no payload: %v", dm)
+	}
+	if _, has := dm["failed"]; has {
+		t.Error("failed must be left out when the flag did not fail")
+	}
+	if fl["broken"].(map[string]any)["failed"] != true {
+		t.Error("a failed flag carries failed: true")
+	}
+	if fl["beta"].(map[string]any)["metadata"].(map[string]any)["description"] != `Beta "quoted"` {
+		t.Error("description lost")
+	}
+	if m["errorsWhileComputingFlags"] != true || m["requestId"] == "" || m["evaluatedAt"] != 1735689600123.0 {
+		t.Errorf("top level %v", m)
+	}
+	if _, has := m["quotaLimited"]; has {
+		t.Error("quotaLimited only when limited")
+	}
+	if _, has := m["supportedCompression"]; has {
+		t.Error("config keys only when asked")
+	}
+}
+
+func TestResponseLegacyAndDecide(t *testing.T) {
+	r := sampleResponse()
+	r.Config = true
+	m := decode(t, r.AppendJSON(nil, ShapeLegacy))
+	ff := m["featureFlags"].(map[string]any)
+	if ff["new-checkout"] != "test" || ff["dark-mode"] != false || ff["beta"] != true || len(ff) != 3 {
+		t.Errorf("featureFlags %v (a failed flag is left out)", ff)
+	}
+	fp := m["featureFlagPayloads"].(map[string]any)
+	if fp["new-checkout"] != `{"price": 9}` || len(fp) != 1 {
+		t.Errorf("featureFlagPayloads %v", fp)
+	}
+	if m["supportedCompression"] == nil || m["config"] == nil {
+		t.Errorf("config keys missing: %v", m)
+	}
+	v1 := decode(t, r.AppendJSON(nil, ShapeDecideV1))["featureFlags"].([]any)
+	if len(v1) != 2 || v1[0] != "new-checkout" || v1[1] != "beta" {
+		t.Errorf("decide v1 %v", v1)
+	}
+	v2 := decode(t, r.AppendJSON(nil, ShapeDecideV2))["featureFlags"].(map[string]any)
+	if len(v2) != 2 || v2["new-checkout"] != "test" || v2["beta"] != true {
+		t.Errorf("decide v2 %v", v2)
+	}
+}
+
+func TestResponseQuotaLimited(t *testing.T) {
+	r := sampleResponse()
+	r.QuotaLimited, r.ErrorsWhileComputing = true, false
+	m := decode(t, r.AppendJSON(nil, ShapeV2))
+	if len(m["flags"].(map[string]any)) != 0 {
+		t.Error("a quota-limited response has no flags")
+	}
+	if q := m["quotaLimited"].([]any); len(q) != 1 || q[0] != "feature_flags" {
+		t.Errorf("quotaLimited %v", q)
+	}
+}
+
+// appendString must agree with encoding/json on every string it is given.
+func TestAppendStringMatchesEncodingJSON(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	alphabet := []string{"a", "Z", "\"", "\\", "\n", "\t", "\x00", "\x1f", "é", "😀", "\u2028", "<", ">", "&", "\xff", "\xc3"}
+	for range 5000 {
+		var b strings.Builder
+		for range r.IntN(12) {
+			b.WriteString(alphabet[r.IntN(len(alphabet))])
+		}
+		s := b.String()
+		got := appendString(nil, s)
+		var back string
+		if err := json.Unmarshal(got, &back); err != nil {
+			t.Fatalf("%q encodes to invalid JSON %s: %v", s, got, err)
+		}
+		want := strings.ToValidUTF8(s, "\uFFFD")
+		if !utf8.ValidString(s) {
+			// Each invalid byte becomes one U+FFFD, as encoding/json does.
+			want = string(json.RawMessage(mustMarshal(t, s)))
+			var w string
+			_ = json.Unmarshal([]byte(want), &w)
+			want = w
+		}
+		if back != want {
+			t.Fatalf("%q round-trips to %q, want %q", s, back, want)
+		}
+	}
+}
+
+func mustMarshal(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
