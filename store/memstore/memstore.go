@@ -1,0 +1,381 @@
+// Package memstore is an in-memory store.Store for tests: maps behind one
+// mutex. Values are deep-copied on the way in and out, so callers cannot
+// alias its state. It is not durable.
+package memstore
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/vexil-dev/vexil/store"
+	"github.com/vexil-dev/vexil/store/internal/keyenc"
+)
+
+// Store is an in-memory store.Store. The zero value is not usable: call New.
+type Store struct {
+	// mu guards every field of state.
+	mu struct {
+		sync.RWMutex
+		state
+	}
+}
+
+type state struct {
+	closed     bool
+	persons    map[store.PersonKey]*store.Person
+	mappings   map[store.DistinctKey]store.Mapping
+	index      map[store.IndexEntry]struct{}
+	rows       map[store.DistinctKey]*rowRec
+	groups     map[store.GroupKey]*store.Group
+	groupTypes map[[2]int64]string
+}
+
+// rowRec is a stored row: the person part (present once put) and the
+// reserved fields.
+type rowRec struct {
+	present  bool
+	row      store.Row
+	results  []byte
+	counters []byte
+}
+
+var _ store.Store = (*Store)(nil)
+
+// New returns an empty store.
+func New() *Store {
+	s := &Store{}
+	s.mu.persons = map[store.PersonKey]*store.Person{}
+	s.mu.mappings = map[store.DistinctKey]store.Mapping{}
+	s.mu.index = map[store.IndexEntry]struct{}{}
+	s.mu.rows = map[store.DistinctKey]*rowRec{}
+	s.mu.groups = map[store.GroupKey]*store.Group{}
+	s.mu.groupTypes = map[[2]int64]string{}
+	return s
+}
+
+func (s *Store) rlock(op string) error {
+	s.mu.RLock()
+	if s.mu.closed {
+		s.mu.RUnlock()
+		return fmt.Errorf("memstore: %s: %w", op, store.ErrClosed)
+	}
+	return nil
+}
+
+func (rec *rowRec) export() *store.Row {
+	r := rec.row.Clone()
+	r.Results = slices.Clone(rec.results)
+	r.Counters = slices.Clone(rec.counters)
+	return r
+}
+
+// GetRow implements store.Reader.
+func (s *Store) GetRow(ctx context.Context, team int64, distinctID string) (*store.Row, error) {
+	if err := s.rlock("get row"); err != nil {
+		return nil, err
+	}
+	defer s.mu.RUnlock()
+	rec, ok := s.mu.rows[store.DistinctKey{Team: team, DistinctID: distinctID}]
+	if !ok || !rec.present {
+		return nil, fmt.Errorf("memstore: get row %d/%q: %w", team, distinctID, store.ErrNotFound)
+	}
+	return rec.export(), nil
+}
+
+// GetGroup implements store.Reader.
+func (s *Store) GetGroup(ctx context.Context, team int64, typeIndex int, key string) (*store.Group, error) {
+	if err := store.CheckTypeIndex(typeIndex); err != nil {
+		return nil, fmt.Errorf("memstore: get group: %w", err)
+	}
+	if err := s.rlock("get group"); err != nil {
+		return nil, err
+	}
+	defer s.mu.RUnlock()
+	g, ok := s.mu.groups[store.GroupKey{Team: team, TypeIndex: typeIndex, Key: key}]
+	if !ok {
+		return nil, fmt.Errorf("memstore: get group %d/%d/%q: %w", team, typeIndex, key, store.ErrNotFound)
+	}
+	return g.Clone(), nil
+}
+
+// GetPerson implements store.Store.
+func (s *Store) GetPerson(ctx context.Context, team int64, personID string) (*store.Person, error) {
+	if err := s.rlock("get person"); err != nil {
+		return nil, err
+	}
+	defer s.mu.RUnlock()
+	p, ok := s.mu.persons[store.PersonKey{Team: team, ID: personID}]
+	if !ok {
+		return nil, fmt.Errorf("memstore: get person %d/%q: %w", team, personID, store.ErrNotFound)
+	}
+	return p.Clone(), nil
+}
+
+// GetPersons implements store.Store.
+func (s *Store) GetPersons(ctx context.Context, keys []store.PersonKey) (map[store.PersonKey]*store.Person, error) {
+	if err := s.rlock("get persons"); err != nil {
+		return nil, err
+	}
+	defer s.mu.RUnlock()
+	out := make(map[store.PersonKey]*store.Person, len(keys))
+	for _, k := range keys {
+		if p, ok := s.mu.persons[k]; ok {
+			out[k] = p.Clone()
+		}
+	}
+	return out, nil
+}
+
+// GetMapping implements store.Store.
+func (s *Store) GetMapping(ctx context.Context, team int64, distinctID string) (store.Mapping, error) {
+	if err := s.rlock("get mapping"); err != nil {
+		return store.Mapping{}, err
+	}
+	defer s.mu.RUnlock()
+	m, ok := s.mu.mappings[store.DistinctKey{Team: team, DistinctID: distinctID}]
+	if !ok {
+		return store.Mapping{}, fmt.Errorf("memstore: get mapping %d/%q: %w", team, distinctID, store.ErrNotFound)
+	}
+	return m, nil
+}
+
+// GetMappings implements store.Store.
+func (s *Store) GetMappings(ctx context.Context, keys []store.DistinctKey) (map[store.DistinctKey]store.Mapping, error) {
+	if err := s.rlock("get mappings"); err != nil {
+		return nil, err
+	}
+	defer s.mu.RUnlock()
+	out := make(map[store.DistinctKey]store.Mapping, len(keys))
+	for _, k := range keys {
+		if m, ok := s.mu.mappings[k]; ok {
+			out[k] = m
+		}
+	}
+	return out, nil
+}
+
+// DistinctIDs implements store.Store.
+func (s *Store) DistinctIDs(ctx context.Context, team int64, personID string) ([]string, error) {
+	if err := s.rlock("distinct ids"); err != nil {
+		return nil, err
+	}
+	defer s.mu.RUnlock()
+	var ids []string
+	for e := range s.mu.index {
+		if e.Team == team && e.PersonID == personID {
+			ids = append(ids, e.DistinctID)
+		}
+	}
+	slices.Sort(ids)
+	return ids, nil
+}
+
+// GetGroupTypes implements store.Store.
+func (s *Store) GetGroupTypes(ctx context.Context, team int64) ([]store.GroupType, error) {
+	if err := s.rlock("get group types"); err != nil {
+		return nil, err
+	}
+	defer s.mu.RUnlock()
+	var out []store.GroupType
+	for k, name := range s.mu.groupTypes {
+		if k[0] == team {
+			out = append(out, store.GroupType{Team: team, Index: int(k[1]), Name: name})
+		}
+	}
+	slices.SortFunc(out, func(a, b store.GroupType) int { return a.Index - b.Index })
+	return out, nil
+}
+
+// ScanRows implements store.Store: rows in distinct id byte order.
+func (s *Store) ScanRows(ctx context.Context, team int64, cursor string, limit int) (store.RowPage, error) {
+	if limit <= 0 {
+		limit = store.DefaultScanLimit
+	}
+	after, hasAfter := "", false
+	if cursor != "" {
+		var err error
+		if after, err = keyenc.DecodeCursor(cursor); err != nil {
+			return store.RowPage{}, fmt.Errorf("memstore: scan rows: cursor %q: %w", cursor, store.ErrInvalid)
+		}
+		hasAfter = true
+	}
+	if err := s.rlock("scan rows"); err != nil {
+		return store.RowPage{}, err
+	}
+	defer s.mu.RUnlock()
+	var ids []string
+	for k, rec := range s.mu.rows {
+		if k.Team == team && rec.present && (!hasAfter || k.DistinctID > after) {
+			ids = append(ids, k.DistinctID)
+		}
+	}
+	slices.Sort(ids)
+	var page store.RowPage
+	for i, id := range ids {
+		if i == limit {
+			page.Next = keyenc.EncodeCursor(ids[i-1])
+			break
+		}
+		page.Rows = append(page.Rows, s.mu.rows[store.DistinctKey{Team: team, DistinctID: id}].export())
+	}
+	return page, nil
+}
+
+// Apply implements store.Store: atomic under the lock.
+func (s *Store) Apply(ctx context.Context, b *store.Batch) error {
+	if err := b.Validate(); err != nil {
+		return fmt.Errorf("memstore: apply: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("memstore: apply: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.mu.closed {
+		return fmt.Errorf("memstore: apply: %w", store.ErrClosed)
+	}
+	for _, p := range b.Persons() {
+		s.mu.persons[store.PersonKey{Team: p.Team, ID: p.ID}] = p.Clone()
+	}
+	for _, m := range b.Mappings() {
+		s.mu.mappings[store.DistinctKey{Team: m.Team, DistinctID: m.DistinctID}] = m
+	}
+	for _, op := range b.Index() {
+		if op.Delete {
+			delete(s.mu.index, op.Entry)
+		} else {
+			s.mu.index[op.Entry] = struct{}{}
+		}
+	}
+	for _, op := range b.Rows() {
+		k := store.DistinctKey{Team: op.Team, DistinctID: op.DistinctID}
+		rec := s.mu.rows[k]
+		if op.Delete {
+			rec = nil
+		}
+		if op.Put == nil && !op.SetResults && !op.SetCounters {
+			delete(s.mu.rows, k)
+			continue
+		}
+		if rec == nil {
+			rec = &rowRec{}
+		} else {
+			c := *rec
+			rec = &c
+		}
+		if op.Put != nil {
+			rec.present = true
+			rec.row = store.Row{
+				Team: op.Team, DistinctID: op.DistinctID, PersonID: op.Put.PersonID,
+				PersonVersion: op.Put.PersonVersion, Revision: op.Put.Revision,
+				Properties: slices.Clone(op.Put.Properties),
+			}
+		}
+		if op.SetResults {
+			rec.results = slices.Clone(op.Results)
+		}
+		if op.SetCounters {
+			rec.counters = slices.Clone(op.Counters)
+		}
+		s.mu.rows[k] = rec
+	}
+	for _, g := range b.Groups() {
+		s.mu.groups[store.GroupKey{Team: g.Team, TypeIndex: g.TypeIndex, Key: g.Key}] = g.Clone()
+	}
+	for _, gt := range b.GroupTypes() {
+		s.mu.groupTypes[[2]int64{gt.Team, int64(gt.Index)}] = gt.Name
+	}
+	return nil
+}
+
+// Dump implements store.Store: entities in kind, then key order.
+func (s *Store) Dump(ctx context.Context, fn func(store.Entity) error) error {
+	if err := s.rlock("dump"); err != nil {
+		return err
+	}
+	// Copy out under the lock, call fn without it (fn may read the store).
+	var ents []store.Entity
+	for _, k := range sortedKeys(s.mu.persons, func(a, b store.PersonKey) int {
+		return cmpTeam(a.Team, b.Team, a.ID, b.ID)
+	}) {
+		ents = append(ents, store.Entity{Person: s.mu.persons[k].Clone()})
+	}
+	for _, k := range sortedKeys(s.mu.mappings, func(a, b store.DistinctKey) int {
+		return cmpTeam(a.Team, b.Team, a.DistinctID, b.DistinctID)
+	}) {
+		m := s.mu.mappings[k]
+		ents = append(ents, store.Entity{Mapping: &m})
+	}
+	for _, k := range sortedKeys(s.mu.index, func(a, b store.IndexEntry) int {
+		if c := cmpTeam(a.Team, b.Team, a.PersonID, b.PersonID); c != 0 {
+			return c
+		}
+		return strings.Compare(a.DistinctID, b.DistinctID)
+	}) {
+		e := k
+		ents = append(ents, store.Entity{Index: &e})
+	}
+	for _, k := range sortedKeys(s.mu.rows, func(a, b store.DistinctKey) int {
+		return cmpTeam(a.Team, b.Team, a.DistinctID, b.DistinctID)
+	}) {
+		if rec := s.mu.rows[k]; rec.present {
+			ents = append(ents, store.Entity{Row: rec.export()})
+		}
+	}
+	for _, k := range sortedKeys(s.mu.groups, func(a, b store.GroupKey) int {
+		if a.Team != b.Team || a.TypeIndex != b.TypeIndex {
+			return cmpTeam(a.Team, b.Team, "", "")*2 + (a.TypeIndex - b.TypeIndex)
+		}
+		return strings.Compare(a.Key, b.Key)
+	}) {
+		ents = append(ents, store.Entity{Group: s.mu.groups[k].Clone()})
+	}
+	for _, k := range sortedKeys(s.mu.groupTypes, func(a, b [2]int64) int {
+		return cmpTeam(a[0], b[0], "", "")*2 + int(a[1]-b[1])
+	}) {
+		ents = append(ents, store.Entity{GroupType: &store.GroupType{Team: k[0], Index: int(k[1]), Name: s.mu.groupTypes[k]}})
+	}
+	s.mu.RUnlock()
+	for _, e := range ents {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("memstore: dump: %w", err)
+		}
+		if err := fn(e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Close implements store.Store.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.mu.closed {
+		return fmt.Errorf("memstore: close: %w", store.ErrClosed)
+	}
+	s.mu.closed = true
+	return nil
+}
+
+func cmpTeam(ta, tb int64, a, b string) int {
+	switch {
+	case ta < tb:
+		return -1
+	case ta > tb:
+		return 1
+	}
+	return strings.Compare(a, b)
+}
+
+func sortedKeys[K comparable, V any](m map[K]V, cmp func(a, b K) int) []K {
+	keys := make([]K, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, cmp)
+	return keys
+}

@@ -1,0 +1,643 @@
+// Package pebblestore is the embedded store.Store on Pebble, Vexil's
+// default for one machine.
+//
+// Keys are built by store/internal/keyenc, so a team's rows sort by distinct
+// id and per-person index entries share a prefix. Rows are stored as a
+// compact binary record (see rowvalue.go) so that GetRow is one Get and one
+// copy; persons and groups use the canonical encodings of package store.
+// Apply commits one Pebble batch with Sync.
+package pebblestore
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/vexil-dev/vexil/store"
+	"github.com/vexil-dev/vexil/store/internal/keyenc"
+)
+
+// Defaults of Config.
+const (
+	DefaultCacheSize    = 64 << 20
+	DefaultMemTableSize = 32 << 20
+)
+
+// Config configures a Store.
+type Config struct {
+	// Dir is the data directory, created if missing. Required.
+	Dir string
+	// CacheSize is the block cache size in bytes. Default DefaultCacheSize.
+	CacheSize int64
+	// MemTableSize is the size of one memtable in bytes. Default
+	// DefaultMemTableSize.
+	MemTableSize uint64
+	// Logger receives Pebble's log lines. Default: discarded.
+	Logger *slog.Logger
+}
+
+// Validate reports an invalid configuration.
+func (c Config) Validate() error {
+	if c.Dir == "" {
+		return errors.New("pebblestore: Config.Dir is required")
+	}
+	if c.CacheSize < 0 {
+		return fmt.Errorf("pebblestore: Config.CacheSize %d is negative", c.CacheSize)
+	}
+	if c.MemTableSize > 0 && c.MemTableSize < 1<<20 {
+		return fmt.Errorf("pebblestore: Config.MemTableSize %d is below 1 MiB", c.MemTableSize)
+	}
+	return nil
+}
+
+// Store is a store.Store on a Pebble database.
+type Store struct {
+	db *pebble.DB
+	// writeMu serializes Apply: row writes read the stored reserved fields
+	// before they write.
+	writeMu sync.Mutex
+	// mu guards closed against concurrent Close.
+	mu struct {
+		sync.RWMutex
+		closed bool
+	}
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open opens (or creates) the store in cfg.Dir.
+func Open(cfg Config) (*Store, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.CacheSize == 0 {
+		cfg.CacheSize = DefaultCacheSize
+	}
+	if cfg.MemTableSize == 0 {
+		cfg.MemTableSize = DefaultMemTableSize
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	cache := pebble.NewCache(cfg.CacheSize)
+	defer cache.Unref()
+	opts := &pebble.Options{
+		Cache:              cache,
+		MemTableSize:       cfg.MemTableSize,
+		FormatMajorVersion: pebble.FormatNewest,
+		Logger:             pebbleLogger{cfg.Logger.With("component", "pebble")},
+	}
+	db, err := pebble.Open(cfg.Dir, opts)
+	if err != nil {
+		return nil, fmt.Errorf("pebblestore: open %s: %w", cfg.Dir, err)
+	}
+	return &Store{db: db}, nil
+}
+
+// Close closes the database. Calls after Close return store.ErrClosed.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.mu.closed {
+		return fmt.Errorf("pebblestore: close: %w", store.ErrClosed)
+	}
+	s.mu.closed = true
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("pebblestore: close: %w", err)
+	}
+	return nil
+}
+
+// enter holds the read lock that keeps the database open during a call.
+func (s *Store) enter(op string) error {
+	s.mu.RLock()
+	if s.mu.closed {
+		s.mu.RUnlock()
+		return fmt.Errorf("pebblestore: %s: %w", op, store.ErrClosed)
+	}
+	return nil
+}
+
+func (s *Store) leave() { s.mu.RUnlock() }
+
+// get returns a copy of the value of key, or nil, false if absent.
+func (s *Store) get(key []byte) ([]byte, bool, error) {
+	v, closer, err := s.db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	out := make([]byte, len(v))
+	copy(out, v)
+	closer.Close()
+	return out, true, nil
+}
+
+// GetRow implements store.Reader: one Get, one copy, one decode in place.
+func (s *Store) GetRow(ctx context.Context, team int64, distinctID string) (*store.Row, error) {
+	if err := s.enter("get row"); err != nil {
+		return nil, err
+	}
+	defer s.leave()
+	var kb [64]byte
+	key := keyenc.AppendRow(kb[:0], team, distinctID)
+	buf, ok, err := s.get(key)
+	if err != nil {
+		return nil, fmt.Errorf("pebblestore: get row %d/%q: %w", team, distinctID, err)
+	}
+	var v rowValue
+	if ok {
+		if err := decodeRowValue(buf, &v); err != nil {
+			return nil, fmt.Errorf("pebblestore: get row %d/%q: %w", team, distinctID, err)
+		}
+	}
+	if !v.present {
+		return nil, fmt.Errorf("pebblestore: get row %d/%q: %w", team, distinctID, store.ErrNotFound)
+	}
+	r := new(store.Row)
+	*r = v.row
+	r.Team, r.DistinctID = team, distinctID
+	return r, nil
+}
+
+// GetGroup implements store.Reader.
+func (s *Store) GetGroup(ctx context.Context, team int64, typeIndex int, key string) (*store.Group, error) {
+	if err := store.CheckTypeIndex(typeIndex); err != nil {
+		return nil, fmt.Errorf("pebblestore: get group: %w", err)
+	}
+	if err := s.enter("get group"); err != nil {
+		return nil, err
+	}
+	defer s.leave()
+	buf, ok, err := s.get(keyenc.Group(team, uint8(typeIndex), key))
+	if err != nil {
+		return nil, fmt.Errorf("pebblestore: get group %d/%d/%q: %w", team, typeIndex, key, err)
+	}
+	if !ok {
+		return nil, fmt.Errorf("pebblestore: get group %d/%d/%q: %w", team, typeIndex, key, store.ErrNotFound)
+	}
+	g := new(store.Group)
+	if err := g.UnmarshalBinary(buf); err != nil {
+		return nil, fmt.Errorf("pebblestore: get group %d/%d/%q: %w", team, typeIndex, key, err)
+	}
+	return g, nil
+}
+
+func (s *Store) person(k store.PersonKey) (*store.Person, error) {
+	buf, ok, err := s.get(keyenc.Person(k.Team, k.ID))
+	if err != nil || !ok {
+		return nil, err
+	}
+	p := new(store.Person)
+	if err := p.UnmarshalBinary(buf); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// GetPerson implements store.Store.
+func (s *Store) GetPerson(ctx context.Context, team int64, personID string) (*store.Person, error) {
+	if err := s.enter("get person"); err != nil {
+		return nil, err
+	}
+	defer s.leave()
+	p, err := s.person(store.PersonKey{Team: team, ID: personID})
+	if err != nil {
+		return nil, fmt.Errorf("pebblestore: get person %d/%q: %w", team, personID, err)
+	}
+	if p == nil {
+		return nil, fmt.Errorf("pebblestore: get person %d/%q: %w", team, personID, store.ErrNotFound)
+	}
+	return p, nil
+}
+
+// GetPersons implements store.Store.
+func (s *Store) GetPersons(ctx context.Context, keys []store.PersonKey) (map[store.PersonKey]*store.Person, error) {
+	if err := s.enter("get persons"); err != nil {
+		return nil, err
+	}
+	defer s.leave()
+	out := make(map[store.PersonKey]*store.Person, len(keys))
+	for _, k := range keys {
+		p, err := s.person(k)
+		if err != nil {
+			return nil, fmt.Errorf("pebblestore: get persons %d/%q: %w", k.Team, k.ID, err)
+		}
+		if p != nil {
+			out[k] = p
+		}
+	}
+	return out, nil
+}
+
+// The mapping value: varint version, then the person id.
+func appendMappingValue(b []byte, m store.Mapping) []byte {
+	return append(binary.AppendVarint(b, m.Version), m.PersonID...)
+}
+
+func decodeMappingValue(buf []byte, m *store.Mapping) error {
+	v, n := binary.Varint(buf)
+	if n <= 0 {
+		return fmt.Errorf("%w: bad mapping value", store.ErrCorrupt)
+	}
+	m.Version, m.PersonID = v, string(buf[n:])
+	return nil
+}
+
+func (s *Store) mapping(k store.DistinctKey) (store.Mapping, bool, error) {
+	buf, ok, err := s.get(keyenc.Mapping(k.Team, k.DistinctID))
+	if err != nil || !ok {
+		return store.Mapping{}, false, err
+	}
+	m := store.Mapping{Team: k.Team, DistinctID: k.DistinctID}
+	if err := decodeMappingValue(buf, &m); err != nil {
+		return store.Mapping{}, false, err
+	}
+	return m, true, nil
+}
+
+// GetMapping implements store.Store.
+func (s *Store) GetMapping(ctx context.Context, team int64, distinctID string) (store.Mapping, error) {
+	if err := s.enter("get mapping"); err != nil {
+		return store.Mapping{}, err
+	}
+	defer s.leave()
+	m, ok, err := s.mapping(store.DistinctKey{Team: team, DistinctID: distinctID})
+	if err != nil {
+		return store.Mapping{}, fmt.Errorf("pebblestore: get mapping %d/%q: %w", team, distinctID, err)
+	}
+	if !ok {
+		return store.Mapping{}, fmt.Errorf("pebblestore: get mapping %d/%q: %w", team, distinctID, store.ErrNotFound)
+	}
+	return m, nil
+}
+
+// GetMappings implements store.Store.
+func (s *Store) GetMappings(ctx context.Context, keys []store.DistinctKey) (map[store.DistinctKey]store.Mapping, error) {
+	if err := s.enter("get mappings"); err != nil {
+		return nil, err
+	}
+	defer s.leave()
+	out := make(map[store.DistinctKey]store.Mapping, len(keys))
+	for _, k := range keys {
+		m, ok, err := s.mapping(k)
+		if err != nil {
+			return nil, fmt.Errorf("pebblestore: get mappings %d/%q: %w", k.Team, k.DistinctID, err)
+		}
+		if ok {
+			out[k] = m
+		}
+	}
+	return out, nil
+}
+
+// iterate calls fn for every key in [lower, upper) in order until fn
+// returns false or an error.
+func (s *Store) iterate(ctx context.Context, lower, upper []byte, fn func(k, v []byte) (bool, error)) error {
+	it, err := s.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return err
+	}
+	for valid := it.First(); valid; valid = it.Next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			it.Close()
+			return err
+		}
+		more, err := fn(it.Key(), v)
+		if err != nil || !more {
+			it.Close()
+			return err
+		}
+	}
+	return it.Close()
+}
+
+// DistinctIDs implements store.Store.
+func (s *Store) DistinctIDs(ctx context.Context, team int64, personID string) ([]string, error) {
+	if err := s.enter("distinct ids"); err != nil {
+		return nil, err
+	}
+	defer s.leave()
+	prefix := keyenc.IndexPrefix(team, personID)
+	var ids []string
+	err := s.iterate(ctx, prefix, keyenc.PrefixEnd(prefix), func(k, _ []byte) (bool, error) {
+		id, _, err := keyenc.String(k[len(prefix):])
+		if err != nil {
+			return false, fmt.Errorf("%w: index key %x", store.ErrCorrupt, k)
+		}
+		ids = append(ids, id)
+		return true, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("pebblestore: distinct ids %d/%q: %w", team, personID, err)
+	}
+	return ids, nil
+}
+
+// GetGroupTypes implements store.Store.
+func (s *Store) GetGroupTypes(ctx context.Context, team int64) ([]store.GroupType, error) {
+	if err := s.enter("get group types"); err != nil {
+		return nil, err
+	}
+	defer s.leave()
+	prefix := keyenc.Prefix(keyenc.KindGroupType, team)
+	var out []store.GroupType
+	err := s.iterate(ctx, prefix, keyenc.PrefixEnd(prefix), func(k, v []byte) (bool, error) {
+		if len(k) != len(prefix)+1 {
+			return false, fmt.Errorf("%w: group type key %x", store.ErrCorrupt, k)
+		}
+		out = append(out, store.GroupType{Team: team, Index: int(k[len(prefix)]), Name: string(v)})
+		return true, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("pebblestore: get group types %d: %w", team, err)
+	}
+	return out, nil
+}
+
+// ScanRows implements store.Store: visible rows in distinct id byte order.
+func (s *Store) ScanRows(ctx context.Context, team int64, cursor string, limit int) (store.RowPage, error) {
+	if limit <= 0 {
+		limit = store.DefaultScanLimit
+	}
+	prefix := keyenc.Prefix(keyenc.KindRow, team)
+	lower := prefix
+	if cursor != "" {
+		after, err := keyenc.DecodeCursor(cursor)
+		if err != nil {
+			return store.RowPage{}, fmt.Errorf("pebblestore: scan rows: cursor %q: %w", cursor, store.ErrInvalid)
+		}
+		lower = keyenc.Successor(keyenc.Row(team, after))
+	}
+	if err := s.enter("scan rows"); err != nil {
+		return store.RowPage{}, err
+	}
+	defer s.leave()
+	var page store.RowPage
+	err := s.iterate(ctx, lower, keyenc.PrefixEnd(prefix), func(k, v []byte) (bool, error) {
+		// Decode the flags byte before copying: invisible rows are skipped.
+		if len(v) < 2 || v[1]&flagPresent == 0 {
+			return true, nil
+		}
+		if len(page.Rows) == limit {
+			page.Next = keyenc.EncodeCursor(page.Rows[limit-1].DistinctID)
+			return false, nil
+		}
+		did, _, err := keyenc.String(k[len(prefix):])
+		if err != nil {
+			return false, fmt.Errorf("%w: row key %x", store.ErrCorrupt, k)
+		}
+		var rv rowValue
+		if err := decodeRowValue(slices.Clone(v), &rv); err != nil {
+			return false, fmt.Errorf("row %q: %w", did, err)
+		}
+		r := new(store.Row)
+		*r = rv.row
+		r.Team, r.DistinctID = team, did
+		page.Rows = append(page.Rows, r)
+		return true, nil
+	})
+	if err != nil {
+		return store.RowPage{}, fmt.Errorf("pebblestore: scan rows %d: %w", team, err)
+	}
+	return page, nil
+}
+
+// Apply implements store.Store: one Pebble batch committed with Sync.
+func (s *Store) Apply(ctx context.Context, b *store.Batch) error {
+	if err := b.Validate(); err != nil {
+		return fmt.Errorf("pebblestore: apply: %w", err)
+	}
+	if b.Len() == 0 {
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("pebblestore: apply: %w", err)
+	}
+	if err := s.enter("apply"); err != nil {
+		return err
+	}
+	defer s.leave()
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	wb := s.db.NewBatch()
+	defer wb.Close()
+	if err := s.fill(wb, b); err != nil {
+		return fmt.Errorf("pebblestore: apply: %w", err)
+	}
+	if err := wb.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("pebblestore: apply: commit: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) fill(wb *pebble.Batch, b *store.Batch) error {
+	var buf []byte
+	var err error
+	for _, p := range b.Persons() {
+		if buf, err = p.AppendBinary(buf[:0]); err != nil {
+			return err
+		}
+		if err := wb.Set(keyenc.Person(p.Team, p.ID), buf, nil); err != nil {
+			return err
+		}
+	}
+	for _, m := range b.Mappings() {
+		buf = appendMappingValue(buf[:0], m)
+		if err := wb.Set(keyenc.Mapping(m.Team, m.DistinctID), buf, nil); err != nil {
+			return err
+		}
+	}
+	for _, op := range b.Index() {
+		k := keyenc.Index(op.Entry.Team, op.Entry.PersonID, op.Entry.DistinctID)
+		if op.Delete {
+			err = wb.Delete(k, nil)
+		} else {
+			err = wb.Set(k, nil, nil)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	for i := range b.Rows() {
+		if buf, err = s.fillRow(wb, &b.Rows()[i], buf); err != nil {
+			return err
+		}
+	}
+	for _, g := range b.Groups() {
+		if buf, err = g.AppendBinary(buf[:0]); err != nil {
+			return err
+		}
+		if err := wb.Set(keyenc.Group(g.Team, uint8(g.TypeIndex), g.Key), buf, nil); err != nil {
+			return err
+		}
+	}
+	for _, gt := range b.GroupTypes() {
+		if err := wb.Set(keyenc.GroupType(gt.Team, uint8(gt.Index)), []byte(gt.Name), nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fillRow adds one merged row operation to wb, reading the stored row
+// when fields it does not overwrite must be kept.
+func (s *Store) fillRow(wb *pebble.Batch, op *store.RowOp, buf []byte) ([]byte, error) {
+	key := keyenc.Row(op.Team, op.DistinctID)
+	if op.Put == nil && !op.SetResults && !op.SetCounters {
+		return buf, wb.Delete(key, nil) // a plain delete
+	}
+	var v rowValue
+	if !op.Delete && (op.Put == nil || !op.SetResults || !op.SetCounters) {
+		old, ok, err := s.get(key)
+		if err != nil {
+			return buf, err
+		}
+		if ok {
+			if err := decodeRowValue(old, &v); err != nil {
+				return buf, fmt.Errorf("row %d/%q: %w", op.Team, op.DistinctID, err)
+			}
+		}
+	}
+	if op.Put != nil {
+		v.present = true
+		v.row.PersonID = op.Put.PersonID
+		v.row.PersonVersion = op.Put.PersonVersion
+		v.row.Revision = op.Put.Revision
+		v.row.Properties = op.Put.Properties
+	}
+	if op.SetResults {
+		v.row.Results = op.Results
+	}
+	if op.SetCounters {
+		v.row.Counters = op.Counters
+	}
+	buf = slices.Grow(buf[:0], rowValueSize(&v))
+	buf = appendRowValue(buf, &v)
+	return buf, wb.Set(key, buf, nil)
+}
+
+// Dump implements store.Store: every entity in key order (persons,
+// mappings, index entries, rows, groups, group types by their kind byte).
+func (s *Store) Dump(ctx context.Context, fn func(store.Entity) error) error {
+	if err := s.enter("dump"); err != nil {
+		return err
+	}
+	defer s.leave()
+	var fnErr error
+	err := s.iterate(ctx, nil, nil, func(k, v []byte) (bool, error) {
+		e, skip, err := decodeEntity(k, v)
+		if err != nil {
+			return false, err
+		}
+		if skip {
+			return true, nil
+		}
+		if fnErr = fn(e); fnErr != nil {
+			return false, nil
+		}
+		return true, nil
+	})
+	if fnErr != nil {
+		return fnErr
+	}
+	if err != nil {
+		return fmt.Errorf("pebblestore: dump: %w", err)
+	}
+	return nil
+}
+
+// decodeEntity decodes one key/value pair; skip is set for rows without a
+// person part.
+func decodeEntity(k, v []byte) (e store.Entity, skip bool, err error) {
+	corrupt := func(what string) error { return fmt.Errorf("%w: %s key %x", store.ErrCorrupt, what, k) }
+	if len(k) < 9 {
+		return e, false, corrupt("short")
+	}
+	team, rest, _ := keyenc.Team(k[1:])
+	v = slices.Clone(v)
+	switch k[0] {
+	case keyenc.KindPerson:
+		p := new(store.Person)
+		if err := p.UnmarshalBinary(v); err != nil {
+			return e, false, err
+		}
+		e.Person = p
+	case keyenc.KindMapping:
+		did, _, err := keyenc.String(rest)
+		if err != nil {
+			return e, false, corrupt("mapping")
+		}
+		m := &store.Mapping{Team: team, DistinctID: did}
+		if err := decodeMappingValue(v, m); err != nil {
+			return e, false, err
+		}
+		e.Mapping = m
+	case keyenc.KindIndex:
+		pid, rest, err := keyenc.String(rest)
+		if err != nil {
+			return e, false, corrupt("index")
+		}
+		did, _, err := keyenc.String(rest)
+		if err != nil {
+			return e, false, corrupt("index")
+		}
+		e.Index = &store.IndexEntry{Team: team, PersonID: pid, DistinctID: did}
+	case keyenc.KindRow:
+		did, _, err := keyenc.String(rest)
+		if err != nil {
+			return e, false, corrupt("row")
+		}
+		var rv rowValue
+		if err := decodeRowValue(v, &rv); err != nil {
+			return e, false, err
+		}
+		if !rv.present {
+			return e, true, nil
+		}
+		r := new(store.Row)
+		*r = rv.row
+		r.Team, r.DistinctID = team, did
+		e.Row = r
+	case keyenc.KindGroup:
+		g := new(store.Group)
+		if err := g.UnmarshalBinary(v); err != nil {
+			return e, false, err
+		}
+		e.Group = g
+	case keyenc.KindGroupType:
+		if len(rest) != 1 {
+			return e, false, corrupt("group type")
+		}
+		e.GroupType = &store.GroupType{Team: team, Index: int(rest[0]), Name: string(v)}
+	default:
+		return e, false, corrupt("unknown kind")
+	}
+	return e, false, nil
+}
+
+// pebbleLogger adapts *slog.Logger to pebble.Logger.
+type pebbleLogger struct{ l *slog.Logger }
+
+func (p pebbleLogger) Infof(format string, args ...any) {
+	p.l.Info(fmt.Sprintf(format, args...))
+}
+
+func (p pebbleLogger) Errorf(format string, args ...any) {
+	p.l.Error(fmt.Sprintf(format, args...))
+}
+
+func (p pebbleLogger) Fatalf(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	p.l.Error(msg, "fatal", true)
+	panic("pebble: " + msg)
+}
