@@ -1,0 +1,128 @@
+package scyllastore
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/gocql/gocql"
+
+	"github.com/vexil-dev/vexil/schema"
+)
+
+// ErrInvalidConfig reports a Config that fails Validate.
+var ErrInvalidConfig = errors.New("scyllastore: invalid config")
+
+// Config configures a Store. The zero value of every optional field means
+// its documented default.
+type Config struct {
+	// Hosts are the contact points, "host" or "host:port" (port default 9042).
+	// Required.
+	Hosts []string
+	// Keyspace holds the tables (see package schema). Required.
+	Keyspace string
+	// Consistency of every read and write. Default LocalQuorum. Writes are
+	// acknowledged at this level before Write returns.
+	Consistency gocql.Consistency
+	// Timeout bounds one request to one node. Default 10s.
+	Timeout time.Duration
+	// ConnectTimeout bounds the initial connection to a node. Default 10s.
+	ConnectTimeout time.Duration
+	// Retries is how often the driver retries a failed statement (every
+	// Vexil statement is idempotent). 0 means the default 2; negative means
+	// never (tests that expect errors use it).
+	Retries int
+	// WriteConcurrency bounds the partitions written in parallel by one
+	// Write. Default 16.
+	WriteConcurrency int
+	// ReadConcurrency bounds the parallel point reads of one multi-key read
+	// (scans, fan-out lookups). Default 16.
+	ReadConcurrency int
+	// PageSize is the driver page size of scans. Default 1000.
+	PageSize int
+	// ApplySchema applies package schema's migrations on Open (creating the
+	// keyspace with ReplicationFactor when missing). Default false: the
+	// schema is managed separately.
+	ApplySchema bool
+	// ReplicationFactor for a keyspace created by ApplySchema. Default 1.
+	ReplicationFactor int
+	// Logger is scoped to the store. Default: discard.
+	Logger *slog.Logger
+}
+
+// Validate checks the Config; errors wrap ErrInvalidConfig.
+func (c Config) Validate() error {
+	if len(c.Hosts) == 0 {
+		return fmt.Errorf("%w: no hosts", ErrInvalidConfig)
+	}
+	for _, h := range c.Hosts {
+		if h == "" {
+			return fmt.Errorf("%w: empty host", ErrInvalidConfig)
+		}
+	}
+	if err := (schema.Config{Keyspace: c.Keyspace, ReplicationFactor: c.ReplicationFactor}).Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	switch c.Consistency {
+	case 0, gocql.One, gocql.Two, gocql.Three, gocql.Quorum, gocql.All, gocql.LocalQuorum, gocql.EachQuorum, gocql.LocalOne:
+	default:
+		return fmt.Errorf("%w: consistency %v", ErrInvalidConfig, c.Consistency)
+	}
+	if c.Timeout < 0 || c.ConnectTimeout < 0 {
+		return fmt.Errorf("%w: negative timeout", ErrInvalidConfig)
+	}
+	if c.WriteConcurrency < 0 || c.ReadConcurrency < 0 || c.PageSize < 0 {
+		return fmt.Errorf("%w: negative concurrency or page size", ErrInvalidConfig)
+	}
+	return nil
+}
+
+func (c Config) withDefaults() Config {
+	if c.Consistency == 0 {
+		c.Consistency = gocql.LocalQuorum
+	}
+	if c.Timeout == 0 {
+		c.Timeout = 10 * time.Second
+	}
+	if c.ConnectTimeout == 0 {
+		c.ConnectTimeout = 10 * time.Second
+	}
+	if c.Retries == 0 {
+		c.Retries = 2
+	}
+	if c.Retries < 0 {
+		c.Retries = 0
+	}
+	if c.WriteConcurrency == 0 {
+		c.WriteConcurrency = 16
+	}
+	if c.ReadConcurrency == 0 {
+		c.ReadConcurrency = 16
+	}
+	if c.PageSize == 0 {
+		c.PageSize = 1000
+	}
+	if c.ReplicationFactor == 0 {
+		c.ReplicationFactor = 1
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// cluster builds the driver configuration: protocol v4 (v5 fails against
+// Cassandra 5.0 with this driver), token-aware routing over round robin,
+// so each single-partition statement goes straight to a replica.
+func (c Config) cluster() *gocql.ClusterConfig {
+	cl := gocql.NewCluster(c.Hosts...)
+	cl.ProtoVersion = 4
+	cl.Consistency = c.Consistency
+	cl.Timeout = c.Timeout
+	cl.ConnectTimeout = c.ConnectTimeout
+	cl.PoolConfig.HostSelectionPolicy = gocql.TokenAwareHostPolicy(gocql.RoundRobinHostPolicy())
+	cl.RetryPolicy = &gocql.SimpleRetryPolicy{NumRetries: c.Retries}
+	cl.PageSize = c.PageSize
+	return cl
+}

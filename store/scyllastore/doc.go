@@ -1,0 +1,52 @@
+// Package scyllastore implements store.Store on ScyllaDB (and Cassandra 5.0,
+// which the tests run against) through gocql (the scylladb/gocql fork).
+//
+// # Tables
+//
+// The CQL schema lives in package schema (001_store.cql explains every
+// table). Open applies it when Config.ApplySchema is set.
+//
+// # Writes
+//
+// Apply never reads. It turns a store.Batch into CQL statements grouped by
+// partition: the mapping and the row of a distinct id share the partition key
+// (team, distinct_id), a person and its index entries share (team,
+// person_id), the bucket entries of the team-scan index share (team,
+// bucket). Each group is one UNLOGGED batch (single partition: one replica
+// set, applied atomically per replica); groups run in parallel, at most
+// Config.WriteConcurrency at a time. Apply returns when every statement was
+// acknowledged at Config.Consistency, so a nil return is durable at that
+// level; a failed Apply may have written part of the batch, which is safe:
+// the projector replays the same messages and the convergence logic gives
+// the same state. Large groups are split into several batches (at most
+// maxBatchStatements statements, maxBatchBytes bytes), below the 1 MiB batch
+// limit of ScyllaDB.
+//
+// # Write timestamps
+//
+// Every statement of one Apply carries the same client timestamp, taken from
+// a process-wide clock that is strictly increasing (the wall clock in
+// microseconds, or the previous value + 1), so a later Apply always wins over
+// an earlier one in this process even within one microsecond, e.g. a row
+// deleted and written again. It never runs more than a few microseconds
+// ahead of the wall clock, far inside ScyllaDB's now + 3 days limit.
+// Versions are not used as timestamps: they are arbitrary int64s, and the
+// convergence logic has already decided by version before Apply. Several
+// processes writing the same keys are ordered by their wall clocks, as in any
+// Cassandra application: run one projector per stream partition.
+//
+// # Reads
+//
+// GetRow and GetGroup are single-partition reads routed to a replica by the
+// token-aware policy. Multi-key reads (GetPersons, GetMappings, scans) issue
+// parallel point reads, at most Config.ReadConcurrency at a time. Every
+// multi-row query pages with the driver's paging state until it is empty,
+// never assuming full pages (ScyllaDB may return short or empty pages).
+//
+// # Scans
+//
+// ScanRows walks the team's RowBuckets index partitions in order; the cursor
+// is the bucket and the last distinct id returned. The order is therefore
+// (bucket, distinct id), deterministic for a given content but not the
+// bytewise distinct id order of the embedded backends.
+package scyllastore
