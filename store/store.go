@@ -37,7 +37,9 @@ type Reader interface {
 
 // Store is the full store interface, implemented by memstore, pebblestore
 // and scyllastore. Methods are safe for concurrent use. Every write goes
-// through Apply.
+// through Apply. Person ids, distinct ids and group keys are non-empty
+// valid UTF-8 of at most a few KiB (the ingest guarantees it); backends may
+// refuse others.
 type Store interface {
 	Reader
 
