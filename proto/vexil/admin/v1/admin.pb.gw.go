@@ -2180,41 +2180,6 @@ func local_request_AdminService_DeleteEarlyAccessFeature_0(ctx context.Context, 
 	return msg, metadata, err
 }
 
-var filter_AdminService_ListPublicEarlyAccessFeatures_0 = &utilities.DoubleArray{Encoding: map[string]int{}, Base: []int(nil), Check: []int(nil)}
-
-func request_AdminService_ListPublicEarlyAccessFeatures_0(ctx context.Context, marshaler runtime.Marshaler, client AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
-	var (
-		protoReq ListPublicEarlyAccessFeaturesRequest
-		metadata runtime.ServerMetadata
-	)
-	if err := req.ParseForm(); err != nil {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
-	}
-	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_AdminService_ListPublicEarlyAccessFeatures_0); err != nil {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
-	}
-	if req.Body != nil {
-		_, _ = io.Copy(io.Discard, req.Body)
-	}
-	msg, err := client.ListPublicEarlyAccessFeatures(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
-	return msg, metadata, err
-}
-
-func local_request_AdminService_ListPublicEarlyAccessFeatures_0(ctx context.Context, marshaler runtime.Marshaler, server AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
-	var (
-		protoReq ListPublicEarlyAccessFeaturesRequest
-		metadata runtime.ServerMetadata
-	)
-	if err := req.ParseForm(); err != nil {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
-	}
-	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_AdminService_ListPublicEarlyAccessFeatures_0); err != nil {
-		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
-	}
-	msg, err := server.ListPublicEarlyAccessFeatures(ctx, &protoReq)
-	return msg, metadata, err
-}
-
 var filter_AdminService_ListActivity_0 = &utilities.DoubleArray{Encoding: map[string]int{"team_id": 0}, Base: []int{1, 1, 0}, Check: []int{0, 1, 2}}
 
 func request_AdminService_ListActivity_0(ctx context.Context, marshaler runtime.Marshaler, client AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
@@ -3384,26 +3349,6 @@ func RegisterAdminServiceHandlerServer(ctx context.Context, mux *runtime.ServeMu
 		}
 		forward_AdminService_DeleteEarlyAccessFeature_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
-	mux.Handle(http.MethodGet, pattern_AdminService_ListPublicEarlyAccessFeatures_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
-		ctx, cancel := context.WithCancel(req.Context())
-		defer cancel()
-		var stream runtime.ServerTransportStream
-		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
-		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
-		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/vexil.admin.v1.AdminService/ListPublicEarlyAccessFeatures", runtime.WithHTTPPathPattern("/api/early_access_features"))
-		if err != nil {
-			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
-			return
-		}
-		resp, md, err := local_request_AdminService_ListPublicEarlyAccessFeatures_0(annotatedContext, inboundMarshaler, server, req, pathParams)
-		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
-		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
-		if err != nil {
-			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
-			return
-		}
-		forward_AdminService_ListPublicEarlyAccessFeatures_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
-	})
 	mux.Handle(http.MethodGet, pattern_AdminService_ListActivity_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
@@ -4247,23 +4192,6 @@ func RegisterAdminServiceHandlerClient(ctx context.Context, mux *runtime.ServeMu
 		}
 		forward_AdminService_DeleteEarlyAccessFeature_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
-	mux.Handle(http.MethodGet, pattern_AdminService_ListPublicEarlyAccessFeatures_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
-		ctx, cancel := context.WithCancel(req.Context())
-		defer cancel()
-		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
-		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/vexil.admin.v1.AdminService/ListPublicEarlyAccessFeatures", runtime.WithHTTPPathPattern("/api/early_access_features"))
-		if err != nil {
-			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
-			return
-		}
-		resp, md, err := request_AdminService_ListPublicEarlyAccessFeatures_0(annotatedContext, inboundMarshaler, client, req, pathParams)
-		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
-		if err != nil {
-			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
-			return
-		}
-		forward_AdminService_ListPublicEarlyAccessFeatures_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
-	})
 	mux.Handle(http.MethodGet, pattern_AdminService_ListActivity_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
@@ -4387,101 +4315,99 @@ func RegisterAdminServiceHandlerClient(ctx context.Context, mux *runtime.ServeMu
 }
 
 var (
-	pattern_AdminService_CreateTeam_0                    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"api", "projects"}, ""))
-	pattern_AdminService_GetTeam_0                       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"api", "projects", "team_id"}, ""))
-	pattern_AdminService_ListTeams_0                     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"api", "projects"}, ""))
-	pattern_AdminService_UpdateTeam_0                    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"api", "projects", "team_id"}, ""))
-	pattern_AdminService_SetGroupType_0                  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4}, []string{"api", "projects", "team_id", "group_types", "group_type_index"}, ""))
-	pattern_AdminService_RotateTeamKey_0                 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"api", "projects", "team_id", "rotate_key"}, ""))
-	pattern_AdminService_CreatePersonalKey_0             = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"api", "personal_api_keys"}, ""))
-	pattern_AdminService_ListKeys_0                      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"api", "projects", "team_id", "api_keys"}, ""))
-	pattern_AdminService_RevokeKey_0                     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"api", "personal_api_keys", "key_id"}, ""))
-	pattern_AdminService_CreateFlag_0                    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"api", "projects", "team_id", "feature_flags"}, ""))
-	pattern_AdminService_GetFlag_0                       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4}, []string{"api", "projects", "team_id", "feature_flags", "flag_id"}, ""))
-	pattern_AdminService_GetFlagByKey_0                  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 2, 4, 1, 0, 4, 1, 5, 4}, []string{"api", "projects", "team_id", "feature_flags", "key"}, ""))
-	pattern_AdminService_ListFlags_0                     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"api", "projects", "team_id", "feature_flags"}, ""))
-	pattern_AdminService_UpdateFlag_0                    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4}, []string{"api", "projects", "team_id", "feature_flags", "flag_id"}, ""))
-	pattern_AdminService_EnableFlag_0                    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5}, []string{"api", "projects", "team_id", "feature_flags", "flag_id", "enable"}, ""))
-	pattern_AdminService_DisableFlag_0                   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5}, []string{"api", "projects", "team_id", "feature_flags", "flag_id", "disable"}, ""))
-	pattern_AdminService_ArchiveFlag_0                   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5}, []string{"api", "projects", "team_id", "feature_flags", "flag_id", "archive"}, ""))
-	pattern_AdminService_UnarchiveFlag_0                 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5}, []string{"api", "projects", "team_id", "feature_flags", "flag_id", "unarchive"}, ""))
-	pattern_AdminService_DeleteFlag_0                    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4}, []string{"api", "projects", "team_id", "feature_flags", "flag_id"}, ""))
-	pattern_AdminService_AddCondition_0                  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5}, []string{"api", "projects", "team_id", "feature_flags", "flag_id", "conditions"}, ""))
-	pattern_AdminService_UpdateCondition_0               = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5, 1, 0, 4, 1, 5, 6}, []string{"api", "projects", "team_id", "feature_flags", "flag_id", "conditions", "index"}, ""))
-	pattern_AdminService_RemoveCondition_0               = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5, 1, 0, 4, 1, 5, 6}, []string{"api", "projects", "team_id", "feature_flags", "flag_id", "conditions", "index"}, ""))
-	pattern_AdminService_ReorderConditions_0             = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5, 2, 6}, []string{"api", "projects", "team_id", "feature_flags", "flag_id", "conditions", "reorder"}, ""))
-	pattern_AdminService_SetRollout_0                    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5, 1, 0, 4, 1, 5, 6, 2, 7}, []string{"api", "projects", "team_id", "feature_flags", "flag_id", "conditions", "index", "rollout"}, ""))
-	pattern_AdminService_SetOverrides_0                  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5}, []string{"api", "projects", "team_id", "feature_flags", "flag_id", "overrides"}, ""))
-	pattern_AdminService_ListDependents_0                = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5}, []string{"api", "projects", "team_id", "feature_flags", "flag_id", "dependents"}, ""))
-	pattern_AdminService_CreateCohort_0                  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"api", "projects", "team_id", "cohorts"}, ""))
-	pattern_AdminService_GetCohort_0                     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4}, []string{"api", "projects", "team_id", "cohorts", "cohort_id"}, ""))
-	pattern_AdminService_ListCohorts_0                   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"api", "projects", "team_id", "cohorts"}, ""))
-	pattern_AdminService_UpdateCohort_0                  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4}, []string{"api", "projects", "team_id", "cohorts", "cohort_id"}, ""))
-	pattern_AdminService_DeleteCohort_0                  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4}, []string{"api", "projects", "team_id", "cohorts", "cohort_id"}, ""))
-	pattern_AdminService_AddCohortMembers_0              = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5}, []string{"api", "projects", "team_id", "cohorts", "cohort_id", "members"}, ""))
-	pattern_AdminService_RemoveCohortMembers_0           = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5, 2, 6}, []string{"api", "projects", "team_id", "cohorts", "cohort_id", "members", "remove"}, ""))
-	pattern_AdminService_ListCohortMembers_0             = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5}, []string{"api", "projects", "team_id", "cohorts", "cohort_id", "members"}, ""))
-	pattern_AdminService_CreateEarlyAccessFeature_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"api", "projects", "team_id", "early_access_features"}, ""))
-	pattern_AdminService_GetEarlyAccessFeature_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4}, []string{"api", "projects", "team_id", "early_access_features", "feature_id"}, ""))
-	pattern_AdminService_ListEarlyAccessFeatures_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"api", "projects", "team_id", "early_access_features"}, ""))
-	pattern_AdminService_UpdateEarlyAccessFeature_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4}, []string{"api", "projects", "team_id", "early_access_features", "feature_id"}, ""))
-	pattern_AdminService_DeleteEarlyAccessFeature_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4}, []string{"api", "projects", "team_id", "early_access_features", "feature_id"}, ""))
-	pattern_AdminService_ListPublicEarlyAccessFeatures_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"api", "early_access_features"}, ""))
-	pattern_AdminService_ListActivity_0                  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"api", "projects", "team_id", "activity"}, ""))
-	pattern_AdminService_ListFlagActivity_0              = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5}, []string{"api", "projects", "team_id", "feature_flags", "flag_id", "activity"}, ""))
-	pattern_AdminService_ExplainFlag_0                   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5}, []string{"api", "projects", "team_id", "feature_flags", "flag_id", "explain"}, ""))
-	pattern_AdminService_StartBlastRadius_0              = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"api", "projects", "team_id", "blast_radius_jobs"}, ""))
-	pattern_AdminService_GetBlastRadiusJob_0             = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4}, []string{"api", "projects", "team_id", "blast_radius_jobs", "job_id"}, ""))
-	pattern_AdminService_ListBlastRadiusJobs_0           = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"api", "projects", "team_id", "blast_radius_jobs"}, ""))
-	pattern_AdminService_CancelBlastRadiusJob_0          = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5}, []string{"api", "projects", "team_id", "blast_radius_jobs", "job_id", "cancel"}, ""))
+	pattern_AdminService_CreateTeam_0               = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"api", "projects"}, ""))
+	pattern_AdminService_GetTeam_0                  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"api", "projects", "team_id"}, ""))
+	pattern_AdminService_ListTeams_0                = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"api", "projects"}, ""))
+	pattern_AdminService_UpdateTeam_0               = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"api", "projects", "team_id"}, ""))
+	pattern_AdminService_SetGroupType_0             = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4}, []string{"api", "projects", "team_id", "group_types", "group_type_index"}, ""))
+	pattern_AdminService_RotateTeamKey_0            = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"api", "projects", "team_id", "rotate_key"}, ""))
+	pattern_AdminService_CreatePersonalKey_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"api", "personal_api_keys"}, ""))
+	pattern_AdminService_ListKeys_0                 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"api", "projects", "team_id", "api_keys"}, ""))
+	pattern_AdminService_RevokeKey_0                = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"api", "personal_api_keys", "key_id"}, ""))
+	pattern_AdminService_CreateFlag_0               = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"api", "projects", "team_id", "feature_flags"}, ""))
+	pattern_AdminService_GetFlag_0                  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4}, []string{"api", "projects", "team_id", "feature_flags", "flag_id"}, ""))
+	pattern_AdminService_GetFlagByKey_0             = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 2, 4, 1, 0, 4, 1, 5, 4}, []string{"api", "projects", "team_id", "feature_flags", "key"}, ""))
+	pattern_AdminService_ListFlags_0                = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"api", "projects", "team_id", "feature_flags"}, ""))
+	pattern_AdminService_UpdateFlag_0               = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4}, []string{"api", "projects", "team_id", "feature_flags", "flag_id"}, ""))
+	pattern_AdminService_EnableFlag_0               = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5}, []string{"api", "projects", "team_id", "feature_flags", "flag_id", "enable"}, ""))
+	pattern_AdminService_DisableFlag_0              = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5}, []string{"api", "projects", "team_id", "feature_flags", "flag_id", "disable"}, ""))
+	pattern_AdminService_ArchiveFlag_0              = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5}, []string{"api", "projects", "team_id", "feature_flags", "flag_id", "archive"}, ""))
+	pattern_AdminService_UnarchiveFlag_0            = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5}, []string{"api", "projects", "team_id", "feature_flags", "flag_id", "unarchive"}, ""))
+	pattern_AdminService_DeleteFlag_0               = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4}, []string{"api", "projects", "team_id", "feature_flags", "flag_id"}, ""))
+	pattern_AdminService_AddCondition_0             = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5}, []string{"api", "projects", "team_id", "feature_flags", "flag_id", "conditions"}, ""))
+	pattern_AdminService_UpdateCondition_0          = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5, 1, 0, 4, 1, 5, 6}, []string{"api", "projects", "team_id", "feature_flags", "flag_id", "conditions", "index"}, ""))
+	pattern_AdminService_RemoveCondition_0          = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5, 1, 0, 4, 1, 5, 6}, []string{"api", "projects", "team_id", "feature_flags", "flag_id", "conditions", "index"}, ""))
+	pattern_AdminService_ReorderConditions_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5, 2, 6}, []string{"api", "projects", "team_id", "feature_flags", "flag_id", "conditions", "reorder"}, ""))
+	pattern_AdminService_SetRollout_0               = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5, 1, 0, 4, 1, 5, 6, 2, 7}, []string{"api", "projects", "team_id", "feature_flags", "flag_id", "conditions", "index", "rollout"}, ""))
+	pattern_AdminService_SetOverrides_0             = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5}, []string{"api", "projects", "team_id", "feature_flags", "flag_id", "overrides"}, ""))
+	pattern_AdminService_ListDependents_0           = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5}, []string{"api", "projects", "team_id", "feature_flags", "flag_id", "dependents"}, ""))
+	pattern_AdminService_CreateCohort_0             = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"api", "projects", "team_id", "cohorts"}, ""))
+	pattern_AdminService_GetCohort_0                = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4}, []string{"api", "projects", "team_id", "cohorts", "cohort_id"}, ""))
+	pattern_AdminService_ListCohorts_0              = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"api", "projects", "team_id", "cohorts"}, ""))
+	pattern_AdminService_UpdateCohort_0             = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4}, []string{"api", "projects", "team_id", "cohorts", "cohort_id"}, ""))
+	pattern_AdminService_DeleteCohort_0             = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4}, []string{"api", "projects", "team_id", "cohorts", "cohort_id"}, ""))
+	pattern_AdminService_AddCohortMembers_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5}, []string{"api", "projects", "team_id", "cohorts", "cohort_id", "members"}, ""))
+	pattern_AdminService_RemoveCohortMembers_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5, 2, 6}, []string{"api", "projects", "team_id", "cohorts", "cohort_id", "members", "remove"}, ""))
+	pattern_AdminService_ListCohortMembers_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5}, []string{"api", "projects", "team_id", "cohorts", "cohort_id", "members"}, ""))
+	pattern_AdminService_CreateEarlyAccessFeature_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"api", "projects", "team_id", "early_access_features"}, ""))
+	pattern_AdminService_GetEarlyAccessFeature_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4}, []string{"api", "projects", "team_id", "early_access_features", "feature_id"}, ""))
+	pattern_AdminService_ListEarlyAccessFeatures_0  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"api", "projects", "team_id", "early_access_features"}, ""))
+	pattern_AdminService_UpdateEarlyAccessFeature_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4}, []string{"api", "projects", "team_id", "early_access_features", "feature_id"}, ""))
+	pattern_AdminService_DeleteEarlyAccessFeature_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4}, []string{"api", "projects", "team_id", "early_access_features", "feature_id"}, ""))
+	pattern_AdminService_ListActivity_0             = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"api", "projects", "team_id", "activity"}, ""))
+	pattern_AdminService_ListFlagActivity_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5}, []string{"api", "projects", "team_id", "feature_flags", "flag_id", "activity"}, ""))
+	pattern_AdminService_ExplainFlag_0              = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5}, []string{"api", "projects", "team_id", "feature_flags", "flag_id", "explain"}, ""))
+	pattern_AdminService_StartBlastRadius_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"api", "projects", "team_id", "blast_radius_jobs"}, ""))
+	pattern_AdminService_GetBlastRadiusJob_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4}, []string{"api", "projects", "team_id", "blast_radius_jobs", "job_id"}, ""))
+	pattern_AdminService_ListBlastRadiusJobs_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"api", "projects", "team_id", "blast_radius_jobs"}, ""))
+	pattern_AdminService_CancelBlastRadiusJob_0     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5}, []string{"api", "projects", "team_id", "blast_radius_jobs", "job_id", "cancel"}, ""))
 )
 
 var (
-	forward_AdminService_CreateTeam_0                    = runtime.ForwardResponseMessage
-	forward_AdminService_GetTeam_0                       = runtime.ForwardResponseMessage
-	forward_AdminService_ListTeams_0                     = runtime.ForwardResponseMessage
-	forward_AdminService_UpdateTeam_0                    = runtime.ForwardResponseMessage
-	forward_AdminService_SetGroupType_0                  = runtime.ForwardResponseMessage
-	forward_AdminService_RotateTeamKey_0                 = runtime.ForwardResponseMessage
-	forward_AdminService_CreatePersonalKey_0             = runtime.ForwardResponseMessage
-	forward_AdminService_ListKeys_0                      = runtime.ForwardResponseMessage
-	forward_AdminService_RevokeKey_0                     = runtime.ForwardResponseMessage
-	forward_AdminService_CreateFlag_0                    = runtime.ForwardResponseMessage
-	forward_AdminService_GetFlag_0                       = runtime.ForwardResponseMessage
-	forward_AdminService_GetFlagByKey_0                  = runtime.ForwardResponseMessage
-	forward_AdminService_ListFlags_0                     = runtime.ForwardResponseMessage
-	forward_AdminService_UpdateFlag_0                    = runtime.ForwardResponseMessage
-	forward_AdminService_EnableFlag_0                    = runtime.ForwardResponseMessage
-	forward_AdminService_DisableFlag_0                   = runtime.ForwardResponseMessage
-	forward_AdminService_ArchiveFlag_0                   = runtime.ForwardResponseMessage
-	forward_AdminService_UnarchiveFlag_0                 = runtime.ForwardResponseMessage
-	forward_AdminService_DeleteFlag_0                    = runtime.ForwardResponseMessage
-	forward_AdminService_AddCondition_0                  = runtime.ForwardResponseMessage
-	forward_AdminService_UpdateCondition_0               = runtime.ForwardResponseMessage
-	forward_AdminService_RemoveCondition_0               = runtime.ForwardResponseMessage
-	forward_AdminService_ReorderConditions_0             = runtime.ForwardResponseMessage
-	forward_AdminService_SetRollout_0                    = runtime.ForwardResponseMessage
-	forward_AdminService_SetOverrides_0                  = runtime.ForwardResponseMessage
-	forward_AdminService_ListDependents_0                = runtime.ForwardResponseMessage
-	forward_AdminService_CreateCohort_0                  = runtime.ForwardResponseMessage
-	forward_AdminService_GetCohort_0                     = runtime.ForwardResponseMessage
-	forward_AdminService_ListCohorts_0                   = runtime.ForwardResponseMessage
-	forward_AdminService_UpdateCohort_0                  = runtime.ForwardResponseMessage
-	forward_AdminService_DeleteCohort_0                  = runtime.ForwardResponseMessage
-	forward_AdminService_AddCohortMembers_0              = runtime.ForwardResponseMessage
-	forward_AdminService_RemoveCohortMembers_0           = runtime.ForwardResponseMessage
-	forward_AdminService_ListCohortMembers_0             = runtime.ForwardResponseMessage
-	forward_AdminService_CreateEarlyAccessFeature_0      = runtime.ForwardResponseMessage
-	forward_AdminService_GetEarlyAccessFeature_0         = runtime.ForwardResponseMessage
-	forward_AdminService_ListEarlyAccessFeatures_0       = runtime.ForwardResponseMessage
-	forward_AdminService_UpdateEarlyAccessFeature_0      = runtime.ForwardResponseMessage
-	forward_AdminService_DeleteEarlyAccessFeature_0      = runtime.ForwardResponseMessage
-	forward_AdminService_ListPublicEarlyAccessFeatures_0 = runtime.ForwardResponseMessage
-	forward_AdminService_ListActivity_0                  = runtime.ForwardResponseMessage
-	forward_AdminService_ListFlagActivity_0              = runtime.ForwardResponseMessage
-	forward_AdminService_ExplainFlag_0                   = runtime.ForwardResponseMessage
-	forward_AdminService_StartBlastRadius_0              = runtime.ForwardResponseMessage
-	forward_AdminService_GetBlastRadiusJob_0             = runtime.ForwardResponseMessage
-	forward_AdminService_ListBlastRadiusJobs_0           = runtime.ForwardResponseMessage
-	forward_AdminService_CancelBlastRadiusJob_0          = runtime.ForwardResponseMessage
+	forward_AdminService_CreateTeam_0               = runtime.ForwardResponseMessage
+	forward_AdminService_GetTeam_0                  = runtime.ForwardResponseMessage
+	forward_AdminService_ListTeams_0                = runtime.ForwardResponseMessage
+	forward_AdminService_UpdateTeam_0               = runtime.ForwardResponseMessage
+	forward_AdminService_SetGroupType_0             = runtime.ForwardResponseMessage
+	forward_AdminService_RotateTeamKey_0            = runtime.ForwardResponseMessage
+	forward_AdminService_CreatePersonalKey_0        = runtime.ForwardResponseMessage
+	forward_AdminService_ListKeys_0                 = runtime.ForwardResponseMessage
+	forward_AdminService_RevokeKey_0                = runtime.ForwardResponseMessage
+	forward_AdminService_CreateFlag_0               = runtime.ForwardResponseMessage
+	forward_AdminService_GetFlag_0                  = runtime.ForwardResponseMessage
+	forward_AdminService_GetFlagByKey_0             = runtime.ForwardResponseMessage
+	forward_AdminService_ListFlags_0                = runtime.ForwardResponseMessage
+	forward_AdminService_UpdateFlag_0               = runtime.ForwardResponseMessage
+	forward_AdminService_EnableFlag_0               = runtime.ForwardResponseMessage
+	forward_AdminService_DisableFlag_0              = runtime.ForwardResponseMessage
+	forward_AdminService_ArchiveFlag_0              = runtime.ForwardResponseMessage
+	forward_AdminService_UnarchiveFlag_0            = runtime.ForwardResponseMessage
+	forward_AdminService_DeleteFlag_0               = runtime.ForwardResponseMessage
+	forward_AdminService_AddCondition_0             = runtime.ForwardResponseMessage
+	forward_AdminService_UpdateCondition_0          = runtime.ForwardResponseMessage
+	forward_AdminService_RemoveCondition_0          = runtime.ForwardResponseMessage
+	forward_AdminService_ReorderConditions_0        = runtime.ForwardResponseMessage
+	forward_AdminService_SetRollout_0               = runtime.ForwardResponseMessage
+	forward_AdminService_SetOverrides_0             = runtime.ForwardResponseMessage
+	forward_AdminService_ListDependents_0           = runtime.ForwardResponseMessage
+	forward_AdminService_CreateCohort_0             = runtime.ForwardResponseMessage
+	forward_AdminService_GetCohort_0                = runtime.ForwardResponseMessage
+	forward_AdminService_ListCohorts_0              = runtime.ForwardResponseMessage
+	forward_AdminService_UpdateCohort_0             = runtime.ForwardResponseMessage
+	forward_AdminService_DeleteCohort_0             = runtime.ForwardResponseMessage
+	forward_AdminService_AddCohortMembers_0         = runtime.ForwardResponseMessage
+	forward_AdminService_RemoveCohortMembers_0      = runtime.ForwardResponseMessage
+	forward_AdminService_ListCohortMembers_0        = runtime.ForwardResponseMessage
+	forward_AdminService_CreateEarlyAccessFeature_0 = runtime.ForwardResponseMessage
+	forward_AdminService_GetEarlyAccessFeature_0    = runtime.ForwardResponseMessage
+	forward_AdminService_ListEarlyAccessFeatures_0  = runtime.ForwardResponseMessage
+	forward_AdminService_UpdateEarlyAccessFeature_0 = runtime.ForwardResponseMessage
+	forward_AdminService_DeleteEarlyAccessFeature_0 = runtime.ForwardResponseMessage
+	forward_AdminService_ListActivity_0             = runtime.ForwardResponseMessage
+	forward_AdminService_ListFlagActivity_0         = runtime.ForwardResponseMessage
+	forward_AdminService_ExplainFlag_0              = runtime.ForwardResponseMessage
+	forward_AdminService_StartBlastRadius_0         = runtime.ForwardResponseMessage
+	forward_AdminService_GetBlastRadiusJob_0        = runtime.ForwardResponseMessage
+	forward_AdminService_ListBlastRadiusJobs_0      = runtime.ForwardResponseMessage
+	forward_AdminService_CancelBlastRadiusJob_0     = runtime.ForwardResponseMessage
 )
