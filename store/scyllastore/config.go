@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/gocql/gocql"
@@ -124,5 +125,20 @@ func (c Config) cluster() *gocql.ClusterConfig {
 	cl.PoolConfig.HostSelectionPolicy = gocql.TokenAwareHostPolicy(gocql.RoundRobinHostPolicy())
 	cl.RetryPolicy = &gocql.SimpleRetryPolicy{NumRetries: c.Retries}
 	cl.PageSize = c.PageSize
+	cl.Logger = driverLogger{c.Logger}
 	return cl
+}
+
+// driverLogger routes the driver's log lines (reconnects, server warnings)
+// to the store's slog.Logger at Warn level.
+type driverLogger struct{ log *slog.Logger }
+
+func (l driverLogger) Print(v ...any) {
+	l.log.Warn(strings.TrimSpace(fmt.Sprint(v...)), "source", "gocql")
+}
+func (l driverLogger) Printf(format string, v ...any) {
+	l.log.Warn(strings.TrimSpace(fmt.Sprintf(format, v...)), "source", "gocql")
+}
+func (l driverLogger) Println(v ...any) {
+	l.log.Warn(strings.TrimSpace(fmt.Sprintln(v...)), "source", "gocql")
 }

@@ -29,10 +29,20 @@ func decodeCursor(c string) (bucket int, after string, err error) {
 	return int(b[1]), string(b[2:]), nil
 }
 
+// maxScanWindow and scanWindowIDs bound how many row_index buckets one scan
+// round reads in parallel: up to maxScanWindow (a small team's scan takes
+// RowBuckets/maxScanWindow rounds, not RowBuckets), fewer for big pages so
+// that one round reads at most about scanWindowIDs index entries.
+const (
+	maxScanWindow = 16
+	scanWindowIDs = 4096
+)
+
 // ScanRows returns up to limit visible rows of team in (bucket, distinct
-// id) order from cursor. It reads the row_index buckets from the cursor's
-// on and each row by its key; it looks one visible row ahead, so Next is ""
-// exactly when nothing follows.
+// id) order from cursor. Each round reads the next few row_index buckets in
+// parallel, takes the first ids in order, and reads those rows in parallel,
+// skipping rows that are not visible. It looks one visible row ahead, so
+// Next is "" exactly when nothing follows.
 func (s *Store) ScanRows(ctx context.Context, team int64, cursor string, limit int) (store.RowPage, error) {
 	if err := s.check("scan rows"); err != nil {
 		return store.RowPage{}, err
@@ -40,53 +50,45 @@ func (s *Store) ScanRows(ctx context.Context, team int64, cursor string, limit i
 	if limit <= 0 {
 		limit = store.DefaultScanLimit
 	}
-	bucket, after, started := 0, "", false
+	pos := scanPos{}
 	if cursor != "" {
 		var err error
-		if bucket, after, err = decodeCursor(cursor); err != nil {
+		if pos.bucket, pos.after, err = decodeCursor(cursor); err != nil {
 			return store.RowPage{}, fmt.Errorf("scyllastore: scan rows: %w", err)
 		}
-		started = true
-	}
-	type found struct {
-		row    *store.Row
-		bucket int
+		pos.started = true
 	}
 	var rows []found
-	for ; bucket < RowBuckets && len(rows) <= limit; bucket, after, started = bucket+1, "", false {
-		for len(rows) <= limit {
-			want := limit + 1 - len(rows)
-			ids, err := s.indexPage(ctx, team, bucket, after, started, want)
-			if err != nil {
-				return store.RowPage{}, fmt.Errorf("scyllastore: scan rows of %d: %w", team, err)
+	for pos.bucket < RowBuckets && len(rows) <= limit {
+		var (
+			cands []found
+			err   error
+		)
+		cands, pos, err = s.scanIDs(ctx, team, pos, limit+1-len(rows))
+		if err != nil {
+			return store.RowPage{}, fmt.Errorf("scyllastore: scan rows of %d: %w", team, err)
+		}
+		err = s.parallel(ctx, len(cands), func(ctx context.Context, i int) error {
+			r, err := s.getRow(ctx, team, cands[i].id)
+			if errors.Is(err, store.ErrNotFound) {
+				return nil // index entry of a row deleted or not visible
 			}
-			got := make([]*store.Row, len(ids))
-			err = s.parallel(ctx, len(ids), func(ctx context.Context, i int) error {
-				r, err := s.getRow(ctx, team, ids[i])
-				if errors.Is(err, store.ErrNotFound) {
-					return nil // index entry of a row deleted or not visible
-				}
-				got[i] = r
-				return err
-			})
-			if err != nil {
-				return store.RowPage{}, fmt.Errorf("scyllastore: scan rows of %d: %w", team, err)
+			cands[i].row = r
+			return err
+		})
+		if err != nil {
+			return store.RowPage{}, fmt.Errorf("scyllastore: scan rows of %d: %w", team, err)
+		}
+		for _, c := range cands {
+			if c.row != nil {
+				rows = append(rows, c)
 			}
-			for _, r := range got {
-				if r != nil {
-					rows = append(rows, found{r, bucket})
-				}
-			}
-			if len(ids) < want {
-				break // bucket exhausted
-			}
-			after, started = ids[len(ids)-1], true
 		}
 	}
 	page := store.RowPage{}
 	if len(rows) > limit {
 		last := rows[limit-1]
-		page.Next = encodeCursor(last.bucket, last.row.DistinctID)
+		page.Next = encodeCursor(last.bucket, last.id)
 		rows = rows[:limit]
 	}
 	page.Rows = make([]*store.Row, len(rows))
@@ -94,6 +96,50 @@ func (s *Store) ScanRows(ctx context.Context, team int64, cursor string, limit i
 		page.Rows[i] = f.row
 	}
 	return page, nil
+}
+
+// scanPos is a position in a team's row_index: after distinct id after in
+// bucket (from the bucket's start when !started: "" is a valid id).
+type scanPos struct {
+	bucket  int
+	after   string
+	started bool
+}
+
+// found is a scan candidate and, once read, its visible row.
+type found struct {
+	bucket int
+	id     string
+	row    *store.Row
+}
+
+// scanIDs returns up to want index entries in order from pos, reading a
+// window of buckets in parallel, and the position after the last returned.
+func (s *Store) scanIDs(ctx context.Context, team int64, pos scanPos, want int) ([]found, scanPos, error) {
+	window := min(maxScanWindow, max(1, scanWindowIDs/want), RowBuckets-pos.bucket)
+	ids := make([][]string, window)
+	err := s.parallel(ctx, window, func(ctx context.Context, i int) error {
+		var err error
+		if i == 0 {
+			ids[i], err = s.indexPage(ctx, team, pos.bucket, pos.after, pos.started, want)
+		} else {
+			ids[i], err = s.indexPage(ctx, team, pos.bucket+i, "", false, want)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, pos, err
+	}
+	var cands []found
+	for i, bucketIDs := range ids {
+		for _, id := range bucketIDs {
+			cands = append(cands, found{bucket: pos.bucket + i, id: id})
+			if len(cands) == want {
+				return cands, scanPos{bucket: pos.bucket + i, after: id, started: true}, nil
+			}
+		}
+	}
+	return cands, scanPos{bucket: pos.bucket + window}, nil
 }
 
 // indexPage returns up to n distinct ids of one row_index bucket after
