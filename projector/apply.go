@@ -41,9 +41,12 @@ type overlay struct {
 	dirtyGroupTypes map[[2]int64]string
 }
 
-// write is a prepared batch: the store writes of a batch of messages.
+// write is a prepared batch: the store writes of a batch of messages, as
+// one store.Batch (derived is empty) or, for a store whose Apply is not
+// atomic, as derived writes to apply before the sources.
 type write struct {
-	batch store.Batch
+	derived store.Batch // rows and index; applied first
+	sources store.Batch // persons, mappings, groups, group types
 }
 
 // prepare applies the valid messages of b, in order, to an overlay of the
@@ -81,19 +84,27 @@ func (p *Projector) prepare(ctx context.Context, b *batch) (*write, error) {
 		}
 	}
 	w := &write{}
-	if err := ov.finish(ctx, &w.batch); err != nil {
+	derived := &w.derived
+	if p.cfg.AtomicStore {
+		derived = &w.sources
+	}
+	if err := ov.finish(ctx, derived, &w.sources); err != nil {
 		return nil, err
 	}
 	return w, nil
 }
 
-// commit writes w durably.
+// commit writes w durably: the derived writes first, then the sources (see
+// Config.AtomicStore). A retry after a failure writes both again; every
+// write is idempotent.
 func (p *Projector) commit(ctx context.Context, w *write) error {
-	if w.batch.Len() == 0 {
-		return nil
-	}
-	if err := p.cfg.Store.Apply(ctx, &w.batch); err != nil {
-		return fmt.Errorf("projector: store apply: %w", err)
+	for _, b := range []*store.Batch{&w.derived, &w.sources} {
+		if b.Len() == 0 {
+			continue
+		}
+		if err := p.cfg.Store.Apply(ctx, b); err != nil {
+			return fmt.Errorf("projector: store apply: %w", err)
+		}
 	}
 	return nil
 }
@@ -275,6 +286,13 @@ func (ov *overlay) applyEvent(ctx context.Context, ev *ingestv1.Event) error {
 }
 
 // assert applies mapping assertions distinct id → person at version.
+//
+// Besides the moves, it keeps the index right after a crash between the
+// derived and the source writes of a non-atomic store (Config.AtomicStore):
+// a mapping change always puts the owner's entry again (a crashed move may
+// have deleted it), and a losing assertion deletes its own entry when the
+// distinct id belongs to someone else (a crashed move may have put it).
+// Both are no-ops when nothing crashed.
 func (ov *overlay) assert(ctx context.Context, team int64, personID string, ids []string, version int64) error {
 	for _, id := range ids {
 		dk := store.DistinctKey{Team: team, DistinctID: id}
@@ -284,16 +302,17 @@ func (ov *overlay) assert(ctx context.Context, team int64, personID string, ids 
 		}
 		old := m.PersonID
 		if !m.Merge(store.Mapping{Team: team, DistinctID: id, PersonID: personID, Version: version}) {
+			if m.PersonID != personID {
+				ov.index(store.IndexEntry{Team: team, PersonID: personID, DistinctID: id}, false)
+			}
 			continue
 		}
 		ov.dirtyMappings[dk] = struct{}{}
 		ov.dirtyRows[dk] = struct{}{}
-		if old != m.PersonID {
-			if old != "" {
-				ov.index(store.IndexEntry{Team: team, PersonID: old, DistinctID: id}, false)
-			}
-			ov.index(store.IndexEntry{Team: team, PersonID: m.PersonID, DistinctID: id}, true)
+		if old != "" && old != m.PersonID {
+			ov.index(store.IndexEntry{Team: team, PersonID: old, DistinctID: id}, false)
 		}
+		ov.index(store.IndexEntry{Team: team, PersonID: m.PersonID, DistinctID: id}, true)
 	}
 	return nil
 }
@@ -341,8 +360,9 @@ func (ov *overlay) teamGroupTypes(ctx context.Context, team int64) (map[int]stri
 }
 
 // finish fans person changes out to the rows of their distinct ids, derives
-// every row touched and fills b.
-func (ov *overlay) finish(ctx context.Context, b *store.Batch) error {
+// every row touched, and fills derived with the rows and index changes and
+// sources with the rest (the same batch when the store is atomic).
+func (ov *overlay) finish(ctx context.Context, derived, sources *store.Batch) error {
 	// Rows of changed persons: their stored index plus this batch's delta.
 	for _, pk := range sortedKeys(ov.dirtyPersons, comparePersonKeys) {
 		ids, err := ov.st.DistinctIDs(ctx, pk.Team, pk.ID)
@@ -391,11 +411,12 @@ func (ov *overlay) finish(ctx context.Context, b *store.Batch) error {
 	}
 
 	for _, pk := range sortedKeys(ov.dirtyPersons, comparePersonKeys) {
-		b.PutPerson(ov.persons[pk])
+		sources.PutPerson(ov.persons[pk])
 	}
 	for _, dk := range sortedKeys(ov.dirtyMappings, compareDistinctKeys) {
-		b.PutMapping(*ov.mappings[dk])
+		sources.PutMapping(*ov.mappings[dk])
 	}
+	b := derived
 	for _, op := range ov.indexOps {
 		if op.Delete {
 			b.DeleteIndex(op.Entry)
@@ -415,6 +436,7 @@ func (ov *overlay) finish(ctx context.Context, b *store.Batch) error {
 			b.DeleteRow(dk.Team, dk.DistinctID)
 		}
 	}
+	b = sources
 	for _, gk := range sortedKeys(ov.dirtyGroups, compareGroupKeys) {
 		b.PutGroup(ov.groups[gk])
 	}

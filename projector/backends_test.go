@@ -1,12 +1,15 @@
 package projector_test
 
 import (
+	"os"
 	"testing"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/vexil-dev/vexil/store"
 	"github.com/vexil-dev/vexil/store/memstore"
+	"github.com/vexil-dev/vexil/store/pebblestore"
+	"github.com/vexil-dev/vexil/store/scyllastore/scyllastoretest"
 )
 
 // backend opens an empty store of one kind for a test.
@@ -15,15 +18,40 @@ type backend struct {
 	open func(t testing.TB) store.Store
 }
 
+var (
+	memBackend    = backend{"memstore", newMemStore}
+	pebbleBackend = backend{"pebblestore", newPebbleStore}
+	// scyllaBackend runs on the Cassandra of VEXIL_TEST_CASSANDRA; without
+	// it a test using it skips, or fails when CI=true (scyllastoretest).
+	scyllaBackend = backend{"scyllastore", func(t testing.TB) store.Store { return scyllastoretest.New(t) }}
+)
+
 // backends lists the store backends every projector test runs against.
-func backends(t testing.TB) []backend {
-	return []backend{
-		{"memstore", func(t testing.TB) store.Store { return newMemStore(t) }},
+func backends(testing.TB) []backend {
+	return []backend{memBackend, pebbleBackend, scyllaBackend}
+}
+
+// benchBackends are the backends the benchmarks measure: Pebble, and the
+// local Cassandra when VEXIL_TEST_CASSANDRA names one.
+func benchBackends(testing.TB) []backend {
+	bs := []backend{pebbleBackend}
+	if os.Getenv("VEXIL_TEST_CASSANDRA") != "" {
+		bs = append(bs, scyllaBackend)
 	}
+	return bs
 }
 
 func newMemStore(t testing.TB) store.Store {
 	s := memstore.New()
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func newPebbleStore(t testing.TB) store.Store {
+	s, err := pebblestore.Open(pebblestore.Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { s.Close() })
 	return s
 }

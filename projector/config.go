@@ -22,6 +22,16 @@ type Config struct {
 	// Store receives the projected state. Required.
 	Store store.Store
 
+	// AtomicStore declares that Store.Apply is all-or-nothing even across a
+	// crash (memstore, pebblestore). The projector then writes each batch
+	// with one Apply. When false (the default, and what scyllastore needs,
+	// whose Apply writes partitions independently), each batch is written in
+	// two Applys: first the derived writes (rows, person → distinct id
+	// index), then the sources (persons, mappings, groups, group types). A
+	// crash between or inside them leaves some sources unchanged, so the
+	// redelivered messages change them again and redo every derived write.
+	AtomicStore bool
+
 	// Stream is the ingest stream; created with IngestStreamConfig when
 	// missing. Default DefaultStream ("VEXIL_INGEST").
 	Stream string

@@ -133,6 +133,26 @@ func (e *natsEnv) waitApplied(t testing.TB, durable string) {
 	}
 }
 
+// allAcked reports whether the durable consumer acknowledged every
+// message of the ingest stream.
+func (e *natsEnv) allAcked() bool {
+	ctx := context.Background()
+	s, err := e.js.Stream(ctx, projector.DefaultStream)
+	if err != nil {
+		return false
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return false
+	}
+	c, err := s.Consumer(ctx, projector.DefaultDurable)
+	if err != nil {
+		return false
+	}
+	ci, err := c.Info(ctx)
+	return err == nil && ci.AckFloor.Stream >= info.State.LastSeq
+}
+
 // deadLetters returns every message of the dead-letter stream, in order.
 func (e *natsEnv) deadLetters(t testing.TB) []*jetstream.RawStreamMsg {
 	t.Helper()
@@ -231,3 +251,21 @@ func value(m *dto.Metric) float64 {
 func i64(v int64) *int64 { return &v }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// metricSum sums every series of a metric in reg.
+func metricSum(t testing.TB, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				sum += value(m)
+			}
+		}
+	}
+	return sum
+}

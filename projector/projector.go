@@ -83,6 +83,14 @@ type batch struct {
 // goroutine it started has exited; unacknowledged messages are redelivered
 // to the next run.
 func (p *Projector) Run(ctx context.Context) error {
+	err := p.run(ctx)
+	if ctx.Err() != nil {
+		return nil // cancelled: a clean stop, wherever it happened
+	}
+	return err
+}
+
+func (p *Projector) run(ctx context.Context) error {
 	cfg := p.cfg
 	if _, err := EnsureStream(ctx, p.js, IngestStreamConfig(cfg.Stream)); err != nil {
 		return err
@@ -94,9 +102,9 @@ func (p *Projector) Run(ctx context.Context) error {
 		Durable:       cfg.Durable,
 		Description:   "Vexil projector: applies ingest to the store",
 		DeliverPolicy: jetstream.DeliverAllPolicy,
-		// One ack acknowledges a whole batch: batches are applied in
-		// delivery order and acknowledged only after their store write.
-		AckPolicy:     jetstream.AckAllPolicy,
+		// Every message is acknowledged on its own, after the store write
+		// holding it returned (see applyBatch).
+		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       cfg.AckWait,
 		MaxDeliver:    -1,
 		MaxAckPending: cfg.MaxAckPending,
@@ -142,9 +150,6 @@ func (p *Projector) Run(ctx context.Context) error {
 	p.mu.Lock()
 	p.mu.inflight = nil
 	p.mu.Unlock()
-	if ctx.Err() != nil {
-		return nil
-	}
 	return err
 }
 
@@ -281,16 +286,23 @@ func (p *Projector) applyBatch(ctx context.Context, b *batch) error {
 	if err := p.retry(ctx, "store write", func() error { return p.commit(ctx, w) }); err != nil {
 		return err
 	}
-	// One ack of the highest sequence acknowledges the batch (AckAll).
-	last := &b.items[0]
+	// Acknowledge each message: explicit acks, because a batch may sit
+	// beside messages of an earlier (killed) run that are still pending
+	// redelivery, which a cumulative ack would wrongly cover. Poison is
+	// terminated: it is on the dead-letter subject and must not come back.
+	// The batch is durable, so a lost ack only means a harmless redelivery.
 	for i := range b.items {
-		if b.items[i].seq > last.seq {
-			last = &b.items[i]
+		it := &b.items[i]
+		var err error
+		if it.poison != nil {
+			err = it.msg.TermWithReason(string(it.poison.Reason))
+		} else {
+			err = it.msg.Ack()
 		}
-	}
-	if err := last.msg.Ack(); err != nil {
-		// The batch is durable; a lost ack only means a harmless redelivery.
-		p.log.Warn("ack", "seq", last.seq, "err", err)
+		if err != nil {
+			p.log.Warn("ack", "seq", it.seq, "err", err)
+			break
+		}
 	}
 	p.mu.Lock()
 	if len(p.mu.inflight) > 0 {

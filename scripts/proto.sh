@@ -26,7 +26,7 @@ check)
 	trap 'rm -rf "$tmp"' EXIT
 	cp -R proto "$tmp/proto"
 	# Remove every generated file so stale ones (of a deleted .proto) show up too.
-	find "$tmp/proto" -name '*.pb.go' -delete
+	find "$tmp/proto" \( -name '*.pb.go' -o -name '*.pb.gw.go' -o -name '*.swagger.json' \) -delete
 	gen "$tmp/proto"
 	if ! diff -r proto "$tmp/proto"; then
 		echo "generated protobuf code is stale: run scripts/proto.sh gen and commit" >&2
