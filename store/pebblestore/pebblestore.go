@@ -9,6 +9,7 @@
 package pebblestore
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -18,6 +19,7 @@ import (
 	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 
 	"github.com/vexil-dev/vexil/store"
 	"github.com/vexil-dev/vexil/store/internal/keyenc"
@@ -92,6 +94,11 @@ func Open(cfg Config) (*Store, error) {
 		MemTableSize:       cfg.MemTableSize,
 		FormatMajorVersion: pebble.FormatNewest,
 		Logger:             pebbleLogger{cfg.Logger.With("component", "pebble")},
+	}
+	// Bloom filters on every level: GetRow misses and the projector's reads
+	// of rows and persons that do not exist yet skip most tables.
+	for i := range opts.Levels {
+		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
 	db, err := pebble.Open(cfg.Dir, opts)
 	if err != nil {
@@ -468,10 +475,8 @@ func (s *Store) fill(wb *pebble.Batch, b *store.Batch) error {
 			return err
 		}
 	}
-	for i := range b.Rows() {
-		if buf, err = s.fillRow(wb, &b.Rows()[i], buf); err != nil {
-			return err
-		}
+	if buf, err = s.fillRows(wb, b.Rows(), buf); err != nil {
+		return err
 	}
 	for _, g := range b.Groups() {
 		if buf, err = g.AppendBinary(buf[:0]); err != nil {
@@ -489,41 +494,81 @@ func (s *Store) fill(wb *pebble.Batch, b *store.Batch) error {
 	return nil
 }
 
-// fillRow adds one merged row operation to wb, reading the stored row
-// when fields it does not overwrite must be kept.
-func (s *Store) fillRow(wb *pebble.Batch, op *store.RowOp, buf []byte) ([]byte, error) {
-	key := keyenc.Row(op.Team, op.DistinctID)
-	if op.Put == nil && !op.SetResults && !op.SetCounters {
-		return buf, wb.Delete(key, nil) // a plain delete
+// keyedRowOp is a row operation with its key.
+type keyedRowOp struct {
+	key []byte
+	op  *store.RowOp
+}
+
+// fillRows adds the merged row operations to wb in key order. Operations
+// that keep stored fields read the stored row first, through one iterator
+// seeking forward, which is cheaper than a Get per row.
+func (s *Store) fillRows(wb *pebble.Batch, ops []store.RowOp, buf []byte) ([]byte, error) {
+	if len(ops) == 0 {
+		return buf, nil
 	}
-	var v rowValue
-	if !op.Delete && (op.Put == nil || !op.SetResults || !op.SetCounters) {
-		old, ok, err := s.get(key)
-		if err != nil {
-			return buf, err
+	keyed := make([]keyedRowOp, len(ops))
+	for i := range ops {
+		keyed[i] = keyedRowOp{keyenc.Row(ops[i].Team, ops[i].DistinctID), &ops[i]}
+	}
+	slices.SortFunc(keyed, func(a, b keyedRowOp) int { return bytes.Compare(a.key, b.key) })
+	var it *pebble.Iterator
+	defer func() {
+		if it != nil {
+			it.Close()
 		}
-		if ok {
-			if err := decodeRowValue(old, &v); err != nil {
-				return buf, fmt.Errorf("row %d/%q: %w", op.Team, op.DistinctID, err)
+	}()
+	for _, k := range keyed {
+		op := k.op
+		if op.Put == nil && !op.SetResults && !op.SetCounters {
+			if err := wb.Delete(k.key, nil); err != nil { // a plain delete
+				return buf, err
+			}
+			continue
+		}
+		var v rowValue
+		if !op.Delete && (op.Put == nil || !op.SetResults || !op.SetCounters) {
+			if it == nil {
+				var err error
+				if it, err = s.db.NewIter(&pebble.IterOptions{
+					LowerBound: keyed[0].key,
+					UpperBound: keyenc.Successor(keyed[len(keyed)-1].key),
+				}); err != nil {
+					return buf, err
+				}
+			}
+			if it.SeekPrefixGE(k.key) && bytes.Equal(it.Key(), k.key) {
+				old, err := it.ValueAndErr()
+				if err != nil {
+					return buf, err
+				}
+				if err := decodeRowValue(slices.Clone(old), &v); err != nil {
+					return buf, fmt.Errorf("row %d/%q: %w", op.Team, op.DistinctID, err)
+				}
+			} else if err := it.Error(); err != nil {
+				return buf, err
 			}
 		}
+		if op.Put != nil {
+			v.present = true
+			v.row.PersonID = op.Put.PersonID
+			v.row.PersonVersion = op.Put.PersonVersion
+			v.row.Revision = op.Put.Revision
+			v.row.Properties = op.Put.Properties
+		}
+		if op.SetResults {
+			v.row.Results = op.Results
+		}
+		if op.SetCounters {
+			v.row.Counters = op.Counters
+		}
+		buf = slices.Grow(buf[:0], rowValueSize(&v))
+		buf = appendRowValue(buf, &v)
+		if err := wb.Set(k.key, buf, nil); err != nil {
+			return buf, err
+		}
 	}
-	if op.Put != nil {
-		v.present = true
-		v.row.PersonID = op.Put.PersonID
-		v.row.PersonVersion = op.Put.PersonVersion
-		v.row.Revision = op.Put.Revision
-		v.row.Properties = op.Put.Properties
-	}
-	if op.SetResults {
-		v.row.Results = op.Results
-	}
-	if op.SetCounters {
-		v.row.Counters = op.Counters
-	}
-	buf = slices.Grow(buf[:0], rowValueSize(&v))
-	buf = appendRowValue(buf, &v)
-	return buf, wb.Set(key, buf, nil)
+	return buf, nil
 }
 
 // Dump implements store.Store: every entity in key order (persons,
