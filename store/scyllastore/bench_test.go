@@ -35,7 +35,7 @@ func personBatch(b *store.Batch, team int64, first, n int) {
 // BenchmarkApply measures one durable Apply of a projector-shaped batch of
 // persons (see personBatch) against the test Cassandra.
 func BenchmarkApply(b *testing.B) {
-	for _, c := range []struct{ persons, conc int }{{1, 0}, {100, 0}, {1000, 0}, {1000, 64}, {1000, 256}} {
+	for _, c := range []struct{ persons, conc int }{{1, 0}, {100, 0}, {1000, 0}, {1000, 16}, {1000, 256}} {
 		n := c.persons
 		b.Run(fmt.Sprintf("persons=%d/conc=%d", n, c.conc), func(b *testing.B) {
 			cfg := scyllastoretest.Config(b)

@@ -35,11 +35,19 @@ type Config struct {
 	// never (tests that expect errors use it).
 	Retries int
 	// WriteConcurrency bounds the partitions written in parallel by one
-	// Write. Default 16.
+	// Apply. Default 64 (a 1000-person projector batch spans about 2,000
+	// partitions; more in flight hides network latency on a real cluster).
 	WriteConcurrency int
 	// ReadConcurrency bounds the parallel point reads of one multi-key read
 	// (scans, fan-out lookups). Default 16.
 	ReadConcurrency int
+	// WriteCoalesceWait is how long the driver holds a request to send it
+	// with others in one write on the connection. Default 0: off. The
+	// driver's own default, 200µs, raised a serial GetRow from about 0.35 ms
+	// to about 2 ms on the 2-core test machine; a deployment with many
+	// concurrent requests per connection may trade latency for fewer
+	// syscalls by setting it.
+	WriteCoalesceWait time.Duration
 	// PageSize is the driver page size of scans. Default 1000.
 	PageSize int
 	// ApplySchema applies package schema's migrations on Open (creating the
@@ -70,7 +78,7 @@ func (c Config) Validate() error {
 	default:
 		return fmt.Errorf("%w: consistency %v", ErrInvalidConfig, c.Consistency)
 	}
-	if c.Timeout < 0 || c.ConnectTimeout < 0 {
+	if c.Timeout < 0 || c.ConnectTimeout < 0 || c.WriteCoalesceWait < 0 {
 		return fmt.Errorf("%w: negative timeout", ErrInvalidConfig)
 	}
 	if c.WriteConcurrency < 0 || c.ReadConcurrency < 0 || c.PageSize < 0 {
@@ -96,7 +104,7 @@ func (c Config) withDefaults() Config {
 		c.Retries = 0
 	}
 	if c.WriteConcurrency == 0 {
-		c.WriteConcurrency = 16
+		c.WriteConcurrency = 64
 	}
 	if c.ReadConcurrency == 0 {
 		c.ReadConcurrency = 16
@@ -126,6 +134,7 @@ func (c Config) cluster() *gocql.ClusterConfig {
 	cl.RetryPolicy = &gocql.SimpleRetryPolicy{NumRetries: c.Retries}
 	cl.PageSize = c.PageSize
 	cl.Logger = driverLogger{c.Logger}
+	cl.WriteCoalesceWaitTime = c.WriteCoalesceWait
 	return cl
 }
 
