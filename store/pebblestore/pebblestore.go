@@ -20,6 +20,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/vexil-dev/vexil/store"
 	"github.com/vexil-dev/vexil/store/internal/keyenc"
@@ -42,6 +43,9 @@ type Config struct {
 	MemTableSize uint64
 	// Logger receives Pebble's log lines. Default: discarded.
 	Logger *slog.Logger
+	// FS is the filesystem holding Dir. Default: the operating system's.
+	// Tests use an in-memory one (vfs.NewCrashableMem) to simulate crashes.
+	FS vfs.FS
 }
 
 // Validate reports an invalid configuration.
@@ -94,6 +98,7 @@ func Open(cfg Config) (*Store, error) {
 		MemTableSize:       cfg.MemTableSize,
 		FormatMajorVersion: pebble.FormatNewest,
 		Logger:             pebbleLogger{cfg.Logger.With("component", "pebble")},
+		FS:                 cfg.FS,
 	}
 	// Bloom filters on every level: GetRow misses and the projector's reads
 	// of rows and persons that do not exist yet skip most tables.
@@ -424,9 +429,6 @@ func (s *Store) Apply(ctx context.Context, b *store.Batch) error {
 	if err := b.Validate(); err != nil {
 		return fmt.Errorf("pebblestore: apply: %w", err)
 	}
-	if b.Len() == 0 {
-		return nil
-	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("pebblestore: apply: %w", err)
 	}
@@ -434,6 +436,9 @@ func (s *Store) Apply(ctx context.Context, b *store.Batch) error {
 		return err
 	}
 	defer s.leave()
+	if b.Len() == 0 {
+		return nil
+	}
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	wb := s.db.NewBatch()
