@@ -2,6 +2,7 @@ package pebblestore_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"testing"
@@ -120,4 +121,49 @@ func BenchmarkWriteBatch(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N*perBatch)/b.Elapsed().Seconds(), "rows/s")
+}
+
+// BenchmarkGetPersons reads 1000 persons per call (half of them missing),
+// as the projector does for a batch: GetPersons against GetPerson per key.
+func BenchmarkGetPersons(b *testing.B) {
+	const n = 50_000
+	s := openBench(b)
+	ctx := context.Background()
+	var batch store.Batch
+	for i := range n {
+		p := store.NewPerson(1, fmt.Sprintf("person-%08d", i))
+		p.ApplyUpdate(store.PersonUpdate{Version: int64(i), Set: map[string][]byte{"email": fmt.Appendf(nil, `"u%d@x.io"`, i), "plan": []byte(`"pro"`)}})
+		batch.PutPerson(p)
+		if batch.Len() == 10000 {
+			if err := s.Apply(ctx, &batch); err != nil {
+				b.Fatal(err)
+			}
+			batch.Reset()
+		}
+	}
+	r := rand.New(rand.NewPCG(3, 3))
+	keys := make([]store.PersonKey, 1000)
+	for i := range keys {
+		keys[i] = store.PersonKey{Team: 1, ID: fmt.Sprintf("person-%08d", r.IntN(2*n))}
+	}
+	b.Run("multi", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := s.GetPersons(ctx, keys); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.N*len(keys))/b.Elapsed().Seconds(), "keys/s")
+	})
+	b.Run("single", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			for _, k := range keys {
+				if _, err := s.GetPerson(ctx, k.Team, k.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+					b.Fatal(err)
+				}
+			}
+		}
+		b.ReportMetric(float64(b.N*len(keys))/b.Elapsed().Seconds(), "keys/s")
+	})
 }
