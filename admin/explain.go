@@ -268,4 +268,3 @@ func valueOf(r flags.Result) string {
 	}
 	return "true"
 }
-

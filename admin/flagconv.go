@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 
@@ -289,3 +290,5 @@ func diffInto(out map[string]map[string]any, path string, a, b any) {
 	}
 	out[path] = map[string]any{"before": a, "after": b}
 }
+
+func jsonEncode(w io.Writer, v any) error { return json.NewEncoder(w).Encode(v) }

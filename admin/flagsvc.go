@@ -48,7 +48,8 @@ func (s *Service) validateFlag(ctx context.Context, f flags.Flag, fieldOf func(s
 	var ves flags.ValidationErrors
 	if errors.As(err, &ves) {
 		for _, ve := range ves {
-			if ve.Flag == f.Key {
+			// Key uniqueness is the catalog's (already_exists).
+			if ve.Flag == f.Key && ve.Code != flags.CodeDuplicateKey {
 				e := errcode.FromValidation(ve, "")
 				e.Field = fieldOf(ve.Path)
 				return e

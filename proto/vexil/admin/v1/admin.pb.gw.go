@@ -2607,7 +2607,7 @@ func RegisterAdminServiceHandlerServer(ctx context.Context, mux *runtime.ServeMu
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_AdminService_GetTeam_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+		forward_AdminService_GetTeam_0(annotatedContext, mux, outboundMarshaler, w, req, response_AdminService_GetTeam_0{resp.(*GetTeamResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodGet, pattern_AdminService_ListTeams_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -2647,7 +2647,7 @@ func RegisterAdminServiceHandlerServer(ctx context.Context, mux *runtime.ServeMu
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_AdminService_UpdateTeam_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+		forward_AdminService_UpdateTeam_0(annotatedContext, mux, outboundMarshaler, w, req, response_AdminService_UpdateTeam_0{resp.(*UpdateTeamResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodPut, pattern_AdminService_SetGroupType_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -2667,7 +2667,7 @@ func RegisterAdminServiceHandlerServer(ctx context.Context, mux *runtime.ServeMu
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_AdminService_SetGroupType_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+		forward_AdminService_SetGroupType_0(annotatedContext, mux, outboundMarshaler, w, req, response_AdminService_SetGroupType_0{resp.(*SetGroupTypeResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodPost, pattern_AdminService_RotateTeamKey_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -2747,7 +2747,7 @@ func RegisterAdminServiceHandlerServer(ctx context.Context, mux *runtime.ServeMu
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_AdminService_RevokeKey_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+		forward_AdminService_RevokeKey_0(annotatedContext, mux, outboundMarshaler, w, req, response_AdminService_RevokeKey_0{resp.(*RevokeKeyResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodPost, pattern_AdminService_CreateFlag_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -2767,7 +2767,7 @@ func RegisterAdminServiceHandlerServer(ctx context.Context, mux *runtime.ServeMu
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_AdminService_CreateFlag_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+		forward_AdminService_CreateFlag_0(annotatedContext, mux, outboundMarshaler, w, req, response_AdminService_CreateFlag_0{resp.(*CreateFlagResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodGet, pattern_AdminService_GetFlag_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -2787,7 +2787,7 @@ func RegisterAdminServiceHandlerServer(ctx context.Context, mux *runtime.ServeMu
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_AdminService_GetFlag_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+		forward_AdminService_GetFlag_0(annotatedContext, mux, outboundMarshaler, w, req, response_AdminService_GetFlag_0{resp.(*GetFlagResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodGet, pattern_AdminService_GetFlagByKey_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -2807,7 +2807,7 @@ func RegisterAdminServiceHandlerServer(ctx context.Context, mux *runtime.ServeMu
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_AdminService_GetFlagByKey_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+		forward_AdminService_GetFlagByKey_0(annotatedContext, mux, outboundMarshaler, w, req, response_AdminService_GetFlagByKey_0{resp.(*GetFlagByKeyResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodGet, pattern_AdminService_ListFlags_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -2847,7 +2847,7 @@ func RegisterAdminServiceHandlerServer(ctx context.Context, mux *runtime.ServeMu
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_AdminService_UpdateFlag_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+		forward_AdminService_UpdateFlag_0(annotatedContext, mux, outboundMarshaler, w, req, response_AdminService_UpdateFlag_0{resp.(*UpdateFlagResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodPost, pattern_AdminService_EnableFlag_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -2867,7 +2867,7 @@ func RegisterAdminServiceHandlerServer(ctx context.Context, mux *runtime.ServeMu
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_AdminService_EnableFlag_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+		forward_AdminService_EnableFlag_0(annotatedContext, mux, outboundMarshaler, w, req, response_AdminService_EnableFlag_0{resp.(*EnableFlagResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodPost, pattern_AdminService_DisableFlag_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -2887,7 +2887,7 @@ func RegisterAdminServiceHandlerServer(ctx context.Context, mux *runtime.ServeMu
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_AdminService_DisableFlag_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+		forward_AdminService_DisableFlag_0(annotatedContext, mux, outboundMarshaler, w, req, response_AdminService_DisableFlag_0{resp.(*DisableFlagResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodPost, pattern_AdminService_ArchiveFlag_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -2907,7 +2907,7 @@ func RegisterAdminServiceHandlerServer(ctx context.Context, mux *runtime.ServeMu
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_AdminService_ArchiveFlag_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+		forward_AdminService_ArchiveFlag_0(annotatedContext, mux, outboundMarshaler, w, req, response_AdminService_ArchiveFlag_0{resp.(*ArchiveFlagResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodPost, pattern_AdminService_UnarchiveFlag_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -2927,7 +2927,7 @@ func RegisterAdminServiceHandlerServer(ctx context.Context, mux *runtime.ServeMu
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_AdminService_UnarchiveFlag_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+		forward_AdminService_UnarchiveFlag_0(annotatedContext, mux, outboundMarshaler, w, req, response_AdminService_UnarchiveFlag_0{resp.(*UnarchiveFlagResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodDelete, pattern_AdminService_DeleteFlag_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -2947,7 +2947,7 @@ func RegisterAdminServiceHandlerServer(ctx context.Context, mux *runtime.ServeMu
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_AdminService_DeleteFlag_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+		forward_AdminService_DeleteFlag_0(annotatedContext, mux, outboundMarshaler, w, req, response_AdminService_DeleteFlag_0{resp.(*DeleteFlagResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodPost, pattern_AdminService_AddCondition_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -2967,7 +2967,7 @@ func RegisterAdminServiceHandlerServer(ctx context.Context, mux *runtime.ServeMu
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_AdminService_AddCondition_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+		forward_AdminService_AddCondition_0(annotatedContext, mux, outboundMarshaler, w, req, response_AdminService_AddCondition_0{resp.(*AddConditionResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodPut, pattern_AdminService_UpdateCondition_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -2987,7 +2987,7 @@ func RegisterAdminServiceHandlerServer(ctx context.Context, mux *runtime.ServeMu
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_AdminService_UpdateCondition_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+		forward_AdminService_UpdateCondition_0(annotatedContext, mux, outboundMarshaler, w, req, response_AdminService_UpdateCondition_0{resp.(*UpdateConditionResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodDelete, pattern_AdminService_RemoveCondition_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -3007,7 +3007,7 @@ func RegisterAdminServiceHandlerServer(ctx context.Context, mux *runtime.ServeMu
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_AdminService_RemoveCondition_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+		forward_AdminService_RemoveCondition_0(annotatedContext, mux, outboundMarshaler, w, req, response_AdminService_RemoveCondition_0{resp.(*RemoveConditionResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodPost, pattern_AdminService_ReorderConditions_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -3027,7 +3027,7 @@ func RegisterAdminServiceHandlerServer(ctx context.Context, mux *runtime.ServeMu
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_AdminService_ReorderConditions_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+		forward_AdminService_ReorderConditions_0(annotatedContext, mux, outboundMarshaler, w, req, response_AdminService_ReorderConditions_0{resp.(*ReorderConditionsResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodPost, pattern_AdminService_SetRollout_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -3047,7 +3047,7 @@ func RegisterAdminServiceHandlerServer(ctx context.Context, mux *runtime.ServeMu
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_AdminService_SetRollout_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+		forward_AdminService_SetRollout_0(annotatedContext, mux, outboundMarshaler, w, req, response_AdminService_SetRollout_0{resp.(*SetRolloutResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodPut, pattern_AdminService_SetOverrides_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -3067,7 +3067,7 @@ func RegisterAdminServiceHandlerServer(ctx context.Context, mux *runtime.ServeMu
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_AdminService_SetOverrides_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+		forward_AdminService_SetOverrides_0(annotatedContext, mux, outboundMarshaler, w, req, response_AdminService_SetOverrides_0{resp.(*SetOverridesResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodGet, pattern_AdminService_ListDependents_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -3107,7 +3107,7 @@ func RegisterAdminServiceHandlerServer(ctx context.Context, mux *runtime.ServeMu
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_AdminService_CreateCohort_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+		forward_AdminService_CreateCohort_0(annotatedContext, mux, outboundMarshaler, w, req, response_AdminService_CreateCohort_0{resp.(*CreateCohortResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodGet, pattern_AdminService_GetCohort_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -3127,7 +3127,7 @@ func RegisterAdminServiceHandlerServer(ctx context.Context, mux *runtime.ServeMu
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_AdminService_GetCohort_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+		forward_AdminService_GetCohort_0(annotatedContext, mux, outboundMarshaler, w, req, response_AdminService_GetCohort_0{resp.(*GetCohortResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodGet, pattern_AdminService_ListCohorts_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -3167,7 +3167,7 @@ func RegisterAdminServiceHandlerServer(ctx context.Context, mux *runtime.ServeMu
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_AdminService_UpdateCohort_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+		forward_AdminService_UpdateCohort_0(annotatedContext, mux, outboundMarshaler, w, req, response_AdminService_UpdateCohort_0{resp.(*UpdateCohortResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodDelete, pattern_AdminService_DeleteCohort_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -3187,7 +3187,7 @@ func RegisterAdminServiceHandlerServer(ctx context.Context, mux *runtime.ServeMu
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_AdminService_DeleteCohort_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+		forward_AdminService_DeleteCohort_0(annotatedContext, mux, outboundMarshaler, w, req, response_AdminService_DeleteCohort_0{resp.(*DeleteCohortResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodPost, pattern_AdminService_AddCohortMembers_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -3267,7 +3267,7 @@ func RegisterAdminServiceHandlerServer(ctx context.Context, mux *runtime.ServeMu
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_AdminService_CreateEarlyAccessFeature_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+		forward_AdminService_CreateEarlyAccessFeature_0(annotatedContext, mux, outboundMarshaler, w, req, response_AdminService_CreateEarlyAccessFeature_0{resp.(*CreateEarlyAccessFeatureResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodGet, pattern_AdminService_GetEarlyAccessFeature_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -3287,7 +3287,7 @@ func RegisterAdminServiceHandlerServer(ctx context.Context, mux *runtime.ServeMu
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_AdminService_GetEarlyAccessFeature_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+		forward_AdminService_GetEarlyAccessFeature_0(annotatedContext, mux, outboundMarshaler, w, req, response_AdminService_GetEarlyAccessFeature_0{resp.(*GetEarlyAccessFeatureResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodGet, pattern_AdminService_ListEarlyAccessFeatures_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -3327,7 +3327,7 @@ func RegisterAdminServiceHandlerServer(ctx context.Context, mux *runtime.ServeMu
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_AdminService_UpdateEarlyAccessFeature_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+		forward_AdminService_UpdateEarlyAccessFeature_0(annotatedContext, mux, outboundMarshaler, w, req, response_AdminService_UpdateEarlyAccessFeature_0{resp.(*UpdateEarlyAccessFeatureResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodDelete, pattern_AdminService_DeleteEarlyAccessFeature_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -3347,7 +3347,7 @@ func RegisterAdminServiceHandlerServer(ctx context.Context, mux *runtime.ServeMu
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_AdminService_DeleteEarlyAccessFeature_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+		forward_AdminService_DeleteEarlyAccessFeature_0(annotatedContext, mux, outboundMarshaler, w, req, response_AdminService_DeleteEarlyAccessFeature_0{resp.(*DeleteEarlyAccessFeatureResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodGet, pattern_AdminService_ListActivity_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -3427,7 +3427,7 @@ func RegisterAdminServiceHandlerServer(ctx context.Context, mux *runtime.ServeMu
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_AdminService_StartBlastRadius_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+		forward_AdminService_StartBlastRadius_0(annotatedContext, mux, outboundMarshaler, w, req, response_AdminService_StartBlastRadius_0{resp.(*StartBlastRadiusResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodGet, pattern_AdminService_GetBlastRadiusJob_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -3447,7 +3447,7 @@ func RegisterAdminServiceHandlerServer(ctx context.Context, mux *runtime.ServeMu
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_AdminService_GetBlastRadiusJob_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+		forward_AdminService_GetBlastRadiusJob_0(annotatedContext, mux, outboundMarshaler, w, req, response_AdminService_GetBlastRadiusJob_0{resp.(*GetBlastRadiusJobResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodGet, pattern_AdminService_ListBlastRadiusJobs_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -3487,7 +3487,7 @@ func RegisterAdminServiceHandlerServer(ctx context.Context, mux *runtime.ServeMu
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_AdminService_CancelBlastRadiusJob_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+		forward_AdminService_CancelBlastRadiusJob_0(annotatedContext, mux, outboundMarshaler, w, req, response_AdminService_CancelBlastRadiusJob_0{resp.(*CancelBlastRadiusJobResponse)}, mux.GetForwardResponseOptions()...)
 	})
 
 	return nil
@@ -3561,7 +3561,7 @@ func RegisterAdminServiceHandlerClient(ctx context.Context, mux *runtime.ServeMu
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_AdminService_GetTeam_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+		forward_AdminService_GetTeam_0(annotatedContext, mux, outboundMarshaler, w, req, response_AdminService_GetTeam_0{resp.(*GetTeamResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodGet, pattern_AdminService_ListTeams_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -3595,7 +3595,7 @@ func RegisterAdminServiceHandlerClient(ctx context.Context, mux *runtime.ServeMu
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_AdminService_UpdateTeam_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+		forward_AdminService_UpdateTeam_0(annotatedContext, mux, outboundMarshaler, w, req, response_AdminService_UpdateTeam_0{resp.(*UpdateTeamResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodPut, pattern_AdminService_SetGroupType_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -3612,7 +3612,7 @@ func RegisterAdminServiceHandlerClient(ctx context.Context, mux *runtime.ServeMu
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_AdminService_SetGroupType_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+		forward_AdminService_SetGroupType_0(annotatedContext, mux, outboundMarshaler, w, req, response_AdminService_SetGroupType_0{resp.(*SetGroupTypeResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodPost, pattern_AdminService_RotateTeamKey_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -3680,7 +3680,7 @@ func RegisterAdminServiceHandlerClient(ctx context.Context, mux *runtime.ServeMu
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_AdminService_RevokeKey_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+		forward_AdminService_RevokeKey_0(annotatedContext, mux, outboundMarshaler, w, req, response_AdminService_RevokeKey_0{resp.(*RevokeKeyResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodPost, pattern_AdminService_CreateFlag_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -3697,7 +3697,7 @@ func RegisterAdminServiceHandlerClient(ctx context.Context, mux *runtime.ServeMu
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_AdminService_CreateFlag_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+		forward_AdminService_CreateFlag_0(annotatedContext, mux, outboundMarshaler, w, req, response_AdminService_CreateFlag_0{resp.(*CreateFlagResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodGet, pattern_AdminService_GetFlag_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -3714,7 +3714,7 @@ func RegisterAdminServiceHandlerClient(ctx context.Context, mux *runtime.ServeMu
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_AdminService_GetFlag_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+		forward_AdminService_GetFlag_0(annotatedContext, mux, outboundMarshaler, w, req, response_AdminService_GetFlag_0{resp.(*GetFlagResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodGet, pattern_AdminService_GetFlagByKey_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -3731,7 +3731,7 @@ func RegisterAdminServiceHandlerClient(ctx context.Context, mux *runtime.ServeMu
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_AdminService_GetFlagByKey_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+		forward_AdminService_GetFlagByKey_0(annotatedContext, mux, outboundMarshaler, w, req, response_AdminService_GetFlagByKey_0{resp.(*GetFlagByKeyResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodGet, pattern_AdminService_ListFlags_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -3765,7 +3765,7 @@ func RegisterAdminServiceHandlerClient(ctx context.Context, mux *runtime.ServeMu
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_AdminService_UpdateFlag_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+		forward_AdminService_UpdateFlag_0(annotatedContext, mux, outboundMarshaler, w, req, response_AdminService_UpdateFlag_0{resp.(*UpdateFlagResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodPost, pattern_AdminService_EnableFlag_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -3782,7 +3782,7 @@ func RegisterAdminServiceHandlerClient(ctx context.Context, mux *runtime.ServeMu
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_AdminService_EnableFlag_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+		forward_AdminService_EnableFlag_0(annotatedContext, mux, outboundMarshaler, w, req, response_AdminService_EnableFlag_0{resp.(*EnableFlagResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodPost, pattern_AdminService_DisableFlag_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -3799,7 +3799,7 @@ func RegisterAdminServiceHandlerClient(ctx context.Context, mux *runtime.ServeMu
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_AdminService_DisableFlag_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+		forward_AdminService_DisableFlag_0(annotatedContext, mux, outboundMarshaler, w, req, response_AdminService_DisableFlag_0{resp.(*DisableFlagResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodPost, pattern_AdminService_ArchiveFlag_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -3816,7 +3816,7 @@ func RegisterAdminServiceHandlerClient(ctx context.Context, mux *runtime.ServeMu
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_AdminService_ArchiveFlag_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+		forward_AdminService_ArchiveFlag_0(annotatedContext, mux, outboundMarshaler, w, req, response_AdminService_ArchiveFlag_0{resp.(*ArchiveFlagResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodPost, pattern_AdminService_UnarchiveFlag_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -3833,7 +3833,7 @@ func RegisterAdminServiceHandlerClient(ctx context.Context, mux *runtime.ServeMu
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_AdminService_UnarchiveFlag_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+		forward_AdminService_UnarchiveFlag_0(annotatedContext, mux, outboundMarshaler, w, req, response_AdminService_UnarchiveFlag_0{resp.(*UnarchiveFlagResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodDelete, pattern_AdminService_DeleteFlag_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -3850,7 +3850,7 @@ func RegisterAdminServiceHandlerClient(ctx context.Context, mux *runtime.ServeMu
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_AdminService_DeleteFlag_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+		forward_AdminService_DeleteFlag_0(annotatedContext, mux, outboundMarshaler, w, req, response_AdminService_DeleteFlag_0{resp.(*DeleteFlagResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodPost, pattern_AdminService_AddCondition_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -3867,7 +3867,7 @@ func RegisterAdminServiceHandlerClient(ctx context.Context, mux *runtime.ServeMu
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_AdminService_AddCondition_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+		forward_AdminService_AddCondition_0(annotatedContext, mux, outboundMarshaler, w, req, response_AdminService_AddCondition_0{resp.(*AddConditionResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodPut, pattern_AdminService_UpdateCondition_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -3884,7 +3884,7 @@ func RegisterAdminServiceHandlerClient(ctx context.Context, mux *runtime.ServeMu
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_AdminService_UpdateCondition_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+		forward_AdminService_UpdateCondition_0(annotatedContext, mux, outboundMarshaler, w, req, response_AdminService_UpdateCondition_0{resp.(*UpdateConditionResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodDelete, pattern_AdminService_RemoveCondition_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -3901,7 +3901,7 @@ func RegisterAdminServiceHandlerClient(ctx context.Context, mux *runtime.ServeMu
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_AdminService_RemoveCondition_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+		forward_AdminService_RemoveCondition_0(annotatedContext, mux, outboundMarshaler, w, req, response_AdminService_RemoveCondition_0{resp.(*RemoveConditionResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodPost, pattern_AdminService_ReorderConditions_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -3918,7 +3918,7 @@ func RegisterAdminServiceHandlerClient(ctx context.Context, mux *runtime.ServeMu
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_AdminService_ReorderConditions_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+		forward_AdminService_ReorderConditions_0(annotatedContext, mux, outboundMarshaler, w, req, response_AdminService_ReorderConditions_0{resp.(*ReorderConditionsResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodPost, pattern_AdminService_SetRollout_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -3935,7 +3935,7 @@ func RegisterAdminServiceHandlerClient(ctx context.Context, mux *runtime.ServeMu
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_AdminService_SetRollout_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+		forward_AdminService_SetRollout_0(annotatedContext, mux, outboundMarshaler, w, req, response_AdminService_SetRollout_0{resp.(*SetRolloutResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodPut, pattern_AdminService_SetOverrides_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -3952,7 +3952,7 @@ func RegisterAdminServiceHandlerClient(ctx context.Context, mux *runtime.ServeMu
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_AdminService_SetOverrides_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+		forward_AdminService_SetOverrides_0(annotatedContext, mux, outboundMarshaler, w, req, response_AdminService_SetOverrides_0{resp.(*SetOverridesResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodGet, pattern_AdminService_ListDependents_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -3986,7 +3986,7 @@ func RegisterAdminServiceHandlerClient(ctx context.Context, mux *runtime.ServeMu
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_AdminService_CreateCohort_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+		forward_AdminService_CreateCohort_0(annotatedContext, mux, outboundMarshaler, w, req, response_AdminService_CreateCohort_0{resp.(*CreateCohortResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodGet, pattern_AdminService_GetCohort_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -4003,7 +4003,7 @@ func RegisterAdminServiceHandlerClient(ctx context.Context, mux *runtime.ServeMu
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_AdminService_GetCohort_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+		forward_AdminService_GetCohort_0(annotatedContext, mux, outboundMarshaler, w, req, response_AdminService_GetCohort_0{resp.(*GetCohortResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodGet, pattern_AdminService_ListCohorts_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -4037,7 +4037,7 @@ func RegisterAdminServiceHandlerClient(ctx context.Context, mux *runtime.ServeMu
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_AdminService_UpdateCohort_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+		forward_AdminService_UpdateCohort_0(annotatedContext, mux, outboundMarshaler, w, req, response_AdminService_UpdateCohort_0{resp.(*UpdateCohortResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodDelete, pattern_AdminService_DeleteCohort_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -4054,7 +4054,7 @@ func RegisterAdminServiceHandlerClient(ctx context.Context, mux *runtime.ServeMu
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_AdminService_DeleteCohort_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+		forward_AdminService_DeleteCohort_0(annotatedContext, mux, outboundMarshaler, w, req, response_AdminService_DeleteCohort_0{resp.(*DeleteCohortResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodPost, pattern_AdminService_AddCohortMembers_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -4122,7 +4122,7 @@ func RegisterAdminServiceHandlerClient(ctx context.Context, mux *runtime.ServeMu
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_AdminService_CreateEarlyAccessFeature_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+		forward_AdminService_CreateEarlyAccessFeature_0(annotatedContext, mux, outboundMarshaler, w, req, response_AdminService_CreateEarlyAccessFeature_0{resp.(*CreateEarlyAccessFeatureResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodGet, pattern_AdminService_GetEarlyAccessFeature_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -4139,7 +4139,7 @@ func RegisterAdminServiceHandlerClient(ctx context.Context, mux *runtime.ServeMu
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_AdminService_GetEarlyAccessFeature_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+		forward_AdminService_GetEarlyAccessFeature_0(annotatedContext, mux, outboundMarshaler, w, req, response_AdminService_GetEarlyAccessFeature_0{resp.(*GetEarlyAccessFeatureResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodGet, pattern_AdminService_ListEarlyAccessFeatures_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -4173,7 +4173,7 @@ func RegisterAdminServiceHandlerClient(ctx context.Context, mux *runtime.ServeMu
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_AdminService_UpdateEarlyAccessFeature_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+		forward_AdminService_UpdateEarlyAccessFeature_0(annotatedContext, mux, outboundMarshaler, w, req, response_AdminService_UpdateEarlyAccessFeature_0{resp.(*UpdateEarlyAccessFeatureResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodDelete, pattern_AdminService_DeleteEarlyAccessFeature_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -4190,7 +4190,7 @@ func RegisterAdminServiceHandlerClient(ctx context.Context, mux *runtime.ServeMu
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_AdminService_DeleteEarlyAccessFeature_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+		forward_AdminService_DeleteEarlyAccessFeature_0(annotatedContext, mux, outboundMarshaler, w, req, response_AdminService_DeleteEarlyAccessFeature_0{resp.(*DeleteEarlyAccessFeatureResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodGet, pattern_AdminService_ListActivity_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -4258,7 +4258,7 @@ func RegisterAdminServiceHandlerClient(ctx context.Context, mux *runtime.ServeMu
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_AdminService_StartBlastRadius_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+		forward_AdminService_StartBlastRadius_0(annotatedContext, mux, outboundMarshaler, w, req, response_AdminService_StartBlastRadius_0{resp.(*StartBlastRadiusResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodGet, pattern_AdminService_GetBlastRadiusJob_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -4275,7 +4275,7 @@ func RegisterAdminServiceHandlerClient(ctx context.Context, mux *runtime.ServeMu
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_AdminService_GetBlastRadiusJob_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+		forward_AdminService_GetBlastRadiusJob_0(annotatedContext, mux, outboundMarshaler, w, req, response_AdminService_GetBlastRadiusJob_0{resp.(*GetBlastRadiusJobResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodGet, pattern_AdminService_ListBlastRadiusJobs_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -4309,9 +4309,279 @@ func RegisterAdminServiceHandlerClient(ctx context.Context, mux *runtime.ServeMu
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_AdminService_CancelBlastRadiusJob_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+		forward_AdminService_CancelBlastRadiusJob_0(annotatedContext, mux, outboundMarshaler, w, req, response_AdminService_CancelBlastRadiusJob_0{resp.(*CancelBlastRadiusJobResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	return nil
+}
+
+type response_AdminService_GetTeam_0 struct {
+	*GetTeamResponse
+}
+
+func (m response_AdminService_GetTeam_0) XXX_ResponseBody() interface{} {
+	response := m.GetTeamResponse
+	return response.Team
+}
+
+type response_AdminService_UpdateTeam_0 struct {
+	*UpdateTeamResponse
+}
+
+func (m response_AdminService_UpdateTeam_0) XXX_ResponseBody() interface{} {
+	response := m.UpdateTeamResponse
+	return response.Team
+}
+
+type response_AdminService_SetGroupType_0 struct {
+	*SetGroupTypeResponse
+}
+
+func (m response_AdminService_SetGroupType_0) XXX_ResponseBody() interface{} {
+	response := m.SetGroupTypeResponse
+	return response.Team
+}
+
+type response_AdminService_RevokeKey_0 struct {
+	*RevokeKeyResponse
+}
+
+func (m response_AdminService_RevokeKey_0) XXX_ResponseBody() interface{} {
+	response := m.RevokeKeyResponse
+	return response.Key
+}
+
+type response_AdminService_CreateFlag_0 struct {
+	*CreateFlagResponse
+}
+
+func (m response_AdminService_CreateFlag_0) XXX_ResponseBody() interface{} {
+	response := m.CreateFlagResponse
+	return response.Flag
+}
+
+type response_AdminService_GetFlag_0 struct {
+	*GetFlagResponse
+}
+
+func (m response_AdminService_GetFlag_0) XXX_ResponseBody() interface{} {
+	response := m.GetFlagResponse
+	return response.Flag
+}
+
+type response_AdminService_GetFlagByKey_0 struct {
+	*GetFlagByKeyResponse
+}
+
+func (m response_AdminService_GetFlagByKey_0) XXX_ResponseBody() interface{} {
+	response := m.GetFlagByKeyResponse
+	return response.Flag
+}
+
+type response_AdminService_UpdateFlag_0 struct {
+	*UpdateFlagResponse
+}
+
+func (m response_AdminService_UpdateFlag_0) XXX_ResponseBody() interface{} {
+	response := m.UpdateFlagResponse
+	return response.Flag
+}
+
+type response_AdminService_EnableFlag_0 struct {
+	*EnableFlagResponse
+}
+
+func (m response_AdminService_EnableFlag_0) XXX_ResponseBody() interface{} {
+	response := m.EnableFlagResponse
+	return response.Flag
+}
+
+type response_AdminService_DisableFlag_0 struct {
+	*DisableFlagResponse
+}
+
+func (m response_AdminService_DisableFlag_0) XXX_ResponseBody() interface{} {
+	response := m.DisableFlagResponse
+	return response.Flag
+}
+
+type response_AdminService_ArchiveFlag_0 struct {
+	*ArchiveFlagResponse
+}
+
+func (m response_AdminService_ArchiveFlag_0) XXX_ResponseBody() interface{} {
+	response := m.ArchiveFlagResponse
+	return response.Flag
+}
+
+type response_AdminService_UnarchiveFlag_0 struct {
+	*UnarchiveFlagResponse
+}
+
+func (m response_AdminService_UnarchiveFlag_0) XXX_ResponseBody() interface{} {
+	response := m.UnarchiveFlagResponse
+	return response.Flag
+}
+
+type response_AdminService_DeleteFlag_0 struct {
+	*DeleteFlagResponse
+}
+
+func (m response_AdminService_DeleteFlag_0) XXX_ResponseBody() interface{} {
+	response := m.DeleteFlagResponse
+	return response.Flag
+}
+
+type response_AdminService_AddCondition_0 struct {
+	*AddConditionResponse
+}
+
+func (m response_AdminService_AddCondition_0) XXX_ResponseBody() interface{} {
+	response := m.AddConditionResponse
+	return response.Flag
+}
+
+type response_AdminService_UpdateCondition_0 struct {
+	*UpdateConditionResponse
+}
+
+func (m response_AdminService_UpdateCondition_0) XXX_ResponseBody() interface{} {
+	response := m.UpdateConditionResponse
+	return response.Flag
+}
+
+type response_AdminService_RemoveCondition_0 struct {
+	*RemoveConditionResponse
+}
+
+func (m response_AdminService_RemoveCondition_0) XXX_ResponseBody() interface{} {
+	response := m.RemoveConditionResponse
+	return response.Flag
+}
+
+type response_AdminService_ReorderConditions_0 struct {
+	*ReorderConditionsResponse
+}
+
+func (m response_AdminService_ReorderConditions_0) XXX_ResponseBody() interface{} {
+	response := m.ReorderConditionsResponse
+	return response.Flag
+}
+
+type response_AdminService_SetRollout_0 struct {
+	*SetRolloutResponse
+}
+
+func (m response_AdminService_SetRollout_0) XXX_ResponseBody() interface{} {
+	response := m.SetRolloutResponse
+	return response.Flag
+}
+
+type response_AdminService_SetOverrides_0 struct {
+	*SetOverridesResponse
+}
+
+func (m response_AdminService_SetOverrides_0) XXX_ResponseBody() interface{} {
+	response := m.SetOverridesResponse
+	return response.Flag
+}
+
+type response_AdminService_CreateCohort_0 struct {
+	*CreateCohortResponse
+}
+
+func (m response_AdminService_CreateCohort_0) XXX_ResponseBody() interface{} {
+	response := m.CreateCohortResponse
+	return response.Cohort
+}
+
+type response_AdminService_GetCohort_0 struct {
+	*GetCohortResponse
+}
+
+func (m response_AdminService_GetCohort_0) XXX_ResponseBody() interface{} {
+	response := m.GetCohortResponse
+	return response.Cohort
+}
+
+type response_AdminService_UpdateCohort_0 struct {
+	*UpdateCohortResponse
+}
+
+func (m response_AdminService_UpdateCohort_0) XXX_ResponseBody() interface{} {
+	response := m.UpdateCohortResponse
+	return response.Cohort
+}
+
+type response_AdminService_DeleteCohort_0 struct {
+	*DeleteCohortResponse
+}
+
+func (m response_AdminService_DeleteCohort_0) XXX_ResponseBody() interface{} {
+	response := m.DeleteCohortResponse
+	return response.Cohort
+}
+
+type response_AdminService_CreateEarlyAccessFeature_0 struct {
+	*CreateEarlyAccessFeatureResponse
+}
+
+func (m response_AdminService_CreateEarlyAccessFeature_0) XXX_ResponseBody() interface{} {
+	response := m.CreateEarlyAccessFeatureResponse
+	return response.Feature
+}
+
+type response_AdminService_GetEarlyAccessFeature_0 struct {
+	*GetEarlyAccessFeatureResponse
+}
+
+func (m response_AdminService_GetEarlyAccessFeature_0) XXX_ResponseBody() interface{} {
+	response := m.GetEarlyAccessFeatureResponse
+	return response.Feature
+}
+
+type response_AdminService_UpdateEarlyAccessFeature_0 struct {
+	*UpdateEarlyAccessFeatureResponse
+}
+
+func (m response_AdminService_UpdateEarlyAccessFeature_0) XXX_ResponseBody() interface{} {
+	response := m.UpdateEarlyAccessFeatureResponse
+	return response.Feature
+}
+
+type response_AdminService_DeleteEarlyAccessFeature_0 struct {
+	*DeleteEarlyAccessFeatureResponse
+}
+
+func (m response_AdminService_DeleteEarlyAccessFeature_0) XXX_ResponseBody() interface{} {
+	response := m.DeleteEarlyAccessFeatureResponse
+	return response.Feature
+}
+
+type response_AdminService_StartBlastRadius_0 struct {
+	*StartBlastRadiusResponse
+}
+
+func (m response_AdminService_StartBlastRadius_0) XXX_ResponseBody() interface{} {
+	response := m.StartBlastRadiusResponse
+	return response.Job
+}
+
+type response_AdminService_GetBlastRadiusJob_0 struct {
+	*GetBlastRadiusJobResponse
+}
+
+func (m response_AdminService_GetBlastRadiusJob_0) XXX_ResponseBody() interface{} {
+	response := m.GetBlastRadiusJobResponse
+	return response.Job
+}
+
+type response_AdminService_CancelBlastRadiusJob_0 struct {
+	*CancelBlastRadiusJobResponse
+}
+
+func (m response_AdminService_CancelBlastRadiusJob_0) XXX_ResponseBody() interface{} {
+	response := m.CancelBlastRadiusJobResponse
+	return response.Job
 }
 
 var (

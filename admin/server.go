@@ -1,0 +1,311 @@
+package admin
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/vexil-dev/vexil/errcode"
+	adminv1 "github.com/vexil-dev/vexil/proto/vexil/admin/v1"
+)
+
+// ServerConfig configures a Server: the Service served over gRPC and HTTP.
+type ServerConfig struct {
+	// Service is served. Required.
+	Service *Service
+	// GRPCListener and HTTPListener, when set, are used instead of
+	// listening on GRPCAddr and HTTPAddr (tests pass ":0" listeners).
+	GRPCListener, HTTPListener net.Listener
+	// GRPCAddr and HTTPAddr default to 127.0.0.1:7081 and 127.0.0.1:7080.
+	GRPCAddr, HTTPAddr string
+	// ShutdownTimeout bounds the graceful stop (default 10s).
+	ShutdownTimeout time.Duration
+	// Logger defaults to the Service's.
+	Logger *slog.Logger
+}
+
+// Validate checks the configuration.
+func (c *ServerConfig) Validate() error {
+	if c.Service == nil {
+		return errors.New("admin: server config: Service is required")
+	}
+	if c.ShutdownTimeout < 0 {
+		return errors.New("admin: server config: negative ShutdownTimeout")
+	}
+	return nil
+}
+
+// Server serves the management API: gRPC, and HTTP through grpc-gateway
+// over a client connection to that gRPC server, plus the OpenAPI document
+// and PostHog's public early access list.
+type Server struct {
+	cfg      ServerConfig
+	grpcLn   net.Listener
+	httpLn   net.Listener
+	grpc     *grpc.Server
+	http     *http.Server
+	conn     *grpc.ClientConn
+	log      *slog.Logger
+	svc      *Service
+	maxBytes int
+}
+
+// NewServer listens (unless listeners are given) and prepares the servers;
+// Run serves.
+func NewServer(cfg ServerConfig) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.GRPCAddr == "" {
+		cfg.GRPCAddr = "127.0.0.1:7081"
+	}
+	if cfg.HTTPAddr == "" {
+		cfg.HTTPAddr = "127.0.0.1:7080"
+	}
+	if cfg.ShutdownTimeout == 0 {
+		cfg.ShutdownTimeout = 10 * time.Second
+	}
+	s := &Server{cfg: cfg, svc: cfg.Service, log: cfg.Logger, maxBytes: cfg.Service.cfg.Limits.MaxBodyBytes}
+	if s.log == nil {
+		s.log = cfg.Service.log
+	}
+	var err error
+	if s.grpcLn = cfg.GRPCListener; s.grpcLn == nil {
+		if s.grpcLn, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
+			return nil, fmt.Errorf("admin: listen gRPC: %w", err)
+		}
+	}
+	if s.httpLn = cfg.HTTPListener; s.httpLn == nil {
+		if s.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+			_ = s.grpcLn.Close()
+			return nil, fmt.Errorf("admin: listen HTTP: %w", err)
+		}
+	}
+	s.grpc = grpc.NewServer(
+		grpc.ChainUnaryInterceptor(s.svc.UnaryInterceptor()),
+		grpc.MaxRecvMsgSize(s.maxBytes),
+	)
+	adminv1.RegisterAdminServiceServer(s.grpc, s.svc)
+
+	s.conn, err = grpc.NewClient(s.grpcLn.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
+	if err != nil {
+		_ = s.grpcLn.Close()
+		_ = s.httpLn.Close()
+		return nil, fmt.Errorf("admin: gateway client: %w", err)
+	}
+	handler, err := s.httpHandler()
+	if err != nil {
+		_ = s.conn.Close()
+		_ = s.grpcLn.Close()
+		_ = s.httpLn.Close()
+		return nil, err
+	}
+	s.http = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	return s, nil
+}
+
+// GRPCAddr and HTTPAddr return the addresses served.
+func (s *Server) GRPCAddr() string { return s.grpcLn.Addr().String() }
+
+// HTTPAddr returns the HTTP address served.
+func (s *Server) HTTPAddr() string { return s.httpLn.Addr().String() }
+
+// Run serves until ctx ends, runs the Service's job worker, and returns
+// after every goroutine has stopped.
+func (s *Server) Run(ctx context.Context) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := s.grpc.Serve(s.grpcLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			return fmt.Errorf("admin: gRPC: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		if err := s.http.Serve(s.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("admin: HTTP: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error { return s.svc.Run(gctx) })
+	g.Go(func() error {
+		<-gctx.Done()
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
+		defer cancel()
+		herr := s.http.Shutdown(sctx)
+		stopped := make(chan struct{})
+		go func() { s.grpc.GracefulStop(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-sctx.Done():
+			s.grpc.Stop()
+			<-stopped
+		}
+		_ = s.conn.Close()
+		if herr != nil && !errors.Is(herr, context.DeadlineExceeded) {
+			return herr
+		}
+		return nil
+	})
+	return g.Wait()
+}
+
+// headerMatcher forwards Authorization and If-Match to the gRPC server.
+func headerMatcher(key string) (string, bool) {
+	switch strings.ToLower(key) {
+	case "authorization":
+		return "authorization", true
+	case "if-match":
+		return "if-match", true
+	}
+	return runtime.DefaultHeaderMatcher(key)
+}
+
+// marshaler writes PostHog-style snake_case JSON, scalars included even
+// when zero (false, 0, "") so clients see every field; unset messages
+// (timestamps) are left out.
+var marshaler = &runtime.JSONPb{
+	MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true, EmitDefaultValues: true},
+	UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
+}
+
+// errorHandler writes a gRPC error as HTTP: the status from errcode's
+// table, the body google.rpc.Status as JSON (code, message, details with
+// the ErrorInfo).
+func errorHandler(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
+	st, ok := status.FromError(err)
+	if !ok {
+		st = errcode.GRPCStatus(err)
+	}
+	e := errcode.FromStatus(st)
+	body, merr := m.Marshal(st.Proto())
+	if merr != nil {
+		body = []byte(`{"code":13,"message":"internal error"}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if e.Code == errcode.Unauthenticated {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="vexil"`)
+	}
+	w.WriteHeader(e.Code.HTTPStatus())
+	_, _ = w.Write(body)
+}
+
+// writeError writes an errcode error from plain HTTP handlers.
+func writeError(w http.ResponseWriter, r *http.Request, err error) {
+	errorHandler(r.Context(), nil, marshaler, w, r, errcode.GRPCStatus(err).Err())
+}
+
+func (s *Server) httpHandler() (http.Handler, error) {
+	gw := runtime.NewServeMux(
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, marshaler),
+		runtime.WithIncomingHeaderMatcher(headerMatcher),
+		runtime.WithErrorHandler(errorHandler),
+		runtime.WithRoutingErrorHandler(func(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, code int) {
+			c := errcode.NotFound
+			msg := "no such route"
+			if code == http.StatusMethodNotAllowed {
+				c, msg = errcode.Unimplemented, "method not allowed on this route"
+			}
+			err := errcode.New(c, "%s", msg)
+			st := errcode.GRPCStatus(err)
+			body, _ := m.Marshal(st.Proto())
+			w.Header().Set("Content-Type", "application/json")
+			if code == http.StatusMethodNotAllowed {
+				w.WriteHeader(http.StatusMethodNotAllowed)
+			} else {
+				w.WriteHeader(http.StatusNotFound)
+			}
+			_, _ = w.Write(body)
+		}),
+	)
+	if err := adminv1.RegisterAdminServiceHandler(context.Background(), gw, s.conn); err != nil {
+		return nil, fmt.Errorf("admin: gateway: %w", err)
+	}
+	client := adminv1.NewAdminServiceClient(s.conn)
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/openapi.json", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(adminv1.OpenAPI)
+	})
+	mux.HandleFunc("GET /api/early_access_features", func(w http.ResponseWriter, r *http.Request) {
+		s.publicEarlyAccess(w, r, client)
+	})
+	mux.HandleFunc("GET /api/early_access_features/", func(w http.ResponseWriter, r *http.Request) {
+		s.publicEarlyAccess(w, r, client)
+	})
+	mux.Handle("/", gw)
+	return s.limitBody(mux), nil
+}
+
+// limitBody refuses bodies over the limit with 413 before the gateway
+// decodes them.
+func (s *Server) limitBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > int64(s.maxBytes) {
+			writeError(w, r, tooLarge(s.maxBytes))
+			return
+		}
+		if r.Body != nil && r.Body != http.NoBody {
+			data, err := io.ReadAll(io.LimitReader(r.Body, int64(s.maxBytes)+1))
+			if err != nil {
+				writeError(w, r, errcode.New(errcode.InvalidArgument, "reading the body: %v", err))
+				return
+			}
+			if len(data) > s.maxBytes {
+				writeError(w, r, tooLarge(s.maxBytes))
+				return
+			}
+			r.Body = io.NopCloser(bytes.NewReader(data))
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func tooLarge(n int) error {
+	return errcode.New(errcode.TooLarge, "the request body is over %d bytes", n).With("limit", fmt.Sprint(n))
+}
+
+// publicEarlyAccess serves PostHog's GET /api/early_access_features
+// ?token=phc_... in its camelCase shape: {"earlyAccessFeatures": [...]}.
+func (s *Server) publicEarlyAccess(w http.ResponseWriter, r *http.Request, client adminv1.AdminServiceClient) {
+	q := r.URL.Query()
+	ctx := metadata.NewOutgoingContext(r.Context(), metadata.MD{})
+	resp, err := client.ListPublicEarlyAccessFeatures(ctx, &adminv1.ListPublicEarlyAccessFeaturesRequest{
+		Token: q.Get("token"), Stages: q["stage"],
+	})
+	if err != nil {
+		errorHandler(r.Context(), nil, marshaler, w, r, err)
+		return
+	}
+	type feature struct {
+		Name             string `json:"name"`
+		Description      string `json:"description"`
+		Stage            string `json:"stage"`
+		DocumentationURL string `json:"documentationUrl"`
+		FlagKey          string `json:"flagKey"`
+	}
+	out := struct {
+		EarlyAccessFeatures []feature `json:"earlyAccessFeatures"`
+	}{EarlyAccessFeatures: []feature{}}
+	for _, f := range resp.GetEarlyAccessFeatures() {
+		out.EarlyAccessFeatures = append(out.EarlyAccessFeatures, feature{f.GetName(), f.GetDescription(), f.GetStage(),
+			f.GetDocumentationUrl(), f.GetFlagKey()})
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = jsonEncode(w, out)
+}
