@@ -1,0 +1,181 @@
+package evalsvc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/vexil-dev/vexil/catalog"
+	"github.com/vexil-dev/vexil/evalsvc/wire"
+	"github.com/vexil-dev/vexil/flags"
+)
+
+// flagMeta is what a response needs of a flag beyond its result.
+type flagMeta struct {
+	description   string
+	hasExperiment bool
+	runtime       string
+}
+
+// teamState is one team's entry in the HyperCache: immutable once built.
+type teamState struct {
+	team     catalog.Team
+	set      *flags.Set
+	meta     map[string]flagMeta
+	keys     []string // every flag key, in evaluation order
+	groupsFn map[int]bool
+	// payload and payloadNoCohorts are the local-evaluation payloads, with
+	// and without send_cohorts.
+	payload, payloadNoCohorts *wire.Definitions
+	compileErr                error
+	loadedAt                  time.Time
+}
+
+// needsGroup reports whether some flag of the team reads group type gt.
+func (ts *teamState) needsGroup(gt int) bool { return ts.groupsFn[gt] }
+
+func buildTeamState(snap catalog.TeamSnapshot, now time.Time) (*teamState, error) {
+	defs := snap.Definitions
+	set, cerr := flags.Compile(defs)
+	ts := &teamState{team: snap.Team, set: set, compileErr: cerr, loadedAt: now,
+		meta: make(map[string]flagMeta, len(defs.Flags)), groupsFn: map[int]bool{}}
+	for _, f := range defs.Flags {
+		if f.Deleted {
+			continue
+		}
+		ts.meta[f.Key] = flagMeta{description: f.Description, hasExperiment: f.HasExperiment, runtime: f.EvaluationRuntime}
+	}
+	ts.keys = set.Keys()
+	for _, k := range ts.keys {
+		info, _ := set.Info(k)
+		for _, gt := range info.GroupTypes {
+			ts.groupsFn[gt] = true
+		}
+		for gt := range info.GroupProperties {
+			ts.groupsFn[gt] = true
+		}
+	}
+	var err error
+	if ts.payload, err = wire.BuildDefinitions(defs, set, true); err != nil {
+		return nil, err
+	}
+	if ts.payloadNoCohorts, err = wire.BuildDefinitions(defs, set, false); err != nil {
+		return nil, err
+	}
+	return ts, nil
+}
+
+// hyperCache holds every loaded team. Reads are lock-free: the map is
+// replaced, never modified.
+type hyperCache struct {
+	teams  atomic.Pointer[map[int64]*teamState]
+	mu     sync.Mutex // serializes map replacement
+	flight singleflight.Group
+	load   func(ctx context.Context, team int64) (*teamState, error)
+}
+
+func newHyperCache(load func(ctx context.Context, team int64) (*teamState, error)) *hyperCache {
+	c := &hyperCache{load: load}
+	empty := map[int64]*teamState{}
+	c.teams.Store(&empty)
+	return c
+}
+
+// errTeamGone says the catalog has no such team.
+var errTeamGone = errors.New("evalsvc: team not found")
+
+// get returns the team's state, loading it on first use.
+func (c *hyperCache) get(ctx context.Context, team int64) (*teamState, error) {
+	if ts, ok := (*c.teams.Load())[team]; ok {
+		return ts, nil
+	}
+	return c.refresh(ctx, team)
+}
+
+// refresh reloads one team (concurrent refreshes of a team share one load).
+func (c *hyperCache) refresh(ctx context.Context, team int64) (*teamState, error) {
+	v, err, _ := c.flight.Do(fmt.Sprint(team), func() (any, error) {
+		ts, err := c.load(ctx, team)
+		if errors.Is(err, errTeamGone) {
+			c.put(team, nil)
+			return nil, err
+		}
+		if err != nil {
+			return nil, err
+		}
+		c.put(team, ts)
+		return ts, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*teamState), nil
+}
+
+func (c *hyperCache) put(team int64, ts *teamState) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old := *c.teams.Load()
+	next := make(map[int64]*teamState, len(old)+1)
+	for k, v := range old {
+		next[k] = v
+	}
+	if ts == nil {
+		delete(next, team)
+	} else {
+		next[team] = ts
+	}
+	c.teams.Store(&next)
+}
+
+func (c *hyperCache) loadedTeams() []int64 {
+	m := *c.teams.Load()
+	out := make([]int64, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+// keyCache caches key lookups by hash for a short TTL.
+type keyCache struct {
+	mu  sync.Mutex
+	ttl time.Duration
+	m   map[string]keyEntry
+}
+
+type keyEntry struct {
+	key     catalog.APIKey
+	found   bool
+	expires time.Time
+}
+
+func (k *keyCache) get(hash []byte, now time.Time) (keyEntry, bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	e, ok := k.m[string(hash)]
+	if !ok || now.After(e.expires) {
+		return keyEntry{}, false
+	}
+	return e, true
+}
+
+func (k *keyCache) put(hash []byte, e keyEntry) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if len(k.m) > 100_000 {
+		k.m = map[string]keyEntry{} // crude bound; entries are cheap to refetch
+	}
+	k.m[string(hash)] = e
+}
+
+func (k *keyCache) flush() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.m = map[string]keyEntry{}
+}

@@ -1,0 +1,271 @@
+package evalsvc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/vexil-dev/vexil/catalog"
+	"github.com/vexil-dev/vexil/evalsvc/wire"
+)
+
+// Handler returns the HTTP handler of the PostHog-compatible endpoints:
+// /flags, /decide (with or without a trailing slash), /flags/definitions
+// and /api/feature_flag/local_evaluation.
+func (s *Service) Handler() http.Handler {
+	mux := http.NewServeMux()
+	flagsH := s.instrument("flags", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.serveFlags(w, r, false) }))
+	decideH := s.instrument("decide", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.serveFlags(w, r, true) }))
+	defsH := s.instrument("definitions", http.HandlerFunc(s.serveDefinitions))
+	mux.Handle("/flags", flagsH)
+	mux.Handle("/flags/", flagsH)
+	mux.Handle("/decide", decideH)
+	mux.Handle("/decide/", decideH)
+	mux.Handle("/flags/definitions", defsH)
+	mux.Handle("/flags/definitions/", defsH)
+	mux.Handle("/api/feature_flag/local_evaluation", defsH)
+	mux.Handle("/api/feature_flag/local_evaluation/", defsH)
+	return mux
+}
+
+// statusRecorder keeps the status for metrics.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.status = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (s *Service) instrument(endpoint string, h http.Handler) http.Handler {
+	lat := s.m.latency.WithLabelValues(endpoint)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w, status: 200}
+		h.ServeHTTP(rec, r)
+		lat.Observe(time.Since(start).Seconds())
+		s.m.requests.WithLabelValues(endpoint, strconv.Itoa(rec.status/100)+"xx").Inc()
+	})
+}
+
+// apiError is the JSON error body, in PostHog's shape (posthog-python
+// shows "detail").
+type apiError struct {
+	Type   string `json:"type"`
+	Code   string `json:"code"`
+	Detail string `json:"detail"`
+	Attr   any    `json:"attr"`
+}
+
+func writeError(w http.ResponseWriter, status int, typ, code, detail, attr string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	e := apiError{Type: typ, Code: code, Detail: detail}
+	if attr != "" {
+		e.Attr = attr
+	}
+	_ = json.NewEncoder(w).Encode(e)
+}
+
+func (s *Service) serveFlags(w http.ResponseWriter, r *http.Request, decide bool) {
+	switch r.Method {
+	case http.MethodPost, http.MethodGet:
+	case http.MethodHead:
+		w.WriteHeader(http.StatusOK)
+		return
+	case http.MethodOptions:
+		w.Header().Set("Allow", "GET, POST, OPTIONS, HEAD")
+		w.WriteHeader(http.StatusNoContent)
+		return
+	default:
+		w.Header().Set("Allow", "GET, POST, OPTIONS, HEAD")
+		writeError(w, http.StatusMethodNotAllowed, "invalid_request", "method_not_allowed", "use POST", "")
+		return
+	}
+	q := r.URL.Query()
+	shape, config := wire.ChooseShape(decide, q)
+	resp := &wire.Response{RequestID: requestID(r), EvaluatedAtMillis: s.cfg.Now().UnixMilli(), Config: config}
+	if r.Method == http.MethodGet {
+		writeResponse(w, resp, shape)
+		return
+	}
+	release, err := s.admit()
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, "server_error", "overloaded", "too many requests in flight; retry shortly", "")
+		return
+	}
+	defer release()
+
+	body, err := io.ReadAll(io.LimitReader(r.Body, int64(s.cfg.MaxBodyBytes)+1))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "validation_error", wire.CodeBadBody, "cannot read the body", "body")
+		return
+	}
+	if len(body) > s.cfg.MaxBodyBytes {
+		writeError(w, http.StatusRequestEntityTooLarge, "validation_error", wire.CodeBodyTooLarge, "the body is over "+strconv.Itoa(s.cfg.MaxBodyBytes)+" bytes", "body")
+		return
+	}
+	req, err := wire.DecodeFlagsRequest(r.Header.Get("Content-Type"), r.Header.Get("Content-Encoding"), q, body, s.cfg.MaxBodyBytes*4)
+	if err != nil {
+		var re *wire.RequestError
+		if errors.As(err, &re) {
+			writeError(w, re.Status, "validation_error", re.Code, re.Message, re.Field)
+			return
+		}
+		writeError(w, http.StatusBadRequest, "validation_error", wire.CodeBadBody, err.Error(), "")
+		return
+	}
+	if req.Token == "" {
+		writeError(w, http.StatusUnauthorized, "authentication_error", wire.CodeMissingToken, "API key is missing: send the project token as token or api_key", "token")
+		return
+	}
+	ctx := r.Context()
+	team, err := s.teamForToken(ctx, req.Token)
+	if err != nil {
+		if errors.Is(err, ErrUnknownKey) || errors.Is(err, ErrWrongKeyKind) {
+			writeError(w, http.StatusUnauthorized, "authentication_error", "invalid_token", "the project token is not valid", "token")
+			return
+		}
+		writeError(w, http.StatusServiceUnavailable, "server_error", "catalog_unavailable", "cannot check the token now; retry shortly", "")
+		return
+	}
+	ts, err := s.cache.get(ctx, team)
+	if err != nil {
+		if errors.Is(err, errTeamGone) {
+			writeError(w, http.StatusUnauthorized, "authentication_error", "invalid_token", "the project token is not valid", "token")
+			return
+		}
+		writeError(w, http.StatusServiceUnavailable, "server_error", "catalog_unavailable", "cannot load the project's flags now; retry shortly", "")
+		return
+	}
+	if !req.DisableFlags {
+		ev := s.evaluate(ctx, ts, req)
+		resp.Records = ev.records
+		resp.ErrorsWhileComputing = ev.errors
+	}
+	writeResponse(w, resp, shape)
+}
+
+func writeResponse(w http.ResponseWriter, resp *wire.Response, shape wire.Shape) {
+	buf := resp.AppendJSON(make([]byte, 0, 256+len(resp.Records)*256), shape)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(buf)))
+	_, _ = w.Write(buf)
+}
+
+// requestID reuses X-Request-ID when it holds a UUID.
+func requestID(r *http.Request) string {
+	if h := r.Header.Get("X-Request-ID"); h != "" {
+		if u, err := uuid.Parse(h); err == nil {
+			return u.String()
+		}
+	}
+	return uuid.NewString()
+}
+
+// Scopes that grant the local-evaluation definitions to a personal key.
+var definitionScopes = []string{"flag:read", "feature_flag:read"}
+
+func (s *Service) serveDefinitions(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		writeError(w, http.StatusMethodNotAllowed, "invalid_request", "method_not_allowed", "use GET", "")
+		return
+	}
+	ctx := r.Context()
+	secret := bearer(r.Header.Get("Authorization"))
+	if secret == "" {
+		writeError(w, http.StatusUnauthorized, "authentication_error", "not_authenticated", "No personal API key provided", "")
+		return
+	}
+	key, err := s.lookupKey(ctx, secret)
+	if err != nil {
+		if errors.Is(err, ErrUnknownKey) {
+			writeError(w, http.StatusUnauthorized, "authentication_error", "authentication_failed", "Invalid personal API key", "")
+			return
+		}
+		writeError(w, http.StatusServiceUnavailable, "server_error", "catalog_unavailable", "cannot check the key now; retry shortly", "")
+		return
+	}
+	q := r.URL.Query()
+	team, status, code, detail := s.definitionsTeam(ctx, key, q.Get("token"))
+	if status != 0 {
+		writeError(w, status, "authentication_error", code, detail, "")
+		return
+	}
+	ts, err := s.cache.get(ctx, team)
+	if err != nil {
+		if errors.Is(err, errTeamGone) {
+			writeError(w, http.StatusNotFound, "invalid_request", "not_found", "no such project", "")
+			return
+		}
+		writeError(w, http.StatusServiceUnavailable, "server_error", "catalog_unavailable", "cannot load the project's flags now; retry shortly", "")
+		return
+	}
+	payload := ts.payloadNoCohorts
+	if q.Has("send_cohorts") && !strings.EqualFold(q.Get("send_cohorts"), "false") {
+		payload = ts.payload
+	}
+	w.Header().Set("ETag", payload.ETag)
+	if wire.ETagMatches(r.Header.Get("If-None-Match"), payload.ETag) {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(payload.Body)))
+	if r.Method == http.MethodHead {
+		return
+	}
+	_, _ = w.Write(payload.Body)
+}
+
+// definitionsTeam decides which team a key may read definitions of; a
+// non-zero status refuses.
+func (s *Service) definitionsTeam(ctx context.Context, key catalog.APIKey, token string) (int64, int, string, string) {
+	tokenTeam := int64(0)
+	if token != "" {
+		t, err := s.teamForToken(ctx, token)
+		if err != nil {
+			return 0, http.StatusUnauthorized, "invalid_token", "the project token is not valid"
+		}
+		tokenTeam = t
+	}
+	switch key.Kind {
+	case catalog.KeySecure:
+		if len(key.Teams) != 1 || tokenTeam != 0 && tokenTeam != key.Teams[0] {
+			return 0, http.StatusForbidden, "permission_denied", "the secure key does not belong to this project"
+		}
+		return key.Teams[0], 0, "", ""
+	case catalog.KeyPersonal:
+		if !slices.ContainsFunc(definitionScopes, func(sc string) bool { return slices.Contains(key.Scopes, sc) }) {
+			return 0, http.StatusForbidden, "permission_denied", "the personal API key lacks the flag:read scope"
+		}
+		switch {
+		case tokenTeam == 0 && len(key.Teams) == 1:
+			return key.Teams[0], 0, "", ""
+		case tokenTeam == 0:
+			return 0, http.StatusBadRequest, "token_required", "pass the project token: the key reaches several projects"
+		case len(key.Teams) == 0 || slices.Contains(key.Teams, tokenTeam):
+			return tokenTeam, 0, "", ""
+		}
+		return 0, http.StatusForbidden, "permission_denied", "the personal API key does not reach this project"
+	}
+	return 0, http.StatusUnauthorized, "authentication_failed", "Invalid personal API key"
+}
+
+func bearer(h string) string {
+	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		return strings.TrimSpace(h[7:])
+	}
+	return ""
+}
