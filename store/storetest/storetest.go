@@ -37,6 +37,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"ScanRowsLarge", testScanRowsLarge},
 		{"InvalidBatchWritesNothing", testInvalidBatch},
 		{"EmptyBatch", testEmptyBatch},
+		{"CanceledContext", testCanceledContext},
 		{"ReadsDoNotAlias", testReadsDoNotAlias},
 		{"DumpAndDigest", testDumpAndDigest},
 		{"DigestDetectsChange", testDigestDetectsChange},
@@ -734,6 +735,17 @@ func testEmptyBatch(t *testing.T, s store.Store) {
 	if before != after {
 		t.Fatal("an empty batch changed the digest")
 	}
+}
+
+func testCanceledContext(t *testing.T, s store.Store) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var b store.Batch
+	b.PutRow(row(14, "d", "p", 1, `{}`))
+	if err := s.Apply(ctx, &b); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Apply with a canceled context: %v, want context.Canceled", err)
+	}
+	wantNoRow(t, s, 14, "d")
 }
 
 func testReadsDoNotAlias(t *testing.T, s store.Store) {
