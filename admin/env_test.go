@@ -231,3 +231,8 @@ func (e *env) putRows(team int64, rows map[string]string) {
 		e.t.Fatal(err)
 	}
 }
+
+// withRawAuth sets the authorization metadata to v as is.
+func withRawAuth(ctx context.Context, v string) context.Context {
+	return metadata.AppendToOutgoingContext(ctx, "authorization", v)
+}

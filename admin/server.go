@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/vexil-dev/vexil/catalog"
 	"github.com/vexil-dev/vexil/errcode"
 	adminv1 "github.com/vexil-dev/vexil/proto/vexil/admin/v1"
 )
@@ -248,8 +249,22 @@ func (s *Server) httpHandler() (http.Handler, error) {
 	mux.HandleFunc("GET /api/early_access_features/", func(w http.ResponseWriter, r *http.Request) {
 		s.publicEarlyAccess(w, r, client)
 	})
-	mux.Handle("/", gw)
+	mux.Handle("/", s.authGate(gw))
 	return s.limitBody(mux), nil
+}
+
+// authGate refuses a request without a valid personal key with 401 before
+// the gateway decodes its body, so that an anonymous caller learns nothing,
+// not even whether its body would parse. The gRPC interceptor still does
+// the whole check (team, scope) for both surfaces.
+func (s *Server) authGate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := s.svc.authenticate(r.Context(), r.Header.Get("Authorization"), catalog.KeyPersonal); err != nil {
+			writeError(w, r, err)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // limitBody refuses bodies over the limit with 413 before the gateway
