@@ -38,6 +38,11 @@ type ServerConfig struct {
 	ShutdownTimeout time.Duration
 	// Logger defaults to the Service's.
 	Logger *slog.Logger
+	// Routes are served beside the management API on the same HTTP
+	// listener, by ServeMux pattern (vexil serve mounts the evaluation
+	// endpoints here). They bypass the API's authentication gate and body
+	// limit: each handler does its own.
+	Routes map[string]http.Handler
 }
 
 // Validate checks the configuration.
@@ -250,7 +255,16 @@ func (s *Server) httpHandler() (http.Handler, error) {
 		s.publicEarlyAccess(w, r, client)
 	})
 	mux.Handle("/", s.authGate(gw))
-	return s.limitBody(mux), nil
+	api := s.limitBody(mux)
+	if len(s.cfg.Routes) == 0 {
+		return api, nil
+	}
+	outer := http.NewServeMux()
+	for pattern, h := range s.cfg.Routes {
+		outer.Handle(pattern, h)
+	}
+	outer.Handle("/", api)
+	return outer, nil
 }
 
 // authGate refuses a request without a valid personal key with 401 before
