@@ -153,14 +153,21 @@ func (s *Store) get(key []byte) ([]byte, bool, error) {
 	return out, true, nil
 }
 
+// rowBox holds a returned row and, in the same allocation, the buffer its
+// key is built in: GetRow allocates the box and one copy of the value.
+type rowBox struct {
+	row store.Row
+	key [64]byte
+}
+
 // GetRow implements store.Reader: one Get, one copy, one decode in place.
 func (s *Store) GetRow(ctx context.Context, team int64, distinctID string) (*store.Row, error) {
 	if err := s.enter("get row"); err != nil {
 		return nil, err
 	}
 	defer s.leave()
-	var kb [64]byte
-	key := keyenc.AppendRow(kb[:0], team, distinctID)
+	box := new(rowBox)
+	key := keyenc.AppendRow(box.key[:0], team, distinctID)
 	buf, ok, err := s.get(key)
 	if err != nil {
 		return nil, fmt.Errorf("pebblestore: get row %d/%q: %w", team, distinctID, err)
@@ -174,10 +181,9 @@ func (s *Store) GetRow(ctx context.Context, team int64, distinctID string) (*sto
 	if !v.present {
 		return nil, fmt.Errorf("pebblestore: get row %d/%q: %w", team, distinctID, store.ErrNotFound)
 	}
-	r := new(store.Row)
-	*r = v.row
-	r.Team, r.DistinctID = team, distinctID
-	return r, nil
+	box.row = v.row
+	box.row.Team, box.row.DistinctID = team, distinctID
+	return &box.row, nil
 }
 
 // GetGroup implements store.Reader.

@@ -34,3 +34,27 @@ func TestDurable(t *testing.T) {
 		}
 	})
 }
+
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  pebblestore.Config
+		ok   bool
+	}{
+		{"minimal", pebblestore.Config{Dir: "x"}, true},
+		{"sizes", pebblestore.Config{Dir: "x", CacheSize: 1 << 20, MemTableSize: 8 << 20}, true},
+		{"no dir", pebblestore.Config{}, false},
+		{"negative cache", pebblestore.Config{Dir: "x", CacheSize: -1}, false},
+		{"tiny memtable", pebblestore.Config{Dir: "x", MemTableSize: 1024}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := tc.cfg.Validate(); (err == nil) != tc.ok {
+				t.Fatalf("Validate() = %v, want ok=%v", err, tc.ok)
+			}
+		})
+	}
+	if _, err := pebblestore.Open(pebblestore.Config{}); err == nil {
+		t.Fatal("Open accepted an invalid config")
+	}
+}
