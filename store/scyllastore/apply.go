@@ -148,11 +148,13 @@ func (s *Store) plan(b *store.Batch) ([]*partition, error) {
 		if err != nil {
 			return nil, err
 		}
-		var deleteVersion *int64
+		// A person is never undeleted, so an alive person's write leaves
+		// delete_version alone instead of writing a null (a tombstone).
 		if p.Deleted {
-			deleteVersion = &p.DeleteVersion
+			add(personKey(p.Team, p.ID), s.q.putDeletedPerson, len(state), p.Version, p.DeleteVersion, state, p.Team, p.ID)
+		} else {
+			add(personKey(p.Team, p.ID), s.q.putPerson, len(state), p.Version, state, p.Team, p.ID)
 		}
-		add(personKey(p.Team, p.ID), s.q.putPerson, len(state), p.Version, deleteVersion, state, p.Team, p.ID)
 	}
 	for _, op := range b.Index() {
 		e := op.Entry

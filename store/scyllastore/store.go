@@ -79,7 +79,7 @@ func (s *Store) query(ctx context.Context, stmt string, args ...any) *gocql.Quer
 // routing key.
 type queries struct {
 	getRow, getGroup, getPerson, getMapping, distinctIDs, groupTypes string
-	putPerson, putMapping, putIndex, delIndex                        string
+	putPerson, putDeletedPerson, putMapping, putIndex, delIndex      string
 	putRowPerson, setResults, setCounters, replaceRow, delRow        string
 	putRowIndex, delRowIndex, scanRowIndex, scanRowIndexAll          string
 	putGroup, putGroupType                                           string
@@ -96,10 +96,11 @@ func newQueries(ks string) queries {
 		distinctIDs: f("SELECT distinct_id FROM %s.person_distinct_ids WHERE team = ? AND person_id = ?"),
 		groupTypes:  f("SELECT group_type_index, name FROM %s.group_types WHERE team = ?"),
 
-		putPerson:  f("UPDATE %s.persons SET version = ?, delete_version = ?, state = ? WHERE team = ? AND person_id = ?"),
-		putMapping: f("UPDATE %s.distinct_ids SET person_id = ?, version = ? WHERE team = ? AND distinct_id = ?"),
-		putIndex:   f("INSERT INTO %s.person_distinct_ids (team, person_id, distinct_id) VALUES (?, ?, ?)"),
-		delIndex:   f("DELETE FROM %s.person_distinct_ids WHERE team = ? AND person_id = ? AND distinct_id = ?"),
+		putPerson:        f("UPDATE %s.persons SET version = ?, state = ? WHERE team = ? AND person_id = ?"),
+		putDeletedPerson: f("UPDATE %s.persons SET version = ?, delete_version = ?, state = ? WHERE team = ? AND person_id = ?"),
+		putMapping:       f("UPDATE %s.distinct_ids SET person_id = ?, version = ? WHERE team = ? AND distinct_id = ?"),
+		putIndex:         f("INSERT INTO %s.person_distinct_ids (team, person_id, distinct_id) VALUES (?, ?, ?)"),
+		delIndex:         f("DELETE FROM %s.person_distinct_ids WHERE team = ? AND person_id = ? AND distinct_id = ?"),
 
 		putRowPerson: f("UPDATE %s.rows SET person_id = ?, person_version = ?, revision = ?, properties = ? WHERE team = ? AND distinct_id = ?"),
 		setResults:   f("UPDATE %s.rows SET results = ? WHERE team = ? AND distinct_id = ?"),
@@ -183,9 +184,12 @@ func (s *Store) GetGroup(ctx context.Context, team int64, typeIndex int, key str
 	if err := store.CheckTypeIndex(typeIndex); err != nil {
 		return nil, fmt.Errorf("scyllastore: get group: %w", err)
 	}
+	if !utf8.ValidString(key) {
+		return nil, fmt.Errorf("scyllastore: get group %d/%d/%q: %w", team, typeIndex, key, store.ErrNotFound)
+	}
 	var state []byte
 	err := s.query(ctx, s.q.getGroup, team, typeIndex, key).Scan(&state)
-	if errors.Is(err, gocql.ErrNotFound) || (err == nil && state == nil) || !utf8.ValidString(key) {
+	if errors.Is(err, gocql.ErrNotFound) || (err == nil && state == nil) {
 		return nil, fmt.Errorf("scyllastore: get group %d/%d/%q: %w", team, typeIndex, key, store.ErrNotFound)
 	}
 	if err != nil {
