@@ -139,7 +139,7 @@ launch() {
 	# A new session, so the node outlives the caller's terminal and job
 	# control; the inner shell records its own PID and then becomes java.
 	MALLOC_ARENA_MAX=4 setsid bash -c 'echo $$ >"$0"; exec "$@"' "$pidfile" java "${args[@]}" \
-		</dev/null >"$run/logs/stdout.log" 2>&1 &
+		</dev/null >"$run/logs/stdout.log" 2>&1 9>&- &
 	local i
 	for i in $(seq 1 50); do
 		[ -s "$pidfile" ] && return
@@ -234,9 +234,17 @@ do_status() {
 	return 1
 }
 
+# start and stop of one run dir are serialized (two test runs starting at
+# once would otherwise race on the ports and the run dir). The lock lives
+# beside the run dir, which stop removes; the node does not inherit it.
+lock() {
+	exec 9>"$run.lock"
+	if command -v flock >/dev/null; then flock 9; fi
+}
+
 case "${1:-}" in
-start) do_start ;;
-stop) do_stop ;;
+start) lock && do_start ;;
+stop) lock && do_stop ;;
 status) do_status ;;
 addr) echo "127.0.0.1:$cql_port" ;;
 *)
