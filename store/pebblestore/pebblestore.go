@@ -731,14 +731,17 @@ func decodeEntity(k, v []byte) (e store.Entity, skip bool, err error) {
 // pebbleLogger adapts *slog.Logger to pebble.Logger.
 type pebbleLogger struct{ l *slog.Logger }
 
+// Infof logs at info level.
 func (p pebbleLogger) Infof(format string, args ...any) {
 	p.l.Info(fmt.Sprintf(format, args...))
 }
 
+// Errorf logs at error level.
 func (p pebbleLogger) Errorf(format string, args ...any) {
 	p.l.Error(fmt.Sprintf(format, args...))
 }
 
+// Fatalf logs at error level and panics: Pebble expects it not to return.
 func (p pebbleLogger) Fatalf(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	p.l.Error(msg, "fatal", true)
