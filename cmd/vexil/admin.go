@@ -100,4 +100,3 @@ func loopbackOnly(addr string) error {
 	}
 	return nil
 }
-
