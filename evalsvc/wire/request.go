@@ -121,6 +121,9 @@ func decodeBody(contentType, contentEncoding, compression string, body []byte, m
 			return nil, badRequest(CodeBadCompression, "compression", "gzip is not accepted with a form body")
 		}
 		s := string(body)
+		if json.Valid(sanitizeJSON5(body)) {
+			return body, nil // plain JSON sent as a form (curl -d): accepted
+		}
 		if dec, err := url.QueryUnescape(s); err == nil {
 			s = dec
 		}

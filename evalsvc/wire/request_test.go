@@ -45,6 +45,7 @@ func TestDecodeFlagsRequest(t *testing.T) {
 		{"base64 JSON body", "application/json", "", "", []byte(b64), "phc_x", "u1", "", 0},
 		{"base64 without padding, url-escaped", "text/plain", "", "", []byte(url.QueryEscape(strings.TrimRight(b64, "="))), "phc_x", "u1", "", 0},
 		{"form data=", "application/x-www-form-urlencoded", "", "compression=base64", []byte("data=" + url.QueryEscape(b64)), "phc_x", "u1", "", 0},
+		{"plain JSON sent as a form (curl -d)", "application/x-www-form-urlencoded", "", "", []byte(body), "phc_x", "u1", "", 0},
 		{"api_key alias, numeric distinct id", "application/json", "", "", []byte(`{"api_key":"phc_y","distinct_id":8675309}`), "phc_y", "8675309", "", 0},
 		{"$token and float distinct id", "application/json", "", "", []byte(`{"$token":"phc_z","$distinct_id":123.45}`), "phc_z", "123.45", "", 0},
 		{"NaN and Infinity become null", "application/json", "", "", []byte(`{"token":"t","distinct_id":"d","person_properties":{"a":NaN,"b":-Infinity,"c":"NaN"}}`), "t", "d", "", 0},

@@ -1,0 +1,193 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/vexil-dev/vexil/admin"
+	adminv1 "github.com/vexil-dev/vexil/proto/vexil/admin/v1"
+	"github.com/vexil-dev/vexil/store"
+)
+
+// demoInfo is what the demo prints, and keeps in <data-dir>/demo.json so a
+// restart prints the same secrets (they are stored hashed in the catalog).
+type demoInfo struct {
+	TeamID       int64  `json:"team_id"`
+	ProjectToken string `json:"project_token"`
+	PersonalKey  string `json:"personal_key"`
+	Persons      int    `json:"persons"`
+}
+
+// demoFlags are the demo's flags: a boolean, a multivariate with payloads,
+// a group-targeted one, and one targeting users AND groups.
+var demoFlags = []struct{ key, name, description, filters string }{
+	{"beta-dashboard", "Beta dashboard", "Paying plans get the new dashboard; 20% of everyone else",
+		`{"groups":[{"properties":[{"key":"plan","type":"person","operator":"exact","value":["pro","enterprise"]}],"rollout_percentage":100},
+		            {"properties":[],"rollout_percentage":20}],"payloads":{"true":"{\"layout\": \"grid\"}"}}`},
+	{"checkout-experiment", "Checkout experiment", "Three checkout variants for US persons, each with its price payload",
+		`{"groups":[{"properties":[{"key":"country","type":"person","operator":"exact","value":"US"}],"rollout_percentage":100}],
+		  "multivariate":{"variants":[{"key":"control","name":"Control","rollout_percentage":34},{"key":"one-click","name":"One click","rollout_percentage":33},{"key":"express","name":"Express","rollout_percentage":33}]},
+		  "payloads":{"control":"{\"price\": 10}","one-click":"{\"price\": 9}","express":"{\"price\": 12}"}}`},
+	{"sso-login", "SSO login", "Enterprise companies get single sign-on (group flag on company)",
+		`{"aggregation_group_type_index":0,"groups":[{"properties":[{"key":"plan","type":"group","group_type_index":0,"operator":"exact","value":"enterprise"}],"rollout_percentage":100}]}`},
+	{"new-billing", "New billing", "Internal users, or every member of companies with more than 500 seats (users AND groups)",
+		`{"groups":[{"properties":[{"key":"email","type":"person","operator":"icontains","value":"@vexil.dev"}],"rollout_percentage":100},
+		            {"aggregation_group_type_index":0,"properties":[{"key":"seats","type":"group","group_type_index":0,"operator":"gt","value":500}],"rollout_percentage":100}]}`},
+}
+
+func seedDemo(ctx context.Context, n *node, c serveConfig, log *slog.Logger) (demoInfo, error) {
+	path := filepath.Join(c.dataDir, "demo.json")
+	if b, err := os.ReadFile(path); err == nil {
+		var info demoInfo
+		if err := json.Unmarshal(b, &info); err == nil {
+			if _, err := n.catalog.GetTeam(ctx, info.TeamID); err == nil {
+				log.Info("demo data already present", "team", info.TeamID)
+				return info, nil
+			}
+		}
+	}
+	_, personal, err := admin.CreatePersonalKey(ctx, n.catalog, nil, []string{admin.ScopeAll}, "demo", "vexil serve --demo")
+	if err != nil {
+		return demoInfo{}, err
+	}
+	conn, err := grpc.NewClient(n.adminSrv.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return demoInfo{}, err
+	}
+	defer conn.Close()
+	api := adminv1.NewAdminServiceClient(conn)
+	actx := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+personal)
+
+	created, err := api.CreateTeam(actx, &adminv1.CreateTeamRequest{Name: "Demo"})
+	if err != nil {
+		return demoInfo{}, fmt.Errorf("create team: %w", err)
+	}
+	team := created.GetTeam()
+	set, err := api.SetGroupType(actx, &adminv1.SetGroupTypeRequest{TeamId: team.GetId(), GroupTypeIndex: 0, GroupType: "company", Version: team.GetVersion()})
+	if err != nil {
+		return demoInfo{}, fmt.Errorf("set group type: %w", err)
+	}
+	team = set.GetTeam()
+	for _, f := range demoFlags {
+		if _, err := api.CreateFlag(actx, &adminv1.CreateFlagRequest{TeamId: team.GetId(), Flag: &adminv1.FlagInput{
+			Key: f.key, Name: f.name, Description: f.description, Active: true, Filters: f.filters}}); err != nil {
+			return demoInfo{}, fmt.Errorf("create flag %s: %w", f.key, err)
+		}
+	}
+	info := demoInfo{TeamID: team.GetId(), ProjectToken: team.GetApiToken(), PersonalKey: personal, Persons: c.demoPeople}
+	if err := publishDemoPersons(ctx, n.nc, team.GetId(), c.demoPeople); err != nil {
+		return demoInfo{}, err
+	}
+	// Wait until the projector has written the last person's row.
+	last := fmt.Sprintf("user-%d", c.demoPeople-1)
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		if _, err := n.store.GetRow(ctx, team.GetId(), last); err == nil {
+			break
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return demoInfo{}, err
+		}
+		if time.Now().After(deadline) {
+			return demoInfo{}, errors.New("the projector did not apply the demo persons within 5 minutes")
+		}
+		select {
+		case <-ctx.Done():
+			return demoInfo{}, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	b, _ := json.MarshalIndent(info, "", "  ")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		return demoInfo{}, err
+	}
+	return info, nil
+}
+
+// publishDemoPersons publishes 200 companies and n persons through the
+// ingest stream, as a producer would, and waits for every publish ack.
+func publishDemoPersons(ctx context.Context, nc *nats.Conn, team int64, n int) error {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	plans := []string{"free", "free", "pro", "enterprise"}
+	countries := []string{"US", "US", "DE", "FR", "GB", "BR", "JP"}
+	send := func(subject string, msg map[string]any) error {
+		body, err := json.Marshal(msg)
+		if err != nil {
+			return err
+		}
+		m := &nats.Msg{Subject: subject, Data: body, Header: nats.Header{"Content-Type": []string{"application/json"}}}
+		_, err = js.PublishMsgAsync(m)
+		return err
+	}
+	groups := fmt.Sprintf("vexil.groups.%d", team)
+	persons := fmt.Sprintf("vexil.persons.%d", team)
+	if err := send(groups, map[string]any{"type": "group_type_mapping", "team": team, "group_type_index": 0, "name": "company"}); err != nil {
+		return err
+	}
+	for i := range 200 {
+		if err := send(groups, map[string]any{"type": "group_update", "team": team, "group_type_index": 0,
+			"group_key": fmt.Sprintf("company-%d", i), "version": 1,
+			"$set": map[string]any{"name": fmt.Sprintf("Company %d", i), "plan": plans[i%len(plans)], "seats": (i * 37) % 1000}}); err != nil {
+			return err
+		}
+	}
+	for i := range n {
+		email := fmt.Sprintf("user-%d@example.com", i)
+		if i%50 == 0 {
+			email = fmt.Sprintf("user-%d@vexil.dev", i)
+		}
+		if err := send(persons, map[string]any{"type": "person_update", "team": team, "person_id": fmt.Sprintf("person-%d", i),
+			"distinct_ids": []string{fmt.Sprintf("user-%d", i)}, "version": 1,
+			"$set": map[string]any{"email": email, "plan": plans[i%len(plans)], "country": countries[i%len(countries)]}}); err != nil {
+			return err
+		}
+		if i%1000 == 999 {
+			select {
+			case <-js.PublishAsyncComplete():
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Minute):
+				return errors.New("publish acks did not arrive within a minute")
+			}
+		}
+	}
+	select {
+	case <-js.PublishAsyncComplete():
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(time.Minute):
+		return errors.New("publish acks did not arrive within a minute")
+	}
+}
+
+func printDemo(w io.Writer, info demoInfo, httpAddr string) {
+	fmt.Fprintf(w, `
+Vexil demo is ready: team %d with 4 flags, %d persons and 200 companies.
+
+  project token (SDKs, /flags):      %s
+  personal API key (management API): %s
+
+Try it:
+
+  curl -s http://%s/flags?v=2 -H 'Content-Type: application/json' -d '{"token":"%s","distinct_id":"user-3","groups":{"company":"company-3"}}'
+
+Point a PostHog SDK at http://%s with the project token (and the personal key
+for local evaluation). Ctrl-C stops Vexil; the data stays in the data directory.
+`, info.TeamID, info.Persons, info.ProjectToken, info.PersonalKey, httpAddr, info.ProjectToken, httpAddr)
+}

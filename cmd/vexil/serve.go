@@ -1,0 +1,234 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/vexil-dev/vexil/admin"
+	"github.com/vexil-dev/vexil/catalog"
+	"github.com/vexil-dev/vexil/catalog/pebblecatalog"
+	"github.com/vexil-dev/vexil/evalsvc"
+	"github.com/vexil-dev/vexil/projector"
+	"github.com/vexil-dev/vexil/store"
+	"github.com/vexil-dev/vexil/store/pebblestore"
+)
+
+func init() {
+	register(&command{
+		name:    "serve",
+		summary: "run every role in one process (embedded NATS JetStream and Pebble by default)",
+		run:     runServe,
+	})
+}
+
+// serveConfig is what the serve flags say.
+type serveConfig struct {
+	dataDir    string
+	httpAddr   string
+	grpcAddr   string
+	natsURL    string
+	natsListen string
+	demo       bool
+	demoPeople int
+	logLevel   string
+}
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var c serveConfig
+	fs := newFlagSet("serve", stderr)
+	fs.StringVar(&c.dataDir, "data-dir", ".data", "directory of the embedded store, catalog and NATS JetStream")
+	fs.StringVar(&c.httpAddr, "http-addr", "127.0.0.1:8000", "HTTP address: /flags, /decide, local-evaluation definitions, the management API under /api, /metrics")
+	fs.StringVar(&c.grpcAddr, "grpc-addr", "127.0.0.1:8001", "gRPC address of the management API")
+	fs.StringVar(&c.natsURL, "nats-url", "", "an external NATS server with JetStream; empty runs one in process")
+	fs.StringVar(&c.natsListen, "nats-listen", "127.0.0.1:4222", "address of the in-process NATS server (for vexil publish and producers)")
+	fs.BoolVar(&c.demo, "demo", false, "create a demo team with flags and persons, and print a token and a curl to try")
+	fs.IntVar(&c.demoPeople, "demo-persons", 10000, "persons the demo publishes through the ingest stream")
+	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.logLevel)); err != nil {
+		return &usageError{msg: fmt.Sprintf("-log-level: %v", err)}
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	return serve(ctx, c, log, stdout)
+}
+
+// node is every part of a running single-process Vexil.
+type node struct {
+	nats     *natsserver.Server // nil with an external NATS
+	nc       *nats.Conn
+	store    store.Store
+	catalog  catalog.Catalog
+	proj     *projector.Projector
+	eval     *evalsvc.Service
+	adminSvc *admin.Service
+	adminSrv *admin.Server
+	registry *prometheus.Registry
+}
+
+func serve(ctx context.Context, c serveConfig, log *slog.Logger, stdout io.Writer) (err error) {
+	n, err := startNode(c, log)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, n.close(log)) }()
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return n.proj.Run(gctx) })
+	g.Go(func() error { return n.eval.Run(gctx, n.nc) })
+	g.Go(func() error { return n.adminSvc.Run(gctx) })
+	g.Go(func() error { return n.adminSrv.Run(gctx) })
+	log.Info("vexil is serving", "http", n.adminSrv.HTTPAddr(), "grpc", n.adminSrv.GRPCAddr(), "nats", n.nc.ConnectedUrl(), "data_dir", c.dataDir)
+	if c.demo {
+		g.Go(func() error {
+			info, err := seedDemo(gctx, n, c, log)
+			if err != nil {
+				return fmt.Errorf("demo: %w", err)
+			}
+			printDemo(stdout, info, n.adminSrv.HTTPAddr())
+			return nil
+		})
+	}
+	err = g.Wait()
+	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		err = nil
+	}
+	log.Info("vexil stopped")
+	return err
+}
+
+func startNode(c serveConfig, log *slog.Logger) (n *node, err error) {
+	n = &node{registry: prometheus.NewRegistry()}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, n.close(log))
+			n = nil
+		}
+	}()
+	n.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if err := os.MkdirAll(c.dataDir, 0o755); err != nil {
+		return nil, err
+	}
+	url := c.natsURL
+	if url == "" {
+		host, port, err := splitHostPort(c.natsListen)
+		if err != nil {
+			return nil, &usageError{msg: fmt.Sprintf("-nats-listen: %v", err)}
+		}
+		ns, err := natsserver.NewServer(&natsserver.Options{
+			ServerName: "vexil", Host: host, Port: port, NoSigs: true, NoLog: true,
+			JetStream: true, StoreDir: filepath.Join(c.dataDir, "nats"),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("nats: %w", err)
+		}
+		go ns.Start()
+		if !ns.ReadyForConnections(30 * time.Second) {
+			ns.Shutdown()
+			return nil, fmt.Errorf("nats: not ready on %s (is the port taken? see -nats-listen)", c.natsListen)
+		}
+		n.nats = ns
+		url = ns.ClientURL()
+	}
+	n.nc, err = nats.Connect(url, nats.Name("vexil serve"), nats.MaxReconnects(-1))
+	if err != nil {
+		return nil, fmt.Errorf("nats: connect %s: %w", url, err)
+	}
+	n.store, err = pebblestore.Open(pebblestore.Config{Dir: filepath.Join(c.dataDir, "store")})
+	if err != nil {
+		return nil, err
+	}
+	n.catalog, err = pebblecatalog.Open(pebblecatalog.Config{Dir: filepath.Join(c.dataDir, "catalog")})
+	if err != nil {
+		return nil, err
+	}
+	n.proj, err = projector.New(projector.Config{Conn: n.nc, Store: n.store, AtomicStore: true,
+		Logger: log.With("role", "projector"), Registerer: n.registry})
+	if err != nil {
+		return nil, err
+	}
+	n.eval, err = evalsvc.New(evalsvc.Config{Store: n.store, Catalog: n.catalog, Logger: log.With("role", "evalsvc"), Registry: n.registry})
+	if err != nil {
+		return nil, err
+	}
+	n.adminSvc, err = admin.New(admin.Config{Catalog: n.catalog, Persons: n.store, Publisher: admin.NATSPublisher{Conn: n.nc},
+		Logger: log.With("role", "admin"), Registry: n.registry})
+	if err != nil {
+		return nil, err
+	}
+	evalHandler := n.eval.Handler()
+	routes := map[string]http.Handler{
+		"/flags": evalHandler, "/flags/": evalHandler, "/decide": evalHandler, "/decide/": evalHandler,
+		"/api/feature_flag/local_evaluation":  evalHandler,
+		"/api/feature_flag/local_evaluation/": evalHandler,
+		"/metrics":                            promhttp.HandlerFor(n.registry, promhttp.HandlerOpts{}),
+		"/healthz": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if n.nc.Status() != nats.CONNECTED {
+				http.Error(w, "nats disconnected", http.StatusServiceUnavailable)
+				return
+			}
+			_, _ = io.WriteString(w, "ok\n")
+		}),
+	}
+	n.adminSrv, err = admin.NewServer(admin.ServerConfig{Service: n.adminSvc, HTTPAddr: c.httpAddr, GRPCAddr: c.grpcAddr,
+		Routes: routes, Logger: log.With("role", "admin")})
+	if err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+// close releases what startNode opened, in reverse order: the servers have
+// stopped (Run returned), so the store and catalog see no more writes.
+func (n *node) close(log *slog.Logger) error {
+	var errs []error
+	if n.catalog != nil {
+		errs = append(errs, n.catalog.Close())
+	}
+	if n.store != nil {
+		errs = append(errs, n.store.Close())
+	}
+	if n.nc != nil {
+		if err := n.nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+			errs = append(errs, err)
+		}
+	}
+	if n.nats != nil {
+		n.nats.Shutdown()
+		n.nats.WaitForShutdown()
+	}
+	err := errors.Join(errs...)
+	if err != nil {
+		log.Warn("closing", "err", err)
+	}
+	return err
+}
+
+func splitHostPort(addr string) (string, int, error) {
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	var port int
+	if _, err := fmt.Sscanf(portStr, "%d", &port); err != nil || port < -1 || port > 65535 {
+		return "", 0, fmt.Errorf("bad port %q", portStr)
+	}
+	return host, port, nil
+}
