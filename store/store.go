@@ -78,8 +78,7 @@ type Store interface {
 	// Dump calls fn once for every stored entity: persons (tombstoned
 	// included), mappings, index entries, visible rows, groups and group
 	// types. The order is backend-defined; storetest.Digest sorts. An error
-	// from fn stops the walk and is returned. fn may read the store; Close
-	// waits for a running Dump to end.
+	// from fn stops the walk and is returned. fn may read the store.
 	Dump(ctx context.Context, fn func(Entity) error) error
 
 	// Close releases the store. Calls after Close return ErrClosed.

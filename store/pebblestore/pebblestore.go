@@ -68,10 +68,14 @@ type Store struct {
 	// writeMu serializes Apply: row writes read the stored reserved fields
 	// before they write.
 	writeMu sync.Mutex
-	// mu guards closed against concurrent Close.
+	// mu guards the open/closed state: calls register in inflight, and
+	// Close waits (idle) until none is left. Unlike a RWMutex, a call made
+	// from inside another (a Dump callback) cannot deadlock against Close.
 	mu struct {
-		sync.RWMutex
-		closed bool
+		sync.Mutex
+		closed   bool
+		inflight int
+		idle     sync.Cond
 	}
 }
 
@@ -109,34 +113,48 @@ func Open(cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pebblestore: open %s: %w", cfg.Dir, err)
 	}
-	return &Store{db: db}, nil
+	s := &Store{db: db}
+	s.mu.idle.L = &s.mu.Mutex
+	return s, nil
 }
 
-// Close closes the database. Calls after Close return store.ErrClosed.
+// Close waits for calls in flight, then closes the database. Calls after
+// Close return store.ErrClosed.
 func (s *Store) Close() error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.mu.closed {
+		s.mu.Unlock()
 		return fmt.Errorf("pebblestore: close: %w", store.ErrClosed)
 	}
 	s.mu.closed = true
+	for s.mu.inflight > 0 {
+		s.mu.idle.Wait()
+	}
+	s.mu.Unlock()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("pebblestore: close: %w", err)
 	}
 	return nil
 }
 
-// enter holds the read lock that keeps the database open during a call.
+// enter registers a call, keeping the database open until leave.
 func (s *Store) enter(op string) error {
-	s.mu.RLock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.mu.closed {
-		s.mu.RUnlock()
 		return fmt.Errorf("pebblestore: %s: %w", op, store.ErrClosed)
 	}
+	s.mu.inflight++
 	return nil
 }
 
-func (s *Store) leave() { s.mu.RUnlock() }
+func (s *Store) leave() {
+	s.mu.Lock()
+	if s.mu.inflight--; s.mu.inflight == 0 && s.mu.closed {
+		s.mu.idle.Broadcast()
+	}
+	s.mu.Unlock()
+}
 
 // get returns a copy of the value of key, or nil, false if absent.
 func (s *Store) get(key []byte) ([]byte, bool, error) {

@@ -1,6 +1,9 @@
 package pebblestore_test
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/vexil-dev/vexil/store"
@@ -57,4 +60,43 @@ func TestConfigValidate(t *testing.T) {
 	if _, err := pebblestore.Open(pebblestore.Config{}); err == nil {
 		t.Fatal("Open accepted an invalid config")
 	}
+}
+
+// TestCloseDuringDump: Close waits for a running Dump, whose callback keeps
+// reading (and sees ErrClosed once Close has begun) without deadlock.
+func TestCloseDuringDump(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, t.TempDir())
+	var b store.Batch
+	for i := range 50 {
+		b.PutRow(&store.Row{Team: 1, DistinctID: fmt.Sprint(i), Properties: []byte("{}")})
+	}
+	if err := s.Apply(ctx, &b); err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan error)
+	calls, closedSeen := 0, false
+	err := s.Dump(ctx, func(e store.Entity) error {
+		calls++
+		if calls == 1 {
+			go func() { closed <- s.Close() }()
+		}
+		_, err := s.GetRow(ctx, 1, "0")
+		if errors.Is(err, store.ErrClosed) {
+			closedSeen = true
+		} else if err != nil {
+			return err
+		}
+		return nil
+	})
+	if err != nil || calls != 50 {
+		t.Fatalf("Dump: %v after %d calls", err, calls)
+	}
+	if err := <-closed; err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if _, err := s.GetRow(ctx, 1, "0"); !errors.Is(err, store.ErrClosed) {
+		t.Fatalf("GetRow after Close: %v", err)
+	}
+	t.Logf("callback saw ErrClosed: %v", closedSeen)
 }

@@ -881,8 +881,18 @@ func testDumpAndDigest(t *testing.T, s store.Store) {
 	if err := s.Dump(ctx, func(store.Entity) error { calls++; return stop }); !errors.Is(err, stop) || calls != 1 {
 		t.Fatalf("Dump with a failing callback: %v after %d calls", err, calls)
 	}
-	// Every visited entity is complete: exactly one field set, keys non-zero.
+	// Every visited entity is complete: exactly one field set, keys
+	// non-zero; the callback may read the store.
 	err = s.Dump(ctx, func(e store.Entity) error {
+		if e.Row != nil {
+			r, err := s.GetRow(ctx, e.Row.Team, e.Row.DistinctID)
+			if err != nil {
+				return fmt.Errorf("GetRow inside Dump: %w", err)
+			}
+			if enc(t, r) != enc(t, e.Row) {
+				return fmt.Errorf("GetRow inside Dump = %+v, Dump gave %+v", r, e.Row)
+			}
+		}
 		set := 0
 		for _, p := range []bool{e.Person != nil, e.Mapping != nil, e.Index != nil, e.Row != nil, e.Group != nil, e.GroupType != nil} {
 			if p {
