@@ -63,7 +63,7 @@ type partition struct {
 // Apply writes b: one UNLOGGED batch per partition (split when large),
 // partitions in parallel, all at one timestamp. It returns when every
 // statement was acknowledged at the configured consistency.
-func (s *Store) Apply(ctx context.Context, b *store.Batch) error {
+func (s *Store) Apply(ctx context.Context, b *store.Batch) (err error) {
 	if err := s.check("apply"); err != nil {
 		return err
 	}
@@ -77,6 +77,8 @@ func (s *Store) Apply(ctx context.Context, b *store.Batch) error {
 	if err != nil {
 		return fmt.Errorf("scyllastore: apply: %w", err)
 	}
+	start := time.Now()
+	defer func() { s.m.observe(opApply, start, err) }()
 	ts := nextTimestamp()
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(s.cfg.WriteConcurrency)
@@ -88,6 +90,7 @@ func (s *Store) Apply(ctx context.Context, b *store.Batch) error {
 	if err := g.Wait(); err != nil {
 		return fmt.Errorf("scyllastore: apply %d writes: %w", b.Len(), err)
 	}
+	s.m.writes.Add(float64(b.Len()))
 	return nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gocql/gocql"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vexil-dev/vexil/schema"
 )
@@ -58,6 +59,9 @@ type Config struct {
 	ReplicationFactor int
 	// Logger is scoped to the store. Default: discard.
 	Logger *slog.Logger
+	// Registerer receives the store's metrics (vexil_scyllastore_*).
+	// Default nil: not registered. One Store per Registerer.
+	Registerer prometheus.Registerer
 }
 
 // Validate checks the Config; errors wrap ErrInvalidConfig.

@@ -43,6 +43,14 @@
 // multi-row query pages with the driver's paging state until it is empty,
 // never assuming full pages (ScyllaDB may return short or empty pages).
 //
+// # Metrics
+//
+// With Config.Registerer set: vexil_scyllastore_op_seconds{op} (latency of
+// get_row, get_group, get_persons, get_mappings, scan_rows, apply),
+// vexil_scyllastore_op_errors_total{op} (not-found answers excluded) and
+// vexil_scyllastore_applied_writes_total. Driver log lines go to
+// Config.Logger at Warn.
+//
 // # Scans
 //
 // ScanRows walks the team's RowBuckets index partitions in order; the cursor

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/gocql/gocql"
 
@@ -43,10 +44,11 @@ const (
 // parallel, takes the first ids in order, and reads those rows in parallel,
 // skipping rows that are not visible. It looks one visible row ahead, so
 // Next is "" exactly when nothing follows.
-func (s *Store) ScanRows(ctx context.Context, team int64, cursor string, limit int) (store.RowPage, error) {
+func (s *Store) ScanRows(ctx context.Context, team int64, cursor string, limit int) (_ store.RowPage, err error) {
 	if err := s.check("scan rows"); err != nil {
 		return store.RowPage{}, err
 	}
+	defer func(start time.Time) { s.m.observe(opScan, start, err) }(time.Now())
 	if limit <= 0 {
 		limit = store.DefaultScanLimit
 	}

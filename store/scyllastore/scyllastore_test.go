@@ -9,6 +9,8 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/vexil-dev/vexil/schema"
 	"github.com/vexil-dev/vexil/store"
 	"github.com/vexil-dev/vexil/store/memstore"
@@ -367,5 +369,63 @@ func TestOpenTwiceAppliesSchemaOnce(t *testing.T) {
 	}
 	if err := s1.Apply(ctx, new(store.Batch)); !errors.Is(err, store.ErrClosed) {
 		t.Fatalf("Apply after Close = %v, want ErrClosed", err)
+	}
+}
+
+// TestMetrics checks the collectors on an injected registry: operations
+// counted by label, a not-found read is not an error, applied writes add up.
+func TestMetrics(t *testing.T) {
+	ctx := context.Background()
+	reg := prometheus.NewPedanticRegistry()
+	cfg := scyllastoretest.Config(t)
+	cfg.Registerer = reg
+	s := scyllastoretest.Open(t, cfg)
+	apply(t, s, func(b *store.Batch) {
+		b.PutRow(row(1, "d", "p", 1, `{}`))
+		b.PutMapping(store.Mapping{Team: 1, DistinctID: "d", PersonID: "p", Version: 1})
+	})
+	if _, err := s.GetRow(ctx, 1, "d"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetRow(ctx, 1, "missing"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatal(err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			name := mf.GetName()
+			for _, l := range m.GetLabel() {
+				name += "{" + l.GetValue() + "}"
+			}
+			switch {
+			case m.GetHistogram() != nil:
+				got[name] = float64(m.GetHistogram().GetSampleCount())
+			case m.GetCounter() != nil:
+				got[name] = m.GetCounter().GetValue()
+			}
+		}
+	}
+	for name, want := range map[string]float64{
+		"vexil_scyllastore_applied_writes_total":       2,
+		"vexil_scyllastore_op_seconds{apply}":          1,
+		"vexil_scyllastore_op_seconds{get_row}":        2,
+		"vexil_scyllastore_op_errors_total{get_row}":   0,
+		"vexil_scyllastore_op_errors_total{apply}":     0,
+		"vexil_scyllastore_op_errors_total{scan_rows}": 0,
+	} {
+		if v, ok := got[name]; !ok || v != want {
+			t.Errorf("%s = %v (present %v), want %v", name, v, ok, want)
+		}
+	}
+	if t.Failed() {
+		t.Logf("gathered: %v", got)
+	}
+	// A second store on the same registry is refused, not silently unmeasured.
+	if _, err := scyllastore.Open(ctx, cfg); !errors.Is(err, scyllastore.ErrInvalidConfig) {
+		t.Fatalf("second Open on the same registry = %v, want ErrInvalidConfig", err)
 	}
 }

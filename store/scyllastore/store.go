@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync/atomic"
+	"time"
 	"unicode/utf8"
 
 	"github.com/gocql/gocql"
@@ -23,6 +24,7 @@ type Store struct {
 	log    *slog.Logger
 	sess   *gocql.Session
 	q      queries
+	m      *metrics
 	closed atomic.Bool
 }
 
@@ -35,6 +37,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
 	sess, err := cfg.cluster().CreateSession()
 	if err != nil {
 		return nil, fmt.Errorf("scyllastore: connect to %v: %w", cfg.Hosts, err)
@@ -48,7 +54,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 			return nil, fmt.Errorf("scyllastore: %w", err)
 		}
 	}
-	s := &Store{cfg: cfg, log: cfg.Logger, sess: sess, q: newQueries(cfg.Keyspace)}
+	s := &Store{cfg: cfg, log: cfg.Logger, sess: sess, q: newQueries(cfg.Keyspace), m: m}
 	return s, nil
 }
 
@@ -130,7 +136,9 @@ func (s *Store) GetRow(ctx context.Context, team int64, distinctID string) (*sto
 	if err := s.check("get row"); err != nil {
 		return nil, err
 	}
+	start := time.Now()
 	r, err := s.getRow(ctx, team, distinctID)
+	s.m.observe(opGetRow, start, err)
 	if err != nil {
 		return nil, fmt.Errorf("scyllastore: get row %d/%q: %w", team, distinctID, err)
 	}
@@ -177,10 +185,11 @@ func normalizeRow(r *store.Row) {
 }
 
 // GetGroup returns the group (team, typeIndex, key).
-func (s *Store) GetGroup(ctx context.Context, team int64, typeIndex int, key string) (*store.Group, error) {
+func (s *Store) GetGroup(ctx context.Context, team int64, typeIndex int, key string) (_ *store.Group, err error) {
 	if err := s.check("get group"); err != nil {
 		return nil, err
 	}
+	defer func(start time.Time) { s.m.observe(opGetGroup, start, err) }(time.Now())
 	if err := store.CheckTypeIndex(typeIndex); err != nil {
 		return nil, fmt.Errorf("scyllastore: get group: %w", err)
 	}
@@ -188,7 +197,7 @@ func (s *Store) GetGroup(ctx context.Context, team int64, typeIndex int, key str
 		return nil, fmt.Errorf("scyllastore: get group %d/%d/%q: %w", team, typeIndex, key, store.ErrNotFound)
 	}
 	var state []byte
-	err := s.query(ctx, s.q.getGroup, team, typeIndex, key).Scan(&state)
+	err = s.query(ctx, s.q.getGroup, team, typeIndex, key).Scan(&state)
 	if errors.Is(err, gocql.ErrNotFound) || (err == nil && state == nil) {
 		return nil, fmt.Errorf("scyllastore: get group %d/%d/%q: %w", team, typeIndex, key, store.ErrNotFound)
 	}
@@ -234,13 +243,14 @@ func (s *Store) getPerson(ctx context.Context, team int64, personID string) (*st
 }
 
 // GetPersons reads the persons among keys in parallel point reads.
-func (s *Store) GetPersons(ctx context.Context, keys []store.PersonKey) (map[store.PersonKey]*store.Person, error) {
+func (s *Store) GetPersons(ctx context.Context, keys []store.PersonKey) (_ map[store.PersonKey]*store.Person, err error) {
 	if err := s.check("get persons"); err != nil {
 		return nil, err
 	}
+	defer func(start time.Time) { s.m.observe(opGetPerson, start, err) }(time.Now())
 	keys = dedup(keys)
 	found := make([]*store.Person, len(keys))
-	err := s.parallel(ctx, len(keys), func(ctx context.Context, i int) error {
+	err = s.parallel(ctx, len(keys), func(ctx context.Context, i int) error {
 		p, err := s.getPerson(ctx, keys[i].Team, keys[i].ID)
 		if errors.Is(err, store.ErrNotFound) {
 			return nil
@@ -290,14 +300,15 @@ func (s *Store) getMapping(ctx context.Context, team int64, distinctID string) (
 }
 
 // GetMappings reads the mappings among keys in parallel point reads.
-func (s *Store) GetMappings(ctx context.Context, keys []store.DistinctKey) (map[store.DistinctKey]store.Mapping, error) {
+func (s *Store) GetMappings(ctx context.Context, keys []store.DistinctKey) (_ map[store.DistinctKey]store.Mapping, err error) {
 	if err := s.check("get mappings"); err != nil {
 		return nil, err
 	}
+	defer func(start time.Time) { s.m.observe(opGetMap, start, err) }(time.Now())
 	keys = dedup(keys)
 	found := make([]store.Mapping, len(keys))
 	ok := make([]bool, len(keys))
-	err := s.parallel(ctx, len(keys), func(ctx context.Context, i int) error {
+	err = s.parallel(ctx, len(keys), func(ctx context.Context, i int) error {
 		m, err := s.getMapping(ctx, keys[i].Team, keys[i].DistinctID)
 		if errors.Is(err, store.ErrNotFound) {
 			return nil
