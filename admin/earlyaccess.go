@@ -201,11 +201,21 @@ func (s *Service) ListEarlyAccessFeatures(ctx context.Context, req *adminv1.List
 // flag's enrollment conditions.
 func (s *Service) UpdateEarlyAccessFeature(ctx context.Context, req *adminv1.UpdateEarlyAccessFeatureRequest) (*adminv1.UpdateEarlyAccessFeatureResponse, error) {
 	p := callerOf(ctx)
-	if err := checkFeatureFields(req.GetName(), req.GetDescription(), req.GetDocumentationUrl()); err != nil {
-		return nil, err
-	}
 	f, err := s.getFeature(ctx, req.GetTeamId(), req.GetFeatureId())
 	if err != nil {
+		return nil, err
+	}
+	name, desc, docs := f.Name, f.Description, f.DocumentationURL
+	if req.Name != nil {
+		name = req.GetName()
+	}
+	if req.Description != nil {
+		desc = req.GetDescription()
+	}
+	if req.DocumentationUrl != nil {
+		docs = req.GetDocumentationUrl()
+	}
+	if err := checkFeatureFields(name, desc, docs); err != nil {
 		return nil, err
 	}
 	if err := expectVersion(versionOf(ctx, req.GetVersion()), f.Version); err != nil {
@@ -216,7 +226,7 @@ func (s *Service) UpdateEarlyAccessFeature(ctx context.Context, req *adminv1.Upd
 		st = f.Stage
 	}
 	before := f
-	f.Name, f.Description, f.DocumentationURL, f.Stage = req.GetName(), req.GetDescription(), req.GetDocumentationUrl(), st
+	f.Name, f.Description, f.DocumentationURL, f.Stage = name, desc, docs, st
 	f.UpdatedBy = p.key.ID
 	diff := jsonDiff(before, f)
 	out, err := s.cat.UpdateEarlyAccess(ctx, f, catalog.Change{Actor: p.key.ID, Diff: diff})

@@ -312,18 +312,26 @@ func (s *Service) ListTeams(ctx context.Context, _ *adminv1.ListTeamsRequest) (*
 // UpdateTeam changes a team's name, time zone and property matching version.
 func (s *Service) UpdateTeam(ctx context.Context, req *adminv1.UpdateTeamRequest) (*adminv1.UpdateTeamResponse, error) {
 	p := callerOf(ctx)
-	if err := validateTeamFields(req.GetName(), req.GetTimezone(), req.GetPropertyMatchingVersion()); err != nil {
-		return nil, err
-	}
 	t, err := s.getTeam(ctx, req.GetTeamId())
 	if err != nil {
+		return nil, err
+	}
+	before := t
+	if req.Name != nil {
+		t.Name = req.GetName()
+	}
+	if req.Timezone != nil {
+		t.Timezone = req.GetTimezone()
+	}
+	if req.PropertyMatchingVersion != nil {
+		t.PropertyMatchingVersion = int(req.GetPropertyMatchingVersion())
+	}
+	if err := validateTeamFields(t.Name, t.Timezone, int32(t.PropertyMatchingVersion)); err != nil {
 		return nil, err
 	}
 	if err := expectVersion(versionOf(ctx, req.GetVersion()), t.Version); err != nil {
 		return nil, err
 	}
-	before := t
-	t.Name, t.Timezone, t.PropertyMatchingVersion = req.GetName(), req.GetTimezone(), int(req.GetPropertyMatchingVersion())
 	return s.saveTeam(ctx, p, before, t, "updated")
 }
 

@@ -787,13 +787,14 @@ func (x *ListTeamsResponse) GetTeams() []*Team {
 	return nil
 }
 
+// UpdateTeamRequest changes the fields it carries (PATCH).
 type UpdateTeamRequest struct {
 	state                   protoimpl.MessageState `protogen:"open.v1"`
 	TeamId                  int64                  `protobuf:"varint,1,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
 	Version                 int64                  `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
-	Name                    string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
-	Timezone                string                 `protobuf:"bytes,4,opt,name=timezone,proto3" json:"timezone,omitempty"`
-	PropertyMatchingVersion int32                  `protobuf:"varint,5,opt,name=property_matching_version,json=propertyMatchingVersion,proto3" json:"property_matching_version,omitempty"`
+	Name                    *string                `protobuf:"bytes,3,opt,name=name,proto3,oneof" json:"name,omitempty"`
+	Timezone                *string                `protobuf:"bytes,4,opt,name=timezone,proto3,oneof" json:"timezone,omitempty"`
+	PropertyMatchingVersion *int32                 `protobuf:"varint,5,opt,name=property_matching_version,json=propertyMatchingVersion,proto3,oneof" json:"property_matching_version,omitempty"`
 	unknownFields           protoimpl.UnknownFields
 	sizeCache               protoimpl.SizeCache
 }
@@ -843,22 +844,22 @@ func (x *UpdateTeamRequest) GetVersion() int64 {
 }
 
 func (x *UpdateTeamRequest) GetName() string {
-	if x != nil {
-		return x.Name
+	if x != nil && x.Name != nil {
+		return *x.Name
 	}
 	return ""
 }
 
 func (x *UpdateTeamRequest) GetTimezone() string {
-	if x != nil {
-		return x.Timezone
+	if x != nil && x.Timezone != nil {
+		return *x.Timezone
 	}
 	return ""
 }
 
 func (x *UpdateTeamRequest) GetPropertyMatchingVersion() int32 {
-	if x != nil {
-		return x.PropertyMatchingVersion
+	if x != nil && x.PropertyMatchingVersion != nil {
+		return *x.PropertyMatchingVersion
 	}
 	return 0
 }
@@ -5448,16 +5449,18 @@ func (x *ListEarlyAccessFeaturesResponse) GetFeatures() []*EarlyAccessFeature {
 	return nil
 }
 
+// UpdateEarlyAccessFeatureRequest changes the fields it carries (PATCH):
+// an absent field, or STAGE_UNSPECIFIED, keeps its value.
 type UpdateEarlyAccessFeatureRequest struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	TeamId      int64                  `protobuf:"varint,1,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
 	FeatureId   string                 `protobuf:"bytes,2,opt,name=feature_id,json=featureId,proto3" json:"feature_id,omitempty"`
 	Version     int64                  `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
-	Name        string                 `protobuf:"bytes,4,opt,name=name,proto3" json:"name,omitempty"`
-	Description string                 `protobuf:"bytes,5,opt,name=description,proto3" json:"description,omitempty"`
+	Name        *string                `protobuf:"bytes,4,opt,name=name,proto3,oneof" json:"name,omitempty"`
+	Description *string                `protobuf:"bytes,5,opt,name=description,proto3,oneof" json:"description,omitempty"`
 	// A change of stage rewrites the flag's enrollment conditions.
-	Stage            Stage  `protobuf:"varint,6,opt,name=stage,proto3,enum=vexil.admin.v1.Stage" json:"stage,omitempty"`
-	DocumentationUrl string `protobuf:"bytes,7,opt,name=documentation_url,json=documentationUrl,proto3" json:"documentation_url,omitempty"`
+	Stage            Stage   `protobuf:"varint,6,opt,name=stage,proto3,enum=vexil.admin.v1.Stage" json:"stage,omitempty"`
+	DocumentationUrl *string `protobuf:"bytes,7,opt,name=documentation_url,json=documentationUrl,proto3,oneof" json:"documentation_url,omitempty"`
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
 }
@@ -5514,15 +5517,15 @@ func (x *UpdateEarlyAccessFeatureRequest) GetVersion() int64 {
 }
 
 func (x *UpdateEarlyAccessFeatureRequest) GetName() string {
-	if x != nil {
-		return x.Name
+	if x != nil && x.Name != nil {
+		return *x.Name
 	}
 	return ""
 }
 
 func (x *UpdateEarlyAccessFeatureRequest) GetDescription() string {
-	if x != nil {
-		return x.Description
+	if x != nil && x.Description != nil {
+		return *x.Description
 	}
 	return ""
 }
@@ -5535,8 +5538,8 @@ func (x *UpdateEarlyAccessFeatureRequest) GetStage() Stage {
 }
 
 func (x *UpdateEarlyAccessFeatureRequest) GetDocumentationUrl() string {
-	if x != nil {
-		return x.DocumentationUrl
+	if x != nil && x.DocumentationUrl != nil {
+		return *x.DocumentationUrl
 	}
 	return ""
 }
@@ -7207,13 +7210,16 @@ const file_vexil_admin_v1_admin_proto_rawDesc = "" +
 	"\x04team\x18\x01 \x01(\v2\x14.vexil.admin.v1.TeamR\x04team\"\x12\n" +
 	"\x10ListTeamsRequest\"?\n" +
 	"\x11ListTeamsResponse\x12*\n" +
-	"\x05teams\x18\x01 \x03(\v2\x14.vexil.admin.v1.TeamR\x05teams\"\xb2\x01\n" +
+	"\x05teams\x18\x01 \x03(\v2\x14.vexil.admin.v1.TeamR\x05teams\"\xf5\x01\n" +
 	"\x11UpdateTeamRequest\x12\x17\n" +
 	"\ateam_id\x18\x01 \x01(\x03R\x06teamId\x12\x18\n" +
-	"\aversion\x18\x02 \x01(\x03R\aversion\x12\x12\n" +
-	"\x04name\x18\x03 \x01(\tR\x04name\x12\x1a\n" +
-	"\btimezone\x18\x04 \x01(\tR\btimezone\x12:\n" +
-	"\x19property_matching_version\x18\x05 \x01(\x05R\x17propertyMatchingVersion\">\n" +
+	"\aversion\x18\x02 \x01(\x03R\aversion\x12\x17\n" +
+	"\x04name\x18\x03 \x01(\tH\x00R\x04name\x88\x01\x01\x12\x1f\n" +
+	"\btimezone\x18\x04 \x01(\tH\x01R\btimezone\x88\x01\x01\x12?\n" +
+	"\x19property_matching_version\x18\x05 \x01(\x05H\x02R\x17propertyMatchingVersion\x88\x01\x01B\a\n" +
+	"\x05_nameB\v\n" +
+	"\t_timezoneB\x1c\n" +
+	"\x1a_property_matching_version\">\n" +
 	"\x12UpdateTeamResponse\x12(\n" +
 	"\x04team\x18\x01 \x01(\v2\x14.vexil.admin.v1.TeamR\x04team\"\x91\x01\n" +
 	"\x13SetGroupTypeRequest\x12\x17\n" +
@@ -7543,16 +7549,19 @@ const file_vexil_admin_v1_admin_proto_rawDesc = "" +
 	"\x1eListEarlyAccessFeaturesRequest\x12\x17\n" +
 	"\ateam_id\x18\x01 \x01(\x03R\x06teamId\"a\n" +
 	"\x1fListEarlyAccessFeaturesResponse\x12>\n" +
-	"\bfeatures\x18\x01 \x03(\v2\".vexil.admin.v1.EarlyAccessFeatureR\bfeatures\"\x83\x02\n" +
+	"\bfeatures\x18\x01 \x03(\v2\".vexil.admin.v1.EarlyAccessFeatureR\bfeatures\"\xc1\x02\n" +
 	"\x1fUpdateEarlyAccessFeatureRequest\x12\x17\n" +
 	"\ateam_id\x18\x01 \x01(\x03R\x06teamId\x12\x1d\n" +
 	"\n" +
 	"feature_id\x18\x02 \x01(\tR\tfeatureId\x12\x18\n" +
-	"\aversion\x18\x03 \x01(\x03R\aversion\x12\x12\n" +
-	"\x04name\x18\x04 \x01(\tR\x04name\x12 \n" +
-	"\vdescription\x18\x05 \x01(\tR\vdescription\x12+\n" +
-	"\x05stage\x18\x06 \x01(\x0e2\x15.vexil.admin.v1.StageR\x05stage\x12+\n" +
-	"\x11documentation_url\x18\a \x01(\tR\x10documentationUrl\"`\n" +
+	"\aversion\x18\x03 \x01(\x03R\aversion\x12\x17\n" +
+	"\x04name\x18\x04 \x01(\tH\x00R\x04name\x88\x01\x01\x12%\n" +
+	"\vdescription\x18\x05 \x01(\tH\x01R\vdescription\x88\x01\x01\x12+\n" +
+	"\x05stage\x18\x06 \x01(\x0e2\x15.vexil.admin.v1.StageR\x05stage\x120\n" +
+	"\x11documentation_url\x18\a \x01(\tH\x02R\x10documentationUrl\x88\x01\x01B\a\n" +
+	"\x05_nameB\x0e\n" +
+	"\f_descriptionB\x14\n" +
+	"\x12_documentation_url\"`\n" +
 	" UpdateEarlyAccessFeatureResponse\x12<\n" +
 	"\afeature\x18\x01 \x01(\v2\".vexil.admin.v1.EarlyAccessFeatureR\afeature\"s\n" +
 	"\x1fDeleteEarlyAccessFeatureRequest\x12\x17\n" +
@@ -8099,12 +8108,14 @@ func file_vexil_admin_v1_admin_proto_init() {
 	if File_vexil_admin_v1_admin_proto != nil {
 		return
 	}
+	file_vexil_admin_v1_admin_proto_msgTypes[8].OneofWrappers = []any{}
 	file_vexil_admin_v1_admin_proto_msgTypes[23].OneofWrappers = []any{}
 	file_vexil_admin_v1_admin_proto_msgTypes[44].OneofWrappers = []any{
 		(*Condition_Persons)(nil),
 		(*Condition_GroupTypeIndex)(nil),
 	}
 	file_vexil_admin_v1_admin_proto_msgTypes[45].OneofWrappers = []any{}
+	file_vexil_admin_v1_admin_proto_msgTypes[85].OneofWrappers = []any{}
 	file_vexil_admin_v1_admin_proto_msgTypes[99].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
