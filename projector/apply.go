@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"slices"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/vexil-dev/vexil/projector/ingest"
 	ingestv1 "github.com/vexil-dev/vexil/proto/vexil/ingest/v1"
 	"github.com/vexil-dev/vexil/store"
@@ -17,6 +19,12 @@ import (
 // the set of keys changed. It becomes one store.Batch.
 type overlay struct {
 	st store.Store
+	// readConcurrency bounds concurrent store reads.
+	readConcurrency int
+	// cache is the index cache (nil when disabled); read only here.
+	cache *indexCache
+	// indexRead collects what was read from the store's index.
+	indexRead map[store.PersonKey][]string
 
 	// persons holds every person read or created; a nil value records that
 	// the store has none (DeriveRow then sees an empty person).
@@ -47,6 +55,9 @@ type overlay struct {
 type write struct {
 	derived store.Batch // rows and index; applied first
 	sources store.Batch // persons, mappings, groups, group types
+	// indexRead holds the distinct ids read from the store (before this
+	// batch), for the index cache once the batch is committed.
+	indexRead map[store.PersonKey][]string
 }
 
 // prepare applies the valid messages of b, in order, to an overlay of the
@@ -56,6 +67,9 @@ type write struct {
 func (p *Projector) prepare(ctx context.Context, b *batch) (*write, error) {
 	ov := &overlay{
 		st:              p.cfg.Store,
+		readConcurrency: p.cfg.ReadConcurrency,
+		cache:           p.cache,
+		indexRead:       map[store.PersonKey][]string{},
 		persons:         map[store.PersonKey]*store.Person{},
 		dirtyPersons:    map[store.PersonKey]struct{}{},
 		mappings:        map[store.DistinctKey]*store.Mapping{},
@@ -83,7 +97,7 @@ func (p *Projector) prepare(ctx context.Context, b *batch) (*write, error) {
 			return nil, err
 		}
 	}
-	w := &write{}
+	w := &write{indexRead: ov.indexRead}
 	derived := &w.derived
 	if p.cfg.AtomicStore {
 		derived = &w.sources
@@ -103,7 +117,21 @@ func (p *Projector) commit(ctx context.Context, w *write) error {
 			continue
 		}
 		if err := p.cfg.Store.Apply(ctx, b); err != nil {
+			// What the store holds now is unknown: start over.
+			if p.cache != nil {
+				p.cache.reset()
+			}
 			return fmt.Errorf("projector: store apply: %w", err)
+		}
+	}
+	if p.cache != nil {
+		for k, ids := range w.indexRead {
+			p.cache.put(k, ids)
+		}
+		for _, b := range []*store.Batch{&w.derived, &w.sources} {
+			for _, op := range b.Index() {
+				p.cache.apply(op)
+			}
 		}
 	}
 	return nil
@@ -150,30 +178,44 @@ func (ov *overlay) prefetch(ctx context.Context, b *batch) error {
 }
 
 func (ov *overlay) loadPersons(ctx context.Context, keys []store.PersonKey) error {
-	if len(keys) == 0 {
-		return nil
-	}
-	got, err := ov.st.GetPersons(ctx, keys)
-	if err != nil {
-		return fmt.Errorf("projector: read persons: %w", err)
-	}
-	for _, k := range keys {
-		ov.persons[k] = got[k] // nil when absent
-	}
-	return nil
+	return readChunks(ctx, ov.readConcurrency, keys, ov.st.GetPersons, func(k store.PersonKey, p *store.Person, ok bool) {
+		ov.persons[k] = p // nil when absent
+	}, "persons")
 }
 
 func (ov *overlay) loadMappings(ctx context.Context, keys []store.DistinctKey) error {
+	return readChunks(ctx, ov.readConcurrency, keys, ov.st.GetMappings, func(k store.DistinctKey, m store.Mapping, ok bool) {
+		ov.mappings[k] = &m // a zero Mapping when absent
+	}, "mappings")
+}
+
+// minChunk is the smallest number of keys worth a concurrent read.
+const minChunk = 64
+
+// readChunks reads keys with get, in up to conc concurrent chunks, and
+// calls put for every key (ok false when absent), in keys order.
+func readChunks[K comparable, V any](ctx context.Context, conc int, keys []K, get func(context.Context, []K) (map[K]V, error), put func(K, V, bool), what string) error {
 	if len(keys) == 0 {
 		return nil
 	}
-	got, err := ov.st.GetMappings(ctx, keys)
-	if err != nil {
-		return fmt.Errorf("projector: read mappings: %w", err)
+	n := min(conc, (len(keys)+minChunk-1)/minChunk)
+	results := make([]map[K]V, n)
+	g, gctx := errgroup.WithContext(ctx)
+	size := (len(keys) + n - 1) / n
+	for i := range n {
+		chunk := keys[i*size : min(len(keys), (i+1)*size)]
+		g.Go(func() error {
+			var err error
+			results[i], err = get(gctx, chunk)
+			return err
+		})
 	}
-	for _, k := range keys {
-		m := got[k]
-		ov.mappings[k] = &m
+	if err := g.Wait(); err != nil {
+		return fmt.Errorf("projector: read %s: %w", what, err)
+	}
+	for i, k := range keys {
+		v, ok := results[i/size][k]
+		put(k, v, ok)
 	}
 	return nil
 }
@@ -364,12 +406,32 @@ func (ov *overlay) teamGroupTypes(ctx context.Context, team int64) (map[int]stri
 // sources with the rest (the same batch when the store is atomic).
 func (ov *overlay) finish(ctx context.Context, derived, sources *store.Batch) error {
 	// Rows of changed persons: their stored index plus this batch's delta.
-	for _, pk := range sortedKeys(ov.dirtyPersons, comparePersonKeys) {
-		ids, err := ov.st.DistinctIDs(ctx, pk.Team, pk.ID)
-		if err != nil {
-			return fmt.Errorf("projector: read distinct ids of %d/%s: %w", pk.Team, pk.ID, err)
+	dirty := sortedKeys(ov.dirtyPersons, comparePersonKeys)
+	stored := make([][]string, len(dirty))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(ov.readConcurrency)
+	for i, pk := range dirty {
+		if ids, ok := ov.cache.get(pk); ok {
+			stored[i] = ids
+			continue
 		}
-		for _, id := range ids {
+		g.Go(func() error {
+			ids, err := ov.st.DistinctIDs(gctx, pk.Team, pk.ID)
+			if err != nil {
+				return fmt.Errorf("projector: read distinct ids of %d/%s: %w", pk.Team, pk.ID, err)
+			}
+			stored[i] = ids
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	for i, pk := range dirty {
+		if _, ok := ov.cache.get(pk); !ok {
+			ov.indexRead[pk] = stored[i]
+		}
+		for _, id := range stored[i] {
 			if add, ok := ov.indexDelta[pk][id]; !ok || add {
 				ov.dirtyRows[store.DistinctKey{Team: pk.Team, DistinctID: id}] = struct{}{}
 			}

@@ -35,6 +35,9 @@ func backends(testing.TB) []backend {
 // local Cassandra when VEXIL_TEST_CASSANDRA names one.
 func benchBackends(testing.TB) []backend {
 	bs := []backend{pebbleBackend}
+	if *benchNull {
+		bs = append(bs, backend{"null", func(testing.TB) store.Store { return nullStore{} }})
+	}
 	if os.Getenv("VEXIL_TEST_CASSANDRA") != "" {
 		bs = append(bs, scyllaBackend)
 	}

@@ -66,6 +66,17 @@ type Config struct {
 	// (ingest.ReasonUnknownTeam). Nil allows every team.
 	Teams TeamSource
 
+	// ReadConcurrency bounds the concurrent store reads of one batch (the
+	// persons, mappings and person → distinct ids it needs, in chunks).
+	// Default 4.
+	ReadConcurrency int
+
+	// IndexCacheSize is how many persons' distinct ids the projector keeps
+	// in memory for the fan-out of property changes to rows (it is the only
+	// writer of that index, so the cache stays exact). Default 100,000; a
+	// negative value disables it.
+	IndexCacheSize int
+
 	// LagInterval is how often the consumer's pending count is read for
 	// vexil_projector_lag_messages. Default 5s.
 	LagInterval time.Duration
@@ -84,10 +95,12 @@ type Config struct {
 
 // Defaults of Config.
 const (
-	DefaultBatchSize    = 1000
-	DefaultAckWait      = 30 * time.Second
-	DefaultLagInterval  = 5 * time.Second
-	DefaultRetryBackoff = 100 * time.Millisecond
+	DefaultBatchSize       = 1000
+	DefaultAckWait         = 30 * time.Second
+	DefaultLagInterval     = 5 * time.Second
+	DefaultReadConcurrency = 4
+	DefaultIndexCacheSize  = 100_000
+	DefaultRetryBackoff    = 100 * time.Millisecond
 )
 
 // ErrInvalidConfig is wrapped by every error of Config.Validate.
@@ -117,6 +130,12 @@ func (c Config) withDefaults() Config {
 		c.DeadLetterPrefix = DefaultDeadLetterPrefix
 	}
 	c.Limits = c.Limits.WithDefaults()
+	if c.ReadConcurrency == 0 {
+		c.ReadConcurrency = DefaultReadConcurrency
+	}
+	if c.IndexCacheSize == 0 {
+		c.IndexCacheSize = DefaultIndexCacheSize
+	}
 	if c.LagInterval == 0 {
 		c.LagInterval = DefaultLagInterval
 	}
@@ -148,6 +167,9 @@ func (c Config) Validate() error {
 	}
 	if c.BatchSize < 0 {
 		errs = append(errs, fmt.Errorf("BatchSize %d must be > 0", c.BatchSize))
+	}
+	if c.ReadConcurrency < 0 {
+		errs = append(errs, fmt.Errorf("ReadConcurrency %d must be > 0", c.ReadConcurrency))
 	}
 	if c.MaxAckPending < c.BatchSize {
 		errs = append(errs, fmt.Errorf("MaxAckPending %d must be >= BatchSize %d", c.MaxAckPending, c.BatchSize))

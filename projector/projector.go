@@ -37,6 +37,9 @@ type Projector struct {
 	log *slog.Logger
 	js  jetstream.JetStream
 	m   *metrics
+	// cache is the person → distinct ids cache of the applier goroutine
+	// (nil when disabled), emptied at the start of every run.
+	cache *indexCache
 
 	// mu guards the lag tracking: the first-message timestamps of the
 	// batches formed but not yet acknowledged, oldest first.
@@ -57,6 +60,9 @@ func New(cfg Config) (*Projector, error) {
 		return nil, fmt.Errorf("projector: %w", err)
 	}
 	p := &Projector{cfg: cfg, log: cfg.Logger.With("component", "projector"), js: js}
+	if cfg.IndexCacheSize > 0 {
+		p.cache = newIndexCache(cfg.IndexCacheSize)
+	}
 	if p.m, err = newMetrics(cfg.Registerer, p.lagSeconds); err != nil {
 		return nil, fmt.Errorf("projector: metrics: %w", err)
 	}
@@ -92,6 +98,9 @@ func (p *Projector) Run(ctx context.Context) error {
 
 func (p *Projector) run(ctx context.Context) error {
 	cfg := p.cfg
+	if p.cache != nil {
+		p.cache.reset()
+	}
 	if _, err := EnsureStream(ctx, p.js, IngestStreamConfig(cfg.Stream)); err != nil {
 		return err
 	}
