@@ -27,7 +27,7 @@ type state struct {
 	closed     bool
 	persons    map[store.PersonKey]*store.Person
 	mappings   map[store.DistinctKey]store.Mapping
-	index      map[store.IndexEntry]struct{}
+	index      map[store.PersonKey]map[string]struct{} // person → distinct ids
 	rows       map[store.DistinctKey]*rowRec
 	groups     map[store.GroupKey]*store.Group
 	groupTypes map[[2]int64]string
@@ -49,7 +49,7 @@ func New() *Store {
 	s := &Store{}
 	s.mu.persons = map[store.PersonKey]*store.Person{}
 	s.mu.mappings = map[store.DistinctKey]store.Mapping{}
-	s.mu.index = map[store.IndexEntry]struct{}{}
+	s.mu.index = map[store.PersonKey]map[string]struct{}{}
 	s.mu.rows = map[store.DistinctKey]*rowRec{}
 	s.mu.groups = map[store.GroupKey]*store.Group{}
 	s.mu.groupTypes = map[[2]int64]string{}
@@ -164,10 +164,8 @@ func (s *Store) DistinctIDs(ctx context.Context, team int64, personID string) ([
 	}
 	defer s.mu.RUnlock()
 	var ids []string
-	for e := range s.mu.index {
-		if e.Team == team && e.PersonID == personID {
-			ids = append(ids, e.DistinctID)
-		}
+	for id := range s.mu.index[store.PersonKey{Team: team, ID: personID}] {
+		ids = append(ids, id)
 	}
 	slices.Sort(ids)
 	return ids, nil
@@ -244,10 +242,20 @@ func (s *Store) Apply(ctx context.Context, b *store.Batch) error {
 		s.mu.mappings[store.DistinctKey{Team: m.Team, DistinctID: m.DistinctID}] = m
 	}
 	for _, op := range b.Index() {
-		if op.Delete {
-			delete(s.mu.index, op.Entry)
-		} else {
-			s.mu.index[op.Entry] = struct{}{}
+		pk := store.PersonKey{Team: op.Entry.Team, ID: op.Entry.PersonID}
+		ids := s.mu.index[pk]
+		switch {
+		case op.Delete && ids != nil:
+			delete(ids, op.Entry.DistinctID)
+			if len(ids) == 0 {
+				delete(s.mu.index, pk)
+			}
+		case !op.Delete:
+			if ids == nil {
+				ids = map[string]struct{}{}
+				s.mu.index[pk] = ids
+			}
+			ids[op.Entry.DistinctID] = struct{}{}
 		}
 	}
 	for _, op := range b.Rows() {
@@ -309,14 +317,12 @@ func (s *Store) Dump(ctx context.Context, fn func(store.Entity) error) error {
 		m := s.mu.mappings[k]
 		ents = append(ents, store.Entity{Mapping: &m})
 	}
-	for _, k := range sortedKeys(s.mu.index, func(a, b store.IndexEntry) int {
-		if c := cmpTeam(a.Team, b.Team, a.PersonID, b.PersonID); c != 0 {
-			return c
-		}
-		return strings.Compare(a.DistinctID, b.DistinctID)
+	for _, k := range sortedKeys(s.mu.index, func(a, b store.PersonKey) int {
+		return cmpTeam(a.Team, b.Team, a.ID, b.ID)
 	}) {
-		e := k
-		ents = append(ents, store.Entity{Index: &e})
+		for _, id := range sortedKeys(s.mu.index[k], strings.Compare) {
+			ents = append(ents, store.Entity{Index: &store.IndexEntry{Team: k.Team, PersonID: k.ID, DistinctID: id}})
+		}
 	}
 	for _, k := range sortedKeys(s.mu.rows, func(a, b store.DistinctKey) int {
 		return cmpTeam(a.Team, b.Team, a.DistinctID, b.DistinctID)
