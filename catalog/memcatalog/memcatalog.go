@@ -43,6 +43,23 @@ func (m *kv) View(fn func(kvcatalog.Reader) error) error {
 	return fn(reader{m})
 }
 
+func (m *kv) Latest() kvcatalog.Reader { return latest{m} }
+
+// latest takes the read lock for each call.
+type latest struct{ m *kv }
+
+func (l latest) Get(key []byte) ([]byte, bool, error) {
+	l.m.mu.RLock()
+	defer l.m.mu.RUnlock()
+	return reader(l).Get(key)
+}
+
+func (l latest) Scan(lower, upper []byte, fn func(k, v []byte) (bool, error)) error {
+	l.m.mu.RLock()
+	defer l.m.mu.RUnlock()
+	return reader(l).Scan(lower, upper, fn)
+}
+
 func (m *kv) Commit(b *kvcatalog.Batch) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()

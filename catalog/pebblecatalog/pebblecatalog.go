@@ -82,6 +82,8 @@ func (p *kv) View(fn func(kvcatalog.Reader) error) error {
 	return fn(reader{snap})
 }
 
+func (p *kv) Latest() kvcatalog.Reader { return reader{p.db} }
+
 func (p *kv) Commit(b *kvcatalog.Batch) error {
 	pb := p.db.NewBatch()
 	defer pb.Close()
@@ -101,7 +103,8 @@ func (p *kv) Commit(b *kvcatalog.Batch) error {
 
 func (p *kv) Close() error { return p.db.Close() }
 
-type reader struct{ s *pebble.Snapshot }
+// reader reads a snapshot or the live database.
+type reader struct{ s pebble.Reader }
 
 func (r reader) Get(key []byte) ([]byte, bool, error) {
 	v, closer, err := r.s.Get(key)

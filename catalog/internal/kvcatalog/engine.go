@@ -83,6 +83,19 @@ func (e *Engine) view(ctx context.Context, fn func(Reader) error) error {
 	return e.kv.View(fn)
 }
 
+// point runs a single-read fn on the latest state, without a snapshot.
+func (e *Engine) point(ctx context.Context, fn func(Reader) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	e.closeMu.RLock()
+	defer e.closeMu.RUnlock()
+	if e.closed.Load() {
+		return catalog.ErrClosed
+	}
+	return fn(e.kv.Latest())
+}
+
 func getJSON[T any](r Reader, key []byte) (T, bool, error) {
 	var v T
 	raw, ok, err := r.Get(key)
@@ -237,7 +250,7 @@ func (e *Engine) CreateTeam(ctx context.Context, t catalog.Team, ch catalog.Chan
 // GetTeam implements catalog.Teams.
 func (e *Engine) GetTeam(ctx context.Context, id int64) (catalog.Team, error) {
 	var t catalog.Team
-	err := e.view(ctx, func(r Reader) error {
+	err := e.point(ctx, func(r Reader) error {
 		var ok bool
 		var err error
 		t, ok, err = getJSON[catalog.Team](r, teamKey(id))
@@ -318,10 +331,10 @@ func (e *Engine) PutKey(ctx context.Context, k catalog.APIKey, ch catalog.Change
 				return catalog.ErrExists
 			}
 		}
-		if out, err = putRecord(b, keyKey(nk.ID), nk); err != nil {
+		if out, err = putRecord(b, keyHashKey(nk.Hash), nk); err != nil {
 			return err
 		}
-		b.Set(keyHashKey(nk.Hash), []byte(nk.ID))
+		b.Set(keyKey(nk.ID), nk.Hash)
 		for _, t := range records.KeyTeams(nk) {
 			b.Set(keyTeamKey(t, nk.ID), nil)
 			en, err := records.Entry(&e.ids, now, t, catalog.ScopeKey, nk.ID, records.ActionCreated, ch, nil, nk)
@@ -340,8 +353,20 @@ func (e *Engine) PutKey(ctx context.Context, k catalog.APIKey, ch catalog.Change
 	return out, nil
 }
 
+// getKey reads a key by id: its hash, then the key.
 func getKey(r Reader, id string) (catalog.APIKey, error) {
-	k, ok, err := getJSON[catalog.APIKey](r, keyKey(id))
+	hash, ok, err := r.Get(keyKey(id))
+	if err != nil {
+		return catalog.APIKey{}, err
+	}
+	if !ok {
+		return catalog.APIKey{}, catalog.ErrNotFound
+	}
+	return getKeyByHash(r, hash)
+}
+
+func getKeyByHash(r Reader, hash []byte) (catalog.APIKey, error) {
+	k, ok, err := getJSON[catalog.APIKey](r, keyHashKey(hash))
 	if err == nil && !ok {
 		err = catalog.ErrNotFound
 	}
@@ -365,18 +390,12 @@ func (e *Engine) GetKey(ctx context.Context, id string) (catalog.APIKey, error) 
 // GetKeyByHash implements catalog.Keys.
 func (e *Engine) GetKeyByHash(ctx context.Context, hash []byte) (catalog.APIKey, error) {
 	var k catalog.APIKey
-	err := e.view(ctx, func(r Reader) error {
+	err := e.point(ctx, func(r Reader) error {
 		if len(hash) == 0 {
 			return catalog.ErrNotFound
 		}
-		id, ok, err := r.Get(keyHashKey(hash))
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return catalog.ErrNotFound
-		}
-		k, err = getKey(r, string(id))
+		var err error
+		k, err = getKeyByHash(r, hash)
 		return err
 	})
 	if err != nil {
@@ -424,7 +443,7 @@ func (e *Engine) RevokeKey(ctx context.Context, id string, ch catalog.Change) (c
 		if err != nil {
 			return err
 		}
-		if out, err = putRecord(b, keyKey(id), nk); err != nil {
+		if out, err = putRecord(b, keyHashKey(nk.Hash), nk); err != nil {
 			return err
 		}
 		for _, t := range records.KeyTeams(nk) {
@@ -509,7 +528,7 @@ func getFlag(r Reader, team, id int64) (catalog.FlagRecord, error) {
 // GetFlag implements catalog.Flags.
 func (e *Engine) GetFlag(ctx context.Context, teamID, id int64) (catalog.FlagRecord, error) {
 	var f catalog.FlagRecord
-	err := e.view(ctx, func(r Reader) error {
+	err := e.point(ctx, func(r Reader) error {
 		var err error
 		f, err = getFlag(r, teamID, id)
 		return err
@@ -652,7 +671,7 @@ func getCohort(r Reader, team, id int64) (catalog.CohortRecord, error) {
 // GetCohort implements catalog.Cohorts.
 func (e *Engine) GetCohort(ctx context.Context, teamID, id int64) (catalog.CohortRecord, error) {
 	var c catalog.CohortRecord
-	err := e.view(ctx, func(r Reader) error {
+	err := e.point(ctx, func(r Reader) error {
 		var err error
 		c, err = getCohort(r, teamID, id)
 		return err
@@ -792,7 +811,7 @@ func (e *Engine) ListCohortMembers(ctx context.Context, teamID, cohortID int64, 
 // IsCohortMember implements catalog.Cohorts.
 func (e *Engine) IsCohortMember(ctx context.Context, teamID, cohortID int64, distinctID string) (bool, error) {
 	var member bool
-	err := e.view(ctx, func(r Reader) error {
+	err := e.point(ctx, func(r Reader) error {
 		var err error
 		_, member, err = r.Get(memberPrefix(teamID, cohortID).last(distinctID))
 		return err
@@ -844,7 +863,7 @@ func getEarly(r Reader, team int64, id string) (catalog.EarlyAccessFeature, erro
 // GetEarlyAccess implements catalog.EarlyAccess.
 func (e *Engine) GetEarlyAccess(ctx context.Context, teamID int64, id string) (catalog.EarlyAccessFeature, error) {
 	var f catalog.EarlyAccessFeature
-	err := e.view(ctx, func(r Reader) error {
+	err := e.point(ctx, func(r Reader) error {
 		var err error
 		f, err = getEarly(r, teamID, id)
 		return err
@@ -985,7 +1004,7 @@ func getJob(r Reader, team int64, id string) (catalog.BlastRadiusJob, error) {
 // GetJob implements catalog.Jobs.
 func (e *Engine) GetJob(ctx context.Context, teamID int64, id string) (catalog.BlastRadiusJob, error) {
 	var j catalog.BlastRadiusJob
-	err := e.view(ctx, func(r Reader) error {
+	err := e.point(ctx, func(r Reader) error {
 		var err error
 		j, err = getJob(r, teamID, id)
 		return err

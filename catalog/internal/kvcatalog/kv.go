@@ -23,6 +23,9 @@ type Reader interface {
 type KV interface {
 	// View calls fn with a consistent, read-only view.
 	View(fn func(Reader) error) error
+	// Latest returns a reader of the latest committed state, cheaper than
+	// View for a single read: each call sees what was committed before it.
+	Latest() Reader
 	// Commit applies b atomically and durably.
 	Commit(b *Batch) error
 	// Close releases the store.
