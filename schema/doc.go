@@ -7,7 +7,9 @@
 // 'replication_factor' shorthand, which both databases accept) and the
 // schema_migrations table. The numbered files 001_*.cql, 002_*.cql ... are
 // the migrations, applied in order and recorded in schema_migrations with a
-// checksum. All are embedded in the binary. Statements name their tables as
+// checksum. All are embedded in the binary. On a ScyllaDB with tablets the
+// keyspace is created with tablets disabled (Config.Tablets), because the
+// catalog tables use lightweight transactions. Statements name their tables as
 // {{keyspace}}.table; the keyspace comes from Config.
 //
 // # Rules for migrations

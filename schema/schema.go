@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -44,9 +45,28 @@ type Config struct {
 	// NetworkTopologyStrategy used when the keyspace is created; an existing
 	// keyspace keeps its replication. Default 1 (0 means the default).
 	ReplicationFactor int
+	// Tablets decides the ScyllaDB tablets option of a keyspace created by
+	// Apply. Default TabletsAuto. Cassandra has no tablets: the option is
+	// never sent to it.
+	Tablets Tablets
 	// Logger receives one line per applied migration. Default: discard.
 	Logger *slog.Logger
 }
+
+// Tablets is the policy for ScyllaDB's tablets keyspace option.
+type Tablets int
+
+const (
+	// TabletsAuto disables tablets when the server supports them (ScyllaDB
+	// lists TABLETS in system.local's supported_features): the catalog
+	// tables use lightweight transactions, which tablets keyspaces restrict.
+	TabletsAuto Tablets = iota
+	// TabletsDisabled always sends "tablets = {'enabled': false}" (an error
+	// on servers without tablets).
+	TabletsDisabled
+	// TabletsDefault sends no tablets option: the cluster default applies.
+	TabletsDefault
+)
 
 var keyspaceRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,47}$`)
 
@@ -54,6 +74,9 @@ var keyspaceRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,47}$`)
 func (c Config) Validate() error {
 	if !keyspaceRE.MatchString(c.Keyspace) {
 		return fmt.Errorf("%w: keyspace %q must match %s", ErrInvalidConfig, c.Keyspace, keyspaceRE)
+	}
+	if c.Tablets < TabletsAuto || c.Tablets > TabletsDefault {
+		return fmt.Errorf("%w: unknown tablets policy %d", ErrInvalidConfig, c.Tablets)
 	}
 	if c.ReplicationFactor < 0 || c.ReplicationFactor > 64 {
 		return fmt.Errorf("%w: replication factor %d out of range 1..64", ErrInvalidConfig, c.ReplicationFactor)
@@ -122,9 +145,10 @@ func Migrations(cfg Config) ([]Migration, error) {
 }
 
 // render strips full-line "--" comments, splits on ';' and substitutes
-// {{keyspace}} and {{replication_factor}}. The files are ours: no statement
+// {{keyspace}}, {{replication_factor}} and {{keyspace_options}} (extra
+// keyspace options, see keyspaceOptions). The files are ours: no statement
 // carries a ';' or "--" inside a string literal.
-func render(name string, src []byte, cfg Config) ([]string, error) {
+func render(name string, src []byte, cfg Config, keyspaceOptions ...string) ([]string, error) {
 	var b strings.Builder
 	for line := range strings.Lines(string(src)) {
 		if strings.HasPrefix(strings.TrimSpace(line), "--") {
@@ -132,14 +156,14 @@ func render(name string, src []byte, cfg Config) ([]string, error) {
 		}
 		b.WriteString(line)
 	}
-	r := strings.NewReplacer("{{keyspace}}", cfg.Keyspace, "{{replication_factor}}", strconv.Itoa(cfg.ReplicationFactor))
+	r := strings.NewReplacer("{{keyspace}}", cfg.Keyspace, "{{replication_factor}}", strconv.Itoa(cfg.ReplicationFactor),
+		"{{keyspace_options}}", strings.Join(keyspaceOptions, " "))
 	var stmts []string
 	for part := range strings.SplitSeq(b.String(), ";") {
-		s := strings.Join(strings.Fields(part), " ")
+		s := strings.Join(strings.Fields(r.Replace(part)), " ")
 		if s == "" {
 			continue
 		}
-		s = r.Replace(s)
 		if strings.Contains(s, "{{") {
 			return nil, fmt.Errorf("%w: %s: unknown placeholder in %q", ErrBadMigration, name, s)
 		}
@@ -182,7 +206,11 @@ func Apply(ctx context.Context, session *gocql.Session, cfg Config) ([]string, e
 		if err != nil {
 			return nil, fmt.Errorf("%w: bootstrap.cql: %v", ErrBadMigration, err)
 		}
-		stmts, err := render("bootstrap.cql", src, cfg)
+		opts, err := keyspaceOptions(ctx, session, cfg.Tablets)
+		if err != nil {
+			return nil, err
+		}
+		stmts, err := render("bootstrap.cql", src, cfg, opts...)
 		if err != nil {
 			return nil, err
 		}
@@ -248,4 +276,33 @@ func bootstrapped(ctx context.Context, session *gocql.Session, keyspace string) 
 		return false, fmt.Errorf("schema: look up keyspace %s: %w", keyspace, err)
 	}
 	return true, nil
+}
+
+// keyspaceOptions returns the extra CREATE KEYSPACE options for the server
+// behind session under policy.
+func keyspaceOptions(ctx context.Context, session *gocql.Session, policy Tablets) ([]string, error) {
+	const disable = "AND tablets = {'enabled': false}"
+	switch policy {
+	case TabletsDefault:
+		return nil, nil
+	case TabletsDisabled:
+		return []string{disable}, nil
+	}
+	// Only ScyllaDB has supported_features; Cassandra answers with an
+	// Invalid request error ("Undefined column name"), which means: no
+	// tablets. Any other error (a timeout) is returned: guessing wrong would
+	// create a tablets keyspace where LWT is restricted.
+	var features string
+	err := session.Query("SELECT supported_features FROM system.local WHERE key = 'local'").WithContext(ctx).Scan(&features)
+	var reqErr gocql.RequestError
+	switch {
+	case errors.As(err, &reqErr) && (reqErr.Code() == gocql.ErrCodeInvalid || reqErr.Code() == gocql.ErrCodeSyntax):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("schema: detect tablets: %w", err)
+	}
+	if slices.Contains(strings.Split(features, ","), "TABLETS") {
+		return []string{disable}, nil
+	}
+	return nil, nil
 }

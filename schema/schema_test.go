@@ -20,6 +20,8 @@ func TestConfigValidate(t *testing.T) {
 		{"injection", Config{Keyspace: "v; DROP KEYSPACE system"}, false},
 		{"too long", Config{Keyspace: strings.Repeat("v", 49)}, false},
 		{"negative rf", Config{Keyspace: "vexil", ReplicationFactor: -1}, false},
+		{"tablets disabled", Config{Keyspace: "vexil", Tablets: TabletsDisabled}, true},
+		{"unknown tablets policy", Config{Keyspace: "vexil", Tablets: 7}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.cfg.Validate()
@@ -85,6 +87,13 @@ func TestRenderBootstrap(t *testing.T) {
 	want0 := "CREATE KEYSPACE IF NOT EXISTS ks_b WITH replication = {'class': 'NetworkTopologyStrategy', 'replication_factor': 3} AND durable_writes = true"
 	if len(stmts) != 2 || stmts[0] != want0 || !strings.HasPrefix(stmts[1], "CREATE TABLE IF NOT EXISTS ks_b.schema_migrations (") {
 		t.Fatalf("bootstrap statements:\n%s", strings.Join(stmts, "\n"))
+	}
+	stmts, err = render("bootstrap.cql", src, Config{Keyspace: "ks_b", ReplicationFactor: 3}, "AND tablets = {'enabled': false}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := want0 + " AND tablets = {'enabled': false}"; stmts[0] != want {
+		t.Fatalf("bootstrap with options:\n%s\nwant\n%s", stmts[0], want)
 	}
 }
 
