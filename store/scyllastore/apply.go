@@ -225,13 +225,13 @@ func (s *Store) planRow(op store.RowOp, add func(string, string, int, ...any), d
 		// the row exactly like a delete followed by the writes would. A
 		// row DELETE at the same timestamp would shadow the writes.
 		var (
-			personID           *string
-			personVer, revison *int64
-			props              []byte
+			personID            *string
+			personVer, revision *int64
+			props               []byte
 		)
 		if op.Put != nil {
 			rev := int64(op.Put.Revision)
-			personID, personVer, revison, props = &op.Put.PersonID, &op.Put.PersonVersion, &rev, op.Put.Properties
+			personID, personVer, revision, props = &op.Put.PersonID, &op.Put.PersonVersion, &rev, op.Put.Properties
 		}
 		if !op.SetResults {
 			results = nil
@@ -239,7 +239,7 @@ func (s *Store) planRow(op store.RowOp, add func(string, string, int, ...any), d
 		if !op.SetCounters {
 			counters = nil
 		}
-		add(key, s.q.replaceRow, len(props)+len(results)+len(counters), personID, personVer, revison, props, results, counters, op.Team, op.DistinctID)
+		add(key, s.q.replaceRow, len(props)+len(results)+len(counters), personID, personVer, revision, props, results, counters, op.Team, op.DistinctID)
 		if op.Put != nil {
 			add(bucketKey(op.Team, bucket), s.q.putRowIndex, len(op.DistinctID), op.Team, bucket, op.DistinctID)
 		} else {
