@@ -1,11 +1,3 @@
-// Package pebblestore is the embedded store.Store on Pebble, Vexil's
-// default for one machine.
-//
-// Keys are built by store/internal/keyenc, so a team's rows sort by distinct
-// id and per-person index entries share a prefix. Rows are stored as a
-// compact binary record (see rowvalue.go) so that GetRow is one Get and one
-// copy; persons and groups use the canonical encodings of package store.
-// Apply commits one Pebble batch with Sync.
 package pebblestore
 
 import (

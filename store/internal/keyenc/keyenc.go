@@ -1,8 +1,3 @@
-// Package keyenc encodes store keys so that bytewise order of the encoded
-// keys equals the order of their components: a kind byte, the team as a
-// big-endian int64 with its sign bit flipped, group type indexes as one
-// byte, and strings escaped (0x00 → 0x00 0xFF) and terminated (0x00 0x01)
-// so that no encoded string is a prefix of another.
 package keyenc
 
 import (
