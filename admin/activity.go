@@ -22,12 +22,19 @@ func entryProto(e catalog.ActivityEntry) *adminv1.ActivityEntry {
 	}
 }
 
+// activity reads one page of entries. A scope without an item is
+// filtered here, page by page: such a page may hold fewer entries than
+// asked (even none) while next_page_token is set.
 func (s *Service) activity(ctx context.Context, q catalog.ActivityQuery, size int32) ([]*adminv1.ActivityEntry, string, error) {
 	n, err := s.pageSize(size)
 	if err != nil {
 		return nil, "", err
 	}
 	q.Limit = n
+	scope := q.Scope
+	if q.ItemID == "" {
+		q.Scope = ""
+	}
 	entries, next, err := s.cat.ListActivity(ctx, q)
 	if errors.Is(err, catalog.ErrInvalid) {
 		return nil, "", errcode.Field(errcode.InvalidArgument, "page_token", "invalid page_token")
@@ -37,7 +44,7 @@ func (s *Service) activity(ctx context.Context, q catalog.ActivityQuery, size in
 	}
 	out := make([]*adminv1.ActivityEntry, 0, len(entries))
 	for _, e := range entries {
-		if e.TeamID == q.TeamID {
+		if e.TeamID == q.TeamID && (scope == "" || e.Scope == scope) {
 			out = append(out, entryProto(e))
 		}
 	}

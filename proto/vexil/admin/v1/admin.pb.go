@@ -6070,9 +6070,11 @@ func (x *ListActivityRequest) GetPageToken() string {
 }
 
 type ListActivityResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Entries       []*ActivityEntry       `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
-	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// With a scope and no item_id, a page may hold fewer entries than
+	// page_size (even none): go on while next_page_token is set.
+	Entries       []*ActivityEntry `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	NextPageToken string           `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
