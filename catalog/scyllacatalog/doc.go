@@ -43,7 +43,11 @@
 //
 // catalog_keys is keyed by the hash of the secret, so authentication is one
 // keyed read and revocation a conditional update of that same row.
-// catalog_key_ids makes ids unique and resolves GetKey (two reads).
+// catalog_key_ids makes ids unique and resolves GetKey (two reads). PutKey
+// claims the id, indexes the key under its teams, then inserts the key row
+// (IF NOT EXISTS on the hash); a taken hash undoes the first two. A crash in
+// between leaves an id that no key uses (ids are random) and index rows
+// that ListKeys skips.
 //
 // # Activity
 //
@@ -53,6 +57,11 @@
 // rows. A crash (or a database outage) in the instant between the two loses
 // that entry while the change stands: the loss is logged. The per-team
 // activity partition grows with the team's history.
+//
+// # Metrics
+//
+// With Config.Registerer: vexil_catalog_cas_not_applied_total{kind},
+// vexil_catalog_claim_takeovers_total and vexil_catalog_activity_lost_total.
 //
 // # Reads
 //

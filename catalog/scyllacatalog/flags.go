@@ -31,7 +31,7 @@ const (
 // takeClaim makes flag id the holder of (team, key), or fails with
 // ErrExists when a live flag holds it, or a claim younger than ClaimGrace.
 func (c *Catalog) takeClaim(ctx context.Context, team int64, key string, id int64, now time.Time) (claimState, error) {
-	applied, row, err := c.cas(ctx, c.q.insertClaim, team, key, id, now)
+	applied, row, err := c.cas(ctx, "flag_key", c.q.insertClaim, team, key, id, now)
 	if err != nil {
 		return 0, fmt.Errorf("claim key %q: %w", key, err)
 	}
@@ -55,13 +55,14 @@ func (c *Catalog) takeClaim(ctx context.Context, team int64, key string, id int6
 		return 0, fmt.Errorf("claim key %q: %w", key, err)
 	}
 	// The holder crashed between its claim and its write: take over.
-	applied, _, err = c.cas(ctx, c.q.stealClaim, id, now, team, key, holder)
+	applied, _, err = c.cas(ctx, "flag_key", c.q.stealClaim, id, now, team, key, holder)
 	if err != nil {
 		return 0, fmt.Errorf("claim key %q: %w", key, err)
 	}
 	if !applied {
 		return 0, taken
 	}
+	c.m.claimTakeovers.Inc()
 	c.log.Info("took over a stale flag key claim", "team", team, "key", key, "from", holder, "to", id)
 	return claimTaken, nil
 }
@@ -69,7 +70,7 @@ func (c *Catalog) takeClaim(ctx context.Context, team int64, key string, id int6
 // releaseClaim frees (team, key) if flag id holds it. A failure is logged:
 // the claim is then stale and taken over after ClaimGrace.
 func (c *Catalog) releaseClaim(ctx context.Context, team int64, key string, id int64) {
-	if _, _, err := c.cas(context.WithoutCancel(ctx), c.q.delClaim, team, key, id); err != nil {
+	if _, _, err := c.cas(context.WithoutCancel(ctx), "flag_key", c.q.delClaim, team, key, id); err != nil {
 		c.log.Warn("flag key release failed", "team", team, "key", key, "flag", id, "err", err)
 	}
 }
@@ -117,7 +118,7 @@ func (c *Catalog) createFlag(ctx context.Context, r catalog.FlagRecord, ch catal
 			return r, err
 		}
 	}
-	applied, _, err := c.cas(ctx, c.q.insertFlag, team, id, nr.Flag.Version, string(raw))
+	applied, _, err := c.cas(ctx, "flag", c.q.insertFlag, team, id, nr.Flag.Version, string(raw))
 	if err == nil && !applied {
 		err = fmt.Errorf("flag id %d: %w", id, catalog.ErrExists) // a sequence bug
 	}
@@ -237,7 +238,7 @@ func (c *Catalog) updateFlag(ctx context.Context, r catalog.FlagRecord, ch catal
 			return r, err
 		}
 	}
-	applied, row, err := c.cas(ctx, c.q.updateFlag, nr.Flag.Version, string(raw), team, id, old.Flag.Version)
+	applied, row, err := c.cas(ctx, "flag", c.q.updateFlag, nr.Flag.Version, string(raw), team, id, old.Flag.Version)
 	if err == nil && !applied {
 		err = notApplied("flag", r.Flag.Version, row)
 	}

@@ -55,7 +55,7 @@ func (c *Catalog) createCohort(ctx context.Context, r catalog.CohortRecord, ch c
 	if err != nil {
 		return r, err
 	}
-	applied, _, err := c.cas(ctx, c.q.insertCohort, team, id, nr.Cohort.Version, string(raw))
+	applied, _, err := c.cas(ctx, "cohort", c.q.insertCohort, team, id, nr.Cohort.Version, string(raw))
 	if err == nil && !applied {
 		err = fmt.Errorf("cohort id %d: %w", id, catalog.ErrExists)
 	}
@@ -126,7 +126,7 @@ func (c *Catalog) updateCohort(ctx context.Context, r catalog.CohortRecord, ch c
 	if err != nil {
 		return r, err
 	}
-	applied, row, err := c.cas(ctx, c.q.updateCohort, nr.Cohort.Version, string(raw), team, id, old.Cohort.Version)
+	applied, row, err := c.cas(ctx, "cohort", c.q.updateCohort, nr.Cohort.Version, string(raw), team, id, old.Cohort.Version)
 	if err == nil && !applied {
 		err = notApplied("cohort", r.Cohort.Version, row)
 	}
@@ -285,7 +285,7 @@ func (c *Catalog) createEarly(ctx context.Context, f catalog.EarlyAccessFeature,
 	if err != nil {
 		return f, err
 	}
-	applied, _, err := c.cas(ctx, c.q.insertEarly, nf.TeamID, nf.ID, nf.Version, string(raw))
+	applied, _, err := c.cas(ctx, "early_access", c.q.insertEarly, nf.TeamID, nf.ID, nf.Version, string(raw))
 	if err == nil && !applied {
 		err = fmt.Errorf("early access feature %s: %w", nf.ID, catalog.ErrExists)
 	}
@@ -364,7 +364,7 @@ func (c *Catalog) updateEarly(ctx context.Context, f catalog.EarlyAccessFeature,
 	if err != nil {
 		return f, err
 	}
-	applied, row, err := c.cas(ctx, c.q.updateEarly, nf.Version, string(raw), nf.TeamID, nf.ID, old.Version)
+	applied, row, err := c.cas(ctx, "early_access", c.q.updateEarly, nf.Version, string(raw), nf.TeamID, nf.ID, old.Version)
 	if err == nil && !applied {
 		err = notApplied("early access feature", f.Version, row)
 	}
@@ -451,7 +451,7 @@ func (c *Catalog) createJob(ctx context.Context, j catalog.BlastRadiusJob) (cata
 	if err != nil {
 		return j, err
 	}
-	applied, _, err := c.cas(ctx, c.q.insertJob, nj.TeamID, nj.ID, nj.Version, string(raw))
+	applied, _, err := c.cas(ctx, "job", c.q.insertJob, nj.TeamID, nj.ID, nj.Version, string(raw))
 	if err == nil && !applied {
 		err = fmt.Errorf("job %s: %w", nj.ID, catalog.ErrExists)
 	}
@@ -512,7 +512,7 @@ func (c *Catalog) updateJob(ctx context.Context, j catalog.BlastRadiusJob) (cata
 	if err != nil {
 		return j, err
 	}
-	applied, row, err := c.cas(ctx, c.q.updateJob, nj.Version, string(raw), nj.TeamID, nj.ID, old.Version)
+	applied, row, err := c.cas(ctx, "job", c.q.updateJob, nj.Version, string(raw), nj.TeamID, nj.ID, old.Version)
 	if err == nil && !applied {
 		err = notApplied("job", j.Version, row)
 	}

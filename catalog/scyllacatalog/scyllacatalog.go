@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gocql/gocql"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vexil-dev/vexil/catalog"
 	"github.com/vexil-dev/vexil/catalog/internal/records"
@@ -51,6 +52,9 @@ type Config struct {
 	Now func() time.Time
 	// Logger is scoped to the catalog. Default: discard.
 	Logger *slog.Logger
+	// Registerer receives the catalog's metrics (vexil_catalog_*).
+	// Default: none.
+	Registerer prometheus.Registerer
 }
 
 // Validate checks the Config; errors wrap ErrInvalidConfig.
@@ -100,6 +104,7 @@ type Catalog struct {
 	sess   *gocql.Session
 	log    *slog.Logger
 	q      queries
+	m      *metrics
 	ids    records.EntryIDs
 	closed atomic.Bool
 }
@@ -113,7 +118,11 @@ func New(cfg Config) (*Catalog, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	return &Catalog{cfg: cfg, sess: cfg.Session, log: cfg.Logger, q: newQueries(cfg.Keyspace)}, nil
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("scyllacatalog: metrics: %w", err)
+	}
+	return &Catalog{cfg: cfg, sess: cfg.Session, log: cfg.Logger, q: newQueries(cfg.Keyspace), m: m}, nil
 }
 
 // Close marks the catalog closed; the session stays open (its owner closes
@@ -137,15 +146,19 @@ func (c *Catalog) query(ctx context.Context, stmt string, args ...any) *gocql.Qu
 	return c.sess.Query(stmt, args...).WithContext(ctx).Idempotent(true)
 }
 
-// cas runs a conditional statement and reports whether it applied; when it
-// did not, the current row is in the returned map. Conditional statements
-// are not idempotent: the driver does not retry them.
-func (c *Catalog) cas(ctx context.Context, stmt string, args ...any) (bool, map[string]any, error) {
+// cas runs a conditional statement on a kind of record and reports whether
+// it applied; when it did not, the current row is in the returned map.
+// Conditional statements are not idempotent: the driver does not retry
+// them.
+func (c *Catalog) cas(ctx context.Context, kind, stmt string, args ...any) (bool, map[string]any, error) {
 	cur := map[string]any{}
 	applied, err := c.sess.Query(stmt, args...).WithContext(ctx).
 		SerialConsistency(c.cfg.SerialConsistency).MapScanCAS(cur)
 	if err != nil {
 		return false, nil, err
+	}
+	if !applied {
+		c.m.notApplied.WithLabelValues(kind).Inc()
 	}
 	return applied, cur, nil
 }
@@ -218,9 +231,9 @@ func (c *Catalog) nextID(ctx context.Context, name string) (int64, error) {
 			row     map[string]any
 		)
 		if known {
-			applied, row, err = c.cas(ctx, c.q.advanceSeq, cur+1, name, cur)
+			applied, row, err = c.cas(ctx, "sequence", c.q.advanceSeq, cur+1, name, cur)
 		} else {
-			applied, row, err = c.cas(ctx, c.q.startSeq, name, int64(1))
+			applied, row, err = c.cas(ctx, "sequence", c.q.startSeq, name, int64(1))
 			cur = 0
 		}
 		if err != nil {
@@ -255,6 +268,7 @@ func (c *Catalog) appendActivity(ctx context.Context, entries ...catalog.Activit
 			}
 		}
 		if err != nil {
+			c.m.activityLost.Inc()
 			c.log.Error("activity entry lost after its change committed", "team", en.TeamID, "entry", en.ID,
 				"scope", en.Scope, "item", en.ItemID, "action", en.Action, "err", err)
 		}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gocql/gocql"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vexil-dev/vexil/catalog"
 	"github.com/vexil-dev/vexil/catalog/catalogtest"
@@ -123,11 +124,20 @@ func TestStaleClaim(t *testing.T) {
 	sess, ks := keyspace(t)
 	ctx := context.Background()
 	now := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
-	c := open(t, sess, ks, func() time.Time { return now })
+	reg := prometheus.NewRegistry()
+	c, err := scyllacatalog.New(scyllacatalog.Config{Session: sess, Keyspace: ks, Now: func() time.Time { return now }, Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
 	team, err := c.CreateTeam(ctx, catalog.Team{Name: "claims"}, catalog.Change{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer func() {
+		if got := gathered(t, reg, "vexil_catalog_claim_takeovers_total"); got != 1 {
+			t.Errorf("claim takeovers = %v, want 1", got)
+		}
+	}()
 	for _, tc := range []struct {
 		key  string
 		age  time.Duration
@@ -153,6 +163,26 @@ func TestStaleClaim(t *testing.T) {
 			}
 		}
 	}
+}
+
+// gathered sums the values of a registered counter.
+func gathered(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			var sum float64
+			for _, m := range mf.GetMetric() {
+				sum += m.GetCounter().GetValue()
+			}
+			return sum
+		}
+	}
+	t.Fatalf("metric %s not registered", name)
+	return 0
 }
 
 func flagOf(team int64, key string) flags.Flag {

@@ -59,7 +59,7 @@ func (c *Catalog) createTeam(ctx context.Context, t catalog.Team, ch catalog.Cha
 		if err := c.query(ctx, c.q.putTeamIndex, id).Exec(); err != nil {
 			return t, err
 		}
-		applied, _, err := c.cas(ctx, c.q.insertTeam, id, nt.Version, string(raw))
+		applied, _, err := c.cas(ctx, "team", c.q.insertTeam, id, nt.Version, string(raw))
 		if err != nil {
 			return t, err
 		}
@@ -149,7 +149,7 @@ func (c *Catalog) updateTeam(ctx context.Context, t catalog.Team, ch catalog.Cha
 	if err != nil {
 		return t, err
 	}
-	applied, row, err := c.cas(ctx, c.q.updateTeam, nt.Version, string(raw), nt.ID, old.Version)
+	applied, row, err := c.cas(ctx, "team", c.q.updateTeam, nt.Version, string(raw), nt.ID, old.Version)
 	if err != nil {
 		return t, err
 	}
@@ -190,7 +190,7 @@ func (c *Catalog) putKey(ctx context.Context, k catalog.APIKey, ch catalog.Chang
 	if err != nil {
 		return k, err
 	}
-	applied, _, err := c.cas(ctx, c.q.claimKeyID, nk.ID, nk.Hash)
+	applied, _, err := c.cas(ctx, "key", c.q.claimKeyID, nk.ID, nk.Hash)
 	if err != nil {
 		return k, err
 	}
@@ -203,7 +203,7 @@ func (c *Catalog) putKey(ctx context.Context, k catalog.APIKey, ch catalog.Chang
 			return k, err
 		}
 	}
-	applied, _, err = c.cas(ctx, c.q.insertKey, nk.Hash, nk.ID, nk.Version, string(raw))
+	applied, _, err = c.cas(ctx, "key", c.q.insertKey, nk.Hash, nk.ID, nk.Version, string(raw))
 	if err != nil {
 		return k, err
 	}
@@ -213,7 +213,7 @@ func (c *Catalog) putKey(ctx context.Context, k catalog.APIKey, ch catalog.Chang
 				c.log.Warn("key index cleanup failed", "key", nk.ID, "team", t, "err", err)
 			}
 		}
-		if _, _, err := c.cas(ctx, c.q.releaseKeyID, nk.ID, nk.Hash); err != nil {
+		if _, _, err := c.cas(ctx, "key", c.q.releaseKeyID, nk.ID, nk.Hash); err != nil {
 			c.log.Warn("key id release failed", "key", nk.ID, "err", err)
 		}
 		return k, fmt.Errorf("key hash: %w", catalog.ErrExists)
@@ -340,7 +340,7 @@ func (c *Catalog) revokeKey(ctx context.Context, id string, ch catalog.Change) (
 	if err != nil {
 		return old, err
 	}
-	applied, row, err := c.cas(ctx, c.q.updateKey, nk.Version, string(raw), nk.Hash, old.Version)
+	applied, row, err := c.cas(ctx, "key", c.q.updateKey, nk.Version, string(raw), nk.Hash, old.Version)
 	if err != nil {
 		return old, err
 	}
