@@ -172,14 +172,16 @@ func projectMessy(t *testing.T, inner store.Store, atomic bool, msgs []*ingestv1
 	e := startNATS(t)
 	st := newCrashingStore(inner, atomic, seed)
 	stream := messy(seed, msgs, 0.2)
+	chunk := len(stream)/runs + 1
 	cfg := projector.Config{
 		Conn: e.nc, Store: st, AtomicStore: atomic, Logger: testLogger(t),
-		BatchSize: 1 + r.IntN(200),
+		// At least four batches per chunk, so that each run reaches the
+		// Apply it is armed to crash in.
+		BatchSize: 1 + r.IntN(min(200, chunk/4)),
 		// Short, so that what a killed run left unacknowledged comes back
 		// soon; no run is slow enough to see it expire while alive.
 		AckWait: 300 * time.Millisecond,
 	}
-	chunk := len(stream)/runs + 1
 	published := len(stream)
 	var applied float64
 	runOnce := func(crashAt int) {
