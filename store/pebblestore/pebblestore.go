@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
@@ -60,15 +61,16 @@ type Store struct {
 	// writeMu serializes Apply: row writes read the stored reserved fields
 	// before they write.
 	writeMu sync.Mutex
-	// mu guards the open/closed state: calls register in inflight, and
-	// Close waits (idle) until none is left. Unlike a RWMutex, a call made
-	// from inside another (a Dump callback) cannot deadlock against Close.
-	mu struct {
-		sync.Mutex
-		closed   bool
-		inflight int
-		idle     sync.Cond
-	}
+	// Open/closed state without a lock on the read path: calls count
+	// themselves in inflight; Close sets closed, then waits for idle, which
+	// the call that brings inflight to zero after closed is set closes.
+	// Unlike a RWMutex, a call made from inside another (a Dump callback)
+	// cannot deadlock against Close.
+	inflight  atomic.Int64
+	closed    atomic.Bool
+	idle      chan struct{}
+	idleOnce  sync.Once
+	closeOnce sync.Once
 }
 
 var _ store.Store = (*Store)(nil)
@@ -105,24 +107,21 @@ func Open(cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pebblestore: open %s: %w", cfg.Dir, err)
 	}
-	s := &Store{db: db}
-	s.mu.idle.L = &s.mu.Mutex
-	return s, nil
+	return &Store{db: db, idle: make(chan struct{})}, nil
 }
 
 // Close waits for calls in flight, then closes the database. Calls after
 // Close return store.ErrClosed.
 func (s *Store) Close() error {
-	s.mu.Lock()
-	if s.mu.closed {
-		s.mu.Unlock()
+	first := false
+	s.closeOnce.Do(func() { first = true })
+	if !first {
 		return fmt.Errorf("pebblestore: close: %w", store.ErrClosed)
 	}
-	s.mu.closed = true
-	for s.mu.inflight > 0 {
-		s.mu.idle.Wait()
+	s.closed.Store(true)
+	if s.inflight.Load() != 0 {
+		<-s.idle
 	}
-	s.mu.Unlock()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("pebblestore: close: %w", err)
 	}
@@ -131,21 +130,18 @@ func (s *Store) Close() error {
 
 // enter registers a call, keeping the database open until leave.
 func (s *Store) enter(op string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.mu.closed {
+	s.inflight.Add(1)
+	if s.closed.Load() {
+		s.leave()
 		return fmt.Errorf("pebblestore: %s: %w", op, store.ErrClosed)
 	}
-	s.mu.inflight++
 	return nil
 }
 
 func (s *Store) leave() {
-	s.mu.Lock()
-	if s.mu.inflight--; s.mu.inflight == 0 && s.mu.closed {
-		s.mu.idle.Broadcast()
+	if s.inflight.Add(-1) == 0 && s.closed.Load() {
+		s.idleOnce.Do(func() { close(s.idle) })
 	}
-	s.mu.Unlock()
 }
 
 // get returns a copy of the value of key, or nil, false if absent.
