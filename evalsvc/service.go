@@ -25,6 +25,9 @@ type Service struct {
 	keys     *keyCache
 	inflight atomic.Int64
 	m        *metrics
+	// subscribed is closed once Run's change-notice subscription is
+	// registered with the NATS server.
+	subscribed chan struct{}
 }
 
 // New returns a Service; call Run to keep its cache fresh.
@@ -33,7 +36,7 @@ func New(cfg Config) (*Service, error) {
 		return nil, err
 	}
 	c := cfg.withDefaults()
-	s := &Service{cfg: c, keys: &keyCache{ttl: c.KeyCacheTTL, m: map[string]keyEntry{}}}
+	s := &Service{cfg: c, keys: &keyCache{ttl: c.KeyCacheTTL, m: map[string]keyEntry{}}, subscribed: make(chan struct{})}
 	s.cache = newHyperCache(s.loadTeam)
 	s.m = newMetrics(c.Registry)
 	return s, nil
@@ -91,6 +94,10 @@ func (s *Service) Run(ctx context.Context, nc *nats.Conn) error {
 			return fmt.Errorf("evalsvc: subscribe to change notices: %w", err)
 		}
 		defer sub.Unsubscribe() //nolint:errcheck // best effort on shutdown
+		if err := nc.Flush(); err != nil {
+			return fmt.Errorf("evalsvc: subscribe to change notices: %w", err)
+		}
+		close(s.subscribed)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

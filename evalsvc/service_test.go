@@ -453,6 +453,7 @@ func TestChangeNoticeRefreshes(t *testing.T) {
 	if decodeFlags(t, body).Flags["beta"].Enabled {
 		t.Fatal("u2 is on the free plan")
 	}
+	<-s.subscribed // a notice sent before the subscription exists is lost (the periodic reload is the backstop)
 	// The flag now targets free plans; the notice must reach the cache.
 	cat.mu.Lock()
 	snap := cat.snaps[1]
