@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"slices"
 	"testing"
 
@@ -76,6 +77,18 @@ func testTeams(t *testing.T, h Harness) {
 	n := newTeam(t, c, "next")
 	if n.ID == explicit {
 		t.Fatalf("allocated id %d collides with the explicit one", n.ID)
+	}
+
+	acts, _, err := c.ListActivity(ctx, catalog.ActivityQuery{TeamID: a.ID, Scope: catalog.ScopeTeam, ItemID: itemID(a.ID)})
+	must(t, "team activity", err)
+	if len(acts) != 2 || acts[0].Action != "updated" || acts[1].Action != "created" || acts[0].Actor != "k1" {
+		t.Fatalf("team activity = %+v", acts)
+	}
+	var before, after catalog.Team
+	must(t, "decode before", json.Unmarshal(acts[0].Before, &before))
+	must(t, "decode after", json.Unmarshal(acts[0].After, &after))
+	if before.Version != 1 || before.Name != "alpha" || after.Version != 2 || after.Name != "alpha2" {
+		t.Fatalf("team update entry: before %+v, after %+v", before, after)
 	}
 }
 
@@ -185,6 +198,32 @@ func testKeys(t *testing.T, h Harness) {
 	must(t, "list keys after revoke", err)
 	if len(keys) != 2 {
 		t.Fatalf("ListKeys after revoke = %v, want revoked keys listed too", keyIDs(keys))
+	}
+
+	// Key activity is recorded under every team the key reaches.
+	for _, tc := range []struct {
+		team int64
+		key  string
+		want []string
+	}{
+		{t1.ID, tok.ID, []string{"revoked", "created"}},
+		{t1.ID, per.ID, []string{"created"}},
+		{t2.ID, per.ID, []string{"created"}},
+		{t2.ID, tok.ID, nil},
+		{0, wide.ID, []string{"created"}},
+	} {
+		acts, _, err := c.ListActivity(ctx, catalog.ActivityQuery{TeamID: tc.team, Scope: catalog.ScopeKey, ItemID: tc.key})
+		must(t, "key activity", err)
+		var got []string
+		for _, a := range acts {
+			got = append(got, a.Action)
+			if a.Actor != "admin" {
+				t.Fatalf("key activity actor = %q", a.Actor)
+			}
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Fatalf("activity of key %s in team %d = %v, want %v", tc.key, tc.team, got, tc.want)
+		}
 	}
 }
 

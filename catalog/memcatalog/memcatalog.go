@@ -5,7 +5,6 @@ package memcatalog
 
 import (
 	"bytes"
-	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -31,10 +30,11 @@ func New(cfg Config) catalog.Catalog {
 	return kvcatalog.New(&kv{data: map[string][]byte{}}, cfg.Now)
 }
 
-// kv is a map guarded by a read-write lock; scans sort the keys in range.
+// kv is a map and its sorted keys, guarded by a read-write lock.
 type kv struct {
 	mu   sync.RWMutex
 	data map[string][]byte // guarded by mu
+	keys []string          // guarded by mu: the keys of data, sorted
 }
 
 func (m *kv) View(fn func(kvcatalog.Reader) error) error {
@@ -64,10 +64,19 @@ func (m *kv) Commit(b *kvcatalog.Batch) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, op := range b.Ops {
-		if op.Value == nil {
-			delete(m.data, string(op.Key))
-		} else {
-			m.data[string(op.Key)] = bytes.Clone(op.Value)
+		k := string(op.Key)
+		_, exists := m.data[k]
+		switch {
+		case op.Value == nil && exists:
+			delete(m.data, k)
+			i, _ := slices.BinarySearch(m.keys, k)
+			m.keys = slices.Delete(m.keys, i, i+1)
+		case op.Value != nil:
+			if !exists {
+				i, _ := slices.BinarySearch(m.keys, k)
+				m.keys = slices.Insert(m.keys, i, k)
+			}
+			m.data[k] = bytes.Clone(op.Value)
 		}
 	}
 	return nil
@@ -84,7 +93,7 @@ func (r reader) Get(key []byte) ([]byte, bool, error) {
 }
 
 func (r reader) Scan(lower, upper []byte, fn func(k, v []byte) (bool, error)) error {
-	keys := slices.Sorted(maps.Keys(r.m.data))
+	keys := r.m.keys
 	i, _ := slices.BinarySearch(keys, string(lower))
 	for ; i < len(keys); i++ {
 		k := keys[i]
