@@ -41,8 +41,8 @@ type Projector struct {
 	// (nil when disabled), emptied at the start of every run.
 	cache *indexCache
 
-	// mu guards the lag tracking: the first-message timestamps of the
-	// batches formed but not yet acknowledged, oldest first.
+	// mu guards the lag tracking: for each batch formed but not yet
+	// acknowledged, in order, when the stream stored its oldest message.
 	mu struct {
 		sync.Mutex
 		inflight []time.Time
@@ -207,8 +207,14 @@ func (p *Projector) formBatches(ctx context.Context, in <-chan jetstream.Msg, ou
 		if timer != nil {
 			timer.Stop()
 		}
+		oldest := b.items[0].stored
+		for i := range b.items {
+			if b.items[i].stored.Before(oldest) {
+				oldest = b.items[i].stored // a redelivery
+			}
+		}
 		p.mu.Lock()
-		p.mu.inflight = append(p.mu.inflight, b.items[0].stored)
+		p.mu.inflight = append(p.mu.inflight, oldest)
 		p.mu.Unlock()
 		select {
 		case out <- b:
@@ -412,14 +418,21 @@ func (p *Projector) pollLag(ctx context.Context, cons jetstream.Consumer) error 
 	}
 }
 
-// lagSeconds is the age of the oldest batch not yet acknowledged.
+// lagSeconds is the age of the oldest message of the batches not yet
+// acknowledged.
 func (p *Projector) lagSeconds() float64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if len(p.mu.inflight) == 0 {
 		return 0
 	}
-	return max(0, p.cfg.Now().Sub(p.mu.inflight[0]).Seconds())
+	oldest := p.mu.inflight[0]
+	for _, t := range p.mu.inflight[1:] {
+		if t.Before(oldest) {
+			oldest = t
+		}
+	}
+	return max(0, p.cfg.Now().Sub(oldest).Seconds())
 }
 
 func kindLabel(env *ingestv1.Envelope) string {
