@@ -193,6 +193,11 @@ do_start() {
 	ensure_jars
 	rm -rf "$run"
 	render_conf
+	# JNA unpacks a native library into the run dir's tmp and maps it
+	# executable: on a noexec mount the node exits at once.
+	if command -v findmnt >/dev/null && findmnt -no OPTIONS --target "$run" 2>/dev/null | tr ',' '\n' | grep -qx noexec; then
+		die "$run is on a noexec mount (JNA cannot load its native library there); set VEXIL_CASSANDRA_RUN to a directory on an exec mount"
+	fi
 	local t0=$SECONDS
 	launch
 	pid=$(cat "$pidfile")
