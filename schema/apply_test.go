@@ -143,3 +143,27 @@ func TestApplyReplication(t *testing.T) {
 		}
 	}
 }
+
+// TestCheck: a missing keyspace and a partly applied one fail with
+// ErrNotApplied; after Apply, Check passes.
+func TestCheck(t *testing.T) {
+	ctx := context.Background()
+	s := schematest.Session(t)
+	ks := schematest.Keyspace(t, s)
+	cfg := schema.Config{Keyspace: ks}
+	if err := schema.Check(ctx, s, cfg); !errors.Is(err, schema.ErrNotApplied) {
+		t.Fatalf("Check before Apply = %v, want ErrNotApplied", err)
+	}
+	if _, err := schema.Apply(ctx, s, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := schema.Check(ctx, s, cfg); err != nil {
+		t.Fatalf("Check after Apply = %v", err)
+	}
+	if err := s.Query(fmt.Sprintf("DELETE FROM %s.schema_migrations WHERE version = 1", ks)).Exec(); err != nil {
+		t.Fatal(err)
+	}
+	if err := schema.Check(ctx, s, cfg); !errors.Is(err, schema.ErrNotApplied) {
+		t.Fatalf("Check with migration 1 unrecorded = %v, want ErrNotApplied", err)
+	}
+}

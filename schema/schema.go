@@ -33,6 +33,10 @@ var (
 	// different content than the embedded file has now: applied files must
 	// never be edited; add a new numbered file instead.
 	ErrChecksumMismatch = errors.New("schema: applied migration was edited")
+	// ErrNotApplied reports (from Check) a keyspace missing migrations that
+	// this binary embeds: run Apply (vexil with schema application on, or a
+	// migration step) first.
+	ErrNotApplied = errors.New("schema: migration not applied")
 )
 
 // Config says where and how to apply the schema.
@@ -222,17 +226,9 @@ func Apply(ctx context.Context, session *gocql.Session, cfg Config) ([]string, e
 		cfg.Logger.Info("created keyspace", "keyspace", cfg.Keyspace, "replication_factor", cfg.ReplicationFactor)
 	}
 
-	done := map[int]string{}
-	iter := session.Query(fmt.Sprintf("SELECT version, checksum FROM %s.schema_migrations", cfg.Keyspace)).WithContext(ctx).Iter()
-	var (
-		v   int
-		sum string
-	)
-	for iter.Scan(&v, &sum) {
-		done[v] = sum
-	}
-	if err := iter.Close(); err != nil {
-		return nil, fmt.Errorf("schema: read applied migrations: %w", err)
+	done, err := appliedChecksums(ctx, session, cfg.Keyspace)
+	if err != nil {
+		return nil, err
 	}
 
 	var applied []string
@@ -260,6 +256,61 @@ func Apply(ctx context.Context, session *gocql.Session, cfg Config) ([]string, e
 		cfg.Logger.Info("applied migration", "keyspace", cfg.Keyspace, "migration", m.Name, "took", time.Since(start))
 	}
 	return applied, nil
+}
+
+// appliedChecksums reads schema_migrations: version → checksum.
+func appliedChecksums(ctx context.Context, session *gocql.Session, keyspace string) (map[int]string, error) {
+	done := map[int]string{}
+	iter := session.Query(fmt.Sprintf("SELECT version, checksum FROM %s.schema_migrations", keyspace)).WithContext(ctx).Iter()
+	var (
+		v   int
+		sum string
+	)
+	for iter.Scan(&v, &sum) {
+		done[v] = sum
+	}
+	if err := iter.Close(); err != nil {
+		return nil, fmt.Errorf("schema: read applied migrations: %w", err)
+	}
+	return done, nil
+}
+
+// Check verifies, without changing anything, that every embedded migration
+// is applied to the keyspace with its current content. It returns an error
+// wrapping ErrNotApplied (naming the first missing migration) or
+// ErrChecksumMismatch. A process that does not apply the schema itself
+// calls it on start, so that a binary newer than the schema fails at once
+// rather than on its first query.
+func Check(ctx context.Context, session *gocql.Session, cfg Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	cfg = cfg.withDefaults()
+	migs, err := Migrations(cfg)
+	if err != nil {
+		return err
+	}
+	ok, err := bootstrapped(ctx, session, cfg.Keyspace)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("%w: keyspace %s has no schema_migrations table", ErrNotApplied, cfg.Keyspace)
+	}
+	done, err := appliedChecksums(ctx, session, cfg.Keyspace)
+	if err != nil {
+		return err
+	}
+	for _, m := range migs {
+		sum, ok := done[m.Version]
+		switch {
+		case !ok:
+			return fmt.Errorf("%w: %s in keyspace %s", ErrNotApplied, m.Name, cfg.Keyspace)
+		case sum != m.Checksum:
+			return fmt.Errorf("%w: %s (recorded %s, embedded %s)", ErrChecksumMismatch, m.Name, sum, m.Checksum)
+		}
+	}
+	return nil
 }
 
 // bootstrapped reports whether the keyspace and its schema_migrations table

@@ -53,7 +53,7 @@ type Config struct {
 	PageSize int
 	// ApplySchema applies package schema's migrations on Open (creating the
 	// keyspace with ReplicationFactor when missing). Default false: the
-	// schema is managed separately.
+	// schema is managed separately, and Open only checks that it is current.
 	ApplySchema bool
 	// ReplicationFactor for a keyspace created by ApplySchema. Default 1.
 	ReplicationFactor int

@@ -351,9 +351,14 @@ func dump(t *testing.T, s store.Store) []string {
 func TestOpenTwiceAppliesSchemaOnce(t *testing.T) {
 	ctx := context.Background()
 	cfg := scyllastoretest.Config(t)
+	noSchema := cfg
+	noSchema.ApplySchema = false
+	if _, err := scyllastore.Open(ctx, noSchema); !errors.Is(err, schema.ErrNotApplied) {
+		t.Fatalf("Open without schema = %v, want schema.ErrNotApplied", err)
+	}
 	s1 := scyllastoretest.Open(t, cfg)
 	apply(t, s1, func(b *store.Batch) { b.PutRow(row(1, "d", "p", 1, `{}`)) })
-	s2 := scyllastoretest.Open(t, cfg)
+	s2 := scyllastoretest.Open(t, noSchema) // checks the schema only
 	if _, err := s2.GetRow(ctx, 1, "d"); err != nil {
 		t.Fatalf("second store GetRow: %v", err)
 	}

@@ -31,7 +31,9 @@ type Store struct {
 var _ store.Store = (*Store)(nil)
 
 // Open connects to the cluster, applies the schema when cfg.ApplySchema is
-// set, and returns the Store. The caller must Close it.
+// set or else checks that it is current (errors wrap schema.ErrNotApplied
+// or schema.ErrChecksumMismatch), and returns the Store. The caller must
+// Close it.
 func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -45,14 +47,15 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("scyllastore: connect to %v: %w", cfg.Hosts, err)
 	}
+	scfg := schema.Config{Keyspace: cfg.Keyspace, ReplicationFactor: cfg.ReplicationFactor, Logger: cfg.Logger}
 	if cfg.ApplySchema {
-		_, err := schema.Apply(ctx, sess, schema.Config{
-			Keyspace: cfg.Keyspace, ReplicationFactor: cfg.ReplicationFactor, Logger: cfg.Logger,
-		})
-		if err != nil {
-			sess.Close()
-			return nil, fmt.Errorf("scyllastore: %w", err)
-		}
+		_, err = schema.Apply(ctx, sess, scfg)
+	} else {
+		err = schema.Check(ctx, sess, scfg)
+	}
+	if err != nil {
+		sess.Close()
+		return nil, fmt.Errorf("scyllastore: open: %w", err)
 	}
 	s := &Store{cfg: cfg, log: cfg.Logger, sess: sess, q: newQueries(cfg.Keyspace), m: m}
 	return s, nil
