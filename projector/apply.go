@@ -14,9 +14,25 @@ import (
 	"github.com/vexil-dev/vexil/store"
 )
 
+// personEntry is one person of the overlay.
+type personEntry struct {
+	// p is the state read or changed; nil when the store has none and no
+	// message changed it (DeriveRow then sees an empty person).
+	p     *store.Person
+	dirty bool // changed by the batch: write it, fan it out
+}
+
+// mappingEntry is one distinct id of the overlay.
+type mappingEntry struct {
+	m        store.Mapping // zero when the store has none
+	loaded   bool          // m was read from the store
+	dirty    bool          // changed by the batch: write it
+	rowDirty bool          // its row must be derived again
+}
+
 // overlay is the state one batch reads and changes: what was read from the
 // store, updated in place as the batch's messages are applied in order, and
-// the set of keys changed. It becomes one store.Batch.
+// which keys changed. It becomes the batch's store writes.
 type overlay struct {
 	st store.Store
 	// readConcurrency bounds concurrent store reads.
@@ -26,25 +42,27 @@ type overlay struct {
 	// indexRead collects what was read from the store's index.
 	indexRead map[store.PersonKey][]string
 
-	// persons holds every person read or created; a nil value records that
-	// the store has none (DeriveRow then sees an empty person).
-	persons      map[store.PersonKey]*store.Person
-	dirtyPersons map[store.PersonKey]struct{}
-	// mappings holds every mapping read; a zero Mapping records none.
-	mappings      map[store.DistinctKey]*store.Mapping
-	dirtyMappings map[store.DistinctKey]struct{}
-	// indexOps are the person → distinct id index changes, in order.
-	indexOps []store.IndexOp
-	// indexDelta is the net index change per person in this batch:
-	// distinct id → true (added) or false (removed).
-	indexDelta map[store.PersonKey]map[string]bool
-	// dirtyRows are the rows to derive again at the end of the batch.
-	dirtyRows map[store.DistinctKey]struct{}
+	persons      map[store.PersonKey]*personEntry
+	dirtyPersons []store.PersonKey // in order of first change
+	mappings     map[store.DistinctKey]*mappingEntry
+	// dirtyMappings and rows list the mappings to write and the rows to
+	// derive, in order of first change.
+	dirtyMappings []store.DistinctKey
+	rows          []store.DistinctKey
+	// unloaded lists mapping entries created before their read.
+	unloaded []store.DistinctKey
+
+	// indexOps are the person → distinct id index changes, in order;
+	// indexNet is their net effect (true: added) and indexAdded the ids
+	// added per person (some maybe removed again: check indexNet).
+	indexOps   []store.IndexOp
+	indexNet   map[store.IndexEntry]bool
+	indexAdded map[store.PersonKey][]string
 
 	groups      map[store.GroupKey]*store.Group
-	dirtyGroups map[store.GroupKey]struct{}
+	dirtyGroups []store.GroupKey
 	// groupTypes holds the stored names per team (read once per team) and
-	// the names changed by the batch.
+	// dirtyGroupTypes the names the batch changed.
 	groupTypes      map[int64]map[int]string
 	dirtyGroupTypes map[[2]int64]string
 }
@@ -65,19 +83,17 @@ type write struct {
 // logic refuses becomes poison (ingest.ReasonStoreRejected). Errors are
 // store read failures (transient: the batch is retried).
 func (p *Projector) prepare(ctx context.Context, b *batch) (*write, error) {
+	n := len(b.items)
 	ov := &overlay{
 		st:              p.cfg.Store,
 		readConcurrency: p.cfg.ReadConcurrency,
 		cache:           p.cache,
 		indexRead:       map[store.PersonKey][]string{},
-		persons:         map[store.PersonKey]*store.Person{},
-		dirtyPersons:    map[store.PersonKey]struct{}{},
-		mappings:        map[store.DistinctKey]*store.Mapping{},
-		dirtyMappings:   map[store.DistinctKey]struct{}{},
-		indexDelta:      map[store.PersonKey]map[string]bool{},
-		dirtyRows:       map[store.DistinctKey]struct{}{},
+		persons:         make(map[store.PersonKey]*personEntry, n),
+		mappings:        make(map[store.DistinctKey]*mappingEntry, n),
+		indexNet:        make(map[store.IndexEntry]bool, n),
+		indexAdded:      make(map[store.PersonKey][]string, n),
 		groups:          map[store.GroupKey]*store.Group{},
-		dirtyGroups:     map[store.GroupKey]struct{}{},
 		groupTypes:      map[int64]map[int]string{},
 		dirtyGroupTypes: map[[2]int64]string{},
 	}
@@ -140,23 +156,16 @@ func (p *Projector) commit(ctx context.Context, w *write) error {
 // prefetch reads, in bulk, the persons and mappings the batch names.
 func (ov *overlay) prefetch(ctx context.Context, b *batch) error {
 	var pkeys []store.PersonKey
-	var dkeys []store.DistinctKey
-	seenP := map[store.PersonKey]struct{}{}
-	seenD := map[store.DistinctKey]struct{}{}
 	addP := func(team int64, id string) {
 		k := store.PersonKey{Team: team, ID: id}
-		if _, ok := seenP[k]; !ok {
-			seenP[k] = struct{}{}
+		if _, ok := ov.persons[k]; !ok {
+			ov.persons[k] = &personEntry{}
 			pkeys = append(pkeys, k)
 		}
 	}
 	addD := func(team int64, ids []string) {
 		for _, id := range ids {
-			k := store.DistinctKey{Team: team, DistinctID: id}
-			if _, ok := seenD[k]; !ok {
-				seenD[k] = struct{}{}
-				dkeys = append(dkeys, k)
-			}
+			ov.mappingEntry(store.DistinctKey{Team: team, DistinctID: id})
 		}
 	}
 	for i := range b.items {
@@ -174,18 +183,34 @@ func (ov *overlay) prefetch(ctx context.Context, b *batch) error {
 	if err := ov.loadPersons(ctx, pkeys); err != nil {
 		return err
 	}
-	return ov.loadMappings(ctx, dkeys)
+	return ov.loadMappings(ctx)
 }
 
+// loadPersons reads keys, whose entries exist, from the store.
 func (ov *overlay) loadPersons(ctx context.Context, keys []store.PersonKey) error {
 	return readChunks(ctx, ov.readConcurrency, keys, ov.st.GetPersons, func(k store.PersonKey, p *store.Person, ok bool) {
-		ov.persons[k] = p // nil when absent
+		ov.persons[k].p = p // nil when absent
 	}, "persons")
 }
 
-func (ov *overlay) loadMappings(ctx context.Context, keys []store.DistinctKey) error {
+// mappingEntry returns the entry of dk, creating it unloaded.
+func (ov *overlay) mappingEntry(dk store.DistinctKey) *mappingEntry {
+	e, ok := ov.mappings[dk]
+	if !ok {
+		e = &mappingEntry{}
+		ov.mappings[dk] = e
+		ov.unloaded = append(ov.unloaded, dk)
+	}
+	return e
+}
+
+// loadMappings reads every unloaded mapping entry from the store.
+func (ov *overlay) loadMappings(ctx context.Context) error {
+	keys := ov.unloaded
+	ov.unloaded = nil
 	return readChunks(ctx, ov.readConcurrency, keys, ov.st.GetMappings, func(k store.DistinctKey, m store.Mapping, ok bool) {
-		ov.mappings[k] = &m // a zero Mapping when absent
+		e := ov.mappings[k]
+		e.m, e.loaded = m, true // a zero Mapping when absent
 	}, "mappings")
 }
 
@@ -200,18 +225,25 @@ func readChunks[K comparable, V any](ctx context.Context, conc int, keys []K, ge
 	}
 	n := min(conc, (len(keys)+minChunk-1)/minChunk)
 	results := make([]map[K]V, n)
-	g, gctx := errgroup.WithContext(ctx)
 	size := (len(keys) + n - 1) / n
-	for i := range n {
-		chunk := keys[i*size : min(len(keys), (i+1)*size)]
-		g.Go(func() error {
-			var err error
-			results[i], err = get(gctx, chunk)
-			return err
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return fmt.Errorf("projector: read %s: %w", what, err)
+	if n == 1 {
+		var err error
+		if results[0], err = get(ctx, keys); err != nil {
+			return fmt.Errorf("projector: read %s: %w", what, err)
+		}
+	} else {
+		g, gctx := errgroup.WithContext(ctx)
+		for i := range n {
+			chunk := keys[i*size : min(len(keys), (i+1)*size)]
+			g.Go(func() error {
+				var err error
+				results[i], err = get(gctx, chunk)
+				return err
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return fmt.Errorf("projector: read %s: %w", what, err)
+		}
 	}
 	for i, k := range keys {
 		v, ok := results[i/size][k]
@@ -221,30 +253,44 @@ func readChunks[K comparable, V any](ctx context.Context, conc int, keys []K, ge
 }
 
 // person returns the overlay's person, creating an empty one to change.
-func (ov *overlay) person(ctx context.Context, k store.PersonKey) (*store.Person, error) {
-	p, ok := ov.persons[k]
+func (ov *overlay) person(ctx context.Context, k store.PersonKey) (*personEntry, error) {
+	e, ok := ov.persons[k]
 	if !ok {
+		e = &personEntry{}
+		ov.persons[k] = e
 		if err := ov.loadPersons(ctx, []store.PersonKey{k}); err != nil {
 			return nil, err
 		}
-		p = ov.persons[k]
 	}
-	if p == nil {
-		p = store.NewPerson(k.Team, k.ID)
-		ov.persons[k] = p
+	if e.p == nil {
+		e.p = store.NewPerson(k.Team, k.ID)
 	}
-	return p, nil
+	return e, nil
 }
 
-func (ov *overlay) mapping(ctx context.Context, k store.DistinctKey) (*store.Mapping, error) {
-	m, ok := ov.mappings[k]
-	if !ok {
-		if err := ov.loadMappings(ctx, []store.DistinctKey{k}); err != nil {
+func (ov *overlay) markPerson(k store.PersonKey, e *personEntry) {
+	if !e.dirty {
+		e.dirty = true
+		ov.dirtyPersons = append(ov.dirtyPersons, k)
+	}
+}
+
+// mapping returns the loaded entry of dk.
+func (ov *overlay) mapping(ctx context.Context, dk store.DistinctKey) (*mappingEntry, error) {
+	e := ov.mappingEntry(dk)
+	if !e.loaded {
+		if err := ov.loadMappings(ctx); err != nil {
 			return nil, err
 		}
-		m = ov.mappings[k]
 	}
-	return m, nil
+	return e, nil
+}
+
+func (ov *overlay) markRow(dk store.DistinctKey, e *mappingEntry) {
+	if !e.rowDirty {
+		e.rowDirty = true
+		ov.rows = append(ov.rows, dk)
+	}
 }
 
 // apply applies one valid message to the overlay.
@@ -253,18 +299,18 @@ func (ov *overlay) apply(ctx context.Context, env *ingestv1.Envelope) error {
 	case *ingestv1.Envelope_PersonUpdate:
 		m := k.PersonUpdate
 		pk := store.PersonKey{Team: m.Team, ID: m.PersonId}
-		p, err := ov.person(ctx, pk)
+		e, err := ov.person(ctx, pk)
 		if err != nil {
 			return err
 		}
-		changed, err := p.ApplyUpdate(store.PersonUpdate{
+		changed, err := e.p.ApplyUpdate(store.PersonUpdate{
 			Version: m.GetVersion(), Set: jsonValues(m.Set), SetOnce: jsonValues(m.SetOnce), Unset: m.Unset,
 		})
 		if err != nil {
 			return err
 		}
 		if changed {
-			ov.dirtyPersons[pk] = struct{}{}
+			ov.markPerson(pk, e)
 		}
 		return ov.assert(ctx, m.Team, m.PersonId, m.DistinctIds, m.GetVersion())
 	case *ingestv1.Envelope_PersonMerge:
@@ -273,12 +319,12 @@ func (ov *overlay) apply(ctx context.Context, env *ingestv1.Envelope) error {
 	case *ingestv1.Envelope_PersonDelete:
 		m := k.PersonDelete
 		pk := store.PersonKey{Team: m.Team, ID: m.PersonId}
-		p, err := ov.person(ctx, pk)
+		e, err := ov.person(ctx, pk)
 		if err != nil {
 			return err
 		}
-		if p.ApplyDelete(m.GetVersion()) {
-			ov.dirtyPersons[pk] = struct{}{}
+		if e.p.ApplyDelete(m.GetVersion()) {
+			ov.markPerson(pk, e)
 		}
 		return nil
 	case *ingestv1.Envelope_GroupUpdate:
@@ -292,8 +338,8 @@ func (ov *overlay) apply(ctx context.Context, env *ingestv1.Envelope) error {
 		if err != nil {
 			return err
 		}
-		if changed {
-			ov.dirtyGroups[gk] = struct{}{}
+		if changed && !slices.Contains(ov.dirtyGroups, gk) {
+			ov.dirtyGroups = append(ov.dirtyGroups, gk)
 		}
 		return nil
 	case *ingestv1.Envelope_GroupTypeMapping:
@@ -319,10 +365,9 @@ func (ov *overlay) apply(ctx context.Context, env *ingestv1.Envelope) error {
 
 // applyEvent is the seam for behavioural counters. Events are validated
 // (package ingest) and acknowledged; the real-time cohorts issue counts them
-// here, in the same overlay, so that counters land in the batch's one
-// durable write (store.Batch.SetCounters) and are acknowledged with it.
-// Counting must be idempotent under redelivery: key increments by the
-// event's uuid.
+// here, in the same overlay, so that counters land in the batch's durable
+// write (store.Batch.SetCounters) and are acknowledged with it. Counting
+// must be idempotent under redelivery: key increments by the event's uuid.
 func (ov *overlay) applyEvent(ctx context.Context, ev *ingestv1.Event) error {
 	return nil
 }
@@ -338,36 +383,37 @@ func (ov *overlay) applyEvent(ctx context.Context, ev *ingestv1.Event) error {
 func (ov *overlay) assert(ctx context.Context, team int64, personID string, ids []string, version int64) error {
 	for _, id := range ids {
 		dk := store.DistinctKey{Team: team, DistinctID: id}
-		m, err := ov.mapping(ctx, dk)
+		e, err := ov.mapping(ctx, dk)
 		if err != nil {
 			return err
 		}
-		old := m.PersonID
-		if !m.Merge(store.Mapping{Team: team, DistinctID: id, PersonID: personID, Version: version}) {
-			if m.PersonID != personID {
+		old := e.m.PersonID
+		if !e.m.Merge(store.Mapping{Team: team, DistinctID: id, PersonID: personID, Version: version}) {
+			if e.m.PersonID != personID {
 				ov.index(store.IndexEntry{Team: team, PersonID: personID, DistinctID: id}, false)
 			}
 			continue
 		}
-		ov.dirtyMappings[dk] = struct{}{}
-		ov.dirtyRows[dk] = struct{}{}
-		if old != "" && old != m.PersonID {
+		if !e.dirty {
+			e.dirty = true
+			ov.dirtyMappings = append(ov.dirtyMappings, dk)
+		}
+		ov.markRow(dk, e)
+		if old != "" && old != e.m.PersonID {
 			ov.index(store.IndexEntry{Team: team, PersonID: old, DistinctID: id}, false)
 		}
-		ov.index(store.IndexEntry{Team: team, PersonID: m.PersonID, DistinctID: id}, true)
+		ov.index(store.IndexEntry{Team: team, PersonID: e.m.PersonID, DistinctID: id}, true)
 	}
 	return nil
 }
 
 func (ov *overlay) index(e store.IndexEntry, add bool) {
 	ov.indexOps = append(ov.indexOps, store.IndexOp{Entry: e, Delete: !add})
-	pk := store.PersonKey{Team: e.Team, ID: e.PersonID}
-	d := ov.indexDelta[pk]
-	if d == nil {
-		d = map[string]bool{}
-		ov.indexDelta[pk] = d
+	ov.indexNet[e] = add
+	if add {
+		pk := store.PersonKey{Team: e.Team, ID: e.PersonID}
+		ov.indexAdded[pk] = append(ov.indexAdded[pk], e.DistinctID)
 	}
-	d[e.DistinctID] = add
 }
 
 func (ov *overlay) group(ctx context.Context, k store.GroupKey) (*store.Group, error) {
@@ -405,12 +451,11 @@ func (ov *overlay) teamGroupTypes(ctx context.Context, team int64) (map[int]stri
 // every row touched, and fills derived with the rows and index changes and
 // sources with the rest (the same batch when the store is atomic).
 func (ov *overlay) finish(ctx context.Context, derived, sources *store.Batch) error {
-	// Rows of changed persons: their stored index plus this batch's delta.
-	dirty := sortedKeys(ov.dirtyPersons, comparePersonKeys)
-	stored := make([][]string, len(dirty))
+	// Rows of changed persons: their stored index plus this batch's.
+	stored := make([][]string, len(ov.dirtyPersons))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(ov.readConcurrency)
-	for i, pk := range dirty {
+	for i, pk := range ov.dirtyPersons {
 		if ids, ok := ov.cache.get(pk); ok {
 			stored[i] = ids
 			continue
@@ -427,80 +472,71 @@ func (ov *overlay) finish(ctx context.Context, derived, sources *store.Batch) er
 	if err := g.Wait(); err != nil {
 		return err
 	}
-	for i, pk := range dirty {
+	for i, pk := range ov.dirtyPersons {
 		if _, ok := ov.cache.get(pk); !ok {
 			ov.indexRead[pk] = stored[i]
 		}
 		for _, id := range stored[i] {
-			if add, ok := ov.indexDelta[pk][id]; !ok || add {
-				ov.dirtyRows[store.DistinctKey{Team: pk.Team, DistinctID: id}] = struct{}{}
+			e := store.IndexEntry{Team: pk.Team, PersonID: pk.ID, DistinctID: id}
+			if add, ok := ov.indexNet[e]; !ok || add {
+				dk := store.DistinctKey{Team: pk.Team, DistinctID: id}
+				ov.markRow(dk, ov.mappingEntry(dk))
 			}
 		}
-		for id, add := range ov.indexDelta[pk] {
-			if add {
-				ov.dirtyRows[store.DistinctKey{Team: pk.Team, DistinctID: id}] = struct{}{}
+		for _, id := range ov.indexAdded[pk] {
+			if ov.indexNet[store.IndexEntry{Team: pk.Team, PersonID: pk.ID, DistinctID: id}] {
+				dk := store.DistinctKey{Team: pk.Team, DistinctID: id}
+				ov.markRow(dk, ov.mappingEntry(dk))
 			}
 		}
 	}
-	// Mappings and owners not read yet (index entries found above).
-	rows := sortedKeys(ov.dirtyRows, compareDistinctKeys)
-	var missingD []store.DistinctKey
-	for _, dk := range rows {
-		if _, ok := ov.mappings[dk]; !ok {
-			missingD = append(missingD, dk)
-		}
-	}
-	if err := ov.loadMappings(ctx, missingD); err != nil {
+	// Mappings (index entries found above) and owners not read yet.
+	if err := ov.loadMappings(ctx); err != nil {
 		return err
 	}
-	var missingP []store.PersonKey
-	seen := map[store.PersonKey]struct{}{}
-	for _, dk := range rows {
-		m := ov.mappings[dk]
-		if m.PersonID == "" {
+	var missing []store.PersonKey
+	for _, dk := range ov.rows {
+		owner := ov.mappings[dk].m.PersonID
+		if owner == "" {
 			continue
 		}
-		pk := store.PersonKey{Team: dk.Team, ID: m.PersonID}
+		pk := store.PersonKey{Team: dk.Team, ID: owner}
 		if _, ok := ov.persons[pk]; !ok {
-			if _, dup := seen[pk]; !dup {
-				seen[pk] = struct{}{}
-				missingP = append(missingP, pk)
-			}
+			ov.persons[pk] = &personEntry{}
+			missing = append(missing, pk)
 		}
 	}
-	if err := ov.loadPersons(ctx, missingP); err != nil {
+	if err := ov.loadPersons(ctx, missing); err != nil {
 		return err
 	}
 
-	for _, pk := range sortedKeys(ov.dirtyPersons, comparePersonKeys) {
-		sources.PutPerson(ov.persons[pk])
+	for _, pk := range ov.dirtyPersons {
+		sources.PutPerson(ov.persons[pk].p)
 	}
-	for _, dk := range sortedKeys(ov.dirtyMappings, compareDistinctKeys) {
-		sources.PutMapping(*ov.mappings[dk])
+	for _, dk := range ov.dirtyMappings {
+		sources.PutMapping(ov.mappings[dk].m)
 	}
-	b := derived
 	for _, op := range ov.indexOps {
 		if op.Delete {
-			b.DeleteIndex(op.Entry)
+			derived.DeleteIndex(op.Entry)
 		} else {
-			b.PutIndex(op.Entry)
+			derived.PutIndex(op.Entry)
 		}
 	}
-	for _, dk := range rows {
-		m := ov.mappings[dk]
+	for _, dk := range ov.rows {
+		m := ov.mappings[dk].m
 		if m.PersonID == "" {
 			continue // a stale index entry without a mapping: no row
 		}
-		row, ok := store.DeriveRow(*m, ov.persons[store.PersonKey{Team: dk.Team, ID: m.PersonID}])
+		row, ok := store.DeriveRow(m, ov.persons[store.PersonKey{Team: dk.Team, ID: m.PersonID}].p)
 		if ok {
-			b.PutRow(row)
+			derived.PutRow(row)
 		} else {
-			b.DeleteRow(dk.Team, dk.DistinctID)
+			derived.DeleteRow(dk.Team, dk.DistinctID)
 		}
 	}
-	b = sources
-	for _, gk := range sortedKeys(ov.dirtyGroups, compareGroupKeys) {
-		b.PutGroup(ov.groups[gk])
+	for _, gk := range ov.dirtyGroups {
+		sources.PutGroup(ov.groups[gk])
 	}
 	for _, k := range sortedKeys(ov.dirtyGroupTypes, func(a, b [2]int64) int {
 		if c := cmp.Compare(a[0], b[0]); c != 0 {
@@ -508,7 +544,7 @@ func (ov *overlay) finish(ctx context.Context, derived, sources *store.Batch) er
 		}
 		return cmp.Compare(a[1], b[1])
 	}) {
-		b.PutGroupType(store.GroupType{Team: k[0], Index: int(k[1]), Name: ov.dirtyGroupTypes[k]})
+		sources.PutGroupType(store.GroupType{Team: k[0], Index: int(k[1]), Name: ov.dirtyGroupTypes[k]})
 	}
 	return nil
 }
@@ -532,28 +568,4 @@ func sortedKeys[K comparable, V any](m map[K]V, cmp func(a, b K) int) []K {
 	}
 	slices.SortFunc(keys, cmp)
 	return keys
-}
-
-func comparePersonKeys(a, b store.PersonKey) int {
-	if c := cmp.Compare(a.Team, b.Team); c != 0 {
-		return c
-	}
-	return cmp.Compare(a.ID, b.ID)
-}
-
-func compareDistinctKeys(a, b store.DistinctKey) int {
-	if c := cmp.Compare(a.Team, b.Team); c != 0 {
-		return c
-	}
-	return cmp.Compare(a.DistinctID, b.DistinctID)
-}
-
-func compareGroupKeys(a, b store.GroupKey) int {
-	if c := cmp.Compare(a.Team, b.Team); c != 0 {
-		return c
-	}
-	if c := cmp.Compare(a.TypeIndex, b.TypeIndex); c != 0 {
-		return c
-	}
-	return cmp.Compare(a.Key, b.Key)
 }
