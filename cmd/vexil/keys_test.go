@@ -1,0 +1,114 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func runCmd(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(context.Background(), args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestKeysCommand(t *testing.T) {
+	dir := t.TempDir()
+	code, out, stderr := runCmd(t, "keys", "create", "--data-dir", dir, "--scopes", "flag:read,team:admin", "--label", "ops")
+	if code != 0 || !regexp.MustCompile(`^phx_[0-9a-f]{64}\n$`).MatchString(out) {
+		t.Fatalf("create: %d %q %q", code, out, stderr)
+	}
+	id := regexp.MustCompile(`key_[0-9a-f]+`).FindString(stderr)
+	code, out, _ = runCmd(t, "keys", "list", "--data-dir", dir)
+	if code != 0 || !strings.Contains(out, id+"\tpersonal\t") || !strings.Contains(out, "flag:read,team:admin\tactive\tops") {
+		t.Fatalf("list: %d %q", code, out)
+	}
+	if code, _, stderr := runCmd(t, "keys", "revoke", "--data-dir", dir, "--id", id); code != 0 {
+		t.Fatalf("revoke: %d %s", code, stderr)
+	}
+	if _, out, _ := runCmd(t, "keys", "list", "--data-dir", dir); !strings.Contains(out, "\trevoked\t") {
+		t.Errorf("after revoke: %q", out)
+	}
+	for _, args := range [][]string{
+		{"keys", "create", "--data-dir", dir, "--scopes", "flag:fly"},
+		{"keys", "create", "--data-dir", dir, "--teams", "x"},
+		{"keys", "frobnicate"},
+		{"keys"},
+	} {
+		if code, _, _ := runCmd(t, args...); code != 2 {
+			t.Errorf("%v: exit %d, want 2", args, code)
+		}
+	}
+	if code, _, _ := runCmd(t, "keys", "create", "--data-dir", dir, "--teams", "42"); code != 1 {
+		t.Errorf("unknown team: exit %d, want 1", code)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestAdminCommand(t *testing.T) {
+	if code, _, stderr := runCmd(t, "admin", "--data-dir", t.TempDir(), "--http-addr", "0.0.0.0:0"); code != 2 || !strings.Contains(stderr, "loopback") {
+		t.Fatalf("non-loopback address: %d %s", code, stderr)
+	}
+	dir := t.TempDir()
+	_, secret, _ := runCmd(t, "keys", "create", "--data-dir", dir)
+	secret = strings.TrimSpace(secret)
+	ctx, cancel := context.WithCancel(context.Background())
+	var logs syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"admin", "--data-dir", dir, "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0"}, io.Discard, &logs)
+	}()
+	re := regexp.MustCompile(`http=(http://127\.0\.0\.1:\d+)`)
+	var base string
+	for base == "" {
+		select {
+		case code := <-done:
+			t.Fatalf("admin exited %d: %s", code, logs.String())
+		default:
+		}
+		if m := re.FindStringSubmatch(logs.String()); m != nil {
+			base = m[1]
+		} else {
+			time.Sleep(5 * time.Millisecond) // polling for the log line, not a timed assertion
+		}
+	}
+	req, _ := http.NewRequest("POST", base+"/api/projects", strings.NewReader(`{"name":"acme"}`))
+	req.Header.Set("Authorization", "Bearer "+secret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"name":"acme"`) {
+		t.Errorf("create team: %d %s", resp.StatusCode, body)
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Errorf("admin exit %d: %s", code, logs.String())
+	}
+}
