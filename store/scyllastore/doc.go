@@ -43,6 +43,12 @@
 // multi-row query pages with the driver's paging state until it is empty,
 // never assuming full pages (ScyllaDB may return short or empty pages).
 //
+// The driver's speculative execution is not used for hedged reads: gocql
+// returns whichever attempt finishes first, errors included, so a hedge with
+// no other host to go to ("no hosts available in the pool", seen on a
+// one-node cluster) fails a read the first attempt would have answered.
+// Hedging belongs above the store, keeping the first successful answer.
+//
 // # Metrics
 //
 // With Config.Registerer set: vexil_scyllastore_op_seconds{op} (latency of
