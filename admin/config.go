@@ -34,12 +34,23 @@ type Publisher interface {
 // API answers.
 type NATSPublisher struct {
 	Conn *nats.Conn
+	// Timeout bounds the flush when ctx has no deadline (default 5s).
+	Timeout time.Duration
 }
 
 // Publish implements Publisher.
 func (p NATSPublisher) Publish(ctx context.Context, subject string, data []byte) error {
 	if err := p.Conn.Publish(subject, data); err != nil {
 		return fmt.Errorf("admin: publish %s: %w", subject, err)
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		timeout := p.Timeout
+		if timeout <= 0 {
+			timeout = 5 * time.Second
+		}
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
 	}
 	if err := p.Conn.FlushWithContext(ctx); err != nil {
 		return fmt.Errorf("admin: publish %s: flush: %w", subject, err)

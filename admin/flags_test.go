@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -145,6 +147,13 @@ func TestFlagLifecycleHTTP(t *testing.T) {
 	}
 	if sig.Op != "updated" || sig.Key != "new-checkout" || sig.Version != 2 || !strings.Contains(string(sig.Diff), `"name"`) || sig.Actor == "" {
 		t.Errorf("signal %+v diff %s", sig, sig.Diff)
+	}
+
+	if got := counterValue(t, e.svc.metrics.published.WithLabelValues("error")); got != 0 {
+		t.Errorf("%v publish errors", got)
+	}
+	if got := counterValue(t, e.svc.metrics.published.WithLabelValues("ok")); got != 9 {
+		t.Errorf("%v messages published, want 9", got)
 	}
 
 	// The flag's activity, newest first, with actor and diff.
@@ -354,4 +363,13 @@ func TestBodyLimit(t *testing.T) {
 	if status.Code(err) != codes.ResourceExhausted {
 		t.Errorf("big message: %v", err)
 	}
+}
+
+func counterValue(t *testing.T, c prometheus.Counter) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
 }

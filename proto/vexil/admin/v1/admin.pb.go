@@ -6643,16 +6643,22 @@ func (x *ExplainFlagResponse) GetFromStore() bool {
 	return false
 }
 
-// BlastRadiusJob reports how many persons a proposed definition changes.
+// BlastRadiusJob reports how many persons a proposed definition changes,
+// computed exactly over the team's rows in the persons store. A row is a
+// distinct_id with its person's properties; values are decided per
+// distinct_id (bucketing hashes it), so a person with several distinct_ids
+// counts once for each. Conditions on groups see no group (rows do not say
+// which groups a person is in); static cohorts are read from the catalog
+// and behavioural ones count as not matching.
 type BlastRadiusJob struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Id     string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	TeamId int64                  `protobuf:"varint,2,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
 	State  JobState               `protobuf:"varint,3,opt,name=state,proto3,enum=vexil.admin.v1.JobState" json:"state,omitempty"`
-	// Progress: rows evaluated and rows to evaluate.
+	// Progress: rows evaluated and rows to evaluate (counted first).
 	RowsDone  int64 `protobuf:"varint,4,opt,name=rows_done,json=rowsDone,proto3" json:"rows_done,omitempty"`
 	RowsTotal int64 `protobuf:"varint,5,opt,name=rows_total,json=rowsTotal,proto3" json:"rows_total,omitempty"`
-	// Persons whose value would change (so far, while running).
+	// Rows whose value would change (so far, while running).
 	Changed int64 `protobuf:"varint,6,opt,name=changed,proto3" json:"changed,omitempty"`
 	// Count of changes by transition, "before->after" ("false->true",
 	// "control->test").
