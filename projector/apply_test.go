@@ -75,7 +75,7 @@ func TestApplyEachKind(t *testing.T) {
 			e := startNATS(t)
 			st := be.open(t)
 			reg := prometheus.NewRegistry()
-			p, err := projector.New(projector.Config{Conn: e.nc, Store: st, Logger: testLogger(t), Registerer: reg, LagInterval: 10e6})
+			p, err := projector.New(projector.Config{Conn: e.nc, Store: st, AtomicStore: be.atomic, Logger: testLogger(t), Registerer: reg, LagInterval: 10e6})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -16,14 +16,16 @@ import (
 type backend struct {
 	name string
 	open func(t testing.TB) store.Store
+	// atomic is what the projector's Config.AtomicStore says for it.
+	atomic bool
 }
 
 var (
-	memBackend    = backend{"memstore", newMemStore}
-	pebbleBackend = backend{"pebblestore", newPebbleStore}
+	memBackend    = backend{"memstore", newMemStore, true}
+	pebbleBackend = backend{"pebblestore", newPebbleStore, true}
 	// scyllaBackend runs on the Cassandra of VEXIL_TEST_CASSANDRA; without
 	// it a test using it skips, or fails when CI=true (scyllastoretest).
-	scyllaBackend = backend{"scyllastore", func(t testing.TB) store.Store { return scyllastoretest.New(t) }}
+	scyllaBackend = backend{"scyllastore", func(t testing.TB) store.Store { return scyllastoretest.New(t) }, false}
 )
 
 // backends lists the store backends every projector test runs against.
@@ -36,7 +38,7 @@ func backends(testing.TB) []backend {
 func benchBackends(testing.TB) []backend {
 	bs := []backend{pebbleBackend}
 	if *benchNull {
-		bs = append(bs, backend{"null", func(testing.TB) store.Store { return nullStore{} }})
+		bs = append(bs, backend{"null", func(testing.TB) store.Store { return nullStore{} }, true})
 	}
 	if os.Getenv("VEXIL_TEST_CASSANDRA") != "" {
 		bs = append(bs, scyllaBackend)

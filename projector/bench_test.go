@@ -73,7 +73,7 @@ func BenchmarkProjectorThroughput(b *testing.B) {
 			publishN(b, js, b.N, *benchPersons)
 			st := be.open(b)
 			reg := prometheus.NewRegistry()
-			p, err := projector.New(projector.Config{Conn: e.nc, Store: st, Logger: testLogger(b), Registerer: reg, BatchSize: *benchBatch, ReadConcurrency: *benchReads, AtomicStore: true})
+			p, err := projector.New(projector.Config{Conn: e.nc, Store: st, Logger: testLogger(b), Registerer: reg, BatchSize: *benchBatch, ReadConcurrency: *benchReads, AtomicStore: be.atomic})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -154,7 +154,7 @@ func BenchmarkWriteToVisible(b *testing.B) {
 			e := startNATS(b)
 			js, _ := jetstream.New(e.nc, jetstream.WithPublishAsyncMaxPending(65536))
 			vis := &visibility{Store: be.open(b), visible: map[int64]time.Time{}}
-			p, err := projector.New(projector.Config{Conn: e.nc, Store: vis, Logger: testLogger(b), BatchSize: *benchBatch, ReadConcurrency: *benchReads, AtomicStore: true})
+			p, err := projector.New(projector.Config{Conn: e.nc, Store: vis, Logger: testLogger(b), BatchSize: *benchBatch, ReadConcurrency: *benchReads, AtomicStore: be.atomic})
 			if err != nil {
 				b.Fatal(err)
 			}

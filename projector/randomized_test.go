@@ -288,20 +288,12 @@ func TestRandomizedStreamConverges(t *testing.T) {
 	if testing.Short() {
 		n, runs = 800, 6
 	}
-	type variant struct {
-		backend
-		atomic bool
-	}
-	var variants []variant
+	var variants []backend
 	for _, be := range backends(t) {
-		switch be.name {
-		case "scyllastore":
-			variants = append(variants, variant{be, false})
-		case "memstore":
+		variants = append(variants, be)
+		if be.name == "memstore" {
 			// Also the two-phase writes with partial crashes, as on ScyllaDB.
-			variants = append(variants, variant{be, true}, variant{backend{"memstore-split", be.open}, false})
-		default:
-			variants = append(variants, variant{be, true})
+			variants = append(variants, backend{"memstore-split", be.open, false})
 		}
 	}
 	for _, seed := range []uint64{1, 2, 3} {
