@@ -220,6 +220,11 @@ func TestDependentsAndArchive(t *testing.T) {
 	if errcode.FromStatus(status.Convert(err)).Code != errcode.HasDependents {
 		t.Fatalf("delete with dependents: %v", err)
 	}
+	_, err = e.client.UpdateFlag(ctx, &adminv1.UpdateFlagRequest{TeamId: team.GetId(), FlagId: a.GetId(), Version: 1,
+		Flag: &adminv1.FlagInput{Key: "renamed", Active: true}})
+	if errcode.FromStatus(status.Convert(err)).Code != errcode.HasDependents {
+		t.Fatalf("rename with dependents: %v", err)
+	}
 	if _, err := e.client.ArchiveFlag(ctx, &adminv1.ArchiveFlagRequest{TeamId: team.GetId(), FlagId: b.GetId(), Version: 1}); err != nil {
 		t.Fatal(err)
 	}

@@ -290,6 +290,12 @@ func (s *Service) UpdateFlag(ctx context.Context, req *adminv1.UpdateFlagRequest
 	}
 	f, err := s.mutateFlag(ctx, mutation{team: req.GetTeamId(), id: req.GetFlagId(), version: req.GetVersion(),
 		action: "updated", validate: true, apply: func(r *catalog.FlagRecord) error {
+			if in.Key != r.Flag.Key {
+				// Renaming would break the flags that name this one.
+				if err := s.refuseIfDepended(ctx, r.Flag); err != nil {
+					return err
+				}
+			}
 			in.ID, in.TeamID, in.Version, in.Deleted = r.Flag.ID, r.Flag.TeamID, r.Flag.Version, r.Flag.Deleted
 			in.HasExperiment = r.Flag.HasExperiment
 			r.Flag = in
