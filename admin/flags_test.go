@@ -190,6 +190,18 @@ func TestFlagLifecycleHTTP(t *testing.T) {
 	if code := e.do("GET", base+"/key/new-checkout", e.root, nil, &f); code != 200 || f.Version != "4" {
 		t.Errorf("by key: %d %+v", code, f)
 	}
+	// Soft delete: the version as a query parameter or as If-Match.
+	je = jerr{}
+	if code := e.do("DELETE", base+"/"+f.ID+"?version=3", e.root, nil, &je); code != 409 || je.meta("current_version") != "4" {
+		t.Errorf("stale delete: %d %+v", code, je)
+	}
+	if code := e.do("DELETE", base+"/"+f.ID, e.root, nil, &f, "If-Match", `W/"4"`); code != 200 || !f.Deleted {
+		t.Errorf("delete: %d %+v", code, f)
+	}
+	je = jerr{}
+	if code := e.do("GET", base+"/"+f.ID, e.root, nil, &je); code != 404 || je.reason() != string(errcode.NotFound) {
+		t.Errorf("deleted: %d %+v", code, je)
+	}
 }
 
 func TestDependentsAndArchive(t *testing.T) {
