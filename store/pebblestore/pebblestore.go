@@ -10,10 +10,12 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vexil-dev/vexil/store"
 	"github.com/vexil-dev/vexil/store/internal/keyenc"
@@ -39,6 +41,9 @@ type Config struct {
 	// FS is the filesystem holding Dir. Default: the operating system's.
 	// Tests use an in-memory one (vfs.NewCrashableMem) to simulate crashes.
 	FS vfs.FS
+	// Registerer receives the store's metrics (vexil_pebblestore_*).
+	// Default nil: not registered. One Store per Registerer.
+	Registerer prometheus.Registerer
 }
 
 // Validate reports an invalid configuration.
@@ -58,6 +63,7 @@ func (c Config) Validate() error {
 // Store is a store.Store on a Pebble database.
 type Store struct {
 	db *pebble.DB
+	m  *metrics
 	// writeMu serializes Apply: row writes read the stored reserved fields
 	// before they write.
 	writeMu sync.Mutex
@@ -107,7 +113,14 @@ func Open(cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pebblestore: open %s: %w", cfg.Dir, err)
 	}
-	return &Store{db: db, idle: make(chan struct{})}, nil
+	s := &Store{db: db, m: newMetrics(), idle: make(chan struct{})}
+	if cfg.Registerer != nil {
+		if err := s.m.register(cfg.Registerer, s); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
+	return s, nil
 }
 
 // Close waits for calls in flight, then closes the database. Calls after
@@ -175,18 +188,19 @@ func (s *Store) GetRow(ctx context.Context, team int64, distinctID string) (*sto
 	box := new(rowBox)
 	key := keyenc.AppendRow(box.key[:0], team, distinctID)
 	buf, ok, err := s.get(key)
+	var v rowValue
+	if err == nil && ok {
+		err = decodeRowValue(buf, &v)
+	}
 	if err != nil {
+		s.m.observeError("get_row", err)
 		return nil, fmt.Errorf("pebblestore: get row %d/%q: %w", team, distinctID, err)
 	}
-	var v rowValue
-	if ok {
-		if err := decodeRowValue(buf, &v); err != nil {
-			return nil, fmt.Errorf("pebblestore: get row %d/%q: %w", team, distinctID, err)
-		}
-	}
 	if !v.present {
+		s.m.rowMisses.Inc()
 		return nil, fmt.Errorf("pebblestore: get row %d/%q: %w", team, distinctID, store.ErrNotFound)
 	}
+	s.m.rowHits.Inc()
 	box.row = v.row
 	box.row.Team, box.row.DistinctID = team, distinctID
 	return &box.row, nil
@@ -498,6 +512,13 @@ func (s *Store) Apply(ctx context.Context, b *store.Batch) error {
 	if b.Len() == 0 {
 		return nil
 	}
+	start := time.Now()
+	err := s.apply(b)
+	s.m.observeApply(start, b.Len(), err)
+	return err
+}
+
+func (s *Store) apply(b *store.Batch) error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	wb := s.db.NewBatch()
