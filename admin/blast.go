@@ -404,3 +404,35 @@ func (s *Service) CancelBlastRadiusJob(ctx context.Context, req *adminv1.CancelB
 	}
 	return &adminv1.CancelBlastRadiusJobResponse{Job: jobProto(j)}, nil
 }
+
+// reapJobs marks failed the queued or running jobs that nobody has updated
+// for AbandonedJobAfter: the node that held them stopped.
+func (s *Service) reapJobs(ctx context.Context) error {
+	teams, err := s.cat.ListTeams(ctx)
+	if err != nil {
+		return err
+	}
+	cutoff := s.cfg.Now().Add(-s.cfg.AbandonedJobAfter)
+	for _, t := range teams {
+		jobs, err := s.cat.ListJobs(ctx, t.ID)
+		if err != nil {
+			return err
+		}
+		for _, j := range jobs {
+			if finished(j.Status) || j.UpdatedAt.After(cutoff) {
+				continue
+			}
+			if _, err := s.updateJob(ctx, t.ID, j.ID, func(j *catalog.BlastRadiusJob) bool {
+				if finished(j.Status) || j.UpdatedAt.After(cutoff) {
+					return false
+				}
+				j.Status, j.Error, j.FinishedAt = catalog.JobFailed, "abandoned: the server running it stopped", s.cfg.Now()
+				return true
+			}); err != nil {
+				return err
+			}
+			s.log.Info("blast radius job abandoned", "team", t.ID, "job", j.ID)
+		}
+	}
+	return nil
+}

@@ -117,6 +117,10 @@ type Config struct {
 	// BlastRadiusQueue bounds the jobs waiting to run (default 16); a full
 	// queue refuses new jobs with unavailable.
 	BlastRadiusQueue int
+	// AbandonedJobAfter: when Run starts, a queued or running job not
+	// updated for this long (its node stopped; running jobs update after
+	// every page) is marked failed. Default 10 minutes.
+	AbandonedJobAfter time.Duration
 }
 
 // Validate checks the configuration.
@@ -127,7 +131,7 @@ func (c *Config) Validate() error {
 	case c.Limits.MaxBodyBytes < 0 || c.Limits.MaxPageSize < 0 || c.Limits.MaxConditions < 0 ||
 		c.Limits.MaxOverrides < 0 || c.Limits.MaxMembers < 0:
 		return errors.New("admin: config: negative limit")
-	case c.BlastRadiusPage < 0 || c.BlastRadiusQueue < 0:
+	case c.BlastRadiusPage < 0 || c.BlastRadiusQueue < 0 || c.AbandonedJobAfter < 0:
 		return errors.New("admin: config: negative blast radius setting")
 	}
 	return nil
@@ -146,5 +150,8 @@ func (c *Config) setDefaults() {
 	}
 	if c.BlastRadiusQueue == 0 {
 		c.BlastRadiusQueue = 16
+	}
+	if c.AbandonedJobAfter == 0 {
+		c.AbandonedJobAfter = 10 * time.Minute
 	}
 }

@@ -8,11 +8,13 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/vexil-dev/vexil/catalog"
+	"github.com/vexil-dev/vexil/catalog/memcatalog"
 	"github.com/vexil-dev/vexil/errcode"
 	adminv1 "github.com/vexil-dev/vexil/proto/vexil/admin/v1"
 	"github.com/vexil-dev/vexil/store"
@@ -380,4 +382,70 @@ func TestEarlyAccess(t *testing.T) {
 	}
 	_ = json.Valid
 	_ = catalog.StageGA
+}
+
+func TestAbandonedJobsAreReaped(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	clock := func() time.Time { return now }
+	cat := memcatalog.New(memcatalog.Config{Now: clock})
+	defer cat.Close()
+	team, err := cat.CreateTeam(context.Background(), catalog.Team{Name: "acme"}, catalog.Change{Actor: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := cat.CreateJob(context.Background(), catalog.BlastRadiusJob{TeamID: team.ID, Status: catalog.JobRunning})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(20 * time.Minute)
+	fresh, err := cat.CreateJob(context.Background(), catalog.BlastRadiusJob{TeamID: team.ID, Status: catalog.JobQueued})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := New(Config{Catalog: cat, Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.reapJobs(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if j, _ := cat.GetJob(context.Background(), team.ID, old.ID); j.Status != catalog.JobFailed || !strings.Contains(j.Error, "abandoned") {
+		t.Errorf("old job %+v", j)
+	}
+	if j, _ := cat.GetJob(context.Background(), team.ID, fresh.ID); j.Status != catalog.JobQueued {
+		t.Errorf("fresh job %+v", j)
+	}
+}
+
+func TestExplainGroupCondition(t *testing.T) {
+	e := newEnv(t)
+	team := e.createTeam("acme")
+	ctx := e.ctx(e.root)
+	if _, err := e.client.SetGroupType(ctx, &adminv1.SetGroupTypeRequest{TeamId: team.GetId(), Version: 1, GroupTypeIndex: 0, GroupType: "company"}); err != nil {
+		t.Fatal(err)
+	}
+	var b store.Batch
+	b.PutGroup(&store.Group{Team: team.GetId(), TypeIndex: 0, Key: "acme", Version: 1, Properties: []byte(`{"plan":"enterprise"}`)})
+	if err := e.store.Apply(context.Background(), &b); err != nil {
+		t.Fatal(err)
+	}
+	f, err := e.client.CreateFlag(ctx, &adminv1.CreateFlagRequest{TeamId: team.GetId(), Flag: &adminv1.FlagInput{Key: "g", Active: true,
+		Filters: `{"groups":[{"properties":[{"key":"email","type":"person","operator":"icontains","value":"@corp.com"}],"aggregation_group_type_index":null},
+			{"properties":[{"key":"plan","type":"group","group_type_index":0,"value":"enterprise"}],"aggregation_group_type_index":0}]}`}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex, err := e.client.ExplainFlag(ctx, &adminv1.ExplainFlagRequest{TeamId: team.GetId(), FlagId: f.GetFlag().GetId(), DistinctId: "u1",
+		PersonProperties: `{"email":"x@home.org"}`, Groups: map[string]string{"company": "acme"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ex.GetEnabled() || ex.GetConditionIndex() != 1 || ex.GetConditions()[0].GetTarget() != "persons" ||
+		ex.GetConditions()[1].GetTarget() != "company" || !ex.GetConditions()[1].GetDecisive() || ex.GetConditions()[0].GetPropertiesMatched() {
+		t.Fatalf("explain %v", ex)
+	}
+	if _, err := e.client.ExplainFlag(ctx, &adminv1.ExplainFlagRequest{TeamId: team.GetId(), FlagId: f.GetFlag().GetId(), DistinctId: "u1",
+		Groups: map[string]string{"planet": "earth"}}); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("unknown group type: %v", err)
+	}
 }

@@ -49,6 +49,9 @@ func New(cfg Config) (*Service, error) {
 // Run executes queued blast radius jobs until ctx ends; it returns after
 // the running job (if any) has stopped.
 func (s *Service) Run(ctx context.Context) error {
+	if err := s.reapJobs(ctx); err != nil {
+		s.log.Warn("blast radius: looking for abandoned jobs", "err", err)
+	}
 	for {
 		select {
 		case <-ctx.Done():
