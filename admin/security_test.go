@@ -321,6 +321,9 @@ func TestSecurityPublic(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer resp.Body.Close()
+		if resp.Header.Get("Access-Control-Allow-Origin") != "*" {
+			t.Errorf("no CORS header")
+		}
 		data, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(data)
 	}

@@ -312,6 +312,8 @@ func tooLarge(n int) error {
 // publicEarlyAccess serves PostHog's GET /api/early_access_features
 // ?token=phc_... in its camelCase shape: {"earlyAccessFeatures": [...]}.
 func (s *Server) publicEarlyAccess(w http.ResponseWriter, r *http.Request, client adminv1.AdminServiceClient) {
+	// posthog-js reads it from the browser, on the site's origin.
+	w.Header().Set("Access-Control-Allow-Origin", "*")
 	q := r.URL.Query()
 	ctx := metadata.NewOutgoingContext(r.Context(), metadata.MD{})
 	resp, err := client.ListPublicEarlyAccessFeatures(ctx, &adminv1.ListPublicEarlyAccessFeaturesRequest{
