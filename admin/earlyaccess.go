@@ -67,7 +67,7 @@ func stageFilters(f *flags.Flag, st catalog.Stage) {
 	}
 }
 
-func (s *Service) featureProto(ctx context.Context, f catalog.EarlyAccessFeature) *adminv1.EarlyAccessFeature {
+func featureProto(f catalog.EarlyAccessFeature) *adminv1.EarlyAccessFeature {
 	out := &adminv1.EarlyAccessFeature{
 		Id: f.ID, TeamId: f.TeamID, Name: f.Name, Description: f.Description, Stage: stageProto(f.Stage),
 		DocumentationUrl: f.DocumentationURL, FlagId: f.FlagID, FlagKey: f.Key, Version: f.Version,
@@ -159,7 +159,7 @@ func (s *Service) CreateEarlyAccessFeature(ctx context.Context, req *adminv1.Cre
 	}
 	s.announce(ctx, ChangeNotice{Team: feat.TeamID, Kind: "early_access", ID: feat.ID, Key: key, Version: feat.Version,
 		Op: "created"}, p.key.ID, diff)
-	return &adminv1.CreateEarlyAccessFeatureResponse{Feature: s.featureProto(ctx, feat)}, nil
+	return &adminv1.CreateEarlyAccessFeatureResponse{Feature: featureProto(feat)}, nil
 }
 
 func (s *Service) getFeature(ctx context.Context, team int64, id string) (catalog.EarlyAccessFeature, error) {
@@ -176,7 +176,7 @@ func (s *Service) GetEarlyAccessFeature(ctx context.Context, req *adminv1.GetEar
 	if err != nil {
 		return nil, err
 	}
-	return &adminv1.GetEarlyAccessFeatureResponse{Feature: s.featureProto(ctx, f)}, nil
+	return &adminv1.GetEarlyAccessFeatureResponse{Feature: featureProto(f)}, nil
 }
 
 // ListEarlyAccessFeatures lists a team's features.
@@ -191,7 +191,7 @@ func (s *Service) ListEarlyAccessFeatures(ctx context.Context, req *adminv1.List
 	out := &adminv1.ListEarlyAccessFeaturesResponse{}
 	for _, f := range all {
 		if !f.Deleted && f.TeamID == req.GetTeamId() {
-			out.Features = append(out.Features, s.featureProto(ctx, f))
+			out.Features = append(out.Features, featureProto(f))
 		}
 	}
 	return out, nil
@@ -247,7 +247,7 @@ func (s *Service) UpdateEarlyAccessFeature(ctx context.Context, req *adminv1.Upd
 			return nil, err
 		}
 	}
-	return &adminv1.UpdateEarlyAccessFeatureResponse{Feature: s.featureProto(ctx, out)}, nil
+	return &adminv1.UpdateEarlyAccessFeatureResponse{Feature: featureProto(out)}, nil
 }
 
 // rewriteStage rewrites the feature flag for a stage, retrying when the
@@ -302,7 +302,7 @@ func (s *Service) DeleteEarlyAccessFeature(ctx context.Context, req *adminv1.Del
 	}
 	s.announce(ctx, ChangeNotice{Team: f.TeamID, Kind: "early_access", ID: f.ID, Key: f.Key, Version: out.Version,
 		Op: "deleted"}, p.key.ID, diff)
-	return &adminv1.DeleteEarlyAccessFeatureResponse{Feature: s.featureProto(ctx, out)}, nil
+	return &adminv1.DeleteEarlyAccessFeatureResponse{Feature: featureProto(out)}, nil
 }
 
 // ListPublicEarlyAccessFeatures lists a team's features for its project
