@@ -78,4 +78,3 @@ func TestMetrics(t *testing.T) {
 		t.Fatal("a second store registered the same metrics")
 	}
 }
-
