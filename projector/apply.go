@@ -17,9 +17,12 @@ import (
 // personEntry is one person of the overlay.
 type personEntry struct {
 	// p is the state read or changed; nil when the store has none and no
-	// message changed it (DeriveRow then sees an empty person).
+	// message of the batch names it (DeriveRow then sees an empty person).
 	p     *store.Person
 	dirty bool // changed by the batch: write it, fan it out
+	// created is set when the store had no record of the person before
+	// this batch: then it has no index entries either (see ensurePerson).
+	created bool
 }
 
 // mappingEntry is one distinct id of the overlay.
@@ -35,6 +38,8 @@ type mappingEntry struct {
 // which keys changed. It becomes the batch's store writes.
 type overlay struct {
 	st store.Store
+	// atomic is Config.AtomicStore.
+	atomic bool
 	// readConcurrency bounds concurrent store reads.
 	readConcurrency int
 	// cache is the index cache (nil when disabled); read only here.
@@ -86,6 +91,7 @@ func (p *Projector) prepare(ctx context.Context, b *batch) (*write, error) {
 	n := len(b.items)
 	ov := &overlay{
 		st:              p.cfg.Store,
+		atomic:          p.cfg.AtomicStore,
 		readConcurrency: p.cfg.ReadConcurrency,
 		cache:           p.cache,
 		indexRead:       map[store.PersonKey][]string{},
@@ -252,7 +258,14 @@ func readChunks[K comparable, V any](ctx context.Context, conc int, keys []K, ge
 	return nil
 }
 
-// person returns the overlay's person, creating an empty one to change.
+// person returns the overlay's entry of a person named by a message,
+// creating (and marking for writing) an empty person when the store has
+// none. Every person a message names thus has a record, and a person with
+// index entries always has one: written in the same batch as the entries
+// (an atomic store), it lets finish skip reading the index of a person
+// that had no record before the batch. The records of persons named only
+// in losing assertions are written too, so that which records exist does
+// not depend on the order of delivery.
 func (ov *overlay) person(ctx context.Context, k store.PersonKey) (*personEntry, error) {
 	e, ok := ov.persons[k]
 	if !ok {
@@ -263,7 +276,8 @@ func (ov *overlay) person(ctx context.Context, k store.PersonKey) (*personEntry,
 		}
 	}
 	if e.p == nil {
-		e.p = store.NewPerson(k.Team, k.ID)
+		e.p, e.created = store.NewPerson(k.Team, k.ID), true
+		ov.markPerson(k, e)
 	}
 	return e, nil
 }
@@ -315,6 +329,9 @@ func (ov *overlay) apply(ctx context.Context, env *ingestv1.Envelope) error {
 		return ov.assert(ctx, m.Team, m.PersonId, m.DistinctIds, m.GetVersion())
 	case *ingestv1.Envelope_PersonMerge:
 		m := k.PersonMerge
+		if _, err := ov.person(ctx, store.PersonKey{Team: m.Team, ID: m.PersonId}); err != nil {
+			return err
+		}
 		return ov.assert(ctx, m.Team, m.PersonId, m.DistinctIds, m.GetVersion())
 	case *ingestv1.Envelope_PersonDelete:
 		m := k.PersonDelete
@@ -456,6 +473,9 @@ func (ov *overlay) finish(ctx context.Context, derived, sources *store.Batch) er
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(ov.readConcurrency)
 	for i, pk := range ov.dirtyPersons {
+		if ov.atomic && ov.persons[pk].created {
+			continue // no record before: no index entries (see person)
+		}
 		if ids, ok := ov.cache.get(pk); ok {
 			stored[i] = ids
 			continue
@@ -474,7 +494,7 @@ func (ov *overlay) finish(ctx context.Context, derived, sources *store.Batch) er
 	}
 	for i, pk := range ov.dirtyPersons {
 		if _, ok := ov.cache.get(pk); !ok {
-			ov.indexRead[pk] = stored[i]
+			ov.indexRead[pk] = stored[i] // nil for a created person: exact too
 		}
 		for _, id := range stored[i] {
 			e := store.IndexEntry{Team: pk.Team, PersonID: pk.ID, DistinctID: id}

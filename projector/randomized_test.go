@@ -53,6 +53,10 @@ type crashingStore struct {
 
 	mu struct {
 		sync.Mutex
+		// mode and part, when set, replace the random choice of how to
+		// crash and of which writes of a "mid write" crash land.
+		mode    string
+		part    func(*store.Batch) *store.Batch
 		r       *rand.Rand
 		applies int
 		crashAt int // 0: disarmed
@@ -91,9 +95,16 @@ func (c *crashingStore) Apply(ctx context.Context, b *store.Batch) error {
 		modes = append(modes, "mid write")
 	}
 	mode := modes[c.mu.r.IntN(len(modes))]
+	if c.mu.mode != "" {
+		mode = c.mu.mode
+	}
 	var part *store.Batch
 	if mode == "mid write" {
-		part = partOf(b, c.mu.r)
+		if c.mu.part != nil {
+			part = c.mu.part(b)
+		} else {
+			part = partOf(b, c.mu.r)
+		}
 	}
 	c.mu.crashes[mode]++
 	c.mu.crashAt = 0
