@@ -122,7 +122,8 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		_ = s.httpLn.Close()
 		return nil, err
 	}
-	s.http = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	s.http = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
+		IdleTimeout: 2 * time.Minute}
 	return s, nil
 }
 

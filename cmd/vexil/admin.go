@@ -6,9 +6,11 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/vexil-dev/vexil/admin"
 	"github.com/vexil-dev/vexil/store/pebblestore"
@@ -54,7 +56,8 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer cat.Close()
-	cfg := admin.Config{Catalog: cat, Logger: log, Registry: prometheus.NewRegistry()}
+	reg := prometheus.NewRegistry()
+	cfg := admin.Config{Catalog: cat, Logger: log, Registry: reg}
 	if !*noStore {
 		st, err := pebblestore.Open(pebblestore.Config{Dir: storeDir(*data)})
 		if err != nil {
@@ -75,7 +78,8 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	srv, err := admin.NewServer(admin.ServerConfig{Service: svc, GRPCAddr: *grpcAddr, HTTPAddr: *httpAddr, Logger: log})
+	srv, err := admin.NewServer(admin.ServerConfig{Service: svc, GRPCAddr: *grpcAddr, HTTPAddr: *httpAddr, Logger: log,
+		Routes: map[string]http.Handler{"/metrics": promhttp.HandlerFor(reg, promhttp.HandlerOpts{})}})
 	if err != nil {
 		return err
 	}

@@ -107,6 +107,15 @@ func TestAdminCommand(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(string(body), `"name":"acme"`) {
 		t.Errorf("create team: %d %s", resp.StatusCode, body)
 	}
+	resp, err = http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), `vexil_admin_requests_total{code="ok",method="/vexil.admin.v1.AdminService/CreateTeam"} 1`) {
+		t.Errorf("metrics: %s", body)
+	}
 	cancel()
 	if code := <-done; code != 0 {
 		t.Errorf("admin exit %d: %s", code, logs.String())
