@@ -148,16 +148,22 @@ func (s *Service) serveFlags(w http.ResponseWriter, r *http.Request, decide bool
 		writeError(w, http.StatusServiceUnavailable, "server_error", "catalog_unavailable", "cannot load the project's flags now; retry shortly", "")
 		return
 	}
+	sc := getScratch()
+	defer putScratch(sc)
 	if !req.DisableFlags {
-		ev := s.evaluate(ctx, ts, req)
+		ev := s.evaluate(ctx, ts, req, sc)
 		resp.Records = ev.records
 		resp.ErrorsWhileComputing = ev.errors
 	}
-	writeResponse(w, resp, shape)
+	sc.buf = resp.AppendJSON(sc.buf[:0], shape)
+	writeBody(w, sc.buf)
 }
 
 func writeResponse(w http.ResponseWriter, resp *wire.Response, shape wire.Shape) {
-	buf := resp.AppendJSON(make([]byte, 0, 256+len(resp.Records)*256), shape)
+	writeBody(w, resp.AppendJSON(nil, shape))
+}
+
+func writeBody(w http.ResponseWriter, buf []byte) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Length", strconv.Itoa(len(buf)))
 	_, _ = w.Write(buf)

@@ -190,6 +190,28 @@ type evaluation struct {
 	path    string // "row", "no-row" or "partial"
 }
 
+// scratch is the reusable memory of one request: results, records and the
+// response buffer, pooled so a request allocates little beyond its inputs.
+type scratch struct {
+	results []flags.Result
+	records []wire.Record
+	buf     []byte
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
+
+func getScratch() *scratch { return scratchPool.Get().(*scratch) }
+
+func putScratch(sc *scratch) {
+	if cap(sc.buf) > 1<<20 {
+		return // an outsized response; let it go
+	}
+	clear(sc.results) // drop references to payloads and errors
+	clear(sc.records)
+	sc.results, sc.records, sc.buf = sc.results[:0], sc.records[:0], sc.buf[:0]
+	scratchPool.Put(sc)
+}
+
 // admit applies load shedding: at most MaxInflight evaluations at once.
 func (s *Service) admit() (func(), error) {
 	if s.inflight.Add(1) > int64(s.cfg.MaxInflight) {
@@ -202,7 +224,7 @@ func (s *Service) admit() (func(), error) {
 
 // evaluate runs one request against a team: the row read (and the group
 // reads) under StoreTimeout, then every requested flag.
-func (s *Service) evaluate(ctx context.Context, ts *teamState, req *wire.FlagsRequest) evaluation {
+func (s *Service) evaluate(ctx context.Context, ts *teamState, req *wire.FlagsRequest, sc *scratch) evaluation {
 	c := &flags.Context{DistinctID: req.DistinctID, DeviceID: req.DeviceID, Now: s.cfg.Now(),
 		Cohorts: &cohortSource{ctx: ctx, cat: s.cfg.Catalog, team: ts.team.ID, distinctID: req.DistinctID}}
 	ev := evaluation{path: "row"}
@@ -284,14 +306,11 @@ func (s *Service) evaluate(ctx context.Context, ts *teamState, req *wire.FlagsRe
 		c.Groups[g.idx] = flags.Group{Key: g.key, Properties: gp}
 	}
 
-	var results []flags.Result
-	if req.FlagKeys != nil {
-		results = ts.set.EvaluateKeys(c, req.FlagKeys)
-	} else {
-		results = ts.set.Evaluate(c)
-	}
-	ev.records = make([]wire.Record, 0, len(results))
-	for _, r := range results {
+	results := ts.set.AppendEvaluate(sc.results[:0], c, req.FlagKeys)
+	sc.results = results
+	ev.records = sc.records[:0]
+	for i := range results {
+		r := &results[i]
 		meta := ts.meta[r.Key]
 		if req.EvaluationRuntime != "" && meta.runtime != "" && meta.runtime != "all" && meta.runtime != req.EvaluationRuntime {
 			continue
@@ -304,6 +323,7 @@ func (s *Service) evaluate(ctx context.Context, ts *teamState, req *wire.FlagsRe
 		}
 		ev.records = append(ev.records, rec)
 	}
+	sc.records = ev.records
 	if storeFailed {
 		ev.errors = true
 	}
