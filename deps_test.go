@@ -41,6 +41,19 @@ var depRules = []depRule{
 		Why:       "the write side never depends on the read side",
 	},
 	{
+		From: "github.com/vexil-dev/vexil/evalsvc",
+		Forbidden: []string{
+			"github.com/vexil-dev/vexil/catalog/memcatalog", "github.com/vexil-dev/vexil/catalog/pebblecatalog",
+			"github.com/vexil-dev/vexil/catalog/scyllacatalog", "github.com/vexil-dev/vexil/admin",
+		},
+		Why: "evalsvc reads definitions only through the catalog interface",
+	},
+	{
+		From:      "github.com/vexil-dev/vexil/catalog",
+		Forbidden: []string{"github.com/nats-io/", "github.com/vexil-dev/vexil/evalsvc", "github.com/vexil-dev/vexil/admin", "github.com/vexil-dev/vexil/projector"},
+		Why:       "the catalog stores definitions; it knows nothing of transports and readers",
+	},
+	{
 		From:      "github.com/vexil-dev/vexil/store",
 		Forbidden: []string{"github.com/vexil-dev/vexil/projector", "github.com/vexil-dev/vexil/evalsvc", "github.com/nats-io/"},
 		Why:       "the store knows nothing of its writers and readers",

@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# Runs the whole test suite: lint, then every Go test. When the ScyllaDB
-# backend is present, a local Cassandra is started for it (and stopped again
-# when this script started it). With CI=true, tests that need Cassandra fail
-# instead of skipping when it is missing.
+# Runs the whole test suite: lint (gofmt, go vet, generated protobuf code up
+# to date), every Go test, and schemathesis against the management API's
+# OpenAPI. A local Cassandra is started for the ScyllaDB backends' tests (and
+# stopped again when this script started it). With CI=true, tests that need
+# Cassandra fail instead of skipping when it is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/lint.sh
+scripts/proto.sh check
 
 started_cassandra=0
-if [ -x scripts/cassandra.sh ] && [ -z "${VEXIL_TEST_CASSANDRA:-}" ]; then
+if [ -z "${VEXIL_TEST_CASSANDRA:-}" ]; then
 	if ! scripts/cassandra.sh status >/dev/null 2>&1; then
 		scripts/cassandra.sh start
 		started_cassandra=1
@@ -17,15 +19,22 @@ if [ -x scripts/cassandra.sh ] && [ -z "${VEXIL_TEST_CASSANDRA:-}" ]; then
 	VEXIL_TEST_CASSANDRA=$(scripts/cassandra.sh addr)
 	export VEXIL_TEST_CASSANDRA
 fi
+log=$(mktemp)
 cleanup() {
+	rm -f "$log"
 	if [ "$started_cassandra" = 1 ]; then scripts/cassandra.sh stop || true; fi
 }
 trap cleanup EXIT
 
-go test -count=1 -timeout 30m ./... 2>&1 | tee /tmp/vexil-test.$$.log
+set +e
+go test -count=1 -timeout 30m ./... 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
-passed=$(grep -c '^ok ' /tmp/vexil-test.$$.log || true)
-failed=$(grep -cE '^(FAIL|---.FAIL)' /tmp/vexil-test.$$.log || true)
-rm -f /tmp/vexil-test.$$.log
+set -e
+passed=$(grep -c '^ok ' "$log" || true)
+failed=$(grep -cE '^(FAIL|--- FAIL)' "$log" || true)
 echo "go packages: $passed passed, $failed failed"
-exit "$status"
+[ "$status" = 0 ] || exit "$status"
+
+mkdir -p bin
+go build -o bin/vexil ./cmd/vexil
+VEXIL_BIN=$PWD/bin/vexil scripts/schemathesis.sh
