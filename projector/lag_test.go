@@ -2,6 +2,7 @@ package projector_test
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -63,6 +64,9 @@ func TestLagMetrics(t *testing.T) {
 	r := run(p)
 	defer r.stop()
 	<-st.entered
+	if err := p.Run(context.Background()); !errors.Is(err, projector.ErrRunning) {
+		t.Fatalf("a second Run = %v, want ErrRunning", err)
+	}
 	// The first batch is stuck in the store: its message is 5s old by the
 	// injected clock, and all three messages wait.
 	later := first.Time.Add(5 * time.Second)

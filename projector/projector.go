@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -26,6 +27,9 @@ const (
 	HeaderOriginalSequence = "Vexil-Original-Sequence"
 )
 
+// ErrRunning is returned by Run when the Projector is already running.
+var ErrRunning = errors.New("projector: already running")
+
 // ErrConsumeStopped is returned by Run when the JetStream subscription ends
 // on its own (the connection closed, the consumer was deleted).
 var ErrConsumeStopped = errors.New("projector: consuming stopped")
@@ -40,6 +44,8 @@ type Projector struct {
 	// cache is the person → distinct ids cache of the applier goroutine
 	// (nil when disabled), emptied at the start of every run.
 	cache *indexCache
+	// running is set while Run runs.
+	running atomic.Bool
 
 	// mu guards the lag tracking: for each batch formed but not yet
 	// acknowledged, in order, when the stream stored its oldest message.
@@ -85,10 +91,15 @@ type batch struct {
 }
 
 // Run ensures the streams and the durable consumer, then applies batches
-// until ctx is cancelled. It returns nil after a cancellation, once every
+// until ctx is cancelled. One Run at a time: a concurrent call returns
+// ErrRunning; after it returned, Run may be called again. It returns nil after a cancellation, once every
 // goroutine it started has exited; unacknowledged messages are redelivered
 // to the next run.
 func (p *Projector) Run(ctx context.Context) error {
+	if !p.running.CompareAndSwap(false, true) {
+		return ErrRunning
+	}
+	defer p.running.Store(false)
 	err := p.run(ctx)
 	if ctx.Err() != nil {
 		return nil // cancelled: a clean stop, wherever it happened
