@@ -470,14 +470,14 @@ func (ov *overlay) teamGroupTypes(ctx context.Context, team int64) (map[int]stri
 func (ov *overlay) finish(ctx context.Context, derived, sources *store.Batch) error {
 	// Rows of changed persons: their stored index plus this batch's.
 	stored := make([][]string, len(ov.dirtyPersons))
+	cached := make([]bool, len(ov.dirtyPersons))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(ov.readConcurrency)
 	for i, pk := range ov.dirtyPersons {
 		if ov.atomic && ov.persons[pk].created {
 			continue // no record before: no index entries (see person)
 		}
-		if ids, ok := ov.cache.get(pk); ok {
-			stored[i] = ids
+		if stored[i], cached[i] = ov.cache.get(pk); cached[i] {
 			continue
 		}
 		g.Go(func() error {
@@ -493,7 +493,7 @@ func (ov *overlay) finish(ctx context.Context, derived, sources *store.Batch) er
 		return err
 	}
 	for i, pk := range ov.dirtyPersons {
-		if _, ok := ov.cache.get(pk); !ok {
+		if !cached[i] {
 			ov.indexRead[pk] = stored[i] // nil for a created person: exact too
 		}
 		for _, id := range stored[i] {
