@@ -1,6 +1,8 @@
 package admin
 
 import (
+	"github.com/cespare/xxhash/v2"
+
 	"context"
 	"encoding/json"
 	"errors"
@@ -61,6 +63,9 @@ type blastCalc struct {
 	oldKey, newKey string
 	sampleSize     int
 	res            catalog.BlastRadiusResult
+	// changed holds the persons (hashes of their ids) already counted: a
+	// person changes when any of its distinct ids does, and counts once.
+	changed map[uint64]struct{}
 }
 
 // newBlastCalc compiles the team's current definitions and the proposed
@@ -71,7 +76,8 @@ func (s *Service) newBlastCalc(ctx context.Context, team int64, req blastRequest
 		return nil, err
 	}
 	b := &blastCalc{s: s, team: team, defs: snap.Definitions, static: staticCohorts(snap.Definitions),
-		newKey: req.Flag.Key, sampleSize: req.SampleSize, res: catalog.BlastRadiusResult{ByVariant: map[string]int64{}}}
+		newKey: req.Flag.Key, sampleSize: req.SampleSize, res: catalog.BlastRadiusResult{ByVariant: map[string]int64{}},
+		changed: map[uint64]struct{}{}}
 	b.old, _ = flags.Compile(snap.Definitions)
 	if req.FlagID != 0 {
 		for _, f := range snap.Definitions.Flags {
@@ -105,10 +111,17 @@ func (b *blastCalc) rows(ctx context.Context, rows []*store.Row) error {
 		}
 		b.res.Evaluated++
 		if before != after {
-			b.res.Matched++
 			b.res.ByVariant[before+"->"+after]++
-			if len(b.res.Sample) < b.sampleSize {
-				b.res.Sample = append(b.res.Sample, row.DistinctID)
+			person := xxhash.Sum64String(row.PersonID)
+			if row.PersonID == "" {
+				person = xxhash.Sum64String("\x00" + row.DistinctID)
+			}
+			if _, seen := b.changed[person]; !seen {
+				b.changed[person] = struct{}{}
+				b.res.Matched++
+				if len(b.res.Sample) < b.sampleSize {
+					b.res.Sample = append(b.res.Sample, row.DistinctID)
+				}
 			}
 		}
 	}

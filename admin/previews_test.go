@@ -449,3 +449,27 @@ func TestExplainGroupCondition(t *testing.T) {
 		t.Errorf("unknown group type: %v", err)
 	}
 }
+
+// A person with several distinct ids counts once in changed.
+func TestBlastRadiusCountsPersons(t *testing.T) {
+	e := newEnv(t)
+	team := e.createTeam("acme")
+	ctx := e.ctx(e.root)
+	var b store.Batch
+	for i, did := range []string{"a1", "a2", "a3", "b1", "c1"} {
+		person := map[int]string{0: "pa", 1: "pa", 2: "pa", 3: "pb", 4: "pc"}[i]
+		b.PutRow(&store.Row{Team: team.GetId(), DistinctID: did, PersonID: person, PersonVersion: 1, Properties: []byte(`{"country":"US"}`)})
+	}
+	if err := e.store.Apply(context.Background(), &b); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := e.client.StartBlastRadius(ctx, &adminv1.StartBlastRadiusRequest{TeamId: team.GetId(), SampleSize: 10,
+		Flag: &adminv1.FlagInput{Key: "new", Active: true, Filters: `{"groups":[{"properties":[{"key":"country","type":"person","value":"US"}]}]}`}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := resp.GetJob()
+	if j.GetRowsDone() != 5 || j.GetChanged() != 3 || j.GetTransitions()["false->true"] != 5 || len(j.GetSample()) != 3 {
+		t.Errorf("rows %d, changed %d (want 3 persons), transitions %v, sample %v", j.GetRowsDone(), j.GetChanged(), j.GetTransitions(), j.GetSample())
+	}
+}

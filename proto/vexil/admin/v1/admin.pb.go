@@ -6658,12 +6658,14 @@ type BlastRadiusJob struct {
 	// Progress: rows evaluated and rows to evaluate (counted first).
 	RowsDone  int64 `protobuf:"varint,4,opt,name=rows_done,json=rowsDone,proto3" json:"rows_done,omitempty"`
 	RowsTotal int64 `protobuf:"varint,5,opt,name=rows_total,json=rowsTotal,proto3" json:"rows_total,omitempty"`
-	// Rows whose value would change (so far, while running).
+	// Persons whose value would change (so far, while running): a person
+	// changes when the value of any of its distinct ids changes, and counts
+	// once.
 	Changed int64 `protobuf:"varint,6,opt,name=changed,proto3" json:"changed,omitempty"`
-	// Count of changes by transition, "before->after" ("false->true",
-	// "control->test").
+	// Count of changed distinct ids (rows) by transition, "before->after"
+	// ("false->true", "control->test").
 	Transitions map[string]int64 `protobuf:"bytes,7,rep,name=transitions,proto3" json:"transitions,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
-	// Some distinct_ids whose value would change.
+	// Some distinct_ids whose value would change, one per person.
 	Sample          []string               `protobuf:"bytes,8,rep,name=sample,proto3" json:"sample,omitempty"`
 	Error           string                 `protobuf:"bytes,9,opt,name=error,proto3" json:"error,omitempty"`
 	CreatedAt       *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
