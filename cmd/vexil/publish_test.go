@@ -170,3 +170,28 @@ func TestPublishUsage(t *testing.T) {
 		t.Fatalf("exit %d, stderr %q", code, errb.String())
 	}
 }
+
+func TestPublishStdin(t *testing.T) {
+	url := startNATS(t)
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := os.Stdin
+	os.Stdin = r
+	t.Cleanup(func() { os.Stdin = old; r.Close() })
+	go func() {
+		w.WriteString(`{"type":"person_delete","team":5,"person_id":"p","version":1}` + "\n")
+		w.Close()
+	}()
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"publish", "--nats-url", url, "--file", "-"}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	if out.String() != "published 1 messages\n" {
+		t.Fatalf("stdout %q", out.String())
+	}
+	if msgs := streamMessages(t, url); len(msgs) != 1 || msgs[0].Subject != "vexil.persons.5" {
+		t.Fatalf("stream holds %v", msgs)
+	}
+}
