@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
@@ -22,10 +23,12 @@ import (
 	"github.com/vexil-dev/vexil/admin"
 	"github.com/vexil-dev/vexil/catalog"
 	"github.com/vexil-dev/vexil/catalog/pebblecatalog"
+	"github.com/vexil-dev/vexil/catalog/scyllacatalog"
 	"github.com/vexil-dev/vexil/evalsvc"
 	"github.com/vexil-dev/vexil/projector"
 	"github.com/vexil-dev/vexil/store"
 	"github.com/vexil-dev/vexil/store/pebblestore"
+	"github.com/vexil-dev/vexil/store/scyllastore"
 )
 
 func init() {
@@ -43,8 +46,12 @@ type serveConfig struct {
 	grpcAddr   string
 	natsURL    string
 	natsListen string
+	scylla     string // comma-separated hosts; empty: Pebble
+	keyspace   string
+	replicas   int
 	demo       bool
 	demoPeople int
+	demoFlags  int
 	logLevel   string
 }
 
@@ -56,8 +63,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&c.grpcAddr, "grpc-addr", "127.0.0.1:8001", "gRPC address of the management API")
 	fs.StringVar(&c.natsURL, "nats-url", "", "an external NATS server with JetStream; empty runs one in process")
 	fs.StringVar(&c.natsListen, "nats-listen", "127.0.0.1:4222", "address of the in-process NATS server (for vexil publish and producers)")
+	fs.StringVar(&c.scylla, "scylla-hosts", "", "comma-separated ScyllaDB (or Cassandra) contact points; empty keeps the store and the catalog in Pebble under -data-dir")
+	fs.StringVar(&c.keyspace, "scylla-keyspace", "vexil", "keyspace of the ScyllaDB store and catalog (created and migrated on start)")
+	fs.IntVar(&c.replicas, "scylla-replication", 1, "replication factor when the keyspace is created")
 	fs.BoolVar(&c.demo, "demo", false, "create a demo team with flags and persons, and print a token and a curl to try")
 	fs.IntVar(&c.demoPeople, "demo-persons", 10000, "persons the demo publishes through the ingest stream")
+	fs.IntVar(&c.demoFlags, "demo-flags", 0, "extra demo flags in the peers' benchmark shape (half boolean at 50%, half multivariate gated on country US)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -151,15 +162,34 @@ func startNode(c serveConfig, log *slog.Logger) (n *node, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("nats: connect %s: %w", url, err)
 	}
-	n.store, err = pebblestore.Open(pebblestore.Config{Dir: filepath.Join(c.dataDir, "store")})
-	if err != nil {
-		return nil, err
+	atomic := true
+	if c.scylla == "" {
+		n.store, err = pebblestore.Open(pebblestore.Config{Dir: filepath.Join(c.dataDir, "store")})
+		if err != nil {
+			return nil, err
+		}
+		n.catalog, err = pebblecatalog.Open(pebblecatalog.Config{Dir: filepath.Join(c.dataDir, "catalog")})
+		if err != nil {
+			return nil, err
+		}
+	} else {
+		// The store applies the schema (store and catalog tables); the
+		// catalog shares its session. scyllastore writes partitions
+		// independently, so the projector writes derived state first.
+		atomic = false
+		ss, err := scyllastore.Open(context.Background(), scyllastore.Config{Hosts: strings.Split(c.scylla, ","), Keyspace: c.keyspace,
+			ApplySchema: true, ReplicationFactor: c.replicas, Logger: log.With("role", "scyllastore")})
+		if err != nil {
+			return nil, err
+		}
+		n.store = ss
+		n.catalog, err = scyllacatalog.New(scyllacatalog.Config{Session: ss.Session(), Keyspace: c.keyspace,
+			Logger: log.With("role", "catalog"), Registerer: n.registry})
+		if err != nil {
+			return nil, err
+		}
 	}
-	n.catalog, err = pebblecatalog.Open(pebblecatalog.Config{Dir: filepath.Join(c.dataDir, "catalog")})
-	if err != nil {
-		return nil, err
-	}
-	n.proj, err = projector.New(projector.Config{Conn: n.nc, Store: n.store, AtomicStore: true,
+	n.proj, err = projector.New(projector.Config{Conn: n.nc, Store: n.store, AtomicStore: atomic,
 		Logger: log.With("role", "projector"), Registerer: n.registry})
 	if err != nil {
 		return nil, err

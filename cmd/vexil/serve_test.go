@@ -27,11 +27,19 @@ import (
 // testNode starts a whole Vexil on random loopback ports in a temp dir.
 func testNode(t *testing.T) *node {
 	t.Helper()
+	return testNodeWith(t, serveConfig{})
+}
+
+// testNodeWith starts a node with c's backend settings (data dir, ports and
+// NATS are the test's own).
+func testNodeWith(t *testing.T, c serveConfig) *node {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("end-to-end: skipped with -short")
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	n, err := startNode(serveConfig{dataDir: t.TempDir(), httpAddr: "127.0.0.1:0", grpcAddr: "127.0.0.1:0", natsListen: "127.0.0.1:-1"}, log)
+	c.dataDir, c.httpAddr, c.grpcAddr, c.natsListen = t.TempDir(), "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:-1"
+	n, err := startNode(c, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,10 +152,10 @@ func postFlags(t *testing.T, addr, body string) map[string]any {
 	return out
 }
 
-func TestServeEndToEnd(t *testing.T) {
-	n := testNode(t)
-	tm := defineTeam(t, n)
-	const persons = 60
+// seedE2E publishes the demo's companies and persons through the ingest
+// stream and waits until the projector has written them.
+func seedE2E(t *testing.T, n *node, tm e2eTeam, persons int) {
+	t.Helper()
 	if err := publishDemoPersons(context.Background(), n.nc, tm.id, persons); err != nil {
 		t.Fatal(err)
 	}
@@ -163,14 +171,17 @@ func TestServeEndToEnd(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// checkFlagsMatchEngine: remote evaluation over HTTP, from the stored rows
+// only, equals the engine on the same properties.
+func checkFlagsMatchEngine(t *testing.T, n *node, tm e2eTeam, persons int) {
+	t.Helper()
 	set, err := flags.Compile(tm.defs)
 	if err != nil {
 		t.Fatal(err)
 	}
 	addr := n.adminSrv.HTTPAddr()
-
-	// Remote evaluation over HTTP, from the stored rows only, against the
-	// engine on the same properties.
 	for i := range persons {
 		did, props := demoPerson(i)
 		company, cprops := demoCompany(i % 200)
@@ -197,6 +208,15 @@ func TestServeEndToEnd(t *testing.T) {
 			}
 		}
 	}
+}
+
+func TestServeEndToEnd(t *testing.T) {
+	n := testNode(t)
+	tm := defineTeam(t, n)
+	const persons = 60
+	seedE2E(t, n, tm, persons)
+	checkFlagsMatchEngine(t, n, tm, persons)
+	addr := n.adminSrv.HTTPAddr()
 
 	// posthog-go, remote (no personal key) and local (personal key:
 	// definitions polled, evaluated in the SDK) must agree with /flags.

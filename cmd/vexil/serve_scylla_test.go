@@ -1,0 +1,20 @@
+package main
+
+import (
+	"testing"
+
+	"github.com/vexil-dev/vexil/schema/schematest"
+)
+
+// TestServeOnScylla runs vexil serve with the store and the catalog in
+// ScyllaDB (the test Cassandra): definitions through the management API,
+// persons through the ingest stream, /flags answers from the rows.
+func TestServeOnScylla(t *testing.T) {
+	addr := schematest.Addr(t) // skips locally without Cassandra; fails under CI=true
+	ks := schematest.Keyspace(t, schematest.Session(t))
+	n := testNodeWith(t, serveConfig{scylla: addr, keyspace: ks, replicas: 1})
+	tm := defineTeam(t, n)
+	const persons = 30
+	seedE2E(t, n, tm, persons)
+	checkFlagsMatchEngine(t, n, tm, persons)
+}
