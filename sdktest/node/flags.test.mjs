@@ -8,6 +8,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { PostHog } from 'posthog-node';
 
 const url = need('VEXIL_URL');
@@ -45,8 +46,8 @@ function company(k) {
 
 const LONG_SCALE = 0xfffffffffffffff; // a float64: rounds to 2^60, as in every SDK
 
-function hash(key, id, salt = '') {
-  const hex = createHash('sha1').update(`${key}.${id}${salt}`, 'utf8').digest('hex');
+function hash(key, id, salt = '', sep = '.') {
+  const hex = createHash('sha1').update(`${key}${sep}${id}${salt}`, 'utf8').digest('hex');
   // 15 hex digits (60 bits) rounded to the nearest float64.
   return Number(BigInt('0x' + hex.slice(0, 15))) / LONG_SCALE;
 }
@@ -161,6 +162,12 @@ after(async () => {
 });
 
 describe('demo data', () => {
+  test("the test's hash matches the SDK vectors (flags/testdata/posthog/hash.json)", () => {
+    const vectors = JSON.parse(readFileSync(new URL('../../flags/testdata/posthog/hash.json', import.meta.url), 'utf8'));
+    assert.ok(vectors.rows.length > 400);
+    for (const r of vectors.rows) assert.equal(hash(r.flag_key, r.distinct_id, r.salt, r.separator ?? '.'), r.hash, JSON.stringify(r));
+  });
+
   test(`covers every kind of case (${cases.length} cases, ${personIdx.size} persons)`, () => {
     assert.ok(personIdx.size >= 30);
     const values = {};
@@ -208,6 +215,20 @@ describe('remote evaluation (POST /flags, no personal key)', () => {
       assert.deepEqual({ ...both, featureFlagPayloads: defined(both.featureFlagPayloads) }, { featureFlags: wantFlags, featureFlagPayloads: wantPayloads },
         `getAllFlagsAndPayloads for ${label(p, c)}`);
     }
+  });
+
+  test('evaluateFlags: one POST /flags per person, every flag', async () => {
+    const before = remoteCalls.length;
+    for (const { p, c } of cases) {
+      const want = expected(p, c);
+      const ev = await remote.evaluateFlags(p.distinctId, options(c));
+      assert.deepEqual([...ev.keys].sort(), [...flagKeys].sort(), `evaluateFlags keys for ${label(p, c)}`);
+      for (const key of flagKeys) {
+        assert.deepEqual(ev.getFlag(key), want[key].value, `evaluateFlags getFlag ${key} for ${label(p, c)}`);
+        assert.deepEqual(ev.getFlagPayload(key) ?? null, want[key].payload, `evaluateFlags getFlagPayload ${key} for ${label(p, c)}`);
+      }
+    }
+    assert.equal(remoteCalls.length - before, cases.length);
   });
 
   test('went to the server: POST /flags/ only', () => {
@@ -296,6 +317,30 @@ describe('local evaluation (personal key, definitions downloaded)', () => {
     }
   });
 
+  test('evaluateFlags: local values, and new-billing from the server unless onlyEvaluateLocally', async () => {
+    for (const { p, c } of cases) {
+      const want = expected(p, c);
+      let before = localCalls.length;
+      const only = await local.evaluateFlags(p.distinctId, localOptions(p, c, { onlyEvaluateLocally: true }));
+      assert.deepEqual(localCalls.slice(before), [], `evaluateFlags onlyEvaluateLocally asked the server for ${label(p, c)}`);
+      assert.deepEqual([...only.keys].sort(), [...localKeys].sort());
+      assert.deepEqual({ ...only.unresolvedFlags }, { 'new-billing': 'experience_continuity' });
+      before = localCalls.length;
+      const ev = await local.evaluateFlags(p.distinctId, localOptions(p, c));
+      assert.deepEqual(localCalls.slice(before), ['POST /flags/'], `evaluateFlags for ${label(p, c)}`);
+      for (const key of flagKeys) {
+        if (localKeys.includes(key)) {
+          assert.deepEqual(only.getFlag(key), want[key].value, `local evaluateFlags getFlag ${key} for ${label(p, c)}`);
+          assert.deepEqual(only.getFlagPayload(key) ?? null, want[key].payload, `local evaluateFlags getFlagPayload ${key} for ${label(p, c)}`);
+        } else {
+          assert.equal(only.getFlag(key), undefined, `${key} for ${label(p, c)} must be undecided locally`);
+        }
+        assert.deepEqual(ev.getFlag(key), want[key].value, `evaluateFlags getFlag ${key} for ${label(p, c)}`);
+        assert.deepEqual(ev.getFlagPayload(key) ?? null, want[key].payload, `evaluateFlags getFlagPayload ${key} for ${label(p, c)}`);
+      }
+    }
+  });
+
   test('asked the server only for definitions and /flags', () => {
     assert.ok(localCalls.includes('GET /flags/definitions'), localCalls.join(', '));
     assert.deepEqual([...new Set(localCalls)].sort(), ['GET /flags/definitions', 'POST /flags/']);
@@ -303,7 +348,10 @@ describe('local evaluation (personal key, definitions downloaded)', () => {
 });
 
 describe('client health', () => {
-  test('no SDK errors', () => {
+  test('no SDK errors, and no events sent (shut down, queues flushed)', async () => {
+    await Promise.all([remote?.shutdown(5000), local?.shutdown(5000)]);
     assert.deepEqual(sdkErrors, []);
+    const sent = [...remoteCalls, ...localCalls].filter((c) => !['POST /flags/', 'GET /flags/definitions'].includes(c));
+    assert.deepEqual(sent, []);
   });
 });
