@@ -1,0 +1,179 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// freshnessConfig is a publish → visible measurement.
+type freshnessConfig struct {
+	httpBase    string // http://127.0.0.1:8000
+	natsURL     string
+	token       string // project token
+	personalKey string // to create the probe flag
+	team        int64
+	rate        float64       // person writes per second
+	duration    time.Duration // of the writes
+	persons     int           // distinct ids written in turn
+	sampleEvery int           // one write in sampleEvery is followed to visibility
+}
+
+const probeFlag = "freshness-probe"
+
+// runFreshness publishes person updates at a fixed rate and, for a sample of
+// them, polls /flags until the new value shows: the probe flag is on when
+// the person's "probe" property is even, and every write flips the parity.
+func runFreshness(ctx context.Context, c freshnessConfig, stdout io.Writer) error {
+	if err := ensureProbeFlag(ctx, c); err != nil {
+		return err
+	}
+	nc, err := nats.Connect(c.natsURL)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	var (
+		mu      sync.Mutex
+		delays  []time.Duration
+		lost    int
+		pending sync.WaitGroup
+	)
+	seq := make([]int, c.persons)
+	interval := time.Duration(float64(time.Second) / c.rate)
+	start := time.Now()
+	subject := fmt.Sprintf("vexil.persons.%d", c.team)
+	for i := 0; time.Since(start) < c.duration; i++ {
+		if wait := time.Until(start.Add(time.Duration(i) * interval)); wait > 0 {
+			time.Sleep(wait)
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		p := i % c.persons
+		seq[p]++
+		v := seq[p]
+		did := fmt.Sprintf("fresh-%d", p)
+		body := fmt.Sprintf(`{"type":"person_update","team":%d,"person_id":"fresh-person-%d","distinct_ids":[%q],"version":%d,"$set":{"probe":%d}}`, c.team, p, did, v, v)
+		published := time.Now()
+		if _, err := js.PublishMsgAsync(&nats.Msg{Subject: subject, Data: []byte(body), Header: nats.Header{"Content-Type": []string{"application/json"}}}); err != nil {
+			return err
+		}
+		if i%c.sampleEvery != 0 || i < c.persons { // the first round creates the persons
+			continue
+		}
+		pending.Add(1)
+		go func(did string, want bool, published time.Time) {
+			defer pending.Done()
+			deadline := published.Add(2 * time.Second)
+			for time.Now().Before(deadline) {
+				got, err := probe(ctx, client, c, did)
+				if err == nil && got == want {
+					mu.Lock()
+					delays = append(delays, time.Since(published))
+					mu.Unlock()
+					return
+				}
+				time.Sleep(500 * time.Microsecond)
+			}
+			mu.Lock()
+			lost++
+			mu.Unlock()
+		}(did, v%2 == 0, published)
+	}
+	select {
+	case <-js.PublishAsyncComplete():
+	case <-time.After(time.Minute):
+		return errors.New("publish acks did not arrive within a minute")
+	}
+	pending.Wait()
+	if len(delays) == 0 {
+		return fmt.Errorf("no sampled write became visible (%d lost)", lost)
+	}
+	slices.Sort(delays)
+	pct := func(q float64) time.Duration { return delays[min(len(delays)-1, int(q*float64(len(delays))))] }
+	fmt.Fprintf(stdout, "freshness at %.0f person writes/s for %v: %d writes followed, %d not visible within 2s; publish → visible in /flags p50 %v p90 %v p99 %v max %v\n",
+		c.rate, c.duration, len(delays), lost, pct(0.5).Round(10*time.Microsecond), pct(0.9).Round(10*time.Microsecond), pct(0.99).Round(10*time.Microsecond), delays[len(delays)-1].Round(10*time.Microsecond))
+	return nil
+}
+
+func probe(ctx context.Context, client *http.Client, c freshnessConfig, did string) (bool, error) {
+	body := fmt.Sprintf(`{"token":%q,"distinct_id":%q,"flag_keys_to_evaluate":[%q]}`, c.token, did, probeFlag)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.httpBase+"/flags/?v=2", strings.NewReader(body))
+	if err != nil {
+		return false, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	res, err := client.Do(req)
+	if err != nil {
+		return false, err
+	}
+	defer res.Body.Close()
+	var out struct {
+		Flags map[string]struct {
+			Enabled bool `json:"enabled"`
+		} `json:"flags"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&out); err != nil {
+		return false, err
+	}
+	return out.Flags[probeFlag].Enabled, nil
+}
+
+// ensureProbeFlag creates the probe flag through the management API unless
+// it exists.
+func ensureProbeFlag(ctx context.Context, c freshnessConfig) error {
+	body, _ := json.Marshal(map[string]any{"key": probeFlag, "name": "Freshness probe", "active": true,
+		"filters": `{"groups":[{"properties":[{"key":"probe","type":"person","operator":"regex","value":"[02468]$"}],"rollout_percentage":100}]}`})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, fmt.Sprintf("%s/api/projects/%d/feature_flags", c.httpBase, c.team), bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.personalKey)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	switch {
+	case res.StatusCode < 300:
+	case res.StatusCode == http.StatusConflict:
+	default:
+		return fmt.Errorf("create the probe flag: %d %s", res.StatusCode, b)
+	}
+	// The evaluation nodes reload on the change notice; wait until the flag
+	// is served.
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, c.httpBase+"/flags/?v=2",
+			strings.NewReader(fmt.Sprintf(`{"token":%q,"distinct_id":"x","flag_keys_to_evaluate":[%q]}`, c.token, probeFlag)))
+		req.Header.Set("Content-Type", "application/json")
+		if res, err := http.DefaultClient.Do(req); err == nil {
+			b, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if bytes.Contains(b, []byte(probeFlag)) {
+				return nil
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return errors.New("the probe flag was never served")
+}

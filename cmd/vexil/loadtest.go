@@ -1,0 +1,111 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/vexil-dev/vexil/loadtest"
+)
+
+func init() {
+	register(&command{
+		name:    "loadtest",
+		summary: "send /flags requests at a fixed rate (open loop) or back to back (closed loop) and report p50/p90/p99",
+		run:     runLoadtest,
+	})
+}
+
+func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("loadtest", stderr)
+	url := fs.String("url", "http://127.0.0.1:8000/flags/?v=2", "the endpoint to POST to (keep it on loopback)")
+	token := fs.String("token", "", "project token put in each body")
+	persons := fs.Int("persons", 10000, "distinct ids user-0 ... user-<persons-1> are drawn from")
+	distinct := fs.Int("bodies", 10000, "distinct request bodies, sent round robin")
+	groups := fs.Int("companies", 0, "when > 0, each body names company-<i mod companies> as its company group")
+	props := fs.Bool("person-properties", false, "send country in person_properties (as the peers' workload does) instead of relying on the stored row")
+	rate := fs.Float64("rate", 0, "requests per second (open loop); 0 runs closed loop")
+	conns := fs.Int("connections", 16, "connections (closed loop: workers; open loop: requests in flight)")
+	duration := fs.Duration("duration", 10*time.Second, "measured duration")
+	warmup := fs.Duration("warmup", 3*time.Second, "unmeasured warm-up")
+	asJSON := fs.Bool("json", false, "print the result as JSON")
+	trivial := fs.String("trivial-server", "", "instead of a load test, serve a trivial handler on this address (the ceiling to compare with)")
+	fresh := fs.Bool("freshness", false, "instead of a load test, publish person writes at -rate on NATS and measure publish → visible in /flags")
+	natsURL := fs.String("nats-url", "nats://127.0.0.1:4222", "NATS server, for -freshness")
+	personal := fs.String("personal-key", "", "personal API key, for -freshness (creates the probe flag)")
+	team := fs.Int64("team", 1, "team id, for -freshness")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *trivial != "" {
+		return serveTrivial(ctx, *trivial, stdout)
+	}
+	if *fresh {
+		if *rate <= 0 {
+			return &usageError{msg: "-freshness needs -rate"}
+		}
+		base := strings.TrimSuffix(strings.SplitN(*url, "/flags", 2)[0], "/")
+		return runFreshness(ctx, freshnessConfig{httpBase: base, natsURL: *natsURL, token: *token, personalKey: *personal, team: *team,
+			rate: *rate, duration: *duration, persons: 1000, sampleEvery: 10}, stdout)
+	}
+	if *persons <= 0 || *distinct <= 0 {
+		return &usageError{msg: "-persons and -bodies must be positive"}
+	}
+	if !strings.HasPrefix(*url, "http://127.") && !strings.HasPrefix(*url, "http://localhost") && !strings.HasPrefix(*url, "http://[::1]") {
+		return &usageError{msg: "-url must be a loopback address: vexil loadtest only loads servers on this machine"}
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	countries := []string{"US", "DE", "FR"}
+	bodies := make([][]byte, *distinct)
+	for i := range bodies {
+		k := r.IntN(*persons)
+		m := map[string]any{"token": *token, "distinct_id": fmt.Sprintf("user-%d", k)}
+		if *groups > 0 {
+			m["groups"] = map[string]string{"company": fmt.Sprintf("company-%d", k%*groups)}
+		}
+		if *props {
+			m["person_properties"] = map[string]string{"country": countries[k%len(countries)]}
+		}
+		bodies[i], _ = json.Marshal(m)
+	}
+	res, err := loadtest.Run(ctx, loadtest.Config{URL: *url, Bodies: bodies, Rate: *rate, Connections: *conns, Duration: *duration, Warmup: *warmup})
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	if *asJSON {
+		return json.NewEncoder(stdout).Encode(res)
+	}
+	fmt.Fprintln(stdout, res)
+	return nil
+}
+
+// serveTrivial answers every request with a fixed small JSON after reading
+// the body: the ceiling of a Go HTTP server under the same load generator.
+func serveTrivial(ctx context.Context, addr string, stdout io.Writer) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	body := []byte(`{"flags":{},"errorsWhileComputingFlags":false}`)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(body)
+	}), ReadHeaderTimeout: 10 * time.Second}
+	fmt.Fprintf(stdout, "trivial handler on http://%s\n", ln.Addr())
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,69 @@
+package loadtest
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestClosedLoopCountsStatuses(t *testing.T) {
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		if string(b) != "a" && string(b) != "b" {
+			t.Errorf("unexpected body %q", b)
+		}
+		if n.Add(1)%4 == 0 {
+			w.WriteHeader(503)
+		}
+		_, _ = w.Write([]byte("ok"))
+	}))
+	defer srv.Close()
+	res, err := Run(context.Background(), Config{URL: srv.URL, Bodies: [][]byte{[]byte("a"), []byte("b")}, Connections: 1, Duration: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Requests == 0 || res.ByStatus[200]+res.ByStatus[503] != res.Requests || res.Errors != res.ByStatus[503] {
+		t.Fatalf("counts do not add up: %+v", res)
+	}
+	// One connection, every 4th request fails: the error share is 1/4 up
+	// to the one request cut off at the end.
+	if d := res.Errors*4 - res.Requests; d < -4 || d > 4 {
+		t.Errorf("errors %d of %d, want a quarter", res.Errors, res.Requests)
+	}
+	if res.MeanBytes != 2 || !(res.P50 <= res.P90 && res.P90 <= res.P99 && res.P99 <= res.Max) {
+		t.Errorf("bytes %d, percentiles %v %v %v %v", res.MeanBytes, res.P50, res.P90, res.P99, res.Max)
+	}
+}
+
+func TestOpenLoopCountsFromTheSchedule(t *testing.T) {
+	// A server that holds every request 50ms with one connection cannot
+	// keep up with 200 req/s: requests are dropped, and latency is measured
+	// from the schedule, so it exceeds the service time.
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(50 * time.Millisecond)
+	}))
+	defer srv.Close()
+	res, err := Run(context.Background(), Config{URL: srv.URL, Bodies: [][]byte{[]byte("x")}, Rate: 200, Connections: 1, Duration: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Mode != "open" || res.Dropped == 0 || res.Errors < res.Dropped || res.ByStatus[200] == 0 {
+		t.Errorf("an overloaded open-loop run must drop and count the drops as errors: %+v", res)
+	}
+	if res.Max < 50*time.Millisecond {
+		t.Errorf("max latency %v is below the service time", res.Max)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	for _, c := range []Config{{}, {URL: "http://x"}, {URL: "http://x", Bodies: [][]byte{nil}}, {URL: "http://x", Bodies: [][]byte{nil}, Duration: time.Second, Rate: -1}} {
+		if _, err := Run(context.Background(), c); err == nil {
+			t.Errorf("%+v accepted", c)
+		}
+	}
+}

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Measures /flags the way issue 6 asks: Vexil serving N persons and 50 flags
+# from Pebble (seeded through the real ingest stream), the server pinned to
+# core 0 and the load generator to core 1, loopback only; closed loop for
+# capacity, open loop at fixed rates for latency, and a trivial Go handler
+# under the same generator for the ceiling. Results go to stdout and to
+# bench/flags-<date>.txt.
+#
+#   PERSONS=1000000 scripts/bench-flags.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PERSONS=${PERSONS:-1000000}
+FLAGS=${FLAGS:-50}
+DURATION=${DURATION:-10s}
+WARMUP=${WARMUP:-3s}
+PORT=${PORT:-18000}
+out=bench/flags-$(date -u +%Y%m%d-%H%M).txt
+mkdir -p bench
+go build -o bin/vexil ./cmd/vexil
+data=$(mktemp -d)
+pin0="" pin1=""
+if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then pin0="taskset -c 0"; pin1="taskset -c 1"; fi
+cleanup() { kill "$server" "$trivial" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$data"; }
+trap cleanup EXIT
+trivial=""
+echo "seeding $PERSONS persons and $((FLAGS)) flags through the ingest stream..." >&2
+$pin0 bin/vexil serve --data-dir "$data" --http-addr 127.0.0.1:$PORT --grpc-addr 127.0.0.1:$((PORT+1)) \
+	--nats-listen 127.0.0.1:$((PORT+2)) --demo --demo-persons "$PERSONS" --demo-flags "$FLAGS" --log-level warn >"$data/serve.out" 2>"$data/serve.err" &
+server=$!
+seed_start=$(date +%s)
+until grep -q "demo is ready" "$data/serve.out" 2>/dev/null; do
+	kill -0 "$server" 2>/dev/null || { cat "$data/serve.err" >&2; exit 1; }
+	sleep 1
+done
+seed_s=$(( $(date +%s) - seed_start ))
+token=$(grep -o 'phc_[0-9a-f]*' "$data/serve.out" | head -1)
+lt() { $pin1 bin/vexil loadtest -url "http://127.0.0.1:$PORT/flags/?v=2" -token "$token" -persons "$PERSONS" -duration "$DURATION" -warmup "$WARMUP" "$@"; }
+{
+	echo "# /flags benchmark $(date -u +%FT%TZ)"
+	echo "# $(bin/vexil version); nproc $(nproc); $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+	echo "# $PERSONS persons and $((FLAGS + 4)) flags in Pebble, seeded through NATS in ${seed_s}s; server on core 0, loader on core 1"
+	echo "## closed loop"
+	echo "c=2:  $(lt -connections 2)"
+	c16=$(lt -connections 16 -json)
+	echo "c=16: $c16"
+	sat=$(echo "$c16" | python3 -c 'import json,sys; print(int(json.load(sys.stdin)["achieved_rate"]))')
+	half=$((sat / 2))
+	echo "## open loop (latency from the scheduled send time)"
+	echo "1000 req/s:   $(lt -rate 1000 -connections 64)"
+	echo "$half req/s (half of saturation): $(lt -rate "$half" -connections 128)"
+	echo "## freshness: person writes published on NATS at 1k/s, publish → visible in /flags"
+	personal=$(grep -o 'phx_[0-9a-f]*' "$data/serve.out" | head -1)
+	$pin1 bin/vexil loadtest -freshness -url "http://127.0.0.1:$PORT/flags/?v=2" -nats-url "nats://127.0.0.1:$((PORT+2))" \
+		-token "$token" -personal-key "$personal" -team 1 -rate 1000 -duration "$DURATION"
+	echo "## trivial Go handler, same generator (the ceiling)"
+	$pin0 bin/vexil loadtest -trivial-server 127.0.0.1:$((PORT+3)) >/dev/null &
+	trivial=$!
+	sleep 1
+	tc16=$($pin1 bin/vexil loadtest -url "http://127.0.0.1:$((PORT+3))/" -duration "$DURATION" -warmup "$WARMUP" -connections 16 -json)
+	echo "c=16: $tc16"
+	python3 - "$c16" "$tc16" <<'PY'
+import json, sys
+v, t = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+print(f"ratio Vexil/trivial at c=16: {v['achieved_rate']/t['achieved_rate']:.2f}")
+PY
+} | tee "$out"
