@@ -68,7 +68,8 @@ type Config struct {
 
 	// ReadConcurrency bounds the concurrent store reads of one batch (the
 	// persons, mappings and person → distinct ids it needs, in chunks).
-	// Default 4.
+	// Default 4 for an AtomicStore (local, CPU-bound reads), 32 otherwise
+	// (a remote store's reads are network round trips).
 	ReadConcurrency int
 
 	// IndexCacheSize is how many persons' distinct ids the projector keeps
@@ -95,12 +96,13 @@ type Config struct {
 
 // Defaults of Config.
 const (
-	DefaultBatchSize       = 1000
-	DefaultAckWait         = 30 * time.Second
-	DefaultLagInterval     = 5 * time.Second
-	DefaultReadConcurrency = 4
-	DefaultIndexCacheSize  = 100_000
-	DefaultRetryBackoff    = 100 * time.Millisecond
+	DefaultBatchSize             = 1000
+	DefaultAckWait               = 30 * time.Second
+	DefaultLagInterval           = 5 * time.Second
+	DefaultReadConcurrency       = 4
+	DefaultRemoteReadConcurrency = 32
+	DefaultIndexCacheSize        = 100_000
+	DefaultRetryBackoff          = 100 * time.Millisecond
 )
 
 // ErrInvalidConfig is wrapped by every error of Config.Validate.
@@ -132,6 +134,9 @@ func (c Config) withDefaults() Config {
 	c.Limits = c.Limits.WithDefaults()
 	if c.ReadConcurrency == 0 {
 		c.ReadConcurrency = DefaultReadConcurrency
+		if !c.AtomicStore {
+			c.ReadConcurrency = DefaultRemoteReadConcurrency
+		}
 	}
 	if c.IndexCacheSize == 0 {
 		c.IndexCacheSize = DefaultIndexCacheSize
