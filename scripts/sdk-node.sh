@@ -9,13 +9,39 @@
 #   VEXIL_BIN=path scripts/sdk-node.sh   use an already built binary
 #   VEXIL_SDK_PERSONS=N                  demo persons (default 300)
 #
-# Needs node >= 20 and npm. npm ci uses npm's own cache (~/.npm).
+# Needs npm, and node >= 20 (fetched from the npm registry into the cache
+# when missing or older). npm ci uses npm's own cache (~/.npm).
+#   VEXIL_CACHE=dir                      where a fetched Node lives
+#                                        (default ${XDG_CACHE_HOME:-~/.cache}/vexil)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$SECONDS
 
-command -v node >/dev/null || { echo "sdk-node: node is required (node >= 20 and npm)" >&2; exit 1; }
-command -v npm >/dev/null || { echo "sdk-node: npm is required" >&2; exit 1; }
+# posthog-node 5.70 needs Node >= 20 (its local evaluation uses the global
+# WebCrypto, which Node 18, Debian 12's nodejs, lacks). Without one, take
+# Node's official Linux build from the npm registry into the cache (npm is
+# enough to fetch it: apt-get install nodejs npm).
+cache=${VEXIL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vexil}
+node_version=20.20.2
+node_ok() { command -v node >/dev/null && node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' 2>/dev/null; }
+command -v npm >/dev/null || { echo "sdk-node: npm is required (apt-get install nodejs npm)" >&2; exit 1; }
+if ! node_ok; then
+	case $(uname -m) in
+	x86_64) arch=x64 ;;
+	aarch64 | arm64) arch=arm64 ;;
+	*) echo "sdk-node: node >= 20 is required" >&2; exit 1 ;;
+	esac
+	dir=$cache/node-$node_version
+	if [ ! -x "$dir/node_modules/node-linux-$arch/bin/node" ]; then
+		echo "sdk-node: node >= 20 not found; installing node-linux-$arch@$node_version from npm into $dir"
+		rm -rf "$dir"
+		npm install --prefix "$dir" --no-save --no-audit --no-fund --loglevel=error "node-linux-$arch@$node_version"
+	fi
+	PATH=$dir/node_modules/node-linux-$arch/bin:$PATH
+	export PATH
+	node_ok || { echo "sdk-node: node >= 20 is required" >&2; exit 1; }
+fi
+echo "sdk-node: node $(node --version), npm $(npm --version 2>/dev/null)"
 
 persons=${VEXIL_SDK_PERSONS:-300}
 tmp=$(mktemp -d)
