@@ -43,6 +43,11 @@ type ServerConfig struct {
 	// endpoints here). They bypass the API's authentication gate and body
 	// limit: each handler does its own.
 	Routes map[string]http.Handler
+	// Register, when set, registers more services on the gRPC server
+	// (vexil serve adds the evaluation API). The management API's
+	// interceptor applies to its own methods only: such services
+	// authenticate their calls themselves.
+	Register func(*grpc.Server)
 }
 
 // Validate checks the configuration.
@@ -103,10 +108,13 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		}
 	}
 	s.grpc = grpc.NewServer(
-		grpc.ChainUnaryInterceptor(s.svc.UnaryInterceptor()),
+		grpc.ChainUnaryInterceptor(adminOnly(s.svc.UnaryInterceptor())),
 		grpc.MaxRecvMsgSize(s.maxBytes),
 	)
 	adminv1.RegisterAdminServiceServer(s.grpc, s.svc)
+	if cfg.Register != nil {
+		cfg.Register(s.grpc)
+	}
 
 	s.conn, err = grpc.NewClient(s.grpcLn.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
@@ -170,6 +178,18 @@ func (s *Server) Run(ctx context.Context) error {
 		return nil
 	})
 	return g.Wait()
+}
+
+// adminOnly applies i to the management API's methods and passes the
+// calls of services added through ServerConfig.Register straight through.
+func adminOnly(i grpc.UnaryServerInterceptor) grpc.UnaryServerInterceptor {
+	prefix := "/" + adminv1.AdminService_ServiceDesc.ServiceName + "/"
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		if !strings.HasPrefix(info.FullMethod, prefix) {
+			return handler(ctx, req)
+		}
+		return i(ctx, req, info, handler)
+	}
 }
 
 // headerMatcher forwards Authorization and If-Match to the gRPC server.

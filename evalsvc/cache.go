@@ -73,8 +73,13 @@ func buildTeamState(snap catalog.TeamSnapshot, now time.Time) (*teamState, error
 // hyperCache holds every loaded team. Reads are lock-free: the map is
 // replaced, never modified.
 type hyperCache struct {
-	teams  atomic.Pointer[map[int64]*teamState]
-	mu     sync.Mutex // serializes map replacement
+	teams atomic.Pointer[map[int64]*teamState]
+	mu    struct {
+		sync.Mutex // serializes map replacement
+		// changed holds, per watched team, a channel closed (and dropped)
+		// when the team's entry is next replaced or removed.
+		changed map[int64]chan struct{}
+	}
 	flight singleflight.Group
 	load   func(ctx context.Context, team int64) (*teamState, error)
 }
@@ -83,7 +88,22 @@ func newHyperCache(load func(ctx context.Context, team int64) (*teamState, error
 	c := &hyperCache{load: load}
 	empty := map[int64]*teamState{}
 	c.teams.Store(&empty)
+	c.mu.changed = map[int64]chan struct{}{}
 	return c
+}
+
+// changes returns a channel closed when the team's entry is next replaced
+// (a change notice, a periodic reload) or removed. Take it before reading
+// the entry, so that no replacement falls between the two.
+func (c *hyperCache) changes(team int64) <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ch, ok := c.mu.changed[team]
+	if !ok {
+		ch = make(chan struct{})
+		c.mu.changed[team] = ch
+	}
+	return ch
 }
 
 // errTeamGone says the catalog has no such team.
@@ -131,6 +151,10 @@ func (c *hyperCache) put(team int64, ts *teamState) {
 		next[team] = ts
 	}
 	c.teams.Store(&next)
+	if ch, ok := c.mu.changed[team]; ok {
+		close(ch)
+		delete(c.mu.changed, team)
+	}
 }
 
 func (c *hyperCache) loadedTeams() []int64 {

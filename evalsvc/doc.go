@@ -13,6 +13,17 @@
 // Every flag is evaluated live from the row, the group rows and the
 // request's property overrides, which win over stored properties.
 //
+// # The gRPC API
+//
+// RegisterGRPC serves vexil.eval.v1.EvalService for internal services:
+// Evaluate runs the evaluation of /flags (the same admission, token check,
+// reads and engine) and WatchDefinitions streams a team's local-evaluation
+// payload, sending a new one whenever the team's HyperCache entry is
+// replaced with a different ETag (the cache closes a per-team channel on
+// every replacement; nothing polls). Gateway serves Evaluate over HTTP as
+// POST /api/evaluate through a client connection. Errors follow package
+// errcode's table.
+//
 // # Failure
 //
 // If the store cannot be read before its deadline, the flags are evaluated

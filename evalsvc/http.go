@@ -48,14 +48,20 @@ func (r *statusRecorder) WriteHeader(code int) {
 }
 
 func (s *Service) instrument(endpoint string, h http.Handler) http.Handler {
-	lat := s.m.latency.WithLabelValues(endpoint)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w, status: 200}
 		h.ServeHTTP(rec, r)
-		lat.Observe(time.Since(start).Seconds())
-		s.m.requests.WithLabelValues(endpoint, strconv.Itoa(rec.status/100)+"xx").Inc()
+		s.observe(endpoint, start, rec.status)
 	})
+}
+
+// observe records one request of any transport: its latency since start
+// and its status class (a gRPC call counts as the HTTP status its error
+// maps to in package errcode).
+func (s *Service) observe(endpoint string, start time.Time, status int) {
+	s.m.latency.WithLabelValues(endpoint).Observe(time.Since(start).Seconds())
+	s.m.requests.WithLabelValues(endpoint, strconv.Itoa(status/100)+"xx").Inc()
 }
 
 // apiError is the JSON error body, in PostHog's shape (posthog-python
@@ -94,7 +100,7 @@ func (s *Service) serveFlags(w http.ResponseWriter, r *http.Request, decide bool
 	}
 	q := r.URL.Query()
 	shape, config := wire.ChooseShape(decide, q)
-	resp := &wire.Response{RequestID: requestID(r), EvaluatedAtMillis: s.cfg.Now().UnixMilli(), Config: config}
+	resp := &wire.Response{RequestID: requestID(r.Header.Get("X-Request-ID")), EvaluatedAtMillis: s.cfg.Now().UnixMilli(), Config: config}
 	if r.Method == http.MethodGet {
 		writeResponse(w, resp, shape)
 		return
@@ -125,27 +131,17 @@ func (s *Service) serveFlags(w http.ResponseWriter, r *http.Request, decide bool
 		writeError(w, http.StatusBadRequest, "validation_error", wire.CodeBadBody, err.Error(), "")
 		return
 	}
-	if req.Token == "" {
+	ctx := r.Context()
+	ts, err := s.requestTeam(ctx, req.Token)
+	switch {
+	case errors.Is(err, ErrMissingToken):
 		writeError(w, http.StatusUnauthorized, "authentication_error", wire.CodeMissingToken, "API key is missing: send the project token as token or api_key", "token")
 		return
-	}
-	ctx := r.Context()
-	team, err := s.teamForToken(ctx, req.Token)
-	if err != nil {
-		if errors.Is(err, ErrUnknownKey) || errors.Is(err, ErrWrongKeyKind) {
-			writeError(w, http.StatusUnauthorized, "authentication_error", "invalid_token", "the project token is not valid", "token")
-			return
-		}
-		writeError(w, http.StatusServiceUnavailable, "server_error", "catalog_unavailable", "cannot check the token now; retry shortly", "")
+	case errors.Is(err, ErrUnknownKey) || errors.Is(err, ErrWrongKeyKind):
+		writeError(w, http.StatusUnauthorized, "authentication_error", "invalid_token", "the project token is not valid", "token")
 		return
-	}
-	ts, err := s.cache.get(ctx, team)
-	if err != nil {
-		if errors.Is(err, errTeamGone) {
-			writeError(w, http.StatusUnauthorized, "authentication_error", "invalid_token", "the project token is not valid", "token")
-			return
-		}
-		writeError(w, http.StatusServiceUnavailable, "server_error", "catalog_unavailable", "cannot load the project's flags now; retry shortly", "")
+	case err != nil:
+		writeError(w, http.StatusServiceUnavailable, "server_error", "catalog_unavailable", "cannot check the token or load the project's flags now; retry shortly", "")
 		return
 	}
 	sc := getScratch()
@@ -169,9 +165,10 @@ func writeBody(w http.ResponseWriter, buf []byte) {
 	_, _ = w.Write(buf)
 }
 
-// requestID reuses X-Request-ID when it holds a UUID.
-func requestID(r *http.Request) string {
-	if h := r.Header.Get("X-Request-ID"); h != "" {
+// requestID reuses the caller's request id (X-Request-ID, x-request-id
+// metadata) when it holds a UUID.
+func requestID(h string) string {
+	if h != "" {
 		if u, err := uuid.Parse(h); err == nil {
 			return u.String()
 		}

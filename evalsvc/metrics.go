@@ -10,6 +10,7 @@ type metrics struct {
 	shed           prometheus.Counter
 	reloads        prometheus.Counter
 	noticesDropped prometheus.Counter
+	watches        prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -17,7 +18,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		evaluations: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "vexil_evalsvc_evaluations_total",
 			Help: "Evaluation requests by read path: row, no-row (unknown person) or partial (store unavailable)."}, []string{"path"}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "vexil_evalsvc_requests_total",
-			Help: "Requests by endpoint and HTTP status class."}, []string{"endpoint", "code"}),
+			Help: "Requests by endpoint and HTTP status class (gRPC calls by the HTTP status their error maps to)."}, []string{"endpoint", "code"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "vexil_evalsvc_request_seconds",
 			Help:    "Request latency by endpoint, from the body read to the response written.",
 			Buckets: []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1}}, []string{"endpoint"}),
@@ -29,9 +30,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Team definitions (re)loaded into the HyperCache."}),
 		noticesDropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "vexil_evalsvc_notices_dropped_total",
 			Help: "Change notices dropped because the reload queue was full (the periodic reload catches up)."}),
+		watches: prometheus.NewGauge(prometheus.GaugeOpts{Name: "vexil_evalsvc_definition_watches",
+			Help: "Open gRPC WatchDefinitions streams."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.evaluations, m.requests, m.latency, m.storeErrors, m.shed, m.reloads, m.noticesDropped)
+		reg.MustRegister(m.evaluations, m.requests, m.latency, m.storeErrors, m.shed, m.reloads, m.noticesDropped, m.watches)
 	}
 	return m
 }

@@ -28,6 +28,9 @@ type Service struct {
 	// subscribed is closed once Run's change-notice subscription is
 	// registered with the NATS server.
 	subscribed chan struct{}
+	// stopped is closed when Run returns: definition watches end.
+	stopped  chan struct{}
+	stopOnce sync.Once
 }
 
 // New returns a Service; call Run to keep its cache fresh.
@@ -36,7 +39,8 @@ func New(cfg Config) (*Service, error) {
 		return nil, err
 	}
 	c := cfg.withDefaults()
-	s := &Service{cfg: c, keys: &keyCache{ttl: c.KeyCacheTTL, m: map[string]keyEntry{}}, subscribed: make(chan struct{})}
+	s := &Service{cfg: c, keys: &keyCache{ttl: c.KeyCacheTTL, m: map[string]keyEntry{}}, subscribed: make(chan struct{}),
+		stopped: make(chan struct{})}
 	s.cache = newHyperCache(s.loadTeam)
 	s.m = newMetrics(c.Registry)
 	return s, nil
@@ -65,6 +69,7 @@ func (s *Service) loadTeam(ctx context.Context, team int64) (*teamState, error) 
 // not nil) and reloads every loaded team each ReloadInterval. It returns
 // when ctx is done.
 func (s *Service) Run(ctx context.Context, nc *nats.Conn) error {
+	defer s.stopOnce.Do(func() { close(s.stopped) })
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	if nc != nil {
@@ -135,11 +140,14 @@ func (s *Service) Refresh(ctx context.Context, team int64) error {
 	return err
 }
 
-// Errors of the authentication step.
+// Errors of the authentication and admission steps.
 var (
+	ErrMissingToken = errors.New("evalsvc: no project token")
 	ErrUnknownKey   = errors.New("evalsvc: unknown or revoked key")
 	ErrWrongKeyKind = errors.New("evalsvc: key of the wrong kind")
 	ErrOverloaded   = errors.New("evalsvc: overloaded")
+	// ErrCatalogUnavailable wraps a failure to read keys or definitions.
+	ErrCatalogUnavailable = errors.New("evalsvc: catalog unavailable")
 )
 
 // lookupKey resolves a secret through the key cache.
@@ -181,6 +189,33 @@ func (s *Service) teamForToken(ctx context.Context, token string) (int64, error)
 		return 0, ErrWrongKeyKind
 	}
 	return k.Teams[0], nil
+}
+
+// requestTeam is the authentication step of every evaluation request,
+// whatever its transport (/flags, /decide, gRPC Evaluate): the project
+// token's team and its entry in the HyperCache. It fails with
+// ErrMissingToken, ErrUnknownKey (unknown, revoked, or a team that no
+// longer exists), ErrWrongKeyKind (not a project token) or
+// ErrCatalogUnavailable.
+func (s *Service) requestTeam(ctx context.Context, token string) (*teamState, error) {
+	if token == "" {
+		return nil, ErrMissingToken
+	}
+	team, err := s.teamForToken(ctx, token)
+	if err != nil {
+		if errors.Is(err, ErrUnknownKey) || errors.Is(err, ErrWrongKeyKind) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: %w", ErrCatalogUnavailable, err)
+	}
+	ts, err := s.cache.get(ctx, team)
+	if err != nil {
+		if errors.Is(err, errTeamGone) {
+			return nil, fmt.Errorf("%w: %w", ErrUnknownKey, err)
+		}
+		return nil, fmt.Errorf("%w: %w", ErrCatalogUnavailable, err)
+	}
+	return ts, nil
 }
 
 // evaluation is one answered request.
@@ -320,6 +355,9 @@ func (s *Service) evaluate(ctx context.Context, ts *teamState, req *wire.FlagsRe
 		if r.Err != nil {
 			rec.Failed = true
 			ev.errors = true
+			if ee, ok := errors.AsType[*flags.EvalError](r.Err); ok {
+				rec.ErrorCode = ee.Code
+			}
 		}
 		ev.records = append(ev.records, rec)
 	}

@@ -21,6 +21,9 @@ type Record struct {
 	Description   string
 	Payload       []byte // raw JSON, nil for none
 	HasExperiment bool
+	// ErrorCode is the engine's code of a failed flag ("missing_context");
+	// the gRPC API sends it, PostHog's shapes do not.
+	ErrorCode string
 }
 
 // Response is what a /flags or /decide request gets.

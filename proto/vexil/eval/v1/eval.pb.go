@@ -218,8 +218,10 @@ type FlagResult struct {
 	Enabled bool                   `protobuf:"varint,2,opt,name=enabled,proto3" json:"enabled,omitempty"`
 	// variant is the variant key of a multivariate flag, empty otherwise.
 	Variant string `protobuf:"bytes,3,opt,name=variant,proto3" json:"variant,omitempty"`
-	// payload is the value's payload as JSON text, empty for none (and when
-	// the flag is disabled).
+	// payload is the value's payload as /flags sends it in
+	// metadata.payload: JSON text, usually a JSON string that holds the JSON
+	// the flag's author wrote (PostHog stores payloads that way). Empty for
+	// none, and when the flag is disabled.
 	Payload string  `protobuf:"bytes,4,opt,name=payload,proto3" json:"payload,omitempty"`
 	Reason  *Reason `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
 	// id and version are the flag's.

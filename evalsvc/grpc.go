@@ -1,0 +1,377 @@
+package evalsvc
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/vexil-dev/vexil/errcode"
+	"github.com/vexil-dev/vexil/evalsvc/wire"
+	evalv1 "github.com/vexil-dev/vexil/proto/vexil/eval/v1"
+)
+
+// Metric endpoints of the gRPC API (the HTTP gateway's calls count as
+// gRPC calls: they go through a client connection).
+const (
+	endpointEvaluate = "evaluate"
+	endpointWatch    = "watch_definitions"
+)
+
+// RegisterGRPC registers the evaluation API (vexil.eval.v1.EvalService)
+// on a gRPC server. The service authenticates its calls itself (project
+// tokens, secure and personal keys), so the server's interceptors need not.
+func (s *Service) RegisterGRPC(r grpc.ServiceRegistrar) {
+	evalv1.RegisterEvalServiceServer(r, &grpcService{s: s})
+}
+
+// grpcService is the gRPC face of a Service.
+type grpcService struct {
+	evalv1.UnimplementedEvalServiceServer
+	s *Service
+}
+
+// Evaluate runs the evaluation of POST /flags: the same admission, token
+// check, reads and engine, answered as an EvaluateResponse.
+func (g *grpcService) Evaluate(ctx context.Context, in *evalv1.EvaluateRequest) (resp *evalv1.EvaluateResponse, err error) {
+	start := time.Now()
+	defer func() {
+		if r := recover(); r != nil {
+			g.s.cfg.Logger.Error("evaluate: panic", "panic", r)
+			resp, err = nil, errcode.New(errcode.Internal, "internal error")
+		}
+		err = g.s.rpcDone(endpointEvaluate, start, err)
+	}()
+	return g.s.evaluateRPC(ctx, in)
+}
+
+func (s *Service) evaluateRPC(ctx context.Context, in *evalv1.EvaluateRequest) (*evalv1.EvaluateResponse, error) {
+	release, err := s.admit()
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	md, _ := metadata.FromIncomingContext(ctx)
+	token := in.GetToken()
+	if token == "" {
+		token = bearer(mdValue(md, "authorization"))
+	}
+	req, err := flagsRequest(in, token)
+	if err != nil {
+		return nil, err
+	}
+	ts, err := s.requestTeam(ctx, req.Token)
+	if err != nil {
+		return nil, err
+	}
+	sc := getScratch()
+	defer putScratch(sc)
+	ev := s.evaluate(ctx, ts, req, sc)
+	resp := &evalv1.EvaluateResponse{Flags: make([]*evalv1.FlagResult, len(ev.records)), ErrorsWhileComputing: ev.errors,
+		RequestId: requestID(mdValue(md, "x-request-id"))}
+	// One allocation for every result and reason.
+	results := make([]evalv1.FlagResult, len(ev.records))
+	reasons := make([]evalv1.Reason, len(ev.records))
+	indexes := make([]int32, len(ev.records))
+	for i := range ev.records {
+		rec := &ev.records[i]
+		r, reason := &results[i], &reasons[i]
+		r.Key, r.Enabled, r.Variant, r.Id, r.Version, r.Failed, r.ErrorCode = rec.Key, rec.Enabled, rec.Variant, rec.ID, rec.Version, rec.Failed, rec.ErrorCode
+		if rec.Enabled && rec.Payload != nil { // as /flags v2: no payload for a disabled flag
+			r.Payload = string(rec.Payload)
+		}
+		reason.Code, reason.Description = string(rec.Reason.Code), rec.Reason.Description
+		if rec.Reason.ConditionIndex >= 0 {
+			indexes[i] = int32(rec.Reason.ConditionIndex)
+			reason.ConditionIndex = &indexes[i]
+		}
+		r.Reason = reason
+		resp.Flags[i] = r
+	}
+	return resp, nil
+}
+
+// flagsRequest checks an EvaluateRequest and turns it into the request
+// /flags decodes, with the same rules: a distinct id is required and cut at
+// MaxDistinctIDLength, property numbers keep their text, the device id
+// falls back to the $device_id person property.
+func flagsRequest(in *evalv1.EvaluateRequest, token string) (*wire.FlagsRequest, error) {
+	if in.GetDistinctId() == "" {
+		return nil, errcode.Field(errcode.InvalidArgument, "distinct_id", "distinct_id is required").With("posthog_code", wire.CodeMissingDistinctID)
+	}
+	r := &wire.FlagsRequest{Token: token, DistinctID: in.GetDistinctId(), DeviceID: in.GetDeviceId()}
+	if utf8.RuneCountInString(r.DistinctID) > wire.MaxDistinctIDLength {
+		r.DistinctID = string([]rune(r.DistinctID)[:wire.MaxDistinctIDLength])
+	}
+	if len(in.GetGroups()) > 0 {
+		r.Groups = in.GetGroups()
+	}
+	if p := in.GetPersonProperties(); p != "" {
+		if err := decodeJSONObject(p, &r.PersonProperties); err != nil {
+			return nil, errcode.Field(errcode.InvalidArgument, "person_properties", "person_properties must be a JSON object: %v", err).With("posthog_code", wire.CodeBadBody)
+		}
+	}
+	if p := in.GetGroupProperties(); p != "" {
+		if err := decodeJSONObject(p, &r.GroupProperties); err != nil {
+			return nil, errcode.Field(errcode.InvalidArgument, "group_properties", "group_properties must be a JSON object of group type to an object of properties: %v", err).With("posthog_code", wire.CodeBadBody)
+		}
+	}
+	if len(in.GetFlagKeys()) > 0 {
+		r.FlagKeys = in.GetFlagKeys()
+	}
+	if r.DeviceID == "" {
+		switch d := r.PersonProperties["$device_id"].(type) {
+		case string:
+			r.DeviceID = d
+		case json.Number:
+			r.DeviceID = string(d)
+		}
+	}
+	return r, nil
+}
+
+// decodeJSONObject decodes one JSON object (or null) into v, numbers as
+// json.Number.
+func decodeJSONObject(text string, v any) error {
+	dec := json.NewDecoder(strings.NewReader(text))
+	dec.UseNumber()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return errors.New("data after the object")
+	}
+	return nil
+}
+
+// WatchDefinitions sends the team's local-evaluation payload, then a new
+// one each time the team's HyperCache entry is replaced with a different
+// ETag, until the client goes away or Run returns.
+func (g *grpcService) WatchDefinitions(in *evalv1.WatchDefinitionsRequest, stream grpc.ServerStreamingServer[evalv1.WatchDefinitionsResponse]) (err error) {
+	s := g.s
+	defer func() { err = s.rpcDone(endpointWatch, time.Time{}, err) }()
+	ctx := stream.Context()
+	md, _ := metadata.FromIncomingContext(ctx)
+	secret := bearer(mdValue(md, "authorization"))
+	team, err := s.watchTeam(ctx, secret, in.GetToken())
+	if err != nil {
+		return err
+	}
+	s.m.watches.Inc()
+	defer s.m.watches.Dec()
+	last := ""
+	for {
+		changed := s.cache.changes(team) // before the read: no replacement is missed
+		ts, err := s.cache.get(ctx, team)
+		switch {
+		case errors.Is(err, errTeamGone):
+			return errcode.New(errcode.NotFound, "no such project").With("posthog_code", "not_found")
+		case err != nil && ctx.Err() != nil:
+			return ctx.Err()
+		case err != nil:
+			return fmt.Errorf("%w: %w", ErrCatalogUnavailable, err)
+		}
+		payload := ts.payloadNoCohorts
+		if in.GetSendCohorts() {
+			payload = ts.payload
+		}
+		if payload.ETag != last {
+			if err := stream.Send(&evalv1.WatchDefinitionsResponse{Etag: payload.ETag, Payload: payload.Body, TeamId: team}); err != nil {
+				return err
+			}
+			last = payload.ETag
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.stopped:
+			return errcode.New(errcode.Unavailable, "the server is stopping: reconnect")
+		case <-changed:
+		}
+		// The key is checked again: a revocation's change notice flushes
+		// the key cache and reloads the team, which ends up here.
+		again, err := s.watchTeam(ctx, secret, in.GetToken())
+		if err != nil {
+			return err
+		}
+		if again != team {
+			return errcode.New(errcode.PermissionDenied, "the key no longer reaches this project").With("posthog_code", "permission_denied")
+		}
+	}
+}
+
+// watchTeam authenticates a definitions reader as GET /flags/definitions
+// does (definitionsTeam): a secure key, or a personal key with flag:read
+// and, when it reaches several projects, the project token.
+func (s *Service) watchTeam(ctx context.Context, secret, token string) (int64, error) {
+	if secret == "" {
+		return 0, errcode.New(errcode.Unauthenticated, "no key: send \"authorization: Bearer <secure or personal API key>\"").With("posthog_code", "not_authenticated")
+	}
+	key, err := s.lookupKey(ctx, secret)
+	if err != nil {
+		if errors.Is(err, ErrUnknownKey) {
+			return 0, errcode.New(errcode.Unauthenticated, "invalid API key").With("posthog_code", "authentication_failed")
+		}
+		return 0, fmt.Errorf("%w: %w", ErrCatalogUnavailable, err)
+	}
+	team, httpStatus, code, detail := s.definitionsTeam(ctx, key, token)
+	switch httpStatus {
+	case 0:
+		return team, nil
+	case http.StatusBadRequest:
+		return 0, errcode.Field(errcode.InvalidArgument, "token", "%s", detail).With("posthog_code", code)
+	case http.StatusForbidden:
+		return 0, errcode.New(errcode.PermissionDenied, "%s", detail).With("posthog_code", code)
+	}
+	return 0, errcode.New(errcode.Unauthenticated, "%s", detail).With("posthog_code", code)
+}
+
+// rpcDone counts a finished call (its latency too when start is set) and
+// turns its error into a gRPC status with Vexil's stable code.
+func (s *Service) rpcDone(endpoint string, start time.Time, err error) error {
+	e := rpcError(err)
+	httpStatus := http.StatusOK
+	if e != nil {
+		httpStatus = e.Code.HTTPStatus()
+		if e.Code == errcode.Internal {
+			s.cfg.Logger.Error("evalsvc: internal error", "endpoint", endpoint, "err", err)
+		}
+	}
+	if start.IsZero() {
+		s.m.requests.WithLabelValues(endpoint, fmt.Sprintf("%dxx", httpStatus/100)).Inc()
+	} else {
+		s.observe(endpoint, start, httpStatus)
+	}
+	if e == nil {
+		return nil
+	}
+	return errcode.GRPCStatus(e).Err()
+}
+
+// rpcError classifies the service's errors in errcode's table; metadata
+// "posthog_code" carries the code the HTTP endpoints send for the same
+// failure.
+func rpcError(err error) *errcode.Error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, ErrOverloaded):
+		return errcode.New(errcode.Unavailable, "too many requests in flight; retry shortly").With("posthog_code", "overloaded").Wrap(err)
+	case errors.Is(err, ErrMissingToken):
+		return errcode.New(errcode.Unauthenticated, "no project token: send \"authorization: Bearer phc_...\" or the token field").With("posthog_code", wire.CodeMissingToken)
+	case errors.Is(err, ErrUnknownKey), errors.Is(err, ErrWrongKeyKind):
+		return errcode.New(errcode.Unauthenticated, "the project token is not valid").With("posthog_code", "invalid_token").Wrap(err)
+	case errors.Is(err, ErrCatalogUnavailable):
+		return errcode.New(errcode.Unavailable, "cannot check the key or load the project's flags now; retry shortly").With("posthog_code", "catalog_unavailable").Wrap(err)
+	}
+	return errcode.From(err)
+}
+
+func mdValue(md metadata.MD, key string) string {
+	if v := md.Get(key); len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+// Gateway returns the HTTP handler of POST /api/evaluate: grpc-gateway
+// over conn, a client connection to a gRPC server on which RegisterGRPC
+// registered the service, so that the server's interceptors run. Bodies
+// over MaxBodyBytes get 413; errors are a google.rpc.Status in JSON with
+// the HTTP status of errcode's table, as the management API answers.
+func (s *Service) Gateway(conn grpc.ClientConnInterface) (http.Handler, error) {
+	gw := runtime.NewServeMux(
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, gatewayMarshaler),
+		runtime.WithIncomingHeaderMatcher(gatewayHeader),
+		runtime.WithErrorHandler(func(_ context.Context, _ *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, _ *http.Request, err error) {
+			st, ok := status.FromError(err)
+			if !ok {
+				st = errcode.GRPCStatus(err)
+			} else if len(st.Details()) == 0 { // the gateway's own (a body that does not decode)
+				st = errcode.GRPCStatus(errcode.FromStatus(st))
+			}
+			writeStatus(w, m, st, 0)
+		}),
+		runtime.WithRoutingErrorHandler(func(_ context.Context, _ *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, _ *http.Request, code int) {
+			if code == http.StatusMethodNotAllowed {
+				w.Header().Set("Allow", http.MethodPost)
+				writeStatus(w, m, errcode.GRPCStatus(errcode.New(errcode.Unimplemented, "use POST")), code)
+				return
+			}
+			writeStatus(w, m, errcode.GRPCStatus(errcode.New(errcode.NotFound, "no such route")), 0)
+		}),
+	)
+	if err := evalv1.RegisterEvalServiceHandlerClient(context.Background(), gw, evalv1.NewEvalServiceClient(conn)); err != nil {
+		return nil, fmt.Errorf("evalsvc: gateway: %w", err)
+	}
+	limit := s.cfg.MaxBodyBytes
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > int64(limit) {
+			writeStatus(w, gatewayMarshaler, errcode.GRPCStatus(tooLarge(limit)), 0)
+			return
+		}
+		if r.Body != nil && r.Body != http.NoBody {
+			data, err := io.ReadAll(io.LimitReader(r.Body, int64(limit)+1))
+			if err != nil {
+				writeStatus(w, gatewayMarshaler, errcode.GRPCStatus(errcode.New(errcode.InvalidArgument, "reading the body: %v", err)), 0)
+				return
+			}
+			if len(data) > limit {
+				writeStatus(w, gatewayMarshaler, errcode.GRPCStatus(tooLarge(limit)), 0)
+				return
+			}
+			r.Body = io.NopCloser(bytes.NewReader(data))
+		}
+		gw.ServeHTTP(w, r)
+	}), nil
+}
+
+func tooLarge(n int) error {
+	return errcode.New(errcode.TooLarge, "the request body is over %d bytes", n).With("limit", fmt.Sprint(n)).With("posthog_code", wire.CodeBodyTooLarge)
+}
+
+// gatewayMarshaler writes snake_case JSON with every scalar, as the
+// management API does.
+var gatewayMarshaler = &runtime.JSONPb{
+	MarshalOptions: protojson.MarshalOptions{UseProtoNames: true, EmitDefaultValues: true},
+}
+
+// gatewayHeader forwards Authorization and X-Request-ID as metadata.
+func gatewayHeader(key string) (string, bool) {
+	switch k := strings.ToLower(key); k {
+	case "authorization", "x-request-id":
+		return k, true
+	}
+	return runtime.DefaultHeaderMatcher(key)
+}
+
+// writeStatus writes a gRPC status as JSON with errcode's HTTP status, or
+// httpStatus when not 0.
+func writeStatus(w http.ResponseWriter, m runtime.Marshaler, st *status.Status, httpStatus int) {
+	e := errcode.FromStatus(st)
+	body, err := m.Marshal(st.Proto())
+	if err != nil {
+		body = []byte(`{"code":13,"message":"internal error"}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if e.Code == errcode.Unauthenticated {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="vexil"`)
+	}
+	if httpStatus == 0 {
+		httpStatus = e.Code.HTTPStatus()
+	}
+	w.WriteHeader(httpStatus)
+	_, _ = w.Write(body)
+}
