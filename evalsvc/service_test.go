@@ -91,6 +91,7 @@ func newFixture(t *testing.T) (*fakeCatalog, *memstore.Store) {
 	cat.addKey("phc_team2", catalog.KeyProjectToken, []int64{2})
 	cat.addKey("phs_team1", catalog.KeySecure, []int64{1})
 	cat.addKey("phx_reader", catalog.KeyPersonal, []int64{1}, "flag:read")
+	cat.addKey("phx_all", catalog.KeyPersonal, nil, "*")
 	cat.addKey("phx_noscope", catalog.KeyPersonal, []int64{1}, "cohort:read")
 	cat.addKey("phx_team2", catalog.KeyPersonal, []int64{2}, "flag:read")
 	revoked := catalog.APIKey{ID: "revoked", Kind: catalog.KeyProjectToken, Hash: hashKey("phc_revoked"), Teams: []int64{1}, RevokedAt: time.Unix(1, 0)}
@@ -380,6 +381,7 @@ func TestDefinitionsEndpoint(t *testing.T) {
 		{"key of another team", "/flags/definitions?token=phc_team1", "Bearer phx_team2", 403},
 		{"unknown project token", "/flags/definitions?token=phc_nope", "Bearer phx_reader", 401},
 		{"personal key", "/flags/definitions?token=phc_team1&send_cohorts", "Bearer phx_reader", 200},
+		{"instance-wide key with every scope", "/flags/definitions?token=phc_team1&send_cohorts", "Bearer phx_all", 200},
 		{"secure key, no token", "/api/feature_flag/local_evaluation?send_cohorts", "Bearer phs_team1", 200},
 		{"secure key of another team", "/flags/definitions?token=phc_team2", "Bearer phs_team1", 403},
 	}
@@ -402,7 +404,7 @@ func TestDefinitionsEndpoint(t *testing.T) {
 			}
 		}
 	}
-	if len(bodies) == 2 && !bytes.Equal(bodies[0], bodies[1]) {
+	if len(bodies) == 3 && !bytes.Equal(bodies[0], bodies[2]) {
 		t.Error("both definition routes must serve the same payload")
 	}
 	w := get(h, "/flags/definitions?token=phc_team1&send_cohorts", "Authorization", "Bearer phx_reader")
