@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: lint (gofmt, go vet, generated protobuf code up
-# to date), every Go test, and schemathesis against the management API's
-# OpenAPI. A local Cassandra is started for the ScyllaDB backends' tests (and
+# to date), every Go test, schemathesis against the management API's
+# OpenAPI, and PostHog's official Node SDK against vexil serve. A local Cassandra is started for the ScyllaDB backends' tests (and
 # stopped again when this script started it). With CI=true, tests that need
 # Cassandra fail instead of skipping when it is missing.
 set -euo pipefail
@@ -38,3 +38,4 @@ echo "go packages: $passed passed, $failed failed"
 mkdir -p bin
 go build -o bin/vexil ./cmd/vexil
 VEXIL_BIN=$PWD/bin/vexil scripts/schemathesis.sh
+VEXIL_BIN=$PWD/bin/vexil scripts/sdk-node.sh
