@@ -591,15 +591,22 @@ func TestWatchDefinitionsRefused(t *testing.T) {
 			}
 		})
 	}
-	// A personal key with flag:read is accepted.
-	ctx, cancel := context.WithCancel(metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer phx_reader"))
-	defer cancel()
-	stream, err := client.WatchDefinitions(ctx, &evalv1.WatchDefinitionsRequest{Token: "phc_team1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if m, err := stream.Recv(); err != nil || m.GetTeamId() != 1 || len(m.GetPayload()) == 0 {
-		t.Errorf("personal key: %v %v", m, err)
+	// A personal key with flag:read, or with every scope ("*"), is
+	// accepted, as by GET /flags/definitions.
+	cat.addKey("phx_all", catalog.KeyPersonal, nil, "*")
+	for _, key := range []string{"phx_reader", "phx_all"} {
+		if w := get(s.Handler(), "/flags/definitions?token=phc_team1", "Authorization", "Bearer "+key); w.Code != 200 {
+			t.Errorf("GET /flags/definitions with %s: %d %s", key, w.Code, w.Body)
+		}
+		ctx, cancel := context.WithCancel(metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+key))
+		stream, err := client.WatchDefinitions(ctx, &evalv1.WatchDefinitionsRequest{Token: "phc_team1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m, err := stream.Recv(); err != nil || m.GetTeamId() != 1 || len(m.GetPayload()) == 0 {
+			t.Errorf("personal key %s: %v %v", key, m, err)
+		}
+		cancel()
 	}
 }
 

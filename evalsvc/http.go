@@ -176,8 +176,9 @@ func requestID(h string) string {
 	return uuid.NewString()
 }
 
-// Scopes that grant the local-evaluation definitions to a personal key.
-var definitionScopes = []string{"flag:read", "feature_flag:read"}
+// Scopes that grant the local-evaluation definitions to a personal key
+// ("*" grants every scope, as in the management API).
+var definitionScopes = []string{"flag:read", "feature_flag:read", "*"}
 
 func (s *Service) serveDefinitions(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {

@@ -19,6 +19,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/vexil-dev/vexil/admin"
 	"github.com/vexil-dev/vexil/catalog"
@@ -60,7 +62,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := newFlagSet("serve", stderr)
 	fs.StringVar(&c.dataDir, "data-dir", ".data", "directory of the embedded store, catalog and NATS JetStream")
 	fs.StringVar(&c.httpAddr, "http-addr", "127.0.0.1:8000", "HTTP address: /flags, /decide, local-evaluation definitions, the management API under /api, /metrics")
-	fs.StringVar(&c.grpcAddr, "grpc-addr", "127.0.0.1:8001", "gRPC address of the management API")
+	fs.StringVar(&c.grpcAddr, "grpc-addr", "127.0.0.1:8001", "gRPC address of the management API and the evaluation API (vexil.eval.v1.EvalService)")
 	fs.StringVar(&c.natsURL, "nats-url", "", "an external NATS server with JetStream; empty runs one in process")
 	fs.StringVar(&c.natsListen, "nats-listen", "127.0.0.1:4222", "address of the in-process NATS server (for vexil publish and producers)")
 	fs.StringVar(&c.scylla, "scylla-hosts", "", "comma-separated ScyllaDB (or Cassandra) contact points; empty keeps the store and the catalog in Pebble under -data-dir")
@@ -91,6 +93,9 @@ type node struct {
 	eval     *evalsvc.Service
 	adminSvc *admin.Service
 	adminSrv *admin.Server
+	// evalConn is the evaluation gateway's (POST /api/evaluate) client
+	// connection to the gRPC server.
+	evalConn *grpc.ClientConn
 	registry *prometheus.Registry
 }
 
@@ -217,9 +222,26 @@ func startNode(c serveConfig, log *slog.Logger) (n *node, err error) {
 			_, _ = io.WriteString(w, "ok\n")
 		}),
 	}
-	n.adminSrv, err = admin.NewServer(admin.ServerConfig{Service: n.adminSvc, HTTPAddr: c.httpAddr, GRPCAddr: c.grpcAddr,
-		Routes: routes, Logger: log.With("role", "admin")})
+	// The evaluation API shares the management API's gRPC server; its HTTP
+	// gateway goes through a client connection to that server, so the
+	// listener is opened here to know the address first.
+	grpcLn, err := net.Listen("tcp", c.grpcAddr)
 	if err != nil {
+		return nil, fmt.Errorf("listen gRPC on %s: %w", c.grpcAddr, err)
+	}
+	n.evalConn, err = grpc.NewClient(grpcLn.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		_ = grpcLn.Close()
+		return nil, fmt.Errorf("evaluation gateway: %w", err)
+	}
+	if routes["/api/evaluate"], err = n.eval.Gateway(n.evalConn); err != nil {
+		_ = grpcLn.Close()
+		return nil, err
+	}
+	n.adminSrv, err = admin.NewServer(admin.ServerConfig{Service: n.adminSvc, HTTPAddr: c.httpAddr, GRPCListener: grpcLn,
+		Routes: routes, Register: func(s *grpc.Server) { n.eval.RegisterGRPC(s) }, Logger: log.With("role", "admin")})
+	if err != nil {
+		_ = grpcLn.Close()
 		return nil, err
 	}
 	return n, nil
@@ -229,6 +251,9 @@ func startNode(c serveConfig, log *slog.Logger) (n *node, err error) {
 // stopped (Run returned), so the store and catalog see no more writes.
 func (n *node) close(log *slog.Logger) error {
 	var errs []error
+	if n.evalConn != nil {
+		errs = append(errs, n.evalConn.Close())
+	}
 	if n.catalog != nil {
 		errs = append(errs, n.catalog.Close())
 	}

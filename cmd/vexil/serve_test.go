@@ -16,12 +16,15 @@ import (
 	"github.com/posthog/posthog-go"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	"github.com/vexil-dev/vexil/admin"
 	"github.com/vexil-dev/vexil/flags"
 	adminv1 "github.com/vexil-dev/vexil/proto/vexil/admin/v1"
+	evalv1 "github.com/vexil-dev/vexil/proto/vexil/eval/v1"
 )
 
 // testNode starts a whole Vexil on random loopback ports in a temp dir.
@@ -334,3 +337,169 @@ func (quietLogger) Logf(string, ...any)   {}
 func (quietLogger) Debugf(string, ...any) {}
 func (quietLogger) Warnf(string, ...any)  {}
 func (quietLogger) Errorf(string, ...any) {}
+
+// TestServeEvaluateGRPC: the evaluation API on the node's gRPC address,
+// and POST /api/evaluate on its HTTP address, answer what /flags answers;
+// WatchDefinitions sends what GET /flags/definitions serves.
+func TestServeEvaluateGRPC(t *testing.T) {
+	n := testNode(t)
+	tm := defineTeam(t, n)
+	const persons = 30
+	ctx := context.Background()
+	if err := publishDemoPersons(ctx, n.nc, tm.id, persons); err != nil {
+		t.Fatal(err)
+	}
+	waitRow(t, n, tm.id, fmt.Sprintf("user-%d", persons-1))
+	deadline := time.Now().Add(60 * time.Second)
+	for _, err := n.store.GetGroup(ctx, tm.id, 0, "company-199"); err != nil; _, err = n.store.GetGroup(ctx, tm.id, 0, "company-199") {
+		if time.Now().After(deadline) {
+			t.Fatal("groups never appeared")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	conn, err := grpc.NewClient(n.adminSrv.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	client := evalv1.NewEvalServiceClient(conn)
+	tctx := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+tm.token)
+	addr := n.adminSrv.HTTPAddr()
+
+	type view struct {
+		enabled bool
+		variant any
+		reason  any
+		payload any
+	}
+	payloadValue := func(text string) any {
+		if text == "" {
+			return nil
+		}
+		var v any
+		if err := json.Unmarshal([]byte(text), &v); err != nil {
+			t.Fatalf("payload %q: %v", text, err)
+		}
+		return v
+	}
+	for i := range persons {
+		did, _ := demoPerson(i)
+		company, _ := demoCompany(i % 200)
+		props, propsJSON := "", ""
+		if i%5 == 0 { // a request override wins over the stored plan
+			props, propsJSON = `,"person_properties":{"plan":"enterprise"}`, `{"plan":"enterprise"}`
+		}
+		raw := postFlags(t, addr, fmt.Sprintf(`{"token":%q,"distinct_id":%q,"groups":{"company":%q}%s}`, tm.token, did, company, props))
+		if raw["errorsWhileComputingFlags"] != false {
+			t.Fatalf("%s: errors while computing: %v", did, raw)
+		}
+		want := map[string]view{}
+		for k, v := range raw["flags"].(map[string]any) {
+			rec := v.(map[string]any)
+			want[k] = view{rec["enabled"].(bool), rec["variant"], rec["reason"].(map[string]any)["code"], rec["metadata"].(map[string]any)["payload"]}
+		}
+		if len(want) != len(demoFlags) {
+			t.Fatalf("/flags has %d flags", len(want))
+		}
+
+		resp, err := client.Evaluate(tctx, &evalv1.EvaluateRequest{DistinctId: did, Groups: map[string]string{"company": company}, PersonProperties: propsJSON})
+		if err != nil {
+			t.Fatalf("%s: Evaluate: %v", did, err)
+		}
+		if resp.GetErrorsWhileComputing() || len(resp.GetFlags()) != len(want) {
+			t.Fatalf("%s: Evaluate: %v", did, resp)
+		}
+		for _, f := range resp.GetFlags() {
+			var variant any
+			if f.GetVariant() != "" {
+				variant = f.GetVariant()
+			}
+			if got := (view{f.GetEnabled(), variant, f.GetReason().GetCode(), payloadValue(f.GetPayload())}); got != want[f.GetKey()] {
+				t.Errorf("%s %s: Evaluate %+v, /flags %+v", did, f.GetKey(), got, want[f.GetKey()])
+			}
+		}
+
+		req, err := http.NewRequest(http.MethodPost, "http://"+addr+"/api/evaluate",
+			strings.NewReader(fmt.Sprintf(`{"distinct_id":%q,"groups":{"company":%q},"person_properties":%q}`, did, company, propsJSON)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+tm.token)
+		req.Header.Set("Content-Type", "application/json")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 {
+			t.Fatalf("%s: /api/evaluate: %d %s", did, res.StatusCode, body)
+		}
+		var doc struct {
+			Flags []struct {
+				Key     string `json:"key"`
+				Enabled bool   `json:"enabled"`
+				Variant string `json:"variant"`
+				Payload string `json:"payload"`
+				Reason  struct {
+					Code string `json:"code"`
+				} `json:"reason"`
+			} `json:"flags"`
+		}
+		if err := json.Unmarshal(body, &doc); err != nil || len(doc.Flags) != len(want) {
+			t.Fatalf("%s: /api/evaluate: %s (%v)", did, body, err)
+		}
+		for _, f := range doc.Flags {
+			var variant any
+			if f.Variant != "" {
+				variant = f.Variant
+			}
+			if got := (view{f.Enabled, variant, f.Reason.Code, payloadValue(f.Payload)}); got != want[f.Key] {
+				t.Errorf("%s %s: /api/evaluate %+v, /flags %+v", did, f.Key, got, want[f.Key])
+			}
+		}
+	}
+
+	// A bad token is refused on both.
+	_, err = client.Evaluate(ctx, &evalv1.EvaluateRequest{Token: "phc_nope", DistinctId: "user-1"})
+	if status.Code(err) != codes.Unauthenticated {
+		t.Errorf("unknown token over gRPC: %v", err)
+	}
+	res, err := http.Post("http://"+addr+"/api/evaluate", "application/json", strings.NewReader(`{"token":"phc_nope","distinct_id":"user-1"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusUnauthorized {
+		t.Errorf("unknown token over /api/evaluate: %d", res.StatusCode)
+	}
+	if got := counterValue(t, n, "vexil_evalsvc_requests_total", "endpoint", "evaluate"); got != 2*persons+2 {
+		t.Errorf("evaluate requests counted: %v, want %d", got, 2*persons+2)
+	}
+
+	// The definitions stream starts with what GET /flags/definitions serves.
+	wctx, cancel := context.WithCancel(metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+tm.personal))
+	defer cancel()
+	stream, err := client.WatchDefinitions(wctx, &evalv1.WatchDefinitionsRequest{Token: tm.token, SendCohorts: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequest(http.MethodGet, "http://"+addr+"/flags/definitions?send_cohorts&token="+tm.token, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+tm.personal)
+	res, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defs, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || first.GetTeamId() != tm.id || first.GetEtag() != res.Header.Get("ETag") || string(first.GetPayload()) != string(defs) {
+		t.Errorf("watch: team %d etag %s, GET: %d etag %s", first.GetTeamId(), first.GetEtag(), res.StatusCode, res.Header.Get("ETag"))
+	}
+}
