@@ -7,24 +7,30 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
+
+	"google.golang.org/grpc/metadata"
 
 	"github.com/vexil-dev/vexil/catalog"
 	"github.com/vexil-dev/vexil/flags"
+	evalv1 "github.com/vexil-dev/vexil/proto/vexil/eval/v1"
 	"github.com/vexil-dev/vexil/store"
 	"github.com/vexil-dev/vexil/store/pebblestore"
 )
 
-// BenchmarkServeFlags50 is one /flags request end to end in process (no
-// network): body decode, token lookup (cached), one Pebble row read, 50
-// flags (the peers' workload), the v2 response written.
-func BenchmarkServeFlags50(b *testing.B) {
+// benchPersons is the number of rows benchService stores.
+const benchPersons = 10000
+
+// benchService is a Service over Pebble with benchPersons rows and the 50
+// flags of the peers' workload, for token phc_bench.
+func benchService(b *testing.B) *Service {
 	st, err := pebblestore.Open(pebblestore.Config{Dir: b.TempDir()})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer st.Close()
-	const persons = 10000
+	b.Cleanup(func() { _ = st.Close() })
+	const persons = benchPersons
 	countries := []string{"US", "DE", "FR"}
 	var batch store.Batch
 	for i := range persons {
@@ -53,10 +59,17 @@ func BenchmarkServeFlags50(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	h := s.Handler()
+	return s
+}
+
+// BenchmarkServeFlags50 is one /flags request end to end in process (no
+// network): body decode, token lookup (cached), one Pebble row read, 50
+// flags (the peers' workload), the v2 response written.
+func BenchmarkServeFlags50(b *testing.B) {
+	h := benchService(b).Handler()
 	bodies := make([]string, 1000)
 	for i := range bodies {
-		bodies[i] = fmt.Sprintf(`{"token":"phc_bench","distinct_id":"user-%d"}`, (i*7919)%persons)
+		bodies[i] = fmt.Sprintf(`{"token":"phc_bench","distinct_id":"user-%d"}`, (i*7919)%benchPersons)
 	}
 	b.ReportAllocs()
 	i := 0
@@ -70,4 +83,54 @@ func BenchmarkServeFlags50(b *testing.B) {
 		}
 		i++
 	}
+}
+
+// BenchmarkEvaluateGRPC50 is the same request as BenchmarkServeFlags50
+// through gRPC Evaluate over a loopback TCP connection: one caller, one
+// call at a time, so it includes the round trip and both sides' protobuf
+// work.
+func BenchmarkEvaluateGRPC50(b *testing.B) {
+	client, _ := grpcServer(b, benchService(b), nil)
+	ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer phc_bench")
+	reqs := make([]*evalv1.EvaluateRequest, 1000)
+	for i := range reqs {
+		reqs[i] = &evalv1.EvaluateRequest{DistinctId: fmt.Sprintf("user-%d", (i*7919)%benchPersons)}
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		resp, err := client.Evaluate(ctx, reqs[i%len(reqs)])
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(resp.GetFlags()) != 50 {
+			b.Fatalf("%d flags", len(resp.GetFlags()))
+		}
+		i++
+	}
+}
+
+// BenchmarkEvaluateGRPC50Parallel is BenchmarkEvaluateGRPC50 with
+// GOMAXPROCS×8 callers sharing the connection: throughput rather than
+// round-trip latency.
+func BenchmarkEvaluateGRPC50Parallel(b *testing.B) {
+	client, _ := grpcServer(b, benchService(b), nil)
+	ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer phc_bench")
+	b.ReportAllocs()
+	b.SetParallelism(8)
+	var next atomic.Int64
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := next.Add(1)
+			resp, err := client.Evaluate(ctx, &evalv1.EvaluateRequest{DistinctId: fmt.Sprintf("user-%d", (i*7919)%benchPersons)})
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			if len(resp.GetFlags()) != 50 {
+				b.Errorf("%d flags", len(resp.GetFlags()))
+				return
+			}
+		}
+	})
 }
