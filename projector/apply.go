@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 
 	"golang.org/x/sync/errgroup"
@@ -38,6 +39,9 @@ type mappingEntry struct {
 // which keys changed. It becomes the batch's store writes.
 type overlay struct {
 	st store.Store
+	// prev is the overlay of the batch before, whose writes may not have
+	// reached the store yet: reads look there first (nil for none).
+	prev *overlay
 	// atomic is Config.AtomicStore.
 	atomic bool
 	// readConcurrency bounds concurrent store reads.
@@ -60,9 +64,10 @@ type overlay struct {
 	// indexOps are the person → distinct id index changes, in order;
 	// indexNet is their net effect (true: added) and indexAdded the ids
 	// added per person (some maybe removed again: check indexNet).
-	indexOps   []store.IndexOp
-	indexNet   map[store.IndexEntry]bool
-	indexAdded map[store.PersonKey][]string
+	indexOps     []store.IndexOp
+	indexNet     map[store.IndexEntry]bool
+	indexAdded   map[store.PersonKey][]string
+	indexRemoved map[store.PersonKey][]string
 
 	groups      map[store.GroupKey]*store.Group
 	dirtyGroups []store.GroupKey
@@ -78,19 +83,26 @@ type overlay struct {
 type write struct {
 	derived store.Batch // rows and index; applied first
 	sources store.Batch // persons, mappings, groups, group types
-	// indexRead holds the distinct ids read from the store (before this
-	// batch), for the index cache once the batch is committed.
-	indexRead map[store.PersonKey][]string
 }
 
 // prepare applies the valid messages of b, in order, to an overlay of the
-// state they touch and returns the store writes. A message the convergence
-// logic refuses becomes poison (ingest.ReasonStoreRejected). Errors are
-// store read failures (transient: the batch is retried).
-func (p *Projector) prepare(ctx context.Context, b *batch) (*write, error) {
+// state they touch and returns the store writes and the overlay. prev is
+// the previous batch's overlay, whose writes may still be in flight. A
+// message the convergence logic refuses becomes poison
+// (ingest.ReasonStoreRejected). Errors are store read failures (transient:
+// the batch is retried).
+//
+// The index cache is updated here, before the write: the next batch must
+// see this one's index changes, and a write that never lands ends the run
+// (the cache is emptied when a run starts).
+func (p *Projector) prepare(ctx context.Context, b *batch, prev *overlay) (*write, *overlay, error) {
 	n := len(b.items)
+	if prev != nil {
+		prev.prev = nil // only one batch back is ever needed
+	}
 	ov := &overlay{
 		st:              p.cfg.Store,
+		prev:            prev,
 		atomic:          p.cfg.AtomicStore,
 		readConcurrency: p.cfg.ReadConcurrency,
 		cache:           p.cache,
@@ -99,12 +111,13 @@ func (p *Projector) prepare(ctx context.Context, b *batch) (*write, error) {
 		mappings:        make(map[store.DistinctKey]*mappingEntry, n),
 		indexNet:        make(map[store.IndexEntry]bool, n),
 		indexAdded:      make(map[store.PersonKey][]string, n),
+		indexRemoved:    map[store.PersonKey][]string{},
 		groups:          map[store.GroupKey]*store.Group{},
 		groupTypes:      map[int64]map[int]string{},
 		dirtyGroupTypes: map[[2]int64]string{},
 	}
 	if err := ov.prefetch(ctx, b); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for i := range b.items {
 		it := &b.items[i]
@@ -116,18 +129,26 @@ func (p *Projector) prepare(ctx context.Context, b *batch) (*write, error) {
 				it.env, it.poison = nil, &ingest.Error{Reason: ingest.ReasonStoreRejected, Text: err.Error()}
 				continue
 			}
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	w := &write{indexRead: ov.indexRead}
+	w := &write{}
 	derived := &w.derived
 	if p.cfg.AtomicStore {
 		derived = &w.sources
 	}
 	if err := ov.finish(ctx, derived, &w.sources); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return w, nil
+	if p.cache != nil {
+		for k, ids := range ov.indexRead {
+			p.cache.put(k, ids)
+		}
+		for _, op := range ov.indexOps {
+			p.cache.apply(op)
+		}
+	}
+	return w, ov, nil
 }
 
 // commit writes w durably: the derived writes first, then the sources (see
@@ -139,21 +160,7 @@ func (p *Projector) commit(ctx context.Context, w *write) error {
 			continue
 		}
 		if err := p.cfg.Store.Apply(ctx, b); err != nil {
-			// What the store holds now is unknown: start over.
-			if p.cache != nil {
-				p.cache.reset()
-			}
 			return fmt.Errorf("projector: store apply: %w", err)
-		}
-	}
-	if p.cache != nil {
-		for k, ids := range w.indexRead {
-			p.cache.put(k, ids)
-		}
-		for _, b := range []*store.Batch{&w.derived, &w.sources} {
-			for _, op := range b.Index() {
-				p.cache.apply(op)
-			}
 		}
 	}
 	return nil
@@ -192,8 +199,21 @@ func (ov *overlay) prefetch(ctx context.Context, b *batch) error {
 	return ov.loadMappings(ctx)
 }
 
-// loadPersons reads keys, whose entries exist, from the store.
+// loadPersons reads keys, whose entries exist, from the previous batch's
+// overlay or the store.
 func (ov *overlay) loadPersons(ctx context.Context, keys []store.PersonKey) error {
+	if ov.prev != nil {
+		rest := keys[:0:0]
+		for _, k := range keys {
+			if e, ok := ov.prev.persons[k]; ok && e.p != nil {
+				// A copy: the previous batch's write holds the original.
+				ov.persons[k].p = e.p.Clone()
+				continue
+			}
+			rest = append(rest, k)
+		}
+		keys = rest
+	}
 	return readChunks(ctx, ov.readConcurrency, keys, ov.st.GetPersons, func(k store.PersonKey, p *store.Person, ok bool) {
 		ov.persons[k].p = p // nil when absent
 	}, "persons")
@@ -210,10 +230,22 @@ func (ov *overlay) mappingEntry(dk store.DistinctKey) *mappingEntry {
 	return e
 }
 
-// loadMappings reads every unloaded mapping entry from the store.
+// loadMappings reads every unloaded mapping entry from the previous
+// batch's overlay or the store.
 func (ov *overlay) loadMappings(ctx context.Context) error {
 	keys := ov.unloaded
 	ov.unloaded = nil
+	if ov.prev != nil {
+		rest := keys[:0:0]
+		for _, k := range keys {
+			if e, ok := ov.prev.mappings[k]; ok && e.loaded {
+				ov.mappings[k].m, ov.mappings[k].loaded = e.m, true
+				continue
+			}
+			rest = append(rest, k)
+		}
+		keys = rest
+	}
 	return readChunks(ctx, ov.readConcurrency, keys, ov.st.GetMappings, func(k store.DistinctKey, m store.Mapping, ok bool) {
 		e := ov.mappings[k]
 		e.m, e.loaded = m, true // a zero Mapping when absent
@@ -427,15 +459,49 @@ func (ov *overlay) assert(ctx context.Context, team int64, personID string, ids 
 func (ov *overlay) index(e store.IndexEntry, add bool) {
 	ov.indexOps = append(ov.indexOps, store.IndexOp{Entry: e, Delete: !add})
 	ov.indexNet[e] = add
+	pk := store.PersonKey{Team: e.Team, ID: e.PersonID}
 	if add {
-		pk := store.PersonKey{Team: e.Team, ID: e.PersonID}
 		ov.indexAdded[pk] = append(ov.indexAdded[pk], e.DistinctID)
+	} else {
+		ov.indexRemoved[pk] = append(ov.indexRemoved[pk], e.DistinctID)
 	}
+}
+
+// withIndexChanges returns ids (sorted) with this overlay's net index
+// changes of person pk applied, sorted.
+func (ov *overlay) withIndexChanges(pk store.PersonKey, ids []string) []string {
+	added, removed := ov.indexAdded[pk], ov.indexRemoved[pk]
+	if len(added) == 0 && len(removed) == 0 {
+		return ids
+	}
+	out := slices.Clone(ids)
+	for _, id := range removed {
+		if !ov.indexNet[store.IndexEntry{Team: pk.Team, PersonID: pk.ID, DistinctID: id}] {
+			if i, ok := slices.BinarySearch(out, id); ok {
+				out = slices.Delete(out, i, i+1)
+			}
+		}
+	}
+	for _, id := range added {
+		if ov.indexNet[store.IndexEntry{Team: pk.Team, PersonID: pk.ID, DistinctID: id}] {
+			if i, ok := slices.BinarySearch(out, id); !ok {
+				out = slices.Insert(out, i, id)
+			}
+		}
+	}
+	return out
 }
 
 func (ov *overlay) group(ctx context.Context, k store.GroupKey) (*store.Group, error) {
 	if g, ok := ov.groups[k]; ok {
 		return g, nil
+	}
+	if ov.prev != nil {
+		if g, ok := ov.prev.groups[k]; ok {
+			g = g.Clone() // the previous batch's write holds the original
+			ov.groups[k] = g
+			return g, nil
+		}
 	}
 	g, err := ov.st.GetGroup(ctx, k.Team, k.TypeIndex, k.Key)
 	switch {
@@ -451,6 +517,13 @@ func (ov *overlay) group(ctx context.Context, k store.GroupKey) (*store.Group, e
 func (ov *overlay) teamGroupTypes(ctx context.Context, team int64) (map[int]string, error) {
 	if names, ok := ov.groupTypes[team]; ok {
 		return names, nil
+	}
+	if ov.prev != nil {
+		if names, ok := ov.prev.groupTypes[team]; ok {
+			names = maps.Clone(names)
+			ov.groupTypes[team] = names
+			return names, nil
+		}
 	}
 	gts, err := ov.st.GetGroupTypes(ctx, team)
 	if err != nil {
@@ -484,6 +557,9 @@ func (ov *overlay) finish(ctx context.Context, derived, sources *store.Batch) er
 			ids, err := ov.st.DistinctIDs(gctx, pk.Team, pk.ID)
 			if err != nil {
 				return fmt.Errorf("projector: read distinct ids of %d/%s: %w", pk.Team, pk.ID, err)
+			}
+			if ov.prev != nil {
+				ids = ov.prev.withIndexChanges(pk, ids) // may not be written yet
 			}
 			stored[i] = ids
 			return nil

@@ -12,6 +12,12 @@
 // batch are applied in order against an overlay of the state read for the
 // batch, so several messages for one person compose before the one write.
 //
+// Three goroutines hand work on through bounded queues: one forms and
+// decodes batches, one prepares them (store reads and convergence), one
+// commits them (dead letters, the store write, acks). A batch is prepared
+// while the one before it is being written, reading through that batch's
+// overlay; at most one batch is ahead of the write.
+//
 // # Dead letters
 //
 // A message that can never be applied (undecodable, unknown kind, team

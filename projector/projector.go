@@ -269,35 +269,63 @@ func asPoison(err error) *ingest.Error {
 // applyBatches is the single writer: it applies batches in order and
 // acknowledges each after its store write returned.
 func (p *Projector) applyBatches(ctx context.Context, in <-chan *batch) error {
-	for {
-		var b *batch
-		select {
-		case <-ctx.Done():
-			return nil
-		case b = <-in:
-		}
-		if err := p.applyBatch(ctx, b); err != nil {
-			if ctx.Err() != nil {
+	// prepared: a batch with its store writes, handed to the committer.
+	// Unbuffered, so at most one batch is prepared ahead of the one being
+	// committed: batch k+1 reads the store (through batch k's overlay)
+	// while batch k is written.
+	prepared := make(chan *preparedBatch)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		defer close(prepared)
+		var prev *overlay
+		for {
+			var b *batch
+			select {
+			case <-gctx.Done():
+				return nil
+			case b = <-in:
+			}
+			start := p.cfg.Now()
+			var w *write
+			var ov *overlay
+			if err := p.retry(gctx, "store read", func() error {
+				var err error
+				w, ov, err = p.prepare(gctx, b, prev)
+				return err
+			}); err != nil {
+				return nil // cancelled
+			}
+			select {
+			case prepared <- &preparedBatch{b: b, w: w, start: start}:
+			case <-gctx.Done():
 				return nil
 			}
-			return err
+			prev = ov
 		}
-	}
+	})
+	g.Go(func() error {
+		for pb := range prepared {
+			if err := p.commitBatch(gctx, pb); err != nil {
+				return nil // cancelled
+			}
+		}
+		return nil
+	})
+	return g.Wait()
 }
 
-func (p *Projector) applyBatch(ctx context.Context, b *batch) error {
-	start := p.cfg.Now()
-	// Apply first: the pure part may reject messages, which then join the
-	// decode-time poison on the dead-letter subject before anything is
-	// acknowledged.
-	var w *write
-	if err := p.retry(ctx, "store read", func() error {
-		var err error
-		w, err = p.prepare(ctx, b)
-		return err
-	}); err != nil {
-		return err
-	}
+// preparedBatch is a batch whose store writes are ready.
+type preparedBatch struct {
+	b     *batch
+	w     *write
+	start time.Time
+}
+
+// commitBatch dead-letters the poison of a prepared batch, writes it
+// durably and acknowledges its messages. It returns an error only when ctx
+// ended first.
+func (p *Projector) commitBatch(ctx context.Context, pb *preparedBatch) error {
+	b, w, start := pb.b, pb.w, pb.start
 	var poison []*item
 	for i := range b.items {
 		if b.items[i].poison != nil {
