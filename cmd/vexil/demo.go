@@ -87,6 +87,17 @@ func seedDemo(ctx context.Context, n *node, c serveConfig, log *slog.Logger) (de
 			return demoInfo{}, fmt.Errorf("create flag %s: %w", f.key, err)
 		}
 	}
+	for i := range c.demoFlags {
+		filters := `{"groups":[{"properties":[],"rollout_percentage":50}]}`
+		if i%2 == 1 {
+			filters = `{"groups":[{"properties":[{"key":"country","type":"person","operator":"exact","value":["US"]}],"rollout_percentage":100}],
+			  "multivariate":{"variants":[{"key":"a","rollout_percentage":34},{"key":"b","rollout_percentage":33},{"key":"c","rollout_percentage":33}]}}`
+		}
+		key := fmt.Sprintf("bench-%03d", i)
+		if _, err := api.CreateFlag(actx, &adminv1.CreateFlagRequest{TeamId: team.GetId(), Flag: &adminv1.FlagInput{Key: key, Name: key, Active: true, Filters: filters}}); err != nil {
+			return demoInfo{}, fmt.Errorf("create flag %s: %w", key, err)
+		}
+	}
 	info := demoInfo{TeamID: team.GetId(), ProjectToken: team.GetApiToken(), PersonalKey: personal, Persons: c.demoPeople}
 	if err := publishDemoPersons(ctx, n.nc, team.GetId(), c.demoPeople); err != nil {
 		return demoInfo{}, err

@@ -263,14 +263,17 @@ func TestServeEndToEnd(t *testing.T) {
 	if localChecked != persons*len(demoFlags) {
 		t.Fatalf("checked %d", localChecked)
 	}
-	if got := counterValue(t, n, "vexil_evalsvc_requests_total", "endpoint", "definitions"); got < 1 {
-		t.Errorf("the local-evaluation client never downloaded definitions (%v requests)", got)
+	if got := counterValue(t, n, "vexil_evalsvc_requests_total", "endpoint", "definitions", "code", "2xx"); got < 1 {
+		t.Errorf("the local-evaluation client never downloaded definitions (%v successful requests)", got)
+	}
+	if got := counterValue(t, n, "vexil_evalsvc_requests_total", "endpoint", "definitions", "code", "4xx"); got != 0 {
+		t.Errorf("%v definitions requests were refused", got)
 	}
 }
 
-// counterValue sums a counter of the node's registry over the series whose
-// label has the value.
-func counterValue(t *testing.T, n *node, name, label, value string) float64 {
+// counterValue sums a counter of the node's registry over the series that
+// carry every given label=value pair.
+func counterValue(t *testing.T, n *node, name string, labelValues ...string) float64 {
 	t.Helper()
 	mfs, err := n.registry.Gather()
 	if err != nil {
@@ -282,10 +285,16 @@ func counterValue(t *testing.T, n *node, name, label, value string) float64 {
 			continue
 		}
 		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
 			for _, lp := range m.GetLabel() {
-				if lp.GetName() == label && lp.GetValue() == value {
-					sum += m.GetCounter().GetValue()
-				}
+				labels[lp.GetName()] = lp.GetValue()
+			}
+			match := true
+			for i := 0; i+1 < len(labelValues); i += 2 {
+				match = match && labels[labelValues[i]] == labelValues[i+1]
+			}
+			if match {
+				sum += m.GetCounter().GetValue()
 			}
 		}
 	}
