@@ -20,9 +20,9 @@ go build -o bin/vexil ./cmd/vexil
 data=$(mktemp -d)
 pin0="" pin1=""
 if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then pin0="taskset -c 0"; pin1="taskset -c 1"; fi
-cleanup() { kill "$server" "$trivial" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$data"; }
+server="" trivial=""
+cleanup() { kill $server $trivial 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$data"; }
 trap cleanup EXIT
-trivial=""
 echo "seeding $PERSONS persons and $((FLAGS)) flags through the ingest stream..." >&2
 $pin0 bin/vexil serve --data-dir "$data" --http-addr 127.0.0.1:$PORT --grpc-addr 127.0.0.1:$((PORT+1)) \
 	--nats-listen 127.0.0.1:$((PORT+2)) --demo --demo-persons "$PERSONS" --demo-flags "$FLAGS" --log-level warn >"$data/serve.out" 2>"$data/serve.err" &
@@ -33,31 +33,47 @@ until grep -q "demo is ready" "$data/serve.out" 2>/dev/null; do
 	sleep 1
 done
 seed_s=$(( $(date +%s) - seed_start ))
+# Let the import's flushes and compactions settle: steady state is measured.
+sleep "${SETTLE:-20}"
 token=$(grep -o 'phc_[0-9a-f]*' "$data/serve.out" | head -1)
+$pin0 bin/vexil loadtest -trivial-server 127.0.0.1:$((PORT+3)) >/dev/null &
+trivial=$!
 lt() { $pin1 bin/vexil loadtest -url "http://127.0.0.1:$PORT/flags/?v=2" -token "$token" -persons "$PERSONS" -duration "$DURATION" -warmup "$WARMUP" "$@"; }
 {
 	echo "# /flags benchmark $(date -u +%FT%TZ)"
 	echo "# $(bin/vexil version); nproc $(nproc); $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
-	echo "# $PERSONS persons and $((FLAGS + 4)) flags in Pebble, seeded through NATS in ${seed_s}s; server on core 0, loader on core 1"
+	echo "# $PERSONS persons and $((FLAGS + 4)) flags in Pebble, seeded through NATS in ${seed_s}s, then ${SETTLE:-20}s to settle; server on core 0, loader on core 1"
 	echo "## closed loop"
 	echo "c=2:  $(lt -connections 2)"
 	c16=$(lt -connections 16 -json)
 	echo "c=16: $c16"
 	sat=$(echo "$c16" | python3 -c 'import json,sys; print(int(json.load(sys.stdin)["achieved_rate"]))')
 	half=$((sat / 2))
-	echo "## open loop (latency from the scheduled send time)"
-	echo "1000 req/s:   $(lt -rate 1000 -connections 64)"
-	echo "$half req/s (half of saturation): $(lt -rate "$half" -connections 128)"
+	echo "## open loop with vegeta (the peers' tool; latency from the scheduled send time), 10k rotating bodies"
+	python3 - "$PERSONS" "$token" "http://127.0.0.1:$PORT/flags/?v=2" >"$data/targets.json" <<'PY'
+import base64, json, random, sys
+persons, token, url = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+r = random.Random(1)
+for _ in range(10000):
+    body = json.dumps({"token": token, "distinct_id": f"user-{r.randrange(persons)}"})
+    print(json.dumps({"method": "POST", "url": url, "header": {"Content-Type": ["application/json"]},
+                      "body": base64.b64encode(body.encode()).decode()}))
+PY
+	veg() { $pin1 go tool vegeta attack -format=json -targets="$1" -rate "$2" -duration "$DURATION" | go tool vegeta report | sed -n '1p;3p;7p'; }
+	echo "1000 req/s:"; veg "$data/targets.json" 1000
+	echo "$half req/s (half of saturation):"; veg "$data/targets.json" "$half"
+	echo "control, the trivial handler at the same rates (the loader's own floor on one core):"
+	echo '{"method":"POST","url":"http://127.0.0.1:'$((PORT+3))'/","body":""}' >"$data/trivial.json"
+	echo "1000 req/s:"; veg "$data/trivial.json" 1000
+	echo "$half req/s:"; veg "$data/trivial.json" "$half"
 	echo "## freshness: person writes published on NATS at 1k/s, publish → visible in /flags"
 	personal=$(grep -o 'phx_[0-9a-f]*' "$data/serve.out" | head -1)
 	$pin1 bin/vexil loadtest -freshness -url "http://127.0.0.1:$PORT/flags/?v=2" -nats-url "nats://127.0.0.1:$((PORT+2))" \
 		-token "$token" -personal-key "$personal" -team 1 -rate 1000 -duration "$DURATION"
 	echo "## trivial Go handler, same generator (the ceiling)"
-	$pin0 bin/vexil loadtest -trivial-server 127.0.0.1:$((PORT+3)) >/dev/null &
-	trivial=$!
-	sleep 1
 	tc16=$($pin1 bin/vexil loadtest -url "http://127.0.0.1:$((PORT+3))/" -duration "$DURATION" -warmup "$WARMUP" -connections 16 -json)
 	echo "c=16: $tc16"
+	echo "open loop 1000 req/s against the trivial handler (the generator's own floor): $($pin1 bin/vexil loadtest -url "http://127.0.0.1:$((PORT+3))/" -duration "$DURATION" -warmup "$WARMUP" -rate 1000 -connections 64)"
 	python3 - "$c16" "$tc16" <<'PY'
 import json, sys
 v, t = json.loads(sys.argv[1]), json.loads(sys.argv[2])

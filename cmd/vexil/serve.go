@@ -8,8 +8,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -54,6 +56,8 @@ type serveConfig struct {
 	demo       bool
 	demoPeople int
 	demoFlags  int
+	cacheMB    int
+	gcPercent  int
 	logLevel   string
 }
 
@@ -72,6 +76,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&c.demoPeople, "demo-persons", 10000, "persons the demo publishes through the ingest stream")
 	fs.IntVar(&c.demoFlags, "demo-flags", 0, "extra demo flags in the peers' benchmark shape (half boolean at 50%, half multivariate gated on country US)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.IntVar(&c.cacheMB, "store-cache-mb", 256, "Pebble block cache of the store, in MiB (rows read by /flags stay in memory)")
+	fs.IntVar(&c.gcPercent, "gc-percent", 400, "Go GC target (GOGC) unless the GOGC environment variable is set: the heap is small (Pebble's cache is off-heap), so a higher target trades a little memory for less GC work per request")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -80,6 +86,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return &usageError{msg: fmt.Sprintf("-log-level: %v", err)}
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	if os.Getenv("GOGC") == "" && c.gcPercent > 0 {
+		debug.SetGCPercent(c.gcPercent)
+	}
 	return serve(ctx, c, log, stdout)
 }
 
@@ -169,7 +178,7 @@ func startNode(c serveConfig, log *slog.Logger) (n *node, err error) {
 	}
 	atomic := true
 	if c.scylla == "" {
-		n.store, err = pebblestore.Open(pebblestore.Config{Dir: filepath.Join(c.dataDir, "store")})
+		n.store, err = pebblestore.Open(pebblestore.Config{Dir: filepath.Join(c.dataDir, "store"), CacheSize: int64(c.cacheMB) << 20})
 		if err != nil {
 			return nil, err
 		}
@@ -214,6 +223,9 @@ func startNode(c serveConfig, log *slog.Logger) (n *node, err error) {
 		"/api/feature_flag/local_evaluation":  evalHandler,
 		"/api/feature_flag/local_evaluation/": evalHandler,
 		"/metrics":                            promhttp.HandlerFor(n.registry, promhttp.HandlerOpts{}),
+		"/debug/pprof/":                       http.HandlerFunc(pprof.Index),
+		"/debug/pprof/profile":                http.HandlerFunc(pprof.Profile),
+		"/debug/pprof/trace":                  http.HandlerFunc(pprof.Trace),
 		"/healthz": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if n.nc.Status() != nats.CONNECTED {
 				http.Error(w, "nats disconnected", http.StatusServiceUnavailable)
