@@ -33,3 +33,19 @@ cassandra-start: ## start the local Cassandra used by the ScyllaDB backend tests
 .PHONY: cassandra-stop
 cassandra-stop: ## stop the local Cassandra
 	@scripts/cassandra.sh stop
+
+.PHONY: proto
+proto: ## regenerate the protobuf code (buf, local plugins)
+	@scripts/proto.sh gen
+
+.PHONY: proto-check
+proto-check: ## fail if the committed generated code is stale
+	@scripts/proto.sh check
+
+.PHONY: bench-flags
+bench-flags: ## /flags with 1M persons: closed and open loop, freshness, trivial-handler ratio
+	@PERSONS=$${PERSONS:-1000000} scripts/bench-flags.sh
+
+.PHONY: run
+run: ## run Vexil with the demo dataset (vexil serve --demo)
+	@go run ./cmd/vexil serve --demo
