@@ -20,10 +20,20 @@ const (
 	DefaultDeadLetterPrefix = "vexil.deadletter."
 )
 
+// IngestMaxAge is how long the ingest stream keeps a message. A store
+// snapshot can be restored and replayed from its recorded stream sequence as
+// long as it is younger than this; older messages are dropped so the stream
+// cannot fill the disk.
+const IngestMaxAge = 7 * 24 * time.Hour
+
+// DeadLetterMaxAge is how long dead letters are kept for inspection.
+const DeadLetterMaxAge = 30 * 24 * time.Hour
+
 // IngestStreamConfig is the configuration the projector creates the ingest
-// stream with when it does not exist: file storage, every message kept
-// (limits retention without limits, so snapshots can replay from a recorded
-// sequence), a two-minute duplicate window for Nats-Msg-Id.
+// stream with when it does not exist: file storage, messages kept for
+// IngestMaxAge (limits retention, so snapshots can replay from a recorded
+// sequence), a two-minute duplicate window for Nats-Msg-Id. An existing
+// stream keeps its own configuration.
 func IngestStreamConfig(name string) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:        name,
@@ -32,6 +42,7 @@ func IngestStreamConfig(name string) jetstream.StreamConfig {
 		Storage:     jetstream.FileStorage,
 		Retention:   jetstream.LimitsPolicy,
 		Discard:     jetstream.DiscardOld,
+		MaxAge:      IngestMaxAge,
 		Duplicates:  2 * time.Minute,
 	}
 }
@@ -46,6 +57,7 @@ func DeadLetterStreamConfig(name, prefix string) jetstream.StreamConfig {
 		Storage:     jetstream.FileStorage,
 		Retention:   jetstream.LimitsPolicy,
 		Discard:     jetstream.DiscardOld,
+		MaxAge:      DeadLetterMaxAge,
 		Duplicates:  2 * time.Minute,
 	}
 }
