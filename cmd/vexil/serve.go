@@ -223,9 +223,6 @@ func startNode(c serveConfig, log *slog.Logger) (n *node, err error) {
 		"/api/feature_flag/local_evaluation":  evalHandler,
 		"/api/feature_flag/local_evaluation/": evalHandler,
 		"/metrics":                            promhttp.HandlerFor(n.registry, promhttp.HandlerOpts{}),
-		"/debug/pprof/":                       http.HandlerFunc(pprof.Index),
-		"/debug/pprof/profile":                http.HandlerFunc(pprof.Profile),
-		"/debug/pprof/trace":                  http.HandlerFunc(pprof.Trace),
 		"/healthz": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if n.nc.Status() != nats.CONNECTED {
 				http.Error(w, "nats disconnected", http.StatusServiceUnavailable)
@@ -249,6 +246,11 @@ func startNode(c serveConfig, log *slog.Logger) (n *node, err error) {
 	if routes["/api/evaluate"], err = n.eval.Gateway(n.evalConn); err != nil {
 		_ = grpcLn.Close()
 		return nil, err
+	}
+	if isLoopback(c.httpAddr) { // profiles only where nobody else can reach them
+		routes["/debug/pprof/"] = http.HandlerFunc(pprof.Index)
+		routes["/debug/pprof/profile"] = http.HandlerFunc(pprof.Profile)
+		routes["/debug/pprof/trace"] = http.HandlerFunc(pprof.Trace)
 	}
 	n.adminSrv, err = admin.NewServer(admin.ServerConfig{Service: n.adminSvc, HTTPAddr: c.httpAddr, GRPCListener: grpcLn,
 		Routes: routes, Register: func(s *grpc.Server) { n.eval.RegisterGRPC(s) }, Logger: log.With("role", "admin")})
@@ -298,4 +300,17 @@ func splitHostPort(addr string) (string, int, error) {
 		return "", 0, fmt.Errorf("bad port %q", portStr)
 	}
 	return host, port, nil
+}
+
+// isLoopback reports whether a listen address is on the loopback interface.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
