@@ -76,7 +76,7 @@ func (s *Service) Run(ctx context.Context, nc *nats.Conn) error {
 		notices := make(chan int64, 1024)
 		sub, err := nc.Subscribe("vexil.changes.>", func(msg *nats.Msg) {
 			var n struct {
-				Team int64  `json:"team"`
+				Team int64  `json:"team_id"`
 				Kind string `json:"kind"`
 			}
 			if err := json.Unmarshal(msg.Data, &n); err != nil || n.Team == 0 {

@@ -466,7 +466,7 @@ func TestChangeNoticeRefreshes(t *testing.T) {
 	snap.Definitions = defs
 	cat.snaps[1] = snap
 	cat.mu.Unlock()
-	if err := nc.Publish("vexil.changes.1", []byte(`{"team":1,"kind":"flag","key":"beta","version":4}`)); err != nil {
+	if err := nc.Publish("vexil.changes.1", []byte(`{"team_id":1,"kind":"flag","id":"1","key":"beta","version":4,"op":"updated"}`)); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
