@@ -203,7 +203,7 @@ func startNode(c serveConfig, log *slog.Logger) (n *node, err error) {
 			return nil, err
 		}
 	}
-	n.proj, err = projector.New(projector.Config{Conn: n.nc, Store: n.store, AtomicStore: atomic,
+	n.proj, err = projector.New(projector.Config{Conn: n.nc, Store: n.store, AtomicStore: atomic, Teams: newCatalogTeams(n.catalog),
 		Logger: log.With("role", "projector"), Registerer: n.registry})
 	if err != nil {
 		return nil, err
