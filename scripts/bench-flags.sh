@@ -38,6 +38,10 @@ sleep "${SETTLE:-20}"
 token=$(grep -o 'phc_[0-9a-f]*' "$data/serve.out" | head -1)
 $pin0 bin/vexil loadtest -trivial-server 127.0.0.1:$((PORT+3)) >/dev/null &
 trivial=$!
+# The same trivial handler padded to the size of a /flags response: the open
+# loop's control (reading 14 KB answers is what limits a one-core loader).
+$pin0 bin/vexil loadtest -trivial-server 127.0.0.1:$((PORT+4)) -trivial-bytes 13963 >/dev/null &
+trivial="$trivial $!"
 lt() { $pin1 bin/vexil loadtest -url "http://127.0.0.1:$PORT/flags/?v=2" -token "$token" -persons "$PERSONS" -duration "$DURATION" -warmup "$WARMUP" "$@"; }
 {
 	echo "# /flags benchmark $(date -u +%FT%TZ)"
@@ -59,11 +63,12 @@ for _ in range(10000):
     print(json.dumps({"method": "POST", "url": url, "header": {"Content-Type": ["application/json"]},
                       "body": base64.b64encode(body.encode()).decode()}))
 PY
-	veg() { $pin1 go tool vegeta attack -format=json -targets="$1" -rate "$2" -duration "$DURATION" | go tool vegeta report | sed -n '1p;3p;7p'; }
+	# Each run waits for the previous one's sockets to leave TIME_WAIT.
+	veg() { sleep 45; $pin1 go tool vegeta attack -format=json -targets="$1" -rate "$2" -duration "$DURATION" | go tool vegeta report | sed -n '1p;3p;7p'; }
 	echo "1000 req/s:"; veg "$data/targets.json" 1000
 	echo "$half req/s (half of saturation):"; veg "$data/targets.json" "$half"
-	echo "control, the trivial handler at the same rates (the loader's own floor on one core):"
-	echo '{"method":"POST","url":"http://127.0.0.1:'$((PORT+3))'/","body":""}' >"$data/trivial.json"
+	echo "control, a trivial handler answering the same 14 KB at the same rates (the loader's own limit on one core):"
+	echo '{"method":"POST","url":"http://127.0.0.1:'$((PORT+4))'/","body":""}' >"$data/trivial.json"
 	echo "1000 req/s:"; veg "$data/trivial.json" 1000
 	echo "$half req/s:"; veg "$data/trivial.json" "$half"
 	echo "## freshness: person writes published on NATS at 1k/s, publish → visible in /flags"

@@ -37,6 +37,7 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	warmup := fs.Duration("warmup", 3*time.Second, "unmeasured warm-up")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	trivial := fs.String("trivial-server", "", "instead of a load test, serve a trivial handler on this address (the ceiling to compare with)")
+	trivialBytes := fs.Int("trivial-bytes", 0, "with -trivial-server, pad the response to this many bytes (to match /flags responses)")
 	fresh := fs.Bool("freshness", false, "instead of a load test, publish person writes at -rate on NATS and measure publish → visible in /flags")
 	natsURL := fs.String("nats-url", "nats://127.0.0.1:4222", "NATS server, for -freshness")
 	personal := fs.String("personal-key", "", "personal API key, for -freshness (creates the probe flag)")
@@ -45,7 +46,7 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	if *trivial != "" {
-		return serveTrivial(ctx, *trivial, stdout)
+		return serveTrivial(ctx, *trivial, *trivialBytes, stdout)
 	}
 	if *fresh {
 		if *rate <= 0 {
@@ -88,12 +89,16 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 
 // serveTrivial answers every request with a fixed small JSON after reading
 // the body: the ceiling of a Go HTTP server under the same load generator.
-func serveTrivial(ctx context.Context, addr string, stdout io.Writer) error {
+func serveTrivial(ctx context.Context, addr string, size int, stdout io.Writer) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
 	}
 	body := []byte(`{"flags":{},"errorsWhileComputingFlags":false}`)
+	if size > len(body) {
+		pad := `{"pad":"` + strings.Repeat("x", size-len(`{"pad":""}`)) + `"}`
+		body = []byte(pad)
+	}
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", "application/json")
