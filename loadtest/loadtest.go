@@ -38,6 +38,10 @@ type Config struct {
 	Timeout time.Duration
 	// Client defaults to one with a transport sized for Connections.
 	Client *http.Client
+	// Do, when set, replaces the HTTP POST: it sends request number i
+	// (another protocol, such as gRPC) and reports whether it succeeded and
+	// how many bytes the answer had. URL and Bodies are then not used.
+	Do func(ctx context.Context, i uint64) (ok bool, bytes int)
 }
 
 // Result is what a run measured.
@@ -74,9 +78,9 @@ func (r Result) String() string {
 // Validate checks the config.
 func (c *Config) Validate() error {
 	switch {
-	case c.URL == "":
+	case c.Do == nil && c.URL == "":
 		return errors.New("loadtest: URL is required")
-	case len(c.Bodies) == 0:
+	case c.Do == nil && len(c.Bodies) == 0:
 		return errors.New("loadtest: at least one body is required")
 	case c.Rate < 0 || c.Connections < 0 || c.Duration <= 0 || c.Warmup < 0:
 		return errors.New("loadtest: rate, connections and warmup must not be negative, duration must be positive")
@@ -135,6 +139,13 @@ func (r *runner) body() []byte {
 }
 
 func (r *runner) do(ctx context.Context) sample {
+	if r.cfg.Do != nil {
+		ok, n := r.cfg.Do(ctx, r.next.Add(1)-1)
+		if !ok {
+			return sample{bytes: n}
+		}
+		return sample{status: http.StatusOK, bytes: n}
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.cfg.URL, bytes.NewReader(r.body()))
 	if err != nil {
 		return sample{}

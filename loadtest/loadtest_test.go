@@ -67,3 +67,23 @@ func TestValidate(t *testing.T) {
 		}
 	}
 }
+
+func TestDoReplacesHTTP(t *testing.T) {
+	var calls atomic.Int64
+	res, err := Run(context.Background(), Config{Connections: 2, Duration: 200 * time.Millisecond,
+		Do: func(ctx context.Context, i uint64) (bool, int) {
+			calls.Add(1)
+			time.Sleep(time.Millisecond)
+			return i%2 == 0, 10
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every measured call is counted once, odd ones as errors.
+	if res.Requests == 0 || int64(res.Requests) > calls.Load() || res.ByStatus[200]+res.ByStatus[0] != res.Requests || res.MeanBytes != 10 {
+		t.Fatalf("%+v (calls %d)", res, calls.Load())
+	}
+	if d := 2*res.Errors - res.Requests; d < -3 || d > 3 {
+		t.Errorf("errors %d of %d, want about half", res.Errors, res.Requests)
+	}
+}

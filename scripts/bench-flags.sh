@@ -71,6 +71,10 @@ PY
 	echo '{"method":"POST","url":"http://127.0.0.1:'$((PORT+4))'/","body":""}' >"$data/trivial.json"
 	echo "1000 req/s:"; veg "$data/trivial.json" 1000
 	echo "$half req/s:"; veg "$data/trivial.json" "$half"
+	echo "## gRPC EvalService.Evaluate, same persons (vexil loadtest -grpc)"
+	echo "closed loop c=2:  $(lt -grpc 127.0.0.1:$((PORT+1)) -connections 2)"
+	echo "closed loop c=16: $(lt -grpc 127.0.0.1:$((PORT+1)) -connections 16)"
+	echo "open loop 1000/s: $(lt -grpc 127.0.0.1:$((PORT+1)) -rate 1000 -connections 64)"
 	echo "## freshness: person writes published on NATS at 1k/s, publish → visible in /flags"
 	personal=$(grep -o 'phx_[0-9a-f]*' "$data/serve.out" | head -1)
 	$pin1 bin/vexil loadtest -freshness -url "http://127.0.0.1:$PORT/flags/?v=2" -nats-url "nats://127.0.0.1:$((PORT+2))" \

@@ -12,7 +12,12 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/proto"
+
 	"github.com/vexil-dev/vexil/loadtest"
+	evalv1 "github.com/vexil-dev/vexil/proto/vexil/eval/v1"
 )
 
 func init() {
@@ -36,6 +41,7 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	duration := fs.Duration("duration", 10*time.Second, "measured duration")
 	warmup := fs.Duration("warmup", 3*time.Second, "unmeasured warm-up")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
+	grpcAddr := fs.String("grpc", "", "load the gRPC EvalService.Evaluate at this loopback address instead of HTTP /flags")
 	trivial := fs.String("trivial-server", "", "instead of a load test, serve a trivial handler on this address (the ceiling to compare with)")
 	trivialBytes := fs.Int("trivial-bytes", 0, "with -trivial-server, pad the response to this many bytes (to match /flags responses)")
 	fresh := fs.Bool("freshness", false, "instead of a load test, publish person writes at -rate on NATS and measure publish → visible in /flags")
@@ -76,7 +82,19 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		}
 		bodies[i], _ = json.Marshal(m)
 	}
-	res, err := loadtest.Run(ctx, loadtest.Config{URL: *url, Bodies: bodies, Rate: *rate, Connections: *conns, Duration: *duration, Warmup: *warmup})
+	cfg := loadtest.Config{URL: *url, Bodies: bodies, Rate: *rate, Connections: *conns, Duration: *duration, Warmup: *warmup}
+	if *grpcAddr != "" {
+		if !strings.HasPrefix(*grpcAddr, "127.") && !strings.HasPrefix(*grpcAddr, "localhost:") && !strings.HasPrefix(*grpcAddr, "[::1]") {
+			return &usageError{msg: "-grpc must be a loopback address"}
+		}
+		do, closeConn, err := grpcEvaluate(*grpcAddr, *token, bodies)
+		if err != nil {
+			return err
+		}
+		defer closeConn()
+		cfg.Do = do
+	}
+	res, err := loadtest.Run(ctx, cfg)
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
@@ -113,4 +131,40 @@ func serveTrivial(ctx context.Context, addr string, size int, stdout io.Writer) 
 		return err
 	}
 	return nil
+}
+
+// grpcEvaluate returns a loadtest Do that calls EvalService.Evaluate with
+// the same persons the HTTP bodies name, over one client connection.
+func grpcEvaluate(addr, token string, bodies [][]byte) (func(context.Context, uint64) (bool, int), func(), error) {
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, nil, err
+	}
+	client := evalv1.NewEvalServiceClient(conn)
+	reqs := make([]*evalv1.EvaluateRequest, len(bodies))
+	for i, b := range bodies {
+		var m struct {
+			DistinctID string            `json:"distinct_id"`
+			Groups     map[string]string `json:"groups"`
+			Props      map[string]any    `json:"person_properties"`
+		}
+		if err := json.Unmarshal(b, &m); err != nil {
+			conn.Close()
+			return nil, nil, err
+		}
+		r := &evalv1.EvaluateRequest{Token: token, DistinctId: m.DistinctID, Groups: m.Groups}
+		if m.Props != nil {
+			p, _ := json.Marshal(m.Props)
+			r.PersonProperties = string(p)
+		}
+		reqs[i] = r
+	}
+	do := func(ctx context.Context, i uint64) (bool, int) {
+		res, err := client.Evaluate(ctx, reqs[int(i%uint64(len(reqs)))])
+		if err != nil {
+			return false, 0
+		}
+		return !res.GetErrorsWhileComputing(), proto.Size(res)
+	}
+	return do, func() { conn.Close() }, nil
 }
