@@ -5,7 +5,13 @@
 // The architecture, top level first:
 //
 //   - flags: the flag model and the PostHog-compatible evaluation engine.
-//   - store: the denormalized store keyed for flag evaluation, with its backends.
+//   - store: the denormalized store keyed for flag evaluation (memory,
+//     Pebble, ScyllaDB) and schema, its CQL.
 //   - projector: applies the ingest stream (NATS JetStream) to the store.
+//   - catalog: definitions (teams, keys, flags, cohorts, early access,
+//     activity) with compare-and-set writes.
+//   - admin and errcode: the management API and its error table.
+//   - evalsvc: evaluation (/flags, definitions, gRPC) from one row read.
+//   - loadtest: the load generator behind vexil loadtest.
 //   - cmd/vexil: the single binary with its subcommands.
 package vexil

@@ -250,7 +250,7 @@ func (s *Service) rpcDone(endpoint string, start time.Time, err error) error {
 		}
 	}
 	if start.IsZero() {
-		s.m.requests.WithLabelValues(endpoint, fmt.Sprintf("%dxx", httpStatus/100)).Inc()
+		s.countRequest(endpoint, httpStatus)
 	} else {
 		s.observe(endpoint, start, httpStatus)
 	}

@@ -61,7 +61,23 @@ func (s *Service) instrument(endpoint string, h http.Handler) http.Handler {
 // maps to in package errcode).
 func (s *Service) observe(endpoint string, start time.Time, status int) {
 	s.m.latency.WithLabelValues(endpoint).Observe(time.Since(start).Seconds())
-	s.m.requests.WithLabelValues(endpoint, strconv.Itoa(status/100)+"xx").Inc()
+	s.countRequest(endpoint, status)
+}
+
+// countRequest counts a finished request by endpoint and status class.
+func (s *Service) countRequest(endpoint string, status int) {
+	s.m.requests.WithLabelValues(endpoint, statusClass(status)).Inc()
+}
+
+var statusClasses = [...]string{"0xx", "1xx", "2xx", "3xx", "4xx", "5xx"}
+
+// statusClass is the "2xx"-style label of an HTTP status, without
+// formatting a string per request.
+func statusClass(status int) string {
+	if c := status / 100; c >= 0 && c < len(statusClasses) {
+		return statusClasses[c]
+	}
+	return "other"
 }
 
 // apiError is the JSON error body, in PostHog's shape (posthog-python

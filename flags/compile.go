@@ -194,25 +194,24 @@ type overrideValue struct {
 }
 
 type compiledFlag struct {
-	def          Flag
-	fatal        *ValidationError
-	agg          int
-	conds        []compiledCond
-	super        []compiledCond
-	holdout      []compiledCond // rollout over the holdout hash, variant holdout-<id>
-	variants     []string
-	vmin, vmax   []float64
-	payloadTrue  json.RawMessage
-	payloads     map[string]json.RawMessage
-	byDevice     bool
-	enrollKey    string // "$feature_enrollment/<key>" when feature_enrollment
-	overrideDID  map[string]overrideValue
-	overrideGrp  map[int]map[string]overrideValue
-	deps         []int // direct dependencies (set indexes)
-	closure      []int // transitive dependencies in set order
-	info         FlagInfo
-	timeReliant  bool
-	depsResolved bool
+	def         Flag
+	fatal       *ValidationError
+	agg         int
+	conds       []compiledCond
+	super       []compiledCond
+	holdout     []compiledCond // rollout over the holdout hash, variant holdout-<id>
+	variants    []string
+	vmin, vmax  []float64
+	payloadTrue json.RawMessage
+	payloads    map[string]json.RawMessage
+	byDevice    bool
+	enrollKey   string // "$feature_enrollment/<key>" when feature_enrollment
+	overrideDID map[string]overrideValue
+	overrideGrp map[int]map[string]overrideValue
+	deps        []int // direct dependencies (set indexes)
+	closure     []int // transitive dependencies in set order
+	info        FlagInfo
+	timeReliant bool
 }
 
 type cohortNode struct {

@@ -334,10 +334,10 @@ func daysIn(y int, m time.Month) int {
 	return time.Date(y, m+1, 0, 0, 0, 0, 0, time.UTC).Day()
 }
 
-// flipAfter returns the first instant after now at which threshold(now') is
-// later than p (for "before") or at or after p (for "after"): the moment a
-// relative-date comparison against p changes. It returns the zero time when
-// no such instant exists in range.
+// flipAt returns the first instant at which the threshold (now minus the
+// amount) is later than p (strict, for "before") or at or after p (for
+// "after"): the moment a relative-date comparison against p changes. It
+// returns the zero time when no such instant exists in range.
 func (r relativeDate) flipAt(p time.Time, strict bool) time.Time {
 	// threshold(now) = now - amount is non-decreasing in now. Search the
 	// smallest now with threshold(now) > p (strict) or >= p.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -249,8 +248,6 @@ func value(m *dto.Metric) float64 {
 }
 
 func i64(v int64) *int64 { return &v }
-
-func itoa(i int) string { return strconv.Itoa(i) }
 
 // metricSum sums every series of a metric in reg.
 func metricSum(t testing.TB, reg *prometheus.Registry, name string) float64 {
