@@ -215,7 +215,7 @@ func rewriteOverrides(fl *flags.Filters, overrides []flags.Override, flagAgg int
 			g := *o.GroupTypeIndex
 			gti = &g
 		} else if flagAgg >= 0 {
-			return false // a person override on a group flag
+			return false // a person override on a group flag (so person and group overrides never mix)
 		}
 		var v any
 		if err := json.Unmarshal(o.Value, &v); err != nil {
@@ -238,13 +238,6 @@ func rewriteOverrides(fl *flags.Filters, overrides []flags.Override, flagAgg int
 			on = append(on, forced{variant: x, ids: ids})
 		default:
 			return false
-		}
-	}
-	if key == "$group_key" && len(overrides) > 0 {
-		for _, o := range overrides {
-			if o.GroupTypeIndex == nil {
-				return false // person and group overrides mixed
-			}
 		}
 	}
 	idList := func(ids []string) json.RawMessage {
