@@ -85,6 +85,20 @@ type write struct {
 	sources store.Batch // persons, mappings, groups, group types
 }
 
+// committed lists the row and group keys w writes.
+func (w *write) committed() Committed {
+	var c Committed
+	for _, b := range []*store.Batch{&w.derived, &w.sources} {
+		for _, op := range b.Rows() {
+			c.Rows = append(c.Rows, store.DistinctKey{Team: op.Team, DistinctID: op.DistinctID})
+		}
+		for _, g := range b.Groups() {
+			c.Groups = append(c.Groups, store.GroupKey{Team: g.Team, TypeIndex: g.TypeIndex, Key: g.Key})
+		}
+	}
+	return c
+}
+
 // prepare applies the valid messages of b, in order, to an overlay of the
 // state they touch and returns the store writes and the overlay. prev is
 // the previous batch's overlay, whose writes may still be in flight. A

@@ -1,6 +1,7 @@
 package projector
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,6 +14,13 @@ import (
 	"github.com/vexil-dev/vexil/projector/ingest"
 	"github.com/vexil-dev/vexil/store"
 )
+
+// Committed is what one durable batch wrote: the keys of its row writes
+// (puts and deletes) and of its group writes, each key once.
+type Committed struct {
+	Rows   []store.DistinctKey
+	Groups []store.GroupKey
+}
 
 // Config configures a Projector. Conn and Store are required; every other
 // field has the documented default when left zero.
@@ -92,6 +100,14 @@ type Config struct {
 	Registerer prometheus.Registerer
 	// Now is the clock, for the lag metric. Default time.Now.
 	Now func() time.Time
+
+	// OnCommit, when set, is called after a batch is durable and before
+	// its messages are acknowledged, with the rows and groups the batch
+	// wrote (precompute publishes its recompute triggers here). An error
+	// retries the call with backoff; the messages stay unacknowledged
+	// until it succeeds, so a trigger is never lost across a crash (a
+	// redelivery re-applies the batch, idempotently, and calls it again).
+	OnCommit func(ctx context.Context, c Committed) error
 }
 
 // Defaults of Config.

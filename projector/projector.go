@@ -340,6 +340,14 @@ func (p *Projector) commitBatch(ctx context.Context, pb *preparedBatch) error {
 	if err := p.retry(ctx, "store write", func() error { return p.commit(ctx, w) }); err != nil {
 		return err
 	}
+	if p.cfg.OnCommit != nil {
+		c := w.committed()
+		if len(c.Rows) > 0 || len(c.Groups) > 0 {
+			if err := p.retry(ctx, "commit hook", func() error { return p.cfg.OnCommit(ctx, c) }); err != nil {
+				return err
+			}
+		}
+	}
 	// Acknowledge each message: explicit acks, because a batch may sit
 	// beside messages of an earlier (killed) run that are still pending
 	// redelivery, which a cumulative ack would wrongly cover. Poison is
