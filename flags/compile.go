@@ -69,6 +69,16 @@ type FlagInfo struct {
 	// Invalid is the code of the problem that keeps the flag from being
 	// evaluated (it always fails), or empty.
 	Invalid string `json:",omitempty"`
+	// Aggregations are what its conditions and holdouts bucket on, sorted:
+	// -1 for persons, otherwise a group type index. A flag with no
+	// condition lists its flag-level aggregation.
+	Aggregations []int `json:",omitempty"`
+	// ByDevice is set when it buckets on the request's device_id.
+	ByDevice bool `json:",omitempty"`
+	// DistinctIDOverrides is set when it has overrides by distinct id;
+	// GroupOverrides lists the group types it has overrides by key for.
+	DistinctIDOverrides bool  `json:",omitempty"`
+	GroupOverrides      []int `json:",omitempty"`
 }
 
 type opcode uint8
@@ -611,6 +621,28 @@ func (c *compiler) flag(cf *compiledFlag) {
 	for gt, keys := range info.GroupProperties {
 		info.GroupProperties[gt] = uniqueStrings(keys)
 	}
+	aggs := map[int]bool{}
+	for _, list := range [][]compiledCond{cf.conds, cf.super, cf.holdout} {
+		for _, cc := range list {
+			aggs[cc.agg] = true
+		}
+	}
+	if len(cf.conds) == 0 {
+		aggs[cf.agg] = true
+	}
+	if cf.enrollKey != "" {
+		aggs[-1] = true
+	}
+	for a := range aggs {
+		info.Aggregations = append(info.Aggregations, a)
+	}
+	sort.Ints(info.Aggregations)
+	info.ByDevice = cf.byDevice
+	info.DistinctIDOverrides = len(cf.overrideDID) > 0
+	for gt := range cf.overrideGrp {
+		info.GroupOverrides = append(info.GroupOverrides, gt)
+	}
+	sort.Ints(info.GroupOverrides)
 	gts := map[int]bool{}
 	for _, list := range [][]compiledCond{cf.conds, cf.super} {
 		for _, cc := range list {

@@ -123,7 +123,7 @@ func TestInfo(t *testing.T) {
 		t.Fatal("no info")
 	}
 	got, _ := json.Marshal(info)
-	want := `{"PersonProperties":["country","email","signup"],"GroupProperties":{"0":["seats"]},"GroupTypes":[0],"Cohorts":[5],"DependencyChain":["base"],"TimeDependent":true}`
+	want := `{"PersonProperties":["country","email","signup"],"GroupProperties":{"0":["seats"]},"GroupTypes":[0],"Cohorts":[5],"DependencyChain":["base"],"TimeDependent":true,"Aggregations":[-1,0]}`
 	if string(got) != want {
 		t.Errorf("info\n got %s\nwant %s", got, want)
 	}

@@ -206,6 +206,20 @@ func TestDifferentialEntryPoints(t *testing.T) {
 					t.Fatalf("seed %d: %s differs between all flags and requested keys:\n all %+v\n keys %+v", it, r.Key, byKey[r.Key], r)
 				}
 			}
+			// Every stored form expands back to the very same result.
+			for _, r := range all {
+				cp, ok := r.Compact()
+				if !ok {
+					if r.Err == nil {
+						t.Fatalf("seed %d: %s: a result without error does not compact: %+v", it, r.Key, r)
+					}
+					continue
+				}
+				back, ok := set.Expand(r.Key, cp)
+				if !ok || !reflect.DeepEqual(back, r) {
+					t.Fatalf("seed %d: %s: expand(compact) differs:\n got %+v\nwant %+v", it, r.Key, back, r)
+				}
+			}
 			// ValidUntil is sound: until then, time alone changes nothing;
 			// without it, time alone never changes the value.
 			for _, r := range all {
