@@ -558,29 +558,23 @@ func (ov *overlay) finish(ctx context.Context, derived, sources *store.Batch) er
 	// Rows of changed persons: their stored index plus this batch's.
 	stored := make([][]string, len(ov.dirtyPersons))
 	cached := make([]bool, len(ov.dirtyPersons))
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(ov.readConcurrency)
+	var misses []int // indexes into dirtyPersons of the index reads to make
 	for i, pk := range ov.dirtyPersons {
 		if ov.atomic && ov.persons[pk].created {
 			continue // no record before: no index entries (see person)
 		}
-		if stored[i], cached[i] = ov.cache.get(pk); cached[i] {
-			continue
+		if stored[i], cached[i] = ov.cache.get(pk); !cached[i] {
+			misses = append(misses, i)
 		}
-		g.Go(func() error {
-			ids, err := ov.st.DistinctIDs(gctx, pk.Team, pk.ID)
-			if err != nil {
-				return fmt.Errorf("projector: read distinct ids of %d/%s: %w", pk.Team, pk.ID, err)
-			}
-			if ov.prev != nil {
-				ids = ov.prev.withIndexChanges(pk, ids) // may not be written yet
-			}
-			stored[i] = ids
-			return nil
-		})
 	}
-	if err := g.Wait(); err != nil {
+	if err := ov.readIndex(ctx, misses, stored); err != nil {
 		return err
+	}
+	if ov.prev != nil {
+		for _, i := range misses {
+			// The previous batch's index writes may not be written yet.
+			stored[i] = ov.prev.withIndexChanges(ov.dirtyPersons[i], stored[i])
+		}
 	}
 	for i, pk := range ov.dirtyPersons {
 		if !cached[i] {
@@ -657,6 +651,47 @@ func (ov *overlay) finish(ctx context.Context, derived, sources *store.Batch) er
 		sources.PutGroupType(store.GroupType{Team: k[0], Index: int(k[1]), Name: ov.dirtyGroupTypes[k]})
 	}
 	return nil
+}
+
+// readIndex reads the stored distinct ids of the dirty persons at misses
+// into stored: in chunks of persons sorted by key with a store.IndexReader
+// (one iterator per chunk), else one DistinctIDs call per person.
+func (ov *overlay) readIndex(ctx context.Context, misses []int, stored [][]string) error {
+	if len(misses) == 0 {
+		return nil
+	}
+	if ir, ok := ov.st.(store.IndexReader); ok {
+		keys := make([]store.PersonKey, len(misses))
+		pos := make(map[store.PersonKey]int, len(misses))
+		for j, i := range misses {
+			keys[j] = ov.dirtyPersons[i]
+			pos[keys[j]] = i
+		}
+		// Sorted, so that each chunk is one range of the store's keys.
+		slices.SortFunc(keys, func(a, b store.PersonKey) int {
+			if c := cmp.Compare(a.Team, b.Team); c != 0 {
+				return c
+			}
+			return cmp.Compare(a.ID, b.ID)
+		})
+		return readChunks(ctx, ov.readConcurrency, keys, ir.DistinctIDsOf, func(k store.PersonKey, ids []string, _ bool) {
+			stored[pos[k]] = ids
+		}, "distinct ids")
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(ov.readConcurrency)
+	for _, i := range misses {
+		pk := ov.dirtyPersons[i]
+		g.Go(func() error {
+			ids, err := ov.st.DistinctIDs(gctx, pk.Team, pk.ID)
+			if err != nil {
+				return fmt.Errorf("projector: read distinct ids of %d/%s: %w", pk.Team, pk.ID, err)
+			}
+			stored[i] = ids
+			return nil
+		})
+	}
+	return g.Wait()
 }
 
 // jsonValues converts a property map of JSON text to the store's form.

@@ -1,0 +1,17 @@
+package memstore_test
+
+import (
+	"testing"
+
+	"github.com/vexil-dev/vexil/store"
+	"github.com/vexil-dev/vexil/store/memstore"
+	"github.com/vexil-dev/vexil/store/storetest"
+)
+
+func TestIndexReader(t *testing.T) {
+	storetest.RunIndexReader(t, func(t *testing.T) store.Store {
+		s := memstore.New()
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}
