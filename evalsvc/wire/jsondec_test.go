@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -257,39 +258,71 @@ func FuzzDecodeProperties(f *testing.F) {
 //
 //	go test -run '^$' -bench 'ParseFlagsBody|DecodeProperties' -benchmem -count 5 ./evalsvc/wire/
 func BenchmarkParseFlagsBody(b *testing.B) {
-	body := []byte(typicalRequest)
+	same := [][]byte{[]byte(typicalRequest)}
+	varied := variants(typicalRequest, "5f1c2a9e-8b7d-4c3e-a1f0-9d8e7c6b5a43", "ada@example.com", `"age":31`)
 	for _, c := range []struct {
 		name  string
 		parse func([]byte) (*FlagsRequest, error)
 	}{{"encoding-json", parseFlagsBodyStd}, {"wire", parseFlagsBody}} {
-		b.Run(c.name, func(b *testing.B) {
-			b.SetBytes(int64(len(body)))
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := c.parse(body); err != nil {
-					b.Fatal(err)
+		for _, in := range []struct {
+			name   string
+			bodies [][]byte
+		}{{"same", same}, {"varied", varied}} {
+			b.Run(c.name+"/"+in.name, func(b *testing.B) {
+				b.SetBytes(int64(len(typicalRequest)))
+				b.ReportAllocs()
+				i := 0
+				for b.Loop() {
+					if _, err := c.parse(in.bodies[i%len(in.bodies)]); err != nil {
+						b.Fatal(err)
+					}
+					i++
 				}
-			}
-		})
+			})
+		}
 	}
 }
 
+// variants makes 4096 copies of s in which each of the given substrings
+// gets digits appended (it stays valid JSON), as different persons'
+// requests or rows differ.
+func variants(s string, olds ...string) [][]byte {
+	out := make([][]byte, 4096)
+	for i := range out {
+		v := s
+		for j, old := range olds {
+			v = strings.Replace(v, old, old+strconv.Itoa(1000+(i*(j+7))%9000), 1)
+		}
+		out[i] = []byte(v)
+	}
+	return out
+}
+
 func BenchmarkDecodeProperties(b *testing.B) {
-	props := []byte(storedProperties)
+	same := [][]byte{[]byte(storedProperties)}
+	varied := variants(storedProperties, "Paris", "48.8534", "2.3488", "2024-03-18T09:21:44.512Z", "ada.lovelace@example.com",
+		`"first_name":"Ada`, "Lovelace", "2026-11-24T17:02:11.004Z", "1287", "1499.5", "/settings/billing")
 	for _, c := range []struct {
 		name   string
 		decode func([]byte, map[string]any) error
 	}{{"encoding-json", decodePropertiesStd}, {"wire", DecodeProperties}} {
-		b.Run(c.name, func(b *testing.B) {
-			b.SetBytes(int64(len(props)))
-			b.ReportAllocs()
-			m := map[string]any{}
-			for b.Loop() {
-				clear(m)
-				if err := c.decode(props, m); err != nil {
-					b.Fatal(err)
+		for _, in := range []struct {
+			name string
+			rows [][]byte
+		}{{"same", same}, {"varied", varied}} {
+			b.Run(c.name+"/"+in.name, func(b *testing.B) {
+				b.SetBytes(int64(len(storedProperties)))
+				b.ReportAllocs()
+				m := map[string]any{}
+				i := 0
+				for b.Loop() {
+					clear(m)
+					if err := c.decode(in.rows[i%len(in.rows)], m); err != nil {
+						b.Fatal(err)
+					}
+					i++
 				}
-			}
-		})
+			})
+		}
 	}
 }
