@@ -173,9 +173,9 @@ func sameBadGroup(body []byte, got, want *RequestError) bool {
 			return false
 		}
 		switch v.(type) {
-		case string, json.Number:
-			return false
-		case map[string]any:
+		case string, json.Number: // a group key
+			return field[0] == "group_properties"
+		case map[string]any: // group properties
 			return field[0] == "groups"
 		}
 		return true
