@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -41,9 +42,16 @@ func NewGroup(team int64, typeIndex int, key string) *Group {
 }
 
 // CompactValue validates that v is one JSON value and returns it without
-// insignificant whitespace (numbers and strings keep their text). The
-// error wraps ErrInvalid.
+// insignificant whitespace (numbers and strings keep their text): v itself
+// when it has none (values from the ingest decoder are compact already),
+// else a new slice. The error wraps ErrInvalid.
 func CompactValue(v []byte) ([]byte, error) {
+	if !bytes.ContainsAny(v, " \t\r\n") {
+		if !json.Valid(v) {
+			return nil, compactError(v)
+		}
+		return v, nil
+	}
 	var buf bytes.Buffer
 	if err := json.Compact(&buf, v); err != nil {
 		return nil, errInvalidf("property value %.40q: %v", v, err)
@@ -52,6 +60,15 @@ func CompactValue(v []byte) ([]byte, error) {
 		return nil, errInvalidf("empty property value")
 	}
 	return buf.Bytes(), nil
+}
+
+// compactError is CompactValue's error for an invalid v: json.Compact's.
+func compactError(v []byte) error {
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, v); err != nil {
+		return errInvalidf("property value %.40q: %v", v, err)
+	}
+	return errInvalidf("property value %.40q: not one JSON value", v)
 }
 
 // sBeats reports whether a candidate S register c replaces the current s.
@@ -109,7 +126,8 @@ func (p *Person) applyO(key string, r Register) bool {
 // ApplyUpdate applies one person update (idempotent, commutative with every
 // other update and delete) and reports whether the state changed. Values
 // are compacted; an invalid value returns an error wrapping ErrInvalid and
-// leaves p unchanged. A key both set and unset in one message is set.
+// leaves p unchanged. A key both set and unset in one message is set. p
+// may keep u's value slices: the caller must not modify them afterwards.
 func (p *Person) ApplyUpdate(u PersonUpdate) (bool, error) {
 	set, err := compactAll(u.Set)
 	if err != nil {
@@ -173,41 +191,55 @@ func (p *Person) Alive(version int64) bool { return p == nil || !p.dead(version)
 // EffectiveProperties returns the effective properties as a canonical JSON
 // object: keys sorted bytewise, values as stored.
 func (p *Person) EffectiveProperties() []byte {
-	eff := make(map[string][]byte, len(p.Set)+len(p.SetOnce))
+	eff := make([]property, 0, len(p.Set)+len(p.SetOnce))
 	for k, s := range p.Set {
 		if s.Value != nil {
-			eff[k] = s.Value
+			eff = append(eff, property{k, s.Value})
 		} else if o, ok := p.SetOnce[k]; ok && o.Value != nil && o.Version > s.Version {
-			eff[k] = o.Value
+			eff = append(eff, property{k, o.Value})
 		}
 	}
 	for k, o := range p.SetOnce {
 		if _, ok := p.Set[k]; !ok && o.Value != nil {
-			eff[k] = o.Value
+			eff = append(eff, property{k, o.Value})
 		}
 	}
-	return CanonicalObject(eff)
+	return canonicalObject(eff)
+}
+
+// property is one key and compact JSON value of an object.
+type property struct {
+	key   string
+	value []byte
 }
 
 // CanonicalObject encodes props as a JSON object with keys sorted bytewise
 // and values copied verbatim (they must be compact JSON values).
 func CanonicalObject(props map[string][]byte) []byte {
-	keys := make([]string, 0, len(props))
-	n := 2
+	ps := make([]property, 0, len(props))
 	for k, v := range props {
-		keys = append(keys, k)
-		n += len(k) + len(v) + 4
+		ps = append(ps, property{k, v})
 	}
-	slices.Sort(keys)
+	return canonicalObject(ps)
+}
+
+// canonicalObject is CanonicalObject of properties with distinct keys; it
+// sorts ps.
+func canonicalObject(ps []property) []byte {
+	n := 2
+	for _, p := range ps {
+		n += len(p.key) + len(p.value) + 4
+	}
+	slices.SortFunc(ps, func(a, b property) int { return strings.Compare(a.key, b.key) })
 	b := make([]byte, 0, n)
 	b = append(b, '{')
-	for i, k := range keys {
+	for i, p := range ps {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendJSONString(b, k)
+		b = appendJSONString(b, p.key)
 		b = append(b, ':')
-		b = append(b, props[k]...)
+		b = append(b, p.value...)
 	}
 	return append(b, '}')
 }
@@ -306,13 +338,13 @@ func (g *Group) ApplyUpdate(u GroupUpdate) (bool, error) {
 // EffectiveProperties returns the group's effective properties as a
 // canonical JSON object.
 func (g *Group) EffectiveProperties() []byte {
-	eff := make(map[string][]byte, len(g.Set))
+	eff := make([]property, 0, len(g.Set))
 	for k, s := range g.Set {
 		if s.Value != nil {
-			eff[k] = s.Value
+			eff = append(eff, property{k, s.Value})
 		}
 	}
-	return CanonicalObject(eff)
+	return canonicalObject(eff)
 }
 
 // MergeGroupTypeName returns the name to keep for a group type index given
@@ -337,17 +369,27 @@ func checkTypeIndex(i int) error {
 	return nil
 }
 
+// compactAll compacts the values of m: m itself when every value is
+// compact already (no copy), else a new map.
 func compactAll(m map[string][]byte) (map[string][]byte, error) {
 	if len(m) == 0 {
 		return nil, nil
 	}
-	out := make(map[string][]byte, len(m))
+	var out map[string][]byte // a copy of m, made at the first change
 	for k, v := range m {
 		c, err := CompactValue(v)
 		if err != nil {
 			return nil, fmt.Errorf("key %q: %w", k, err)
 		}
-		out[k] = c
+		if len(c) != len(v) {
+			if out == nil {
+				out = maps.Clone(m)
+			}
+			out[k] = c
+		}
+	}
+	if out == nil {
+		return m, nil
 	}
 	return out, nil
 }
@@ -358,4 +400,16 @@ func isObject(b []byte) bool {
 
 func errInvalidf(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+}
+
+// ResultsWin reports whether results written with stamp replace stored
+// results written with storedStamp (0 when none are stored): a larger
+// stamp wins, and at equal stamps the bytewise larger results win (as
+// Cassandra breaks write timestamp ties), so any order of racing writes
+// converges on the same value. Empty and nil results compare alike.
+func ResultsWin(stamp int64, results []byte, storedStamp int64, stored []byte) bool {
+	if stamp != storedStamp {
+		return stamp > storedStamp
+	}
+	return bytes.Compare(results, stored) > 0
 }
