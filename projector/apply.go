@@ -661,21 +661,22 @@ func (ov *overlay) readIndex(ctx context.Context, misses []int, stored [][]strin
 		return nil
 	}
 	if ir, ok := ov.st.(store.IndexReader); ok {
-		keys := make([]store.PersonKey, len(misses))
-		pos := make(map[store.PersonKey]int, len(misses))
-		for j, i := range misses {
-			keys[j] = ov.dirtyPersons[i]
-			pos[keys[j]] = i
-		}
 		// Sorted, so that each chunk is one range of the store's keys.
-		slices.SortFunc(keys, func(a, b store.PersonKey) int {
-			if c := cmp.Compare(a.Team, b.Team); c != 0 {
+		slices.SortFunc(misses, func(a, b int) int {
+			ka, kb := ov.dirtyPersons[a], ov.dirtyPersons[b]
+			if c := cmp.Compare(ka.Team, kb.Team); c != 0 {
 				return c
 			}
-			return cmp.Compare(a.ID, b.ID)
+			return cmp.Compare(ka.ID, kb.ID)
 		})
-		return readChunks(ctx, ov.readConcurrency, keys, ir.DistinctIDsOf, func(k store.PersonKey, ids []string, _ bool) {
-			stored[pos[k]] = ids
+		keys := make([]store.PersonKey, len(misses))
+		for j, i := range misses {
+			keys[j] = ov.dirtyPersons[i]
+		}
+		j := 0 // readChunks calls put in keys order
+		return readChunks(ctx, ov.readConcurrency, keys, ir.DistinctIDsOf, func(_ store.PersonKey, ids []string, _ bool) {
+			stored[misses[j]] = ids
+			j++
 		}, "distinct ids")
 	}
 	g, gctx := errgroup.WithContext(ctx)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"os"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"syscall"
@@ -26,6 +28,7 @@ var (
 	benchRate    = flag.Int("bench.rate", 10_000, "BenchmarkWriteToVisible: person writes per second")
 	benchBatch   = flag.Int("bench.batch", 0, "projector BatchSize for the benchmarks (0: the default)")
 	benchReads   = flag.Int("bench.reads", 0, "projector ReadConcurrency for the benchmarks (0: the default)")
+	benchProfile = flag.String("bench.cpuprofile", "", "BenchmarkProjectorThroughput: write a CPU profile of the timed part only (not the publishing before it) to this file")
 )
 
 // benchUpdate is the benchmark's person write: person i%persons, its own
@@ -77,6 +80,7 @@ func BenchmarkProjectorThroughput(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
+			stopProfile := startProfile(b, *benchProfile)
 			b.ResetTimer()
 			cpu0 := cpuTime()
 			start := time.Now()
@@ -84,6 +88,7 @@ func BenchmarkProjectorThroughput(b *testing.B) {
 			e.waitApplied(b, projector.DefaultDurable)
 			elapsed := time.Since(start)
 			cpu := cpuTime() - cpu0
+			stopProfile()
 			b.StopTimer()
 			// CPU per write (this process: projector, NATS server, Pebble)
 			// is steadier than wall time on a shared machine.
@@ -105,6 +110,27 @@ func BenchmarkProjectorThroughput(b *testing.B) {
 				b.Fatalf("last row = %+v, %v", row, err)
 			}
 		})
+	}
+}
+
+// startProfile starts a CPU profile into path ("": none) and returns the
+// function that stops it.
+func startProfile(tb testing.TB, path string) (stop func()) {
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		tb.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			tb.Fatal(err)
+		}
 	}
 }
 
