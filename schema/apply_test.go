@@ -68,7 +68,7 @@ func TestApplyTwiceIsNoop(t *testing.T) {
 		t.Fatalf("first Apply applied %v, want %v", applied, want)
 	}
 	before := describe(t, ctx, s, ks)
-	for _, table := range []string{"schema_migrations", "persons", "person_distinct_ids", "distinct_ids", "rows", "row_index", "groups", "group_types"} {
+	for _, table := range []string{"schema_migrations", "persons", "person_distinct_ids", "distinct_ids", "rows", "row_index", "groups", "group_index", "result_expiry", "group_types"} {
 		if _, ok := before[table]; !ok {
 			t.Errorf("table %s missing after Apply; have %v", table, before)
 		}

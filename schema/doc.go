@@ -27,7 +27,9 @@
 // are single-partition reads; tables written together for one key share the
 // partition key, so one UNLOGGED batch updates them on one replica set; the
 // store upserts state computed by package store's convergence logic without
-// reading first, with versions in columns rather than in write timestamps;
-// and a team's rows are scanned through a fixed-bucket clustering index
-// rather than a cluster-wide token-range scan.
+// reading first, with versions in columns rather than in write timestamps
+// (precomputed results excepted: their stamp is the write timestamp); a
+// team's rows and groups are scanned through fixed-bucket clustering
+// indexes rather than a cluster-wide token-range scan; and the expiry index
+// of precomputed results is a sharded, time-clustered table.
 package schema

@@ -68,7 +68,7 @@ func TestMigrationsRender(t *testing.T) {
 			seen[table] = true
 		}
 	}
-	for _, table := range []string{"persons", "person_distinct_ids", "rows", "row_index", "groups", "group_types"} {
+	for _, table := range []string{"persons", "person_distinct_ids", "rows", "row_index", "groups", "group_index", "result_expiry", "group_types"} {
 		if !seen["ks_render."+table] {
 			t.Errorf("no migration creates table %s", table)
 		}

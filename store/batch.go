@@ -6,18 +6,36 @@ package store
 // may apply the kinds in any order. The zero Batch is empty and ready to use.
 // A Batch is not safe for concurrent use.
 type Batch struct {
-	persons    []*Person
-	personIdx  map[PersonKey]int
-	mappings   []Mapping
-	mappingIdx map[DistinctKey]int
-	index      []IndexOp
-	indexIdx   map[IndexEntry]int
-	rows       []RowOp
-	rowIdx     map[DistinctKey]int
-	groups     []*Group
-	groupIdx   map[GroupKey]int
-	groupTypes []GroupType
-	gtIdx      map[[2]int64]int
+	persons     []*Person
+	personIdx   map[PersonKey]int
+	mappings    []Mapping
+	mappingIdx  map[DistinctKey]int
+	index       []IndexOp
+	indexIdx    map[IndexEntry]int
+	rows        []RowOp
+	rowIdx      map[DistinctKey]int
+	groups      []*Group
+	groupIdx    map[GroupKey]int
+	groupTypes  []GroupType
+	gtIdx       map[[2]int64]int
+	groupRes    []GroupResultsOp
+	groupResIdx map[GroupKey]int
+	expiries    []ExpiryOp
+	expiryIdx   map[Expiry]int
+}
+
+// GroupResultsOp is a versioned write of a group's Results (see
+// Batch.SetGroupResults).
+type GroupResultsOp struct {
+	Group   GroupKey
+	Results []byte
+	Stamp   int64
+}
+
+// ExpiryOp puts or deletes one expiry entry.
+type ExpiryOp struct {
+	Expiry Expiry
+	Delete bool
 }
 
 // IndexOp puts or deletes one index entry.
@@ -29,25 +47,28 @@ type IndexOp struct {
 // RowOp is the merged set of writes to one row, applied in this order:
 // Delete removes the whole row (reserved fields included); Put writes the
 // person part (PersonID, PersonVersion, Revision, Properties) keeping the
-// stored Results and Counters; SetResults and SetCounters replace those
-// fields. Reserved fields set on a row that has no person part are stored
+// stored Results, ResultsStamp and Counters; SetResults writes Results if
+// ResultsStamp wins over the stored stamp (ResultsWin), SetCounters
+// replaces Counters. Reserved fields set on a row that has no person part are stored
 // but the row stays invisible (GetRow: ErrNotFound) until a Put.
 type RowOp struct {
 	Team       int64
 	DistinctID string
 	Delete     bool
-	// Put is the person part to write, nil for none. Its Results and
-	// Counters are ignored.
-	Put         *Row
-	SetResults  bool
-	Results     []byte
-	SetCounters bool
-	Counters    []byte
+	// Put is the person part to write, nil for none. Its Results,
+	// ResultsStamp and Counters are ignored.
+	Put          *Row
+	SetResults   bool
+	Results      []byte
+	ResultsStamp int64
+	SetCounters  bool
+	Counters     []byte
 }
 
 // Len reports the number of merged writes in the batch.
 func (b *Batch) Len() int {
-	return len(b.persons) + len(b.mappings) + len(b.index) + len(b.rows) + len(b.groups) + len(b.groupTypes)
+	return len(b.persons) + len(b.mappings) + len(b.index) + len(b.rows) + len(b.groups) + len(b.groupTypes) +
+		len(b.groupRes) + len(b.expiries)
 }
 
 // Reset empties the batch for reuse.
@@ -129,10 +150,19 @@ func (b *Batch) DeleteRow(team int64, distinctID string) {
 	*op = RowOp{Team: team, DistinctID: distinctID, Delete: true}
 }
 
-// SetResults replaces the row's opaque Results.
-func (b *Batch) SetResults(team int64, distinctID string, results []byte) {
+// SetResults writes the row's opaque Results, versioned by stamp
+// (microseconds since the Unix epoch from the writer's hybrid logical
+// clock, > 0): the write takes effect iff ResultsWin(stamp, results,
+// stored stamp, stored results), so racing writers converge on the same
+// value in any order. Two SetResults of one row in a batch keep the
+// winner. Backends compare atomically with respect to concurrent Apply
+// calls.
+func (b *Batch) SetResults(team int64, distinctID string, results []byte, stamp int64) {
 	op := b.rowOp(team, distinctID)
-	op.SetResults, op.Results = true, results
+	if op.SetResults && !ResultsWin(stamp, results, op.ResultsStamp, op.Results) {
+		return
+	}
+	op.SetResults, op.Results, op.ResultsStamp = true, results, stamp
 }
 
 // SetCounters replaces the row's opaque Counters.
@@ -141,7 +171,8 @@ func (b *Batch) SetCounters(team int64, distinctID string, counters []byte) {
 	op.SetCounters, op.Counters = true, counters
 }
 
-// PutGroup stores the full state of g. The batch keeps the pointer.
+// PutGroup stores the full state of g, keeping the stored Results and
+// ResultsStamp (g's are ignored). The batch keeps the pointer.
 func (b *Batch) PutGroup(g *Group) {
 	k := GroupKey{g.Team, g.TypeIndex, g.Key}
 	if i, ok := b.groupIdx[k]; ok {
@@ -170,6 +201,42 @@ func (b *Batch) PutGroupType(gt GroupType) {
 	b.groupTypes = append(b.groupTypes, gt)
 }
 
+// SetGroupResults writes a group's opaque Results, versioned by stamp with
+// the rule of SetResults. Results of a group that was never put are stored
+// but invisible (GetGroup: ErrNotFound) until PutGroup.
+func (b *Batch) SetGroupResults(team int64, typeIndex int, key string, results []byte, stamp int64) {
+	k := GroupKey{team, typeIndex, key}
+	if i, ok := b.groupResIdx[k]; ok {
+		if op := &b.groupRes[i]; ResultsWin(stamp, results, op.Stamp, op.Results) {
+			op.Results, op.Stamp = results, stamp
+		}
+		return
+	}
+	if b.groupResIdx == nil {
+		b.groupResIdx = map[GroupKey]int{}
+	}
+	b.groupResIdx[k] = len(b.groupRes)
+	b.groupRes = append(b.groupRes, GroupResultsOp{Group: k, Results: results, Stamp: stamp})
+}
+
+// PutExpiry adds an entry to the expiry index (idempotent).
+func (b *Batch) PutExpiry(e Expiry) { b.expiryOp(ExpiryOp{Expiry: e}) }
+
+// DeleteExpiry removes an entry from the expiry index (idempotent).
+func (b *Batch) DeleteExpiry(e Expiry) { b.expiryOp(ExpiryOp{Expiry: e, Delete: true}) }
+
+func (b *Batch) expiryOp(op ExpiryOp) {
+	if i, ok := b.expiryIdx[op.Expiry]; ok {
+		b.expiries[i] = op
+		return
+	}
+	if b.expiryIdx == nil {
+		b.expiryIdx = map[Expiry]int{}
+	}
+	b.expiryIdx[op.Expiry] = len(b.expiries)
+	b.expiries = append(b.expiries, op)
+}
+
 // Persons returns the persons to store, in first-write order. Backends
 // must not modify the returned slices or what they point to.
 func (b *Batch) Persons() []*Person { return b.persons }
@@ -189,9 +256,15 @@ func (b *Batch) Groups() []*Group { return b.groups }
 // GroupTypes returns the group types to store.
 func (b *Batch) GroupTypes() []GroupType { return b.groupTypes }
 
+// GroupResults returns the versioned group results writes.
+func (b *Batch) GroupResults() []GroupResultsOp { return b.groupRes }
+
+// Expiries returns the expiry index operations.
+func (b *Batch) Expiries() []ExpiryOp { return b.expiries }
+
 // Validate checks what every backend would refuse: group type indexes out
-// of range and property JSON that is not an object. It returns an error
-// wrapping ErrInvalid.
+// of range, property JSON that is not an object, results stamps <= 0 and
+// empty expiry targets. It returns an error wrapping ErrInvalid.
 func (b *Batch) Validate() error {
 	for _, g := range b.groups {
 		if err := checkTypeIndex(g.TypeIndex); err != nil {
@@ -204,8 +277,25 @@ func (b *Batch) Validate() error {
 		}
 	}
 	for i := range b.rows {
-		if p := b.rows[i].Put; p != nil && !isObject(p.Properties) {
+		op := &b.rows[i]
+		if p := op.Put; p != nil && !isObject(p.Properties) {
 			return errInvalidf("row %d/%q: properties are not a JSON object", p.Team, p.DistinctID)
+		}
+		if op.SetResults && op.ResultsStamp <= 0 {
+			return errInvalidf("row %d/%q: results stamp %d is not positive", op.Team, op.DistinctID, op.ResultsStamp)
+		}
+	}
+	for _, op := range b.groupRes {
+		if err := checkTypeIndex(op.Group.TypeIndex); err != nil {
+			return err
+		}
+		if op.Stamp <= 0 {
+			return errInvalidf("group %d/%d/%q: results stamp %d is not positive", op.Group.Team, op.Group.TypeIndex, op.Group.Key, op.Stamp)
+		}
+	}
+	for _, op := range b.expiries {
+		if op.Expiry.Target == "" {
+			return errInvalidf("expiry %d/%d: empty target", op.Expiry.Team, op.Expiry.At)
 		}
 	}
 	return nil

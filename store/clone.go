@@ -24,6 +24,7 @@ func (g *Group) Clone() *Group {
 	q := *g
 	q.Set = cloneRegisters(g.Set)
 	q.Properties = slices.Clone(g.Properties)
+	q.Results = slices.Clone(g.Results)
 	return &q
 }
 

@@ -13,6 +13,11 @@ import (
 
 const codecFormat = 1
 
+// groupFormat is the format byte of group encodings: 2 adds Results and
+// ResultsStamp. Format 1 (no results) still decodes, for groups stored by
+// earlier versions.
+const groupFormat = 2
+
 // Kind bytes of the canonical encodings.
 const (
 	kindPerson    = 'P'
@@ -150,6 +155,7 @@ func (r *Row) AppendBinary(b []byte) ([]byte, error) {
 	b = binary.BigEndian.AppendUint64(b, r.Revision)
 	b = appendBytes(b, r.Properties)
 	b = appendBytes(b, emptyNil(r.Results))
+	b = binary.AppendVarint(b, r.ResultsStamp)
 	return appendBytes(b, emptyNil(r.Counters)), nil
 }
 
@@ -162,8 +168,8 @@ func emptyNil(b []byte) []byte {
 	return b
 }
 
-// MarshalBinary returns the canonical encoding of r. Empty and nil
-// Results (and Counters) encode alike.
+// MarshalBinary returns the canonical encoding of r, ResultsStamp
+// included. Empty and nil Results (and Counters) encode alike.
 func (r *Row) MarshalBinary() ([]byte, error) { return r.AppendBinary(nil) }
 
 // UnmarshalBinary decodes a canonical encoding into r. Errors wrap
@@ -179,6 +185,7 @@ func (r *Row) UnmarshalBinary(data []byte) error {
 	q.Revision = d.uint64()
 	q.Properties = d.bytes()
 	q.Results = d.bytes()
+	q.ResultsStamp = d.varint()
 	q.Counters = d.bytes()
 	if err := d.finish("row"); err != nil {
 		return err
@@ -189,24 +196,27 @@ func (r *Row) UnmarshalBinary(data []byte) error {
 
 // AppendBinary appends the canonical encoding of g to b.
 func (g *Group) AppendBinary(b []byte) ([]byte, error) {
-	b = appendHeader(b, kindGroup)
+	b = append(b, kindGroup, groupFormat)
 	b = binary.AppendVarint(b, g.Team)
 	b = binary.AppendUvarint(b, uint64(g.TypeIndex))
 	b = appendString(b, g.Key)
 	b = binary.AppendVarint(b, g.Version)
 	b = appendRegisters(b, g.Set)
 	b = appendBytes(b, g.Properties)
-	return binary.BigEndian.AppendUint64(b, g.Revision), nil
+	b = binary.BigEndian.AppendUint64(b, g.Revision)
+	b = appendBytes(b, emptyNil(g.Results))
+	return binary.AppendVarint(b, g.ResultsStamp), nil
 }
 
-// MarshalBinary returns the canonical encoding of g.
+// MarshalBinary returns the canonical encoding of g, Results and
+// ResultsStamp included (empty and nil Results encode alike).
 func (g *Group) MarshalBinary() ([]byte, error) { return g.AppendBinary(nil) }
 
 // UnmarshalBinary decodes a canonical encoding into g. Errors wrap
 // ErrCorrupt.
 func (g *Group) UnmarshalBinary(data []byte) error {
 	d := decoder{b: data}
-	d.header(kindGroup)
+	format := d.headerFormat(kindGroup, 1, groupFormat)
 	var q Group
 	q.Team = d.varint()
 	ti := d.uvarint()
@@ -219,6 +229,10 @@ func (g *Group) UnmarshalBinary(data []byte) error {
 	q.Set = d.registers()
 	q.Properties = d.bytes()
 	q.Revision = d.uint64()
+	if format >= 2 {
+		q.Results = d.bytes()
+		q.ResultsStamp = d.varint()
+	}
 	if err := d.finish("group"); err != nil {
 		return err
 	}
@@ -286,6 +300,18 @@ func (d *decoder) header(kind byte) {
 		return
 	}
 	d.b = d.b[2:]
+}
+
+// headerFormat checks the kind byte and a format byte in [lo, hi], and
+// returns the format.
+func (d *decoder) headerFormat(kind, lo, hi byte) byte {
+	if len(d.b) < 2 || d.b[0] != kind || d.b[1] < lo || d.b[1] > hi {
+		d.fail("bad header")
+		return 0
+	}
+	f := d.b[1]
+	d.b = d.b[2:]
+	return f
 }
 
 func (d *decoder) byte() byte {

@@ -1,8 +1,10 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"strings"
 )
 
 // Sentinel errors. Backends wrap them with %w and the operation; test them
@@ -69,6 +71,19 @@ type Store interface {
 	// returned exactly once. limit <= 0 means DefaultScanLimit.
 	ScanRows(ctx context.Context, team int64, cursor string, limit int) (RowPage, error)
 
+	// ScanGroups returns up to limit groups of (team, typeIndex) starting
+	// at cursor, with the contract of ScanRows (memstore and pebblestore:
+	// group key bytewise). Groups that have results but were never put are
+	// not returned. A typeIndex out of range is an error wrapping
+	// ErrInvalid.
+	ScanGroups(ctx context.Context, team int64, typeIndex int, cursor string, limit int) (GroupPage, error)
+
+	// DueExpiries returns the expiry entries with At <= until across all
+	// teams, ordered by (At, Team, Target), at most limit of them (limit
+	// <= 0 means DefaultScanLimit). The entries stay until a batch deletes
+	// them (Batch.DeleteExpiry).
+	DueExpiries(ctx context.Context, until int64, limit int) ([]Expiry, error)
+
 	// Apply writes b atomically where the backend can (memstore, Pebble) and
 	// durably in every backend: when Apply returns nil, every write in b
 	// survives a crash. Applying an empty batch is a no-op. A batch that
@@ -77,7 +92,8 @@ type Store interface {
 
 	// Dump calls fn once for every stored entity: persons (tombstoned
 	// included), mappings, index entries, visible rows, groups and group
-	// types. The order is backend-defined; storetest.Digest sorts. An error
+	// types. Expiry entries are scheduling data, not state: Dump does not
+	// visit them (nor group results stored for a group never put). The order is backend-defined; storetest.Digest sorts. An error
 	// from fn stops the walk and is returned. fn may read the store.
 	Dump(ctx context.Context, fn func(Entity) error) error
 
@@ -85,7 +101,8 @@ type Store interface {
 	Close() error
 }
 
-// DefaultScanLimit is the page size of ScanRows when limit <= 0.
+// DefaultScanLimit is the page size of ScanRows, ScanGroups and
+// DueExpiries when limit <= 0.
 const DefaultScanLimit = 1000
 
 // RowPage is one page of ScanRows.
@@ -94,6 +111,38 @@ type RowPage struct {
 	Rows []*Row
 	// Next is the cursor of the following page, "" when there is none.
 	Next string
+}
+
+// GroupPage is one page of ScanGroups.
+type GroupPage struct {
+	// Groups in scan order.
+	Groups []*Group
+	// Next is the cursor of the following page, "" when there is none.
+	Next string
+}
+
+// Expiry is one entry of the time-ordered expiry index: the precompute
+// worker recomputes Target's stored results when At is reached. The same
+// (Team, At, Target) is one entry.
+type Expiry struct {
+	Team int64
+	// At is the due time in Unix milliseconds.
+	At int64
+	// Target is opaque to the store (e.g. "r:<distinct id>"): non-empty
+	// valid UTF-8.
+	Target string
+}
+
+// CompareExpiry orders expiry entries by (At, Team, Target), the order of
+// DueExpiries.
+func CompareExpiry(a, b Expiry) int {
+	if c := cmp.Compare(a.At, b.At); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.Team, b.Team); c != 0 {
+		return c
+	}
+	return strings.Compare(a.Target, b.Target)
 }
 
 // PersonKey identifies a person.
@@ -173,6 +222,9 @@ type Row struct {
 	// flag results, behavioural counters); person rewrites keep them.
 	Results  []byte
 	Counters []byte
+	// ResultsStamp is the stamp of the stored Results (see
+	// Batch.SetResults), 0 when none were written.
+	ResultsStamp int64
 }
 
 // Group is the state of one group: S registers as for persons (no
@@ -189,6 +241,11 @@ type Group struct {
 	// Revision its xxhash64, as for rows. Group.ApplyUpdate keeps them.
 	Properties []byte
 	Revision   uint64
+	// Results is opaque (precomputed flag results for the group), written
+	// only by Batch.SetGroupResults with ResultsStamp as for rows; PutGroup
+	// keeps the stored ones and ignores these fields.
+	Results      []byte
+	ResultsStamp int64
 }
 
 // GroupType maps a group type index to its name within a team.

@@ -30,7 +30,22 @@ type state struct {
 	index      map[store.PersonKey]map[string]struct{} // person → distinct ids
 	rows       map[store.DistinctKey]*rowRec
 	groups     map[store.GroupKey]*store.Group
+	groupRes   map[store.GroupKey]versioned // group results, put or not
 	groupTypes map[[2]int64]string
+	expiries   map[store.Expiry]struct{}
+}
+
+// versioned is stored results and their stamp.
+type versioned struct {
+	results []byte
+	stamp   int64
+}
+
+// set writes results at stamp if they win over the stored ones.
+func (v *versioned) set(results []byte, stamp int64) {
+	if store.ResultsWin(stamp, results, v.stamp, v.results) {
+		v.results, v.stamp = slices.Clone(results), stamp
+	}
 }
 
 // rowRec is a stored row: the person part (present once put) and the
@@ -38,7 +53,7 @@ type state struct {
 type rowRec struct {
 	present  bool
 	row      store.Row
-	results  []byte
+	results  versioned
 	counters []byte
 }
 
@@ -52,7 +67,9 @@ func New() *Store {
 	s.mu.index = map[store.PersonKey]map[string]struct{}{}
 	s.mu.rows = map[store.DistinctKey]*rowRec{}
 	s.mu.groups = map[store.GroupKey]*store.Group{}
+	s.mu.groupRes = map[store.GroupKey]versioned{}
 	s.mu.groupTypes = map[[2]int64]string{}
+	s.mu.expiries = map[store.Expiry]struct{}{}
 	return s
 }
 
@@ -67,7 +84,7 @@ func (s *Store) rlock(op string) error {
 
 func (rec *rowRec) export() *store.Row {
 	r := rec.row.Clone()
-	r.Results = slices.Clone(rec.results)
+	r.Results, r.ResultsStamp = slices.Clone(rec.results.results), rec.results.stamp
 	r.Counters = slices.Clone(rec.counters)
 	return r
 }
@@ -94,11 +111,20 @@ func (s *Store) GetGroup(ctx context.Context, team int64, typeIndex int, key str
 		return nil, err
 	}
 	defer s.mu.RUnlock()
-	g, ok := s.mu.groups[store.GroupKey{Team: team, TypeIndex: typeIndex, Key: key}]
-	if !ok {
+	k := store.GroupKey{Team: team, TypeIndex: typeIndex, Key: key}
+	if _, ok := s.mu.groups[k]; !ok {
 		return nil, fmt.Errorf("memstore: get group %d/%d/%q: %w", team, typeIndex, key, store.ErrNotFound)
 	}
-	return g.Clone(), nil
+	return s.exportGroup(k), nil
+}
+
+// exportGroup returns a copy of the put group k with its results. The
+// caller holds the lock.
+func (s *Store) exportGroup(k store.GroupKey) *store.Group {
+	g := s.mu.groups[k].Clone()
+	res := s.mu.groupRes[k]
+	g.Results, g.ResultsStamp = slices.Clone(res.results), res.stamp
+	return g
 }
 
 // GetPerson implements store.Store.
@@ -222,6 +248,63 @@ func (s *Store) ScanRows(ctx context.Context, team int64, cursor string, limit i
 	return page, nil
 }
 
+// ScanGroups implements store.Store: groups in key byte order.
+func (s *Store) ScanGroups(ctx context.Context, team int64, typeIndex int, cursor string, limit int) (store.GroupPage, error) {
+	if err := store.CheckTypeIndex(typeIndex); err != nil {
+		return store.GroupPage{}, fmt.Errorf("memstore: scan groups: %w", err)
+	}
+	if limit <= 0 {
+		limit = store.DefaultScanLimit
+	}
+	after, hasAfter := "", false
+	if cursor != "" {
+		var err error
+		if after, err = keyenc.DecodeCursor(cursor); err != nil {
+			return store.GroupPage{}, fmt.Errorf("memstore: scan groups: cursor %q: %w", cursor, store.ErrInvalid)
+		}
+		hasAfter = true
+	}
+	if err := s.rlock("scan groups"); err != nil {
+		return store.GroupPage{}, err
+	}
+	defer s.mu.RUnlock()
+	var keys []string
+	for k := range s.mu.groups {
+		if k.Team == team && k.TypeIndex == typeIndex && (!hasAfter || k.Key > after) {
+			keys = append(keys, k.Key)
+		}
+	}
+	slices.Sort(keys)
+	var page store.GroupPage
+	for i, key := range keys {
+		if i == limit {
+			page.Next = keyenc.EncodeCursor(keys[i-1])
+			break
+		}
+		page.Groups = append(page.Groups, s.exportGroup(store.GroupKey{Team: team, TypeIndex: typeIndex, Key: key}))
+	}
+	return page, nil
+}
+
+// DueExpiries implements store.Store.
+func (s *Store) DueExpiries(ctx context.Context, until int64, limit int) ([]store.Expiry, error) {
+	if limit <= 0 {
+		limit = store.DefaultScanLimit
+	}
+	if err := s.rlock("due expiries"); err != nil {
+		return nil, err
+	}
+	defer s.mu.RUnlock()
+	var out []store.Expiry
+	for e := range s.mu.expiries {
+		if e.At <= until {
+			out = append(out, e)
+		}
+	}
+	slices.SortFunc(out, store.CompareExpiry)
+	return out[:min(len(out), limit)], nil
+}
+
 // Apply implements store.Store: atomic under the lock.
 func (s *Store) Apply(ctx context.Context, b *store.Batch) error {
 	if err := b.Validate(); err != nil {
@@ -283,7 +366,7 @@ func (s *Store) Apply(ctx context.Context, b *store.Batch) error {
 			}
 		}
 		if op.SetResults {
-			rec.results = slices.Clone(op.Results)
+			rec.results.set(op.Results, op.ResultsStamp)
 		}
 		if op.SetCounters {
 			rec.counters = slices.Clone(op.Counters)
@@ -291,7 +374,21 @@ func (s *Store) Apply(ctx context.Context, b *store.Batch) error {
 		s.mu.rows[k] = rec
 	}
 	for _, g := range b.Groups() {
-		s.mu.groups[store.GroupKey{Team: g.Team, TypeIndex: g.TypeIndex, Key: g.Key}] = g.Clone()
+		g = g.Clone()
+		g.Results, g.ResultsStamp = nil, 0 // kept in groupRes
+		s.mu.groups[store.GroupKey{Team: g.Team, TypeIndex: g.TypeIndex, Key: g.Key}] = g
+	}
+	for _, op := range b.GroupResults() {
+		v := s.mu.groupRes[op.Group]
+		v.set(op.Results, op.Stamp)
+		s.mu.groupRes[op.Group] = v
+	}
+	for _, op := range b.Expiries() {
+		if op.Delete {
+			delete(s.mu.expiries, op.Expiry)
+		} else {
+			s.mu.expiries[op.Expiry] = struct{}{}
+		}
 	}
 	for _, gt := range b.GroupTypes() {
 		s.mu.groupTypes[[2]int64{gt.Team, int64(gt.Index)}] = gt.Name
@@ -337,7 +434,7 @@ func (s *Store) Dump(ctx context.Context, fn func(store.Entity) error) error {
 		}
 		return strings.Compare(a.Key, b.Key)
 	}) {
-		ents = append(ents, store.Entity{Group: s.mu.groups[k].Clone()})
+		ents = append(ents, store.Entity{Group: s.exportGroup(k)})
 	}
 	for _, k := range sortedKeys(s.mu.groupTypes, func(a, b [2]int64) int {
 		return cmpTeam(a[0], b[0], "", "")*2 + int(a[1]-b[1])

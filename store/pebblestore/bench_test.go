@@ -33,7 +33,7 @@ func fill(b *testing.B, s *pebblestore.Store, team int64, n int) {
 	for i := range n {
 		batch.PutRow(benchRow(team, i))
 		if i%10 == 0 {
-			batch.SetResults(team, fmt.Sprintf("distinct-%08d", i), make([]byte, 200))
+			batch.SetResults(team, fmt.Sprintf("distinct-%08d", i), make([]byte, 200), 1_763_100_000_000_000+int64(i))
 		}
 		if batch.Len() == 10000 || i == n-1 {
 			if err := s.Apply(ctx, &batch); err != nil {

@@ -41,7 +41,7 @@ func randomBatch(r *rand.Rand) *store.Batch {
 			props := fmt.Appendf(nil, `{"v":%d}`, v)
 			b.PutRow(&store.Row{Team: team, DistinctID: did, PersonID: pid, PersonVersion: v, Properties: props, Revision: store.Revision(props)})
 		case 5:
-			b.SetResults(team, did, fmt.Appendf(nil, "r%d", v))
+			b.SetResults(team, did, fmt.Appendf(nil, "r%d", v), v+1)
 		case 6:
 			b.DeleteRow(team, did)
 		default:

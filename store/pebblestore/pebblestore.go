@@ -216,15 +216,18 @@ func (s *Store) GetGroup(ctx context.Context, team int64, typeIndex int, key str
 	}
 	defer s.leave()
 	buf, ok, err := s.get(keyenc.Group(team, uint8(typeIndex), key))
+	var (
+		g       *store.Group
+		present bool
+	)
+	if err == nil && ok {
+		g, present, err = decodeGroupValue(buf)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("pebblestore: get group %d/%d/%q: %w", team, typeIndex, key, err)
 	}
-	if !ok {
+	if !present {
 		return nil, fmt.Errorf("pebblestore: get group %d/%d/%q: %w", team, typeIndex, key, store.ErrNotFound)
-	}
-	g := new(store.Group)
-	if err := g.UnmarshalBinary(buf); err != nil {
-		return nil, fmt.Errorf("pebblestore: get group %d/%d/%q: %w", team, typeIndex, key, err)
 	}
 	return g, nil
 }
@@ -497,6 +500,77 @@ func (s *Store) ScanRows(ctx context.Context, team int64, cursor string, limit i
 	return page, nil
 }
 
+// ScanGroups implements store.Store: groups in key byte order.
+func (s *Store) ScanGroups(ctx context.Context, team int64, typeIndex int, cursor string, limit int) (store.GroupPage, error) {
+	if err := store.CheckTypeIndex(typeIndex); err != nil {
+		return store.GroupPage{}, fmt.Errorf("pebblestore: scan groups: %w", err)
+	}
+	if limit <= 0 {
+		limit = store.DefaultScanLimit
+	}
+	prefix := keyenc.GroupPrefix(team, uint8(typeIndex))
+	lower := prefix
+	if cursor != "" {
+		after, err := keyenc.DecodeCursor(cursor)
+		if err != nil {
+			return store.GroupPage{}, fmt.Errorf("pebblestore: scan groups: cursor %q: %w", cursor, store.ErrInvalid)
+		}
+		lower = keyenc.Successor(keyenc.Group(team, uint8(typeIndex), after))
+	}
+	if err := s.enter("scan groups"); err != nil {
+		return store.GroupPage{}, err
+	}
+	defer s.leave()
+	var page store.GroupPage
+	err := s.iterate(ctx, lower, keyenc.PrefixEnd(prefix), func(k, v []byte) (bool, error) {
+		g, present, err := decodeGroupValue(slices.Clone(v))
+		if err != nil {
+			return false, fmt.Errorf("group key %x: %w", k, err)
+		}
+		if !present {
+			return true, nil
+		}
+		if len(page.Groups) == limit {
+			page.Next = keyenc.EncodeCursor(page.Groups[limit-1].Key)
+			return false, nil
+		}
+		page.Groups = append(page.Groups, g)
+		return true, nil
+	})
+	if err != nil {
+		return store.GroupPage{}, fmt.Errorf("pebblestore: scan groups %d/%d: %w", team, typeIndex, err)
+	}
+	return page, nil
+}
+
+// DueExpiries implements store.Store: one range scan of the expiry keys,
+// which sort by (at, team, target).
+func (s *Store) DueExpiries(ctx context.Context, until int64, limit int) ([]store.Expiry, error) {
+	if limit <= 0 {
+		limit = store.DefaultScanLimit
+	}
+	if err := s.enter("due expiries"); err != nil {
+		return nil, err
+	}
+	defer s.leave()
+	var out []store.Expiry
+	err := s.iterate(ctx, []byte{keyenc.KindExpiry}, keyenc.ExpiryUntil(until), func(k, _ []byte) (bool, error) {
+		if len(out) == limit {
+			return false, nil
+		}
+		at, team, target, err := keyenc.DecodeExpiry(k)
+		if err != nil {
+			return false, fmt.Errorf("%w: expiry key %x", store.ErrCorrupt, k)
+		}
+		out = append(out, store.Expiry{Team: team, At: at, Target: target})
+		return true, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("pebblestore: due expiries: %w", err)
+	}
+	return out, nil
+}
+
 // Apply implements store.Store: one Pebble batch committed with Sync.
 func (s *Store) Apply(ctx context.Context, b *store.Batch) error {
 	if err := b.Validate(); err != nil {
@@ -518,6 +592,12 @@ func (s *Store) Apply(ctx context.Context, b *store.Batch) error {
 	return err
 }
 
+// apply holds writeMu from the reads of stored rows and groups (fillRows,
+// fillGroups) to the commit, so the versioned results compare of one Apply
+// sees the commits of every earlier one: racing SetResults converge on the
+// winner. A merge operator would avoid the read, but the row value mixes
+// the versioned results with person fields that replace and the reads are
+// cheap; one mutex keeps it simple.
 func (s *Store) apply(b *store.Batch) error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
@@ -563,16 +643,23 @@ func (s *Store) fill(wb *pebble.Batch, b *store.Batch) error {
 	if buf, err = s.fillRows(wb, b.Rows(), buf); err != nil {
 		return err
 	}
-	for _, g := range b.Groups() {
-		if buf, err = g.AppendBinary(buf[:0]); err != nil {
-			return err
-		}
-		if err := wb.Set(keyenc.Group(g.Team, uint8(g.TypeIndex), g.Key), buf, nil); err != nil {
-			return err
-		}
+	if buf, err = s.fillGroups(wb, b, buf); err != nil {
+		return err
 	}
 	for _, gt := range b.GroupTypes() {
 		if err := wb.Set(keyenc.GroupType(gt.Team, uint8(gt.Index)), []byte(gt.Name), nil); err != nil {
+			return err
+		}
+	}
+	for _, op := range b.Expiries() {
+		e := op.Expiry
+		k := keyenc.Expiry(e.At, e.Team, e.Target)
+		if op.Delete {
+			err = wb.Delete(k, nil)
+		} else {
+			err = wb.Set(k, nil, nil)
+		}
+		if err != nil {
 			return err
 		}
 	}
@@ -612,7 +699,9 @@ func (s *Store) fillRows(wb *pebble.Batch, ops []store.RowOp, buf []byte) ([]byt
 			continue
 		}
 		var v rowValue
-		if !op.Delete && (op.Put == nil || !op.SetResults || !op.SetCounters) {
+		// Read unless the op replaces everything: a delete, or a put with
+		// counters (results are versioned: always compared).
+		if !op.Delete && (op.Put == nil || op.SetResults || !op.SetCounters) {
 			if it == nil {
 				var err error
 				if it, err = s.db.NewIter(&pebble.IterOptions{
@@ -641,8 +730,8 @@ func (s *Store) fillRows(wb *pebble.Batch, ops []store.RowOp, buf []byte) ([]byt
 			v.row.Revision = op.Put.Revision
 			v.row.Properties = op.Put.Properties
 		}
-		if op.SetResults {
-			v.row.Results = op.Results
+		if op.SetResults && store.ResultsWin(op.ResultsStamp, op.Results, v.row.ResultsStamp, v.row.Results) {
+			v.row.Results, v.row.ResultsStamp = op.Results, op.ResultsStamp
 		}
 		if op.SetCounters {
 			v.row.Counters = op.Counters
@@ -650,6 +739,83 @@ func (s *Store) fillRows(wb *pebble.Batch, ops []store.RowOp, buf []byte) ([]byt
 		buf = slices.Grow(buf[:0], rowValueSize(&v))
 		buf = appendRowValue(buf, &v)
 		if err := wb.Set(k.key, buf, nil); err != nil {
+			return buf, err
+		}
+	}
+	return buf, nil
+}
+
+// fillGroups adds the group puts and versioned group results writes to
+// wb. Both keep or compare the stored results, so every touched group is
+// read first (one iterator, key order).
+func (s *Store) fillGroups(wb *pebble.Batch, b *store.Batch, buf []byte) ([]byte, error) {
+	type pending struct {
+		key []byte
+		put *store.Group
+		res *store.GroupResultsOp
+		old *store.Group // nil: none stored
+		was bool         // old is a put group
+	}
+	var (
+		all   []*pending
+		byKey = map[store.GroupKey]*pending{}
+	)
+	at := func(k store.GroupKey) *pending {
+		p, ok := byKey[k]
+		if !ok {
+			p = &pending{key: keyenc.Group(k.Team, uint8(k.TypeIndex), k.Key)}
+			byKey[k] = p
+			all = append(all, p)
+		}
+		return p
+	}
+	for _, g := range b.Groups() {
+		at(store.GroupKey{Team: g.Team, TypeIndex: g.TypeIndex, Key: g.Key}).put = g
+	}
+	for i := range b.GroupResults() {
+		op := &b.GroupResults()[i]
+		at(op.Group).res = op
+	}
+	if len(all) == 0 {
+		return buf, nil
+	}
+	keys := make([][]byte, len(all))
+	for i, p := range all {
+		keys[i] = p.key
+	}
+	err := s.multiGet(keys, func(i int, v []byte) error {
+		var err error
+		all[i].old, all[i].was, err = decodeGroupValue(slices.Clone(v))
+		return err
+	})
+	if err != nil {
+		return buf, err
+	}
+	for _, p := range all {
+		g := p.old
+		if p.put != nil {
+			q := *p.put
+			if g != nil {
+				q.Results, q.ResultsStamp = g.Results, g.ResultsStamp
+			} else {
+				q.Results, q.ResultsStamp = nil, 0
+			}
+			g = &q
+		}
+		if g == nil {
+			g = &store.Group{} // results only, no state
+		}
+		if r := p.res; r != nil && store.ResultsWin(r.Stamp, r.Results, g.ResultsStamp, g.Results) {
+			if g == p.old {
+				q := *g
+				g = &q
+			}
+			g.Results, g.ResultsStamp = r.Results, r.Stamp
+		}
+		if buf, err = appendGroupValue(buf[:0], g, p.put != nil || p.was); err != nil {
+			return buf, err
+		}
+		if err := wb.Set(p.key, buf, nil); err != nil {
 			return buf, err
 		}
 	}
@@ -687,7 +853,7 @@ func (s *Store) Dump(ctx context.Context, fn func(store.Entity) error) error {
 }
 
 // decodeEntity decodes one key/value pair; skip is set for rows without a
-// person part.
+// person part, group results without a group, and expiry entries.
 func decodeEntity(k, v []byte) (e store.Entity, skip bool, err error) {
 	corrupt := func(what string) error { return fmt.Errorf("%w: %s key %x", store.ErrCorrupt, what, k) }
 	if len(k) < 9 {
@@ -739,11 +905,16 @@ func decodeEntity(k, v []byte) (e store.Entity, skip bool, err error) {
 		r.Team, r.DistinctID = team, did
 		e.Row = r
 	case keyenc.KindGroup:
-		g := new(store.Group)
-		if err := g.UnmarshalBinary(v); err != nil {
+		g, present, err := decodeGroupValue(v)
+		if err != nil {
 			return e, false, err
 		}
+		if !present {
+			return e, true, nil
+		}
 		e.Group = g
+	case keyenc.KindExpiry:
+		return e, true, nil // scheduling data, not an entity
 	case keyenc.KindGroupType:
 		if len(rest) != 1 {
 			return e, false, corrupt("group type")

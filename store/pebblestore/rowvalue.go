@@ -13,16 +13,21 @@ import (
 // team and distinct id are in the key):
 //
 //	format   byte  (rowFormat)
-//	flags    byte  (flagPresent: the person part has been written)
+//	flags    byte  (flagPresent: the person part has been written;
+//	               flagStamp: a results stamp follows the results)
 //	personID uvarint length, bytes
 //	version  varint (PersonVersion)
 //	revision 8 bytes big-endian
 //	props    uvarint length, bytes (the JSON object, verbatim)
 //	results  uvarint length, bytes
+//	stamp    varint (ResultsStamp), only with flagStamp
 //	counters uvarint length, bytes
+//
+// Rows written before results were versioned have no flagStamp: stamp 0.
 const (
 	rowFormat   = 1
 	flagPresent = 1 << 0
+	flagStamp   = 1 << 1
 )
 
 var errRowValue = errors.New("bad row value")
@@ -39,21 +44,28 @@ func appendRowValue(b []byte, v *rowValue) []byte {
 		flags |= flagPresent
 	}
 	r := &v.row
+	if r.ResultsStamp != 0 {
+		flags |= flagStamp
+	}
 	b = append(b, rowFormat, flags)
 	b = binary.AppendUvarint(b, uint64(len(r.PersonID)))
 	b = append(b, r.PersonID...)
 	b = binary.AppendVarint(b, r.PersonVersion)
 	b = binary.BigEndian.AppendUint64(b, r.Revision)
-	for _, f := range [...][]byte{r.Properties, r.Results, r.Counters} {
+	for _, f := range [...][]byte{r.Properties, r.Results} {
 		b = binary.AppendUvarint(b, uint64(len(f)))
 		b = append(b, f...)
 	}
-	return b
+	if r.ResultsStamp != 0 {
+		b = binary.AppendVarint(b, r.ResultsStamp)
+	}
+	b = binary.AppendUvarint(b, uint64(len(r.Counters)))
+	return append(b, r.Counters...)
 }
 
 func rowValueSize(v *rowValue) int {
 	r := &v.row
-	return 2 + 3*binary.MaxVarintLen32 + binary.MaxVarintLen64 + 8 + binary.MaxVarintLen32 +
+	return 2 + 3*binary.MaxVarintLen32 + 2*binary.MaxVarintLen64 + 8 + binary.MaxVarintLen32 +
 		len(r.PersonID) + len(r.Properties) + len(r.Results) + len(r.Counters)
 }
 
@@ -61,7 +73,7 @@ func rowValueSize(v *rowValue) int {
 // PersonID alias buf, which the caller must own and never modify. Empty
 // Results and Counters decode as nil.
 func decodeRowValue(buf []byte, v *rowValue) error {
-	if len(buf) < 2 || buf[0] != rowFormat || buf[1]&^flagPresent != 0 {
+	if len(buf) < 2 || buf[0] != rowFormat || buf[1]&^(flagPresent|flagStamp) != 0 {
 		return fmt.Errorf("%w: %w: header", store.ErrCorrupt, errRowValue)
 	}
 	v.present = buf[1]&flagPresent != 0
@@ -97,6 +109,13 @@ func decodeRowValue(buf []byte, v *rowValue) error {
 	}
 	if r.Results, ok = field(); !ok {
 		return fmt.Errorf("%w: %w: results", store.ErrCorrupt, errRowValue)
+	}
+	r.ResultsStamp = 0
+	if buf[1]&flagStamp != 0 {
+		if r.ResultsStamp, k = binary.Varint(p); k <= 0 {
+			return fmt.Errorf("%w: %w: results stamp", store.ErrCorrupt, errRowValue)
+		}
+		p = p[k:]
 	}
 	if r.Counters, ok = field(); !ok {
 		return fmt.Errorf("%w: %w: counters", store.ErrCorrupt, errRowValue)

@@ -2,6 +2,7 @@ package scyllastore
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"sync/atomic"
 	"time"
@@ -25,9 +26,46 @@ const (
 	maxBatchBytes      = 96 << 10
 )
 
+// GroupBuckets is the number of group_index partitions per (team, group
+// type), ExpiryShards the number of result_expiry partitions (see
+// schema/001_store.cql). Fixed forever: stored data depends on them.
+const (
+	GroupBuckets = 16
+	ExpiryShards = 32
+)
+
+// ExpiryTTLGrace is how long an expiry entry outlives its At: entries
+// nobody deletes vanish then (the TTL of the write).
+const ExpiryTTLGrace = 7 * 24 * time.Hour
+
+// maxTTL is the largest TTL both databases accept (20 years).
+const maxTTL = 20 * 365 * 24 * 3600
+
 // rowBucket returns the row_index bucket of a distinct id.
 func rowBucket(distinctID string) int {
 	return int(xxhash.Sum64String(distinctID) % RowBuckets)
+}
+
+// groupBucket returns the group_index bucket of a group key.
+func groupBucket(key string) int {
+	return int(xxhash.Sum64String(key) % GroupBuckets)
+}
+
+// expiryShard returns the result_expiry partition of an entry.
+func expiryShard(team int64, target string) int {
+	d := xxhash.New()
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], uint64(team))
+	d.Write(b[:])
+	d.WriteString(target)
+	return int(d.Sum64() % ExpiryShards)
+}
+
+// expiryTTL returns the TTL in seconds of an entry due at (Unix ms) written
+// at now: until at, plus ExpiryTTLGrace.
+func expiryTTL(at int64, now time.Time) int {
+	until := max(0, at-now.UnixMilli()) / 1000
+	return int(min(until+int64(ExpiryTTLGrace/time.Second), maxTTL))
 }
 
 // clock is the process-wide source of write timestamps (µs): strictly
@@ -181,15 +219,43 @@ func (s *Store) plan(b *store.Batch) ([]*partition, error) {
 			return nil, err
 		}
 	}
+	groupKey := func(team int64, typeIndex int, key string) string {
+		return fmt.Sprintf("g%d\x00%d\x00%s", team, typeIndex, key)
+	}
 	for _, g := range b.Groups() {
 		if err := checkText("group key", g.Key); err != nil {
 			return nil, err
 		}
-		state, err := g.MarshalBinary()
+		// The state carries no results: they live in their own column.
+		q := *g
+		q.Results, q.ResultsStamp = nil, 0
+		state, err := q.MarshalBinary()
 		if err != nil {
 			return nil, err
 		}
-		add(fmt.Sprintf("g%d\x00%d\x00%s", g.Team, g.TypeIndex, g.Key), s.q.putGroup, len(state), g.Version, state, g.Team, g.TypeIndex, g.Key)
+		add(groupKey(g.Team, g.TypeIndex, g.Key), s.q.putGroup, len(state), g.Version, state, g.Team, g.TypeIndex, g.Key)
+		bucket := groupBucket(g.Key)
+		add(fmt.Sprintf("G%d\x00%d\x00%d", g.Team, g.TypeIndex, bucket), s.q.putGroupIndex, len(g.Key), g.Team, g.TypeIndex, bucket, g.Key)
+	}
+	for _, op := range b.GroupResults() {
+		k := op.Group
+		if err := checkText("group key", k.Key); err != nil {
+			return nil, err
+		}
+		add(groupKey(k.Team, k.TypeIndex, k.Key), s.q.setGroupResults, len(op.Results), op.Stamp, resultsValue(op.Results), k.Team, k.TypeIndex, k.Key)
+	}
+	now := time.Now()
+	for _, op := range b.Expiries() {
+		e := op.Expiry
+		if err := checkText("expiry target", e.Target); err != nil {
+			return nil, err
+		}
+		shard := expiryShard(e.Team, e.Target)
+		if op.Delete {
+			add(fmt.Sprintf("x%d", shard), s.q.delExpiry, len(e.Target), shard, e.At, e.Team, e.Target)
+		} else {
+			add(fmt.Sprintf("x%d", shard), s.q.putExpiry, len(e.Target), shard, e.At, e.Team, e.Target, expiryTTL(e.At, now))
+		}
 	}
 	for _, gt := range b.GroupTypes() {
 		if err := checkText("group type name", gt.Name); err != nil {
@@ -213,7 +279,7 @@ func (s *Store) planRow(op store.RowOp, add func(string, string, int, ...any), d
 	}
 	key := distinctKey(op.Team, op.DistinctID)
 	bucket := rowBucket(op.DistinctID)
-	results, counters := nilIfEmpty(op.Results), nilIfEmpty(op.Counters)
+	counters := nilIfEmpty(op.Counters)
 	switch {
 	case op.Delete && op.Put == nil && !op.SetResults && !op.SetCounters:
 		add(key, s.q.delRow, 0, op.Team, op.DistinctID)
@@ -233,13 +299,21 @@ func (s *Store) planRow(op store.RowOp, add func(string, string, int, ...any), d
 			rev := int64(op.Put.Revision)
 			personID, personVer, revision, props = &op.Put.PersonID, &op.Put.PersonVersion, &rev, op.Put.Properties
 		}
-		if !op.SetResults {
-			results = nil
-		}
 		if !op.SetCounters {
 			counters = nil
 		}
-		add(key, s.q.replaceRow, len(props)+len(results)+len(counters), personID, personVer, revision, props, results, counters, op.Team, op.DistinctID)
+		if op.SetResults {
+			// Results are versioned: the delete drops the results stamped
+			// before the new ones, which are written at their stamp. Results
+			// stamped at or after it survive when they win by ResultsWin
+			// (knowing more needs a read): a delete and a results write of
+			// one row in one batch keep the winner of the old and the new.
+			add(key, s.q.replaceRowPerson, len(props)+len(counters), personID, personVer, revision, props, counters, op.Team, op.DistinctID)
+			add(key, s.q.delResults, 0, op.ResultsStamp-1, op.Team, op.DistinctID)
+			add(key, s.q.setResults, len(op.Results), op.ResultsStamp, resultsValue(op.Results), op.Team, op.DistinctID)
+		} else {
+			add(key, s.q.replaceRow, len(props)+len(counters), personID, personVer, revision, props, nil, counters, op.Team, op.DistinctID)
+		}
 		if op.Put != nil {
 			add(bucketKey(op.Team, bucket), s.q.putRowIndex, len(op.DistinctID), op.Team, bucket, op.DistinctID)
 		} else {
@@ -257,12 +331,22 @@ func (s *Store) planRow(op store.RowOp, add func(string, string, int, ...any), d
 		add(bucketKey(op.Team, bucket), s.q.putRowIndex, len(op.DistinctID), op.Team, bucket, op.DistinctID)
 	}
 	if op.SetResults {
-		add(key, s.q.setResults, len(results), results, op.Team, op.DistinctID)
+		add(key, s.q.setResults, len(op.Results), op.ResultsStamp, resultsValue(op.Results), op.Team, op.DistinctID)
 	}
 	if op.SetCounters {
 		add(key, s.q.setCounters, len(counters), counters, op.Team, op.DistinctID)
 	}
 	return nil
+}
+
+// resultsValue is the value of a results write: never null, so that the
+// cell keeps its timestamp (a null is a tombstone, and WRITETIME of a
+// tombstone reads as null): empty results are an empty blob.
+func resultsValue(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
 }
 
 // nilIfEmpty stores empty reserved fields as null: the store does not tell

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -65,9 +66,10 @@ func TestRowLifecycle(t *testing.T) {
 	ctx := context.Background()
 	s := scyllastoretest.New(t)
 
+	st := time.Now().UnixMicro()
 	apply(t, s, func(b *store.Batch) {
 		b.PutRow(row(1, "d1", "p1", 3, `{"a":1.0}`))
-		b.SetResults(1, "d1", []byte("res"))
+		b.SetResults(1, "d1", []byte("res"), st)
 		b.SetCounters(1, "d1", []byte("cnt"))
 	})
 	apply(t, s, func(b *store.Batch) { b.PutRow(row(1, "d1", "p1", 4, `{"a":2}`)) })
@@ -76,7 +78,7 @@ func TestRowLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := row(1, "d1", "p1", 4, `{"a":2}`)
-	want.Results, want.Counters = []byte("res"), []byte("cnt")
+	want.Results, want.Counters, want.ResultsStamp = []byte("res"), []byte("cnt"), st
 	if !equalRows(got, want) {
 		t.Fatalf("GetRow after rewrite = %+v, want %+v", got, want)
 	}
@@ -95,7 +97,7 @@ func TestRowLifecycle(t *testing.T) {
 
 	// Delete and rewrite within one batch.
 	apply(t, s, func(b *store.Batch) {
-		b.SetResults(1, "d1", []byte("old"))
+		b.SetResults(1, "d1", []byte("old"), time.Now().UnixMicro())
 	})
 	apply(t, s, func(b *store.Batch) {
 		b.DeleteRow(1, "d1")
@@ -113,7 +115,7 @@ func TestRowLifecycle(t *testing.T) {
 	}
 
 	// Reserved fields only: invisible to GetRow, ScanRows and Dump.
-	apply(t, s, func(b *store.Batch) { b.SetResults(1, "hidden", []byte("r")) })
+	apply(t, s, func(b *store.Batch) { b.SetResults(1, "hidden", []byte("r"), time.Now().UnixMicro()) })
 	if _, err := s.GetRow(ctx, 1, "hidden"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("GetRow(hidden) = %v, want ErrNotFound", err)
 	}
@@ -180,7 +182,7 @@ func TestScanPaging(t *testing.T) {
 		b.DeleteRow(7, did)
 		delete(want, did)
 	}
-	b.SetResults(7, "reserved-only", []byte("x"))
+	b.SetResults(7, "reserved-only", []byte("x"), time.Now().UnixMicro())
 	if err := s.Apply(ctx, &b); err != nil {
 		t.Fatal(err)
 	}
@@ -282,7 +284,7 @@ func TestSameAsMemstore(t *testing.T) {
 				b.DeleteRow(team, did)
 			case 6:
 				if rng.IntN(2) == 0 {
-					b.SetResults(team, did, []byte(fmt.Sprint("r", v)))
+					b.SetResults(team, did, []byte(fmt.Sprint("r", v)), time.Now().UnixMicro())
 				} else {
 					b.SetCounters(team, did, []byte(fmt.Sprint("c", v)))
 				}

@@ -89,17 +89,20 @@ func (s *Store) query(ctx context.Context, stmt string, args ...any) *gocql.Quer
 type queries struct {
 	getRow, getGroup, getPerson, getMapping, distinctIDs, groupTypes string
 	putPerson, putDeletedPerson, putMapping, putIndex, delIndex      string
-	putRowPerson, setResults, setCounters, replaceRow, delRow        string
+	putRowPerson, setResults, delResults, setCounters, replaceRow    string
+	replaceRowPerson, delRow                                         string
 	putRowIndex, delRowIndex, scanRowIndex, scanRowIndexAll          string
-	putGroup, putGroupType                                           string
+	putGroup, putGroupType, setGroupResults                          string
+	putGroupIndex, scanGroupIndex, scanGroupIndexAll                 string
+	putExpiry, delExpiry, dueExpiries                                string
 	allPersons, allMappings, allIndex, allRows, allGroups, allTypes  string
 }
 
 func newQueries(ks string) queries {
 	f := func(format string) string { return fmt.Sprintf(format, ks) }
 	return queries{
-		getRow:      f("SELECT person_id, person_version, revision, properties, results, counters FROM %s.rows WHERE team = ? AND distinct_id = ?"),
-		getGroup:    f("SELECT state FROM %s.groups WHERE team = ? AND group_type_index = ? AND group_key = ?"),
+		getRow:      f("SELECT person_id, person_version, revision, properties, results, WRITETIME(results), counters FROM %s.rows WHERE team = ? AND distinct_id = ?"),
+		getGroup:    f("SELECT state, results, WRITETIME(results) FROM %s.groups WHERE team = ? AND group_type_index = ? AND group_key = ?"),
 		getPerson:   f("SELECT state FROM %s.persons WHERE team = ? AND person_id = ?"),
 		getMapping:  f("SELECT person_id, version FROM %s.distinct_ids WHERE team = ? AND distinct_id = ?"),
 		distinctIDs: f("SELECT distinct_id FROM %s.person_distinct_ids WHERE team = ? AND person_id = ?"),
@@ -111,25 +114,36 @@ func newQueries(ks string) queries {
 		putIndex:         f("INSERT INTO %s.person_distinct_ids (team, person_id, distinct_id) VALUES (?, ?, ?)"),
 		delIndex:         f("DELETE FROM %s.person_distinct_ids WHERE team = ? AND person_id = ? AND distinct_id = ?"),
 
-		putRowPerson: f("UPDATE %s.rows SET person_id = ?, person_version = ?, revision = ?, properties = ? WHERE team = ? AND distinct_id = ?"),
-		setResults:   f("UPDATE %s.rows SET results = ? WHERE team = ? AND distinct_id = ?"),
-		setCounters:  f("UPDATE %s.rows SET counters = ? WHERE team = ? AND distinct_id = ?"),
-		replaceRow:   f("UPDATE %s.rows SET person_id = ?, person_version = ?, revision = ?, properties = ?, results = ?, counters = ? WHERE team = ? AND distinct_id = ?"),
-		delRow:       f("DELETE FROM %s.rows WHERE team = ? AND distinct_id = ?"),
+		putRowPerson:     f("UPDATE %s.rows SET person_id = ?, person_version = ?, revision = ?, properties = ? WHERE team = ? AND distinct_id = ?"),
+		setResults:       f("UPDATE %s.rows USING TIMESTAMP ? SET results = ? WHERE team = ? AND distinct_id = ?"),
+		delResults:       f("DELETE results FROM %s.rows USING TIMESTAMP ? WHERE team = ? AND distinct_id = ?"),
+		setCounters:      f("UPDATE %s.rows SET counters = ? WHERE team = ? AND distinct_id = ?"),
+		replaceRow:       f("UPDATE %s.rows SET person_id = ?, person_version = ?, revision = ?, properties = ?, results = ?, counters = ? WHERE team = ? AND distinct_id = ?"),
+		replaceRowPerson: f("UPDATE %s.rows SET person_id = ?, person_version = ?, revision = ?, properties = ?, counters = ? WHERE team = ? AND distinct_id = ?"),
+		delRow:           f("DELETE FROM %s.rows WHERE team = ? AND distinct_id = ?"),
 
 		putRowIndex:     f("INSERT INTO %s.row_index (team, bucket, distinct_id) VALUES (?, ?, ?)"),
 		delRowIndex:     f("DELETE FROM %s.row_index WHERE team = ? AND bucket = ? AND distinct_id = ?"),
 		scanRowIndex:    f("SELECT distinct_id FROM %s.row_index WHERE team = ? AND bucket = ? AND distinct_id > ? LIMIT ?"),
 		scanRowIndexAll: f("SELECT distinct_id FROM %s.row_index WHERE team = ? AND bucket = ? LIMIT ?"),
 
-		putGroup:     f("UPDATE %s.groups SET version = ?, state = ? WHERE team = ? AND group_type_index = ? AND group_key = ?"),
-		putGroupType: f("UPDATE %s.group_types SET name = ? WHERE team = ? AND group_type_index = ?"),
+		putGroup:        f("UPDATE %s.groups SET version = ?, state = ? WHERE team = ? AND group_type_index = ? AND group_key = ?"),
+		putGroupType:    f("UPDATE %s.group_types SET name = ? WHERE team = ? AND group_type_index = ?"),
+		setGroupResults: f("UPDATE %s.groups USING TIMESTAMP ? SET results = ? WHERE team = ? AND group_type_index = ? AND group_key = ?"),
+
+		putGroupIndex:     f("INSERT INTO %s.group_index (team, group_type_index, bucket, group_key) VALUES (?, ?, ?, ?)"),
+		scanGroupIndex:    f("SELECT group_key FROM %s.group_index WHERE team = ? AND group_type_index = ? AND bucket = ? AND group_key > ? LIMIT ?"),
+		scanGroupIndexAll: f("SELECT group_key FROM %s.group_index WHERE team = ? AND group_type_index = ? AND bucket = ? LIMIT ?"),
+
+		putExpiry:   f("INSERT INTO %s.result_expiry (shard, at, team, target) VALUES (?, ?, ?, ?) USING TTL ?"),
+		delExpiry:   f("DELETE FROM %s.result_expiry WHERE shard = ? AND at = ? AND team = ? AND target = ?"),
+		dueExpiries: f("SELECT at, team, target FROM %s.result_expiry WHERE shard = ? AND at <= ? LIMIT ?"),
 
 		allPersons:  f("SELECT state FROM %s.persons"),
 		allMappings: f("SELECT team, distinct_id, person_id, version FROM %s.distinct_ids"),
 		allIndex:    f("SELECT team, person_id, distinct_id FROM %s.person_distinct_ids"),
-		allRows:     f("SELECT team, distinct_id, person_id, person_version, revision, properties, results, counters FROM %s.rows"),
-		allGroups:   f("SELECT state FROM %s.groups"),
+		allRows:     f("SELECT team, distinct_id, person_id, person_version, revision, properties, results, WRITETIME(results), counters FROM %s.rows"),
+		allGroups:   f("SELECT state, results, WRITETIME(results) FROM %s.groups"),
 		allTypes:    f("SELECT team, group_type_index, name FROM %s.group_types"),
 	}
 }
@@ -157,9 +171,10 @@ func (s *Store) getRow(ctx context.Context, team int64, distinctID string) (*sto
 		personVer  int64
 		revision   int64
 		properties []byte
+		stamp      *int64
 		r          = &store.Row{Team: team, DistinctID: distinctID}
 	)
-	err := s.query(ctx, s.q.getRow, team, distinctID).Scan(&personID, &personVer, &revision, &properties, &r.Results, &r.Counters)
+	err := s.query(ctx, s.q.getRow, team, distinctID).Scan(&personID, &personVer, &revision, &properties, &r.Results, &stamp, &r.Counters)
 	switch {
 	case errors.Is(err, gocql.ErrNotFound):
 		return nil, store.ErrNotFound
@@ -169,8 +184,17 @@ func (s *Store) getRow(ctx context.Context, team int64, distinctID string) (*sto
 		return nil, store.ErrNotFound // reserved fields only: invisible
 	}
 	r.PersonID, r.PersonVersion, r.Revision, r.Properties = *personID, personVer, uint64(revision), properties
+	r.ResultsStamp = deref(stamp)
 	normalizeRow(r)
 	return r, nil
+}
+
+// deref returns *p, 0 for nil (WRITETIME of a null cell).
+func deref(p *int64) int64 {
+	if p == nil {
+		return 0
+	}
+	return *p
 }
 
 // normalizeRow maps what the driver returns to the store's conventions:
@@ -199,18 +223,35 @@ func (s *Store) GetGroup(ctx context.Context, team int64, typeIndex int, key str
 	if !utf8.ValidString(key) {
 		return nil, fmt.Errorf("scyllastore: get group %d/%d/%q: %w", team, typeIndex, key, store.ErrNotFound)
 	}
-	var state []byte
-	err = s.query(ctx, s.q.getGroup, team, typeIndex, key).Scan(&state)
-	if errors.Is(err, gocql.ErrNotFound) || (err == nil && state == nil) {
-		return nil, fmt.Errorf("scyllastore: get group %d/%d/%q: %w", team, typeIndex, key, store.ErrNotFound)
-	}
+	g, err := s.getGroup(ctx, team, typeIndex, key)
 	if err != nil {
 		return nil, fmt.Errorf("scyllastore: get group %d/%d/%q: %w", team, typeIndex, key, err)
 	}
+	return g, nil
+}
+
+func (s *Store) getGroup(ctx context.Context, team int64, typeIndex int, key string) (*store.Group, error) {
+	var (
+		state, results []byte
+		stamp          *int64
+	)
+	err := s.query(ctx, s.q.getGroup, team, typeIndex, key).Scan(&state, &results, &stamp)
+	switch {
+	case errors.Is(err, gocql.ErrNotFound), err == nil && state == nil:
+		return nil, store.ErrNotFound // absent, or results only: invisible
+	case err != nil:
+		return nil, err
+	}
+	return decodeGroup(state, results, stamp)
+}
+
+// decodeGroup decodes a group's state and adds its results columns.
+func decodeGroup(state, results []byte, stamp *int64) (*store.Group, error) {
 	g := new(store.Group)
 	if err := g.UnmarshalBinary(state); err != nil {
-		return nil, fmt.Errorf("scyllastore: get group %d/%d/%q: %w", team, typeIndex, key, err)
+		return nil, err
 	}
+	g.Results, g.ResultsStamp = nilIfEmpty(results), deref(stamp)
 	return g, nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/vexil-dev/vexil/store"
 )
@@ -60,7 +61,7 @@ func RunDurable(t *testing.T, open func(t *testing.T) (s store.Store, reopen fun
 	b := fixtureBatch(71)
 	mustApply(t, s, b)
 	var b2 store.Batch
-	b2.SetResults(71, "d-0", []byte("R"))
+	b2.SetResults(71, "d-0", []byte("R"), nowStamp())
 	b2.DeleteRow(71, "d-2")
 	mustApply(t, s, &b2)
 	want, err := Digest(ctx, s)
@@ -121,6 +122,14 @@ func fixtureBatch(team int64) *store.Batch {
 	b.PutGroupType(store.GroupType{Team: team, Index: 1, Name: "company"})
 	return &b
 }
+
+// fixedStamp is a results stamp in the past (2025-11-14), for content
+// that must be equal across stores and runs.
+const fixedStamp int64 = 1_763_100_000_000_000
+
+// nowStamp returns a results stamp as the precompute worker's clock gives
+// it: now, in microseconds since the Unix epoch.
+func nowStamp() int64 { return time.Now().UnixMicro() }
 
 func mustApply(t *testing.T, s store.Store, b *store.Batch) {
 	t.Helper()
@@ -239,12 +248,15 @@ func testRowReservedFields(t *testing.T, s store.Store) {
 	b.PutRow(r)
 	mustApply(t, s, &b)
 
+	// Stamps as the precompute worker's clock gives them: now, in µs, so
+	// that the delete below (at the backend's now) is later.
+	st := nowStamp()
 	b.Reset()
-	b.SetResults(4, "d1", []byte("results-v1"))
+	b.SetResults(4, "d1", []byte("results-v1"), st)
 	b.SetCounters(4, "d1", []byte{0, 1, 2, 0xff})
 	mustApply(t, s, &b)
 	want := r.Clone()
-	want.Results, want.Counters = []byte("results-v1"), []byte{0, 1, 2, 0xff}
+	want.Results, want.Counters, want.ResultsStamp = []byte("results-v1"), []byte{0, 1, 2, 0xff}, st
 	wantRow(t, s, want)
 
 	// A person rewrite keeps both reserved fields.
@@ -254,23 +266,23 @@ func testRowReservedFields(t *testing.T, s store.Store) {
 	b.PutRow(r2)
 	mustApply(t, s, &b)
 	want = row(4, "d1", "p1", 2, `{"a":2}`)
-	want.Results, want.Counters = []byte("results-v1"), []byte{0, 1, 2, 0xff}
+	want.Results, want.Counters, want.ResultsStamp = []byte("results-v1"), []byte{0, 1, 2, 0xff}, st
 	wantRow(t, s, want)
 
 	// Replacing one keeps the other; rewriting with a put in the same batch too.
 	b.Reset()
-	b.SetResults(4, "d1", []byte("results-v2"))
+	b.SetResults(4, "d1", []byte("results-v2"), st+1)
 	b.PutRow(row(4, "d1", "p2", 3, `{"a":3}`))
 	mustApply(t, s, &b)
 	want = row(4, "d1", "p2", 3, `{"a":3}`)
-	want.Results, want.Counters = []byte("results-v2"), []byte{0, 1, 2, 0xff}
+	want.Results, want.Counters, want.ResultsStamp = []byte("results-v2"), []byte{0, 1, 2, 0xff}, st+1
 	wantRow(t, s, want)
 
 	// Clearing results.
 	b.Reset()
-	b.SetResults(4, "d1", nil)
+	b.SetResults(4, "d1", nil, st+2)
 	mustApply(t, s, &b)
-	want.Results = nil
+	want.Results, want.ResultsStamp = nil, st+2
 	wantRow(t, s, want)
 
 	// Delete removes everything: a later put starts clean.
@@ -303,7 +315,7 @@ func testRowReservedFields(t *testing.T, s store.Store) {
 func testRowOpsMergeInBatch(t *testing.T, s store.Store) {
 	var b store.Batch
 	b.PutRow(row(5, "keep", "p", 1, `{"v":1}`))
-	b.SetResults(5, "keep", []byte("r"))
+	b.SetResults(5, "keep", []byte("r"), nowStamp())
 	b.PutRow(row(5, "gone", "p", 1, `{}`))
 	mustApply(t, s, &b)
 
@@ -613,7 +625,7 @@ func testScanRows(t *testing.T, s store.Store) {
 		did := fmt.Sprintf("u%02d", i)
 		r := row(7, did, "p"+did, int64(i), fmt.Sprintf(`{"i":%d}`, i))
 		b.PutRow(r)
-		b.SetResults(7, did, []byte(did))
+		b.SetResults(7, did, []byte(did), fixedStamp+int64(i))
 		want = append(want, did)
 	}
 	b.SetCounters(7, "invisible", []byte("c")) // no person part
@@ -636,7 +648,7 @@ func testScanRows(t *testing.T, s store.Store) {
 		for _, r := range got {
 			i := slices.Index(want, r.DistinctID)
 			w := row(7, r.DistinctID, "p"+r.DistinctID, int64(i), fmt.Sprintf(`{"i":%d}`, i))
-			w.Results = []byte(r.DistinctID)
+			w.Results, w.ResultsStamp = []byte(r.DistinctID), fixedStamp+int64(i)
 			if enc(t, r) != enc(t, w) {
 				t.Fatalf("scanned row %+v, want %+v", r, w)
 			}
@@ -807,7 +819,7 @@ func populate(t *testing.T, s store.Store, perm []int, batchSize int) {
 				b.PutRow(r)
 			}
 			if i%4 == 0 {
-				b.SetResults(team, did, fmt.Appendf(nil, "res%d", i))
+				b.SetResults(team, did, fmt.Appendf(nil, "res%d", i), fixedStamp+int64(i))
 			}
 		})
 	}
@@ -926,7 +938,6 @@ func testDigestDetectsChange(t *testing.T, s store.Store) {
 		name     string
 		do, undo func(b *store.Batch)
 	}{
-		{"results", func(b *store.Batch) { b.SetResults(2, "d1", []byte("other")) }, func(b *store.Batch) { b.SetResults(2, "d1", nil) }},
 		{"counters", func(b *store.Batch) { b.SetCounters(2, "d1", []byte("c")) }, func(b *store.Batch) { b.SetCounters(2, "d1", nil) }},
 		{"number text", func(b *store.Batch) {
 			p := store.NewPerson(2, "p1-d1")
@@ -971,6 +982,29 @@ func testDigestDetectsChange(t *testing.T, s store.Store) {
 		if d, _ := Digest(ctx, s); d != base {
 			t.Fatalf("undoing %q did not restore the digest", c.name)
 		}
+	}
+	// Versioned results cannot be undone: each change must move the digest
+	// to a value not seen yet.
+	for _, c := range []struct {
+		name string
+		do   func(b *store.Batch)
+	}{
+		{"results", func(b *store.Batch) { b.SetResults(2, "d1", []byte("other"), fixedStamp) }},
+		{"results stamp", func(b *store.Batch) { b.SetResults(2, "d1", []byte("other"), fixedStamp+1) }},
+		{"group results", func(b *store.Batch) { b.SetGroupResults(1, 0, "g0", []byte("gr"), fixedStamp) }},
+		{"group results stamp", func(b *store.Batch) { b.SetGroupResults(1, 0, "g0", []byte("gr"), fixedStamp+1) }},
+	} {
+		var b store.Batch
+		c.do(&b)
+		mustApply(t, s, &b)
+		d, err := Digest(ctx, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if prev, ok := seen[d]; ok {
+			t.Fatalf("change %q gives the digest of %q", c.name, prev)
+		}
+		seen[d] = c.name
 	}
 }
 

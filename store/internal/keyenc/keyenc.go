@@ -14,6 +14,8 @@ const (
 	KindRow       byte = 'r'
 	KindGroup     byte = 'g'
 	KindGroupType byte = 't'
+	// KindExpiry keys are not keyed by team first: they sort by time.
+	KindExpiry byte = 'x'
 )
 
 // ErrMalformed reports a key that does not decode.
@@ -125,6 +127,43 @@ func Index(team int64, personID, distinctID string) []byte {
 func Group(team int64, typeIndex uint8, key string) []byte {
 	b := AppendTeam(append(make([]byte, 0, 12+len(key)), KindGroup), team)
 	return AppendString(append(b, typeIndex), key)
+}
+
+// GroupPrefix returns the prefix of the keys of a team's groups of one
+// type.
+func GroupPrefix(team int64, typeIndex uint8) []byte {
+	return append(Prefix(KindGroup, team), typeIndex)
+}
+
+// Expiry returns the key of an expiry index entry: the kind, at (sorting
+// like the signed value), the team, the target. Keys sort by (at, team,
+// target).
+func Expiry(at, team int64, target string) []byte {
+	b := AppendTeam(append(make([]byte, 0, 19+len(target)), KindExpiry), at)
+	return AppendString(AppendTeam(b, team), target)
+}
+
+// ExpiryUntil returns the exclusive upper bound of the expiry keys with
+// at <= until.
+func ExpiryUntil(until int64) []byte {
+	return PrefixEnd(AppendTeam([]byte{KindExpiry}, until))
+}
+
+// DecodeExpiry decodes an expiry key.
+func DecodeExpiry(k []byte) (at, team int64, target string, err error) {
+	if len(k) < 1 || k[0] != KindExpiry {
+		return 0, 0, "", ErrMalformed
+	}
+	if at, k, err = Team(k[1:]); err != nil {
+		return 0, 0, "", err
+	}
+	if team, k, err = Team(k); err != nil {
+		return 0, 0, "", err
+	}
+	if target, k, err = String(k); err != nil || len(k) != 0 {
+		return 0, 0, "", ErrMalformed
+	}
+	return at, team, target, nil
 }
 
 // GroupType returns the key of a group type mapping.

@@ -121,3 +121,36 @@ func FuzzString(f *testing.F) {
 		}
 	})
 }
+
+func TestExpiryOrder(t *testing.T) {
+	type e struct {
+		at, team int64
+		target   string
+	}
+	// In (at, team, target) order.
+	want := []e{
+		{math.MinInt64, 5, "a"}, {-1, 0, ""}, {0, -3, "z"}, {0, 2, "a"}, {0, 2, "a\x00"}, {0, 2, "b"},
+		{7, math.MinInt64, "x"}, {7, 1, "x"}, {math.MaxInt64, 0, "r:d"},
+	}
+	var keys [][]byte
+	for i := len(want) - 1; i >= 0; i-- {
+		keys = append(keys, Expiry(want[i].at, want[i].team, want[i].target))
+	}
+	slices.SortFunc(keys, bytes.Compare)
+	for i, k := range keys {
+		at, team, target, err := DecodeExpiry(k)
+		if err != nil || (e{at, team, target}) != want[i] {
+			t.Fatalf("key %d: %v %v %q %v; want %v", i, at, team, target, err, want[i])
+		}
+		for _, until := range []int64{math.MinInt64, -1, 0, 7, math.MaxInt64} {
+			end := ExpiryUntil(until)
+			below := end == nil || bytes.Compare(k, end) < 0
+			if below != (at <= until) {
+				t.Fatalf("key %v: below ExpiryUntil(%d) = %v", want[i], until, below)
+			}
+		}
+	}
+	if _, _, _, err := DecodeExpiry(Row(1, "d")); err == nil {
+		t.Fatal("DecodeExpiry accepted a row key")
+	}
+}
