@@ -4,6 +4,12 @@
 // choosing and writing the response shape (v2, legacy, /decide v1 and v2),
 // and building the local-evaluation definitions payload with its ETag.
 //
+// Request bodies and stored person and group properties go through one
+// JSON decoder (DecodeProperties for the latter) that accepts what
+// encoding/json accepts and builds the same values as its UseNumber
+// decoding into an any, with far fewer allocations; fuzzers hold the two
+// to the same results.
+//
 // It holds no transport: the evaluation service calls it from its HTTP
 // handlers. Errors are *RequestError values carrying the HTTP status and a
 // stable code.

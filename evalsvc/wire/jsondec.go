@@ -323,19 +323,8 @@ func (p *parser) scanString() (start, end int, plain, ok bool) {
 				p.i = i
 				return 0, 0, false, p.fail()
 			}
-			switch b[i] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-			case 'u':
-				for k := 1; k <= 4; k++ {
-					if i+k >= len(b) || !isHex(b[i+k]) {
-						p.i = i + k
-						return 0, 0, false, p.fail()
-					}
-				}
-				i += 4
-			default:
-				p.i = i
-				return 0, 0, false, p.fail()
+			if i = p.escape(i); i < 0 {
+				return 0, 0, false, false
 			}
 			// Escapes make the contents differ from the value; finish the
 			// scan without the ASCII bookkeeping.
@@ -349,6 +338,28 @@ func (p *parser) scanString() (start, end int, plain, ok bool) {
 	}
 	p.i = i
 	return 0, 0, false, p.fail()
+}
+
+// escape validates the escape whose letter is at b[i] and returns the
+// offset of its last byte, or -1 after recording the error.
+func (p *parser) escape(i int) int {
+	b := p.b
+	switch b[i] {
+	case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+		return i
+	case 'u':
+		for k := 1; k <= 4; k++ {
+			if i+k >= len(b) || !isHex(b[i+k]) {
+				p.i = i + k
+				p.fail()
+				return -1
+			}
+		}
+		return i + 4
+	}
+	p.i = i
+	p.fail()
+	return -1
 }
 
 // scanEscaped continues scanString from i in a string known to need
@@ -367,19 +378,8 @@ func (p *parser) scanEscaped(start, i int) (int, int, bool, bool) {
 				p.i = i
 				return 0, 0, false, p.fail()
 			}
-			switch b[i] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-			case 'u':
-				for k := 1; k <= 4; k++ {
-					if i+k >= len(b) || !isHex(b[i+k]) {
-						p.i = i + k
-						return 0, 0, false, p.fail()
-					}
-				}
-				i += 4
-			default:
-				p.i = i
-				return 0, 0, false, p.fail()
+			if i = p.escape(i); i < 0 {
+				return 0, 0, false, false
 			}
 		case c < ' ':
 			p.i = i

@@ -235,38 +235,14 @@ func scanFlagsBody(b []byte, f *[numFields]field) bool {
 	if p.i >= len(b) || b[p.i] != '{' {
 		return false // null, another value, or not JSON
 	}
-	if !p.push() {
-		return false
-	}
-	p.i++
-	p.ws()
-	if p.i < len(b) && b[p.i] == '}' {
-		return true
-	}
-	for {
-		p.ws()
-		start, end, plain, ok := p.scanString()
-		if !ok || !p.colon() {
-			return false
-		}
-		i := fieldOf(p.text(start, end, plain))
+	return p.eachMember(func(k []byte) bool {
+		i := fieldOf(k)
 		if i < 0 {
-			ok = p.skip()
-		} else {
-			f[i] = field{}
-			ok = p.field(i, &f[i])
+			return p.skip()
 		}
-		if !ok {
-			return false
-		}
-		end2, ok := p.next('}')
-		if !ok {
-			return false
-		}
-		if end2 {
-			return true
-		}
-	}
+		f[i] = field{}
+		return p.field(i, &f[i])
+	}, func() {})
 }
 
 // field decodes the value at p.i into slot i.
@@ -327,7 +303,8 @@ func (p *parser) field(i int, f *field) bool {
 func (p *parser) groups(f *field) bool {
 	f.groups = map[string]string{}
 	var bad map[string]bool
-	return p.eachMember(func(k string) bool {
+	return p.eachMember(func(kt []byte) bool {
+		k := p.key(kt)
 		if p.i < len(p.b) {
 			switch c := p.b[p.i]; {
 			case c == '"':
@@ -366,7 +343,8 @@ func (p *parser) groups(f *field) bool {
 func (p *parser) groupProperties(f *field) bool {
 	f.groupProps = map[string]map[string]any{}
 	var bad map[string]bool
-	return p.eachMember(func(k string) bool {
+	return p.eachMember(func(kt []byte) bool {
+		k := p.key(kt)
 		if p.i < len(p.b) {
 			switch p.b[p.i] {
 			case '{':
@@ -399,9 +377,10 @@ func (f *field) setBad(bad map[string]bool) {
 	}
 }
 
-// eachMember walks the object at p.i, calling member with each key and
-// p.i at its value, which member must consume, then done at the end.
-func (p *parser) eachMember(member func(k string) bool, done func()) bool {
+// eachMember walks the object at p.i, calling member with each key's value
+// (valid until the next key) and p.i at its value, which member must
+// consume, then done at the end.
+func (p *parser) eachMember(member func(k []byte) bool, done func()) bool {
 	if !p.push() {
 		return false
 	}
@@ -418,9 +397,8 @@ func (p *parser) eachMember(member func(k string) bool, done func()) bool {
 		if !ok || !p.colon() {
 			return false
 		}
-		k := p.key(p.text(start, end, plain))
 		p.ws()
-		if !member(k) {
+		if !member(p.text(start, end, plain)) {
 			return false
 		}
 		end2, ok := p.next('}')
