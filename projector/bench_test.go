@@ -2,6 +2,7 @@ package projector_test
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -52,7 +53,18 @@ func benchUpdate(i, persons int) []byte {
 func publishN(tb testing.TB, js jetstream.JetStream, n, persons int) {
 	tb.Helper()
 	for i := range n {
-		if _, err := js.PublishMsgAsync(&nats.Msg{Subject: "vexil.persons.1", Data: benchUpdate(i, persons)}); err != nil {
+		m := &nats.Msg{Subject: "vexil.persons.1", Data: benchUpdate(i, persons)}
+		_, err := js.PublishMsgAsync(m)
+		for errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
+			// A busy machine: wait for the acks in flight, then go on.
+			select {
+			case <-js.PublishAsyncComplete():
+			case <-time.After(time.Minute):
+				tb.Fatal("publish acks did not complete")
+			}
+			_, err = js.PublishMsgAsync(m)
+		}
+		if err != nil {
 			tb.Fatal(err)
 		}
 	}
