@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"errors"
+	"slices"
 	"testing"
 )
 
@@ -17,8 +18,9 @@ func TestCodecRoundTrip(t *testing.T) {
 	p := samplePerson()
 	g := NewGroup(9, 255, "grüpp")
 	g.ApplyUpdate(GroupUpdate{Version: 3, Set: map[string][]byte{"n": []byte("1e2")}, Unset: []string{"z"}})
+	g.Results, g.ResultsStamp = []byte("gr"), 1_763_100_000_000_001
 	r := &Row{Team: 1 << 62, DistinctID: "d\x00", PersonID: "p", PersonVersion: -1, Revision: 1<<64 - 1,
-		Properties: []byte(`{"a":1}`), Results: []byte{0, 1}, Counters: nil}
+		Properties: []byte(`{"a":1}`), Results: []byte{0, 1}, Counters: nil, ResultsStamp: 1_763_100_000_000_002}
 	m := &Mapping{Team: 1, DistinctID: "d", PersonID: "p", Version: -9}
 
 	var p2 Person
@@ -53,6 +55,9 @@ func TestCodecRoundTrip(t *testing.T) {
 			t.Fatalf("%T with a trailing byte: %v", c.in, err)
 		}
 	}
+	if string(g2.Results) != "gr" || g2.ResultsStamp != g.ResultsStamp || r2.ResultsStamp != r.ResultsStamp {
+		t.Fatalf("decoded results: group %q/%d, row stamp %d", g2.Results, g2.ResultsStamp, r2.ResultsStamp)
+	}
 	if p2.Set["d"].Value != nil || p2.Set["d"].Version != 5 || string(p2.Set["a"].Value) != "5.0" || !p2.Deleted || p2.DeleteVersion != 2 {
 		t.Fatalf("decoded person %+v", p2)
 	}
@@ -84,6 +89,66 @@ func TestCodecCanonical(t *testing.T) {
 	}
 	if _, err := (Entity{}).AppendBinary(nil); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("empty entity: %v", err)
+	}
+}
+
+// TestGroupCodecFormat1 decodes a group encoded before groups had results
+// (format 1): no results, stamp 0; it re-encodes as format 2.
+func TestGroupCodecFormat1(t *testing.T) {
+	g := NewGroup(9, 2, "k")
+	g.ApplyUpdate(GroupUpdate{Version: 3, Set: map[string][]byte{"n": []byte("1")}})
+	b, _ := g.MarshalBinary()
+	if b[1] != groupFormat {
+		t.Fatalf("format byte %d, want %d", b[1], groupFormat)
+	}
+	old := slices.Clone(b[:len(b)-2]) // results (nil: 0) and stamp (0)
+	old[1] = 1
+	var g1 Group
+	if err := g1.UnmarshalBinary(old); err != nil {
+		t.Fatal(err)
+	}
+	if b2, _ := g1.MarshalBinary(); !bytes.Equal(b2, b) || g1.Results != nil || g1.ResultsStamp != 0 {
+		t.Fatalf("format 1 decoded to %+v", g1)
+	}
+	for _, f := range []byte{0, 3} {
+		bad := slices.Clone(b)
+		bad[1] = f
+		if err := g1.UnmarshalBinary(bad); !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("format %d: %v, want ErrCorrupt", f, err)
+		}
+	}
+	// Results are part of the canonical encoding; empty and nil alike.
+	g.Results = []byte{}
+	if b3, _ := g.MarshalBinary(); !bytes.Equal(b3, b) {
+		t.Fatal("empty and nil group Results encode differently")
+	}
+	g.ResultsStamp = 1
+	if b4, _ := g.MarshalBinary(); bytes.Equal(b4, b) {
+		t.Fatal("ResultsStamp is not encoded")
+	}
+}
+
+func TestResultsWin(t *testing.T) {
+	for _, c := range []struct {
+		stamp       int64
+		results     string
+		storedStamp int64
+		stored      string
+		want        bool
+	}{
+		{2, "a", 1, "z", true},
+		{1, "z", 2, "a", false},
+		{1, "b", 1, "a", true},
+		{1, "a", 1, "b", false},
+		{1, "a", 1, "a", false},
+		{1, "\x80", 1, "\x7f\xff", true}, // unsigned bytes
+		{1, "a\x00", 1, "a", true},
+		{1, "", 1, "", false},
+		{1, "", 0, "", true}, // nothing stored: stamp 0
+	} {
+		if got := ResultsWin(c.stamp, []byte(c.results), c.storedStamp, []byte(c.stored)); got != c.want {
+			t.Errorf("ResultsWin(%d, %q, %d, %q) = %v, want %v", c.stamp, c.results, c.storedStamp, c.stored, got, c.want)
+		}
 	}
 }
 

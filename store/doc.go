@@ -15,7 +15,9 @@
 //     properties revision, and the opaque Results and Counters that later
 //     stages fill and that person rewrites keep.
 //   - Group, keyed (team, group type index, group key), and GroupType,
-//     keyed (team, index).
+//     keyed (team, index). A group carries opaque Results too.
+//   - Expiry, keyed (team, at, target): the time-ordered index of when
+//     precomputed results must be recomputed (Store.DueExpiries).
 //
 // # Convergence
 //
@@ -51,8 +53,33 @@
 //   - Likewise after a delete at vd: a $set_once with version > vd does not
 //     take effect for a key that had a $set_once at version <= vd.
 //
+// # Precomputed results
+//
+// Row and group Results are written by the precompute worker with a stamp
+// (Batch.SetResults, Batch.SetGroupResults): microseconds since the Unix
+// epoch from the writer's hybrid logical clock, always > 0. A write takes
+// effect iff its stamp is larger than the stored ResultsStamp (0 when none),
+// or equal with bytewise larger results (ResultsWin), so racing writers
+// converge on the same value in any order, and every backend compares
+// atomically. Person rewrites (PutRow) and group writes (PutGroup) keep the
+// stored results and stamp; DeleteRow drops them. On scyllastore the stamp
+// is the cell's write timestamp, so a DeleteRow shadows the results stamped
+// before the delete's wall-clock time, and results stamped before a
+// DeleteRow but written after it are dropped too: stamps are taken near
+// now, so this only drops results computed before the row was deleted.
+//
+// # Expiry index
+//
+// Batch.PutExpiry and Batch.DeleteExpiry maintain entries (Team, At,
+// Target), At in Unix milliseconds and Target opaque to the store;
+// Store.DueExpiries returns the entries due by a time, across teams, in
+// (At, Team, Target) order, so the precompute worker finds the results to
+// recompute without scanning rows. Entries are scheduling data, not state:
+// Dump does not visit them.
+//
 // # Digest
 //
 // Store.Dump visits every entity; storetest.Digest hashes their canonical
-// encodings (the MarshalBinary methods) so that two stores can be compared.
+// encodings (the MarshalBinary methods, results stamps included) so that
+// two stores can be compared.
 package store

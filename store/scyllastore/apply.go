@@ -64,7 +64,10 @@ func expiryShard(team int64, target string) int {
 // expiryTTL returns the TTL in seconds of an entry due at (Unix ms) written
 // at now: until at, plus ExpiryTTLGrace.
 func expiryTTL(at int64, now time.Time) int {
-	until := max(0, at-now.UnixMilli()) / 1000
+	var until int64 // seconds until at, 0 when due
+	if ms := now.UnixMilli(); at > ms {
+		until = min((at-ms)/1000, maxTTL) // at-ms cannot overflow: ms > 0
+	}
 	return int(min(until+int64(ExpiryTTLGrace/time.Second), maxTTL))
 }
 

@@ -35,6 +35,28 @@
 // processes writing the same keys are ordered by their wall clocks, as in any
 // Cassandra application: run one projector per stream partition.
 //
+// The exception is precomputed results (rows.results, groups.results):
+// they are written USING TIMESTAMP <stamp>, the writer's hybrid logical
+// clock in microseconds (near now, inside the + 3 days limit), so the
+// cell's last-write-wins is the versioned write of store.ResultsWin (at
+// equal timestamps both databases keep the larger value, compared as
+// unsigned bytes, as the contract suite checks), and GetRow and GetGroup
+// read the stamp back with WRITETIME(results). No read before write. Empty
+// results are written as an empty blob, not a null, so that the cell keeps
+// its timestamp. A row delete, at the Apply's timestamp, shadows the results
+// stamped before it. A delete and a results write of one row in one batch
+// write the new results at their stamp and delete the results cell at stamp
+// - 1: results stamped at or after the new stamp that win by ResultsWin
+// survive (the embedded backends, which read, keep only the new ones).
+//
+// # Expiry index
+//
+// result_expiry is sharded: ExpiryShards partitions by a hash of (team,
+// target), each clustered by (at, team, target). DueExpiries reads every
+// shard in parallel (at <= until, LIMIT limit) and merges. Entries are
+// written with a TTL that ends ExpiryTTLGrace after At, and the table's
+// gc_grace_seconds is short (schema/001_store.cql explains why).
+//
 // # Reads
 //
 // GetRow and GetGroup are single-partition reads routed to a replica by the
@@ -52,7 +74,8 @@
 // # Metrics
 //
 // With Config.Registerer set: vexil_scyllastore_op_seconds{op} (latency of
-// get_row, get_group, get_persons, get_mappings, scan_rows, apply),
+// get_row, get_group, get_persons, get_mappings, scan_rows, scan_groups,
+// due_expiries, apply),
 // vexil_scyllastore_op_errors_total{op} (not-found answers excluded) and
 // vexil_scyllastore_applied_writes_total. Driver log lines go to
 // Config.Logger at Warn.
@@ -62,5 +85,7 @@
 // ScanRows walks the team's RowBuckets index partitions in order; the cursor
 // is the bucket and the last distinct id returned. The order is therefore
 // (bucket, distinct id), deterministic for a given content but not the
-// bytewise distinct id order of the embedded backends.
+// bytewise distinct id order of the embedded backends. ScanGroups walks
+// group_index the same way: GroupBuckets partitions per (team, group type),
+// written with every group put.
 package scyllastore

@@ -17,10 +17,12 @@ const (
 	opGetPerson = "get_persons"
 	opGetMap    = "get_mappings"
 	opScan      = "scan_rows"
+	opScanGroup = "scan_groups"
+	opDue       = "due_expiries"
 	opApply     = "apply"
 )
 
-var allOps = []string{opGetRow, opGetGroup, opGetPerson, opGetMap, opScan, opApply}
+var allOps = []string{opGetRow, opGetGroup, opGetPerson, opGetMap, opScan, opScanGroup, opDue, opApply}
 
 // metrics are the store's Prometheus collectors; nil fields when no
 // Registerer was configured.

@@ -70,7 +70,7 @@ func (s *Store) ScanGroups(ctx context.Context, team int64, typeIndex int, curso
 	if err := s.check("scan groups"); err != nil {
 		return store.GroupPage{}, err
 	}
-	defer func(start time.Time) { s.m.observe(opScan, start, err) }(time.Now())
+	defer func(start time.Time) { s.m.observe(opScanGroup, start, err) }(time.Now())
 	if err := store.CheckTypeIndex(typeIndex); err != nil {
 		return store.GroupPage{}, fmt.Errorf("scyllastore: scan groups: %w", err)
 	}
@@ -217,7 +217,7 @@ func (s *Store) DueExpiries(ctx context.Context, until int64, limit int) (_ []st
 	if err := s.check("due expiries"); err != nil {
 		return nil, err
 	}
-	defer func(start time.Time) { s.m.observe(opScan, start, err) }(time.Now())
+	defer func(start time.Time) { s.m.observe(opDue, start, err) }(time.Now())
 	if limit <= 0 {
 		limit = store.DefaultScanLimit
 	}

@@ -436,3 +436,61 @@ func TestMetrics(t *testing.T) {
 		t.Fatalf("second Open on the same registry = %v, want ErrInvalidConfig", err)
 	}
 }
+
+// TestResultsTimestamps checks how versioned results map to CQL: the stamp
+// is the cell's write timestamp (WRITETIME), empty results keep theirs, a
+// row delete shadows results stamped before it, and a delete and a results
+// write in one batch keep the new results.
+func TestResultsTimestamps(t *testing.T) {
+	ctx := context.Background()
+	cfg := scyllastoretest.Config(t)
+	s := scyllastoretest.Open(t, cfg)
+	writetime := func(did string) (stamp *int64) {
+		t.Helper()
+		q := fmt.Sprintf("SELECT WRITETIME(results) FROM %s.rows WHERE team = ? AND distinct_id = ?", cfg.Keyspace)
+		if err := s.Session().Query(q, int64(1), did).WithContext(ctx).Scan(&stamp); err != nil {
+			t.Fatal(err)
+		}
+		return stamp
+	}
+	st := time.Now().UnixMicro() - 1_000_000
+	apply(t, s, func(b *store.Batch) {
+		b.PutRow(row(1, "d", "p", 1, `{}`))
+		b.SetResults(1, "d", nil, st)
+	})
+	if w := writetime("d"); w == nil || *w != st {
+		t.Fatalf("WRITETIME(results) of empty results = %v, want %d", w, st)
+	}
+	apply(t, s, func(b *store.Batch) { b.SetResults(1, "d", []byte("r"), st+1) })
+	if w := writetime("d"); w == nil || *w != st+1 {
+		t.Fatalf("WRITETIME(results) = %v, want %d", w, st+1)
+	}
+
+	// Delete, put and results in one batch: the new results stay, with
+	// their stamp, though older than the delete.
+	apply(t, s, func(b *store.Batch) {
+		b.DeleteRow(1, "d")
+		b.PutRow(row(1, "d", "p2", 2, `{}`))
+		b.SetResults(1, "d", []byte("new"), st+2)
+	})
+	got, err := s.GetRow(ctx, 1, "d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got.Results) != "new" || got.ResultsStamp != st+2 || got.PersonID != "p2" {
+		t.Fatalf("GetRow after delete+put+results = %+v", got)
+	}
+
+	// A delete shadows results stamped before it, even when written after
+	// it.
+	apply(t, s, func(b *store.Batch) { b.DeleteRow(1, "d") })
+	apply(t, s, func(b *store.Batch) { b.SetResults(1, "d", []byte("late"), st+3) })
+	apply(t, s, func(b *store.Batch) { b.PutRow(row(1, "d", "p3", 3, `{}`)) })
+	got, err = s.GetRow(ctx, 1, "d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Results != nil || got.ResultsStamp != 0 {
+		t.Fatalf("results stamped before the delete survived: %+v", got)
+	}
+}
