@@ -81,8 +81,11 @@ const (
 // ParseContentType maps a Content-Type header value to an Encoding. An empty
 // value means protobuf; parameters ("; charset=utf-8") are ignored.
 func ParseContentType(v string) (Encoding, error) {
-	if v == "" {
+	switch v { // the usual values, without parsing
+	case "", ContentTypeProtobuf:
 		return Protobuf, nil
+	case ContentTypeJSON:
+		return JSON, nil
 	}
 	mt, _, err := mime.ParseMediaType(v)
 	if err != nil {
@@ -136,6 +139,10 @@ func decodePayload(enc Encoding, data []byte, lim Limits) (*ingestv1.Envelope, e
 	var env *ingestv1.Envelope
 	switch enc {
 	case Protobuf:
+		var ok bool
+		if env, ok = decodePersonUpdate(data); ok {
+			break
+		}
 		env = new(ingestv1.Envelope)
 		if err := (proto.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(data, env); err != nil {
 			return nil, poisonf(ReasonUndecodable, "protobuf: %v", err)
