@@ -215,16 +215,9 @@ func (s *Store) GetGroupTypes(ctx context.Context, team int64) ([]store.GroupTyp
 
 // ScanRows implements store.Store: rows in distinct id byte order.
 func (s *Store) ScanRows(ctx context.Context, team int64, cursor string, limit int) (store.RowPage, error) {
-	if limit <= 0 {
-		limit = store.DefaultScanLimit
-	}
-	after, hasAfter := "", false
-	if cursor != "" {
-		var err error
-		if after, err = keyenc.DecodeCursor(cursor); err != nil {
-			return store.RowPage{}, fmt.Errorf("memstore: scan rows: cursor %q: %w", cursor, store.ErrInvalid)
-		}
-		hasAfter = true
+	after, hasAfter, err := decodeCursor(cursor)
+	if err != nil {
+		return store.RowPage{}, fmt.Errorf("memstore: scan rows: %w", err)
 	}
 	if err := s.rlock("scan rows"); err != nil {
 		return store.RowPage{}, err
@@ -236,16 +229,10 @@ func (s *Store) ScanRows(ctx context.Context, team int64, cursor string, limit i
 			ids = append(ids, k.DistinctID)
 		}
 	}
-	slices.Sort(ids)
-	var page store.RowPage
-	for i, id := range ids {
-		if i == limit {
-			page.Next = keyenc.EncodeCursor(ids[i-1])
-			break
-		}
-		page.Rows = append(page.Rows, s.mu.rows[store.DistinctKey{Team: team, DistinctID: id}].export())
-	}
-	return page, nil
+	rows, next := scanPage(ids, limit, func(id string) *store.Row {
+		return s.mu.rows[store.DistinctKey{Team: team, DistinctID: id}].export()
+	})
+	return store.RowPage{Rows: rows, Next: next}, nil
 }
 
 // ScanGroups implements store.Store: groups in key byte order.
@@ -253,16 +240,9 @@ func (s *Store) ScanGroups(ctx context.Context, team int64, typeIndex int, curso
 	if err := store.CheckTypeIndex(typeIndex); err != nil {
 		return store.GroupPage{}, fmt.Errorf("memstore: scan groups: %w", err)
 	}
-	if limit <= 0 {
-		limit = store.DefaultScanLimit
-	}
-	after, hasAfter := "", false
-	if cursor != "" {
-		var err error
-		if after, err = keyenc.DecodeCursor(cursor); err != nil {
-			return store.GroupPage{}, fmt.Errorf("memstore: scan groups: cursor %q: %w", cursor, store.ErrInvalid)
-		}
-		hasAfter = true
+	after, hasAfter, err := decodeCursor(cursor)
+	if err != nil {
+		return store.GroupPage{}, fmt.Errorf("memstore: scan groups: %w", err)
 	}
 	if err := s.rlock("scan groups"); err != nil {
 		return store.GroupPage{}, err
@@ -274,16 +254,40 @@ func (s *Store) ScanGroups(ctx context.Context, team int64, typeIndex int, curso
 			keys = append(keys, k.Key)
 		}
 	}
-	slices.Sort(keys)
-	var page store.GroupPage
-	for i, key := range keys {
-		if i == limit {
-			page.Next = keyenc.EncodeCursor(keys[i-1])
-			break
-		}
-		page.Groups = append(page.Groups, s.exportGroup(store.GroupKey{Team: team, TypeIndex: typeIndex, Key: key}))
+	groups, next := scanPage(keys, limit, func(key string) *store.Group {
+		return s.exportGroup(store.GroupKey{Team: team, TypeIndex: typeIndex, Key: key})
+	})
+	return store.GroupPage{Groups: groups, Next: next}, nil
+}
+
+// decodeCursor returns the key a scan cursor resumes after; has is false
+// for "" (the beginning).
+func decodeCursor(cursor string) (after string, has bool, err error) {
+	if cursor == "" {
+		return "", false, nil
 	}
-	return page, nil
+	if after, err = keyenc.DecodeCursor(cursor); err != nil {
+		return "", false, fmt.Errorf("cursor %q: %w", cursor, store.ErrInvalid)
+	}
+	return after, true, nil
+}
+
+// scanPage sorts keys and returns the items of the first limit of them
+// (limit <= 0: store.DefaultScanLimit), and the cursor after the last one
+// when more follow.
+func scanPage[T any](keys []string, limit int, get func(string) T) ([]T, string) {
+	if limit <= 0 {
+		limit = store.DefaultScanLimit
+	}
+	slices.Sort(keys)
+	var items []T
+	for i, k := range keys {
+		if i == limit {
+			return items, keyenc.EncodeCursor(keys[i-1])
+		}
+		items = append(items, get(k))
+	}
+	return items, ""
 }
 
 // DueExpiries implements store.Store.

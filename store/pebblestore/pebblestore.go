@@ -630,13 +630,7 @@ func (s *Store) fill(wb *pebble.Batch, b *store.Batch) error {
 		}
 	}
 	for _, op := range b.Index() {
-		k := keyenc.Index(op.Entry.Team, op.Entry.PersonID, op.Entry.DistinctID)
-		if op.Delete {
-			err = wb.Delete(k, nil)
-		} else {
-			err = wb.Set(k, nil, nil)
-		}
-		if err != nil {
+		if err := setOrDelete(wb, keyenc.Index(op.Entry.Team, op.Entry.PersonID, op.Entry.DistinctID), op.Delete); err != nil {
 			return err
 		}
 	}
@@ -652,18 +646,20 @@ func (s *Store) fill(wb *pebble.Batch, b *store.Batch) error {
 		}
 	}
 	for _, op := range b.Expiries() {
-		e := op.Expiry
-		k := keyenc.Expiry(e.At, e.Team, e.Target)
-		if op.Delete {
-			err = wb.Delete(k, nil)
-		} else {
-			err = wb.Set(k, nil, nil)
-		}
-		if err != nil {
+		if err := setOrDelete(wb, keyenc.Expiry(op.Expiry.At, op.Expiry.Team, op.Expiry.Target), op.Delete); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// setOrDelete adds a key without a value (an index entry) to wb, or its
+// deletion.
+func setOrDelete(wb *pebble.Batch, k []byte, del bool) error {
+	if del {
+		return wb.Delete(k, nil)
+	}
+	return wb.Set(k, nil, nil)
 }
 
 // keyedRowOp is a row operation with its key.

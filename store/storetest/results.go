@@ -43,17 +43,11 @@ func testResultsVersioned(t *testing.T, s store.Store) {
 	// Stamps a minute in the past plus small steps: all before the delete
 	// below, which a backend may stamp with its own clock.
 	base := nowStamp() - 60_000_000
-	apply := func(fn func(b *store.Batch)) {
-		t.Helper()
-		var b store.Batch
-		fn(&b)
-		mustApply(t, s, &b)
-	}
 	set := func(results []byte, stamp int64) {
 		t.Helper()
-		apply(func(b *store.Batch) { b.SetResults(9, "d", results, stamp) })
+		applyWith(t, s, func(b *store.Batch) { b.SetResults(9, "d", results, stamp) })
 	}
-	apply(func(b *store.Batch) { b.PutRow(row(9, "d", "p", 1, `{"a":1}`)) })
+	applyWith(t, s, func(b *store.Batch) { b.PutRow(row(9, "d", "p", 1, `{"a":1}`)) })
 	wantResults(t, s, 9, "d", "", 0)
 
 	set([]byte("v1"), base+10)
@@ -86,7 +80,7 @@ func testResultsVersioned(t *testing.T, s store.Store) {
 	wantResults(t, s, 9, "d", "x", base+40)
 
 	// Within one batch the winner is kept, whatever the order.
-	apply(func(b *store.Batch) {
+	applyWith(t, s, func(b *store.Batch) {
 		b.SetResults(9, "d", []byte("b60"), base+60)
 		b.SetResults(9, "d", []byte("b50"), base+50)
 		b.SetResults(9, "d", []byte("a60"), base+60)
@@ -97,7 +91,7 @@ func testResultsVersioned(t *testing.T, s store.Store) {
 	// Row it writes.
 	r := row(9, "d", "p2", 2, `{"a":2}`)
 	r.Results, r.ResultsStamp = []byte("ignored"), base+1000
-	apply(func(b *store.Batch) { b.PutRow(r) })
+	applyWith(t, s, func(b *store.Batch) { b.PutRow(r) })
 	want := row(9, "d", "p2", 2, `{"a":2}`)
 	want.Results, want.ResultsStamp = []byte("b60"), base+60
 	wantRow(t, s, want)
@@ -105,15 +99,15 @@ func testResultsVersioned(t *testing.T, s store.Store) {
 	wantRow(t, s, want)
 
 	// DeleteRow drops results and stamp.
-	apply(func(b *store.Batch) { b.DeleteRow(9, "d") })
+	applyWith(t, s, func(b *store.Batch) { b.DeleteRow(9, "d") })
 	wantNoRow(t, s, 9, "d")
-	apply(func(b *store.Batch) { b.PutRow(row(9, "d", "p3", 3, `{}`)) })
+	applyWith(t, s, func(b *store.Batch) { b.PutRow(row(9, "d", "p3", 3, `{}`)) })
 	wantRow(t, s, row(9, "d", "p3", 3, `{}`))
 
 	// Results of a row without a person part are stored but invisible
 	// (GetRow, ScanRows, Dump) until a put.
 	st := nowStamp()
-	apply(func(b *store.Batch) { b.SetResults(9, "early", []byte("e1"), st) })
+	applyWith(t, s, func(b *store.Batch) { b.SetResults(9, "early", []byte("e1"), st) })
 	wantNoRow(t, s, 9, "early")
 	if rows := scanAll(t, s, 9, 10); len(rows) != 1 || rows[0].DistinctID != "d" {
 		t.Fatalf("scan of team 9 returned %q, want only d", rowIDs(rows))
@@ -121,8 +115,8 @@ func testResultsVersioned(t *testing.T, s store.Store) {
 	if n, err := Counts(context.Background(), s); err != nil || n["row"] != 1 {
 		t.Fatalf("Counts = %v, %v; want 1 row", n, err)
 	}
-	apply(func(b *store.Batch) { b.SetResults(9, "early", []byte("e0"), st-1) })
-	apply(func(b *store.Batch) { b.PutRow(row(9, "early", "p", 1, `{}`)) })
+	applyWith(t, s, func(b *store.Batch) { b.SetResults(9, "early", []byte("e0"), st-1) })
+	applyWith(t, s, func(b *store.Batch) { b.PutRow(row(9, "early", "p", 1, `{}`)) })
 	wantResults(t, s, 9, "early", "e1", st)
 	rows := scanAll(t, s, 9, 10)
 	if len(rows) != 2 || rows[slices.IndexFunc(rows, func(r *store.Row) bool { return r.DistinctID == "early" })].ResultsStamp != st {
@@ -132,19 +126,13 @@ func testResultsVersioned(t *testing.T, s store.Store) {
 
 func testGroupResults(t *testing.T, s store.Store) {
 	base := nowStamp() - 60_000_000
-	apply := func(fn func(b *store.Batch)) {
-		t.Helper()
-		var b store.Batch
-		fn(&b)
-		mustApply(t, s, &b)
-	}
 	set := func(results string, stamp int64) {
 		t.Helper()
-		apply(func(b *store.Batch) { b.SetGroupResults(5, 2, "acme", []byte(results), stamp) })
+		applyWith(t, s, func(b *store.Batch) { b.SetGroupResults(5, 2, "acme", []byte(results), stamp) })
 	}
 	g := store.NewGroup(5, 2, "acme")
 	g.ApplyUpdate(store.GroupUpdate{Version: 1, Set: map[string][]byte{"plan": []byte(`"free"`)}})
-	apply(func(b *store.Batch) { b.PutGroup(g) })
+	applyWith(t, s, func(b *store.Batch) { b.PutGroup(g) })
 	wantGroupResults(t, s, 5, 2, "acme", "", 0)
 
 	set("g1", base+10)
@@ -162,7 +150,7 @@ func testGroupResults(t *testing.T, s store.Store) {
 	g2 := g.Clone()
 	g2.ApplyUpdate(store.GroupUpdate{Version: 2, Set: map[string][]byte{"plan": []byte(`"pro"`)}})
 	g2.Results, g2.ResultsStamp = nil, 0
-	apply(func(b *store.Batch) { b.PutGroup(g2) })
+	applyWith(t, s, func(b *store.Batch) { b.PutGroup(g2) })
 	got, err := s.GetGroup(context.Background(), 5, 2, "acme")
 	if err != nil {
 		t.Fatal(err)
@@ -173,7 +161,7 @@ func testGroupResults(t *testing.T, s store.Store) {
 		t.Fatalf("GetGroup after PutGroup\n got %+v\nwant %+v", got, want)
 	}
 	// A put and a results write in one batch.
-	apply(func(b *store.Batch) {
+	applyWith(t, s, func(b *store.Batch) {
 		b.SetGroupResults(5, 2, "acme", []byte("g4"), base+30)
 		b.PutGroup(g2)
 		b.SetGroupResults(5, 2, "acme", []byte("g5"), base+29)
@@ -182,7 +170,7 @@ func testGroupResults(t *testing.T, s store.Store) {
 
 	// Results of a group never put: stored but invisible (GetGroup,
 	// ScanGroups, Dump) until the group is put.
-	apply(func(b *store.Batch) { b.SetGroupResults(5, 2, "later", []byte("l1"), base+10) })
+	applyWith(t, s, func(b *store.Batch) { b.SetGroupResults(5, 2, "later", []byte("l1"), base+10) })
 	if _, err := s.GetGroup(context.Background(), 5, 2, "later"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("GetGroup of results only: %v, want ErrNotFound", err)
 	}
@@ -192,8 +180,8 @@ func testGroupResults(t *testing.T, s store.Store) {
 	if n, err := Counts(context.Background(), s); err != nil || n["group"] != 1 {
 		t.Fatalf("Counts = %v, %v; want 1 group", n, err)
 	}
-	apply(func(b *store.Batch) { b.SetGroupResults(5, 2, "later", []byte("l0"), base+9) })
-	apply(func(b *store.Batch) { b.PutGroup(store.NewGroup(5, 2, "later")) })
+	applyWith(t, s, func(b *store.Batch) { b.SetGroupResults(5, 2, "later", []byte("l0"), base+9) })
+	applyWith(t, s, func(b *store.Batch) { b.PutGroup(store.NewGroup(5, 2, "later")) })
 	wantGroupResults(t, s, 5, 2, "later", "l1", base+10)
 }
 
@@ -360,28 +348,10 @@ func (emptyStore) Dump(context.Context, func(store.Entity) error) error { return
 
 func scanAllGroups(t *testing.T, s store.Store, team int64, typeIndex, limit int) []*store.Group {
 	t.Helper()
-	var out []*store.Group
-	cursor := ""
-	for pages := 0; ; pages++ {
-		if pages > 100000 {
-			t.Fatal("scan does not end")
-		}
+	return scanPages(t, limit, func(cursor string) ([]*store.Group, string, error) {
 		page, err := s.ScanGroups(context.Background(), team, typeIndex, cursor, limit)
-		if err != nil {
-			t.Fatalf("ScanGroups(%d, %d, %q, %d): %v", team, typeIndex, cursor, limit, err)
-		}
-		if limit > 0 && len(page.Groups) > limit {
-			t.Fatalf("page of %d groups exceeds limit %d", len(page.Groups), limit)
-		}
-		out = append(out, page.Groups...)
-		if page.Next == "" {
-			return out
-		}
-		if len(page.Groups) == 0 {
-			t.Fatalf("empty page with a next cursor %q", page.Next)
-		}
-		cursor = page.Next
-	}
+		return page.Groups, page.Next, err
+	})
 }
 
 func groupKeys(gs []*store.Group) []string {
