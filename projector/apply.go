@@ -48,8 +48,9 @@ type overlay struct {
 	readConcurrency int
 	// cache is the index cache (nil when disabled); read only here.
 	cache *indexCache
-	// indexRead collects what was read from the store's index.
-	indexRead map[store.PersonKey][]string
+	// indexAfter holds the whole index of every changed person after
+	// this batch (for the cache).
+	indexAfter []personIndex
 
 	persons      map[store.PersonKey]*personEntry
 	dirtyPersons []store.PersonKey // in order of first change
@@ -75,6 +76,12 @@ type overlay struct {
 	// dirtyGroupTypes the names the batch changed.
 	groupTypes      map[int64]map[int]string
 	dirtyGroupTypes map[[2]int64]string
+}
+
+// personIndex is the index of one person: its distinct ids, sorted.
+type personIndex struct {
+	pk  store.PersonKey
+	ids []string
 }
 
 // write is a prepared batch: the store writes of a batch of messages, as
@@ -120,7 +127,6 @@ func (p *Projector) prepare(ctx context.Context, b *batch, prev *overlay) (*writ
 		atomic:          p.cfg.AtomicStore,
 		readConcurrency: p.cfg.ReadConcurrency,
 		cache:           p.cache,
-		indexRead:       map[store.PersonKey][]string{},
 		persons:         make(map[store.PersonKey]*personEntry, n),
 		mappings:        make(map[store.DistinctKey]*mappingEntry, n),
 		indexNet:        make(map[store.IndexEntry]bool, n),
@@ -155,11 +161,14 @@ func (p *Projector) prepare(ctx context.Context, b *batch, prev *overlay) (*writ
 		return nil, nil, err
 	}
 	if p.cache != nil {
-		for k, ids := range ov.indexRead {
-			p.cache.put(k, ids)
+		for _, pi := range ov.indexAfter {
+			p.cache.put(pi.pk, pi.ids)
 		}
 		for _, op := range ov.indexOps {
-			p.cache.apply(op)
+			// The changed persons' entries are whole above.
+			if e, ok := ov.persons[store.PersonKey{Team: op.Entry.Team, ID: op.Entry.PersonID}]; !ok || !e.dirty {
+				p.cache.apply(op)
+			}
 		}
 	}
 	return w, ov, nil
@@ -557,15 +566,16 @@ func (ov *overlay) teamGroupTypes(ctx context.Context, team int64) (map[int]stri
 func (ov *overlay) finish(ctx context.Context, derived, sources *store.Batch) error {
 	// Rows of changed persons: their stored index plus this batch's.
 	stored := make([][]string, len(ov.dirtyPersons))
-	cached := make([]bool, len(ov.dirtyPersons))
 	var misses []int // indexes into dirtyPersons of the index reads to make
 	for i, pk := range ov.dirtyPersons {
 		if ov.atomic && ov.persons[pk].created {
 			continue // no record before: no index entries (see person)
 		}
-		if stored[i], cached[i] = ov.cache.get(pk); !cached[i] {
+		ids, ok := ov.cache.get(pk)
+		if !ok {
 			misses = append(misses, i)
 		}
+		stored[i] = ids
 	}
 	if err := ov.readIndex(ctx, misses, stored); err != nil {
 		return err
@@ -576,22 +586,15 @@ func (ov *overlay) finish(ctx context.Context, derived, sources *store.Batch) er
 			stored[i] = ov.prev.withIndexChanges(ov.dirtyPersons[i], stored[i])
 		}
 	}
+	// The rows of a changed person are those of its index after the
+	// batch: the stored entries not removed and the ones added.
+	ov.indexAfter = make([]personIndex, 0, len(ov.dirtyPersons))
 	for i, pk := range ov.dirtyPersons {
-		if !cached[i] {
-			ov.indexRead[pk] = stored[i] // nil for a created person: exact too
-		}
-		for _, id := range stored[i] {
-			e := store.IndexEntry{Team: pk.Team, PersonID: pk.ID, DistinctID: id}
-			if add, ok := ov.indexNet[e]; !ok || add {
-				dk := store.DistinctKey{Team: pk.Team, DistinctID: id}
-				ov.markRow(dk, ov.mappingEntry(dk))
-			}
-		}
-		for _, id := range ov.indexAdded[pk] {
-			if ov.indexNet[store.IndexEntry{Team: pk.Team, PersonID: pk.ID, DistinctID: id}] {
-				dk := store.DistinctKey{Team: pk.Team, DistinctID: id}
-				ov.markRow(dk, ov.mappingEntry(dk))
-			}
+		ids := ov.withIndexChanges(pk, stored[i]) // nil for a created person: exact too
+		ov.indexAfter = append(ov.indexAfter, personIndex{pk, ids})
+		for _, id := range ids {
+			dk := store.DistinctKey{Team: pk.Team, DistinctID: id}
+			ov.markRow(dk, ov.mappingEntry(dk))
 		}
 	}
 	// Mappings (index entries found above) and owners not read yet.

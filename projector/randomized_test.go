@@ -195,7 +195,7 @@ func projectMessy(t *testing.T, inner store.Store, atomic bool, msgs []*ingestv1
 	}
 	published := len(stream)
 	var applied float64
-	runOnce := func(crashAt int) {
+	runOnce := func(crashAt int) *projector.Projector {
 		reg := prometheus.NewRegistry()
 		cfg.Registerer = reg
 		p, err := projector.New(cfg)
@@ -218,6 +218,7 @@ func projectMessy(t *testing.T, inner store.Store, atomic bool, msgs []*ingestv1
 			t.Fatalf("Run: %v", err)
 		}
 		applied += metricSum(t, reg, "vexil_projector_applied_total")
+		return p
 	}
 	for len(stream) > 0 {
 		n := min(chunk, len(stream))
@@ -231,7 +232,11 @@ func projectMessy(t *testing.T, inner store.Store, atomic bool, msgs []*ingestv1
 		stream = stream[n:]
 		runOnce(1 + r.IntN(3))
 	}
-	runOnce(0)
+	// After a clean run every batch prepared was written: the index
+	// cache must match the store.
+	if err := projector.CheckIndexCache(context.Background(), runOnce(0), inner); err != nil {
+		t.Fatal(err)
+	}
 	// Every message is valid, so each was applied at least once; more
 	// means redeliveries after crashes.
 	if applied < float64(published) {
