@@ -703,9 +703,16 @@ func jsonValues(m map[string]string) map[string][]byte {
 	if len(m) == 0 {
 		return nil
 	}
+	n := 0
+	for _, v := range m {
+		n += len(v)
+	}
+	buf := make([]byte, 0, n) // one allocation for the values
 	out := make(map[string][]byte, len(m))
 	for k, v := range m {
-		out[k] = []byte(v)
+		i := len(buf)
+		buf = append(buf, v...)
+		out[k] = buf[i:len(buf):len(buf)]
 	}
 	return out
 }

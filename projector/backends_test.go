@@ -53,7 +53,7 @@ func newMemStore(t testing.TB) store.Store {
 }
 
 func newPebbleStore(t testing.TB) store.Store {
-	s, err := pebblestore.Open(pebblestore.Config{Dir: t.TempDir()})
+	s, err := pebblestore.Open(pebblestore.Config{Dir: t.TempDir(), CacheSize: int64(*benchCacheMB) << 20})
 	if err != nil {
 		t.Fatal(err)
 	}

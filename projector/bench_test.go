@@ -29,6 +29,7 @@ var (
 	benchRate    = flag.Int("bench.rate", 10_000, "BenchmarkWriteToVisible: person writes per second")
 	benchBatch   = flag.Int("bench.batch", 0, "projector BatchSize for the benchmarks (0: the default)")
 	benchReads   = flag.Int("bench.reads", 0, "projector ReadConcurrency for the benchmarks (0: the default)")
+	benchCacheMB = flag.Int("bench.cachemb", 0, "Pebble block cache in MiB for the benchmarks (0: pebblestore's default; vexil serve uses 256)")
 	benchProfile = flag.String("bench.cpuprofile", "", "BenchmarkProjectorThroughput: write a CPU profile of the timed part only (not the publishing before it) to this file")
 )
 
