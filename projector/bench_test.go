@@ -181,6 +181,26 @@ func (v *visibility) Apply(ctx context.Context, b *store.Batch) error {
 	return nil
 }
 
+// DistinctIDsOf passes store.IndexReader through (the projector reads the
+// index of a batch with it), with DistinctIDs per person when the store
+// has none.
+func (v *visibility) DistinctIDsOf(ctx context.Context, keys []store.PersonKey) (map[store.PersonKey][]string, error) {
+	if ir, ok := v.Store.(store.IndexReader); ok {
+		return ir.DistinctIDsOf(ctx, keys)
+	}
+	out := make(map[store.PersonKey][]string, len(keys))
+	for _, k := range keys {
+		ids, err := v.Store.DistinctIDs(ctx, k.Team, k.ID)
+		if err != nil {
+			return nil, err
+		}
+		if len(ids) > 0 {
+			out[k] = ids
+		}
+	}
+	return out, nil
+}
+
 // BenchmarkWriteToVisible measures the latency from a producer's publish
 // to the row being readable, at a fixed rate of person writes (-bench.rate,
 // default 10,000/s) for b.N writes. p50, p99 and max are reported. Run it
