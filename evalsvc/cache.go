@@ -4,15 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/vexil-dev/vexil/catalog"
 	"github.com/vexil-dev/vexil/evalsvc/wire"
 	"github.com/vexil-dev/vexil/flags"
+	"github.com/vexil-dev/vexil/precompute/results"
 )
 
 // flagMeta is what a response needs of a flag beyond its result.
@@ -34,12 +37,29 @@ type teamState struct {
 	payload, payloadNoCohorts *wire.Definitions
 	compileErr                error
 	loadedAt                  time.Time
+	// plan says which flags have stored results, in keys order.
+	plan *results.Plan
+	// counters count each flag's answers by source (keys order).
+	counters [][]prometheus.Counter
+	// groupSlots lists the group types some stored flag lives on; a
+	// request's stored group results are kept by slot.
+	groupSlots []int
+}
+
+// groupSlot returns the slot of a group type with stored flags.
+func (ts *teamState) groupSlot(gt int) (int, bool) {
+	for i, g := range ts.groupSlots {
+		if g == gt {
+			return i, true
+		}
+	}
+	return 0, false
 }
 
 // needsGroup reports whether some flag of the team reads group type gt.
 func (ts *teamState) needsGroup(gt int) bool { return ts.groupsFn[gt] }
 
-func buildTeamState(snap catalog.TeamSnapshot, now time.Time) (*teamState, error) {
+func buildTeamState(snap catalog.TeamSnapshot, now time.Time, opt results.Options, m *metrics) (*teamState, error) {
 	defs := snap.Definitions
 	set, cerr := flags.Compile(defs)
 	ts := &teamState{team: snap.Team, set: set, compileErr: cerr, loadedAt: now,
@@ -51,6 +71,19 @@ func buildTeamState(snap catalog.TeamSnapshot, now time.Time) (*teamState, error
 		ts.meta[f.Key] = flagMeta{description: f.Description, hasExperiment: f.HasExperiment, runtime: f.EvaluationRuntime}
 	}
 	ts.keys = set.Keys()
+	ts.plan = results.NewPlan(defs, set, opt)
+	ts.groupSlots = ts.plan.GroupTypes()
+	if len(ts.groupSlots) > 64 {
+		ts.groupSlots = ts.groupSlots[:64] // flags of further types answer live
+	}
+	team := strconv.FormatInt(snap.Team.ID, 10)
+	ts.counters = make([][]prometheus.Counter, len(ts.keys))
+	for i, k := range ts.keys {
+		ts.counters[i] = make([]prometheus.Counter, len(results.Sources()))
+		for _, src := range results.Sources() {
+			ts.counters[i][src] = m.flagSources.WithLabelValues(team, k, src.String())
+		}
+	}
 	for _, k := range ts.keys {
 		info, _ := set.Info(k)
 		for _, gt := range info.GroupTypes {

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vexil-dev/vexil/catalog"
+	"github.com/vexil-dev/vexil/precompute/results"
 	"github.com/vexil-dev/vexil/store"
 )
 
@@ -51,6 +52,17 @@ type Config struct {
 	HashKey func(secret string) []byte
 	// Now defaults to time.Now.
 	Now func() time.Time
+
+	// LiveOnly ignores stored results: every flag is evaluated live (the
+	// baseline of benchmarks and canary comparisons).
+	LiveOnly bool
+	// Plan must match the precompute workers' (results.Options).
+	Plan results.Options
+	// Repair, when set, is called (without blocking) for a row or group
+	// whose stored result was missing or stale, so that precompute
+	// recomputes it (precompute.Publisher.Repair). typeIndex is
+	// results.Persons for a row.
+	Repair func(team int64, typeIndex int, key string)
 }
 
 // ErrInvalidConfig is returned by Validate.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -163,12 +164,38 @@ func (s *Service) serveFlags(w http.ResponseWriter, r *http.Request, decide bool
 	sc := getScratch()
 	defer putScratch(sc)
 	if !req.DisableFlags {
+		sc.debug = r.Header.Get(DebugHeader) != ""
 		ev := s.evaluate(ctx, ts, req, sc)
 		resp.Records = ev.records
 		resp.ErrorsWhileComputing = ev.errors
+		if sc.debug {
+			w.Header().Set(SourcesHeader, sourcesHeader(ev))
+		}
 	}
 	sc.buf = resp.AppendJSON(sc.buf[:0], shape)
 	writeBody(w, sc.buf)
+}
+
+// DebugHeader, on a /flags request, asks for SourcesHeader on the
+// response: which path answered each flag.
+const (
+	DebugHeader   = "X-Vexil-Debug"
+	SourcesHeader = "X-Vexil-Flag-Sources"
+)
+
+// sourcesHeader lists key=source for every record, comma-separated
+// (stored, or live_<why>: see results.Source).
+func sourcesHeader(ev evaluation) string {
+	var b strings.Builder
+	for i, rec := range ev.records {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(url.QueryEscape(rec.Key))
+		b.WriteByte('=')
+		b.WriteString(ev.sources[i].String())
+	}
+	return b.String()
 }
 
 func writeResponse(w http.ResponseWriter, resp *wire.Response, shape wire.Shape) {

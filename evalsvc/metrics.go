@@ -11,6 +11,7 @@ type metrics struct {
 	reloads        prometheus.Counter
 	noticesDropped prometheus.Counter
 	watches        prometheus.Gauge
+	flagSources    *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -30,11 +31,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Team definitions (re)loaded into the HyperCache."}),
 		noticesDropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "vexil_evalsvc_notices_dropped_total",
 			Help: "Change notices dropped because the reload queue was full (the periodic reload catches up)."}),
+		flagSources: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "vexil_evalsvc_flag_answers_total",
+			Help: "Flag answers by team, flag and source: stored (a current precomputed result) or live_<why> (the hit ratio is stored over all)."},
+			[]string{"team", "flag", "source"}),
 		watches: prometheus.NewGauge(prometheus.GaugeOpts{Name: "vexil_evalsvc_definition_watches",
 			Help: "Open gRPC WatchDefinitions streams."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.evaluations, m.requests, m.latency, m.storeErrors, m.shed, m.reloads, m.noticesDropped, m.watches)
+		reg.MustRegister(m.evaluations, m.requests, m.latency, m.storeErrors, m.shed, m.reloads, m.noticesDropped, m.watches, m.flagSources)
 	}
 	return m
 }

@@ -1,7 +1,6 @@
 package evalsvc
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,6 +14,7 @@ import (
 	"github.com/vexil-dev/vexil/catalog"
 	"github.com/vexil-dev/vexil/evalsvc/wire"
 	"github.com/vexil-dev/vexil/flags"
+	"github.com/vexil-dev/vexil/precompute/results"
 	"github.com/vexil-dev/vexil/store"
 )
 
@@ -54,7 +54,7 @@ func (s *Service) loadTeam(ctx context.Context, team int64) (*teamState, error) 
 	if err != nil {
 		return nil, fmt.Errorf("evalsvc: load team %d: %w", team, err)
 	}
-	ts, err := buildTeamState(snap, s.cfg.Now())
+	ts, err := buildTeamState(snap, s.cfg.Now(), s.cfg.Plan, s.m)
 	if err != nil {
 		return nil, err
 	}
@@ -223,14 +223,31 @@ type evaluation struct {
 	records []wire.Record
 	errors  bool
 	path    string // "row", "no-row" or "partial"
+	// sources says, per record, which path answered it (filled when the
+	// request asked for debug information).
+	sources []results.Source
 }
 
-// scratch is the reusable memory of one request: results, records and the
-// response buffer, pooled so a request allocates little beyond its inputs.
+// scratch is the reusable memory of one request: results, records, the
+// response buffer and the decoded stored results, pooled so a request
+// allocates little beyond its inputs.
 type scratch struct {
 	results []flags.Result
+	live    []flags.Result
 	records []wire.Record
 	buf     []byte
+	// stored results of the row and of the request's groups (by
+	// teamState.groupIdx slot)
+	row    results.Row
+	groups []results.Row
+	// per flag of the team, in evaluation order
+	want    []bool
+	source  []results.Source
+	stored  []flags.Result
+	misses  []string
+	sources []results.Source
+	props   map[string]any
+	debug   bool
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
@@ -242,8 +259,17 @@ func putScratch(sc *scratch) {
 		return // an outsized response; let it go
 	}
 	clear(sc.results) // drop references to payloads and errors
+	clear(sc.live)
 	clear(sc.records)
-	sc.results, sc.records, sc.buf = sc.results[:0], sc.records[:0], sc.buf[:0]
+	clear(sc.stored)
+	clear(sc.misses)
+	sc.results, sc.live, sc.records, sc.buf = sc.results[:0], sc.live[:0], sc.records[:0], sc.buf[:0]
+	sc.misses, sc.sources, sc.debug = sc.misses[:0], sc.sources[:0], false
+	if len(sc.props) > 256 {
+		sc.props = nil
+	} else {
+		clear(sc.props)
+	}
 	scratchPool.Put(sc)
 }
 
@@ -257,10 +283,27 @@ func (s *Service) admit() (func(), error) {
 	return func() { s.inflight.Add(-1) }, nil
 }
 
+// groupRead is one group the request names, with what the store holds.
+type groupRead struct {
+	idx      int
+	name     string
+	key      string
+	props    []byte
+	results  []byte
+	version  int64
+	revision uint64
+	found    bool
+	err      error
+}
+
 // evaluate runs one request against a team: the row read (and the group
-// reads) under StoreTimeout, then every requested flag.
+// reads) under StoreTimeout, then every requested flag: from the stored
+// result when it is current (DESIGN.md §2, checked by results.Row.Check),
+// live from the same row otherwise. The stored properties are decoded only
+// when some flag is answered live.
 func (s *Service) evaluate(ctx context.Context, ts *teamState, req *wire.FlagsRequest, sc *scratch) evaluation {
-	c := &flags.Context{DistinctID: req.DistinctID, DeviceID: req.DeviceID, Now: s.cfg.Now(),
+	now := s.cfg.Now()
+	c := &flags.Context{DistinctID: req.DistinctID, DeviceID: req.DeviceID, Now: now,
 		Cohorts: &cohortSource{ctx: ctx, cat: s.cfg.Catalog, team: ts.team.ID, distinctID: req.DistinctID}}
 	ev := evaluation{path: "row"}
 
@@ -269,13 +312,6 @@ func (s *Service) evaluate(ctx context.Context, ts *teamState, req *wire.FlagsRe
 
 	// Which groups to read: named in the request, with a type the team's
 	// flags read.
-	type groupRead struct {
-		idx   int
-		name  string
-		key   string
-		props []byte
-		err   error
-	}
 	var reads []groupRead
 	for name, key := range req.Groups {
 		idx, ok := ts.set.GroupTypeIndex(name)
@@ -294,7 +330,7 @@ func (s *Service) evaluate(ctx context.Context, ts *teamState, req *wire.FlagsRe
 			defer wg.Done()
 			grp, err := s.cfg.Store.GetGroup(rctx, ts.team.ID, g.idx, g.key)
 			if err == nil {
-				g.props = grp.Properties
+				g.props, g.results, g.version, g.revision, g.found = grp.Properties, grp.Results, grp.Version, grp.Revision, true
 			} else if !errors.Is(err, store.ErrNotFound) {
 				g.err = err
 			}
@@ -304,48 +340,173 @@ func (s *Service) evaluate(ctx context.Context, ts *teamState, req *wire.FlagsRe
 	wg.Wait()
 
 	storeFailed := rowErr != nil && !errors.Is(rowErr, store.ErrNotFound)
-	props := map[string]any{}
 	switch {
 	case storeFailed:
 		ev.path = "partial"
 		c.Partial = true
 		s.m.storeErrors.Inc()
 		s.cfg.Logger.Debug("row read failed; answering from the request alone", "team", ts.team.ID, "err", rowErr)
-	case rowErr == nil:
-		if err := decodeProps(row.Properties, props); err != nil {
-			ev.path = "partial"
-			c.Partial = true
-			s.m.storeErrors.Inc()
-		}
-	default:
+	case rowErr != nil:
 		ev.path = "no-row"
 	}
-	for k, v := range req.PersonProperties {
-		props[k] = v // request overrides win
-	}
-	c.PersonProperties = props
 	for _, g := range reads {
-		gp := map[string]any{}
 		if g.err != nil {
 			c.Partial = true
 			storeFailed = true
-		} else if g.props != nil {
-			_ = decodeProps(g.props, gp)
 		}
-		for k, v := range req.GroupProperties[g.name] {
-			gp[k] = v
-		}
-		for len(c.Groups) <= g.idx {
-			c.Groups = append(c.Groups, flags.Group{})
-		}
-		c.Groups[g.idx] = flags.Group{Key: g.key, Properties: gp}
 	}
 
-	results := ts.set.AppendEvaluate(sc.results[:0], c, req.FlagKeys)
-	sc.results = results
+	// Which flags, and which of them the stored results answer.
+	n := len(ts.keys)
+	sc.want = resize(sc.want, n)
+	sc.source = resize(sc.source, n)
+	sc.stored = resize(sc.stored, n)
+	if req.FlagKeys == nil {
+		for i := range sc.want {
+			sc.want[i] = true
+		}
+	} else {
+		clear(sc.want)
+		for _, k := range req.FlagKeys {
+			if i, ok := ts.plan.Index(k); ok {
+				sc.want[i] = true
+			}
+		}
+	}
+	useStored := !s.cfg.LiveOnly && !c.Partial && rowErr == nil
+	if useStored {
+		sc.row.Load(row.Results, row.PersonVersion, row.Revision, req.DistinctID, "distinct_id")
+		sc.groups = resize(sc.groups, len(ts.groupSlots))
+		for gi := range sc.groups {
+			sc.groups[gi].Load(nil, 0, 0, "", "")
+		}
+		for _, g := range reads {
+			if gi, ok := ts.groupSlot(g.idx); ok && g.found {
+				sc.groups[gi].Load(g.results, g.version, g.revision, g.key, "$group_key")
+			}
+		}
+	}
+	repairRow := false
+	var repairGroups uint64 // a bit per group slot
+	sc.misses = sc.misses[:0]
+	for i := range n {
+		if !sc.want[i] {
+			continue
+		}
+		fp := &ts.plan.Flags[i]
+		src := results.Absent
+		var e *results.Entry
+		switch {
+		case !fp.Precomputable:
+			src = results.NotPrecomputable
+		case !useStored:
+		case fp.Subject == results.Persons:
+			e, src = sc.row.Check(fp, now, req.PersonProperties)
+			repairRow = repairRow || src.Stale()
+		default:
+			name, _ := ts.set.GroupTypeName(fp.Subject)
+			gi, ok := ts.groupSlot(fp.Subject)
+			if !ok || req.Groups[name] == "" {
+				src = results.NoSubject
+				break
+			}
+			g := &sc.groups[gi]
+			if g.Key == "" {
+				break // named in the request, not in the store: Absent
+			}
+			e, src = g.Check(fp, now, req.GroupProperties[name])
+			if src.Stale() {
+				repairGroups |= 1 << gi
+			}
+		}
+		if src == results.Stored {
+			r, ok := ts.set.Expand(fp.Key, e.Compact)
+			if ok {
+				sc.stored[i] = r
+			} else { // a current stamp makes this impossible; stay exact anyway
+				src = results.StaleFlag
+			}
+		}
+		sc.source[i] = src
+		if src != results.Stored {
+			sc.misses = append(sc.misses, fp.Key)
+		}
+	}
+
+	// Live evaluation of the misses, from the same row.
+	sc.live = sc.live[:0]
+	if len(sc.misses) > 0 {
+		if sc.props == nil {
+			sc.props = map[string]any{}
+		}
+		props := sc.props
+		if rowErr == nil {
+			if err := wire.DecodeProperties(row.Properties, props); err != nil {
+				ev.path = "partial"
+				c.Partial = true
+				s.m.storeErrors.Inc()
+			}
+		}
+		for k, v := range req.PersonProperties {
+			props[k] = v // request overrides win
+		}
+		c.PersonProperties = props
+		for _, g := range reads {
+			gp := map[string]any{}
+			if g.props != nil {
+				_ = wire.DecodeProperties(g.props, gp)
+			}
+			for k, v := range req.GroupProperties[g.name] {
+				gp[k] = v
+			}
+			for len(c.Groups) <= g.idx {
+				c.Groups = append(c.Groups, flags.Group{})
+			}
+			c.Groups[g.idx] = flags.Group{Key: g.key, Properties: gp}
+		}
+		sc.live = ts.set.AppendEvaluate(sc.live, c, sc.misses)
+	}
+
+	// Merge in evaluation order: AppendEvaluate returns the live results
+	// in that order too.
+	out := sc.results[:0]
+	li := 0
+	sc.sources = sc.sources[:0]
+	for i := range n {
+		if !sc.want[i] {
+			continue
+		}
+		src := sc.source[i]
+		if src == results.Stored {
+			out = append(out, sc.stored[i])
+		} else {
+			if li >= len(sc.live) || sc.live[li].Key != ts.keys[i] {
+				continue
+			}
+			out = append(out, sc.live[li])
+			li++
+		}
+		ts.counters[i][src].Inc()
+		if sc.debug {
+			sc.sources = append(sc.sources, src)
+		}
+	}
+	sc.results = out
+	if s.cfg.Repair != nil {
+		if repairRow {
+			s.cfg.Repair(ts.team.ID, results.Persons, req.DistinctID)
+		}
+		for _, g := range reads {
+			if gi, ok := ts.groupSlot(g.idx); ok && repairGroups&(1<<gi) != 0 {
+				s.cfg.Repair(ts.team.ID, g.idx, g.key)
+			}
+		}
+	}
+
 	ev.records = sc.records[:0]
-	for i := range results {
-		r := &results[i]
+	keep := sc.sources[:0]
+	for i := range out {
+		r := &out[i]
 		meta := ts.meta[r.Key]
 		if req.EvaluationRuntime != "" && meta.runtime != "" && meta.runtime != "all" && meta.runtime != req.EvaluationRuntime {
 			continue
@@ -360,8 +521,14 @@ func (s *Service) evaluate(ctx context.Context, ts *teamState, req *wire.FlagsRe
 			}
 		}
 		ev.records = append(ev.records, rec)
+		if sc.debug {
+			keep = append(keep, sc.sources[i])
+		}
 	}
 	sc.records = ev.records
+	if sc.debug {
+		ev.sources = keep
+	}
 	if storeFailed {
 		ev.errors = true
 	}
@@ -369,14 +536,12 @@ func (s *Service) evaluate(ctx context.Context, ts *teamState, req *wire.FlagsRe
 	return ev
 }
 
-// decodeProps decodes a stored JSON object into m, numbers as json.Number.
-func decodeProps(b []byte, m map[string]any) error {
-	if len(b) == 0 {
-		return nil
+// resize returns s with length n, reusing its memory.
+func resize[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	return dec.Decode(&m)
+	return s[:n]
 }
 
 // cohortSource answers static cohort membership from the catalog.

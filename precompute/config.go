@@ -1,0 +1,115 @@
+package precompute
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vexil-dev/vexil/catalog"
+	"github.com/vexil-dev/vexil/precompute/results"
+	"github.com/vexil-dev/vexil/store"
+)
+
+// Names on NATS. Every worker of a deployment uses the same ones: they share
+// the work through durable consumers.
+const (
+	// Stream holds the work: row triggers and the pages of runs, as a work
+	// queue (a message is deleted once a worker acknowledges it).
+	Stream = "VEXIL_PRECOMPUTE"
+	// RowSubjectPrefix + <team> carries row and group triggers.
+	RowSubjectPrefix = "vexil.precompute.rows."
+	// PageSubjectPrefix + <team> carries the pages of runs.
+	PageSubjectPrefix = "vexil.precompute.pages."
+	// ChangeStream captures the management API's change notices
+	// (vexil.changes.<team>) so that exactly one worker starts each run.
+	ChangeStream = "VEXIL_CHANGES"
+	// RunBucket is the JetStream key-value bucket of run states, one key
+	// per team: the checkpoint a resumed run starts from, and its progress.
+	RunBucket = "vexil_precompute_runs"
+)
+
+// Definitions is what the worker reads from the catalog.
+type Definitions interface {
+	Snapshot(ctx context.Context, teamID int64) (catalog.TeamSnapshot, error)
+	ListTeams(ctx context.Context) ([]catalog.Team, error)
+}
+
+// Config configures a Worker. Store, Catalog and Conn are required.
+type Config struct {
+	Store   store.Store
+	Catalog Definitions
+	// Conn is the NATS connection, JetStream enabled.
+	Conn *nats.Conn
+
+	// Logger defaults to slog.Default(); Registry receives the metrics
+	// (nil: a private registry).
+	Logger   *slog.Logger
+	Registry prometheus.Registerer
+	// Now is the evaluation clock (relative dates, valid_until). Default
+	// time.Now. Write stamps always come from the wall clock.
+	Now func() time.Time
+
+	// Concurrency is how many rows are computed at once. Default 2 × the
+	// CPUs.
+	Concurrency int
+	// Coalesce is how long row triggers gather before one recompute: many
+	// writes to one row within it cost one computation. Default 20ms.
+	Coalesce time.Duration
+	// PageSize is the rows per page of a run. Default 500.
+	PageSize int
+	// ExpiryInterval is how often due valid_until entries are collected.
+	// Default 250ms.
+	ExpiryInterval time.Duration
+	// ReloadInterval bounds how long cached definitions are trusted
+	// without a change notice. Default 30s.
+	ReloadInterval time.Duration
+	// Plan tunes which flags are stored.
+	Plan results.Options
+	// Roles selects what this worker does; zero means everything.
+	Roles Roles
+}
+
+// Roles lets a worker take part of the work only (tests use it to stop,
+// lag and race workers).
+type Roles struct {
+	NoRows, NoPages, NoRuns, NoExpiry bool
+}
+
+// ErrInvalidConfig is returned by New for a missing required field.
+var ErrInvalidConfig = errors.New("precompute: invalid config")
+
+func (c Config) withDefaults() (Config, error) {
+	if c.Store == nil || c.Catalog == nil || c.Conn == nil {
+		return c, fmt.Errorf("%w: Store, Catalog and Conn are required", ErrInvalidConfig)
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Registry == nil {
+		c.Registry = prometheus.NewRegistry()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = 4
+	}
+	if c.Coalesce <= 0 {
+		c.Coalesce = 20 * time.Millisecond
+	}
+	if c.PageSize <= 0 {
+		c.PageSize = 500
+	}
+	if c.ExpiryInterval <= 0 {
+		c.ExpiryInterval = 250 * time.Millisecond
+	}
+	if c.ReloadInterval <= 0 {
+		c.ReloadInterval = 30 * time.Second
+	}
+	return c, nil
+}

@@ -1,0 +1,450 @@
+package precompute_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/vexil-dev/vexil/catalog"
+	"github.com/vexil-dev/vexil/catalog/memcatalog"
+	"github.com/vexil-dev/vexil/evalsvc"
+	"github.com/vexil-dev/vexil/flags"
+	"github.com/vexil-dev/vexil/precompute"
+	"github.com/vexil-dev/vexil/projector"
+	"github.com/vexil-dev/vexil/projector/ingest"
+	ingestv1 "github.com/vexil-dev/vexil/proto/vexil/ingest/v1"
+	"github.com/vexil-dev/vexil/store"
+	"github.com/vexil-dev/vexil/store/memstore"
+	"github.com/vexil-dev/vexil/store/pebblestore"
+	"github.com/vexil-dev/vexil/store/scyllastore/scyllastoretest"
+)
+
+// backend opens an empty store of one kind.
+type backend struct {
+	name   string
+	open   func(t testing.TB) store.Store
+	atomic bool
+}
+
+var backends = []backend{
+	{"memstore", func(t testing.TB) store.Store {
+		s := memstore.New()
+		t.Cleanup(func() { s.Close() })
+		return s
+	}, true},
+	{"pebblestore", func(t testing.TB) store.Store {
+		s, err := pebblestore.Open(pebblestore.Config{Dir: t.TempDir()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}, true},
+	// On the Cassandra of VEXIL_TEST_CASSANDRA; skips without it, fails
+	// when CI=true.
+	{"scyllastore", func(t testing.TB) store.Store { return scyllastoretest.New(t) }, false},
+}
+
+// clock is the evaluation clock every component of a test shares.
+type clock struct{ ns atomic.Int64 }
+
+func (c *clock) Now() time.Time          { return time.Unix(0, c.ns.Load()).UTC() }
+func (c *clock) advance(d time.Duration) { c.ns.Add(int64(d)) }
+
+// env is one complete deployment in process: NATS with JetStream on a temp
+// dir, a store, a catalog, the projector (with the precompute commit hook),
+// precompute workers, and two evaluation services on the same store and
+// catalog: one that uses stored results and one that evaluates everything
+// live (the reference).
+type env struct {
+	t      testing.TB
+	ctx    context.Context
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	st     store.Store
+	cat    catalog.Catalog
+	clock  *clock
+	team   int64
+	token  string
+	pub    *precompute.Publisher
+	stored *evalsvc.Service
+	live   *evalsvc.Service
+	sh, lh http.Handler
+	reg    *prometheus.Registry
+
+	mu      sync.Mutex
+	workers []*worker
+}
+
+const testToken = "phc_precompute_test_token"
+
+func newEnv(t testing.TB, b backend) *env {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats not ready")
+	}
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, ctx: ctx, nc: nc, js: js, st: b.open(t), cat: memcatalog.New(memcatalog.Config{}), clock: &clock{},
+		token: testToken, reg: prometheus.NewRegistry()}
+	e.clock.ns.Store(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC).UnixNano())
+	if _, err := precompute.EnsureStreams(ctx, js); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := projector.EnsureStream(ctx, js, projector.IngestStreamConfig(projector.DefaultStream)); err != nil {
+		t.Fatal(err)
+	}
+	tm, err := e.cat.CreateTeam(ctx, catalog.Team{Name: "precompute", GroupTypes: map[int]string{0: "company"}}, catalog.Change{Actor: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.team = tm.ID
+	h := sha256.Sum256([]byte(testToken))
+	if _, err := e.cat.PutKey(ctx, catalog.APIKey{ID: "k1", Kind: catalog.KeyProjectToken, Hash: h[:], Teams: []int64{e.team}}, catalog.Change{Actor: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	e.pub = precompute.NewPublisher(js)
+	pubCtx, pubCancel := context.WithCancel(ctx)
+	pubDone := make(chan struct{})
+	go func() { defer close(pubDone); e.pub.Run(pubCtx, 10*time.Millisecond) }()
+
+	p, err := projector.New(projector.Config{Conn: nc, Store: e.st, AtomicStore: b.atomic, Logger: quiet(),
+		OnCommit: func(ctx context.Context, c projector.Committed) error { return e.pub.Publish(ctx, c.Rows, c.Groups) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pctx, pcancel := context.WithCancel(ctx)
+	pdone := make(chan struct{})
+	go func() { defer close(pdone); _ = p.Run(pctx) }()
+
+	e.stored, err = evalsvc.New(evalsvc.Config{Store: e.st, Catalog: e.cat, Now: e.clock.Now, Repair: e.pub.Repair, Registry: e.reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.live, err = evalsvc.New(evalsvc.Config{Store: e.st, Catalog: e.cat, Now: e.clock.Now, LiveOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.sh, e.lh = e.stored.Handler(), e.live.Handler()
+	t.Cleanup(func() {
+		e.stopWorkers()
+		pcancel()
+		<-pdone
+		pubCancel()
+		<-pubDone
+		nc.Close()
+		srv.Shutdown()
+		srv.WaitForShutdown()
+	})
+	return e
+}
+
+func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// worker is one running precompute worker.
+type worker struct {
+	cancel context.CancelFunc
+	done   chan error
+	once   sync.Once
+}
+
+func (e *env) startWorker(cfg precompute.Config) *worker {
+	e.t.Helper()
+	cfg.Store = orDefault(cfg.Store, e.st)
+	cfg.Catalog, cfg.Conn, cfg.Now = e.cat, e.nc, e.clock.Now
+	if cfg.Logger == nil {
+		cfg.Logger = quiet()
+	}
+	if cfg.PageSize == 0 {
+		cfg.PageSize = 7
+	}
+	if cfg.Coalesce == 0 {
+		cfg.Coalesce = 5 * time.Millisecond
+	}
+	if cfg.ExpiryInterval == 0 {
+		cfg.ExpiryInterval = 10 * time.Millisecond
+	}
+	if cfg.Concurrency == 0 {
+		cfg.Concurrency = 2
+	}
+	w, err := precompute.New(cfg)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(e.ctx)
+	r := &worker{cancel: cancel, done: make(chan error, 1)}
+	go func() { r.done <- w.Run(ctx) }()
+	e.mu.Lock()
+	e.workers = append(e.workers, r)
+	e.mu.Unlock()
+	return r
+}
+
+func orDefault(s, d store.Store) store.Store {
+	if s == nil {
+		return d
+	}
+	return s
+}
+
+// stop kills the worker: whatever it had not acknowledged is redelivered.
+func (w *worker) stop(t testing.TB) {
+	w.once.Do(func() {
+		w.cancel()
+		if err := <-w.done; err != nil && !errors.Is(err, context.Canceled) {
+			t.Errorf("worker: %v", err)
+		}
+	})
+}
+
+func (e *env) stopWorkers() {
+	e.mu.Lock()
+	ws := e.workers
+	e.workers = nil
+	e.mu.Unlock()
+	for _, w := range ws {
+		w.stop(e.t)
+	}
+}
+
+// slowStore delays every write: a lagging worker.
+type slowStore struct {
+	store.Store
+	delay time.Duration
+}
+
+func (s slowStore) Apply(ctx context.Context, b *store.Batch) error {
+	time.Sleep(s.delay)
+	return s.Store.Apply(ctx, b)
+}
+
+// publish sends ingest messages and waits until the projector applied them
+// all (so that both evaluation services read the same state).
+func (e *env) ingest(envs ...*ingestv1.Envelope) {
+	e.t.Helper()
+	var last uint64
+	for _, env := range envs {
+		subject, err := ingest.SubjectOf(env)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		data, err := proto.Marshal(env)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		ack, err := e.js.Publish(e.ctx, subject, data)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		last = ack.Sequence
+	}
+	deadline := time.Now().Add(2 * time.Minute) // a hang guard, not a timing assertion
+	for {
+		c, err := e.js.Consumer(e.ctx, projector.DefaultStream, projector.DefaultDurable)
+		if err == nil {
+			if ci, err := c.Info(e.ctx); err == nil && ci.AckFloor.Stream >= last {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("projector did not apply up to %d", last)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// notify publishes a change notice as the management API does, and
+// refreshes both evaluation services so they answer from the same
+// definitions.
+func (e *env) notify(kind string) {
+	e.t.Helper()
+	data, _ := json.Marshal(map[string]any{"team_id": e.team, "kind": kind, "op": "updated"})
+	if err := e.nc.Publish("vexil.changes."+strconv.FormatInt(e.team, 10), data); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := e.nc.Flush(); err != nil {
+		e.t.Fatal(err)
+	}
+	for _, s := range []*evalsvc.Service{e.stored, e.live} {
+		if err := s.Refresh(e.ctx, e.team); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+}
+
+// flagsResponse posts body to /flags?v=2 on h and returns the decoded
+// response without its per-request fields, and the sources header.
+func flagsResponse(t testing.TB, h http.Handler, body string, debug bool) (map[string]any, string) {
+	t.Helper()
+	req := httptest.NewRequest(http.MethodPost, "/flags?v=2", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if debug {
+		req.Header.Set(evalsvc.DebugHeader, "1")
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK {
+		t.Fatalf("/flags: %d %s", rec.Code, rec.Body.String())
+	}
+	var m map[string]any
+	dec := json.NewDecoder(bytes.NewReader(rec.Body.Bytes()))
+	dec.UseNumber()
+	if err := dec.Decode(&m); err != nil {
+		t.Fatal(err)
+	}
+	delete(m, "requestId")
+	delete(m, "evaluatedAt")
+	return m, rec.Header().Get(evalsvc.SourcesHeader)
+}
+
+// sources parses the sources header into flag key → source.
+func sources(h string) map[string]string {
+	out := map[string]string{}
+	for _, kv := range strings.Split(h, ",") {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// quiesced reports whether every trigger, page and notice was handled and
+// the team's latest run finished.
+func (e *env) quiesced() bool {
+	s, err := e.js.Stream(e.ctx, precompute.Stream)
+	if err != nil {
+		return false
+	}
+	info, err := s.Info(e.ctx)
+	if err != nil || info.State.Msgs != 0 {
+		return false
+	}
+	c, err := e.js.Consumer(e.ctx, precompute.ChangeStream, "precompute-runs")
+	if err != nil {
+		return false
+	}
+	ci, err := c.Info(e.ctx)
+	if err != nil || ci.NumPending != 0 || ci.NumAckPending != 0 {
+		return false
+	}
+	st, err := precompute.Status(e.ctx, e.js, e.team)
+	return err == nil && st != nil && st.Finished()
+}
+
+// waitQuiet waits until the workers caught up (twice in a row, a flush of
+// the repair publisher apart).
+func (e *env) waitQuiet() {
+	e.t.Helper()
+	deadline := time.Now().Add(3 * time.Minute) // a hang guard
+	ok := 0
+	for ok < 2 {
+		if time.Now().After(deadline) {
+			st, _ := precompute.Status(e.ctx, e.js, e.team)
+			e.t.Fatalf("precompute did not catch up; run state %+v", st)
+		}
+		time.Sleep(30 * time.Millisecond)
+		if e.quiesced() {
+			ok++
+		} else {
+			ok = 0
+		}
+	}
+}
+
+// Catalog helpers.
+
+func (e *env) createFlag(f flags.Flag) flags.Flag {
+	e.t.Helper()
+	f.TeamID = e.team
+	r, err := e.cat.CreateFlag(e.ctx, catalog.FlagRecord{Flag: f}, catalog.Change{Actor: "test"})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return r.Flag
+}
+
+func (e *env) updateFlag(key string, fn func(*flags.Flag)) {
+	e.t.Helper()
+	r, err := e.cat.GetFlagByKey(e.ctx, e.team, key)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	fn(&r.Flag)
+	if _, err := e.cat.UpdateFlag(e.ctx, r, catalog.Change{Actor: "test"}); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func (e *env) createCohort(c flags.Cohort) int64 {
+	e.t.Helper()
+	c.TeamID = e.team
+	r, err := e.cat.CreateCohort(e.ctx, catalog.CohortRecord{Cohort: c}, catalog.Change{Actor: "test"})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return r.Cohort.ID
+}
+
+func (e *env) updateCohort(id int64, fn func(*flags.Cohort)) {
+	e.t.Helper()
+	r, err := e.cat.GetCohort(e.ctx, e.team, id)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	fn(&r.Cohort)
+	if _, err := e.cat.UpdateCohort(e.ctx, r, catalog.Change{Actor: "test"}); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func mustJSON(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+func parseFlag(t testing.TB, s string) flags.Flag {
+	t.Helper()
+	f, err := flags.ParseFlag([]byte(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+var _ = io.Discard
+var _ = fmt.Sprint

@@ -1,0 +1,43 @@
+package precompute
+
+import "github.com/prometheus/client_golang/prometheus"
+
+type metrics struct {
+	computed     *prometheus.CounterVec
+	coalesced    prometheus.Counter
+	expired      prometheus.Counter
+	runs         prometheus.Counter
+	superseded   prometheus.Counter
+	pagesSkipped prometheus.Counter
+	batchSeconds prometheus.Histogram
+	runRowsDone  *prometheus.GaugeVec
+	runRowsTotal *prometheus.GaugeVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		computed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "vexil_precompute_computed_total",
+			Help: "Rows and groups whose results were computed and written, by trigger (write, run)."}, []string{"trigger"}),
+		coalesced: prometheus.NewCounter(prometheus.CounterOpts{Name: "vexil_precompute_coalesced_total",
+			Help: "Row triggers answered by a recompute already due in the same window."}),
+		expired: prometheus.NewCounter(prometheus.CounterOpts{Name: "vexil_precompute_expired_total",
+			Help: "Stored results recomputed because they reached their valid_until."}),
+		runs: prometheus.NewCounter(prometheus.CounterOpts{Name: "vexil_precompute_runs_started_total",
+			Help: "Runs started after a definitions change."}),
+		superseded: prometheus.NewCounter(prometheus.CounterOpts{Name: "vexil_precompute_runs_superseded_total",
+			Help: "Unfinished runs replaced by a newer change."}),
+		pagesSkipped: prometheus.NewCounter(prometheus.CounterOpts{Name: "vexil_precompute_pages_skipped_total",
+			Help: "Pages of superseded runs skipped."}),
+		batchSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "vexil_precompute_trigger_batch_seconds",
+			Help: "Time to recompute one gathered batch of row triggers.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
+		runRowsDone: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "vexil_precompute_run_rows_done",
+			Help: "Rows done by the team's latest run."}, []string{"team"}),
+		runRowsTotal: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "vexil_precompute_run_rows_total",
+			Help: "Rows of the team's latest run (an estimate while scanning)."}, []string{"team"}),
+	}
+	for _, c := range []prometheus.Collector{m.computed, m.coalesced, m.expired, m.runs, m.superseded, m.pagesSkipped,
+		m.batchSeconds, m.runRowsDone, m.runRowsTotal} {
+		reg.MustRegister(c)
+	}
+	return m
+}

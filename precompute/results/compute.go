@@ -1,0 +1,130 @@
+package results
+
+import (
+	"slices"
+	"time"
+
+	"github.com/vexil-dev/vexil/flags"
+)
+
+// Subject is one stored row or group to compute: its key, the version and
+// revision of its properties, and the properties decoded as the evaluation
+// service decodes them (numbers as json.Number).
+type Subject struct {
+	// Type is Persons for a row, else the group type index.
+	Type     int
+	Key      string
+	Version  int64
+	Revision uint64
+	Props    map[string]any
+}
+
+// ImplicitProp is the property a subject's key stands for when its stored
+// properties lack it.
+func ImplicitProp(subjectType int) string {
+	if subjectType == Persons {
+		return "distinct_id"
+	}
+	return "$group_key"
+}
+
+// Compute evaluates the plan's flags stored on s's subject type and appends
+// their encoding to dst. It returns the earliest valid_until of the stored
+// results (zero for none) and how many entries it stored. scratch is reused
+// for the evaluation.
+//
+// With only non-nil, it evaluates only those flags and keeps, from old
+// (the subject's stored results), the entries of the other flags that are
+// still current: computed against s's version and revision, with their
+// flag's present stamp. A run for one changed flag thus costs one flag's
+// evaluation per row, not the team's.
+func Compute(dst []byte, set *flags.Set, plan *Plan, s Subject, now time.Time, only []string, old []byte, scratch *Scratch) ([]byte, time.Time, int) {
+	keys := plan.Keys(s.Type)
+	scratch.kept = scratch.kept[:0]
+	if only != nil {
+		scratch.only, scratch.onlyIDs = scratch.only[:0], scratch.onlyIDs[:0]
+		for _, k := range only {
+			if fp, ok := plan.Flag(k); ok && fp.Precomputable && fp.Subject == s.Type {
+				scratch.only = append(scratch.only, k)
+				scratch.onlyIDs = append(scratch.onlyIDs, fp.ID)
+			}
+		}
+		if len(old) > 0 {
+			h, entries, err := Decode(old, scratch.old)
+			scratch.old = entries
+			if err == nil && h.Version == s.Version && h.Revision == s.Revision {
+				for _, e := range entries {
+					if slices.Contains(scratch.onlyIDs, e.FlagID) {
+						continue
+					}
+					if fp, ok := plan.byID(e.FlagID); ok && fp.Precomputable && fp.Subject == s.Type && fp.Stamp == e.Stamp {
+						scratch.kept = append(scratch.kept, e)
+					}
+				}
+			}
+		}
+		keys = scratch.only
+	}
+	c := &scratch.ctx
+	*c = flags.Context{Now: now}
+	if s.Type == Persons {
+		c.DistinctID = s.Key
+		c.PersonProperties = s.Props
+	} else {
+		if cap(scratch.groups) <= s.Type {
+			scratch.groups = make([]flags.Group, s.Type+1)
+		}
+		g := scratch.groups[:s.Type+1]
+		clear(g)
+		g[s.Type] = flags.Group{Key: s.Key, Properties: s.Props}
+		c.Groups = g
+		c.PersonProperties = map[string]any{}
+	}
+	scratch.results = scratch.results[:0]
+	if len(keys) > 0 { // nil keys would mean every flag
+		scratch.results = set.AppendEvaluate(scratch.results, c, keys)
+	}
+	scratch.entries = append(scratch.entries[:0], scratch.kept...)
+	var earliest time.Time
+	for _, e := range scratch.kept {
+		if !e.ValidUntil.IsZero() && (earliest.IsZero() || e.ValidUntil.Before(earliest)) {
+			earliest = e.ValidUntil
+		}
+	}
+	for i := range scratch.results {
+		r := &scratch.results[i]
+		fp, ok := plan.Flag(r.Key)
+		if !ok || !fp.Precomputable || fp.Subject != s.Type {
+			continue // a dependency evaluated on the way
+		}
+		cp, ok := r.Compact()
+		if !ok {
+			continue
+		}
+		if !cp.ValidUntil.IsZero() && (earliest.IsZero() || cp.ValidUntil.Before(earliest)) {
+			earliest = cp.ValidUntil
+		}
+		scratch.entries = append(scratch.entries, Entry{FlagID: fp.ID, Stamp: fp.Stamp, Compact: cp})
+	}
+	implicit, present := s.Props[ImplicitProp(s.Type)]
+	consistent := !present
+	if str, ok := implicit.(string); ok && str == s.Key {
+		consistent = true
+	}
+	h := Header{Version: s.Version, Revision: s.Revision, KeyConsistent: consistent}
+	dst = Append(dst, h, scratch.entries)
+	clear(scratch.results)
+	return dst, earliest, len(scratch.entries)
+}
+
+// Scratch is reusable memory for Compute; the zero value is ready.
+type Scratch struct {
+	ctx     flags.Context
+	groups  []flags.Group
+	results []flags.Result
+	entries []Entry
+	old     []Entry
+	kept    []Entry
+	only    []string
+	onlyIDs []int64
+}

@@ -1,0 +1,371 @@
+package precompute
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/vexil-dev/vexil/precompute/results"
+)
+
+// A run recomputes flags across every row (and group) of a team after a
+// definitions change. One worker, the one that receives the change notice
+// from ChangeStream, scans the team and publishes its pages; every worker
+// computes pages. The run state in RunBucket is the checkpoint: a scan that
+// dies resumes from its cursor when the notice is redelivered, and a newer
+// change replaces the state, which supersedes the older run (its remaining
+// pages are skipped and its flags join the new run).
+
+// page is one page of a run.
+type page struct {
+	Run     string `json:"run"`
+	Team    int64  `json:"team"`
+	Subject int    `json:"subject"`
+	Cursor  string `json:"cursor,omitempty"`
+	Limit   int    `json:"limit"`
+}
+
+func newRunID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// noticeLoop starts and resumes runs from change notices.
+func (w *Worker) noticeLoop(ctx context.Context, cons jetstream.Consumer) error {
+	for ctx.Err() == nil {
+		batch, err := cons.Fetch(1, jetstream.FetchMaxWait(time.Second))
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			sleep(ctx, 100*time.Millisecond)
+			continue
+		}
+		for msg := range batch.Messages() {
+			team, ok := teamOfSubject(msg.Subject(), "vexil.changes.")
+			if !ok {
+				_ = msg.Term()
+				continue
+			}
+			if err := w.startRun(ctx, team, msg); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				w.cfg.Logger.Warn("precompute run", "team", team, "err", err)
+				_ = msg.NakWithDelay(time.Second)
+				continue
+			}
+			_ = msg.Ack()
+		}
+	}
+	return nil
+}
+
+// startRun brings a team's run state up to date with its definitions: it
+// starts a run when the plan changed, resumes an unfinished scan, and
+// otherwise does nothing.
+func (w *Worker) startRun(ctx context.Context, team int64, msg jetstream.Msg) error {
+	d, err := w.reload(ctx, team)
+	if errors.Is(err, errTeamGone) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var st *RunState
+	for {
+		old, rev, err := w.runs.get(ctx, team)
+		if err != nil {
+			return err
+		}
+		if old != nil && old.Fingerprint == d.plan.Fingerprint {
+			if old.ScanDone {
+				return nil
+			}
+			st = old // resume the scan
+			w.cfg.Logger.Info("precompute run resumed", "team", team, "run", old.ID, "cursor", old.ScanCursor)
+			break
+		}
+		st = &RunState{ID: newRunID(), Team: team, Fingerprint: d.plan.Fingerprint, Stamps: stampsOf(d.plan),
+			StartedAt: time.Now(), Reason: "definitions changed"}
+		if old == nil {
+			st.Reason = "first materialisation"
+		} else {
+			st.Flags = changedSince(d.plan, old.Stamps)
+			st.RowsExpected = max(old.RowsTotal, old.RowsExpected)
+			if !old.Finished() {
+				// Supersede: the unfinished run's flags join this one.
+				if old.Flags == nil {
+					st.Flags = nil
+				} else {
+					st.Flags = append(st.Flags, old.Flags...)
+					slices.Sort(st.Flags)
+					st.Flags = slices.Compact(st.Flags)
+				}
+				w.m.superseded.Inc()
+			}
+		}
+		st.Subjects = nil
+		if len(d.plan.Keys(results.Persons)) > 0 {
+			st.Subjects = append(st.Subjects, results.Persons)
+		}
+		st.Subjects = append(st.Subjects, d.plan.GroupTypes()...)
+		if st.Flags != nil && len(st.Flags) == 0 || len(st.Subjects) == 0 {
+			// Nothing stored changed (or nothing is stored): record the
+			// plan without scanning.
+			st.ScanDone, st.FinishedAt = true, st.StartedAt
+		}
+		ok, err := w.runs.put(ctx, st, rev)
+		if err != nil {
+			return err
+		}
+		if ok {
+			if !st.ScanDone {
+				w.m.runs.Inc()
+				w.cfg.Logger.Info("precompute run started", "team", team, "run", st.ID, "flags", st.Flags, "reason", st.Reason)
+			}
+			break
+		}
+	}
+	return w.scan(ctx, st, msg)
+}
+
+// scan publishes the pages of run st from its checkpoint.
+func (w *Worker) scan(ctx context.Context, st *RunState, msg jetstream.Msg) error {
+	lastBeat := time.Now()
+	for !st.ScanDone {
+		subject := st.Subjects[st.ScanSubject]
+		var n int
+		var next string
+		if subject == results.Persons {
+			p, err := w.cfg.Store.ScanRows(ctx, st.Team, st.ScanCursor, w.cfg.PageSize)
+			if err != nil {
+				return fmt.Errorf("precompute: scan rows: %w", err)
+			}
+			n, next = len(p.Rows), p.Next
+		} else {
+			p, err := w.cfg.Store.ScanGroups(ctx, st.Team, subject, st.ScanCursor, w.cfg.PageSize)
+			if err != nil {
+				return fmt.Errorf("precompute: scan groups: %w", err)
+			}
+			n, next = len(p.Groups), p.Next
+		}
+		if n > 0 {
+			data, _ := json.Marshal(page{Run: st.ID, Team: st.Team, Subject: subject, Cursor: st.ScanCursor, Limit: w.cfg.PageSize})
+			if _, err := w.js.Publish(ctx, PageSubjectPrefix+strconv.FormatInt(st.Team, 10), data); err != nil {
+				return fmt.Errorf("precompute: publish page: %w", err)
+			}
+		}
+		cursor := st.ScanCursor
+		upd, err := w.runs.update(ctx, st.Team, st.ID, func(s *RunState) bool {
+			if s.ScanSubject != st.ScanSubject || s.ScanCursor != cursor {
+				return false // another scanner of this run moved on
+			}
+			if n > 0 {
+				s.Pages++
+				s.RowsTotal += int64(n)
+			}
+			s.ScanCursor = next
+			if next == "" {
+				s.ScanSubject++
+				if s.ScanSubject >= len(s.Subjects) {
+					s.ScanDone = true
+					s.ScanSubject = len(s.Subjects) - 1
+					if s.PagesDone >= s.Pages {
+						s.FinishedAt = time.Now()
+					}
+				}
+			}
+			return true
+		})
+		if err != nil {
+			return err
+		}
+		if upd == nil {
+			return nil // superseded
+		}
+		st = upd
+		if msg != nil && time.Since(lastBeat) > 5*time.Second {
+			_ = msg.InProgress()
+			lastBeat = time.Now()
+		}
+	}
+	w.cfg.Logger.Info("precompute run scanned", "team", st.Team, "run", st.ID, "rows", st.RowsTotal, "pages", st.Pages)
+	return nil
+}
+
+// pageLoop computes pages of runs.
+func (w *Worker) pageLoop(ctx context.Context, cons jetstream.Consumer) error {
+	for ctx.Err() == nil {
+		batch, err := cons.Fetch(1, jetstream.FetchMaxWait(time.Second))
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			sleep(ctx, 100*time.Millisecond)
+			continue
+		}
+		for msg := range batch.Messages() {
+			var p page
+			if err := json.Unmarshal(msg.Data(), &p); err != nil {
+				_ = msg.Term()
+				continue
+			}
+			if err := w.computePage(ctx, p); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				w.cfg.Logger.Warn("precompute page", "team", p.Team, "run", p.Run, "err", err)
+				_ = msg.NakWithDelay(time.Second)
+				continue
+			}
+			_ = msg.Ack()
+		}
+	}
+	return nil
+}
+
+func (w *Worker) computePage(ctx context.Context, p page) error {
+	st, _, err := w.runs.get(ctx, p.Team)
+	if err != nil {
+		return err
+	}
+	if st == nil || st.ID != p.Run {
+		w.m.pagesSkipped.Inc()
+		return nil // superseded: the newer run covers these rows
+	}
+	d, err := w.definitions(ctx, p.Team)
+	if errors.Is(err, errTeamGone) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if d.plan.Fingerprint != st.Fingerprint {
+		if d, err = w.reload(ctx, p.Team); err != nil {
+			return err
+		}
+	}
+	stamp := w.clock.stamp()
+	var out []computed
+	if p.Subject == results.Persons {
+		pg, err := w.cfg.Store.ScanRows(ctx, p.Team, p.Cursor, p.Limit)
+		if err != nil {
+			return fmt.Errorf("precompute: read page: %w", err)
+		}
+		out = make([]computed, len(pg.Rows))
+		if err := w.parallel(ctx, len(pg.Rows), func(i int) error {
+			r := pg.Rows[i]
+			c, err := w.compute(d, results.Subject{Type: results.Persons, Key: r.DistinctID, Version: r.PersonVersion, Revision: r.Revision}, r.Properties, st.Flags, r.Results)
+			if err != nil {
+				w.cfg.Logger.Warn("row not computed", "team", p.Team, "distinct_id", r.DistinctID, "err", err)
+				return nil
+			}
+			out[i] = c
+			return nil
+		}); err != nil {
+			return err
+		}
+	} else {
+		pg, err := w.cfg.Store.ScanGroups(ctx, p.Team, p.Subject, p.Cursor, p.Limit)
+		if err != nil {
+			return fmt.Errorf("precompute: read page: %w", err)
+		}
+		out = make([]computed, len(pg.Groups))
+		if err := w.parallel(ctx, len(pg.Groups), func(i int) error {
+			g := pg.Groups[i]
+			c, err := w.compute(d, results.Subject{Type: p.Subject, Key: g.Key, Version: g.Version, Revision: g.Revision}, g.Properties, st.Flags, g.Results)
+			if err != nil {
+				w.cfg.Logger.Warn("group not computed", "team", p.Team, "key", g.Key, "err", err)
+				return nil
+			}
+			out[i] = c
+			return nil
+		}); err != nil {
+			return err
+		}
+	}
+	if err := w.write(ctx, p.Team, stamp, out); err != nil {
+		return err
+	}
+	w.m.computed.WithLabelValues("run").Add(float64(len(out)))
+	upd, err := w.runs.update(ctx, p.Team, p.Run, func(s *RunState) bool {
+		s.PagesDone++
+		s.RowsDone += int64(len(out))
+		if s.ScanDone && s.PagesDone >= s.Pages && !s.Finished() {
+			s.FinishedAt = time.Now()
+		}
+		return true
+	})
+	if err != nil {
+		return err
+	}
+	if upd != nil {
+		teamLabel := strconv.FormatInt(p.Team, 10)
+		pr := upd.Progress(time.Now())
+		w.m.runRowsDone.WithLabelValues(teamLabel).Set(float64(pr.RowsDone))
+		w.m.runRowsTotal.WithLabelValues(teamLabel).Set(float64(pr.RowsTotal))
+		if upd.Finished() {
+			w.cfg.Logger.Info("precompute run finished", "team", p.Team, "run", p.Run, "rows", pr.RowsDone,
+				"took", upd.FinishedAt.Sub(upd.StartedAt).Round(time.Millisecond), "rows_per_second", int(pr.RowsPerSecond))
+		} else if upd.PagesDone%20 == 0 {
+			w.cfg.Logger.Info("precompute run progress", "team", p.Team, "run", p.Run, "rows_done", pr.RowsDone,
+				"rows_total", pr.RowsTotal, "rows_per_second", int(pr.RowsPerSecond), "eta", pr.ETA.Round(time.Second))
+		}
+	}
+	return nil
+}
+
+// parallel runs fn for 0..n-1 on Concurrency goroutines.
+func (w *Worker) parallel(ctx context.Context, n int, fn func(i int) error) error {
+	g, _ := errgroup.WithContext(ctx)
+	g.SetLimit(w.cfg.Concurrency)
+	for i := range n {
+		g.Go(func() error { return fn(i) })
+	}
+	return g.Wait()
+}
+
+// reconcile asks for a run on every team whose stored plan is not its
+// current one (a team never materialised, or a notice missed while no
+// worker ran): it publishes a change notice for each, which the normal
+// path handles once. The runs role calls it on start and every
+// ReloadInterval.
+func (w *Worker) reconcile(ctx context.Context) error {
+	list, err := w.cfg.Catalog.ListTeams(ctx)
+	if err != nil {
+		return fmt.Errorf("precompute: list teams: %w", err)
+	}
+	for _, t := range list {
+		team := t.ID
+		d, err := w.reload(ctx, team)
+		if errors.Is(err, errTeamGone) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		st, _, err := w.runs.get(ctx, team)
+		if err != nil {
+			return err
+		}
+		if st != nil && st.Fingerprint == d.plan.Fingerprint && st.ScanDone {
+			continue
+		}
+		data, _ := json.Marshal(map[string]any{"team_id": team, "kind": "precompute", "op": "reconcile"})
+		if _, err := w.js.Publish(ctx, "vexil.changes."+strconv.FormatInt(team, 10), data); err != nil {
+			return fmt.Errorf("precompute: publish reconcile notice: %w", err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,524 @@
+package precompute
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/vexil-dev/vexil/catalog"
+	"github.com/vexil-dev/vexil/flags"
+	"github.com/vexil-dev/vexil/precompute/results"
+	"github.com/vexil-dev/vexil/store"
+)
+
+// Worker materialises flag results into the store. Any number of workers
+// share the work through NATS. It is safe for concurrent use.
+type Worker struct {
+	cfg   Config
+	js    jetstream.JetStream
+	runs  runs
+	pub   *Publisher
+	m     *metrics
+	clock hlc
+
+	mu   sync.Mutex
+	defs map[int64]*teamDefs
+
+	scratch sync.Pool // *results.Scratch
+}
+
+// teamDefs is a team's compiled definitions and plan.
+type teamDefs struct {
+	set    *flags.Set
+	plan   *results.Plan
+	loaded time.Time
+	stale  atomic.Bool
+}
+
+// New returns a Worker; Run starts it.
+func New(cfg Config) (*Worker, error) {
+	c, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	js, err := jetstream.New(c.Conn)
+	if err != nil {
+		return nil, fmt.Errorf("precompute: jetstream: %w", err)
+	}
+	w := &Worker{cfg: c, js: js, pub: NewPublisher(js), m: newMetrics(c.Registry), defs: map[int64]*teamDefs{}}
+	w.scratch.New = func() any { return new(results.Scratch) }
+	return w, nil
+}
+
+// EnsureStreams creates the work stream, the change-notice stream and the
+// run bucket when missing.
+func EnsureStreams(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue, error) {
+	for _, sc := range []jetstream.StreamConfig{
+		{Name: Stream, Description: "Vexil precompute work: row triggers and run pages",
+			Subjects: []string{RowSubjectPrefix + ">", PageSubjectPrefix + ">"}, Storage: jetstream.FileStorage,
+			Retention: jetstream.WorkQueuePolicy, MaxAge: 24 * time.Hour},
+		{Name: ChangeStream, Description: "Vexil definition change notices, for precompute runs",
+			Subjects: []string{"vexil.changes.>"}, Storage: jetstream.FileStorage,
+			Retention: jetstream.LimitsPolicy, MaxAge: 24 * time.Hour},
+	} {
+		if _, err := js.CreateStream(ctx, sc); err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			return nil, fmt.Errorf("precompute: ensure stream %s: %w", sc.Name, err)
+		}
+	}
+	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: RunBucket, Description: "Vexil precompute run states",
+		Storage: jetstream.FileStorage, History: 1})
+	if errors.Is(err, jetstream.ErrBucketExists) {
+		kv, err = js.KeyValue(ctx, RunBucket)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("precompute: ensure bucket %s: %w", RunBucket, err)
+	}
+	return kv, nil
+}
+
+// Publisher returns the worker's trigger publisher (for the projector's
+// commit hook and the evaluation service's repairs).
+func (w *Worker) Publisher() *Publisher { return w.pub }
+
+// Run runs the worker's roles until ctx ends.
+func (w *Worker) Run(ctx context.Context) error {
+	kv, err := EnsureStreams(ctx, w.js)
+	if err != nil {
+		return err
+	}
+	w.runs = runs{kv}
+	sub, err := w.cfg.Conn.Subscribe("vexil.changes.>", func(msg *nats.Msg) {
+		if team, ok := teamOfSubject(msg.Subject, "vexil.changes."); ok {
+			w.invalidate(team)
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("precompute: subscribe to change notices: %w", err)
+	}
+	defer sub.Unsubscribe() //nolint:errcheck // best effort on shutdown
+
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { w.pub.Run(ctx, 50*time.Millisecond); return nil })
+	r := w.cfg.Roles
+	if !r.NoRows {
+		cons, err := w.consumer(ctx, Stream, "precompute-rows", RowSubjectPrefix+">", 30*time.Second, 20000)
+		if err != nil {
+			return err
+		}
+		g.Go(func() error { return w.rowLoop(ctx, cons) })
+	}
+	if !r.NoPages {
+		cons, err := w.consumer(ctx, Stream, "precompute-pages", PageSubjectPrefix+">", time.Minute, 4*w.cfg.Concurrency)
+		if err != nil {
+			return err
+		}
+		for range max(1, w.cfg.Concurrency/2) {
+			g.Go(func() error { return w.pageLoop(ctx, cons) })
+		}
+	}
+	if !r.NoRuns {
+		cons, err := w.consumer(ctx, ChangeStream, "precompute-runs", "vexil.changes.>", time.Minute, 1)
+		if err != nil {
+			return err
+		}
+		g.Go(func() error { return w.noticeLoop(ctx, cons) })
+		g.Go(func() error {
+			for {
+				if err := w.reconcile(ctx); err != nil && ctx.Err() == nil {
+					w.cfg.Logger.Warn("precompute reconcile", "err", err)
+				}
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-time.After(w.cfg.ReloadInterval):
+				}
+			}
+		})
+	}
+	if !r.NoExpiry {
+		g.Go(func() error { return w.expiryLoop(ctx) })
+	}
+	err = g.Wait()
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+func (w *Worker) consumer(ctx context.Context, stream, durable, filter string, ackWait time.Duration, maxPending int) (jetstream.Consumer, error) {
+	deliver := jetstream.DeliverAllPolicy // a work queue's consumers take everything
+	if stream == ChangeStream {
+		deliver = jetstream.DeliverNewPolicy // older notices are covered by reconcile
+	}
+	c, err := w.js.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{
+		Durable: durable, FilterSubject: filter, AckPolicy: jetstream.AckExplicitPolicy,
+		AckWait: ackWait, MaxAckPending: maxPending, DeliverPolicy: deliver,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("precompute: consumer %s: %w", durable, err)
+	}
+	return c, nil
+}
+
+func teamOfSubject(subject, prefix string) (int64, bool) {
+	rest, ok := strings.CutPrefix(subject, prefix)
+	if !ok {
+		return 0, false
+	}
+	if i := strings.IndexByte(rest, '.'); i >= 0 {
+		rest = rest[:i]
+	}
+	team, err := strconv.ParseInt(rest, 10, 64)
+	return team, err == nil
+}
+
+// hlc is the write stamp clock: wall-clock microseconds, strictly
+// increasing within the process. A stamp is taken before the reads of a
+// computation, so a computation that read newer state carries a larger
+// stamp and the store's versioned write keeps it.
+type hlc struct{ last atomic.Int64 }
+
+func (c *hlc) stamp() int64 {
+	for {
+		n := time.Now().UnixMicro()
+		l := c.last.Load()
+		if n <= l {
+			n = l + 1
+		}
+		if c.last.CompareAndSwap(l, n) {
+			return n
+		}
+	}
+}
+
+// errTeamGone says the catalog has no such team: its work is dropped.
+var errTeamGone = errors.New("precompute: team not found")
+
+func (w *Worker) invalidate(team int64) {
+	w.mu.Lock()
+	if d, ok := w.defs[team]; ok {
+		d.stale.Store(true)
+	}
+	w.mu.Unlock()
+}
+
+// definitions returns a team's compiled definitions, reloading them when a
+// change notice marked them stale or they are older than ReloadInterval.
+func (w *Worker) definitions(ctx context.Context, team int64) (*teamDefs, error) {
+	w.mu.Lock()
+	d, ok := w.defs[team]
+	w.mu.Unlock()
+	if ok && !d.stale.Load() && time.Since(d.loaded) < w.cfg.ReloadInterval {
+		return d, nil
+	}
+	return w.reload(ctx, team)
+}
+
+func (w *Worker) reload(ctx context.Context, team int64) (*teamDefs, error) {
+	snap, err := w.cfg.Catalog.Snapshot(ctx, team)
+	if errors.Is(err, catalog.ErrNotFound) {
+		w.mu.Lock()
+		delete(w.defs, team)
+		w.mu.Unlock()
+		return nil, errTeamGone
+	}
+	if err != nil {
+		return nil, fmt.Errorf("precompute: load team %d: %w", team, err)
+	}
+	set, _ := flags.Compile(snap.Definitions) // problems are per flag: the plan keeps such flags live
+	d := &teamDefs{set: set, plan: results.NewPlan(snap.Definitions, set, w.cfg.Plan), loaded: time.Now()}
+	w.mu.Lock()
+	w.defs[team] = d
+	w.mu.Unlock()
+	return d, nil
+}
+
+// computed is one subject's new results.
+type computed struct {
+	typ        int
+	key        string
+	res        []byte
+	validUntil time.Time
+}
+
+// compute computes one subject. old is its stored results (kept for the
+// flags outside only).
+func (w *Worker) compute(d *teamDefs, s results.Subject, props []byte, only []string, old []byte) (computed, error) {
+	sc := w.scratch.Get().(*results.Scratch)
+	defer w.scratch.Put(sc)
+	m := map[string]any{}
+	if len(props) > 0 {
+		dec := json.NewDecoder(bytes.NewReader(props))
+		dec.UseNumber()
+		if err := dec.Decode(&m); err != nil {
+			return computed{}, fmt.Errorf("%w: properties of %q: %w", store.ErrCorrupt, s.Key, err)
+		}
+	}
+	s.Props = m
+	res, vu, _ := results.Compute(nil, d.set, d.plan, s, w.cfg.Now(), only, old, sc)
+	return computed{typ: s.Type, key: s.Key, res: res, validUntil: vu}, nil
+}
+
+// expiryTarget names a subject in the expiry index.
+func expiryTarget(typ int, key string) string {
+	if typ == results.Persons {
+		return "r:" + key
+	}
+	return "g:" + strconv.Itoa(typ) + ":" + key
+}
+
+func parseExpiryTarget(t string) (int, string, bool) {
+	if k, ok := strings.CutPrefix(t, "r:"); ok {
+		return results.Persons, k, true
+	}
+	rest, ok := strings.CutPrefix(t, "g:")
+	if !ok {
+		return 0, "", false
+	}
+	i := strings.IndexByte(rest, ':')
+	if i < 0 {
+		return 0, "", false
+	}
+	typ, err := strconv.Atoi(rest[:i])
+	if err != nil {
+		return 0, "", false
+	}
+	return typ, rest[i+1:], true
+}
+
+// write stores computed results with one stamp, and their expiries.
+func (w *Worker) write(ctx context.Context, team int64, stamp int64, out []computed) error {
+	var b store.Batch
+	for _, c := range out {
+		if c.res == nil {
+			continue
+		}
+		if c.typ == results.Persons {
+			b.SetResults(team, c.key, c.res, stamp)
+		} else {
+			b.SetGroupResults(team, c.typ, c.key, c.res, stamp)
+		}
+		if !c.validUntil.IsZero() {
+			b.PutExpiry(store.Expiry{Team: team, At: c.validUntil.UnixMilli(), Target: expiryTarget(c.typ, c.key)})
+		}
+	}
+	if b.Len() == 0 {
+		return nil
+	}
+	if err := w.cfg.Store.Apply(ctx, &b); err != nil {
+		return fmt.Errorf("precompute: write results: %w", err)
+	}
+	return nil
+}
+
+// recompute recomputes the named rows and groups of a team from the store,
+// all flags, and writes them.
+func (w *Worker) recompute(ctx context.Context, team int64, rows []string, groups []TriggerGroup, trigger string) error {
+	d, err := w.definitions(ctx, team)
+	if err != nil {
+		return err
+	}
+	personFlags := len(d.plan.Keys(results.Persons)) > 0
+	stamp := w.clock.stamp() // before the reads: see hlc
+	out := make([]computed, len(rows)+len(groups))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(w.cfg.Concurrency)
+	if personFlags {
+		for i, did := range rows {
+			g.Go(func() error {
+				row, err := w.cfg.Store.GetRow(gctx, team, did)
+				if errors.Is(err, store.ErrNotFound) {
+					return nil
+				}
+				if err != nil {
+					return err
+				}
+				c, err := w.compute(d, results.Subject{Type: results.Persons, Key: did, Version: row.PersonVersion, Revision: row.Revision}, row.Properties, nil, nil)
+				if err != nil {
+					w.cfg.Logger.Warn("row not computed", "team", team, "distinct_id", did, "err", err)
+					return nil
+				}
+				out[i] = c
+				return nil
+			})
+		}
+	}
+	for j, tg := range groups {
+		if len(d.plan.Keys(tg.Type)) == 0 {
+			continue
+		}
+		g.Go(func() error {
+			grp, err := w.cfg.Store.GetGroup(gctx, team, tg.Type, tg.Key)
+			if errors.Is(err, store.ErrNotFound) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			c, err := w.compute(d, results.Subject{Type: tg.Type, Key: tg.Key, Version: grp.Version, Revision: grp.Revision}, grp.Properties, nil, nil)
+			if err != nil {
+				w.cfg.Logger.Warn("group not computed", "team", team, "type", tg.Type, "key", tg.Key, "err", err)
+				return nil
+			}
+			out[len(rows)+j] = c
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return fmt.Errorf("precompute: read: %w", err)
+	}
+	if err := w.write(ctx, team, stamp, out); err != nil {
+		return err
+	}
+	n := 0
+	for _, c := range out {
+		if c.res != nil {
+			n++
+		}
+	}
+	w.m.computed.WithLabelValues(trigger).Add(float64(n))
+	return nil
+}
+
+// rowLoop consumes row triggers: it gathers them for Coalesce, recomputes
+// each named row once, and acknowledges them after the write.
+func (w *Worker) rowLoop(ctx context.Context, cons jetstream.Consumer) error {
+	for ctx.Err() == nil {
+		batch, err := cons.Fetch(1000, jetstream.FetchMaxWait(w.cfg.Coalesce))
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			w.cfg.Logger.Warn("fetch row triggers", "err", err)
+			sleep(ctx, 100*time.Millisecond)
+			continue
+		}
+		type keys struct {
+			rows   map[string]struct{}
+			groups map[TriggerGroup]struct{}
+		}
+		byTeam := map[int64]*keys{}
+		var msgs []jetstream.Msg
+		triggers := 0
+		for msg := range batch.Messages() {
+			msgs = append(msgs, msg)
+			var t Trigger
+			if err := json.Unmarshal(msg.Data(), &t); err != nil {
+				w.cfg.Logger.Warn("dropping an undecodable row trigger", "subject", msg.Subject(), "err", err)
+				continue
+			}
+			k, ok := byTeam[t.Team]
+			if !ok {
+				k = &keys{rows: map[string]struct{}{}, groups: map[TriggerGroup]struct{}{}}
+				byTeam[t.Team] = k
+			}
+			for _, r := range t.Rows {
+				k.rows[r] = struct{}{}
+				triggers++
+			}
+			for _, g := range t.Groups {
+				k.groups[g] = struct{}{}
+				triggers++
+			}
+		}
+		if len(msgs) == 0 {
+			continue
+		}
+		start := time.Now()
+		failed := false
+		for team, k := range byTeam {
+			rows := make([]string, 0, len(k.rows))
+			for r := range k.rows {
+				rows = append(rows, r)
+			}
+			groups := make([]TriggerGroup, 0, len(k.groups))
+			for g := range k.groups {
+				groups = append(groups, g)
+			}
+			if err := w.recompute(ctx, team, rows, groups, "write"); err != nil && !errors.Is(err, errTeamGone) {
+				w.cfg.Logger.Warn("recompute rows", "team", team, "err", err)
+				failed = true
+			}
+			w.m.coalesced.Add(float64(triggers - len(rows) - len(groups)))
+		}
+		for _, msg := range msgs {
+			if failed {
+				_ = msg.NakWithDelay(time.Second) // redelivered; a recompute is idempotent
+			} else {
+				_ = msg.Ack()
+			}
+		}
+		w.m.batchSeconds.Observe(time.Since(start).Seconds())
+	}
+	return nil
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// expiryLoop turns due valid_until entries into row triggers.
+func (w *Worker) expiryLoop(ctx context.Context) error {
+	t := time.NewTicker(w.cfg.ExpiryInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		for ctx.Err() == nil {
+			due, err := w.cfg.Store.DueExpiries(ctx, w.cfg.Now().UnixMilli(), 1000)
+			if err != nil {
+				w.cfg.Logger.Warn("read due expiries", "err", err)
+				break
+			}
+			if len(due) == 0 {
+				break
+			}
+			var rows []store.DistinctKey
+			var groups []store.GroupKey
+			var del store.Batch
+			for _, e := range due {
+				del.DeleteExpiry(e)
+				typ, key, ok := parseExpiryTarget(e.Target)
+				if !ok {
+					continue
+				}
+				if typ == results.Persons {
+					rows = append(rows, store.DistinctKey{Team: e.Team, DistinctID: key})
+				} else {
+					groups = append(groups, store.GroupKey{Team: e.Team, TypeIndex: typ, Key: key})
+				}
+			}
+			if err := w.pub.Publish(ctx, rows, groups); err != nil {
+				w.cfg.Logger.Warn("publish expiry triggers", "err", err)
+				break
+			}
+			if err := w.cfg.Store.Apply(ctx, &del); err != nil {
+				w.cfg.Logger.Warn("delete due expiries", "err", err)
+				break
+			}
+			w.m.expired.Add(float64(len(due)))
+			if len(due) < 1000 {
+				break
+			}
+		}
+	}
+}
