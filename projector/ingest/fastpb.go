@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"strings"
 	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -11,8 +12,8 @@ import (
 
 // decodePersonUpdate decodes a protobuf Envelope holding a PersonUpdate,
 // the bulk of the ingest, without the reflection of proto.Unmarshal (map
-// fields are its slowest part), and with all strings of the message
-// sharing one copy of data. It handles exactly the fields of the schema
+// fields are its slowest part), and with the property keys and values
+// sharing one copy of data (the ids are copied on their own). It handles exactly the fields of the schema
 // with their declared wire types, and reports false for anything else
 // (another kind, unknown fields, malformed or non-UTF-8 input), which
 // proto.Unmarshal then decodes or refuses. Where it reports true, the
@@ -86,11 +87,14 @@ func decodePersonUpdateFields(pu *ingestv1.PersonUpdate, b []byte, s string) boo
 			if !utf8.ValidString(vs) {
 				return false
 			}
+			// Ids get their own copies: the projector keeps them (its
+			// index cache) long after the message, which would otherwise
+			// keep the whole payload alive.
 			switch num {
 			case 2:
-				pu.PersonId = vs
+				pu.PersonId = strings.Clone(vs)
 			case 3:
-				pu.DistinctIds = append(pu.DistinctIds, vs)
+				pu.DistinctIds = append(pu.DistinctIds, strings.Clone(vs))
 			case 6:
 				pu.Unset = append(pu.Unset, vs)
 			}
