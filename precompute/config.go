@@ -68,6 +68,11 @@ type Config struct {
 	// ReloadInterval bounds how long cached definitions are trusted
 	// without a change notice. Default 30s.
 	ReloadInterval time.Duration
+	// AckWait is how long a delivered trigger, page or notice waits for
+	// its acknowledgement before another worker gets it: how long a killed
+	// worker's work stays stuck. A run's scanner extends it as it goes.
+	// Default 30s.
+	AckWait time.Duration
 	// Plan tunes which flags are stored.
 	Plan results.Options
 	// Roles selects what this worker does; zero means everything.
@@ -107,6 +112,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.ExpiryInterval <= 0 {
 		c.ExpiryInterval = 250 * time.Millisecond
+	}
+	if c.AckWait <= 0 {
+		c.AckWait = 30 * time.Second
 	}
 	if c.ReloadInterval <= 0 {
 		c.ReloadInterval = 30 * time.Second

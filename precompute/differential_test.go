@@ -47,9 +47,9 @@ func TestDifferential(t *testing.T) {
 		t.Run(b.name, func(t *testing.T) {
 			n := *steps
 			if n == 0 {
-				n = 600
+				n = 2000
 				if b.name == "scyllastore" {
-					n = 250
+					n = 600
 				}
 				if testing.Short() {
 					n = 80
@@ -81,8 +81,21 @@ func runDifferential(t *testing.T, b backend, n int, seed uint64) {
 
 	workers := []*worker{e.startWorker(precompute.Config{})}
 	checked, storedAnswers := 0, 0
+	phase := map[string]time.Duration{}
+	defer func() { t.Logf("time by phase: %v", phase) }()
 	for step := range n {
-		switch x := r.IntN(100); {
+		t0 := time.Now()
+		x := r.IntN(100)
+		kind := "ingest"
+		switch {
+		case x >= 61 && x < 71:
+			kind = "definitions"
+		case x >= 71 && x < 78:
+			kind = "clock"
+		case x >= 78 && x < 84:
+			kind = "workers"
+		}
+		switch {
 		case x < 40: // person writes, sometimes a burst to one person
 			k := 1 + r.IntN(3)
 			var envs []*ingestv1.Envelope
@@ -134,7 +147,15 @@ func runDifferential(t *testing.T, b backend, n int, seed uint64) {
 		case x < 78: // time passes: relative dates move
 			e.clock.advance(time.Duration(1+r.IntN(36)) * time.Hour)
 		case x < 84: // worker lifecycle
-			switch r.IntN(4) {
+			switch r.IntN(5) {
+			case 4: // kill one in the middle of a run
+				e.updateFlag("mv", func(f *flags.Flag) { p := float64(r.IntN(101)); f.Filters.Groups[0].RolloutPercentage = &p })
+				e.notify("flag")
+				if len(workers) > 0 {
+					time.Sleep(time.Duration(r.IntN(3000)) * time.Microsecond)
+					workers[0].stop(t)
+					workers = workers[1:]
+				}
 			case 0: // kill one (mid-run, mid-batch: whatever it was doing)
 				if len(workers) > 0 {
 					i := r.IntN(len(workers))
@@ -159,6 +180,8 @@ func runDifferential(t *testing.T, b backend, n int, seed uint64) {
 		if len(workers) == 0 && r.IntN(8) == 0 {
 			workers = append(workers, e.startWorker(precompute.Config{}))
 		}
+		phase[kind] += time.Since(t0)
+		t0 = time.Now()
 		// Compare a few requests of several shapes.
 		for range 4 {
 			body := requestBody(r, did(), company())
@@ -170,6 +193,7 @@ func runDifferential(t *testing.T, b backend, n int, seed uint64) {
 				t.Fatalf("step %d (seed %d): stored path differs from live for %s\nsources %s\n got %v\nwant %v", step, seed, body, src, got, want)
 			}
 		}
+		phase["compare"] += time.Since(t0)
 	}
 	t.Logf("%d steps, %d requests compared, %d flag answers from stored results", n, checked, storedAnswers)
 

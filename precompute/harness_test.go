@@ -199,6 +199,9 @@ func (e *env) startWorker(cfg precompute.Config) *worker {
 	if cfg.Concurrency == 0 {
 		cfg.Concurrency = 2
 	}
+	if cfg.AckWait == 0 {
+		cfg.AckWait = 2 * time.Second // a killed worker's work moves on quickly
+	}
 	w, err := precompute.New(cfg)
 	if err != nil {
 		e.t.Fatal(err)

@@ -43,7 +43,7 @@ func newRunID() string {
 // noticeLoop starts and resumes runs from change notices.
 func (w *Worker) noticeLoop(ctx context.Context, cons jetstream.Consumer) error {
 	for ctx.Err() == nil {
-		batch, err := cons.Fetch(1, jetstream.FetchMaxWait(time.Second))
+		batch, err := cons.Fetch(1, jetstream.FetchMaxWait(200*time.Millisecond))
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -195,7 +195,7 @@ func (w *Worker) scan(ctx context.Context, st *RunState, msg jetstream.Msg) erro
 			return nil // superseded
 		}
 		st = upd
-		if msg != nil && time.Since(lastBeat) > 5*time.Second {
+		if msg != nil && time.Since(lastBeat) > w.cfg.AckWait/3 {
 			_ = msg.InProgress()
 			lastBeat = time.Now()
 		}
@@ -207,7 +207,7 @@ func (w *Worker) scan(ctx context.Context, st *RunState, msg jetstream.Msg) erro
 // pageLoop computes pages of runs.
 func (w *Worker) pageLoop(ctx context.Context, cons jetstream.Consumer) error {
 	for ctx.Err() == nil {
-		batch, err := cons.Fetch(1, jetstream.FetchMaxWait(time.Second))
+		batch, err := cons.Fetch(1, jetstream.FetchMaxWait(200*time.Millisecond))
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil

@@ -112,14 +112,14 @@ func (w *Worker) Run(ctx context.Context) error {
 	g.Go(func() error { w.pub.Run(ctx, 50*time.Millisecond); return nil })
 	r := w.cfg.Roles
 	if !r.NoRows {
-		cons, err := w.consumer(ctx, Stream, "precompute-rows", RowSubjectPrefix+">", 30*time.Second, 20000)
+		cons, err := w.consumer(ctx, Stream, "precompute-rows", RowSubjectPrefix+">", w.cfg.AckWait, 20000)
 		if err != nil {
 			return err
 		}
 		g.Go(func() error { return w.rowLoop(ctx, cons) })
 	}
 	if !r.NoPages {
-		cons, err := w.consumer(ctx, Stream, "precompute-pages", PageSubjectPrefix+">", time.Minute, 4*w.cfg.Concurrency)
+		cons, err := w.consumer(ctx, Stream, "precompute-pages", PageSubjectPrefix+">", w.cfg.AckWait, 4*w.cfg.Concurrency)
 		if err != nil {
 			return err
 		}
@@ -128,7 +128,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 	}
 	if !r.NoRuns {
-		cons, err := w.consumer(ctx, ChangeStream, "precompute-runs", "vexil.changes.>", time.Minute, 1)
+		cons, err := w.consumer(ctx, ChangeStream, "precompute-runs", "vexil.changes.>", w.cfg.AckWait, 1)
 		if err != nil {
 			return err
 		}
