@@ -17,6 +17,7 @@ import (
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -29,6 +30,7 @@ import (
 	"github.com/vexil-dev/vexil/catalog/pebblecatalog"
 	"github.com/vexil-dev/vexil/catalog/scyllacatalog"
 	"github.com/vexil-dev/vexil/evalsvc"
+	"github.com/vexil-dev/vexil/precompute"
 	"github.com/vexil-dev/vexil/projector"
 	"github.com/vexil-dev/vexil/store"
 	"github.com/vexil-dev/vexil/store/pebblestore"
@@ -59,6 +61,10 @@ type serveConfig struct {
 	cacheMB    int
 	gcPercent  int
 	logLevel   string
+	// precompute runs the precompute worker; liveOnly makes /flags ignore
+	// stored results (the baseline of benchmarks).
+	precompute bool
+	liveOnly   bool
 }
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -76,6 +82,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&c.demoPeople, "demo-persons", 10000, "persons the demo publishes through the ingest stream")
 	fs.IntVar(&c.demoFlags, "demo-flags", 0, "extra demo flags in the peers' benchmark shape (half boolean at 50%, half multivariate gated on country US)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.BoolVar(&c.precompute, "precompute", true, "run the precompute worker: flag results materialised into the store on every person, group, flag or cohort change")
+	fs.BoolVar(&c.liveOnly, "live-only", false, "evaluate every flag live, ignoring stored results (the baseline for benchmarks and canary comparisons)")
 	fs.IntVar(&c.cacheMB, "store-cache-mb", 256, "Pebble block cache of the store, in MiB (rows read by /flags stay in memory)")
 	fs.IntVar(&c.gcPercent, "gc-percent", 400, "Go GC target (GOGC) unless the GOGC environment variable is set: the heap is small (Pebble's cache is off-heap), so a higher target trades a little memory for less GC work per request")
 	if err := parseFlags(fs, args); err != nil {
@@ -99,6 +107,8 @@ type node struct {
 	store    store.Store
 	catalog  catalog.Catalog
 	proj     *projector.Projector
+	pre      *precompute.Worker // nil with -precompute=false
+	js       jetstream.JetStream
 	eval     *evalsvc.Service
 	adminSvc *admin.Service
 	adminSrv *admin.Server
@@ -116,10 +126,7 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger, stdout io.Write
 	defer func() { err = errors.Join(err, n.close(log)) }()
 
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return n.proj.Run(gctx) })
-	g.Go(func() error { return n.eval.Run(gctx, n.nc) })
-	g.Go(func() error { return n.adminSvc.Run(gctx) })
-	g.Go(func() error { return n.adminSrv.Run(gctx) })
+	n.start(g, gctx)
 	log.Info("vexil is serving", "http", n.adminSrv.HTTPAddr(), "grpc", n.adminSrv.GRPCAddr(), "nats", n.nc.ConnectedUrl(), "data_dir", c.dataDir)
 	if c.demo {
 		g.Go(func() error {
@@ -137,6 +144,17 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger, stdout io.Write
 	}
 	log.Info("vexil stopped")
 	return err
+}
+
+// start runs every role of n in g until ctx ends.
+func (n *node) start(g *errgroup.Group, ctx context.Context) {
+	g.Go(func() error { return n.proj.Run(ctx) })
+	if n.pre != nil {
+		g.Go(func() error { return n.pre.Run(ctx) })
+	}
+	g.Go(func() error { return n.eval.Run(ctx, n.nc) })
+	g.Go(func() error { return n.adminSvc.Run(ctx) })
+	g.Go(func() error { return n.adminSrv.Run(ctx) })
 }
 
 func startNode(c serveConfig, log *slog.Logger) (n *node, err error) {
@@ -203,13 +221,33 @@ func startNode(c serveConfig, log *slog.Logger) (n *node, err error) {
 			return nil, err
 		}
 	}
-	n.proj, err = projector.New(projector.Config{Conn: n.nc, Store: n.store, AtomicStore: atomic, Teams: newCatalogTeams(n.catalog),
-		Logger: log.With("role", "projector"), Registerer: n.registry})
-	if err != nil {
+	if n.js, err = jetstream.New(n.nc); err != nil {
+		return nil, fmt.Errorf("nats: %w", err)
+	}
+	pcfg := projector.Config{Conn: n.nc, Store: n.store, AtomicStore: atomic, Teams: newCatalogTeams(n.catalog),
+		Logger: log.With("role", "projector"), Registerer: n.registry}
+	ecfg := evalsvc.Config{Store: n.store, Catalog: n.catalog, Logger: log.With("role", "evalsvc"), Registry: n.registry,
+		LiveOnly: c.liveOnly}
+	if c.precompute {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		_, err = precompute.EnsureStreams(ctx, n.js)
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+		n.pre, err = precompute.New(precompute.Config{Store: n.store, Catalog: n.catalog, Conn: n.nc,
+			Logger: log.With("role", "precompute"), Registry: n.registry})
+		if err != nil {
+			return nil, err
+		}
+		pub := n.pre.Publisher()
+		pcfg.OnCommit = func(ctx context.Context, c projector.Committed) error { return pub.Publish(ctx, c.Rows, c.Groups) }
+		ecfg.Repair = pub.Repair
+	}
+	if n.proj, err = projector.New(pcfg); err != nil {
 		return nil, err
 	}
-	n.eval, err = evalsvc.New(evalsvc.Config{Store: n.store, Catalog: n.catalog, Logger: log.With("role", "evalsvc"), Registry: n.registry})
-	if err != nil {
+	if n.eval, err = evalsvc.New(ecfg); err != nil {
 		return nil, err
 	}
 	n.adminSvc, err = admin.New(admin.Config{Catalog: n.catalog, Persons: n.store, Publisher: admin.NATSPublisher{Conn: n.nc},
