@@ -9,11 +9,14 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/grpc/metadata"
 
 	"github.com/vexil-dev/vexil/catalog"
 	"github.com/vexil-dev/vexil/flags"
+	"github.com/vexil-dev/vexil/precompute/results"
 	evalv1 "github.com/vexil-dev/vexil/proto/vexil/eval/v1"
 	"github.com/vexil-dev/vexil/store"
 	"github.com/vexil-dev/vexil/store/pebblestore"
@@ -23,8 +26,9 @@ import (
 const benchPersons = 10000
 
 // benchService is a Service over Pebble with benchPersons rows and the 50
-// flags of the peers' workload, for token phc_bench.
-func benchService(b *testing.B) *Service {
+// flags of the peers' workload, for token phc_bench. With stored, every row
+// carries its precomputed results (as the precompute worker writes them).
+func benchService(b *testing.B, stored ...bool) *Service {
 	st, err := pebblestore.Open(pebblestore.Config{Dir: b.TempDir()})
 	if err != nil {
 		b.Fatal(err)
@@ -32,14 +36,6 @@ func benchService(b *testing.B) *Service {
 	b.Cleanup(func() { _ = st.Close() })
 	const persons = benchPersons
 	countries := []string{"US", "DE", "FR"}
-	var batch store.Batch
-	for i := range persons {
-		batch.PutRow(&store.Row{Team: 1, DistinctID: fmt.Sprintf("user-%d", i), PersonID: fmt.Sprintf("p%d", i), PersonVersion: 1,
-			Properties: []byte(fmt.Sprintf(`{"country":%q,"email":"user-%d@example.com","plan":"pro"}`, countries[i%3], i))})
-	}
-	if err := st.Apply(context.Background(), &batch); err != nil {
-		b.Fatal(err)
-	}
 	var defs flags.Definitions
 	for i := range 50 {
 		f := flags.Flag{ID: int64(i + 1), Key: fmt.Sprintf("flag-%02d", i), Active: true, Version: 1}
@@ -53,6 +49,29 @@ func benchService(b *testing.B) *Service {
 		}
 		defs.Flags = append(defs.Flags, f)
 	}
+	set, _ := flags.Compile(defs)
+	plan := results.NewPlan(defs, set, results.Options{})
+	var sc results.Scratch
+	var batch store.Batch
+	for i := range persons {
+		did := fmt.Sprintf("user-%d", i)
+		props := []byte(fmt.Sprintf(`{"country":%q,"email":"user-%d@example.com","plan":"pro"}`, countries[i%3], i))
+		row := &store.Row{Team: 1, DistinctID: did, PersonID: fmt.Sprintf("p%d", i), PersonVersion: 1,
+			Properties: props, Revision: store.Revision(props)}
+		batch.PutRow(row)
+		if len(stored) > 0 && stored[0] {
+			m := map[string]any{}
+			if err := json.Unmarshal(props, &m); err != nil {
+				b.Fatal(err)
+			}
+			res, _, _ := results.Compute(nil, set, plan, results.Subject{Type: results.Persons, Key: did, Version: 1,
+				Revision: row.Revision, Props: m}, time.Now(), nil, nil, &sc)
+			batch.SetResults(1, did, res, 1)
+		}
+	}
+	if err := st.Apply(context.Background(), &batch); err != nil {
+		b.Fatal(err)
+	}
 	cat := &fakeCatalog{snaps: map[int64]catalog.TeamSnapshot{1: {Team: catalog.Team{ID: 1}, Definitions: defs}}, keys: map[string]catalog.APIKey{}, members: map[string]bool{}}
 	cat.addKey("phc_bench", catalog.KeyProjectToken, []int64{1})
 	s, err := New(Config{Store: st, Catalog: cat})
@@ -64,9 +83,16 @@ func benchService(b *testing.B) *Service {
 
 // BenchmarkServeFlags50 is one /flags request end to end in process (no
 // network): body decode, token lookup (cached), one Pebble row read, 50
-// flags (the peers' workload), the v2 response written.
+// flags (the peers' workload), the v2 response written. live evaluates the
+// 50 flags from the row's properties; stored answers them from the row's
+// precomputed results (no properties decoded, no flag evaluated).
 func BenchmarkServeFlags50(b *testing.B) {
-	h := benchService(b).Handler()
+	b.Run("live", func(b *testing.B) { benchServeFlags50(b, benchService(b)) })
+	b.Run("stored", func(b *testing.B) { benchServeFlags50(b, benchService(b, true)) })
+}
+
+func benchServeFlags50(b *testing.B, s *Service) {
+	h := s.Handler()
 	bodies := make([]string, 1000)
 	for i := range bodies {
 		bodies[i] = fmt.Sprintf(`{"token":"phc_bench","distinct_id":"user-%d"}`, (i*7919)%benchPersons)
@@ -83,6 +109,20 @@ func BenchmarkServeFlags50(b *testing.B) {
 		}
 		i++
 	}
+	b.StopTimer()
+	var stored, total float64
+	for _, src := range results.Sources() {
+		var m dto.Metric
+		if err := s.m.flagSources.WithLabelValues("1", "flag-00", src.String()).Write(&m); err != nil {
+			b.Fatal(err)
+		}
+		n := m.GetCounter().GetValue()
+		total += n
+		if src == results.Stored {
+			stored = n
+		}
+	}
+	b.ReportMetric(stored/total, "hit-ratio")
 }
 
 // BenchmarkEvaluateGRPC50 is the same request as BenchmarkServeFlags50
