@@ -79,6 +79,8 @@ var policies = map[string]policy{
 	svc + "GetBlastRadiusJob":    {scope: ScopeFlagRead},
 	svc + "ListBlastRadiusJobs":  {scope: ScopeFlagRead},
 	svc + "CancelBlastRadiusJob": {scope: ScopeFlagRead},
+
+	svc + "GetPrecomputeStatus": {scope: ScopeFlagRead},
 }
 
 type principalKey struct{}

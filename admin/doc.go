@@ -34,4 +34,12 @@
 // change under a proposed definition; a team that fits one scan page is
 // answered at once, larger ones run as a job with progress that can be
 // cancelled.
+//
+// # Precompute
+//
+// GetPrecomputeStatus shows the progress of the team's latest precompute
+// run (flag:read): state, rows done and to do, rate and estimated time
+// left, computed by precompute.RunState.Progress at the Service's clock.
+// It reads run states through Config.Precompute; a server without it
+// answers precompute_unavailable, and a team without a run state NONE.
 package admin

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoregistry"
 
 	"github.com/vexil-dev/vexil/catalog"
+	"github.com/vexil-dev/vexil/precompute"
 	adminv1 "github.com/vexil-dev/vexil/proto/vexil/admin/v1"
 )
 
@@ -42,7 +43,13 @@ type securityFixture struct {
 }
 
 func newSecurityFixture(t *testing.T) *securityFixture {
-	e := newEnv(t)
+	// Every team's precompute run names team A's flag: a refused call must
+	// not show it.
+	e := newEnv(t, func(c *Config) {
+		c.Precompute = func(_ context.Context, team int64) (*precompute.RunState, error) {
+			return &precompute.RunState{ID: "run", Team: team, Flags: []string{markFlag}, Reason: markTeam}, nil
+		}
+	})
 	ctx := e.ctx(e.root)
 	fx := &securityFixture{e: e}
 	a, err := e.client.CreateTeam(ctx, &adminv1.CreateTeamRequest{Name: markTeam})

@@ -67,6 +67,10 @@ const (
 	DeadlineExceeded Code = "deadline_exceeded"
 	// Unavailable: a backend is closed or unreachable; retry later.
 	Unavailable Code = "unavailable"
+	// PrecomputeUnavailable: the server cannot read precompute run states
+	// (it has no NATS connection, or reading failed); retry later or ask
+	// another node.
+	PrecomputeUnavailable Code = "precompute_unavailable"
 	// Unimplemented: the method or route does not exist.
 	Unimplemented Code = "unimplemented"
 	// Internal: a bug or an unexpected backend failure; the message says no
@@ -84,22 +88,23 @@ type mapping struct {
 
 // table is THE mapping of codes to gRPC codes and HTTP statuses.
 var table = map[Code]mapping{
-	InvalidArgument:    {codes.InvalidArgument, http.StatusBadRequest},
-	InvalidDefinition:  {codes.InvalidArgument, http.StatusBadRequest},
-	Unauthenticated:    {codes.Unauthenticated, http.StatusUnauthorized},
-	PermissionDenied:   {codes.PermissionDenied, http.StatusForbidden},
-	NotFound:           {codes.NotFound, http.StatusNotFound},
-	Conflict:           {codes.Aborted, http.StatusConflict},
-	AlreadyExists:      {codes.AlreadyExists, http.StatusConflict},
-	HasDependents:      {codes.FailedPrecondition, http.StatusConflict},
-	FailedPrecondition: {codes.FailedPrecondition, http.StatusConflict},
-	TooLarge:           {codes.ResourceExhausted, http.StatusRequestEntityTooLarge},
-	LimitExceeded:      {codes.InvalidArgument, http.StatusBadRequest},
-	Canceled:           {codes.Canceled, 499},
-	DeadlineExceeded:   {codes.DeadlineExceeded, http.StatusGatewayTimeout},
-	Unavailable:        {codes.Unavailable, http.StatusServiceUnavailable},
-	Unimplemented:      {codes.Unimplemented, http.StatusNotImplemented},
-	Internal:           {codes.Internal, http.StatusInternalServerError},
+	InvalidArgument:       {codes.InvalidArgument, http.StatusBadRequest},
+	InvalidDefinition:     {codes.InvalidArgument, http.StatusBadRequest},
+	Unauthenticated:       {codes.Unauthenticated, http.StatusUnauthorized},
+	PermissionDenied:      {codes.PermissionDenied, http.StatusForbidden},
+	NotFound:              {codes.NotFound, http.StatusNotFound},
+	Conflict:              {codes.Aborted, http.StatusConflict},
+	AlreadyExists:         {codes.AlreadyExists, http.StatusConflict},
+	HasDependents:         {codes.FailedPrecondition, http.StatusConflict},
+	FailedPrecondition:    {codes.FailedPrecondition, http.StatusConflict},
+	TooLarge:              {codes.ResourceExhausted, http.StatusRequestEntityTooLarge},
+	LimitExceeded:         {codes.InvalidArgument, http.StatusBadRequest},
+	Canceled:              {codes.Canceled, 499},
+	DeadlineExceeded:      {codes.DeadlineExceeded, http.StatusGatewayTimeout},
+	Unavailable:           {codes.Unavailable, http.StatusServiceUnavailable},
+	PrecomputeUnavailable: {codes.Unavailable, http.StatusServiceUnavailable},
+	Unimplemented:         {codes.Unimplemented, http.StatusNotImplemented},
+	Internal:              {codes.Internal, http.StatusInternalServerError},
 }
 
 // byGRPC maps a bare gRPC code (an error that did not come from Vexil, such

@@ -35,6 +35,7 @@ func TestTable(t *testing.T) {
 		{New(TooLarge, "big"), TooLarge, codes.ResourceExhausted, http.StatusRequestEntityTooLarge},
 		{New(LimitExceeded, "many"), LimitExceeded, codes.InvalidArgument, http.StatusBadRequest},
 		{New(HasDependents, "deps"), HasDependents, codes.FailedPrecondition, http.StatusConflict},
+		{New(PrecomputeUnavailable, "no run states"), PrecomputeUnavailable, codes.Unavailable, http.StatusServiceUnavailable},
 		{status.Error(codes.ResourceExhausted, "grpc: received message larger than max"), TooLarge, codes.ResourceExhausted, http.StatusRequestEntityTooLarge},
 		{errors.New("disk on fire"), Internal, codes.Internal, http.StatusInternalServerError},
 	}

@@ -9,10 +9,12 @@ import (
 	"net/http"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/vexil-dev/vexil/admin"
+	"github.com/vexil-dev/vexil/precompute"
 	"github.com/vexil-dev/vexil/store/pebblestore"
 )
 
@@ -29,7 +31,7 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	data := fs.String("data-dir", ".data", "data directory (catalog in DIR/catalog, persons store in DIR/store, as vexil serve)")
 	grpcAddr := fs.String("grpc-addr", "127.0.0.1:7081", "gRPC listen address (loopback)")
 	httpAddr := fs.String("http-addr", "127.0.0.1:7080", "HTTP listen address (loopback)")
-	natsURL := fs.String("nats-url", "", "NATS server for change notices and rollout signals; empty: not published")
+	natsURL := fs.String("nats-url", "", "NATS server for change notices, rollout signals and precompute progress; empty: none of them")
 	noStore := fs.Bool("no-store", false, "do not open the persons store (explain then needs properties; no blast radius)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: vexil admin --data-dir DIR [--grpc-addr A] [--http-addr A] [--nats-url URL]")
@@ -73,6 +75,13 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		defer nc.Close()
 		cfg.Publisher = admin.NATSPublisher{Conn: nc}
+		js, err := jetstream.New(nc)
+		if err != nil {
+			return fmt.Errorf("nats: %w", err)
+		}
+		cfg.Precompute = func(ctx context.Context, team int64) (*precompute.RunState, error) {
+			return precompute.Status(ctx, js, team)
+		}
 	}
 	svc, err := admin.New(cfg)
 	if err != nil {

@@ -1,7 +1,7 @@
 // The management API: teams (PostHog's projects) and their group types, API
 // keys, feature flags and their conditions and overrides, cohorts, early
-// access features, the activity log, dependents and previews (explain, blast
-// radius). The same service is served over gRPC and, through grpc-gateway,
+// access features, the activity log, dependents, previews (explain, blast
+// radius) and precompute progress. The same service is served over gRPC and, through grpc-gateway,
 // as REST under /api/projects/{team_id}/... (admin_http.yaml holds the HTTP
 // rules; the OpenAPI document generated from both is served at
 // GET /api/openapi.json).
@@ -338,6 +338,67 @@ func (x JobState) Number() protoreflect.EnumNumber {
 // Deprecated: Use JobState.Descriptor instead.
 func (JobState) EnumDescriptor() ([]byte, []int) {
 	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{4}
+}
+
+// PrecomputeState is where a precompute run is.
+type PrecomputeState int32
+
+const (
+	PrecomputeState_PRECOMPUTE_STATE_UNSPECIFIED PrecomputeState = 0
+	// The team has no run yet.
+	PrecomputeState_PRECOMPUTE_STATE_NONE PrecomputeState = 1
+	// The run is still scanning the team's rows into pages (rows_total is
+	// an estimate, the previous run's total, until the scan ends).
+	PrecomputeState_PRECOMPUTE_STATE_SCANNING PrecomputeState = 2
+	// Every page is published; workers are computing the remaining ones.
+	PrecomputeState_PRECOMPUTE_STATE_COMPUTING PrecomputeState = 3
+	// Every page is done.
+	PrecomputeState_PRECOMPUTE_STATE_FINISHED PrecomputeState = 4
+)
+
+// Enum value maps for PrecomputeState.
+var (
+	PrecomputeState_name = map[int32]string{
+		0: "PRECOMPUTE_STATE_UNSPECIFIED",
+		1: "PRECOMPUTE_STATE_NONE",
+		2: "PRECOMPUTE_STATE_SCANNING",
+		3: "PRECOMPUTE_STATE_COMPUTING",
+		4: "PRECOMPUTE_STATE_FINISHED",
+	}
+	PrecomputeState_value = map[string]int32{
+		"PRECOMPUTE_STATE_UNSPECIFIED": 0,
+		"PRECOMPUTE_STATE_NONE":        1,
+		"PRECOMPUTE_STATE_SCANNING":    2,
+		"PRECOMPUTE_STATE_COMPUTING":   3,
+		"PRECOMPUTE_STATE_FINISHED":    4,
+	}
+)
+
+func (x PrecomputeState) Enum() *PrecomputeState {
+	p := new(PrecomputeState)
+	*p = x
+	return p
+}
+
+func (x PrecomputeState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (PrecomputeState) Descriptor() protoreflect.EnumDescriptor {
+	return file_vexil_admin_v1_admin_proto_enumTypes[5].Descriptor()
+}
+
+func (PrecomputeState) Type() protoreflect.EnumType {
+	return &file_vexil_admin_v1_admin_proto_enumTypes[5]
+}
+
+func (x PrecomputeState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use PrecomputeState.Descriptor instead.
+func (PrecomputeState) EnumDescriptor() ([]byte, []int) {
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{5}
 }
 
 // Team is a project: the unit that owns flags, cohorts and keys.
@@ -7184,6 +7245,245 @@ func (x *CancelBlastRadiusJobResponse) GetJob() *BlastRadiusJob {
 	return nil
 }
 
+// PrecomputeRun is a team's latest precompute run and its progress. With
+// state NONE only team_id and state are set.
+type PrecomputeRun struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	TeamId int64                  `protobuf:"varint,1,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
+	Id     string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	State  PrecomputeState        `protobuf:"varint,3,opt,name=state,proto3,enum=vexil.admin.v1.PrecomputeState" json:"state,omitempty"`
+	// Why the run started (a definition change, a schedule ...).
+	Reason string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	// The keys of the flags being recomputed; empty: all of them.
+	Flags     []string               `protobuf:"bytes,5,rep,name=flags,proto3" json:"flags,omitempty"`
+	StartedAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
+	// Unset while the run is not finished.
+	FinishedAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=finished_at,json=finishedAt,proto3" json:"finished_at,omitempty"`
+	RowsDone   int64                  `protobuf:"varint,8,opt,name=rows_done,json=rowsDone,proto3" json:"rows_done,omitempty"`
+	// Rows to compute: while scanning, the larger of the rows found so far
+	// and the previous run's total.
+	RowsTotal int64 `protobuf:"varint,9,opt,name=rows_total,json=rowsTotal,proto3" json:"rows_total,omitempty"`
+	// Average rate since the run started (until it finished, when done).
+	RowsPerSecond float64 `protobuf:"fixed64,10,opt,name=rows_per_second,json=rowsPerSecond,proto3" json:"rows_per_second,omitempty"`
+	// Estimated seconds left at the current rate; 0 when finished or
+	// unknown.
+	EtaSeconds float64 `protobuf:"fixed64,11,opt,name=eta_seconds,json=etaSeconds,proto3" json:"eta_seconds,omitempty"`
+	// Pages published so far and pages computed.
+	Pages         int64 `protobuf:"varint,12,opt,name=pages,proto3" json:"pages,omitempty"`
+	PagesDone     int64 `protobuf:"varint,13,opt,name=pages_done,json=pagesDone,proto3" json:"pages_done,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PrecomputeRun) Reset() {
+	*x = PrecomputeRun{}
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[110]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PrecomputeRun) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PrecomputeRun) ProtoMessage() {}
+
+func (x *PrecomputeRun) ProtoReflect() protoreflect.Message {
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[110]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PrecomputeRun.ProtoReflect.Descriptor instead.
+func (*PrecomputeRun) Descriptor() ([]byte, []int) {
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{110}
+}
+
+func (x *PrecomputeRun) GetTeamId() int64 {
+	if x != nil {
+		return x.TeamId
+	}
+	return 0
+}
+
+func (x *PrecomputeRun) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *PrecomputeRun) GetState() PrecomputeState {
+	if x != nil {
+		return x.State
+	}
+	return PrecomputeState_PRECOMPUTE_STATE_UNSPECIFIED
+}
+
+func (x *PrecomputeRun) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *PrecomputeRun) GetFlags() []string {
+	if x != nil {
+		return x.Flags
+	}
+	return nil
+}
+
+func (x *PrecomputeRun) GetStartedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartedAt
+	}
+	return nil
+}
+
+func (x *PrecomputeRun) GetFinishedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.FinishedAt
+	}
+	return nil
+}
+
+func (x *PrecomputeRun) GetRowsDone() int64 {
+	if x != nil {
+		return x.RowsDone
+	}
+	return 0
+}
+
+func (x *PrecomputeRun) GetRowsTotal() int64 {
+	if x != nil {
+		return x.RowsTotal
+	}
+	return 0
+}
+
+func (x *PrecomputeRun) GetRowsPerSecond() float64 {
+	if x != nil {
+		return x.RowsPerSecond
+	}
+	return 0
+}
+
+func (x *PrecomputeRun) GetEtaSeconds() float64 {
+	if x != nil {
+		return x.EtaSeconds
+	}
+	return 0
+}
+
+func (x *PrecomputeRun) GetPages() int64 {
+	if x != nil {
+		return x.Pages
+	}
+	return 0
+}
+
+func (x *PrecomputeRun) GetPagesDone() int64 {
+	if x != nil {
+		return x.PagesDone
+	}
+	return 0
+}
+
+type GetPrecomputeStatusRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TeamId        int64                  `protobuf:"varint,1,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPrecomputeStatusRequest) Reset() {
+	*x = GetPrecomputeStatusRequest{}
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[111]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPrecomputeStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPrecomputeStatusRequest) ProtoMessage() {}
+
+func (x *GetPrecomputeStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[111]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPrecomputeStatusRequest.ProtoReflect.Descriptor instead.
+func (*GetPrecomputeStatusRequest) Descriptor() ([]byte, []int) {
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{111}
+}
+
+func (x *GetPrecomputeStatusRequest) GetTeamId() int64 {
+	if x != nil {
+		return x.TeamId
+	}
+	return 0
+}
+
+type GetPrecomputeStatusResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Run           *PrecomputeRun         `protobuf:"bytes,1,opt,name=run,proto3" json:"run,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPrecomputeStatusResponse) Reset() {
+	*x = GetPrecomputeStatusResponse{}
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[112]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPrecomputeStatusResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPrecomputeStatusResponse) ProtoMessage() {}
+
+func (x *GetPrecomputeStatusResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[112]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPrecomputeStatusResponse.ProtoReflect.Descriptor instead.
+func (*GetPrecomputeStatusResponse) Descriptor() ([]byte, []int) {
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{112}
+}
+
+func (x *GetPrecomputeStatusResponse) GetRun() *PrecomputeRun {
+	if x != nil {
+		return x.Run
+	}
+	return nil
+}
+
 var File_vexil_admin_v1_admin_proto protoreflect.FileDescriptor
 
 const file_vexil_admin_v1_admin_proto_rawDesc = "" +
@@ -7708,7 +8008,31 @@ const file_vexil_admin_v1_admin_proto_rawDesc = "" +
 	"\ateam_id\x18\x01 \x01(\x03R\x06teamId\x12\x15\n" +
 	"\x06job_id\x18\x02 \x01(\tR\x05jobId\"P\n" +
 	"\x1cCancelBlastRadiusJobResponse\x120\n" +
-	"\x03job\x18\x01 \x01(\v2\x1e.vexil.admin.v1.BlastRadiusJobR\x03job*g\n" +
+	"\x03job\x18\x01 \x01(\v2\x1e.vexil.admin.v1.BlastRadiusJobR\x03job\"\xcf\x03\n" +
+	"\rPrecomputeRun\x12\x17\n" +
+	"\ateam_id\x18\x01 \x01(\x03R\x06teamId\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\x125\n" +
+	"\x05state\x18\x03 \x01(\x0e2\x1f.vexil.admin.v1.PrecomputeStateR\x05state\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\x12\x14\n" +
+	"\x05flags\x18\x05 \x03(\tR\x05flags\x129\n" +
+	"\n" +
+	"started_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x12;\n" +
+	"\vfinished_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"finishedAt\x12\x1b\n" +
+	"\trows_done\x18\b \x01(\x03R\browsDone\x12\x1d\n" +
+	"\n" +
+	"rows_total\x18\t \x01(\x03R\trowsTotal\x12&\n" +
+	"\x0frows_per_second\x18\n" +
+	" \x01(\x01R\rrowsPerSecond\x12\x1f\n" +
+	"\veta_seconds\x18\v \x01(\x01R\n" +
+	"etaSeconds\x12\x14\n" +
+	"\x05pages\x18\f \x01(\x03R\x05pages\x12\x1d\n" +
+	"\n" +
+	"pages_done\x18\r \x01(\x03R\tpagesDone\"5\n" +
+	"\x1aGetPrecomputeStatusRequest\x12\x17\n" +
+	"\ateam_id\x18\x01 \x01(\x03R\x06teamId\"N\n" +
+	"\x1bGetPrecomputeStatusResponse\x12/\n" +
+	"\x03run\x18\x01 \x01(\v2\x1d.vexil.admin.v1.PrecomputeRunR\x03run*g\n" +
 	"\vTeamKeyKind\x12\x1d\n" +
 	"\x19TEAM_KEY_KIND_UNSPECIFIED\x10\x00\x12\x1f\n" +
 	"\x1bTEAM_KEY_KIND_PROJECT_TOKEN\x10\x01\x12\x18\n" +
@@ -7741,7 +8065,13 @@ const file_vexil_admin_v1_admin_proto_rawDesc = "" +
 	"\x11JOB_STATE_RUNNING\x10\x02\x12\x12\n" +
 	"\x0eJOB_STATE_DONE\x10\x03\x12\x14\n" +
 	"\x10JOB_STATE_FAILED\x10\x04\x12\x17\n" +
-	"\x13JOB_STATE_CANCELLED\x10\x052\xdb#\n" +
+	"\x13JOB_STATE_CANCELLED\x10\x05*\xac\x01\n" +
+	"\x0fPrecomputeState\x12 \n" +
+	"\x1cPRECOMPUTE_STATE_UNSPECIFIED\x10\x00\x12\x19\n" +
+	"\x15PRECOMPUTE_STATE_NONE\x10\x01\x12\x1d\n" +
+	"\x19PRECOMPUTE_STATE_SCANNING\x10\x02\x12\x1e\n" +
+	"\x1aPRECOMPUTE_STATE_COMPUTING\x10\x03\x12\x1d\n" +
+	"\x19PRECOMPUTE_STATE_FINISHED\x10\x042\xcb$\n" +
 	"\fAdminService\x12S\n" +
 	"\n" +
 	"CreateTeam\x12!.vexil.admin.v1.CreateTeamRequest\x1a\".vexil.admin.v1.CreateTeamResponse\x12J\n" +
@@ -7796,7 +8126,8 @@ const file_vexil_admin_v1_admin_proto_rawDesc = "" +
 	"\x10StartBlastRadius\x12'.vexil.admin.v1.StartBlastRadiusRequest\x1a(.vexil.admin.v1.StartBlastRadiusResponse\x12h\n" +
 	"\x11GetBlastRadiusJob\x12(.vexil.admin.v1.GetBlastRadiusJobRequest\x1a).vexil.admin.v1.GetBlastRadiusJobResponse\x12n\n" +
 	"\x13ListBlastRadiusJobs\x12*.vexil.admin.v1.ListBlastRadiusJobsRequest\x1a+.vexil.admin.v1.ListBlastRadiusJobsResponse\x12q\n" +
-	"\x14CancelBlastRadiusJob\x12+.vexil.admin.v1.CancelBlastRadiusJobRequest\x1a,.vexil.admin.v1.CancelBlastRadiusJobResponseB9Z7github.com/vexil-dev/vexil/proto/vexil/admin/v1;adminv1b\x06proto3"
+	"\x14CancelBlastRadiusJob\x12+.vexil.admin.v1.CancelBlastRadiusJobRequest\x1a,.vexil.admin.v1.CancelBlastRadiusJobResponse\x12n\n" +
+	"\x13GetPrecomputeStatus\x12*.vexil.admin.v1.GetPrecomputeStatusRequest\x1a+.vexil.admin.v1.GetPrecomputeStatusResponseB9Z7github.com/vexil-dev/vexil/proto/vexil/admin/v1;adminv1b\x06proto3"
 
 var (
 	file_vexil_admin_v1_admin_proto_rawDescOnce sync.Once
@@ -7810,307 +8141,317 @@ func file_vexil_admin_v1_admin_proto_rawDescGZIP() []byte {
 	return file_vexil_admin_v1_admin_proto_rawDescData
 }
 
-var file_vexil_admin_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_vexil_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 112)
+var file_vexil_admin_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
+var file_vexil_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 115)
 var file_vexil_admin_v1_admin_proto_goTypes = []any{
 	(TeamKeyKind)(0),                              // 0: vexil.admin.v1.TeamKeyKind
 	(FlagStatus)(0),                               // 1: vexil.admin.v1.FlagStatus
 	(CohortKind)(0),                               // 2: vexil.admin.v1.CohortKind
 	(Stage)(0),                                    // 3: vexil.admin.v1.Stage
 	(JobState)(0),                                 // 4: vexil.admin.v1.JobState
-	(*Team)(nil),                                  // 5: vexil.admin.v1.Team
-	(*GroupType)(nil),                             // 6: vexil.admin.v1.GroupType
-	(*CreateTeamRequest)(nil),                     // 7: vexil.admin.v1.CreateTeamRequest
-	(*CreateTeamResponse)(nil),                    // 8: vexil.admin.v1.CreateTeamResponse
-	(*GetTeamRequest)(nil),                        // 9: vexil.admin.v1.GetTeamRequest
-	(*GetTeamResponse)(nil),                       // 10: vexil.admin.v1.GetTeamResponse
-	(*ListTeamsRequest)(nil),                      // 11: vexil.admin.v1.ListTeamsRequest
-	(*ListTeamsResponse)(nil),                     // 12: vexil.admin.v1.ListTeamsResponse
-	(*UpdateTeamRequest)(nil),                     // 13: vexil.admin.v1.UpdateTeamRequest
-	(*UpdateTeamResponse)(nil),                    // 14: vexil.admin.v1.UpdateTeamResponse
-	(*SetGroupTypeRequest)(nil),                   // 15: vexil.admin.v1.SetGroupTypeRequest
-	(*SetGroupTypeResponse)(nil),                  // 16: vexil.admin.v1.SetGroupTypeResponse
-	(*RotateTeamKeyRequest)(nil),                  // 17: vexil.admin.v1.RotateTeamKeyRequest
-	(*RotateTeamKeyResponse)(nil),                 // 18: vexil.admin.v1.RotateTeamKeyResponse
-	(*ApiKey)(nil),                                // 19: vexil.admin.v1.ApiKey
-	(*CreatePersonalKeyRequest)(nil),              // 20: vexil.admin.v1.CreatePersonalKeyRequest
-	(*CreatePersonalKeyResponse)(nil),             // 21: vexil.admin.v1.CreatePersonalKeyResponse
-	(*ListKeysRequest)(nil),                       // 22: vexil.admin.v1.ListKeysRequest
-	(*ListKeysResponse)(nil),                      // 23: vexil.admin.v1.ListKeysResponse
-	(*RevokeKeyRequest)(nil),                      // 24: vexil.admin.v1.RevokeKeyRequest
-	(*RevokeKeyResponse)(nil),                     // 25: vexil.admin.v1.RevokeKeyResponse
-	(*FeatureFlag)(nil),                           // 26: vexil.admin.v1.FeatureFlag
-	(*FlagInput)(nil),                             // 27: vexil.admin.v1.FlagInput
-	(*Override)(nil),                              // 28: vexil.admin.v1.Override
-	(*CreateFlagRequest)(nil),                     // 29: vexil.admin.v1.CreateFlagRequest
-	(*CreateFlagResponse)(nil),                    // 30: vexil.admin.v1.CreateFlagResponse
-	(*GetFlagRequest)(nil),                        // 31: vexil.admin.v1.GetFlagRequest
-	(*GetFlagResponse)(nil),                       // 32: vexil.admin.v1.GetFlagResponse
-	(*GetFlagByKeyRequest)(nil),                   // 33: vexil.admin.v1.GetFlagByKeyRequest
-	(*GetFlagByKeyResponse)(nil),                  // 34: vexil.admin.v1.GetFlagByKeyResponse
-	(*ListFlagsRequest)(nil),                      // 35: vexil.admin.v1.ListFlagsRequest
-	(*ListFlagsResponse)(nil),                     // 36: vexil.admin.v1.ListFlagsResponse
-	(*UpdateFlagRequest)(nil),                     // 37: vexil.admin.v1.UpdateFlagRequest
-	(*UpdateFlagResponse)(nil),                    // 38: vexil.admin.v1.UpdateFlagResponse
-	(*EnableFlagRequest)(nil),                     // 39: vexil.admin.v1.EnableFlagRequest
-	(*EnableFlagResponse)(nil),                    // 40: vexil.admin.v1.EnableFlagResponse
-	(*DisableFlagRequest)(nil),                    // 41: vexil.admin.v1.DisableFlagRequest
-	(*DisableFlagResponse)(nil),                   // 42: vexil.admin.v1.DisableFlagResponse
-	(*ArchiveFlagRequest)(nil),                    // 43: vexil.admin.v1.ArchiveFlagRequest
-	(*ArchiveFlagResponse)(nil),                   // 44: vexil.admin.v1.ArchiveFlagResponse
-	(*UnarchiveFlagRequest)(nil),                  // 45: vexil.admin.v1.UnarchiveFlagRequest
-	(*UnarchiveFlagResponse)(nil),                 // 46: vexil.admin.v1.UnarchiveFlagResponse
-	(*DeleteFlagRequest)(nil),                     // 47: vexil.admin.v1.DeleteFlagRequest
-	(*DeleteFlagResponse)(nil),                    // 48: vexil.admin.v1.DeleteFlagResponse
-	(*Condition)(nil),                             // 49: vexil.admin.v1.Condition
-	(*AddConditionRequest)(nil),                   // 50: vexil.admin.v1.AddConditionRequest
-	(*AddConditionResponse)(nil),                  // 51: vexil.admin.v1.AddConditionResponse
-	(*UpdateConditionRequest)(nil),                // 52: vexil.admin.v1.UpdateConditionRequest
-	(*UpdateConditionResponse)(nil),               // 53: vexil.admin.v1.UpdateConditionResponse
-	(*RemoveConditionRequest)(nil),                // 54: vexil.admin.v1.RemoveConditionRequest
-	(*RemoveConditionResponse)(nil),               // 55: vexil.admin.v1.RemoveConditionResponse
-	(*ReorderConditionsRequest)(nil),              // 56: vexil.admin.v1.ReorderConditionsRequest
-	(*ReorderConditionsResponse)(nil),             // 57: vexil.admin.v1.ReorderConditionsResponse
-	(*SetRolloutRequest)(nil),                     // 58: vexil.admin.v1.SetRolloutRequest
-	(*SetRolloutResponse)(nil),                    // 59: vexil.admin.v1.SetRolloutResponse
-	(*SetOverridesRequest)(nil),                   // 60: vexil.admin.v1.SetOverridesRequest
-	(*SetOverridesResponse)(nil),                  // 61: vexil.admin.v1.SetOverridesResponse
-	(*ListDependentsRequest)(nil),                 // 62: vexil.admin.v1.ListDependentsRequest
-	(*Dependent)(nil),                             // 63: vexil.admin.v1.Dependent
-	(*ListDependentsResponse)(nil),                // 64: vexil.admin.v1.ListDependentsResponse
-	(*Cohort)(nil),                                // 65: vexil.admin.v1.Cohort
-	(*CohortInput)(nil),                           // 66: vexil.admin.v1.CohortInput
-	(*CreateCohortRequest)(nil),                   // 67: vexil.admin.v1.CreateCohortRequest
-	(*CreateCohortResponse)(nil),                  // 68: vexil.admin.v1.CreateCohortResponse
-	(*GetCohortRequest)(nil),                      // 69: vexil.admin.v1.GetCohortRequest
-	(*GetCohortResponse)(nil),                     // 70: vexil.admin.v1.GetCohortResponse
-	(*ListCohortsRequest)(nil),                    // 71: vexil.admin.v1.ListCohortsRequest
-	(*ListCohortsResponse)(nil),                   // 72: vexil.admin.v1.ListCohortsResponse
-	(*UpdateCohortRequest)(nil),                   // 73: vexil.admin.v1.UpdateCohortRequest
-	(*UpdateCohortResponse)(nil),                  // 74: vexil.admin.v1.UpdateCohortResponse
-	(*DeleteCohortRequest)(nil),                   // 75: vexil.admin.v1.DeleteCohortRequest
-	(*DeleteCohortResponse)(nil),                  // 76: vexil.admin.v1.DeleteCohortResponse
-	(*AddCohortMembersRequest)(nil),               // 77: vexil.admin.v1.AddCohortMembersRequest
-	(*AddCohortMembersResponse)(nil),              // 78: vexil.admin.v1.AddCohortMembersResponse
-	(*RemoveCohortMembersRequest)(nil),            // 79: vexil.admin.v1.RemoveCohortMembersRequest
-	(*RemoveCohortMembersResponse)(nil),           // 80: vexil.admin.v1.RemoveCohortMembersResponse
-	(*ListCohortMembersRequest)(nil),              // 81: vexil.admin.v1.ListCohortMembersRequest
-	(*ListCohortMembersResponse)(nil),             // 82: vexil.admin.v1.ListCohortMembersResponse
-	(*EarlyAccessFeature)(nil),                    // 83: vexil.admin.v1.EarlyAccessFeature
-	(*CreateEarlyAccessFeatureRequest)(nil),       // 84: vexil.admin.v1.CreateEarlyAccessFeatureRequest
-	(*CreateEarlyAccessFeatureResponse)(nil),      // 85: vexil.admin.v1.CreateEarlyAccessFeatureResponse
-	(*GetEarlyAccessFeatureRequest)(nil),          // 86: vexil.admin.v1.GetEarlyAccessFeatureRequest
-	(*GetEarlyAccessFeatureResponse)(nil),         // 87: vexil.admin.v1.GetEarlyAccessFeatureResponse
-	(*ListEarlyAccessFeaturesRequest)(nil),        // 88: vexil.admin.v1.ListEarlyAccessFeaturesRequest
-	(*ListEarlyAccessFeaturesResponse)(nil),       // 89: vexil.admin.v1.ListEarlyAccessFeaturesResponse
-	(*UpdateEarlyAccessFeatureRequest)(nil),       // 90: vexil.admin.v1.UpdateEarlyAccessFeatureRequest
-	(*UpdateEarlyAccessFeatureResponse)(nil),      // 91: vexil.admin.v1.UpdateEarlyAccessFeatureResponse
-	(*DeleteEarlyAccessFeatureRequest)(nil),       // 92: vexil.admin.v1.DeleteEarlyAccessFeatureRequest
-	(*DeleteEarlyAccessFeatureResponse)(nil),      // 93: vexil.admin.v1.DeleteEarlyAccessFeatureResponse
-	(*ListPublicEarlyAccessFeaturesRequest)(nil),  // 94: vexil.admin.v1.ListPublicEarlyAccessFeaturesRequest
-	(*PublicEarlyAccessFeature)(nil),              // 95: vexil.admin.v1.PublicEarlyAccessFeature
-	(*ListPublicEarlyAccessFeaturesResponse)(nil), // 96: vexil.admin.v1.ListPublicEarlyAccessFeaturesResponse
-	(*ActivityEntry)(nil),                         // 97: vexil.admin.v1.ActivityEntry
-	(*ListActivityRequest)(nil),                   // 98: vexil.admin.v1.ListActivityRequest
-	(*ListActivityResponse)(nil),                  // 99: vexil.admin.v1.ListActivityResponse
-	(*ListFlagActivityRequest)(nil),               // 100: vexil.admin.v1.ListFlagActivityRequest
-	(*ListFlagActivityResponse)(nil),              // 101: vexil.admin.v1.ListFlagActivityResponse
-	(*ExplainFlagRequest)(nil),                    // 102: vexil.admin.v1.ExplainFlagRequest
-	(*FilterExplain)(nil),                         // 103: vexil.admin.v1.FilterExplain
-	(*ConditionExplain)(nil),                      // 104: vexil.admin.v1.ConditionExplain
-	(*ExplainFlagResponse)(nil),                   // 105: vexil.admin.v1.ExplainFlagResponse
-	(*BlastRadiusJob)(nil),                        // 106: vexil.admin.v1.BlastRadiusJob
-	(*StartBlastRadiusRequest)(nil),               // 107: vexil.admin.v1.StartBlastRadiusRequest
-	(*StartBlastRadiusResponse)(nil),              // 108: vexil.admin.v1.StartBlastRadiusResponse
-	(*GetBlastRadiusJobRequest)(nil),              // 109: vexil.admin.v1.GetBlastRadiusJobRequest
-	(*GetBlastRadiusJobResponse)(nil),             // 110: vexil.admin.v1.GetBlastRadiusJobResponse
-	(*ListBlastRadiusJobsRequest)(nil),            // 111: vexil.admin.v1.ListBlastRadiusJobsRequest
-	(*ListBlastRadiusJobsResponse)(nil),           // 112: vexil.admin.v1.ListBlastRadiusJobsResponse
-	(*CancelBlastRadiusJobRequest)(nil),           // 113: vexil.admin.v1.CancelBlastRadiusJobRequest
-	(*CancelBlastRadiusJobResponse)(nil),          // 114: vexil.admin.v1.CancelBlastRadiusJobResponse
-	nil,                                           // 115: vexil.admin.v1.ExplainFlagRequest.GroupsEntry
-	nil,                                           // 116: vexil.admin.v1.BlastRadiusJob.TransitionsEntry
-	(*timestamppb.Timestamp)(nil),                 // 117: google.protobuf.Timestamp
+	(PrecomputeState)(0),                          // 5: vexil.admin.v1.PrecomputeState
+	(*Team)(nil),                                  // 6: vexil.admin.v1.Team
+	(*GroupType)(nil),                             // 7: vexil.admin.v1.GroupType
+	(*CreateTeamRequest)(nil),                     // 8: vexil.admin.v1.CreateTeamRequest
+	(*CreateTeamResponse)(nil),                    // 9: vexil.admin.v1.CreateTeamResponse
+	(*GetTeamRequest)(nil),                        // 10: vexil.admin.v1.GetTeamRequest
+	(*GetTeamResponse)(nil),                       // 11: vexil.admin.v1.GetTeamResponse
+	(*ListTeamsRequest)(nil),                      // 12: vexil.admin.v1.ListTeamsRequest
+	(*ListTeamsResponse)(nil),                     // 13: vexil.admin.v1.ListTeamsResponse
+	(*UpdateTeamRequest)(nil),                     // 14: vexil.admin.v1.UpdateTeamRequest
+	(*UpdateTeamResponse)(nil),                    // 15: vexil.admin.v1.UpdateTeamResponse
+	(*SetGroupTypeRequest)(nil),                   // 16: vexil.admin.v1.SetGroupTypeRequest
+	(*SetGroupTypeResponse)(nil),                  // 17: vexil.admin.v1.SetGroupTypeResponse
+	(*RotateTeamKeyRequest)(nil),                  // 18: vexil.admin.v1.RotateTeamKeyRequest
+	(*RotateTeamKeyResponse)(nil),                 // 19: vexil.admin.v1.RotateTeamKeyResponse
+	(*ApiKey)(nil),                                // 20: vexil.admin.v1.ApiKey
+	(*CreatePersonalKeyRequest)(nil),              // 21: vexil.admin.v1.CreatePersonalKeyRequest
+	(*CreatePersonalKeyResponse)(nil),             // 22: vexil.admin.v1.CreatePersonalKeyResponse
+	(*ListKeysRequest)(nil),                       // 23: vexil.admin.v1.ListKeysRequest
+	(*ListKeysResponse)(nil),                      // 24: vexil.admin.v1.ListKeysResponse
+	(*RevokeKeyRequest)(nil),                      // 25: vexil.admin.v1.RevokeKeyRequest
+	(*RevokeKeyResponse)(nil),                     // 26: vexil.admin.v1.RevokeKeyResponse
+	(*FeatureFlag)(nil),                           // 27: vexil.admin.v1.FeatureFlag
+	(*FlagInput)(nil),                             // 28: vexil.admin.v1.FlagInput
+	(*Override)(nil),                              // 29: vexil.admin.v1.Override
+	(*CreateFlagRequest)(nil),                     // 30: vexil.admin.v1.CreateFlagRequest
+	(*CreateFlagResponse)(nil),                    // 31: vexil.admin.v1.CreateFlagResponse
+	(*GetFlagRequest)(nil),                        // 32: vexil.admin.v1.GetFlagRequest
+	(*GetFlagResponse)(nil),                       // 33: vexil.admin.v1.GetFlagResponse
+	(*GetFlagByKeyRequest)(nil),                   // 34: vexil.admin.v1.GetFlagByKeyRequest
+	(*GetFlagByKeyResponse)(nil),                  // 35: vexil.admin.v1.GetFlagByKeyResponse
+	(*ListFlagsRequest)(nil),                      // 36: vexil.admin.v1.ListFlagsRequest
+	(*ListFlagsResponse)(nil),                     // 37: vexil.admin.v1.ListFlagsResponse
+	(*UpdateFlagRequest)(nil),                     // 38: vexil.admin.v1.UpdateFlagRequest
+	(*UpdateFlagResponse)(nil),                    // 39: vexil.admin.v1.UpdateFlagResponse
+	(*EnableFlagRequest)(nil),                     // 40: vexil.admin.v1.EnableFlagRequest
+	(*EnableFlagResponse)(nil),                    // 41: vexil.admin.v1.EnableFlagResponse
+	(*DisableFlagRequest)(nil),                    // 42: vexil.admin.v1.DisableFlagRequest
+	(*DisableFlagResponse)(nil),                   // 43: vexil.admin.v1.DisableFlagResponse
+	(*ArchiveFlagRequest)(nil),                    // 44: vexil.admin.v1.ArchiveFlagRequest
+	(*ArchiveFlagResponse)(nil),                   // 45: vexil.admin.v1.ArchiveFlagResponse
+	(*UnarchiveFlagRequest)(nil),                  // 46: vexil.admin.v1.UnarchiveFlagRequest
+	(*UnarchiveFlagResponse)(nil),                 // 47: vexil.admin.v1.UnarchiveFlagResponse
+	(*DeleteFlagRequest)(nil),                     // 48: vexil.admin.v1.DeleteFlagRequest
+	(*DeleteFlagResponse)(nil),                    // 49: vexil.admin.v1.DeleteFlagResponse
+	(*Condition)(nil),                             // 50: vexil.admin.v1.Condition
+	(*AddConditionRequest)(nil),                   // 51: vexil.admin.v1.AddConditionRequest
+	(*AddConditionResponse)(nil),                  // 52: vexil.admin.v1.AddConditionResponse
+	(*UpdateConditionRequest)(nil),                // 53: vexil.admin.v1.UpdateConditionRequest
+	(*UpdateConditionResponse)(nil),               // 54: vexil.admin.v1.UpdateConditionResponse
+	(*RemoveConditionRequest)(nil),                // 55: vexil.admin.v1.RemoveConditionRequest
+	(*RemoveConditionResponse)(nil),               // 56: vexil.admin.v1.RemoveConditionResponse
+	(*ReorderConditionsRequest)(nil),              // 57: vexil.admin.v1.ReorderConditionsRequest
+	(*ReorderConditionsResponse)(nil),             // 58: vexil.admin.v1.ReorderConditionsResponse
+	(*SetRolloutRequest)(nil),                     // 59: vexil.admin.v1.SetRolloutRequest
+	(*SetRolloutResponse)(nil),                    // 60: vexil.admin.v1.SetRolloutResponse
+	(*SetOverridesRequest)(nil),                   // 61: vexil.admin.v1.SetOverridesRequest
+	(*SetOverridesResponse)(nil),                  // 62: vexil.admin.v1.SetOverridesResponse
+	(*ListDependentsRequest)(nil),                 // 63: vexil.admin.v1.ListDependentsRequest
+	(*Dependent)(nil),                             // 64: vexil.admin.v1.Dependent
+	(*ListDependentsResponse)(nil),                // 65: vexil.admin.v1.ListDependentsResponse
+	(*Cohort)(nil),                                // 66: vexil.admin.v1.Cohort
+	(*CohortInput)(nil),                           // 67: vexil.admin.v1.CohortInput
+	(*CreateCohortRequest)(nil),                   // 68: vexil.admin.v1.CreateCohortRequest
+	(*CreateCohortResponse)(nil),                  // 69: vexil.admin.v1.CreateCohortResponse
+	(*GetCohortRequest)(nil),                      // 70: vexil.admin.v1.GetCohortRequest
+	(*GetCohortResponse)(nil),                     // 71: vexil.admin.v1.GetCohortResponse
+	(*ListCohortsRequest)(nil),                    // 72: vexil.admin.v1.ListCohortsRequest
+	(*ListCohortsResponse)(nil),                   // 73: vexil.admin.v1.ListCohortsResponse
+	(*UpdateCohortRequest)(nil),                   // 74: vexil.admin.v1.UpdateCohortRequest
+	(*UpdateCohortResponse)(nil),                  // 75: vexil.admin.v1.UpdateCohortResponse
+	(*DeleteCohortRequest)(nil),                   // 76: vexil.admin.v1.DeleteCohortRequest
+	(*DeleteCohortResponse)(nil),                  // 77: vexil.admin.v1.DeleteCohortResponse
+	(*AddCohortMembersRequest)(nil),               // 78: vexil.admin.v1.AddCohortMembersRequest
+	(*AddCohortMembersResponse)(nil),              // 79: vexil.admin.v1.AddCohortMembersResponse
+	(*RemoveCohortMembersRequest)(nil),            // 80: vexil.admin.v1.RemoveCohortMembersRequest
+	(*RemoveCohortMembersResponse)(nil),           // 81: vexil.admin.v1.RemoveCohortMembersResponse
+	(*ListCohortMembersRequest)(nil),              // 82: vexil.admin.v1.ListCohortMembersRequest
+	(*ListCohortMembersResponse)(nil),             // 83: vexil.admin.v1.ListCohortMembersResponse
+	(*EarlyAccessFeature)(nil),                    // 84: vexil.admin.v1.EarlyAccessFeature
+	(*CreateEarlyAccessFeatureRequest)(nil),       // 85: vexil.admin.v1.CreateEarlyAccessFeatureRequest
+	(*CreateEarlyAccessFeatureResponse)(nil),      // 86: vexil.admin.v1.CreateEarlyAccessFeatureResponse
+	(*GetEarlyAccessFeatureRequest)(nil),          // 87: vexil.admin.v1.GetEarlyAccessFeatureRequest
+	(*GetEarlyAccessFeatureResponse)(nil),         // 88: vexil.admin.v1.GetEarlyAccessFeatureResponse
+	(*ListEarlyAccessFeaturesRequest)(nil),        // 89: vexil.admin.v1.ListEarlyAccessFeaturesRequest
+	(*ListEarlyAccessFeaturesResponse)(nil),       // 90: vexil.admin.v1.ListEarlyAccessFeaturesResponse
+	(*UpdateEarlyAccessFeatureRequest)(nil),       // 91: vexil.admin.v1.UpdateEarlyAccessFeatureRequest
+	(*UpdateEarlyAccessFeatureResponse)(nil),      // 92: vexil.admin.v1.UpdateEarlyAccessFeatureResponse
+	(*DeleteEarlyAccessFeatureRequest)(nil),       // 93: vexil.admin.v1.DeleteEarlyAccessFeatureRequest
+	(*DeleteEarlyAccessFeatureResponse)(nil),      // 94: vexil.admin.v1.DeleteEarlyAccessFeatureResponse
+	(*ListPublicEarlyAccessFeaturesRequest)(nil),  // 95: vexil.admin.v1.ListPublicEarlyAccessFeaturesRequest
+	(*PublicEarlyAccessFeature)(nil),              // 96: vexil.admin.v1.PublicEarlyAccessFeature
+	(*ListPublicEarlyAccessFeaturesResponse)(nil), // 97: vexil.admin.v1.ListPublicEarlyAccessFeaturesResponse
+	(*ActivityEntry)(nil),                         // 98: vexil.admin.v1.ActivityEntry
+	(*ListActivityRequest)(nil),                   // 99: vexil.admin.v1.ListActivityRequest
+	(*ListActivityResponse)(nil),                  // 100: vexil.admin.v1.ListActivityResponse
+	(*ListFlagActivityRequest)(nil),               // 101: vexil.admin.v1.ListFlagActivityRequest
+	(*ListFlagActivityResponse)(nil),              // 102: vexil.admin.v1.ListFlagActivityResponse
+	(*ExplainFlagRequest)(nil),                    // 103: vexil.admin.v1.ExplainFlagRequest
+	(*FilterExplain)(nil),                         // 104: vexil.admin.v1.FilterExplain
+	(*ConditionExplain)(nil),                      // 105: vexil.admin.v1.ConditionExplain
+	(*ExplainFlagResponse)(nil),                   // 106: vexil.admin.v1.ExplainFlagResponse
+	(*BlastRadiusJob)(nil),                        // 107: vexil.admin.v1.BlastRadiusJob
+	(*StartBlastRadiusRequest)(nil),               // 108: vexil.admin.v1.StartBlastRadiusRequest
+	(*StartBlastRadiusResponse)(nil),              // 109: vexil.admin.v1.StartBlastRadiusResponse
+	(*GetBlastRadiusJobRequest)(nil),              // 110: vexil.admin.v1.GetBlastRadiusJobRequest
+	(*GetBlastRadiusJobResponse)(nil),             // 111: vexil.admin.v1.GetBlastRadiusJobResponse
+	(*ListBlastRadiusJobsRequest)(nil),            // 112: vexil.admin.v1.ListBlastRadiusJobsRequest
+	(*ListBlastRadiusJobsResponse)(nil),           // 113: vexil.admin.v1.ListBlastRadiusJobsResponse
+	(*CancelBlastRadiusJobRequest)(nil),           // 114: vexil.admin.v1.CancelBlastRadiusJobRequest
+	(*CancelBlastRadiusJobResponse)(nil),          // 115: vexil.admin.v1.CancelBlastRadiusJobResponse
+	(*PrecomputeRun)(nil),                         // 116: vexil.admin.v1.PrecomputeRun
+	(*GetPrecomputeStatusRequest)(nil),            // 117: vexil.admin.v1.GetPrecomputeStatusRequest
+	(*GetPrecomputeStatusResponse)(nil),           // 118: vexil.admin.v1.GetPrecomputeStatusResponse
+	nil,                                           // 119: vexil.admin.v1.ExplainFlagRequest.GroupsEntry
+	nil,                                           // 120: vexil.admin.v1.BlastRadiusJob.TransitionsEntry
+	(*timestamppb.Timestamp)(nil),                 // 121: google.protobuf.Timestamp
 }
 var file_vexil_admin_v1_admin_proto_depIdxs = []int32{
-	6,   // 0: vexil.admin.v1.Team.group_types:type_name -> vexil.admin.v1.GroupType
-	117, // 1: vexil.admin.v1.Team.created_at:type_name -> google.protobuf.Timestamp
-	117, // 2: vexil.admin.v1.Team.updated_at:type_name -> google.protobuf.Timestamp
-	5,   // 3: vexil.admin.v1.CreateTeamResponse.team:type_name -> vexil.admin.v1.Team
-	5,   // 4: vexil.admin.v1.GetTeamResponse.team:type_name -> vexil.admin.v1.Team
-	5,   // 5: vexil.admin.v1.ListTeamsResponse.teams:type_name -> vexil.admin.v1.Team
-	5,   // 6: vexil.admin.v1.UpdateTeamResponse.team:type_name -> vexil.admin.v1.Team
-	5,   // 7: vexil.admin.v1.SetGroupTypeResponse.team:type_name -> vexil.admin.v1.Team
+	7,   // 0: vexil.admin.v1.Team.group_types:type_name -> vexil.admin.v1.GroupType
+	121, // 1: vexil.admin.v1.Team.created_at:type_name -> google.protobuf.Timestamp
+	121, // 2: vexil.admin.v1.Team.updated_at:type_name -> google.protobuf.Timestamp
+	6,   // 3: vexil.admin.v1.CreateTeamResponse.team:type_name -> vexil.admin.v1.Team
+	6,   // 4: vexil.admin.v1.GetTeamResponse.team:type_name -> vexil.admin.v1.Team
+	6,   // 5: vexil.admin.v1.ListTeamsResponse.teams:type_name -> vexil.admin.v1.Team
+	6,   // 6: vexil.admin.v1.UpdateTeamResponse.team:type_name -> vexil.admin.v1.Team
+	6,   // 7: vexil.admin.v1.SetGroupTypeResponse.team:type_name -> vexil.admin.v1.Team
 	0,   // 8: vexil.admin.v1.RotateTeamKeyRequest.kind:type_name -> vexil.admin.v1.TeamKeyKind
-	19,  // 9: vexil.admin.v1.RotateTeamKeyResponse.key:type_name -> vexil.admin.v1.ApiKey
-	117, // 10: vexil.admin.v1.ApiKey.created_at:type_name -> google.protobuf.Timestamp
-	117, // 11: vexil.admin.v1.ApiKey.revoked_at:type_name -> google.protobuf.Timestamp
-	19,  // 12: vexil.admin.v1.CreatePersonalKeyResponse.key:type_name -> vexil.admin.v1.ApiKey
-	19,  // 13: vexil.admin.v1.ListKeysResponse.keys:type_name -> vexil.admin.v1.ApiKey
-	19,  // 14: vexil.admin.v1.RevokeKeyResponse.key:type_name -> vexil.admin.v1.ApiKey
-	28,  // 15: vexil.admin.v1.FeatureFlag.overrides:type_name -> vexil.admin.v1.Override
-	117, // 16: vexil.admin.v1.FeatureFlag.created_at:type_name -> google.protobuf.Timestamp
-	117, // 17: vexil.admin.v1.FeatureFlag.updated_at:type_name -> google.protobuf.Timestamp
-	28,  // 18: vexil.admin.v1.FlagInput.overrides:type_name -> vexil.admin.v1.Override
-	27,  // 19: vexil.admin.v1.CreateFlagRequest.flag:type_name -> vexil.admin.v1.FlagInput
-	26,  // 20: vexil.admin.v1.CreateFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
-	26,  // 21: vexil.admin.v1.GetFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
-	26,  // 22: vexil.admin.v1.GetFlagByKeyResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
+	20,  // 9: vexil.admin.v1.RotateTeamKeyResponse.key:type_name -> vexil.admin.v1.ApiKey
+	121, // 10: vexil.admin.v1.ApiKey.created_at:type_name -> google.protobuf.Timestamp
+	121, // 11: vexil.admin.v1.ApiKey.revoked_at:type_name -> google.protobuf.Timestamp
+	20,  // 12: vexil.admin.v1.CreatePersonalKeyResponse.key:type_name -> vexil.admin.v1.ApiKey
+	20,  // 13: vexil.admin.v1.ListKeysResponse.keys:type_name -> vexil.admin.v1.ApiKey
+	20,  // 14: vexil.admin.v1.RevokeKeyResponse.key:type_name -> vexil.admin.v1.ApiKey
+	29,  // 15: vexil.admin.v1.FeatureFlag.overrides:type_name -> vexil.admin.v1.Override
+	121, // 16: vexil.admin.v1.FeatureFlag.created_at:type_name -> google.protobuf.Timestamp
+	121, // 17: vexil.admin.v1.FeatureFlag.updated_at:type_name -> google.protobuf.Timestamp
+	29,  // 18: vexil.admin.v1.FlagInput.overrides:type_name -> vexil.admin.v1.Override
+	28,  // 19: vexil.admin.v1.CreateFlagRequest.flag:type_name -> vexil.admin.v1.FlagInput
+	27,  // 20: vexil.admin.v1.CreateFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
+	27,  // 21: vexil.admin.v1.GetFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
+	27,  // 22: vexil.admin.v1.GetFlagByKeyResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
 	1,   // 23: vexil.admin.v1.ListFlagsRequest.status:type_name -> vexil.admin.v1.FlagStatus
-	26,  // 24: vexil.admin.v1.ListFlagsResponse.flags:type_name -> vexil.admin.v1.FeatureFlag
-	27,  // 25: vexil.admin.v1.UpdateFlagRequest.flag:type_name -> vexil.admin.v1.FlagInput
-	26,  // 26: vexil.admin.v1.UpdateFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
-	26,  // 27: vexil.admin.v1.EnableFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
-	26,  // 28: vexil.admin.v1.DisableFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
-	26,  // 29: vexil.admin.v1.ArchiveFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
-	26,  // 30: vexil.admin.v1.UnarchiveFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
-	26,  // 31: vexil.admin.v1.DeleteFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
-	49,  // 32: vexil.admin.v1.AddConditionRequest.condition:type_name -> vexil.admin.v1.Condition
-	26,  // 33: vexil.admin.v1.AddConditionResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
-	49,  // 34: vexil.admin.v1.UpdateConditionRequest.condition:type_name -> vexil.admin.v1.Condition
-	26,  // 35: vexil.admin.v1.UpdateConditionResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
-	26,  // 36: vexil.admin.v1.RemoveConditionResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
-	26,  // 37: vexil.admin.v1.ReorderConditionsResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
-	26,  // 38: vexil.admin.v1.SetRolloutResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
-	28,  // 39: vexil.admin.v1.SetOverridesRequest.overrides:type_name -> vexil.admin.v1.Override
-	26,  // 40: vexil.admin.v1.SetOverridesResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
-	63,  // 41: vexil.admin.v1.ListDependentsResponse.dependents:type_name -> vexil.admin.v1.Dependent
+	27,  // 24: vexil.admin.v1.ListFlagsResponse.flags:type_name -> vexil.admin.v1.FeatureFlag
+	28,  // 25: vexil.admin.v1.UpdateFlagRequest.flag:type_name -> vexil.admin.v1.FlagInput
+	27,  // 26: vexil.admin.v1.UpdateFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
+	27,  // 27: vexil.admin.v1.EnableFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
+	27,  // 28: vexil.admin.v1.DisableFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
+	27,  // 29: vexil.admin.v1.ArchiveFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
+	27,  // 30: vexil.admin.v1.UnarchiveFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
+	27,  // 31: vexil.admin.v1.DeleteFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
+	50,  // 32: vexil.admin.v1.AddConditionRequest.condition:type_name -> vexil.admin.v1.Condition
+	27,  // 33: vexil.admin.v1.AddConditionResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
+	50,  // 34: vexil.admin.v1.UpdateConditionRequest.condition:type_name -> vexil.admin.v1.Condition
+	27,  // 35: vexil.admin.v1.UpdateConditionResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
+	27,  // 36: vexil.admin.v1.RemoveConditionResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
+	27,  // 37: vexil.admin.v1.ReorderConditionsResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
+	27,  // 38: vexil.admin.v1.SetRolloutResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
+	29,  // 39: vexil.admin.v1.SetOverridesRequest.overrides:type_name -> vexil.admin.v1.Override
+	27,  // 40: vexil.admin.v1.SetOverridesResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
+	64,  // 41: vexil.admin.v1.ListDependentsResponse.dependents:type_name -> vexil.admin.v1.Dependent
 	2,   // 42: vexil.admin.v1.Cohort.kind:type_name -> vexil.admin.v1.CohortKind
-	117, // 43: vexil.admin.v1.Cohort.created_at:type_name -> google.protobuf.Timestamp
-	117, // 44: vexil.admin.v1.Cohort.updated_at:type_name -> google.protobuf.Timestamp
+	121, // 43: vexil.admin.v1.Cohort.created_at:type_name -> google.protobuf.Timestamp
+	121, // 44: vexil.admin.v1.Cohort.updated_at:type_name -> google.protobuf.Timestamp
 	2,   // 45: vexil.admin.v1.CohortInput.kind:type_name -> vexil.admin.v1.CohortKind
-	66,  // 46: vexil.admin.v1.CreateCohortRequest.cohort:type_name -> vexil.admin.v1.CohortInput
-	65,  // 47: vexil.admin.v1.CreateCohortResponse.cohort:type_name -> vexil.admin.v1.Cohort
-	65,  // 48: vexil.admin.v1.GetCohortResponse.cohort:type_name -> vexil.admin.v1.Cohort
-	65,  // 49: vexil.admin.v1.ListCohortsResponse.cohorts:type_name -> vexil.admin.v1.Cohort
-	66,  // 50: vexil.admin.v1.UpdateCohortRequest.cohort:type_name -> vexil.admin.v1.CohortInput
-	65,  // 51: vexil.admin.v1.UpdateCohortResponse.cohort:type_name -> vexil.admin.v1.Cohort
-	65,  // 52: vexil.admin.v1.DeleteCohortResponse.cohort:type_name -> vexil.admin.v1.Cohort
+	67,  // 46: vexil.admin.v1.CreateCohortRequest.cohort:type_name -> vexil.admin.v1.CohortInput
+	66,  // 47: vexil.admin.v1.CreateCohortResponse.cohort:type_name -> vexil.admin.v1.Cohort
+	66,  // 48: vexil.admin.v1.GetCohortResponse.cohort:type_name -> vexil.admin.v1.Cohort
+	66,  // 49: vexil.admin.v1.ListCohortsResponse.cohorts:type_name -> vexil.admin.v1.Cohort
+	67,  // 50: vexil.admin.v1.UpdateCohortRequest.cohort:type_name -> vexil.admin.v1.CohortInput
+	66,  // 51: vexil.admin.v1.UpdateCohortResponse.cohort:type_name -> vexil.admin.v1.Cohort
+	66,  // 52: vexil.admin.v1.DeleteCohortResponse.cohort:type_name -> vexil.admin.v1.Cohort
 	3,   // 53: vexil.admin.v1.EarlyAccessFeature.stage:type_name -> vexil.admin.v1.Stage
-	117, // 54: vexil.admin.v1.EarlyAccessFeature.created_at:type_name -> google.protobuf.Timestamp
-	117, // 55: vexil.admin.v1.EarlyAccessFeature.updated_at:type_name -> google.protobuf.Timestamp
+	121, // 54: vexil.admin.v1.EarlyAccessFeature.created_at:type_name -> google.protobuf.Timestamp
+	121, // 55: vexil.admin.v1.EarlyAccessFeature.updated_at:type_name -> google.protobuf.Timestamp
 	3,   // 56: vexil.admin.v1.CreateEarlyAccessFeatureRequest.stage:type_name -> vexil.admin.v1.Stage
-	83,  // 57: vexil.admin.v1.CreateEarlyAccessFeatureResponse.feature:type_name -> vexil.admin.v1.EarlyAccessFeature
-	83,  // 58: vexil.admin.v1.GetEarlyAccessFeatureResponse.feature:type_name -> vexil.admin.v1.EarlyAccessFeature
-	83,  // 59: vexil.admin.v1.ListEarlyAccessFeaturesResponse.features:type_name -> vexil.admin.v1.EarlyAccessFeature
+	84,  // 57: vexil.admin.v1.CreateEarlyAccessFeatureResponse.feature:type_name -> vexil.admin.v1.EarlyAccessFeature
+	84,  // 58: vexil.admin.v1.GetEarlyAccessFeatureResponse.feature:type_name -> vexil.admin.v1.EarlyAccessFeature
+	84,  // 59: vexil.admin.v1.ListEarlyAccessFeaturesResponse.features:type_name -> vexil.admin.v1.EarlyAccessFeature
 	3,   // 60: vexil.admin.v1.UpdateEarlyAccessFeatureRequest.stage:type_name -> vexil.admin.v1.Stage
-	83,  // 61: vexil.admin.v1.UpdateEarlyAccessFeatureResponse.feature:type_name -> vexil.admin.v1.EarlyAccessFeature
-	83,  // 62: vexil.admin.v1.DeleteEarlyAccessFeatureResponse.feature:type_name -> vexil.admin.v1.EarlyAccessFeature
-	95,  // 63: vexil.admin.v1.ListPublicEarlyAccessFeaturesResponse.early_access_features:type_name -> vexil.admin.v1.PublicEarlyAccessFeature
-	117, // 64: vexil.admin.v1.ActivityEntry.at:type_name -> google.protobuf.Timestamp
-	97,  // 65: vexil.admin.v1.ListActivityResponse.entries:type_name -> vexil.admin.v1.ActivityEntry
-	97,  // 66: vexil.admin.v1.ListFlagActivityResponse.entries:type_name -> vexil.admin.v1.ActivityEntry
-	115, // 67: vexil.admin.v1.ExplainFlagRequest.groups:type_name -> vexil.admin.v1.ExplainFlagRequest.GroupsEntry
-	103, // 68: vexil.admin.v1.ConditionExplain.filters:type_name -> vexil.admin.v1.FilterExplain
-	104, // 69: vexil.admin.v1.ExplainFlagResponse.conditions:type_name -> vexil.admin.v1.ConditionExplain
+	84,  // 61: vexil.admin.v1.UpdateEarlyAccessFeatureResponse.feature:type_name -> vexil.admin.v1.EarlyAccessFeature
+	84,  // 62: vexil.admin.v1.DeleteEarlyAccessFeatureResponse.feature:type_name -> vexil.admin.v1.EarlyAccessFeature
+	96,  // 63: vexil.admin.v1.ListPublicEarlyAccessFeaturesResponse.early_access_features:type_name -> vexil.admin.v1.PublicEarlyAccessFeature
+	121, // 64: vexil.admin.v1.ActivityEntry.at:type_name -> google.protobuf.Timestamp
+	98,  // 65: vexil.admin.v1.ListActivityResponse.entries:type_name -> vexil.admin.v1.ActivityEntry
+	98,  // 66: vexil.admin.v1.ListFlagActivityResponse.entries:type_name -> vexil.admin.v1.ActivityEntry
+	119, // 67: vexil.admin.v1.ExplainFlagRequest.groups:type_name -> vexil.admin.v1.ExplainFlagRequest.GroupsEntry
+	104, // 68: vexil.admin.v1.ConditionExplain.filters:type_name -> vexil.admin.v1.FilterExplain
+	105, // 69: vexil.admin.v1.ExplainFlagResponse.conditions:type_name -> vexil.admin.v1.ConditionExplain
 	4,   // 70: vexil.admin.v1.BlastRadiusJob.state:type_name -> vexil.admin.v1.JobState
-	116, // 71: vexil.admin.v1.BlastRadiusJob.transitions:type_name -> vexil.admin.v1.BlastRadiusJob.TransitionsEntry
-	117, // 72: vexil.admin.v1.BlastRadiusJob.created_at:type_name -> google.protobuf.Timestamp
-	117, // 73: vexil.admin.v1.BlastRadiusJob.finished_at:type_name -> google.protobuf.Timestamp
-	27,  // 74: vexil.admin.v1.StartBlastRadiusRequest.flag:type_name -> vexil.admin.v1.FlagInput
-	106, // 75: vexil.admin.v1.StartBlastRadiusResponse.job:type_name -> vexil.admin.v1.BlastRadiusJob
-	106, // 76: vexil.admin.v1.GetBlastRadiusJobResponse.job:type_name -> vexil.admin.v1.BlastRadiusJob
-	106, // 77: vexil.admin.v1.ListBlastRadiusJobsResponse.jobs:type_name -> vexil.admin.v1.BlastRadiusJob
-	106, // 78: vexil.admin.v1.CancelBlastRadiusJobResponse.job:type_name -> vexil.admin.v1.BlastRadiusJob
-	7,   // 79: vexil.admin.v1.AdminService.CreateTeam:input_type -> vexil.admin.v1.CreateTeamRequest
-	9,   // 80: vexil.admin.v1.AdminService.GetTeam:input_type -> vexil.admin.v1.GetTeamRequest
-	11,  // 81: vexil.admin.v1.AdminService.ListTeams:input_type -> vexil.admin.v1.ListTeamsRequest
-	13,  // 82: vexil.admin.v1.AdminService.UpdateTeam:input_type -> vexil.admin.v1.UpdateTeamRequest
-	15,  // 83: vexil.admin.v1.AdminService.SetGroupType:input_type -> vexil.admin.v1.SetGroupTypeRequest
-	17,  // 84: vexil.admin.v1.AdminService.RotateTeamKey:input_type -> vexil.admin.v1.RotateTeamKeyRequest
-	20,  // 85: vexil.admin.v1.AdminService.CreatePersonalKey:input_type -> vexil.admin.v1.CreatePersonalKeyRequest
-	22,  // 86: vexil.admin.v1.AdminService.ListKeys:input_type -> vexil.admin.v1.ListKeysRequest
-	24,  // 87: vexil.admin.v1.AdminService.RevokeKey:input_type -> vexil.admin.v1.RevokeKeyRequest
-	29,  // 88: vexil.admin.v1.AdminService.CreateFlag:input_type -> vexil.admin.v1.CreateFlagRequest
-	31,  // 89: vexil.admin.v1.AdminService.GetFlag:input_type -> vexil.admin.v1.GetFlagRequest
-	33,  // 90: vexil.admin.v1.AdminService.GetFlagByKey:input_type -> vexil.admin.v1.GetFlagByKeyRequest
-	35,  // 91: vexil.admin.v1.AdminService.ListFlags:input_type -> vexil.admin.v1.ListFlagsRequest
-	37,  // 92: vexil.admin.v1.AdminService.UpdateFlag:input_type -> vexil.admin.v1.UpdateFlagRequest
-	39,  // 93: vexil.admin.v1.AdminService.EnableFlag:input_type -> vexil.admin.v1.EnableFlagRequest
-	41,  // 94: vexil.admin.v1.AdminService.DisableFlag:input_type -> vexil.admin.v1.DisableFlagRequest
-	43,  // 95: vexil.admin.v1.AdminService.ArchiveFlag:input_type -> vexil.admin.v1.ArchiveFlagRequest
-	45,  // 96: vexil.admin.v1.AdminService.UnarchiveFlag:input_type -> vexil.admin.v1.UnarchiveFlagRequest
-	47,  // 97: vexil.admin.v1.AdminService.DeleteFlag:input_type -> vexil.admin.v1.DeleteFlagRequest
-	50,  // 98: vexil.admin.v1.AdminService.AddCondition:input_type -> vexil.admin.v1.AddConditionRequest
-	52,  // 99: vexil.admin.v1.AdminService.UpdateCondition:input_type -> vexil.admin.v1.UpdateConditionRequest
-	54,  // 100: vexil.admin.v1.AdminService.RemoveCondition:input_type -> vexil.admin.v1.RemoveConditionRequest
-	56,  // 101: vexil.admin.v1.AdminService.ReorderConditions:input_type -> vexil.admin.v1.ReorderConditionsRequest
-	58,  // 102: vexil.admin.v1.AdminService.SetRollout:input_type -> vexil.admin.v1.SetRolloutRequest
-	60,  // 103: vexil.admin.v1.AdminService.SetOverrides:input_type -> vexil.admin.v1.SetOverridesRequest
-	62,  // 104: vexil.admin.v1.AdminService.ListDependents:input_type -> vexil.admin.v1.ListDependentsRequest
-	67,  // 105: vexil.admin.v1.AdminService.CreateCohort:input_type -> vexil.admin.v1.CreateCohortRequest
-	69,  // 106: vexil.admin.v1.AdminService.GetCohort:input_type -> vexil.admin.v1.GetCohortRequest
-	71,  // 107: vexil.admin.v1.AdminService.ListCohorts:input_type -> vexil.admin.v1.ListCohortsRequest
-	73,  // 108: vexil.admin.v1.AdminService.UpdateCohort:input_type -> vexil.admin.v1.UpdateCohortRequest
-	75,  // 109: vexil.admin.v1.AdminService.DeleteCohort:input_type -> vexil.admin.v1.DeleteCohortRequest
-	77,  // 110: vexil.admin.v1.AdminService.AddCohortMembers:input_type -> vexil.admin.v1.AddCohortMembersRequest
-	79,  // 111: vexil.admin.v1.AdminService.RemoveCohortMembers:input_type -> vexil.admin.v1.RemoveCohortMembersRequest
-	81,  // 112: vexil.admin.v1.AdminService.ListCohortMembers:input_type -> vexil.admin.v1.ListCohortMembersRequest
-	84,  // 113: vexil.admin.v1.AdminService.CreateEarlyAccessFeature:input_type -> vexil.admin.v1.CreateEarlyAccessFeatureRequest
-	86,  // 114: vexil.admin.v1.AdminService.GetEarlyAccessFeature:input_type -> vexil.admin.v1.GetEarlyAccessFeatureRequest
-	88,  // 115: vexil.admin.v1.AdminService.ListEarlyAccessFeatures:input_type -> vexil.admin.v1.ListEarlyAccessFeaturesRequest
-	90,  // 116: vexil.admin.v1.AdminService.UpdateEarlyAccessFeature:input_type -> vexil.admin.v1.UpdateEarlyAccessFeatureRequest
-	92,  // 117: vexil.admin.v1.AdminService.DeleteEarlyAccessFeature:input_type -> vexil.admin.v1.DeleteEarlyAccessFeatureRequest
-	94,  // 118: vexil.admin.v1.AdminService.ListPublicEarlyAccessFeatures:input_type -> vexil.admin.v1.ListPublicEarlyAccessFeaturesRequest
-	98,  // 119: vexil.admin.v1.AdminService.ListActivity:input_type -> vexil.admin.v1.ListActivityRequest
-	100, // 120: vexil.admin.v1.AdminService.ListFlagActivity:input_type -> vexil.admin.v1.ListFlagActivityRequest
-	102, // 121: vexil.admin.v1.AdminService.ExplainFlag:input_type -> vexil.admin.v1.ExplainFlagRequest
-	107, // 122: vexil.admin.v1.AdminService.StartBlastRadius:input_type -> vexil.admin.v1.StartBlastRadiusRequest
-	109, // 123: vexil.admin.v1.AdminService.GetBlastRadiusJob:input_type -> vexil.admin.v1.GetBlastRadiusJobRequest
-	111, // 124: vexil.admin.v1.AdminService.ListBlastRadiusJobs:input_type -> vexil.admin.v1.ListBlastRadiusJobsRequest
-	113, // 125: vexil.admin.v1.AdminService.CancelBlastRadiusJob:input_type -> vexil.admin.v1.CancelBlastRadiusJobRequest
-	8,   // 126: vexil.admin.v1.AdminService.CreateTeam:output_type -> vexil.admin.v1.CreateTeamResponse
-	10,  // 127: vexil.admin.v1.AdminService.GetTeam:output_type -> vexil.admin.v1.GetTeamResponse
-	12,  // 128: vexil.admin.v1.AdminService.ListTeams:output_type -> vexil.admin.v1.ListTeamsResponse
-	14,  // 129: vexil.admin.v1.AdminService.UpdateTeam:output_type -> vexil.admin.v1.UpdateTeamResponse
-	16,  // 130: vexil.admin.v1.AdminService.SetGroupType:output_type -> vexil.admin.v1.SetGroupTypeResponse
-	18,  // 131: vexil.admin.v1.AdminService.RotateTeamKey:output_type -> vexil.admin.v1.RotateTeamKeyResponse
-	21,  // 132: vexil.admin.v1.AdminService.CreatePersonalKey:output_type -> vexil.admin.v1.CreatePersonalKeyResponse
-	23,  // 133: vexil.admin.v1.AdminService.ListKeys:output_type -> vexil.admin.v1.ListKeysResponse
-	25,  // 134: vexil.admin.v1.AdminService.RevokeKey:output_type -> vexil.admin.v1.RevokeKeyResponse
-	30,  // 135: vexil.admin.v1.AdminService.CreateFlag:output_type -> vexil.admin.v1.CreateFlagResponse
-	32,  // 136: vexil.admin.v1.AdminService.GetFlag:output_type -> vexil.admin.v1.GetFlagResponse
-	34,  // 137: vexil.admin.v1.AdminService.GetFlagByKey:output_type -> vexil.admin.v1.GetFlagByKeyResponse
-	36,  // 138: vexil.admin.v1.AdminService.ListFlags:output_type -> vexil.admin.v1.ListFlagsResponse
-	38,  // 139: vexil.admin.v1.AdminService.UpdateFlag:output_type -> vexil.admin.v1.UpdateFlagResponse
-	40,  // 140: vexil.admin.v1.AdminService.EnableFlag:output_type -> vexil.admin.v1.EnableFlagResponse
-	42,  // 141: vexil.admin.v1.AdminService.DisableFlag:output_type -> vexil.admin.v1.DisableFlagResponse
-	44,  // 142: vexil.admin.v1.AdminService.ArchiveFlag:output_type -> vexil.admin.v1.ArchiveFlagResponse
-	46,  // 143: vexil.admin.v1.AdminService.UnarchiveFlag:output_type -> vexil.admin.v1.UnarchiveFlagResponse
-	48,  // 144: vexil.admin.v1.AdminService.DeleteFlag:output_type -> vexil.admin.v1.DeleteFlagResponse
-	51,  // 145: vexil.admin.v1.AdminService.AddCondition:output_type -> vexil.admin.v1.AddConditionResponse
-	53,  // 146: vexil.admin.v1.AdminService.UpdateCondition:output_type -> vexil.admin.v1.UpdateConditionResponse
-	55,  // 147: vexil.admin.v1.AdminService.RemoveCondition:output_type -> vexil.admin.v1.RemoveConditionResponse
-	57,  // 148: vexil.admin.v1.AdminService.ReorderConditions:output_type -> vexil.admin.v1.ReorderConditionsResponse
-	59,  // 149: vexil.admin.v1.AdminService.SetRollout:output_type -> vexil.admin.v1.SetRolloutResponse
-	61,  // 150: vexil.admin.v1.AdminService.SetOverrides:output_type -> vexil.admin.v1.SetOverridesResponse
-	64,  // 151: vexil.admin.v1.AdminService.ListDependents:output_type -> vexil.admin.v1.ListDependentsResponse
-	68,  // 152: vexil.admin.v1.AdminService.CreateCohort:output_type -> vexil.admin.v1.CreateCohortResponse
-	70,  // 153: vexil.admin.v1.AdminService.GetCohort:output_type -> vexil.admin.v1.GetCohortResponse
-	72,  // 154: vexil.admin.v1.AdminService.ListCohorts:output_type -> vexil.admin.v1.ListCohortsResponse
-	74,  // 155: vexil.admin.v1.AdminService.UpdateCohort:output_type -> vexil.admin.v1.UpdateCohortResponse
-	76,  // 156: vexil.admin.v1.AdminService.DeleteCohort:output_type -> vexil.admin.v1.DeleteCohortResponse
-	78,  // 157: vexil.admin.v1.AdminService.AddCohortMembers:output_type -> vexil.admin.v1.AddCohortMembersResponse
-	80,  // 158: vexil.admin.v1.AdminService.RemoveCohortMembers:output_type -> vexil.admin.v1.RemoveCohortMembersResponse
-	82,  // 159: vexil.admin.v1.AdminService.ListCohortMembers:output_type -> vexil.admin.v1.ListCohortMembersResponse
-	85,  // 160: vexil.admin.v1.AdminService.CreateEarlyAccessFeature:output_type -> vexil.admin.v1.CreateEarlyAccessFeatureResponse
-	87,  // 161: vexil.admin.v1.AdminService.GetEarlyAccessFeature:output_type -> vexil.admin.v1.GetEarlyAccessFeatureResponse
-	89,  // 162: vexil.admin.v1.AdminService.ListEarlyAccessFeatures:output_type -> vexil.admin.v1.ListEarlyAccessFeaturesResponse
-	91,  // 163: vexil.admin.v1.AdminService.UpdateEarlyAccessFeature:output_type -> vexil.admin.v1.UpdateEarlyAccessFeatureResponse
-	93,  // 164: vexil.admin.v1.AdminService.DeleteEarlyAccessFeature:output_type -> vexil.admin.v1.DeleteEarlyAccessFeatureResponse
-	96,  // 165: vexil.admin.v1.AdminService.ListPublicEarlyAccessFeatures:output_type -> vexil.admin.v1.ListPublicEarlyAccessFeaturesResponse
-	99,  // 166: vexil.admin.v1.AdminService.ListActivity:output_type -> vexil.admin.v1.ListActivityResponse
-	101, // 167: vexil.admin.v1.AdminService.ListFlagActivity:output_type -> vexil.admin.v1.ListFlagActivityResponse
-	105, // 168: vexil.admin.v1.AdminService.ExplainFlag:output_type -> vexil.admin.v1.ExplainFlagResponse
-	108, // 169: vexil.admin.v1.AdminService.StartBlastRadius:output_type -> vexil.admin.v1.StartBlastRadiusResponse
-	110, // 170: vexil.admin.v1.AdminService.GetBlastRadiusJob:output_type -> vexil.admin.v1.GetBlastRadiusJobResponse
-	112, // 171: vexil.admin.v1.AdminService.ListBlastRadiusJobs:output_type -> vexil.admin.v1.ListBlastRadiusJobsResponse
-	114, // 172: vexil.admin.v1.AdminService.CancelBlastRadiusJob:output_type -> vexil.admin.v1.CancelBlastRadiusJobResponse
-	126, // [126:173] is the sub-list for method output_type
-	79,  // [79:126] is the sub-list for method input_type
-	79,  // [79:79] is the sub-list for extension type_name
-	79,  // [79:79] is the sub-list for extension extendee
-	0,   // [0:79] is the sub-list for field type_name
+	120, // 71: vexil.admin.v1.BlastRadiusJob.transitions:type_name -> vexil.admin.v1.BlastRadiusJob.TransitionsEntry
+	121, // 72: vexil.admin.v1.BlastRadiusJob.created_at:type_name -> google.protobuf.Timestamp
+	121, // 73: vexil.admin.v1.BlastRadiusJob.finished_at:type_name -> google.protobuf.Timestamp
+	28,  // 74: vexil.admin.v1.StartBlastRadiusRequest.flag:type_name -> vexil.admin.v1.FlagInput
+	107, // 75: vexil.admin.v1.StartBlastRadiusResponse.job:type_name -> vexil.admin.v1.BlastRadiusJob
+	107, // 76: vexil.admin.v1.GetBlastRadiusJobResponse.job:type_name -> vexil.admin.v1.BlastRadiusJob
+	107, // 77: vexil.admin.v1.ListBlastRadiusJobsResponse.jobs:type_name -> vexil.admin.v1.BlastRadiusJob
+	107, // 78: vexil.admin.v1.CancelBlastRadiusJobResponse.job:type_name -> vexil.admin.v1.BlastRadiusJob
+	5,   // 79: vexil.admin.v1.PrecomputeRun.state:type_name -> vexil.admin.v1.PrecomputeState
+	121, // 80: vexil.admin.v1.PrecomputeRun.started_at:type_name -> google.protobuf.Timestamp
+	121, // 81: vexil.admin.v1.PrecomputeRun.finished_at:type_name -> google.protobuf.Timestamp
+	116, // 82: vexil.admin.v1.GetPrecomputeStatusResponse.run:type_name -> vexil.admin.v1.PrecomputeRun
+	8,   // 83: vexil.admin.v1.AdminService.CreateTeam:input_type -> vexil.admin.v1.CreateTeamRequest
+	10,  // 84: vexil.admin.v1.AdminService.GetTeam:input_type -> vexil.admin.v1.GetTeamRequest
+	12,  // 85: vexil.admin.v1.AdminService.ListTeams:input_type -> vexil.admin.v1.ListTeamsRequest
+	14,  // 86: vexil.admin.v1.AdminService.UpdateTeam:input_type -> vexil.admin.v1.UpdateTeamRequest
+	16,  // 87: vexil.admin.v1.AdminService.SetGroupType:input_type -> vexil.admin.v1.SetGroupTypeRequest
+	18,  // 88: vexil.admin.v1.AdminService.RotateTeamKey:input_type -> vexil.admin.v1.RotateTeamKeyRequest
+	21,  // 89: vexil.admin.v1.AdminService.CreatePersonalKey:input_type -> vexil.admin.v1.CreatePersonalKeyRequest
+	23,  // 90: vexil.admin.v1.AdminService.ListKeys:input_type -> vexil.admin.v1.ListKeysRequest
+	25,  // 91: vexil.admin.v1.AdminService.RevokeKey:input_type -> vexil.admin.v1.RevokeKeyRequest
+	30,  // 92: vexil.admin.v1.AdminService.CreateFlag:input_type -> vexil.admin.v1.CreateFlagRequest
+	32,  // 93: vexil.admin.v1.AdminService.GetFlag:input_type -> vexil.admin.v1.GetFlagRequest
+	34,  // 94: vexil.admin.v1.AdminService.GetFlagByKey:input_type -> vexil.admin.v1.GetFlagByKeyRequest
+	36,  // 95: vexil.admin.v1.AdminService.ListFlags:input_type -> vexil.admin.v1.ListFlagsRequest
+	38,  // 96: vexil.admin.v1.AdminService.UpdateFlag:input_type -> vexil.admin.v1.UpdateFlagRequest
+	40,  // 97: vexil.admin.v1.AdminService.EnableFlag:input_type -> vexil.admin.v1.EnableFlagRequest
+	42,  // 98: vexil.admin.v1.AdminService.DisableFlag:input_type -> vexil.admin.v1.DisableFlagRequest
+	44,  // 99: vexil.admin.v1.AdminService.ArchiveFlag:input_type -> vexil.admin.v1.ArchiveFlagRequest
+	46,  // 100: vexil.admin.v1.AdminService.UnarchiveFlag:input_type -> vexil.admin.v1.UnarchiveFlagRequest
+	48,  // 101: vexil.admin.v1.AdminService.DeleteFlag:input_type -> vexil.admin.v1.DeleteFlagRequest
+	51,  // 102: vexil.admin.v1.AdminService.AddCondition:input_type -> vexil.admin.v1.AddConditionRequest
+	53,  // 103: vexil.admin.v1.AdminService.UpdateCondition:input_type -> vexil.admin.v1.UpdateConditionRequest
+	55,  // 104: vexil.admin.v1.AdminService.RemoveCondition:input_type -> vexil.admin.v1.RemoveConditionRequest
+	57,  // 105: vexil.admin.v1.AdminService.ReorderConditions:input_type -> vexil.admin.v1.ReorderConditionsRequest
+	59,  // 106: vexil.admin.v1.AdminService.SetRollout:input_type -> vexil.admin.v1.SetRolloutRequest
+	61,  // 107: vexil.admin.v1.AdminService.SetOverrides:input_type -> vexil.admin.v1.SetOverridesRequest
+	63,  // 108: vexil.admin.v1.AdminService.ListDependents:input_type -> vexil.admin.v1.ListDependentsRequest
+	68,  // 109: vexil.admin.v1.AdminService.CreateCohort:input_type -> vexil.admin.v1.CreateCohortRequest
+	70,  // 110: vexil.admin.v1.AdminService.GetCohort:input_type -> vexil.admin.v1.GetCohortRequest
+	72,  // 111: vexil.admin.v1.AdminService.ListCohorts:input_type -> vexil.admin.v1.ListCohortsRequest
+	74,  // 112: vexil.admin.v1.AdminService.UpdateCohort:input_type -> vexil.admin.v1.UpdateCohortRequest
+	76,  // 113: vexil.admin.v1.AdminService.DeleteCohort:input_type -> vexil.admin.v1.DeleteCohortRequest
+	78,  // 114: vexil.admin.v1.AdminService.AddCohortMembers:input_type -> vexil.admin.v1.AddCohortMembersRequest
+	80,  // 115: vexil.admin.v1.AdminService.RemoveCohortMembers:input_type -> vexil.admin.v1.RemoveCohortMembersRequest
+	82,  // 116: vexil.admin.v1.AdminService.ListCohortMembers:input_type -> vexil.admin.v1.ListCohortMembersRequest
+	85,  // 117: vexil.admin.v1.AdminService.CreateEarlyAccessFeature:input_type -> vexil.admin.v1.CreateEarlyAccessFeatureRequest
+	87,  // 118: vexil.admin.v1.AdminService.GetEarlyAccessFeature:input_type -> vexil.admin.v1.GetEarlyAccessFeatureRequest
+	89,  // 119: vexil.admin.v1.AdminService.ListEarlyAccessFeatures:input_type -> vexil.admin.v1.ListEarlyAccessFeaturesRequest
+	91,  // 120: vexil.admin.v1.AdminService.UpdateEarlyAccessFeature:input_type -> vexil.admin.v1.UpdateEarlyAccessFeatureRequest
+	93,  // 121: vexil.admin.v1.AdminService.DeleteEarlyAccessFeature:input_type -> vexil.admin.v1.DeleteEarlyAccessFeatureRequest
+	95,  // 122: vexil.admin.v1.AdminService.ListPublicEarlyAccessFeatures:input_type -> vexil.admin.v1.ListPublicEarlyAccessFeaturesRequest
+	99,  // 123: vexil.admin.v1.AdminService.ListActivity:input_type -> vexil.admin.v1.ListActivityRequest
+	101, // 124: vexil.admin.v1.AdminService.ListFlagActivity:input_type -> vexil.admin.v1.ListFlagActivityRequest
+	103, // 125: vexil.admin.v1.AdminService.ExplainFlag:input_type -> vexil.admin.v1.ExplainFlagRequest
+	108, // 126: vexil.admin.v1.AdminService.StartBlastRadius:input_type -> vexil.admin.v1.StartBlastRadiusRequest
+	110, // 127: vexil.admin.v1.AdminService.GetBlastRadiusJob:input_type -> vexil.admin.v1.GetBlastRadiusJobRequest
+	112, // 128: vexil.admin.v1.AdminService.ListBlastRadiusJobs:input_type -> vexil.admin.v1.ListBlastRadiusJobsRequest
+	114, // 129: vexil.admin.v1.AdminService.CancelBlastRadiusJob:input_type -> vexil.admin.v1.CancelBlastRadiusJobRequest
+	117, // 130: vexil.admin.v1.AdminService.GetPrecomputeStatus:input_type -> vexil.admin.v1.GetPrecomputeStatusRequest
+	9,   // 131: vexil.admin.v1.AdminService.CreateTeam:output_type -> vexil.admin.v1.CreateTeamResponse
+	11,  // 132: vexil.admin.v1.AdminService.GetTeam:output_type -> vexil.admin.v1.GetTeamResponse
+	13,  // 133: vexil.admin.v1.AdminService.ListTeams:output_type -> vexil.admin.v1.ListTeamsResponse
+	15,  // 134: vexil.admin.v1.AdminService.UpdateTeam:output_type -> vexil.admin.v1.UpdateTeamResponse
+	17,  // 135: vexil.admin.v1.AdminService.SetGroupType:output_type -> vexil.admin.v1.SetGroupTypeResponse
+	19,  // 136: vexil.admin.v1.AdminService.RotateTeamKey:output_type -> vexil.admin.v1.RotateTeamKeyResponse
+	22,  // 137: vexil.admin.v1.AdminService.CreatePersonalKey:output_type -> vexil.admin.v1.CreatePersonalKeyResponse
+	24,  // 138: vexil.admin.v1.AdminService.ListKeys:output_type -> vexil.admin.v1.ListKeysResponse
+	26,  // 139: vexil.admin.v1.AdminService.RevokeKey:output_type -> vexil.admin.v1.RevokeKeyResponse
+	31,  // 140: vexil.admin.v1.AdminService.CreateFlag:output_type -> vexil.admin.v1.CreateFlagResponse
+	33,  // 141: vexil.admin.v1.AdminService.GetFlag:output_type -> vexil.admin.v1.GetFlagResponse
+	35,  // 142: vexil.admin.v1.AdminService.GetFlagByKey:output_type -> vexil.admin.v1.GetFlagByKeyResponse
+	37,  // 143: vexil.admin.v1.AdminService.ListFlags:output_type -> vexil.admin.v1.ListFlagsResponse
+	39,  // 144: vexil.admin.v1.AdminService.UpdateFlag:output_type -> vexil.admin.v1.UpdateFlagResponse
+	41,  // 145: vexil.admin.v1.AdminService.EnableFlag:output_type -> vexil.admin.v1.EnableFlagResponse
+	43,  // 146: vexil.admin.v1.AdminService.DisableFlag:output_type -> vexil.admin.v1.DisableFlagResponse
+	45,  // 147: vexil.admin.v1.AdminService.ArchiveFlag:output_type -> vexil.admin.v1.ArchiveFlagResponse
+	47,  // 148: vexil.admin.v1.AdminService.UnarchiveFlag:output_type -> vexil.admin.v1.UnarchiveFlagResponse
+	49,  // 149: vexil.admin.v1.AdminService.DeleteFlag:output_type -> vexil.admin.v1.DeleteFlagResponse
+	52,  // 150: vexil.admin.v1.AdminService.AddCondition:output_type -> vexil.admin.v1.AddConditionResponse
+	54,  // 151: vexil.admin.v1.AdminService.UpdateCondition:output_type -> vexil.admin.v1.UpdateConditionResponse
+	56,  // 152: vexil.admin.v1.AdminService.RemoveCondition:output_type -> vexil.admin.v1.RemoveConditionResponse
+	58,  // 153: vexil.admin.v1.AdminService.ReorderConditions:output_type -> vexil.admin.v1.ReorderConditionsResponse
+	60,  // 154: vexil.admin.v1.AdminService.SetRollout:output_type -> vexil.admin.v1.SetRolloutResponse
+	62,  // 155: vexil.admin.v1.AdminService.SetOverrides:output_type -> vexil.admin.v1.SetOverridesResponse
+	65,  // 156: vexil.admin.v1.AdminService.ListDependents:output_type -> vexil.admin.v1.ListDependentsResponse
+	69,  // 157: vexil.admin.v1.AdminService.CreateCohort:output_type -> vexil.admin.v1.CreateCohortResponse
+	71,  // 158: vexil.admin.v1.AdminService.GetCohort:output_type -> vexil.admin.v1.GetCohortResponse
+	73,  // 159: vexil.admin.v1.AdminService.ListCohorts:output_type -> vexil.admin.v1.ListCohortsResponse
+	75,  // 160: vexil.admin.v1.AdminService.UpdateCohort:output_type -> vexil.admin.v1.UpdateCohortResponse
+	77,  // 161: vexil.admin.v1.AdminService.DeleteCohort:output_type -> vexil.admin.v1.DeleteCohortResponse
+	79,  // 162: vexil.admin.v1.AdminService.AddCohortMembers:output_type -> vexil.admin.v1.AddCohortMembersResponse
+	81,  // 163: vexil.admin.v1.AdminService.RemoveCohortMembers:output_type -> vexil.admin.v1.RemoveCohortMembersResponse
+	83,  // 164: vexil.admin.v1.AdminService.ListCohortMembers:output_type -> vexil.admin.v1.ListCohortMembersResponse
+	86,  // 165: vexil.admin.v1.AdminService.CreateEarlyAccessFeature:output_type -> vexil.admin.v1.CreateEarlyAccessFeatureResponse
+	88,  // 166: vexil.admin.v1.AdminService.GetEarlyAccessFeature:output_type -> vexil.admin.v1.GetEarlyAccessFeatureResponse
+	90,  // 167: vexil.admin.v1.AdminService.ListEarlyAccessFeatures:output_type -> vexil.admin.v1.ListEarlyAccessFeaturesResponse
+	92,  // 168: vexil.admin.v1.AdminService.UpdateEarlyAccessFeature:output_type -> vexil.admin.v1.UpdateEarlyAccessFeatureResponse
+	94,  // 169: vexil.admin.v1.AdminService.DeleteEarlyAccessFeature:output_type -> vexil.admin.v1.DeleteEarlyAccessFeatureResponse
+	97,  // 170: vexil.admin.v1.AdminService.ListPublicEarlyAccessFeatures:output_type -> vexil.admin.v1.ListPublicEarlyAccessFeaturesResponse
+	100, // 171: vexil.admin.v1.AdminService.ListActivity:output_type -> vexil.admin.v1.ListActivityResponse
+	102, // 172: vexil.admin.v1.AdminService.ListFlagActivity:output_type -> vexil.admin.v1.ListFlagActivityResponse
+	106, // 173: vexil.admin.v1.AdminService.ExplainFlag:output_type -> vexil.admin.v1.ExplainFlagResponse
+	109, // 174: vexil.admin.v1.AdminService.StartBlastRadius:output_type -> vexil.admin.v1.StartBlastRadiusResponse
+	111, // 175: vexil.admin.v1.AdminService.GetBlastRadiusJob:output_type -> vexil.admin.v1.GetBlastRadiusJobResponse
+	113, // 176: vexil.admin.v1.AdminService.ListBlastRadiusJobs:output_type -> vexil.admin.v1.ListBlastRadiusJobsResponse
+	115, // 177: vexil.admin.v1.AdminService.CancelBlastRadiusJob:output_type -> vexil.admin.v1.CancelBlastRadiusJobResponse
+	118, // 178: vexil.admin.v1.AdminService.GetPrecomputeStatus:output_type -> vexil.admin.v1.GetPrecomputeStatusResponse
+	131, // [131:179] is the sub-list for method output_type
+	83,  // [83:131] is the sub-list for method input_type
+	83,  // [83:83] is the sub-list for extension type_name
+	83,  // [83:83] is the sub-list for extension extendee
+	0,   // [0:83] is the sub-list for field type_name
 }
 
 func init() { file_vexil_admin_v1_admin_proto_init() }
@@ -8132,8 +8473,8 @@ func file_vexil_admin_v1_admin_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_vexil_admin_v1_admin_proto_rawDesc), len(file_vexil_admin_v1_admin_proto_rawDesc)),
-			NumEnums:      5,
-			NumMessages:   112,
+			NumEnums:      6,
+			NumMessages:   115,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

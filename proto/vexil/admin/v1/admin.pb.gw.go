@@ -2563,6 +2563,45 @@ func local_request_AdminService_CancelBlastRadiusJob_0(ctx context.Context, mars
 	return msg, metadata, err
 }
 
+func request_AdminService_GetPrecomputeStatus_0(ctx context.Context, marshaler runtime.Marshaler, client AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq GetPrecomputeStatusRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	val, ok := pathParams["team_id"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "team_id")
+	}
+	protoReq.TeamId, err = runtime.Int64(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "team_id", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.GetPrecomputeStatus(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_AdminService_GetPrecomputeStatus_0(ctx context.Context, marshaler runtime.Marshaler, server AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq GetPrecomputeStatusRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	val, ok := pathParams["team_id"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "team_id")
+	}
+	protoReq.TeamId, err = runtime.Int64(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "team_id", err)
+	}
+	msg, err := server.GetPrecomputeStatus(ctx, &protoReq)
+	return msg, metadata, err
+}
+
 // RegisterAdminServiceHandlerServer registers the http handlers for service AdminService to "mux".
 // UnaryRPC     :call AdminServiceServer directly.
 // StreamingRPC :currently unsupported pending https://github.com/grpc/grpc-go/issues/906.
@@ -3489,6 +3528,26 @@ func RegisterAdminServiceHandlerServer(ctx context.Context, mux *runtime.ServeMu
 		}
 		forward_AdminService_CancelBlastRadiusJob_0(annotatedContext, mux, outboundMarshaler, w, req, response_AdminService_CancelBlastRadiusJob_0{resp.(*CancelBlastRadiusJobResponse)}, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodGet, pattern_AdminService_GetPrecomputeStatus_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/vexil.admin.v1.AdminService/GetPrecomputeStatus", runtime.WithHTTPPathPattern("/api/projects/{team_id}/precompute"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_AdminService_GetPrecomputeStatus_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_AdminService_GetPrecomputeStatus_0(annotatedContext, mux, outboundMarshaler, w, req, response_AdminService_GetPrecomputeStatus_0{resp.(*GetPrecomputeStatusResponse)}, mux.GetForwardResponseOptions()...)
+	})
 
 	return nil
 }
@@ -4311,6 +4370,23 @@ func RegisterAdminServiceHandlerClient(ctx context.Context, mux *runtime.ServeMu
 		}
 		forward_AdminService_CancelBlastRadiusJob_0(annotatedContext, mux, outboundMarshaler, w, req, response_AdminService_CancelBlastRadiusJob_0{resp.(*CancelBlastRadiusJobResponse)}, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodGet, pattern_AdminService_GetPrecomputeStatus_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/vexil.admin.v1.AdminService/GetPrecomputeStatus", runtime.WithHTTPPathPattern("/api/projects/{team_id}/precompute"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_AdminService_GetPrecomputeStatus_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_AdminService_GetPrecomputeStatus_0(annotatedContext, mux, outboundMarshaler, w, req, response_AdminService_GetPrecomputeStatus_0{resp.(*GetPrecomputeStatusResponse)}, mux.GetForwardResponseOptions()...)
+	})
 	return nil
 }
 
@@ -4584,6 +4660,15 @@ func (m response_AdminService_CancelBlastRadiusJob_0) XXX_ResponseBody() interfa
 	return response.Job
 }
 
+type response_AdminService_GetPrecomputeStatus_0 struct {
+	*GetPrecomputeStatusResponse
+}
+
+func (m response_AdminService_GetPrecomputeStatus_0) XXX_ResponseBody() interface{} {
+	response := m.GetPrecomputeStatusResponse
+	return response.Run
+}
+
 var (
 	pattern_AdminService_CreateTeam_0               = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"api", "projects"}, ""))
 	pattern_AdminService_GetTeam_0                  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"api", "projects", "team_id"}, ""))
@@ -4631,6 +4716,7 @@ var (
 	pattern_AdminService_GetBlastRadiusJob_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4}, []string{"api", "projects", "team_id", "blast_radius_jobs", "job_id"}, ""))
 	pattern_AdminService_ListBlastRadiusJobs_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"api", "projects", "team_id", "blast_radius_jobs"}, ""))
 	pattern_AdminService_CancelBlastRadiusJob_0     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5}, []string{"api", "projects", "team_id", "blast_radius_jobs", "job_id", "cancel"}, ""))
+	pattern_AdminService_GetPrecomputeStatus_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"api", "projects", "team_id", "precompute"}, ""))
 )
 
 var (
@@ -4680,4 +4766,5 @@ var (
 	forward_AdminService_GetBlastRadiusJob_0        = runtime.ForwardResponseMessage
 	forward_AdminService_ListBlastRadiusJobs_0      = runtime.ForwardResponseMessage
 	forward_AdminService_CancelBlastRadiusJob_0     = runtime.ForwardResponseMessage
+	forward_AdminService_GetPrecomputeStatus_0      = runtime.ForwardResponseMessage
 )

@@ -1,7 +1,7 @@
 // The management API: teams (PostHog's projects) and their group types, API
 // keys, feature flags and their conditions and overrides, cohorts, early
-// access features, the activity log, dependents and previews (explain, blast
-// radius). The same service is served over gRPC and, through grpc-gateway,
+// access features, the activity log, dependents, previews (explain, blast
+// radius) and precompute progress. The same service is served over gRPC and, through grpc-gateway,
 // as REST under /api/projects/{team_id}/... (admin_http.yaml holds the HTTP
 // rules; the OpenAPI document generated from both is served at
 // GET /api/openapi.json).
@@ -93,6 +93,7 @@ const (
 	AdminService_GetBlastRadiusJob_FullMethodName             = "/vexil.admin.v1.AdminService/GetBlastRadiusJob"
 	AdminService_ListBlastRadiusJobs_FullMethodName           = "/vexil.admin.v1.AdminService/ListBlastRadiusJobs"
 	AdminService_CancelBlastRadiusJob_FullMethodName          = "/vexil.admin.v1.AdminService/CancelBlastRadiusJob"
+	AdminService_GetPrecomputeStatus_FullMethodName           = "/vexil.admin.v1.AdminService/GetPrecomputeStatus"
 )
 
 // AdminServiceClient is the client API for AdminService service.
@@ -170,6 +171,13 @@ type AdminServiceClient interface {
 	GetBlastRadiusJob(ctx context.Context, in *GetBlastRadiusJobRequest, opts ...grpc.CallOption) (*GetBlastRadiusJobResponse, error)
 	ListBlastRadiusJobs(ctx context.Context, in *ListBlastRadiusJobsRequest, opts ...grpc.CallOption) (*ListBlastRadiusJobsResponse, error)
 	CancelBlastRadiusJob(ctx context.Context, in *CancelBlastRadiusJobRequest, opts ...grpc.CallOption) (*CancelBlastRadiusJobResponse, error)
+	// Precompute.
+	// GetPrecomputeStatus returns the team's latest precompute run and its
+	// progress (the precompute worker stores each flag's value per person
+	// ahead of evaluation). A team without a run answers state NONE; a server
+	// that cannot read run states answers UNAVAILABLE / 503 with the code
+	// precompute_unavailable.
+	GetPrecomputeStatus(ctx context.Context, in *GetPrecomputeStatusRequest, opts ...grpc.CallOption) (*GetPrecomputeStatusResponse, error)
 }
 
 type adminServiceClient struct {
@@ -650,6 +658,16 @@ func (c *adminServiceClient) CancelBlastRadiusJob(ctx context.Context, in *Cance
 	return out, nil
 }
 
+func (c *adminServiceClient) GetPrecomputeStatus(ctx context.Context, in *GetPrecomputeStatusRequest, opts ...grpc.CallOption) (*GetPrecomputeStatusResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetPrecomputeStatusResponse)
+	err := c.cc.Invoke(ctx, AdminService_GetPrecomputeStatus_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServiceServer is the server API for AdminService service.
 // All implementations must embed UnimplementedAdminServiceServer
 // for forward compatibility.
@@ -725,6 +743,13 @@ type AdminServiceServer interface {
 	GetBlastRadiusJob(context.Context, *GetBlastRadiusJobRequest) (*GetBlastRadiusJobResponse, error)
 	ListBlastRadiusJobs(context.Context, *ListBlastRadiusJobsRequest) (*ListBlastRadiusJobsResponse, error)
 	CancelBlastRadiusJob(context.Context, *CancelBlastRadiusJobRequest) (*CancelBlastRadiusJobResponse, error)
+	// Precompute.
+	// GetPrecomputeStatus returns the team's latest precompute run and its
+	// progress (the precompute worker stores each flag's value per person
+	// ahead of evaluation). A team without a run answers state NONE; a server
+	// that cannot read run states answers UNAVAILABLE / 503 with the code
+	// precompute_unavailable.
+	GetPrecomputeStatus(context.Context, *GetPrecomputeStatusRequest) (*GetPrecomputeStatusResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()
 }
 
@@ -875,6 +900,9 @@ func (UnimplementedAdminServiceServer) ListBlastRadiusJobs(context.Context, *Lis
 }
 func (UnimplementedAdminServiceServer) CancelBlastRadiusJob(context.Context, *CancelBlastRadiusJobRequest) (*CancelBlastRadiusJobResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CancelBlastRadiusJob not implemented")
+}
+func (UnimplementedAdminServiceServer) GetPrecomputeStatus(context.Context, *GetPrecomputeStatusRequest) (*GetPrecomputeStatusResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetPrecomputeStatus not implemented")
 }
 func (UnimplementedAdminServiceServer) mustEmbedUnimplementedAdminServiceServer() {}
 func (UnimplementedAdminServiceServer) testEmbeddedByValue()                      {}
@@ -1743,6 +1771,24 @@ func _AdminService_CancelBlastRadiusJob_Handler(srv interface{}, ctx context.Con
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_GetPrecomputeStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetPrecomputeStatusRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).GetPrecomputeStatus(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_GetPrecomputeStatus_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).GetPrecomputeStatus(ctx, req.(*GetPrecomputeStatusRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AdminService_ServiceDesc is the grpc.ServiceDesc for AdminService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1937,6 +1983,10 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CancelBlastRadiusJob",
 			Handler:    _AdminService_CancelBlastRadiusJob_Handler,
+		},
+		{
+			MethodName: "GetPrecomputeStatus",
+			Handler:    _AdminService_GetPrecomputeStatus_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
