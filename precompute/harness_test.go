@@ -6,8 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -448,6 +446,3 @@ func parseFlag(t testing.TB, s string) flags.Flag {
 	}
 	return f
 }
-
-var _ = io.Discard
-var _ = fmt.Sprint

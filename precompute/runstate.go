@@ -96,7 +96,7 @@ func stampsOf(plan *results.Plan) map[string]FlagStamp {
 // changedSince lists the plan's precomputable flags whose stamp or subject
 // differs from stamps, in evaluation order.
 func changedSince(plan *results.Plan, stamps map[string]FlagStamp) []string {
-	var out []string
+	out := []string{} // not nil: nil means every flag
 	for _, fp := range plan.Flags {
 		if !fp.Precomputable {
 			continue

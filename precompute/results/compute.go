@@ -33,37 +33,46 @@ func ImplicitProp(subjectType int) string {
 // results (zero for none) and how many entries it stored. scratch is reused
 // for the evaluation.
 //
-// With only non-nil, it evaluates only those flags and keeps, from old
-// (the subject's stored results), the entries of the other flags that are
-// still current: computed against s's version and revision, with their
-// flag's present stamp. A run for one changed flag thus costs one flag's
-// evaluation per row, not the team's.
+// With only non-nil and old computed against s's version and revision, it
+// evaluates only those flags (and the kept ones that expired) and keeps,
+// from old, the entries of the other flags whose stamp is still current. A
+// run for one changed flag thus costs one flag's evaluation per row, not
+// the team's. When old is absent, corrupt or computed against another
+// version of the subject, it computes every flag.
 func Compute(dst []byte, set *flags.Set, plan *Plan, s Subject, now time.Time, only []string, old []byte, scratch *Scratch) ([]byte, time.Time, int) {
 	keys := plan.Keys(s.Type)
 	scratch.kept = scratch.kept[:0]
-	if only != nil {
-		scratch.only, scratch.onlyIDs = scratch.only[:0], scratch.onlyIDs[:0]
-		for _, k := range only {
-			if fp, ok := plan.Flag(k); ok && fp.Precomputable && fp.Subject == s.Type {
-				scratch.only = append(scratch.only, k)
-				scratch.onlyIDs = append(scratch.onlyIDs, fp.ID)
+	if only != nil && len(old) > 0 {
+		h, entries, err := Decode(old, scratch.old)
+		scratch.old = entries
+		if err == nil && h.Version == s.Version && h.Revision == s.Revision {
+			scratch.only, scratch.onlyIDs = scratch.only[:0], scratch.onlyIDs[:0]
+			for _, k := range only {
+				if fp, ok := plan.Flag(k); ok && fp.Precomputable && fp.Subject == s.Type {
+					scratch.only = append(scratch.only, k)
+					scratch.onlyIDs = append(scratch.onlyIDs, fp.ID)
+				}
 			}
-		}
-		if len(old) > 0 {
-			h, entries, err := Decode(old, scratch.old)
-			scratch.old = entries
-			if err == nil && h.Version == s.Version && h.Revision == s.Revision {
+			{
 				for _, e := range entries {
 					if slices.Contains(scratch.onlyIDs, e.FlagID) {
 						continue
 					}
-					if fp, ok := plan.byID(e.FlagID); ok && fp.Precomputable && fp.Subject == s.Type && fp.Stamp == e.Stamp {
-						scratch.kept = append(scratch.kept, e)
+					fp, ok := plan.byID(e.FlagID)
+					if !ok || !fp.Precomputable || fp.Subject != s.Type || fp.Stamp != e.Stamp {
+						continue
 					}
+					if !e.ValidUntil.IsZero() && !now.Before(e.ValidUntil) {
+						// Expired: evaluate it again now rather than keep it.
+						scratch.only = append(scratch.only, fp.Key)
+						scratch.onlyIDs = append(scratch.onlyIDs, fp.ID)
+						continue
+					}
+					scratch.kept = append(scratch.kept, e)
 				}
 			}
+			keys = scratch.only
 		}
-		keys = scratch.only
 	}
 	c := &scratch.ctx
 	*c = flags.Context{Now: now}

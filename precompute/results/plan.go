@@ -128,6 +128,9 @@ func NewPlan(defs flags.Definitions, set *flags.Set, opt Options) *Plan {
 			h.Write(cj)
 		}
 		fp.Subject, fp.Why = subjectOf(def, info, cohorts, reqOnly)
+		if fp.Why == "" && fp.Subject >= 0 && defs.GroupTypes[fp.Subject] == "" {
+			fp.Why = WhyNoGroupTypeSet // no request can name its groups
+		}
 		fp.Reads = slices.Clone(info.PersonProperties)
 		if fp.Subject >= 0 {
 			fp.Reads = slices.Clone(info.GroupProperties[fp.Subject])

@@ -380,3 +380,22 @@ func TestPlanKeysAndGroupTypes(t *testing.T) {
 		t.Errorf("GroupTypes() of a persons-only team = %v", got)
 	}
 }
+
+// A group flag on a group type the team never named cannot be asked for
+// (requests name groups by type name): it stays live.
+func TestPlanUnnamedGroupType(t *testing.T) {
+	defs, err := flags.ParseDefinitions([]byte(`{"group_type_mapping":{"0":"company"},"flags":[
+	 {"id":1,"key":"named","active":true,"filters":{"aggregation_group_type_index":0,"groups":[{"properties":[],"rollout_percentage":50}]}},
+	 {"id":2,"key":"unnamed","active":true,"filters":{"aggregation_group_type_index":3,"groups":[{"properties":[],"rollout_percentage":50}]}}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, _ := flags.Compile(defs)
+	p := NewPlan(defs, set, Options{})
+	if fp, _ := p.Flag("named"); !fp.Precomputable || fp.Subject != 0 {
+		t.Errorf("named: %+v", fp)
+	}
+	if fp, _ := p.Flag("unnamed"); fp.Precomputable || fp.Why != WhyNoGroupTypeSet {
+		t.Errorf("unnamed: %+v, want %s", fp, WhyNoGroupTypeSet)
+	}
+}
