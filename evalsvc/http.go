@@ -165,6 +165,7 @@ func (s *Service) serveFlags(w http.ResponseWriter, r *http.Request, decide bool
 	defer putScratch(sc)
 	if !req.DisableFlags {
 		sc.debug = r.Header.Get(DebugHeader) != ""
+		sc.forceLive = r.Header.Get(EvalHeader) == "live"
 		ev := s.evaluate(ctx, ts, req, sc)
 		resp.Records = ev.records
 		resp.ErrorsWhileComputing = ev.errors
@@ -178,9 +179,12 @@ func (s *Service) serveFlags(w http.ResponseWriter, r *http.Request, decide bool
 
 // DebugHeader, on a /flags request, asks for SourcesHeader on the
 // response: which path answered each flag.
+// EvalHeader set to "live" evaluates every flag live, ignoring stored
+// results: canary comparisons and benchmarks of both paths on one server.
 const (
 	DebugHeader   = "X-Vexil-Debug"
 	SourcesHeader = "X-Vexil-Flag-Sources"
+	EvalHeader    = "X-Vexil-Eval"
 )
 
 // sourcesHeader lists key=source for every record, comma-separated

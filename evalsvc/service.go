@@ -248,6 +248,8 @@ type scratch struct {
 	sources []results.Source
 	props   map[string]any
 	debug   bool
+	// forceLive ignores stored results for this request.
+	forceLive bool
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
@@ -264,7 +266,7 @@ func putScratch(sc *scratch) {
 	clear(sc.stored)
 	clear(sc.misses)
 	sc.results, sc.live, sc.records, sc.buf = sc.results[:0], sc.live[:0], sc.records[:0], sc.buf[:0]
-	sc.misses, sc.sources, sc.debug = sc.misses[:0], sc.sources[:0], false
+	sc.misses, sc.sources, sc.debug, sc.forceLive = sc.misses[:0], sc.sources[:0], false, false
 	if len(sc.props) > 256 {
 		sc.props = nil
 	} else {
@@ -373,7 +375,7 @@ func (s *Service) evaluate(ctx context.Context, ts *teamState, req *wire.FlagsRe
 			}
 		}
 	}
-	useStored := !s.cfg.LiveOnly && !c.Partial && rowErr == nil
+	useStored := !s.cfg.LiveOnly && !sc.forceLive && !c.Partial && rowErr == nil
 	if useStored {
 		sc.row.Load(row.Results, row.PersonVersion, row.Revision, req.DistinctID, "distinct_id")
 		sc.groups = resize(sc.groups, len(ts.groupSlots))
@@ -399,6 +401,8 @@ func (s *Service) evaluate(ctx context.Context, ts *teamState, req *wire.FlagsRe
 		switch {
 		case !fp.Precomputable:
 			src = results.NotPrecomputable
+		case s.cfg.LiveOnly || sc.forceLive:
+			src = results.Forced
 		case !useStored:
 		case fp.Subject == results.Persons:
 			e, src = sc.row.Check(fp, now, req.PersonProperties)

@@ -27,6 +27,8 @@ type Config struct {
 	Bodies [][]byte
 	// ContentType of the bodies. Default application/json.
 	ContentType string
+	// Header is added to every request.
+	Header http.Header
 	// Rate is the open-loop request rate per second; 0 runs closed-loop.
 	Rate float64
 	// Connections bounds the connections (closed loop: the workers, each
@@ -151,6 +153,9 @@ func (r *runner) do(ctx context.Context) sample {
 		return sample{}
 	}
 	req.Header.Set("Content-Type", r.cfg.ContentType)
+	for k, vs := range r.cfg.Header {
+		req.Header[k] = vs
+	}
 	res, err := r.cfg.Client.Do(req)
 	if err != nil {
 		return sample{}

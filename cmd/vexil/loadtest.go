@@ -41,6 +41,8 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	duration := fs.Duration("duration", 10*time.Second, "measured duration")
 	warmup := fs.Duration("warmup", 3*time.Second, "unmeasured warm-up")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
+	var headers headerFlags
+	fs.Var(&headers, "header", "an HTTP header \"Name: value\" added to every request (repeatable), e.g. \"X-Vexil-Eval: live\" to measure live evaluation on a server with stored results")
 	grpcAddr := fs.String("grpc", "", "load the gRPC EvalService.Evaluate at this loopback address instead of HTTP /flags")
 	trivial := fs.String("trivial-server", "", "instead of a load test, serve a trivial handler on this address (the ceiling to compare with)")
 	trivialBytes := fs.Int("trivial-bytes", 0, "with -trivial-server, pad the response to this many bytes (to match /flags responses)")
@@ -82,7 +84,8 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		}
 		bodies[i], _ = json.Marshal(m)
 	}
-	cfg := loadtest.Config{URL: *url, Bodies: bodies, Rate: *rate, Connections: *conns, Duration: *duration, Warmup: *warmup}
+	cfg := loadtest.Config{URL: *url, Bodies: bodies, Rate: *rate, Connections: *conns, Duration: *duration, Warmup: *warmup,
+		Header: http.Header(headers)}
 	if *grpcAddr != "" {
 		if !strings.HasPrefix(*grpcAddr, "127.") && !strings.HasPrefix(*grpcAddr, "localhost:") && !strings.HasPrefix(*grpcAddr, "[::1]") {
 			return &usageError{msg: "-grpc must be a loopback address"}
@@ -167,4 +170,21 @@ func grpcEvaluate(addr, token string, bodies [][]byte) (func(context.Context, ui
 		return !res.GetErrorsWhileComputing(), proto.Size(res)
 	}
 	return do, func() { conn.Close() }, nil
+}
+
+// headerFlags collects repeated -header "Name: value" flags.
+type headerFlags http.Header
+
+func (h *headerFlags) String() string { return fmt.Sprint(http.Header(*h)) }
+
+func (h *headerFlags) Set(v string) error {
+	name, value, ok := strings.Cut(v, ":")
+	if !ok || strings.TrimSpace(name) == "" {
+		return fmt.Errorf("want \"Name: value\", got %q", v)
+	}
+	if *h == nil {
+		*h = headerFlags{}
+	}
+	http.Header(*h).Add(strings.TrimSpace(name), strings.TrimSpace(value))
+	return nil
 }

@@ -554,6 +554,35 @@ func TestServePrecompute(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	checkFlagsMatchEngine(t, n, tm, persons)
+	// X-Vexil-Eval: live answers the same, every flag live (canary
+	// comparisons, benchmarks of both paths on one server).
+	for i := range persons {
+		did, _ := demoPerson(i)
+		body := fmt.Sprintf(`{"token":%q,"distinct_id":%q}`, tm.token, did)
+		var answers [2]map[string]any
+		for j, mode := range []string{"", "live"} {
+			req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/flags?v=2", strings.NewReader(body))
+			req.Header.Set(evalsvc.DebugHeader, "1")
+			req.Header.Set(evalsvc.EvalHeader, mode)
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if err := json.Unmarshal(b, &answers[j]); err != nil {
+				t.Fatal(err)
+			}
+			delete(answers[j], "requestId")
+			delete(answers[j], "evaluatedAt")
+			if src := res.Header.Get(evalsvc.SourcesHeader); mode == "live" && strings.Contains(src, "=stored") {
+				t.Errorf("%s: X-Vexil-Eval: live answered from stored results: %s", did, src)
+			}
+		}
+		if !reflect.DeepEqual(answers[0], answers[1]) {
+			t.Errorf("%s: stored %v, live %v", did, answers[0], answers[1])
+		}
+	}
 	team := strconv.FormatInt(tm.id, 10)
 	if got := counterValue(t, n, "vexil_evalsvc_flag_answers_total", "team", team, "flag", "beta-dashboard", "source", "stored"); got < persons {
 		t.Errorf("beta-dashboard answered %v times from stored results, want at least %d", got, persons)

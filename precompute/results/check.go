@@ -16,11 +16,12 @@ const (
 	Expired                        // past its valid_until
 	Overridden                     // the request overrides a property it reads
 	NoSubject                      // the request names no row of its subject
+	Forced                         // the service or the request asked for live evaluation
 	numSources
 )
 
 var sourceNames = [numSources]string{"stored", "live_not_precomputable", "live_absent", "live_stale_row",
-	"live_stale_flag", "live_expired", "live_override", "live_no_subject"}
+	"live_stale_flag", "live_expired", "live_override", "live_no_subject", "live_forced"}
 
 func (s Source) String() string {
 	if s < numSources {

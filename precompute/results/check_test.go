@@ -155,6 +155,7 @@ func TestSources(t *testing.T) {
 		Expired:          {"live_expired", true},
 		Overridden:       {"live_override", false},
 		NoSubject:        {"live_no_subject", false},
+		Forced:           {"live_forced", false},
 	}
 	all := Sources()
 	if len(all) != len(want) {
