@@ -20,6 +20,8 @@ func TestRunDispatch(t *testing.T) {
 		{"version", []string{"version"}, 0, "vexil dev", ""},
 		{"unknown command", []string{"nope"}, 2, "", `unknown command "nope"`},
 		{"bad flag", []string{"version", "-bogus"}, 2, "", "flag provided but not defined"},
+		{"precompute needs a cluster", []string{"precompute"}, 2, "", "-nats-url and -scylla-hosts are required"},
+		{"help lists precompute", []string{"help"}, 0, "precompute", ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -17,4 +17,5 @@ func TestServeOnScylla(t *testing.T) {
 	const persons = 30
 	seedE2E(t, n, tm, persons)
 	checkFlagsMatchEngine(t, n, tm, persons)
+	checkPrecompute(t, n, tm, persons)
 }
