@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -40,8 +41,13 @@ func newRunID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// noticeLoop starts and resumes runs from change notices.
+// noticeLoop starts and resumes runs from change notices. Notices are
+// handled concurrently (up to noticeConcurrency per worker): a scan in
+// progress must not hold back the newer change that supersedes it.
 func (w *Worker) noticeLoop(ctx context.Context, cons jetstream.Consumer) error {
+	sem := make(chan struct{}, noticeConcurrency)
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	for ctx.Err() == nil {
 		batch, err := cons.Fetch(1, jetstream.FetchMaxWait(200*time.Millisecond))
 		if err != nil {
@@ -57,19 +63,31 @@ func (w *Worker) noticeLoop(ctx context.Context, cons jetstream.Consumer) error 
 				_ = msg.Term()
 				continue
 			}
-			if err := w.startRun(ctx, team, msg); err != nil {
-				if ctx.Err() != nil {
-					return nil
-				}
-				w.cfg.Logger.Warn("precompute run", "team", team, "err", err)
-				_ = msg.NakWithDelay(time.Second)
-				continue
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				return nil
 			}
-			_ = msg.Ack()
+			wg.Add(1)
+			go func() {
+				defer func() { <-sem; wg.Done() }()
+				if err := w.startRun(ctx, team, msg); err != nil {
+					if ctx.Err() != nil {
+						return
+					}
+					w.cfg.Logger.Warn("precompute run", "team", team, "err", err)
+					_ = msg.NakWithDelay(time.Second)
+					return
+				}
+				_ = msg.Ack()
+			}()
 		}
 	}
 	return nil
 }
+
+// noticeConcurrency bounds the change notices one worker handles at once.
+const noticeConcurrency = 4
 
 // startRun brings a team's run state up to date with its definitions: it
 // starts a run when the plan changed, resumes an unfinished scan, and
@@ -166,10 +184,12 @@ func (w *Worker) scan(ctx context.Context, st *RunState, msg jetstream.Msg) erro
 				return fmt.Errorf("precompute: publish page: %w", err)
 			}
 		}
-		cursor := st.ScanCursor
+		cursor, subjectIdx := st.ScanCursor, st.ScanSubject
+		overtaken := false
 		upd, err := w.runs.update(ctx, st.Team, st.ID, func(s *RunState) bool {
-			if s.ScanSubject != st.ScanSubject || s.ScanCursor != cursor {
-				return false // another scanner of this run moved on
+			if s.ScanSubject != subjectIdx || s.ScanCursor != cursor {
+				overtaken = true // another scanner of this run moved on: it owns the scan
+				return false
 			}
 			if n > 0 {
 				s.Pages++
@@ -191,8 +211,8 @@ func (w *Worker) scan(ctx context.Context, st *RunState, msg jetstream.Msg) erro
 		if err != nil {
 			return err
 		}
-		if upd == nil {
-			return nil // superseded
+		if upd == nil || overtaken {
+			return nil // superseded, or scanned by another worker
 		}
 		st = upd
 		if msg != nil && time.Since(lastBeat) > w.cfg.AckWait/3 {

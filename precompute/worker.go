@@ -128,7 +128,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 	}
 	if !r.NoRuns {
-		cons, err := w.consumer(ctx, ChangeStream, "precompute-runs", "vexil.changes.>", w.cfg.AckWait, 1)
+		cons, err := w.consumer(ctx, ChangeStream, "precompute-runs", "vexil.changes.>", w.cfg.AckWait, 2*noticeConcurrency)
 		if err != nil {
 			return err
 		}

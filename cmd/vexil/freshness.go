@@ -36,8 +36,19 @@ const probeFlag = "freshness-probe"
 // them, polls /flags until the new value shows: the probe flag is on when
 // the person's "probe" property is even, and every write flips the parity.
 func runFreshness(ctx context.Context, c freshnessConfig, stdout io.Writer) error {
+	before, _, err := precomputeRun(ctx, c)
+	if err != nil {
+		return err
+	}
 	if err := ensureProbeFlag(ctx, c); err != nil {
 		return err
+	}
+	// Creating the probe flag starts a precompute run over every row; the
+	// steady state is measured, after it.
+	if waited, err := waitPrecompute(ctx, c, before); err != nil {
+		return err
+	} else if waited > 0 {
+		fmt.Fprintf(stdout, "(waited %v for the precompute run the probe flag started)\n", waited.Round(time.Second))
 	}
 	nc, err := nats.Connect(c.natsURL)
 	if err != nil {
@@ -176,4 +187,54 @@ func ensureProbeFlag(ctx context.Context, c freshnessConfig) error {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return errors.New("the probe flag was never served")
+}
+
+// precomputeRun returns the id and state of the team's latest precompute
+// run; ok is false when the server has no precompute.
+func precomputeRun(ctx context.Context, c freshnessConfig) (string, string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/api/projects/%d/precompute", c.httpBase, c.team), nil)
+	if err != nil {
+		return "", "", err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.personalKey)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", "", err
+	}
+	defer res.Body.Close()
+	var st struct {
+		ID    string `json:"id"`
+		State string `json:"state"`
+	}
+	if res.StatusCode != http.StatusOK || json.NewDecoder(res.Body).Decode(&st) != nil {
+		return "", "", nil // no precompute here
+	}
+	return st.ID, st.State, nil
+}
+
+// waitPrecompute waits until a run other than before has finished, or 5 s
+// pass without a new run (the probe flag existed already), and returns how
+// long it waited.
+func waitPrecompute(ctx context.Context, c freshnessConfig, before string) (time.Duration, error) {
+	start := time.Now()
+	for {
+		id, state, err := precomputeRun(ctx, c)
+		switch {
+		case err != nil:
+			return 0, err
+		case state == "":
+			return 0, nil
+		case id != before && (state == "PRECOMPUTE_STATE_FINISHED" || state == "PRECOMPUTE_STATE_NONE"):
+			return time.Since(start), nil
+		case id == before && time.Since(start) > 5*time.Second:
+			return 0, nil
+		case time.Since(start) > 10*time.Minute:
+			return 0, fmt.Errorf("the precompute run is still %s after %v", state, time.Since(start).Round(time.Second))
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }

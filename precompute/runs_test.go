@@ -1,0 +1,169 @@
+package precompute_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vexil-dev/vexil/flags"
+	"github.com/vexil-dev/vexil/precompute"
+	"github.com/vexil-dev/vexil/store"
+)
+
+// gatedStore blocks every write, and every row scan after the first
+// scans, while gate is closed: a worker frozen in the middle of a run.
+type gatedStore struct {
+	store.Store
+	gate  chan struct{}
+	scans int
+	n     atomic.Int64
+}
+
+func (g *gatedStore) wait(ctx context.Context) error {
+	select {
+	case <-g.gate:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (g *gatedStore) Apply(ctx context.Context, b *store.Batch) error {
+	if err := g.wait(ctx); err != nil {
+		return err
+	}
+	return g.Store.Apply(ctx, b)
+}
+
+func (g *gatedStore) ScanRows(ctx context.Context, team int64, cursor string, limit int) (store.RowPage, error) {
+	if g.n.Add(1) > int64(g.scans) {
+		if err := g.wait(ctx); err != nil {
+			return store.RowPage{}, err
+		}
+	}
+	return g.Store.ScanRows(ctx, team, cursor, limit)
+}
+
+func (e *env) status(t *testing.T) *precompute.RunState {
+	t.Helper()
+	st, err := precompute.Status(e.ctx, e.js, e.team)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// waitState waits until fn holds for the team's run state.
+func (e *env) waitState(t *testing.T, what string, fn func(*precompute.RunState) bool) *precompute.RunState {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute) // a hang guard
+	for {
+		if st := e.status(t); st != nil && fn(st) {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("run state never %s: %+v", what, e.status(t))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestRunCheckpointAndSupersede: a run whose workers die mid-way resumes
+// from its checkpoint (same run, rows counted once), and a newer change
+// supersedes an unfinished run: the newer run covers the older one's flags
+// too, and once it finishes every row answers from stored results.
+func TestRunCheckpointAndSupersede(t *testing.T) {
+	e := newEnv(t, backends[0])
+	const rows = 300
+	var b store.Batch
+	for i := range rows {
+		props := fmt.Appendf(nil, `{"plan":%q}`, []string{"pro", "free"}[i%2])
+		b.PutRow(&store.Row{Team: e.team, DistinctID: fmt.Sprintf("d-%d", i), PersonID: fmt.Sprintf("p-%d", i), PersonVersion: 1,
+			Revision: store.Revision(props), Properties: props})
+	}
+	if err := e.st.Apply(e.ctx, &b); err != nil {
+		t.Fatal(err)
+	}
+	e.createFlag(parseFlag(t, `{"key":"a","active":true,"filters":{"groups":[{"properties":[{"key":"plan","type":"person","value":"pro"}],"rollout_percentage":100}]}}`))
+	e.createFlag(parseFlag(t, `{"key":"b","active":true,"filters":{"groups":[{"properties":[],"rollout_percentage":50}]}}`))
+	e.notify("flag")
+	w := e.startWorker(precompute.Config{})
+	first := e.waitState(t, "finished", (*precompute.RunState).Finished)
+	if first.RowsDone != rows || first.Flags != nil {
+		t.Fatalf("first materialisation: %+v", first)
+	}
+
+	// Freeze the worker after three page reads, change flag a, and kill
+	// the worker in the middle of its scan.
+	w.stop(t)
+	gate := make(chan struct{})
+	frozen := e.startWorker(precompute.Config{Store: &gatedStore{Store: e.st, gate: gate, scans: 3}, PageSize: 7})
+	e.updateFlag("a", func(f *flags.Flag) { f.Filters.Groups[0].Properties[0].Value = mustJSON("free") })
+	e.notify("flag")
+	mid := e.waitState(t, "scanning", func(s *precompute.RunState) bool { return s.ID != first.ID && s.Pages >= 1 })
+	frozen.stop(t)
+	killed := e.status(t)
+	if killed.ID != mid.ID || killed.ScanDone || killed.Finished() || !slices.Equal(killed.Flags, []string{"a"}) {
+		t.Fatalf("after the kill: %+v", killed)
+	}
+
+	// A restarted worker resumes the same run from its checkpoint.
+	close(gate)
+	w = e.startWorker(precompute.Config{PageSize: 7})
+	resumed := e.waitState(t, "finished", func(s *precompute.RunState) bool { return s.ID == mid.ID && s.Finished() })
+	if resumed.RowsTotal != rows || resumed.RowsDone != rows {
+		t.Errorf("resumed run counted %d rows published and %d done, want %d each: %+v", resumed.RowsTotal, resumed.RowsDone, rows, resumed)
+	}
+	if e.hitRatio(t, rows) != 1 {
+		t.Errorf("hit ratio after the resumed run is not 1")
+	}
+
+	// Supersede: freeze again, change b, then a while b's run is unfinished.
+	w.stop(t)
+	reg := prometheus.NewRegistry()
+	gate2 := make(chan struct{})
+	frozen = e.startWorker(precompute.Config{Store: &gatedStore{Store: e.st, gate: gate2, scans: 3}, PageSize: 7, Registry: reg})
+	e.updateFlag("b", func(f *flags.Flag) { p := 20.0; f.Filters.Groups[0].RolloutPercentage = &p })
+	e.notify("flag")
+	older := e.waitState(t, "running for b", func(s *precompute.RunState) bool { return s.ID != mid.ID && s.Pages >= 1 })
+	e.updateFlag("a", func(f *flags.Flag) { f.Filters.Groups[0].Properties[0].Value = mustJSON("pro") })
+	e.notify("flag")
+	newer := e.waitState(t, "superseded", func(s *precompute.RunState) bool { return s.ID != older.ID })
+	if !slices.Equal(newer.Flags, []string{"a", "b"}) {
+		t.Errorf("the newer run recomputes %v, want a and b (b from the run it superseded)", newer.Flags)
+	}
+	close(gate2)
+	done := e.waitState(t, "finished", func(s *precompute.RunState) bool { return s.ID == newer.ID && s.Finished() })
+	if done.RowsDone != rows {
+		t.Errorf("superseding run did %d rows, want %d", done.RowsDone, rows)
+	}
+	if got := counter2(t, reg, "vexil_precompute_runs_superseded_total"); got != 1 {
+		t.Errorf("superseded runs = %v, want 1", got)
+	}
+	e.waitQuiet()
+	if r := e.hitRatio(t, rows); r != 1 {
+		t.Errorf("hit ratio after the superseding run = %v, want 1", r)
+	}
+}
+
+func counter2(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				sum += metricValue(m)
+			}
+		}
+	}
+	return sum
+}
