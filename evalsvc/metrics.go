@@ -22,7 +22,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Requests by endpoint and HTTP status class (gRPC calls by the HTTP status their error maps to)."}, []string{"endpoint", "code"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "vexil_evalsvc_request_seconds",
 			Help:    "Request latency by endpoint, from the body read to the response written.",
-			Buckets: []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1}}, []string{"endpoint"}),
+			Buckets: []float64{.00005, .0001, .00025, .0005, .00075, .001, .0015, .002, .0025, .005, .01, .025, .05, .1, .25, 1}}, []string{"endpoint"}),
 		storeErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "vexil_evalsvc_store_errors_total",
 			Help: "Row or group reads that failed or timed out (answered in partial mode)."}),
 		shed: prometheus.NewCounter(prometheus.CounterOpts{Name: "vexil_evalsvc_shed_total",

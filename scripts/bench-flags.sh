@@ -65,8 +65,37 @@ for _ in range(10000):
 PY
 	# Each run waits for the previous one's sockets to leave TIME_WAIT.
 	veg() { sleep 45; $pin1 go tool vegeta attack -format=json -targets="$1" -rate "$2" -duration "$DURATION" | go tool vegeta report | sed -n '1p;3p;7p'; }
-	echo "1000 req/s:"; veg "$data/targets.json" 1000
-	echo "$half req/s (half of saturation):"; veg "$data/targets.json" "$half"
+	# The server's own latency histogram over a run (vexil_evalsvc_request_seconds
+	# of /flags, bucket deltas, interpolated like histogram_quantile): what the
+	# server spends, without the one-core loader's own queueing.
+	buckets() { curl -s "http://127.0.0.1:$PORT/metrics" | grep '^vexil_evalsvc_request_seconds_bucket{endpoint="flags"'; }
+	serverq() { python3 - "$1" "$2" <<'PY'
+import re, sys
+def parse(path):
+    out = {}
+    for line in open(path):
+        m = re.search(r'le="([^"]+)"\}\s+(\S+)', line)
+        if m:
+            out[float('inf') if m.group(1) == '+Inf' else float(m.group(1))] = float(m.group(2))
+    return out
+a, b = parse(sys.argv[1]), parse(sys.argv[2])
+les = sorted(b)
+d = [(le, b[le] - a.get(le, 0)) for le in les]
+total = d[-1][1]
+res = []
+for q in (0.5, 0.9, 0.99):
+    rank, prev_le, prev_c = q * total, 0.0, 0.0
+    for le, c in d:
+        if c >= rank:
+            v = le if le == float('inf') else prev_le + (le - prev_le) * (rank - prev_c) / max(c - prev_c, 1e-9)
+            res.append(f"p{int(q*100)} {v*1e3:.3f}ms")
+            break
+        prev_le, prev_c = le, c
+print(f"server-side over {int(total)} requests: " + " ".join(res))
+PY
+	}
+	echo "1000 req/s:"; buckets >"$data/b0"; veg "$data/targets.json" 1000; buckets >"$data/b1"; serverq "$data/b0" "$data/b1"
+	echo "$half req/s (half of saturation):"; buckets >"$data/b0"; veg "$data/targets.json" "$half"; buckets >"$data/b1"; serverq "$data/b0" "$data/b1"
 	echo "control, a trivial handler answering the same 14 KB at the same rates (the loader's own limit on one core):"
 	echo '{"method":"POST","url":"http://127.0.0.1:'$((PORT+4))'/","body":""}' >"$data/trivial.json"
 	echo "1000 req/s:"; veg "$data/trivial.json" 1000
