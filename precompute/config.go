@@ -62,6 +62,11 @@ type Config struct {
 	Coalesce time.Duration
 	// PageSize is the rows per page of a run. Default 500.
 	PageSize int
+	// RunRowsPerSecond bounds how fast this worker computes the pages of
+	// runs (0: as fast as it can). A run shares the machine with serving:
+	// on a small server, a budget trades a longer run for steadier /flags
+	// latency and freshness while it lasts. Row triggers are not bounded.
+	RunRowsPerSecond int
 	// ExpiryInterval is how often due valid_until entries are collected.
 	// Default 250ms.
 	ExpiryInterval time.Duration

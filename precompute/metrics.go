@@ -9,6 +9,7 @@ type metrics struct {
 	runs         prometheus.Counter
 	superseded   prometheus.Counter
 	pagesSkipped prometheus.Counter
+	runThrottled prometheus.Counter
 	batchSeconds prometheus.Histogram
 	runRowsDone  *prometheus.GaugeVec
 	runRowsTotal *prometheus.GaugeVec
@@ -28,6 +29,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Unfinished runs replaced by a newer change."}),
 		pagesSkipped: prometheus.NewCounter(prometheus.CounterOpts{Name: "vexil_precompute_pages_skipped_total",
 			Help: "Pages of superseded runs skipped."}),
+		runThrottled: prometheus.NewCounter(prometheus.CounterOpts{Name: "vexil_precompute_pages_paced_total",
+			Help: "Pages of runs that went through the RunRowsPerSecond budget."}),
 		batchSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "vexil_precompute_trigger_batch_seconds",
 			Help: "Time to recompute one gathered batch of row triggers.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
 		runRowsDone: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "vexil_precompute_run_rows_done",
@@ -35,7 +38,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		runRowsTotal: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "vexil_precompute_run_rows_total",
 			Help: "Rows of the team's latest run (an estimate while scanning)."}, []string{"team"}),
 	}
-	for _, c := range []prometheus.Collector{m.computed, m.coalesced, m.expired, m.runs, m.superseded, m.pagesSkipped,
+	for _, c := range []prometheus.Collector{m.computed, m.coalesced, m.expired, m.runs, m.superseded, m.pagesSkipped, m.runThrottled,
 		m.batchSeconds, m.runRowsDone, m.runRowsTotal} {
 		reg.MustRegister(c)
 	}

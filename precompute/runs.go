@@ -276,6 +276,12 @@ func (w *Worker) computePage(ctx context.Context, p page) error {
 			return err
 		}
 	}
+	if w.runLimit != nil {
+		if err := w.runLimit.WaitN(ctx, min(p.Limit, w.runLimit.Burst())); err != nil {
+			return err
+		}
+		w.m.runThrottled.Inc()
+	}
 	stamp := w.clock.stamp()
 	var out []computed
 	if p.Subject == results.Persons {

@@ -167,3 +167,34 @@ func counter2(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	}
 	return sum
 }
+
+// TestRunBudget: with RunRowsPerSecond, every page of a run goes through
+// the budget and the run still covers every row.
+func TestRunBudget(t *testing.T) {
+	e := newEnv(t, backends[1])
+	const rows = 300
+	var b store.Batch
+	for i := range rows {
+		props := fmt.Appendf(nil, `{"plan":%q}`, []string{"pro", "free"}[i%2])
+		b.PutRow(&store.Row{Team: e.team, DistinctID: fmt.Sprintf("d-%d", i), PersonID: fmt.Sprintf("p-%d", i), PersonVersion: 1,
+			Revision: store.Revision(props), Properties: props})
+	}
+	if err := e.st.Apply(e.ctx, &b); err != nil {
+		t.Fatal(err)
+	}
+	e.createFlag(parseFlag(t, `{"key":"a","active":true,"filters":{"groups":[{"properties":[{"key":"plan","type":"person","value":"pro"}],"rollout_percentage":100}]}}`))
+	e.notify("flag")
+	reg := prometheus.NewRegistry()
+	e.startWorker(precompute.Config{PageSize: 50, RunRowsPerSecond: 3000, Registry: reg})
+	st := e.waitState(t, "finished", (*precompute.RunState).Finished)
+	if st.RowsDone != rows || st.Pages != rows/50 {
+		t.Fatalf("run: %+v", st)
+	}
+	if got := counter2(t, reg, "vexil_precompute_pages_paced_total"); got != float64(st.Pages) {
+		t.Errorf("%v pages paced, want %d", got, st.Pages)
+	}
+	e.waitQuiet()
+	if r := e.hitRatio(t, rows); r != 1 {
+		t.Errorf("hit ratio = %v, want 1", r)
+	}
+}

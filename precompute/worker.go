@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/time/rate"
 
 	"github.com/vexil-dev/vexil/catalog"
 	"github.com/vexil-dev/vexil/flags"
@@ -34,6 +35,9 @@ type Worker struct {
 
 	mu   sync.Mutex
 	defs map[int64]*teamDefs
+
+	// runLimit paces the pages of runs (nil: unbounded).
+	runLimit *rate.Limiter
 
 	scratch sync.Pool // *results.Scratch
 }
@@ -58,6 +62,9 @@ func New(cfg Config) (*Worker, error) {
 	}
 	w := &Worker{cfg: c, js: js, pub: NewPublisher(js), m: newMetrics(c.Registry), defs: map[int64]*teamDefs{}}
 	w.scratch.New = func() any { return new(results.Scratch) }
+	if c.RunRowsPerSecond > 0 {
+		w.runLimit = rate.NewLimiter(rate.Limit(c.RunRowsPerSecond), max(c.RunRowsPerSecond, c.PageSize))
+	}
 	return w, nil
 }
 

@@ -46,6 +46,7 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	grpcAddr := fs.String("grpc", "", "load the gRPC EvalService.Evaluate at this loopback address instead of HTTP /flags")
 	trivial := fs.String("trivial-server", "", "instead of a load test, serve a trivial handler on this address (the ceiling to compare with)")
 	trivialBytes := fs.Int("trivial-bytes", 0, "with -trivial-server, pad the response to this many bytes (to match /flags responses)")
+	waitRun := fs.Bool("wait-precompute", true, "with -freshness, wait for the precompute run the probe flag starts before measuring (false: measure during it)")
 	fresh := fs.Bool("freshness", false, "instead of a load test, publish person writes at -rate on NATS and measure publish → visible in /flags")
 	natsURL := fs.String("nats-url", "nats://127.0.0.1:4222", "NATS server, for -freshness")
 	personal := fs.String("personal-key", "", "personal API key, for -freshness (creates the probe flag)")
@@ -61,7 +62,7 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			return &usageError{msg: "-freshness needs -rate"}
 		}
 		base := strings.TrimSuffix(strings.SplitN(*url, "/flags", 2)[0], "/")
-		return runFreshness(ctx, freshnessConfig{httpBase: base, natsURL: *natsURL, token: *token, personalKey: *personal, team: *team,
+		return runFreshness(ctx, freshnessConfig{httpBase: base, natsURL: *natsURL, token: *token, personalKey: *personal, team: *team, waitRun: *waitRun,
 			rate: *rate, duration: *duration, persons: 1000, sampleEvery: 10}, stdout)
 	}
 	if *persons <= 0 || *distinct <= 0 {

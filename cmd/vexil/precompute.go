@@ -34,6 +34,7 @@ func runPrecompute(ctx context.Context, args []string, stdout, stderr io.Writer)
 	hosts := fs.String("scylla-hosts", "", "comma-separated ScyllaDB (or Cassandra) contact points (required; an embedded Pebble store belongs to one vexil serve)")
 	keyspace := fs.String("scylla-keyspace", "vexil", "keyspace of the store and the catalog")
 	concurrency := fs.Int("concurrency", 0, "rows computed at once (0: the default)")
+	runRate := fs.Int("run-rate", 0, "rows per second this worker computes of runs (0: unbounded)")
 	metricsAddr := fs.String("metrics-addr", "127.0.0.1:9090", "address of /metrics (empty: none)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -60,7 +61,8 @@ func runPrecompute(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return err
 	}
 	defer cat.Close()
-	w, err := precompute.New(precompute.Config{Store: st, Catalog: cat, Conn: nc, Logger: log, Registry: reg, Concurrency: *concurrency})
+	w, err := precompute.New(precompute.Config{Store: st, Catalog: cat, Conn: nc, Logger: log, Registry: reg, Concurrency: *concurrency,
+		RunRowsPerSecond: *runRate})
 	if err != nil {
 		return err
 	}

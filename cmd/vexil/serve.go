@@ -65,6 +65,7 @@ type serveConfig struct {
 	// stored results (the baseline of benchmarks).
 	precompute bool
 	liveOnly   bool
+	runRate    int
 }
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -83,6 +84,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&c.demoFlags, "demo-flags", 0, "extra demo flags in the peers' benchmark shape (half boolean at 50%, half multivariate gated on country US)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&c.precompute, "precompute", true, "run the precompute worker: flag results materialised into the store on every person, group, flag or cohort change")
+	fs.IntVar(&c.runRate, "precompute-run-rate", 0, "rows per second a precompute run may compute (0: unbounded); a budget makes a run after a flag change longer and serving steadier while it lasts")
 	fs.BoolVar(&c.liveOnly, "live-only", false, "evaluate every flag live, ignoring stored results (the baseline for benchmarks and canary comparisons)")
 	fs.IntVar(&c.cacheMB, "store-cache-mb", 256, "Pebble block cache of the store, in MiB (rows read by /flags stay in memory)")
 	fs.IntVar(&c.gcPercent, "gc-percent", 400, "Go GC target (GOGC) unless the GOGC environment variable is set: the heap is small (Pebble's cache is off-heap), so a higher target trades a little memory for less GC work per request")
@@ -236,7 +238,7 @@ func startNode(c serveConfig, log *slog.Logger) (n *node, err error) {
 			return nil, err
 		}
 		n.pre, err = precompute.New(precompute.Config{Store: n.store, Catalog: n.catalog, Conn: n.nc,
-			Logger: log.With("role", "precompute"), Registry: n.registry})
+			Logger: log.With("role", "precompute"), Registry: n.registry, RunRowsPerSecond: c.runRate})
 		if err != nil {
 			return nil, err
 		}
