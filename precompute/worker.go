@@ -323,6 +323,9 @@ func (w *Worker) write(ctx context.Context, team int64, stamp int64, out []compu
 	if b.Len() == 0 {
 		return nil
 	}
+	// Results are derived: a crash that loses them leaves older stamps,
+	// which the read path treats as stale (live, then repaired).
+	b.SetDerived()
 	if err := w.cfg.Store.Apply(ctx, &b); err != nil {
 		return fmt.Errorf("precompute: write results: %w", err)
 	}
@@ -518,6 +521,7 @@ func (w *Worker) expiryLoop(ctx context.Context) error {
 				w.cfg.Logger.Warn("publish expiry triggers", "err", err)
 				break
 			}
+			del.SetDerived()
 			if err := w.cfg.Store.Apply(ctx, &del); err != nil {
 				w.cfg.Logger.Warn("delete due expiries", "err", err)
 				break

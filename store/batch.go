@@ -22,6 +22,7 @@ type Batch struct {
 	groupResIdx map[GroupKey]int
 	expiries    []ExpiryOp
 	expiryIdx   map[Expiry]int
+	derived     bool
 }
 
 // GroupResultsOp is a versioned write of a group's Results (see
@@ -64,6 +65,16 @@ type RowOp struct {
 	SetCounters  bool
 	Counters     []byte
 }
+
+// SetDerived marks the batch as derived data that its writer recomputes
+// when it is lost (precomputed results, the expiry index): a backend may
+// then skip waiting for durability (pebblestore commits without fsync). An
+// atomic backend still applies it all or nothing. Writes of the source of
+// truth (persons, mappings, groups, rows' person part) must not be marked.
+func (b *Batch) SetDerived() { b.derived = true }
+
+// Derived reports whether SetDerived marked the batch.
+func (b *Batch) Derived() bool { return b.derived }
 
 // Len reports the number of merged writes in the batch.
 func (b *Batch) Len() int {

@@ -86,7 +86,8 @@ type Store interface {
 
 	// Apply writes b atomically where the backend can (memstore, Pebble) and
 	// durably in every backend: when Apply returns nil, every write in b
-	// survives a crash. Applying an empty batch is a no-op. A batch that
+	// survives a crash, unless b is marked Derived (then a crash may lose
+	// it, whole). Applying an empty batch is a no-op. A batch that
 	// fails b.Validate is refused (ErrInvalid) before anything is written.
 	Apply(ctx context.Context, b *Batch) error
 

@@ -606,7 +606,11 @@ func (s *Store) apply(b *store.Batch) error {
 	if err := s.fill(wb, b); err != nil {
 		return fmt.Errorf("pebblestore: apply: %w", err)
 	}
-	if err := wb.Commit(pebble.Sync); err != nil {
+	opts := pebble.Sync
+	if b.Derived() {
+		opts = pebble.NoSync // recomputed by its writer if a crash loses it
+	}
+	if err := wb.Commit(opts); err != nil {
 		return fmt.Errorf("pebblestore: apply: commit: %w", err)
 	}
 	return nil

@@ -100,3 +100,42 @@ func TestCloseDuringDump(t *testing.T) {
 	}
 	t.Logf("callback saw ErrClosed: %v", closedSeen)
 }
+
+// A derived batch (committed without waiting for fsync) is applied like any
+// other, and survives a clean close.
+func TestDerivedBatch(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	ctx := context.Background()
+	var b store.Batch
+	b.PutRow(&store.Row{Team: 1, DistinctID: "d", PersonID: "p", PersonVersion: 1, Properties: []byte(`{}`)})
+	if err := s.Apply(ctx, &b); err != nil {
+		t.Fatal(err)
+	}
+	var d store.Batch
+	d.SetResults(1, "d", []byte("res"), 7)
+	d.PutExpiry(store.Expiry{Team: 1, At: 5, Target: "r:d"})
+	d.SetDerived()
+	if !d.Derived() {
+		t.Fatal("SetDerived did not mark the batch")
+	}
+	if err := s.Apply(ctx, &d); err != nil {
+		t.Fatal(err)
+	}
+	check := func(s store.Store) {
+		t.Helper()
+		row, err := s.GetRow(ctx, 1, "d")
+		if err != nil || string(row.Results) != "res" || row.ResultsStamp != 7 {
+			t.Fatalf("row %+v, %v", row, err)
+		}
+		due, err := s.DueExpiries(ctx, 10, 0)
+		if err != nil || len(due) != 1 || due[0].Target != "r:d" {
+			t.Fatalf("due %v, %v", due, err)
+		}
+	}
+	check(s)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	check(open(t, dir))
+}
