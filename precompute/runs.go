@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strconv"
 	"sync"
@@ -352,12 +353,19 @@ func (w *Worker) computePage(ctx context.Context, p page) error {
 	return nil
 }
 
-// parallel runs fn for 0..n-1 on Concurrency goroutines.
+// parallel runs fn for 0..n-1 on Concurrency goroutines. Each yields the
+// processor after every row: a run is background work, and on a server
+// with few cores its CPU-bound goroutines would otherwise hold back the
+// latency-sensitive ones (the projector, /flags) for whole scheduler time
+// slices.
 func (w *Worker) parallel(ctx context.Context, n int, fn func(i int) error) error {
 	g, _ := errgroup.WithContext(ctx)
 	g.SetLimit(w.cfg.Concurrency)
 	for i := range n {
-		g.Go(func() error { return fn(i) })
+		g.Go(func() error {
+			defer runtime.Gosched()
+			return fn(i)
+		})
 	}
 	return g.Wait()
 }
