@@ -305,8 +305,7 @@ type groupRead struct {
 // when some flag is answered live.
 func (s *Service) evaluate(ctx context.Context, ts *teamState, req *wire.FlagsRequest, sc *scratch) evaluation {
 	now := s.cfg.Now()
-	c := &flags.Context{DistinctID: req.DistinctID, DeviceID: req.DeviceID, Now: now,
-		Cohorts: &cohortSource{ctx: ctx, cat: s.cfg.Catalog, team: ts.team.ID, distinctID: req.DistinctID}}
+	c := &flags.Context{DistinctID: req.DistinctID, DeviceID: req.DeviceID, Now: now}
 	ev := evaluation{path: "row"}
 
 	rctx, cancel := context.WithTimeout(ctx, s.cfg.StoreTimeout)
@@ -440,6 +439,7 @@ func (s *Service) evaluate(ctx context.Context, ts *teamState, req *wire.FlagsRe
 	// Live evaluation of the misses, from the same row.
 	sc.live = sc.live[:0]
 	if len(sc.misses) > 0 {
+		c.Cohorts = &cohortSource{ctx: ctx, cat: s.cfg.Catalog, team: ts.team.ID, distinctID: req.DistinctID}
 		if sc.props == nil {
 			sc.props = map[string]any{}
 		}

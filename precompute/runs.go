@@ -115,12 +115,12 @@ func (w *Worker) startRun(ctx context.Context, team int64, msg jetstream.Msg) er
 			w.cfg.Logger.Info("precompute run resumed", "team", team, "run", old.ID, "cursor", old.ScanCursor)
 			break
 		}
-		st = &RunState{ID: newRunID(), Team: team, Fingerprint: d.plan.Fingerprint, Stamps: stampsOf(d.plan),
+		st = &RunState{ID: newRunID(), Team: team, Fingerprint: d.plan.Fingerprint, Stamps: d.plan.Stamps(),
 			StartedAt: time.Now(), Reason: "definitions changed"}
 		if old == nil {
 			st.Reason = "first materialisation"
 		} else {
-			st.Flags = changedSince(d.plan, old.Stamps)
+			st.Flags = d.plan.ChangedSince(old.Stamps)
 			st.RowsExpected = max(old.RowsTotal, old.RowsExpected)
 			if !old.Finished() {
 				// Supersede: the unfinished run's flags join this one.

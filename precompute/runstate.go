@@ -21,8 +21,8 @@ type RunState struct {
 	// Fingerprint is the plan's (results.Plan.Fingerprint) the run
 	// computes; Stamps are its flags' stamps and subjects, which the next
 	// run compares against to know what changed.
-	Fingerprint uint64               `json:"fingerprint"`
-	Stamps      map[string]FlagStamp `json:"stamps,omitempty"`
+	Fingerprint uint64                       `json:"fingerprint"`
+	Stamps      map[string]results.FlagStamp `json:"stamps,omitempty"`
 	// Flags are the flags to recompute; nil means all of them.
 	Flags  []string `json:"flags"`
 	Reason string   `json:"reason,omitempty"`
@@ -44,12 +44,6 @@ type RunState struct {
 	RowsDone  int64 `json:"rows_done"`
 	// RowsExpected estimates the total while scanning: the previous run's.
 	RowsExpected int64 `json:"rows_expected,omitempty"`
-}
-
-// FlagStamp is a flag's stamp and subject in a run's plan.
-type FlagStamp struct {
-	Stamp   uint64 `json:"stamp"`
-	Subject int    `json:"subject"`
 }
 
 // Finished reports whether every page of the run is done.
@@ -81,32 +75,6 @@ func (s *RunState) Progress(now time.Time) Progress {
 		p.ETA = time.Duration(float64(p.RowsTotal-p.RowsDone) / p.RowsPerSecond * float64(time.Second))
 	}
 	return p
-}
-
-func stampsOf(plan *results.Plan) map[string]FlagStamp {
-	m := map[string]FlagStamp{}
-	for _, fp := range plan.Flags {
-		if fp.Precomputable {
-			m[fp.Key] = FlagStamp{Stamp: fp.Stamp, Subject: fp.Subject}
-		}
-	}
-	return m
-}
-
-// changedSince lists the plan's precomputable flags whose stamp or subject
-// differs from stamps, in evaluation order.
-func changedSince(plan *results.Plan, stamps map[string]FlagStamp) []string {
-	out := []string{} // not nil: nil means every flag
-	for _, fp := range plan.Flags {
-		if !fp.Precomputable {
-			continue
-		}
-		if s, ok := stamps[fp.Key]; ok && s.Stamp == fp.Stamp && s.Subject == fp.Subject {
-			continue
-		}
-		out = append(out, fp.Key)
-	}
-	return out
 }
 
 // runs wraps the run-state bucket.

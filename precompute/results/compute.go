@@ -53,23 +53,21 @@ func Compute(dst []byte, set *flags.Set, plan *Plan, s Subject, now time.Time, o
 					scratch.onlyIDs = append(scratch.onlyIDs, fp.ID)
 				}
 			}
-			{
-				for _, e := range entries {
-					if slices.Contains(scratch.onlyIDs, e.FlagID) {
-						continue
-					}
-					fp, ok := plan.byID(e.FlagID)
-					if !ok || !fp.Precomputable || fp.Subject != s.Type || fp.Stamp != e.Stamp {
-						continue
-					}
-					if !e.ValidUntil.IsZero() && !now.Before(e.ValidUntil) {
-						// Expired: evaluate it again now rather than keep it.
-						scratch.only = append(scratch.only, fp.Key)
-						scratch.onlyIDs = append(scratch.onlyIDs, fp.ID)
-						continue
-					}
-					scratch.kept = append(scratch.kept, e)
+			for _, e := range entries {
+				if slices.Contains(scratch.onlyIDs, e.FlagID) {
+					continue
 				}
+				fp, ok := plan.byID(e.FlagID)
+				if !ok || !fp.Precomputable || fp.Subject != s.Type || fp.Stamp != e.Stamp {
+					continue
+				}
+				if !e.ValidUntil.IsZero() && !now.Before(e.ValidUntil) {
+					// Expired: evaluate it again now rather than keep it.
+					scratch.only = append(scratch.only, fp.Key)
+					scratch.onlyIDs = append(scratch.onlyIDs, fp.ID)
+					continue
+				}
+				scratch.kept = append(scratch.kept, e)
 			}
 			keys = scratch.only
 		}

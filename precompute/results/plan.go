@@ -286,21 +286,47 @@ func (p *Plan) GroupTypes() []int {
 	return out
 }
 
-// Changed returns the keys of precomputable flags of p whose stamp or
-// subject differs in old (or that old lacks), in evaluation order: what a
-// definitions change requires recomputing. A nil old changes everything.
-func (p *Plan) Changed(old *Plan) []string {
-	var out []string
+// FlagStamp is what a stored result of a flag is keyed to: its stamp and
+// subject. A run records its plan's (Plan.Stamps) so that the next run
+// knows what changed.
+type FlagStamp struct {
+	Stamp   uint64 `json:"stamp"`
+	Subject int    `json:"subject"`
+}
+
+// Stamps returns the stamps of the precomputable flags, by key.
+func (p *Plan) Stamps() map[string]FlagStamp {
+	m := make(map[string]FlagStamp, len(p.Flags))
+	for _, fp := range p.Flags {
+		if fp.Precomputable {
+			m[fp.Key] = FlagStamp{Stamp: fp.Stamp, Subject: fp.Subject}
+		}
+	}
+	return m
+}
+
+// ChangedSince returns the keys of precomputable flags of p whose stamp or
+// subject differs in stamps (or that stamps lacks), in evaluation order:
+// what a definitions change requires recomputing. The result is never nil
+// (an empty list: nothing to recompute).
+func (p *Plan) ChangedSince(stamps map[string]FlagStamp) []string {
+	out := []string{}
 	for _, fp := range p.Flags {
 		if !fp.Precomputable {
 			continue
 		}
-		if old != nil {
-			if o, ok := old.Flag(fp.Key); ok && o.Precomputable && o.Stamp == fp.Stamp && o.Subject == fp.Subject {
-				continue
-			}
+		if s, ok := stamps[fp.Key]; ok && s.Stamp == fp.Stamp && s.Subject == fp.Subject {
+			continue
 		}
 		out = append(out, fp.Key)
 	}
 	return out
+}
+
+// Changed is ChangedSince the stamps of old; a nil old changes everything.
+func (p *Plan) Changed(old *Plan) []string {
+	if old == nil {
+		return p.ChangedSince(nil)
+	}
+	return p.ChangedSince(old.Stamps())
 }
