@@ -201,10 +201,12 @@ func BenchmarkPersonWrites(b *testing.B) {
 
 func ptr[T any](v T) *T { return &v }
 
-func counter(b *testing.B, reg *prometheus.Registry, name string) float64 {
+// counter sums a metric of reg over its series.
+func counter(tb testing.TB, reg *prometheus.Registry, name string) float64 {
+	tb.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	var sum float64
 	for _, mf := range mfs {
@@ -221,6 +223,9 @@ func counter(b *testing.B, reg *prometheus.Registry, name string) float64 {
 func metricValue(m *dto.Metric) float64 {
 	if c := m.GetCounter(); c != nil {
 		return c.GetValue()
+	}
+	if h := m.GetHistogram(); h != nil {
+		return float64(h.GetSampleCount())
 	}
 	return m.GetGauge().GetValue()
 }

@@ -142,7 +142,7 @@ func TestRunCheckpointAndSupersede(t *testing.T) {
 	if done.RowsDone != rows {
 		t.Errorf("superseding run did %d rows, want %d", done.RowsDone, rows)
 	}
-	if got := counter2(t, reg, "vexil_precompute_runs_superseded_total"); got != 1 {
+	if got := counter(t, reg, "vexil_precompute_runs_superseded_total"); got != 1 {
 		t.Errorf("superseded runs = %v, want 1", got)
 	}
 	e.waitQuiet()
@@ -151,50 +151,43 @@ func TestRunCheckpointAndSupersede(t *testing.T) {
 	}
 }
 
-func counter2(t *testing.T, reg *prometheus.Registry, name string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sum float64
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			for _, m := range mf.GetMetric() {
-				sum += metricValue(m)
-			}
-		}
-	}
-	return sum
-}
-
-// TestRunBudget: with RunRowsPerSecond, every page of a run goes through
-// the budget and the run still covers every row.
-func TestRunBudget(t *testing.T) {
-	e := newEnv(t, backends[1])
-	const rows = 300
+// TestTriggersCoalesce: writes that name one row within the coalescing
+// window cost one recompute; the repeats are counted per team.
+func TestTriggersCoalesce(t *testing.T) {
+	e := newEnv(t, backends[0])
+	props := []byte(`{"plan":"pro"}`)
 	var b store.Batch
-	for i := range rows {
-		props := fmt.Appendf(nil, `{"plan":%q}`, []string{"pro", "free"}[i%2])
-		b.PutRow(&store.Row{Team: e.team, DistinctID: fmt.Sprintf("d-%d", i), PersonID: fmt.Sprintf("p-%d", i), PersonVersion: 1,
-			Revision: store.Revision(props), Properties: props})
-	}
+	b.PutRow(&store.Row{Team: e.team, DistinctID: "d-0", PersonID: "p-0", PersonVersion: 1, Revision: store.Revision(props), Properties: props})
 	if err := e.st.Apply(e.ctx, &b); err != nil {
 		t.Fatal(err)
 	}
 	e.createFlag(parseFlag(t, `{"key":"a","active":true,"filters":{"groups":[{"properties":[{"key":"plan","type":"person","value":"pro"}],"rollout_percentage":100}]}}`))
-	e.notify("flag")
+	// Queued before any worker runs, so one fetch takes them all: three
+	// triggers for d-0 of the team, two for a row of a team that does not
+	// exist.
+	for range 3 {
+		if err := e.pub.Publish(e.ctx, []store.DistinctKey{{Team: e.team, DistinctID: "d-0"}}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 2 {
+		if err := e.pub.Publish(e.ctx, []store.DistinctKey{{Team: e.team + 1000, DistinctID: "x"}}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
 	reg := prometheus.NewRegistry()
-	e.startWorker(precompute.Config{PageSize: 50, RunRowsPerSecond: 3000, Registry: reg})
-	st := e.waitState(t, "finished", (*precompute.RunState).Finished)
-	if st.RowsDone != rows || st.Pages != rows/50 {
-		t.Fatalf("run: %+v", st)
+	e.startWorker(precompute.Config{Registry: reg, Coalesce: 200 * time.Millisecond, Roles: precompute.Roles{NoRuns: true}})
+	deadline := time.Now().Add(time.Minute) // a hang guard
+	for counter(t, reg, "vexil_precompute_trigger_batch_seconds") == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the triggers were never handled")
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
-	if got := counter2(t, reg, "vexil_precompute_pages_paced_total"); got != float64(st.Pages) {
-		t.Errorf("%v pages paced, want %d", got, st.Pages)
+	if got := counter(t, reg, "vexil_precompute_computed_total"); got != 1 {
+		t.Errorf("computed %v rows, want 1", got)
 	}
-	e.waitQuiet()
-	if r := e.hitRatio(t, rows); r != 1 {
-		t.Errorf("hit ratio = %v, want 1", r)
+	if got := counter(t, reg, "vexil_precompute_coalesced_total"); got != 3 {
+		t.Errorf("coalesced %v triggers, want 3 (2 for d-0, 1 for the other team's row)", got)
 	}
 }

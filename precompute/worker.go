@@ -415,12 +415,12 @@ func (w *Worker) rowLoop(ctx context.Context, cons jetstream.Consumer) error {
 			continue
 		}
 		type keys struct {
-			rows   map[string]struct{}
-			groups map[TriggerGroup]struct{}
+			rows     map[string]struct{}
+			groups   map[TriggerGroup]struct{}
+			triggers int // keys named, repeats included
 		}
 		byTeam := map[int64]*keys{}
 		var msgs []jetstream.Msg
-		triggers := 0
 		for msg := range batch.Messages() {
 			msgs = append(msgs, msg)
 			var t Trigger
@@ -435,12 +435,11 @@ func (w *Worker) rowLoop(ctx context.Context, cons jetstream.Consumer) error {
 			}
 			for _, r := range t.Rows {
 				k.rows[r] = struct{}{}
-				triggers++
 			}
 			for _, g := range t.Groups {
 				k.groups[g] = struct{}{}
-				triggers++
 			}
+			k.triggers += len(t.Rows) + len(t.Groups)
 		}
 		if len(msgs) == 0 {
 			continue
@@ -460,7 +459,7 @@ func (w *Worker) rowLoop(ctx context.Context, cons jetstream.Consumer) error {
 				w.cfg.Logger.Warn("recompute rows", "team", team, "err", err)
 				failed = true
 			}
-			w.m.coalesced.Add(float64(triggers - len(rows) - len(groups)))
+			w.m.coalesced.Add(float64(k.triggers - len(rows) - len(groups)))
 		}
 		for _, msg := range msgs {
 			if failed {
