@@ -86,15 +86,7 @@ func runDifferential(t *testing.T, b backend, n int, seed uint64) {
 	for step := range n {
 		t0 := time.Now()
 		x := r.IntN(100)
-		kind := "ingest"
-		switch {
-		case x >= 61 && x < 71:
-			kind = "definitions"
-		case x >= 71 && x < 78:
-			kind = "clock"
-		case x >= 78 && x < 84:
-			kind = "workers"
-		}
+		kind := "ingest" // the phase this step's time is counted in
 		switch {
 		case x < 40: // person writes, sometimes a burst to one person
 			k := 1 + r.IntN(3)
@@ -126,6 +118,7 @@ func runDifferential(t *testing.T, b backend, n int, seed uint64) {
 				Team: e.team, GroupTypeIndex: 0, GroupKey: company(),
 				Set: map[string]string{"tier": str([]string{"enterprise", "startup"}[r.IntN(2)])}, Version: next()}}})
 		case x < 68: // a flag change
+			kind = "definitions"
 			switch r.IntN(4) {
 			case 0:
 				e.updateFlag("mv", func(f *flags.Flag) { p := float64(r.IntN(101)); f.Filters.Groups[0].RolloutPercentage = &p })
@@ -140,13 +133,16 @@ func runDifferential(t *testing.T, b backend, n int, seed uint64) {
 			}
 			e.notify("flag")
 		case x < 71: // a cohort change
+			kind = "definitions"
 			e.updateCohort(cohort, func(c *flags.Cohort) {
 				c.Filters.Values[0].Filter.Value = mustJSON([]string{"pro", "x"}[r.IntN(2)])
 			})
 			e.notify("cohort")
 		case x < 78: // time passes: relative dates move
+			kind = "clock"
 			e.clock.advance(time.Duration(1+r.IntN(36)) * time.Hour)
 		case x < 84: // worker lifecycle
+			kind = "workers"
 			switch r.IntN(5) {
 			case 4: // kill one in the middle of a run
 				e.updateFlag("mv", func(f *flags.Flag) { p := float64(r.IntN(101)); f.Filters.Groups[0].RolloutPercentage = &p })
