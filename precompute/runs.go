@@ -27,13 +27,24 @@ import (
 // change replaces the state, which supersedes the older run (its remaining
 // pages are skipped and its flags join the new run).
 
-// page is one page of a run.
+// page is one page of a run. Seq numbers the run's pages from 0 in scan
+// order; every scanner that publishes the page at a given checkpoint gives
+// it the same Seq (the state's Pages there), which is what lets a page be
+// deduplicated when published twice and counted once when computed twice.
 type page struct {
 	Run     string `json:"run"`
+	Seq     int    `json:"seq"`
 	Team    int64  `json:"team"`
 	Subject int    `json:"subject"`
 	Cursor  string `json:"cursor,omitempty"`
 	Limit   int    `json:"limit"`
+}
+
+// msgID names the page for JetStream's duplicate window: two scanners of
+// one run at one checkpoint (a redelivered notice racing the scanner it
+// replaces) publish one message.
+func (p page) msgID() string {
+	return p.Run + "/" + strconv.Itoa(p.Seq)
 }
 
 func newRunID() string {
@@ -72,7 +83,8 @@ func (w *Worker) noticeLoop(ctx context.Context, cons jetstream.Consumer) error 
 			wg.Add(1)
 			go func() {
 				defer func() { <-sem; wg.Done() }()
-				if err := w.startRun(ctx, team, msg); err != nil {
+				defer w.keepAlive(ctx, msg)()
+				if err := w.startRun(ctx, team); err != nil {
 					if ctx.Err() != nil {
 						return
 					}
@@ -87,13 +99,19 @@ func (w *Worker) noticeLoop(ctx context.Context, cons jetstream.Consumer) error 
 	return nil
 }
 
+// pageDedupWindow is the page stream's duplicate window. It covers a
+// notice's redelivery (AckWait) with room to spare; a scan resumed later
+// than this may publish its checkpoint's page again, which costs one page
+// computed twice and is counted once (RunState.Done).
+const pageDedupWindow = 10 * time.Minute
+
 // noticeConcurrency bounds the change notices one worker handles at once.
 const noticeConcurrency = 4
 
 // startRun brings a team's run state up to date with its definitions: it
 // starts a run when the plan changed, resumes an unfinished scan, and
 // otherwise does nothing.
-func (w *Worker) startRun(ctx context.Context, team int64, msg jetstream.Msg) error {
+func (w *Worker) startRun(ctx context.Context, team int64) error {
 	d, err := w.reload(ctx, team)
 	if errors.Is(err, errTeamGone) {
 		return nil
@@ -103,6 +121,7 @@ func (w *Worker) startRun(ctx context.Context, team int64, msg jetstream.Msg) er
 	}
 	var st *RunState
 	for {
+		superseding := false
 		old, rev, err := w.runs.get(ctx, team)
 		if err != nil {
 			return err
@@ -131,7 +150,7 @@ func (w *Worker) startRun(ctx context.Context, team int64, msg jetstream.Msg) er
 					slices.Sort(st.Flags)
 					st.Flags = slices.Compact(st.Flags)
 				}
-				w.m.superseded.Inc()
+				superseding = true
 			}
 		}
 		st.Subjects = nil
@@ -149,6 +168,9 @@ func (w *Worker) startRun(ctx context.Context, team int64, msg jetstream.Msg) er
 			return err
 		}
 		if ok {
+			if superseding {
+				w.m.superseded.Inc() // only by the notice whose run replaced it
+			}
 			if !st.ScanDone {
 				w.m.runs.Inc()
 				w.cfg.Logger.Info("precompute run started", "team", team, "run", st.ID, "flags", st.Flags, "reason", st.Reason)
@@ -156,12 +178,11 @@ func (w *Worker) startRun(ctx context.Context, team int64, msg jetstream.Msg) er
 			break
 		}
 	}
-	return w.scan(ctx, st, msg)
+	return w.scan(ctx, st)
 }
 
 // scan publishes the pages of run st from its checkpoint.
-func (w *Worker) scan(ctx context.Context, st *RunState, msg jetstream.Msg) error {
-	lastBeat := time.Now()
+func (w *Worker) scan(ctx context.Context, st *RunState) error {
 	for !st.ScanDone {
 		subject := st.Subjects[st.ScanSubject]
 		var n int
@@ -180,8 +201,9 @@ func (w *Worker) scan(ctx context.Context, st *RunState, msg jetstream.Msg) erro
 			n, next = len(p.Groups), p.Next
 		}
 		if n > 0 {
-			data, _ := json.Marshal(page{Run: st.ID, Team: st.Team, Subject: subject, Cursor: st.ScanCursor, Limit: w.cfg.PageSize})
-			if _, err := w.js.Publish(ctx, PageSubjectPrefix+strconv.FormatInt(st.Team, 10), data); err != nil {
+			pg := page{Run: st.ID, Seq: st.Pages, Team: st.Team, Subject: subject, Cursor: st.ScanCursor, Limit: w.cfg.PageSize}
+			data, _ := json.Marshal(pg)
+			if _, err := w.js.Publish(ctx, PageSubjectPrefix+strconv.FormatInt(st.Team, 10), data, jetstream.WithMsgID(pg.msgID())); err != nil {
 				return fmt.Errorf("precompute: publish page: %w", err)
 			}
 		}
@@ -216,10 +238,6 @@ func (w *Worker) scan(ctx context.Context, st *RunState, msg jetstream.Msg) erro
 			return nil // superseded, or scanned by another worker
 		}
 		st = upd
-		if msg != nil && time.Since(lastBeat) > w.cfg.AckWait/3 {
-			_ = msg.InProgress()
-			lastBeat = time.Now()
-		}
 	}
 	w.cfg.Logger.Info("precompute run scanned", "team", st.Team, "run", st.ID, "rows", st.RowsTotal, "pages", st.Pages)
 	return nil
@@ -242,7 +260,10 @@ func (w *Worker) pageLoop(ctx context.Context, cons jetstream.Consumer) error {
 				_ = msg.Term()
 				continue
 			}
-			if err := w.computePage(ctx, p); err != nil {
+			stop := w.keepAlive(ctx, msg)
+			err := w.computePage(ctx, p)
+			stop()
+			if err != nil {
 				if ctx.Err() != nil {
 					return nil
 				}
@@ -327,6 +348,9 @@ func (w *Worker) computePage(ctx context.Context, p page) error {
 	}
 	w.m.computed.WithLabelValues("run").Add(float64(len(out)))
 	upd, err := w.runs.update(ctx, p.Team, p.Run, func(s *RunState) bool {
+		if !s.markPageDone(p.Seq) {
+			return false // a redelivered page, counted when first computed
+		}
 		s.PagesDone++
 		s.RowsDone += int64(len(out))
 		if s.ScanDone && s.PagesDone >= s.Pages && !s.Finished() {
@@ -351,6 +375,33 @@ func (w *Worker) computePage(ctx context.Context, p page) error {
 		}
 	}
 	return nil
+}
+
+// keepAlive tells JetStream that msg is still being worked on, every third
+// of AckWait, until the returned stop is called: a scan or a page waiting
+// on a slow store or the rows/s budget is not redelivered to another
+// worker while it is still alive. (Redelivery is harmless, since pages are
+// deduplicated and counted once, but it is wasted work.)
+func (w *Worker) keepAlive(ctx context.Context, msg jetstream.Msg) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(w.cfg.AckWait / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				_ = msg.InProgress()
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
 }
 
 // parallel runs fn for 0..n-1 on Concurrency goroutines. Each yields the

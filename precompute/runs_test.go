@@ -2,8 +2,10 @@ package precompute_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/vexil-dev/vexil/flags"
 	"github.com/vexil-dev/vexil/precompute"
+	"github.com/vexil-dev/vexil/precompute/results"
 	"github.com/vexil-dev/vexil/store"
 )
 
@@ -189,5 +192,82 @@ func TestTriggersCoalesce(t *testing.T) {
 	}
 	if got := counter(t, reg, "vexil_precompute_coalesced_total"); got != 3 {
 		t.Errorf("coalesced %v triggers, want 3 (2 for d-0, 1 for the other team's row)", got)
+	}
+}
+
+// TestDuplicateNoticesAndPages: several notices for one change (a notice
+// redelivered while its scan still runs, reconcile racing the change's own
+// notice) start one run whose pages are published once each; a page
+// computed twice (its message redelivered after the first computation)
+// counts once in the run's progress.
+func TestDuplicateNoticesAndPages(t *testing.T) {
+	e := newEnv(t, backends[0])
+	const rows, pageSize = 300, 7
+	const pages = (rows + pageSize - 1) / pageSize
+	var b store.Batch
+	for i := range rows {
+		props := fmt.Appendf(nil, `{"plan":%q}`, []string{"pro", "free"}[i%2])
+		b.PutRow(&store.Row{Team: e.team, DistinctID: fmt.Sprintf("d-%d", i), PersonID: fmt.Sprintf("p-%d", i), PersonVersion: 1,
+			Revision: store.Revision(props), Properties: props})
+	}
+	if err := e.st.Apply(e.ctx, &b); err != nil {
+		t.Fatal(err)
+	}
+	e.createFlag(parseFlag(t, `{"key":"a","active":true,"filters":{"groups":[{"properties":[{"key":"plan","type":"person","value":"pro"}],"rollout_percentage":100}]}}`))
+
+	// Every scanner stops at its first page read until the gate opens, so
+	// the four notices' scanners all stand at the same checkpoint.
+	reg := prometheus.NewRegistry()
+	gate := make(chan struct{})
+	gs := &gatedStore{Store: e.st, gate: gate}
+	e.startWorker(precompute.Config{Store: gs, PageSize: pageSize, Registry: reg})
+	// The first scanner comes from the worker's reconcile on start (the
+	// team was never materialised); three notices bring three more.
+	deadline := time.Now().Add(time.Minute) // a hang guard
+	for e.status(t) == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("no run started")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	for range 3 {
+		e.notify("flag")
+	}
+	for gs.n.Load() < 4 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d scanners reached the first page, want 4", gs.n.Load())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	close(gate)
+	done := e.waitState(t, "finished", (*precompute.RunState).Finished)
+	e.waitQuiet()
+	if done.Pages != pages || done.PagesDone != pages || done.RowsTotal != rows || done.RowsDone != rows {
+		t.Errorf("run counted %d/%d pages and %d/%d rows, want %d pages and %d rows", done.PagesDone, done.Pages, done.RowsDone, done.RowsTotal, pages, rows)
+	}
+	if got := counter(t, reg, "vexil_precompute_runs_started_total"); got != 1 {
+		t.Errorf("runs started = %v, want 1", got)
+	}
+	if got := counter(t, reg, "vexil_precompute_computed_total"); got != rows {
+		t.Errorf("computed %v rows, want %d (each page once)", got, rows)
+	}
+
+	// Page 0 delivered again (a different message id, as after the dedup
+	// window): computed again, counted once.
+	data, _ := json.Marshal(map[string]any{"run": done.ID, "seq": 0, "team": e.team, "subject": results.Persons, "limit": pageSize})
+	if _, err := e.js.Publish(e.ctx, precompute.PageSubjectPrefix+strconv.FormatInt(e.team, 10), data); err != nil {
+		t.Fatal(err)
+	}
+	for counter(t, reg, "vexil_precompute_computed_total") < rows+pageSize {
+		if time.Now().After(deadline) {
+			t.Fatal("the repeated page was never computed")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if again := e.status(t); again.PagesDone != pages || again.RowsDone != rows {
+		t.Errorf("after a page computed twice the run counts %d pages and %d rows done, want %d and %d", again.PagesDone, again.RowsDone, pages, rows)
+	}
+	if r := e.hitRatio(t, rows); r != 1 {
+		t.Errorf("hit ratio = %v, want 1", r)
 	}
 }

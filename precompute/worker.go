@@ -74,12 +74,15 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream) (jetstream.KeyVa
 	for _, sc := range []jetstream.StreamConfig{
 		{Name: Stream, Description: "Vexil precompute work: row triggers and run pages",
 			Subjects: []string{RowSubjectPrefix + ">", PageSubjectPrefix + ">"}, Storage: jetstream.FileStorage,
-			Retention: jetstream.WorkQueuePolicy, MaxAge: 24 * time.Hour},
+			Retention: jetstream.WorkQueuePolicy, MaxAge: 24 * time.Hour,
+			// Pages carry message ids: a scan resumed from its checkpoint
+			// (after AckWait, at most) republishes no page already out.
+			Duplicates: pageDedupWindow},
 		{Name: ChangeStream, Description: "Vexil definition change notices, for precompute runs",
 			Subjects: []string{"vexil.changes.>"}, Storage: jetstream.FileStorage,
 			Retention: jetstream.LimitsPolicy, MaxAge: 24 * time.Hour},
 	} {
-		if _, err := js.CreateStream(ctx, sc); err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
 			return nil, fmt.Errorf("precompute: ensure stream %s: %w", sc.Name, err)
 		}
 	}
