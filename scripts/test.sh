@@ -31,8 +31,9 @@ go test -count=1 -timeout 30m ./... 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 passed=$(grep -c '^ok ' "$log" || true)
-failed=$(grep -cE '^(FAIL|--- FAIL)' "$log" || true)
+failed=$(grep -cE '^FAIL[[:space:]]' "$log" || true)
 echo "go packages: $passed passed, $failed failed"
+grep -E '^--- FAIL' "$log" | sed 's/^/failed test: /' || true
 [ "$status" = 0 ] || exit "$status"
 
 mkdir -p bin
