@@ -39,15 +39,21 @@ for rate in $RATES; do
 	team=$(grep -o 'team [0-9]*' "$data/serve.out" | head -1 | cut -d' ' -f2)
 	status() { curl -s -H "Authorization: Bearer $personal" "http://127.0.0.1:$PORT/api/projects/$team/precompute"; }
 	computed() { curl -s "http://127.0.0.1:$PORT/metrics" | awk '/^vexil_precompute_computed_total/ {s+=$2} END {printf "%d", s}'; }
+	# Pebble's write stalls, flushes and compactions, summed over labels.
+	storemetrics() { curl -s "http://127.0.0.1:$PORT/metrics" | awk '/^vexil_pebblestore_(write_stall|flushes|compactions)/ {sub(/\{.*/, "", $1); s[$1]+=$2} END {for (k in s) printf "%s %s\n", k, s[k]}' | sort; }
 	until status | grep -q FINISHED; do sleep 2; done
 	prev=-1
 	while [ "$(computed)" != "$prev" ]; do prev=$(computed); sleep 5; done
 	sleep 20
 	{
 		echo "## run rate ${rate} rows/s (0: unbounded)"
+		storemetrics >"$data/before"
 		$pin1 bin/vexil loadtest -freshness -wait-precompute=false -url "http://127.0.0.1:$PORT/flags/?v=2" -nats-url "nats://127.0.0.1:$((PORT+2))" \
 			-token "$token" -personal-key "$personal" -team "$team" -persons 100000 -rate 1000 -duration 10s
 		until status | grep -q FINISHED; do sleep 1; done
+		storemetrics >"$data/after"
+		echo "pebble during the run (delta):"
+		join "$data/before" "$data/after" | awk '{printf "  %s %g\n", $1, $3-$2}'
 		echo "the probe flag's run: $(status | python3 -c 'import json,sys; s=json.load(sys.stdin); print(s["rows_done"], "rows from", s["started_at"], "to", s.get("finished_at"), "at", int(s["rows_per_second"]), "rows/s")')"
 	} | tee -a "$out"
 	kill $server; wait $server 2>/dev/null || true

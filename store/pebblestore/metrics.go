@@ -3,8 +3,12 @@ package pebblestore
 import (
 	"errors"
 	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vexil-dev/vexil/store"
@@ -20,6 +24,12 @@ type metrics struct {
 	rows         *prometheus.CounterVec
 	rowHits      prometheus.Counter
 	rowMisses    prometheus.Counter
+	// Write stalls: Pebble holding writes back because flushes or L0
+	// compactions are behind (memtables queued, too many L0 files).
+	stalls       *prometheus.CounterVec
+	stallSeconds prometheus.Counter
+	stallMu      sync.Mutex
+	stallStart   time.Time
 }
 
 func newMetrics() *metrics {
@@ -44,6 +54,17 @@ func newMetrics() *metrics {
 		rows:      rows,
 		rowHits:   rows.WithLabelValues("hit"),
 		rowMisses: rows.WithLabelValues("miss"),
+		stalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vexil_pebblestore_write_stalls_total",
+			Help: "Write stalls begun by Pebble, by reason (memtable: memtables waiting to flush; l0: too many L0 files).",
+		}, []string{"reason"}),
+		stallSeconds: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vexil_pebblestore_write_stall_seconds_total",
+			Help: "Time writes spent stalled by Pebble.",
+		}),
+	}
+	for _, r := range []string{"memtable", "l0", "other"} {
+		m.stalls.WithLabelValues(r)
 	}
 	for _, op := range []string{"get_row", "apply"} {
 		m.errors.WithLabelValues(op)
@@ -53,7 +74,7 @@ func newMetrics() *metrics {
 
 // register registers the collectors, the Pebble gauges among them, on reg.
 func (m *metrics) register(reg prometheus.Registerer, s *Store) error {
-	for _, c := range []prometheus.Collector{m.applySeconds, m.applied, m.errors, m.rows, dbCollector{s}} {
+	for _, c := range []prometheus.Collector{m.applySeconds, m.applied, m.errors, m.rows, m.stalls, m.stallSeconds, dbCollector{s}} {
 		if err := reg.Register(c); err != nil {
 			return fmt.Errorf("pebblestore: register metrics: %w", err)
 		}
@@ -68,6 +89,34 @@ func (m *metrics) observeApply(start time.Time, writes int, err error) {
 		return
 	}
 	m.applied.Add(float64(writes))
+}
+
+// eventListener feeds the write-stall metrics and logs stalls.
+func (m *metrics) eventListener(log *slog.Logger) *pebble.EventListener {
+	return &pebble.EventListener{
+		WriteStallBegin: func(info pebble.WriteStallBeginInfo) {
+			reason := "other"
+			switch {
+			case strings.Contains(info.Reason, "memtable"):
+				reason = "memtable"
+			case strings.Contains(info.Reason, "L0"):
+				reason = "l0"
+			}
+			m.stalls.WithLabelValues(reason).Inc()
+			m.stallMu.Lock()
+			m.stallStart = time.Now()
+			m.stallMu.Unlock()
+			log.Warn("pebble write stall", "reason", info.Reason)
+		},
+		WriteStallEnd: func() {
+			m.stallMu.Lock()
+			if !m.stallStart.IsZero() {
+				m.stallSeconds.Add(time.Since(m.stallStart).Seconds())
+				m.stallStart = time.Time{}
+			}
+			m.stallMu.Unlock()
+		},
+	}
 }
 
 func (m *metrics) observeError(op string, err error) {
@@ -93,11 +142,18 @@ var (
 		"Block cache hits.", nil, nil)
 	descCacheMisses = prometheus.NewDesc("vexil_pebblestore_block_cache_misses_total",
 		"Block cache misses.", nil, nil)
+	descFlushes = prometheus.NewDesc("vexil_pebblestore_flushes_total",
+		"Memtable flushes.", nil, nil)
+	descCompactions = prometheus.NewDesc("vexil_pebblestore_compactions_total",
+		"Compactions.", nil, nil)
+	descL0Files = prometheus.NewDesc("vexil_pebblestore_l0_files",
+		"Tables in L0 (writes stall at Pebble's L0StopWritesThreshold).", nil, nil)
+	dbDescs = []*prometheus.Desc{descDiskBytes, descMemtableBytes, descReadAmp, descCompactionDebt, descCacheHits, descCacheMisses, descFlushes, descCompactions, descL0Files}
 )
 
 // Describe implements prometheus.Collector.
 func (c dbCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descDiskBytes, descMemtableBytes, descReadAmp, descCompactionDebt, descCacheHits, descCacheMisses} {
+	for _, d := range dbDescs {
 		ch <- d
 	}
 }
@@ -115,4 +171,7 @@ func (c dbCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descCompactionDebt, prometheus.GaugeValue, float64(m.Compact.EstimatedDebt))
 	ch <- prometheus.MustNewConstMetric(descCacheHits, prometheus.CounterValue, float64(m.BlockCache.Hits))
 	ch <- prometheus.MustNewConstMetric(descCacheMisses, prometheus.CounterValue, float64(m.BlockCache.Misses))
+	ch <- prometheus.MustNewConstMetric(descFlushes, prometheus.CounterValue, float64(m.Flush.Count))
+	ch <- prometheus.MustNewConstMetric(descCompactions, prometheus.CounterValue, float64(m.Compact.Count))
+	ch <- prometheus.MustNewConstMetric(descL0Files, prometheus.GaugeValue, float64(m.Levels[0].TablesCount))
 }

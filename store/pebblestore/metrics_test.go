@@ -41,6 +41,8 @@ func TestMetrics(t *testing.T) {
 		"vexil_pebblestore_get_row_total", "vexil_pebblestore_disk_bytes", "vexil_pebblestore_memtable_bytes",
 		"vexil_pebblestore_read_amplification", "vexil_pebblestore_compaction_debt_bytes",
 		"vexil_pebblestore_block_cache_hits_total", "vexil_pebblestore_block_cache_misses_total",
+		"vexil_pebblestore_write_stalls_total", "vexil_pebblestore_write_stall_seconds_total",
+		"vexil_pebblestore_flushes_total", "vexil_pebblestore_compactions_total", "vexil_pebblestore_l0_files",
 	} {
 		if !got[name] {
 			t.Errorf("metric %s not gathered", name)

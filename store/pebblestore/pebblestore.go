@@ -97,7 +97,9 @@ func Open(cfg Config) (*Store, error) {
 	}
 	cache := pebble.NewCache(cfg.CacheSize)
 	defer cache.Unref()
+	m := newMetrics()
 	opts := &pebble.Options{
+		EventListener:      m.eventListener(cfg.Logger.With("component", "pebble")),
 		Cache:              cache,
 		MemTableSize:       cfg.MemTableSize,
 		FormatMajorVersion: pebble.FormatNewest,
@@ -113,7 +115,7 @@ func Open(cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pebblestore: open %s: %w", cfg.Dir, err)
 	}
-	s := &Store{db: db, m: newMetrics(), idle: make(chan struct{})}
+	s := &Store{db: db, m: m, idle: make(chan struct{})}
 	if cfg.Registerer != nil {
 		if err := s.m.register(cfg.Registerer, s); err != nil {
 			db.Close()
