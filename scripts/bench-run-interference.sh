@@ -7,6 +7,11 @@
 # Writes bench/run-interference-<date>.txt.
 #
 #   PERSONS=1000000 RATES="0 25000" scripts/bench-run-interference.sh
+#
+# PIN=0 leaves the server and the load unpinned (both share every core).
+# PROFILE=dir also saves, per rate, a CPU profile (10 s) and an execution
+# trace (3 s) of the server taken during the measurement, and the
+# store/projector latency histograms before and after it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PERSONS=${PERSONS:-1000000}
@@ -16,13 +21,13 @@ out=bench/run-interference-$(date -u +%Y%m%d-%H%M).txt
 mkdir -p bench
 go build -o bin/vexil ./cmd/vexil
 pin0="" pin1=""
-if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then pin0="taskset -c 0"; pin1="taskset -c 1"; fi
+if [ "${PIN:-1}" = 1 ] && command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then pin0="taskset -c 0"; pin1="taskset -c 1"; fi
 server="" data=""
 cleanup() { kill $server 2>/dev/null || true; wait 2>/dev/null || true; [ -z "$data" ] || rm -rf "$data"; }
 trap cleanup EXIT
 {
 	echo "# precompute run interference $(date -u +%FT%TZ); $(bin/vexil version); nproc $(nproc)"
-	echo "# $PERSONS persons, 54 flags, server on core 0, writes and probes on core 1; freshness at 1000 writes/s for 10 s, measured while the probe flag's run goes"
+	echo "# $PERSONS persons, 54 flags, ${pin0:+server on core 0, writes and probes on core 1}${pin0:-server and load unpinned}, GOMAXPROCS ${GOMAXPROCS:-default}; freshness at 1000 writes/s for 10 s, measured while the probe flag's run goes"
 } | tee "$out"
 for rate in $RATES; do
 	data=$(mktemp -d)
@@ -40,7 +45,7 @@ for rate in $RATES; do
 	status() { curl -s -H "Authorization: Bearer $personal" "http://127.0.0.1:$PORT/api/projects/$team/precompute"; }
 	computed() { curl -s "http://127.0.0.1:$PORT/metrics" | awk '/^vexil_precompute_computed_total/ {s+=$2} END {printf "%d", s}'; }
 	# Pebble's write stalls, flushes and compactions, summed over labels.
-	storemetrics() { curl -s "http://127.0.0.1:$PORT/metrics" | awk '/^vexil_pebblestore_(write_stall|flushes|compactions)/ {sub(/\{.*/, "", $1); s[$1]+=$2} END {for (k in s) printf "%s %s\n", k, s[k]}' | sort; }
+	storemetrics() { curl -s "http://127.0.0.1:$PORT/metrics" | awk '/^vexil_pebblestore_(write_stall|flushes|compactions|apply_seconds_(sum|count))|^vexil_projector_batch_seconds_(sum|count)/ {sub(/\{.*/, "", $1); s[$1]+=$2} END {for (k in s) printf "%s %s\n", k, s[k]}' | sort; }
 	until status | grep -q FINISHED; do sleep 2; done
 	prev=-1
 	while [ "$(computed)" != "$prev" ]; do prev=$(computed); sleep 5; done
@@ -48,6 +53,12 @@ for rate in $RATES; do
 	{
 		echo "## run rate ${rate} rows/s (0: unbounded)"
 		storemetrics >"$data/before"
+		if [ -n "${PROFILE:-}" ]; then
+			mkdir -p "$PROFILE"
+			curl -s -o "$PROFILE/cpu-rate$rate.pprof" "http://127.0.0.1:$PORT/debug/pprof/profile?seconds=10" &
+			(sleep 4; curl -s -o "$PROFILE/trace-rate$rate.out" "http://127.0.0.1:$PORT/debug/pprof/trace?seconds=3"; \
+				curl -s "http://127.0.0.1:$PORT/metrics" >"$PROFILE/metrics-rate$rate.txt") &
+		fi
 		$pin1 bin/vexil loadtest -freshness -wait-precompute=false -url "http://127.0.0.1:$PORT/flags/?v=2" -nats-url "nats://127.0.0.1:$((PORT+2))" \
 			-token "$token" -personal-key "$personal" -team "$team" -persons 100000 -rate 1000 -duration 10s
 		until status | grep -q FINISHED; do sleep 1; done

@@ -198,7 +198,8 @@ func startNode(c serveConfig, log *slog.Logger) (n *node, err error) {
 	}
 	atomic := true
 	if c.scylla == "" {
-		n.store, err = pebblestore.Open(pebblestore.Config{Dir: filepath.Join(c.dataDir, "store"), CacheSize: int64(c.cacheMB) << 20})
+		n.store, err = pebblestore.Open(pebblestore.Config{Dir: filepath.Join(c.dataDir, "store"), CacheSize: int64(c.cacheMB) << 20,
+			Logger: log.With("role", "store"), Registerer: n.registry})
 		if err != nil {
 			return nil, err
 		}
@@ -212,7 +213,7 @@ func startNode(c serveConfig, log *slog.Logger) (n *node, err error) {
 		// independently, so the projector writes derived state first.
 		atomic = false
 		ss, err := scyllastore.Open(context.Background(), scyllastore.Config{Hosts: strings.Split(c.scylla, ","), Keyspace: c.keyspace,
-			ApplySchema: true, ReplicationFactor: c.replicas, Logger: log.With("role", "scyllastore")})
+			ApplySchema: true, ReplicationFactor: c.replicas, Logger: log.With("role", "scyllastore"), Registerer: n.registry})
 		if err != nil {
 			return nil, err
 		}

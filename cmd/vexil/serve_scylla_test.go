@@ -18,4 +18,7 @@ func TestServeOnScylla(t *testing.T) {
 	seedE2E(t, n, tm, persons)
 	checkFlagsMatchEngine(t, n, tm, persons)
 	checkPrecompute(t, n, tm, persons)
+	if got := counterValue(t, n, "vexil_scyllastore_applied_writes_total"); got < persons {
+		t.Errorf("vexil_scyllastore_applied_writes_total = %v, want at least one per person (%d): the store's metrics are not on the node's registry", got, persons)
+	}
 }

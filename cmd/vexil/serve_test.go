@@ -270,6 +270,10 @@ func TestServeEndToEnd(t *testing.T) {
 	if got := counterValue(t, n, "vexil_evalsvc_requests_total", "endpoint", "definitions", "code", "4xx"); got != 0 {
 		t.Errorf("%v definitions requests were refused", got)
 	}
+	// The store's metrics are on the node's registry.
+	if got := counterValue(t, n, "vexil_pebblestore_get_row_total", "result", "hit"); got < persons {
+		t.Errorf("vexil_pebblestore_get_row_total{result=hit} = %v, want at least one per person (%d)", got, persons)
+	}
 }
 
 // counterValue sums a counter of the node's registry over the series that
