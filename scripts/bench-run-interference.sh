@@ -22,12 +22,14 @@ mkdir -p bench
 go build -o bin/vexil ./cmd/vexil
 pin0="" pin1=""
 if [ "${PIN:-1}" = 1 ] && command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then pin0="taskset -c 0"; pin1="taskset -c 1"; fi
+where="server and load unpinned"
+[ -z "$pin0" ] || where="server on core 0, writes and probes on core 1"
 server="" data=""
 cleanup() { kill $server 2>/dev/null || true; wait 2>/dev/null || true; [ -z "$data" ] || rm -rf "$data"; }
 trap cleanup EXIT
 {
 	echo "# precompute run interference $(date -u +%FT%TZ); $(bin/vexil version); nproc $(nproc)"
-	echo "# $PERSONS persons, 54 flags, ${pin0:+server on core 0, writes and probes on core 1}${pin0:-server and load unpinned}, GOMAXPROCS ${GOMAXPROCS:-default}; freshness at 1000 writes/s for 10 s, measured while the probe flag's run goes"
+	echo "# $PERSONS persons, 54 flags, $where, GOMAXPROCS ${GOMAXPROCS:-default}; freshness at 1000 writes/s for 10 s, measured while the probe flag's run goes"
 } | tee "$out"
 for rate in $RATES; do
 	data=$(mktemp -d)
