@@ -71,8 +71,10 @@ if ! (cd sdktest/node && npm ci --no-audit --no-fund --prefer-offline --loglevel
 fi
 
 # Port 0 everywhere (NATS: -1): the kernel picks free ports, and the demo
-# prints the HTTP address it got.
-"$bin" serve --demo --demo-persons "$persons" --data-dir "$tmp/data" \
+# prints the HTTP address it got. The store deadline is generous: this
+# checks answers, not latency, and a loaded CI machine may take longer than
+# the 50 ms default for a read.
+"$bin" serve --demo --demo-persons "$persons" --data-dir "$tmp/data" --store-timeout 10s \
 	--http-addr 127.0.0.1:0 --grpc-addr 127.0.0.1:0 --nats-listen 127.0.0.1:-1 \
 	--log-level warn >"$tmp/serve.out" 2>"$tmp/serve.log" &
 pid=$!

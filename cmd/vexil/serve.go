@@ -66,6 +66,9 @@ type serveConfig struct {
 	precompute bool
 	liveOnly   bool
 	runRate    int
+	// storeTimeout bounds the store reads of one /flags request (0: the
+	// evaluation service's default).
+	storeTimeout time.Duration
 }
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -86,6 +89,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.BoolVar(&c.precompute, "precompute", true, "run the precompute worker: flag results materialised into the store on every person, group, flag or cohort change")
 	fs.IntVar(&c.runRate, "precompute-run-rate", 0, "rows per second a precompute run may compute (0: unbounded); a budget makes a run after a flag change longer and serving steadier while it lasts")
 	fs.BoolVar(&c.liveOnly, "live-only", false, "evaluate every flag live, ignoring stored results (the baseline for benchmarks and canary comparisons)")
+	fs.DurationVar(&c.storeTimeout, "store-timeout", 50*time.Millisecond, "deadline of the row and group reads of one /flags request; past it /flags answers with what it could decide and errorsWhileComputingFlags (raise it for a remote ScyllaDB cluster)")
 	fs.IntVar(&c.cacheMB, "store-cache-mb", 256, "Pebble block cache of the store, in MiB (rows read by /flags stay in memory)")
 	fs.IntVar(&c.gcPercent, "gc-percent", 400, "Go GC target (GOGC) unless the GOGC environment variable is set: the heap is small (Pebble's cache is off-heap), so a higher target trades a little memory for less GC work per request")
 	if err := parseFlags(fs, args); err != nil {
@@ -230,7 +234,7 @@ func startNode(c serveConfig, log *slog.Logger) (n *node, err error) {
 	pcfg := projector.Config{Conn: n.nc, Store: n.store, AtomicStore: atomic, Teams: newCatalogTeams(n.catalog),
 		Logger: log.With("role", "projector"), Registerer: n.registry}
 	ecfg := evalsvc.Config{Store: n.store, Catalog: n.catalog, Logger: log.With("role", "evalsvc"), Registry: n.registry,
-		LiveOnly: c.liveOnly}
+		LiveOnly: c.liveOnly, StoreTimeout: c.storeTimeout}
 	if c.precompute {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		_, err = precompute.EnsureStreams(ctx, n.js)

@@ -46,6 +46,12 @@ func testNodeWith(t *testing.T, c serveConfig) *node {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	c.dataDir, c.httpAddr, c.grpcAddr, c.natsListen = t.TempDir(), "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:-1"
 	c.precompute = true // as the flag's default
+	if c.storeTimeout == 0 {
+		// These tests check answers, not latency: on a loaded machine a
+		// Cassandra read can take longer than serve's 50 ms default, and
+		// /flags would (rightly) answer with the flags it reads failed.
+		c.storeTimeout = 10 * time.Second
+	}
 	n, err := startNode(c, log)
 	if err != nil {
 		t.Fatal(err)
