@@ -8,12 +8,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/vexil-dev/vexil/errcode"
+	"github.com/vexil-dev/vexil/internal/promtest"
 	adminv1 "github.com/vexil-dev/vexil/proto/vexil/admin/v1"
 )
 
@@ -149,10 +148,10 @@ func TestFlagLifecycleHTTP(t *testing.T) {
 		t.Errorf("signal %+v diff %s", sig, sig.Diff)
 	}
 
-	if got := counterValue(t, e.svc.metrics.published.WithLabelValues("error")); got != 0 {
+	if got := promtest.CounterValue(t, e.svc.metrics.published.WithLabelValues("error")); got != 0 {
 		t.Errorf("%v publish errors", got)
 	}
-	if got := counterValue(t, e.svc.metrics.published.WithLabelValues("ok")); got != 9 {
+	if got := promtest.CounterValue(t, e.svc.metrics.published.WithLabelValues("ok")); got != 9 {
 		t.Errorf("%v messages published, want 9", got)
 	}
 
@@ -380,13 +379,4 @@ func TestBodyLimit(t *testing.T) {
 	if status.Code(err) != codes.ResourceExhausted {
 		t.Errorf("big message: %v", err)
 	}
-}
-
-func counterValue(t *testing.T, c prometheus.Counter) float64 {
-	t.Helper()
-	var m dto.Metric
-	if err := c.Write(&m); err != nil {
-		t.Fatal(err)
-	}
-	return m.GetCounter().GetValue()
 }

@@ -9,9 +9,11 @@
 #   PERSONS=1000000 RATES="0 25000" scripts/bench-run-interference.sh
 #
 # PIN=0 leaves the server and the load unpinned (both share every core).
-# PROFILE=dir also saves, per rate, a CPU profile (10 s) and an execution
-# trace (3 s) of the server taken during the measurement, and the
-# store/projector latency histograms before and after it.
+# Each rate also prints what the store and the projector did during the run
+# (deltas of Pebble's stalls, flushes, compactions and apply time, and the
+# projector's batch time). PROFILE=dir also saves, per rate, a CPU profile
+# (10 s), an execution trace (3 s) and a /metrics snapshot of the server
+# taken during the measurement.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PERSONS=${PERSONS:-1000000}
@@ -46,7 +48,8 @@ for rate in $RATES; do
 	team=$(grep -o 'team [0-9]*' "$data/serve.out" | head -1 | cut -d' ' -f2)
 	status() { curl -s -H "Authorization: Bearer $personal" "http://127.0.0.1:$PORT/api/projects/$team/precompute"; }
 	computed() { curl -s "http://127.0.0.1:$PORT/metrics" | awk '/^vexil_precompute_computed_total/ {s+=$2} END {printf "%d", s}'; }
-	# Pebble's write stalls, flushes and compactions, summed over labels.
+	# Pebble's stalls, flushes, compactions and apply time, and the
+	# projector's batch time, summed over labels.
 	storemetrics() { curl -s "http://127.0.0.1:$PORT/metrics" | awk '/^vexil_pebblestore_(write_stall|flushes|compactions|apply_seconds_(sum|count))|^vexil_projector_batch_seconds_(sum|count)/ {sub(/\{.*/, "", $1); s[$1]+=$2} END {for (k in s) printf "%s %s\n", k, s[k]}' | sort; }
 	until status | grep -q FINISHED; do sleep 2; done
 	prev=-1
@@ -65,7 +68,7 @@ for rate in $RATES; do
 			-token "$token" -personal-key "$personal" -team "$team" -persons 100000 -rate 1000 -duration 10s
 		until status | grep -q FINISHED; do sleep 1; done
 		storemetrics >"$data/after"
-		echo "pebble during the run (delta):"
+		echo "store and projector during the run (delta):"
 		join "$data/before" "$data/after" | awk '{printf "  %s %g\n", $1, $3-$2}'
 		echo "the probe flag's run: $(status | python3 -c 'import json,sys; s=json.load(sys.stdin); print(s["rows_done"], "rows from", s["started_at"], "to", s.get("finished_at"), "at", int(s["rows_per_second"]), "rows/s")')"
 	} | tee -a "$out"
