@@ -81,6 +81,10 @@ var policies = map[string]policy{
 	svc + "CancelBlastRadiusJob": {scope: ScopeFlagRead},
 
 	svc + "GetPrecomputeStatus": {scope: ScopeFlagRead},
+
+	// Cohorts and group types of an import need cohort:write and
+	// team:admin as well (checked by ImportDefinitions).
+	svc + "ImportDefinitions": {scope: ScopeFlagWrite},
 }
 
 type principalKey struct{}

@@ -167,7 +167,7 @@ func (s *Service) StartBlastRadius(ctx context.Context, req *adminv1.StartBlastR
 		}
 		proposed.ID, proposed.Version = cur.Flag.ID, cur.Flag.Version
 	}
-	if err := s.validateFlag(ctx, proposed, prefixed("flag.")); err != nil {
+	if _, err := s.validateFlag(ctx, proposed, prefixed("flag.")); err != nil {
 		return nil, err
 	}
 	if s.cfg.Persons == nil {

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 
+	"google.golang.org/protobuf/types/known/structpb"
+
 	"github.com/vexil-dev/vexil/catalog"
 	"github.com/vexil-dev/vexil/errcode"
 	"github.com/vexil-dev/vexil/flags"
@@ -40,12 +42,48 @@ func cohortProto(r catalog.CohortRecord) *adminv1.Cohort {
 	c := &adminv1.Cohort{
 		Id: r.Cohort.ID, TeamId: r.Cohort.TeamID, Name: r.Cohort.Name, Description: r.Description,
 		Kind: cohortKindProto(r.Cohort.Kind), Version: r.Cohort.Version, Deleted: r.Deleted,
-		CreatedAt: ts(r.CreatedAt), UpdatedAt: ts(r.UpdatedAt),
+		CreatedAt: ts(r.CreatedAt), UpdatedAt: ts(r.UpdatedAt), IsStatic: r.Cohort.Kind == flags.CohortStatic,
 	}
 	if r.Cohort.Kind != flags.CohortStatic {
-		c.Filters = encodeJSON(r.Cohort.Filters)
+		c.Filters = toStruct(map[string]any{"properties": r.Cohort.Filters})
 	}
 	return c
+}
+
+// cohortGroup returns the property group of PostHog's cohort filters
+// ({"properties": group}), or the filters themselves when they are a bare
+// group; "" when there is none.
+func cohortGroup(s *structpb.Struct) (string, error) {
+	if s == nil || len(s.GetFields()) == 0 {
+		return "", nil
+	}
+	if p, ok := s.GetFields()["properties"]; ok {
+		if p.GetStructValue() == nil {
+			return "", fmt.Errorf("filters.properties is a property group {\"type\":\"AND\",\"values\":[...]}")
+		}
+		if len(p.GetStructValue().GetFields()) == 0 {
+			return "", nil
+		}
+		return messageJSON(p.GetStructValue())
+	}
+	return messageJSON(s)
+}
+
+// hasBehavioral reports whether a property group holds a filter of type
+// "behavioral" at any depth.
+func hasBehavioral(g map[string]any) bool {
+	vals, _ := g["values"].([]any)
+	for _, v := range vals {
+		m, _ := v.(map[string]any)
+		if _, isGroup := m["values"]; isGroup {
+			if hasBehavioral(m) {
+				return true
+			}
+		} else if m["type"] == "behavioral" {
+			return true
+		}
+	}
+	return false
 }
 
 // behavioralValues are the event-based filter values a behavioural cohort
@@ -63,29 +101,49 @@ func cohortFromInput(in *adminv1.CohortInput) (flags.Cohort, error) {
 	if in.GetName() == "" || len(in.GetName()) > 400 || len(in.GetDescription()) > 10000 {
 		return flags.Cohort{}, errcode.Field(errcode.InvalidArgument, "cohort.name", "name is required, at most 400 bytes (description at most 10000)")
 	}
-	kind, err := cohortKind(in.GetKind())
+	group, err := cohortGroup(in.GetFilters())
 	if err != nil {
-		return flags.Cohort{}, err
+		return flags.Cohort{}, errcode.Field(errcode.InvalidArgument, "cohort.filters.properties", "%v", err)
+	}
+	var raw map[string]any
+	if group != "" {
+		if err := decodeJSON(group, &raw); err != nil {
+			return flags.Cohort{}, errcode.Field(errcode.InvalidArgument, "cohort.filters", "filters is not a property group: %v", err)
+		}
+	}
+	var kind string
+	switch {
+	case in.GetKind() != adminv1.CohortKind_COHORT_KIND_UNSPECIFIED:
+		if kind, err = cohortKind(in.GetKind()); err != nil {
+			return flags.Cohort{}, err
+		}
+		if in.GetIsStatic() && kind != flags.CohortStatic {
+			return flags.Cohort{}, errcode.Field(errcode.InvalidArgument, "cohort.is_static", "is_static contradicts kind")
+		}
+	case in.GetIsStatic():
+		kind = flags.CohortStatic
+	case raw != nil && hasBehavioral(raw):
+		kind = flags.CohortBehavioral
+	default:
+		kind = flags.CohortDynamic
 	}
 	c := flags.Cohort{Name: in.GetName(), Kind: kind}
 	if kind == flags.CohortStatic {
-		if strings.TrimSpace(in.GetFilters()) != "" {
+		// PostHog's static cohorts carry empty filters; anything more is a
+		// mistake.
+		if vals, _ := raw["values"].([]any); len(vals) > 0 {
 			return flags.Cohort{}, errcode.Field(errcode.InvalidArgument, "cohort.filters", "a static cohort has no filters: add members")
 		}
 		return c, nil
 	}
-	if strings.TrimSpace(in.GetFilters()) == "" {
-		return flags.Cohort{}, errcode.Field(errcode.InvalidArgument, "cohort.filters", "filters is required: a property group {\"type\":\"AND\",\"values\":[...]}")
+	if raw == nil {
+		return flags.Cohort{}, errcode.Field(errcode.InvalidArgument, "cohort.filters", "filters is required: {\"properties\": {\"type\":\"AND\",\"values\":[...]}}")
 	}
-	if err := decodeJSON(in.GetFilters(), &c.Filters); err != nil {
+	if err := decodeJSON(group, &c.Filters); err != nil {
 		return flags.Cohort{}, errcode.Field(errcode.InvalidArgument, "cohort.filters", "filters is not a property group: %v", err)
 	}
 	if kind == flags.CohortBehavioral {
-		var raw map[string]any
-		if err := decodeJSON(in.GetFilters(), &raw); err != nil {
-			return flags.Cohort{}, errcode.Field(errcode.InvalidArgument, "cohort.filters", "filters is not a property group: %v", err)
-		}
-		n, err := checkBehavioral(raw, "cohort.filters")
+		n, err := checkBehavioral(raw, "cohort.filters.properties")
 		if err != nil {
 			return flags.Cohort{}, err
 		}
@@ -149,10 +207,10 @@ func checkBehavioral(g map[string]any, path string) (int, error) {
 
 // validateCohort compiles the team's definitions with c in place (a probe
 // flag references it, so that it is compiled even when nothing uses it).
-func (s *Service) validateCohort(ctx context.Context, c flags.Cohort) error {
+func (s *Service) validateCohort(ctx context.Context, c flags.Cohort) ([]*adminv1.Warning, error) {
 	snap, err := s.cat.Snapshot(ctx, c.TeamID)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defs := snap.Definitions
 	id := c.ID
@@ -171,15 +229,27 @@ func (s *Service) validateCohort(ctx context.Context, c flags.Cohort) error {
 	defs.Flags = append(slices.Clone(defs.Flags), probe)
 	_, err = flags.Compile(defs)
 	var ves flags.ValidationErrors
-	if errors.As(err, &ves) {
-		for _, ve := range ves {
-			if ve.Flag == "" && ve.Cohort == id {
-				e := errcode.FromValidation(ve, "cohort.")
-				return e
-			}
+	errors.As(err, &ves)
+	var own []*flags.ValidationError
+	for _, ve := range ves {
+		if ve.Flag == "" && ve.Cohort == id {
+			own = append(own, ve)
 		}
 	}
-	return nil
+	warns, e := judge(own, func(p string) string { return cohortField(p) })
+	if e != nil {
+		return nil, e
+	}
+	return warns, nil
+}
+
+// cohortField maps an engine path inside a cohort's property group to the
+// request's field (PostHog's shape: cohort.filters.properties...).
+func cohortField(p string) string {
+	if rest, ok := strings.CutPrefix(p, "filters"); ok {
+		return "cohort.filters.properties" + rest
+	}
+	return "cohort." + p
 }
 
 func (s *Service) getCohort(ctx context.Context, team, id int64) (catalog.CohortRecord, error) {
@@ -201,7 +271,8 @@ func (s *Service) CreateCohort(ctx context.Context, req *adminv1.CreateCohortReq
 		return nil, err
 	}
 	c.TeamID = req.GetTeamId()
-	if err := s.validateCohort(ctx, c); err != nil {
+	warns, err := s.validateCohort(ctx, c)
+	if err != nil {
 		return nil, err
 	}
 	rec := catalog.CohortRecord{Cohort: c, Description: req.GetCohort().GetDescription(), CreatedBy: p.key.ID, UpdatedBy: p.key.ID}
@@ -212,7 +283,9 @@ func (s *Service) CreateCohort(ctx context.Context, req *adminv1.CreateCohortReq
 	}
 	s.announce(ctx, ChangeNotice{Team: c.TeamID, Kind: "cohort", ID: strconv.FormatInt(r.Cohort.ID, 10),
 		Version: r.Cohort.Version, Op: "created"}, p.key.ID, diff)
-	return &adminv1.CreateCohortResponse{Cohort: cohortProto(r)}, nil
+	cp := cohortProto(r)
+	cp.Warnings = warns
+	return &adminv1.CreateCohortResponse{Cohort: cp}, nil
 }
 
 // GetCohort returns a cohort.
@@ -244,8 +317,9 @@ func (s *Service) ListCohorts(ctx context.Context, req *adminv1.ListCohortsReque
 	}
 	out := &adminv1.ListCohortsResponse{NextPageToken: next}
 	for _, r := range page {
-		out.Cohorts = append(out.Cohorts, cohortProto(r))
+		out.Results = append(out.Results, cohortProto(r))
 	}
+	out.Count = int32(len(all))
 	return out, nil
 }
 
@@ -293,14 +367,17 @@ func (s *Service) UpdateCohort(ctx context.Context, req *adminv1.UpdateCohortReq
 	before := r
 	c.ID, c.TeamID, c.Version = r.Cohort.ID, r.Cohort.TeamID, r.Cohort.Version
 	r.Cohort, r.Description = c, req.GetCohort().GetDescription()
-	if err := s.validateCohort(ctx, c); err != nil {
+	warns, err := s.validateCohort(ctx, c)
+	if err != nil {
 		return nil, err
 	}
 	out, err := s.saveCohort(ctx, before, r, "updated")
 	if err != nil {
 		return nil, err
 	}
-	return &adminv1.UpdateCohortResponse{Cohort: cohortProto(out)}, nil
+	cp := cohortProto(out)
+	cp.Warnings = warns
+	return &adminv1.UpdateCohortResponse{Cohort: cp}, nil
 }
 
 // DeleteCohort soft-deletes a cohort no live flag or cohort uses.

@@ -131,7 +131,7 @@ func (s *Service) CreateEarlyAccessFeature(ctx context.Context, req *adminv1.Cre
 	}
 	f := flags.Flag{TeamID: req.GetTeamId(), Key: key, Name: "Early access: " + req.GetName()}
 	stageFilters(&f, st)
-	if err := s.validateFlag(ctx, f, func(p string) string {
+	if _, err := s.validateFlag(ctx, f, func(p string) string {
 		if p == "key" {
 			return "flag_key"
 		}

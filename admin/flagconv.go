@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/vexil-dev/vexil/catalog"
 	"github.com/vexil-dev/vexil/errcode"
@@ -73,13 +74,22 @@ func encodeJSON(v any) string {
 	return string(b)
 }
 
+// filtersFromStruct decodes a flag's filters (nil: no conditions).
+func filtersFromStruct(s *structpb.Struct) (flags.Filters, error) {
+	text, err := messageJSON(s)
+	if err != nil {
+		return flags.Filters{}, err
+	}
+	return DecodeFilters(text)
+}
+
 func overridesFromProto(in []*adminv1.Override, field string) ([]flags.Override, error) {
 	out := make([]flags.Override, 0, len(in))
 	for i, o := range in {
 		f := fmt.Sprintf("%s[%d]", field, i)
-		v := strings.TrimSpace(o.GetValue())
-		if v == "" || !json.Valid([]byte(v)) {
-			return nil, errcode.Field(errcode.InvalidArgument, f+".value", "value is JSON text: true, false or a variant key in quotes")
+		v, err := messageJSON(o.GetValue())
+		if err != nil || v == "" || v == "null" {
+			return nil, errcode.Field(errcode.InvalidArgument, f+".value", "value is true, false or a variant key")
 		}
 		ov := flags.Override{DistinctIDs: o.GetDistinctIds(), GroupKeys: o.GetGroupKeys(), Value: json.RawMessage(v)}
 		if o.GroupTypeIndex != nil {
@@ -94,7 +104,7 @@ func overridesFromProto(in []*adminv1.Override, field string) ([]flags.Override,
 func overridesToProto(in []flags.Override) []*adminv1.Override {
 	out := make([]*adminv1.Override, 0, len(in))
 	for _, o := range in {
-		po := &adminv1.Override{DistinctIds: o.DistinctIDs, GroupKeys: o.GroupKeys, Value: string(o.Value)}
+		po := &adminv1.Override{DistinctIds: o.DistinctIDs, GroupKeys: o.GroupKeys, Value: rawValue(o.Value)}
 		if o.GroupTypeIndex != nil {
 			g := int32(*o.GroupTypeIndex)
 			po.GroupTypeIndex = &g
@@ -119,7 +129,7 @@ func (s *Service) flagFromInput(in *adminv1.FlagInput, prefix string) (flags.Fla
 	if len(in.GetTags()) > 100 {
 		return flags.Flag{}, errcode.Field(errcode.LimitExceeded, prefix+"tags", "at most 100 tags")
 	}
-	filters, err := DecodeFilters(in.GetFilters())
+	filters, err := filtersFromStruct(in.GetFilters())
 	if err != nil {
 		return flags.Flag{}, errcode.Field(errcode.InvalidArgument, prefix+"filters", "filters is not a valid filters object: %v", err)
 	}
@@ -163,7 +173,7 @@ func flagProto(r catalog.FlagRecord) *adminv1.FeatureFlag {
 		Id: f.ID, TeamId: f.TeamID, Key: f.Key, Name: f.Name, Description: f.Description, Active: f.Active,
 		Deleted: f.Deleted, Archived: r.Archived, Version: f.Version, Tags: f.Tags,
 		EnsureExperienceContinuity: f.EnsureExperienceContinuity, EvaluationRuntime: f.EvaluationRuntime,
-		BucketingIdentifier: f.BucketingIdentifier, Filters: encodeJSON(f.Filters),
+		BucketingIdentifier: f.BucketingIdentifier, Filters: toStruct(f.Filters),
 		Overrides: overridesToProto(f.Overrides), CreatedAt: ts(r.CreatedAt), UpdatedAt: ts(r.UpdatedAt),
 		CreatedBy: r.CreatedBy, UpdatedBy: r.UpdatedBy,
 	}
@@ -176,8 +186,12 @@ func conditionFromProto(c *adminv1.Condition, field string) (flags.Condition, er
 	}
 	var out flags.Condition
 	out.Properties = []flags.PropertyFilter{}
-	if strings.TrimSpace(c.GetProperties()) != "" {
-		if err := decodeJSON(c.GetProperties(), &out.Properties); err != nil {
+	props, err := messageJSON(c.GetProperties())
+	if err != nil {
+		return flags.Condition{}, errcode.Field(errcode.InvalidArgument, field+".properties", "properties: %v", err)
+	}
+	if props != "" {
+		if err := decodeJSON(props, &out.Properties); err != nil {
 			return flags.Condition{}, errcode.Field(errcode.InvalidArgument, field+".properties",
 				"properties is a JSON list of property filters: %v", err)
 		}

@@ -31,32 +31,35 @@ func (s *Service) getFlag(ctx context.Context, team, id int64) (catalog.FlagReco
 }
 
 // validateFlag compiles the team's definitions with f in place of its
-// stored version (or added, when new) and refuses any problem of f.
-// fieldOf maps an engine path to the request's field path.
-func (s *Service) validateFlag(ctx context.Context, f flags.Flag, fieldOf func(string) string) error {
+// stored version (or added, when new): a problem of f that refuses (see
+// refuses) is the error, the others come back as warnings. fieldOf maps an
+// engine path to the request's field path.
+func (s *Service) validateFlag(ctx context.Context, f flags.Flag, fieldOf func(string) string) ([]*adminv1.Warning, error) {
 	snap, err := s.cat.Snapshot(ctx, f.TeamID)
 	if errors.Is(err, catalog.ErrNotFound) {
-		return errTeamNotFound()
+		return nil, errTeamNotFound()
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defs := snap.Definitions
 	defs.Flags = slices.DeleteFunc(slices.Clone(defs.Flags), func(o flags.Flag) bool { return f.ID != 0 && o.ID == f.ID })
 	defs.Flags = append(defs.Flags, f)
 	_, err = flags.Compile(defs)
 	var ves flags.ValidationErrors
-	if errors.As(err, &ves) {
-		for _, ve := range ves {
-			// Key uniqueness is the catalog's (already_exists).
-			if ve.Flag == f.Key && ve.Code != flags.CodeDuplicateKey {
-				e := errcode.FromValidation(ve, "")
-				e.Field = fieldOf(ve.Path)
-				return e
-			}
+	errors.As(err, &ves)
+	var own []*flags.ValidationError
+	for _, ve := range ves {
+		// Key uniqueness is the catalog's (already_exists).
+		if ve.Flag == f.Key && ve.Code != flags.CodeDuplicateKey {
+			own = append(own, ve)
 		}
 	}
-	return nil
+	warns, e := judge(own, fieldOf)
+	if e != nil {
+		return nil, e
+	}
+	return warns, nil
 }
 
 func prefixed(prefix string) func(string) string {
@@ -98,6 +101,7 @@ func (s *Service) mutateFlag(ctx context.Context, m mutation) (*adminv1.FeatureF
 	if err := m.apply(&r); err != nil {
 		return nil, err
 	}
+	var warns []*adminv1.Warning
 	if m.validate {
 		if err := s.checkFlagLimits(r.Flag, "flag."); err != nil {
 			return nil, err
@@ -106,7 +110,7 @@ func (s *Service) mutateFlag(ctx context.Context, m mutation) (*adminv1.FeatureF
 		if fieldOf == nil {
 			fieldOf = prefixed("flag.")
 		}
-		if err := s.validateFlag(ctx, r.Flag, fieldOf); err != nil {
+		if warns, err = s.validateFlag(ctx, r.Flag, fieldOf); err != nil {
 			return nil, err
 		}
 	}
@@ -131,7 +135,9 @@ func (s *Service) mutateFlag(ctx context.Context, m mutation) (*adminv1.FeatureF
 	}
 	s.announce(ctx, ChangeNotice{Team: m.team, Kind: "flag", ID: strconv.FormatInt(out.Flag.ID, 10), Key: out.Flag.Key,
 		Version: out.Flag.Version, Op: m.action}, p.key.ID, diff)
-	return flagProto(out), nil
+	fp := flagProto(out)
+	fp.Warnings = warns
+	return fp, nil
 }
 
 // CreateFlag creates a flag.
@@ -145,7 +151,8 @@ func (s *Service) CreateFlag(ctx context.Context, req *adminv1.CreateFlagRequest
 		return nil, err
 	}
 	f.TeamID = req.GetTeamId()
-	if err := s.validateFlag(ctx, f, prefixed("flag.")); err != nil {
+	warns, err := s.validateFlag(ctx, f, prefixed("flag."))
+	if err != nil {
 		return nil, err
 	}
 	diff := jsonDiff(nil, f)
@@ -159,7 +166,9 @@ func (s *Service) CreateFlag(ctx context.Context, req *adminv1.CreateFlagRequest
 	}
 	s.announce(ctx, ChangeNotice{Team: f.TeamID, Kind: "flag", ID: strconv.FormatInt(r.Flag.ID, 10), Key: r.Flag.Key,
 		Version: r.Flag.Version, Op: "created"}, p.key.ID, diff)
-	return &adminv1.CreateFlagResponse{Flag: flagProto(r)}, nil
+	fp := flagProto(r)
+	fp.Warnings = warns
+	return &adminv1.CreateFlagResponse{Flag: fp}, nil
 }
 
 // GetFlag returns a flag by id.
@@ -251,8 +260,9 @@ func (s *Service) ListFlags(ctx context.Context, req *adminv1.ListFlagsRequest) 
 	}
 	out := &adminv1.ListFlagsResponse{NextPageToken: next}
 	for _, r := range page {
-		out.Flags = append(out.Flags, flagProto(r))
+		out.Results = append(out.Results, flagProto(r))
 	}
+	out.Count = int32(len(match))
 	return out, nil
 }
 

@@ -18,7 +18,6 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/vexil-dev/vexil/catalog"
 	"github.com/vexil-dev/vexil/errcode"
@@ -204,12 +203,9 @@ func headerMatcher(key string) (string, bool) {
 }
 
 // marshaler writes PostHog-style snake_case JSON, scalars included even
-// when zero (false, 0, "") so clients see every field; unset messages
-// (timestamps) are left out.
-var marshaler = &runtime.JSONPb{
-	MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true, EmitDefaultValues: true},
-	UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
-}
+// when zero (false, 0, "") so clients see every field, 64-bit integers as
+// numbers; unset messages (timestamps) are left out (see restMarshaler).
+var marshaler = newRESTMarshaler()
 
 // errorHandler writes a gRPC error as HTTP: the status from errcode's
 // table, the body google.rpc.Status as JSON (code, message, details with
@@ -275,7 +271,7 @@ func (s *Server) httpHandler() (http.Handler, error) {
 	mux.HandleFunc("GET /api/early_access_features/", func(w http.ResponseWriter, r *http.Request) {
 		s.publicEarlyAccess(w, r, client)
 	})
-	mux.Handle("/", s.authGate(gw))
+	mux.Handle("/", s.authGate(trimSlash(gw)))
 	api := s.limitBody(mux)
 	if len(s.cfg.Routes) == 0 {
 		return api, nil
@@ -297,6 +293,23 @@ func (s *Server) authGate(next http.Handler) http.Handler {
 		if _, err := s.svc.authenticate(r.Context(), r.Header.Get("Authorization"), catalog.KeyPersonal); err != nil {
 			writeError(w, r, err)
 			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// trimSlash serves every route with and without a trailing slash, as
+// PostHog's clients call them (/api/projects/1/feature_flags/).
+func trimSlash(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := r.URL.Path; len(p) > 1 && strings.HasSuffix(p, "/") {
+			r2 := r.Clone(r.Context())
+			r2.URL.Path = strings.TrimRight(p, "/")
+			r2.URL.RawPath = ""
+			if r2.URL.Path == "" {
+				r2.URL.Path = "/"
+			}
+			r = r2
 		}
 		next.ServeHTTP(w, r)
 	})

@@ -12,13 +12,28 @@
 // and whose metadata holds the field path, the current version on a
 // conflict, or the dependents that block an archive or a delete.
 //
-// Definitions as JSON text: a flag's filters, a condition's properties, a
-// cohort's filters and override values travel as JSON strings in PostHog's
-// shape, not as google.protobuf.Struct. Struct turns every number into a
-// double, but the engine compares property values by their text ("5" is not
-// "5.0" for an exact match, and a large id must keep every digit), so the
-// exact text the client wrote is kept end to end. It also lets clients paste
-// PostHog's filters unchanged.
+// Definitions as JSON: a flag's filters, a condition's properties, a
+// cohort's filters and override values are google.protobuf.Struct, ListValue
+// and Value in PostHog's shape, so REST clients send and receive PostHog's
+// own JSON objects and arrays. A protobuf number is a double: a filter value
+// whose digits matter beyond a double (an id past 2^53, "5.0" that must not
+// equal 5) travels as a JSON string of the same text, which the engine
+// compares exactly like the number (it compares property values by their
+// text). The REST surface does that on its own: a JSON number in a request
+// body that a double would change is read as a string of its text.
+//
+// REST writes 64-bit integers (ids, versions) as JSON numbers, as PostHog
+// does, and the OpenAPI document says so. Unknown fields of a request body
+// are ignored, as PostHog's API ignores them, so a flag or a cohort read
+// from PostHog's API can be posted unchanged.
+//
+// Warnings: a write that is accepted answers with the problems of the
+// definition that do not refuse it (a filter that will never match, an
+// unnamed group type): field path, engine code and message. A problem the
+// engine cannot evaluate around, and the cases PostHog's own API refuses
+// (variants that do not sum to 100, a condition or override naming an
+// unknown variant, an unknown flag dependency or cohort), refuse the write
+// with invalid_definition and the field path.
 //
 // Optimistic concurrency: every change of an existing record carries the
 // version the client read (field "version", or the HTTP If-Match header);
@@ -36,6 +51,7 @@ package adminv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	structpb "google.golang.org/protobuf/types/known/structpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -401,6 +417,70 @@ func (PrecomputeState) EnumDescriptor() ([]byte, []int) {
 	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{5}
 }
 
+// Warning is a problem of an accepted definition: it is stored and
+// evaluates as PostHog defines (a filter that will never match, ...).
+type Warning struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The request field at fault ("flag.filters.groups[0].properties[1].value").
+	Field string `protobuf:"bytes,1,opt,name=field,proto3" json:"field,omitempty"`
+	// The engine's stable code (invalid_regex, unknown_group_type ...).
+	Code          string `protobuf:"bytes,2,opt,name=code,proto3" json:"code,omitempty"`
+	Message       string `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Warning) Reset() {
+	*x = Warning{}
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Warning) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Warning) ProtoMessage() {}
+
+func (x *Warning) ProtoReflect() protoreflect.Message {
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Warning.ProtoReflect.Descriptor instead.
+func (*Warning) Descriptor() ([]byte, []int) {
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *Warning) GetField() string {
+	if x != nil {
+		return x.Field
+	}
+	return ""
+}
+
+func (x *Warning) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *Warning) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
 // Team is a project: the unit that owns flags, cohorts and keys.
 type Team struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -422,7 +502,7 @@ type Team struct {
 
 func (x *Team) Reset() {
 	*x = Team{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[0]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -434,7 +514,7 @@ func (x *Team) String() string {
 func (*Team) ProtoMessage() {}
 
 func (x *Team) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[0]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -447,7 +527,7 @@ func (x *Team) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Team.ProtoReflect.Descriptor instead.
 func (*Team) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{0}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *Team) GetId() int64 {
@@ -524,7 +604,7 @@ type GroupType struct {
 
 func (x *GroupType) Reset() {
 	*x = GroupType{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[1]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -536,7 +616,7 @@ func (x *GroupType) String() string {
 func (*GroupType) ProtoMessage() {}
 
 func (x *GroupType) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[1]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -549,7 +629,7 @@ func (x *GroupType) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupType.ProtoReflect.Descriptor instead.
 func (*GroupType) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{1}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *GroupType) GetGroupTypeIndex() int32 {
@@ -577,7 +657,7 @@ type CreateTeamRequest struct {
 
 func (x *CreateTeamRequest) Reset() {
 	*x = CreateTeamRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[2]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -589,7 +669,7 @@ func (x *CreateTeamRequest) String() string {
 func (*CreateTeamRequest) ProtoMessage() {}
 
 func (x *CreateTeamRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[2]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -602,7 +682,7 @@ func (x *CreateTeamRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTeamRequest.ProtoReflect.Descriptor instead.
 func (*CreateTeamRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{2}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *CreateTeamRequest) GetName() string {
@@ -637,7 +717,7 @@ type CreateTeamResponse struct {
 
 func (x *CreateTeamResponse) Reset() {
 	*x = CreateTeamResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[3]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -649,7 +729,7 @@ func (x *CreateTeamResponse) String() string {
 func (*CreateTeamResponse) ProtoMessage() {}
 
 func (x *CreateTeamResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[3]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -662,7 +742,7 @@ func (x *CreateTeamResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTeamResponse.ProtoReflect.Descriptor instead.
 func (*CreateTeamResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{3}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *CreateTeamResponse) GetTeam() *Team {
@@ -688,7 +768,7 @@ type GetTeamRequest struct {
 
 func (x *GetTeamRequest) Reset() {
 	*x = GetTeamRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[4]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -700,7 +780,7 @@ func (x *GetTeamRequest) String() string {
 func (*GetTeamRequest) ProtoMessage() {}
 
 func (x *GetTeamRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[4]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -713,7 +793,7 @@ func (x *GetTeamRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTeamRequest.ProtoReflect.Descriptor instead.
 func (*GetTeamRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{4}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GetTeamRequest) GetTeamId() int64 {
@@ -732,7 +812,7 @@ type GetTeamResponse struct {
 
 func (x *GetTeamResponse) Reset() {
 	*x = GetTeamResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[5]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -744,7 +824,7 @@ func (x *GetTeamResponse) String() string {
 func (*GetTeamResponse) ProtoMessage() {}
 
 func (x *GetTeamResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[5]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -757,7 +837,7 @@ func (x *GetTeamResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTeamResponse.ProtoReflect.Descriptor instead.
 func (*GetTeamResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{5}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GetTeamResponse) GetTeam() *Team {
@@ -775,7 +855,7 @@ type ListTeamsRequest struct {
 
 func (x *ListTeamsRequest) Reset() {
 	*x = ListTeamsRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[6]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -787,7 +867,7 @@ func (x *ListTeamsRequest) String() string {
 func (*ListTeamsRequest) ProtoMessage() {}
 
 func (x *ListTeamsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[6]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -800,7 +880,7 @@ func (x *ListTeamsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTeamsRequest.ProtoReflect.Descriptor instead.
 func (*ListTeamsRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{6}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{7}
 }
 
 type ListTeamsResponse struct {
@@ -813,7 +893,7 @@ type ListTeamsResponse struct {
 
 func (x *ListTeamsResponse) Reset() {
 	*x = ListTeamsResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[7]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -825,7 +905,7 @@ func (x *ListTeamsResponse) String() string {
 func (*ListTeamsResponse) ProtoMessage() {}
 
 func (x *ListTeamsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[7]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -838,7 +918,7 @@ func (x *ListTeamsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTeamsResponse.ProtoReflect.Descriptor instead.
 func (*ListTeamsResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{7}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ListTeamsResponse) GetTeams() []*Team {
@@ -862,7 +942,7 @@ type UpdateTeamRequest struct {
 
 func (x *UpdateTeamRequest) Reset() {
 	*x = UpdateTeamRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[8]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -874,7 +954,7 @@ func (x *UpdateTeamRequest) String() string {
 func (*UpdateTeamRequest) ProtoMessage() {}
 
 func (x *UpdateTeamRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[8]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -887,7 +967,7 @@ func (x *UpdateTeamRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateTeamRequest.ProtoReflect.Descriptor instead.
 func (*UpdateTeamRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{8}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *UpdateTeamRequest) GetTeamId() int64 {
@@ -934,7 +1014,7 @@ type UpdateTeamResponse struct {
 
 func (x *UpdateTeamResponse) Reset() {
 	*x = UpdateTeamResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[9]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -946,7 +1026,7 @@ func (x *UpdateTeamResponse) String() string {
 func (*UpdateTeamResponse) ProtoMessage() {}
 
 func (x *UpdateTeamResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[9]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -959,7 +1039,7 @@ func (x *UpdateTeamResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateTeamResponse.ProtoReflect.Descriptor instead.
 func (*UpdateTeamResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{9}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *UpdateTeamResponse) GetTeam() *Team {
@@ -982,7 +1062,7 @@ type SetGroupTypeRequest struct {
 
 func (x *SetGroupTypeRequest) Reset() {
 	*x = SetGroupTypeRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[10]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -994,7 +1074,7 @@ func (x *SetGroupTypeRequest) String() string {
 func (*SetGroupTypeRequest) ProtoMessage() {}
 
 func (x *SetGroupTypeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[10]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1007,7 +1087,7 @@ func (x *SetGroupTypeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetGroupTypeRequest.ProtoReflect.Descriptor instead.
 func (*SetGroupTypeRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{10}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *SetGroupTypeRequest) GetTeamId() int64 {
@@ -1047,7 +1127,7 @@ type SetGroupTypeResponse struct {
 
 func (x *SetGroupTypeResponse) Reset() {
 	*x = SetGroupTypeResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[11]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1059,7 +1139,7 @@ func (x *SetGroupTypeResponse) String() string {
 func (*SetGroupTypeResponse) ProtoMessage() {}
 
 func (x *SetGroupTypeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[11]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1072,7 +1152,7 @@ func (x *SetGroupTypeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetGroupTypeResponse.ProtoReflect.Descriptor instead.
 func (*SetGroupTypeResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{11}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SetGroupTypeResponse) GetTeam() *Team {
@@ -1092,7 +1172,7 @@ type RotateTeamKeyRequest struct {
 
 func (x *RotateTeamKeyRequest) Reset() {
 	*x = RotateTeamKeyRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[12]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1104,7 +1184,7 @@ func (x *RotateTeamKeyRequest) String() string {
 func (*RotateTeamKeyRequest) ProtoMessage() {}
 
 func (x *RotateTeamKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[12]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1117,7 +1197,7 @@ func (x *RotateTeamKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateTeamKeyRequest.ProtoReflect.Descriptor instead.
 func (*RotateTeamKeyRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{12}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *RotateTeamKeyRequest) GetTeamId() int64 {
@@ -1145,7 +1225,7 @@ type RotateTeamKeyResponse struct {
 
 func (x *RotateTeamKeyResponse) Reset() {
 	*x = RotateTeamKeyResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[13]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1157,7 +1237,7 @@ func (x *RotateTeamKeyResponse) String() string {
 func (*RotateTeamKeyResponse) ProtoMessage() {}
 
 func (x *RotateTeamKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[13]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1170,7 +1250,7 @@ func (x *RotateTeamKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateTeamKeyResponse.ProtoReflect.Descriptor instead.
 func (*RotateTeamKeyResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{13}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *RotateTeamKeyResponse) GetKey() *ApiKey {
@@ -1210,7 +1290,7 @@ type ApiKey struct {
 
 func (x *ApiKey) Reset() {
 	*x = ApiKey{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[14]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1222,7 +1302,7 @@ func (x *ApiKey) String() string {
 func (*ApiKey) ProtoMessage() {}
 
 func (x *ApiKey) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[14]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1235,7 +1315,7 @@ func (x *ApiKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApiKey.ProtoReflect.Descriptor instead.
 func (*ApiKey) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{14}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ApiKey) GetId() string {
@@ -1324,7 +1404,7 @@ type CreatePersonalKeyRequest struct {
 
 func (x *CreatePersonalKeyRequest) Reset() {
 	*x = CreatePersonalKeyRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[15]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1336,7 +1416,7 @@ func (x *CreatePersonalKeyRequest) String() string {
 func (*CreatePersonalKeyRequest) ProtoMessage() {}
 
 func (x *CreatePersonalKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[15]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1349,7 +1429,7 @@ func (x *CreatePersonalKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreatePersonalKeyRequest.ProtoReflect.Descriptor instead.
 func (*CreatePersonalKeyRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{15}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CreatePersonalKeyRequest) GetLabel() string {
@@ -1384,7 +1464,7 @@ type CreatePersonalKeyResponse struct {
 
 func (x *CreatePersonalKeyResponse) Reset() {
 	*x = CreatePersonalKeyResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[16]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1396,7 +1476,7 @@ func (x *CreatePersonalKeyResponse) String() string {
 func (*CreatePersonalKeyResponse) ProtoMessage() {}
 
 func (x *CreatePersonalKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[16]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1409,7 +1489,7 @@ func (x *CreatePersonalKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreatePersonalKeyResponse.ProtoReflect.Descriptor instead.
 func (*CreatePersonalKeyResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{16}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *CreatePersonalKeyResponse) GetKey() *ApiKey {
@@ -1435,7 +1515,7 @@ type ListKeysRequest struct {
 
 func (x *ListKeysRequest) Reset() {
 	*x = ListKeysRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[17]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1447,7 +1527,7 @@ func (x *ListKeysRequest) String() string {
 func (*ListKeysRequest) ProtoMessage() {}
 
 func (x *ListKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[17]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1460,7 +1540,7 @@ func (x *ListKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListKeysRequest.ProtoReflect.Descriptor instead.
 func (*ListKeysRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{17}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListKeysRequest) GetTeamId() int64 {
@@ -1479,7 +1559,7 @@ type ListKeysResponse struct {
 
 func (x *ListKeysResponse) Reset() {
 	*x = ListKeysResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[18]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1491,7 +1571,7 @@ func (x *ListKeysResponse) String() string {
 func (*ListKeysResponse) ProtoMessage() {}
 
 func (x *ListKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[18]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1504,7 +1584,7 @@ func (x *ListKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListKeysResponse.ProtoReflect.Descriptor instead.
 func (*ListKeysResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{18}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListKeysResponse) GetKeys() []*ApiKey {
@@ -1523,7 +1603,7 @@ type RevokeKeyRequest struct {
 
 func (x *RevokeKeyRequest) Reset() {
 	*x = RevokeKeyRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[19]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1535,7 +1615,7 @@ func (x *RevokeKeyRequest) String() string {
 func (*RevokeKeyRequest) ProtoMessage() {}
 
 func (x *RevokeKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[19]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1548,7 +1628,7 @@ func (x *RevokeKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeKeyRequest.ProtoReflect.Descriptor instead.
 func (*RevokeKeyRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{19}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *RevokeKeyRequest) GetKeyId() string {
@@ -1567,7 +1647,7 @@ type RevokeKeyResponse struct {
 
 func (x *RevokeKeyResponse) Reset() {
 	*x = RevokeKeyResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[20]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1579,7 +1659,7 @@ func (x *RevokeKeyResponse) String() string {
 func (*RevokeKeyResponse) ProtoMessage() {}
 
 func (x *RevokeKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[20]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1592,7 +1672,7 @@ func (x *RevokeKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeKeyResponse.ProtoReflect.Descriptor instead.
 func (*RevokeKeyResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{20}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *RevokeKeyResponse) GetKey() *ApiKey {
@@ -1620,21 +1700,23 @@ type FeatureFlag struct {
 	EvaluationRuntime string `protobuf:"bytes,12,opt,name=evaluation_runtime,json=evaluationRuntime,proto3" json:"evaluation_runtime,omitempty"`
 	// "distinct_id" (default) or "device_id".
 	BucketingIdentifier string `protobuf:"bytes,13,opt,name=bucketing_identifier,json=bucketingIdentifier,proto3" json:"bucketing_identifier,omitempty"`
-	// PostHog's filters object as JSON text: groups, multivariate, payloads,
+	// PostHog's filters object: groups, multivariate, payloads,
 	// aggregation_group_type_index, super_groups, holdout ...
-	Filters       string                 `protobuf:"bytes,14,opt,name=filters,proto3" json:"filters,omitempty"`
-	Overrides     []*Override            `protobuf:"bytes,15,rep,name=overrides,proto3" json:"overrides,omitempty"`
-	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,16,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
-	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,17,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
-	CreatedBy     string                 `protobuf:"bytes,18,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
-	UpdatedBy     string                 `protobuf:"bytes,19,opt,name=updated_by,json=updatedBy,proto3" json:"updated_by,omitempty"`
+	Filters   *structpb.Struct       `protobuf:"bytes,20,opt,name=filters,proto3" json:"filters,omitempty"`
+	Overrides []*Override            `protobuf:"bytes,15,rep,name=overrides,proto3" json:"overrides,omitempty"`
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,16,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	UpdatedAt *timestamppb.Timestamp `protobuf:"bytes,17,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	CreatedBy string                 `protobuf:"bytes,18,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
+	UpdatedBy string                 `protobuf:"bytes,19,opt,name=updated_by,json=updatedBy,proto3" json:"updated_by,omitempty"`
+	// Set on the answer of a write: the accepted definition's problems.
+	Warnings      []*Warning `protobuf:"bytes,21,rep,name=warnings,proto3" json:"warnings,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *FeatureFlag) Reset() {
 	*x = FeatureFlag{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[21]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1646,7 +1728,7 @@ func (x *FeatureFlag) String() string {
 func (*FeatureFlag) ProtoMessage() {}
 
 func (x *FeatureFlag) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[21]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1659,7 +1741,7 @@ func (x *FeatureFlag) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FeatureFlag.ProtoReflect.Descriptor instead.
 func (*FeatureFlag) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{21}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *FeatureFlag) GetId() int64 {
@@ -1753,11 +1835,11 @@ func (x *FeatureFlag) GetBucketingIdentifier() string {
 	return ""
 }
 
-func (x *FeatureFlag) GetFilters() string {
+func (x *FeatureFlag) GetFilters() *structpb.Struct {
 	if x != nil {
 		return x.Filters
 	}
-	return ""
+	return nil
 }
 
 func (x *FeatureFlag) GetOverrides() []*Override {
@@ -1795,6 +1877,13 @@ func (x *FeatureFlag) GetUpdatedBy() string {
 	return ""
 }
 
+func (x *FeatureFlag) GetWarnings() []*Warning {
+	if x != nil {
+		return x.Warnings
+	}
+	return nil
+}
+
 // FlagInput is the editable part of a flag.
 type FlagInput struct {
 	state                      protoimpl.MessageState `protogen:"open.v1"`
@@ -1806,16 +1895,16 @@ type FlagInput struct {
 	EnsureExperienceContinuity bool                   `protobuf:"varint,6,opt,name=ensure_experience_continuity,json=ensureExperienceContinuity,proto3" json:"ensure_experience_continuity,omitempty"`
 	EvaluationRuntime          string                 `protobuf:"bytes,7,opt,name=evaluation_runtime,json=evaluationRuntime,proto3" json:"evaluation_runtime,omitempty"`
 	BucketingIdentifier        string                 `protobuf:"bytes,8,opt,name=bucketing_identifier,json=bucketingIdentifier,proto3" json:"bucketing_identifier,omitempty"`
-	// JSON text of PostHog's filters object; empty means no conditions.
-	Filters       string      `protobuf:"bytes,9,opt,name=filters,proto3" json:"filters,omitempty"`
-	Overrides     []*Override `protobuf:"bytes,10,rep,name=overrides,proto3" json:"overrides,omitempty"`
+	// PostHog's filters object; absent means no conditions.
+	Filters       *structpb.Struct `protobuf:"bytes,11,opt,name=filters,proto3" json:"filters,omitempty"`
+	Overrides     []*Override      `protobuf:"bytes,10,rep,name=overrides,proto3" json:"overrides,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *FlagInput) Reset() {
 	*x = FlagInput{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[22]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1827,7 +1916,7 @@ func (x *FlagInput) String() string {
 func (*FlagInput) ProtoMessage() {}
 
 func (x *FlagInput) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[22]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1840,7 +1929,7 @@ func (x *FlagInput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FlagInput.ProtoReflect.Descriptor instead.
 func (*FlagInput) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{22}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *FlagInput) GetKey() string {
@@ -1899,11 +1988,11 @@ func (x *FlagInput) GetBucketingIdentifier() string {
 	return ""
 }
 
-func (x *FlagInput) GetFilters() string {
+func (x *FlagInput) GetFilters() *structpb.Struct {
 	if x != nil {
 		return x.Filters
 	}
-	return ""
+	return nil
 }
 
 func (x *FlagInput) GetOverrides() []*Override {
@@ -1920,15 +2009,15 @@ type Override struct {
 	DistinctIds    []string               `protobuf:"bytes,1,rep,name=distinct_ids,json=distinctIds,proto3" json:"distinct_ids,omitempty"`
 	GroupTypeIndex *int32                 `protobuf:"varint,2,opt,name=group_type_index,json=groupTypeIndex,proto3,oneof" json:"group_type_index,omitempty"`
 	GroupKeys      []string               `protobuf:"bytes,3,rep,name=group_keys,json=groupKeys,proto3" json:"group_keys,omitempty"`
-	// JSON text of the value: true, false or a variant key ("\"test\"").
-	Value         string `protobuf:"bytes,4,opt,name=value,proto3" json:"value,omitempty"`
+	// true, false or a variant key.
+	Value         *structpb.Value `protobuf:"bytes,5,opt,name=value,proto3" json:"value,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Override) Reset() {
 	*x = Override{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[23]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1940,7 +2029,7 @@ func (x *Override) String() string {
 func (*Override) ProtoMessage() {}
 
 func (x *Override) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[23]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1953,7 +2042,7 @@ func (x *Override) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Override.ProtoReflect.Descriptor instead.
 func (*Override) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{23}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Override) GetDistinctIds() []string {
@@ -1977,11 +2066,11 @@ func (x *Override) GetGroupKeys() []string {
 	return nil
 }
 
-func (x *Override) GetValue() string {
+func (x *Override) GetValue() *structpb.Value {
 	if x != nil {
 		return x.Value
 	}
-	return ""
+	return nil
 }
 
 type CreateFlagRequest struct {
@@ -1994,7 +2083,7 @@ type CreateFlagRequest struct {
 
 func (x *CreateFlagRequest) Reset() {
 	*x = CreateFlagRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[24]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2006,7 +2095,7 @@ func (x *CreateFlagRequest) String() string {
 func (*CreateFlagRequest) ProtoMessage() {}
 
 func (x *CreateFlagRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[24]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2019,7 +2108,7 @@ func (x *CreateFlagRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateFlagRequest.ProtoReflect.Descriptor instead.
 func (*CreateFlagRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{24}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *CreateFlagRequest) GetTeamId() int64 {
@@ -2045,7 +2134,7 @@ type CreateFlagResponse struct {
 
 func (x *CreateFlagResponse) Reset() {
 	*x = CreateFlagResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[25]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2057,7 +2146,7 @@ func (x *CreateFlagResponse) String() string {
 func (*CreateFlagResponse) ProtoMessage() {}
 
 func (x *CreateFlagResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[25]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2070,7 +2159,7 @@ func (x *CreateFlagResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateFlagResponse.ProtoReflect.Descriptor instead.
 func (*CreateFlagResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{25}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *CreateFlagResponse) GetFlag() *FeatureFlag {
@@ -2090,7 +2179,7 @@ type GetFlagRequest struct {
 
 func (x *GetFlagRequest) Reset() {
 	*x = GetFlagRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[26]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2102,7 +2191,7 @@ func (x *GetFlagRequest) String() string {
 func (*GetFlagRequest) ProtoMessage() {}
 
 func (x *GetFlagRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[26]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2115,7 +2204,7 @@ func (x *GetFlagRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetFlagRequest.ProtoReflect.Descriptor instead.
 func (*GetFlagRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{26}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *GetFlagRequest) GetTeamId() int64 {
@@ -2141,7 +2230,7 @@ type GetFlagResponse struct {
 
 func (x *GetFlagResponse) Reset() {
 	*x = GetFlagResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[27]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2153,7 +2242,7 @@ func (x *GetFlagResponse) String() string {
 func (*GetFlagResponse) ProtoMessage() {}
 
 func (x *GetFlagResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[27]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2166,7 +2255,7 @@ func (x *GetFlagResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetFlagResponse.ProtoReflect.Descriptor instead.
 func (*GetFlagResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{27}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *GetFlagResponse) GetFlag() *FeatureFlag {
@@ -2186,7 +2275,7 @@ type GetFlagByKeyRequest struct {
 
 func (x *GetFlagByKeyRequest) Reset() {
 	*x = GetFlagByKeyRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[28]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2198,7 +2287,7 @@ func (x *GetFlagByKeyRequest) String() string {
 func (*GetFlagByKeyRequest) ProtoMessage() {}
 
 func (x *GetFlagByKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[28]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2211,7 +2300,7 @@ func (x *GetFlagByKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetFlagByKeyRequest.ProtoReflect.Descriptor instead.
 func (*GetFlagByKeyRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{28}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *GetFlagByKeyRequest) GetTeamId() int64 {
@@ -2237,7 +2326,7 @@ type GetFlagByKeyResponse struct {
 
 func (x *GetFlagByKeyResponse) Reset() {
 	*x = GetFlagByKeyResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[29]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2249,7 +2338,7 @@ func (x *GetFlagByKeyResponse) String() string {
 func (*GetFlagByKeyResponse) ProtoMessage() {}
 
 func (x *GetFlagByKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[29]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2262,7 +2351,7 @@ func (x *GetFlagByKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetFlagByKeyResponse.ProtoReflect.Descriptor instead.
 func (*GetFlagByKeyResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{29}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *GetFlagByKeyResponse) GetFlag() *FeatureFlag {
@@ -2291,7 +2380,7 @@ type ListFlagsRequest struct {
 
 func (x *ListFlagsRequest) Reset() {
 	*x = ListFlagsRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[30]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2303,7 +2392,7 @@ func (x *ListFlagsRequest) String() string {
 func (*ListFlagsRequest) ProtoMessage() {}
 
 func (x *ListFlagsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[30]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2316,7 +2405,7 @@ func (x *ListFlagsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFlagsRequest.ProtoReflect.Descriptor instead.
 func (*ListFlagsRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{30}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ListFlagsRequest) GetTeamId() int64 {
@@ -2370,16 +2459,19 @@ func (x *ListFlagsRequest) GetStaleDays() int32 {
 
 type ListFlagsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	Flags []*FeatureFlag         `protobuf:"bytes,1,rep,name=flags,proto3" json:"flags,omitempty"`
+	// The page's flags (PostHog's name for the list).
+	Results []*FeatureFlag `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
 	// Empty after the last page.
 	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	// How many flags match, over every page.
+	Count         int32 `protobuf:"varint,3,opt,name=count,proto3" json:"count,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListFlagsResponse) Reset() {
 	*x = ListFlagsResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[31]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2391,7 +2483,7 @@ func (x *ListFlagsResponse) String() string {
 func (*ListFlagsResponse) ProtoMessage() {}
 
 func (x *ListFlagsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[31]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2404,12 +2496,12 @@ func (x *ListFlagsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFlagsResponse.ProtoReflect.Descriptor instead.
 func (*ListFlagsResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{31}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{32}
 }
 
-func (x *ListFlagsResponse) GetFlags() []*FeatureFlag {
+func (x *ListFlagsResponse) GetResults() []*FeatureFlag {
 	if x != nil {
-		return x.Flags
+		return x.Results
 	}
 	return nil
 }
@@ -2419,6 +2511,13 @@ func (x *ListFlagsResponse) GetNextPageToken() string {
 		return x.NextPageToken
 	}
 	return ""
+}
+
+func (x *ListFlagsResponse) GetCount() int32 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
 }
 
 type UpdateFlagRequest struct {
@@ -2433,7 +2532,7 @@ type UpdateFlagRequest struct {
 
 func (x *UpdateFlagRequest) Reset() {
 	*x = UpdateFlagRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[32]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2445,7 +2544,7 @@ func (x *UpdateFlagRequest) String() string {
 func (*UpdateFlagRequest) ProtoMessage() {}
 
 func (x *UpdateFlagRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[32]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2458,7 +2557,7 @@ func (x *UpdateFlagRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateFlagRequest.ProtoReflect.Descriptor instead.
 func (*UpdateFlagRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{32}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *UpdateFlagRequest) GetTeamId() int64 {
@@ -2498,7 +2597,7 @@ type UpdateFlagResponse struct {
 
 func (x *UpdateFlagResponse) Reset() {
 	*x = UpdateFlagResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[33]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2510,7 +2609,7 @@ func (x *UpdateFlagResponse) String() string {
 func (*UpdateFlagResponse) ProtoMessage() {}
 
 func (x *UpdateFlagResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[33]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2523,7 +2622,7 @@ func (x *UpdateFlagResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateFlagResponse.ProtoReflect.Descriptor instead.
 func (*UpdateFlagResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{33}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *UpdateFlagResponse) GetFlag() *FeatureFlag {
@@ -2544,7 +2643,7 @@ type EnableFlagRequest struct {
 
 func (x *EnableFlagRequest) Reset() {
 	*x = EnableFlagRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[34]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2556,7 +2655,7 @@ func (x *EnableFlagRequest) String() string {
 func (*EnableFlagRequest) ProtoMessage() {}
 
 func (x *EnableFlagRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[34]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2569,7 +2668,7 @@ func (x *EnableFlagRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnableFlagRequest.ProtoReflect.Descriptor instead.
 func (*EnableFlagRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{34}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *EnableFlagRequest) GetTeamId() int64 {
@@ -2602,7 +2701,7 @@ type EnableFlagResponse struct {
 
 func (x *EnableFlagResponse) Reset() {
 	*x = EnableFlagResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[35]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2614,7 +2713,7 @@ func (x *EnableFlagResponse) String() string {
 func (*EnableFlagResponse) ProtoMessage() {}
 
 func (x *EnableFlagResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[35]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2627,7 +2726,7 @@ func (x *EnableFlagResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnableFlagResponse.ProtoReflect.Descriptor instead.
 func (*EnableFlagResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{35}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *EnableFlagResponse) GetFlag() *FeatureFlag {
@@ -2648,7 +2747,7 @@ type DisableFlagRequest struct {
 
 func (x *DisableFlagRequest) Reset() {
 	*x = DisableFlagRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[36]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2660,7 +2759,7 @@ func (x *DisableFlagRequest) String() string {
 func (*DisableFlagRequest) ProtoMessage() {}
 
 func (x *DisableFlagRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[36]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2673,7 +2772,7 @@ func (x *DisableFlagRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisableFlagRequest.ProtoReflect.Descriptor instead.
 func (*DisableFlagRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{36}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *DisableFlagRequest) GetTeamId() int64 {
@@ -2706,7 +2805,7 @@ type DisableFlagResponse struct {
 
 func (x *DisableFlagResponse) Reset() {
 	*x = DisableFlagResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[37]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2718,7 +2817,7 @@ func (x *DisableFlagResponse) String() string {
 func (*DisableFlagResponse) ProtoMessage() {}
 
 func (x *DisableFlagResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[37]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2731,7 +2830,7 @@ func (x *DisableFlagResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisableFlagResponse.ProtoReflect.Descriptor instead.
 func (*DisableFlagResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{37}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *DisableFlagResponse) GetFlag() *FeatureFlag {
@@ -2752,7 +2851,7 @@ type ArchiveFlagRequest struct {
 
 func (x *ArchiveFlagRequest) Reset() {
 	*x = ArchiveFlagRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[38]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2764,7 +2863,7 @@ func (x *ArchiveFlagRequest) String() string {
 func (*ArchiveFlagRequest) ProtoMessage() {}
 
 func (x *ArchiveFlagRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[38]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2777,7 +2876,7 @@ func (x *ArchiveFlagRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ArchiveFlagRequest.ProtoReflect.Descriptor instead.
 func (*ArchiveFlagRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{38}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ArchiveFlagRequest) GetTeamId() int64 {
@@ -2810,7 +2909,7 @@ type ArchiveFlagResponse struct {
 
 func (x *ArchiveFlagResponse) Reset() {
 	*x = ArchiveFlagResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[39]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2822,7 +2921,7 @@ func (x *ArchiveFlagResponse) String() string {
 func (*ArchiveFlagResponse) ProtoMessage() {}
 
 func (x *ArchiveFlagResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[39]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2835,7 +2934,7 @@ func (x *ArchiveFlagResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ArchiveFlagResponse.ProtoReflect.Descriptor instead.
 func (*ArchiveFlagResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{39}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ArchiveFlagResponse) GetFlag() *FeatureFlag {
@@ -2856,7 +2955,7 @@ type UnarchiveFlagRequest struct {
 
 func (x *UnarchiveFlagRequest) Reset() {
 	*x = UnarchiveFlagRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[40]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2868,7 +2967,7 @@ func (x *UnarchiveFlagRequest) String() string {
 func (*UnarchiveFlagRequest) ProtoMessage() {}
 
 func (x *UnarchiveFlagRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[40]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2881,7 +2980,7 @@ func (x *UnarchiveFlagRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnarchiveFlagRequest.ProtoReflect.Descriptor instead.
 func (*UnarchiveFlagRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{40}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *UnarchiveFlagRequest) GetTeamId() int64 {
@@ -2914,7 +3013,7 @@ type UnarchiveFlagResponse struct {
 
 func (x *UnarchiveFlagResponse) Reset() {
 	*x = UnarchiveFlagResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[41]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2926,7 +3025,7 @@ func (x *UnarchiveFlagResponse) String() string {
 func (*UnarchiveFlagResponse) ProtoMessage() {}
 
 func (x *UnarchiveFlagResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[41]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2939,7 +3038,7 @@ func (x *UnarchiveFlagResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnarchiveFlagResponse.ProtoReflect.Descriptor instead.
 func (*UnarchiveFlagResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{41}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *UnarchiveFlagResponse) GetFlag() *FeatureFlag {
@@ -2960,7 +3059,7 @@ type DeleteFlagRequest struct {
 
 func (x *DeleteFlagRequest) Reset() {
 	*x = DeleteFlagRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[42]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2972,7 +3071,7 @@ func (x *DeleteFlagRequest) String() string {
 func (*DeleteFlagRequest) ProtoMessage() {}
 
 func (x *DeleteFlagRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[42]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2985,7 +3084,7 @@ func (x *DeleteFlagRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteFlagRequest.ProtoReflect.Descriptor instead.
 func (*DeleteFlagRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{42}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *DeleteFlagRequest) GetTeamId() int64 {
@@ -3018,7 +3117,7 @@ type DeleteFlagResponse struct {
 
 func (x *DeleteFlagResponse) Reset() {
 	*x = DeleteFlagResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[43]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3030,7 +3129,7 @@ func (x *DeleteFlagResponse) String() string {
 func (*DeleteFlagResponse) ProtoMessage() {}
 
 func (x *DeleteFlagResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[43]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3043,7 +3142,7 @@ func (x *DeleteFlagResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteFlagResponse.ProtoReflect.Descriptor instead.
 func (*DeleteFlagResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{43}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *DeleteFlagResponse) GetFlag() *FeatureFlag {
@@ -3056,9 +3155,9 @@ func (x *DeleteFlagResponse) GetFlag() *FeatureFlag {
 // Condition is one release condition (PostHog's condition set).
 type Condition struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// JSON text of the property filters, a list in PostHog's shape:
+	// The property filters in PostHog's shape:
 	// [{"key":"email","type":"person","operator":"icontains","value":"@corp.com"}].
-	Properties string `protobuf:"bytes,1,opt,name=properties,proto3" json:"properties,omitempty"`
+	Properties *structpb.ListValue `protobuf:"bytes,7,opt,name=properties,proto3" json:"properties,omitempty"`
 	// Absent means 100.
 	RolloutPercentage *float64 `protobuf:"fixed64,2,opt,name=rollout_percentage,json=rolloutPercentage,proto3,oneof" json:"rollout_percentage,omitempty"`
 	Variant           *string  `protobuf:"bytes,3,opt,name=variant,proto3,oneof" json:"variant,omitempty"`
@@ -3076,7 +3175,7 @@ type Condition struct {
 
 func (x *Condition) Reset() {
 	*x = Condition{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[44]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3088,7 +3187,7 @@ func (x *Condition) String() string {
 func (*Condition) ProtoMessage() {}
 
 func (x *Condition) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[44]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3101,14 +3200,14 @@ func (x *Condition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Condition.ProtoReflect.Descriptor instead.
 func (*Condition) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{44}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{45}
 }
 
-func (x *Condition) GetProperties() string {
+func (x *Condition) GetProperties() *structpb.ListValue {
 	if x != nil {
 		return x.Properties
 	}
-	return ""
+	return nil
 }
 
 func (x *Condition) GetRolloutPercentage() float64 {
@@ -3189,7 +3288,7 @@ type AddConditionRequest struct {
 
 func (x *AddConditionRequest) Reset() {
 	*x = AddConditionRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[45]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3201,7 +3300,7 @@ func (x *AddConditionRequest) String() string {
 func (*AddConditionRequest) ProtoMessage() {}
 
 func (x *AddConditionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[45]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3214,7 +3313,7 @@ func (x *AddConditionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddConditionRequest.ProtoReflect.Descriptor instead.
 func (*AddConditionRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{45}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *AddConditionRequest) GetTeamId() int64 {
@@ -3261,7 +3360,7 @@ type AddConditionResponse struct {
 
 func (x *AddConditionResponse) Reset() {
 	*x = AddConditionResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[46]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3273,7 +3372,7 @@ func (x *AddConditionResponse) String() string {
 func (*AddConditionResponse) ProtoMessage() {}
 
 func (x *AddConditionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[46]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3286,7 +3385,7 @@ func (x *AddConditionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddConditionResponse.ProtoReflect.Descriptor instead.
 func (*AddConditionResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{46}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *AddConditionResponse) GetFlag() *FeatureFlag {
@@ -3309,7 +3408,7 @@ type UpdateConditionRequest struct {
 
 func (x *UpdateConditionRequest) Reset() {
 	*x = UpdateConditionRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[47]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3321,7 +3420,7 @@ func (x *UpdateConditionRequest) String() string {
 func (*UpdateConditionRequest) ProtoMessage() {}
 
 func (x *UpdateConditionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[47]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3334,7 +3433,7 @@ func (x *UpdateConditionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateConditionRequest.ProtoReflect.Descriptor instead.
 func (*UpdateConditionRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{47}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *UpdateConditionRequest) GetTeamId() int64 {
@@ -3381,7 +3480,7 @@ type UpdateConditionResponse struct {
 
 func (x *UpdateConditionResponse) Reset() {
 	*x = UpdateConditionResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[48]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3393,7 +3492,7 @@ func (x *UpdateConditionResponse) String() string {
 func (*UpdateConditionResponse) ProtoMessage() {}
 
 func (x *UpdateConditionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[48]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3406,7 +3505,7 @@ func (x *UpdateConditionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateConditionResponse.ProtoReflect.Descriptor instead.
 func (*UpdateConditionResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{48}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *UpdateConditionResponse) GetFlag() *FeatureFlag {
@@ -3428,7 +3527,7 @@ type RemoveConditionRequest struct {
 
 func (x *RemoveConditionRequest) Reset() {
 	*x = RemoveConditionRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[49]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3440,7 +3539,7 @@ func (x *RemoveConditionRequest) String() string {
 func (*RemoveConditionRequest) ProtoMessage() {}
 
 func (x *RemoveConditionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[49]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3453,7 +3552,7 @@ func (x *RemoveConditionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveConditionRequest.ProtoReflect.Descriptor instead.
 func (*RemoveConditionRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{49}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *RemoveConditionRequest) GetTeamId() int64 {
@@ -3493,7 +3592,7 @@ type RemoveConditionResponse struct {
 
 func (x *RemoveConditionResponse) Reset() {
 	*x = RemoveConditionResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[50]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3505,7 +3604,7 @@ func (x *RemoveConditionResponse) String() string {
 func (*RemoveConditionResponse) ProtoMessage() {}
 
 func (x *RemoveConditionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[50]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3518,7 +3617,7 @@ func (x *RemoveConditionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveConditionResponse.ProtoReflect.Descriptor instead.
 func (*RemoveConditionResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{50}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *RemoveConditionResponse) GetFlag() *FeatureFlag {
@@ -3541,7 +3640,7 @@ type ReorderConditionsRequest struct {
 
 func (x *ReorderConditionsRequest) Reset() {
 	*x = ReorderConditionsRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[51]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3553,7 +3652,7 @@ func (x *ReorderConditionsRequest) String() string {
 func (*ReorderConditionsRequest) ProtoMessage() {}
 
 func (x *ReorderConditionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[51]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3566,7 +3665,7 @@ func (x *ReorderConditionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReorderConditionsRequest.ProtoReflect.Descriptor instead.
 func (*ReorderConditionsRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{51}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *ReorderConditionsRequest) GetTeamId() int64 {
@@ -3606,7 +3705,7 @@ type ReorderConditionsResponse struct {
 
 func (x *ReorderConditionsResponse) Reset() {
 	*x = ReorderConditionsResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[52]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3618,7 +3717,7 @@ func (x *ReorderConditionsResponse) String() string {
 func (*ReorderConditionsResponse) ProtoMessage() {}
 
 func (x *ReorderConditionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[52]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3631,7 +3730,7 @@ func (x *ReorderConditionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReorderConditionsResponse.ProtoReflect.Descriptor instead.
 func (*ReorderConditionsResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{52}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *ReorderConditionsResponse) GetFlag() *FeatureFlag {
@@ -3655,7 +3754,7 @@ type SetRolloutRequest struct {
 
 func (x *SetRolloutRequest) Reset() {
 	*x = SetRolloutRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[53]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3667,7 +3766,7 @@ func (x *SetRolloutRequest) String() string {
 func (*SetRolloutRequest) ProtoMessage() {}
 
 func (x *SetRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[53]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3680,7 +3779,7 @@ func (x *SetRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetRolloutRequest.ProtoReflect.Descriptor instead.
 func (*SetRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{53}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *SetRolloutRequest) GetTeamId() int64 {
@@ -3727,7 +3826,7 @@ type SetRolloutResponse struct {
 
 func (x *SetRolloutResponse) Reset() {
 	*x = SetRolloutResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[54]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3739,7 +3838,7 @@ func (x *SetRolloutResponse) String() string {
 func (*SetRolloutResponse) ProtoMessage() {}
 
 func (x *SetRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[54]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3752,7 +3851,7 @@ func (x *SetRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetRolloutResponse.ProtoReflect.Descriptor instead.
 func (*SetRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{54}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *SetRolloutResponse) GetFlag() *FeatureFlag {
@@ -3775,7 +3874,7 @@ type SetOverridesRequest struct {
 
 func (x *SetOverridesRequest) Reset() {
 	*x = SetOverridesRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[55]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3787,7 +3886,7 @@ func (x *SetOverridesRequest) String() string {
 func (*SetOverridesRequest) ProtoMessage() {}
 
 func (x *SetOverridesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[55]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3800,7 +3899,7 @@ func (x *SetOverridesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetOverridesRequest.ProtoReflect.Descriptor instead.
 func (*SetOverridesRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{55}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *SetOverridesRequest) GetTeamId() int64 {
@@ -3840,7 +3939,7 @@ type SetOverridesResponse struct {
 
 func (x *SetOverridesResponse) Reset() {
 	*x = SetOverridesResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[56]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3852,7 +3951,7 @@ func (x *SetOverridesResponse) String() string {
 func (*SetOverridesResponse) ProtoMessage() {}
 
 func (x *SetOverridesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[56]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3865,7 +3964,7 @@ func (x *SetOverridesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetOverridesResponse.ProtoReflect.Descriptor instead.
 func (*SetOverridesResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{56}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *SetOverridesResponse) GetFlag() *FeatureFlag {
@@ -3885,7 +3984,7 @@ type ListDependentsRequest struct {
 
 func (x *ListDependentsRequest) Reset() {
 	*x = ListDependentsRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[57]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3897,7 +3996,7 @@ func (x *ListDependentsRequest) String() string {
 func (*ListDependentsRequest) ProtoMessage() {}
 
 func (x *ListDependentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[57]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3910,7 +4009,7 @@ func (x *ListDependentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDependentsRequest.ProtoReflect.Descriptor instead.
 func (*ListDependentsRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{57}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *ListDependentsRequest) GetTeamId() int64 {
@@ -3940,7 +4039,7 @@ type Dependent struct {
 
 func (x *Dependent) Reset() {
 	*x = Dependent{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[58]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3952,7 +4051,7 @@ func (x *Dependent) String() string {
 func (*Dependent) ProtoMessage() {}
 
 func (x *Dependent) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[58]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3965,7 +4064,7 @@ func (x *Dependent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Dependent.ProtoReflect.Descriptor instead.
 func (*Dependent) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{58}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *Dependent) GetFlagId() int64 {
@@ -3998,7 +4097,7 @@ type ListDependentsResponse struct {
 
 func (x *ListDependentsResponse) Reset() {
 	*x = ListDependentsResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[59]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4010,7 +4109,7 @@ func (x *ListDependentsResponse) String() string {
 func (*ListDependentsResponse) ProtoMessage() {}
 
 func (x *ListDependentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[59]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4023,7 +4122,7 @@ func (x *ListDependentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDependentsResponse.ProtoReflect.Descriptor instead.
 func (*ListDependentsResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{59}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *ListDependentsResponse) GetDependents() []*Dependent {
@@ -4041,20 +4140,24 @@ type Cohort struct {
 	Name        string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
 	Description string                 `protobuf:"bytes,4,opt,name=description,proto3" json:"description,omitempty"`
 	Kind        CohortKind             `protobuf:"varint,5,opt,name=kind,proto3,enum=vexil.admin.v1.CohortKind" json:"kind,omitempty"`
-	// JSON text of PostHog's property group: {"type":"AND","values":[...]}.
-	// Empty for a static cohort.
-	Filters       string                 `protobuf:"bytes,6,opt,name=filters,proto3" json:"filters,omitempty"`
-	Version       int64                  `protobuf:"varint,7,opt,name=version,proto3" json:"version,omitempty"`
-	Deleted       bool                   `protobuf:"varint,8,opt,name=deleted,proto3" json:"deleted,omitempty"`
-	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
-	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	// PostHog's cohort filters: {"properties": {"type":"AND","values":[...]}}.
+	// Absent for a static cohort.
+	Filters   *structpb.Struct       `protobuf:"bytes,11,opt,name=filters,proto3" json:"filters,omitempty"`
+	Version   int64                  `protobuf:"varint,7,opt,name=version,proto3" json:"version,omitempty"`
+	Deleted   bool                   `protobuf:"varint,8,opt,name=deleted,proto3" json:"deleted,omitempty"`
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	UpdatedAt *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	// PostHog's flag for a cohort of listed members (kind STATIC).
+	IsStatic bool `protobuf:"varint,12,opt,name=is_static,json=isStatic,proto3" json:"is_static,omitempty"`
+	// Set on the answer of a write: the accepted definition's problems.
+	Warnings      []*Warning `protobuf:"bytes,13,rep,name=warnings,proto3" json:"warnings,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Cohort) Reset() {
 	*x = Cohort{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[60]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4066,7 +4169,7 @@ func (x *Cohort) String() string {
 func (*Cohort) ProtoMessage() {}
 
 func (x *Cohort) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[60]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4079,7 +4182,7 @@ func (x *Cohort) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Cohort.ProtoReflect.Descriptor instead.
 func (*Cohort) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{60}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *Cohort) GetId() int64 {
@@ -4117,11 +4220,11 @@ func (x *Cohort) GetKind() CohortKind {
 	return CohortKind_COHORT_KIND_UNSPECIFIED
 }
 
-func (x *Cohort) GetFilters() string {
+func (x *Cohort) GetFilters() *structpb.Struct {
 	if x != nil {
 		return x.Filters
 	}
-	return ""
+	return nil
 }
 
 func (x *Cohort) GetVersion() int64 {
@@ -4152,20 +4255,40 @@ func (x *Cohort) GetUpdatedAt() *timestamppb.Timestamp {
 	return nil
 }
 
-// CohortInput is the editable part of a cohort.
+func (x *Cohort) GetIsStatic() bool {
+	if x != nil {
+		return x.IsStatic
+	}
+	return false
+}
+
+func (x *Cohort) GetWarnings() []*Warning {
+	if x != nil {
+		return x.Warnings
+	}
+	return nil
+}
+
+// CohortInput is the editable part of a cohort, in PostHog's shape.
 type CohortInput struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Description   string                 `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
-	Kind          CohortKind             `protobuf:"varint,3,opt,name=kind,proto3,enum=vexil.admin.v1.CohortKind" json:"kind,omitempty"`
-	Filters       string                 `protobuf:"bytes,4,opt,name=filters,proto3" json:"filters,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Name        string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Description string                 `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
+	// Unspecified: static when is_static, else behavioral when a filter is
+	// of type "behavioral", else property.
+	Kind CohortKind `protobuf:"varint,3,opt,name=kind,proto3,enum=vexil.admin.v1.CohortKind" json:"kind,omitempty"`
+	// PostHog's cohort filters: {"properties": <property group>}; a bare
+	// property group ({"type":"AND","values":[...]}) is taken as well.
+	Filters *structpb.Struct `protobuf:"bytes,5,opt,name=filters,proto3" json:"filters,omitempty"`
+	// PostHog's flag for a static cohort (members are added apart).
+	IsStatic      bool `protobuf:"varint,6,opt,name=is_static,json=isStatic,proto3" json:"is_static,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CohortInput) Reset() {
 	*x = CohortInput{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[61]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4177,7 +4300,7 @@ func (x *CohortInput) String() string {
 func (*CohortInput) ProtoMessage() {}
 
 func (x *CohortInput) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[61]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4190,7 +4313,7 @@ func (x *CohortInput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CohortInput.ProtoReflect.Descriptor instead.
 func (*CohortInput) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{61}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *CohortInput) GetName() string {
@@ -4214,11 +4337,18 @@ func (x *CohortInput) GetKind() CohortKind {
 	return CohortKind_COHORT_KIND_UNSPECIFIED
 }
 
-func (x *CohortInput) GetFilters() string {
+func (x *CohortInput) GetFilters() *structpb.Struct {
 	if x != nil {
 		return x.Filters
 	}
-	return ""
+	return nil
+}
+
+func (x *CohortInput) GetIsStatic() bool {
+	if x != nil {
+		return x.IsStatic
+	}
+	return false
 }
 
 type CreateCohortRequest struct {
@@ -4231,7 +4361,7 @@ type CreateCohortRequest struct {
 
 func (x *CreateCohortRequest) Reset() {
 	*x = CreateCohortRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[62]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4243,7 +4373,7 @@ func (x *CreateCohortRequest) String() string {
 func (*CreateCohortRequest) ProtoMessage() {}
 
 func (x *CreateCohortRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[62]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4256,7 +4386,7 @@ func (x *CreateCohortRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateCohortRequest.ProtoReflect.Descriptor instead.
 func (*CreateCohortRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{62}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *CreateCohortRequest) GetTeamId() int64 {
@@ -4282,7 +4412,7 @@ type CreateCohortResponse struct {
 
 func (x *CreateCohortResponse) Reset() {
 	*x = CreateCohortResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[63]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4294,7 +4424,7 @@ func (x *CreateCohortResponse) String() string {
 func (*CreateCohortResponse) ProtoMessage() {}
 
 func (x *CreateCohortResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[63]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4307,7 +4437,7 @@ func (x *CreateCohortResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateCohortResponse.ProtoReflect.Descriptor instead.
 func (*CreateCohortResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{63}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *CreateCohortResponse) GetCohort() *Cohort {
@@ -4327,7 +4457,7 @@ type GetCohortRequest struct {
 
 func (x *GetCohortRequest) Reset() {
 	*x = GetCohortRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[64]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4339,7 +4469,7 @@ func (x *GetCohortRequest) String() string {
 func (*GetCohortRequest) ProtoMessage() {}
 
 func (x *GetCohortRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[64]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4352,7 +4482,7 @@ func (x *GetCohortRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCohortRequest.ProtoReflect.Descriptor instead.
 func (*GetCohortRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{64}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *GetCohortRequest) GetTeamId() int64 {
@@ -4378,7 +4508,7 @@ type GetCohortResponse struct {
 
 func (x *GetCohortResponse) Reset() {
 	*x = GetCohortResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[65]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4390,7 +4520,7 @@ func (x *GetCohortResponse) String() string {
 func (*GetCohortResponse) ProtoMessage() {}
 
 func (x *GetCohortResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[65]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4403,7 +4533,7 @@ func (x *GetCohortResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCohortResponse.ProtoReflect.Descriptor instead.
 func (*GetCohortResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{65}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *GetCohortResponse) GetCohort() *Cohort {
@@ -4424,7 +4554,7 @@ type ListCohortsRequest struct {
 
 func (x *ListCohortsRequest) Reset() {
 	*x = ListCohortsRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[66]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4436,7 +4566,7 @@ func (x *ListCohortsRequest) String() string {
 func (*ListCohortsRequest) ProtoMessage() {}
 
 func (x *ListCohortsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[66]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4449,7 +4579,7 @@ func (x *ListCohortsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCohortsRequest.ProtoReflect.Descriptor instead.
 func (*ListCohortsRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{66}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *ListCohortsRequest) GetTeamId() int64 {
@@ -4474,16 +4604,19 @@ func (x *ListCohortsRequest) GetPageToken() string {
 }
 
 type ListCohortsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Cohorts       []*Cohort              `protobuf:"bytes,1,rep,name=cohorts,proto3" json:"cohorts,omitempty"`
-	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The page's cohorts (PostHog's name for the list).
+	Results       []*Cohort `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	NextPageToken string    `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	// How many cohorts there are, over every page.
+	Count         int32 `protobuf:"varint,3,opt,name=count,proto3" json:"count,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListCohortsResponse) Reset() {
 	*x = ListCohortsResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[67]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4495,7 +4628,7 @@ func (x *ListCohortsResponse) String() string {
 func (*ListCohortsResponse) ProtoMessage() {}
 
 func (x *ListCohortsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[67]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4508,12 +4641,12 @@ func (x *ListCohortsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCohortsResponse.ProtoReflect.Descriptor instead.
 func (*ListCohortsResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{67}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{68}
 }
 
-func (x *ListCohortsResponse) GetCohorts() []*Cohort {
+func (x *ListCohortsResponse) GetResults() []*Cohort {
 	if x != nil {
-		return x.Cohorts
+		return x.Results
 	}
 	return nil
 }
@@ -4523,6 +4656,13 @@ func (x *ListCohortsResponse) GetNextPageToken() string {
 		return x.NextPageToken
 	}
 	return ""
+}
+
+func (x *ListCohortsResponse) GetCount() int32 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
 }
 
 type UpdateCohortRequest struct {
@@ -4537,7 +4677,7 @@ type UpdateCohortRequest struct {
 
 func (x *UpdateCohortRequest) Reset() {
 	*x = UpdateCohortRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[68]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4549,7 +4689,7 @@ func (x *UpdateCohortRequest) String() string {
 func (*UpdateCohortRequest) ProtoMessage() {}
 
 func (x *UpdateCohortRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[68]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4562,7 +4702,7 @@ func (x *UpdateCohortRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateCohortRequest.ProtoReflect.Descriptor instead.
 func (*UpdateCohortRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{68}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *UpdateCohortRequest) GetTeamId() int64 {
@@ -4602,7 +4742,7 @@ type UpdateCohortResponse struct {
 
 func (x *UpdateCohortResponse) Reset() {
 	*x = UpdateCohortResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[69]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4614,7 +4754,7 @@ func (x *UpdateCohortResponse) String() string {
 func (*UpdateCohortResponse) ProtoMessage() {}
 
 func (x *UpdateCohortResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[69]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4627,7 +4767,7 @@ func (x *UpdateCohortResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateCohortResponse.ProtoReflect.Descriptor instead.
 func (*UpdateCohortResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{69}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *UpdateCohortResponse) GetCohort() *Cohort {
@@ -4648,7 +4788,7 @@ type DeleteCohortRequest struct {
 
 func (x *DeleteCohortRequest) Reset() {
 	*x = DeleteCohortRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[70]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4660,7 +4800,7 @@ func (x *DeleteCohortRequest) String() string {
 func (*DeleteCohortRequest) ProtoMessage() {}
 
 func (x *DeleteCohortRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[70]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4673,7 +4813,7 @@ func (x *DeleteCohortRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteCohortRequest.ProtoReflect.Descriptor instead.
 func (*DeleteCohortRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{70}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *DeleteCohortRequest) GetTeamId() int64 {
@@ -4706,7 +4846,7 @@ type DeleteCohortResponse struct {
 
 func (x *DeleteCohortResponse) Reset() {
 	*x = DeleteCohortResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[71]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4718,7 +4858,7 @@ func (x *DeleteCohortResponse) String() string {
 func (*DeleteCohortResponse) ProtoMessage() {}
 
 func (x *DeleteCohortResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[71]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4731,7 +4871,7 @@ func (x *DeleteCohortResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteCohortResponse.ProtoReflect.Descriptor instead.
 func (*DeleteCohortResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{71}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *DeleteCohortResponse) GetCohort() *Cohort {
@@ -4752,7 +4892,7 @@ type AddCohortMembersRequest struct {
 
 func (x *AddCohortMembersRequest) Reset() {
 	*x = AddCohortMembersRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[72]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4764,7 +4904,7 @@ func (x *AddCohortMembersRequest) String() string {
 func (*AddCohortMembersRequest) ProtoMessage() {}
 
 func (x *AddCohortMembersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[72]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4777,7 +4917,7 @@ func (x *AddCohortMembersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddCohortMembersRequest.ProtoReflect.Descriptor instead.
 func (*AddCohortMembersRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{72}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *AddCohortMembersRequest) GetTeamId() int64 {
@@ -4810,7 +4950,7 @@ type AddCohortMembersResponse struct {
 
 func (x *AddCohortMembersResponse) Reset() {
 	*x = AddCohortMembersResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[73]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4822,7 +4962,7 @@ func (x *AddCohortMembersResponse) String() string {
 func (*AddCohortMembersResponse) ProtoMessage() {}
 
 func (x *AddCohortMembersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[73]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4835,7 +4975,7 @@ func (x *AddCohortMembersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddCohortMembersResponse.ProtoReflect.Descriptor instead.
 func (*AddCohortMembersResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{73}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *AddCohortMembersResponse) GetAdded() int32 {
@@ -4856,7 +4996,7 @@ type RemoveCohortMembersRequest struct {
 
 func (x *RemoveCohortMembersRequest) Reset() {
 	*x = RemoveCohortMembersRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[74]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4868,7 +5008,7 @@ func (x *RemoveCohortMembersRequest) String() string {
 func (*RemoveCohortMembersRequest) ProtoMessage() {}
 
 func (x *RemoveCohortMembersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[74]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4881,7 +5021,7 @@ func (x *RemoveCohortMembersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveCohortMembersRequest.ProtoReflect.Descriptor instead.
 func (*RemoveCohortMembersRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{74}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *RemoveCohortMembersRequest) GetTeamId() int64 {
@@ -4914,7 +5054,7 @@ type RemoveCohortMembersResponse struct {
 
 func (x *RemoveCohortMembersResponse) Reset() {
 	*x = RemoveCohortMembersResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[75]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4926,7 +5066,7 @@ func (x *RemoveCohortMembersResponse) String() string {
 func (*RemoveCohortMembersResponse) ProtoMessage() {}
 
 func (x *RemoveCohortMembersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[75]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4939,7 +5079,7 @@ func (x *RemoveCohortMembersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveCohortMembersResponse.ProtoReflect.Descriptor instead.
 func (*RemoveCohortMembersResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{75}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *RemoveCohortMembersResponse) GetRemoved() int32 {
@@ -4961,7 +5101,7 @@ type ListCohortMembersRequest struct {
 
 func (x *ListCohortMembersRequest) Reset() {
 	*x = ListCohortMembersRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[76]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4973,7 +5113,7 @@ func (x *ListCohortMembersRequest) String() string {
 func (*ListCohortMembersRequest) ProtoMessage() {}
 
 func (x *ListCohortMembersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[76]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4986,7 +5126,7 @@ func (x *ListCohortMembersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCohortMembersRequest.ProtoReflect.Descriptor instead.
 func (*ListCohortMembersRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{76}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *ListCohortMembersRequest) GetTeamId() int64 {
@@ -5027,7 +5167,7 @@ type ListCohortMembersResponse struct {
 
 func (x *ListCohortMembersResponse) Reset() {
 	*x = ListCohortMembersResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[77]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5039,7 +5179,7 @@ func (x *ListCohortMembersResponse) String() string {
 func (*ListCohortMembersResponse) ProtoMessage() {}
 
 func (x *ListCohortMembersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[77]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5052,7 +5192,7 @@ func (x *ListCohortMembersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCohortMembersResponse.ProtoReflect.Descriptor instead.
 func (*ListCohortMembersResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{77}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *ListCohortMembersResponse) GetDistinctIds() []string {
@@ -5092,7 +5232,7 @@ type EarlyAccessFeature struct {
 
 func (x *EarlyAccessFeature) Reset() {
 	*x = EarlyAccessFeature{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[78]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5104,7 +5244,7 @@ func (x *EarlyAccessFeature) String() string {
 func (*EarlyAccessFeature) ProtoMessage() {}
 
 func (x *EarlyAccessFeature) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[78]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5117,7 +5257,7 @@ func (x *EarlyAccessFeature) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EarlyAccessFeature.ProtoReflect.Descriptor instead.
 func (*EarlyAccessFeature) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{78}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *EarlyAccessFeature) GetId() string {
@@ -5212,7 +5352,7 @@ type CreateEarlyAccessFeatureRequest struct {
 
 func (x *CreateEarlyAccessFeatureRequest) Reset() {
 	*x = CreateEarlyAccessFeatureRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[79]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5224,7 +5364,7 @@ func (x *CreateEarlyAccessFeatureRequest) String() string {
 func (*CreateEarlyAccessFeatureRequest) ProtoMessage() {}
 
 func (x *CreateEarlyAccessFeatureRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[79]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5237,7 +5377,7 @@ func (x *CreateEarlyAccessFeatureRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateEarlyAccessFeatureRequest.ProtoReflect.Descriptor instead.
 func (*CreateEarlyAccessFeatureRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{79}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *CreateEarlyAccessFeatureRequest) GetTeamId() int64 {
@@ -5291,7 +5431,7 @@ type CreateEarlyAccessFeatureResponse struct {
 
 func (x *CreateEarlyAccessFeatureResponse) Reset() {
 	*x = CreateEarlyAccessFeatureResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[80]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5303,7 +5443,7 @@ func (x *CreateEarlyAccessFeatureResponse) String() string {
 func (*CreateEarlyAccessFeatureResponse) ProtoMessage() {}
 
 func (x *CreateEarlyAccessFeatureResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[80]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5316,7 +5456,7 @@ func (x *CreateEarlyAccessFeatureResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateEarlyAccessFeatureResponse.ProtoReflect.Descriptor instead.
 func (*CreateEarlyAccessFeatureResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{80}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *CreateEarlyAccessFeatureResponse) GetFeature() *EarlyAccessFeature {
@@ -5336,7 +5476,7 @@ type GetEarlyAccessFeatureRequest struct {
 
 func (x *GetEarlyAccessFeatureRequest) Reset() {
 	*x = GetEarlyAccessFeatureRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[81]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5348,7 +5488,7 @@ func (x *GetEarlyAccessFeatureRequest) String() string {
 func (*GetEarlyAccessFeatureRequest) ProtoMessage() {}
 
 func (x *GetEarlyAccessFeatureRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[81]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5361,7 +5501,7 @@ func (x *GetEarlyAccessFeatureRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEarlyAccessFeatureRequest.ProtoReflect.Descriptor instead.
 func (*GetEarlyAccessFeatureRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{81}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *GetEarlyAccessFeatureRequest) GetTeamId() int64 {
@@ -5387,7 +5527,7 @@ type GetEarlyAccessFeatureResponse struct {
 
 func (x *GetEarlyAccessFeatureResponse) Reset() {
 	*x = GetEarlyAccessFeatureResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[82]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5399,7 +5539,7 @@ func (x *GetEarlyAccessFeatureResponse) String() string {
 func (*GetEarlyAccessFeatureResponse) ProtoMessage() {}
 
 func (x *GetEarlyAccessFeatureResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[82]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5412,7 +5552,7 @@ func (x *GetEarlyAccessFeatureResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEarlyAccessFeatureResponse.ProtoReflect.Descriptor instead.
 func (*GetEarlyAccessFeatureResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{82}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *GetEarlyAccessFeatureResponse) GetFeature() *EarlyAccessFeature {
@@ -5431,7 +5571,7 @@ type ListEarlyAccessFeaturesRequest struct {
 
 func (x *ListEarlyAccessFeaturesRequest) Reset() {
 	*x = ListEarlyAccessFeaturesRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[83]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5443,7 +5583,7 @@ func (x *ListEarlyAccessFeaturesRequest) String() string {
 func (*ListEarlyAccessFeaturesRequest) ProtoMessage() {}
 
 func (x *ListEarlyAccessFeaturesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[83]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5456,7 +5596,7 @@ func (x *ListEarlyAccessFeaturesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEarlyAccessFeaturesRequest.ProtoReflect.Descriptor instead.
 func (*ListEarlyAccessFeaturesRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{83}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *ListEarlyAccessFeaturesRequest) GetTeamId() int64 {
@@ -5475,7 +5615,7 @@ type ListEarlyAccessFeaturesResponse struct {
 
 func (x *ListEarlyAccessFeaturesResponse) Reset() {
 	*x = ListEarlyAccessFeaturesResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[84]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5487,7 +5627,7 @@ func (x *ListEarlyAccessFeaturesResponse) String() string {
 func (*ListEarlyAccessFeaturesResponse) ProtoMessage() {}
 
 func (x *ListEarlyAccessFeaturesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[84]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5500,7 +5640,7 @@ func (x *ListEarlyAccessFeaturesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEarlyAccessFeaturesResponse.ProtoReflect.Descriptor instead.
 func (*ListEarlyAccessFeaturesResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{84}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *ListEarlyAccessFeaturesResponse) GetFeatures() []*EarlyAccessFeature {
@@ -5528,7 +5668,7 @@ type UpdateEarlyAccessFeatureRequest struct {
 
 func (x *UpdateEarlyAccessFeatureRequest) Reset() {
 	*x = UpdateEarlyAccessFeatureRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[85]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5540,7 +5680,7 @@ func (x *UpdateEarlyAccessFeatureRequest) String() string {
 func (*UpdateEarlyAccessFeatureRequest) ProtoMessage() {}
 
 func (x *UpdateEarlyAccessFeatureRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[85]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5553,7 +5693,7 @@ func (x *UpdateEarlyAccessFeatureRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateEarlyAccessFeatureRequest.ProtoReflect.Descriptor instead.
 func (*UpdateEarlyAccessFeatureRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{85}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *UpdateEarlyAccessFeatureRequest) GetTeamId() int64 {
@@ -5614,7 +5754,7 @@ type UpdateEarlyAccessFeatureResponse struct {
 
 func (x *UpdateEarlyAccessFeatureResponse) Reset() {
 	*x = UpdateEarlyAccessFeatureResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[86]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5626,7 +5766,7 @@ func (x *UpdateEarlyAccessFeatureResponse) String() string {
 func (*UpdateEarlyAccessFeatureResponse) ProtoMessage() {}
 
 func (x *UpdateEarlyAccessFeatureResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[86]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5639,7 +5779,7 @@ func (x *UpdateEarlyAccessFeatureResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateEarlyAccessFeatureResponse.ProtoReflect.Descriptor instead.
 func (*UpdateEarlyAccessFeatureResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{86}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{87}
 }
 
 func (x *UpdateEarlyAccessFeatureResponse) GetFeature() *EarlyAccessFeature {
@@ -5660,7 +5800,7 @@ type DeleteEarlyAccessFeatureRequest struct {
 
 func (x *DeleteEarlyAccessFeatureRequest) Reset() {
 	*x = DeleteEarlyAccessFeatureRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[87]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5672,7 +5812,7 @@ func (x *DeleteEarlyAccessFeatureRequest) String() string {
 func (*DeleteEarlyAccessFeatureRequest) ProtoMessage() {}
 
 func (x *DeleteEarlyAccessFeatureRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[87]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5685,7 +5825,7 @@ func (x *DeleteEarlyAccessFeatureRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteEarlyAccessFeatureRequest.ProtoReflect.Descriptor instead.
 func (*DeleteEarlyAccessFeatureRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{87}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{88}
 }
 
 func (x *DeleteEarlyAccessFeatureRequest) GetTeamId() int64 {
@@ -5718,7 +5858,7 @@ type DeleteEarlyAccessFeatureResponse struct {
 
 func (x *DeleteEarlyAccessFeatureResponse) Reset() {
 	*x = DeleteEarlyAccessFeatureResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[88]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5730,7 +5870,7 @@ func (x *DeleteEarlyAccessFeatureResponse) String() string {
 func (*DeleteEarlyAccessFeatureResponse) ProtoMessage() {}
 
 func (x *DeleteEarlyAccessFeatureResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[88]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5743,7 +5883,7 @@ func (x *DeleteEarlyAccessFeatureResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteEarlyAccessFeatureResponse.ProtoReflect.Descriptor instead.
 func (*DeleteEarlyAccessFeatureResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{88}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{89}
 }
 
 func (x *DeleteEarlyAccessFeatureResponse) GetFeature() *EarlyAccessFeature {
@@ -5766,7 +5906,7 @@ type ListPublicEarlyAccessFeaturesRequest struct {
 
 func (x *ListPublicEarlyAccessFeaturesRequest) Reset() {
 	*x = ListPublicEarlyAccessFeaturesRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[89]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5778,7 +5918,7 @@ func (x *ListPublicEarlyAccessFeaturesRequest) String() string {
 func (*ListPublicEarlyAccessFeaturesRequest) ProtoMessage() {}
 
 func (x *ListPublicEarlyAccessFeaturesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[89]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5791,7 +5931,7 @@ func (x *ListPublicEarlyAccessFeaturesRequest) ProtoReflect() protoreflect.Messa
 
 // Deprecated: Use ListPublicEarlyAccessFeaturesRequest.ProtoReflect.Descriptor instead.
 func (*ListPublicEarlyAccessFeaturesRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{89}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{90}
 }
 
 func (x *ListPublicEarlyAccessFeaturesRequest) GetToken() string {
@@ -5824,7 +5964,7 @@ type PublicEarlyAccessFeature struct {
 
 func (x *PublicEarlyAccessFeature) Reset() {
 	*x = PublicEarlyAccessFeature{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[90]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[91]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5836,7 +5976,7 @@ func (x *PublicEarlyAccessFeature) String() string {
 func (*PublicEarlyAccessFeature) ProtoMessage() {}
 
 func (x *PublicEarlyAccessFeature) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[90]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[91]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5849,7 +5989,7 @@ func (x *PublicEarlyAccessFeature) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublicEarlyAccessFeature.ProtoReflect.Descriptor instead.
 func (*PublicEarlyAccessFeature) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{90}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{91}
 }
 
 func (x *PublicEarlyAccessFeature) GetName() string {
@@ -5896,7 +6036,7 @@ type ListPublicEarlyAccessFeaturesResponse struct {
 
 func (x *ListPublicEarlyAccessFeaturesResponse) Reset() {
 	*x = ListPublicEarlyAccessFeaturesResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[91]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[92]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5908,7 +6048,7 @@ func (x *ListPublicEarlyAccessFeaturesResponse) String() string {
 func (*ListPublicEarlyAccessFeaturesResponse) ProtoMessage() {}
 
 func (x *ListPublicEarlyAccessFeaturesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[91]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[92]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5921,7 +6061,7 @@ func (x *ListPublicEarlyAccessFeaturesResponse) ProtoReflect() protoreflect.Mess
 
 // Deprecated: Use ListPublicEarlyAccessFeaturesResponse.ProtoReflect.Descriptor instead.
 func (*ListPublicEarlyAccessFeaturesResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{91}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{92}
 }
 
 func (x *ListPublicEarlyAccessFeaturesResponse) GetEarlyAccessFeatures() []*PublicEarlyAccessFeature {
@@ -5955,7 +6095,7 @@ type ActivityEntry struct {
 
 func (x *ActivityEntry) Reset() {
 	*x = ActivityEntry{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[92]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[93]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5967,7 +6107,7 @@ func (x *ActivityEntry) String() string {
 func (*ActivityEntry) ProtoMessage() {}
 
 func (x *ActivityEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[92]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[93]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5980,7 +6120,7 @@ func (x *ActivityEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ActivityEntry.ProtoReflect.Descriptor instead.
 func (*ActivityEntry) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{92}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{93}
 }
 
 func (x *ActivityEntry) GetId() string {
@@ -6067,7 +6207,7 @@ type ListActivityRequest struct {
 
 func (x *ListActivityRequest) Reset() {
 	*x = ListActivityRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[93]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[94]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6079,7 +6219,7 @@ func (x *ListActivityRequest) String() string {
 func (*ListActivityRequest) ProtoMessage() {}
 
 func (x *ListActivityRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[93]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[94]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6092,7 +6232,7 @@ func (x *ListActivityRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListActivityRequest.ProtoReflect.Descriptor instead.
 func (*ListActivityRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{93}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{94}
 }
 
 func (x *ListActivityRequest) GetTeamId() int64 {
@@ -6142,7 +6282,7 @@ type ListActivityResponse struct {
 
 func (x *ListActivityResponse) Reset() {
 	*x = ListActivityResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[94]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[95]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6154,7 +6294,7 @@ func (x *ListActivityResponse) String() string {
 func (*ListActivityResponse) ProtoMessage() {}
 
 func (x *ListActivityResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[94]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[95]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6167,7 +6307,7 @@ func (x *ListActivityResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListActivityResponse.ProtoReflect.Descriptor instead.
 func (*ListActivityResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{94}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{95}
 }
 
 func (x *ListActivityResponse) GetEntries() []*ActivityEntry {
@@ -6196,7 +6336,7 @@ type ListFlagActivityRequest struct {
 
 func (x *ListFlagActivityRequest) Reset() {
 	*x = ListFlagActivityRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[95]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[96]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6208,7 +6348,7 @@ func (x *ListFlagActivityRequest) String() string {
 func (*ListFlagActivityRequest) ProtoMessage() {}
 
 func (x *ListFlagActivityRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[95]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[96]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6221,7 +6361,7 @@ func (x *ListFlagActivityRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFlagActivityRequest.ProtoReflect.Descriptor instead.
 func (*ListFlagActivityRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{95}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{96}
 }
 
 func (x *ListFlagActivityRequest) GetTeamId() int64 {
@@ -6262,7 +6402,7 @@ type ListFlagActivityResponse struct {
 
 func (x *ListFlagActivityResponse) Reset() {
 	*x = ListFlagActivityResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[96]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[97]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6274,7 +6414,7 @@ func (x *ListFlagActivityResponse) String() string {
 func (*ListFlagActivityResponse) ProtoMessage() {}
 
 func (x *ListFlagActivityResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[96]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[97]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6287,7 +6427,7 @@ func (x *ListFlagActivityResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFlagActivityResponse.ProtoReflect.Descriptor instead.
 func (*ListFlagActivityResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{96}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{97}
 }
 
 func (x *ListFlagActivityResponse) GetEntries() []*ActivityEntry {
@@ -6323,7 +6463,7 @@ type ExplainFlagRequest struct {
 
 func (x *ExplainFlagRequest) Reset() {
 	*x = ExplainFlagRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[97]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[98]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6335,7 +6475,7 @@ func (x *ExplainFlagRequest) String() string {
 func (*ExplainFlagRequest) ProtoMessage() {}
 
 func (x *ExplainFlagRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[97]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[98]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6348,7 +6488,7 @@ func (x *ExplainFlagRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExplainFlagRequest.ProtoReflect.Descriptor instead.
 func (*ExplainFlagRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{97}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{98}
 }
 
 func (x *ExplainFlagRequest) GetTeamId() int64 {
@@ -6416,7 +6556,7 @@ type FilterExplain struct {
 
 func (x *FilterExplain) Reset() {
 	*x = FilterExplain{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[98]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[99]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6428,7 +6568,7 @@ func (x *FilterExplain) String() string {
 func (*FilterExplain) ProtoMessage() {}
 
 func (x *FilterExplain) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[98]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[99]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6441,7 +6581,7 @@ func (x *FilterExplain) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FilterExplain.ProtoReflect.Descriptor instead.
 func (*FilterExplain) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{98}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{99}
 }
 
 func (x *FilterExplain) GetIndex() int32 {
@@ -6507,7 +6647,7 @@ type ConditionExplain struct {
 
 func (x *ConditionExplain) Reset() {
 	*x = ConditionExplain{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[99]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[100]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6519,7 +6659,7 @@ func (x *ConditionExplain) String() string {
 func (*ConditionExplain) ProtoMessage() {}
 
 func (x *ConditionExplain) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[99]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[100]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6532,7 +6672,7 @@ func (x *ConditionExplain) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConditionExplain.ProtoReflect.Descriptor instead.
 func (*ConditionExplain) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{99}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{100}
 }
 
 func (x *ConditionExplain) GetIndex() int32 {
@@ -6606,7 +6746,7 @@ type ExplainFlagResponse struct {
 
 func (x *ExplainFlagResponse) Reset() {
 	*x = ExplainFlagResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[100]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[101]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6618,7 +6758,7 @@ func (x *ExplainFlagResponse) String() string {
 func (*ExplainFlagResponse) ProtoMessage() {}
 
 func (x *ExplainFlagResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[100]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[101]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6631,7 +6771,7 @@ func (x *ExplainFlagResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExplainFlagResponse.ProtoReflect.Descriptor instead.
 func (*ExplainFlagResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{100}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{101}
 }
 
 func (x *ExplainFlagResponse) GetKey() string {
@@ -6738,7 +6878,7 @@ type BlastRadiusJob struct {
 
 func (x *BlastRadiusJob) Reset() {
 	*x = BlastRadiusJob{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[101]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[102]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6750,7 +6890,7 @@ func (x *BlastRadiusJob) String() string {
 func (*BlastRadiusJob) ProtoMessage() {}
 
 func (x *BlastRadiusJob) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[101]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[102]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6763,7 +6903,7 @@ func (x *BlastRadiusJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlastRadiusJob.ProtoReflect.Descriptor instead.
 func (*BlastRadiusJob) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{101}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{102}
 }
 
 func (x *BlastRadiusJob) GetId() string {
@@ -6865,7 +7005,7 @@ type StartBlastRadiusRequest struct {
 
 func (x *StartBlastRadiusRequest) Reset() {
 	*x = StartBlastRadiusRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[102]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[103]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6877,7 +7017,7 @@ func (x *StartBlastRadiusRequest) String() string {
 func (*StartBlastRadiusRequest) ProtoMessage() {}
 
 func (x *StartBlastRadiusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[102]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[103]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6890,7 +7030,7 @@ func (x *StartBlastRadiusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartBlastRadiusRequest.ProtoReflect.Descriptor instead.
 func (*StartBlastRadiusRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{102}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{103}
 }
 
 func (x *StartBlastRadiusRequest) GetTeamId() int64 {
@@ -6930,7 +7070,7 @@ type StartBlastRadiusResponse struct {
 
 func (x *StartBlastRadiusResponse) Reset() {
 	*x = StartBlastRadiusResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[103]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[104]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6942,7 +7082,7 @@ func (x *StartBlastRadiusResponse) String() string {
 func (*StartBlastRadiusResponse) ProtoMessage() {}
 
 func (x *StartBlastRadiusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[103]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[104]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6955,7 +7095,7 @@ func (x *StartBlastRadiusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartBlastRadiusResponse.ProtoReflect.Descriptor instead.
 func (*StartBlastRadiusResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{103}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{104}
 }
 
 func (x *StartBlastRadiusResponse) GetJob() *BlastRadiusJob {
@@ -6975,7 +7115,7 @@ type GetBlastRadiusJobRequest struct {
 
 func (x *GetBlastRadiusJobRequest) Reset() {
 	*x = GetBlastRadiusJobRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[104]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[105]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6987,7 +7127,7 @@ func (x *GetBlastRadiusJobRequest) String() string {
 func (*GetBlastRadiusJobRequest) ProtoMessage() {}
 
 func (x *GetBlastRadiusJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[104]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[105]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7000,7 +7140,7 @@ func (x *GetBlastRadiusJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBlastRadiusJobRequest.ProtoReflect.Descriptor instead.
 func (*GetBlastRadiusJobRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{104}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{105}
 }
 
 func (x *GetBlastRadiusJobRequest) GetTeamId() int64 {
@@ -7026,7 +7166,7 @@ type GetBlastRadiusJobResponse struct {
 
 func (x *GetBlastRadiusJobResponse) Reset() {
 	*x = GetBlastRadiusJobResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[105]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[106]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7038,7 +7178,7 @@ func (x *GetBlastRadiusJobResponse) String() string {
 func (*GetBlastRadiusJobResponse) ProtoMessage() {}
 
 func (x *GetBlastRadiusJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[105]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[106]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7051,7 +7191,7 @@ func (x *GetBlastRadiusJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBlastRadiusJobResponse.ProtoReflect.Descriptor instead.
 func (*GetBlastRadiusJobResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{105}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{106}
 }
 
 func (x *GetBlastRadiusJobResponse) GetJob() *BlastRadiusJob {
@@ -7070,7 +7210,7 @@ type ListBlastRadiusJobsRequest struct {
 
 func (x *ListBlastRadiusJobsRequest) Reset() {
 	*x = ListBlastRadiusJobsRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[106]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[107]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7082,7 +7222,7 @@ func (x *ListBlastRadiusJobsRequest) String() string {
 func (*ListBlastRadiusJobsRequest) ProtoMessage() {}
 
 func (x *ListBlastRadiusJobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[106]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[107]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7095,7 +7235,7 @@ func (x *ListBlastRadiusJobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBlastRadiusJobsRequest.ProtoReflect.Descriptor instead.
 func (*ListBlastRadiusJobsRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{106}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{107}
 }
 
 func (x *ListBlastRadiusJobsRequest) GetTeamId() int64 {
@@ -7114,7 +7254,7 @@ type ListBlastRadiusJobsResponse struct {
 
 func (x *ListBlastRadiusJobsResponse) Reset() {
 	*x = ListBlastRadiusJobsResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[107]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[108]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7126,7 +7266,7 @@ func (x *ListBlastRadiusJobsResponse) String() string {
 func (*ListBlastRadiusJobsResponse) ProtoMessage() {}
 
 func (x *ListBlastRadiusJobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[107]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[108]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7139,7 +7279,7 @@ func (x *ListBlastRadiusJobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBlastRadiusJobsResponse.ProtoReflect.Descriptor instead.
 func (*ListBlastRadiusJobsResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{107}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{108}
 }
 
 func (x *ListBlastRadiusJobsResponse) GetJobs() []*BlastRadiusJob {
@@ -7159,7 +7299,7 @@ type CancelBlastRadiusJobRequest struct {
 
 func (x *CancelBlastRadiusJobRequest) Reset() {
 	*x = CancelBlastRadiusJobRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[108]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[109]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7171,7 +7311,7 @@ func (x *CancelBlastRadiusJobRequest) String() string {
 func (*CancelBlastRadiusJobRequest) ProtoMessage() {}
 
 func (x *CancelBlastRadiusJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[108]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[109]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7184,7 +7324,7 @@ func (x *CancelBlastRadiusJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelBlastRadiusJobRequest.ProtoReflect.Descriptor instead.
 func (*CancelBlastRadiusJobRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{108}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{109}
 }
 
 func (x *CancelBlastRadiusJobRequest) GetTeamId() int64 {
@@ -7210,7 +7350,7 @@ type CancelBlastRadiusJobResponse struct {
 
 func (x *CancelBlastRadiusJobResponse) Reset() {
 	*x = CancelBlastRadiusJobResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[109]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[110]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7222,7 +7362,7 @@ func (x *CancelBlastRadiusJobResponse) String() string {
 func (*CancelBlastRadiusJobResponse) ProtoMessage() {}
 
 func (x *CancelBlastRadiusJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[109]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[110]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7235,7 +7375,7 @@ func (x *CancelBlastRadiusJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelBlastRadiusJobResponse.ProtoReflect.Descriptor instead.
 func (*CancelBlastRadiusJobResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{109}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{110}
 }
 
 func (x *CancelBlastRadiusJobResponse) GetJob() *BlastRadiusJob {
@@ -7277,7 +7417,7 @@ type PrecomputeRun struct {
 
 func (x *PrecomputeRun) Reset() {
 	*x = PrecomputeRun{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[110]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[111]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7289,7 +7429,7 @@ func (x *PrecomputeRun) String() string {
 func (*PrecomputeRun) ProtoMessage() {}
 
 func (x *PrecomputeRun) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[110]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[111]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7302,7 +7442,7 @@ func (x *PrecomputeRun) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrecomputeRun.ProtoReflect.Descriptor instead.
 func (*PrecomputeRun) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{110}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{111}
 }
 
 func (x *PrecomputeRun) GetTeamId() int64 {
@@ -7405,7 +7545,7 @@ type GetPrecomputeStatusRequest struct {
 
 func (x *GetPrecomputeStatusRequest) Reset() {
 	*x = GetPrecomputeStatusRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[111]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[112]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7417,7 +7557,7 @@ func (x *GetPrecomputeStatusRequest) String() string {
 func (*GetPrecomputeStatusRequest) ProtoMessage() {}
 
 func (x *GetPrecomputeStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[111]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[112]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7430,7 +7570,7 @@ func (x *GetPrecomputeStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPrecomputeStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetPrecomputeStatusRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{111}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{112}
 }
 
 func (x *GetPrecomputeStatusRequest) GetTeamId() int64 {
@@ -7449,7 +7589,7 @@ type GetPrecomputeStatusResponse struct {
 
 func (x *GetPrecomputeStatusResponse) Reset() {
 	*x = GetPrecomputeStatusResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[112]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[113]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7461,7 +7601,7 @@ func (x *GetPrecomputeStatusResponse) String() string {
 func (*GetPrecomputeStatusResponse) ProtoMessage() {}
 
 func (x *GetPrecomputeStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[112]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[113]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7474,7 +7614,7 @@ func (x *GetPrecomputeStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPrecomputeStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetPrecomputeStatusResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{112}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{113}
 }
 
 func (x *GetPrecomputeStatusResponse) GetRun() *PrecomputeRun {
@@ -7484,11 +7624,283 @@ func (x *GetPrecomputeStatusResponse) GetRun() *PrecomputeRun {
 	return nil
 }
 
+type ImportDefinitionsRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	TeamId int64                  `protobuf:"varint,1,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
+	// PostHog's local-evaluation payload ({"flags": [...],
+	// "group_type_mapping": {"0": "company"}, "cohorts": {"5": <property
+	// group>}}) or lists of PostHog's flags and cohorts ({"flags": [...],
+	// "cohorts": [{"id": 5, "name": ..., "filters": {"properties": ...}}]}).
+	// Flags come in any order; cohort ids are PostHog's and are remapped.
+	Definitions *structpb.Struct `protobuf:"bytes,2,opt,name=definitions,proto3" json:"definitions,omitempty"`
+	// Report only; change nothing.
+	DryRun        bool `protobuf:"varint,3,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportDefinitionsRequest) Reset() {
+	*x = ImportDefinitionsRequest{}
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[114]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportDefinitionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportDefinitionsRequest) ProtoMessage() {}
+
+func (x *ImportDefinitionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[114]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportDefinitionsRequest.ProtoReflect.Descriptor instead.
+func (*ImportDefinitionsRequest) Descriptor() ([]byte, []int) {
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{114}
+}
+
+func (x *ImportDefinitionsRequest) GetTeamId() int64 {
+	if x != nil {
+		return x.TeamId
+	}
+	return 0
+}
+
+func (x *ImportDefinitionsRequest) GetDefinitions() *structpb.Struct {
+	if x != nil {
+		return x.Definitions
+	}
+	return nil
+}
+
+func (x *ImportDefinitionsRequest) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
+// ImportItem is what the import does with one flag or cohort.
+type ImportItem struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "flag" or "cohort".
+	Kind string `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	// The flag key or the cohort name.
+	Key string `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	// The id in the imported definitions (PostHog's), 0 when absent.
+	SourceId int64 `protobuf:"varint,3,opt,name=source_id,json=sourceId,proto3" json:"source_id,omitempty"`
+	// The Vexil id: the existing record's, or the new one's once applied.
+	Id int64 `protobuf:"varint,4,opt,name=id,proto3" json:"id,omitempty"`
+	// "create", "update", "unchanged" or "refuse".
+	Action string `protobuf:"bytes,5,opt,name=action,proto3" json:"action,omitempty"`
+	// Why it is refused (action "refuse"); fields are paths in the request
+	// ("definitions.flags[3].filters.groups[0].variant").
+	Errors        []*Warning `protobuf:"bytes,6,rep,name=errors,proto3" json:"errors,omitempty"`
+	Warnings      []*Warning `protobuf:"bytes,7,rep,name=warnings,proto3" json:"warnings,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportItem) Reset() {
+	*x = ImportItem{}
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[115]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportItem) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportItem) ProtoMessage() {}
+
+func (x *ImportItem) ProtoReflect() protoreflect.Message {
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[115]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportItem.ProtoReflect.Descriptor instead.
+func (*ImportItem) Descriptor() ([]byte, []int) {
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{115}
+}
+
+func (x *ImportItem) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *ImportItem) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *ImportItem) GetSourceId() int64 {
+	if x != nil {
+		return x.SourceId
+	}
+	return 0
+}
+
+func (x *ImportItem) GetId() int64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *ImportItem) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *ImportItem) GetErrors() []*Warning {
+	if x != nil {
+		return x.Errors
+	}
+	return nil
+}
+
+func (x *ImportItem) GetWarnings() []*Warning {
+	if x != nil {
+		return x.Warnings
+	}
+	return nil
+}
+
+type ImportDefinitionsResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	DryRun bool                   `protobuf:"varint,1,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	// Whether the definitions were written (never with a refusal).
+	Applied bool          `protobuf:"varint,2,opt,name=applied,proto3" json:"applied,omitempty"`
+	Items   []*ImportItem `protobuf:"bytes,3,rep,name=items,proto3" json:"items,omitempty"`
+	// Group types the import names and the team lacks: created on apply.
+	GroupTypesCreated []*GroupType `protobuf:"bytes,4,rep,name=group_types_created,json=groupTypesCreated,proto3" json:"group_types_created,omitempty"`
+	Created           int32        `protobuf:"varint,5,opt,name=created,proto3" json:"created,omitempty"`
+	Changed           int32        `protobuf:"varint,6,opt,name=changed,proto3" json:"changed,omitempty"`
+	Unchanged         int32        `protobuf:"varint,7,opt,name=unchanged,proto3" json:"unchanged,omitempty"`
+	Refused           int32        `protobuf:"varint,8,opt,name=refused,proto3" json:"refused,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *ImportDefinitionsResponse) Reset() {
+	*x = ImportDefinitionsResponse{}
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[116]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportDefinitionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportDefinitionsResponse) ProtoMessage() {}
+
+func (x *ImportDefinitionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[116]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportDefinitionsResponse.ProtoReflect.Descriptor instead.
+func (*ImportDefinitionsResponse) Descriptor() ([]byte, []int) {
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{116}
+}
+
+func (x *ImportDefinitionsResponse) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
+func (x *ImportDefinitionsResponse) GetApplied() bool {
+	if x != nil {
+		return x.Applied
+	}
+	return false
+}
+
+func (x *ImportDefinitionsResponse) GetItems() []*ImportItem {
+	if x != nil {
+		return x.Items
+	}
+	return nil
+}
+
+func (x *ImportDefinitionsResponse) GetGroupTypesCreated() []*GroupType {
+	if x != nil {
+		return x.GroupTypesCreated
+	}
+	return nil
+}
+
+func (x *ImportDefinitionsResponse) GetCreated() int32 {
+	if x != nil {
+		return x.Created
+	}
+	return 0
+}
+
+func (x *ImportDefinitionsResponse) GetChanged() int32 {
+	if x != nil {
+		return x.Changed
+	}
+	return 0
+}
+
+func (x *ImportDefinitionsResponse) GetUnchanged() int32 {
+	if x != nil {
+		return x.Unchanged
+	}
+	return 0
+}
+
+func (x *ImportDefinitionsResponse) GetRefused() int32 {
+	if x != nil {
+		return x.Refused
+	}
+	return 0
+}
+
 var File_vexil_admin_v1_admin_proto protoreflect.FileDescriptor
 
 const file_vexil_admin_v1_admin_proto_rawDesc = "" +
 	"\n" +
-	"\x1avexil/admin/v1/admin.proto\x12\x0evexil.admin.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xeb\x02\n" +
+	"\x1avexil/admin/v1/admin.proto\x12\x0evexil.admin.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"M\n" +
+	"\aWarning\x12\x14\n" +
+	"\x05field\x18\x01 \x01(\tR\x05field\x12\x12\n" +
+	"\x04code\x18\x02 \x01(\tR\x04code\x12\x18\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\"\xeb\x02\n" +
 	"\x04Team\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1a\n" +
@@ -7575,7 +7987,7 @@ const file_vexil_admin_v1_admin_proto_rawDesc = "" +
 	"\x10RevokeKeyRequest\x12\x15\n" +
 	"\x06key_id\x18\x01 \x01(\tR\x05keyId\"=\n" +
 	"\x11RevokeKeyResponse\x12(\n" +
-	"\x03key\x18\x01 \x01(\v2\x16.vexil.admin.v1.ApiKeyR\x03key\"\xa4\x05\n" +
+	"\x03key\x18\x01 \x01(\v2\x16.vexil.admin.v1.ApiKeyR\x03key\"\xf8\x05\n" +
 	"\vFeatureFlag\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x17\n" +
 	"\ateam_id\x18\x02 \x01(\x03R\x06teamId\x12\x10\n" +
@@ -7590,8 +8002,8 @@ const file_vexil_admin_v1_admin_proto_rawDesc = "" +
 	" \x03(\tR\x04tags\x12@\n" +
 	"\x1censure_experience_continuity\x18\v \x01(\bR\x1aensureExperienceContinuity\x12-\n" +
 	"\x12evaluation_runtime\x18\f \x01(\tR\x11evaluationRuntime\x121\n" +
-	"\x14bucketing_identifier\x18\r \x01(\tR\x13bucketingIdentifier\x12\x18\n" +
-	"\afilters\x18\x0e \x01(\tR\afilters\x126\n" +
+	"\x14bucketing_identifier\x18\r \x01(\tR\x13bucketingIdentifier\x121\n" +
+	"\afilters\x18\x14 \x01(\v2\x17.google.protobuf.StructR\afilters\x126\n" +
 	"\toverrides\x18\x0f \x03(\v2\x18.vexil.admin.v1.OverrideR\toverrides\x129\n" +
 	"\n" +
 	"created_at\x18\x10 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
@@ -7600,7 +8012,8 @@ const file_vexil_admin_v1_admin_proto_rawDesc = "" +
 	"\n" +
 	"created_by\x18\x12 \x01(\tR\tcreatedBy\x12\x1d\n" +
 	"\n" +
-	"updated_by\x18\x13 \x01(\tR\tupdatedBy\"\xf5\x02\n" +
+	"updated_by\x18\x13 \x01(\tR\tupdatedBy\x123\n" +
+	"\bwarnings\x18\x15 \x03(\v2\x17.vexil.admin.v1.WarningR\bwarningsJ\x04\b\x0e\x10\x0f\"\x94\x03\n" +
 	"\tFlagInput\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12 \n" +
@@ -7609,17 +8022,18 @@ const file_vexil_admin_v1_admin_proto_rawDesc = "" +
 	"\x04tags\x18\x05 \x03(\tR\x04tags\x12@\n" +
 	"\x1censure_experience_continuity\x18\x06 \x01(\bR\x1aensureExperienceContinuity\x12-\n" +
 	"\x12evaluation_runtime\x18\a \x01(\tR\x11evaluationRuntime\x121\n" +
-	"\x14bucketing_identifier\x18\b \x01(\tR\x13bucketingIdentifier\x12\x18\n" +
-	"\afilters\x18\t \x01(\tR\afilters\x126\n" +
+	"\x14bucketing_identifier\x18\b \x01(\tR\x13bucketingIdentifier\x121\n" +
+	"\afilters\x18\v \x01(\v2\x17.google.protobuf.StructR\afilters\x126\n" +
 	"\toverrides\x18\n" +
-	" \x03(\v2\x18.vexil.admin.v1.OverrideR\toverrides\"\xa6\x01\n" +
+	" \x03(\v2\x18.vexil.admin.v1.OverrideR\toverridesJ\x04\b\t\x10\n" +
+	"\"\xc4\x01\n" +
 	"\bOverride\x12!\n" +
 	"\fdistinct_ids\x18\x01 \x03(\tR\vdistinctIds\x12-\n" +
 	"\x10group_type_index\x18\x02 \x01(\x05H\x00R\x0egroupTypeIndex\x88\x01\x01\x12\x1d\n" +
 	"\n" +
-	"group_keys\x18\x03 \x03(\tR\tgroupKeys\x12\x14\n" +
-	"\x05value\x18\x04 \x01(\tR\x05valueB\x13\n" +
-	"\x11_group_type_index\"[\n" +
+	"group_keys\x18\x03 \x03(\tR\tgroupKeys\x12,\n" +
+	"\x05value\x18\x05 \x01(\v2\x16.google.protobuf.ValueR\x05valueB\x13\n" +
+	"\x11_group_type_indexJ\x04\b\x04\x10\x05\"[\n" +
 	"\x11CreateFlagRequest\x12\x17\n" +
 	"\ateam_id\x18\x01 \x01(\x03R\x06teamId\x12-\n" +
 	"\x04flag\x18\x02 \x01(\v2\x19.vexil.admin.v1.FlagInputR\x04flag\"E\n" +
@@ -7644,10 +8058,11 @@ const file_vexil_admin_v1_admin_proto_rawDesc = "" +
 	"\n" +
 	"page_token\x18\x06 \x01(\tR\tpageToken\x12\x1d\n" +
 	"\n" +
-	"stale_days\x18\a \x01(\x05R\tstaleDays\"n\n" +
-	"\x11ListFlagsResponse\x121\n" +
-	"\x05flags\x18\x01 \x03(\v2\x1b.vexil.admin.v1.FeatureFlagR\x05flags\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x8e\x01\n" +
+	"stale_days\x18\a \x01(\x05R\tstaleDays\"\x88\x01\n" +
+	"\x11ListFlagsResponse\x125\n" +
+	"\aresults\x18\x01 \x03(\v2\x1b.vexil.admin.v1.FeatureFlagR\aresults\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12\x14\n" +
+	"\x05count\x18\x03 \x01(\x05R\x05count\"\x8e\x01\n" +
 	"\x11UpdateFlagRequest\x12\x17\n" +
 	"\ateam_id\x18\x01 \x01(\x03R\x06teamId\x12\x17\n" +
 	"\aflag_id\x18\x02 \x01(\x03R\x06flagId\x12\x18\n" +
@@ -7684,10 +8099,10 @@ const file_vexil_admin_v1_admin_proto_rawDesc = "" +
 	"\aflag_id\x18\x02 \x01(\x03R\x06flagId\x12\x18\n" +
 	"\aversion\x18\x03 \x01(\x03R\aversion\"E\n" +
 	"\x12DeleteFlagResponse\x12/\n" +
-	"\x04flag\x18\x01 \x01(\v2\x1b.vexil.admin.v1.FeatureFlagR\x04flag\"\x95\x02\n" +
-	"\tCondition\x12\x1e\n" +
+	"\x04flag\x18\x01 \x01(\v2\x1b.vexil.admin.v1.FeatureFlagR\x04flag\"\xb7\x02\n" +
+	"\tCondition\x12:\n" +
 	"\n" +
-	"properties\x18\x01 \x01(\tR\n" +
+	"properties\x18\a \x01(\v2\x1a.google.protobuf.ListValueR\n" +
 	"properties\x122\n" +
 	"\x12rollout_percentage\x18\x02 \x01(\x01H\x01R\x11rolloutPercentage\x88\x01\x01\x12\x1d\n" +
 	"\avariant\x18\x03 \x01(\tH\x02R\avariant\x88\x01\x01\x12 \n" +
@@ -7697,7 +8112,7 @@ const file_vexil_admin_v1_admin_proto_rawDesc = "" +
 	"\x06targetB\x15\n" +
 	"\x13_rollout_percentageB\n" +
 	"\n" +
-	"\b_variant\"\xc8\x01\n" +
+	"\b_variantJ\x04\b\x01\x10\x02\"\xc8\x01\n" +
 	"\x13AddConditionRequest\x12\x17\n" +
 	"\ateam_id\x18\x01 \x01(\x03R\x06teamId\x12\x17\n" +
 	"\aflag_id\x18\x02 \x01(\x03R\x06flagId\x12\x18\n" +
@@ -7754,26 +8169,29 @@ const file_vexil_admin_v1_admin_proto_rawDesc = "" +
 	"\x16ListDependentsResponse\x129\n" +
 	"\n" +
 	"dependents\x18\x01 \x03(\v2\x19.vexil.admin.v1.DependentR\n" +
-	"dependents\"\xdb\x02\n" +
+	"dependents\"\xcc\x03\n" +
 	"\x06Cohort\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x17\n" +
 	"\ateam_id\x18\x02 \x01(\x03R\x06teamId\x12\x12\n" +
 	"\x04name\x18\x03 \x01(\tR\x04name\x12 \n" +
 	"\vdescription\x18\x04 \x01(\tR\vdescription\x12.\n" +
-	"\x04kind\x18\x05 \x01(\x0e2\x1a.vexil.admin.v1.CohortKindR\x04kind\x12\x18\n" +
-	"\afilters\x18\x06 \x01(\tR\afilters\x12\x18\n" +
+	"\x04kind\x18\x05 \x01(\x0e2\x1a.vexil.admin.v1.CohortKindR\x04kind\x121\n" +
+	"\afilters\x18\v \x01(\v2\x17.google.protobuf.StructR\afilters\x12\x18\n" +
 	"\aversion\x18\a \x01(\x03R\aversion\x12\x18\n" +
 	"\adeleted\x18\b \x01(\bR\adeleted\x129\n" +
 	"\n" +
 	"created_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
 	"updated_at\x18\n" +
-	" \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\x8d\x01\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12\x1b\n" +
+	"\tis_static\x18\f \x01(\bR\bisStatic\x123\n" +
+	"\bwarnings\x18\r \x03(\v2\x17.vexil.admin.v1.WarningR\bwarningsJ\x04\b\x06\x10\a\"\xc9\x01\n" +
 	"\vCohortInput\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
 	"\vdescription\x18\x02 \x01(\tR\vdescription\x12.\n" +
-	"\x04kind\x18\x03 \x01(\x0e2\x1a.vexil.admin.v1.CohortKindR\x04kind\x12\x18\n" +
-	"\afilters\x18\x04 \x01(\tR\afilters\"c\n" +
+	"\x04kind\x18\x03 \x01(\x0e2\x1a.vexil.admin.v1.CohortKindR\x04kind\x121\n" +
+	"\afilters\x18\x05 \x01(\v2\x17.google.protobuf.StructR\afilters\x12\x1b\n" +
+	"\tis_static\x18\x06 \x01(\bR\bisStaticJ\x04\b\x04\x10\x05\"c\n" +
 	"\x13CreateCohortRequest\x12\x17\n" +
 	"\ateam_id\x18\x01 \x01(\x03R\x06teamId\x123\n" +
 	"\x06cohort\x18\x02 \x01(\v2\x1b.vexil.admin.v1.CohortInputR\x06cohort\"F\n" +
@@ -7788,10 +8206,11 @@ const file_vexil_admin_v1_admin_proto_rawDesc = "" +
 	"\ateam_id\x18\x01 \x01(\x03R\x06teamId\x12\x1b\n" +
 	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x03 \x01(\tR\tpageToken\"o\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"\x85\x01\n" +
 	"\x13ListCohortsResponse\x120\n" +
-	"\acohorts\x18\x01 \x03(\v2\x16.vexil.admin.v1.CohortR\acohorts\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x9a\x01\n" +
+	"\aresults\x18\x01 \x03(\v2\x16.vexil.admin.v1.CohortR\aresults\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12\x14\n" +
+	"\x05count\x18\x03 \x01(\x05R\x05count\"\x9a\x01\n" +
 	"\x13UpdateCohortRequest\x12\x17\n" +
 	"\ateam_id\x18\x01 \x01(\x03R\x06teamId\x12\x1b\n" +
 	"\tcohort_id\x18\x02 \x01(\x03R\bcohortId\x12\x18\n" +
@@ -8032,7 +8451,29 @@ const file_vexil_admin_v1_admin_proto_rawDesc = "" +
 	"\x1aGetPrecomputeStatusRequest\x12\x17\n" +
 	"\ateam_id\x18\x01 \x01(\x03R\x06teamId\"N\n" +
 	"\x1bGetPrecomputeStatusResponse\x12/\n" +
-	"\x03run\x18\x01 \x01(\v2\x1d.vexil.admin.v1.PrecomputeRunR\x03run*g\n" +
+	"\x03run\x18\x01 \x01(\v2\x1d.vexil.admin.v1.PrecomputeRunR\x03run\"\x87\x01\n" +
+	"\x18ImportDefinitionsRequest\x12\x17\n" +
+	"\ateam_id\x18\x01 \x01(\x03R\x06teamId\x129\n" +
+	"\vdefinitions\x18\x02 \x01(\v2\x17.google.protobuf.StructR\vdefinitions\x12\x17\n" +
+	"\adry_run\x18\x03 \x01(\bR\x06dryRun\"\xdd\x01\n" +
+	"\n" +
+	"ImportItem\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\x12\x1b\n" +
+	"\tsource_id\x18\x03 \x01(\x03R\bsourceId\x12\x0e\n" +
+	"\x02id\x18\x04 \x01(\x03R\x02id\x12\x16\n" +
+	"\x06action\x18\x05 \x01(\tR\x06action\x12/\n" +
+	"\x06errors\x18\x06 \x03(\v2\x17.vexil.admin.v1.WarningR\x06errors\x123\n" +
+	"\bwarnings\x18\a \x03(\v2\x17.vexil.admin.v1.WarningR\bwarnings\"\xb7\x02\n" +
+	"\x19ImportDefinitionsResponse\x12\x17\n" +
+	"\adry_run\x18\x01 \x01(\bR\x06dryRun\x12\x18\n" +
+	"\aapplied\x18\x02 \x01(\bR\aapplied\x120\n" +
+	"\x05items\x18\x03 \x03(\v2\x1a.vexil.admin.v1.ImportItemR\x05items\x12I\n" +
+	"\x13group_types_created\x18\x04 \x03(\v2\x19.vexil.admin.v1.GroupTypeR\x11groupTypesCreated\x12\x18\n" +
+	"\acreated\x18\x05 \x01(\x05R\acreated\x12\x18\n" +
+	"\achanged\x18\x06 \x01(\x05R\achanged\x12\x1c\n" +
+	"\tunchanged\x18\a \x01(\x05R\tunchanged\x12\x18\n" +
+	"\arefused\x18\b \x01(\x05R\arefused*g\n" +
 	"\vTeamKeyKind\x12\x1d\n" +
 	"\x19TEAM_KEY_KIND_UNSPECIFIED\x10\x00\x12\x1f\n" +
 	"\x1bTEAM_KEY_KIND_PROJECT_TOKEN\x10\x01\x12\x18\n" +
@@ -8071,7 +8512,7 @@ const file_vexil_admin_v1_admin_proto_rawDesc = "" +
 	"\x15PRECOMPUTE_STATE_NONE\x10\x01\x12\x1d\n" +
 	"\x19PRECOMPUTE_STATE_SCANNING\x10\x02\x12\x1e\n" +
 	"\x1aPRECOMPUTE_STATE_COMPUTING\x10\x03\x12\x1d\n" +
-	"\x19PRECOMPUTE_STATE_FINISHED\x10\x042\xcb$\n" +
+	"\x19PRECOMPUTE_STATE_FINISHED\x10\x042\xb5%\n" +
 	"\fAdminService\x12S\n" +
 	"\n" +
 	"CreateTeam\x12!.vexil.admin.v1.CreateTeamRequest\x1a\".vexil.admin.v1.CreateTeamResponse\x12J\n" +
@@ -8127,7 +8568,8 @@ const file_vexil_admin_v1_admin_proto_rawDesc = "" +
 	"\x11GetBlastRadiusJob\x12(.vexil.admin.v1.GetBlastRadiusJobRequest\x1a).vexil.admin.v1.GetBlastRadiusJobResponse\x12n\n" +
 	"\x13ListBlastRadiusJobs\x12*.vexil.admin.v1.ListBlastRadiusJobsRequest\x1a+.vexil.admin.v1.ListBlastRadiusJobsResponse\x12q\n" +
 	"\x14CancelBlastRadiusJob\x12+.vexil.admin.v1.CancelBlastRadiusJobRequest\x1a,.vexil.admin.v1.CancelBlastRadiusJobResponse\x12n\n" +
-	"\x13GetPrecomputeStatus\x12*.vexil.admin.v1.GetPrecomputeStatusRequest\x1a+.vexil.admin.v1.GetPrecomputeStatusResponseB9Z7github.com/vexil-dev/vexil/proto/vexil/admin/v1;adminv1b\x06proto3"
+	"\x13GetPrecomputeStatus\x12*.vexil.admin.v1.GetPrecomputeStatusRequest\x1a+.vexil.admin.v1.GetPrecomputeStatusResponse\x12h\n" +
+	"\x11ImportDefinitions\x12(.vexil.admin.v1.ImportDefinitionsRequest\x1a).vexil.admin.v1.ImportDefinitionsResponseB9Z7github.com/vexil-dev/vexil/proto/vexil/admin/v1;adminv1b\x06proto3"
 
 var (
 	file_vexil_admin_v1_admin_proto_rawDescOnce sync.Once
@@ -8142,7 +8584,7 @@ func file_vexil_admin_v1_admin_proto_rawDescGZIP() []byte {
 }
 
 var file_vexil_admin_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_vexil_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 115)
+var file_vexil_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 119)
 var file_vexil_admin_v1_admin_proto_goTypes = []any{
 	(TeamKeyKind)(0),                              // 0: vexil.admin.v1.TeamKeyKind
 	(FlagStatus)(0),                               // 1: vexil.admin.v1.FlagStatus
@@ -8150,308 +8592,330 @@ var file_vexil_admin_v1_admin_proto_goTypes = []any{
 	(Stage)(0),                                    // 3: vexil.admin.v1.Stage
 	(JobState)(0),                                 // 4: vexil.admin.v1.JobState
 	(PrecomputeState)(0),                          // 5: vexil.admin.v1.PrecomputeState
-	(*Team)(nil),                                  // 6: vexil.admin.v1.Team
-	(*GroupType)(nil),                             // 7: vexil.admin.v1.GroupType
-	(*CreateTeamRequest)(nil),                     // 8: vexil.admin.v1.CreateTeamRequest
-	(*CreateTeamResponse)(nil),                    // 9: vexil.admin.v1.CreateTeamResponse
-	(*GetTeamRequest)(nil),                        // 10: vexil.admin.v1.GetTeamRequest
-	(*GetTeamResponse)(nil),                       // 11: vexil.admin.v1.GetTeamResponse
-	(*ListTeamsRequest)(nil),                      // 12: vexil.admin.v1.ListTeamsRequest
-	(*ListTeamsResponse)(nil),                     // 13: vexil.admin.v1.ListTeamsResponse
-	(*UpdateTeamRequest)(nil),                     // 14: vexil.admin.v1.UpdateTeamRequest
-	(*UpdateTeamResponse)(nil),                    // 15: vexil.admin.v1.UpdateTeamResponse
-	(*SetGroupTypeRequest)(nil),                   // 16: vexil.admin.v1.SetGroupTypeRequest
-	(*SetGroupTypeResponse)(nil),                  // 17: vexil.admin.v1.SetGroupTypeResponse
-	(*RotateTeamKeyRequest)(nil),                  // 18: vexil.admin.v1.RotateTeamKeyRequest
-	(*RotateTeamKeyResponse)(nil),                 // 19: vexil.admin.v1.RotateTeamKeyResponse
-	(*ApiKey)(nil),                                // 20: vexil.admin.v1.ApiKey
-	(*CreatePersonalKeyRequest)(nil),              // 21: vexil.admin.v1.CreatePersonalKeyRequest
-	(*CreatePersonalKeyResponse)(nil),             // 22: vexil.admin.v1.CreatePersonalKeyResponse
-	(*ListKeysRequest)(nil),                       // 23: vexil.admin.v1.ListKeysRequest
-	(*ListKeysResponse)(nil),                      // 24: vexil.admin.v1.ListKeysResponse
-	(*RevokeKeyRequest)(nil),                      // 25: vexil.admin.v1.RevokeKeyRequest
-	(*RevokeKeyResponse)(nil),                     // 26: vexil.admin.v1.RevokeKeyResponse
-	(*FeatureFlag)(nil),                           // 27: vexil.admin.v1.FeatureFlag
-	(*FlagInput)(nil),                             // 28: vexil.admin.v1.FlagInput
-	(*Override)(nil),                              // 29: vexil.admin.v1.Override
-	(*CreateFlagRequest)(nil),                     // 30: vexil.admin.v1.CreateFlagRequest
-	(*CreateFlagResponse)(nil),                    // 31: vexil.admin.v1.CreateFlagResponse
-	(*GetFlagRequest)(nil),                        // 32: vexil.admin.v1.GetFlagRequest
-	(*GetFlagResponse)(nil),                       // 33: vexil.admin.v1.GetFlagResponse
-	(*GetFlagByKeyRequest)(nil),                   // 34: vexil.admin.v1.GetFlagByKeyRequest
-	(*GetFlagByKeyResponse)(nil),                  // 35: vexil.admin.v1.GetFlagByKeyResponse
-	(*ListFlagsRequest)(nil),                      // 36: vexil.admin.v1.ListFlagsRequest
-	(*ListFlagsResponse)(nil),                     // 37: vexil.admin.v1.ListFlagsResponse
-	(*UpdateFlagRequest)(nil),                     // 38: vexil.admin.v1.UpdateFlagRequest
-	(*UpdateFlagResponse)(nil),                    // 39: vexil.admin.v1.UpdateFlagResponse
-	(*EnableFlagRequest)(nil),                     // 40: vexil.admin.v1.EnableFlagRequest
-	(*EnableFlagResponse)(nil),                    // 41: vexil.admin.v1.EnableFlagResponse
-	(*DisableFlagRequest)(nil),                    // 42: vexil.admin.v1.DisableFlagRequest
-	(*DisableFlagResponse)(nil),                   // 43: vexil.admin.v1.DisableFlagResponse
-	(*ArchiveFlagRequest)(nil),                    // 44: vexil.admin.v1.ArchiveFlagRequest
-	(*ArchiveFlagResponse)(nil),                   // 45: vexil.admin.v1.ArchiveFlagResponse
-	(*UnarchiveFlagRequest)(nil),                  // 46: vexil.admin.v1.UnarchiveFlagRequest
-	(*UnarchiveFlagResponse)(nil),                 // 47: vexil.admin.v1.UnarchiveFlagResponse
-	(*DeleteFlagRequest)(nil),                     // 48: vexil.admin.v1.DeleteFlagRequest
-	(*DeleteFlagResponse)(nil),                    // 49: vexil.admin.v1.DeleteFlagResponse
-	(*Condition)(nil),                             // 50: vexil.admin.v1.Condition
-	(*AddConditionRequest)(nil),                   // 51: vexil.admin.v1.AddConditionRequest
-	(*AddConditionResponse)(nil),                  // 52: vexil.admin.v1.AddConditionResponse
-	(*UpdateConditionRequest)(nil),                // 53: vexil.admin.v1.UpdateConditionRequest
-	(*UpdateConditionResponse)(nil),               // 54: vexil.admin.v1.UpdateConditionResponse
-	(*RemoveConditionRequest)(nil),                // 55: vexil.admin.v1.RemoveConditionRequest
-	(*RemoveConditionResponse)(nil),               // 56: vexil.admin.v1.RemoveConditionResponse
-	(*ReorderConditionsRequest)(nil),              // 57: vexil.admin.v1.ReorderConditionsRequest
-	(*ReorderConditionsResponse)(nil),             // 58: vexil.admin.v1.ReorderConditionsResponse
-	(*SetRolloutRequest)(nil),                     // 59: vexil.admin.v1.SetRolloutRequest
-	(*SetRolloutResponse)(nil),                    // 60: vexil.admin.v1.SetRolloutResponse
-	(*SetOverridesRequest)(nil),                   // 61: vexil.admin.v1.SetOverridesRequest
-	(*SetOverridesResponse)(nil),                  // 62: vexil.admin.v1.SetOverridesResponse
-	(*ListDependentsRequest)(nil),                 // 63: vexil.admin.v1.ListDependentsRequest
-	(*Dependent)(nil),                             // 64: vexil.admin.v1.Dependent
-	(*ListDependentsResponse)(nil),                // 65: vexil.admin.v1.ListDependentsResponse
-	(*Cohort)(nil),                                // 66: vexil.admin.v1.Cohort
-	(*CohortInput)(nil),                           // 67: vexil.admin.v1.CohortInput
-	(*CreateCohortRequest)(nil),                   // 68: vexil.admin.v1.CreateCohortRequest
-	(*CreateCohortResponse)(nil),                  // 69: vexil.admin.v1.CreateCohortResponse
-	(*GetCohortRequest)(nil),                      // 70: vexil.admin.v1.GetCohortRequest
-	(*GetCohortResponse)(nil),                     // 71: vexil.admin.v1.GetCohortResponse
-	(*ListCohortsRequest)(nil),                    // 72: vexil.admin.v1.ListCohortsRequest
-	(*ListCohortsResponse)(nil),                   // 73: vexil.admin.v1.ListCohortsResponse
-	(*UpdateCohortRequest)(nil),                   // 74: vexil.admin.v1.UpdateCohortRequest
-	(*UpdateCohortResponse)(nil),                  // 75: vexil.admin.v1.UpdateCohortResponse
-	(*DeleteCohortRequest)(nil),                   // 76: vexil.admin.v1.DeleteCohortRequest
-	(*DeleteCohortResponse)(nil),                  // 77: vexil.admin.v1.DeleteCohortResponse
-	(*AddCohortMembersRequest)(nil),               // 78: vexil.admin.v1.AddCohortMembersRequest
-	(*AddCohortMembersResponse)(nil),              // 79: vexil.admin.v1.AddCohortMembersResponse
-	(*RemoveCohortMembersRequest)(nil),            // 80: vexil.admin.v1.RemoveCohortMembersRequest
-	(*RemoveCohortMembersResponse)(nil),           // 81: vexil.admin.v1.RemoveCohortMembersResponse
-	(*ListCohortMembersRequest)(nil),              // 82: vexil.admin.v1.ListCohortMembersRequest
-	(*ListCohortMembersResponse)(nil),             // 83: vexil.admin.v1.ListCohortMembersResponse
-	(*EarlyAccessFeature)(nil),                    // 84: vexil.admin.v1.EarlyAccessFeature
-	(*CreateEarlyAccessFeatureRequest)(nil),       // 85: vexil.admin.v1.CreateEarlyAccessFeatureRequest
-	(*CreateEarlyAccessFeatureResponse)(nil),      // 86: vexil.admin.v1.CreateEarlyAccessFeatureResponse
-	(*GetEarlyAccessFeatureRequest)(nil),          // 87: vexil.admin.v1.GetEarlyAccessFeatureRequest
-	(*GetEarlyAccessFeatureResponse)(nil),         // 88: vexil.admin.v1.GetEarlyAccessFeatureResponse
-	(*ListEarlyAccessFeaturesRequest)(nil),        // 89: vexil.admin.v1.ListEarlyAccessFeaturesRequest
-	(*ListEarlyAccessFeaturesResponse)(nil),       // 90: vexil.admin.v1.ListEarlyAccessFeaturesResponse
-	(*UpdateEarlyAccessFeatureRequest)(nil),       // 91: vexil.admin.v1.UpdateEarlyAccessFeatureRequest
-	(*UpdateEarlyAccessFeatureResponse)(nil),      // 92: vexil.admin.v1.UpdateEarlyAccessFeatureResponse
-	(*DeleteEarlyAccessFeatureRequest)(nil),       // 93: vexil.admin.v1.DeleteEarlyAccessFeatureRequest
-	(*DeleteEarlyAccessFeatureResponse)(nil),      // 94: vexil.admin.v1.DeleteEarlyAccessFeatureResponse
-	(*ListPublicEarlyAccessFeaturesRequest)(nil),  // 95: vexil.admin.v1.ListPublicEarlyAccessFeaturesRequest
-	(*PublicEarlyAccessFeature)(nil),              // 96: vexil.admin.v1.PublicEarlyAccessFeature
-	(*ListPublicEarlyAccessFeaturesResponse)(nil), // 97: vexil.admin.v1.ListPublicEarlyAccessFeaturesResponse
-	(*ActivityEntry)(nil),                         // 98: vexil.admin.v1.ActivityEntry
-	(*ListActivityRequest)(nil),                   // 99: vexil.admin.v1.ListActivityRequest
-	(*ListActivityResponse)(nil),                  // 100: vexil.admin.v1.ListActivityResponse
-	(*ListFlagActivityRequest)(nil),               // 101: vexil.admin.v1.ListFlagActivityRequest
-	(*ListFlagActivityResponse)(nil),              // 102: vexil.admin.v1.ListFlagActivityResponse
-	(*ExplainFlagRequest)(nil),                    // 103: vexil.admin.v1.ExplainFlagRequest
-	(*FilterExplain)(nil),                         // 104: vexil.admin.v1.FilterExplain
-	(*ConditionExplain)(nil),                      // 105: vexil.admin.v1.ConditionExplain
-	(*ExplainFlagResponse)(nil),                   // 106: vexil.admin.v1.ExplainFlagResponse
-	(*BlastRadiusJob)(nil),                        // 107: vexil.admin.v1.BlastRadiusJob
-	(*StartBlastRadiusRequest)(nil),               // 108: vexil.admin.v1.StartBlastRadiusRequest
-	(*StartBlastRadiusResponse)(nil),              // 109: vexil.admin.v1.StartBlastRadiusResponse
-	(*GetBlastRadiusJobRequest)(nil),              // 110: vexil.admin.v1.GetBlastRadiusJobRequest
-	(*GetBlastRadiusJobResponse)(nil),             // 111: vexil.admin.v1.GetBlastRadiusJobResponse
-	(*ListBlastRadiusJobsRequest)(nil),            // 112: vexil.admin.v1.ListBlastRadiusJobsRequest
-	(*ListBlastRadiusJobsResponse)(nil),           // 113: vexil.admin.v1.ListBlastRadiusJobsResponse
-	(*CancelBlastRadiusJobRequest)(nil),           // 114: vexil.admin.v1.CancelBlastRadiusJobRequest
-	(*CancelBlastRadiusJobResponse)(nil),          // 115: vexil.admin.v1.CancelBlastRadiusJobResponse
-	(*PrecomputeRun)(nil),                         // 116: vexil.admin.v1.PrecomputeRun
-	(*GetPrecomputeStatusRequest)(nil),            // 117: vexil.admin.v1.GetPrecomputeStatusRequest
-	(*GetPrecomputeStatusResponse)(nil),           // 118: vexil.admin.v1.GetPrecomputeStatusResponse
-	nil,                                           // 119: vexil.admin.v1.ExplainFlagRequest.GroupsEntry
-	nil,                                           // 120: vexil.admin.v1.BlastRadiusJob.TransitionsEntry
-	(*timestamppb.Timestamp)(nil),                 // 121: google.protobuf.Timestamp
+	(*Warning)(nil),                               // 6: vexil.admin.v1.Warning
+	(*Team)(nil),                                  // 7: vexil.admin.v1.Team
+	(*GroupType)(nil),                             // 8: vexil.admin.v1.GroupType
+	(*CreateTeamRequest)(nil),                     // 9: vexil.admin.v1.CreateTeamRequest
+	(*CreateTeamResponse)(nil),                    // 10: vexil.admin.v1.CreateTeamResponse
+	(*GetTeamRequest)(nil),                        // 11: vexil.admin.v1.GetTeamRequest
+	(*GetTeamResponse)(nil),                       // 12: vexil.admin.v1.GetTeamResponse
+	(*ListTeamsRequest)(nil),                      // 13: vexil.admin.v1.ListTeamsRequest
+	(*ListTeamsResponse)(nil),                     // 14: vexil.admin.v1.ListTeamsResponse
+	(*UpdateTeamRequest)(nil),                     // 15: vexil.admin.v1.UpdateTeamRequest
+	(*UpdateTeamResponse)(nil),                    // 16: vexil.admin.v1.UpdateTeamResponse
+	(*SetGroupTypeRequest)(nil),                   // 17: vexil.admin.v1.SetGroupTypeRequest
+	(*SetGroupTypeResponse)(nil),                  // 18: vexil.admin.v1.SetGroupTypeResponse
+	(*RotateTeamKeyRequest)(nil),                  // 19: vexil.admin.v1.RotateTeamKeyRequest
+	(*RotateTeamKeyResponse)(nil),                 // 20: vexil.admin.v1.RotateTeamKeyResponse
+	(*ApiKey)(nil),                                // 21: vexil.admin.v1.ApiKey
+	(*CreatePersonalKeyRequest)(nil),              // 22: vexil.admin.v1.CreatePersonalKeyRequest
+	(*CreatePersonalKeyResponse)(nil),             // 23: vexil.admin.v1.CreatePersonalKeyResponse
+	(*ListKeysRequest)(nil),                       // 24: vexil.admin.v1.ListKeysRequest
+	(*ListKeysResponse)(nil),                      // 25: vexil.admin.v1.ListKeysResponse
+	(*RevokeKeyRequest)(nil),                      // 26: vexil.admin.v1.RevokeKeyRequest
+	(*RevokeKeyResponse)(nil),                     // 27: vexil.admin.v1.RevokeKeyResponse
+	(*FeatureFlag)(nil),                           // 28: vexil.admin.v1.FeatureFlag
+	(*FlagInput)(nil),                             // 29: vexil.admin.v1.FlagInput
+	(*Override)(nil),                              // 30: vexil.admin.v1.Override
+	(*CreateFlagRequest)(nil),                     // 31: vexil.admin.v1.CreateFlagRequest
+	(*CreateFlagResponse)(nil),                    // 32: vexil.admin.v1.CreateFlagResponse
+	(*GetFlagRequest)(nil),                        // 33: vexil.admin.v1.GetFlagRequest
+	(*GetFlagResponse)(nil),                       // 34: vexil.admin.v1.GetFlagResponse
+	(*GetFlagByKeyRequest)(nil),                   // 35: vexil.admin.v1.GetFlagByKeyRequest
+	(*GetFlagByKeyResponse)(nil),                  // 36: vexil.admin.v1.GetFlagByKeyResponse
+	(*ListFlagsRequest)(nil),                      // 37: vexil.admin.v1.ListFlagsRequest
+	(*ListFlagsResponse)(nil),                     // 38: vexil.admin.v1.ListFlagsResponse
+	(*UpdateFlagRequest)(nil),                     // 39: vexil.admin.v1.UpdateFlagRequest
+	(*UpdateFlagResponse)(nil),                    // 40: vexil.admin.v1.UpdateFlagResponse
+	(*EnableFlagRequest)(nil),                     // 41: vexil.admin.v1.EnableFlagRequest
+	(*EnableFlagResponse)(nil),                    // 42: vexil.admin.v1.EnableFlagResponse
+	(*DisableFlagRequest)(nil),                    // 43: vexil.admin.v1.DisableFlagRequest
+	(*DisableFlagResponse)(nil),                   // 44: vexil.admin.v1.DisableFlagResponse
+	(*ArchiveFlagRequest)(nil),                    // 45: vexil.admin.v1.ArchiveFlagRequest
+	(*ArchiveFlagResponse)(nil),                   // 46: vexil.admin.v1.ArchiveFlagResponse
+	(*UnarchiveFlagRequest)(nil),                  // 47: vexil.admin.v1.UnarchiveFlagRequest
+	(*UnarchiveFlagResponse)(nil),                 // 48: vexil.admin.v1.UnarchiveFlagResponse
+	(*DeleteFlagRequest)(nil),                     // 49: vexil.admin.v1.DeleteFlagRequest
+	(*DeleteFlagResponse)(nil),                    // 50: vexil.admin.v1.DeleteFlagResponse
+	(*Condition)(nil),                             // 51: vexil.admin.v1.Condition
+	(*AddConditionRequest)(nil),                   // 52: vexil.admin.v1.AddConditionRequest
+	(*AddConditionResponse)(nil),                  // 53: vexil.admin.v1.AddConditionResponse
+	(*UpdateConditionRequest)(nil),                // 54: vexil.admin.v1.UpdateConditionRequest
+	(*UpdateConditionResponse)(nil),               // 55: vexil.admin.v1.UpdateConditionResponse
+	(*RemoveConditionRequest)(nil),                // 56: vexil.admin.v1.RemoveConditionRequest
+	(*RemoveConditionResponse)(nil),               // 57: vexil.admin.v1.RemoveConditionResponse
+	(*ReorderConditionsRequest)(nil),              // 58: vexil.admin.v1.ReorderConditionsRequest
+	(*ReorderConditionsResponse)(nil),             // 59: vexil.admin.v1.ReorderConditionsResponse
+	(*SetRolloutRequest)(nil),                     // 60: vexil.admin.v1.SetRolloutRequest
+	(*SetRolloutResponse)(nil),                    // 61: vexil.admin.v1.SetRolloutResponse
+	(*SetOverridesRequest)(nil),                   // 62: vexil.admin.v1.SetOverridesRequest
+	(*SetOverridesResponse)(nil),                  // 63: vexil.admin.v1.SetOverridesResponse
+	(*ListDependentsRequest)(nil),                 // 64: vexil.admin.v1.ListDependentsRequest
+	(*Dependent)(nil),                             // 65: vexil.admin.v1.Dependent
+	(*ListDependentsResponse)(nil),                // 66: vexil.admin.v1.ListDependentsResponse
+	(*Cohort)(nil),                                // 67: vexil.admin.v1.Cohort
+	(*CohortInput)(nil),                           // 68: vexil.admin.v1.CohortInput
+	(*CreateCohortRequest)(nil),                   // 69: vexil.admin.v1.CreateCohortRequest
+	(*CreateCohortResponse)(nil),                  // 70: vexil.admin.v1.CreateCohortResponse
+	(*GetCohortRequest)(nil),                      // 71: vexil.admin.v1.GetCohortRequest
+	(*GetCohortResponse)(nil),                     // 72: vexil.admin.v1.GetCohortResponse
+	(*ListCohortsRequest)(nil),                    // 73: vexil.admin.v1.ListCohortsRequest
+	(*ListCohortsResponse)(nil),                   // 74: vexil.admin.v1.ListCohortsResponse
+	(*UpdateCohortRequest)(nil),                   // 75: vexil.admin.v1.UpdateCohortRequest
+	(*UpdateCohortResponse)(nil),                  // 76: vexil.admin.v1.UpdateCohortResponse
+	(*DeleteCohortRequest)(nil),                   // 77: vexil.admin.v1.DeleteCohortRequest
+	(*DeleteCohortResponse)(nil),                  // 78: vexil.admin.v1.DeleteCohortResponse
+	(*AddCohortMembersRequest)(nil),               // 79: vexil.admin.v1.AddCohortMembersRequest
+	(*AddCohortMembersResponse)(nil),              // 80: vexil.admin.v1.AddCohortMembersResponse
+	(*RemoveCohortMembersRequest)(nil),            // 81: vexil.admin.v1.RemoveCohortMembersRequest
+	(*RemoveCohortMembersResponse)(nil),           // 82: vexil.admin.v1.RemoveCohortMembersResponse
+	(*ListCohortMembersRequest)(nil),              // 83: vexil.admin.v1.ListCohortMembersRequest
+	(*ListCohortMembersResponse)(nil),             // 84: vexil.admin.v1.ListCohortMembersResponse
+	(*EarlyAccessFeature)(nil),                    // 85: vexil.admin.v1.EarlyAccessFeature
+	(*CreateEarlyAccessFeatureRequest)(nil),       // 86: vexil.admin.v1.CreateEarlyAccessFeatureRequest
+	(*CreateEarlyAccessFeatureResponse)(nil),      // 87: vexil.admin.v1.CreateEarlyAccessFeatureResponse
+	(*GetEarlyAccessFeatureRequest)(nil),          // 88: vexil.admin.v1.GetEarlyAccessFeatureRequest
+	(*GetEarlyAccessFeatureResponse)(nil),         // 89: vexil.admin.v1.GetEarlyAccessFeatureResponse
+	(*ListEarlyAccessFeaturesRequest)(nil),        // 90: vexil.admin.v1.ListEarlyAccessFeaturesRequest
+	(*ListEarlyAccessFeaturesResponse)(nil),       // 91: vexil.admin.v1.ListEarlyAccessFeaturesResponse
+	(*UpdateEarlyAccessFeatureRequest)(nil),       // 92: vexil.admin.v1.UpdateEarlyAccessFeatureRequest
+	(*UpdateEarlyAccessFeatureResponse)(nil),      // 93: vexil.admin.v1.UpdateEarlyAccessFeatureResponse
+	(*DeleteEarlyAccessFeatureRequest)(nil),       // 94: vexil.admin.v1.DeleteEarlyAccessFeatureRequest
+	(*DeleteEarlyAccessFeatureResponse)(nil),      // 95: vexil.admin.v1.DeleteEarlyAccessFeatureResponse
+	(*ListPublicEarlyAccessFeaturesRequest)(nil),  // 96: vexil.admin.v1.ListPublicEarlyAccessFeaturesRequest
+	(*PublicEarlyAccessFeature)(nil),              // 97: vexil.admin.v1.PublicEarlyAccessFeature
+	(*ListPublicEarlyAccessFeaturesResponse)(nil), // 98: vexil.admin.v1.ListPublicEarlyAccessFeaturesResponse
+	(*ActivityEntry)(nil),                         // 99: vexil.admin.v1.ActivityEntry
+	(*ListActivityRequest)(nil),                   // 100: vexil.admin.v1.ListActivityRequest
+	(*ListActivityResponse)(nil),                  // 101: vexil.admin.v1.ListActivityResponse
+	(*ListFlagActivityRequest)(nil),               // 102: vexil.admin.v1.ListFlagActivityRequest
+	(*ListFlagActivityResponse)(nil),              // 103: vexil.admin.v1.ListFlagActivityResponse
+	(*ExplainFlagRequest)(nil),                    // 104: vexil.admin.v1.ExplainFlagRequest
+	(*FilterExplain)(nil),                         // 105: vexil.admin.v1.FilterExplain
+	(*ConditionExplain)(nil),                      // 106: vexil.admin.v1.ConditionExplain
+	(*ExplainFlagResponse)(nil),                   // 107: vexil.admin.v1.ExplainFlagResponse
+	(*BlastRadiusJob)(nil),                        // 108: vexil.admin.v1.BlastRadiusJob
+	(*StartBlastRadiusRequest)(nil),               // 109: vexil.admin.v1.StartBlastRadiusRequest
+	(*StartBlastRadiusResponse)(nil),              // 110: vexil.admin.v1.StartBlastRadiusResponse
+	(*GetBlastRadiusJobRequest)(nil),              // 111: vexil.admin.v1.GetBlastRadiusJobRequest
+	(*GetBlastRadiusJobResponse)(nil),             // 112: vexil.admin.v1.GetBlastRadiusJobResponse
+	(*ListBlastRadiusJobsRequest)(nil),            // 113: vexil.admin.v1.ListBlastRadiusJobsRequest
+	(*ListBlastRadiusJobsResponse)(nil),           // 114: vexil.admin.v1.ListBlastRadiusJobsResponse
+	(*CancelBlastRadiusJobRequest)(nil),           // 115: vexil.admin.v1.CancelBlastRadiusJobRequest
+	(*CancelBlastRadiusJobResponse)(nil),          // 116: vexil.admin.v1.CancelBlastRadiusJobResponse
+	(*PrecomputeRun)(nil),                         // 117: vexil.admin.v1.PrecomputeRun
+	(*GetPrecomputeStatusRequest)(nil),            // 118: vexil.admin.v1.GetPrecomputeStatusRequest
+	(*GetPrecomputeStatusResponse)(nil),           // 119: vexil.admin.v1.GetPrecomputeStatusResponse
+	(*ImportDefinitionsRequest)(nil),              // 120: vexil.admin.v1.ImportDefinitionsRequest
+	(*ImportItem)(nil),                            // 121: vexil.admin.v1.ImportItem
+	(*ImportDefinitionsResponse)(nil),             // 122: vexil.admin.v1.ImportDefinitionsResponse
+	nil,                                           // 123: vexil.admin.v1.ExplainFlagRequest.GroupsEntry
+	nil,                                           // 124: vexil.admin.v1.BlastRadiusJob.TransitionsEntry
+	(*timestamppb.Timestamp)(nil),                 // 125: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),                       // 126: google.protobuf.Struct
+	(*structpb.Value)(nil),                        // 127: google.protobuf.Value
+	(*structpb.ListValue)(nil),                    // 128: google.protobuf.ListValue
 }
 var file_vexil_admin_v1_admin_proto_depIdxs = []int32{
-	7,   // 0: vexil.admin.v1.Team.group_types:type_name -> vexil.admin.v1.GroupType
-	121, // 1: vexil.admin.v1.Team.created_at:type_name -> google.protobuf.Timestamp
-	121, // 2: vexil.admin.v1.Team.updated_at:type_name -> google.protobuf.Timestamp
-	6,   // 3: vexil.admin.v1.CreateTeamResponse.team:type_name -> vexil.admin.v1.Team
-	6,   // 4: vexil.admin.v1.GetTeamResponse.team:type_name -> vexil.admin.v1.Team
-	6,   // 5: vexil.admin.v1.ListTeamsResponse.teams:type_name -> vexil.admin.v1.Team
-	6,   // 6: vexil.admin.v1.UpdateTeamResponse.team:type_name -> vexil.admin.v1.Team
-	6,   // 7: vexil.admin.v1.SetGroupTypeResponse.team:type_name -> vexil.admin.v1.Team
+	8,   // 0: vexil.admin.v1.Team.group_types:type_name -> vexil.admin.v1.GroupType
+	125, // 1: vexil.admin.v1.Team.created_at:type_name -> google.protobuf.Timestamp
+	125, // 2: vexil.admin.v1.Team.updated_at:type_name -> google.protobuf.Timestamp
+	7,   // 3: vexil.admin.v1.CreateTeamResponse.team:type_name -> vexil.admin.v1.Team
+	7,   // 4: vexil.admin.v1.GetTeamResponse.team:type_name -> vexil.admin.v1.Team
+	7,   // 5: vexil.admin.v1.ListTeamsResponse.teams:type_name -> vexil.admin.v1.Team
+	7,   // 6: vexil.admin.v1.UpdateTeamResponse.team:type_name -> vexil.admin.v1.Team
+	7,   // 7: vexil.admin.v1.SetGroupTypeResponse.team:type_name -> vexil.admin.v1.Team
 	0,   // 8: vexil.admin.v1.RotateTeamKeyRequest.kind:type_name -> vexil.admin.v1.TeamKeyKind
-	20,  // 9: vexil.admin.v1.RotateTeamKeyResponse.key:type_name -> vexil.admin.v1.ApiKey
-	121, // 10: vexil.admin.v1.ApiKey.created_at:type_name -> google.protobuf.Timestamp
-	121, // 11: vexil.admin.v1.ApiKey.revoked_at:type_name -> google.protobuf.Timestamp
-	20,  // 12: vexil.admin.v1.CreatePersonalKeyResponse.key:type_name -> vexil.admin.v1.ApiKey
-	20,  // 13: vexil.admin.v1.ListKeysResponse.keys:type_name -> vexil.admin.v1.ApiKey
-	20,  // 14: vexil.admin.v1.RevokeKeyResponse.key:type_name -> vexil.admin.v1.ApiKey
-	29,  // 15: vexil.admin.v1.FeatureFlag.overrides:type_name -> vexil.admin.v1.Override
-	121, // 16: vexil.admin.v1.FeatureFlag.created_at:type_name -> google.protobuf.Timestamp
-	121, // 17: vexil.admin.v1.FeatureFlag.updated_at:type_name -> google.protobuf.Timestamp
-	29,  // 18: vexil.admin.v1.FlagInput.overrides:type_name -> vexil.admin.v1.Override
-	28,  // 19: vexil.admin.v1.CreateFlagRequest.flag:type_name -> vexil.admin.v1.FlagInput
-	27,  // 20: vexil.admin.v1.CreateFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
-	27,  // 21: vexil.admin.v1.GetFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
-	27,  // 22: vexil.admin.v1.GetFlagByKeyResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
-	1,   // 23: vexil.admin.v1.ListFlagsRequest.status:type_name -> vexil.admin.v1.FlagStatus
-	27,  // 24: vexil.admin.v1.ListFlagsResponse.flags:type_name -> vexil.admin.v1.FeatureFlag
-	28,  // 25: vexil.admin.v1.UpdateFlagRequest.flag:type_name -> vexil.admin.v1.FlagInput
-	27,  // 26: vexil.admin.v1.UpdateFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
-	27,  // 27: vexil.admin.v1.EnableFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
-	27,  // 28: vexil.admin.v1.DisableFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
-	27,  // 29: vexil.admin.v1.ArchiveFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
-	27,  // 30: vexil.admin.v1.UnarchiveFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
-	27,  // 31: vexil.admin.v1.DeleteFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
-	50,  // 32: vexil.admin.v1.AddConditionRequest.condition:type_name -> vexil.admin.v1.Condition
-	27,  // 33: vexil.admin.v1.AddConditionResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
-	50,  // 34: vexil.admin.v1.UpdateConditionRequest.condition:type_name -> vexil.admin.v1.Condition
-	27,  // 35: vexil.admin.v1.UpdateConditionResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
-	27,  // 36: vexil.admin.v1.RemoveConditionResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
-	27,  // 37: vexil.admin.v1.ReorderConditionsResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
-	27,  // 38: vexil.admin.v1.SetRolloutResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
-	29,  // 39: vexil.admin.v1.SetOverridesRequest.overrides:type_name -> vexil.admin.v1.Override
-	27,  // 40: vexil.admin.v1.SetOverridesResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
-	64,  // 41: vexil.admin.v1.ListDependentsResponse.dependents:type_name -> vexil.admin.v1.Dependent
-	2,   // 42: vexil.admin.v1.Cohort.kind:type_name -> vexil.admin.v1.CohortKind
-	121, // 43: vexil.admin.v1.Cohort.created_at:type_name -> google.protobuf.Timestamp
-	121, // 44: vexil.admin.v1.Cohort.updated_at:type_name -> google.protobuf.Timestamp
-	2,   // 45: vexil.admin.v1.CohortInput.kind:type_name -> vexil.admin.v1.CohortKind
-	67,  // 46: vexil.admin.v1.CreateCohortRequest.cohort:type_name -> vexil.admin.v1.CohortInput
-	66,  // 47: vexil.admin.v1.CreateCohortResponse.cohort:type_name -> vexil.admin.v1.Cohort
-	66,  // 48: vexil.admin.v1.GetCohortResponse.cohort:type_name -> vexil.admin.v1.Cohort
-	66,  // 49: vexil.admin.v1.ListCohortsResponse.cohorts:type_name -> vexil.admin.v1.Cohort
-	67,  // 50: vexil.admin.v1.UpdateCohortRequest.cohort:type_name -> vexil.admin.v1.CohortInput
-	66,  // 51: vexil.admin.v1.UpdateCohortResponse.cohort:type_name -> vexil.admin.v1.Cohort
-	66,  // 52: vexil.admin.v1.DeleteCohortResponse.cohort:type_name -> vexil.admin.v1.Cohort
-	3,   // 53: vexil.admin.v1.EarlyAccessFeature.stage:type_name -> vexil.admin.v1.Stage
-	121, // 54: vexil.admin.v1.EarlyAccessFeature.created_at:type_name -> google.protobuf.Timestamp
-	121, // 55: vexil.admin.v1.EarlyAccessFeature.updated_at:type_name -> google.protobuf.Timestamp
-	3,   // 56: vexil.admin.v1.CreateEarlyAccessFeatureRequest.stage:type_name -> vexil.admin.v1.Stage
-	84,  // 57: vexil.admin.v1.CreateEarlyAccessFeatureResponse.feature:type_name -> vexil.admin.v1.EarlyAccessFeature
-	84,  // 58: vexil.admin.v1.GetEarlyAccessFeatureResponse.feature:type_name -> vexil.admin.v1.EarlyAccessFeature
-	84,  // 59: vexil.admin.v1.ListEarlyAccessFeaturesResponse.features:type_name -> vexil.admin.v1.EarlyAccessFeature
-	3,   // 60: vexil.admin.v1.UpdateEarlyAccessFeatureRequest.stage:type_name -> vexil.admin.v1.Stage
-	84,  // 61: vexil.admin.v1.UpdateEarlyAccessFeatureResponse.feature:type_name -> vexil.admin.v1.EarlyAccessFeature
-	84,  // 62: vexil.admin.v1.DeleteEarlyAccessFeatureResponse.feature:type_name -> vexil.admin.v1.EarlyAccessFeature
-	96,  // 63: vexil.admin.v1.ListPublicEarlyAccessFeaturesResponse.early_access_features:type_name -> vexil.admin.v1.PublicEarlyAccessFeature
-	121, // 64: vexil.admin.v1.ActivityEntry.at:type_name -> google.protobuf.Timestamp
-	98,  // 65: vexil.admin.v1.ListActivityResponse.entries:type_name -> vexil.admin.v1.ActivityEntry
-	98,  // 66: vexil.admin.v1.ListFlagActivityResponse.entries:type_name -> vexil.admin.v1.ActivityEntry
-	119, // 67: vexil.admin.v1.ExplainFlagRequest.groups:type_name -> vexil.admin.v1.ExplainFlagRequest.GroupsEntry
-	104, // 68: vexil.admin.v1.ConditionExplain.filters:type_name -> vexil.admin.v1.FilterExplain
-	105, // 69: vexil.admin.v1.ExplainFlagResponse.conditions:type_name -> vexil.admin.v1.ConditionExplain
-	4,   // 70: vexil.admin.v1.BlastRadiusJob.state:type_name -> vexil.admin.v1.JobState
-	120, // 71: vexil.admin.v1.BlastRadiusJob.transitions:type_name -> vexil.admin.v1.BlastRadiusJob.TransitionsEntry
-	121, // 72: vexil.admin.v1.BlastRadiusJob.created_at:type_name -> google.protobuf.Timestamp
-	121, // 73: vexil.admin.v1.BlastRadiusJob.finished_at:type_name -> google.protobuf.Timestamp
-	28,  // 74: vexil.admin.v1.StartBlastRadiusRequest.flag:type_name -> vexil.admin.v1.FlagInput
-	107, // 75: vexil.admin.v1.StartBlastRadiusResponse.job:type_name -> vexil.admin.v1.BlastRadiusJob
-	107, // 76: vexil.admin.v1.GetBlastRadiusJobResponse.job:type_name -> vexil.admin.v1.BlastRadiusJob
-	107, // 77: vexil.admin.v1.ListBlastRadiusJobsResponse.jobs:type_name -> vexil.admin.v1.BlastRadiusJob
-	107, // 78: vexil.admin.v1.CancelBlastRadiusJobResponse.job:type_name -> vexil.admin.v1.BlastRadiusJob
-	5,   // 79: vexil.admin.v1.PrecomputeRun.state:type_name -> vexil.admin.v1.PrecomputeState
-	121, // 80: vexil.admin.v1.PrecomputeRun.started_at:type_name -> google.protobuf.Timestamp
-	121, // 81: vexil.admin.v1.PrecomputeRun.finished_at:type_name -> google.protobuf.Timestamp
-	116, // 82: vexil.admin.v1.GetPrecomputeStatusResponse.run:type_name -> vexil.admin.v1.PrecomputeRun
-	8,   // 83: vexil.admin.v1.AdminService.CreateTeam:input_type -> vexil.admin.v1.CreateTeamRequest
-	10,  // 84: vexil.admin.v1.AdminService.GetTeam:input_type -> vexil.admin.v1.GetTeamRequest
-	12,  // 85: vexil.admin.v1.AdminService.ListTeams:input_type -> vexil.admin.v1.ListTeamsRequest
-	14,  // 86: vexil.admin.v1.AdminService.UpdateTeam:input_type -> vexil.admin.v1.UpdateTeamRequest
-	16,  // 87: vexil.admin.v1.AdminService.SetGroupType:input_type -> vexil.admin.v1.SetGroupTypeRequest
-	18,  // 88: vexil.admin.v1.AdminService.RotateTeamKey:input_type -> vexil.admin.v1.RotateTeamKeyRequest
-	21,  // 89: vexil.admin.v1.AdminService.CreatePersonalKey:input_type -> vexil.admin.v1.CreatePersonalKeyRequest
-	23,  // 90: vexil.admin.v1.AdminService.ListKeys:input_type -> vexil.admin.v1.ListKeysRequest
-	25,  // 91: vexil.admin.v1.AdminService.RevokeKey:input_type -> vexil.admin.v1.RevokeKeyRequest
-	30,  // 92: vexil.admin.v1.AdminService.CreateFlag:input_type -> vexil.admin.v1.CreateFlagRequest
-	32,  // 93: vexil.admin.v1.AdminService.GetFlag:input_type -> vexil.admin.v1.GetFlagRequest
-	34,  // 94: vexil.admin.v1.AdminService.GetFlagByKey:input_type -> vexil.admin.v1.GetFlagByKeyRequest
-	36,  // 95: vexil.admin.v1.AdminService.ListFlags:input_type -> vexil.admin.v1.ListFlagsRequest
-	38,  // 96: vexil.admin.v1.AdminService.UpdateFlag:input_type -> vexil.admin.v1.UpdateFlagRequest
-	40,  // 97: vexil.admin.v1.AdminService.EnableFlag:input_type -> vexil.admin.v1.EnableFlagRequest
-	42,  // 98: vexil.admin.v1.AdminService.DisableFlag:input_type -> vexil.admin.v1.DisableFlagRequest
-	44,  // 99: vexil.admin.v1.AdminService.ArchiveFlag:input_type -> vexil.admin.v1.ArchiveFlagRequest
-	46,  // 100: vexil.admin.v1.AdminService.UnarchiveFlag:input_type -> vexil.admin.v1.UnarchiveFlagRequest
-	48,  // 101: vexil.admin.v1.AdminService.DeleteFlag:input_type -> vexil.admin.v1.DeleteFlagRequest
-	51,  // 102: vexil.admin.v1.AdminService.AddCondition:input_type -> vexil.admin.v1.AddConditionRequest
-	53,  // 103: vexil.admin.v1.AdminService.UpdateCondition:input_type -> vexil.admin.v1.UpdateConditionRequest
-	55,  // 104: vexil.admin.v1.AdminService.RemoveCondition:input_type -> vexil.admin.v1.RemoveConditionRequest
-	57,  // 105: vexil.admin.v1.AdminService.ReorderConditions:input_type -> vexil.admin.v1.ReorderConditionsRequest
-	59,  // 106: vexil.admin.v1.AdminService.SetRollout:input_type -> vexil.admin.v1.SetRolloutRequest
-	61,  // 107: vexil.admin.v1.AdminService.SetOverrides:input_type -> vexil.admin.v1.SetOverridesRequest
-	63,  // 108: vexil.admin.v1.AdminService.ListDependents:input_type -> vexil.admin.v1.ListDependentsRequest
-	68,  // 109: vexil.admin.v1.AdminService.CreateCohort:input_type -> vexil.admin.v1.CreateCohortRequest
-	70,  // 110: vexil.admin.v1.AdminService.GetCohort:input_type -> vexil.admin.v1.GetCohortRequest
-	72,  // 111: vexil.admin.v1.AdminService.ListCohorts:input_type -> vexil.admin.v1.ListCohortsRequest
-	74,  // 112: vexil.admin.v1.AdminService.UpdateCohort:input_type -> vexil.admin.v1.UpdateCohortRequest
-	76,  // 113: vexil.admin.v1.AdminService.DeleteCohort:input_type -> vexil.admin.v1.DeleteCohortRequest
-	78,  // 114: vexil.admin.v1.AdminService.AddCohortMembers:input_type -> vexil.admin.v1.AddCohortMembersRequest
-	80,  // 115: vexil.admin.v1.AdminService.RemoveCohortMembers:input_type -> vexil.admin.v1.RemoveCohortMembersRequest
-	82,  // 116: vexil.admin.v1.AdminService.ListCohortMembers:input_type -> vexil.admin.v1.ListCohortMembersRequest
-	85,  // 117: vexil.admin.v1.AdminService.CreateEarlyAccessFeature:input_type -> vexil.admin.v1.CreateEarlyAccessFeatureRequest
-	87,  // 118: vexil.admin.v1.AdminService.GetEarlyAccessFeature:input_type -> vexil.admin.v1.GetEarlyAccessFeatureRequest
-	89,  // 119: vexil.admin.v1.AdminService.ListEarlyAccessFeatures:input_type -> vexil.admin.v1.ListEarlyAccessFeaturesRequest
-	91,  // 120: vexil.admin.v1.AdminService.UpdateEarlyAccessFeature:input_type -> vexil.admin.v1.UpdateEarlyAccessFeatureRequest
-	93,  // 121: vexil.admin.v1.AdminService.DeleteEarlyAccessFeature:input_type -> vexil.admin.v1.DeleteEarlyAccessFeatureRequest
-	95,  // 122: vexil.admin.v1.AdminService.ListPublicEarlyAccessFeatures:input_type -> vexil.admin.v1.ListPublicEarlyAccessFeaturesRequest
-	99,  // 123: vexil.admin.v1.AdminService.ListActivity:input_type -> vexil.admin.v1.ListActivityRequest
-	101, // 124: vexil.admin.v1.AdminService.ListFlagActivity:input_type -> vexil.admin.v1.ListFlagActivityRequest
-	103, // 125: vexil.admin.v1.AdminService.ExplainFlag:input_type -> vexil.admin.v1.ExplainFlagRequest
-	108, // 126: vexil.admin.v1.AdminService.StartBlastRadius:input_type -> vexil.admin.v1.StartBlastRadiusRequest
-	110, // 127: vexil.admin.v1.AdminService.GetBlastRadiusJob:input_type -> vexil.admin.v1.GetBlastRadiusJobRequest
-	112, // 128: vexil.admin.v1.AdminService.ListBlastRadiusJobs:input_type -> vexil.admin.v1.ListBlastRadiusJobsRequest
-	114, // 129: vexil.admin.v1.AdminService.CancelBlastRadiusJob:input_type -> vexil.admin.v1.CancelBlastRadiusJobRequest
-	117, // 130: vexil.admin.v1.AdminService.GetPrecomputeStatus:input_type -> vexil.admin.v1.GetPrecomputeStatusRequest
-	9,   // 131: vexil.admin.v1.AdminService.CreateTeam:output_type -> vexil.admin.v1.CreateTeamResponse
-	11,  // 132: vexil.admin.v1.AdminService.GetTeam:output_type -> vexil.admin.v1.GetTeamResponse
-	13,  // 133: vexil.admin.v1.AdminService.ListTeams:output_type -> vexil.admin.v1.ListTeamsResponse
-	15,  // 134: vexil.admin.v1.AdminService.UpdateTeam:output_type -> vexil.admin.v1.UpdateTeamResponse
-	17,  // 135: vexil.admin.v1.AdminService.SetGroupType:output_type -> vexil.admin.v1.SetGroupTypeResponse
-	19,  // 136: vexil.admin.v1.AdminService.RotateTeamKey:output_type -> vexil.admin.v1.RotateTeamKeyResponse
-	22,  // 137: vexil.admin.v1.AdminService.CreatePersonalKey:output_type -> vexil.admin.v1.CreatePersonalKeyResponse
-	24,  // 138: vexil.admin.v1.AdminService.ListKeys:output_type -> vexil.admin.v1.ListKeysResponse
-	26,  // 139: vexil.admin.v1.AdminService.RevokeKey:output_type -> vexil.admin.v1.RevokeKeyResponse
-	31,  // 140: vexil.admin.v1.AdminService.CreateFlag:output_type -> vexil.admin.v1.CreateFlagResponse
-	33,  // 141: vexil.admin.v1.AdminService.GetFlag:output_type -> vexil.admin.v1.GetFlagResponse
-	35,  // 142: vexil.admin.v1.AdminService.GetFlagByKey:output_type -> vexil.admin.v1.GetFlagByKeyResponse
-	37,  // 143: vexil.admin.v1.AdminService.ListFlags:output_type -> vexil.admin.v1.ListFlagsResponse
-	39,  // 144: vexil.admin.v1.AdminService.UpdateFlag:output_type -> vexil.admin.v1.UpdateFlagResponse
-	41,  // 145: vexil.admin.v1.AdminService.EnableFlag:output_type -> vexil.admin.v1.EnableFlagResponse
-	43,  // 146: vexil.admin.v1.AdminService.DisableFlag:output_type -> vexil.admin.v1.DisableFlagResponse
-	45,  // 147: vexil.admin.v1.AdminService.ArchiveFlag:output_type -> vexil.admin.v1.ArchiveFlagResponse
-	47,  // 148: vexil.admin.v1.AdminService.UnarchiveFlag:output_type -> vexil.admin.v1.UnarchiveFlagResponse
-	49,  // 149: vexil.admin.v1.AdminService.DeleteFlag:output_type -> vexil.admin.v1.DeleteFlagResponse
-	52,  // 150: vexil.admin.v1.AdminService.AddCondition:output_type -> vexil.admin.v1.AddConditionResponse
-	54,  // 151: vexil.admin.v1.AdminService.UpdateCondition:output_type -> vexil.admin.v1.UpdateConditionResponse
-	56,  // 152: vexil.admin.v1.AdminService.RemoveCondition:output_type -> vexil.admin.v1.RemoveConditionResponse
-	58,  // 153: vexil.admin.v1.AdminService.ReorderConditions:output_type -> vexil.admin.v1.ReorderConditionsResponse
-	60,  // 154: vexil.admin.v1.AdminService.SetRollout:output_type -> vexil.admin.v1.SetRolloutResponse
-	62,  // 155: vexil.admin.v1.AdminService.SetOverrides:output_type -> vexil.admin.v1.SetOverridesResponse
-	65,  // 156: vexil.admin.v1.AdminService.ListDependents:output_type -> vexil.admin.v1.ListDependentsResponse
-	69,  // 157: vexil.admin.v1.AdminService.CreateCohort:output_type -> vexil.admin.v1.CreateCohortResponse
-	71,  // 158: vexil.admin.v1.AdminService.GetCohort:output_type -> vexil.admin.v1.GetCohortResponse
-	73,  // 159: vexil.admin.v1.AdminService.ListCohorts:output_type -> vexil.admin.v1.ListCohortsResponse
-	75,  // 160: vexil.admin.v1.AdminService.UpdateCohort:output_type -> vexil.admin.v1.UpdateCohortResponse
-	77,  // 161: vexil.admin.v1.AdminService.DeleteCohort:output_type -> vexil.admin.v1.DeleteCohortResponse
-	79,  // 162: vexil.admin.v1.AdminService.AddCohortMembers:output_type -> vexil.admin.v1.AddCohortMembersResponse
-	81,  // 163: vexil.admin.v1.AdminService.RemoveCohortMembers:output_type -> vexil.admin.v1.RemoveCohortMembersResponse
-	83,  // 164: vexil.admin.v1.AdminService.ListCohortMembers:output_type -> vexil.admin.v1.ListCohortMembersResponse
-	86,  // 165: vexil.admin.v1.AdminService.CreateEarlyAccessFeature:output_type -> vexil.admin.v1.CreateEarlyAccessFeatureResponse
-	88,  // 166: vexil.admin.v1.AdminService.GetEarlyAccessFeature:output_type -> vexil.admin.v1.GetEarlyAccessFeatureResponse
-	90,  // 167: vexil.admin.v1.AdminService.ListEarlyAccessFeatures:output_type -> vexil.admin.v1.ListEarlyAccessFeaturesResponse
-	92,  // 168: vexil.admin.v1.AdminService.UpdateEarlyAccessFeature:output_type -> vexil.admin.v1.UpdateEarlyAccessFeatureResponse
-	94,  // 169: vexil.admin.v1.AdminService.DeleteEarlyAccessFeature:output_type -> vexil.admin.v1.DeleteEarlyAccessFeatureResponse
-	97,  // 170: vexil.admin.v1.AdminService.ListPublicEarlyAccessFeatures:output_type -> vexil.admin.v1.ListPublicEarlyAccessFeaturesResponse
-	100, // 171: vexil.admin.v1.AdminService.ListActivity:output_type -> vexil.admin.v1.ListActivityResponse
-	102, // 172: vexil.admin.v1.AdminService.ListFlagActivity:output_type -> vexil.admin.v1.ListFlagActivityResponse
-	106, // 173: vexil.admin.v1.AdminService.ExplainFlag:output_type -> vexil.admin.v1.ExplainFlagResponse
-	109, // 174: vexil.admin.v1.AdminService.StartBlastRadius:output_type -> vexil.admin.v1.StartBlastRadiusResponse
-	111, // 175: vexil.admin.v1.AdminService.GetBlastRadiusJob:output_type -> vexil.admin.v1.GetBlastRadiusJobResponse
-	113, // 176: vexil.admin.v1.AdminService.ListBlastRadiusJobs:output_type -> vexil.admin.v1.ListBlastRadiusJobsResponse
-	115, // 177: vexil.admin.v1.AdminService.CancelBlastRadiusJob:output_type -> vexil.admin.v1.CancelBlastRadiusJobResponse
-	118, // 178: vexil.admin.v1.AdminService.GetPrecomputeStatus:output_type -> vexil.admin.v1.GetPrecomputeStatusResponse
-	131, // [131:179] is the sub-list for method output_type
-	83,  // [83:131] is the sub-list for method input_type
-	83,  // [83:83] is the sub-list for extension type_name
-	83,  // [83:83] is the sub-list for extension extendee
-	0,   // [0:83] is the sub-list for field type_name
+	21,  // 9: vexil.admin.v1.RotateTeamKeyResponse.key:type_name -> vexil.admin.v1.ApiKey
+	125, // 10: vexil.admin.v1.ApiKey.created_at:type_name -> google.protobuf.Timestamp
+	125, // 11: vexil.admin.v1.ApiKey.revoked_at:type_name -> google.protobuf.Timestamp
+	21,  // 12: vexil.admin.v1.CreatePersonalKeyResponse.key:type_name -> vexil.admin.v1.ApiKey
+	21,  // 13: vexil.admin.v1.ListKeysResponse.keys:type_name -> vexil.admin.v1.ApiKey
+	21,  // 14: vexil.admin.v1.RevokeKeyResponse.key:type_name -> vexil.admin.v1.ApiKey
+	126, // 15: vexil.admin.v1.FeatureFlag.filters:type_name -> google.protobuf.Struct
+	30,  // 16: vexil.admin.v1.FeatureFlag.overrides:type_name -> vexil.admin.v1.Override
+	125, // 17: vexil.admin.v1.FeatureFlag.created_at:type_name -> google.protobuf.Timestamp
+	125, // 18: vexil.admin.v1.FeatureFlag.updated_at:type_name -> google.protobuf.Timestamp
+	6,   // 19: vexil.admin.v1.FeatureFlag.warnings:type_name -> vexil.admin.v1.Warning
+	126, // 20: vexil.admin.v1.FlagInput.filters:type_name -> google.protobuf.Struct
+	30,  // 21: vexil.admin.v1.FlagInput.overrides:type_name -> vexil.admin.v1.Override
+	127, // 22: vexil.admin.v1.Override.value:type_name -> google.protobuf.Value
+	29,  // 23: vexil.admin.v1.CreateFlagRequest.flag:type_name -> vexil.admin.v1.FlagInput
+	28,  // 24: vexil.admin.v1.CreateFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
+	28,  // 25: vexil.admin.v1.GetFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
+	28,  // 26: vexil.admin.v1.GetFlagByKeyResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
+	1,   // 27: vexil.admin.v1.ListFlagsRequest.status:type_name -> vexil.admin.v1.FlagStatus
+	28,  // 28: vexil.admin.v1.ListFlagsResponse.results:type_name -> vexil.admin.v1.FeatureFlag
+	29,  // 29: vexil.admin.v1.UpdateFlagRequest.flag:type_name -> vexil.admin.v1.FlagInput
+	28,  // 30: vexil.admin.v1.UpdateFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
+	28,  // 31: vexil.admin.v1.EnableFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
+	28,  // 32: vexil.admin.v1.DisableFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
+	28,  // 33: vexil.admin.v1.ArchiveFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
+	28,  // 34: vexil.admin.v1.UnarchiveFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
+	28,  // 35: vexil.admin.v1.DeleteFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
+	128, // 36: vexil.admin.v1.Condition.properties:type_name -> google.protobuf.ListValue
+	51,  // 37: vexil.admin.v1.AddConditionRequest.condition:type_name -> vexil.admin.v1.Condition
+	28,  // 38: vexil.admin.v1.AddConditionResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
+	51,  // 39: vexil.admin.v1.UpdateConditionRequest.condition:type_name -> vexil.admin.v1.Condition
+	28,  // 40: vexil.admin.v1.UpdateConditionResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
+	28,  // 41: vexil.admin.v1.RemoveConditionResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
+	28,  // 42: vexil.admin.v1.ReorderConditionsResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
+	28,  // 43: vexil.admin.v1.SetRolloutResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
+	30,  // 44: vexil.admin.v1.SetOverridesRequest.overrides:type_name -> vexil.admin.v1.Override
+	28,  // 45: vexil.admin.v1.SetOverridesResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
+	65,  // 46: vexil.admin.v1.ListDependentsResponse.dependents:type_name -> vexil.admin.v1.Dependent
+	2,   // 47: vexil.admin.v1.Cohort.kind:type_name -> vexil.admin.v1.CohortKind
+	126, // 48: vexil.admin.v1.Cohort.filters:type_name -> google.protobuf.Struct
+	125, // 49: vexil.admin.v1.Cohort.created_at:type_name -> google.protobuf.Timestamp
+	125, // 50: vexil.admin.v1.Cohort.updated_at:type_name -> google.protobuf.Timestamp
+	6,   // 51: vexil.admin.v1.Cohort.warnings:type_name -> vexil.admin.v1.Warning
+	2,   // 52: vexil.admin.v1.CohortInput.kind:type_name -> vexil.admin.v1.CohortKind
+	126, // 53: vexil.admin.v1.CohortInput.filters:type_name -> google.protobuf.Struct
+	68,  // 54: vexil.admin.v1.CreateCohortRequest.cohort:type_name -> vexil.admin.v1.CohortInput
+	67,  // 55: vexil.admin.v1.CreateCohortResponse.cohort:type_name -> vexil.admin.v1.Cohort
+	67,  // 56: vexil.admin.v1.GetCohortResponse.cohort:type_name -> vexil.admin.v1.Cohort
+	67,  // 57: vexil.admin.v1.ListCohortsResponse.results:type_name -> vexil.admin.v1.Cohort
+	68,  // 58: vexil.admin.v1.UpdateCohortRequest.cohort:type_name -> vexil.admin.v1.CohortInput
+	67,  // 59: vexil.admin.v1.UpdateCohortResponse.cohort:type_name -> vexil.admin.v1.Cohort
+	67,  // 60: vexil.admin.v1.DeleteCohortResponse.cohort:type_name -> vexil.admin.v1.Cohort
+	3,   // 61: vexil.admin.v1.EarlyAccessFeature.stage:type_name -> vexil.admin.v1.Stage
+	125, // 62: vexil.admin.v1.EarlyAccessFeature.created_at:type_name -> google.protobuf.Timestamp
+	125, // 63: vexil.admin.v1.EarlyAccessFeature.updated_at:type_name -> google.protobuf.Timestamp
+	3,   // 64: vexil.admin.v1.CreateEarlyAccessFeatureRequest.stage:type_name -> vexil.admin.v1.Stage
+	85,  // 65: vexil.admin.v1.CreateEarlyAccessFeatureResponse.feature:type_name -> vexil.admin.v1.EarlyAccessFeature
+	85,  // 66: vexil.admin.v1.GetEarlyAccessFeatureResponse.feature:type_name -> vexil.admin.v1.EarlyAccessFeature
+	85,  // 67: vexil.admin.v1.ListEarlyAccessFeaturesResponse.features:type_name -> vexil.admin.v1.EarlyAccessFeature
+	3,   // 68: vexil.admin.v1.UpdateEarlyAccessFeatureRequest.stage:type_name -> vexil.admin.v1.Stage
+	85,  // 69: vexil.admin.v1.UpdateEarlyAccessFeatureResponse.feature:type_name -> vexil.admin.v1.EarlyAccessFeature
+	85,  // 70: vexil.admin.v1.DeleteEarlyAccessFeatureResponse.feature:type_name -> vexil.admin.v1.EarlyAccessFeature
+	97,  // 71: vexil.admin.v1.ListPublicEarlyAccessFeaturesResponse.early_access_features:type_name -> vexil.admin.v1.PublicEarlyAccessFeature
+	125, // 72: vexil.admin.v1.ActivityEntry.at:type_name -> google.protobuf.Timestamp
+	99,  // 73: vexil.admin.v1.ListActivityResponse.entries:type_name -> vexil.admin.v1.ActivityEntry
+	99,  // 74: vexil.admin.v1.ListFlagActivityResponse.entries:type_name -> vexil.admin.v1.ActivityEntry
+	123, // 75: vexil.admin.v1.ExplainFlagRequest.groups:type_name -> vexil.admin.v1.ExplainFlagRequest.GroupsEntry
+	105, // 76: vexil.admin.v1.ConditionExplain.filters:type_name -> vexil.admin.v1.FilterExplain
+	106, // 77: vexil.admin.v1.ExplainFlagResponse.conditions:type_name -> vexil.admin.v1.ConditionExplain
+	4,   // 78: vexil.admin.v1.BlastRadiusJob.state:type_name -> vexil.admin.v1.JobState
+	124, // 79: vexil.admin.v1.BlastRadiusJob.transitions:type_name -> vexil.admin.v1.BlastRadiusJob.TransitionsEntry
+	125, // 80: vexil.admin.v1.BlastRadiusJob.created_at:type_name -> google.protobuf.Timestamp
+	125, // 81: vexil.admin.v1.BlastRadiusJob.finished_at:type_name -> google.protobuf.Timestamp
+	29,  // 82: vexil.admin.v1.StartBlastRadiusRequest.flag:type_name -> vexil.admin.v1.FlagInput
+	108, // 83: vexil.admin.v1.StartBlastRadiusResponse.job:type_name -> vexil.admin.v1.BlastRadiusJob
+	108, // 84: vexil.admin.v1.GetBlastRadiusJobResponse.job:type_name -> vexil.admin.v1.BlastRadiusJob
+	108, // 85: vexil.admin.v1.ListBlastRadiusJobsResponse.jobs:type_name -> vexil.admin.v1.BlastRadiusJob
+	108, // 86: vexil.admin.v1.CancelBlastRadiusJobResponse.job:type_name -> vexil.admin.v1.BlastRadiusJob
+	5,   // 87: vexil.admin.v1.PrecomputeRun.state:type_name -> vexil.admin.v1.PrecomputeState
+	125, // 88: vexil.admin.v1.PrecomputeRun.started_at:type_name -> google.protobuf.Timestamp
+	125, // 89: vexil.admin.v1.PrecomputeRun.finished_at:type_name -> google.protobuf.Timestamp
+	117, // 90: vexil.admin.v1.GetPrecomputeStatusResponse.run:type_name -> vexil.admin.v1.PrecomputeRun
+	126, // 91: vexil.admin.v1.ImportDefinitionsRequest.definitions:type_name -> google.protobuf.Struct
+	6,   // 92: vexil.admin.v1.ImportItem.errors:type_name -> vexil.admin.v1.Warning
+	6,   // 93: vexil.admin.v1.ImportItem.warnings:type_name -> vexil.admin.v1.Warning
+	121, // 94: vexil.admin.v1.ImportDefinitionsResponse.items:type_name -> vexil.admin.v1.ImportItem
+	8,   // 95: vexil.admin.v1.ImportDefinitionsResponse.group_types_created:type_name -> vexil.admin.v1.GroupType
+	9,   // 96: vexil.admin.v1.AdminService.CreateTeam:input_type -> vexil.admin.v1.CreateTeamRequest
+	11,  // 97: vexil.admin.v1.AdminService.GetTeam:input_type -> vexil.admin.v1.GetTeamRequest
+	13,  // 98: vexil.admin.v1.AdminService.ListTeams:input_type -> vexil.admin.v1.ListTeamsRequest
+	15,  // 99: vexil.admin.v1.AdminService.UpdateTeam:input_type -> vexil.admin.v1.UpdateTeamRequest
+	17,  // 100: vexil.admin.v1.AdminService.SetGroupType:input_type -> vexil.admin.v1.SetGroupTypeRequest
+	19,  // 101: vexil.admin.v1.AdminService.RotateTeamKey:input_type -> vexil.admin.v1.RotateTeamKeyRequest
+	22,  // 102: vexil.admin.v1.AdminService.CreatePersonalKey:input_type -> vexil.admin.v1.CreatePersonalKeyRequest
+	24,  // 103: vexil.admin.v1.AdminService.ListKeys:input_type -> vexil.admin.v1.ListKeysRequest
+	26,  // 104: vexil.admin.v1.AdminService.RevokeKey:input_type -> vexil.admin.v1.RevokeKeyRequest
+	31,  // 105: vexil.admin.v1.AdminService.CreateFlag:input_type -> vexil.admin.v1.CreateFlagRequest
+	33,  // 106: vexil.admin.v1.AdminService.GetFlag:input_type -> vexil.admin.v1.GetFlagRequest
+	35,  // 107: vexil.admin.v1.AdminService.GetFlagByKey:input_type -> vexil.admin.v1.GetFlagByKeyRequest
+	37,  // 108: vexil.admin.v1.AdminService.ListFlags:input_type -> vexil.admin.v1.ListFlagsRequest
+	39,  // 109: vexil.admin.v1.AdminService.UpdateFlag:input_type -> vexil.admin.v1.UpdateFlagRequest
+	41,  // 110: vexil.admin.v1.AdminService.EnableFlag:input_type -> vexil.admin.v1.EnableFlagRequest
+	43,  // 111: vexil.admin.v1.AdminService.DisableFlag:input_type -> vexil.admin.v1.DisableFlagRequest
+	45,  // 112: vexil.admin.v1.AdminService.ArchiveFlag:input_type -> vexil.admin.v1.ArchiveFlagRequest
+	47,  // 113: vexil.admin.v1.AdminService.UnarchiveFlag:input_type -> vexil.admin.v1.UnarchiveFlagRequest
+	49,  // 114: vexil.admin.v1.AdminService.DeleteFlag:input_type -> vexil.admin.v1.DeleteFlagRequest
+	52,  // 115: vexil.admin.v1.AdminService.AddCondition:input_type -> vexil.admin.v1.AddConditionRequest
+	54,  // 116: vexil.admin.v1.AdminService.UpdateCondition:input_type -> vexil.admin.v1.UpdateConditionRequest
+	56,  // 117: vexil.admin.v1.AdminService.RemoveCondition:input_type -> vexil.admin.v1.RemoveConditionRequest
+	58,  // 118: vexil.admin.v1.AdminService.ReorderConditions:input_type -> vexil.admin.v1.ReorderConditionsRequest
+	60,  // 119: vexil.admin.v1.AdminService.SetRollout:input_type -> vexil.admin.v1.SetRolloutRequest
+	62,  // 120: vexil.admin.v1.AdminService.SetOverrides:input_type -> vexil.admin.v1.SetOverridesRequest
+	64,  // 121: vexil.admin.v1.AdminService.ListDependents:input_type -> vexil.admin.v1.ListDependentsRequest
+	69,  // 122: vexil.admin.v1.AdminService.CreateCohort:input_type -> vexil.admin.v1.CreateCohortRequest
+	71,  // 123: vexil.admin.v1.AdminService.GetCohort:input_type -> vexil.admin.v1.GetCohortRequest
+	73,  // 124: vexil.admin.v1.AdminService.ListCohorts:input_type -> vexil.admin.v1.ListCohortsRequest
+	75,  // 125: vexil.admin.v1.AdminService.UpdateCohort:input_type -> vexil.admin.v1.UpdateCohortRequest
+	77,  // 126: vexil.admin.v1.AdminService.DeleteCohort:input_type -> vexil.admin.v1.DeleteCohortRequest
+	79,  // 127: vexil.admin.v1.AdminService.AddCohortMembers:input_type -> vexil.admin.v1.AddCohortMembersRequest
+	81,  // 128: vexil.admin.v1.AdminService.RemoveCohortMembers:input_type -> vexil.admin.v1.RemoveCohortMembersRequest
+	83,  // 129: vexil.admin.v1.AdminService.ListCohortMembers:input_type -> vexil.admin.v1.ListCohortMembersRequest
+	86,  // 130: vexil.admin.v1.AdminService.CreateEarlyAccessFeature:input_type -> vexil.admin.v1.CreateEarlyAccessFeatureRequest
+	88,  // 131: vexil.admin.v1.AdminService.GetEarlyAccessFeature:input_type -> vexil.admin.v1.GetEarlyAccessFeatureRequest
+	90,  // 132: vexil.admin.v1.AdminService.ListEarlyAccessFeatures:input_type -> vexil.admin.v1.ListEarlyAccessFeaturesRequest
+	92,  // 133: vexil.admin.v1.AdminService.UpdateEarlyAccessFeature:input_type -> vexil.admin.v1.UpdateEarlyAccessFeatureRequest
+	94,  // 134: vexil.admin.v1.AdminService.DeleteEarlyAccessFeature:input_type -> vexil.admin.v1.DeleteEarlyAccessFeatureRequest
+	96,  // 135: vexil.admin.v1.AdminService.ListPublicEarlyAccessFeatures:input_type -> vexil.admin.v1.ListPublicEarlyAccessFeaturesRequest
+	100, // 136: vexil.admin.v1.AdminService.ListActivity:input_type -> vexil.admin.v1.ListActivityRequest
+	102, // 137: vexil.admin.v1.AdminService.ListFlagActivity:input_type -> vexil.admin.v1.ListFlagActivityRequest
+	104, // 138: vexil.admin.v1.AdminService.ExplainFlag:input_type -> vexil.admin.v1.ExplainFlagRequest
+	109, // 139: vexil.admin.v1.AdminService.StartBlastRadius:input_type -> vexil.admin.v1.StartBlastRadiusRequest
+	111, // 140: vexil.admin.v1.AdminService.GetBlastRadiusJob:input_type -> vexil.admin.v1.GetBlastRadiusJobRequest
+	113, // 141: vexil.admin.v1.AdminService.ListBlastRadiusJobs:input_type -> vexil.admin.v1.ListBlastRadiusJobsRequest
+	115, // 142: vexil.admin.v1.AdminService.CancelBlastRadiusJob:input_type -> vexil.admin.v1.CancelBlastRadiusJobRequest
+	118, // 143: vexil.admin.v1.AdminService.GetPrecomputeStatus:input_type -> vexil.admin.v1.GetPrecomputeStatusRequest
+	120, // 144: vexil.admin.v1.AdminService.ImportDefinitions:input_type -> vexil.admin.v1.ImportDefinitionsRequest
+	10,  // 145: vexil.admin.v1.AdminService.CreateTeam:output_type -> vexil.admin.v1.CreateTeamResponse
+	12,  // 146: vexil.admin.v1.AdminService.GetTeam:output_type -> vexil.admin.v1.GetTeamResponse
+	14,  // 147: vexil.admin.v1.AdminService.ListTeams:output_type -> vexil.admin.v1.ListTeamsResponse
+	16,  // 148: vexil.admin.v1.AdminService.UpdateTeam:output_type -> vexil.admin.v1.UpdateTeamResponse
+	18,  // 149: vexil.admin.v1.AdminService.SetGroupType:output_type -> vexil.admin.v1.SetGroupTypeResponse
+	20,  // 150: vexil.admin.v1.AdminService.RotateTeamKey:output_type -> vexil.admin.v1.RotateTeamKeyResponse
+	23,  // 151: vexil.admin.v1.AdminService.CreatePersonalKey:output_type -> vexil.admin.v1.CreatePersonalKeyResponse
+	25,  // 152: vexil.admin.v1.AdminService.ListKeys:output_type -> vexil.admin.v1.ListKeysResponse
+	27,  // 153: vexil.admin.v1.AdminService.RevokeKey:output_type -> vexil.admin.v1.RevokeKeyResponse
+	32,  // 154: vexil.admin.v1.AdminService.CreateFlag:output_type -> vexil.admin.v1.CreateFlagResponse
+	34,  // 155: vexil.admin.v1.AdminService.GetFlag:output_type -> vexil.admin.v1.GetFlagResponse
+	36,  // 156: vexil.admin.v1.AdminService.GetFlagByKey:output_type -> vexil.admin.v1.GetFlagByKeyResponse
+	38,  // 157: vexil.admin.v1.AdminService.ListFlags:output_type -> vexil.admin.v1.ListFlagsResponse
+	40,  // 158: vexil.admin.v1.AdminService.UpdateFlag:output_type -> vexil.admin.v1.UpdateFlagResponse
+	42,  // 159: vexil.admin.v1.AdminService.EnableFlag:output_type -> vexil.admin.v1.EnableFlagResponse
+	44,  // 160: vexil.admin.v1.AdminService.DisableFlag:output_type -> vexil.admin.v1.DisableFlagResponse
+	46,  // 161: vexil.admin.v1.AdminService.ArchiveFlag:output_type -> vexil.admin.v1.ArchiveFlagResponse
+	48,  // 162: vexil.admin.v1.AdminService.UnarchiveFlag:output_type -> vexil.admin.v1.UnarchiveFlagResponse
+	50,  // 163: vexil.admin.v1.AdminService.DeleteFlag:output_type -> vexil.admin.v1.DeleteFlagResponse
+	53,  // 164: vexil.admin.v1.AdminService.AddCondition:output_type -> vexil.admin.v1.AddConditionResponse
+	55,  // 165: vexil.admin.v1.AdminService.UpdateCondition:output_type -> vexil.admin.v1.UpdateConditionResponse
+	57,  // 166: vexil.admin.v1.AdminService.RemoveCondition:output_type -> vexil.admin.v1.RemoveConditionResponse
+	59,  // 167: vexil.admin.v1.AdminService.ReorderConditions:output_type -> vexil.admin.v1.ReorderConditionsResponse
+	61,  // 168: vexil.admin.v1.AdminService.SetRollout:output_type -> vexil.admin.v1.SetRolloutResponse
+	63,  // 169: vexil.admin.v1.AdminService.SetOverrides:output_type -> vexil.admin.v1.SetOverridesResponse
+	66,  // 170: vexil.admin.v1.AdminService.ListDependents:output_type -> vexil.admin.v1.ListDependentsResponse
+	70,  // 171: vexil.admin.v1.AdminService.CreateCohort:output_type -> vexil.admin.v1.CreateCohortResponse
+	72,  // 172: vexil.admin.v1.AdminService.GetCohort:output_type -> vexil.admin.v1.GetCohortResponse
+	74,  // 173: vexil.admin.v1.AdminService.ListCohorts:output_type -> vexil.admin.v1.ListCohortsResponse
+	76,  // 174: vexil.admin.v1.AdminService.UpdateCohort:output_type -> vexil.admin.v1.UpdateCohortResponse
+	78,  // 175: vexil.admin.v1.AdminService.DeleteCohort:output_type -> vexil.admin.v1.DeleteCohortResponse
+	80,  // 176: vexil.admin.v1.AdminService.AddCohortMembers:output_type -> vexil.admin.v1.AddCohortMembersResponse
+	82,  // 177: vexil.admin.v1.AdminService.RemoveCohortMembers:output_type -> vexil.admin.v1.RemoveCohortMembersResponse
+	84,  // 178: vexil.admin.v1.AdminService.ListCohortMembers:output_type -> vexil.admin.v1.ListCohortMembersResponse
+	87,  // 179: vexil.admin.v1.AdminService.CreateEarlyAccessFeature:output_type -> vexil.admin.v1.CreateEarlyAccessFeatureResponse
+	89,  // 180: vexil.admin.v1.AdminService.GetEarlyAccessFeature:output_type -> vexil.admin.v1.GetEarlyAccessFeatureResponse
+	91,  // 181: vexil.admin.v1.AdminService.ListEarlyAccessFeatures:output_type -> vexil.admin.v1.ListEarlyAccessFeaturesResponse
+	93,  // 182: vexil.admin.v1.AdminService.UpdateEarlyAccessFeature:output_type -> vexil.admin.v1.UpdateEarlyAccessFeatureResponse
+	95,  // 183: vexil.admin.v1.AdminService.DeleteEarlyAccessFeature:output_type -> vexil.admin.v1.DeleteEarlyAccessFeatureResponse
+	98,  // 184: vexil.admin.v1.AdminService.ListPublicEarlyAccessFeatures:output_type -> vexil.admin.v1.ListPublicEarlyAccessFeaturesResponse
+	101, // 185: vexil.admin.v1.AdminService.ListActivity:output_type -> vexil.admin.v1.ListActivityResponse
+	103, // 186: vexil.admin.v1.AdminService.ListFlagActivity:output_type -> vexil.admin.v1.ListFlagActivityResponse
+	107, // 187: vexil.admin.v1.AdminService.ExplainFlag:output_type -> vexil.admin.v1.ExplainFlagResponse
+	110, // 188: vexil.admin.v1.AdminService.StartBlastRadius:output_type -> vexil.admin.v1.StartBlastRadiusResponse
+	112, // 189: vexil.admin.v1.AdminService.GetBlastRadiusJob:output_type -> vexil.admin.v1.GetBlastRadiusJobResponse
+	114, // 190: vexil.admin.v1.AdminService.ListBlastRadiusJobs:output_type -> vexil.admin.v1.ListBlastRadiusJobsResponse
+	116, // 191: vexil.admin.v1.AdminService.CancelBlastRadiusJob:output_type -> vexil.admin.v1.CancelBlastRadiusJobResponse
+	119, // 192: vexil.admin.v1.AdminService.GetPrecomputeStatus:output_type -> vexil.admin.v1.GetPrecomputeStatusResponse
+	122, // 193: vexil.admin.v1.AdminService.ImportDefinitions:output_type -> vexil.admin.v1.ImportDefinitionsResponse
+	145, // [145:194] is the sub-list for method output_type
+	96,  // [96:145] is the sub-list for method input_type
+	96,  // [96:96] is the sub-list for extension type_name
+	96,  // [96:96] is the sub-list for extension extendee
+	0,   // [0:96] is the sub-list for field type_name
 }
 
 func init() { file_vexil_admin_v1_admin_proto_init() }
@@ -8459,22 +8923,22 @@ func file_vexil_admin_v1_admin_proto_init() {
 	if File_vexil_admin_v1_admin_proto != nil {
 		return
 	}
-	file_vexil_admin_v1_admin_proto_msgTypes[8].OneofWrappers = []any{}
-	file_vexil_admin_v1_admin_proto_msgTypes[23].OneofWrappers = []any{}
-	file_vexil_admin_v1_admin_proto_msgTypes[44].OneofWrappers = []any{
+	file_vexil_admin_v1_admin_proto_msgTypes[9].OneofWrappers = []any{}
+	file_vexil_admin_v1_admin_proto_msgTypes[24].OneofWrappers = []any{}
+	file_vexil_admin_v1_admin_proto_msgTypes[45].OneofWrappers = []any{
 		(*Condition_Persons)(nil),
 		(*Condition_GroupTypeIndex)(nil),
 	}
-	file_vexil_admin_v1_admin_proto_msgTypes[45].OneofWrappers = []any{}
-	file_vexil_admin_v1_admin_proto_msgTypes[85].OneofWrappers = []any{}
-	file_vexil_admin_v1_admin_proto_msgTypes[99].OneofWrappers = []any{}
+	file_vexil_admin_v1_admin_proto_msgTypes[46].OneofWrappers = []any{}
+	file_vexil_admin_v1_admin_proto_msgTypes[86].OneofWrappers = []any{}
+	file_vexil_admin_v1_admin_proto_msgTypes[100].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_vexil_admin_v1_admin_proto_rawDesc), len(file_vexil_admin_v1_admin_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   115,
+			NumMessages:   119,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

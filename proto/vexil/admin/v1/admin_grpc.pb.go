@@ -12,13 +12,28 @@
 // and whose metadata holds the field path, the current version on a
 // conflict, or the dependents that block an archive or a delete.
 //
-// Definitions as JSON text: a flag's filters, a condition's properties, a
-// cohort's filters and override values travel as JSON strings in PostHog's
-// shape, not as google.protobuf.Struct. Struct turns every number into a
-// double, but the engine compares property values by their text ("5" is not
-// "5.0" for an exact match, and a large id must keep every digit), so the
-// exact text the client wrote is kept end to end. It also lets clients paste
-// PostHog's filters unchanged.
+// Definitions as JSON: a flag's filters, a condition's properties, a
+// cohort's filters and override values are google.protobuf.Struct, ListValue
+// and Value in PostHog's shape, so REST clients send and receive PostHog's
+// own JSON objects and arrays. A protobuf number is a double: a filter value
+// whose digits matter beyond a double (an id past 2^53, "5.0" that must not
+// equal 5) travels as a JSON string of the same text, which the engine
+// compares exactly like the number (it compares property values by their
+// text). The REST surface does that on its own: a JSON number in a request
+// body that a double would change is read as a string of its text.
+//
+// REST writes 64-bit integers (ids, versions) as JSON numbers, as PostHog
+// does, and the OpenAPI document says so. Unknown fields of a request body
+// are ignored, as PostHog's API ignores them, so a flag or a cohort read
+// from PostHog's API can be posted unchanged.
+//
+// Warnings: a write that is accepted answers with the problems of the
+// definition that do not refuse it (a filter that will never match, an
+// unnamed group type): field path, engine code and message. A problem the
+// engine cannot evaluate around, and the cases PostHog's own API refuses
+// (variants that do not sum to 100, a condition or override naming an
+// unknown variant, an unknown flag dependency or cohort), refuse the write
+// with invalid_definition and the field path.
 //
 // Optimistic concurrency: every change of an existing record carries the
 // version the client read (field "version", or the HTTP If-Match header);
@@ -94,6 +109,7 @@ const (
 	AdminService_ListBlastRadiusJobs_FullMethodName           = "/vexil.admin.v1.AdminService/ListBlastRadiusJobs"
 	AdminService_CancelBlastRadiusJob_FullMethodName          = "/vexil.admin.v1.AdminService/CancelBlastRadiusJob"
 	AdminService_GetPrecomputeStatus_FullMethodName           = "/vexil.admin.v1.AdminService/GetPrecomputeStatus"
+	AdminService_ImportDefinitions_FullMethodName             = "/vexil.admin.v1.AdminService/ImportDefinitions"
 )
 
 // AdminServiceClient is the client API for AdminService service.
@@ -178,6 +194,12 @@ type AdminServiceClient interface {
 	// that cannot read run states answers UNAVAILABLE / 503 with the code
 	// precompute_unavailable.
 	GetPrecomputeStatus(ctx context.Context, in *GetPrecomputeStatusRequest, opts ...grpc.CallOption) (*GetPrecomputeStatusResponse, error)
+	// Import.
+	// ImportDefinitions loads a team's whole definitions at once: PostHog's
+	// local-evaluation payload, or lists of PostHog flags and cohorts. With
+	// dry_run it only reports what it would create, change or refuse and why;
+	// otherwise it applies everything or nothing.
+	ImportDefinitions(ctx context.Context, in *ImportDefinitionsRequest, opts ...grpc.CallOption) (*ImportDefinitionsResponse, error)
 }
 
 type adminServiceClient struct {
@@ -668,6 +690,16 @@ func (c *adminServiceClient) GetPrecomputeStatus(ctx context.Context, in *GetPre
 	return out, nil
 }
 
+func (c *adminServiceClient) ImportDefinitions(ctx context.Context, in *ImportDefinitionsRequest, opts ...grpc.CallOption) (*ImportDefinitionsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ImportDefinitionsResponse)
+	err := c.cc.Invoke(ctx, AdminService_ImportDefinitions_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServiceServer is the server API for AdminService service.
 // All implementations must embed UnimplementedAdminServiceServer
 // for forward compatibility.
@@ -750,6 +782,12 @@ type AdminServiceServer interface {
 	// that cannot read run states answers UNAVAILABLE / 503 with the code
 	// precompute_unavailable.
 	GetPrecomputeStatus(context.Context, *GetPrecomputeStatusRequest) (*GetPrecomputeStatusResponse, error)
+	// Import.
+	// ImportDefinitions loads a team's whole definitions at once: PostHog's
+	// local-evaluation payload, or lists of PostHog flags and cohorts. With
+	// dry_run it only reports what it would create, change or refuse and why;
+	// otherwise it applies everything or nothing.
+	ImportDefinitions(context.Context, *ImportDefinitionsRequest) (*ImportDefinitionsResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()
 }
 
@@ -903,6 +941,9 @@ func (UnimplementedAdminServiceServer) CancelBlastRadiusJob(context.Context, *Ca
 }
 func (UnimplementedAdminServiceServer) GetPrecomputeStatus(context.Context, *GetPrecomputeStatusRequest) (*GetPrecomputeStatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetPrecomputeStatus not implemented")
+}
+func (UnimplementedAdminServiceServer) ImportDefinitions(context.Context, *ImportDefinitionsRequest) (*ImportDefinitionsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ImportDefinitions not implemented")
 }
 func (UnimplementedAdminServiceServer) mustEmbedUnimplementedAdminServiceServer() {}
 func (UnimplementedAdminServiceServer) testEmbeddedByValue()                      {}
@@ -1789,6 +1830,24 @@ func _AdminService_GetPrecomputeStatus_Handler(srv interface{}, ctx context.Cont
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_ImportDefinitions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ImportDefinitionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).ImportDefinitions(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_ImportDefinitions_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).ImportDefinitions(ctx, req.(*ImportDefinitionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AdminService_ServiceDesc is the grpc.ServiceDesc for AdminService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1987,6 +2046,10 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetPrecomputeStatus",
 			Handler:    _AdminService_GetPrecomputeStatus_Handler,
+		},
+		{
+			MethodName: "ImportDefinitions",
+			Handler:    _AdminService_ImportDefinitions_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
