@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -16,6 +17,9 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/vexil-dev/vexil/catalog"
 	"github.com/vexil-dev/vexil/catalog/memcatalog"
@@ -235,4 +239,46 @@ func (e *env) putRows(team int64, rows map[string]string) {
 // withRawAuth sets the authorization metadata to v as is.
 func withRawAuth(ctx context.Context, v string) context.Context {
 	return metadata.AppendToOutgoingContext(ctx, "authorization", v)
+}
+
+// js, jl and jv read JSON text into a Struct, a ListValue and a Value (the
+// test's own literals: a mistake panics).
+func js(text string) *structpb.Struct {
+	if text == "" {
+		return nil
+	}
+	s := &structpb.Struct{}
+	if err := protojson.Unmarshal([]byte(text), s); err != nil {
+		panic(fmt.Sprintf("js(%s): %v", text, err))
+	}
+	return s
+}
+
+func jl(text string) *structpb.ListValue {
+	l := &structpb.ListValue{}
+	if err := protojson.Unmarshal([]byte(text), l); err != nil {
+		panic(fmt.Sprintf("jl(%s): %v", text, err))
+	}
+	return l
+}
+
+func jv(text string) *structpb.Value {
+	v := &structpb.Value{}
+	if err := protojson.Unmarshal([]byte(text), v); err != nil {
+		panic(fmt.Sprintf("jv(%s): %v", text, err))
+	}
+	return v
+}
+
+// jtext writes a Struct, ListValue or Value as compact JSON text.
+func jtext(m proto.Message) string {
+	text, err := messageJSON(m)
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	var b bytes.Buffer
+	if err := json.Compact(&b, []byte(text)); err != nil {
+		return text
+	}
+	return b.String()
 }

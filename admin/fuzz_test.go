@@ -4,6 +4,9 @@ import (
 	"encoding/json"
 	"testing"
 
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/structpb"
+
 	adminv1 "github.com/vexil-dev/vexil/proto/vexil/admin/v1"
 )
 
@@ -36,7 +39,10 @@ func FuzzDecodeFilters(f *testing.F) {
 		// The whole request path: limits and conversion never panic.
 		s := &Service{}
 		s.cfg.Limits.setDefaults()
-		_, _ = s.flagFromInput(&adminv1.FlagInput{Key: "k", Filters: text}, "flag.")
+		st := &structpb.Struct{}
+		if protojson.Unmarshal([]byte(text), st) == nil {
+			_, _ = s.flagFromInput(&adminv1.FlagInput{Key: "k", Filters: st}, "flag.")
+		}
 	})
 }
 
@@ -46,7 +52,11 @@ func FuzzConditionProperties(f *testing.F) {
 	f.Add(`[{"key":"n","type":"person","operator":"gt","value":1e400}]`)
 	f.Add(`[`)
 	f.Fuzz(func(t *testing.T, text string) {
-		c, err := conditionFromProto(&adminv1.Condition{Properties: text}, "condition")
+		l := &structpb.ListValue{}
+		if protojson.Unmarshal([]byte(text), l) != nil {
+			return
+		}
+		c, err := conditionFromProto(&adminv1.Condition{Properties: l}, "condition")
 		if err != nil {
 			return
 		}

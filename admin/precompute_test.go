@@ -143,12 +143,12 @@ func TestPrecomputeStatusHTTP(t *testing.T) {
 	if code := pe.do("GET", fmt.Sprintf("/api/projects/%d/precompute", pe.scanning), reader, nil, &run); code != 200 {
 		t.Fatalf("status %d: %v", code, run)
 	}
-	// The record itself (response_body), snake_case, int64 as strings.
+	// The record itself (response_body), snake_case, int64 as numbers.
 	want := map[string]any{
-		"team_id": fmt.Sprint(pe.scanning), "id": "run-scan", "state": "PRECOMPUTE_STATE_SCANNING",
+		"team_id": float64(pe.scanning), "id": "run-scan", "state": "PRECOMPUTE_STATE_SCANNING",
 		"reason": "definitions changed", "started_at": "2026-03-01T11:58:20Z",
-		"rows_done": "5000", "rows_total": "20000", "rows_per_second": 50.0, "eta_seconds": 300.0,
-		"pages": "8", "pages_done": "5",
+		"rows_done": 5000.0, "rows_total": 20000.0, "rows_per_second": 50.0, "eta_seconds": 300.0,
+		"pages": 8.0, "pages_done": 5.0,
 	}
 	for k, v := range want {
 		if run[k] != v {
@@ -166,8 +166,8 @@ func TestPrecomputeStatusHTTP(t *testing.T) {
 	if code := pe.do("GET", fmt.Sprintf("/api/projects/%d/precompute", pe.noRuns), reader, nil, &run); code != 200 {
 		t.Fatalf("no run: status %d: %v", code, run)
 	}
-	if run["state"] != "PRECOMPUTE_STATE_NONE" || run["team_id"] != fmt.Sprint(pe.noRuns) || run["id"] != "" ||
-		run["rows_total"] != "0" || fmt.Sprint(run["flags"]) != "[]" {
+	if run["state"] != "PRECOMPUTE_STATE_NONE" || run["team_id"] != float64(pe.noRuns) || run["id"] != "" ||
+		run["rows_total"] != 0.0 || fmt.Sprint(run["flags"]) != "[]" {
 		t.Errorf("no run: %v", run)
 	}
 }

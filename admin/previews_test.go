@@ -26,9 +26,9 @@ func TestExplain(t *testing.T) {
 	ctx := e.ctx(e.root)
 	e.putRows(team.GetId(), map[string]string{"u1": `{"email":"a@corp.com","plan":"pro"}`})
 	f, err := e.client.CreateFlag(ctx, &adminv1.CreateFlagRequest{TeamId: team.GetId(), Flag: &adminv1.FlagInput{Key: "f", Active: true,
-		Filters: `{"groups":[
+		Filters: js(`{"groups":[
 			{"properties":[{"key":"plan","type":"person","value":"free"}]},
-			{"properties":[{"key":"email","type":"person","operator":"icontains","value":"@corp.com"},{"key":"plan","type":"person","value":"pro"}],"rollout_percentage":100}]}`}})
+			{"properties":[{"key":"email","type":"person","operator":"icontains","value":"@corp.com"},{"key":"plan","type":"person","value":"pro"}],"rollout_percentage":100}]}`)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,13 +90,13 @@ func TestBlastRadiusSync(t *testing.T) {
 	ctx := e.ctx(e.root)
 	e.putRows(team.GetId(), blastRows(10))
 	f, err := e.client.CreateFlag(ctx, &adminv1.CreateFlagRequest{TeamId: team.GetId(), Flag: &adminv1.FlagInput{Key: "f", Active: true,
-		Filters: `{"groups":[{"properties":[{"key":"country","type":"person","value":"US"}]}]}`}})
+		Filters: js(`{"groups":[{"properties":[{"key":"country","type":"person","value":"US"}]}]}`)}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Proposed: everyone in DE instead of US: all 10 change.
 	resp, err := e.client.StartBlastRadius(ctx, &adminv1.StartBlastRadiusRequest{TeamId: team.GetId(), FlagId: f.GetFlag().GetId(), SampleSize: 3,
-		Flag: &adminv1.FlagInput{Key: "f", Active: true, Filters: `{"groups":[{"properties":[{"key":"country","type":"person","value":"DE"}]}]}`}})
+		Flag: &adminv1.FlagInput{Key: "f", Active: true, Filters: js(`{"groups":[{"properties":[{"key":"country","type":"person","value":"DE"}]}]}`)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +107,7 @@ func TestBlastRadiusSync(t *testing.T) {
 	}
 	// A proposal that changes nothing.
 	resp, err = e.client.StartBlastRadius(ctx, &adminv1.StartBlastRadiusRequest{TeamId: team.GetId(), FlagId: f.GetFlag().GetId(),
-		Flag: &adminv1.FlagInput{Key: "f", Active: true, Filters: `{"groups":[{"properties":[{"key":"country","type":"person","value":"US"}]}]}`}})
+		Flag: &adminv1.FlagInput{Key: "f", Active: true, Filters: js(`{"groups":[{"properties":[{"key":"country","type":"person","value":"US"}]}]}`)}})
 	if err != nil || resp.GetJob().GetChanged() != 0 || resp.GetJob().GetRowsDone() != 10 {
 		t.Fatalf("no change: %v %v", resp, err)
 	}
@@ -122,13 +122,13 @@ func TestBlastRadiusSync(t *testing.T) {
 	}
 	// A new flag: everyone it gives true changes.
 	resp, err = e.client.StartBlastRadius(ctx, &adminv1.StartBlastRadiusRequest{TeamId: team.GetId(),
-		Flag: &adminv1.FlagInput{Key: "new", Active: true, Filters: `{"groups":[{"properties":[],"rollout_percentage":100}]}`}})
+		Flag: &adminv1.FlagInput{Key: "new", Active: true, Filters: js(`{"groups":[{"properties":[],"rollout_percentage":100}]}`)}})
 	if err != nil || resp.GetJob().GetChanged() != 10 || resp.GetJob().GetTransitions()["false->true"] != 10 {
 		t.Fatalf("new flag %v %v", resp, err)
 	}
 	// Invalid proposals are refused like writes.
 	_, err = e.client.StartBlastRadius(ctx, &adminv1.StartBlastRadiusRequest{TeamId: team.GetId(),
-		Flag: &adminv1.FlagInput{Key: "x", Filters: `{"groups":[{"properties":[],"rollout_percentage":120}]}`}})
+		Flag: &adminv1.FlagInput{Key: "x", Filters: js(`{"groups":[{"properties":[],"rollout_percentage":120}]}`)}})
 	if errcode.FromStatus(status.Convert(err)).Code != errcode.InvalidDefinition {
 		t.Errorf("invalid proposal: %v", err)
 	}
@@ -191,7 +191,7 @@ func TestBlastRadiusJob(t *testing.T) {
 	team := e.createTeam("acme")
 	ctx := e.ctx(e.root)
 	e.putRows(team.GetId(), blastRows(10))
-	proposal := &adminv1.FlagInput{Key: "f", Active: true, Filters: `{"groups":[{"properties":[{"key":"country","type":"person","value":"DE"}]}]}`}
+	proposal := &adminv1.FlagInput{Key: "f", Active: true, Filters: js(`{"groups":[{"properties":[{"key":"country","type":"person","value":"DE"}]}]}`)}
 
 	// Ten rows in pages of three: a job; it counts, then evaluates.
 	resp, err := e.client.StartBlastRadius(ctx, &adminv1.StartBlastRadiusRequest{TeamId: team.GetId(), Flag: proposal})
@@ -258,7 +258,7 @@ func TestCohorts(t *testing.T) {
 	}
 	// A flag on the static cohort: explain sees the membership.
 	f, err := e.client.CreateFlag(ctx, &adminv1.CreateFlagRequest{TeamId: team.GetId(), Flag: &adminv1.FlagInput{Key: "f", Active: true,
-		Filters: fmt.Sprintf(`{"groups":[{"properties":[{"key":"id","type":"cohort","value":%d}]}]}`, id)}})
+		Filters: js(fmt.Sprintf(`{"groups":[{"properties":[{"key":"id","type":"cohort","value":%d}]}]}`, id))}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -275,38 +275,38 @@ func TestCohorts(t *testing.T) {
 	}
 	// Property cohorts are validated by the engine, with the path.
 	_, err = e.client.CreateCohort(ctx, &adminv1.CreateCohortRequest{TeamId: team.GetId(), Cohort: &adminv1.CohortInput{Name: "p",
-		Kind: adminv1.CohortKind_COHORT_KIND_PROPERTY, Filters: `{"type":"AND","values":[{"key":"age","type":"person","operator":"gt","value":"x"}]}`}})
-	if ee := errcode.FromStatus(status.Convert(err)); ee.Code != errcode.InvalidDefinition || ee.Field != "cohort.filters.values[0].value" {
+		Kind: adminv1.CohortKind_COHORT_KIND_PROPERTY, Filters: js(`{"properties":{"type":"AND","values":[{"key":"age","type":"person","operator":"gt","value":"x"}]}}`)}})
+	if ee := errcode.FromStatus(status.Convert(err)); ee.Code != errcode.InvalidDefinition || ee.Field != "cohort.filters.properties.values[0].value" {
 		t.Errorf("bad property cohort: %v (%+v)", err, ee)
 	}
 	p, err := e.client.CreateCohort(ctx, &adminv1.CreateCohortRequest{TeamId: team.GetId(), Cohort: &adminv1.CohortInput{Name: "p",
-		Kind: adminv1.CohortKind_COHORT_KIND_PROPERTY, Filters: `{"type":"AND","values":[{"key":"age","type":"person","operator":"gt","value":18}]}`}})
-	if err != nil || !strings.Contains(p.GetCohort().GetFilters(), `"value":18`) {
+		Kind: adminv1.CohortKind_COHORT_KIND_PROPERTY, Filters: js(`{"type":"AND","values":[{"key":"age","type":"person","operator":"gt","value":18}]}`)}})
+	if err != nil || !strings.Contains(jtext(p.GetCohort().GetFilters()), `"value":18`) {
 		t.Fatalf("property cohort %v %v", p, err)
 	}
 	// Behavioural cohorts: accepted and validated.
 	_, err = e.client.CreateCohort(ctx, &adminv1.CreateCohortRequest{TeamId: team.GetId(), Cohort: &adminv1.CohortInput{Name: "b",
-		Kind: adminv1.CohortKind_COHORT_KIND_BEHAVIORAL, Filters: `{"type":"AND","values":[{"type":"behavioral","key":"checkout","value":"performed_event_multiple","operator_value":2,"time_value":5,"time_interval":"minute"}]}`}})
+		Kind: adminv1.CohortKind_COHORT_KIND_BEHAVIORAL, Filters: js(`{"type":"AND","values":[{"type":"behavioral","key":"checkout","value":"performed_event_multiple","operator_value":2,"time_value":5,"time_interval":"minute"}]}`)}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, err = e.client.CreateCohort(ctx, &adminv1.CreateCohortRequest{TeamId: team.GetId(), Cohort: &adminv1.CohortInput{Name: "b",
-		Kind: adminv1.CohortKind_COHORT_KIND_BEHAVIORAL, Filters: `{"type":"AND","values":[{"type":"behavioral","key":"checkout","value":"performed_event","time_interval":"fortnight"}]}`}})
-	if ee := errcode.FromStatus(status.Convert(err)); ee.Code != errcode.InvalidArgument || ee.Field != "cohort.filters.values[0].time_interval" {
+		Kind: adminv1.CohortKind_COHORT_KIND_BEHAVIORAL, Filters: js(`{"properties":{"type":"AND","values":[{"type":"behavioral","key":"checkout","value":"performed_event","time_interval":"fortnight"}]}}`)}})
+	if ee := errcode.FromStatus(status.Convert(err)); ee.Code != errcode.InvalidArgument || ee.Field != "cohort.filters.properties.values[0].time_interval" {
 		t.Errorf("bad behavioural cohort: %v", err)
 	}
 	// Update with a stale version.
 	_, err = e.client.UpdateCohort(ctx, &adminv1.UpdateCohortRequest{TeamId: team.GetId(), CohortId: p.GetCohort().GetId(), Version: 9,
-		Cohort: &adminv1.CohortInput{Name: "p2", Kind: adminv1.CohortKind_COHORT_KIND_PROPERTY, Filters: `{"type":"AND","values":[]}`}})
+		Cohort: &adminv1.CohortInput{Name: "p2", Kind: adminv1.CohortKind_COHORT_KIND_PROPERTY, Filters: js(`{"type":"AND","values":[]}`)}})
 	if ee := errcode.FromStatus(status.Convert(err)); ee.Code != errcode.Conflict || ee.Meta["current_version"] != "1" {
 		t.Errorf("stale cohort update: %v", err)
 	}
 	l, err := e.client.ListCohorts(ctx, &adminv1.ListCohortsRequest{TeamId: team.GetId(), PageSize: 2})
-	if err != nil || len(l.GetCohorts()) != 2 || l.GetNextPageToken() == "" {
+	if err != nil || len(l.GetResults()) != 2 || l.GetNextPageToken() == "" {
 		t.Fatalf("cohort page %v %v", l, err)
 	}
 	l, err = e.client.ListCohorts(ctx, &adminv1.ListCohortsRequest{TeamId: team.GetId(), PageSize: 2, PageToken: l.GetNextPageToken()})
-	if err != nil || len(l.GetCohorts()) != 1 || l.GetNextPageToken() != "" {
+	if err != nil || len(l.GetResults()) != 1 || l.GetNextPageToken() != "" {
 		t.Fatalf("cohort page 2 %v %v", l, err)
 	}
 }
@@ -332,8 +332,8 @@ func TestEarlyAccess(t *testing.T) {
 		return f.GetFlag()
 	}
 	fl := flagOf()
-	if !strings.Contains(fl.GetFilters(), `"super_groups":[{"properties":[{"key":"$feature_enrollment/new-editor"`) ||
-		strings.Contains(fl.GetFilters(), gaDescription) {
+	if !strings.Contains(jtext(fl.GetFilters()), `"super_groups":[{"properties":[{"key":"$feature_enrollment/new-editor"`) ||
+		strings.Contains(jtext(fl.GetFilters()), gaDescription) {
 		t.Fatalf("beta flag %s", fl.GetFilters())
 	}
 	explain := func(props string) bool {
@@ -351,7 +351,7 @@ func TestEarlyAccess(t *testing.T) {
 	if err != nil || up.GetFeature().GetStage() != adminv1.Stage_STAGE_GENERAL_AVAILABILITY {
 		t.Fatalf("to GA %v %v", up, err)
 	}
-	if !strings.Contains(flagOf().GetFilters(), gaDescription) || !explain(`{}`) {
+	if !strings.Contains(jtext(flagOf().GetFilters()), gaDescription) || !explain(`{}`) {
 		t.Errorf("GA: everyone: %s", flagOf().GetFilters())
 	}
 	up, err = e.client.UpdateEarlyAccessFeature(ctx, &adminv1.UpdateEarlyAccessFeatureRequest{TeamId: team.GetId(), FeatureId: feat.GetId(),
@@ -359,7 +359,7 @@ func TestEarlyAccess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(flagOf().GetFilters(), gaDescription) || explain(`{}`) {
+	if strings.Contains(jtext(flagOf().GetFilters()), gaDescription) || explain(`{}`) {
 		t.Errorf("back to alpha: %s", flagOf().GetFilters())
 	}
 	// The public list, PostHog's shape.
@@ -430,8 +430,8 @@ func TestExplainGroupCondition(t *testing.T) {
 		t.Fatal(err)
 	}
 	f, err := e.client.CreateFlag(ctx, &adminv1.CreateFlagRequest{TeamId: team.GetId(), Flag: &adminv1.FlagInput{Key: "g", Active: true,
-		Filters: `{"groups":[{"properties":[{"key":"email","type":"person","operator":"icontains","value":"@corp.com"}],"aggregation_group_type_index":null},
-			{"properties":[{"key":"plan","type":"group","group_type_index":0,"value":"enterprise"}],"aggregation_group_type_index":0}]}`}})
+		Filters: js(`{"groups":[{"properties":[{"key":"email","type":"person","operator":"icontains","value":"@corp.com"}],"aggregation_group_type_index":null},
+			{"properties":[{"key":"plan","type":"group","group_type_index":0,"value":"enterprise"}],"aggregation_group_type_index":0}]}`)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -464,7 +464,7 @@ func TestBlastRadiusCountsPersons(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp, err := e.client.StartBlastRadius(ctx, &adminv1.StartBlastRadiusRequest{TeamId: team.GetId(), SampleSize: 10,
-		Flag: &adminv1.FlagInput{Key: "new", Active: true, Filters: `{"groups":[{"properties":[{"key":"country","type":"person","value":"US"}]}]}`}})
+		Flag: &adminv1.FlagInput{Key: "new", Active: true, Filters: js(`{"groups":[{"properties":[{"key":"country","type":"person","value":"US"}]}]}`)}})
 	if err != nil {
 		t.Fatal(err)
 	}

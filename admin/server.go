@@ -216,6 +216,11 @@ func errorHandler(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshale
 		st = errcode.GRPCStatus(err)
 	}
 	e := errcode.FromStatus(st)
+	if len(st.Details()) == 0 {
+		// The gateway's own errors (a body that does not decode) get the
+		// stable code too.
+		st = errcode.GRPCStatus(e)
+	}
 	body, merr := m.Marshal(st.Proto())
 	if merr != nil {
 		body = []byte(`{"code":13,"message":"internal error"}`)

@@ -159,7 +159,7 @@ func TestPebbleCatalog(t *testing.T) {
 		e.root = root
 		teamID = e.createTeam("acme").GetId()
 		r, err := e.client.CreateFlag(e.ctx(root), &adminv1.CreateFlagRequest{TeamId: teamID, Flag: &adminv1.FlagInput{Key: "f", Active: true,
-			Filters: `{"groups":[{"properties":[{"key":"n","type":"person","value":10.50}]}]}`}})
+			Filters: js(`{"groups":[{"properties":[{"key":"n","type":"person","value":"10.50"}]}]}`)}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -174,7 +174,8 @@ func TestPebbleCatalog(t *testing.T) {
 	c = open()
 	e := newEnv(t, func(cfg *Config) { cfg.Catalog = c })
 	g, err := e.client.GetFlag(e.ctx(root), &adminv1.GetFlagRequest{TeamId: teamID, FlagId: flagID})
-	if err != nil || g.GetFlag().GetVersion() != 2 || g.GetFlag().GetActive() || g.GetFlag().GetFilters() != `{"groups":[{"properties":[{"key":"n","value":10.50,"type":"person"}],"rollout_percentage":null}]}` {
+	got, _ := filtersFromStruct(g.GetFlag().GetFilters())
+	if err != nil || g.GetFlag().GetVersion() != 2 || g.GetFlag().GetActive() || encodeJSON(got) != `{"groups":[{"properties":[{"key":"n","value":"10.50","type":"person"}],"rollout_percentage":null}]}` {
 		t.Fatalf("after reopen %v %v", g, err)
 	}
 }
