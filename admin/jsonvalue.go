@@ -176,3 +176,19 @@ func sortedKeys[V any](m map[string]V) []string {
 	sort.Strings(out)
 	return out
 }
+
+// DefinitionsStruct reads JSON text (a definitions file for
+// ImportDefinitions, a flag's filters) into a Struct the way the REST
+// surface does: a number a double would change becomes a string of its
+// text.
+func DefinitionsStruct(data []byte) (*structpb.Struct, error) {
+	g, err := decodeGeneric(data)
+	if err != nil {
+		return nil, err
+	}
+	obj, ok := exactNumbers(g).(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("admin: the definitions are not a JSON object")
+	}
+	return jsonStruct(obj), nil
+}

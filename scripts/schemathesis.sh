@@ -66,7 +66,7 @@ fi
 # Something to find: a team (id 1) with a flag, a cohort and a feature.
 api() { curl -sf -X "$1" -H "Authorization: Bearer $key" "$base$2" -d "$3" >/dev/null; }
 api POST /api/projects '{"name":"schemathesis"}'
-api POST /api/projects/1/feature_flags '{"key":"f","active":true,"filters":"{\"groups\":[{\"properties\":[],\"rollout_percentage\":50}]}"}'
+api POST /api/projects/1/feature_flags '{"key":"f","active":true,"filters":{"groups":[{"properties":[],"rollout_percentage":50}]}}'
 api POST /api/projects/1/cohorts '{"name":"c","kind":"COHORT_KIND_STATIC"}'
 api POST /api/projects/1/early_access_features '{"name":"beta thing","stage":"STAGE_BETA"}'
 

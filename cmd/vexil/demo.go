@@ -16,6 +16,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/vexil-dev/vexil/admin"
 	adminv1 "github.com/vexil-dev/vexil/proto/vexil/admin/v1"
@@ -82,18 +84,26 @@ func seedDemo(ctx context.Context, n *node, c serveConfig, log *slog.Logger) (de
 	}
 	team = set.GetTeam()
 	for _, f := range demoFlags {
+		filters, err := structOf(f.filters)
+		if err != nil {
+			return demoInfo{}, fmt.Errorf("flag %s: %w", f.key, err)
+		}
 		if _, err := api.CreateFlag(actx, &adminv1.CreateFlagRequest{TeamId: team.GetId(), Flag: &adminv1.FlagInput{
-			Key: f.key, Name: f.name, Description: f.description, Active: true, Filters: f.filters}}); err != nil {
+			Key: f.key, Name: f.name, Description: f.description, Active: true, Filters: filters}}); err != nil {
 			return demoInfo{}, fmt.Errorf("create flag %s: %w", f.key, err)
 		}
 	}
 	for i := range c.demoFlags {
-		filters := `{"groups":[{"properties":[],"rollout_percentage":50}]}`
+		text := `{"groups":[{"properties":[],"rollout_percentage":50}]}`
 		if i%2 == 1 {
-			filters = `{"groups":[{"properties":[{"key":"country","type":"person","operator":"exact","value":["US"]}],"rollout_percentage":100}],
+			text = `{"groups":[{"properties":[{"key":"country","type":"person","operator":"exact","value":["US"]}],"rollout_percentage":100}],
 			  "multivariate":{"variants":[{"key":"a","rollout_percentage":34},{"key":"b","rollout_percentage":33},{"key":"c","rollout_percentage":33}]}}`
 		}
 		key := fmt.Sprintf("bench-%03d", i)
+		filters, err := structOf(text)
+		if err != nil {
+			return demoInfo{}, fmt.Errorf("flag %s: %w", key, err)
+		}
 		if _, err := api.CreateFlag(actx, &adminv1.CreateFlagRequest{TeamId: team.GetId(), Flag: &adminv1.FlagInput{Key: key, Name: key, Active: true, Filters: filters}}); err != nil {
 			return demoInfo{}, fmt.Errorf("create flag %s: %w", key, err)
 		}
@@ -201,4 +211,13 @@ Try it:
 Point a PostHog SDK at http://%s with the project token (and the personal key
 for local evaluation). Ctrl-C stops Vexil; the data stays in the data directory.
 `, info.TeamID, info.Persons, info.ProjectToken, info.PersonalKey, httpAddr, info.ProjectToken, httpAddr)
+}
+
+// structOf reads JSON text (a flag's filters) into the API's Struct.
+func structOf(text string) (*structpb.Struct, error) {
+	s := &structpb.Struct{}
+	if err := protojson.Unmarshal([]byte(text), s); err != nil {
+		return nil, err
+	}
+	return s, nil
 }

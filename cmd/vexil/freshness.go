@@ -154,7 +154,7 @@ func probe(ctx context.Context, client *http.Client, c freshnessConfig, did stri
 // it exists.
 func ensureProbeFlag(ctx context.Context, c freshnessConfig) error {
 	body, _ := json.Marshal(map[string]any{"key": probeFlag, "name": "Freshness probe", "active": true,
-		"filters": `{"groups":[{"properties":[{"key":"probe","type":"person","operator":"regex","value":"[02468]$"}],"rollout_percentage":100}]}`})
+		"filters": json.RawMessage(`{"groups":[{"properties":[{"key":"probe","type":"person","operator":"regex","value":"[02468]$"}],"rollout_percentage":100}]}`)})
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, fmt.Sprintf("%s/api/projects/%d/feature_flags", c.httpBase, c.team), bytes.NewReader(body))
 	if err != nil {
 		return err

@@ -103,7 +103,11 @@ func defineTeam(t *testing.T, n *node) e2eTeam {
 	}
 	team := set.GetTeam()
 	for _, f := range demoFlags {
-		if _, err := api.CreateFlag(actx, &adminv1.CreateFlagRequest{TeamId: team.GetId(), Flag: &adminv1.FlagInput{Key: f.key, Name: f.name, Active: true, Filters: f.filters}}); err != nil {
+		filters, err := structOf(f.filters)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := api.CreateFlag(actx, &adminv1.CreateFlagRequest{TeamId: team.GetId(), Flag: &adminv1.FlagInput{Key: f.key, Name: f.name, Active: true, Filters: filters}}); err != nil {
 			t.Fatalf("create %s: %v", f.key, err)
 		}
 	}
