@@ -103,7 +103,14 @@ func (s *Service) ImportDefinitions(ctx context.Context, req *adminv1.ImportDefi
 		return resp, nil
 	}
 	if len(plan.refused) > 0 {
+		// The first refusal in the order of the report.
 		first := plan.refused[0]
+		for _, it := range resp.GetItems() {
+			if len(it.GetErrors()) > 0 {
+				first = it.GetErrors()[0]
+				break
+			}
+		}
 		return nil, errcode.Field(errcode.InvalidDefinition, first.GetField(),
 			"%d of the imported definitions are refused, nothing was written; the first: %s (dry_run reports every one)",
 			resp.GetRefused(), first.GetMessage()).With("engine_code", first.GetCode()).With("refused", strconv.Itoa(int(resp.GetRefused())))
