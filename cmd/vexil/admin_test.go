@@ -78,7 +78,7 @@ func TestAdminCommandPrecompute(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, run := get(base, "/api/projects/1/precompute")
-	if code != 200 || run["id"] != "r1" || run["state"] != "PRECOMPUTE_STATE_FINISHED" || run["rows_done"] != "1000" ||
+	if code != 200 || run["id"] != "r1" || run["state"] != "PRECOMPUTE_STATE_FINISHED" || run["rows_done"] != 1000.0 ||
 		run["rows_per_second"] != 100.0 || run["eta_seconds"] != 0.0 || run["finished_at"] != "2026-03-01T12:00:10Z" {
 		t.Errorf("finished run: %d %v", code, run)
 	}
@@ -103,6 +103,13 @@ func jsonString(v any) string {
 // base URL and a function that stops it.
 func startAdmin(t *testing.T, dir string, args ...string) (string, func()) {
 	t.Helper()
+	base, _, stop := startAdminAddrs(t, dir, args...)
+	return base, stop
+}
+
+// startAdminAddrs is startAdmin returning the gRPC address too.
+func startAdminAddrs(t *testing.T, dir string, args ...string) (string, string, func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var logs syncBuffer
 	done := make(chan int, 1)
@@ -110,7 +117,7 @@ func startAdmin(t *testing.T, dir string, args ...string) (string, func()) {
 		done <- run(ctx, append([]string{"admin", "--data-dir", dir, "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0"}, args...),
 			io.Discard, &logs)
 	}()
-	re := regexp.MustCompile(`http=(http://127\.0\.0\.1:\d+)`)
+	re := regexp.MustCompile(`http=(http://127\.0\.0\.1:\d+) grpc=(127\.0\.0\.1:\d+)`)
 	for {
 		select {
 		case code := <-done:
@@ -120,7 +127,7 @@ func startAdmin(t *testing.T, dir string, args ...string) (string, func()) {
 		}
 		if m := re.FindStringSubmatch(logs.String()); m != nil {
 			stopped := false
-			return m[1], func() {
+			return m[1], m[2], func() {
 				if stopped {
 					return
 				}
