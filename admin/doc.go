@@ -3,11 +3,37 @@
 // grpc-gateway through a real client connection, so authentication, limits
 // and metrics run once, in the gRPC interceptors, for both surfaces.
 //
+// # REST in PostHog's shape
+//
+// The REST surface speaks PostHog's JSON, so that scripts and tools written
+// for PostHog's API work unchanged: a flag's filters, a condition's
+// properties, override values and a cohort's filters are JSON objects and
+// arrays (google.protobuf.Struct, ListValue and Value on gRPC); ids and
+// versions are JSON numbers (restMarshaler rewrites protojson's int64
+// strings, and adminv1.OpenAPI types them as integers); every route
+// answers with and without a trailing slash (/api/projects/1/feature_flags/);
+// unknown fields of a request body are ignored, so a flag or a cohort read
+// from PostHog's API posts unchanged; lists answer "results" and "count".
+// A cohort takes PostHog's {"filters": {"properties": group}, "is_static"}
+// (a bare property group is accepted too) and its kind follows from them
+// unless given.
+//
+// Numbers: a protobuf number is a double, so a JSON number in a request
+// that a double would change (an id past 2^53, 5.0) is read as a string of
+// its text. The engine compares property values by their text, so the
+// filter means the same; a client reading it back sees the string.
+//
 // # Writes
 //
 // Every change of a flag is validated by compiling the team's whole
-// definition set with the change applied (flags.Compile); any validation
-// problem of the changed flag refuses the write with its field path. The
+// definition set with the change applied (flags.Compile). A fatal problem
+// of the changed flag, or one PostHog's own API refuses (variants that do
+// not sum to 100, a condition or override naming an unknown variant, an
+// unknown dependency or cohort; see refusedCodes), refuses the write with
+// invalid_definition, its field path and the engine's code. Any other
+// problem is a filter PostHog evaluates in a defined way (an invalid regex
+// matches nothing): the write is accepted and the answer carries it in
+// "warnings" (field, code, message). The
 // write is a compare-and-set on the version the client read (a lost update
 // is refused with version_conflict and the current version), and the
 // catalog stores the activity entry (actor key id, before, after, diff)
@@ -34,6 +60,30 @@
 // change under a proposed definition; a team that fits one scan page is
 // answered at once, larger ones run as a job with progress that can be
 // cancelled.
+//
+// # Import
+//
+// ImportDefinitions (POST /api/projects/{team_id}/import, body: the
+// definitions; ?dry_run=true; vexil import on the command line) loads a
+// team's whole definitions: PostHog's local-evaluation payload ({"flags",
+// "group_type_mapping", "cohorts": {id: group}}) or lists of PostHog flags
+// and cohorts as its API returns them. Flags match the team's by key and
+// cohorts by name (a payload cohort, which has none, is "PostHog cohort
+// <id>"); each is created, changed, left unchanged or refused. PostHog's
+// cohort ids are remapped wherever they are referenced (flags and nested
+// cohorts), a flag dependency named by PostHog's flag id becomes its key,
+// missing group types are created, deleted flags are left out. The whole
+// result is compiled at once, so flags come in any order. A dry run
+// answers the report (per item: action, errors, warnings, with field
+// paths into the request); an apply with any refusal writes nothing.
+// Otherwise the writes go in dependency order (group types, cohorts named
+// by others first, flags after their dependencies), so each state a reader
+// sees on the way is itself valid; if a write fails (a concurrent change,
+// a backend error), what was written is undone, newest first, and the
+// import is refused. The catalog has no multi-record transaction: a
+// reader may see the first records of an import that is then undone.
+// Importing cohorts needs cohort:write and creating group types team:admin
+// besides flag:write.
 //
 // # Precompute
 //
