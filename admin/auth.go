@@ -42,6 +42,7 @@ var policies = map[string]policy{
 	svc + "GetFlagByKey":      {scope: ScopeFlagRead},
 	svc + "ListFlags":         {scope: ScopeFlagRead},
 	svc + "UpdateFlag":        {scope: ScopeFlagWrite},
+	svc + "PatchFlag":         {scope: ScopeFlagWrite},
 	svc + "EnableFlag":        {scope: ScopeFlagWrite},
 	svc + "DisableFlag":       {scope: ScopeFlagWrite},
 	svc + "ArchiveFlag":       {scope: ScopeFlagWrite},

@@ -14,6 +14,10 @@
 // answers with and without a trailing slash (/api/projects/1/feature_flags/);
 // unknown fields of a request body are ignored, so a flag or a cohort read
 // from PostHog's API posts unchanged; lists answer "results" and "count".
+// PATCH .../feature_flags/{id} (PatchFlag) takes PostHog's flag JSON, whole
+// or partial: the editable fields it carries replace the flag's,
+// "deleted": true deletes it, and its "version" (or If-Match) is the
+// version read.
 // A cohort takes PostHog's {"filters": {"properties": group}, "is_static"}
 // (a bare property group is accepted too) and its kind follows from them
 // unless given.

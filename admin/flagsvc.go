@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
@@ -9,6 +10,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/vexil-dev/vexil/catalog"
 	"github.com/vexil-dev/vexil/errcode"
@@ -300,21 +304,97 @@ func (s *Service) UpdateFlag(ctx context.Context, req *adminv1.UpdateFlagRequest
 	}
 	f, err := s.mutateFlag(ctx, mutation{team: req.GetTeamId(), id: req.GetFlagId(), version: req.GetVersion(),
 		action: "updated", validate: true, apply: func(r *catalog.FlagRecord) error {
-			if in.Key != r.Flag.Key {
-				// Renaming would break the flags that name this one.
-				if err := s.refuseIfDepended(ctx, r.Flag); err != nil {
-					return err
-				}
-			}
-			in.ID, in.TeamID, in.Version, in.Deleted = r.Flag.ID, r.Flag.TeamID, r.Flag.Version, r.Flag.Deleted
-			in.HasExperiment = r.Flag.HasExperiment
-			r.Flag = in
-			return nil
+			return s.replaceFlag(ctx, r, in)
 		}})
 	if err != nil {
 		return nil, err
 	}
 	return &adminv1.UpdateFlagResponse{Flag: f}, nil
+}
+
+// patchable are the fields of FlagInput a PATCH body may carry.
+var patchable = []string{"key", "name", "description", "active", "tags", "ensure_experience_continuity",
+	"evaluation_runtime", "bucketing_identifier", "filters", "overrides"}
+
+// PatchFlag changes the fields a PostHog-shaped body carries.
+func (s *Service) PatchFlag(ctx context.Context, req *adminv1.PatchFlagRequest) (*adminv1.PatchFlagResponse, error) {
+	body := req.GetFlag().GetFields()
+	version := req.GetVersion()
+	if v, ok := body["version"]; ok && version == 0 {
+		n, err := strconv.ParseInt(strings.TrimSuffix(fmt.Sprint(v.AsInterface()), ".0"), 10, 64)
+		if err != nil || n < 0 {
+			return nil, errcode.Field(errcode.InvalidArgument, "flag.version", "version is the version read, an integer")
+		}
+		version = n
+	}
+	if del, ok := body["deleted"]; ok && del.GetBoolValue() {
+		r, err := s.DeleteFlag(ctx, &adminv1.DeleteFlagRequest{TeamId: req.GetTeamId(), FlagId: req.GetFlagId(), Version: version})
+		if err != nil {
+			return nil, err
+		}
+		return &adminv1.PatchFlagResponse{Flag: r.GetFlag()}, nil
+	}
+	// The known fields, decoded as a FlagInput.
+	known := map[string]any{}
+	for _, k := range patchable {
+		if v, ok := body[k]; ok {
+			known[k] = v.AsInterface()
+		}
+	}
+	data, err := json.Marshal(known)
+	if err != nil {
+		return nil, errcode.Field(errcode.InvalidArgument, "flag", "%v", err)
+	}
+	patch := &adminv1.FlagInput{}
+	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(data, patch); err != nil {
+		return nil, errcode.Field(errcode.InvalidArgument, "flag", "not a flag: %v", err)
+	}
+	f, err := s.mutateFlag(ctx, mutation{team: req.GetTeamId(), id: req.GetFlagId(), version: version,
+		action: "updated", validate: true, apply: func(r *catalog.FlagRecord) error {
+			in := &adminv1.FlagInput{Key: r.Flag.Key, Name: r.Flag.Name, Description: r.Flag.Description, Active: r.Flag.Active,
+				Tags: r.Flag.Tags, EnsureExperienceContinuity: r.Flag.EnsureExperienceContinuity,
+				EvaluationRuntime: r.Flag.EvaluationRuntime, BucketingIdentifier: r.Flag.BucketingIdentifier}
+			dst, src := in.ProtoReflect(), patch.ProtoReflect()
+			for k := range known {
+				fd := dst.Descriptor().Fields().ByName(protoreflect.Name(k))
+				if src.Has(fd) {
+					dst.Set(fd, src.Get(fd))
+				} else {
+					dst.Clear(fd)
+				}
+			}
+			next, err := s.flagFromInput(in, "flag.")
+			if err != nil {
+				return err
+			}
+			// What the body leaves out keeps its stored form.
+			if _, ok := known["filters"]; !ok {
+				next.Filters = r.Flag.Filters
+			}
+			if _, ok := known["overrides"]; !ok {
+				next.Overrides = r.Flag.Overrides
+			}
+			return s.replaceFlag(ctx, r, next)
+		}})
+	if err != nil {
+		return nil, err
+	}
+	return &adminv1.PatchFlagResponse{Flag: f}, nil
+}
+
+// replaceFlag puts a new definition in r, keeping what the client does not
+// edit; renaming a flag other flags depend on is refused.
+func (s *Service) replaceFlag(ctx context.Context, r *catalog.FlagRecord, in flags.Flag) error {
+	if in.Key != r.Flag.Key {
+		// Renaming would break the flags that name this one.
+		if err := s.refuseIfDepended(ctx, r.Flag); err != nil {
+			return err
+		}
+	}
+	in.ID, in.TeamID, in.Version, in.Deleted = r.Flag.ID, r.Flag.TeamID, r.Flag.Version, r.Flag.Deleted
+	in.HasExperiment = r.Flag.HasExperiment
+	r.Flag = in
+	return nil
 }
 
 // EnableFlag sets active; targeting is untouched.

@@ -81,6 +81,38 @@ func TestPostHogFlagJSON(t *testing.T) {
 	if code := e.do("GET", base+"?search=checkout", e.root, nil, &list); code != 200 || list.Count != 1 || len(list.Results) != 1 || list.Results[0].ID != f.ID {
 		t.Errorf("list: %d %+v", code, list)
 	}
+	// PATCH as PostHog's clients send it: only the fields to change, the
+	// version read in If-Match or in the body; targeting is kept.
+	var patched jflag
+	item := fmt.Sprintf("%s%d/", base, f.ID)
+	if code := e.do("PATCH", item, e.root, `{"active":false}`, &patched, "If-Match", "1"); code != 200 ||
+		patched.Active || patched.Version != 2 || string(patched.Filters) != string(f.Filters) || strings.Join(patched.Tags, ",") != "checkout,web" {
+		t.Errorf("patch active: %d %+v", code, patched)
+	}
+	// The whole object read back, changed and sent again (unknown and
+	// read-only fields included): its version is the concurrency check.
+	var whole map[string]any
+	if code := e.do("GET", item, e.root, nil, &whole); code != 200 {
+		t.Fatalf("get: %d", code)
+	}
+	whole["name"], whole["tags"], whole["created_by"] = "renamed", []string{"web"}, map[string]any{"id": 1}
+	if code := e.do("PATCH", item, e.root, whole, &patched); code != 200 || patched.Version != 3 || patched.Active ||
+		strings.Join(patched.Tags, ",") != "web" {
+		t.Errorf("patch whole: %d %+v", code, patched)
+	}
+	var je jerr
+	if code := e.do("PATCH", item, e.root, whole, &je); code != 409 || je.meta("current_version") != "3" {
+		t.Errorf("patch with a stale version: %d %+v", code, je)
+	}
+	je = jerr{}
+	if code := e.do("PATCH", item, e.root, `{"filters":{"groups":[{"properties":[],"rollout_percentage":150}]},"version":3}`, &je); code != 400 ||
+		je.meta("field") != "flag.filters.groups[0].rollout_percentage" {
+		t.Errorf("patch refused: %d %+v", code, je)
+	}
+	if code := e.do("PATCH", item, e.root, `{"deleted":true,"version":3}`, &patched); code != 200 || !patched.Deleted {
+		t.Errorf("patch deleted: %d %+v", code, patched)
+	}
+
 	// The OpenAPI document types ids as integers, as they are written.
 	var doc struct {
 		Definitions map[string]struct {

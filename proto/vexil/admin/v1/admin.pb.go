@@ -2632,6 +2632,120 @@ func (x *UpdateFlagResponse) GetFlag() *FeatureFlag {
 	return nil
 }
 
+type PatchFlagRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	TeamId int64                  `protobuf:"varint,1,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
+	FlagId int64                  `protobuf:"varint,2,opt,name=flag_id,json=flagId,proto3" json:"flag_id,omitempty"`
+	// The version read; also taken from the body's "version" or If-Match.
+	Version int64 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
+	// PostHog's flag JSON, whole or partial.
+	Flag          *structpb.Struct `protobuf:"bytes,4,opt,name=flag,proto3" json:"flag,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PatchFlagRequest) Reset() {
+	*x = PatchFlagRequest{}
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PatchFlagRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PatchFlagRequest) ProtoMessage() {}
+
+func (x *PatchFlagRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PatchFlagRequest.ProtoReflect.Descriptor instead.
+func (*PatchFlagRequest) Descriptor() ([]byte, []int) {
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *PatchFlagRequest) GetTeamId() int64 {
+	if x != nil {
+		return x.TeamId
+	}
+	return 0
+}
+
+func (x *PatchFlagRequest) GetFlagId() int64 {
+	if x != nil {
+		return x.FlagId
+	}
+	return 0
+}
+
+func (x *PatchFlagRequest) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *PatchFlagRequest) GetFlag() *structpb.Struct {
+	if x != nil {
+		return x.Flag
+	}
+	return nil
+}
+
+type PatchFlagResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Flag          *FeatureFlag           `protobuf:"bytes,1,opt,name=flag,proto3" json:"flag,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PatchFlagResponse) Reset() {
+	*x = PatchFlagResponse{}
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PatchFlagResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PatchFlagResponse) ProtoMessage() {}
+
+func (x *PatchFlagResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PatchFlagResponse.ProtoReflect.Descriptor instead.
+func (*PatchFlagResponse) Descriptor() ([]byte, []int) {
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *PatchFlagResponse) GetFlag() *FeatureFlag {
+	if x != nil {
+		return x.Flag
+	}
+	return nil
+}
+
 type EnableFlagRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	TeamId        int64                  `protobuf:"varint,1,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
@@ -2643,7 +2757,7 @@ type EnableFlagRequest struct {
 
 func (x *EnableFlagRequest) Reset() {
 	*x = EnableFlagRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[35]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2655,7 +2769,7 @@ func (x *EnableFlagRequest) String() string {
 func (*EnableFlagRequest) ProtoMessage() {}
 
 func (x *EnableFlagRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[35]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2668,7 +2782,7 @@ func (x *EnableFlagRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnableFlagRequest.ProtoReflect.Descriptor instead.
 func (*EnableFlagRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{35}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *EnableFlagRequest) GetTeamId() int64 {
@@ -2701,7 +2815,7 @@ type EnableFlagResponse struct {
 
 func (x *EnableFlagResponse) Reset() {
 	*x = EnableFlagResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[36]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2713,7 +2827,7 @@ func (x *EnableFlagResponse) String() string {
 func (*EnableFlagResponse) ProtoMessage() {}
 
 func (x *EnableFlagResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[36]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2726,7 +2840,7 @@ func (x *EnableFlagResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnableFlagResponse.ProtoReflect.Descriptor instead.
 func (*EnableFlagResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{36}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *EnableFlagResponse) GetFlag() *FeatureFlag {
@@ -2747,7 +2861,7 @@ type DisableFlagRequest struct {
 
 func (x *DisableFlagRequest) Reset() {
 	*x = DisableFlagRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[37]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2759,7 +2873,7 @@ func (x *DisableFlagRequest) String() string {
 func (*DisableFlagRequest) ProtoMessage() {}
 
 func (x *DisableFlagRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[37]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2772,7 +2886,7 @@ func (x *DisableFlagRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisableFlagRequest.ProtoReflect.Descriptor instead.
 func (*DisableFlagRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{37}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *DisableFlagRequest) GetTeamId() int64 {
@@ -2805,7 +2919,7 @@ type DisableFlagResponse struct {
 
 func (x *DisableFlagResponse) Reset() {
 	*x = DisableFlagResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[38]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2817,7 +2931,7 @@ func (x *DisableFlagResponse) String() string {
 func (*DisableFlagResponse) ProtoMessage() {}
 
 func (x *DisableFlagResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[38]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2830,7 +2944,7 @@ func (x *DisableFlagResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisableFlagResponse.ProtoReflect.Descriptor instead.
 func (*DisableFlagResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{38}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *DisableFlagResponse) GetFlag() *FeatureFlag {
@@ -2851,7 +2965,7 @@ type ArchiveFlagRequest struct {
 
 func (x *ArchiveFlagRequest) Reset() {
 	*x = ArchiveFlagRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[39]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2863,7 +2977,7 @@ func (x *ArchiveFlagRequest) String() string {
 func (*ArchiveFlagRequest) ProtoMessage() {}
 
 func (x *ArchiveFlagRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[39]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2876,7 +2990,7 @@ func (x *ArchiveFlagRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ArchiveFlagRequest.ProtoReflect.Descriptor instead.
 func (*ArchiveFlagRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{39}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ArchiveFlagRequest) GetTeamId() int64 {
@@ -2909,7 +3023,7 @@ type ArchiveFlagResponse struct {
 
 func (x *ArchiveFlagResponse) Reset() {
 	*x = ArchiveFlagResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[40]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2921,7 +3035,7 @@ func (x *ArchiveFlagResponse) String() string {
 func (*ArchiveFlagResponse) ProtoMessage() {}
 
 func (x *ArchiveFlagResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[40]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2934,7 +3048,7 @@ func (x *ArchiveFlagResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ArchiveFlagResponse.ProtoReflect.Descriptor instead.
 func (*ArchiveFlagResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{40}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ArchiveFlagResponse) GetFlag() *FeatureFlag {
@@ -2955,7 +3069,7 @@ type UnarchiveFlagRequest struct {
 
 func (x *UnarchiveFlagRequest) Reset() {
 	*x = UnarchiveFlagRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[41]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2967,7 +3081,7 @@ func (x *UnarchiveFlagRequest) String() string {
 func (*UnarchiveFlagRequest) ProtoMessage() {}
 
 func (x *UnarchiveFlagRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[41]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2980,7 +3094,7 @@ func (x *UnarchiveFlagRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnarchiveFlagRequest.ProtoReflect.Descriptor instead.
 func (*UnarchiveFlagRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{41}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *UnarchiveFlagRequest) GetTeamId() int64 {
@@ -3013,7 +3127,7 @@ type UnarchiveFlagResponse struct {
 
 func (x *UnarchiveFlagResponse) Reset() {
 	*x = UnarchiveFlagResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[42]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3025,7 +3139,7 @@ func (x *UnarchiveFlagResponse) String() string {
 func (*UnarchiveFlagResponse) ProtoMessage() {}
 
 func (x *UnarchiveFlagResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[42]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3038,7 +3152,7 @@ func (x *UnarchiveFlagResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnarchiveFlagResponse.ProtoReflect.Descriptor instead.
 func (*UnarchiveFlagResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{42}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *UnarchiveFlagResponse) GetFlag() *FeatureFlag {
@@ -3059,7 +3173,7 @@ type DeleteFlagRequest struct {
 
 func (x *DeleteFlagRequest) Reset() {
 	*x = DeleteFlagRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[43]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3071,7 +3185,7 @@ func (x *DeleteFlagRequest) String() string {
 func (*DeleteFlagRequest) ProtoMessage() {}
 
 func (x *DeleteFlagRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[43]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3084,7 +3198,7 @@ func (x *DeleteFlagRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteFlagRequest.ProtoReflect.Descriptor instead.
 func (*DeleteFlagRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{43}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *DeleteFlagRequest) GetTeamId() int64 {
@@ -3117,7 +3231,7 @@ type DeleteFlagResponse struct {
 
 func (x *DeleteFlagResponse) Reset() {
 	*x = DeleteFlagResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[44]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3129,7 +3243,7 @@ func (x *DeleteFlagResponse) String() string {
 func (*DeleteFlagResponse) ProtoMessage() {}
 
 func (x *DeleteFlagResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[44]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3142,7 +3256,7 @@ func (x *DeleteFlagResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteFlagResponse.ProtoReflect.Descriptor instead.
 func (*DeleteFlagResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{44}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *DeleteFlagResponse) GetFlag() *FeatureFlag {
@@ -3175,7 +3289,7 @@ type Condition struct {
 
 func (x *Condition) Reset() {
 	*x = Condition{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[45]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3187,7 +3301,7 @@ func (x *Condition) String() string {
 func (*Condition) ProtoMessage() {}
 
 func (x *Condition) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[45]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3200,7 +3314,7 @@ func (x *Condition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Condition.ProtoReflect.Descriptor instead.
 func (*Condition) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{45}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *Condition) GetProperties() *structpb.ListValue {
@@ -3288,7 +3402,7 @@ type AddConditionRequest struct {
 
 func (x *AddConditionRequest) Reset() {
 	*x = AddConditionRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[46]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3300,7 +3414,7 @@ func (x *AddConditionRequest) String() string {
 func (*AddConditionRequest) ProtoMessage() {}
 
 func (x *AddConditionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[46]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3313,7 +3427,7 @@ func (x *AddConditionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddConditionRequest.ProtoReflect.Descriptor instead.
 func (*AddConditionRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{46}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *AddConditionRequest) GetTeamId() int64 {
@@ -3360,7 +3474,7 @@ type AddConditionResponse struct {
 
 func (x *AddConditionResponse) Reset() {
 	*x = AddConditionResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[47]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3372,7 +3486,7 @@ func (x *AddConditionResponse) String() string {
 func (*AddConditionResponse) ProtoMessage() {}
 
 func (x *AddConditionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[47]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3385,7 +3499,7 @@ func (x *AddConditionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddConditionResponse.ProtoReflect.Descriptor instead.
 func (*AddConditionResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{47}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *AddConditionResponse) GetFlag() *FeatureFlag {
@@ -3408,7 +3522,7 @@ type UpdateConditionRequest struct {
 
 func (x *UpdateConditionRequest) Reset() {
 	*x = UpdateConditionRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[48]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3420,7 +3534,7 @@ func (x *UpdateConditionRequest) String() string {
 func (*UpdateConditionRequest) ProtoMessage() {}
 
 func (x *UpdateConditionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[48]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3433,7 +3547,7 @@ func (x *UpdateConditionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateConditionRequest.ProtoReflect.Descriptor instead.
 func (*UpdateConditionRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{48}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *UpdateConditionRequest) GetTeamId() int64 {
@@ -3480,7 +3594,7 @@ type UpdateConditionResponse struct {
 
 func (x *UpdateConditionResponse) Reset() {
 	*x = UpdateConditionResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[49]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3492,7 +3606,7 @@ func (x *UpdateConditionResponse) String() string {
 func (*UpdateConditionResponse) ProtoMessage() {}
 
 func (x *UpdateConditionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[49]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3505,7 +3619,7 @@ func (x *UpdateConditionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateConditionResponse.ProtoReflect.Descriptor instead.
 func (*UpdateConditionResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{49}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *UpdateConditionResponse) GetFlag() *FeatureFlag {
@@ -3527,7 +3641,7 @@ type RemoveConditionRequest struct {
 
 func (x *RemoveConditionRequest) Reset() {
 	*x = RemoveConditionRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[50]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3539,7 +3653,7 @@ func (x *RemoveConditionRequest) String() string {
 func (*RemoveConditionRequest) ProtoMessage() {}
 
 func (x *RemoveConditionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[50]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3552,7 +3666,7 @@ func (x *RemoveConditionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveConditionRequest.ProtoReflect.Descriptor instead.
 func (*RemoveConditionRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{50}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *RemoveConditionRequest) GetTeamId() int64 {
@@ -3592,7 +3706,7 @@ type RemoveConditionResponse struct {
 
 func (x *RemoveConditionResponse) Reset() {
 	*x = RemoveConditionResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[51]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3604,7 +3718,7 @@ func (x *RemoveConditionResponse) String() string {
 func (*RemoveConditionResponse) ProtoMessage() {}
 
 func (x *RemoveConditionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[51]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3617,7 +3731,7 @@ func (x *RemoveConditionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveConditionResponse.ProtoReflect.Descriptor instead.
 func (*RemoveConditionResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{51}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *RemoveConditionResponse) GetFlag() *FeatureFlag {
@@ -3640,7 +3754,7 @@ type ReorderConditionsRequest struct {
 
 func (x *ReorderConditionsRequest) Reset() {
 	*x = ReorderConditionsRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[52]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3652,7 +3766,7 @@ func (x *ReorderConditionsRequest) String() string {
 func (*ReorderConditionsRequest) ProtoMessage() {}
 
 func (x *ReorderConditionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[52]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3665,7 +3779,7 @@ func (x *ReorderConditionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReorderConditionsRequest.ProtoReflect.Descriptor instead.
 func (*ReorderConditionsRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{52}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ReorderConditionsRequest) GetTeamId() int64 {
@@ -3705,7 +3819,7 @@ type ReorderConditionsResponse struct {
 
 func (x *ReorderConditionsResponse) Reset() {
 	*x = ReorderConditionsResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[53]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3717,7 +3831,7 @@ func (x *ReorderConditionsResponse) String() string {
 func (*ReorderConditionsResponse) ProtoMessage() {}
 
 func (x *ReorderConditionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[53]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3730,7 +3844,7 @@ func (x *ReorderConditionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReorderConditionsResponse.ProtoReflect.Descriptor instead.
 func (*ReorderConditionsResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{53}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *ReorderConditionsResponse) GetFlag() *FeatureFlag {
@@ -3754,7 +3868,7 @@ type SetRolloutRequest struct {
 
 func (x *SetRolloutRequest) Reset() {
 	*x = SetRolloutRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[54]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3766,7 +3880,7 @@ func (x *SetRolloutRequest) String() string {
 func (*SetRolloutRequest) ProtoMessage() {}
 
 func (x *SetRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[54]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3779,7 +3893,7 @@ func (x *SetRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetRolloutRequest.ProtoReflect.Descriptor instead.
 func (*SetRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{54}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *SetRolloutRequest) GetTeamId() int64 {
@@ -3826,7 +3940,7 @@ type SetRolloutResponse struct {
 
 func (x *SetRolloutResponse) Reset() {
 	*x = SetRolloutResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[55]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3838,7 +3952,7 @@ func (x *SetRolloutResponse) String() string {
 func (*SetRolloutResponse) ProtoMessage() {}
 
 func (x *SetRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[55]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3851,7 +3965,7 @@ func (x *SetRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetRolloutResponse.ProtoReflect.Descriptor instead.
 func (*SetRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{55}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *SetRolloutResponse) GetFlag() *FeatureFlag {
@@ -3874,7 +3988,7 @@ type SetOverridesRequest struct {
 
 func (x *SetOverridesRequest) Reset() {
 	*x = SetOverridesRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[56]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3886,7 +4000,7 @@ func (x *SetOverridesRequest) String() string {
 func (*SetOverridesRequest) ProtoMessage() {}
 
 func (x *SetOverridesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[56]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3899,7 +4013,7 @@ func (x *SetOverridesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetOverridesRequest.ProtoReflect.Descriptor instead.
 func (*SetOverridesRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{56}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *SetOverridesRequest) GetTeamId() int64 {
@@ -3939,7 +4053,7 @@ type SetOverridesResponse struct {
 
 func (x *SetOverridesResponse) Reset() {
 	*x = SetOverridesResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[57]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3951,7 +4065,7 @@ func (x *SetOverridesResponse) String() string {
 func (*SetOverridesResponse) ProtoMessage() {}
 
 func (x *SetOverridesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[57]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3964,7 +4078,7 @@ func (x *SetOverridesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetOverridesResponse.ProtoReflect.Descriptor instead.
 func (*SetOverridesResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{57}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *SetOverridesResponse) GetFlag() *FeatureFlag {
@@ -3984,7 +4098,7 @@ type ListDependentsRequest struct {
 
 func (x *ListDependentsRequest) Reset() {
 	*x = ListDependentsRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[58]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3996,7 +4110,7 @@ func (x *ListDependentsRequest) String() string {
 func (*ListDependentsRequest) ProtoMessage() {}
 
 func (x *ListDependentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[58]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4009,7 +4123,7 @@ func (x *ListDependentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDependentsRequest.ProtoReflect.Descriptor instead.
 func (*ListDependentsRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{58}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *ListDependentsRequest) GetTeamId() int64 {
@@ -4039,7 +4153,7 @@ type Dependent struct {
 
 func (x *Dependent) Reset() {
 	*x = Dependent{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[59]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4051,7 +4165,7 @@ func (x *Dependent) String() string {
 func (*Dependent) ProtoMessage() {}
 
 func (x *Dependent) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[59]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4064,7 +4178,7 @@ func (x *Dependent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Dependent.ProtoReflect.Descriptor instead.
 func (*Dependent) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{59}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *Dependent) GetFlagId() int64 {
@@ -4097,7 +4211,7 @@ type ListDependentsResponse struct {
 
 func (x *ListDependentsResponse) Reset() {
 	*x = ListDependentsResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[60]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4109,7 +4223,7 @@ func (x *ListDependentsResponse) String() string {
 func (*ListDependentsResponse) ProtoMessage() {}
 
 func (x *ListDependentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[60]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4122,7 +4236,7 @@ func (x *ListDependentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDependentsResponse.ProtoReflect.Descriptor instead.
 func (*ListDependentsResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{60}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *ListDependentsResponse) GetDependents() []*Dependent {
@@ -4157,7 +4271,7 @@ type Cohort struct {
 
 func (x *Cohort) Reset() {
 	*x = Cohort{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[61]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4169,7 +4283,7 @@ func (x *Cohort) String() string {
 func (*Cohort) ProtoMessage() {}
 
 func (x *Cohort) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[61]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4182,7 +4296,7 @@ func (x *Cohort) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Cohort.ProtoReflect.Descriptor instead.
 func (*Cohort) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{61}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *Cohort) GetId() int64 {
@@ -4288,7 +4402,7 @@ type CohortInput struct {
 
 func (x *CohortInput) Reset() {
 	*x = CohortInput{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[62]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4300,7 +4414,7 @@ func (x *CohortInput) String() string {
 func (*CohortInput) ProtoMessage() {}
 
 func (x *CohortInput) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[62]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4313,7 +4427,7 @@ func (x *CohortInput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CohortInput.ProtoReflect.Descriptor instead.
 func (*CohortInput) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{62}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *CohortInput) GetName() string {
@@ -4361,7 +4475,7 @@ type CreateCohortRequest struct {
 
 func (x *CreateCohortRequest) Reset() {
 	*x = CreateCohortRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[63]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4373,7 +4487,7 @@ func (x *CreateCohortRequest) String() string {
 func (*CreateCohortRequest) ProtoMessage() {}
 
 func (x *CreateCohortRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[63]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4386,7 +4500,7 @@ func (x *CreateCohortRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateCohortRequest.ProtoReflect.Descriptor instead.
 func (*CreateCohortRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{63}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *CreateCohortRequest) GetTeamId() int64 {
@@ -4412,7 +4526,7 @@ type CreateCohortResponse struct {
 
 func (x *CreateCohortResponse) Reset() {
 	*x = CreateCohortResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[64]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4424,7 +4538,7 @@ func (x *CreateCohortResponse) String() string {
 func (*CreateCohortResponse) ProtoMessage() {}
 
 func (x *CreateCohortResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[64]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4437,7 +4551,7 @@ func (x *CreateCohortResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateCohortResponse.ProtoReflect.Descriptor instead.
 func (*CreateCohortResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{64}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *CreateCohortResponse) GetCohort() *Cohort {
@@ -4457,7 +4571,7 @@ type GetCohortRequest struct {
 
 func (x *GetCohortRequest) Reset() {
 	*x = GetCohortRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[65]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4469,7 +4583,7 @@ func (x *GetCohortRequest) String() string {
 func (*GetCohortRequest) ProtoMessage() {}
 
 func (x *GetCohortRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[65]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4482,7 +4596,7 @@ func (x *GetCohortRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCohortRequest.ProtoReflect.Descriptor instead.
 func (*GetCohortRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{65}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *GetCohortRequest) GetTeamId() int64 {
@@ -4508,7 +4622,7 @@ type GetCohortResponse struct {
 
 func (x *GetCohortResponse) Reset() {
 	*x = GetCohortResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[66]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4520,7 +4634,7 @@ func (x *GetCohortResponse) String() string {
 func (*GetCohortResponse) ProtoMessage() {}
 
 func (x *GetCohortResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[66]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4533,7 +4647,7 @@ func (x *GetCohortResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCohortResponse.ProtoReflect.Descriptor instead.
 func (*GetCohortResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{66}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *GetCohortResponse) GetCohort() *Cohort {
@@ -4554,7 +4668,7 @@ type ListCohortsRequest struct {
 
 func (x *ListCohortsRequest) Reset() {
 	*x = ListCohortsRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[67]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4566,7 +4680,7 @@ func (x *ListCohortsRequest) String() string {
 func (*ListCohortsRequest) ProtoMessage() {}
 
 func (x *ListCohortsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[67]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4579,7 +4693,7 @@ func (x *ListCohortsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCohortsRequest.ProtoReflect.Descriptor instead.
 func (*ListCohortsRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{67}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *ListCohortsRequest) GetTeamId() int64 {
@@ -4616,7 +4730,7 @@ type ListCohortsResponse struct {
 
 func (x *ListCohortsResponse) Reset() {
 	*x = ListCohortsResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[68]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4628,7 +4742,7 @@ func (x *ListCohortsResponse) String() string {
 func (*ListCohortsResponse) ProtoMessage() {}
 
 func (x *ListCohortsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[68]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4641,7 +4755,7 @@ func (x *ListCohortsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCohortsResponse.ProtoReflect.Descriptor instead.
 func (*ListCohortsResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{68}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *ListCohortsResponse) GetResults() []*Cohort {
@@ -4677,7 +4791,7 @@ type UpdateCohortRequest struct {
 
 func (x *UpdateCohortRequest) Reset() {
 	*x = UpdateCohortRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[69]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4689,7 +4803,7 @@ func (x *UpdateCohortRequest) String() string {
 func (*UpdateCohortRequest) ProtoMessage() {}
 
 func (x *UpdateCohortRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[69]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4702,7 +4816,7 @@ func (x *UpdateCohortRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateCohortRequest.ProtoReflect.Descriptor instead.
 func (*UpdateCohortRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{69}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *UpdateCohortRequest) GetTeamId() int64 {
@@ -4742,7 +4856,7 @@ type UpdateCohortResponse struct {
 
 func (x *UpdateCohortResponse) Reset() {
 	*x = UpdateCohortResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[70]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4754,7 +4868,7 @@ func (x *UpdateCohortResponse) String() string {
 func (*UpdateCohortResponse) ProtoMessage() {}
 
 func (x *UpdateCohortResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[70]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4767,7 +4881,7 @@ func (x *UpdateCohortResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateCohortResponse.ProtoReflect.Descriptor instead.
 func (*UpdateCohortResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{70}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *UpdateCohortResponse) GetCohort() *Cohort {
@@ -4788,7 +4902,7 @@ type DeleteCohortRequest struct {
 
 func (x *DeleteCohortRequest) Reset() {
 	*x = DeleteCohortRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[71]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4800,7 +4914,7 @@ func (x *DeleteCohortRequest) String() string {
 func (*DeleteCohortRequest) ProtoMessage() {}
 
 func (x *DeleteCohortRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[71]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4813,7 +4927,7 @@ func (x *DeleteCohortRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteCohortRequest.ProtoReflect.Descriptor instead.
 func (*DeleteCohortRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{71}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *DeleteCohortRequest) GetTeamId() int64 {
@@ -4846,7 +4960,7 @@ type DeleteCohortResponse struct {
 
 func (x *DeleteCohortResponse) Reset() {
 	*x = DeleteCohortResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[72]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4858,7 +4972,7 @@ func (x *DeleteCohortResponse) String() string {
 func (*DeleteCohortResponse) ProtoMessage() {}
 
 func (x *DeleteCohortResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[72]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4871,7 +4985,7 @@ func (x *DeleteCohortResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteCohortResponse.ProtoReflect.Descriptor instead.
 func (*DeleteCohortResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{72}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *DeleteCohortResponse) GetCohort() *Cohort {
@@ -4892,7 +5006,7 @@ type AddCohortMembersRequest struct {
 
 func (x *AddCohortMembersRequest) Reset() {
 	*x = AddCohortMembersRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[73]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4904,7 +5018,7 @@ func (x *AddCohortMembersRequest) String() string {
 func (*AddCohortMembersRequest) ProtoMessage() {}
 
 func (x *AddCohortMembersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[73]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4917,7 +5031,7 @@ func (x *AddCohortMembersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddCohortMembersRequest.ProtoReflect.Descriptor instead.
 func (*AddCohortMembersRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{73}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *AddCohortMembersRequest) GetTeamId() int64 {
@@ -4950,7 +5064,7 @@ type AddCohortMembersResponse struct {
 
 func (x *AddCohortMembersResponse) Reset() {
 	*x = AddCohortMembersResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[74]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4962,7 +5076,7 @@ func (x *AddCohortMembersResponse) String() string {
 func (*AddCohortMembersResponse) ProtoMessage() {}
 
 func (x *AddCohortMembersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[74]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4975,7 +5089,7 @@ func (x *AddCohortMembersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddCohortMembersResponse.ProtoReflect.Descriptor instead.
 func (*AddCohortMembersResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{74}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *AddCohortMembersResponse) GetAdded() int32 {
@@ -4996,7 +5110,7 @@ type RemoveCohortMembersRequest struct {
 
 func (x *RemoveCohortMembersRequest) Reset() {
 	*x = RemoveCohortMembersRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[75]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5008,7 +5122,7 @@ func (x *RemoveCohortMembersRequest) String() string {
 func (*RemoveCohortMembersRequest) ProtoMessage() {}
 
 func (x *RemoveCohortMembersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[75]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5021,7 +5135,7 @@ func (x *RemoveCohortMembersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveCohortMembersRequest.ProtoReflect.Descriptor instead.
 func (*RemoveCohortMembersRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{75}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *RemoveCohortMembersRequest) GetTeamId() int64 {
@@ -5054,7 +5168,7 @@ type RemoveCohortMembersResponse struct {
 
 func (x *RemoveCohortMembersResponse) Reset() {
 	*x = RemoveCohortMembersResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[76]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5066,7 +5180,7 @@ func (x *RemoveCohortMembersResponse) String() string {
 func (*RemoveCohortMembersResponse) ProtoMessage() {}
 
 func (x *RemoveCohortMembersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[76]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5079,7 +5193,7 @@ func (x *RemoveCohortMembersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveCohortMembersResponse.ProtoReflect.Descriptor instead.
 func (*RemoveCohortMembersResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{76}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *RemoveCohortMembersResponse) GetRemoved() int32 {
@@ -5101,7 +5215,7 @@ type ListCohortMembersRequest struct {
 
 func (x *ListCohortMembersRequest) Reset() {
 	*x = ListCohortMembersRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[77]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5113,7 +5227,7 @@ func (x *ListCohortMembersRequest) String() string {
 func (*ListCohortMembersRequest) ProtoMessage() {}
 
 func (x *ListCohortMembersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[77]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5126,7 +5240,7 @@ func (x *ListCohortMembersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCohortMembersRequest.ProtoReflect.Descriptor instead.
 func (*ListCohortMembersRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{77}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *ListCohortMembersRequest) GetTeamId() int64 {
@@ -5167,7 +5281,7 @@ type ListCohortMembersResponse struct {
 
 func (x *ListCohortMembersResponse) Reset() {
 	*x = ListCohortMembersResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[78]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5179,7 +5293,7 @@ func (x *ListCohortMembersResponse) String() string {
 func (*ListCohortMembersResponse) ProtoMessage() {}
 
 func (x *ListCohortMembersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[78]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5192,7 +5306,7 @@ func (x *ListCohortMembersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCohortMembersResponse.ProtoReflect.Descriptor instead.
 func (*ListCohortMembersResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{78}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *ListCohortMembersResponse) GetDistinctIds() []string {
@@ -5232,7 +5346,7 @@ type EarlyAccessFeature struct {
 
 func (x *EarlyAccessFeature) Reset() {
 	*x = EarlyAccessFeature{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[79]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5244,7 +5358,7 @@ func (x *EarlyAccessFeature) String() string {
 func (*EarlyAccessFeature) ProtoMessage() {}
 
 func (x *EarlyAccessFeature) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[79]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5257,7 +5371,7 @@ func (x *EarlyAccessFeature) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EarlyAccessFeature.ProtoReflect.Descriptor instead.
 func (*EarlyAccessFeature) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{79}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *EarlyAccessFeature) GetId() string {
@@ -5352,7 +5466,7 @@ type CreateEarlyAccessFeatureRequest struct {
 
 func (x *CreateEarlyAccessFeatureRequest) Reset() {
 	*x = CreateEarlyAccessFeatureRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[80]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5364,7 +5478,7 @@ func (x *CreateEarlyAccessFeatureRequest) String() string {
 func (*CreateEarlyAccessFeatureRequest) ProtoMessage() {}
 
 func (x *CreateEarlyAccessFeatureRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[80]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5377,7 +5491,7 @@ func (x *CreateEarlyAccessFeatureRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateEarlyAccessFeatureRequest.ProtoReflect.Descriptor instead.
 func (*CreateEarlyAccessFeatureRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{80}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *CreateEarlyAccessFeatureRequest) GetTeamId() int64 {
@@ -5431,7 +5545,7 @@ type CreateEarlyAccessFeatureResponse struct {
 
 func (x *CreateEarlyAccessFeatureResponse) Reset() {
 	*x = CreateEarlyAccessFeatureResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[81]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5443,7 +5557,7 @@ func (x *CreateEarlyAccessFeatureResponse) String() string {
 func (*CreateEarlyAccessFeatureResponse) ProtoMessage() {}
 
 func (x *CreateEarlyAccessFeatureResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[81]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5456,7 +5570,7 @@ func (x *CreateEarlyAccessFeatureResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateEarlyAccessFeatureResponse.ProtoReflect.Descriptor instead.
 func (*CreateEarlyAccessFeatureResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{81}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *CreateEarlyAccessFeatureResponse) GetFeature() *EarlyAccessFeature {
@@ -5476,7 +5590,7 @@ type GetEarlyAccessFeatureRequest struct {
 
 func (x *GetEarlyAccessFeatureRequest) Reset() {
 	*x = GetEarlyAccessFeatureRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[82]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5488,7 +5602,7 @@ func (x *GetEarlyAccessFeatureRequest) String() string {
 func (*GetEarlyAccessFeatureRequest) ProtoMessage() {}
 
 func (x *GetEarlyAccessFeatureRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[82]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5501,7 +5615,7 @@ func (x *GetEarlyAccessFeatureRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEarlyAccessFeatureRequest.ProtoReflect.Descriptor instead.
 func (*GetEarlyAccessFeatureRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{82}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *GetEarlyAccessFeatureRequest) GetTeamId() int64 {
@@ -5527,7 +5641,7 @@ type GetEarlyAccessFeatureResponse struct {
 
 func (x *GetEarlyAccessFeatureResponse) Reset() {
 	*x = GetEarlyAccessFeatureResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[83]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5539,7 +5653,7 @@ func (x *GetEarlyAccessFeatureResponse) String() string {
 func (*GetEarlyAccessFeatureResponse) ProtoMessage() {}
 
 func (x *GetEarlyAccessFeatureResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[83]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5552,7 +5666,7 @@ func (x *GetEarlyAccessFeatureResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEarlyAccessFeatureResponse.ProtoReflect.Descriptor instead.
 func (*GetEarlyAccessFeatureResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{83}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *GetEarlyAccessFeatureResponse) GetFeature() *EarlyAccessFeature {
@@ -5571,7 +5685,7 @@ type ListEarlyAccessFeaturesRequest struct {
 
 func (x *ListEarlyAccessFeaturesRequest) Reset() {
 	*x = ListEarlyAccessFeaturesRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[84]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5583,7 +5697,7 @@ func (x *ListEarlyAccessFeaturesRequest) String() string {
 func (*ListEarlyAccessFeaturesRequest) ProtoMessage() {}
 
 func (x *ListEarlyAccessFeaturesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[84]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5596,7 +5710,7 @@ func (x *ListEarlyAccessFeaturesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEarlyAccessFeaturesRequest.ProtoReflect.Descriptor instead.
 func (*ListEarlyAccessFeaturesRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{84}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *ListEarlyAccessFeaturesRequest) GetTeamId() int64 {
@@ -5615,7 +5729,7 @@ type ListEarlyAccessFeaturesResponse struct {
 
 func (x *ListEarlyAccessFeaturesResponse) Reset() {
 	*x = ListEarlyAccessFeaturesResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[85]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5627,7 +5741,7 @@ func (x *ListEarlyAccessFeaturesResponse) String() string {
 func (*ListEarlyAccessFeaturesResponse) ProtoMessage() {}
 
 func (x *ListEarlyAccessFeaturesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[85]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5640,7 +5754,7 @@ func (x *ListEarlyAccessFeaturesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEarlyAccessFeaturesResponse.ProtoReflect.Descriptor instead.
 func (*ListEarlyAccessFeaturesResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{85}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{87}
 }
 
 func (x *ListEarlyAccessFeaturesResponse) GetFeatures() []*EarlyAccessFeature {
@@ -5668,7 +5782,7 @@ type UpdateEarlyAccessFeatureRequest struct {
 
 func (x *UpdateEarlyAccessFeatureRequest) Reset() {
 	*x = UpdateEarlyAccessFeatureRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[86]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5680,7 +5794,7 @@ func (x *UpdateEarlyAccessFeatureRequest) String() string {
 func (*UpdateEarlyAccessFeatureRequest) ProtoMessage() {}
 
 func (x *UpdateEarlyAccessFeatureRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[86]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5693,7 +5807,7 @@ func (x *UpdateEarlyAccessFeatureRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateEarlyAccessFeatureRequest.ProtoReflect.Descriptor instead.
 func (*UpdateEarlyAccessFeatureRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{86}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{88}
 }
 
 func (x *UpdateEarlyAccessFeatureRequest) GetTeamId() int64 {
@@ -5754,7 +5868,7 @@ type UpdateEarlyAccessFeatureResponse struct {
 
 func (x *UpdateEarlyAccessFeatureResponse) Reset() {
 	*x = UpdateEarlyAccessFeatureResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[87]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5766,7 +5880,7 @@ func (x *UpdateEarlyAccessFeatureResponse) String() string {
 func (*UpdateEarlyAccessFeatureResponse) ProtoMessage() {}
 
 func (x *UpdateEarlyAccessFeatureResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[87]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5779,7 +5893,7 @@ func (x *UpdateEarlyAccessFeatureResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateEarlyAccessFeatureResponse.ProtoReflect.Descriptor instead.
 func (*UpdateEarlyAccessFeatureResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{87}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{89}
 }
 
 func (x *UpdateEarlyAccessFeatureResponse) GetFeature() *EarlyAccessFeature {
@@ -5800,7 +5914,7 @@ type DeleteEarlyAccessFeatureRequest struct {
 
 func (x *DeleteEarlyAccessFeatureRequest) Reset() {
 	*x = DeleteEarlyAccessFeatureRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[88]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5812,7 +5926,7 @@ func (x *DeleteEarlyAccessFeatureRequest) String() string {
 func (*DeleteEarlyAccessFeatureRequest) ProtoMessage() {}
 
 func (x *DeleteEarlyAccessFeatureRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[88]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5825,7 +5939,7 @@ func (x *DeleteEarlyAccessFeatureRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteEarlyAccessFeatureRequest.ProtoReflect.Descriptor instead.
 func (*DeleteEarlyAccessFeatureRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{88}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{90}
 }
 
 func (x *DeleteEarlyAccessFeatureRequest) GetTeamId() int64 {
@@ -5858,7 +5972,7 @@ type DeleteEarlyAccessFeatureResponse struct {
 
 func (x *DeleteEarlyAccessFeatureResponse) Reset() {
 	*x = DeleteEarlyAccessFeatureResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[89]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[91]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5870,7 +5984,7 @@ func (x *DeleteEarlyAccessFeatureResponse) String() string {
 func (*DeleteEarlyAccessFeatureResponse) ProtoMessage() {}
 
 func (x *DeleteEarlyAccessFeatureResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[89]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[91]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5883,7 +5997,7 @@ func (x *DeleteEarlyAccessFeatureResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteEarlyAccessFeatureResponse.ProtoReflect.Descriptor instead.
 func (*DeleteEarlyAccessFeatureResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{89}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{91}
 }
 
 func (x *DeleteEarlyAccessFeatureResponse) GetFeature() *EarlyAccessFeature {
@@ -5906,7 +6020,7 @@ type ListPublicEarlyAccessFeaturesRequest struct {
 
 func (x *ListPublicEarlyAccessFeaturesRequest) Reset() {
 	*x = ListPublicEarlyAccessFeaturesRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[90]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[92]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5918,7 +6032,7 @@ func (x *ListPublicEarlyAccessFeaturesRequest) String() string {
 func (*ListPublicEarlyAccessFeaturesRequest) ProtoMessage() {}
 
 func (x *ListPublicEarlyAccessFeaturesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[90]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[92]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5931,7 +6045,7 @@ func (x *ListPublicEarlyAccessFeaturesRequest) ProtoReflect() protoreflect.Messa
 
 // Deprecated: Use ListPublicEarlyAccessFeaturesRequest.ProtoReflect.Descriptor instead.
 func (*ListPublicEarlyAccessFeaturesRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{90}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{92}
 }
 
 func (x *ListPublicEarlyAccessFeaturesRequest) GetToken() string {
@@ -5964,7 +6078,7 @@ type PublicEarlyAccessFeature struct {
 
 func (x *PublicEarlyAccessFeature) Reset() {
 	*x = PublicEarlyAccessFeature{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[91]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[93]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5976,7 +6090,7 @@ func (x *PublicEarlyAccessFeature) String() string {
 func (*PublicEarlyAccessFeature) ProtoMessage() {}
 
 func (x *PublicEarlyAccessFeature) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[91]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[93]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5989,7 +6103,7 @@ func (x *PublicEarlyAccessFeature) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublicEarlyAccessFeature.ProtoReflect.Descriptor instead.
 func (*PublicEarlyAccessFeature) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{91}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{93}
 }
 
 func (x *PublicEarlyAccessFeature) GetName() string {
@@ -6036,7 +6150,7 @@ type ListPublicEarlyAccessFeaturesResponse struct {
 
 func (x *ListPublicEarlyAccessFeaturesResponse) Reset() {
 	*x = ListPublicEarlyAccessFeaturesResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[92]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[94]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6048,7 +6162,7 @@ func (x *ListPublicEarlyAccessFeaturesResponse) String() string {
 func (*ListPublicEarlyAccessFeaturesResponse) ProtoMessage() {}
 
 func (x *ListPublicEarlyAccessFeaturesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[92]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[94]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6061,7 +6175,7 @@ func (x *ListPublicEarlyAccessFeaturesResponse) ProtoReflect() protoreflect.Mess
 
 // Deprecated: Use ListPublicEarlyAccessFeaturesResponse.ProtoReflect.Descriptor instead.
 func (*ListPublicEarlyAccessFeaturesResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{92}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{94}
 }
 
 func (x *ListPublicEarlyAccessFeaturesResponse) GetEarlyAccessFeatures() []*PublicEarlyAccessFeature {
@@ -6095,7 +6209,7 @@ type ActivityEntry struct {
 
 func (x *ActivityEntry) Reset() {
 	*x = ActivityEntry{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[93]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[95]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6107,7 +6221,7 @@ func (x *ActivityEntry) String() string {
 func (*ActivityEntry) ProtoMessage() {}
 
 func (x *ActivityEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[93]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[95]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6120,7 +6234,7 @@ func (x *ActivityEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ActivityEntry.ProtoReflect.Descriptor instead.
 func (*ActivityEntry) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{93}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{95}
 }
 
 func (x *ActivityEntry) GetId() string {
@@ -6207,7 +6321,7 @@ type ListActivityRequest struct {
 
 func (x *ListActivityRequest) Reset() {
 	*x = ListActivityRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[94]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[96]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6219,7 +6333,7 @@ func (x *ListActivityRequest) String() string {
 func (*ListActivityRequest) ProtoMessage() {}
 
 func (x *ListActivityRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[94]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[96]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6232,7 +6346,7 @@ func (x *ListActivityRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListActivityRequest.ProtoReflect.Descriptor instead.
 func (*ListActivityRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{94}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{96}
 }
 
 func (x *ListActivityRequest) GetTeamId() int64 {
@@ -6282,7 +6396,7 @@ type ListActivityResponse struct {
 
 func (x *ListActivityResponse) Reset() {
 	*x = ListActivityResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[95]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[97]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6294,7 +6408,7 @@ func (x *ListActivityResponse) String() string {
 func (*ListActivityResponse) ProtoMessage() {}
 
 func (x *ListActivityResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[95]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[97]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6307,7 +6421,7 @@ func (x *ListActivityResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListActivityResponse.ProtoReflect.Descriptor instead.
 func (*ListActivityResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{95}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{97}
 }
 
 func (x *ListActivityResponse) GetEntries() []*ActivityEntry {
@@ -6336,7 +6450,7 @@ type ListFlagActivityRequest struct {
 
 func (x *ListFlagActivityRequest) Reset() {
 	*x = ListFlagActivityRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[96]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[98]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6348,7 +6462,7 @@ func (x *ListFlagActivityRequest) String() string {
 func (*ListFlagActivityRequest) ProtoMessage() {}
 
 func (x *ListFlagActivityRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[96]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[98]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6361,7 +6475,7 @@ func (x *ListFlagActivityRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFlagActivityRequest.ProtoReflect.Descriptor instead.
 func (*ListFlagActivityRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{96}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{98}
 }
 
 func (x *ListFlagActivityRequest) GetTeamId() int64 {
@@ -6402,7 +6516,7 @@ type ListFlagActivityResponse struct {
 
 func (x *ListFlagActivityResponse) Reset() {
 	*x = ListFlagActivityResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[97]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[99]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6414,7 +6528,7 @@ func (x *ListFlagActivityResponse) String() string {
 func (*ListFlagActivityResponse) ProtoMessage() {}
 
 func (x *ListFlagActivityResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[97]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[99]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6427,7 +6541,7 @@ func (x *ListFlagActivityResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFlagActivityResponse.ProtoReflect.Descriptor instead.
 func (*ListFlagActivityResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{97}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{99}
 }
 
 func (x *ListFlagActivityResponse) GetEntries() []*ActivityEntry {
@@ -6463,7 +6577,7 @@ type ExplainFlagRequest struct {
 
 func (x *ExplainFlagRequest) Reset() {
 	*x = ExplainFlagRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[98]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[100]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6475,7 +6589,7 @@ func (x *ExplainFlagRequest) String() string {
 func (*ExplainFlagRequest) ProtoMessage() {}
 
 func (x *ExplainFlagRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[98]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[100]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6488,7 +6602,7 @@ func (x *ExplainFlagRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExplainFlagRequest.ProtoReflect.Descriptor instead.
 func (*ExplainFlagRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{98}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{100}
 }
 
 func (x *ExplainFlagRequest) GetTeamId() int64 {
@@ -6556,7 +6670,7 @@ type FilterExplain struct {
 
 func (x *FilterExplain) Reset() {
 	*x = FilterExplain{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[99]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[101]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6568,7 +6682,7 @@ func (x *FilterExplain) String() string {
 func (*FilterExplain) ProtoMessage() {}
 
 func (x *FilterExplain) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[99]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[101]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6581,7 +6695,7 @@ func (x *FilterExplain) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FilterExplain.ProtoReflect.Descriptor instead.
 func (*FilterExplain) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{99}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{101}
 }
 
 func (x *FilterExplain) GetIndex() int32 {
@@ -6647,7 +6761,7 @@ type ConditionExplain struct {
 
 func (x *ConditionExplain) Reset() {
 	*x = ConditionExplain{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[100]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[102]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6659,7 +6773,7 @@ func (x *ConditionExplain) String() string {
 func (*ConditionExplain) ProtoMessage() {}
 
 func (x *ConditionExplain) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[100]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[102]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6672,7 +6786,7 @@ func (x *ConditionExplain) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConditionExplain.ProtoReflect.Descriptor instead.
 func (*ConditionExplain) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{100}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{102}
 }
 
 func (x *ConditionExplain) GetIndex() int32 {
@@ -6746,7 +6860,7 @@ type ExplainFlagResponse struct {
 
 func (x *ExplainFlagResponse) Reset() {
 	*x = ExplainFlagResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[101]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[103]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6758,7 +6872,7 @@ func (x *ExplainFlagResponse) String() string {
 func (*ExplainFlagResponse) ProtoMessage() {}
 
 func (x *ExplainFlagResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[101]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[103]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6771,7 +6885,7 @@ func (x *ExplainFlagResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExplainFlagResponse.ProtoReflect.Descriptor instead.
 func (*ExplainFlagResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{101}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{103}
 }
 
 func (x *ExplainFlagResponse) GetKey() string {
@@ -6878,7 +6992,7 @@ type BlastRadiusJob struct {
 
 func (x *BlastRadiusJob) Reset() {
 	*x = BlastRadiusJob{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[102]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[104]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6890,7 +7004,7 @@ func (x *BlastRadiusJob) String() string {
 func (*BlastRadiusJob) ProtoMessage() {}
 
 func (x *BlastRadiusJob) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[102]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[104]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6903,7 +7017,7 @@ func (x *BlastRadiusJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlastRadiusJob.ProtoReflect.Descriptor instead.
 func (*BlastRadiusJob) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{102}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{104}
 }
 
 func (x *BlastRadiusJob) GetId() string {
@@ -7005,7 +7119,7 @@ type StartBlastRadiusRequest struct {
 
 func (x *StartBlastRadiusRequest) Reset() {
 	*x = StartBlastRadiusRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[103]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[105]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7017,7 +7131,7 @@ func (x *StartBlastRadiusRequest) String() string {
 func (*StartBlastRadiusRequest) ProtoMessage() {}
 
 func (x *StartBlastRadiusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[103]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[105]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7030,7 +7144,7 @@ func (x *StartBlastRadiusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartBlastRadiusRequest.ProtoReflect.Descriptor instead.
 func (*StartBlastRadiusRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{103}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{105}
 }
 
 func (x *StartBlastRadiusRequest) GetTeamId() int64 {
@@ -7070,7 +7184,7 @@ type StartBlastRadiusResponse struct {
 
 func (x *StartBlastRadiusResponse) Reset() {
 	*x = StartBlastRadiusResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[104]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[106]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7082,7 +7196,7 @@ func (x *StartBlastRadiusResponse) String() string {
 func (*StartBlastRadiusResponse) ProtoMessage() {}
 
 func (x *StartBlastRadiusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[104]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[106]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7095,7 +7209,7 @@ func (x *StartBlastRadiusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartBlastRadiusResponse.ProtoReflect.Descriptor instead.
 func (*StartBlastRadiusResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{104}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{106}
 }
 
 func (x *StartBlastRadiusResponse) GetJob() *BlastRadiusJob {
@@ -7115,7 +7229,7 @@ type GetBlastRadiusJobRequest struct {
 
 func (x *GetBlastRadiusJobRequest) Reset() {
 	*x = GetBlastRadiusJobRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[105]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[107]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7127,7 +7241,7 @@ func (x *GetBlastRadiusJobRequest) String() string {
 func (*GetBlastRadiusJobRequest) ProtoMessage() {}
 
 func (x *GetBlastRadiusJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[105]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[107]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7140,7 +7254,7 @@ func (x *GetBlastRadiusJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBlastRadiusJobRequest.ProtoReflect.Descriptor instead.
 func (*GetBlastRadiusJobRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{105}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{107}
 }
 
 func (x *GetBlastRadiusJobRequest) GetTeamId() int64 {
@@ -7166,7 +7280,7 @@ type GetBlastRadiusJobResponse struct {
 
 func (x *GetBlastRadiusJobResponse) Reset() {
 	*x = GetBlastRadiusJobResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[106]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[108]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7178,7 +7292,7 @@ func (x *GetBlastRadiusJobResponse) String() string {
 func (*GetBlastRadiusJobResponse) ProtoMessage() {}
 
 func (x *GetBlastRadiusJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[106]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[108]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7191,7 +7305,7 @@ func (x *GetBlastRadiusJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBlastRadiusJobResponse.ProtoReflect.Descriptor instead.
 func (*GetBlastRadiusJobResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{106}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{108}
 }
 
 func (x *GetBlastRadiusJobResponse) GetJob() *BlastRadiusJob {
@@ -7210,7 +7324,7 @@ type ListBlastRadiusJobsRequest struct {
 
 func (x *ListBlastRadiusJobsRequest) Reset() {
 	*x = ListBlastRadiusJobsRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[107]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[109]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7222,7 +7336,7 @@ func (x *ListBlastRadiusJobsRequest) String() string {
 func (*ListBlastRadiusJobsRequest) ProtoMessage() {}
 
 func (x *ListBlastRadiusJobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[107]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[109]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7235,7 +7349,7 @@ func (x *ListBlastRadiusJobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBlastRadiusJobsRequest.ProtoReflect.Descriptor instead.
 func (*ListBlastRadiusJobsRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{107}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{109}
 }
 
 func (x *ListBlastRadiusJobsRequest) GetTeamId() int64 {
@@ -7254,7 +7368,7 @@ type ListBlastRadiusJobsResponse struct {
 
 func (x *ListBlastRadiusJobsResponse) Reset() {
 	*x = ListBlastRadiusJobsResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[108]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[110]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7266,7 +7380,7 @@ func (x *ListBlastRadiusJobsResponse) String() string {
 func (*ListBlastRadiusJobsResponse) ProtoMessage() {}
 
 func (x *ListBlastRadiusJobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[108]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[110]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7279,7 +7393,7 @@ func (x *ListBlastRadiusJobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBlastRadiusJobsResponse.ProtoReflect.Descriptor instead.
 func (*ListBlastRadiusJobsResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{108}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{110}
 }
 
 func (x *ListBlastRadiusJobsResponse) GetJobs() []*BlastRadiusJob {
@@ -7299,7 +7413,7 @@ type CancelBlastRadiusJobRequest struct {
 
 func (x *CancelBlastRadiusJobRequest) Reset() {
 	*x = CancelBlastRadiusJobRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[109]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[111]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7311,7 +7425,7 @@ func (x *CancelBlastRadiusJobRequest) String() string {
 func (*CancelBlastRadiusJobRequest) ProtoMessage() {}
 
 func (x *CancelBlastRadiusJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[109]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[111]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7324,7 +7438,7 @@ func (x *CancelBlastRadiusJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelBlastRadiusJobRequest.ProtoReflect.Descriptor instead.
 func (*CancelBlastRadiusJobRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{109}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{111}
 }
 
 func (x *CancelBlastRadiusJobRequest) GetTeamId() int64 {
@@ -7350,7 +7464,7 @@ type CancelBlastRadiusJobResponse struct {
 
 func (x *CancelBlastRadiusJobResponse) Reset() {
 	*x = CancelBlastRadiusJobResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[110]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[112]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7362,7 +7476,7 @@ func (x *CancelBlastRadiusJobResponse) String() string {
 func (*CancelBlastRadiusJobResponse) ProtoMessage() {}
 
 func (x *CancelBlastRadiusJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[110]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[112]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7375,7 +7489,7 @@ func (x *CancelBlastRadiusJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelBlastRadiusJobResponse.ProtoReflect.Descriptor instead.
 func (*CancelBlastRadiusJobResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{110}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{112}
 }
 
 func (x *CancelBlastRadiusJobResponse) GetJob() *BlastRadiusJob {
@@ -7417,7 +7531,7 @@ type PrecomputeRun struct {
 
 func (x *PrecomputeRun) Reset() {
 	*x = PrecomputeRun{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[111]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[113]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7429,7 +7543,7 @@ func (x *PrecomputeRun) String() string {
 func (*PrecomputeRun) ProtoMessage() {}
 
 func (x *PrecomputeRun) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[111]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[113]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7442,7 +7556,7 @@ func (x *PrecomputeRun) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrecomputeRun.ProtoReflect.Descriptor instead.
 func (*PrecomputeRun) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{111}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{113}
 }
 
 func (x *PrecomputeRun) GetTeamId() int64 {
@@ -7545,7 +7659,7 @@ type GetPrecomputeStatusRequest struct {
 
 func (x *GetPrecomputeStatusRequest) Reset() {
 	*x = GetPrecomputeStatusRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[112]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[114]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7557,7 +7671,7 @@ func (x *GetPrecomputeStatusRequest) String() string {
 func (*GetPrecomputeStatusRequest) ProtoMessage() {}
 
 func (x *GetPrecomputeStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[112]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[114]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7570,7 +7684,7 @@ func (x *GetPrecomputeStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPrecomputeStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetPrecomputeStatusRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{112}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{114}
 }
 
 func (x *GetPrecomputeStatusRequest) GetTeamId() int64 {
@@ -7589,7 +7703,7 @@ type GetPrecomputeStatusResponse struct {
 
 func (x *GetPrecomputeStatusResponse) Reset() {
 	*x = GetPrecomputeStatusResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[113]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[115]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7601,7 +7715,7 @@ func (x *GetPrecomputeStatusResponse) String() string {
 func (*GetPrecomputeStatusResponse) ProtoMessage() {}
 
 func (x *GetPrecomputeStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[113]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[115]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7614,7 +7728,7 @@ func (x *GetPrecomputeStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPrecomputeStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetPrecomputeStatusResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{113}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{115}
 }
 
 func (x *GetPrecomputeStatusResponse) GetRun() *PrecomputeRun {
@@ -7641,7 +7755,7 @@ type ImportDefinitionsRequest struct {
 
 func (x *ImportDefinitionsRequest) Reset() {
 	*x = ImportDefinitionsRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[114]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[116]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7653,7 +7767,7 @@ func (x *ImportDefinitionsRequest) String() string {
 func (*ImportDefinitionsRequest) ProtoMessage() {}
 
 func (x *ImportDefinitionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[114]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[116]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7666,7 +7780,7 @@ func (x *ImportDefinitionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportDefinitionsRequest.ProtoReflect.Descriptor instead.
 func (*ImportDefinitionsRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{114}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{116}
 }
 
 func (x *ImportDefinitionsRequest) GetTeamId() int64 {
@@ -7713,7 +7827,7 @@ type ImportItem struct {
 
 func (x *ImportItem) Reset() {
 	*x = ImportItem{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[115]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[117]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7725,7 +7839,7 @@ func (x *ImportItem) String() string {
 func (*ImportItem) ProtoMessage() {}
 
 func (x *ImportItem) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[115]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[117]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7738,7 +7852,7 @@ func (x *ImportItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportItem.ProtoReflect.Descriptor instead.
 func (*ImportItem) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{115}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{117}
 }
 
 func (x *ImportItem) GetKind() string {
@@ -7808,7 +7922,7 @@ type ImportDefinitionsResponse struct {
 
 func (x *ImportDefinitionsResponse) Reset() {
 	*x = ImportDefinitionsResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[116]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[118]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7820,7 +7934,7 @@ func (x *ImportDefinitionsResponse) String() string {
 func (*ImportDefinitionsResponse) ProtoMessage() {}
 
 func (x *ImportDefinitionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[116]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[118]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7833,7 +7947,7 @@ func (x *ImportDefinitionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportDefinitionsResponse.ProtoReflect.Descriptor instead.
 func (*ImportDefinitionsResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{116}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{118}
 }
 
 func (x *ImportDefinitionsResponse) GetDryRun() bool {
@@ -8069,6 +8183,13 @@ const file_vexil_admin_v1_admin_proto_rawDesc = "" +
 	"\aversion\x18\x03 \x01(\x03R\aversion\x12-\n" +
 	"\x04flag\x18\x04 \x01(\v2\x19.vexil.admin.v1.FlagInputR\x04flag\"E\n" +
 	"\x12UpdateFlagResponse\x12/\n" +
+	"\x04flag\x18\x01 \x01(\v2\x1b.vexil.admin.v1.FeatureFlagR\x04flag\"\x8b\x01\n" +
+	"\x10PatchFlagRequest\x12\x17\n" +
+	"\ateam_id\x18\x01 \x01(\x03R\x06teamId\x12\x17\n" +
+	"\aflag_id\x18\x02 \x01(\x03R\x06flagId\x12\x18\n" +
+	"\aversion\x18\x03 \x01(\x03R\aversion\x12+\n" +
+	"\x04flag\x18\x04 \x01(\v2\x17.google.protobuf.StructR\x04flag\"D\n" +
+	"\x11PatchFlagResponse\x12/\n" +
 	"\x04flag\x18\x01 \x01(\v2\x1b.vexil.admin.v1.FeatureFlagR\x04flag\"_\n" +
 	"\x11EnableFlagRequest\x12\x17\n" +
 	"\ateam_id\x18\x01 \x01(\x03R\x06teamId\x12\x17\n" +
@@ -8512,7 +8633,7 @@ const file_vexil_admin_v1_admin_proto_rawDesc = "" +
 	"\x15PRECOMPUTE_STATE_NONE\x10\x01\x12\x1d\n" +
 	"\x19PRECOMPUTE_STATE_SCANNING\x10\x02\x12\x1e\n" +
 	"\x1aPRECOMPUTE_STATE_COMPUTING\x10\x03\x12\x1d\n" +
-	"\x19PRECOMPUTE_STATE_FINISHED\x10\x042\xb5%\n" +
+	"\x19PRECOMPUTE_STATE_FINISHED\x10\x042\x87&\n" +
 	"\fAdminService\x12S\n" +
 	"\n" +
 	"CreateTeam\x12!.vexil.admin.v1.CreateTeamRequest\x1a\".vexil.admin.v1.CreateTeamResponse\x12J\n" +
@@ -8531,7 +8652,8 @@ const file_vexil_admin_v1_admin_proto_rawDesc = "" +
 	"\fGetFlagByKey\x12#.vexil.admin.v1.GetFlagByKeyRequest\x1a$.vexil.admin.v1.GetFlagByKeyResponse\x12P\n" +
 	"\tListFlags\x12 .vexil.admin.v1.ListFlagsRequest\x1a!.vexil.admin.v1.ListFlagsResponse\x12S\n" +
 	"\n" +
-	"UpdateFlag\x12!.vexil.admin.v1.UpdateFlagRequest\x1a\".vexil.admin.v1.UpdateFlagResponse\x12S\n" +
+	"UpdateFlag\x12!.vexil.admin.v1.UpdateFlagRequest\x1a\".vexil.admin.v1.UpdateFlagResponse\x12P\n" +
+	"\tPatchFlag\x12 .vexil.admin.v1.PatchFlagRequest\x1a!.vexil.admin.v1.PatchFlagResponse\x12S\n" +
 	"\n" +
 	"EnableFlag\x12!.vexil.admin.v1.EnableFlagRequest\x1a\".vexil.admin.v1.EnableFlagResponse\x12V\n" +
 	"\vDisableFlag\x12\".vexil.admin.v1.DisableFlagRequest\x1a#.vexil.admin.v1.DisableFlagResponse\x12V\n" +
@@ -8584,7 +8706,7 @@ func file_vexil_admin_v1_admin_proto_rawDescGZIP() []byte {
 }
 
 var file_vexil_admin_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_vexil_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 119)
+var file_vexil_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 121)
 var file_vexil_admin_v1_admin_proto_goTypes = []any{
 	(TeamKeyKind)(0),                              // 0: vexil.admin.v1.TeamKeyKind
 	(FlagStatus)(0),                               // 1: vexil.admin.v1.FlagStatus
@@ -8627,99 +8749,101 @@ var file_vexil_admin_v1_admin_proto_goTypes = []any{
 	(*ListFlagsResponse)(nil),                     // 38: vexil.admin.v1.ListFlagsResponse
 	(*UpdateFlagRequest)(nil),                     // 39: vexil.admin.v1.UpdateFlagRequest
 	(*UpdateFlagResponse)(nil),                    // 40: vexil.admin.v1.UpdateFlagResponse
-	(*EnableFlagRequest)(nil),                     // 41: vexil.admin.v1.EnableFlagRequest
-	(*EnableFlagResponse)(nil),                    // 42: vexil.admin.v1.EnableFlagResponse
-	(*DisableFlagRequest)(nil),                    // 43: vexil.admin.v1.DisableFlagRequest
-	(*DisableFlagResponse)(nil),                   // 44: vexil.admin.v1.DisableFlagResponse
-	(*ArchiveFlagRequest)(nil),                    // 45: vexil.admin.v1.ArchiveFlagRequest
-	(*ArchiveFlagResponse)(nil),                   // 46: vexil.admin.v1.ArchiveFlagResponse
-	(*UnarchiveFlagRequest)(nil),                  // 47: vexil.admin.v1.UnarchiveFlagRequest
-	(*UnarchiveFlagResponse)(nil),                 // 48: vexil.admin.v1.UnarchiveFlagResponse
-	(*DeleteFlagRequest)(nil),                     // 49: vexil.admin.v1.DeleteFlagRequest
-	(*DeleteFlagResponse)(nil),                    // 50: vexil.admin.v1.DeleteFlagResponse
-	(*Condition)(nil),                             // 51: vexil.admin.v1.Condition
-	(*AddConditionRequest)(nil),                   // 52: vexil.admin.v1.AddConditionRequest
-	(*AddConditionResponse)(nil),                  // 53: vexil.admin.v1.AddConditionResponse
-	(*UpdateConditionRequest)(nil),                // 54: vexil.admin.v1.UpdateConditionRequest
-	(*UpdateConditionResponse)(nil),               // 55: vexil.admin.v1.UpdateConditionResponse
-	(*RemoveConditionRequest)(nil),                // 56: vexil.admin.v1.RemoveConditionRequest
-	(*RemoveConditionResponse)(nil),               // 57: vexil.admin.v1.RemoveConditionResponse
-	(*ReorderConditionsRequest)(nil),              // 58: vexil.admin.v1.ReorderConditionsRequest
-	(*ReorderConditionsResponse)(nil),             // 59: vexil.admin.v1.ReorderConditionsResponse
-	(*SetRolloutRequest)(nil),                     // 60: vexil.admin.v1.SetRolloutRequest
-	(*SetRolloutResponse)(nil),                    // 61: vexil.admin.v1.SetRolloutResponse
-	(*SetOverridesRequest)(nil),                   // 62: vexil.admin.v1.SetOverridesRequest
-	(*SetOverridesResponse)(nil),                  // 63: vexil.admin.v1.SetOverridesResponse
-	(*ListDependentsRequest)(nil),                 // 64: vexil.admin.v1.ListDependentsRequest
-	(*Dependent)(nil),                             // 65: vexil.admin.v1.Dependent
-	(*ListDependentsResponse)(nil),                // 66: vexil.admin.v1.ListDependentsResponse
-	(*Cohort)(nil),                                // 67: vexil.admin.v1.Cohort
-	(*CohortInput)(nil),                           // 68: vexil.admin.v1.CohortInput
-	(*CreateCohortRequest)(nil),                   // 69: vexil.admin.v1.CreateCohortRequest
-	(*CreateCohortResponse)(nil),                  // 70: vexil.admin.v1.CreateCohortResponse
-	(*GetCohortRequest)(nil),                      // 71: vexil.admin.v1.GetCohortRequest
-	(*GetCohortResponse)(nil),                     // 72: vexil.admin.v1.GetCohortResponse
-	(*ListCohortsRequest)(nil),                    // 73: vexil.admin.v1.ListCohortsRequest
-	(*ListCohortsResponse)(nil),                   // 74: vexil.admin.v1.ListCohortsResponse
-	(*UpdateCohortRequest)(nil),                   // 75: vexil.admin.v1.UpdateCohortRequest
-	(*UpdateCohortResponse)(nil),                  // 76: vexil.admin.v1.UpdateCohortResponse
-	(*DeleteCohortRequest)(nil),                   // 77: vexil.admin.v1.DeleteCohortRequest
-	(*DeleteCohortResponse)(nil),                  // 78: vexil.admin.v1.DeleteCohortResponse
-	(*AddCohortMembersRequest)(nil),               // 79: vexil.admin.v1.AddCohortMembersRequest
-	(*AddCohortMembersResponse)(nil),              // 80: vexil.admin.v1.AddCohortMembersResponse
-	(*RemoveCohortMembersRequest)(nil),            // 81: vexil.admin.v1.RemoveCohortMembersRequest
-	(*RemoveCohortMembersResponse)(nil),           // 82: vexil.admin.v1.RemoveCohortMembersResponse
-	(*ListCohortMembersRequest)(nil),              // 83: vexil.admin.v1.ListCohortMembersRequest
-	(*ListCohortMembersResponse)(nil),             // 84: vexil.admin.v1.ListCohortMembersResponse
-	(*EarlyAccessFeature)(nil),                    // 85: vexil.admin.v1.EarlyAccessFeature
-	(*CreateEarlyAccessFeatureRequest)(nil),       // 86: vexil.admin.v1.CreateEarlyAccessFeatureRequest
-	(*CreateEarlyAccessFeatureResponse)(nil),      // 87: vexil.admin.v1.CreateEarlyAccessFeatureResponse
-	(*GetEarlyAccessFeatureRequest)(nil),          // 88: vexil.admin.v1.GetEarlyAccessFeatureRequest
-	(*GetEarlyAccessFeatureResponse)(nil),         // 89: vexil.admin.v1.GetEarlyAccessFeatureResponse
-	(*ListEarlyAccessFeaturesRequest)(nil),        // 90: vexil.admin.v1.ListEarlyAccessFeaturesRequest
-	(*ListEarlyAccessFeaturesResponse)(nil),       // 91: vexil.admin.v1.ListEarlyAccessFeaturesResponse
-	(*UpdateEarlyAccessFeatureRequest)(nil),       // 92: vexil.admin.v1.UpdateEarlyAccessFeatureRequest
-	(*UpdateEarlyAccessFeatureResponse)(nil),      // 93: vexil.admin.v1.UpdateEarlyAccessFeatureResponse
-	(*DeleteEarlyAccessFeatureRequest)(nil),       // 94: vexil.admin.v1.DeleteEarlyAccessFeatureRequest
-	(*DeleteEarlyAccessFeatureResponse)(nil),      // 95: vexil.admin.v1.DeleteEarlyAccessFeatureResponse
-	(*ListPublicEarlyAccessFeaturesRequest)(nil),  // 96: vexil.admin.v1.ListPublicEarlyAccessFeaturesRequest
-	(*PublicEarlyAccessFeature)(nil),              // 97: vexil.admin.v1.PublicEarlyAccessFeature
-	(*ListPublicEarlyAccessFeaturesResponse)(nil), // 98: vexil.admin.v1.ListPublicEarlyAccessFeaturesResponse
-	(*ActivityEntry)(nil),                         // 99: vexil.admin.v1.ActivityEntry
-	(*ListActivityRequest)(nil),                   // 100: vexil.admin.v1.ListActivityRequest
-	(*ListActivityResponse)(nil),                  // 101: vexil.admin.v1.ListActivityResponse
-	(*ListFlagActivityRequest)(nil),               // 102: vexil.admin.v1.ListFlagActivityRequest
-	(*ListFlagActivityResponse)(nil),              // 103: vexil.admin.v1.ListFlagActivityResponse
-	(*ExplainFlagRequest)(nil),                    // 104: vexil.admin.v1.ExplainFlagRequest
-	(*FilterExplain)(nil),                         // 105: vexil.admin.v1.FilterExplain
-	(*ConditionExplain)(nil),                      // 106: vexil.admin.v1.ConditionExplain
-	(*ExplainFlagResponse)(nil),                   // 107: vexil.admin.v1.ExplainFlagResponse
-	(*BlastRadiusJob)(nil),                        // 108: vexil.admin.v1.BlastRadiusJob
-	(*StartBlastRadiusRequest)(nil),               // 109: vexil.admin.v1.StartBlastRadiusRequest
-	(*StartBlastRadiusResponse)(nil),              // 110: vexil.admin.v1.StartBlastRadiusResponse
-	(*GetBlastRadiusJobRequest)(nil),              // 111: vexil.admin.v1.GetBlastRadiusJobRequest
-	(*GetBlastRadiusJobResponse)(nil),             // 112: vexil.admin.v1.GetBlastRadiusJobResponse
-	(*ListBlastRadiusJobsRequest)(nil),            // 113: vexil.admin.v1.ListBlastRadiusJobsRequest
-	(*ListBlastRadiusJobsResponse)(nil),           // 114: vexil.admin.v1.ListBlastRadiusJobsResponse
-	(*CancelBlastRadiusJobRequest)(nil),           // 115: vexil.admin.v1.CancelBlastRadiusJobRequest
-	(*CancelBlastRadiusJobResponse)(nil),          // 116: vexil.admin.v1.CancelBlastRadiusJobResponse
-	(*PrecomputeRun)(nil),                         // 117: vexil.admin.v1.PrecomputeRun
-	(*GetPrecomputeStatusRequest)(nil),            // 118: vexil.admin.v1.GetPrecomputeStatusRequest
-	(*GetPrecomputeStatusResponse)(nil),           // 119: vexil.admin.v1.GetPrecomputeStatusResponse
-	(*ImportDefinitionsRequest)(nil),              // 120: vexil.admin.v1.ImportDefinitionsRequest
-	(*ImportItem)(nil),                            // 121: vexil.admin.v1.ImportItem
-	(*ImportDefinitionsResponse)(nil),             // 122: vexil.admin.v1.ImportDefinitionsResponse
-	nil,                                           // 123: vexil.admin.v1.ExplainFlagRequest.GroupsEntry
-	nil,                                           // 124: vexil.admin.v1.BlastRadiusJob.TransitionsEntry
-	(*timestamppb.Timestamp)(nil),                 // 125: google.protobuf.Timestamp
-	(*structpb.Struct)(nil),                       // 126: google.protobuf.Struct
-	(*structpb.Value)(nil),                        // 127: google.protobuf.Value
-	(*structpb.ListValue)(nil),                    // 128: google.protobuf.ListValue
+	(*PatchFlagRequest)(nil),                      // 41: vexil.admin.v1.PatchFlagRequest
+	(*PatchFlagResponse)(nil),                     // 42: vexil.admin.v1.PatchFlagResponse
+	(*EnableFlagRequest)(nil),                     // 43: vexil.admin.v1.EnableFlagRequest
+	(*EnableFlagResponse)(nil),                    // 44: vexil.admin.v1.EnableFlagResponse
+	(*DisableFlagRequest)(nil),                    // 45: vexil.admin.v1.DisableFlagRequest
+	(*DisableFlagResponse)(nil),                   // 46: vexil.admin.v1.DisableFlagResponse
+	(*ArchiveFlagRequest)(nil),                    // 47: vexil.admin.v1.ArchiveFlagRequest
+	(*ArchiveFlagResponse)(nil),                   // 48: vexil.admin.v1.ArchiveFlagResponse
+	(*UnarchiveFlagRequest)(nil),                  // 49: vexil.admin.v1.UnarchiveFlagRequest
+	(*UnarchiveFlagResponse)(nil),                 // 50: vexil.admin.v1.UnarchiveFlagResponse
+	(*DeleteFlagRequest)(nil),                     // 51: vexil.admin.v1.DeleteFlagRequest
+	(*DeleteFlagResponse)(nil),                    // 52: vexil.admin.v1.DeleteFlagResponse
+	(*Condition)(nil),                             // 53: vexil.admin.v1.Condition
+	(*AddConditionRequest)(nil),                   // 54: vexil.admin.v1.AddConditionRequest
+	(*AddConditionResponse)(nil),                  // 55: vexil.admin.v1.AddConditionResponse
+	(*UpdateConditionRequest)(nil),                // 56: vexil.admin.v1.UpdateConditionRequest
+	(*UpdateConditionResponse)(nil),               // 57: vexil.admin.v1.UpdateConditionResponse
+	(*RemoveConditionRequest)(nil),                // 58: vexil.admin.v1.RemoveConditionRequest
+	(*RemoveConditionResponse)(nil),               // 59: vexil.admin.v1.RemoveConditionResponse
+	(*ReorderConditionsRequest)(nil),              // 60: vexil.admin.v1.ReorderConditionsRequest
+	(*ReorderConditionsResponse)(nil),             // 61: vexil.admin.v1.ReorderConditionsResponse
+	(*SetRolloutRequest)(nil),                     // 62: vexil.admin.v1.SetRolloutRequest
+	(*SetRolloutResponse)(nil),                    // 63: vexil.admin.v1.SetRolloutResponse
+	(*SetOverridesRequest)(nil),                   // 64: vexil.admin.v1.SetOverridesRequest
+	(*SetOverridesResponse)(nil),                  // 65: vexil.admin.v1.SetOverridesResponse
+	(*ListDependentsRequest)(nil),                 // 66: vexil.admin.v1.ListDependentsRequest
+	(*Dependent)(nil),                             // 67: vexil.admin.v1.Dependent
+	(*ListDependentsResponse)(nil),                // 68: vexil.admin.v1.ListDependentsResponse
+	(*Cohort)(nil),                                // 69: vexil.admin.v1.Cohort
+	(*CohortInput)(nil),                           // 70: vexil.admin.v1.CohortInput
+	(*CreateCohortRequest)(nil),                   // 71: vexil.admin.v1.CreateCohortRequest
+	(*CreateCohortResponse)(nil),                  // 72: vexil.admin.v1.CreateCohortResponse
+	(*GetCohortRequest)(nil),                      // 73: vexil.admin.v1.GetCohortRequest
+	(*GetCohortResponse)(nil),                     // 74: vexil.admin.v1.GetCohortResponse
+	(*ListCohortsRequest)(nil),                    // 75: vexil.admin.v1.ListCohortsRequest
+	(*ListCohortsResponse)(nil),                   // 76: vexil.admin.v1.ListCohortsResponse
+	(*UpdateCohortRequest)(nil),                   // 77: vexil.admin.v1.UpdateCohortRequest
+	(*UpdateCohortResponse)(nil),                  // 78: vexil.admin.v1.UpdateCohortResponse
+	(*DeleteCohortRequest)(nil),                   // 79: vexil.admin.v1.DeleteCohortRequest
+	(*DeleteCohortResponse)(nil),                  // 80: vexil.admin.v1.DeleteCohortResponse
+	(*AddCohortMembersRequest)(nil),               // 81: vexil.admin.v1.AddCohortMembersRequest
+	(*AddCohortMembersResponse)(nil),              // 82: vexil.admin.v1.AddCohortMembersResponse
+	(*RemoveCohortMembersRequest)(nil),            // 83: vexil.admin.v1.RemoveCohortMembersRequest
+	(*RemoveCohortMembersResponse)(nil),           // 84: vexil.admin.v1.RemoveCohortMembersResponse
+	(*ListCohortMembersRequest)(nil),              // 85: vexil.admin.v1.ListCohortMembersRequest
+	(*ListCohortMembersResponse)(nil),             // 86: vexil.admin.v1.ListCohortMembersResponse
+	(*EarlyAccessFeature)(nil),                    // 87: vexil.admin.v1.EarlyAccessFeature
+	(*CreateEarlyAccessFeatureRequest)(nil),       // 88: vexil.admin.v1.CreateEarlyAccessFeatureRequest
+	(*CreateEarlyAccessFeatureResponse)(nil),      // 89: vexil.admin.v1.CreateEarlyAccessFeatureResponse
+	(*GetEarlyAccessFeatureRequest)(nil),          // 90: vexil.admin.v1.GetEarlyAccessFeatureRequest
+	(*GetEarlyAccessFeatureResponse)(nil),         // 91: vexil.admin.v1.GetEarlyAccessFeatureResponse
+	(*ListEarlyAccessFeaturesRequest)(nil),        // 92: vexil.admin.v1.ListEarlyAccessFeaturesRequest
+	(*ListEarlyAccessFeaturesResponse)(nil),       // 93: vexil.admin.v1.ListEarlyAccessFeaturesResponse
+	(*UpdateEarlyAccessFeatureRequest)(nil),       // 94: vexil.admin.v1.UpdateEarlyAccessFeatureRequest
+	(*UpdateEarlyAccessFeatureResponse)(nil),      // 95: vexil.admin.v1.UpdateEarlyAccessFeatureResponse
+	(*DeleteEarlyAccessFeatureRequest)(nil),       // 96: vexil.admin.v1.DeleteEarlyAccessFeatureRequest
+	(*DeleteEarlyAccessFeatureResponse)(nil),      // 97: vexil.admin.v1.DeleteEarlyAccessFeatureResponse
+	(*ListPublicEarlyAccessFeaturesRequest)(nil),  // 98: vexil.admin.v1.ListPublicEarlyAccessFeaturesRequest
+	(*PublicEarlyAccessFeature)(nil),              // 99: vexil.admin.v1.PublicEarlyAccessFeature
+	(*ListPublicEarlyAccessFeaturesResponse)(nil), // 100: vexil.admin.v1.ListPublicEarlyAccessFeaturesResponse
+	(*ActivityEntry)(nil),                         // 101: vexil.admin.v1.ActivityEntry
+	(*ListActivityRequest)(nil),                   // 102: vexil.admin.v1.ListActivityRequest
+	(*ListActivityResponse)(nil),                  // 103: vexil.admin.v1.ListActivityResponse
+	(*ListFlagActivityRequest)(nil),               // 104: vexil.admin.v1.ListFlagActivityRequest
+	(*ListFlagActivityResponse)(nil),              // 105: vexil.admin.v1.ListFlagActivityResponse
+	(*ExplainFlagRequest)(nil),                    // 106: vexil.admin.v1.ExplainFlagRequest
+	(*FilterExplain)(nil),                         // 107: vexil.admin.v1.FilterExplain
+	(*ConditionExplain)(nil),                      // 108: vexil.admin.v1.ConditionExplain
+	(*ExplainFlagResponse)(nil),                   // 109: vexil.admin.v1.ExplainFlagResponse
+	(*BlastRadiusJob)(nil),                        // 110: vexil.admin.v1.BlastRadiusJob
+	(*StartBlastRadiusRequest)(nil),               // 111: vexil.admin.v1.StartBlastRadiusRequest
+	(*StartBlastRadiusResponse)(nil),              // 112: vexil.admin.v1.StartBlastRadiusResponse
+	(*GetBlastRadiusJobRequest)(nil),              // 113: vexil.admin.v1.GetBlastRadiusJobRequest
+	(*GetBlastRadiusJobResponse)(nil),             // 114: vexil.admin.v1.GetBlastRadiusJobResponse
+	(*ListBlastRadiusJobsRequest)(nil),            // 115: vexil.admin.v1.ListBlastRadiusJobsRequest
+	(*ListBlastRadiusJobsResponse)(nil),           // 116: vexil.admin.v1.ListBlastRadiusJobsResponse
+	(*CancelBlastRadiusJobRequest)(nil),           // 117: vexil.admin.v1.CancelBlastRadiusJobRequest
+	(*CancelBlastRadiusJobResponse)(nil),          // 118: vexil.admin.v1.CancelBlastRadiusJobResponse
+	(*PrecomputeRun)(nil),                         // 119: vexil.admin.v1.PrecomputeRun
+	(*GetPrecomputeStatusRequest)(nil),            // 120: vexil.admin.v1.GetPrecomputeStatusRequest
+	(*GetPrecomputeStatusResponse)(nil),           // 121: vexil.admin.v1.GetPrecomputeStatusResponse
+	(*ImportDefinitionsRequest)(nil),              // 122: vexil.admin.v1.ImportDefinitionsRequest
+	(*ImportItem)(nil),                            // 123: vexil.admin.v1.ImportItem
+	(*ImportDefinitionsResponse)(nil),             // 124: vexil.admin.v1.ImportDefinitionsResponse
+	nil,                                           // 125: vexil.admin.v1.ExplainFlagRequest.GroupsEntry
+	nil,                                           // 126: vexil.admin.v1.BlastRadiusJob.TransitionsEntry
+	(*timestamppb.Timestamp)(nil),                 // 127: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),                       // 128: google.protobuf.Struct
+	(*structpb.Value)(nil),                        // 129: google.protobuf.Value
+	(*structpb.ListValue)(nil),                    // 130: google.protobuf.ListValue
 }
 var file_vexil_admin_v1_admin_proto_depIdxs = []int32{
 	8,   // 0: vexil.admin.v1.Team.group_types:type_name -> vexil.admin.v1.GroupType
-	125, // 1: vexil.admin.v1.Team.created_at:type_name -> google.protobuf.Timestamp
-	125, // 2: vexil.admin.v1.Team.updated_at:type_name -> google.protobuf.Timestamp
+	127, // 1: vexil.admin.v1.Team.created_at:type_name -> google.protobuf.Timestamp
+	127, // 2: vexil.admin.v1.Team.updated_at:type_name -> google.protobuf.Timestamp
 	7,   // 3: vexil.admin.v1.CreateTeamResponse.team:type_name -> vexil.admin.v1.Team
 	7,   // 4: vexil.admin.v1.GetTeamResponse.team:type_name -> vexil.admin.v1.Team
 	7,   // 5: vexil.admin.v1.ListTeamsResponse.teams:type_name -> vexil.admin.v1.Team
@@ -8727,19 +8851,19 @@ var file_vexil_admin_v1_admin_proto_depIdxs = []int32{
 	7,   // 7: vexil.admin.v1.SetGroupTypeResponse.team:type_name -> vexil.admin.v1.Team
 	0,   // 8: vexil.admin.v1.RotateTeamKeyRequest.kind:type_name -> vexil.admin.v1.TeamKeyKind
 	21,  // 9: vexil.admin.v1.RotateTeamKeyResponse.key:type_name -> vexil.admin.v1.ApiKey
-	125, // 10: vexil.admin.v1.ApiKey.created_at:type_name -> google.protobuf.Timestamp
-	125, // 11: vexil.admin.v1.ApiKey.revoked_at:type_name -> google.protobuf.Timestamp
+	127, // 10: vexil.admin.v1.ApiKey.created_at:type_name -> google.protobuf.Timestamp
+	127, // 11: vexil.admin.v1.ApiKey.revoked_at:type_name -> google.protobuf.Timestamp
 	21,  // 12: vexil.admin.v1.CreatePersonalKeyResponse.key:type_name -> vexil.admin.v1.ApiKey
 	21,  // 13: vexil.admin.v1.ListKeysResponse.keys:type_name -> vexil.admin.v1.ApiKey
 	21,  // 14: vexil.admin.v1.RevokeKeyResponse.key:type_name -> vexil.admin.v1.ApiKey
-	126, // 15: vexil.admin.v1.FeatureFlag.filters:type_name -> google.protobuf.Struct
+	128, // 15: vexil.admin.v1.FeatureFlag.filters:type_name -> google.protobuf.Struct
 	30,  // 16: vexil.admin.v1.FeatureFlag.overrides:type_name -> vexil.admin.v1.Override
-	125, // 17: vexil.admin.v1.FeatureFlag.created_at:type_name -> google.protobuf.Timestamp
-	125, // 18: vexil.admin.v1.FeatureFlag.updated_at:type_name -> google.protobuf.Timestamp
+	127, // 17: vexil.admin.v1.FeatureFlag.created_at:type_name -> google.protobuf.Timestamp
+	127, // 18: vexil.admin.v1.FeatureFlag.updated_at:type_name -> google.protobuf.Timestamp
 	6,   // 19: vexil.admin.v1.FeatureFlag.warnings:type_name -> vexil.admin.v1.Warning
-	126, // 20: vexil.admin.v1.FlagInput.filters:type_name -> google.protobuf.Struct
+	128, // 20: vexil.admin.v1.FlagInput.filters:type_name -> google.protobuf.Struct
 	30,  // 21: vexil.admin.v1.FlagInput.overrides:type_name -> vexil.admin.v1.Override
-	127, // 22: vexil.admin.v1.Override.value:type_name -> google.protobuf.Value
+	129, // 22: vexil.admin.v1.Override.value:type_name -> google.protobuf.Value
 	29,  // 23: vexil.admin.v1.CreateFlagRequest.flag:type_name -> vexil.admin.v1.FlagInput
 	28,  // 24: vexil.admin.v1.CreateFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
 	28,  // 25: vexil.admin.v1.GetFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
@@ -8748,174 +8872,178 @@ var file_vexil_admin_v1_admin_proto_depIdxs = []int32{
 	28,  // 28: vexil.admin.v1.ListFlagsResponse.results:type_name -> vexil.admin.v1.FeatureFlag
 	29,  // 29: vexil.admin.v1.UpdateFlagRequest.flag:type_name -> vexil.admin.v1.FlagInput
 	28,  // 30: vexil.admin.v1.UpdateFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
-	28,  // 31: vexil.admin.v1.EnableFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
-	28,  // 32: vexil.admin.v1.DisableFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
-	28,  // 33: vexil.admin.v1.ArchiveFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
-	28,  // 34: vexil.admin.v1.UnarchiveFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
-	28,  // 35: vexil.admin.v1.DeleteFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
-	128, // 36: vexil.admin.v1.Condition.properties:type_name -> google.protobuf.ListValue
-	51,  // 37: vexil.admin.v1.AddConditionRequest.condition:type_name -> vexil.admin.v1.Condition
-	28,  // 38: vexil.admin.v1.AddConditionResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
-	51,  // 39: vexil.admin.v1.UpdateConditionRequest.condition:type_name -> vexil.admin.v1.Condition
-	28,  // 40: vexil.admin.v1.UpdateConditionResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
-	28,  // 41: vexil.admin.v1.RemoveConditionResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
-	28,  // 42: vexil.admin.v1.ReorderConditionsResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
-	28,  // 43: vexil.admin.v1.SetRolloutResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
-	30,  // 44: vexil.admin.v1.SetOverridesRequest.overrides:type_name -> vexil.admin.v1.Override
-	28,  // 45: vexil.admin.v1.SetOverridesResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
-	65,  // 46: vexil.admin.v1.ListDependentsResponse.dependents:type_name -> vexil.admin.v1.Dependent
-	2,   // 47: vexil.admin.v1.Cohort.kind:type_name -> vexil.admin.v1.CohortKind
-	126, // 48: vexil.admin.v1.Cohort.filters:type_name -> google.protobuf.Struct
-	125, // 49: vexil.admin.v1.Cohort.created_at:type_name -> google.protobuf.Timestamp
-	125, // 50: vexil.admin.v1.Cohort.updated_at:type_name -> google.protobuf.Timestamp
-	6,   // 51: vexil.admin.v1.Cohort.warnings:type_name -> vexil.admin.v1.Warning
-	2,   // 52: vexil.admin.v1.CohortInput.kind:type_name -> vexil.admin.v1.CohortKind
-	126, // 53: vexil.admin.v1.CohortInput.filters:type_name -> google.protobuf.Struct
-	68,  // 54: vexil.admin.v1.CreateCohortRequest.cohort:type_name -> vexil.admin.v1.CohortInput
-	67,  // 55: vexil.admin.v1.CreateCohortResponse.cohort:type_name -> vexil.admin.v1.Cohort
-	67,  // 56: vexil.admin.v1.GetCohortResponse.cohort:type_name -> vexil.admin.v1.Cohort
-	67,  // 57: vexil.admin.v1.ListCohortsResponse.results:type_name -> vexil.admin.v1.Cohort
-	68,  // 58: vexil.admin.v1.UpdateCohortRequest.cohort:type_name -> vexil.admin.v1.CohortInput
-	67,  // 59: vexil.admin.v1.UpdateCohortResponse.cohort:type_name -> vexil.admin.v1.Cohort
-	67,  // 60: vexil.admin.v1.DeleteCohortResponse.cohort:type_name -> vexil.admin.v1.Cohort
-	3,   // 61: vexil.admin.v1.EarlyAccessFeature.stage:type_name -> vexil.admin.v1.Stage
-	125, // 62: vexil.admin.v1.EarlyAccessFeature.created_at:type_name -> google.protobuf.Timestamp
-	125, // 63: vexil.admin.v1.EarlyAccessFeature.updated_at:type_name -> google.protobuf.Timestamp
-	3,   // 64: vexil.admin.v1.CreateEarlyAccessFeatureRequest.stage:type_name -> vexil.admin.v1.Stage
-	85,  // 65: vexil.admin.v1.CreateEarlyAccessFeatureResponse.feature:type_name -> vexil.admin.v1.EarlyAccessFeature
-	85,  // 66: vexil.admin.v1.GetEarlyAccessFeatureResponse.feature:type_name -> vexil.admin.v1.EarlyAccessFeature
-	85,  // 67: vexil.admin.v1.ListEarlyAccessFeaturesResponse.features:type_name -> vexil.admin.v1.EarlyAccessFeature
-	3,   // 68: vexil.admin.v1.UpdateEarlyAccessFeatureRequest.stage:type_name -> vexil.admin.v1.Stage
-	85,  // 69: vexil.admin.v1.UpdateEarlyAccessFeatureResponse.feature:type_name -> vexil.admin.v1.EarlyAccessFeature
-	85,  // 70: vexil.admin.v1.DeleteEarlyAccessFeatureResponse.feature:type_name -> vexil.admin.v1.EarlyAccessFeature
-	97,  // 71: vexil.admin.v1.ListPublicEarlyAccessFeaturesResponse.early_access_features:type_name -> vexil.admin.v1.PublicEarlyAccessFeature
-	125, // 72: vexil.admin.v1.ActivityEntry.at:type_name -> google.protobuf.Timestamp
-	99,  // 73: vexil.admin.v1.ListActivityResponse.entries:type_name -> vexil.admin.v1.ActivityEntry
-	99,  // 74: vexil.admin.v1.ListFlagActivityResponse.entries:type_name -> vexil.admin.v1.ActivityEntry
-	123, // 75: vexil.admin.v1.ExplainFlagRequest.groups:type_name -> vexil.admin.v1.ExplainFlagRequest.GroupsEntry
-	105, // 76: vexil.admin.v1.ConditionExplain.filters:type_name -> vexil.admin.v1.FilterExplain
-	106, // 77: vexil.admin.v1.ExplainFlagResponse.conditions:type_name -> vexil.admin.v1.ConditionExplain
-	4,   // 78: vexil.admin.v1.BlastRadiusJob.state:type_name -> vexil.admin.v1.JobState
-	124, // 79: vexil.admin.v1.BlastRadiusJob.transitions:type_name -> vexil.admin.v1.BlastRadiusJob.TransitionsEntry
-	125, // 80: vexil.admin.v1.BlastRadiusJob.created_at:type_name -> google.protobuf.Timestamp
-	125, // 81: vexil.admin.v1.BlastRadiusJob.finished_at:type_name -> google.protobuf.Timestamp
-	29,  // 82: vexil.admin.v1.StartBlastRadiusRequest.flag:type_name -> vexil.admin.v1.FlagInput
-	108, // 83: vexil.admin.v1.StartBlastRadiusResponse.job:type_name -> vexil.admin.v1.BlastRadiusJob
-	108, // 84: vexil.admin.v1.GetBlastRadiusJobResponse.job:type_name -> vexil.admin.v1.BlastRadiusJob
-	108, // 85: vexil.admin.v1.ListBlastRadiusJobsResponse.jobs:type_name -> vexil.admin.v1.BlastRadiusJob
-	108, // 86: vexil.admin.v1.CancelBlastRadiusJobResponse.job:type_name -> vexil.admin.v1.BlastRadiusJob
-	5,   // 87: vexil.admin.v1.PrecomputeRun.state:type_name -> vexil.admin.v1.PrecomputeState
-	125, // 88: vexil.admin.v1.PrecomputeRun.started_at:type_name -> google.protobuf.Timestamp
-	125, // 89: vexil.admin.v1.PrecomputeRun.finished_at:type_name -> google.protobuf.Timestamp
-	117, // 90: vexil.admin.v1.GetPrecomputeStatusResponse.run:type_name -> vexil.admin.v1.PrecomputeRun
-	126, // 91: vexil.admin.v1.ImportDefinitionsRequest.definitions:type_name -> google.protobuf.Struct
-	6,   // 92: vexil.admin.v1.ImportItem.errors:type_name -> vexil.admin.v1.Warning
-	6,   // 93: vexil.admin.v1.ImportItem.warnings:type_name -> vexil.admin.v1.Warning
-	121, // 94: vexil.admin.v1.ImportDefinitionsResponse.items:type_name -> vexil.admin.v1.ImportItem
-	8,   // 95: vexil.admin.v1.ImportDefinitionsResponse.group_types_created:type_name -> vexil.admin.v1.GroupType
-	9,   // 96: vexil.admin.v1.AdminService.CreateTeam:input_type -> vexil.admin.v1.CreateTeamRequest
-	11,  // 97: vexil.admin.v1.AdminService.GetTeam:input_type -> vexil.admin.v1.GetTeamRequest
-	13,  // 98: vexil.admin.v1.AdminService.ListTeams:input_type -> vexil.admin.v1.ListTeamsRequest
-	15,  // 99: vexil.admin.v1.AdminService.UpdateTeam:input_type -> vexil.admin.v1.UpdateTeamRequest
-	17,  // 100: vexil.admin.v1.AdminService.SetGroupType:input_type -> vexil.admin.v1.SetGroupTypeRequest
-	19,  // 101: vexil.admin.v1.AdminService.RotateTeamKey:input_type -> vexil.admin.v1.RotateTeamKeyRequest
-	22,  // 102: vexil.admin.v1.AdminService.CreatePersonalKey:input_type -> vexil.admin.v1.CreatePersonalKeyRequest
-	24,  // 103: vexil.admin.v1.AdminService.ListKeys:input_type -> vexil.admin.v1.ListKeysRequest
-	26,  // 104: vexil.admin.v1.AdminService.RevokeKey:input_type -> vexil.admin.v1.RevokeKeyRequest
-	31,  // 105: vexil.admin.v1.AdminService.CreateFlag:input_type -> vexil.admin.v1.CreateFlagRequest
-	33,  // 106: vexil.admin.v1.AdminService.GetFlag:input_type -> vexil.admin.v1.GetFlagRequest
-	35,  // 107: vexil.admin.v1.AdminService.GetFlagByKey:input_type -> vexil.admin.v1.GetFlagByKeyRequest
-	37,  // 108: vexil.admin.v1.AdminService.ListFlags:input_type -> vexil.admin.v1.ListFlagsRequest
-	39,  // 109: vexil.admin.v1.AdminService.UpdateFlag:input_type -> vexil.admin.v1.UpdateFlagRequest
-	41,  // 110: vexil.admin.v1.AdminService.EnableFlag:input_type -> vexil.admin.v1.EnableFlagRequest
-	43,  // 111: vexil.admin.v1.AdminService.DisableFlag:input_type -> vexil.admin.v1.DisableFlagRequest
-	45,  // 112: vexil.admin.v1.AdminService.ArchiveFlag:input_type -> vexil.admin.v1.ArchiveFlagRequest
-	47,  // 113: vexil.admin.v1.AdminService.UnarchiveFlag:input_type -> vexil.admin.v1.UnarchiveFlagRequest
-	49,  // 114: vexil.admin.v1.AdminService.DeleteFlag:input_type -> vexil.admin.v1.DeleteFlagRequest
-	52,  // 115: vexil.admin.v1.AdminService.AddCondition:input_type -> vexil.admin.v1.AddConditionRequest
-	54,  // 116: vexil.admin.v1.AdminService.UpdateCondition:input_type -> vexil.admin.v1.UpdateConditionRequest
-	56,  // 117: vexil.admin.v1.AdminService.RemoveCondition:input_type -> vexil.admin.v1.RemoveConditionRequest
-	58,  // 118: vexil.admin.v1.AdminService.ReorderConditions:input_type -> vexil.admin.v1.ReorderConditionsRequest
-	60,  // 119: vexil.admin.v1.AdminService.SetRollout:input_type -> vexil.admin.v1.SetRolloutRequest
-	62,  // 120: vexil.admin.v1.AdminService.SetOverrides:input_type -> vexil.admin.v1.SetOverridesRequest
-	64,  // 121: vexil.admin.v1.AdminService.ListDependents:input_type -> vexil.admin.v1.ListDependentsRequest
-	69,  // 122: vexil.admin.v1.AdminService.CreateCohort:input_type -> vexil.admin.v1.CreateCohortRequest
-	71,  // 123: vexil.admin.v1.AdminService.GetCohort:input_type -> vexil.admin.v1.GetCohortRequest
-	73,  // 124: vexil.admin.v1.AdminService.ListCohorts:input_type -> vexil.admin.v1.ListCohortsRequest
-	75,  // 125: vexil.admin.v1.AdminService.UpdateCohort:input_type -> vexil.admin.v1.UpdateCohortRequest
-	77,  // 126: vexil.admin.v1.AdminService.DeleteCohort:input_type -> vexil.admin.v1.DeleteCohortRequest
-	79,  // 127: vexil.admin.v1.AdminService.AddCohortMembers:input_type -> vexil.admin.v1.AddCohortMembersRequest
-	81,  // 128: vexil.admin.v1.AdminService.RemoveCohortMembers:input_type -> vexil.admin.v1.RemoveCohortMembersRequest
-	83,  // 129: vexil.admin.v1.AdminService.ListCohortMembers:input_type -> vexil.admin.v1.ListCohortMembersRequest
-	86,  // 130: vexil.admin.v1.AdminService.CreateEarlyAccessFeature:input_type -> vexil.admin.v1.CreateEarlyAccessFeatureRequest
-	88,  // 131: vexil.admin.v1.AdminService.GetEarlyAccessFeature:input_type -> vexil.admin.v1.GetEarlyAccessFeatureRequest
-	90,  // 132: vexil.admin.v1.AdminService.ListEarlyAccessFeatures:input_type -> vexil.admin.v1.ListEarlyAccessFeaturesRequest
-	92,  // 133: vexil.admin.v1.AdminService.UpdateEarlyAccessFeature:input_type -> vexil.admin.v1.UpdateEarlyAccessFeatureRequest
-	94,  // 134: vexil.admin.v1.AdminService.DeleteEarlyAccessFeature:input_type -> vexil.admin.v1.DeleteEarlyAccessFeatureRequest
-	96,  // 135: vexil.admin.v1.AdminService.ListPublicEarlyAccessFeatures:input_type -> vexil.admin.v1.ListPublicEarlyAccessFeaturesRequest
-	100, // 136: vexil.admin.v1.AdminService.ListActivity:input_type -> vexil.admin.v1.ListActivityRequest
-	102, // 137: vexil.admin.v1.AdminService.ListFlagActivity:input_type -> vexil.admin.v1.ListFlagActivityRequest
-	104, // 138: vexil.admin.v1.AdminService.ExplainFlag:input_type -> vexil.admin.v1.ExplainFlagRequest
-	109, // 139: vexil.admin.v1.AdminService.StartBlastRadius:input_type -> vexil.admin.v1.StartBlastRadiusRequest
-	111, // 140: vexil.admin.v1.AdminService.GetBlastRadiusJob:input_type -> vexil.admin.v1.GetBlastRadiusJobRequest
-	113, // 141: vexil.admin.v1.AdminService.ListBlastRadiusJobs:input_type -> vexil.admin.v1.ListBlastRadiusJobsRequest
-	115, // 142: vexil.admin.v1.AdminService.CancelBlastRadiusJob:input_type -> vexil.admin.v1.CancelBlastRadiusJobRequest
-	118, // 143: vexil.admin.v1.AdminService.GetPrecomputeStatus:input_type -> vexil.admin.v1.GetPrecomputeStatusRequest
-	120, // 144: vexil.admin.v1.AdminService.ImportDefinitions:input_type -> vexil.admin.v1.ImportDefinitionsRequest
-	10,  // 145: vexil.admin.v1.AdminService.CreateTeam:output_type -> vexil.admin.v1.CreateTeamResponse
-	12,  // 146: vexil.admin.v1.AdminService.GetTeam:output_type -> vexil.admin.v1.GetTeamResponse
-	14,  // 147: vexil.admin.v1.AdminService.ListTeams:output_type -> vexil.admin.v1.ListTeamsResponse
-	16,  // 148: vexil.admin.v1.AdminService.UpdateTeam:output_type -> vexil.admin.v1.UpdateTeamResponse
-	18,  // 149: vexil.admin.v1.AdminService.SetGroupType:output_type -> vexil.admin.v1.SetGroupTypeResponse
-	20,  // 150: vexil.admin.v1.AdminService.RotateTeamKey:output_type -> vexil.admin.v1.RotateTeamKeyResponse
-	23,  // 151: vexil.admin.v1.AdminService.CreatePersonalKey:output_type -> vexil.admin.v1.CreatePersonalKeyResponse
-	25,  // 152: vexil.admin.v1.AdminService.ListKeys:output_type -> vexil.admin.v1.ListKeysResponse
-	27,  // 153: vexil.admin.v1.AdminService.RevokeKey:output_type -> vexil.admin.v1.RevokeKeyResponse
-	32,  // 154: vexil.admin.v1.AdminService.CreateFlag:output_type -> vexil.admin.v1.CreateFlagResponse
-	34,  // 155: vexil.admin.v1.AdminService.GetFlag:output_type -> vexil.admin.v1.GetFlagResponse
-	36,  // 156: vexil.admin.v1.AdminService.GetFlagByKey:output_type -> vexil.admin.v1.GetFlagByKeyResponse
-	38,  // 157: vexil.admin.v1.AdminService.ListFlags:output_type -> vexil.admin.v1.ListFlagsResponse
-	40,  // 158: vexil.admin.v1.AdminService.UpdateFlag:output_type -> vexil.admin.v1.UpdateFlagResponse
-	42,  // 159: vexil.admin.v1.AdminService.EnableFlag:output_type -> vexil.admin.v1.EnableFlagResponse
-	44,  // 160: vexil.admin.v1.AdminService.DisableFlag:output_type -> vexil.admin.v1.DisableFlagResponse
-	46,  // 161: vexil.admin.v1.AdminService.ArchiveFlag:output_type -> vexil.admin.v1.ArchiveFlagResponse
-	48,  // 162: vexil.admin.v1.AdminService.UnarchiveFlag:output_type -> vexil.admin.v1.UnarchiveFlagResponse
-	50,  // 163: vexil.admin.v1.AdminService.DeleteFlag:output_type -> vexil.admin.v1.DeleteFlagResponse
-	53,  // 164: vexil.admin.v1.AdminService.AddCondition:output_type -> vexil.admin.v1.AddConditionResponse
-	55,  // 165: vexil.admin.v1.AdminService.UpdateCondition:output_type -> vexil.admin.v1.UpdateConditionResponse
-	57,  // 166: vexil.admin.v1.AdminService.RemoveCondition:output_type -> vexil.admin.v1.RemoveConditionResponse
-	59,  // 167: vexil.admin.v1.AdminService.ReorderConditions:output_type -> vexil.admin.v1.ReorderConditionsResponse
-	61,  // 168: vexil.admin.v1.AdminService.SetRollout:output_type -> vexil.admin.v1.SetRolloutResponse
-	63,  // 169: vexil.admin.v1.AdminService.SetOverrides:output_type -> vexil.admin.v1.SetOverridesResponse
-	66,  // 170: vexil.admin.v1.AdminService.ListDependents:output_type -> vexil.admin.v1.ListDependentsResponse
-	70,  // 171: vexil.admin.v1.AdminService.CreateCohort:output_type -> vexil.admin.v1.CreateCohortResponse
-	72,  // 172: vexil.admin.v1.AdminService.GetCohort:output_type -> vexil.admin.v1.GetCohortResponse
-	74,  // 173: vexil.admin.v1.AdminService.ListCohorts:output_type -> vexil.admin.v1.ListCohortsResponse
-	76,  // 174: vexil.admin.v1.AdminService.UpdateCohort:output_type -> vexil.admin.v1.UpdateCohortResponse
-	78,  // 175: vexil.admin.v1.AdminService.DeleteCohort:output_type -> vexil.admin.v1.DeleteCohortResponse
-	80,  // 176: vexil.admin.v1.AdminService.AddCohortMembers:output_type -> vexil.admin.v1.AddCohortMembersResponse
-	82,  // 177: vexil.admin.v1.AdminService.RemoveCohortMembers:output_type -> vexil.admin.v1.RemoveCohortMembersResponse
-	84,  // 178: vexil.admin.v1.AdminService.ListCohortMembers:output_type -> vexil.admin.v1.ListCohortMembersResponse
-	87,  // 179: vexil.admin.v1.AdminService.CreateEarlyAccessFeature:output_type -> vexil.admin.v1.CreateEarlyAccessFeatureResponse
-	89,  // 180: vexil.admin.v1.AdminService.GetEarlyAccessFeature:output_type -> vexil.admin.v1.GetEarlyAccessFeatureResponse
-	91,  // 181: vexil.admin.v1.AdminService.ListEarlyAccessFeatures:output_type -> vexil.admin.v1.ListEarlyAccessFeaturesResponse
-	93,  // 182: vexil.admin.v1.AdminService.UpdateEarlyAccessFeature:output_type -> vexil.admin.v1.UpdateEarlyAccessFeatureResponse
-	95,  // 183: vexil.admin.v1.AdminService.DeleteEarlyAccessFeature:output_type -> vexil.admin.v1.DeleteEarlyAccessFeatureResponse
-	98,  // 184: vexil.admin.v1.AdminService.ListPublicEarlyAccessFeatures:output_type -> vexil.admin.v1.ListPublicEarlyAccessFeaturesResponse
-	101, // 185: vexil.admin.v1.AdminService.ListActivity:output_type -> vexil.admin.v1.ListActivityResponse
-	103, // 186: vexil.admin.v1.AdminService.ListFlagActivity:output_type -> vexil.admin.v1.ListFlagActivityResponse
-	107, // 187: vexil.admin.v1.AdminService.ExplainFlag:output_type -> vexil.admin.v1.ExplainFlagResponse
-	110, // 188: vexil.admin.v1.AdminService.StartBlastRadius:output_type -> vexil.admin.v1.StartBlastRadiusResponse
-	112, // 189: vexil.admin.v1.AdminService.GetBlastRadiusJob:output_type -> vexil.admin.v1.GetBlastRadiusJobResponse
-	114, // 190: vexil.admin.v1.AdminService.ListBlastRadiusJobs:output_type -> vexil.admin.v1.ListBlastRadiusJobsResponse
-	116, // 191: vexil.admin.v1.AdminService.CancelBlastRadiusJob:output_type -> vexil.admin.v1.CancelBlastRadiusJobResponse
-	119, // 192: vexil.admin.v1.AdminService.GetPrecomputeStatus:output_type -> vexil.admin.v1.GetPrecomputeStatusResponse
-	122, // 193: vexil.admin.v1.AdminService.ImportDefinitions:output_type -> vexil.admin.v1.ImportDefinitionsResponse
-	145, // [145:194] is the sub-list for method output_type
-	96,  // [96:145] is the sub-list for method input_type
-	96,  // [96:96] is the sub-list for extension type_name
-	96,  // [96:96] is the sub-list for extension extendee
-	0,   // [0:96] is the sub-list for field type_name
+	128, // 31: vexil.admin.v1.PatchFlagRequest.flag:type_name -> google.protobuf.Struct
+	28,  // 32: vexil.admin.v1.PatchFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
+	28,  // 33: vexil.admin.v1.EnableFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
+	28,  // 34: vexil.admin.v1.DisableFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
+	28,  // 35: vexil.admin.v1.ArchiveFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
+	28,  // 36: vexil.admin.v1.UnarchiveFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
+	28,  // 37: vexil.admin.v1.DeleteFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
+	130, // 38: vexil.admin.v1.Condition.properties:type_name -> google.protobuf.ListValue
+	53,  // 39: vexil.admin.v1.AddConditionRequest.condition:type_name -> vexil.admin.v1.Condition
+	28,  // 40: vexil.admin.v1.AddConditionResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
+	53,  // 41: vexil.admin.v1.UpdateConditionRequest.condition:type_name -> vexil.admin.v1.Condition
+	28,  // 42: vexil.admin.v1.UpdateConditionResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
+	28,  // 43: vexil.admin.v1.RemoveConditionResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
+	28,  // 44: vexil.admin.v1.ReorderConditionsResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
+	28,  // 45: vexil.admin.v1.SetRolloutResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
+	30,  // 46: vexil.admin.v1.SetOverridesRequest.overrides:type_name -> vexil.admin.v1.Override
+	28,  // 47: vexil.admin.v1.SetOverridesResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
+	67,  // 48: vexil.admin.v1.ListDependentsResponse.dependents:type_name -> vexil.admin.v1.Dependent
+	2,   // 49: vexil.admin.v1.Cohort.kind:type_name -> vexil.admin.v1.CohortKind
+	128, // 50: vexil.admin.v1.Cohort.filters:type_name -> google.protobuf.Struct
+	127, // 51: vexil.admin.v1.Cohort.created_at:type_name -> google.protobuf.Timestamp
+	127, // 52: vexil.admin.v1.Cohort.updated_at:type_name -> google.protobuf.Timestamp
+	6,   // 53: vexil.admin.v1.Cohort.warnings:type_name -> vexil.admin.v1.Warning
+	2,   // 54: vexil.admin.v1.CohortInput.kind:type_name -> vexil.admin.v1.CohortKind
+	128, // 55: vexil.admin.v1.CohortInput.filters:type_name -> google.protobuf.Struct
+	70,  // 56: vexil.admin.v1.CreateCohortRequest.cohort:type_name -> vexil.admin.v1.CohortInput
+	69,  // 57: vexil.admin.v1.CreateCohortResponse.cohort:type_name -> vexil.admin.v1.Cohort
+	69,  // 58: vexil.admin.v1.GetCohortResponse.cohort:type_name -> vexil.admin.v1.Cohort
+	69,  // 59: vexil.admin.v1.ListCohortsResponse.results:type_name -> vexil.admin.v1.Cohort
+	70,  // 60: vexil.admin.v1.UpdateCohortRequest.cohort:type_name -> vexil.admin.v1.CohortInput
+	69,  // 61: vexil.admin.v1.UpdateCohortResponse.cohort:type_name -> vexil.admin.v1.Cohort
+	69,  // 62: vexil.admin.v1.DeleteCohortResponse.cohort:type_name -> vexil.admin.v1.Cohort
+	3,   // 63: vexil.admin.v1.EarlyAccessFeature.stage:type_name -> vexil.admin.v1.Stage
+	127, // 64: vexil.admin.v1.EarlyAccessFeature.created_at:type_name -> google.protobuf.Timestamp
+	127, // 65: vexil.admin.v1.EarlyAccessFeature.updated_at:type_name -> google.protobuf.Timestamp
+	3,   // 66: vexil.admin.v1.CreateEarlyAccessFeatureRequest.stage:type_name -> vexil.admin.v1.Stage
+	87,  // 67: vexil.admin.v1.CreateEarlyAccessFeatureResponse.feature:type_name -> vexil.admin.v1.EarlyAccessFeature
+	87,  // 68: vexil.admin.v1.GetEarlyAccessFeatureResponse.feature:type_name -> vexil.admin.v1.EarlyAccessFeature
+	87,  // 69: vexil.admin.v1.ListEarlyAccessFeaturesResponse.features:type_name -> vexil.admin.v1.EarlyAccessFeature
+	3,   // 70: vexil.admin.v1.UpdateEarlyAccessFeatureRequest.stage:type_name -> vexil.admin.v1.Stage
+	87,  // 71: vexil.admin.v1.UpdateEarlyAccessFeatureResponse.feature:type_name -> vexil.admin.v1.EarlyAccessFeature
+	87,  // 72: vexil.admin.v1.DeleteEarlyAccessFeatureResponse.feature:type_name -> vexil.admin.v1.EarlyAccessFeature
+	99,  // 73: vexil.admin.v1.ListPublicEarlyAccessFeaturesResponse.early_access_features:type_name -> vexil.admin.v1.PublicEarlyAccessFeature
+	127, // 74: vexil.admin.v1.ActivityEntry.at:type_name -> google.protobuf.Timestamp
+	101, // 75: vexil.admin.v1.ListActivityResponse.entries:type_name -> vexil.admin.v1.ActivityEntry
+	101, // 76: vexil.admin.v1.ListFlagActivityResponse.entries:type_name -> vexil.admin.v1.ActivityEntry
+	125, // 77: vexil.admin.v1.ExplainFlagRequest.groups:type_name -> vexil.admin.v1.ExplainFlagRequest.GroupsEntry
+	107, // 78: vexil.admin.v1.ConditionExplain.filters:type_name -> vexil.admin.v1.FilterExplain
+	108, // 79: vexil.admin.v1.ExplainFlagResponse.conditions:type_name -> vexil.admin.v1.ConditionExplain
+	4,   // 80: vexil.admin.v1.BlastRadiusJob.state:type_name -> vexil.admin.v1.JobState
+	126, // 81: vexil.admin.v1.BlastRadiusJob.transitions:type_name -> vexil.admin.v1.BlastRadiusJob.TransitionsEntry
+	127, // 82: vexil.admin.v1.BlastRadiusJob.created_at:type_name -> google.protobuf.Timestamp
+	127, // 83: vexil.admin.v1.BlastRadiusJob.finished_at:type_name -> google.protobuf.Timestamp
+	29,  // 84: vexil.admin.v1.StartBlastRadiusRequest.flag:type_name -> vexil.admin.v1.FlagInput
+	110, // 85: vexil.admin.v1.StartBlastRadiusResponse.job:type_name -> vexil.admin.v1.BlastRadiusJob
+	110, // 86: vexil.admin.v1.GetBlastRadiusJobResponse.job:type_name -> vexil.admin.v1.BlastRadiusJob
+	110, // 87: vexil.admin.v1.ListBlastRadiusJobsResponse.jobs:type_name -> vexil.admin.v1.BlastRadiusJob
+	110, // 88: vexil.admin.v1.CancelBlastRadiusJobResponse.job:type_name -> vexil.admin.v1.BlastRadiusJob
+	5,   // 89: vexil.admin.v1.PrecomputeRun.state:type_name -> vexil.admin.v1.PrecomputeState
+	127, // 90: vexil.admin.v1.PrecomputeRun.started_at:type_name -> google.protobuf.Timestamp
+	127, // 91: vexil.admin.v1.PrecomputeRun.finished_at:type_name -> google.protobuf.Timestamp
+	119, // 92: vexil.admin.v1.GetPrecomputeStatusResponse.run:type_name -> vexil.admin.v1.PrecomputeRun
+	128, // 93: vexil.admin.v1.ImportDefinitionsRequest.definitions:type_name -> google.protobuf.Struct
+	6,   // 94: vexil.admin.v1.ImportItem.errors:type_name -> vexil.admin.v1.Warning
+	6,   // 95: vexil.admin.v1.ImportItem.warnings:type_name -> vexil.admin.v1.Warning
+	123, // 96: vexil.admin.v1.ImportDefinitionsResponse.items:type_name -> vexil.admin.v1.ImportItem
+	8,   // 97: vexil.admin.v1.ImportDefinitionsResponse.group_types_created:type_name -> vexil.admin.v1.GroupType
+	9,   // 98: vexil.admin.v1.AdminService.CreateTeam:input_type -> vexil.admin.v1.CreateTeamRequest
+	11,  // 99: vexil.admin.v1.AdminService.GetTeam:input_type -> vexil.admin.v1.GetTeamRequest
+	13,  // 100: vexil.admin.v1.AdminService.ListTeams:input_type -> vexil.admin.v1.ListTeamsRequest
+	15,  // 101: vexil.admin.v1.AdminService.UpdateTeam:input_type -> vexil.admin.v1.UpdateTeamRequest
+	17,  // 102: vexil.admin.v1.AdminService.SetGroupType:input_type -> vexil.admin.v1.SetGroupTypeRequest
+	19,  // 103: vexil.admin.v1.AdminService.RotateTeamKey:input_type -> vexil.admin.v1.RotateTeamKeyRequest
+	22,  // 104: vexil.admin.v1.AdminService.CreatePersonalKey:input_type -> vexil.admin.v1.CreatePersonalKeyRequest
+	24,  // 105: vexil.admin.v1.AdminService.ListKeys:input_type -> vexil.admin.v1.ListKeysRequest
+	26,  // 106: vexil.admin.v1.AdminService.RevokeKey:input_type -> vexil.admin.v1.RevokeKeyRequest
+	31,  // 107: vexil.admin.v1.AdminService.CreateFlag:input_type -> vexil.admin.v1.CreateFlagRequest
+	33,  // 108: vexil.admin.v1.AdminService.GetFlag:input_type -> vexil.admin.v1.GetFlagRequest
+	35,  // 109: vexil.admin.v1.AdminService.GetFlagByKey:input_type -> vexil.admin.v1.GetFlagByKeyRequest
+	37,  // 110: vexil.admin.v1.AdminService.ListFlags:input_type -> vexil.admin.v1.ListFlagsRequest
+	39,  // 111: vexil.admin.v1.AdminService.UpdateFlag:input_type -> vexil.admin.v1.UpdateFlagRequest
+	41,  // 112: vexil.admin.v1.AdminService.PatchFlag:input_type -> vexil.admin.v1.PatchFlagRequest
+	43,  // 113: vexil.admin.v1.AdminService.EnableFlag:input_type -> vexil.admin.v1.EnableFlagRequest
+	45,  // 114: vexil.admin.v1.AdminService.DisableFlag:input_type -> vexil.admin.v1.DisableFlagRequest
+	47,  // 115: vexil.admin.v1.AdminService.ArchiveFlag:input_type -> vexil.admin.v1.ArchiveFlagRequest
+	49,  // 116: vexil.admin.v1.AdminService.UnarchiveFlag:input_type -> vexil.admin.v1.UnarchiveFlagRequest
+	51,  // 117: vexil.admin.v1.AdminService.DeleteFlag:input_type -> vexil.admin.v1.DeleteFlagRequest
+	54,  // 118: vexil.admin.v1.AdminService.AddCondition:input_type -> vexil.admin.v1.AddConditionRequest
+	56,  // 119: vexil.admin.v1.AdminService.UpdateCondition:input_type -> vexil.admin.v1.UpdateConditionRequest
+	58,  // 120: vexil.admin.v1.AdminService.RemoveCondition:input_type -> vexil.admin.v1.RemoveConditionRequest
+	60,  // 121: vexil.admin.v1.AdminService.ReorderConditions:input_type -> vexil.admin.v1.ReorderConditionsRequest
+	62,  // 122: vexil.admin.v1.AdminService.SetRollout:input_type -> vexil.admin.v1.SetRolloutRequest
+	64,  // 123: vexil.admin.v1.AdminService.SetOverrides:input_type -> vexil.admin.v1.SetOverridesRequest
+	66,  // 124: vexil.admin.v1.AdminService.ListDependents:input_type -> vexil.admin.v1.ListDependentsRequest
+	71,  // 125: vexil.admin.v1.AdminService.CreateCohort:input_type -> vexil.admin.v1.CreateCohortRequest
+	73,  // 126: vexil.admin.v1.AdminService.GetCohort:input_type -> vexil.admin.v1.GetCohortRequest
+	75,  // 127: vexil.admin.v1.AdminService.ListCohorts:input_type -> vexil.admin.v1.ListCohortsRequest
+	77,  // 128: vexil.admin.v1.AdminService.UpdateCohort:input_type -> vexil.admin.v1.UpdateCohortRequest
+	79,  // 129: vexil.admin.v1.AdminService.DeleteCohort:input_type -> vexil.admin.v1.DeleteCohortRequest
+	81,  // 130: vexil.admin.v1.AdminService.AddCohortMembers:input_type -> vexil.admin.v1.AddCohortMembersRequest
+	83,  // 131: vexil.admin.v1.AdminService.RemoveCohortMembers:input_type -> vexil.admin.v1.RemoveCohortMembersRequest
+	85,  // 132: vexil.admin.v1.AdminService.ListCohortMembers:input_type -> vexil.admin.v1.ListCohortMembersRequest
+	88,  // 133: vexil.admin.v1.AdminService.CreateEarlyAccessFeature:input_type -> vexil.admin.v1.CreateEarlyAccessFeatureRequest
+	90,  // 134: vexil.admin.v1.AdminService.GetEarlyAccessFeature:input_type -> vexil.admin.v1.GetEarlyAccessFeatureRequest
+	92,  // 135: vexil.admin.v1.AdminService.ListEarlyAccessFeatures:input_type -> vexil.admin.v1.ListEarlyAccessFeaturesRequest
+	94,  // 136: vexil.admin.v1.AdminService.UpdateEarlyAccessFeature:input_type -> vexil.admin.v1.UpdateEarlyAccessFeatureRequest
+	96,  // 137: vexil.admin.v1.AdminService.DeleteEarlyAccessFeature:input_type -> vexil.admin.v1.DeleteEarlyAccessFeatureRequest
+	98,  // 138: vexil.admin.v1.AdminService.ListPublicEarlyAccessFeatures:input_type -> vexil.admin.v1.ListPublicEarlyAccessFeaturesRequest
+	102, // 139: vexil.admin.v1.AdminService.ListActivity:input_type -> vexil.admin.v1.ListActivityRequest
+	104, // 140: vexil.admin.v1.AdminService.ListFlagActivity:input_type -> vexil.admin.v1.ListFlagActivityRequest
+	106, // 141: vexil.admin.v1.AdminService.ExplainFlag:input_type -> vexil.admin.v1.ExplainFlagRequest
+	111, // 142: vexil.admin.v1.AdminService.StartBlastRadius:input_type -> vexil.admin.v1.StartBlastRadiusRequest
+	113, // 143: vexil.admin.v1.AdminService.GetBlastRadiusJob:input_type -> vexil.admin.v1.GetBlastRadiusJobRequest
+	115, // 144: vexil.admin.v1.AdminService.ListBlastRadiusJobs:input_type -> vexil.admin.v1.ListBlastRadiusJobsRequest
+	117, // 145: vexil.admin.v1.AdminService.CancelBlastRadiusJob:input_type -> vexil.admin.v1.CancelBlastRadiusJobRequest
+	120, // 146: vexil.admin.v1.AdminService.GetPrecomputeStatus:input_type -> vexil.admin.v1.GetPrecomputeStatusRequest
+	122, // 147: vexil.admin.v1.AdminService.ImportDefinitions:input_type -> vexil.admin.v1.ImportDefinitionsRequest
+	10,  // 148: vexil.admin.v1.AdminService.CreateTeam:output_type -> vexil.admin.v1.CreateTeamResponse
+	12,  // 149: vexil.admin.v1.AdminService.GetTeam:output_type -> vexil.admin.v1.GetTeamResponse
+	14,  // 150: vexil.admin.v1.AdminService.ListTeams:output_type -> vexil.admin.v1.ListTeamsResponse
+	16,  // 151: vexil.admin.v1.AdminService.UpdateTeam:output_type -> vexil.admin.v1.UpdateTeamResponse
+	18,  // 152: vexil.admin.v1.AdminService.SetGroupType:output_type -> vexil.admin.v1.SetGroupTypeResponse
+	20,  // 153: vexil.admin.v1.AdminService.RotateTeamKey:output_type -> vexil.admin.v1.RotateTeamKeyResponse
+	23,  // 154: vexil.admin.v1.AdminService.CreatePersonalKey:output_type -> vexil.admin.v1.CreatePersonalKeyResponse
+	25,  // 155: vexil.admin.v1.AdminService.ListKeys:output_type -> vexil.admin.v1.ListKeysResponse
+	27,  // 156: vexil.admin.v1.AdminService.RevokeKey:output_type -> vexil.admin.v1.RevokeKeyResponse
+	32,  // 157: vexil.admin.v1.AdminService.CreateFlag:output_type -> vexil.admin.v1.CreateFlagResponse
+	34,  // 158: vexil.admin.v1.AdminService.GetFlag:output_type -> vexil.admin.v1.GetFlagResponse
+	36,  // 159: vexil.admin.v1.AdminService.GetFlagByKey:output_type -> vexil.admin.v1.GetFlagByKeyResponse
+	38,  // 160: vexil.admin.v1.AdminService.ListFlags:output_type -> vexil.admin.v1.ListFlagsResponse
+	40,  // 161: vexil.admin.v1.AdminService.UpdateFlag:output_type -> vexil.admin.v1.UpdateFlagResponse
+	42,  // 162: vexil.admin.v1.AdminService.PatchFlag:output_type -> vexil.admin.v1.PatchFlagResponse
+	44,  // 163: vexil.admin.v1.AdminService.EnableFlag:output_type -> vexil.admin.v1.EnableFlagResponse
+	46,  // 164: vexil.admin.v1.AdminService.DisableFlag:output_type -> vexil.admin.v1.DisableFlagResponse
+	48,  // 165: vexil.admin.v1.AdminService.ArchiveFlag:output_type -> vexil.admin.v1.ArchiveFlagResponse
+	50,  // 166: vexil.admin.v1.AdminService.UnarchiveFlag:output_type -> vexil.admin.v1.UnarchiveFlagResponse
+	52,  // 167: vexil.admin.v1.AdminService.DeleteFlag:output_type -> vexil.admin.v1.DeleteFlagResponse
+	55,  // 168: vexil.admin.v1.AdminService.AddCondition:output_type -> vexil.admin.v1.AddConditionResponse
+	57,  // 169: vexil.admin.v1.AdminService.UpdateCondition:output_type -> vexil.admin.v1.UpdateConditionResponse
+	59,  // 170: vexil.admin.v1.AdminService.RemoveCondition:output_type -> vexil.admin.v1.RemoveConditionResponse
+	61,  // 171: vexil.admin.v1.AdminService.ReorderConditions:output_type -> vexil.admin.v1.ReorderConditionsResponse
+	63,  // 172: vexil.admin.v1.AdminService.SetRollout:output_type -> vexil.admin.v1.SetRolloutResponse
+	65,  // 173: vexil.admin.v1.AdminService.SetOverrides:output_type -> vexil.admin.v1.SetOverridesResponse
+	68,  // 174: vexil.admin.v1.AdminService.ListDependents:output_type -> vexil.admin.v1.ListDependentsResponse
+	72,  // 175: vexil.admin.v1.AdminService.CreateCohort:output_type -> vexil.admin.v1.CreateCohortResponse
+	74,  // 176: vexil.admin.v1.AdminService.GetCohort:output_type -> vexil.admin.v1.GetCohortResponse
+	76,  // 177: vexil.admin.v1.AdminService.ListCohorts:output_type -> vexil.admin.v1.ListCohortsResponse
+	78,  // 178: vexil.admin.v1.AdminService.UpdateCohort:output_type -> vexil.admin.v1.UpdateCohortResponse
+	80,  // 179: vexil.admin.v1.AdminService.DeleteCohort:output_type -> vexil.admin.v1.DeleteCohortResponse
+	82,  // 180: vexil.admin.v1.AdminService.AddCohortMembers:output_type -> vexil.admin.v1.AddCohortMembersResponse
+	84,  // 181: vexil.admin.v1.AdminService.RemoveCohortMembers:output_type -> vexil.admin.v1.RemoveCohortMembersResponse
+	86,  // 182: vexil.admin.v1.AdminService.ListCohortMembers:output_type -> vexil.admin.v1.ListCohortMembersResponse
+	89,  // 183: vexil.admin.v1.AdminService.CreateEarlyAccessFeature:output_type -> vexil.admin.v1.CreateEarlyAccessFeatureResponse
+	91,  // 184: vexil.admin.v1.AdminService.GetEarlyAccessFeature:output_type -> vexil.admin.v1.GetEarlyAccessFeatureResponse
+	93,  // 185: vexil.admin.v1.AdminService.ListEarlyAccessFeatures:output_type -> vexil.admin.v1.ListEarlyAccessFeaturesResponse
+	95,  // 186: vexil.admin.v1.AdminService.UpdateEarlyAccessFeature:output_type -> vexil.admin.v1.UpdateEarlyAccessFeatureResponse
+	97,  // 187: vexil.admin.v1.AdminService.DeleteEarlyAccessFeature:output_type -> vexil.admin.v1.DeleteEarlyAccessFeatureResponse
+	100, // 188: vexil.admin.v1.AdminService.ListPublicEarlyAccessFeatures:output_type -> vexil.admin.v1.ListPublicEarlyAccessFeaturesResponse
+	103, // 189: vexil.admin.v1.AdminService.ListActivity:output_type -> vexil.admin.v1.ListActivityResponse
+	105, // 190: vexil.admin.v1.AdminService.ListFlagActivity:output_type -> vexil.admin.v1.ListFlagActivityResponse
+	109, // 191: vexil.admin.v1.AdminService.ExplainFlag:output_type -> vexil.admin.v1.ExplainFlagResponse
+	112, // 192: vexil.admin.v1.AdminService.StartBlastRadius:output_type -> vexil.admin.v1.StartBlastRadiusResponse
+	114, // 193: vexil.admin.v1.AdminService.GetBlastRadiusJob:output_type -> vexil.admin.v1.GetBlastRadiusJobResponse
+	116, // 194: vexil.admin.v1.AdminService.ListBlastRadiusJobs:output_type -> vexil.admin.v1.ListBlastRadiusJobsResponse
+	118, // 195: vexil.admin.v1.AdminService.CancelBlastRadiusJob:output_type -> vexil.admin.v1.CancelBlastRadiusJobResponse
+	121, // 196: vexil.admin.v1.AdminService.GetPrecomputeStatus:output_type -> vexil.admin.v1.GetPrecomputeStatusResponse
+	124, // 197: vexil.admin.v1.AdminService.ImportDefinitions:output_type -> vexil.admin.v1.ImportDefinitionsResponse
+	148, // [148:198] is the sub-list for method output_type
+	98,  // [98:148] is the sub-list for method input_type
+	98,  // [98:98] is the sub-list for extension type_name
+	98,  // [98:98] is the sub-list for extension extendee
+	0,   // [0:98] is the sub-list for field type_name
 }
 
 func init() { file_vexil_admin_v1_admin_proto_init() }
@@ -8925,20 +9053,20 @@ func file_vexil_admin_v1_admin_proto_init() {
 	}
 	file_vexil_admin_v1_admin_proto_msgTypes[9].OneofWrappers = []any{}
 	file_vexil_admin_v1_admin_proto_msgTypes[24].OneofWrappers = []any{}
-	file_vexil_admin_v1_admin_proto_msgTypes[45].OneofWrappers = []any{
+	file_vexil_admin_v1_admin_proto_msgTypes[47].OneofWrappers = []any{
 		(*Condition_Persons)(nil),
 		(*Condition_GroupTypeIndex)(nil),
 	}
-	file_vexil_admin_v1_admin_proto_msgTypes[46].OneofWrappers = []any{}
-	file_vexil_admin_v1_admin_proto_msgTypes[86].OneofWrappers = []any{}
-	file_vexil_admin_v1_admin_proto_msgTypes[100].OneofWrappers = []any{}
+	file_vexil_admin_v1_admin_proto_msgTypes[48].OneofWrappers = []any{}
+	file_vexil_admin_v1_admin_proto_msgTypes[88].OneofWrappers = []any{}
+	file_vexil_admin_v1_admin_proto_msgTypes[102].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_vexil_admin_v1_admin_proto_rawDesc), len(file_vexil_admin_v1_admin_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   119,
+			NumMessages:   121,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

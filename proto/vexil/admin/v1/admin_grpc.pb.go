@@ -75,6 +75,7 @@ const (
 	AdminService_GetFlagByKey_FullMethodName                  = "/vexil.admin.v1.AdminService/GetFlagByKey"
 	AdminService_ListFlags_FullMethodName                     = "/vexil.admin.v1.AdminService/ListFlags"
 	AdminService_UpdateFlag_FullMethodName                    = "/vexil.admin.v1.AdminService/UpdateFlag"
+	AdminService_PatchFlag_FullMethodName                     = "/vexil.admin.v1.AdminService/PatchFlag"
 	AdminService_EnableFlag_FullMethodName                    = "/vexil.admin.v1.AdminService/EnableFlag"
 	AdminService_DisableFlag_FullMethodName                   = "/vexil.admin.v1.AdminService/DisableFlag"
 	AdminService_ArchiveFlag_FullMethodName                   = "/vexil.admin.v1.AdminService/ArchiveFlag"
@@ -138,6 +139,11 @@ type AdminServiceClient interface {
 	ListFlags(ctx context.Context, in *ListFlagsRequest, opts ...grpc.CallOption) (*ListFlagsResponse, error)
 	// UpdateFlag replaces a flag's definition (every field of FlagInput).
 	UpdateFlag(ctx context.Context, in *UpdateFlagRequest, opts ...grpc.CallOption) (*UpdateFlagResponse, error)
+	// PatchFlag changes the fields the body carries, as PostHog's PATCH does:
+	// the body is PostHog's flag JSON, whole or partial; the fields of
+	// FlagInput it holds replace the flag's, "deleted": true deletes it, a
+	// "version" in it is the version read, and anything else is ignored.
+	PatchFlag(ctx context.Context, in *PatchFlagRequest, opts ...grpc.CallOption) (*PatchFlagResponse, error)
 	// Single-purpose state changes: they never touch targeting.
 	EnableFlag(ctx context.Context, in *EnableFlagRequest, opts ...grpc.CallOption) (*EnableFlagResponse, error)
 	DisableFlag(ctx context.Context, in *DisableFlagRequest, opts ...grpc.CallOption) (*DisableFlagResponse, error)
@@ -344,6 +350,16 @@ func (c *adminServiceClient) UpdateFlag(ctx context.Context, in *UpdateFlagReque
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(UpdateFlagResponse)
 	err := c.cc.Invoke(ctx, AdminService_UpdateFlag_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) PatchFlag(ctx context.Context, in *PatchFlagRequest, opts ...grpc.CallOption) (*PatchFlagResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PatchFlagResponse)
+	err := c.cc.Invoke(ctx, AdminService_PatchFlag_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -726,6 +742,11 @@ type AdminServiceServer interface {
 	ListFlags(context.Context, *ListFlagsRequest) (*ListFlagsResponse, error)
 	// UpdateFlag replaces a flag's definition (every field of FlagInput).
 	UpdateFlag(context.Context, *UpdateFlagRequest) (*UpdateFlagResponse, error)
+	// PatchFlag changes the fields the body carries, as PostHog's PATCH does:
+	// the body is PostHog's flag JSON, whole or partial; the fields of
+	// FlagInput it holds replace the flag's, "deleted": true deletes it, a
+	// "version" in it is the version read, and anything else is ignored.
+	PatchFlag(context.Context, *PatchFlagRequest) (*PatchFlagResponse, error)
 	// Single-purpose state changes: they never touch targeting.
 	EnableFlag(context.Context, *EnableFlagRequest) (*EnableFlagResponse, error)
 	DisableFlag(context.Context, *DisableFlagRequest) (*DisableFlagResponse, error)
@@ -839,6 +860,9 @@ func (UnimplementedAdminServiceServer) ListFlags(context.Context, *ListFlagsRequ
 }
 func (UnimplementedAdminServiceServer) UpdateFlag(context.Context, *UpdateFlagRequest) (*UpdateFlagResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method UpdateFlag not implemented")
+}
+func (UnimplementedAdminServiceServer) PatchFlag(context.Context, *PatchFlagRequest) (*PatchFlagResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PatchFlag not implemented")
 }
 func (UnimplementedAdminServiceServer) EnableFlag(context.Context, *EnableFlagRequest) (*EnableFlagResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method EnableFlag not implemented")
@@ -1214,6 +1238,24 @@ func _AdminService_UpdateFlag_Handler(srv interface{}, ctx context.Context, dec 
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(AdminServiceServer).UpdateFlag(ctx, req.(*UpdateFlagRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_PatchFlag_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PatchFlagRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).PatchFlag(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_PatchFlag_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).PatchFlag(ctx, req.(*PatchFlagRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -1910,6 +1952,10 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "UpdateFlag",
 			Handler:    _AdminService_UpdateFlag_Handler,
+		},
+		{
+			MethodName: "PatchFlag",
+			Handler:    _AdminService_PatchFlag_Handler,
 		},
 		{
 			MethodName: "EnableFlag",
