@@ -18,7 +18,7 @@ var activityScopes = map[string]catalog.Scope{
 func entryProto(e catalog.ActivityEntry) *adminv1.ActivityEntry {
 	return &adminv1.ActivityEntry{
 		Id: e.ID, TeamId: e.TeamID, At: ts(e.At), Actor: e.Actor, Scope: string(e.Scope), ItemId: e.ItemID,
-		Action: e.Action, Before: string(e.Before), After: string(e.After), Diff: string(e.Diff),
+		Action: e.Action, Before: rawValue(e.Before), After: rawValue(e.After), Diff: rawValue(e.Diff),
 	}
 }
 

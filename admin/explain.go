@@ -91,8 +91,12 @@ func (s *Service) ExplainFlag(ctx context.Context, req *adminv1.ExplainFlagReque
 
 	// Person properties: the request's, the stored row's, or both.
 	var props map[string]any
-	if req.GetPersonProperties() != "" {
-		if props, err = decodeProps([]byte(req.GetPersonProperties())); err != nil {
+	if req.GetPersonProperties() != nil {
+		text, err := messageJSON(req.GetPersonProperties())
+		if err != nil {
+			return nil, errcode.Field(errcode.InvalidArgument, "person_properties", "%v", err)
+		}
+		if props, err = decodeProps([]byte(text)); err != nil {
 			return nil, errcode.Field(errcode.InvalidArgument, "person_properties", "person_properties is a JSON object: %v", err)
 		}
 	}
@@ -135,7 +139,7 @@ func (s *Service) ExplainFlag(ctx context.Context, req *adminv1.ExplainFlagReque
 		out.Error = res.Err.Error()
 	}
 	if res.Payload != nil {
-		out.Payload = string(res.Payload)
+		out.Payload = rawValue(res.Payload)
 	}
 
 	// Each condition alone, then each of its filters alone.
@@ -162,7 +166,7 @@ func (s *Service) ExplainFlag(ctx context.Context, req *adminv1.ExplainFlagReque
 			one := flags.Condition{Properties: []flags.PropertyFilter{pf}, Aggregation: c.Aggregation}
 			fr, _ := evalProbe(defs, probeFlag(rec.Flag, one), &ec)
 			ce.Filters = append(ce.Filters, &adminv1.FilterExplain{Index: int32(j), Key: pf.Key, Type: pf.Type,
-				Operator: pf.Operator, Value: string(pf.Value), Matched: fr.Enabled})
+				Operator: pf.Operator, Value: rawValue(pf.Value), Matched: fr.Enabled})
 		}
 		out.Conditions = append(out.Conditions, ce)
 	}
@@ -188,8 +192,12 @@ func (s *Service) explainGroups(ctx context.Context, req *adminv1.ExplainFlagReq
 		return nil
 	}
 	var gprops map[string]map[string]any
-	if req.GetGroupProperties() != "" {
-		if err := decodeJSON(req.GetGroupProperties(), &gprops); err != nil {
+	if req.GetGroupProperties() != nil {
+		text, err := messageJSON(req.GetGroupProperties())
+		if err != nil {
+			return errcode.Field(errcode.InvalidArgument, "group_properties", "%v", err)
+		}
+		if err := decodeJSON(text, &gprops); err != nil {
 			return errcode.Field(errcode.InvalidArgument, "group_properties", "group_properties is a JSON object of objects: %v", err)
 		}
 	}

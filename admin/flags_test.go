@@ -167,14 +167,15 @@ func TestFlagLifecycleHTTP(t *testing.T) {
 	// The flag's activity, newest first, with actor and diff.
 	var act struct {
 		Entries []struct {
-			Actor, Action, Diff, Before, After string
+			Actor, Action       string
+			Diff, Before, After json.RawMessage
 		} `json:"entries"`
 	}
 	if code := e.do("GET", base+"/"+id+"/activity?page_size=2", e.root, nil, &act); code != 200 || len(act.Entries) != 2 {
 		t.Fatalf("activity: %d %+v", code, act)
 	}
 	if act.Entries[0].Action != "enabled" || act.Entries[1].Action != "disabled" || act.Entries[0].Actor != sig.Actor ||
-		!strings.Contains(act.Entries[0].Diff, `"active"`) {
+		!strings.Contains(string(act.Entries[0].Diff), `"active":{"after":true,"before":false}`) || act.Entries[0].Before[0] != '{' {
 		t.Errorf("activity %+v", act.Entries)
 	}
 

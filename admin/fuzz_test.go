@@ -1,12 +1,15 @@
 package admin
 
 import (
+	"context"
 	"encoding/json"
 	"testing"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/vexil-dev/vexil/catalog"
+	"github.com/vexil-dev/vexil/catalog/memcatalog"
 	adminv1 "github.com/vexil-dev/vexil/proto/vexil/admin/v1"
 )
 
@@ -62,6 +65,69 @@ func FuzzConditionProperties(f *testing.F) {
 		}
 		if _, err := json.Marshal(c); err != nil {
 			t.Fatalf("decoded condition does not encode: %v", err)
+		}
+	})
+}
+
+// FuzzImportDefinitions: any JSON object given to the import is planned
+// (parsed, remapped, compiled, judged) without a panic, and every item ends
+// with an action.
+func FuzzImportDefinitions(f *testing.F) {
+	f.Add(`{"flags":[{"id":1,"key":"a","filters":{"groups":[{"properties":[{"key":"id","type":"cohort","value":5}]}]}}],"cohorts":{"5":{"type":"AND","values":[{"key":"id","type":"cohort","value":5}]}}}`)
+	f.Add(`{"flags":[{"key":"b","filters":{"groups":[{"properties":[{"key":"1","type":"flag","value":true}]}]}}],"cohorts":[{"id":3,"is_static":true},{"id":3,"filters":{"values":[]}}],"group_type_mapping":[{"group_type":"x","group_type_index":0}]}`)
+	f.Add(`{"results":[{"key":"c","deleted":false,"filters":{"groups":[],"multivariate":{"variants":[]}}}],"group_type_mapping":{"0":"company","x":"y"}}`)
+	f.Add(`{"flags":"x","cohorts":7}`)
+	cat := memcatalog.New(memcatalog.Config{})
+	defer cat.Close()
+	team, err := cat.CreateTeam(context.Background(), catalog.Team{Name: "t"}, catalog.Change{Actor: "test"})
+	if err != nil {
+		f.Fatal(err)
+	}
+	s := &Service{cat: cat}
+	s.cfg.Limits.setDefaults()
+	f.Fuzz(func(t *testing.T, text string) {
+		st, err := DefinitionsStruct([]byte(text))
+		if err != nil {
+			return
+		}
+		data, err := messageJSON(st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := decodeGeneric([]byte(data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		snap, err := cat.Snapshot(context.Background(), team.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		plan, err := s.planImport(context.Background(), snap, raw.(map[string]any))
+		if err != nil {
+			return
+		}
+		for _, it := range plan.report(true).GetItems() {
+			if it.GetAction() == "" {
+				t.Fatalf("item without an action: %v", it)
+			}
+		}
+	})
+}
+
+// FuzzRESTDecoder: any request body decodes into a request or fails,
+// without a panic.
+func FuzzRESTDecoder(f *testing.F) {
+	f.Add(`{"key":"k","filters":{"groups":[{"properties":[{"value":12345678901234567890}]}]},"id":5,"created_by":{}}`)
+	f.Add(`{"team_id":"1","version":1e3}`)
+	f.Add(`[`)
+	m := newRESTMarshaler()
+	f.Fuzz(func(t *testing.T, text string) {
+		var in adminv1.FlagInput
+		if err := m.Unmarshal([]byte(text), &in); err != nil {
+			return
+		}
+		if _, err := m.Marshal(&in); err != nil {
+			t.Fatalf("a decoded request does not encode: %v", err)
 		}
 	})
 }

@@ -49,7 +49,7 @@ func TestExplain(t *testing.T) {
 	}
 	// Properties given in the request replace the row's.
 	ex, err = e.client.ExplainFlag(ctx, &adminv1.ExplainFlagRequest{TeamId: team.GetId(), FlagId: f.GetFlag().GetId(), DistinctId: "u1",
-		PersonProperties: `{"plan":"free"}`})
+		PersonProperties: js(`{"plan":"free"}`)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +58,7 @@ func TestExplain(t *testing.T) {
 	}
 	// Merged: the row's email, the request's plan.
 	ex, err = e.client.ExplainFlag(ctx, &adminv1.ExplainFlagRequest{TeamId: team.GetId(), FlagId: f.GetFlag().GetId(), DistinctId: "u1",
-		PersonProperties: `{"plan":"enterprise"}`, MergeProperties: true})
+		PersonProperties: js(`{"plan":"enterprise"}`), MergeProperties: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +67,7 @@ func TestExplain(t *testing.T) {
 		t.Errorf("explain merged %v", ex)
 	}
 	if _, err := e.client.ExplainFlag(ctx, &adminv1.ExplainFlagRequest{TeamId: team.GetId(), FlagId: f.GetFlag().GetId(), DistinctId: "u1",
-		PersonProperties: `[1]`}); status.Code(err) != codes.InvalidArgument {
+		Groups: map[string]string{"company": "acme"}, GroupProperties: js(`{"company":5}`)}); status.Code(err) != codes.InvalidArgument {
 		t.Errorf("bad properties: %v", err)
 	}
 }
@@ -263,7 +263,7 @@ func TestCohorts(t *testing.T) {
 		t.Fatal(err)
 	}
 	for did, want := range map[string]bool{"a": true, "b": false} {
-		ex, err := e.client.ExplainFlag(ctx, &adminv1.ExplainFlagRequest{TeamId: team.GetId(), FlagId: f.GetFlag().GetId(), DistinctId: did, PersonProperties: `{}`})
+		ex, err := e.client.ExplainFlag(ctx, &adminv1.ExplainFlagRequest{TeamId: team.GetId(), FlagId: f.GetFlag().GetId(), DistinctId: did, PersonProperties: js(`{}`)})
 		if err != nil || ex.GetEnabled() != want {
 			t.Errorf("%s: %v %v", did, ex, err)
 		}
@@ -337,7 +337,7 @@ func TestEarlyAccess(t *testing.T) {
 		t.Fatalf("beta flag %s", fl.GetFilters())
 	}
 	explain := func(props string) bool {
-		ex, err := e.client.ExplainFlag(ctx, &adminv1.ExplainFlagRequest{TeamId: team.GetId(), FlagId: feat.GetFlagId(), DistinctId: "u", PersonProperties: props})
+		ex, err := e.client.ExplainFlag(ctx, &adminv1.ExplainFlagRequest{TeamId: team.GetId(), FlagId: feat.GetFlagId(), DistinctId: "u", PersonProperties: js(props)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -436,7 +436,7 @@ func TestExplainGroupCondition(t *testing.T) {
 		t.Fatal(err)
 	}
 	ex, err := e.client.ExplainFlag(ctx, &adminv1.ExplainFlagRequest{TeamId: team.GetId(), FlagId: f.GetFlag().GetId(), DistinctId: "u1",
-		PersonProperties: `{"email":"x@home.org"}`, Groups: map[string]string{"company": "acme"}})
+		PersonProperties: js(`{"email":"x@home.org"}`), Groups: map[string]string{"company": "acme"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,9 +13,10 @@
 // conflict, or the dependents that block an archive or a delete.
 //
 // Definitions as JSON: a flag's filters, a condition's properties, a
-// cohort's filters and override values are google.protobuf.Struct, ListValue
-// and Value in PostHog's shape, so REST clients send and receive PostHog's
-// own JSON objects and arrays. A protobuf number is a double: a filter value
+// cohort's filters and override values (and an explanation's properties
+// and payload, the activity log's records) are google.protobuf.Struct,
+// ListValue and Value in PostHog's shape, so REST clients send and receive
+// PostHog's own JSON objects and arrays. A protobuf number is a double: a filter value
 // whose digits matter beyond a double (an id past 2^53, "5.0" that must not
 // equal 5) travels as a JSON string of the same text, which the engine
 // compares exactly like the number (it compares property values by their
@@ -6197,12 +6198,12 @@ type ActivityEntry struct {
 	Scope  string `protobuf:"bytes,5,opt,name=scope,proto3" json:"scope,omitempty"`
 	ItemId string `protobuf:"bytes,6,opt,name=item_id,json=itemId,proto3" json:"item_id,omitempty"`
 	Action string `protobuf:"bytes,7,opt,name=action,proto3" json:"action,omitempty"`
-	// JSON text of the record before (empty on creation) and after.
-	Before string `protobuf:"bytes,8,opt,name=before,proto3" json:"before,omitempty"`
-	After  string `protobuf:"bytes,9,opt,name=after,proto3" json:"after,omitempty"`
-	// JSON text of the change: the fields that differ, {"path": {"before":
-	// ..., "after": ...}}.
-	Diff          string `protobuf:"bytes,10,opt,name=diff,proto3" json:"diff,omitempty"`
+	// The record before (absent on creation) and after.
+	Before *structpb.Value `protobuf:"bytes,11,opt,name=before,proto3" json:"before,omitempty"`
+	After  *structpb.Value `protobuf:"bytes,12,opt,name=after,proto3" json:"after,omitempty"`
+	// The change: the fields that differ, {"path": {"before": ..., "after":
+	// ...}}.
+	Diff          *structpb.Value `protobuf:"bytes,13,opt,name=diff,proto3" json:"diff,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -6286,25 +6287,25 @@ func (x *ActivityEntry) GetAction() string {
 	return ""
 }
 
-func (x *ActivityEntry) GetBefore() string {
+func (x *ActivityEntry) GetBefore() *structpb.Value {
 	if x != nil {
 		return x.Before
 	}
-	return ""
+	return nil
 }
 
-func (x *ActivityEntry) GetAfter() string {
+func (x *ActivityEntry) GetAfter() *structpb.Value {
 	if x != nil {
 		return x.After
 	}
-	return ""
+	return nil
 }
 
-func (x *ActivityEntry) GetDiff() string {
+func (x *ActivityEntry) GetDiff() *structpb.Value {
 	if x != nil {
 		return x.Diff
 	}
-	return ""
+	return nil
 }
 
 type ListActivityRequest struct {
@@ -6563,14 +6564,14 @@ type ExplainFlagRequest struct {
 	TeamId     int64                  `protobuf:"varint,1,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
 	FlagId     int64                  `protobuf:"varint,2,opt,name=flag_id,json=flagId,proto3" json:"flag_id,omitempty"`
 	DistinctId string                 `protobuf:"bytes,3,opt,name=distinct_id,json=distinctId,proto3" json:"distinct_id,omitempty"`
-	// JSON object of person properties to use instead of the stored row's
-	// (or on top of it with merge_properties).
-	PersonProperties string `protobuf:"bytes,4,opt,name=person_properties,json=personProperties,proto3" json:"person_properties,omitempty"`
-	MergeProperties  bool   `protobuf:"varint,5,opt,name=merge_properties,json=mergeProperties,proto3" json:"merge_properties,omitempty"`
+	// Person properties to use instead of the stored row's (or on top of
+	// it with merge_properties).
+	PersonProperties *structpb.Struct `protobuf:"bytes,8,opt,name=person_properties,json=personProperties,proto3" json:"person_properties,omitempty"`
+	MergeProperties  bool             `protobuf:"varint,5,opt,name=merge_properties,json=mergeProperties,proto3" json:"merge_properties,omitempty"`
 	// Group keys by group type name ("company" -> "acme").
 	Groups map[string]string `protobuf:"bytes,6,rep,name=groups,proto3" json:"groups,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	// JSON object: group type name -> properties object.
-	GroupProperties string `protobuf:"bytes,7,opt,name=group_properties,json=groupProperties,proto3" json:"group_properties,omitempty"`
+	// Group type name -> properties object.
+	GroupProperties *structpb.Struct `protobuf:"bytes,9,opt,name=group_properties,json=groupProperties,proto3" json:"group_properties,omitempty"`
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
 }
@@ -6626,11 +6627,11 @@ func (x *ExplainFlagRequest) GetDistinctId() string {
 	return ""
 }
 
-func (x *ExplainFlagRequest) GetPersonProperties() string {
+func (x *ExplainFlagRequest) GetPersonProperties() *structpb.Struct {
 	if x != nil {
 		return x.PersonProperties
 	}
-	return ""
+	return nil
 }
 
 func (x *ExplainFlagRequest) GetMergeProperties() bool {
@@ -6647,11 +6648,11 @@ func (x *ExplainFlagRequest) GetGroups() map[string]string {
 	return nil
 }
 
-func (x *ExplainFlagRequest) GetGroupProperties() string {
+func (x *ExplainFlagRequest) GetGroupProperties() *structpb.Struct {
 	if x != nil {
 		return x.GroupProperties
 	}
-	return ""
+	return nil
 }
 
 // FilterExplain is one property filter's verdict.
@@ -6661,9 +6662,9 @@ type FilterExplain struct {
 	Key      string                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
 	Type     string                 `protobuf:"bytes,3,opt,name=type,proto3" json:"type,omitempty"`
 	Operator string                 `protobuf:"bytes,4,opt,name=operator,proto3" json:"operator,omitempty"`
-	// JSON text of the filter's value.
-	Value         string `protobuf:"bytes,5,opt,name=value,proto3" json:"value,omitempty"`
-	Matched       bool   `protobuf:"varint,6,opt,name=matched,proto3" json:"matched,omitempty"`
+	// The filter's value.
+	Value         *structpb.Value `protobuf:"bytes,7,opt,name=value,proto3" json:"value,omitempty"`
+	Matched       bool            `protobuf:"varint,6,opt,name=matched,proto3" json:"matched,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -6726,11 +6727,11 @@ func (x *FilterExplain) GetOperator() string {
 	return ""
 }
 
-func (x *FilterExplain) GetValue() string {
+func (x *FilterExplain) GetValue() *structpb.Value {
 	if x != nil {
 		return x.Value
 	}
-	return ""
+	return nil
 }
 
 func (x *FilterExplain) GetMatched() bool {
@@ -6849,8 +6850,9 @@ type ExplainFlagResponse struct {
 	Description    string `protobuf:"bytes,6,opt,name=description,proto3" json:"description,omitempty"`
 	// Set when the flag could not be decided.
 	Error string `protobuf:"bytes,7,opt,name=error,proto3" json:"error,omitempty"`
-	// JSON text of the payload, empty for none.
-	Payload    string              `protobuf:"bytes,8,opt,name=payload,proto3" json:"payload,omitempty"`
+	// The payload (PostHog's: usually a JSON-encoded string); absent for
+	// none.
+	Payload    *structpb.Value     `protobuf:"bytes,11,opt,name=payload,proto3" json:"payload,omitempty"`
 	Conditions []*ConditionExplain `protobuf:"bytes,9,rep,name=conditions,proto3" json:"conditions,omitempty"`
 	// Whether the properties came from the stored row.
 	FromStore     bool `protobuf:"varint,10,opt,name=from_store,json=fromStore,proto3" json:"from_store,omitempty"`
@@ -6937,11 +6939,11 @@ func (x *ExplainFlagResponse) GetError() string {
 	return ""
 }
 
-func (x *ExplainFlagResponse) GetPayload() string {
+func (x *ExplainFlagResponse) GetPayload() *structpb.Value {
 	if x != nil {
 		return x.Payload
 	}
-	return ""
+	return nil
 }
 
 func (x *ExplainFlagResponse) GetConditions() []*ConditionExplain {
@@ -8431,7 +8433,7 @@ const file_vexil_admin_v1_admin_proto_rawDesc = "" +
 	"\x11documentation_url\x18\x04 \x01(\tR\x10documentationUrl\x12\x19\n" +
 	"\bflag_key\x18\x05 \x01(\tR\aflagKey\"\x85\x01\n" +
 	"%ListPublicEarlyAccessFeaturesResponse\x12\\\n" +
-	"\x15early_access_features\x18\x01 \x03(\v2(.vexil.admin.v1.PublicEarlyAccessFeatureR\x13earlyAccessFeatures\"\x83\x02\n" +
+	"\x15early_access_features\x18\x01 \x03(\v2(.vexil.admin.v1.PublicEarlyAccessFeatureR\x13earlyAccessFeatures\"\xdd\x02\n" +
 	"\rActivityEntry\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
 	"\ateam_id\x18\x02 \x01(\x03R\x06teamId\x12*\n" +
@@ -8439,11 +8441,12 @@ const file_vexil_admin_v1_admin_proto_rawDesc = "" +
 	"\x05actor\x18\x04 \x01(\tR\x05actor\x12\x14\n" +
 	"\x05scope\x18\x05 \x01(\tR\x05scope\x12\x17\n" +
 	"\aitem_id\x18\x06 \x01(\tR\x06itemId\x12\x16\n" +
-	"\x06action\x18\a \x01(\tR\x06action\x12\x16\n" +
-	"\x06before\x18\b \x01(\tR\x06before\x12\x14\n" +
-	"\x05after\x18\t \x01(\tR\x05after\x12\x12\n" +
-	"\x04diff\x18\n" +
-	" \x01(\tR\x04diff\"\x99\x01\n" +
+	"\x06action\x18\a \x01(\tR\x06action\x12.\n" +
+	"\x06before\x18\v \x01(\v2\x16.google.protobuf.ValueR\x06before\x12,\n" +
+	"\x05after\x18\f \x01(\v2\x16.google.protobuf.ValueR\x05after\x12*\n" +
+	"\x04diff\x18\r \x01(\v2\x16.google.protobuf.ValueR\x04diffJ\x04\b\b\x10\tJ\x04\b\t\x10\n" +
+	"J\x04\b\n" +
+	"\x10\v\"\x99\x01\n" +
 	"\x13ListActivityRequest\x12\x17\n" +
 	"\ateam_id\x18\x01 \x01(\x03R\x06teamId\x12\x14\n" +
 	"\x05scope\x18\x02 \x01(\tR\x05scope\x12\x17\n" +
@@ -8462,26 +8465,26 @@ const file_vexil_admin_v1_admin_proto_rawDesc = "" +
 	"page_token\x18\x04 \x01(\tR\tpageToken\"{\n" +
 	"\x18ListFlagActivityResponse\x127\n" +
 	"\aentries\x18\x01 \x03(\v2\x1d.vexil.admin.v1.ActivityEntryR\aentries\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xed\x02\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xab\x03\n" +
 	"\x12ExplainFlagRequest\x12\x17\n" +
 	"\ateam_id\x18\x01 \x01(\x03R\x06teamId\x12\x17\n" +
 	"\aflag_id\x18\x02 \x01(\x03R\x06flagId\x12\x1f\n" +
 	"\vdistinct_id\x18\x03 \x01(\tR\n" +
-	"distinctId\x12+\n" +
-	"\x11person_properties\x18\x04 \x01(\tR\x10personProperties\x12)\n" +
+	"distinctId\x12D\n" +
+	"\x11person_properties\x18\b \x01(\v2\x17.google.protobuf.StructR\x10personProperties\x12)\n" +
 	"\x10merge_properties\x18\x05 \x01(\bR\x0fmergeProperties\x12F\n" +
-	"\x06groups\x18\x06 \x03(\v2..vexil.admin.v1.ExplainFlagRequest.GroupsEntryR\x06groups\x12)\n" +
-	"\x10group_properties\x18\a \x01(\tR\x0fgroupProperties\x1a9\n" +
+	"\x06groups\x18\x06 \x03(\v2..vexil.admin.v1.ExplainFlagRequest.GroupsEntryR\x06groups\x12B\n" +
+	"\x10group_properties\x18\t \x01(\v2\x17.google.protobuf.StructR\x0fgroupProperties\x1a9\n" +
 	"\vGroupsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x97\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01J\x04\b\x04\x10\x05J\x04\b\a\x10\b\"\xb5\x01\n" +
 	"\rFilterExplain\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\tR\x03key\x12\x12\n" +
 	"\x04type\x18\x03 \x01(\tR\x04type\x12\x1a\n" +
-	"\boperator\x18\x04 \x01(\tR\boperator\x12\x14\n" +
-	"\x05value\x18\x05 \x01(\tR\x05value\x12\x18\n" +
-	"\amatched\x18\x06 \x01(\bR\amatched\"\xae\x02\n" +
+	"\boperator\x18\x04 \x01(\tR\boperator\x12,\n" +
+	"\x05value\x18\a \x01(\v2\x16.google.protobuf.ValueR\x05value\x12\x18\n" +
+	"\amatched\x18\x06 \x01(\bR\amatchedJ\x04\b\x05\x10\x06\"\xae\x02\n" +
 	"\x10ConditionExplain\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x12-\n" +
 	"\x12properties_matched\x18\x02 \x01(\bR\x11propertiesMatched\x12\x1d\n" +
@@ -8491,7 +8494,7 @@ const file_vexil_admin_v1_admin_proto_rawDesc = "" +
 	"\x12rollout_percentage\x18\x05 \x01(\x01H\x00R\x11rolloutPercentage\x88\x01\x01\x12\x16\n" +
 	"\x06target\x18\x06 \x01(\tR\x06target\x127\n" +
 	"\afilters\x18\a \x03(\v2\x1d.vexil.admin.v1.FilterExplainR\afiltersB\x15\n" +
-	"\x13_rollout_percentage\"\xcf\x02\n" +
+	"\x13_rollout_percentage\"\xed\x02\n" +
 	"\x13ExplainFlagResponse\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x18\n" +
 	"\aenabled\x18\x02 \x01(\bR\aenabled\x12\x18\n" +
@@ -8499,14 +8502,14 @@ const file_vexil_admin_v1_admin_proto_rawDesc = "" +
 	"\x06reason\x18\x04 \x01(\tR\x06reason\x12'\n" +
 	"\x0fcondition_index\x18\x05 \x01(\x05R\x0econditionIndex\x12 \n" +
 	"\vdescription\x18\x06 \x01(\tR\vdescription\x12\x14\n" +
-	"\x05error\x18\a \x01(\tR\x05error\x12\x18\n" +
-	"\apayload\x18\b \x01(\tR\apayload\x12@\n" +
+	"\x05error\x18\a \x01(\tR\x05error\x120\n" +
+	"\apayload\x18\v \x01(\v2\x16.google.protobuf.ValueR\apayload\x12@\n" +
 	"\n" +
 	"conditions\x18\t \x03(\v2 .vexil.admin.v1.ConditionExplainR\n" +
 	"conditions\x12\x1d\n" +
 	"\n" +
 	"from_store\x18\n" +
-	" \x01(\bR\tfromStore\"\xa3\x04\n" +
+	" \x01(\bR\tfromStoreJ\x04\b\b\x10\t\"\xa3\x04\n" +
 	"\x0eBlastRadiusJob\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
 	"\ateam_id\x18\x02 \x01(\x03R\x06teamId\x12.\n" +
@@ -8916,134 +8919,141 @@ var file_vexil_admin_v1_admin_proto_depIdxs = []int32{
 	87,  // 72: vexil.admin.v1.DeleteEarlyAccessFeatureResponse.feature:type_name -> vexil.admin.v1.EarlyAccessFeature
 	99,  // 73: vexil.admin.v1.ListPublicEarlyAccessFeaturesResponse.early_access_features:type_name -> vexil.admin.v1.PublicEarlyAccessFeature
 	127, // 74: vexil.admin.v1.ActivityEntry.at:type_name -> google.protobuf.Timestamp
-	101, // 75: vexil.admin.v1.ListActivityResponse.entries:type_name -> vexil.admin.v1.ActivityEntry
-	101, // 76: vexil.admin.v1.ListFlagActivityResponse.entries:type_name -> vexil.admin.v1.ActivityEntry
-	125, // 77: vexil.admin.v1.ExplainFlagRequest.groups:type_name -> vexil.admin.v1.ExplainFlagRequest.GroupsEntry
-	107, // 78: vexil.admin.v1.ConditionExplain.filters:type_name -> vexil.admin.v1.FilterExplain
-	108, // 79: vexil.admin.v1.ExplainFlagResponse.conditions:type_name -> vexil.admin.v1.ConditionExplain
-	4,   // 80: vexil.admin.v1.BlastRadiusJob.state:type_name -> vexil.admin.v1.JobState
-	126, // 81: vexil.admin.v1.BlastRadiusJob.transitions:type_name -> vexil.admin.v1.BlastRadiusJob.TransitionsEntry
-	127, // 82: vexil.admin.v1.BlastRadiusJob.created_at:type_name -> google.protobuf.Timestamp
-	127, // 83: vexil.admin.v1.BlastRadiusJob.finished_at:type_name -> google.protobuf.Timestamp
-	29,  // 84: vexil.admin.v1.StartBlastRadiusRequest.flag:type_name -> vexil.admin.v1.FlagInput
-	110, // 85: vexil.admin.v1.StartBlastRadiusResponse.job:type_name -> vexil.admin.v1.BlastRadiusJob
-	110, // 86: vexil.admin.v1.GetBlastRadiusJobResponse.job:type_name -> vexil.admin.v1.BlastRadiusJob
-	110, // 87: vexil.admin.v1.ListBlastRadiusJobsResponse.jobs:type_name -> vexil.admin.v1.BlastRadiusJob
-	110, // 88: vexil.admin.v1.CancelBlastRadiusJobResponse.job:type_name -> vexil.admin.v1.BlastRadiusJob
-	5,   // 89: vexil.admin.v1.PrecomputeRun.state:type_name -> vexil.admin.v1.PrecomputeState
-	127, // 90: vexil.admin.v1.PrecomputeRun.started_at:type_name -> google.protobuf.Timestamp
-	127, // 91: vexil.admin.v1.PrecomputeRun.finished_at:type_name -> google.protobuf.Timestamp
-	119, // 92: vexil.admin.v1.GetPrecomputeStatusResponse.run:type_name -> vexil.admin.v1.PrecomputeRun
-	128, // 93: vexil.admin.v1.ImportDefinitionsRequest.definitions:type_name -> google.protobuf.Struct
-	6,   // 94: vexil.admin.v1.ImportItem.errors:type_name -> vexil.admin.v1.Warning
-	6,   // 95: vexil.admin.v1.ImportItem.warnings:type_name -> vexil.admin.v1.Warning
-	123, // 96: vexil.admin.v1.ImportDefinitionsResponse.items:type_name -> vexil.admin.v1.ImportItem
-	8,   // 97: vexil.admin.v1.ImportDefinitionsResponse.group_types_created:type_name -> vexil.admin.v1.GroupType
-	9,   // 98: vexil.admin.v1.AdminService.CreateTeam:input_type -> vexil.admin.v1.CreateTeamRequest
-	11,  // 99: vexil.admin.v1.AdminService.GetTeam:input_type -> vexil.admin.v1.GetTeamRequest
-	13,  // 100: vexil.admin.v1.AdminService.ListTeams:input_type -> vexil.admin.v1.ListTeamsRequest
-	15,  // 101: vexil.admin.v1.AdminService.UpdateTeam:input_type -> vexil.admin.v1.UpdateTeamRequest
-	17,  // 102: vexil.admin.v1.AdminService.SetGroupType:input_type -> vexil.admin.v1.SetGroupTypeRequest
-	19,  // 103: vexil.admin.v1.AdminService.RotateTeamKey:input_type -> vexil.admin.v1.RotateTeamKeyRequest
-	22,  // 104: vexil.admin.v1.AdminService.CreatePersonalKey:input_type -> vexil.admin.v1.CreatePersonalKeyRequest
-	24,  // 105: vexil.admin.v1.AdminService.ListKeys:input_type -> vexil.admin.v1.ListKeysRequest
-	26,  // 106: vexil.admin.v1.AdminService.RevokeKey:input_type -> vexil.admin.v1.RevokeKeyRequest
-	31,  // 107: vexil.admin.v1.AdminService.CreateFlag:input_type -> vexil.admin.v1.CreateFlagRequest
-	33,  // 108: vexil.admin.v1.AdminService.GetFlag:input_type -> vexil.admin.v1.GetFlagRequest
-	35,  // 109: vexil.admin.v1.AdminService.GetFlagByKey:input_type -> vexil.admin.v1.GetFlagByKeyRequest
-	37,  // 110: vexil.admin.v1.AdminService.ListFlags:input_type -> vexil.admin.v1.ListFlagsRequest
-	39,  // 111: vexil.admin.v1.AdminService.UpdateFlag:input_type -> vexil.admin.v1.UpdateFlagRequest
-	41,  // 112: vexil.admin.v1.AdminService.PatchFlag:input_type -> vexil.admin.v1.PatchFlagRequest
-	43,  // 113: vexil.admin.v1.AdminService.EnableFlag:input_type -> vexil.admin.v1.EnableFlagRequest
-	45,  // 114: vexil.admin.v1.AdminService.DisableFlag:input_type -> vexil.admin.v1.DisableFlagRequest
-	47,  // 115: vexil.admin.v1.AdminService.ArchiveFlag:input_type -> vexil.admin.v1.ArchiveFlagRequest
-	49,  // 116: vexil.admin.v1.AdminService.UnarchiveFlag:input_type -> vexil.admin.v1.UnarchiveFlagRequest
-	51,  // 117: vexil.admin.v1.AdminService.DeleteFlag:input_type -> vexil.admin.v1.DeleteFlagRequest
-	54,  // 118: vexil.admin.v1.AdminService.AddCondition:input_type -> vexil.admin.v1.AddConditionRequest
-	56,  // 119: vexil.admin.v1.AdminService.UpdateCondition:input_type -> vexil.admin.v1.UpdateConditionRequest
-	58,  // 120: vexil.admin.v1.AdminService.RemoveCondition:input_type -> vexil.admin.v1.RemoveConditionRequest
-	60,  // 121: vexil.admin.v1.AdminService.ReorderConditions:input_type -> vexil.admin.v1.ReorderConditionsRequest
-	62,  // 122: vexil.admin.v1.AdminService.SetRollout:input_type -> vexil.admin.v1.SetRolloutRequest
-	64,  // 123: vexil.admin.v1.AdminService.SetOverrides:input_type -> vexil.admin.v1.SetOverridesRequest
-	66,  // 124: vexil.admin.v1.AdminService.ListDependents:input_type -> vexil.admin.v1.ListDependentsRequest
-	71,  // 125: vexil.admin.v1.AdminService.CreateCohort:input_type -> vexil.admin.v1.CreateCohortRequest
-	73,  // 126: vexil.admin.v1.AdminService.GetCohort:input_type -> vexil.admin.v1.GetCohortRequest
-	75,  // 127: vexil.admin.v1.AdminService.ListCohorts:input_type -> vexil.admin.v1.ListCohortsRequest
-	77,  // 128: vexil.admin.v1.AdminService.UpdateCohort:input_type -> vexil.admin.v1.UpdateCohortRequest
-	79,  // 129: vexil.admin.v1.AdminService.DeleteCohort:input_type -> vexil.admin.v1.DeleteCohortRequest
-	81,  // 130: vexil.admin.v1.AdminService.AddCohortMembers:input_type -> vexil.admin.v1.AddCohortMembersRequest
-	83,  // 131: vexil.admin.v1.AdminService.RemoveCohortMembers:input_type -> vexil.admin.v1.RemoveCohortMembersRequest
-	85,  // 132: vexil.admin.v1.AdminService.ListCohortMembers:input_type -> vexil.admin.v1.ListCohortMembersRequest
-	88,  // 133: vexil.admin.v1.AdminService.CreateEarlyAccessFeature:input_type -> vexil.admin.v1.CreateEarlyAccessFeatureRequest
-	90,  // 134: vexil.admin.v1.AdminService.GetEarlyAccessFeature:input_type -> vexil.admin.v1.GetEarlyAccessFeatureRequest
-	92,  // 135: vexil.admin.v1.AdminService.ListEarlyAccessFeatures:input_type -> vexil.admin.v1.ListEarlyAccessFeaturesRequest
-	94,  // 136: vexil.admin.v1.AdminService.UpdateEarlyAccessFeature:input_type -> vexil.admin.v1.UpdateEarlyAccessFeatureRequest
-	96,  // 137: vexil.admin.v1.AdminService.DeleteEarlyAccessFeature:input_type -> vexil.admin.v1.DeleteEarlyAccessFeatureRequest
-	98,  // 138: vexil.admin.v1.AdminService.ListPublicEarlyAccessFeatures:input_type -> vexil.admin.v1.ListPublicEarlyAccessFeaturesRequest
-	102, // 139: vexil.admin.v1.AdminService.ListActivity:input_type -> vexil.admin.v1.ListActivityRequest
-	104, // 140: vexil.admin.v1.AdminService.ListFlagActivity:input_type -> vexil.admin.v1.ListFlagActivityRequest
-	106, // 141: vexil.admin.v1.AdminService.ExplainFlag:input_type -> vexil.admin.v1.ExplainFlagRequest
-	111, // 142: vexil.admin.v1.AdminService.StartBlastRadius:input_type -> vexil.admin.v1.StartBlastRadiusRequest
-	113, // 143: vexil.admin.v1.AdminService.GetBlastRadiusJob:input_type -> vexil.admin.v1.GetBlastRadiusJobRequest
-	115, // 144: vexil.admin.v1.AdminService.ListBlastRadiusJobs:input_type -> vexil.admin.v1.ListBlastRadiusJobsRequest
-	117, // 145: vexil.admin.v1.AdminService.CancelBlastRadiusJob:input_type -> vexil.admin.v1.CancelBlastRadiusJobRequest
-	120, // 146: vexil.admin.v1.AdminService.GetPrecomputeStatus:input_type -> vexil.admin.v1.GetPrecomputeStatusRequest
-	122, // 147: vexil.admin.v1.AdminService.ImportDefinitions:input_type -> vexil.admin.v1.ImportDefinitionsRequest
-	10,  // 148: vexil.admin.v1.AdminService.CreateTeam:output_type -> vexil.admin.v1.CreateTeamResponse
-	12,  // 149: vexil.admin.v1.AdminService.GetTeam:output_type -> vexil.admin.v1.GetTeamResponse
-	14,  // 150: vexil.admin.v1.AdminService.ListTeams:output_type -> vexil.admin.v1.ListTeamsResponse
-	16,  // 151: vexil.admin.v1.AdminService.UpdateTeam:output_type -> vexil.admin.v1.UpdateTeamResponse
-	18,  // 152: vexil.admin.v1.AdminService.SetGroupType:output_type -> vexil.admin.v1.SetGroupTypeResponse
-	20,  // 153: vexil.admin.v1.AdminService.RotateTeamKey:output_type -> vexil.admin.v1.RotateTeamKeyResponse
-	23,  // 154: vexil.admin.v1.AdminService.CreatePersonalKey:output_type -> vexil.admin.v1.CreatePersonalKeyResponse
-	25,  // 155: vexil.admin.v1.AdminService.ListKeys:output_type -> vexil.admin.v1.ListKeysResponse
-	27,  // 156: vexil.admin.v1.AdminService.RevokeKey:output_type -> vexil.admin.v1.RevokeKeyResponse
-	32,  // 157: vexil.admin.v1.AdminService.CreateFlag:output_type -> vexil.admin.v1.CreateFlagResponse
-	34,  // 158: vexil.admin.v1.AdminService.GetFlag:output_type -> vexil.admin.v1.GetFlagResponse
-	36,  // 159: vexil.admin.v1.AdminService.GetFlagByKey:output_type -> vexil.admin.v1.GetFlagByKeyResponse
-	38,  // 160: vexil.admin.v1.AdminService.ListFlags:output_type -> vexil.admin.v1.ListFlagsResponse
-	40,  // 161: vexil.admin.v1.AdminService.UpdateFlag:output_type -> vexil.admin.v1.UpdateFlagResponse
-	42,  // 162: vexil.admin.v1.AdminService.PatchFlag:output_type -> vexil.admin.v1.PatchFlagResponse
-	44,  // 163: vexil.admin.v1.AdminService.EnableFlag:output_type -> vexil.admin.v1.EnableFlagResponse
-	46,  // 164: vexil.admin.v1.AdminService.DisableFlag:output_type -> vexil.admin.v1.DisableFlagResponse
-	48,  // 165: vexil.admin.v1.AdminService.ArchiveFlag:output_type -> vexil.admin.v1.ArchiveFlagResponse
-	50,  // 166: vexil.admin.v1.AdminService.UnarchiveFlag:output_type -> vexil.admin.v1.UnarchiveFlagResponse
-	52,  // 167: vexil.admin.v1.AdminService.DeleteFlag:output_type -> vexil.admin.v1.DeleteFlagResponse
-	55,  // 168: vexil.admin.v1.AdminService.AddCondition:output_type -> vexil.admin.v1.AddConditionResponse
-	57,  // 169: vexil.admin.v1.AdminService.UpdateCondition:output_type -> vexil.admin.v1.UpdateConditionResponse
-	59,  // 170: vexil.admin.v1.AdminService.RemoveCondition:output_type -> vexil.admin.v1.RemoveConditionResponse
-	61,  // 171: vexil.admin.v1.AdminService.ReorderConditions:output_type -> vexil.admin.v1.ReorderConditionsResponse
-	63,  // 172: vexil.admin.v1.AdminService.SetRollout:output_type -> vexil.admin.v1.SetRolloutResponse
-	65,  // 173: vexil.admin.v1.AdminService.SetOverrides:output_type -> vexil.admin.v1.SetOverridesResponse
-	68,  // 174: vexil.admin.v1.AdminService.ListDependents:output_type -> vexil.admin.v1.ListDependentsResponse
-	72,  // 175: vexil.admin.v1.AdminService.CreateCohort:output_type -> vexil.admin.v1.CreateCohortResponse
-	74,  // 176: vexil.admin.v1.AdminService.GetCohort:output_type -> vexil.admin.v1.GetCohortResponse
-	76,  // 177: vexil.admin.v1.AdminService.ListCohorts:output_type -> vexil.admin.v1.ListCohortsResponse
-	78,  // 178: vexil.admin.v1.AdminService.UpdateCohort:output_type -> vexil.admin.v1.UpdateCohortResponse
-	80,  // 179: vexil.admin.v1.AdminService.DeleteCohort:output_type -> vexil.admin.v1.DeleteCohortResponse
-	82,  // 180: vexil.admin.v1.AdminService.AddCohortMembers:output_type -> vexil.admin.v1.AddCohortMembersResponse
-	84,  // 181: vexil.admin.v1.AdminService.RemoveCohortMembers:output_type -> vexil.admin.v1.RemoveCohortMembersResponse
-	86,  // 182: vexil.admin.v1.AdminService.ListCohortMembers:output_type -> vexil.admin.v1.ListCohortMembersResponse
-	89,  // 183: vexil.admin.v1.AdminService.CreateEarlyAccessFeature:output_type -> vexil.admin.v1.CreateEarlyAccessFeatureResponse
-	91,  // 184: vexil.admin.v1.AdminService.GetEarlyAccessFeature:output_type -> vexil.admin.v1.GetEarlyAccessFeatureResponse
-	93,  // 185: vexil.admin.v1.AdminService.ListEarlyAccessFeatures:output_type -> vexil.admin.v1.ListEarlyAccessFeaturesResponse
-	95,  // 186: vexil.admin.v1.AdminService.UpdateEarlyAccessFeature:output_type -> vexil.admin.v1.UpdateEarlyAccessFeatureResponse
-	97,  // 187: vexil.admin.v1.AdminService.DeleteEarlyAccessFeature:output_type -> vexil.admin.v1.DeleteEarlyAccessFeatureResponse
-	100, // 188: vexil.admin.v1.AdminService.ListPublicEarlyAccessFeatures:output_type -> vexil.admin.v1.ListPublicEarlyAccessFeaturesResponse
-	103, // 189: vexil.admin.v1.AdminService.ListActivity:output_type -> vexil.admin.v1.ListActivityResponse
-	105, // 190: vexil.admin.v1.AdminService.ListFlagActivity:output_type -> vexil.admin.v1.ListFlagActivityResponse
-	109, // 191: vexil.admin.v1.AdminService.ExplainFlag:output_type -> vexil.admin.v1.ExplainFlagResponse
-	112, // 192: vexil.admin.v1.AdminService.StartBlastRadius:output_type -> vexil.admin.v1.StartBlastRadiusResponse
-	114, // 193: vexil.admin.v1.AdminService.GetBlastRadiusJob:output_type -> vexil.admin.v1.GetBlastRadiusJobResponse
-	116, // 194: vexil.admin.v1.AdminService.ListBlastRadiusJobs:output_type -> vexil.admin.v1.ListBlastRadiusJobsResponse
-	118, // 195: vexil.admin.v1.AdminService.CancelBlastRadiusJob:output_type -> vexil.admin.v1.CancelBlastRadiusJobResponse
-	121, // 196: vexil.admin.v1.AdminService.GetPrecomputeStatus:output_type -> vexil.admin.v1.GetPrecomputeStatusResponse
-	124, // 197: vexil.admin.v1.AdminService.ImportDefinitions:output_type -> vexil.admin.v1.ImportDefinitionsResponse
-	148, // [148:198] is the sub-list for method output_type
-	98,  // [98:148] is the sub-list for method input_type
-	98,  // [98:98] is the sub-list for extension type_name
-	98,  // [98:98] is the sub-list for extension extendee
-	0,   // [0:98] is the sub-list for field type_name
+	129, // 75: vexil.admin.v1.ActivityEntry.before:type_name -> google.protobuf.Value
+	129, // 76: vexil.admin.v1.ActivityEntry.after:type_name -> google.protobuf.Value
+	129, // 77: vexil.admin.v1.ActivityEntry.diff:type_name -> google.protobuf.Value
+	101, // 78: vexil.admin.v1.ListActivityResponse.entries:type_name -> vexil.admin.v1.ActivityEntry
+	101, // 79: vexil.admin.v1.ListFlagActivityResponse.entries:type_name -> vexil.admin.v1.ActivityEntry
+	128, // 80: vexil.admin.v1.ExplainFlagRequest.person_properties:type_name -> google.protobuf.Struct
+	125, // 81: vexil.admin.v1.ExplainFlagRequest.groups:type_name -> vexil.admin.v1.ExplainFlagRequest.GroupsEntry
+	128, // 82: vexil.admin.v1.ExplainFlagRequest.group_properties:type_name -> google.protobuf.Struct
+	129, // 83: vexil.admin.v1.FilterExplain.value:type_name -> google.protobuf.Value
+	107, // 84: vexil.admin.v1.ConditionExplain.filters:type_name -> vexil.admin.v1.FilterExplain
+	129, // 85: vexil.admin.v1.ExplainFlagResponse.payload:type_name -> google.protobuf.Value
+	108, // 86: vexil.admin.v1.ExplainFlagResponse.conditions:type_name -> vexil.admin.v1.ConditionExplain
+	4,   // 87: vexil.admin.v1.BlastRadiusJob.state:type_name -> vexil.admin.v1.JobState
+	126, // 88: vexil.admin.v1.BlastRadiusJob.transitions:type_name -> vexil.admin.v1.BlastRadiusJob.TransitionsEntry
+	127, // 89: vexil.admin.v1.BlastRadiusJob.created_at:type_name -> google.protobuf.Timestamp
+	127, // 90: vexil.admin.v1.BlastRadiusJob.finished_at:type_name -> google.protobuf.Timestamp
+	29,  // 91: vexil.admin.v1.StartBlastRadiusRequest.flag:type_name -> vexil.admin.v1.FlagInput
+	110, // 92: vexil.admin.v1.StartBlastRadiusResponse.job:type_name -> vexil.admin.v1.BlastRadiusJob
+	110, // 93: vexil.admin.v1.GetBlastRadiusJobResponse.job:type_name -> vexil.admin.v1.BlastRadiusJob
+	110, // 94: vexil.admin.v1.ListBlastRadiusJobsResponse.jobs:type_name -> vexil.admin.v1.BlastRadiusJob
+	110, // 95: vexil.admin.v1.CancelBlastRadiusJobResponse.job:type_name -> vexil.admin.v1.BlastRadiusJob
+	5,   // 96: vexil.admin.v1.PrecomputeRun.state:type_name -> vexil.admin.v1.PrecomputeState
+	127, // 97: vexil.admin.v1.PrecomputeRun.started_at:type_name -> google.protobuf.Timestamp
+	127, // 98: vexil.admin.v1.PrecomputeRun.finished_at:type_name -> google.protobuf.Timestamp
+	119, // 99: vexil.admin.v1.GetPrecomputeStatusResponse.run:type_name -> vexil.admin.v1.PrecomputeRun
+	128, // 100: vexil.admin.v1.ImportDefinitionsRequest.definitions:type_name -> google.protobuf.Struct
+	6,   // 101: vexil.admin.v1.ImportItem.errors:type_name -> vexil.admin.v1.Warning
+	6,   // 102: vexil.admin.v1.ImportItem.warnings:type_name -> vexil.admin.v1.Warning
+	123, // 103: vexil.admin.v1.ImportDefinitionsResponse.items:type_name -> vexil.admin.v1.ImportItem
+	8,   // 104: vexil.admin.v1.ImportDefinitionsResponse.group_types_created:type_name -> vexil.admin.v1.GroupType
+	9,   // 105: vexil.admin.v1.AdminService.CreateTeam:input_type -> vexil.admin.v1.CreateTeamRequest
+	11,  // 106: vexil.admin.v1.AdminService.GetTeam:input_type -> vexil.admin.v1.GetTeamRequest
+	13,  // 107: vexil.admin.v1.AdminService.ListTeams:input_type -> vexil.admin.v1.ListTeamsRequest
+	15,  // 108: vexil.admin.v1.AdminService.UpdateTeam:input_type -> vexil.admin.v1.UpdateTeamRequest
+	17,  // 109: vexil.admin.v1.AdminService.SetGroupType:input_type -> vexil.admin.v1.SetGroupTypeRequest
+	19,  // 110: vexil.admin.v1.AdminService.RotateTeamKey:input_type -> vexil.admin.v1.RotateTeamKeyRequest
+	22,  // 111: vexil.admin.v1.AdminService.CreatePersonalKey:input_type -> vexil.admin.v1.CreatePersonalKeyRequest
+	24,  // 112: vexil.admin.v1.AdminService.ListKeys:input_type -> vexil.admin.v1.ListKeysRequest
+	26,  // 113: vexil.admin.v1.AdminService.RevokeKey:input_type -> vexil.admin.v1.RevokeKeyRequest
+	31,  // 114: vexil.admin.v1.AdminService.CreateFlag:input_type -> vexil.admin.v1.CreateFlagRequest
+	33,  // 115: vexil.admin.v1.AdminService.GetFlag:input_type -> vexil.admin.v1.GetFlagRequest
+	35,  // 116: vexil.admin.v1.AdminService.GetFlagByKey:input_type -> vexil.admin.v1.GetFlagByKeyRequest
+	37,  // 117: vexil.admin.v1.AdminService.ListFlags:input_type -> vexil.admin.v1.ListFlagsRequest
+	39,  // 118: vexil.admin.v1.AdminService.UpdateFlag:input_type -> vexil.admin.v1.UpdateFlagRequest
+	41,  // 119: vexil.admin.v1.AdminService.PatchFlag:input_type -> vexil.admin.v1.PatchFlagRequest
+	43,  // 120: vexil.admin.v1.AdminService.EnableFlag:input_type -> vexil.admin.v1.EnableFlagRequest
+	45,  // 121: vexil.admin.v1.AdminService.DisableFlag:input_type -> vexil.admin.v1.DisableFlagRequest
+	47,  // 122: vexil.admin.v1.AdminService.ArchiveFlag:input_type -> vexil.admin.v1.ArchiveFlagRequest
+	49,  // 123: vexil.admin.v1.AdminService.UnarchiveFlag:input_type -> vexil.admin.v1.UnarchiveFlagRequest
+	51,  // 124: vexil.admin.v1.AdminService.DeleteFlag:input_type -> vexil.admin.v1.DeleteFlagRequest
+	54,  // 125: vexil.admin.v1.AdminService.AddCondition:input_type -> vexil.admin.v1.AddConditionRequest
+	56,  // 126: vexil.admin.v1.AdminService.UpdateCondition:input_type -> vexil.admin.v1.UpdateConditionRequest
+	58,  // 127: vexil.admin.v1.AdminService.RemoveCondition:input_type -> vexil.admin.v1.RemoveConditionRequest
+	60,  // 128: vexil.admin.v1.AdminService.ReorderConditions:input_type -> vexil.admin.v1.ReorderConditionsRequest
+	62,  // 129: vexil.admin.v1.AdminService.SetRollout:input_type -> vexil.admin.v1.SetRolloutRequest
+	64,  // 130: vexil.admin.v1.AdminService.SetOverrides:input_type -> vexil.admin.v1.SetOverridesRequest
+	66,  // 131: vexil.admin.v1.AdminService.ListDependents:input_type -> vexil.admin.v1.ListDependentsRequest
+	71,  // 132: vexil.admin.v1.AdminService.CreateCohort:input_type -> vexil.admin.v1.CreateCohortRequest
+	73,  // 133: vexil.admin.v1.AdminService.GetCohort:input_type -> vexil.admin.v1.GetCohortRequest
+	75,  // 134: vexil.admin.v1.AdminService.ListCohorts:input_type -> vexil.admin.v1.ListCohortsRequest
+	77,  // 135: vexil.admin.v1.AdminService.UpdateCohort:input_type -> vexil.admin.v1.UpdateCohortRequest
+	79,  // 136: vexil.admin.v1.AdminService.DeleteCohort:input_type -> vexil.admin.v1.DeleteCohortRequest
+	81,  // 137: vexil.admin.v1.AdminService.AddCohortMembers:input_type -> vexil.admin.v1.AddCohortMembersRequest
+	83,  // 138: vexil.admin.v1.AdminService.RemoveCohortMembers:input_type -> vexil.admin.v1.RemoveCohortMembersRequest
+	85,  // 139: vexil.admin.v1.AdminService.ListCohortMembers:input_type -> vexil.admin.v1.ListCohortMembersRequest
+	88,  // 140: vexil.admin.v1.AdminService.CreateEarlyAccessFeature:input_type -> vexil.admin.v1.CreateEarlyAccessFeatureRequest
+	90,  // 141: vexil.admin.v1.AdminService.GetEarlyAccessFeature:input_type -> vexil.admin.v1.GetEarlyAccessFeatureRequest
+	92,  // 142: vexil.admin.v1.AdminService.ListEarlyAccessFeatures:input_type -> vexil.admin.v1.ListEarlyAccessFeaturesRequest
+	94,  // 143: vexil.admin.v1.AdminService.UpdateEarlyAccessFeature:input_type -> vexil.admin.v1.UpdateEarlyAccessFeatureRequest
+	96,  // 144: vexil.admin.v1.AdminService.DeleteEarlyAccessFeature:input_type -> vexil.admin.v1.DeleteEarlyAccessFeatureRequest
+	98,  // 145: vexil.admin.v1.AdminService.ListPublicEarlyAccessFeatures:input_type -> vexil.admin.v1.ListPublicEarlyAccessFeaturesRequest
+	102, // 146: vexil.admin.v1.AdminService.ListActivity:input_type -> vexil.admin.v1.ListActivityRequest
+	104, // 147: vexil.admin.v1.AdminService.ListFlagActivity:input_type -> vexil.admin.v1.ListFlagActivityRequest
+	106, // 148: vexil.admin.v1.AdminService.ExplainFlag:input_type -> vexil.admin.v1.ExplainFlagRequest
+	111, // 149: vexil.admin.v1.AdminService.StartBlastRadius:input_type -> vexil.admin.v1.StartBlastRadiusRequest
+	113, // 150: vexil.admin.v1.AdminService.GetBlastRadiusJob:input_type -> vexil.admin.v1.GetBlastRadiusJobRequest
+	115, // 151: vexil.admin.v1.AdminService.ListBlastRadiusJobs:input_type -> vexil.admin.v1.ListBlastRadiusJobsRequest
+	117, // 152: vexil.admin.v1.AdminService.CancelBlastRadiusJob:input_type -> vexil.admin.v1.CancelBlastRadiusJobRequest
+	120, // 153: vexil.admin.v1.AdminService.GetPrecomputeStatus:input_type -> vexil.admin.v1.GetPrecomputeStatusRequest
+	122, // 154: vexil.admin.v1.AdminService.ImportDefinitions:input_type -> vexil.admin.v1.ImportDefinitionsRequest
+	10,  // 155: vexil.admin.v1.AdminService.CreateTeam:output_type -> vexil.admin.v1.CreateTeamResponse
+	12,  // 156: vexil.admin.v1.AdminService.GetTeam:output_type -> vexil.admin.v1.GetTeamResponse
+	14,  // 157: vexil.admin.v1.AdminService.ListTeams:output_type -> vexil.admin.v1.ListTeamsResponse
+	16,  // 158: vexil.admin.v1.AdminService.UpdateTeam:output_type -> vexil.admin.v1.UpdateTeamResponse
+	18,  // 159: vexil.admin.v1.AdminService.SetGroupType:output_type -> vexil.admin.v1.SetGroupTypeResponse
+	20,  // 160: vexil.admin.v1.AdminService.RotateTeamKey:output_type -> vexil.admin.v1.RotateTeamKeyResponse
+	23,  // 161: vexil.admin.v1.AdminService.CreatePersonalKey:output_type -> vexil.admin.v1.CreatePersonalKeyResponse
+	25,  // 162: vexil.admin.v1.AdminService.ListKeys:output_type -> vexil.admin.v1.ListKeysResponse
+	27,  // 163: vexil.admin.v1.AdminService.RevokeKey:output_type -> vexil.admin.v1.RevokeKeyResponse
+	32,  // 164: vexil.admin.v1.AdminService.CreateFlag:output_type -> vexil.admin.v1.CreateFlagResponse
+	34,  // 165: vexil.admin.v1.AdminService.GetFlag:output_type -> vexil.admin.v1.GetFlagResponse
+	36,  // 166: vexil.admin.v1.AdminService.GetFlagByKey:output_type -> vexil.admin.v1.GetFlagByKeyResponse
+	38,  // 167: vexil.admin.v1.AdminService.ListFlags:output_type -> vexil.admin.v1.ListFlagsResponse
+	40,  // 168: vexil.admin.v1.AdminService.UpdateFlag:output_type -> vexil.admin.v1.UpdateFlagResponse
+	42,  // 169: vexil.admin.v1.AdminService.PatchFlag:output_type -> vexil.admin.v1.PatchFlagResponse
+	44,  // 170: vexil.admin.v1.AdminService.EnableFlag:output_type -> vexil.admin.v1.EnableFlagResponse
+	46,  // 171: vexil.admin.v1.AdminService.DisableFlag:output_type -> vexil.admin.v1.DisableFlagResponse
+	48,  // 172: vexil.admin.v1.AdminService.ArchiveFlag:output_type -> vexil.admin.v1.ArchiveFlagResponse
+	50,  // 173: vexil.admin.v1.AdminService.UnarchiveFlag:output_type -> vexil.admin.v1.UnarchiveFlagResponse
+	52,  // 174: vexil.admin.v1.AdminService.DeleteFlag:output_type -> vexil.admin.v1.DeleteFlagResponse
+	55,  // 175: vexil.admin.v1.AdminService.AddCondition:output_type -> vexil.admin.v1.AddConditionResponse
+	57,  // 176: vexil.admin.v1.AdminService.UpdateCondition:output_type -> vexil.admin.v1.UpdateConditionResponse
+	59,  // 177: vexil.admin.v1.AdminService.RemoveCondition:output_type -> vexil.admin.v1.RemoveConditionResponse
+	61,  // 178: vexil.admin.v1.AdminService.ReorderConditions:output_type -> vexil.admin.v1.ReorderConditionsResponse
+	63,  // 179: vexil.admin.v1.AdminService.SetRollout:output_type -> vexil.admin.v1.SetRolloutResponse
+	65,  // 180: vexil.admin.v1.AdminService.SetOverrides:output_type -> vexil.admin.v1.SetOverridesResponse
+	68,  // 181: vexil.admin.v1.AdminService.ListDependents:output_type -> vexil.admin.v1.ListDependentsResponse
+	72,  // 182: vexil.admin.v1.AdminService.CreateCohort:output_type -> vexil.admin.v1.CreateCohortResponse
+	74,  // 183: vexil.admin.v1.AdminService.GetCohort:output_type -> vexil.admin.v1.GetCohortResponse
+	76,  // 184: vexil.admin.v1.AdminService.ListCohorts:output_type -> vexil.admin.v1.ListCohortsResponse
+	78,  // 185: vexil.admin.v1.AdminService.UpdateCohort:output_type -> vexil.admin.v1.UpdateCohortResponse
+	80,  // 186: vexil.admin.v1.AdminService.DeleteCohort:output_type -> vexil.admin.v1.DeleteCohortResponse
+	82,  // 187: vexil.admin.v1.AdminService.AddCohortMembers:output_type -> vexil.admin.v1.AddCohortMembersResponse
+	84,  // 188: vexil.admin.v1.AdminService.RemoveCohortMembers:output_type -> vexil.admin.v1.RemoveCohortMembersResponse
+	86,  // 189: vexil.admin.v1.AdminService.ListCohortMembers:output_type -> vexil.admin.v1.ListCohortMembersResponse
+	89,  // 190: vexil.admin.v1.AdminService.CreateEarlyAccessFeature:output_type -> vexil.admin.v1.CreateEarlyAccessFeatureResponse
+	91,  // 191: vexil.admin.v1.AdminService.GetEarlyAccessFeature:output_type -> vexil.admin.v1.GetEarlyAccessFeatureResponse
+	93,  // 192: vexil.admin.v1.AdminService.ListEarlyAccessFeatures:output_type -> vexil.admin.v1.ListEarlyAccessFeaturesResponse
+	95,  // 193: vexil.admin.v1.AdminService.UpdateEarlyAccessFeature:output_type -> vexil.admin.v1.UpdateEarlyAccessFeatureResponse
+	97,  // 194: vexil.admin.v1.AdminService.DeleteEarlyAccessFeature:output_type -> vexil.admin.v1.DeleteEarlyAccessFeatureResponse
+	100, // 195: vexil.admin.v1.AdminService.ListPublicEarlyAccessFeatures:output_type -> vexil.admin.v1.ListPublicEarlyAccessFeaturesResponse
+	103, // 196: vexil.admin.v1.AdminService.ListActivity:output_type -> vexil.admin.v1.ListActivityResponse
+	105, // 197: vexil.admin.v1.AdminService.ListFlagActivity:output_type -> vexil.admin.v1.ListFlagActivityResponse
+	109, // 198: vexil.admin.v1.AdminService.ExplainFlag:output_type -> vexil.admin.v1.ExplainFlagResponse
+	112, // 199: vexil.admin.v1.AdminService.StartBlastRadius:output_type -> vexil.admin.v1.StartBlastRadiusResponse
+	114, // 200: vexil.admin.v1.AdminService.GetBlastRadiusJob:output_type -> vexil.admin.v1.GetBlastRadiusJobResponse
+	116, // 201: vexil.admin.v1.AdminService.ListBlastRadiusJobs:output_type -> vexil.admin.v1.ListBlastRadiusJobsResponse
+	118, // 202: vexil.admin.v1.AdminService.CancelBlastRadiusJob:output_type -> vexil.admin.v1.CancelBlastRadiusJobResponse
+	121, // 203: vexil.admin.v1.AdminService.GetPrecomputeStatus:output_type -> vexil.admin.v1.GetPrecomputeStatusResponse
+	124, // 204: vexil.admin.v1.AdminService.ImportDefinitions:output_type -> vexil.admin.v1.ImportDefinitionsResponse
+	155, // [155:205] is the sub-list for method output_type
+	105, // [105:155] is the sub-list for method input_type
+	105, // [105:105] is the sub-list for extension type_name
+	105, // [105:105] is the sub-list for extension extendee
+	0,   // [0:105] is the sub-list for field type_name
 }
 
 func init() { file_vexil_admin_v1_admin_proto_init() }

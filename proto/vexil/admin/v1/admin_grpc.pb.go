@@ -13,9 +13,10 @@
 // conflict, or the dependents that block an archive or a delete.
 //
 // Definitions as JSON: a flag's filters, a condition's properties, a
-// cohort's filters and override values are google.protobuf.Struct, ListValue
-// and Value in PostHog's shape, so REST clients send and receive PostHog's
-// own JSON objects and arrays. A protobuf number is a double: a filter value
+// cohort's filters and override values (and an explanation's properties
+// and payload, the activity log's records) are google.protobuf.Struct,
+// ListValue and Value in PostHog's shape, so REST clients send and receive
+// PostHog's own JSON objects and arrays. A protobuf number is a double: a filter value
 // whose digits matter beyond a double (an id past 2^53, "5.0" that must not
 // equal 5) travels as a JSON string of the same text, which the engine
 // compares exactly like the number (it compares property values by their
