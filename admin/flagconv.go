@@ -123,8 +123,9 @@ func (s *Service) flagFromInput(in *adminv1.FlagInput, prefix string) (flags.Fla
 	if in.GetKey() == "" || len(in.GetKey()) > 400 {
 		return flags.Flag{}, errcode.Field(errcode.InvalidArgument, prefix+"key", "key is required, at most 400 bytes")
 	}
-	if len(in.GetName()) > 400 || len(in.GetDescription()) > 10000 {
-		return flags.Flag{}, errcode.Field(errcode.InvalidArgument, prefix+"name", "name is at most 400 bytes, description at most 10000")
+	// PostHog's flag name is its description (a text of any length).
+	if len(in.GetName()) > 10000 || len(in.GetDescription()) > 10000 {
+		return flags.Flag{}, errcode.Field(errcode.InvalidArgument, prefix+"name", "name and description are at most 10000 bytes each")
 	}
 	if len(in.GetTags()) > 100 {
 		return flags.Flag{}, errcode.Field(errcode.LimitExceeded, prefix+"tags", "at most 100 tags")
