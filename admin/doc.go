@@ -22,10 +22,12 @@
 // (a bare property group is accepted too) and its kind follows from them
 // unless given.
 //
-// Numbers: a protobuf number is a double, so a JSON number in a request
-// that a double would change (an id past 2^53, 5.0) is read as a string of
-// its text. The engine compares property values by their text, so the
-// filter means the same; a client reading it back sees the string.
+// Numbers: a protobuf number is a double, so a number in a property
+// filter's or an override's "value" that a double would change (an id past
+// 2^53, 5.0) is read as a string of its text. The engine compares property
+// values by their text, so the filter means the same; a client reading it
+// back sees the string. Other numbers (rollouts, 50.0 as Python writes
+// it) are plain numbers.
 //
 // # Writes
 //

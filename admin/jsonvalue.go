@@ -18,7 +18,8 @@ import (
 // engine's types (numbers keep their text); going out, the engine's JSON
 // is read back into a Value, and a number a double would change (an id
 // past 2^53, 5.0) becomes a string of the same text, which the engine
-// compares exactly like the number.
+// compares exactly like the number. Only property values can hold such
+// numbers: everything else the engine stores as float64 or int.
 
 // messageJSON writes a Struct, ListValue or Value as JSON text; a nil
 // message is "" (absent).
@@ -146,22 +147,30 @@ func rawValue(raw json.RawMessage) *structpb.Value {
 	return jsonValue(g)
 }
 
-// exactNumbers rewrites, in JSON decoded with UseNumber, every number a
-// double would change into a string of its text (request bodies, before
-// protojson reads them).
-func exactNumbers(v any) any {
+// textKeys name the request fields whose numbers are compared by their
+// text: property filter and override values, and properties given to an
+// explanation.
+var textKeys = map[string]bool{"value": true, "person_properties": true, "group_properties": true}
+
+// exactNumbers rewrites, in JSON decoded with UseNumber, the numbers under
+// a textKeys field that a double would change into strings of their text
+// (request bodies, before protojson reads them). Elsewhere (a rollout of
+// 50.0, an id) a double, or protojson's exact integers, keep the meaning.
+func exactNumbers(v any) any { return exactUnder(v, false) }
+
+func exactUnder(v any, text bool) any {
 	switch x := v.(type) {
 	case json.Number:
-		if _, ok := exactNumber(x); !ok {
+		if _, ok := exactNumber(x); text && !ok {
 			return string(x)
 		}
 	case []any:
 		for i, e := range x {
-			x[i] = exactNumbers(e)
+			x[i] = exactUnder(e, text)
 		}
 	case map[string]any:
 		for k, e := range x {
-			x[k] = exactNumbers(e)
+			x[k] = exactUnder(e, text || textKeys[k])
 		}
 	}
 	return v

@@ -170,6 +170,14 @@ func TestWarningsAndRefusals(t *testing.T) {
 		})
 	}
 
+	// Python writes floats as 50.0: outside property values such numbers
+	// are plain numbers.
+	var py jflag
+	if code := e.do("POST", base, e.root, `{"key":"py","active":true,"filters":{"groups":[{"properties":[{"key":"n","type":"person","operator":"exact","value":[1.0,2]}],"rollout_percentage":50.0}],"multivariate":{"variants":[{"key":"a","rollout_percentage":50.0},{"key":"b","rollout_percentage":50.0}]},"aggregation_group_type_index":null}}`, &py); code != 200 ||
+		!strings.Contains(string(py.Filters), `"rollout_percentage":50`) || !strings.Contains(string(py.Filters), `"value":["1.0",2]`) {
+		t.Errorf("floats written by Python: %d %s", code, py.Filters)
+	}
+
 	// Accepted with a warning: an invalid regex matches nothing.
 	var f jflag
 	if code := e.do("POST", base, e.root, `{"key":"w1","active":true,"filters":{"groups":[{"properties":[{"key":"email","type":"person","operator":"regex","value":"(unclosed"}]}]}}`, &f); code != 200 {

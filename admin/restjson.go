@@ -17,8 +17,8 @@ import (
 // 64-bit integers (ids, versions) as JSON numbers rather than protojson's
 // strings, unknown fields of a request ignored (as PostHog's API does, so
 // that a flag read from PostHog's API can be posted back unchanged), and a
-// number in a request that a double would change read as a string of its
-// text (see the package doc of adminv1: the engine compares both alike).
+// property value in a request that a double would change read as a string
+// of its text (see exactNumbers; the engine compares both alike).
 type restMarshaler struct {
 	runtime.JSONPb
 }
@@ -71,8 +71,8 @@ func (m *restMarshaler) Unmarshal(data []byte, v any) error {
 	return m.NewDecoder(bytes.NewReader(data)).Decode(v)
 }
 
-// NewDecoder reads one JSON value, turns the numbers a double would change
-// into strings, and decodes it with protojson.
+// NewDecoder reads one JSON value, turns the property values a double would
+// change into strings, and decodes it with protojson.
 func (m *restMarshaler) NewDecoder(r io.Reader) runtime.Decoder {
 	return runtime.DecoderFunc(func(v any) error {
 		dec := json.NewDecoder(r)

@@ -20,8 +20,10 @@
 // whose digits matter beyond a double (an id past 2^53, "5.0" that must not
 // equal 5) travels as a JSON string of the same text, which the engine
 // compares exactly like the number (it compares property values by their
-// text). The REST surface does that on its own: a JSON number in a request
-// body that a double would change is read as a string of its text.
+// text). The REST surface does that on its own: a number in a property or
+// override "value" (or in an explanation's properties) that a double would
+// change is read as a string of its text; other numbers (rollouts, ids)
+// are read as numbers.
 //
 // REST writes 64-bit integers (ids, versions) as JSON numbers, as PostHog
 // does, and the OpenAPI document says so. Unknown fields of a request body
