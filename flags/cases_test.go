@@ -19,7 +19,7 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/go
 
 // A case file in testdata/cases: definitions in the local-evaluation shape,
 // plus Vexil's cohort kinds, and contexts each with hand-written
-// expectations from ../shared/posthog-compat.md. The full results of every
+// expectations from docs/posthog-compat.md. The full results of every
 // context are also compared against testdata/golden/<file>.golden, which
 // -update rewrites.
 type caseFile struct {

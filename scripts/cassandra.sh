@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs a throw-away single-node Cassandra 5.0 (Maven Central's cassandra-all,
 # version pinned in scripts/cassandra/pom.xml) for the ScyllaDB backend tests.
-# Recipe and pitfalls: ../shared/cassandra.md.
+# Recipe and pitfalls: docs/cassandra.md.
 #
 #   scripts/cassandra.sh start    start it (no-op when already running), wait until CQL answers
 #   scripts/cassandra.sh stop     SIGTERM, then SIGKILL after a grace period; remove the run dir
