@@ -300,7 +300,7 @@ type groupRead struct {
 
 // evaluate runs one request against a team: the row read (and the group
 // reads) under StoreTimeout, then every requested flag: from the stored
-// result when it is current (DESIGN.md §2, checked by results.Row.Check),
+// result when it is current (docs/design.md §2, checked by results.Row.Check),
 // live from the same row otherwise. The stored properties are decoded only
 // when some flag is answered live.
 func (s *Service) evaluate(ctx context.Context, ts *teamState, req *wire.FlagsRequest, sc *scratch) evaluation {

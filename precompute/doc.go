@@ -1,6 +1,6 @@
 // Package precompute materialises per-row flag results into the store, so
 // that /flags is a single keyed read: the evaluation service takes a flag's
-// stored result when it is current (DESIGN.md §2; package results says
+// stored result when it is current (docs/design.md §2; package results says
 // exactly when) and evaluates it live from the same row otherwise. Stored
 // results only make answers faster; they never make them different.
 //

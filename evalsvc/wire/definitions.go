@@ -47,7 +47,7 @@ type Definitions struct {
 }
 
 // BuildDefinitions renders the local-evaluation payload of a team
-// (posthog-compat.md §2): deleted flags left out, inactive ones kept with
+// (docs/posthog-compat.md §2): deleted flags left out, inactive ones kept with
 // active false, group_type_mapping keys as strings, dependency_chain on
 // every flag filter, and, when sendCohorts, every dynamic cohort the flags
 // read (static and behavioural cohorts are left out, which tells the SDKs to
