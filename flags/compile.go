@@ -822,10 +822,10 @@ func (c *compiler) compileFilter(pf *PropertyFilter, path string, agg int, flag 
 			m.boolRule, m.truthy = true, truthy(v)
 		} else if isList {
 			for _, e := range list {
-				m.list = append(m.list, stringify(e))
+				m.list = append(m.list, lowerFull(stringify(e)))
 			}
 		} else {
-			m.str = stringify(v)
+			m.str = lowerFull(stringify(v))
 		}
 	case opIsSet, opIsNotSet:
 	case opIContains, opNotIContains, opStartsWith, opNotStartsWith, opEndsWith, opNotEndsWith:
