@@ -66,8 +66,9 @@ type FlagInfo struct {
 	// TimeDependent is true when its result can change with time alone
 	// (relative dates, behavioural cohorts).
 	TimeDependent bool
-	// Invalid is the code of the problem that keeps the flag from being
-	// evaluated (it always fails), or empty.
+	// Invalid is the code of the problem that keeps the active flag from
+	// being evaluated (it always fails), or empty. A filter that never
+	// matches is not such a problem.
 	Invalid string `json:",omitempty"`
 	// Aggregations are what its conditions and holdouts bucket on, sorted:
 	// -1 for persons, otherwise a group type index. A flag with no
@@ -166,6 +167,9 @@ type matcher struct {
 	groupType int // for group filters; -1: the condition's aggregation
 	negate    bool
 
+	// invalid: the value cannot be parsed for the operator (a number, a
+	// date, a semver): no match on the server, undecided in partial mode.
+	invalid  bool
 	boolRule bool     // exact/is_not compare truthiness
 	truthy   bool     // truthiness of the filter value
 	str      string   // the filter value as a string (lowercased for text ops)
@@ -402,7 +406,7 @@ func (c *compiler) order(live []*compiledFlag) {
 		}
 	}
 	for _, cf := range s.flags {
-		if cf.fatal != nil {
+		if cf.fatal != nil && cf.def.Active { // an inactive flag is disabled, never failed
 			cf.info.Invalid = cf.fatal.Code
 		}
 	}
@@ -744,6 +748,14 @@ func (c *compiler) compileFilter(pf *PropertyFilter, path string, agg int, flag 
 	fail := func(sub, code, reason string, fatal bool) *ValidationError {
 		return c.report(&ValidationError{Flag: flag, Cohort: cohort, Path: path + sub, Code: code, Reason: reason, Fatal: fatal})
 	}
+	// never marks a filter whose value the operator cannot parse. PostHog's
+	// server counts it as no match, one filter at a time and negated
+	// operators included, and evaluates the rest of the flag; its SDKs
+	// cannot decide it. A warning, not a fatal problem.
+	never := func(code, reason string) (matcher, *ValidationError) {
+		m.invalid = true
+		return m, fail(".value", code, reason+"; the filter never matches", false)
+	}
 	opName := pf.Operator
 	if opName == "" {
 		opName = "exact"
@@ -848,42 +860,45 @@ func (c *compiler) compileFilter(pf *PropertyFilter, path string, agg int, flag 
 	case opGT, opGTE, opLT, opLTE:
 		n, ok := parseNumber(v)
 		if !ok {
-			return m, fail(".value", CodeInvalidNumber, fmt.Sprintf("%s is not a number", string(pf.Value)), true)
+			return never(CodeInvalidNumber, fmt.Sprintf("%s is not a number", string(pf.Value)))
 		}
 		m.num = n
 	case opBetween, opNotBetween:
 		list, ok := v.([]any)
 		if !ok || len(list) != 2 {
-			return m, fail(".value", CodeInvalidNumber, "between takes [min, max]", true)
+			return never(CodeInvalidNumber, "between takes [min, max]")
 		}
 		lo, ok1 := parseNumber(list[0])
 		hi, ok2 := parseNumber(list[1])
 		if !ok1 || !ok2 {
-			return m, fail(".value", CodeInvalidNumber, "between takes two numbers", true)
+			return never(CodeInvalidNumber, "between takes two numbers")
+		}
+		if lo > hi {
+			return never(CodeInvalidNumber, fmt.Sprintf("between takes [min, max] with min <= max, not %s", string(pf.Value)))
 		}
 		m.num, m.num2 = lo, hi
 	case opDateBefore, opDateAfter, opDateExact:
 		s, ok := v.(string)
 		if !ok {
-			return m, fail(".value", CodeInvalidDate, fmt.Sprintf("%s is not a date", string(pf.Value)), true)
+			return never(CodeInvalidDate, fmt.Sprintf("%s is not a date", string(pf.Value)))
 		}
 		if looksRelative(s) {
 			rel, ok := parseRelativeDate(s)
 			if !ok {
-				return m, fail(".value", CodeInvalidDate, fmt.Sprintf("%q is not a relative date (-<n><h|d|w|m|y>, n < 10000)", s), true)
+				return never(CodeInvalidDate, fmt.Sprintf("%q is not a relative date (-<n><h|d|w|m|y>, n < 10000)", s))
 			}
 			m.rel, m.isRel = rel, true
 			break
 		}
 		t, ok := parseDate(s, c.set.loc)
 		if !ok {
-			return m, fail(".value", CodeInvalidDate, fmt.Sprintf("%q is not an ISO-8601 date", s), true)
+			return never(CodeInvalidDate, fmt.Sprintf("%q is not an ISO-8601 date", s))
 		}
 		m.date = t
 	case opSemverEQ, opSemverNEQ, opSemverGT, opSemverGTE, opSemverLT, opSemverLTE, opSemverTilde, opSemverCaret:
 		sv, _, ok := parseSemver(stringify(v))
 		if !ok {
-			return m, fail(".value", CodeInvalidSemver, fmt.Sprintf("%s is not a semantic version", string(pf.Value)), true)
+			return never(CodeInvalidSemver, fmt.Sprintf("%s is not a semantic version", string(pf.Value)))
 		}
 		m.sem = sv
 		switch op {
@@ -895,7 +910,7 @@ func (c *compiler) compileFilter(pf *PropertyFilter, path string, agg int, flag 
 	case opSemverWildcard:
 		rng, ok := wildcardRange(stringify(v))
 		if !ok {
-			return m, fail(".value", CodeInvalidSemver, fmt.Sprintf("%s is not a version pattern (1.*, 1.2.*)", string(pf.Value)), true)
+			return never(CodeInvalidSemver, fmt.Sprintf("%s is not a version pattern (1.*, 1.2.*)", string(pf.Value)))
 		}
 		m.rng = rng
 	}
