@@ -80,6 +80,13 @@ type FlagInfo struct {
 	// GroupOverrides lists the group types it has overrides by key for.
 	DistinctIDOverrides bool  `json:",omitempty"`
 	GroupOverrides      []int `json:",omitempty"`
+	// UnparsableFilters is set when a filter of the flag, or of a cohort it
+	// reads, has a value its operator cannot parse (an invalid_number,
+	// invalid_date or invalid_semver warning). The filter never matches
+	// here, as on PostHog's server, but PostHog's SDKs cannot decide it
+	// (posthog-node even compares such numbers as text): a definitions
+	// payload for local evaluation should leave the flag to the server.
+	UnparsableFilters bool `json:",omitempty"`
 }
 
 type opcode uint8
@@ -243,6 +250,8 @@ type compiledCohort struct {
 	props   []string
 	nested  []int64
 	timeDep bool
+	// unparsable: a filter's value does not parse, nested cohorts included
+	unparsable bool
 }
 
 type compiler struct {
@@ -696,6 +705,9 @@ func (c *compiler) filter(cf *compiledFlag, pf *PropertyFilter, path string, agg
 		cf.fatal = err
 	}
 	info := &cf.info
+	if m.invalid {
+		info.UnparsableFilters = true
+	}
 	switch m.kind {
 	case kindPerson:
 		info.PersonProperties = append(info.PersonProperties, m.key)
@@ -718,6 +730,9 @@ func (c *compiler) filter(cf *compiledFlag, pf *PropertyFilter, path string, agg
 			info.PersonProperties = append(info.PersonProperties, co.props...)
 			if co.timeDep {
 				cf.timeReliant = true
+			}
+			if co.unparsable {
+				info.UnparsableFilters = true
 			}
 			if co.fatal != nil && cf.fatal == nil {
 				cf.fatal = co.fatal
@@ -1001,6 +1016,7 @@ func (c *compiler) cohortGroup(co *compiledCohort, g *PropertyGroup, path string
 			if err != nil && err.Fatal && co.fatal == nil {
 				co.fatal = err
 			}
+			co.unparsable = co.unparsable || m.invalid
 			switch m.kind {
 			case kindPerson:
 				co.props = append(co.props, m.key)
@@ -1014,6 +1030,7 @@ func (c *compiler) cohortGroup(co *compiledCohort, g *PropertyGroup, path string
 					co.props = append(co.props, inner.props...)
 					co.nested = append(co.nested, inner.nested...)
 					co.timeDep = co.timeDep || inner.timeDep
+					co.unparsable = co.unparsable || inner.unparsable
 					if inner.fatal != nil && co.fatal == nil {
 						co.fatal = inner.fatal
 					}

@@ -190,3 +190,32 @@ func TestInactiveFlagIsDisabledWhateverItHolds(t *testing.T) {
 		t.Errorf("active flag: Info.Invalid = %q, want %s", info.Invalid, CodeInvalidOperator)
 	}
 }
+
+func TestInfoUnparsableFilters(t *testing.T) {
+	defs, err := ParseDefinitions([]byte(`{
+	 "cohorts":{"1":{"type":"AND","values":[{"key":"v","type":"person","operator":"semver_gt","value":"one"}]},
+	            "2":{"type":"OR","values":[{"key":"id","type":"cohort","value":1}]}},
+	 "flags":[
+	  {"key":"own","active":true,"filters":{"groups":[{"properties":[{"key":"n","type":"person","operator":"gt","value":"ten"}]}]}},
+	  {"key":"nested","active":true,"filters":{"groups":[{"properties":[{"key":"id","type":"cohort","value":2}]}]}},
+	  {"key":"fine","active":true,"filters":{"groups":[{"properties":[{"key":"n","type":"person","operator":"gt","value":10}]}]}}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := Compile(defs)
+	var ves ValidationErrors
+	if !errors.As(err, &ves) || len(ves) != 2 {
+		t.Fatalf("got %v, want two warnings", err)
+	}
+	for _, ve := range ves {
+		if ve.Fatal {
+			t.Errorf("%v is fatal, want a warning", ve)
+		}
+	}
+	for key, want := range map[string]bool{"own": true, "nested": true, "fine": false} {
+		info, _ := set.Info(key)
+		if info.UnparsableFilters != want || info.Invalid != "" {
+			t.Errorf("%s: UnparsableFilters %v Invalid %q, want %v and none", key, info.UnparsableFilters, info.Invalid, want)
+		}
+	}
+}
