@@ -37,7 +37,11 @@ type caseFile struct {
 }
 
 type caseContext struct {
-	Name             string                     `json:"name"`
+	Name string `json:"name"`
+	// Source says where the expectations come from (a server rule, an SDK
+	// run); check_sdk.py skips a context whose SDK is false.
+	Source           string                     `json:"source"`
+	SDK              *bool                      `json:"sdk"`
 	DistinctID       string                     `json:"distinct_id"`
 	DeviceID         string                     `json:"device_id"`
 	PersonProperties map[string]any             `json:"person_properties"`
