@@ -134,7 +134,9 @@ func payloadFor(f flags.Flag, info flags.FlagInfo, set *flags.Set) (payloadFlag,
 	// Copy what is rewritten, so the caller's definitions stay untouched.
 	fl.Groups = copyConditions(fl.Groups)
 	fl.SuperGroups = copyConditions(fl.SuperGroups)
-	serverOnly := info.Invalid != ""
+	// A filter value the server reads as a non-match (docs/posthog-compat.md §5.2)
+	// is one the SDKs cannot decide, or, in posthog-node, decide differently.
+	serverOnly := info.Invalid != "" || info.UnparsableFilters
 
 	flagAgg := -1
 	if fl.AggregationGroupTypeIndex != nil {
