@@ -167,9 +167,11 @@ func startNode(c config.Config, log *slog.Logger) (n *node, err error) {
 	}
 	atomic := true
 	if len(c.Scylla.Hosts) == 0 {
-		if n.store, err = openPebbleStore(c, log, n.registry); err != nil {
+		ps, err := openPebbleStore(c, log, n.registry)
+		if err != nil {
 			return nil, err
 		}
+		n.store = ps // not a nil *pebblestore.Store in the interface
 		n.catalog, err = pebblecatalog.Open(pebblecatalog.Config{Dir: catalogDir(c.DataDir)})
 		if err != nil {
 			return nil, err
@@ -179,9 +181,11 @@ func startNode(c config.Config, log *slog.Logger) (n *node, err error) {
 		// catalog shares its session. scyllastore writes partitions
 		// independently, so the projector writes derived state first.
 		atomic = false
-		if n.store, n.catalog, err = openScylla(context.Background(), c, true, log, n.registry); err != nil {
+		ss, cat, err := openScylla(context.Background(), c, true, log, n.registry)
+		if err != nil {
 			return nil, err
 		}
+		n.store, n.catalog = ss, cat
 	}
 	if n.js, err = jetstream.New(n.nc); err != nil {
 		return nil, fmt.Errorf("nats: %w", err)
