@@ -1,9 +1,3 @@
-// Package config is the configuration of the vexil binary's subcommands:
-// one Config with documented defaults (Default), read from a YAML file
-// (Load, the --config flag), overridden by command-line flags, and checked
-// by Validate, which names the key at fault. The subcommands build their
-// components' own Configs (evalsvc, precompute, pebblestore, scyllastore,
-// admin) from it.
 package config
 
 import (
