@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/vexil-dev/vexil/admin"
+	"github.com/vexil-dev/vexil/cmd/vexil/internal/config"
 	adminv1 "github.com/vexil-dev/vexil/proto/vexil/admin/v1"
 	"github.com/vexil-dev/vexil/store"
 )
@@ -48,8 +49,8 @@ var demoFlags = []struct{ key, name, description, filters string }{
 		            {"aggregation_group_type_index":0,"properties":[{"key":"seats","type":"group","group_type_index":0,"operator":"gt","value":500}],"rollout_percentage":100}]}`},
 }
 
-func seedDemo(ctx context.Context, n *node, c serveConfig, log *slog.Logger) (demoInfo, error) {
-	path := filepath.Join(c.dataDir, "demo.json")
+func seedDemo(ctx context.Context, n *node, c config.Config, log *slog.Logger) (demoInfo, error) {
+	path := filepath.Join(c.DataDir, "demo.json")
 	if b, err := os.ReadFile(path); err == nil {
 		var info demoInfo
 		if err := json.Unmarshal(b, &info); err == nil {
@@ -87,7 +88,7 @@ func seedDemo(ctx context.Context, n *node, c serveConfig, log *slog.Logger) (de
 			return demoInfo{}, fmt.Errorf("create flag %s: %w", f.key, err)
 		}
 	}
-	for i := range c.demoFlags {
+	for i := range c.Demo.Flags {
 		filters := `{"groups":[{"properties":[],"rollout_percentage":50}]}`
 		if i%2 == 1 {
 			filters = `{"groups":[{"properties":[{"key":"country","type":"person","operator":"exact","value":["US"]}],"rollout_percentage":100}],
@@ -98,12 +99,12 @@ func seedDemo(ctx context.Context, n *node, c serveConfig, log *slog.Logger) (de
 			return demoInfo{}, fmt.Errorf("create flag %s: %w", key, err)
 		}
 	}
-	info := demoInfo{TeamID: team.GetId(), ProjectToken: team.GetApiToken(), PersonalKey: personal, Persons: c.demoPeople}
-	if err := publishDemoPersons(ctx, n.nc, team.GetId(), c.demoPeople); err != nil {
+	info := demoInfo{TeamID: team.GetId(), ProjectToken: team.GetApiToken(), PersonalKey: personal, Persons: c.Demo.Persons}
+	if err := publishDemoPersons(ctx, n.nc, team.GetId(), c.Demo.Persons); err != nil {
 		return demoInfo{}, err
 	}
 	// Wait until the projector has written the last person's row.
-	last := fmt.Sprintf("user-%d", c.demoPeople-1)
+	last := fmt.Sprintf("user-%d", c.Demo.Persons-1)
 	deadline := time.Now().Add(5 * time.Minute)
 	for {
 		if _, err := n.store.GetRow(ctx, team.GetId(), last); err == nil {

@@ -24,6 +24,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/vexil-dev/vexil/admin"
+	"github.com/vexil-dev/vexil/cmd/vexil/internal/config"
 	"github.com/vexil-dev/vexil/evalsvc"
 	"github.com/vexil-dev/vexil/flags"
 	adminv1 "github.com/vexil-dev/vexil/proto/vexil/admin/v1"
@@ -33,24 +34,24 @@ import (
 // testNode starts a whole Vexil on random loopback ports in a temp dir.
 func testNode(t *testing.T) *node {
 	t.Helper()
-	return testNodeWith(t, serveConfig{})
+	return testNodeWith(t, config.Default())
 }
 
 // testNodeWith starts a node with c's backend settings (data dir, ports and
 // NATS are the test's own).
-func testNodeWith(t *testing.T, c serveConfig) *node {
+func testNodeWith(t *testing.T, c config.Config) *node {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("end-to-end: skipped with -short")
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	c.dataDir, c.httpAddr, c.grpcAddr, c.natsListen = t.TempDir(), "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:-1"
-	c.precompute = true // as the flag's default
-	if c.storeTimeout == 0 {
-		// These tests check answers, not latency: on a loaded machine a
-		// Cassandra read can take longer than serve's 50 ms default, and
-		// /flags would (rightly) answer with the flags it reads failed.
-		c.storeTimeout = 10 * time.Second
+	c.DataDir, c.HTTPAddr, c.GRPCAddr, c.NATS.Listen = t.TempDir(), "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:-1"
+	// These tests check answers, not latency: on a loaded machine a
+	// Cassandra read can take longer than serve's 50 ms default, and
+	// /flags would (rightly) answer with the flags it reads failed.
+	c.Eval.StoreTimeout = 10 * time.Second
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
 	}
 	n, err := startNode(c, log)
 	if err != nil {
