@@ -14,7 +14,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/vexil-dev/vexil/admin"
-	"github.com/vexil-dev/vexil/precompute"
 	"github.com/vexil-dev/vexil/store/pebblestore"
 )
 
@@ -79,9 +78,7 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err != nil {
 			return fmt.Errorf("nats: %w", err)
 		}
-		cfg.Precompute = func(ctx context.Context, team int64) (*precompute.RunState, error) {
-			return precompute.Status(ctx, js, team)
-		}
+		cfg.Precompute = precomputeStatus(js)
 	}
 	svc, err := admin.New(cfg)
 	if err != nil {

@@ -11,10 +11,12 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/vexil-dev/vexil/admin"
 	"github.com/vexil-dev/vexil/catalog/scyllacatalog"
 	"github.com/vexil-dev/vexil/precompute"
 	"github.com/vexil-dev/vexil/store/scyllastore"
@@ -87,4 +89,19 @@ func runPrecompute(ctx context.Context, args []string, stdout, stderr io.Writer)
 		err = nil
 	}
 	return err
+}
+
+// precomputeStatus reads the precompute worker's run states on js for the
+// management API (admin.Config.Precompute), with their progress at now.
+func precomputeStatus(js jetstream.JetStream) func(ctx context.Context, team int64, now time.Time) (*admin.PrecomputeRun, error) {
+	return func(ctx context.Context, team int64, now time.Time) (*admin.PrecomputeRun, error) {
+		st, err := precompute.Status(ctx, js, team)
+		if err != nil || st == nil {
+			return nil, err
+		}
+		p := st.Progress(now)
+		return &admin.PrecomputeRun{ID: st.ID, Reason: st.Reason, Flags: st.Flags, StartedAt: st.StartedAt, FinishedAt: st.FinishedAt,
+			ScanDone: st.ScanDone, Pages: int64(st.Pages), PagesDone: int64(st.PagesDone),
+			RowsDone: p.RowsDone, RowsTotal: p.RowsTotal, RowsPerSecond: p.RowsPerSecond, ETA: p.ETA}, nil
+	}
 }

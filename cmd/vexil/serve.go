@@ -259,9 +259,7 @@ func startNode(c serveConfig, log *slog.Logger) (n *node, err error) {
 	}
 	n.adminSvc, err = admin.New(admin.Config{Catalog: n.catalog, Persons: n.store, Publisher: admin.NATSPublisher{Conn: n.nc},
 		Logger: log.With("role", "admin"), Registry: n.registry,
-		Precompute: func(ctx context.Context, team int64) (*precompute.RunState, error) {
-			return precompute.Status(ctx, n.js, team)
-		}})
+		Precompute: precomputeStatus(n.js)})
 	if err != nil {
 		return nil, err
 	}
