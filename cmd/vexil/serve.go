@@ -237,7 +237,7 @@ func startNode(c serveConfig, log *slog.Logger) (n *node, err error) {
 		LiveOnly: c.liveOnly, StoreTimeout: c.storeTimeout}
 	if c.precompute {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		_, err = precompute.EnsureStreams(ctx, n.js)
+		_, err = precompute.EnsureStreams(ctx, n.js, log)
 		cancel()
 		if err != nil {
 			return nil, err
