@@ -119,10 +119,10 @@ func newEnv(t testing.TB, b backend) *env {
 	e := &env{t: t, ctx: ctx, nc: nc, js: js, st: b.open(t), cat: memcatalog.New(memcatalog.Config{}), clock: &clock{},
 		token: testToken, reg: prometheus.NewRegistry()}
 	e.clock.ns.Store(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC).UnixNano())
-	if _, err := precompute.EnsureStreams(ctx, js, nil); err != nil {
+	if _, err := precompute.EnsureStreams(ctx, js, quiet()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := streams.Ensure(ctx, js, projector.IngestStreamConfig(projector.DefaultStream), nil); err != nil {
+	if _, err := streams.Ensure(ctx, js, projector.IngestStreamConfig(projector.DefaultStream), quiet()); err != nil {
 		t.Fatal(err)
 	}
 	tm, err := e.cat.CreateTeam(ctx, catalog.Team{Name: "precompute", GroupTypes: map[int]string{0: "company"}}, catalog.Change{Actor: "test"})

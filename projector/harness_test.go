@@ -54,7 +54,7 @@ func startNATS(t testing.TB) *natsEnv {
 		s.Shutdown()
 		s.WaitForShutdown()
 	})
-	if _, err := streams.Ensure(context.Background(), js, projector.IngestStreamConfig(projector.DefaultStream), nil); err != nil {
+	if _, err := streams.Ensure(context.Background(), js, projector.IngestStreamConfig(projector.DefaultStream), slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
 	}
 	return &natsEnv{srv: s, nc: nc, js: js}

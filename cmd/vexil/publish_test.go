@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -145,7 +146,7 @@ func TestPublishFromReader(t *testing.T) {
 	defer nc.Close()
 	js, _ := jetstream.New(nc)
 	ctx := context.Background()
-	if _, err := streams.Ensure(ctx, js, projector.IngestStreamConfig(projector.DefaultStream), nil); err != nil {
+	if _, err := streams.Ensure(ctx, js, projector.IngestStreamConfig(projector.DefaultStream), slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
 	}
 	p := publisher{js: js, enc: ingest.JSON, timeout: 10 * time.Second}
