@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/vexil-dev/vexil/changes"
 	"github.com/vexil-dev/vexil/errcode"
 	"github.com/vexil-dev/vexil/internal/promtest"
 	adminv1 "github.com/vexil-dev/vexil/proto/vexil/admin/v1"
@@ -123,14 +124,13 @@ func TestFlagLifecycleHTTP(t *testing.T) {
 	}
 
 	// Notices and signals on NATS, one per committed change.
-	changes := e.notices(ChangesSubject(team.GetId()))
 	var kinds []string
-	for _, c := range changes {
-		var n ChangeNotice
-		if err := json.Unmarshal(c, &n); err != nil {
+	for _, c := range e.notices(changes.Subject(team.GetId())) {
+		n, err := changes.Parse(changes.Subject(team.GetId()), c)
+		if err != nil {
 			t.Fatal(err)
 		}
-		kinds = append(kinds, n.Kind+":"+n.Op)
+		kinds = append(kinds, string(n.Kind)+":"+n.Op)
 	}
 	want := []string{"team:created", "flag:created", "flag:updated", "flag:disabled", "flag:enabled"}
 	if !slices.Equal(kinds, want) {

@@ -2,7 +2,6 @@ package evalsvc
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -12,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/vexil-dev/vexil/catalog"
+	"github.com/vexil-dev/vexil/changes"
 	"github.com/vexil-dev/vexil/evalsvc/wire"
 	"github.com/vexil-dev/vexil/flags"
 	"github.com/vexil-dev/vexil/precompute/results"
@@ -74,19 +74,14 @@ func (s *Service) Run(ctx context.Context, nc *nats.Conn) error {
 	defer wg.Wait()
 	if nc != nil {
 		notices := make(chan int64, 1024)
-		sub, err := nc.Subscribe("vexil.changes.>", func(msg *nats.Msg) {
-			var n struct {
-				Team int64  `json:"team_id"`
-				Kind string `json:"kind"`
+		sub, err := nc.Subscribe(changes.Wildcard, func(msg *nats.Msg) {
+			// A payload that cannot be read still names its team (the
+			// subject): refresh that team.
+			n, err := changes.Parse(msg.Subject, msg.Data)
+			if errors.Is(err, changes.ErrSubject) {
+				return
 			}
-			if err := json.Unmarshal(msg.Data, &n); err != nil || n.Team == 0 {
-				var team int64
-				if _, err := fmt.Sscanf(msg.Subject, "vexil.changes.%d", &team); err != nil {
-					return
-				}
-				n.Team = team
-			}
-			if n.Kind == "key" || n.Kind == "team" {
+			if n.Kind == changes.KindKey || n.Kind == changes.KindTeam {
 				s.keys.flush()
 			}
 			select {

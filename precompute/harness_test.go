@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,6 +23,7 @@ import (
 
 	"github.com/vexil-dev/vexil/catalog"
 	"github.com/vexil-dev/vexil/catalog/memcatalog"
+	"github.com/vexil-dev/vexil/changes"
 	"github.com/vexil-dev/vexil/evalsvc"
 	"github.com/vexil-dev/vexil/flags"
 	"github.com/vexil-dev/vexil/precompute"
@@ -34,6 +34,7 @@ import (
 	"github.com/vexil-dev/vexil/store/memstore"
 	"github.com/vexil-dev/vexil/store/pebblestore"
 	"github.com/vexil-dev/vexil/store/scyllastore/scyllastoretest"
+	"github.com/vexil-dev/vexil/streams"
 )
 
 // backend opens an empty store of one kind.
@@ -118,10 +119,10 @@ func newEnv(t testing.TB, b backend) *env {
 	e := &env{t: t, ctx: ctx, nc: nc, js: js, st: b.open(t), cat: memcatalog.New(memcatalog.Config{}), clock: &clock{},
 		token: testToken, reg: prometheus.NewRegistry()}
 	e.clock.ns.Store(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC).UnixNano())
-	if _, err := precompute.EnsureStreams(ctx, js); err != nil {
+	if _, err := precompute.EnsureStreams(ctx, js, quiet()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := projector.EnsureStream(ctx, js, projector.IngestStreamConfig(projector.DefaultStream)); err != nil {
+	if _, err := streams.Ensure(ctx, js, projector.IngestStreamConfig(projector.DefaultStream), quiet()); err != nil {
 		t.Fatal(err)
 	}
 	tm, err := e.cat.CreateTeam(ctx, catalog.Team{Name: "precompute", GroupTypes: map[int]string{0: "company"}}, catalog.Change{Actor: "test"})
@@ -293,10 +294,14 @@ func (e *env) ingest(envs ...*ingestv1.Envelope) {
 // notify publishes a change notice as the management API does, and
 // refreshes both evaluation services so they answer from the same
 // definitions.
-func (e *env) notify(kind string) {
+func (e *env) notify(kind changes.Kind) {
 	e.t.Helper()
-	data, _ := json.Marshal(map[string]any{"team_id": e.team, "kind": kind, "op": "updated"})
-	if err := e.nc.Publish("vexil.changes."+strconv.FormatInt(e.team, 10), data); err != nil {
+	n := changes.Notice{Team: e.team, Kind: kind, Op: "updated"}
+	data, err := n.Encode()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := e.nc.Publish(n.Subject(), data); err != nil {
 		e.t.Fatal(err)
 	}
 	if err := e.nc.Flush(); err != nil {

@@ -41,7 +41,8 @@ type Config struct {
 	AtomicStore bool
 
 	// Stream is the ingest stream; created with IngestStreamConfig when
-	// missing. Default DefaultStream ("VEXIL_INGEST").
+	// missing, kept as it is otherwise (streams.Ensure). Default
+	// DefaultStream ("VEXIL_INGEST").
 	Stream string
 	// Durable is the durable pull consumer's name. Default DefaultDurable.
 	Durable string
@@ -204,8 +205,8 @@ func (c Config) Validate() error {
 	if !strings.HasSuffix(c.DeadLetterPrefix, ".") || strings.ContainsAny(c.DeadLetterPrefix, " *>") {
 		errs = append(errs, fmt.Errorf("DeadLetterPrefix %q must be literal subject tokens ending in '.'", c.DeadLetterPrefix))
 	}
-	for _, w := range []string{"vexil.persons.", "vexil.groups.", "vexil.events."} {
-		if strings.HasPrefix(c.DeadLetterPrefix, w) {
+	for _, w := range ingest.SubjectWildcards {
+		if strings.HasPrefix(c.DeadLetterPrefix, strings.TrimSuffix(w, "*")) {
 			errs = append(errs, fmt.Errorf("DeadLetterPrefix %q overlaps the ingest subjects", c.DeadLetterPrefix))
 		}
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/vexil-dev/vexil/projector"
 	"github.com/vexil-dev/vexil/projector/ingest"
 	ingestv1 "github.com/vexil-dev/vexil/proto/vexil/ingest/v1"
+	"github.com/vexil-dev/vexil/streams"
 )
 
 // natsEnv is an in-process NATS server with JetStream on a temp dir and a
@@ -53,7 +54,7 @@ func startNATS(t testing.TB) *natsEnv {
 		s.Shutdown()
 		s.WaitForShutdown()
 	})
-	if _, err := projector.EnsureStream(context.Background(), js, projector.IngestStreamConfig(projector.DefaultStream)); err != nil {
+	if _, err := streams.Ensure(context.Background(), js, projector.IngestStreamConfig(projector.DefaultStream), slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
 	}
 	return &natsEnv{srv: s, nc: nc, js: js}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/vexil-dev/vexil/projector/ingest"
 	ingestv1 "github.com/vexil-dev/vexil/proto/vexil/ingest/v1"
+	"github.com/vexil-dev/vexil/streams"
 )
 
 // Dead-letter header names (docs/ingest.md).
@@ -112,10 +113,10 @@ func (p *Projector) run(ctx context.Context) error {
 	if p.cache != nil {
 		p.cache.reset()
 	}
-	if _, err := EnsureStream(ctx, p.js, IngestStreamConfig(cfg.Stream)); err != nil {
+	if _, err := streams.Ensure(ctx, p.js, IngestStreamConfig(cfg.Stream), p.log); err != nil {
 		return err
 	}
-	if _, err := EnsureStream(ctx, p.js, DeadLetterStreamConfig(cfg.DeadLetterStream, cfg.DeadLetterPrefix)); err != nil {
+	if _, err := streams.Ensure(ctx, p.js, DeadLetterStreamConfig(cfg.DeadLetterStream, cfg.DeadLetterPrefix), p.log); err != nil {
 		return err
 	}
 	cons, err := p.js.CreateOrUpdateConsumer(ctx, cfg.Stream, jetstream.ConsumerConfig{

@@ -20,7 +20,6 @@ import (
 	"github.com/vexil-dev/vexil/catalog"
 	"github.com/vexil-dev/vexil/catalog/scyllacatalog"
 	"github.com/vexil-dev/vexil/cmd/vexil/internal/config"
-	"github.com/vexil-dev/vexil/precompute"
 	"github.com/vexil-dev/vexil/store/pebblestore"
 	"github.com/vexil-dev/vexil/store/scyllastore"
 )
@@ -187,7 +186,5 @@ func openScylla(ctx context.Context, c config.Config, applySchema bool, log *slo
 // notices and rollout signals, and the precompute runs' progress.
 func withNATS(cfg *admin.Config, nc *nats.Conn, js jetstream.JetStream) {
 	cfg.Publisher = admin.NATSPublisher{Conn: nc}
-	cfg.Precompute = func(ctx context.Context, team int64) (*precompute.RunState, error) {
-		return precompute.Status(ctx, js, team)
-	}
+	cfg.Precompute = precomputeStatus(js)
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/vexil-dev/vexil/admin"
 	"github.com/vexil-dev/vexil/cmd/vexil/internal/config"
+	"github.com/vexil-dev/vexil/projector/ingest"
 	adminv1 "github.com/vexil-dev/vexil/proto/vexil/admin/v1"
 	"github.com/vexil-dev/vexil/store"
 )
@@ -146,8 +147,8 @@ func publishDemoPersons(ctx context.Context, nc *nats.Conn, team int64, n int) e
 		_, err = js.PublishMsgAsync(m)
 		return err
 	}
-	groups := fmt.Sprintf("vexil.groups.%d", team)
-	persons := fmt.Sprintf("vexil.persons.%d", team)
+	groups := ingest.Subject(ingest.Groups, team)
+	persons := ingest.Subject(ingest.Persons, team)
 	if err := send(groups, map[string]any{"type": "group_type_mapping", "team": team, "group_type_index": 0, "name": "company"}); err != nil {
 		return err
 	}

@@ -8,10 +8,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/vexil-dev/vexil/admin"
 	"github.com/vexil-dev/vexil/cmd/vexil/internal/config"
 	"github.com/vexil-dev/vexil/precompute"
 )
@@ -85,4 +87,19 @@ func bindPrecomputeFlags(b configFlags, c *config.Config) {
 	b.int(&c.Precompute.RunRate, "run-rate", "precompute.run-rate", "rows per second this worker computes of runs (0: unbounded)")
 	b.str(&c.Precompute.MetricsAddr, "metrics-addr", "precompute.metrics-addr", "address of /metrics (empty: none)")
 	b.str(&c.LogLevel, "log-level", "log-level", "debug, info, warn or error")
+}
+
+// precomputeStatus reads the precompute worker's run states on js for the
+// management API (admin.Config.Precompute), with their progress at now.
+func precomputeStatus(js jetstream.JetStream) func(ctx context.Context, team int64, now time.Time) (*admin.PrecomputeRun, error) {
+	return func(ctx context.Context, team int64, now time.Time) (*admin.PrecomputeRun, error) {
+		st, err := precompute.Status(ctx, js, team)
+		if err != nil || st == nil {
+			return nil, err
+		}
+		p := st.Progress(now)
+		return &admin.PrecomputeRun{ID: st.ID, Reason: st.Reason, Flags: st.Flags, StartedAt: st.StartedAt, FinishedAt: st.FinishedAt,
+			ScanDone: st.ScanDone, Pages: int64(st.Pages), PagesDone: int64(st.PagesDone),
+			RowsDone: p.RowsDone, RowsTotal: p.RowsTotal, RowsPerSecond: p.RowsPerSecond, ETA: p.ETA}, nil
+	}
 }

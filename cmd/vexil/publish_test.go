@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/vexil-dev/vexil/projector"
 	"github.com/vexil-dev/vexil/projector/ingest"
+	"github.com/vexil-dev/vexil/streams"
 )
 
 // startNATS runs an in-process NATS server with JetStream on a temp dir.
@@ -144,7 +146,7 @@ func TestPublishFromReader(t *testing.T) {
 	defer nc.Close()
 	js, _ := jetstream.New(nc)
 	ctx := context.Background()
-	if _, err := projector.EnsureStream(ctx, js, projector.IngestStreamConfig(projector.DefaultStream)); err != nil {
+	if _, err := streams.Ensure(ctx, js, projector.IngestStreamConfig(projector.DefaultStream), slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
 	}
 	p := publisher{js: js, enc: ingest.JSON, timeout: 10 * time.Second}

@@ -196,7 +196,7 @@ func startNode(c config.Config, log *slog.Logger) (n *node, err error) {
 		LiveOnly: c.Eval.LiveOnly, StoreTimeout: c.Eval.StoreTimeout}
 	if c.Precompute.Enabled {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		_, err = precompute.EnsureStreams(ctx, n.js)
+		_, err = precompute.EnsureStreams(ctx, n.js, log)
 		cancel()
 		if err != nil {
 			return nil, err
