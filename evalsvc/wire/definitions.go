@@ -28,10 +28,14 @@ type payloadFlag struct {
 	Filters                    flags.Filters `json:"filters"`
 }
 
+// payloadDoc is the definitions document. group_type_mapping and cohorts
+// are always present, {} when empty, as PostHog's server sends them:
+// posthog-python reads both keys unconditionally (a missing one fails every
+// poll with a KeyError).
 type payloadDoc struct {
 	Flags                   []payloadFlag                  `json:"flags"`
 	GroupTypeMapping        map[string]string              `json:"group_type_mapping"`
-	Cohorts                 map[string]flags.PropertyGroup `json:"cohorts,omitempty"`
+	Cohorts                 map[string]flags.PropertyGroup `json:"cohorts"`
 	PropertyMatchingVersion int                            `json:"property_matching_version,omitempty"`
 }
 
@@ -51,7 +55,8 @@ type Definitions struct {
 // active false, group_type_mapping keys as strings, dependency_chain on
 // every flag filter, and, when sendCohorts, every dynamic cohort the flags
 // read (static and behavioural cohorts are left out, which tells the SDKs to
-// ask the server).
+// ask the server). group_type_mapping and cohorts are always there, {} when
+// empty (cohorts is {} without sendCohorts).
 //
 // Vexil features the SDKs cannot evaluate the same way (conditions with
 // their own aggregation, overrides they cannot express, a holdout combined
@@ -63,7 +68,7 @@ type Definitions struct {
 // filter added to every condition.
 func BuildDefinitions(defs flags.Definitions, set *flags.Set, sendCohorts bool) (*Definitions, error) {
 	out := &Definitions{}
-	doc := payloadDoc{GroupTypeMapping: map[string]string{}, Flags: []payloadFlag{}}
+	doc := payloadDoc{Flags: []payloadFlag{}, GroupTypeMapping: map[string]string{}, Cohorts: map[string]flags.PropertyGroup{}}
 	for idx, name := range defs.GroupTypes {
 		doc.GroupTypeMapping[strconv.Itoa(idx)] = name
 	}
@@ -108,7 +113,6 @@ func BuildDefinitions(defs flags.Definitions, set *flags.Set, sendCohorts bool) 
 		}
 	}
 	if sendCohorts {
-		doc.Cohorts = map[string]flags.PropertyGroup{}
 		for id := range cohortsUsed {
 			if c, ok := dynamic[id]; ok {
 				doc.Cohorts[strconv.FormatInt(id, 10)] = c.Filters
