@@ -63,9 +63,10 @@ type Definitions struct {
 // with overrides, a flag that fails to compile) are sent with
 // ensure_experience_continuity set: every SDK then asks the server for that
 // flag, so local and remote evaluation never disagree. Overrides the SDKs
-// can follow are rewritten as conditions: forced-on ids as leading
-// conditions on distinct_id (or $group_key), forced-off ids as an is_not
-// filter added to every condition.
+// can follow are rewritten as conditions: forced-on group keys as leading
+// conditions on $group_key, forced-off ids as an is_not filter on
+// distinct_id (or $group_key) added to every condition. Forced-on distinct
+// ids make the flag server-only (see rewriteOverrides).
 func BuildDefinitions(defs flags.Definitions, set *flags.Set, sendCohorts bool) (*Definitions, error) {
 	out := &Definitions{}
 	doc := payloadDoc{Flags: []payloadFlag{}, GroupTypeMapping: map[string]string{}, Cohorts: map[string]flags.PropertyGroup{}}
@@ -268,6 +269,15 @@ func rewriteOverrides(fl *flags.Filters, overrides []flags.Override, flagAgg int
 		lead = append(lead, c)
 	}
 	if len(lead) > 0 {
+		if typ == "person" {
+			// posthog-python (7.91) does not add distinct_id to the person
+			// properties: a leading condition on it is inconclusive there, and
+			// the SDK then takes the first later condition that matches, a
+			// value the override does not give. Only the server can answer.
+			// (A forced-off is_not filter is safe: inconclusive on every
+			// condition, so the SDK asks the server.)
+			return false
+		}
 		if len(fl.SuperGroups) > 0 || fl.FeatureEnrollment {
 			return false // enrollment is decided before conditions in the SDKs
 		}

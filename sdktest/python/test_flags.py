@@ -398,8 +398,13 @@ def make_team():
         "multivariate": {"variants": [{"key": "control", "rollout_percentage": 40}, {"key": "test", "rollout_percentage": 40},
                                       {"key": "holdback", "rollout_percentage": 20}]},
         "payloads": {"control": json.dumps({"price": 10}), "test": json.dumps({"price": 8}), "holdback": json.dumps({"price": 0})},
-    }, overrides=[{"distinct_ids": ["p-1", "p-2"], "value": json.dumps("holdback")},
-                  {"distinct_ids": ["p-3", "p-4"], "value": "false"}])
+    }, overrides=[{"distinct_ids": ["p-3", "p-4"], "value": "false"}])
+    # A forced variant needs the server: posthog-python does not add
+    # distinct_id to the person properties, so Vexil marks the flag
+    # ensure_experience_continuity.
+    flag("forced-variant", {"groups": [{"properties": [], "rollout_percentage": 100}],
+                            "multivariate": {"variants": [{"key": "a", "rollout_percentage": 50}, {"key": "b", "rollout_percentage": 50}]}},
+         overrides=[{"distinct_ids": ["p-1", "p-2"], "value": json.dumps("b")}])
     flag("needs-test-variant", {"groups": [{"properties": [{"key": "experiment", "type": "flag", "operator": "flag_evaluates_to", "value": "test"}],
                                             "rollout_percentage": 100}], "payloads": {"true": json.dumps("yes")}})
     flag("no-gate-and-early", {"groups": [{"properties": [
@@ -413,6 +418,7 @@ def make_team():
 
 
 TEAM_FLAGS = ["cohort-gate", "outsiders", "experiment", "needs-test-variant", "no-gate-and-early", "big-companies", "switched-off"]
+SERVER_ONLY_TEAM_FLAGS = ["forced-variant"]
 
 
 def team_contexts():
@@ -462,7 +468,7 @@ class TeamWithCohortsAndDependencies(unittest.TestCase):
         while True:
             cls.local.load_feature_flags()
             keys = sorted(f["key"] for f in cls.local.feature_flags or [])
-            if keys == sorted(TEAM_FLAGS) and len(cls.local.cohorts or {}) == 2:
+            if keys == sorted(TEAM_FLAGS + SERVER_ONLY_TEAM_FLAGS) and len(cls.local.cohorts or {}) == 2:
                 break
             if time.monotonic() > deadline:
                 raise AssertionError(f"definitions of team {cls.team} never held every flag: {keys}, cohorts {cls.local.cohorts}")
@@ -481,6 +487,8 @@ class TeamWithCohortsAndDependencies(unittest.TestCase):
         chain = by_key["needs-test-variant"]["filters"]["groups"][0]["properties"][0]["dependency_chain"]
         self.assertEqual(chain, ["experiment"])
         self.assertIs(by_key["switched-off"]["active"], False)
+        for k in SERVER_ONLY_TEAM_FLAGS:
+            self.assertIs(by_key[k]["ensure_experience_continuity"], True, k)
 
     def test_local_equals_remote(self):
         decided = {k: 0 for k in TEAM_FLAGS}
@@ -492,7 +500,8 @@ class TeamWithCohortsAndDependencies(unittest.TestCase):
             local = self.local.get_all_flags_and_payloads(did, only_evaluate_locally=True, **kw)
             self.assertEqual(calls_since(before), [], "only_evaluate_locally asked the server")
             remote = self.remote.get_all_flags_and_payloads(did, **kw)
-            self.assertEqual(sorted(remote["featureFlags"]), sorted(TEAM_FLAGS), did)
+            self.assertEqual(sorted(remote["featureFlags"]), sorted(TEAM_FLAGS + SERVER_ONLY_TEAM_FLAGS), did)
+            self.assertFalse(set(local["featureFlags"]) & set(SERVER_ONLY_TEAM_FLAGS), did)
             for key, value in local["featureFlags"].items():
                 decided[key] += 1
                 values[key].add(str(value))
@@ -514,13 +523,23 @@ class TeamWithCohortsAndDependencies(unittest.TestCase):
         self.assertEqual(values["switched-off"], {"False"})
 
     def test_overrides(self):
-        want = {"p-1": "holdback", "p-2": "holdback", "p-3": False, "p-4": False}
         for ctx in team_contexts()[-4:]:
             did = ctx["distinct_id"]
             kw = {k: v for k, v in ctx.items() if k != "distinct_id"}
-            local = self.local.get_feature_flag("experiment", did, only_evaluate_locally=True, send_feature_flag_events=False, **kw)
-            remote = self.remote.get_feature_flag("experiment", did, send_feature_flag_events=False, **kw)
-            self.assertEqual((local, remote), (want[did], want[did]), did)
+            # Forced off: the SDK decides it (an is_not filter on distinct_id).
+            if did in ("p-3", "p-4"):
+                local = self.local.get_feature_flag("experiment", did, only_evaluate_locally=True, send_feature_flag_events=False, **kw)
+                remote = self.remote.get_feature_flag("experiment", did, send_feature_flag_events=False, **kw)
+                self.assertEqual((local, remote), (False, False), did)
+            # A forced variant: the server answers, also through the local client.
+            want = "b" if did in ("p-1", "p-2") else None
+            remote = self.remote.get_feature_flag("forced-variant", did, send_feature_flag_events=False, **kw)
+            fallback = self.local.get_feature_flag("forced-variant", did, send_feature_flag_events=False, **kw)
+            self.assertIsNone(self.local.get_feature_flag("forced-variant", did, only_evaluate_locally=True, send_feature_flag_events=False, **kw))
+            if want:
+                self.assertEqual((remote, fallback), (want, want), did)
+            else:
+                self.assertEqual(fallback, remote, did)
 
 
 def tearDownModule():
