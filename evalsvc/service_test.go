@@ -423,6 +423,40 @@ func TestDefinitionsEndpoint(t *testing.T) {
 	}
 }
 
+// TestDefinitionsEmptyTeam: a team with no flags, cohorts or group types
+// still gets every top-level key, "group_type_mapping" and "cohorts" as {}
+// (posthog-python 7.91 reads both unconditionally: without them every poll
+// failed with KeyError: 'cohorts'), on both routes, with and without
+// send_cohorts.
+func TestDefinitionsEmptyTeam(t *testing.T) {
+	cat, st := newFixture(t)
+	h := newService(t, Config{Store: st, Catalog: cat}).Handler()
+	for _, path := range []string{
+		"/flags/definitions?token=phc_team2&send_cohorts",
+		"/flags/definitions?token=phc_team2",
+		"/api/feature_flag/local_evaluation?token=phc_team2&send_cohorts",
+		"/api/feature_flag/local_evaluation?token=phc_team2",
+	} {
+		w := get(h, path, "Authorization", "Bearer phx_team2")
+		if w.Code != 200 {
+			t.Fatalf("%s: status %d %s", path, w.Code, w.Body)
+		}
+		var doc map[string]json.RawMessage
+		if err := json.Unmarshal(w.Body.Bytes(), &doc); err != nil {
+			t.Fatalf("%s: %v in %s", path, err, w.Body)
+		}
+		want := map[string]string{"flags": "[]", "group_type_mapping": "{}", "cohorts": "{}"}
+		for k, v := range want {
+			if got, ok := doc[k]; !ok || string(got) != v {
+				t.Errorf("%s: %q is %s (present %v), want %s; body %s", path, k, got, ok, v, w.Body)
+			}
+		}
+		if len(doc) != len(want) {
+			t.Errorf("%s: keys %v, want exactly flags, group_type_mapping and cohorts", path, w.Body)
+		}
+	}
+}
+
 func runNATS(t *testing.T) *nats.Conn {
 	t.Helper()
 	srv, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})

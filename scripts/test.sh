@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: lint (gofmt, go vet, generated protobuf code up
-# to date), every Go test, schemathesis against the management API's
-# OpenAPI, and PostHog's official Node SDK against vexil serve. A local Cassandra is started for the ScyllaDB backends' tests (and
+# to date), every Go test (the randomized differential test against
+# posthog-python included), schemathesis against the management API's
+# OpenAPI, and PostHog's official Node and Python SDKs against vexil serve. A local Cassandra is started for the ScyllaDB backends' tests (and
 # stopped again when this script started it). With CI=true, tests that need
 # Cassandra fail instead of skipping when it is missing.
 set -euo pipefail
@@ -9,6 +10,11 @@ cd "$(dirname "$0")/.."
 
 scripts/lint.sh
 scripts/proto.sh check
+
+# posthog-python (pinned, from PyPI, in a cached venv) for the differential
+# test in flags/posthogdiff; without it that test skips, and fails in CI.
+VEXIL_POSTHOG_PYTHON=$(scripts/sdk-python.sh --venv)
+export VEXIL_POSTHOG_PYTHON
 
 started_cassandra=0
 if [ -z "${VEXIL_TEST_CASSANDRA:-}" ]; then
@@ -40,3 +46,4 @@ mkdir -p bin
 go build -o bin/vexil ./cmd/vexil
 VEXIL_BIN=$PWD/bin/vexil scripts/schemathesis.sh
 VEXIL_BIN=$PWD/bin/vexil scripts/sdk-node.sh
+VEXIL_BIN=$PWD/bin/vexil scripts/sdk-python.sh
