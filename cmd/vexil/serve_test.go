@@ -527,8 +527,8 @@ func TestServeEvaluateGRPC(t *testing.T) {
 // TestServePrecompute: in vexil serve, the precompute worker materialises
 // the demo team's results; once it has caught up every flag it can store is
 // answered from the stored result (the debug header says so), the answers
-// still equal the engine on the stored properties, and the metrics count
-// the stored answers.
+// still equal the engine on the stored properties, and the service's
+// per-flag counts (FlagAnswers) and the metric count the stored answers.
 func TestServePrecompute(t *testing.T) {
 	n := testNode(t)
 	tm := defineTeam(t, n)
