@@ -280,8 +280,11 @@ func (s *Service) definitionsTeam(ctx context.Context, secret, token string) (in
 	tokenTeam := int64(0)
 	if token != "" {
 		t, err := s.teamForToken(ctx, token)
-		if err != nil {
+		switch {
+		case errors.Is(err, ErrUnknownKey), errors.Is(err, ErrWrongKeyKind):
 			return 0, fail(codeInvalidToken, "token", "").Wrap(err)
+		case err != nil:
+			return 0, fmt.Errorf("%w: %w", ErrCatalogUnavailable, err)
 		}
 		tokenTeam = t
 	}
