@@ -24,7 +24,7 @@
 //     (PageSubjectPrefix + team) that any worker computes. The run state in
 //     RunBucket is the checkpoint (a scan resumes from its cursor when the
 //     notice is redelivered after a crash) and the progress (rows done and
-//     total, rate, ETA: logs, metrics, and the management API through
+//     total, rate, ETA: logs and the management API through
 //     Status). A newer change replaces the state, which supersedes the
 //     older run: its remaining pages are skipped and its flags join the
 //     new run. Workers reconcile every team on start and every

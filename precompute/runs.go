@@ -363,10 +363,7 @@ func (w *Worker) computePage(ctx context.Context, p page) error {
 		return err
 	}
 	if upd != nil {
-		teamLabel := strconv.FormatInt(p.Team, 10)
 		pr := upd.Progress(time.Now())
-		w.m.runRowsDone.WithLabelValues(teamLabel).Set(float64(pr.RowsDone))
-		w.m.runRowsTotal.WithLabelValues(teamLabel).Set(float64(pr.RowsTotal))
 		if upd.Finished() {
 			w.cfg.Logger.Info("precompute run finished", "team", p.Team, "run", p.Run, "rows", pr.RowsDone,
 				"took", upd.FinishedAt.Sub(upd.StartedAt).Round(time.Millisecond), "rows_per_second", int(pr.RowsPerSecond))

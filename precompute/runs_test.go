@@ -267,6 +267,20 @@ func TestDuplicateNoticesAndPages(t *testing.T) {
 	if again := e.status(t); again.PagesDone != pages || again.RowsDone != rows {
 		t.Errorf("after a page computed twice the run counts %d pages and %d rows done, want %d and %d", again.PagesDone, again.RowsDone, pages, rows)
 	}
+	// Metric labels stay bounded: no series per team, flag or person.
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if n := lp.GetName(); n == "team" || n == "flag" || n == "distinct_id" {
+					t.Errorf("%s has an unbounded label %s", mf.GetName(), n)
+				}
+			}
+		}
+	}
 	if r := e.hitRatio(t, rows); r != 1 {
 		t.Errorf("hit ratio = %v, want 1", r)
 	}
