@@ -172,6 +172,21 @@ func (p *hedgePolicy) AddHost(h *gocql.HostInfo) {
 	p.set(h, h.IsUp())
 }
 
+// AddHosts keeps the wrapped policy's bulk add (the token-aware policy
+// builds its ring once), which the driver looks for at session start.
+func (p *hedgePolicy) AddHosts(hs []*gocql.HostInfo) {
+	if bulk, ok := p.HostSelectionPolicy.(interface{ AddHosts([]*gocql.HostInfo) }); ok {
+		bulk.AddHosts(hs)
+	} else {
+		for _, h := range hs {
+			p.HostSelectionPolicy.AddHost(h)
+		}
+	}
+	for _, h := range hs {
+		p.set(h, h.IsUp())
+	}
+}
+
 func (p *hedgePolicy) RemoveHost(h *gocql.HostInfo) {
 	p.HostSelectionPolicy.RemoveHost(h)
 	p.set(h, false)
@@ -265,8 +280,11 @@ func answered(err error) bool { return err == nil || errors.Is(err, store.ErrNot
 // answer wins and the others are cancelled; a failed attempt does not end
 // the read while another is in flight. It returns after every attempt's
 // goroutine has returned (cancelled attempts return at once).
+//
+// With one host up there is nowhere to hedge to: read runs alone, with no
+// goroutine.
 func hedged[T any](ctx context.Context, h *hedger, op string, read func(context.Context) (T, error)) (T, error) {
-	if h == nil {
+	if h == nil || h.policy.hostsUp() < 2 {
 		return read(ctx)
 	}
 	h.budget.read()
