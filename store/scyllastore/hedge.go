@@ -225,21 +225,23 @@ func (p *hedgePolicy) Pick(q gocql.ExecutableQuery) gocql.NextHost {
 
 // hostClaims records which attempt of a hedged read used which host.
 type hostClaims struct {
-	mu  sync.Mutex
-	use map[string]int // host id → attempt
+	mu struct {
+		sync.Mutex
+		use map[string]int // host id → attempt; nil until the first claim
+	}
 }
 
 // claim reports whether attempt n may use host: no other attempt has.
 func (c *hostClaims) claim(host string, n int) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if owner, ok := c.use[host]; ok {
+	if owner, ok := c.mu.use[host]; ok {
 		return owner == n
 	}
-	if c.use == nil {
-		c.use = make(map[string]int, 2)
+	if c.mu.use == nil {
+		c.mu.use = make(map[string]int, 2)
 	}
-	c.use[host] = n
+	c.mu.use[host] = n
 	return true
 }
 
