@@ -169,8 +169,13 @@ func openPebbleStore(c config.Config, log *slog.Logger, reg prometheus.Registere
 // openScylla opens c's ScyllaDB store and the catalog sharing its session;
 // applySchema creates and migrates the keyspace first.
 func openScylla(ctx context.Context, c config.Config, applySchema bool, log *slog.Logger, reg prometheus.Registerer) (*scyllastore.Store, catalog.Catalog, error) {
+	hedges := c.Scylla.HedgeAttempts
+	if hedges == 0 {
+		hedges = -1 // scyllastore reads 0 as its default
+	}
 	ss, err := scyllastore.Open(ctx, scyllastore.Config{Hosts: c.Scylla.Hosts, Keyspace: c.Scylla.Keyspace,
-		ApplySchema: applySchema, ReplicationFactor: c.Scylla.Replication, Logger: log.With("role", "scyllastore"), Registerer: reg})
+		ApplySchema: applySchema, ReplicationFactor: c.Scylla.Replication,
+		HedgeAttempts: hedges, HedgeMaxDelay: c.Scylla.HedgeMaxDelay, Logger: log.With("role", "scyllastore"), Registerer: reg})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -83,6 +83,7 @@ func bindPrecomputeFlags(b configFlags, c *config.Config) {
 	b.str(&c.NATS.URL, "nats-url", "nats.url", "NATS server with JetStream (required): the workers share triggers and runs through it")
 	b.list(&c.Scylla.Hosts, "scylla-hosts", "scylla.hosts", "comma-separated ScyllaDB (or Cassandra) contact points (required; an embedded Pebble store belongs to one vexil serve)")
 	b.str(&c.Scylla.Keyspace, "scylla-keyspace", "scylla.keyspace", "keyspace of the store and the catalog")
+	bindHedgeFlags(b, c)
 	b.int(&c.Precompute.Concurrency, "concurrency", "precompute.concurrency", "rows computed at once (0: the default)")
 	b.int(&c.Precompute.RunRate, "run-rate", "precompute.run-rate", "rows per second this worker computes of runs (0: unbounded)")
 	b.str(&c.Precompute.MetricsAddr, "metrics-addr", "precompute.metrics-addr", "address of /metrics (empty: none)")
@@ -102,4 +103,11 @@ func precomputeStatus(js jetstream.JetStream) func(ctx context.Context, team int
 			ScanDone: st.ScanDone, Pages: int64(st.Pages), PagesDone: int64(st.PagesDone),
 			RowsDone: p.RowsDone, RowsTotal: p.RowsTotal, RowsPerSecond: p.RowsPerSecond, ETA: p.ETA}, nil
 	}
+}
+
+// bindHedgeFlags binds the ScyllaDB hedged-read settings, shared by serve
+// and precompute.
+func bindHedgeFlags(b configFlags, c *config.Config) {
+	b.int(&c.Scylla.HedgeAttempts, "scylla-hedge-attempts", "scylla.hedge-attempts", "extra attempts a slow row or group read sends to other replicas, first answer wins (up to 4; 0 or -1: no hedging)")
+	b.duration(&c.Scylla.HedgeMaxDelay, "scylla-hedge-max-delay", "scylla.hedge-max-delay", "the longest a read waits before it hedges (its delay follows observed latency); keep it below -store-timeout")
 }

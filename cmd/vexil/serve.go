@@ -60,6 +60,7 @@ func bindServeFlags(b configFlags, c *config.Config) {
 	b.list(&c.Scylla.Hosts, "scylla-hosts", "scylla.hosts", "comma-separated ScyllaDB (or Cassandra) contact points; empty keeps the store and the catalog in Pebble under -data-dir")
 	b.str(&c.Scylla.Keyspace, "scylla-keyspace", "scylla.keyspace", "keyspace of the ScyllaDB store and catalog (created and migrated on start)")
 	b.int(&c.Scylla.Replication, "scylla-replication", "scylla.replication", "replication factor when the keyspace is created")
+	bindHedgeFlags(b, c)
 	b.bool(&c.Demo.Enabled, "demo", "demo.enabled", "create a demo team with flags and persons, and print a token and a curl to try")
 	b.int(&c.Demo.Persons, "demo-persons", "demo.persons", "persons the demo publishes through the ingest stream")
 	b.int(&c.Demo.Flags, "demo-flags", "demo.flags", "extra demo flags in the peers' benchmark shape (half boolean at 50%, half multivariate gated on country US)")
@@ -67,7 +68,7 @@ func bindServeFlags(b configFlags, c *config.Config) {
 	b.bool(&c.Precompute.Enabled, "precompute", "precompute.enabled", "run the precompute worker: flag results materialised into the store on every person, group, flag or cohort change")
 	b.int(&c.Precompute.RunRate, "precompute-run-rate", "precompute.run-rate", "rows per second a precompute run may compute (0: unbounded); a budget makes a run after a flag change longer and serving steadier while it lasts")
 	b.bool(&c.Eval.LiveOnly, "live-only", "eval.live-only", "evaluate every flag live, ignoring stored results (the baseline for benchmarks and canary comparisons)")
-	b.duration(&c.Eval.StoreTimeout, "store-timeout", "eval.store-timeout", "deadline of the row and group reads of one /flags request; past it /flags answers with what it could decide and errorsWhileComputingFlags (raise it for a remote ScyllaDB cluster)")
+	b.duration(&c.Eval.StoreTimeout, "store-timeout", "eval.store-timeout", "deadline of the row, group and static-cohort reads of one /flags request; past it /flags answers with what it could decide and errorsWhileComputingFlags (raise it for a remote ScyllaDB cluster)")
 	b.int(&c.Store.CacheMB, "store-cache-mb", "store.cache-mb", "Pebble block cache of the store, in MiB (rows read by /flags stay in memory)")
 	b.int(&c.GCPercent, "gc-percent", "gc-percent", "Go GC target (GOGC) unless the GOGC environment variable is set: the heap is small (Pebble's cache is off-heap), so a higher target trades a little memory for less GC work per request")
 }

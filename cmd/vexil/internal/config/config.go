@@ -71,6 +71,14 @@ type Scylla struct {
 	// Replication is the replication factor when serve creates the
 	// keyspace, 1 to 64. Default 1.
 	Replication int `yaml:"replication"`
+	// HedgeAttempts is how many extra attempts a slow row or group read
+	// may send to other replicas (the first answer wins), up to 4; 0 or
+	// -1 turns hedging off. Default 1. Hedging needs two hosts up.
+	HedgeAttempts int `yaml:"hedge-attempts"`
+	// HedgeMaxDelay caps the hedge delay (a high percentile of recent
+	// read latencies). Keep it below eval.store-timeout, or a hedge never
+	// fires before /flags gives up on the read. Default 50ms.
+	HedgeMaxDelay time.Duration `yaml:"hedge-max-delay"`
 }
 
 // Store is the embedded Pebble store.
@@ -139,7 +147,7 @@ func Default() Config {
 		GRPCAddr:   "127.0.0.1:8001",
 		GCPercent:  400,
 		NATS:       NATS{Listen: "127.0.0.1:4222"},
-		Scylla:     Scylla{Keyspace: "vexil", Replication: 1},
+		Scylla:     Scylla{Keyspace: "vexil", Replication: 1, HedgeAttempts: 1, HedgeMaxDelay: 50 * time.Millisecond},
 		Store:      Store{CacheMB: 256},
 		Eval:       Eval{StoreTimeout: 50 * time.Millisecond},
 		Precompute: Precompute{Enabled: true, MetricsAddr: "127.0.0.1:9090"},
@@ -212,6 +220,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Scylla.Replication < 1 || c.Scylla.Replication > 64 {
 		bad("scylla.replication", "%d out of range 1..64", c.Scylla.Replication)
+	}
+	if c.Scylla.HedgeAttempts < -1 || c.Scylla.HedgeAttempts > 4 {
+		bad("scylla.hedge-attempts", "%d out of range -1..4", c.Scylla.HedgeAttempts)
+	}
+	if c.Scylla.HedgeMaxDelay < time.Millisecond || c.Scylla.HedgeMaxDelay > maxStoreTimeout {
+		bad("scylla.hedge-max-delay", "%v out of range 1ms..%v", c.Scylla.HedgeMaxDelay, maxStoreTimeout)
 	}
 	if c.Store.CacheMB < 0 || c.Store.CacheMB > maxCacheMB {
 		bad("store.cache-mb", "%d out of range 0..%d", c.Store.CacheMB, maxCacheMB)
