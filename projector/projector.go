@@ -100,7 +100,7 @@ type batch struct {
 // until ctx is cancelled. One Run at a time: a concurrent call returns
 // ErrRunning; after it returned, Run may be called again. It returns nil after a cancellation, once every
 // goroutine it started has exited; unacknowledged messages are redelivered
-// to the next run.
+// to the next run once AckWait after their last in-progress ack expired.
 func (p *Projector) Run(ctx context.Context) error {
 	if !p.running.CompareAndSwap(false, true) {
 		return ErrRunning
