@@ -118,10 +118,6 @@ func (p *Projector) run(ctx context.Context) error {
 	if p.cache != nil {
 		p.cache.reset()
 	}
-	// A run's own set, so that a late callback of an earlier run's client
-	// cannot add a message this run would keep in progress forever.
-	held := newHolding()
-	p.held = held
 	if _, err := EnsureStream(ctx, p.js, IngestStreamConfig(cfg.Stream)); err != nil {
 		return err
 	}
@@ -145,6 +141,10 @@ func (p *Projector) run(ctx context.Context) error {
 		return fmt.Errorf("projector: consumer %s on %s: %w", cfg.Durable, cfg.Stream, err)
 	}
 
+	// A run's own set, so that a late callback of an earlier run's client
+	// cannot add a message this run would keep in progress forever.
+	held := newHolding()
+	p.held = held
 	g, gctx := errgroup.WithContext(ctx)
 	// delivered: messages handed over by the NATS client, in delivery
 	// order. Room for MaxAckPending, the most JetStream has outstanding,
