@@ -1,7 +1,6 @@
-// Package natstest runs a real NATS server with JetStream in process for
-// tests: Start gives each test its own server on a free loopback port, its
-// JetStream store on the test's temporary directory, and a client connection,
-// all shut down by the test's cleanup. Only tests import it (deps_test.go).
+// Package natstest runs a real NATS server with JetStream in process, one
+// per test, on a free loopback port and the test's temporary directory, with
+// a connection to it. Only tests import it (deps_test.go).
 package natstest
 
 import (

@@ -1,10 +1,6 @@
-// Package polltest waits in tests for something that happens in the
-// background (a consumer catching up, a row appearing, a log line) without a
-// hand-rolled deadline and sleep loop: Eventually polls a condition until it
-// holds, and fails the test with the condition's last error if it never
-// does. The timeout is a hang guard, not an assertion of speed: give it
-// generous room (a minute or more), because the machine running the tests
-// may be slow and loaded. Only tests import it (deps_test.go).
+// Package polltest waits in tests for what happens in the background (a
+// consumer catching up, a row appearing, a log line) instead of hand-rolled
+// deadline and sleep loops. Only tests import it (deps_test.go).
 package polltest
 
 import (
@@ -25,8 +21,16 @@ const (
 // last error and the number of attempts. cond runs on the caller's
 // goroutine, one call at a time, so it may call tb.Fatal and keep state
 // between calls (a count of successes in a row, a position reached).
+//
+// The timeout is a hang guard, not an assertion of speed: give it generous
+// room (a minute or more), because the machine running the tests may be
+// slow and loaded.
 func Eventually(tb testing.TB, timeout time.Duration, cond func() error) {
 	tb.Helper()
+	if timeout <= 0 || cond == nil {
+		tb.Fatalf("polltest: Eventually needs a timeout above 0 (got %v) and a condition (nil: %v)", timeout, cond == nil)
+		return
+	}
 	deadline := time.Now().Add(timeout)
 	pause := firstPause
 	for attempts := 1; ; attempts++ {

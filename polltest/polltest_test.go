@@ -90,3 +90,36 @@ func TestEventuallyConditionFatal(t *testing.T) {
 		t.Errorf("%d calls, failure %q; want 2 calls and the condition's own failure", calls, rec.fatal)
 	}
 }
+
+// TestEventuallyBadArguments: no timeout, or no condition, fails at once.
+func TestEventuallyBadArguments(t *testing.T) {
+	calls := 0
+	cond := func() error { calls++; return nil }
+	cases := []struct {
+		name    string
+		timeout time.Duration
+		cond    func() error
+		want    string
+	}{
+		{"zero timeout", 0, cond, "got 0s"},
+		{"negative timeout", -time.Second, cond, "got -1s"},
+		{"nil condition", time.Minute, nil, "nil: true"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			rec := &recorder{TB: t}
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				polltest.Eventually(rec, c.timeout, c.cond)
+			}()
+			<-done
+			if !strings.Contains(rec.fatal, c.want) {
+				t.Errorf("failed with %q, want it to contain %q", rec.fatal, c.want)
+			}
+		})
+	}
+	if calls != 0 {
+		t.Errorf("the condition was called %d times", calls)
+	}
+}
