@@ -20,11 +20,16 @@ const module = "github.com/vexil-dev/vexil"
 // A package belongs to the layer with the longest Path that contains it
 // ("precompute/results" is not the precompute worker). A package in no
 // layer fails the test: a new package must be placed.
+//
+// A test-support layer (TestSupport) holds helpers for tests (an
+// in-process NATS server, polling): only other test support may import it,
+// not even the wiring, and tests (whose imports this test does not check).
 type layer struct {
-	Path  string
-	Allow []string
-	Any   bool // the wiring: may import anything
-	Why   string
+	Path        string
+	Allow       []string
+	Any         bool // the wiring: may import anything but test support
+	TestSupport bool
+	Why         string
 }
 
 var layers = []layer{
@@ -34,7 +39,6 @@ var layers = []layer{
 	{Path: "schema", Why: "the CQL schema is data"},
 	{Path: "changes", Why: "a contract (change notices) depends on nothing of Vexil"},
 	{Path: "streams", Why: "the JetStream stream policy depends on nothing of Vexil"},
-	{Path: "internal", Why: "tree-wide test helpers depend on nothing of Vexil"},
 	{Path: "store", Allow: []string{"schema/..."},
 		Why: "the store knows nothing of its writers and readers (schema is its CQL)"},
 	{Path: "catalog", Allow: []string{"flags/...", "schema/..."},
@@ -54,6 +58,8 @@ var layers = []layer{
 	{Path: "loadtest", Allow: []string{"changes/...", "projector/ingest/...", "evalsvc/wire/...", "proto/..."},
 		Why: "the load generator is a client: it may use the wire contracts only"},
 	{Path: "cmd", Any: true, Why: "cmd wires the roles"},
+	{Path: "natstest", TestSupport: true, Why: "test support (an in-process NATS server) depends on nothing of Vexil"},
+	{Path: "polltest", TestSupport: true, Why: "test support (polling) depends on nothing of Vexil"},
 }
 
 // layerOf returns the layer of package rel (a module-relative path).
@@ -91,6 +97,9 @@ func checkImport(from, to string) error {
 	l, ok := layerOf(fromRel)
 	if !ok {
 		return fmt.Errorf("%s belongs to no layer: add it to layers in deps_test.go", from)
+	}
+	if tl, ok := layerOf(rel); ok && tl.TestSupport && !l.TestSupport {
+		return fmt.Errorf("%s imports %s: %s is test support, for tests only", from, to, tl.Path)
 	}
 	if l.Any || (l.Path != "" && covers(l.Path+"/...", rel)) {
 		return nil
@@ -134,6 +143,8 @@ func TestCheckImport(t *testing.T) {
 		{v("admin"), v("changes"), true},
 		{v("admin"), v("proto/vexil/admin/v1"), true},
 		{v("cmd/vexil"), v("store/pebblestore"), true},
+		{v("natstest"), "github.com/nats-io/nats-server/v2/server", true},
+		{v("polltest"), "testing", true},
 		// Wrong arrows.
 		{v("flags"), v("store"), false},
 		{v("store"), v("flags"), false},
@@ -157,6 +168,15 @@ func TestCheckImport(t *testing.T) {
 		{v("loadtest"), v("store"), false},
 		{v("proto/vexil/eval/v1"), v("flags"), false},
 		{module, v("flags"), false},
+		// Test support is for tests only, even in the wiring.
+		{v("cmd/vexil"), v("natstest"), false},
+		{v("cmd/vexil"), v("polltest"), false},
+		{v("projector"), v("natstest"), false},
+		{v("evalsvc"), v("polltest"), false},
+		{v("store/storetest"), v("natstest"), false},
+		// Test support depends on nothing of Vexil either.
+		{v("natstest"), v("polltest"), false},
+		{v("natstest"), v("streams"), false},
 		// Prefixes are path elements: "storex" is not "store/...".
 		{v("storex"), v("store"), false},
 		{v("admin"), v("changesx"), false},

@@ -19,4 +19,6 @@
 //   - precompute: the worker that materialises flag results into rows.
 //   - loadtest: the load generator behind vexil loadtest.
 //   - cmd/vexil: the single binary with its subcommands.
+//   - natstest and polltest: test support (NATS with JetStream in process,
+//     polling until a condition holds), imported only by tests.
 package vexil

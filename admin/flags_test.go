@@ -8,12 +8,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/vexil-dev/vexil/changes"
 	"github.com/vexil-dev/vexil/errcode"
-	"github.com/vexil-dev/vexil/internal/promtest"
 	adminv1 "github.com/vexil-dev/vexil/proto/vexil/admin/v1"
 )
 
@@ -148,10 +148,10 @@ func TestFlagLifecycleHTTP(t *testing.T) {
 		t.Errorf("signal %+v diff %s", sig, sig.Diff)
 	}
 
-	if got := promtest.CounterValue(t, e.svc.metrics.published.WithLabelValues("error")); got != 0 {
+	if got := testutil.ToFloat64(e.svc.metrics.published.WithLabelValues("error")); got != 0 {
 		t.Errorf("%v publish errors", got)
 	}
-	if got := promtest.CounterValue(t, e.svc.metrics.published.WithLabelValues("ok")); got != 9 {
+	if got := testutil.ToFloat64(e.svc.metrics.published.WithLabelValues("ok")); got != 9 {
 		t.Errorf("%v messages published, want 9", got)
 	}
 

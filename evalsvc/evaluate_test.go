@@ -8,10 +8,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/vexil-dev/vexil/catalog"
 	"github.com/vexil-dev/vexil/flags"
-	"github.com/vexil-dev/vexil/internal/promtest"
 	"github.com/vexil-dev/vexil/precompute/results"
 	evalv1 "github.com/vexil-dev/vexil/proto/vexil/eval/v1"
 )
@@ -88,7 +88,7 @@ func TestCohortReadBoundedByStoreDeadline(t *testing.T) {
 	if n := cat.reads.Load(); n != 2 { // one per request: the cohort is read once
 		t.Errorf("%d membership reads, want 2", n)
 	}
-	if got := promtest.CounterValue(t, s.m.cohortErrors); got != 2 {
+	if got := testutil.ToFloat64(s.m.cohortErrors); got != 2 {
 		t.Errorf("cohort errors counted %v, want 2", got)
 	}
 }

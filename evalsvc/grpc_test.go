@@ -21,6 +21,7 @@ import (
 	"github.com/vexil-dev/vexil/catalog"
 	"github.com/vexil-dev/vexil/errcode"
 	"github.com/vexil-dev/vexil/flags"
+	"github.com/vexil-dev/vexil/natstest"
 	evalv1 "github.com/vexil-dev/vexil/proto/vexil/eval/v1"
 	"github.com/vexil-dev/vexil/store"
 )
@@ -471,7 +472,7 @@ type watchEnv struct {
 func watchFixture(t *testing.T) watchEnv {
 	t.Helper()
 	cat, st := newFixture(t)
-	nc := runNATS(t)
+	nc := natstest.Start(t).Conn
 	s := newService(t, Config{Store: st, Catalog: cat, ReloadInterval: time.Hour})
 	ctx, cancel := context.WithCancel(context.Background())
 	runErr := make(chan error, 1)

@@ -15,11 +15,10 @@ import (
 	"testing"
 	"time"
 
-	natsserver "github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
-
 	"github.com/vexil-dev/vexil/catalog"
 	"github.com/vexil-dev/vexil/flags"
+	"github.com/vexil-dev/vexil/natstest"
+	"github.com/vexil-dev/vexil/polltest"
 	"github.com/vexil-dev/vexil/store"
 	"github.com/vexil-dev/vexil/store/memstore"
 )
@@ -457,28 +456,9 @@ func TestDefinitionsEmptyTeam(t *testing.T) {
 	}
 }
 
-func runNATS(t *testing.T) *nats.Conn {
-	t.Helper()
-	srv, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats not ready")
-	}
-	t.Cleanup(srv.Shutdown)
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	return nc
-}
-
 func TestChangeNoticeRefreshes(t *testing.T) {
 	cat, st := newFixture(t)
-	nc := runNATS(t)
+	nc := natstest.Start(t).Conn
 	s := newService(t, Config{Store: st, Catalog: cat, ReloadInterval: time.Hour})
 	ctx, cancel := context.WithCancel(context.Background())
 	runErr := make(chan error, 1)
@@ -508,16 +488,11 @@ func TestChangeNoticeRefreshes(t *testing.T) {
 	if err := nc.Publish("vexil.changes.1", []byte(`{"team_id":1,"kind":"flag","id":"1","key":"beta","version":4,"op":"updated"}`)); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	polltest.Eventually(t, time.Minute, func() error {
 		_, body = post(t, h, "/flags?v=2", `{"token":"phc_team1","distinct_id":"u2"}`)
-		r := decodeFlags(t, body)
-		if r.Flags["beta"].Enabled && r.Flags["beta"].Metadata.Version == 4 {
-			break
+		if r := decodeFlags(t, body); !r.Flags["beta"].Enabled || r.Flags["beta"].Metadata.Version != 4 {
+			return fmt.Errorf("the change notice did not refresh the cache: %s", body)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the change notice never refreshed the cache: %s", body)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 }

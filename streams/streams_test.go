@@ -11,40 +11,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/vexil-dev/vexil/natstest"
 	"github.com/vexil-dev/vexil/streams"
 )
-
-func startJetStream(t *testing.T) jetstream.JetStream {
-	t.Helper()
-	s, err := server.NewServer(&server.Options{
-		Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server not ready")
-	}
-	nc, err := nats.Connect(s.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		nc.Close()
-		s.Shutdown()
-		s.WaitForShutdown()
-	})
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return js
-}
 
 // logRecords is a slog handler's output, one JSON object a record.
 type logRecords struct {
@@ -85,7 +56,7 @@ func defaults(name string) jetstream.StreamConfig {
 // TestEnsureCreatesAbsent: an absent stream is created with the defaults,
 // and a second Ensure finds it as created, without a warning.
 func TestEnsureCreatesAbsent(t *testing.T) {
-	js := startJetStream(t)
+	js := natstest.Start(t).JetStream
 	ctx := context.Background()
 	var logs logRecords
 	want := defaults("ABSENT")
@@ -118,7 +89,7 @@ func TestEnsureCreatesAbsent(t *testing.T) {
 // TestEnsureKeepsExisting: a stream the operator configured otherwise is
 // left alone, and one warning names every setting that differs.
 func TestEnsureKeepsExisting(t *testing.T) {
-	js := startJetStream(t)
+	js := natstest.Start(t).JetStream
 	ctx := context.Background()
 	operator := jetstream.StreamConfig{Name: "EXISTING", Subjects: []string{"t.a.*", "t.b.*", "t.c.*"},
 		Storage: jetstream.FileStorage, Retention: jetstream.LimitsPolicy, MaxAge: time.Hour,
@@ -155,7 +126,7 @@ func TestEnsureKeepsExisting(t *testing.T) {
 }
 
 func TestEnsureRefusesNoName(t *testing.T) {
-	js := startJetStream(t)
+	js := natstest.Start(t).JetStream
 	if _, err := streams.Ensure(context.Background(), js, jetstream.StreamConfig{Subjects: []string{"x"}}, nil); err == nil ||
 		!strings.Contains(err.Error(), "no stream name") {
 		t.Errorf("err %v", err)

@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/gocql/gocql"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/vexil-dev/vexil/internal/promtest"
 	"github.com/vexil-dev/vexil/store"
 )
 
@@ -221,8 +221,8 @@ func attemptOf(ctx context.Context) int { return ctx.Value(attemptKey{}).(attemp
 func TestHedged(t *testing.T) {
 	ctx := context.Background()
 	count := func(h *hedger) (hedges, wins float64) {
-		return promtest.CounterValue(t, h.m.hedges.WithLabelValues(opGetRow)),
-			promtest.CounterValue(t, h.m.hedgeWins.WithLabelValues(opGetRow))
+		return testutil.ToFloat64(h.m.hedges.WithLabelValues(opGetRow)),
+			testutil.ToFloat64(h.m.hedgeWins.WithLabelValues(opGetRow))
 	}
 
 	t.Run("first answers", func(t *testing.T) {
