@@ -3,6 +3,7 @@ package projector_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/vexil-dev/vexil/polltest"
 	"github.com/vexil-dev/vexil/projector"
 	"github.com/vexil-dev/vexil/projector/ingest"
 	"github.com/vexil-dev/vexil/store"
@@ -92,17 +94,13 @@ func TestCrashBetweenSourceWrites(t *testing.T) {
 // waitRow waits until the row of (team, distinctID) has props.
 func waitRow(t *testing.T, st store.Store, team int64, distinctID, props string) {
 	t.Helper()
-	deadline := time.Now().Add(time.Minute) // a hang guard, not a timing assertion
-	for {
+	polltest.Eventually(t, time.Minute, func() error {
 		row, err := st.GetRow(context.Background(), team, distinctID)
 		if err == nil && string(row.Properties) == props {
-			return
+			return nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("row %d/%q = %+v, %v; want properties %s", team, distinctID, row, err, props)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return fmt.Errorf("row %d/%q = %+v, %v; want properties %s", team, distinctID, row, err, props)
+	})
 }
 
 // TestKilledRunRecovers: a run killed (kill -9: its connection gone, no
@@ -194,18 +192,18 @@ func consumerInfo(t testing.TB, e *natsEnv) *jetstream.ConsumerInfo {
 // waitConsumer waits until the durable consumer's state satisfies ok.
 func waitConsumer(t testing.TB, e *natsEnv, what string, ok func(*jetstream.ConsumerInfo) bool) {
 	t.Helper()
-	deadline := time.Now().Add(time.Minute) // a hang guard, not a timing assertion
-	for {
+	polltest.Eventually(t, time.Minute, func() error {
 		c, err := e.js.Consumer(context.Background(), projector.DefaultStream, projector.DefaultDurable)
-		if err == nil {
-			ci, err := c.Info(context.Background())
-			if err == nil && ok(ci) {
-				return
-			}
+		if err != nil {
+			return fmt.Errorf("waiting for %s: %w", what, err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("waiting for %s: consumer %s", what, projector.DefaultDurable)
+		ci, err := c.Info(context.Background())
+		if err != nil {
+			return fmt.Errorf("waiting for %s: %w", what, err)
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		if !ok(ci) {
+			return fmt.Errorf("waiting for %s: consumer %s at %d delivered, %d pending acks", what, projector.DefaultDurable, ci.Delivered.Consumer, ci.NumAckPending)
+		}
+		return nil
+	})
 }

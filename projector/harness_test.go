@@ -3,6 +3,7 @@ package projector_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/vexil-dev/vexil/natstest"
+	"github.com/vexil-dev/vexil/polltest"
 	"github.com/vexil-dev/vexil/projector"
 	"github.com/vexil-dev/vexil/projector/ingest"
 	ingestv1 "github.com/vexil-dev/vexil/proto/vexil/ingest/v1"
@@ -94,22 +96,23 @@ func (e *natsEnv) waitApplied(t testing.TB, durable string) {
 		t.Fatal(err)
 	}
 	last := info.State.LastSeq
-	deadline := time.Now().Add(2 * time.Minute) // a hang guard, not a timing assertion
-	for {
+	polltest.Eventually(t, 2*time.Minute, func() error {
 		c, err := s.Consumer(ctx, durable)
-		if err == nil {
-			ci, err := c.Info(ctx)
-			if err == nil && ci.AckFloor.Stream >= last {
-				return
+		if err != nil {
+			if !errors.Is(err, jetstream.ErrConsumerNotFound) {
+				t.Fatal(err)
 			}
-		} else if !errors.Is(err, jetstream.ErrConsumerNotFound) {
-			t.Fatal(err)
+			return err
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("consumer %s did not acknowledge up to %d", durable, last)
+		ci, err := c.Info(ctx)
+		if err != nil {
+			return err
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		if ci.AckFloor.Stream < last {
+			return fmt.Errorf("consumer %s acknowledged up to %d, not %d", durable, ci.AckFloor.Stream, last)
+		}
+		return nil
+	})
 }
 
 // allAcked reports whether the durable consumer acknowledged every

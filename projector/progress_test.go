@@ -1,6 +1,7 @@
 package projector_test
 
 import (
+	"fmt"
 	"strconv"
 	"testing"
 	"time"
@@ -8,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/vexil-dev/vexil/polltest"
 	"github.com/vexil-dev/vexil/projector"
 	"github.com/vexil-dev/vexil/projector/ingest"
 )
@@ -44,13 +46,12 @@ func TestSlowBatchIsKeptInProgress(t *testing.T) {
 	// Keep the first batch's write stuck until every message was kept in
 	// progress four times: with in-progress acks at most every AckWait/4
 	// apart per message, that is more than two ack waits.
-	deadline := time.Now().Add(2 * time.Minute) // a hang guard, not a timing assertion
-	for metricValue(t, reg, "vexil_projector_progress_acks_total", nil) < 4*msgs {
-		if time.Now().After(deadline) {
-			t.Fatalf("progress acks = %v, want %d", metricValue(t, reg, "vexil_projector_progress_acks_total", nil), 4*msgs)
+	polltest.Eventually(t, 2*time.Minute, func() error {
+		if got := metricValue(t, reg, "vexil_projector_progress_acks_total", nil); got < 4*msgs {
+			return fmt.Errorf("progress acks = %v, want %d", got, 4*msgs)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 	if ci := consumerInfo(t, e); ci.Delivered.Consumer != msgs || ci.NumRedelivered != 0 {
 		t.Fatalf("while stuck: %d deliveries, %d redelivered; want %d and 0", ci.Delivered.Consumer, ci.NumRedelivered, msgs)
 	}
