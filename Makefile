@@ -34,6 +34,14 @@ cassandra-start: ## start the local Cassandra used by the ScyllaDB backend tests
 cassandra-stop: ## stop the local Cassandra
 	@scripts/cassandra.sh stop
 
+.PHONY: cassandra-cluster-start
+cassandra-cluster-start: ## start the three-node local Cassandra of the multi-node tests (hedged reads)
+	@scripts/cassandra-cluster.sh start
+
+.PHONY: cassandra-cluster-stop
+cassandra-cluster-stop: ## stop the three-node local Cassandra
+	@scripts/cassandra-cluster.sh stop
+
 .PHONY: proto
 proto: ## regenerate the protobuf code (buf, local plugins)
 	@scripts/proto.sh gen

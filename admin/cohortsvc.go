@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/vexil-dev/vexil/catalog"
+	"github.com/vexil-dev/vexil/changes"
 	"github.com/vexil-dev/vexil/errcode"
 	"github.com/vexil-dev/vexil/flags"
 	adminv1 "github.com/vexil-dev/vexil/proto/vexil/admin/v1"
@@ -281,7 +282,7 @@ func (s *Service) CreateCohort(ctx context.Context, req *adminv1.CreateCohortReq
 	if err != nil {
 		return nil, err
 	}
-	s.announce(ctx, ChangeNotice{Team: c.TeamID, Kind: "cohort", ID: strconv.FormatInt(r.Cohort.ID, 10),
+	s.announce(ctx, changes.Notice{Team: c.TeamID, Kind: changes.KindCohort, ID: strconv.FormatInt(r.Cohort.ID, 10),
 		Version: r.Cohort.Version, Op: "created"}, p.key.ID, diff)
 	cp := cohortProto(r)
 	cp.Warnings = warns
@@ -343,7 +344,7 @@ func (s *Service) saveCohort(ctx context.Context, before, r catalog.CohortRecord
 	if err != nil {
 		return catalog.CohortRecord{}, err
 	}
-	s.announce(ctx, ChangeNotice{Team: r.Cohort.TeamID, Kind: "cohort", ID: strconv.FormatInt(r.Cohort.ID, 10),
+	s.announce(ctx, changes.Notice{Team: r.Cohort.TeamID, Kind: changes.KindCohort, ID: strconv.FormatInt(r.Cohort.ID, 10),
 		Version: out.Cohort.Version, Op: action}, p.key.ID, diff)
 	return out, nil
 }
@@ -448,7 +449,7 @@ func (s *Service) AddCohortMembers(ctx context.Context, req *adminv1.AddCohortMe
 	if err := s.cat.AddCohortMembers(ctx, req.GetTeamId(), req.GetCohortId(), ids, catalog.Change{Actor: p.key.ID, Diff: diff}); err != nil {
 		return nil, err
 	}
-	s.announce(ctx, ChangeNotice{Team: req.GetTeamId(), Kind: "cohort", ID: strconv.FormatInt(req.GetCohortId(), 10),
+	s.announce(ctx, changes.Notice{Team: req.GetTeamId(), Kind: changes.KindCohort, ID: strconv.FormatInt(req.GetCohortId(), 10),
 		Version: r.Cohort.Version, Op: "members_added"}, p.key.ID, diff)
 	return &adminv1.AddCohortMembersResponse{Added: int32(len(ids))}, nil
 }
@@ -465,7 +466,7 @@ func (s *Service) RemoveCohortMembers(ctx context.Context, req *adminv1.RemoveCo
 	if err := s.cat.RemoveCohortMembers(ctx, req.GetTeamId(), req.GetCohortId(), ids, catalog.Change{Actor: p.key.ID, Diff: diff}); err != nil {
 		return nil, err
 	}
-	s.announce(ctx, ChangeNotice{Team: req.GetTeamId(), Kind: "cohort", ID: strconv.FormatInt(req.GetCohortId(), 10),
+	s.announce(ctx, changes.Notice{Team: req.GetTeamId(), Kind: changes.KindCohort, ID: strconv.FormatInt(req.GetCohortId(), 10),
 		Version: r.Cohort.Version, Op: "members_removed"}, p.key.ID, diff)
 	return &adminv1.RemoveCohortMembersResponse{Removed: int32(len(ids))}, nil
 }

@@ -12,7 +12,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vexil-dev/vexil/catalog"
-	"github.com/vexil-dev/vexil/precompute"
 	"github.com/vexil-dev/vexil/store"
 )
 
@@ -118,11 +117,12 @@ type Config struct {
 	// BlastRadiusQueue bounds the jobs waiting to run (default 16); a full
 	// queue refuses new jobs with unavailable.
 	BlastRadiusQueue int
-	// Precompute reads a team's latest precompute run state; nil state and
-	// nil error when the team has none. vexil serve passes precompute.Status
-	// on its JetStream handle. Optional: without it GetPrecomputeStatus
-	// answers precompute_unavailable (gRPC UNAVAILABLE, HTTP 503).
-	Precompute func(ctx context.Context, team int64) (*precompute.RunState, error)
+	// Precompute reads a team's latest precompute run with its progress at
+	// now; nil run and nil error when the team has none. vexil serve reads
+	// the precompute worker's run states on its JetStream handle. Optional:
+	// without it GetPrecomputeStatus answers precompute_unavailable (gRPC
+	// UNAVAILABLE, HTTP 503).
+	Precompute func(ctx context.Context, team int64, now time.Time) (*PrecomputeRun, error)
 	// AbandonedJobAfter: when Run starts, a queued or running job not
 	// updated for this long (its node stopped; running jobs update after
 	// every page) is marked failed. Default 10 minutes.

@@ -43,9 +43,9 @@
 // write is a compare-and-set on the version the client read (a lost update
 // is refused with version_conflict and the current version), and the
 // catalog stores the activity entry (actor key id, before, after, diff)
-// with it. Once committed, a change notice goes to vexil.changes.<team>
-// and a rollout signal to vexil.signals.<team>.rollout through the
-// Publisher. Archiving or deleting a flag other live flags depend on is
+// with it. Once committed, a change notice (package changes) goes to
+// vexil.changes.<team> and a rollout signal to vexil.signals.<team>.rollout
+// through the Publisher. Archiving or deleting a flag other live flags depend on is
 // refused with the list of dependents.
 //
 // # Keys and scopes
@@ -95,7 +95,8 @@
 //
 // GetPrecomputeStatus shows the progress of the team's latest precompute
 // run (flag:read): state, rows done and to do, rate and estimated time
-// left, computed by precompute.RunState.Progress at the Service's clock.
-// It reads run states through Config.Precompute; a server without it
-// answers precompute_unavailable, and a team without a run state NONE.
+// left at the Service's clock. It reads the runs through
+// Config.Precompute (cmd/vexil reads the precompute worker's run states;
+// admin does not import the worker); a server without it answers
+// precompute_unavailable, and a team without a run state NONE.
 package admin

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/vexil-dev/vexil/catalog"
+	"github.com/vexil-dev/vexil/changes"
 	"github.com/vexil-dev/vexil/errcode"
 	"github.com/vexil-dev/vexil/flags"
 	adminv1 "github.com/vexil-dev/vexil/proto/vexil/admin/v1"
@@ -148,7 +149,7 @@ func (s *Service) CreateEarlyAccessFeature(ctx context.Context, req *adminv1.Cre
 	if err != nil {
 		return nil, err
 	}
-	s.announce(ctx, ChangeNotice{Team: f.TeamID, Kind: "flag", ID: strconv.FormatInt(fr.Flag.ID, 10), Key: key,
+	s.announce(ctx, changes.Notice{Team: f.TeamID, Kind: changes.KindFlag, ID: strconv.FormatInt(fr.Flag.ID, 10), Key: key,
 		Version: fr.Flag.Version, Op: "created"}, p.key.ID, fdiff)
 	feat := catalog.EarlyAccessFeature{TeamID: req.GetTeamId(), Key: key, Name: req.GetName(), Description: req.GetDescription(),
 		Stage: st, DocumentationURL: req.GetDocumentationUrl(), FlagID: fr.Flag.ID, CreatedBy: p.key.ID, UpdatedBy: p.key.ID}
@@ -157,7 +158,7 @@ func (s *Service) CreateEarlyAccessFeature(ctx context.Context, req *adminv1.Cre
 	if err != nil {
 		return nil, err
 	}
-	s.announce(ctx, ChangeNotice{Team: feat.TeamID, Kind: "early_access", ID: feat.ID, Key: key, Version: feat.Version,
+	s.announce(ctx, changes.Notice{Team: feat.TeamID, Kind: changes.KindEarlyAccess, ID: feat.ID, Key: key, Version: feat.Version,
 		Op: "created"}, p.key.ID, diff)
 	return &adminv1.CreateEarlyAccessFeatureResponse{Feature: featureProto(feat)}, nil
 }
@@ -240,7 +241,7 @@ func (s *Service) UpdateEarlyAccessFeature(ctx context.Context, req *adminv1.Upd
 	if err != nil {
 		return nil, err
 	}
-	s.announce(ctx, ChangeNotice{Team: f.TeamID, Kind: "early_access", ID: f.ID, Key: f.Key, Version: out.Version,
+	s.announce(ctx, changes.Notice{Team: f.TeamID, Kind: changes.KindEarlyAccess, ID: f.ID, Key: f.Key, Version: out.Version,
 		Op: "updated"}, p.key.ID, diff)
 	if before.Stage != st && f.FlagID != 0 {
 		if err := s.rewriteStage(ctx, f.TeamID, f.FlagID, st); err != nil {
@@ -300,7 +301,7 @@ func (s *Service) DeleteEarlyAccessFeature(ctx context.Context, req *adminv1.Del
 	if err != nil {
 		return nil, err
 	}
-	s.announce(ctx, ChangeNotice{Team: f.TeamID, Kind: "early_access", ID: f.ID, Key: f.Key, Version: out.Version,
+	s.announce(ctx, changes.Notice{Team: f.TeamID, Kind: changes.KindEarlyAccess, ID: f.ID, Key: f.Key, Version: out.Version,
 		Op: "deleted"}, p.key.ID, diff)
 	return &adminv1.DeleteEarlyAccessFeatureResponse{Feature: featureProto(out)}, nil
 }

@@ -10,9 +10,7 @@ import (
 	"net/http"
 	"sync"
 	"testing"
-	"time"
 
-	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -23,6 +21,7 @@ import (
 
 	"github.com/vexil-dev/vexil/catalog"
 	"github.com/vexil-dev/vexil/catalog/memcatalog"
+	"github.com/vexil-dev/vexil/natstest"
 	adminv1 "github.com/vexil-dev/vexil/proto/vexil/admin/v1"
 	"github.com/vexil-dev/vexil/store"
 	"github.com/vexil-dev/vexil/store/memstore"
@@ -48,32 +47,12 @@ type env struct {
 
 type envOption func(*Config)
 
-func startNATS(t *testing.T) *nats.Conn {
-	t.Helper()
-	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, JetStream: true,
-		StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.Start()
-	t.Cleanup(ns.Shutdown)
-	if !ns.ReadyForConnections(30 * time.Second) {
-		t.Fatal("nats server not ready")
-	}
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	return nc
-}
-
 func newEnv(t *testing.T, opts ...envOption) *env {
 	t.Helper()
 	e := &env{t: t, store: memstore.New()}
 	e.cat = memcatalog.New(memcatalog.Config{})
 	t.Cleanup(func() { _ = e.cat.Close() })
-	e.nc = startNATS(t)
+	e.nc = natstest.Start(t).Conn
 	// A channel subscription: the client's read loop puts each message in
 	// the channel before it reads the PONG of a later Flush.
 	e.ch = make(chan *nats.Msg, 1<<16)

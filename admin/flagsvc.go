@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/vexil-dev/vexil/catalog"
+	"github.com/vexil-dev/vexil/changes"
 	"github.com/vexil-dev/vexil/errcode"
 	"github.com/vexil-dev/vexil/flags"
 	adminv1 "github.com/vexil-dev/vexil/proto/vexil/admin/v1"
@@ -137,7 +138,7 @@ func (s *Service) mutateFlag(ctx context.Context, m mutation) (*adminv1.FeatureF
 	case err != nil:
 		return nil, err
 	}
-	s.announce(ctx, ChangeNotice{Team: m.team, Kind: "flag", ID: strconv.FormatInt(out.Flag.ID, 10), Key: out.Flag.Key,
+	s.announce(ctx, changes.Notice{Team: m.team, Kind: changes.KindFlag, ID: strconv.FormatInt(out.Flag.ID, 10), Key: out.Flag.Key,
 		Version: out.Flag.Version, Op: m.action}, p.key.ID, diff)
 	fp := flagProto(out)
 	fp.Warnings = warns
@@ -168,7 +169,7 @@ func (s *Service) CreateFlag(ctx context.Context, req *adminv1.CreateFlagRequest
 	if err != nil {
 		return nil, err
 	}
-	s.announce(ctx, ChangeNotice{Team: f.TeamID, Kind: "flag", ID: strconv.FormatInt(r.Flag.ID, 10), Key: r.Flag.Key,
+	s.announce(ctx, changes.Notice{Team: f.TeamID, Kind: changes.KindFlag, ID: strconv.FormatInt(r.Flag.ID, 10), Key: r.Flag.Key,
 		Version: r.Flag.Version, Op: "created"}, p.key.ID, diff)
 	fp := flagProto(r)
 	fp.Warnings = warns

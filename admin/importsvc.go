@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/vexil-dev/vexil/catalog"
+	"github.com/vexil-dev/vexil/changes"
 	"github.com/vexil-dev/vexil/errcode"
 	"github.com/vexil-dev/vexil/flags"
 	adminv1 "github.com/vexil-dev/vexil/proto/vexil/admin/v1"
@@ -702,7 +703,7 @@ func (s *Service) applyImport(ctx context.Context, pl *importPlan) (err error) {
 				return err
 			}
 			realID[c.tmp], c.item.Id = r.Cohort.ID, r.Cohort.ID
-			s.announce(ctx, ChangeNotice{Team: pl.team.ID, Kind: "cohort", ID: strconv.FormatInt(r.Cohort.ID, 10),
+			s.announce(ctx, changes.Notice{Team: pl.team.ID, Kind: changes.KindCohort, ID: strconv.FormatInt(r.Cohort.ID, 10),
 				Version: r.Cohort.Version, Op: "imported"}, p.key.ID, diff)
 			undo = append(undo, func(ctx context.Context) error {
 				cur, err := s.cat.GetCohort(ctx, pl.team.ID, r.Cohort.ID)
@@ -756,7 +757,7 @@ func (s *Service) applyImport(ctx context.Context, pl *importPlan) (err error) {
 				return err
 			}
 			f.item.Id = r.Flag.ID
-			s.announce(ctx, ChangeNotice{Team: pl.team.ID, Kind: "flag", ID: strconv.FormatInt(r.Flag.ID, 10), Key: r.Flag.Key,
+			s.announce(ctx, changes.Notice{Team: pl.team.ID, Kind: changes.KindFlag, ID: strconv.FormatInt(r.Flag.ID, 10), Key: r.Flag.Key,
 				Version: r.Flag.Version, Op: "imported"}, p.key.ID, diff)
 			undo = append(undo, func(ctx context.Context) error {
 				return s.undoFlag(ctx, r, func(fl *flags.Flag) { fl.Deleted = true })
@@ -775,7 +776,7 @@ func (s *Service) applyImport(ctx context.Context, pl *importPlan) (err error) {
 		if err != nil {
 			return err
 		}
-		s.announce(ctx, ChangeNotice{Team: pl.team.ID, Kind: "flag", ID: strconv.FormatInt(out.Flag.ID, 10), Key: out.Flag.Key,
+		s.announce(ctx, changes.Notice{Team: pl.team.ID, Kind: changes.KindFlag, ID: strconv.FormatInt(out.Flag.ID, 10), Key: out.Flag.Key,
 			Version: out.Flag.Version, Op: "imported"}, p.key.ID, diff)
 		undo = append(undo, func(ctx context.Context) error {
 			return s.undoFlag(ctx, out, func(fl *flags.Flag) { *fl = before.Flag })
@@ -796,7 +797,7 @@ func (s *Service) undoFlag(ctx context.Context, cur catalog.FlagRecord, set func
 	if err != nil {
 		return err
 	}
-	s.announce(ctx, ChangeNotice{Team: cur.Flag.TeamID, Kind: "flag", ID: strconv.FormatInt(out.Flag.ID, 10), Key: out.Flag.Key,
+	s.announce(ctx, changes.Notice{Team: cur.Flag.TeamID, Kind: changes.KindFlag, ID: strconv.FormatInt(out.Flag.ID, 10), Key: out.Flag.Key,
 		Version: out.Flag.Version, Op: "import_undone"}, p.key.ID, diff)
 	return nil
 }

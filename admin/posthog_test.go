@@ -2,7 +2,6 @@ package admin
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -44,6 +43,15 @@ func TestPostHogFlagJSON(t *testing.T) {
 	if co.ID <= 0 || co.Kind != "COHORT_KIND_PROPERTY" || co.IsStatic || co.Version != 1 ||
 		!strings.HasPrefix(string(co.Filters), `{"properties":{"type":"OR","values":[{"type":"AND"`) {
 		t.Fatalf("cohort %+v %s", co, co.Filters)
+	}
+	// A cohort filter that never matches is accepted with a warning.
+	var warned struct {
+		Warnings []struct{ Field, Code string } `json:"warnings"`
+	}
+	if code := e.do("POST", fmt.Sprintf("/api/projects/%d/cohorts", team.GetId()), e.root,
+		`{"name":"adults","filters":{"properties":{"type":"AND","values":[{"key":"age","type":"person","operator":"gt","value":"x"}]}}}`, &warned); code != 200 ||
+		len(warned.Warnings) != 1 || warned.Warnings[0].Field != "cohort.filters.properties.values[0].value" || warned.Warnings[0].Code != flags.CodeInvalidNumber {
+		t.Errorf("cohort warning: %d %+v", code, warned)
 	}
 	flagJSON := strings.Replace(readTestdata(t, "posthog_flag.json"), `"value": 9}`, fmt.Sprintf(`"value": %d}`, co.ID), 1)
 
@@ -193,17 +201,8 @@ func TestWarningsAndRefusals(t *testing.T) {
 	}
 
 	// An unparsable number for gt: PostHog's server counts the filter as
-	// no match, so the API accepts it with a warning. The engine treats it
-	// as fatal until its change to non-fatal unparsable values lands; this
-	// case runs from then on.
+	// no match, so the API accepts it with a warning.
 	t.Run("unparsable number is a warning", func(t *testing.T) {
-		probe := flags.Definitions{Flags: []flags.Flag{{Key: "p", Active: true, Filters: flags.Filters{Groups: []flags.Condition{{
-			Properties: []flags.PropertyFilter{{Key: "age", Type: "person", Operator: "gt", Value: json.RawMessage(`"abc"`)}}}}}}}}
-		_, err := flags.Compile(probe)
-		var ves flags.ValidationErrors
-		if errors.As(err, &ves) && len(ves) == 1 && ves[0].Fatal {
-			t.Skip("the engine still treats an unparsable number as fatal")
-		}
 		var f jflag
 		if code := e.do("POST", base, e.root, `{"key":"w2","active":true,"filters":{"groups":[{"properties":[{"key":"age","type":"person","operator":"gt","value":"abc"}]}]}}`, &f); code != 200 {
 			t.Fatalf("unparsable number: %d", code)

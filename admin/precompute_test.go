@@ -15,27 +15,27 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/vexil-dev/vexil/errcode"
-	"github.com/vexil-dev/vexil/precompute"
 	adminv1 "github.com/vexil-dev/vexil/proto/vexil/admin/v1"
 )
 
-// fakeRuns is Config.Precompute over states set by the test.
+// fakeRuns is Config.Precompute over runs set by the test.
 type fakeRuns struct {
 	mu struct {
 		sync.Mutex
-		states map[int64]*precompute.RunState
-		err    error
-		asked  []int64
+		runs  map[int64]*PrecomputeRun
+		err   error
+		asked []int64
+		at    []time.Time
 	}
 }
 
-func (f *fakeRuns) set(team int64, s *precompute.RunState) {
+func (f *fakeRuns) set(team int64, r *PrecomputeRun) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.mu.states == nil {
-		f.mu.states = map[int64]*precompute.RunState{}
+	if f.mu.runs == nil {
+		f.mu.runs = map[int64]*PrecomputeRun{}
 	}
-	f.mu.states[team] = s
+	f.mu.runs[team] = r
 }
 
 func (f *fakeRuns) fail(err error) {
@@ -44,14 +44,15 @@ func (f *fakeRuns) fail(err error) {
 	f.mu.err = err
 }
 
-func (f *fakeRuns) status(_ context.Context, team int64) (*precompute.RunState, error) {
+func (f *fakeRuns) status(_ context.Context, team int64, now time.Time) (*PrecomputeRun, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.mu.asked = append(f.mu.asked, team)
+	f.mu.at = append(f.mu.at, now)
 	if f.mu.err != nil {
 		return nil, f.mu.err
 	}
-	return f.mu.states[team], nil
+	return f.mu.runs[team], nil
 }
 
 var precomputeNow = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -75,22 +76,19 @@ func newPrecomputeEnv(t *testing.T) *precomputeEnv {
 	pe.computing = e.createTeam("computing").GetId()
 	pe.finished = e.createTeam("finished").GetId()
 	pe.noRuns = e.createTeam("no runs").GetId()
-	// Scanning for 100 s: 5000 rows done of 8000 published so far; the
-	// previous run had 20000, the estimate while scanning. 50 rows/s,
-	// 15000 rows left: 300 s.
-	runs.set(pe.scanning, &precompute.RunState{ID: "run-scan", Team: pe.scanning, Flags: []string{"beta", "checkout"},
+	// The progress (rows, rate, ETA) is the reader's, computed at the
+	// clock the Service passes (precompute's RunState.Progress in vexil):
+	// the Service shows it as it is and derives the state.
+	runs.set(pe.scanning, &PrecomputeRun{ID: "run-scan", Flags: []string{"beta", "checkout"},
 		Reason: "definitions changed", StartedAt: precomputeNow.Add(-100 * time.Second),
-		Pages: 8, PagesDone: 5, RowsTotal: 8000, RowsDone: 5000, RowsExpected: 20000})
-	// Scan done, computing for 50 s: 7500 of 10000 rows, 150 rows/s, 2500
-	// rows left: 16.67 s. The stale estimate (RowsExpected) no longer counts.
-	runs.set(pe.computing, &precompute.RunState{ID: "run-compute", Team: pe.computing, Flags: []string{"beta"},
+		Pages: 8, PagesDone: 5, RowsTotal: 20000, RowsDone: 5000, RowsPerSecond: 50, ETA: 300 * time.Second})
+	runs.set(pe.computing, &PrecomputeRun{ID: "run-compute", Flags: []string{"beta"},
 		Reason: "definitions changed", StartedAt: precomputeNow.Add(-50 * time.Second), ScanDone: true,
-		Pages: 10, PagesDone: 7, RowsTotal: 10000, RowsDone: 7500, RowsExpected: 30000})
-	// Finished an hour ago in 40 s: the rate is over the run's time, not
-	// until now; no ETA. Flags nil: all of them.
-	runs.set(pe.finished, &precompute.RunState{ID: "run-done", Team: pe.finished, Reason: "first materialisation",
+		Pages: 10, PagesDone: 7, RowsTotal: 10000, RowsDone: 7500, RowsPerSecond: 150, ETA: 2500 * time.Second / 150})
+	// Finished: FinishedAt set. Flags nil: all of them.
+	runs.set(pe.finished, &PrecomputeRun{ID: "run-done", Reason: "first materialisation",
 		StartedAt: precomputeNow.Add(-time.Hour), FinishedAt: precomputeNow.Add(-time.Hour + 40*time.Second), ScanDone: true,
-		Pages: 8, PagesDone: 8, RowsTotal: 8000, RowsDone: 8000})
+		Pages: 8, PagesDone: 8, RowsTotal: 8000, RowsDone: 8000, RowsPerSecond: 200})
 	return pe
 }
 
@@ -133,6 +131,18 @@ func TestPrecomputeStatusGRPC(t *testing.T) {
 				t.Errorf("run\n got %v\nwant %v", got, c.want)
 			}
 		})
+	}
+	// The runs are read at the Service's clock.
+	pe.runs.mu.Lock()
+	at := pe.runs.mu.at
+	pe.runs.mu.Unlock()
+	if len(at) != len(cases) {
+		t.Errorf("%d reads, want %d", len(at), len(cases))
+	}
+	for _, a := range at {
+		if !a.Equal(precomputeNow) {
+			t.Errorf("read at %v, want the Service's clock %v", a, precomputeNow)
+		}
 	}
 }
 

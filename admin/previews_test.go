@@ -275,8 +275,8 @@ func TestCohorts(t *testing.T) {
 	}
 	// Property cohorts are validated by the engine, with the path.
 	_, err = e.client.CreateCohort(ctx, &adminv1.CreateCohortRequest{TeamId: team.GetId(), Cohort: &adminv1.CohortInput{Name: "p",
-		Kind: adminv1.CohortKind_COHORT_KIND_PROPERTY, Filters: js(`{"properties":{"type":"AND","values":[{"key":"age","type":"person","operator":"gt","value":"x"}]}}`)}})
-	if ee := errcode.FromStatus(status.Convert(err)); ee.Code != errcode.InvalidDefinition || ee.Field != "cohort.filters.properties.values[0].value" {
+		Kind: adminv1.CohortKind_COHORT_KIND_PROPERTY, Filters: js(`{"properties":{"type":"AND","values":[{"key":"age","type":"person","operator":"nope","value":"x"}]}}`)}})
+	if ee := errcode.FromStatus(status.Convert(err)); ee.Code != errcode.InvalidDefinition || ee.Field != "cohort.filters.properties.values[0].operator" {
 		t.Errorf("bad property cohort: %v (%+v)", err, ee)
 	}
 	p, err := e.client.CreateCohort(ctx, &adminv1.CreateCohortRequest{TeamId: team.GetId(), Cohort: &adminv1.CohortInput{Name: "p",

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -19,7 +20,6 @@ import (
 	"google.golang.org/protobuf/reflect/protoregistry"
 
 	"github.com/vexil-dev/vexil/catalog"
-	"github.com/vexil-dev/vexil/precompute"
 	adminv1 "github.com/vexil-dev/vexil/proto/vexil/admin/v1"
 )
 
@@ -46,8 +46,8 @@ func newSecurityFixture(t *testing.T) *securityFixture {
 	// Every team's precompute run names team A's flag: a refused call must
 	// not show it.
 	e := newEnv(t, func(c *Config) {
-		c.Precompute = func(_ context.Context, team int64) (*precompute.RunState, error) {
-			return &precompute.RunState{ID: "run", Team: team, Flags: []string{markFlag}, Reason: markTeam}, nil
+		c.Precompute = func(context.Context, int64, time.Time) (*PrecomputeRun, error) {
+			return &PrecomputeRun{ID: "run", Flags: []string{markFlag}, Reason: markTeam}, nil
 		}
 	})
 	ctx := e.ctx(e.root)

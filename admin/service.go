@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/vexil-dev/vexil/catalog"
+	"github.com/vexil-dev/vexil/changes"
 	"github.com/vexil-dev/vexil/errcode"
 	adminv1 "github.com/vexil-dev/vexil/proto/vexil/admin/v1"
 )
@@ -65,19 +66,6 @@ func (s *Service) Run(ctx context.Context) error {
 // Limits returns the effective limits.
 func (s *Service) Limits() Limits { return s.cfg.Limits }
 
-// ChangeNotice is published on vexil.changes.<team> after every committed
-// change: the evaluation nodes refresh, the precompute worker reschedules.
-type ChangeNotice struct {
-	Team int64 `json:"team_id"`
-	// Kind is "flag", "cohort", "early_access", "team" or "key".
-	Kind    string `json:"kind"`
-	ID      string `json:"id"`
-	Key     string `json:"key,omitempty"`
-	Version int64  `json:"version"`
-	// Op is the activity action: created, updated, deleted, archived ...
-	Op string `json:"op"`
-}
-
 // RolloutSignal is published on vexil.signals.<team>.rollout after every
 // committed change of a flag, cohort or early access feature: who changed
 // what, and the diff.
@@ -93,9 +81,6 @@ type RolloutSignal struct {
 	Diff    json.RawMessage `json:"diff,omitempty"`
 }
 
-// ChangesSubject and SignalsSubject name the subjects of a team.
-func ChangesSubject(team int64) string { return "vexil.changes." + strconv.FormatInt(team, 10) }
-
 // SignalsSubject is the rollout signal subject of a team.
 func SignalsSubject(team int64) string {
 	return "vexil.signals." + strconv.FormatInt(team, 10) + ".rollout"
@@ -104,35 +89,34 @@ func SignalsSubject(team int64) string {
 // announce publishes a committed change. A failure is logged and counted,
 // never returned: the change is committed, and evaluation nodes also
 // refresh periodically.
-func (s *Service) announce(ctx context.Context, n ChangeNotice, actor string, diff json.RawMessage) {
+func (s *Service) announce(ctx context.Context, n changes.Notice, actor string, diff json.RawMessage) {
 	if s.cfg.Publisher == nil {
 		s.metrics.published.WithLabelValues("dropped").Inc()
 		s.log.Debug("change not published: no publisher", "team", n.Team, "kind", n.Kind, "id", n.ID)
 		return
 	}
-	msgs := []struct {
-		subject string
-		v       any
-	}{{ChangesSubject(n.Team), n}}
-	if n.Kind == "flag" || n.Kind == "cohort" || n.Kind == "early_access" {
-		msgs = append(msgs, struct {
-			subject string
-			v       any
-		}{SignalsSubject(n.Team), RolloutSignal{Team: n.Team, Actor: actor, Kind: n.Kind, ID: n.ID,
-			Key: n.Key, Version: n.Version, Op: n.Op, At: s.cfg.Now().UTC(), Diff: diff}})
+	data, err := n.Encode()
+	s.publish(ctx, n.Subject(), data, err)
+	if n.Kind == changes.KindFlag || n.Kind == changes.KindCohort || n.Kind == changes.KindEarlyAccess {
+		data, err := json.Marshal(RolloutSignal{Team: n.Team, Actor: actor, Kind: string(n.Kind), ID: n.ID,
+			Key: n.Key, Version: n.Version, Op: n.Op, At: s.cfg.Now().UTC(), Diff: diff})
+		s.publish(ctx, SignalsSubject(n.Team), data, err)
 	}
-	for _, m := range msgs {
-		data, err := json.Marshal(m.v)
-		if err == nil {
-			err = s.cfg.Publisher.Publish(context.WithoutCancel(ctx), m.subject, data)
-		}
-		if err != nil {
-			s.metrics.published.WithLabelValues("error").Inc()
-			s.log.Warn("change not published", "subject", m.subject, "err", err)
-			continue
-		}
-		s.metrics.published.WithLabelValues("ok").Inc()
+}
+
+// publish publishes one message of announce, whose encoding failed when
+// encErr is not nil.
+func (s *Service) publish(ctx context.Context, subject string, data []byte, encErr error) {
+	err := encErr
+	if err == nil {
+		err = s.cfg.Publisher.Publish(context.WithoutCancel(ctx), subject, data)
 	}
+	if err != nil {
+		s.metrics.published.WithLabelValues("error").Inc()
+		s.log.Warn("change not published", "subject", subject, "err", err)
+		return
+	}
+	s.metrics.published.WithLabelValues("ok").Inc()
 }
 
 func ts(t time.Time) *timestamppb.Timestamp {
@@ -262,7 +246,7 @@ func (s *Service) CreateTeam(ctx context.Context, req *adminv1.CreateTeamRequest
 	if _, err := s.cat.PutKey(ctx, secure, catalog.Change{Actor: p.key.ID}); err != nil {
 		return nil, err
 	}
-	s.announce(ctx, ChangeNotice{Team: t.ID, Kind: "team", ID: strconv.FormatInt(t.ID, 10), Version: t.Version, Op: "created"}, p.key.ID, nil)
+	s.announce(ctx, changes.Notice{Team: t.ID, Kind: changes.KindTeam, ID: strconv.FormatInt(t.ID, 10), Version: t.Version, Op: "created"}, p.key.ID, nil)
 	tp, err := s.teamProto(ctx, t)
 	if err != nil {
 		return nil, err
@@ -347,7 +331,7 @@ func (s *Service) saveTeam(ctx context.Context, p *principal, before, t catalog.
 	if err != nil {
 		return nil, err
 	}
-	s.announce(ctx, ChangeNotice{Team: t.ID, Kind: "team", ID: strconv.FormatInt(t.ID, 10), Version: t.Version, Op: action}, p.key.ID, diff)
+	s.announce(ctx, changes.Notice{Team: t.ID, Kind: changes.KindTeam, ID: strconv.FormatInt(t.ID, 10), Version: t.Version, Op: action}, p.key.ID, diff)
 	tp, err := s.teamProto(ctx, t)
 	if err != nil {
 		return nil, err
@@ -436,7 +420,7 @@ func (s *Service) RotateTeamKey(ctx context.Context, req *adminv1.RotateTeamKeyR
 			}
 		}
 	}
-	s.announce(ctx, ChangeNotice{Team: req.GetTeamId(), Kind: "key", ID: k.ID, Version: k.Version, Op: "rotated"}, p.key.ID, nil)
+	s.announce(ctx, changes.Notice{Team: req.GetTeamId(), Kind: changes.KindKey, ID: k.ID, Version: k.Version, Op: "rotated"}, p.key.ID, nil)
 	return &adminv1.RotateTeamKeyResponse{Key: keyProto(k), Secret: secret}, nil
 }
 
@@ -487,7 +471,7 @@ func (s *Service) CreatePersonalKey(ctx context.Context, req *adminv1.CreatePers
 		return nil, err
 	}
 	for _, t := range k.Teams {
-		s.announce(ctx, ChangeNotice{Team: t, Kind: "key", ID: k.ID, Version: k.Version, Op: "created"}, p.key.ID, nil)
+		s.announce(ctx, changes.Notice{Team: t, Kind: changes.KindKey, ID: k.ID, Version: k.Version, Op: "created"}, p.key.ID, nil)
 	}
 	return &adminv1.CreatePersonalKeyResponse{Key: keyProto(k), Secret: secret}, nil
 }
@@ -540,7 +524,7 @@ func (s *Service) RevokeKey(ctx context.Context, req *adminv1.RevokeKeyRequest) 
 		return nil, err
 	}
 	for _, t := range k.Teams {
-		s.announce(ctx, ChangeNotice{Team: t, Kind: "key", ID: k.ID, Version: k.Version, Op: "revoked"}, p.key.ID, nil)
+		s.announce(ctx, changes.Notice{Team: t, Kind: changes.KindKey, ID: k.ID, Version: k.Version, Op: "revoked"}, p.key.ID, nil)
 	}
 	return &adminv1.RevokeKeyResponse{Key: keyProto(k)}, nil
 }

@@ -4,12 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/vexil-dev/vexil/catalog"
@@ -39,8 +37,9 @@ type teamState struct {
 	loadedAt                  time.Time
 	// plan says which flags have stored results, in keys order.
 	plan *results.Plan
-	// counters count each flag's answers by source (keys order).
-	counters [][]prometheus.Counter
+	// answers counts each flag's answers by source (keys order); set by
+	// Service.loadTeam, shared with the team's next states.
+	answers []flagCounts
 	// groupSlots lists the group types some stored flag lives on; a
 	// request's stored group results are kept by slot.
 	groupSlots []int
@@ -59,7 +58,7 @@ func (ts *teamState) groupSlot(gt int) (int, bool) {
 // needsGroup reports whether some flag of the team reads group type gt.
 func (ts *teamState) needsGroup(gt int) bool { return ts.groupsFn[gt] }
 
-func buildTeamState(snap catalog.TeamSnapshot, now time.Time, opt results.Options, m *metrics) (*teamState, error) {
+func buildTeamState(snap catalog.TeamSnapshot, now time.Time, opt results.Options) (*teamState, error) {
 	defs := snap.Definitions
 	set, cerr := flags.Compile(defs)
 	ts := &teamState{team: snap.Team, set: set, compileErr: cerr, loadedAt: now,
@@ -75,14 +74,6 @@ func buildTeamState(snap catalog.TeamSnapshot, now time.Time, opt results.Option
 	ts.groupSlots = ts.plan.GroupTypes()
 	if len(ts.groupSlots) > 64 {
 		ts.groupSlots = ts.groupSlots[:64] // flags of further types answer live
-	}
-	team := strconv.FormatInt(snap.Team.ID, 10)
-	ts.counters = make([][]prometheus.Counter, len(ts.keys))
-	for i, k := range ts.keys {
-		ts.counters[i] = make([]prometheus.Counter, len(results.Sources()))
-		for _, src := range results.Sources() {
-			ts.counters[i][src] = m.flagSources.WithLabelValues(team, k, src.String())
-		}
 	}
 	for _, k := range ts.keys {
 		info, _ := set.Info(k)

@@ -17,6 +17,8 @@ import (
 
 // Definitions is what the service reads from the catalog: team snapshots,
 // keys by hash, static cohort membership. catalog.Catalog satisfies it.
+// IsCohortMember is on the request path: it must return when its context
+// ends (the request's store deadline).
 type Definitions interface {
 	Snapshot(ctx context.Context, teamID int64) (catalog.TeamSnapshot, error)
 	GetKeyByHash(ctx context.Context, hash []byte) (catalog.APIKey, error)
@@ -34,8 +36,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Registry receives the metrics; nil registers nothing.
 	Registry prometheus.Registerer
-	// StoreTimeout bounds the row and group reads of one request; past it
-	// the request is answered in partial mode. Default 50ms.
+	// StoreTimeout bounds the reads of one request: the row, the groups
+	// and static cohort membership (Catalog.IsCohortMember). Past it the
+	// flags that need what was not read answer failed and the response says
+	// errorsWhileComputingFlags. Default 50ms.
 	StoreTimeout time.Duration
 	// ReloadInterval is the period of the full HyperCache reload that backs
 	// up change notices. Default 30s.

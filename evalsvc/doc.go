@@ -10,8 +10,30 @@
 // team; a periodic full reload backs them up. A request costs one keyed
 // read of the (team, distinct_id) row, plus one read per group named in the
 // request when the team's flags target that group type, done in parallel.
-// Every flag is evaluated live from the row, the group rows and the
-// request's property overrides, which win over stored properties.
+//
+// Each flag is then answered from its stored result when the precompute
+// workers wrote one that is still current (package precompute; package
+// results says exactly when: the stamps of the row, the definitions and
+// valid_until, and no request override of a property the flag reads), and
+// evaluated live from the same row, the group rows and the request's
+// property overrides (which win) otherwise. Flags that no single row
+// decides (static cohorts, users AND groups, request-only properties) are
+// always live. The stored properties are decoded only when some flag is
+// live. Config.LiveOnly, or the header X-Vexil-Eval: live on a request,
+// evaluates every flag live; X-Vexil-Debug asks for X-Vexil-Flag-Sources,
+// the source of each answer.
+//
+// Static cohort membership is not in the row: a flag that reads a static
+// cohort asks the catalog (Definitions.IsCohortMember), once per cohort
+// and request, under the same deadline as the row read.
+//
+// # Answers by source
+//
+// Service.FlagAnswers counts each flag's answers by source (stored, or
+// live and why), in memory, for the flags in the HyperCache. Prometheus
+// has the totals by source only (vexil_evalsvc_flag_answers_total): every
+// metric label of the package has a fixed set of values, never a team, a
+// flag or a distinct id.
 //
 // # The gRPC API
 //
@@ -21,14 +43,25 @@
 // payload, sending a new one whenever the team's HyperCache entry is
 // replaced with a different ETag (the cache closes a per-team channel on
 // every replacement; nothing polls). Gateway serves Evaluate over HTTP as
-// POST /api/evaluate through a client connection. Errors follow package
-// errcode's table.
+// POST /api/evaluate through a client connection.
+//
+// # Errors
+//
+// One table (errors.go) lists every way an evaluation request fails, by
+// the stable code PostHog's SDKs see, with its errcode code: HTTP answers
+// errcode's status and a PostHog error body ({type, code, detail, attr});
+// gRPC answers errcode's status with the PostHog code in ErrorInfo
+// metadata posthog_code.
 //
 // # Failure
 //
-// If the store cannot be read before its deadline, the flags are evaluated
-// from the request's properties alone in partial mode: flags that need a
-// missing property come back failed, the others with their value, and the
-// response says errorsWhileComputingFlags. A request never waits past its
-// deadline.
+// Every read of a request (row, groups, static cohort membership) shares
+// one deadline, Config.StoreTimeout. If the row or a group cannot be read
+// before it, the flags are evaluated from the request's properties alone
+// in partial mode: flags that need a missing property come back failed,
+// the others with their value. A membership that cannot be read before it
+// fails the flags that need it (cohort_unavailable). Either way the
+// response says errorsWhileComputingFlags, and a request never waits on a
+// read past its deadline, provided the store and the catalog honour their
+// context.
 package evalsvc

@@ -109,7 +109,7 @@ func (s *Service) evaluateRPC(ctx context.Context, in *evalv1.EvaluateRequest) (
 // falls back to the $device_id person property.
 func flagsRequest(in *evalv1.EvaluateRequest, token string) (*wire.FlagsRequest, error) {
 	if in.GetDistinctId() == "" {
-		return nil, errcode.Field(errcode.InvalidArgument, "distinct_id", "distinct_id is required").With("posthog_code", wire.CodeMissingDistinctID)
+		return nil, fail(wire.CodeMissingDistinctID, "distinct_id", "distinct_id is required")
 	}
 	r := &wire.FlagsRequest{Token: token, DistinctID: in.GetDistinctId(), DeviceID: in.GetDeviceId()}
 	if utf8.RuneCountInString(r.DistinctID) > wire.MaxDistinctIDLength {
@@ -120,12 +120,12 @@ func flagsRequest(in *evalv1.EvaluateRequest, token string) (*wire.FlagsRequest,
 	}
 	if p := in.GetPersonProperties(); p != "" {
 		if err := decodeJSONObject(p, &r.PersonProperties); err != nil {
-			return nil, errcode.Field(errcode.InvalidArgument, "person_properties", "person_properties must be a JSON object: %v", err).With("posthog_code", wire.CodeBadBody)
+			return nil, fail(wire.CodeBadBody, "person_properties", "person_properties must be a JSON object: "+err.Error())
 		}
 	}
 	if p := in.GetGroupProperties(); p != "" {
 		if err := decodeJSONObject(p, &r.GroupProperties); err != nil {
-			return nil, errcode.Field(errcode.InvalidArgument, "group_properties", "group_properties must be a JSON object of group type to an object of properties: %v", err).With("posthog_code", wire.CodeBadBody)
+			return nil, fail(wire.CodeBadBody, "group_properties", "group_properties must be a JSON object of group type to an object of properties: "+err.Error())
 		}
 	}
 	if len(in.GetFlagKeys()) > 0 {
@@ -165,7 +165,7 @@ func (g *grpcService) WatchDefinitions(in *evalv1.WatchDefinitionsRequest, strea
 	ctx := stream.Context()
 	md, _ := metadata.FromIncomingContext(ctx)
 	secret := bearer(mdValue(md, "authorization"))
-	team, err := s.watchTeam(ctx, secret, in.GetToken())
+	team, err := s.definitionsTeam(ctx, secret, in.GetToken())
 	if err != nil {
 		return err
 	}
@@ -174,14 +174,12 @@ func (g *grpcService) WatchDefinitions(in *evalv1.WatchDefinitionsRequest, strea
 	last := ""
 	for {
 		changed := s.cache.changes(team) // before the read: no replacement is missed
-		ts, err := s.cache.get(ctx, team)
+		ts, err := s.definitionsState(ctx, team)
 		switch {
-		case errors.Is(err, errTeamGone):
-			return errcode.New(errcode.NotFound, "no such project").With("posthog_code", "not_found")
 		case err != nil && ctx.Err() != nil:
 			return ctx.Err()
 		case err != nil:
-			return fmt.Errorf("%w: %w", ErrCatalogUnavailable, err)
+			return err
 		}
 		payload := ts.payloadNoCohorts
 		if in.GetSendCohorts() {
@@ -202,46 +200,20 @@ func (g *grpcService) WatchDefinitions(in *evalv1.WatchDefinitionsRequest, strea
 		}
 		// The key is checked again: a revocation's change notice flushes
 		// the key cache and reloads the team, which ends up here.
-		again, err := s.watchTeam(ctx, secret, in.GetToken())
+		again, err := s.definitionsTeam(ctx, secret, in.GetToken())
 		if err != nil {
 			return err
 		}
 		if again != team {
-			return errcode.New(errcode.PermissionDenied, "the key no longer reaches this project").With("posthog_code", "permission_denied")
+			return fail(codePermissionDenied, "", "the key no longer reaches this project")
 		}
 	}
-}
-
-// watchTeam authenticates a definitions reader as GET /flags/definitions
-// does (definitionsTeam): a secure key, or a personal key with flag:read
-// and, when it reaches several projects, the project token.
-func (s *Service) watchTeam(ctx context.Context, secret, token string) (int64, error) {
-	if secret == "" {
-		return 0, errcode.New(errcode.Unauthenticated, "no key: send \"authorization: Bearer <secure or personal API key>\"").With("posthog_code", "not_authenticated")
-	}
-	key, err := s.lookupKey(ctx, secret)
-	if err != nil {
-		if errors.Is(err, ErrUnknownKey) {
-			return 0, errcode.New(errcode.Unauthenticated, "invalid API key").With("posthog_code", "authentication_failed")
-		}
-		return 0, fmt.Errorf("%w: %w", ErrCatalogUnavailable, err)
-	}
-	team, httpStatus, code, detail := s.definitionsTeam(ctx, key, token)
-	switch httpStatus {
-	case 0:
-		return team, nil
-	case http.StatusBadRequest:
-		return 0, errcode.Field(errcode.InvalidArgument, "token", "%s", detail).With("posthog_code", code)
-	case http.StatusForbidden:
-		return 0, errcode.New(errcode.PermissionDenied, "%s", detail).With("posthog_code", code)
-	}
-	return 0, errcode.New(errcode.Unauthenticated, "%s", detail).With("posthog_code", code)
 }
 
 // rpcDone counts a finished call (its latency too when start is set) and
 // turns its error into a gRPC status with Vexil's stable code.
 func (s *Service) rpcDone(endpoint string, start time.Time, err error) error {
-	e := rpcError(err)
+	e := classify(err) // the table of failures (errors.go)
 	httpStatus := http.StatusOK
 	if e != nil {
 		httpStatus = e.Code.HTTPStatus()
@@ -258,25 +230,6 @@ func (s *Service) rpcDone(endpoint string, start time.Time, err error) error {
 		return nil
 	}
 	return errcode.GRPCStatus(e).Err()
-}
-
-// rpcError classifies the service's errors in errcode's table; metadata
-// "posthog_code" carries the code the HTTP endpoints send for the same
-// failure.
-func rpcError(err error) *errcode.Error {
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, ErrOverloaded):
-		return errcode.New(errcode.Unavailable, "too many requests in flight; retry shortly").With("posthog_code", "overloaded").Wrap(err)
-	case errors.Is(err, ErrMissingToken):
-		return errcode.New(errcode.Unauthenticated, "no project token: send \"authorization: Bearer phc_...\" or the token field").With("posthog_code", wire.CodeMissingToken)
-	case errors.Is(err, ErrUnknownKey), errors.Is(err, ErrWrongKeyKind):
-		return errcode.New(errcode.Unauthenticated, "the project token is not valid").With("posthog_code", "invalid_token").Wrap(err)
-	case errors.Is(err, ErrCatalogUnavailable):
-		return errcode.New(errcode.Unavailable, "cannot check the key or load the project's flags now; retry shortly").With("posthog_code", "catalog_unavailable").Wrap(err)
-	}
-	return errcode.From(err)
 }
 
 func mdValue(md metadata.MD, key string) string {
@@ -336,10 +289,6 @@ func (s *Service) Gateway(conn grpc.ClientConnInterface) (http.Handler, error) {
 		}
 		gw.ServeHTTP(w, r)
 	}), nil
-}
-
-func tooLarge(n int) error {
-	return errcode.New(errcode.TooLarge, "the request body is over %d bytes", n).With("limit", fmt.Sprint(n)).With("posthog_code", wire.CodeBodyTooLarge)
 }
 
 // gatewayMarshaler writes snake_case JSON with every scalar, as the

@@ -21,6 +21,7 @@ import (
 	"github.com/vexil-dev/vexil/catalog"
 	"github.com/vexil-dev/vexil/errcode"
 	"github.com/vexil-dev/vexil/flags"
+	"github.com/vexil-dev/vexil/natstest"
 	evalv1 "github.com/vexil-dev/vexil/proto/vexil/eval/v1"
 	"github.com/vexil-dev/vexil/store"
 )
@@ -298,13 +299,13 @@ func TestEvaluateErrors(t *testing.T) {
 		field      string
 	}{
 		{"unknown token", `{"token":"phc_nope","distinct_id":"u1"}`, 401,
-			&evalv1.EvaluateRequest{Token: "phc_nope", DistinctId: "u1"}, codes.Unauthenticated, "invalid_token", ""},
+			&evalv1.EvaluateRequest{Token: "phc_nope", DistinctId: "u1"}, codes.Unauthenticated, "invalid_token", "token"},
 		{"revoked token", `{"token":"phc_revoked","distinct_id":"u1"}`, 401,
-			&evalv1.EvaluateRequest{Token: "phc_revoked", DistinctId: "u1"}, codes.Unauthenticated, "invalid_token", ""},
+			&evalv1.EvaluateRequest{Token: "phc_revoked", DistinctId: "u1"}, codes.Unauthenticated, "invalid_token", "token"},
 		{"a secure key is not a project token", `{"token":"phs_team1","distinct_id":"u1"}`, 401,
-			&evalv1.EvaluateRequest{Token: "phs_team1", DistinctId: "u1"}, codes.Unauthenticated, "invalid_token", ""},
+			&evalv1.EvaluateRequest{Token: "phs_team1", DistinctId: "u1"}, codes.Unauthenticated, "invalid_token", "token"},
 		{"missing token", `{"distinct_id":"u1"}`, 401,
-			&evalv1.EvaluateRequest{DistinctId: "u1"}, codes.Unauthenticated, "missing_token", ""},
+			&evalv1.EvaluateRequest{DistinctId: "u1"}, codes.Unauthenticated, "missing_token", "token"},
 		{"missing distinct id", `{"token":"phc_team1"}`, 400,
 			&evalv1.EvaluateRequest{Token: "phc_team1"}, codes.InvalidArgument, "missing_distinct_id", "distinct_id"},
 		{"person properties not an object", `{"token":"phc_team1","distinct_id":"u1","person_properties":[1]}`, 400,
@@ -317,8 +318,13 @@ func TestEvaluateErrors(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			if c.body != "" {
-				if res, body := post(t, h, "/flags?v=2", c.body); res.StatusCode != c.httpStatus {
-					t.Errorf("/flags: %d %s, want %d", res.StatusCode, body, c.httpStatus)
+				res, body := post(t, h, "/flags?v=2", c.body)
+				var he apiError
+				_ = json.Unmarshal(body, &he)
+				// /flags may name a field inside (group_properties.company).
+				attr, _ := he.Attr.(string)
+				if res.StatusCode != c.httpStatus || he.Code != c.posthog || attr != c.field && !strings.HasPrefix(attr, c.field+".") {
+					t.Errorf("/flags: %d %s, want %d %s field %q", res.StatusCode, body, c.httpStatus, c.posthog, c.field)
 				}
 			}
 			_, err := client.Evaluate(context.Background(), c.req)
@@ -466,7 +472,7 @@ type watchEnv struct {
 func watchFixture(t *testing.T) watchEnv {
 	t.Helper()
 	cat, st := newFixture(t)
-	nc := runNATS(t)
+	nc := natstest.Start(t).Conn
 	s := newService(t, Config{Store: st, Catalog: cat, ReloadInterval: time.Hour})
 	ctx, cancel := context.WithCancel(context.Background())
 	runErr := make(chan error, 1)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -90,6 +91,14 @@ type apiError struct {
 	Attr   any    `json:"attr"`
 }
 
+// writeFailure answers an evaluation endpoint's failure from the table of
+// failures: errcode's HTTP status, PostHog's type and code.
+func writeFailure(w http.ResponseWriter, err error) {
+	e := classify(err)
+	typ, code := postHogType(e)
+	writeError(w, e.Code.HTTPStatus(), typ, code, e.Message, e.Field)
+}
+
 func writeError(w http.ResponseWriter, status int, typ, code, detail, attr string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
@@ -112,7 +121,7 @@ func (s *Service) serveFlags(w http.ResponseWriter, r *http.Request, decide bool
 		return
 	default:
 		w.Header().Set("Allow", "GET, POST, OPTIONS, HEAD")
-		writeError(w, http.StatusMethodNotAllowed, "invalid_request", "method_not_allowed", "use POST", "")
+		writeError(w, http.StatusMethodNotAllowed, typeInvalidRequest, "method_not_allowed", "use POST", "")
 		return
 	}
 	q := r.URL.Query()
@@ -124,41 +133,32 @@ func (s *Service) serveFlags(w http.ResponseWriter, r *http.Request, decide bool
 	}
 	release, err := s.admit()
 	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, "server_error", "overloaded", "too many requests in flight; retry shortly", "")
+		writeFailure(w, err)
 		return
 	}
 	defer release()
 
 	body, err := io.ReadAll(io.LimitReader(r.Body, int64(s.cfg.MaxBodyBytes)+1))
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "validation_error", wire.CodeBadBody, "cannot read the body", "body")
+		writeFailure(w, fail(wire.CodeBadBody, "body", "cannot read the body"))
 		return
 	}
 	if len(body) > s.cfg.MaxBodyBytes {
-		writeError(w, http.StatusRequestEntityTooLarge, "validation_error", wire.CodeBodyTooLarge, "the body is over "+strconv.Itoa(s.cfg.MaxBodyBytes)+" bytes", "body")
+		writeFailure(w, tooLarge(s.cfg.MaxBodyBytes))
 		return
 	}
 	req, err := wire.DecodeFlagsRequest(r.Header.Get("Content-Type"), r.Header.Get("Content-Encoding"), q, body, s.cfg.MaxBodyBytes*4)
 	if err != nil {
-		var re *wire.RequestError
-		if errors.As(err, &re) {
-			writeError(w, re.Status, "validation_error", re.Code, re.Message, re.Field)
-			return
+		if _, ok := errors.AsType[*wire.RequestError](err); !ok {
+			err = fail(wire.CodeBadBody, "", err.Error())
 		}
-		writeError(w, http.StatusBadRequest, "validation_error", wire.CodeBadBody, err.Error(), "")
+		writeFailure(w, err)
 		return
 	}
 	ctx := r.Context()
 	ts, err := s.requestTeam(ctx, req.Token)
-	switch {
-	case errors.Is(err, ErrMissingToken):
-		writeError(w, http.StatusUnauthorized, "authentication_error", wire.CodeMissingToken, "API key is missing: send the project token as token or api_key", "token")
-		return
-	case errors.Is(err, ErrUnknownKey) || errors.Is(err, ErrWrongKeyKind):
-		writeError(w, http.StatusUnauthorized, "authentication_error", "invalid_token", "the project token is not valid", "token")
-		return
-	case err != nil:
-		writeError(w, http.StatusServiceUnavailable, "server_error", "catalog_unavailable", "cannot check the token or load the project's flags now; retry shortly", "")
+	if err != nil {
+		writeFailure(w, err)
 		return
 	}
 	sc := getScratch()
@@ -230,37 +230,19 @@ var definitionScopes = []string{"flag:read", "feature_flag:read", "*"}
 func (s *Service) serveDefinitions(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
-		writeError(w, http.StatusMethodNotAllowed, "invalid_request", "method_not_allowed", "use GET", "")
+		writeError(w, http.StatusMethodNotAllowed, typeInvalidRequest, "method_not_allowed", "use GET", "")
 		return
 	}
 	ctx := r.Context()
-	secret := bearer(r.Header.Get("Authorization"))
-	if secret == "" {
-		writeError(w, http.StatusUnauthorized, "authentication_error", "not_authenticated", "No personal API key provided", "")
-		return
-	}
-	key, err := s.lookupKey(ctx, secret)
-	if err != nil {
-		if errors.Is(err, ErrUnknownKey) {
-			writeError(w, http.StatusUnauthorized, "authentication_error", "authentication_failed", "Invalid personal API key", "")
-			return
-		}
-		writeError(w, http.StatusServiceUnavailable, "server_error", "catalog_unavailable", "cannot check the key now; retry shortly", "")
-		return
-	}
 	q := r.URL.Query()
-	team, status, code, detail := s.definitionsTeam(ctx, key, q.Get("token"))
-	if status != 0 {
-		writeError(w, status, "authentication_error", code, detail, "")
+	team, err := s.definitionsTeam(ctx, bearer(r.Header.Get("Authorization")), q.Get("token"))
+	if err != nil {
+		writeFailure(w, err)
 		return
 	}
-	ts, err := s.cache.get(ctx, team)
+	ts, err := s.definitionsState(ctx, team)
 	if err != nil {
-		if errors.Is(err, errTeamGone) {
-			writeError(w, http.StatusNotFound, "invalid_request", "not_found", "no such project", "")
-			return
-		}
-		writeError(w, http.StatusServiceUnavailable, "server_error", "catalog_unavailable", "cannot load the project's flags now; retry shortly", "")
+		writeFailure(w, err)
 		return
 	}
 	payload := ts.payloadNoCohorts
@@ -280,38 +262,66 @@ func (s *Service) serveDefinitions(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(payload.Body)
 }
 
-// definitionsTeam decides which team a key may read definitions of; a
-// non-zero status refuses.
-func (s *Service) definitionsTeam(ctx context.Context, key catalog.APIKey, token string) (int64, int, string, string) {
+// definitionsTeam authenticates a reader of the local-evaluation
+// definitions, for GET /flags/definitions and WatchDefinitions alike: a
+// secure key, or a personal key with flag:read and, when it reaches several
+// projects, the project token. It returns the team the key may read.
+func (s *Service) definitionsTeam(ctx context.Context, secret, token string) (int64, error) {
+	if secret == "" {
+		return 0, fail(codeNotAuthenticated, "", "")
+	}
+	key, err := s.lookupKey(ctx, secret)
+	if err != nil {
+		if errors.Is(err, ErrUnknownKey) {
+			return 0, fail(codeAuthFailed, "", "").Wrap(err)
+		}
+		return 0, fmt.Errorf("%w: %w", ErrCatalogUnavailable, err)
+	}
 	tokenTeam := int64(0)
 	if token != "" {
 		t, err := s.teamForToken(ctx, token)
-		if err != nil {
-			return 0, http.StatusUnauthorized, "invalid_token", "the project token is not valid"
+		switch {
+		case errors.Is(err, ErrUnknownKey), errors.Is(err, ErrWrongKeyKind):
+			return 0, fail(codeInvalidToken, "token", "").Wrap(err)
+		case err != nil:
+			return 0, fmt.Errorf("%w: %w", ErrCatalogUnavailable, err)
 		}
 		tokenTeam = t
 	}
 	switch key.Kind {
 	case catalog.KeySecure:
 		if len(key.Teams) != 1 || tokenTeam != 0 && tokenTeam != key.Teams[0] {
-			return 0, http.StatusForbidden, "permission_denied", "the secure key does not belong to this project"
+			return 0, fail(codePermissionDenied, "", "the secure key does not belong to this project")
 		}
-		return key.Teams[0], 0, "", ""
+		return key.Teams[0], nil
 	case catalog.KeyPersonal:
 		if !slices.ContainsFunc(definitionScopes, func(sc string) bool { return slices.Contains(key.Scopes, sc) }) {
-			return 0, http.StatusForbidden, "permission_denied", "the personal API key lacks the flag:read scope"
+			return 0, fail(codePermissionDenied, "", "the personal API key lacks the flag:read scope")
 		}
 		switch {
 		case tokenTeam == 0 && len(key.Teams) == 1:
-			return key.Teams[0], 0, "", ""
+			return key.Teams[0], nil
 		case tokenTeam == 0:
-			return 0, http.StatusBadRequest, "token_required", "pass the project token: the key reaches several projects"
+			return 0, fail(codeTokenRequired, "token", "")
 		case len(key.Teams) == 0 || slices.Contains(key.Teams, tokenTeam):
-			return tokenTeam, 0, "", ""
+			return tokenTeam, nil
 		}
-		return 0, http.StatusForbidden, "permission_denied", "the personal API key does not reach this project"
+		return 0, fail(codePermissionDenied, "", "the personal API key does not reach this project")
 	}
-	return 0, http.StatusUnauthorized, "authentication_failed", "Invalid personal API key"
+	return 0, fail(codeAuthFailed, "", "")
+}
+
+// definitionsState returns the HyperCache entry of a team whose
+// definitions a reader asks for.
+func (s *Service) definitionsState(ctx context.Context, team int64) (*teamState, error) {
+	ts, err := s.cache.get(ctx, team)
+	switch {
+	case errors.Is(err, errTeamGone):
+		return nil, fail(codeNotFound, "", "").Wrap(err)
+	case err != nil:
+		return nil, fmt.Errorf("%w: %w", ErrCatalogUnavailable, err)
+	}
+	return ts, nil
 }
 
 func bearer(h string) string {

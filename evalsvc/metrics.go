@@ -1,17 +1,26 @@
 package evalsvc
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/vexil-dev/vexil/precompute/results"
+)
+
+// metrics are the service's Prometheus metrics. Every label has a bounded
+// set of values (paths, endpoints, status classes, sources): per-team and
+// per-flag figures are Service.FlagAnswers, not series.
 type metrics struct {
 	evaluations    *prometheus.CounterVec
 	requests       *prometheus.CounterVec
 	latency        *prometheus.HistogramVec
 	storeErrors    prometheus.Counter
+	cohortErrors   prometheus.Counter
 	shed           prometheus.Counter
 	reloads        prometheus.Counter
 	noticesDropped prometheus.Counter
 	watches        prometheus.Gauge
-	flagSources    *prometheus.CounterVec
+	// answers counts flag answers by source, indexed by results.Source.
+	answers []prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -25,20 +34,25 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Buckets: []float64{.00005, .0001, .00025, .0005, .00075, .001, .0015, .002, .0025, .005, .01, .025, .05, .1, .25, 1}}, []string{"endpoint"}),
 		storeErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "vexil_evalsvc_store_errors_total",
 			Help: "Row or group reads that failed or timed out (answered in partial mode)."}),
+		cohortErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "vexil_evalsvc_cohort_errors_total",
+			Help: "Static cohort membership reads that failed or were past the store deadline (the flags that need them answer failed)."}),
 		shed: prometheus.NewCounter(prometheus.CounterOpts{Name: "vexil_evalsvc_shed_total",
 			Help: "Requests refused with 503 because too many were in flight."}),
 		reloads: prometheus.NewCounter(prometheus.CounterOpts{Name: "vexil_evalsvc_team_reloads_total",
 			Help: "Team definitions (re)loaded into the HyperCache."}),
 		noticesDropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "vexil_evalsvc_notices_dropped_total",
 			Help: "Change notices dropped because the reload queue was full (the periodic reload catches up)."}),
-		flagSources: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "vexil_evalsvc_flag_answers_total",
-			Help: "Flag answers by team, flag and source: stored (a current precomputed result) or live_<why> (the hit ratio is stored over all)."},
-			[]string{"team", "flag", "source"}),
 		watches: prometheus.NewGauge(prometheus.GaugeOpts{Name: "vexil_evalsvc_definition_watches",
 			Help: "Open gRPC WatchDefinitions streams."}),
 	}
+	answers := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "vexil_evalsvc_flag_answers_total",
+		Help: "Flag answers by source: stored (a current precomputed result) or live_<why> (the hit ratio is stored over all). Per flag: Service.FlagAnswers."},
+		[]string{"source"})
+	for _, src := range results.Sources() {
+		m.answers = append(m.answers, answers.WithLabelValues(src.String()))
+	}
 	if reg != nil {
-		reg.MustRegister(m.evaluations, m.requests, m.latency, m.storeErrors, m.shed, m.reloads, m.noticesDropped, m.watches, m.flagSources)
+		reg.MustRegister(m.evaluations, m.requests, m.latency, m.storeErrors, m.cohortErrors, m.shed, m.reloads, m.noticesDropped, m.watches, answers)
 	}
 	return m
 }

@@ -15,11 +15,10 @@ import (
 	"testing"
 	"time"
 
-	natsserver "github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
-
 	"github.com/vexil-dev/vexil/catalog"
 	"github.com/vexil-dev/vexil/flags"
+	"github.com/vexil-dev/vexil/natstest"
+	"github.com/vexil-dev/vexil/polltest"
 	"github.com/vexil-dev/vexil/store"
 	"github.com/vexil-dev/vexil/store/memstore"
 )
@@ -423,28 +422,43 @@ func TestDefinitionsEndpoint(t *testing.T) {
 	}
 }
 
-func runNATS(t *testing.T) *nats.Conn {
-	t.Helper()
-	srv, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
+// TestDefinitionsEmptyTeam: a team with no flags, cohorts or group types
+// still gets every top-level key, "group_type_mapping" and "cohorts" as {}
+// (posthog-python 7.91 reads both unconditionally: without them every poll
+// failed with KeyError: 'cohorts'), on both routes, with and without
+// send_cohorts.
+func TestDefinitionsEmptyTeam(t *testing.T) {
+	cat, st := newFixture(t)
+	h := newService(t, Config{Store: st, Catalog: cat}).Handler()
+	for _, path := range []string{
+		"/flags/definitions?token=phc_team2&send_cohorts",
+		"/flags/definitions?token=phc_team2",
+		"/api/feature_flag/local_evaluation?token=phc_team2&send_cohorts",
+		"/api/feature_flag/local_evaluation?token=phc_team2",
+	} {
+		w := get(h, path, "Authorization", "Bearer phx_team2")
+		if w.Code != 200 {
+			t.Fatalf("%s: status %d %s", path, w.Code, w.Body)
+		}
+		var doc map[string]json.RawMessage
+		if err := json.Unmarshal(w.Body.Bytes(), &doc); err != nil {
+			t.Fatalf("%s: %v in %s", path, err, w.Body)
+		}
+		want := map[string]string{"flags": "[]", "group_type_mapping": "{}", "cohorts": "{}"}
+		for k, v := range want {
+			if got, ok := doc[k]; !ok || string(got) != v {
+				t.Errorf("%s: %q is %s (present %v), want %s; body %s", path, k, got, ok, v, w.Body)
+			}
+		}
+		if len(doc) != len(want) {
+			t.Errorf("%s: keys %v, want exactly flags, group_type_mapping and cohorts", path, w.Body)
+		}
 	}
-	go srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats not ready")
-	}
-	t.Cleanup(srv.Shutdown)
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	return nc
 }
 
 func TestChangeNoticeRefreshes(t *testing.T) {
 	cat, st := newFixture(t)
-	nc := runNATS(t)
+	nc := natstest.Start(t).Conn
 	s := newService(t, Config{Store: st, Catalog: cat, ReloadInterval: time.Hour})
 	ctx, cancel := context.WithCancel(context.Background())
 	runErr := make(chan error, 1)
@@ -474,16 +488,11 @@ func TestChangeNoticeRefreshes(t *testing.T) {
 	if err := nc.Publish("vexil.changes.1", []byte(`{"team_id":1,"kind":"flag","id":"1","key":"beta","version":4,"op":"updated"}`)); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	polltest.Eventually(t, time.Minute, func() error {
 		_, body = post(t, h, "/flags?v=2", `{"token":"phc_team1","distinct_id":"u2"}`)
-		r := decodeFlags(t, body)
-		if r.Flags["beta"].Enabled && r.Flags["beta"].Metadata.Version == 4 {
-			break
+		if r := decodeFlags(t, body); !r.Flags["beta"].Enabled || r.Flags["beta"].Metadata.Version != 4 {
+			return fmt.Errorf("the change notice did not refresh the cache: %s", body)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the change notice never refreshed the cache: %s", body)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 }

@@ -89,8 +89,9 @@ func BenchmarkEvaluateMultivariate(b *testing.B) {
 // BenchmarkEvaluateRegex: one regex filter.
 func BenchmarkEvaluateRegex(b *testing.B) { runBench(b, benchSet(b, regexFlag("regex-flag"))) }
 
-// fiftyFlags is the peers' workload (../shared/peers.md): half boolean at
-// 50% on the user id, half multivariate 34/33/33 gated on country == US.
+// fiftyFlags is the peers' workload ("The peers" in BENCHMARKS.md): half
+// boolean at 50% on the user id, half multivariate 34/33/33 gated on
+// country == US.
 func fiftyFlags() []Flag {
 	var out []Flag
 	for i := range 50 {

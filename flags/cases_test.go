@@ -19,7 +19,7 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/go
 
 // A case file in testdata/cases: definitions in the local-evaluation shape,
 // plus Vexil's cohort kinds, and contexts each with hand-written
-// expectations from ../shared/posthog-compat.md. The full results of every
+// expectations from docs/posthog-compat.md. The full results of every
 // context are also compared against testdata/golden/<file>.golden, which
 // -update rewrites.
 type caseFile struct {
@@ -37,7 +37,11 @@ type caseFile struct {
 }
 
 type caseContext struct {
-	Name             string                     `json:"name"`
+	Name string `json:"name"`
+	// Source says where the expectations come from (a server rule, an SDK
+	// run); check_sdk.py skips a context whose SDK is false.
+	Source           string                     `json:"source"`
+	SDK              *bool                      `json:"sdk"`
 	DistinctID       string                     `json:"distinct_id"`
 	DeviceID         string                     `json:"device_id"`
 	PersonProperties map[string]any             `json:"person_properties"`

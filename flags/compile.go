@@ -66,8 +66,9 @@ type FlagInfo struct {
 	// TimeDependent is true when its result can change with time alone
 	// (relative dates, behavioural cohorts).
 	TimeDependent bool
-	// Invalid is the code of the problem that keeps the flag from being
-	// evaluated (it always fails), or empty.
+	// Invalid is the code of the problem that keeps the active flag from
+	// being evaluated (it always fails), or empty. A filter that never
+	// matches is not such a problem.
 	Invalid string `json:",omitempty"`
 	// Aggregations are what its conditions and holdouts bucket on, sorted:
 	// -1 for persons, otherwise a group type index. A flag with no
@@ -79,6 +80,13 @@ type FlagInfo struct {
 	// GroupOverrides lists the group types it has overrides by key for.
 	DistinctIDOverrides bool  `json:",omitempty"`
 	GroupOverrides      []int `json:",omitempty"`
+	// UnparsableFilters is set when a filter of the flag, or of a cohort it
+	// reads, has a value its operator cannot parse (an invalid_number,
+	// invalid_date or invalid_semver warning). The filter never matches
+	// here, as on PostHog's server, but PostHog's SDKs cannot decide it
+	// (posthog-node even compares such numbers as text): a definitions
+	// payload for local evaluation should leave the flag to the server.
+	UnparsableFilters bool `json:",omitempty"`
 }
 
 type opcode uint8
@@ -166,6 +174,9 @@ type matcher struct {
 	groupType int // for group filters; -1: the condition's aggregation
 	negate    bool
 
+	// invalid: the value cannot be parsed for the operator (a number, a
+	// date, a semver): no match on the server, undecided in partial mode.
+	invalid  bool
 	boolRule bool     // exact/is_not compare truthiness
 	truthy   bool     // truthiness of the filter value
 	str      string   // the filter value as a string (lowercased for text ops)
@@ -239,6 +250,8 @@ type compiledCohort struct {
 	props   []string
 	nested  []int64
 	timeDep bool
+	// unparsable: a filter's value does not parse, nested cohorts included
+	unparsable bool
 }
 
 type compiler struct {
@@ -402,7 +415,7 @@ func (c *compiler) order(live []*compiledFlag) {
 		}
 	}
 	for _, cf := range s.flags {
-		if cf.fatal != nil {
+		if cf.fatal != nil && cf.def.Active { // an inactive flag is disabled, never failed
 			cf.info.Invalid = cf.fatal.Code
 		}
 	}
@@ -692,6 +705,9 @@ func (c *compiler) filter(cf *compiledFlag, pf *PropertyFilter, path string, agg
 		cf.fatal = err
 	}
 	info := &cf.info
+	if m.invalid {
+		info.UnparsableFilters = true
+	}
 	switch m.kind {
 	case kindPerson:
 		info.PersonProperties = append(info.PersonProperties, m.key)
@@ -714,6 +730,9 @@ func (c *compiler) filter(cf *compiledFlag, pf *PropertyFilter, path string, agg
 			info.PersonProperties = append(info.PersonProperties, co.props...)
 			if co.timeDep {
 				cf.timeReliant = true
+			}
+			if co.unparsable {
+				info.UnparsableFilters = true
 			}
 			if co.fatal != nil && cf.fatal == nil {
 				cf.fatal = co.fatal
@@ -743,6 +762,14 @@ func (c *compiler) compileFilter(pf *PropertyFilter, path string, agg int, flag 
 	m := matcher{key: pf.Key, groupType: -1, negate: pf.Negation, dep: -1}
 	fail := func(sub, code, reason string, fatal bool) *ValidationError {
 		return c.report(&ValidationError{Flag: flag, Cohort: cohort, Path: path + sub, Code: code, Reason: reason, Fatal: fatal})
+	}
+	// never marks a filter whose value the operator cannot parse. PostHog's
+	// server counts it as no match, one filter at a time and negated
+	// operators included, and evaluates the rest of the flag; its SDKs
+	// cannot decide it. A warning, not a fatal problem.
+	never := func(code, reason string) (matcher, *ValidationError) {
+		m.invalid = true
+		return m, fail(".value", code, reason+"; the filter never matches", false)
 	}
 	opName := pf.Operator
 	if opName == "" {
@@ -822,10 +849,10 @@ func (c *compiler) compileFilter(pf *PropertyFilter, path string, agg int, flag 
 			m.boolRule, m.truthy = true, truthy(v)
 		} else if isList {
 			for _, e := range list {
-				m.list = append(m.list, stringify(e))
+				m.list = append(m.list, lowerFull(stringify(e)))
 			}
 		} else {
-			m.str = stringify(v)
+			m.str = lowerFull(stringify(v))
 		}
 	case opIsSet, opIsNotSet:
 	case opIContains, opNotIContains, opStartsWith, opNotStartsWith, opEndsWith, opNotEndsWith:
@@ -848,42 +875,45 @@ func (c *compiler) compileFilter(pf *PropertyFilter, path string, agg int, flag 
 	case opGT, opGTE, opLT, opLTE:
 		n, ok := parseNumber(v)
 		if !ok {
-			return m, fail(".value", CodeInvalidNumber, fmt.Sprintf("%s is not a number", string(pf.Value)), true)
+			return never(CodeInvalidNumber, fmt.Sprintf("%s is not a number", string(pf.Value)))
 		}
 		m.num = n
 	case opBetween, opNotBetween:
 		list, ok := v.([]any)
 		if !ok || len(list) != 2 {
-			return m, fail(".value", CodeInvalidNumber, "between takes [min, max]", true)
+			return never(CodeInvalidNumber, "between takes [min, max]")
 		}
 		lo, ok1 := parseNumber(list[0])
 		hi, ok2 := parseNumber(list[1])
 		if !ok1 || !ok2 {
-			return m, fail(".value", CodeInvalidNumber, "between takes two numbers", true)
+			return never(CodeInvalidNumber, "between takes two numbers")
+		}
+		if lo > hi {
+			return never(CodeInvalidNumber, fmt.Sprintf("between takes [min, max] with min <= max, not %s", string(pf.Value)))
 		}
 		m.num, m.num2 = lo, hi
 	case opDateBefore, opDateAfter, opDateExact:
 		s, ok := v.(string)
 		if !ok {
-			return m, fail(".value", CodeInvalidDate, fmt.Sprintf("%s is not a date", string(pf.Value)), true)
+			return never(CodeInvalidDate, fmt.Sprintf("%s is not a date", string(pf.Value)))
 		}
 		if looksRelative(s) {
 			rel, ok := parseRelativeDate(s)
 			if !ok {
-				return m, fail(".value", CodeInvalidDate, fmt.Sprintf("%q is not a relative date (-<n><h|d|w|m|y>, n < 10000)", s), true)
+				return never(CodeInvalidDate, fmt.Sprintf("%q is not a relative date (-<n><h|d|w|m|y>, n < 10000)", s))
 			}
 			m.rel, m.isRel = rel, true
 			break
 		}
 		t, ok := parseDate(s, c.set.loc)
 		if !ok {
-			return m, fail(".value", CodeInvalidDate, fmt.Sprintf("%q is not an ISO-8601 date", s), true)
+			return never(CodeInvalidDate, fmt.Sprintf("%q is not an ISO-8601 date", s))
 		}
 		m.date = t
 	case opSemverEQ, opSemverNEQ, opSemverGT, opSemverGTE, opSemverLT, opSemverLTE, opSemverTilde, opSemverCaret:
 		sv, _, ok := parseSemver(stringify(v))
 		if !ok {
-			return m, fail(".value", CodeInvalidSemver, fmt.Sprintf("%s is not a semantic version", string(pf.Value)), true)
+			return never(CodeInvalidSemver, fmt.Sprintf("%s is not a semantic version", string(pf.Value)))
 		}
 		m.sem = sv
 		switch op {
@@ -895,7 +925,7 @@ func (c *compiler) compileFilter(pf *PropertyFilter, path string, agg int, flag 
 	case opSemverWildcard:
 		rng, ok := wildcardRange(stringify(v))
 		if !ok {
-			return m, fail(".value", CodeInvalidSemver, fmt.Sprintf("%s is not a version pattern (1.*, 1.2.*)", string(pf.Value)), true)
+			return never(CodeInvalidSemver, fmt.Sprintf("%s is not a version pattern (1.*, 1.2.*)", string(pf.Value)))
 		}
 		m.rng = rng
 	}
@@ -986,6 +1016,7 @@ func (c *compiler) cohortGroup(co *compiledCohort, g *PropertyGroup, path string
 			if err != nil && err.Fatal && co.fatal == nil {
 				co.fatal = err
 			}
+			co.unparsable = co.unparsable || m.invalid
 			switch m.kind {
 			case kindPerson:
 				co.props = append(co.props, m.key)
@@ -999,6 +1030,7 @@ func (c *compiler) cohortGroup(co *compiledCohort, g *PropertyGroup, path string
 					co.props = append(co.props, inner.props...)
 					co.nested = append(co.nested, inner.nested...)
 					co.timeDep = co.timeDep || inner.timeDep
+					co.unparsable = co.unparsable || inner.unparsable
 					if inner.fatal != nil && co.fatal == nil {
 						co.fatal = inner.fatal
 					}

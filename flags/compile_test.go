@@ -30,11 +30,17 @@ func TestCompileReportsEachProblem(t *testing.T) {
 		{"unknown group type on a condition", `{"filters":{"groups":[{"aggregation_group_type_index":4,"properties":[]}]}}`,
 			"filters.groups[0].aggregation_group_type_index", CodeUnknownGroupType, false},
 		{"non-numeric gt", `{"filters":{"groups":[{"properties":[{"key":"n","type":"person","operator":"gt","value":"ten"}]}]}}`,
-			"filters.groups[0].properties[0].value", CodeInvalidNumber, true},
+			"filters.groups[0].properties[0].value", CodeInvalidNumber, false},
+		{"between with min above max", `{"filters":{"groups":[{"properties":[{"key":"n","type":"person","operator":"between","value":[10,5]}]}]}}`,
+			"filters.groups[0].properties[0].value", CodeInvalidNumber, false},
 		{"bad date", `{"filters":{"groups":[{"properties":[{"key":"d","type":"person","operator":"is_date_after","value":"soon"}]}]}}`,
-			"filters.groups[0].properties[0].value", CodeInvalidDate, true},
+			"filters.groups[0].properties[0].value", CodeInvalidDate, false},
+		{"date that is a number", `{"filters":{"groups":[{"properties":[{"key":"d","type":"person","operator":"is_date_after","value":20240101}]}]}}`,
+			"filters.groups[0].properties[0].value", CodeInvalidDate, false},
 		{"bad semver", `{"filters":{"groups":[{"properties":[{"key":"v","type":"person","operator":"semver_gt","value":"one"}]}]}}`,
-			"filters.groups[0].properties[0].value", CodeInvalidSemver, true},
+			"filters.groups[0].properties[0].value", CodeInvalidSemver, false},
+		{"bad semver pattern", `{"filters":{"groups":[{"properties":[{"key":"v","type":"person","operator":"semver_wildcard","value":"1.*.3"}]}]}}`,
+			"filters.groups[0].properties[0].value", CodeInvalidSemver, false},
 		{"unknown filter type", `{"filters":{"groups":[{"properties":[{"key":"v","type":"planet","value":"x"}]}]}}`,
 			"filters.groups[0].properties[0].type", CodeInvalidPropertyType, true},
 		{"unknown variant override", `{"filters":{"groups":[{"properties":[],"variant":"zz"}],"multivariate":{"variants":[{"key":"a","rollout_percentage":100}]}}}`,
@@ -150,5 +156,66 @@ func TestFlagJSONRoundTrip(t *testing.T) {
 	}
 	if _, err := ParseFlag([]byte(`{"key": 5}`)); err == nil || !strings.Contains(err.Error(), "key") {
 		t.Errorf("a wrong type must name the field, got %v", err)
+	}
+}
+
+// An inactive flag answers flag_disabled whatever its filters hold, and its
+// info names no problem that keeps it from being evaluated.
+func TestInactiveFlagIsDisabledWhateverItHolds(t *testing.T) {
+	defs, err := ParseDefinitions([]byte(`{"flags":[
+	  {"key":"off","active":false,"filters":{"groups":[{"properties":[{"key":"e","type":"person","operator":"almost","value":"x"}]}]}},
+	  {"key":"on","active":true,"filters":{"groups":[{"properties":[{"key":"e","type":"person","operator":"almost","value":"x"}]}]}}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := Compile(defs)
+	var ves ValidationErrors
+	if !errors.As(err, &ves) || len(ves) != 2 || !ves[0].Fatal || ves[0].Code != CodeInvalidOperator {
+		t.Fatalf("got %v, want invalid_operator for both flags", err)
+	}
+	byKey := map[string]Result{}
+	for _, r := range set.Evaluate(&Context{DistinctID: "u"}) {
+		byKey[r.Key] = r
+	}
+	if r := byKey["off"]; r.Err != nil || r.Enabled || r.Reason.Code != ReasonFlagDisabled {
+		t.Errorf("inactive flag: got %+v, want flag_disabled", r)
+	}
+	if r := byKey["on"]; r.Err == nil || r.Reason.Code != ReasonError {
+		t.Errorf("active flag: got %+v, want a failure", r)
+	}
+	if info, _ := set.Info("off"); info.Invalid != "" {
+		t.Errorf("inactive flag: Info.Invalid = %q, want empty", info.Invalid)
+	}
+	if info, _ := set.Info("on"); info.Invalid != CodeInvalidOperator {
+		t.Errorf("active flag: Info.Invalid = %q, want %s", info.Invalid, CodeInvalidOperator)
+	}
+}
+
+func TestInfoUnparsableFilters(t *testing.T) {
+	defs, err := ParseDefinitions([]byte(`{
+	 "cohorts":{"1":{"type":"AND","values":[{"key":"v","type":"person","operator":"semver_gt","value":"one"}]},
+	            "2":{"type":"OR","values":[{"key":"id","type":"cohort","value":1}]}},
+	 "flags":[
+	  {"key":"own","active":true,"filters":{"groups":[{"properties":[{"key":"n","type":"person","operator":"gt","value":"ten"}]}]}},
+	  {"key":"nested","active":true,"filters":{"groups":[{"properties":[{"key":"id","type":"cohort","value":2}]}]}},
+	  {"key":"fine","active":true,"filters":{"groups":[{"properties":[{"key":"n","type":"person","operator":"gt","value":10}]}]}}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := Compile(defs)
+	var ves ValidationErrors
+	if !errors.As(err, &ves) || len(ves) != 2 {
+		t.Fatalf("got %v, want two warnings", err)
+	}
+	for _, ve := range ves {
+		if ve.Fatal {
+			t.Errorf("%v is fatal, want a warning", ve)
+		}
+	}
+	for key, want := range map[string]bool{"own": true, "nested": true, "fine": false} {
+		info, _ := set.Info(key)
+		if info.UnparsableFilters != want || info.Invalid != "" {
+			t.Errorf("%s: UnparsableFilters %v Invalid %q, want %v and none", key, info.UnparsableFilters, info.Invalid, want)
+		}
 	}
 }

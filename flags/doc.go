@@ -19,10 +19,13 @@
 // properties and cohorts it reads ([Set.Info]). Problems come back as
 // [ValidationErrors], each naming the flag, the field path and a stable code.
 // The set is returned even then: a flag whose problem PostHog defines a
-// behaviour for (an invalid regex matches nothing, variants that do not sum
-// to 100 are used as given) still evaluates that way; a flag that cannot be
-// decided at all (unknown operator, dependency cycle, unparsable number,
-// date or semver in a filter) evaluates to a failed [Result].
+// behaviour for still evaluates that way (a filter whose number, date,
+// semver or regex does not parse never matches, as on PostHog's server,
+// while the rest of the flag, its dependents and its cohorts evaluate;
+// variants that do not sum to 100 are used as given); an active flag that
+// cannot be decided at all (unknown operator, dependency cycle) evaluates
+// to a failed [Result]. An inactive flag is always flag_disabled. The
+// Code* constants say which problems are which.
 //
 // [Set.Evaluate] takes a [Context] and returns one [Result] per flag: enabled,
 // variant, payload, reason and, for the precompute worker, ValidUntil: the

@@ -19,6 +19,59 @@ var (
 )
 
 // Stable validation error codes. Clients and agents branch on these.
+//
+// Each ValidationError says with Fatal whether its flag (or the flags that
+// read its cohort) can be evaluated. A fatal problem makes the active flag
+// fail at evaluation; the management API refuses it. A non-fatal one is a
+// warning: the flag evaluates the way PostHog defines for it, and the API
+// accepts it and returns the warning, except for the few problems PostHog's
+// own API refuses (see below).
+//
+// Fatal (refusals):
+//   - invalid_key: a flag's key or a filter's property key is empty (a
+//     variant's empty key is a warning).
+//   - duplicate_key: another flag has the key; this one is ignored.
+//   - invalid_operator: an unknown operator, or one the filter type does
+//     not take.
+//   - invalid_property_type: an unknown filter type; a flag or group filter
+//     inside a cohort.
+//   - invalid_value: a value that is not JSON, a cohort id that is not an
+//     integer, a flag_evaluates_to value that is not true, false or a
+//     variant, an unknown cohort kind or group type.
+//   - invalid_aggregation: a group type index outside 0..MaxGroupTypes-1, a
+//     group filter in a person condition without a group_type_index.
+//   - dependency_cycle, cohort_cycle: flags or cohorts that depend on
+//     themselves.
+//
+// Warnings (the flag evaluates):
+//   - invalid_number, invalid_date, invalid_semver: the filter's value does
+//     not parse for its operator (a number for gt/gte/lt/lte, [min, max]
+//     with min <= max for between, an ISO-8601 or relative date, a version
+//     or version pattern). As on PostHog's server, the filter never matches,
+//     negated operators (not_between, semver_neq) included, and the rest of
+//     the flag, its dependents and the cohorts holding it evaluate; inside
+//     a cohort, negation: true inverts that no match. The SDKs cannot
+//     decide such a filter: with Context.Partial it is inconclusive.
+//   - invalid_regex: the pattern does not compile; regex and not_regex both
+//     match nothing.
+//   - rollout_out_of_range, variants_sum, duplicate_variant: percentages
+//     and variants are used as given.
+//   - unknown_variant: a condition's variant override is not a variant; the
+//     variant hash decides instead.
+//   - unknown_dependency: the flag depended on does not exist; the flag is
+//     missing_dependency when that filter is reached.
+//   - unknown_cohort: the cohort is not defined; membership is asked of the
+//     Context's CohortSource.
+//   - unknown_group_type, invalid_timezone (UTC is used), invalid_override,
+//     invalid_holdout, invalid_bucketing_identifier,
+//     invalid_evaluation_runtime.
+//
+// Compile does not report dependency_on_deleted (a deleted flag is an
+// unknown dependency); the code is kept for clients that branch on it.
+//
+// PostHog's API refuses variants_sum, unknown_variant, unknown_dependency
+// and unknown_cohort although they evaluate; the management API refuses
+// them too.
 const (
 	CodeInvalidKey           = "invalid_key"
 	CodeDuplicateKey         = "duplicate_key"
@@ -52,7 +105,8 @@ const (
 	// CodeMissingContext: a property the flag needs was not given.
 	CodeMissingContext = "missing_context"
 	// CodeUnsupported: the definition needs the server (a static cohort
-	// with no CohortSource, for instance).
+	// with no CohortSource, for instance), or, with Context.Partial, holds a
+	// filter value that does not parse, which the SDKs cannot decide.
 	CodeUnsupported = "unsupported_definition"
 	// CodeExperienceContinuity: a flag with experience continuity was
 	// evaluated from partial properties.
@@ -76,9 +130,11 @@ type ValidationError struct {
 	Code string
 	// Reason says what is wrong, for a person.
 	Reason string
-	// Fatal means the flag cannot be evaluated: it fails at evaluation.
-	// A non-fatal problem has a behaviour PostHog defines (an invalid regex
-	// matches nothing, for instance); the management API still refuses it.
+	// Fatal means the flag cannot be evaluated: an active flag fails at
+	// evaluation (an inactive one is flag_disabled whatever it holds). A
+	// non-fatal problem is a warning with a behaviour PostHog defines (an
+	// unparsable filter value or an invalid regex matches nothing, for
+	// instance); see the Code* constants for which is which.
 	Fatal bool
 }
 

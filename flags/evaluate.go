@@ -259,12 +259,13 @@ func (e *evaluator) flag(f *compiledFlag) Result {
 	e.flagState = flagState{}
 	c := e.ctx
 
-	if f.fatal != nil {
-		return e.fail(r, &EvalError{Flag: f.def.Key, Code: f.fatal.Code, Detail: f.fatal.Reason, err: ErrInvalidDefinition})
-	}
+	// An inactive flag is disabled whatever its filters hold.
 	if !f.def.Active {
 		r.Reason = Reason{Code: ReasonFlagDisabled, ConditionIndex: -1, Description: descDisabled}
 		return r
+	}
+	if f.fatal != nil {
+		return e.fail(r, &EvalError{Flag: f.def.Key, Code: f.fatal.Code, Detail: f.fatal.Reason, err: ErrInvalidDefinition})
 	}
 	personID := c.DistinctID
 	if f.def.EnsureExperienceContinuity {
@@ -508,12 +509,21 @@ func (e *evaluator) condition(f *compiledFlag, cc *compiledCond, personID string
 	return condMatch
 }
 
+// setUnknown makes a filter inconclusive; any code but missing_context
+// makes the whole flag inconclusive (see flagState.abort).
 func (e *evaluator) setUnknown(code string) tri {
-	if e.incCode == "" || code != CodeMissingContext && e.incCode == CodeMissingContext {
-		e.incCode = code
-	}
+	e.undecided(code)
 	if code != CodeMissingContext {
 		e.abort = true
+	}
+	return unknown
+}
+
+// undecided makes a filter inconclusive and lets later conditions still
+// decide the flag; the flag's code prefers anything to missing_context.
+func (e *evaluator) undecided(code string) tri {
+	if e.incCode == "" || code != CodeMissingContext && e.incCode == CodeMissingContext {
+		e.incCode = code
 	}
 	return unknown
 }
@@ -560,11 +570,19 @@ func (e *evaluator) match(m *matcher, agg int) tri {
 	case kindFlag:
 		return e.dependency(m)
 	}
+	if m.invalid && c.Partial {
+		// The SDKs cannot decide a filter whose value they cannot parse,
+		// with or without the property, and try the next condition.
+		return e.undecided(CodeUnsupported)
+	}
 	if !ok {
 		if c.Partial {
 			return e.setUnknown(CodeMissingContext)
 		}
 		return triOf(m.op.missingMatches())
+	}
+	if m.invalid {
+		return no // the server's validation error: no match, negated operators too
 	}
 	return e.compare(m, v)
 }
@@ -630,21 +648,13 @@ func (e *evaluator) compare(m *matcher, v any) tri {
 	case opDateBefore, opDateAfter, opDateExact:
 		return e.compareDate(m, v)
 	case opSemverWildcard, opSemverTilde, opSemverCaret:
-		s, ok := v.(string)
-		if !ok {
-			return no
-		}
-		sv, _, ok := parseSemver(s)
+		sv, _, ok := parseSemver(stringify(v)) // a number by its text: 2 is 2.0.0
 		if !ok {
 			return no
 		}
 		return triOf(m.rng.contains(sv))
 	case opSemverEQ, opSemverNEQ, opSemverGT, opSemverGTE, opSemverLT, opSemverLTE:
-		s, ok := v.(string)
-		if !ok {
-			return no
-		}
-		sv, _, ok := parseSemver(s)
+		sv, _, ok := parseSemver(stringify(v)) // a number by its text: 2 is 2.0.0
 		if !ok {
 			return no
 		}

@@ -39,9 +39,9 @@ func (g gen) filter(keys []string, self int) PropertyFilter {
 		val = g.pick(`"pro"`, `"free"`, `["pro","team"]`, `"US"`, `"u"`, `"^p"`)
 	case "age":
 		op = g.pick("gt", "gte", "lt", "lte", "exact", "between")
-		val = g.pick(`18`, `"30"`, `21.5`)
+		val = g.pick(`18`, `"30"`, `21.5`, `"ten"`) // "ten" never matches
 		if op == "between" {
-			val = `[18, 40]`
+			val = g.pick(`[18, 40]`, `[40, 18]`)
 		}
 	case "email":
 		op = g.pick("icontains", "ends_with", "regex", "icontains_multi")
@@ -51,7 +51,7 @@ func (g gen) filter(keys []string, self int) PropertyFilter {
 		val = g.pick(`"-3d"`, `"-1h"`, `"2m"`, `"-1w"`, `"2026-11-01"`, `"1y"`)
 	case "app":
 		op = g.pick("semver_gt", "semver_lt", "semver_eq", "semver_tilde", "semver_caret", "semver_wildcard")
-		val = g.pick(`"1.2.3"`, `"2.0.0"`, `"1.*"`)
+		val = g.pick(`"1.2.3"`, `"2.0.0"`, `"1.*"`, `"one"`)
 		if op != "semver_wildcard" && val == `"1.*"` {
 			val = `"1.5.0"`
 		}
@@ -127,7 +127,7 @@ func (g gen) context(now time.Time) *Context {
 		case "signup":
 			props[k] = now.Add(-time.Duration(g.r.IntN(24*400)) * time.Hour).Format(time.RFC3339)
 		case "app":
-			props[k] = g.pick("1.2.3", "v2.0.1", "1.10.0", "junk")
+			props[k] = []any{"1.2.3", "v2.0.1", "1.10.0", "junk", json.Number("2")}[g.r.IntN(5)]
 		case "beta":
 			props[k] = []any{true, false, "TRUE", nil}[g.r.IntN(4)]
 		}

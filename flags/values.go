@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 )
 
@@ -92,7 +91,9 @@ func isBoolish(v any) bool {
 	case bool:
 		return true
 	case string:
-		return strings.EqualFold(x, "true") || strings.EqualFold(x, "false")
+		// Equal lengths keep EqualFold to ASCII: "falſe" (long s) is not
+		// "false" once Python lower-cases it.
+		return len(x) == 4 && strings.EqualFold(x, "true") || len(x) == 5 && strings.EqualFold(x, "false")
 	case []any:
 		for _, e := range x {
 			if !isBoolish(e) {
@@ -107,26 +108,21 @@ func isBoolish(v any) bool {
 	return false
 }
 
-// equalLower reports whether a and b are equal after full Unicode
-// lowercasing, without allocating.
-func equalLower(a, b string) bool {
-	for len(a) > 0 && len(b) > 0 {
-		ca, cb := a[0], b[0]
-		if ca < utf8.RuneSelf && cb < utf8.RuneSelf {
-			if asciiLower(ca) != asciiLower(cb) {
-				return false
-			}
-			a, b = a[1:], b[1:]
-			continue
+// equalLower reports whether s lower-cased with lowerFull equals lowered,
+// which is lower-cased already. It allocates nothing for ASCII s, nor for
+// a short s of any kind.
+func equalLower(s, lowered string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= utf8.RuneSelf {
+			var buf [128]byte
+			return string(appendLower(buf[:0], s)) == lowered
 		}
-		ra, na := utf8.DecodeRuneInString(a)
-		rb, nb := utf8.DecodeRuneInString(b)
-		if unicode.ToLower(ra) != unicode.ToLower(rb) {
+		if i >= len(lowered) || asciiLower(c) != lowered[i] {
 			return false
 		}
-		a, b = a[na:], b[nb:]
 	}
-	return len(a) == len(b)
+	return len(s) == len(lowered)
 }
 
 func asciiLower(c byte) byte {

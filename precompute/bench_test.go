@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/vexil-dev/vexil/flags"
+	"github.com/vexil-dev/vexil/polltest"
 	"github.com/vexil-dev/vexil/precompute"
 	"github.com/vexil-dev/vexil/precompute/results"
 	ingestv1 "github.com/vexil-dev/vexil/proto/vexil/ingest/v1"
@@ -64,20 +65,18 @@ func loadRows(b *testing.B, e *env, n int) {
 // waitRun waits for the team's run state to finish with a plan other than
 // the fingerprint given, and returns it.
 func waitRun(b *testing.B, e *env, after uint64) *precompute.RunState {
-	deadline := time.Now().Add(30 * time.Minute) // a hang guard
-	for {
-		st, err := precompute.Status(e.ctx, e.js, e.team)
-		if err != nil {
+	var st *precompute.RunState
+	polltest.Eventually(b, 30*time.Minute, func() error {
+		var err error
+		if st, err = precompute.Status(e.ctx, e.js, e.team); err != nil {
 			b.Fatal(err)
 		}
-		if st != nil && st.Fingerprint != after && st.Finished() {
-			return st
+		if st == nil || st.Fingerprint == after || !st.Finished() {
+			return fmt.Errorf("run did not finish: %+v", st)
 		}
-		if time.Now().After(deadline) {
-			b.Fatalf("run did not finish: %+v", st)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
+	return st
 }
 
 // BenchmarkRematerialize measures, on Pebble with -bench.persons rows and

@@ -1,6 +1,6 @@
 // Package precompute materialises per-row flag results into the store, so
 // that /flags is a single keyed read: the evaluation service takes a flag's
-// stored result when it is current (DESIGN.md §2; package results says
+// stored result when it is current (docs/design.md §2; package results says
 // exactly when) and evaluates it live from the same row otherwise. Stored
 // results only make answers faster; they never make them different.
 //
@@ -24,7 +24,7 @@
 //     (PageSubjectPrefix + team) that any worker computes. The run state in
 //     RunBucket is the checkpoint (a scan resumes from its cursor when the
 //     notice is redelivered after a crash) and the progress (rows done and
-//     total, rate, ETA: logs, metrics, and the management API through
+//     total, rate, ETA: logs and the management API through
 //     Status). A newer change replaces the state, which supersedes the
 //     older run: its remaining pages are skipped and its flags join the
 //     new run. Workers reconcile every team on start and every

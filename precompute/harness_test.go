@@ -6,17 +6,16 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,8 +23,11 @@ import (
 
 	"github.com/vexil-dev/vexil/catalog"
 	"github.com/vexil-dev/vexil/catalog/memcatalog"
+	"github.com/vexil-dev/vexil/changes"
 	"github.com/vexil-dev/vexil/evalsvc"
 	"github.com/vexil-dev/vexil/flags"
+	"github.com/vexil-dev/vexil/natstest"
+	"github.com/vexil-dev/vexil/polltest"
 	"github.com/vexil-dev/vexil/precompute"
 	"github.com/vexil-dev/vexil/projector"
 	"github.com/vexil-dev/vexil/projector/ingest"
@@ -34,6 +36,7 @@ import (
 	"github.com/vexil-dev/vexil/store/memstore"
 	"github.com/vexil-dev/vexil/store/pebblestore"
 	"github.com/vexil-dev/vexil/store/scyllastore/scyllastoretest"
+	"github.com/vexil-dev/vexil/streams"
 )
 
 // backend opens an empty store of one kind.
@@ -99,29 +102,15 @@ func newEnv(t testing.TB, b backend) *env {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats not ready")
-	}
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ns := natstest.Start(t) // its cleanup runs after the env's below
+	nc, js := ns.Conn, ns.JetStream
 	e := &env{t: t, ctx: ctx, nc: nc, js: js, st: b.open(t), cat: memcatalog.New(memcatalog.Config{}), clock: &clock{},
 		token: testToken, reg: prometheus.NewRegistry()}
 	e.clock.ns.Store(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC).UnixNano())
-	if _, err := precompute.EnsureStreams(ctx, js); err != nil {
+	if _, err := precompute.EnsureStreams(ctx, js, quiet()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := projector.EnsureStream(ctx, js, projector.IngestStreamConfig(projector.DefaultStream)); err != nil {
+	if _, err := streams.Ensure(ctx, js, projector.IngestStreamConfig(projector.DefaultStream), quiet()); err != nil {
 		t.Fatal(err)
 	}
 	tm, err := e.cat.CreateTeam(ctx, catalog.Team{Name: "precompute", GroupTypes: map[int]string{0: "company"}}, catalog.Change{Actor: "test"})
@@ -166,9 +155,6 @@ func newEnv(t testing.TB, b backend) *env {
 		<-pdone
 		pubCancel()
 		<-pubDone
-		nc.Close()
-		srv.Shutdown()
-		srv.WaitForShutdown()
 	})
 	return e
 }
@@ -275,28 +261,33 @@ func (e *env) ingest(envs ...*ingestv1.Envelope) {
 		}
 		last = ack.Sequence
 	}
-	deadline := time.Now().Add(2 * time.Minute) // a hang guard, not a timing assertion
-	for {
+	polltest.Eventually(e.t, 2*time.Minute, func() error {
 		c, err := e.js.Consumer(e.ctx, projector.DefaultStream, projector.DefaultDurable)
-		if err == nil {
-			if ci, err := c.Info(e.ctx); err == nil && ci.AckFloor.Stream >= last {
-				return
-			}
+		if err != nil {
+			return fmt.Errorf("projector did not apply up to %d: %w", last, err)
 		}
-		if time.Now().After(deadline) {
-			e.t.Fatalf("projector did not apply up to %d", last)
+		ci, err := c.Info(e.ctx)
+		if err != nil {
+			return fmt.Errorf("projector did not apply up to %d: %w", last, err)
 		}
-		time.Sleep(2 * time.Millisecond)
-	}
+		if ci.AckFloor.Stream < last {
+			return fmt.Errorf("projector applied up to %d, not %d", ci.AckFloor.Stream, last)
+		}
+		return nil
+	})
 }
 
 // notify publishes a change notice as the management API does, and
 // refreshes both evaluation services so they answer from the same
 // definitions.
-func (e *env) notify(kind string) {
+func (e *env) notify(kind changes.Kind) {
 	e.t.Helper()
-	data, _ := json.Marshal(map[string]any{"team_id": e.team, "kind": kind, "op": "updated"})
-	if err := e.nc.Publish("vexil.changes."+strconv.FormatInt(e.team, 10), data); err != nil {
+	n := changes.Notice{Team: e.team, Kind: kind, Op: "updated"}
+	data, err := n.Encode()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := e.nc.Publish(n.Subject(), data); err != nil {
 		e.t.Fatal(err)
 	}
 	if err := e.nc.Flush(); err != nil {
@@ -345,47 +336,57 @@ func sources(h string) map[string]string {
 	return out
 }
 
-// quiesced reports whether every trigger, page and notice was handled and
-// the team's latest run finished.
-func (e *env) quiesced() bool {
+// quiet returns nil when every trigger, page and notice was handled and the
+// team's latest run finished, and otherwise what is still under way.
+func (e *env) quiet() error {
 	s, err := e.js.Stream(e.ctx, precompute.Stream)
 	if err != nil {
-		return false
+		return err
 	}
 	info, err := s.Info(e.ctx)
-	if err != nil || info.State.Msgs != 0 {
-		return false
+	if err != nil {
+		return err
+	}
+	if info.State.Msgs != 0 {
+		return fmt.Errorf("%d messages in stream %s", info.State.Msgs, precompute.Stream)
 	}
 	c, err := e.js.Consumer(e.ctx, precompute.ChangeStream, "precompute-runs")
 	if err != nil {
-		return false
+		return err
 	}
 	ci, err := c.Info(e.ctx)
-	if err != nil || ci.NumPending != 0 || ci.NumAckPending != 0 {
-		return false
+	if err != nil {
+		return err
+	}
+	if ci.NumPending != 0 || ci.NumAckPending != 0 {
+		return fmt.Errorf("change notices: %d pending, %d unacknowledged", ci.NumPending, ci.NumAckPending)
 	}
 	st, err := precompute.Status(e.ctx, e.js, e.team)
-	return err == nil && st != nil && st.Finished()
+	if err != nil {
+		return err
+	}
+	if st == nil || !st.Finished() {
+		return fmt.Errorf("run state %+v", st)
+	}
+	return nil
 }
 
 // waitQuiet waits until the workers caught up (twice in a row, a flush of
 // the repair publisher apart).
 func (e *env) waitQuiet() {
 	e.t.Helper()
-	deadline := time.Now().Add(3 * time.Minute) // a hang guard
-	ok := 0
-	for ok < 2 {
-		if time.Now().After(deadline) {
-			st, _ := precompute.Status(e.ctx, e.js, e.team)
-			e.t.Fatalf("precompute did not catch up; run state %+v", st)
-		}
-		time.Sleep(30 * time.Millisecond)
-		if e.quiesced() {
-			ok++
-		} else {
+	ok := 0 // quiet checks in a row
+	polltest.Eventually(e.t, 3*time.Minute, func() error {
+		time.Sleep(30 * time.Millisecond) // checks a flush of the repair publisher apart
+		if err := e.quiet(); err != nil {
 			ok = 0
+			return fmt.Errorf("precompute did not catch up: %w", err)
 		}
-	}
+		if ok++; ok < 2 {
+			return errors.New("precompute quiet once, not yet twice in a row")
+		}
+		return nil
+	})
 }
 
 // Catalog helpers.

@@ -11,8 +11,6 @@ type metrics struct {
 	pagesSkipped prometheus.Counter
 	runThrottled prometheus.Counter
 	batchSeconds prometheus.Histogram
-	runRowsDone  *prometheus.GaugeVec
-	runRowsTotal *prometheus.GaugeVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -33,13 +31,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Pages of runs that went through the RunRowsPerSecond budget."}),
 		batchSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "vexil_precompute_trigger_batch_seconds",
 			Help: "Time to recompute one gathered batch of row triggers.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
-		runRowsDone: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "vexil_precompute_run_rows_done",
-			Help: "Rows done by the team's latest run."}, []string{"team"}),
-		runRowsTotal: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "vexil_precompute_run_rows_total",
-			Help: "Rows of the team's latest run (an estimate while scanning)."}, []string{"team"}),
+		// No series per team (a run's progress is the management API's
+		// precompute status, Status): labels stay bounded.
 	}
 	for _, c := range []prometheus.Collector{m.computed, m.coalesced, m.expired, m.runs, m.superseded, m.pagesSkipped, m.runThrottled,
-		m.batchSeconds, m.runRowsDone, m.runRowsTotal} {
+		m.batchSeconds} {
 		reg.MustRegister(c)
 	}
 	return m

@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/vexil-dev/vexil/changes"
 	"github.com/vexil-dev/vexil/precompute/results"
 )
 
@@ -70,7 +71,7 @@ func (w *Worker) noticeLoop(ctx context.Context, cons jetstream.Consumer) error 
 			continue
 		}
 		for msg := range batch.Messages() {
-			team, ok := teamOfSubject(msg.Subject(), "vexil.changes.")
+			team, ok := changes.TeamOf(msg.Subject())
 			if !ok {
 				_ = msg.Term()
 				continue
@@ -362,10 +363,7 @@ func (w *Worker) computePage(ctx context.Context, p page) error {
 		return err
 	}
 	if upd != nil {
-		teamLabel := strconv.FormatInt(p.Team, 10)
 		pr := upd.Progress(time.Now())
-		w.m.runRowsDone.WithLabelValues(teamLabel).Set(float64(pr.RowsDone))
-		w.m.runRowsTotal.WithLabelValues(teamLabel).Set(float64(pr.RowsTotal))
 		if upd.Finished() {
 			w.cfg.Logger.Info("precompute run finished", "team", p.Team, "run", p.Run, "rows", pr.RowsDone,
 				"took", upd.FinishedAt.Sub(upd.StartedAt).Round(time.Millisecond), "rows_per_second", int(pr.RowsPerSecond))
@@ -447,8 +445,12 @@ func (w *Worker) reconcile(ctx context.Context) error {
 		if st != nil && st.Fingerprint == d.plan.Fingerprint && st.ScanDone {
 			continue
 		}
-		data, _ := json.Marshal(map[string]any{"team_id": team, "kind": "precompute", "op": "reconcile"})
-		if _, err := w.js.Publish(ctx, "vexil.changes."+strconv.FormatInt(team, 10), data); err != nil {
+		n := changes.Notice{Team: team, Kind: changes.KindPrecompute, Op: "reconcile"}
+		data, err := n.Encode()
+		if err != nil {
+			return fmt.Errorf("precompute: reconcile notice: %w", err)
+		}
+		if _, err := w.js.Publish(ctx, n.Subject(), data); err != nil {
 			return fmt.Errorf("precompute: publish reconcile notice: %w", err)
 		}
 	}

@@ -3,6 +3,7 @@ package precompute_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vexil-dev/vexil/flags"
+	"github.com/vexil-dev/vexil/polltest"
 	"github.com/vexil-dev/vexil/precompute"
 	"github.com/vexil-dev/vexil/precompute/results"
 	"github.com/vexil-dev/vexil/store"
@@ -64,16 +66,14 @@ func (e *env) status(t *testing.T) *precompute.RunState {
 // waitState waits until fn holds for the team's run state.
 func (e *env) waitState(t *testing.T, what string, fn func(*precompute.RunState) bool) *precompute.RunState {
 	t.Helper()
-	deadline := time.Now().Add(2 * time.Minute) // a hang guard
-	for {
-		if st := e.status(t); st != nil && fn(st) {
-			return st
+	var st *precompute.RunState
+	polltest.Eventually(t, 2*time.Minute, func() error {
+		if st = e.status(t); st == nil || !fn(st) {
+			return fmt.Errorf("run state not %s: %+v", what, st)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("run state never %s: %+v", what, e.status(t))
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	})
+	return st
 }
 
 // TestRunCheckpointAndSupersede: a run whose workers die mid-way resumes
@@ -180,13 +180,12 @@ func TestTriggersCoalesce(t *testing.T) {
 	}
 	reg := prometheus.NewRegistry()
 	e.startWorker(precompute.Config{Registry: reg, Coalesce: 200 * time.Millisecond, Roles: precompute.Roles{NoRuns: true}})
-	deadline := time.Now().Add(time.Minute) // a hang guard
-	for counter(t, reg, "vexil_precompute_trigger_batch_seconds") == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the triggers were never handled")
+	polltest.Eventually(t, time.Minute, func() error {
+		if counter(t, reg, "vexil_precompute_trigger_batch_seconds") == 0 {
+			return errors.New("the triggers were not handled")
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	})
 	if got := counter(t, reg, "vexil_precompute_computed_total"); got != 1 {
 		t.Errorf("computed %v rows, want 1", got)
 	}
@@ -223,22 +222,21 @@ func TestDuplicateNoticesAndPages(t *testing.T) {
 	e.startWorker(precompute.Config{Store: gs, PageSize: pageSize, Registry: reg})
 	// The first scanner comes from the worker's reconcile on start (the
 	// team was never materialised); three notices bring three more.
-	deadline := time.Now().Add(time.Minute) // a hang guard
-	for e.status(t) == nil {
-		if time.Now().After(deadline) {
-			t.Fatal("no run started")
+	polltest.Eventually(t, time.Minute, func() error {
+		if e.status(t) == nil {
+			return errors.New("no run started")
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	})
 	for range 3 {
 		e.notify("flag")
 	}
-	for gs.n.Load() < 4 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d scanners reached the first page, want 4", gs.n.Load())
+	polltest.Eventually(t, time.Minute, func() error {
+		if n := gs.n.Load(); n < 4 {
+			return fmt.Errorf("%d scanners reached the first page, want 4", n)
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	})
 	close(gate)
 	done := e.waitState(t, "finished", (*precompute.RunState).Finished)
 	e.waitQuiet()
@@ -258,14 +256,28 @@ func TestDuplicateNoticesAndPages(t *testing.T) {
 	if _, err := e.js.Publish(e.ctx, precompute.PageSubjectPrefix+strconv.FormatInt(e.team, 10), data); err != nil {
 		t.Fatal(err)
 	}
-	for counter(t, reg, "vexil_precompute_computed_total") < rows+pageSize {
-		if time.Now().After(deadline) {
-			t.Fatal("the repeated page was never computed")
+	polltest.Eventually(t, time.Minute, func() error {
+		if got := counter(t, reg, "vexil_precompute_computed_total"); got < rows+pageSize {
+			return fmt.Errorf("the repeated page was not computed: %v rows computed, want %d", got, rows+pageSize)
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	})
 	if again := e.status(t); again.PagesDone != pages || again.RowsDone != rows {
 		t.Errorf("after a page computed twice the run counts %d pages and %d rows done, want %d and %d", again.PagesDone, again.RowsDone, pages, rows)
+	}
+	// Metric labels stay bounded: no series per team, flag or person.
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if n := lp.GetName(); n == "team" || n == "flag" || n == "distinct_id" {
+					t.Errorf("%s has an unbounded label %s", mf.GetName(), n)
+				}
+			}
+		}
 	}
 	if r := e.hitRatio(t, rows); r != 1 {
 		t.Errorf("hit ratio = %v, want 1", r)

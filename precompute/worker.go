@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,9 +19,11 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/vexil-dev/vexil/catalog"
+	"github.com/vexil-dev/vexil/changes"
 	"github.com/vexil-dev/vexil/flags"
 	"github.com/vexil-dev/vexil/precompute/results"
 	"github.com/vexil-dev/vexil/store"
+	"github.com/vexil-dev/vexil/streams"
 )
 
 // Worker materialises flag results into the store. Any number of workers
@@ -69,8 +72,10 @@ func New(cfg Config) (*Worker, error) {
 }
 
 // EnsureStreams creates the work stream, the change-notice stream and the
-// run bucket when missing.
-func EnsureStreams(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue, error) {
+// run bucket when missing. Existing streams keep their configuration; log
+// (nil: slog.Default()) is warned of settings that differ from these
+// defaults (streams.Ensure).
+func EnsureStreams(ctx context.Context, js jetstream.JetStream, log *slog.Logger) (jetstream.KeyValue, error) {
 	for _, sc := range []jetstream.StreamConfig{
 		{Name: Stream, Description: "Vexil precompute work: row triggers and run pages",
 			Subjects: []string{RowSubjectPrefix + ">", PageSubjectPrefix + ">"}, Storage: jetstream.FileStorage,
@@ -79,11 +84,11 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream) (jetstream.KeyVa
 			// (after AckWait, at most) republishes no page already out.
 			Duplicates: pageDedupWindow},
 		{Name: ChangeStream, Description: "Vexil definition change notices, for precompute runs",
-			Subjects: []string{"vexil.changes.>"}, Storage: jetstream.FileStorage,
+			Subjects: []string{changes.Wildcard}, Storage: jetstream.FileStorage,
 			Retention: jetstream.LimitsPolicy, MaxAge: 24 * time.Hour},
 	} {
-		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
-			return nil, fmt.Errorf("precompute: ensure stream %s: %w", sc.Name, err)
+		if _, err := streams.Ensure(ctx, js, sc, log); err != nil {
+			return nil, fmt.Errorf("precompute: %w", err)
 		}
 	}
 	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: RunBucket, Description: "Vexil precompute run states",
@@ -103,13 +108,13 @@ func (w *Worker) Publisher() *Publisher { return w.pub }
 
 // Run runs the worker's roles until ctx ends.
 func (w *Worker) Run(ctx context.Context) error {
-	kv, err := EnsureStreams(ctx, w.js)
+	kv, err := EnsureStreams(ctx, w.js, w.cfg.Logger)
 	if err != nil {
 		return err
 	}
 	w.runs = runs{kv}
-	sub, err := w.cfg.Conn.Subscribe("vexil.changes.>", func(msg *nats.Msg) {
-		if team, ok := teamOfSubject(msg.Subject, "vexil.changes."); ok {
+	sub, err := w.cfg.Conn.Subscribe(changes.Wildcard, func(msg *nats.Msg) {
+		if team, ok := changes.TeamOf(msg.Subject); ok {
 			w.invalidate(team)
 		}
 	})
@@ -138,7 +143,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 	}
 	if !r.NoRuns {
-		cons, err := w.consumer(ctx, ChangeStream, "precompute-runs", "vexil.changes.>", w.cfg.AckWait, 2*noticeConcurrency)
+		cons, err := w.consumer(ctx, ChangeStream, "precompute-runs", changes.Wildcard, w.cfg.AckWait, 2*noticeConcurrency)
 		if err != nil {
 			return err
 		}
@@ -179,18 +184,6 @@ func (w *Worker) consumer(ctx context.Context, stream, durable, filter string, a
 		return nil, fmt.Errorf("precompute: consumer %s: %w", durable, err)
 	}
 	return c, nil
-}
-
-func teamOfSubject(subject, prefix string) (int64, bool) {
-	rest, ok := strings.CutPrefix(subject, prefix)
-	if !ok {
-		return 0, false
-	}
-	if i := strings.IndexByte(rest, '.'); i >= 0 {
-		rest = rest[:i]
-	}
-	team, err := strconv.ParseInt(rest, 10, 64)
-	return team, err == nil
 }
 
 // hlc is the write stamp clock: wall-clock microseconds, strictly

@@ -41,7 +41,8 @@ type Config struct {
 	AtomicStore bool
 
 	// Stream is the ingest stream; created with IngestStreamConfig when
-	// missing. Default DefaultStream ("VEXIL_INGEST").
+	// missing, kept as it is otherwise (streams.Ensure). Default
+	// DefaultStream ("VEXIL_INGEST").
 	Stream string
 	// Durable is the durable pull consumer's name. Default DefaultDurable.
 	Durable string
@@ -54,7 +55,11 @@ type Config struct {
 	// when the stream is quiet.
 	MaxWait time.Duration
 	// AckWait is the consumer's ack wait: a message not acknowledged within
-	// it is redelivered. Default 30s.
+	// it is redelivered. The projector keeps every message it holds in
+	// progress (an in-progress ack every AckWait/4 for those held longer), so
+	// a slow batch is not redelivered while the run is alive; AckWait
+	// bounds how long what a killed run held stays unapplied before
+	// JetStream hands it to the next run. Default 5s.
 	AckWait time.Duration
 	// MaxAckPending bounds delivered but unacknowledged messages. Default
 	// 4 × BatchSize.
@@ -67,6 +72,15 @@ type Config struct {
 	// its dead-letter subject. Default DefaultDeadLetterPrefix
 	// ("vexil.deadletter."). It must not overlap the ingest subjects.
 	DeadLetterPrefix string
+
+	// DeadLetterLogBurst is how many dead letters are logged one line each
+	// per DeadLetterLogInterval; the others of the interval are counted and
+	// logged as one line (how many, by reason, with a sample). Every dead
+	// letter is still published and counted in the metrics. Default 10.
+	DeadLetterLogBurst int
+	// DeadLetterLogInterval is the window of DeadLetterLogBurst, at least
+	// a second. Default 1m.
+	DeadLetterLogInterval time.Duration
 
 	// Limits bound each message; zero fields mean ingest's defaults.
 	Limits ingest.Limits
@@ -98,7 +112,8 @@ type Config struct {
 	// Registerer receives the metrics. Default: a private registry (the
 	// metrics are then not exported).
 	Registerer prometheus.Registerer
-	// Now is the clock, for the lag metric. Default time.Now.
+	// Now is the clock, for the lag metric and the dead-letter log's
+	// windows. Default time.Now.
 	Now func() time.Time
 
 	// OnCommit, when set, is called after a batch is durable and before
@@ -113,7 +128,9 @@ type Config struct {
 // Defaults of Config.
 const (
 	DefaultBatchSize             = 1000
-	DefaultAckWait               = 30 * time.Second
+	DefaultAckWait               = 5 * time.Second
+	DefaultDeadLetterLogBurst    = 10
+	DefaultDeadLetterLogInterval = time.Minute
 	DefaultLagInterval           = 5 * time.Second
 	DefaultReadConcurrency       = 4
 	DefaultRemoteReadConcurrency = 32
@@ -146,6 +163,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.DeadLetterPrefix == "" {
 		c.DeadLetterPrefix = DefaultDeadLetterPrefix
+	}
+	if c.DeadLetterLogBurst == 0 {
+		c.DeadLetterLogBurst = DefaultDeadLetterLogBurst
+	}
+	if c.DeadLetterLogInterval == 0 {
+		c.DeadLetterLogInterval = DefaultDeadLetterLogInterval
 	}
 	c.Limits = c.Limits.WithDefaults()
 	if c.ReadConcurrency == 0 {
@@ -195,7 +218,13 @@ func (c Config) Validate() error {
 	if c.MaxAckPending < c.BatchSize {
 		errs = append(errs, fmt.Errorf("MaxAckPending %d must be >= BatchSize %d", c.MaxAckPending, c.BatchSize))
 	}
-	if c.MaxWait < 0 || c.AckWait < 0 || c.LagInterval < 0 || c.RetryBackoff < 0 {
+	if c.DeadLetterLogBurst < 0 {
+		errs = append(errs, fmt.Errorf("DeadLetterLogBurst %d must be >= 0", c.DeadLetterLogBurst))
+	}
+	if c.DeadLetterLogInterval > 0 && c.DeadLetterLogInterval < time.Second {
+		errs = append(errs, fmt.Errorf("DeadLetterLogInterval %v must be at least 1s", c.DeadLetterLogInterval))
+	}
+	if c.MaxWait < 0 || c.AckWait < 0 || c.LagInterval < 0 || c.RetryBackoff < 0 || c.DeadLetterLogInterval < 0 {
 		errs = append(errs, errors.New("durations must not be negative"))
 	}
 	if c.AckWait > 0 && c.AckWait < time.Second/10 {
@@ -204,8 +233,8 @@ func (c Config) Validate() error {
 	if !strings.HasSuffix(c.DeadLetterPrefix, ".") || strings.ContainsAny(c.DeadLetterPrefix, " *>") {
 		errs = append(errs, fmt.Errorf("DeadLetterPrefix %q must be literal subject tokens ending in '.'", c.DeadLetterPrefix))
 	}
-	for _, w := range []string{"vexil.persons.", "vexil.groups.", "vexil.events."} {
-		if strings.HasPrefix(c.DeadLetterPrefix, w) {
+	for _, w := range ingest.SubjectWildcards {
+		if strings.HasPrefix(c.DeadLetterPrefix, strings.TrimSuffix(w, "*")) {
 			errs = append(errs, fmt.Errorf("DeadLetterPrefix %q overlaps the ingest subjects", c.DeadLetterPrefix))
 		}
 	}

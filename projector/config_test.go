@@ -29,6 +29,10 @@ func TestConfigValidate(t *testing.T) {
 		{"prefix wildcard", func(c *Config) { c.DeadLetterPrefix = "dlq.*." }, false},
 		{"prefix inside ingest", func(c *Config) { c.DeadLetterPrefix = "vexil.persons.dlq." }, false},
 		{"custom prefix", func(c *Config) { c.DeadLetterPrefix = "dlq.vexil." }, true},
+		{"negative dead-letter log burst", func(c *Config) { c.DeadLetterLogBurst = -1 }, false},
+		{"sub-second dead-letter log interval", func(c *Config) { c.DeadLetterLogInterval = time.Millisecond }, false},
+		{"negative dead-letter log interval", func(c *Config) { c.DeadLetterLogInterval = -time.Minute }, false},
+		{"dead-letter log of one a second", func(c *Config) { c.DeadLetterLogBurst, c.DeadLetterLogInterval = 1, time.Second }, true},
 		{"negative limit", func(c *Config) { c.Limits = ingest.Limits{MaxProperties: -1} }, false},
 	}
 	for _, c := range cases {
@@ -47,7 +51,8 @@ func TestConfigValidate(t *testing.T) {
 	d := ok.withDefaults()
 	if d.Stream != DefaultStream || d.Durable != DefaultDurable || d.BatchSize != DefaultBatchSize ||
 		d.MaxAckPending != 4*DefaultBatchSize || d.AckWait != DefaultAckWait || d.DeadLetterPrefix != DefaultDeadLetterPrefix ||
-		d.Limits.MaxProperties != ingest.DefaultMaxProperties {
+		d.Limits.MaxProperties != ingest.DefaultMaxProperties ||
+		d.DeadLetterLogBurst != DefaultDeadLetterLogBurst || d.DeadLetterLogInterval != DefaultDeadLetterLogInterval {
 		t.Errorf("defaults = %+v", d)
 	}
 }

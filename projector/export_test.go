@@ -3,7 +3,10 @@ package projector
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"slices"
+	"strings"
+	"sync"
 
 	"github.com/vexil-dev/vexil/store"
 )
@@ -27,4 +30,47 @@ func CheckIndexCache(ctx context.Context, p *Projector, st store.Store) error {
 		}
 	}
 	return nil
+}
+
+// LogRecorder is a slog.Handler that keeps every record, for tests that
+// count log lines.
+type LogRecorder struct {
+	mu   sync.Mutex
+	recs []LogLine
+}
+
+// LogLine is a recorded log line: its message and attributes as text.
+type LogLine struct {
+	Msg   string
+	Attrs map[string]string
+}
+
+func (r *LogRecorder) Enabled(context.Context, slog.Level) bool { return true }
+
+func (r *LogRecorder) Handle(_ context.Context, rec slog.Record) error {
+	l := LogLine{Msg: rec.Message, Attrs: map[string]string{}}
+	rec.Attrs(func(a slog.Attr) bool {
+		l.Attrs[a.Key] = a.Value.String()
+		return true
+	})
+	r.mu.Lock()
+	r.recs = append(r.recs, l)
+	r.mu.Unlock()
+	return nil
+}
+
+func (r *LogRecorder) WithAttrs([]slog.Attr) slog.Handler { return r }
+func (r *LogRecorder) WithGroup(string) slog.Handler      { return r }
+
+// Lines returns the lines recorded so far whose message has prefix.
+func (r *LogRecorder) Lines(prefix string) []LogLine {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []LogLine
+	for _, l := range r.recs {
+		if strings.HasPrefix(l.Msg, prefix) {
+			out = append(out, l)
+		}
+	}
+	return out
 }

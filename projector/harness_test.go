@@ -3,6 +3,7 @@ package projector_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"testing"
@@ -15,9 +16,12 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/vexil-dev/vexil/natstest"
+	"github.com/vexil-dev/vexil/polltest"
 	"github.com/vexil-dev/vexil/projector"
 	"github.com/vexil-dev/vexil/projector/ingest"
 	ingestv1 "github.com/vexil-dev/vexil/proto/vexil/ingest/v1"
+	"github.com/vexil-dev/vexil/streams"
 )
 
 // natsEnv is an in-process NATS server with JetStream on a temp dir and a
@@ -30,33 +34,11 @@ type natsEnv struct {
 
 func startNATS(t testing.TB) *natsEnv {
 	t.Helper()
-	s, err := server.NewServer(&server.Options{
-		Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
-	})
-	if err != nil {
+	ns := natstest.Start(t)
+	if _, err := streams.Ensure(context.Background(), ns.JetStream, projector.IngestStreamConfig(projector.DefaultStream), slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
 	}
-	s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server not ready")
-	}
-	nc, err := nats.Connect(s.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		nc.Close()
-		s.Shutdown()
-		s.WaitForShutdown()
-	})
-	if _, err := projector.EnsureStream(context.Background(), js, projector.IngestStreamConfig(projector.DefaultStream)); err != nil {
-		t.Fatal(err)
-	}
-	return &natsEnv{srv: s, nc: nc, js: js}
+	return &natsEnv{srv: ns.Server, nc: ns.Conn, js: ns.JetStream}
 }
 
 // publish sends env to its subject in the given encoding and waits for the
@@ -114,22 +96,23 @@ func (e *natsEnv) waitApplied(t testing.TB, durable string) {
 		t.Fatal(err)
 	}
 	last := info.State.LastSeq
-	deadline := time.Now().Add(2 * time.Minute) // a hang guard, not a timing assertion
-	for {
+	polltest.Eventually(t, 2*time.Minute, func() error {
 		c, err := s.Consumer(ctx, durable)
-		if err == nil {
-			ci, err := c.Info(ctx)
-			if err == nil && ci.AckFloor.Stream >= last {
-				return
+		if err != nil {
+			if !errors.Is(err, jetstream.ErrConsumerNotFound) {
+				t.Fatal(err)
 			}
-		} else if !errors.Is(err, jetstream.ErrConsumerNotFound) {
-			t.Fatal(err)
+			return err
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("consumer %s did not acknowledge up to %d", durable, last)
+		ci, err := c.Info(ctx)
+		if err != nil {
+			return err
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		if ci.AckFloor.Stream < last {
+			return fmt.Errorf("consumer %s acknowledged up to %d, not %d", durable, ci.AckFloor.Stream, last)
+		}
+		return nil
+	})
 }
 
 // allAcked reports whether the durable consumer acknowledged every

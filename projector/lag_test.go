@@ -3,12 +3,14 @@ package projector_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/vexil-dev/vexil/polltest"
 	"github.com/vexil-dev/vexil/projector"
 	"github.com/vexil-dev/vexil/projector/ingest"
 	"github.com/vexil-dev/vexil/store"
@@ -87,15 +89,10 @@ func TestLagMetrics(t *testing.T) {
 // background).
 func waitMetric(t *testing.T, reg *prometheus.Registry, name string, want float64) {
 	t.Helper()
-	deadline := time.Now().Add(time.Minute) // a hang guard, not a timing assertion
-	for {
-		got := metricValue(t, reg, name, nil)
-		if got == want {
-			return
+	polltest.Eventually(t, time.Minute, func() error {
+		if got := metricValue(t, reg, name, nil); got != want {
+			return fmt.Errorf("%s = %v, want %v", name, got, want)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s = %v, want %v", name, got, want)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	})
 }

@@ -13,6 +13,7 @@ type metrics struct {
 	batchSeconds prometheus.Histogram
 	batchSize    prometheus.Histogram
 	storeErrors  prometheus.Counter
+	progressAcks prometheus.Counter
 	lagMessages  prometheus.Gauge
 	lagSeconds   prometheus.GaugeFunc
 }
@@ -43,6 +44,10 @@ func newMetrics(reg prometheus.Registerer, lagSeconds func() float64) (*metrics,
 			Name: "vexil_projector_retries_total",
 			Help: "Failed store writes or dead-letter publishes that were retried.",
 		}),
+		progressAcks: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vexil_projector_progress_acks_total",
+			Help: "In-progress acks sent for messages held longer than a quarter of the ack wait (a slow batch, or messages queued behind one).",
+		}),
 		lagMessages: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "vexil_projector_lag_messages",
 			Help: "Messages of the ingest stream not yet applied: the consumer's pending plus delivered but unacknowledged messages.",
@@ -52,7 +57,7 @@ func newMetrics(reg prometheus.Registerer, lagSeconds func() float64) (*metrics,
 			Help: "Age of the oldest delivered message not yet applied (0 when none is waiting).",
 		}, lagSeconds),
 	}
-	for _, c := range []prometheus.Collector{m.applied, m.deadLettered, m.batchSeconds, m.batchSize, m.storeErrors, m.lagMessages, m.lagSeconds} {
+	for _, c := range []prometheus.Collector{m.applied, m.deadLettered, m.batchSeconds, m.batchSize, m.storeErrors, m.progressAcks, m.lagMessages, m.lagSeconds} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -1,9 +1,11 @@
 package projector_test
 
 import (
+	"log/slog"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -126,5 +128,81 @@ func TestPoisonMessagesAreDeadLettered(t *testing.T) {
 		if got := metricValue(t, reg, "vexil_projector_dead_lettered_total", map[string]string{"reason": string(reason)}); got != float64(perReason[reason]) {
 			t.Errorf("dead_lettered_total{reason=%q} = %v, want %d", reason, got, perReason[reason])
 		}
+	}
+}
+
+// TestDeadLetterLogIsRateLimited: a flood of poison messages is
+// dead-lettered and counted one by one, but logged as the first
+// DeadLetterLogBurst lines and one line with the count of the rest.
+func TestDeadLetterLogIsRateLimited(t *testing.T) {
+	const (
+		undecodable = 1500
+		unknownTeam = 500
+		burst       = 5
+	)
+	e := startNATS(t)
+	rec := &projector.LogRecorder{}
+	reg := prometheus.NewRegistry()
+	p, err := projector.New(projector.Config{
+		Conn: e.nc, Store: newMemStore(t), Teams: projector.AllowTeams(1), Logger: slog.New(rec), Registerer: reg,
+		// One window for the whole test: the count is logged when the run ends.
+		DeadLetterLogBurst: burst, DeadLetterLogInterval: time.Hour,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range undecodable + unknownTeam {
+		if i < undecodable {
+			e.publishRaw(t, "vexil.persons.1", ingest.ContentTypeJSON, []byte("{garbage "+strconv.Itoa(i)))
+		} else {
+			e.publishRaw(t, "vexil.persons.3", ingest.ContentTypeJSON, []byte(`{"type":"person_update","team":3,"person_id":"p","version":1}`))
+		}
+	}
+	r := run(p)
+	e.waitApplied(t, projector.DefaultDurable)
+	if err := r.stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+
+	// Every message is on the dead-letter subject with its reason, and
+	// counted.
+	dls := e.deadLetters(t)
+	if len(dls) != undecodable+unknownTeam {
+		t.Fatalf("%d dead letters, want %d", len(dls), undecodable+unknownTeam)
+	}
+	perReason := map[ingest.Reason]int{}
+	for _, dl := range dls {
+		perReason[ingest.Reason(dl.Header.Get(projector.HeaderReason))]++
+		if dl.Header.Get(projector.HeaderReasonText) == "" {
+			t.Fatalf("dead letter %s without a reason text", dl.Header.Get(projector.HeaderOriginalSequence))
+		}
+	}
+	if perReason[ingest.ReasonUndecodable] != undecodable || perReason[ingest.ReasonUnknownTeam] != unknownTeam {
+		t.Errorf("dead letters by reason %v", perReason)
+	}
+	for reason, n := range map[ingest.Reason]int{ingest.ReasonUndecodable: undecodable, ingest.ReasonUnknownTeam: unknownTeam} {
+		if got := metricValue(t, reg, "vexil_projector_dead_lettered_total", map[string]string{"reason": string(reason)}); got != float64(n) {
+			t.Errorf("dead_lettered_total{reason=%q} = %v, want %d", reason, got, n)
+		}
+	}
+
+	// The log: burst lines, then one count.
+	if got := rec.Lines("dead-lettered"); len(got) != burst {
+		t.Errorf("%d dead-lettered lines, want %d", len(got), burst)
+	}
+	more := strconv.Itoa(undecodable + unknownTeam - burst)
+	sums := rec.Lines(more + " more dead letters in the last ")
+	if len(sums) != 1 {
+		t.Fatalf("count lines %+v, want one saying %s more", rec.Lines(""), more)
+	}
+	s := sums[0].Attrs
+	if s["more"] != more || s["by_reason"] != "undecodable="+strconv.Itoa(undecodable-burst)+" unknown_team="+strconv.Itoa(unknownTeam) {
+		t.Errorf("count line %v", s)
+	}
+	if s["sample_reason"] == "" || s["sample_text"] == "" || s["sample_subject"] == "" || s["sample_seq"] == "" {
+		t.Errorf("count line without a sample: %v", s)
+	}
+	if n := len(rec.Lines("")); n > burst+3 {
+		t.Errorf("%d log lines in all for %d dead letters: %+v", n, len(dls), rec.Lines(""))
 	}
 }

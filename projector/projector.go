@@ -16,6 +16,7 @@ import (
 
 	"github.com/vexil-dev/vexil/projector/ingest"
 	ingestv1 "github.com/vexil-dev/vexil/proto/vexil/ingest/v1"
+	"github.com/vexil-dev/vexil/streams"
 )
 
 // Dead-letter header names (docs/ingest.md).
@@ -46,6 +47,11 @@ type Projector struct {
 	cache *indexCache
 	// running is set while Run runs.
 	running atomic.Bool
+	// held is what the current run holds unacknowledged, kept in
+	// progress; each run has its own (set before its goroutines start).
+	held *holding
+	// dlLog rate-limits the dead-letter log lines.
+	dlLog *deadLetterLog
 
 	// mu guards the lag tracking: for each batch formed but not yet
 	// acknowledged, in order, when the stream stored its oldest message.
@@ -66,6 +72,7 @@ func New(cfg Config) (*Projector, error) {
 		return nil, fmt.Errorf("projector: %w", err)
 	}
 	p := &Projector{cfg: cfg, log: cfg.Logger.With("component", "projector"), js: js}
+	p.dlLog = newDeadLetterLog(p.log, cfg.DeadLetterLogBurst, cfg.DeadLetterLogInterval)
 	if cfg.IndexCacheSize > 0 {
 		p.cache = newIndexCache(cfg.IndexCacheSize)
 	}
@@ -94,7 +101,7 @@ type batch struct {
 // until ctx is cancelled. One Run at a time: a concurrent call returns
 // ErrRunning; after it returned, Run may be called again. It returns nil after a cancellation, once every
 // goroutine it started has exited; unacknowledged messages are redelivered
-// to the next run.
+// to the next run once AckWait after their last in-progress ack expired.
 func (p *Projector) Run(ctx context.Context) error {
 	if !p.running.CompareAndSwap(false, true) {
 		return ErrRunning
@@ -112,10 +119,10 @@ func (p *Projector) run(ctx context.Context) error {
 	if p.cache != nil {
 		p.cache.reset()
 	}
-	if _, err := EnsureStream(ctx, p.js, IngestStreamConfig(cfg.Stream)); err != nil {
+	if _, err := streams.Ensure(ctx, p.js, IngestStreamConfig(cfg.Stream), p.log); err != nil {
 		return err
 	}
-	if _, err := EnsureStream(ctx, p.js, DeadLetterStreamConfig(cfg.DeadLetterStream, cfg.DeadLetterPrefix)); err != nil {
+	if _, err := streams.Ensure(ctx, p.js, DeadLetterStreamConfig(cfg.DeadLetterStream, cfg.DeadLetterPrefix), p.log); err != nil {
 		return err
 	}
 	cons, err := p.js.CreateOrUpdateConsumer(ctx, cfg.Stream, jetstream.ConsumerConfig{
@@ -124,7 +131,9 @@ func (p *Projector) run(ctx context.Context) error {
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		// Every message is acknowledged on its own, after the store write
 		// holding it returned (see applyBatch).
-		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckPolicy: jetstream.AckExplicitPolicy,
+		// Short, so that what a killed run held comes back soon; what a
+		// live run holds is kept in progress (keepInProgress).
 		AckWait:       cfg.AckWait,
 		MaxDeliver:    -1,
 		MaxAckPending: cfg.MaxAckPending,
@@ -133,13 +142,21 @@ func (p *Projector) run(ctx context.Context) error {
 		return fmt.Errorf("projector: consumer %s on %s: %w", cfg.Durable, cfg.Stream, err)
 	}
 
+	// A run's own set, so that a late callback of an earlier run's client
+	// cannot add a message this run would keep in progress forever.
+	held := newHolding()
+	p.held = held
 	g, gctx := errgroup.WithContext(ctx)
-	// delivered: messages handed over by the NATS client, in delivery order.
-	delivered := make(chan jetstream.Msg, cfg.BatchSize)
+	// delivered: messages handed over by the NATS client, in delivery
+	// order. Room for MaxAckPending, the most JetStream has outstanding,
+	// so the client's callback does not wait and every delivered message
+	// is held (kept in progress) from the moment it arrives.
+	delivered := make(chan jetstream.Msg, cfg.MaxAckPending)
 	// decoded: batches formed and decoded, waiting for the applier.
 	decoded := make(chan *batch, 1)
 
 	cc, err := cons.Consume(func(msg jetstream.Msg) {
+		held.add(msg)
 		select {
 		case delivered <- msg:
 		case <-gctx.Done():
@@ -165,8 +182,11 @@ func (p *Projector) run(ctx context.Context) error {
 	g.Go(func() error { return p.formBatches(gctx, delivered, decoded) })
 	g.Go(func() error { return p.applyBatches(gctx, decoded) })
 	g.Go(func() error { return p.pollLag(gctx, cons) })
+	g.Go(func() error { return p.keepInProgress(gctx) })
+	g.Go(func() error { return p.flushDeadLetterLog(gctx) })
 	p.log.Info("projector running", "stream", cfg.Stream, "durable", cfg.Durable, "batch_size", cfg.BatchSize)
 	err = g.Wait()
+	p.dlLog.flush(cfg.Now(), true)
 	p.mu.Lock()
 	p.mu.inflight = nil
 	p.mu.Unlock()
@@ -366,6 +386,9 @@ func (p *Projector) commitBatch(ctx context.Context, pb *preparedBatch) error {
 			break
 		}
 	}
+	// Unacknowledged after an error, the messages are no longer kept in
+	// progress either: JetStream redelivers them after AckWait.
+	p.held.release(b.items)
 	p.mu.Lock()
 	if len(p.mu.inflight) > 0 {
 		p.mu.inflight = p.mu.inflight[1:]
@@ -441,8 +464,9 @@ func (p *Projector) deadLetter(ctx context.Context, items []*item) error {
 			return ctx.Err()
 		}
 	}
+	now := p.cfg.Now()
 	for _, it := range items {
-		p.log.Warn("dead-lettered", "subject", it.msg.Subject(), "seq", it.seq, "reason", it.poison.Reason, "text", it.poison.Text)
+		p.dlLog.record(now, deadLetterEntry{subject: it.msg.Subject(), seq: it.seq, poison: it.poison})
 	}
 	return nil
 }

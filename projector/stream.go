@@ -1,9 +1,6 @@
 package projector
 
 import (
-	"context"
-	"errors"
-	"fmt"
 	"slices"
 	"time"
 
@@ -33,7 +30,8 @@ const DeadLetterMaxAge = 30 * 24 * time.Hour
 // stream with when it does not exist: file storage, messages kept for
 // IngestMaxAge (limits retention, so snapshots can replay from a recorded
 // sequence), a two-minute duplicate window for Nats-Msg-Id. An existing
-// stream keeps its own configuration.
+// stream keeps its own configuration (streams.Ensure, which warns of what
+// differs).
 func IngestStreamConfig(name string) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:        name,
@@ -60,17 +58,4 @@ func DeadLetterStreamConfig(name, prefix string) jetstream.StreamConfig {
 		MaxAge:      DeadLetterMaxAge,
 		Duplicates:  2 * time.Minute,
 	}
-}
-
-// EnsureStream creates the stream cfg describes unless a stream of that name
-// exists; an existing stream is left as its operator configured it.
-func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
-	s, err := js.CreateStream(ctx, cfg)
-	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-		s, err = js.Stream(ctx, cfg.Name)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("projector: ensure stream %s: %w", cfg.Name, err)
-	}
-	return s, nil
 }

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Runs a throw-away single-node Cassandra 5.0 (Maven Central's cassandra-all,
 # version pinned in scripts/cassandra/pom.xml) for the ScyllaDB backend tests.
-# Recipe and pitfalls: ../shared/cassandra.md.
+# Recipe and pitfalls: docs/cassandra.md.
 #
 #   scripts/cassandra.sh start    start it (no-op when already running), wait until CQL answers
 #   scripts/cassandra.sh stop     SIGTERM, then SIGKILL after a grace period; remove the run dir
 #   scripts/cassandra.sh status   exit 0 iff it runs and the CQL port answers
-#   scripts/cassandra.sh addr     print 127.0.0.1:<cql port> (for VEXIL_TEST_CASSANDRA)
+#   scripts/cassandra.sh addr     print <address>:<cql port> (for VEXIL_TEST_CASSANDRA)
 #
 # Environment (defaults in brackets):
 #   VEXIL_CASSANDRA_RUN           run dir, wiped on start and stop [/tmp/vexil-cassandra]
@@ -16,6 +16,11 @@
 #   VEXIL_CASSANDRA_STORAGE_PORT  internode port [17000]
 #   VEXIL_CASSANDRA_HEAP          -Xmx [1g]; -Xms stays 256m (as root, JNA mlockall pins -Xms)
 #   VEXIL_CASSANDRA_TIMEOUT       seconds to wait for the CQL port on start [120]
+#   VEXIL_CASSANDRA_ADDRESS       listen and CQL address, any 127.x.y.z [127.0.0.1]
+#   VEXIL_CASSANDRA_SEEDS         seed list [<address>:<storage port>]
+#   VEXIL_CASSANDRA_TOKEN         the node's initial_token [0]
+# The last three let scripts/cassandra-cluster.sh run several nodes of one
+# cluster on loopback addresses.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -26,6 +31,9 @@ cql_port=${VEXIL_CASSANDRA_CQL_PORT:-19043}
 storage_port=${VEXIL_CASSANDRA_STORAGE_PORT:-17000}
 heap=${VEXIL_CASSANDRA_HEAP:-1g}
 timeout_s=${VEXIL_CASSANDRA_TIMEOUT:-120}
+address=${VEXIL_CASSANDRA_ADDRESS:-127.0.0.1}
+seeds=${VEXIL_CASSANDRA_SEEDS:-$address:$storage_port}
+token=${VEXIL_CASSANDRA_TOKEN:-0}
 pidfile="$run/cassandra.pid"
 
 # A running node's own port wins over the environment, so addr/status agree
@@ -40,9 +48,9 @@ fi
 log() { echo "cassandra.sh: $*" >&2; }
 die() { log "$*"; exit 1; }
 
-# port_open PORT: true when something accepts TCP connections on 127.0.0.1:PORT.
+# port_open PORT: true when something accepts TCP connections on $address:PORT.
 port_open() {
-	timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null
+	timeout 2 bash -c "exec 3<>/dev/tcp/$address/$1" 2>/dev/null
 }
 
 # our_pid: prints the recorded PID when that process is alive and is our
@@ -95,6 +103,7 @@ ensure_jars() {
 render_conf() {
 	mkdir -p "$run/conf" "$run/data" "$run/logs" "$run/tmp"
 	sed -e "s/@STORAGE_PORT@/$storage_port/g" -e "s/@CQL_PORT@/$cql_port/g" \
+		-e "s/@ADDRESS@/$address/g" -e "s/@SEEDS@/$seeds/g" -e "s/@TOKEN@/$token/g" \
 		"$tmpl/cassandra.yaml.tmpl" >"$run/conf/cassandra.yaml"
 	cp "$tmpl/logback.xml" "$run/conf/logback.xml"
 	echo "$cql_port" >"$run/cql_port"
@@ -174,12 +183,12 @@ do_start() {
 	local pid
 	if pid=$(our_pid); then
 		if port_open "$cql_port"; then
-			echo "Cassandra already running (PID $pid) at 127.0.0.1:$cql_port"
+			echo "Cassandra already running (PID $pid) at $address:$cql_port"
 			return
 		fi
 		log "Cassandra PID $pid is starting; waiting for port $cql_port"
 		wait_ready "$pid"
-		echo "Cassandra ready (PID $pid) at 127.0.0.1:$cql_port"
+		echo "Cassandra ready (PID $pid) at $address:$cql_port"
 		return
 	fi
 	# Not running: forget any port a dead run recorded.
@@ -187,7 +196,7 @@ do_start() {
 	local p
 	for p in "$cql_port" "$storage_port"; do
 		if port_open "$p"; then
-			die "port $p on 127.0.0.1 is already in use (a leftover node?); stop it or set VEXIL_CASSANDRA_CQL_PORT/VEXIL_CASSANDRA_STORAGE_PORT"
+			die "port $p on $address is already in use (a leftover node?); stop it or set VEXIL_CASSANDRA_CQL_PORT/VEXIL_CASSANDRA_STORAGE_PORT"
 		fi
 	done
 	ensure_jars
@@ -202,7 +211,7 @@ do_start() {
 	launch
 	pid=$(cat "$pidfile")
 	wait_ready "$pid"
-	echo "Cassandra $version ready in $((SECONDS - t0))s (PID $pid) at 127.0.0.1:$cql_port, run dir $run"
+	echo "Cassandra $version ready in $((SECONDS - t0))s (PID $pid) at $address:$cql_port, run dir $run"
 }
 
 do_stop() {
@@ -232,7 +241,7 @@ do_stop() {
 do_status() {
 	local pid
 	if pid=$(our_pid) && port_open "$cql_port"; then
-		echo "Cassandra running (PID $pid) at 127.0.0.1:$cql_port"
+		echo "Cassandra running (PID $pid) at $address:$cql_port"
 		return 0
 	fi
 	echo "Cassandra not running"
@@ -251,7 +260,7 @@ case "${1:-}" in
 start) lock && do_start ;;
 stop) lock && do_stop ;;
 status) do_status ;;
-addr) echo "127.0.0.1:$cql_port" ;;
+addr) echo "$address:$cql_port" ;;
 *)
 	echo "usage: $0 start|stop|status|addr" >&2
 	exit 2

@@ -4,18 +4,15 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/vexil-dev/vexil/admin"
-	"github.com/vexil-dev/vexil/precompute"
-	"github.com/vexil-dev/vexil/store/pebblestore"
+	"github.com/vexil-dev/vexil/cmd/vexil/internal/config"
 )
 
 func init() {
@@ -26,68 +23,69 @@ func init() {
 	})
 }
 
+// adminDefaults are the defaults of vexil admin: the management API alone
+// listens beside the ports of vexil serve.
+func adminDefaults() config.Config {
+	c := config.Default()
+	c.HTTPAddr, c.GRPCAddr = "127.0.0.1:7080", "127.0.0.1:7081"
+	return c
+}
+
 func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("admin", stderr)
-	data := fs.String("data-dir", ".data", "data directory (catalog in DIR/catalog, persons store in DIR/store, as vexil serve)")
-	grpcAddr := fs.String("grpc-addr", "127.0.0.1:7081", "gRPC listen address (loopback)")
-	httpAddr := fs.String("http-addr", "127.0.0.1:7080", "HTTP listen address (loopback)")
-	natsURL := fs.String("nats-url", "", "NATS server for change notices, rollout signals and precompute progress; empty: none of them")
-	noStore := fs.Bool("no-store", false, "do not open the persons store (explain then needs properties; no blast radius)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: vexil admin --data-dir DIR [--grpc-addr A] [--http-addr A] [--nats-url URL]")
+		fmt.Fprintln(stderr, "Usage: vexil admin --data-dir DIR [--grpc-addr A] [--http-addr A] [--nats-url URL] [--config FILE]")
 		fmt.Fprintln(stderr)
 		fmt.Fprintln(stderr, "Serves the management API (gRPC and REST, OpenAPI at /api/openapi.json) on loopback,")
 		fmt.Fprintln(stderr, "without TLS. Create the first key with: vexil keys create --data-dir DIR")
 		fmt.Fprintln(stderr)
 		fs.PrintDefaults()
 	}
-	if err := parseFlags(fs, args); err != nil {
+	c, err := parseConfig(fs, args, adminDefaults(), bindAdminFlags)
+	if err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return &usageError{msg: fmt.Sprintf("unexpected arguments %q", fs.Args())}
 	}
-	for _, a := range []string{*grpcAddr, *httpAddr} {
+	for _, a := range []string{c.GRPCAddr, c.HTTPAddr} {
 		if err := loopbackOnly(a); err != nil {
 			return err
 		}
 	}
-	log := slog.New(slog.NewTextHandler(stderr, nil))
-	cat, err := openCatalog(*data)
+	log := newLogger(c, stderr)
+	cat, err := openCatalog(c.DataDir)
 	if err != nil {
 		return err
 	}
 	defer cat.Close()
 	reg := prometheus.NewRegistry()
 	cfg := admin.Config{Catalog: cat, Logger: log, Registry: reg}
-	if !*noStore {
-		st, err := pebblestore.Open(pebblestore.Config{Dir: storeDir(*data)})
+	if !c.Admin.NoStore {
+		st, err := openPebbleStore(c, log, reg)
 		if err != nil {
-			return fmt.Errorf("open the store in %s: %w", storeDir(*data), err)
+			return err
 		}
 		defer st.Close()
 		cfg.Persons = st
 	}
-	if *natsURL != "" {
-		nc, err := nats.Connect(*natsURL, nats.Name("vexil admin"))
+	if c.NATS.URL != "" {
+		nc, err := connectNATS(c.NATS.URL, "vexil admin")
 		if err != nil {
-			return fmt.Errorf("connect to %s: %w", *natsURL, err)
+			return err
 		}
 		defer nc.Close()
-		cfg.Publisher = admin.NATSPublisher{Conn: nc}
 		js, err := jetstream.New(nc)
 		if err != nil {
 			return fmt.Errorf("nats: %w", err)
 		}
-		cfg.Precompute = func(ctx context.Context, team int64) (*precompute.RunState, error) {
-			return precompute.Status(ctx, js, team)
-		}
+		withNATS(&cfg, nc, js)
 	}
 	svc, err := admin.New(cfg)
 	if err != nil {
 		return err
 	}
-	srv, err := admin.NewServer(admin.ServerConfig{Service: svc, GRPCAddr: *grpcAddr, HTTPAddr: *httpAddr, Logger: log,
+	srv, err := admin.NewServer(admin.ServerConfig{Service: svc, GRPCAddr: c.GRPCAddr, HTTPAddr: c.HTTPAddr, Logger: log,
 		Routes: map[string]http.Handler{"/metrics": promhttp.HandlerFor(reg, promhttp.HandlerOpts{})}})
 	if err != nil {
 		return err
@@ -95,6 +93,16 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	log.Info("management API serving", "http", "http://"+srv.HTTPAddr(), "grpc", srv.GRPCAddr(),
 		"openapi", "http://"+srv.HTTPAddr()+"/api/openapi.json")
 	return srv.Run(ctx)
+}
+
+// bindAdminFlags binds admin's flags to the settings they override.
+func bindAdminFlags(b configFlags, c *config.Config) {
+	b.str(&c.DataDir, "data-dir", "data-dir", "data directory (catalog in DIR/catalog, persons store in DIR/store, as vexil serve)")
+	b.str(&c.GRPCAddr, "grpc-addr", "grpc-addr", "gRPC listen address (loopback)")
+	b.str(&c.HTTPAddr, "http-addr", "http-addr", "HTTP listen address (loopback)")
+	b.str(&c.NATS.URL, "nats-url", "nats.url", "NATS server for change notices, rollout signals and precompute progress; empty: none of them")
+	b.bool(&c.Admin.NoStore, "no-store", "admin.no-store", "do not open the persons store (explain then needs properties; no blast radius)")
+	b.str(&c.LogLevel, "log-level", "log-level", "debug, info, warn or error")
 }
 
 // loopbackOnly refuses an address that is not on loopback: the API has no

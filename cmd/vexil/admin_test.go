@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"regexp"
@@ -10,16 +11,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/vexil-dev/vexil/natstest"
+	"github.com/vexil-dev/vexil/polltest"
 	"github.com/vexil-dev/vexil/precompute"
 )
 
 // TestAdminCommandPrecompute: with --nats-url, vexil admin reads the
 // precompute run states from the JetStream bucket; without, it answers 503.
 func TestAdminCommandPrecompute(t *testing.T) {
-	url := startNATS(t)
+	ns := natstest.Start(t)
+	url := ns.ClientURL()
 	dir := t.TempDir()
 	_, secret, _ := runCmd(t, "keys", "create", "--data-dir", dir)
 	secret = strings.TrimSpace(secret)
@@ -59,12 +62,7 @@ func TestAdminCommandPrecompute(t *testing.T) {
 		t.Errorf("before any run: %d %v", code, run)
 	}
 
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	js := ns.JetStream
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: precompute.RunBucket})
@@ -118,26 +116,30 @@ func startAdminAddrs(t *testing.T, dir string, args ...string) (string, string, 
 			io.Discard, &logs)
 	}()
 	re := regexp.MustCompile(`http=(http://127\.0\.0\.1:\d+) grpc=(127\.0\.0\.1:\d+)`)
-	for {
+	var base, grpcAddr string
+	polltest.Eventually(t, time.Minute, func() error {
 		select {
 		case code := <-done:
 			cancel()
 			t.Fatalf("admin exited %d: %s", code, logs.String())
 		default:
 		}
-		if m := re.FindStringSubmatch(logs.String()); m != nil {
-			stopped := false
-			return m[1], m[2], func() {
-				if stopped {
-					return
-				}
-				stopped = true
-				cancel()
-				if code := <-done; code != 0 {
-					t.Errorf("admin exit %d: %s", code, logs.String())
-				}
-			}
+		m := re.FindStringSubmatch(logs.String())
+		if m == nil {
+			return fmt.Errorf("admin logged no HTTP address: %q", logs.String())
 		}
-		time.Sleep(5 * time.Millisecond) // polling for the log line, not a timed assertion
+		base, grpcAddr = m[1], m[2]
+		return nil
+	})
+	stopped := false
+	return base, grpcAddr, func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		if code := <-done; code != 0 {
+			t.Errorf("admin exit %d: %s", code, logs.String())
+		}
 	}
 }

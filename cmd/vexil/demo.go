@@ -20,6 +20,8 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/vexil-dev/vexil/admin"
+	"github.com/vexil-dev/vexil/cmd/vexil/internal/config"
+	"github.com/vexil-dev/vexil/projector/ingest"
 	adminv1 "github.com/vexil-dev/vexil/proto/vexil/admin/v1"
 	"github.com/vexil-dev/vexil/store"
 )
@@ -50,8 +52,8 @@ var demoFlags = []struct{ key, name, description, filters string }{
 		            {"aggregation_group_type_index":0,"properties":[{"key":"seats","type":"group","group_type_index":0,"operator":"gt","value":500}],"rollout_percentage":100}]}`},
 }
 
-func seedDemo(ctx context.Context, n *node, c serveConfig, log *slog.Logger) (demoInfo, error) {
-	path := filepath.Join(c.dataDir, "demo.json")
+func seedDemo(ctx context.Context, n *node, c config.Config, log *slog.Logger) (demoInfo, error) {
+	path := filepath.Join(c.DataDir, "demo.json")
 	if b, err := os.ReadFile(path); err == nil {
 		var info demoInfo
 		if err := json.Unmarshal(b, &info); err == nil {
@@ -93,7 +95,7 @@ func seedDemo(ctx context.Context, n *node, c serveConfig, log *slog.Logger) (de
 			return demoInfo{}, fmt.Errorf("create flag %s: %w", f.key, err)
 		}
 	}
-	for i := range c.demoFlags {
+	for i := range c.Demo.Flags {
 		text := `{"groups":[{"properties":[],"rollout_percentage":50}]}`
 		if i%2 == 1 {
 			text = `{"groups":[{"properties":[{"key":"country","type":"person","operator":"exact","value":["US"]}],"rollout_percentage":100}],
@@ -108,12 +110,12 @@ func seedDemo(ctx context.Context, n *node, c serveConfig, log *slog.Logger) (de
 			return demoInfo{}, fmt.Errorf("create flag %s: %w", key, err)
 		}
 	}
-	info := demoInfo{TeamID: team.GetId(), ProjectToken: team.GetApiToken(), PersonalKey: personal, Persons: c.demoPeople}
-	if err := publishDemoPersons(ctx, n.nc, team.GetId(), c.demoPeople); err != nil {
+	info := demoInfo{TeamID: team.GetId(), ProjectToken: team.GetApiToken(), PersonalKey: personal, Persons: c.Demo.Persons}
+	if err := publishDemoPersons(ctx, n.nc, team.GetId(), c.Demo.Persons); err != nil {
 		return demoInfo{}, err
 	}
 	// Wait until the projector has written the last person's row.
-	last := fmt.Sprintf("user-%d", c.demoPeople-1)
+	last := fmt.Sprintf("user-%d", c.Demo.Persons-1)
 	deadline := time.Now().Add(5 * time.Minute)
 	for {
 		if _, err := n.store.GetRow(ctx, team.GetId(), last); err == nil {
@@ -155,8 +157,8 @@ func publishDemoPersons(ctx context.Context, nc *nats.Conn, team int64, n int) e
 		_, err = js.PublishMsgAsync(m)
 		return err
 	}
-	groups := fmt.Sprintf("vexil.groups.%d", team)
-	persons := fmt.Sprintf("vexil.persons.%d", team)
+	groups := ingest.Subject(ingest.Groups, team)
+	persons := ingest.Subject(ingest.Persons, team)
 	if err := send(groups, map[string]any{"type": "group_type_mapping", "team": team, "group_type_index": 0, "name": "company"}); err != nil {
 		return err
 	}

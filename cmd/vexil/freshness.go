@@ -15,6 +15,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/vexil-dev/vexil/projector/ingest"
 )
 
 // freshnessConfig is a publish → visible measurement.
@@ -72,7 +74,7 @@ func runFreshness(ctx context.Context, c freshnessConfig, stdout io.Writer) erro
 	seq := make([]int, c.persons)
 	interval := time.Duration(float64(time.Second) / c.rate)
 	start := time.Now()
-	subject := fmt.Sprintf("vexil.persons.%d", c.team)
+	subject := ingest.Subject(ingest.Persons, c.team)
 	for i := 0; time.Since(start) < c.duration; i++ {
 		if wait := time.Until(start.Add(time.Duration(i) * interval)); wait > 0 {
 			time.Sleep(wait)

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 )
 
 func runCmd(t *testing.T, args ...string) (int, string, string) {
@@ -76,26 +75,7 @@ func TestAdminCommand(t *testing.T) {
 	dir := t.TempDir()
 	_, secret, _ := runCmd(t, "keys", "create", "--data-dir", dir)
 	secret = strings.TrimSpace(secret)
-	ctx, cancel := context.WithCancel(context.Background())
-	var logs syncBuffer
-	done := make(chan int, 1)
-	go func() {
-		done <- run(ctx, []string{"admin", "--data-dir", dir, "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0"}, io.Discard, &logs)
-	}()
-	re := regexp.MustCompile(`http=(http://127\.0\.0\.1:\d+)`)
-	var base string
-	for base == "" {
-		select {
-		case code := <-done:
-			t.Fatalf("admin exited %d: %s", code, logs.String())
-		default:
-		}
-		if m := re.FindStringSubmatch(logs.String()); m != nil {
-			base = m[1]
-		} else {
-			time.Sleep(5 * time.Millisecond) // polling for the log line, not a timed assertion
-		}
-	}
+	base, stop := startAdmin(t, dir)
 	req, _ := http.NewRequest("POST", base+"/api/projects", strings.NewReader(`{"name":"acme"}`))
 	req.Header.Set("Authorization", "Bearer "+secret)
 	resp, err := http.DefaultClient.Do(req)
@@ -116,8 +96,5 @@ func TestAdminCommand(t *testing.T) {
 	if !strings.Contains(string(body), `vexil_admin_requests_total{code="ok",method="/vexil.admin.v1.AdminService/CreateTeam"} 1`) {
 		t.Errorf("metrics: %s", body)
 	}
-	cancel()
-	if code := <-done; code != 0 {
-		t.Errorf("admin exit %d: %s", code, logs.String())
-	}
+	stop()
 }

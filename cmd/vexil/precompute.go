@@ -3,21 +3,19 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/vexil-dev/vexil/catalog/scyllacatalog"
+	"github.com/vexil-dev/vexil/admin"
+	"github.com/vexil-dev/vexil/cmd/vexil/internal/config"
 	"github.com/vexil-dev/vexil/precompute"
-	"github.com/vexil-dev/vexil/store/scyllastore"
 )
 
 func init() {
@@ -29,47 +27,37 @@ func init() {
 }
 
 func runPrecompute(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("precompute", stderr)
-	natsURL := fs.String("nats-url", "", "NATS server with JetStream (required): the workers share triggers and runs through it")
-	hosts := fs.String("scylla-hosts", "", "comma-separated ScyllaDB (or Cassandra) contact points (required; an embedded Pebble store belongs to one vexil serve)")
-	keyspace := fs.String("scylla-keyspace", "vexil", "keyspace of the store and the catalog")
-	concurrency := fs.Int("concurrency", 0, "rows computed at once (0: the default)")
-	runRate := fs.Int("run-rate", 0, "rows per second this worker computes of runs (0: unbounded)")
-	metricsAddr := fs.String("metrics-addr", "127.0.0.1:9090", "address of /metrics (empty: none)")
-	if err := parseFlags(fs, args); err != nil {
+	c, err := parseConfig(newFlagSet("precompute", stderr), args, config.Default(), bindPrecomputeFlags)
+	if err != nil {
 		return err
 	}
-	if *natsURL == "" || *hosts == "" {
-		return &usageError{msg: "-nats-url and -scylla-hosts are required"}
+	if c.NATS.URL == "" || len(c.Scylla.Hosts) == 0 {
+		return &usageError{msg: "-nats-url and -scylla-hosts are required (or nats.url and scylla.hosts in the --config file)"}
 	}
-	log := slog.New(slog.NewTextHandler(stderr, nil)).With("role", "precompute")
-	nc, err := nats.Connect(*natsURL, nats.Name("vexil precompute"), nats.MaxReconnects(-1))
+	log := newLogger(c, stderr).With("role", "precompute")
+	nc, err := connectNATS(c.NATS.URL, "vexil precompute")
 	if err != nil {
-		return fmt.Errorf("nats: connect %s: %w", *natsURL, err)
+		return err
 	}
 	defer nc.Close()
+	reg := prometheus.NewRegistry()
 	openCtx, cancel := context.WithTimeout(ctx, time.Minute)
-	st, err := scyllastore.Open(openCtx, scyllastore.Config{Hosts: strings.Split(*hosts, ","), Keyspace: *keyspace, Logger: log})
+	st, cat, err := openScylla(openCtx, c, false, log, reg)
 	cancel()
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	reg := prometheus.NewRegistry()
-	cat, err := scyllacatalog.New(scyllacatalog.Config{Session: st.Session(), Keyspace: *keyspace, Logger: log, Registerer: reg})
-	if err != nil {
-		return err
-	}
 	defer cat.Close()
-	w, err := precompute.New(precompute.Config{Store: st, Catalog: cat, Conn: nc, Logger: log, Registry: reg, Concurrency: *concurrency,
-		RunRowsPerSecond: *runRate})
+	w, err := precompute.New(precompute.Config{Store: st, Catalog: cat, Conn: nc, Logger: log, Registry: reg, Concurrency: c.Precompute.Concurrency,
+		RunRowsPerSecond: c.Precompute.RunRate})
 	if err != nil {
 		return err
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return w.Run(gctx) })
-	if *metricsAddr != "" {
-		srv := &http.Server{Addr: *metricsAddr, Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
+	if c.Precompute.MetricsAddr != "" {
+		srv := &http.Server{Addr: c.Precompute.MetricsAddr, Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
 		g.Go(func() error {
 			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				return err
@@ -81,10 +69,45 @@ func runPrecompute(ctx context.Context, args []string, stdout, stderr io.Writer)
 			return srv.Close()
 		})
 	}
-	log.Info("precompute worker running", "nats", *natsURL, "scylla", *hosts, "keyspace", *keyspace)
+	log.Info("precompute worker running", "nats", c.NATS.URL, "scylla", strings.Join(c.Scylla.Hosts, ","), "keyspace", c.Scylla.Keyspace)
 	err = g.Wait()
 	if errors.Is(err, context.Canceled) {
 		err = nil
 	}
 	return err
+}
+
+// bindPrecomputeFlags binds the worker's flags to the settings they
+// override.
+func bindPrecomputeFlags(b configFlags, c *config.Config) {
+	b.str(&c.NATS.URL, "nats-url", "nats.url", "NATS server with JetStream (required): the workers share triggers and runs through it")
+	b.list(&c.Scylla.Hosts, "scylla-hosts", "scylla.hosts", "comma-separated ScyllaDB (or Cassandra) contact points (required; an embedded Pebble store belongs to one vexil serve)")
+	b.str(&c.Scylla.Keyspace, "scylla-keyspace", "scylla.keyspace", "keyspace of the store and the catalog")
+	bindHedgeFlags(b, c)
+	b.int(&c.Precompute.Concurrency, "concurrency", "precompute.concurrency", "rows computed at once (0: the default)")
+	b.int(&c.Precompute.RunRate, "run-rate", "precompute.run-rate", "rows per second this worker computes of runs (0: unbounded)")
+	b.str(&c.Precompute.MetricsAddr, "metrics-addr", "precompute.metrics-addr", "address of /metrics (empty: none)")
+	b.str(&c.LogLevel, "log-level", "log-level", "debug, info, warn or error")
+}
+
+// precomputeStatus reads the precompute worker's run states on js for the
+// management API (admin.Config.Precompute), with their progress at now.
+func precomputeStatus(js jetstream.JetStream) func(ctx context.Context, team int64, now time.Time) (*admin.PrecomputeRun, error) {
+	return func(ctx context.Context, team int64, now time.Time) (*admin.PrecomputeRun, error) {
+		st, err := precompute.Status(ctx, js, team)
+		if err != nil || st == nil {
+			return nil, err
+		}
+		p := st.Progress(now)
+		return &admin.PrecomputeRun{ID: st.ID, Reason: st.Reason, Flags: st.Flags, StartedAt: st.StartedAt, FinishedAt: st.FinishedAt,
+			ScanDone: st.ScanDone, Pages: int64(st.Pages), PagesDone: int64(st.PagesDone),
+			RowsDone: p.RowsDone, RowsTotal: p.RowsTotal, RowsPerSecond: p.RowsPerSecond, ETA: p.ETA}, nil
+	}
+}
+
+// bindHedgeFlags binds the ScyllaDB hedged-read settings, shared by serve
+// and precompute.
+func bindHedgeFlags(b configFlags, c *config.Config) {
+	b.int(&c.Scylla.HedgeAttempts, "scylla-hedge-attempts", "scylla.hedge-attempts", "extra attempts a slow row or group read sends to other replicas, first answer wins (up to 4; 0 or -1: no hedging)")
+	b.duration(&c.Scylla.HedgeMaxDelay, "scylla-hedge-max-delay", "scylla.hedge-max-delay", "the longest a read waits before it hedges (its delay follows observed latency); keep it below -store-timeout")
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 
 	"github.com/vexil-dev/vexil/projector"
 	"github.com/vexil-dev/vexil/projector/ingest"
+	"github.com/vexil-dev/vexil/streams"
 )
 
 func init() {
@@ -83,7 +85,7 @@ func runPublish(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	if _, err := projector.EnsureStream(ctx, js, projector.IngestStreamConfig(*stream)); err != nil {
+	if _, err := streams.Ensure(ctx, js, projector.IngestStreamConfig(*stream), slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))); err != nil {
 		return err
 	}
 	p := publisher{js: js, enc: enc, timeout: *timeout}

@@ -3,37 +3,22 @@ package main
 import (
 	"bytes"
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/vexil-dev/vexil/natstest"
 	"github.com/vexil-dev/vexil/projector"
 	"github.com/vexil-dev/vexil/projector/ingest"
+	"github.com/vexil-dev/vexil/streams"
 )
-
-// startNATS runs an in-process NATS server with JetStream on a temp dir.
-func startNATS(t *testing.T) string {
-	t.Helper()
-	s, err := server.NewServer(&server.Options{
-		Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server not ready")
-	}
-	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-	return s.ClientURL()
-}
 
 // streamMessages returns every message of the ingest stream, in order.
 func streamMessages(t *testing.T, url string) []*jetstream.RawStreamMsg {
@@ -72,7 +57,7 @@ func TestPublishExampleFile(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(string(example)), "\n")
 	for _, encoding := range []string{"json", "protobuf"} {
 		t.Run(encoding, func(t *testing.T) {
-			url := startNATS(t)
+			url := natstest.Start(t).ClientURL()
 			var out, errb bytes.Buffer
 			code := run(context.Background(), []string{"publish", "--nats-url", url, "--file", "../../docs/examples/persons.jsonl", "--encoding", encoding}, &out, &errb)
 			if code != 0 {
@@ -110,7 +95,7 @@ func TestPublishExampleFile(t *testing.T) {
 }
 
 func TestPublishBadLine(t *testing.T) {
-	url := startNATS(t)
+	url := natstest.Start(t).ClientURL()
 	path := filepath.Join(t.TempDir(), "bad.jsonl")
 	content := `{"type":"person_delete","team":1,"person_id":"p","version":1}
 
@@ -136,15 +121,10 @@ func TestPublishBadLine(t *testing.T) {
 }
 
 func TestPublishFromReader(t *testing.T) {
-	url := startNATS(t)
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	ns := natstest.Start(t)
+	url, js := ns.ClientURL(), ns.JetStream
 	ctx := context.Background()
-	if _, err := projector.EnsureStream(ctx, js, projector.IngestStreamConfig(projector.DefaultStream)); err != nil {
+	if _, err := streams.Ensure(ctx, js, projector.IngestStreamConfig(projector.DefaultStream), slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
 	}
 	p := publisher{js: js, enc: ingest.JSON, timeout: 10 * time.Second}
@@ -172,7 +152,7 @@ func TestPublishUsage(t *testing.T) {
 }
 
 func TestPublishStdin(t *testing.T) {
-	url := startNATS(t)
+	url := natstest.Start(t).ClientURL()
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)

@@ -11,8 +11,6 @@ import (
 	"net/http/pprof"
 	"os"
 	"path/filepath"
-	"runtime/debug"
-	"strings"
 	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
@@ -28,13 +26,11 @@ import (
 	"github.com/vexil-dev/vexil/admin"
 	"github.com/vexil-dev/vexil/catalog"
 	"github.com/vexil-dev/vexil/catalog/pebblecatalog"
-	"github.com/vexil-dev/vexil/catalog/scyllacatalog"
+	"github.com/vexil-dev/vexil/cmd/vexil/internal/config"
 	"github.com/vexil-dev/vexil/evalsvc"
 	"github.com/vexil-dev/vexil/precompute"
 	"github.com/vexil-dev/vexil/projector"
 	"github.com/vexil-dev/vexil/store"
-	"github.com/vexil-dev/vexil/store/pebblestore"
-	"github.com/vexil-dev/vexil/store/scyllastore"
 )
 
 func init() {
@@ -45,65 +41,36 @@ func init() {
 	})
 }
 
-// serveConfig is what the serve flags say.
-type serveConfig struct {
-	dataDir    string
-	httpAddr   string
-	grpcAddr   string
-	natsURL    string
-	natsListen string
-	scylla     string // comma-separated hosts; empty: Pebble
-	keyspace   string
-	replicas   int
-	demo       bool
-	demoPeople int
-	demoFlags  int
-	cacheMB    int
-	gcPercent  int
-	logLevel   string
-	// precompute runs the precompute worker; liveOnly makes /flags ignore
-	// stored results (the baseline of benchmarks).
-	precompute bool
-	liveOnly   bool
-	runRate    int
-	// storeTimeout bounds the store reads of one /flags request (0: the
-	// evaluation service's default).
-	storeTimeout time.Duration
-}
-
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var c serveConfig
-	fs := newFlagSet("serve", stderr)
-	fs.StringVar(&c.dataDir, "data-dir", ".data", "directory of the embedded store, catalog and NATS JetStream")
-	fs.StringVar(&c.httpAddr, "http-addr", "127.0.0.1:8000", "HTTP address: /flags, /decide, local-evaluation definitions, the management API under /api, /metrics")
-	fs.StringVar(&c.grpcAddr, "grpc-addr", "127.0.0.1:8001", "gRPC address of the management API and the evaluation API (vexil.eval.v1.EvalService)")
-	fs.StringVar(&c.natsURL, "nats-url", "", "an external NATS server with JetStream; empty runs one in process")
-	fs.StringVar(&c.natsListen, "nats-listen", "127.0.0.1:4222", "address of the in-process NATS server (for vexil publish and producers)")
-	fs.StringVar(&c.scylla, "scylla-hosts", "", "comma-separated ScyllaDB (or Cassandra) contact points; empty keeps the store and the catalog in Pebble under -data-dir")
-	fs.StringVar(&c.keyspace, "scylla-keyspace", "vexil", "keyspace of the ScyllaDB store and catalog (created and migrated on start)")
-	fs.IntVar(&c.replicas, "scylla-replication", 1, "replication factor when the keyspace is created")
-	fs.BoolVar(&c.demo, "demo", false, "create a demo team with flags and persons, and print a token and a curl to try")
-	fs.IntVar(&c.demoPeople, "demo-persons", 10000, "persons the demo publishes through the ingest stream")
-	fs.IntVar(&c.demoFlags, "demo-flags", 0, "extra demo flags in the peers' benchmark shape (half boolean at 50%, half multivariate gated on country US)")
-	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
-	fs.BoolVar(&c.precompute, "precompute", true, "run the precompute worker: flag results materialised into the store on every person, group, flag or cohort change")
-	fs.IntVar(&c.runRate, "precompute-run-rate", 0, "rows per second a precompute run may compute (0: unbounded); a budget makes a run after a flag change longer and serving steadier while it lasts")
-	fs.BoolVar(&c.liveOnly, "live-only", false, "evaluate every flag live, ignoring stored results (the baseline for benchmarks and canary comparisons)")
-	fs.DurationVar(&c.storeTimeout, "store-timeout", 50*time.Millisecond, "deadline of the row and group reads of one /flags request; past it /flags answers with what it could decide and errorsWhileComputingFlags (raise it for a remote ScyllaDB cluster)")
-	fs.IntVar(&c.cacheMB, "store-cache-mb", 256, "Pebble block cache of the store, in MiB (rows read by /flags stay in memory)")
-	fs.IntVar(&c.gcPercent, "gc-percent", 400, "Go GC target (GOGC) unless the GOGC environment variable is set: the heap is small (Pebble's cache is off-heap), so a higher target trades a little memory for less GC work per request")
-	if err := parseFlags(fs, args); err != nil {
+	c, err := parseConfig(newFlagSet("serve", stderr), args, config.Default(), bindServeFlags)
+	if err != nil {
 		return err
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(c.logLevel)); err != nil {
-		return &usageError{msg: fmt.Sprintf("-log-level: %v", err)}
-	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	if os.Getenv("GOGC") == "" && c.gcPercent > 0 {
-		debug.SetGCPercent(c.gcPercent)
-	}
-	return serve(ctx, c, log, stdout)
+	applyGCPercent(c)
+	return serve(ctx, c, newLogger(c, stderr), stdout)
+}
+
+// bindServeFlags binds serve's flags to the settings they override.
+func bindServeFlags(b configFlags, c *config.Config) {
+	b.str(&c.DataDir, "data-dir", "data-dir", "directory of the embedded store, catalog and NATS JetStream")
+	b.str(&c.HTTPAddr, "http-addr", "http-addr", "HTTP address: /flags, /decide, local-evaluation definitions, the management API under /api, /metrics")
+	b.str(&c.GRPCAddr, "grpc-addr", "grpc-addr", "gRPC address of the management API and the evaluation API (vexil.eval.v1.EvalService)")
+	b.str(&c.NATS.URL, "nats-url", "nats.url", "an external NATS server with JetStream; empty runs one in process")
+	b.str(&c.NATS.Listen, "nats-listen", "nats.listen", "address of the in-process NATS server (for vexil publish and producers)")
+	b.list(&c.Scylla.Hosts, "scylla-hosts", "scylla.hosts", "comma-separated ScyllaDB (or Cassandra) contact points; empty keeps the store and the catalog in Pebble under -data-dir")
+	b.str(&c.Scylla.Keyspace, "scylla-keyspace", "scylla.keyspace", "keyspace of the ScyllaDB store and catalog (created and migrated on start)")
+	b.int(&c.Scylla.Replication, "scylla-replication", "scylla.replication", "replication factor when the keyspace is created")
+	bindHedgeFlags(b, c)
+	b.bool(&c.Demo.Enabled, "demo", "demo.enabled", "create a demo team with flags and persons, and print a token and a curl to try")
+	b.int(&c.Demo.Persons, "demo-persons", "demo.persons", "persons the demo publishes through the ingest stream")
+	b.int(&c.Demo.Flags, "demo-flags", "demo.flags", "extra demo flags in the peers' benchmark shape (half boolean at 50%, half multivariate gated on country US)")
+	b.str(&c.LogLevel, "log-level", "log-level", "debug, info, warn or error")
+	b.bool(&c.Precompute.Enabled, "precompute", "precompute.enabled", "run the precompute worker: flag results materialised into the store on every person, group, flag or cohort change")
+	b.int(&c.Precompute.RunRate, "precompute-run-rate", "precompute.run-rate", "rows per second a precompute run may compute (0: unbounded); a budget makes a run after a flag change longer and serving steadier while it lasts")
+	b.bool(&c.Eval.LiveOnly, "live-only", "eval.live-only", "evaluate every flag live, ignoring stored results (the baseline for benchmarks and canary comparisons)")
+	b.duration(&c.Eval.StoreTimeout, "store-timeout", "eval.store-timeout", "deadline of the row, group and static-cohort reads of one /flags request; past it /flags answers with what it could decide and errorsWhileComputingFlags (raise it for a remote ScyllaDB cluster)")
+	b.int(&c.Store.CacheMB, "store-cache-mb", "store.cache-mb", "Pebble block cache of the store, in MiB (rows read by /flags stay in memory)")
+	b.int(&c.GCPercent, "gc-percent", "gc-percent", "Go GC target (GOGC) unless the GOGC environment variable is set: the heap is small (Pebble's cache is off-heap), so a higher target trades a little memory for less GC work per request")
 }
 
 // node is every part of a running single-process Vexil.
@@ -124,7 +91,7 @@ type node struct {
 	registry *prometheus.Registry
 }
 
-func serve(ctx context.Context, c serveConfig, log *slog.Logger, stdout io.Writer) (err error) {
+func serve(ctx context.Context, c config.Config, log *slog.Logger, stdout io.Writer) (err error) {
 	n, err := startNode(c, log)
 	if err != nil {
 		return err
@@ -133,8 +100,8 @@ func serve(ctx context.Context, c serveConfig, log *slog.Logger, stdout io.Write
 
 	g, gctx := errgroup.WithContext(ctx)
 	n.start(g, gctx)
-	log.Info("vexil is serving", "http", n.adminSrv.HTTPAddr(), "grpc", n.adminSrv.GRPCAddr(), "nats", n.nc.ConnectedUrl(), "data_dir", c.dataDir)
-	if c.demo {
+	log.Info("vexil is serving", "http", n.adminSrv.HTTPAddr(), "grpc", n.adminSrv.GRPCAddr(), "nats", n.nc.ConnectedUrl(), "data_dir", c.DataDir)
+	if c.Demo.Enabled {
 		g.Go(func() error {
 			info, err := seedDemo(gctx, n, c, log)
 			if err != nil {
@@ -163,7 +130,7 @@ func (n *node) start(g *errgroup.Group, ctx context.Context) {
 	g.Go(func() error { return n.adminSrv.Run(ctx) })
 }
 
-func startNode(c serveConfig, log *slog.Logger) (n *node, err error) {
+func startNode(c config.Config, log *slog.Logger) (n *node, err error) {
 	n = &node{registry: prometheus.NewRegistry()}
 	defer func() {
 		if err != nil {
@@ -172,18 +139,18 @@ func startNode(c serveConfig, log *slog.Logger) (n *node, err error) {
 		}
 	}()
 	n.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	if err := os.MkdirAll(c.dataDir, 0o755); err != nil {
+	if err := os.MkdirAll(c.DataDir, 0o755); err != nil {
 		return nil, err
 	}
-	url := c.natsURL
+	url := c.NATS.URL
 	if url == "" {
-		host, port, err := splitHostPort(c.natsListen)
+		host, port, err := splitHostPort(c.NATS.Listen)
 		if err != nil {
 			return nil, &usageError{msg: fmt.Sprintf("-nats-listen: %v", err)}
 		}
 		ns, err := natsserver.NewServer(&natsserver.Options{
 			ServerName: "vexil", Host: host, Port: port, NoSigs: true, NoLog: true,
-			JetStream: true, StoreDir: filepath.Join(c.dataDir, "nats"),
+			JetStream: true, StoreDir: filepath.Join(c.DataDir, "nats"),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("nats: %w", err)
@@ -191,23 +158,22 @@ func startNode(c serveConfig, log *slog.Logger) (n *node, err error) {
 		go ns.Start()
 		if !ns.ReadyForConnections(30 * time.Second) {
 			ns.Shutdown()
-			return nil, fmt.Errorf("nats: not ready on %s (is the port taken? see -nats-listen)", c.natsListen)
+			return nil, fmt.Errorf("nats: not ready on %s (is the port taken? see -nats-listen)", c.NATS.Listen)
 		}
 		n.nats = ns
 		url = ns.ClientURL()
 	}
-	n.nc, err = nats.Connect(url, nats.Name("vexil serve"), nats.MaxReconnects(-1))
-	if err != nil {
-		return nil, fmt.Errorf("nats: connect %s: %w", url, err)
+	if n.nc, err = connectNATS(url, "vexil serve"); err != nil {
+		return nil, err
 	}
 	atomic := true
-	if c.scylla == "" {
-		n.store, err = pebblestore.Open(pebblestore.Config{Dir: filepath.Join(c.dataDir, "store"), CacheSize: int64(c.cacheMB) << 20,
-			Logger: log.With("role", "store"), Registerer: n.registry})
+	if len(c.Scylla.Hosts) == 0 {
+		ps, err := openPebbleStore(c, log, n.registry)
 		if err != nil {
 			return nil, err
 		}
-		n.catalog, err = pebblecatalog.Open(pebblecatalog.Config{Dir: filepath.Join(c.dataDir, "catalog")})
+		n.store = ps // not a nil *pebblestore.Store in the interface
+		n.catalog, err = pebblecatalog.Open(pebblecatalog.Config{Dir: catalogDir(c.DataDir)})
 		if err != nil {
 			return nil, err
 		}
@@ -216,17 +182,11 @@ func startNode(c serveConfig, log *slog.Logger) (n *node, err error) {
 		// catalog shares its session. scyllastore writes partitions
 		// independently, so the projector writes derived state first.
 		atomic = false
-		ss, err := scyllastore.Open(context.Background(), scyllastore.Config{Hosts: strings.Split(c.scylla, ","), Keyspace: c.keyspace,
-			ApplySchema: true, ReplicationFactor: c.replicas, Logger: log.With("role", "scyllastore"), Registerer: n.registry})
+		ss, cat, err := openScylla(context.Background(), c, true, log, n.registry)
 		if err != nil {
 			return nil, err
 		}
-		n.store = ss
-		n.catalog, err = scyllacatalog.New(scyllacatalog.Config{Session: ss.Session(), Keyspace: c.keyspace,
-			Logger: log.With("role", "catalog"), Registerer: n.registry})
-		if err != nil {
-			return nil, err
-		}
+		n.store, n.catalog = ss, cat
 	}
 	if n.js, err = jetstream.New(n.nc); err != nil {
 		return nil, fmt.Errorf("nats: %w", err)
@@ -234,16 +194,16 @@ func startNode(c serveConfig, log *slog.Logger) (n *node, err error) {
 	pcfg := projector.Config{Conn: n.nc, Store: n.store, AtomicStore: atomic, Teams: newCatalogTeams(n.catalog),
 		Logger: log.With("role", "projector"), Registerer: n.registry}
 	ecfg := evalsvc.Config{Store: n.store, Catalog: n.catalog, Logger: log.With("role", "evalsvc"), Registry: n.registry,
-		LiveOnly: c.liveOnly, StoreTimeout: c.storeTimeout}
-	if c.precompute {
+		LiveOnly: c.Eval.LiveOnly, StoreTimeout: c.Eval.StoreTimeout}
+	if c.Precompute.Enabled {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		_, err = precompute.EnsureStreams(ctx, n.js)
+		_, err = precompute.EnsureStreams(ctx, n.js, log)
 		cancel()
 		if err != nil {
 			return nil, err
 		}
 		n.pre, err = precompute.New(precompute.Config{Store: n.store, Catalog: n.catalog, Conn: n.nc,
-			Logger: log.With("role", "precompute"), Registry: n.registry, RunRowsPerSecond: c.runRate})
+			Logger: log.With("role", "precompute"), Registry: n.registry, RunRowsPerSecond: c.Precompute.RunRate})
 		if err != nil {
 			return nil, err
 		}
@@ -257,12 +217,9 @@ func startNode(c serveConfig, log *slog.Logger) (n *node, err error) {
 	if n.eval, err = evalsvc.New(ecfg); err != nil {
 		return nil, err
 	}
-	n.adminSvc, err = admin.New(admin.Config{Catalog: n.catalog, Persons: n.store, Publisher: admin.NATSPublisher{Conn: n.nc},
-		Logger: log.With("role", "admin"), Registry: n.registry,
-		Precompute: func(ctx context.Context, team int64) (*precompute.RunState, error) {
-			return precompute.Status(ctx, n.js, team)
-		}})
-	if err != nil {
+	acfg := admin.Config{Catalog: n.catalog, Persons: n.store, Logger: log.With("role", "admin"), Registry: n.registry}
+	withNATS(&acfg, n.nc, n.js)
+	if n.adminSvc, err = admin.New(acfg); err != nil {
 		return nil, err
 	}
 	evalHandler := n.eval.Handler()
@@ -282,9 +239,9 @@ func startNode(c serveConfig, log *slog.Logger) (n *node, err error) {
 	// The evaluation API shares the management API's gRPC server; its HTTP
 	// gateway goes through a client connection to that server, so the
 	// listener is opened here to know the address first.
-	grpcLn, err := net.Listen("tcp", c.grpcAddr)
+	grpcLn, err := net.Listen("tcp", c.GRPCAddr)
 	if err != nil {
-		return nil, fmt.Errorf("listen gRPC on %s: %w", c.grpcAddr, err)
+		return nil, fmt.Errorf("listen gRPC on %s: %w", c.GRPCAddr, err)
 	}
 	n.evalConn, err = grpc.NewClient(grpcLn.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -295,12 +252,12 @@ func startNode(c serveConfig, log *slog.Logger) (n *node, err error) {
 		_ = grpcLn.Close()
 		return nil, err
 	}
-	if isLoopback(c.httpAddr) { // profiles only where nobody else can reach them
+	if isLoopback(c.HTTPAddr) { // profiles only where nobody else can reach them
 		routes["/debug/pprof/"] = http.HandlerFunc(pprof.Index)
 		routes["/debug/pprof/profile"] = http.HandlerFunc(pprof.Profile)
 		routes["/debug/pprof/trace"] = http.HandlerFunc(pprof.Trace)
 	}
-	n.adminSrv, err = admin.NewServer(admin.ServerConfig{Service: n.adminSvc, HTTPAddr: c.httpAddr, GRPCListener: grpcLn,
+	n.adminSrv, err = admin.NewServer(admin.ServerConfig{Service: n.adminSvc, HTTPAddr: c.HTTPAddr, GRPCListener: grpcLn,
 		Routes: routes, Register: func(s *grpc.Server) { n.eval.RegisterGRPC(s) }, Logger: log.With("role", "admin")})
 	if err != nil {
 		_ = grpcLn.Close()

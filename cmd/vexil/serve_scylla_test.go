@@ -1,8 +1,10 @@
 package main
 
 import (
+	"strings"
 	"testing"
 
+	"github.com/vexil-dev/vexil/cmd/vexil/internal/config"
 	"github.com/vexil-dev/vexil/schema/schematest"
 )
 
@@ -12,7 +14,9 @@ import (
 func TestServeOnScylla(t *testing.T) {
 	addr := schematest.Addr(t) // skips locally without Cassandra; fails under CI=true
 	ks := schematest.Keyspace(t, schematest.Session(t))
-	n := testNodeWith(t, serveConfig{scylla: addr, keyspace: ks, replicas: 1})
+	c := config.Default()
+	c.Scylla.Hosts, c.Scylla.Keyspace = strings.Split(addr, ","), ks
+	n := testNodeWith(t, c)
 	tm := defineTeam(t, n)
 	const persons = 30
 	seedE2E(t, n, tm, persons)

@@ -28,10 +28,14 @@ type payloadFlag struct {
 	Filters                    flags.Filters `json:"filters"`
 }
 
+// payloadDoc is the definitions document. group_type_mapping and cohorts
+// are always present, {} when empty, as PostHog's server sends them:
+// posthog-python reads both keys unconditionally (a missing one fails every
+// poll with a KeyError).
 type payloadDoc struct {
 	Flags                   []payloadFlag                  `json:"flags"`
 	GroupTypeMapping        map[string]string              `json:"group_type_mapping"`
-	Cohorts                 map[string]flags.PropertyGroup `json:"cohorts,omitempty"`
+	Cohorts                 map[string]flags.PropertyGroup `json:"cohorts"`
 	PropertyMatchingVersion int                            `json:"property_matching_version,omitempty"`
 }
 
@@ -47,23 +51,25 @@ type Definitions struct {
 }
 
 // BuildDefinitions renders the local-evaluation payload of a team
-// (posthog-compat.md §2): deleted flags left out, inactive ones kept with
+// (docs/posthog-compat.md §2): deleted flags left out, inactive ones kept with
 // active false, group_type_mapping keys as strings, dependency_chain on
 // every flag filter, and, when sendCohorts, every dynamic cohort the flags
 // read (static and behavioural cohorts are left out, which tells the SDKs to
-// ask the server).
+// ask the server). group_type_mapping and cohorts are always there, {} when
+// empty (cohorts is {} without sendCohorts).
 //
 // Vexil features the SDKs cannot evaluate the same way (conditions with
 // their own aggregation, overrides they cannot express, a holdout combined
 // with overrides, a flag that fails to compile) are sent with
 // ensure_experience_continuity set: every SDK then asks the server for that
 // flag, so local and remote evaluation never disagree. Overrides the SDKs
-// can follow are rewritten as conditions: forced-on ids as leading
-// conditions on distinct_id (or $group_key), forced-off ids as an is_not
-// filter added to every condition.
+// can follow are rewritten as conditions: forced-on group keys as leading
+// conditions on $group_key, forced-off ids as an is_not filter on
+// distinct_id (or $group_key) added to every condition. Forced-on distinct
+// ids make the flag server-only (see rewriteOverrides).
 func BuildDefinitions(defs flags.Definitions, set *flags.Set, sendCohorts bool) (*Definitions, error) {
 	out := &Definitions{}
-	doc := payloadDoc{GroupTypeMapping: map[string]string{}, Flags: []payloadFlag{}}
+	doc := payloadDoc{Flags: []payloadFlag{}, GroupTypeMapping: map[string]string{}, Cohorts: map[string]flags.PropertyGroup{}}
 	for idx, name := range defs.GroupTypes {
 		doc.GroupTypeMapping[strconv.Itoa(idx)] = name
 	}
@@ -108,7 +114,6 @@ func BuildDefinitions(defs flags.Definitions, set *flags.Set, sendCohorts bool) 
 		}
 	}
 	if sendCohorts {
-		doc.Cohorts = map[string]flags.PropertyGroup{}
 		for id := range cohortsUsed {
 			if c, ok := dynamic[id]; ok {
 				doc.Cohorts[strconv.FormatInt(id, 10)] = c.Filters
@@ -134,7 +139,9 @@ func payloadFor(f flags.Flag, info flags.FlagInfo, set *flags.Set) (payloadFlag,
 	// Copy what is rewritten, so the caller's definitions stay untouched.
 	fl.Groups = copyConditions(fl.Groups)
 	fl.SuperGroups = copyConditions(fl.SuperGroups)
-	serverOnly := info.Invalid != ""
+	// A filter value the server reads as a non-match (docs/posthog-compat.md §5.2)
+	// is one the SDKs cannot decide, or, in posthog-node, decide differently.
+	serverOnly := info.Invalid != "" || info.UnparsableFilters
 
 	flagAgg := -1
 	if fl.AggregationGroupTypeIndex != nil {
@@ -264,6 +271,15 @@ func rewriteOverrides(fl *flags.Filters, overrides []flags.Override, flagAgg int
 		lead = append(lead, c)
 	}
 	if len(lead) > 0 {
+		if typ == "person" {
+			// posthog-python (7.91) does not add distinct_id to the person
+			// properties: a leading condition on it is inconclusive there, and
+			// the SDK then takes the first later condition that matches, a
+			// value the override does not give. Only the server can answer.
+			// (A forced-off is_not filter is safe: inconclusive on every
+			// condition, so the SDK asks the server.)
+			return false
+		}
 		if len(fl.SuperGroups) > 0 || fl.FeatureEnrollment {
 			return false // enrollment is decided before conditions in the SDKs
 		}

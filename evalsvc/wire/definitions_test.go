@@ -32,7 +32,9 @@ func TestBuildDefinitions(t *testing.T) {
 	  {"id":5,"key":"mixed","active":true,"version":1,"filters":{"groups":[{"properties":[]},{"aggregation_group_type_index":0,"properties":[]}]}},
 	  {"id":6,"key":"cyc-a","active":true,"version":1,"filters":{"groups":[{"properties":[{"key":"cyc-b","type":"flag","operator":"flag_evaluates_to","value":true}]}]}},
 	  {"id":7,"key":"cyc-b","active":true,"version":1,"filters":{"groups":[{"properties":[{"key":"cyc-a","type":"flag","operator":"flag_evaluates_to","value":true}]}]}},
-	  {"id":8,"key":"static","active":true,"version":1,"filters":{"groups":[{"properties":[{"key":"id","type":"cohort","value":9}]}]}}]}`)
+	  {"id":8,"key":"static","active":true,"version":1,"filters":{"groups":[{"properties":[{"key":"id","type":"cohort","value":9}]}]}},
+	  {"id":10,"key":"badnum","active":true,"version":1,"filters":{"groups":[{"properties":[{"key":"age","type":"person","operator":"gt","value":"abc"}]},{"properties":[],"rollout_percentage":100}]}},
+	  {"id":11,"key":"on-badnum","active":true,"version":1,"filters":{"groups":[{"properties":[{"key":"badnum","type":"flag","operator":"flag_evaluates_to","value":true}]}]}}]}`)
 	defs.Cohorts = append(defs.Cohorts, flags.Cohort{ID: 9, Kind: flags.CohortStatic})
 	set, _ := flags.Compile(defs)
 	d, err := BuildDefinitions(defs, set, true)
@@ -58,7 +60,7 @@ func TestBuildDefinitions(t *testing.T) {
 		keys = append(keys, f.Key)
 		byKey[f.Key] = i
 	}
-	if want := []string{"base", "dep", "off", "mixed", "cyc-a", "cyc-b", "static"}; !slices.Equal(keys, want) {
+	if want := []string{"base", "dep", "off", "mixed", "cyc-a", "cyc-b", "static", "badnum", "on-badnum"}; !slices.Equal(keys, want) {
 		t.Errorf("flags %v, want %v (deleted left out, inactive kept)", keys, want)
 	}
 	if doc.Flags[byKey["off"]].Active {
@@ -80,6 +82,14 @@ func TestBuildDefinitions(t *testing.T) {
 	}
 	if !doc.Flags[byKey["mixed"]].EEC || !slices.Contains(d.ServerOnly, "mixed") {
 		t.Error("mixed targeting must be marked server-only")
+	}
+	// An unparsable filter value is a non-match on the server and undecidable
+	// (or, in posthog-node, decided otherwise) in the SDKs: the flag and its
+	// dependents stay with the server.
+	for _, k := range []string{"badnum", "on-badnum"} {
+		if !doc.Flags[byKey[k]].EEC || !slices.Contains(d.ServerOnly, k) {
+			t.Errorf("%s must be marked server-only", k)
+		}
 	}
 	if doc.Flags[byKey["base"]].EEC {
 		t.Error("base must stay locally evaluable")

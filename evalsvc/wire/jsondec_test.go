@@ -72,8 +72,8 @@ var trickyBodies = []string{
 	`{"distinct_id":"d","person_properties":` + strings.Repeat(`{"a":`, maxDepth) + `1` + strings.Repeat(`}`, maxDepth) + `}`,
 }
 
-// vectorBodies turns the SDK test vectors (flags/testdata/posthog, copies
-// of ../shared/testdata) into /flags bodies and stored property objects.
+// vectorBodies turns the SDK test vectors (flags/testdata/posthog, made by
+// running PostHog's SDKs) into /flags bodies and stored property objects.
 func vectorBodies(tb testing.TB) (bodies, props []string) {
 	tb.Helper()
 	data, err := os.ReadFile("../../flags/testdata/posthog/flags.json")

@@ -240,7 +240,7 @@ func stringish(v any) string {
 // Shape is the response shape of a /flags or /decide request.
 type Shape int
 
-// Response shapes (posthog-compat.md §1.2).
+// Response shapes (docs/posthog-compat.md §1.2).
 const (
 	ShapeV2       Shape = iota // "flags" map of records
 	ShapeLegacy                // "featureFlags" + "featureFlagPayloads", every flag

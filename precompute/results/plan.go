@@ -4,7 +4,7 @@
 // the compact binary encoding of a row's results. It is pure: no store, no
 // NATS.
 //
-// A stored result is used only when DESIGN.md §2 holds, checked by Check:
+// A stored result is used only when docs/design.md §2 holds, checked by Check:
 // the stamp of its flag is the current one (the stamp hashes everything of
 // the definitions the result depends on: the flag, the cohorts it reads, the
 // flags it depends on, the team's matching settings), the row's version and

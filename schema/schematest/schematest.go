@@ -3,6 +3,8 @@
 // by scripts/cassandra.sh addr), each test run gets a fresh keyspace with a
 // random name, dropped when the test ends. Without an address the test is
 // skipped, except under CI=true, where it fails: CI must run Cassandra.
+// Tests that need several nodes take theirs from VEXIL_TEST_CASSANDRA_CLUSTER
+// (scripts/cassandra-cluster.sh addr), under the same rule.
 package schematest
 
 import (
@@ -10,6 +12,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -34,12 +37,46 @@ func Addr(t testing.TB) string {
 	return addr
 }
 
+// EnvCluster is the environment variable holding the comma-separated
+// host:port of every node of the test cluster.
+const EnvCluster = "VEXIL_TEST_CASSANDRA_CLUSTER"
+
+// ClusterAddrs returns the nodes of the test cluster, or skips the test
+// (fails it under CI=true) when EnvCluster is empty.
+func ClusterAddrs(t testing.TB) []string {
+	t.Helper()
+	v := os.Getenv(EnvCluster)
+	if v == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("VEXIL_TEST_CASSANDRA_CLUSTER not set: CI must run the Cassandra cluster")
+		}
+		t.Skip("VEXIL_TEST_CASSANDRA_CLUSTER not set: start a local cluster with scripts/cassandra-cluster.sh start and export VEXIL_TEST_CASSANDRA_CLUSTER=$(scripts/cassandra-cluster.sh addr)")
+	}
+	return strings.Split(v, ",")
+}
+
+// SessionOn opens a keyspace-less session on the given nodes (as Cluster
+// configures it), closed when the test ends.
+func SessionOn(t testing.TB, addrs ...string) *gocql.Session {
+	t.Helper()
+	s, err := clusterOn(addrs...).CreateSession()
+	if err != nil {
+		t.Fatalf("connect to %v: %v", addrs, err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
 // Cluster returns a cluster config for the test Cassandra: protocol v4,
 // token-aware round robin, no retries (tests that expect an error must see
 // it once), generous timeouts for a shared 2-core machine.
 func Cluster(t testing.TB) *gocql.ClusterConfig {
 	t.Helper()
-	c := gocql.NewCluster(Addr(t))
+	return clusterOn(Addr(t))
+}
+
+func clusterOn(addrs ...string) *gocql.ClusterConfig {
+	c := gocql.NewCluster(addrs...)
 	c.ProtoVersion = 4
 	c.PoolConfig.HostSelectionPolicy = gocql.TokenAwareHostPolicy(gocql.RoundRobinHostPolicy())
 	c.RetryPolicy = &gocql.SimpleRetryPolicy{NumRetries: 0}

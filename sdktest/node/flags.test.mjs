@@ -4,7 +4,7 @@
 // Every expectation is computed here, independently of Vexil and of
 // posthog-node, from the demo's data as cmd/vexil/demo.go writes it and from
 // the rules of its four flags; the percentage rollouts use PostHog's hash
-// (posthog-compat.md §4) through node:crypto.
+// (docs/posthog-compat.md §4) through node:crypto.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -42,7 +42,7 @@ function company(k) {
   return { key: `company-${k}`, props: { name: `Company ${k}`, plan: plans[k % plans.length], seats: (k * 37) % 1000 } };
 }
 
-// ---- PostHog's bucketing (posthog-compat.md §4) ----
+// ---- PostHog's bucketing (docs/posthog-compat.md §4) ----
 
 const LONG_SCALE = 0xfffffffffffffff; // a float64: rounds to 2^60, as in every SDK
 

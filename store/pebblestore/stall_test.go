@@ -6,8 +6,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
-
-	"github.com/vexil-dev/vexil/internal/promtest"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // Pebble's stall events are counted by reason and their time summed.
@@ -21,11 +20,11 @@ func TestWriteStallMetrics(t *testing.T) {
 	l.WriteStallEnd()
 	l.WriteStallEnd() // an end without a begin adds nothing
 	for reason, want := range map[string]float64{"memtable": 1, "l0": 1, "other": 0} {
-		if got := promtest.CounterValue(t, m.stalls.WithLabelValues(reason)); got != want {
+		if got := testutil.ToFloat64(m.stalls.WithLabelValues(reason)); got != want {
 			t.Errorf("stalls{reason=%q} = %v, want %v", reason, got, want)
 		}
 	}
-	if got := promtest.CounterValue(t, m.stallSeconds); got < 0.005 {
+	if got := testutil.ToFloat64(m.stallSeconds); got < 0.005 {
 		t.Errorf("stall seconds = %v, want at least the 5 ms slept", got)
 	}
 }

@@ -57,6 +57,27 @@ type Config struct {
 	ApplySchema bool
 	// ReplicationFactor for a keyspace created by ApplySchema. Default 1.
 	ReplicationFactor int
+	// HedgeAttempts is how many extra attempts a slow GetRow or GetGroup
+	// may send, each to a host the earlier attempts did not use, one
+	// hedge delay apart; the first answer wins (see "Hedged reads" in the
+	// package doc). Default 1; negative: no hedging; at most 4. Writes are
+	// never hedged.
+	HedgeAttempts int
+	// HedgePercentile of recent read latencies is the hedge delay: a read
+	// slower than most is hedged. Default 0.95; in (0, 1].
+	HedgePercentile float64
+	// HedgeMinDelay and HedgeMaxDelay clamp the hedge delay. Defaults 1 ms
+	// (no hedging within a healthy read's jitter) and 50 ms (serve's
+	// default /flags store deadline: a later hedge cannot help /flags); the
+	// delay is the maximum until 64 reads were answered. At most 1 minute.
+	HedgeMinDelay, HedgeMaxDelay time.Duration
+	// HedgeBudget is the fraction of reads that may send a hedge, over
+	// time (bursts of 10 allowed): when every host is slow, hedging adds
+	// at most this much read load. Default 0.2; in (0, 1].
+	HedgeBudget float64
+	// AddressTranslator maps the addresses nodes announce to the ones
+	// this process reaches them at (NAT, proxies). Default: as announced.
+	AddressTranslator gocql.AddressTranslator
 	// Logger is scoped to the store. Default: discard.
 	Logger *slog.Logger
 	// Registerer receives the store's metrics (vexil_scyllastore_*).
@@ -87,6 +108,32 @@ func (c Config) Validate() error {
 	}
 	if c.WriteConcurrency < 0 || c.ReadConcurrency < 0 || c.PageSize < 0 {
 		return fmt.Errorf("%w: negative concurrency or page size", ErrInvalidConfig)
+	}
+	return c.validateHedging()
+}
+
+// Bounds of the hedging options.
+const (
+	maxHedgeAttempts = 4
+	maxHedgeDelay    = time.Minute
+)
+
+func (c Config) validateHedging() error {
+	if c.HedgeAttempts > maxHedgeAttempts {
+		return fmt.Errorf("%w: HedgeAttempts %d above %d", ErrInvalidConfig, c.HedgeAttempts, maxHedgeAttempts)
+	}
+	// !(x >= 0) also rejects NaN.
+	if !(c.HedgePercentile >= 0 && c.HedgePercentile <= 1) {
+		return fmt.Errorf("%w: HedgePercentile %v not in (0, 1]", ErrInvalidConfig, c.HedgePercentile)
+	}
+	if !(c.HedgeBudget >= 0 && c.HedgeBudget <= 1) {
+		return fmt.Errorf("%w: HedgeBudget %v not in (0, 1]", ErrInvalidConfig, c.HedgeBudget)
+	}
+	if c.HedgeMinDelay < 0 || c.HedgeMaxDelay < 0 || c.HedgeMinDelay > maxHedgeDelay || c.HedgeMaxDelay > maxHedgeDelay {
+		return fmt.Errorf("%w: hedge delays %v, %v not in [0, %v]", ErrInvalidConfig, c.HedgeMinDelay, c.HedgeMaxDelay, maxHedgeDelay)
+	}
+	if d := c.withDefaults(); d.HedgeMinDelay > d.HedgeMaxDelay {
+		return fmt.Errorf("%w: HedgeMinDelay %v above HedgeMaxDelay %v", ErrInvalidConfig, d.HedgeMinDelay, d.HedgeMaxDelay)
 	}
 	return nil
 }
@@ -119,6 +166,24 @@ func (c Config) withDefaults() Config {
 	if c.ReplicationFactor == 0 {
 		c.ReplicationFactor = 1
 	}
+	if c.HedgeAttempts == 0 {
+		c.HedgeAttempts = 1
+	}
+	if c.HedgeAttempts < 0 {
+		c.HedgeAttempts = 0
+	}
+	if c.HedgePercentile == 0 {
+		c.HedgePercentile = 0.95
+	}
+	if c.HedgeMinDelay == 0 {
+		c.HedgeMinDelay = time.Millisecond
+	}
+	if c.HedgeMaxDelay == 0 {
+		c.HedgeMaxDelay = 50 * time.Millisecond
+	}
+	if c.HedgeBudget == 0 {
+		c.HedgeBudget = 0.2
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -127,14 +192,16 @@ func (c Config) withDefaults() Config {
 
 // cluster builds the driver configuration: protocol v4 (v5 fails against
 // Cassandra 5.0 with this driver), token-aware routing over round robin,
-// so each single-partition statement goes straight to a replica.
-func (c Config) cluster() *gocql.ClusterConfig {
+// so each single-partition statement goes straight to a replica, wrapped
+// in policy (the hedged reads' host selection).
+func (c Config) cluster(policy *hedgePolicy) *gocql.ClusterConfig {
 	cl := gocql.NewCluster(c.Hosts...)
 	cl.ProtoVersion = 4
 	cl.Consistency = c.Consistency
 	cl.Timeout = c.Timeout
 	cl.ConnectTimeout = c.ConnectTimeout
-	cl.PoolConfig.HostSelectionPolicy = gocql.TokenAwareHostPolicy(gocql.RoundRobinHostPolicy())
+	cl.PoolConfig.HostSelectionPolicy = policy
+	cl.AddressTranslator = c.AddressTranslator
 	cl.RetryPolicy = &gocql.SimpleRetryPolicy{NumRetries: c.Retries}
 	cl.PageSize = c.PageSize
 	cl.Logger = driverLogger{c.Logger}

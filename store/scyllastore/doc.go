@@ -65,19 +65,62 @@
 // multi-row query pages with the driver's paging state until it is empty,
 // never assuming full pages (ScyllaDB may return short or empty pages).
 //
-// The driver's speculative execution is not used for hedged reads: gocql
-// returns whichever attempt finishes first, errors included, so a hedge with
-// no other host to go to ("no hosts available in the pool", seen on a
-// one-node cluster) fails a read the first attempt would have answered.
-// Hedging belongs above the store, keeping the first successful answer.
+// # Hedged reads
+//
+// GetRow and GetGroup, the reads of /flags, are hedged: when a read has
+// not answered after the hedge delay, the same read is sent again to
+// another host (Config.HedgeAttempts more at most, one delay apart), and
+// the first answer, found or not found, wins; the others are cancelled
+// and waited for. A failed attempt does not fail the read while another
+// is in flight. A hedge routes around a slow coordinator (the first
+// replica the driver picks, which with consistency ONE or LOCAL_ONE
+// usually answers from its own data); a slow replica behind a healthy
+// coordinator is the database's own speculative retry (the table option
+// speculative_retry).
+//
+// The delay is Config.HedgePercentile (p95) of the latencies of the last
+// 1,000 to 2,000 answered reads, clamped to [HedgeMinDelay, HedgeMaxDelay]
+// (1 ms, 50 ms), and the maximum until 64 reads were answered. The latency
+// recorded is the winning attempt's own, not the read's: reads a hedge
+// answered count at the hedge's latency, so a persistently slow node does
+// not drag the delay up to its own latency and switch hedging off, while a
+// cluster slow everywhere raises the delay and hedges less. On top of
+// that, Config.HedgeBudget (0.2) caps hedges at a fraction of reads.
+//
+// The attempts of one read go to distinct hosts: the store wraps the
+// token-aware host selection policy, and each attempt's query context
+// names the read, so the wrapper skips the hosts its other attempts have
+// taken (the hedge goes to the next replica in the driver's order). With
+// fewer than two hosts up there is nowhere to go and nothing is hedged.
+//
+// The driver's own speculative execution (gocql's
+// SpeculativeExecutionPolicy) is not used: it returns whichever attempt
+// finishes first, errors included, so a hedge with no other host to go to
+// ("no hosts available in the pool", on a one-node cluster) or failing
+// fast fails a read the first attempt would have answered, and it does
+// not tell which attempt answered, which the hedge metrics need.
+//
+// Writes are not hedged. Every write would be safe to repeat (each carries
+// a client timestamp: the Apply's, or the results' stamp with USING
+// TIMESTAMP, so a second copy writes the same cells at the same timestamp,
+// and the statements are marked idempotent for the driver's retries), but
+// a hedge does not make a write faster: the coordinator already sends it
+// to every replica and waits for the consistency level, so a slow replica
+// is masked by the quorum, and a hedge would double the write load to
+// save a slow coordinator's time on a path (the projector's batches) that
+// is measured in throughput, not latency.
 //
 // # Metrics
 //
 // With Config.Registerer set: vexil_scyllastore_op_seconds{op} (latency of
 // get_row, get_group, get_persons, get_mappings, scan_rows, scan_groups,
 // due_expiries, apply),
-// vexil_scyllastore_op_errors_total{op} (not-found answers excluded) and
-// vexil_scyllastore_applied_writes_total. Driver log lines go to
+// vexil_scyllastore_op_errors_total{op} (not-found answers excluded),
+// vexil_scyllastore_applied_writes_total, and for hedged reads (op
+// get_row or get_group) vexil_scyllastore_hedges_total{op} (hedges sent),
+// vexil_scyllastore_hedge_wins_total{op} (reads a hedge answered),
+// vexil_scyllastore_hedges_throttled_total{op} (hedges the budget refused)
+// and vexil_scyllastore_hedge_delay_seconds. Driver log lines go to
 // Config.Logger at Warn.
 //
 // # Scans

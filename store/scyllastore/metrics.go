@@ -30,9 +30,19 @@ type metrics struct {
 	seconds *prometheus.HistogramVec
 	errors  *prometheus.CounterVec
 	writes  prometheus.Counter
+
+	// Hedged reads (get_row, get_group).
+	hedges          *prometheus.CounterVec
+	hedgeWins       *prometheus.CounterVec
+	hedgesThrottled *prometheus.CounterVec
 }
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+// hedgedOps are the operations that may be hedged.
+var hedgedOps = []string{opGetRow, opGetGroup}
+
+// newMetrics makes the collectors and registers them on reg when it is not
+// nil; delay is the hedging delay (nil when hedging is off).
+func newMetrics(reg prometheus.Registerer, delay func() time.Duration) (*metrics, error) {
 	m := &metrics{
 		seconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "vexil_scyllastore_op_seconds",
@@ -47,17 +57,41 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "vexil_scyllastore_applied_writes_total",
 			Help: "Merged writes (persons, mappings, index entries, row operations, groups, group types) durably applied.",
 		}),
+		hedges: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vexil_scyllastore_hedges_total",
+			Help: "Hedged attempts sent: extra attempts of a slow read (get_row, get_group) to another host.",
+		}, []string{"op"}),
+		hedgeWins: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vexil_scyllastore_hedge_wins_total",
+			Help: "Reads (get_row, get_group) answered by a hedged attempt rather than the first one.",
+		}, []string{"op"}),
+		hedgesThrottled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vexil_scyllastore_hedges_throttled_total",
+			Help: "Hedged attempts not sent because the hedge budget (Config.HedgeBudget) was spent.",
+		}, []string{"op"}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.seconds, m.errors, m.writes} {
+	cs := []prometheus.Collector{m.seconds, m.errors, m.writes, m.hedges, m.hedgeWins, m.hedgesThrottled}
+	if delay != nil {
+		cs = append(cs, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "vexil_scyllastore_hedge_delay_seconds",
+			Help: "How long a read waits for its answer before it is hedged: a percentile of recent read latencies, clamped (Config.HedgePercentile, HedgeMinDelay, HedgeMaxDelay).",
+		}, func() float64 { return delay().Seconds() }))
+	}
+	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("%w: metrics: %w", ErrInvalidConfig, err)
 		}
 	}
 	for _, op := range allOps {
 		m.errors.WithLabelValues(op)
+	}
+	for _, op := range hedgedOps {
+		m.hedges.WithLabelValues(op)
+		m.hedgeWins.WithLabelValues(op)
+		m.hedgesThrottled.WithLabelValues(op)
 	}
 	return m, nil
 }

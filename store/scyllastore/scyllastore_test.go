@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -31,6 +32,18 @@ func TestConfigValidate(t *testing.T) {
 		{"bad keyspace", scyllastore.Config{Hosts: []string{"h"}, Keyspace: "Vexil-1"}, false},
 		{"negative timeout", scyllastore.Config{Hosts: []string{"h"}, Keyspace: "v", Timeout: -1}, false},
 		{"negative concurrency", scyllastore.Config{Hosts: []string{"h"}, Keyspace: "v", WriteConcurrency: -1}, false},
+		{"hedging off", scyllastore.Config{Hosts: []string{"h"}, Keyspace: "v", HedgeAttempts: -1}, true},
+		{"hedging set", scyllastore.Config{Hosts: []string{"h"}, Keyspace: "v", HedgeAttempts: 4, HedgePercentile: 0.99,
+			HedgeMinDelay: time.Millisecond, HedgeMaxDelay: time.Minute, HedgeBudget: 1}, true},
+		{"too many hedges", scyllastore.Config{Hosts: []string{"h"}, Keyspace: "v", HedgeAttempts: 5}, false},
+		{"percentile above 1", scyllastore.Config{Hosts: []string{"h"}, Keyspace: "v", HedgePercentile: 1.01}, false},
+		{"negative percentile", scyllastore.Config{Hosts: []string{"h"}, Keyspace: "v", HedgePercentile: -0.5}, false},
+		{"NaN percentile", scyllastore.Config{Hosts: []string{"h"}, Keyspace: "v", HedgePercentile: math.NaN()}, false},
+		{"budget above 1", scyllastore.Config{Hosts: []string{"h"}, Keyspace: "v", HedgeBudget: 2}, false},
+		{"negative hedge delay", scyllastore.Config{Hosts: []string{"h"}, Keyspace: "v", HedgeMinDelay: -1}, false},
+		{"hedge delay above a minute", scyllastore.Config{Hosts: []string{"h"}, Keyspace: "v", HedgeMaxDelay: time.Hour}, false},
+		{"min above the default max", scyllastore.Config{Hosts: []string{"h"}, Keyspace: "v", HedgeMinDelay: 200 * time.Millisecond}, false},
+		{"min above max", scyllastore.Config{Hosts: []string{"h"}, Keyspace: "v", HedgeMinDelay: 20 * time.Millisecond, HedgeMaxDelay: 10 * time.Millisecond}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.cfg.Validate()

@@ -25,6 +25,7 @@ type Store struct {
 	sess   *gocql.Session
 	q      queries
 	m      *metrics
+	hedge  *hedger // nil: no hedging
 	closed atomic.Bool
 }
 
@@ -39,11 +40,26 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	m, err := newMetrics(cfg.Registerer)
+	policy := newHedgePolicy(gocql.TokenAwareHostPolicy(gocql.RoundRobinHostPolicy()))
+	var h *hedger
+	var delay func() time.Duration
+	if cfg.HedgeAttempts > 0 {
+		h = &hedger{
+			attempts: cfg.HedgeAttempts,
+			est:      newDelayEstimator(cfg.HedgePercentile, cfg.HedgeMinDelay, cfg.HedgeMaxDelay),
+			budget:   newHedgeBudget(cfg.HedgeBudget),
+			policy:   policy,
+		}
+		delay = h.est.Delay
+	}
+	m, err := newMetrics(cfg.Registerer, delay)
 	if err != nil {
 		return nil, err
 	}
-	sess, err := cfg.cluster().CreateSession()
+	if h != nil {
+		h.m = m
+	}
+	sess, err := cfg.cluster(policy).CreateSession()
 	if err != nil {
 		return nil, fmt.Errorf("scyllastore: connect to %v: %w", cfg.Hosts, err)
 	}
@@ -57,7 +73,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		sess.Close()
 		return nil, fmt.Errorf("scyllastore: open: %w", err)
 	}
-	s := &Store{cfg: cfg, log: cfg.Logger, sess: sess, q: newQueries(cfg.Keyspace), m: m}
+	s := &Store{cfg: cfg, log: cfg.Logger, sess: sess, q: newQueries(cfg.Keyspace), m: m, hedge: h}
 	return s, nil
 }
 
@@ -154,7 +170,9 @@ func (s *Store) GetRow(ctx context.Context, team int64, distinctID string) (*sto
 		return nil, err
 	}
 	start := time.Now()
-	r, err := s.getRow(ctx, team, distinctID)
+	r, err := hedged(ctx, s.hedge, opGetRow, func(ctx context.Context) (*store.Row, error) {
+		return s.getRow(ctx, team, distinctID)
+	})
 	s.m.observe(opGetRow, start, err)
 	if err != nil {
 		return nil, fmt.Errorf("scyllastore: get row %d/%q: %w", team, distinctID, err)
@@ -223,7 +241,9 @@ func (s *Store) GetGroup(ctx context.Context, team int64, typeIndex int, key str
 	if !utf8.ValidString(key) {
 		return nil, fmt.Errorf("scyllastore: get group %d/%d/%q: %w", team, typeIndex, key, store.ErrNotFound)
 	}
-	g, err := s.getGroup(ctx, team, typeIndex, key)
+	g, err := hedged(ctx, s.hedge, opGetGroup, func(ctx context.Context) (*store.Group, error) {
+		return s.getGroup(ctx, team, typeIndex, key)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("scyllastore: get group %d/%d/%q: %w", team, typeIndex, key, err)
 	}

@@ -31,6 +31,25 @@ func Config(tb testing.TB) scyllastore.Config {
 	}
 }
 
+// ClusterConfig is Config on the test cluster of
+// VEXIL_TEST_CASSANDRA_CLUSTER (skipped without it, failed under CI=true):
+// every node as a contact point, a fresh keyspace at replication factor
+// len(nodes), dropped when tb ends.
+func ClusterConfig(tb testing.TB) scyllastore.Config {
+	tb.Helper()
+	addrs := schematest.ClusterAddrs(tb)
+	ks := schematest.Keyspace(tb, schematest.SessionOn(tb, addrs...))
+	return scyllastore.Config{
+		Hosts:             addrs,
+		Keyspace:          ks,
+		Retries:           -1,
+		Timeout:           30 * time.Second,
+		ConnectTimeout:    30 * time.Second,
+		ApplySchema:       true,
+		ReplicationFactor: len(addrs),
+	}
+}
+
 // New opens a Store on a fresh keyspace (see Config), closed when tb ends.
 func New(tb testing.TB) *scyllastore.Store {
 	tb.Helper()

@@ -1,0 +1,122 @@
+package changes
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Prefix starts every change-notice subject; Wildcard matches them all.
+const (
+	Prefix   = "vexil.changes."
+	Wildcard = Prefix + ">"
+)
+
+// MaxSize bounds a notice's payload. Notices are a few dozen bytes; a
+// larger payload is not one.
+const MaxSize = 16 << 10
+
+// A Kind says what changed.
+type Kind string
+
+// The kinds of change. The management API announces the first five; the
+// precompute worker announces KindPrecompute to itself when a team's stored
+// results are not current (reconcile).
+const (
+	KindFlag        Kind = "flag"
+	KindCohort      Kind = "cohort"
+	KindEarlyAccess Kind = "early_access"
+	KindTeam        Kind = "team"
+	KindKey         Kind = "key"
+	KindPrecompute  Kind = "precompute"
+)
+
+// Notice is published on Subject(Team) after a committed change.
+type Notice struct {
+	Team int64 `json:"team_id"`
+	Kind Kind  `json:"kind"`
+	// ID is the changed entity's id (a flag's, a key's ...).
+	ID      string `json:"id"`
+	Key     string `json:"key,omitempty"`
+	Version int64  `json:"version"`
+	// Op is the activity action: created, updated, deleted, archived ...
+	Op string `json:"op"`
+}
+
+// Errors of Encode and Parse.
+var (
+	// ErrSubject: the subject is not a change-notice subject.
+	ErrSubject = errors.New("changes: not a change-notice subject")
+	// ErrNotice: the notice cannot be encoded or its payload not read.
+	ErrNotice = errors.New("changes: invalid notice")
+)
+
+// Subject is the subject of team's notices.
+func Subject(team int64) string { return Prefix + strconv.FormatInt(team, 10) }
+
+// TeamOf returns the team of a change-notice subject; false when subject is
+// not one (another prefix, more tokens, a team that is not canonical).
+func TeamOf(subject string) (int64, bool) {
+	rest, ok := strings.CutPrefix(subject, Prefix)
+	if !ok || rest == "" || rest[0] < '1' || rest[0] > '9' {
+		return 0, false
+	}
+	team, err := strconv.ParseInt(rest, 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	return team, true
+}
+
+// Subject is the subject n is published on.
+func (n Notice) Subject() string { return Subject(n.Team) }
+
+// Encode returns n's payload. The team must be positive and the kind set.
+func (n Notice) Encode() ([]byte, error) {
+	if n.Team <= 0 {
+		return nil, fmt.Errorf("%w: team %d is not positive", ErrNotice, n.Team)
+	}
+	if n.Kind == "" {
+		return nil, fmt.Errorf("%w: no kind", ErrNotice)
+	}
+	data, err := json.Marshal(n)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrNotice, err)
+	}
+	if len(data) > MaxSize {
+		return nil, fmt.Errorf("%w: %d bytes, more than %d", ErrNotice, len(data), MaxSize)
+	}
+	return data, nil
+}
+
+// Parse reads the notice published on subject with payload data. The team
+// comes from the subject (an invalid one: ErrSubject and a zero Notice). A
+// payload that cannot be read (too large, not a JSON object, a member of
+// the wrong type, another team) yields ErrNotice together with a Notice
+// that carries the subject's team and nothing else: the team is known to
+// have changed, not how.
+func Parse(subject string, data []byte) (Notice, error) {
+	team, ok := TeamOf(subject)
+	if !ok {
+		return Notice{}, fmt.Errorf("%w: %q", ErrSubject, subject)
+	}
+	bare := Notice{Team: team}
+	if len(data) > MaxSize {
+		return bare, fmt.Errorf("%w: payload of %d bytes, more than %d", ErrNotice, len(data), MaxSize)
+	}
+	if t := bytes.TrimSpace(data); len(t) == 0 || t[0] != '{' {
+		return bare, fmt.Errorf("%w: payload is not a JSON object", ErrNotice)
+	}
+	var n Notice
+	if err := json.Unmarshal(data, &n); err != nil {
+		return bare, fmt.Errorf("%w: %w", ErrNotice, err)
+	}
+	if n.Team != 0 && n.Team != team {
+		return bare, fmt.Errorf("%w: team_id %d on the subject of team %d", ErrNotice, n.Team, team)
+	}
+	n.Team = team
+	return n, nil
+}

@@ -1,0 +1,308 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/vexil-dev/vexil/schema"
+)
+
+// Config is every setting of a vexil process. Its YAML keys are the names
+// in the struct tags; a section is a nested mapping (nats.url). Each
+// subcommand reads the settings of the roles it runs and ignores the
+// others, so one file can serve them all.
+type Config struct {
+	// DataDir is the directory of the embedded store, catalog and NATS
+	// JetStream of serve, and the data directory admin works on.
+	// Default ".data".
+	DataDir string `yaml:"data-dir"`
+	// LogLevel is debug, info, warn or error. Default "info".
+	LogLevel string `yaml:"log-level"`
+	// HTTPAddr serves /flags, /decide, the local-evaluation definitions,
+	// the management API under /api and /metrics. Default
+	// "127.0.0.1:8000" (admin alone: "127.0.0.1:7080").
+	HTTPAddr string `yaml:"http-addr"`
+	// GRPCAddr serves the management and evaluation gRPC APIs. Default
+	// "127.0.0.1:8001" (admin alone: "127.0.0.1:7081").
+	GRPCAddr string `yaml:"grpc-addr"`
+	// GCPercent is the Go GC target (GOGC) unless the GOGC environment
+	// variable is set; 0 keeps Go's default. Default 400: the heap is small
+	// (Pebble's cache is off-heap), so a higher target trades a little
+	// memory for less GC work per request.
+	GCPercent int `yaml:"gc-percent"`
+
+	NATS       NATS       `yaml:"nats"`
+	Scylla     Scylla     `yaml:"scylla"`
+	Store      Store      `yaml:"store"`
+	Eval       Eval       `yaml:"eval"`
+	Precompute Precompute `yaml:"precompute"`
+	Admin      Admin      `yaml:"admin"`
+	Demo       Demo       `yaml:"demo"`
+}
+
+// NATS is where the roles meet: the ingest stream, change notices and
+// precompute runs.
+type NATS struct {
+	// URL is an external NATS server with JetStream (a comma-separated
+	// list for a cluster). Empty: serve runs one in process; admin then
+	// publishes no change notices. The precompute worker requires it.
+	URL string `yaml:"url"`
+	// Listen is the address of serve's in-process NATS server (for vexil
+	// publish and producers); port -1 picks a free one. Default
+	// "127.0.0.1:4222".
+	Listen string `yaml:"listen"`
+}
+
+// Scylla selects the ScyllaDB (or Cassandra) store and catalog.
+type Scylla struct {
+	// Hosts are the contact points. Empty: serve keeps the store and the
+	// catalog in Pebble under DataDir. The precompute worker requires
+	// them.
+	Hosts []string `yaml:"hosts"`
+	// Keyspace of the store and the catalog, created and migrated by
+	// serve. Default "vexil".
+	Keyspace string `yaml:"keyspace"`
+	// Replication is the replication factor when serve creates the
+	// keyspace, 1 to 64. Default 1.
+	Replication int `yaml:"replication"`
+	// HedgeAttempts is how many extra attempts a slow row or group read
+	// may send to other replicas (the first answer wins), up to 4; 0 or
+	// -1 turns hedging off. Default 1. Hedging needs two hosts up.
+	HedgeAttempts int `yaml:"hedge-attempts"`
+	// HedgeMaxDelay caps the hedge delay (a high percentile of recent
+	// read latencies). Keep it below eval.store-timeout, or a hedge never
+	// fires before /flags gives up on the read. Default 50ms.
+	HedgeMaxDelay time.Duration `yaml:"hedge-max-delay"`
+}
+
+// Store is the embedded Pebble store.
+type Store struct {
+	// CacheMB is the Pebble block cache, in MiB: rows read by /flags stay
+	// in memory. 0 is pebblestore's default. Default 256.
+	CacheMB int `yaml:"cache-mb"`
+}
+
+// Eval is the evaluation service (/flags, /decide).
+type Eval struct {
+	// StoreTimeout is the deadline of the row and group reads of one
+	// /flags request; past it /flags answers with what it could decide and
+	// errorsWhileComputingFlags. At most a minute; 0 is evalsvc's default.
+	// Default 50ms (raise it for a remote ScyllaDB cluster).
+	StoreTimeout time.Duration `yaml:"store-timeout"`
+	// LiveOnly evaluates every flag live, ignoring stored results (the
+	// baseline of benchmarks and canary comparisons). Default false.
+	LiveOnly bool `yaml:"live-only"`
+}
+
+// Precompute is the precompute worker: flag results materialised into the
+// store on every person, group, flag or cohort change.
+type Precompute struct {
+	// Enabled runs the worker inside serve. Default true.
+	Enabled bool `yaml:"enabled"`
+	// RunRate is how many rows per second a run may compute, 0 to 10⁷
+	// (0: unbounded). A budget makes a run after a flag change longer and
+	// serving steadier while it lasts. Default 0.
+	RunRate int `yaml:"run-rate"`
+	// Concurrency is how many rows are computed at once, 0 to 1024 (0:
+	// the worker's default). Default 0.
+	Concurrency int `yaml:"concurrency"`
+	// MetricsAddr serves /metrics of a worker run alone (vexil
+	// precompute); empty: none. Default "127.0.0.1:9090".
+	MetricsAddr string `yaml:"metrics-addr"`
+}
+
+// Admin is the management API run alone (vexil admin).
+type Admin struct {
+	// NoStore does not open the persons store: explain then needs
+	// properties, and there is no blast radius. Default false.
+	NoStore bool `yaml:"no-store"`
+}
+
+// Demo is serve's demo data.
+type Demo struct {
+	// Enabled creates a demo team with flags and persons, and prints a
+	// token and a curl to try. Default false.
+	Enabled bool `yaml:"enabled"`
+	// Persons the demo publishes through the ingest stream, 1 to 10⁶.
+	// Default 10000.
+	Persons int `yaml:"persons"`
+	// Flags are extra demo flags in the peers' benchmark shape (half
+	// boolean at 50%, half multivariate gated on country US), 0 to 10⁴.
+	// Default 0.
+	Flags int `yaml:"flags"`
+}
+
+// Default returns the defaults documented on each field.
+func Default() Config {
+	return Config{
+		DataDir:    ".data",
+		LogLevel:   "info",
+		HTTPAddr:   "127.0.0.1:8000",
+		GRPCAddr:   "127.0.0.1:8001",
+		GCPercent:  400,
+		NATS:       NATS{Listen: "127.0.0.1:4222"},
+		Scylla:     Scylla{Keyspace: "vexil", Replication: 1, HedgeAttempts: 1, HedgeMaxDelay: 50 * time.Millisecond},
+		Store:      Store{CacheMB: 256},
+		Eval:       Eval{StoreTimeout: 50 * time.Millisecond},
+		Precompute: Precompute{Enabled: true, MetricsAddr: "127.0.0.1:9090"},
+		Demo:       Demo{Persons: 10_000},
+	}
+}
+
+// Bounds of the settings that have no natural limit of their own.
+const (
+	maxPathBytes    = 4096
+	maxHosts        = 64
+	maxHostBytes    = 255
+	maxCacheMB      = 1 << 20 // 1 TiB
+	maxGCPercent    = 100_000
+	maxStoreTimeout = time.Minute
+	maxRunRate      = 10_000_000
+	maxConcurrency  = 1024
+	maxDemoPersons  = 1_000_000
+	maxDemoFlags    = 10_000
+)
+
+// A FieldError is a setting that Validate refuses. Key names it as the
+// file does (nats.url).
+type FieldError struct {
+	Key    string
+	Reason string
+}
+
+func (e *FieldError) Error() string { return fmt.Sprintf("config: %s: %s", e.Key, e.Reason) }
+
+// Validate checks every setting and returns one *FieldError per setting
+// at fault (joined), or nil.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, &FieldError{Key: key, Reason: fmt.Sprintf(format, args...)})
+	}
+	check := func(key string, err error) {
+		if err != nil {
+			bad(key, "%v", err)
+		}
+	}
+	switch {
+	case c.DataDir == "":
+		bad("data-dir", "required")
+	case len(c.DataDir) > maxPathBytes:
+		bad("data-dir", "longer than %d bytes", maxPathBytes)
+	}
+	if _, err := c.Level(); err != nil {
+		bad("log-level", "%q: want debug, info, warn or error", c.LogLevel)
+	}
+	check("http-addr", checkAddr(c.HTTPAddr, 0))
+	check("grpc-addr", checkAddr(c.GRPCAddr, 0))
+	if c.GCPercent < 0 || c.GCPercent > maxGCPercent {
+		bad("gc-percent", "%d out of range 0..%d", c.GCPercent, maxGCPercent)
+	}
+	check("nats.url", checkNATSURL(c.NATS.URL))
+	check("nats.listen", checkAddr(c.NATS.Listen, -1))
+	if len(c.Scylla.Hosts) > maxHosts {
+		bad("scylla.hosts", "%d hosts, more than %d", len(c.Scylla.Hosts), maxHosts)
+	}
+	for _, h := range c.Scylla.Hosts {
+		if h == "" || len(h) > maxHostBytes || strings.ContainsAny(h, " \t\r\n,") {
+			bad("scylla.hosts", "%q is not a host", h)
+			break
+		}
+	}
+	if err := (schema.Config{Keyspace: c.Scylla.Keyspace}).Validate(); err != nil {
+		bad("scylla.keyspace", "%q is not a keyspace name (letters, digits and _, starting with a letter)", c.Scylla.Keyspace)
+	}
+	if c.Scylla.Replication < 1 || c.Scylla.Replication > 64 {
+		bad("scylla.replication", "%d out of range 1..64", c.Scylla.Replication)
+	}
+	if c.Scylla.HedgeAttempts < -1 || c.Scylla.HedgeAttempts > 4 {
+		bad("scylla.hedge-attempts", "%d out of range -1..4", c.Scylla.HedgeAttempts)
+	}
+	if c.Scylla.HedgeMaxDelay < time.Millisecond || c.Scylla.HedgeMaxDelay > maxStoreTimeout {
+		bad("scylla.hedge-max-delay", "%v out of range 1ms..%v", c.Scylla.HedgeMaxDelay, maxStoreTimeout)
+	}
+	if c.Store.CacheMB < 0 || c.Store.CacheMB > maxCacheMB {
+		bad("store.cache-mb", "%d out of range 0..%d", c.Store.CacheMB, maxCacheMB)
+	}
+	if c.Eval.StoreTimeout < 0 || c.Eval.StoreTimeout > maxStoreTimeout {
+		bad("eval.store-timeout", "%v out of range 0..%v", c.Eval.StoreTimeout, maxStoreTimeout)
+	}
+	if c.Precompute.RunRate < 0 || c.Precompute.RunRate > maxRunRate {
+		bad("precompute.run-rate", "%d out of range 0..%d", c.Precompute.RunRate, maxRunRate)
+	}
+	if c.Precompute.Concurrency < 0 || c.Precompute.Concurrency > maxConcurrency {
+		bad("precompute.concurrency", "%d out of range 0..%d", c.Precompute.Concurrency, maxConcurrency)
+	}
+	if c.Precompute.MetricsAddr != "" {
+		check("precompute.metrics-addr", checkAddr(c.Precompute.MetricsAddr, 0))
+	}
+	if c.Demo.Persons < 1 || c.Demo.Persons > maxDemoPersons {
+		bad("demo.persons", "%d out of range 1..%d", c.Demo.Persons, maxDemoPersons)
+	}
+	if c.Demo.Flags < 0 || c.Demo.Flags > maxDemoFlags {
+		bad("demo.flags", "%d out of range 0..%d", c.Demo.Flags, maxDemoFlags)
+	}
+	return errors.Join(errs...)
+}
+
+// Level returns LogLevel as a slog level.
+func (c *Config) Level() (slog.Level, error) {
+	var l slog.Level
+	err := l.UnmarshalText([]byte(c.LogLevel))
+	return l, err
+}
+
+// checkAddr checks a listen address host:port; the port may be 0 (any)
+// and, when minPort is -1, -1 (NATS: a free port).
+func checkAddr(addr string, minPort int) error {
+	if addr == "" {
+		return errors.New("required")
+	}
+	if len(addr) > maxHostBytes+6 {
+		return fmt.Errorf("%q is too long", addr[:32]+"...")
+	}
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q: want host:port", addr)
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port < minPort || port > 65535 {
+		return fmt.Errorf("%q: port %q out of range %d..65535", addr, p, minPort)
+	}
+	return nil
+}
+
+// checkNATSURL checks a NATS server URL or comma-separated list of them;
+// empty is allowed. Like the NATS client, a URL without a scheme is
+// nats://.
+func checkNATSURL(s string) error {
+	if s == "" {
+		return nil
+	}
+	if len(s) > maxPathBytes {
+		return fmt.Errorf("longer than %d bytes", maxPathBytes)
+	}
+	for u := range strings.SplitSeq(s, ",") {
+		u = strings.TrimSpace(u)
+		raw := u
+		if !strings.Contains(u, "://") {
+			raw = "nats://" + u
+		}
+		p, err := url.Parse(raw)
+		if err != nil || p.Host == "" {
+			return fmt.Errorf("%q is not a NATS server URL", u)
+		}
+		switch p.Scheme {
+		case "nats", "tls", "ws", "wss":
+		default:
+			return fmt.Errorf("%q: scheme %q, want nats, tls, ws or wss", u, p.Scheme)
+		}
+	}
+	return nil
+}
