@@ -21,7 +21,7 @@ import (
 
 var (
 	seedFlag  = flag.Uint64("seed", 0, "seed of the cases (0: a new one, printed)")
-	casesFlag = flag.Int("cases", 2000, "number of random cases")
+	casesFlag = flag.Int("cases", 10000, "number of random cases (about 5 s)")
 	longFlag  = flag.Bool("long", false, "run 50,000 cases")
 )
 
