@@ -388,7 +388,9 @@ func (e *evaluator) fail(r Result, err *EvalError) Result {
 	r.Enabled, r.Variant, r.Payload = false, "", nil
 	r.Err = err
 	r.Reason = Reason{Code: ReasonError, ConditionIndex: -1, Description: descError}
-	r.ValidUntil = time.Time{}
+	// Time alone can decide a failed flag too: a relative date that stops
+	// matching rules out the condition that held the unreadable filter.
+	r.ValidUntil = e.validUntil
 	return r
 }
 
@@ -487,9 +489,15 @@ func (e *evaluator) condition(f *compiledFlag, cc *compiledCond, personID string
 		return condNoGroup
 	}
 	sawUnknown := false
+	abort, incCode := e.abort, e.incCode
 	for i := range cc.filters {
 		switch e.match(&cc.filters[i], cc.agg) {
 		case no:
+			// A filter that rules the condition out decides it, whatever
+			// another filter could not read (a static cohort, a failed
+			// dependency): the server says no too, and posthog-python goes
+			// on to the next condition.
+			e.abort, e.incCode = abort, incCode
 			return condNoMatch
 		case unknown:
 			sawUnknown = true

@@ -3,6 +3,7 @@ package flags
 import (
 	"encoding/json"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -14,14 +15,20 @@ import (
 // int64, ...) passed by callers are accepted too.
 
 // stringify turns a property or filter value into PostHog's string form: a
-// string stays as it is, anything else becomes compact JSON, numbers keeping
-// their original text.
+// string stays as it is, anything else becomes compact JSON as the server's
+// serde_json writes it (posthog-compat §5.1). A number keeps its text when
+// it is an integer (5 is "5"); any other number is read as a float64 and
+// written with the shortest digits that read back the same (5.0 and 5.00 are
+// "5.0", 1e3 is "1000.0"), which is also what posthog-python does with the
+// float json.loads gives it. Properties are stored as their JSON text, so
+// every path (live, precompute, the definitions' filter values) meets the
+// same text and the same rule.
 func stringify(v any) string {
 	switch x := v.(type) {
 	case string:
 		return x
 	case json.Number:
-		return string(x)
+		return numberText(string(x))
 	case bool:
 		if x {
 			return "true"
@@ -44,24 +51,188 @@ func stringify(v any) string {
 	case json.RawMessage:
 		return string(x)
 	}
-	b, err := json.Marshal(v)
-	if err != nil {
-		return ""
-	}
-	return string(b)
+	return string(appendJSON(nil, v))
 }
 
-// formatFloat writes a Go float the way Python's repr writes it (5.0, not 5),
-// so a float passed by a Go caller compares like a float in JSON.
+// numberText is the server's text of a JSON number given as s: s itself
+// for an integer that fits 64 bits, the float64 it denotes otherwise. Text
+// that is not a number is returned unchanged.
+func numberText(s string) string {
+	if isInteger(s) {
+		if _, err := strconv.ParseInt(s, 10, 64); err == nil {
+			return s
+		}
+		if _, err := strconv.ParseUint(s, 10, 64); err == nil {
+			return s
+		}
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return s // not a number, or out of float64's range
+	}
+	var buf [32]byte
+	out := appendFloat(buf[:0], f)
+	if string(out) == s {
+		return s // already in the server's form: no allocation
+	}
+	return string(out)
+}
+
+// isInteger reports whether s is -?digits.
+func isInteger(s string) bool {
+	s = strings.TrimPrefix(s, "-")
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// formatFloat writes a float as PostHog's server writes a JSON float
+// (serde_json's shortest form): 5.0, 1000.0, 1.5, 0.0001, 1e16, 1.5e-7.
 func formatFloat(f float64) string {
+	var buf [32]byte
+	return string(appendFloat(buf[:0], f))
+}
+
+// appendFloat appends f in serde_json's layout: the shortest round-trip
+// digits, written out in full with ".0" when the value is an integer below
+// 1e16, with the decimal point inside the digits below 1e16, as 0.000ddd
+// down to 1e-5, and as d.ddde<exponent> (no "+") beyond. posthog-python
+// writes the same text except for a "+" in a positive exponent (1e+16).
+// An infinity or NaN, which JSON cannot hold, is null.
+func appendFloat(dst []byte, f float64) []byte {
 	if math.IsInf(f, 0) || math.IsNaN(f) {
-		return "null"
+		return append(dst, "null"...)
 	}
-	s := strconv.FormatFloat(f, 'g', -1, 64)
-	if !strings.ContainsAny(s, ".eEn") {
-		s += ".0"
+	if f == 0 {
+		if math.Signbit(f) {
+			return append(dst, "-0.0"...)
+		}
+		return append(dst, "0.0"...)
 	}
-	return s
+	var ebuf [32]byte
+	e := strconv.AppendFloat(ebuf[:0], f, 'e', -1, 64) // -d.ddde±xx
+	if e[0] == '-' {
+		dst = append(dst, '-')
+		e = e[1:]
+	}
+	at := 0
+	for e[at] != 'e' {
+		at++
+	}
+	exp, _ := strconv.Atoi(string(e[at+1:]))
+	var dbuf [24]byte
+	digits := append(dbuf[:0], e[0])
+	if at > 1 {
+		digits = append(digits, e[2:at]...) // skip the point
+	}
+	n := len(digits)
+	kk := exp + 1 // 10^(kk-1) <= |f| < 10^kk
+	switch {
+	case kk >= n && kk <= 16:
+		dst = append(dst, digits...)
+		for range kk - n {
+			dst = append(dst, '0')
+		}
+		dst = append(dst, ".0"...)
+	case kk > 0 && kk <= 16:
+		dst = append(dst, digits[:kk]...)
+		dst = append(dst, '.')
+		dst = append(dst, digits[kk:]...)
+	case kk > -5 && kk <= 0:
+		dst = append(dst, "0."...)
+		for range -kk {
+			dst = append(dst, '0')
+		}
+		dst = append(dst, digits...)
+	default:
+		dst = append(dst, digits[0])
+		if n > 1 {
+			dst = append(dst, '.')
+			dst = append(dst, digits[1:]...)
+		}
+		dst = append(dst, 'e')
+		dst = strconv.AppendInt(dst, int64(kk-1), 10)
+	}
+	return dst
+}
+
+// appendJSON appends v as compact JSON the way serde_json writes it:
+// numbers as numberText, object keys sorted, and only '"', '\\' and control
+// characters escaped in strings (encoding/json would also escape <, > and
+// &, which the server keeps).
+func appendJSON(dst []byte, v any) []byte {
+	switch x := v.(type) {
+	case nil:
+		return append(dst, "null"...)
+	case string:
+		return appendJSONString(dst, x)
+	case []any:
+		dst = append(dst, '[')
+		for i, e := range x {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendJSON(dst, e)
+		}
+		return append(dst, ']')
+	case map[string]any:
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		dst = append(dst, '{')
+		for i, k := range keys {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendJSONString(dst, k)
+			dst = append(dst, ':')
+			dst = appendJSON(dst, x[k])
+		}
+		return append(dst, '}')
+	case bool, json.Number, float64, float32, int, int64, int32, uint64:
+		return append(dst, stringify(x)...)
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return dst
+	}
+	return append(dst, b...)
+}
+
+// appendJSONString appends s quoted as serde_json quotes it.
+func appendJSONString(dst []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	dst = append(dst, '"')
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"' || c == '\\':
+			dst = append(dst, '\\', c)
+		case c == '\n':
+			dst = append(dst, '\\', 'n')
+		case c == '\r':
+			dst = append(dst, '\\', 'r')
+		case c == '\t':
+			dst = append(dst, '\\', 't')
+		case c == '\b':
+			dst = append(dst, '\\', 'b')
+		case c == '\f':
+			dst = append(dst, '\\', 'f')
+		case c < 0x20:
+			dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+		default:
+			dst = append(dst, c)
+		}
+	}
+	return append(dst, '"')
 }
 
 // truthy is PostHog's is_truthy: a bool is itself, a string is true when it
@@ -85,7 +256,9 @@ func truthy(v any) bool {
 }
 
 // isBoolish reports whether a filter value triggers the boolean rule of
-// exact/is_not: a bool, "true"/"false" in any case, or a list of only those.
+// exact/is_not: a bool, "true"/"false" in any case, or a list of only those,
+// nested lists included ([[]] is one: the server's
+// is_truthy_or_falsy_property_value recurses, as posthog-python's does).
 func isBoolish(v any) bool {
 	switch x := v.(type) {
 	case bool:
@@ -97,9 +270,6 @@ func isBoolish(v any) bool {
 	case []any:
 		for _, e := range x {
 			if !isBoolish(e) {
-				return false
-			}
-			if _, nested := e.([]any); nested {
 				return false
 			}
 		}

@@ -272,12 +272,14 @@ func rewriteOverrides(fl *flags.Filters, overrides []flags.Override, flagAgg int
 	}
 	if len(lead) > 0 {
 		if typ == "person" {
-			// posthog-python (7.91) does not add distinct_id to the person
-			// properties: a leading condition on it is inconclusive there, and
-			// the SDK then takes the first later condition that matches, a
-			// value the override does not give. Only the server can answer.
-			// (A forced-off is_not filter is safe: inconclusive on every
-			// condition, so the SDK asks the server.)
+			// posthog-python (7.91) adds distinct_id to the person properties
+			// in its public calls, and only when the caller passed none; an
+			// SDK or entry point that does not add it finds a leading
+			// condition on it inconclusive and takes the first later
+			// condition that matches, a value the override does not give.
+			// So only the server answers these. (A forced-off is_not filter
+			// sits in every condition: where it is inconclusive, every
+			// condition is, and the SDK asks the server.)
 			return false
 		}
 		if len(fl.SuperGroups) > 0 || fl.FeatureEnrollment {
