@@ -399,9 +399,10 @@ def make_team():
                                       {"key": "holdback", "rollout_percentage": 20}]},
         "payloads": {"control": json.dumps({"price": 10}), "test": json.dumps({"price": 8}), "holdback": json.dumps({"price": 0})},
     }, overrides=[{"distinct_ids": ["p-3", "p-4"], "value": "false"}])
-    # A forced variant needs the server: posthog-python does not add
-    # distinct_id to the person properties, so Vexil marks the flag
-    # ensure_experience_continuity.
+    # A forced variant is left to the server: the override becomes a leading
+    # condition on distinct_id, which an SDK entry point that does not add
+    # distinct_id to the person properties finds inconclusive (and then takes
+    # a later condition), so Vexil marks the flag ensure_experience_continuity.
     flag("forced-variant", {"groups": [{"properties": [], "rollout_percentage": 100}],
                             "multivariate": {"variants": [{"key": "a", "rollout_percentage": 50}, {"key": "b", "rollout_percentage": 50}]}},
          overrides=[{"distinct_ids": ["p-1", "p-2"], "value": json.dumps("b")}])
