@@ -370,8 +370,9 @@ def make_team():
     api("PUT", f"/api/projects/{tid}/group_types/0", {"group_type": "company", "version": team["version"]})
 
     def cohort(name, filters):
-        body = {"name": name, "kind": "COHORT_KIND_PROPERTY", "filters": json.dumps(filters)}
-        return int(api("POST", f"/api/projects/{tid}/cohorts", body)["id"])
+        # PostHog's cohort JSON, as its API takes it.
+        body = {"name": name, "is_static": False, "filters": {"properties": filters}}
+        return api("POST", f"/api/projects/{tid}/cohorts/", body)["id"]
 
     insiders = cohort("insiders", {"type": "OR", "values": [
         {"type": "AND", "values": [prop("email", "icontains", "@corp.example")]},
@@ -384,10 +385,11 @@ def make_team():
     ]})
 
     def flag(key, filters, active=True, overrides=None):
-        body = {"key": key, "name": key, "active": active, "filters": json.dumps(filters)}
+        # PostHog's flag JSON: filters is an object.
+        body = {"key": key, "name": key, "active": active, "filters": filters}
         if overrides:
             body["overrides"] = overrides
-        api("POST", f"/api/projects/{tid}/feature_flags", body)
+        api("POST", f"/api/projects/{tid}/feature_flags/", body)
 
     flag("cohort-gate", {"groups": [{"properties": [{"key": "id", "type": "cohort", "value": insiders_abroad}], "rollout_percentage": 100}],
                          "payloads": {"true": json.dumps({"tier": "gold"})}})
@@ -398,14 +400,14 @@ def make_team():
         "multivariate": {"variants": [{"key": "control", "rollout_percentage": 40}, {"key": "test", "rollout_percentage": 40},
                                       {"key": "holdback", "rollout_percentage": 20}]},
         "payloads": {"control": json.dumps({"price": 10}), "test": json.dumps({"price": 8}), "holdback": json.dumps({"price": 0})},
-    }, overrides=[{"distinct_ids": ["p-3", "p-4"], "value": "false"}])
+    }, overrides=[{"distinct_ids": ["p-3", "p-4"], "value": False}])
     # A forced variant is left to the server: the override becomes a leading
     # condition on distinct_id, which an SDK entry point that does not add
     # distinct_id to the person properties finds inconclusive (and then takes
     # a later condition), so Vexil marks the flag ensure_experience_continuity.
     flag("forced-variant", {"groups": [{"properties": [], "rollout_percentage": 100}],
                             "multivariate": {"variants": [{"key": "a", "rollout_percentage": 50}, {"key": "b", "rollout_percentage": 50}]}},
-         overrides=[{"distinct_ids": ["p-1", "p-2"], "value": json.dumps("b")}])
+         overrides=[{"distinct_ids": ["p-1", "p-2"], "value": "b"}])
     flag("needs-test-variant", {"groups": [{"properties": [{"key": "experiment", "type": "flag", "operator": "flag_evaluates_to", "value": "test"}],
                                             "rollout_percentage": 100}], "payloads": {"true": json.dumps("yes")}})
     flag("no-gate-and-early", {"groups": [{"properties": [
