@@ -95,7 +95,12 @@ func (s *Service) Run(ctx context.Context, nc *nats.Conn) error {
 		}
 		defer sub.Unsubscribe() //nolint:errcheck // best effort on shutdown
 		if err := nc.Flush(); err != nil {
-			return fmt.Errorf("evalsvc: subscribe to change notices: %w", err)
+			if nc.IsClosed() {
+				return fmt.Errorf("evalsvc: subscribe to change notices: %w", err)
+			}
+			// NATS is away: the client sends the subscription when it
+			// connects, and the periodic reload covers the notices missed.
+			s.cfg.Logger.Warn("change notices: NATS away, subscribing when it is back", "err", err)
 		}
 		close(s.subscribed)
 		wg.Add(1)

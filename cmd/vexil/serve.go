@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -24,6 +25,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/vexil-dev/vexil/admin"
+	"github.com/vexil-dev/vexil/admin/outbox"
 	"github.com/vexil-dev/vexil/catalog"
 	"github.com/vexil-dev/vexil/catalog/pebblecatalog"
 	"github.com/vexil-dev/vexil/cmd/vexil/internal/config"
@@ -85,10 +87,14 @@ type node struct {
 	eval     *evalsvc.Service
 	adminSvc *admin.Service
 	adminSrv *admin.Server
+	// outbox queues the management API's change notices and rollout
+	// signals, written with each change and published by its Run.
+	outbox *outbox.Outbox
 	// evalConn is the evaluation gateway's (POST /api/evaluate) client
 	// connection to the gRPC server.
 	evalConn *grpc.ClientConn
 	registry *prometheus.Registry
+	log      *slog.Logger
 }
 
 func serve(ctx context.Context, c config.Config, log *slog.Logger, stdout io.Writer) (err error) {
@@ -121,21 +127,23 @@ func serve(ctx context.Context, c config.Config, log *slog.Logger, stdout io.Wri
 
 // start runs every role of n in g until ctx ends.
 func (n *node) start(g *errgroup.Group, ctx context.Context) {
-	g.Go(func() error { return n.proj.Run(ctx) })
+	log := n.log
+	g.Go(func() error { return untilDone(ctx, log, "projector", n.proj.Run) })
 	if n.pre != nil {
-		g.Go(func() error { return n.pre.Run(ctx) })
+		g.Go(func() error { return untilDone(ctx, log, "precompute", n.pre.Run) })
 	}
 	g.Go(func() error { return n.eval.Run(ctx, n.nc) })
+	g.Go(func() error { return n.outbox.Run(ctx) })
 	g.Go(func() error { return n.adminSvc.Run(ctx) })
 	g.Go(func() error { return n.adminSrv.Run(ctx) })
 }
 
-func startNode(c config.Config, log *slog.Logger) (n *node, err error) {
-	n = &node{registry: prometheus.NewRegistry()}
+func startNode(c config.Config, log *slog.Logger) (_ *node, err error) {
+	// n is not the result: "return nil, err" must leave it to the cleanup.
+	n := &node{registry: prometheus.NewRegistry(), log: log}
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, n.close(log))
-			n = nil
 		}
 	}()
 	n.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -147,6 +155,15 @@ func startNode(c config.Config, log *slog.Logger) (n *node, err error) {
 		host, port, err := splitHostPort(c.NATS.Listen)
 		if err != nil {
 			return nil, &usageError{msg: fmt.Sprintf("-nats-listen: %v", err)}
+		}
+		if port > 0 {
+			// nats-server waits for its listener without reporting a
+			// taken port: find out first, plainly.
+			ln, err := net.Listen("tcp", c.NATS.Listen)
+			if err != nil {
+				return nil, fmt.Errorf("nats: listen on %s (see -nats-listen): %w", c.NATS.Listen, err)
+			}
+			_ = ln.Close()
 		}
 		ns, err := natsserver.NewServer(&natsserver.Options{
 			ServerName: "vexil", Host: host, Port: port, NoSigs: true, NoLog: true,
@@ -163,7 +180,7 @@ func startNode(c config.Config, log *slog.Logger) (n *node, err error) {
 		n.nats = ns
 		url = ns.ClientURL()
 	}
-	if n.nc, err = connectNATS(url, "vexil serve"); err != nil {
+	if n.nc, err = connectServeNATS(url, log); err != nil {
 		return nil, err
 	}
 	atomic := true
@@ -196,11 +213,15 @@ func startNode(c config.Config, log *slog.Logger) (n *node, err error) {
 	ecfg := evalsvc.Config{Store: n.store, Catalog: n.catalog, Logger: log.With("role", "evalsvc"), Registry: n.registry,
 		LiveOnly: c.Eval.LiveOnly, StoreTimeout: c.Eval.StoreTimeout}
 	if c.Precompute.Enabled {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		_, err = precompute.EnsureStreams(ctx, n.js, log)
-		cancel()
-		if err != nil {
-			return nil, err
+		// With NATS away the worker's Run makes the streams when it is
+		// back; the management API's precompute status waits for them.
+		if n.nc.Status() == nats.CONNECTED {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			_, err = precompute.EnsureStreams(ctx, n.js, log)
+			cancel()
+			if err != nil {
+				return nil, err
+			}
 		}
 		n.pre, err = precompute.New(precompute.Config{Store: n.store, Catalog: n.catalog, Conn: n.nc,
 			Logger: log.With("role", "precompute"), Registry: n.registry, RunRowsPerSecond: c.Precompute.RunRate})
@@ -219,6 +240,10 @@ func startNode(c config.Config, log *slog.Logger) (n *node, err error) {
 	}
 	acfg := admin.Config{Catalog: n.catalog, Persons: n.store, Logger: log.With("role", "admin"), Registry: n.registry}
 	withNATS(&acfg, n.nc, n.js)
+	if n.outbox, err = openOutbox(c.DataDir, n.nc, log, n.registry); err != nil {
+		return nil, err
+	}
+	acfg.Publisher = n.outbox
 	if n.adminSvc, err = admin.New(acfg); err != nil {
 		return nil, err
 	}
@@ -228,14 +253,9 @@ func startNode(c config.Config, log *slog.Logger) (n *node, err error) {
 		"/api/feature_flag/local_evaluation":  evalHandler,
 		"/api/feature_flag/local_evaluation/": evalHandler,
 		"/metrics":                            promhttp.HandlerFor(n.registry, promhttp.HandlerOpts{}),
-		"/healthz": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if n.nc.Status() != nats.CONNECTED {
-				http.Error(w, "nats disconnected", http.StatusServiceUnavailable)
-				return
-			}
-			_, _ = io.WriteString(w, "ok\n")
-		}),
 	}
+	h := &health{nc: n.nc, store: n.store, catalog: n.catalog, outbox: n.outbox, timeout: probeTimeout(c), log: log}
+	maps.Copy(routes, h.routes())
 	// The evaluation API shares the management API's gRPC server; its HTTP
 	// gateway goes through a client connection to that server, so the
 	// listener is opened here to know the address first.
@@ -272,6 +292,9 @@ func (n *node) close(log *slog.Logger) error {
 	var errs []error
 	if n.evalConn != nil {
 		errs = append(errs, n.evalConn.Close())
+	}
+	if n.outbox != nil {
+		errs = append(errs, n.outbox.Close())
 	}
 	if n.catalog != nil {
 		errs = append(errs, n.catalog.Close())
