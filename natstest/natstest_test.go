@@ -2,14 +2,18 @@ package natstest_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vexil-dev/vexil/natstest"
+	"github.com/vexil-dev/vexil/polltest"
 )
 
 // TestStart: a server on loopback with JetStream on the test's temporary
@@ -70,5 +74,55 @@ func TestStart(t *testing.T) {
 		if !s.Conn.IsClosed() {
 			t.Errorf("connection to %s still open after its test", s.ClientURL())
 		}
+	}
+}
+
+// TestRestart: Stop is an outage; Restart brings the server back on the
+// same port with its streams and messages, and Conn reconnects.
+func TestRestart(t *testing.T) {
+	s := natstest.Start(t)
+	ctx := context.Background()
+	url := s.ClientURL()
+	if _, err := s.JetStream.CreateStream(ctx, jetstream.StreamConfig{Name: "R", Subjects: []string{"r.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.JetStream.Publish(ctx, "r.1", []byte("before")); err != nil {
+		t.Fatal(err)
+	}
+	s.Stop()
+	if s.Running() {
+		t.Fatal("running after Stop")
+	}
+	polltest.Eventually(t, 30*time.Second, func() error {
+		if s.Conn.IsConnected() {
+			return errors.New("the connection has not noticed the outage")
+		}
+		return nil
+	})
+	s.Restart(t)
+	if s.ClientURL() != url {
+		t.Errorf("restarted on %s, want %s", s.ClientURL(), url)
+	}
+	polltest.Eventually(t, 30*time.Second, func() error {
+		if !s.Conn.IsConnected() {
+			return fmt.Errorf("connection %s", s.Conn.Status())
+		}
+		return nil
+	})
+	st, err := s.JetStream.Stream(ctx, "R")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := st.GetMsg(ctx, 1)
+	if err != nil || string(m.Data) != "before" {
+		t.Fatalf("message 1 after the restart: %v, %v", m, err)
+	}
+	if _, err := s.JetStream.Publish(ctx, "r.2", []byte("after")); err != nil {
+		t.Fatal(err)
+	}
+	// Restart of a running server stops it first.
+	s.Restart(t)
+	if !s.Running() || s.ClientURL() != url {
+		t.Errorf("second restart: running %v on %s", s.Running(), s.ClientURL())
 	}
 }
