@@ -138,7 +138,13 @@ func (n *node) start(g *errgroup.Group, ctx context.Context) {
 	g.Go(func() error { return n.adminSrv.Run(ctx) })
 }
 
-func startNode(c config.Config, log *slog.Logger) (_ *node, err error) {
+// startHooks change what startNode builds; tests inject faults with them.
+type startHooks struct {
+	// wrapStore, if set, wraps the store every role reads and writes.
+	wrapStore func(store.Store) store.Store
+}
+
+func startNode(c config.Config, log *slog.Logger, hooks ...startHooks) (_ *node, err error) {
 	// n is not the result: "return nil, err" must leave it to the cleanup.
 	n := &node{registry: prometheus.NewRegistry(), log: log}
 	defer func() {
@@ -204,6 +210,11 @@ func startNode(c config.Config, log *slog.Logger) (_ *node, err error) {
 			return nil, err
 		}
 		n.store, n.catalog = ss, cat
+	}
+	for _, h := range hooks {
+		if h.wrapStore != nil {
+			n.store = h.wrapStore(n.store)
+		}
 	}
 	if n.js, err = jetstream.New(n.nc); err != nil {
 		return nil, fmt.Errorf("nats: %w", err)

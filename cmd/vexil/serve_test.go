@@ -40,7 +40,7 @@ func testNode(t *testing.T) *node {
 
 // testNodeWith starts a node with c's backend settings (data dir, ports and
 // NATS are the test's own).
-func testNodeWith(t *testing.T, c config.Config) *node {
+func testNodeWith(t *testing.T, c config.Config, hooks ...startHooks) *node {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("end-to-end: skipped with -short")
@@ -54,7 +54,7 @@ func testNodeWith(t *testing.T, c config.Config) *node {
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	n, err := startNode(c, log)
+	n, err := startNode(c, log, hooks...)
 	if err != nil {
 		t.Fatal(err)
 	}

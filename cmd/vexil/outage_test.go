@@ -1,0 +1,316 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/vexil-dev/vexil/changes"
+	"github.com/vexil-dev/vexil/cmd/vexil/internal/config"
+	"github.com/vexil-dev/vexil/natstest"
+	"github.com/vexil-dev/vexil/polltest"
+	"github.com/vexil-dev/vexil/precompute"
+	"github.com/vexil-dev/vexil/projector/ingest"
+	adminv1 "github.com/vexil-dev/vexil/proto/vexil/admin/v1"
+	"github.com/vexil-dev/vexil/store"
+)
+
+// faultyStore is a store that can be made unreachable: while down, every
+// read and write fails as a lost connection to ScyllaDB would.
+type faultyStore struct {
+	store.Store
+	down atomic.Bool
+}
+
+var errStoreDown = errors.New("test: the store is unreachable")
+
+func (s *faultyStore) check() error {
+	if s.down.Load() {
+		return errStoreDown
+	}
+	return nil
+}
+
+func (s *faultyStore) GetRow(ctx context.Context, team int64, distinctID string) (*store.Row, error) {
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	return s.Store.GetRow(ctx, team, distinctID)
+}
+
+func (s *faultyStore) GetGroup(ctx context.Context, team int64, typeIndex int, key string) (*store.Group, error) {
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	return s.Store.GetGroup(ctx, team, typeIndex, key)
+}
+
+func (s *faultyStore) GetPerson(ctx context.Context, team int64, personID string) (*store.Person, error) {
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	return s.Store.GetPerson(ctx, team, personID)
+}
+
+func (s *faultyStore) GetPersons(ctx context.Context, keys []store.PersonKey) (map[store.PersonKey]*store.Person, error) {
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	return s.Store.GetPersons(ctx, keys)
+}
+
+func (s *faultyStore) GetMapping(ctx context.Context, team int64, distinctID string) (store.Mapping, error) {
+	if err := s.check(); err != nil {
+		return store.Mapping{}, err
+	}
+	return s.Store.GetMapping(ctx, team, distinctID)
+}
+
+func (s *faultyStore) GetMappings(ctx context.Context, keys []store.DistinctKey) (map[store.DistinctKey]store.Mapping, error) {
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	return s.Store.GetMappings(ctx, keys)
+}
+
+func (s *faultyStore) Apply(ctx context.Context, b *store.Batch) error {
+	if err := s.check(); err != nil {
+		return err
+	}
+	return s.Store.Apply(ctx, b)
+}
+
+// getStatus GETs an address's path and returns the status and body.
+func getStatus(t *testing.T, addr, path string) (int, string) {
+	t.Helper()
+	res, err := http.Get("http://" + addr + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.StatusCode, string(b)
+}
+
+// healthState reads /healthz: its status code, overall status and the
+// state of each dependency.
+func healthState(t *testing.T, addr string) (int, string, map[string]string) {
+	t.Helper()
+	code, body := getStatus(t, addr, "/healthz")
+	var rep healthReport
+	if err := json.Unmarshal([]byte(body), &rep); err != nil {
+		t.Fatalf("/healthz body %q: %v", body, err)
+	}
+	states := map[string]string{}
+	for name, d := range rep.Dependencies {
+		states[name] = d.State
+	}
+	return code, rep.Status, states
+}
+
+// waitHealth waits until /healthz answers code with the given states.
+func waitHealth(t *testing.T, addr string, wantCode int, want map[string]string) {
+	t.Helper()
+	polltest.Eventually(t, time.Minute, func() error {
+		code, status, states := healthState(t, addr)
+		if code != wantCode || fmt.Sprint(states) != fmt.Sprint(want) {
+			return fmt.Errorf("/healthz %d %s %v, want %d %v", code, status, states, wantCode, want)
+		}
+		return nil
+	})
+}
+
+// publishPerson publishes a person update of team through the ingest
+// stream, as a producer does.
+func publishPerson(t *testing.T, js jetstream.JetStream, team int64, distinctID string) {
+	t.Helper()
+	body, err := json.Marshal(map[string]any{"type": "person_update", "team": team, "person_id": "p-" + distinctID,
+		"distinct_ids": []string{distinctID}, "version": 1, "$set": map[string]any{"plan": "pro", "country": "US"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := &nats.Msg{Subject: ingest.Subject(ingest.Persons, team), Data: body,
+		Header: nats.Header{"Content-Type": []string{"application/json"}}}
+	polltest.Eventually(t, time.Minute, func() error {
+		_, err := js.PublishMsg(context.Background(), msg)
+		return err
+	})
+}
+
+// flagValues are the values of /flags' answer for the keys of keys.
+func flagValues(t *testing.T, got map[string]any, keys []string) map[string]any {
+	t.Helper()
+	fl, _ := got["flags"].(map[string]any)
+	out := map[string]any{}
+	for _, k := range keys {
+		rec, ok := fl[k].(map[string]any)
+		if !ok {
+			t.Fatalf("/flags has no %s: %v", k, got)
+		}
+		out[k] = [2]any{rec["enabled"], rec["variant"]}
+	}
+	return out
+}
+
+// TestServeRidesOutages is the fault drill: NATS stopped and started again
+// on the same port and directory, then the store unreachable and back,
+// with one node running throughout. /flags keeps answering (flagged with
+// errorsWhileComputingFlags when it cannot read the store), liveness never
+// fails, readiness follows the store and not NATS, a management write
+// answers during the NATS outage and its notice is published after it, and
+// ingest resumes with nothing lost.
+//
+//	go test -count=1 -run TestServeRidesOutages ./cmd/vexil/
+func TestServeRidesOutages(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end: skipped with -short")
+	}
+	ns := natstest.Start(t)
+	c := config.Default()
+	c.NATS.URL = ns.ClientURL()
+	fs := &faultyStore{}
+	n := testNodeWith(t, c, startHooks{wrapStore: func(s store.Store) store.Store { fs.Store = s; return fs }})
+	addr := n.adminSrv.HTTPAddr()
+	tm := defineTeam(t, n)
+	seedE2E(t, n, tm, 20)
+	var keys []string
+	for _, f := range demoFlags {
+		keys = append(keys, f.key)
+	}
+	body := fmt.Sprintf(`{"token":%q,"distinct_id":"user-3","groups":{"company":"company-3"}}`, tm.token)
+	before := postFlags(t, addr, body)
+	if before["errorsWhileComputingFlags"] != false {
+		t.Fatalf("before the outages: %v", before)
+	}
+	want := flagValues(t, before, keys)
+	all := map[string]string{"nats": stateOK, "store": stateOK, "catalog": stateOK}
+	waitHealth(t, addr, http.StatusOK, all)
+
+	// NATS away.
+	ns.Stop()
+	polltest.Eventually(t, time.Minute, func() error {
+		if n.nc.IsConnected() {
+			return errors.New("the node has not noticed the outage")
+		}
+		return nil
+	})
+	waitHealth(t, addr, http.StatusOK, map[string]string{"nats": stateDegraded, "store": stateOK, "catalog": stateOK})
+	for _, p := range []string{"/livez", "/readyz"} {
+		if code, b := getStatus(t, addr, p); code != http.StatusOK {
+			t.Errorf("%s during the NATS outage: %d %s", p, code, b)
+		}
+	}
+	got := postFlags(t, addr, body)
+	if got["errorsWhileComputingFlags"] != false || fmt.Sprint(flagValues(t, got, keys)) != fmt.Sprint(want) {
+		t.Errorf("/flags during the NATS outage: %v, want %v", got, want)
+	}
+	// A management write answers; its notice and rollout signal wait in
+	// the outbox.
+	conn, err := grpc.NewClient(n.adminSrv.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	api := adminv1.NewAdminServiceClient(conn)
+	actx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+tm.personal)
+	filters, err := structOf(`{"groups":[{"properties":[],"rollout_percentage":100}]}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	created, err := api.CreateFlag(actx, &adminv1.CreateFlagRequest{TeamId: tm.id,
+		Flag: &adminv1.FlagInput{Key: "made-during-outage", Active: true, Filters: filters}})
+	if err != nil {
+		t.Fatalf("create a flag during the NATS outage: %v", err)
+	}
+	if p := n.outbox.Pending(); p != 2 {
+		t.Errorf("outbox holds %d messages after the write, want 2 (notice and rollout signal)", p)
+	}
+
+	// NATS back on the same port and directory.
+	ns.Restart(t)
+	polltest.Eventually(t, time.Minute, func() error {
+		if p := n.outbox.Pending(); p != 0 {
+			return fmt.Errorf("outbox holds %d messages", p)
+		}
+		return nil
+	})
+	// The notice is in the change stream (the precompute worker's).
+	polltest.Eventually(t, time.Minute, func() error {
+		st, err := ns.JetStream.Stream(context.Background(), precompute.ChangeStream)
+		if err != nil {
+			return err
+		}
+		m, err := st.GetLastMsgForSubject(context.Background(), changes.Subject(tm.id))
+		if err != nil {
+			return err
+		}
+		nt, err := changes.Parse(m.Subject, m.Data)
+		if err != nil {
+			return err
+		}
+		if nt.Kind != changes.KindFlag || nt.Key != "made-during-outage" || nt.Op != "created" ||
+			nt.ID != fmt.Sprint(created.GetFlag().GetId()) {
+			return fmt.Errorf("last notice %+v", nt)
+		}
+		return nil
+	})
+	waitHealth(t, addr, http.StatusOK, all)
+	polltest.Eventually(t, time.Minute, func() error {
+		fl, _ := postFlags(t, addr, body)["flags"].(map[string]any)
+		if rec, _ := fl["made-during-outage"].(map[string]any); rec == nil || rec["enabled"] != true {
+			return fmt.Errorf("made-during-outage in /flags: %v", fl["made-during-outage"])
+		}
+		return nil
+	})
+	// Ingest resumes.
+	publishPerson(t, ns.JetStream, tm.id, "after-nats-outage")
+	waitRow(t, n, tm.id, "after-nats-outage")
+
+	// The store away.
+	fs.down.Store(true)
+	got = postFlags(t, addr, body)
+	if got["errorsWhileComputingFlags"] != true {
+		t.Errorf("/flags with the store away: errorsWhileComputingFlags %v, want true", got["errorsWhileComputingFlags"])
+	}
+	waitHealth(t, addr, http.StatusServiceUnavailable, map[string]string{"nats": stateOK, "store": stateDown, "catalog": stateOK})
+	if code, b := getStatus(t, addr, "/readyz"); code != http.StatusServiceUnavailable {
+		t.Errorf("/readyz with the store away: %d %s", code, b)
+	}
+	if code, b := getStatus(t, addr, "/livez"); code != http.StatusOK {
+		t.Errorf("/livez with the store away: %d %s", code, b)
+	}
+	// Ingest published now waits in the stream: the projector retries.
+	publishPerson(t, ns.JetStream, tm.id, "during-store-outage")
+
+	// The store back.
+	fs.down.Store(false)
+	waitRow(t, n, tm.id, "during-store-outage")
+	waitHealth(t, addr, http.StatusOK, all)
+	if code, b := getStatus(t, addr, "/readyz"); code != http.StatusOK {
+		t.Errorf("/readyz with the store back: %d %s", code, b)
+	}
+	got = postFlags(t, addr, body)
+	if got["errorsWhileComputingFlags"] != false || fmt.Sprint(flagValues(t, got, keys)) != fmt.Sprint(want) {
+		t.Errorf("/flags after the outages: %v, want %v", got, want)
+	}
+	for _, did := range []string{"user-0", "user-19", "after-nats-outage"} {
+		if _, err := n.store.GetRow(context.Background(), tm.id, did); err != nil {
+			t.Errorf("row %s after the outages: %v", did, err)
+		}
+	}
+}
