@@ -10,8 +10,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/vexil-dev/vexil/admin"
+	"github.com/vexil-dev/vexil/admin/outbox"
 	"github.com/vexil-dev/vexil/cmd/vexil/internal/config"
 )
 
@@ -69,6 +71,7 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		defer st.Close()
 		cfg.Persons = st
 	}
+	var box *outbox.Outbox // change notices, with NATS
 	if c.NATS.URL != "" {
 		nc, err := connectNATS(c.NATS.URL, "vexil admin")
 		if err != nil {
@@ -80,6 +83,12 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return fmt.Errorf("nats: %w", err)
 		}
 		withNATS(&cfg, nc, js)
+		ob, err := openOutbox(c.DataDir, nc, log, reg)
+		if err != nil {
+			return err
+		}
+		defer ob.Close()
+		cfg.Publisher, box = ob, ob
 	}
 	svc, err := admin.New(cfg)
 	if err != nil {
@@ -92,7 +101,13 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	log.Info("management API serving", "http", "http://"+srv.HTTPAddr(), "grpc", srv.GRPCAddr(),
 		"openapi", "http://"+srv.HTTPAddr()+"/api/openapi.json")
-	return srv.Run(ctx)
+	if box == nil {
+		return srv.Run(ctx)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return box.Run(gctx) })
+	g.Go(func() error { return srv.Run(gctx) })
+	return g.Wait()
 }
 
 // bindAdminFlags binds admin's flags to the settings they override.
