@@ -314,3 +314,46 @@ func TestServeRidesOutages(t *testing.T) {
 		}
 	}
 }
+
+// TestServeStartsWithoutNATS: a node whose NATS is down when it starts
+// serves /flags from the store and the catalog, is ready, and catches up
+// (ingest, change notices) once NATS is there.
+//
+//	go test -count=1 -run TestServeStartsWithoutNATS ./cmd/vexil/
+func TestServeStartsWithoutNATS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end: skipped with -short")
+	}
+	ns := natstest.Start(t)
+	ns.Stop()
+	c := config.Default()
+	c.NATS.URL = ns.ClientURL()
+	n := testNodeWith(t, c)
+	addr := n.adminSrv.HTTPAddr()
+	if n.nc.IsConnected() {
+		t.Fatal("connected to a stopped NATS")
+	}
+	waitHealth(t, addr, http.StatusOK, map[string]string{"nats": stateDegraded, "store": stateOK, "catalog": stateOK})
+	tm := defineTeam(t, n) // writes answer; their notices wait in the outbox
+	if p := n.outbox.Pending(); p == 0 {
+		t.Error("outbox empty after defining a team with NATS down")
+	}
+	body := fmt.Sprintf(`{"token":%q,"distinct_id":"user-3","groups":{"company":"company-3"}}`, tm.token)
+	got := postFlags(t, addr, body)
+	fl, _ := got["flags"].(map[string]any)
+	if len(fl) != len(demoFlags) {
+		t.Errorf("/flags with NATS down answers %d flags, want %d: %v", len(fl), len(demoFlags), got)
+	}
+
+	ns.Restart(t)
+	waitHealth(t, addr, http.StatusOK, map[string]string{"nats": stateOK, "store": stateOK, "catalog": stateOK})
+	polltest.Eventually(t, time.Minute, func() error {
+		if p := n.outbox.Pending(); p != 0 {
+			return fmt.Errorf("outbox holds %d messages", p)
+		}
+		return nil
+	})
+	// The projector started once NATS was there: ingest is applied.
+	seedE2E(t, n, tm, 20)
+	checkFlagsMatchEngine(t, n, tm, 20)
+}
