@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -356,4 +359,44 @@ func TestServeStartsWithoutNATS(t *testing.T) {
 	// The projector started once NATS was there: ingest is applied.
 	seedE2E(t, n, tm, 20)
 	checkFlagsMatchEngine(t, n, tm, 20)
+}
+
+// TestServeStartErrors: a start error is printed as it is and exits with
+// status 1 (no panic in the cleanup of what was started); a taken NATS
+// port is reported without waiting for nats-server.
+func TestServeStartErrors(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	taken := ln.Addr().String()
+	cases := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"nats port taken", []string{"--nats-listen", taken}, "vexil serve: nats: listen on " + taken + " (see -nats-listen): "},
+		{"http port taken", []string{"--http-addr", taken}, "vexil serve: admin: listen HTTP: listen tcp " + taken + ": "},
+		{"grpc port taken", []string{"--grpc-addr", taken}, "vexil serve: listen gRPC on " + taken + ": "},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			args := append([]string{"serve", "--data-dir", dir, "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0",
+				"--nats-listen", "127.0.0.1:-1", "--precompute=false"}, c.args...)
+			code, _, stderr := runCmd(t, args...)
+			if code != 1 || !strings.Contains(stderr, c.want) || strings.Contains(stderr, "panic") {
+				t.Errorf("exit %d, stderr:\n%s\nwant status 1 and %q", code, stderr, c.want)
+			}
+			// What was opened is closed: the data directory opens again.
+			st, err := openPebbleStore(config.Config{DataDir: dir}, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+			if err != nil {
+				t.Fatalf("store left open: %v", err)
+			}
+			if err := st.Close(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
 }
