@@ -21,6 +21,7 @@ type Service struct {
 	keys     *keyCache
 	inflight atomic.Int64
 	m        *metrics
+	memory   *memoryGauge
 	answers  *answerCounts
 	// subscribed is closed once Run's change-notice subscription is
 	// registered with the NATS server.
@@ -40,6 +41,7 @@ func New(cfg Config) (*Service, error) {
 		stopped: make(chan struct{})}
 	s.cache = newHyperCache(s.loadTeam)
 	s.m = newMetrics(c.Registry)
+	s.memory = newMemoryGauge(c.MemoryLimit, c.MemoryShedFraction, c.MemorySampleInterval, c.Registry)
 	s.answers = newAnswerCounts()
 	return s, nil
 }

@@ -156,7 +156,7 @@ func grpcEvaluate(addr, token string, bodies [][]byte) (func(context.Context, ui
 			conn.Close()
 			return nil, nil, err
 		}
-		r := &evalv1.EvaluateRequest{Token: token, DistinctId: m.DistinctID, Groups: m.Groups}
+		r := &evalv1.EvaluateRequest{Token: token, DistinctId: proto.String(m.DistinctID), Groups: m.Groups}
 		if m.Props != nil {
 			p, _ := json.Marshal(m.Props)
 			r.PersonProperties = string(p)

@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/vexil-dev/vexil/admin"
 	"github.com/vexil-dev/vexil/cmd/vexil/internal/config"
@@ -414,7 +415,7 @@ func TestServeEvaluateGRPC(t *testing.T) {
 			t.Fatalf("/flags has %d flags", len(want))
 		}
 
-		resp, err := client.Evaluate(tctx, &evalv1.EvaluateRequest{DistinctId: did, Groups: map[string]string{"company": company}, PersonProperties: propsJSON})
+		resp, err := client.Evaluate(tctx, &evalv1.EvaluateRequest{DistinctId: proto.String(did), Groups: map[string]string{"company": company}, PersonProperties: propsJSON})
 		if err != nil {
 			t.Fatalf("%s: Evaluate: %v", did, err)
 		}
@@ -473,7 +474,7 @@ func TestServeEvaluateGRPC(t *testing.T) {
 	}
 
 	// A bad token is refused on both.
-	_, err = client.Evaluate(ctx, &evalv1.EvaluateRequest{Token: "phc_nope", DistinctId: "user-1"})
+	_, err = client.Evaluate(ctx, &evalv1.EvaluateRequest{Token: "phc_nope", DistinctId: proto.String("user-1")})
 	if status.Code(err) != codes.Unauthenticated {
 		t.Errorf("unknown token over gRPC: %v", err)
 	}

@@ -3,6 +3,7 @@ package wire
 import (
 	"encoding/json"
 	"errors"
+	"math"
 	"os"
 	"reflect"
 	"strconv"
@@ -123,12 +124,21 @@ func allSeeds(tb testing.TB) []string {
 	return append(append(seeds, bodies...), props...)
 }
 
+// parseUnlimited is parseFlagsBody with limits no input reaches, for the
+// comparisons with encoding/json (which has none).
+func parseUnlimited(body []byte) (*FlagsRequest, error) {
+	return parseFlagsBody(body, Limits{MaxDecodedBytes: math.MaxInt, MaxValues: math.MaxInt, MaxStringBytes: math.MaxInt})
+}
+
+// parseDefaultLimits is parseFlagsBody with the default limits.
+func parseDefaultLimits(body []byte) (*FlagsRequest, error) { return parseFlagsBody(body, Limits{}) }
+
 // checkFlagsBody fails t unless parseFlagsBody and parseFlagsBodyStd agree
 // on body. Where several group types are bad, the reference names one at
 // random (map order), so any bad one is accepted.
 func checkFlagsBody(t *testing.T, body []byte) {
 	t.Helper()
-	got, err := parseFlagsBody(body)
+	got, err := parseUnlimited(body)
 	want, wantErr := parseFlagsBodyStd(body)
 	if (err == nil) != (wantErr == nil) {
 		t.Fatalf("%q: got %v, want error %v", body, err, wantErr)
@@ -275,7 +285,7 @@ func BenchmarkParseFlagsBody(b *testing.B) {
 	for _, c := range []struct {
 		name  string
 		parse func([]byte) (*FlagsRequest, error)
-	}{{"encoding-json", parseFlagsBodyStd}, {"wire", parseFlagsBody}} {
+	}{{"encoding-json", parseFlagsBodyStd}, {"wire", parseDefaultLimits}} {
 		for _, in := range []struct {
 			name   string
 			bodies [][]byte
