@@ -146,6 +146,14 @@ func applyGCPercent(c config.Config) {
 	}
 }
 
+// applyMemoryLimit sets c's Go memory limit unless the GOMEMLIMIT
+// environment variable is set (the environment wins, as for GOGC).
+func applyMemoryLimit(c config.Config) {
+	if os.Getenv("GOMEMLIMIT") == "" && c.MemoryLimitMB > 0 {
+		debug.SetMemoryLimit(int64(c.MemoryLimitMB) << 20)
+	}
+}
+
 // connectNATS connects to url as a client named name, reconnecting for
 // ever.
 func connectNATS(url, name string) (*nats.Conn, error) {

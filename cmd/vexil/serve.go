@@ -47,6 +47,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	applyGCPercent(c)
+	applyMemoryLimit(c)
 	return serve(ctx, c, newLogger(c, stderr), stdout)
 }
 
@@ -71,6 +72,7 @@ func bindServeFlags(b configFlags, c *config.Config) {
 	b.duration(&c.Eval.StoreTimeout, "store-timeout", "eval.store-timeout", "deadline of the row, group and static-cohort reads of one /flags request; past it /flags answers with what it could decide and errorsWhileComputingFlags (raise it for a remote ScyllaDB cluster)")
 	b.int(&c.Store.CacheMB, "store-cache-mb", "store.cache-mb", "Pebble block cache of the store, in MiB (rows read by /flags stay in memory)")
 	b.int(&c.GCPercent, "gc-percent", "gc-percent", "Go GC target (GOGC) unless the GOGC environment variable is set: the heap is small (Pebble's cache is off-heap), so a higher target trades a little memory for less GC work per request")
+	b.int(&c.MemoryLimitMB, "memory-limit-mb", "memory-limit-mb", "Go memory limit (GOMEMLIMIT) in MiB unless the GOMEMLIMIT environment variable is set, which wins; /flags and Evaluate shed new requests (503 memory_pressure) while the live heap is near it; 0: none")
 }
 
 // node is every part of a running single-process Vexil.

@@ -36,6 +36,14 @@ type Config struct {
 	// (Pebble's cache is off-heap), so a higher target trades a little
 	// memory for less GC work per request.
 	GCPercent int `yaml:"gc-percent"`
+	// MemoryLimitMB is the Go memory limit (GOMEMLIMIT), in MiB, unless
+	// the GOMEMLIMIT environment variable is set, which wins; 0 sets none.
+	// With a limit the GC works harder as the heap nears it instead of
+	// letting it grow to GCPercent, and the evaluation service sheds new
+	// /flags requests (503) while the live heap is near it. Set it below
+	// the memory the process may use, leaving room for Pebble's cache,
+	// which is off the Go heap. Default 0.
+	MemoryLimitMB int `yaml:"memory-limit-mb"`
 
 	NATS       NATS       `yaml:"nats"`
 	Scylla     Scylla     `yaml:"scylla"`
@@ -169,6 +177,9 @@ const (
 	maxDemoFlags    = 10_000
 )
 
+// maxMemoryLimitMB bounds memory-limit-mb: 64 TiB.
+const maxMemoryLimitMB = 1 << 26
+
 // A FieldError is a setting that Validate refuses. Key names it as the
 // file does (nats.url).
 type FieldError struct {
@@ -203,6 +214,9 @@ func (c *Config) Validate() error {
 	check("grpc-addr", checkAddr(c.GRPCAddr, 0))
 	if c.GCPercent < 0 || c.GCPercent > maxGCPercent {
 		bad("gc-percent", "%d out of range 0..%d", c.GCPercent, maxGCPercent)
+	}
+	if c.MemoryLimitMB < 0 || c.MemoryLimitMB > maxMemoryLimitMB {
+		bad("memory-limit-mb", "%d out of range 0..%d", c.MemoryLimitMB, maxMemoryLimitMB)
 	}
 	check("nats.url", checkNATSURL(c.NATS.URL))
 	check("nats.listen", checkAddr(c.NATS.Listen, -1))
