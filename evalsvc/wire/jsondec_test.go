@@ -139,6 +139,7 @@ func parseDefaultLimits(body []byte) (*FlagsRequest, error) { return parseFlagsB
 func checkFlagsBody(t *testing.T, body []byte) {
 	t.Helper()
 	got, err := parseUnlimited(body)
+	checkLimited(t, body, got, err)
 	want, wantErr := parseFlagsBodyStd(body)
 	if (err == nil) != (wantErr == nil) {
 		t.Fatalf("%q: got %v, want error %v", body, err, wantErr)
@@ -155,6 +156,24 @@ func checkFlagsBody(t *testing.T, body []byte) {
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("%q:\n got %#v\nwant %#v", body, got, want)
+	}
+}
+
+// checkLimited fails t unless parseFlagsBody with small limits either
+// refuses body for a limit or decodes it as it does without limits (got,
+// err): limits change nothing but the refusal.
+func checkLimited(t *testing.T, body []byte, got *FlagsRequest, err error) {
+	t.Helper()
+	lgot, lerr := parseFlagsBody(body, Limits{MaxValues: 8, MaxStringBytes: 16})
+	var re *RequestError
+	if errors.As(lerr, &re) && (re.Code == CodeTooManyValues || re.Code == CodePropertyTooLarge) {
+		if re.Status != 413 || re.Field == "" {
+			t.Fatalf("%q: limit error %+v", body, *re)
+		}
+		return
+	}
+	if (lerr == nil) != (err == nil) || lerr != nil && lerr.Error() != err.Error() || !reflect.DeepEqual(lgot, got) {
+		t.Fatalf("%q: with limits %v %+v, without %v %+v", body, lerr, lgot, err, got)
 	}
 }
 
