@@ -5,13 +5,16 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"runtime/debug"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/proto"
@@ -233,5 +236,49 @@ func TestEvaluationDeadline(t *testing.T) {
 		if !f.GetFailed() || f.GetErrorCode() != flags.CodeDeadlineExceeded {
 			t.Errorf("gRPC %s: %+v, want failed with %s", f.GetKey(), f, flags.CodeDeadlineExceeded)
 		}
+	}
+}
+
+// TestMemoryGaugeSamples: the heap is read at the first check, then not
+// again before the interval has passed; without a limit nothing is read
+// or shed.
+func TestMemoryGaugeSamples(t *testing.T) {
+	g := newMemoryGauge(1<<10, 0.85, time.Hour, nil)
+	if err := g.check(); !errors.Is(err, ErrMemoryPressure) {
+		t.Fatalf("first check: %v, want ErrMemoryPressure", err)
+	}
+	g.heap.Store(0) // as if the heap had emptied: no new reading for an hour
+	if err := g.check(); err != nil {
+		t.Fatalf("second check read the heap again: %v", err)
+	}
+	none := newMemoryGauge(math.MaxInt64, 0.85, 0, nil)
+	if err := none.check(); err != nil || none.heap.Load() != 0 {
+		t.Errorf("no limit: %v, heap read %d", err, none.heap.Load())
+	}
+}
+
+func TestBoundsConfigValidate(t *testing.T) {
+	cat, st := newFixture(t)
+	for name, c := range map[string]Config{
+		"negative MaxValues":       {MaxValues: -1},
+		"negative MaxStringBytes":  {MaxStringBytes: -1},
+		"negative MaxDecodedBytes": {MaxDecodedBytes: -1},
+		"negative EvalTimeout":     {EvalTimeout: -time.Second},
+		"negative MemoryLimit":     {MemoryLimit: -1},
+		"fraction over 1":          {MemoryShedFraction: 1.5},
+		"negative fraction":        {MemoryShedFraction: -0.1},
+		"NaN fraction":             {MemoryShedFraction: math.NaN()},
+		"sample interval over 1s":  {MemorySampleInterval: 2 * time.Second},
+		"negative sample interval": {MemorySampleInterval: -time.Millisecond},
+	} {
+		c.Store, c.Catalog = st, cat
+		if err := c.Validate(); !errors.Is(err, ErrInvalidConfig) {
+			t.Errorf("%s: %v, want ErrInvalidConfig", name, err)
+		}
+	}
+	s := newService(t, Config{Store: st, Catalog: cat})
+	if d := s.cfg; d.MaxValues != 10_000 || d.MaxStringBytes != 8<<10 || d.MaxDecodedBytes != 2<<20 || d.EvalTimeout != time.Minute ||
+		d.MemoryShedFraction != 0.85 || d.MemorySampleInterval != 5*time.Millisecond || d.MemoryLimit != debug.SetMemoryLimit(-1) {
+		t.Errorf("defaults %+v", d)
 	}
 }

@@ -15,10 +15,15 @@ import (
 // limit (Config.MemoryLimit).
 var ErrMemoryPressure = errors.New("evalsvc: memory pressure")
 
-// heapMetric is the live heap as of the last GC: what the in-flight
+// liveMetric is the live heap as of the last GC: what the in-flight
 // requests and the caches really hold, where the heap in use would count
-// garbage not yet collected (with a high GOGC, most of it).
-const heapMetric = "/gc/heap/live:bytes"
+// garbage not yet collected (with a high GOGC, most of it). It is 0 until
+// the first GC ends; until then objectsMetric, the heap in use, stands for
+// it (nothing has been collected yet).
+const (
+	liveMetric    = "/gc/heap/live:bytes"
+	objectsMetric = "/memory/classes/heap/objects:bytes"
+)
 
 // memoryGauge sheds requests under memory pressure: it reads the live heap
 // at most once per interval, and says a request must be shed while the
@@ -35,7 +40,7 @@ type memoryGauge struct {
 	// mu is held by the one request taking a reading.
 	mu struct {
 		sync.Mutex
-		sample []rtmetrics.Sample // one sample of heapMetric
+		sample []rtmetrics.Sample // liveMetric, objectsMetric
 	}
 	shed prometheus.Counter
 }
@@ -49,7 +54,7 @@ func newMemoryGauge(limit int64, fraction float64, interval time.Duration, reg p
 	if limit > 0 && limit < math.MaxInt64 {
 		g.threshold = max(uint64(float64(limit)*fraction), 1)
 	}
-	g.mu.sample = []rtmetrics.Sample{{Name: heapMetric}}
+	g.mu.sample = []rtmetrics.Sample{{Name: liveMetric}, {Name: objectsMetric}}
 	if reg != nil {
 		reg.MustRegister(g.shed)
 	}
@@ -64,10 +69,7 @@ func (g *memoryGauge) check() error {
 	}
 	now := int64(time.Since(g.epoch))
 	if now >= g.next.Load() && g.mu.TryLock() {
-		rtmetrics.Read(g.mu.sample)
-		if v := g.mu.sample[0].Value; v.Kind() == rtmetrics.KindUint64 {
-			g.heap.Store(v.Uint64())
-		}
+		g.heap.Store(g.read())
 		g.next.Store(now + g.interval)
 		g.mu.Unlock()
 	}
@@ -76,6 +78,17 @@ func (g *memoryGauge) check() error {
 		return ErrMemoryPressure
 	}
 	return nil
+}
+
+// read reads the live heap; g.mu is held.
+func (g *memoryGauge) read() uint64 {
+	rtmetrics.Read(g.mu.sample)
+	for _, sm := range g.mu.sample {
+		if sm.Value.Kind() == rtmetrics.KindUint64 && sm.Value.Uint64() > 0 {
+			return sm.Value.Uint64()
+		}
+	}
+	return 0
 }
 
 // checkMemory is the memory-pressure step of every evaluation request, at
