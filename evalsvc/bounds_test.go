@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/vexil-dev/vexil/catalog"
 	"github.com/vexil-dev/vexil/flags"
 	evalv1 "github.com/vexil-dev/vexil/proto/vexil/eval/v1"
 )
@@ -281,4 +282,30 @@ func TestBoundsConfigValidate(t *testing.T) {
 		d.MemoryShedFraction != 0.85 || d.MemorySampleInterval != 5*time.Millisecond || d.MemoryLimit != debug.SetMemoryLimit(-1) {
 		t.Errorf("defaults %+v", d)
 	}
+}
+
+// TestHostileRegex: the issue's pattern, (.*a){1000}$, is over
+// flags.MaxRegexProgram: the flag holding it answers without running it,
+// with a value as long as MaxStringBytes allows, while a pattern under the
+// bound runs on that value; a longer value is refused at the edge.
+func TestHostileRegex(t *testing.T) {
+	cat, st := newFixture(t)
+	defs, err := flags.ParseDefinitions([]byte(`{"flags":[
+	 {"id":1,"key":"hostile","active":true,"filters":{"groups":[{"properties":[{"key":"v","type":"person","operator":"regex","value":"(.*a){1000}$"}],"rollout_percentage":100}]}},
+	 {"id":2,"key":"fine","active":true,"filters":{"groups":[{"properties":[{"key":"v","type":"person","operator":"regex","value":"(.*a){10}$"}],"rollout_percentage":100}]}}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat.snaps[1] = catalog.TeamSnapshot{Team: catalog.Team{ID: 1}, Definitions: defs}
+	s := newService(t, Config{Store: st, Catalog: cat})
+	value := strings.Repeat("a", 8<<10)
+	res, b := post(t, s.Handler(), "/flags?v=2", `{"token":"phc_team1","distinct_id":"u1","person_properties":{"v":"`+value+`"}}`)
+	r := decodeFlags(t, b)
+	if res.StatusCode != 200 || r.ErrorsWhile || r.Flags["hostile"].Enabled || r.Flags["hostile"].Failed || !r.Flags["fine"].Enabled {
+		t.Fatalf("%d %s", res.StatusCode, b)
+	}
+	res, b = post(t, s.Handler(), "/flags?v=2", `{"token":"phc_team1","distinct_id":"u1","person_properties":{"v":"a`+value+`"}}`)
+	var e apiError
+	_ = json.Unmarshal(b, &e)
+	wantRefusal(t, res, e, 413, "property_too_large", "person_properties")
 }
