@@ -195,7 +195,7 @@ func startNode(c config.Config, log *slog.Logger) (n *node, err error) {
 		return nil, fmt.Errorf("nats: %w", err)
 	}
 	if n.ns, err = claimNamespace(c, n.js); err != nil {
-		return nil, err
+		return n, err // the deferred cleanup closes n and returns nil
 	}
 	pcfg := projector.Config{Conn: n.nc, Store: n.store, Namespace: n.ns, AtomicStore: atomic, Teams: newCatalogTeams(n.catalog),
 		Logger: log.With("role", "projector"), Registerer: n.registry}
