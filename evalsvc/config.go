@@ -14,6 +14,7 @@ import (
 
 	"github.com/vexil-dev/vexil/catalog"
 	"github.com/vexil-dev/vexil/evalsvc/wire"
+	"github.com/vexil-dev/vexil/namespace"
 	"github.com/vexil-dev/vexil/precompute/results"
 	"github.com/vexil-dev/vexil/store"
 )
@@ -35,6 +36,9 @@ type Config struct {
 	Store store.Reader
 	// Catalog is read for definitions and keys. Required.
 	Catalog Definitions
+	// Namespace is the environment's namespace: Run reads the change
+	// notices of this namespace only. Default namespace.Default.
+	Namespace namespace.Name
 	// Logger defaults to discarding.
 	Logger *slog.Logger
 	// Registry receives the metrics; nil registers nothing.
@@ -114,6 +118,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Catalog == nil {
 		return fmt.Errorf("%w: Catalog is required", ErrInvalidConfig)
+	}
+	if err := c.Namespace.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
 	if c.StoreTimeout < 0 || c.ReloadInterval < 0 || c.KeyCacheTTL < 0 || c.MaxBodyBytes < 0 || c.MaxInflight < 0 ||
 		c.MaxDecodedBytes < 0 || c.MaxValues < 0 || c.MaxStringBytes < 0 || c.EvalTimeout < 0 || c.MemoryLimit < 0 ||

@@ -76,10 +76,10 @@ func (s *Service) Run(ctx context.Context, nc *nats.Conn) error {
 	defer wg.Wait()
 	if nc != nil {
 		notices := make(chan int64, 1024)
-		sub, err := nc.Subscribe(changes.Wildcard, func(msg *nats.Msg) {
+		sub, err := nc.Subscribe(changes.Wildcard(s.cfg.Namespace), func(msg *nats.Msg) {
 			// A payload that cannot be read still names its team (the
 			// subject): refresh that team.
-			n, err := changes.Parse(msg.Subject, msg.Data)
+			n, err := changes.Parse(s.cfg.Namespace, msg.Subject, msg.Data)
 			if errors.Is(err, changes.ErrSubject) {
 				return
 			}

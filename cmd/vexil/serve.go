@@ -28,6 +28,7 @@ import (
 	"github.com/vexil-dev/vexil/catalog/pebblecatalog"
 	"github.com/vexil-dev/vexil/cmd/vexil/internal/config"
 	"github.com/vexil-dev/vexil/evalsvc"
+	"github.com/vexil-dev/vexil/namespace"
 	"github.com/vexil-dev/vexil/precompute"
 	"github.com/vexil-dev/vexil/projector"
 	"github.com/vexil-dev/vexil/store"
@@ -58,6 +59,7 @@ func bindServeFlags(b configFlags, c *config.Config) {
 	b.str(&c.GRPCAddr, "grpc-addr", "grpc-addr", "gRPC address of the management API and the evaluation API (vexil.eval.v1.EvalService)")
 	b.str(&c.NATS.URL, "nats-url", "nats.url", "an external NATS server with JetStream; empty runs one in process")
 	b.str(&c.NATS.Listen, "nats-listen", "nats.listen", "address of the in-process NATS server (for vexil publish and producers)")
+	bindNamespaceFlag(b, c)
 	b.list(&c.Scylla.Hosts, "scylla-hosts", "scylla.hosts", "comma-separated ScyllaDB (or Cassandra) contact points; empty keeps the store and the catalog in Pebble under -data-dir")
 	b.str(&c.Scylla.Keyspace, "scylla-keyspace", "scylla.keyspace", "keyspace of the ScyllaDB store and catalog (created and migrated on start)")
 	b.int(&c.Scylla.Replication, "scylla-replication", "scylla.replication", "replication factor when the keyspace is created")
@@ -84,6 +86,7 @@ type node struct {
 	proj     *projector.Projector
 	pre      *precompute.Worker // nil with -precompute=false
 	js       jetstream.JetStream
+	ns       namespace.Name // every name on NATS derives from it
 	eval     *evalsvc.Service
 	adminSvc *admin.Service
 	adminSrv *admin.Server
@@ -193,18 +196,21 @@ func startNode(c config.Config, log *slog.Logger) (n *node, err error) {
 	if n.js, err = jetstream.New(n.nc); err != nil {
 		return nil, fmt.Errorf("nats: %w", err)
 	}
-	pcfg := projector.Config{Conn: n.nc, Store: n.store, AtomicStore: atomic, Teams: newCatalogTeams(n.catalog),
+	if n.ns, err = claimNamespace(c, n.js); err != nil {
+		return n, err // the deferred cleanup closes n and returns nil
+	}
+	pcfg := projector.Config{Conn: n.nc, Store: n.store, Namespace: n.ns, AtomicStore: atomic, Teams: newCatalogTeams(n.catalog),
 		Logger: log.With("role", "projector"), Registerer: n.registry}
-	ecfg := evalsvc.Config{Store: n.store, Catalog: n.catalog, Logger: log.With("role", "evalsvc"), Registry: n.registry,
+	ecfg := evalsvc.Config{Store: n.store, Catalog: n.catalog, Namespace: n.ns, Logger: log.With("role", "evalsvc"), Registry: n.registry,
 		LiveOnly: c.Eval.LiveOnly, StoreTimeout: c.Eval.StoreTimeout}
 	if c.Precompute.Enabled {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		_, err = precompute.EnsureStreams(ctx, n.js, log)
+		_, err = precompute.EnsureStreams(ctx, n.js, n.ns, log)
 		cancel()
 		if err != nil {
 			return nil, err
 		}
-		n.pre, err = precompute.New(precompute.Config{Store: n.store, Catalog: n.catalog, Conn: n.nc,
+		n.pre, err = precompute.New(precompute.Config{Store: n.store, Catalog: n.catalog, Conn: n.nc, Namespace: n.ns,
 			Logger: log.With("role", "precompute"), Registry: n.registry, RunRowsPerSecond: c.Precompute.RunRate})
 		if err != nil {
 			return nil, err
@@ -220,7 +226,7 @@ func startNode(c config.Config, log *slog.Logger) (n *node, err error) {
 		return nil, err
 	}
 	acfg := admin.Config{Catalog: n.catalog, Persons: n.store, Logger: log.With("role", "admin"), Registry: n.registry}
-	withNATS(&acfg, n.nc, n.js)
+	withNATS(&acfg, n.nc, n.js, n.ns)
 	if n.adminSvc, err = admin.New(acfg); err != nil {
 		return nil, err
 	}

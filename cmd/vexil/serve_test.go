@@ -179,7 +179,7 @@ func postFlags(t *testing.T, addr, body string) map[string]any {
 // stream and waits until the projector has written them.
 func seedE2E(t *testing.T, n *node, tm e2eTeam, persons int) {
 	t.Helper()
-	if err := publishDemoPersons(context.Background(), n.nc, tm.id, persons); err != nil {
+	if err := publishDemoPersons(context.Background(), n.nc, n.ns, tm.id, persons); err != nil {
 		t.Fatal(err)
 	}
 	waitRow(t, n, tm.id, fmt.Sprintf("user-%d", persons-1))
@@ -365,7 +365,7 @@ func TestServeEvaluateGRPC(t *testing.T) {
 	tm := defineTeam(t, n)
 	const persons = 30
 	ctx := context.Background()
-	if err := publishDemoPersons(ctx, n.nc, tm.id, persons); err != nil {
+	if err := publishDemoPersons(ctx, n.nc, n.ns, tm.id, persons); err != nil {
 		t.Fatal(err)
 	}
 	waitRow(t, n, tm.id, fmt.Sprintf("user-%d", persons-1))

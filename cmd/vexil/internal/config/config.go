@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vexil-dev/vexil/namespace"
 	"github.com/vexil-dev/vexil/schema"
 )
 
@@ -65,6 +66,12 @@ type NATS struct {
 	// publish and producers); port -1 picks a free one. Default
 	// "127.0.0.1:4222".
 	Listen string `yaml:"listen"`
+	// Namespace names this environment on NATS: every stream, consumer,
+	// bucket and subject of its roles derives from it, so environments
+	// sharing one NATS (staging beside production) never share a message.
+	// Default "vexil", which gives the names of a single environment
+	// (namespace.Default).
+	Namespace string `yaml:"namespace"`
 }
 
 // Scylla selects the ScyllaDB (or Cassandra) store and catalog.
@@ -154,7 +161,7 @@ func Default() Config {
 		HTTPAddr:   "127.0.0.1:8000",
 		GRPCAddr:   "127.0.0.1:8001",
 		GCPercent:  400,
-		NATS:       NATS{Listen: "127.0.0.1:4222"},
+		NATS:       NATS{Listen: "127.0.0.1:4222", Namespace: string(namespace.Default)},
 		Scylla:     Scylla{Keyspace: "vexil", Replication: 1, HedgeAttempts: 1, HedgeMaxDelay: 50 * time.Millisecond},
 		Store:      Store{CacheMB: 256},
 		Eval:       Eval{StoreTimeout: 50 * time.Millisecond},
@@ -220,6 +227,11 @@ func (c *Config) Validate() error {
 	}
 	check("nats.url", checkNATSURL(c.NATS.URL))
 	check("nats.listen", checkAddr(c.NATS.Listen, -1))
+	if c.NATS.Namespace == "" {
+		bad("nats.namespace", "required (the default is %q)", namespace.Default)
+	} else if _, err := namespace.Parse(c.NATS.Namespace); err != nil {
+		check("nats.namespace", err)
+	}
 	if len(c.Scylla.Hosts) > maxHosts {
 		bad("scylla.hosts", "%d hosts, more than %d", len(c.Scylla.Hosts), maxHosts)
 	}
