@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vexil-dev/vexil/catalog"
+	"github.com/vexil-dev/vexil/namespace"
 	"github.com/vexil-dev/vexil/store"
 )
 
@@ -103,6 +104,9 @@ type Config struct {
 	// Publisher announces committed changes. Optional: nil drops them
 	// (a debug log line each).
 	Publisher Publisher
+	// Namespace is the environment's namespace, which the subjects of
+	// change notices and rollout signals are in. Default namespace.Default.
+	Namespace namespace.Name
 	// Logger defaults to a logger that discards.
 	Logger *slog.Logger
 	// Registry receives the metrics (vexil_admin_*). Optional.
@@ -131,6 +135,9 @@ type Config struct {
 
 // Validate checks the configuration.
 func (c *Config) Validate() error {
+	if err := c.Namespace.Validate(); err != nil {
+		return fmt.Errorf("admin: config: %w", err)
+	}
 	switch {
 	case c.Catalog == nil:
 		return errors.New("admin: config: Catalog is required")

@@ -45,7 +45,7 @@
 // catalog stores the activity entry (actor key id, before, after, diff)
 // with it. Once committed, a change notice (package changes) goes to
 // vexil.changes.<team> and a rollout signal to vexil.signals.<team>.rollout
-// through the Publisher. Archiving or deleting a flag other live flags depend on is
+// (in Config.Namespace, whose default these are) through the Publisher. Archiving or deleting a flag other live flags depend on is
 // refused with the list of dependents.
 //
 // # Keys and scopes

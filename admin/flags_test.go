@@ -134,8 +134,8 @@ func TestFlagLifecycleHTTP(t *testing.T) {
 
 	// Notices and signals on NATS, one per committed change.
 	var kinds []string
-	for _, c := range e.notices(changes.Subject(team.GetId())) {
-		n, err := changes.Parse(changes.Subject(team.GetId()), c)
+	for _, c := range e.notices(changes.Subject("", team.GetId())) {
+		n, err := changes.Parse("", changes.Subject("", team.GetId()), c)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -145,7 +145,7 @@ func TestFlagLifecycleHTTP(t *testing.T) {
 	if !slices.Equal(kinds, want) {
 		t.Errorf("change notices %v, want %v", kinds, want)
 	}
-	signals := e.notices(SignalsSubject(team.GetId()))
+	signals := e.notices(SignalsSubject("", team.GetId()))
 	if len(signals) != 4 {
 		t.Fatalf("%d rollout signals, want 4", len(signals))
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/vexil-dev/vexil/catalog"
 	"github.com/vexil-dev/vexil/changes"
 	"github.com/vexil-dev/vexil/errcode"
+	"github.com/vexil-dev/vexil/namespace"
 	adminv1 "github.com/vexil-dev/vexil/proto/vexil/admin/v1"
 )
 
@@ -66,7 +67,7 @@ func (s *Service) Run(ctx context.Context) error {
 // Limits returns the effective limits.
 func (s *Service) Limits() Limits { return s.cfg.Limits }
 
-// RolloutSignal is published on vexil.signals.<team>.rollout after every
+// RolloutSignal is published on SignalsSubject after every
 // committed change of a flag, cohort or early access feature: who changed
 // what, and the diff.
 type RolloutSignal struct {
@@ -81,9 +82,10 @@ type RolloutSignal struct {
 	Diff    json.RawMessage `json:"diff,omitempty"`
 }
 
-// SignalsSubject is the rollout signal subject of a team.
-func SignalsSubject(team int64) string {
-	return "vexil.signals." + strconv.FormatInt(team, 10) + ".rollout"
+// SignalsSubject is the rollout signal subject of a team in ns:
+// vexil.signals.<team>.rollout in namespace.Default.
+func SignalsSubject(ns namespace.Name, team int64) string {
+	return ns.Subject("signals", strconv.FormatInt(team, 10), "rollout")
 }
 
 // announce publishes a committed change. A failure is logged and counted,
@@ -96,11 +98,11 @@ func (s *Service) announce(ctx context.Context, n changes.Notice, actor string, 
 		return
 	}
 	data, err := n.Encode()
-	s.publish(ctx, n.Subject(), data, err)
+	s.publish(ctx, n.Subject(s.cfg.Namespace), data, err)
 	if n.Kind == changes.KindFlag || n.Kind == changes.KindCohort || n.Kind == changes.KindEarlyAccess {
 		data, err := json.Marshal(RolloutSignal{Team: n.Team, Actor: actor, Kind: string(n.Kind), ID: n.ID,
 			Key: n.Key, Version: n.Version, Op: n.Op, At: s.cfg.Now().UTC(), Diff: diff})
-		s.publish(ctx, SignalsSubject(n.Team), data, err)
+		s.publish(ctx, SignalsSubject(s.cfg.Namespace, n.Team), data, err)
 	}
 }
 

@@ -7,13 +7,16 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/vexil-dev/vexil/namespace"
 )
 
-// Prefix starts every change-notice subject; Wildcard matches them all.
-const (
-	Prefix   = "vexil.changes."
-	Wildcard = Prefix + ">"
-)
+// Prefix starts every change-notice subject of ns ("vexil.changes." in
+// namespace.Default).
+func Prefix(ns namespace.Name) string { return ns.Subject("changes") + "." }
+
+// Wildcard matches every change-notice subject of ns, and only those.
+func Wildcard(ns namespace.Name) string { return Prefix(ns) + ">" }
 
 // MaxSize bounds a notice's payload. Notices are a few dozen bytes; a
 // larger payload is not one.
@@ -34,7 +37,7 @@ const (
 	KindPrecompute  Kind = "precompute"
 )
 
-// Notice is published on Subject(Team) after a committed change.
+// Notice is published on Subject(ns, Team) after a committed change.
 type Notice struct {
 	Team int64 `json:"team_id"`
 	Kind Kind  `json:"kind"`
@@ -54,13 +57,16 @@ var (
 	ErrNotice = errors.New("changes: invalid notice")
 )
 
-// Subject is the subject of team's notices.
-func Subject(team int64) string { return Prefix + strconv.FormatInt(team, 10) }
+// Subject is the subject of team's notices in ns.
+func Subject(ns namespace.Name, team int64) string {
+	return Prefix(ns) + strconv.FormatInt(team, 10)
+}
 
-// TeamOf returns the team of a change-notice subject; false when subject is
-// not one (another prefix, more tokens, a team that is not canonical).
-func TeamOf(subject string) (int64, bool) {
-	rest, ok := strings.CutPrefix(subject, Prefix)
+// TeamOf returns the team of a change-notice subject of ns; false when
+// subject is not one (another namespace or prefix, more tokens, a team that
+// is not canonical).
+func TeamOf(ns namespace.Name, subject string) (int64, bool) {
+	rest, ok := strings.CutPrefix(subject, Prefix(ns))
 	if !ok || rest == "" || rest[0] < '1' || rest[0] > '9' {
 		return 0, false
 	}
@@ -71,8 +77,8 @@ func TeamOf(subject string) (int64, bool) {
 	return team, true
 }
 
-// Subject is the subject n is published on.
-func (n Notice) Subject() string { return Subject(n.Team) }
+// Subject is the subject n is published on in ns.
+func (n Notice) Subject(ns namespace.Name) string { return Subject(ns, n.Team) }
 
 // Encode returns n's payload. The team must be positive and the kind set.
 func (n Notice) Encode() ([]byte, error) {
@@ -92,14 +98,14 @@ func (n Notice) Encode() ([]byte, error) {
 	return data, nil
 }
 
-// Parse reads the notice published on subject with payload data. The team
+// Parse reads the notice published on subject of ns with payload data. The team
 // comes from the subject (an invalid one: ErrSubject and a zero Notice). A
 // payload that cannot be read (too large, not a JSON object, a member of
 // the wrong type, another team) yields ErrNotice together with a Notice
 // that carries the subject's team and nothing else: the team is known to
 // have changed, not how.
-func Parse(subject string, data []byte) (Notice, error) {
-	team, ok := TeamOf(subject)
+func Parse(ns namespace.Name, subject string, data []byte) (Notice, error) {
+	team, ok := TeamOf(ns, subject)
 	if !ok {
 		return Notice{}, fmt.Errorf("%w: %q", ErrSubject, subject)
 	}

@@ -4,13 +4,15 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/vexil-dev/vexil/namespace"
 )
 
 func TestSubjectAndTeamOf(t *testing.T) {
-	if s := Subject(42); s != "vexil.changes.42" {
+	if s := Subject("", 42); s != "vexil.changes.42" {
 		t.Errorf("Subject(42) = %q", s)
 	}
-	if s := (Notice{Team: 7}).Subject(); s != "vexil.changes.7" {
+	if s := (Notice{Team: 7}).Subject(""); s != "vexil.changes.7" {
 		t.Errorf("Notice.Subject = %q", s)
 	}
 	cases := []struct {
@@ -32,7 +34,7 @@ func TestSubjectAndTeamOf(t *testing.T) {
 		{"vexil.signals.1.rollout", 0, false},
 	}
 	for _, c := range cases {
-		team, ok := TeamOf(c.subject)
+		team, ok := TeamOf("", c.subject)
 		if team != c.team || ok != c.ok {
 			t.Errorf("TeamOf(%q) = %d, %v; want %d, %v", c.subject, team, ok, c.team, c.ok)
 		}
@@ -63,7 +65,7 @@ func TestEncodeWire(t *testing.T) {
 			if string(data) != c.want {
 				t.Errorf("Encode\n got %s\nwant %s", data, c.want)
 			}
-			back, err := Parse(c.n.Subject(), data)
+			back, err := Parse("", c.n.Subject(""), data)
 			if err != nil || back != c.n {
 				t.Errorf("Parse(Encode) = %+v, %v; want %+v", back, err, c.n)
 			}
@@ -81,6 +83,32 @@ func TestEncodeRefuses(t *testing.T) {
 		if data, err := n.Encode(); !errors.Is(err, ErrNotice) {
 			t.Errorf("Encode(%+.40v) = %.40s, %v; want ErrNotice", n, data, err)
 		}
+	}
+}
+
+func TestNamespaces(t *testing.T) {
+	staging := namespace.Name("staging")
+	if s := Subject(staging, 42); s != "staging.changes.42" {
+		t.Errorf("Subject(staging, 42) = %q", s)
+	}
+	if w := Wildcard(staging); w != "staging.changes.>" {
+		t.Errorf("Wildcard(staging) = %q", w)
+	}
+	if w := Wildcard(""); w != "vexil.changes.>" {
+		t.Errorf("Wildcard(default) = %q", w)
+	}
+	// A notice of one namespace is not one of another.
+	if _, ok := TeamOf("", Subject(staging, 42)); ok {
+		t.Error("the default namespace reads staging's subject")
+	}
+	if _, ok := TeamOf(staging, Subject("", 42)); ok {
+		t.Error("staging reads the default namespace's subject")
+	}
+	if _, err := Parse(staging, Subject("", 42), []byte(`{"kind":"flag"}`)); !errors.Is(err, ErrSubject) {
+		t.Errorf("Parse of another namespace's notice: %v, want ErrSubject", err)
+	}
+	if n, err := Parse(staging, Subject(staging, 42), []byte(`{"kind":"flag"}`)); err != nil || n.Team != 42 || n.Kind != KindFlag {
+		t.Errorf("Parse in staging = %+v, %v", n, err)
 	}
 }
 
@@ -109,7 +137,7 @@ func TestParse(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			got, err := Parse(c.subject, []byte(c.data))
+			got, err := Parse("", c.subject, []byte(c.data))
 			if got != c.want {
 				t.Errorf("notice %+v, want %+v", got, c.want)
 			}
@@ -125,8 +153,8 @@ func FuzzParse(f *testing.F) {
 	f.Add("vexil.changes.2", `{"kind":"key"}`)
 	f.Add("vexil.changes.01", `{}`)
 	f.Fuzz(func(t *testing.T, subject, data string) {
-		n, err := Parse(subject, []byte(data))
-		team, ok := TeamOf(subject)
+		n, err := Parse("", subject, []byte(data))
+		team, ok := TeamOf("", subject)
 		if !ok {
 			if !errors.Is(err, ErrSubject) || n != (Notice{}) {
 				t.Fatalf("bad subject %q: %+v, %v", subject, n, err)
@@ -152,7 +180,7 @@ func FuzzParse(f *testing.F) {
 			}
 			t.Fatalf("re-encode %+v: %v", n, err)
 		}
-		if back, err := Parse(subject, data2); err != nil || back != n {
+		if back, err := Parse("", subject, data2); err != nil || back != n {
 			t.Fatalf("round trip %+v -> %+v, %v", n, back, err)
 		}
 	})

@@ -5,8 +5,10 @@
 //
 // # Subjects
 //
-// A team's notices go to vexil.changes.<team> (Subject), the team a positive
-// decimal without sign or leading zeros. Wildcard matches every team's.
+// A team's notices go to <namespace>.changes.<team> (Subject), so
+// vexil.changes.<team> in namespace.Default, the team a positive decimal
+// without sign or leading zeros. Wildcard matches every team's of one
+// namespace and none of another's.
 // The subject names the team: TeamOf reads it back, and a notice whose
 // payload names another team is refused.
 //

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/vexil-dev/vexil/catalog"
 	"github.com/vexil-dev/vexil/flags"
@@ -122,7 +123,7 @@ func BenchmarkEvaluateGRPC50(b *testing.B) {
 	ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer phc_bench")
 	reqs := make([]*evalv1.EvaluateRequest, 1000)
 	for i := range reqs {
-		reqs[i] = &evalv1.EvaluateRequest{DistinctId: fmt.Sprintf("user-%d", (i*7919)%benchPersons)}
+		reqs[i] = &evalv1.EvaluateRequest{DistinctId: proto.String(fmt.Sprintf("user-%d", (i*7919)%benchPersons))}
 	}
 	b.ReportAllocs()
 	i := 0
@@ -150,7 +151,7 @@ func BenchmarkEvaluateGRPC50Parallel(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			i := next.Add(1)
-			resp, err := client.Evaluate(ctx, &evalv1.EvaluateRequest{DistinctId: fmt.Sprintf("user-%d", (i*7919)%benchPersons)})
+			resp, err := client.Evaluate(ctx, &evalv1.EvaluateRequest{DistinctId: proto.String(fmt.Sprintf("user-%d", (i*7919)%benchPersons))})
 			if err != nil {
 				b.Error(err)
 				return

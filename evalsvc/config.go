@@ -6,11 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
+	"runtime/debug"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vexil-dev/vexil/catalog"
+	"github.com/vexil-dev/vexil/evalsvc/wire"
+	"github.com/vexil-dev/vexil/namespace"
 	"github.com/vexil-dev/vexil/precompute/results"
 	"github.com/vexil-dev/vexil/store"
 )
@@ -32,6 +36,9 @@ type Config struct {
 	Store store.Reader
 	// Catalog is read for definitions and keys. Required.
 	Catalog Definitions
+	// Namespace is the environment's namespace: Run reads the change
+	// notices of this namespace only. Default namespace.Default.
+	Namespace namespace.Name
 	// Logger defaults to discarding.
 	Logger *slog.Logger
 	// Registry receives the metrics; nil registers nothing.
@@ -47,8 +54,40 @@ type Config struct {
 	// KeyCacheTTL is how long a key lookup is cached. Revocations reach a
 	// node through change notices at once, or after this TTL. Default 10s.
 	KeyCacheTTL time.Duration
-	// MaxBodyBytes bounds a request body, compressed or not. Default 1 MiB.
+	// MaxBodyBytes bounds a request body as sent, compressed or not: a
+	// Content-Length over it is refused before the body is read, and a body
+	// without one is read no further than one byte past it. Default 1 MiB.
 	MaxBodyBytes int
+	// MaxDecodedBytes bounds a /flags body after gzip decompression (the
+	// decompression stops one byte past it) and the JSON an Evaluate call
+	// is checked as. Default 2 MiB.
+	MaxDecodedBytes int
+	// MaxValues bounds the JSON values of one request's person and group
+	// properties, groups and flag keys together, nested members and
+	// elements counted; decoding stops at the first value past it (413
+	// too_many_values). Default 10000.
+	MaxValues int
+	// MaxStringBytes bounds each key and string or number value there,
+	// unquoted (413 property_too_large): with flags.MaxRegexProgram it
+	// bounds the cost of one regex match. Default 8 KiB.
+	MaxStringBytes int
+	// EvalTimeout bounds the live evaluation of one request's flags, from
+	// its start: past it the flags not yet decided answer failed
+	// (deadline_exceeded) and the response says errorsWhileComputingFlags.
+	// Default 250ms.
+	EvalTimeout time.Duration
+	// MemoryLimit is the memory limit that new /flags and Evaluate requests
+	// are shed against (503 memory_pressure) once the live heap after the
+	// last GC is over MemoryShedFraction of it. 0 takes the runtime's limit
+	// when New runs (GOMEMLIMIT, debug.SetMemoryLimit); with neither,
+	// nothing is shed for memory.
+	MemoryLimit int64
+	// MemoryShedFraction is the fraction of MemoryLimit above which
+	// requests are shed, in (0, 1]. Default 0.85.
+	MemoryShedFraction float64
+	// MemorySampleInterval is how often the heap is read (runtime/metrics)
+	// at most; requests between two readings use the last one. Default 5ms.
+	MemorySampleInterval time.Duration
 	// MaxInflight bounds the evaluations in progress; beyond it requests
 	// are shed with 503 at once rather than queued. Default 4096.
 	MaxInflight int
@@ -80,10 +119,26 @@ func (c *Config) Validate() error {
 	if c.Catalog == nil {
 		return fmt.Errorf("%w: Catalog is required", ErrInvalidConfig)
 	}
-	if c.StoreTimeout < 0 || c.ReloadInterval < 0 || c.KeyCacheTTL < 0 || c.MaxBodyBytes < 0 || c.MaxInflight < 0 {
+	if err := c.Namespace.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	if c.StoreTimeout < 0 || c.ReloadInterval < 0 || c.KeyCacheTTL < 0 || c.MaxBodyBytes < 0 || c.MaxInflight < 0 ||
+		c.MaxDecodedBytes < 0 || c.MaxValues < 0 || c.MaxStringBytes < 0 || c.EvalTimeout < 0 || c.MemoryLimit < 0 ||
+		c.MemorySampleInterval < 0 {
 		return fmt.Errorf("%w: durations and limits must not be negative", ErrInvalidConfig)
 	}
+	if c.MemoryShedFraction < 0 || c.MemoryShedFraction > 1 || math.IsNaN(c.MemoryShedFraction) {
+		return fmt.Errorf("%w: MemoryShedFraction %v is outside (0, 1]", ErrInvalidConfig, c.MemoryShedFraction)
+	}
+	if c.MemorySampleInterval > time.Second {
+		return fmt.Errorf("%w: MemorySampleInterval %v is over 1s", ErrInvalidConfig, c.MemorySampleInterval)
+	}
 	return nil
+}
+
+// limits are the request decoding limits of c (with its defaults).
+func (c *Config) limits() wire.Limits {
+	return wire.Limits{MaxDecodedBytes: c.MaxDecodedBytes, MaxValues: c.MaxValues, MaxStringBytes: c.MaxStringBytes}
 }
 
 func (c *Config) withDefaults() Config {
@@ -105,6 +160,27 @@ func (c *Config) withDefaults() Config {
 	}
 	if d.MaxInflight == 0 {
 		d.MaxInflight = 4096
+	}
+	if d.MaxDecodedBytes == 0 {
+		d.MaxDecodedBytes = wire.DefaultMaxDecodedBytes
+	}
+	if d.MaxValues == 0 {
+		d.MaxValues = wire.DefaultMaxValues
+	}
+	if d.MaxStringBytes == 0 {
+		d.MaxStringBytes = wire.DefaultMaxStringBytes
+	}
+	if d.EvalTimeout == 0 {
+		d.EvalTimeout = 250 * time.Millisecond
+	}
+	if d.MemoryLimit == 0 {
+		d.MemoryLimit = debug.SetMemoryLimit(-1) // math.MaxInt64: none
+	}
+	if d.MemoryShedFraction == 0 {
+		d.MemoryShedFraction = 0.85
+	}
+	if d.MemorySampleInterval == 0 {
+		d.MemorySampleInterval = 5 * time.Millisecond
 	}
 	if d.HashKey == nil {
 		d.HashKey = func(s string) []byte { h := sha256.Sum256([]byte(s)); return h[:] }

@@ -53,6 +53,23 @@
 // gRPC answers errcode's status with the PostHog code in ErrorInfo
 // metadata posthog_code.
 //
+// # Bounds
+//
+// What one request may cost is bounded, so that no request can take the
+// node's memory or its CPU for seconds. A body whose Content-Length is over
+// Config.MaxBodyBytes is refused before it is read (one without is read one
+// byte past it); gzip stops at Config.MaxDecodedBytes; decoding stops at
+// the first value past Config.MaxValues or longer than
+// Config.MaxStringBytes (wire.Limits; 413 with the field at fault). gRPC
+// Evaluate is decoded as the /flags body it stands for, within the same
+// limits. A regex filter compiles to at most flags.MaxRegexProgram
+// instructions, so one match costs at most that times MaxStringBytes; the
+// live evaluation stops at Config.EvalTimeout (flags.Context.Deadline) and
+// the flags not yet decided answer failed. New requests are shed with 503
+// memory_pressure, before their body is read, while the live heap (read
+// from runtime/metrics at most every Config.MemorySampleInterval) is over
+// Config.MemoryShedFraction of the memory limit.
+//
 // # Failure
 //
 // Every read of a request (row, groups, static cohort membership) shares

@@ -22,6 +22,7 @@ var (
 // does not name (it names the request decoding ones).
 const (
 	codeOverloaded          = "overloaded"
+	codeMemoryPressure      = "memory_pressure"
 	codeInvalidToken        = "invalid_token"
 	codeCatalogUnavailable  = "catalog_unavailable"
 	codeNotAuthenticated    = "not_authenticated"
@@ -55,6 +56,7 @@ type failure struct {
 // code). Both transports answer a failure through this table only.
 var failures = map[string]failure{
 	codeOverloaded:             {errcode.Unavailable, typeServerError, "too many requests in flight; retry shortly"},
+	codeMemoryPressure:         {errcode.Unavailable, typeServerError, "the server is short of memory; retry shortly"},
 	wire.CodeMissingToken:      {errcode.Unauthenticated, typeAuthenticationError, "API key is missing: send the project token as token or api_key (gRPC: the token field or authorization: Bearer phc_...)"},
 	codeInvalidToken:           {errcode.Unauthenticated, typeAuthenticationError, "the project token is not valid"},
 	codeCatalogUnavailable:     {errcode.Unavailable, typeServerError, "cannot check the key or load the project's flags now; retry shortly"},
@@ -63,6 +65,8 @@ var failures = map[string]failure{
 	wire.CodeBadContentType:    {errcode.InvalidArgument, typeValidationError, ""},
 	wire.CodeBadCompression:    {errcode.InvalidArgument, typeValidationError, ""},
 	wire.CodeBodyTooLarge:      {errcode.TooLarge, typeValidationError, ""},
+	wire.CodeTooManyValues:     {errcode.TooLarge, typeValidationError, ""},
+	wire.CodePropertyTooLarge:  {errcode.TooLarge, typeValidationError, ""},
 	// The local-evaluation definitions (GET /flags/definitions,
 	// WatchDefinitions).
 	codeNotAuthenticated: {errcode.Unauthenticated, typeAuthenticationError, "no key: send \"Authorization: Bearer <secure or personal API key>\""},
@@ -79,6 +83,7 @@ var sentinelCodes = []struct {
 	code, field string
 }{
 	{ErrOverloaded, codeOverloaded, ""},
+	{ErrMemoryPressure, codeMemoryPressure, ""},
 	{ErrMissingToken, wire.CodeMissingToken, "token"},
 	{ErrUnknownKey, codeInvalidToken, "token"},
 	{ErrWrongKeyKind, codeInvalidToken, "token"},

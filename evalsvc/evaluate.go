@@ -93,6 +93,9 @@ type pass struct {
 	req *wire.FlagsRequest
 	sc  *scratch
 	now time.Time
+	// deadline bounds the live evaluation (Config.EvalTimeout from the
+	// request's start).
+	deadline time.Time
 	// The reads: the row (rowErr store.ErrNotFound for an unknown
 	// person) and the groups the request names.
 	row    *store.Row
@@ -120,8 +123,10 @@ type pass struct {
 // Every read of the request (row, groups, static cohort membership) shares
 // one deadline, StoreTimeout: past it the flags that need what was not
 // read answer failed, and the response says errorsWhileComputingFlags.
+// The live evaluation has its own, EvalTimeout from the start: past it
+// the flags not yet decided answer failed (deadline_exceeded).
 func (s *Service) evaluate(ctx context.Context, ts *teamState, req *wire.FlagsRequest, sc *scratch) evaluation {
-	p := pass{ts: ts, req: req, sc: sc, now: s.cfg.Now(), path: "row"}
+	p := pass{ts: ts, req: req, sc: sc, now: s.cfg.Now(), deadline: time.Now().Add(s.cfg.EvalTimeout), path: "row"}
 	rctx, cancel := context.WithTimeout(ctx, s.cfg.StoreTimeout)
 	defer cancel()
 	s.read(rctx, &p)
@@ -292,7 +297,7 @@ func (s *Service) evaluateLive(ctx context.Context, p *pass) {
 	if len(sc.misses) == 0 {
 		return
 	}
-	c := &flags.Context{DistinctID: p.req.DistinctID, DeviceID: p.req.DeviceID, Now: p.now, Partial: p.partial}
+	c := &flags.Context{DistinctID: p.req.DistinctID, DeviceID: p.req.DeviceID, Now: p.now, Partial: p.partial, Deadline: p.deadline}
 	sc.cohorts.reset(ctx, s, p.ts.team.ID, p.req.DistinctID)
 	c.Cohorts = &sc.cohorts
 	if sc.props == nil {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/vexil-dev/vexil/catalog"
 	"github.com/vexil-dev/vexil/flags"
@@ -53,7 +54,7 @@ func TestCohortReadBoundedByStoreDeadline(t *testing.T) {
 		var a answer
 		_, body := post(t, h, "/flags?v=2", `{"token":"phc_team1","distinct_id":"u1"}`)
 		a.r = decodeFlags(t, body)
-		a.rpc, a.err = s.evaluateRPC(context.Background(), &evalv1.EvaluateRequest{Token: "phc_team1", DistinctId: "u1"})
+		a.rpc, a.err = s.evaluateRPC(context.Background(), &evalv1.EvaluateRequest{Token: "phc_team1", DistinctId: proto.String("u1")})
 		done <- a
 	}()
 	var a answer

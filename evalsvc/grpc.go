@@ -4,13 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
@@ -58,6 +56,9 @@ func (g *grpcService) Evaluate(ctx context.Context, in *evalv1.EvaluateRequest) 
 }
 
 func (s *Service) evaluateRPC(ctx context.Context, in *evalv1.EvaluateRequest) (*evalv1.EvaluateResponse, error) {
+	if err := s.checkMemory(); err != nil {
+		return nil, err
+	}
 	release, err := s.admit()
 	if err != nil {
 		return nil, err
@@ -68,7 +69,7 @@ func (s *Service) evaluateRPC(ctx context.Context, in *evalv1.EvaluateRequest) (
 	if token == "" {
 		token = bearer(mdValue(md, "authorization"))
 	}
-	req, err := flagsRequest(in, token)
+	req, err := flagsRequest(in, token, s.cfg.limits())
 	if err != nil {
 		return nil, err
 	}
@@ -104,56 +105,42 @@ func (s *Service) evaluateRPC(ctx context.Context, in *evalv1.EvaluateRequest) (
 }
 
 // flagsRequest checks an EvaluateRequest and turns it into the request
-// /flags decodes, with the same rules: a distinct id is required and cut at
-// MaxDistinctIDLength, property numbers keep their text, the device id
-// falls back to the $device_id person property.
-func flagsRequest(in *evalv1.EvaluateRequest, token string) (*wire.FlagsRequest, error) {
-	if in.GetDistinctId() == "" {
-		return nil, fail(wire.CodeMissingDistinctID, "distinct_id", "distinct_id is required")
-	}
-	r := &wire.FlagsRequest{Token: token, DistinctID: in.GetDistinctId(), DeviceID: in.GetDeviceId()}
-	if utf8.RuneCountInString(r.DistinctID) > wire.MaxDistinctIDLength {
-		r.DistinctID = string([]rune(r.DistinctID)[:wire.MaxDistinctIDLength])
-	}
-	if len(in.GetGroups()) > 0 {
-		r.Groups = in.GetGroups()
-	}
-	if p := in.GetPersonProperties(); p != "" {
-		if err := decodeJSONObject(p, &r.PersonProperties); err != nil {
-			return nil, fail(wire.CodeBadBody, "person_properties", "person_properties must be a JSON object: "+err.Error())
+// /flags decodes, by the same rules and within the same limits: it is
+// written as the /flags body it stands for and decoded as one. A missing
+// distinct id is refused and an empty one accepted, as PostHog's /flags
+// does; the id is cut at MaxDistinctIDLength; property numbers keep their
+// text; the device id falls back to the $device_id person property.
+func flagsRequest(in *evalv1.EvaluateRequest, token string, lim wire.Limits) (*wire.FlagsRequest, error) {
+	body := evaluateBody{Token: token, DistinctID: in.DistinctId, DeviceID: in.GetDeviceId(), Groups: in.GetGroups(), FlagKeys: in.GetFlagKeys()}
+	for _, p := range []struct {
+		name string
+		text string
+		dst  *json.RawMessage
+	}{{"person_properties", in.GetPersonProperties(), &body.PersonProperties}, {"group_properties", in.GetGroupProperties(), &body.GroupProperties}} {
+		if p.text == "" {
+			continue
 		}
-	}
-	if p := in.GetGroupProperties(); p != "" {
-		if err := decodeJSONObject(p, &r.GroupProperties); err != nil {
-			return nil, fail(wire.CodeBadBody, "group_properties", "group_properties must be a JSON object of group type to an object of properties: "+err.Error())
+		if !json.Valid([]byte(p.text)) {
+			return nil, fail(wire.CodeBadBody, p.name, p.name+" must be one JSON object")
 		}
+		*p.dst = json.RawMessage(p.text)
 	}
-	if len(in.GetFlagKeys()) > 0 {
-		r.FlagKeys = in.GetFlagKeys()
+	raw, err := json.Marshal(&body)
+	if err != nil {
+		return nil, fail(wire.CodeBadBody, "", err.Error())
 	}
-	if r.DeviceID == "" {
-		switch d := r.PersonProperties["$device_id"].(type) {
-		case string:
-			r.DeviceID = d
-		case json.Number:
-			r.DeviceID = string(d)
-		}
-	}
-	return r, nil
+	return wire.DecodeFlagsJSON(raw, lim)
 }
 
-// decodeJSONObject decodes one JSON object (or null) into v, numbers as
-// json.Number.
-func decodeJSONObject(text string, v any) error {
-	dec := json.NewDecoder(strings.NewReader(text))
-	dec.UseNumber()
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return errors.New("data after the object")
-	}
-	return nil
+// evaluateBody is the /flags body an EvaluateRequest stands for.
+type evaluateBody struct {
+	Token            string            `json:"token,omitempty"`
+	DistinctID       *string           `json:"distinct_id,omitempty"`
+	DeviceID         string            `json:"device_id,omitempty"`
+	Groups           map[string]string `json:"groups,omitempty"`
+	PersonProperties json.RawMessage   `json:"person_properties,omitempty"`
+	GroupProperties  json.RawMessage   `json:"group_properties,omitempty"`
+	FlagKeys         []string          `json:"flag_keys_to_evaluate,omitempty"`
 }
 
 // WatchDefinitions sends the team's local-evaluation payload, then a new

@@ -17,9 +17,11 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/vexil-dev/vexil/catalog"
 	"github.com/vexil-dev/vexil/errcode"
+	"github.com/vexil-dev/vexil/evalsvc/wire"
 	"github.com/vexil-dev/vexil/flags"
 	"github.com/vexil-dev/vexil/natstest"
 	evalv1 "github.com/vexil-dev/vexil/proto/vexil/eval/v1"
@@ -160,7 +162,7 @@ func TestEvaluateMatchesFlags(t *testing.T) {
 		check func(t *testing.T, a answer)
 	}{
 		{name: "stored properties", body: `{"token":"phc_team1","distinct_id":"u1"}`,
-			req: &evalv1.EvaluateRequest{Token: "phc_team1", DistinctId: "u1"},
+			req: &evalv1.EvaluateRequest{Token: "phc_team1", DistinctId: proto.String("u1")},
 			check: func(t *testing.T, a answer) {
 				if b := a.Flags["beta"]; !b.Enabled || b.Reason != "condition_match" || b.Condition != 0 || b.Payload != `"\"on\""` || b.ID != 1 || b.Version != 3 {
 					t.Errorf("beta from the stored plan: %+v", b)
@@ -173,49 +175,49 @@ func TestEvaluateMatchesFlags(t *testing.T) {
 				}
 			}},
 		{name: "token in the metadata", body: `{"token":"phc_team1","distinct_id":"u2"}`,
-			req: &evalv1.EvaluateRequest{DistinctId: "u2"}, md: []string{"authorization", "Bearer phc_team1"},
+			req: &evalv1.EvaluateRequest{DistinctId: proto.String("u2")}, md: []string{"authorization", "Bearer phc_team1"},
 			check: func(t *testing.T, a answer) {
 				if b := a.Flags["beta"]; b.Enabled || b.Reason != "no_condition_match" || b.Payload != "" {
 					t.Errorf("u2 is on the free plan: %+v", b)
 				}
 			}},
 		{name: "person property override", body: `{"token":"phc_team1","distinct_id":"u1","person_properties":{"plan":"free"}}`,
-			req: &evalv1.EvaluateRequest{Token: "phc_team1", DistinctId: "u1", PersonProperties: `{"plan":"free"}`},
+			req: &evalv1.EvaluateRequest{Token: "phc_team1", DistinctId: proto.String("u1"), PersonProperties: `{"plan":"free"}`},
 			check: func(t *testing.T, a answer) {
 				if a.Flags["beta"].Enabled {
 					t.Error("the request's plan must win over the stored one")
 				}
 			}},
 		{name: "groups from the store", body: `{"token":"phc_team1","distinct_id":"u1","groups":{"company":"acme"}}`,
-			req: &evalv1.EvaluateRequest{Token: "phc_team1", DistinctId: "u1", Groups: map[string]string{"company": "acme"}},
+			req: &evalv1.EvaluateRequest{Token: "phc_team1", DistinctId: proto.String("u1"), Groups: map[string]string{"company": "acme"}},
 			check: func(t *testing.T, a answer) {
 				if !a.Flags["company-flag"].Enabled {
 					t.Error("acme is enterprise in the store")
 				}
 			}},
 		{name: "group property override", body: `{"token":"phc_team1","distinct_id":"u1","groups":{"company":"acme"},"group_properties":{"company":{"plan":"free"}}}`,
-			req: &evalv1.EvaluateRequest{Token: "phc_team1", DistinctId: "u1", Groups: map[string]string{"company": "acme"}, GroupProperties: `{"company":{"plan":"free"}}`},
+			req: &evalv1.EvaluateRequest{Token: "phc_team1", DistinctId: proto.String("u1"), Groups: map[string]string{"company": "acme"}, GroupProperties: `{"company":{"plan":"free"}}`},
 			check: func(t *testing.T, a answer) {
 				if a.Flags["company-flag"].Enabled {
 					t.Error("the request's group plan must win")
 				}
 			}},
 		{name: "flag keys", body: `{"token":"phc_team1","distinct_id":"u1","flag_keys_to_evaluate":["beta","mv","nope"]}`,
-			req: &evalv1.EvaluateRequest{Token: "phc_team1", DistinctId: "u1", FlagKeys: []string{"beta", "mv", "nope"}},
+			req: &evalv1.EvaluateRequest{Token: "phc_team1", DistinctId: proto.String("u1"), FlagKeys: []string{"beta", "mv", "nope"}},
 			check: func(t *testing.T, a answer) {
 				if len(a.Flags) != 2 || !a.Flags["beta"].Enabled {
 					t.Errorf("only beta and mv: %+v", a.Flags)
 				}
 			}},
 		{name: "unknown person", body: `{"token":"phc_team1","distinct_id":"nobody","device_id":"d1"}`,
-			req: &evalv1.EvaluateRequest{Token: "phc_team1", DistinctId: "nobody", DeviceId: "d1"},
+			req: &evalv1.EvaluateRequest{Token: "phc_team1", DistinctId: proto.String("nobody"), DeviceId: "d1"},
 			check: func(t *testing.T, a answer) {
 				if a.Flags["beta"].Enabled || a.Flags["beta"].Failed || !a.Flags["everyone"].Enabled || a.Errors {
 					t.Errorf("an unknown person is evaluated from the request alone: %+v", a)
 				}
 			}},
 		{name: "store failure", store: failingStore{}, body: `{"token":"phc_team1","distinct_id":"u1","person_properties":{"email":"x"}}`,
-			req: &evalv1.EvaluateRequest{Token: "phc_team1", DistinctId: "u1", PersonProperties: `{"email":"x"}`},
+			req: &evalv1.EvaluateRequest{Token: "phc_team1", DistinctId: proto.String("u1"), PersonProperties: `{"email":"x"}`},
 			check: func(t *testing.T, a answer) {
 				if b := a.Flags["beta"]; !a.Errors || !b.Failed || b.Enabled || b.Reason != "error" {
 					t.Errorf("beta needs the stored plan: %+v (errors %v)", b, a.Errors)
@@ -260,7 +262,7 @@ func TestEvaluateFailedFlagHasErrorCode(t *testing.T) {
 	cat, _ := newFixture(t)
 	s := newService(t, Config{Store: failingStore{}, Catalog: cat})
 	client, _ := grpcServer(t, s, nil)
-	resp, err := client.Evaluate(context.Background(), &evalv1.EvaluateRequest{Token: "phc_team1", DistinctId: "u1"})
+	resp, err := client.Evaluate(context.Background(), &evalv1.EvaluateRequest{Token: "phc_team1", DistinctId: proto.String("u1")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -299,21 +301,21 @@ func TestEvaluateErrors(t *testing.T) {
 		field      string
 	}{
 		{"unknown token", `{"token":"phc_nope","distinct_id":"u1"}`, 401,
-			&evalv1.EvaluateRequest{Token: "phc_nope", DistinctId: "u1"}, codes.Unauthenticated, "invalid_token", "token"},
+			&evalv1.EvaluateRequest{Token: "phc_nope", DistinctId: proto.String("u1")}, codes.Unauthenticated, "invalid_token", "token"},
 		{"revoked token", `{"token":"phc_revoked","distinct_id":"u1"}`, 401,
-			&evalv1.EvaluateRequest{Token: "phc_revoked", DistinctId: "u1"}, codes.Unauthenticated, "invalid_token", "token"},
+			&evalv1.EvaluateRequest{Token: "phc_revoked", DistinctId: proto.String("u1")}, codes.Unauthenticated, "invalid_token", "token"},
 		{"a secure key is not a project token", `{"token":"phs_team1","distinct_id":"u1"}`, 401,
-			&evalv1.EvaluateRequest{Token: "phs_team1", DistinctId: "u1"}, codes.Unauthenticated, "invalid_token", "token"},
+			&evalv1.EvaluateRequest{Token: "phs_team1", DistinctId: proto.String("u1")}, codes.Unauthenticated, "invalid_token", "token"},
 		{"missing token", `{"distinct_id":"u1"}`, 401,
-			&evalv1.EvaluateRequest{DistinctId: "u1"}, codes.Unauthenticated, "missing_token", "token"},
+			&evalv1.EvaluateRequest{DistinctId: proto.String("u1")}, codes.Unauthenticated, "missing_token", "token"},
 		{"missing distinct id", `{"token":"phc_team1"}`, 400,
 			&evalv1.EvaluateRequest{Token: "phc_team1"}, codes.InvalidArgument, "missing_distinct_id", "distinct_id"},
 		{"person properties not an object", `{"token":"phc_team1","distinct_id":"u1","person_properties":[1]}`, 400,
-			&evalv1.EvaluateRequest{Token: "phc_team1", DistinctId: "u1", PersonProperties: `[1]`}, codes.InvalidArgument, "invalid_body", "person_properties"},
+			&evalv1.EvaluateRequest{Token: "phc_team1", DistinctId: proto.String("u1"), PersonProperties: `[1]`}, codes.InvalidArgument, "invalid_body", "person_properties"},
 		{"person properties not JSON", "", 0,
-			&evalv1.EvaluateRequest{Token: "phc_team1", DistinctId: "u1", PersonProperties: `{"plan":`}, codes.InvalidArgument, "invalid_body", "person_properties"},
+			&evalv1.EvaluateRequest{Token: "phc_team1", DistinctId: proto.String("u1"), PersonProperties: `{"plan":`}, codes.InvalidArgument, "invalid_body", "person_properties"},
 		{"group properties not objects", `{"token":"phc_team1","distinct_id":"u1","group_properties":{"company":"x"}}`, 400,
-			&evalv1.EvaluateRequest{Token: "phc_team1", DistinctId: "u1", GroupProperties: `{"company":"x"}`}, codes.InvalidArgument, "invalid_body", "group_properties"},
+			&evalv1.EvaluateRequest{Token: "phc_team1", DistinctId: proto.String("u1"), GroupProperties: `{"company":"x"}`}, codes.InvalidArgument, "invalid_body", "group_properties"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -329,7 +331,8 @@ func TestEvaluateErrors(t *testing.T) {
 			}
 			_, err := client.Evaluate(context.Background(), c.req)
 			code, e := rpcErr(t, err)
-			if code != c.code || e.Meta["posthog_code"] != c.posthog || e.Field != c.field || e.Message == "" {
+			// Both name the field at fault, or one inside it (group_properties.company).
+			if code != c.code || e.Meta["posthog_code"] != c.posthog || e.Field != c.field && !strings.HasPrefix(e.Field, c.field+".") || e.Message == "" {
 				t.Errorf("got %v %+v, want %v posthog_code %q field %q", code, e, c.code, c.posthog, c.field)
 			}
 			if e.Code.HTTPStatus() != c.httpStatus && c.httpStatus != 0 {
@@ -352,7 +355,7 @@ func TestEvaluateSharesAdmission(t *testing.T) {
 		done <- res.StatusCode
 	}()
 	<-entered // the HTTP request holds the only slot
-	_, err := client.Evaluate(context.Background(), &evalv1.EvaluateRequest{Token: "phc_team1", DistinctId: "u2"})
+	_, err := client.Evaluate(context.Background(), &evalv1.EvaluateRequest{Token: "phc_team1", DistinctId: proto.String("u2")})
 	if code, e := rpcErr(t, err); code != codes.Unavailable || e.Meta["posthog_code"] != "overloaded" {
 		t.Errorf("got %v %+v, want UNAVAILABLE overloaded", code, e)
 	}
@@ -360,15 +363,15 @@ func TestEvaluateSharesAdmission(t *testing.T) {
 	if code := <-done; code != 200 {
 		t.Errorf("the HTTP request: %d", code)
 	}
-	resp, err := client.Evaluate(context.Background(), &evalv1.EvaluateRequest{Token: "phc_team1", DistinctId: "u2"})
+	resp, err := client.Evaluate(context.Background(), &evalv1.EvaluateRequest{Token: "phc_team1", DistinctId: proto.String("u2")})
 	if err != nil || len(resp.GetFlags()) != 6 {
 		t.Errorf("after the slot is free: %v, %d flags", err, len(resp.GetFlags()))
 	}
 }
 
 func TestFlagsRequestKeepsNumberText(t *testing.T) {
-	r, err := flagsRequest(&evalv1.EvaluateRequest{DistinctId: strings.Repeat("é", 250), PersonProperties: `{"seats":5.0,"id":12345678901234567890,"$device_id":"dev"}`,
-		GroupProperties: `{"company":{"size":10}}`}, "phc_x")
+	r, err := flagsRequest(&evalv1.EvaluateRequest{DistinctId: proto.String(strings.Repeat("é", 250)), PersonProperties: `{"seats":5.0,"id":12345678901234567890,"$device_id":"dev"}`,
+		GroupProperties: `{"company":{"size":10}}`}, "phc_x", wire.Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -381,7 +384,7 @@ func TestFlagsRequestKeepsNumberText(t *testing.T) {
 	if r.DeviceID != "dev" || r.Token != "phc_x" || len([]rune(r.DistinctID)) != 200 || r.FlagKeys != nil {
 		t.Errorf("request %+v", r)
 	}
-	if _, err := flagsRequest(&evalv1.EvaluateRequest{DistinctId: "u", PersonProperties: `{} {}`}, ""); err == nil {
+	if _, err := flagsRequest(&evalv1.EvaluateRequest{DistinctId: proto.String("u"), PersonProperties: `{} {}`}, "", wire.Limits{}); err == nil {
 		t.Error("data after the object must be refused")
 	}
 }

@@ -131,6 +131,10 @@ func (s *Service) serveFlags(w http.ResponseWriter, r *http.Request, decide bool
 		writeResponse(w, resp, shape)
 		return
 	}
+	if err := s.checkRequest(r); err != nil {
+		writeFailure(w, err)
+		return
+	}
 	release, err := s.admit()
 	if err != nil {
 		writeFailure(w, err)
@@ -147,7 +151,7 @@ func (s *Service) serveFlags(w http.ResponseWriter, r *http.Request, decide bool
 		writeFailure(w, tooLarge(s.cfg.MaxBodyBytes))
 		return
 	}
-	req, err := wire.DecodeFlagsRequest(r.Header.Get("Content-Type"), r.Header.Get("Content-Encoding"), q, body, s.cfg.MaxBodyBytes*4)
+	req, err := wire.DecodeFlagsRequest(r.Header.Get("Content-Type"), r.Header.Get("Content-Encoding"), q, body, s.cfg.limits())
 	if err != nil {
 		if _, ok := errors.AsType[*wire.RequestError](err); !ok {
 			err = fail(wire.CodeBadBody, "", err.Error())
@@ -175,6 +179,19 @@ func (s *Service) serveFlags(w http.ResponseWriter, r *http.Request, decide bool
 	}
 	sc.buf = resp.AppendJSON(sc.buf[:0], shape)
 	writeBody(w, sc.buf)
+}
+
+// checkRequest refuses a /flags body before any of it is read: under
+// memory pressure (503 memory_pressure), or when its Content-Length is
+// over MaxBodyBytes (413 body_too_large).
+func (s *Service) checkRequest(r *http.Request) error {
+	if err := s.checkMemory(); err != nil {
+		return err
+	}
+	if r.ContentLength > int64(s.cfg.MaxBodyBytes) {
+		return tooLarge(s.cfg.MaxBodyBytes)
+	}
+	return nil
 }
 
 // DebugHeader, on a /flags request, asks for SourcesHeader on the

@@ -21,6 +21,7 @@ type Service struct {
 	keys     *keyCache
 	inflight atomic.Int64
 	m        *metrics
+	memory   *memoryGauge
 	answers  *answerCounts
 	// subscribed is closed once Run's change-notice subscription is
 	// registered with the NATS server.
@@ -40,6 +41,7 @@ func New(cfg Config) (*Service, error) {
 		stopped: make(chan struct{})}
 	s.cache = newHyperCache(s.loadTeam)
 	s.m = newMetrics(c.Registry)
+	s.memory = newMemoryGauge(c.MemoryLimit, c.MemoryShedFraction, c.MemorySampleInterval, c.Registry)
 	s.answers = newAnswerCounts()
 	return s, nil
 }
@@ -74,10 +76,10 @@ func (s *Service) Run(ctx context.Context, nc *nats.Conn) error {
 	defer wg.Wait()
 	if nc != nil {
 		notices := make(chan int64, 1024)
-		sub, err := nc.Subscribe(changes.Wildcard, func(msg *nats.Msg) {
+		sub, err := nc.Subscribe(changes.Wildcard(s.cfg.Namespace), func(msg *nats.Msg) {
 			// A payload that cannot be read still names its team (the
 			// subject): refresh that team.
-			n, err := changes.Parse(msg.Subject, msg.Data)
+			n, err := changes.Parse(s.cfg.Namespace, msg.Subject, msg.Data)
 			if errors.Is(err, changes.ErrSubject) {
 				return
 			}

@@ -114,6 +114,9 @@ func newService(t *testing.T, cfg Config) *Service {
 		// which a loaded machine must not turn into timeouts.
 		cfg.StoreTimeout = time.Minute
 	}
+	if cfg.EvalTimeout == 0 {
+		cfg.EvalTimeout = time.Minute // likewise
+	}
 	s, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)

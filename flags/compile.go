@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"regexp"
+	"regexp/syntax"
 	"sort"
 	"strconv"
 	"sync"
@@ -82,7 +83,8 @@ type FlagInfo struct {
 	GroupOverrides      []int `json:",omitempty"`
 	// UnparsableFilters is set when a filter of the flag, or of a cohort it
 	// reads, has a value its operator cannot parse (an invalid_number,
-	// invalid_date or invalid_semver warning). The filter never matches
+	// invalid_date or invalid_semver warning) or a regex over
+	// MaxRegexProgram (regex_too_large). The filter never matches
 	// here, as on PostHog's server, but PostHog's SDKs cannot decide it
 	// (posthog-node even compares such numbers as text): a definitions
 	// payload for local evaluation should leave the flag to the server.
@@ -866,12 +868,16 @@ func (c *compiler) compileFilter(pf *PropertyFilter, path string, agg int, flag 
 			m.list = append(m.list, asciiLowerString(stringify(e)))
 		}
 	case opRegex, opNotRegex:
-		re, err := regexp.Compile(stringify(v))
+		pattern := stringify(v)
+		re, err := regexp.Compile(pattern)
 		if err != nil {
 			fail(".value", CodeInvalidRegex, fmt.Sprintf("invalid regex: %v; the filter matches nothing", err), false)
-		} else {
-			m.re = re
+			break
 		}
+		if n := regexProgramSize(pattern); n > MaxRegexProgram {
+			return never(CodeRegexTooLarge, fmt.Sprintf("the regex compiles to %d instructions, more than %d", n, MaxRegexProgram))
+		}
+		m.re = re
 	case opGT, opGTE, opLT, opLTE:
 		n, ok := parseNumber(v)
 		if !ok {
@@ -930,6 +936,30 @@ func (c *compiler) compileFilter(pf *PropertyFilter, path string, agg int, flag 
 		m.rng = rng
 	}
 	return m, nil
+}
+
+// MaxRegexProgram bounds the compiled size of a regex filter, in
+// instructions of Go's RE2 program (regexp/syntax). RE2 matches in time
+// linear in the input, but the factor is the program's size: (.*a){1000}
+// compiles to some 5000 instructions, and against a long property value one
+// match took seconds. Request property values are bounded too (evalsvc), so
+// one match is bounded by both. Common patterns (an email domain, an IP
+// address, an alternation of some dozen ids) stay far below it.
+const MaxRegexProgram = 1000
+
+// regexProgramSize is the number of instructions pattern compiles to, as
+// regexp compiles it (Perl syntax, simplified); a pattern that does not
+// parse is 0 (regexp.Compile reports it).
+func regexProgramSize(pattern string) int {
+	re, err := syntax.Parse(pattern, syntax.Perl)
+	if err != nil {
+		return 0
+	}
+	prog, err := syntax.Compile(re.Simplify())
+	if err != nil {
+		return 0
+	}
+	return len(prog.Inst)
 }
 
 // decodeValue decodes a filter value, numbers as json.Number. Absent is nil.

@@ -1,6 +1,7 @@
 // Package flags is Vexil's flag model and its PostHog-compatible evaluation
 // engine. It is pure: no I/O, no clock reads in the hot path (the caller
-// passes the time), no transport or storage code.
+// passes the time; only an evaluation deadline, Context.Deadline, reads a
+// clock, every DeadlineCheckEvery filters), no transport or storage code.
 //
 // # Model
 //

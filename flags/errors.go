@@ -54,6 +54,10 @@ var (
 //     decide such a filter: with Context.Partial it is inconclusive.
 //   - invalid_regex: the pattern does not compile; regex and not_regex both
 //     match nothing.
+//   - regex_too_large: the pattern compiles to more than MaxRegexProgram
+//     instructions; like an unparsable value, regex and not_regex never
+//     match here (with Context.Partial the filter is inconclusive), so that
+//     no request can make one match cost seconds.
 //   - rollout_out_of_range, variants_sum, duplicate_variant: percentages
 //     and variants are used as given.
 //   - unknown_variant: a condition's variant override is not a variant; the
@@ -82,6 +86,7 @@ const (
 	CodeInvalidDate          = "invalid_date"
 	CodeInvalidSemver        = "invalid_semver"
 	CodeInvalidRegex         = "invalid_regex"
+	CodeRegexTooLarge        = "regex_too_large"
 	CodeRolloutOutOfRange    = "rollout_out_of_range"
 	CodeVariantsSum          = "variants_sum"
 	CodeDuplicateVariant     = "duplicate_variant"
@@ -115,6 +120,9 @@ const (
 	CodeDependencyFailed = "dependency_failed"
 	// CodeCohortUnavailable: the CohortSource failed.
 	CodeCohortUnavailable = "cohort_unavailable"
+	// CodeDeadlineExceeded: the evaluation passed Context.Deadline before
+	// it decided the flag.
+	CodeDeadlineExceeded = "deadline_exceeded"
 )
 
 // ValidationError is one problem of a definition set.

@@ -32,7 +32,19 @@ type Context struct {
 	// Partial says the properties are only what a caller passed, not the
 	// stored person: a missing property is then inconclusive.
 	Partial bool
+	// Deadline, when not zero, bounds the evaluation: the engine reads
+	// Clock at the first flag and then every DeadlineCheckEvery filters,
+	// and once Clock's time is past Deadline every flag not yet decided
+	// fails with deadline_exceeded (ErrInconclusive). The flags already
+	// decided keep their results.
+	Deadline time.Time
+	// Clock is read for the Deadline; nil is time.Now.
+	Clock func() time.Time
 }
+
+// DeadlineCheckEvery is how many filters (and flags) the engine evaluates
+// between two reads of Context.Clock when a Deadline is set.
+const DeadlineCheckEvery = 16
 
 // Group is one group of the request.
 type Group struct {
@@ -157,6 +169,10 @@ type evaluator struct {
 	gen     uint32
 	need    []uint32
 	needGen uint32
+	// steps counts flags and filters since the call began, for the
+	// deadline checks; late is set once the deadline has passed.
+	steps uint32
+	late  bool
 
 	flagState
 }
@@ -181,6 +197,7 @@ func (s *Set) getEvaluator(c *Context) *evaluator {
 		e = &evaluator{set: s, res: make([]Result, len(s.flags)), stamp: make([]uint32, len(s.flags)), need: make([]uint32, len(s.flags))}
 	}
 	e.ctx = c
+	e.steps, e.late = 0, false
 	e.now = c.Now
 	if e.now.IsZero() {
 		e.now = time.Now()
@@ -263,6 +280,9 @@ func (e *evaluator) flag(f *compiledFlag) Result {
 	if !f.def.Active {
 		r.Reason = Reason{Code: ReasonFlagDisabled, ConditionIndex: -1, Description: descDisabled}
 		return r
+	}
+	if e.overdue() {
+		return e.fail(r, &EvalError{Flag: f.def.Key, Code: CodeDeadlineExceeded, err: ErrInconclusive})
 	}
 	if f.fatal != nil {
 		return e.fail(r, &EvalError{Flag: f.def.Key, Code: f.fatal.Code, Detail: f.fatal.Reason, err: ErrInvalidDefinition})
@@ -491,6 +511,11 @@ func (e *evaluator) condition(f *compiledFlag, cc *compiledCond, personID string
 	sawUnknown := false
 	abort, incCode := e.abort, e.incCode
 	for i := range cc.filters {
+		if e.overdue() {
+			// The flag fails whatever its other conditions would say.
+			e.abort, e.incCode = true, CodeDeadlineExceeded
+			return condUnknown
+		}
 		switch e.match(&cc.filters[i], cc.agg) {
 		case no:
 			// A filter that rules the condition out decides it, whatever
@@ -515,6 +540,31 @@ func (e *evaluator) condition(f *compiledFlag, cc *compiledCond, personID string
 		}
 	}
 	return condMatch
+}
+
+// overdue counts one step (a flag or a filter) and reports whether the
+// Context's Deadline has passed, reading the clock at the first step and
+// then every DeadlineCheckEvery steps. Without a Deadline it is one branch.
+func (e *evaluator) overdue() bool {
+	c := e.ctx
+	if c.Deadline.IsZero() {
+		return false
+	}
+	if e.late {
+		return true
+	}
+	e.steps++
+	if e.steps%DeadlineCheckEvery != 1 {
+		return false
+	}
+	now := time.Time{}
+	if c.Clock != nil {
+		now = c.Clock()
+	} else {
+		now = time.Now()
+	}
+	e.late = now.After(c.Deadline)
+	return e.late
 }
 
 // setUnknown makes a filter inconclusive; any code but missing_context

@@ -68,7 +68,7 @@ func waitRun(b *testing.B, e *env, after uint64) *precompute.RunState {
 	var st *precompute.RunState
 	polltest.Eventually(b, 30*time.Minute, func() error {
 		var err error
-		if st, err = precompute.Status(e.ctx, e.js, e.team); err != nil {
+		if st, err = precompute.Status(e.ctx, e.js, "", e.team); err != nil {
 			b.Fatal(err)
 		}
 		if st == nil || st.Fingerprint == after || !st.Finished() {

@@ -11,27 +11,48 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vexil-dev/vexil/catalog"
+	"github.com/vexil-dev/vexil/namespace"
 	"github.com/vexil-dev/vexil/precompute/results"
 	"github.com/vexil-dev/vexil/store"
 )
 
-// Names on NATS. Every worker of a deployment uses the same ones: they share
-// the work through durable consumers.
-const (
+// Names are the worker's names on NATS in one namespace. Every worker of
+// an environment uses the same ones: they share the work through durable
+// consumers. NamesOf gives them; the comments show namespace.Default's.
+type Names struct {
 	// Stream holds the work: row triggers and the pages of runs, as a work
 	// queue (a message is deleted once a worker acknowledges it).
-	Stream = "VEXIL_PRECOMPUTE"
+	// "VEXIL_PRECOMPUTE".
+	Stream string
 	// RowSubjectPrefix + <team> carries row and group triggers.
-	RowSubjectPrefix = "vexil.precompute.rows."
+	// "vexil.precompute.rows.".
+	RowSubjectPrefix string
 	// PageSubjectPrefix + <team> carries the pages of runs.
-	PageSubjectPrefix = "vexil.precompute.pages."
+	// "vexil.precompute.pages.".
+	PageSubjectPrefix string
 	// ChangeStream captures the management API's change notices
-	// (vexil.changes.<team>) so that exactly one worker starts each run.
-	ChangeStream = "VEXIL_CHANGES"
+	// (changes.Wildcard) so that exactly one worker starts each run.
+	// "VEXIL_CHANGES".
+	ChangeStream string
 	// RunBucket is the JetStream key-value bucket of run states, one key
 	// per team: the checkpoint a resumed run starts from, and its progress.
-	RunBucket = "vexil_precompute_runs"
-)
+	// "vexil_precompute_runs".
+	RunBucket string
+
+	ns namespace.Name
+}
+
+// NamesOf returns the worker's names in ns.
+func NamesOf(ns namespace.Name) Names {
+	return Names{
+		Stream:            ns.Stream("PRECOMPUTE"),
+		RowSubjectPrefix:  ns.Subject("precompute", "rows") + ".",
+		PageSubjectPrefix: ns.Subject("precompute", "pages") + ".",
+		ChangeStream:      ns.Stream("CHANGES"),
+		RunBucket:         ns.Bucket("precompute_runs"),
+		ns:                ns,
+	}
+}
 
 // Definitions is what the worker reads from the catalog.
 type Definitions interface {
@@ -45,6 +66,10 @@ type Config struct {
 	Catalog Definitions
 	// Conn is the NATS connection, JetStream enabled.
 	Conn *nats.Conn
+	// Namespace is the environment's namespace: the worker's streams,
+	// bucket and subjects (NamesOf) and the change notices it reads.
+	// Default namespace.Default.
+	Namespace namespace.Name
 
 	// Logger defaults to slog.Default(); Registry receives the metrics
 	// (nil: a private registry).
@@ -96,6 +121,12 @@ var ErrInvalidConfig = errors.New("precompute: invalid config")
 func (c Config) withDefaults() (Config, error) {
 	if c.Store == nil || c.Catalog == nil || c.Conn == nil {
 		return c, fmt.Errorf("%w: Store, Catalog and Conn are required", ErrInvalidConfig)
+	}
+	if err := c.Namespace.Validate(); err != nil {
+		return c, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	if c.Namespace == "" {
+		c.Namespace = namespace.Default
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -9,14 +9,15 @@
 // Every trigger goes through NATS JetStream, so any number of workers share
 // the work:
 //
-//   - Row triggers (RowSubjectPrefix + team): the projector publishes the
+//   - Row triggers (Names.RowSubjectPrefix + team, in the namespace of
+//     Config.Namespace: NamesOf): the projector publishes the
 //     rows and groups of each durable batch before it acknowledges the
 //     batch (projector.Config.OnCommit → Publisher.Publish); the evaluation
 //     service asks for the rows it found stale (Publisher.Repair); the
 //     expiry loop turns due valid_until entries into triggers. A worker
 //     gathers triggers for Config.Coalesce and recomputes each row once,
 //     however many writes named it.
-//   - Runs: the management API's change notices (vexil.changes.<team>) are
+//   - Runs: the management API's change notices (changes.Subject) are
 //     captured by ChangeStream; the worker that receives one compiles the
 //     team, compares its plan with the last run's stamps, and starts a run
 //     for the flags that changed (a flag, a cohort it reads, a flag it

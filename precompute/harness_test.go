@@ -107,10 +107,10 @@ func newEnv(t testing.TB, b backend) *env {
 	e := &env{t: t, ctx: ctx, nc: nc, js: js, st: b.open(t), cat: memcatalog.New(memcatalog.Config{}), clock: &clock{},
 		token: testToken, reg: prometheus.NewRegistry()}
 	e.clock.ns.Store(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC).UnixNano())
-	if _, err := precompute.EnsureStreams(ctx, js, quiet()); err != nil {
+	if _, err := precompute.EnsureStreams(ctx, js, "", quiet()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := streams.Ensure(ctx, js, projector.IngestStreamConfig(projector.DefaultStream), quiet()); err != nil {
+	if _, err := streams.Ensure(ctx, js, projector.IngestStreamConfig(projector.DefaultStream, ""), quiet()); err != nil {
 		t.Fatal(err)
 	}
 	tm, err := e.cat.CreateTeam(ctx, catalog.Team{Name: "precompute", GroupTypes: map[int]string{0: "company"}}, catalog.Change{Actor: "test"})
@@ -122,7 +122,7 @@ func newEnv(t testing.TB, b backend) *env {
 	if _, err := e.cat.PutKey(ctx, catalog.APIKey{ID: "k1", Kind: catalog.KeyProjectToken, Hash: h[:], Teams: []int64{e.team}}, catalog.Change{Actor: "test"}); err != nil {
 		t.Fatal(err)
 	}
-	e.pub = precompute.NewPublisher(js)
+	e.pub = precompute.NewPublisher(js, "")
 	pubCtx, pubCancel := context.WithCancel(ctx)
 	pubDone := make(chan struct{})
 	go func() { defer close(pubDone); e.pub.Run(pubCtx, 10*time.Millisecond) }()
@@ -247,7 +247,7 @@ func (e *env) ingest(envs ...*ingestv1.Envelope) {
 	e.t.Helper()
 	var last uint64
 	for _, env := range envs {
-		subject, err := ingest.SubjectOf(env)
+		subject, err := ingest.SubjectOf("", env)
 		if err != nil {
 			e.t.Fatal(err)
 		}
@@ -287,7 +287,7 @@ func (e *env) notify(kind changes.Kind) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	if err := e.nc.Publish(n.Subject(), data); err != nil {
+	if err := e.nc.Publish(n.Subject(""), data); err != nil {
 		e.t.Fatal(err)
 	}
 	if err := e.nc.Flush(); err != nil {
@@ -339,7 +339,7 @@ func sources(h string) map[string]string {
 // quiet returns nil when every trigger, page and notice was handled and the
 // team's latest run finished, and otherwise what is still under way.
 func (e *env) quiet() error {
-	s, err := e.js.Stream(e.ctx, precompute.Stream)
+	s, err := e.js.Stream(e.ctx, precompute.NamesOf("").Stream)
 	if err != nil {
 		return err
 	}
@@ -348,9 +348,9 @@ func (e *env) quiet() error {
 		return err
 	}
 	if info.State.Msgs != 0 {
-		return fmt.Errorf("%d messages in stream %s", info.State.Msgs, precompute.Stream)
+		return fmt.Errorf("%d messages in stream %s", info.State.Msgs, precompute.NamesOf("").Stream)
 	}
-	c, err := e.js.Consumer(e.ctx, precompute.ChangeStream, "precompute-runs")
+	c, err := e.js.Consumer(e.ctx, precompute.NamesOf("").ChangeStream, "precompute-runs")
 	if err != nil {
 		return err
 	}
@@ -361,7 +361,7 @@ func (e *env) quiet() error {
 	if ci.NumPending != 0 || ci.NumAckPending != 0 {
 		return fmt.Errorf("change notices: %d pending, %d unacknowledged", ci.NumPending, ci.NumAckPending)
 	}
-	st, err := precompute.Status(e.ctx, e.js, e.team)
+	st, err := precompute.Status(e.ctx, e.js, "", e.team)
 	if err != nil {
 		return err
 	}

@@ -23,7 +23,7 @@ import (
 // A run recomputes flags across every row (and group) of a team after a
 // definitions change. One worker, the one that receives the change notice
 // from ChangeStream, scans the team and publishes its pages; every worker
-// computes pages. The run state in RunBucket is the checkpoint: a scan that
+// computes pages. The run state in Names.RunBucket is the checkpoint: a scan that
 // dies resumes from its cursor when the notice is redelivered, and a newer
 // change replaces the state, which supersedes the older run (its remaining
 // pages are skipped and its flags join the new run).
@@ -71,7 +71,7 @@ func (w *Worker) noticeLoop(ctx context.Context, cons jetstream.Consumer) error 
 			continue
 		}
 		for msg := range batch.Messages() {
-			team, ok := changes.TeamOf(msg.Subject())
+			team, ok := changes.TeamOf(w.cfg.Namespace, msg.Subject())
 			if !ok {
 				_ = msg.Term()
 				continue
@@ -204,7 +204,7 @@ func (w *Worker) scan(ctx context.Context, st *RunState) error {
 		if n > 0 {
 			pg := page{Run: st.ID, Seq: st.Pages, Team: st.Team, Subject: subject, Cursor: st.ScanCursor, Limit: w.cfg.PageSize}
 			data, _ := json.Marshal(pg)
-			if _, err := w.js.Publish(ctx, PageSubjectPrefix+strconv.FormatInt(st.Team, 10), data, jetstream.WithMsgID(pg.msgID())); err != nil {
+			if _, err := w.js.Publish(ctx, w.names.PageSubjectPrefix+strconv.FormatInt(st.Team, 10), data, jetstream.WithMsgID(pg.msgID())); err != nil {
 				return fmt.Errorf("precompute: publish page: %w", err)
 			}
 		}
@@ -450,7 +450,7 @@ func (w *Worker) reconcile(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("precompute: reconcile notice: %w", err)
 		}
-		if _, err := w.js.Publish(ctx, n.Subject(), data); err != nil {
+		if _, err := w.js.Publish(ctx, n.Subject(w.cfg.Namespace), data); err != nil {
 			return fmt.Errorf("precompute: publish reconcile notice: %w", err)
 		}
 	}

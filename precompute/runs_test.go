@@ -56,7 +56,7 @@ func (g *gatedStore) ScanRows(ctx context.Context, team int64, cursor string, li
 
 func (e *env) status(t *testing.T) *precompute.RunState {
 	t.Helper()
-	st, err := precompute.Status(e.ctx, e.js, e.team)
+	st, err := precompute.Status(e.ctx, e.js, "", e.team)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,7 +253,7 @@ func TestDuplicateNoticesAndPages(t *testing.T) {
 	// Page 0 delivered again (a different message id, as after the dedup
 	// window): computed again, counted once.
 	data, _ := json.Marshal(map[string]any{"run": done.ID, "seq": 0, "team": e.team, "subject": results.Persons, "limit": pageSize})
-	if _, err := e.js.Publish(e.ctx, precompute.PageSubjectPrefix+strconv.FormatInt(e.team, 10), data); err != nil {
+	if _, err := e.js.Publish(e.ctx, precompute.NamesOf("").PageSubjectPrefix+strconv.FormatInt(e.team, 10), data); err != nil {
 		t.Fatal(err)
 	}
 	polltest.Eventually(t, time.Minute, func() error {

@@ -10,11 +10,12 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/vexil-dev/vexil/namespace"
 	"github.com/vexil-dev/vexil/precompute/results"
 )
 
 // RunState is a team's latest run: the checkpoint a resumed scan starts
-// from, and its progress. It is stored in RunBucket under the team id.
+// from, and its progress. It is stored in Names.RunBucket under the team id.
 type RunState struct {
 	ID   string `json:"id"`
 	Team int64  `json:"team"`
@@ -174,8 +175,8 @@ func (r runs) update(ctx context.Context, team int64, id string, fn func(*RunSta
 
 // Status returns a team's latest run state, or nil when it has none. The
 // management API calls it.
-func Status(ctx context.Context, js jetstream.JetStream, team int64) (*RunState, error) {
-	kv, err := js.KeyValue(ctx, RunBucket)
+func Status(ctx context.Context, js jetstream.JetStream, ns namespace.Name, team int64) (*RunState, error) {
+	kv, err := js.KeyValue(ctx, NamesOf(ns).RunBucket)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
 		return nil, nil
 	}

@@ -19,14 +19,14 @@ func TestEnsureStreamsKeepsOperatorSettings(t *testing.T) {
 	e := newEnv(t, backends[0]) // created the streams with the defaults
 	var buf bytes.Buffer
 	log := slog.New(slog.NewJSONHandler(&buf, nil))
-	if _, err := precompute.EnsureStreams(e.ctx, e.js, log); err != nil {
+	if _, err := precompute.EnsureStreams(e.ctx, e.js, "", log); err != nil {
 		t.Fatal(err)
 	}
 	if buf.Len() != 0 {
 		t.Fatalf("streams as created, yet logged: %s", buf.String())
 	}
 
-	s, err := e.js.Stream(e.ctx, precompute.ChangeStream)
+	s, err := e.js.Stream(e.ctx, precompute.NamesOf("").ChangeStream)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +35,7 @@ func TestEnsureStreamsKeepsOperatorSettings(t *testing.T) {
 	if _, err := e.js.UpdateStream(e.ctx, cfg); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := precompute.EnsureStreams(e.ctx, e.js, log); err != nil {
+	if _, err := precompute.EnsureStreams(e.ctx, e.js, "", log); err != nil {
 		t.Fatal(err)
 	}
 	info, err := s.Info(e.ctx)
@@ -57,7 +57,7 @@ func TestEnsureStreamsKeepsOperatorSettings(t *testing.T) {
 	if err := json.Unmarshal([]byte(lines[0]), &rec); err != nil {
 		t.Fatal(err)
 	}
-	if rec.Level != "WARN" || rec.Stream != precompute.ChangeStream || len(rec.Differences) != 1 ||
+	if rec.Level != "WARN" || rec.Stream != precompute.NamesOf("").ChangeStream || len(rec.Differences) != 1 ||
 		!strings.HasPrefix(rec.Differences[0], "max_age: have 1h0m0s, default 24h0m0s") {
 		t.Errorf("warning %+v", rec)
 	}

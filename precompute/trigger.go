@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/vexil-dev/vexil/namespace"
 	"github.com/vexil-dev/vexil/store"
 )
 
@@ -33,7 +34,8 @@ const maxTriggerKeys = 200
 
 // Publisher publishes row triggers. It is safe for concurrent use.
 type Publisher struct {
-	js jetstream.JetStream
+	js     jetstream.JetStream
+	prefix string // NamesOf(ns).RowSubjectPrefix
 
 	mu      sync.Mutex
 	pending map[int64]*pendingTrigger
@@ -44,10 +46,10 @@ type pendingTrigger struct {
 	groups map[TriggerGroup]struct{}
 }
 
-// NewPublisher returns a Publisher on js. The work stream must exist (a
-// Worker creates it; EnsureStreams does too).
-func NewPublisher(js jetstream.JetStream) *Publisher {
-	return &Publisher{js: js, pending: map[int64]*pendingTrigger{}}
+// NewPublisher returns a Publisher of ns's triggers on js. The work stream
+// must exist (a Worker creates it; EnsureStreams does too).
+func NewPublisher(js jetstream.JetStream, ns namespace.Name) *Publisher {
+	return &Publisher{js: js, prefix: NamesOf(ns).RowSubjectPrefix, pending: map[int64]*pendingTrigger{}}
 }
 
 // Publish publishes triggers for the rows and groups of a durable write and
@@ -78,7 +80,7 @@ func (p *Publisher) Publish(ctx context.Context, rows []store.DistinctKey, group
 			if err != nil {
 				return fmt.Errorf("precompute: encode trigger: %w", err)
 			}
-			f, err := p.js.PublishAsync(RowSubjectPrefix+strconv.FormatInt(part.Team, 10), data)
+			f, err := p.js.PublishAsync(p.prefix+strconv.FormatInt(part.Team, 10), data)
 			if err != nil {
 				return fmt.Errorf("precompute: publish trigger: %w", err)
 			}
@@ -159,7 +161,7 @@ func (p *Publisher) Run(ctx context.Context, interval time.Duration) {
 			for _, part := range tr.split() {
 				data, _ := json.Marshal(part) // strings and ints always marshal
 				// Best effort: a lost repair only costs hits until the next miss asks again.
-				_, _ = p.js.PublishAsync(RowSubjectPrefix+strconv.FormatInt(team, 10), data)
+				_, _ = p.js.PublishAsync(p.prefix+strconv.FormatInt(team, 10), data)
 			}
 		}
 	}

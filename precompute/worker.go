@@ -21,6 +21,7 @@ import (
 	"github.com/vexil-dev/vexil/catalog"
 	"github.com/vexil-dev/vexil/changes"
 	"github.com/vexil-dev/vexil/flags"
+	"github.com/vexil-dev/vexil/namespace"
 	"github.com/vexil-dev/vexil/precompute/results"
 	"github.com/vexil-dev/vexil/store"
 	"github.com/vexil-dev/vexil/streams"
@@ -33,6 +34,7 @@ type Worker struct {
 	js    jetstream.JetStream
 	runs  runs
 	pub   *Publisher
+	names Names
 	m     *metrics
 	clock hlc
 
@@ -63,7 +65,7 @@ func New(cfg Config) (*Worker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("precompute: jetstream: %w", err)
 	}
-	w := &Worker{cfg: c, js: js, pub: NewPublisher(js), m: newMetrics(c.Registry), defs: map[int64]*teamDefs{}}
+	w := &Worker{cfg: c, js: js, pub: NewPublisher(js, c.Namespace), names: NamesOf(c.Namespace), m: newMetrics(c.Registry), defs: map[int64]*teamDefs{}}
 	w.scratch.New = func() any { return new(results.Scratch) }
 	if c.RunRowsPerSecond > 0 {
 		w.runLimit = rate.NewLimiter(rate.Limit(c.RunRowsPerSecond), max(c.RunRowsPerSecond, c.PageSize))
@@ -72,32 +74,33 @@ func New(cfg Config) (*Worker, error) {
 }
 
 // EnsureStreams creates the work stream, the change-notice stream and the
-// run bucket when missing. Existing streams keep their configuration; log
+// run bucket of ns when missing. Existing streams keep their configuration; log
 // (nil: slog.Default()) is warned of settings that differ from these
 // defaults (streams.Ensure).
-func EnsureStreams(ctx context.Context, js jetstream.JetStream, log *slog.Logger) (jetstream.KeyValue, error) {
+func EnsureStreams(ctx context.Context, js jetstream.JetStream, ns namespace.Name, log *slog.Logger) (jetstream.KeyValue, error) {
+	n := NamesOf(ns)
 	for _, sc := range []jetstream.StreamConfig{
-		{Name: Stream, Description: "Vexil precompute work: row triggers and run pages",
-			Subjects: []string{RowSubjectPrefix + ">", PageSubjectPrefix + ">"}, Storage: jetstream.FileStorage,
+		{Name: n.Stream, Description: "Vexil precompute work: row triggers and run pages",
+			Subjects: []string{n.RowSubjectPrefix + ">", n.PageSubjectPrefix + ">"}, Storage: jetstream.FileStorage,
 			Retention: jetstream.WorkQueuePolicy, MaxAge: 24 * time.Hour,
 			// Pages carry message ids: a scan resumed from its checkpoint
 			// (after AckWait, at most) republishes no page already out.
 			Duplicates: pageDedupWindow},
-		{Name: ChangeStream, Description: "Vexil definition change notices, for precompute runs",
-			Subjects: []string{changes.Wildcard}, Storage: jetstream.FileStorage,
+		{Name: n.ChangeStream, Description: "Vexil definition change notices, for precompute runs",
+			Subjects: []string{changes.Wildcard(ns)}, Storage: jetstream.FileStorage,
 			Retention: jetstream.LimitsPolicy, MaxAge: 24 * time.Hour},
 	} {
 		if _, err := streams.Ensure(ctx, js, sc, log); err != nil {
 			return nil, fmt.Errorf("precompute: %w", err)
 		}
 	}
-	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: RunBucket, Description: "Vexil precompute run states",
+	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: n.RunBucket, Description: "Vexil precompute run states",
 		Storage: jetstream.FileStorage, History: 1})
 	if errors.Is(err, jetstream.ErrBucketExists) {
-		kv, err = js.KeyValue(ctx, RunBucket)
+		kv, err = js.KeyValue(ctx, n.RunBucket)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("precompute: ensure bucket %s: %w", RunBucket, err)
+		return nil, fmt.Errorf("precompute: ensure bucket %s: %w", n.RunBucket, err)
 	}
 	return kv, nil
 }
@@ -108,13 +111,13 @@ func (w *Worker) Publisher() *Publisher { return w.pub }
 
 // Run runs the worker's roles until ctx ends.
 func (w *Worker) Run(ctx context.Context) error {
-	kv, err := EnsureStreams(ctx, w.js, w.cfg.Logger)
+	kv, err := EnsureStreams(ctx, w.js, w.cfg.Namespace, w.cfg.Logger)
 	if err != nil {
 		return err
 	}
 	w.runs = runs{kv}
-	sub, err := w.cfg.Conn.Subscribe(changes.Wildcard, func(msg *nats.Msg) {
-		if team, ok := changes.TeamOf(msg.Subject); ok {
+	sub, err := w.cfg.Conn.Subscribe(changes.Wildcard(w.cfg.Namespace), func(msg *nats.Msg) {
+		if team, ok := changes.TeamOf(w.cfg.Namespace, msg.Subject); ok {
 			w.invalidate(team)
 		}
 	})
@@ -127,14 +130,14 @@ func (w *Worker) Run(ctx context.Context) error {
 	g.Go(func() error { w.pub.Run(ctx, 50*time.Millisecond); return nil })
 	r := w.cfg.Roles
 	if !r.NoRows {
-		cons, err := w.consumer(ctx, Stream, "precompute-rows", RowSubjectPrefix+">", w.cfg.AckWait, 20000)
+		cons, err := w.consumer(ctx, w.names.Stream, "precompute-rows", w.names.RowSubjectPrefix+">", w.cfg.AckWait, 20000)
 		if err != nil {
 			return err
 		}
 		g.Go(func() error { return w.rowLoop(ctx, cons) })
 	}
 	if !r.NoPages {
-		cons, err := w.consumer(ctx, Stream, "precompute-pages", PageSubjectPrefix+">", w.cfg.AckWait, 4*w.cfg.Concurrency)
+		cons, err := w.consumer(ctx, w.names.Stream, "precompute-pages", w.names.PageSubjectPrefix+">", w.cfg.AckWait, 4*w.cfg.Concurrency)
 		if err != nil {
 			return err
 		}
@@ -143,7 +146,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 	}
 	if !r.NoRuns {
-		cons, err := w.consumer(ctx, ChangeStream, "precompute-runs", changes.Wildcard, w.cfg.AckWait, 2*noticeConcurrency)
+		cons, err := w.consumer(ctx, w.names.ChangeStream, "precompute-runs", changes.Wildcard(w.cfg.Namespace), w.cfg.AckWait, 2*noticeConcurrency)
 		if err != nil {
 			return err
 		}
@@ -173,7 +176,7 @@ func (w *Worker) Run(ctx context.Context) error {
 
 func (w *Worker) consumer(ctx context.Context, stream, durable, filter string, ackWait time.Duration, maxPending int) (jetstream.Consumer, error) {
 	deliver := jetstream.DeliverAllPolicy // a work queue's consumers take everything
-	if stream == ChangeStream {
+	if stream == w.names.ChangeStream {
 		deliver = jetstream.DeliverNewPolicy // older notices are covered by reconcile
 	}
 	c, err := w.js.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{

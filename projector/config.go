@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/vexil-dev/vexil/namespace"
 	"github.com/vexil-dev/vexil/projector/ingest"
 	"github.com/vexil-dev/vexil/store"
 )
@@ -40,11 +41,16 @@ type Config struct {
 	// redelivered messages change them again and redo every derived write.
 	AtomicStore bool
 
+	// Namespace is the environment's namespace: the ingest subjects the
+	// projector reads and the defaults of Stream, Durable, DeadLetterStream
+	// and DeadLetterPrefix derive from it. Default namespace.Default.
+	Namespace namespace.Name
 	// Stream is the ingest stream; created with IngestStreamConfig when
 	// missing, kept as it is otherwise (streams.Ensure). Default
-	// DefaultStream ("VEXIL_INGEST").
+	// StreamName(Namespace) ("VEXIL_INGEST").
 	Stream string
-	// Durable is the durable pull consumer's name. Default DefaultDurable.
+	// Durable is the durable pull consumer's name. Default
+	// DurableName(Namespace) ("vexil-projector").
 	Durable string
 	// BatchSize bounds the messages applied by one store write. Default 1000.
 	BatchSize int
@@ -66,10 +72,10 @@ type Config struct {
 	MaxAckPending int
 
 	// DeadLetterStream stores dead letters; created when missing. Default
-	// DefaultDeadLetterStream ("VEXIL_DEADLETTER").
+	// DeadLetterStreamName(Namespace) ("VEXIL_DEADLETTER").
 	DeadLetterStream string
 	// DeadLetterPrefix is prepended to a poison message's subject to form
-	// its dead-letter subject. Default DefaultDeadLetterPrefix
+	// its dead-letter subject. Default DeadLetterPrefixOf(Namespace)
 	// ("vexil.deadletter."). It must not overlap the ingest subjects.
 	DeadLetterPrefix string
 
@@ -143,11 +149,14 @@ var ErrInvalidConfig = errors.New("projector: invalid config")
 
 // withDefaults returns c with every zero field set to its default.
 func (c Config) withDefaults() Config {
+	if c.Namespace == "" {
+		c.Namespace = namespace.Default
+	}
 	if c.Stream == "" {
-		c.Stream = DefaultStream
+		c.Stream = StreamName(c.Namespace)
 	}
 	if c.Durable == "" {
-		c.Durable = DefaultDurable
+		c.Durable = DurableName(c.Namespace)
 	}
 	if c.BatchSize == 0 {
 		c.BatchSize = DefaultBatchSize
@@ -159,10 +168,10 @@ func (c Config) withDefaults() Config {
 		c.MaxAckPending = 4 * c.BatchSize
 	}
 	if c.DeadLetterStream == "" {
-		c.DeadLetterStream = DefaultDeadLetterStream
+		c.DeadLetterStream = DeadLetterStreamName(c.Namespace)
 	}
 	if c.DeadLetterPrefix == "" {
-		c.DeadLetterPrefix = DefaultDeadLetterPrefix
+		c.DeadLetterPrefix = DeadLetterPrefixOf(c.Namespace)
 	}
 	if c.DeadLetterLogBurst == 0 {
 		c.DeadLetterLogBurst = DefaultDeadLetterLogBurst
@@ -209,6 +218,9 @@ func (c Config) Validate() error {
 	if c.Store == nil {
 		errs = append(errs, errors.New("Store is required"))
 	}
+	if err := c.Namespace.Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	if c.BatchSize < 0 {
 		errs = append(errs, fmt.Errorf("BatchSize %d must be > 0", c.BatchSize))
 	}
@@ -233,7 +245,7 @@ func (c Config) Validate() error {
 	if !strings.HasSuffix(c.DeadLetterPrefix, ".") || strings.ContainsAny(c.DeadLetterPrefix, " *>") {
 		errs = append(errs, fmt.Errorf("DeadLetterPrefix %q must be literal subject tokens ending in '.'", c.DeadLetterPrefix))
 	}
-	for _, w := range ingest.SubjectWildcards {
+	for _, w := range ingest.SubjectWildcards(c.Namespace) {
 		if strings.HasPrefix(c.DeadLetterPrefix, strings.TrimSuffix(w, "*")) {
 			errs = append(errs, fmt.Errorf("DeadLetterPrefix %q overlaps the ingest subjects", c.DeadLetterPrefix))
 		}

@@ -2,6 +2,7 @@ package projector
 
 import (
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -63,5 +64,27 @@ func TestTeams(t *testing.T) {
 		if teams.Known(team) != want {
 			t.Errorf("Known(%d) = %v", team, !want)
 		}
+	}
+}
+
+// TestNamesOfNamespaces: the default namespace keeps the names Vexil has
+// always used; another namespace shares none of them.
+func TestNamesOfNamespaces(t *testing.T) {
+	for _, c := range []struct{ got, want string }{
+		{StreamName(""), DefaultStream},
+		{DurableName(""), DefaultDurable},
+		{DeadLetterStreamName(""), DefaultDeadLetterStream},
+		{DeadLetterPrefixOf(""), DefaultDeadLetterPrefix},
+		{StreamName("staging"), "STAGING_INGEST"},
+		{DurableName("staging"), "staging-projector"},
+		{DeadLetterStreamName("staging"), "STAGING_DEADLETTER"},
+		{DeadLetterPrefixOf("staging"), "staging.deadletter."},
+	} {
+		if c.got != c.want {
+			t.Errorf("got %q, want %q", c.got, c.want)
+		}
+	}
+	if got := IngestStreamConfig("S", "staging").Subjects; !slices.Equal(got, []string{"staging.persons.*", "staging.groups.*", "staging.events.*"}) {
+		t.Errorf("staging's ingest subjects = %q", got)
 	}
 }

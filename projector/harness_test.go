@@ -35,7 +35,7 @@ type natsEnv struct {
 func startNATS(t testing.TB) *natsEnv {
 	t.Helper()
 	ns := natstest.Start(t)
-	if _, err := streams.Ensure(context.Background(), ns.JetStream, projector.IngestStreamConfig(projector.DefaultStream), slog.New(slog.DiscardHandler)); err != nil {
+	if _, err := streams.Ensure(context.Background(), ns.JetStream, projector.IngestStreamConfig(projector.DefaultStream, ""), slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
 	}
 	return &natsEnv{srv: ns.Server, nc: ns.Conn, js: ns.JetStream}
@@ -45,7 +45,7 @@ func startNATS(t testing.TB) *natsEnv {
 // JetStream ack.
 func (e *natsEnv) publish(t testing.TB, env *ingestv1.Envelope, enc ingest.Encoding) uint64 {
 	t.Helper()
-	subject, err := ingest.SubjectOf(env)
+	subject, err := ingest.SubjectOf("", env)
 	if err != nil {
 		t.Fatal(err)
 	}

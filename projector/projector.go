@@ -119,7 +119,7 @@ func (p *Projector) run(ctx context.Context) error {
 	if p.cache != nil {
 		p.cache.reset()
 	}
-	if _, err := streams.Ensure(ctx, p.js, IngestStreamConfig(cfg.Stream), p.log); err != nil {
+	if _, err := streams.Ensure(ctx, p.js, IngestStreamConfig(cfg.Stream, cfg.Namespace), p.log); err != nil {
 		return err
 	}
 	if _, err := streams.Ensure(ctx, p.js, DeadLetterStreamConfig(cfg.DeadLetterStream, cfg.DeadLetterPrefix), p.log); err != nil {
@@ -263,7 +263,7 @@ func (p *Projector) decode(msg jetstream.Msg) item {
 	} else {
 		it.stored = p.cfg.Now()
 	}
-	env, err := ingest.Decode(msg.Subject(), msg.Headers().Get(ingest.HeaderContentType), msg.Data(), p.cfg.Limits)
+	env, err := ingest.Decode(p.cfg.Namespace, msg.Subject(), msg.Headers().Get(ingest.HeaderContentType), msg.Data(), p.cfg.Limits)
 	if err != nil {
 		it.poison = asPoison(err)
 		return it

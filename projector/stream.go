@@ -1,15 +1,30 @@
 package projector
 
 import (
-	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/vexil-dev/vexil/namespace"
 	"github.com/vexil-dev/vexil/projector/ingest"
 )
 
-// Default names of the JetStream objects the projector uses.
+// The names of the JetStream objects the projector uses in a namespace:
+// Config's defaults for its Namespace.
+
+// StreamName is the ingest stream of ns.
+func StreamName(ns namespace.Name) string { return ns.Stream("INGEST") }
+
+// DurableName is the projector's durable consumer of ns.
+func DurableName(ns namespace.Name) string { return ns.Consumer("projector") }
+
+// DeadLetterStreamName is the dead-letter stream of ns.
+func DeadLetterStreamName(ns namespace.Name) string { return ns.Stream("DEADLETTER") }
+
+// DeadLetterPrefixOf is the dead-letter subject prefix of ns.
+func DeadLetterPrefixOf(ns namespace.Name) string { return ns.Subject("deadletter") + "." }
+
+// The names in namespace.Default.
 const (
 	DefaultStream           = "VEXIL_INGEST"
 	DefaultDurable          = "vexil-projector"
@@ -31,12 +46,12 @@ const DeadLetterMaxAge = 30 * 24 * time.Hour
 // IngestMaxAge (limits retention, so snapshots can replay from a recorded
 // sequence), a two-minute duplicate window for Nats-Msg-Id. An existing
 // stream keeps its own configuration (streams.Ensure, which warns of what
-// differs).
-func IngestStreamConfig(name string) jetstream.StreamConfig {
+// differs). It captures the ingest subjects of ns.
+func IngestStreamConfig(name string, ns namespace.Name) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:        name,
 		Description: "Vexil ingest: persons, groups and events (docs/ingest.md)",
-		Subjects:    slices.Clone(ingest.SubjectWildcards),
+		Subjects:    ingest.SubjectWildcards(ns),
 		Storage:     jetstream.FileStorage,
 		Retention:   jetstream.LimitsPolicy,
 		Discard:     jetstream.DiscardOld,

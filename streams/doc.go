@@ -16,4 +16,11 @@
 // Nothing updates an existing stream: a newer Vexil whose defaults changed
 // warns about an older stream instead of rewriting it. Differences is the
 // comparison behind the warning.
+//
+// # Namespaces
+//
+// Environments sharing one NATS each have a namespace (package namespace)
+// from which their names derive. Claim binds a namespace to the store it
+// serves, so a node configured with one environment's store and another's
+// namespace refuses to start instead of taking that namespace's messages.
 package streams

@@ -15,6 +15,7 @@ import (
 	"github.com/vexil-dev/vexil/admin"
 	"github.com/vexil-dev/vexil/admin/outbox"
 	"github.com/vexil-dev/vexil/cmd/vexil/internal/config"
+	"github.com/vexil-dev/vexil/namespace"
 )
 
 func init() {
@@ -82,7 +83,7 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err != nil {
 			return fmt.Errorf("nats: %w", err)
 		}
-		withNATS(&cfg, nc, js)
+		withNATS(&cfg, nc, js, namespace.Name(c.NATS.Namespace))
 		ob, err := openOutbox(c.DataDir, nc, log, reg)
 		if err != nil {
 			return err
@@ -116,6 +117,7 @@ func bindAdminFlags(b configFlags, c *config.Config) {
 	b.str(&c.GRPCAddr, "grpc-addr", "grpc-addr", "gRPC listen address (loopback)")
 	b.str(&c.HTTPAddr, "http-addr", "http-addr", "HTTP listen address (loopback)")
 	b.str(&c.NATS.URL, "nats-url", "nats.url", "NATS server for change notices, rollout signals and precompute progress; empty: none of them")
+	bindNamespaceFlag(b, c)
 	b.bool(&c.Admin.NoStore, "no-store", "admin.no-store", "do not open the persons store (explain then needs properties; no blast radius)")
 	b.str(&c.LogLevel, "log-level", "log-level", "debug, info, warn or error")
 }

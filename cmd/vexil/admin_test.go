@@ -65,7 +65,7 @@ func TestAdminCommandPrecompute(t *testing.T) {
 	js := ns.JetStream
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: precompute.RunBucket})
+	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: precompute.NamesOf("").RunBucket})
 	if err != nil {
 		t.Fatal(err)
 	}

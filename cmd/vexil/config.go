@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -20,8 +21,10 @@ import (
 	"github.com/vexil-dev/vexil/catalog"
 	"github.com/vexil-dev/vexil/catalog/scyllacatalog"
 	"github.com/vexil-dev/vexil/cmd/vexil/internal/config"
+	"github.com/vexil-dev/vexil/namespace"
 	"github.com/vexil-dev/vexil/store/pebblestore"
 	"github.com/vexil-dev/vexil/store/scyllastore"
+	"github.com/vexil-dev/vexil/streams"
 )
 
 // configFlags binds command-line flags to the fields of a config.Config:
@@ -146,6 +149,14 @@ func applyGCPercent(c config.Config) {
 	}
 }
 
+// applyMemoryLimit sets c's Go memory limit unless the GOMEMLIMIT
+// environment variable is set (the environment wins, as for GOGC).
+func applyMemoryLimit(c config.Config) {
+	if os.Getenv("GOMEMLIMIT") == "" && c.MemoryLimitMB > 0 {
+		debug.SetMemoryLimit(int64(c.MemoryLimitMB) << 20)
+	}
+}
+
 // connectNATS connects to url as a client named name, reconnecting for
 // ever.
 func connectNATS(url, name string) (*nats.Conn, error) {
@@ -188,8 +199,53 @@ func openScylla(ctx context.Context, c config.Config, applySchema bool, log *slo
 }
 
 // withNATS gives the management API what it needs NATS for: change
-// notices and rollout signals, and the precompute runs' progress.
-func withNATS(cfg *admin.Config, nc *nats.Conn, js jetstream.JetStream) {
+// notices and rollout signals, and the precompute runs' progress, in ns.
+func withNATS(cfg *admin.Config, nc *nats.Conn, js jetstream.JetStream, ns namespace.Name) {
 	cfg.Publisher = admin.NATSPublisher{Conn: nc}
-	cfg.Precompute = precomputeStatus(js)
+	cfg.Namespace = ns
+	cfg.Precompute = precomputeStatus(js, ns)
+}
+
+// bindNamespaceFlag binds -namespace, shared by the roles on NATS.
+func bindNamespaceFlag(b configFlags, c *config.Config) {
+	b.str(&c.NATS.Namespace, "namespace", "nats.namespace", "this environment's namespace on NATS: its streams, consumers, buckets and subjects derive from it, so environments sharing one NATS never share a message (docs/deploy.md)")
+}
+
+// storeIdentity names the store a node of c serves, for the namespace
+// binding (streams.Claim): the ScyllaDB keyspace, which the nodes of an
+// environment share, or the host and directory of an embedded Pebble
+// store, which belongs to one node.
+func storeIdentity(c config.Config) (string, error) {
+	if len(c.Scylla.Hosts) > 0 {
+		return "scylla keyspace " + c.Scylla.Keyspace, nil
+	}
+	dir, err := filepath.Abs(c.DataDir)
+	if err != nil {
+		return "", err
+	}
+	host, err := os.Hostname()
+	if err != nil {
+		return "", fmt.Errorf("store identity: %w", err)
+	}
+	return "pebble " + host + ":" + dir, nil
+}
+
+// claimNamespace returns c's namespace after binding it to c's store on
+// js (streams.Claim): a node whose store another namespace serves, or whose
+// namespace serves another store, does not start.
+func claimNamespace(c config.Config, js jetstream.JetStream) (namespace.Name, error) {
+	ns, err := namespace.Parse(c.NATS.Namespace)
+	if err != nil {
+		return "", err
+	}
+	id, err := storeIdentity(c)
+	if err != nil {
+		return "", err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := streams.Claim(ctx, js, ns, id); err != nil {
+		return "", err
+	}
+	return ns, nil
 }

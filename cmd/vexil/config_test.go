@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -156,5 +157,33 @@ func TestFlagKeysExist(t *testing.T) {
 				t.Errorf("%s -%s: key %q: %v", name, fl, key, err)
 			}
 		}
+	}
+}
+
+// TestApplyMemoryLimit: memory-limit-mb sets the Go memory limit unless
+// GOMEMLIMIT is set, which wins; 0 sets none.
+func TestApplyMemoryLimit(t *testing.T) {
+	old := debug.SetMemoryLimit(-1)
+	t.Cleanup(func() { debug.SetMemoryLimit(old) })
+	c, err := parseServe("--memory-limit-mb", "512")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("GOMEMLIMIT", "")
+	applyMemoryLimit(c)
+	if got := debug.SetMemoryLimit(-1); got != 512<<20 {
+		t.Errorf("limit %d, want %d", got, 512<<20)
+	}
+	debug.SetMemoryLimit(old)
+	t.Setenv("GOMEMLIMIT", "1GiB")
+	applyMemoryLimit(c)
+	if got := debug.SetMemoryLimit(-1); got != old {
+		t.Errorf("with GOMEMLIMIT set: limit %d, want it unchanged (%d)", got, old)
+	}
+	t.Setenv("GOMEMLIMIT", "")
+	c.MemoryLimitMB = 0
+	applyMemoryLimit(c)
+	if got := debug.SetMemoryLimit(-1); got != old {
+		t.Errorf("memory-limit-mb 0: limit %d, want it unchanged (%d)", got, old)
 	}
 }

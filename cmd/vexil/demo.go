@@ -21,6 +21,7 @@ import (
 
 	"github.com/vexil-dev/vexil/admin"
 	"github.com/vexil-dev/vexil/cmd/vexil/internal/config"
+	"github.com/vexil-dev/vexil/namespace"
 	"github.com/vexil-dev/vexil/projector/ingest"
 	adminv1 "github.com/vexil-dev/vexil/proto/vexil/admin/v1"
 	"github.com/vexil-dev/vexil/store"
@@ -111,7 +112,7 @@ func seedDemo(ctx context.Context, n *node, c config.Config, log *slog.Logger) (
 		}
 	}
 	info := demoInfo{TeamID: team.GetId(), ProjectToken: team.GetApiToken(), PersonalKey: personal, Persons: c.Demo.Persons}
-	if err := publishDemoPersons(ctx, n.nc, team.GetId(), c.Demo.Persons); err != nil {
+	if err := publishDemoPersons(ctx, n.nc, n.ns, team.GetId(), c.Demo.Persons); err != nil {
 		return demoInfo{}, err
 	}
 	// Wait until the projector has written the last person's row.
@@ -141,7 +142,7 @@ func seedDemo(ctx context.Context, n *node, c config.Config, log *slog.Logger) (
 
 // publishDemoPersons publishes 200 companies and n persons through the
 // ingest stream, as a producer would, and waits for every publish ack.
-func publishDemoPersons(ctx context.Context, nc *nats.Conn, team int64, n int) error {
+func publishDemoPersons(ctx context.Context, nc *nats.Conn, ns namespace.Name, team int64, n int) error {
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return err
@@ -157,8 +158,8 @@ func publishDemoPersons(ctx context.Context, nc *nats.Conn, team int64, n int) e
 		_, err = js.PublishMsgAsync(m)
 		return err
 	}
-	groups := ingest.Subject(ingest.Groups, team)
-	persons := ingest.Subject(ingest.Persons, team)
+	groups := ingest.Subject(ns, ingest.Groups, team)
+	persons := ingest.Subject(ns, ingest.Persons, team)
 	if err := send(groups, map[string]any{"type": "group_type_mapping", "team": team, "group_type_index": 0, "name": "company"}); err != nil {
 		return err
 	}

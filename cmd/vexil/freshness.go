@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/vexil-dev/vexil/namespace"
 	"github.com/vexil-dev/vexil/projector/ingest"
 )
 
@@ -23,9 +24,10 @@ import (
 type freshnessConfig struct {
 	httpBase    string // http://127.0.0.1:8000
 	natsURL     string
-	token       string // project token
-	personalKey string // to create the probe flag
-	waitRun     bool   // wait for the precompute run the probe flag starts
+	ns          namespace.Name // of the serving environment
+	token       string         // project token
+	personalKey string         // to create the probe flag
+	waitRun     bool           // wait for the precompute run the probe flag starts
 	team        int64
 	rate        float64       // person writes per second
 	duration    time.Duration // of the writes
@@ -74,7 +76,7 @@ func runFreshness(ctx context.Context, c freshnessConfig, stdout io.Writer) erro
 	seq := make([]int, c.persons)
 	interval := time.Duration(float64(time.Second) / c.rate)
 	start := time.Now()
-	subject := ingest.Subject(ingest.Persons, c.team)
+	subject := ingest.Subject(c.ns, ingest.Persons, c.team)
 	for i := 0; time.Since(start) < c.duration; i++ {
 		if wait := time.Until(start.Add(time.Duration(i) * interval)); wait > 0 {
 			time.Sleep(wait)

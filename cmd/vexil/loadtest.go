@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/vexil-dev/vexil/loadtest"
+	"github.com/vexil-dev/vexil/namespace"
 	evalv1 "github.com/vexil-dev/vexil/proto/vexil/eval/v1"
 )
 
@@ -49,6 +50,7 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	waitRun := fs.Bool("wait-precompute", true, "with -freshness, wait for the precompute run the probe flag starts before measuring (false: measure during it)")
 	fresh := fs.Bool("freshness", false, "instead of a load test, publish person writes at -rate on NATS and measure publish → visible in /flags")
 	natsURL := fs.String("nats-url", "nats://127.0.0.1:4222", "NATS server, for -freshness")
+	nsFlag := fs.String("namespace", string(namespace.Default), "the serving environment's namespace on NATS, for -freshness")
 	personal := fs.String("personal-key", "", "personal API key, for -freshness (creates the probe flag)")
 	team := fs.Int64("team", 1, "team id, for -freshness")
 	if err := parseFlags(fs, args); err != nil {
@@ -62,7 +64,11 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			return &usageError{msg: "-freshness needs -rate"}
 		}
 		base := strings.TrimSuffix(strings.SplitN(*url, "/flags", 2)[0], "/")
-		return runFreshness(ctx, freshnessConfig{httpBase: base, natsURL: *natsURL, token: *token, personalKey: *personal, team: *team, waitRun: *waitRun,
+		ns, err := namespace.Parse(*nsFlag)
+		if err != nil {
+			return &usageError{msg: fmt.Sprintf("-namespace: %v", err)}
+		}
+		return runFreshness(ctx, freshnessConfig{httpBase: base, natsURL: *natsURL, ns: ns, token: *token, personalKey: *personal, team: *team, waitRun: *waitRun,
 			rate: *rate, duration: *duration, persons: 1000, sampleEvery: 10}, stdout)
 	}
 	if *persons <= 0 || *distinct <= 0 {
@@ -156,7 +162,7 @@ func grpcEvaluate(addr, token string, bodies [][]byte) (func(context.Context, ui
 			conn.Close()
 			return nil, nil, err
 		}
-		r := &evalv1.EvaluateRequest{Token: token, DistinctId: m.DistinctID, Groups: m.Groups}
+		r := &evalv1.EvaluateRequest{Token: token, DistinctId: proto.String(m.DistinctID), Groups: m.Groups}
 		if m.Props != nil {
 			p, _ := json.Marshal(m.Props)
 			r.PersonProperties = string(p)

@@ -2,17 +2,21 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vexil-dev/vexil/admin"
 	"github.com/vexil-dev/vexil/admin/outbox"
 	"github.com/vexil-dev/vexil/cmd/vexil/internal/config"
+	"github.com/vexil-dev/vexil/namespace"
+	"github.com/vexil-dev/vexil/streams"
 )
 
 // connectServeNATS connects vexil serve to NATS. A server that cannot be
@@ -44,6 +48,8 @@ func connectServeNATS(url string, log *slog.Logger) (*nats.Conn, error) {
 // consumers) until ctx ends: an error while ctx lives (NATS away at start,
 // or lost while the role set up) is logged and the role is run again after
 // a backoff, so the node keeps serving and catches up when NATS is back.
+// It returns nil when ctx ends or run returns nil (done), and the error in
+// a *fatalError at once.
 func untilDone(ctx context.Context, log *slog.Logger, role string, run func(context.Context) error) error {
 	const minBackoff, maxBackoff = 500 * time.Millisecond, 15 * time.Second
 	backoff := minBackoff
@@ -53,11 +59,14 @@ func untilDone(ctx context.Context, log *slog.Logger, role string, run func(cont
 		if ctx.Err() != nil {
 			return nil
 		}
+		if fe, ok := errors.AsType[*fatalError](err); ok {
+			return fe.err
+		}
 		if time.Since(start) > maxBackoff {
 			backoff = minBackoff // it ran a while: this is a new failure
 		}
 		if err == nil {
-			err = fmt.Errorf("%s stopped", role)
+			return nil // done
 		}
 		log.Error("role failed; starting it again", "role", role, "err", err, "backoff", backoff)
 		t := time.NewTimer(backoff)
@@ -70,6 +79,40 @@ func untilDone(ctx context.Context, log *slog.Logger, role string, run func(cont
 		backoff = min(2*backoff, maxBackoff)
 	}
 }
+
+// claimLater parses c's namespace for a node started while NATS is away
+// and returns claim, which binds it to the node's store (streams.Claim)
+// once NATS is there, retrying while it is not. A refusal (the namespace
+// serves another store) is claim's error and stops the node, as it stops
+// one at start.
+func claimLater(c config.Config, js jetstream.JetStream, log *slog.Logger) (namespace.Name, func(context.Context) error, error) {
+	ns, err := namespace.Parse(c.NATS.Namespace)
+	if err != nil {
+		return "", nil, err
+	}
+	id, err := storeIdentity(c)
+	if err != nil {
+		return "", nil, err
+	}
+	claim := func(ctx context.Context) error {
+		return untilDone(ctx, log, "namespace claim", func(ctx context.Context) error {
+			cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			err := streams.Claim(cctx, js, ns, id)
+			if errors.Is(err, streams.ErrClaimed) {
+				return &fatalError{err}
+			}
+			return err
+		})
+	}
+	return ns, claim, nil
+}
+
+// fatalError ends untilDone: its role is not run again.
+type fatalError struct{ err error }
+
+func (e *fatalError) Error() string { return e.err.Error() }
+func (e *fatalError) Unwrap() error { return e.err }
 
 // openOutbox opens the outbox of the change notices in the data directory:
 // the management API's writes answer without waiting for NATS, and what

@@ -22,6 +22,7 @@ import (
 
 	"github.com/vexil-dev/vexil/changes"
 	"github.com/vexil-dev/vexil/cmd/vexil/internal/config"
+	"github.com/vexil-dev/vexil/namespace"
 	"github.com/vexil-dev/vexil/natstest"
 	"github.com/vexil-dev/vexil/polltest"
 	"github.com/vexil-dev/vexil/precompute"
@@ -147,7 +148,7 @@ func publishPerson(t *testing.T, js jetstream.JetStream, team int64, distinctID 
 	if err != nil {
 		t.Fatal(err)
 	}
-	msg := &nats.Msg{Subject: ingest.Subject(ingest.Persons, team), Data: body,
+	msg := &nats.Msg{Subject: ingest.Subject(namespace.Default, ingest.Persons, team), Data: body,
 		Header: nats.Header{"Content-Type": []string{"application/json"}}}
 	polltest.Eventually(t, time.Minute, func() error {
 		_, err := js.PublishMsg(context.Background(), msg)
@@ -254,15 +255,15 @@ func TestServeRidesOutages(t *testing.T) {
 	})
 	// The notice is in the change stream (the precompute worker's).
 	polltest.Eventually(t, time.Minute, func() error {
-		st, err := ns.JetStream.Stream(context.Background(), precompute.ChangeStream)
+		st, err := ns.JetStream.Stream(context.Background(), precompute.NamesOf(n.ns).ChangeStream)
 		if err != nil {
 			return err
 		}
-		m, err := st.GetLastMsgForSubject(context.Background(), changes.Subject(tm.id))
+		m, err := st.GetLastMsgForSubject(context.Background(), changes.Subject(n.ns, tm.id))
 		if err != nil {
 			return err
 		}
-		nt, err := changes.Parse(m.Subject, m.Data)
+		nt, err := changes.Parse(n.ns, m.Subject, m.Data)
 		if err != nil {
 			return err
 		}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/vexil-dev/vexil/admin"
 	"github.com/vexil-dev/vexil/cmd/vexil/internal/config"
+	"github.com/vexil-dev/vexil/namespace"
 	"github.com/vexil-dev/vexil/precompute"
 )
 
@@ -49,7 +51,15 @@ func runPrecompute(ctx context.Context, args []string, stdout, stderr io.Writer)
 	}
 	defer st.Close()
 	defer cat.Close()
-	w, err := precompute.New(precompute.Config{Store: st, Catalog: cat, Conn: nc, Logger: log, Registry: reg, Concurrency: c.Precompute.Concurrency,
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("nats: %w", err)
+	}
+	ns, err := claimNamespace(c, js)
+	if err != nil {
+		return err
+	}
+	w, err := precompute.New(precompute.Config{Store: st, Catalog: cat, Conn: nc, Namespace: ns, Logger: log, Registry: reg, Concurrency: c.Precompute.Concurrency,
 		RunRowsPerSecond: c.Precompute.RunRate})
 	if err != nil {
 		return err
@@ -69,7 +79,7 @@ func runPrecompute(ctx context.Context, args []string, stdout, stderr io.Writer)
 			return srv.Close()
 		})
 	}
-	log.Info("precompute worker running", "nats", c.NATS.URL, "scylla", strings.Join(c.Scylla.Hosts, ","), "keyspace", c.Scylla.Keyspace)
+	log.Info("precompute worker running", "nats", c.NATS.URL, "scylla", strings.Join(c.Scylla.Hosts, ","), "keyspace", c.Scylla.Keyspace, "namespace", ns)
 	err = g.Wait()
 	if errors.Is(err, context.Canceled) {
 		err = nil
@@ -81,6 +91,7 @@ func runPrecompute(ctx context.Context, args []string, stdout, stderr io.Writer)
 // override.
 func bindPrecomputeFlags(b configFlags, c *config.Config) {
 	b.str(&c.NATS.URL, "nats-url", "nats.url", "NATS server with JetStream (required): the workers share triggers and runs through it")
+	bindNamespaceFlag(b, c)
 	b.list(&c.Scylla.Hosts, "scylla-hosts", "scylla.hosts", "comma-separated ScyllaDB (or Cassandra) contact points (required; an embedded Pebble store belongs to one vexil serve)")
 	b.str(&c.Scylla.Keyspace, "scylla-keyspace", "scylla.keyspace", "keyspace of the store and the catalog")
 	bindHedgeFlags(b, c)
@@ -92,9 +103,9 @@ func bindPrecomputeFlags(b configFlags, c *config.Config) {
 
 // precomputeStatus reads the precompute worker's run states on js for the
 // management API (admin.Config.Precompute), with their progress at now.
-func precomputeStatus(js jetstream.JetStream) func(ctx context.Context, team int64, now time.Time) (*admin.PrecomputeRun, error) {
+func precomputeStatus(js jetstream.JetStream, ns namespace.Name) func(ctx context.Context, team int64, now time.Time) (*admin.PrecomputeRun, error) {
 	return func(ctx context.Context, team int64, now time.Time) (*admin.PrecomputeRun, error) {
-		st, err := precompute.Status(ctx, js, team)
+		st, err := precompute.Status(ctx, js, ns, team)
 		if err != nil || st == nil {
 			return nil, err
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/vexil-dev/vexil/namespace"
 	"github.com/vexil-dev/vexil/projector"
 	"github.com/vexil-dev/vexil/projector/ingest"
 	"github.com/vexil-dev/vexil/streams"
@@ -37,13 +38,14 @@ func runPublish(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	natsURL := fs.String("nats-url", nats.DefaultURL, "NATS server URL")
 	file := fs.String("file", "", `JSON-lines file of ingest messages (docs/ingest.md); "-" reads stdin`)
 	encoding := fs.String("encoding", "json", `payload encoding sent: "json" (each line as written) or "protobuf"`)
-	stream := fs.String("stream", projector.DefaultStream, "ingest stream, created with the projector's defaults if missing")
+	stream := fs.String("stream", "", "ingest stream, created with the projector's defaults if missing (empty: the namespace's, VEXIL_INGEST in the default namespace)")
+	nsFlag := fs.String("namespace", string(namespace.Default), "namespace of the environment on NATS (its subjects and ingest stream: docs/deploy.md)")
 	timeout := fs.Duration("timeout", 30*time.Second, "how long to wait for the JetStream acks")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: vexil publish --file FILE [--nats-url URL] [--encoding json|protobuf]")
 		fmt.Fprintln(stderr)
 		fmt.Fprintln(stderr, "Sends each line of FILE, one ingest message in the JSON shape of docs/ingest.md,")
-		fmt.Fprintln(stderr, "to its subject (vexil.persons.<team>, ...) and waits for the JetStream acks.")
+		fmt.Fprintln(stderr, "to its subject (<namespace>.persons.<team>, ...) and waits for the JetStream acks.")
 		fmt.Fprintln(stderr)
 		fs.PrintDefaults()
 	}
@@ -55,6 +57,13 @@ func runPublish(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	if fs.NArg() > 0 {
 		return &usageError{msg: fmt.Sprintf("unexpected arguments %q", fs.Args())}
+	}
+	ns, err := namespace.Parse(*nsFlag)
+	if err != nil {
+		return &usageError{msg: fmt.Sprintf("--namespace: %v", err)}
+	}
+	if *stream == "" {
+		*stream = projector.StreamName(ns)
 	}
 	var enc ingest.Encoding
 	switch *encoding {
@@ -85,10 +94,10 @@ func runPublish(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	if _, err := streams.Ensure(ctx, js, projector.IngestStreamConfig(*stream), slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))); err != nil {
+	if _, err := streams.Ensure(ctx, js, projector.IngestStreamConfig(*stream, ns), slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))); err != nil {
 		return err
 	}
-	p := publisher{js: js, enc: enc, timeout: *timeout}
+	p := publisher{js: js, ns: ns, enc: enc, timeout: *timeout}
 	n, err := p.publishLines(ctx, in)
 	if err != nil {
 		if n > 0 {
@@ -103,6 +112,7 @@ func runPublish(ctx context.Context, args []string, stdout, stderr io.Writer) er
 // publisher sends ingest messages read as JSON lines.
 type publisher struct {
 	js      jetstream.JetStream
+	ns      namespace.Name
 	enc     ingest.Encoding
 	timeout time.Duration
 }
@@ -155,7 +165,7 @@ func (p *publisher) publishLines(ctx context.Context, in io.Reader) (int, error)
 			}
 			return acked, fmt.Errorf("line %d: %w", line, err)
 		}
-		subject, err := ingest.SubjectOf(env)
+		subject, err := ingest.SubjectOf(p.ns, env)
 		if err != nil {
 			return acked, fmt.Errorf("line %d: %w", line, err)
 		}

@@ -75,11 +75,11 @@ func TestPublishExampleFile(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				wantSubject, _ := ingest.SubjectOf(want)
+				wantSubject, _ := ingest.SubjectOf("", want)
 				if m.Subject != wantSubject {
 					t.Errorf("message %d on %s, want %s", i, m.Subject, wantSubject)
 				}
-				got, err := ingest.Decode(m.Subject, m.Header.Get(ingest.HeaderContentType), m.Data, ingest.Limits{})
+				got, err := ingest.Decode("", m.Subject, m.Header.Get(ingest.HeaderContentType), m.Data, ingest.Limits{})
 				if err != nil {
 					t.Fatalf("message %d: %v", i, err)
 				}
@@ -124,7 +124,7 @@ func TestPublishFromReader(t *testing.T) {
 	ns := natstest.Start(t)
 	url, js := ns.ClientURL(), ns.JetStream
 	ctx := context.Background()
-	if _, err := streams.Ensure(ctx, js, projector.IngestStreamConfig(projector.DefaultStream), slog.New(slog.DiscardHandler)); err != nil {
+	if _, err := streams.Ensure(ctx, js, projector.IngestStreamConfig(projector.DefaultStream, ""), slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
 	}
 	p := publisher{js: js, enc: ingest.JSON, timeout: 10 * time.Second}

@@ -30,6 +30,7 @@ import (
 	"github.com/vexil-dev/vexil/catalog/pebblecatalog"
 	"github.com/vexil-dev/vexil/cmd/vexil/internal/config"
 	"github.com/vexil-dev/vexil/evalsvc"
+	"github.com/vexil-dev/vexil/namespace"
 	"github.com/vexil-dev/vexil/precompute"
 	"github.com/vexil-dev/vexil/projector"
 	"github.com/vexil-dev/vexil/store"
@@ -49,6 +50,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	applyGCPercent(c)
+	applyMemoryLimit(c)
 	return serve(ctx, c, newLogger(c, stderr), stdout)
 }
 
@@ -59,6 +61,7 @@ func bindServeFlags(b configFlags, c *config.Config) {
 	b.str(&c.GRPCAddr, "grpc-addr", "grpc-addr", "gRPC address of the management API and the evaluation API (vexil.eval.v1.EvalService)")
 	b.str(&c.NATS.URL, "nats-url", "nats.url", "an external NATS server with JetStream; empty runs one in process")
 	b.str(&c.NATS.Listen, "nats-listen", "nats.listen", "address of the in-process NATS server (for vexil publish and producers)")
+	bindNamespaceFlag(b, c)
 	b.list(&c.Scylla.Hosts, "scylla-hosts", "scylla.hosts", "comma-separated ScyllaDB (or Cassandra) contact points; empty keeps the store and the catalog in Pebble under -data-dir")
 	b.str(&c.Scylla.Keyspace, "scylla-keyspace", "scylla.keyspace", "keyspace of the ScyllaDB store and catalog (created and migrated on start)")
 	b.int(&c.Scylla.Replication, "scylla-replication", "scylla.replication", "replication factor when the keyspace is created")
@@ -73,6 +76,7 @@ func bindServeFlags(b configFlags, c *config.Config) {
 	b.duration(&c.Eval.StoreTimeout, "store-timeout", "eval.store-timeout", "deadline of the row, group and static-cohort reads of one /flags request; past it /flags answers with what it could decide and errorsWhileComputingFlags (raise it for a remote ScyllaDB cluster)")
 	b.int(&c.Store.CacheMB, "store-cache-mb", "store.cache-mb", "Pebble block cache of the store, in MiB (rows read by /flags stay in memory)")
 	b.int(&c.GCPercent, "gc-percent", "gc-percent", "Go GC target (GOGC) unless the GOGC environment variable is set: the heap is small (Pebble's cache is off-heap), so a higher target trades a little memory for less GC work per request")
+	b.int(&c.MemoryLimitMB, "memory-limit-mb", "memory-limit-mb", "Go memory limit (GOMEMLIMIT) in MiB unless the GOMEMLIMIT environment variable is set, which wins; /flags and Evaluate shed new requests (503 memory_pressure) while the live heap is near it; 0: none")
 }
 
 // node is every part of a running single-process Vexil.
@@ -84,6 +88,7 @@ type node struct {
 	proj     *projector.Projector
 	pre      *precompute.Worker // nil with -precompute=false
 	js       jetstream.JetStream
+	ns       namespace.Name // every name on NATS derives from it
 	eval     *evalsvc.Service
 	adminSvc *admin.Service
 	adminSrv *admin.Server
@@ -95,6 +100,9 @@ type node struct {
 	evalConn *grpc.ClientConn
 	registry *prometheus.Registry
 	log      *slog.Logger
+	// claim, when NATS was away at start, binds ns to the store once NATS
+	// is there; ingest waits for it. Nil: claimed by startNode.
+	claim func(context.Context) error
 }
 
 func serve(ctx context.Context, c config.Config, log *slog.Logger, stdout io.Writer) (err error) {
@@ -128,9 +136,32 @@ func serve(ctx context.Context, c config.Config, log *slog.Logger, stdout io.Wri
 // start runs every role of n in g until ctx ends.
 func (n *node) start(g *errgroup.Group, ctx context.Context) {
 	log := n.log
-	g.Go(func() error { return untilDone(ctx, log, "projector", n.proj.Run) })
+	claimed := make(chan struct{})
+	if n.claim == nil {
+		close(claimed)
+	} else {
+		g.Go(func() error {
+			if err := n.claim(ctx); err != nil || ctx.Err() != nil {
+				return err
+			}
+			close(claimed)
+			return nil
+		})
+	}
+	// The workers writing the store start once the namespace is its own.
+	afterClaim := func(role string, run func(context.Context) error) func() error {
+		return func() error {
+			select {
+			case <-claimed:
+			case <-ctx.Done():
+				return nil
+			}
+			return untilDone(ctx, log, role, run)
+		}
+	}
+	g.Go(afterClaim("projector", n.proj.Run))
 	if n.pre != nil {
-		g.Go(func() error { return untilDone(ctx, log, "precompute", n.pre.Run) })
+		g.Go(afterClaim("precompute", n.pre.Run))
 	}
 	g.Go(func() error { return n.eval.Run(ctx, n.nc) })
 	g.Go(func() error { return n.outbox.Run(ctx) })
@@ -219,22 +250,29 @@ func startNode(c config.Config, log *slog.Logger, hooks ...startHooks) (_ *node,
 	if n.js, err = jetstream.New(n.nc); err != nil {
 		return nil, fmt.Errorf("nats: %w", err)
 	}
-	pcfg := projector.Config{Conn: n.nc, Store: n.store, AtomicStore: atomic, Teams: newCatalogTeams(n.catalog),
+	if n.nc.IsConnected() {
+		if n.ns, err = claimNamespace(c, n.js); err != nil {
+			return nil, err
+		}
+	} else if n.ns, n.claim, err = claimLater(c, n.js, log); err != nil {
+		return nil, err
+	}
+	pcfg := projector.Config{Conn: n.nc, Store: n.store, Namespace: n.ns, AtomicStore: atomic, Teams: newCatalogTeams(n.catalog),
 		Logger: log.With("role", "projector"), Registerer: n.registry}
-	ecfg := evalsvc.Config{Store: n.store, Catalog: n.catalog, Logger: log.With("role", "evalsvc"), Registry: n.registry,
+	ecfg := evalsvc.Config{Store: n.store, Catalog: n.catalog, Namespace: n.ns, Logger: log.With("role", "evalsvc"), Registry: n.registry,
 		LiveOnly: c.Eval.LiveOnly, StoreTimeout: c.Eval.StoreTimeout}
 	if c.Precompute.Enabled {
 		// With NATS away the worker's Run makes the streams when it is
 		// back; the management API's precompute status waits for them.
 		if n.nc.Status() == nats.CONNECTED {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			_, err = precompute.EnsureStreams(ctx, n.js, log)
+			_, err = precompute.EnsureStreams(ctx, n.js, n.ns, log)
 			cancel()
 			if err != nil {
 				return nil, err
 			}
 		}
-		n.pre, err = precompute.New(precompute.Config{Store: n.store, Catalog: n.catalog, Conn: n.nc,
+		n.pre, err = precompute.New(precompute.Config{Store: n.store, Catalog: n.catalog, Conn: n.nc, Namespace: n.ns,
 			Logger: log.With("role", "precompute"), Registry: n.registry, RunRowsPerSecond: c.Precompute.RunRate})
 		if err != nil {
 			return nil, err
@@ -250,7 +288,7 @@ func startNode(c config.Config, log *slog.Logger, hooks ...startHooks) (_ *node,
 		return nil, err
 	}
 	acfg := admin.Config{Catalog: n.catalog, Persons: n.store, Logger: log.With("role", "admin"), Registry: n.registry}
-	withNATS(&acfg, n.nc, n.js)
+	withNATS(&acfg, n.nc, n.js, n.ns)
 	if n.outbox, err = openOutbox(c.DataDir, n.nc, log, n.registry); err != nil {
 		return nil, err
 	}

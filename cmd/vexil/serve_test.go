@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/vexil-dev/vexil/admin"
 	"github.com/vexil-dev/vexil/cmd/vexil/internal/config"
@@ -178,7 +179,7 @@ func postFlags(t *testing.T, addr, body string) map[string]any {
 // stream and waits until the projector has written them.
 func seedE2E(t *testing.T, n *node, tm e2eTeam, persons int) {
 	t.Helper()
-	if err := publishDemoPersons(context.Background(), n.nc, tm.id, persons); err != nil {
+	if err := publishDemoPersons(context.Background(), n.nc, n.ns, tm.id, persons); err != nil {
 		t.Fatal(err)
 	}
 	waitRow(t, n, tm.id, fmt.Sprintf("user-%d", persons-1))
@@ -364,7 +365,7 @@ func TestServeEvaluateGRPC(t *testing.T) {
 	tm := defineTeam(t, n)
 	const persons = 30
 	ctx := context.Background()
-	if err := publishDemoPersons(ctx, n.nc, tm.id, persons); err != nil {
+	if err := publishDemoPersons(ctx, n.nc, n.ns, tm.id, persons); err != nil {
 		t.Fatal(err)
 	}
 	waitRow(t, n, tm.id, fmt.Sprintf("user-%d", persons-1))
@@ -414,7 +415,7 @@ func TestServeEvaluateGRPC(t *testing.T) {
 			t.Fatalf("/flags has %d flags", len(want))
 		}
 
-		resp, err := client.Evaluate(tctx, &evalv1.EvaluateRequest{DistinctId: did, Groups: map[string]string{"company": company}, PersonProperties: propsJSON})
+		resp, err := client.Evaluate(tctx, &evalv1.EvaluateRequest{DistinctId: proto.String(did), Groups: map[string]string{"company": company}, PersonProperties: propsJSON})
 		if err != nil {
 			t.Fatalf("%s: Evaluate: %v", did, err)
 		}
@@ -473,7 +474,7 @@ func TestServeEvaluateGRPC(t *testing.T) {
 	}
 
 	// A bad token is refused on both.
-	_, err = client.Evaluate(ctx, &evalv1.EvaluateRequest{Token: "phc_nope", DistinctId: "user-1"})
+	_, err = client.Evaluate(ctx, &evalv1.EvaluateRequest{Token: "phc_nope", DistinctId: proto.String("user-1")})
 	if status.Code(err) != codes.Unauthenticated {
 		t.Errorf("unknown token over gRPC: %v", err)
 	}

@@ -10,6 +10,10 @@
 // decoding into an any, with far fewer allocations; fuzzers hold the two
 // to the same results.
 //
+// Decoding a request is bounded (Limits): the body after gzip, the values
+// of its properties, groups and key lists, and each key or value; it stops
+// at the first value past a bound.
+//
 // It holds no transport: the evaluation service calls it from its HTTP
 // handlers. Errors are *RequestError values carrying the HTTP status and a
 // stable code.

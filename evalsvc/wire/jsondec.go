@@ -46,6 +46,15 @@ type parser struct {
 	depth int
 	err   error
 
+	// With limited set (a request body), each value decoded spends one of
+	// budget, and a key or a string or number value over maxStr bytes
+	// stops the decoding: over then says which limit (a syntax error is
+	// err).
+	limited bool
+	budget  int
+	maxStr  int
+	over    int
+
 	vals []any    // elements of the arrays being decoded
 	mems []member // members of the objects being decoded
 	buf  []byte   // unquoted string under construction
@@ -59,6 +68,7 @@ var parsers = sync.Pool{New: func() any { return new(parser) }}
 func getParser(b []byte) *parser {
 	p := parsers.Get().(*parser)
 	p.b, p.i, p.depth, p.err = b, 0, 0, nil
+	p.limited, p.budget, p.maxStr, p.over = false, 0, 0, overNone
 	return p
 }
 
@@ -96,11 +106,44 @@ func (p *parser) ws() {
 	}
 }
 
+// Limits a limited parser can pass (parser.over).
+const (
+	overNone = iota
+	overValues
+	overString
+)
+
+// spend counts one value against the budget of a limited parser.
+func (p *parser) spend() bool {
+	if !p.limited {
+		return true
+	}
+	p.budget--
+	if p.budget < 0 {
+		p.over = overValues
+		return false
+	}
+	return true
+}
+
+// fits reports whether a key or a string or number value of n bytes fits
+// a limited parser.
+func (p *parser) fits(n int) bool {
+	if p.limited && n > p.maxStr {
+		p.over = overString
+		return false
+	}
+	return true
+}
+
 // value decodes the value at p.i.
 func (p *parser) value() (any, bool) {
 	p.ws()
 	if p.i >= len(p.b) {
 		return nil, p.fail()
+	}
+	if !p.spend() {
+		return nil, false
 	}
 	switch c := p.b[p.i]; c {
 	case '{':
@@ -116,7 +159,11 @@ func (p *parser) value() (any, bool) {
 		if !ok {
 			return nil, false
 		}
-		return p.stringValue(start, end, plain), true
+		t := p.text(start, end, plain)
+		if !p.fits(len(t)) {
+			return nil, false
+		}
+		return p.stringValue(t), true
 	case 't':
 		return true, p.literal("true")
 	case 'f':
@@ -125,7 +172,7 @@ func (p *parser) value() (any, bool) {
 		return nil, p.literal("null")
 	default:
 		start := p.i
-		if !p.number() {
+		if !p.number() || !p.fits(p.i-start) {
 			return nil, false
 		}
 		return p.numberValue(p.b[start:p.i]), true
@@ -487,8 +534,9 @@ func (p *parser) key(t []byte) string {
 	return *slot
 }
 
-func (p *parser) stringValue(start, end int, plain bool) any {
-	t := p.text(start, end, plain)
+// stringValue returns the string for a string value's text t (from
+// p.text).
+func (p *parser) stringValue(t []byte) any {
 	if len(t) > cacheMaxLen {
 		return string(t)
 	}
@@ -546,7 +594,11 @@ func (p *parser) members() bool {
 		if !ok || !p.colon() {
 			return false
 		}
-		k := p.key(p.text(start, end, plain))
+		kt := p.text(start, end, plain)
+		if !p.fits(len(kt)) {
+			return false
+		}
+		k := p.key(kt)
 		v, ok := p.value()
 		if !ok {
 			return false

@@ -3,6 +3,7 @@ package wire
 import (
 	"encoding/json"
 	"errors"
+	"math"
 	"os"
 	"reflect"
 	"strconv"
@@ -123,12 +124,22 @@ func allSeeds(tb testing.TB) []string {
 	return append(append(seeds, bodies...), props...)
 }
 
+// parseUnlimited is parseFlagsBody with limits no input reaches, for the
+// comparisons with encoding/json (which has none).
+func parseUnlimited(body []byte) (*FlagsRequest, error) {
+	return parseFlagsBody(body, Limits{MaxDecodedBytes: math.MaxInt, MaxValues: math.MaxInt, MaxStringBytes: math.MaxInt})
+}
+
+// parseDefaultLimits is parseFlagsBody with the default limits.
+func parseDefaultLimits(body []byte) (*FlagsRequest, error) { return parseFlagsBody(body, Limits{}) }
+
 // checkFlagsBody fails t unless parseFlagsBody and parseFlagsBodyStd agree
 // on body. Where several group types are bad, the reference names one at
 // random (map order), so any bad one is accepted.
 func checkFlagsBody(t *testing.T, body []byte) {
 	t.Helper()
-	got, err := parseFlagsBody(body)
+	got, err := parseUnlimited(body)
+	checkLimited(t, body, got, err)
 	want, wantErr := parseFlagsBodyStd(body)
 	if (err == nil) != (wantErr == nil) {
 		t.Fatalf("%q: got %v, want error %v", body, err, wantErr)
@@ -145,6 +156,24 @@ func checkFlagsBody(t *testing.T, body []byte) {
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("%q:\n got %#v\nwant %#v", body, got, want)
+	}
+}
+
+// checkLimited fails t unless parseFlagsBody with small limits either
+// refuses body for a limit or decodes it as it does without limits (got,
+// err): limits change nothing but the refusal.
+func checkLimited(t *testing.T, body []byte, got *FlagsRequest, err error) {
+	t.Helper()
+	lgot, lerr := parseFlagsBody(body, Limits{MaxValues: 8, MaxStringBytes: 16})
+	var re *RequestError
+	if errors.As(lerr, &re) && (re.Code == CodeTooManyValues || re.Code == CodePropertyTooLarge) {
+		if re.Status != 413 || re.Field == "" {
+			t.Fatalf("%q: limit error %+v", body, *re)
+		}
+		return
+	}
+	if (lerr == nil) != (err == nil) || lerr != nil && lerr.Error() != err.Error() || !reflect.DeepEqual(lgot, got) {
+		t.Fatalf("%q: with limits %v %+v, without %v %+v", body, lerr, lgot, err, got)
 	}
 }
 
@@ -275,7 +304,7 @@ func BenchmarkParseFlagsBody(b *testing.B) {
 	for _, c := range []struct {
 		name  string
 		parse func([]byte) (*FlagsRequest, error)
-	}{{"encoding-json", parseFlagsBodyStd}, {"wire", parseFlagsBody}} {
+	}{{"encoding-json", parseFlagsBodyStd}, {"wire", parseDefaultLimits}} {
 		for _, in := range []struct {
 			name   string
 			bodies [][]byte

@@ -39,7 +39,53 @@ const (
 	CodeBadContentType    = "unsupported_content_type"
 	CodeBadCompression    = "unsupported_compression"
 	CodeBodyTooLarge      = "body_too_large"
+	// CodeTooManyValues: the properties, groups and key lists of a request
+	// hold more than Limits.MaxValues values (413).
+	CodeTooManyValues = "too_many_values"
+	// CodePropertyTooLarge: a key or a value there is longer than
+	// Limits.MaxStringBytes (413).
+	CodePropertyTooLarge = "property_too_large"
 )
+
+// Limits bound what decoding one request may cost. Zero fields take the
+// defaults. With them a request's decoded values hold at most about
+// MaxDecodedBytes of text in at most MaxValues values, whatever its
+// compression; and a regex filter (flags.MaxRegexProgram) runs on at most
+// MaxStringBytes of a value.
+type Limits struct {
+	// MaxDecodedBytes bounds the body after gzip decompression; the
+	// decompression stops one byte past it. Default 2 MiB.
+	MaxDecodedBytes int
+	// MaxValues bounds the JSON values in the request's person and group
+	// properties, groups and key lists together, each member and element
+	// of a nested value counted (a property whose value is a list of three
+	// is four values). Decoding stops at the first value past it. Default
+	// 10000.
+	MaxValues int
+	// MaxStringBytes bounds each key and each string or number value
+	// there, in bytes once unquoted. Default 8 KiB.
+	MaxStringBytes int
+}
+
+// Default limits.
+const (
+	DefaultMaxDecodedBytes = 2 << 20
+	DefaultMaxValues       = 10_000
+	DefaultMaxStringBytes  = 8 << 10
+)
+
+func (l Limits) withDefaults() Limits {
+	if l.MaxDecodedBytes <= 0 {
+		l.MaxDecodedBytes = DefaultMaxDecodedBytes
+	}
+	if l.MaxValues <= 0 {
+		l.MaxValues = DefaultMaxValues
+	}
+	if l.MaxStringBytes <= 0 {
+		l.MaxStringBytes = DefaultMaxStringBytes
+	}
+	return l
+}
 
 func badRequest(code, field, format string, args ...any) *RequestError {
 	return &RequestError{Status: 400, Code: code, Field: field, Message: fmt.Sprintf(format, args...)}
@@ -69,17 +115,29 @@ const MaxDistinctIDLength = 200
 
 // DecodeFlagsRequest decodes a body as PostHog's server does: JSON, gzip
 // (by the compression parameter, the Content-Encoding header or the magic
-// bytes), base64, and the browser's form encoding (data=<base64>).
-// maxDecoded bounds the decompressed size (0: 1 MiB).
-func DecodeFlagsRequest(contentType, contentEncoding string, query url.Values, body []byte, maxDecoded int) (*FlagsRequest, error) {
-	if maxDecoded <= 0 {
-		maxDecoded = 1 << 20
-	}
-	raw, err := decodeBody(contentType, contentEncoding, query.Get("compression"), body, maxDecoded)
+// bytes), base64, and the browser's form encoding (data=<base64>), within
+// lim: a body past one of its bounds is refused (413, CodeBodyTooLarge,
+// CodeTooManyValues or CodePropertyTooLarge, naming the field) as soon as
+// the decoding reaches the bound.
+func DecodeFlagsRequest(contentType, contentEncoding string, query url.Values, body []byte, lim Limits) (*FlagsRequest, error) {
+	lim = lim.withDefaults()
+	raw, err := decodeBody(contentType, contentEncoding, query.Get("compression"), body, lim.MaxDecodedBytes)
 	if err != nil {
 		return nil, err
 	}
-	return parseFlagsBody(raw)
+	return parseFlagsBody(raw, lim)
+}
+
+// DecodeFlagsJSON decodes a plain JSON /flags body (no compression or
+// encoding) by the same rules and within the same limits as
+// DecodeFlagsRequest: the gRPC API builds one from its call, so that both
+// transports check a request alike.
+func DecodeFlagsJSON(body []byte, lim Limits) (*FlagsRequest, error) {
+	lim = lim.withDefaults()
+	if len(body) > lim.MaxDecodedBytes {
+		return nil, &RequestError{Status: 413, Code: CodeBodyTooLarge, Field: "body", Message: fmt.Sprintf("the request is over %d bytes", lim.MaxDecodedBytes)}
+	}
+	return parseFlagsBody(body, lim)
 }
 
 func decodeBody(contentType, contentEncoding, compression string, body []byte, maxDecoded int) ([]byte, error) {
@@ -102,7 +160,7 @@ func decodeBody(contentType, contentEncoding, compression string, body []byte, m
 			strings.Contains(strings.ToLower(contentEncoding), "gzip") ||
 			len(body) >= 2 && body[0] == 0x1f && body[1] == 0x8b
 		if gz {
-			out, err := gunzip(body, maxDecoded)
+			out, err := gunzip(bytes.NewReader(body), maxDecoded)
 			if err != nil {
 				return nil, err
 			}
@@ -143,8 +201,11 @@ func decodeBody(contentType, contentEncoding, compression string, body []byte, m
 	}
 }
 
-func gunzip(body []byte, max int) ([]byte, error) {
-	zr, err := gzip.NewReader(bytes.NewReader(body))
+// gunzip decompresses r, reading no more of it than it needs for max+1
+// bytes of output: a body that inflates past max is refused once that much
+// is out, whatever it would inflate to.
+func gunzip(r io.Reader, max int) ([]byte, error) {
+	zr, err := gzip.NewReader(r)
 	if err != nil {
 		return nil, badRequest(CodeBadBody, "body", "invalid gzip data")
 	}

@@ -1,6 +1,9 @@
 package wire
 
-import "strings"
+import (
+	"fmt"
+	"strings"
+)
 
 // The body's top-level fields that the request reads, each in one slot.
 const (
@@ -110,12 +113,29 @@ type field struct {
 	list       []string                  // a list of strings
 }
 
+// fieldNames are the names errors give the fields that limits apply to.
+var fieldNames = [numFields]string{
+	fGroups: "groups", fDollarGroups: "groups",
+	fPersonProperties: "person_properties", fDollarProperties: "person_properties",
+	fGroupProperties: "group_properties", fDollarGroupProperties: "group_properties",
+	fFlagKeysToEvaluate: "flag_keys_to_evaluate", fFlagKeys: "flag_keys_to_evaluate",
+	fEvaluationContexts: "evaluation_contexts", fEvaluationEnvironments: "evaluation_contexts",
+}
+
 // parseFlagsBody decodes a /flags body as encoding/json with UseNumber
 // decoding it into a map[string]any would, then reads the fields from that
-// map; it decodes only the fields it reads.
-func parseFlagsBody(raw []byte) (*FlagsRequest, error) {
+// map; it decodes only the fields it reads. The decoding stops as soon as
+// the body passes one of lim's bounds on values.
+func parseFlagsBody(raw []byte, lim Limits) (*FlagsRequest, error) {
 	var f [numFields]field
-	if !scanFlagsBody(sanitizeJSON5(raw), &f) {
+	ok, over, at := scanFlagsBody(sanitizeJSON5(raw), &f, lim)
+	switch over {
+	case overValues:
+		return nil, limitError(CodeTooManyValues, fieldNames[at], "the request's properties, groups and key lists hold more than %d values", lim.MaxValues)
+	case overString:
+		return nil, limitError(CodePropertyTooLarge, fieldNames[at], "a key or value is longer than %d bytes", lim.MaxStringBytes)
+	}
+	if !ok {
 		return nil, badRequest(CodeBadBody, "body", "the body must be a JSON object")
 	}
 	first := func(slots ...int) (*field, bool) {
@@ -193,6 +213,10 @@ func parseFlagsBody(raw []byte) (*FlagsRequest, error) {
 	return r, nil
 }
 
+func limitError(code, field, format string, args ...any) *RequestError {
+	return &RequestError{Status: 413, Code: code, Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
 func (f *field) boolean() bool {
 	switch f.kind {
 	case kindBool:
@@ -227,22 +251,28 @@ func truncateDistinctID(id string) string {
 
 // scanFlagsBody decodes the top-level object of b into f and reports
 // whether b starts with a valid JSON object (encoding/json ignores what
-// follows it).
-func scanFlagsBody(b []byte, f *[numFields]field) bool {
+// follows it). The values of the fields it decodes (properties, groups,
+// key lists) are bounded by lim: past a bound it stops at once and over
+// says which bound (overValues, overString) in which field's slot, at.
+func scanFlagsBody(b []byte, f *[numFields]field, lim Limits) (ok bool, over, at int) {
+	lim = lim.withDefaults()
 	p := getParser(b)
 	defer putParser(p)
+	p.limited, p.budget, p.maxStr = true, lim.MaxValues, lim.MaxStringBytes
 	p.ws()
 	if p.i >= len(b) || b[p.i] != '{' {
-		return false // null, another value, or not JSON
+		return false, overNone, 0 // null, another value, or not JSON
 	}
-	return p.eachMember(func(k []byte) bool {
+	ok = p.eachMember(func(k []byte) bool {
 		i := fieldOf(k)
 		if i < 0 {
 			return p.skip()
 		}
+		at = i
 		f[i] = field{}
 		return p.field(i, &f[i])
 	}, func() {})
+	return ok, p.over, at
 }
 
 // field decodes the value at p.i into slot i.
@@ -304,6 +334,9 @@ func (p *parser) groups(f *field) bool {
 	f.groups = map[string]string{}
 	var bad map[string]bool
 	return p.eachMember(func(kt []byte) bool {
+		if !p.spend() || !p.fits(len(kt)) {
+			return false
+		}
 		k := p.key(kt)
 		if p.i < len(p.b) {
 			switch c := p.b[p.i]; {
@@ -312,12 +345,16 @@ func (p *parser) groups(f *field) bool {
 				if !ok {
 					return false
 				}
-				f.groups[k] = string(p.text(start, end, plain))
+				t := p.text(start, end, plain)
+				if !p.fits(len(t)) {
+					return false
+				}
+				f.groups[k] = string(t)
 				delete(bad, k)
 				return true
 			case c == '-' || isDigit(c):
 				start := p.i
-				if !p.number() {
+				if !p.number() || !p.fits(p.i-start) {
 					return false
 				}
 				f.groups[k] = string(p.b[start:p.i])
@@ -344,6 +381,9 @@ func (p *parser) groupProperties(f *field) bool {
 	f.groupProps = map[string]map[string]any{}
 	var bad map[string]bool
 	return p.eachMember(func(kt []byte) bool {
+		if !p.spend() || !p.fits(len(kt)) {
+			return false
+		}
 		k := p.key(kt)
 		if p.i < len(p.b) {
 			switch p.b[p.i] {
@@ -429,13 +469,20 @@ func (p *parser) stringList(f *field) bool {
 	}
 	for {
 		p.ws()
+		if !p.spend() {
+			return false
+		}
 		if p.i < len(p.b) && p.b[p.i] == '"' {
 			start, end, plain, ok := p.scanString()
 			if !ok {
 				return false
 			}
+			t := p.text(start, end, plain)
+			if !p.fits(len(t)) {
+				return false
+			}
 			if !f.hasBad {
-				f.list = append(f.list, string(p.text(start, end, plain)))
+				f.list = append(f.list, string(t))
 			}
 		} else {
 			f.hasBad = true

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/vexil-dev/vexil/namespace"
 	ingestv1 "github.com/vexil-dev/vexil/proto/vexil/ingest/v1"
 )
 
@@ -100,12 +101,12 @@ func ParseContentType(v string) (Encoding, error) {
 	return 0, poisonf(ReasonContentType, "Content-Type %q is neither %s nor %s", v, ContentTypeProtobuf, ContentTypeJSON)
 }
 
-// Decode decodes and validates one message published on subject with the
+// Decode decodes and validates one message published on subject of ns with the
 // given Content-Type header value. The returned envelope's property values
 // are compact JSON text. Every error is an *Error (errors.Is(err, ErrPoison)).
-func Decode(subject, contentType string, data []byte, lim Limits) (*ingestv1.Envelope, error) {
+func Decode(ns namespace.Name, subject, contentType string, data []byte, lim Limits) (*ingestv1.Envelope, error) {
 	lim = lim.WithDefaults()
-	fam, team, err := ParseSubject(subject)
+	fam, team, err := ParseSubject(ns, subject)
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -9,10 +10,35 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/vexil-dev/vexil/namespace"
 	ingestv1 "github.com/vexil-dev/vexil/proto/vexil/ingest/v1"
 )
 
 func i64(v int64) *int64 { return &v }
+
+func TestSubjectsOfNamespaces(t *testing.T) {
+	staging := namespace.Name("staging")
+	if s := Subject(staging, Persons, 7); s != "staging.persons.7" {
+		t.Errorf("Subject(staging) = %q", s)
+	}
+	if w := SubjectWildcards(staging); !slices.Equal(w, []string{"staging.persons.*", "staging.groups.*", "staging.events.*"}) {
+		t.Errorf("SubjectWildcards(staging) = %q", w)
+	}
+	if w := SubjectWildcards(""); !slices.Equal(w, []string{"vexil.persons.*", "vexil.groups.*", "vexil.events.*"}) {
+		t.Errorf("SubjectWildcards(default) = %q", w)
+	}
+	if f, team, err := ParseSubject(staging, "staging.groups.3"); err != nil || f != Groups || team != 3 {
+		t.Errorf("ParseSubject(staging) = %v, %d, %v", f, team, err)
+	}
+	for _, c := range []struct {
+		ns      namespace.Name
+		subject string
+	}{{staging, "vexil.persons.1"}, {"", "staging.persons.1"}, {staging, "stagingx.persons.1"}} {
+		if _, _, err := ParseSubject(c.ns, c.subject); ReasonOf(err) != ReasonWrongSubject {
+			t.Errorf("ParseSubject(%q, %q) = %v, want wrong_subject", c.ns, c.subject, err)
+		}
+	}
+}
 
 func TestParseSubject(t *testing.T) {
 	cases := []struct {
@@ -34,15 +60,15 @@ func TestParseSubject(t *testing.T) {
 		{"other.persons.1", 0, 0, false},
 	}
 	for _, c := range cases {
-		f, team, err := ParseSubject(c.subject)
+		f, team, err := ParseSubject("", c.subject)
 		if c.ok != (err == nil) || f != c.fam || team != c.team {
 			t.Errorf("ParseSubject(%q) = %v, %d, %v; want %v, %d, ok=%v", c.subject, f, team, err, c.fam, c.team, c.ok)
 		}
 		if err != nil && ReasonOf(err) != ReasonWrongSubject {
 			t.Errorf("ParseSubject(%q) reason %q, want %q", c.subject, ReasonOf(err), ReasonWrongSubject)
 		}
-		if c.ok && Subject(f, team) != c.subject {
-			t.Errorf("Subject(%v, %d) = %q, want %q", f, team, Subject(f, team), c.subject)
+		if c.ok && Subject("", f, team) != c.subject {
+			t.Errorf("Subject(%v, %d) = %q, want %q", f, team, Subject("", f, team), c.subject)
 		}
 	}
 }
@@ -119,7 +145,7 @@ func TestDecodeJSONKinds(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			got, err := Decode(c.subject, "application/json; charset=utf-8", []byte(c.json), Limits{})
+			got, err := Decode("", c.subject, "application/json; charset=utf-8", []byte(c.json), Limits{})
 			if err != nil {
 				t.Fatalf("Decode: %v", err)
 			}
@@ -132,7 +158,7 @@ func TestDecodeJSONKinds(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, ct := range []string{"", ContentTypeProtobuf} {
-				got, err := Decode(c.subject, ct, bin, Limits{})
+				got, err := Decode("", c.subject, ct, bin, Limits{})
 				if err != nil {
 					t.Fatalf("Decode protobuf (%q): %v", ct, err)
 				}
@@ -145,14 +171,14 @@ func TestDecodeJSONKinds(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			back, err := Decode(c.subject, ContentTypeJSON, js, Limits{})
+			back, err := Decode("", c.subject, ContentTypeJSON, js, Limits{})
 			if err != nil {
 				t.Fatalf("Decode(MarshalJSON): %v\n%s", err, js)
 			}
 			if !proto.Equal(back, c.want) {
 				t.Fatalf("round trip =\n%v\nwant\n%v\njson %s", back, c.want, js)
 			}
-			if s, err := SubjectOf(c.want); err != nil || s != c.subject {
+			if s, err := SubjectOf("", c.want); err != nil || s != c.subject {
 				t.Errorf("SubjectOf = %q, %v; want %q", s, err, c.subject)
 			}
 		})
@@ -210,7 +236,7 @@ func TestDecodePoison(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			env, err := Decode(c.subject, c.ct, []byte(c.payload), Limits{})
+			env, err := Decode("", c.subject, c.ct, []byte(c.payload), Limits{})
 			if err == nil {
 				t.Fatalf("Decode accepted %v", env)
 			}
@@ -230,7 +256,7 @@ func TestDecodeProtobufPropertyValues(t *testing.T) {
 		Set: map[string]string{"a": " [1, 2.0 ] ", "b": `"x y"`},
 	}}}
 	bin, _ := proto.Marshal(env)
-	got, err := Decode("vexil.persons.1", "", bin, Limits{})
+	got, err := Decode("", "vexil.persons.1", "", bin, Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,17 +268,17 @@ func TestDecodeProtobufPropertyValues(t *testing.T) {
 	}
 	env.GetPersonUpdate().Set["c"] = "not json"
 	bin, _ = proto.Marshal(env)
-	if _, err := Decode("vexil.persons.1", "", bin, Limits{}); ReasonOf(err) != ReasonInvalidValue {
+	if _, err := Decode("", "vexil.persons.1", "", bin, Limits{}); ReasonOf(err) != ReasonInvalidValue {
 		t.Fatalf("non-JSON value: err %v, want reason %q", err, ReasonInvalidValue)
 	}
 }
 
 func TestLimitsOverride(t *testing.T) {
 	msg := `{"type":"person_update","team":1,"person_id":"p","version":1,"distinct_ids":["a","b","c"]}`
-	if _, err := Decode("vexil.persons.1", ContentTypeJSON, []byte(msg), Limits{MaxDistinctIDs: 2}); ReasonOf(err) != ReasonTooLarge {
+	if _, err := Decode("", "vexil.persons.1", ContentTypeJSON, []byte(msg), Limits{MaxDistinctIDs: 2}); ReasonOf(err) != ReasonTooLarge {
 		t.Fatalf("err %v, want too_large", err)
 	}
-	if _, err := Decode("vexil.persons.1", ContentTypeJSON, []byte(msg), Limits{MaxDistinctIDs: 3}); err != nil {
+	if _, err := Decode("", "vexil.persons.1", ContentTypeJSON, []byte(msg), Limits{MaxDistinctIDs: 3}); err != nil {
 		t.Fatalf("err %v, want nil", err)
 	}
 	if err := (Limits{MaxProperties: -1}).Validate(); err == nil {

@@ -121,7 +121,7 @@ func BenchmarkDecodePersonUpdate(b *testing.B) {
 	}
 	b.Run("fast", func(b *testing.B) {
 		for b.Loop() {
-			if _, err := Decode("vexil.persons.1", ContentTypeProtobuf, data, Limits{}); err != nil {
+			if _, err := Decode("", "vexil.persons.1", ContentTypeProtobuf, data, Limits{}); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -31,7 +31,7 @@ func FuzzDecode(f *testing.F) {
 		if asJSON {
 			ct = ContentTypeJSON
 		}
-		env, err := Decode("vexil.persons.1", ct, []byte(payload), Limits{})
+		env, err := Decode("", "vexil.persons.1", ct, []byte(payload), Limits{})
 		if err != nil {
 			var pe *Error
 			if !errors.As(err, &pe) || !errors.Is(err, ErrPoison) || pe.Reason == "" {
@@ -43,7 +43,7 @@ func FuzzDecode(f *testing.F) {
 		if err != nil {
 			t.Fatalf("MarshalJSON of an accepted message: %v", err)
 		}
-		back, err := Decode("vexil.persons.1", ContentTypeJSON, js, Limits{})
+		back, err := Decode("", "vexil.persons.1", ContentTypeJSON, js, Limits{})
 		if err != nil {
 			t.Fatalf("re-decoding %s: %v", js, err)
 		}
@@ -54,7 +54,7 @@ func FuzzDecode(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		back, err = Decode("vexil.persons.1", ContentTypeProtobuf, bin, Limits{})
+		back, err = Decode("", "vexil.persons.1", ContentTypeProtobuf, bin, Limits{})
 		if err != nil {
 			t.Fatalf("re-decoding protobuf: %v", err)
 		}

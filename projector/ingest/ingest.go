@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/vexil-dev/vexil/namespace"
 	ingestv1 "github.com/vexil-dev/vexil/proto/vexil/ingest/v1"
 )
 
@@ -54,21 +55,25 @@ func (f Family) String() string {
 }
 
 // Subject returns the subject a message of family f for team is published
-// on, for example "vexil.persons.42".
-func Subject(f Family, team int64) string {
-	return "vexil." + f.String() + "." + strconv.FormatInt(team, 10)
+// on in ns, for example "vexil.persons.42" in namespace.Default.
+func Subject(ns namespace.Name, f Family, team int64) string {
+	return ns.Subject(f.String(), strconv.FormatInt(team, 10))
 }
 
-// SubjectWildcards are the subjects of every team, the ones the projector's
-// stream captures.
-var SubjectWildcards = []string{"vexil.persons.*", "vexil.groups.*", "vexil.events.*"}
+// SubjectWildcards returns the subjects of every team of ns, the ones the
+// projector's stream captures ("vexil.persons.*", "vexil.groups.*",
+// "vexil.events.*" in namespace.Default).
+func SubjectWildcards(ns namespace.Name) []string {
+	return []string{ns.Subject(Persons.String(), "*"), ns.Subject(Groups.String(), "*"), ns.Subject(Events.String(), "*")}
+}
 
-// ParseSubject splits an ingest subject into its family and team. The team
-// token must be a positive decimal integer without sign or leading zeros.
-func ParseSubject(subject string) (Family, int64, error) {
-	rest, ok := strings.CutPrefix(subject, "vexil.")
+// ParseSubject splits an ingest subject of ns into its family and team. The
+// team token must be a positive decimal integer without sign or leading
+// zeros.
+func ParseSubject(ns namespace.Name, subject string) (Family, int64, error) {
+	rest, ok := strings.CutPrefix(subject, ns.Subject()+".")
 	if !ok {
-		return 0, 0, poisonf(ReasonWrongSubject, "subject %q is not an ingest subject", subject)
+		return 0, 0, poisonf(ReasonWrongSubject, "subject %q is not an ingest subject of namespace %q", subject, ns)
 	}
 	fam, teamText, ok := strings.Cut(rest, ".")
 	if !ok {
@@ -125,8 +130,8 @@ func Team(env *ingestv1.Envelope) int64 {
 	return 0
 }
 
-// SubjectOf returns the subject env must be published on.
-func SubjectOf(env *ingestv1.Envelope) (string, error) {
+// SubjectOf returns the subject env must be published on in ns.
+func SubjectOf(ns namespace.Name, env *ingestv1.Envelope) (string, error) {
 	f := FamilyOf(env)
 	if f == 0 {
 		return "", poisonf(ReasonUnknownKind, "envelope holds no known message kind")
@@ -135,7 +140,7 @@ func SubjectOf(env *ingestv1.Envelope) (string, error) {
 	if team <= 0 {
 		return "", poisonf(ReasonMissingField, "team must be > 0")
 	}
-	return Subject(f, team), nil
+	return Subject(ns, f, team), nil
 }
 
 // ErrPoison is matched (errors.Is) by every *Error: the message can never

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vexil-dev/vexil/namespace"
 	"github.com/vexil-dev/vexil/schema"
 )
 
@@ -36,6 +37,14 @@ type Config struct {
 	// (Pebble's cache is off-heap), so a higher target trades a little
 	// memory for less GC work per request.
 	GCPercent int `yaml:"gc-percent"`
+	// MemoryLimitMB is the Go memory limit (GOMEMLIMIT), in MiB, unless
+	// the GOMEMLIMIT environment variable is set, which wins; 0 sets none.
+	// With a limit the GC works harder as the heap nears it instead of
+	// letting it grow to GCPercent, and the evaluation service sheds new
+	// /flags requests (503) while the live heap is near it. Set it below
+	// the memory the process may use, leaving room for Pebble's cache,
+	// which is off the Go heap. Default 0.
+	MemoryLimitMB int `yaml:"memory-limit-mb"`
 
 	NATS       NATS       `yaml:"nats"`
 	Scylla     Scylla     `yaml:"scylla"`
@@ -57,6 +66,12 @@ type NATS struct {
 	// publish and producers); port -1 picks a free one. Default
 	// "127.0.0.1:4222".
 	Listen string `yaml:"listen"`
+	// Namespace names this environment on NATS: every stream, consumer,
+	// bucket and subject of its roles derives from it, so environments
+	// sharing one NATS (staging beside production) never share a message.
+	// Default "vexil", which gives the names of a single environment
+	// (namespace.Default).
+	Namespace string `yaml:"namespace"`
 }
 
 // Scylla selects the ScyllaDB (or Cassandra) store and catalog.
@@ -146,7 +161,7 @@ func Default() Config {
 		HTTPAddr:   "127.0.0.1:8000",
 		GRPCAddr:   "127.0.0.1:8001",
 		GCPercent:  400,
-		NATS:       NATS{Listen: "127.0.0.1:4222"},
+		NATS:       NATS{Listen: "127.0.0.1:4222", Namespace: string(namespace.Default)},
 		Scylla:     Scylla{Keyspace: "vexil", Replication: 1, HedgeAttempts: 1, HedgeMaxDelay: 50 * time.Millisecond},
 		Store:      Store{CacheMB: 256},
 		Eval:       Eval{StoreTimeout: 50 * time.Millisecond},
@@ -168,6 +183,9 @@ const (
 	maxDemoPersons  = 1_000_000
 	maxDemoFlags    = 10_000
 )
+
+// maxMemoryLimitMB bounds memory-limit-mb: 64 TiB.
+const maxMemoryLimitMB = 1 << 26
 
 // A FieldError is a setting that Validate refuses. Key names it as the
 // file does (nats.url).
@@ -204,8 +222,16 @@ func (c *Config) Validate() error {
 	if c.GCPercent < 0 || c.GCPercent > maxGCPercent {
 		bad("gc-percent", "%d out of range 0..%d", c.GCPercent, maxGCPercent)
 	}
+	if c.MemoryLimitMB < 0 || c.MemoryLimitMB > maxMemoryLimitMB {
+		bad("memory-limit-mb", "%d out of range 0..%d", c.MemoryLimitMB, maxMemoryLimitMB)
+	}
 	check("nats.url", checkNATSURL(c.NATS.URL))
 	check("nats.listen", checkAddr(c.NATS.Listen, -1))
+	if c.NATS.Namespace == "" {
+		bad("nats.namespace", "required (the default is %q)", namespace.Default)
+	} else if _, err := namespace.Parse(c.NATS.Namespace); err != nil {
+		check("nats.namespace", err)
+	}
 	if len(c.Scylla.Hosts) > maxHosts {
 		bad("scylla.hosts", "%d hosts, more than %d", len(c.Scylla.Hosts), maxHosts)
 	}

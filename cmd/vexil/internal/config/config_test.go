@@ -56,6 +56,8 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"grpc-addr", func(c *Config) { c.GRPCAddr = "127.0.0.1:70000" }},
 		{"grpc-addr", func(c *Config) { c.GRPCAddr = "127.0.0.1:-1" }},
 		{"gc-percent", func(c *Config) { c.GCPercent = -5 }},
+		{"memory-limit-mb", func(c *Config) { c.MemoryLimitMB = -1 }},
+		{"memory-limit-mb", func(c *Config) { c.MemoryLimitMB = maxMemoryLimitMB + 1 }},
 		{"nats.url", func(c *Config) { c.NATS.URL = "http://example.com:4222" }},
 		{"nats.url", func(c *Config) { c.NATS.URL = "nats://a:4222,nats://" }},
 		{"nats.listen", func(c *Config) { c.NATS.Listen = "127.0.0.1:-2" }},

@@ -48,8 +48,12 @@ type EvaluateRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// token is the project token (phc_...) when the metadata has none.
 	Token string `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
-	// distinct_id is required; it is cut at 200 characters, as PostHog does.
-	DistinctId string `protobuf:"bytes,2,opt,name=distinct_id,json=distinctId,proto3" json:"distinct_id,omitempty"`
+	// distinct_id is required, as on PostHog's /flags: a call without it is
+	// refused (missing_distinct_id), while the empty string is accepted and
+	// evaluated as any other id. It is cut at 200 characters, as PostHog
+	// does. (optional: proto3 tells a missing string from an empty one only
+	// so; the field's number and encoding are unchanged.)
+	DistinctId *string `protobuf:"bytes,2,opt,name=distinct_id,json=distinctId,proto3,oneof" json:"distinct_id,omitempty"`
 	// groups maps a group type name ("company") to the group key.
 	Groups map[string]string `protobuf:"bytes,3,rep,name=groups,proto3" json:"groups,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// person_properties is a JSON object that overrides the stored
@@ -105,8 +109,8 @@ func (x *EvaluateRequest) GetToken() string {
 }
 
 func (x *EvaluateRequest) GetDistinctId() string {
-	if x != nil {
-		return x.DistinctId
+	if x != nil && x.DistinctId != nil {
+		return *x.DistinctId
 	}
 	return ""
 }
@@ -517,11 +521,11 @@ var File_vexil_eval_v1_eval_proto protoreflect.FileDescriptor
 
 const file_vexil_eval_v1_eval_proto_rawDesc = "" +
 	"\n" +
-	"\x18vexil/eval/v1/eval.proto\x12\rvexil.eval.v1\"\xd9\x02\n" +
+	"\x18vexil/eval/v1/eval.proto\x12\rvexil.eval.v1\"\xee\x02\n" +
 	"\x0fEvaluateRequest\x12\x14\n" +
-	"\x05token\x18\x01 \x01(\tR\x05token\x12\x1f\n" +
-	"\vdistinct_id\x18\x02 \x01(\tR\n" +
-	"distinctId\x12B\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\x12$\n" +
+	"\vdistinct_id\x18\x02 \x01(\tH\x00R\n" +
+	"distinctId\x88\x01\x01\x12B\n" +
 	"\x06groups\x18\x03 \x03(\v2*.vexil.eval.v1.EvaluateRequest.GroupsEntryR\x06groups\x12+\n" +
 	"\x11person_properties\x18\x04 \x01(\tR\x10personProperties\x12)\n" +
 	"\x10group_properties\x18\x05 \x01(\tR\x0fgroupProperties\x12\x1b\n" +
@@ -529,7 +533,8 @@ const file_vexil_eval_v1_eval_proto_rawDesc = "" +
 	"\tdevice_id\x18\a \x01(\tR\bdeviceId\x1a9\n" +
 	"\vGroupsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x98\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\x0e\n" +
+	"\f_distinct_id\"\x98\x01\n" +
 	"\x10EvaluateResponse\x12/\n" +
 	"\x05flags\x18\x01 \x03(\v2\x19.vexil.eval.v1.FlagResultR\x05flags\x124\n" +
 	"\x16errors_while_computing\x18\x02 \x01(\bR\x14errorsWhileComputing\x12\x1d\n" +
@@ -605,6 +610,7 @@ func file_vexil_eval_v1_eval_proto_init() {
 	if File_vexil_eval_v1_eval_proto != nil {
 		return
 	}
+	file_vexil_eval_v1_eval_proto_msgTypes[0].OneofWrappers = []any{}
 	file_vexil_eval_v1_eval_proto_msgTypes[3].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
