@@ -104,6 +104,13 @@ func (s *Service) announce(ctx context.Context, n changes.Notice, actor string, 
 	}
 }
 
+// announceRevoked tells every node that k was revoked, on the
+// instance-wide subject: a key with no team (instance-wide) has no team
+// subject, and every node's key cache must drop it at once.
+func (s *Service) announceRevoked(ctx context.Context, k catalog.APIKey, actor string) {
+	s.announce(ctx, changes.Notice{Kind: changes.KindKeyRevoked, ID: k.ID, Version: k.Version, Op: "revoked"}, actor, nil)
+}
+
 // publish publishes one message of announce, whose encoding failed when
 // encErr is not nil.
 func (s *Service) publish(ctx context.Context, subject string, data []byte, encErr error) {
@@ -133,15 +140,18 @@ func expectVersion(got, current int64) error {
 			"the version you read is required (field version or header If-Match)")
 	}
 	if got != current {
-		return conflict(current)
+		return conflict(got, current)
 	}
 	return nil
 }
 
-func conflict(current int64) error {
+// conflict is the error of a version that is not the stored one: the
+// version sent and the current one.
+func conflict(sent, current int64) error {
 	return errcode.Field(errcode.Conflict, "version",
-		"version %d is not the current one: read the record again and retry", current).
-		With("current_version", strconv.FormatInt(current, 10))
+		"version %d was sent, the current version is %d: read the record again and retry", sent, current).
+		With("current_version", strconv.FormatInt(current, 10)).
+		With("sent_version", strconv.FormatInt(sent, 10))
 }
 
 // pageSize checks a requested page size.
@@ -324,9 +334,10 @@ func (s *Service) UpdateTeam(ctx context.Context, req *adminv1.UpdateTeamRequest
 
 func (s *Service) saveTeam(ctx context.Context, p *principal, before, t catalog.Team, action string) (*adminv1.UpdateTeamResponse, error) {
 	diff := jsonDiff(before, t)
+	id, sent := t.ID, t.Version
 	t, err := s.cat.UpdateTeam(ctx, t, catalog.Change{Actor: p.key.ID, Action: action, Diff: diff})
 	if errors.Is(err, catalog.ErrConflict) {
-		return nil, s.teamConflict(ctx, t.ID)
+		return nil, s.teamConflict(ctx, id, sent)
 	}
 	if err != nil {
 		return nil, err
@@ -339,12 +350,12 @@ func (s *Service) saveTeam(ctx context.Context, p *principal, before, t catalog.
 	return &adminv1.UpdateTeamResponse{Team: tp}, nil
 }
 
-func (s *Service) teamConflict(ctx context.Context, id int64) error {
+func (s *Service) teamConflict(ctx context.Context, id, sent int64) error {
 	cur, err := s.cat.GetTeam(ctx, id)
 	if err != nil {
 		return err
 	}
-	return conflict(cur.Version)
+	return conflict(sent, cur.Version)
 }
 
 // SetGroupType maps (or, with an empty name, unmaps) a group type index.
@@ -415,8 +426,12 @@ func (s *Service) RotateTeamKey(ctx context.Context, req *adminv1.RotateTeamKeyR
 	}
 	for _, o := range old {
 		if o.Kind == kind && !o.Revoked() {
-			if _, err := s.cat.RevokeKey(ctx, o.ID, catalog.Change{Actor: p.key.ID}); err != nil && !errors.Is(err, catalog.ErrConflict) {
+			r, err := s.cat.RevokeKey(ctx, o.ID, catalog.Change{Actor: p.key.ID})
+			if err != nil && !errors.Is(err, catalog.ErrConflict) {
 				return nil, err
+			}
+			if err == nil {
+				s.announceRevoked(ctx, r, p.key.ID)
 			}
 		}
 	}
@@ -526,5 +541,6 @@ func (s *Service) RevokeKey(ctx context.Context, req *adminv1.RevokeKeyRequest) 
 	for _, t := range k.Teams {
 		s.announce(ctx, changes.Notice{Team: t, Kind: changes.KindKey, ID: k.ID, Version: k.Version, Op: "revoked"}, p.key.ID, nil)
 	}
+	s.announceRevoked(ctx, k, p.key.ID)
 	return &adminv1.RevokeKeyResponse{Key: keyProto(k)}, nil
 }

@@ -9,10 +9,14 @@ import (
 	"strings"
 )
 
-// Prefix starts every change-notice subject; Wildcard matches them all.
+// Prefix starts every team's change-notice subject; Wildcard matches them
+// all. InstanceSubject carries the notices about no one team (the
+// revocation of a key): every node subscribes to it. It lies outside
+// Wildcard, so the consumers of team notices never see it.
 const (
-	Prefix   = "vexil.changes."
-	Wildcard = Prefix + ">"
+	Prefix          = "vexil.changes."
+	Wildcard        = Prefix + ">"
+	InstanceSubject = "vexil.instance.changes"
 )
 
 // MaxSize bounds a notice's payload. Notices are a few dozen bytes; a
@@ -32,9 +36,15 @@ const (
 	KindTeam        Kind = "team"
 	KindKey         Kind = "key"
 	KindPrecompute  Kind = "precompute"
+	// KindKeyRevoked is instance-wide (Team 0, on InstanceSubject): the
+	// key ID was revoked, whichever teams it reached. Every node evicts
+	// the key from its caches.
+	KindKeyRevoked Kind = "key_revoked"
 )
 
-// Notice is published on Subject(Team) after a committed change.
+// Notice is published on Subject(Team) after a committed change; a notice
+// of an instance-wide kind (KindKeyRevoked) has Team 0 and goes to
+// InstanceSubject.
 type Notice struct {
 	Team int64 `json:"team_id"`
 	Kind Kind  `json:"kind"`
@@ -71,16 +81,33 @@ func TeamOf(subject string) (int64, bool) {
 	return team, true
 }
 
-// Subject is the subject n is published on.
-func (n Notice) Subject() string { return Subject(n.Team) }
+// Instance reports whether the kind is instance-wide: its notices have
+// Team 0 and go to InstanceSubject.
+func (k Kind) Instance() bool { return k == KindKeyRevoked }
 
-// Encode returns n's payload. The team must be positive and the kind set.
-func (n Notice) Encode() ([]byte, error) {
-	if n.Team <= 0 {
-		return nil, fmt.Errorf("%w: team %d is not positive", ErrNotice, n.Team)
+// Subject is the subject n is published on.
+func (n Notice) Subject() string {
+	if n.Kind.Instance() {
+		return InstanceSubject
 	}
+	return Subject(n.Team)
+}
+
+// Encode returns n's payload. The kind must be set; the team must be
+// positive, or 0 for an instance-wide kind.
+func (n Notice) Encode() ([]byte, error) {
 	if n.Kind == "" {
 		return nil, fmt.Errorf("%w: no kind", ErrNotice)
+	}
+	if n.Kind.Instance() {
+		if n.Team != 0 {
+			return nil, fmt.Errorf("%w: team %d on an instance-wide notice (%s)", ErrNotice, n.Team, n.Kind)
+		}
+		if n.ID == "" {
+			return nil, fmt.Errorf("%w: no id on an instance-wide notice (%s)", ErrNotice, n.Kind)
+		}
+	} else if n.Team <= 0 {
+		return nil, fmt.Errorf("%w: team %d is not positive", ErrNotice, n.Team)
 	}
 	data, err := json.Marshal(n)
 	if err != nil {
@@ -90,6 +117,26 @@ func (n Notice) Encode() ([]byte, error) {
 		return nil, fmt.Errorf("%w: %d bytes, more than %d", ErrNotice, len(data), MaxSize)
 	}
 	return data, nil
+}
+
+// ParseInstance reads a notice published on InstanceSubject. A payload
+// that cannot be read, or whose kind is not instance-wide, yields
+// ErrNotice with a zero Notice: something instance-wide changed, not what.
+func ParseInstance(data []byte) (Notice, error) {
+	if len(data) > MaxSize {
+		return Notice{}, fmt.Errorf("%w: payload of %d bytes, more than %d", ErrNotice, len(data), MaxSize)
+	}
+	if t := bytes.TrimSpace(data); len(t) == 0 || t[0] != '{' {
+		return Notice{}, fmt.Errorf("%w: payload is not a JSON object", ErrNotice)
+	}
+	var n Notice
+	if err := json.Unmarshal(data, &n); err != nil {
+		return Notice{}, fmt.Errorf("%w: %w", ErrNotice, err)
+	}
+	if !n.Kind.Instance() || n.Team != 0 {
+		return Notice{}, fmt.Errorf("%w: kind %q, team_id %d is not an instance-wide notice", ErrNotice, n.Kind, n.Team)
+	}
+	return n, nil
 }
 
 // Parse reads the notice published on subject with payload data. The team

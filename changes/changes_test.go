@@ -77,6 +77,8 @@ func TestEncodeRefuses(t *testing.T) {
 		{Team: -1, Kind: KindFlag},
 		{Team: 1},
 		{Team: 1, Kind: KindFlag, Key: strings.Repeat("k", MaxSize)},
+		{Team: 1, Kind: KindKeyRevoked, ID: "key_1"},
+		{Team: 0, Kind: KindKeyRevoked},
 	} {
 		if data, err := n.Encode(); !errors.Is(err, ErrNotice) {
 			t.Errorf("Encode(%+.40v) = %.40s, %v; want ErrNotice", n, data, err)
@@ -117,6 +119,34 @@ func TestParse(t *testing.T) {
 				t.Errorf("err %v, want %v", err, c.err)
 			}
 		})
+	}
+}
+
+func TestInstanceNotice(t *testing.T) {
+	n := Notice{Kind: KindKeyRevoked, ID: "key_0a", Version: 2, Op: "revoked"}
+	if got := n.Subject(); got != InstanceSubject {
+		t.Fatalf("Subject() = %q, want %q", got, InstanceSubject)
+	}
+	if _, ok := TeamOf(InstanceSubject); ok || strings.HasPrefix(InstanceSubject, Prefix) {
+		t.Fatalf("%q must lie outside the team subjects (%s)", InstanceSubject, Wildcard)
+	}
+	data, err := n.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const want = `{"team_id":0,"kind":"key_revoked","id":"key_0a","version":2,"op":"revoked"}`
+	if string(data) != want {
+		t.Fatalf("Encode\n got %s\nwant %s", data, want)
+	}
+	back, err := ParseInstance(data)
+	if err != nil || back != n {
+		t.Fatalf("ParseInstance(Encode) = %+v, %v; want %+v", back, err, n)
+	}
+	for _, bad := range []string{``, `null`, `{not json`, `{"kind":"flag","id":"x"}`,
+		`{"team_id":3,"kind":"key_revoked","id":"x"}`, `{"kind":"key_revoked","op":"` + strings.Repeat("x", MaxSize) + `"}`} {
+		if got, err := ParseInstance([]byte(bad)); !errors.Is(err, ErrNotice) || got != (Notice{}) {
+			t.Errorf("ParseInstance(%.40q) = %+v, %v; want ErrNotice and a zero notice", bad, got, err)
+		}
 	}
 }
 
