@@ -491,10 +491,13 @@ func (s *Service) CreatePersonalKey(ctx context.Context, req *adminv1.CreatePers
 	return &adminv1.CreatePersonalKeyResponse{Key: keyProto(k), Secret: secret}, nil
 }
 
-// ListKeys lists the keys that reach a team.
+// ListKeys lists the keys that reach a team; team 0, for an instance-wide
+// caller, lists the instance-wide keys (vexil keys list against a node).
 func (s *Service) ListKeys(ctx context.Context, req *adminv1.ListKeysRequest) (*adminv1.ListKeysResponse, error) {
-	if _, err := s.getTeam(ctx, req.GetTeamId()); err != nil {
-		return nil, err
+	if req.GetTeamId() != 0 || !callerOf(ctx).instanceWide() {
+		if _, err := s.getTeam(ctx, req.GetTeamId()); err != nil {
+			return nil, err
+		}
 	}
 	keys, err := s.cat.ListKeys(ctx, req.GetTeamId())
 	if err != nil {

@@ -223,3 +223,38 @@ func TestConcurrentTeamUpdatesOneWins(t *testing.T) {
 		t.Fatalf("%d won, %d conflicts", ok, conflicts)
 	}
 }
+
+// Team 0 lists the instance-wide keys, for an instance-wide caller only.
+func TestListInstanceWideKeys(t *testing.T) {
+	e := newEnv(t)
+	team := e.createTeam("acme")
+	wide := e.key(nil, ScopeFlagRead)
+	scoped := e.key([]int64{team.GetId()}, ScopeAll)
+	resp, err := e.client.ListKeys(e.ctx(e.root), &adminv1.ListKeysRequest{TeamId: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var prefixes []string
+	for _, k := range resp.GetKeys() {
+		if len(k.GetTeams()) != 0 {
+			t.Errorf("key %s reaches teams %v", k.GetId(), k.GetTeams())
+		}
+		prefixes = append(prefixes, k.GetPrefix())
+	}
+	if len(prefixes) != 2 || !slicesContainPrefix(prefixes, e.root) || !slicesContainPrefix(prefixes, wide) {
+		t.Fatalf("instance-wide keys %v, want the root key's and %s's", prefixes, wide[:12])
+	}
+	_, err = e.client.ListKeys(e.ctx(scoped), &adminv1.ListKeysRequest{TeamId: 0})
+	if status.Code(err) != codes.NotFound {
+		t.Fatalf("a team key listing team 0: %v, want NotFound", err)
+	}
+}
+
+func slicesContainPrefix(prefixes []string, secret string) bool {
+	for _, p := range prefixes {
+		if strings.HasPrefix(secret, p) {
+			return true
+		}
+	}
+	return false
+}
