@@ -227,6 +227,40 @@ func validateTeamFields(name, tz string, pmv int32) error {
 	return nil
 }
 
+// CreateTeam stores a new team with its project token and secure key, and
+// returns them (the secure key's secret is shown once): the path of the
+// API and of "vexil teams create" on a stopped data directory. Name,
+// Timezone and PropertyMatchingVersion are checked as the API does.
+func CreateTeam(ctx context.Context, cat interface {
+	catalog.Teams
+	catalog.Keys
+}, t catalog.Team, actor string) (team catalog.Team, token, secure string, err error) {
+	if err := validateTeamFields(t.Name, t.Timezone, int32(t.PropertyMatchingVersion)); err != nil {
+		return catalog.Team{}, "", "", err
+	}
+	t, err = cat.CreateTeam(ctx, catalog.Team{Name: t.Name, Timezone: t.Timezone,
+		PropertyMatchingVersion: t.PropertyMatchingVersion}, catalog.Change{Actor: actor})
+	if err != nil {
+		return catalog.Team{}, "", "", err
+	}
+	for _, kind := range []catalog.KeyKind{catalog.KeyProjectToken, catalog.KeySecure} {
+		label := map[catalog.KeyKind]string{catalog.KeyProjectToken: "project token", catalog.KeySecure: "secure key"}[kind]
+		k, secret, err := NewKey(kind, []int64{t.ID}, nil, label, actor)
+		if err != nil {
+			return catalog.Team{}, "", "", err
+		}
+		if _, err := cat.PutKey(ctx, k, catalog.Change{Actor: actor}); err != nil {
+			return catalog.Team{}, "", "", err
+		}
+		if kind == catalog.KeyProjectToken {
+			token = secret
+		} else {
+			secure = secret
+		}
+	}
+	return t, token, secure, nil
+}
+
 // CreateTeam creates a team with its project token and secure key. It
 // needs an instance-wide key with team:admin.
 func (s *Service) CreateTeam(ctx context.Context, req *adminv1.CreateTeamRequest) (*adminv1.CreateTeamResponse, error) {
@@ -234,26 +268,9 @@ func (s *Service) CreateTeam(ctx context.Context, req *adminv1.CreateTeamRequest
 	if !p.instanceWide() {
 		return nil, errcode.New(errcode.PermissionDenied, "creating a team needs an instance-wide key (one with no teams)")
 	}
-	if err := validateTeamFields(req.GetName(), req.GetTimezone(), req.GetPropertyMatchingVersion()); err != nil {
-		return nil, err
-	}
-	t, err := s.cat.CreateTeam(ctx, catalog.Team{Name: req.GetName(), Timezone: req.GetTimezone(),
-		PropertyMatchingVersion: int(req.GetPropertyMatchingVersion())}, catalog.Change{Actor: p.key.ID})
+	t, _, secret, err := CreateTeam(ctx, s.cat, catalog.Team{Name: req.GetName(), Timezone: req.GetTimezone(),
+		PropertyMatchingVersion: int(req.GetPropertyMatchingVersion())}, p.key.ID)
 	if err != nil {
-		return nil, err
-	}
-	token, _, err := NewKey(catalog.KeyProjectToken, []int64{t.ID}, nil, "project token", p.key.ID)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := s.cat.PutKey(ctx, token, catalog.Change{Actor: p.key.ID}); err != nil {
-		return nil, err
-	}
-	secure, secret, err := NewKey(catalog.KeySecure, []int64{t.ID}, nil, "secure key", p.key.ID)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := s.cat.PutKey(ctx, secure, catalog.Change{Actor: p.key.ID}); err != nil {
 		return nil, err
 	}
 	s.announce(ctx, changes.Notice{Team: t.ID, Kind: changes.KindTeam, ID: strconv.FormatInt(t.ID, 10), Version: t.Version, Op: "created"}, p.key.ID, nil)
