@@ -339,7 +339,7 @@ func (s *Service) saveCohort(ctx context.Context, before, r catalog.CohortRecord
 		if gerr != nil {
 			return catalog.CohortRecord{}, gerr
 		}
-		return catalog.CohortRecord{}, conflict(cur.Cohort.Version)
+		return catalog.CohortRecord{}, conflict(r.Cohort.Version, cur.Cohort.Version)
 	}
 	if err != nil {
 		return catalog.CohortRecord{}, err

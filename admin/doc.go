@@ -41,11 +41,17 @@
 // matches nothing): the write is accepted and the answer carries it in
 // "warnings" (field, code, message). The
 // write is a compare-and-set on the version the client read (a lost update
-// is refused with version_conflict and the current version), and the
+// is refused with version_conflict, naming the version sent and the current
+// one: sent_version and current_version), and the
 // catalog stores the activity entry (actor key id, before, after, diff)
 // with it. Once committed, a change notice (package changes) goes to
 // vexil.changes.<team> and a rollout signal to vexil.signals.<team>.rollout
-// (in Config.Namespace, whose default these are) through the Publisher. Archiving or deleting a flag other live flags depend on is
+// (in Config.Namespace, whose default these are) through the Publisher; a
+// key's revocation also goes to every node on
+// changes.InstanceSubject(ns), so a revoked key (an instance-wide one too) is
+// refused at once everywhere. A new flag key, or a changed one, follows
+// PostHog's rule: letters, digits, '-' and '_' (keys stored before the rule
+// keep working). Archiving or deleting a flag other live flags depend on is
 // refused with the list of dependents.
 //
 // # Keys and scopes

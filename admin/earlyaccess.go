@@ -236,7 +236,7 @@ func (s *Service) UpdateEarlyAccessFeature(ctx context.Context, req *adminv1.Upd
 		if gerr != nil {
 			return nil, gerr
 		}
-		return nil, conflict(cur.Version)
+		return nil, conflict(f.Version, cur.Version)
 	}
 	if err != nil {
 		return nil, err
@@ -296,7 +296,7 @@ func (s *Service) DeleteEarlyAccessFeature(ctx context.Context, req *adminv1.Del
 		if gerr != nil {
 			return nil, gerr
 		}
-		return nil, conflict(cur.Version)
+		return nil, conflict(f.Version, cur.Version)
 	}
 	if err != nil {
 		return nil, err

@@ -114,6 +114,23 @@ func overridesToProto(in []flags.Override) []*adminv1.Override {
 	return out
 }
 
+// checkNewFlagKey checks a flag key that is being created or changed to
+// (unchanged when it equals old): PostHog's rule, letters, digits, '-' and
+// '_'. Keys stored before the rule keep working until they change.
+func checkNewFlagKey(key, old, field string) error {
+	if key == old {
+		return nil
+	}
+	for i := 0; i < len(key); i++ {
+		c := key[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return errcode.Field(errcode.InvalidArgument, field,
+				"key %q: only letters, digits, hyphens (-) and underscores (_) are allowed", key)
+		}
+	}
+	return nil
+}
+
 // flagFromInput builds a flag from the editable fields, checking the
 // request limits; field paths start with prefix ("flag.").
 func (s *Service) flagFromInput(in *adminv1.FlagInput, prefix string) (flags.Flag, error) {

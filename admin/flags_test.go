@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -13,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/vexil-dev/vexil/catalog"
 	"github.com/vexil-dev/vexil/changes"
 	"github.com/vexil-dev/vexil/errcode"
 	"github.com/vexil-dev/vexil/flags"
@@ -90,7 +92,8 @@ func TestFlagLifecycleHTTP(t *testing.T) {
 	if code := e.do("PUT", base+"/"+id, e.root, update, &je); code != 409 {
 		t.Fatalf("stale update: %d", code)
 	}
-	if je.reason() != string(errcode.Conflict) || je.meta("current_version") != "1" {
+	if je.reason() != string(errcode.Conflict) || je.meta("current_version") != "1" || je.meta("sent_version") != "7" ||
+		!strings.Contains(je.Message, "version 7 was sent, the current version is 1") {
 		t.Errorf("conflict body %+v", je)
 	}
 	delete(update, "version")
@@ -392,5 +395,47 @@ func TestBodyLimit(t *testing.T) {
 		Flag: &adminv1.FlagInput{Key: "big", Description: strings.Repeat("x", 3000)}})
 	if status.Code(err) != codes.ResourceExhausted {
 		t.Errorf("big message: %v", err)
+	}
+}
+
+// New flag keys follow PostHog's rule (letters, digits, '-' and '_'): a
+// key that would need escaping in a path is refused with its field, on
+// create and on a change of key; a key stored before the rule keeps working.
+func TestFlagKeyCharacters(t *testing.T) {
+	e := newEnv(t)
+	team := e.createTeam("acme")
+	base := fmt.Sprintf("/api/projects/%d/feature_flags", team.GetId())
+	for _, key := range []string{"../../x", "a/b", "with space", "dot.ted", "é", "a?b", "a%2Fb"} {
+		var je jerr
+		if code := e.do("POST", base, e.root, map[string]any{"key": key, "active": true}, &je); code != 400 ||
+			je.reason() != string(errcode.InvalidArgument) || je.meta("field") != "flag.key" {
+			t.Errorf("create %q: %d %+v, want 400 on flag.key", key, code, je)
+		}
+	}
+	var f jflag
+	if code := e.do("POST", base, e.root, map[string]any{"key": "Beta_2-x", "active": true}, &f); code != 200 || f.Key != "Beta_2-x" {
+		t.Fatalf("create Beta_2-x: %d %+v", code, f)
+	}
+	item := fmt.Sprintf("%s/%d", base, f.ID)
+	var je jerr
+	if code := e.do("PATCH", item, e.root, `{"key":"a/b"}`, &je, "If-Match", "1"); code != 400 || je.meta("field") != "flag.key" {
+		t.Errorf("rename to a/b: %d %+v, want 400 on flag.key", code, je)
+	}
+
+	// A key stored before the rule: it still reads, updates and renames
+	// to a valid key.
+	old, err := e.cat.CreateFlag(context.Background(), catalog.FlagRecord{Flag: flags.Flag{TeamID: team.GetId(), Key: "legacy key/1",
+		Filters: flags.Filters{Groups: []flags.Condition{}}}}, catalog.Change{Actor: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldItem := fmt.Sprintf("%s/%d", base, old.Flag.ID)
+	var patched jflag
+	if code := e.do("PATCH", oldItem, e.root, `{"name":"kept"}`, &patched, "If-Match", "1"); code != 200 ||
+		patched.Key != "legacy key/1" || patched.Version != 2 {
+		t.Fatalf("update of a legacy key: %d %+v", code, patched)
+	}
+	if code := e.do("PATCH", oldItem, e.root, `{"key":"legacy-key-1"}`, &patched, "If-Match", "2"); code != 200 || patched.Key != "legacy-key-1" {
+		t.Fatalf("rename of a legacy key: %d %+v", code, patched)
 	}
 }

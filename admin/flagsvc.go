@@ -106,6 +106,9 @@ func (s *Service) mutateFlag(ctx context.Context, m mutation) (*adminv1.FeatureF
 	if err := m.apply(&r); err != nil {
 		return nil, err
 	}
+	if err := checkNewFlagKey(r.Flag.Key, before.Key, "flag.key"); err != nil {
+		return nil, err
+	}
 	var warns []*adminv1.Warning
 	if m.validate {
 		if err := s.checkFlagLimits(r.Flag, "flag."); err != nil {
@@ -132,7 +135,7 @@ func (s *Service) mutateFlag(ctx context.Context, m mutation) (*adminv1.FeatureF
 		if gerr != nil {
 			return nil, gerr
 		}
-		return nil, conflict(cur.Flag.Version)
+		return nil, conflict(r.Flag.Version, cur.Flag.Version)
 	case errors.Is(err, catalog.ErrExists):
 		return nil, errcode.Field(errcode.AlreadyExists, "flag.key", "another flag of the team has the key %q", r.Flag.Key)
 	case err != nil:
@@ -153,6 +156,9 @@ func (s *Service) CreateFlag(ctx context.Context, req *adminv1.CreateFlagRequest
 	}
 	f, err := s.flagFromInput(req.GetFlag(), "flag.")
 	if err != nil {
+		return nil, err
+	}
+	if err := checkNewFlagKey(f.Key, "", "flag.key"); err != nil {
 		return nil, err
 	}
 	f.TeamID = req.GetTeamId()

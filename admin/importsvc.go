@@ -436,6 +436,10 @@ func (s *Service) parseFlags(pl *importPlan, v any, recs []catalog.FlagRecord) e
 			it.Id = r.Flag.ID
 			flag.ID, flag.Version, flag.HasExperiment = r.Flag.ID, r.Flag.Version, r.Flag.HasExperiment
 			flag.Overrides = r.Flag.Overrides // Vexil's own; PostHog has none
+		} else if err := checkNewFlagKey(key, "", field+".key"); err != nil {
+			e := errcode.From(err)
+			pl.refuse(it, e.Field, string(e.Code), "%s", e.Message)
+			continue
 		}
 		f.flag = flag
 	}

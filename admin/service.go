@@ -106,6 +106,13 @@ func (s *Service) announce(ctx context.Context, n changes.Notice, actor string, 
 	}
 }
 
+// announceRevoked tells every node that k was revoked, on the
+// instance-wide subject: a key with no team (instance-wide) has no team
+// subject, and every node's key cache must drop it at once.
+func (s *Service) announceRevoked(ctx context.Context, k catalog.APIKey, actor string) {
+	s.announce(ctx, changes.Notice{Kind: changes.KindKeyRevoked, ID: k.ID, Version: k.Version, Op: "revoked"}, actor, nil)
+}
+
 // publish publishes one message of announce, whose encoding failed when
 // encErr is not nil.
 func (s *Service) publish(ctx context.Context, subject string, data []byte, encErr error) {
@@ -135,15 +142,18 @@ func expectVersion(got, current int64) error {
 			"the version you read is required (field version or header If-Match)")
 	}
 	if got != current {
-		return conflict(current)
+		return conflict(got, current)
 	}
 	return nil
 }
 
-func conflict(current int64) error {
+// conflict is the error of a version that is not the stored one: the
+// version sent and the current one.
+func conflict(sent, current int64) error {
 	return errcode.Field(errcode.Conflict, "version",
-		"version %d is not the current one: read the record again and retry", current).
-		With("current_version", strconv.FormatInt(current, 10))
+		"version %d was sent, the current version is %d: read the record again and retry", sent, current).
+		With("current_version", strconv.FormatInt(current, 10)).
+		With("sent_version", strconv.FormatInt(sent, 10))
 }
 
 // pageSize checks a requested page size.
@@ -219,6 +229,40 @@ func validateTeamFields(name, tz string, pmv int32) error {
 	return nil
 }
 
+// CreateTeam stores a new team with its project token and secure key, and
+// returns them (the secure key's secret is shown once): the path of the
+// API and of "vexil teams create" on a stopped data directory. Name,
+// Timezone and PropertyMatchingVersion are checked as the API does.
+func CreateTeam(ctx context.Context, cat interface {
+	catalog.Teams
+	catalog.Keys
+}, t catalog.Team, actor string) (team catalog.Team, token, secure string, err error) {
+	if err := validateTeamFields(t.Name, t.Timezone, int32(t.PropertyMatchingVersion)); err != nil {
+		return catalog.Team{}, "", "", err
+	}
+	t, err = cat.CreateTeam(ctx, catalog.Team{Name: t.Name, Timezone: t.Timezone,
+		PropertyMatchingVersion: t.PropertyMatchingVersion}, catalog.Change{Actor: actor})
+	if err != nil {
+		return catalog.Team{}, "", "", err
+	}
+	for _, kind := range []catalog.KeyKind{catalog.KeyProjectToken, catalog.KeySecure} {
+		label := map[catalog.KeyKind]string{catalog.KeyProjectToken: "project token", catalog.KeySecure: "secure key"}[kind]
+		k, secret, err := NewKey(kind, []int64{t.ID}, nil, label, actor)
+		if err != nil {
+			return catalog.Team{}, "", "", err
+		}
+		if _, err := cat.PutKey(ctx, k, catalog.Change{Actor: actor}); err != nil {
+			return catalog.Team{}, "", "", err
+		}
+		if kind == catalog.KeyProjectToken {
+			token = secret
+		} else {
+			secure = secret
+		}
+	}
+	return t, token, secure, nil
+}
+
 // CreateTeam creates a team with its project token and secure key. It
 // needs an instance-wide key with team:admin.
 func (s *Service) CreateTeam(ctx context.Context, req *adminv1.CreateTeamRequest) (*adminv1.CreateTeamResponse, error) {
@@ -226,26 +270,9 @@ func (s *Service) CreateTeam(ctx context.Context, req *adminv1.CreateTeamRequest
 	if !p.instanceWide() {
 		return nil, errcode.New(errcode.PermissionDenied, "creating a team needs an instance-wide key (one with no teams)")
 	}
-	if err := validateTeamFields(req.GetName(), req.GetTimezone(), req.GetPropertyMatchingVersion()); err != nil {
-		return nil, err
-	}
-	t, err := s.cat.CreateTeam(ctx, catalog.Team{Name: req.GetName(), Timezone: req.GetTimezone(),
-		PropertyMatchingVersion: int(req.GetPropertyMatchingVersion())}, catalog.Change{Actor: p.key.ID})
+	t, _, secret, err := CreateTeam(ctx, s.cat, catalog.Team{Name: req.GetName(), Timezone: req.GetTimezone(),
+		PropertyMatchingVersion: int(req.GetPropertyMatchingVersion())}, p.key.ID)
 	if err != nil {
-		return nil, err
-	}
-	token, _, err := NewKey(catalog.KeyProjectToken, []int64{t.ID}, nil, "project token", p.key.ID)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := s.cat.PutKey(ctx, token, catalog.Change{Actor: p.key.ID}); err != nil {
-		return nil, err
-	}
-	secure, secret, err := NewKey(catalog.KeySecure, []int64{t.ID}, nil, "secure key", p.key.ID)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := s.cat.PutKey(ctx, secure, catalog.Change{Actor: p.key.ID}); err != nil {
 		return nil, err
 	}
 	s.announce(ctx, changes.Notice{Team: t.ID, Kind: changes.KindTeam, ID: strconv.FormatInt(t.ID, 10), Version: t.Version, Op: "created"}, p.key.ID, nil)
@@ -326,9 +353,10 @@ func (s *Service) UpdateTeam(ctx context.Context, req *adminv1.UpdateTeamRequest
 
 func (s *Service) saveTeam(ctx context.Context, p *principal, before, t catalog.Team, action string) (*adminv1.UpdateTeamResponse, error) {
 	diff := jsonDiff(before, t)
+	id, sent := t.ID, t.Version
 	t, err := s.cat.UpdateTeam(ctx, t, catalog.Change{Actor: p.key.ID, Action: action, Diff: diff})
 	if errors.Is(err, catalog.ErrConflict) {
-		return nil, s.teamConflict(ctx, t.ID)
+		return nil, s.teamConflict(ctx, id, sent)
 	}
 	if err != nil {
 		return nil, err
@@ -341,12 +369,12 @@ func (s *Service) saveTeam(ctx context.Context, p *principal, before, t catalog.
 	return &adminv1.UpdateTeamResponse{Team: tp}, nil
 }
 
-func (s *Service) teamConflict(ctx context.Context, id int64) error {
+func (s *Service) teamConflict(ctx context.Context, id, sent int64) error {
 	cur, err := s.cat.GetTeam(ctx, id)
 	if err != nil {
 		return err
 	}
-	return conflict(cur.Version)
+	return conflict(sent, cur.Version)
 }
 
 // SetGroupType maps (or, with an empty name, unmaps) a group type index.
@@ -417,8 +445,12 @@ func (s *Service) RotateTeamKey(ctx context.Context, req *adminv1.RotateTeamKeyR
 	}
 	for _, o := range old {
 		if o.Kind == kind && !o.Revoked() {
-			if _, err := s.cat.RevokeKey(ctx, o.ID, catalog.Change{Actor: p.key.ID}); err != nil && !errors.Is(err, catalog.ErrConflict) {
+			r, err := s.cat.RevokeKey(ctx, o.ID, catalog.Change{Actor: p.key.ID})
+			if err != nil && !errors.Is(err, catalog.ErrConflict) {
 				return nil, err
+			}
+			if err == nil {
+				s.announceRevoked(ctx, r, p.key.ID)
 			}
 		}
 	}
@@ -478,10 +510,13 @@ func (s *Service) CreatePersonalKey(ctx context.Context, req *adminv1.CreatePers
 	return &adminv1.CreatePersonalKeyResponse{Key: keyProto(k), Secret: secret}, nil
 }
 
-// ListKeys lists the keys that reach a team.
+// ListKeys lists the keys that reach a team; team 0, for an instance-wide
+// caller, lists the instance-wide keys (vexil keys list against a node).
 func (s *Service) ListKeys(ctx context.Context, req *adminv1.ListKeysRequest) (*adminv1.ListKeysResponse, error) {
-	if _, err := s.getTeam(ctx, req.GetTeamId()); err != nil {
-		return nil, err
+	if req.GetTeamId() != 0 || !callerOf(ctx).instanceWide() {
+		if _, err := s.getTeam(ctx, req.GetTeamId()); err != nil {
+			return nil, err
+		}
 	}
 	keys, err := s.cat.ListKeys(ctx, req.GetTeamId())
 	if err != nil {
@@ -528,5 +563,6 @@ func (s *Service) RevokeKey(ctx context.Context, req *adminv1.RevokeKeyRequest) 
 	for _, t := range k.Teams {
 		s.announce(ctx, changes.Notice{Team: t, Kind: changes.KindKey, ID: k.ID, Version: k.Version, Op: "revoked"}, p.key.ID, nil)
 	}
+	s.announceRevoked(ctx, k, p.key.ID)
 	return &adminv1.RevokeKeyResponse{Key: keyProto(k)}, nil
 }

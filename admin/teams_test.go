@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 
@@ -127,7 +128,8 @@ func TestConcurrentUpdatesOneWins(t *testing.T) {
 		switch {
 		case err == nil:
 			ok++
-		case errcode.From(err).Code == errcode.Conflict && errcode.From(err).Meta["current_version"] == "2":
+		case errcode.From(err).Code == errcode.Conflict && errcode.From(err).Meta["current_version"] == "2" &&
+			errcode.From(err).Meta["sent_version"] == "1":
 			conflicts++
 		default:
 			t.Errorf("unexpected %v", err)
@@ -178,4 +180,81 @@ func TestPebbleCatalog(t *testing.T) {
 	if err != nil || g.GetFlag().GetVersion() != 2 || g.GetFlag().GetActive() || encodeJSON(got) != `{"groups":[{"properties":[{"key":"n","value":"10.50","type":"person"}],"rollout_percentage":null}]}` {
 		t.Fatalf("after reopen %v %v", g, err)
 	}
+}
+
+// The same race on a team: the loser gets a conflict naming the version it
+// sent and the current one (not a "team not found").
+func TestConcurrentTeamUpdatesOneWins(t *testing.T) {
+	e := newEnv(t)
+	team := e.createTeam("acme")
+	second, err := New(Config{Catalog: e.cat})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := e.cat.GetKeyByHash(context.Background(), HashSecret(e.root))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes := []*Service{e.svc, second}
+	errs := make([]error, 2)
+	var wg sync.WaitGroup
+	for i, n := range nodes {
+		wg.Go(func() {
+			ctx := context.WithValue(context.Background(), principalKey{}, &principal{key: k})
+			name := "node" + string(rune('a'+i))
+			_, errs[i] = n.UpdateTeam(ctx, &adminv1.UpdateTeamRequest{TeamId: team.GetId(), Version: team.GetVersion(), Name: &name})
+		})
+	}
+	wg.Wait()
+	ok, conflicts := 0, 0
+	for _, err := range errs {
+		e := errcode.From(err)
+		switch {
+		case err == nil:
+			ok++
+		case e.Code == errcode.Conflict && e.Meta["current_version"] == "2" && e.Meta["sent_version"] == "1" &&
+			strings.Contains(e.Message, "version 1 was sent, the current version is 2"):
+			conflicts++
+		default:
+			t.Errorf("unexpected %v", err)
+		}
+	}
+	if ok != 1 || conflicts != 1 {
+		t.Fatalf("%d won, %d conflicts", ok, conflicts)
+	}
+}
+
+// Team 0 lists the instance-wide keys, for an instance-wide caller only.
+func TestListInstanceWideKeys(t *testing.T) {
+	e := newEnv(t)
+	team := e.createTeam("acme")
+	wide := e.key(nil, ScopeFlagRead)
+	scoped := e.key([]int64{team.GetId()}, ScopeAll)
+	resp, err := e.client.ListKeys(e.ctx(e.root), &adminv1.ListKeysRequest{TeamId: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var prefixes []string
+	for _, k := range resp.GetKeys() {
+		if len(k.GetTeams()) != 0 {
+			t.Errorf("key %s reaches teams %v", k.GetId(), k.GetTeams())
+		}
+		prefixes = append(prefixes, k.GetPrefix())
+	}
+	if len(prefixes) != 2 || !slicesContainPrefix(prefixes, e.root) || !slicesContainPrefix(prefixes, wide) {
+		t.Fatalf("instance-wide keys %v, want the root key's and %s's", prefixes, wide[:12])
+	}
+	_, err = e.client.ListKeys(e.ctx(scoped), &adminv1.ListKeysRequest{TeamId: 0})
+	if status.Code(err) != codes.NotFound {
+		t.Fatalf("a team key listing team 0: %v, want NotFound", err)
+	}
+}
+
+func slicesContainPrefix(prefixes []string, secret string) bool {
+	for _, p := range prefixes {
+		if strings.HasPrefix(secret, p) {
+			return true
+		}
+	}
+	return false
 }

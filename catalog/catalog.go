@@ -39,6 +39,7 @@ type Catalog interface {
 	EarlyAccess
 	Activity
 	Jobs
+	Markers
 	Snapshotter
 	// Close releases the catalog's resources.
 	Close() error
@@ -158,6 +159,36 @@ type Jobs interface {
 	// UpdateJob is a compare-and-set on j.Version (progress, result,
 	// status, cancel request); it returns the job with Version+1.
 	UpdateJob(ctx context.Context, j BlastRadiusJob) (BlastRadiusJob, error)
+}
+
+// Markers stores cluster-wide markers: small named records, written only by
+// a compare-and-set, so that of several nodes starting at once on one
+// catalog exactly one does a one-time job (seeding the demo, creating the
+// first key) and the others read what it did.
+type Markers interface {
+	// GetMarker returns the marker or ErrNotFound.
+	GetMarker(ctx context.Context, name string) (Marker, error)
+	// PutMarker creates the marker when m.Version is 0 (ErrExists if it
+	// exists), else replaces it if its stored Version is m.Version
+	// (ErrConflict otherwise, ErrNotFound if there is none). It returns
+	// the marker with Version+1 and UpdatedAt now. The name is 1 to
+	// MaxMarkerName bytes, the value at most MaxMarkerValue bytes of JSON
+	// (ErrInvalid otherwise).
+	PutMarker(ctx context.Context, m Marker) (Marker, error)
+}
+
+// Marker bounds.
+const (
+	MaxMarkerName  = 200
+	MaxMarkerValue = 64 << 10
+)
+
+// Marker is a cluster-wide marker (Markers). Value is the owner's JSON.
+type Marker struct {
+	Name      string          `json:"name"`
+	Value     json.RawMessage `json:"value,omitempty"`
+	Version   int64           `json:"version"`
+	UpdatedAt time.Time       `json:"updated_at"`
 }
 
 // Snapshotter reads what the evaluation side needs to compile a team.

@@ -28,6 +28,13 @@
 // ScyllaDB (see package scyllacatalog for the window this leaves). Entry
 // ids are time-ordered, so the log is listed newest first with a cursor.
 //
+// # Markers
+//
+// A marker (Markers) is a small named record of the whole cluster, created
+// with IF NOT EXISTS and replaced by a compare-and-set on its version: of
+// several nodes starting at once on one catalog, exactly one seeds the demo
+// or creates the first key, and the others read what it did.
+//
 // # Backends
 //
 // memcatalog (tests, single process), pebblecatalog (one node, its own

@@ -15,8 +15,14 @@ import (
 // namespace.Default).
 func Prefix(ns namespace.Name) string { return ns.Subject("changes") + "." }
 
-// Wildcard matches every change-notice subject of ns, and only those.
+// Wildcard matches every team's change-notice subject of ns, and only those.
 func Wildcard(ns namespace.Name) string { return Prefix(ns) + ">" }
+
+// InstanceSubject carries the notices of ns about no one team (the
+// revocation of a key): every node subscribes to it
+// ("vexil.instance.changes" in namespace.Default). It lies outside
+// Wildcard, so the consumers of team notices never see it.
+func InstanceSubject(ns namespace.Name) string { return ns.Subject("instance") + ".changes" }
 
 // MaxSize bounds a notice's payload. Notices are a few dozen bytes; a
 // larger payload is not one.
@@ -35,9 +41,15 @@ const (
 	KindTeam        Kind = "team"
 	KindKey         Kind = "key"
 	KindPrecompute  Kind = "precompute"
+	// KindKeyRevoked is instance-wide (Team 0, on InstanceSubject): the
+	// key ID was revoked, whichever teams it reached. Every node evicts
+	// the key from its caches.
+	KindKeyRevoked Kind = "key_revoked"
 )
 
-// Notice is published on Subject(ns, Team) after a committed change.
+// Notice is published on Subject(ns, Team) after a committed change; a
+// notice of an instance-wide kind (KindKeyRevoked) has Team 0 and goes to
+// InstanceSubject(ns).
 type Notice struct {
 	Team int64 `json:"team_id"`
 	Kind Kind  `json:"kind"`
@@ -77,16 +89,33 @@ func TeamOf(ns namespace.Name, subject string) (int64, bool) {
 	return team, true
 }
 
-// Subject is the subject n is published on in ns.
-func (n Notice) Subject(ns namespace.Name) string { return Subject(ns, n.Team) }
+// Instance reports whether the kind is instance-wide: its notices have
+// Team 0 and go to InstanceSubject.
+func (k Kind) Instance() bool { return k == KindKeyRevoked }
 
-// Encode returns n's payload. The team must be positive and the kind set.
-func (n Notice) Encode() ([]byte, error) {
-	if n.Team <= 0 {
-		return nil, fmt.Errorf("%w: team %d is not positive", ErrNotice, n.Team)
+// Subject is the subject n is published on in ns.
+func (n Notice) Subject(ns namespace.Name) string {
+	if n.Kind.Instance() {
+		return InstanceSubject(ns)
 	}
+	return Subject(ns, n.Team)
+}
+
+// Encode returns n's payload. The kind must be set; the team must be
+// positive, or 0 for an instance-wide kind.
+func (n Notice) Encode() ([]byte, error) {
 	if n.Kind == "" {
 		return nil, fmt.Errorf("%w: no kind", ErrNotice)
+	}
+	if n.Kind.Instance() {
+		if n.Team != 0 {
+			return nil, fmt.Errorf("%w: team %d on an instance-wide notice (%s)", ErrNotice, n.Team, n.Kind)
+		}
+		if n.ID == "" {
+			return nil, fmt.Errorf("%w: no id on an instance-wide notice (%s)", ErrNotice, n.Kind)
+		}
+	} else if n.Team <= 0 {
+		return nil, fmt.Errorf("%w: team %d is not positive", ErrNotice, n.Team)
 	}
 	data, err := json.Marshal(n)
 	if err != nil {
@@ -96,6 +125,26 @@ func (n Notice) Encode() ([]byte, error) {
 		return nil, fmt.Errorf("%w: %d bytes, more than %d", ErrNotice, len(data), MaxSize)
 	}
 	return data, nil
+}
+
+// ParseInstance reads a notice published on InstanceSubject. A payload
+// that cannot be read, or whose kind is not instance-wide, yields
+// ErrNotice with a zero Notice: something instance-wide changed, not what.
+func ParseInstance(data []byte) (Notice, error) {
+	if len(data) > MaxSize {
+		return Notice{}, fmt.Errorf("%w: payload of %d bytes, more than %d", ErrNotice, len(data), MaxSize)
+	}
+	if t := bytes.TrimSpace(data); len(t) == 0 || t[0] != '{' {
+		return Notice{}, fmt.Errorf("%w: payload is not a JSON object", ErrNotice)
+	}
+	var n Notice
+	if err := json.Unmarshal(data, &n); err != nil {
+		return Notice{}, fmt.Errorf("%w: %w", ErrNotice, err)
+	}
+	if !n.Kind.Instance() || n.Team != 0 {
+		return Notice{}, fmt.Errorf("%w: kind %q, team_id %d is not an instance-wide notice", ErrNotice, n.Kind, n.Team)
+	}
+	return n, nil
 }
 
 // Parse reads the notice published on subject of ns with payload data. The team

@@ -79,6 +79,8 @@ func TestEncodeRefuses(t *testing.T) {
 		{Team: -1, Kind: KindFlag},
 		{Team: 1},
 		{Team: 1, Kind: KindFlag, Key: strings.Repeat("k", MaxSize)},
+		{Team: 1, Kind: KindKeyRevoked, ID: "key_1"},
+		{Team: 0, Kind: KindKeyRevoked},
 	} {
 		if data, err := n.Encode(); !errors.Is(err, ErrNotice) {
 			t.Errorf("Encode(%+.40v) = %.40s, %v; want ErrNotice", n, data, err)
@@ -145,6 +147,40 @@ func TestParse(t *testing.T) {
 				t.Errorf("err %v, want %v", err, c.err)
 			}
 		})
+	}
+}
+
+func TestInstanceNotice(t *testing.T) {
+	n := Notice{Kind: KindKeyRevoked, ID: "key_0a", Version: 2, Op: "revoked"}
+	for _, ns := range []namespace.Name{namespace.Default, "staging"} {
+		inst := InstanceSubject(ns)
+		if got := n.Subject(ns); got != inst {
+			t.Fatalf("Subject(%q) = %q, want %q", ns, got, inst)
+		}
+		if _, ok := TeamOf(ns, inst); ok || strings.HasPrefix(inst, Prefix(ns)) {
+			t.Fatalf("%q must lie outside the team subjects (%s)", inst, Wildcard(ns))
+		}
+	}
+	if got := InstanceSubject(namespace.Default); got != "vexil.instance.changes" {
+		t.Fatalf("InstanceSubject(default) = %q: the default namespace keeps the names it had", got)
+	}
+	data, err := n.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const want = `{"team_id":0,"kind":"key_revoked","id":"key_0a","version":2,"op":"revoked"}`
+	if string(data) != want {
+		t.Fatalf("Encode\n got %s\nwant %s", data, want)
+	}
+	back, err := ParseInstance(data)
+	if err != nil || back != n {
+		t.Fatalf("ParseInstance(Encode) = %+v, %v; want %+v", back, err, n)
+	}
+	for _, bad := range []string{``, `null`, `{not json`, `{"kind":"flag","id":"x"}`,
+		`{"team_id":3,"kind":"key_revoked","id":"x"}`, `{"kind":"key_revoked","op":"` + strings.Repeat("x", MaxSize) + `"}`} {
+		if got, err := ParseInstance([]byte(bad)); !errors.Is(err, ErrNotice) || got != (Notice{}) {
+			t.Errorf("ParseInstance(%.40q) = %+v, %v; want ErrNotice and a zero notice", bad, got, err)
+		}
 	}
 }
 

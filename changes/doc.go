@@ -12,6 +12,11 @@
 // The subject names the team: TeamOf reads it back, and a notice whose
 // payload names another team is refused.
 //
+// Notices about no one team go to InstanceSubject(ns) (vexil.instance.changes in the default namespace),
+// outside Wildcard, with team_id 0: KindKeyRevoked says a key (of any kind,
+// an instance-wide one too) was revoked, and every node evicts it from its
+// key cache. ParseInstance reads them.
+//
 // # Payload
 //
 // A Notice is JSON:

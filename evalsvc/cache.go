@@ -227,3 +227,14 @@ func (k *keyCache) flush() {
 	defer k.mu.Unlock()
 	k.m = map[string]keyEntry{}
 }
+
+// evict drops the entries of the key with this id.
+func (k *keyCache) evict(id string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for h, e := range k.m {
+		if e.found && e.key.ID == id {
+			delete(k.m, h)
+		}
+	}
+}

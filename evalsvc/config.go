@@ -51,8 +51,10 @@ type Config struct {
 	// ReloadInterval is the period of the full HyperCache reload that backs
 	// up change notices. Default 30s.
 	ReloadInterval time.Duration
-	// KeyCacheTTL is how long a key lookup is cached. Revocations reach a
-	// node through change notices at once, or after this TTL. Default 10s.
+	// KeyCacheTTL is how long a key lookup is cached. A revocation reaches
+	// every node at once through its instance-wide notice
+	// (changes.KindKeyRevoked), or after this TTL if the notice is lost.
+	// Default 10s.
 	KeyCacheTTL time.Duration
 	// MaxBodyBytes bounds a request body as sent, compressed or not: a
 	// Content-Length over it is refused before the body is read, and a body

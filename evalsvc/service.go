@@ -96,6 +96,23 @@ func (s *Service) Run(ctx context.Context, nc *nats.Conn) error {
 			return fmt.Errorf("evalsvc: subscribe to change notices: %w", err)
 		}
 		defer sub.Unsubscribe() //nolint:errcheck // best effort on shutdown
+		isub, err := nc.Subscribe(changes.InstanceSubject(s.cfg.Namespace), func(msg *nats.Msg) {
+			// A revoked key leaves the key cache at once, whatever teams
+			// it reaches (an instance-wide key reaches none). A notice
+			// that cannot be read drops every cached key.
+			n, err := changes.ParseInstance(msg.Data)
+			if err != nil {
+				s.keys.flush()
+				return
+			}
+			if n.Kind == changes.KindKeyRevoked {
+				s.keys.evict(n.ID)
+			}
+		})
+		if err != nil {
+			return fmt.Errorf("evalsvc: subscribe to instance notices: %w", err)
+		}
+		defer isub.Unsubscribe() //nolint:errcheck // best effort on shutdown
 		if err := nc.Flush(); err != nil {
 			if nc.IsClosed() {
 				return fmt.Errorf("evalsvc: subscribe to change notices: %w", err)

@@ -1,7 +1,7 @@
 // Package catalogtest is the contract suite every catalog.Catalog backend
 // passes: compare-and-set on versions, unique flag keys under concurrent
 // creates, key lookups by hash and revocation, paging of activity and cohort
-// members, and the content of team snapshots.
+// members, cluster-wide markers, and the content of team snapshots.
 //
 // The tests create their own teams and never assume an empty catalog, so a
 // backend may share one database (a Cassandra keyspace) across them.
@@ -47,6 +47,8 @@ func Run(t *testing.T, h Harness) {
 		{"Activity", testActivity},
 		{"ActivityPaging", testActivityPaging},
 		{"Jobs", testJobs},
+		{"Markers", testMarkers},
+		{"ConcurrentMarkers", testConcurrentMarkers},
 		{"Snapshot", testSnapshot},
 		{"Reopen", testReopen},
 		{"Closed", testClosed},

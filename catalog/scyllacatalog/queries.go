@@ -23,6 +23,7 @@ type queries struct {
 
 	getEarly, insertEarly, updateEarly, listEarly string
 	getJob, insertJob, updateJob, listJobs        string
+	getMarker, insertMarker, updateMarker         string
 
 	putActivity, putItemActivity            string
 	listActivity, listActivityAfter         string
@@ -79,6 +80,10 @@ func newQueries(ks string) queries {
 		insertJob: f("INSERT INTO %s.catalog_jobs (team_id, id, version, data) VALUES (?, ?, ?, ?) IF NOT EXISTS"),
 		updateJob: f("UPDATE %s.catalog_jobs SET version = ?, data = ? WHERE team_id = ? AND id = ? IF version = ?"),
 		listJobs:  f("SELECT data FROM %s.catalog_jobs WHERE team_id = ?"),
+
+		getMarker:    f("SELECT data FROM %s.catalog_markers WHERE name = ?"),
+		insertMarker: f("INSERT INTO %s.catalog_markers (name, version, data) VALUES (?, ?, ?) IF NOT EXISTS"),
+		updateMarker: f("UPDATE %s.catalog_markers SET version = ?, data = ? WHERE name = ? IF version = ?"),
 
 		putActivity:           f("INSERT INTO %s.catalog_activity (team_id, id, data) VALUES (?, ?, ?)"),
 		putItemActivity:       f("INSERT INTO %s.catalog_activity_by_item (team_id, scope, item_id, id, data) VALUES (?, ?, ?, ?, ?)"),

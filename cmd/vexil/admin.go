@@ -95,7 +95,16 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	srv, err := admin.NewServer(admin.ServerConfig{Service: svc, GRPCAddr: c.GRPCAddr, HTTPAddr: c.HTTPAddr, Logger: log,
+	grpcLn, err := listenFlag(c.GRPCAddr, "grpc-addr", "grpc-addr")
+	if err != nil {
+		return fmt.Errorf("gRPC: %w", err)
+	}
+	httpLn, err := listenFlag(c.HTTPAddr, "http-addr", "http-addr")
+	if err != nil {
+		_ = grpcLn.Close()
+		return fmt.Errorf("HTTP: %w", err)
+	}
+	srv, err := admin.NewServer(admin.ServerConfig{Service: svc, GRPCListener: grpcLn, HTTPListener: httpLn, Logger: log,
 		Routes: map[string]http.Handler{"/metrics": promhttp.HandlerFor(reg, promhttp.HandlerOpts{})}})
 	if err != nil {
 		return err

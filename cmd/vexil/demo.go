@@ -27,8 +27,11 @@ import (
 	"github.com/vexil-dev/vexil/store"
 )
 
-// demoInfo is what the demo prints, and keeps in <data-dir>/demo.json so a
-// restart prints the same secrets (they are stored hashed in the catalog).
+// demoInfo is what the demo prints. It is the result of the demo's
+// cluster-wide marker (markerDemo), so every node and every restart prints
+// the same team and keys: the demo's personal key is thus kept in clear in
+// the catalog, which is why it is for trying Vexil only. Data directories
+// seeded before the marker kept it in <data-dir>/demo.json.
 type demoInfo struct {
 	TeamID       int64  `json:"team_id"`
 	ProjectToken string `json:"project_token"`
@@ -53,13 +56,43 @@ var demoFlags = []struct{ key, name, description, filters string }{
 		            {"aggregation_group_type_index":0,"properties":[{"key":"seats","type":"group","group_type_index":0,"operator":"gt","value":500}],"rollout_percentage":100}]}`},
 }
 
+// demoStale is how long a demo seeding may run before another node takes
+// it over: seeding waits up to 5 minutes for the projector, and publishing
+// 10,000 persons takes seconds.
+const demoStale = 15 * time.Minute
+
+// seedDemo seeds the demo once per cluster: the first node to claim the
+// demo's marker in the shared catalog seeds it, the others (and every
+// restart) wait for and print its result.
 func seedDemo(ctx context.Context, n *node, c config.Config, log *slog.Logger) (demoInfo, error) {
-	path := filepath.Join(c.DataDir, "demo.json")
-	if b, err := os.ReadFile(path); err == nil {
+	raw, ran, err := newClusterOnce(n.catalog, markerDemo, demoStale).do(ctx, func(ctx context.Context) (json.RawMessage, error) {
+		info, err := seedDemoData(ctx, n, c, log)
+		if err != nil {
+			return nil, err
+		}
+		return json.Marshal(info)
+	})
+	if err != nil {
+		return demoInfo{}, err
+	}
+	var info demoInfo
+	if err := json.Unmarshal(raw, &info); err != nil {
+		return demoInfo{}, fmt.Errorf("the demo's marker: %w", err)
+	}
+	if !ran {
+		log.Info("demo data already present", "team", info.TeamID)
+	}
+	return info, nil
+}
+
+// seedDemoData creates the demo team, its flags and persons, unless a data
+// directory seeded before the cluster-wide marker has them (demo.json).
+func seedDemoData(ctx context.Context, n *node, c config.Config, log *slog.Logger) (demoInfo, error) {
+	if b, err := os.ReadFile(filepath.Join(c.DataDir, "demo.json")); err == nil {
 		var info demoInfo
 		if err := json.Unmarshal(b, &info); err == nil {
 			if _, err := n.catalog.GetTeam(ctx, info.TeamID); err == nil {
-				log.Info("demo data already present", "team", info.TeamID)
+				log.Info("demo data seeded before the cluster-wide marker", "team", info.TeamID)
 				return info, nil
 			}
 		}
@@ -132,10 +165,6 @@ func seedDemo(ctx context.Context, n *node, c config.Config, log *slog.Logger) (
 			return demoInfo{}, ctx.Err()
 		case <-time.After(50 * time.Millisecond):
 		}
-	}
-	b, _ := json.MarshalIndent(info, "", "  ")
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		return demoInfo{}, err
 	}
 	return info, nil
 }

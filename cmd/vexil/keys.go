@@ -2,11 +2,15 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"net/url"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/vexil-dev/vexil/admin"
 	"github.com/vexil-dev/vexil/catalog"
@@ -16,7 +20,7 @@ import (
 func init() {
 	register(&command{
 		name:    "keys",
-		summary: "create, list or revoke personal API keys on a data directory (bootstrap)",
+		summary: "create, list or revoke personal API keys, through a running node's API or on a stopped data directory",
 		run:     runKeys,
 	})
 }
@@ -32,6 +36,11 @@ func openCatalog(data string) (catalog.Catalog, error) {
 		return nil, &usageError{msg: "--data-dir is required"}
 	}
 	c, err := pebblecatalog.Open(pebblecatalog.Config{Dir: catalogDir(data)})
+	// Another process holds the lock (fcntl: EAGAIN, or EACCES on some
+	// systems): a server runs on the directory.
+	if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EACCES) {
+		return nil, fmt.Errorf("the catalog in %s is locked: a server is running on it; go through its management API with -url http://HOST:PORT -key phx_... (%w)", catalogDir(data), err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open the catalog in %s: %w", catalogDir(data), err)
 	}
@@ -40,9 +49,10 @@ func openCatalog(data string) (catalog.Catalog, error) {
 
 func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	usage := func() {
-		fmt.Fprintln(stderr, "Usage: vexil keys create|list|revoke --data-dir DIR [flags]")
+		fmt.Fprintln(stderr, "Usage: vexil keys create|list|revoke (--url http://HOST:PORT --key phx_... | --data-dir DIR) [flags]")
 		fmt.Fprintln(stderr)
-		fmt.Fprintln(stderr, "Works on a stopped server's data directory (the catalog is locked while one runs).")
+		fmt.Fprintln(stderr, "With --url, goes through a running node's management API with a personal key (team:admin;")
+		fmt.Fprintln(stderr, "--key defaults to $"+apiKeyEnv+"); without it, works on a stopped server's data directory.")
 		fmt.Fprintln(stderr, "  create  --scopes S1,S2 (or '*') [--teams 1,2] [--label L]: prints the new secret, shown once")
 		fmt.Fprintln(stderr, "  list    [--team N]: keys reaching team N (0: instance-wide keys)")
 		fmt.Fprintln(stderr, "  revoke  --id key_...")
@@ -56,7 +66,8 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	sub, args := args[0], args[1:]
 	fs := newFlagSet("keys "+sub, stderr)
-	data := fs.String("data-dir", ".data", "the server's data directory")
+	data := fs.String("data-dir", ".data", "the server's data directory (without -url)")
+	api := bindAPIFlags(fs)
 	var scopes, teams, label, id *string
 	var team *int64
 	switch sub {
@@ -78,14 +89,10 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if fs.NArg() > 0 {
 		return &usageError{msg: fmt.Sprintf("unexpected arguments %q", fs.Args())}
 	}
-	cat, err := openCatalog(*data)
-	if err != nil {
-		return err
-	}
-	defer cat.Close()
+	var teamIDs []int64
+	var sc []string
 	switch sub {
 	case "create":
-		var teamIDs []int64
 		for t := range strings.SplitSeq(*teams, ",") {
 			if t = strings.TrimSpace(t); t == "" {
 				continue
@@ -94,18 +101,42 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			if err != nil || n <= 0 {
 				return &usageError{msg: fmt.Sprintf("--teams: %q is not a team id", t)}
 			}
-			if _, err := cat.GetTeam(ctx, n); err != nil {
-				return fmt.Errorf("team %d: %w", n, err)
-			}
 			teamIDs = append(teamIDs, n)
 		}
-		var sc []string
 		for s := range strings.SplitSeq(*scopes, ",") {
 			if s = strings.TrimSpace(s); s != "" {
 				if !admin.ValidScope(s) {
 					return &usageError{msg: fmt.Sprintf("--scopes: unknown scope %q", s)}
 				}
 				sc = append(sc, s)
+			}
+		}
+	case "list":
+		if *team < 0 {
+			return &usageError{msg: fmt.Sprintf("--team: %d is not a team id", *team)}
+		}
+	case "revoke":
+		if *id == "" {
+			return &usageError{msg: "--id is required"}
+		}
+	}
+	client, err := api.client()
+	if err != nil {
+		return err
+	}
+	if client != nil {
+		return keysThroughAPI(ctx, client, sub, teamIDs, sc, label, team, id, stdout, stderr)
+	}
+	cat, err := openCatalog(*data)
+	if err != nil {
+		return err
+	}
+	defer cat.Close()
+	switch sub {
+	case "create":
+		for _, n := range teamIDs {
+			if _, err := cat.GetTeam(ctx, n); err != nil {
+				return fmt.Errorf("team %d: %w", n, err)
 			}
 		}
 		k, secret, err := admin.CreatePersonalKey(ctx, cat, teamIDs, sc, *label, "cli")
@@ -120,17 +151,56 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return err
 		}
 		for _, k := range keys {
-			state := "active"
-			if k.Revoked() {
-				state = "revoked"
-			}
-			fmt.Fprintf(stdout, "%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Kind, k.Prefix, strings.Join(k.Scopes, ","), state, k.Label)
+			printKey(stdout, k.ID, string(k.Kind), k.Prefix, k.Scopes, k.Revoked(), k.Label)
 		}
 	case "revoke":
-		if *id == "" {
-			return &usageError{msg: "--id is required"}
-		}
 		if _, err := cat.RevokeKey(ctx, *id, catalog.Change{Actor: "cli"}); err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "revoked %s\n", *id)
+	}
+	return nil
+}
+
+// printKey writes one line of "vexil keys list".
+func printKey(w io.Writer, id, kind, prefix string, scopes []string, revoked bool, label string) {
+	state := "active"
+	if revoked {
+		state = "revoked"
+	}
+	fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", id, kind, prefix, strings.Join(scopes, ","), state, label)
+}
+
+// keysThroughAPI runs a keys subcommand against a running node.
+func keysThroughAPI(ctx context.Context, c *apiClient, sub string, teams []int64, scopes []string, label *string, team *int64, id *string,
+	stdout, stderr io.Writer) error {
+	switch sub {
+	case "create":
+		var out struct {
+			Key    apiKeyJSON `json:"key"`
+			Secret string     `json:"secret"`
+		}
+		body := map[string]any{"scopes": scopes, "teams": teams, "label": *label}
+		if err := c.do(ctx, http.MethodPost, "/api/personal_api_keys", body, &out); err != nil {
+			return err
+		}
+		if out.Secret == "" {
+			return errors.New("management API: the answer carries no secret")
+		}
+		fmt.Fprintf(stderr, "created key %s (%s), scopes %s; the secret below is shown once\n", out.Key.ID, out.Key.Prefix, strings.Join(out.Key.Scopes, ","))
+		fmt.Fprintln(stdout, out.Secret)
+	case "list":
+		var out struct {
+			Keys []apiKeyJSON `json:"keys"`
+		}
+		if err := c.do(ctx, http.MethodGet, fmt.Sprintf("/api/projects/%d/api_keys", *team), nil, &out); err != nil {
+			return err
+		}
+		for _, k := range out.Keys {
+			printKey(stdout, k.ID, k.Kind, k.Prefix, k.Scopes, k.Revoked, k.Label)
+		}
+	case "revoke":
+		if err := c.do(ctx, http.MethodDelete, "/api/personal_api_keys/"+url.PathEscape(*id), nil, nil); err != nil {
 			return err
 		}
 		fmt.Fprintf(stderr, "revoked %s\n", *id)

@@ -377,9 +377,9 @@ func TestServeStartErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"nats port taken", []string{"--nats-listen", taken}, "vexil serve: nats: listen on " + taken + " (see -nats-listen): "},
-		{"http port taken", []string{"--http-addr", taken}, "vexil serve: admin: listen HTTP: listen tcp " + taken + ": "},
-		{"grpc port taken", []string{"--grpc-addr", taken}, "vexil serve: listen gRPC on " + taken + ": "},
+		{"nats port taken", []string{"--nats-listen", taken}, "vexil serve: nats: listen on " + taken + ": the address is in use by another process: choose another with -nats-listen "},
+		{"http port taken", []string{"--http-addr", taken}, "vexil serve: HTTP: listen on " + taken + ": the address is in use by another process: choose another with -http-addr "},
+		{"grpc port taken", []string{"--grpc-addr", taken}, "vexil serve: gRPC: listen on " + taken + ": the address is in use by another process: choose another with -grpc-addr "},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -36,6 +37,13 @@ func runPrecompute(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if c.NATS.URL == "" || len(c.Scylla.Hosts) == 0 {
 		return &usageError{msg: "-nats-url and -scylla-hosts are required (or nats.url and scylla.hosts in the --config file)"}
 	}
+	var metricsLn net.Listener // opened first: a taken port fails before any connection
+	if c.Precompute.MetricsAddr != "" {
+		if metricsLn, err = listenFlag(c.Precompute.MetricsAddr, "metrics-addr", "precompute.metrics-addr"); err != nil {
+			return fmt.Errorf("metrics: %w", err)
+		}
+		defer metricsLn.Close()
+	}
 	log := newLogger(c, stderr).With("role", "precompute")
 	nc, err := connectNATS(c.NATS.URL, "vexil precompute")
 	if err != nil {
@@ -66,10 +74,10 @@ func runPrecompute(ctx context.Context, args []string, stdout, stderr io.Writer)
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return w.Run(gctx) })
-	if c.Precompute.MetricsAddr != "" {
-		srv := &http.Server{Addr: c.Precompute.MetricsAddr, Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
+	if metricsLn != nil {
+		srv := &http.Server{Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
 		g.Go(func() error {
-			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := srv.Serve(metricsLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				return err
 			}
 			return nil
@@ -97,7 +105,7 @@ func bindPrecomputeFlags(b configFlags, c *config.Config) {
 	bindHedgeFlags(b, c)
 	b.int(&c.Precompute.Concurrency, "concurrency", "precompute.concurrency", "rows computed at once (0: the default)")
 	b.int(&c.Precompute.RunRate, "run-rate", "precompute.run-rate", "rows per second this worker computes of runs (0: unbounded)")
-	b.str(&c.Precompute.MetricsAddr, "metrics-addr", "precompute.metrics-addr", "address of /metrics (empty: none)")
+	b.str(&c.Precompute.MetricsAddr, "metrics-addr", "precompute.metrics-addr", "address of /metrics (empty: none); the default sits beside serve's 8000 and 8001, off Prometheus's own 9090")
 	b.str(&c.LogLevel, "log-level", "log-level", "debug, info, warn or error")
 }
 

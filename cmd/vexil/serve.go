@@ -115,6 +115,16 @@ func serve(ctx context.Context, c config.Config, log *slog.Logger, stdout io.Wri
 	g, gctx := errgroup.WithContext(ctx)
 	n.start(g, gctx)
 	log.Info("vexil is serving", "http", n.adminSrv.HTTPAddr(), "grpc", n.adminSrv.GRPCAddr(), "nats", n.nc.ConnectedUrl(), "data_dir", c.DataDir)
+	if !c.Demo.Enabled { // the demo prints its own key
+		g.Go(func() error {
+			// A failure leaves the node serving: keys can still be made
+			// with vexil keys on the data directory once it stops.
+			if _, err := bootstrapFirstKey(gctx, n.catalog, c.DataDir, n.adminSrv.HTTPAddr(), stdout, log); err != nil && gctx.Err() == nil {
+				log.Error("creating the first key failed", "err", err)
+			}
+			return nil
+		})
+	}
 	if c.Demo.Enabled {
 		g.Go(func() error {
 			info, err := seedDemo(gctx, n, c, log)
@@ -175,12 +185,13 @@ type startHooks struct {
 	wrapStore func(store.Store) store.Store
 }
 
-func startNode(c config.Config, log *slog.Logger, hooks ...startHooks) (_ *node, err error) {
-	// n is not the result: "return nil, err" must leave it to the cleanup.
-	n := &node{registry: prometheus.NewRegistry(), log: log}
+func startNode(c config.Config, log *slog.Logger, hooks ...startHooks) (n *node, err error) {
+	n = &node{registry: prometheus.NewRegistry(), log: log}
+	started := n // "return nil, err" clears n before this runs
 	defer func() {
 		if err != nil {
-			err = errors.Join(err, n.close(log))
+			err = errors.Join(err, started.close(log))
+			n = nil
 		}
 	}()
 	n.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -193,14 +204,8 @@ func startNode(c config.Config, log *slog.Logger, hooks ...startHooks) (_ *node,
 		if err != nil {
 			return nil, &usageError{msg: fmt.Sprintf("-nats-listen: %v", err)}
 		}
-		if port > 0 {
-			// nats-server waits for its listener without reporting a
-			// taken port: find out first, plainly.
-			ln, err := net.Listen("tcp", c.NATS.Listen)
-			if err != nil {
-				return nil, fmt.Errorf("nats: listen on %s (see -nats-listen): %w", c.NATS.Listen, err)
-			}
-			_ = ln.Close()
+		if err := checkListenFlag(c.NATS.Listen, "nats-listen", "nats.listen"); err != nil {
+			return nil, fmt.Errorf("nats: %w", err)
 		}
 		ns, err := natsserver.NewServer(&natsserver.Options{
 			ServerName: "vexil", Host: host, Port: port, NoSigs: true, NoLog: true,
@@ -308,17 +313,23 @@ func startNode(c config.Config, log *slog.Logger, hooks ...startHooks) (_ *node,
 	// The evaluation API shares the management API's gRPC server; its HTTP
 	// gateway goes through a client connection to that server, so the
 	// listener is opened here to know the address first.
-	grpcLn, err := net.Listen("tcp", c.GRPCAddr)
+	grpcLn, err := listenFlag(c.GRPCAddr, "grpc-addr", "grpc-addr")
 	if err != nil {
-		return nil, fmt.Errorf("listen gRPC on %s: %w", c.GRPCAddr, err)
+		return nil, fmt.Errorf("gRPC: %w", err)
 	}
-	n.evalConn, err = grpc.NewClient(grpcLn.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	httpLn, err := listenFlag(c.HTTPAddr, "http-addr", "http-addr")
 	if err != nil {
 		_ = grpcLn.Close()
+		return nil, fmt.Errorf("HTTP: %w", err)
+	}
+	closeListeners := func() { _, _ = grpcLn.Close(), httpLn.Close() }
+	n.evalConn, err = grpc.NewClient(grpcLn.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		closeListeners()
 		return nil, fmt.Errorf("evaluation gateway: %w", err)
 	}
 	if routes["/api/evaluate"], err = n.eval.Gateway(n.evalConn); err != nil {
-		_ = grpcLn.Close()
+		closeListeners()
 		return nil, err
 	}
 	if isLoopback(c.HTTPAddr) { // profiles only where nobody else can reach them
@@ -326,10 +337,10 @@ func startNode(c config.Config, log *slog.Logger, hooks ...startHooks) (_ *node,
 		routes["/debug/pprof/profile"] = http.HandlerFunc(pprof.Profile)
 		routes["/debug/pprof/trace"] = http.HandlerFunc(pprof.Trace)
 	}
-	n.adminSrv, err = admin.NewServer(admin.ServerConfig{Service: n.adminSvc, HTTPAddr: c.HTTPAddr, GRPCListener: grpcLn,
+	n.adminSrv, err = admin.NewServer(admin.ServerConfig{Service: n.adminSvc, HTTPListener: httpLn, GRPCListener: grpcLn,
 		Routes: routes, Register: func(s *grpc.Server) { n.eval.RegisterGRPC(s) }, Logger: log.With("role", "admin")})
 	if err != nil {
-		_ = grpcLn.Close()
+		closeListeners()
 		return nil, err
 	}
 	return n, nil

@@ -69,6 +69,7 @@ const (
 	tagActivity     = 'a' // a team ^id → ActivityEntry
 	tagItemActivity = 'i' // i team scope 0 item 0 ^id → ActivityEntry
 	tagJob          = 'j' // j team id → BlastRadiusJob
+	tagMarker       = 'M' // M name → Marker
 )
 
 // keyBuf builds order-preserving keys: fixed-width big-endian integers,

@@ -505,3 +505,22 @@ func Encode[T any](v T) (T, []byte, error) {
 	}
 	return out, raw, nil
 }
+
+// PutMarker checks m and returns it as stored: Version+1, UpdatedAt now.
+func PutMarker(m catalog.Marker, now time.Time) (catalog.Marker, error) {
+	if m.Name == "" || len(m.Name) > catalog.MaxMarkerName {
+		return m, fmt.Errorf("marker name of %d bytes (1 to %d): %w", len(m.Name), catalog.MaxMarkerName, catalog.ErrInvalid)
+	}
+	if len(m.Value) > catalog.MaxMarkerValue {
+		return m, fmt.Errorf("marker %s: value of %d bytes, more than %d: %w", m.Name, len(m.Value), catalog.MaxMarkerValue, catalog.ErrInvalid)
+	}
+	if len(m.Value) > 0 && !json.Valid(m.Value) {
+		return m, fmt.Errorf("marker %s: value is not JSON: %w", m.Name, catalog.ErrInvalid)
+	}
+	if m.Version < 0 {
+		return m, fmt.Errorf("marker %s: version %d: %w", m.Name, m.Version, catalog.ErrInvalid)
+	}
+	m.Version++
+	m.UpdatedAt = now
+	return m, nil
+}

@@ -128,7 +128,8 @@ type Precompute struct {
 	// the worker's default). Default 0.
 	Concurrency int `yaml:"concurrency"`
 	// MetricsAddr serves /metrics of a worker run alone (vexil
-	// precompute); empty: none. Default "127.0.0.1:9090".
+	// precompute); empty: none. Default "127.0.0.1:8002" (beside serve's
+	// 8000 and 8001; 9090 is Prometheus's own).
 	MetricsAddr string `yaml:"metrics-addr"`
 }
 
@@ -165,7 +166,7 @@ func Default() Config {
 		Scylla:     Scylla{Keyspace: "vexil", Replication: 1, HedgeAttempts: 1, HedgeMaxDelay: 50 * time.Millisecond},
 		Store:      Store{CacheMB: 256},
 		Eval:       Eval{StoreTimeout: 50 * time.Millisecond},
-		Precompute: Precompute{Enabled: true, MetricsAddr: "127.0.0.1:9090"},
+		Precompute: Precompute{Enabled: true, MetricsAddr: "127.0.0.1:8002"},
 		Demo:       Demo{Persons: 10_000},
 	}
 }
