@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/vexil-dev/vexil/admission"
 	"github.com/vexil-dev/vexil/catalog"
 	"github.com/vexil-dev/vexil/precompute/results"
 	"github.com/vexil-dev/vexil/store"
@@ -49,9 +50,11 @@ type Config struct {
 	KeyCacheTTL time.Duration
 	// MaxBodyBytes bounds a request body, compressed or not. Default 1 MiB.
 	MaxBodyBytes int
-	// MaxInflight bounds the evaluations in progress; beyond it requests
-	// are shed with 503 at once rather than queued. Default 4096.
-	MaxInflight int
+	// Admission admits requests (an adaptive concurrency limit shared by
+	// every transport of the node, and per-team quotas): past it a request
+	// is refused at once, never queued. Default: a controller of its own
+	// with admission's defaults and no metrics.
+	Admission *admission.Controller
 	// HashKey hashes a secret for the key lookup; default SHA-256.
 	HashKey func(secret string) []byte
 	// Now defaults to time.Now.
@@ -80,7 +83,7 @@ func (c *Config) Validate() error {
 	if c.Catalog == nil {
 		return fmt.Errorf("%w: Catalog is required", ErrInvalidConfig)
 	}
-	if c.StoreTimeout < 0 || c.ReloadInterval < 0 || c.KeyCacheTTL < 0 || c.MaxBodyBytes < 0 || c.MaxInflight < 0 {
+	if c.StoreTimeout < 0 || c.ReloadInterval < 0 || c.KeyCacheTTL < 0 || c.MaxBodyBytes < 0 {
 		return fmt.Errorf("%w: durations and limits must not be negative", ErrInvalidConfig)
 	}
 	return nil
@@ -102,9 +105,6 @@ func (c *Config) withDefaults() Config {
 	}
 	if d.MaxBodyBytes == 0 {
 		d.MaxBodyBytes = 1 << 20
-	}
-	if d.MaxInflight == 0 {
-		d.MaxInflight = 4096
 	}
 	if d.HashKey == nil {
 		d.HashKey = func(s string) []byte { h := sha256.Sum256([]byte(s)); return h[:] }
