@@ -16,11 +16,11 @@ import (
 
 // Service evaluates flags. It is safe for concurrent use.
 type Service struct {
-	cfg      Config
-	cache    *hyperCache
-	keys     *keyCache
-	m        *metrics
-	answers  *answerCounts
+	cfg     Config
+	cache   *hyperCache
+	keys    *keyCache
+	m       *metrics
+	answers *answerCounts
 	// subscribed is closed once Run's change-notice subscription is
 	// registered with the NATS server.
 	subscribed chan struct{}
