@@ -193,8 +193,12 @@ func startNode(c config.Config, log *slog.Logger) (n *node, err error) {
 	}
 	pcfg := projector.Config{Conn: n.nc, Store: n.store, AtomicStore: atomic, Teams: newCatalogTeams(n.catalog),
 		Logger: log.With("role", "projector"), Registerer: n.registry}
+	ac, err := newAdmission(c.Admission, n.registry) // one limit for every surface of the node
+	if err != nil {
+		return nil, err
+	}
 	ecfg := evalsvc.Config{Store: n.store, Catalog: n.catalog, Logger: log.With("role", "evalsvc"), Registry: n.registry,
-		LiveOnly: c.Eval.LiveOnly, StoreTimeout: c.Eval.StoreTimeout}
+		LiveOnly: c.Eval.LiveOnly, StoreTimeout: c.Eval.StoreTimeout, Admission: ac}
 	if c.Precompute.Enabled {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		_, err = precompute.EnsureStreams(ctx, n.js, log)
@@ -217,7 +221,8 @@ func startNode(c config.Config, log *slog.Logger) (n *node, err error) {
 	if n.eval, err = evalsvc.New(ecfg); err != nil {
 		return nil, err
 	}
-	acfg := admin.Config{Catalog: n.catalog, Persons: n.store, Logger: log.With("role", "admin"), Registry: n.registry}
+	acfg := admin.Config{Catalog: n.catalog, Persons: n.store, Logger: log.With("role", "admin"), Registry: n.registry,
+		Admission: ac}
 	withNATS(&acfg, n.nc, n.js)
 	if n.adminSvc, err = admin.New(acfg); err != nil {
 		return nil, err
