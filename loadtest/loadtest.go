@@ -48,22 +48,22 @@ type Config struct {
 
 // Result is what a run measured.
 type Result struct {
-	Mode      string        `json:"mode"` // "open" or "closed"
-	Target    float64       `json:"target_rate,omitempty"`
-	Requests  int           `json:"requests"`
-	Errors    int           `json:"errors"`
-	ByStatus  map[int]int   `json:"by_status"`
+	Mode     string      `json:"mode"` // "open" or "closed"
+	Target   float64     `json:"target_rate,omitempty"`
+	Requests int         `json:"requests"`
+	Errors   int         `json:"errors"`
+	ByStatus map[int]int `json:"by_status"`
 	// ByStatusLatency splits the latencies by status (0: no answer), so
 	// that admitted (200) and refused (503) requests are seen apart.
 	ByStatusLatency map[int]Latency `json:"by_status_latency"`
-	Elapsed   time.Duration `json:"elapsed_ns"`
-	Rate      float64       `json:"achieved_rate"`
-	P50       time.Duration `json:"p50_ns"`
-	P90       time.Duration `json:"p90_ns"`
-	P99       time.Duration `json:"p99_ns"`
-	Max       time.Duration `json:"max_ns"`
-	Dropped   int           `json:"dropped"` // open loop: no connection free at the scheduled time (counted as errors)
-	MeanBytes int           `json:"mean_response_bytes"`
+	Elapsed         time.Duration   `json:"elapsed_ns"`
+	Rate            float64         `json:"achieved_rate"`
+	P50             time.Duration   `json:"p50_ns"`
+	P90             time.Duration   `json:"p90_ns"`
+	P99             time.Duration   `json:"p99_ns"`
+	Max             time.Duration   `json:"max_ns"`
+	Dropped         int             `json:"dropped"` // open loop: no connection free at the scheduled time (counted as errors)
+	MeanBytes       int             `json:"mean_response_bytes"`
 }
 
 // Latency is the distribution of a set of latencies.
