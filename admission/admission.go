@@ -319,6 +319,7 @@ func (t Ticket) Done() {
 	}
 	now := c.cfg.Now()
 	c.m.inflight[t.class].Dec()
+	c.m.latency[t.class].Observe(now.Sub(t.start).Seconds())
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.mu.inflight--

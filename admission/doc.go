@@ -51,6 +51,7 @@
 // # Metrics
 //
 // vexil_admission_limit, vexil_admission_inflight{class},
+// vexil_admission_admitted_seconds{class} (the latencies the limit follows),
 // vexil_admission_admitted_total{class}, vexil_admission_rejected_total
 // {class} and vexil_admission_quota_limited_total{class}: the only label is
 // the class, three values.

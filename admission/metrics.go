@@ -7,6 +7,7 @@ type metrics struct {
 	limit                            prometheus.Gauge
 	inflight                         [numClasses]prometheus.Gauge
 	admitted, rejected, quotaLimited [numClasses]prometheus.Counter
+	latency                          [numClasses]prometheus.Observer
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -20,15 +21,19 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Help: "Requests refused at once because the node was at its limit for the class (503, RESOURCE_EXHAUSTED)."}, []string{"class"})
 	quota := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "vexil_admission_quota_limited_total",
 		Help: "Requests refused because their team was over its quota, by class."}, []string{"class"})
+	latency := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "vexil_admission_admitted_seconds",
+		Help:    "Latency of admitted requests from admission to Done, by class (what the limit follows).",
+		Buckets: []float64{.00005, .0001, .00025, .0005, .001, .002, .003, .005, .01, .025, .05, .1, .25, 1}}, []string{"class"})
 	m := &metrics{limit: limit}
 	for cl := range numClasses {
 		m.inflight[cl] = inflight.WithLabelValues(cl.String())
 		m.admitted[cl] = admitted.WithLabelValues(cl.String())
 		m.rejected[cl] = rejected.WithLabelValues(cl.String())
 		m.quotaLimited[cl] = quota.WithLabelValues(cl.String())
+		m.latency[cl] = latency.WithLabelValues(cl.String())
 	}
 	if reg != nil {
-		reg.MustRegister(limit, inflight, admitted, rejected, quota)
+		reg.MustRegister(limit, inflight, admitted, rejected, quota, latency)
 	}
 	return m
 }
