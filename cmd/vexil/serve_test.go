@@ -279,6 +279,12 @@ func TestServeEndToEnd(t *testing.T) {
 	if got := counterValue(t, n, "vexil_evalsvc_requests_total", "endpoint", "definitions", "code", "4xx"); got != 0 {
 		t.Errorf("%v definitions requests were refused", got)
 	}
+	// One admission controller admits every surface of the node.
+	for _, class := range []string{"evaluate", "poll", "management"} {
+		if got := counterValue(t, n, "vexil_admission_admitted_total", "class", class); got < 1 {
+			t.Errorf("vexil_admission_admitted_total{class=%s} = %v, want the node's requests admitted", class, got)
+		}
+	}
 	// The store's metrics are on the node's registry.
 	if got := counterValue(t, n, "vexil_pebblestore_get_row_total", "result", "hit"); got < persons {
 		t.Errorf("vexil_pebblestore_get_row_total{result=hit} = %v, want at least one per person (%d)", got, persons)
