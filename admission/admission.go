@@ -111,6 +111,19 @@ type Config struct {
 	// RetryAfter is what refused clients are told to wait. Default 1s.
 	RetryAfter time.Duration
 
+	// SchedTarget turns on the rate gate: when the 99th percentile of the
+	// Go scheduler's delays in a window (goroutines runnable but not
+	// running: the node's CPUs are saturated) is over it, the window is
+	// slow too, and the node admits at most the rate it just served times
+	// Backoff. 0 (the default) leaves the gate off. See the package doc.
+	SchedTarget time.Duration
+	// MinRate is the least admission rate of the gate, in requests per
+	// second. Default 100.
+	MinRate float64
+	// SchedDelay, when set, replaces the scheduler's figure: it returns
+	// the delay quantile of the window that just ended (tests).
+	SchedDelay func() time.Duration
+
 	// QuotaRate and QuotaBurst are every team's quota unless TeamQuotas
 	// has the team. Default: unlimited.
 	QuotaRate  float64
@@ -162,8 +175,11 @@ func (c *Config) Validate() error {
 			return bad("the %s share %v is over the %s share %v: a lower class may not have more room", cl, d.Shares[cl], cl-1, d.Shares[cl-1])
 		}
 	}
-	if c.Window < 0 || c.RetryAfter < 0 || c.MinSamples < 0 {
-		return bad("Window, RetryAfter and MinSamples must not be negative")
+	if c.Window < 0 || c.RetryAfter < 0 || c.MinSamples < 0 || c.SchedTarget < 0 {
+		return bad("Window, RetryAfter, MinSamples and SchedTarget must not be negative")
+	}
+	if c.MinRate < 0 || c.MinRate > maxRate || math.IsNaN(c.MinRate) {
+		return bad("MinRate %v is not in [0, %v]", c.MinRate, float64(maxRate))
 	}
 	if f := c.SlowFraction; f < 0 || f >= 1 || math.IsNaN(f) {
 		return bad("SlowFraction %v is not in (0, 1)", f)
@@ -230,6 +246,12 @@ func (c *Config) withDefaults() Config {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
+	if d.MinRate == 0 {
+		d.MinRate = 100
+	}
+	if d.SchedDelay == nil {
+		d.SchedDelay = newSchedDelay(0.99).read
+	}
 	return d
 }
 
@@ -251,6 +273,12 @@ type Controller struct {
 		start         time.Time
 		samples, slow int
 		peak          int
+		// The rate gate: a token bucket of rate (requests per second,
+		// +Inf: open) holding tokens at last; admitted counts the window's
+		// admissions.
+		rate, tokens float64
+		last         time.Time
+		admitted     int
 	}
 	quotas quotas
 }
@@ -267,6 +295,7 @@ func New(cfg Config) (*Controller, error) {
 		c.quotaErr[cl] = &RejectedError{Err: ErrQuotaExceeded, Class: cl, RetryAfter: c.cfg.RetryAfter}
 	}
 	c.mu.start = c.cfg.Now()
+	c.mu.rate = math.Inf(1)
 	c.setLimit(float64(c.cfg.InitialLimit))
 	c.quotas = quotas{cfg: &c.cfg, buckets: map[int64]*bucket{}}
 	return c, nil
@@ -297,17 +326,40 @@ func (c *Controller) Acquire(cl Class) (Ticket, error) {
 	}
 	now := c.cfg.Now()
 	c.mu.Lock()
-	if c.mu.inflight >= c.mu.caps[cl] {
+	if c.mu.inflight >= c.mu.caps[cl] || !c.takeToken(cl, now) {
 		c.mu.Unlock()
 		c.m.rejected[cl].Inc()
 		return Ticket{}, c.refusals[cl]
 	}
+	c.mu.admitted++
 	c.mu.inflight++
 	c.mu.peak = max(c.mu.peak, c.mu.inflight)
 	c.mu.Unlock()
 	c.m.admitted[cl].Inc()
 	c.m.inflight[cl].Inc()
 	return Ticket{c: c, class: cl, start: now}, nil
+}
+
+// gateBurst is how much of its rate the gate lets through at once.
+const gateBurst = 10 * time.Millisecond
+
+// takeToken takes a token of the rate gate for class cl at now; mu is
+// held. A class may not take the last (1 - share) of the bucket: those are
+// kept for the classes above it.
+func (c *Controller) takeToken(cl Class, now time.Time) bool {
+	if math.IsInf(c.mu.rate, 1) {
+		return true
+	}
+	burst := max(1, c.mu.rate*gateBurst.Seconds())
+	if el := now.Sub(c.mu.last); el > 0 {
+		c.mu.tokens = min(burst, c.mu.tokens+el.Seconds()*c.mu.rate)
+		c.mu.last = now
+	}
+	if c.mu.tokens < 1+(1-c.cfg.Shares[cl])*burst {
+		return false
+	}
+	c.mu.tokens--
+	return true
 }
 
 // Done ends an admitted request; its latency feeds the limit. Done on the
@@ -330,15 +382,51 @@ func (t Ticket) Done() {
 	if now.Sub(c.mu.start) < c.cfg.Window || c.mu.samples < c.cfg.MinSamples {
 		return
 	}
+	served := float64(c.mu.admitted) / now.Sub(c.mu.start).Seconds()
+	cpuBound := c.cfg.SchedTarget > 0 && c.cfg.SchedDelay() > c.cfg.SchedTarget
 	switch {
-	case float64(c.mu.slow) > c.cfg.SlowFraction*float64(c.mu.samples):
+	case float64(c.mu.slow) > c.cfg.SlowFraction*float64(c.mu.samples) || cpuBound:
 		c.setLimit(c.mu.limit * c.cfg.Backoff)
-	case 2*c.mu.peak >= int(c.mu.limit):
-		// Grow only a limit that is in use: an idle node must not
-		// accumulate room it never measured.
-		c.setLimit(c.mu.limit + 1)
+		if cpuBound {
+			c.setRate(min(c.mu.rate, served) * c.cfg.Backoff)
+		}
+	default:
+		if 2*c.mu.peak >= int(c.mu.limit) {
+			// Grow only a limit that is in use: an idle node must not
+			// accumulate room it never measured.
+			c.setLimit(c.mu.limit + 1)
+		}
+		// The gate opens by a tenth each calm window, and wide open once
+		// the load is well under it.
+		if r := c.mu.rate * 1.1; served*2 < r {
+			c.setRate(math.Inf(1))
+		} else {
+			c.setRate(r)
+		}
 	}
-	c.mu.start, c.mu.samples, c.mu.slow, c.mu.peak = now, 0, 0, c.mu.inflight
+	c.mu.start, c.mu.samples, c.mu.slow, c.mu.peak, c.mu.admitted = now, 0, 0, c.mu.inflight, 0
+}
+
+// setRate sets the gate's rate (+Inf: open); mu is held.
+func (c *Controller) setRate(r float64) {
+	if !math.IsInf(r, 1) {
+		r = max(r, c.cfg.MinRate)
+	}
+	if math.IsInf(c.mu.rate, 1) && !math.IsInf(r, 1) {
+		c.mu.tokens, c.mu.last = max(1, r*gateBurst.Seconds()), c.cfg.Now()
+	}
+	c.mu.rate = r
+	if math.IsInf(r, 1) {
+		r = 0
+	}
+	c.m.rate.Set(r)
+}
+
+// Rate returns the rate gate's rate in requests per second (+Inf: open).
+func (c *Controller) Rate() float64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.mu.rate
 }
 
 // Limit returns the current concurrency limit.

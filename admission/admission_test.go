@@ -2,6 +2,7 @@ package admission
 
 import (
 	"errors"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -9,6 +10,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
+
+// held marks a ticket as still in progress: its Done is never called
+// (the test looks at the gate alone).
+func (t Ticket) held() {}
 
 // clock is a fake clock.
 type clock struct{ t time.Time }
@@ -317,5 +322,74 @@ func TestValidate(t *testing.T) {
 				t.Fatalf("got %v, want ErrInvalidConfig mentioning %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestRateGate: when the scheduler's delays say the node is CPU-bound, the
+// gate admits at most the rate just served times Backoff, keeps the top of
+// its bucket for the higher classes, and opens again once the delays fall.
+func TestRateGate(t *testing.T) {
+	delay := 5 * time.Millisecond
+	c, clk := newController(t, Config{InitialLimit: 4096, MinLimit: 8, MaxLimit: 4096, SchedTarget: time.Millisecond,
+		SchedDelay: func() time.Duration { return delay }})
+	if !math.IsInf(c.Rate(), 1) {
+		t.Fatalf("the gate starts open: %v", c.Rate())
+	}
+	// A window of 1000 fast requests in 100ms (10,000/s) with the
+	// scheduler 5ms behind: the gate closes to 9,000/s.
+	serve := func(n int, over time.Duration) {
+		step := over / time.Duration(n)
+		for range n {
+			clk.advance(step)
+			tk, err := c.Acquire(Evaluate)
+			if err != nil {
+				t.Fatalf("acquire at rate %v: %v", c.Rate(), err)
+			}
+			tk.Done()
+		}
+	}
+	serve(1000, 100*time.Millisecond)
+	if got := c.Rate(); math.Abs(got-9000) > 1 {
+		t.Fatalf("rate %v after a CPU-bound window at 10,000/s, want 9,000", got)
+	}
+	// Its bucket holds 10ms of the rate (90): evaluation may take it all,
+	// management stops at the last quarter, all at one instant.
+	burst := func(cl Class) (n int) {
+		for {
+			tk, err := c.Acquire(cl)
+			if err != nil {
+				if !errors.Is(err, ErrOverloaded) {
+					t.Fatal(err)
+				}
+				return n
+			}
+			n++
+			tk.held()
+		}
+	}
+	clk.advance(time.Second) // a full bucket
+	if m := burst(Management); m < 60 || m > 70 {
+		t.Errorf("management took %d of a bucket of 90, want about 67 (the top quarter is kept)", m)
+	}
+	if e := burst(Evaluate); e < 20 || e > 25 {
+		t.Errorf("evaluate took the %d left, want about 23", e)
+	}
+	clk.advance(time.Millisecond) // 9 more tokens
+	if e := burst(Evaluate); e != 9 {
+		t.Errorf("evaluate took %d after 1ms at 9,000/s, want 9", e)
+	}
+	// The delays fall: the gate opens by a tenth per calm window, and
+	// wide open once the load is under half of it.
+	delay = 0
+	c.mu.Lock()
+	c.mu.start, c.mu.admitted, c.mu.samples = clk.t, 0, 0
+	c.mu.Unlock()
+	serve(800, 100*time.Millisecond) // 8,000/s
+	if got := c.Rate(); math.Abs(got-9900) > 1 {
+		t.Errorf("rate %v after a calm window, want 9,900", got)
+	}
+	serve(400, 100*time.Millisecond) // 4,000/s: under half of 10,890
+	if got := c.Rate(); !math.IsInf(got, 1) {
+		t.Errorf("rate %v once the load fell, want the gate open", got)
 	}
 }

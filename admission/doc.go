@@ -18,8 +18,25 @@
 // limit until the admitted requests are fast again, and the limit climbs
 // back when they are.
 //
-// The limit is a number of requests in progress, not a rate: a request is
-// never queued. When the node is at its limit Acquire fails at once with
+// # The rate gate
+//
+// A concurrency limit sees only the time spent inside handlers. A node
+// whose CPUs are saturated by fast handlers (a /flags answer is tens of
+// microseconds of CPU) queues its requests before any handler runs: in the
+// kernel's socket buffers and the Go scheduler's run queues. Its handlers
+// stay fast and few at a time, and the concurrency limit never binds. So
+// the controller also reads the Go scheduler's delays (runtime/metrics
+// /sched/latencies:seconds) at the end of each window: when their 99th
+// percentile is over Config.SchedTarget the window is slow, and a token
+// bucket gate admits at most the rate served in that window times Backoff
+// (at least Config.MinRate). Each calm window opens the gate by a tenth,
+// and it opens wide once the load is under half of it. As with the limit,
+// a class may not take the last (1 - share) of the bucket's 10ms of
+// tokens. The gate is off when SchedTarget is 0 (the default).
+//
+// # Refusals
+//
+// Neither the limit nor the gate is a queue: a request is never queued. When the node is at its limit Acquire fails at once with
 // ErrOverloaded (HTTP 503 with Retry-After, gRPC RESOURCE_EXHAUSTED, errcode
 // "overloaded"), and the caller answers without reading the body.
 //
@@ -50,7 +67,7 @@
 //
 // # Metrics
 //
-// vexil_admission_limit, vexil_admission_inflight{class},
+// vexil_admission_limit, vexil_admission_rate, vexil_admission_inflight{class},
 // vexil_admission_admitted_seconds{class} (the latencies the limit follows),
 // vexil_admission_admitted_total{class}, vexil_admission_rejected_total
 // {class} and vexil_admission_quota_limited_total{class}: the only label is

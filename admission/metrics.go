@@ -4,7 +4,7 @@ import "github.com/prometheus/client_golang/prometheus"
 
 // metrics are the controller's; the only label is the class.
 type metrics struct {
-	limit                            prometheus.Gauge
+	limit, rate                      prometheus.Gauge
 	inflight                         [numClasses]prometheus.Gauge
 	admitted, rejected, quotaLimited [numClasses]prometheus.Counter
 	latency                          [numClasses]prometheus.Observer
@@ -24,7 +24,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	latency := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "vexil_admission_admitted_seconds",
 		Help:    "Latency of admitted requests from admission to Done, by class (what the limit follows).",
 		Buckets: []float64{.00005, .0001, .00025, .0005, .001, .002, .003, .005, .01, .025, .05, .1, .25, 1}}, []string{"class"})
-	m := &metrics{limit: limit}
+	rate := prometheus.NewGauge(prometheus.GaugeOpts{Name: "vexil_admission_rate",
+		Help: "The rate gate's admission rate in requests per second while the node is CPU-bound (0: open)."})
+	m := &metrics{limit: limit, rate: rate}
 	for cl := range numClasses {
 		m.inflight[cl] = inflight.WithLabelValues(cl.String())
 		m.admitted[cl] = admitted.WithLabelValues(cl.String())
@@ -33,7 +35,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.latency[cl] = latency.WithLabelValues(cl.String())
 	}
 	if reg != nil {
-		reg.MustRegister(limit, inflight, admitted, rejected, quota, latency)
+		reg.MustRegister(limit, rate, inflight, admitted, rejected, quota, latency)
 	}
 	return m
 }

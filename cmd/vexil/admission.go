@@ -14,7 +14,7 @@ import (
 // reg).
 func newAdmission(c config.Admission, reg prometheus.Registerer) (*admission.Controller, error) {
 	cfg := admission.Config{InitialLimit: c.InitialLimit, MinLimit: c.MinLimit, MaxLimit: c.MaxLimit,
-		QuotaRate: c.QuotaRate, QuotaBurst: c.QuotaBurst, Registry: reg}
+		QuotaRate: c.QuotaRate, QuotaBurst: c.QuotaBurst, SchedTarget: c.SchedTarget, MinRate: c.MinRate, Registry: reg}
 	cfg.Targets[admission.Evaluate] = c.EvaluateTarget
 	cfg.Targets[admission.Poll] = c.PollTarget
 	cfg.Targets[admission.Management] = c.ManagementTarget

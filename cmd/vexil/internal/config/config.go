@@ -121,6 +121,14 @@ type Admission struct {
 	EvaluateTarget   time.Duration `yaml:"evaluate-target"`
 	PollTarget       time.Duration `yaml:"poll-target"`
 	ManagementTarget time.Duration `yaml:"management-target"`
+	// SchedTarget turns on the rate gate for a CPU-bound node: when the
+	// 99th percentile of the Go scheduler's delays in a window is over it,
+	// the node admits at most the rate it just served, less a tenth. 0
+	// (off) or 100µs to 1m. Default 1ms.
+	SchedTarget time.Duration `yaml:"sched-target"`
+	// MinRate is the least rate the gate admits, requests per second, 1 to
+	// 10⁹. Default 100.
+	MinRate float64 `yaml:"min-rate"`
 	// QuotaRate is every team's request quota per second, 0 to 10⁹ (0:
 	// unlimited), with a burst of QuotaBurst (0: the rate rounded up).
 	// Default 0.
@@ -213,7 +221,7 @@ func Default() Config {
 		Store:     Store{CacheMB: 256},
 		Eval:      Eval{StoreTimeout: 50 * time.Millisecond},
 		Admission: Admission{InitialLimit: 64, MinLimit: 8, MaxLimit: 4096, EvaluateTarget: 5 * time.Millisecond,
-			PollTarget: 25 * time.Millisecond, ManagementTarget: 250 * time.Millisecond},
+			PollTarget: 25 * time.Millisecond, ManagementTarget: 250 * time.Millisecond, SchedTarget: time.Millisecond, MinRate: 100},
 		Precompute: Precompute{Enabled: true, MetricsAddr: "127.0.0.1:9090"},
 		Demo:       Demo{Persons: 10_000},
 	}
@@ -341,6 +349,12 @@ func (c *Config) validateAdmission(bad func(key, format string, args ...any)) {
 		if v.d < 100*time.Microsecond || v.d > time.Minute {
 			bad(v.key, "%v out of range 100µs..1m", v.d)
 		}
+	}
+	if a.SchedTarget != 0 && (a.SchedTarget < 100*time.Microsecond || a.SchedTarget > time.Minute) {
+		bad("admission.sched-target", "%v: want 0 (off) or 100µs..1m", a.SchedTarget)
+	}
+	if !(a.MinRate >= 1 && a.MinRate <= maxQuotaRate) {
+		bad("admission.min-rate", "%v out of range 1..%g", a.MinRate, float64(maxQuotaRate))
 	}
 	if !(a.QuotaRate >= 0 && a.QuotaRate <= maxQuotaRate) {
 		bad("admission.quota-rate", "%v out of range 0..%g", a.QuotaRate, float64(maxQuotaRate))

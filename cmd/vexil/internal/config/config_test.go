@@ -82,6 +82,8 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"admission.max-limit", func(c *Config) { c.Admission.MaxLimit = maxLimit + 1 }},
 		{"admission.evaluate-target", func(c *Config) { c.Admission.EvaluateTarget = time.Microsecond }},
 		{"admission.management-target", func(c *Config) { c.Admission.ManagementTarget = time.Hour }},
+		{"admission.sched-target", func(c *Config) { c.Admission.SchedTarget = time.Microsecond }},
+		{"admission.min-rate", func(c *Config) { c.Admission.MinRate = 0 }},
 		{"admission.quota-rate", func(c *Config) { c.Admission.QuotaRate = -1 }},
 		{"admission.quota-burst", func(c *Config) { c.Admission.QuotaBurst = -1 }},
 		{"admission.team-quotas", func(c *Config) { c.Admission.TeamQuotas = []string{"42"} }},
