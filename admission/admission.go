@@ -120,9 +120,13 @@ type Config struct {
 	// MinRate is the least admission rate of the gate, in requests per
 	// second. Default 100.
 	MinRate float64
-	// SchedDelay, when set, replaces the scheduler's figure: it returns
-	// the delay quantile of the window that just ended (tests).
-	SchedDelay func() time.Duration
+	// BusyFraction is the share of its CPUs' time (GOMAXPROCS) the process
+	// must have used in a window for the gate to act: below it the
+	// scheduler's delays come from other processes. In (0, 1]; default 0.9.
+	BusyFraction float64
+	// SchedDelay, when set, replaces the runtime's figures for the window
+	// that just ended: the delay quantile and the busy fraction (tests).
+	SchedDelay func() (delay time.Duration, busy float64)
 
 	// QuotaRate and QuotaBurst are every team's quota unless TeamQuotas
 	// has the team. Default: unlimited.
@@ -177,6 +181,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Window < 0 || c.RetryAfter < 0 || c.MinSamples < 0 || c.SchedTarget < 0 {
 		return bad("Window, RetryAfter, MinSamples and SchedTarget must not be negative")
+	}
+	if f := c.BusyFraction; f < 0 || f > 1 || math.IsNaN(f) {
+		return bad("BusyFraction %v is not in (0, 1]", f)
 	}
 	if c.MinRate < 0 || c.MinRate > maxRate || math.IsNaN(c.MinRate) {
 		return bad("MinRate %v is not in [0, %v]", c.MinRate, float64(maxRate))
@@ -248,6 +255,9 @@ func (c *Config) withDefaults() Config {
 	}
 	if d.MinRate == 0 {
 		d.MinRate = 100
+	}
+	if d.BusyFraction == 0 {
+		d.BusyFraction = 0.9
 	}
 	if d.SchedDelay == nil {
 		d.SchedDelay = newSchedDelay(0.99).read
@@ -383,7 +393,11 @@ func (t Ticket) Done() {
 		return
 	}
 	served := float64(c.mu.admitted) / now.Sub(c.mu.start).Seconds()
-	cpuBound := c.cfg.SchedTarget > 0 && c.cfg.SchedDelay() > c.cfg.SchedTarget
+	cpuBound := false
+	if c.cfg.SchedTarget > 0 {
+		delay, busy := c.cfg.SchedDelay()
+		cpuBound = delay > c.cfg.SchedTarget && busy >= c.cfg.BusyFraction
+	}
 	switch {
 	case float64(c.mu.slow) > c.cfg.SlowFraction*float64(c.mu.samples) || cpuBound:
 		c.setLimit(c.mu.limit * c.cfg.Backoff)

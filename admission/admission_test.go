@@ -329,9 +329,9 @@ func TestValidate(t *testing.T) {
 // gate admits at most the rate just served times Backoff, keeps the top of
 // its bucket for the higher classes, and opens again once the delays fall.
 func TestRateGate(t *testing.T) {
-	delay := 5 * time.Millisecond
+	delay, busy := 5*time.Millisecond, 0.5
 	c, clk := newController(t, Config{InitialLimit: 4096, MinLimit: 8, MaxLimit: 4096, SchedTarget: time.Millisecond,
-		SchedDelay: func() time.Duration { return delay }})
+		SchedDelay: func() (time.Duration, float64) { return delay, busy }})
 	if !math.IsInf(c.Rate(), 1) {
 		t.Fatalf("the gate starts open: %v", c.Rate())
 	}
@@ -348,6 +348,13 @@ func TestRateGate(t *testing.T) {
 			tk.Done()
 		}
 	}
+	// The scheduler is late but the process's Ps are half idle: the CPUs
+	// are busy with another process's work, and the gate stays open.
+	serve(1000, 100*time.Millisecond)
+	if got := c.Rate(); !math.IsInf(got, 1) {
+		t.Fatalf("rate %v while other processes take the CPUs, want the gate open", got)
+	}
+	busy = 0.97
 	serve(1000, 100*time.Millisecond)
 	if got := c.Rate(); math.Abs(got-9000) > 1 {
 		t.Fatalf("rate %v after a CPU-bound window at 10,000/s, want 9,000", got)
@@ -391,5 +398,28 @@ func TestRateGate(t *testing.T) {
 	serve(400, 100*time.Millisecond) // 4,000/s: under half of 10,890
 	if got := c.Rate(); !math.IsInf(got, 1) {
 		t.Errorf("rate %v once the load fell, want the gate open", got)
+	}
+}
+
+// TestSchedDelayReadsTheRuntime: the runtime's figures are there and in
+// range (their values depend on the machine).
+func TestSchedDelayReadsTheRuntime(t *testing.T) {
+	s := newSchedDelay(0.99)
+	s.read()
+	done := make(chan struct{})
+	for range 4 {
+		go func() {
+			for i := 0; i < 1e6; i++ {
+				_ = math.Sqrt(float64(i))
+			}
+			done <- struct{}{}
+		}()
+	}
+	for range 4 {
+		<-done
+	}
+	d, busy := s.read()
+	if d < 0 || d > time.Minute || busy < 0 || busy > 1 || len(s.prev) == 0 {
+		t.Errorf("delay %v, busy %v, %d buckets", d, busy, len(s.prev))
 	}
 }

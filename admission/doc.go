@@ -27,7 +27,10 @@
 // stay fast and few at a time, and the concurrency limit never binds. So
 // the controller also reads the Go scheduler's delays (runtime/metrics
 // /sched/latencies:seconds) at the end of each window: when their 99th
-// percentile is over Config.SchedTarget the window is slow, and a token
+// percentile is over Config.SchedTarget while the process kept its Ps busy
+// (Config.BusyFraction of their time: otherwise the delays are other
+// processes' doing, and refusing would not shorten them) the window is
+// slow, and a token
 // bucket gate admits at most the rate served in that window times Backoff
 // (at least Config.MinRate). Each calm window opens the gate by a tenth,
 // and it opens wide once the load is under half of it. As with the limit,

@@ -55,13 +55,13 @@ print(f"{label}: achieved {r['achieved_rate']:.0f}/s, p50 {ms(r['p50_ns'])} p99 
       f"(dropped by the generator {r['dropped']}), statuses {r['by_status']} {by}")
 PY
 }
-field() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
 {
 	echo "# overload benchmark $(date -u +%FT%TZ)"
 	echo "# $(bin/vexil version); nproc $(nproc); $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); load average $(cut -d' ' -f1-3 /proc/loadavg)"
 	echo "# $PERSONS persons, $((FLAGS + 4)) flags; server on core 0, generator on core 1; open loop, $CONNS connections"
 	sat=$(lt "$flags" -connections 16 -duration "$DURATION")
-	satrate=$(field "$sat" achieved_rate | cut -d. -f1)
+	# Saturation is the rate of answers (200), not of refusals.
+	satrate=$(python3 -c 'import json,sys; r=json.loads(sys.argv[1]); print(int(r["achieved_rate"]*r["by_status"].get("200",0)/max(r["requests"],1)))' "$sat")
 	row "closed loop c=16 (saturation)" "$sat"
 	tsat=$(lt "http://127.0.0.1:$((PORT+3))/" -connections 16 -duration "$DURATION")
 	row "trivial handler, closed loop c=16" "$tsat"
@@ -72,13 +72,13 @@ field() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]
 		row "trivial  ${f}x $rate/s" "$(lt "http://127.0.0.1:$((PORT+3))/" -rate "$rate" -connections "$CONNS" -duration "$DURATION")"
 	done
 	echo "## overload: 2x saturation ($((satrate * 2))/s) for $OVERLOAD"
-	echo "limit before: $(metric vexil_admission_limit); RSS before: $(ps -o rss= -p "$server") KiB"
+	echo "limit before: $(metric vexil_admission_limit), rate gate $(metric vexil_admission_rate)/s (0: open); RSS before: $(ps -o rss= -p "$server") KiB"
 	(while sleep 1; do ps -o rss= -p "$server"; done) >"$data/rss" &
 	sampler=$!
 	over=$(lt "$flags" -rate $((satrate * 2)) -connections "$CONNS" -duration "$OVERLOAD")
 	kill $sampler; sampler=""
 	row "2x saturation" "$over"
-	echo "limit at the end: $(metric vexil_admission_limit); refused (evaluate): $(metric 'vexil_admission_rejected_total{class="evaluate"}')"
+	echo "limit at the end: $(metric vexil_admission_limit), rate gate $(metric vexil_admission_rate)/s; refused (evaluate): $(metric 'vexil_admission_rejected_total{class="evaluate"}')"
 	python3 - "$data/rss" <<'PY'
 import sys
 v = [int(x) for x in open(sys.argv[1]).read().split()]
@@ -88,7 +88,7 @@ print(f"RSS over the run, {n} samples (KiB): first {v[0]}, min {min(v)}, max {ma
 PY
 	echo "## recovery: half of saturation right after"
 	row "0.5x $((satrate / 2))/s" "$(lt "$flags" -rate $((satrate / 2)) -connections "$CONNS" -duration "$DURATION" -warmup 0s)"
-	echo "limit after: $(metric vexil_admission_limit); RSS after: $(ps -o rss= -p "$server") KiB"
+	echo "limit after: $(metric vexil_admission_limit), rate gate $(metric vexil_admission_rate)/s; RSS after: $(ps -o rss= -p "$server") KiB"
 	echo "## server-side latency of admitted evaluations over the whole script (vexil_admission_admitted_seconds)"
 	curl -s "http://127.0.0.1:$PORT/metrics" | grep '^vexil_admission_admitted_seconds_bucket{class="evaluate"' | sed 's/^/  /'
 } | tee "$out"
