@@ -54,6 +54,10 @@ proto-check: ## fail if the committed generated code is stale
 bench-flags: ## /flags with 1M persons: closed and open loop, freshness, trivial-handler ratio
 	@PERSONS=$${PERSONS:-1000000} scripts/bench-flags.sh
 
+.PHONY: bench-overload
+bench-overload: ## admission control: saturation curve, 2x saturation for 60 s, recovery
+	@PERSONS=$${PERSONS:-100000} scripts/bench-overload.sh
+
 .PHONY: run
 run: ## run Vexil with the demo dataset (vexil serve --demo)
 	@go run ./cmd/vexil serve --demo

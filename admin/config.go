@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/vexil-dev/vexil/admission"
 	"github.com/vexil-dev/vexil/catalog"
 	"github.com/vexil-dev/vexil/namespace"
 	"github.com/vexil-dev/vexil/store"
@@ -131,6 +132,13 @@ type Config struct {
 	// updated for this long (its node stopped; running jobs update after
 	// every page) is marked failed. Default 10 minutes.
 	AbandonedJobAfter time.Duration
+	// Admission admits the management calls of a Server (gRPC, and REST
+	// through the gateway's gRPC calls) as admission.Management: past the
+	// node's limit they are refused at once with RESOURCE_EXHAUSTED (HTTP
+	// 503 and Retry-After). vexil serve shares one controller with the
+	// evaluation service. Default: a controller of its own with
+	// admission's defaults and no metrics.
+	Admission *admission.Controller
 }
 
 // Validate checks the configuration.

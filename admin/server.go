@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/vexil-dev/vexil/admission"
 	"github.com/vexil-dev/vexil/catalog"
 	"github.com/vexil-dev/vexil/errcode"
 	adminv1 "github.com/vexil-dev/vexil/proto/vexil/admin/v1"
@@ -107,7 +108,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		}
 	}
 	s.grpc = grpc.NewServer(
-		grpc.ChainUnaryInterceptor(adminOnly(s.svc.UnaryInterceptor())),
+		grpc.ChainUnaryInterceptor(adminOnly(admit(s.svc.cfg.Admission)), adminOnly(s.svc.UnaryInterceptor())),
 		grpc.MaxRecvMsgSize(s.maxBytes),
 	)
 	adminv1.RegisterAdminServiceServer(s.grpc, s.svc)
@@ -191,6 +192,19 @@ func adminOnly(i grpc.UnaryServerInterceptor) grpc.UnaryServerInterceptor {
 	}
 }
 
+// admit admits a management call, before authentication and decoding, or
+// refuses it at once with RESOURCE_EXHAUSTED overloaded (and retry_after).
+func admit(c *admission.Controller) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		t, err := c.Acquire(admission.Management)
+		if err != nil {
+			return nil, errcode.GRPCStatus(err).Err()
+		}
+		defer t.Done()
+		return handler(ctx, req)
+	}
+}
+
 // headerMatcher forwards Authorization and If-Match to the gRPC server.
 func headerMatcher(key string) (string, bool) {
 	switch strings.ToLower(key) {
@@ -228,6 +242,9 @@ func errorHandler(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshale
 	w.Header().Set("Content-Type", "application/json")
 	if e.Code == errcode.Unauthenticated {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="vexil"`)
+	}
+	if ra := e.Meta[errcode.MetaRetryAfter]; ra != "" {
+		w.Header().Set("Retry-After", ra)
 	}
 	w.WriteHeader(e.Code.HTTPStatus())
 	_, _ = w.Write(body)

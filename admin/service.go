@@ -12,6 +12,7 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/vexil-dev/vexil/admission"
 	"github.com/vexil-dev/vexil/catalog"
 	"github.com/vexil-dev/vexil/changes"
 	"github.com/vexil-dev/vexil/errcode"
@@ -38,6 +39,13 @@ func New(cfg Config) (*Service, error) {
 		return nil, err
 	}
 	cfg.setDefaults()
+	if cfg.Admission == nil {
+		ac, err := admission.New(admission.Config{})
+		if err != nil {
+			return nil, fmt.Errorf("admin: admission: %w", err)
+		}
+		cfg.Admission = ac
+	}
 	m, err := newMetrics(cfg.Registry)
 	if err != nil {
 		return nil, fmt.Errorf("admin: metrics: %w", err)

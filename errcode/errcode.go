@@ -24,6 +24,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/protoadapt"
 
+	"github.com/vexil-dev/vexil/admission"
 	"github.com/vexil-dev/vexil/catalog"
 	"github.com/vexil-dev/vexil/flags"
 	"github.com/vexil-dev/vexil/store"
@@ -71,12 +72,23 @@ const (
 	// (it has no NATS connection, or reading failed); retry later or ask
 	// another node.
 	PrecomputeUnavailable Code = "precompute_unavailable"
+	// Overloaded: the node is at its concurrency limit for the request's
+	// class; the request was refused before any work. Meta["retry_after"]
+	// is the seconds to wait (HTTP: a Retry-After header).
+	Overloaded Code = "overloaded"
+	// RateLimited: the team is over its request quota; Meta["retry_after"]
+	// as for Overloaded.
+	RateLimited Code = "rate_limited"
 	// Unimplemented: the method or route does not exist.
 	Unimplemented Code = "unimplemented"
 	// Internal: a bug or an unexpected backend failure; the message says no
 	// more than that.
 	Internal Code = "internal"
 )
+
+// MetaRetryAfter is the Meta key of the seconds a refused client should
+// wait; HTTP surfaces send it as the Retry-After header.
+const MetaRetryAfter = "retry_after"
 
 // Domain is the ErrorInfo domain of Vexil's errors.
 const Domain = "vexil.dev"
@@ -103,6 +115,8 @@ var table = map[Code]mapping{
 	DeadlineExceeded:      {codes.DeadlineExceeded, http.StatusGatewayTimeout},
 	Unavailable:           {codes.Unavailable, http.StatusServiceUnavailable},
 	PrecomputeUnavailable: {codes.Unavailable, http.StatusServiceUnavailable},
+	Overloaded:            {codes.ResourceExhausted, http.StatusServiceUnavailable},
+	RateLimited:           {codes.ResourceExhausted, http.StatusTooManyRequests},
 	Unimplemented:         {codes.Unimplemented, http.StatusNotImplemented},
 	Internal:              {codes.Internal, http.StatusInternalServerError},
 }
@@ -215,6 +229,9 @@ func From(err error) *Error {
 	if ve, ok := errors.AsType[*flags.ValidationError](err); ok {
 		return FromValidation(ve, "")
 	}
+	if re, ok := errors.AsType[*admission.RejectedError](err); ok {
+		return FromRejected(re)
+	}
 	for _, s := range sentinels {
 		if errors.Is(err, s.err) {
 			return &Error{Code: s.code, Message: sentinelMessage(s.code), Err: err}
@@ -257,6 +274,25 @@ func FromValidation(ve *flags.ValidationError, prefix string) *Error {
 		e.Meta["flag"] = ve.Flag
 	}
 	return e
+}
+
+// FromRejected turns an admission refusal into Overloaded or RateLimited,
+// with Meta retry_after (seconds) and class.
+func FromRejected(re *admission.RejectedError) *Error {
+	e := &Error{Code: Overloaded, Message: "the server is overloaded: retry after the Retry-After delay", Err: re,
+		Meta: map[string]string{MetaRetryAfter: re.RetryAfterSeconds(), "class": re.Class.String()}}
+	if errors.Is(re, admission.ErrQuotaExceeded) {
+		e.Code, e.Message = RateLimited, "the project is over its request quota: retry after the Retry-After delay"
+	}
+	return e
+}
+
+// RetryAfter returns the Retry-After header value of err ("" for none).
+func RetryAfter(err error) string {
+	if e := From(err); e != nil {
+		return e.Meta[MetaRetryAfter]
+	}
+	return ""
 }
 
 // GRPCCode returns the gRPC code of a Code (Internal for an unknown one).

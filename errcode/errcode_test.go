@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"net/http"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/vexil-dev/vexil/admission"
 	"github.com/vexil-dev/vexil/catalog"
 	"github.com/vexil-dev/vexil/flags"
 	"github.com/vexil-dev/vexil/store"
@@ -88,5 +90,34 @@ func TestEveryCodeHasARow(t *testing.T) {
 	}
 	if len(Codes()) != len(table) {
 		t.Fatal("Codes() misses some")
+	}
+}
+
+// TestRejected: admission's refusals keep their Retry-After and class
+// across a gRPC connection.
+func TestRejected(t *testing.T) {
+	cases := []struct {
+		err   error
+		code  Code
+		grpc  codes.Code
+		http  int
+		retry string
+		class string
+	}{
+		{&admission.RejectedError{Err: admission.ErrOverloaded, Class: admission.Management, RetryAfter: 1500 * time.Millisecond},
+			Overloaded, codes.ResourceExhausted, http.StatusServiceUnavailable, "2", "management"},
+		{fmt.Errorf("wrapped: %w", &admission.RejectedError{Err: admission.ErrQuotaExceeded, Class: admission.Evaluate}),
+			RateLimited, codes.ResourceExhausted, http.StatusTooManyRequests, "1", "evaluate"},
+	}
+	for _, c := range cases {
+		st := GRPCStatus(c.err)
+		back := FromStatus(st)
+		if st.Code() != c.grpc || back.Code != c.code || back.Code.HTTPStatus() != c.http || back.Meta[MetaRetryAfter] != c.retry ||
+			back.Meta["class"] != c.class || RetryAfter(c.err) != c.retry {
+			t.Errorf("%v: %v %+v, want %v %s retry %s class %s", c.err, st.Code(), back, c.grpc, c.code, c.retry, c.class)
+		}
+	}
+	if RetryAfter(errors.New("x")) != "" || RetryAfter(nil) != "" {
+		t.Error("RetryAfter of a non-refusal")
 	}
 }

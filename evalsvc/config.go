@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/vexil-dev/vexil/admission"
 	"github.com/vexil-dev/vexil/catalog"
 	"github.com/vexil-dev/vexil/evalsvc/wire"
 	"github.com/vexil-dev/vexil/namespace"
@@ -90,9 +91,11 @@ type Config struct {
 	// MemorySampleInterval is how often the heap is read (runtime/metrics)
 	// at most; requests between two readings use the last one. Default 5ms.
 	MemorySampleInterval time.Duration
-	// MaxInflight bounds the evaluations in progress; beyond it requests
-	// are shed with 503 at once rather than queued. Default 4096.
-	MaxInflight int
+	// Admission admits requests (an adaptive concurrency limit shared by
+	// every transport of the node, and per-team quotas): past it a request
+	// is refused at once, never queued. Default: a controller of its own
+	// with admission's defaults and no metrics.
+	Admission *admission.Controller
 	// HashKey hashes a secret for the key lookup; default SHA-256.
 	HashKey func(secret string) []byte
 	// Now defaults to time.Now.
@@ -124,7 +127,7 @@ func (c *Config) Validate() error {
 	if err := c.Namespace.Validate(); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
-	if c.StoreTimeout < 0 || c.ReloadInterval < 0 || c.KeyCacheTTL < 0 || c.MaxBodyBytes < 0 || c.MaxInflight < 0 ||
+	if c.StoreTimeout < 0 || c.ReloadInterval < 0 || c.KeyCacheTTL < 0 || c.MaxBodyBytes < 0 ||
 		c.MaxDecodedBytes < 0 || c.MaxValues < 0 || c.MaxStringBytes < 0 || c.EvalTimeout < 0 || c.MemoryLimit < 0 ||
 		c.MemorySampleInterval < 0 {
 		return fmt.Errorf("%w: durations and limits must not be negative", ErrInvalidConfig)
@@ -159,9 +162,6 @@ func (c *Config) withDefaults() Config {
 	}
 	if d.MaxBodyBytes == 0 {
 		d.MaxBodyBytes = 1 << 20
-	}
-	if d.MaxInflight == 0 {
-		d.MaxInflight = 4096
 	}
 	if d.MaxDecodedBytes == 0 {
 		d.MaxDecodedBytes = wire.DefaultMaxDecodedBytes

@@ -45,6 +45,19 @@
 // every replacement; nothing polls). Gateway serves Evaluate over HTTP as
 // POST /api/evaluate through a client connection.
 //
+// # Admission
+//
+// Every request passes Config.Admission (package admission) before its body
+// is read: /flags, /decide and Evaluate as remote evaluation, the
+// definitions and WatchDefinitions (until its first payload) as polls. A
+// refusal is answered at once: 503 with Retry-After, RESOURCE_EXHAUSTED on
+// gRPC (errcode overloaded). Once the token names a team, the team's quota
+// is taken: over it, /flags and /decide answer as PostHog does for a
+// project over its flag quota (200, no flags, quotaLimited
+// ["feature_flags"]), the definitions 429 with Retry-After (PostHog's 402
+// would make the SDKs drop their definitions), gRPC RESOURCE_EXHAUSTED
+// rate_limited.
+//
 // # Errors
 //
 // One table (errors.go) lists every way an evaluation request fails, by

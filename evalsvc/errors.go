@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strconv"
 
+	"github.com/vexil-dev/vexil/admission"
 	"github.com/vexil-dev/vexil/errcode"
 	"github.com/vexil-dev/vexil/evalsvc/wire"
 )
@@ -13,7 +14,9 @@ var (
 	ErrMissingToken = errors.New("evalsvc: no project token")
 	ErrUnknownKey   = errors.New("evalsvc: unknown or revoked key")
 	ErrWrongKeyKind = errors.New("evalsvc: key of the wrong kind")
-	ErrOverloaded   = errors.New("evalsvc: overloaded")
+	// ErrOverloaded: admission refused the request (the node is at its
+	// limit for the request's class).
+	ErrOverloaded = admission.ErrOverloaded
 	// ErrCatalogUnavailable wraps a failure to read keys or definitions.
 	ErrCatalogUnavailable = errors.New("evalsvc: catalog unavailable")
 )
@@ -23,6 +26,8 @@ var (
 const (
 	codeOverloaded          = "overloaded"
 	codeMemoryPressure      = "memory_pressure"
+	codeThrottled           = "throttled"
+	typeThrottled           = "throttled_error"
 	codeInvalidToken        = "invalid_token"
 	codeCatalogUnavailable  = "catalog_unavailable"
 	codeNotAuthenticated    = "not_authenticated"
@@ -55,7 +60,8 @@ type failure struct {
 // statuses as ErrorInfo metadata "posthog_code" (the reason is errcode's
 // code). Both transports answer a failure through this table only.
 var failures = map[string]failure{
-	codeOverloaded:             {errcode.Unavailable, typeServerError, "too many requests in flight; retry shortly"},
+	codeOverloaded:             {errcode.Overloaded, typeServerError, "too many requests in flight; retry after the Retry-After delay"},
+	codeThrottled:              {errcode.RateLimited, typeThrottled, "the project is over its request quota; retry after the Retry-After delay"},
 	codeMemoryPressure:         {errcode.Unavailable, typeServerError, "the server is short of memory; retry shortly"},
 	wire.CodeMissingToken:      {errcode.Unauthenticated, typeAuthenticationError, "API key is missing: send the project token as token or api_key (gRPC: the token field or authorization: Bearer phc_...)"},
 	codeInvalidToken:           {errcode.Unauthenticated, typeAuthenticationError, "the project token is not valid"},
@@ -84,6 +90,7 @@ var sentinelCodes = []struct {
 }{
 	{ErrOverloaded, codeOverloaded, ""},
 	{ErrMemoryPressure, codeMemoryPressure, ""},
+	{admission.ErrQuotaExceeded, codeThrottled, ""},
 	{ErrMissingToken, wire.CodeMissingToken, "token"},
 	{ErrUnknownKey, codeInvalidToken, "token"},
 	{ErrWrongKeyKind, codeInvalidToken, "token"},
@@ -124,7 +131,11 @@ func classify(err error) *errcode.Error {
 	}
 	for _, s := range sentinelCodes {
 		if errors.Is(err, s.err) {
-			return fail(s.code, s.field, "").Wrap(err)
+			e := fail(s.code, s.field, "").Wrap(err)
+			if re, ok := errors.AsType[*admission.RejectedError](err); ok {
+				e = e.With(errcode.MetaRetryAfter, re.RetryAfterSeconds()).With("class", re.Class.String())
+			}
+			return e
 		}
 	}
 	return errcode.From(err)

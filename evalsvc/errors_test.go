@@ -15,6 +15,7 @@ import (
 
 	"google.golang.org/grpc/status"
 
+	"github.com/vexil-dev/vexil/admission"
 	"github.com/vexil-dev/vexil/errcode"
 	"github.com/vexil-dev/vexil/evalsvc/wire"
 )
@@ -70,6 +71,7 @@ func TestFailuresAlikeOnBothTransports(t *testing.T) {
 		field   string
 	}{
 		{ErrOverloaded, 503, codeOverloaded, ""},
+		{&admission.RejectedError{Err: admission.ErrQuotaExceeded, Class: admission.Poll, RetryAfter: 3 * time.Second}, 429, codeThrottled, ""},
 		{ErrMissingToken, 401, wire.CodeMissingToken, "token"},
 		{fmt.Errorf("%w: %w", ErrUnknownKey, errTeamGone), 401, codeInvalidToken, "token"},
 		{ErrWrongKeyKind, 401, codeInvalidToken, "token"},
@@ -91,6 +93,9 @@ func TestFailuresAlikeOnBothTransports(t *testing.T) {
 			}
 			if attr, _ := body.Attr.(string); attr != c.field {
 				t.Errorf("HTTP attr %v, want %q", body.Attr, c.field)
+			}
+			if _, refused := errors.AsType[*admission.RejectedError](c.err); refused != (w.Header().Get("Retry-After") != "") {
+				t.Errorf("Retry-After %q on a refusal: %v", w.Header().Get("Retry-After"), refused)
 			}
 			st := status.Convert(s.rpcDone("test", time.Time{}, c.err))
 			e := errcode.FromStatus(st)

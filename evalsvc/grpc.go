@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/vexil-dev/vexil/admission"
 	"github.com/vexil-dev/vexil/errcode"
 	"github.com/vexil-dev/vexil/evalsvc/wire"
 	evalv1 "github.com/vexil-dev/vexil/proto/vexil/eval/v1"
@@ -59,11 +60,11 @@ func (s *Service) evaluateRPC(ctx context.Context, in *evalv1.EvaluateRequest) (
 	if err := s.checkMemory(); err != nil {
 		return nil, err
 	}
-	release, err := s.admit()
+	ticket, err := s.admit(admission.Evaluate)
 	if err != nil {
 		return nil, err
 	}
-	defer release()
+	defer ticket.Done()
 	md, _ := metadata.FromIncomingContext(ctx)
 	token := in.GetToken()
 	if token == "" {
@@ -75,6 +76,11 @@ func (s *Service) evaluateRPC(ctx context.Context, in *evalv1.EvaluateRequest) (
 	}
 	ts, err := s.requestTeam(ctx, req.Token)
 	if err != nil {
+		return nil, err
+	}
+	// Vexil's own API has no quotaLimited member: over quota is
+	// RESOURCE_EXHAUSTED rate_limited (429 through the gateway).
+	if err := s.allowTeam(admission.Evaluate, ts.team.ID); err != nil {
 		return nil, err
 	}
 	sc := getScratch()
@@ -150,10 +156,21 @@ func (g *grpcService) WatchDefinitions(in *evalv1.WatchDefinitionsRequest, strea
 	s := g.s
 	defer func() { err = s.rpcDone(endpointWatch, time.Time{}, err) }()
 	ctx := stream.Context()
+	// A watch is admitted as a poll until its first payload is sent: an
+	// open stream holds no slot of the limit.
+	ticket, err := s.admit(admission.Poll)
+	if err != nil {
+		return err
+	}
+	defer func() { ticket.Done() }() // the zero ticket once the first payload is out
+	first := true
 	md, _ := metadata.FromIncomingContext(ctx)
 	secret := bearer(mdValue(md, "authorization"))
 	team, err := s.definitionsTeam(ctx, secret, in.GetToken())
 	if err != nil {
+		return err
+	}
+	if err := s.allowTeam(admission.Poll, team); err != nil {
 		return err
 	}
 	s.m.watches.Inc()
@@ -177,6 +194,10 @@ func (g *grpcService) WatchDefinitions(in *evalv1.WatchDefinitionsRequest, strea
 				return err
 			}
 			last = payload.ETag
+		}
+		if first {
+			ticket.Done()
+			ticket, first = admission.Ticket{}, false
 		}
 		select {
 		case <-ctx.Done():
@@ -302,6 +323,9 @@ func writeStatus(w http.ResponseWriter, m runtime.Marshaler, st *status.Status, 
 		body = []byte(`{"code":13,"message":"internal error"}`)
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if ra := e.Meta[errcode.MetaRetryAfter]; ra != "" {
+		w.Header().Set("Retry-After", ra)
+	}
 	if e.Code == errcode.Unauthenticated {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="vexil"`)
 	}

@@ -347,7 +347,7 @@ func TestEvaluateErrors(t *testing.T) {
 func TestEvaluateSharesAdmission(t *testing.T) {
 	cat, _ := newFixture(t)
 	entered, release := make(chan struct{}, 1), make(chan struct{})
-	s := newService(t, Config{Store: blockingStore{entered: entered, release: release}, Catalog: cat, StoreTimeout: time.Hour, MaxInflight: 1})
+	s := newService(t, Config{Store: blockingStore{entered: entered, release: release}, Catalog: cat, StoreTimeout: time.Hour, Admission: oneSlot(t)})
 	client, _ := grpcServer(t, s, nil)
 	done := make(chan int)
 	go func() {
@@ -356,8 +356,9 @@ func TestEvaluateSharesAdmission(t *testing.T) {
 	}()
 	<-entered // the HTTP request holds the only slot
 	_, err := client.Evaluate(context.Background(), &evalv1.EvaluateRequest{Token: "phc_team1", DistinctId: proto.String("u2")})
-	if code, e := rpcErr(t, err); code != codes.Unavailable || e.Meta["posthog_code"] != "overloaded" {
-		t.Errorf("got %v %+v, want UNAVAILABLE overloaded", code, e)
+	if code, e := rpcErr(t, err); code != codes.ResourceExhausted || e.Code != errcode.Overloaded || e.Meta["posthog_code"] != "overloaded" ||
+		e.Meta[errcode.MetaRetryAfter] != "1" || e.Meta["class"] != "evaluate" {
+		t.Errorf("got %v %+v, want RESOURCE_EXHAUSTED overloaded with retry_after 1", code, e)
 	}
 	close(release)
 	if code := <-done; code != 200 {

@@ -15,7 +15,9 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/vexil-dev/vexil/admission"
 	"github.com/vexil-dev/vexil/catalog"
+	"github.com/vexil-dev/vexil/errcode"
 	"github.com/vexil-dev/vexil/evalsvc/wire"
 )
 
@@ -96,6 +98,9 @@ type apiError struct {
 func writeFailure(w http.ResponseWriter, err error) {
 	e := classify(err)
 	typ, code := postHogType(e)
+	if ra := e.Meta[errcode.MetaRetryAfter]; ra != "" {
+		w.Header().Set("Retry-After", ra)
+	}
 	writeError(w, e.Code.HTTPStatus(), typ, code, e.Message, e.Field)
 }
 
@@ -131,16 +136,18 @@ func (s *Service) serveFlags(w http.ResponseWriter, r *http.Request, decide bool
 		writeResponse(w, resp, shape)
 		return
 	}
+	// The cheap refusals (memory pressure, a declared body over the limit)
+	// and admission come before the body is read: a refusal costs nothing.
 	if err := s.checkRequest(r); err != nil {
 		writeFailure(w, err)
 		return
 	}
-	release, err := s.admit()
+	ticket, err := s.admit(admission.Evaluate)
 	if err != nil {
 		writeFailure(w, err)
 		return
 	}
-	defer release()
+	defer ticket.Done()
 
 	body, err := io.ReadAll(io.LimitReader(r.Body, int64(s.cfg.MaxBodyBytes)+1))
 	if err != nil {
@@ -163,6 +170,14 @@ func (s *Service) serveFlags(w http.ResponseWriter, r *http.Request, decide bool
 	ts, err := s.requestTeam(ctx, req.Token)
 	if err != nil {
 		writeFailure(w, err)
+		return
+	}
+	if err := s.allowTeam(admission.Evaluate, ts.team.ID); err != nil {
+		// As PostHog answers a project over its flag quota: 200, no flags,
+		// quotaLimited ["feature_flags"] (SDKs then read every flag as
+		// unset, and do not retry).
+		resp.QuotaLimited = true
+		writeResponse(w, resp, shape)
 		return
 	}
 	sc := getScratch()
@@ -250,10 +265,23 @@ func (s *Service) serveDefinitions(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusMethodNotAllowed, typeInvalidRequest, "method_not_allowed", "use GET", "")
 		return
 	}
+	ticket, err := s.admit(admission.Poll)
+	if err != nil {
+		writeFailure(w, err)
+		return
+	}
+	defer ticket.Done()
 	ctx := r.Context()
 	q := r.URL.Query()
 	team, err := s.definitionsTeam(ctx, bearer(r.Header.Get("Authorization")), q.Get("token"))
 	if err != nil {
+		writeFailure(w, err)
+		return
+	}
+	// Over quota: 429 with Retry-After, which the SDKs log and retry at
+	// their next poll, keeping their definitions (PostHog's 402 for a
+	// billing limit would make them drop every definition).
+	if err := s.allowTeam(admission.Poll, team); err != nil {
 		writeFailure(w, err)
 		return
 	}

@@ -15,7 +15,6 @@ type metrics struct {
 	latency        *prometheus.HistogramVec
 	storeErrors    prometheus.Counter
 	cohortErrors   prometheus.Counter
-	shed           prometheus.Counter
 	reloads        prometheus.Counter
 	noticesDropped prometheus.Counter
 	watches        prometheus.Gauge
@@ -36,8 +35,6 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Row or group reads that failed or timed out (answered in partial mode)."}),
 		cohortErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "vexil_evalsvc_cohort_errors_total",
 			Help: "Static cohort membership reads that failed or were past the store deadline (the flags that need them answer failed)."}),
-		shed: prometheus.NewCounter(prometheus.CounterOpts{Name: "vexil_evalsvc_shed_total",
-			Help: "Requests refused with 503 because too many were in flight."}),
 		reloads: prometheus.NewCounter(prometheus.CounterOpts{Name: "vexil_evalsvc_team_reloads_total",
 			Help: "Team definitions (re)loaded into the HyperCache."}),
 		noticesDropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "vexil_evalsvc_notices_dropped_total",
@@ -52,7 +49,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.answers = append(m.answers, answers.WithLabelValues(src.String()))
 	}
 	if reg != nil {
-		reg.MustRegister(m.evaluations, m.requests, m.latency, m.storeErrors, m.cohortErrors, m.shed, m.reloads, m.noticesDropped, m.watches, answers)
+		reg.MustRegister(m.evaluations, m.requests, m.latency, m.storeErrors, m.cohortErrors, m.reloads, m.noticesDropped, m.watches, answers)
 	}
 	return m
 }

@@ -5,24 +5,23 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/vexil-dev/vexil/admission"
 	"github.com/vexil-dev/vexil/catalog"
 	"github.com/vexil-dev/vexil/changes"
 )
 
 // Service evaluates flags. It is safe for concurrent use.
 type Service struct {
-	cfg      Config
-	cache    *hyperCache
-	keys     *keyCache
-	inflight atomic.Int64
-	m        *metrics
-	memory   *memoryGauge
-	answers  *answerCounts
+	cfg     Config
+	cache   *hyperCache
+	keys    *keyCache
+	m       *metrics
+	memory  *memoryGauge
+	answers *answerCounts
 	// subscribed is closed once Run's change-notice subscription is
 	// registered with the NATS server.
 	subscribed chan struct{}
@@ -37,6 +36,12 @@ func New(cfg Config) (*Service, error) {
 		return nil, err
 	}
 	c := cfg.withDefaults()
+	if c.Admission == nil {
+		var err error
+		if c.Admission, err = admission.New(admission.Config{}); err != nil {
+			return nil, fmt.Errorf("evalsvc: admission: %w", err)
+		}
+	}
 	s := &Service{cfg: c, keys: &keyCache{ttl: c.KeyCacheTTL, m: map[string]keyEntry{}}, subscribed: make(chan struct{}),
 		stopped: make(chan struct{})}
 	s.cache = newHyperCache(s.loadTeam)
@@ -227,12 +232,15 @@ func (s *Service) requestTeam(ctx context.Context, token string) (*teamState, er
 	return ts, nil
 }
 
-// admit applies load shedding: at most MaxInflight evaluations at once.
-func (s *Service) admit() (func(), error) {
-	if s.inflight.Add(1) > int64(s.cfg.MaxInflight) {
-		s.inflight.Add(-1)
-		s.m.shed.Inc()
-		return nil, ErrOverloaded
-	}
-	return func() { s.inflight.Add(-1) }, nil
+// admit admits a request of class cl now or refuses it at once (a
+// *admission.RejectedError wrapping ErrOverloaded); call the ticket's Done
+// when it has been answered.
+func (s *Service) admit(cl admission.Class) (admission.Ticket, error) {
+	return s.cfg.Admission.Acquire(cl)
+}
+
+// allowTeam takes one request of class cl from team's quota (a
+// *admission.RejectedError wrapping admission.ErrQuotaExceeded when over).
+func (s *Service) allowTeam(cl admission.Class, team int64) error {
+	return s.cfg.Admission.AllowTeam(cl, team)
 }

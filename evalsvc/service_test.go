@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vexil-dev/vexil/admission"
 	"github.com/vexil-dev/vexil/catalog"
 	"github.com/vexil-dev/vexil/flags"
 	"github.com/vexil-dev/vexil/natstest"
@@ -105,6 +106,16 @@ func newFixture(t *testing.T) (*fakeCatalog, *memstore.Store) {
 		t.Fatal(err)
 	}
 	return cat, st
+}
+
+// oneSlot is an admission controller whose limit is one request.
+func oneSlot(t *testing.T) *admission.Controller {
+	t.Helper()
+	c, err := admission.New(admission.Config{InitialLimit: 1, MinLimit: 1, MaxLimit: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 func newService(t *testing.T, cfg Config) *Service {
@@ -342,7 +353,7 @@ func TestStoreUnavailable(t *testing.T) {
 func TestLoadShedding(t *testing.T) {
 	cat, _ := newFixture(t)
 	entered, release := make(chan struct{}, 1), make(chan struct{})
-	s := newService(t, Config{Store: blockingStore{entered: entered, release: release}, Catalog: cat, StoreTimeout: time.Hour, MaxInflight: 1})
+	s := newService(t, Config{Store: blockingStore{entered: entered, release: release}, Catalog: cat, StoreTimeout: time.Hour, Admission: oneSlot(t)})
 	h := s.Handler()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int)
@@ -354,8 +365,12 @@ func TestLoadShedding(t *testing.T) {
 	}()
 	<-entered // the first request holds the only slot
 	res, body := post(t, h, "/flags?v=2", `{"token":"phc_team1","distinct_id":"u2"}`)
-	if res.StatusCode != 503 || !bytes.Contains(body, []byte("overloaded")) {
-		t.Errorf("second request: %d %s, want 503 overloaded", res.StatusCode, body)
+	if res.StatusCode != 503 || !bytes.Contains(body, []byte(`"code":"overloaded"`)) || res.Header.Get("Retry-After") != "1" {
+		t.Errorf("second request: %d %s (Retry-After %q), want 503 overloaded with Retry-After 1", res.StatusCode, body, res.Header.Get("Retry-After"))
+	}
+	// A definitions poll is refused alike: the limit is the node's.
+	if w := get(h, "/flags/definitions", "Authorization", "Bearer phs_team1"); w.Code != 503 || w.Header().Get("Retry-After") != "1" {
+		t.Errorf("a poll while the slot is held: %d %s, want 503 with Retry-After", w.Code, w.Body)
 	}
 	cancel()
 	<-done

@@ -48,19 +48,35 @@ type Config struct {
 
 // Result is what a run measured.
 type Result struct {
-	Mode      string        `json:"mode"` // "open" or "closed"
-	Target    float64       `json:"target_rate,omitempty"`
-	Requests  int           `json:"requests"`
-	Errors    int           `json:"errors"`
-	ByStatus  map[int]int   `json:"by_status"`
-	Elapsed   time.Duration `json:"elapsed_ns"`
-	Rate      float64       `json:"achieved_rate"`
-	P50       time.Duration `json:"p50_ns"`
-	P90       time.Duration `json:"p90_ns"`
-	P99       time.Duration `json:"p99_ns"`
-	Max       time.Duration `json:"max_ns"`
-	Dropped   int           `json:"dropped"` // open loop: no connection free at the scheduled time (counted as errors)
-	MeanBytes int           `json:"mean_response_bytes"`
+	Mode     string      `json:"mode"` // "open" or "closed"
+	Target   float64     `json:"target_rate,omitempty"`
+	Requests int         `json:"requests"`
+	Errors   int         `json:"errors"`
+	ByStatus map[int]int `json:"by_status"`
+	// ByStatusLatency splits the latencies by status (0: no answer), so
+	// that admitted (200) and refused (503) requests are seen apart.
+	ByStatusLatency map[int]Latency `json:"by_status_latency"`
+	Elapsed         time.Duration   `json:"elapsed_ns"`
+	Rate            float64         `json:"achieved_rate"`
+	P50             time.Duration   `json:"p50_ns"`
+	P90             time.Duration   `json:"p90_ns"`
+	P99             time.Duration   `json:"p99_ns"`
+	Max             time.Duration   `json:"max_ns"`
+	Dropped         int             `json:"dropped"` // open loop: no connection free at the scheduled time (counted as errors)
+	MeanBytes       int             `json:"mean_response_bytes"`
+}
+
+// Latency is the distribution of a set of latencies.
+type Latency struct {
+	P50 time.Duration `json:"p50_ns"`
+	P99 time.Duration `json:"p99_ns"`
+	Max time.Duration `json:"max_ns"`
+}
+
+// latencyOf summarizes sorted latencies (at least one).
+func latencyOf(sorted []time.Duration) Latency {
+	pct := func(p float64) time.Duration { return sorted[min(len(sorted)-1, int(p*float64(len(sorted))))] }
+	return Latency{P50: pct(0.50), P99: pct(0.99), Max: sorted[len(sorted)-1]}
 }
 
 // Availability is the share of requests answered with a 2xx.
@@ -231,7 +247,8 @@ func (r *runner) phase(ctx context.Context, d time.Duration, record func(sample)
 }
 
 func summarize(cfg Config, samples []sample, dropped int, elapsed time.Duration) Result {
-	res := Result{Mode: "closed", ByStatus: map[int]int{}, Elapsed: elapsed, Dropped: dropped, Requests: len(samples)}
+	res := Result{Mode: "closed", ByStatus: map[int]int{}, ByStatusLatency: map[int]Latency{}, Elapsed: elapsed, Dropped: dropped,
+		Requests: len(samples)}
 	if cfg.Rate > 0 {
 		res.Mode, res.Target = "open", cfg.Rate
 	}
@@ -240,8 +257,10 @@ func summarize(cfg Config, samples []sample, dropped int, elapsed time.Duration)
 	}
 	lat := make([]time.Duration, len(samples))
 	total := 0
+	byStatus := map[int][]time.Duration{}
 	for i, s := range samples {
 		lat[i] = s.latency
+		byStatus[s.status] = append(byStatus[s.status], s.latency)
 		res.ByStatus[s.status]++
 		if s.status < 200 || s.status > 299 {
 			res.Errors++
@@ -251,6 +270,10 @@ func summarize(cfg Config, samples []sample, dropped int, elapsed time.Duration)
 	slices.Sort(lat)
 	pct := func(p float64) time.Duration { return lat[min(len(lat)-1, int(p*float64(len(lat))))] }
 	res.P50, res.P90, res.P99, res.Max = pct(0.50), pct(0.90), pct(0.99), lat[len(lat)-1]
+	for status, l := range byStatus {
+		slices.Sort(l)
+		res.ByStatusLatency[status] = latencyOf(l)
+	}
 	res.Rate = float64(len(samples)) / elapsed.Seconds()
 	res.MeanBytes = total / len(samples)
 	return res

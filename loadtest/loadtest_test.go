@@ -38,6 +38,27 @@ func TestClosedLoopCountsStatuses(t *testing.T) {
 	if res.MeanBytes != 2 || !(res.P50 <= res.P90 && res.P90 <= res.P99 && res.P99 <= res.Max) {
 		t.Errorf("bytes %d, percentiles %v %v %v %v", res.MeanBytes, res.P50, res.P90, res.P99, res.Max)
 	}
+	if len(res.ByStatusLatency) != 2 {
+		t.Fatalf("latencies by status %v, want 200 and 503", res.ByStatusLatency)
+	}
+	for status, l := range res.ByStatusLatency {
+		if !(l.P50 > 0 && l.P50 <= l.P99 && l.P99 <= l.Max && l.Max <= res.Max) {
+			t.Errorf("status %d: %+v (overall max %v)", status, l, res.Max)
+		}
+	}
+}
+
+func TestLatencyOf(t *testing.T) {
+	l := make([]time.Duration, 100)
+	for i := range l {
+		l[i] = time.Duration(i+1) * time.Millisecond
+	}
+	if got := latencyOf(l); got != (Latency{P50: 51 * time.Millisecond, P99: 100 * time.Millisecond, Max: 100 * time.Millisecond}) {
+		t.Errorf("latencyOf 1..100ms = %+v", got)
+	}
+	if got := latencyOf(l[:1]); got != (Latency{P50: time.Millisecond, P99: time.Millisecond, Max: time.Millisecond}) {
+		t.Errorf("one sample: %+v", got)
+	}
 }
 
 func TestOpenLoopCountsFromTheSchedule(t *testing.T) {

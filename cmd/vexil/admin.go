@@ -64,6 +64,9 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer cat.Close()
 	reg := prometheus.NewRegistry()
 	cfg := admin.Config{Catalog: cat, Logger: log, Registry: reg}
+	if cfg.Admission, err = newAdmission(c.Admission, reg); err != nil {
+		return err
+	}
 	if !c.Admin.NoStore {
 		st, err := openPebbleStore(c, log, reg)
 		if err != nil {

@@ -264,8 +264,12 @@ func startNode(c config.Config, log *slog.Logger, hooks ...startHooks) (n *node,
 	}
 	pcfg := projector.Config{Conn: n.nc, Store: n.store, Namespace: n.ns, AtomicStore: atomic, Teams: newCatalogTeams(n.catalog),
 		Logger: log.With("role", "projector"), Registerer: n.registry}
+	ac, err := newAdmission(c.Admission, n.registry) // one limit for every surface of the node
+	if err != nil {
+		return nil, err
+	}
 	ecfg := evalsvc.Config{Store: n.store, Catalog: n.catalog, Namespace: n.ns, Logger: log.With("role", "evalsvc"), Registry: n.registry,
-		LiveOnly: c.Eval.LiveOnly, StoreTimeout: c.Eval.StoreTimeout}
+		LiveOnly: c.Eval.LiveOnly, StoreTimeout: c.Eval.StoreTimeout, Admission: ac}
 	if c.Precompute.Enabled {
 		// With NATS away the worker's Run makes the streams when it is
 		// back; the management API's precompute status waits for them.
@@ -292,7 +296,8 @@ func startNode(c config.Config, log *slog.Logger, hooks ...startHooks) (n *node,
 	if n.eval, err = evalsvc.New(ecfg); err != nil {
 		return nil, err
 	}
-	acfg := admin.Config{Catalog: n.catalog, Persons: n.store, Logger: log.With("role", "admin"), Registry: n.registry}
+	acfg := admin.Config{Catalog: n.catalog, Persons: n.store, Logger: log.With("role", "admin"), Registry: n.registry,
+		Admission: ac}
 	withNATS(&acfg, n.nc, n.js, n.ns)
 	if n.outbox, err = openOutbox(c.DataDir, n.nc, log, n.registry); err != nil {
 		return nil, err

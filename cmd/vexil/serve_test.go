@@ -52,6 +52,10 @@ func testNodeWith(t *testing.T, c config.Config, hooks ...startHooks) *node {
 	// Cassandra read can take longer than serve's 50 ms default, and
 	// /flags would (rightly) answer with the flags it reads failed.
 	c.Eval.StoreTimeout = 10 * time.Second
+	// Nor must the machine's load make admission refuse their requests:
+	// the rate gate follows the scheduler's delays, which other processes
+	// on the machine lengthen.
+	c.Admission.SchedTarget = 0
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -279,6 +283,12 @@ func TestServeEndToEnd(t *testing.T) {
 	}
 	if got := counterValue(t, n, "vexil_evalsvc_requests_total", "endpoint", "definitions", "code", "4xx"); got != 0 {
 		t.Errorf("%v definitions requests were refused", got)
+	}
+	// One admission controller admits every surface of the node.
+	for _, class := range []string{"evaluate", "poll", "management"} {
+		if got := counterValue(t, n, "vexil_admission_admitted_total", "class", class); got < 1 {
+			t.Errorf("vexil_admission_admitted_total{class=%s} = %v, want the node's requests admitted", class, got)
+		}
 	}
 	// The store's metrics are on the node's registry.
 	if got := counterValue(t, n, "vexil_pebblestore_get_row_total", "result", "hit"); got < persons {

@@ -50,6 +50,7 @@ type Config struct {
 	Scylla     Scylla     `yaml:"scylla"`
 	Store      Store      `yaml:"store"`
 	Eval       Eval       `yaml:"eval"`
+	Admission  Admission  `yaml:"admission"`
 	Precompute Precompute `yaml:"precompute"`
 	Admin      Admin      `yaml:"admin"`
 	Demo       Demo       `yaml:"demo"`
@@ -115,6 +116,75 @@ type Eval struct {
 	LiveOnly bool `yaml:"live-only"`
 }
 
+// Admission is the admission control of serve's HTTP and gRPC surfaces
+// (and of admin alone): one adaptive concurrency limit for the node,
+// shared by remote evaluation, local-evaluation polls and management calls
+// in that order of priority, and per-team request quotas (package
+// admission).
+type Admission struct {
+	// InitialLimit is the concurrency limit at start, between MinLimit and
+	// MaxLimit. Default 64.
+	InitialLimit int `yaml:"initial-limit"`
+	// MinLimit and MaxLimit bound the adaptive limit, 1 to 10⁶. Defaults
+	// 8 and 4096.
+	MinLimit int `yaml:"min-limit"`
+	MaxLimit int `yaml:"max-limit"`
+	// EvaluateTarget, PollTarget and ManagementTarget are the latency
+	// targets of the classes: when more than 5% of a window's requests are
+	// slower than their class's target, the limit falls. 100µs to 1m.
+	// Defaults 5ms, 25ms and 250ms.
+	EvaluateTarget   time.Duration `yaml:"evaluate-target"`
+	PollTarget       time.Duration `yaml:"poll-target"`
+	ManagementTarget time.Duration `yaml:"management-target"`
+	// SchedTarget turns on the rate gate for a CPU-bound node: when the
+	// 99th percentile of the Go scheduler's delays in a window is over it,
+	// the node admits at most the rate it just served, less a tenth. 0
+	// (off) or 100µs to 1m. Default 1ms.
+	SchedTarget time.Duration `yaml:"sched-target"`
+	// MinRate is the least rate the gate admits, requests per second, 1 to
+	// 10⁹. Default 100.
+	MinRate float64 `yaml:"min-rate"`
+	// QuotaRate is every team's request quota per second, 0 to 10⁹ (0:
+	// unlimited), with a burst of QuotaBurst (0: the rate rounded up).
+	// Default 0.
+	QuotaRate  float64 `yaml:"quota-rate"`
+	QuotaBurst int     `yaml:"quota-burst"`
+	// TeamQuotas are per-team quotas that replace QuotaRate, each
+	// "team=rate" or "team=rate/burst" ("42=500/1000"; a rate of 0 is
+	// unlimited), at most 10⁵. Default none.
+	TeamQuotas []string `yaml:"team-quotas"`
+}
+
+// TeamQuota is one entry of Admission.TeamQuotas.
+type TeamQuota struct {
+	Team  int64
+	Rate  float64
+	Burst int
+}
+
+// ParseTeamQuota reads "team=rate" or "team=rate/burst".
+func ParseTeamQuota(s string) (TeamQuota, error) {
+	team, rest, ok := strings.Cut(s, "=")
+	if !ok {
+		return TeamQuota{}, fmt.Errorf("%q: want team=rate or team=rate/burst", s)
+	}
+	var q TeamQuota
+	var err error
+	if q.Team, err = strconv.ParseInt(team, 10, 64); err != nil || q.Team < 1 {
+		return TeamQuota{}, fmt.Errorf("%q: %q is not a team id", s, team)
+	}
+	rate, burst, hasBurst := strings.Cut(rest, "/")
+	if q.Rate, err = strconv.ParseFloat(rate, 64); err != nil || !(q.Rate >= 0 && q.Rate <= maxQuotaRate) {
+		return TeamQuota{}, fmt.Errorf("%q: rate %q is not a number in 0..%g", s, rate, float64(maxQuotaRate))
+	}
+	if hasBurst {
+		if q.Burst, err = strconv.Atoi(burst); err != nil || q.Burst < 0 || q.Burst > maxLimit {
+			return TeamQuota{}, fmt.Errorf("%q: burst %q is not an integer in 0..%d", s, burst, maxLimit)
+		}
+	}
+	return q, nil
+}
+
 // Precompute is the precompute worker: flag results materialised into the
 // store on every person, group, flag or cohort change.
 type Precompute struct {
@@ -157,15 +227,17 @@ type Demo struct {
 // Default returns the defaults documented on each field.
 func Default() Config {
 	return Config{
-		DataDir:    ".data",
-		LogLevel:   "info",
-		HTTPAddr:   "127.0.0.1:8000",
-		GRPCAddr:   "127.0.0.1:8001",
-		GCPercent:  400,
-		NATS:       NATS{Listen: "127.0.0.1:4222", Namespace: string(namespace.Default)},
-		Scylla:     Scylla{Keyspace: "vexil", Replication: 1, HedgeAttempts: 1, HedgeMaxDelay: 50 * time.Millisecond},
-		Store:      Store{CacheMB: 256},
-		Eval:       Eval{StoreTimeout: 50 * time.Millisecond},
+		DataDir:   ".data",
+		LogLevel:  "info",
+		HTTPAddr:  "127.0.0.1:8000",
+		GRPCAddr:  "127.0.0.1:8001",
+		GCPercent: 400,
+		NATS:      NATS{Listen: "127.0.0.1:4222", Namespace: string(namespace.Default)},
+		Scylla:    Scylla{Keyspace: "vexil", Replication: 1, HedgeAttempts: 1, HedgeMaxDelay: 50 * time.Millisecond},
+		Store:     Store{CacheMB: 256},
+		Eval:      Eval{StoreTimeout: 50 * time.Millisecond},
+		Admission: Admission{InitialLimit: 64, MinLimit: 8, MaxLimit: 4096, EvaluateTarget: 5 * time.Millisecond,
+			PollTarget: 25 * time.Millisecond, ManagementTarget: 250 * time.Millisecond, SchedTarget: time.Millisecond, MinRate: 100},
 		Precompute: Precompute{Enabled: true, MetricsAddr: "127.0.0.1:8002"},
 		Demo:       Demo{Persons: 10_000},
 	}
@@ -183,6 +255,9 @@ const (
 	maxConcurrency  = 1024
 	maxDemoPersons  = 1_000_000
 	maxDemoFlags    = 10_000
+	maxLimit        = 1_000_000
+	maxQuotaRate    = 1e9
+	maxTeamQuotas   = 100_000
 )
 
 // maxMemoryLimitMB bounds memory-limit-mb: 64 TiB.
@@ -260,6 +335,7 @@ func (c *Config) Validate() error {
 	if c.Eval.StoreTimeout < 0 || c.Eval.StoreTimeout > maxStoreTimeout {
 		bad("eval.store-timeout", "%v out of range 0..%v", c.Eval.StoreTimeout, maxStoreTimeout)
 	}
+	c.validateAdmission(bad)
 	if c.Precompute.RunRate < 0 || c.Precompute.RunRate > maxRunRate {
 		bad("precompute.run-rate", "%d out of range 0..%d", c.Precompute.RunRate, maxRunRate)
 	}
@@ -276,6 +352,60 @@ func (c *Config) Validate() error {
 		bad("demo.flags", "%d out of range 0..%d", c.Demo.Flags, maxDemoFlags)
 	}
 	return errors.Join(errs...)
+}
+
+func (c *Config) validateAdmission(bad func(key, format string, args ...any)) {
+	a := &c.Admission
+	for _, v := range []struct {
+		key string
+		n   int
+	}{{"admission.initial-limit", a.InitialLimit}, {"admission.min-limit", a.MinLimit}, {"admission.max-limit", a.MaxLimit}} {
+		if v.n < 1 || v.n > maxLimit {
+			bad(v.key, "%d out of range 1..%d", v.n, maxLimit)
+		}
+	}
+	if a.MinLimit > a.MaxLimit {
+		bad("admission.min-limit", "%d is over admission.max-limit %d", a.MinLimit, a.MaxLimit)
+	} else if a.InitialLimit < a.MinLimit || a.InitialLimit > a.MaxLimit {
+		bad("admission.initial-limit", "%d out of range admission.min-limit..admission.max-limit (%d..%d)", a.InitialLimit, a.MinLimit, a.MaxLimit)
+	}
+	for _, v := range []struct {
+		key string
+		d   time.Duration
+	}{{"admission.evaluate-target", a.EvaluateTarget}, {"admission.poll-target", a.PollTarget}, {"admission.management-target", a.ManagementTarget}} {
+		if v.d < 100*time.Microsecond || v.d > time.Minute {
+			bad(v.key, "%v out of range 100µs..1m", v.d)
+		}
+	}
+	if a.SchedTarget != 0 && (a.SchedTarget < 100*time.Microsecond || a.SchedTarget > time.Minute) {
+		bad("admission.sched-target", "%v: want 0 (off) or 100µs..1m", a.SchedTarget)
+	}
+	if !(a.MinRate >= 1 && a.MinRate <= maxQuotaRate) {
+		bad("admission.min-rate", "%v out of range 1..%g", a.MinRate, float64(maxQuotaRate))
+	}
+	if !(a.QuotaRate >= 0 && a.QuotaRate <= maxQuotaRate) {
+		bad("admission.quota-rate", "%v out of range 0..%g", a.QuotaRate, float64(maxQuotaRate))
+	}
+	if a.QuotaBurst < 0 || a.QuotaBurst > maxLimit {
+		bad("admission.quota-burst", "%d out of range 0..%d", a.QuotaBurst, maxLimit)
+	}
+	if len(a.TeamQuotas) > maxTeamQuotas {
+		bad("admission.team-quotas", "%d entries, more than %d", len(a.TeamQuotas), maxTeamQuotas)
+		return
+	}
+	seen := make(map[int64]bool, len(a.TeamQuotas))
+	for _, s := range a.TeamQuotas {
+		q, err := ParseTeamQuota(s)
+		if err != nil {
+			bad("admission.team-quotas", "%v", err)
+			return
+		}
+		if seen[q.Team] {
+			bad("admission.team-quotas", "team %d is listed twice", q.Team)
+			return
+		}
+		seen[q.Team] = true
+	}
 }
 
 // Level returns LogLevel as a slog level.

@@ -78,6 +78,21 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"precompute.metrics-addr", func(c *Config) { c.Precompute.MetricsAddr = "nowhere" }},
 		{"demo.persons", func(c *Config) { c.Demo.Persons = 0 }},
 		{"demo.flags", func(c *Config) { c.Demo.Flags = maxDemoFlags + 1 }},
+		{"admission.min-limit", func(c *Config) { c.Admission.MinLimit = 0 }},
+		{"admission.min-limit", func(c *Config) { c.Admission.MinLimit = 5000 }},
+		{"admission.initial-limit", func(c *Config) { c.Admission.InitialLimit = 4 }},
+		{"admission.max-limit", func(c *Config) { c.Admission.MaxLimit = maxLimit + 1 }},
+		{"admission.evaluate-target", func(c *Config) { c.Admission.EvaluateTarget = time.Microsecond }},
+		{"admission.management-target", func(c *Config) { c.Admission.ManagementTarget = time.Hour }},
+		{"admission.sched-target", func(c *Config) { c.Admission.SchedTarget = time.Microsecond }},
+		{"admission.min-rate", func(c *Config) { c.Admission.MinRate = 0 }},
+		{"admission.quota-rate", func(c *Config) { c.Admission.QuotaRate = -1 }},
+		{"admission.quota-burst", func(c *Config) { c.Admission.QuotaBurst = -1 }},
+		{"admission.team-quotas", func(c *Config) { c.Admission.TeamQuotas = []string{"42"} }},
+		{"admission.team-quotas", func(c *Config) { c.Admission.TeamQuotas = []string{"0=5"} }},
+		{"admission.team-quotas", func(c *Config) { c.Admission.TeamQuotas = []string{"4=x"} }},
+		{"admission.team-quotas", func(c *Config) { c.Admission.TeamQuotas = []string{"4=5/-1"} }},
+		{"admission.team-quotas", func(c *Config) { c.Admission.TeamQuotas = []string{"4=5", "4=6/10"} }},
 	}
 	for _, tc := range cases {
 		c := Default()
@@ -193,6 +208,9 @@ func TestExample(t *testing.T) {
 	if len(c.Scylla.Hosts) == 0 {
 		c.Scylla.Hosts = nil // [] in the file
 	}
+	if len(c.Admission.TeamQuotas) == 0 {
+		c.Admission.TeamQuotas = nil // [] in the file
+	}
 	if !reflect.DeepEqual(c, Default()) {
 		t.Errorf("the example is not the defaults:\n%+v\nwant\n%+v", c, Default())
 	}
@@ -240,5 +258,27 @@ func structKeys(t reflect.Type, path string, out *[]string) {
 			continue
 		}
 		*out = append(*out, k)
+	}
+}
+
+func TestParseTeamQuota(t *testing.T) {
+	cases := []struct {
+		in   string
+		want TeamQuota
+	}{
+		{"42=500", TeamQuota{Team: 42, Rate: 500}},
+		{"7=0.5/3", TeamQuota{Team: 7, Rate: 0.5, Burst: 3}},
+		{"9=0", TeamQuota{Team: 9}},
+	}
+	for _, tc := range cases {
+		got, err := ParseTeamQuota(tc.in)
+		if err != nil || got != tc.want {
+			t.Errorf("%q: %+v, %v; want %+v", tc.in, got, err, tc.want)
+		}
+	}
+	for _, bad := range []string{"", "=5", "a=5", "5=", "5=NaN", "5=-1", "5=1e10", "5=1/", "5=1/2000000"} {
+		if _, err := ParseTeamQuota(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
 	}
 }

@@ -1,0 +1,78 @@
+// Package admission decides, before any work is done, whether a request is
+// served now or refused at once: adaptive concurrency limiting with
+// priorities, and per-team rate quotas. It is shared by every transport
+// (the evaluation HTTP endpoints, the management REST gateway, both gRPC
+// APIs) so that one node has one limit.
+//
+// # The adaptive limit
+//
+// A Controller keeps one concurrency limit for the node, adjusted by AIMD
+// (additive increase, multiplicative decrease) from the measured latency of
+// the requests it admitted. Each request class has a latency target
+// (Config.Targets); a request slower than its class's target is slow. The
+// controller looks at windows of Config.Window (and at least MinSamples
+// finished requests): when more than Config.SlowFraction of a window's
+// requests were slow, the limit is multiplied by Config.Backoff; when few
+// were slow and the window used at least half the limit, it grows by one.
+// Latency that rises because the CPUs are saturated therefore lowers the
+// limit until the admitted requests are fast again, and the limit climbs
+// back when they are.
+//
+// # The rate gate
+//
+// A concurrency limit sees only the time spent inside handlers. A node
+// whose CPUs are saturated by fast handlers (a /flags answer is tens of
+// microseconds of CPU) queues its requests before any handler runs: in the
+// kernel's socket buffers and the Go scheduler's run queues. Its handlers
+// stay fast and few at a time, and the concurrency limit never binds. So
+// the controller also reads the Go scheduler's delays (runtime/metrics
+// /sched/latencies:seconds) at the end of each window: when their 99th
+// percentile is over Config.SchedTarget while the process kept its Ps busy
+// (Config.BusyFraction of their time: otherwise the delays are other
+// processes' doing, and refusing would not shorten them) the window is
+// slow, and a token
+// bucket gate admits at most the rate served in that window times Backoff
+// (at least Config.MinRate). Each calm window opens the gate by a tenth,
+// and it opens wide once the load is under half of it. As with the limit,
+// a class may not take the last (1 - share) of the bucket's 10ms of
+// tokens. The gate is off when SchedTarget is 0 (the default).
+//
+// # Refusals
+//
+// Neither the limit nor the gate is a queue: a request is never queued. When the node is at its limit Acquire fails at once with
+// ErrOverloaded (HTTP 503 with Retry-After, gRPC RESOURCE_EXHAUSTED, errcode
+// "overloaded"), and the caller answers without reading the body.
+//
+// # Priorities
+//
+// There are three classes, in order: Evaluate (remote evaluation: /flags,
+// /decide, gRPC Evaluate), Poll (local-evaluation definitions polls and
+// watches) and Management (the management API). Every class shares the one
+// limit, but a class may only use a fraction of it (Config.Shares: 100%,
+// 90% and 75% by default): when the node fills up, management calls are
+// refused first, then polls, and the top of the limit is kept for remote
+// evaluation. As the limit falls with rising latency the lower classes'
+// room shrinks first, in proportion. One limit with reserved fractions was
+// chosen over a limiter per class because the classes compete for the same
+// CPUs: separate limits would each have to guess the others' load.
+//
+// # Quotas
+//
+// Quotas are token buckets per team (a project token names one team):
+// Config.QuotaRate requests per second with a burst of Config.QuotaBurst,
+// or the team's own entry in Config.TeamQuotas. A team over its quota is
+// refused with ErrQuotaExceeded. The evaluation service answers that on
+// /flags and /decide as PostHog answers a project over its feature-flag
+// quota (200, no flags, quotaLimited ["feature_flags"]), and on the other
+// endpoints with 429 and Retry-After, as PostHog rate-limits them. Buckets
+// exist only for teams that sent an authenticated request, so their number
+// is bounded by the teams of the catalog.
+//
+// # Metrics
+//
+// vexil_admission_limit, vexil_admission_rate, vexil_admission_inflight{class},
+// vexil_admission_admitted_seconds{class} (the latencies the limit follows),
+// vexil_admission_admitted_total{class}, vexil_admission_rejected_total
+// {class} and vexil_admission_quota_limited_total{class}: the only label is
+// the class, three values.
+package admission
