@@ -57,14 +57,10 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fmt.Fprintln(stderr, "  list    [--team N]: keys reaching team N (0: instance-wide keys)")
 		fmt.Fprintln(stderr, "  revoke  --id key_...")
 	}
-	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		usage()
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-			return nil
-		}
-		return &usageError{msg: "a subcommand is required: create, list or revoke"}
+	sub, args, err := subcommand(args, usage, "create, list or revoke")
+	if sub == "" {
+		return err
 	}
-	sub, args := args[0], args[1:]
 	fs := newFlagSet("keys "+sub, stderr)
 	data := fs.String("data-dir", ".data", "the server's data directory (without -url)")
 	api := bindAPIFlags(fs)
@@ -206,4 +202,18 @@ func keysThroughAPI(ctx context.Context, c *apiClient, sub string, teams []int64
 		fmt.Fprintf(stderr, "revoked %s\n", *id)
 	}
 	return nil
+}
+
+// subcommand splits args into a subcommand and its arguments. Without one
+// it prints usage and returns an empty sub with a usage error, or with nil
+// when help was asked for.
+func subcommand(args []string, usage func(), want string) (sub string, rest []string, err error) {
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		usage()
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
+			return "", nil, nil
+		}
+		return "", nil, &usageError{msg: "a subcommand is required: " + want}
+	}
+	return args[0], args[1:], nil
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 
 	"github.com/vexil-dev/vexil/admin"
 	"github.com/vexil-dev/vexil/catalog"
@@ -29,14 +28,10 @@ func runTeams(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintln(stderr, "  list")
 		fmt.Fprintln(stderr, "  create  --name N [--timezone TZ]: prints the project token, and the secure key once")
 	}
-	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		usage()
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-			return nil
-		}
-		return &usageError{msg: "a subcommand is required: list or create"}
+	sub, args, err := subcommand(args, usage, "list or create")
+	if sub == "" {
+		return err
 	}
-	sub, args := args[0], args[1:]
 	fs := newFlagSet("teams "+sub, stderr)
 	data := fs.String("data-dir", ".data", "the server's data directory (without -url)")
 	api := bindAPIFlags(fs)
