@@ -51,7 +51,7 @@ type Set struct {
 	// count, by id and by event name.
 	pairs   map[uint64]*eventPair
 	byEvent map[string][]*eventPair
-	pool       sync.Pool // *evaluator
+	pool    sync.Pool // *evaluator
 }
 
 // FlagInfo is what a flag reads, computed at compile time.
@@ -202,7 +202,7 @@ type matcher struct {
 	rng      semverRange
 	cohort   int64
 	beh      *behavior // a behavioural filter
-	dep      int // index of the flag depended on; -1 when it is missing
+	dep      int       // index of the flag depended on; -1 when it is missing
 	depKey   string
 	depBool  bool
 	depIsStr bool
