@@ -248,6 +248,12 @@ func (s *Set) EventPairs() []EventPair {
 	return out
 }
 
+// TracksPair reports whether the set counts the pair id.
+func (s *Set) TracksPair(id uint64) bool {
+	_, ok := s.pairs[id]
+	return ok
+}
+
 // TracksEvent reports whether some pair of the set counts events named
 // event: the cheap test before an event's properties are decoded.
 func (s *Set) TracksEvent(event string) bool {
