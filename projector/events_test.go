@@ -81,13 +81,13 @@ func TestEventsCounted(t *testing.T) {
 			}
 			e.publish(t, pu(1, "P1", 1, []string{"a"}, map[string]string{"plan": `"pro"`}, nil), ingest.Protobuf)
 			e.publish(t, ev(1, "a", "checkout", "c2", now.Add(-time.Minute), nil), ingest.Protobuf)
-			e.publish(t, ev(1, "a", "checkout", "c1", now.Add(-2*time.Minute), nil), ingest.JSON) // earlier, later
+			e.publish(t, ev(1, "a", "checkout", "c1", now.Add(-2*time.Minute), nil), ingest.JSON)   // earlier, later
 			e.publish(t, ev(1, "a", "checkout", "c2", now.Add(-time.Minute), nil), ingest.Protobuf) // duplicate
 			e.publish(t, ev(1, "a", "purchase", "p1", now, map[string]string{"amount": "150"}), ingest.Protobuf)
 			e.publish(t, ev(1, "a", "purchase", "p2", now, map[string]string{"amount": "50"}), ingest.Protobuf) // filter fails
-			e.publish(t, ev(1, "a", "$pageview", "v1", now, nil), ingest.Protobuf)                               // untracked
-			e.publish(t, ev(1, "nobody", "checkout", "n1", now, nil), ingest.Protobuf)                           // no person
-			e.publish(t, ev(2, "a", "checkout", "t2", now, nil), ingest.Protobuf)                                // team counts nothing
+			e.publish(t, ev(1, "a", "$pageview", "v1", now, nil), ingest.Protobuf)                              // untracked
+			e.publish(t, ev(1, "nobody", "checkout", "n1", now, nil), ingest.Protobuf)                          // no person
+			e.publish(t, ev(2, "a", "checkout", "t2", now, nil), ingest.Protobuf)                               // team counts nothing
 			r := run(p)
 			defer r.stop()
 			e.waitApplied(t, projector.DefaultDurable)
