@@ -81,6 +81,7 @@ type node struct {
 	nc       *nats.Conn
 	store    store.Store
 	catalog  catalog.Catalog
+	events   *catalogEvents
 	proj     *projector.Projector
 	pre      *precompute.Worker // nil with -precompute=false
 	js       jetstream.JetStream
@@ -124,6 +125,7 @@ func serve(ctx context.Context, c config.Config, log *slog.Logger, stdout io.Wri
 // start runs every role of n in g until ctx ends.
 func (n *node) start(g *errgroup.Group, ctx context.Context) {
 	g.Go(func() error { return n.proj.Run(ctx) })
+	g.Go(func() error { return n.events.Run(ctx, n.nc) })
 	if n.pre != nil {
 		g.Go(func() error { return n.pre.Run(ctx) })
 	}
@@ -193,8 +195,9 @@ func startNode(c config.Config, log *slog.Logger) (n *node, err error) {
 	if n.js, err = jetstream.New(n.nc); err != nil {
 		return nil, fmt.Errorf("nats: %w", err)
 	}
+	n.events = newCatalogEvents(n.catalog, log.With("role", "projector"))
 	pcfg := projector.Config{Conn: n.nc, Store: n.store, AtomicStore: atomic, Teams: newCatalogTeams(n.catalog),
-		Logger: log.With("role", "projector"), Registerer: n.registry}
+		Logger: log.With("role", "projector"), Registerer: n.registry, Events: n.events.Set}
 	ecfg := evalsvc.Config{Store: n.store, Catalog: n.catalog, Logger: log.With("role", "evalsvc"), Registry: n.registry,
 		LiveOnly: c.Eval.LiveOnly, StoreTimeout: c.Eval.StoreTimeout}
 	if c.Precompute.Enabled {
