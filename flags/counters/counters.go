@@ -1,8 +1,3 @@
-// Package counters is the compact encoding of a row's behavioural
-// counters (store.Row.Counters): for each tracked (event, event filters)
-// pair ([flags.EventPair]) the events counted, in buckets, and the ids of
-// the recent events, so that an event counts once. [Row] implements
-// [flags.EventHistory]. See docs/cohorts.md for the rules and their bounds.
 package counters
 
 import (
