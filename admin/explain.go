@@ -10,13 +10,13 @@ import (
 	"github.com/vexil-dev/vexil/catalog"
 	"github.com/vexil-dev/vexil/errcode"
 	"github.com/vexil-dev/vexil/flags"
+	"github.com/vexil-dev/vexil/flags/counters"
 	adminv1 "github.com/vexil-dev/vexil/proto/vexil/admin/v1"
 	"github.com/vexil-dev/vexil/store"
 )
 
-// cohortSource answers static cohort membership from the catalog; a
-// behavioural cohort (which needs the projector's counters) is answered
-// "not a member".
+// cohortSource answers static cohort membership from the catalog
+// (behavioural filters are answered from the row's counters: rowEvents).
 type cohortSource struct {
 	ctx        context.Context
 	cat        catalog.Cohorts
@@ -35,6 +35,15 @@ func (c *cohortSource) InCohort(id int64) (bool, time.Time, error) {
 	}
 	in, err := c.cat.IsCohortMember(c.ctx, c.team, id, c.distinctID)
 	return in, time.Time{}, err
+}
+
+// rowEvents decodes a row's behavioural counters; none when they do not
+// decode, as on the evaluation paths.
+func rowEvents(b []byte) flags.EventHistory {
+	if r, err := counters.Decode(b); err == nil && len(b) > 0 {
+		return r
+	}
+	return nil
 }
 
 func staticCohorts(defs flags.Definitions) map[int64]bool {
@@ -67,7 +76,7 @@ func (s *Service) rowContext(ctx context.Context, team int64, defs flags.Definit
 		return flags.Context{}, fmt.Errorf("admin: row %q: %w", row.DistinctID, err)
 	}
 	return flags.Context{
-		DistinctID: row.DistinctID, PersonProperties: props, Now: s.cfg.Now(),
+		DistinctID: row.DistinctID, PersonProperties: props, Now: s.cfg.Now(), Events: rowEvents(row.Counters),
 		Cohorts: &cohortSource{ctx: ctx, cat: s.cat, team: team, distinctID: row.DistinctID, static: static},
 	}, nil
 }
@@ -91,6 +100,7 @@ func (s *Service) ExplainFlag(ctx context.Context, req *adminv1.ExplainFlagReque
 
 	// Person properties: the request's, the stored row's, or both.
 	var props map[string]any
+	var events flags.EventHistory // the stored row's counted events
 	if req.GetPersonProperties() != nil {
 		text, err := messageJSON(req.GetPersonProperties())
 		if err != nil {
@@ -107,6 +117,7 @@ func (s *Service) ExplainFlag(ctx context.Context, req *adminv1.ExplainFlagReque
 		case err != nil:
 			return nil, err
 		default:
+			events = rowEvents(row.Counters)
 			stored, err := decodeProps(row.Properties)
 			if err != nil {
 				return nil, err
@@ -121,7 +132,7 @@ func (s *Service) ExplainFlag(ctx context.Context, req *adminv1.ExplainFlagReque
 	if props == nil {
 		props = map[string]any{}
 	}
-	ec := flags.Context{DistinctID: req.GetDistinctId(), PersonProperties: props, Now: s.cfg.Now(),
+	ec := flags.Context{DistinctID: req.GetDistinctId(), PersonProperties: props, Now: s.cfg.Now(), Events: events,
 		Cohorts: &cohortSource{ctx: ctx, cat: s.cat, team: req.GetTeamId(), distinctID: req.GetDistinctId(), static: staticCohorts(defs)}}
 	if err := s.explainGroups(ctx, req, defs, &ec); err != nil {
 		return nil, err

@@ -238,7 +238,7 @@ func (s *Service) chooseSources(p *pass) {
 // loadStored loads the stored results of the row and of the groups read.
 func (s *Service) loadStored(p *pass) {
 	sc := p.sc
-	sc.row.Load(p.row.Results, p.row.PersonVersion, p.row.Revision, p.req.DistinctID, "distinct_id")
+	sc.row.Load(p.row.Results, p.row.PersonVersion, results.RowRevision(p.row.Revision, p.row.Counters), p.req.DistinctID, "distinct_id")
 	sc.groups = resize(sc.groups, len(p.ts.groupSlots))
 	for gi := range sc.groups {
 		sc.groups[gi].Load(nil, 0, 0, "", "")
@@ -305,6 +305,7 @@ func (s *Service) evaluateLive(ctx context.Context, p *pass) {
 	}
 	props := sc.props
 	if p.rowErr == nil {
+		c.Events = results.RowEvents(p.row.Counters)
 		if err := wire.DecodeProperties(p.row.Properties, props); err != nil {
 			p.path, c.Partial = "partial", true
 			s.m.storeErrors.Inc()

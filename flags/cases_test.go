@@ -40,17 +40,59 @@ type caseContext struct {
 	Name string `json:"name"`
 	// Source says where the expectations come from (a server rule, an SDK
 	// run); check_sdk.py skips a context whose SDK is false.
-	Source           string                     `json:"source"`
-	SDK              *bool                      `json:"sdk"`
-	DistinctID       string                     `json:"distinct_id"`
-	DeviceID         string                     `json:"device_id"`
-	PersonProperties map[string]any             `json:"person_properties"`
-	Groups           map[string]caseGroup       `json:"groups"`
-	Partial          bool                       `json:"partial"`
-	HashKeys         map[string]string          `json:"hash_key_overrides"`
-	Members          map[string]caseMembership  `json:"cohort_members"`
-	Now              string                     `json:"now"`
-	Expect           map[string]caseExpectation `json:"expect"`
+	Source           string                    `json:"source"`
+	SDK              *bool                     `json:"sdk"`
+	DistinctID       string                    `json:"distinct_id"`
+	DeviceID         string                    `json:"device_id"`
+	PersonProperties map[string]any            `json:"person_properties"`
+	Groups           map[string]caseGroup      `json:"groups"`
+	Partial          bool                      `json:"partial"`
+	HashKeys         map[string]string         `json:"hash_key_overrides"`
+	Members          map[string]caseMembership `json:"cohort_members"`
+	Now              string                    `json:"now"`
+	// Events are what the subject did, counted as the projector counts
+	// them (Set.MatchEvent), to the second.
+	Events []caseEvent                `json:"events"`
+	Expect map[string]caseExpectation `json:"expect"`
+}
+
+type caseEvent struct {
+	Event      string         `json:"event"`
+	At         string         `json:"at"`
+	Properties map[string]any `json:"properties"`
+}
+
+// caseHistory is an EventHistory of one-second buckets.
+type caseHistory map[uint64][]EventBucket
+
+func (h caseHistory) EventBuckets(pair uint64) []EventBucket { return h[pair] }
+
+func (h caseHistory) FirstEvent(pair uint64) (int64, bool) {
+	if b := h[pair]; len(b) > 0 {
+		return b[0].Start, true
+	}
+	return 0, false
+}
+
+func (cc *caseContext) history(t *testing.T, set *Set) caseHistory {
+	h := caseHistory{}
+	for _, ev := range cc.Events {
+		at := parseTime(t, ev.At)
+		for _, id := range set.MatchEvent(ev.Event, ev.Properties, at, nil) {
+			sec := at.Unix()
+			b := h[id]
+			i := sort.Search(len(b), func(i int) bool { return b[i].Start >= sec })
+			if i < len(b) && b[i].Start == sec {
+				b[i].Count++
+			} else {
+				b = append(b, EventBucket{})
+				copy(b[i+1:], b[i:])
+				b[i] = EventBucket{Start: sec, Width: 1, Count: 1}
+			}
+			h[id] = b
+		}
+	}
+	return h
 }
 
 type caseGroup struct {
@@ -135,6 +177,9 @@ func (cc *caseContext) context(t *testing.T, set *Set, fileNow string) *Context 
 	}
 	if cc.Members != nil {
 		c.Cohorts = memberSource(cc.Members)
+	}
+	if cc.Events != nil {
+		c.Events = cc.history(t, set)
 	}
 	for name, g := range cc.Groups {
 		i, ok := set.GroupTypeIndex(name)

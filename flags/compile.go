@@ -47,7 +47,11 @@ type Set struct {
 	groupIndex map[string]int
 	pmv        int
 	loc        *time.Location
-	pool       sync.Pool // *evaluator
+	// pairs are the (event, event filters) pairs behavioural filters
+	// count, by id and by event name.
+	pairs   map[uint64]*eventPair
+	byEvent map[string][]*eventPair
+	pool    sync.Pool // *evaluator
 }
 
 // FlagInfo is what a flag reads, computed at compile time.
@@ -89,6 +93,10 @@ type FlagInfo struct {
 	// (posthog-node even compares such numbers as text): a definitions
 	// payload for local evaluation should leave the flag to the server.
 	UnparsableFilters bool `json:",omitempty"`
+	// Behavioral is set when a cohort it reads has a behavioural filter:
+	// only the stored row's counters decide it (Context.Events), so the
+	// SDKs and partial evaluation cannot.
+	Behavioral bool `json:",omitempty"`
 }
 
 type opcode uint8
@@ -166,6 +174,7 @@ const (
 	kindGroup
 	kindCohort
 	kindFlag
+	kindBehavioral
 )
 
 // matcher is a compiled filter.
@@ -192,7 +201,8 @@ type matcher struct {
 	sem      semver
 	rng      semverRange
 	cohort   int64
-	dep      int // index of the flag depended on; -1 when it is missing
+	beh      *behavior // a behavioural filter
+	dep      int       // index of the flag depended on; -1 when it is missing
 	depKey   string
 	depBool  bool
 	depIsStr bool
@@ -254,6 +264,8 @@ type compiledCohort struct {
 	timeDep bool
 	// unparsable: a filter's value does not parse, nested cohorts included
 	unparsable bool
+	// behavioral: a behavioural filter, nested cohorts included
+	behavioral bool
 }
 
 type compiler struct {
@@ -281,6 +293,8 @@ func Compile(defs Definitions) (*Set, error) {
 		groupIndex: map[string]int{},
 		pmv:        defs.PropertyMatchingVersion,
 		loc:        time.UTC,
+		pairs:      map[uint64]*eventPair{},
+		byEvent:    map[string][]*eventPair{},
 	}
 	c := &compiler{defs: &defs, set: s, raw: map[int64]*Cohort{}, state: map[int64]int{}, flagIx: map[string]int{}}
 	if s.pmv == 0 {
@@ -736,6 +750,9 @@ func (c *compiler) filter(cf *compiledFlag, pf *PropertyFilter, path string, agg
 			if co.unparsable {
 				info.UnparsableFilters = true
 			}
+			if co.behavioral {
+				info.Behavioral = true
+			}
 			if co.fatal != nil && cf.fatal == nil {
 				cf.fatal = co.fatal
 			}
@@ -806,6 +823,12 @@ func (c *compiler) compileFilter(pf *PropertyFilter, path string, agg int, flag 
 		}
 		m.cohort = id
 		return m, nil
+	case "behavioral":
+		m.kind = kindBehavioral
+		if flag != "" {
+			return m, fail(".type", CodeInvalidPropertyType, "behavioral filters are allowed only in cohorts", true)
+		}
+		return m, c.compileBehavior(&m, pf, path, cohort)
 	case "flag":
 		m.kind = kindFlag
 		if op != opFlagEvaluatesTo || !known {
@@ -1012,11 +1035,11 @@ func (c *compiler) cohort(id int64) *compiledCohort {
 		co.kind = CohortDynamic
 	}
 	switch co.kind {
-	case CohortDynamic:
+	case CohortDynamic, CohortBehavioral:
+		// Behavioural filters may sit in any cohort's tree, as in
+		// PostHog; the kind only says that one does.
 		co.root = c.cohortGroup(co, &raw.Filters, "filters")
 	case CohortStatic:
-	case CohortBehavioral:
-		co.timeDep = true
 	default:
 		co.fatal = c.report(&ValidationError{Cohort: id, Path: "kind", Code: CodeInvalidValue, Reason: fmt.Sprintf("unknown cohort kind %q", raw.Kind), Fatal: true})
 	}
@@ -1061,10 +1084,13 @@ func (c *compiler) cohortGroup(co *compiledCohort, g *PropertyGroup, path string
 					co.nested = append(co.nested, inner.nested...)
 					co.timeDep = co.timeDep || inner.timeDep
 					co.unparsable = co.unparsable || inner.unparsable
+					co.behavioral = co.behavioral || inner.behavioral
 					if inner.fatal != nil && co.fatal == nil {
 						co.fatal = inner.fatal
 					}
 				}
+			case kindBehavioral:
+				co.timeDep, co.behavioral = true, true
 			case kindFlag:
 				co.fatal = c.report(&ValidationError{Cohort: co.id, Path: p, Code: CodeInvalidPropertyType, Reason: "flag filters are not allowed in cohorts", Fatal: true})
 			case kindGroup:

@@ -33,6 +33,18 @@
 // first instant at which the result may change with nothing else changing
 // (relative-date filters, time-windowed cohorts).
 //
+// # Behavioural cohorts
+//
+// A cohort's tree may hold behavioural filters (type "behavioral": performed
+// an event, at least / at most / exactly N times, for the first time, or
+// not, within a window of 1 minute to 90 days, with event property
+// filters). The engine answers them from [Context.Events], the subject's
+// counted events ([EventHistory], stored in the row by the projector), at
+// the Context's Now, and sets ValidUntil to when the oldest counted event
+// in the window ages out. [Set.EventPairs] lists the (event, filters) pairs
+// to count and [Set.MatchEvent] matches an event against them. In partial
+// mode they are inconclusive. See docs/cohorts.md.
+//
 // # Inconclusive results
 //
 // The server holds the whole person, so a missing property is a definite

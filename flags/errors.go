@@ -42,6 +42,11 @@ var (
 //     group filter in a person condition without a group_type_index.
 //   - dependency_cycle, cohort_cycle: flags or cohorts that depend on
 //     themselves.
+//   - invalid_window: a behavioural filter without a window, or one outside
+//     MinWindow..MaxWindow (1 minute to 90 days).
+//   - unsupported_behavioral_filter: a behavioural value the counters do
+//     not answer (performed_event_regularly, stopped_performing_event,
+//     restarted_performing_event, sequences) or actions instead of events.
 //
 // Warnings (the flag evaluates):
 //   - invalid_number, invalid_date, invalid_semver: the filter's value does
@@ -103,6 +108,8 @@ const (
 	CodeInvalidBucketing     = "invalid_bucketing_identifier"
 	CodeInvalidEvalRuntime   = "invalid_evaluation_runtime"
 	CodeDependencyOnInactive = "dependency_on_deleted"
+	CodeInvalidWindow        = "invalid_window"
+	CodeUnsupportedBehavior  = "unsupported_behavioral_filter"
 )
 
 // Inconclusive and failure codes of an EvalError.

@@ -24,6 +24,10 @@ type Context struct {
 	// itself (static, behavioural, unknown). Nil means "not a member" (or
 	// inconclusive when Partial).
 	Cohorts CohortSource
+	// Events is the subject's counted events, for behavioural filters (the
+	// stored row's counters: package flags/counters). Nil means none (or
+	// inconclusive when Partial).
+	Events EventHistory
 	// HashKeyOverrides maps a flag key to the hash key that flags with
 	// experience continuity bucket on instead of the distinct id.
 	HashKeyOverrides map[string]string
@@ -627,6 +631,8 @@ func (e *evaluator) match(m *matcher, agg int) tri {
 		return t
 	case kindFlag:
 		return e.dependency(m)
+	case kindBehavioral:
+		return e.behavioral(m)
 	}
 	if m.invalid && c.Partial {
 		// The SDKs cannot decide a filter whose value they cannot parse,
@@ -794,7 +800,7 @@ func (e *evaluator) inCohort(id int64) tri {
 		if co.fatal != nil {
 			return e.setUnknown(CodeUnsupported)
 		}
-		if co.kind == CohortDynamic {
+		if co.kind == CohortDynamic || co.kind == CohortBehavioral {
 			return e.cohortNode(&co.root)
 		}
 	}

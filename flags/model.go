@@ -146,6 +146,20 @@ type PropertyFilter struct {
 	// DependencyChain is written into the local-evaluation payload for flag
 	// filters; the engine computes dependencies itself.
 	DependencyChain []string `json:"dependency_chain,omitzero"`
+
+	// The fields of a behavioural filter (Type "behavioral", inside
+	// cohorts), in PostHog's cohort shape: Key is the event name, Value
+	// one of performed_event, performed_event_multiple or
+	// performed_event_first_time, the window is the last TimeValue
+	// TimeInterval or since ExplicitDatetime, OperatorValue the count for
+	// performed_event_multiple's Operator, and EventFilters the event
+	// property filters an event must match to count. See docs/cohorts.md.
+	EventType        string           `json:"event_type,omitempty"`
+	TimeValue        json.RawMessage  `json:"time_value,omitempty"`
+	TimeInterval     string           `json:"time_interval,omitempty"`
+	ExplicitDatetime string           `json:"explicit_datetime,omitempty"`
+	OperatorValue    json.RawMessage  `json:"operator_value,omitempty"`
+	EventFilters     []PropertyFilter `json:"event_filters,omitempty"`
 }
 
 // Multivariate lists a flag's variants.

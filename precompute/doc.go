@@ -30,7 +30,8 @@
 //     older run: its remaining pages are skipped and its flags join the
 //     new run. Workers reconcile every team on start and every
 //     ReloadInterval, so a team never materialised gets its first run.
-//   - valid_until: a result that time alone changes (relative dates)
+//   - valid_until: a result that time alone changes (relative dates, a
+//     behavioural cohort's window: docs/cohorts.md)
 //     carries valid_until; the store's time-ordered expiry index
 //     (store.Batch.PutExpiry, Store.DueExpiries) brings it back at that
 //     instant, without a scan. Until then, and if the worker is late, the

@@ -127,7 +127,8 @@ func newEnv(t testing.TB, b backend) *env {
 	pubDone := make(chan struct{})
 	go func() { defer close(pubDone); e.pub.Run(pubCtx, 10*time.Millisecond) }()
 
-	p, err := projector.New(projector.Config{Conn: nc, Store: e.st, AtomicStore: b.atomic, Logger: quiet(),
+	p, err := projector.New(projector.Config{Conn: nc, Store: e.st, AtomicStore: b.atomic, Logger: quiet(), Now: e.clock.Now,
+		Events:   e.eventSet,
 		OnCommit: func(ctx context.Context, c projector.Committed) error { return e.pub.Publish(ctx, c.Rows, c.Groups) }})
 	if err != nil {
 		t.Fatal(err)
@@ -160,6 +161,17 @@ func newEnv(t testing.TB, b backend) *env {
 }
 
 func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// eventSet is the projector's Config.Events: the team's definitions,
+// compiled from the catalog at each event (cmd/vexil caches them).
+func (e *env) eventSet(team int64) *flags.Set {
+	snap, err := e.cat.Snapshot(e.ctx, team)
+	if err != nil {
+		return nil
+	}
+	set, _ := flags.Compile(snap.Definitions)
+	return set
+}
 
 // worker is one running precompute worker.
 type worker struct {

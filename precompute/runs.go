@@ -315,7 +315,8 @@ func (w *Worker) computePage(ctx context.Context, p page) error {
 		out = make([]computed, len(pg.Rows))
 		if err := w.parallel(ctx, len(pg.Rows), func(i int) error {
 			r := pg.Rows[i]
-			c, err := w.compute(d, results.Subject{Type: results.Persons, Key: r.DistinctID, Version: r.PersonVersion, Revision: r.Revision}, r.Properties, st.Flags, r.Results)
+			c, err := w.compute(d, results.Subject{Type: results.Persons, Key: r.DistinctID, Version: r.PersonVersion,
+				Revision: results.RowRevision(r.Revision, r.Counters), Events: results.RowEvents(r.Counters)}, r.Properties, st.Flags, r.Results)
 			if err != nil {
 				w.cfg.Logger.Warn("row not computed", "team", p.Team, "distinct_id", r.DistinctID, "err", err)
 				return nil

@@ -353,7 +353,8 @@ func (w *Worker) recompute(ctx context.Context, team int64, rows []string, group
 				if err != nil {
 					return err
 				}
-				c, err := w.compute(d, results.Subject{Type: results.Persons, Key: did, Version: row.PersonVersion, Revision: row.Revision}, row.Properties, nil, nil)
+				c, err := w.compute(d, results.Subject{Type: results.Persons, Key: did, Version: row.PersonVersion,
+					Revision: results.RowRevision(row.Revision, row.Counters), Events: results.RowEvents(row.Counters)}, row.Properties, nil, nil)
 				if err != nil {
 					w.cfg.Logger.Warn("row not computed", "team", team, "distinct_id", did, "err", err)
 					return nil

@@ -3,13 +3,17 @@ package projector
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/vexil-dev/vexil/flags"
+	"github.com/vexil-dev/vexil/flags/counters"
 	"github.com/vexil-dev/vexil/projector/ingest"
 	ingestv1 "github.com/vexil-dev/vexil/proto/vexil/ingest/v1"
 	"github.com/vexil-dev/vexil/store"
@@ -72,6 +76,13 @@ type overlay struct {
 
 	groups      map[store.GroupKey]*store.Group
 	dirtyGroups []store.GroupKey
+	// events is Config.Events and now the batch's clock (Unix seconds);
+	// counters holds the rows' behavioural counters read or changed, and
+	// dirtyCounters the ones to write, in order of first change.
+	events        func(team int64) *flags.Set
+	now           int64
+	counters      map[store.DistinctKey]*counterEntry
+	dirtyCounters []store.DistinctKey
 	// groupTypes holds the stored names per team (read once per team) and
 	// dirtyGroupTypes the names the batch changed.
 	groupTypes      map[int64]map[int]string
@@ -135,6 +146,9 @@ func (p *Projector) prepare(ctx context.Context, b *batch, prev *overlay) (*writ
 		groups:          map[store.GroupKey]*store.Group{},
 		groupTypes:      map[int64]map[int]string{},
 		dirtyGroupTypes: map[[2]int64]string{},
+		events:          p.cfg.Events,
+		now:             p.cfg.Now().Unix(),
+		counters:        map[store.DistinctKey]*counterEntry{},
 	}
 	if err := ov.prefetch(ctx, b); err != nil {
 		return nil, nil, err
@@ -435,13 +449,114 @@ func (ov *overlay) apply(ctx context.Context, env *ingestv1.Envelope) error {
 	return fmt.Errorf("%w: no message", store.ErrInvalid)
 }
 
-// applyEvent is the seam for behavioural counters. Events are validated
-// (package ingest) and acknowledged; the real-time cohorts issue counts them
-// here, in the same overlay, so that counters land in the batch's durable
-// write (store.Batch.SetCounters) and are acknowledged with it. Counting
-// must be idempotent under redelivery: key increments by the event's uuid.
+// applyEvent counts an event into the behavioural counters of its
+// distinct id's row (package flags/counters), for the pairs its team's
+// cohorts track, in the same overlay: the counters land in the batch's
+// durable write (store.Batch.SetCounters) and are acknowledged with it.
+// An event no pair tracks is dropped before its properties are decoded.
+// Counting is idempotent: the row keeps the ids of recent events (see
+// counters.Add), so a redelivery, a duplicate or a reordering counts once.
+// A distinct id without a person (no visible row, none made by this batch
+// or the one before) is not counted.
 func (ov *overlay) applyEvent(ctx context.Context, ev *ingestv1.Event) error {
+	if ov.events == nil {
+		return nil
+	}
+	set := ov.events(ev.Team)
+	if set == nil || !set.TracksEvent(ev.Event) {
+		return nil
+	}
+	props, err := eventProperties(ev.Properties)
+	if err != nil {
+		return err
+	}
+	at := ev.Timestamp.AsTime()
+	pairs := set.MatchEvent(ev.Event, props, at, nil)
+	if len(pairs) == 0 {
+		return nil
+	}
+	dk := store.DistinctKey{Team: ev.Team, DistinctID: ev.DistinctId}
+	ce, err := ov.counterRow(ctx, dk)
+	if err != nil || ce == nil {
+		return err
+	}
+	if ce.row.Add(ev.Uuid, at.Unix(), pairs, ov.now, set.TracksPair) == counters.Counted && !ce.dirty {
+		ce.dirty = true
+		ov.dirtyCounters = append(ov.dirtyCounters, dk)
+	}
 	return nil
+}
+
+// counterEntry is one row's counters in the overlay.
+type counterEntry struct {
+	row   *counters.Row
+	dirty bool
+}
+
+// counterRow returns the counters of dk's row: this batch's, the previous
+// batch's (whose write may be in flight; a copy), or the stored row's. It
+// returns nil when the distinct id has no person: no visible row and no
+// owner in this batch or the one before.
+func (ov *overlay) counterRow(ctx context.Context, dk store.DistinctKey) (*counterEntry, error) {
+	if ce, ok := ov.counters[dk]; ok {
+		return ce, nil
+	}
+	var enc []byte
+	found := false
+	if ov.prev != nil {
+		if ce, ok := ov.prev.counters[dk]; ok {
+			enc, found = ce.row.Append(nil), true
+		}
+	}
+	if !found {
+		row, err := ov.st.GetRow(ctx, dk.Team, dk.DistinctID)
+		switch {
+		case err == nil:
+			enc, found = row.Counters, true
+		case !errors.Is(err, store.ErrNotFound):
+			return nil, fmt.Errorf("projector: read row: %w", err)
+		}
+	}
+	if !found && !ov.owned(dk) {
+		return nil, nil
+	}
+	r, err := counters.Decode(enc)
+	if err != nil {
+		// Unreadable counters are replaced: counting starts again.
+		r = &counters.Row{}
+	}
+	ce := &counterEntry{row: r}
+	ov.counters[dk] = ce
+	return ce, nil
+}
+
+// owned reports whether this batch or the one before maps dk to a person.
+func (ov *overlay) owned(dk store.DistinctKey) bool {
+	for o := ov; o != nil; o = o.prev {
+		if e, ok := o.mappings[dk]; ok && e.m.PersonID != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// eventProperties decodes an event's properties (JSON text per key) as
+// the engine reads properties: numbers as json.Number.
+func eventProperties(in map[string]string) (map[string]any, error) {
+	if len(in) == 0 {
+		return nil, nil
+	}
+	out := make(map[string]any, len(in))
+	for k, v := range in {
+		dec := json.NewDecoder(strings.NewReader(v))
+		dec.UseNumber()
+		var x any
+		if err := dec.Decode(&x); err != nil {
+			return nil, fmt.Errorf("%w: event property %q is not JSON", store.ErrInvalid, k)
+		}
+		out[k] = x
+	}
+	return out, nil
 }
 
 // assert applies mapping assertions distinct id → person at version.
@@ -630,6 +745,7 @@ func (ov *overlay) finish(ctx context.Context, derived, sources *store.Batch) er
 			derived.PutIndex(op.Entry)
 		}
 	}
+	var deleted map[store.DistinctKey]bool
 	for _, dk := range ov.rows {
 		m := ov.mappings[dk].m
 		if m.PersonID == "" {
@@ -640,7 +756,19 @@ func (ov *overlay) finish(ctx context.Context, derived, sources *store.Batch) er
 			derived.PutRow(row)
 		} else {
 			derived.DeleteRow(dk.Team, dk.DistinctID)
+			if deleted == nil {
+				deleted = map[store.DistinctKey]bool{}
+			}
+			deleted[dk] = true
 		}
+	}
+	for _, dk := range ov.dirtyCounters {
+		if deleted[dk] {
+			continue // the row is gone (its person deleted or moved away)
+		}
+		r := ov.counters[dk].row
+		r.Compact()
+		derived.SetCounters(dk.Team, dk.DistinctID, r.Append(nil))
 	}
 	for _, gk := range ov.dirtyGroups {
 		sources.PutGroup(ov.groups[gk])

@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/vexil-dev/vexil/flags"
 	"github.com/vexil-dev/vexil/namespace"
 	"github.com/vexil-dev/vexil/projector/ingest"
 	"github.com/vexil-dev/vexil/store"
@@ -121,6 +122,13 @@ type Config struct {
 	// Now is the clock, for the lag metric and the dead-letter log's
 	// windows. Default time.Now.
 	Now func() time.Time
+
+	// Events, when set, returns a team's compiled definitions, whose
+	// behavioural cohorts say which events to count (flags.Set.TracksEvent,
+	// MatchEvent); nil, or a nil Set for a team, drops its events after
+	// validation. It is called once per event, so it must be cheap (cmd
+	// wires a cache refreshed by change notices).
+	Events func(team int64) *flags.Set
 
 	// OnCommit, when set, is called after a batch is durable and before
 	// its messages are acknowledged, with the rows and groups the batch

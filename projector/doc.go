@@ -18,6 +18,18 @@
 // while the one before it is being written, reading through that batch's
 // overlay; at most one batch is ahead of the write.
 //
+// # Events
+//
+// Config.Events gives a team's compiled cohorts: the events of the
+// (event, event filters) pairs their behavioural filters track are counted
+// into the behavioural counters of the distinct id's row (package
+// flags/counters), in the batch's overlay and its one durable write, and
+// each row's counters are compacted once per batch; every other event is
+// dropped after validation, before its properties are decoded. Counting is
+// idempotent by the event's uuid: the row keeps the ids of the events of
+// its last 24 hours (at most 512), so redelivery, duplicates and
+// reordering count once (docs/cohorts.md).
+//
 // # After a crash
 //
 // What a killed run had delivered but not acknowledged stays pending on the

@@ -85,6 +85,7 @@ type node struct {
 	nc       *nats.Conn
 	store    store.Store
 	catalog  catalog.Catalog
+	events   *catalogEvents
 	proj     *projector.Projector
 	pre      *precompute.Worker // nil with -precompute=false
 	js       jetstream.JetStream
@@ -170,6 +171,7 @@ func (n *node) start(g *errgroup.Group, ctx context.Context) {
 		}
 	}
 	g.Go(afterClaim("projector", n.proj.Run))
+	g.Go(func() error { return n.events.Run(ctx, n.nc) })
 	if n.pre != nil {
 		g.Go(afterClaim("precompute", n.pre.Run))
 	}
@@ -262,8 +264,9 @@ func startNode(c config.Config, log *slog.Logger, hooks ...startHooks) (n *node,
 	} else if n.ns, n.claim, err = claimLater(c, n.js, log); err != nil {
 		return nil, err
 	}
+	n.events = newCatalogEvents(n.catalog, n.ns, log.With("role", "projector"))
 	pcfg := projector.Config{Conn: n.nc, Store: n.store, Namespace: n.ns, AtomicStore: atomic, Teams: newCatalogTeams(n.catalog),
-		Logger: log.With("role", "projector"), Registerer: n.registry}
+		Logger: log.With("role", "projector"), Registerer: n.registry, Events: n.events.Set}
 	ac, err := newAdmission(c.Admission, n.registry) // one limit for every surface of the node
 	if err != nil {
 		return nil, err

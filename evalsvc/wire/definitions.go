@@ -58,7 +58,8 @@ type Definitions struct {
 // ask the server). group_type_mapping and cohorts are always there, {} when
 // empty (cohorts is {} without sendCohorts).
 //
-// Vexil features the SDKs cannot evaluate the same way (conditions with
+// Vexil features the SDKs cannot evaluate the same way (behavioural
+// cohorts, which need the stored counters, conditions with
 // their own aggregation, overrides they cannot express, a holdout combined
 // with overrides, a flag that fails to compile) are sent with
 // ensure_experience_continuity set: every SDK then asks the server for that
@@ -142,6 +143,8 @@ func payloadFor(f flags.Flag, info flags.FlagInfo, set *flags.Set) (payloadFlag,
 	// A filter value the server reads as a non-match (docs/posthog-compat.md §5.2)
 	// is one the SDKs cannot decide, or, in posthog-node, decide differently.
 	serverOnly := info.Invalid != "" || info.UnparsableFilters
+	// A behavioural cohort is decided by the stored row's counters only.
+	serverOnly = serverOnly || info.Behavioral
 
 	flagAgg := -1
 	if fl.AggregationGroupTypeIndex != nil {

@@ -214,3 +214,25 @@ func TestDefinitionsEvaluateLikeTheServer(t *testing.T) {
 	}
 	t.Logf("%d evaluations compared, %d skipped as server-only", checked, serverOnly)
 }
+
+// A flag reading a behavioural cohort, and one depending on it, are left to
+// the server: only the stored row's counters decide them.
+func TestBehavioralFlagsServerOnly(t *testing.T) {
+	defs := mustDefs(t, `{"cohorts":{"4":{"type":"AND","values":[{"key":"checkout","type":"behavioral","value":"performed_event","time_value":5,"time_interval":"minute"}]},
+	            "5":{"type":"AND","values":[{"key":"email","type":"person","operator":"icontains","value":"@corp"}]}},
+	 "flags":[
+	  {"id":1,"key":"recent","active":true,"version":1,"filters":{"groups":[{"properties":[{"key":"id","type":"cohort","value":4}],"rollout_percentage":100}]}},
+	  {"id":2,"key":"on-recent","active":true,"version":1,"filters":{"groups":[{"properties":[{"key":"recent","type":"flag","operator":"flag_evaluates_to","value":true}]}]}},
+	  {"id":3,"key":"corp","active":true,"version":1,"filters":{"groups":[{"properties":[{"key":"id","type":"cohort","value":5}],"rollout_percentage":100}]}}]}`)
+	set, err := flags.Compile(defs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := BuildDefinitions(defs, set, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(d.ServerOnly, []string{"on-recent", "recent"}) {
+		t.Fatalf("server-only %q, want on-recent and recent", d.ServerOnly)
+	}
+}

@@ -1,10 +1,14 @@
 package results
 
 import (
+	"encoding/binary"
 	"slices"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
+
 	"github.com/vexil-dev/vexil/flags"
+	"github.com/vexil-dev/vexil/flags/counters"
 )
 
 // Subject is one stored row or group to compute: its key, the version and
@@ -17,6 +21,38 @@ type Subject struct {
 	Version  int64
 	Revision uint64
 	Props    map[string]any
+	// Events are a row's counted events (RowEvents), nil for none.
+	Events flags.EventHistory
+}
+
+// RowRevision is the revision a row's stored results are computed against
+// and checked with: the properties' revision when the row has no
+// behavioural counters, else their xxhash64 folded with the counters', so
+// that a counted event makes the stored results stale until they are
+// computed again (the projector's commit triggers that).
+func RowRevision(revision uint64, ctrs []byte) uint64 {
+	if len(ctrs) == 0 {
+		return revision
+	}
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], revision)
+	h := xxhash.New()
+	h.Write(b[:])
+	h.Write(ctrs)
+	return h.Sum64()
+}
+
+// RowEvents decodes a row's counters for the engine: nil when it has none,
+// and when they do not decode (as no events, on every path alike).
+func RowEvents(ctrs []byte) flags.EventHistory {
+	if len(ctrs) == 0 {
+		return nil
+	}
+	r, err := counters.Decode(ctrs)
+	if err != nil {
+		return nil
+	}
+	return r
 }
 
 // ImplicitProp is the property a subject's key stands for when its stored
@@ -77,6 +113,7 @@ func Compute(dst []byte, set *flags.Set, plan *Plan, s Subject, now time.Time, o
 	if s.Type == Persons {
 		c.DistinctID = s.Key
 		c.PersonProperties = s.Props
+		c.Events = s.Events
 	} else {
 		if cap(scratch.groups) <= s.Type {
 			scratch.groups = make([]flags.Group, s.Type+1)

@@ -37,7 +37,7 @@ const (
 	WhyMixed          = "mixed_aggregation"      // persons and groups, or two group types
 	WhyOverrides      = "request_overrides"      // overrides keyed by what the request names
 	WhyOtherSubject   = "reads_other_subject"    // properties of another subject than its rows
-	WhyCohort         = "non_property_cohort"    // static or behavioural membership
+	WhyCohort         = "non_property_cohort"    // static membership (or any cohort on a group flag)
 	WhyRequestOnly    = "request_only_property"  // a property only requests carry
 	WhyDependency     = "dependency_not_stored"  // depends on a flag evaluated live
 	WhyUnknownCohort  = "unknown_cohort"         // reads a cohort the team lacks
@@ -221,8 +221,8 @@ func subjectOf(def flags.Flag, info flags.FlagInfo, cohorts map[int64]flags.Coho
 		if !ok {
 			return 0, WhyUnknownCohort
 		}
-		if c.Kind == flags.CohortStatic || c.Kind == flags.CohortBehavioral {
-			return 0, WhyCohort
+		if c.Kind == flags.CohortStatic {
+			return 0, WhyCohort // behavioural ones are read from the row's counters
 		}
 	}
 	for _, k := range info.PersonProperties {

@@ -77,6 +77,17 @@ func cohortFilter(id int64) string {
 	return fmt.Sprintf(`[{"key":"id","type":"cohort","value":%d}]`, id)
 }
 
+// A behavioural cohort is read from the row's counters: its flags are
+// stored on person rows.
+func TestPlanBehavioralCohort(t *testing.T) {
+	c := flags.Cohort{ID: 7, Kind: flags.CohortBehavioral, Filters: flags.PropertyGroup{Type: "AND", Values: []flags.PropertyNode{{Filter: &flags.PropertyFilter{
+		Key: "checkout", Type: "behavioral", Value: json.RawMessage(`"performed_event"`), TimeValue: json.RawMessage(`5`), TimeInterval: "minute"}}}}}
+	p := testPlan(t, testDefs(t, []flags.Cohort{c}, personFlag(1, "f", cohortFilter(7))), Options{})
+	if fp := mustFlag(t, p, "f"); !fp.Precomputable || fp.Subject != Persons {
+		t.Fatalf("f: Precomputable %v, Subject %d, Why %q; want stored on person rows", fp.Precomputable, fp.Subject, fp.Why)
+	}
+}
+
 func TestPlanNotPrecomputable(t *testing.T) {
 	cases := []struct {
 		name    string
@@ -97,7 +108,6 @@ func TestPlanNotPrecomputable(t *testing.T) {
 		{name: "group flag reads person properties", flags: []string{groupFlag(1, "f", 0, emailFilter)}, why: WhyOtherSubject},
 		{name: "group flag reads another group type", flags: []string{groupFlag(1, "f", 0, projectFilter)}, why: WhyOtherSubject},
 		{name: "static cohort", cohorts: []flags.Cohort{{ID: 7, Kind: flags.CohortStatic}}, flags: []string{personFlag(1, "f", cohortFilter(7))}, why: WhyCohort},
-		{name: "behavioral cohort", cohorts: []flags.Cohort{{ID: 7, Kind: flags.CohortBehavioral}}, flags: []string{personFlag(1, "f", cohortFilter(7))}, why: WhyCohort},
 		{name: "static cohort nested in a dynamic one", cohorts: []flags.Cohort{{ID: 7, Kind: flags.CohortStatic}, {ID: 8, Kind: flags.CohortDynamic, Filters: flags.PropertyGroup{Type: "AND", Values: []flags.PropertyNode{{Filter: &flags.PropertyFilter{Key: "id", Type: "cohort", Value: json.RawMessage(`7`)}}}}}}, flags: []string{personFlag(1, "f", cohortFilter(8))}, why: WhyCohort},
 		{name: "geoip prefix", flags: []string{personFlag(1, "f", `[{"key":"$geoip_country_code","type":"person","operator":"exact","value":["FR"]}]`)}, why: WhyRequestOnly},
 		{name: "current url exact", flags: []string{personFlag(1, "f", `[{"key":"$current_url","type":"person","operator":"icontains","value":"/pricing"}]`)}, why: WhyRequestOnly},
