@@ -367,3 +367,20 @@ func BenchmarkDecodeProperties(b *testing.B) {
 		}
 	}
 }
+
+// TestBadGroupFieldIsStable: with several group types of the wrong type,
+// the error names the smallest one, every time (it came from map order).
+func TestBadGroupFieldIsStable(t *testing.T) {
+	for _, c := range []struct{ body, field string }{
+		{`{"distinct_id":"u","group_properties":{"b":1,"a":2,"c":{}}}`, "group_properties.a"},
+		{`{"distinct_id":"u","groups":{"z":[],"y":{},"x":"ok"}}`, "groups.y"},
+	} {
+		for range 20 {
+			_, err := parseDefaultLimits([]byte(c.body))
+			var re *RequestError
+			if !errors.As(err, &re) || re.Field != c.field {
+				t.Fatalf("%s: got %v, want an error naming %s", c.body, err, c.field)
+			}
+		}
+	}
+}

@@ -411,9 +411,12 @@ func (p *parser) groupProperties(f *field) bool {
 }
 
 func (f *field) setBad(bad map[string]bool) {
+	// The smallest bad key, so that the error names the same field every
+	// time (map order is random).
 	for k := range bad {
-		f.bad, f.hasBad = k, true
-		return
+		if !f.hasBad || k < f.bad {
+			f.bad, f.hasBad = k, true
+		}
 	}
 }
 
