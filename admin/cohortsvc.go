@@ -208,10 +208,11 @@ func checkBehavioral(g map[string]any, path string) (int, error) {
 
 // validateCohort compiles the team's definitions with c in place (a probe
 // flag references it, so that it is compiled even when nothing uses it).
-func (s *Service) validateCohort(ctx context.Context, c flags.Cohort) ([]*adminv1.Warning, error) {
+// It returns the warnings and how each filter runs (filterReport).
+func (s *Service) validateCohort(ctx context.Context, c flags.Cohort) ([]*adminv1.Warning, []*adminv1.CohortFilterReport, error) {
 	snap, err := s.cat.Snapshot(ctx, c.TeamID)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defs := snap.Definitions
 	id := c.ID
@@ -239,9 +240,9 @@ func (s *Service) validateCohort(ctx context.Context, c flags.Cohort) ([]*adminv
 	}
 	warns, e := judge(own, func(p string) string { return cohortField(p) })
 	if e != nil {
-		return nil, e
+		return nil, nil, e
 	}
-	return warns, nil
+	return warns, filterReport(&c.Filters, own, cohortField), nil
 }
 
 // cohortField maps an engine path inside a cohort's property group to the
@@ -272,7 +273,7 @@ func (s *Service) CreateCohort(ctx context.Context, req *adminv1.CreateCohortReq
 		return nil, err
 	}
 	c.TeamID = req.GetTeamId()
-	warns, err := s.validateCohort(ctx, c)
+	warns, report, err := s.validateCohort(ctx, c)
 	if err != nil {
 		return nil, err
 	}
@@ -285,7 +286,7 @@ func (s *Service) CreateCohort(ctx context.Context, req *adminv1.CreateCohortReq
 	s.announce(ctx, changes.Notice{Team: c.TeamID, Kind: changes.KindCohort, ID: strconv.FormatInt(r.Cohort.ID, 10),
 		Version: r.Cohort.Version, Op: "created"}, p.key.ID, diff)
 	cp := cohortProto(r)
-	cp.Warnings = warns
+	cp.Warnings, cp.FilterReport = warns, report
 	return &adminv1.CreateCohortResponse{Cohort: cp}, nil
 }
 
@@ -368,7 +369,7 @@ func (s *Service) UpdateCohort(ctx context.Context, req *adminv1.UpdateCohortReq
 	before := r
 	c.ID, c.TeamID, c.Version = r.Cohort.ID, r.Cohort.TeamID, r.Cohort.Version
 	r.Cohort, r.Description = c, req.GetCohort().GetDescription()
-	warns, err := s.validateCohort(ctx, c)
+	warns, report, err := s.validateCohort(ctx, c)
 	if err != nil {
 		return nil, err
 	}
@@ -377,7 +378,7 @@ func (s *Service) UpdateCohort(ctx context.Context, req *adminv1.UpdateCohortReq
 		return nil, err
 	}
 	cp := cohortProto(out)
-	cp.Warnings = warns
+	cp.Warnings, cp.FilterReport = warns, report
 	return &adminv1.UpdateCohortResponse{Cohort: cp}, nil
 }
 

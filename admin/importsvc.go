@@ -49,6 +49,8 @@ type importCohort struct {
 	cohort      flags.Cohort
 	description string
 	existing    *catalog.CohortRecord
+	// problems are the engine's problems of the cohort.
+	problems []*flags.ValidationError
 	// tmp is its id while planning: the existing one, or a negative
 	// placeholder until it is created.
 	tmp  int64
@@ -273,6 +275,7 @@ func (pl *importPlan) parseCohorts(v any, recs []catalog.CohortRecord) error {
 		}
 		pl.cohorts = append(pl.cohorts, c)
 		if raw != nil {
+			actionKeys(raw)
 			if err := decodeInto(raw, &c.cohort.Filters); err != nil {
 				pl.refuse(c.item, c.groupField, flags.CodeInvalidValue, "not a property group: %v", err)
 			}
@@ -350,6 +353,25 @@ func (pl *importPlan) parseCohorts(v any, recs []catalog.CohortRecord) error {
 		return errcode.Field(errcode.InvalidArgument, "definitions.cohorts", "cohorts is an object (id -> property group) or a list of cohorts")
 	}
 	return nil
+}
+
+// actionKeys writes the numeric key of a behavioural filter (PostHog names
+// an action by its id: {"key": 14, "event_type": "actions"}) as a string,
+// so that the cohort decodes and the engine refuses that filter alone,
+// with its reason, instead of the whole property group failing to decode.
+func actionKeys(g any) {
+	m, _ := g.(map[string]any)
+	vals, _ := m["values"].([]any)
+	for _, v := range vals {
+		f, _ := v.(map[string]any)
+		if _, isGroup := f["values"]; isGroup {
+			actionKeys(f)
+			continue
+		}
+		if n, ok := f["key"].(json.Number); ok && f["type"] == "behavioral" {
+			f["key"] = n.String()
+		}
+	}
 }
 
 // parseFlags reads the flags; a flag matches the team's live flag of the
@@ -570,6 +592,7 @@ func (pl *importPlan) compile(cur flags.Definitions) {
 			it, path = f.item, f.field+"."+ve.Path
 		case ve.Flag == "" && cohortsByID[ve.Cohort] != nil:
 			c := cohortsByID[ve.Cohort]
+			c.problems = append(c.problems, ve)
 			it, path = c.item, c.field+"."+ve.Path
 			if rest, ok := strings.CutPrefix(ve.Path, "filters"); ok {
 				path = c.groupField + rest
@@ -582,6 +605,14 @@ func (pl *importPlan) compile(cur flags.Definitions) {
 		} else {
 			it.Warnings = append(it.Warnings, &adminv1.Warning{Field: path, Code: ve.Code, Message: ve.Reason})
 		}
+	}
+	for _, c := range cohortsByID {
+		c.item.Filters = filterReport(&c.cohort.Filters, c.problems, func(p string) string {
+			if rest, ok := strings.CutPrefix(p, "filters"); ok {
+				return c.groupField + rest
+			}
+			return c.field + "." + p
+		})
 	}
 }
 

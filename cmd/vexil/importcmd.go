@@ -122,6 +122,12 @@ func printImport(w io.Writer, r *adminv1.ImportDefinitionsResponse) error {
 		for _, e := range it.GetWarnings() {
 			fmt.Fprintf(w, "       warning: %s: %s (%s)\n", e.GetField(), e.GetMessage(), e.GetCode())
 		}
+		// How each filter of a cohort runs; the refused ones are listed above.
+		for _, f := range it.GetFilters() {
+			if f.GetMode() != "refused" {
+				fmt.Fprintf(w, "       %s: %s: %s\n", f.GetMode(), f.GetField(), f.GetMessage())
+			}
+		}
 	}
 	state := "applied"
 	if r.GetDryRun() {

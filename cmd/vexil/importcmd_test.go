@@ -55,6 +55,21 @@ func TestImportCommand(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr, "nothing was written") {
 		t.Errorf("refused import: %d %s", code, stderr)
 	}
+	// PostHog cohorts with behavioural filters: each filter's mode.
+	code, out, stderr = runCmd(t, "import", "--file", "../../admin/testdata/posthog_behavioral_cohorts.json", "--team", "1",
+		"--grpc-addr", grpcAddr, "--key", secret, "--dry-run")
+	for _, want := range []string{
+		`realtime: definitions.cohorts[0].filters.properties.values[0].values[0]: performed (gte 2 times) "checkout" with 1 event property filter(s) within the last 5 minute(s)`,
+		`property: definitions.cohorts[0].filters.properties.values[0].values[1]: person property "plan"`,
+		"refused: definitions.cohorts[1].filters.properties.values[1].values[1]",
+		"(invalid_window)",
+		"(unsupported_behavioral_filter)",
+		"2 to create, 0 to change, 0 unchanged, 1 refused: dry run, nothing written",
+	} {
+		if code != 1 || !strings.Contains(out, want) {
+			t.Errorf("behavioural cohorts dry run: %d, no %q in\n%s%s", code, want, out, stderr)
+		}
+	}
 	if code, _, stderr := runCmd(t, "import", "--team", "1"); code != 2 || !strings.Contains(stderr, "--file and --team are required") {
 		t.Errorf("usage: %d %s", code, stderr)
 	}

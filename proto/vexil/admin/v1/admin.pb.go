@@ -4267,7 +4267,10 @@ type Cohort struct {
 	// PostHog's flag for a cohort of listed members (kind STATIC).
 	IsStatic bool `protobuf:"varint,12,opt,name=is_static,json=isStatic,proto3" json:"is_static,omitempty"`
 	// Set on the answer of a write: the accepted definition's problems.
-	Warnings      []*Warning `protobuf:"bytes,13,rep,name=warnings,proto3" json:"warnings,omitempty"`
+	Warnings []*Warning `protobuf:"bytes,13,rep,name=warnings,proto3" json:"warnings,omitempty"`
+	// Set on the answer of a write: how each filter of the property group
+	// runs (real time, as a property filter, or refused).
+	FilterReport  []*CohortFilterReport `protobuf:"bytes,14,rep,name=filter_report,json=filterReport,proto3" json:"filter_report,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4386,6 +4389,107 @@ func (x *Cohort) GetWarnings() []*Warning {
 	return nil
 }
 
+func (x *Cohort) GetFilterReport() []*CohortFilterReport {
+	if x != nil {
+		return x.FilterReport
+	}
+	return nil
+}
+
+// CohortFilterReport says how one filter of a cohort's property group runs.
+type CohortFilterReport struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The filter's field in the request
+	// ("cohort.filters.properties.values[0].values[1]").
+	Field string `protobuf:"bytes,1,opt,name=field,proto3" json:"field,omitempty"`
+	// The filter's type: "behavioral", "person", "cohort" ...
+	Type string `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
+	// The event name (behavioral), the property key or the cohort id.
+	Key string `protobuf:"bytes,3,opt,name=key,proto3" json:"key,omitempty"`
+	// "realtime": counted from events and decided at flag check time;
+	// "property": decided from properties (or the cohort it names) at flag
+	// check time; "refused": not accepted, code and message say why.
+	Mode string `protobuf:"bytes,4,opt,name=mode,proto3" json:"mode,omitempty"`
+	// The engine's stable code when refused (invalid_window,
+	// unsupported_behavioral_filter ...).
+	Code          string `protobuf:"bytes,5,opt,name=code,proto3" json:"code,omitempty"`
+	Message       string `protobuf:"bytes,6,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CohortFilterReport) Reset() {
+	*x = CohortFilterReport{}
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[64]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CohortFilterReport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CohortFilterReport) ProtoMessage() {}
+
+func (x *CohortFilterReport) ProtoReflect() protoreflect.Message {
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[64]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CohortFilterReport.ProtoReflect.Descriptor instead.
+func (*CohortFilterReport) Descriptor() ([]byte, []int) {
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{64}
+}
+
+func (x *CohortFilterReport) GetField() string {
+	if x != nil {
+		return x.Field
+	}
+	return ""
+}
+
+func (x *CohortFilterReport) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *CohortFilterReport) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *CohortFilterReport) GetMode() string {
+	if x != nil {
+		return x.Mode
+	}
+	return ""
+}
+
+func (x *CohortFilterReport) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *CohortFilterReport) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
 // CohortInput is the editable part of a cohort, in PostHog's shape.
 type CohortInput struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
@@ -4405,7 +4509,7 @@ type CohortInput struct {
 
 func (x *CohortInput) Reset() {
 	*x = CohortInput{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[64]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4417,7 +4521,7 @@ func (x *CohortInput) String() string {
 func (*CohortInput) ProtoMessage() {}
 
 func (x *CohortInput) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[64]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4430,7 +4534,7 @@ func (x *CohortInput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CohortInput.ProtoReflect.Descriptor instead.
 func (*CohortInput) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{64}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *CohortInput) GetName() string {
@@ -4478,7 +4582,7 @@ type CreateCohortRequest struct {
 
 func (x *CreateCohortRequest) Reset() {
 	*x = CreateCohortRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[65]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4490,7 +4594,7 @@ func (x *CreateCohortRequest) String() string {
 func (*CreateCohortRequest) ProtoMessage() {}
 
 func (x *CreateCohortRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[65]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4503,7 +4607,7 @@ func (x *CreateCohortRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateCohortRequest.ProtoReflect.Descriptor instead.
 func (*CreateCohortRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{65}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *CreateCohortRequest) GetTeamId() int64 {
@@ -4529,7 +4633,7 @@ type CreateCohortResponse struct {
 
 func (x *CreateCohortResponse) Reset() {
 	*x = CreateCohortResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[66]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4541,7 +4645,7 @@ func (x *CreateCohortResponse) String() string {
 func (*CreateCohortResponse) ProtoMessage() {}
 
 func (x *CreateCohortResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[66]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4554,7 +4658,7 @@ func (x *CreateCohortResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateCohortResponse.ProtoReflect.Descriptor instead.
 func (*CreateCohortResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{66}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *CreateCohortResponse) GetCohort() *Cohort {
@@ -4574,7 +4678,7 @@ type GetCohortRequest struct {
 
 func (x *GetCohortRequest) Reset() {
 	*x = GetCohortRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[67]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4586,7 +4690,7 @@ func (x *GetCohortRequest) String() string {
 func (*GetCohortRequest) ProtoMessage() {}
 
 func (x *GetCohortRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[67]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4599,7 +4703,7 @@ func (x *GetCohortRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCohortRequest.ProtoReflect.Descriptor instead.
 func (*GetCohortRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{67}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *GetCohortRequest) GetTeamId() int64 {
@@ -4625,7 +4729,7 @@ type GetCohortResponse struct {
 
 func (x *GetCohortResponse) Reset() {
 	*x = GetCohortResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[68]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4637,7 +4741,7 @@ func (x *GetCohortResponse) String() string {
 func (*GetCohortResponse) ProtoMessage() {}
 
 func (x *GetCohortResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[68]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4650,7 +4754,7 @@ func (x *GetCohortResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCohortResponse.ProtoReflect.Descriptor instead.
 func (*GetCohortResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{68}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *GetCohortResponse) GetCohort() *Cohort {
@@ -4671,7 +4775,7 @@ type ListCohortsRequest struct {
 
 func (x *ListCohortsRequest) Reset() {
 	*x = ListCohortsRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[69]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4683,7 +4787,7 @@ func (x *ListCohortsRequest) String() string {
 func (*ListCohortsRequest) ProtoMessage() {}
 
 func (x *ListCohortsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[69]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4696,7 +4800,7 @@ func (x *ListCohortsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCohortsRequest.ProtoReflect.Descriptor instead.
 func (*ListCohortsRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{69}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *ListCohortsRequest) GetTeamId() int64 {
@@ -4733,7 +4837,7 @@ type ListCohortsResponse struct {
 
 func (x *ListCohortsResponse) Reset() {
 	*x = ListCohortsResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[70]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4745,7 +4849,7 @@ func (x *ListCohortsResponse) String() string {
 func (*ListCohortsResponse) ProtoMessage() {}
 
 func (x *ListCohortsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[70]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4758,7 +4862,7 @@ func (x *ListCohortsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCohortsResponse.ProtoReflect.Descriptor instead.
 func (*ListCohortsResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{70}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *ListCohortsResponse) GetResults() []*Cohort {
@@ -4794,7 +4898,7 @@ type UpdateCohortRequest struct {
 
 func (x *UpdateCohortRequest) Reset() {
 	*x = UpdateCohortRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[71]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4806,7 +4910,7 @@ func (x *UpdateCohortRequest) String() string {
 func (*UpdateCohortRequest) ProtoMessage() {}
 
 func (x *UpdateCohortRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[71]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4819,7 +4923,7 @@ func (x *UpdateCohortRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateCohortRequest.ProtoReflect.Descriptor instead.
 func (*UpdateCohortRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{71}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *UpdateCohortRequest) GetTeamId() int64 {
@@ -4859,7 +4963,7 @@ type UpdateCohortResponse struct {
 
 func (x *UpdateCohortResponse) Reset() {
 	*x = UpdateCohortResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[72]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4871,7 +4975,7 @@ func (x *UpdateCohortResponse) String() string {
 func (*UpdateCohortResponse) ProtoMessage() {}
 
 func (x *UpdateCohortResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[72]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4884,7 +4988,7 @@ func (x *UpdateCohortResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateCohortResponse.ProtoReflect.Descriptor instead.
 func (*UpdateCohortResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{72}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *UpdateCohortResponse) GetCohort() *Cohort {
@@ -4905,7 +5009,7 @@ type DeleteCohortRequest struct {
 
 func (x *DeleteCohortRequest) Reset() {
 	*x = DeleteCohortRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[73]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4917,7 +5021,7 @@ func (x *DeleteCohortRequest) String() string {
 func (*DeleteCohortRequest) ProtoMessage() {}
 
 func (x *DeleteCohortRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[73]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4930,7 +5034,7 @@ func (x *DeleteCohortRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteCohortRequest.ProtoReflect.Descriptor instead.
 func (*DeleteCohortRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{73}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *DeleteCohortRequest) GetTeamId() int64 {
@@ -4963,7 +5067,7 @@ type DeleteCohortResponse struct {
 
 func (x *DeleteCohortResponse) Reset() {
 	*x = DeleteCohortResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[74]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4975,7 +5079,7 @@ func (x *DeleteCohortResponse) String() string {
 func (*DeleteCohortResponse) ProtoMessage() {}
 
 func (x *DeleteCohortResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[74]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4988,7 +5092,7 @@ func (x *DeleteCohortResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteCohortResponse.ProtoReflect.Descriptor instead.
 func (*DeleteCohortResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{74}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *DeleteCohortResponse) GetCohort() *Cohort {
@@ -5009,7 +5113,7 @@ type AddCohortMembersRequest struct {
 
 func (x *AddCohortMembersRequest) Reset() {
 	*x = AddCohortMembersRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[75]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5021,7 +5125,7 @@ func (x *AddCohortMembersRequest) String() string {
 func (*AddCohortMembersRequest) ProtoMessage() {}
 
 func (x *AddCohortMembersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[75]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5034,7 +5138,7 @@ func (x *AddCohortMembersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddCohortMembersRequest.ProtoReflect.Descriptor instead.
 func (*AddCohortMembersRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{75}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *AddCohortMembersRequest) GetTeamId() int64 {
@@ -5067,7 +5171,7 @@ type AddCohortMembersResponse struct {
 
 func (x *AddCohortMembersResponse) Reset() {
 	*x = AddCohortMembersResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[76]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5079,7 +5183,7 @@ func (x *AddCohortMembersResponse) String() string {
 func (*AddCohortMembersResponse) ProtoMessage() {}
 
 func (x *AddCohortMembersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[76]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5092,7 +5196,7 @@ func (x *AddCohortMembersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddCohortMembersResponse.ProtoReflect.Descriptor instead.
 func (*AddCohortMembersResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{76}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *AddCohortMembersResponse) GetAdded() int32 {
@@ -5113,7 +5217,7 @@ type RemoveCohortMembersRequest struct {
 
 func (x *RemoveCohortMembersRequest) Reset() {
 	*x = RemoveCohortMembersRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[77]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5125,7 +5229,7 @@ func (x *RemoveCohortMembersRequest) String() string {
 func (*RemoveCohortMembersRequest) ProtoMessage() {}
 
 func (x *RemoveCohortMembersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[77]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5138,7 +5242,7 @@ func (x *RemoveCohortMembersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveCohortMembersRequest.ProtoReflect.Descriptor instead.
 func (*RemoveCohortMembersRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{77}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *RemoveCohortMembersRequest) GetTeamId() int64 {
@@ -5171,7 +5275,7 @@ type RemoveCohortMembersResponse struct {
 
 func (x *RemoveCohortMembersResponse) Reset() {
 	*x = RemoveCohortMembersResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[78]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5183,7 +5287,7 @@ func (x *RemoveCohortMembersResponse) String() string {
 func (*RemoveCohortMembersResponse) ProtoMessage() {}
 
 func (x *RemoveCohortMembersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[78]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5196,7 +5300,7 @@ func (x *RemoveCohortMembersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveCohortMembersResponse.ProtoReflect.Descriptor instead.
 func (*RemoveCohortMembersResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{78}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *RemoveCohortMembersResponse) GetRemoved() int32 {
@@ -5218,7 +5322,7 @@ type ListCohortMembersRequest struct {
 
 func (x *ListCohortMembersRequest) Reset() {
 	*x = ListCohortMembersRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[79]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5230,7 +5334,7 @@ func (x *ListCohortMembersRequest) String() string {
 func (*ListCohortMembersRequest) ProtoMessage() {}
 
 func (x *ListCohortMembersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[79]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5243,7 +5347,7 @@ func (x *ListCohortMembersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCohortMembersRequest.ProtoReflect.Descriptor instead.
 func (*ListCohortMembersRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{79}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *ListCohortMembersRequest) GetTeamId() int64 {
@@ -5284,7 +5388,7 @@ type ListCohortMembersResponse struct {
 
 func (x *ListCohortMembersResponse) Reset() {
 	*x = ListCohortMembersResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[80]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5296,7 +5400,7 @@ func (x *ListCohortMembersResponse) String() string {
 func (*ListCohortMembersResponse) ProtoMessage() {}
 
 func (x *ListCohortMembersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[80]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5309,7 +5413,7 @@ func (x *ListCohortMembersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCohortMembersResponse.ProtoReflect.Descriptor instead.
 func (*ListCohortMembersResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{80}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *ListCohortMembersResponse) GetDistinctIds() []string {
@@ -5349,7 +5453,7 @@ type EarlyAccessFeature struct {
 
 func (x *EarlyAccessFeature) Reset() {
 	*x = EarlyAccessFeature{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[81]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5361,7 +5465,7 @@ func (x *EarlyAccessFeature) String() string {
 func (*EarlyAccessFeature) ProtoMessage() {}
 
 func (x *EarlyAccessFeature) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[81]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5374,7 +5478,7 @@ func (x *EarlyAccessFeature) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EarlyAccessFeature.ProtoReflect.Descriptor instead.
 func (*EarlyAccessFeature) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{81}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *EarlyAccessFeature) GetId() string {
@@ -5469,7 +5573,7 @@ type CreateEarlyAccessFeatureRequest struct {
 
 func (x *CreateEarlyAccessFeatureRequest) Reset() {
 	*x = CreateEarlyAccessFeatureRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[82]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5481,7 +5585,7 @@ func (x *CreateEarlyAccessFeatureRequest) String() string {
 func (*CreateEarlyAccessFeatureRequest) ProtoMessage() {}
 
 func (x *CreateEarlyAccessFeatureRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[82]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5494,7 +5598,7 @@ func (x *CreateEarlyAccessFeatureRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateEarlyAccessFeatureRequest.ProtoReflect.Descriptor instead.
 func (*CreateEarlyAccessFeatureRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{82}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *CreateEarlyAccessFeatureRequest) GetTeamId() int64 {
@@ -5548,7 +5652,7 @@ type CreateEarlyAccessFeatureResponse struct {
 
 func (x *CreateEarlyAccessFeatureResponse) Reset() {
 	*x = CreateEarlyAccessFeatureResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[83]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5560,7 +5664,7 @@ func (x *CreateEarlyAccessFeatureResponse) String() string {
 func (*CreateEarlyAccessFeatureResponse) ProtoMessage() {}
 
 func (x *CreateEarlyAccessFeatureResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[83]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5573,7 +5677,7 @@ func (x *CreateEarlyAccessFeatureResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateEarlyAccessFeatureResponse.ProtoReflect.Descriptor instead.
 func (*CreateEarlyAccessFeatureResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{83}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *CreateEarlyAccessFeatureResponse) GetFeature() *EarlyAccessFeature {
@@ -5593,7 +5697,7 @@ type GetEarlyAccessFeatureRequest struct {
 
 func (x *GetEarlyAccessFeatureRequest) Reset() {
 	*x = GetEarlyAccessFeatureRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[84]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5605,7 +5709,7 @@ func (x *GetEarlyAccessFeatureRequest) String() string {
 func (*GetEarlyAccessFeatureRequest) ProtoMessage() {}
 
 func (x *GetEarlyAccessFeatureRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[84]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5618,7 +5722,7 @@ func (x *GetEarlyAccessFeatureRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEarlyAccessFeatureRequest.ProtoReflect.Descriptor instead.
 func (*GetEarlyAccessFeatureRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{84}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *GetEarlyAccessFeatureRequest) GetTeamId() int64 {
@@ -5644,7 +5748,7 @@ type GetEarlyAccessFeatureResponse struct {
 
 func (x *GetEarlyAccessFeatureResponse) Reset() {
 	*x = GetEarlyAccessFeatureResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[85]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5656,7 +5760,7 @@ func (x *GetEarlyAccessFeatureResponse) String() string {
 func (*GetEarlyAccessFeatureResponse) ProtoMessage() {}
 
 func (x *GetEarlyAccessFeatureResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[85]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5669,7 +5773,7 @@ func (x *GetEarlyAccessFeatureResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEarlyAccessFeatureResponse.ProtoReflect.Descriptor instead.
 func (*GetEarlyAccessFeatureResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{85}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *GetEarlyAccessFeatureResponse) GetFeature() *EarlyAccessFeature {
@@ -5688,7 +5792,7 @@ type ListEarlyAccessFeaturesRequest struct {
 
 func (x *ListEarlyAccessFeaturesRequest) Reset() {
 	*x = ListEarlyAccessFeaturesRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[86]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5700,7 +5804,7 @@ func (x *ListEarlyAccessFeaturesRequest) String() string {
 func (*ListEarlyAccessFeaturesRequest) ProtoMessage() {}
 
 func (x *ListEarlyAccessFeaturesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[86]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5713,7 +5817,7 @@ func (x *ListEarlyAccessFeaturesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEarlyAccessFeaturesRequest.ProtoReflect.Descriptor instead.
 func (*ListEarlyAccessFeaturesRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{86}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{87}
 }
 
 func (x *ListEarlyAccessFeaturesRequest) GetTeamId() int64 {
@@ -5732,7 +5836,7 @@ type ListEarlyAccessFeaturesResponse struct {
 
 func (x *ListEarlyAccessFeaturesResponse) Reset() {
 	*x = ListEarlyAccessFeaturesResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[87]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5744,7 +5848,7 @@ func (x *ListEarlyAccessFeaturesResponse) String() string {
 func (*ListEarlyAccessFeaturesResponse) ProtoMessage() {}
 
 func (x *ListEarlyAccessFeaturesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[87]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5757,7 +5861,7 @@ func (x *ListEarlyAccessFeaturesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEarlyAccessFeaturesResponse.ProtoReflect.Descriptor instead.
 func (*ListEarlyAccessFeaturesResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{87}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{88}
 }
 
 func (x *ListEarlyAccessFeaturesResponse) GetFeatures() []*EarlyAccessFeature {
@@ -5785,7 +5889,7 @@ type UpdateEarlyAccessFeatureRequest struct {
 
 func (x *UpdateEarlyAccessFeatureRequest) Reset() {
 	*x = UpdateEarlyAccessFeatureRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[88]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5797,7 +5901,7 @@ func (x *UpdateEarlyAccessFeatureRequest) String() string {
 func (*UpdateEarlyAccessFeatureRequest) ProtoMessage() {}
 
 func (x *UpdateEarlyAccessFeatureRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[88]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5810,7 +5914,7 @@ func (x *UpdateEarlyAccessFeatureRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateEarlyAccessFeatureRequest.ProtoReflect.Descriptor instead.
 func (*UpdateEarlyAccessFeatureRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{88}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{89}
 }
 
 func (x *UpdateEarlyAccessFeatureRequest) GetTeamId() int64 {
@@ -5871,7 +5975,7 @@ type UpdateEarlyAccessFeatureResponse struct {
 
 func (x *UpdateEarlyAccessFeatureResponse) Reset() {
 	*x = UpdateEarlyAccessFeatureResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[89]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5883,7 +5987,7 @@ func (x *UpdateEarlyAccessFeatureResponse) String() string {
 func (*UpdateEarlyAccessFeatureResponse) ProtoMessage() {}
 
 func (x *UpdateEarlyAccessFeatureResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[89]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5896,7 +6000,7 @@ func (x *UpdateEarlyAccessFeatureResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateEarlyAccessFeatureResponse.ProtoReflect.Descriptor instead.
 func (*UpdateEarlyAccessFeatureResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{89}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{90}
 }
 
 func (x *UpdateEarlyAccessFeatureResponse) GetFeature() *EarlyAccessFeature {
@@ -5917,7 +6021,7 @@ type DeleteEarlyAccessFeatureRequest struct {
 
 func (x *DeleteEarlyAccessFeatureRequest) Reset() {
 	*x = DeleteEarlyAccessFeatureRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[90]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[91]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5929,7 +6033,7 @@ func (x *DeleteEarlyAccessFeatureRequest) String() string {
 func (*DeleteEarlyAccessFeatureRequest) ProtoMessage() {}
 
 func (x *DeleteEarlyAccessFeatureRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[90]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[91]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5942,7 +6046,7 @@ func (x *DeleteEarlyAccessFeatureRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteEarlyAccessFeatureRequest.ProtoReflect.Descriptor instead.
 func (*DeleteEarlyAccessFeatureRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{90}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{91}
 }
 
 func (x *DeleteEarlyAccessFeatureRequest) GetTeamId() int64 {
@@ -5975,7 +6079,7 @@ type DeleteEarlyAccessFeatureResponse struct {
 
 func (x *DeleteEarlyAccessFeatureResponse) Reset() {
 	*x = DeleteEarlyAccessFeatureResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[91]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[92]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5987,7 +6091,7 @@ func (x *DeleteEarlyAccessFeatureResponse) String() string {
 func (*DeleteEarlyAccessFeatureResponse) ProtoMessage() {}
 
 func (x *DeleteEarlyAccessFeatureResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[91]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[92]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6000,7 +6104,7 @@ func (x *DeleteEarlyAccessFeatureResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteEarlyAccessFeatureResponse.ProtoReflect.Descriptor instead.
 func (*DeleteEarlyAccessFeatureResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{91}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{92}
 }
 
 func (x *DeleteEarlyAccessFeatureResponse) GetFeature() *EarlyAccessFeature {
@@ -6023,7 +6127,7 @@ type ListPublicEarlyAccessFeaturesRequest struct {
 
 func (x *ListPublicEarlyAccessFeaturesRequest) Reset() {
 	*x = ListPublicEarlyAccessFeaturesRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[92]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[93]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6035,7 +6139,7 @@ func (x *ListPublicEarlyAccessFeaturesRequest) String() string {
 func (*ListPublicEarlyAccessFeaturesRequest) ProtoMessage() {}
 
 func (x *ListPublicEarlyAccessFeaturesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[92]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[93]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6048,7 +6152,7 @@ func (x *ListPublicEarlyAccessFeaturesRequest) ProtoReflect() protoreflect.Messa
 
 // Deprecated: Use ListPublicEarlyAccessFeaturesRequest.ProtoReflect.Descriptor instead.
 func (*ListPublicEarlyAccessFeaturesRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{92}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{93}
 }
 
 func (x *ListPublicEarlyAccessFeaturesRequest) GetToken() string {
@@ -6081,7 +6185,7 @@ type PublicEarlyAccessFeature struct {
 
 func (x *PublicEarlyAccessFeature) Reset() {
 	*x = PublicEarlyAccessFeature{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[93]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[94]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6093,7 +6197,7 @@ func (x *PublicEarlyAccessFeature) String() string {
 func (*PublicEarlyAccessFeature) ProtoMessage() {}
 
 func (x *PublicEarlyAccessFeature) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[93]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[94]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6106,7 +6210,7 @@ func (x *PublicEarlyAccessFeature) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublicEarlyAccessFeature.ProtoReflect.Descriptor instead.
 func (*PublicEarlyAccessFeature) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{93}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{94}
 }
 
 func (x *PublicEarlyAccessFeature) GetName() string {
@@ -6153,7 +6257,7 @@ type ListPublicEarlyAccessFeaturesResponse struct {
 
 func (x *ListPublicEarlyAccessFeaturesResponse) Reset() {
 	*x = ListPublicEarlyAccessFeaturesResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[94]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[95]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6165,7 +6269,7 @@ func (x *ListPublicEarlyAccessFeaturesResponse) String() string {
 func (*ListPublicEarlyAccessFeaturesResponse) ProtoMessage() {}
 
 func (x *ListPublicEarlyAccessFeaturesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[94]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[95]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6178,7 +6282,7 @@ func (x *ListPublicEarlyAccessFeaturesResponse) ProtoReflect() protoreflect.Mess
 
 // Deprecated: Use ListPublicEarlyAccessFeaturesResponse.ProtoReflect.Descriptor instead.
 func (*ListPublicEarlyAccessFeaturesResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{94}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{95}
 }
 
 func (x *ListPublicEarlyAccessFeaturesResponse) GetEarlyAccessFeatures() []*PublicEarlyAccessFeature {
@@ -6212,7 +6316,7 @@ type ActivityEntry struct {
 
 func (x *ActivityEntry) Reset() {
 	*x = ActivityEntry{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[95]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[96]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6224,7 +6328,7 @@ func (x *ActivityEntry) String() string {
 func (*ActivityEntry) ProtoMessage() {}
 
 func (x *ActivityEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[95]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[96]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6237,7 +6341,7 @@ func (x *ActivityEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ActivityEntry.ProtoReflect.Descriptor instead.
 func (*ActivityEntry) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{95}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{96}
 }
 
 func (x *ActivityEntry) GetId() string {
@@ -6324,7 +6428,7 @@ type ListActivityRequest struct {
 
 func (x *ListActivityRequest) Reset() {
 	*x = ListActivityRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[96]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[97]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6336,7 +6440,7 @@ func (x *ListActivityRequest) String() string {
 func (*ListActivityRequest) ProtoMessage() {}
 
 func (x *ListActivityRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[96]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[97]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6349,7 +6453,7 @@ func (x *ListActivityRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListActivityRequest.ProtoReflect.Descriptor instead.
 func (*ListActivityRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{96}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{97}
 }
 
 func (x *ListActivityRequest) GetTeamId() int64 {
@@ -6399,7 +6503,7 @@ type ListActivityResponse struct {
 
 func (x *ListActivityResponse) Reset() {
 	*x = ListActivityResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[97]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[98]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6411,7 +6515,7 @@ func (x *ListActivityResponse) String() string {
 func (*ListActivityResponse) ProtoMessage() {}
 
 func (x *ListActivityResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[97]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[98]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6424,7 +6528,7 @@ func (x *ListActivityResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListActivityResponse.ProtoReflect.Descriptor instead.
 func (*ListActivityResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{97}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{98}
 }
 
 func (x *ListActivityResponse) GetEntries() []*ActivityEntry {
@@ -6453,7 +6557,7 @@ type ListFlagActivityRequest struct {
 
 func (x *ListFlagActivityRequest) Reset() {
 	*x = ListFlagActivityRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[98]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[99]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6465,7 +6569,7 @@ func (x *ListFlagActivityRequest) String() string {
 func (*ListFlagActivityRequest) ProtoMessage() {}
 
 func (x *ListFlagActivityRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[98]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[99]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6478,7 +6582,7 @@ func (x *ListFlagActivityRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFlagActivityRequest.ProtoReflect.Descriptor instead.
 func (*ListFlagActivityRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{98}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{99}
 }
 
 func (x *ListFlagActivityRequest) GetTeamId() int64 {
@@ -6519,7 +6623,7 @@ type ListFlagActivityResponse struct {
 
 func (x *ListFlagActivityResponse) Reset() {
 	*x = ListFlagActivityResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[99]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[100]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6531,7 +6635,7 @@ func (x *ListFlagActivityResponse) String() string {
 func (*ListFlagActivityResponse) ProtoMessage() {}
 
 func (x *ListFlagActivityResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[99]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[100]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6544,7 +6648,7 @@ func (x *ListFlagActivityResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFlagActivityResponse.ProtoReflect.Descriptor instead.
 func (*ListFlagActivityResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{99}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{100}
 }
 
 func (x *ListFlagActivityResponse) GetEntries() []*ActivityEntry {
@@ -6580,7 +6684,7 @@ type ExplainFlagRequest struct {
 
 func (x *ExplainFlagRequest) Reset() {
 	*x = ExplainFlagRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[100]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[101]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6592,7 +6696,7 @@ func (x *ExplainFlagRequest) String() string {
 func (*ExplainFlagRequest) ProtoMessage() {}
 
 func (x *ExplainFlagRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[100]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[101]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6605,7 +6709,7 @@ func (x *ExplainFlagRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExplainFlagRequest.ProtoReflect.Descriptor instead.
 func (*ExplainFlagRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{100}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{101}
 }
 
 func (x *ExplainFlagRequest) GetTeamId() int64 {
@@ -6673,7 +6777,7 @@ type FilterExplain struct {
 
 func (x *FilterExplain) Reset() {
 	*x = FilterExplain{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[101]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[102]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6685,7 +6789,7 @@ func (x *FilterExplain) String() string {
 func (*FilterExplain) ProtoMessage() {}
 
 func (x *FilterExplain) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[101]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[102]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6698,7 +6802,7 @@ func (x *FilterExplain) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FilterExplain.ProtoReflect.Descriptor instead.
 func (*FilterExplain) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{101}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{102}
 }
 
 func (x *FilterExplain) GetIndex() int32 {
@@ -6764,7 +6868,7 @@ type ConditionExplain struct {
 
 func (x *ConditionExplain) Reset() {
 	*x = ConditionExplain{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[102]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[103]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6776,7 +6880,7 @@ func (x *ConditionExplain) String() string {
 func (*ConditionExplain) ProtoMessage() {}
 
 func (x *ConditionExplain) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[102]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[103]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6789,7 +6893,7 @@ func (x *ConditionExplain) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConditionExplain.ProtoReflect.Descriptor instead.
 func (*ConditionExplain) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{102}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{103}
 }
 
 func (x *ConditionExplain) GetIndex() int32 {
@@ -6864,7 +6968,7 @@ type ExplainFlagResponse struct {
 
 func (x *ExplainFlagResponse) Reset() {
 	*x = ExplainFlagResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[103]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[104]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6876,7 +6980,7 @@ func (x *ExplainFlagResponse) String() string {
 func (*ExplainFlagResponse) ProtoMessage() {}
 
 func (x *ExplainFlagResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[103]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[104]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6889,7 +6993,7 @@ func (x *ExplainFlagResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExplainFlagResponse.ProtoReflect.Descriptor instead.
 func (*ExplainFlagResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{103}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{104}
 }
 
 func (x *ExplainFlagResponse) GetKey() string {
@@ -6996,7 +7100,7 @@ type BlastRadiusJob struct {
 
 func (x *BlastRadiusJob) Reset() {
 	*x = BlastRadiusJob{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[104]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[105]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7008,7 +7112,7 @@ func (x *BlastRadiusJob) String() string {
 func (*BlastRadiusJob) ProtoMessage() {}
 
 func (x *BlastRadiusJob) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[104]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[105]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7021,7 +7125,7 @@ func (x *BlastRadiusJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlastRadiusJob.ProtoReflect.Descriptor instead.
 func (*BlastRadiusJob) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{104}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{105}
 }
 
 func (x *BlastRadiusJob) GetId() string {
@@ -7123,7 +7227,7 @@ type StartBlastRadiusRequest struct {
 
 func (x *StartBlastRadiusRequest) Reset() {
 	*x = StartBlastRadiusRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[105]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[106]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7135,7 +7239,7 @@ func (x *StartBlastRadiusRequest) String() string {
 func (*StartBlastRadiusRequest) ProtoMessage() {}
 
 func (x *StartBlastRadiusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[105]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[106]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7148,7 +7252,7 @@ func (x *StartBlastRadiusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartBlastRadiusRequest.ProtoReflect.Descriptor instead.
 func (*StartBlastRadiusRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{105}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{106}
 }
 
 func (x *StartBlastRadiusRequest) GetTeamId() int64 {
@@ -7188,7 +7292,7 @@ type StartBlastRadiusResponse struct {
 
 func (x *StartBlastRadiusResponse) Reset() {
 	*x = StartBlastRadiusResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[106]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[107]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7200,7 +7304,7 @@ func (x *StartBlastRadiusResponse) String() string {
 func (*StartBlastRadiusResponse) ProtoMessage() {}
 
 func (x *StartBlastRadiusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[106]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[107]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7213,7 +7317,7 @@ func (x *StartBlastRadiusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartBlastRadiusResponse.ProtoReflect.Descriptor instead.
 func (*StartBlastRadiusResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{106}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{107}
 }
 
 func (x *StartBlastRadiusResponse) GetJob() *BlastRadiusJob {
@@ -7233,7 +7337,7 @@ type GetBlastRadiusJobRequest struct {
 
 func (x *GetBlastRadiusJobRequest) Reset() {
 	*x = GetBlastRadiusJobRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[107]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[108]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7245,7 +7349,7 @@ func (x *GetBlastRadiusJobRequest) String() string {
 func (*GetBlastRadiusJobRequest) ProtoMessage() {}
 
 func (x *GetBlastRadiusJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[107]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[108]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7258,7 +7362,7 @@ func (x *GetBlastRadiusJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBlastRadiusJobRequest.ProtoReflect.Descriptor instead.
 func (*GetBlastRadiusJobRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{107}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{108}
 }
 
 func (x *GetBlastRadiusJobRequest) GetTeamId() int64 {
@@ -7284,7 +7388,7 @@ type GetBlastRadiusJobResponse struct {
 
 func (x *GetBlastRadiusJobResponse) Reset() {
 	*x = GetBlastRadiusJobResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[108]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[109]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7296,7 +7400,7 @@ func (x *GetBlastRadiusJobResponse) String() string {
 func (*GetBlastRadiusJobResponse) ProtoMessage() {}
 
 func (x *GetBlastRadiusJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[108]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[109]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7309,7 +7413,7 @@ func (x *GetBlastRadiusJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBlastRadiusJobResponse.ProtoReflect.Descriptor instead.
 func (*GetBlastRadiusJobResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{108}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{109}
 }
 
 func (x *GetBlastRadiusJobResponse) GetJob() *BlastRadiusJob {
@@ -7328,7 +7432,7 @@ type ListBlastRadiusJobsRequest struct {
 
 func (x *ListBlastRadiusJobsRequest) Reset() {
 	*x = ListBlastRadiusJobsRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[109]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[110]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7340,7 +7444,7 @@ func (x *ListBlastRadiusJobsRequest) String() string {
 func (*ListBlastRadiusJobsRequest) ProtoMessage() {}
 
 func (x *ListBlastRadiusJobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[109]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[110]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7353,7 +7457,7 @@ func (x *ListBlastRadiusJobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBlastRadiusJobsRequest.ProtoReflect.Descriptor instead.
 func (*ListBlastRadiusJobsRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{109}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{110}
 }
 
 func (x *ListBlastRadiusJobsRequest) GetTeamId() int64 {
@@ -7372,7 +7476,7 @@ type ListBlastRadiusJobsResponse struct {
 
 func (x *ListBlastRadiusJobsResponse) Reset() {
 	*x = ListBlastRadiusJobsResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[110]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[111]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7384,7 +7488,7 @@ func (x *ListBlastRadiusJobsResponse) String() string {
 func (*ListBlastRadiusJobsResponse) ProtoMessage() {}
 
 func (x *ListBlastRadiusJobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[110]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[111]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7397,7 +7501,7 @@ func (x *ListBlastRadiusJobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBlastRadiusJobsResponse.ProtoReflect.Descriptor instead.
 func (*ListBlastRadiusJobsResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{110}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{111}
 }
 
 func (x *ListBlastRadiusJobsResponse) GetJobs() []*BlastRadiusJob {
@@ -7417,7 +7521,7 @@ type CancelBlastRadiusJobRequest struct {
 
 func (x *CancelBlastRadiusJobRequest) Reset() {
 	*x = CancelBlastRadiusJobRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[111]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[112]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7429,7 +7533,7 @@ func (x *CancelBlastRadiusJobRequest) String() string {
 func (*CancelBlastRadiusJobRequest) ProtoMessage() {}
 
 func (x *CancelBlastRadiusJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[111]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[112]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7442,7 +7546,7 @@ func (x *CancelBlastRadiusJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelBlastRadiusJobRequest.ProtoReflect.Descriptor instead.
 func (*CancelBlastRadiusJobRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{111}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{112}
 }
 
 func (x *CancelBlastRadiusJobRequest) GetTeamId() int64 {
@@ -7468,7 +7572,7 @@ type CancelBlastRadiusJobResponse struct {
 
 func (x *CancelBlastRadiusJobResponse) Reset() {
 	*x = CancelBlastRadiusJobResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[112]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[113]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7480,7 +7584,7 @@ func (x *CancelBlastRadiusJobResponse) String() string {
 func (*CancelBlastRadiusJobResponse) ProtoMessage() {}
 
 func (x *CancelBlastRadiusJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[112]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[113]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7493,7 +7597,7 @@ func (x *CancelBlastRadiusJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelBlastRadiusJobResponse.ProtoReflect.Descriptor instead.
 func (*CancelBlastRadiusJobResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{112}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{113}
 }
 
 func (x *CancelBlastRadiusJobResponse) GetJob() *BlastRadiusJob {
@@ -7535,7 +7639,7 @@ type PrecomputeRun struct {
 
 func (x *PrecomputeRun) Reset() {
 	*x = PrecomputeRun{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[113]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[114]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7547,7 +7651,7 @@ func (x *PrecomputeRun) String() string {
 func (*PrecomputeRun) ProtoMessage() {}
 
 func (x *PrecomputeRun) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[113]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[114]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7560,7 +7664,7 @@ func (x *PrecomputeRun) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrecomputeRun.ProtoReflect.Descriptor instead.
 func (*PrecomputeRun) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{113}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{114}
 }
 
 func (x *PrecomputeRun) GetTeamId() int64 {
@@ -7663,7 +7767,7 @@ type GetPrecomputeStatusRequest struct {
 
 func (x *GetPrecomputeStatusRequest) Reset() {
 	*x = GetPrecomputeStatusRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[114]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[115]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7675,7 +7779,7 @@ func (x *GetPrecomputeStatusRequest) String() string {
 func (*GetPrecomputeStatusRequest) ProtoMessage() {}
 
 func (x *GetPrecomputeStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[114]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[115]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7688,7 +7792,7 @@ func (x *GetPrecomputeStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPrecomputeStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetPrecomputeStatusRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{114}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{115}
 }
 
 func (x *GetPrecomputeStatusRequest) GetTeamId() int64 {
@@ -7707,7 +7811,7 @@ type GetPrecomputeStatusResponse struct {
 
 func (x *GetPrecomputeStatusResponse) Reset() {
 	*x = GetPrecomputeStatusResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[115]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[116]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7719,7 +7823,7 @@ func (x *GetPrecomputeStatusResponse) String() string {
 func (*GetPrecomputeStatusResponse) ProtoMessage() {}
 
 func (x *GetPrecomputeStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[115]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[116]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7732,7 +7836,7 @@ func (x *GetPrecomputeStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPrecomputeStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetPrecomputeStatusResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{115}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{116}
 }
 
 func (x *GetPrecomputeStatusResponse) GetRun() *PrecomputeRun {
@@ -7759,7 +7863,7 @@ type ImportDefinitionsRequest struct {
 
 func (x *ImportDefinitionsRequest) Reset() {
 	*x = ImportDefinitionsRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[116]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[117]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7771,7 +7875,7 @@ func (x *ImportDefinitionsRequest) String() string {
 func (*ImportDefinitionsRequest) ProtoMessage() {}
 
 func (x *ImportDefinitionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[116]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[117]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7784,7 +7888,7 @@ func (x *ImportDefinitionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportDefinitionsRequest.ProtoReflect.Descriptor instead.
 func (*ImportDefinitionsRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{116}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{117}
 }
 
 func (x *ImportDefinitionsRequest) GetTeamId() int64 {
@@ -7823,15 +7927,17 @@ type ImportItem struct {
 	Action string `protobuf:"bytes,5,opt,name=action,proto3" json:"action,omitempty"`
 	// Why it is refused (action "refuse"); fields are paths in the request
 	// ("definitions.flags[3].filters.groups[0].variant").
-	Errors        []*Warning `protobuf:"bytes,6,rep,name=errors,proto3" json:"errors,omitempty"`
-	Warnings      []*Warning `protobuf:"bytes,7,rep,name=warnings,proto3" json:"warnings,omitempty"`
+	Errors   []*Warning `protobuf:"bytes,6,rep,name=errors,proto3" json:"errors,omitempty"`
+	Warnings []*Warning `protobuf:"bytes,7,rep,name=warnings,proto3" json:"warnings,omitempty"`
+	// A cohort's filters, each with how it runs (see CohortFilterReport).
+	Filters       []*CohortFilterReport `protobuf:"bytes,8,rep,name=filters,proto3" json:"filters,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ImportItem) Reset() {
 	*x = ImportItem{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[117]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[118]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7843,7 +7949,7 @@ func (x *ImportItem) String() string {
 func (*ImportItem) ProtoMessage() {}
 
 func (x *ImportItem) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[117]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[118]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7856,7 +7962,7 @@ func (x *ImportItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportItem.ProtoReflect.Descriptor instead.
 func (*ImportItem) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{117}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{118}
 }
 
 func (x *ImportItem) GetKind() string {
@@ -7908,6 +8014,13 @@ func (x *ImportItem) GetWarnings() []*Warning {
 	return nil
 }
 
+func (x *ImportItem) GetFilters() []*CohortFilterReport {
+	if x != nil {
+		return x.Filters
+	}
+	return nil
+}
+
 type ImportDefinitionsResponse struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	DryRun bool                   `protobuf:"varint,1,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
@@ -7926,7 +8039,7 @@ type ImportDefinitionsResponse struct {
 
 func (x *ImportDefinitionsResponse) Reset() {
 	*x = ImportDefinitionsResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[118]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[119]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7938,7 +8051,7 @@ func (x *ImportDefinitionsResponse) String() string {
 func (*ImportDefinitionsResponse) ProtoMessage() {}
 
 func (x *ImportDefinitionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[118]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[119]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7951,7 +8064,7 @@ func (x *ImportDefinitionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportDefinitionsResponse.ProtoReflect.Descriptor instead.
 func (*ImportDefinitionsResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{118}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{119}
 }
 
 func (x *ImportDefinitionsResponse) GetDryRun() bool {
@@ -8294,7 +8407,7 @@ const file_vexil_admin_v1_admin_proto_rawDesc = "" +
 	"\x16ListDependentsResponse\x129\n" +
 	"\n" +
 	"dependents\x18\x01 \x03(\v2\x19.vexil.admin.v1.DependentR\n" +
-	"dependents\"\xcc\x03\n" +
+	"dependents\"\x95\x04\n" +
 	"\x06Cohort\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x17\n" +
 	"\ateam_id\x18\x02 \x01(\x03R\x06teamId\x12\x12\n" +
@@ -8310,7 +8423,15 @@ const file_vexil_admin_v1_admin_proto_rawDesc = "" +
 	"updated_at\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12\x1b\n" +
 	"\tis_static\x18\f \x01(\bR\bisStatic\x123\n" +
-	"\bwarnings\x18\r \x03(\v2\x17.vexil.admin.v1.WarningR\bwarningsJ\x04\b\x06\x10\a\"\xc9\x01\n" +
+	"\bwarnings\x18\r \x03(\v2\x17.vexil.admin.v1.WarningR\bwarnings\x12G\n" +
+	"\rfilter_report\x18\x0e \x03(\v2\".vexil.admin.v1.CohortFilterReportR\ffilterReportJ\x04\b\x06\x10\a\"\x92\x01\n" +
+	"\x12CohortFilterReport\x12\x14\n" +
+	"\x05field\x18\x01 \x01(\tR\x05field\x12\x12\n" +
+	"\x04type\x18\x02 \x01(\tR\x04type\x12\x10\n" +
+	"\x03key\x18\x03 \x01(\tR\x03key\x12\x12\n" +
+	"\x04mode\x18\x04 \x01(\tR\x04mode\x12\x12\n" +
+	"\x04code\x18\x05 \x01(\tR\x04code\x12\x18\n" +
+	"\amessage\x18\x06 \x01(\tR\amessage\"\xc9\x01\n" +
 	"\vCohortInput\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
 	"\vdescription\x18\x02 \x01(\tR\vdescription\x12.\n" +
@@ -8581,7 +8702,7 @@ const file_vexil_admin_v1_admin_proto_rawDesc = "" +
 	"\x18ImportDefinitionsRequest\x12\x17\n" +
 	"\ateam_id\x18\x01 \x01(\x03R\x06teamId\x129\n" +
 	"\vdefinitions\x18\x02 \x01(\v2\x17.google.protobuf.StructR\vdefinitions\x12\x17\n" +
-	"\adry_run\x18\x03 \x01(\bR\x06dryRun\"\xdd\x01\n" +
+	"\adry_run\x18\x03 \x01(\bR\x06dryRun\"\x9b\x02\n" +
 	"\n" +
 	"ImportItem\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x10\n" +
@@ -8590,7 +8711,8 @@ const file_vexil_admin_v1_admin_proto_rawDesc = "" +
 	"\x02id\x18\x04 \x01(\x03R\x02id\x12\x16\n" +
 	"\x06action\x18\x05 \x01(\tR\x06action\x12/\n" +
 	"\x06errors\x18\x06 \x03(\v2\x17.vexil.admin.v1.WarningR\x06errors\x123\n" +
-	"\bwarnings\x18\a \x03(\v2\x17.vexil.admin.v1.WarningR\bwarnings\"\xb7\x02\n" +
+	"\bwarnings\x18\a \x03(\v2\x17.vexil.admin.v1.WarningR\bwarnings\x12<\n" +
+	"\afilters\x18\b \x03(\v2\".vexil.admin.v1.CohortFilterReportR\afilters\"\xb7\x02\n" +
 	"\x19ImportDefinitionsResponse\x12\x17\n" +
 	"\adry_run\x18\x01 \x01(\bR\x06dryRun\x12\x18\n" +
 	"\aapplied\x18\x02 \x01(\bR\aapplied\x120\n" +
@@ -8711,7 +8833,7 @@ func file_vexil_admin_v1_admin_proto_rawDescGZIP() []byte {
 }
 
 var file_vexil_admin_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_vexil_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 121)
+var file_vexil_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 122)
 var file_vexil_admin_v1_admin_proto_goTypes = []any{
 	(TeamKeyKind)(0),                              // 0: vexil.admin.v1.TeamKeyKind
 	(FlagStatus)(0),                               // 1: vexil.admin.v1.FlagStatus
@@ -8783,72 +8905,73 @@ var file_vexil_admin_v1_admin_proto_goTypes = []any{
 	(*Dependent)(nil),                             // 67: vexil.admin.v1.Dependent
 	(*ListDependentsResponse)(nil),                // 68: vexil.admin.v1.ListDependentsResponse
 	(*Cohort)(nil),                                // 69: vexil.admin.v1.Cohort
-	(*CohortInput)(nil),                           // 70: vexil.admin.v1.CohortInput
-	(*CreateCohortRequest)(nil),                   // 71: vexil.admin.v1.CreateCohortRequest
-	(*CreateCohortResponse)(nil),                  // 72: vexil.admin.v1.CreateCohortResponse
-	(*GetCohortRequest)(nil),                      // 73: vexil.admin.v1.GetCohortRequest
-	(*GetCohortResponse)(nil),                     // 74: vexil.admin.v1.GetCohortResponse
-	(*ListCohortsRequest)(nil),                    // 75: vexil.admin.v1.ListCohortsRequest
-	(*ListCohortsResponse)(nil),                   // 76: vexil.admin.v1.ListCohortsResponse
-	(*UpdateCohortRequest)(nil),                   // 77: vexil.admin.v1.UpdateCohortRequest
-	(*UpdateCohortResponse)(nil),                  // 78: vexil.admin.v1.UpdateCohortResponse
-	(*DeleteCohortRequest)(nil),                   // 79: vexil.admin.v1.DeleteCohortRequest
-	(*DeleteCohortResponse)(nil),                  // 80: vexil.admin.v1.DeleteCohortResponse
-	(*AddCohortMembersRequest)(nil),               // 81: vexil.admin.v1.AddCohortMembersRequest
-	(*AddCohortMembersResponse)(nil),              // 82: vexil.admin.v1.AddCohortMembersResponse
-	(*RemoveCohortMembersRequest)(nil),            // 83: vexil.admin.v1.RemoveCohortMembersRequest
-	(*RemoveCohortMembersResponse)(nil),           // 84: vexil.admin.v1.RemoveCohortMembersResponse
-	(*ListCohortMembersRequest)(nil),              // 85: vexil.admin.v1.ListCohortMembersRequest
-	(*ListCohortMembersResponse)(nil),             // 86: vexil.admin.v1.ListCohortMembersResponse
-	(*EarlyAccessFeature)(nil),                    // 87: vexil.admin.v1.EarlyAccessFeature
-	(*CreateEarlyAccessFeatureRequest)(nil),       // 88: vexil.admin.v1.CreateEarlyAccessFeatureRequest
-	(*CreateEarlyAccessFeatureResponse)(nil),      // 89: vexil.admin.v1.CreateEarlyAccessFeatureResponse
-	(*GetEarlyAccessFeatureRequest)(nil),          // 90: vexil.admin.v1.GetEarlyAccessFeatureRequest
-	(*GetEarlyAccessFeatureResponse)(nil),         // 91: vexil.admin.v1.GetEarlyAccessFeatureResponse
-	(*ListEarlyAccessFeaturesRequest)(nil),        // 92: vexil.admin.v1.ListEarlyAccessFeaturesRequest
-	(*ListEarlyAccessFeaturesResponse)(nil),       // 93: vexil.admin.v1.ListEarlyAccessFeaturesResponse
-	(*UpdateEarlyAccessFeatureRequest)(nil),       // 94: vexil.admin.v1.UpdateEarlyAccessFeatureRequest
-	(*UpdateEarlyAccessFeatureResponse)(nil),      // 95: vexil.admin.v1.UpdateEarlyAccessFeatureResponse
-	(*DeleteEarlyAccessFeatureRequest)(nil),       // 96: vexil.admin.v1.DeleteEarlyAccessFeatureRequest
-	(*DeleteEarlyAccessFeatureResponse)(nil),      // 97: vexil.admin.v1.DeleteEarlyAccessFeatureResponse
-	(*ListPublicEarlyAccessFeaturesRequest)(nil),  // 98: vexil.admin.v1.ListPublicEarlyAccessFeaturesRequest
-	(*PublicEarlyAccessFeature)(nil),              // 99: vexil.admin.v1.PublicEarlyAccessFeature
-	(*ListPublicEarlyAccessFeaturesResponse)(nil), // 100: vexil.admin.v1.ListPublicEarlyAccessFeaturesResponse
-	(*ActivityEntry)(nil),                         // 101: vexil.admin.v1.ActivityEntry
-	(*ListActivityRequest)(nil),                   // 102: vexil.admin.v1.ListActivityRequest
-	(*ListActivityResponse)(nil),                  // 103: vexil.admin.v1.ListActivityResponse
-	(*ListFlagActivityRequest)(nil),               // 104: vexil.admin.v1.ListFlagActivityRequest
-	(*ListFlagActivityResponse)(nil),              // 105: vexil.admin.v1.ListFlagActivityResponse
-	(*ExplainFlagRequest)(nil),                    // 106: vexil.admin.v1.ExplainFlagRequest
-	(*FilterExplain)(nil),                         // 107: vexil.admin.v1.FilterExplain
-	(*ConditionExplain)(nil),                      // 108: vexil.admin.v1.ConditionExplain
-	(*ExplainFlagResponse)(nil),                   // 109: vexil.admin.v1.ExplainFlagResponse
-	(*BlastRadiusJob)(nil),                        // 110: vexil.admin.v1.BlastRadiusJob
-	(*StartBlastRadiusRequest)(nil),               // 111: vexil.admin.v1.StartBlastRadiusRequest
-	(*StartBlastRadiusResponse)(nil),              // 112: vexil.admin.v1.StartBlastRadiusResponse
-	(*GetBlastRadiusJobRequest)(nil),              // 113: vexil.admin.v1.GetBlastRadiusJobRequest
-	(*GetBlastRadiusJobResponse)(nil),             // 114: vexil.admin.v1.GetBlastRadiusJobResponse
-	(*ListBlastRadiusJobsRequest)(nil),            // 115: vexil.admin.v1.ListBlastRadiusJobsRequest
-	(*ListBlastRadiusJobsResponse)(nil),           // 116: vexil.admin.v1.ListBlastRadiusJobsResponse
-	(*CancelBlastRadiusJobRequest)(nil),           // 117: vexil.admin.v1.CancelBlastRadiusJobRequest
-	(*CancelBlastRadiusJobResponse)(nil),          // 118: vexil.admin.v1.CancelBlastRadiusJobResponse
-	(*PrecomputeRun)(nil),                         // 119: vexil.admin.v1.PrecomputeRun
-	(*GetPrecomputeStatusRequest)(nil),            // 120: vexil.admin.v1.GetPrecomputeStatusRequest
-	(*GetPrecomputeStatusResponse)(nil),           // 121: vexil.admin.v1.GetPrecomputeStatusResponse
-	(*ImportDefinitionsRequest)(nil),              // 122: vexil.admin.v1.ImportDefinitionsRequest
-	(*ImportItem)(nil),                            // 123: vexil.admin.v1.ImportItem
-	(*ImportDefinitionsResponse)(nil),             // 124: vexil.admin.v1.ImportDefinitionsResponse
-	nil,                                           // 125: vexil.admin.v1.ExplainFlagRequest.GroupsEntry
-	nil,                                           // 126: vexil.admin.v1.BlastRadiusJob.TransitionsEntry
-	(*timestamppb.Timestamp)(nil),                 // 127: google.protobuf.Timestamp
-	(*structpb.Struct)(nil),                       // 128: google.protobuf.Struct
-	(*structpb.Value)(nil),                        // 129: google.protobuf.Value
-	(*structpb.ListValue)(nil),                    // 130: google.protobuf.ListValue
+	(*CohortFilterReport)(nil),                    // 70: vexil.admin.v1.CohortFilterReport
+	(*CohortInput)(nil),                           // 71: vexil.admin.v1.CohortInput
+	(*CreateCohortRequest)(nil),                   // 72: vexil.admin.v1.CreateCohortRequest
+	(*CreateCohortResponse)(nil),                  // 73: vexil.admin.v1.CreateCohortResponse
+	(*GetCohortRequest)(nil),                      // 74: vexil.admin.v1.GetCohortRequest
+	(*GetCohortResponse)(nil),                     // 75: vexil.admin.v1.GetCohortResponse
+	(*ListCohortsRequest)(nil),                    // 76: vexil.admin.v1.ListCohortsRequest
+	(*ListCohortsResponse)(nil),                   // 77: vexil.admin.v1.ListCohortsResponse
+	(*UpdateCohortRequest)(nil),                   // 78: vexil.admin.v1.UpdateCohortRequest
+	(*UpdateCohortResponse)(nil),                  // 79: vexil.admin.v1.UpdateCohortResponse
+	(*DeleteCohortRequest)(nil),                   // 80: vexil.admin.v1.DeleteCohortRequest
+	(*DeleteCohortResponse)(nil),                  // 81: vexil.admin.v1.DeleteCohortResponse
+	(*AddCohortMembersRequest)(nil),               // 82: vexil.admin.v1.AddCohortMembersRequest
+	(*AddCohortMembersResponse)(nil),              // 83: vexil.admin.v1.AddCohortMembersResponse
+	(*RemoveCohortMembersRequest)(nil),            // 84: vexil.admin.v1.RemoveCohortMembersRequest
+	(*RemoveCohortMembersResponse)(nil),           // 85: vexil.admin.v1.RemoveCohortMembersResponse
+	(*ListCohortMembersRequest)(nil),              // 86: vexil.admin.v1.ListCohortMembersRequest
+	(*ListCohortMembersResponse)(nil),             // 87: vexil.admin.v1.ListCohortMembersResponse
+	(*EarlyAccessFeature)(nil),                    // 88: vexil.admin.v1.EarlyAccessFeature
+	(*CreateEarlyAccessFeatureRequest)(nil),       // 89: vexil.admin.v1.CreateEarlyAccessFeatureRequest
+	(*CreateEarlyAccessFeatureResponse)(nil),      // 90: vexil.admin.v1.CreateEarlyAccessFeatureResponse
+	(*GetEarlyAccessFeatureRequest)(nil),          // 91: vexil.admin.v1.GetEarlyAccessFeatureRequest
+	(*GetEarlyAccessFeatureResponse)(nil),         // 92: vexil.admin.v1.GetEarlyAccessFeatureResponse
+	(*ListEarlyAccessFeaturesRequest)(nil),        // 93: vexil.admin.v1.ListEarlyAccessFeaturesRequest
+	(*ListEarlyAccessFeaturesResponse)(nil),       // 94: vexil.admin.v1.ListEarlyAccessFeaturesResponse
+	(*UpdateEarlyAccessFeatureRequest)(nil),       // 95: vexil.admin.v1.UpdateEarlyAccessFeatureRequest
+	(*UpdateEarlyAccessFeatureResponse)(nil),      // 96: vexil.admin.v1.UpdateEarlyAccessFeatureResponse
+	(*DeleteEarlyAccessFeatureRequest)(nil),       // 97: vexil.admin.v1.DeleteEarlyAccessFeatureRequest
+	(*DeleteEarlyAccessFeatureResponse)(nil),      // 98: vexil.admin.v1.DeleteEarlyAccessFeatureResponse
+	(*ListPublicEarlyAccessFeaturesRequest)(nil),  // 99: vexil.admin.v1.ListPublicEarlyAccessFeaturesRequest
+	(*PublicEarlyAccessFeature)(nil),              // 100: vexil.admin.v1.PublicEarlyAccessFeature
+	(*ListPublicEarlyAccessFeaturesResponse)(nil), // 101: vexil.admin.v1.ListPublicEarlyAccessFeaturesResponse
+	(*ActivityEntry)(nil),                         // 102: vexil.admin.v1.ActivityEntry
+	(*ListActivityRequest)(nil),                   // 103: vexil.admin.v1.ListActivityRequest
+	(*ListActivityResponse)(nil),                  // 104: vexil.admin.v1.ListActivityResponse
+	(*ListFlagActivityRequest)(nil),               // 105: vexil.admin.v1.ListFlagActivityRequest
+	(*ListFlagActivityResponse)(nil),              // 106: vexil.admin.v1.ListFlagActivityResponse
+	(*ExplainFlagRequest)(nil),                    // 107: vexil.admin.v1.ExplainFlagRequest
+	(*FilterExplain)(nil),                         // 108: vexil.admin.v1.FilterExplain
+	(*ConditionExplain)(nil),                      // 109: vexil.admin.v1.ConditionExplain
+	(*ExplainFlagResponse)(nil),                   // 110: vexil.admin.v1.ExplainFlagResponse
+	(*BlastRadiusJob)(nil),                        // 111: vexil.admin.v1.BlastRadiusJob
+	(*StartBlastRadiusRequest)(nil),               // 112: vexil.admin.v1.StartBlastRadiusRequest
+	(*StartBlastRadiusResponse)(nil),              // 113: vexil.admin.v1.StartBlastRadiusResponse
+	(*GetBlastRadiusJobRequest)(nil),              // 114: vexil.admin.v1.GetBlastRadiusJobRequest
+	(*GetBlastRadiusJobResponse)(nil),             // 115: vexil.admin.v1.GetBlastRadiusJobResponse
+	(*ListBlastRadiusJobsRequest)(nil),            // 116: vexil.admin.v1.ListBlastRadiusJobsRequest
+	(*ListBlastRadiusJobsResponse)(nil),           // 117: vexil.admin.v1.ListBlastRadiusJobsResponse
+	(*CancelBlastRadiusJobRequest)(nil),           // 118: vexil.admin.v1.CancelBlastRadiusJobRequest
+	(*CancelBlastRadiusJobResponse)(nil),          // 119: vexil.admin.v1.CancelBlastRadiusJobResponse
+	(*PrecomputeRun)(nil),                         // 120: vexil.admin.v1.PrecomputeRun
+	(*GetPrecomputeStatusRequest)(nil),            // 121: vexil.admin.v1.GetPrecomputeStatusRequest
+	(*GetPrecomputeStatusResponse)(nil),           // 122: vexil.admin.v1.GetPrecomputeStatusResponse
+	(*ImportDefinitionsRequest)(nil),              // 123: vexil.admin.v1.ImportDefinitionsRequest
+	(*ImportItem)(nil),                            // 124: vexil.admin.v1.ImportItem
+	(*ImportDefinitionsResponse)(nil),             // 125: vexil.admin.v1.ImportDefinitionsResponse
+	nil,                                           // 126: vexil.admin.v1.ExplainFlagRequest.GroupsEntry
+	nil,                                           // 127: vexil.admin.v1.BlastRadiusJob.TransitionsEntry
+	(*timestamppb.Timestamp)(nil),                 // 128: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),                       // 129: google.protobuf.Struct
+	(*structpb.Value)(nil),                        // 130: google.protobuf.Value
+	(*structpb.ListValue)(nil),                    // 131: google.protobuf.ListValue
 }
 var file_vexil_admin_v1_admin_proto_depIdxs = []int32{
 	8,   // 0: vexil.admin.v1.Team.group_types:type_name -> vexil.admin.v1.GroupType
-	127, // 1: vexil.admin.v1.Team.created_at:type_name -> google.protobuf.Timestamp
-	127, // 2: vexil.admin.v1.Team.updated_at:type_name -> google.protobuf.Timestamp
+	128, // 1: vexil.admin.v1.Team.created_at:type_name -> google.protobuf.Timestamp
+	128, // 2: vexil.admin.v1.Team.updated_at:type_name -> google.protobuf.Timestamp
 	7,   // 3: vexil.admin.v1.CreateTeamResponse.team:type_name -> vexil.admin.v1.Team
 	7,   // 4: vexil.admin.v1.GetTeamResponse.team:type_name -> vexil.admin.v1.Team
 	7,   // 5: vexil.admin.v1.ListTeamsResponse.teams:type_name -> vexil.admin.v1.Team
@@ -8856,19 +8979,19 @@ var file_vexil_admin_v1_admin_proto_depIdxs = []int32{
 	7,   // 7: vexil.admin.v1.SetGroupTypeResponse.team:type_name -> vexil.admin.v1.Team
 	0,   // 8: vexil.admin.v1.RotateTeamKeyRequest.kind:type_name -> vexil.admin.v1.TeamKeyKind
 	21,  // 9: vexil.admin.v1.RotateTeamKeyResponse.key:type_name -> vexil.admin.v1.ApiKey
-	127, // 10: vexil.admin.v1.ApiKey.created_at:type_name -> google.protobuf.Timestamp
-	127, // 11: vexil.admin.v1.ApiKey.revoked_at:type_name -> google.protobuf.Timestamp
+	128, // 10: vexil.admin.v1.ApiKey.created_at:type_name -> google.protobuf.Timestamp
+	128, // 11: vexil.admin.v1.ApiKey.revoked_at:type_name -> google.protobuf.Timestamp
 	21,  // 12: vexil.admin.v1.CreatePersonalKeyResponse.key:type_name -> vexil.admin.v1.ApiKey
 	21,  // 13: vexil.admin.v1.ListKeysResponse.keys:type_name -> vexil.admin.v1.ApiKey
 	21,  // 14: vexil.admin.v1.RevokeKeyResponse.key:type_name -> vexil.admin.v1.ApiKey
-	128, // 15: vexil.admin.v1.FeatureFlag.filters:type_name -> google.protobuf.Struct
+	129, // 15: vexil.admin.v1.FeatureFlag.filters:type_name -> google.protobuf.Struct
 	30,  // 16: vexil.admin.v1.FeatureFlag.overrides:type_name -> vexil.admin.v1.Override
-	127, // 17: vexil.admin.v1.FeatureFlag.created_at:type_name -> google.protobuf.Timestamp
-	127, // 18: vexil.admin.v1.FeatureFlag.updated_at:type_name -> google.protobuf.Timestamp
+	128, // 17: vexil.admin.v1.FeatureFlag.created_at:type_name -> google.protobuf.Timestamp
+	128, // 18: vexil.admin.v1.FeatureFlag.updated_at:type_name -> google.protobuf.Timestamp
 	6,   // 19: vexil.admin.v1.FeatureFlag.warnings:type_name -> vexil.admin.v1.Warning
-	128, // 20: vexil.admin.v1.FlagInput.filters:type_name -> google.protobuf.Struct
+	129, // 20: vexil.admin.v1.FlagInput.filters:type_name -> google.protobuf.Struct
 	30,  // 21: vexil.admin.v1.FlagInput.overrides:type_name -> vexil.admin.v1.Override
-	129, // 22: vexil.admin.v1.Override.value:type_name -> google.protobuf.Value
+	130, // 22: vexil.admin.v1.Override.value:type_name -> google.protobuf.Value
 	29,  // 23: vexil.admin.v1.CreateFlagRequest.flag:type_name -> vexil.admin.v1.FlagInput
 	28,  // 24: vexil.admin.v1.CreateFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
 	28,  // 25: vexil.admin.v1.GetFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
@@ -8877,14 +9000,14 @@ var file_vexil_admin_v1_admin_proto_depIdxs = []int32{
 	28,  // 28: vexil.admin.v1.ListFlagsResponse.results:type_name -> vexil.admin.v1.FeatureFlag
 	29,  // 29: vexil.admin.v1.UpdateFlagRequest.flag:type_name -> vexil.admin.v1.FlagInput
 	28,  // 30: vexil.admin.v1.UpdateFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
-	128, // 31: vexil.admin.v1.PatchFlagRequest.flag:type_name -> google.protobuf.Struct
+	129, // 31: vexil.admin.v1.PatchFlagRequest.flag:type_name -> google.protobuf.Struct
 	28,  // 32: vexil.admin.v1.PatchFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
 	28,  // 33: vexil.admin.v1.EnableFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
 	28,  // 34: vexil.admin.v1.DisableFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
 	28,  // 35: vexil.admin.v1.ArchiveFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
 	28,  // 36: vexil.admin.v1.UnarchiveFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
 	28,  // 37: vexil.admin.v1.DeleteFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
-	130, // 38: vexil.admin.v1.Condition.properties:type_name -> google.protobuf.ListValue
+	131, // 38: vexil.admin.v1.Condition.properties:type_name -> google.protobuf.ListValue
 	53,  // 39: vexil.admin.v1.AddConditionRequest.condition:type_name -> vexil.admin.v1.Condition
 	28,  // 40: vexil.admin.v1.AddConditionResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
 	53,  // 41: vexil.admin.v1.UpdateConditionRequest.condition:type_name -> vexil.admin.v1.Condition
@@ -8896,166 +9019,168 @@ var file_vexil_admin_v1_admin_proto_depIdxs = []int32{
 	28,  // 47: vexil.admin.v1.SetOverridesResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
 	67,  // 48: vexil.admin.v1.ListDependentsResponse.dependents:type_name -> vexil.admin.v1.Dependent
 	2,   // 49: vexil.admin.v1.Cohort.kind:type_name -> vexil.admin.v1.CohortKind
-	128, // 50: vexil.admin.v1.Cohort.filters:type_name -> google.protobuf.Struct
-	127, // 51: vexil.admin.v1.Cohort.created_at:type_name -> google.protobuf.Timestamp
-	127, // 52: vexil.admin.v1.Cohort.updated_at:type_name -> google.protobuf.Timestamp
+	129, // 50: vexil.admin.v1.Cohort.filters:type_name -> google.protobuf.Struct
+	128, // 51: vexil.admin.v1.Cohort.created_at:type_name -> google.protobuf.Timestamp
+	128, // 52: vexil.admin.v1.Cohort.updated_at:type_name -> google.protobuf.Timestamp
 	6,   // 53: vexil.admin.v1.Cohort.warnings:type_name -> vexil.admin.v1.Warning
-	2,   // 54: vexil.admin.v1.CohortInput.kind:type_name -> vexil.admin.v1.CohortKind
-	128, // 55: vexil.admin.v1.CohortInput.filters:type_name -> google.protobuf.Struct
-	70,  // 56: vexil.admin.v1.CreateCohortRequest.cohort:type_name -> vexil.admin.v1.CohortInput
-	69,  // 57: vexil.admin.v1.CreateCohortResponse.cohort:type_name -> vexil.admin.v1.Cohort
-	69,  // 58: vexil.admin.v1.GetCohortResponse.cohort:type_name -> vexil.admin.v1.Cohort
-	69,  // 59: vexil.admin.v1.ListCohortsResponse.results:type_name -> vexil.admin.v1.Cohort
-	70,  // 60: vexil.admin.v1.UpdateCohortRequest.cohort:type_name -> vexil.admin.v1.CohortInput
-	69,  // 61: vexil.admin.v1.UpdateCohortResponse.cohort:type_name -> vexil.admin.v1.Cohort
-	69,  // 62: vexil.admin.v1.DeleteCohortResponse.cohort:type_name -> vexil.admin.v1.Cohort
-	3,   // 63: vexil.admin.v1.EarlyAccessFeature.stage:type_name -> vexil.admin.v1.Stage
-	127, // 64: vexil.admin.v1.EarlyAccessFeature.created_at:type_name -> google.protobuf.Timestamp
-	127, // 65: vexil.admin.v1.EarlyAccessFeature.updated_at:type_name -> google.protobuf.Timestamp
-	3,   // 66: vexil.admin.v1.CreateEarlyAccessFeatureRequest.stage:type_name -> vexil.admin.v1.Stage
-	87,  // 67: vexil.admin.v1.CreateEarlyAccessFeatureResponse.feature:type_name -> vexil.admin.v1.EarlyAccessFeature
-	87,  // 68: vexil.admin.v1.GetEarlyAccessFeatureResponse.feature:type_name -> vexil.admin.v1.EarlyAccessFeature
-	87,  // 69: vexil.admin.v1.ListEarlyAccessFeaturesResponse.features:type_name -> vexil.admin.v1.EarlyAccessFeature
-	3,   // 70: vexil.admin.v1.UpdateEarlyAccessFeatureRequest.stage:type_name -> vexil.admin.v1.Stage
-	87,  // 71: vexil.admin.v1.UpdateEarlyAccessFeatureResponse.feature:type_name -> vexil.admin.v1.EarlyAccessFeature
-	87,  // 72: vexil.admin.v1.DeleteEarlyAccessFeatureResponse.feature:type_name -> vexil.admin.v1.EarlyAccessFeature
-	99,  // 73: vexil.admin.v1.ListPublicEarlyAccessFeaturesResponse.early_access_features:type_name -> vexil.admin.v1.PublicEarlyAccessFeature
-	127, // 74: vexil.admin.v1.ActivityEntry.at:type_name -> google.protobuf.Timestamp
-	129, // 75: vexil.admin.v1.ActivityEntry.before:type_name -> google.protobuf.Value
-	129, // 76: vexil.admin.v1.ActivityEntry.after:type_name -> google.protobuf.Value
-	129, // 77: vexil.admin.v1.ActivityEntry.diff:type_name -> google.protobuf.Value
-	101, // 78: vexil.admin.v1.ListActivityResponse.entries:type_name -> vexil.admin.v1.ActivityEntry
-	101, // 79: vexil.admin.v1.ListFlagActivityResponse.entries:type_name -> vexil.admin.v1.ActivityEntry
-	128, // 80: vexil.admin.v1.ExplainFlagRequest.person_properties:type_name -> google.protobuf.Struct
-	125, // 81: vexil.admin.v1.ExplainFlagRequest.groups:type_name -> vexil.admin.v1.ExplainFlagRequest.GroupsEntry
-	128, // 82: vexil.admin.v1.ExplainFlagRequest.group_properties:type_name -> google.protobuf.Struct
-	129, // 83: vexil.admin.v1.FilterExplain.value:type_name -> google.protobuf.Value
-	107, // 84: vexil.admin.v1.ConditionExplain.filters:type_name -> vexil.admin.v1.FilterExplain
-	129, // 85: vexil.admin.v1.ExplainFlagResponse.payload:type_name -> google.protobuf.Value
-	108, // 86: vexil.admin.v1.ExplainFlagResponse.conditions:type_name -> vexil.admin.v1.ConditionExplain
-	4,   // 87: vexil.admin.v1.BlastRadiusJob.state:type_name -> vexil.admin.v1.JobState
-	126, // 88: vexil.admin.v1.BlastRadiusJob.transitions:type_name -> vexil.admin.v1.BlastRadiusJob.TransitionsEntry
-	127, // 89: vexil.admin.v1.BlastRadiusJob.created_at:type_name -> google.protobuf.Timestamp
-	127, // 90: vexil.admin.v1.BlastRadiusJob.finished_at:type_name -> google.protobuf.Timestamp
-	29,  // 91: vexil.admin.v1.StartBlastRadiusRequest.flag:type_name -> vexil.admin.v1.FlagInput
-	110, // 92: vexil.admin.v1.StartBlastRadiusResponse.job:type_name -> vexil.admin.v1.BlastRadiusJob
-	110, // 93: vexil.admin.v1.GetBlastRadiusJobResponse.job:type_name -> vexil.admin.v1.BlastRadiusJob
-	110, // 94: vexil.admin.v1.ListBlastRadiusJobsResponse.jobs:type_name -> vexil.admin.v1.BlastRadiusJob
-	110, // 95: vexil.admin.v1.CancelBlastRadiusJobResponse.job:type_name -> vexil.admin.v1.BlastRadiusJob
-	5,   // 96: vexil.admin.v1.PrecomputeRun.state:type_name -> vexil.admin.v1.PrecomputeState
-	127, // 97: vexil.admin.v1.PrecomputeRun.started_at:type_name -> google.protobuf.Timestamp
-	127, // 98: vexil.admin.v1.PrecomputeRun.finished_at:type_name -> google.protobuf.Timestamp
-	119, // 99: vexil.admin.v1.GetPrecomputeStatusResponse.run:type_name -> vexil.admin.v1.PrecomputeRun
-	128, // 100: vexil.admin.v1.ImportDefinitionsRequest.definitions:type_name -> google.protobuf.Struct
-	6,   // 101: vexil.admin.v1.ImportItem.errors:type_name -> vexil.admin.v1.Warning
-	6,   // 102: vexil.admin.v1.ImportItem.warnings:type_name -> vexil.admin.v1.Warning
-	123, // 103: vexil.admin.v1.ImportDefinitionsResponse.items:type_name -> vexil.admin.v1.ImportItem
-	8,   // 104: vexil.admin.v1.ImportDefinitionsResponse.group_types_created:type_name -> vexil.admin.v1.GroupType
-	9,   // 105: vexil.admin.v1.AdminService.CreateTeam:input_type -> vexil.admin.v1.CreateTeamRequest
-	11,  // 106: vexil.admin.v1.AdminService.GetTeam:input_type -> vexil.admin.v1.GetTeamRequest
-	13,  // 107: vexil.admin.v1.AdminService.ListTeams:input_type -> vexil.admin.v1.ListTeamsRequest
-	15,  // 108: vexil.admin.v1.AdminService.UpdateTeam:input_type -> vexil.admin.v1.UpdateTeamRequest
-	17,  // 109: vexil.admin.v1.AdminService.SetGroupType:input_type -> vexil.admin.v1.SetGroupTypeRequest
-	19,  // 110: vexil.admin.v1.AdminService.RotateTeamKey:input_type -> vexil.admin.v1.RotateTeamKeyRequest
-	22,  // 111: vexil.admin.v1.AdminService.CreatePersonalKey:input_type -> vexil.admin.v1.CreatePersonalKeyRequest
-	24,  // 112: vexil.admin.v1.AdminService.ListKeys:input_type -> vexil.admin.v1.ListKeysRequest
-	26,  // 113: vexil.admin.v1.AdminService.RevokeKey:input_type -> vexil.admin.v1.RevokeKeyRequest
-	31,  // 114: vexil.admin.v1.AdminService.CreateFlag:input_type -> vexil.admin.v1.CreateFlagRequest
-	33,  // 115: vexil.admin.v1.AdminService.GetFlag:input_type -> vexil.admin.v1.GetFlagRequest
-	35,  // 116: vexil.admin.v1.AdminService.GetFlagByKey:input_type -> vexil.admin.v1.GetFlagByKeyRequest
-	37,  // 117: vexil.admin.v1.AdminService.ListFlags:input_type -> vexil.admin.v1.ListFlagsRequest
-	39,  // 118: vexil.admin.v1.AdminService.UpdateFlag:input_type -> vexil.admin.v1.UpdateFlagRequest
-	41,  // 119: vexil.admin.v1.AdminService.PatchFlag:input_type -> vexil.admin.v1.PatchFlagRequest
-	43,  // 120: vexil.admin.v1.AdminService.EnableFlag:input_type -> vexil.admin.v1.EnableFlagRequest
-	45,  // 121: vexil.admin.v1.AdminService.DisableFlag:input_type -> vexil.admin.v1.DisableFlagRequest
-	47,  // 122: vexil.admin.v1.AdminService.ArchiveFlag:input_type -> vexil.admin.v1.ArchiveFlagRequest
-	49,  // 123: vexil.admin.v1.AdminService.UnarchiveFlag:input_type -> vexil.admin.v1.UnarchiveFlagRequest
-	51,  // 124: vexil.admin.v1.AdminService.DeleteFlag:input_type -> vexil.admin.v1.DeleteFlagRequest
-	54,  // 125: vexil.admin.v1.AdminService.AddCondition:input_type -> vexil.admin.v1.AddConditionRequest
-	56,  // 126: vexil.admin.v1.AdminService.UpdateCondition:input_type -> vexil.admin.v1.UpdateConditionRequest
-	58,  // 127: vexil.admin.v1.AdminService.RemoveCondition:input_type -> vexil.admin.v1.RemoveConditionRequest
-	60,  // 128: vexil.admin.v1.AdminService.ReorderConditions:input_type -> vexil.admin.v1.ReorderConditionsRequest
-	62,  // 129: vexil.admin.v1.AdminService.SetRollout:input_type -> vexil.admin.v1.SetRolloutRequest
-	64,  // 130: vexil.admin.v1.AdminService.SetOverrides:input_type -> vexil.admin.v1.SetOverridesRequest
-	66,  // 131: vexil.admin.v1.AdminService.ListDependents:input_type -> vexil.admin.v1.ListDependentsRequest
-	71,  // 132: vexil.admin.v1.AdminService.CreateCohort:input_type -> vexil.admin.v1.CreateCohortRequest
-	73,  // 133: vexil.admin.v1.AdminService.GetCohort:input_type -> vexil.admin.v1.GetCohortRequest
-	75,  // 134: vexil.admin.v1.AdminService.ListCohorts:input_type -> vexil.admin.v1.ListCohortsRequest
-	77,  // 135: vexil.admin.v1.AdminService.UpdateCohort:input_type -> vexil.admin.v1.UpdateCohortRequest
-	79,  // 136: vexil.admin.v1.AdminService.DeleteCohort:input_type -> vexil.admin.v1.DeleteCohortRequest
-	81,  // 137: vexil.admin.v1.AdminService.AddCohortMembers:input_type -> vexil.admin.v1.AddCohortMembersRequest
-	83,  // 138: vexil.admin.v1.AdminService.RemoveCohortMembers:input_type -> vexil.admin.v1.RemoveCohortMembersRequest
-	85,  // 139: vexil.admin.v1.AdminService.ListCohortMembers:input_type -> vexil.admin.v1.ListCohortMembersRequest
-	88,  // 140: vexil.admin.v1.AdminService.CreateEarlyAccessFeature:input_type -> vexil.admin.v1.CreateEarlyAccessFeatureRequest
-	90,  // 141: vexil.admin.v1.AdminService.GetEarlyAccessFeature:input_type -> vexil.admin.v1.GetEarlyAccessFeatureRequest
-	92,  // 142: vexil.admin.v1.AdminService.ListEarlyAccessFeatures:input_type -> vexil.admin.v1.ListEarlyAccessFeaturesRequest
-	94,  // 143: vexil.admin.v1.AdminService.UpdateEarlyAccessFeature:input_type -> vexil.admin.v1.UpdateEarlyAccessFeatureRequest
-	96,  // 144: vexil.admin.v1.AdminService.DeleteEarlyAccessFeature:input_type -> vexil.admin.v1.DeleteEarlyAccessFeatureRequest
-	98,  // 145: vexil.admin.v1.AdminService.ListPublicEarlyAccessFeatures:input_type -> vexil.admin.v1.ListPublicEarlyAccessFeaturesRequest
-	102, // 146: vexil.admin.v1.AdminService.ListActivity:input_type -> vexil.admin.v1.ListActivityRequest
-	104, // 147: vexil.admin.v1.AdminService.ListFlagActivity:input_type -> vexil.admin.v1.ListFlagActivityRequest
-	106, // 148: vexil.admin.v1.AdminService.ExplainFlag:input_type -> vexil.admin.v1.ExplainFlagRequest
-	111, // 149: vexil.admin.v1.AdminService.StartBlastRadius:input_type -> vexil.admin.v1.StartBlastRadiusRequest
-	113, // 150: vexil.admin.v1.AdminService.GetBlastRadiusJob:input_type -> vexil.admin.v1.GetBlastRadiusJobRequest
-	115, // 151: vexil.admin.v1.AdminService.ListBlastRadiusJobs:input_type -> vexil.admin.v1.ListBlastRadiusJobsRequest
-	117, // 152: vexil.admin.v1.AdminService.CancelBlastRadiusJob:input_type -> vexil.admin.v1.CancelBlastRadiusJobRequest
-	120, // 153: vexil.admin.v1.AdminService.GetPrecomputeStatus:input_type -> vexil.admin.v1.GetPrecomputeStatusRequest
-	122, // 154: vexil.admin.v1.AdminService.ImportDefinitions:input_type -> vexil.admin.v1.ImportDefinitionsRequest
-	10,  // 155: vexil.admin.v1.AdminService.CreateTeam:output_type -> vexil.admin.v1.CreateTeamResponse
-	12,  // 156: vexil.admin.v1.AdminService.GetTeam:output_type -> vexil.admin.v1.GetTeamResponse
-	14,  // 157: vexil.admin.v1.AdminService.ListTeams:output_type -> vexil.admin.v1.ListTeamsResponse
-	16,  // 158: vexil.admin.v1.AdminService.UpdateTeam:output_type -> vexil.admin.v1.UpdateTeamResponse
-	18,  // 159: vexil.admin.v1.AdminService.SetGroupType:output_type -> vexil.admin.v1.SetGroupTypeResponse
-	20,  // 160: vexil.admin.v1.AdminService.RotateTeamKey:output_type -> vexil.admin.v1.RotateTeamKeyResponse
-	23,  // 161: vexil.admin.v1.AdminService.CreatePersonalKey:output_type -> vexil.admin.v1.CreatePersonalKeyResponse
-	25,  // 162: vexil.admin.v1.AdminService.ListKeys:output_type -> vexil.admin.v1.ListKeysResponse
-	27,  // 163: vexil.admin.v1.AdminService.RevokeKey:output_type -> vexil.admin.v1.RevokeKeyResponse
-	32,  // 164: vexil.admin.v1.AdminService.CreateFlag:output_type -> vexil.admin.v1.CreateFlagResponse
-	34,  // 165: vexil.admin.v1.AdminService.GetFlag:output_type -> vexil.admin.v1.GetFlagResponse
-	36,  // 166: vexil.admin.v1.AdminService.GetFlagByKey:output_type -> vexil.admin.v1.GetFlagByKeyResponse
-	38,  // 167: vexil.admin.v1.AdminService.ListFlags:output_type -> vexil.admin.v1.ListFlagsResponse
-	40,  // 168: vexil.admin.v1.AdminService.UpdateFlag:output_type -> vexil.admin.v1.UpdateFlagResponse
-	42,  // 169: vexil.admin.v1.AdminService.PatchFlag:output_type -> vexil.admin.v1.PatchFlagResponse
-	44,  // 170: vexil.admin.v1.AdminService.EnableFlag:output_type -> vexil.admin.v1.EnableFlagResponse
-	46,  // 171: vexil.admin.v1.AdminService.DisableFlag:output_type -> vexil.admin.v1.DisableFlagResponse
-	48,  // 172: vexil.admin.v1.AdminService.ArchiveFlag:output_type -> vexil.admin.v1.ArchiveFlagResponse
-	50,  // 173: vexil.admin.v1.AdminService.UnarchiveFlag:output_type -> vexil.admin.v1.UnarchiveFlagResponse
-	52,  // 174: vexil.admin.v1.AdminService.DeleteFlag:output_type -> vexil.admin.v1.DeleteFlagResponse
-	55,  // 175: vexil.admin.v1.AdminService.AddCondition:output_type -> vexil.admin.v1.AddConditionResponse
-	57,  // 176: vexil.admin.v1.AdminService.UpdateCondition:output_type -> vexil.admin.v1.UpdateConditionResponse
-	59,  // 177: vexil.admin.v1.AdminService.RemoveCondition:output_type -> vexil.admin.v1.RemoveConditionResponse
-	61,  // 178: vexil.admin.v1.AdminService.ReorderConditions:output_type -> vexil.admin.v1.ReorderConditionsResponse
-	63,  // 179: vexil.admin.v1.AdminService.SetRollout:output_type -> vexil.admin.v1.SetRolloutResponse
-	65,  // 180: vexil.admin.v1.AdminService.SetOverrides:output_type -> vexil.admin.v1.SetOverridesResponse
-	68,  // 181: vexil.admin.v1.AdminService.ListDependents:output_type -> vexil.admin.v1.ListDependentsResponse
-	72,  // 182: vexil.admin.v1.AdminService.CreateCohort:output_type -> vexil.admin.v1.CreateCohortResponse
-	74,  // 183: vexil.admin.v1.AdminService.GetCohort:output_type -> vexil.admin.v1.GetCohortResponse
-	76,  // 184: vexil.admin.v1.AdminService.ListCohorts:output_type -> vexil.admin.v1.ListCohortsResponse
-	78,  // 185: vexil.admin.v1.AdminService.UpdateCohort:output_type -> vexil.admin.v1.UpdateCohortResponse
-	80,  // 186: vexil.admin.v1.AdminService.DeleteCohort:output_type -> vexil.admin.v1.DeleteCohortResponse
-	82,  // 187: vexil.admin.v1.AdminService.AddCohortMembers:output_type -> vexil.admin.v1.AddCohortMembersResponse
-	84,  // 188: vexil.admin.v1.AdminService.RemoveCohortMembers:output_type -> vexil.admin.v1.RemoveCohortMembersResponse
-	86,  // 189: vexil.admin.v1.AdminService.ListCohortMembers:output_type -> vexil.admin.v1.ListCohortMembersResponse
-	89,  // 190: vexil.admin.v1.AdminService.CreateEarlyAccessFeature:output_type -> vexil.admin.v1.CreateEarlyAccessFeatureResponse
-	91,  // 191: vexil.admin.v1.AdminService.GetEarlyAccessFeature:output_type -> vexil.admin.v1.GetEarlyAccessFeatureResponse
-	93,  // 192: vexil.admin.v1.AdminService.ListEarlyAccessFeatures:output_type -> vexil.admin.v1.ListEarlyAccessFeaturesResponse
-	95,  // 193: vexil.admin.v1.AdminService.UpdateEarlyAccessFeature:output_type -> vexil.admin.v1.UpdateEarlyAccessFeatureResponse
-	97,  // 194: vexil.admin.v1.AdminService.DeleteEarlyAccessFeature:output_type -> vexil.admin.v1.DeleteEarlyAccessFeatureResponse
-	100, // 195: vexil.admin.v1.AdminService.ListPublicEarlyAccessFeatures:output_type -> vexil.admin.v1.ListPublicEarlyAccessFeaturesResponse
-	103, // 196: vexil.admin.v1.AdminService.ListActivity:output_type -> vexil.admin.v1.ListActivityResponse
-	105, // 197: vexil.admin.v1.AdminService.ListFlagActivity:output_type -> vexil.admin.v1.ListFlagActivityResponse
-	109, // 198: vexil.admin.v1.AdminService.ExplainFlag:output_type -> vexil.admin.v1.ExplainFlagResponse
-	112, // 199: vexil.admin.v1.AdminService.StartBlastRadius:output_type -> vexil.admin.v1.StartBlastRadiusResponse
-	114, // 200: vexil.admin.v1.AdminService.GetBlastRadiusJob:output_type -> vexil.admin.v1.GetBlastRadiusJobResponse
-	116, // 201: vexil.admin.v1.AdminService.ListBlastRadiusJobs:output_type -> vexil.admin.v1.ListBlastRadiusJobsResponse
-	118, // 202: vexil.admin.v1.AdminService.CancelBlastRadiusJob:output_type -> vexil.admin.v1.CancelBlastRadiusJobResponse
-	121, // 203: vexil.admin.v1.AdminService.GetPrecomputeStatus:output_type -> vexil.admin.v1.GetPrecomputeStatusResponse
-	124, // 204: vexil.admin.v1.AdminService.ImportDefinitions:output_type -> vexil.admin.v1.ImportDefinitionsResponse
-	155, // [155:205] is the sub-list for method output_type
-	105, // [105:155] is the sub-list for method input_type
-	105, // [105:105] is the sub-list for extension type_name
-	105, // [105:105] is the sub-list for extension extendee
-	0,   // [0:105] is the sub-list for field type_name
+	70,  // 54: vexil.admin.v1.Cohort.filter_report:type_name -> vexil.admin.v1.CohortFilterReport
+	2,   // 55: vexil.admin.v1.CohortInput.kind:type_name -> vexil.admin.v1.CohortKind
+	129, // 56: vexil.admin.v1.CohortInput.filters:type_name -> google.protobuf.Struct
+	71,  // 57: vexil.admin.v1.CreateCohortRequest.cohort:type_name -> vexil.admin.v1.CohortInput
+	69,  // 58: vexil.admin.v1.CreateCohortResponse.cohort:type_name -> vexil.admin.v1.Cohort
+	69,  // 59: vexil.admin.v1.GetCohortResponse.cohort:type_name -> vexil.admin.v1.Cohort
+	69,  // 60: vexil.admin.v1.ListCohortsResponse.results:type_name -> vexil.admin.v1.Cohort
+	71,  // 61: vexil.admin.v1.UpdateCohortRequest.cohort:type_name -> vexil.admin.v1.CohortInput
+	69,  // 62: vexil.admin.v1.UpdateCohortResponse.cohort:type_name -> vexil.admin.v1.Cohort
+	69,  // 63: vexil.admin.v1.DeleteCohortResponse.cohort:type_name -> vexil.admin.v1.Cohort
+	3,   // 64: vexil.admin.v1.EarlyAccessFeature.stage:type_name -> vexil.admin.v1.Stage
+	128, // 65: vexil.admin.v1.EarlyAccessFeature.created_at:type_name -> google.protobuf.Timestamp
+	128, // 66: vexil.admin.v1.EarlyAccessFeature.updated_at:type_name -> google.protobuf.Timestamp
+	3,   // 67: vexil.admin.v1.CreateEarlyAccessFeatureRequest.stage:type_name -> vexil.admin.v1.Stage
+	88,  // 68: vexil.admin.v1.CreateEarlyAccessFeatureResponse.feature:type_name -> vexil.admin.v1.EarlyAccessFeature
+	88,  // 69: vexil.admin.v1.GetEarlyAccessFeatureResponse.feature:type_name -> vexil.admin.v1.EarlyAccessFeature
+	88,  // 70: vexil.admin.v1.ListEarlyAccessFeaturesResponse.features:type_name -> vexil.admin.v1.EarlyAccessFeature
+	3,   // 71: vexil.admin.v1.UpdateEarlyAccessFeatureRequest.stage:type_name -> vexil.admin.v1.Stage
+	88,  // 72: vexil.admin.v1.UpdateEarlyAccessFeatureResponse.feature:type_name -> vexil.admin.v1.EarlyAccessFeature
+	88,  // 73: vexil.admin.v1.DeleteEarlyAccessFeatureResponse.feature:type_name -> vexil.admin.v1.EarlyAccessFeature
+	100, // 74: vexil.admin.v1.ListPublicEarlyAccessFeaturesResponse.early_access_features:type_name -> vexil.admin.v1.PublicEarlyAccessFeature
+	128, // 75: vexil.admin.v1.ActivityEntry.at:type_name -> google.protobuf.Timestamp
+	130, // 76: vexil.admin.v1.ActivityEntry.before:type_name -> google.protobuf.Value
+	130, // 77: vexil.admin.v1.ActivityEntry.after:type_name -> google.protobuf.Value
+	130, // 78: vexil.admin.v1.ActivityEntry.diff:type_name -> google.protobuf.Value
+	102, // 79: vexil.admin.v1.ListActivityResponse.entries:type_name -> vexil.admin.v1.ActivityEntry
+	102, // 80: vexil.admin.v1.ListFlagActivityResponse.entries:type_name -> vexil.admin.v1.ActivityEntry
+	129, // 81: vexil.admin.v1.ExplainFlagRequest.person_properties:type_name -> google.protobuf.Struct
+	126, // 82: vexil.admin.v1.ExplainFlagRequest.groups:type_name -> vexil.admin.v1.ExplainFlagRequest.GroupsEntry
+	129, // 83: vexil.admin.v1.ExplainFlagRequest.group_properties:type_name -> google.protobuf.Struct
+	130, // 84: vexil.admin.v1.FilterExplain.value:type_name -> google.protobuf.Value
+	108, // 85: vexil.admin.v1.ConditionExplain.filters:type_name -> vexil.admin.v1.FilterExplain
+	130, // 86: vexil.admin.v1.ExplainFlagResponse.payload:type_name -> google.protobuf.Value
+	109, // 87: vexil.admin.v1.ExplainFlagResponse.conditions:type_name -> vexil.admin.v1.ConditionExplain
+	4,   // 88: vexil.admin.v1.BlastRadiusJob.state:type_name -> vexil.admin.v1.JobState
+	127, // 89: vexil.admin.v1.BlastRadiusJob.transitions:type_name -> vexil.admin.v1.BlastRadiusJob.TransitionsEntry
+	128, // 90: vexil.admin.v1.BlastRadiusJob.created_at:type_name -> google.protobuf.Timestamp
+	128, // 91: vexil.admin.v1.BlastRadiusJob.finished_at:type_name -> google.protobuf.Timestamp
+	29,  // 92: vexil.admin.v1.StartBlastRadiusRequest.flag:type_name -> vexil.admin.v1.FlagInput
+	111, // 93: vexil.admin.v1.StartBlastRadiusResponse.job:type_name -> vexil.admin.v1.BlastRadiusJob
+	111, // 94: vexil.admin.v1.GetBlastRadiusJobResponse.job:type_name -> vexil.admin.v1.BlastRadiusJob
+	111, // 95: vexil.admin.v1.ListBlastRadiusJobsResponse.jobs:type_name -> vexil.admin.v1.BlastRadiusJob
+	111, // 96: vexil.admin.v1.CancelBlastRadiusJobResponse.job:type_name -> vexil.admin.v1.BlastRadiusJob
+	5,   // 97: vexil.admin.v1.PrecomputeRun.state:type_name -> vexil.admin.v1.PrecomputeState
+	128, // 98: vexil.admin.v1.PrecomputeRun.started_at:type_name -> google.protobuf.Timestamp
+	128, // 99: vexil.admin.v1.PrecomputeRun.finished_at:type_name -> google.protobuf.Timestamp
+	120, // 100: vexil.admin.v1.GetPrecomputeStatusResponse.run:type_name -> vexil.admin.v1.PrecomputeRun
+	129, // 101: vexil.admin.v1.ImportDefinitionsRequest.definitions:type_name -> google.protobuf.Struct
+	6,   // 102: vexil.admin.v1.ImportItem.errors:type_name -> vexil.admin.v1.Warning
+	6,   // 103: vexil.admin.v1.ImportItem.warnings:type_name -> vexil.admin.v1.Warning
+	70,  // 104: vexil.admin.v1.ImportItem.filters:type_name -> vexil.admin.v1.CohortFilterReport
+	124, // 105: vexil.admin.v1.ImportDefinitionsResponse.items:type_name -> vexil.admin.v1.ImportItem
+	8,   // 106: vexil.admin.v1.ImportDefinitionsResponse.group_types_created:type_name -> vexil.admin.v1.GroupType
+	9,   // 107: vexil.admin.v1.AdminService.CreateTeam:input_type -> vexil.admin.v1.CreateTeamRequest
+	11,  // 108: vexil.admin.v1.AdminService.GetTeam:input_type -> vexil.admin.v1.GetTeamRequest
+	13,  // 109: vexil.admin.v1.AdminService.ListTeams:input_type -> vexil.admin.v1.ListTeamsRequest
+	15,  // 110: vexil.admin.v1.AdminService.UpdateTeam:input_type -> vexil.admin.v1.UpdateTeamRequest
+	17,  // 111: vexil.admin.v1.AdminService.SetGroupType:input_type -> vexil.admin.v1.SetGroupTypeRequest
+	19,  // 112: vexil.admin.v1.AdminService.RotateTeamKey:input_type -> vexil.admin.v1.RotateTeamKeyRequest
+	22,  // 113: vexil.admin.v1.AdminService.CreatePersonalKey:input_type -> vexil.admin.v1.CreatePersonalKeyRequest
+	24,  // 114: vexil.admin.v1.AdminService.ListKeys:input_type -> vexil.admin.v1.ListKeysRequest
+	26,  // 115: vexil.admin.v1.AdminService.RevokeKey:input_type -> vexil.admin.v1.RevokeKeyRequest
+	31,  // 116: vexil.admin.v1.AdminService.CreateFlag:input_type -> vexil.admin.v1.CreateFlagRequest
+	33,  // 117: vexil.admin.v1.AdminService.GetFlag:input_type -> vexil.admin.v1.GetFlagRequest
+	35,  // 118: vexil.admin.v1.AdminService.GetFlagByKey:input_type -> vexil.admin.v1.GetFlagByKeyRequest
+	37,  // 119: vexil.admin.v1.AdminService.ListFlags:input_type -> vexil.admin.v1.ListFlagsRequest
+	39,  // 120: vexil.admin.v1.AdminService.UpdateFlag:input_type -> vexil.admin.v1.UpdateFlagRequest
+	41,  // 121: vexil.admin.v1.AdminService.PatchFlag:input_type -> vexil.admin.v1.PatchFlagRequest
+	43,  // 122: vexil.admin.v1.AdminService.EnableFlag:input_type -> vexil.admin.v1.EnableFlagRequest
+	45,  // 123: vexil.admin.v1.AdminService.DisableFlag:input_type -> vexil.admin.v1.DisableFlagRequest
+	47,  // 124: vexil.admin.v1.AdminService.ArchiveFlag:input_type -> vexil.admin.v1.ArchiveFlagRequest
+	49,  // 125: vexil.admin.v1.AdminService.UnarchiveFlag:input_type -> vexil.admin.v1.UnarchiveFlagRequest
+	51,  // 126: vexil.admin.v1.AdminService.DeleteFlag:input_type -> vexil.admin.v1.DeleteFlagRequest
+	54,  // 127: vexil.admin.v1.AdminService.AddCondition:input_type -> vexil.admin.v1.AddConditionRequest
+	56,  // 128: vexil.admin.v1.AdminService.UpdateCondition:input_type -> vexil.admin.v1.UpdateConditionRequest
+	58,  // 129: vexil.admin.v1.AdminService.RemoveCondition:input_type -> vexil.admin.v1.RemoveConditionRequest
+	60,  // 130: vexil.admin.v1.AdminService.ReorderConditions:input_type -> vexil.admin.v1.ReorderConditionsRequest
+	62,  // 131: vexil.admin.v1.AdminService.SetRollout:input_type -> vexil.admin.v1.SetRolloutRequest
+	64,  // 132: vexil.admin.v1.AdminService.SetOverrides:input_type -> vexil.admin.v1.SetOverridesRequest
+	66,  // 133: vexil.admin.v1.AdminService.ListDependents:input_type -> vexil.admin.v1.ListDependentsRequest
+	72,  // 134: vexil.admin.v1.AdminService.CreateCohort:input_type -> vexil.admin.v1.CreateCohortRequest
+	74,  // 135: vexil.admin.v1.AdminService.GetCohort:input_type -> vexil.admin.v1.GetCohortRequest
+	76,  // 136: vexil.admin.v1.AdminService.ListCohorts:input_type -> vexil.admin.v1.ListCohortsRequest
+	78,  // 137: vexil.admin.v1.AdminService.UpdateCohort:input_type -> vexil.admin.v1.UpdateCohortRequest
+	80,  // 138: vexil.admin.v1.AdminService.DeleteCohort:input_type -> vexil.admin.v1.DeleteCohortRequest
+	82,  // 139: vexil.admin.v1.AdminService.AddCohortMembers:input_type -> vexil.admin.v1.AddCohortMembersRequest
+	84,  // 140: vexil.admin.v1.AdminService.RemoveCohortMembers:input_type -> vexil.admin.v1.RemoveCohortMembersRequest
+	86,  // 141: vexil.admin.v1.AdminService.ListCohortMembers:input_type -> vexil.admin.v1.ListCohortMembersRequest
+	89,  // 142: vexil.admin.v1.AdminService.CreateEarlyAccessFeature:input_type -> vexil.admin.v1.CreateEarlyAccessFeatureRequest
+	91,  // 143: vexil.admin.v1.AdminService.GetEarlyAccessFeature:input_type -> vexil.admin.v1.GetEarlyAccessFeatureRequest
+	93,  // 144: vexil.admin.v1.AdminService.ListEarlyAccessFeatures:input_type -> vexil.admin.v1.ListEarlyAccessFeaturesRequest
+	95,  // 145: vexil.admin.v1.AdminService.UpdateEarlyAccessFeature:input_type -> vexil.admin.v1.UpdateEarlyAccessFeatureRequest
+	97,  // 146: vexil.admin.v1.AdminService.DeleteEarlyAccessFeature:input_type -> vexil.admin.v1.DeleteEarlyAccessFeatureRequest
+	99,  // 147: vexil.admin.v1.AdminService.ListPublicEarlyAccessFeatures:input_type -> vexil.admin.v1.ListPublicEarlyAccessFeaturesRequest
+	103, // 148: vexil.admin.v1.AdminService.ListActivity:input_type -> vexil.admin.v1.ListActivityRequest
+	105, // 149: vexil.admin.v1.AdminService.ListFlagActivity:input_type -> vexil.admin.v1.ListFlagActivityRequest
+	107, // 150: vexil.admin.v1.AdminService.ExplainFlag:input_type -> vexil.admin.v1.ExplainFlagRequest
+	112, // 151: vexil.admin.v1.AdminService.StartBlastRadius:input_type -> vexil.admin.v1.StartBlastRadiusRequest
+	114, // 152: vexil.admin.v1.AdminService.GetBlastRadiusJob:input_type -> vexil.admin.v1.GetBlastRadiusJobRequest
+	116, // 153: vexil.admin.v1.AdminService.ListBlastRadiusJobs:input_type -> vexil.admin.v1.ListBlastRadiusJobsRequest
+	118, // 154: vexil.admin.v1.AdminService.CancelBlastRadiusJob:input_type -> vexil.admin.v1.CancelBlastRadiusJobRequest
+	121, // 155: vexil.admin.v1.AdminService.GetPrecomputeStatus:input_type -> vexil.admin.v1.GetPrecomputeStatusRequest
+	123, // 156: vexil.admin.v1.AdminService.ImportDefinitions:input_type -> vexil.admin.v1.ImportDefinitionsRequest
+	10,  // 157: vexil.admin.v1.AdminService.CreateTeam:output_type -> vexil.admin.v1.CreateTeamResponse
+	12,  // 158: vexil.admin.v1.AdminService.GetTeam:output_type -> vexil.admin.v1.GetTeamResponse
+	14,  // 159: vexil.admin.v1.AdminService.ListTeams:output_type -> vexil.admin.v1.ListTeamsResponse
+	16,  // 160: vexil.admin.v1.AdminService.UpdateTeam:output_type -> vexil.admin.v1.UpdateTeamResponse
+	18,  // 161: vexil.admin.v1.AdminService.SetGroupType:output_type -> vexil.admin.v1.SetGroupTypeResponse
+	20,  // 162: vexil.admin.v1.AdminService.RotateTeamKey:output_type -> vexil.admin.v1.RotateTeamKeyResponse
+	23,  // 163: vexil.admin.v1.AdminService.CreatePersonalKey:output_type -> vexil.admin.v1.CreatePersonalKeyResponse
+	25,  // 164: vexil.admin.v1.AdminService.ListKeys:output_type -> vexil.admin.v1.ListKeysResponse
+	27,  // 165: vexil.admin.v1.AdminService.RevokeKey:output_type -> vexil.admin.v1.RevokeKeyResponse
+	32,  // 166: vexil.admin.v1.AdminService.CreateFlag:output_type -> vexil.admin.v1.CreateFlagResponse
+	34,  // 167: vexil.admin.v1.AdminService.GetFlag:output_type -> vexil.admin.v1.GetFlagResponse
+	36,  // 168: vexil.admin.v1.AdminService.GetFlagByKey:output_type -> vexil.admin.v1.GetFlagByKeyResponse
+	38,  // 169: vexil.admin.v1.AdminService.ListFlags:output_type -> vexil.admin.v1.ListFlagsResponse
+	40,  // 170: vexil.admin.v1.AdminService.UpdateFlag:output_type -> vexil.admin.v1.UpdateFlagResponse
+	42,  // 171: vexil.admin.v1.AdminService.PatchFlag:output_type -> vexil.admin.v1.PatchFlagResponse
+	44,  // 172: vexil.admin.v1.AdminService.EnableFlag:output_type -> vexil.admin.v1.EnableFlagResponse
+	46,  // 173: vexil.admin.v1.AdminService.DisableFlag:output_type -> vexil.admin.v1.DisableFlagResponse
+	48,  // 174: vexil.admin.v1.AdminService.ArchiveFlag:output_type -> vexil.admin.v1.ArchiveFlagResponse
+	50,  // 175: vexil.admin.v1.AdminService.UnarchiveFlag:output_type -> vexil.admin.v1.UnarchiveFlagResponse
+	52,  // 176: vexil.admin.v1.AdminService.DeleteFlag:output_type -> vexil.admin.v1.DeleteFlagResponse
+	55,  // 177: vexil.admin.v1.AdminService.AddCondition:output_type -> vexil.admin.v1.AddConditionResponse
+	57,  // 178: vexil.admin.v1.AdminService.UpdateCondition:output_type -> vexil.admin.v1.UpdateConditionResponse
+	59,  // 179: vexil.admin.v1.AdminService.RemoveCondition:output_type -> vexil.admin.v1.RemoveConditionResponse
+	61,  // 180: vexil.admin.v1.AdminService.ReorderConditions:output_type -> vexil.admin.v1.ReorderConditionsResponse
+	63,  // 181: vexil.admin.v1.AdminService.SetRollout:output_type -> vexil.admin.v1.SetRolloutResponse
+	65,  // 182: vexil.admin.v1.AdminService.SetOverrides:output_type -> vexil.admin.v1.SetOverridesResponse
+	68,  // 183: vexil.admin.v1.AdminService.ListDependents:output_type -> vexil.admin.v1.ListDependentsResponse
+	73,  // 184: vexil.admin.v1.AdminService.CreateCohort:output_type -> vexil.admin.v1.CreateCohortResponse
+	75,  // 185: vexil.admin.v1.AdminService.GetCohort:output_type -> vexil.admin.v1.GetCohortResponse
+	77,  // 186: vexil.admin.v1.AdminService.ListCohorts:output_type -> vexil.admin.v1.ListCohortsResponse
+	79,  // 187: vexil.admin.v1.AdminService.UpdateCohort:output_type -> vexil.admin.v1.UpdateCohortResponse
+	81,  // 188: vexil.admin.v1.AdminService.DeleteCohort:output_type -> vexil.admin.v1.DeleteCohortResponse
+	83,  // 189: vexil.admin.v1.AdminService.AddCohortMembers:output_type -> vexil.admin.v1.AddCohortMembersResponse
+	85,  // 190: vexil.admin.v1.AdminService.RemoveCohortMembers:output_type -> vexil.admin.v1.RemoveCohortMembersResponse
+	87,  // 191: vexil.admin.v1.AdminService.ListCohortMembers:output_type -> vexil.admin.v1.ListCohortMembersResponse
+	90,  // 192: vexil.admin.v1.AdminService.CreateEarlyAccessFeature:output_type -> vexil.admin.v1.CreateEarlyAccessFeatureResponse
+	92,  // 193: vexil.admin.v1.AdminService.GetEarlyAccessFeature:output_type -> vexil.admin.v1.GetEarlyAccessFeatureResponse
+	94,  // 194: vexil.admin.v1.AdminService.ListEarlyAccessFeatures:output_type -> vexil.admin.v1.ListEarlyAccessFeaturesResponse
+	96,  // 195: vexil.admin.v1.AdminService.UpdateEarlyAccessFeature:output_type -> vexil.admin.v1.UpdateEarlyAccessFeatureResponse
+	98,  // 196: vexil.admin.v1.AdminService.DeleteEarlyAccessFeature:output_type -> vexil.admin.v1.DeleteEarlyAccessFeatureResponse
+	101, // 197: vexil.admin.v1.AdminService.ListPublicEarlyAccessFeatures:output_type -> vexil.admin.v1.ListPublicEarlyAccessFeaturesResponse
+	104, // 198: vexil.admin.v1.AdminService.ListActivity:output_type -> vexil.admin.v1.ListActivityResponse
+	106, // 199: vexil.admin.v1.AdminService.ListFlagActivity:output_type -> vexil.admin.v1.ListFlagActivityResponse
+	110, // 200: vexil.admin.v1.AdminService.ExplainFlag:output_type -> vexil.admin.v1.ExplainFlagResponse
+	113, // 201: vexil.admin.v1.AdminService.StartBlastRadius:output_type -> vexil.admin.v1.StartBlastRadiusResponse
+	115, // 202: vexil.admin.v1.AdminService.GetBlastRadiusJob:output_type -> vexil.admin.v1.GetBlastRadiusJobResponse
+	117, // 203: vexil.admin.v1.AdminService.ListBlastRadiusJobs:output_type -> vexil.admin.v1.ListBlastRadiusJobsResponse
+	119, // 204: vexil.admin.v1.AdminService.CancelBlastRadiusJob:output_type -> vexil.admin.v1.CancelBlastRadiusJobResponse
+	122, // 205: vexil.admin.v1.AdminService.GetPrecomputeStatus:output_type -> vexil.admin.v1.GetPrecomputeStatusResponse
+	125, // 206: vexil.admin.v1.AdminService.ImportDefinitions:output_type -> vexil.admin.v1.ImportDefinitionsResponse
+	157, // [157:207] is the sub-list for method output_type
+	107, // [107:157] is the sub-list for method input_type
+	107, // [107:107] is the sub-list for extension type_name
+	107, // [107:107] is the sub-list for extension extendee
+	0,   // [0:107] is the sub-list for field type_name
 }
 
 func init() { file_vexil_admin_v1_admin_proto_init() }
@@ -9070,15 +9195,15 @@ func file_vexil_admin_v1_admin_proto_init() {
 		(*Condition_GroupTypeIndex)(nil),
 	}
 	file_vexil_admin_v1_admin_proto_msgTypes[48].OneofWrappers = []any{}
-	file_vexil_admin_v1_admin_proto_msgTypes[88].OneofWrappers = []any{}
-	file_vexil_admin_v1_admin_proto_msgTypes[102].OneofWrappers = []any{}
+	file_vexil_admin_v1_admin_proto_msgTypes[89].OneofWrappers = []any{}
+	file_vexil_admin_v1_admin_proto_msgTypes[103].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_vexil_admin_v1_admin_proto_rawDesc), len(file_vexil_admin_v1_admin_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   121,
+			NumMessages:   122,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
