@@ -53,6 +53,8 @@ var layers = []layer{
 		Why: "the projector writes through the store interface; the read side and the other workers are not below it"},
 	{Path: "signals", Allow: []string{"namespace", "streams"},
 		Why: "a contract (cohort membership signals) depends on nothing of Vexil but the namespace and the stream policy"},
+	{Path: "webhooks", Allow: []string{"namespace", "streams", "signals"},
+		Why: "webhook delivery reads the signals and keeps its own state on NATS; it is on no path of ingest or evaluation"},
 	{Path: "precompute", Allow: []string{"flags/...", "store", "catalog", "changes/...", "streams/...", "namespace", "signals"},
 		Why: "the precompute worker reads and writes through the store and catalog interfaces; hooks to the other roles are wired in cmd"},
 	{Path: "evalsvc", Allow: []string{"flags/...", "store", "catalog", "errcode/...", "changes/...", "precompute/results/...", "proto/vexil/eval/...", "namespace", "admission"},
