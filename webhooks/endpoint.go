@@ -48,7 +48,9 @@ const (
 )
 
 // Scopes are the signal types an endpoint can subscribe to.
-func Scopes() []string { return []string{signals.TypeOf(signals.Entered), signals.TypeOf(signals.Left)} }
+func Scopes() []string {
+	return []string{signals.TypeOf(signals.Entered), signals.TypeOf(signals.Left)}
+}
 
 // Wants says whether e takes s.
 func (e *Endpoint) Wants(s *signals.Signal) bool {
