@@ -59,7 +59,7 @@ var layers = []layer{
 		Why: "the precompute worker reads and writes through the store and catalog interfaces; hooks to the other roles are wired in cmd"},
 	{Path: "evalsvc", Allow: []string{"flags/...", "store", "catalog", "errcode/...", "changes/...", "precompute/results/...", "proto/vexil/eval/...", "namespace", "admission"},
 		Why: "evalsvc reads only through the store and catalog interfaces and never depends on a worker or the management API"},
-	{Path: "admin", Allow: []string{"flags/...", "store", "catalog", "errcode/...", "changes/...", "proto/vexil/admin/...", "namespace", "admission"},
+	{Path: "admin", Allow: []string{"flags/...", "store", "catalog", "errcode/...", "changes/...", "proto/vexil/admin/...", "namespace", "admission", "webhooks"},
 		Why: "the management API writes definitions and announces them; it does not depend on the workers or evalsvc"},
 	{Path: "loadtest", Allow: []string{"changes/...", "projector/ingest/...", "evalsvc/wire/...", "proto/...", "namespace"},
 		Why: "the load generator is a client: it may use the wire contracts only"},
