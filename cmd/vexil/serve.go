@@ -82,16 +82,16 @@ func bindServeFlags(b configFlags, c *config.Config) {
 
 // node is every part of a running single-process Vexil.
 type node struct {
-	nats     *natsserver.Server // nil with an external NATS
-	nc       *nats.Conn
-	store    store.Store
-	catalog  catalog.Catalog
-	events   *catalogEvents
-	proj     *projector.Projector
-	pre      *precompute.Worker // nil with -precompute=false
+	nats    *natsserver.Server // nil with an external NATS
+	nc      *nats.Conn
+	store   store.Store
+	catalog catalog.Catalog
+	events  *catalogEvents
+	proj    *projector.Projector
+	pre     *precompute.Worker // nil with -precompute=false
 	// hooks delivers the cohort signals to webhook endpoints; nil when NATS
 	// was away at start (the webhook calls then answer unavailable).
-	hooks *webhooks.Dispatcher
+	hooks    *webhooks.Dispatcher
 	js       jetstream.JetStream
 	ns       namespace.Name // every name on NATS derives from it
 	eval     *evalsvc.Service
