@@ -43,7 +43,7 @@ type Config struct {
 	// Backoff is the delay after the first failed attempt; it doubles
 	// with each further one up to MaxBackoff, and each delay is drawn
 	// uniformly from its upper half (jitter). Defaults 1s and 10m: the
-	// eighth attempt comes about 2 minutes after the first.
+	// eighth attempt comes 63 to 127 s after the first.
 	Backoff, MaxBackoff time.Duration
 	// Now is the signatures' clock (wall time: receivers check it against
 	// theirs). Default time.Now.
