@@ -257,8 +257,8 @@ func (r *Registry) Update(ctx context.Context, team int64, id string, fn func(*E
 	return Endpoint{}, fmt.Errorf("webhooks: update %s: too many concurrent updates", id)
 }
 
-// Delete removes a team's endpoint. Its queued deliveries are dropped as
-// they come up; its dead letters stay until they age out.
+// Delete removes a team's endpoint from the registry (Webhooks.Delete
+// drops its deliveries too).
 func (r *Registry) Delete(ctx context.Context, team int64, id string) error {
 	if _, _, err := r.get(ctx, team, id); err != nil {
 		return err

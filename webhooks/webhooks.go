@@ -103,6 +103,25 @@ func Open(ctx context.Context, js jetstream.JetStream, ns namespace.Name, now fu
 	return &Webhooks{Registry: &Registry{kv: kvs[0], now: now}, names: n, js: js, status: kvs[1]}, nil
 }
 
+// Delete removes a team's endpoint, its queued deliveries and its
+// delivery consumer; its dead letters stay until they age out.
+func (w *Webhooks) Delete(ctx context.Context, team int64, id string) error {
+	if err := w.Registry.Delete(ctx, team, id); err != nil {
+		return err
+	}
+	st, err := w.js.Stream(ctx, w.names.Deliveries)
+	if err != nil {
+		return fmt.Errorf("webhooks: delete: %w", err)
+	}
+	if err := st.DeleteConsumer(ctx, w.names.ns.Consumer("webhook-"+id)); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return fmt.Errorf("webhooks: delete consumer: %w", err)
+	}
+	if err := st.Purge(ctx, jetstream.WithPurgeSubject(w.names.deliverSubject(team, id))); err != nil {
+		return fmt.Errorf("webhooks: purge deliveries: %w", err)
+	}
+	return nil
+}
+
 // MaxDeadPerEndpoint bounds an endpoint's dead letters: the oldest go first.
 const MaxDeadPerEndpoint = 10000
 
