@@ -86,6 +86,16 @@ var policies = map[string]policy{
 	// Cohorts and group types of an import need cohort:write and
 	// team:admin as well (checked by ImportDefinitions).
 	svc + "ImportDefinitions": {scope: ScopeFlagWrite},
+
+	// Webhook endpoints carry a signing secret: changing them is team:admin.
+	svc + "CreateWebhookEndpoint":  {scope: ScopeTeamAdmin},
+	svc + "GetWebhookEndpoint":     {scope: ScopeTeamRead},
+	svc + "ListWebhookEndpoints":   {scope: ScopeTeamRead},
+	svc + "UpdateWebhookEndpoint":  {scope: ScopeTeamAdmin},
+	svc + "DeleteWebhookEndpoint":  {scope: ScopeTeamAdmin},
+	svc + "GetWebhookStatus":       {scope: ScopeTeamRead},
+	svc + "ListWebhookDeadLetters": {scope: ScopeTeamRead},
+	svc + "RedeliverWebhook":       {scope: ScopeTeamAdmin},
 }
 
 type principalKey struct{}

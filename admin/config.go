@@ -128,6 +128,10 @@ type Config struct {
 	// without it GetPrecomputeStatus answers precompute_unavailable (gRPC
 	// UNAVAILABLE, HTTP 503).
 	Precompute func(ctx context.Context, team int64, now time.Time) (*PrecomputeRun, error)
+	// Webhooks stores the webhook endpoints and reports their deliveries
+	// (*webhooks.Webhooks on vexil serve's JetStream). Optional: without it
+	// the webhook calls answer unavailable (gRPC UNAVAILABLE, HTTP 503).
+	Webhooks Webhooks
 	// AbandonedJobAfter: when Run starts, a queued or running job not
 	// updated for this long (its node stopped; running jobs update after
 	// every page) is marked failed. Default 10 minutes.

@@ -1,6 +1,7 @@
 package precompute_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/vexil-dev/vexil/polltest"
 	"github.com/vexil-dev/vexil/precompute"
 	ingestv1 "github.com/vexil-dev/vexil/proto/vexil/ingest/v1"
+	"github.com/vexil-dev/vexil/signals"
 )
 
 func checkoutEvent(team int64, did, uuid string, at time.Time) *ingestv1.Envelope {
@@ -95,8 +97,66 @@ func TestBehavioralCohortWindow(t *testing.T) {
 				return nil
 			})
 			check("stored again after the wake-up", false, "stored")
+
+			// Each transition was signalled once: entered with the second
+			// checkout, left at the exact instant the first aged out, however
+			// many times the row was recomputed (the redelivered event, the
+			// wake-ups, the repairs of the stored service).
+			e.waitQuiet()
+			want := []signals.Signal{
+				{Type: "cohort.entered", Team: e.team, Cohort: id, DistinctID: "u1", PersonID: "P1", Direction: signals.Entered,
+					Cause: signals.CauseEvent, Time: t0, Ordinal: 1},
+				{Type: "cohort.left", Team: e.team, Cohort: id, DistinctID: "u1", PersonID: "P1", Direction: signals.Left,
+					Cause: signals.CauseTime, Time: t0.Add(2 * time.Minute), Ordinal: 2},
+			}
+			var got []signals.Signal
+			polltest.Eventually(t, time.Minute, func() error {
+				got = cohortSignals(t, e)
+				if len(got) < len(want) {
+					return fmt.Errorf("%d signals, want %d", len(got), len(want))
+				}
+				return nil
+			})
+			if len(got) != len(want) {
+				t.Fatalf("signals: got %+v, want %+v", got, want)
+			}
+			for i, w := range want {
+				w.ID = signals.SignalID(e.team, "u1", id, w.Direction, w.Ordinal)
+				if g := got[i]; g != w || !g.Time.Equal(w.Time) {
+					t.Errorf("signal %d: got %+v, want %+v", i, g, w)
+				}
+			}
 		})
 	}
+}
+
+// cohortSignals returns the signals in the signal stream, in order.
+func cohortSignals(t *testing.T, e *env) []signals.Signal {
+	t.Helper()
+	st, err := e.js.Stream(e.ctx, signals.NamesOf("").Stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(e.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []signals.Signal
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
+		m, err := st.GetMsg(e.ctx, seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Subject != signals.CohortSubject("", e.team) {
+			t.Fatalf("signal on %q, want %q", m.Subject, signals.CohortSubject("", e.team))
+		}
+		var s signals.Signal
+		if err := json.Unmarshal(m.Data, &s); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, s)
+	}
+	return out
 }
 
 func pu(team int64, person string, version int64, ids []string, set map[string]string) *ingestv1.Envelope {

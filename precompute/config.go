@@ -105,6 +105,11 @@ type Config struct {
 	AckWait time.Duration
 	// Plan tunes which flags are stored.
 	Plan results.Options
+	// NoSignals turns off the cohort membership signals (package signals):
+	// by default, every row recompute of a team with behavioural cohorts
+	// compares the row's memberships with its record and publishes the
+	// transitions, and the worker wakes when one may happen by time alone.
+	NoSignals bool
 	// Roles selects what this worker does; zero means everything.
 	Roles Roles
 }

@@ -36,6 +36,11 @@
 //     (store.Batch.PutExpiry, Store.DueExpiries) brings it back at that
 //     instant, without a scan. Until then, and if the worker is late, the
 //     read path checks valid_until itself.
+//   - Membership signals: a row recompute of a team with behavioural
+//     cohorts also compares the row's memberships with its membership
+//     record and publishes the transitions (package signals); a
+//     membership that time alone will change puts the row in the expiry
+//     index too (Config.NoSignals turns this off).
 //
 // # Versioned writes
 //

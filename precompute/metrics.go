@@ -11,6 +11,7 @@ type metrics struct {
 	pagesSkipped prometheus.Counter
 	runThrottled prometheus.Counter
 	batchSeconds prometheus.Histogram
+	signals      *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -31,11 +32,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Pages of runs that went through the RunRowsPerSecond budget."}),
 		batchSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "vexil_precompute_trigger_batch_seconds",
 			Help: "Time to recompute one gathered batch of row triggers.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
+		signals: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "vexil_precompute_cohort_signals_total",
+			Help: "Cohort membership transitions published, by direction (entered, left); a redone one counts again."}, []string{"direction"}),
 		// No series per team (a run's progress is the management API's
 		// precompute status, Status): labels stay bounded.
 	}
 	for _, c := range []prometheus.Collector{m.computed, m.coalesced, m.expired, m.runs, m.superseded, m.pagesSkipped, m.runThrottled,
-		m.batchSeconds} {
+		m.batchSeconds, m.signals} {
 		reg.MustRegister(c)
 	}
 	return m

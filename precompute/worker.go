@@ -23,6 +23,7 @@ import (
 	"github.com/vexil-dev/vexil/flags"
 	"github.com/vexil-dev/vexil/namespace"
 	"github.com/vexil-dev/vexil/precompute/results"
+	"github.com/vexil-dev/vexil/signals"
 	"github.com/vexil-dev/vexil/store"
 	"github.com/vexil-dev/vexil/streams"
 )
@@ -30,10 +31,13 @@ import (
 // Worker materialises flag results into the store. Any number of workers
 // share the work through NATS. It is safe for concurrent use.
 type Worker struct {
-	cfg   Config
-	js    jetstream.JetStream
-	runs  runs
-	pub   *Publisher
+	cfg  Config
+	js   jetstream.JetStream
+	runs runs
+	pub  *Publisher
+	// rec derives cohort membership signals (nil: Config.NoSignals, or
+	// before Run).
+	rec   *signals.Recorder
 	names Names
 	m     *metrics
 	clock hlc
@@ -49,10 +53,13 @@ type Worker struct {
 
 // teamDefs is a team's compiled definitions and plan.
 type teamDefs struct {
-	set    *flags.Set
-	plan   *results.Plan
-	loaded time.Time
-	stale  atomic.Bool
+	set  *flags.Set
+	plan *results.Plan
+	// watched is the cohorts whose membership changes are signalled
+	// (Set.BehavioralCohorts).
+	watched []int64
+	loaded  time.Time
+	stale   atomic.Bool
 }
 
 // New returns a Worker; Run starts it.
@@ -116,6 +123,13 @@ func (w *Worker) Run(ctx context.Context) error {
 		return err
 	}
 	w.runs = runs{kv}
+	if !w.cfg.NoSignals {
+		members, err := signals.Ensure(ctx, w.js, w.cfg.Namespace, w.cfg.Logger)
+		if err != nil {
+			return fmt.Errorf("precompute: %w", err)
+		}
+		w.rec = signals.NewRecorder(w.cfg.Namespace, w.js, members)
+	}
 	sub, err := w.cfg.Conn.Subscribe(changes.Wildcard(w.cfg.Namespace), func(msg *nats.Msg) {
 		if team, ok := changes.TeamOf(w.cfg.Namespace, msg.Subject); ok {
 			w.invalidate(team)
@@ -243,7 +257,7 @@ func (w *Worker) reload(ctx context.Context, team int64) (*teamDefs, error) {
 		return nil, fmt.Errorf("precompute: load team %d: %w", team, err)
 	}
 	set, _ := flags.Compile(snap.Definitions) // problems are per flag: the plan keeps such flags live
-	d := &teamDefs{set: set, plan: results.NewPlan(snap.Definitions, set, w.cfg.Plan), loaded: time.Now()}
+	d := &teamDefs{set: set, plan: results.NewPlan(snap.Definitions, set, w.cfg.Plan), watched: set.BehavioralCohorts(), loaded: time.Now()}
 	w.mu.Lock()
 	w.defs[team] = d
 	w.mu.Unlock()
@@ -256,6 +270,9 @@ type computed struct {
 	key        string
 	res        []byte
 	validUntil time.Time
+	// memberUntil is when a watched cohort's membership may change by
+	// time alone: the worker wakes then to signal it.
+	memberUntil time.Time
 }
 
 // compute computes one subject. old is its stored results (kept for the
@@ -263,17 +280,57 @@ type computed struct {
 func (w *Worker) compute(d *teamDefs, s results.Subject, props []byte, only []string, old []byte) (computed, error) {
 	sc := w.scratch.Get().(*results.Scratch)
 	defer w.scratch.Put(sc)
+	m, err := decodeProps(s.Key, props)
+	if err != nil {
+		return computed{}, err
+	}
+	s.Props = m
+	res, vu, _ := results.Compute(nil, d.set, d.plan, s, w.cfg.Now(), only, old, sc)
+	return computed{typ: s.Type, key: s.Key, res: res, validUntil: vu}, nil
+}
+
+func decodeProps(key string, props []byte) (map[string]any, error) {
 	m := map[string]any{}
 	if len(props) > 0 {
 		dec := json.NewDecoder(bytes.NewReader(props))
 		dec.UseNumber()
 		if err := dec.Decode(&m); err != nil {
-			return computed{}, fmt.Errorf("%w: properties of %q: %w", store.ErrCorrupt, s.Key, err)
+			return nil, fmt.Errorf("%w: properties of %q: %w", store.ErrCorrupt, key, err)
 		}
 	}
-	s.Props = m
-	res, vu, _ := results.Compute(nil, d.set, d.plan, s, w.cfg.Now(), only, old, sc)
-	return computed{typ: s.Type, key: s.Key, res: res, validUntil: vu}, nil
+	return m, nil
+}
+
+// observe computes a row's memberships of the team's watched cohorts at
+// now and hands them to the recorder, which publishes the transitions. It
+// returns when the memberships may change by time alone.
+func (w *Worker) observe(ctx context.Context, team int64, d *teamDefs, row *store.Row, now time.Time) (time.Time, error) {
+	m, err := decodeProps(row.DistinctID, row.Properties)
+	if err != nil {
+		return time.Time{}, err
+	}
+	c := &flags.Context{DistinctID: row.DistinctID, PersonProperties: m, Events: results.RowEvents(row.Counters), Now: now}
+	o := signals.Observation{Team: team, DistinctID: row.DistinctID, PersonID: row.PersonID, Properties: row.Revision,
+		Counters: results.RowRevision(0, row.Counters), Now: now, Members: make([]signals.Membership, 0, len(d.watched))}
+	var until time.Time
+	for _, id := range d.watched {
+		member, known, vu := d.set.InCohort(c, id)
+		if !known {
+			continue // an inconclusive answer is no transition
+		}
+		o.Members = append(o.Members, signals.Membership{Cohort: id, Member: member, ValidUntil: vu})
+		if !vu.IsZero() && (until.IsZero() || vu.Before(until)) {
+			until = vu
+		}
+	}
+	out, err := w.rec.Observe(ctx, o)
+	if err != nil {
+		return time.Time{}, err
+	}
+	for _, s := range out {
+		w.m.signals.WithLabelValues(string(s.Direction)).Inc()
+	}
+	return until, nil
 }
 
 // expiryTarget names a subject in the expiry index.
@@ -307,6 +364,9 @@ func parseExpiryTarget(t string) (int, string, bool) {
 func (w *Worker) write(ctx context.Context, team int64, stamp int64, out []computed) error {
 	var b store.Batch
 	for _, c := range out {
+		if !c.memberUntil.IsZero() {
+			b.PutExpiry(store.Expiry{Team: team, At: c.memberUntil.UnixMilli(), Target: expiryTarget(c.typ, c.key)})
+		}
 		if c.res == nil {
 			continue
 		}
@@ -339,11 +399,13 @@ func (w *Worker) recompute(ctx context.Context, team int64, rows []string, group
 		return err
 	}
 	personFlags := len(d.plan.Keys(results.Persons)) > 0
+	watch := w.rec != nil && len(d.watched) > 0
 	stamp := w.clock.stamp() // before the reads: see hlc
+	now := w.cfg.Now()
 	out := make([]computed, len(rows)+len(groups))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(w.cfg.Concurrency)
-	if personFlags {
+	if personFlags || watch {
 		for i, did := range rows {
 			g.Go(func() error {
 				row, err := w.cfg.Store.GetRow(gctx, team, did)
@@ -353,11 +415,24 @@ func (w *Worker) recompute(ctx context.Context, team int64, rows []string, group
 				if err != nil {
 					return err
 				}
-				c, err := w.compute(d, results.Subject{Type: results.Persons, Key: did, Version: row.PersonVersion,
-					Revision: results.RowRevision(row.Revision, row.Counters), Events: results.RowEvents(row.Counters)}, row.Properties, nil, nil)
-				if err != nil {
-					w.cfg.Logger.Warn("row not computed", "team", team, "distinct_id", did, "err", err)
-					return nil
+				var c computed
+				if personFlags {
+					c, err = w.compute(d, results.Subject{Type: results.Persons, Key: did, Version: row.PersonVersion,
+						Revision: results.RowRevision(row.Revision, row.Counters), Events: results.RowEvents(row.Counters)}, row.Properties, nil, nil)
+					if err != nil {
+						w.cfg.Logger.Warn("row not computed", "team", team, "distinct_id", did, "err", err)
+						return nil
+					}
+				}
+				if watch {
+					// A failure fails the batch: its triggers are redelivered
+					// and the observation redone, publishing the same IDs.
+					c.typ, c.key = results.Persons, did
+					if c.memberUntil, err = w.observe(gctx, team, d, row, now); errors.Is(err, store.ErrCorrupt) {
+						w.cfg.Logger.Warn("memberships not observed", "team", team, "distinct_id", did, "err", err)
+					} else if err != nil {
+						return err
+					}
 				}
 				out[i] = c
 				return nil

@@ -34,6 +34,7 @@ import (
 	"github.com/vexil-dev/vexil/precompute"
 	"github.com/vexil-dev/vexil/projector"
 	"github.com/vexil-dev/vexil/store"
+	"github.com/vexil-dev/vexil/webhooks"
 )
 
 func init() {
@@ -81,13 +82,16 @@ func bindServeFlags(b configFlags, c *config.Config) {
 
 // node is every part of a running single-process Vexil.
 type node struct {
-	nats     *natsserver.Server // nil with an external NATS
-	nc       *nats.Conn
-	store    store.Store
-	catalog  catalog.Catalog
-	events   *catalogEvents
-	proj     *projector.Projector
-	pre      *precompute.Worker // nil with -precompute=false
+	nats    *natsserver.Server // nil with an external NATS
+	nc      *nats.Conn
+	store   store.Store
+	catalog catalog.Catalog
+	events  *catalogEvents
+	proj    *projector.Projector
+	pre     *precompute.Worker // nil with -precompute=false
+	// hooks delivers the cohort signals to webhook endpoints; nil when NATS
+	// was away at start (the webhook calls then answer unavailable).
+	hooks    *webhooks.Dispatcher
 	js       jetstream.JetStream
 	ns       namespace.Name // every name on NATS derives from it
 	eval     *evalsvc.Service
@@ -174,6 +178,9 @@ func (n *node) start(g *errgroup.Group, ctx context.Context) {
 	g.Go(func() error { return n.events.Run(ctx, n.nc) })
 	if n.pre != nil {
 		g.Go(afterClaim("precompute", n.pre.Run))
+	}
+	if n.hooks != nil {
+		g.Go(func() error { return untilDone(ctx, log, "webhooks", n.hooks.Run) })
 	}
 	g.Go(func() error { return n.eval.Run(ctx, n.nc) })
 	g.Go(func() error { return n.outbox.Run(ctx) })
@@ -302,6 +309,21 @@ func startNode(c config.Config, log *slog.Logger, hooks ...startHooks) (n *node,
 	acfg := admin.Config{Catalog: n.catalog, Persons: n.store, Logger: log.With("role", "admin"), Registry: n.registry,
 		Admission: ac}
 	withNATS(&acfg, n.nc, n.js, n.ns)
+	if n.nc.Status() == nats.CONNECTED {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		wh, err := webhooks.Open(ctx, n.js, n.ns, nil, log)
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+		acfg.Webhooks = wh
+		if n.hooks, err = webhooks.NewDispatcher(webhooks.Config{Webhooks: wh, JetStream: n.js, Namespace: n.ns,
+			Logger: log.With("role", "webhooks"), Registry: n.registry}); err != nil {
+			return nil, err
+		}
+	} else {
+		log.Warn("NATS is away at start: webhooks are off until the next start")
+	}
 	if n.outbox, err = openOutbox(c.DataDir, n.nc, log, n.registry); err != nil {
 		return nil, err
 	}

@@ -8123,6 +8123,1228 @@ func (x *ImportDefinitionsResponse) GetRefused() int32 {
 	return 0
 }
 
+// WebhookEndpoint is a team's webhook endpoint.
+type WebhookEndpoint struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Id          string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	TeamId      int64                  `protobuf:"varint,2,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
+	Url         string                 `protobuf:"bytes,3,opt,name=url,proto3" json:"url,omitempty"`
+	Description string                 `protobuf:"bytes,4,opt,name=description,proto3" json:"description,omitempty"`
+	// The signing secret: whole in CreateWebhookEndpoint's answer, its first
+	// characters afterwards.
+	Secret string `protobuf:"bytes,5,opt,name=secret,proto3" json:"secret,omitempty"`
+	// Signal types delivered ("cohort.entered", "cohort.left"); empty: all.
+	Scopes []string `protobuf:"bytes,6,rep,name=scopes,proto3" json:"scopes,omitempty"`
+	// Cohorts whose signals are delivered; empty: all.
+	Cohorts       []int64                `protobuf:"varint,7,rep,packed,name=cohorts,proto3" json:"cohorts,omitempty"`
+	Enabled       bool                   `protobuf:"varint,8,opt,name=enabled,proto3" json:"enabled,omitempty"`
+	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WebhookEndpoint) Reset() {
+	*x = WebhookEndpoint{}
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[120]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WebhookEndpoint) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WebhookEndpoint) ProtoMessage() {}
+
+func (x *WebhookEndpoint) ProtoReflect() protoreflect.Message {
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[120]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WebhookEndpoint.ProtoReflect.Descriptor instead.
+func (*WebhookEndpoint) Descriptor() ([]byte, []int) {
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{120}
+}
+
+func (x *WebhookEndpoint) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *WebhookEndpoint) GetTeamId() int64 {
+	if x != nil {
+		return x.TeamId
+	}
+	return 0
+}
+
+func (x *WebhookEndpoint) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *WebhookEndpoint) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *WebhookEndpoint) GetSecret() string {
+	if x != nil {
+		return x.Secret
+	}
+	return ""
+}
+
+func (x *WebhookEndpoint) GetScopes() []string {
+	if x != nil {
+		return x.Scopes
+	}
+	return nil
+}
+
+func (x *WebhookEndpoint) GetCohorts() []int64 {
+	if x != nil {
+		return x.Cohorts
+	}
+	return nil
+}
+
+func (x *WebhookEndpoint) GetEnabled() bool {
+	if x != nil {
+		return x.Enabled
+	}
+	return false
+}
+
+func (x *WebhookEndpoint) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *WebhookEndpoint) GetUpdatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdatedAt
+	}
+	return nil
+}
+
+// WebhookEndpointInput is what a client sets of an endpoint.
+type WebhookEndpointInput struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// An absolute http or https URL, at most 2048 bytes.
+	Url string `protobuf:"bytes,1,opt,name=url,proto3" json:"url,omitempty"`
+	// At most 400 bytes.
+	Description string   `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
+	Scopes      []string `protobuf:"bytes,3,rep,name=scopes,proto3" json:"scopes,omitempty"`
+	// At most 100.
+	Cohorts []int64 `protobuf:"varint,4,rep,packed,name=cohorts,proto3" json:"cohorts,omitempty"`
+	// Default true on creation; unchanged on update when absent.
+	Enabled       *bool `protobuf:"varint,5,opt,name=enabled,proto3,oneof" json:"enabled,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WebhookEndpointInput) Reset() {
+	*x = WebhookEndpointInput{}
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[121]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WebhookEndpointInput) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WebhookEndpointInput) ProtoMessage() {}
+
+func (x *WebhookEndpointInput) ProtoReflect() protoreflect.Message {
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[121]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WebhookEndpointInput.ProtoReflect.Descriptor instead.
+func (*WebhookEndpointInput) Descriptor() ([]byte, []int) {
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{121}
+}
+
+func (x *WebhookEndpointInput) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *WebhookEndpointInput) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *WebhookEndpointInput) GetScopes() []string {
+	if x != nil {
+		return x.Scopes
+	}
+	return nil
+}
+
+func (x *WebhookEndpointInput) GetCohorts() []int64 {
+	if x != nil {
+		return x.Cohorts
+	}
+	return nil
+}
+
+func (x *WebhookEndpointInput) GetEnabled() bool {
+	if x != nil && x.Enabled != nil {
+		return *x.Enabled
+	}
+	return false
+}
+
+type CreateWebhookEndpointRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TeamId        int64                  `protobuf:"varint,1,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
+	Endpoint      *WebhookEndpointInput  `protobuf:"bytes,2,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateWebhookEndpointRequest) Reset() {
+	*x = CreateWebhookEndpointRequest{}
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[122]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateWebhookEndpointRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateWebhookEndpointRequest) ProtoMessage() {}
+
+func (x *CreateWebhookEndpointRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[122]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateWebhookEndpointRequest.ProtoReflect.Descriptor instead.
+func (*CreateWebhookEndpointRequest) Descriptor() ([]byte, []int) {
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{122}
+}
+
+func (x *CreateWebhookEndpointRequest) GetTeamId() int64 {
+	if x != nil {
+		return x.TeamId
+	}
+	return 0
+}
+
+func (x *CreateWebhookEndpointRequest) GetEndpoint() *WebhookEndpointInput {
+	if x != nil {
+		return x.Endpoint
+	}
+	return nil
+}
+
+type CreateWebhookEndpointResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Endpoint      *WebhookEndpoint       `protobuf:"bytes,1,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateWebhookEndpointResponse) Reset() {
+	*x = CreateWebhookEndpointResponse{}
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[123]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateWebhookEndpointResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateWebhookEndpointResponse) ProtoMessage() {}
+
+func (x *CreateWebhookEndpointResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[123]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateWebhookEndpointResponse.ProtoReflect.Descriptor instead.
+func (*CreateWebhookEndpointResponse) Descriptor() ([]byte, []int) {
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{123}
+}
+
+func (x *CreateWebhookEndpointResponse) GetEndpoint() *WebhookEndpoint {
+	if x != nil {
+		return x.Endpoint
+	}
+	return nil
+}
+
+type GetWebhookEndpointRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TeamId        int64                  `protobuf:"varint,1,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
+	EndpointId    string                 `protobuf:"bytes,2,opt,name=endpoint_id,json=endpointId,proto3" json:"endpoint_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetWebhookEndpointRequest) Reset() {
+	*x = GetWebhookEndpointRequest{}
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[124]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetWebhookEndpointRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetWebhookEndpointRequest) ProtoMessage() {}
+
+func (x *GetWebhookEndpointRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[124]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetWebhookEndpointRequest.ProtoReflect.Descriptor instead.
+func (*GetWebhookEndpointRequest) Descriptor() ([]byte, []int) {
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{124}
+}
+
+func (x *GetWebhookEndpointRequest) GetTeamId() int64 {
+	if x != nil {
+		return x.TeamId
+	}
+	return 0
+}
+
+func (x *GetWebhookEndpointRequest) GetEndpointId() string {
+	if x != nil {
+		return x.EndpointId
+	}
+	return ""
+}
+
+type GetWebhookEndpointResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Endpoint      *WebhookEndpoint       `protobuf:"bytes,1,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetWebhookEndpointResponse) Reset() {
+	*x = GetWebhookEndpointResponse{}
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[125]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetWebhookEndpointResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetWebhookEndpointResponse) ProtoMessage() {}
+
+func (x *GetWebhookEndpointResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[125]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetWebhookEndpointResponse.ProtoReflect.Descriptor instead.
+func (*GetWebhookEndpointResponse) Descriptor() ([]byte, []int) {
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{125}
+}
+
+func (x *GetWebhookEndpointResponse) GetEndpoint() *WebhookEndpoint {
+	if x != nil {
+		return x.Endpoint
+	}
+	return nil
+}
+
+type ListWebhookEndpointsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TeamId        int64                  `protobuf:"varint,1,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListWebhookEndpointsRequest) Reset() {
+	*x = ListWebhookEndpointsRequest{}
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[126]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListWebhookEndpointsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListWebhookEndpointsRequest) ProtoMessage() {}
+
+func (x *ListWebhookEndpointsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[126]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListWebhookEndpointsRequest.ProtoReflect.Descriptor instead.
+func (*ListWebhookEndpointsRequest) Descriptor() ([]byte, []int) {
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{126}
+}
+
+func (x *ListWebhookEndpointsRequest) GetTeamId() int64 {
+	if x != nil {
+		return x.TeamId
+	}
+	return 0
+}
+
+type ListWebhookEndpointsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Results       []*WebhookEndpoint     `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListWebhookEndpointsResponse) Reset() {
+	*x = ListWebhookEndpointsResponse{}
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[127]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListWebhookEndpointsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListWebhookEndpointsResponse) ProtoMessage() {}
+
+func (x *ListWebhookEndpointsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[127]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListWebhookEndpointsResponse.ProtoReflect.Descriptor instead.
+func (*ListWebhookEndpointsResponse) Descriptor() ([]byte, []int) {
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{127}
+}
+
+func (x *ListWebhookEndpointsResponse) GetResults() []*WebhookEndpoint {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+type UpdateWebhookEndpointRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TeamId        int64                  `protobuf:"varint,1,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
+	EndpointId    string                 `protobuf:"bytes,2,opt,name=endpoint_id,json=endpointId,proto3" json:"endpoint_id,omitempty"`
+	Endpoint      *WebhookEndpointInput  `protobuf:"bytes,3,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateWebhookEndpointRequest) Reset() {
+	*x = UpdateWebhookEndpointRequest{}
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[128]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateWebhookEndpointRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateWebhookEndpointRequest) ProtoMessage() {}
+
+func (x *UpdateWebhookEndpointRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[128]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateWebhookEndpointRequest.ProtoReflect.Descriptor instead.
+func (*UpdateWebhookEndpointRequest) Descriptor() ([]byte, []int) {
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{128}
+}
+
+func (x *UpdateWebhookEndpointRequest) GetTeamId() int64 {
+	if x != nil {
+		return x.TeamId
+	}
+	return 0
+}
+
+func (x *UpdateWebhookEndpointRequest) GetEndpointId() string {
+	if x != nil {
+		return x.EndpointId
+	}
+	return ""
+}
+
+func (x *UpdateWebhookEndpointRequest) GetEndpoint() *WebhookEndpointInput {
+	if x != nil {
+		return x.Endpoint
+	}
+	return nil
+}
+
+type UpdateWebhookEndpointResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Endpoint      *WebhookEndpoint       `protobuf:"bytes,1,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateWebhookEndpointResponse) Reset() {
+	*x = UpdateWebhookEndpointResponse{}
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[129]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateWebhookEndpointResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateWebhookEndpointResponse) ProtoMessage() {}
+
+func (x *UpdateWebhookEndpointResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[129]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateWebhookEndpointResponse.ProtoReflect.Descriptor instead.
+func (*UpdateWebhookEndpointResponse) Descriptor() ([]byte, []int) {
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{129}
+}
+
+func (x *UpdateWebhookEndpointResponse) GetEndpoint() *WebhookEndpoint {
+	if x != nil {
+		return x.Endpoint
+	}
+	return nil
+}
+
+type DeleteWebhookEndpointRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TeamId        int64                  `protobuf:"varint,1,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
+	EndpointId    string                 `protobuf:"bytes,2,opt,name=endpoint_id,json=endpointId,proto3" json:"endpoint_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteWebhookEndpointRequest) Reset() {
+	*x = DeleteWebhookEndpointRequest{}
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[130]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteWebhookEndpointRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteWebhookEndpointRequest) ProtoMessage() {}
+
+func (x *DeleteWebhookEndpointRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[130]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteWebhookEndpointRequest.ProtoReflect.Descriptor instead.
+func (*DeleteWebhookEndpointRequest) Descriptor() ([]byte, []int) {
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{130}
+}
+
+func (x *DeleteWebhookEndpointRequest) GetTeamId() int64 {
+	if x != nil {
+		return x.TeamId
+	}
+	return 0
+}
+
+func (x *DeleteWebhookEndpointRequest) GetEndpointId() string {
+	if x != nil {
+		return x.EndpointId
+	}
+	return ""
+}
+
+type DeleteWebhookEndpointResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteWebhookEndpointResponse) Reset() {
+	*x = DeleteWebhookEndpointResponse{}
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[131]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteWebhookEndpointResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteWebhookEndpointResponse) ProtoMessage() {}
+
+func (x *DeleteWebhookEndpointResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[131]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteWebhookEndpointResponse.ProtoReflect.Descriptor instead.
+func (*DeleteWebhookEndpointResponse) Descriptor() ([]byte, []int) {
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{131}
+}
+
+// WebhookStatus is an endpoint's delivery status.
+type WebhookStatus struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	EndpointId string                 `protobuf:"bytes,1,opt,name=endpoint_id,json=endpointId,proto3" json:"endpoint_id,omitempty"`
+	// Signals accepted (2xx), failed attempts, signals given up.
+	Delivered   int64                  `protobuf:"varint,2,opt,name=delivered,proto3" json:"delivered,omitempty"`
+	Failed      int64                  `protobuf:"varint,3,opt,name=failed,proto3" json:"failed,omitempty"`
+	Dead        int64                  `protobuf:"varint,4,opt,name=dead,proto3" json:"dead,omitempty"`
+	LastSuccess *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=last_success,json=lastSuccess,proto3" json:"last_success,omitempty"`
+	LastFailure *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=last_failure,json=lastFailure,proto3" json:"last_failure,omitempty"`
+	LastError   string                 `protobuf:"bytes,7,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	// The last failure's HTTP status; 0: no answer (a timeout, a refused
+	// connection).
+	LastStatusCode int32 `protobuf:"varint,8,opt,name=last_status_code,json=lastStatusCode,proto3" json:"last_status_code,omitempty"`
+	// Deliveries queued or in flight, and dead letters kept.
+	Pending       int64 `protobuf:"varint,9,opt,name=pending,proto3" json:"pending,omitempty"`
+	DeadLetters   int64 `protobuf:"varint,10,opt,name=dead_letters,json=deadLetters,proto3" json:"dead_letters,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WebhookStatus) Reset() {
+	*x = WebhookStatus{}
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[132]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WebhookStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WebhookStatus) ProtoMessage() {}
+
+func (x *WebhookStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[132]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WebhookStatus.ProtoReflect.Descriptor instead.
+func (*WebhookStatus) Descriptor() ([]byte, []int) {
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{132}
+}
+
+func (x *WebhookStatus) GetEndpointId() string {
+	if x != nil {
+		return x.EndpointId
+	}
+	return ""
+}
+
+func (x *WebhookStatus) GetDelivered() int64 {
+	if x != nil {
+		return x.Delivered
+	}
+	return 0
+}
+
+func (x *WebhookStatus) GetFailed() int64 {
+	if x != nil {
+		return x.Failed
+	}
+	return 0
+}
+
+func (x *WebhookStatus) GetDead() int64 {
+	if x != nil {
+		return x.Dead
+	}
+	return 0
+}
+
+func (x *WebhookStatus) GetLastSuccess() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastSuccess
+	}
+	return nil
+}
+
+func (x *WebhookStatus) GetLastFailure() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastFailure
+	}
+	return nil
+}
+
+func (x *WebhookStatus) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
+func (x *WebhookStatus) GetLastStatusCode() int32 {
+	if x != nil {
+		return x.LastStatusCode
+	}
+	return 0
+}
+
+func (x *WebhookStatus) GetPending() int64 {
+	if x != nil {
+		return x.Pending
+	}
+	return 0
+}
+
+func (x *WebhookStatus) GetDeadLetters() int64 {
+	if x != nil {
+		return x.DeadLetters
+	}
+	return 0
+}
+
+type GetWebhookStatusRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TeamId        int64                  `protobuf:"varint,1,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
+	EndpointId    string                 `protobuf:"bytes,2,opt,name=endpoint_id,json=endpointId,proto3" json:"endpoint_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetWebhookStatusRequest) Reset() {
+	*x = GetWebhookStatusRequest{}
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[133]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetWebhookStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetWebhookStatusRequest) ProtoMessage() {}
+
+func (x *GetWebhookStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[133]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetWebhookStatusRequest.ProtoReflect.Descriptor instead.
+func (*GetWebhookStatusRequest) Descriptor() ([]byte, []int) {
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{133}
+}
+
+func (x *GetWebhookStatusRequest) GetTeamId() int64 {
+	if x != nil {
+		return x.TeamId
+	}
+	return 0
+}
+
+func (x *GetWebhookStatusRequest) GetEndpointId() string {
+	if x != nil {
+		return x.EndpointId
+	}
+	return ""
+}
+
+type GetWebhookStatusResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Status        *WebhookStatus         `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetWebhookStatusResponse) Reset() {
+	*x = GetWebhookStatusResponse{}
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[134]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetWebhookStatusResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetWebhookStatusResponse) ProtoMessage() {}
+
+func (x *GetWebhookStatusResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[134]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetWebhookStatusResponse.ProtoReflect.Descriptor instead.
+func (*GetWebhookStatusResponse) Descriptor() ([]byte, []int) {
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{134}
+}
+
+func (x *GetWebhookStatusResponse) GetStatus() *WebhookStatus {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
+// WebhookDeadLetter is a delivery that failed its last attempt.
+type WebhookDeadLetter struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Identifies it for RedeliverWebhook.
+	Seq int64 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	// The signal: its id (the deliveries' Vexil-Webhook-Id), type, cohort
+	// and distinct_id.
+	SignalId       string                 `protobuf:"bytes,2,opt,name=signal_id,json=signalId,proto3" json:"signal_id,omitempty"`
+	Type           string                 `protobuf:"bytes,3,opt,name=type,proto3" json:"type,omitempty"`
+	CohortId       int64                  `protobuf:"varint,4,opt,name=cohort_id,json=cohortId,proto3" json:"cohort_id,omitempty"`
+	DistinctId     string                 `protobuf:"bytes,5,opt,name=distinct_id,json=distinctId,proto3" json:"distinct_id,omitempty"`
+	Attempts       int32                  `protobuf:"varint,6,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	LastError      string                 `protobuf:"bytes,7,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	LastStatusCode int32                  `protobuf:"varint,8,opt,name=last_status_code,json=lastStatusCode,proto3" json:"last_status_code,omitempty"`
+	At             *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=at,proto3" json:"at,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *WebhookDeadLetter) Reset() {
+	*x = WebhookDeadLetter{}
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[135]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WebhookDeadLetter) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WebhookDeadLetter) ProtoMessage() {}
+
+func (x *WebhookDeadLetter) ProtoReflect() protoreflect.Message {
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[135]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WebhookDeadLetter.ProtoReflect.Descriptor instead.
+func (*WebhookDeadLetter) Descriptor() ([]byte, []int) {
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{135}
+}
+
+func (x *WebhookDeadLetter) GetSeq() int64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *WebhookDeadLetter) GetSignalId() string {
+	if x != nil {
+		return x.SignalId
+	}
+	return ""
+}
+
+func (x *WebhookDeadLetter) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *WebhookDeadLetter) GetCohortId() int64 {
+	if x != nil {
+		return x.CohortId
+	}
+	return 0
+}
+
+func (x *WebhookDeadLetter) GetDistinctId() string {
+	if x != nil {
+		return x.DistinctId
+	}
+	return ""
+}
+
+func (x *WebhookDeadLetter) GetAttempts() int32 {
+	if x != nil {
+		return x.Attempts
+	}
+	return 0
+}
+
+func (x *WebhookDeadLetter) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
+func (x *WebhookDeadLetter) GetLastStatusCode() int32 {
+	if x != nil {
+		return x.LastStatusCode
+	}
+	return 0
+}
+
+func (x *WebhookDeadLetter) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
+type ListWebhookDeadLettersRequest struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	TeamId     int64                  `protobuf:"varint,1,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
+	EndpointId string                 `protobuf:"bytes,2,opt,name=endpoint_id,json=endpointId,proto3" json:"endpoint_id,omitempty"`
+	// Only those after this seq (0: from the first).
+	After int64 `protobuf:"varint,3,opt,name=after,proto3" json:"after,omitempty"`
+	// At most 500; 0 means 100.
+	Limit         int32 `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListWebhookDeadLettersRequest) Reset() {
+	*x = ListWebhookDeadLettersRequest{}
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[136]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListWebhookDeadLettersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListWebhookDeadLettersRequest) ProtoMessage() {}
+
+func (x *ListWebhookDeadLettersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[136]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListWebhookDeadLettersRequest.ProtoReflect.Descriptor instead.
+func (*ListWebhookDeadLettersRequest) Descriptor() ([]byte, []int) {
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{136}
+}
+
+func (x *ListWebhookDeadLettersRequest) GetTeamId() int64 {
+	if x != nil {
+		return x.TeamId
+	}
+	return 0
+}
+
+func (x *ListWebhookDeadLettersRequest) GetEndpointId() string {
+	if x != nil {
+		return x.EndpointId
+	}
+	return ""
+}
+
+func (x *ListWebhookDeadLettersRequest) GetAfter() int64 {
+	if x != nil {
+		return x.After
+	}
+	return 0
+}
+
+func (x *ListWebhookDeadLettersRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+type ListWebhookDeadLettersResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Results       []*WebhookDeadLetter   `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListWebhookDeadLettersResponse) Reset() {
+	*x = ListWebhookDeadLettersResponse{}
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[137]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListWebhookDeadLettersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListWebhookDeadLettersResponse) ProtoMessage() {}
+
+func (x *ListWebhookDeadLettersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[137]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListWebhookDeadLettersResponse.ProtoReflect.Descriptor instead.
+func (*ListWebhookDeadLettersResponse) Descriptor() ([]byte, []int) {
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{137}
+}
+
+func (x *ListWebhookDeadLettersResponse) GetResults() []*WebhookDeadLetter {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+type RedeliverWebhookRequest struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	TeamId     int64                  `protobuf:"varint,1,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
+	EndpointId string                 `protobuf:"bytes,2,opt,name=endpoint_id,json=endpointId,proto3" json:"endpoint_id,omitempty"`
+	// The dead letter to queue again; 0: all of them.
+	Seq           int64 `protobuf:"varint,3,opt,name=seq,proto3" json:"seq,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RedeliverWebhookRequest) Reset() {
+	*x = RedeliverWebhookRequest{}
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[138]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RedeliverWebhookRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RedeliverWebhookRequest) ProtoMessage() {}
+
+func (x *RedeliverWebhookRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[138]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RedeliverWebhookRequest.ProtoReflect.Descriptor instead.
+func (*RedeliverWebhookRequest) Descriptor() ([]byte, []int) {
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{138}
+}
+
+func (x *RedeliverWebhookRequest) GetTeamId() int64 {
+	if x != nil {
+		return x.TeamId
+	}
+	return 0
+}
+
+func (x *RedeliverWebhookRequest) GetEndpointId() string {
+	if x != nil {
+		return x.EndpointId
+	}
+	return ""
+}
+
+func (x *RedeliverWebhookRequest) GetSeq() int64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+type RedeliverWebhookResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Queued        int32                  `protobuf:"varint,1,opt,name=queued,proto3" json:"queued,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RedeliverWebhookResponse) Reset() {
+	*x = RedeliverWebhookResponse{}
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[139]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RedeliverWebhookResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RedeliverWebhookResponse) ProtoMessage() {}
+
+func (x *RedeliverWebhookResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[139]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RedeliverWebhookResponse.ProtoReflect.Descriptor instead.
+func (*RedeliverWebhookResponse) Descriptor() ([]byte, []int) {
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{139}
+}
+
+func (x *RedeliverWebhookResponse) GetQueued() int32 {
+	if x != nil {
+		return x.Queued
+	}
+	return 0
+}
+
 var File_vexil_admin_v1_admin_proto protoreflect.FileDescriptor
 
 const file_vexil_admin_v1_admin_proto_rawDesc = "" +
@@ -8721,7 +9943,103 @@ const file_vexil_admin_v1_admin_proto_rawDesc = "" +
 	"\acreated\x18\x05 \x01(\x05R\acreated\x12\x18\n" +
 	"\achanged\x18\x06 \x01(\x05R\achanged\x12\x1c\n" +
 	"\tunchanged\x18\a \x01(\x05R\tunchanged\x12\x18\n" +
-	"\arefused\x18\b \x01(\x05R\arefused*g\n" +
+	"\arefused\x18\b \x01(\x05R\arefused\"\xc8\x02\n" +
+	"\x0fWebhookEndpoint\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
+	"\ateam_id\x18\x02 \x01(\x03R\x06teamId\x12\x10\n" +
+	"\x03url\x18\x03 \x01(\tR\x03url\x12 \n" +
+	"\vdescription\x18\x04 \x01(\tR\vdescription\x12\x16\n" +
+	"\x06secret\x18\x05 \x01(\tR\x06secret\x12\x16\n" +
+	"\x06scopes\x18\x06 \x03(\tR\x06scopes\x12\x18\n" +
+	"\acohorts\x18\a \x03(\x03R\acohorts\x12\x18\n" +
+	"\aenabled\x18\b \x01(\bR\aenabled\x129\n" +
+	"\n" +
+	"created_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
+	"\n" +
+	"updated_at\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\xa7\x01\n" +
+	"\x14WebhookEndpointInput\x12\x10\n" +
+	"\x03url\x18\x01 \x01(\tR\x03url\x12 \n" +
+	"\vdescription\x18\x02 \x01(\tR\vdescription\x12\x16\n" +
+	"\x06scopes\x18\x03 \x03(\tR\x06scopes\x12\x18\n" +
+	"\acohorts\x18\x04 \x03(\x03R\acohorts\x12\x1d\n" +
+	"\aenabled\x18\x05 \x01(\bH\x00R\aenabled\x88\x01\x01B\n" +
+	"\n" +
+	"\b_enabled\"y\n" +
+	"\x1cCreateWebhookEndpointRequest\x12\x17\n" +
+	"\ateam_id\x18\x01 \x01(\x03R\x06teamId\x12@\n" +
+	"\bendpoint\x18\x02 \x01(\v2$.vexil.admin.v1.WebhookEndpointInputR\bendpoint\"\\\n" +
+	"\x1dCreateWebhookEndpointResponse\x12;\n" +
+	"\bendpoint\x18\x01 \x01(\v2\x1f.vexil.admin.v1.WebhookEndpointR\bendpoint\"U\n" +
+	"\x19GetWebhookEndpointRequest\x12\x17\n" +
+	"\ateam_id\x18\x01 \x01(\x03R\x06teamId\x12\x1f\n" +
+	"\vendpoint_id\x18\x02 \x01(\tR\n" +
+	"endpointId\"Y\n" +
+	"\x1aGetWebhookEndpointResponse\x12;\n" +
+	"\bendpoint\x18\x01 \x01(\v2\x1f.vexil.admin.v1.WebhookEndpointR\bendpoint\"6\n" +
+	"\x1bListWebhookEndpointsRequest\x12\x17\n" +
+	"\ateam_id\x18\x01 \x01(\x03R\x06teamId\"Y\n" +
+	"\x1cListWebhookEndpointsResponse\x129\n" +
+	"\aresults\x18\x01 \x03(\v2\x1f.vexil.admin.v1.WebhookEndpointR\aresults\"\x9a\x01\n" +
+	"\x1cUpdateWebhookEndpointRequest\x12\x17\n" +
+	"\ateam_id\x18\x01 \x01(\x03R\x06teamId\x12\x1f\n" +
+	"\vendpoint_id\x18\x02 \x01(\tR\n" +
+	"endpointId\x12@\n" +
+	"\bendpoint\x18\x03 \x01(\v2$.vexil.admin.v1.WebhookEndpointInputR\bendpoint\"\\\n" +
+	"\x1dUpdateWebhookEndpointResponse\x12;\n" +
+	"\bendpoint\x18\x01 \x01(\v2\x1f.vexil.admin.v1.WebhookEndpointR\bendpoint\"X\n" +
+	"\x1cDeleteWebhookEndpointRequest\x12\x17\n" +
+	"\ateam_id\x18\x01 \x01(\x03R\x06teamId\x12\x1f\n" +
+	"\vendpoint_id\x18\x02 \x01(\tR\n" +
+	"endpointId\"\x1f\n" +
+	"\x1dDeleteWebhookEndpointResponse\"\xfe\x02\n" +
+	"\rWebhookStatus\x12\x1f\n" +
+	"\vendpoint_id\x18\x01 \x01(\tR\n" +
+	"endpointId\x12\x1c\n" +
+	"\tdelivered\x18\x02 \x01(\x03R\tdelivered\x12\x16\n" +
+	"\x06failed\x18\x03 \x01(\x03R\x06failed\x12\x12\n" +
+	"\x04dead\x18\x04 \x01(\x03R\x04dead\x12=\n" +
+	"\flast_success\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\vlastSuccess\x12=\n" +
+	"\flast_failure\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\vlastFailure\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\a \x01(\tR\tlastError\x12(\n" +
+	"\x10last_status_code\x18\b \x01(\x05R\x0elastStatusCode\x12\x18\n" +
+	"\apending\x18\t \x01(\x03R\apending\x12!\n" +
+	"\fdead_letters\x18\n" +
+	" \x01(\x03R\vdeadLetters\"S\n" +
+	"\x17GetWebhookStatusRequest\x12\x17\n" +
+	"\ateam_id\x18\x01 \x01(\x03R\x06teamId\x12\x1f\n" +
+	"\vendpoint_id\x18\x02 \x01(\tR\n" +
+	"endpointId\"Q\n" +
+	"\x18GetWebhookStatusResponse\x125\n" +
+	"\x06status\x18\x01 \x01(\v2\x1d.vexil.admin.v1.WebhookStatusR\x06status\"\xa5\x02\n" +
+	"\x11WebhookDeadLetter\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x03R\x03seq\x12\x1b\n" +
+	"\tsignal_id\x18\x02 \x01(\tR\bsignalId\x12\x12\n" +
+	"\x04type\x18\x03 \x01(\tR\x04type\x12\x1b\n" +
+	"\tcohort_id\x18\x04 \x01(\x03R\bcohortId\x12\x1f\n" +
+	"\vdistinct_id\x18\x05 \x01(\tR\n" +
+	"distinctId\x12\x1a\n" +
+	"\battempts\x18\x06 \x01(\x05R\battempts\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\a \x01(\tR\tlastError\x12(\n" +
+	"\x10last_status_code\x18\b \x01(\x05R\x0elastStatusCode\x12*\n" +
+	"\x02at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"\x85\x01\n" +
+	"\x1dListWebhookDeadLettersRequest\x12\x17\n" +
+	"\ateam_id\x18\x01 \x01(\x03R\x06teamId\x12\x1f\n" +
+	"\vendpoint_id\x18\x02 \x01(\tR\n" +
+	"endpointId\x12\x14\n" +
+	"\x05after\x18\x03 \x01(\x03R\x05after\x12\x14\n" +
+	"\x05limit\x18\x04 \x01(\x05R\x05limit\"]\n" +
+	"\x1eListWebhookDeadLettersResponse\x12;\n" +
+	"\aresults\x18\x01 \x03(\v2!.vexil.admin.v1.WebhookDeadLetterR\aresults\"e\n" +
+	"\x17RedeliverWebhookRequest\x12\x17\n" +
+	"\ateam_id\x18\x01 \x01(\x03R\x06teamId\x12\x1f\n" +
+	"\vendpoint_id\x18\x02 \x01(\tR\n" +
+	"endpointId\x12\x10\n" +
+	"\x03seq\x18\x03 \x01(\x03R\x03seq\"2\n" +
+	"\x18RedeliverWebhookResponse\x12\x16\n" +
+	"\x06queued\x18\x01 \x01(\x05R\x06queued*g\n" +
 	"\vTeamKeyKind\x12\x1d\n" +
 	"\x19TEAM_KEY_KIND_UNSPECIFIED\x10\x00\x12\x1f\n" +
 	"\x1bTEAM_KEY_KIND_PROJECT_TOKEN\x10\x01\x12\x18\n" +
@@ -8760,7 +10078,7 @@ const file_vexil_admin_v1_admin_proto_rawDesc = "" +
 	"\x15PRECOMPUTE_STATE_NONE\x10\x01\x12\x1d\n" +
 	"\x19PRECOMPUTE_STATE_SCANNING\x10\x02\x12\x1e\n" +
 	"\x1aPRECOMPUTE_STATE_COMPUTING\x10\x03\x12\x1d\n" +
-	"\x19PRECOMPUTE_STATE_FINISHED\x10\x042\x87&\n" +
+	"\x19PRECOMPUTE_STATE_FINISHED\x10\x042\x90-\n" +
 	"\fAdminService\x12S\n" +
 	"\n" +
 	"CreateTeam\x12!.vexil.admin.v1.CreateTeamRequest\x1a\".vexil.admin.v1.CreateTeamResponse\x12J\n" +
@@ -8818,7 +10136,15 @@ const file_vexil_admin_v1_admin_proto_rawDesc = "" +
 	"\x13ListBlastRadiusJobs\x12*.vexil.admin.v1.ListBlastRadiusJobsRequest\x1a+.vexil.admin.v1.ListBlastRadiusJobsResponse\x12q\n" +
 	"\x14CancelBlastRadiusJob\x12+.vexil.admin.v1.CancelBlastRadiusJobRequest\x1a,.vexil.admin.v1.CancelBlastRadiusJobResponse\x12n\n" +
 	"\x13GetPrecomputeStatus\x12*.vexil.admin.v1.GetPrecomputeStatusRequest\x1a+.vexil.admin.v1.GetPrecomputeStatusResponse\x12h\n" +
-	"\x11ImportDefinitions\x12(.vexil.admin.v1.ImportDefinitionsRequest\x1a).vexil.admin.v1.ImportDefinitionsResponseB9Z7github.com/vexil-dev/vexil/proto/vexil/admin/v1;adminv1b\x06proto3"
+	"\x11ImportDefinitions\x12(.vexil.admin.v1.ImportDefinitionsRequest\x1a).vexil.admin.v1.ImportDefinitionsResponse\x12t\n" +
+	"\x15CreateWebhookEndpoint\x12,.vexil.admin.v1.CreateWebhookEndpointRequest\x1a-.vexil.admin.v1.CreateWebhookEndpointResponse\x12k\n" +
+	"\x12GetWebhookEndpoint\x12).vexil.admin.v1.GetWebhookEndpointRequest\x1a*.vexil.admin.v1.GetWebhookEndpointResponse\x12q\n" +
+	"\x14ListWebhookEndpoints\x12+.vexil.admin.v1.ListWebhookEndpointsRequest\x1a,.vexil.admin.v1.ListWebhookEndpointsResponse\x12t\n" +
+	"\x15UpdateWebhookEndpoint\x12,.vexil.admin.v1.UpdateWebhookEndpointRequest\x1a-.vexil.admin.v1.UpdateWebhookEndpointResponse\x12t\n" +
+	"\x15DeleteWebhookEndpoint\x12,.vexil.admin.v1.DeleteWebhookEndpointRequest\x1a-.vexil.admin.v1.DeleteWebhookEndpointResponse\x12e\n" +
+	"\x10GetWebhookStatus\x12'.vexil.admin.v1.GetWebhookStatusRequest\x1a(.vexil.admin.v1.GetWebhookStatusResponse\x12w\n" +
+	"\x16ListWebhookDeadLetters\x12-.vexil.admin.v1.ListWebhookDeadLettersRequest\x1a..vexil.admin.v1.ListWebhookDeadLettersResponse\x12e\n" +
+	"\x10RedeliverWebhook\x12'.vexil.admin.v1.RedeliverWebhookRequest\x1a(.vexil.admin.v1.RedeliverWebhookResponseB9Z7github.com/vexil-dev/vexil/proto/vexil/admin/v1;adminv1b\x06proto3"
 
 var (
 	file_vexil_admin_v1_admin_proto_rawDescOnce sync.Once
@@ -8833,7 +10159,7 @@ func file_vexil_admin_v1_admin_proto_rawDescGZIP() []byte {
 }
 
 var file_vexil_admin_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_vexil_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 122)
+var file_vexil_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 142)
 var file_vexil_admin_v1_admin_proto_goTypes = []any{
 	(TeamKeyKind)(0),                              // 0: vexil.admin.v1.TeamKeyKind
 	(FlagStatus)(0),                               // 1: vexil.admin.v1.FlagStatus
@@ -8961,17 +10287,37 @@ var file_vexil_admin_v1_admin_proto_goTypes = []any{
 	(*ImportDefinitionsRequest)(nil),              // 123: vexil.admin.v1.ImportDefinitionsRequest
 	(*ImportItem)(nil),                            // 124: vexil.admin.v1.ImportItem
 	(*ImportDefinitionsResponse)(nil),             // 125: vexil.admin.v1.ImportDefinitionsResponse
-	nil,                                           // 126: vexil.admin.v1.ExplainFlagRequest.GroupsEntry
-	nil,                                           // 127: vexil.admin.v1.BlastRadiusJob.TransitionsEntry
-	(*timestamppb.Timestamp)(nil),                 // 128: google.protobuf.Timestamp
-	(*structpb.Struct)(nil),                       // 129: google.protobuf.Struct
-	(*structpb.Value)(nil),                        // 130: google.protobuf.Value
-	(*structpb.ListValue)(nil),                    // 131: google.protobuf.ListValue
+	(*WebhookEndpoint)(nil),                       // 126: vexil.admin.v1.WebhookEndpoint
+	(*WebhookEndpointInput)(nil),                  // 127: vexil.admin.v1.WebhookEndpointInput
+	(*CreateWebhookEndpointRequest)(nil),          // 128: vexil.admin.v1.CreateWebhookEndpointRequest
+	(*CreateWebhookEndpointResponse)(nil),         // 129: vexil.admin.v1.CreateWebhookEndpointResponse
+	(*GetWebhookEndpointRequest)(nil),             // 130: vexil.admin.v1.GetWebhookEndpointRequest
+	(*GetWebhookEndpointResponse)(nil),            // 131: vexil.admin.v1.GetWebhookEndpointResponse
+	(*ListWebhookEndpointsRequest)(nil),           // 132: vexil.admin.v1.ListWebhookEndpointsRequest
+	(*ListWebhookEndpointsResponse)(nil),          // 133: vexil.admin.v1.ListWebhookEndpointsResponse
+	(*UpdateWebhookEndpointRequest)(nil),          // 134: vexil.admin.v1.UpdateWebhookEndpointRequest
+	(*UpdateWebhookEndpointResponse)(nil),         // 135: vexil.admin.v1.UpdateWebhookEndpointResponse
+	(*DeleteWebhookEndpointRequest)(nil),          // 136: vexil.admin.v1.DeleteWebhookEndpointRequest
+	(*DeleteWebhookEndpointResponse)(nil),         // 137: vexil.admin.v1.DeleteWebhookEndpointResponse
+	(*WebhookStatus)(nil),                         // 138: vexil.admin.v1.WebhookStatus
+	(*GetWebhookStatusRequest)(nil),               // 139: vexil.admin.v1.GetWebhookStatusRequest
+	(*GetWebhookStatusResponse)(nil),              // 140: vexil.admin.v1.GetWebhookStatusResponse
+	(*WebhookDeadLetter)(nil),                     // 141: vexil.admin.v1.WebhookDeadLetter
+	(*ListWebhookDeadLettersRequest)(nil),         // 142: vexil.admin.v1.ListWebhookDeadLettersRequest
+	(*ListWebhookDeadLettersResponse)(nil),        // 143: vexil.admin.v1.ListWebhookDeadLettersResponse
+	(*RedeliverWebhookRequest)(nil),               // 144: vexil.admin.v1.RedeliverWebhookRequest
+	(*RedeliverWebhookResponse)(nil),              // 145: vexil.admin.v1.RedeliverWebhookResponse
+	nil,                                           // 146: vexil.admin.v1.ExplainFlagRequest.GroupsEntry
+	nil,                                           // 147: vexil.admin.v1.BlastRadiusJob.TransitionsEntry
+	(*timestamppb.Timestamp)(nil),                 // 148: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),                       // 149: google.protobuf.Struct
+	(*structpb.Value)(nil),                        // 150: google.protobuf.Value
+	(*structpb.ListValue)(nil),                    // 151: google.protobuf.ListValue
 }
 var file_vexil_admin_v1_admin_proto_depIdxs = []int32{
 	8,   // 0: vexil.admin.v1.Team.group_types:type_name -> vexil.admin.v1.GroupType
-	128, // 1: vexil.admin.v1.Team.created_at:type_name -> google.protobuf.Timestamp
-	128, // 2: vexil.admin.v1.Team.updated_at:type_name -> google.protobuf.Timestamp
+	148, // 1: vexil.admin.v1.Team.created_at:type_name -> google.protobuf.Timestamp
+	148, // 2: vexil.admin.v1.Team.updated_at:type_name -> google.protobuf.Timestamp
 	7,   // 3: vexil.admin.v1.CreateTeamResponse.team:type_name -> vexil.admin.v1.Team
 	7,   // 4: vexil.admin.v1.GetTeamResponse.team:type_name -> vexil.admin.v1.Team
 	7,   // 5: vexil.admin.v1.ListTeamsResponse.teams:type_name -> vexil.admin.v1.Team
@@ -8979,19 +10325,19 @@ var file_vexil_admin_v1_admin_proto_depIdxs = []int32{
 	7,   // 7: vexil.admin.v1.SetGroupTypeResponse.team:type_name -> vexil.admin.v1.Team
 	0,   // 8: vexil.admin.v1.RotateTeamKeyRequest.kind:type_name -> vexil.admin.v1.TeamKeyKind
 	21,  // 9: vexil.admin.v1.RotateTeamKeyResponse.key:type_name -> vexil.admin.v1.ApiKey
-	128, // 10: vexil.admin.v1.ApiKey.created_at:type_name -> google.protobuf.Timestamp
-	128, // 11: vexil.admin.v1.ApiKey.revoked_at:type_name -> google.protobuf.Timestamp
+	148, // 10: vexil.admin.v1.ApiKey.created_at:type_name -> google.protobuf.Timestamp
+	148, // 11: vexil.admin.v1.ApiKey.revoked_at:type_name -> google.protobuf.Timestamp
 	21,  // 12: vexil.admin.v1.CreatePersonalKeyResponse.key:type_name -> vexil.admin.v1.ApiKey
 	21,  // 13: vexil.admin.v1.ListKeysResponse.keys:type_name -> vexil.admin.v1.ApiKey
 	21,  // 14: vexil.admin.v1.RevokeKeyResponse.key:type_name -> vexil.admin.v1.ApiKey
-	129, // 15: vexil.admin.v1.FeatureFlag.filters:type_name -> google.protobuf.Struct
+	149, // 15: vexil.admin.v1.FeatureFlag.filters:type_name -> google.protobuf.Struct
 	30,  // 16: vexil.admin.v1.FeatureFlag.overrides:type_name -> vexil.admin.v1.Override
-	128, // 17: vexil.admin.v1.FeatureFlag.created_at:type_name -> google.protobuf.Timestamp
-	128, // 18: vexil.admin.v1.FeatureFlag.updated_at:type_name -> google.protobuf.Timestamp
+	148, // 17: vexil.admin.v1.FeatureFlag.created_at:type_name -> google.protobuf.Timestamp
+	148, // 18: vexil.admin.v1.FeatureFlag.updated_at:type_name -> google.protobuf.Timestamp
 	6,   // 19: vexil.admin.v1.FeatureFlag.warnings:type_name -> vexil.admin.v1.Warning
-	129, // 20: vexil.admin.v1.FlagInput.filters:type_name -> google.protobuf.Struct
+	149, // 20: vexil.admin.v1.FlagInput.filters:type_name -> google.protobuf.Struct
 	30,  // 21: vexil.admin.v1.FlagInput.overrides:type_name -> vexil.admin.v1.Override
-	130, // 22: vexil.admin.v1.Override.value:type_name -> google.protobuf.Value
+	150, // 22: vexil.admin.v1.Override.value:type_name -> google.protobuf.Value
 	29,  // 23: vexil.admin.v1.CreateFlagRequest.flag:type_name -> vexil.admin.v1.FlagInput
 	28,  // 24: vexil.admin.v1.CreateFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
 	28,  // 25: vexil.admin.v1.GetFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
@@ -9000,14 +10346,14 @@ var file_vexil_admin_v1_admin_proto_depIdxs = []int32{
 	28,  // 28: vexil.admin.v1.ListFlagsResponse.results:type_name -> vexil.admin.v1.FeatureFlag
 	29,  // 29: vexil.admin.v1.UpdateFlagRequest.flag:type_name -> vexil.admin.v1.FlagInput
 	28,  // 30: vexil.admin.v1.UpdateFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
-	129, // 31: vexil.admin.v1.PatchFlagRequest.flag:type_name -> google.protobuf.Struct
+	149, // 31: vexil.admin.v1.PatchFlagRequest.flag:type_name -> google.protobuf.Struct
 	28,  // 32: vexil.admin.v1.PatchFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
 	28,  // 33: vexil.admin.v1.EnableFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
 	28,  // 34: vexil.admin.v1.DisableFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
 	28,  // 35: vexil.admin.v1.ArchiveFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
 	28,  // 36: vexil.admin.v1.UnarchiveFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
 	28,  // 37: vexil.admin.v1.DeleteFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
-	131, // 38: vexil.admin.v1.Condition.properties:type_name -> google.protobuf.ListValue
+	151, // 38: vexil.admin.v1.Condition.properties:type_name -> google.protobuf.ListValue
 	53,  // 39: vexil.admin.v1.AddConditionRequest.condition:type_name -> vexil.admin.v1.Condition
 	28,  // 40: vexil.admin.v1.AddConditionResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
 	53,  // 41: vexil.admin.v1.UpdateConditionRequest.condition:type_name -> vexil.admin.v1.Condition
@@ -9019,13 +10365,13 @@ var file_vexil_admin_v1_admin_proto_depIdxs = []int32{
 	28,  // 47: vexil.admin.v1.SetOverridesResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
 	67,  // 48: vexil.admin.v1.ListDependentsResponse.dependents:type_name -> vexil.admin.v1.Dependent
 	2,   // 49: vexil.admin.v1.Cohort.kind:type_name -> vexil.admin.v1.CohortKind
-	129, // 50: vexil.admin.v1.Cohort.filters:type_name -> google.protobuf.Struct
-	128, // 51: vexil.admin.v1.Cohort.created_at:type_name -> google.protobuf.Timestamp
-	128, // 52: vexil.admin.v1.Cohort.updated_at:type_name -> google.protobuf.Timestamp
+	149, // 50: vexil.admin.v1.Cohort.filters:type_name -> google.protobuf.Struct
+	148, // 51: vexil.admin.v1.Cohort.created_at:type_name -> google.protobuf.Timestamp
+	148, // 52: vexil.admin.v1.Cohort.updated_at:type_name -> google.protobuf.Timestamp
 	6,   // 53: vexil.admin.v1.Cohort.warnings:type_name -> vexil.admin.v1.Warning
 	70,  // 54: vexil.admin.v1.Cohort.filter_report:type_name -> vexil.admin.v1.CohortFilterReport
 	2,   // 55: vexil.admin.v1.CohortInput.kind:type_name -> vexil.admin.v1.CohortKind
-	129, // 56: vexil.admin.v1.CohortInput.filters:type_name -> google.protobuf.Struct
+	149, // 56: vexil.admin.v1.CohortInput.filters:type_name -> google.protobuf.Struct
 	71,  // 57: vexil.admin.v1.CreateCohortRequest.cohort:type_name -> vexil.admin.v1.CohortInput
 	69,  // 58: vexil.admin.v1.CreateCohortResponse.cohort:type_name -> vexil.admin.v1.Cohort
 	69,  // 59: vexil.admin.v1.GetCohortResponse.cohort:type_name -> vexil.admin.v1.Cohort
@@ -9034,8 +10380,8 @@ var file_vexil_admin_v1_admin_proto_depIdxs = []int32{
 	69,  // 62: vexil.admin.v1.UpdateCohortResponse.cohort:type_name -> vexil.admin.v1.Cohort
 	69,  // 63: vexil.admin.v1.DeleteCohortResponse.cohort:type_name -> vexil.admin.v1.Cohort
 	3,   // 64: vexil.admin.v1.EarlyAccessFeature.stage:type_name -> vexil.admin.v1.Stage
-	128, // 65: vexil.admin.v1.EarlyAccessFeature.created_at:type_name -> google.protobuf.Timestamp
-	128, // 66: vexil.admin.v1.EarlyAccessFeature.updated_at:type_name -> google.protobuf.Timestamp
+	148, // 65: vexil.admin.v1.EarlyAccessFeature.created_at:type_name -> google.protobuf.Timestamp
+	148, // 66: vexil.admin.v1.EarlyAccessFeature.updated_at:type_name -> google.protobuf.Timestamp
 	3,   // 67: vexil.admin.v1.CreateEarlyAccessFeatureRequest.stage:type_name -> vexil.admin.v1.Stage
 	88,  // 68: vexil.admin.v1.CreateEarlyAccessFeatureResponse.feature:type_name -> vexil.admin.v1.EarlyAccessFeature
 	88,  // 69: vexil.admin.v1.GetEarlyAccessFeatureResponse.feature:type_name -> vexil.admin.v1.EarlyAccessFeature
@@ -9044,143 +10390,172 @@ var file_vexil_admin_v1_admin_proto_depIdxs = []int32{
 	88,  // 72: vexil.admin.v1.UpdateEarlyAccessFeatureResponse.feature:type_name -> vexil.admin.v1.EarlyAccessFeature
 	88,  // 73: vexil.admin.v1.DeleteEarlyAccessFeatureResponse.feature:type_name -> vexil.admin.v1.EarlyAccessFeature
 	100, // 74: vexil.admin.v1.ListPublicEarlyAccessFeaturesResponse.early_access_features:type_name -> vexil.admin.v1.PublicEarlyAccessFeature
-	128, // 75: vexil.admin.v1.ActivityEntry.at:type_name -> google.protobuf.Timestamp
-	130, // 76: vexil.admin.v1.ActivityEntry.before:type_name -> google.protobuf.Value
-	130, // 77: vexil.admin.v1.ActivityEntry.after:type_name -> google.protobuf.Value
-	130, // 78: vexil.admin.v1.ActivityEntry.diff:type_name -> google.protobuf.Value
+	148, // 75: vexil.admin.v1.ActivityEntry.at:type_name -> google.protobuf.Timestamp
+	150, // 76: vexil.admin.v1.ActivityEntry.before:type_name -> google.protobuf.Value
+	150, // 77: vexil.admin.v1.ActivityEntry.after:type_name -> google.protobuf.Value
+	150, // 78: vexil.admin.v1.ActivityEntry.diff:type_name -> google.protobuf.Value
 	102, // 79: vexil.admin.v1.ListActivityResponse.entries:type_name -> vexil.admin.v1.ActivityEntry
 	102, // 80: vexil.admin.v1.ListFlagActivityResponse.entries:type_name -> vexil.admin.v1.ActivityEntry
-	129, // 81: vexil.admin.v1.ExplainFlagRequest.person_properties:type_name -> google.protobuf.Struct
-	126, // 82: vexil.admin.v1.ExplainFlagRequest.groups:type_name -> vexil.admin.v1.ExplainFlagRequest.GroupsEntry
-	129, // 83: vexil.admin.v1.ExplainFlagRequest.group_properties:type_name -> google.protobuf.Struct
-	130, // 84: vexil.admin.v1.FilterExplain.value:type_name -> google.protobuf.Value
+	149, // 81: vexil.admin.v1.ExplainFlagRequest.person_properties:type_name -> google.protobuf.Struct
+	146, // 82: vexil.admin.v1.ExplainFlagRequest.groups:type_name -> vexil.admin.v1.ExplainFlagRequest.GroupsEntry
+	149, // 83: vexil.admin.v1.ExplainFlagRequest.group_properties:type_name -> google.protobuf.Struct
+	150, // 84: vexil.admin.v1.FilterExplain.value:type_name -> google.protobuf.Value
 	108, // 85: vexil.admin.v1.ConditionExplain.filters:type_name -> vexil.admin.v1.FilterExplain
-	130, // 86: vexil.admin.v1.ExplainFlagResponse.payload:type_name -> google.protobuf.Value
+	150, // 86: vexil.admin.v1.ExplainFlagResponse.payload:type_name -> google.protobuf.Value
 	109, // 87: vexil.admin.v1.ExplainFlagResponse.conditions:type_name -> vexil.admin.v1.ConditionExplain
 	4,   // 88: vexil.admin.v1.BlastRadiusJob.state:type_name -> vexil.admin.v1.JobState
-	127, // 89: vexil.admin.v1.BlastRadiusJob.transitions:type_name -> vexil.admin.v1.BlastRadiusJob.TransitionsEntry
-	128, // 90: vexil.admin.v1.BlastRadiusJob.created_at:type_name -> google.protobuf.Timestamp
-	128, // 91: vexil.admin.v1.BlastRadiusJob.finished_at:type_name -> google.protobuf.Timestamp
+	147, // 89: vexil.admin.v1.BlastRadiusJob.transitions:type_name -> vexil.admin.v1.BlastRadiusJob.TransitionsEntry
+	148, // 90: vexil.admin.v1.BlastRadiusJob.created_at:type_name -> google.protobuf.Timestamp
+	148, // 91: vexil.admin.v1.BlastRadiusJob.finished_at:type_name -> google.protobuf.Timestamp
 	29,  // 92: vexil.admin.v1.StartBlastRadiusRequest.flag:type_name -> vexil.admin.v1.FlagInput
 	111, // 93: vexil.admin.v1.StartBlastRadiusResponse.job:type_name -> vexil.admin.v1.BlastRadiusJob
 	111, // 94: vexil.admin.v1.GetBlastRadiusJobResponse.job:type_name -> vexil.admin.v1.BlastRadiusJob
 	111, // 95: vexil.admin.v1.ListBlastRadiusJobsResponse.jobs:type_name -> vexil.admin.v1.BlastRadiusJob
 	111, // 96: vexil.admin.v1.CancelBlastRadiusJobResponse.job:type_name -> vexil.admin.v1.BlastRadiusJob
 	5,   // 97: vexil.admin.v1.PrecomputeRun.state:type_name -> vexil.admin.v1.PrecomputeState
-	128, // 98: vexil.admin.v1.PrecomputeRun.started_at:type_name -> google.protobuf.Timestamp
-	128, // 99: vexil.admin.v1.PrecomputeRun.finished_at:type_name -> google.protobuf.Timestamp
+	148, // 98: vexil.admin.v1.PrecomputeRun.started_at:type_name -> google.protobuf.Timestamp
+	148, // 99: vexil.admin.v1.PrecomputeRun.finished_at:type_name -> google.protobuf.Timestamp
 	120, // 100: vexil.admin.v1.GetPrecomputeStatusResponse.run:type_name -> vexil.admin.v1.PrecomputeRun
-	129, // 101: vexil.admin.v1.ImportDefinitionsRequest.definitions:type_name -> google.protobuf.Struct
+	149, // 101: vexil.admin.v1.ImportDefinitionsRequest.definitions:type_name -> google.protobuf.Struct
 	6,   // 102: vexil.admin.v1.ImportItem.errors:type_name -> vexil.admin.v1.Warning
 	6,   // 103: vexil.admin.v1.ImportItem.warnings:type_name -> vexil.admin.v1.Warning
 	70,  // 104: vexil.admin.v1.ImportItem.filters:type_name -> vexil.admin.v1.CohortFilterReport
 	124, // 105: vexil.admin.v1.ImportDefinitionsResponse.items:type_name -> vexil.admin.v1.ImportItem
 	8,   // 106: vexil.admin.v1.ImportDefinitionsResponse.group_types_created:type_name -> vexil.admin.v1.GroupType
-	9,   // 107: vexil.admin.v1.AdminService.CreateTeam:input_type -> vexil.admin.v1.CreateTeamRequest
-	11,  // 108: vexil.admin.v1.AdminService.GetTeam:input_type -> vexil.admin.v1.GetTeamRequest
-	13,  // 109: vexil.admin.v1.AdminService.ListTeams:input_type -> vexil.admin.v1.ListTeamsRequest
-	15,  // 110: vexil.admin.v1.AdminService.UpdateTeam:input_type -> vexil.admin.v1.UpdateTeamRequest
-	17,  // 111: vexil.admin.v1.AdminService.SetGroupType:input_type -> vexil.admin.v1.SetGroupTypeRequest
-	19,  // 112: vexil.admin.v1.AdminService.RotateTeamKey:input_type -> vexil.admin.v1.RotateTeamKeyRequest
-	22,  // 113: vexil.admin.v1.AdminService.CreatePersonalKey:input_type -> vexil.admin.v1.CreatePersonalKeyRequest
-	24,  // 114: vexil.admin.v1.AdminService.ListKeys:input_type -> vexil.admin.v1.ListKeysRequest
-	26,  // 115: vexil.admin.v1.AdminService.RevokeKey:input_type -> vexil.admin.v1.RevokeKeyRequest
-	31,  // 116: vexil.admin.v1.AdminService.CreateFlag:input_type -> vexil.admin.v1.CreateFlagRequest
-	33,  // 117: vexil.admin.v1.AdminService.GetFlag:input_type -> vexil.admin.v1.GetFlagRequest
-	35,  // 118: vexil.admin.v1.AdminService.GetFlagByKey:input_type -> vexil.admin.v1.GetFlagByKeyRequest
-	37,  // 119: vexil.admin.v1.AdminService.ListFlags:input_type -> vexil.admin.v1.ListFlagsRequest
-	39,  // 120: vexil.admin.v1.AdminService.UpdateFlag:input_type -> vexil.admin.v1.UpdateFlagRequest
-	41,  // 121: vexil.admin.v1.AdminService.PatchFlag:input_type -> vexil.admin.v1.PatchFlagRequest
-	43,  // 122: vexil.admin.v1.AdminService.EnableFlag:input_type -> vexil.admin.v1.EnableFlagRequest
-	45,  // 123: vexil.admin.v1.AdminService.DisableFlag:input_type -> vexil.admin.v1.DisableFlagRequest
-	47,  // 124: vexil.admin.v1.AdminService.ArchiveFlag:input_type -> vexil.admin.v1.ArchiveFlagRequest
-	49,  // 125: vexil.admin.v1.AdminService.UnarchiveFlag:input_type -> vexil.admin.v1.UnarchiveFlagRequest
-	51,  // 126: vexil.admin.v1.AdminService.DeleteFlag:input_type -> vexil.admin.v1.DeleteFlagRequest
-	54,  // 127: vexil.admin.v1.AdminService.AddCondition:input_type -> vexil.admin.v1.AddConditionRequest
-	56,  // 128: vexil.admin.v1.AdminService.UpdateCondition:input_type -> vexil.admin.v1.UpdateConditionRequest
-	58,  // 129: vexil.admin.v1.AdminService.RemoveCondition:input_type -> vexil.admin.v1.RemoveConditionRequest
-	60,  // 130: vexil.admin.v1.AdminService.ReorderConditions:input_type -> vexil.admin.v1.ReorderConditionsRequest
-	62,  // 131: vexil.admin.v1.AdminService.SetRollout:input_type -> vexil.admin.v1.SetRolloutRequest
-	64,  // 132: vexil.admin.v1.AdminService.SetOverrides:input_type -> vexil.admin.v1.SetOverridesRequest
-	66,  // 133: vexil.admin.v1.AdminService.ListDependents:input_type -> vexil.admin.v1.ListDependentsRequest
-	72,  // 134: vexil.admin.v1.AdminService.CreateCohort:input_type -> vexil.admin.v1.CreateCohortRequest
-	74,  // 135: vexil.admin.v1.AdminService.GetCohort:input_type -> vexil.admin.v1.GetCohortRequest
-	76,  // 136: vexil.admin.v1.AdminService.ListCohorts:input_type -> vexil.admin.v1.ListCohortsRequest
-	78,  // 137: vexil.admin.v1.AdminService.UpdateCohort:input_type -> vexil.admin.v1.UpdateCohortRequest
-	80,  // 138: vexil.admin.v1.AdminService.DeleteCohort:input_type -> vexil.admin.v1.DeleteCohortRequest
-	82,  // 139: vexil.admin.v1.AdminService.AddCohortMembers:input_type -> vexil.admin.v1.AddCohortMembersRequest
-	84,  // 140: vexil.admin.v1.AdminService.RemoveCohortMembers:input_type -> vexil.admin.v1.RemoveCohortMembersRequest
-	86,  // 141: vexil.admin.v1.AdminService.ListCohortMembers:input_type -> vexil.admin.v1.ListCohortMembersRequest
-	89,  // 142: vexil.admin.v1.AdminService.CreateEarlyAccessFeature:input_type -> vexil.admin.v1.CreateEarlyAccessFeatureRequest
-	91,  // 143: vexil.admin.v1.AdminService.GetEarlyAccessFeature:input_type -> vexil.admin.v1.GetEarlyAccessFeatureRequest
-	93,  // 144: vexil.admin.v1.AdminService.ListEarlyAccessFeatures:input_type -> vexil.admin.v1.ListEarlyAccessFeaturesRequest
-	95,  // 145: vexil.admin.v1.AdminService.UpdateEarlyAccessFeature:input_type -> vexil.admin.v1.UpdateEarlyAccessFeatureRequest
-	97,  // 146: vexil.admin.v1.AdminService.DeleteEarlyAccessFeature:input_type -> vexil.admin.v1.DeleteEarlyAccessFeatureRequest
-	99,  // 147: vexil.admin.v1.AdminService.ListPublicEarlyAccessFeatures:input_type -> vexil.admin.v1.ListPublicEarlyAccessFeaturesRequest
-	103, // 148: vexil.admin.v1.AdminService.ListActivity:input_type -> vexil.admin.v1.ListActivityRequest
-	105, // 149: vexil.admin.v1.AdminService.ListFlagActivity:input_type -> vexil.admin.v1.ListFlagActivityRequest
-	107, // 150: vexil.admin.v1.AdminService.ExplainFlag:input_type -> vexil.admin.v1.ExplainFlagRequest
-	112, // 151: vexil.admin.v1.AdminService.StartBlastRadius:input_type -> vexil.admin.v1.StartBlastRadiusRequest
-	114, // 152: vexil.admin.v1.AdminService.GetBlastRadiusJob:input_type -> vexil.admin.v1.GetBlastRadiusJobRequest
-	116, // 153: vexil.admin.v1.AdminService.ListBlastRadiusJobs:input_type -> vexil.admin.v1.ListBlastRadiusJobsRequest
-	118, // 154: vexil.admin.v1.AdminService.CancelBlastRadiusJob:input_type -> vexil.admin.v1.CancelBlastRadiusJobRequest
-	121, // 155: vexil.admin.v1.AdminService.GetPrecomputeStatus:input_type -> vexil.admin.v1.GetPrecomputeStatusRequest
-	123, // 156: vexil.admin.v1.AdminService.ImportDefinitions:input_type -> vexil.admin.v1.ImportDefinitionsRequest
-	10,  // 157: vexil.admin.v1.AdminService.CreateTeam:output_type -> vexil.admin.v1.CreateTeamResponse
-	12,  // 158: vexil.admin.v1.AdminService.GetTeam:output_type -> vexil.admin.v1.GetTeamResponse
-	14,  // 159: vexil.admin.v1.AdminService.ListTeams:output_type -> vexil.admin.v1.ListTeamsResponse
-	16,  // 160: vexil.admin.v1.AdminService.UpdateTeam:output_type -> vexil.admin.v1.UpdateTeamResponse
-	18,  // 161: vexil.admin.v1.AdminService.SetGroupType:output_type -> vexil.admin.v1.SetGroupTypeResponse
-	20,  // 162: vexil.admin.v1.AdminService.RotateTeamKey:output_type -> vexil.admin.v1.RotateTeamKeyResponse
-	23,  // 163: vexil.admin.v1.AdminService.CreatePersonalKey:output_type -> vexil.admin.v1.CreatePersonalKeyResponse
-	25,  // 164: vexil.admin.v1.AdminService.ListKeys:output_type -> vexil.admin.v1.ListKeysResponse
-	27,  // 165: vexil.admin.v1.AdminService.RevokeKey:output_type -> vexil.admin.v1.RevokeKeyResponse
-	32,  // 166: vexil.admin.v1.AdminService.CreateFlag:output_type -> vexil.admin.v1.CreateFlagResponse
-	34,  // 167: vexil.admin.v1.AdminService.GetFlag:output_type -> vexil.admin.v1.GetFlagResponse
-	36,  // 168: vexil.admin.v1.AdminService.GetFlagByKey:output_type -> vexil.admin.v1.GetFlagByKeyResponse
-	38,  // 169: vexil.admin.v1.AdminService.ListFlags:output_type -> vexil.admin.v1.ListFlagsResponse
-	40,  // 170: vexil.admin.v1.AdminService.UpdateFlag:output_type -> vexil.admin.v1.UpdateFlagResponse
-	42,  // 171: vexil.admin.v1.AdminService.PatchFlag:output_type -> vexil.admin.v1.PatchFlagResponse
-	44,  // 172: vexil.admin.v1.AdminService.EnableFlag:output_type -> vexil.admin.v1.EnableFlagResponse
-	46,  // 173: vexil.admin.v1.AdminService.DisableFlag:output_type -> vexil.admin.v1.DisableFlagResponse
-	48,  // 174: vexil.admin.v1.AdminService.ArchiveFlag:output_type -> vexil.admin.v1.ArchiveFlagResponse
-	50,  // 175: vexil.admin.v1.AdminService.UnarchiveFlag:output_type -> vexil.admin.v1.UnarchiveFlagResponse
-	52,  // 176: vexil.admin.v1.AdminService.DeleteFlag:output_type -> vexil.admin.v1.DeleteFlagResponse
-	55,  // 177: vexil.admin.v1.AdminService.AddCondition:output_type -> vexil.admin.v1.AddConditionResponse
-	57,  // 178: vexil.admin.v1.AdminService.UpdateCondition:output_type -> vexil.admin.v1.UpdateConditionResponse
-	59,  // 179: vexil.admin.v1.AdminService.RemoveCondition:output_type -> vexil.admin.v1.RemoveConditionResponse
-	61,  // 180: vexil.admin.v1.AdminService.ReorderConditions:output_type -> vexil.admin.v1.ReorderConditionsResponse
-	63,  // 181: vexil.admin.v1.AdminService.SetRollout:output_type -> vexil.admin.v1.SetRolloutResponse
-	65,  // 182: vexil.admin.v1.AdminService.SetOverrides:output_type -> vexil.admin.v1.SetOverridesResponse
-	68,  // 183: vexil.admin.v1.AdminService.ListDependents:output_type -> vexil.admin.v1.ListDependentsResponse
-	73,  // 184: vexil.admin.v1.AdminService.CreateCohort:output_type -> vexil.admin.v1.CreateCohortResponse
-	75,  // 185: vexil.admin.v1.AdminService.GetCohort:output_type -> vexil.admin.v1.GetCohortResponse
-	77,  // 186: vexil.admin.v1.AdminService.ListCohorts:output_type -> vexil.admin.v1.ListCohortsResponse
-	79,  // 187: vexil.admin.v1.AdminService.UpdateCohort:output_type -> vexil.admin.v1.UpdateCohortResponse
-	81,  // 188: vexil.admin.v1.AdminService.DeleteCohort:output_type -> vexil.admin.v1.DeleteCohortResponse
-	83,  // 189: vexil.admin.v1.AdminService.AddCohortMembers:output_type -> vexil.admin.v1.AddCohortMembersResponse
-	85,  // 190: vexil.admin.v1.AdminService.RemoveCohortMembers:output_type -> vexil.admin.v1.RemoveCohortMembersResponse
-	87,  // 191: vexil.admin.v1.AdminService.ListCohortMembers:output_type -> vexil.admin.v1.ListCohortMembersResponse
-	90,  // 192: vexil.admin.v1.AdminService.CreateEarlyAccessFeature:output_type -> vexil.admin.v1.CreateEarlyAccessFeatureResponse
-	92,  // 193: vexil.admin.v1.AdminService.GetEarlyAccessFeature:output_type -> vexil.admin.v1.GetEarlyAccessFeatureResponse
-	94,  // 194: vexil.admin.v1.AdminService.ListEarlyAccessFeatures:output_type -> vexil.admin.v1.ListEarlyAccessFeaturesResponse
-	96,  // 195: vexil.admin.v1.AdminService.UpdateEarlyAccessFeature:output_type -> vexil.admin.v1.UpdateEarlyAccessFeatureResponse
-	98,  // 196: vexil.admin.v1.AdminService.DeleteEarlyAccessFeature:output_type -> vexil.admin.v1.DeleteEarlyAccessFeatureResponse
-	101, // 197: vexil.admin.v1.AdminService.ListPublicEarlyAccessFeatures:output_type -> vexil.admin.v1.ListPublicEarlyAccessFeaturesResponse
-	104, // 198: vexil.admin.v1.AdminService.ListActivity:output_type -> vexil.admin.v1.ListActivityResponse
-	106, // 199: vexil.admin.v1.AdminService.ListFlagActivity:output_type -> vexil.admin.v1.ListFlagActivityResponse
-	110, // 200: vexil.admin.v1.AdminService.ExplainFlag:output_type -> vexil.admin.v1.ExplainFlagResponse
-	113, // 201: vexil.admin.v1.AdminService.StartBlastRadius:output_type -> vexil.admin.v1.StartBlastRadiusResponse
-	115, // 202: vexil.admin.v1.AdminService.GetBlastRadiusJob:output_type -> vexil.admin.v1.GetBlastRadiusJobResponse
-	117, // 203: vexil.admin.v1.AdminService.ListBlastRadiusJobs:output_type -> vexil.admin.v1.ListBlastRadiusJobsResponse
-	119, // 204: vexil.admin.v1.AdminService.CancelBlastRadiusJob:output_type -> vexil.admin.v1.CancelBlastRadiusJobResponse
-	122, // 205: vexil.admin.v1.AdminService.GetPrecomputeStatus:output_type -> vexil.admin.v1.GetPrecomputeStatusResponse
-	125, // 206: vexil.admin.v1.AdminService.ImportDefinitions:output_type -> vexil.admin.v1.ImportDefinitionsResponse
-	157, // [157:207] is the sub-list for method output_type
-	107, // [107:157] is the sub-list for method input_type
-	107, // [107:107] is the sub-list for extension type_name
-	107, // [107:107] is the sub-list for extension extendee
-	0,   // [0:107] is the sub-list for field type_name
+	148, // 107: vexil.admin.v1.WebhookEndpoint.created_at:type_name -> google.protobuf.Timestamp
+	148, // 108: vexil.admin.v1.WebhookEndpoint.updated_at:type_name -> google.protobuf.Timestamp
+	127, // 109: vexil.admin.v1.CreateWebhookEndpointRequest.endpoint:type_name -> vexil.admin.v1.WebhookEndpointInput
+	126, // 110: vexil.admin.v1.CreateWebhookEndpointResponse.endpoint:type_name -> vexil.admin.v1.WebhookEndpoint
+	126, // 111: vexil.admin.v1.GetWebhookEndpointResponse.endpoint:type_name -> vexil.admin.v1.WebhookEndpoint
+	126, // 112: vexil.admin.v1.ListWebhookEndpointsResponse.results:type_name -> vexil.admin.v1.WebhookEndpoint
+	127, // 113: vexil.admin.v1.UpdateWebhookEndpointRequest.endpoint:type_name -> vexil.admin.v1.WebhookEndpointInput
+	126, // 114: vexil.admin.v1.UpdateWebhookEndpointResponse.endpoint:type_name -> vexil.admin.v1.WebhookEndpoint
+	148, // 115: vexil.admin.v1.WebhookStatus.last_success:type_name -> google.protobuf.Timestamp
+	148, // 116: vexil.admin.v1.WebhookStatus.last_failure:type_name -> google.protobuf.Timestamp
+	138, // 117: vexil.admin.v1.GetWebhookStatusResponse.status:type_name -> vexil.admin.v1.WebhookStatus
+	148, // 118: vexil.admin.v1.WebhookDeadLetter.at:type_name -> google.protobuf.Timestamp
+	141, // 119: vexil.admin.v1.ListWebhookDeadLettersResponse.results:type_name -> vexil.admin.v1.WebhookDeadLetter
+	9,   // 120: vexil.admin.v1.AdminService.CreateTeam:input_type -> vexil.admin.v1.CreateTeamRequest
+	11,  // 121: vexil.admin.v1.AdminService.GetTeam:input_type -> vexil.admin.v1.GetTeamRequest
+	13,  // 122: vexil.admin.v1.AdminService.ListTeams:input_type -> vexil.admin.v1.ListTeamsRequest
+	15,  // 123: vexil.admin.v1.AdminService.UpdateTeam:input_type -> vexil.admin.v1.UpdateTeamRequest
+	17,  // 124: vexil.admin.v1.AdminService.SetGroupType:input_type -> vexil.admin.v1.SetGroupTypeRequest
+	19,  // 125: vexil.admin.v1.AdminService.RotateTeamKey:input_type -> vexil.admin.v1.RotateTeamKeyRequest
+	22,  // 126: vexil.admin.v1.AdminService.CreatePersonalKey:input_type -> vexil.admin.v1.CreatePersonalKeyRequest
+	24,  // 127: vexil.admin.v1.AdminService.ListKeys:input_type -> vexil.admin.v1.ListKeysRequest
+	26,  // 128: vexil.admin.v1.AdminService.RevokeKey:input_type -> vexil.admin.v1.RevokeKeyRequest
+	31,  // 129: vexil.admin.v1.AdminService.CreateFlag:input_type -> vexil.admin.v1.CreateFlagRequest
+	33,  // 130: vexil.admin.v1.AdminService.GetFlag:input_type -> vexil.admin.v1.GetFlagRequest
+	35,  // 131: vexil.admin.v1.AdminService.GetFlagByKey:input_type -> vexil.admin.v1.GetFlagByKeyRequest
+	37,  // 132: vexil.admin.v1.AdminService.ListFlags:input_type -> vexil.admin.v1.ListFlagsRequest
+	39,  // 133: vexil.admin.v1.AdminService.UpdateFlag:input_type -> vexil.admin.v1.UpdateFlagRequest
+	41,  // 134: vexil.admin.v1.AdminService.PatchFlag:input_type -> vexil.admin.v1.PatchFlagRequest
+	43,  // 135: vexil.admin.v1.AdminService.EnableFlag:input_type -> vexil.admin.v1.EnableFlagRequest
+	45,  // 136: vexil.admin.v1.AdminService.DisableFlag:input_type -> vexil.admin.v1.DisableFlagRequest
+	47,  // 137: vexil.admin.v1.AdminService.ArchiveFlag:input_type -> vexil.admin.v1.ArchiveFlagRequest
+	49,  // 138: vexil.admin.v1.AdminService.UnarchiveFlag:input_type -> vexil.admin.v1.UnarchiveFlagRequest
+	51,  // 139: vexil.admin.v1.AdminService.DeleteFlag:input_type -> vexil.admin.v1.DeleteFlagRequest
+	54,  // 140: vexil.admin.v1.AdminService.AddCondition:input_type -> vexil.admin.v1.AddConditionRequest
+	56,  // 141: vexil.admin.v1.AdminService.UpdateCondition:input_type -> vexil.admin.v1.UpdateConditionRequest
+	58,  // 142: vexil.admin.v1.AdminService.RemoveCondition:input_type -> vexil.admin.v1.RemoveConditionRequest
+	60,  // 143: vexil.admin.v1.AdminService.ReorderConditions:input_type -> vexil.admin.v1.ReorderConditionsRequest
+	62,  // 144: vexil.admin.v1.AdminService.SetRollout:input_type -> vexil.admin.v1.SetRolloutRequest
+	64,  // 145: vexil.admin.v1.AdminService.SetOverrides:input_type -> vexil.admin.v1.SetOverridesRequest
+	66,  // 146: vexil.admin.v1.AdminService.ListDependents:input_type -> vexil.admin.v1.ListDependentsRequest
+	72,  // 147: vexil.admin.v1.AdminService.CreateCohort:input_type -> vexil.admin.v1.CreateCohortRequest
+	74,  // 148: vexil.admin.v1.AdminService.GetCohort:input_type -> vexil.admin.v1.GetCohortRequest
+	76,  // 149: vexil.admin.v1.AdminService.ListCohorts:input_type -> vexil.admin.v1.ListCohortsRequest
+	78,  // 150: vexil.admin.v1.AdminService.UpdateCohort:input_type -> vexil.admin.v1.UpdateCohortRequest
+	80,  // 151: vexil.admin.v1.AdminService.DeleteCohort:input_type -> vexil.admin.v1.DeleteCohortRequest
+	82,  // 152: vexil.admin.v1.AdminService.AddCohortMembers:input_type -> vexil.admin.v1.AddCohortMembersRequest
+	84,  // 153: vexil.admin.v1.AdminService.RemoveCohortMembers:input_type -> vexil.admin.v1.RemoveCohortMembersRequest
+	86,  // 154: vexil.admin.v1.AdminService.ListCohortMembers:input_type -> vexil.admin.v1.ListCohortMembersRequest
+	89,  // 155: vexil.admin.v1.AdminService.CreateEarlyAccessFeature:input_type -> vexil.admin.v1.CreateEarlyAccessFeatureRequest
+	91,  // 156: vexil.admin.v1.AdminService.GetEarlyAccessFeature:input_type -> vexil.admin.v1.GetEarlyAccessFeatureRequest
+	93,  // 157: vexil.admin.v1.AdminService.ListEarlyAccessFeatures:input_type -> vexil.admin.v1.ListEarlyAccessFeaturesRequest
+	95,  // 158: vexil.admin.v1.AdminService.UpdateEarlyAccessFeature:input_type -> vexil.admin.v1.UpdateEarlyAccessFeatureRequest
+	97,  // 159: vexil.admin.v1.AdminService.DeleteEarlyAccessFeature:input_type -> vexil.admin.v1.DeleteEarlyAccessFeatureRequest
+	99,  // 160: vexil.admin.v1.AdminService.ListPublicEarlyAccessFeatures:input_type -> vexil.admin.v1.ListPublicEarlyAccessFeaturesRequest
+	103, // 161: vexil.admin.v1.AdminService.ListActivity:input_type -> vexil.admin.v1.ListActivityRequest
+	105, // 162: vexil.admin.v1.AdminService.ListFlagActivity:input_type -> vexil.admin.v1.ListFlagActivityRequest
+	107, // 163: vexil.admin.v1.AdminService.ExplainFlag:input_type -> vexil.admin.v1.ExplainFlagRequest
+	112, // 164: vexil.admin.v1.AdminService.StartBlastRadius:input_type -> vexil.admin.v1.StartBlastRadiusRequest
+	114, // 165: vexil.admin.v1.AdminService.GetBlastRadiusJob:input_type -> vexil.admin.v1.GetBlastRadiusJobRequest
+	116, // 166: vexil.admin.v1.AdminService.ListBlastRadiusJobs:input_type -> vexil.admin.v1.ListBlastRadiusJobsRequest
+	118, // 167: vexil.admin.v1.AdminService.CancelBlastRadiusJob:input_type -> vexil.admin.v1.CancelBlastRadiusJobRequest
+	121, // 168: vexil.admin.v1.AdminService.GetPrecomputeStatus:input_type -> vexil.admin.v1.GetPrecomputeStatusRequest
+	123, // 169: vexil.admin.v1.AdminService.ImportDefinitions:input_type -> vexil.admin.v1.ImportDefinitionsRequest
+	128, // 170: vexil.admin.v1.AdminService.CreateWebhookEndpoint:input_type -> vexil.admin.v1.CreateWebhookEndpointRequest
+	130, // 171: vexil.admin.v1.AdminService.GetWebhookEndpoint:input_type -> vexil.admin.v1.GetWebhookEndpointRequest
+	132, // 172: vexil.admin.v1.AdminService.ListWebhookEndpoints:input_type -> vexil.admin.v1.ListWebhookEndpointsRequest
+	134, // 173: vexil.admin.v1.AdminService.UpdateWebhookEndpoint:input_type -> vexil.admin.v1.UpdateWebhookEndpointRequest
+	136, // 174: vexil.admin.v1.AdminService.DeleteWebhookEndpoint:input_type -> vexil.admin.v1.DeleteWebhookEndpointRequest
+	139, // 175: vexil.admin.v1.AdminService.GetWebhookStatus:input_type -> vexil.admin.v1.GetWebhookStatusRequest
+	142, // 176: vexil.admin.v1.AdminService.ListWebhookDeadLetters:input_type -> vexil.admin.v1.ListWebhookDeadLettersRequest
+	144, // 177: vexil.admin.v1.AdminService.RedeliverWebhook:input_type -> vexil.admin.v1.RedeliverWebhookRequest
+	10,  // 178: vexil.admin.v1.AdminService.CreateTeam:output_type -> vexil.admin.v1.CreateTeamResponse
+	12,  // 179: vexil.admin.v1.AdminService.GetTeam:output_type -> vexil.admin.v1.GetTeamResponse
+	14,  // 180: vexil.admin.v1.AdminService.ListTeams:output_type -> vexil.admin.v1.ListTeamsResponse
+	16,  // 181: vexil.admin.v1.AdminService.UpdateTeam:output_type -> vexil.admin.v1.UpdateTeamResponse
+	18,  // 182: vexil.admin.v1.AdminService.SetGroupType:output_type -> vexil.admin.v1.SetGroupTypeResponse
+	20,  // 183: vexil.admin.v1.AdminService.RotateTeamKey:output_type -> vexil.admin.v1.RotateTeamKeyResponse
+	23,  // 184: vexil.admin.v1.AdminService.CreatePersonalKey:output_type -> vexil.admin.v1.CreatePersonalKeyResponse
+	25,  // 185: vexil.admin.v1.AdminService.ListKeys:output_type -> vexil.admin.v1.ListKeysResponse
+	27,  // 186: vexil.admin.v1.AdminService.RevokeKey:output_type -> vexil.admin.v1.RevokeKeyResponse
+	32,  // 187: vexil.admin.v1.AdminService.CreateFlag:output_type -> vexil.admin.v1.CreateFlagResponse
+	34,  // 188: vexil.admin.v1.AdminService.GetFlag:output_type -> vexil.admin.v1.GetFlagResponse
+	36,  // 189: vexil.admin.v1.AdminService.GetFlagByKey:output_type -> vexil.admin.v1.GetFlagByKeyResponse
+	38,  // 190: vexil.admin.v1.AdminService.ListFlags:output_type -> vexil.admin.v1.ListFlagsResponse
+	40,  // 191: vexil.admin.v1.AdminService.UpdateFlag:output_type -> vexil.admin.v1.UpdateFlagResponse
+	42,  // 192: vexil.admin.v1.AdminService.PatchFlag:output_type -> vexil.admin.v1.PatchFlagResponse
+	44,  // 193: vexil.admin.v1.AdminService.EnableFlag:output_type -> vexil.admin.v1.EnableFlagResponse
+	46,  // 194: vexil.admin.v1.AdminService.DisableFlag:output_type -> vexil.admin.v1.DisableFlagResponse
+	48,  // 195: vexil.admin.v1.AdminService.ArchiveFlag:output_type -> vexil.admin.v1.ArchiveFlagResponse
+	50,  // 196: vexil.admin.v1.AdminService.UnarchiveFlag:output_type -> vexil.admin.v1.UnarchiveFlagResponse
+	52,  // 197: vexil.admin.v1.AdminService.DeleteFlag:output_type -> vexil.admin.v1.DeleteFlagResponse
+	55,  // 198: vexil.admin.v1.AdminService.AddCondition:output_type -> vexil.admin.v1.AddConditionResponse
+	57,  // 199: vexil.admin.v1.AdminService.UpdateCondition:output_type -> vexil.admin.v1.UpdateConditionResponse
+	59,  // 200: vexil.admin.v1.AdminService.RemoveCondition:output_type -> vexil.admin.v1.RemoveConditionResponse
+	61,  // 201: vexil.admin.v1.AdminService.ReorderConditions:output_type -> vexil.admin.v1.ReorderConditionsResponse
+	63,  // 202: vexil.admin.v1.AdminService.SetRollout:output_type -> vexil.admin.v1.SetRolloutResponse
+	65,  // 203: vexil.admin.v1.AdminService.SetOverrides:output_type -> vexil.admin.v1.SetOverridesResponse
+	68,  // 204: vexil.admin.v1.AdminService.ListDependents:output_type -> vexil.admin.v1.ListDependentsResponse
+	73,  // 205: vexil.admin.v1.AdminService.CreateCohort:output_type -> vexil.admin.v1.CreateCohortResponse
+	75,  // 206: vexil.admin.v1.AdminService.GetCohort:output_type -> vexil.admin.v1.GetCohortResponse
+	77,  // 207: vexil.admin.v1.AdminService.ListCohorts:output_type -> vexil.admin.v1.ListCohortsResponse
+	79,  // 208: vexil.admin.v1.AdminService.UpdateCohort:output_type -> vexil.admin.v1.UpdateCohortResponse
+	81,  // 209: vexil.admin.v1.AdminService.DeleteCohort:output_type -> vexil.admin.v1.DeleteCohortResponse
+	83,  // 210: vexil.admin.v1.AdminService.AddCohortMembers:output_type -> vexil.admin.v1.AddCohortMembersResponse
+	85,  // 211: vexil.admin.v1.AdminService.RemoveCohortMembers:output_type -> vexil.admin.v1.RemoveCohortMembersResponse
+	87,  // 212: vexil.admin.v1.AdminService.ListCohortMembers:output_type -> vexil.admin.v1.ListCohortMembersResponse
+	90,  // 213: vexil.admin.v1.AdminService.CreateEarlyAccessFeature:output_type -> vexil.admin.v1.CreateEarlyAccessFeatureResponse
+	92,  // 214: vexil.admin.v1.AdminService.GetEarlyAccessFeature:output_type -> vexil.admin.v1.GetEarlyAccessFeatureResponse
+	94,  // 215: vexil.admin.v1.AdminService.ListEarlyAccessFeatures:output_type -> vexil.admin.v1.ListEarlyAccessFeaturesResponse
+	96,  // 216: vexil.admin.v1.AdminService.UpdateEarlyAccessFeature:output_type -> vexil.admin.v1.UpdateEarlyAccessFeatureResponse
+	98,  // 217: vexil.admin.v1.AdminService.DeleteEarlyAccessFeature:output_type -> vexil.admin.v1.DeleteEarlyAccessFeatureResponse
+	101, // 218: vexil.admin.v1.AdminService.ListPublicEarlyAccessFeatures:output_type -> vexil.admin.v1.ListPublicEarlyAccessFeaturesResponse
+	104, // 219: vexil.admin.v1.AdminService.ListActivity:output_type -> vexil.admin.v1.ListActivityResponse
+	106, // 220: vexil.admin.v1.AdminService.ListFlagActivity:output_type -> vexil.admin.v1.ListFlagActivityResponse
+	110, // 221: vexil.admin.v1.AdminService.ExplainFlag:output_type -> vexil.admin.v1.ExplainFlagResponse
+	113, // 222: vexil.admin.v1.AdminService.StartBlastRadius:output_type -> vexil.admin.v1.StartBlastRadiusResponse
+	115, // 223: vexil.admin.v1.AdminService.GetBlastRadiusJob:output_type -> vexil.admin.v1.GetBlastRadiusJobResponse
+	117, // 224: vexil.admin.v1.AdminService.ListBlastRadiusJobs:output_type -> vexil.admin.v1.ListBlastRadiusJobsResponse
+	119, // 225: vexil.admin.v1.AdminService.CancelBlastRadiusJob:output_type -> vexil.admin.v1.CancelBlastRadiusJobResponse
+	122, // 226: vexil.admin.v1.AdminService.GetPrecomputeStatus:output_type -> vexil.admin.v1.GetPrecomputeStatusResponse
+	125, // 227: vexil.admin.v1.AdminService.ImportDefinitions:output_type -> vexil.admin.v1.ImportDefinitionsResponse
+	129, // 228: vexil.admin.v1.AdminService.CreateWebhookEndpoint:output_type -> vexil.admin.v1.CreateWebhookEndpointResponse
+	131, // 229: vexil.admin.v1.AdminService.GetWebhookEndpoint:output_type -> vexil.admin.v1.GetWebhookEndpointResponse
+	133, // 230: vexil.admin.v1.AdminService.ListWebhookEndpoints:output_type -> vexil.admin.v1.ListWebhookEndpointsResponse
+	135, // 231: vexil.admin.v1.AdminService.UpdateWebhookEndpoint:output_type -> vexil.admin.v1.UpdateWebhookEndpointResponse
+	137, // 232: vexil.admin.v1.AdminService.DeleteWebhookEndpoint:output_type -> vexil.admin.v1.DeleteWebhookEndpointResponse
+	140, // 233: vexil.admin.v1.AdminService.GetWebhookStatus:output_type -> vexil.admin.v1.GetWebhookStatusResponse
+	143, // 234: vexil.admin.v1.AdminService.ListWebhookDeadLetters:output_type -> vexil.admin.v1.ListWebhookDeadLettersResponse
+	145, // 235: vexil.admin.v1.AdminService.RedeliverWebhook:output_type -> vexil.admin.v1.RedeliverWebhookResponse
+	178, // [178:236] is the sub-list for method output_type
+	120, // [120:178] is the sub-list for method input_type
+	120, // [120:120] is the sub-list for extension type_name
+	120, // [120:120] is the sub-list for extension extendee
+	0,   // [0:120] is the sub-list for field type_name
 }
 
 func init() { file_vexil_admin_v1_admin_proto_init() }
@@ -9197,13 +10572,14 @@ func file_vexil_admin_v1_admin_proto_init() {
 	file_vexil_admin_v1_admin_proto_msgTypes[48].OneofWrappers = []any{}
 	file_vexil_admin_v1_admin_proto_msgTypes[89].OneofWrappers = []any{}
 	file_vexil_admin_v1_admin_proto_msgTypes[103].OneofWrappers = []any{}
+	file_vexil_admin_v1_admin_proto_msgTypes[121].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_vexil_admin_v1_admin_proto_rawDesc), len(file_vexil_admin_v1_admin_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   122,
+			NumMessages:   142,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -1,0 +1,35 @@
+package flags
+
+import (
+	"slices"
+	"time"
+)
+
+// BehavioralCohorts returns the ids of the set's cohorts whose definitions
+// hold a behavioural filter (nested cohorts included) and that compiled
+// without a fatal problem, ascending: the cohorts whose membership time
+// alone can change, which package signals watches.
+func (s *Set) BehavioralCohorts() []int64 {
+	var ids []int64
+	for id, co := range s.cohorts {
+		if co.behavioral && co.fatal == nil && co.kind != CohortStatic {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// InCohort evaluates whether c's subject is a member of cohort id at c.Now,
+// with the server's rules, as a flag condition reading the cohort would.
+// known is false when the answer is inconclusive (partial mode, a cohort
+// the set cannot evaluate); validUntil is the first instant the answer may
+// change with nothing else happening (zero: not by time alone).
+func (s *Set) InCohort(c *Context, id int64) (member, known bool, validUntil time.Time) {
+	e := s.getEvaluator(c)
+	defer s.putEvaluator(e)
+	e.validUntil = time.Time{}
+	e.incCode = ""
+	t := e.inCohort(id)
+	return t == yes, t != unknown, e.validUntil
+}
