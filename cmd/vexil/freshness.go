@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -192,27 +193,42 @@ func ensureFlag(ctx context.Context, c freshnessConfig, key, name, filters strin
 }
 
 // manage POSTs body to the management API's path and returns the response
-// body; a 409 is success when conflictOK.
+// body; a 409 is success when conflictOK. A refusal under load (429, 503)
+// is retried after its Retry-After, for up to a minute.
 func manage(ctx context.Context, c freshnessConfig, path string, body []byte, conflictOK bool) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.httpBase+path, bytes.NewReader(body))
-	if err != nil {
-		return nil, err
+	deadline := time.Now().Add(time.Minute)
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.httpBase+path, bytes.NewReader(body))
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Authorization", "Bearer "+c.personalKey)
+		req.Header.Set("Content-Type", "application/json")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		switch {
+		case res.StatusCode < 300:
+			return b, nil
+		case res.StatusCode == http.StatusConflict && conflictOK:
+			return b, nil
+		case (res.StatusCode == http.StatusServiceUnavailable || res.StatusCode == http.StatusTooManyRequests) && time.Now().Before(deadline):
+			wait := time.Second
+			if s, err := strconv.Atoi(res.Header.Get("Retry-After")); err == nil && s > 0 && s <= 10 {
+				wait = time.Duration(s) * time.Second
+			}
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(wait):
+			}
+			continue
+		}
+		return nil, fmt.Errorf("%d %s", res.StatusCode, b)
 	}
-	req.Header.Set("Authorization", "Bearer "+c.personalKey)
-	req.Header.Set("Content-Type", "application/json")
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	switch {
-	case res.StatusCode < 300:
-		return b, nil
-	case res.StatusCode == http.StatusConflict && conflictOK:
-		return b, nil
-	}
-	return nil, fmt.Errorf("%d %s", res.StatusCode, b)
 }
 
 // precomputeRun returns the id and state of the team's latest precompute
