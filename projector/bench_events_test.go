@@ -61,6 +61,7 @@ func BenchmarkEventThroughput(b *testing.B) {
 			if p, err = projector.New(cfg); err != nil {
 				b.Fatal(err)
 			}
+			stopProfile := startProfile(b, *benchProfile)
 			b.ResetTimer()
 			cpu0 := cpuTime()
 			start := time.Now()
@@ -68,6 +69,7 @@ func BenchmarkEventThroughput(b *testing.B) {
 			e.waitApplied(b, projector.DefaultDurable)
 			elapsed := time.Since(start)
 			cpu := cpuTime() - cpu0
+			stopProfile()
 			b.StopTimer()
 			b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/event")
 			if err := r.stop(); err != nil {

@@ -9,6 +9,8 @@
 # Results go to stdout and to bench/events-<date>.txt.
 #
 #   RATE=5000 DURATION=30s PERSONS=100000 scripts/bench-events.sh
+#
+# PIN=0 leaves both on both cores; EVENTS=0 skips the ingest benchmark.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PERSONS=${PERSONS:-100000}
@@ -21,7 +23,7 @@ mkdir -p bench
 go build -o bin/vexil ./cmd/vexil
 data=$(mktemp -d)
 pin0="" pin1=""
-if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then pin0="taskset -c 0"; pin1="taskset -c 1"; fi
+if [ "${PIN:-1}" = 1 ] && command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then pin0="taskset -c 0"; pin1="taskset -c 1"; fi
 server=""
 cleanup() { [ -n "$server" ] && kill "$server" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$data"; }
 trap cleanup EXIT
@@ -49,12 +51,15 @@ personal=$(grep -o 'phx_[0-9a-f]*' "$data/serve.out" | head -1)
 {
 	echo "# behavioural cohorts benchmark $(date -u +%FT%TZ)"
 	echo "# $(bin/vexil version); nproc $(nproc); $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
-	echo "## end to end: events on NATS at $RATE/s for $DURATION, publish → behavioural flag on in /flags ($PERSONS demo persons; server on core 0, generator on core 1)"
+	where="server on core 0, generator on core 1"
+	[ -z "$pin0" ] && where="server and generator unpinned"
+	echo "## end to end: events on NATS at $RATE/s for $DURATION, publish → behavioural flag on in /flags ($PERSONS demo persons; $where)"
 	echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 	$pin1 bin/vexil loadtest -freshness -events -url "http://127.0.0.1:$PORT/flags/?v=2" -nats-url "nats://127.0.0.1:$((PORT+2))" \
 		-token "$token" -personal-key "$personal" -team 1 -rate "$RATE" -duration "$DURATION"
 	echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 	kill "$server"; wait "$server" 2>/dev/null || true; server=""
+	[ "$EVENTS" = 0 ] && exit 0
 	echo "## ingest: $EVENTS tracked events, JetStream → counters in Pebble (GOGC 400, 256 MiB cache: vexil serve's)"
 	echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 	GOGC=400 go test ./projector -run '^$' -bench 'EventThroughput' -benchtime "${EVENTS}x" -count 1 -args -bench.cachemb=256 | grep -E '^Benchmark'
