@@ -1,6 +1,7 @@
 package precompute_test
 
 import (
+	"encoding/json"
 	"flag"
 	"fmt"
 	"math/rand/v2"
@@ -8,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/vexil-dev/vexil/flags"
 	"github.com/vexil-dev/vexil/precompute"
@@ -69,6 +72,10 @@ func runDifferential(t *testing.T, b backend, n int, seed uint64) {
 		e.createFlag(parseFlag(t, s))
 	}
 	e.createFlag(parseFlag(t, fmt.Sprintf(`{"key":"in-cohort","active":true,"filters":{"groups":[{"properties":[{"key":"id","type":"cohort","value":%d}],"rollout_percentage":100}]}}`, cohort)))
+	shopper := e.createCohort(flags.Cohort{Name: "shopper", Kind: flags.CohortBehavioral, Filters: behavioralFilters(t, shopperFilters)})
+	lapsed := e.createCohort(flags.Cohort{Name: "lapsed", Kind: flags.CohortBehavioral, Filters: behavioralFilters(t, lapsedFilters)})
+	e.createFlag(parseFlag(t, fmt.Sprintf(`{"key":"shopper","active":true,"filters":{"groups":[{"properties":[{"key":"id","type":"cohort","value":%d}],"rollout_percentage":100}],"payloads":{"true":"\"basket\""}}}`, shopper)))
+	e.createFlag(parseFlag(t, fmt.Sprintf(`{"key":"win-back","active":true,"filters":{"groups":[{"properties":[{"key":"id","type":"cohort","value":%d},{"key":"plan","type":"person","operator":"is_set"}],"rollout_percentage":60}]}}`, lapsed)))
 	e.notify("flag")
 
 	var version int64
@@ -78,6 +85,9 @@ func runDifferential(t *testing.T, b backend, n int, seed uint64) {
 	str := func(s string) string { return `"` + s + `"` }
 	plans := []string{"pro", "free", "team"}
 	company := func() string { return fmt.Sprintf("c-%d", r.IntN(8)) }
+	var uuids []string // the events sent, for duplicates
+	events := 0
+	behaviour := map[string]map[bool]int{"shopper": {}, "win-back": {}} // flag → answer → count
 
 	workers := []*worker{e.startWorker(precompute.Config{})}
 	checked, storedAnswers := 0, 0
@@ -141,6 +151,29 @@ func runDifferential(t *testing.T, b backend, n int, seed uint64) {
 		case x < 78: // time passes: relative dates move
 			kind = "clock"
 			e.clock.advance(time.Duration(1+r.IntN(36)) * time.Hour)
+		case x >= 88: // events: a burst, some redelivered, out of order
+			kind = "events"
+			if r.IntN(3) == 0 { // the windows move by seconds
+				e.clock.advance(time.Duration(1+r.IntN(300)) * time.Second)
+			}
+			var envs []*ingestv1.Envelope
+			for range 1 + r.IntN(4) {
+				id := fmt.Sprintf("ev-%d", len(uuids))
+				if len(uuids) > 0 && r.IntN(5) == 0 {
+					id = uuids[r.IntN(len(uuids))] // a duplicate: counted once
+				} else {
+					uuids = append(uuids, id)
+				}
+				ev := &ingestv1.Event{Team: e.team, DistinctId: did(), Event: "checkout", Uuid: id,
+					Timestamp: timestamppb.New(e.clock.Now().Add(-time.Duration(r.IntN(900)) * time.Second))}
+				if r.IntN(3) == 0 {
+					ev.Event = "purchase"
+					ev.Properties = map[string]string{"amount": fmt.Sprint(50 + r.IntN(100))}
+				}
+				envs = append(envs, &ingestv1.Envelope{Kind: &ingestv1.Envelope_Event{Event: ev}})
+			}
+			events += len(envs)
+			e.ingest(envs...)
 		case x < 84: // worker lifecycle
 			kind = "workers"
 			switch r.IntN(5) {
@@ -184,6 +217,11 @@ func runDifferential(t *testing.T, b backend, n int, seed uint64) {
 			got, src := flagsResponse(t, e.sh, body, true)
 			want, _ := flagsResponse(t, e.lh, body, false)
 			checked++
+			for _, k := range []string{"shopper", "win-back"} {
+				f, _ := want["flags"].(map[string]any)[k].(map[string]any)
+				on, _ := f["enabled"].(bool)
+				behaviour[k][on]++
+			}
 			storedAnswers += strings.Count(src, "=stored")
 			if !reflect.DeepEqual(got, want) {
 				t.Fatalf("step %d (seed %d): stored path differs from live for %s\nsources %s\n got %v\nwant %v", step, seed, body, src, got, want)
@@ -191,7 +229,12 @@ func runDifferential(t *testing.T, b backend, n int, seed uint64) {
 		}
 		phase["compare"] += time.Since(t0)
 	}
-	t.Logf("%d steps, %d requests compared, %d flag answers from stored results", n, checked, storedAnswers)
+	t.Logf("%d steps, %d events sent, %d requests compared, %d flag answers from stored results; behavioural flags on/off %v", n, events, checked, storedAnswers, behaviour)
+	for k, on := range behaviour {
+		if on[true] == 0 || on[false] == 0 {
+			t.Errorf("%s answered %v: the events did not move it both ways", k, on)
+		}
+	}
 
 	// Catch up, then every precomputable flag of every row is a hit.
 	if len(workers) == 0 {
@@ -205,6 +248,30 @@ func runDifferential(t *testing.T, b backend, n int, seed uint64) {
 	if final != 1 {
 		t.Errorf("hit ratio after catch-up = %v, want 1", final)
 	}
+}
+
+// The behavioural cohorts of the differential test: "shopper" checked out
+// at least twice in the last 10 minutes on a pro plan, or bought for over
+// 100 for the first time in the last 2 hours; "lapsed" did not check out
+// in the last day.
+const (
+	shopperFilters = `{"type":"OR","values":[
+		{"type":"AND","values":[
+			{"key":"checkout","type":"behavioral","value":"performed_event_multiple","operator":"gte","operator_value":2,"time_value":10,"time_interval":"minute"},
+			{"key":"plan","type":"person","value":"pro"}]},
+		{"key":"purchase","type":"behavioral","value":"performed_event_first_time","time_value":2,"time_interval":"hour",
+		 "event_filters":[{"key":"amount","type":"event","operator":"gt","value":100}]}]}`
+	lapsedFilters = `{"type":"AND","values":[
+		{"key":"checkout","type":"behavioral","value":"performed_event","negation":true,"time_value":1,"time_interval":"day"}]}`
+)
+
+func behavioralFilters(t testing.TB, s string) flags.PropertyGroup {
+	t.Helper()
+	var g flags.PropertyGroup
+	if err := json.Unmarshal([]byte(s), &g); err != nil {
+		t.Fatal(err)
+	}
+	return g
 }
 
 // requestBody is a /flags body of a random shape: as posthog-node sends it

@@ -30,7 +30,7 @@ var (
 	benchBatch   = flag.Int("bench.batch", 0, "projector BatchSize for the benchmarks (0: the default)")
 	benchReads   = flag.Int("bench.reads", 0, "projector ReadConcurrency for the benchmarks (0: the default)")
 	benchCacheMB = flag.Int("bench.cachemb", 0, "Pebble block cache in MiB for the benchmarks (0: pebblestore's default; vexil serve uses 256)")
-	benchProfile = flag.String("bench.cpuprofile", "", "BenchmarkProjectorThroughput: write a CPU profile of the timed part only (not the publishing before it) to this file")
+	benchProfile = flag.String("bench.cpuprofile", "", "BenchmarkProjectorThroughput, BenchmarkEventThroughput: write a CPU profile of the timed part only (not the publishing before it) to this file")
 )
 
 // benchUpdate is the benchmark's person write: person i%persons, its own

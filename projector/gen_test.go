@@ -3,16 +3,45 @@ package projector_test
 import (
 	"fmt"
 	"math/rand/v2"
+	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	ingestv1 "github.com/vexil-dev/vexil/proto/vexil/ingest/v1"
 )
 
+// Shoppers: the persons and distinct ids that tracked events are sent to.
+// Their rows exist before the stream (genSetup) and are never deleted, so
+// that whether an event counts does not depend on the order of delivery
+// (an event for a distinct id without a person is not counted); within the
+// stream they get property updates and merges among themselves (a distinct
+// id's row, counters included, moves to another shopper).
+const shoppers = 8
+
+func shopperID(i int) string     { return fmt.Sprintf("e-%d", i) }
+func shopperPerson(i int) string { return fmt.Sprintf("shopper-%d", i) }
+
+// genSetup makes the shoppers' persons and rows in both teams.
+func genSetup() []*ingestv1.Envelope {
+	var out []*ingestv1.Envelope
+	for _, team := range []int64{1, 2} {
+		for i := range shoppers {
+			v := int64(0)
+			out = append(out, &ingestv1.Envelope{Kind: &ingestv1.Envelope_PersonUpdate{PersonUpdate: &ingestv1.PersonUpdate{
+				Team: team, PersonId: shopperPerson(i), DistinctIds: []string{shopperID(i)}, Version: &v}}})
+		}
+	}
+	return out
+}
+
 // genStream generates n ingest messages from seed: person updates with
 // $set/$set_once/$unset and distinct_ids, merges, deletes, group updates,
 // group type mappings and events, over a small key space so that messages
 // collide on persons, distinct_ids, keys and versions (ties included).
+// Tracked events (checkout, purchase; eventSet) go to the shoppers, with
+// timestamps spread over the 20 hours before now (all within the span in
+// which an event's id is kept, so each counts once in any order); others
+// ($pageview) to anyone, and are dropped.
 func genStream(seed uint64, n int) []*ingestv1.Envelope {
 	r := rand.New(rand.NewPCG(seed, seed^0x5eed))
 	teams := []int64{1, 2}
@@ -79,11 +108,30 @@ func genStream(seed uint64, n int) []*ingestv1.Envelope {
 			env = &ingestv1.Envelope{Kind: &ingestv1.Envelope_GroupTypeMapping{GroupTypeMapping: &ingestv1.GroupTypeMapping{
 				Team: team, GroupTypeIndex: int32(gi), Name: groupNames[gi],
 			}}}
-		default:
+		case x < 94:
 			env = &ingestv1.Envelope{Kind: &ingestv1.Envelope_Event{Event: &ingestv1.Event{
-				Team: team, DistinctId: fmt.Sprintf("d-%02d", r.IntN(distinctIDs)), Event: "checkout",
+				Team: team, DistinctId: fmt.Sprintf("d-%02d", r.IntN(distinctIDs)), Event: "$pageview",
 				Timestamp: ts, Uuid: fmt.Sprintf("u-%d", i), Properties: props(2),
 			}}}
+		case x < 96:
+			v := int64(1 + r.IntN(60))
+			if r.IntN(2) == 0 {
+				env = &ingestv1.Envelope{Kind: &ingestv1.Envelope_PersonUpdate{PersonUpdate: &ingestv1.PersonUpdate{
+					Team: team, PersonId: shopperPerson(r.IntN(shoppers)), Set: props(2), Version: &v, Timestamp: ts,
+				}}}
+			} else {
+				env = &ingestv1.Envelope{Kind: &ingestv1.Envelope_PersonMerge{PersonMerge: &ingestv1.PersonMerge{
+					Team: team, PersonId: shopperPerson(r.IntN(shoppers)), DistinctIds: []string{shopperID(r.IntN(shoppers))}, Version: &v, Timestamp: ts,
+				}}}
+			}
+		default:
+			ev := &ingestv1.Event{Team: team, DistinctId: shopperID(r.IntN(shoppers)), Event: "checkout",
+				Timestamp: timestamppb.New(ts.AsTime().Add(-time.Duration(r.IntN(20*3600)) * time.Second)), Uuid: fmt.Sprintf("u-%d", i)}
+			if r.IntN(3) == 0 {
+				ev.Event = "purchase"
+				ev.Properties = map[string]string{"amount": fmt.Sprint(50 + r.IntN(100))}
+			}
+			env = &ingestv1.Envelope{Kind: &ingestv1.Envelope_Event{Event: ev}}
 		}
 		out = append(out, env)
 	}

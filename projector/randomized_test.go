@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/vexil-dev/vexil/flags"
 	"github.com/vexil-dev/vexil/projector"
 	"github.com/vexil-dev/vexil/projector/ingest"
 	ingestv1 "github.com/vexil-dev/vexil/proto/vexil/ingest/v1"
@@ -19,15 +21,16 @@ import (
 	"github.com/vexil-dev/vexil/store/storetest"
 )
 
-// projectClean publishes msgs in order and projects them with one
-// uninterrupted projector run; it returns the store's digest.
-func projectClean(t *testing.T, st store.Store, atomic bool, msgs []*ingestv1.Envelope) [32]byte {
+// projectClean publishes setup and msgs in order and projects them with
+// one uninterrupted projector run counting events (eventsOf); it returns
+// the store's digest.
+func projectClean(t *testing.T, st store.Store, atomic bool, setup, msgs []*ingestv1.Envelope) [32]byte {
 	t.Helper()
 	e := startNATS(t)
-	for _, m := range msgs {
+	for _, m := range slices.Concat(setup, msgs) {
 		e.publish(t, m, ingest.Protobuf)
 	}
-	p, err := projector.New(projector.Config{Conn: e.nc, Store: st, AtomicStore: atomic, Logger: testLogger(t)})
+	p, err := projector.New(projector.Config{Conn: e.nc, Store: st, AtomicStore: atomic, Logger: testLogger(t), Events: eventsOf(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,6 +161,9 @@ func partOf(b *store.Batch, r *rand.Rand) *store.Batch {
 				p.PutRow(x.Put)
 			}
 		}
+		if x.SetCounters && keep() {
+			p.SetCounters(x.Team, x.DistinctID, x.Counters)
+		}
 	}
 	for _, x := range b.Groups() {
 		if keep() {
@@ -172,12 +178,13 @@ func partOf(b *store.Batch, r *rand.Rand) *store.Batch {
 	return &p
 }
 
-// projectMessy publishes msgs with 20% duplicates, shuffled, in both
-// encodings, in chunks; after each chunk a projector run starts and is
-// killed in the middle of its work (crashingStore), with what it had not
-// acknowledged redelivered to the next run. A last run drains the stream.
-// It returns the store's digest.
-func projectMessy(t *testing.T, inner store.Store, atomic bool, msgs []*ingestv1.Envelope, seed uint64, runs int) [32]byte {
+// projectMessy projects setup with a clean run, then publishes msgs with
+// 20% duplicates, shuffled, in both encodings, in chunks; after each chunk
+// a projector run starts and is killed in the middle of its work
+// (crashingStore), with what it had not acknowledged redelivered to the
+// next run. A last run drains the stream. Every run counts events
+// (eventsOf). It returns the store's digest.
+func projectMessy(t *testing.T, inner store.Store, atomic bool, setup, msgs []*ingestv1.Envelope, seed uint64, runs int) [32]byte {
 	t.Helper()
 	r := rand.New(rand.NewPCG(seed, 7))
 	e := startNATS(t)
@@ -192,8 +199,9 @@ func projectMessy(t *testing.T, inner store.Store, atomic bool, msgs []*ingestv1
 		// Short, so that what a killed run left unacknowledged comes back
 		// soon; no run is slow enough to see it expire while alive.
 		AckWait: 300 * time.Millisecond,
+		Events:  eventsOf(t),
 	}
-	published := len(stream)
+	published := len(stream) + len(setup)
 	var applied float64
 	runOnce := func(crashAt int) *projector.Projector {
 		reg := prometheus.NewRegistry()
@@ -220,6 +228,10 @@ func projectMessy(t *testing.T, inner store.Store, atomic bool, msgs []*ingestv1
 		applied += metricSum(t, reg, "vexil_projector_applied_total")
 		return p
 	}
+	for _, m := range setup {
+		e.publish(t, m, ingest.Protobuf)
+	}
+	runOnce(0)
 	for len(stream) > 0 {
 		n := min(chunk, len(stream))
 		for _, m := range stream[:n] {
@@ -313,7 +325,7 @@ func TestRandomizedStreamConverges(t *testing.T) {
 		}
 	}
 	for _, seed := range []uint64{1, 2, 3} {
-		msgs := genStream(seed, n)
+		setup, msgs := genSetup(), genStream(seed, n)
 		var (
 			mu   sync.Mutex
 			want = map[[32]byte]string{}
@@ -321,7 +333,8 @@ func TestRandomizedStreamConverges(t *testing.T) {
 		for _, v := range variants {
 			t.Run(fmt.Sprintf("%s/seed=%d", v.name, seed), func(t *testing.T) {
 				cleanSt := v.open(t)
-				clean := projectClean(t, cleanSt, v.atomic, msgs)
+				clean := projectClean(t, cleanSt, v.atomic, setup, msgs)
+				checkCounted(t, cleanSt, msgs)
 				mu.Lock()
 				if len(want) > 0 && want[clean] == "" {
 					t.Errorf("clean digest on %s %x differs from %v", v.name, clean, want)
@@ -329,7 +342,7 @@ func TestRandomizedStreamConverges(t *testing.T) {
 				want[clean] = v.name
 				mu.Unlock()
 				messySt := v.open(t)
-				got := projectMessy(t, messySt, v.atomic, msgs, seed, runs)
+				got := projectMessy(t, messySt, v.atomic, setup, msgs, seed, runs)
 				if got != clean {
 					t.Errorf("messy digest %x, clean %x", got, clean)
 					diffStores(t, cleanSt, messySt)
@@ -337,6 +350,59 @@ func TestRandomizedStreamConverges(t *testing.T) {
 			})
 		}
 	}
+}
+
+// eventsOf is the projector's Config.Events of the randomized tests: both
+// teams count checkouts and purchases over 100 (eventSet).
+func eventsOf(t testing.TB) func(int64) *flags.Set {
+	set := eventSet(t)
+	return func(int64) *flags.Set { return set }
+}
+
+// checkCounted checks that every shopper's row counts each tracked event
+// of msgs sent to it exactly once: checkouts, and purchases over 100.
+func checkCounted(t *testing.T, st store.Store, msgs []*ingestv1.Envelope) {
+	t.Helper()
+	set := eventSet(t)
+	pairs := map[string]uint64{}
+	for _, p := range set.EventPairs() {
+		pairs[p.Event] = p.ID
+	}
+	type key struct {
+		team  int64
+		did   string
+		event string
+	}
+	want := map[key]int64{}
+	for _, m := range msgs {
+		ev := m.GetEvent()
+		if ev == nil || pairs[ev.Event] == 0 {
+			continue
+		}
+		if ev.Event == "purchase" {
+			if amount, _ := strconv.Atoi(ev.Properties["amount"]); amount <= 100 {
+				continue
+			}
+		}
+		want[key{ev.Team, ev.DistinctId, ev.Event}]++
+	}
+	total := int64(0)
+	for _, team := range []int64{1, 2} {
+		for i := range shoppers {
+			c := storedCounters(t, st, team, shopperID(i))
+			for event, id := range pairs {
+				k := key{team, shopperID(i), event}
+				if got := count(c, id); got != want[k] {
+					t.Errorf("%d/%s: %d %s events counted, %d sent", team, k.did, got, event, want[k])
+				}
+				total += want[k]
+			}
+		}
+	}
+	if total == 0 {
+		t.Fatal("no tracked event in the stream: the test does not test counting")
+	}
+	t.Logf("%d tracked events counted", total)
 }
 
 // diffStores logs the entities one store holds and the other does not.
@@ -354,7 +420,7 @@ func diffStores(t testing.TB, clean, messy store.Store) {
 				out[fmt.Sprintf("index %+v", *e.Index)] = true
 			case e.Row != nil:
 				r := *e.Row
-				out[fmt.Sprintf("row %d/%s person=%s v=%d props=%s", r.Team, r.DistinctID, r.PersonID, r.PersonVersion, r.Properties)] = true
+				out[fmt.Sprintf("row %d/%s person=%s v=%d props=%s counters=%x", r.Team, r.DistinctID, r.PersonID, r.PersonVersion, r.Properties, r.Counters)] = true
 			case e.Group != nil:
 				out[fmt.Sprintf("group %d/%d/%s v=%d props=%s", e.Group.Team, e.Group.TypeIndex, e.Group.Key, e.Group.Version, e.Group.Properties)] = true
 			case e.GroupType != nil:

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -132,7 +133,12 @@ func runFreshness(ctx context.Context, c freshnessConfig, stdout io.Writer) erro
 }
 
 func probe(ctx context.Context, client *http.Client, c freshnessConfig, did string) (bool, error) {
-	body := fmt.Sprintf(`{"token":%q,"distinct_id":%q,"flag_keys_to_evaluate":[%q]}`, c.token, did, probeFlag)
+	return probeKey(ctx, client, c, did, probeFlag)
+}
+
+// probeKey asks /flags whether the flag key is on for did.
+func probeKey(ctx context.Context, client *http.Client, c freshnessConfig, did, key string) (bool, error) {
+	body := fmt.Sprintf(`{"token":%q,"distinct_id":%q,"flag_keys_to_evaluate":[%q]}`, c.token, did, key)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.httpBase+"/flags/?v=2", strings.NewReader(body))
 	if err != nil {
 		return false, err
@@ -151,49 +157,78 @@ func probe(ctx context.Context, client *http.Client, c freshnessConfig, did stri
 	if err := json.NewDecoder(res.Body).Decode(&out); err != nil {
 		return false, err
 	}
-	return out.Flags[probeFlag].Enabled, nil
+	return out.Flags[key].Enabled, nil
 }
 
 // ensureProbeFlag creates the probe flag through the management API unless
 // it exists.
 func ensureProbeFlag(ctx context.Context, c freshnessConfig) error {
-	body, _ := json.Marshal(map[string]any{"key": probeFlag, "name": "Freshness probe", "active": true,
-		"filters": json.RawMessage(`{"groups":[{"properties":[{"key":"probe","type":"person","operator":"regex","value":"[02468]$"}],"rollout_percentage":100}]}`)})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, fmt.Sprintf("%s/api/projects/%d/feature_flags", c.httpBase, c.team), bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+c.personalKey)
-	req.Header.Set("Content-Type", "application/json")
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	switch {
-	case res.StatusCode < 300:
-	case res.StatusCode == http.StatusConflict:
-	default:
-		return fmt.Errorf("create the probe flag: %d %s", res.StatusCode, b)
+	return ensureFlag(ctx, c, probeFlag, "Freshness probe", `{"groups":[{"properties":[{"key":"probe","type":"person","operator":"regex","value":"[02468]$"}],"rollout_percentage":100}]}`)
+}
+
+// ensureFlag creates a flag through the management API unless it exists,
+// and waits until /flags serves it.
+func ensureFlag(ctx context.Context, c freshnessConfig, key, name, filters string) error {
+	body, _ := json.Marshal(map[string]any{"key": key, "name": name, "active": true, "filters": json.RawMessage(filters)})
+	if _, err := manage(ctx, c, fmt.Sprintf("/api/projects/%d/feature_flags", c.team), body, true); err != nil {
+		return fmt.Errorf("create the flag %s: %w", key, err)
 	}
 	// The evaluation nodes reload on the change notice; wait until the flag
 	// is served.
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, c.httpBase+"/flags/?v=2",
-			strings.NewReader(fmt.Sprintf(`{"token":%q,"distinct_id":"x","flag_keys_to_evaluate":[%q]}`, c.token, probeFlag)))
+			strings.NewReader(fmt.Sprintf(`{"token":%q,"distinct_id":"x","flag_keys_to_evaluate":[%q]}`, c.token, key)))
 		req.Header.Set("Content-Type", "application/json")
 		if res, err := http.DefaultClient.Do(req); err == nil {
 			b, _ := io.ReadAll(res.Body)
 			res.Body.Close()
-			if bytes.Contains(b, []byte(probeFlag)) {
+			if bytes.Contains(b, []byte(key)) {
 				return nil
 			}
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return errors.New("the probe flag was never served")
+	return fmt.Errorf("the flag %s was never served", key)
+}
+
+// manage POSTs body to the management API's path and returns the response
+// body; a 409 is success when conflictOK. A refusal under load (429, 503)
+// is retried after its Retry-After, for up to a minute.
+func manage(ctx context.Context, c freshnessConfig, path string, body []byte, conflictOK bool) ([]byte, error) {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.httpBase+path, bytes.NewReader(body))
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Authorization", "Bearer "+c.personalKey)
+		req.Header.Set("Content-Type", "application/json")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		switch {
+		case res.StatusCode < 300:
+			return b, nil
+		case res.StatusCode == http.StatusConflict && conflictOK:
+			return b, nil
+		case (res.StatusCode == http.StatusServiceUnavailable || res.StatusCode == http.StatusTooManyRequests) && time.Now().Before(deadline):
+			wait := time.Second
+			if s, err := strconv.Atoi(res.Header.Get("Retry-After")); err == nil && s > 0 && s <= 10 {
+				wait = time.Duration(s) * time.Second
+			}
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(wait):
+			}
+			continue
+		}
+		return nil, fmt.Errorf("%d %s", res.StatusCode, b)
+	}
 }
 
 // precomputeRun returns the id and state of the team's latest precompute

@@ -49,6 +49,7 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	trivialBytes := fs.Int("trivial-bytes", 0, "with -trivial-server, pad the response to this many bytes (to match /flags responses)")
 	waitRun := fs.Bool("wait-precompute", true, "with -freshness, wait for the precompute run the probe flag starts before measuring (false: measure during it)")
 	fresh := fs.Bool("freshness", false, "instead of a load test, publish person writes at -rate on NATS and measure publish → visible in /flags")
+	events := fs.Bool("events", false, "with -freshness, publish events at -rate instead, and measure an event's publish → its behavioural cohort's flag on in /flags (each run creates a cohort and a flag named after its start)")
 	natsURL := fs.String("nats-url", "nats://127.0.0.1:4222", "NATS server, for -freshness")
 	nsFlag := fs.String("namespace", string(namespace.Default), "the serving environment's namespace on NATS, for -freshness")
 	personal := fs.String("personal-key", "", "personal API key, for -freshness (creates the probe flag)")
@@ -68,8 +69,16 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		if err != nil {
 			return &usageError{msg: fmt.Sprintf("-namespace: %v", err)}
 		}
-		return runFreshness(ctx, freshnessConfig{httpBase: base, natsURL: *natsURL, ns: ns, token: *token, personalKey: *personal, team: *team, waitRun: *waitRun,
-			rate: *rate, duration: *duration, persons: 1000, sampleEvery: 10}, stdout)
+		fc := freshnessConfig{httpBase: base, natsURL: *natsURL, ns: ns, token: *token, personalKey: *personal, team: *team, waitRun: *waitRun,
+			rate: *rate, duration: *duration, persons: 1000, sampleEvery: 10}
+		if *events {
+			if *rate > maxEventRate || *duration > maxEventDuration {
+				return &usageError{msg: fmt.Sprintf("-events: -rate at most %d and -duration at most %v (each sampled event needs a person of its own)", maxEventRate, maxEventDuration)}
+			}
+			fc.sampleEvery = 50
+			return runEventFreshness(ctx, fc, stdout)
+		}
+		return runFreshness(ctx, fc, stdout)
 	}
 	if *persons <= 0 || *distinct <= 0 {
 		return &usageError{msg: "-persons and -bodies must be positive"}
