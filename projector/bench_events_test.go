@@ -1,7 +1,6 @@
 package projector_test
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"testing"
@@ -100,7 +99,7 @@ func BenchmarkEventThroughput(b *testing.B) {
 // JetStream acks.
 func publishEvents(tb testing.TB, js jetstream.JetStream, n, persons int, now time.Time) {
 	tb.Helper()
-	for i := range n {
+	publishAsync(tb, js, n, func(i int) *nats.Msg {
 		at := now.Add(-time.Duration(n-1-i) * time.Hour / time.Duration(n))
 		env := &ingestv1.Envelope{Kind: &ingestv1.Envelope_Event{Event: &ingestv1.Event{
 			Team: 1, DistinctId: fmt.Sprintf("distinct-%07d", i%persons), Event: "checkout",
@@ -113,23 +112,6 @@ func publishEvents(tb testing.TB, js jetstream.JetStream, n, persons int, now ti
 		if err != nil {
 			tb.Fatal(err)
 		}
-		m := &nats.Msg{Subject: subject, Data: data}
-		_, err = js.PublishMsgAsync(m)
-		for errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
-			select {
-			case <-js.PublishAsyncComplete():
-			case <-time.After(time.Minute):
-				tb.Fatal("publish acks did not complete")
-			}
-			_, err = js.PublishMsgAsync(m)
-		}
-		if err != nil {
-			tb.Fatal(err)
-		}
-	}
-	select {
-	case <-js.PublishAsyncComplete():
-	case <-time.After(5 * time.Minute):
-		tb.Fatal("publish acks did not complete")
-	}
+		return &nats.Msg{Subject: subject, Data: data}
+	})
 }

@@ -53,8 +53,17 @@ func benchUpdate(i, persons int) []byte {
 // publishN publishes n benchmark person writes with async JetStream acks.
 func publishN(tb testing.TB, js jetstream.JetStream, n, persons int) {
 	tb.Helper()
+	publishAsync(tb, js, n, func(i int) *nats.Msg {
+		return &nats.Msg{Subject: "vexil.persons.1", Data: benchUpdate(i, persons)}
+	})
+}
+
+// publishAsync publishes msg(0) … msg(n-1) with async JetStream acks and
+// waits for them all.
+func publishAsync(tb testing.TB, js jetstream.JetStream, n int, msg func(i int) *nats.Msg) {
+	tb.Helper()
 	for i := range n {
-		m := &nats.Msg{Subject: "vexil.persons.1", Data: benchUpdate(i, persons)}
+		m := msg(i)
 		_, err := js.PublishMsgAsync(m)
 		for errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
 			// A busy machine: wait for the acks in flight, then go on.
