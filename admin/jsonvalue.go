@@ -130,11 +130,6 @@ func toStruct(v any) *structpb.Struct {
 	return nil
 }
 
-// toList writes v (an engine type that encodes as an array) as a ListValue.
-func toList(v any) *structpb.ListValue {
-	return toValue(v).GetListValue()
-}
-
 // rawValue turns raw JSON into a Value (nil for empty or invalid text).
 func rawValue(raw json.RawMessage) *structpb.Value {
 	if len(raw) == 0 {
