@@ -64,6 +64,8 @@ var layers = []layer{
 	{Path: "loadtest", Allow: []string{"changes/...", "projector/ingest/...", "evalsvc/wire/...", "proto/...", "namespace"},
 		Why: "the load generator is a client: it may use the wire contracts only"},
 	{Path: "cmd", Any: true, Why: "cmd wires the roles"},
+	{Path: "tlsconf", Why: "TLS from watched PEM files depends on nothing of Vexil"},
+	{Path: "tlsconf/tlstest", TestSupport: true, Why: "test support (certificates made in the test) depends on nothing of Vexil"},
 	{Path: "natstest", TestSupport: true, Why: "test support (an in-process NATS server) depends on nothing of Vexil"},
 	{Path: "polltest", TestSupport: true, Why: "test support (polling) depends on nothing of Vexil"},
 }
