@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -21,7 +20,7 @@ import (
 func init() {
 	register(&command{
 		name:    "admin",
-		summary: "run the management API alone on a data directory (loopback only)",
+		summary: "run the management API alone on a data directory (TLS, or loopback only)",
 		run:     runAdmin,
 	})
 }
@@ -39,8 +38,9 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: vexil admin --data-dir DIR [--grpc-addr A] [--http-addr A] [--nats-url URL] [--config FILE]")
 		fmt.Fprintln(stderr)
-		fmt.Fprintln(stderr, "Serves the management API (gRPC and REST, OpenAPI at /api/openapi.json) on loopback,")
-		fmt.Fprintln(stderr, "without TLS. Create the first key with: vexil keys create --data-dir DIR")
+		fmt.Fprintln(stderr, "Serves the management API (gRPC and REST, OpenAPI at /api/openapi.json): over TLS with")
+		fmt.Fprintln(stderr, "-tls-cert and -tls-key, else on loopback only (or behind a TLS proxy: -behind-tls-proxy).")
+		fmt.Fprintln(stderr, "Create the first key with: vexil keys create --data-dir DIR")
 		fmt.Fprintln(stderr)
 		fs.PrintDefaults()
 	}
@@ -51,12 +51,11 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if fs.NArg() > 0 {
 		return &usageError{msg: fmt.Sprintf("unexpected arguments %q", fs.Args())}
 	}
-	for _, a := range []string{c.GRPCAddr, c.HTTPAddr} {
-		if err := loopbackOnly(a); err != nil {
-			return err
-		}
-	}
 	log := newLogger(c, stderr)
+	ls, err := openListeners(c, log) // the rule of vexil serve: TLS, loopback or a TLS proxy
+	if err != nil {
+		return err
+	}
 	cat, err := openCatalog(c.DataDir)
 	if err != nil {
 		return err
@@ -98,22 +97,23 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	grpcLn, err := listenFlag(c.GRPCAddr, "grpc-addr", "grpc-addr")
+	grpcLn, err := ls.listenGRPC(c.GRPCAddr, "grpc-addr", "grpc-addr")
 	if err != nil {
 		return fmt.Errorf("gRPC: %w", err)
 	}
-	httpLn, err := listenFlag(c.HTTPAddr, "http-addr", "http-addr")
+	httpLn, err := ls.listenHTTP(c.HTTPAddr, "http-addr", "http-addr")
 	if err != nil {
 		_ = grpcLn.Close()
 		return fmt.Errorf("HTTP: %w", err)
 	}
 	srv, err := admin.NewServer(admin.ServerConfig{Service: svc, GRPCListener: grpcLn, HTTPListener: httpLn, Logger: log,
-		Routes: map[string]http.Handler{"/metrics": promhttp.HandlerFor(reg, promhttp.HandlerOpts{})}})
+		GatewayDialer: grpcLn.DialContext,
+		Routes:        map[string]http.Handler{"/metrics": promhttp.HandlerFor(reg, promhttp.HandlerOpts{})}})
 	if err != nil {
 		return err
 	}
-	log.Info("management API serving", "http", "http://"+srv.HTTPAddr(), "grpc", srv.GRPCAddr(),
-		"openapi", "http://"+srv.HTTPAddr()+"/api/openapi.json")
+	base := ls.scheme() + "://" + srv.HTTPAddr()
+	log.Info("management API serving", "http", base, "grpc", srv.GRPCAddr(), "openapi", base+"/api/openapi.json")
 	if box == nil {
 		return srv.Run(ctx)
 	}
@@ -126,27 +126,11 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 // bindAdminFlags binds admin's flags to the settings they override.
 func bindAdminFlags(b configFlags, c *config.Config) {
 	b.str(&c.DataDir, "data-dir", "data-dir", "data directory (catalog in DIR/catalog, persons store in DIR/store, as vexil serve)")
-	b.str(&c.GRPCAddr, "grpc-addr", "grpc-addr", "gRPC listen address (loopback)")
-	b.str(&c.HTTPAddr, "http-addr", "http-addr", "HTTP listen address (loopback)")
+	b.str(&c.GRPCAddr, "grpc-addr", "grpc-addr", "gRPC listen address (loopback unless TLS or -behind-tls-proxy)")
+	b.str(&c.HTTPAddr, "http-addr", "http-addr", "HTTP listen address (loopback unless TLS or -behind-tls-proxy)")
+	bindTLSFlags(b, c)
 	b.str(&c.NATS.URL, "nats-url", "nats.url", "NATS server for change notices, rollout signals and precompute progress; empty: none of them")
 	bindNamespaceFlag(b, c)
 	b.bool(&c.Admin.NoStore, "no-store", "admin.no-store", "do not open the persons store (explain then needs properties; no blast radius)")
 	b.str(&c.LogLevel, "log-level", "log-level", "debug, info, warn or error")
-}
-
-// loopbackOnly refuses an address that is not on loopback: the API has no
-// TLS yet.
-func loopbackOnly(addr string) error {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return &usageError{msg: fmt.Sprintf("address %q: %v", addr, err)}
-	}
-	if host == "localhost" {
-		return nil
-	}
-	ip := net.ParseIP(host)
-	if ip == nil || !ip.IsLoopback() {
-		return &usageError{msg: fmt.Sprintf("address %q is not a loopback address (the management API has no TLS yet)", addr)}
-	}
-	return nil
 }

@@ -101,7 +101,8 @@ func seedDemoData(ctx context.Context, n *node, c config.Config, log *slog.Logge
 	if err != nil {
 		return demoInfo{}, err
 	}
-	conn, err := grpc.NewClient(n.adminSrv.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(n.adminSrv.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithContextDialer(n.localGRPC)) // in process: no TLS to its own port
 	if err != nil {
 		return demoInfo{}, err
 	}
@@ -229,7 +230,7 @@ func publishDemoPersons(ctx context.Context, nc *nats.Conn, ns namespace.Name, t
 	}
 }
 
-func printDemo(w io.Writer, info demoInfo, httpAddr string) {
+func printDemo(w io.Writer, info demoInfo, httpURL string) {
 	fmt.Fprintf(w, `
 Vexil demo is ready: team %d with 4 flags, %d persons and 200 companies.
 
@@ -238,11 +239,11 @@ Vexil demo is ready: team %d with 4 flags, %d persons and 200 companies.
 
 Try it:
 
-  curl -s http://%s/flags?v=2 -H 'Content-Type: application/json' -d '{"token":"%s","distinct_id":"user-3","groups":{"company":"company-3"}}'
+  curl -s %s/flags?v=2 -H 'Content-Type: application/json' -d '{"token":"%s","distinct_id":"user-3","groups":{"company":"company-3"}}'
 
-Point a PostHog SDK at http://%s with the project token (and the personal key
+Point a PostHog SDK at %s with the project token (and the personal key
 for local evaluation). Ctrl-C stops Vexil; the data stays in the data directory.
-`, info.TeamID, info.Persons, info.ProjectToken, info.PersonalKey, httpAddr, info.ProjectToken, httpAddr)
+`, info.TeamID, info.Persons, info.ProjectToken, info.PersonalKey, httpURL, info.ProjectToken, httpURL)
 }
 
 // structOf reads JSON text (a flag's filters) into the API's Struct.

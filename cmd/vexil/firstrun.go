@@ -37,7 +37,7 @@ type firstKeyInfo struct {
 // starting at once, one creates it (the catalog's first-key marker); the
 // others log which key it was. It returns the secret when this node
 // created the key.
-func bootstrapFirstKey(ctx context.Context, cat catalog.Catalog, dataDir, httpAddr string, stdout io.Writer, log *slog.Logger) (string, error) {
+func bootstrapFirstKey(ctx context.Context, cat catalog.Catalog, dataDir, httpURL string, stdout io.Writer, log *slog.Logger) (string, error) {
 	if _, err := cat.GetMarker(ctx, markerFirstKey); err == nil {
 		return "", nil // created before, or being created
 	} else if !errors.Is(err, catalog.ErrNotFound) {
@@ -76,7 +76,7 @@ func bootstrapFirstKey(ctx context.Context, cat catalog.Catalog, dataDir, httpAd
 	}
 	path := filepath.Join(dataDir, firstKeyFile)
 	werr := writeSecretFile(path, secret)
-	printFirstKey(stdout, secret, info.ID, path, werr == nil, httpAddr)
+	printFirstKey(stdout, secret, info.ID, path, werr == nil, httpURL)
 	if werr != nil {
 		log.Warn("the first key is printed but could not be written to a file", "path", path, "err", werr)
 	}
@@ -102,7 +102,7 @@ func writeSecretFile(path, secret string) error {
 	return os.Rename(tmp, path)
 }
 
-func printFirstKey(w io.Writer, secret, id, path string, written bool, httpAddr string) {
+func printFirstKey(w io.Writer, secret, id, path string, written bool, httpURL string) {
 	kept := "It is shown this once and kept in " + path + " (mode 0600); delete that file once you have stored it."
 	if !written {
 		kept = "It is shown this once (it could not be written to " + path + ")."
@@ -116,8 +116,8 @@ First start of an empty Vexil: created the instance-wide personal API key %s
 Create a team (it prints the project token for the SDKs) and more keys with it:
 
   export %s=%s
-  vexil teams create --url http://%s --name "My project"
-  vexil keys create --url http://%s --scopes flag:read,flag:write --teams 1
+  vexil teams create --url %s --name "My project"
+  vexil keys create --url %s --scopes flag:read,flag:write --teams 1
 
-`, id, kept, secret, apiKeyEnv, secret, httpAddr, httpAddr)
+`, id, kept, secret, apiKeyEnv, secret, httpURL, httpURL)
 }

@@ -31,7 +31,7 @@ func TestFirstKeyOnce(t *testing.T) {
 	for i := range nodes {
 		dirs[i] = t.TempDir()
 		wg.Go(func() {
-			secrets[i], errs[i] = bootstrapFirstKey(t.Context(), cat, dirs[i], "127.0.0.1:8000", &outs[i], log)
+			secrets[i], errs[i] = bootstrapFirstKey(t.Context(), cat, dirs[i], "http://127.0.0.1:8000", &outs[i], log)
 		})
 	}
 	wg.Wait()
@@ -82,7 +82,7 @@ func TestFirstKeyOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	if s, err := bootstrapFirstKey(t.Context(), cat, t.TempDir(), "127.0.0.1:8000", &out, log); err != nil || s != "" || out.Len() != 0 {
+	if s, err := bootstrapFirstKey(t.Context(), cat, t.TempDir(), "http://127.0.0.1:8000", &out, log); err != nil || s != "" || out.Len() != 0 {
 		t.Fatalf("restart: %q %v, printed %q", s, err, out.String())
 	}
 }
@@ -108,7 +108,7 @@ func TestFirstKeyNotOnAUsedCluster(t *testing.T) {
 			}
 			dir := t.TempDir()
 			var out bytes.Buffer
-			if s, err := bootstrapFirstKey(t.Context(), cat, dir, "127.0.0.1:8000", &out, log); err != nil || s != "" || out.Len() != 0 {
+			if s, err := bootstrapFirstKey(t.Context(), cat, dir, "http://127.0.0.1:8000", &out, log); err != nil || s != "" || out.Len() != 0 {
 				t.Fatalf("%q %v, printed %q", s, err, out.String())
 			}
 			if _, err := os.Stat(filepath.Join(dir, firstKeyFile)); !os.IsNotExist(err) {

@@ -37,14 +37,18 @@ func runPrecompute(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if c.NATS.URL == "" || len(c.Scylla.Hosts) == 0 {
 		return &usageError{msg: "-nats-url and -scylla-hosts are required (or nats.url and scylla.hosts in the --config file)"}
 	}
+	log := newLogger(c, stderr).With("role", "precompute")
 	var metricsLn net.Listener // opened first: a taken port fails before any connection
 	if c.Precompute.MetricsAddr != "" {
-		if metricsLn, err = listenFlag(c.Precompute.MetricsAddr, "metrics-addr", "precompute.metrics-addr"); err != nil {
+		ls, err := newListeners(c.TLS, log)
+		if err != nil {
+			return err
+		}
+		if metricsLn, err = ls.listenHTTP(c.Precompute.MetricsAddr, "metrics-addr", "precompute.metrics-addr"); err != nil {
 			return fmt.Errorf("metrics: %w", err)
 		}
 		defer metricsLn.Close()
 	}
-	log := newLogger(c, stderr).With("role", "precompute")
 	nc, err := connectNATS(c.NATS.URL, "vexil precompute")
 	if err != nil {
 		return err
@@ -106,6 +110,7 @@ func bindPrecomputeFlags(b configFlags, c *config.Config) {
 	b.int(&c.Precompute.Concurrency, "concurrency", "precompute.concurrency", "rows computed at once (0: the default)")
 	b.int(&c.Precompute.RunRate, "run-rate", "precompute.run-rate", "rows per second this worker computes of runs (0: unbounded)")
 	b.str(&c.Precompute.MetricsAddr, "metrics-addr", "precompute.metrics-addr", "address of /metrics (empty: none); the default sits beside serve's 8000 and 8001, off Prometheus's own 9090")
+	bindTLSFlags(b, c)
 	b.str(&c.LogLevel, "log-level", "log-level", "debug, info, warn or error")
 }
 

@@ -67,6 +67,7 @@ func bindServeFlags(b configFlags, c *config.Config) {
 	b.str(&c.Scylla.Keyspace, "scylla-keyspace", "scylla.keyspace", "keyspace of the ScyllaDB store and catalog (created and migrated on start)")
 	b.int(&c.Scylla.Replication, "scylla-replication", "scylla.replication", "replication factor when the keyspace is created")
 	bindHedgeFlags(b, c)
+	bindTLSFlags(b, c)
 	b.bool(&c.Demo.Enabled, "demo", "demo.enabled", "create a demo team with flags and persons, and print a token and a curl to try")
 	b.int(&c.Demo.Persons, "demo-persons", "demo.persons", "persons the demo publishes through the ingest stream")
 	b.int(&c.Demo.Flags, "demo-flags", "demo.flags", "extra demo flags in the peers' benchmark shape (half boolean at 50%, half multivariate gated on country US)")
@@ -105,6 +106,10 @@ type node struct {
 	evalConn *grpc.ClientConn
 	registry *prometheus.Registry
 	log      *slog.Logger
+	// httpURL is the base URL of the HTTP listener (https with TLS).
+	httpURL string
+	// localGRPC dials the gRPC server from inside the process.
+	localGRPC func(context.Context, string) (net.Conn, error)
 	// claim, when NATS was away at start, binds ns to the store once NATS
 	// is there; ingest waits for it. Nil: claimed by startNode.
 	claim func(context.Context) error
@@ -119,12 +124,12 @@ func serve(ctx context.Context, c config.Config, log *slog.Logger, stdout io.Wri
 
 	g, gctx := errgroup.WithContext(ctx)
 	n.start(g, gctx)
-	log.Info("vexil is serving", "http", n.adminSrv.HTTPAddr(), "grpc", n.adminSrv.GRPCAddr(), "nats", n.nc.ConnectedUrl(), "data_dir", c.DataDir)
+	log.Info("vexil is serving", "http", n.httpURL, "grpc", n.adminSrv.GRPCAddr(), "nats", n.nc.ConnectedUrl(), "data_dir", c.DataDir)
 	if !c.Demo.Enabled { // the demo prints its own key
 		g.Go(func() error {
 			// A failure leaves the node serving: keys can still be made
 			// with vexil keys on the data directory once it stops.
-			if _, err := bootstrapFirstKey(gctx, n.catalog, c.DataDir, n.adminSrv.HTTPAddr(), stdout, log); err != nil && gctx.Err() == nil {
+			if _, err := bootstrapFirstKey(gctx, n.catalog, c.DataDir, n.httpURL, stdout, log); err != nil && gctx.Err() == nil {
 				log.Error("creating the first key failed", "err", err)
 			}
 			return nil
@@ -136,7 +141,7 @@ func serve(ctx context.Context, c config.Config, log *slog.Logger, stdout io.Wri
 			if err != nil {
 				return fmt.Errorf("demo: %w", err)
 			}
-			printDemo(stdout, info, n.adminSrv.HTTPAddr())
+			printDemo(stdout, info, n.httpURL)
 			return nil
 		})
 	}
@@ -203,6 +208,10 @@ func startNode(c config.Config, log *slog.Logger, hooks ...startHooks) (n *node,
 			n = nil
 		}
 	}()
+	ls, err := openListeners(c, log) // refuses plaintext on a reachable address before anything starts
+	if err != nil {
+		return nil, err
+	}
 	n.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if err := os.MkdirAll(c.DataDir, 0o755); err != nil {
 		return nil, err
@@ -343,17 +352,19 @@ func startNode(c config.Config, log *slog.Logger, hooks ...startHooks) (n *node,
 	// The evaluation API shares the management API's gRPC server; its HTTP
 	// gateway goes through a client connection to that server, so the
 	// listener is opened here to know the address first.
-	grpcLn, err := listenFlag(c.GRPCAddr, "grpc-addr", "grpc-addr")
+	grpcLn, err := ls.listenGRPC(c.GRPCAddr, "grpc-addr", "grpc-addr")
 	if err != nil {
 		return nil, fmt.Errorf("gRPC: %w", err)
 	}
-	httpLn, err := listenFlag(c.HTTPAddr, "http-addr", "http-addr")
+	httpLn, err := ls.listenHTTP(c.HTTPAddr, "http-addr", "http-addr")
 	if err != nil {
 		_ = grpcLn.Close()
 		return nil, fmt.Errorf("HTTP: %w", err)
 	}
 	closeListeners := func() { _, _ = grpcLn.Close(), httpLn.Close() }
-	n.evalConn, err = grpc.NewClient(grpcLn.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	n.httpURL, n.localGRPC = ls.scheme()+"://"+httpLn.Addr().String(), grpcLn.DialContext
+	n.evalConn, err = grpc.NewClient(grpcLn.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithContextDialer(grpcLn.DialContext)) // in process: no TLS to its own port
 	if err != nil {
 		closeListeners()
 		return nil, fmt.Errorf("evaluation gateway: %w", err)
@@ -368,7 +379,8 @@ func startNode(c config.Config, log *slog.Logger, hooks ...startHooks) (n *node,
 		routes["/debug/pprof/trace"] = http.HandlerFunc(pprof.Trace)
 	}
 	n.adminSrv, err = admin.NewServer(admin.ServerConfig{Service: n.adminSvc, HTTPListener: httpLn, GRPCListener: grpcLn,
-		Routes: routes, Register: func(s *grpc.Server) { n.eval.RegisterGRPC(s) }, Logger: log.With("role", "admin")})
+		Routes: routes, Register: func(s *grpc.Server) { n.eval.RegisterGRPC(s) }, Logger: log.With("role", "admin"),
+		GatewayDialer: grpcLn.DialContext})
 	if err != nil {
 		closeListeners()
 		return nil, err

@@ -46,6 +46,7 @@ type Config struct {
 	// which is off the Go heap. Default 0.
 	MemoryLimitMB int `yaml:"memory-limit-mb"`
 
+	TLS        TLS        `yaml:"tls"`
 	NATS       NATS       `yaml:"nats"`
 	Scylla     Scylla     `yaml:"scylla"`
 	Store      Store      `yaml:"store"`
@@ -54,6 +55,27 @@ type Config struct {
 	Precompute Precompute `yaml:"precompute"`
 	Admin      Admin      `yaml:"admin"`
 	Demo       Demo       `yaml:"demo"`
+}
+
+// TLS is the TLS of every HTTP and gRPC listener (serve's and admin's,
+// and the /metrics of vexil precompute). An address other hosts can reach
+// is served over TLS, or a TLS-terminating proxy is said to be in front;
+// loopback may stay plaintext.
+type TLS struct {
+	// CertFile and KeyFile are the PEM certificate chain and private key
+	// the listeners serve, read again when they change (a rotation needs
+	// no restart). Both or neither. Default none: plaintext.
+	CertFile string `yaml:"cert-file"`
+	KeyFile  string `yaml:"key-file"`
+	// ClientCAFile is a PEM bundle of CAs: with it the gRPC listener
+	// requires a client certificate signed by one of them (mTLS for
+	// internal callers). HTTP serves browsers and SDKs and asks for none.
+	// Needs CertFile. Default none.
+	ClientCAFile string `yaml:"client-ca-file"`
+	// BehindProxy says a TLS-terminating proxy is in front of the
+	// listeners: a non-loopback address may then serve plaintext. Default
+	// false.
+	BehindProxy bool `yaml:"behind-proxy"`
 }
 
 // NATS is where the roles meet: the ingest stream, change notices and
@@ -301,6 +323,7 @@ func (c *Config) Validate() error {
 	if c.MemoryLimitMB < 0 || c.MemoryLimitMB > maxMemoryLimitMB {
 		bad("memory-limit-mb", "%d out of range 0..%d", c.MemoryLimitMB, maxMemoryLimitMB)
 	}
+	c.validateTLS(bad)
 	check("nats.url", checkNATSURL(c.NATS.URL))
 	check("nats.listen", checkAddr(c.NATS.Listen, -1))
 	if c.NATS.Namespace == "" {
@@ -352,6 +375,24 @@ func (c *Config) Validate() error {
 		bad("demo.flags", "%d out of range 0..%d", c.Demo.Flags, maxDemoFlags)
 	}
 	return errors.Join(errs...)
+}
+
+func (c *Config) validateTLS(bad func(key, format string, args ...any)) {
+	t := &c.TLS
+	for _, v := range []struct{ key, path string }{{"tls.cert-file", t.CertFile}, {"tls.key-file", t.KeyFile}, {"tls.client-ca-file", t.ClientCAFile}} {
+		if len(v.path) > maxPathBytes {
+			bad(v.key, "longer than %d bytes", maxPathBytes)
+		}
+	}
+	switch {
+	case t.CertFile != "" && t.KeyFile == "":
+		bad("tls.key-file", "required with tls.cert-file")
+	case t.CertFile == "" && t.KeyFile != "":
+		bad("tls.cert-file", "required with tls.key-file")
+	}
+	if t.ClientCAFile != "" && t.CertFile == "" {
+		bad("tls.client-ca-file", "needs tls.cert-file and tls.key-file: client certificates are asked for over TLS only")
+	}
 }
 
 func (c *Config) validateAdmission(bad func(key, format string, args ...any)) {

@@ -58,6 +58,12 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"gc-percent", func(c *Config) { c.GCPercent = -5 }},
 		{"memory-limit-mb", func(c *Config) { c.MemoryLimitMB = -1 }},
 		{"memory-limit-mb", func(c *Config) { c.MemoryLimitMB = maxMemoryLimitMB + 1 }},
+		{"tls.key-file", func(c *Config) { c.TLS.CertFile = "server.crt" }},
+		{"tls.cert-file", func(c *Config) { c.TLS.KeyFile = "server.key" }},
+		{"tls.cert-file", func(c *Config) {
+			c.TLS.CertFile, c.TLS.KeyFile = strings.Repeat("c", maxPathBytes+1), "server.key"
+		}},
+		{"tls.client-ca-file", func(c *Config) { c.TLS.ClientCAFile = "ca.pem" }},
 		{"nats.url", func(c *Config) { c.NATS.URL = "http://example.com:4222" }},
 		{"nats.url", func(c *Config) { c.NATS.URL = "nats://a:4222,nats://" }},
 		{"nats.listen", func(c *Config) { c.NATS.Listen = "127.0.0.1:-2" }},
