@@ -8,6 +8,7 @@ package loadtest
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -40,6 +41,9 @@ type Config struct {
 	Timeout time.Duration
 	// Client defaults to one with a transport sized for Connections.
 	Client *http.Client
+	// TLS configures the default Client's TLS (an https URL); nil:
+	// Go's defaults.
+	TLS *tls.Config
 	// Do, when set, replaces the HTTP POST: it sends request number i
 	// (another protocol, such as gRPC) and reports whether it succeeded and
 	// how many bytes the answer had. URL and Bodies are then not used.
@@ -129,7 +133,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if cfg.Client == nil {
 		cfg.Client = &http.Client{Timeout: cfg.Timeout, Transport: &http.Transport{
 			MaxIdleConns: cfg.Connections, MaxIdleConnsPerHost: cfg.Connections, MaxConnsPerHost: cfg.Connections,
-			DisableCompression: true, IdleConnTimeout: time.Minute}}
+			DisableCompression: true, IdleConnTimeout: time.Minute, TLSClientConfig: cfg.TLS}}
 	}
 	r := &runner{cfg: cfg}
 	if cfg.Warmup > 0 {

@@ -22,12 +22,14 @@ const apiKeyEnv = "VEXIL_API_KEY"
 // node's management API instead of a stopped data directory.
 type apiFlags struct {
 	url, key *string
+	tls      clientTLSFlags
 }
 
 func bindAPIFlags(fs *flag.FlagSet) apiFlags {
 	return apiFlags{
-		url: fs.String("url", "", "a running node's HTTP address (http://127.0.0.1:8000): go through its management API instead of -data-dir"),
+		url: fs.String("url", "", "a running node's HTTP address (http://127.0.0.1:8000, or https:// with -ca-file): go through its management API instead of -data-dir"),
 		key: fs.String("key", os.Getenv(apiKeyEnv), "a personal API key (phx_...) for -url; default $"+apiKeyEnv),
+		tls: bindClientTLSFlags(fs, false),
 	}
 }
 
@@ -43,7 +45,17 @@ func (f apiFlags) client() (*apiClient, error) {
 	if *f.key == "" {
 		return nil, &usageError{msg: "-url needs -key (or $" + apiKeyEnv + "): a personal API key"}
 	}
-	return &apiClient{base: strings.TrimRight(u.String(), "/"), key: *f.key, http: &http.Client{Timeout: 30 * time.Second}}, nil
+	client := &http.Client{Timeout: 30 * time.Second}
+	if u.Scheme == "https" {
+		tc, err := f.tls.config()
+		if err != nil {
+			return nil, err
+		}
+		client.Transport = &http.Transport{TLSClientConfig: tc, ForceAttemptHTTP2: true, Proxy: http.ProxyFromEnvironment}
+	} else if *f.tls.ca != "" {
+		return nil, &usageError{msg: "-ca-file is for an https:// -url"}
+	}
+	return &apiClient{base: strings.TrimRight(u.String(), "/"), key: *f.key, http: client}, nil
 }
 
 // apiClient calls the management API's REST surface (PostHog's JSON) with

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/encoding/protojson"
 
@@ -36,6 +35,7 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	dryRun := fs.Bool("dry-run", false, "report what would be created, changed or refused; write nothing")
 	asJSON := fs.Bool("json", false, "print the whole answer as JSON")
 	timeout := fs.Duration("timeout", time.Minute, "how long the import may take")
+	tlsFlags := bindClientTLSFlags(fs, true)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: vexil import --file FILE --team N [--dry-run] [--grpc-addr ADDR] [--key phx_...]")
 		fmt.Fprintln(stderr)
@@ -80,7 +80,11 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return fmt.Errorf("%s: %w", *file, err)
 	}
-	conn, err := grpc.NewClient(*addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+	creds, err := tlsFlags.grpcCredentials()
+	if err != nil {
+		return err
+	}
+	conn, err := grpc.NewClient(*addr, creds,
 		grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(maxImportFile), grpc.MaxCallRecvMsgSize(maxImportFile)))
 	if err != nil {
 		return err

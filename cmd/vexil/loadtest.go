@@ -9,11 +9,11 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	neturl "net/url"
 	"strings"
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/vexil-dev/vexil/loadtest"
@@ -54,6 +54,7 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	nsFlag := fs.String("namespace", string(namespace.Default), "the serving environment's namespace on NATS, for -freshness")
 	personal := fs.String("personal-key", "", "personal API key, for -freshness (creates the probe flag)")
 	team := fs.Int64("team", 1, "team id, for -freshness")
+	tlsFlags := bindClientTLSFlags(fs, true)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -83,7 +84,7 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if *persons <= 0 || *distinct <= 0 {
 		return &usageError{msg: "-persons and -bodies must be positive"}
 	}
-	if !strings.HasPrefix(*url, "http://127.") && !strings.HasPrefix(*url, "http://localhost") && !strings.HasPrefix(*url, "http://[::1]") {
+	if !isLoopbackURL(*url) {
 		return &usageError{msg: "-url must be a loopback address: vexil loadtest only loads servers on this machine"}
 	}
 	r := rand.New(rand.NewPCG(1, 2))
@@ -102,11 +103,22 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	cfg := loadtest.Config{URL: *url, Bodies: bodies, Rate: *rate, Connections: *conns, Duration: *duration, Warmup: *warmup,
 		Header: http.Header(headers)}
+	if strings.HasPrefix(*url, "https://") {
+		tc, err := tlsFlags.config()
+		if err != nil {
+			return err
+		}
+		cfg.TLS = tc
+	}
 	if *grpcAddr != "" {
 		if !strings.HasPrefix(*grpcAddr, "127.") && !strings.HasPrefix(*grpcAddr, "localhost:") && !strings.HasPrefix(*grpcAddr, "[::1]") {
 			return &usageError{msg: "-grpc must be a loopback address"}
 		}
-		do, closeConn, err := grpcEvaluate(*grpcAddr, *token, bodies)
+		creds, err := tlsFlags.grpcCredentials()
+		if err != nil {
+			return err
+		}
+		do, closeConn, err := grpcEvaluate(*grpcAddr, creds, *token, bodies)
 		if err != nil {
 			return err
 		}
@@ -154,8 +166,8 @@ func serveTrivial(ctx context.Context, addr string, size int, stdout io.Writer) 
 
 // grpcEvaluate returns a loadtest Do that calls EvalService.Evaluate with
 // the same persons the HTTP bodies name, over one client connection.
-func grpcEvaluate(addr, token string, bodies [][]byte) (func(context.Context, uint64) (bool, int), func(), error) {
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+func grpcEvaluate(addr string, creds grpc.DialOption, token string, bodies [][]byte) (func(context.Context, uint64) (bool, int), func(), error) {
+	conn, err := grpc.NewClient(addr, creds)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -203,4 +215,18 @@ func (h *headerFlags) Set(v string) error {
 	}
 	http.Header(*h).Add(strings.TrimSpace(name), strings.TrimSpace(value))
 	return nil
+}
+
+// isLoopbackURL reports whether an http:// or https:// URL names a host on
+// loopback.
+func isLoopbackURL(s string) bool {
+	u, err := neturl.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+		return false
+	}
+	port := u.Port()
+	if port == "" {
+		port = "443"
+	}
+	return isLoopback(net.JoinHostPort(u.Hostname(), port))
 }
