@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"os"
@@ -13,10 +14,12 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 
 	"github.com/vexil-dev/vexil/tlsconf/tlstest"
 )
@@ -32,7 +35,7 @@ func serveHTTP(t *testing.T, kp *KeyPair) string {
 		t.Fatal(err)
 	}
 	l := NewListener(ln, Server(kp, nil, "h2", "http/1.1"))
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := &http.Server{ErrorLog: log.New(io.Discard, "", 0), Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, "ok "+r.Proto)
 	})}
 	go func() { _ = srv.Serve(l) }()
@@ -244,12 +247,12 @@ func TestGRPCMutualTLS(t *testing.T) {
 	if err := check(withFiles(ClientFiles{CAFile: caFile, CertFile: certFile, KeyFile: keyFile})); err != nil {
 		t.Fatalf("client with a certificate: %v", err)
 	}
-	if err := check(withFiles(ClientFiles{CAFile: caFile})); err == nil {
-		t.Fatal("a client without a certificate was served")
+	if err := check(withFiles(ClientFiles{CAFile: caFile})); status.Code(err) != codes.Unavailable {
+		t.Fatalf("a client without a certificate: %v, want Unavailable (the handshake refused)", err)
 	}
 	strangerCert, strangerKey := other.Issue(t, tlstest.Spec{CommonName: "stranger", Client: true}).Write(t, dir, "stranger")
-	if err := check(withFiles(ClientFiles{CAFile: caFile, CertFile: strangerCert, KeyFile: strangerKey})); err == nil {
-		t.Fatal("a client certificate of another CA was served")
+	if err := check(withFiles(ClientFiles{CAFile: caFile, CertFile: strangerCert, KeyFile: strangerKey})); status.Code(err) != codes.Unavailable {
+		t.Fatalf("a client certificate of another CA: %v, want Unavailable (the handshake refused)", err)
 	}
 	if err := check(grpc.WithTransportCredentials(insecure.NewCredentials())); err == nil {
 		t.Fatal("a plaintext client was served on the TLS port")
@@ -275,5 +278,54 @@ func TestListenerClose(t *testing.T) {
 	}
 	if _, err := l.Accept(); !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("accept after close: %v", err)
+	}
+}
+
+// TestGRPCServerCertificate: a gRPC client refuses a server whose
+// certificate has expired, or was signed by a CA it does not trust, and
+// calls one with a good certificate.
+func TestGRPCServerCertificate(t *testing.T) {
+	dir := t.TempDir()
+	ca, other := tlstest.NewCA(t, "vexil test CA"), tlstest.NewCA(t, "another CA")
+	caFile := ca.WriteCA(t, dir, "ca")
+	for _, tc := range []struct {
+		name string
+		pair tlstest.Pair
+		want string // in the client's error; "" when served
+	}{
+		{"good", ca.Issue(t, tlstest.Spec{CommonName: "good"}), ""},
+		{"expired", ca.Issue(t, tlstest.Spec{CommonName: "expired", Expired: true}), "certificate has expired"},
+		{"wrong-ca", other.Issue(t, tlstest.Spec{CommonName: "wrong-ca"}), "certificate signed by unknown authority"},
+	} {
+		kp, err := LoadKeyPair(writePair(t, dir, tc.name, tc.pair))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := grpc.NewServer()
+		healthpb.RegisterHealthServer(srv, health.NewServer())
+		go func() { _ = srv.Serve(NewListener(ln, Server(kp, nil, "h2"))) }()
+		cfg, err := Client(ClientFiles{CAFile: caFile}, every)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(credentials.NewTLS(cfg)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		_, err = healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
+		cancel()
+		_ = conn.Close()
+		srv.Stop()
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: %v", tc.name, err)
+		case tc.want != "" && (status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: %v, want Unavailable: %s", tc.name, err, tc.want)
+		}
 	}
 }
