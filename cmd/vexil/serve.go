@@ -12,6 +12,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
@@ -124,7 +125,7 @@ func serve(ctx context.Context, c config.Config, log *slog.Logger, stdout io.Wri
 
 	g, gctx := errgroup.WithContext(ctx)
 	n.start(g, gctx)
-	log.Info("vexil is serving", "http", n.httpURL, "grpc", n.adminSrv.GRPCAddr(), "nats", n.nc.ConnectedUrl(), "data_dir", c.DataDir)
+	log.Info("vexil is serving", "http", n.adminSrv.HTTPAddr(), "tls", strings.HasPrefix(n.httpURL, "https:"), "grpc", n.adminSrv.GRPCAddr(), "nats", n.nc.ConnectedUrl(), "data_dir", c.DataDir)
 	if !c.Demo.Enabled { // the demo prints its own key
 		g.Go(func() error {
 			// A failure leaves the node serving: keys can still be made
