@@ -36,7 +36,7 @@ func adminDefaults() config.Config {
 func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("admin", stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: vexil admin --data-dir DIR [--grpc-addr A] [--http-addr A] [--nats-url URL] [--config FILE]")
+		fmt.Fprintln(stderr, "Usage: vexil admin --data-dir DIR [--grpc-addr A] [--http-addr A] [--nats-url URL] [--tls-cert F --tls-key F [--tls-client-ca F]] [--config FILE]")
 		fmt.Fprintln(stderr)
 		fmt.Fprintln(stderr, "Serves the management API (gRPC and REST, OpenAPI at /api/openapi.json): over TLS with")
 		fmt.Fprintln(stderr, "-tls-cert and -tls-key, else on loopback only (or behind a TLS proxy: -behind-tls-proxy).")

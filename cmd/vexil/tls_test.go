@@ -89,6 +89,11 @@ func TestPlaintextRuleCommands(t *testing.T) {
 			t.Errorf("%v: %d %s", args, code, stderr)
 		}
 	}
+	// vexil precompute's /metrics, before it connects to anything.
+	if code, stderr := runDone("precompute", "--nats-url", "nats://127.0.0.1:1", "--scylla-hosts", "127.0.0.1", "--metrics-addr", "0.0.0.0:0"); code != 2 ||
+		!strings.Contains(stderr, "-metrics-addr 0.0.0.0:0 (precompute.metrics-addr)") {
+		t.Errorf("precompute: %d %s", code, stderr)
+	}
 	if code, stderr := runDone("admin", "--data-dir", t.TempDir(), "--http-addr", "0.0.0.0:0", "--grpc-addr", "127.0.0.1:0", "--behind-tls-proxy"); code != 0 {
 		t.Errorf("admin behind a TLS proxy: %d %s", code, stderr)
 	}
