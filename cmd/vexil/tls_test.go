@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -212,6 +213,15 @@ func TestServeTLS(t *testing.T) {
 	}
 	if code, _, stderr := runCmd(t, "keys", "list", "--url", n.httpURL, "--key", personal); code == 0 || !strings.Contains(stderr, "certificate") {
 		t.Fatalf("vexil keys list --url https:// without the CA: %d %s", code, stderr)
+	}
+
+	importArgs := []string{"import", "--grpc-addr", n.adminSrv.GRPCAddr(), "--file", "../../admin/testdata/posthog_local_eval.json",
+		"--team", fmt.Sprint(team.GetId()), "--key", personal, "--dry-run", "--ca-file", caFile}
+	if code, _, stderr := runCmd(t, append(importArgs, "--client-cert", clientCert, "--client-key", clientKey)...); code != 0 {
+		t.Fatalf("vexil import over gRPC with a client certificate: %d %s", code, stderr)
+	}
+	if code, _, _ := runCmd(t, importArgs...); code == 0 {
+		t.Fatal("vexil import without a client certificate was served")
 	}
 
 	_, _, err = post(httpsClient(otherFile), "/flags/?v=2", "", `{}`)
