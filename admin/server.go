@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -140,7 +141,8 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		return nil, err
 	}
 	s.http = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
-		IdleTimeout: 2 * time.Minute}
+		IdleTimeout: 2 * time.Minute,
+		ErrorLog: log.New(serverErrors{s.log}, "", 0)}
 	return s, nil
 }
 
@@ -404,4 +406,19 @@ func (s *Server) publicEarlyAccess(w http.ResponseWriter, r *http.Request, clien
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = jsonEncode(w, out)
+}
+
+// serverErrors sends the HTTP server's error log to the logger: failed TLS
+// handshakes (scanners, a client without the CA) are the caller's problem
+// and logged at debug; anything else (a handler's panic) is a warning.
+type serverErrors struct{ log *slog.Logger }
+
+func (e serverErrors) Write(p []byte) (int, error) {
+	msg := strings.TrimSpace(string(p))
+	if strings.Contains(msg, "TLS handshake error") {
+		e.log.Debug(msg)
+	} else {
+		e.log.Warn(msg)
+	}
+	return len(p), nil
 }
