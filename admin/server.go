@@ -142,7 +142,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	}
 	s.http = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
 		IdleTimeout: 2 * time.Minute,
-		ErrorLog: log.New(serverErrors{s.log}, "", 0)}
+		ErrorLog:    log.New(serverErrors{s.log}, "", 0)}
 	return s, nil
 }
 
