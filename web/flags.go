@@ -3,8 +3,8 @@ package web
 import (
 	"encoding/base64"
 	"encoding/json"
-	"html/template"
 	"fmt"
+	"html/template"
 	"net/http"
 	"strconv"
 	"strings"

@@ -85,7 +85,9 @@ func (h *Handler) cohortsPage(w http.ResponseWriter, q *req, code int, d cohorts
 	h.render(w, q.r, code, "cohorts", view{Q: q, Title: "Cohorts", Nav: "cohorts", Data: d})
 }
 
-func (h *Handler) cohorts(w http.ResponseWriter, q *req) { h.cohortsPage(w, q, http.StatusOK, cohortsData{}) }
+func (h *Handler) cohorts(w http.ResponseWriter, q *req) {
+	h.cohortsPage(w, q, http.StatusOK, cohortsData{})
+}
 
 func (h *Handler) cohortCreate(w http.ResponseWriter, q *req) {
 	f := q.r.PostForm
@@ -332,7 +334,9 @@ func (h *Handler) keysPage(w http.ResponseWriter, q *req, code int, data map[str
 	h.render(w, q.r, code, "keys", view{Q: q, Title: "API keys", Nav: "keys", Data: data})
 }
 
-func (h *Handler) keys(w http.ResponseWriter, q *req) { h.keysPage(w, q, http.StatusOK, map[string]any{}) }
+func (h *Handler) keys(w http.ResponseWriter, q *req) {
+	h.keysPage(w, q, http.StatusOK, map[string]any{})
+}
 
 func (h *Handler) keyCreate(w http.ResponseWriter, q *req) {
 	f := q.r.PostForm

@@ -11,7 +11,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
 )
 
 // cookieName is the session cookie: HttpOnly (scripts never see it),
@@ -296,4 +295,3 @@ func (h *Handler) mintLink(w http.ResponseWriter, r *http.Request) {
 	}
 	_ = json.NewEncoder(w).Encode(map[string]any{"path": path, "expires_at": exp.UTC().Format(time.RFC3339)})
 }
-
