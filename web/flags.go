@@ -394,12 +394,9 @@ func (h *Handler) blastJob(w http.ResponseWriter, q *req) {
 func (h *Handler) checkRegex(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxFieldBytes)
 	_ = r.ParseForm()
-	var v string
-	for k, vals := range r.PostForm {
-		if strings.HasSuffix(k, ".value") && len(vals) > 0 {
-			v = vals[0]
-		}
-	}
+	// htmx sends the whole form; the input that asked is named in
+	// HX-Trigger-Name.
+	v := r.PostForm.Get(r.Header.Get("HX-Trigger-Name"))
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	if msg := regexProblem(v); msg != "" {
 		fmt.Fprintf(w, `<span class="err">%s</span>`, template.HTMLEscapeString(msg))
