@@ -190,6 +190,7 @@ describe('web UI in headless chromium', () => {
     for (let i = 0; i < 300; i++) if (expected(i)) want++;
     assert.equal(Number(await page.locator('[data-testid=blast-changed]').innerText()), want);
     await shoot(page, 'flag-edit');
+    await preview.screenshot({ path: `${shots}review-1280.png` });
 
     resp = await action(page, 'save');
     assert.equal(resp.status(), 200);
@@ -229,6 +230,7 @@ describe('web UI in headless chromium', () => {
       if (ui) on++;
     }
     assert.ok(on > 0 && on < cases.length, `${on} of ${cases.length} on: both answers are exercised`);
+    await page.goto(flagURL);
     await shoot(page, 'flag');
   });
 
@@ -341,6 +343,43 @@ describe('web UI in headless chromium', () => {
     await ro.page.goto(`${T}/flags`);
     assert.match(ro.page.url(), /\/ui\/login/);
     await ro.ctx.close();
+  });
+
+  test('early access features move through their stages', async () => {
+    const { page } = admin;
+    await page.goto(`${T}/early-access`);
+    await click(page, 'form[action$="/early-access"] button[type=submit]');
+    assert.match(await byId(page, 'name-err').innerText(), /name of 1 to 400 characters/);
+    await page.fill('#ea-name', 'New editor');
+    await page.fill('#ea-flag', 'new-editor');
+    await page.selectOption('#ea-stage', { label: 'beta' });
+    let resp = await click(page, 'form[action$="/early-access"] button[type=submit]');
+    assert.equal(resp.status(), 200);
+    const stage = page.locator('select[id^="stage-"]');
+    assert.equal(await stage.locator('option:checked').innerText(), 'beta');
+    await stage.selectOption({ label: 'general availability' });
+    resp = await click(page, 'select[id^="stage-"] ~ button');
+    assert.equal(await page.locator('select[id^="stage-"] option:checked').innerText(), 'general availability');
+    const feats = await api('GET', `/api/early_access_features?token=${token}`);
+    assert.deepEqual(feats.earlyAccessFeatures.map((f) => [f.flagKey, f.stage]), [['new-editor', 'general-availability']]);
+  });
+
+  test('group types, precompute status and the team activity with diffs', async () => {
+    const { page } = admin;
+    await page.goto(`${T}/settings`);
+    assert.match(await page.locator('#gt-h + table').innerText(), /0\s+company/);
+    await page.fill('#gt-index', '1');
+    await page.fill('#gt-name', 'workspace');
+    await click(page, 'form[action$="/settings/group-types"] button');
+    assert.match(await page.locator('#gt-h + table').innerText(), /1\s+workspace/);
+    assert.match(await page.locator('#pc-h').locator('..').innerText(), /rows|No precompute run yet/);
+    await page.goto(`${T}/activity?scope=flag`);
+    const text = await page.locator('ol.activity').innerText();
+    assert.match(text, /updated flag/);
+    assert.match(text, /created flag/);
+    await page.locator('ol.activity details').first().locator('summary').click();
+    assert.match(await page.locator('ol.activity details').first().innerText(), /before\s+after/);
+    assert.match(await page.locator('ol.activity').textContent(), /filters\.groups\[0\]\.rollout_percentage\s*30\s*40/);
   });
 
   test('screenshots of the main pages at 1280 and 390 px', async () => {
