@@ -98,7 +98,7 @@ type node struct {
 	eval     *evalsvc.Service
 	adminSvc *admin.Service
 	// ui is the web UI, mounted at / beside the management API.
-	ui *web.Handler
+	ui       *web.Handler
 	adminSrv *admin.Server
 	// outbox queues the management API's change notices and rollout
 	// signals, written with each change and published by its Run.
