@@ -392,6 +392,10 @@ func (h *Handler) blastJob(w http.ResponseWriter, q *req) {
 
 // checkRegex answers the editor's as-you-type regex check (htmx).
 func (h *Handler) checkRegex(w http.ResponseWriter, r *http.Request) {
+	if h.auth.fromRequest(r) == nil {
+		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxFieldBytes)
 	_ = r.ParseForm()
 	// htmx sends the whole form; the input that asked is named in

@@ -166,6 +166,8 @@ func TestSessionsScopesAndTeams(t *testing.T) {
 	b.signIn(ro.GetSecret())
 	if code, body, _ := b.do("GET", fmt.Sprintf("/ui/t/%d/flags", id1), nil); code != 200 || strings.Contains(body, `data-testid="new-flag"`) || !strings.Contains(body, "ours") {
 		t.Fatalf("read-only list: %d, new-flag shown or flag missing", code)
+	} else if strings.Contains(body, "/keys\"") || strings.Contains(body, "/cohorts\"") {
+		t.Fatal("the navigation links pages the key cannot read")
 	}
 	if code, _, _ := b.do("GET", fmt.Sprintf("/ui/t/%d/flags/%d", id2, f2.GetFlag().GetId()), nil); code != http.StatusNotFound {
 		t.Fatalf("another team's flag: %d, want 404", code)
@@ -364,5 +366,37 @@ func TestSessionsExpire(t *testing.T) {
 	now = now.Add(2 * time.Hour)
 	if _, err := s.create("phx_a"); err != nil {
 		t.Fatalf("expired sessions were not reclaimed: %v", err)
+	}
+}
+
+func TestCohortsThroughTheUI(t *testing.T) {
+	e := newEnv(t)
+	tm, err := e.client.CreateTeam(e.as(e.root), &adminv1.CreateTeamRequest{Name: "one"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := fmt.Sprintf("/ui/t/%d/cohorts", tm.GetTeam().GetId())
+	b := e.browser(t)
+	b.signIn(e.root)
+	b.do("GET", base, nil)
+	// Bad JSON is refused in place and the text typed is kept.
+	code, body, _ := b.do("POST", base, url.Values{"csrf": {b.csrf}, "name": {"Pro"}, "kind": {"property"}, "filters": {`{"properties":`}})
+	if code != http.StatusUnprocessableEntity || !strings.Contains(body, `id="filters-err"`) || !strings.Contains(body, `{&#34;properties&#34;:`) {
+		t.Fatalf("bad filters: %d", code)
+	}
+	code, _, loc := b.do("POST", base, url.Values{"csrf": {b.csrf}, "name": {"Pro"}, "kind": {"property"},
+		"filters": {`{"properties":{"type":"AND","values":[{"key":"plan","type":"person","operator":"exact","value":["pro"]}]}}`}})
+	if code != http.StatusSeeOther {
+		t.Fatalf("property cohort: %d", code)
+	}
+	code, body, _ = b.do("GET", loc, nil)
+	if code != 200 || !strings.Contains(body, "property") || !strings.Contains(body, "plan") {
+		t.Fatalf("cohort page: %d", code)
+	}
+	// The engine refuses what it cannot run, named by its field.
+	code, body, _ = b.do("POST", base, url.Values{"csrf": {b.csrf}, "name": {"Odd"}, "kind": {"behavioral"},
+		"filters": {`{"properties":{"type":"OR","values":[{"type":"behavioral","key":"x","value":"performed_event","time_value":400,"time_interval":"day"}]}}`}})
+	if code == http.StatusSeeOther || !strings.Contains(body, `id="filters-err"`) {
+		t.Fatalf("a behavioural cohort over 90 days: %d", code)
 	}
 }
