@@ -46,8 +46,8 @@ func (h *Handler) flagsList(w http.ResponseWriter, q *req) {
 	v := q.r.URL.Query()
 	d := flagsData{Search: v.Get("search"), Tag: v.Get("tag"), Status: v.Get("status")}
 	st, ok := statusByName[d.Status]
-	if !ok || len(d.Search) > 200 || len(d.Tag) > 200 {
-		h.render(w, q.r, http.StatusBadRequest, "error", view{Q: q, Title: "Bad request", Data: "status is one of active, stale, inactive, archived, all; search and tag are at most 200 characters"})
+	if !ok || len(d.Search) > 200 || len(d.Tag) > 200 || len(v.Get("page")) > 200 {
+		h.render(w, q.r, http.StatusBadRequest, "error", view{Q: q, Title: "Bad request", Data: "status is one of active, stale, inactive, archived, all; search, tag and page are at most 200 characters"})
 		return
 	}
 	lr := &adminv1.ListFlagsRequest{TeamId: q.Team.GetId(), Search: d.Search, Status: st, PageSize: 100, PageToken: v.Get("page")}
@@ -349,13 +349,20 @@ func (h *Handler) flagExplain(w http.ResponseWriter, q *req) {
 	}
 	v := q.r.URL.Query()
 	ex := &explainData{DistinctID: strings.TrimSpace(v.Get("distinct_id")), Groups: map[string]string{}}
+	badGroup := ""
 	for _, g := range q.Team.GetGroupTypes() {
 		if k := strings.TrimSpace(v.Get("group." + g.GetGroupType())); k != "" {
 			ex.Groups[g.GetGroupType()] = k
+			if len(k) > maxIDBytes {
+				badGroup = g.GetGroupType()
+			}
 		}
 	}
 	code := http.StatusOK
 	switch {
+	case badGroup != "":
+		ex.Error = fmt.Sprintf("group.%s: a group key is at most %d bytes", badGroup, maxIDBytes)
+		code = http.StatusUnprocessableEntity
 	case ex.DistinctID == "":
 		ex.Error = "distinct_id: enter the distinct id to explain"
 		code = http.StatusUnprocessableEntity
