@@ -11,7 +11,7 @@
 #   VEXIL_BIN=path scripts/ui-test.sh   use an already built binary
 #   VEXIL_CHROMIUM=path                 the browser (default: chromium on PATH)
 #
-# Needs npm, node >= 20 and chromium (apt-get install chromium; .ci/run
+# Needs npm, node >= 20 (fetched into the cache when missing) and chromium (apt-get install chromium; .ci/run
 # installs it). Without chromium it fails under CI=true and skips otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,8 +27,28 @@ if [ -z "$chromium" ]; then
 	exit 0
 fi
 command -v npm >/dev/null || { echo "ui-test: npm is required (apt-get install nodejs npm)" >&2; exit 1; }
-node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' 2>/dev/null ||
-	{ echo "ui-test: node >= 20 is required" >&2; exit 1; }
+# Node >= 20 (posthog-node 5.70); Debian 12's nodejs is 18: then take Node's
+# official build from the npm registry into the cache, as scripts/sdk-node.sh
+# does (the same directory, so one download serves both).
+cache=${VEXIL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vexil}
+node_version=20.20.2
+node_ok() { command -v node >/dev/null && node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' 2>/dev/null; }
+if ! node_ok; then
+	case $(uname -m) in
+	x86_64) arch=x64 ;;
+	aarch64 | arm64) arch=arm64 ;;
+	*) echo "ui-test: node >= 20 is required" >&2; exit 1 ;;
+	esac
+	dir=$cache/node-$node_version
+	if [ ! -x "$dir/node_modules/node-linux-$arch/bin/node" ]; then
+		echo "ui-test: node >= 20 not found; installing node-linux-$arch@$node_version from npm into $dir"
+		rm -rf "$dir"
+		npm install --prefix "$dir" --no-save --no-audit --no-fund --loglevel=error "node-linux-$arch@$node_version"
+	fi
+	PATH=$dir/node_modules/node-linux-$arch/bin:$PATH
+	export PATH
+	node_ok || { echo "ui-test: node >= 20 is required" >&2; exit 1; }
+fi
 
 tmp=$(mktemp -d)
 pid=
