@@ -18,6 +18,10 @@ test: ## run the whole test suite (starts a local Cassandra for the ScyllaDB bac
 test-short: ## run the unit tests only (no Cassandra, no long randomized runs)
 	@go test -short -count=1 ./...
 
+.PHONY: test-ui
+test-ui: ## the web UI in headless chromium with posthog-node (part of make test)
+	@scripts/ui-test.sh
+
 .PHONY: bench
 bench: ## run the engine benchmarks and print them
 	@scripts/bench.sh

@@ -4,12 +4,13 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/http"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/vexil-dev/vexil/admin"
 	"github.com/vexil-dev/vexil/admin/outbox"
@@ -106,9 +107,24 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		_ = grpcLn.Close()
 		return fmt.Errorf("HTTP: %w", err)
 	}
+	// The web UI calls the management API through its own gRPC server.
+	uiConn, err := grpc.NewClient(grpcLn.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithContextDialer(grpcLn.DialContext)) // in process: no TLS to its own port
+	if err != nil {
+		_, _ = grpcLn.Close(), httpLn.Close()
+		return fmt.Errorf("web UI: %w", err)
+	}
+	defer uiConn.Close()
+	ui, err := newUI(svc, uiConn, log)
+	if err != nil {
+		_, _ = grpcLn.Close(), httpLn.Close()
+		return err
+	}
+	routes := ui.Routes()
+	routes["/metrics"] = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 	srv, err := admin.NewServer(admin.ServerConfig{Service: svc, GRPCListener: grpcLn, HTTPListener: httpLn, Logger: log,
 		GatewayDialer: grpcLn.DialContext,
-		Routes:        map[string]http.Handler{"/metrics": promhttp.HandlerFor(reg, promhttp.HandlerOpts{})}})
+		Routes:        routes})
 	if err != nil {
 		return err
 	}

@@ -56,8 +56,9 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fmt.Fprintln(stderr, "  create  --scopes S1,S2 (or '*') [--teams 1,2] [--label L]: prints the new secret, shown once")
 		fmt.Fprintln(stderr, "  list    [--team N]: keys reaching team N (0: instance-wide keys)")
 		fmt.Fprintln(stderr, "  revoke  --id key_...")
+		fmt.Fprintln(stderr, "  login-link (with --url): prints a single-use link that signs the web UI in with --key, valid a few minutes")
 	}
-	sub, args, err := subcommand(args, usage, "create, list or revoke")
+	sub, args, err := subcommand(args, usage, "create, list, revoke or login-link")
 	if sub == "" {
 		return err
 	}
@@ -75,6 +76,7 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		team = fs.Int64("team", 0, "team id (0: the instance-wide keys)")
 	case "revoke":
 		id = fs.String("id", "", "the key id (key_...)")
+	case "login-link":
 	default:
 		usage()
 		return &usageError{msg: fmt.Sprintf("unknown subcommand %q", sub)}
@@ -119,6 +121,12 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	client, err := api.client()
 	if err != nil {
 		return err
+	}
+	if sub == "login-link" {
+		if client == nil {
+			return &usageError{msg: "login-link needs --url: the link is held by the running node"}
+		}
+		return loginLinkThroughAPI(ctx, client, stdout)
 	}
 	if client != nil {
 		return keysThroughAPI(ctx, client, sub, teamIDs, sc, label, team, id, stdout, stderr)

@@ -35,6 +35,7 @@ import (
 	"github.com/vexil-dev/vexil/precompute"
 	"github.com/vexil-dev/vexil/projector"
 	"github.com/vexil-dev/vexil/store"
+	"github.com/vexil-dev/vexil/web"
 	"github.com/vexil-dev/vexil/webhooks"
 )
 
@@ -98,6 +99,8 @@ type node struct {
 	ns       namespace.Name // every name on NATS derives from it
 	eval     *evalsvc.Service
 	adminSvc *admin.Service
+	// ui is the web UI, mounted at / beside the management API.
+	ui       *web.Handler
 	adminSrv *admin.Server
 	// outbox queues the management API's change notices and rollout
 	// signals, written with each change and published by its Run.
@@ -143,6 +146,7 @@ func serve(ctx context.Context, c config.Config, log *slog.Logger, stdout io.Wri
 				return fmt.Errorf("demo: %w", err)
 			}
 			printDemo(stdout, info, n.httpURL)
+			printLoginLink(stdout, n.ui, info.PersonalKey, n.httpURL)
 			return nil
 		})
 	}
@@ -374,6 +378,11 @@ func startNode(c config.Config, log *slog.Logger, hooks ...startHooks) (n *node,
 		closeListeners()
 		return nil, err
 	}
+	if n.ui, err = newUI(n.adminSvc, n.evalConn, log); err != nil {
+		closeListeners()
+		return nil, err
+	}
+	maps.Copy(routes, n.ui.Routes())
 	if isLoopback(c.HTTPAddr) { // profiles only where nobody else can reach them
 		routes["/debug/pprof/"] = http.HandlerFunc(pprof.Index)
 		routes["/debug/pprof/profile"] = http.HandlerFunc(pprof.Profile)

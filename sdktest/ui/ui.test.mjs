@@ -1,0 +1,405 @@
+// The web UI in a real browser: playwright-core drives Debian's headless
+// chromium against a running `vexil serve --demo` (scripts/ui-test.sh starts
+// it, publishes companies with "employees" = 10*k for company-0..39, and
+// passes VEXIL_URL, VEXIL_PROJECT_TOKEN, VEXIL_PERSONAL_KEY, VEXIL_LOGIN_LINK,
+// VEXIL_CHROMIUM). posthog-node then checks that /flags answers as the UI
+// said. The tests run in order: each scenario builds on the one before.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { chromium } from 'playwright-core';
+import { PostHog } from 'posthog-node';
+
+const url = need('VEXIL_URL');
+const token = need('VEXIL_PROJECT_TOKEN');
+const adminKey = need('VEXIL_PERSONAL_KEY');
+const loginLink = need('VEXIL_LOGIN_LINK');
+const executablePath = need('VEXIL_CHROMIUM');
+const shots = new URL('./screenshots/', import.meta.url).pathname;
+const FLAG = 'ui-pro-and-big-companies';
+const team = 1;
+const T = `${url}/ui/t/${team}`;
+
+function need(name) {
+  const v = process.env[name];
+  if (!v) throw new Error(`${name} is not set: run scripts/ui-test.sh`);
+  return v;
+}
+
+// PostHog's bucketing (docs/posthog-compat.md §4), computed here
+// independently of Vexil.
+const LONG_SCALE = 0xfffffffffffffff;
+function hash(key, id) {
+  const hex = createHash('sha1').update(`${key}.${id}`, 'utf8').digest('hex');
+  return Number(BigInt('0x' + hex.slice(0, 15))) / LONG_SCALE;
+}
+const plans = ['free', 'free', 'pro', 'enterprise'];
+// What the flag the UI builds must answer: persons on plan pro, 30% of
+// them, OR companies with more than 100 employees, 30% of them.
+function expected(i, k) {
+  const person = plans[i % 4] === 'pro' && hash(FLAG, `user-${i}`) <= 0.3;
+  const company = k !== undefined && k * 10 > 100 && k < 40 && hash(FLAG, `company-${k}`) <= 0.3;
+  return person || company;
+}
+
+let browser;
+const byId = (page, id) => page.locator(`[id="${id}"]`);
+
+// submit clicks a button (or runs act) that navigates, and waits for the
+// new page; it returns the navigation's response.
+async function submit(page, act) {
+  const [resp] = await Promise.all([page.waitForNavigation({ waitUntil: 'load' }), act()]);
+  return resp;
+}
+const click = (page, selector) => submit(page, () => page.locator(selector).first().click());
+const action = (page, value) => click(page, `button[name="action"][value="${value}"]:not(.default-action)`);
+
+async function signIn(key) {
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await ctx.newPage();
+  await page.goto(`${url}/`);
+  assert.match(page.url(), /\/ui\/login/);
+  await page.fill('#key', key);
+  await click(page, 'button[type=submit]');
+  return { ctx, page };
+}
+
+async function csrfOf(page) {
+  return page.locator('form[action="/ui/logout"] input[name=csrf]').inputValue();
+}
+
+async function api(method, path, body) {
+  const resp = await fetch(`${url}${path}`, {
+    method, headers: { Authorization: `Bearer ${adminKey}`, 'Content-Type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await resp.text();
+  assert.equal(resp.status, 200, `${method} ${path}: ${resp.status} ${text}`);
+  return JSON.parse(text);
+}
+
+async function shoot(page, name) {
+  for (const width of [1280, 390]) {
+    await page.setViewportSize({ width, height: width === 390 ? 844 : 900 });
+    await page.screenshot({ path: `${shots}${name}-${width}.png`, fullPage: width === 1280 ? false : true });
+    if (width === 390) {
+      // Usable at 390 px: nothing wider than the screen.
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth);
+      assert.ok(overflow <= 391, `${name} is ${overflow} px wide at 390`);
+    }
+  }
+  await page.setViewportSize({ width: 1280, height: 900 });
+}
+
+describe('web UI in headless chromium', () => {
+  let admin; // { ctx, page } signed in with the demo's key
+  let flagID;
+  let flagURL;
+  let posthog;
+
+  before(async () => {
+    mkdirSync(shots, { recursive: true });
+    browser = await chromium.launch({ executablePath, headless: true, args: ['--no-sandbox', '--disable-dev-shm-usage'] });
+    posthog = new PostHog(token, { host: url, flushAt: 1, fetchRetryCount: 0, featureFlagsPollingInterval: 600000 });
+  });
+
+  after(async () => {
+    await posthog?.shutdown();
+    await browser?.close();
+  });
+
+  test('sign in with the personal key; the login link works once', async () => {
+    admin = await signIn(adminKey);
+    assert.match(admin.page.url(), new RegExp(`/ui/t/${team}/flags$`));
+    assert.equal(await admin.page.locator('[data-testid=flags-table] tbody tr').count(), 4);
+    assert.equal(await admin.page.locator('[data-testid=new-flag]').count(), 1);
+    // Cookie: HttpOnly, SameSite=Lax, scoped to the UI.
+    const [cookie] = await admin.ctx.cookies();
+    assert.equal(cookie.name, 'vexil_session');
+    assert.equal(cookie.httpOnly, true);
+    assert.equal(cookie.sameSite, 'Lax');
+    assert.equal(cookie.path, '/ui/');
+
+    const ctx = await browser.newContext();
+    const page = await ctx.newPage();
+    await page.goto(loginLink);
+    await click(page, 'button[type=submit]');
+    assert.match(page.url(), new RegExp(`/ui/t/${team}/flags$`));
+    const again = await (await browser.newContext()).newPage();
+    await again.goto(loginLink);
+    const resp = await click(again, 'button[type=submit]');
+    assert.equal(resp.status(), 401);
+    assert.match(await again.locator('.err').innerText(), /already used or has expired/);
+    await ctx.close();
+  });
+
+  test('keyboard: the first Tab reaches "Skip to content"', async () => {
+    const { page } = admin;
+    await page.keyboard.press('Tab');
+    assert.equal(await page.evaluate(() => document.activeElement.textContent), 'Skip to content');
+  });
+
+  test('create a flag targeting users with plan = pro AND companies with employees > 100, 30%', async () => {
+    const { page } = admin;
+    await page.goto(`${T}/flags/new`);
+    await page.fill('#key', FLAG);
+    await page.fill('#name', 'Pro users and big companies');
+    await action(page, 'add-filter:0');
+    await byId(page, 'c0.f0.key').fill('plan');
+    await byId(page, 'c0.f0.value').fill('pro');
+    await byId(page, 'c0.rollout').fill('30');
+    await action(page, 'add-condition');
+    await submit(page, () => byId(page, 'c1.target').selectOption('g0'));
+    await action(page, 'add-filter:1');
+    await byId(page, 'c1.f0.key').fill('employees');
+    await submit(page, () => byId(page, 'c1.f0.op').selectOption('gt'));
+    assert.equal(await byId(page, 'c1.f0.value').getAttribute('type'), 'number');
+    await byId(page, 'c1.f0.value').fill('100');
+
+    // Bad input is refused with the field named in place; nothing is lost.
+    await byId(page, 'c1.rollout').fill('130');
+    let resp = await action(page, 'review');
+    assert.equal(resp.status(), 422);
+    assert.match(await byId(page, 'c1.rollout-err').innerText(), /percentage from 0 to 100/);
+    assert.equal(await byId(page, 'c1.rollout').getAttribute('aria-invalid'), 'true');
+    assert.equal(await byId(page, 'c1.f0.value').inputValue(), '100');
+    assert.equal(await byId(page, 'c0.f0.value').inputValue(), 'pro');
+    assert.equal(await page.locator('#key').inputValue(), FLAG);
+    await byId(page, 'c1.rollout').fill('30');
+
+    // A regex is checked as one types (through the server, htmx).
+    await action(page, 'add-filter:0');
+    await submit(page, () => byId(page, 'c0.f1.op').selectOption('regex'));
+    await byId(page, 'c0.f1.key').fill('email');
+    await byId(page, 'c0.f1.value').pressSequentially('([a-z');
+    await page.locator('[id="c0.f1.value-check"] .err').waitFor();
+    assert.match(await byId(page, 'c0.f1.value-check').innerText(), /not a valid regular expression/);
+    await action(page, 'remove-filter:0:1');
+    assert.equal(await byId(page, 'c0.f1.key').count(), 0);
+
+    // Review: the diff and the blast radius from the management API.
+    resp = await action(page, 'review');
+    assert.equal(resp.status(), 200);
+    const preview = page.locator('[data-testid=preview]');
+    assert.match(await preview.innerText(), /filters\.groups\[1\]\.properties\[0\]\.key/);
+    await page.locator('[data-testid=blast-changed]').waitFor({ timeout: 120000 });
+    // 300 persons: 75 on pro, about 30% of them in the rollout; the
+    // company condition sees no group in the blast radius.
+    let want = 0;
+    for (let i = 0; i < 300; i++) if (expected(i)) want++;
+    assert.equal(Number(await page.locator('[data-testid=blast-changed]').innerText()), want);
+    await shoot(page, 'flag-edit');
+    await preview.screenshot({ path: `${shots}review-1280.png` });
+
+    resp = await action(page, 'save');
+    assert.equal(resp.status(), 200);
+    assert.match(page.url(), new RegExp(`/ui/t/${team}/flags/\\d+$`));
+    flagURL = page.url();
+    flagID = Number(flagURL.split('/').pop());
+    const plain = await page.locator('[data-testid=plain-conditions]').innerText();
+    assert.match(plain, /Set 1: persons whose plan equals one of pro — 30% of them/);
+    assert.match(plain, /Set 2: companies whose employees is greater than 100 — 30% of them/);
+    assert.match(await page.locator('[data-testid=no-usage]').innerText(), /No usage data yet/);
+  });
+
+  test('/flags from posthog-node answers as the UI said', async () => {
+    const { page } = admin;
+    // Wait until the published companies are projected (a company over
+    // 100 employees inside the rollout, with a person outside it).
+    const k = [...Array(40).keys()].find((k) => k > 10 && hash(FLAG, `company-${k}`) <= 0.3);
+    const i0 = [...Array(300).keys()].find((i) => plans[i % 4] === 'free');
+    for (let n = 0; n < 600; n++) {
+      const v = await posthog.getFeatureFlag(FLAG, `user-${i0}`, { groups: { company: `company-${k}` }, onlyEvaluateLocally: false, sendFeatureFlagEvents: false });
+      if (v === true) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const cases = [[i0, k], [i0, 5], [i0, 39], [i0, undefined]];
+    for (let i = 0; i < 40; i++) if (plans[i % 4] === 'pro') cases.push([i, i % 3 === 0 ? 3 : undefined]);
+    let on = 0;
+    for (const [i, c] of cases) {
+      await page.goto(flagURL);
+      await page.fill('#distinct_id', `user-${i}`);
+      if (c !== undefined) await byId(page, 'group.company').fill(`company-${c}`);
+      await click(page, '[data-testid=explain]');
+      const ui = (await page.locator('[data-testid=explain-answer]').getAttribute('data-enabled')) === 'true';
+      const groups = c === undefined ? {} : { company: `company-${c}` };
+      const sdk = await posthog.getFeatureFlag(FLAG, `user-${i}`, { groups, onlyEvaluateLocally: false, sendFeatureFlagEvents: false });
+      assert.equal(sdk === true, ui, `user-${i} company-${c}: posthog-node ${sdk}, the UI said ${ui}`);
+      assert.equal(ui, expected(i, c), `user-${i} company-${c}: the UI said ${ui}`);
+      if (ui) on++;
+    }
+    assert.ok(on > 0 && on < cases.length, `${on} of ${cases.length} on: both answers are exercised`);
+    await page.goto(flagURL);
+    await shoot(page, 'flag');
+  });
+
+  test('edit a condition in two browser sessions at once: the second sees the conflict', async () => {
+    const a = admin.page;
+    const b = await signIn(adminKey);
+    await a.goto(`${flagURL}/edit`);
+    await b.page.goto(`${flagURL}/edit`);
+    await byId(a, 'c0.rollout').fill('40');
+    await action(a, 'review');
+    let resp = await action(a, 'save');
+    assert.equal(resp.status(), 200);
+
+    await byId(b.page, 'c0.f0.value').fill('pro, enterprise');
+    await action(b.page, 'review');
+    resp = await action(b.page, 'save');
+    assert.equal(resp.status(), 409);
+    const conflict = await b.page.locator('[data-testid=conflict]').innerText();
+    assert.match(conflict, /filters\.groups\[0\]\.rollout_percentage/);
+    assert.match(conflict, /30/);
+    assert.match(conflict, /40/);
+    assert.equal(await byId(b.page, 'c0.f0.value').inputValue(), 'pro, enterprise', 'the edits are kept');
+    await shoot(b.page, 'conflict');
+    resp = await action(b.page, 'save');
+    assert.equal(resp.status(), 200);
+    assert.match(await b.page.locator('[data-testid=plain-conditions]').innerText(), /plan equals one of pro, enterprise — 30% of them/);
+    await b.ctx.close();
+  });
+
+  test('upload a static cohort CSV', async () => {
+    const { page } = admin;
+    await page.goto(`${T}/cohorts`);
+    await page.fill('#cname', 'Beta testers');
+    await click(page, '[data-testid=create-cohort]');
+    assert.match(page.url(), /\/cohorts\/\d+$/);
+    await page.setInputFiles('#csv', { name: 'bad.csv', mimeType: 'text/csv', buffer: Buffer.from('distinct_id\n') });
+    let resp = await click(page, '[data-testid=upload-csv]');
+    assert.equal(resp.status(), 422);
+    assert.match(await page.locator('[data-testid=csv-error]').innerText(), /^csv: no distinct ids/);
+    await page.setInputFiles('#csv', { name: 'members.csv', mimeType: 'text/csv', buffer: Buffer.from('distinct_id,note\nuser-1,a\nuser-2,b\n"user-3",c\n') });
+    resp = await click(page, '[data-testid=upload-csv]');
+    assert.equal(resp.status(), 200);
+    assert.match(await page.locator('[data-testid=csv-added]').innerText(), /^3 member\(s\) added/);
+    assert.deepEqual(await page.locator('[data-testid=members] li').allInnerTexts(), ['user-1', 'user-2', 'user-3']);
+    await shoot(page, 'cohort');
+  });
+
+  test('archive is refused while a dependent exists', async () => {
+    const { page } = admin;
+    await page.goto(`${T}/flags/new`);
+    await page.fill('#key', 'ui-depends-on-base');
+    await action(page, 'add-filter:0');
+    await submit(page, () => byId(page, 'c0.f0.kind').selectOption('flag'));
+    await byId(page, 'c0.f0.key').selectOption(FLAG);
+    await byId(page, 'c0.f0.value').fill('true');
+    await action(page, 'review');
+    let resp = await action(page, 'save');
+    assert.equal(resp.status(), 200);
+
+    await page.goto(flagURL);
+    assert.deepEqual(await page.locator('[data-testid=dependents] li').allInnerTexts(), ['ui-depends-on-base']);
+    resp = await click(page, '[data-testid=archive]');
+    assert.equal(resp.status(), 409);
+    assert.match(await page.locator('[data-testid=flag-problem]').innerText(), /Archive refused/);
+    assert.equal(await page.locator('[data-testid=flag-status]').innerText(), 'active');
+  });
+
+  test('a key without write scope sees no write controls; a forged write is 403; another team\'s flag is 404', async () => {
+    const { page } = admin;
+    // Keys: create (shown once).
+    await page.goto(`${T}/keys`);
+    await page.fill('#label', 'read only');
+    for (const s of ['flag:read', 'team:read', 'cohort:read']) await page.check(`input[name=scopes][value="${s}"]`);
+    await click(page, '[data-testid=create-key]');
+    const secret = await page.locator('[data-testid=secret]').innerText();
+    assert.match(secret, /^phx_/);
+    await shoot(page, 'keys');
+    await page.goto(`${T}/keys`);
+    assert.equal(await page.locator('[data-testid=secret]').count(), 0, 'the secret is shown once');
+
+    const other = await api('POST', '/api/projects', { name: 'Other project' });
+    const otherTeam = other.team.id;
+    const otherFlag = await api('POST', `/api/projects/${otherTeam}/feature_flags`, { key: 'other-team-flag', active: true, filters: { groups: [] } });
+
+    const ro = await signIn(secret);
+    assert.equal(await ro.page.locator('[data-testid=flags-table] tbody tr').count(), 6);
+    assert.equal(await ro.page.locator('[data-testid=new-flag]').count(), 0);
+    await ro.page.goto(flagURL);
+    assert.equal(await ro.page.locator('[data-testid=edit-flag]').count(), 0);
+    assert.equal(await ro.page.locator('[data-testid=archive]').count(), 0);
+    const csrf = await csrfOf(ro.page);
+    let resp = await ro.page.request.post(`${flagURL}/state`, { form: { csrf, op: 'disable', version: '3' }, headers: { Origin: url }, maxRedirects: 0 });
+    assert.equal(resp.status(), 403);
+    resp = await ro.page.request.post(`${T}/flags/new`, {
+      form: { csrf, action: 'save', key: 'forged', conds: '0', variants: '0', overrides: '0', active: 'on' }, headers: { Origin: url }, maxRedirects: 0,
+    });
+    assert.equal(resp.status(), 403);
+    // Without the CSRF token even the admin's write is refused.
+    resp = await page.request.post(`${flagURL}/state`, { form: { op: 'disable', version: '3' }, headers: { Origin: url }, maxRedirects: 0 });
+    assert.equal(resp.status(), 403);
+
+    const r404 = await ro.page.goto(`${url}/ui/t/${otherTeam}/flags/${otherFlag.id}`);
+    assert.equal(r404.status(), 404);
+    const admin404 = await page.goto(`${url}/ui/t/${otherTeam}/flags/${otherFlag.id}`);
+    assert.equal(admin404.status(), 200, 'the instance-wide key reaches the other team');
+
+    // Revoke: its session ends.
+    await page.goto(`${T}/keys`);
+    await click(page, 'button[aria-label^="Revoke read only"]');
+    await ro.page.goto(`${T}/flags`);
+    assert.match(ro.page.url(), /\/ui\/login/);
+    await ro.ctx.close();
+  });
+
+  test('early access features move through their stages', async () => {
+    const { page } = admin;
+    await page.goto(`${T}/early-access`);
+    await click(page, 'form[action$="/early-access"] button[type=submit]');
+    assert.match(await byId(page, 'name-err').innerText(), /name of 1 to 400 characters/);
+    await page.fill('#ea-name', 'New editor');
+    await page.fill('#ea-flag', 'new-editor');
+    await page.selectOption('#ea-stage', { label: 'beta' });
+    let resp = await click(page, 'form[action$="/early-access"] button[type=submit]');
+    assert.equal(resp.status(), 200);
+    const stage = page.locator('select[id^="stage-"]');
+    assert.equal(await stage.locator('option:checked').innerText(), 'beta');
+    await stage.selectOption({ label: 'general availability' });
+    resp = await click(page, 'select[id^="stage-"] ~ button');
+    assert.equal(await page.locator('select[id^="stage-"] option:checked').innerText(), 'general availability');
+    const feats = await api('GET', `/api/early_access_features?token=${token}`);
+    assert.deepEqual(feats.earlyAccessFeatures.map((f) => [f.flagKey, f.stage]), [['new-editor', 'general-availability']]);
+  });
+
+  test('group types, precompute status and the team activity with diffs', async () => {
+    const { page } = admin;
+    await page.goto(`${T}/settings`);
+    assert.match(await page.locator('#gt-h + table').innerText(), /0\s+company/);
+    await page.fill('#gt-index', '1');
+    await page.fill('#gt-name', 'workspace');
+    await click(page, 'form[action$="/settings/group-types"] button');
+    assert.match(await page.locator('#gt-h + table').innerText(), /1\s+workspace/);
+    assert.match(await page.locator('#pc-h').locator('..').innerText(), /rows|No precompute run yet/);
+    await page.goto(`${T}/activity?scope=flag`);
+    const text = await page.locator('ol.activity').innerText();
+    assert.match(text, /updated flag/);
+    assert.match(text, /created flag/);
+    await page.locator('ol.activity details').first().locator('summary').click();
+    assert.match(await page.locator('ol.activity details').first().innerText(), /before\s+after/);
+    assert.match(await page.locator('ol.activity').textContent(), /filters\.groups\[0\]\.rollout_percentage\s*30\s*40/);
+  });
+
+  test('screenshots of the main pages at 1280 and 390 px', async () => {
+    const { page } = admin;
+    for (const [name, path] of [['flags', '/flags'], ['cohorts', '/cohorts'], ['early-access', '/early-access'],
+      ['activity', '/activity'], ['settings', '/settings']]) {
+      const resp = await page.goto(`${T}${path}`);
+      assert.equal(resp.status(), 200, name);
+      await shoot(page, name);
+    }
+  });
+
+  test('sign out', async () => {
+    const { page } = admin;
+    await page.goto(`${T}/flags`);
+    await click(page, 'form[action="/ui/logout"] button');
+    assert.match(page.url(), /\/ui\/login$/);
+    await shoot(page, 'login');
+    await page.goto(`${T}/flags`);
+    assert.match(page.url(), /\/ui\/login\?next=/);
+    await admin.ctx.close();
+  });
+});
