@@ -108,7 +108,7 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("HTTP: %w", err)
 	}
 	srv, err := admin.NewServer(admin.ServerConfig{Service: svc, GRPCListener: grpcLn, HTTPListener: httpLn, Logger: log,
-		Routes: map[string]http.Handler{"/metrics": promhttp.HandlerFor(reg, promhttp.HandlerOpts{})}})
+		Routes: map[string]http.Handler{"/metrics": promhttp.HandlerFor(reg, promhttp.HandlerOpts{})}, CORSOrigins: c.Admin.CORSOrigins})
 	if err != nil {
 		return err
 	}
@@ -131,6 +131,7 @@ func bindAdminFlags(b configFlags, c *config.Config) {
 	b.str(&c.NATS.URL, "nats-url", "nats.url", "NATS server for change notices, rollout signals and precompute progress; empty: none of them")
 	bindNamespaceFlag(b, c)
 	b.bool(&c.Admin.NoStore, "no-store", "admin.no-store", "do not open the persons store (explain then needs properties; no blast radius)")
+	bindCORSFlag(b, c)
 	b.str(&c.LogLevel, "log-level", "log-level", "debug, info, warn or error")
 }
 
