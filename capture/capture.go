@@ -143,7 +143,8 @@ func New(cfg Config) (*Handler, error) {
 }
 
 // Routes returns the handler by ServeMux pattern: every path of Paths,
-// with and without its trailing slash, answering browsers of any origin.
+// with and without its trailing slash, and posthog-js's remote config
+// (/array/<token>/config), answering browsers of any origin.
 func (h *Handler) Routes() map[string]http.Handler {
 	out := map[string]http.Handler{}
 	hh := cors.Public(h)
@@ -151,6 +152,7 @@ func (h *Handler) Routes() map[string]http.Handler {
 		out[p] = hh
 		out[p[:len(p)-1]] = hh
 	}
+	out["/array/"] = cors.Public(http.HandlerFunc(h.serveRemoteConfig))
 	return out
 }
 

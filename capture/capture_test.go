@@ -399,3 +399,21 @@ func TestCaptureCORS(t *testing.T) {
 		t.Errorf("POST: %d %v", res.StatusCode, res.Header)
 	}
 }
+
+func TestRemoteConfig(t *testing.T) {
+	f := newFixture(t, Config{})
+	res, out := f.do(t, http.MethodGet, "/array/"+token+"/config", nil, "Origin", "http://localhost:3000")
+	var cfg map[string]any
+	if err := json.Unmarshal([]byte(out), &cfg); err != nil || res.StatusCode != 200 || cfg["token"] != token || cfg["hasFeatureFlags"] != true {
+		t.Fatalf("config: %d %s", res.StatusCode, out)
+	}
+	if res.Header.Get("Access-Control-Allow-Origin") != "http://localhost:3000" {
+		t.Errorf("no CORS: %v", res.Header)
+	}
+	if res, out := f.do(t, http.MethodGet, "/array/phc_nope/config", nil); res.StatusCode != 401 {
+		t.Errorf("unknown token: %d %s", res.StatusCode, out)
+	}
+	if res, _ := f.do(t, http.MethodGet, "/array/"+token+"/other", nil); res.StatusCode != 404 {
+		t.Errorf("other file: %d", res.StatusCode)
+	}
+}
