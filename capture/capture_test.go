@@ -259,6 +259,8 @@ func TestBrowserEncodings(t *testing.T) {
 		{"json", "/e/?ip=1&_=1765000000000&ver=1.0", []byte(events), []string{"Content-Type", "application/json"}},
 		{"gzip-js", "/i/v0/e/?compression=gzip-js", gz([]byte(events)), []string{"Content-Type", "text/plain"}},
 		{"content-encoding", "/capture/", gz([]byte(events)), []string{"Content-Encoding", "gzip"}},
+		{"gzip unannounced", "/i/v0/e/", gz([]byte(events)), []string{"Content-Type", "text/plain"}},
+		{"json as a form", "/e/", []byte(events), []string{"Content-Type", "application/x-www-form-urlencoded"}},
 		{"base64 form", "/e/", []byte("data=" + url.QueryEscape(b64) + "&compression=base64"), []string{"Content-Type", "application/x-www-form-urlencoded"}},
 		{"base64 body", "/track?compression=base64", []byte(b64), nil},
 		{"get", "/e/?data=" + url.QueryEscape(b64), nil, nil},

@@ -62,7 +62,10 @@ func (h *Handler) decode(r *http.Request, body []byte) (*batch, error) {
 	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if r.Method == http.MethodGet {
 		body = []byte(q.Get("data"))
-	} else if ct == "application/x-www-form-urlencoded" || bytes.HasPrefix(body, []byte("data=")) {
+	} else if t := bytes.TrimSpace(body); bytes.HasPrefix(t, []byte("data=")) ||
+		ct == "application/x-www-form-urlencoded" && len(t) > 0 && t[0] != '{' && t[0] != '[' {
+		// A form (posthog-js's base64 encoding); a JSON body sent with a
+		// form Content-Type (curl -d) is JSON.
 		form, err := url.ParseQuery(string(body))
 		if err != nil {
 			return nil, invalid("data", "the form body does not parse: %v", err)
@@ -80,6 +83,9 @@ func (h *Handler) decode(r *http.Request, body []byte) (*batch, error) {
 	default:
 		return nil, capErr(errcode.InvalidArgument, CodeCompression, "compression", "compression %q is not supported: use gzip-js, gzip or base64", abbrev(compression))
 	}
+	// posthog-js may send gzip without saying so (text/plain, no query):
+	// the magic bytes tell.
+	gz = gz || len(body) > 2 && body[0] == 0x1f && body[1] == 0x8b
 	trimmed := bytes.TrimSpace(body)
 	if !gz && len(trimmed) > 0 && trimmed[0] != '{' && trimmed[0] != '[' {
 		dec, err := decodeBase64(trimmed)
@@ -88,7 +94,7 @@ func (h *Handler) decode(r *http.Request, body []byte) (*batch, error) {
 		}
 		body = dec
 	}
-	if gz || len(body) > 2 && body[0] == 0x1f && body[1] == 0x8b {
+	if gz || len(body) > 2 && body[0] == 0x1f && body[1] == 0x8b { // base64 of gzip too
 		zr, err := gzip.NewReader(bytes.NewReader(body))
 		if err != nil {
 			return nil, invalid("body", "the body is not gzip: %v", err)
