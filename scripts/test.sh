@@ -69,3 +69,4 @@ go build -o bin/vexil ./cmd/vexil
 VEXIL_BIN=$PWD/bin/vexil scripts/schemathesis.sh
 VEXIL_BIN=$PWD/bin/vexil scripts/sdk-node.sh
 VEXIL_BIN=$PWD/bin/vexil scripts/sdk-python.sh
+VEXIL_BIN=$PWD/bin/vexil scripts/sdk-browser.sh
