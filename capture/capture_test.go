@@ -64,7 +64,7 @@ type fixture struct {
 	cap  *Handler
 }
 
-func newFixture(t *testing.T, cfg Config) *fixture {
+func newFixture(t testing.TB, cfg Config) *fixture {
 	t.Helper()
 	ns := natstest.Start(t)
 	ctx := context.Background()
@@ -95,7 +95,7 @@ func newFixture(t *testing.T, cfg Config) *fixture {
 	return f
 }
 
-func (f *fixture) do(t *testing.T, method, target string, body []byte, hdr ...string) (*http.Response, string) {
+func (f *fixture) do(t testing.TB, method, target string, body []byte, hdr ...string) (*http.Response, string) {
 	t.Helper()
 	req := httptest.NewRequest(method, target, bytes.NewReader(body))
 	for i := 0; i+1 < len(hdr); i += 2 {
