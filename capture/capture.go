@@ -71,8 +71,8 @@ type Config struct {
 	// MaxInFlight bounds the requests being handled at once; past it a
 	// request is refused (503 overloaded). Default 64.
 	MaxInFlight int
-	// LookupTimeout bounds the reads of a request's person mappings.
-	// Default 2s.
+	// LookupTimeout bounds the token lookup and each read of a request's
+	// person mappings. Default 2s.
 	LookupTimeout time.Duration
 	// PublishTimeout bounds the wait for the JetStream acks. Default 5s.
 	PublishTimeout time.Duration
@@ -218,7 +218,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (status, events 
 		return writeErr(w, err), 0
 	}
 	ctx := r.Context()
-	project, err := h.cfg.Projects(ctx, batch.token)
+	pctx, cancel := context.WithTimeout(ctx, h.cfg.LookupTimeout)
+	project, err := h.cfg.Projects(pctx, batch.token)
+	cancel()
 	if err != nil {
 		return writeErr(w, err), len(batch.events)
 	}
