@@ -22,6 +22,7 @@ import (
 
 	"github.com/vexil-dev/vexil/admission"
 	"github.com/vexil-dev/vexil/catalog"
+	"github.com/vexil-dev/vexil/cors"
 	"github.com/vexil-dev/vexil/errcode"
 	adminv1 "github.com/vexil-dev/vexil/proto/vexil/admin/v1"
 )
@@ -54,6 +55,11 @@ type ServerConfig struct {
 	// dials in process, so that a gRPC listener serving TLS, or requiring
 	// client certificates, needs none for its own gateway.
 	GatewayDialer func(ctx context.Context, addr string) (net.Conn, error)
+	// CORSOrigins are the browser origins (scheme://host[:port], or "*")
+	// the management API answers cross-origin; empty keeps CORS off.
+	// PostHog's public endpoints (the early access list) answer every
+	// origin regardless.
+	CORSOrigins []string
 }
 
 // Validate checks the configuration.
@@ -63,6 +69,9 @@ func (c *ServerConfig) Validate() error {
 	}
 	if c.ShutdownTimeout < 0 {
 		return errors.New("admin: server config: negative ShutdownTimeout")
+	}
+	if err := cors.CheckOrigins(c.CORSOrigins); err != nil {
+		return fmt.Errorf("admin: server config: CORSOrigins: %w", err)
 	}
 	return nil
 }
@@ -298,13 +307,24 @@ func (s *Server) httpHandler() (http.Handler, error) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(adminv1.OpenAPI)
 	})
-	mux.HandleFunc("GET /api/early_access_features", func(w http.ResponseWriter, r *http.Request) {
+	// posthog-js reads the public early access list from the browser, on
+	// the site's origin: it answers every origin, preflights included.
+	early := cors.Public(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodOptions {
+			w.Header().Set("Allow", "GET, OPTIONS")
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
 		s.publicEarlyAccess(w, r, client)
-	})
-	mux.HandleFunc("GET /api/early_access_features/", func(w http.ResponseWriter, r *http.Request) {
-		s.publicEarlyAccess(w, r, client)
-	})
-	mux.Handle("/", s.authGate(trimSlash(gw)))
+	}))
+	for _, p := range []string{"/api/early_access_features", "/api/early_access_features/"} {
+		mux.Handle("GET "+p, early)
+		mux.Handle("OPTIONS "+p, early)
+	}
+	// The management API answers browsers only from the configured
+	// origins (none by default): a preflight carries no key, so it is
+	// answered before the authentication gate.
+	mux.Handle("/", cors.AllowList(s.cfg.CORSOrigins, s.authGate(trimSlash(gw))))
 	api := s.limitBody(mux)
 	if len(s.cfg.Routes) == 0 {
 		return api, nil
@@ -379,8 +399,6 @@ func tooLarge(n int) error {
 // publicEarlyAccess serves PostHog's GET /api/early_access_features
 // ?token=phc_... in its camelCase shape: {"earlyAccessFeatures": [...]}.
 func (s *Server) publicEarlyAccess(w http.ResponseWriter, r *http.Request, client adminv1.AdminServiceClient) {
-	// posthog-js reads it from the browser, on the site's origin.
-	w.Header().Set("Access-Control-Allow-Origin", "*")
 	q := r.URL.Query()
 	ctx := metadata.NewOutgoingContext(r.Context(), metadata.MD{})
 	resp, err := client.ListPublicEarlyAccessFeatures(ctx, &adminv1.ListPublicEarlyAccessFeaturesRequest{

@@ -17,17 +17,20 @@ import (
 
 	"github.com/vexil-dev/vexil/admission"
 	"github.com/vexil-dev/vexil/catalog"
+	"github.com/vexil-dev/vexil/cors"
 	"github.com/vexil-dev/vexil/errcode"
 	"github.com/vexil-dev/vexil/evalsvc/wire"
 )
 
 // Handler returns the HTTP handler of the PostHog-compatible endpoints:
 // /flags, /decide (with or without a trailing slash), /flags/definitions
-// and /api/feature_flag/local_evaluation.
+// and /api/feature_flag/local_evaluation. /flags and /decide answer
+// browsers of any origin (cors.Public), as PostHog's do: posthog-js calls
+// them from the customer's site with the project token.
 func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
-	flagsH := s.instrument("flags", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.serveFlags(w, r, false) }))
-	decideH := s.instrument("decide", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.serveFlags(w, r, true) }))
+	flagsH := cors.Public(s.instrument("flags", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.serveFlags(w, r, false) })))
+	decideH := cors.Public(s.instrument("decide", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.serveFlags(w, r, true) })))
 	defsH := s.instrument("definitions", http.HandlerFunc(s.serveDefinitions))
 	mux.Handle("/flags", flagsH)
 	mux.Handle("/flags/", flagsH)

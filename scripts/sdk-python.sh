@@ -46,6 +46,6 @@ echo "sdk-python: posthog $version, vexil demo ($persons persons) at $sdk_url af
 
 status=0
 (cd sdktest/python && VEXIL_URL=$sdk_url VEXIL_PROJECT_TOKEN=$sdk_token VEXIL_PERSONAL_KEY=$sdk_key VEXIL_DEMO_PERSONS=$persons \
-	"$venv/bin/python" -W ignore::DeprecationWarning -m unittest -v test_flags) || status=$?
+	"$venv/bin/python" -W ignore::DeprecationWarning -m unittest -v test_flags test_capture) || status=$?
 [ "$status" -eq 0 ] || sdk_demo_failed "$status"
 echo "sdk-python: posthog-python passed in $((SECONDS - start))s"

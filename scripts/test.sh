@@ -2,7 +2,8 @@
 # Runs the whole test suite: lint (gofmt, go vet, generated protobuf code up
 # to date), every Go test (the randomized differential test against
 # posthog-python included), schemathesis against the management API's
-# OpenAPI, and PostHog's official Node and Python SDKs against vexil serve. A local Cassandra is started for the ScyllaDB backends' tests (and
+# OpenAPI, PostHog's official Node and Python SDKs against vexil serve, and
+# posthog-js in headless Chromium (scripts/sdk-browser.sh). A local Cassandra is started for the ScyllaDB backends' tests (and
 # stopped again when this script started it). With CI=true, tests that need
 # Cassandra fail instead of skipping when it is missing. The tests that
 # need a three-node cluster (multi_node_tests) run first, on their own,
@@ -70,3 +71,4 @@ VEXIL_BIN=$PWD/bin/vexil scripts/schemathesis.sh
 VEXIL_BIN=$PWD/bin/vexil scripts/sdk-node.sh
 VEXIL_BIN=$PWD/bin/vexil scripts/sdk-python.sh
 VEXIL_BIN=$PWD/bin/vexil scripts/ui-test.sh
+VEXIL_BIN=$PWD/bin/vexil scripts/sdk-browser.sh

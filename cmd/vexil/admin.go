@@ -124,7 +124,7 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	routes["/metrics"] = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 	srv, err := admin.NewServer(admin.ServerConfig{Service: svc, GRPCListener: grpcLn, HTTPListener: httpLn, Logger: log,
 		GatewayDialer: grpcLn.DialContext,
-		Routes:        routes})
+		Routes:        routes, CORSOrigins: c.Admin.CORSOrigins})
 	if err != nil {
 		return err
 	}
@@ -148,5 +148,6 @@ func bindAdminFlags(b configFlags, c *config.Config) {
 	b.str(&c.NATS.URL, "nats-url", "nats.url", "NATS server for change notices, rollout signals and precompute progress; empty: none of them")
 	bindNamespaceFlag(b, c)
 	b.bool(&c.Admin.NoStore, "no-store", "admin.no-store", "do not open the persons store (explain then needs properties; no blast radius)")
+	bindCORSFlag(b, c)
 	b.str(&c.LogLevel, "log-level", "log-level", "debug, info, warn or error")
 }

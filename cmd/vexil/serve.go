@@ -80,6 +80,7 @@ func bindServeFlags(b configFlags, c *config.Config) {
 	b.duration(&c.Eval.StoreTimeout, "store-timeout", "eval.store-timeout", "deadline of the row, group and static-cohort reads of one /flags request; past it /flags answers with what it could decide and errorsWhileComputingFlags (raise it for a remote ScyllaDB cluster)")
 	b.int(&c.Store.CacheMB, "store-cache-mb", "store.cache-mb", "Pebble block cache of the store, in MiB (rows read by /flags stay in memory)")
 	b.int(&c.GCPercent, "gc-percent", "gc-percent", "Go GC target (GOGC) unless the GOGC environment variable is set: the heap is small (Pebble's cache is off-heap), so a higher target trades a little memory for less GC work per request")
+	bindCORSFlag(b, c)
 	b.int(&c.MemoryLimitMB, "memory-limit-mb", "memory-limit-mb", "Go memory limit (GOMEMLIMIT) in MiB unless the GOMEMLIMIT environment variable is set, which wins; /flags and Evaluate shed new requests (503 memory_pressure) while the live heap is near it; 0: none")
 }
 
@@ -352,6 +353,11 @@ func startNode(c config.Config, log *slog.Logger, hooks ...startHooks) (n *node,
 		"/api/feature_flag/local_evaluation/": evalHandler,
 		"/metrics":                            promhttp.HandlerFor(n.registry, promhttp.HandlerOpts{}),
 	}
+	captureH, err := captureRoutes(n, log)
+	if err != nil {
+		return nil, err
+	}
+	maps.Copy(routes, captureH)
 	h := &health{nc: n.nc, store: n.store, catalog: n.catalog, outbox: n.outbox, timeout: probeTimeout(c), log: log}
 	maps.Copy(routes, h.routes())
 	// The evaluation API shares the management API's gRPC server; its HTTP
@@ -390,7 +396,7 @@ func startNode(c config.Config, log *slog.Logger, hooks ...startHooks) (n *node,
 	}
 	n.adminSrv, err = admin.NewServer(admin.ServerConfig{Service: n.adminSvc, HTTPListener: httpLn, GRPCListener: grpcLn,
 		Routes: routes, Register: func(s *grpc.Server) { n.eval.RegisterGRPC(s) }, Logger: log.With("role", "admin"),
-		GatewayDialer: grpcLn.DialContext})
+		GatewayDialer: grpcLn.DialContext, CORSOrigins: c.Admin.CORSOrigins})
 	if err != nil {
 		closeListeners()
 		return nil, err

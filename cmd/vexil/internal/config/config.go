@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vexil-dev/vexil/cors"
 	"github.com/vexil-dev/vexil/namespace"
 	"github.com/vexil-dev/vexil/schema"
 )
@@ -230,6 +231,12 @@ type Admin struct {
 	// NoStore does not open the persons store: explain then needs
 	// properties, and there is no blast radius. Default false.
 	NoStore bool `yaml:"no-store"`
+	// CORSOrigins are the browser origins (scheme://host[:port], or "*")
+	// the management API under /api answers cross-origin, for serve and
+	// admin alone. Empty (the default) keeps CORS off there; PostHog's
+	// public endpoints (/flags, /decide, capture, the early access list)
+	// answer every origin regardless, as PostHog's do.
+	CORSOrigins []string `yaml:"cors-origins"`
 }
 
 // Demo is serve's demo data.
@@ -331,6 +338,10 @@ func (c *Config) Validate() error {
 	} else if _, err := namespace.Parse(c.NATS.Namespace); err != nil {
 		check("nats.namespace", err)
 	}
+	if len(c.Admin.CORSOrigins) > maxHosts {
+		bad("admin.cors-origins", "%d origins, more than %d", len(c.Admin.CORSOrigins), maxHosts)
+	}
+	check("admin.cors-origins", cors.CheckOrigins(c.Admin.CORSOrigins))
 	if len(c.Scylla.Hosts) > maxHosts {
 		bad("scylla.hosts", "%d hosts, more than %d", len(c.Scylla.Hosts), maxHosts)
 	}

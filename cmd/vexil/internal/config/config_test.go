@@ -69,6 +69,7 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"nats.listen", func(c *Config) { c.NATS.Listen = "127.0.0.1:-2" }},
 		{"scylla.hosts", func(c *Config) { c.Scylla.Hosts = []string{"a", ""} }},
 		{"scylla.hosts", func(c *Config) { c.Scylla.Hosts = []string{"a b"} }},
+		{"admin.cors-origins", func(c *Config) { c.Admin.CORSOrigins = []string{"https://a.example/"} }},
 		{"scylla.hosts", func(c *Config) { c.Scylla.Hosts = slices.Repeat([]string{"h"}, maxHosts+1) }},
 		{"scylla.keyspace", func(c *Config) { c.Scylla.Keyspace = "1bad-name" }},
 		{"scylla.replication", func(c *Config) { c.Scylla.Replication = 0 }},
@@ -216,6 +217,9 @@ func TestExample(t *testing.T) {
 	}
 	if len(c.Admission.TeamQuotas) == 0 {
 		c.Admission.TeamQuotas = nil // [] in the file
+	}
+	if len(c.Admin.CORSOrigins) == 0 {
+		c.Admin.CORSOrigins = nil // [] in the file
 	}
 	if !reflect.DeepEqual(c, Default()) {
 		t.Errorf("the example is not the defaults:\n%+v\nwant\n%+v", c, Default())
