@@ -481,3 +481,13 @@ func (c *Controller) AllowTeam(cl Class, team int64) error {
 	}
 	return &RejectedError{Err: ErrQuotaExceeded, Class: cl, RetryAfter: wait}
 }
+
+// Refusal returns the error Acquire refuses class cl with when the node is
+// overloaded: always the same value, so that a transport can answer it
+// from bytes built once.
+func (c *Controller) Refusal(cl Class) *RejectedError {
+	if cl < 0 || cl >= numClasses {
+		return nil
+	}
+	return c.refusals[cl]
+}

@@ -129,25 +129,30 @@ func (s *Service) serveFlags(w http.ResponseWriter, r *http.Request, decide bool
 		writeError(w, http.StatusMethodNotAllowed, typeInvalidRequest, "method_not_allowed", "use POST", "")
 		return
 	}
-	q := r.URL.Query()
-	shape, config := wire.ChooseShape(decide, q)
-	resp := &wire.Response{RequestID: requestID(r.Header.Get("X-Request-ID")), EvaluatedAtMillis: s.cfg.Now().UnixMilli(), Config: config}
 	if r.Method == http.MethodGet {
-		writeResponse(w, resp, shape)
+		q := r.URL.Query()
+		shape, config := wire.ChooseShape(decide, q)
+		writeResponse(w, &wire.Response{RequestID: requestID(r.Header.Get("X-Request-ID")), EvaluatedAtMillis: s.cfg.Now().UnixMilli(), Config: config}, shape)
 		return
 	}
 	// The cheap refusals (memory pressure, a declared body over the limit)
-	// and admission come before the body is read: a refusal costs nothing.
+	// and admission come first, before the query is parsed and the body
+	// read: an overload refusal is pre-built bytes (see refusal).
 	if err := s.checkRequest(r); err != nil {
 		writeFailure(w, err)
 		return
 	}
 	ticket, err := s.admit(admission.Evaluate)
 	if err != nil {
-		writeFailure(w, err)
+		if !s.writeRefused(w, err) {
+			writeFailure(w, err)
+		}
 		return
 	}
 	defer ticket.Done()
+	q := r.URL.Query()
+	shape, config := wire.ChooseShape(decide, q)
+	resp := &wire.Response{RequestID: requestID(r.Header.Get("X-Request-ID")), EvaluatedAtMillis: s.cfg.Now().UnixMilli(), Config: config}
 
 	body, err := io.ReadAll(io.LimitReader(r.Body, int64(s.cfg.MaxBodyBytes)+1))
 	if err != nil {
@@ -267,7 +272,9 @@ func (s *Service) serveDefinitions(w http.ResponseWriter, r *http.Request) {
 	}
 	ticket, err := s.admit(admission.Poll)
 	if err != nil {
-		writeFailure(w, err)
+		if !s.writeRefused(w, err) {
+			writeFailure(w, err)
+		}
 		return
 	}
 	defer ticket.Done()
