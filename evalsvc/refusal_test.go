@@ -14,8 +14,11 @@ import (
 // bodyWatch is a request body that records whether it was read.
 type bodyWatch struct{ read bool }
 
-func (b *bodyWatch) Read([]byte) (int, error) { b.read = true; return 0, errors.New("the body must not be read") }
-func (b *bodyWatch) Close() error             { return nil }
+func (b *bodyWatch) Read([]byte) (int, error) {
+	b.read = true
+	return 0, errors.New("the body must not be read")
+}
+func (b *bodyWatch) Close() error { return nil }
 
 // discardWriter is a ResponseWriter that keeps only the status and the
 // body, reusable across requests (for counting allocations).
