@@ -142,7 +142,7 @@ func (s *Service) serveFlags(w http.ResponseWriter, r *http.Request, decide bool
 		writeFailure(w, err)
 		return
 	}
-	ticket, err := s.admit(admission.Evaluate)
+	ticket, err := s.admitHTTP(admission.Evaluate, r)
 	if err != nil {
 		if !s.writeRefused(w, err) {
 			writeFailure(w, err)
@@ -270,7 +270,7 @@ func (s *Service) serveDefinitions(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusMethodNotAllowed, typeInvalidRequest, "method_not_allowed", "use GET", "")
 		return
 	}
-	ticket, err := s.admit(admission.Poll)
+	ticket, err := s.admitHTTP(admission.Poll, r)
 	if err != nil {
 		if !s.writeRefused(w, err) {
 			writeFailure(w, err)
@@ -381,4 +381,12 @@ func bearer(h string) string {
 		return strings.TrimSpace(h[7:])
 	}
 	return ""
+}
+
+// admitHTTP is admit for an HTTP request, with its age (admission.Age:
+// how long ago the kernel received it, when the server's listener is
+// stamped), so that requests that queued in front of the node close the
+// rate gate and, while it is closed, are refused.
+func (s *Service) admitHTTP(cl admission.Class, r *http.Request) (admission.Ticket, error) {
+	return s.cfg.Admission.AcquireAged(cl, admission.Age(r.Context(), time.Now()))
 }
