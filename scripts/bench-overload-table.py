@@ -21,7 +21,7 @@ def cpu(name):
 
 
 def thr(name):
-    p0, n0, t0, p1, n1, t1 = (int(x) for x in open(os.path.join(res, name + ".thr")).read().split())
+    p0, n0, t0, p1, n1, t1 = (int(float(x)) for x in open(os.path.join(res, name + ".thr")).read().split())
     return p1 - p0, n1 - n0, t1 - t0
 
 

@@ -109,7 +109,7 @@ triv="http://127.0.0.1:$((PORT+3))/"
 cputime() { awk -v hz="$(getconf CLK_TCK)" '{print ($14+$15)/hz}' "/proc/$1/stat"; }
 metric() { curl -s "http://127.0.0.1:$PORT/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
 # throttled: the cap's "nr_periods nr_throttled throttled_time(ns)".
-throttled() { if [ "$cap" != none ] && [ -e "$cg/cpu.stat" ]; then awk '$1=="nr_periods"{p=$2} $1=="nr_throttled"{n=$2} $1=="throttled_time"{t=$2} $1=="throttled_usec"{t=$2*1000} END{printf "%d %d %d\n", p, n, t}' "$cg/cpu.stat"; else echo "0 0 0"; fi; }
+throttled() { if [ "$cap" != none ] && [ -e "$cg/cpu.stat" ]; then awk '$1=="nr_periods"{p=$2} $1=="nr_throttled"{n=$2} $1=="throttled_time"{t=$2} $1=="throttled_usec"{t=$2*1000} END{printf "%.0f %.0f %.0f\n", p, n, t}' "$cg/cpu.stat"; else echo "0 0 0"; fi; }
 # save NAME JSON: keep a run for the table; row LABEL NAME prints it.
 res="$data/results"; mkdir -p "$res"
 save() { printf '%s\n' "$2" >"$res/$1.json"; }
