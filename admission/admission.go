@@ -344,8 +344,9 @@ const ageShare = 0.5
 
 // AcquireAged is Acquire for a request that arrived age ago (see Age).
 // When more than SlowFraction of a window's requests were older than half
-// their class's target, the requests are queueing in front of the node (in
-// its sockets, or for a CPU), and the window is slow for the rate gate: it
+// their class's target while the process kept its Ps busy (BusyFraction),
+// the requests are queueing in front of the node (in its sockets, or for
+// its CPU), and the window is slow for the rate gate: it
 // closes, admitting at most the rate served times Backoff, so that the
 // node keeps the CPU to read and refuse the rest. While the gate is
 // closed, a request that old is refused at once, and the queue drains.
@@ -421,13 +422,13 @@ func (t Ticket) Done() {
 		return
 	}
 	served := float64(c.mu.admitted) / now.Sub(c.mu.start).Seconds()
-	// Requests arriving late are a queue in front of the node, whatever
-	// the scheduler says.
-	cpuBound := float64(c.mu.late) > c.cfg.SlowFraction*float64(c.mu.arrivals)
-	if c.cfg.SchedTarget > 0 {
-		delay, busy := c.cfg.SchedDelay()
-		cpuBound = cpuBound || delay > c.cfg.SchedTarget && busy >= c.cfg.BusyFraction
-	}
+	// Requests arriving late, or a late scheduler (SchedTarget), are a
+	// queue in front of the node if the process kept its Ps busy: when it
+	// did not, the wait is other processes' doing (a shared host), and
+	// refusing would not shorten it.
+	late := float64(c.mu.late) > c.cfg.SlowFraction*float64(c.mu.arrivals)
+	delay, busy := c.cfg.SchedDelay()
+	cpuBound := busy >= c.cfg.BusyFraction && (late || c.cfg.SchedTarget > 0 && delay > c.cfg.SchedTarget)
 	switch {
 	case float64(c.mu.slow) > c.cfg.SlowFraction*float64(c.mu.samples) || cpuBound:
 		c.setLimit(c.mu.limit * c.cfg.Backoff)

@@ -11,14 +11,17 @@ import (
 	"time"
 )
 
-// TestAgeClosesTheGate: requests that waited in front of the node (their
-// age at admission over half their class's target) close the rate gate
-// with the scheduler gate off; while it is closed a late request is
+// TestAgeClosesTheGate: requests that waited in front of a busy node
+// (their age at admission over half their class's target) close the rate
+// gate with the scheduler gate off, and not when the process was half
+// idle; while it is closed a late request is
 // refused at once and a fresh one admitted; a late request before the
 // gate closed (one pause) is admitted; and the gate opens again once the
 // requests arrive fresh.
 func TestAgeClosesTheGate(t *testing.T) {
-	c, clk := newController(t, Config{InitialLimit: 4096, MinLimit: 8, MaxLimit: 4096})
+	busy := 0.5
+	c, clk := newController(t, Config{InitialLimit: 4096, MinLimit: 8, MaxLimit: 4096,
+		SchedDelay: func() (time.Duration, float64) { return 0, busy }})
 	serve := func(n int, over, age time.Duration) (refused int) {
 		step := over / time.Duration(n)
 		for range n {
@@ -35,8 +38,14 @@ func TestAgeClosesTheGate(t *testing.T) {
 		}
 		return refused
 	}
-	// 3ms old: over half the 5ms target. The gate is open: all admitted,
-	// and the window closes the gate to 9,000/s (served 10,000/s).
+	// 3ms old: over half the 5ms target, but the process's Ps were half
+	// idle: the wait is another process's doing, and the gate stays open.
+	if r := serve(1000, 100*time.Millisecond, 3*time.Millisecond); r != 0 || !math.IsInf(c.Rate(), 1) {
+		t.Fatalf("late requests on a half-idle process: %d refused, rate %v; want none and the gate open", r, c.Rate())
+	}
+	// Busy: all admitted (the gate is open), and the window closes the
+	// gate to 9,000/s (served 10,000/s).
+	busy = 0.97
 	if r := serve(1000, 100*time.Millisecond, 3*time.Millisecond); r != 0 {
 		t.Fatalf("%d late requests refused while the gate was open, want none", r)
 	}
