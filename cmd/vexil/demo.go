@@ -101,7 +101,8 @@ func seedDemoData(ctx context.Context, n *node, c config.Config, log *slog.Logge
 	if err != nil {
 		return demoInfo{}, err
 	}
-	conn, err := grpc.NewClient(n.adminSrv.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(n.adminSrv.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithUnaryInterceptor(retryOverloaded(50*time.Millisecond)))
 	if err != nil {
 		return demoInfo{}, err
 	}
