@@ -73,7 +73,8 @@ rows = [
     ("other statuses", str(other or "none")),
     ("server CPU", f"{c:.2f} s ({c / secs:.2f} of a core; the cap is {share}); {c / max(1, n200 + n503) * 1e6:.1f} µs a request handled"),
     ("a refusal's CPU (run CPU less answers at the saturation cost, per refusal)",
-     f"{R * 1e6:.1f} µs, {R / F:.2f} of an answer: refusing all of 2x would take {2 * satrate * R / share:.2f} of the cap" if n503 else "n/a"),
+     (f"{R * 1e6:.1f} µs, {R / F:.2f} of an answer: refusing all of 2x would take {2 * satrate * R / share:.2f} of the cap" if R > 0 else
+      f"n/a ({R * 1e6:.1f} µs: the saturation run's CPU per answer, {F * 1e6:.1f} µs, is off; was the machine loaded?)") if n503 else "n/a"),
     ("CFS throttling (cpu.stat)", f"throttled in {throttled} of {periods} periods, {ttime / max(1, throttled) / 1e6:.2f} ms each on average" if periods else "no cap"),
     ("RSS (KiB, a sample a second)", f"first {rss[0]}, min {min(rss)}, max {max(rss)}, last {rss[-1]}; mean of the first ten {sum(rss[:10]) // len(rss[:10])}, "
      f"of the last ten {sum(rss[-10:]) // len(rss[-10:])}; {rss_after} after the recovery run" if rss else "no samples"),
