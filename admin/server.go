@@ -149,9 +149,12 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		_ = s.httpLn.Close()
 		return nil, err
 	}
+	// Requests carry their age at admission: the kernel's receive time of
+	// their bytes (admission.Age), what they waited before any handler ran.
+	s.httpLn = admission.StampListener(s.httpLn)
 	s.http = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
-		IdleTimeout: 2 * time.Minute,
-		ErrorLog:    log.New(serverErrors{s.log}, "", 0)}
+		IdleTimeout: 2 * time.Minute, ConnContext: admission.ConnContext,
+		ErrorLog: log.New(serverErrors{s.log}, "", 0)}
 	return s, nil
 }
 

@@ -283,6 +283,9 @@ type Controller struct {
 		start         time.Time
 		samples, slow int
 		peak          int
+		// arrivals are the window's requests, late those older than
+		// their class's age bound (AcquireAged).
+		arrivals, late int
 		// The rate gate: a token bucket of rate (requests per second,
 		// +Inf: open) holding tokens at last; admitted counts the window's
 		// admissions.
@@ -330,13 +333,39 @@ type Ticket struct {
 
 // Acquire admits a request of class cl now, or refuses it at once with a
 // *RejectedError wrapping ErrOverloaded: it never waits.
-func (c *Controller) Acquire(cl Class) (Ticket, error) {
+func (c *Controller) Acquire(cl Class) (Ticket, error) { return c.AcquireAged(cl, 0) }
+
+// ageShare is the share of its class's target a request may have spent
+// before admission (its age, see Age) and still be admitted: an older one
+// could not be answered within the target any more, and answering it
+// would spend an answer's CPU on a late answer while the requests behind
+// it age further.
+const ageShare = 0.5
+
+// AcquireAged is Acquire for a request that arrived age ago (see Age).
+// When more than SlowFraction of a window's requests were older than half
+// their class's target while the process kept its Ps busy (BusyFraction),
+// the requests are queueing in front of the node (in its sockets, or for
+// its CPU), and the window is slow for the rate gate: it
+// closes, admitting at most the rate served times Backoff, so that the
+// node keeps the CPU to read and refuse the rest. While the gate is
+// closed, a request that old is refused at once, and the queue drains.
+// (One pause that ages a few requests does not close the gate: late
+// requests are refused only once it is.)
+func (c *Controller) AcquireAged(cl Class, age time.Duration) (Ticket, error) {
 	if cl < 0 || cl >= numClasses {
 		return Ticket{}, fmt.Errorf("admission: unknown class %d", int(cl))
 	}
 	now := c.cfg.Now()
+	late := float64(age) > ageShare*float64(c.cfg.Targets[cl])
 	c.mu.Lock()
-	if c.mu.inflight >= c.mu.caps[cl] || !c.takeToken(cl, now) {
+	c.mu.arrivals++
+	if late {
+		c.mu.late++
+	}
+	// Late requests are refused only while the gate is closed: a queue
+	// that lasted a window, not one pause.
+	if late && !math.IsInf(c.mu.rate, 1) || c.mu.inflight >= c.mu.caps[cl] || !c.takeToken(cl, now) {
 		c.mu.Unlock()
 		c.m.rejected[cl].Inc()
 		return Ticket{}, c.refusals[cl]
@@ -393,11 +422,13 @@ func (t Ticket) Done() {
 		return
 	}
 	served := float64(c.mu.admitted) / now.Sub(c.mu.start).Seconds()
-	cpuBound := false
-	if c.cfg.SchedTarget > 0 {
-		delay, busy := c.cfg.SchedDelay()
-		cpuBound = delay > c.cfg.SchedTarget && busy >= c.cfg.BusyFraction
-	}
+	// Requests arriving late, or a late scheduler (SchedTarget), are a
+	// queue in front of the node if the process kept its Ps busy: when it
+	// did not, the wait is other processes' doing (a shared host), and
+	// refusing would not shorten it.
+	late := float64(c.mu.late) > c.cfg.SlowFraction*float64(c.mu.arrivals)
+	delay, busy := c.cfg.SchedDelay()
+	cpuBound := busy >= c.cfg.BusyFraction && (late || c.cfg.SchedTarget > 0 && delay > c.cfg.SchedTarget)
 	switch {
 	case float64(c.mu.slow) > c.cfg.SlowFraction*float64(c.mu.samples) || cpuBound:
 		c.setLimit(c.mu.limit * c.cfg.Backoff)
@@ -419,6 +450,7 @@ func (t Ticket) Done() {
 		}
 	}
 	c.mu.start, c.mu.samples, c.mu.slow, c.mu.peak, c.mu.admitted = now, 0, 0, c.mu.inflight, 0
+	c.mu.arrivals, c.mu.late = 0, 0
 }
 
 // setRate sets the gate's rate (+Inf: open); mu is held.
@@ -480,4 +512,14 @@ func (c *Controller) AllowTeam(cl Class, team int64) error {
 		return c.quotaErr[cl]
 	}
 	return &RejectedError{Err: ErrQuotaExceeded, Class: cl, RetryAfter: wait}
+}
+
+// Refusal returns the error Acquire refuses class cl with when the node is
+// overloaded: always the same value, so that a transport can answer it
+// from bytes built once.
+func (c *Controller) Refusal(cl Class) *RejectedError {
+	if cl < 0 || cl >= numClasses {
+		return nil
+	}
+	return c.refusals[cl]
 }

@@ -35,7 +35,25 @@
 // (at least Config.MinRate). Each calm window opens the gate by a tenth,
 // and it opens wide once the load is under half of it. As with the limit,
 // a class may not take the last (1 - share) of the bucket's 10ms of
-// tokens. The gate is off when SchedTarget is 0 (the default).
+// tokens. The scheduler's delays are not read for the gate when
+// SchedTarget is 0 (the default); the age of requests (below) always is.
+//
+// # The age of a request
+//
+// Neither handler latency nor the scheduler's delays see the longest wait
+// of a saturated node: requests sitting in its sockets' buffers, unread,
+// while the process is busy (or throttled by a CPU quota). The HTTP
+// server's listener is wrapped by StampListener, which asks the kernel for
+// the receive time of each read (SO_TIMESTAMPNS, read with recvmsg), and
+// its ConnContext hands it to the request, so Age tells how long ago the
+// request's bytes arrived. AcquireAged counts the requests older than half
+// their class's target: when more than SlowFraction of a window's were,
+// the window is slow for the rate gate (whether or not SchedTarget is
+// set), and while the gate is closed such a request is refused at once
+// (its answer would be late anyway, and refusing it costs a fraction of
+// answering it), so the queue drains. One pause does not refuse anything:
+// late requests are refused only once a window has closed the gate. gRPC
+// calls are multiplexed on one connection and are admitted without an age.
 //
 // # Refusals
 //

@@ -132,25 +132,30 @@ func (s *Service) serveFlags(w http.ResponseWriter, r *http.Request, decide bool
 		writeError(w, http.StatusMethodNotAllowed, typeInvalidRequest, "method_not_allowed", "use POST", "")
 		return
 	}
-	q := r.URL.Query()
-	shape, config := wire.ChooseShape(decide, q)
-	resp := &wire.Response{RequestID: requestID(r.Header.Get("X-Request-ID")), EvaluatedAtMillis: s.cfg.Now().UnixMilli(), Config: config}
 	if r.Method == http.MethodGet {
-		writeResponse(w, resp, shape)
+		q := r.URL.Query()
+		shape, config := wire.ChooseShape(decide, q)
+		writeResponse(w, &wire.Response{RequestID: requestID(r.Header.Get("X-Request-ID")), EvaluatedAtMillis: s.cfg.Now().UnixMilli(), Config: config}, shape)
 		return
 	}
 	// The cheap refusals (memory pressure, a declared body over the limit)
-	// and admission come before the body is read: a refusal costs nothing.
+	// and admission come first, before the query is parsed and the body
+	// read: an overload refusal is pre-built bytes (see refusal).
 	if err := s.checkRequest(r); err != nil {
 		writeFailure(w, err)
 		return
 	}
-	ticket, err := s.admit(admission.Evaluate)
+	ticket, err := s.admitHTTP(admission.Evaluate, r)
 	if err != nil {
-		writeFailure(w, err)
+		if !s.writeRefused(w, err) {
+			writeFailure(w, err)
+		}
 		return
 	}
 	defer ticket.Done()
+	q := r.URL.Query()
+	shape, config := wire.ChooseShape(decide, q)
+	resp := &wire.Response{RequestID: requestID(r.Header.Get("X-Request-ID")), EvaluatedAtMillis: s.cfg.Now().UnixMilli(), Config: config}
 
 	body, err := io.ReadAll(io.LimitReader(r.Body, int64(s.cfg.MaxBodyBytes)+1))
 	if err != nil {
@@ -268,9 +273,11 @@ func (s *Service) serveDefinitions(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusMethodNotAllowed, typeInvalidRequest, "method_not_allowed", "use GET", "")
 		return
 	}
-	ticket, err := s.admit(admission.Poll)
+	ticket, err := s.admitHTTP(admission.Poll, r)
 	if err != nil {
-		writeFailure(w, err)
+		if !s.writeRefused(w, err) {
+			writeFailure(w, err)
+		}
 		return
 	}
 	defer ticket.Done()
@@ -377,4 +384,12 @@ func bearer(h string) string {
 		return strings.TrimSpace(h[7:])
 	}
 	return ""
+}
+
+// admitHTTP is admit for an HTTP request, with its age (admission.Age:
+// how long ago the kernel received it, when the server's listener is
+// stamped), so that requests that queued in front of the node close the
+// rate gate and, while it is closed, are refused.
+func (s *Service) admitHTTP(cl admission.Class, r *http.Request) (admission.Ticket, error) {
+	return s.cfg.Admission.AcquireAged(cl, admission.Age(r.Context(), time.Now()))
 }

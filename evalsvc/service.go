@@ -28,6 +28,8 @@ type Service struct {
 	// stopped is closed when Run returns: definition watches end.
 	stopped  chan struct{}
 	stopOnce sync.Once
+	// refusals are the pre-built answers of admission's overload refusals.
+	refusals refusals
 }
 
 // New returns a Service; call Run to keep its cache fresh.
@@ -48,6 +50,7 @@ func New(cfg Config) (*Service, error) {
 	s.m = newMetrics(c.Registry)
 	s.memory = newMemoryGauge(c.MemoryLimit, c.MemoryShedFraction, c.MemorySampleInterval, c.Registry)
 	s.answers = newAnswerCounts()
+	s.refusals = newRefusals(c.Admission)
 	return s, nil
 }
 

@@ -48,6 +48,9 @@ type Config struct {
 	// (another protocol, such as gRPC) and reports whether it succeeded and
 	// how many bytes the answer had. URL and Bodies are then not used.
 	Do func(ctx context.Context, i uint64) (ok bool, bytes int)
+	// Raw sends with a minimal HTTP/1.1 client instead of net/http's (see
+	// rawClient): an http:// URL, kept-alive connections, Client unused.
+	Raw bool
 }
 
 // Result is what a run measured.
@@ -136,6 +139,14 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 			DisableCompression: true, IdleConnTimeout: time.Minute, TLSClientConfig: cfg.TLS}}
 	}
 	r := &runner{cfg: cfg}
+	if cfg.Raw && cfg.Do == nil {
+		rc, err := newRawClient(cfg)
+		if err != nil {
+			return Result{}, err
+		}
+		defer rc.close()
+		r.raw = rc
+	}
 	if cfg.Warmup > 0 {
 		r.phase(ctx, cfg.Warmup, nil)
 	}
@@ -154,6 +165,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 type runner struct {
 	cfg  Config
 	next atomic.Uint64
+	raw  *rawClient // Config.Raw
 }
 
 func (r *runner) body() []byte {
@@ -167,6 +179,9 @@ func (r *runner) do(ctx context.Context) sample {
 			return sample{bytes: n}
 		}
 		return sample{status: http.StatusOK, bytes: n}
+	}
+	if r.raw != nil {
+		return r.raw.do(r.next.Add(1) - 1)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.cfg.URL, bytes.NewReader(r.body()))
 	if err != nil {

@@ -102,7 +102,8 @@ func seedDemoData(ctx context.Context, n *node, c config.Config, log *slog.Logge
 		return demoInfo{}, err
 	}
 	conn, err := grpc.NewClient(n.adminSrv.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithContextDialer(n.localGRPC)) // in process: no TLS to its own port
+		grpc.WithContextDialer(n.localGRPC), // in process: no TLS to its own port
+		grpc.WithUnaryInterceptor(retryOverloaded(50*time.Millisecond)))
 	if err != nil {
 		return demoInfo{}, err
 	}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"syscall"
 
+	"github.com/vexil-dev/vexil/admission"
 	"github.com/vexil-dev/vexil/cmd/vexil/internal/config"
 	"github.com/vexil-dev/vexil/tlsconf"
 )
@@ -85,24 +86,29 @@ func (l *listeners) checkPlaintext(addr, flagName, key string) error {
 }
 
 // listenHTTP opens an HTTP listener (h2 and HTTP/1.1 over TLS).
+// Its connections are stamped with the kernel's receive times underneath
+// TLS, so admission sees each request's age (admission.StampListener).
 func (l *listeners) listenHTTP(addr, flagName, key string) (*tlsconf.Listener, error) {
-	return l.listen(addr, flagName, key, nil, "h2", "http/1.1")
+	return l.listen(addr, flagName, key, admission.StampListener, nil, "h2", "http/1.1")
 }
 
 // listenGRPC opens a gRPC listener, requiring client certificates with a
 // client CA. Its DialContext reaches it from inside the process without
 // TLS (the HTTP gateways).
 func (l *listeners) listenGRPC(addr, flagName, key string) (*tlsconf.Listener, error) {
-	return l.listen(addr, flagName, key, l.clientCAs, "h2")
+	return l.listen(addr, flagName, key, nil, l.clientCAs, "h2")
 }
 
-func (l *listeners) listen(addr, flagName, key string, clientCAs *tlsconf.Pool, protos ...string) (*tlsconf.Listener, error) {
+func (l *listeners) listen(addr, flagName, key string, wrap func(net.Listener) net.Listener, clientCAs *tlsconf.Pool, protos ...string) (*tlsconf.Listener, error) {
 	if err := l.checkPlaintext(addr, flagName, key); err != nil {
 		return nil, err
 	}
 	ln, err := listenFlag(addr, flagName, key)
 	if err != nil {
 		return nil, err
+	}
+	if wrap != nil {
+		ln = wrap(ln)
 	}
 	if l.keyPair == nil {
 		return tlsconf.NewListener(ln, nil), nil

@@ -42,6 +42,7 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	duration := fs.Duration("duration", 10*time.Second, "measured duration")
 	warmup := fs.Duration("warmup", 3*time.Second, "unmeasured warm-up")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
+	raw := fs.Bool("raw", false, "send with a minimal HTTP/1.1 client (a few µs a request) instead of net/http's, so one core can offer more than a server answers (scripts/bench-overload.sh)")
 	var headers headerFlags
 	fs.Var(&headers, "header", "an HTTP header \"Name: value\" added to every request (repeatable), e.g. \"X-Vexil-Eval: live\" to measure live evaluation on a server with stored results")
 	grpcAddr := fs.String("grpc", "", "load the gRPC EvalService.Evaluate at this loopback address instead of HTTP /flags")
@@ -102,8 +103,11 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		bodies[i], _ = json.Marshal(m)
 	}
 	cfg := loadtest.Config{URL: *url, Bodies: bodies, Rate: *rate, Connections: *conns, Duration: *duration, Warmup: *warmup,
-		Header: http.Header(headers)}
+		Header: http.Header(headers), Raw: *raw}
 	if strings.HasPrefix(*url, "https://") {
+		if *raw {
+			return &usageError{msg: "-raw speaks plain HTTP/1.1 only; drop -raw for an https URL"}
+		}
 		tc, err := tlsFlags.config()
 		if err != nil {
 			return err

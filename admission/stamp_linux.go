@@ -1,0 +1,113 @@
+package admission
+
+import (
+	"encoding/binary"
+	"io"
+	"net"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// StampListener returns ln whose TCP connections record the kernel's
+// receive time of each read (see Age). A connection on which the socket
+// option cannot be set is returned as it is.
+// The option is set on the listening socket too, as soon as it is
+// wrapped: the kernel turns receive timestamps on in the background (a
+// deferred static key), so a connection's first packets may come
+// unstamped (Age 0) until it has, and accepted sockets inherit the flag.
+func StampListener(ln net.Listener) net.Listener {
+	if tl, ok := ln.(*net.TCPListener); ok {
+		if raw, err := tl.SyscallConn(); err == nil {
+			_ = raw.Control(func(fd uintptr) { _ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TIMESTAMPNS_OLD, 1) })
+		}
+	}
+	return stampListener{ln}
+}
+
+type stampListener struct{ net.Listener }
+
+func (l stampListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return c, nil
+	}
+	raw, err := tc.SyscallConn()
+	if err != nil {
+		return c, nil
+	}
+	var serr error
+	if err := raw.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TIMESTAMPNS_OLD, 1)
+	}); err != nil || serr != nil {
+		return c, nil
+	}
+	return &stampConn{TCPConn: tc, raw: raw, oob: make([]byte, unix.CmsgSpace(16))}, nil
+}
+
+// stampConn reads with recvmsg to get the receive timestamp. Its Read is
+// not safe for concurrent use (net/http reads a connection from one
+// goroutine at a time).
+type stampConn struct {
+	*net.TCPConn
+	raw syscall.RawConn
+	oob []byte
+	st  stamps
+}
+
+func (c *stampConn) stamps() *stamps { return &c.st }
+
+func (c *stampConn) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	var n, oobn int
+	var rerr error
+	// raw.Read waits for readiness in the netpoller and honours the
+	// connection's deadlines, as TCPConn.Read does.
+	err := c.raw.Read(func(fd uintptr) bool {
+		for {
+			n, oobn, _, _, rerr = unix.Recvmsg(int(fd), p, c.oob, 0)
+			if rerr != unix.EINTR {
+				return rerr != unix.EAGAIN
+			}
+		}
+	})
+	if err == nil {
+		err = rerr
+	}
+	if err != nil {
+		return 0, &net.OpError{Op: "read", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
+	}
+	if n == 0 {
+		return 0, io.EOF
+	}
+	if ns, ok := parseStamp(c.oob[:oobn]); ok {
+		c.st.last.Store(ns)
+	}
+	return n, nil
+}
+
+// parseStamp finds SCM_TIMESTAMPNS (a timespec of two 64-bit words) in a
+// control message buffer, without allocating.
+func parseStamp(b []byte) (int64, bool) {
+	for len(b) >= unix.SizeofCmsghdr {
+		h := (*unix.Cmsghdr)(unsafe.Pointer(&b[0]))
+		l := int(h.Len)
+		if l < unix.SizeofCmsghdr || l > len(b) {
+			return 0, false
+		}
+		if h.Level == unix.SOL_SOCKET && h.Type == unix.SCM_TIMESTAMPNS && l >= unix.CmsgLen(16) {
+			d := b[unix.CmsgLen(0):]
+			sec, nsec := int64(binary.NativeEndian.Uint64(d)), int64(binary.NativeEndian.Uint64(d[8:]))
+			return sec*1e9 + nsec, true
+		}
+		b = b[min(len(b), unix.CmsgSpace(l-unix.CmsgLen(0))):]
+	}
+	return 0, false
+}
