@@ -107,7 +107,7 @@ func (c *confirmations) issue(binding string) (string, error) {
 		}
 	}
 	if len(c.m) >= maxPendingConfirms {
-		return "", errcode.New(errcode.ResourceExhausted, "too many pending confirmations; retry later")
+		return "", errcode.New(errcode.Overloaded, "too many pending confirmations; retry later")
 	}
 	c.m[tok] = pendingConfirm{binding: binding, expires: now.Add(c.ttl)}
 	return tok, nil
