@@ -7,6 +7,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/vexil-dev/vexil/catalog"
 	"github.com/vexil-dev/vexil/errcode"
@@ -64,3 +65,7 @@ func (s *Service) Authenticate(ctx context.Context, authorization string) (Calle
 
 // Method returns the gRPC full method name of an AdminService method.
 func Method(name string) string { return svc + name }
+
+// MarshalREST writes m as the REST surface does: PostHog's JSON, proto
+// field names, 64-bit integers (ids, versions) as numbers.
+func MarshalREST(m proto.Message) ([]byte, error) { return marshaler.Marshal(m) }

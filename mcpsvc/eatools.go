@@ -48,7 +48,9 @@ func stageOf(s string) (adminv1.Stage, error) {
 	return adminv1.Stage(v), nil
 }
 
-func stageName(s adminv1.Stage) string { return strings.ToLower(strings.TrimPrefix(s.String(), "STAGE_")) }
+func stageName(s adminv1.Stage) string {
+	return strings.ToLower(strings.TrimPrefix(s.String(), "STAGE_"))
+}
 
 type slimFeature struct {
 	ID      string `json:"id"`

@@ -176,7 +176,7 @@ func rolloutSummary(f *adminv1.FeatureFlag) string {
 			}
 			who = strings.Join(kinds, "+") + " filters"
 		}
-		if _, ok := gm["aggregation_group_type_index"]; ok {
+		if gm["aggregation_group_type_index"] != nil {
 			who += " (groups)"
 		}
 		parts = append(parts, who+" @ "+pct)
@@ -198,7 +198,7 @@ func (c *call) getFlag(ctx context.Context, team int64, key string) (*adminv1.Fe
 
 // flagDone is a mutation's answer: the flag (slim) and its warnings.
 type flagDone struct {
-	Flag     slimFlag          `json:"flag"`
+	Flag     slimFlag           `json:"flag"`
 	Warnings []*adminv1.Warning `json:"warnings,omitempty"`
 }
 
@@ -243,10 +243,10 @@ func (c *call) mutateFlag(ctx context.Context, m flagMut, args any, bulk int,
 
 // dryRunAnswer is what dry_run answers.
 type dryRunAnswer struct {
-	DryRun      bool            `json:"dry_run"`
-	Diff        []Change        `json:"diff"`
-	BlastRadius any             `json:"blast_radius,omitempty"`
-	NeedsConfirm string         `json:"needs_confirmation,omitempty"`
+	DryRun       bool     `json:"dry_run"`
+	Diff         []Change `json:"diff"`
+	BlastRadius  any      `json:"blast_radius,omitempty"`
+	NeedsConfirm string   `json:"needs_confirmation,omitempty"`
 }
 
 func (c *call) dryRun(ctx context.Context, team, id int64, before, after map[string]any, reason string) (any, error) {

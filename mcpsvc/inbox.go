@@ -286,4 +286,6 @@ func entryOf(seq uint64, at time.Time, subject string, data []byte) Entry {
 	return e
 }
 
-func hasSuffix(s, suffix string) bool { return len(s) >= len(suffix) && s[len(s)-len(suffix):] == suffix }
+func hasSuffix(s, suffix string) bool {
+	return len(s) >= len(suffix) && s[len(s)-len(suffix):] == suffix
+}

@@ -475,4 +475,3 @@ func anyStrings(s []string) []any {
 	}
 	return out
 }
-

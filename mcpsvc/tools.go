@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/vexil-dev/vexil/admin"
@@ -19,7 +18,7 @@ import (
 // toolSpec describes one tool: its feature (for ?features=), the scope a
 // key needs to see it, its hints, and how it registers.
 type toolSpec struct {
-	name, feature, scope, desc string
+	name, feature, scope, desc  string
 	readOnly, destructive, idem bool
 	add                         func(*mcp.Server, *mcp.Tool, *env)
 }
@@ -79,6 +78,7 @@ func invoke[Req, Resp any](ctx context.Context, c *call, method string, fn func(
 func handler[In any](body func(context.Context, *call, In) (any, error)) func(*mcp.Server, *mcp.Tool, *env) {
 	return func(srv *mcp.Server, t *mcp.Tool, e *env) {
 		name := t.Name
+		scope := toolByName(name).scope
 		mcp.AddTool(srv, t, func(ctx context.Context, req *mcp.CallToolRequest, in In) (*mcp.CallToolResult, any, error) {
 			c := &call{env: e, auth: e.sess.auth, req: req, tool: name}
 			if req.Extra != nil && req.Extra.Header != nil {
@@ -87,6 +87,16 @@ func handler[In any](body func(context.Context, *call, In) (any, error)) func(*m
 						return errorResult(errcode.New(errcode.PermissionDenied, "this MCP session belongs to another key")), nil, nil
 					}
 				}
+			}
+			// The key again (revoked keys stop at once) and the tool's
+			// scope, before any confirmation step; the service checks
+			// both once more on every method it runs.
+			caller, err := e.s.cfg.Service.Authenticate(ctx, c.auth)
+			if err != nil {
+				return errorResult(err), nil, nil
+			}
+			if !caller.Has(scope) {
+				return errorResult(errcode.New(errcode.PermissionDenied, "the API key lacks the scope %q", scope)), nil, nil
 			}
 			out, err := body(ctx, c, in)
 			if err != nil {
@@ -125,13 +135,12 @@ func (e *env) pendingNote(ctx context.Context) string {
 // field names, the rest as JSON.
 func compact(v any) string {
 	if m, ok := v.(proto.Message); ok {
-		b, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(m)
+		b, err := admin.MarshalREST(m)
 		if err == nil {
 			var x any
 			if json.Unmarshal(b, &x) == nil {
-				b, _ = json.Marshal(x)
+				v = prune(x)
 			}
-			return string(b)
 		}
 	}
 	b, err := json.Marshal(v)
@@ -139,6 +148,41 @@ func compact(v any) string {
 		return fmt.Sprintf("%v", v)
 	}
 	return string(b)
+}
+
+// prune drops empty strings, nulls, empty lists and objects from a JSON
+// value, to spend little of an agent's context; false and 0 stay.
+func prune(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			e = prune(e)
+			if empty(e) {
+				delete(x, k)
+			} else {
+				x[k] = e
+			}
+		}
+	case []any:
+		for i, e := range x {
+			x[i] = prune(e)
+		}
+	}
+	return v
+}
+
+func empty(v any) bool {
+	switch x := v.(type) {
+	case nil:
+		return true
+	case string:
+		return x == ""
+	case []any:
+		return len(x) == 0
+	case map[string]any:
+		return len(x) == 0
+	}
+	return false
 }
 
 // newMCPServer builds the MCP server of one session: the tools its key

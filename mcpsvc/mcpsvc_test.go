@@ -1,0 +1,450 @@
+package mcpsvc
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/vexil-dev/vexil/admin"
+	"github.com/vexil-dev/vexil/catalog"
+	"github.com/vexil-dev/vexil/catalog/memcatalog"
+	"github.com/vexil-dev/vexil/namespace"
+	"github.com/vexil-dev/vexil/natstest"
+	adminv1 "github.com/vexil-dev/vexil/proto/vexil/admin/v1"
+	"github.com/vexil-dev/vexil/store"
+	"github.com/vexil-dev/vexil/store/memstore"
+)
+
+// The protocol revisions tested: the 2025 era (initialize, sessions) and
+// the 2026-07-28 one (stateless).
+var eras = []string{"2025-11-25", "2026-07-28"}
+
+type fixture struct {
+	t           *testing.T
+	cat         catalog.Catalog
+	svc         *admin.Service
+	mcp         *Server
+	base        string // http://host:port
+	root        string // an instance-wide key with every scope
+	team        int64
+	teamVersion int64
+	inbox       *Inbox
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	ns := natstest.Start(t)
+	cat := memcatalog.New(memcatalog.Config{})
+	t.Cleanup(func() { _ = cat.Close() })
+	persons := memstore.New()
+	svc, err := admin.New(admin.Config{Catalog: cat, Persons: persons, Publisher: admin.NATSPublisher{Conn: ns.Conn}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	inbox, err := OpenInbox(ctx, ns.JetStream, namespace.Default, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := New(Config{Service: svc, Inbox: inbox, Conn: ns.Conn, Namespace: namespace.Default})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := admin.NewServer(admin.ServerConfig{Service: svc, GRPCListener: gl, HTTPListener: hl,
+		Routes: map[string]http.Handler{"/mcp": m.Handler()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 2)
+	go func() { done <- srv.Run(rctx) }()
+	go func() { done <- m.Run(rctx) }()
+	t.Cleanup(func() {
+		cancel()
+		for range 2 {
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		}
+	})
+	// Run subscribes asynchronously: make sure its subscriptions are in
+	// place before a test changes anything.
+	if err := ns.Conn.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	_, root, err := admin.CreatePersonalKey(ctx, cat, nil, []string{admin.ScopeAll}, "root", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	team, _, _, err := admin.CreateTeam(ctx, cat, catalog.Team{Name: "acme"}, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 200 persons, for the blast radius.
+	var b store.Batch
+	for i := range 200 {
+		did := fmt.Sprintf("u%d", i)
+		b.PutRow(&store.Row{Team: team.ID, DistinctID: did, PersonID: "p-" + did, PersonVersion: 1, Properties: []byte(`{"plan":"free"}`)})
+	}
+	if err := persons.Apply(ctx, &b); err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{t: t, cat: cat, svc: svc, mcp: m, base: "http://" + srv.HTTPAddr(), root: root, team: team.ID, teamVersion: team.Version, inbox: inbox}
+	return f
+}
+
+// key makes a personal key of teams with scopes.
+func (f *fixture) key(teams []int64, scopes ...string) string {
+	f.t.Helper()
+	_, secret, err := admin.CreatePersonalKey(context.Background(), f.cat, teams, scopes, "k", "test")
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return secret
+}
+
+type bearer struct {
+	key  string
+	base http.RoundTripper
+}
+
+func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+b.key)
+	return b.base.RoundTrip(r)
+}
+
+// connect opens a go-sdk client session over streamable HTTP in era.
+func (f *fixture) connect(era, key, query string, opts *mcp.ClientOptions) *mcp.ClientSession {
+	f.t.Helper()
+	c := mcp.NewClient(&mcp.Implementation{Name: "test", Version: "v0"}, opts)
+	tr := &mcp.StreamableClientTransport{Endpoint: f.base + "/mcp" + query,
+		HTTPClient: &http.Client{Transport: bearer{key: key, base: http.DefaultTransport}}}
+	cs, err := c.Connect(context.Background(), tr, &mcp.ClientSessionOptions{ProtocolVersion: era})
+	if err != nil {
+		f.t.Fatalf("connect (%s): %v", era, err)
+	}
+	f.t.Cleanup(func() { _ = cs.Close() })
+	if got := cs.InitializeResult().ProtocolVersion; got != era {
+		f.t.Fatalf("negotiated %q, want %q", got, era)
+	}
+	return cs
+}
+
+// callTool calls a tool and decodes its first content as JSON; it returns
+// the decoded answer, all the texts, and whether it was an error.
+func callTool(t *testing.T, cs *mcp.ClientSession, name string, args map[string]any) (map[string]any, []string, bool) {
+	t.Helper()
+	res, err := cs.CallTool(context.Background(), &mcp.CallToolParams{Name: name, Arguments: args})
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	var texts []string
+	for _, c := range res.Content {
+		if tc, ok := c.(*mcp.TextContent); ok {
+			texts = append(texts, tc.Text)
+		}
+	}
+	var out map[string]any
+	if len(texts) > 0 {
+		_ = json.Unmarshal([]byte(texts[0]), &out)
+	}
+	return out, texts, res.IsError
+}
+
+func mustTool(t *testing.T, cs *mcp.ClientSession, name string, args map[string]any) map[string]any {
+	t.Helper()
+	out, texts, isErr := callTool(t, cs, name, args)
+	if isErr {
+		t.Fatalf("%s(%v): %v", name, args, texts)
+	}
+	return out
+}
+
+func toolNames(t *testing.T, cs *mcp.ClientSession) []string {
+	t.Helper()
+	var names []string
+	for tool, err := range cs.Tools(context.Background(), nil) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, tool.Name)
+	}
+	return names
+}
+
+// TestAgentLifecycle runs an agent's lifecycle through MCP only, in both
+// eras: create a flag, target a cohort and a group, roll out 10%, a
+// dry run and a confirmed jump to 100%, activity, signals, archive.
+func TestAgentLifecycle(t *testing.T) {
+	for _, era := range eras {
+		t.Run(era, func(t *testing.T) {
+			f := newFixture(t)
+			ctx := context.Background()
+			// The team's group type (team:admin, not an agent's job).
+			if _, err := f.svc.Invoke(ctx, "Bearer "+f.root, admin.Method("SetGroupType"), &adminv1.SetGroupTypeRequest{TeamId: f.team, GroupType: "company", GroupTypeIndex: 0, Version: f.teamVersion},
+				func(ctx context.Context, r any) (any, error) {
+					return f.svc.SetGroupType(ctx, r.(*adminv1.SetGroupTypeRequest))
+				}); err != nil {
+				t.Fatal(err)
+			}
+			key := f.key([]int64{f.team}, admin.ScopeAll)
+			cs := f.connect(era, key, "", nil)
+
+			cohort := mustTool(t, cs, "cohort_create", map[string]any{"name": "beta testers", "kind": "static", "is_static": true})
+			cohortID := cohort["cohort"].(map[string]any)["id"].(float64)
+			if out := mustTool(t, cs, "cohort_members_add", map[string]any{"cohort_id": cohortID, "distinct_ids": []string{"u1", "u2"}}); out["added"] != 2.0 {
+				t.Fatalf("members added: %v", out)
+			}
+			created := mustTool(t, cs, "flag_create", map[string]any{"key": "new-checkout", "name": "New checkout"})
+			if st := created["flag"].(map[string]any)["status"]; st != "INACTIVE" {
+				t.Fatalf("a new flag is %v, want INACTIVE (off by default)", st)
+			}
+			mustTool(t, cs, "condition_add", map[string]any{"key": "new-checkout", "condition": map[string]any{
+				"properties": []any{map[string]any{"key": "id", "type": "cohort", "value": cohortID}}, "rollout_percentage": 100}})
+			mustTool(t, cs, "condition_add", map[string]any{"key": "new-checkout", "condition": map[string]any{
+				"properties":       []any{map[string]any{"key": "plan", "type": "group", "group_type_index": 0, "operator": "exact", "value": "enterprise"}},
+				"group_type_index": 0, "rollout_percentage": 10}})
+			// Condition 0 is the default one at 0%: roll it out to 10%.
+			out := mustTool(t, cs, "rollout_set", map[string]any{"key": "new-checkout", "index": 0, "rollout_percentage": 10})
+			if r := out["flag"].(map[string]any)["rollout"].(string); !strings.HasPrefix(r, "everyone @ 10%") {
+				t.Fatalf("rollout after rollout_set: %q", r)
+			}
+			// Enabling with the cohort condition at 100% is a jump to
+			// 100%: confirmation first.
+			ask := mustTool(t, cs, "flag_enable", map[string]any{"key": "new-checkout"})
+			tok, _ := ask["confirm_token"].(string)
+			if !strings.HasPrefix(tok, "cfm_") || !strings.Contains(ask["confirmation_required"].(string), "100%") {
+				t.Fatalf("flag_enable without confirmation: %v", ask)
+			}
+			if got := mustTool(t, cs, "flag_get", map[string]any{"key": "new-checkout"}); got["active"] == true {
+				t.Fatal("the flag was enabled before confirmation")
+			}
+			// A token is bound to the arguments.
+			if _, texts, isErr := callTool(t, cs, "flag_disable", map[string]any{"key": "new-checkout", "confirm_token": tok}); isErr {
+				t.Fatalf("flag_disable needs no token, and an unneeded token is ignored: %v", texts)
+			}
+			enabled := mustTool(t, cs, "flag_enable", map[string]any{"key": "new-checkout", "confirm_token": tok})
+			if st := enabled["flag"].(map[string]any)["status"]; st != "ACTIVE" {
+				t.Fatalf("after confirmed enable: %v", enabled)
+			}
+			// A used token does not work twice.
+			mustTool(t, cs, "flag_disable", map[string]any{"key": "new-checkout"})
+			if _, texts, isErr := callTool(t, cs, "flag_enable", map[string]any{"key": "new-checkout", "confirm_token": tok}); !isErr || !strings.Contains(texts[0], "failed_precondition") {
+				t.Fatalf("a used token: %v", texts)
+			}
+			mustTool(t, cs, "flag_enable", map[string]any{"key": "new-checkout", "confirm_token": mustTool(t, cs, "flag_enable", map[string]any{"key": "new-checkout"})["confirm_token"]})
+			// Dry run of a jump to 100%: the diff and the blast radius,
+			// nothing saved.
+			dry := mustTool(t, cs, "rollout_set", map[string]any{"key": "new-checkout", "index": 0, "rollout_percentage": 100, "dry_run": true})
+			if d := dry["diff"].([]any); len(d) != 1 || mustJSON(d[0]) != `{"after":100,"before":10,"path":"filters.groups.0.rollout_percentage"}` || dry["needs_confirmation"] == "" {
+				t.Fatalf("dry run: %s", mustJSON(dry))
+			}
+			br := dry["blast_radius"].(map[string]any)
+			var moved float64
+			for _, n := range br["transitions"].(map[string]any) {
+				moved += n.(float64)
+			}
+			if br["state"] != "DONE" || br["rows_total"] != 200.0 || br["changed"] != moved || moved <= 0 || moved >= 200 {
+				t.Fatalf("blast radius: %v", br)
+			}
+			if got := mustTool(t, cs, "flag_get", map[string]any{"key": "new-checkout"}); !strings.Contains(mustJSON(got), `"rollout_percentage":10`) {
+				t.Fatalf("a dry run saved: %v", got)
+			}
+			// The activity log has the agent's changes.
+			act := mustTool(t, cs, "flag_activity", map[string]any{"key": "new-checkout"})
+			if n := len(act["entries"].([]any)); n < 5 {
+				t.Fatalf("activity: %d entries, want at least 5", n)
+			}
+			// Rollout signals are pending, noted on every answer.
+			_, texts, _ := callTool(t, cs, "flags_list", nil)
+			if len(texts) < 2 || !strings.Contains(texts[1], "pending signals") {
+				t.Fatalf("no pending-signals note: %v", texts)
+			}
+			sig := mustTool(t, cs, "signals_list", nil)
+			list := sig["signals"].([]any)
+			if len(list) == 0 || list[0].(map[string]any)["kind"] != KindRollout {
+				t.Fatalf("signals: %v", sig)
+			}
+			mustTool(t, cs, "signals_ack", map[string]any{"cursor": sig["next_cursor"]})
+			if sig["more"] == false {
+				_, texts, _ = callTool(t, cs, "flags_list", nil)
+				if len(texts) != 1 {
+					t.Fatalf("after acknowledging every signal: %v", texts)
+				}
+			}
+			mustTool(t, cs, "flag_archive", map[string]any{"key": "new-checkout"})
+			arch := mustTool(t, cs, "flags_list", map[string]any{"status": "ARCHIVED"})
+			if rows := arch["flags"].([]any); len(rows) != 1 || rows[0].(map[string]any)["status"] != "ARCHIVED" {
+				t.Fatalf("archived flags: %v", arch)
+			}
+		})
+	}
+}
+
+func mustJSON(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+// TestResourceUpdatedFromREST: a subscribed client is pushed
+// notifications/resources/updated when someone else changes the flag over
+// REST, in both eras, and for vexil://signals.
+func TestResourceUpdatedFromREST(t *testing.T) {
+	for _, era := range eras {
+		t.Run(era, func(t *testing.T) {
+			f := newFixture(t)
+			updates := make(chan string, 16)
+			cs := f.connect(era, f.key([]int64{f.team}, admin.ScopeAll), "", &mcp.ClientOptions{
+				ResourceUpdatedHandler: func(_ context.Context, r *mcp.ResourceUpdatedNotificationRequest) { updates <- r.Params.URI }})
+			mustTool(t, cs, "flag_create", map[string]any{"key": "watched"})
+			got := mustTool(t, cs, "flag_get", map[string]any{"key": "watched"})
+			res, err := cs.ReadResource(context.Background(), &mcp.ReadResourceParams{URI: "vexil://flags/watched"})
+			if err != nil || !strings.Contains(res.Contents[0].Text, `"key":"watched"`) {
+				t.Fatalf("read vexil://flags/watched: %v %v", res, err)
+			}
+			for _, uri := range []string{"vexil://flags/watched", SignalsURI} {
+				if err := cs.Subscribe(context.Background(), &mcp.SubscribeParams{URI: uri}); err != nil {
+					t.Fatalf("subscribe %s: %v", uri, err)
+				}
+			}
+			// Someone else, over REST.
+			other := f.key([]int64{f.team}, admin.ScopeFlagRead, admin.ScopeFlagWrite)
+			id := int64(got["id"].(float64))
+			body := `{"name":"renamed by a human","version":` + fmt.Sprint(got["version"]) + `}`
+			req, _ := http.NewRequest(http.MethodPatch, fmt.Sprintf("%s/api/projects/%d/feature_flags/%d", f.base, f.team, id), bytes.NewBufferString(body))
+			req.Header.Set("Authorization", "Bearer "+other)
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil || resp.StatusCode != http.StatusOK {
+				t.Fatalf("REST patch: %v %v", resp, err)
+			}
+			_ = resp.Body.Close()
+			seen := map[string]bool{}
+			deadline := time.After(30 * time.Second) // a hang guard, not a latency assertion
+			for !seen["vexil://flags/watched"] || !seen[SignalsURI] {
+				select {
+				case u := <-updates:
+					seen[u] = true
+				case <-deadline:
+					t.Fatalf("updates received: %v", seen)
+				}
+			}
+		})
+	}
+}
+
+// TestNarrowingAndScopes: ?features= and ?tools= narrow the list; a key
+// sees only the tools its scopes allow.
+func TestNarrowingAndScopes(t *testing.T) {
+	f := newFixture(t)
+	all := f.key([]int64{f.team}, admin.ScopeAll)
+	for _, era := range eras {
+		if n := toolNames(t, f.connect(era, all, "", nil)); len(n) != len(toolSpecs) {
+			t.Fatalf("%s: %d tools, want %d", era, len(n), len(toolSpecs))
+		}
+		for _, name := range toolNames(t, f.connect(era, all, "?features=cohorts", nil)) {
+			if !strings.HasPrefix(name, "cohort") {
+				t.Fatalf("?features=cohorts lists %s", name)
+			}
+		}
+		if n := toolNames(t, f.connect(era, all, "?tools=flag_get,flags_list", nil)); strings.Join(n, ",") != "flag_get,flags_list" && strings.Join(n, ",") != "flags_list,flag_get" {
+			t.Fatalf("?tools=: %v", n)
+		}
+		for _, name := range toolNames(t, f.connect(era, f.key([]int64{f.team}, admin.ScopeCohortRead), "", nil)) {
+			if s := toolByName(name).scope; s != admin.ScopeCohortRead {
+				t.Fatalf("a cohort:read key sees %s (%s)", name, s)
+			}
+		}
+	}
+	// Refused before MCP: no key, a bad query.
+	for _, c := range []struct {
+		key, query string
+		status     int
+	}{{"", "", 401}, {"phx_nope", "", 401}, {all, "?features=nope", 400}, {all, "?tools=nope", 400}} {
+		req, _ := http.NewRequest(http.MethodPost, f.base+"/mcp"+c.query, strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}`))
+		if c.key != "" {
+			req.Header.Set("Authorization", "Bearer "+c.key)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != c.status {
+			t.Errorf("key %q query %q: %d, want %d", c.key, c.query, resp.StatusCode, c.status)
+		}
+	}
+}
+
+func TestRouteModern(t *testing.T) {
+	for _, c := range []struct {
+		method, session, version, body string
+		want                           bool
+	}{
+		{"POST", "", "", `{"method":"initialize","params":{"protocolVersion":"2025-06-18"}}`, false},
+		{"POST", "", "", `{"method":"server/discover"}`, true},
+		{"POST", "", "2026-07-28", `{"method":"tools/list"}`, true},
+		{"POST", "", "2025-11-25", `{"method":"tools/list"}`, false},
+		{"POST", "abc", "", `{"method":"tools/list"}`, false},
+		{"POST", "", "", `{"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}`, true},
+		{"GET", "", "", ``, false},
+		{"DELETE", "abc", "", ``, false},
+	} {
+		r, _ := http.NewRequest(c.method, "/mcp", strings.NewReader(c.body))
+		if c.session != "" {
+			r.Header.Set("Mcp-Session-Id", c.session)
+		}
+		if c.version != "" {
+			r.Header.Set("Mcp-Protocol-Version", c.version)
+		}
+		got, err := routeModern(r)
+		if err != nil || got != c.want {
+			t.Errorf("%s %s %q: %v %v, want %v", c.method, c.version, c.body, got, err, c.want)
+		}
+	}
+}
+
+// TestInMemoryBothEras serves one session on an in-memory transport (what
+// vexil mcp serves on stdio) in both eras.
+func TestInMemoryBothEras(t *testing.T) {
+	f := newFixture(t)
+	key := "Bearer " + f.key([]int64{f.team}, admin.ScopeAll)
+	for _, era := range eras {
+		st, ct := mcp.NewInMemoryTransports()
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- f.mcp.Serve(ctx, st, key, 0, nil, nil) }()
+		cs, err := mcp.NewClient(&mcp.Implementation{Name: "t", Version: "v0"}, nil).Connect(ctx, ct, &mcp.ClientSessionOptions{ProtocolVersion: era})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cs.InitializeResult().ProtocolVersion; got != era {
+			t.Fatalf("negotiated %q, want %q", got, era)
+		}
+		mustTool(t, cs, "flag_create", map[string]any{"key": "mem-" + strings.ReplaceAll(era, "-", "")})
+		out := mustTool(t, cs, "flags_list", nil)
+		if len(out["flags"].([]any)) == 0 {
+			t.Fatalf("flags_list: %v", out)
+		}
+		_ = cs.Close()
+		cancel()
+		<-done
+	}
+}
