@@ -300,7 +300,12 @@ func (s *Server) Serve(ctx context.Context, t mcp.Transport, authorization strin
 	if team == 0 {
 		team = defaultTeam(caller)
 	}
-	srv := s.newMCPServer(&session{auth: authorization, caller: caller, team: team, opts: options{features: features, tools: tools}})
+	return s.serveSession(ctx, t, &session{auth: authorization, caller: caller, team: team, opts: options{features: features, tools: tools}})
+}
+
+func (s *Server) serveSession(ctx context.Context, t mcp.Transport, sess *session) error {
+	srv := s.newMCPServer(sess)
+	team := sess.team
 	s.mu.Lock()
 	s.live[srv] = liveServer{team: team, created: s.cfg.Now()}
 	s.mu.Unlock()
