@@ -42,9 +42,13 @@ func newSecFixture(t *testing.T) *secFixture {
 		return out
 	}
 	run("CreateFlag", &adminv1.CreateFlagRequest{TeamId: fx.teamA, Flag: &adminv1.FlagInput{Key: markSecret, Name: markSecret, Active: true}},
-		func(ctx context.Context, r any) (any, error) { return f.svc.CreateFlag(ctx, r.(*adminv1.CreateFlagRequest)) })
+		func(ctx context.Context, r any) (any, error) {
+			return f.svc.CreateFlag(ctx, r.(*adminv1.CreateFlagRequest))
+		})
 	c := run("CreateCohort", &adminv1.CreateCohortRequest{TeamId: fx.teamA, Cohort: &adminv1.CohortInput{Name: markSecret, Kind: adminv1.CohortKind_COHORT_KIND_STATIC}},
-		func(ctx context.Context, r any) (any, error) { return f.svc.CreateCohort(ctx, r.(*adminv1.CreateCohortRequest)) })
+		func(ctx context.Context, r any) (any, error) {
+			return f.svc.CreateCohort(ctx, r.(*adminv1.CreateCohortRequest))
+		})
 	fx.cohortA = c.(*adminv1.CreateCohortResponse).GetCohort().GetId()
 	ea := run("CreateEarlyAccessFeature", &adminv1.CreateEarlyAccessFeatureRequest{TeamId: fx.teamA, Name: markSecret, FlagKey: markSecret + "-eaf"},
 		func(ctx context.Context, r any) (any, error) {
@@ -52,7 +56,9 @@ func newSecFixture(t *testing.T) *secFixture {
 		})
 	fx.featureA = ea.(*adminv1.CreateEarlyAccessFeatureResponse).GetFeature().GetId()
 	tb := run("CreateTeam", &adminv1.CreateTeamRequest{Name: "other"},
-		func(ctx context.Context, r any) (any, error) { return f.svc.CreateTeam(ctx, r.(*adminv1.CreateTeamRequest)) })
+		func(ctx context.Context, r any) (any, error) {
+			return f.svc.CreateTeam(ctx, r.(*adminv1.CreateTeamRequest))
+		})
 	fx.teamB = tb.(*adminv1.CreateTeamResponse).GetTeam().GetId()
 	return fx
 }

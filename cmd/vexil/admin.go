@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -76,13 +77,14 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		cfg.Persons = st
 	}
 	var box *outbox.Outbox // change notices, with NATS
+	var nc *nats.Conn
+	var js jetstream.JetStream
 	if c.NATS.URL != "" {
-		nc, err := connectNATS(c.NATS.URL, "vexil admin")
-		if err != nil {
+		if nc, err = connectNATS(c.NATS.URL, "vexil admin"); err != nil {
 			return err
 		}
 		defer nc.Close()
-		js, err := jetstream.New(nc)
+		js, err = jetstream.New(nc)
 		if err != nil {
 			return fmt.Errorf("nats: %w", err)
 		}
@@ -98,6 +100,10 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	m, err := newMCP(svc, nc, js, namespace.Name(c.NATS.Namespace), log)
+	if err != nil {
+		return err
+	}
 	grpcLn, err := listenFlag(c.GRPCAddr, "grpc-addr", "grpc-addr")
 	if err != nil {
 		return fmt.Errorf("gRPC: %w", err)
@@ -108,17 +114,17 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("HTTP: %w", err)
 	}
 	srv, err := admin.NewServer(admin.ServerConfig{Service: svc, GRPCListener: grpcLn, HTTPListener: httpLn, Logger: log,
-		Routes: map[string]http.Handler{"/metrics": promhttp.HandlerFor(reg, promhttp.HandlerOpts{})}})
+		Routes: map[string]http.Handler{"/metrics": promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), "/mcp": m.Handler()}})
 	if err != nil {
 		return err
 	}
 	log.Info("management API serving", "http", "http://"+srv.HTTPAddr(), "grpc", srv.GRPCAddr(),
 		"openapi", "http://"+srv.HTTPAddr()+"/api/openapi.json")
-	if box == nil {
-		return srv.Run(ctx)
-	}
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return box.Run(gctx) })
+	if box != nil {
+		g.Go(func() error { return box.Run(gctx) })
+	}
+	g.Go(func() error { return m.Run(gctx) })
 	g.Go(func() error { return srv.Run(gctx) })
 	return g.Wait()
 }
