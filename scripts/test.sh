@@ -68,4 +68,5 @@ mkdir -p bin
 go build -o bin/vexil ./cmd/vexil
 VEXIL_BIN=$PWD/bin/vexil scripts/schemathesis.sh
 VEXIL_BIN=$PWD/bin/vexil scripts/sdk-node.sh
+VEXIL_BIN=$PWD/bin/vexil scripts/sdk-mcp.sh
 VEXIL_BIN=$PWD/bin/vexil scripts/sdk-python.sh
