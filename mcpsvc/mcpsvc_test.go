@@ -267,6 +267,12 @@ func TestAgentLifecycle(t *testing.T) {
 			if got := mustTool(t, cs, "flag_get", map[string]any{"key": "new-checkout"}); !strings.Contains(mustJSON(got), `"rollout_percentage":10`) {
 				t.Fatalf("a dry run saved: %v", got)
 			}
+			// A proposed definition, evaluated without saving.
+			ev := mustTool(t, cs, "flag_evaluate_proposed", map[string]any{"key": "new-checkout", "distinct_id": "u7",
+				"definition": map[string]any{"filters": map[string]any{"groups": []any{map[string]any{"properties": []any{}, "rollout_percentage": 100}}}}})
+			if ev["enabled"] != true || ev["reason"] != "condition_match" {
+				t.Fatalf("flag_evaluate_proposed: %v", ev)
+			}
 			// The activity log has the agent's changes.
 			act := mustTool(t, cs, "flag_activity", map[string]any{"key": "new-checkout"})
 			if n := len(act["entries"].([]any)); n < 5 {

@@ -69,7 +69,7 @@ func (fx *secFixture) args(tool *mcp.Tool) map[string]any {
 	all := map[string]any{
 		"team_id": fx.teamA, "key": markSecret, "cohort_id": fx.cohortA, "feature_id": fx.featureA, "job_id": "job",
 		"distinct_id": "u1", "distinct_ids": []string{"u1"}, "cursor": 1, "index": 0, "rollout_percentage": 10,
-		"condition": map[string]any{"rollout_percentage": 10}, "order": []int{0}, "overrides": []any{}, "name": "n", "stage": "beta",
+		"condition": map[string]any{"rollout_percentage": 10}, "definition": map[string]any{"active": true}, "order": []int{0}, "overrides": []any{}, "name": "n", "stage": "beta",
 	}
 	b, _ := json.Marshal(tool.InputSchema)
 	var schema struct {

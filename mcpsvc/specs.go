@@ -85,6 +85,15 @@ type (
 		MergeProperties  bool              `json:"merge_properties,omitempty"`
 		Groups           map[string]string `json:"groups,omitempty" jsonschema:"group type name to group key"`
 	}
+	proposedIn struct {
+		TeamID           int64             `json:"team_id,omitempty" jsonschema:"team id; default: the session's team"`
+		Key              string            `json:"key,omitempty" jsonschema:"the flag the definition would replace; omitted: a flag not created yet (give definition.key)"`
+		Definition       map[string]any    `json:"definition" jsonschema:"the proposed flag as PostHog's JSON: {key, active (default true), filters, overrides}"`
+		DistinctID       string            `json:"distinct_id"`
+		PersonProperties map[string]any    `json:"person_properties,omitempty" jsonschema:"properties to use (merged with the stored ones when merge_properties)"`
+		MergeProperties  bool              `json:"merge_properties,omitempty"`
+		Groups           map[string]string `json:"groups,omitempty" jsonschema:"group type name to group key"`
+	}
 	activityIn struct {
 		TeamID    int64  `json:"team_id,omitempty" jsonschema:"team id; default: the session's team"`
 		Key       string `json:"key" jsonschema:"the flag's key"`
@@ -409,6 +418,38 @@ func init() {
 					return nil, err
 				}
 				req := &adminv1.ExplainFlagRequest{TeamId: team, FlagId: f.GetId(), DistinctId: in.DistinctID, MergeProperties: in.MergeProperties, Groups: in.Groups}
+				if in.PersonProperties != nil {
+					if req.PersonProperties, err = structpb.NewStruct(in.PersonProperties); err != nil {
+						return nil, errcode.Field(errcode.InvalidArgument, "person_properties", "%v", err)
+					}
+				}
+				return invoke(ctx, c, "ExplainFlag", (*admin.Service).ExplainFlag, req)
+			})}),
+		ro(toolSpec{name: "flag_evaluate_proposed", feature: "flags", scope: admin.ScopeFlagRead,
+			desc: "Evaluate a proposed flag definition for a distinct_id without saving it, condition by condition (validated as a write would be).",
+			add: handler(func(ctx context.Context, c *call, in proposedIn) (any, error) {
+				team, err := c.team(in.TeamID)
+				if err != nil {
+					return nil, err
+				}
+				var id int64
+				if in.Key != "" {
+					f, err := c.getFlag(ctx, team, in.Key)
+					if err != nil {
+						return nil, err
+					}
+					id = f.GetId()
+				}
+				def := map[string]any{"active": true}
+				for k, v := range in.Definition {
+					def[k] = v
+				}
+				fi, err := flagInput(def)
+				if err != nil {
+					return nil, err
+				}
+				req := &adminv1.ExplainFlagRequest{TeamId: team, FlagId: id, DistinctId: in.DistinctID, MergeProperties: in.MergeProperties,
+					Groups: in.Groups, Proposed: fi}
 				if in.PersonProperties != nil {
 					if req.PersonProperties, err = structpb.NewStruct(in.PersonProperties); err != nil {
 						return nil, errcode.Field(errcode.InvalidArgument, "person_properties", "%v", err)
