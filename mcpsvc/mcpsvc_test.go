@@ -18,6 +18,7 @@ import (
 	"github.com/vexil-dev/vexil/catalog/memcatalog"
 	"github.com/vexil-dev/vexil/namespace"
 	"github.com/vexil-dev/vexil/natstest"
+	"github.com/vexil-dev/vexil/signals"
 	adminv1 "github.com/vexil-dev/vexil/proto/vexil/admin/v1"
 	"github.com/vexil-dev/vexil/store"
 	"github.com/vexil-dev/vexil/store/memstore"
@@ -452,5 +453,110 @@ func TestInMemoryBothEras(t *testing.T) {
 		_ = cs.Close()
 		cancel()
 		<-done
+	}
+}
+
+// TestConfirmation: a delete is confirmed by elicitation where the client
+// supports it (2025 sessions), by a token otherwise; a bulk change needs
+// confirmation; a declined elicitation changes nothing.
+func TestConfirmation(t *testing.T) {
+	f := newFixture(t)
+	key := f.key([]int64{f.team}, admin.ScopeAll)
+	answer := "accept"
+	elicit := &mcp.ClientOptions{ElicitationHandler: func(_ context.Context, r *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
+		if !strings.Contains(r.Params.Message, "deletes") {
+			t.Errorf("elicitation message: %q", r.Params.Message)
+		}
+		return &mcp.ElicitResult{Action: answer, Content: map[string]any{"confirm": true}}, nil
+	}}
+	legacy := f.connect("2025-11-25", key, "", elicit)
+	mustTool(t, legacy, "flag_create", map[string]any{"key": "doomed"})
+	answer = "decline"
+	if _, texts, isErr := callTool(t, legacy, "flag_delete", map[string]any{"key": "doomed"}); !isErr || !strings.Contains(texts[0], "not confirmed") {
+		t.Fatalf("declined delete: %v", texts)
+	}
+	mustTool(t, legacy, "flag_get", map[string]any{"key": "doomed"})
+	answer = "accept"
+	if out := mustTool(t, legacy, "flag_delete", map[string]any{"key": "doomed"}); out["flag"] == nil {
+		t.Fatalf("elicited delete: %v", out)
+	}
+	if _, _, isErr := callTool(t, legacy, "flag_get", map[string]any{"key": "doomed"}); !isErr {
+		t.Fatal("the flag is still there after an accepted delete")
+	}
+
+	// The stateless era cannot be asked: a token.
+	modern := f.connect("2026-07-28", key, "", elicit)
+	mustTool(t, modern, "flag_create", map[string]any{"key": "doomed-too"})
+	ask := mustTool(t, modern, "flag_delete", map[string]any{"key": "doomed-too"})
+	tok, _ := ask["confirm_token"].(string)
+	if tok == "" {
+		t.Fatalf("delete without elicitation: %v", ask)
+	}
+	// The token is bound to the arguments and the key.
+	if _, texts, isErr := callTool(t, modern, "flag_delete", map[string]any{"key": "doomed-too", "version": 99, "confirm_token": tok}); !isErr ||
+		!strings.Contains(texts[0], "confirm_token") {
+		t.Fatalf("a token for other arguments: %v", texts)
+	}
+	ask = mustTool(t, modern, "flag_delete", map[string]any{"key": "doomed-too"})
+	mustTool(t, modern, "flag_delete", map[string]any{"key": "doomed-too", "confirm_token": ask["confirm_token"]})
+
+	// Bulk: more than BulkLimit ids.
+	cohort := mustTool(t, modern, "cohort_create", map[string]any{"name": "many", "kind": "static", "is_static": true})
+	id := cohort["cohort"].(map[string]any)["id"]
+	ids := make([]string, BulkLimit+1)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("d%d", i)
+	}
+	ask = mustTool(t, modern, "cohort_members_add", map[string]any{"cohort_id": id, "distinct_ids": ids})
+	if !strings.Contains(fmt.Sprint(ask["confirmation_required"]), "bulk") {
+		t.Fatalf("bulk add: %v", ask)
+	}
+	if out := mustTool(t, modern, "cohort_members_add", map[string]any{"cohort_id": id, "distinct_ids": ids, "confirm_token": ask["confirm_token"]}); out["added"] != float64(BulkLimit+1) {
+		t.Fatalf("confirmed bulk add: %v", out)
+	}
+}
+
+// TestInboxKinds: cohort membership signals (from the signals package's
+// stream) and findings added with Append reach the inbox beside rollout
+// signals.
+func TestInboxKinds(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	key := f.key([]int64{f.team}, admin.ScopeAll)
+	cs := f.connect("2026-07-28", key, "", nil)
+	if err := f.inbox.Append(ctx, Finding{Team: f.team, Kind: "stale_flag", FlagKey: "old", Summary: "old: no evaluation for 30 days", ID: "stale-old"}); err != nil {
+		t.Fatal(err)
+	}
+	// The same finding again is one signal (its id).
+	if err := f.inbox.Append(ctx, Finding{Team: f.team, Kind: "stale_flag", FlagKey: "old", Summary: "old: no evaluation for 30 days", ID: "stale-old"}); err != nil {
+		t.Fatal(err)
+	}
+	sig, _ := json.Marshal(signals.Signal{ID: "s1", Type: "cohort.entered", Team: f.team, Cohort: 7, DistinctID: "u1",
+		Direction: signals.Entered, Cause: signals.CauseEvent, Time: time.Unix(1e9, 0)})
+	if _, err := f.inbox.js.Publish(ctx, signals.CohortSubject(namespace.Default, f.team), sig); err != nil {
+		t.Fatal(err)
+	}
+	// Another team's signal is not ours.
+	if err := f.inbox.Append(ctx, Finding{Team: f.team + 1, Kind: "stale_flag", Summary: "not yours"}); err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for range 300 { // the cohort signal is sourced asynchronously
+		out := mustTool(t, cs, "signals_list", nil)
+		kinds = kinds[:0]
+		for _, s := range out["signals"].([]any) {
+			kinds = append(kinds, s.(map[string]any)["kind"].(string)+": "+s.(map[string]any)["summary"].(string))
+		}
+		if len(kinds) == 2 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	want := "stale_flag: old: no evaluation for 30 days,cohort: u1 entered cohort 7 (event)"
+	if got := strings.Join(kinds, ","); got != want {
+		t.Fatalf("signals: %q, want %q", got, want)
+	}
+	if err := f.inbox.Append(ctx, Finding{Team: f.team}); err == nil {
+		t.Error("a finding without kind and summary was accepted")
 	}
 }

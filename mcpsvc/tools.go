@@ -113,7 +113,14 @@ func handler[In any](body func(context.Context, *call, In) (any, error)) func(*m
 
 func errorResult(err error) *mcp.CallToolResult {
 	e := errcode.From(err)
-	b, _ := json.Marshal(map[string]any{"code": e.Code, "message": e.Message, "details": e.Meta})
+	out := map[string]any{"code": e.Code, "message": e.Message}
+	if e.Field != "" {
+		out["field"] = e.Field
+	}
+	if len(e.Meta) > 0 {
+		out["details"] = e.Meta
+	}
+	b, _ := json.Marshal(out)
 	return &mcp.CallToolResult{IsError: true, Content: []mcp.Content{&mcp.TextContent{Text: string(b)}}}
 }
 
