@@ -18,8 +18,8 @@ import (
 	"github.com/vexil-dev/vexil/catalog/memcatalog"
 	"github.com/vexil-dev/vexil/namespace"
 	"github.com/vexil-dev/vexil/natstest"
-	"github.com/vexil-dev/vexil/signals"
 	adminv1 "github.com/vexil-dev/vexil/proto/vexil/admin/v1"
+	"github.com/vexil-dev/vexil/signals"
 	"github.com/vexil-dev/vexil/store"
 	"github.com/vexil-dev/vexil/store/memstore"
 )
