@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -29,7 +30,7 @@ import (
 var eras = []string{"2025-11-25", "2026-07-28"}
 
 type fixture struct {
-	t           *testing.T
+	t           testing.TB
 	cat         catalog.Catalog
 	svc         *admin.Service
 	mcp         *Server
@@ -40,7 +41,7 @@ type fixture struct {
 	inbox       *Inbox
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	ns := natstest.Start(t)
 	cat := memcatalog.New(memcatalog.Config{})
@@ -51,7 +52,7 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	inbox, err := OpenInbox(ctx, ns.JetStream, namespace.Default, nil)
+	inbox, err := OpenInbox(ctx, ns.JetStream, namespace.Default, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +151,7 @@ func (f *fixture) connect(era, key, query string, opts *mcp.ClientOptions) *mcp.
 
 // callTool calls a tool and decodes its first content as JSON; it returns
 // the decoded answer, all the texts, and whether it was an error.
-func callTool(t *testing.T, cs *mcp.ClientSession, name string, args map[string]any) (map[string]any, []string, bool) {
+func callTool(t testing.TB, cs *mcp.ClientSession, name string, args map[string]any) (map[string]any, []string, bool) {
 	t.Helper()
 	res, err := cs.CallTool(context.Background(), &mcp.CallToolParams{Name: name, Arguments: args})
 	if err != nil {
@@ -169,7 +170,7 @@ func callTool(t *testing.T, cs *mcp.ClientSession, name string, args map[string]
 	return out, texts, res.IsError
 }
 
-func mustTool(t *testing.T, cs *mcp.ClientSession, name string, args map[string]any) map[string]any {
+func mustTool(t testing.TB, cs *mcp.ClientSession, name string, args map[string]any) map[string]any {
 	t.Helper()
 	out, texts, isErr := callTool(t, cs, name, args)
 	if isErr {
