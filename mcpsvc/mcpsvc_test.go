@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -559,5 +560,52 @@ func TestInboxKinds(t *testing.T) {
 	}
 	if err := f.inbox.Append(ctx, Finding{Team: f.team}); err == nil {
 		t.Error("a finding without kind and summary was accepted")
+	}
+}
+
+// TestBridgeBothEras: a stdio client relayed to /mcp by Bridge (vexil mcp
+// --url) works in both eras, and is pushed resource updates.
+func TestBridgeBothEras(t *testing.T) {
+	f := newFixture(t)
+	key := "Bearer " + f.key([]int64{f.team}, admin.ScopeAll)
+	for _, era := range eras {
+		t.Run(era, func(t *testing.T) {
+			cr, cw := io.Pipe() // client -> bridge
+			br, bw := io.Pipe() // bridge -> client
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- Bridge(ctx, f.base+"/mcp", key, cr, bw); _ = bw.Close() }()
+			updates := make(chan string, 16)
+			cs, err := mcp.NewClient(&mcp.Implementation{Name: "t", Version: "v0"}, &mcp.ClientOptions{
+				ResourceUpdatedHandler: func(_ context.Context, r *mcp.ResourceUpdatedNotificationRequest) { updates <- r.Params.URI }}).
+				Connect(ctx, &mcp.IOTransport{Reader: br, Writer: cw}, &mcp.ClientSessionOptions{ProtocolVersion: era})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := cs.InitializeResult().ProtocolVersion; got != era {
+				t.Fatalf("negotiated %q, want %q", got, era)
+			}
+			flagKey := "bridged-" + strings.ReplaceAll(era, "-", "")
+			mustTool(t, cs, "flag_create", map[string]any{"key": flagKey})
+			got := mustTool(t, cs, "flag_get", map[string]any{"key": flagKey})
+			if err := cs.Subscribe(ctx, &mcp.SubscribeParams{URI: "vexil://flags/" + flagKey}); err != nil {
+				t.Fatal(err)
+			}
+			// Someone else changes it over MCP directly.
+			other := f.connect(era, f.key([]int64{f.team}, admin.ScopeAll), "", nil)
+			mustTool(t, other, "flag_update", map[string]any{"key": flagKey, "name": "renamed", "version": got["version"]})
+			select {
+			case u := <-updates:
+				if u != "vexil://flags/"+flagKey {
+					t.Fatalf("update for %s", u)
+				}
+			case <-time.After(30 * time.Second): // a hang guard
+				t.Fatal("no update through the bridge")
+			}
+			// A refused key becomes a JSON-RPC error, not a hang.
+			_ = cs.Close()
+			cancel()
+			<-done
+		})
 	}
 }

@@ -3,8 +3,9 @@
 # in sdktest/mcp) against a real Vexil: starts "vexil serve --demo" on a
 # throw-away data directory and free loopback ports, runs the HTTP tests
 # (/mcp: an agent's lifecycle, narrowing, a subscribed client told of a
-# REST change), stops the server, then runs the stdio test ("vexil mcp" on
-# the stopped data directory, started by the client as its subprocess).
+# REST change; "vexil mcp --url" relaying a stdio session to the node),
+# stops the server, then runs the stdio test ("vexil mcp" on the stopped
+# data directory, started by the client as its subprocess).
 #
 #   scripts/sdk-mcp.sh                  build bin/vexil and run
 #   VEXIL_BIN=path scripts/sdk-mcp.sh   use an already built binary
@@ -45,7 +46,7 @@ team=$(VEXIL_URL=$sdk_url VEXIL_PERSONAL_KEY=$sdk_key node -e '
 		.then((r) => r.json()).then((b) => console.log(b.teams[0].id))')
 
 status=0
-(cd sdktest/mcp && VEXIL_URL=$sdk_url VEXIL_PERSONAL_KEY=$sdk_key VEXIL_MCP_PHASE=http \
+(cd sdktest/mcp && VEXIL_URL=$sdk_url VEXIL_PERSONAL_KEY=$sdk_key VEXIL_MCP_PHASE=http VEXIL_BIN=$bin \
 	node --no-deprecation --test --test-reporter=spec) || status=$?
 [ "$status" -eq 0 ] || sdk_demo_failed "$status"
 

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	neturl "net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -48,7 +50,8 @@ func newMCP(svc *admin.Service, nc *nats.Conn, js jetstream.JetStream, ns namesp
 
 func runMCP(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("mcp", stderr)
-	dataDir := fs.String("data-dir", "", "data directory of a stopped vexil serve or admin (catalog in DIR/catalog, persons in DIR/store)")
+	url := fs.String("url", "", "a running node (http://HOST:PORT): relay the session to its /mcp")
+	dataDir := fs.String("data-dir", "", "without --url: data directory of a stopped vexil serve or admin (catalog in DIR/catalog, persons in DIR/store)")
 	key := fs.String("key", "", "personal API key (phx_...) the agent acts as; default $"+apiKeyEnv)
 	team := fs.Int64("team", 0, "default team of tools and resources (default: the key's only team)")
 	features := fs.String("features", "", "keep only these features' tools: "+strings.Join(mcpsvc.Features, ","))
@@ -56,11 +59,12 @@ func runMCP(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	natsURL := fs.String("nats-url", "", "NATS server for the signal inbox and resource updates; empty: no signals")
 	ns := fs.String("namespace", "", "namespace on NATS (docs/deploy.md)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: vexil mcp --data-dir DIR [--key phx_...] [--team N] [--features F] [--tools T] [--nats-url URL]")
+		fmt.Fprintln(stderr, "Usage: vexil mcp (--url http://HOST:PORT | --data-dir DIR) [--key phx_...] [--team N] [--features F] [--tools T]")
 		fmt.Fprintln(stderr)
 		fmt.Fprintln(stderr, "Serves one MCP session on stdin/stdout (for agents that start their servers as commands),")
-		fmt.Fprintln(stderr, "through the management API's service layer with the key's scopes. A running node serves")
-		fmt.Fprintln(stderr, "the same tools over streamable HTTP at /mcp.")
+		fmt.Fprintln(stderr, "through the management API's service layer with the key's scopes. With --url it relays the")
+		fmt.Fprintln(stderr, "session to a running node's /mcp (signals and pushed updates included); with --data-dir it")
+		fmt.Fprintln(stderr, "serves on a stopped server's data directory (signals need --nats-url).")
 		fmt.Fprintln(stderr)
 		fs.PrintDefaults()
 	}
@@ -78,6 +82,26 @@ func runMCP(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			return nil
 		}
 		return strings.Split(s, ",")
+	}
+	if *url != "" {
+		if *dataDir != "" {
+			return &usageError{msg: "give --url or --data-dir, not both"}
+		}
+		q := neturl.Values{}
+		if *team != 0 {
+			q.Set("team_id", strconv.FormatInt(*team, 10))
+		}
+		if *features != "" {
+			q.Set("features", *features)
+		}
+		if *tools != "" {
+			q.Set("tools", *tools)
+		}
+		endpoint := strings.TrimRight(*url, "/") + "/mcp"
+		if len(q) > 0 {
+			endpoint += "?" + q.Encode()
+		}
+		return mcpsvc.Bridge(ctx, endpoint, "Bearer "+*key, os.Stdin, stdout)
 	}
 	cat, err := openCatalog(*dataDir)
 	if err != nil {

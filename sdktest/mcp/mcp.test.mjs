@@ -1,11 +1,13 @@
 // The official MCP TypeScript client (@modelcontextprotocol/sdk, pinned in
 // package.json) against a running Vexil: over streamable HTTP at /mcp, and
-// over stdio through "vexil mcp" on the stopped server's data directory
+// over stdio through "vexil mcp --url" relaying to the node, and "vexil mcp"
+// on the stopped server's data directory
 // (scripts/sdk-mcp.sh runs both phases). The client speaks the 2025
 // revisions (its latest is 2025-11-25); the 2026-07-28 revision is tested
 // with the go-sdk (mcpsvc's tests).
 //
-//   VEXIL_URL, VEXIL_PERSONAL_KEY   the running node (HTTP phase)
+//   VEXIL_URL, VEXIL_PERSONAL_KEY   the running node (HTTP phase; VEXIL_BIN
+//                                   for "vexil mcp --url")
 //   VEXIL_MCP_PHASE=stdio           the stdio phase: VEXIL_BIN, VEXIL_DATA_DIR
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -127,6 +129,32 @@ if (phase === "http") {
       console.log(`resources/updated ${Date.now() - t0} ms after the REST change returned`);
       const res = await client.readResource({ uri: "vexil://flags/ts-watched" });
       assert.match(res.contents[0].text, /changed over REST/);
+    } finally {
+      await client.close();
+    }
+  });
+
+  test("vexil mcp --url relays a stdio session to the node, updates included", async () => {
+    let resolve;
+    const got = new Promise((r) => (resolve = r));
+    const client = new Client({ name: "vexil-sdktest", version: "0.0.0" });
+    client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => {
+      if (n.params.uri === "vexil://flags/ts-bridged") resolve(n.params.uri);
+    });
+    const transport = new StdioClientTransport({
+      command: process.env.VEXIL_BIN,
+      args: ["mcp", "--url", url, "--key", key, "--team", String(team)],
+      stderr: "inherit",
+    });
+    await client.connect(transport);
+    try {
+      await call(client, "flag_create", { key: "ts-bridged" });
+      const flag = (await call(client, "flag_get", { key: "ts-bridged" })).out;
+      await client.subscribeResource({ uri: "vexil://flags/ts-bridged" });
+      await rest("PATCH", `/api/projects/${team}/feature_flags/${flag.id}`, { name: "changed over REST", version: flag.version });
+      const timer = setTimeout(() => resolve("timeout"), 30000); // hang guard
+      assert.equal(await got, "vexil://flags/ts-bridged");
+      clearTimeout(timer);
     } finally {
       await client.close();
     }
