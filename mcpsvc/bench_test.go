@@ -60,3 +60,19 @@ func BenchmarkResourceUpdated(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkToolCall measures one flag_get over streamable HTTP in each
+// era (the 2026-07-28 one builds the key's MCP server per request).
+func BenchmarkToolCall(b *testing.B) {
+	for _, era := range eras {
+		b.Run(era, func(b *testing.B) {
+			f := newFixture(b)
+			cs := f.connect(era, f.key([]int64{f.team}, admin.ScopeAll), "", nil)
+			mustTool(b, cs, "flag_create", map[string]any{"key": "bench"})
+			b.ResetTimer()
+			for range b.N {
+				mustTool(b, cs, "flag_get", map[string]any{"key": "bench"})
+			}
+		})
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -41,6 +42,9 @@ type Inbox struct {
 	ns     namespace.Name
 	stream jetstream.Stream
 	acks   jetstream.KeyValue
+
+	mu      sync.Mutex
+	pending map[int64]pendingCount
 }
 
 // InboxNames are the inbox's names on NATS in ns: the stream
@@ -83,7 +87,7 @@ func OpenInbox(ctx context.Context, js jetstream.JetStream, ns namespace.Name, l
 	if err != nil {
 		return nil, fmt.Errorf("mcpsvc: inbox bucket %s: %w", bucket, err)
 	}
-	return &Inbox{js: js, ns: ns, stream: st, acks: kv}, nil
+	return &Inbox{js: js, ns: ns, stream: st, acks: kv, pending: map[int64]pendingCount{}}, nil
 }
 
 // Finding is a signal added through Append: a stale flag, an evaluation
@@ -121,6 +125,7 @@ func (in *Inbox) Append(ctx context.Context, f Finding) error {
 		opts = append(opts, jetstream.WithMsgID(f.ID))
 	}
 	_, err = in.js.Publish(ctx, FindingSubject(in.ns, f.Team), data, opts...)
+	in.Touch(f.Team)
 	return err
 }
 
@@ -151,30 +156,68 @@ func (in *Inbox) Acked(ctx context.Context, team int64) (uint64, uint64, error) 
 	return n, e.Revision(), err
 }
 
-// consumer opens an ordered consumer on team's signals after after.
-func (in *Inbox) consumer(ctx context.Context, team int64, after uint64) (jetstream.Consumer, error) {
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{in.filter(team)}, DeliverPolicy: jetstream.DeliverAllPolicy}
+// consumer opens an ephemeral consumer of team's signals after after;
+// done deletes it (and the server drops a forgotten one after a minute).
+func (in *Inbox) consumer(ctx context.Context, team int64, after uint64) (jetstream.Consumer, func(), error) {
+	cfg := jetstream.ConsumerConfig{FilterSubjects: []string{in.filter(team)}, DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckPolicy: jetstream.AckNonePolicy, InactiveThreshold: time.Minute, MemoryStorage: true}
 	if after > 0 {
 		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, after+1
 	}
-	return in.stream.OrderedConsumer(ctx, cfg)
+	c, err := in.stream.CreateConsumer(ctx, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	name := c.CachedInfo().Name
+	return c, func() { _ = in.stream.DeleteConsumer(context.WithoutCancel(ctx), name) }, nil
 }
 
-// Pending counts team's unacknowledged signals.
+// pendingTTL bounds how long a pending count is reused while no signal
+// of the team was seen (another node's acknowledgement is seen that late).
+const pendingTTL = 2 * time.Second
+
+type pendingCount struct {
+	n  uint64
+	at time.Time
+}
+
+// Pending counts team's unacknowledged signals. The count is reused until
+// a signal of the team arrives (Touch), an acknowledgement, or pendingTTL,
+// so that the note on every tool answer costs no JetStream call.
 func (in *Inbox) Pending(ctx context.Context, team int64) (uint64, error) {
+	in.mu.Lock()
+	p, ok := in.pending[team]
+	in.mu.Unlock()
+	if ok && time.Since(p.at) < pendingTTL {
+		return p.n, nil
+	}
 	acked, _, err := in.Acked(ctx, team)
 	if err != nil {
 		return 0, err
 	}
-	c, err := in.consumer(ctx, team, acked)
+	c, done, err := in.consumer(ctx, team, acked)
 	if err != nil {
 		return 0, err
 	}
-	info, err := c.Info(ctx)
-	if err != nil {
-		return 0, err
+	defer done()
+	n := c.CachedInfo().NumPending
+	in.mu.Lock()
+	if len(in.pending) >= maxPendingTeams {
+		clear(in.pending)
 	}
-	return info.NumPending, nil
+	in.pending[team] = pendingCount{n: n, at: time.Now()}
+	in.mu.Unlock()
+	return n, nil
+}
+
+// maxPendingTeams bounds the cached counts.
+const maxPendingTeams = 10000
+
+// Touch forgets team's cached pending count: a signal arrived.
+func (in *Inbox) Touch(team int64) {
+	in.mu.Lock()
+	delete(in.pending, team)
+	in.mu.Unlock()
 }
 
 // List returns up to limit of team's signals after cursor (0: after the
@@ -190,14 +233,12 @@ func (in *Inbox) List(ctx context.Context, team int64, cursor uint64, limit int)
 		}
 		cursor = acked
 	}
-	c, err := in.consumer(ctx, team, cursor)
+	c, done, err := in.consumer(ctx, team, cursor)
 	if err != nil {
 		return nil, false, err
 	}
-	info, err := c.Info(ctx)
-	if err != nil {
-		return nil, false, err
-	}
+	defer done()
+	info := c.CachedInfo()
 	n := min(int(info.NumPending), limit)
 	if n == 0 {
 		return nil, false, nil
@@ -239,6 +280,7 @@ func (in *Inbox) Ack(ctx context.Context, team int64, cursor uint64) (uint64, er
 			_, err = in.acks.Update(ctx, key, val, rev)
 		}
 		if err == nil {
+			in.Touch(team)
 			return cursor, nil
 		}
 		if !errors.Is(err, jetstream.ErrKeyExists) {

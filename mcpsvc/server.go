@@ -3,6 +3,7 @@ package mcpsvc
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -64,17 +65,27 @@ type Server struct {
 	stateful  *mcp.StreamableHTTPHandler
 	stateless *mcp.StreamableHTTPHandler
 	confirms  *confirmations
+	// schemas keeps the tools' inferred input schemas across the MCP
+	// servers made per session and per stateless request (a fixed set of
+	// Go types: bounded).
+	schemas *mcp.SchemaCache
 
-	mu   sync.Mutex
-	live map[*mcp.Server]liveServer
+	mu      sync.Mutex
+	servers map[[32]byte]*cachedServer
 }
 
-type liveServer struct {
-	team    int64
-	created time.Time
-	// once: a stateless request's server, dropped when it ends.
-	once bool
+// cachedServer is the MCP server of one key and one set of options,
+// shared by its sessions and stateless requests.
+type cachedServer struct {
+	srv  *mcp.Server
+	team int64
+	used time.Time
 }
+
+// maxServers bounds the cached MCP servers (one per key and options in
+// use); past it, servers without a session go first, then the least
+// recently used.
+const maxServers = 1000
 
 // New checks the configuration and prepares the server.
 func New(cfg Config) (*Server, error) {
@@ -93,22 +104,17 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Version == "" {
 		cfg.Version = "dev"
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, live: map[*mcp.Server]liveServer{},
-		confirms: newConfirmations(cfg.ConfirmTTL, cfg.Now)}
+	s := &Server{cfg: cfg, log: cfg.Logger, servers: map[[32]byte]*cachedServer{},
+		confirms: newConfirmations(cfg.ConfirmTTL, cfg.Now), schemas: mcp.NewSchemaCache()}
+	// The go-sdk asks for the server on every request (the stateful
+	// handler to check the protocol version, then once per new session;
+	// the stateless one per request): serverFor answers a cached one.
 	get := func(r *http.Request) *mcp.Server {
 		sess, _ := r.Context().Value(sessionKey{}).(*session)
 		if sess == nil {
 			return nil
 		}
-		srv := s.newMCPServer(sess)
-		h, _ := r.Context().Value(holderKey{}).(*[]*mcp.Server)
-		s.mu.Lock()
-		s.live[srv] = liveServer{team: sess.team, created: s.cfg.Now(), once: h != nil}
-		s.mu.Unlock()
-		if h != nil {
-			*h = append(*h, srv)
-		}
-		return srv
+		return s.serverFor(sess)
 	}
 	// The handlers' own origin checks stay on; authentication is ours.
 	s.stateful = mcp.NewStreamableHTTPHandler(get, &mcp.StreamableHTTPOptions{Logger: discard(),
@@ -121,7 +127,46 @@ func New(cfg Config) (*Server, error) {
 func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 type sessionKey struct{}
-type holderKey struct{}
+
+// serverFor returns the MCP server of sess's key and options, made once.
+func (s *Server) serverFor(sess *session) *mcp.Server {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%d\x00%q\x00%q\x00%v", sess.auth, sess.team, sess.opts.features, sess.opts.tools, sess.showAll)
+	var k [32]byte
+	h.Sum(k[:0])
+	now := s.cfg.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c, ok := s.servers[k]; ok {
+		c.used = now
+		return c.srv
+	}
+	if len(s.servers) >= maxServers {
+		s.evictLocked(now)
+	}
+	srv := s.newMCPServer(sess)
+	s.servers[k] = &cachedServer{srv: srv, team: sess.team, used: now}
+	return srv
+}
+
+// evictLocked drops the servers without sessions unused for a minute, or
+// else the least recently used one.
+func (s *Server) evictLocked(now time.Time) {
+	var oldest [32]byte
+	var oldestAt time.Time
+	for k, c := range s.servers {
+		if now.Sub(c.used) > time.Minute && noSessions(c.srv) {
+			delete(s.servers, k)
+			continue
+		}
+		if oldestAt.IsZero() || c.used.Before(oldestAt) {
+			oldest, oldestAt = k, c.used
+		}
+	}
+	if len(s.servers) >= maxServers {
+		delete(s.servers, oldest)
+	}
+}
 
 // session is what one MCP session (or one stateless request) acts as.
 type session struct {
@@ -220,20 +265,11 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	if !isModern {
+	if isModern {
+		s.stateless.ServeHTTP(w, r.WithContext(ctx))
+	} else {
 		s.stateful.ServeHTTP(w, r.WithContext(ctx))
-		return
 	}
-	var made []*mcp.Server
-	ctx = context.WithValue(ctx, holderKey{}, &made)
-	defer func() {
-		s.mu.Lock()
-		for _, srv := range made {
-			delete(s.live, srv)
-		}
-		s.mu.Unlock()
-	}()
-	s.stateless.ServeHTTP(w, r.WithContext(ctx))
 }
 
 // routeModern reports whether r belongs to the stateless 2026-07-28
@@ -304,17 +340,7 @@ func (s *Server) Serve(ctx context.Context, t mcp.Transport, authorization strin
 }
 
 func (s *Server) serveSession(ctx context.Context, t mcp.Transport, sess *session) error {
-	srv := s.newMCPServer(sess)
-	team := sess.team
-	s.mu.Lock()
-	s.live[srv] = liveServer{team: team, created: s.cfg.Now()}
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		delete(s.live, srv)
-		s.mu.Unlock()
-	}()
-	return srv.Run(ctx, t)
+	return s.serverFor(sess).Run(ctx, t)
 }
 
 // Run pushes notifications/resources/updated to subscribed sessions:
@@ -345,6 +371,9 @@ func (s *Server) Run(ctx context.Context) error {
 			return
 		}
 		if team, err := strconv.ParseInt(rest[:i], 10, 64); err == nil {
+			if s.cfg.Inbox != nil {
+				s.cfg.Inbox.Touch(team)
+			}
 			s.notify(team, SignalsURI)
 		}
 	})
@@ -356,19 +385,14 @@ func (s *Server) Run(ctx context.Context) error {
 	return nil
 }
 
-// notify sends uri's update to every live server of team, and drops the
-// stateful servers whose sessions all ended.
+// notify sends uri's update to the servers of team (their subscribed
+// sessions).
 func (s *Server) notify(team int64, uri string) {
 	s.mu.Lock()
 	var targets []*mcp.Server
-	now := s.cfg.Now()
-	for srv, l := range s.live {
-		if !l.once && now.Sub(l.created) > time.Minute && noSessions(srv) {
-			delete(s.live, srv)
-			continue
-		}
-		if l.team == team {
-			targets = append(targets, srv)
+	for _, c := range s.servers {
+		if c.team == team {
+			targets = append(targets, c.srv)
 		}
 	}
 	s.mu.Unlock()

@@ -201,6 +201,7 @@ func (s *Server) newMCPServer(sess *session) *mcp.Server {
 			"Mutations take dry_run; deletes, bulk changes and jumps to 100% ask for confirmation. Pending signals are noted on every answer.",
 		Logger:           discard(),
 		HasTools:         true,
+		SchemaCache:      s.schemas,
 		SubscribeHandler: func(context.Context, *mcp.SubscribeRequest) error { return nil },
 		UnsubscribeHandler: func(context.Context, *mcp.UnsubscribeRequest) error {
 			return nil
