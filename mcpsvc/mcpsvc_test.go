@@ -609,3 +609,78 @@ func TestBridgeBothEras(t *testing.T) {
 		})
 	}
 }
+
+// TestCohortsAndEarlyAccess: property and behavioural cohorts, and an
+// early access feature moved through its stages, all through MCP.
+func TestCohortsAndEarlyAccess(t *testing.T) {
+	f := newFixture(t)
+	cs := f.connect("2026-07-28", f.key([]int64{f.team}, admin.ScopeAll), "", nil)
+	prop := mustTool(t, cs, "cohort_create", map[string]any{"name": "pros", "filters": map[string]any{"properties": map[string]any{
+		"type": "AND", "values": []any{map[string]any{"key": "plan", "type": "person", "value": "pro"}}}}})
+	if k := prop["cohort"].(map[string]any)["kind"]; k != "property" {
+		t.Fatalf("property cohort: %v", prop)
+	}
+	beh := mustTool(t, cs, "cohort_create", map[string]any{"name": "buyers", "filters": map[string]any{"properties": map[string]any{
+		"type": "AND", "values": []any{map[string]any{"key": "checkout", "type": "behavioral", "value": "performed_event_multiple",
+			"operator": "gte", "operator_value": 2, "time_value": 5, "time_interval": "minute"}}}}})
+	bc := beh["cohort"].(map[string]any)
+	if bc["kind"] != "behavioral" {
+		t.Fatalf("behavioural cohort: %v", beh)
+	}
+	dry := mustTool(t, cs, "cohort_update", map[string]any{"cohort_id": bc["id"], "name": "big buyers", "dry_run": true,
+		"filters": map[string]any{"properties": map[string]any{"type": "AND", "values": []any{map[string]any{"key": "checkout",
+			"type": "behavioral", "value": "performed_event_multiple", "operator": "gte", "operator_value": 3, "time_value": 5, "time_interval": "minute"}}}}})
+	if !strings.Contains(mustJSON(dry["diff"]), `"path":"name"`) {
+		t.Fatalf("cohort dry run: %v", dry)
+	}
+	list := mustTool(t, cs, "cohorts_list", nil)
+	if n := len(list["cohorts"].([]any)); n != 2 {
+		t.Fatalf("cohorts: %v", list)
+	}
+	ask := mustTool(t, cs, "cohort_delete", map[string]any{"cohort_id": bc["id"]})
+	mustTool(t, cs, "cohort_delete", map[string]any{"cohort_id": bc["id"], "confirm_token": ask["confirm_token"]})
+	if _, _, isErr := callTool(t, cs, "cohort_get", map[string]any{"cohort_id": bc["id"]}); !isErr {
+		t.Fatal("the cohort is still there")
+	}
+
+	ea := mustTool(t, cs, "early_access_create", map[string]any{"name": "New editor", "stage": "alpha"})
+	if ea["stage"] != "alpha" || ea["flag_key"] == "" {
+		t.Fatalf("early access: %v", ea)
+	}
+	for _, stage := range []string{"beta", "general_availability"} {
+		up := mustTool(t, cs, "early_access_update", map[string]any{"feature_id": ea["id"], "stage": stage})
+		if up["stage"] != stage {
+			t.Fatalf("stage %s: %v", stage, up)
+		}
+	}
+	if got := mustTool(t, cs, "early_access_list", nil); len(got["features"].([]any)) != 1 {
+		t.Fatalf("features: %v", got)
+	}
+	ask = mustTool(t, cs, "early_access_delete", map[string]any{"feature_id": ea["id"]})
+	mustTool(t, cs, "early_access_delete", map[string]any{"feature_id": ea["id"], "confirm_token": ask["confirm_token"]})
+}
+
+// TestRevokedKeyStopsAtOnce: a session's key revoked mid-session is
+// refused on its next call.
+func TestRevokedKeyStopsAtOnce(t *testing.T) {
+	f := newFixture(t)
+	k, secret, err := admin.CreatePersonalKey(context.Background(), f.cat, []int64{f.team}, []string{admin.ScopeAll}, "k", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, ct := mcp.NewInMemoryTransports()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = f.mcp.Serve(ctx, st, "Bearer "+secret, 0, nil, nil) }()
+	cs, err := mcp.NewClient(&mcp.Implementation{Name: "t", Version: "v0"}, nil).Connect(ctx, ct, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustTool(t, cs, "flags_list", nil)
+	if _, err := f.cat.RevokeKey(context.Background(), k.ID, catalog.Change{Actor: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, texts, isErr := callTool(t, cs, "flags_list", nil); !isErr || !strings.Contains(texts[0], "unauthenticated") {
+		t.Fatalf("a revoked key: %v", texts)
+	}
+}
