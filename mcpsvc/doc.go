@@ -23,6 +23,16 @@
 // Mcp-Protocol-Version header (or _meta protocol version) is 2026-07-28 or
 // later, or a "server/discover", goes to the stateless one.
 //
+// One MCP server (the tools of one key and its options) is built per key
+// and options and cached: the go-sdk asks for it on every request.
+//
+// # stdio
+//
+// vexil mcp serves one session on stdin/stdout: with --url, Bridge relays
+// it to a running node's /mcp (both eras; a 2025 session's GET stream is
+// relayed too, so updates are pushed); with --data-dir, ServeStdio serves
+// it in process on a stopped node's data directory.
+//
 // # Narrowing
 //
 // ?features=flags,cohorts keeps the tools of those features (flags,
@@ -49,6 +59,9 @@
 // source of the signals package's stream) and findings added through
 // Inbox.Append (stale flags and evaluation anomalies plug in there). The
 // acknowledged position of each team is kept in a key-value bucket.
+// Stale flags and evaluation anomalies are not detected here: a detector
+// (the usage statistics) adds them with Append, and the flag list's status
+// and last evaluation come from the same statistics once they exist.
 // Resources vexil://flags/{key} and vexil://signals can be subscribed to in
 // both eras; Run pushes notifications/resources/updated from the change
 // notices and signals on NATS, so a change made over REST by someone else
