@@ -288,8 +288,13 @@ func TestAgentLifecycle(t *testing.T) {
 			}
 			sig := mustTool(t, cs, "signals_list", nil)
 			list := sig["signals"].([]any)
-			if len(list) == 0 || list[0].(map[string]any)["kind"] != KindRollout {
+			if len(list) == 0 || list[0].(map[string]any)["kind"] != KindRollout || list[0].(map[string]any)["data"] != nil {
 				t.Fatalf("signals: %v", sig)
+			}
+			full := mustTool(t, cs, "signals_list", map[string]any{"full": true, "limit": 1})
+			first := full["signals"].([]any)[0].(map[string]any)
+			if data, _ := first["data"].(map[string]any); data["op"] != "created" || data["actor"] == nil || data["diff"] == nil {
+				t.Fatalf("a rollout signal in full (who, what, diff): %v", first)
 			}
 			mustTool(t, cs, "signals_ack", map[string]any{"cursor": sig["next_cursor"]})
 			if sig["more"] == false {

@@ -12,6 +12,7 @@ type (
 		TeamID int64  `json:"team_id,omitempty" jsonschema:"team id; default: the session's team"`
 		Cursor uint64 `json:"cursor,omitempty" jsonschema:"list the signals after this cursor; 0: after the acknowledged ones"`
 		Limit  int    `json:"limit,omitempty" jsonschema:"at most 100 (default)"`
+		Full   bool   `json:"full,omitempty" jsonschema:"include each signal's data (a rollout change's diff ...); default: one line each"`
 	}
 	signalsAckIn struct {
 		TeamID int64  `json:"team_id,omitempty" jsonschema:"team id; default: the session's team"`
@@ -52,6 +53,11 @@ func signalsList(ctx context.Context, c *call, in signalsListIn) (any, error) {
 	entries, more, err := inbox.List(ctx, team, in.Cursor, in.Limit)
 	if err != nil {
 		return nil, err
+	}
+	if !in.Full {
+		for i := range entries {
+			entries[i].Data = nil
+		}
 	}
 	out := map[string]any{"signals": entries, "more": more}
 	if entries == nil {
