@@ -47,9 +47,12 @@
 // after) and, for flags, the exact blast radius (admin's blast radius: the
 // persons whose value would change), and nothing is saved. Deletes, bulk
 // changes (more than BulkLimit ids) and any jump of a condition to 100%
-// need confirmation: an elicitation where the session supports it (2025
-// sessions whose client declared it), otherwise a short-lived single-use
-// confirm token bound to the key, the tool and its exact arguments.
+// need confirmation: an elicitation where the client declared it (during
+// the call in a 2025 session; in 2026-07-28 a multi-round-trip request,
+// SEP-2322: the result asks for input, the client calls again with the
+// answer and the request state that binds it to the same arguments),
+// otherwise a short-lived single-use confirm token bound to the key, the
+// tool and its exact arguments.
 //
 // # Signals
 //

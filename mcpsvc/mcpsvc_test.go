@@ -464,7 +464,8 @@ func TestInMemoryBothEras(t *testing.T) {
 }
 
 // TestConfirmation: a delete is confirmed by elicitation where the client
-// supports it (2025 sessions), by a token otherwise; a bulk change needs
+// supports it (during the call in 2025 sessions, by a multi-round-trip
+// request in 2026-07-28), by a token otherwise; a bulk change needs
 // confirmation; a declined elicitation changes nothing.
 func TestConfirmation(t *testing.T) {
 	f := newFixture(t)
@@ -491,8 +492,20 @@ func TestConfirmation(t *testing.T) {
 		t.Fatal("the flag is still there after an accepted delete")
 	}
 
-	// The stateless era cannot be asked: a token.
-	modern := f.connect("2026-07-28", key, "", elicit)
+	// 2026-07-28: the same through a multi-round-trip request.
+	modernAsked := f.connect("2026-07-28", key, "", elicit)
+	mustTool(t, modernAsked, "flag_create", map[string]any{"key": "doomed-mrtr"})
+	answer = "decline"
+	if _, texts, isErr := callTool(t, modernAsked, "flag_delete", map[string]any{"key": "doomed-mrtr"}); !isErr || !strings.Contains(texts[0], "not confirmed") {
+		t.Fatalf("declined delete (2026-07-28): %v", texts)
+	}
+	answer = "accept"
+	if out := mustTool(t, modernAsked, "flag_delete", map[string]any{"key": "doomed-mrtr"}); out["flag"] == nil {
+		t.Fatalf("elicited delete (2026-07-28): %v", out)
+	}
+
+	// A client that cannot be asked: a token.
+	modern := f.connect("2026-07-28", key, "", nil)
 	mustTool(t, modern, "flag_create", map[string]any{"key": "doomed-too"})
 	ask := mustTool(t, modern, "flag_delete", map[string]any{"key": "doomed-too"})
 	tok, _ := ask["confirm_token"].(string)

@@ -147,9 +147,10 @@ type confirmationNeeded struct {
 	Note                 string `json:"note"`
 }
 
-// confirm decides whether the change may go on: a valid token, or the
-// user accepting an elicitation. Otherwise it answers a token (ask).
-func (c *call) confirm(ctx context.Context, token string, args any, reason string) (ask any, err error) {
+// confirm decides whether the change may go on (nil, nil): a valid token,
+// or the user accepting an elicitation. Otherwise it answers what to tell
+// the client: a question (needInput) or a token.
+func (c *call) confirm(ctx context.Context, token string, args any, reason string) (any, error) {
 	bind := c.binding(args)
 	if token != "" {
 		if c.env.s.confirms.redeem(token, bind) {
@@ -158,15 +159,28 @@ func (c *call) confirm(ctx context.Context, token string, args any, reason strin
 		return nil, errcode.Field(errcode.FailedPrecondition, "confirm_token",
 			"the confirm token is unknown, expired, used, or was issued for other arguments")
 	}
-	if c.req != nil && c.req.Session != nil {
-		res, err := c.req.Session.Elicit(ctx, &mcp.ElicitParams{Message: "Vexil: confirm this change: " + reason + "?",
-			RequestedSchema: map[string]any{"type": "object", "properties": map[string]any{
-				"confirm": map[string]any{"type": "boolean", "description": "true to go ahead"}}, "required": []string{"confirm"}}})
-		if err == nil {
-			if res.Action == "accept" && res.Content["confirm"] == true {
-				return nil, nil
+	question := &mcp.ElicitParams{Message: "Vexil: confirm this change: " + reason + "?",
+		RequestedSchema: map[string]any{"type": "object", "properties": map[string]any{
+			"confirm": map[string]any{"type": "boolean", "description": "true to go ahead"}}, "required": []string{"confirm"}}}
+	switch {
+	case c.req == nil:
+	case c.req.ProtocolVersion() >= modern:
+		// 2026-07-28: the multi-round-trip request (SEP-2322). The
+		// client answers the elicitation and calls again with it; the
+		// request state binds the answer to these arguments.
+		if r, ok := c.req.Params.InputResponses["confirm"].(*mcp.ElicitResult); ok {
+			if c.req.Params.RequestState != bind {
+				return nil, errcode.New(errcode.FailedPrecondition, "the confirmation was given for other arguments")
 			}
-			return nil, errcode.New(errcode.FailedPrecondition, "the change was not confirmed (%s)", res.Action)
+			return nil, elicited(r)
+		}
+		if caps := c.req.ClientCapabilities(); caps != nil && caps.Elicitation != nil {
+			return needInput{params: question, state: bind}, nil
+		}
+	case c.req.Session != nil:
+		// The 2025 revisions: ask the client during the call.
+		if res, err := c.req.Session.Elicit(ctx, question); err == nil {
+			return nil, elicited(res)
 		}
 	}
 	tok, err := c.env.s.confirms.issue(bind)
@@ -175,4 +189,20 @@ func (c *call) confirm(ctx context.Context, token string, args any, reason strin
 	}
 	return confirmationNeeded{ConfirmationRequired: reason, ConfirmToken: tok, ExpiresInSeconds: int(c.env.s.cfg.ConfirmTTL.Seconds()),
 		Note: fmt.Sprintf("nothing was changed: call %s again with the same arguments and confirm_token (dry_run shows the blast radius)", c.tool)}, nil
+}
+
+// needInput is a tool answer that asks the client for input first (a
+// multi-round-trip request): handler turns it into the input-required
+// result.
+type needInput struct {
+	params *mcp.ElicitParams
+	state  string
+}
+
+// elicited reads the user's answer to a confirmation.
+func elicited(r *mcp.ElicitResult) error {
+	if r.Action == "accept" && r.Content["confirm"] == true {
+		return nil
+	}
+	return errcode.New(errcode.FailedPrecondition, "the change was not confirmed (%s)", r.Action)
 }

@@ -102,6 +102,9 @@ func handler[In any](body func(context.Context, *call, In) (any, error)) func(*m
 			if err != nil {
 				return errorResult(err), nil, nil
 			}
+			if ni, ok := out.(needInput); ok {
+				return &mcp.CallToolResult{InputRequests: mcp.InputRequestMap{"confirm": ni.params}, RequestState: ni.state}, nil, nil
+			}
 			res := &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: compact(out)}}}
 			if note := e.pendingNote(ctx); note != "" {
 				res.Content = append(res.Content, &mcp.TextContent{Text: note})
