@@ -391,7 +391,10 @@ func TestNarrowingAndScopes(t *testing.T) {
 	for _, c := range []struct {
 		key, query string
 		status     int
-	}{{"", "", 401}, {"phx_nope", "", 401}, {all, "?features=nope", 400}, {all, "?tools=nope", 400}} {
+	}{{"", "", 401}, {"phx_nope", "", 401}, {all, "?features=nope", 400}, {all, "?tools=nope", 400},
+		// A team the key does not reach: its resource updates must not
+		// reach this key.
+		{all, fmt.Sprintf("?team_id=%d", f.team+1), 404}} {
 		req, _ := http.NewRequest(http.MethodPost, f.base+"/mcp"+c.query, strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}`))
 		if c.key != "" {
 			req.Header.Set("Authorization", "Bearer "+c.key)

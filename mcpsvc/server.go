@@ -234,7 +234,20 @@ func parseQuery(r *http.Request, caller admin.Caller) (options, int64, error) {
 			return o, 0, errcode.Field(errcode.InvalidArgument, "team_id", "team_id must be a positive integer")
 		}
 	}
+	if err := reachable(caller, team); err != nil {
+		return o, 0, err
+	}
 	return o, team, nil
+}
+
+// reachable refuses a default team the key does not reach, as the
+// management API does (not found): resource updates go to the sessions of
+// their team, and must reach no other key.
+func reachable(caller admin.Caller, team int64) error {
+	if team != 0 && !caller.Reaches(team) {
+		return errcode.Field(errcode.NotFound, "team_id", "team not found")
+	}
+	return nil
 }
 
 func defaultTeam(c admin.Caller) int64 {
@@ -335,6 +348,9 @@ func (s *Server) Serve(ctx context.Context, t mcp.Transport, authorization strin
 	}
 	if team == 0 {
 		team = defaultTeam(caller)
+	}
+	if err := reachable(caller, team); err != nil {
+		return err
 	}
 	return s.serveSession(ctx, t, &session{auth: authorization, caller: caller, team: team, opts: options{features: features, tools: tools}})
 }
