@@ -423,3 +423,8 @@ func noSessions(srv *mcp.Server) bool {
 	}
 	return true
 }
+
+// Inbox returns the signal inbox (nil without NATS), for the detectors
+// that add findings (Inbox.Append). Publishing a Finding as JSON on
+// FindingSubject from any process is the same.
+func (s *Server) Inbox() *Inbox { return s.cfg.Inbox }
