@@ -66,6 +66,8 @@ var layers = []layer{
 		Why: "the management API writes definitions and announces them; it does not depend on the workers or evalsvc"},
 	{Path: "web", Allow: []string{"admin", "errcode/...", "proto/vexil/admin/..."},
 		Why: "the web UI calls the management API's service: no second path to the catalog or the store"},
+	{Path: "mcpsvc", Allow: []string{"admin", "errcode/...", "changes/...", "proto/vexil/admin/...", "namespace", "signals", "streams"},
+		Why: "the MCP server is a front end of the management API's service layer; its signal inbox reads the signals on NATS"},
 	{Path: "loadtest", Allow: []string{"changes/...", "projector/ingest/...", "evalsvc/wire/...", "proto/...", "namespace"},
 		Why: "the load generator is a client: it may use the wire contracts only"},
 	{Path: "cmd", Any: true, Why: "cmd wires the roles"},

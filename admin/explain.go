@@ -7,6 +7,8 @@ import (
 	"slices"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/vexil-dev/vexil/catalog"
 	"github.com/vexil-dev/vexil/errcode"
 	"github.com/vexil-dev/vexil/flags"
@@ -87,8 +89,13 @@ func (s *Service) ExplainFlag(ctx context.Context, req *adminv1.ExplainFlagReque
 	if req.GetDistinctId() == "" || len(req.GetDistinctId()) > 400 {
 		return nil, errcode.Field(errcode.InvalidArgument, "distinct_id", "distinct_id is required, at most 400 bytes")
 	}
-	rec, err := s.getFlag(ctx, req.GetTeamId(), req.GetFlagId())
-	if err != nil {
+	var rec catalog.FlagRecord
+	if req.GetFlagId() != 0 || req.GetProposed() == nil {
+		var err error
+		if rec, err = s.getFlag(ctx, req.GetTeamId(), req.GetFlagId()); err != nil {
+			return nil, err
+		}
+	} else if _, err := s.getTeam(ctx, req.GetTeamId()); err != nil {
 		return nil, err
 	}
 	snap, err := s.cat.Snapshot(ctx, req.GetTeamId())
@@ -96,6 +103,27 @@ func (s *Service) ExplainFlag(ctx context.Context, req *adminv1.ExplainFlagReque
 		return nil, err
 	}
 	defs := snap.Definitions
+	if p := req.GetProposed(); p != nil {
+		// Evaluate a definition without saving it: validated as a write,
+		// then put in the definitions in place of the stored flag.
+		if p.GetKey() == "" && rec.Flag.Key != "" {
+			p = proto.CloneOf(p)
+			p.Key = rec.Flag.Key
+		}
+		f, err := s.flagFromInput(p, "proposed.")
+		if err != nil {
+			return nil, err
+		}
+		f.TeamID, f.ID = req.GetTeamId(), rec.Flag.ID
+		if _, err := s.validateFlag(ctx, f, prefixed("proposed.")); err != nil {
+			return nil, err
+		}
+		defs.Flags = slices.DeleteFunc(slices.Clone(defs.Flags), func(o flags.Flag) bool {
+			return (f.ID != 0 && o.ID == f.ID) || o.Key == f.Key
+		})
+		defs.Flags = append(defs.Flags, f)
+		rec.Flag = f
+	}
 	out := &adminv1.ExplainFlagResponse{Key: rec.Flag.Key}
 
 	// Person properties: the request's, the stored row's, or both.

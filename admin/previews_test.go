@@ -473,3 +473,47 @@ func TestBlastRadiusCountsPersons(t *testing.T) {
 		t.Errorf("rows %d, changed %d (want 3 persons), transitions %v, sample %v", j.GetRowsDone(), j.GetChanged(), j.GetTransitions(), j.GetSample())
 	}
 }
+
+// TestExplainProposed: a proposed definition is explained without being
+// saved (a change of a flag, or a flag not created yet, also over REST),
+// and refused as a write would be.
+func TestExplainProposed(t *testing.T) {
+	e := newEnv(t)
+	team := e.createTeam("acme")
+	ctx := e.ctx(e.root)
+	e.putRows(team.GetId(), map[string]string{"u1": `{"plan":"pro"}`})
+	f, err := e.client.CreateFlag(ctx, &adminv1.CreateFlagRequest{TeamId: team.GetId(), Flag: &adminv1.FlagInput{Key: "f", Active: true,
+		Filters: js(`{"groups":[{"properties":[{"key":"plan","type":"person","value":"free"}]}]}`)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := f.GetFlag().GetId()
+	proposed := &adminv1.FlagInput{Active: true, Filters: js(`{"groups":[{"properties":[{"key":"plan","type":"person","value":"pro"}]}]}`)}
+	ex, err := e.client.ExplainFlag(ctx, &adminv1.ExplainFlagRequest{TeamId: team.GetId(), FlagId: id, DistinctId: "u1", Proposed: proposed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ex.GetEnabled() || ex.GetKey() != "f" || ex.GetReason() != "condition_match" || !ex.GetConditions()[0].GetDecisive() {
+		t.Fatalf("proposed change: %v", ex)
+	}
+	// Nothing was saved.
+	got, err := e.client.GetFlag(ctx, &adminv1.GetFlagRequest{TeamId: team.GetId(), FlagId: id})
+	if err != nil || got.GetFlag().GetVersion() != f.GetFlag().GetVersion() {
+		t.Fatalf("after a proposed explain: %v %v", got, err)
+	}
+	if ex, err := e.client.ExplainFlag(ctx, &adminv1.ExplainFlagRequest{TeamId: team.GetId(), FlagId: id, DistinctId: "u1"}); err != nil || ex.GetEnabled() {
+		t.Fatalf("the stored flag: %v %v", ex, err)
+	}
+	// A flag that does not exist yet, over REST.
+	body := `{"distinct_id":"u1","proposed":{"key":"brand-new","active":true,"filters":{"groups":[{"properties":[],"rollout_percentage":100}]}}}`
+	var out map[string]any
+	if code := e.do("POST", fmt.Sprintf("/api/projects/%d/feature_flags/0/explain", team.GetId()), e.root, body, &out); code != 200 ||
+		out["enabled"] != true || out["key"] != "brand-new" {
+		t.Fatalf("REST proposed new flag: %d %v", code, out)
+	}
+	// Refused as a write: variants that do not sum to 100.
+	bad := &adminv1.FlagInput{Key: "g", Filters: js(`{"groups":[{"properties":[]}],"multivariate":{"variants":[{"key":"a","rollout_percentage":10}]}}`)}
+	if _, err := e.client.ExplainFlag(ctx, &adminv1.ExplainFlagRequest{TeamId: team.GetId(), DistinctId: "u1", Proposed: bad}); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("invalid proposed flag: %v", err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -76,13 +77,14 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		cfg.Persons = st
 	}
 	var box *outbox.Outbox // change notices, with NATS
+	var nc *nats.Conn
+	var js jetstream.JetStream
 	if c.NATS.URL != "" {
-		nc, err := connectNATS(c.NATS.URL, "vexil admin")
-		if err != nil {
+		if nc, err = connectNATS(c.NATS.URL, "vexil admin"); err != nil {
 			return err
 		}
 		defer nc.Close()
-		js, err := jetstream.New(nc)
+		js, err = jetstream.New(nc)
 		if err != nil {
 			return fmt.Errorf("nats: %w", err)
 		}
@@ -95,6 +97,10 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		cfg.Publisher, box = ob, ob
 	}
 	svc, err := admin.New(cfg)
+	if err != nil {
+		return err
+	}
+	m, err := newMCP(svc, nc, js, namespace.Name(c.NATS.Namespace), log)
 	if err != nil {
 		return err
 	}
@@ -122,6 +128,7 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	routes := ui.Routes()
 	routes["/metrics"] = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	routes["/mcp"] = m.Handler()
 	srv, err := admin.NewServer(admin.ServerConfig{Service: svc, GRPCListener: grpcLn, HTTPListener: httpLn, Logger: log,
 		GatewayDialer: grpcLn.DialContext,
 		Routes:        routes, CORSOrigins: c.Admin.CORSOrigins})
@@ -130,11 +137,11 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	base := ls.scheme() + "://" + srv.HTTPAddr()
 	log.Info("management API serving", "http", base, "grpc", srv.GRPCAddr(), "openapi", base+"/api/openapi.json")
-	if box == nil {
-		return srv.Run(ctx)
-	}
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return box.Run(gctx) })
+	if box != nil {
+		g.Go(func() error { return box.Run(gctx) })
+	}
+	g.Go(func() error { return m.Run(gctx) })
 	g.Go(func() error { return srv.Run(gctx) })
 	return g.Wait()
 }

@@ -31,6 +31,7 @@ import (
 	"github.com/vexil-dev/vexil/catalog/pebblecatalog"
 	"github.com/vexil-dev/vexil/cmd/vexil/internal/config"
 	"github.com/vexil-dev/vexil/evalsvc"
+	"github.com/vexil-dev/vexil/mcpsvc"
 	"github.com/vexil-dev/vexil/namespace"
 	"github.com/vexil-dev/vexil/precompute"
 	"github.com/vexil-dev/vexil/projector"
@@ -106,6 +107,8 @@ type node struct {
 	// outbox queues the management API's change notices and rollout
 	// signals, written with each change and published by its Run.
 	outbox *outbox.Outbox
+	// mcp serves MCP at /mcp (package mcpsvc).
+	mcp *mcpsvc.Server
 	// evalConn is the evaluation gateway's (POST /api/evaluate) client
 	// connection to the gRPC server.
 	evalConn *grpc.ClientConn
@@ -197,6 +200,7 @@ func (n *node) start(g *errgroup.Group, ctx context.Context) {
 	g.Go(func() error { return n.outbox.Run(ctx) })
 	g.Go(func() error { return n.adminSvc.Run(ctx) })
 	g.Go(func() error { return n.adminSrv.Run(ctx) })
+	g.Go(func() error { return n.mcp.Run(ctx) })
 }
 
 // startHooks change what startNode builds; tests inject faults with them.
@@ -346,8 +350,12 @@ func startNode(c config.Config, log *slog.Logger, hooks ...startHooks) (n *node,
 	if n.adminSvc, err = admin.New(acfg); err != nil {
 		return nil, err
 	}
+	if n.mcp, err = newMCP(n.adminSvc, n.nc, n.js, n.ns, log); err != nil {
+		return nil, err
+	}
 	evalHandler := n.eval.Handler()
 	routes := map[string]http.Handler{
+		"/mcp":   n.mcp.Handler(),
 		"/flags": evalHandler, "/flags/": evalHandler, "/decide": evalHandler, "/decide/": evalHandler,
 		"/api/feature_flag/local_evaluation":  evalHandler,
 		"/api/feature_flag/local_evaluation/": evalHandler,

@@ -6678,8 +6678,12 @@ type ExplainFlagRequest struct {
 	Groups map[string]string `protobuf:"bytes,6,rep,name=groups,proto3" json:"groups,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// Group type name -> properties object.
 	GroupProperties *structpb.Struct `protobuf:"bytes,9,opt,name=group_properties,json=groupProperties,proto3" json:"group_properties,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// A proposed definition, explained instead of the stored flag and never
+	// saved: the change of flag_id (its key by default), or with flag_id 0 a
+	// flag that does not exist yet. It is validated as a write would be.
+	Proposed      *FlagInput `protobuf:"bytes,10,opt,name=proposed,proto3" json:"proposed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ExplainFlagRequest) Reset() {
@@ -6757,6 +6761,13 @@ func (x *ExplainFlagRequest) GetGroups() map[string]string {
 func (x *ExplainFlagRequest) GetGroupProperties() *structpb.Struct {
 	if x != nil {
 		return x.GroupProperties
+	}
+	return nil
+}
+
+func (x *ExplainFlagRequest) GetProposed() *FlagInput {
+	if x != nil {
+		return x.Proposed
 	}
 	return nil
 }
@@ -9810,7 +9821,7 @@ const file_vexil_admin_v1_admin_proto_rawDesc = "" +
 	"page_token\x18\x04 \x01(\tR\tpageToken\"{\n" +
 	"\x18ListFlagActivityResponse\x127\n" +
 	"\aentries\x18\x01 \x03(\v2\x1d.vexil.admin.v1.ActivityEntryR\aentries\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xab\x03\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xe2\x03\n" +
 	"\x12ExplainFlagRequest\x12\x17\n" +
 	"\ateam_id\x18\x01 \x01(\x03R\x06teamId\x12\x17\n" +
 	"\aflag_id\x18\x02 \x01(\x03R\x06flagId\x12\x1f\n" +
@@ -9819,7 +9830,9 @@ const file_vexil_admin_v1_admin_proto_rawDesc = "" +
 	"\x11person_properties\x18\b \x01(\v2\x17.google.protobuf.StructR\x10personProperties\x12)\n" +
 	"\x10merge_properties\x18\x05 \x01(\bR\x0fmergeProperties\x12F\n" +
 	"\x06groups\x18\x06 \x03(\v2..vexil.admin.v1.ExplainFlagRequest.GroupsEntryR\x06groups\x12B\n" +
-	"\x10group_properties\x18\t \x01(\v2\x17.google.protobuf.StructR\x0fgroupProperties\x1a9\n" +
+	"\x10group_properties\x18\t \x01(\v2\x17.google.protobuf.StructR\x0fgroupProperties\x125\n" +
+	"\bproposed\x18\n" +
+	" \x01(\v2\x19.vexil.admin.v1.FlagInputR\bproposed\x1a9\n" +
 	"\vGroupsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01J\x04\b\x04\x10\x05J\x04\b\a\x10\b\"\xb5\x01\n" +
@@ -10399,163 +10412,164 @@ var file_vexil_admin_v1_admin_proto_depIdxs = []int32{
 	149, // 81: vexil.admin.v1.ExplainFlagRequest.person_properties:type_name -> google.protobuf.Struct
 	146, // 82: vexil.admin.v1.ExplainFlagRequest.groups:type_name -> vexil.admin.v1.ExplainFlagRequest.GroupsEntry
 	149, // 83: vexil.admin.v1.ExplainFlagRequest.group_properties:type_name -> google.protobuf.Struct
-	150, // 84: vexil.admin.v1.FilterExplain.value:type_name -> google.protobuf.Value
-	108, // 85: vexil.admin.v1.ConditionExplain.filters:type_name -> vexil.admin.v1.FilterExplain
-	150, // 86: vexil.admin.v1.ExplainFlagResponse.payload:type_name -> google.protobuf.Value
-	109, // 87: vexil.admin.v1.ExplainFlagResponse.conditions:type_name -> vexil.admin.v1.ConditionExplain
-	4,   // 88: vexil.admin.v1.BlastRadiusJob.state:type_name -> vexil.admin.v1.JobState
-	147, // 89: vexil.admin.v1.BlastRadiusJob.transitions:type_name -> vexil.admin.v1.BlastRadiusJob.TransitionsEntry
-	148, // 90: vexil.admin.v1.BlastRadiusJob.created_at:type_name -> google.protobuf.Timestamp
-	148, // 91: vexil.admin.v1.BlastRadiusJob.finished_at:type_name -> google.protobuf.Timestamp
-	29,  // 92: vexil.admin.v1.StartBlastRadiusRequest.flag:type_name -> vexil.admin.v1.FlagInput
-	111, // 93: vexil.admin.v1.StartBlastRadiusResponse.job:type_name -> vexil.admin.v1.BlastRadiusJob
-	111, // 94: vexil.admin.v1.GetBlastRadiusJobResponse.job:type_name -> vexil.admin.v1.BlastRadiusJob
-	111, // 95: vexil.admin.v1.ListBlastRadiusJobsResponse.jobs:type_name -> vexil.admin.v1.BlastRadiusJob
-	111, // 96: vexil.admin.v1.CancelBlastRadiusJobResponse.job:type_name -> vexil.admin.v1.BlastRadiusJob
-	5,   // 97: vexil.admin.v1.PrecomputeRun.state:type_name -> vexil.admin.v1.PrecomputeState
-	148, // 98: vexil.admin.v1.PrecomputeRun.started_at:type_name -> google.protobuf.Timestamp
-	148, // 99: vexil.admin.v1.PrecomputeRun.finished_at:type_name -> google.protobuf.Timestamp
-	120, // 100: vexil.admin.v1.GetPrecomputeStatusResponse.run:type_name -> vexil.admin.v1.PrecomputeRun
-	149, // 101: vexil.admin.v1.ImportDefinitionsRequest.definitions:type_name -> google.protobuf.Struct
-	6,   // 102: vexil.admin.v1.ImportItem.errors:type_name -> vexil.admin.v1.Warning
-	6,   // 103: vexil.admin.v1.ImportItem.warnings:type_name -> vexil.admin.v1.Warning
-	70,  // 104: vexil.admin.v1.ImportItem.filters:type_name -> vexil.admin.v1.CohortFilterReport
-	124, // 105: vexil.admin.v1.ImportDefinitionsResponse.items:type_name -> vexil.admin.v1.ImportItem
-	8,   // 106: vexil.admin.v1.ImportDefinitionsResponse.group_types_created:type_name -> vexil.admin.v1.GroupType
-	148, // 107: vexil.admin.v1.WebhookEndpoint.created_at:type_name -> google.protobuf.Timestamp
-	148, // 108: vexil.admin.v1.WebhookEndpoint.updated_at:type_name -> google.protobuf.Timestamp
-	127, // 109: vexil.admin.v1.CreateWebhookEndpointRequest.endpoint:type_name -> vexil.admin.v1.WebhookEndpointInput
-	126, // 110: vexil.admin.v1.CreateWebhookEndpointResponse.endpoint:type_name -> vexil.admin.v1.WebhookEndpoint
-	126, // 111: vexil.admin.v1.GetWebhookEndpointResponse.endpoint:type_name -> vexil.admin.v1.WebhookEndpoint
-	126, // 112: vexil.admin.v1.ListWebhookEndpointsResponse.results:type_name -> vexil.admin.v1.WebhookEndpoint
-	127, // 113: vexil.admin.v1.UpdateWebhookEndpointRequest.endpoint:type_name -> vexil.admin.v1.WebhookEndpointInput
-	126, // 114: vexil.admin.v1.UpdateWebhookEndpointResponse.endpoint:type_name -> vexil.admin.v1.WebhookEndpoint
-	148, // 115: vexil.admin.v1.WebhookStatus.last_success:type_name -> google.protobuf.Timestamp
-	148, // 116: vexil.admin.v1.WebhookStatus.last_failure:type_name -> google.protobuf.Timestamp
-	138, // 117: vexil.admin.v1.GetWebhookStatusResponse.status:type_name -> vexil.admin.v1.WebhookStatus
-	148, // 118: vexil.admin.v1.WebhookDeadLetter.at:type_name -> google.protobuf.Timestamp
-	141, // 119: vexil.admin.v1.ListWebhookDeadLettersResponse.results:type_name -> vexil.admin.v1.WebhookDeadLetter
-	9,   // 120: vexil.admin.v1.AdminService.CreateTeam:input_type -> vexil.admin.v1.CreateTeamRequest
-	11,  // 121: vexil.admin.v1.AdminService.GetTeam:input_type -> vexil.admin.v1.GetTeamRequest
-	13,  // 122: vexil.admin.v1.AdminService.ListTeams:input_type -> vexil.admin.v1.ListTeamsRequest
-	15,  // 123: vexil.admin.v1.AdminService.UpdateTeam:input_type -> vexil.admin.v1.UpdateTeamRequest
-	17,  // 124: vexil.admin.v1.AdminService.SetGroupType:input_type -> vexil.admin.v1.SetGroupTypeRequest
-	19,  // 125: vexil.admin.v1.AdminService.RotateTeamKey:input_type -> vexil.admin.v1.RotateTeamKeyRequest
-	22,  // 126: vexil.admin.v1.AdminService.CreatePersonalKey:input_type -> vexil.admin.v1.CreatePersonalKeyRequest
-	24,  // 127: vexil.admin.v1.AdminService.ListKeys:input_type -> vexil.admin.v1.ListKeysRequest
-	26,  // 128: vexil.admin.v1.AdminService.RevokeKey:input_type -> vexil.admin.v1.RevokeKeyRequest
-	31,  // 129: vexil.admin.v1.AdminService.CreateFlag:input_type -> vexil.admin.v1.CreateFlagRequest
-	33,  // 130: vexil.admin.v1.AdminService.GetFlag:input_type -> vexil.admin.v1.GetFlagRequest
-	35,  // 131: vexil.admin.v1.AdminService.GetFlagByKey:input_type -> vexil.admin.v1.GetFlagByKeyRequest
-	37,  // 132: vexil.admin.v1.AdminService.ListFlags:input_type -> vexil.admin.v1.ListFlagsRequest
-	39,  // 133: vexil.admin.v1.AdminService.UpdateFlag:input_type -> vexil.admin.v1.UpdateFlagRequest
-	41,  // 134: vexil.admin.v1.AdminService.PatchFlag:input_type -> vexil.admin.v1.PatchFlagRequest
-	43,  // 135: vexil.admin.v1.AdminService.EnableFlag:input_type -> vexil.admin.v1.EnableFlagRequest
-	45,  // 136: vexil.admin.v1.AdminService.DisableFlag:input_type -> vexil.admin.v1.DisableFlagRequest
-	47,  // 137: vexil.admin.v1.AdminService.ArchiveFlag:input_type -> vexil.admin.v1.ArchiveFlagRequest
-	49,  // 138: vexil.admin.v1.AdminService.UnarchiveFlag:input_type -> vexil.admin.v1.UnarchiveFlagRequest
-	51,  // 139: vexil.admin.v1.AdminService.DeleteFlag:input_type -> vexil.admin.v1.DeleteFlagRequest
-	54,  // 140: vexil.admin.v1.AdminService.AddCondition:input_type -> vexil.admin.v1.AddConditionRequest
-	56,  // 141: vexil.admin.v1.AdminService.UpdateCondition:input_type -> vexil.admin.v1.UpdateConditionRequest
-	58,  // 142: vexil.admin.v1.AdminService.RemoveCondition:input_type -> vexil.admin.v1.RemoveConditionRequest
-	60,  // 143: vexil.admin.v1.AdminService.ReorderConditions:input_type -> vexil.admin.v1.ReorderConditionsRequest
-	62,  // 144: vexil.admin.v1.AdminService.SetRollout:input_type -> vexil.admin.v1.SetRolloutRequest
-	64,  // 145: vexil.admin.v1.AdminService.SetOverrides:input_type -> vexil.admin.v1.SetOverridesRequest
-	66,  // 146: vexil.admin.v1.AdminService.ListDependents:input_type -> vexil.admin.v1.ListDependentsRequest
-	72,  // 147: vexil.admin.v1.AdminService.CreateCohort:input_type -> vexil.admin.v1.CreateCohortRequest
-	74,  // 148: vexil.admin.v1.AdminService.GetCohort:input_type -> vexil.admin.v1.GetCohortRequest
-	76,  // 149: vexil.admin.v1.AdminService.ListCohorts:input_type -> vexil.admin.v1.ListCohortsRequest
-	78,  // 150: vexil.admin.v1.AdminService.UpdateCohort:input_type -> vexil.admin.v1.UpdateCohortRequest
-	80,  // 151: vexil.admin.v1.AdminService.DeleteCohort:input_type -> vexil.admin.v1.DeleteCohortRequest
-	82,  // 152: vexil.admin.v1.AdminService.AddCohortMembers:input_type -> vexil.admin.v1.AddCohortMembersRequest
-	84,  // 153: vexil.admin.v1.AdminService.RemoveCohortMembers:input_type -> vexil.admin.v1.RemoveCohortMembersRequest
-	86,  // 154: vexil.admin.v1.AdminService.ListCohortMembers:input_type -> vexil.admin.v1.ListCohortMembersRequest
-	89,  // 155: vexil.admin.v1.AdminService.CreateEarlyAccessFeature:input_type -> vexil.admin.v1.CreateEarlyAccessFeatureRequest
-	91,  // 156: vexil.admin.v1.AdminService.GetEarlyAccessFeature:input_type -> vexil.admin.v1.GetEarlyAccessFeatureRequest
-	93,  // 157: vexil.admin.v1.AdminService.ListEarlyAccessFeatures:input_type -> vexil.admin.v1.ListEarlyAccessFeaturesRequest
-	95,  // 158: vexil.admin.v1.AdminService.UpdateEarlyAccessFeature:input_type -> vexil.admin.v1.UpdateEarlyAccessFeatureRequest
-	97,  // 159: vexil.admin.v1.AdminService.DeleteEarlyAccessFeature:input_type -> vexil.admin.v1.DeleteEarlyAccessFeatureRequest
-	99,  // 160: vexil.admin.v1.AdminService.ListPublicEarlyAccessFeatures:input_type -> vexil.admin.v1.ListPublicEarlyAccessFeaturesRequest
-	103, // 161: vexil.admin.v1.AdminService.ListActivity:input_type -> vexil.admin.v1.ListActivityRequest
-	105, // 162: vexil.admin.v1.AdminService.ListFlagActivity:input_type -> vexil.admin.v1.ListFlagActivityRequest
-	107, // 163: vexil.admin.v1.AdminService.ExplainFlag:input_type -> vexil.admin.v1.ExplainFlagRequest
-	112, // 164: vexil.admin.v1.AdminService.StartBlastRadius:input_type -> vexil.admin.v1.StartBlastRadiusRequest
-	114, // 165: vexil.admin.v1.AdminService.GetBlastRadiusJob:input_type -> vexil.admin.v1.GetBlastRadiusJobRequest
-	116, // 166: vexil.admin.v1.AdminService.ListBlastRadiusJobs:input_type -> vexil.admin.v1.ListBlastRadiusJobsRequest
-	118, // 167: vexil.admin.v1.AdminService.CancelBlastRadiusJob:input_type -> vexil.admin.v1.CancelBlastRadiusJobRequest
-	121, // 168: vexil.admin.v1.AdminService.GetPrecomputeStatus:input_type -> vexil.admin.v1.GetPrecomputeStatusRequest
-	123, // 169: vexil.admin.v1.AdminService.ImportDefinitions:input_type -> vexil.admin.v1.ImportDefinitionsRequest
-	128, // 170: vexil.admin.v1.AdminService.CreateWebhookEndpoint:input_type -> vexil.admin.v1.CreateWebhookEndpointRequest
-	130, // 171: vexil.admin.v1.AdminService.GetWebhookEndpoint:input_type -> vexil.admin.v1.GetWebhookEndpointRequest
-	132, // 172: vexil.admin.v1.AdminService.ListWebhookEndpoints:input_type -> vexil.admin.v1.ListWebhookEndpointsRequest
-	134, // 173: vexil.admin.v1.AdminService.UpdateWebhookEndpoint:input_type -> vexil.admin.v1.UpdateWebhookEndpointRequest
-	136, // 174: vexil.admin.v1.AdminService.DeleteWebhookEndpoint:input_type -> vexil.admin.v1.DeleteWebhookEndpointRequest
-	139, // 175: vexil.admin.v1.AdminService.GetWebhookStatus:input_type -> vexil.admin.v1.GetWebhookStatusRequest
-	142, // 176: vexil.admin.v1.AdminService.ListWebhookDeadLetters:input_type -> vexil.admin.v1.ListWebhookDeadLettersRequest
-	144, // 177: vexil.admin.v1.AdminService.RedeliverWebhook:input_type -> vexil.admin.v1.RedeliverWebhookRequest
-	10,  // 178: vexil.admin.v1.AdminService.CreateTeam:output_type -> vexil.admin.v1.CreateTeamResponse
-	12,  // 179: vexil.admin.v1.AdminService.GetTeam:output_type -> vexil.admin.v1.GetTeamResponse
-	14,  // 180: vexil.admin.v1.AdminService.ListTeams:output_type -> vexil.admin.v1.ListTeamsResponse
-	16,  // 181: vexil.admin.v1.AdminService.UpdateTeam:output_type -> vexil.admin.v1.UpdateTeamResponse
-	18,  // 182: vexil.admin.v1.AdminService.SetGroupType:output_type -> vexil.admin.v1.SetGroupTypeResponse
-	20,  // 183: vexil.admin.v1.AdminService.RotateTeamKey:output_type -> vexil.admin.v1.RotateTeamKeyResponse
-	23,  // 184: vexil.admin.v1.AdminService.CreatePersonalKey:output_type -> vexil.admin.v1.CreatePersonalKeyResponse
-	25,  // 185: vexil.admin.v1.AdminService.ListKeys:output_type -> vexil.admin.v1.ListKeysResponse
-	27,  // 186: vexil.admin.v1.AdminService.RevokeKey:output_type -> vexil.admin.v1.RevokeKeyResponse
-	32,  // 187: vexil.admin.v1.AdminService.CreateFlag:output_type -> vexil.admin.v1.CreateFlagResponse
-	34,  // 188: vexil.admin.v1.AdminService.GetFlag:output_type -> vexil.admin.v1.GetFlagResponse
-	36,  // 189: vexil.admin.v1.AdminService.GetFlagByKey:output_type -> vexil.admin.v1.GetFlagByKeyResponse
-	38,  // 190: vexil.admin.v1.AdminService.ListFlags:output_type -> vexil.admin.v1.ListFlagsResponse
-	40,  // 191: vexil.admin.v1.AdminService.UpdateFlag:output_type -> vexil.admin.v1.UpdateFlagResponse
-	42,  // 192: vexil.admin.v1.AdminService.PatchFlag:output_type -> vexil.admin.v1.PatchFlagResponse
-	44,  // 193: vexil.admin.v1.AdminService.EnableFlag:output_type -> vexil.admin.v1.EnableFlagResponse
-	46,  // 194: vexil.admin.v1.AdminService.DisableFlag:output_type -> vexil.admin.v1.DisableFlagResponse
-	48,  // 195: vexil.admin.v1.AdminService.ArchiveFlag:output_type -> vexil.admin.v1.ArchiveFlagResponse
-	50,  // 196: vexil.admin.v1.AdminService.UnarchiveFlag:output_type -> vexil.admin.v1.UnarchiveFlagResponse
-	52,  // 197: vexil.admin.v1.AdminService.DeleteFlag:output_type -> vexil.admin.v1.DeleteFlagResponse
-	55,  // 198: vexil.admin.v1.AdminService.AddCondition:output_type -> vexil.admin.v1.AddConditionResponse
-	57,  // 199: vexil.admin.v1.AdminService.UpdateCondition:output_type -> vexil.admin.v1.UpdateConditionResponse
-	59,  // 200: vexil.admin.v1.AdminService.RemoveCondition:output_type -> vexil.admin.v1.RemoveConditionResponse
-	61,  // 201: vexil.admin.v1.AdminService.ReorderConditions:output_type -> vexil.admin.v1.ReorderConditionsResponse
-	63,  // 202: vexil.admin.v1.AdminService.SetRollout:output_type -> vexil.admin.v1.SetRolloutResponse
-	65,  // 203: vexil.admin.v1.AdminService.SetOverrides:output_type -> vexil.admin.v1.SetOverridesResponse
-	68,  // 204: vexil.admin.v1.AdminService.ListDependents:output_type -> vexil.admin.v1.ListDependentsResponse
-	73,  // 205: vexil.admin.v1.AdminService.CreateCohort:output_type -> vexil.admin.v1.CreateCohortResponse
-	75,  // 206: vexil.admin.v1.AdminService.GetCohort:output_type -> vexil.admin.v1.GetCohortResponse
-	77,  // 207: vexil.admin.v1.AdminService.ListCohorts:output_type -> vexil.admin.v1.ListCohortsResponse
-	79,  // 208: vexil.admin.v1.AdminService.UpdateCohort:output_type -> vexil.admin.v1.UpdateCohortResponse
-	81,  // 209: vexil.admin.v1.AdminService.DeleteCohort:output_type -> vexil.admin.v1.DeleteCohortResponse
-	83,  // 210: vexil.admin.v1.AdminService.AddCohortMembers:output_type -> vexil.admin.v1.AddCohortMembersResponse
-	85,  // 211: vexil.admin.v1.AdminService.RemoveCohortMembers:output_type -> vexil.admin.v1.RemoveCohortMembersResponse
-	87,  // 212: vexil.admin.v1.AdminService.ListCohortMembers:output_type -> vexil.admin.v1.ListCohortMembersResponse
-	90,  // 213: vexil.admin.v1.AdminService.CreateEarlyAccessFeature:output_type -> vexil.admin.v1.CreateEarlyAccessFeatureResponse
-	92,  // 214: vexil.admin.v1.AdminService.GetEarlyAccessFeature:output_type -> vexil.admin.v1.GetEarlyAccessFeatureResponse
-	94,  // 215: vexil.admin.v1.AdminService.ListEarlyAccessFeatures:output_type -> vexil.admin.v1.ListEarlyAccessFeaturesResponse
-	96,  // 216: vexil.admin.v1.AdminService.UpdateEarlyAccessFeature:output_type -> vexil.admin.v1.UpdateEarlyAccessFeatureResponse
-	98,  // 217: vexil.admin.v1.AdminService.DeleteEarlyAccessFeature:output_type -> vexil.admin.v1.DeleteEarlyAccessFeatureResponse
-	101, // 218: vexil.admin.v1.AdminService.ListPublicEarlyAccessFeatures:output_type -> vexil.admin.v1.ListPublicEarlyAccessFeaturesResponse
-	104, // 219: vexil.admin.v1.AdminService.ListActivity:output_type -> vexil.admin.v1.ListActivityResponse
-	106, // 220: vexil.admin.v1.AdminService.ListFlagActivity:output_type -> vexil.admin.v1.ListFlagActivityResponse
-	110, // 221: vexil.admin.v1.AdminService.ExplainFlag:output_type -> vexil.admin.v1.ExplainFlagResponse
-	113, // 222: vexil.admin.v1.AdminService.StartBlastRadius:output_type -> vexil.admin.v1.StartBlastRadiusResponse
-	115, // 223: vexil.admin.v1.AdminService.GetBlastRadiusJob:output_type -> vexil.admin.v1.GetBlastRadiusJobResponse
-	117, // 224: vexil.admin.v1.AdminService.ListBlastRadiusJobs:output_type -> vexil.admin.v1.ListBlastRadiusJobsResponse
-	119, // 225: vexil.admin.v1.AdminService.CancelBlastRadiusJob:output_type -> vexil.admin.v1.CancelBlastRadiusJobResponse
-	122, // 226: vexil.admin.v1.AdminService.GetPrecomputeStatus:output_type -> vexil.admin.v1.GetPrecomputeStatusResponse
-	125, // 227: vexil.admin.v1.AdminService.ImportDefinitions:output_type -> vexil.admin.v1.ImportDefinitionsResponse
-	129, // 228: vexil.admin.v1.AdminService.CreateWebhookEndpoint:output_type -> vexil.admin.v1.CreateWebhookEndpointResponse
-	131, // 229: vexil.admin.v1.AdminService.GetWebhookEndpoint:output_type -> vexil.admin.v1.GetWebhookEndpointResponse
-	133, // 230: vexil.admin.v1.AdminService.ListWebhookEndpoints:output_type -> vexil.admin.v1.ListWebhookEndpointsResponse
-	135, // 231: vexil.admin.v1.AdminService.UpdateWebhookEndpoint:output_type -> vexil.admin.v1.UpdateWebhookEndpointResponse
-	137, // 232: vexil.admin.v1.AdminService.DeleteWebhookEndpoint:output_type -> vexil.admin.v1.DeleteWebhookEndpointResponse
-	140, // 233: vexil.admin.v1.AdminService.GetWebhookStatus:output_type -> vexil.admin.v1.GetWebhookStatusResponse
-	143, // 234: vexil.admin.v1.AdminService.ListWebhookDeadLetters:output_type -> vexil.admin.v1.ListWebhookDeadLettersResponse
-	145, // 235: vexil.admin.v1.AdminService.RedeliverWebhook:output_type -> vexil.admin.v1.RedeliverWebhookResponse
-	178, // [178:236] is the sub-list for method output_type
-	120, // [120:178] is the sub-list for method input_type
-	120, // [120:120] is the sub-list for extension type_name
-	120, // [120:120] is the sub-list for extension extendee
-	0,   // [0:120] is the sub-list for field type_name
+	29,  // 84: vexil.admin.v1.ExplainFlagRequest.proposed:type_name -> vexil.admin.v1.FlagInput
+	150, // 85: vexil.admin.v1.FilterExplain.value:type_name -> google.protobuf.Value
+	108, // 86: vexil.admin.v1.ConditionExplain.filters:type_name -> vexil.admin.v1.FilterExplain
+	150, // 87: vexil.admin.v1.ExplainFlagResponse.payload:type_name -> google.protobuf.Value
+	109, // 88: vexil.admin.v1.ExplainFlagResponse.conditions:type_name -> vexil.admin.v1.ConditionExplain
+	4,   // 89: vexil.admin.v1.BlastRadiusJob.state:type_name -> vexil.admin.v1.JobState
+	147, // 90: vexil.admin.v1.BlastRadiusJob.transitions:type_name -> vexil.admin.v1.BlastRadiusJob.TransitionsEntry
+	148, // 91: vexil.admin.v1.BlastRadiusJob.created_at:type_name -> google.protobuf.Timestamp
+	148, // 92: vexil.admin.v1.BlastRadiusJob.finished_at:type_name -> google.protobuf.Timestamp
+	29,  // 93: vexil.admin.v1.StartBlastRadiusRequest.flag:type_name -> vexil.admin.v1.FlagInput
+	111, // 94: vexil.admin.v1.StartBlastRadiusResponse.job:type_name -> vexil.admin.v1.BlastRadiusJob
+	111, // 95: vexil.admin.v1.GetBlastRadiusJobResponse.job:type_name -> vexil.admin.v1.BlastRadiusJob
+	111, // 96: vexil.admin.v1.ListBlastRadiusJobsResponse.jobs:type_name -> vexil.admin.v1.BlastRadiusJob
+	111, // 97: vexil.admin.v1.CancelBlastRadiusJobResponse.job:type_name -> vexil.admin.v1.BlastRadiusJob
+	5,   // 98: vexil.admin.v1.PrecomputeRun.state:type_name -> vexil.admin.v1.PrecomputeState
+	148, // 99: vexil.admin.v1.PrecomputeRun.started_at:type_name -> google.protobuf.Timestamp
+	148, // 100: vexil.admin.v1.PrecomputeRun.finished_at:type_name -> google.protobuf.Timestamp
+	120, // 101: vexil.admin.v1.GetPrecomputeStatusResponse.run:type_name -> vexil.admin.v1.PrecomputeRun
+	149, // 102: vexil.admin.v1.ImportDefinitionsRequest.definitions:type_name -> google.protobuf.Struct
+	6,   // 103: vexil.admin.v1.ImportItem.errors:type_name -> vexil.admin.v1.Warning
+	6,   // 104: vexil.admin.v1.ImportItem.warnings:type_name -> vexil.admin.v1.Warning
+	70,  // 105: vexil.admin.v1.ImportItem.filters:type_name -> vexil.admin.v1.CohortFilterReport
+	124, // 106: vexil.admin.v1.ImportDefinitionsResponse.items:type_name -> vexil.admin.v1.ImportItem
+	8,   // 107: vexil.admin.v1.ImportDefinitionsResponse.group_types_created:type_name -> vexil.admin.v1.GroupType
+	148, // 108: vexil.admin.v1.WebhookEndpoint.created_at:type_name -> google.protobuf.Timestamp
+	148, // 109: vexil.admin.v1.WebhookEndpoint.updated_at:type_name -> google.protobuf.Timestamp
+	127, // 110: vexil.admin.v1.CreateWebhookEndpointRequest.endpoint:type_name -> vexil.admin.v1.WebhookEndpointInput
+	126, // 111: vexil.admin.v1.CreateWebhookEndpointResponse.endpoint:type_name -> vexil.admin.v1.WebhookEndpoint
+	126, // 112: vexil.admin.v1.GetWebhookEndpointResponse.endpoint:type_name -> vexil.admin.v1.WebhookEndpoint
+	126, // 113: vexil.admin.v1.ListWebhookEndpointsResponse.results:type_name -> vexil.admin.v1.WebhookEndpoint
+	127, // 114: vexil.admin.v1.UpdateWebhookEndpointRequest.endpoint:type_name -> vexil.admin.v1.WebhookEndpointInput
+	126, // 115: vexil.admin.v1.UpdateWebhookEndpointResponse.endpoint:type_name -> vexil.admin.v1.WebhookEndpoint
+	148, // 116: vexil.admin.v1.WebhookStatus.last_success:type_name -> google.protobuf.Timestamp
+	148, // 117: vexil.admin.v1.WebhookStatus.last_failure:type_name -> google.protobuf.Timestamp
+	138, // 118: vexil.admin.v1.GetWebhookStatusResponse.status:type_name -> vexil.admin.v1.WebhookStatus
+	148, // 119: vexil.admin.v1.WebhookDeadLetter.at:type_name -> google.protobuf.Timestamp
+	141, // 120: vexil.admin.v1.ListWebhookDeadLettersResponse.results:type_name -> vexil.admin.v1.WebhookDeadLetter
+	9,   // 121: vexil.admin.v1.AdminService.CreateTeam:input_type -> vexil.admin.v1.CreateTeamRequest
+	11,  // 122: vexil.admin.v1.AdminService.GetTeam:input_type -> vexil.admin.v1.GetTeamRequest
+	13,  // 123: vexil.admin.v1.AdminService.ListTeams:input_type -> vexil.admin.v1.ListTeamsRequest
+	15,  // 124: vexil.admin.v1.AdminService.UpdateTeam:input_type -> vexil.admin.v1.UpdateTeamRequest
+	17,  // 125: vexil.admin.v1.AdminService.SetGroupType:input_type -> vexil.admin.v1.SetGroupTypeRequest
+	19,  // 126: vexil.admin.v1.AdminService.RotateTeamKey:input_type -> vexil.admin.v1.RotateTeamKeyRequest
+	22,  // 127: vexil.admin.v1.AdminService.CreatePersonalKey:input_type -> vexil.admin.v1.CreatePersonalKeyRequest
+	24,  // 128: vexil.admin.v1.AdminService.ListKeys:input_type -> vexil.admin.v1.ListKeysRequest
+	26,  // 129: vexil.admin.v1.AdminService.RevokeKey:input_type -> vexil.admin.v1.RevokeKeyRequest
+	31,  // 130: vexil.admin.v1.AdminService.CreateFlag:input_type -> vexil.admin.v1.CreateFlagRequest
+	33,  // 131: vexil.admin.v1.AdminService.GetFlag:input_type -> vexil.admin.v1.GetFlagRequest
+	35,  // 132: vexil.admin.v1.AdminService.GetFlagByKey:input_type -> vexil.admin.v1.GetFlagByKeyRequest
+	37,  // 133: vexil.admin.v1.AdminService.ListFlags:input_type -> vexil.admin.v1.ListFlagsRequest
+	39,  // 134: vexil.admin.v1.AdminService.UpdateFlag:input_type -> vexil.admin.v1.UpdateFlagRequest
+	41,  // 135: vexil.admin.v1.AdminService.PatchFlag:input_type -> vexil.admin.v1.PatchFlagRequest
+	43,  // 136: vexil.admin.v1.AdminService.EnableFlag:input_type -> vexil.admin.v1.EnableFlagRequest
+	45,  // 137: vexil.admin.v1.AdminService.DisableFlag:input_type -> vexil.admin.v1.DisableFlagRequest
+	47,  // 138: vexil.admin.v1.AdminService.ArchiveFlag:input_type -> vexil.admin.v1.ArchiveFlagRequest
+	49,  // 139: vexil.admin.v1.AdminService.UnarchiveFlag:input_type -> vexil.admin.v1.UnarchiveFlagRequest
+	51,  // 140: vexil.admin.v1.AdminService.DeleteFlag:input_type -> vexil.admin.v1.DeleteFlagRequest
+	54,  // 141: vexil.admin.v1.AdminService.AddCondition:input_type -> vexil.admin.v1.AddConditionRequest
+	56,  // 142: vexil.admin.v1.AdminService.UpdateCondition:input_type -> vexil.admin.v1.UpdateConditionRequest
+	58,  // 143: vexil.admin.v1.AdminService.RemoveCondition:input_type -> vexil.admin.v1.RemoveConditionRequest
+	60,  // 144: vexil.admin.v1.AdminService.ReorderConditions:input_type -> vexil.admin.v1.ReorderConditionsRequest
+	62,  // 145: vexil.admin.v1.AdminService.SetRollout:input_type -> vexil.admin.v1.SetRolloutRequest
+	64,  // 146: vexil.admin.v1.AdminService.SetOverrides:input_type -> vexil.admin.v1.SetOverridesRequest
+	66,  // 147: vexil.admin.v1.AdminService.ListDependents:input_type -> vexil.admin.v1.ListDependentsRequest
+	72,  // 148: vexil.admin.v1.AdminService.CreateCohort:input_type -> vexil.admin.v1.CreateCohortRequest
+	74,  // 149: vexil.admin.v1.AdminService.GetCohort:input_type -> vexil.admin.v1.GetCohortRequest
+	76,  // 150: vexil.admin.v1.AdminService.ListCohorts:input_type -> vexil.admin.v1.ListCohortsRequest
+	78,  // 151: vexil.admin.v1.AdminService.UpdateCohort:input_type -> vexil.admin.v1.UpdateCohortRequest
+	80,  // 152: vexil.admin.v1.AdminService.DeleteCohort:input_type -> vexil.admin.v1.DeleteCohortRequest
+	82,  // 153: vexil.admin.v1.AdminService.AddCohortMembers:input_type -> vexil.admin.v1.AddCohortMembersRequest
+	84,  // 154: vexil.admin.v1.AdminService.RemoveCohortMembers:input_type -> vexil.admin.v1.RemoveCohortMembersRequest
+	86,  // 155: vexil.admin.v1.AdminService.ListCohortMembers:input_type -> vexil.admin.v1.ListCohortMembersRequest
+	89,  // 156: vexil.admin.v1.AdminService.CreateEarlyAccessFeature:input_type -> vexil.admin.v1.CreateEarlyAccessFeatureRequest
+	91,  // 157: vexil.admin.v1.AdminService.GetEarlyAccessFeature:input_type -> vexil.admin.v1.GetEarlyAccessFeatureRequest
+	93,  // 158: vexil.admin.v1.AdminService.ListEarlyAccessFeatures:input_type -> vexil.admin.v1.ListEarlyAccessFeaturesRequest
+	95,  // 159: vexil.admin.v1.AdminService.UpdateEarlyAccessFeature:input_type -> vexil.admin.v1.UpdateEarlyAccessFeatureRequest
+	97,  // 160: vexil.admin.v1.AdminService.DeleteEarlyAccessFeature:input_type -> vexil.admin.v1.DeleteEarlyAccessFeatureRequest
+	99,  // 161: vexil.admin.v1.AdminService.ListPublicEarlyAccessFeatures:input_type -> vexil.admin.v1.ListPublicEarlyAccessFeaturesRequest
+	103, // 162: vexil.admin.v1.AdminService.ListActivity:input_type -> vexil.admin.v1.ListActivityRequest
+	105, // 163: vexil.admin.v1.AdminService.ListFlagActivity:input_type -> vexil.admin.v1.ListFlagActivityRequest
+	107, // 164: vexil.admin.v1.AdminService.ExplainFlag:input_type -> vexil.admin.v1.ExplainFlagRequest
+	112, // 165: vexil.admin.v1.AdminService.StartBlastRadius:input_type -> vexil.admin.v1.StartBlastRadiusRequest
+	114, // 166: vexil.admin.v1.AdminService.GetBlastRadiusJob:input_type -> vexil.admin.v1.GetBlastRadiusJobRequest
+	116, // 167: vexil.admin.v1.AdminService.ListBlastRadiusJobs:input_type -> vexil.admin.v1.ListBlastRadiusJobsRequest
+	118, // 168: vexil.admin.v1.AdminService.CancelBlastRadiusJob:input_type -> vexil.admin.v1.CancelBlastRadiusJobRequest
+	121, // 169: vexil.admin.v1.AdminService.GetPrecomputeStatus:input_type -> vexil.admin.v1.GetPrecomputeStatusRequest
+	123, // 170: vexil.admin.v1.AdminService.ImportDefinitions:input_type -> vexil.admin.v1.ImportDefinitionsRequest
+	128, // 171: vexil.admin.v1.AdminService.CreateWebhookEndpoint:input_type -> vexil.admin.v1.CreateWebhookEndpointRequest
+	130, // 172: vexil.admin.v1.AdminService.GetWebhookEndpoint:input_type -> vexil.admin.v1.GetWebhookEndpointRequest
+	132, // 173: vexil.admin.v1.AdminService.ListWebhookEndpoints:input_type -> vexil.admin.v1.ListWebhookEndpointsRequest
+	134, // 174: vexil.admin.v1.AdminService.UpdateWebhookEndpoint:input_type -> vexil.admin.v1.UpdateWebhookEndpointRequest
+	136, // 175: vexil.admin.v1.AdminService.DeleteWebhookEndpoint:input_type -> vexil.admin.v1.DeleteWebhookEndpointRequest
+	139, // 176: vexil.admin.v1.AdminService.GetWebhookStatus:input_type -> vexil.admin.v1.GetWebhookStatusRequest
+	142, // 177: vexil.admin.v1.AdminService.ListWebhookDeadLetters:input_type -> vexil.admin.v1.ListWebhookDeadLettersRequest
+	144, // 178: vexil.admin.v1.AdminService.RedeliverWebhook:input_type -> vexil.admin.v1.RedeliverWebhookRequest
+	10,  // 179: vexil.admin.v1.AdminService.CreateTeam:output_type -> vexil.admin.v1.CreateTeamResponse
+	12,  // 180: vexil.admin.v1.AdminService.GetTeam:output_type -> vexil.admin.v1.GetTeamResponse
+	14,  // 181: vexil.admin.v1.AdminService.ListTeams:output_type -> vexil.admin.v1.ListTeamsResponse
+	16,  // 182: vexil.admin.v1.AdminService.UpdateTeam:output_type -> vexil.admin.v1.UpdateTeamResponse
+	18,  // 183: vexil.admin.v1.AdminService.SetGroupType:output_type -> vexil.admin.v1.SetGroupTypeResponse
+	20,  // 184: vexil.admin.v1.AdminService.RotateTeamKey:output_type -> vexil.admin.v1.RotateTeamKeyResponse
+	23,  // 185: vexil.admin.v1.AdminService.CreatePersonalKey:output_type -> vexil.admin.v1.CreatePersonalKeyResponse
+	25,  // 186: vexil.admin.v1.AdminService.ListKeys:output_type -> vexil.admin.v1.ListKeysResponse
+	27,  // 187: vexil.admin.v1.AdminService.RevokeKey:output_type -> vexil.admin.v1.RevokeKeyResponse
+	32,  // 188: vexil.admin.v1.AdminService.CreateFlag:output_type -> vexil.admin.v1.CreateFlagResponse
+	34,  // 189: vexil.admin.v1.AdminService.GetFlag:output_type -> vexil.admin.v1.GetFlagResponse
+	36,  // 190: vexil.admin.v1.AdminService.GetFlagByKey:output_type -> vexil.admin.v1.GetFlagByKeyResponse
+	38,  // 191: vexil.admin.v1.AdminService.ListFlags:output_type -> vexil.admin.v1.ListFlagsResponse
+	40,  // 192: vexil.admin.v1.AdminService.UpdateFlag:output_type -> vexil.admin.v1.UpdateFlagResponse
+	42,  // 193: vexil.admin.v1.AdminService.PatchFlag:output_type -> vexil.admin.v1.PatchFlagResponse
+	44,  // 194: vexil.admin.v1.AdminService.EnableFlag:output_type -> vexil.admin.v1.EnableFlagResponse
+	46,  // 195: vexil.admin.v1.AdminService.DisableFlag:output_type -> vexil.admin.v1.DisableFlagResponse
+	48,  // 196: vexil.admin.v1.AdminService.ArchiveFlag:output_type -> vexil.admin.v1.ArchiveFlagResponse
+	50,  // 197: vexil.admin.v1.AdminService.UnarchiveFlag:output_type -> vexil.admin.v1.UnarchiveFlagResponse
+	52,  // 198: vexil.admin.v1.AdminService.DeleteFlag:output_type -> vexil.admin.v1.DeleteFlagResponse
+	55,  // 199: vexil.admin.v1.AdminService.AddCondition:output_type -> vexil.admin.v1.AddConditionResponse
+	57,  // 200: vexil.admin.v1.AdminService.UpdateCondition:output_type -> vexil.admin.v1.UpdateConditionResponse
+	59,  // 201: vexil.admin.v1.AdminService.RemoveCondition:output_type -> vexil.admin.v1.RemoveConditionResponse
+	61,  // 202: vexil.admin.v1.AdminService.ReorderConditions:output_type -> vexil.admin.v1.ReorderConditionsResponse
+	63,  // 203: vexil.admin.v1.AdminService.SetRollout:output_type -> vexil.admin.v1.SetRolloutResponse
+	65,  // 204: vexil.admin.v1.AdminService.SetOverrides:output_type -> vexil.admin.v1.SetOverridesResponse
+	68,  // 205: vexil.admin.v1.AdminService.ListDependents:output_type -> vexil.admin.v1.ListDependentsResponse
+	73,  // 206: vexil.admin.v1.AdminService.CreateCohort:output_type -> vexil.admin.v1.CreateCohortResponse
+	75,  // 207: vexil.admin.v1.AdminService.GetCohort:output_type -> vexil.admin.v1.GetCohortResponse
+	77,  // 208: vexil.admin.v1.AdminService.ListCohorts:output_type -> vexil.admin.v1.ListCohortsResponse
+	79,  // 209: vexil.admin.v1.AdminService.UpdateCohort:output_type -> vexil.admin.v1.UpdateCohortResponse
+	81,  // 210: vexil.admin.v1.AdminService.DeleteCohort:output_type -> vexil.admin.v1.DeleteCohortResponse
+	83,  // 211: vexil.admin.v1.AdminService.AddCohortMembers:output_type -> vexil.admin.v1.AddCohortMembersResponse
+	85,  // 212: vexil.admin.v1.AdminService.RemoveCohortMembers:output_type -> vexil.admin.v1.RemoveCohortMembersResponse
+	87,  // 213: vexil.admin.v1.AdminService.ListCohortMembers:output_type -> vexil.admin.v1.ListCohortMembersResponse
+	90,  // 214: vexil.admin.v1.AdminService.CreateEarlyAccessFeature:output_type -> vexil.admin.v1.CreateEarlyAccessFeatureResponse
+	92,  // 215: vexil.admin.v1.AdminService.GetEarlyAccessFeature:output_type -> vexil.admin.v1.GetEarlyAccessFeatureResponse
+	94,  // 216: vexil.admin.v1.AdminService.ListEarlyAccessFeatures:output_type -> vexil.admin.v1.ListEarlyAccessFeaturesResponse
+	96,  // 217: vexil.admin.v1.AdminService.UpdateEarlyAccessFeature:output_type -> vexil.admin.v1.UpdateEarlyAccessFeatureResponse
+	98,  // 218: vexil.admin.v1.AdminService.DeleteEarlyAccessFeature:output_type -> vexil.admin.v1.DeleteEarlyAccessFeatureResponse
+	101, // 219: vexil.admin.v1.AdminService.ListPublicEarlyAccessFeatures:output_type -> vexil.admin.v1.ListPublicEarlyAccessFeaturesResponse
+	104, // 220: vexil.admin.v1.AdminService.ListActivity:output_type -> vexil.admin.v1.ListActivityResponse
+	106, // 221: vexil.admin.v1.AdminService.ListFlagActivity:output_type -> vexil.admin.v1.ListFlagActivityResponse
+	110, // 222: vexil.admin.v1.AdminService.ExplainFlag:output_type -> vexil.admin.v1.ExplainFlagResponse
+	113, // 223: vexil.admin.v1.AdminService.StartBlastRadius:output_type -> vexil.admin.v1.StartBlastRadiusResponse
+	115, // 224: vexil.admin.v1.AdminService.GetBlastRadiusJob:output_type -> vexil.admin.v1.GetBlastRadiusJobResponse
+	117, // 225: vexil.admin.v1.AdminService.ListBlastRadiusJobs:output_type -> vexil.admin.v1.ListBlastRadiusJobsResponse
+	119, // 226: vexil.admin.v1.AdminService.CancelBlastRadiusJob:output_type -> vexil.admin.v1.CancelBlastRadiusJobResponse
+	122, // 227: vexil.admin.v1.AdminService.GetPrecomputeStatus:output_type -> vexil.admin.v1.GetPrecomputeStatusResponse
+	125, // 228: vexil.admin.v1.AdminService.ImportDefinitions:output_type -> vexil.admin.v1.ImportDefinitionsResponse
+	129, // 229: vexil.admin.v1.AdminService.CreateWebhookEndpoint:output_type -> vexil.admin.v1.CreateWebhookEndpointResponse
+	131, // 230: vexil.admin.v1.AdminService.GetWebhookEndpoint:output_type -> vexil.admin.v1.GetWebhookEndpointResponse
+	133, // 231: vexil.admin.v1.AdminService.ListWebhookEndpoints:output_type -> vexil.admin.v1.ListWebhookEndpointsResponse
+	135, // 232: vexil.admin.v1.AdminService.UpdateWebhookEndpoint:output_type -> vexil.admin.v1.UpdateWebhookEndpointResponse
+	137, // 233: vexil.admin.v1.AdminService.DeleteWebhookEndpoint:output_type -> vexil.admin.v1.DeleteWebhookEndpointResponse
+	140, // 234: vexil.admin.v1.AdminService.GetWebhookStatus:output_type -> vexil.admin.v1.GetWebhookStatusResponse
+	143, // 235: vexil.admin.v1.AdminService.ListWebhookDeadLetters:output_type -> vexil.admin.v1.ListWebhookDeadLettersResponse
+	145, // 236: vexil.admin.v1.AdminService.RedeliverWebhook:output_type -> vexil.admin.v1.RedeliverWebhookResponse
+	179, // [179:237] is the sub-list for method output_type
+	121, // [121:179] is the sub-list for method input_type
+	121, // [121:121] is the sub-list for extension type_name
+	121, // [121:121] is the sub-list for extension extendee
+	0,   // [0:121] is the sub-list for field type_name
 }
 
 func init() { file_vexil_admin_v1_admin_proto_init() }
