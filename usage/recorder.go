@@ -1,0 +1,340 @@
+package usage
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/vexil-dev/vexil/store"
+)
+
+// Retention of each resolution (rows past it are deleted: TTL on
+// ScyllaDB, SweepUsage elsewhere).
+const (
+	MinuteRetention = 48 * time.Hour
+	HourRetention   = 31 * 24 * time.Hour
+	DayRetention    = 90 * 24 * time.Hour
+)
+
+// Defaults of RecorderConfig.
+const (
+	DefaultFlushInterval = 10 * time.Second
+	DefaultMaxTracked    = 100_000
+)
+
+// Eval is one flag's answer to one remote evaluation.
+type Eval struct {
+	Flag string
+	// Value is the variant key, or "true" / "false".
+	Value string
+	// Stored is set when precomputed results answered.
+	Stored bool
+	// Failed is set when the flag could not be evaluated.
+	Failed bool
+}
+
+// RecorderConfig configures a Recorder.
+type RecorderConfig struct {
+	// Store receives the rows; required.
+	Store store.UsageStore
+	// Node names this evaluation node's rows; default: host name and a
+	// random suffix, new at every start, so a restarted node never
+	// overwrites the rows it wrote before.
+	Node string
+	// FlushInterval is how often the counters go to the store.
+	FlushInterval time.Duration
+	// MaxTracked bounds the (team, flag) pairs counted between two
+	// flushes; evaluations of pairs past it are dropped (Dropped).
+	MaxTracked int
+	// Now is the clock (tests inject one); default time.Now.
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// Recorder counts evaluations in memory, in shards so that concurrent
+// requests rarely meet on a lock, and writes them to the store in batches
+// (Run, Flush). Record and Poll are safe for concurrent use and cheap: a
+// hash of the distinct id, one uncontended lock, a map lookup, a few
+// additions and a HyperLogLog insert per flag. A nil *Recorder records
+// nothing.
+type Recorder struct {
+	cfg     RecorderConfig
+	shards  []shard
+	mask    uint64
+	perCap  int
+	dropped atomic.Uint64
+
+	flushMu sync.Mutex
+	// open holds this node's accumulated counts of the current minute,
+	// hour and day of each (team, flag) counted in them: every flush
+	// rewrites the node's row of each open bucket whole.
+	open map[openKey]*openAcc
+}
+
+type flagKey struct {
+	team int64
+	flag string
+}
+
+type openKey struct {
+	flagKey
+	kind byte
+}
+
+type openAcc struct {
+	bucket int64
+	c      Counts
+	dirty  bool
+}
+
+type shard struct {
+	mu sync.Mutex
+	m  map[flagKey]*Counts
+	_  [40]byte // keep shards' locks on separate cache lines
+}
+
+// NewRecorder returns a Recorder; call Run to flush it.
+func NewRecorder(cfg RecorderConfig) (*Recorder, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("usage: recorder: Store is required")
+	}
+	if cfg.FlushInterval < 0 || cfg.FlushInterval > time.Minute {
+		return nil, fmt.Errorf("usage: recorder: FlushInterval %v out of range 0..1m (0: %v)", cfg.FlushInterval, DefaultFlushInterval)
+	}
+	if cfg.FlushInterval == 0 {
+		cfg.FlushInterval = DefaultFlushInterval
+	}
+	if cfg.MaxTracked <= 0 {
+		cfg.MaxTracked = DefaultMaxTracked
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Node == "" {
+		host, _ := os.Hostname()
+		if len(host) > 64 {
+			host = host[:64]
+		}
+		var b [6]byte
+		_, _ = rand.Read(b[:])
+		cfg.Node = host + "-" + hex.EncodeToString(b[:])
+	}
+	if len(cfg.Node) > store.MaxUsageNodeBytes {
+		return nil, fmt.Errorf("usage: recorder: Node over %d bytes", store.MaxUsageNodeBytes)
+	}
+	n := 1
+	for n < 4*runtime.GOMAXPROCS(0) {
+		n *= 2
+	}
+	r := &Recorder{cfg: cfg, shards: make([]shard, n), mask: uint64(n - 1), perCap: max(1, cfg.MaxTracked/n), open: map[openKey]*openAcc{}}
+	for i := range r.shards {
+		r.shards[i].m = map[flagKey]*Counts{}
+	}
+	return r, nil
+}
+
+// Node is the name of this recorder's rows.
+func (r *Recorder) Node() string { return r.cfg.Node }
+
+// Dropped is how many flag evaluations were not counted (MaxTracked).
+func (r *Recorder) Dropped() uint64 { return r.dropped.Load() }
+
+// Record counts one remote evaluation of a team's flags for distinctID.
+func (r *Recorder) Record(team int64, ep Endpoint, distinctID string, evals []Eval) {
+	if r == nil || len(evals) == 0 || ep >= numEndpoints {
+		return
+	}
+	h := xxhash.Sum64String(distinctID)
+	sh := &r.shards[h&r.mask]
+	sh.mu.Lock()
+	for i := range evals {
+		e := &evals[i]
+		c := sh.m[flagKey{team, e.Flag}]
+		if c == nil {
+			if len(sh.m) >= r.perCap {
+				r.dropped.Add(1)
+				continue
+			}
+			c = &Counts{}
+			sh.m[flagKey{team, e.Flag}] = c
+		}
+		c.Evaluations++
+		c.ByEndpoint[ep]++
+		if e.Stored {
+			c.Stored++
+		}
+		if e.Failed {
+			c.Errors++
+		} else {
+			c.addValue(e.Value, 1)
+		}
+		c.insertHash(h)
+	}
+	sh.mu.Unlock()
+}
+
+// Poll counts one local-evaluation definitions request of a team.
+func (r *Recorder) Poll(team int64) {
+	if r == nil {
+		return
+	}
+	sh := &r.shards[uint64(team)&r.mask]
+	sh.mu.Lock()
+	c := sh.m[flagKey{team, ""}]
+	if c == nil {
+		if len(sh.m) >= r.perCap {
+			sh.mu.Unlock()
+			r.dropped.Add(1)
+			return
+		}
+		c = &Counts{}
+		sh.m[flagKey{team, ""}] = c
+	}
+	c.Polls++
+	sh.mu.Unlock()
+}
+
+// Run flushes every FlushInterval until ctx is done, then flushes once
+// more (under a fresh 5 s deadline) so a clean stop keeps every count.
+func (r *Recorder) Run(ctx context.Context) error {
+	t := time.NewTicker(r.cfg.FlushInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			if err := r.Flush(fctx); err != nil {
+				r.cfg.Logger.Warn("usage: last flush failed", "err", err)
+			}
+			return nil
+		case <-t.C:
+			if err := r.Flush(ctx); err != nil && ctx.Err() == nil {
+				r.cfg.Logger.Warn("usage: flush failed; retried at the next one", "err", err)
+			}
+		}
+	}
+}
+
+// bucketStart is the start (Unix seconds) of the bucket of kind holding t.
+func bucketStart(kind byte, t time.Time) int64 {
+	t = t.UTC()
+	switch kind {
+	case store.UsageMinute:
+		return t.Truncate(time.Minute).Unix()
+	case store.UsageHour:
+		return t.Truncate(time.Hour).Unix()
+	default:
+		return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC).Unix()
+	}
+}
+
+var retention = map[byte]time.Duration{store.UsageMinute: MinuteRetention, store.UsageHour: HourRetention, store.UsageDay: DayRetention}
+
+// bucketKinds are the resolutions every count goes to.
+var bucketKinds = []byte{store.UsageMinute, store.UsageHour, store.UsageDay}
+
+// Flush takes the counts out of the shards, adds them to this node's open
+// minute, hour and day buckets (the counts since the last flush belong to
+// the bucket of the flush's time) and writes every changed bucket's row,
+// and the last-evaluated row of each flag counted. A failed write keeps
+// the buckets changed, for the next flush.
+func (r *Recorder) Flush(ctx context.Context) error {
+	r.flushMu.Lock()
+	defer r.flushMu.Unlock()
+	now := r.cfg.Now()
+	pending := map[flagKey]*Counts{}
+	for i := range r.shards {
+		sh := &r.shards[i]
+		sh.mu.Lock()
+		m := sh.m
+		if len(m) > 0 {
+			sh.m = make(map[flagKey]*Counts, len(m))
+		}
+		sh.mu.Unlock()
+		for k, c := range m {
+			if p := pending[k]; p != nil {
+				p.Merge(c)
+			} else {
+				pending[k] = c
+			}
+		}
+	}
+	var rows []store.UsageRow
+	nowMs := now.UnixMilli()
+	for fk, c := range pending {
+		c.Last = nowMs
+		for _, kind := range bucketKinds {
+			b := bucketStart(kind, now)
+			ok := openKey{fk, kind}
+			a := r.open[ok]
+			if a == nil || a.bucket != b {
+				a = &openAcc{bucket: b}
+				r.open[ok] = a
+			}
+			a.c.Merge(c)
+			a.dirty = true
+		}
+		var last [8]byte
+		putInt64(last[:], nowMs)
+		rows = append(rows, store.UsageRow{Team: fk.team, Flag: fk.flag, Kind: store.UsageLast, Node: r.cfg.Node,
+			Value: last[:], ExpiresAt: now.Add(DayRetention).Unix()})
+	}
+	var written []*openAcc
+	for ok, a := range r.open {
+		if !a.dirty {
+			if a.bucket != bucketStart(ok.kind, now) {
+				delete(r.open, ok) // closed and written
+			}
+			continue
+		}
+		v, err := a.c.MarshalBinary()
+		if err != nil {
+			return fmt.Errorf("usage: encode: %w", err)
+		}
+		rows = append(rows, store.UsageRow{Team: ok.team, Flag: ok.flag, Kind: ok.kind, Bucket: a.bucket, Node: r.cfg.Node,
+			Value: v, ExpiresAt: time.Unix(a.bucket, 0).Add(retention[ok.kind]).Unix()})
+		written = append(written, a)
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	if err := r.cfg.Store.PutUsage(ctx, rows); err != nil {
+		return fmt.Errorf("usage: flush %d rows: %w", len(rows), err)
+	}
+	for _, a := range written {
+		a.dirty = false
+	}
+	return nil
+}
+
+func putInt64(b []byte, v int64) {
+	for i := 7; i >= 0; i-- {
+		b[i] = byte(v)
+		v >>= 8
+	}
+}
+
+func getInt64(b []byte) (int64, bool) {
+	if len(b) != 8 {
+		return 0, false
+	}
+	var v int64
+	for _, x := range b {
+		v = v<<8 | int64(x)
+	}
+	return v, true
+}
