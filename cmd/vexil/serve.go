@@ -95,6 +95,7 @@ type node struct {
 	js       jetstream.JetStream
 	ns       namespace.Name // every name on NATS derives from it
 	eval     *evalsvc.Service
+	usage    *nodeUsage // nil: usage statistics off
 	adminSvc *admin.Service
 	adminSrv *admin.Server
 	// outbox queues the management API's change notices and rollout
@@ -183,6 +184,7 @@ func (n *node) start(g *errgroup.Group, ctx context.Context) {
 		g.Go(func() error { return untilDone(ctx, log, "webhooks", n.hooks.Run) })
 	}
 	g.Go(func() error { return n.eval.Run(ctx, n.nc) })
+	g.Go(func() error { return n.usage.run(ctx, log) })
 	g.Go(func() error { return n.outbox.Run(ctx) })
 	g.Go(func() error { return n.adminSvc.Run(ctx) })
 	g.Go(func() error { return n.adminSrv.Run(ctx) })
@@ -303,6 +305,10 @@ func startNode(c config.Config, log *slog.Logger, hooks ...startHooks) (n *node,
 	if n.proj, err = projector.New(pcfg); err != nil {
 		return nil, err
 	}
+	if n.usage, err = newNodeUsage(n, log); err != nil {
+		return nil, err
+	}
+	ecfg.Usage = n.usage.recorder()
 	if n.eval, err = evalsvc.New(ecfg); err != nil {
 		return nil, err
 	}
@@ -340,6 +346,7 @@ func startNode(c config.Config, log *slog.Logger, hooks ...startHooks) (n *node,
 	}
 	h := &health{nc: n.nc, store: n.store, catalog: n.catalog, outbox: n.outbox, timeout: probeTimeout(c), log: log}
 	maps.Copy(routes, h.routes())
+	n.usage.addRoutes(routes, n.adminSvc)
 	// The evaluation API shares the management API's gRPC server; its HTTP
 	// gateway goes through a client connection to that server, so the
 	// listener is opened here to know the address first.
