@@ -32,7 +32,8 @@ func (e Endpoint) String() string {
 }
 
 // MaxValues bounds the distinct values (variants, "true", "false") one
-// flag's counts keep per bucket; the rest are counted under OtherValue, so
+// flag's counts keep per bucket, OtherValue included: past MaxValues-1
+// the new ones are counted under OtherValue, so
 // a flag whose variants change every minute cannot grow a row without end.
 const MaxValues = 64
 
@@ -85,7 +86,7 @@ func (c *Counts) addValue(v string, n uint64) {
 	if c.Values == nil {
 		c.Values = map[string]uint64{}
 	}
-	if _, ok := c.Values[v]; !ok && len(c.Values) >= MaxValues {
+	if _, ok := c.Values[v]; !ok && v != OtherValue && len(c.Values) >= MaxValues-1 {
 		v = OtherValue
 	}
 	c.Values[v] += n
@@ -188,7 +189,7 @@ func (c *Counts) UnmarshalBinary(b []byte) error {
 	}
 	c.Last, b = last, b[n:]
 	nv := uv()
-	if bad || nv > MaxValues+1 {
+	if bad || nv > MaxValues {
 		return fmt.Errorf("%w: values", errCorrupt)
 	}
 	for range nv {
