@@ -111,7 +111,12 @@ func (c *Counts) Merge(o *Counts) {
 	c.Polls += o.Polls
 	c.Last = max(c.Last, o.Last)
 	for _, k := range slices.Sorted(maps.Keys(o.Values)) {
-		c.addValue(k, o.Values[k])
+		if k != OtherValue {
+			c.addValue(k, o.Values[k])
+		}
+	}
+	if n := o.Values[OtherValue]; n > 0 {
+		c.addValue(OtherValue, n)
 	}
 	if o.uniques != nil {
 		if c.uniques == nil {
