@@ -208,7 +208,10 @@ func (c *Counts) UnmarshalBinary(b []byte) error {
 		if bad {
 			return errCorrupt
 		}
-		c.addValue(k, v)
+		if c.Values == nil {
+			c.Values = make(map[string]uint64, nv)
+		}
+		c.Values[k] += v
 	}
 	if len(b) == 0 {
 		return errCorrupt
