@@ -142,7 +142,7 @@ func (s *Service) evaluate(ctx context.Context, ts *teamState, req *wire.FlagsRe
 	ev := s.buildRecords(&p)
 	s.m.evaluations.WithLabelValues(p.path).Inc()
 	if s.cfg.Usage != nil {
-		s.cfg.Usage.Record(ts.team.ID, ep, req.DistinctID, sc.usage)
+		s.cfg.Usage.Record(ts.team.ID, ep, req.DistinctID, req.FlagKeys == nil && len(sc.usage) == len(ts.keys), sc.usage)
 	}
 	return ev
 }

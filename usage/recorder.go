@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/axiomhq/hyperloglog"
 	"github.com/cespare/xxhash/v2"
 
 	"github.com/vexil-dev/vexil/store"
@@ -98,9 +99,81 @@ type openAcc struct {
 }
 
 type shard struct {
-	mu sync.Mutex
-	m  map[flagKey]*Counts
-	_  [40]byte // keep shards' locks on separate cache lines
+	mu    sync.Mutex
+	teams map[int64]*teamAcc
+	// flags counts the flagAccs of every team, against perCap.
+	flags int
+	_     [40]byte // keep shards' locks on separate cache lines
+}
+
+// teamAcc is one team's counts in a shard since the last flush.
+type teamAcc struct {
+	flags map[string]*flagAcc
+	// byPos caches the flagAcc of the i-th Eval of the last request: a
+	// request's flags come in the team's order, so the next one's keys
+	// (the same strings) usually match and skip the map.
+	byPos []*flagAcc
+	// all estimates the distinct ids of the requests that evaluated every
+	// flag of the team: one sketch insert per request instead of one per
+	// flag. A flag's uniques are all's merged with its own sketch (ids of
+	// the requests that evaluated a subset holding it).
+	all   *hyperloglog.Sketch
+	polls uint64
+}
+
+// flagAcc is one flag's counts in a shard since the last flush.
+type flagAcc struct {
+	key         string
+	evaluations uint64
+	byEndpoint  [numEndpoints]uint64
+	stored      uint64
+	errors      uint64
+	// values counts by value, in first-seen order (a flag has few); past
+	// MaxValues-1 into other.
+	values  []valueCount
+	other   uint64
+	uniques *hyperloglog.Sketch
+}
+
+type valueCount struct {
+	value string
+	n     uint64
+}
+
+func (f *flagAcc) addValue(v string) {
+	for i := range f.values {
+		if f.values[i].value == v {
+			f.values[i].n++
+			return
+		}
+	}
+	if len(f.values) >= MaxValues-1 {
+		f.other++
+		return
+	}
+	f.values = append(f.values, valueCount{v, 1})
+}
+
+// counts turns the accumulator into Counts, its uniques the union of the
+// team's all-flags sketch and its own.
+func (f *flagAcc) counts(all *hyperloglog.Sketch) *Counts {
+	c := &Counts{Evaluations: f.evaluations, ByEndpoint: f.byEndpoint, Stored: f.stored, Errors: f.errors}
+	for _, v := range f.values {
+		c.addValue(v.value, v.n)
+	}
+	if f.other > 0 {
+		c.addValue(OtherValue, f.other)
+	}
+	switch {
+	case f.uniques != nil:
+		c.uniques = f.uniques
+		if all != nil {
+			_ = c.uniques.Merge(all)
+		}
+	case all != nil:
+		c.uniques = all.Clone()
+	}
+	return c
 }
 
 // NewRecorder returns a Recorder; call Run to flush it.
@@ -141,7 +214,7 @@ func NewRecorder(cfg RecorderConfig) (*Recorder, error) {
 	}
 	r := &Recorder{cfg: cfg, shards: make([]shard, n), mask: uint64(n - 1), perCap: max(1, cfg.MaxTracked/n), open: map[openKey]*openAcc{}}
 	for i := range r.shards {
-		r.shards[i].m = map[flagKey]*Counts{}
+		r.shards[i].teams = map[int64]*teamAcc{}
 	}
 	return r, nil
 }
@@ -153,35 +226,61 @@ func (r *Recorder) Node() string { return r.cfg.Node }
 func (r *Recorder) Dropped() uint64 { return r.dropped.Load() }
 
 // Record counts one remote evaluation of a team's flags for distinctID.
-func (r *Recorder) Record(team int64, ep Endpoint, distinctID string, evals []Eval) {
+// all says that evals holds every flag of the team (no flag_keys subset,
+// none left out): the distinct id then goes into one sketch for all of
+// them.
+func (r *Recorder) Record(team int64, ep Endpoint, distinctID string, all bool, evals []Eval) {
 	if r == nil || len(evals) == 0 || ep >= numEndpoints {
 		return
 	}
 	h := xxhash.Sum64String(distinctID)
 	sh := &r.shards[h&r.mask]
 	sh.mu.Lock()
+	ta := sh.teams[team]
+	if ta == nil {
+		ta = &teamAcc{flags: map[string]*flagAcc{}}
+		sh.teams[team] = ta
+	}
+	if len(ta.byPos) < len(evals) {
+		ta.byPos = append(ta.byPos, make([]*flagAcc, len(evals)-len(ta.byPos))...)
+	}
 	for i := range evals {
 		e := &evals[i]
-		c := sh.m[flagKey{team, e.Flag}]
-		if c == nil {
-			if len(sh.m) >= r.perCap {
-				r.dropped.Add(1)
-				continue
+		f := ta.byPos[i]
+		if f == nil || f.key != e.Flag {
+			if f = ta.flags[e.Flag]; f == nil {
+				if sh.flags >= r.perCap {
+					r.dropped.Add(1)
+					continue
+				}
+				f = &flagAcc{key: e.Flag}
+				ta.flags[e.Flag] = f
+				sh.flags++
 			}
-			c = &Counts{}
-			sh.m[flagKey{team, e.Flag}] = c
+			ta.byPos[i] = f
 		}
-		c.Evaluations++
-		c.ByEndpoint[ep]++
+		f.evaluations++
+		f.byEndpoint[ep]++
 		if e.Stored {
-			c.Stored++
+			f.stored++
 		}
 		if e.Failed {
-			c.Errors++
+			f.errors++
 		} else {
-			c.addValue(e.Value, 1)
+			f.addValue(e.Value)
 		}
-		c.insertHash(h)
+		if !all {
+			if f.uniques == nil {
+				f.uniques = newSketch()
+			}
+			f.uniques.InsertHash(h)
+		}
+	}
+	if all {
+		if ta.all == nil {
+			ta.all = newSketch()
+		}
+		ta.all.InsertHash(h)
 	}
 	sh.mu.Unlock()
 }
@@ -193,17 +292,12 @@ func (r *Recorder) Poll(team int64) {
 	}
 	sh := &r.shards[uint64(team)&r.mask]
 	sh.mu.Lock()
-	c := sh.m[flagKey{team, ""}]
-	if c == nil {
-		if len(sh.m) >= r.perCap {
-			sh.mu.Unlock()
-			r.dropped.Add(1)
-			return
-		}
-		c = &Counts{}
-		sh.m[flagKey{team, ""}] = c
+	ta := sh.teams[team]
+	if ta == nil {
+		ta = &teamAcc{flags: map[string]*flagAcc{}}
+		sh.teams[team] = ta
 	}
-	c.Polls++
+	ta.polls++
 	sh.mu.Unlock()
 }
 
@@ -257,19 +351,27 @@ func (r *Recorder) Flush(ctx context.Context) error {
 	defer r.flushMu.Unlock()
 	now := r.cfg.Now()
 	pending := map[flagKey]*Counts{}
+	merge := func(k flagKey, c *Counts) {
+		if p := pending[k]; p != nil {
+			p.Merge(c)
+		} else {
+			pending[k] = c
+		}
+	}
 	for i := range r.shards {
 		sh := &r.shards[i]
 		sh.mu.Lock()
-		m := sh.m
-		if len(m) > 0 {
-			sh.m = make(map[flagKey]*Counts, len(m))
+		teams := sh.teams
+		if len(teams) > 0 {
+			sh.teams, sh.flags = make(map[int64]*teamAcc, len(teams)), 0
 		}
 		sh.mu.Unlock()
-		for k, c := range m {
-			if p := pending[k]; p != nil {
-				p.Merge(c)
-			} else {
-				pending[k] = c
+		for team, ta := range teams {
+			for key, f := range ta.flags {
+				merge(flagKey{team, key}, f.counts(ta.all))
+			}
+			if ta.polls > 0 {
+				merge(flagKey{team, ""}, &Counts{Polls: ta.polls})
 			}
 		}
 	}

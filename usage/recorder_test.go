@@ -69,7 +69,7 @@ func traffic(r *usage.Recorder, prefix string, n, ids int) {
 		if i%10 == 0 {
 			ev[1].Value = ""
 		}
-		r.Record(1, usage.Endpoint(i%3), fmt.Sprintf("%s%d", prefix, i%ids), ev)
+		r.Record(1, usage.Endpoint(i%3), fmt.Sprintf("%s%d", prefix, i%ids), i%2 == 0, ev)
 	}
 }
 
@@ -239,14 +239,14 @@ func TestRecorderBounds(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 100 {
-		r.Record(1, usage.EndpointFlags, "u", []usage.Eval{{Flag: fmt.Sprintf("f%d", i), Value: "true"}})
+		r.Record(1, usage.EndpointFlags, "u", false, []usage.Eval{{Flag: fmt.Sprintf("f%d", i), Value: "true"}})
 	}
 	if r.Dropped() != 99 {
 		t.Errorf("dropped = %d, want 99", r.Dropped())
 	}
 	r2 := newRecorder(t, st, c, "m")
 	for i := range usage.MaxValues + 10 {
-		r2.Record(1, usage.EndpointFlags, "u", []usage.Eval{{Flag: "many", Value: fmt.Sprintf("v%d", i)}})
+		r2.Record(1, usage.EndpointFlags, "u", false, []usage.Eval{{Flag: "many", Value: fmt.Sprintf("v%d", i)}})
 	}
 	flush(t, r2)
 	got := series(t, newService(t, st, c, nil), "many", usage.Minute, t0.Add(-time.Minute), t0.Add(time.Minute)).Total

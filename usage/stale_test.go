@@ -85,7 +85,7 @@ func TestFindingsAndStatus(t *testing.T) {
 	s := newService(t, st, c, l)
 	ctx := context.Background()
 	r := newRecorder(t, st, c, "n")
-	r.Record(1, usage.EndpointFlags, "u1", []usage.Eval{{Flag: "unused", Value: "true"}})
+	r.Record(1, usage.EndpointFlags, "u1", false, []usage.Eval{{Flag: "unused", Value: "true"}})
 	flush(t, r)
 	if err := s.SetStaleAfterDays(ctx, 1, 7); err != nil {
 		t.Fatal(err)
@@ -94,7 +94,7 @@ func TestFindingsAndStatus(t *testing.T) {
 		t.Error("stale_after_days 0 accepted")
 	}
 	c.Add(6 * 24 * time.Hour)
-	r.Record(1, usage.EndpointFlags, "u1", []usage.Eval{{Flag: "used", Value: "true"}})
+	r.Record(1, usage.EndpointFlags, "u1", false, []usage.Eval{{Flag: "used", Value: "true"}})
 	flush(t, r)
 	states, err := s.FlagStates(ctx, 1, l[1], c.Now())
 	if err != nil {
