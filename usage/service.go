@@ -265,3 +265,6 @@ func (s *Service) SetStaleAfterDays(ctx context.Context, team int64, days int) e
 func (s *Service) Sweep(ctx context.Context) (int, error) {
 	return s.cfg.Store.SweepUsage(ctx, s.cfg.Now())
 }
+
+// Now is the service's clock.
+func (s *Service) Now() time.Time { return s.cfg.Now() }

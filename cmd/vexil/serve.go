@@ -314,6 +314,7 @@ func startNode(c config.Config, log *slog.Logger, hooks ...startHooks) (n *node,
 	}
 	acfg := admin.Config{Catalog: n.catalog, Persons: n.store, Logger: log.With("role", "admin"), Registry: n.registry,
 		Admission: ac}
+	acfg.FlagUsage = n.usage.flagUsage()
 	withNATS(&acfg, n.nc, n.js, n.ns)
 	if n.nc.Status() == nats.CONNECTED {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/vexil-dev/vexil/admin"
+	"github.com/vexil-dev/vexil/catalog"
 	"github.com/vexil-dev/vexil/store"
 	"github.com/vexil-dev/vexil/usage"
 )
@@ -82,4 +83,31 @@ func (u *nodeUsage) run(ctx context.Context, log *slog.Logger) error {
 		}
 	}()
 	return u.rec.Run(ctx)
+}
+
+// flagUsage gives the management API's flag reads their status and last
+// evaluation; nil when usage is off.
+func (u *nodeUsage) flagUsage() admin.FlagUsage {
+	if u == nil {
+		return nil
+	}
+	return flagUsageAdapter{u.svc}
+}
+
+type flagUsageAdapter struct{ svc *usage.Service }
+
+func (a flagUsageAdapter) FlagStates(ctx context.Context, team int64, recs []catalog.FlagRecord) (map[string]admin.FlagUsageState, error) {
+	st, err := a.svc.FlagStates(ctx, team, recs, a.svc.Now())
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]admin.FlagUsageState, len(st))
+	for k, s := range st {
+		u := admin.FlagUsageState{Status: string(s.Status)}
+		if s.LastEvaluatedAt != nil {
+			u.LastEvaluatedAt = *s.LastEvaluatedAt
+		}
+		out[k] = u
+	}
+	return out, nil
 }

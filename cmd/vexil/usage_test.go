@@ -255,6 +255,31 @@ func TestServeUsage(t *testing.T) {
 		t.Errorf("findings: %d %+v", code, fs)
 	}
 
+	// The flag list and get show status and last_evaluated_at.
+	var list struct {
+		Results []struct {
+			ID              int64      `json:"id"`
+			Key             string     `json:"key"`
+			Status          string     `json:"status"`
+			LastEvaluatedAt *time.Time `json:"last_evaluated_at"`
+		} `json:"results"`
+	}
+	if code := apiGet(t, n, "GET", fmt.Sprintf("/api/projects/%d/feature_flags/", tm.id), tm.personal, "", &list); code != 200 || len(list.Results) != len(demoFlags) {
+		t.Fatalf("flag list: %d, %d flags", code, len(list.Results))
+	}
+	for _, f := range list.Results {
+		if f.Status != "ACTIVE" || f.LastEvaluatedAt == nil || time.Since(*f.LastEvaluatedAt) > time.Hour {
+			t.Errorf("flag list: %s status %q last evaluated %v", f.Key, f.Status, f.LastEvaluatedAt)
+		}
+	}
+	var one struct {
+		Status          string     `json:"status"`
+		LastEvaluatedAt *time.Time `json:"last_evaluated_at"`
+	}
+	if code := apiGet(t, n, "GET", fmt.Sprintf("/api/projects/%d/feature_flags/%d", tm.id, list.Results[0].ID), tm.personal, "", &one); code != 200 || one.Status != "ACTIVE" || one.LastEvaluatedAt == nil {
+		t.Errorf("flag get: %d %+v", code, one)
+	}
+
 	// Keys and scopes: none (401), another team's (404), no flag:read (403).
 	ctx := context.Background()
 	_, other, err := admin.CreatePersonalKey(ctx, n.catalog, []int64{tm.id + 1000}, []string{admin.ScopeAll}, "other", "test")
