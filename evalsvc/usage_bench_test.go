@@ -57,6 +57,7 @@ func benchServeFlags50Parallel(b *testing.B, s *Service) {
 	h := s.Handler()
 	b.ReportAllocs()
 	b.SetParallelism(4)
+	b.ResetTimer() // benchService's setup ran under the timer
 	var next atomic.Int64
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {

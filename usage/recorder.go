@@ -93,9 +93,10 @@ type openKey struct {
 }
 
 type openAcc struct {
-	bucket int64
-	c      Counts
-	dirty  bool
+	bucket  int64
+	c       Counts
+	dirty   bool
+	wroteAt time.Time
 }
 
 type shard struct {
@@ -316,7 +317,7 @@ func (r *Recorder) Run(ctx context.Context) error {
 			}
 			return nil
 		case <-t.C:
-			if err := r.Flush(ctx); err != nil && ctx.Err() == nil {
+			if err := r.flush(ctx, false); err != nil && ctx.Err() == nil {
 				r.cfg.Logger.Warn("usage: flush failed; retried at the next one", "err", err)
 			}
 		}
@@ -346,36 +347,78 @@ var bucketKinds = []byte{store.UsageMinute, store.UsageHour, store.UsageDay}
 // the bucket of the flush's time) and writes every changed bucket's row,
 // and the last-evaluated row of each flag counted. A failed write keeps
 // the buckets changed, for the next flush.
-func (r *Recorder) Flush(ctx context.Context) error {
+func (r *Recorder) Flush(ctx context.Context) error { return r.flush(ctx, true) }
+
+// hourRowsEvery: Run writes a changed hour or day row at most this often
+// (and when its bucket closes, and at the last flush); minute rows at
+// every flush. An hour row holds a sketch of up to 16 KiB: rewriting it
+// every 10 s would be most of the usage write volume.
+const hourRowsEvery = time.Minute
+
+// pendingTeam is one team's counts taken out of every shard.
+type pendingTeam struct {
+	// all is the union of the shards' all-flags sketches.
+	all   *hyperloglog.Sketch
+	flags map[string]*Counts
+	polls uint64
+}
+
+func (r *Recorder) flush(ctx context.Context, force bool) error {
 	r.flushMu.Lock()
 	defer r.flushMu.Unlock()
 	now := r.cfg.Now()
-	pending := map[flagKey]*Counts{}
-	merge := func(k flagKey, c *Counts) {
-		if p := pending[k]; p != nil {
-			p.Merge(c)
-		} else {
-			pending[k] = c
-		}
-	}
+	teams := map[int64]*pendingTeam{}
 	for i := range r.shards {
 		sh := &r.shards[i]
 		sh.mu.Lock()
-		teams := sh.teams
-		if len(teams) > 0 {
-			sh.teams, sh.flags = make(map[int64]*teamAcc, len(teams)), 0
+		taken := sh.teams
+		if len(taken) > 0 {
+			sh.teams, sh.flags = make(map[int64]*teamAcc, len(taken)), 0
 		}
 		sh.mu.Unlock()
-		for team, ta := range teams {
+		for team, ta := range taken {
+			pt := teams[team]
+			if pt == nil {
+				pt = &pendingTeam{flags: map[string]*Counts{}}
+				teams[team] = pt
+			}
+			if ta.all != nil {
+				if pt.all == nil {
+					pt.all = ta.all
+				} else {
+					_ = pt.all.Merge(ta.all)
+				}
+			}
 			for key, f := range ta.flags {
-				merge(flagKey{team, key}, f.counts(ta.all))
+				if p := pt.flags[key]; p != nil {
+					p.Merge(f.counts(nil))
+				} else {
+					pt.flags[key] = f.counts(nil)
+				}
 			}
-			if ta.polls > 0 {
-				merge(flagKey{team, ""}, &Counts{Polls: ta.polls})
+			pt.polls += ta.polls
+		}
+	}
+	pending := map[flagKey]*Counts{}
+	for team, pt := range teams {
+		for key, c := range pt.flags {
+			// The team's all-flags sketch is shared by its flags' Counts:
+			// only read from here on (Merge clones what it keeps).
+			switch {
+			case c.uniques == nil:
+				c.uniques = pt.all
+			case pt.all != nil:
+				_ = c.uniques.Merge(pt.all)
 			}
+			pending[flagKey{team, key}] = c
+		}
+		if pt.polls > 0 {
+			pending[flagKey{team, ""}] = &Counts{Polls: pt.polls}
 		}
 	}
 	var rows []store.UsageRow
+	var closing []openKey
+	var closed []*openAcc
 	nowMs := now.UnixMilli()
 	for fk, c := range pending {
 		c.Last = nowMs
@@ -383,6 +426,9 @@ func (r *Recorder) Flush(ctx context.Context) error {
 			b := bucketStart(kind, now)
 			ok := openKey{fk, kind}
 			a := r.open[ok]
+			if a != nil && a.bucket != b && a.dirty {
+				closing, closed = append(closing, ok), append(closed, a) // written below, once
+			}
 			if a == nil || a.bucket != b {
 				a = &openAcc{bucket: b}
 				r.open[ok] = a
@@ -390,25 +436,43 @@ func (r *Recorder) Flush(ctx context.Context) error {
 			a.c.Merge(c)
 			a.dirty = true
 		}
+		if fk.flag == "" {
+			continue // polls: no last-evaluated row
+		}
 		var last [8]byte
 		putInt64(last[:], nowMs)
 		rows = append(rows, store.UsageRow{Team: fk.team, Flag: fk.flag, Kind: store.UsageLast, Node: r.cfg.Node,
 			Value: last[:], ExpiresAt: now.Add(DayRetention).Unix()})
 	}
-	var written []*openAcc
-	for ok, a := range r.open {
-		if !a.dirty {
-			if a.bucket != bucketStart(ok.kind, now) {
-				delete(r.open, ok) // closed and written
-			}
-			continue
-		}
+	row := func(ok openKey, a *openAcc) error {
 		v, err := a.c.MarshalBinary()
 		if err != nil {
 			return fmt.Errorf("usage: encode: %w", err)
 		}
 		rows = append(rows, store.UsageRow{Team: ok.team, Flag: ok.flag, Kind: ok.kind, Bucket: a.bucket, Node: r.cfg.Node,
 			Value: v, ExpiresAt: time.Unix(a.bucket, 0).Add(retention[ok.kind]).Unix()})
+		return nil
+	}
+	for i, a := range closed {
+		if err := row(closing[i], a); err != nil {
+			return err
+		}
+	}
+	var written []*openAcc
+	for ok, a := range r.open {
+		isClosed := a.bucket != bucketStart(ok.kind, now)
+		if !a.dirty {
+			if isClosed {
+				delete(r.open, ok) // closed and written
+			}
+			continue
+		}
+		if ok.kind != store.UsageMinute && !force && !isClosed && now.Sub(a.wroteAt) < hourRowsEvery {
+			continue
+		}
+		if err := row(ok, a); err != nil {
+			return err
+		}
 		written = append(written, a)
 	}
 	if len(rows) == 0 {
@@ -418,7 +482,7 @@ func (r *Recorder) Flush(ctx context.Context) error {
 		return fmt.Errorf("usage: flush %d rows: %w", len(rows), err)
 	}
 	for _, a := range written {
-		a.dirty = false
+		a.dirty, a.wroteAt = false, now
 	}
 	return nil
 }
