@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/axiomhq/hyperloglog"
 	"github.com/cespare/xxhash/v2"
@@ -129,37 +130,68 @@ type flagAcc struct {
 	byEndpoint  [numEndpoints]uint64
 	stored      uint64
 	errors      uint64
-	// values counts by value, in first-seen order (a flag has few); past
-	// MaxValues-1 into other.
-	values  []valueCount
+	// vals holds the first values seen inline (a boolean flag has two, a
+	// multivariate few), next to the counters: no pointer to chase on
+	// the request path; more the rest, up to MaxValues-1; past them,
+	// other.
+	nvals   int
+	vals    [inlineValues]valueCount
+	more    []valueCount
 	other   uint64
 	uniques *hyperloglog.Sketch
 }
+
+const inlineValues = 4
 
 type valueCount struct {
 	value string
 	n     uint64
 }
 
+// same compares strings by pointer and length before bytes: the keys and
+// values of a team's requests are mostly the same strings (the flag set's
+// keys and variants, the "true" / "false" constants), so most compares
+// never reach the bytes.
+func same(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	return unsafe.StringData(a) == unsafe.StringData(b) || a == b
+}
+
 func (f *flagAcc) addValue(v string) {
-	for i := range f.values {
-		if f.values[i].value == v {
-			f.values[i].n++
+	for i := range f.nvals {
+		if same(f.vals[i].value, v) {
+			f.vals[i].n++
 			return
 		}
 	}
-	if len(f.values) >= MaxValues-1 {
+	if f.nvals < inlineValues {
+		f.vals[f.nvals] = valueCount{v, 1}
+		f.nvals++
+		return
+	}
+	for i := range f.more {
+		if same(f.more[i].value, v) {
+			f.more[i].n++
+			return
+		}
+	}
+	if inlineValues+len(f.more) >= MaxValues-1 {
 		f.other++
 		return
 	}
-	f.values = append(f.values, valueCount{v, 1})
+	f.more = append(f.more, valueCount{v, 1})
 }
 
 // counts turns the accumulator into Counts, its uniques the union of the
 // team's all-flags sketch and its own.
 func (f *flagAcc) counts(all *hyperloglog.Sketch) *Counts {
 	c := &Counts{Evaluations: f.evaluations, ByEndpoint: f.byEndpoint, Stored: f.stored, Errors: f.errors}
-	for _, v := range f.values {
+	for _, v := range f.vals[:f.nvals] {
+		c.addValue(v.value, v.n)
+	}
+	for _, v := range f.more {
 		c.addValue(v.value, v.n)
 	}
 	if f.other > 0 {
@@ -248,7 +280,7 @@ func (r *Recorder) Record(team int64, ep Endpoint, distinctID string, all bool, 
 	for i := range evals {
 		e := &evals[i]
 		f := ta.byPos[i]
-		if f == nil || f.key != e.Flag {
+		if f == nil || !same(f.key, e.Flag) {
 			if f = ta.flags[e.Flag]; f == nil {
 				if sh.flags >= r.perCap {
 					r.dropped.Add(1)
