@@ -15,9 +15,14 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/vexil-dev/vexil/admin"
 	"github.com/vexil-dev/vexil/cmd/vexil/internal/config"
+	evalv1 "github.com/vexil-dev/vexil/proto/vexil/eval/v1"
 	"github.com/vexil-dev/vexil/schema/schematest"
 )
 
@@ -98,6 +103,30 @@ func sendTraffic(t *testing.T, n *node, tm e2eTeam, path, prefix string, count, 
 	}
 }
 
+// grpcTraffic calls gRPC Evaluate count times, as sendTraffic posts.
+func grpcTraffic(t *testing.T, n *node, tm e2eTeam, prefix string, count, ids int, tl tally) {
+	t.Helper()
+	conn, err := grpc.NewClient(n.adminSrv.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	client := evalv1.NewEvalServiceClient(conn)
+	ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+tm.token)
+	for i := range count {
+		resp, err := client.Evaluate(ctx, &evalv1.EvaluateRequest{DistinctId: proto.String(fmt.Sprintf("%s%d", prefix, i%ids)),
+			PersonProperties: `{"plan":"pro","country":"US"}`})
+		if err != nil {
+			t.Fatal(err)
+		}
+		flags := map[string]any{}
+		for _, f := range resp.GetFlags() {
+			flags[f.GetKey()] = map[string]any{"enabled": f.GetEnabled(), "variant": f.GetVariant()}
+		}
+		tl.add(map[string]any{"flags": flags})
+	}
+}
+
 // poll downloads the local-evaluation definitions count times.
 func poll(t *testing.T, n *node, tm e2eTeam, count int) {
 	t.Helper()
@@ -159,7 +188,7 @@ type restSeries struct {
 
 // checkUsage reads every flag's usage over REST and compares it with the
 // tallies: exact counts and values, uniques within 3%.
-func checkUsage(t *testing.T, n *node, tm e2eTeam, tl tally, flagsN, decideN uint64, uniques uint64, polls uint64) {
+func checkUsage(t *testing.T, n *node, tm e2eTeam, tl tally, flagsN, decideN, grpcN uint64, uniques uint64, polls uint64) {
 	t.Helper()
 	if len(tl) == 0 {
 		t.Fatal("no flag answered")
@@ -171,8 +200,9 @@ func checkUsage(t *testing.T, n *node, tm e2eTeam, tl tally, flagsN, decideN uin
 			t.Fatalf("%s: %d", path, code)
 		}
 		got := s.Total
-		if got.Evaluations != flagsN+decideN || got.ByEndpoint["flags"] != flagsN || got.ByEndpoint["decide"] != decideN || got.Errors != 0 {
-			t.Errorf("%s: %d evaluations %v, want %d flags + %d decide", key, got.Evaluations, got.ByEndpoint, flagsN, decideN)
+		if got.Evaluations != flagsN+decideN+grpcN || got.ByEndpoint["flags"] != flagsN || got.ByEndpoint["decide"] != decideN ||
+			got.ByEndpoint["grpc"] != grpcN || got.Errors != 0 {
+			t.Errorf("%s: %d evaluations %v, want %d flags + %d decide + %d grpc", key, got.Evaluations, got.ByEndpoint, flagsN, decideN, grpcN)
 		}
 		for v, want := range vals {
 			if got.Values[v] != want {
@@ -209,9 +239,10 @@ func TestServeUsage(t *testing.T) {
 	tl := tally{}
 	sendTraffic(t, n, tm, "/flags/?v=2", "user-", 300, 100, tl)
 	sendTraffic(t, n, tm, "/decide/?v=4", "user-", 30, 100, tl)
+	grpcTraffic(t, n, tm, "user-", 20, 100, tl)
 	poll(t, n, tm, 5)
 	flushUsage(t, n)
-	checkUsage(t, n, tm, tl, 300, 30, 100, 5)
+	checkUsage(t, n, tm, tl, 300, 30, 20, 100, 5)
 
 	// The team summary, the settings, the findings.
 	var sum struct {
@@ -233,7 +264,7 @@ func TestServeUsage(t *testing.T) {
 		t.Fatalf("summary: %+v", sum)
 	}
 	for _, r := range sum.Results {
-		if r.Status != "ACTIVE" || r.LastEvaluatedAt == nil || r.Evaluations != 330 || r.ID == 0 {
+		if r.Status != "ACTIVE" || r.LastEvaluatedAt == nil || r.Evaluations != 350 || r.ID == 0 {
 			t.Errorf("summary row %+v", r)
 		}
 	}
@@ -319,7 +350,7 @@ func TestServeUsage(t *testing.T) {
 	n2, _ := usageNode(t, c)
 	sendTraffic(t, n2, tm, "/flags/?v=2", "user-", 100, 100, tl)
 	flushUsage(t, n2)
-	checkUsage(t, n2, tm, tl, 400, 30, 100, 5)
+	checkUsage(t, n2, tm, tl, 400, 30, 20, 100, 5)
 }
 
 // TestUsageTwoNodesOnScylla: two serve nodes on one NATS and one keyspace
@@ -344,6 +375,6 @@ func TestUsageTwoNodesOnScylla(t *testing.T) {
 	poll(t, b, tm, 2)
 	flushUsage(t, a)
 	flushUsage(t, b)
-	checkUsage(t, a, tm, tl, 200, 0, 80, 2)
-	checkUsage(t, b, tm, tl, 200, 0, 80, 2)
+	checkUsage(t, a, tm, tl, 200, 0, 0, 80, 2)
+	checkUsage(t, b, tm, tl, 200, 0, 0, 80, 2)
 }
