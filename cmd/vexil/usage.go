@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/vexil-dev/vexil/admin"
@@ -66,7 +67,9 @@ func (u *nodeUsage) run(ctx context.Context, log *slog.Logger) error {
 	if u == nil {
 		return nil
 	}
-	go func() {
+	var wg sync.WaitGroup
+	defer wg.Wait() // the store closes after run returns
+	wg.Go(func() {
 		t := time.NewTicker(usageSweepInterval)
 		defer t.Stop()
 		for {
@@ -81,7 +84,7 @@ func (u *nodeUsage) run(ctx context.Context, log *slog.Logger) error {
 				}
 			}
 		}
-	}()
+	})
 	return u.rec.Run(ctx)
 }
 
