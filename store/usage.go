@@ -27,7 +27,7 @@ const (
 const (
 	MaxUsageFlagBytes  = 400
 	MaxUsageNodeBytes  = 128
-	MaxUsageValueBytes = 64 << 10
+	MaxUsageValueBytes = 256 << 10
 )
 
 // UsageRow is one stored usage row.

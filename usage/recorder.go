@@ -507,6 +507,18 @@ func (r *Recorder) flush(ctx context.Context, force bool) error {
 		}
 		written = append(written, a)
 	}
+	// A row the store would refuse (a flag key or a value past its
+	// bounds) is dropped, not allowed to hold up every other row.
+	kept := rows[:0]
+	for _, row := range rows {
+		if err := row.Validate(); err != nil {
+			r.dropped.Add(1)
+			r.cfg.Logger.Warn("usage: row dropped", "team", row.Team, "flag", row.Flag, "err", err)
+			continue
+		}
+		kept = append(kept, row)
+	}
+	rows = kept
 	if len(rows) == 0 {
 		return nil
 	}

@@ -253,6 +253,14 @@ func TestRecorderBounds(t *testing.T) {
 	if len(got.Values) != usage.MaxValues || got.Values[usage.OtherValue] != 11 {
 		t.Errorf("%d values, %d under %s; want %d and 11", len(got.Values), got.Values[usage.OtherValue], usage.OtherValue, usage.MaxValues)
 	}
+	// A row the store would refuse is dropped; the others are written.
+	r3 := newRecorder(t, st, c, "k")
+	long := string(make([]byte, store.MaxUsageFlagBytes+1))
+	r3.Record(1, usage.EndpointFlags, "u", false, []usage.Eval{{Flag: long, Value: "true"}, {Flag: "short", Value: "true"}})
+	flush(t, r3)
+	if got := series(t, newService(t, st, c, nil), "short", usage.Minute, t0.Add(-time.Minute), t0.Add(time.Minute)).Total; got.Evaluations != 1 || r3.Dropped() == 0 {
+		t.Errorf("beside an over-long key: %d evaluations, %d dropped; want 1 and some", got.Evaluations, r3.Dropped())
+	}
 	if _, err := usage.NewRecorder(usage.RecorderConfig{Store: st, FlushInterval: time.Hour}); err == nil {
 		t.Error("a flush interval of an hour is accepted")
 	}
