@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/vexil-dev/vexil/admin"
 	"github.com/vexil-dev/vexil/catalog"
 	"github.com/vexil-dev/vexil/store"
@@ -40,6 +42,13 @@ func newNodeUsage(n *node, log *slog.Logger) (*nodeUsage, error) {
 	svc, err := usage.New(usage.Config{Store: us, Flags: n.catalog})
 	if err != nil {
 		return nil, err
+	}
+	if n.registry != nil {
+		if err := n.registry.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "vexil_usage_dropped_total",
+			Help: "Flag evaluations or usage rows not counted: past the recorder's bound of (team, flag) pairs per flush, or refused by the store's bounds."},
+			func() float64 { return float64(rec.Dropped()) })); err != nil {
+			return nil, err
+		}
 	}
 	return &nodeUsage{rec: rec, svc: svc}, nil
 }
