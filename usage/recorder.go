@@ -115,12 +115,32 @@ type teamAcc struct {
 	// request's flags come in the team's order, so the next one's keys
 	// (the same strings) usually match and skip the map.
 	byPos []*flagAcc
-	// all estimates the distinct ids of the requests that evaluated every
-	// flag of the team: one sketch insert per request instead of one per
-	// flag. A flag's uniques are all's merged with its own sketch (ids of
-	// the requests that evaluated a subset holding it).
+	// The distinct ids of the requests that evaluated every flag of the
+	// team go into one sketch for all of them (a flag's uniques are it
+	// merged with its own, the ids of requests that evaluated a subset
+	// holding it): first as hashes in ids, then, past allBuffer of them,
+	// into all, a dense sketch (16 KiB; a sparse one costs hundreds of ns
+	// an insert once it holds thousands). A quiet team costs a few
+	// hashes, a busy one a fixed 16 KiB per shard.
+	ids   []uint64
 	all   *hyperloglog.Sketch
 	polls uint64
+}
+
+// allBuffer is how many all-flags hashes a team keeps per shard before
+// it takes a dense sketch.
+const allBuffer = 1024
+
+// allSketch is the sketch of the team's all-flags requests (nil: none).
+func (ta *teamAcc) allSketch() *hyperloglog.Sketch {
+	if ta.all != nil || len(ta.ids) == 0 {
+		return ta.all
+	}
+	sk := newSketch()
+	for _, h := range ta.ids {
+		sk.InsertHash(h)
+	}
+	return sk
 }
 
 // flagAcc is one flag's counts in a shard since the last flush.
@@ -310,10 +330,19 @@ func (r *Recorder) Record(team int64, ep Endpoint, distinctID string, all bool, 
 		}
 	}
 	if all {
-		if ta.all == nil {
-			ta.all = newSketch()
+		switch {
+		case ta.all != nil:
+			ta.all.InsertHash(h)
+		case len(ta.ids) < allBuffer:
+			ta.ids = append(ta.ids, h)
+		default:
+			ta.all, _ = hyperloglog.NewSketch(hllPrecision, false)
+			for _, x := range ta.ids {
+				ta.all.InsertHash(x)
+			}
+			ta.all.InsertHash(h)
+			ta.ids = nil
 		}
-		ta.all.InsertHash(h)
 	}
 	sh.mu.Unlock()
 }
@@ -414,11 +443,11 @@ func (r *Recorder) flush(ctx context.Context, force bool) error {
 				pt = &pendingTeam{flags: map[string]*Counts{}}
 				teams[team] = pt
 			}
-			if ta.all != nil {
+			if sk := ta.allSketch(); sk != nil {
 				if pt.all == nil {
-					pt.all = ta.all
+					pt.all = sk
 				} else {
-					_ = pt.all.Merge(ta.all)
+					_ = pt.all.Merge(sk)
 				}
 			}
 			for key, f := range ta.flags {

@@ -267,3 +267,29 @@ func TestRecorderBounds(t *testing.T) {
 }
 
 var _ = flags.Flag{}
+
+// TestUniquesBusyTeam: a team busy enough that its all-flags ids go into
+// dense sketches (past 1,024 per shard): uniques stay within the
+// sketch's error, and a flag also asked for alone unions both kinds.
+func TestUniquesBusyTeam(t *testing.T) {
+	st := memstore.New()
+	c := &clock{t: t0}
+	r := newRecorder(t, st, c, "n")
+	both := []usage.Eval{{Flag: "a", Value: "true"}, {Flag: "b", Value: "false"}}
+	for i := range 40000 {
+		r.Record(1, usage.EndpointFlags, fmt.Sprintf("u%d", i%20000), true, both)
+	}
+	for i := range 5000 { // ids v0..v4999, only flag b
+		r.Record(1, usage.EndpointFlags, fmt.Sprintf("v%d", i), false, both[1:])
+	}
+	flush(t, r)
+	s := newService(t, st, c, nil)
+	a := series(t, s, "a", usage.Minute, t0.Add(-time.Minute), t0.Add(time.Minute)).Total
+	b := series(t, s, "b", usage.Minute, t0.Add(-time.Minute), t0.Add(time.Minute)).Total
+	if a.Evaluations != 40000 || b.Evaluations != 45000 || b.Values["false"] != 45000 {
+		t.Errorf("evaluations a %d, b %d (false %d); want 40000, 45000", a.Evaluations, b.Evaluations, b.Values["false"])
+	}
+	if !within(a.UniqueUsers, 20000, 0.03) || !within(b.UniqueUsers, 25000, 0.03) {
+		t.Errorf("uniques a %d, b %d; want 20000 and 25000 ± 3%%", a.UniqueUsers, b.UniqueUsers)
+	}
+}
