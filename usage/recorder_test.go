@@ -293,3 +293,18 @@ func TestUniquesBusyTeam(t *testing.T) {
 		t.Errorf("uniques a %d, b %d; want 20000 and 25000 ± 3%%", a.UniqueUsers, b.UniqueUsers)
 	}
 }
+
+// TestSeriesToWithinBucketSecond: a series read in the first second of a
+// bucket (to = its start + 0.5 s) holds that bucket.
+func TestSeriesToWithinBucketSecond(t *testing.T) {
+	st := memstore.New()
+	start := time.Date(2026, 12, 6, 10, 1, 0, 0, time.UTC)
+	c := &clock{t: start.Add(200 * time.Millisecond)}
+	r := newRecorder(t, st, c, "n")
+	r.Record(1, usage.EndpointFlags, "u", false, []usage.Eval{{Flag: "f", Value: "true"}})
+	flush(t, r)
+	got := series(t, newService(t, st, c, nil), "f", usage.Minute, start.Add(-time.Hour), start.Add(500*time.Millisecond))
+	if got.Total.Evaluations != 1 {
+		t.Errorf("read at %v: %d evaluations, want the bucket of %v", start.Add(500*time.Millisecond), got.Total.Evaluations, start)
+	}
+}

@@ -174,11 +174,15 @@ func (s *Service) FlagUsage(ctx context.Context, team int64, flag string, res Re
 	if oldest := s.cfg.Now().Add(-retention[kind]); from.Before(oldest.Add(-step)) {
 		return nil, errRange("date_from", "%s usage is kept %v: date_from must be after %s", res, retention[kind], oldest.UTC().Format(time.RFC3339))
 	}
-	evals, err := s.buckets(ctx, team, flag, kind, from.Unix(), to.Unix())
+	// Buckets that start before to: its second rounded up, so a bucket
+	// that began in to's second (a series read right after a minute
+	// starts) is in.
+	toSec := to.Add(time.Second - time.Nanosecond).Unix()
+	evals, err := s.buckets(ctx, team, flag, kind, from.Unix(), toSec)
 	if err != nil {
 		return nil, err
 	}
-	polls, err := s.buckets(ctx, team, "", kind, from.Unix(), to.Unix())
+	polls, err := s.buckets(ctx, team, "", kind, from.Unix(), toSec)
 	if err != nil {
 		return nil, err
 	}
