@@ -60,7 +60,9 @@ var layers = []layer{
 		Why: "webhook delivery reads the signals and keeps its own state on NATS; it is on no path of ingest or evaluation"},
 	{Path: "precompute", Allow: []string{"flags/...", "store", "catalog", "changes/...", "streams/...", "namespace", "signals"},
 		Why: "the precompute worker reads and writes through the store and catalog interfaces; hooks to the other roles are wired in cmd"},
-	{Path: "evalsvc", Allow: []string{"flags/...", "store", "catalog", "errcode/...", "changes/...", "precompute/results/...", "proto/vexil/eval/...", "namespace", "admission", "cors"},
+	{Path: "usage", Allow: []string{"flags/...", "store", "catalog", "errcode/..."},
+		Why: "usage statistics are counted for evalsvc and read for the APIs through the store and catalog interfaces; they depend on neither"},
+	{Path: "evalsvc", Allow: []string{"flags/...", "store", "catalog", "errcode/...", "changes/...", "precompute/results/...", "proto/vexil/eval/...", "namespace", "admission", "cors", "usage"},
 		Why: "evalsvc reads only through the store and catalog interfaces and never depends on a worker or the management API"},
 	{Path: "admin", Allow: []string{"flags/...", "store", "catalog", "errcode/...", "changes/...", "proto/vexil/admin/...", "namespace", "admission", "webhooks", "cors"},
 		Why: "the management API writes definitions and announces them; it does not depend on the workers or evalsvc"},
@@ -224,6 +226,8 @@ var forbidden = []struct {
 	{"catalog/...", []string{"github.com/nats-io/"}, "the catalog knows nothing of transports"},
 	{"evalsvc/...", []string{"github.com/gocql/", "github.com/cockroachdb/pebble"},
 		"evalsvc reads only through the store interfaces"},
+	{"usage/...", []string{"github.com/nats-io/", "github.com/gocql/", "github.com/cockroachdb/pebble"},
+		"usage statistics go through the store interfaces"},
 }
 
 // TestDependencyDirection checks every non-test package's direct imports

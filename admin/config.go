@@ -143,6 +143,24 @@ type Config struct {
 	// evaluation service. Default: a controller of its own with
 	// admission's defaults and no metrics.
 	Admission *admission.Controller
+	// FlagUsage gives flag reads (get, list) their status and last
+	// evaluation (package usage, wired by vexil serve), and the list's
+	// STALE filter its rule. Optional: without it status is absent and
+	// STALE is the rollout rule alone.
+	FlagUsage FlagUsage
+}
+
+// FlagUsage answers the usage status of flags.
+type FlagUsage interface {
+	// FlagStates returns the state of each of recs (one team's), by key.
+	FlagStates(ctx context.Context, team int64, recs []catalog.FlagRecord) (map[string]FlagUsageState, error)
+}
+
+// FlagUsageState is a flag's status (ACTIVE, STALE, ARCHIVED) and last
+// remote evaluation (zero: none).
+type FlagUsageState struct {
+	Status          string
+	LastEvaluatedAt time.Time
 }
 
 // Validate checks the configuration.

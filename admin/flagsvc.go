@@ -188,7 +188,7 @@ func (s *Service) GetFlag(ctx context.Context, req *adminv1.GetFlagRequest) (*ad
 	if err != nil {
 		return nil, err
 	}
-	return &adminv1.GetFlagResponse{Flag: flagProto(r)}, nil
+	return &adminv1.GetFlagResponse{Flag: s.withUsage(ctx, r.Flag.TeamID, []catalog.FlagRecord{r}, flagProto(r))[0]}, nil
 }
 
 // GetFlagByKey returns a live flag by key.
@@ -200,7 +200,7 @@ func (s *Service) GetFlagByKey(ctx context.Context, req *adminv1.GetFlagByKeyReq
 	if err != nil {
 		return nil, err
 	}
-	return &adminv1.GetFlagByKeyResponse{Flag: flagProto(r)}, nil
+	return &adminv1.GetFlagByKeyResponse{Flag: s.withUsage(ctx, r.Flag.TeamID, []catalog.FlagRecord{r}, flagProto(r))[0]}, nil
 }
 
 // ListFlags lists a team's flags, filtered, by id.
@@ -225,6 +225,14 @@ func (s *Service) ListFlags(ctx context.Context, req *adminv1.ListFlagsRequest) 
 	}
 	staleBefore := s.cfg.Now().Add(-time.Duration(staleDays) * 24 * time.Hour)
 	search := strings.ToLower(req.GetSearch())
+	// With usage statistics, STALE is their rule (docs/usage.md) with the
+	// team's stale_after_days, unless the request names its stale_days.
+	var usageStates map[string]FlagUsageState
+	if req.GetStatus() == adminv1.FlagStatus_FLAG_STATUS_STALE && s.cfg.FlagUsage != nil && req.GetStaleDays() == 0 {
+		if usageStates, err = s.cfg.FlagUsage.FlagStates(ctx, req.GetTeamId(), all); err != nil {
+			return nil, err
+		}
+	}
 	var match []catalog.FlagRecord
 	for _, r := range all {
 		f := r.Flag
@@ -249,7 +257,14 @@ func (s *Service) ListFlags(ctx context.Context, req *adminv1.ListFlagsRequest) 
 				continue
 			}
 		case adminv1.FlagStatus_FLAG_STATUS_STALE:
-			if r.Archived || !isStale(r, staleBefore) {
+			if r.Archived {
+				continue
+			}
+			if usageStates != nil {
+				if usageStates[f.Key].Status != "STALE" {
+					continue
+				}
+			} else if !isStale(r, staleBefore) {
 				continue
 			}
 		case adminv1.FlagStatus_FLAG_STATUS_ALL:
@@ -273,6 +288,7 @@ func (s *Service) ListFlags(ctx context.Context, req *adminv1.ListFlagsRequest) 
 	for _, r := range page {
 		out.Results = append(out.Results, flagProto(r))
 	}
+	out.Results = s.withUsage(ctx, req.GetTeamId(), page, out.Results...)
 	out.Count = int32(len(match))
 	return out, nil
 }
@@ -717,4 +733,29 @@ func (s *Service) SetOverrides(ctx context.Context, req *adminv1.SetOverridesReq
 		return nil, err
 	}
 	return &adminv1.SetOverridesResponse{Flag: f}, nil
+}
+
+// withUsage sets status and last_evaluated_at on the protos of recs (same
+// order) when Config.FlagUsage is set. A failed read leaves them unset:
+// usage is an annotation, not a reason to fail a read of definitions.
+func (s *Service) withUsage(ctx context.Context, team int64, recs []catalog.FlagRecord, out ...*adminv1.FeatureFlag) []*adminv1.FeatureFlag {
+	if s.cfg.FlagUsage == nil || len(recs) == 0 {
+		return out
+	}
+	st, err := s.cfg.FlagUsage.FlagStates(ctx, team, recs)
+	if err != nil {
+		s.log.Warn("admin: flag usage status unavailable", "team", team, "err", err)
+		return out
+	}
+	for i, r := range recs {
+		u, ok := st[r.Flag.Key]
+		if !ok || i >= len(out) {
+			continue
+		}
+		out[i].Status = u.Status
+		if !u.LastEvaluatedAt.IsZero() {
+			out[i].LastEvaluatedAt = ts(u.LastEvaluatedAt)
+		}
+	}
+	return out
 }

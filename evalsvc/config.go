@@ -18,6 +18,7 @@ import (
 	"github.com/vexil-dev/vexil/namespace"
 	"github.com/vexil-dev/vexil/precompute/results"
 	"github.com/vexil-dev/vexil/store"
+	"github.com/vexil-dev/vexil/usage"
 )
 
 // Definitions is what the service reads from the catalog: team snapshots,
@@ -111,6 +112,10 @@ type Config struct {
 	// recomputes it (precompute.Publisher.Repair). typeIndex is
 	// results.Persons for a row.
 	Repair func(team int64, typeIndex int, key string)
+	// Usage, when set, counts every remote evaluation (per flag: value,
+	// source, failure, distinct id) and every definitions poll, in
+	// memory; its Run writes them to the store (package usage).
+	Usage *usage.Recorder
 }
 
 // ErrInvalidConfig is returned by Validate.

@@ -94,4 +94,12 @@
 // response says errorsWhileComputingFlags, and a request never waits on a
 // read past its deadline, provided the store and the catalog honour their
 // context.
+//
+// # Usage statistics
+//
+// With Config.Usage set, every answered remote evaluation (/flags,
+// /decide, gRPC Evaluate) is counted per flag (endpoint, value, stored or
+// live, failed, the distinct id) and every definitions request or watch
+// payload per team, into package usage's in-memory recorder; the node
+// flushes it to the store in the background (docs/usage.md).
 package evalsvc

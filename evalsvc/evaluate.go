@@ -11,6 +11,7 @@ import (
 	"github.com/vexil-dev/vexil/flags"
 	"github.com/vexil-dev/vexil/precompute/results"
 	"github.com/vexil-dev/vexil/store"
+	"github.com/vexil-dev/vexil/usage"
 )
 
 // evaluation is one answered request.
@@ -48,6 +49,8 @@ type scratch struct {
 	debug    bool
 	// forceLive ignores stored results for this request.
 	forceLive bool
+	// usage is what Config.Usage counts of the request, per record.
+	usage []usage.Eval
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
@@ -63,6 +66,8 @@ func putScratch(sc *scratch) {
 	clear(sc.records)
 	clear(sc.stored)
 	clear(sc.misses)
+	clear(sc.usage)
+	sc.usage = sc.usage[:0]
 	sc.results, sc.live, sc.records, sc.buf = sc.results[:0], sc.live[:0], sc.records[:0], sc.buf[:0]
 	sc.misses, sc.sources, sc.debug, sc.forceLive = sc.misses[:0], sc.sources[:0], false, false
 	sc.cohorts.reset(nil, nil, 0, "")
@@ -125,7 +130,7 @@ type pass struct {
 // read answer failed, and the response says errorsWhileComputingFlags.
 // The live evaluation has its own, EvalTimeout from the start: past it
 // the flags not yet decided answer failed (deadline_exceeded).
-func (s *Service) evaluate(ctx context.Context, ts *teamState, req *wire.FlagsRequest, sc *scratch) evaluation {
+func (s *Service) evaluate(ctx context.Context, ts *teamState, req *wire.FlagsRequest, sc *scratch, ep usage.Endpoint) evaluation {
 	p := pass{ts: ts, req: req, sc: sc, now: s.cfg.Now(), deadline: time.Now().Add(s.cfg.EvalTimeout), path: "row"}
 	rctx, cancel := context.WithTimeout(ctx, s.cfg.StoreTimeout)
 	defer cancel()
@@ -136,6 +141,9 @@ func (s *Service) evaluate(ctx context.Context, ts *teamState, req *wire.FlagsRe
 	s.requestRepairs(&p)
 	ev := s.buildRecords(&p)
 	s.m.evaluations.WithLabelValues(p.path).Inc()
+	if s.cfg.Usage != nil {
+		s.cfg.Usage.Record(ts.team.ID, ep, req.DistinctID, req.FlagKeys == nil && len(sc.usage) == len(ts.keys), sc.usage)
+	}
 	return ev
 }
 
@@ -358,7 +366,7 @@ func (s *Service) merge(p *pass) {
 		}
 		ts.answers[i][src].Add(1)
 		sc.bySource[src]++
-		if sc.debug {
+		if sc.debug || s.cfg.Usage != nil {
 			sc.sources = append(sc.sources, src)
 		}
 	}
@@ -410,6 +418,9 @@ func (s *Service) buildRecords(p *pass) evaluation {
 		ev.records = append(ev.records, rec)
 		if sc.debug {
 			keep = append(keep, sc.sources[i])
+		}
+		if s.cfg.Usage != nil {
+			sc.usage = append(sc.usage, usage.Eval{Flag: rec.Key, Value: usageValue(rec), Stored: sc.sources[i] == results.Stored, Failed: rec.Failed})
 		}
 	}
 	sc.records = ev.records
@@ -480,4 +491,16 @@ func (c *cohortSource) member(id int64) (bool, error) {
 		return false, err
 	}
 	return ok, nil
+}
+
+// usageValue is the value usage counts for a record: its variant, or
+// "true" / "false".
+func usageValue(rec wire.Record) string {
+	switch {
+	case rec.Variant != "":
+		return rec.Variant
+	case rec.Enabled:
+		return "true"
+	}
+	return "false"
 }

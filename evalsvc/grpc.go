@@ -20,6 +20,7 @@ import (
 	"github.com/vexil-dev/vexil/errcode"
 	"github.com/vexil-dev/vexil/evalsvc/wire"
 	evalv1 "github.com/vexil-dev/vexil/proto/vexil/eval/v1"
+	"github.com/vexil-dev/vexil/usage"
 )
 
 // Metric endpoints of the gRPC API (the HTTP gateway's calls count as
@@ -85,7 +86,7 @@ func (s *Service) evaluateRPC(ctx context.Context, in *evalv1.EvaluateRequest) (
 	}
 	sc := getScratch()
 	defer putScratch(sc)
-	ev := s.evaluate(ctx, ts, req, sc)
+	ev := s.evaluate(ctx, ts, req, sc, usage.EndpointGRPC)
 	resp := &evalv1.EvaluateResponse{Flags: make([]*evalv1.FlagResult, len(ev.records)), ErrorsWhileComputing: ev.errors,
 		RequestId: requestID(mdValue(md, "x-request-id"))}
 	// One allocation for every result and reason.
@@ -190,6 +191,7 @@ func (g *grpcService) WatchDefinitions(in *evalv1.WatchDefinitionsRequest, strea
 			payload = ts.payload
 		}
 		if payload.ETag != last {
+			s.cfg.Usage.Poll(team)
 			if err := stream.Send(&evalv1.WatchDefinitionsResponse{Etag: payload.ETag, Payload: payload.Body, TeamId: team}); err != nil {
 				return err
 			}

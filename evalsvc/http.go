@@ -20,6 +20,7 @@ import (
 	"github.com/vexil-dev/vexil/cors"
 	"github.com/vexil-dev/vexil/errcode"
 	"github.com/vexil-dev/vexil/evalsvc/wire"
+	"github.com/vexil-dev/vexil/usage"
 )
 
 // Handler returns the HTTP handler of the PostHog-compatible endpoints:
@@ -193,7 +194,11 @@ func (s *Service) serveFlags(w http.ResponseWriter, r *http.Request, decide bool
 	if !req.DisableFlags {
 		sc.debug = r.Header.Get(DebugHeader) != ""
 		sc.forceLive = r.Header.Get(EvalHeader) == "live"
-		ev := s.evaluate(ctx, ts, req, sc)
+		ep := usage.EndpointFlags
+		if decide {
+			ep = usage.EndpointDecide
+		}
+		ev := s.evaluate(ctx, ts, req, sc, ep)
 		resp.Records = ev.records
 		resp.ErrorsWhileComputing = ev.errors
 		if sc.debug {
@@ -300,6 +305,7 @@ func (s *Service) serveDefinitions(w http.ResponseWriter, r *http.Request) {
 		writeFailure(w, err)
 		return
 	}
+	s.cfg.Usage.Poll(team)
 	payload := ts.payloadNoCohorts
 	if q.Has("send_cohorts") && !strings.EqualFold(q.Get("send_cohorts"), "false") {
 		payload = ts.payload

@@ -100,6 +100,7 @@ type node struct {
 	js       jetstream.JetStream
 	ns       namespace.Name // every name on NATS derives from it
 	eval     *evalsvc.Service
+	usage    *nodeUsage // nil: usage statistics off
 	adminSvc *admin.Service
 	// ui is the web UI, mounted at / beside the management API.
 	ui       *web.Handler
@@ -197,6 +198,7 @@ func (n *node) start(g *errgroup.Group, ctx context.Context) {
 		g.Go(func() error { return untilDone(ctx, log, "webhooks", n.hooks.Run) })
 	}
 	g.Go(func() error { return n.eval.Run(ctx, n.nc) })
+	g.Go(func() error { return n.usage.run(ctx, log) })
 	g.Go(func() error { return n.outbox.Run(ctx) })
 	g.Go(func() error { return n.adminSvc.Run(ctx) })
 	g.Go(func() error { return n.adminSrv.Run(ctx) })
@@ -322,11 +324,16 @@ func startNode(c config.Config, log *slog.Logger, hooks ...startHooks) (n *node,
 	if n.proj, err = projector.New(pcfg); err != nil {
 		return nil, err
 	}
+	if n.usage, err = newNodeUsage(n, log); err != nil {
+		return nil, err
+	}
+	ecfg.Usage = n.usage.recorder()
 	if n.eval, err = evalsvc.New(ecfg); err != nil {
 		return nil, err
 	}
 	acfg := admin.Config{Catalog: n.catalog, Persons: n.store, Logger: log.With("role", "admin"), Registry: n.registry,
 		Admission: ac}
+	acfg.FlagUsage = n.usage.flagUsage()
 	withNATS(&acfg, n.nc, n.js, n.ns)
 	if n.nc.Status() == nats.CONNECTED {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -368,6 +375,7 @@ func startNode(c config.Config, log *slog.Logger, hooks ...startHooks) (n *node,
 	maps.Copy(routes, captureH)
 	h := &health{nc: n.nc, store: n.store, catalog: n.catalog, outbox: n.outbox, timeout: probeTimeout(c), log: log}
 	maps.Copy(routes, h.routes())
+	n.usage.addRoutes(routes, n.adminSvc)
 	// The evaluation API shares the management API's gRPC server; its HTTP
 	// gateway goes through a client connection to that server, so the
 	// listener is opened here to know the address first.

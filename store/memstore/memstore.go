@@ -21,6 +21,8 @@ type Store struct {
 		sync.RWMutex
 		state
 	}
+	// usage holds the usage rows (store.UsageStore), apart from the state.
+	usage usageTable
 }
 
 type state struct {

@@ -915,8 +915,8 @@ func decodeEntity(k, v []byte) (e store.Entity, skip bool, err error) {
 			return e, true, nil
 		}
 		e.Group = g
-	case keyenc.KindExpiry:
-		return e, true, nil // scheduling data, not an entity
+	case keyenc.KindExpiry, keyenc.KindUsage:
+		return e, true, nil // scheduling data and usage rows, not entities
 	case keyenc.KindGroupType:
 		if len(rest) != 1 {
 			return e, false, corrupt("group type")

@@ -16,6 +16,9 @@ const (
 	KindGroupType byte = 't'
 	// KindExpiry keys are not keyed by team first: they sort by time.
 	KindExpiry byte = 'x'
+	// KindUsage keys hold usage rows (store.UsageRow): team, flag, kind,
+	// bucket, node.
+	KindUsage byte = 'u'
 )
 
 // ErrMalformed reports a key that does not decode.

@@ -1712,9 +1712,14 @@ type FeatureFlag struct {
 	CreatedBy string                 `protobuf:"bytes,18,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
 	UpdatedBy string                 `protobuf:"bytes,19,opt,name=updated_by,json=updatedBy,proto3" json:"updated_by,omitempty"`
 	// Set on the answer of a write: the accepted definition's problems.
-	Warnings      []*Warning `protobuf:"bytes,21,rep,name=warnings,proto3" json:"warnings,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Warnings []*Warning `protobuf:"bytes,21,rep,name=warnings,proto3" json:"warnings,omitempty"`
+	// On reads, with usage statistics on (docs/usage.md): ACTIVE, STALE or
+	// ARCHIVED as PostHog's flag list shows, and the last remote evaluation
+	// (absent: none in 90 days).
+	Status          string                 `protobuf:"bytes,22,opt,name=status,proto3" json:"status,omitempty"`
+	LastEvaluatedAt *timestamppb.Timestamp `protobuf:"bytes,23,opt,name=last_evaluated_at,json=lastEvaluatedAt,proto3" json:"last_evaluated_at,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *FeatureFlag) Reset() {
@@ -1883,6 +1888,20 @@ func (x *FeatureFlag) GetUpdatedBy() string {
 func (x *FeatureFlag) GetWarnings() []*Warning {
 	if x != nil {
 		return x.Warnings
+	}
+	return nil
+}
+
+func (x *FeatureFlag) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *FeatureFlag) GetLastEvaluatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastEvaluatedAt
 	}
 	return nil
 }
@@ -9451,7 +9470,7 @@ const file_vexil_admin_v1_admin_proto_rawDesc = "" +
 	"\x10RevokeKeyRequest\x12\x15\n" +
 	"\x06key_id\x18\x01 \x01(\tR\x05keyId\"=\n" +
 	"\x11RevokeKeyResponse\x12(\n" +
-	"\x03key\x18\x01 \x01(\v2\x16.vexil.admin.v1.ApiKeyR\x03key\"\xf8\x05\n" +
+	"\x03key\x18\x01 \x01(\v2\x16.vexil.admin.v1.ApiKeyR\x03key\"\xd8\x06\n" +
 	"\vFeatureFlag\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x17\n" +
 	"\ateam_id\x18\x02 \x01(\x03R\x06teamId\x12\x10\n" +
@@ -9477,7 +9496,9 @@ const file_vexil_admin_v1_admin_proto_rawDesc = "" +
 	"created_by\x18\x12 \x01(\tR\tcreatedBy\x12\x1d\n" +
 	"\n" +
 	"updated_by\x18\x13 \x01(\tR\tupdatedBy\x123\n" +
-	"\bwarnings\x18\x15 \x03(\v2\x17.vexil.admin.v1.WarningR\bwarningsJ\x04\b\x0e\x10\x0f\"\x94\x03\n" +
+	"\bwarnings\x18\x15 \x03(\v2\x17.vexil.admin.v1.WarningR\bwarnings\x12\x16\n" +
+	"\x06status\x18\x16 \x01(\tR\x06status\x12F\n" +
+	"\x11last_evaluated_at\x18\x17 \x01(\v2\x1a.google.protobuf.TimestampR\x0flastEvaluatedAtJ\x04\b\x0e\x10\x0f\"\x94\x03\n" +
 	"\tFlagInput\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12 \n" +
@@ -10348,228 +10369,229 @@ var file_vexil_admin_v1_admin_proto_depIdxs = []int32{
 	148, // 17: vexil.admin.v1.FeatureFlag.created_at:type_name -> google.protobuf.Timestamp
 	148, // 18: vexil.admin.v1.FeatureFlag.updated_at:type_name -> google.protobuf.Timestamp
 	6,   // 19: vexil.admin.v1.FeatureFlag.warnings:type_name -> vexil.admin.v1.Warning
-	149, // 20: vexil.admin.v1.FlagInput.filters:type_name -> google.protobuf.Struct
-	30,  // 21: vexil.admin.v1.FlagInput.overrides:type_name -> vexil.admin.v1.Override
-	150, // 22: vexil.admin.v1.Override.value:type_name -> google.protobuf.Value
-	29,  // 23: vexil.admin.v1.CreateFlagRequest.flag:type_name -> vexil.admin.v1.FlagInput
-	28,  // 24: vexil.admin.v1.CreateFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
-	28,  // 25: vexil.admin.v1.GetFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
-	28,  // 26: vexil.admin.v1.GetFlagByKeyResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
-	1,   // 27: vexil.admin.v1.ListFlagsRequest.status:type_name -> vexil.admin.v1.FlagStatus
-	28,  // 28: vexil.admin.v1.ListFlagsResponse.results:type_name -> vexil.admin.v1.FeatureFlag
-	29,  // 29: vexil.admin.v1.UpdateFlagRequest.flag:type_name -> vexil.admin.v1.FlagInput
-	28,  // 30: vexil.admin.v1.UpdateFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
-	149, // 31: vexil.admin.v1.PatchFlagRequest.flag:type_name -> google.protobuf.Struct
-	28,  // 32: vexil.admin.v1.PatchFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
-	28,  // 33: vexil.admin.v1.EnableFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
-	28,  // 34: vexil.admin.v1.DisableFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
-	28,  // 35: vexil.admin.v1.ArchiveFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
-	28,  // 36: vexil.admin.v1.UnarchiveFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
-	28,  // 37: vexil.admin.v1.DeleteFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
-	151, // 38: vexil.admin.v1.Condition.properties:type_name -> google.protobuf.ListValue
-	53,  // 39: vexil.admin.v1.AddConditionRequest.condition:type_name -> vexil.admin.v1.Condition
-	28,  // 40: vexil.admin.v1.AddConditionResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
-	53,  // 41: vexil.admin.v1.UpdateConditionRequest.condition:type_name -> vexil.admin.v1.Condition
-	28,  // 42: vexil.admin.v1.UpdateConditionResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
-	28,  // 43: vexil.admin.v1.RemoveConditionResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
-	28,  // 44: vexil.admin.v1.ReorderConditionsResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
-	28,  // 45: vexil.admin.v1.SetRolloutResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
-	30,  // 46: vexil.admin.v1.SetOverridesRequest.overrides:type_name -> vexil.admin.v1.Override
-	28,  // 47: vexil.admin.v1.SetOverridesResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
-	67,  // 48: vexil.admin.v1.ListDependentsResponse.dependents:type_name -> vexil.admin.v1.Dependent
-	2,   // 49: vexil.admin.v1.Cohort.kind:type_name -> vexil.admin.v1.CohortKind
-	149, // 50: vexil.admin.v1.Cohort.filters:type_name -> google.protobuf.Struct
-	148, // 51: vexil.admin.v1.Cohort.created_at:type_name -> google.protobuf.Timestamp
-	148, // 52: vexil.admin.v1.Cohort.updated_at:type_name -> google.protobuf.Timestamp
-	6,   // 53: vexil.admin.v1.Cohort.warnings:type_name -> vexil.admin.v1.Warning
-	70,  // 54: vexil.admin.v1.Cohort.filter_report:type_name -> vexil.admin.v1.CohortFilterReport
-	2,   // 55: vexil.admin.v1.CohortInput.kind:type_name -> vexil.admin.v1.CohortKind
-	149, // 56: vexil.admin.v1.CohortInput.filters:type_name -> google.protobuf.Struct
-	71,  // 57: vexil.admin.v1.CreateCohortRequest.cohort:type_name -> vexil.admin.v1.CohortInput
-	69,  // 58: vexil.admin.v1.CreateCohortResponse.cohort:type_name -> vexil.admin.v1.Cohort
-	69,  // 59: vexil.admin.v1.GetCohortResponse.cohort:type_name -> vexil.admin.v1.Cohort
-	69,  // 60: vexil.admin.v1.ListCohortsResponse.results:type_name -> vexil.admin.v1.Cohort
-	71,  // 61: vexil.admin.v1.UpdateCohortRequest.cohort:type_name -> vexil.admin.v1.CohortInput
-	69,  // 62: vexil.admin.v1.UpdateCohortResponse.cohort:type_name -> vexil.admin.v1.Cohort
-	69,  // 63: vexil.admin.v1.DeleteCohortResponse.cohort:type_name -> vexil.admin.v1.Cohort
-	3,   // 64: vexil.admin.v1.EarlyAccessFeature.stage:type_name -> vexil.admin.v1.Stage
-	148, // 65: vexil.admin.v1.EarlyAccessFeature.created_at:type_name -> google.protobuf.Timestamp
-	148, // 66: vexil.admin.v1.EarlyAccessFeature.updated_at:type_name -> google.protobuf.Timestamp
-	3,   // 67: vexil.admin.v1.CreateEarlyAccessFeatureRequest.stage:type_name -> vexil.admin.v1.Stage
-	88,  // 68: vexil.admin.v1.CreateEarlyAccessFeatureResponse.feature:type_name -> vexil.admin.v1.EarlyAccessFeature
-	88,  // 69: vexil.admin.v1.GetEarlyAccessFeatureResponse.feature:type_name -> vexil.admin.v1.EarlyAccessFeature
-	88,  // 70: vexil.admin.v1.ListEarlyAccessFeaturesResponse.features:type_name -> vexil.admin.v1.EarlyAccessFeature
-	3,   // 71: vexil.admin.v1.UpdateEarlyAccessFeatureRequest.stage:type_name -> vexil.admin.v1.Stage
-	88,  // 72: vexil.admin.v1.UpdateEarlyAccessFeatureResponse.feature:type_name -> vexil.admin.v1.EarlyAccessFeature
-	88,  // 73: vexil.admin.v1.DeleteEarlyAccessFeatureResponse.feature:type_name -> vexil.admin.v1.EarlyAccessFeature
-	100, // 74: vexil.admin.v1.ListPublicEarlyAccessFeaturesResponse.early_access_features:type_name -> vexil.admin.v1.PublicEarlyAccessFeature
-	148, // 75: vexil.admin.v1.ActivityEntry.at:type_name -> google.protobuf.Timestamp
-	150, // 76: vexil.admin.v1.ActivityEntry.before:type_name -> google.protobuf.Value
-	150, // 77: vexil.admin.v1.ActivityEntry.after:type_name -> google.protobuf.Value
-	150, // 78: vexil.admin.v1.ActivityEntry.diff:type_name -> google.protobuf.Value
-	102, // 79: vexil.admin.v1.ListActivityResponse.entries:type_name -> vexil.admin.v1.ActivityEntry
-	102, // 80: vexil.admin.v1.ListFlagActivityResponse.entries:type_name -> vexil.admin.v1.ActivityEntry
-	149, // 81: vexil.admin.v1.ExplainFlagRequest.person_properties:type_name -> google.protobuf.Struct
-	146, // 82: vexil.admin.v1.ExplainFlagRequest.groups:type_name -> vexil.admin.v1.ExplainFlagRequest.GroupsEntry
-	149, // 83: vexil.admin.v1.ExplainFlagRequest.group_properties:type_name -> google.protobuf.Struct
-	29,  // 84: vexil.admin.v1.ExplainFlagRequest.proposed:type_name -> vexil.admin.v1.FlagInput
-	150, // 85: vexil.admin.v1.FilterExplain.value:type_name -> google.protobuf.Value
-	108, // 86: vexil.admin.v1.ConditionExplain.filters:type_name -> vexil.admin.v1.FilterExplain
-	150, // 87: vexil.admin.v1.ExplainFlagResponse.payload:type_name -> google.protobuf.Value
-	109, // 88: vexil.admin.v1.ExplainFlagResponse.conditions:type_name -> vexil.admin.v1.ConditionExplain
-	4,   // 89: vexil.admin.v1.BlastRadiusJob.state:type_name -> vexil.admin.v1.JobState
-	147, // 90: vexil.admin.v1.BlastRadiusJob.transitions:type_name -> vexil.admin.v1.BlastRadiusJob.TransitionsEntry
-	148, // 91: vexil.admin.v1.BlastRadiusJob.created_at:type_name -> google.protobuf.Timestamp
-	148, // 92: vexil.admin.v1.BlastRadiusJob.finished_at:type_name -> google.protobuf.Timestamp
-	29,  // 93: vexil.admin.v1.StartBlastRadiusRequest.flag:type_name -> vexil.admin.v1.FlagInput
-	111, // 94: vexil.admin.v1.StartBlastRadiusResponse.job:type_name -> vexil.admin.v1.BlastRadiusJob
-	111, // 95: vexil.admin.v1.GetBlastRadiusJobResponse.job:type_name -> vexil.admin.v1.BlastRadiusJob
-	111, // 96: vexil.admin.v1.ListBlastRadiusJobsResponse.jobs:type_name -> vexil.admin.v1.BlastRadiusJob
-	111, // 97: vexil.admin.v1.CancelBlastRadiusJobResponse.job:type_name -> vexil.admin.v1.BlastRadiusJob
-	5,   // 98: vexil.admin.v1.PrecomputeRun.state:type_name -> vexil.admin.v1.PrecomputeState
-	148, // 99: vexil.admin.v1.PrecomputeRun.started_at:type_name -> google.protobuf.Timestamp
-	148, // 100: vexil.admin.v1.PrecomputeRun.finished_at:type_name -> google.protobuf.Timestamp
-	120, // 101: vexil.admin.v1.GetPrecomputeStatusResponse.run:type_name -> vexil.admin.v1.PrecomputeRun
-	149, // 102: vexil.admin.v1.ImportDefinitionsRequest.definitions:type_name -> google.protobuf.Struct
-	6,   // 103: vexil.admin.v1.ImportItem.errors:type_name -> vexil.admin.v1.Warning
-	6,   // 104: vexil.admin.v1.ImportItem.warnings:type_name -> vexil.admin.v1.Warning
-	70,  // 105: vexil.admin.v1.ImportItem.filters:type_name -> vexil.admin.v1.CohortFilterReport
-	124, // 106: vexil.admin.v1.ImportDefinitionsResponse.items:type_name -> vexil.admin.v1.ImportItem
-	8,   // 107: vexil.admin.v1.ImportDefinitionsResponse.group_types_created:type_name -> vexil.admin.v1.GroupType
-	148, // 108: vexil.admin.v1.WebhookEndpoint.created_at:type_name -> google.protobuf.Timestamp
-	148, // 109: vexil.admin.v1.WebhookEndpoint.updated_at:type_name -> google.protobuf.Timestamp
-	127, // 110: vexil.admin.v1.CreateWebhookEndpointRequest.endpoint:type_name -> vexil.admin.v1.WebhookEndpointInput
-	126, // 111: vexil.admin.v1.CreateWebhookEndpointResponse.endpoint:type_name -> vexil.admin.v1.WebhookEndpoint
-	126, // 112: vexil.admin.v1.GetWebhookEndpointResponse.endpoint:type_name -> vexil.admin.v1.WebhookEndpoint
-	126, // 113: vexil.admin.v1.ListWebhookEndpointsResponse.results:type_name -> vexil.admin.v1.WebhookEndpoint
-	127, // 114: vexil.admin.v1.UpdateWebhookEndpointRequest.endpoint:type_name -> vexil.admin.v1.WebhookEndpointInput
-	126, // 115: vexil.admin.v1.UpdateWebhookEndpointResponse.endpoint:type_name -> vexil.admin.v1.WebhookEndpoint
-	148, // 116: vexil.admin.v1.WebhookStatus.last_success:type_name -> google.protobuf.Timestamp
-	148, // 117: vexil.admin.v1.WebhookStatus.last_failure:type_name -> google.protobuf.Timestamp
-	138, // 118: vexil.admin.v1.GetWebhookStatusResponse.status:type_name -> vexil.admin.v1.WebhookStatus
-	148, // 119: vexil.admin.v1.WebhookDeadLetter.at:type_name -> google.protobuf.Timestamp
-	141, // 120: vexil.admin.v1.ListWebhookDeadLettersResponse.results:type_name -> vexil.admin.v1.WebhookDeadLetter
-	9,   // 121: vexil.admin.v1.AdminService.CreateTeam:input_type -> vexil.admin.v1.CreateTeamRequest
-	11,  // 122: vexil.admin.v1.AdminService.GetTeam:input_type -> vexil.admin.v1.GetTeamRequest
-	13,  // 123: vexil.admin.v1.AdminService.ListTeams:input_type -> vexil.admin.v1.ListTeamsRequest
-	15,  // 124: vexil.admin.v1.AdminService.UpdateTeam:input_type -> vexil.admin.v1.UpdateTeamRequest
-	17,  // 125: vexil.admin.v1.AdminService.SetGroupType:input_type -> vexil.admin.v1.SetGroupTypeRequest
-	19,  // 126: vexil.admin.v1.AdminService.RotateTeamKey:input_type -> vexil.admin.v1.RotateTeamKeyRequest
-	22,  // 127: vexil.admin.v1.AdminService.CreatePersonalKey:input_type -> vexil.admin.v1.CreatePersonalKeyRequest
-	24,  // 128: vexil.admin.v1.AdminService.ListKeys:input_type -> vexil.admin.v1.ListKeysRequest
-	26,  // 129: vexil.admin.v1.AdminService.RevokeKey:input_type -> vexil.admin.v1.RevokeKeyRequest
-	31,  // 130: vexil.admin.v1.AdminService.CreateFlag:input_type -> vexil.admin.v1.CreateFlagRequest
-	33,  // 131: vexil.admin.v1.AdminService.GetFlag:input_type -> vexil.admin.v1.GetFlagRequest
-	35,  // 132: vexil.admin.v1.AdminService.GetFlagByKey:input_type -> vexil.admin.v1.GetFlagByKeyRequest
-	37,  // 133: vexil.admin.v1.AdminService.ListFlags:input_type -> vexil.admin.v1.ListFlagsRequest
-	39,  // 134: vexil.admin.v1.AdminService.UpdateFlag:input_type -> vexil.admin.v1.UpdateFlagRequest
-	41,  // 135: vexil.admin.v1.AdminService.PatchFlag:input_type -> vexil.admin.v1.PatchFlagRequest
-	43,  // 136: vexil.admin.v1.AdminService.EnableFlag:input_type -> vexil.admin.v1.EnableFlagRequest
-	45,  // 137: vexil.admin.v1.AdminService.DisableFlag:input_type -> vexil.admin.v1.DisableFlagRequest
-	47,  // 138: vexil.admin.v1.AdminService.ArchiveFlag:input_type -> vexil.admin.v1.ArchiveFlagRequest
-	49,  // 139: vexil.admin.v1.AdminService.UnarchiveFlag:input_type -> vexil.admin.v1.UnarchiveFlagRequest
-	51,  // 140: vexil.admin.v1.AdminService.DeleteFlag:input_type -> vexil.admin.v1.DeleteFlagRequest
-	54,  // 141: vexil.admin.v1.AdminService.AddCondition:input_type -> vexil.admin.v1.AddConditionRequest
-	56,  // 142: vexil.admin.v1.AdminService.UpdateCondition:input_type -> vexil.admin.v1.UpdateConditionRequest
-	58,  // 143: vexil.admin.v1.AdminService.RemoveCondition:input_type -> vexil.admin.v1.RemoveConditionRequest
-	60,  // 144: vexil.admin.v1.AdminService.ReorderConditions:input_type -> vexil.admin.v1.ReorderConditionsRequest
-	62,  // 145: vexil.admin.v1.AdminService.SetRollout:input_type -> vexil.admin.v1.SetRolloutRequest
-	64,  // 146: vexil.admin.v1.AdminService.SetOverrides:input_type -> vexil.admin.v1.SetOverridesRequest
-	66,  // 147: vexil.admin.v1.AdminService.ListDependents:input_type -> vexil.admin.v1.ListDependentsRequest
-	72,  // 148: vexil.admin.v1.AdminService.CreateCohort:input_type -> vexil.admin.v1.CreateCohortRequest
-	74,  // 149: vexil.admin.v1.AdminService.GetCohort:input_type -> vexil.admin.v1.GetCohortRequest
-	76,  // 150: vexil.admin.v1.AdminService.ListCohorts:input_type -> vexil.admin.v1.ListCohortsRequest
-	78,  // 151: vexil.admin.v1.AdminService.UpdateCohort:input_type -> vexil.admin.v1.UpdateCohortRequest
-	80,  // 152: vexil.admin.v1.AdminService.DeleteCohort:input_type -> vexil.admin.v1.DeleteCohortRequest
-	82,  // 153: vexil.admin.v1.AdminService.AddCohortMembers:input_type -> vexil.admin.v1.AddCohortMembersRequest
-	84,  // 154: vexil.admin.v1.AdminService.RemoveCohortMembers:input_type -> vexil.admin.v1.RemoveCohortMembersRequest
-	86,  // 155: vexil.admin.v1.AdminService.ListCohortMembers:input_type -> vexil.admin.v1.ListCohortMembersRequest
-	89,  // 156: vexil.admin.v1.AdminService.CreateEarlyAccessFeature:input_type -> vexil.admin.v1.CreateEarlyAccessFeatureRequest
-	91,  // 157: vexil.admin.v1.AdminService.GetEarlyAccessFeature:input_type -> vexil.admin.v1.GetEarlyAccessFeatureRequest
-	93,  // 158: vexil.admin.v1.AdminService.ListEarlyAccessFeatures:input_type -> vexil.admin.v1.ListEarlyAccessFeaturesRequest
-	95,  // 159: vexil.admin.v1.AdminService.UpdateEarlyAccessFeature:input_type -> vexil.admin.v1.UpdateEarlyAccessFeatureRequest
-	97,  // 160: vexil.admin.v1.AdminService.DeleteEarlyAccessFeature:input_type -> vexil.admin.v1.DeleteEarlyAccessFeatureRequest
-	99,  // 161: vexil.admin.v1.AdminService.ListPublicEarlyAccessFeatures:input_type -> vexil.admin.v1.ListPublicEarlyAccessFeaturesRequest
-	103, // 162: vexil.admin.v1.AdminService.ListActivity:input_type -> vexil.admin.v1.ListActivityRequest
-	105, // 163: vexil.admin.v1.AdminService.ListFlagActivity:input_type -> vexil.admin.v1.ListFlagActivityRequest
-	107, // 164: vexil.admin.v1.AdminService.ExplainFlag:input_type -> vexil.admin.v1.ExplainFlagRequest
-	112, // 165: vexil.admin.v1.AdminService.StartBlastRadius:input_type -> vexil.admin.v1.StartBlastRadiusRequest
-	114, // 166: vexil.admin.v1.AdminService.GetBlastRadiusJob:input_type -> vexil.admin.v1.GetBlastRadiusJobRequest
-	116, // 167: vexil.admin.v1.AdminService.ListBlastRadiusJobs:input_type -> vexil.admin.v1.ListBlastRadiusJobsRequest
-	118, // 168: vexil.admin.v1.AdminService.CancelBlastRadiusJob:input_type -> vexil.admin.v1.CancelBlastRadiusJobRequest
-	121, // 169: vexil.admin.v1.AdminService.GetPrecomputeStatus:input_type -> vexil.admin.v1.GetPrecomputeStatusRequest
-	123, // 170: vexil.admin.v1.AdminService.ImportDefinitions:input_type -> vexil.admin.v1.ImportDefinitionsRequest
-	128, // 171: vexil.admin.v1.AdminService.CreateWebhookEndpoint:input_type -> vexil.admin.v1.CreateWebhookEndpointRequest
-	130, // 172: vexil.admin.v1.AdminService.GetWebhookEndpoint:input_type -> vexil.admin.v1.GetWebhookEndpointRequest
-	132, // 173: vexil.admin.v1.AdminService.ListWebhookEndpoints:input_type -> vexil.admin.v1.ListWebhookEndpointsRequest
-	134, // 174: vexil.admin.v1.AdminService.UpdateWebhookEndpoint:input_type -> vexil.admin.v1.UpdateWebhookEndpointRequest
-	136, // 175: vexil.admin.v1.AdminService.DeleteWebhookEndpoint:input_type -> vexil.admin.v1.DeleteWebhookEndpointRequest
-	139, // 176: vexil.admin.v1.AdminService.GetWebhookStatus:input_type -> vexil.admin.v1.GetWebhookStatusRequest
-	142, // 177: vexil.admin.v1.AdminService.ListWebhookDeadLetters:input_type -> vexil.admin.v1.ListWebhookDeadLettersRequest
-	144, // 178: vexil.admin.v1.AdminService.RedeliverWebhook:input_type -> vexil.admin.v1.RedeliverWebhookRequest
-	10,  // 179: vexil.admin.v1.AdminService.CreateTeam:output_type -> vexil.admin.v1.CreateTeamResponse
-	12,  // 180: vexil.admin.v1.AdminService.GetTeam:output_type -> vexil.admin.v1.GetTeamResponse
-	14,  // 181: vexil.admin.v1.AdminService.ListTeams:output_type -> vexil.admin.v1.ListTeamsResponse
-	16,  // 182: vexil.admin.v1.AdminService.UpdateTeam:output_type -> vexil.admin.v1.UpdateTeamResponse
-	18,  // 183: vexil.admin.v1.AdminService.SetGroupType:output_type -> vexil.admin.v1.SetGroupTypeResponse
-	20,  // 184: vexil.admin.v1.AdminService.RotateTeamKey:output_type -> vexil.admin.v1.RotateTeamKeyResponse
-	23,  // 185: vexil.admin.v1.AdminService.CreatePersonalKey:output_type -> vexil.admin.v1.CreatePersonalKeyResponse
-	25,  // 186: vexil.admin.v1.AdminService.ListKeys:output_type -> vexil.admin.v1.ListKeysResponse
-	27,  // 187: vexil.admin.v1.AdminService.RevokeKey:output_type -> vexil.admin.v1.RevokeKeyResponse
-	32,  // 188: vexil.admin.v1.AdminService.CreateFlag:output_type -> vexil.admin.v1.CreateFlagResponse
-	34,  // 189: vexil.admin.v1.AdminService.GetFlag:output_type -> vexil.admin.v1.GetFlagResponse
-	36,  // 190: vexil.admin.v1.AdminService.GetFlagByKey:output_type -> vexil.admin.v1.GetFlagByKeyResponse
-	38,  // 191: vexil.admin.v1.AdminService.ListFlags:output_type -> vexil.admin.v1.ListFlagsResponse
-	40,  // 192: vexil.admin.v1.AdminService.UpdateFlag:output_type -> vexil.admin.v1.UpdateFlagResponse
-	42,  // 193: vexil.admin.v1.AdminService.PatchFlag:output_type -> vexil.admin.v1.PatchFlagResponse
-	44,  // 194: vexil.admin.v1.AdminService.EnableFlag:output_type -> vexil.admin.v1.EnableFlagResponse
-	46,  // 195: vexil.admin.v1.AdminService.DisableFlag:output_type -> vexil.admin.v1.DisableFlagResponse
-	48,  // 196: vexil.admin.v1.AdminService.ArchiveFlag:output_type -> vexil.admin.v1.ArchiveFlagResponse
-	50,  // 197: vexil.admin.v1.AdminService.UnarchiveFlag:output_type -> vexil.admin.v1.UnarchiveFlagResponse
-	52,  // 198: vexil.admin.v1.AdminService.DeleteFlag:output_type -> vexil.admin.v1.DeleteFlagResponse
-	55,  // 199: vexil.admin.v1.AdminService.AddCondition:output_type -> vexil.admin.v1.AddConditionResponse
-	57,  // 200: vexil.admin.v1.AdminService.UpdateCondition:output_type -> vexil.admin.v1.UpdateConditionResponse
-	59,  // 201: vexil.admin.v1.AdminService.RemoveCondition:output_type -> vexil.admin.v1.RemoveConditionResponse
-	61,  // 202: vexil.admin.v1.AdminService.ReorderConditions:output_type -> vexil.admin.v1.ReorderConditionsResponse
-	63,  // 203: vexil.admin.v1.AdminService.SetRollout:output_type -> vexil.admin.v1.SetRolloutResponse
-	65,  // 204: vexil.admin.v1.AdminService.SetOverrides:output_type -> vexil.admin.v1.SetOverridesResponse
-	68,  // 205: vexil.admin.v1.AdminService.ListDependents:output_type -> vexil.admin.v1.ListDependentsResponse
-	73,  // 206: vexil.admin.v1.AdminService.CreateCohort:output_type -> vexil.admin.v1.CreateCohortResponse
-	75,  // 207: vexil.admin.v1.AdminService.GetCohort:output_type -> vexil.admin.v1.GetCohortResponse
-	77,  // 208: vexil.admin.v1.AdminService.ListCohorts:output_type -> vexil.admin.v1.ListCohortsResponse
-	79,  // 209: vexil.admin.v1.AdminService.UpdateCohort:output_type -> vexil.admin.v1.UpdateCohortResponse
-	81,  // 210: vexil.admin.v1.AdminService.DeleteCohort:output_type -> vexil.admin.v1.DeleteCohortResponse
-	83,  // 211: vexil.admin.v1.AdminService.AddCohortMembers:output_type -> vexil.admin.v1.AddCohortMembersResponse
-	85,  // 212: vexil.admin.v1.AdminService.RemoveCohortMembers:output_type -> vexil.admin.v1.RemoveCohortMembersResponse
-	87,  // 213: vexil.admin.v1.AdminService.ListCohortMembers:output_type -> vexil.admin.v1.ListCohortMembersResponse
-	90,  // 214: vexil.admin.v1.AdminService.CreateEarlyAccessFeature:output_type -> vexil.admin.v1.CreateEarlyAccessFeatureResponse
-	92,  // 215: vexil.admin.v1.AdminService.GetEarlyAccessFeature:output_type -> vexil.admin.v1.GetEarlyAccessFeatureResponse
-	94,  // 216: vexil.admin.v1.AdminService.ListEarlyAccessFeatures:output_type -> vexil.admin.v1.ListEarlyAccessFeaturesResponse
-	96,  // 217: vexil.admin.v1.AdminService.UpdateEarlyAccessFeature:output_type -> vexil.admin.v1.UpdateEarlyAccessFeatureResponse
-	98,  // 218: vexil.admin.v1.AdminService.DeleteEarlyAccessFeature:output_type -> vexil.admin.v1.DeleteEarlyAccessFeatureResponse
-	101, // 219: vexil.admin.v1.AdminService.ListPublicEarlyAccessFeatures:output_type -> vexil.admin.v1.ListPublicEarlyAccessFeaturesResponse
-	104, // 220: vexil.admin.v1.AdminService.ListActivity:output_type -> vexil.admin.v1.ListActivityResponse
-	106, // 221: vexil.admin.v1.AdminService.ListFlagActivity:output_type -> vexil.admin.v1.ListFlagActivityResponse
-	110, // 222: vexil.admin.v1.AdminService.ExplainFlag:output_type -> vexil.admin.v1.ExplainFlagResponse
-	113, // 223: vexil.admin.v1.AdminService.StartBlastRadius:output_type -> vexil.admin.v1.StartBlastRadiusResponse
-	115, // 224: vexil.admin.v1.AdminService.GetBlastRadiusJob:output_type -> vexil.admin.v1.GetBlastRadiusJobResponse
-	117, // 225: vexil.admin.v1.AdminService.ListBlastRadiusJobs:output_type -> vexil.admin.v1.ListBlastRadiusJobsResponse
-	119, // 226: vexil.admin.v1.AdminService.CancelBlastRadiusJob:output_type -> vexil.admin.v1.CancelBlastRadiusJobResponse
-	122, // 227: vexil.admin.v1.AdminService.GetPrecomputeStatus:output_type -> vexil.admin.v1.GetPrecomputeStatusResponse
-	125, // 228: vexil.admin.v1.AdminService.ImportDefinitions:output_type -> vexil.admin.v1.ImportDefinitionsResponse
-	129, // 229: vexil.admin.v1.AdminService.CreateWebhookEndpoint:output_type -> vexil.admin.v1.CreateWebhookEndpointResponse
-	131, // 230: vexil.admin.v1.AdminService.GetWebhookEndpoint:output_type -> vexil.admin.v1.GetWebhookEndpointResponse
-	133, // 231: vexil.admin.v1.AdminService.ListWebhookEndpoints:output_type -> vexil.admin.v1.ListWebhookEndpointsResponse
-	135, // 232: vexil.admin.v1.AdminService.UpdateWebhookEndpoint:output_type -> vexil.admin.v1.UpdateWebhookEndpointResponse
-	137, // 233: vexil.admin.v1.AdminService.DeleteWebhookEndpoint:output_type -> vexil.admin.v1.DeleteWebhookEndpointResponse
-	140, // 234: vexil.admin.v1.AdminService.GetWebhookStatus:output_type -> vexil.admin.v1.GetWebhookStatusResponse
-	143, // 235: vexil.admin.v1.AdminService.ListWebhookDeadLetters:output_type -> vexil.admin.v1.ListWebhookDeadLettersResponse
-	145, // 236: vexil.admin.v1.AdminService.RedeliverWebhook:output_type -> vexil.admin.v1.RedeliverWebhookResponse
-	179, // [179:237] is the sub-list for method output_type
-	121, // [121:179] is the sub-list for method input_type
-	121, // [121:121] is the sub-list for extension type_name
-	121, // [121:121] is the sub-list for extension extendee
-	0,   // [0:121] is the sub-list for field type_name
+	148, // 20: vexil.admin.v1.FeatureFlag.last_evaluated_at:type_name -> google.protobuf.Timestamp
+	149, // 21: vexil.admin.v1.FlagInput.filters:type_name -> google.protobuf.Struct
+	30,  // 22: vexil.admin.v1.FlagInput.overrides:type_name -> vexil.admin.v1.Override
+	150, // 23: vexil.admin.v1.Override.value:type_name -> google.protobuf.Value
+	29,  // 24: vexil.admin.v1.CreateFlagRequest.flag:type_name -> vexil.admin.v1.FlagInput
+	28,  // 25: vexil.admin.v1.CreateFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
+	28,  // 26: vexil.admin.v1.GetFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
+	28,  // 27: vexil.admin.v1.GetFlagByKeyResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
+	1,   // 28: vexil.admin.v1.ListFlagsRequest.status:type_name -> vexil.admin.v1.FlagStatus
+	28,  // 29: vexil.admin.v1.ListFlagsResponse.results:type_name -> vexil.admin.v1.FeatureFlag
+	29,  // 30: vexil.admin.v1.UpdateFlagRequest.flag:type_name -> vexil.admin.v1.FlagInput
+	28,  // 31: vexil.admin.v1.UpdateFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
+	149, // 32: vexil.admin.v1.PatchFlagRequest.flag:type_name -> google.protobuf.Struct
+	28,  // 33: vexil.admin.v1.PatchFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
+	28,  // 34: vexil.admin.v1.EnableFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
+	28,  // 35: vexil.admin.v1.DisableFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
+	28,  // 36: vexil.admin.v1.ArchiveFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
+	28,  // 37: vexil.admin.v1.UnarchiveFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
+	28,  // 38: vexil.admin.v1.DeleteFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
+	151, // 39: vexil.admin.v1.Condition.properties:type_name -> google.protobuf.ListValue
+	53,  // 40: vexil.admin.v1.AddConditionRequest.condition:type_name -> vexil.admin.v1.Condition
+	28,  // 41: vexil.admin.v1.AddConditionResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
+	53,  // 42: vexil.admin.v1.UpdateConditionRequest.condition:type_name -> vexil.admin.v1.Condition
+	28,  // 43: vexil.admin.v1.UpdateConditionResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
+	28,  // 44: vexil.admin.v1.RemoveConditionResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
+	28,  // 45: vexil.admin.v1.ReorderConditionsResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
+	28,  // 46: vexil.admin.v1.SetRolloutResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
+	30,  // 47: vexil.admin.v1.SetOverridesRequest.overrides:type_name -> vexil.admin.v1.Override
+	28,  // 48: vexil.admin.v1.SetOverridesResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
+	67,  // 49: vexil.admin.v1.ListDependentsResponse.dependents:type_name -> vexil.admin.v1.Dependent
+	2,   // 50: vexil.admin.v1.Cohort.kind:type_name -> vexil.admin.v1.CohortKind
+	149, // 51: vexil.admin.v1.Cohort.filters:type_name -> google.protobuf.Struct
+	148, // 52: vexil.admin.v1.Cohort.created_at:type_name -> google.protobuf.Timestamp
+	148, // 53: vexil.admin.v1.Cohort.updated_at:type_name -> google.protobuf.Timestamp
+	6,   // 54: vexil.admin.v1.Cohort.warnings:type_name -> vexil.admin.v1.Warning
+	70,  // 55: vexil.admin.v1.Cohort.filter_report:type_name -> vexil.admin.v1.CohortFilterReport
+	2,   // 56: vexil.admin.v1.CohortInput.kind:type_name -> vexil.admin.v1.CohortKind
+	149, // 57: vexil.admin.v1.CohortInput.filters:type_name -> google.protobuf.Struct
+	71,  // 58: vexil.admin.v1.CreateCohortRequest.cohort:type_name -> vexil.admin.v1.CohortInput
+	69,  // 59: vexil.admin.v1.CreateCohortResponse.cohort:type_name -> vexil.admin.v1.Cohort
+	69,  // 60: vexil.admin.v1.GetCohortResponse.cohort:type_name -> vexil.admin.v1.Cohort
+	69,  // 61: vexil.admin.v1.ListCohortsResponse.results:type_name -> vexil.admin.v1.Cohort
+	71,  // 62: vexil.admin.v1.UpdateCohortRequest.cohort:type_name -> vexil.admin.v1.CohortInput
+	69,  // 63: vexil.admin.v1.UpdateCohortResponse.cohort:type_name -> vexil.admin.v1.Cohort
+	69,  // 64: vexil.admin.v1.DeleteCohortResponse.cohort:type_name -> vexil.admin.v1.Cohort
+	3,   // 65: vexil.admin.v1.EarlyAccessFeature.stage:type_name -> vexil.admin.v1.Stage
+	148, // 66: vexil.admin.v1.EarlyAccessFeature.created_at:type_name -> google.protobuf.Timestamp
+	148, // 67: vexil.admin.v1.EarlyAccessFeature.updated_at:type_name -> google.protobuf.Timestamp
+	3,   // 68: vexil.admin.v1.CreateEarlyAccessFeatureRequest.stage:type_name -> vexil.admin.v1.Stage
+	88,  // 69: vexil.admin.v1.CreateEarlyAccessFeatureResponse.feature:type_name -> vexil.admin.v1.EarlyAccessFeature
+	88,  // 70: vexil.admin.v1.GetEarlyAccessFeatureResponse.feature:type_name -> vexil.admin.v1.EarlyAccessFeature
+	88,  // 71: vexil.admin.v1.ListEarlyAccessFeaturesResponse.features:type_name -> vexil.admin.v1.EarlyAccessFeature
+	3,   // 72: vexil.admin.v1.UpdateEarlyAccessFeatureRequest.stage:type_name -> vexil.admin.v1.Stage
+	88,  // 73: vexil.admin.v1.UpdateEarlyAccessFeatureResponse.feature:type_name -> vexil.admin.v1.EarlyAccessFeature
+	88,  // 74: vexil.admin.v1.DeleteEarlyAccessFeatureResponse.feature:type_name -> vexil.admin.v1.EarlyAccessFeature
+	100, // 75: vexil.admin.v1.ListPublicEarlyAccessFeaturesResponse.early_access_features:type_name -> vexil.admin.v1.PublicEarlyAccessFeature
+	148, // 76: vexil.admin.v1.ActivityEntry.at:type_name -> google.protobuf.Timestamp
+	150, // 77: vexil.admin.v1.ActivityEntry.before:type_name -> google.protobuf.Value
+	150, // 78: vexil.admin.v1.ActivityEntry.after:type_name -> google.protobuf.Value
+	150, // 79: vexil.admin.v1.ActivityEntry.diff:type_name -> google.protobuf.Value
+	102, // 80: vexil.admin.v1.ListActivityResponse.entries:type_name -> vexil.admin.v1.ActivityEntry
+	102, // 81: vexil.admin.v1.ListFlagActivityResponse.entries:type_name -> vexil.admin.v1.ActivityEntry
+	149, // 82: vexil.admin.v1.ExplainFlagRequest.person_properties:type_name -> google.protobuf.Struct
+	146, // 83: vexil.admin.v1.ExplainFlagRequest.groups:type_name -> vexil.admin.v1.ExplainFlagRequest.GroupsEntry
+	149, // 84: vexil.admin.v1.ExplainFlagRequest.group_properties:type_name -> google.protobuf.Struct
+	29,  // 85: vexil.admin.v1.ExplainFlagRequest.proposed:type_name -> vexil.admin.v1.FlagInput
+	150, // 86: vexil.admin.v1.FilterExplain.value:type_name -> google.protobuf.Value
+	108, // 87: vexil.admin.v1.ConditionExplain.filters:type_name -> vexil.admin.v1.FilterExplain
+	150, // 88: vexil.admin.v1.ExplainFlagResponse.payload:type_name -> google.protobuf.Value
+	109, // 89: vexil.admin.v1.ExplainFlagResponse.conditions:type_name -> vexil.admin.v1.ConditionExplain
+	4,   // 90: vexil.admin.v1.BlastRadiusJob.state:type_name -> vexil.admin.v1.JobState
+	147, // 91: vexil.admin.v1.BlastRadiusJob.transitions:type_name -> vexil.admin.v1.BlastRadiusJob.TransitionsEntry
+	148, // 92: vexil.admin.v1.BlastRadiusJob.created_at:type_name -> google.protobuf.Timestamp
+	148, // 93: vexil.admin.v1.BlastRadiusJob.finished_at:type_name -> google.protobuf.Timestamp
+	29,  // 94: vexil.admin.v1.StartBlastRadiusRequest.flag:type_name -> vexil.admin.v1.FlagInput
+	111, // 95: vexil.admin.v1.StartBlastRadiusResponse.job:type_name -> vexil.admin.v1.BlastRadiusJob
+	111, // 96: vexil.admin.v1.GetBlastRadiusJobResponse.job:type_name -> vexil.admin.v1.BlastRadiusJob
+	111, // 97: vexil.admin.v1.ListBlastRadiusJobsResponse.jobs:type_name -> vexil.admin.v1.BlastRadiusJob
+	111, // 98: vexil.admin.v1.CancelBlastRadiusJobResponse.job:type_name -> vexil.admin.v1.BlastRadiusJob
+	5,   // 99: vexil.admin.v1.PrecomputeRun.state:type_name -> vexil.admin.v1.PrecomputeState
+	148, // 100: vexil.admin.v1.PrecomputeRun.started_at:type_name -> google.protobuf.Timestamp
+	148, // 101: vexil.admin.v1.PrecomputeRun.finished_at:type_name -> google.protobuf.Timestamp
+	120, // 102: vexil.admin.v1.GetPrecomputeStatusResponse.run:type_name -> vexil.admin.v1.PrecomputeRun
+	149, // 103: vexil.admin.v1.ImportDefinitionsRequest.definitions:type_name -> google.protobuf.Struct
+	6,   // 104: vexil.admin.v1.ImportItem.errors:type_name -> vexil.admin.v1.Warning
+	6,   // 105: vexil.admin.v1.ImportItem.warnings:type_name -> vexil.admin.v1.Warning
+	70,  // 106: vexil.admin.v1.ImportItem.filters:type_name -> vexil.admin.v1.CohortFilterReport
+	124, // 107: vexil.admin.v1.ImportDefinitionsResponse.items:type_name -> vexil.admin.v1.ImportItem
+	8,   // 108: vexil.admin.v1.ImportDefinitionsResponse.group_types_created:type_name -> vexil.admin.v1.GroupType
+	148, // 109: vexil.admin.v1.WebhookEndpoint.created_at:type_name -> google.protobuf.Timestamp
+	148, // 110: vexil.admin.v1.WebhookEndpoint.updated_at:type_name -> google.protobuf.Timestamp
+	127, // 111: vexil.admin.v1.CreateWebhookEndpointRequest.endpoint:type_name -> vexil.admin.v1.WebhookEndpointInput
+	126, // 112: vexil.admin.v1.CreateWebhookEndpointResponse.endpoint:type_name -> vexil.admin.v1.WebhookEndpoint
+	126, // 113: vexil.admin.v1.GetWebhookEndpointResponse.endpoint:type_name -> vexil.admin.v1.WebhookEndpoint
+	126, // 114: vexil.admin.v1.ListWebhookEndpointsResponse.results:type_name -> vexil.admin.v1.WebhookEndpoint
+	127, // 115: vexil.admin.v1.UpdateWebhookEndpointRequest.endpoint:type_name -> vexil.admin.v1.WebhookEndpointInput
+	126, // 116: vexil.admin.v1.UpdateWebhookEndpointResponse.endpoint:type_name -> vexil.admin.v1.WebhookEndpoint
+	148, // 117: vexil.admin.v1.WebhookStatus.last_success:type_name -> google.protobuf.Timestamp
+	148, // 118: vexil.admin.v1.WebhookStatus.last_failure:type_name -> google.protobuf.Timestamp
+	138, // 119: vexil.admin.v1.GetWebhookStatusResponse.status:type_name -> vexil.admin.v1.WebhookStatus
+	148, // 120: vexil.admin.v1.WebhookDeadLetter.at:type_name -> google.protobuf.Timestamp
+	141, // 121: vexil.admin.v1.ListWebhookDeadLettersResponse.results:type_name -> vexil.admin.v1.WebhookDeadLetter
+	9,   // 122: vexil.admin.v1.AdminService.CreateTeam:input_type -> vexil.admin.v1.CreateTeamRequest
+	11,  // 123: vexil.admin.v1.AdminService.GetTeam:input_type -> vexil.admin.v1.GetTeamRequest
+	13,  // 124: vexil.admin.v1.AdminService.ListTeams:input_type -> vexil.admin.v1.ListTeamsRequest
+	15,  // 125: vexil.admin.v1.AdminService.UpdateTeam:input_type -> vexil.admin.v1.UpdateTeamRequest
+	17,  // 126: vexil.admin.v1.AdminService.SetGroupType:input_type -> vexil.admin.v1.SetGroupTypeRequest
+	19,  // 127: vexil.admin.v1.AdminService.RotateTeamKey:input_type -> vexil.admin.v1.RotateTeamKeyRequest
+	22,  // 128: vexil.admin.v1.AdminService.CreatePersonalKey:input_type -> vexil.admin.v1.CreatePersonalKeyRequest
+	24,  // 129: vexil.admin.v1.AdminService.ListKeys:input_type -> vexil.admin.v1.ListKeysRequest
+	26,  // 130: vexil.admin.v1.AdminService.RevokeKey:input_type -> vexil.admin.v1.RevokeKeyRequest
+	31,  // 131: vexil.admin.v1.AdminService.CreateFlag:input_type -> vexil.admin.v1.CreateFlagRequest
+	33,  // 132: vexil.admin.v1.AdminService.GetFlag:input_type -> vexil.admin.v1.GetFlagRequest
+	35,  // 133: vexil.admin.v1.AdminService.GetFlagByKey:input_type -> vexil.admin.v1.GetFlagByKeyRequest
+	37,  // 134: vexil.admin.v1.AdminService.ListFlags:input_type -> vexil.admin.v1.ListFlagsRequest
+	39,  // 135: vexil.admin.v1.AdminService.UpdateFlag:input_type -> vexil.admin.v1.UpdateFlagRequest
+	41,  // 136: vexil.admin.v1.AdminService.PatchFlag:input_type -> vexil.admin.v1.PatchFlagRequest
+	43,  // 137: vexil.admin.v1.AdminService.EnableFlag:input_type -> vexil.admin.v1.EnableFlagRequest
+	45,  // 138: vexil.admin.v1.AdminService.DisableFlag:input_type -> vexil.admin.v1.DisableFlagRequest
+	47,  // 139: vexil.admin.v1.AdminService.ArchiveFlag:input_type -> vexil.admin.v1.ArchiveFlagRequest
+	49,  // 140: vexil.admin.v1.AdminService.UnarchiveFlag:input_type -> vexil.admin.v1.UnarchiveFlagRequest
+	51,  // 141: vexil.admin.v1.AdminService.DeleteFlag:input_type -> vexil.admin.v1.DeleteFlagRequest
+	54,  // 142: vexil.admin.v1.AdminService.AddCondition:input_type -> vexil.admin.v1.AddConditionRequest
+	56,  // 143: vexil.admin.v1.AdminService.UpdateCondition:input_type -> vexil.admin.v1.UpdateConditionRequest
+	58,  // 144: vexil.admin.v1.AdminService.RemoveCondition:input_type -> vexil.admin.v1.RemoveConditionRequest
+	60,  // 145: vexil.admin.v1.AdminService.ReorderConditions:input_type -> vexil.admin.v1.ReorderConditionsRequest
+	62,  // 146: vexil.admin.v1.AdminService.SetRollout:input_type -> vexil.admin.v1.SetRolloutRequest
+	64,  // 147: vexil.admin.v1.AdminService.SetOverrides:input_type -> vexil.admin.v1.SetOverridesRequest
+	66,  // 148: vexil.admin.v1.AdminService.ListDependents:input_type -> vexil.admin.v1.ListDependentsRequest
+	72,  // 149: vexil.admin.v1.AdminService.CreateCohort:input_type -> vexil.admin.v1.CreateCohortRequest
+	74,  // 150: vexil.admin.v1.AdminService.GetCohort:input_type -> vexil.admin.v1.GetCohortRequest
+	76,  // 151: vexil.admin.v1.AdminService.ListCohorts:input_type -> vexil.admin.v1.ListCohortsRequest
+	78,  // 152: vexil.admin.v1.AdminService.UpdateCohort:input_type -> vexil.admin.v1.UpdateCohortRequest
+	80,  // 153: vexil.admin.v1.AdminService.DeleteCohort:input_type -> vexil.admin.v1.DeleteCohortRequest
+	82,  // 154: vexil.admin.v1.AdminService.AddCohortMembers:input_type -> vexil.admin.v1.AddCohortMembersRequest
+	84,  // 155: vexil.admin.v1.AdminService.RemoveCohortMembers:input_type -> vexil.admin.v1.RemoveCohortMembersRequest
+	86,  // 156: vexil.admin.v1.AdminService.ListCohortMembers:input_type -> vexil.admin.v1.ListCohortMembersRequest
+	89,  // 157: vexil.admin.v1.AdminService.CreateEarlyAccessFeature:input_type -> vexil.admin.v1.CreateEarlyAccessFeatureRequest
+	91,  // 158: vexil.admin.v1.AdminService.GetEarlyAccessFeature:input_type -> vexil.admin.v1.GetEarlyAccessFeatureRequest
+	93,  // 159: vexil.admin.v1.AdminService.ListEarlyAccessFeatures:input_type -> vexil.admin.v1.ListEarlyAccessFeaturesRequest
+	95,  // 160: vexil.admin.v1.AdminService.UpdateEarlyAccessFeature:input_type -> vexil.admin.v1.UpdateEarlyAccessFeatureRequest
+	97,  // 161: vexil.admin.v1.AdminService.DeleteEarlyAccessFeature:input_type -> vexil.admin.v1.DeleteEarlyAccessFeatureRequest
+	99,  // 162: vexil.admin.v1.AdminService.ListPublicEarlyAccessFeatures:input_type -> vexil.admin.v1.ListPublicEarlyAccessFeaturesRequest
+	103, // 163: vexil.admin.v1.AdminService.ListActivity:input_type -> vexil.admin.v1.ListActivityRequest
+	105, // 164: vexil.admin.v1.AdminService.ListFlagActivity:input_type -> vexil.admin.v1.ListFlagActivityRequest
+	107, // 165: vexil.admin.v1.AdminService.ExplainFlag:input_type -> vexil.admin.v1.ExplainFlagRequest
+	112, // 166: vexil.admin.v1.AdminService.StartBlastRadius:input_type -> vexil.admin.v1.StartBlastRadiusRequest
+	114, // 167: vexil.admin.v1.AdminService.GetBlastRadiusJob:input_type -> vexil.admin.v1.GetBlastRadiusJobRequest
+	116, // 168: vexil.admin.v1.AdminService.ListBlastRadiusJobs:input_type -> vexil.admin.v1.ListBlastRadiusJobsRequest
+	118, // 169: vexil.admin.v1.AdminService.CancelBlastRadiusJob:input_type -> vexil.admin.v1.CancelBlastRadiusJobRequest
+	121, // 170: vexil.admin.v1.AdminService.GetPrecomputeStatus:input_type -> vexil.admin.v1.GetPrecomputeStatusRequest
+	123, // 171: vexil.admin.v1.AdminService.ImportDefinitions:input_type -> vexil.admin.v1.ImportDefinitionsRequest
+	128, // 172: vexil.admin.v1.AdminService.CreateWebhookEndpoint:input_type -> vexil.admin.v1.CreateWebhookEndpointRequest
+	130, // 173: vexil.admin.v1.AdminService.GetWebhookEndpoint:input_type -> vexil.admin.v1.GetWebhookEndpointRequest
+	132, // 174: vexil.admin.v1.AdminService.ListWebhookEndpoints:input_type -> vexil.admin.v1.ListWebhookEndpointsRequest
+	134, // 175: vexil.admin.v1.AdminService.UpdateWebhookEndpoint:input_type -> vexil.admin.v1.UpdateWebhookEndpointRequest
+	136, // 176: vexil.admin.v1.AdminService.DeleteWebhookEndpoint:input_type -> vexil.admin.v1.DeleteWebhookEndpointRequest
+	139, // 177: vexil.admin.v1.AdminService.GetWebhookStatus:input_type -> vexil.admin.v1.GetWebhookStatusRequest
+	142, // 178: vexil.admin.v1.AdminService.ListWebhookDeadLetters:input_type -> vexil.admin.v1.ListWebhookDeadLettersRequest
+	144, // 179: vexil.admin.v1.AdminService.RedeliverWebhook:input_type -> vexil.admin.v1.RedeliverWebhookRequest
+	10,  // 180: vexil.admin.v1.AdminService.CreateTeam:output_type -> vexil.admin.v1.CreateTeamResponse
+	12,  // 181: vexil.admin.v1.AdminService.GetTeam:output_type -> vexil.admin.v1.GetTeamResponse
+	14,  // 182: vexil.admin.v1.AdminService.ListTeams:output_type -> vexil.admin.v1.ListTeamsResponse
+	16,  // 183: vexil.admin.v1.AdminService.UpdateTeam:output_type -> vexil.admin.v1.UpdateTeamResponse
+	18,  // 184: vexil.admin.v1.AdminService.SetGroupType:output_type -> vexil.admin.v1.SetGroupTypeResponse
+	20,  // 185: vexil.admin.v1.AdminService.RotateTeamKey:output_type -> vexil.admin.v1.RotateTeamKeyResponse
+	23,  // 186: vexil.admin.v1.AdminService.CreatePersonalKey:output_type -> vexil.admin.v1.CreatePersonalKeyResponse
+	25,  // 187: vexil.admin.v1.AdminService.ListKeys:output_type -> vexil.admin.v1.ListKeysResponse
+	27,  // 188: vexil.admin.v1.AdminService.RevokeKey:output_type -> vexil.admin.v1.RevokeKeyResponse
+	32,  // 189: vexil.admin.v1.AdminService.CreateFlag:output_type -> vexil.admin.v1.CreateFlagResponse
+	34,  // 190: vexil.admin.v1.AdminService.GetFlag:output_type -> vexil.admin.v1.GetFlagResponse
+	36,  // 191: vexil.admin.v1.AdminService.GetFlagByKey:output_type -> vexil.admin.v1.GetFlagByKeyResponse
+	38,  // 192: vexil.admin.v1.AdminService.ListFlags:output_type -> vexil.admin.v1.ListFlagsResponse
+	40,  // 193: vexil.admin.v1.AdminService.UpdateFlag:output_type -> vexil.admin.v1.UpdateFlagResponse
+	42,  // 194: vexil.admin.v1.AdminService.PatchFlag:output_type -> vexil.admin.v1.PatchFlagResponse
+	44,  // 195: vexil.admin.v1.AdminService.EnableFlag:output_type -> vexil.admin.v1.EnableFlagResponse
+	46,  // 196: vexil.admin.v1.AdminService.DisableFlag:output_type -> vexil.admin.v1.DisableFlagResponse
+	48,  // 197: vexil.admin.v1.AdminService.ArchiveFlag:output_type -> vexil.admin.v1.ArchiveFlagResponse
+	50,  // 198: vexil.admin.v1.AdminService.UnarchiveFlag:output_type -> vexil.admin.v1.UnarchiveFlagResponse
+	52,  // 199: vexil.admin.v1.AdminService.DeleteFlag:output_type -> vexil.admin.v1.DeleteFlagResponse
+	55,  // 200: vexil.admin.v1.AdminService.AddCondition:output_type -> vexil.admin.v1.AddConditionResponse
+	57,  // 201: vexil.admin.v1.AdminService.UpdateCondition:output_type -> vexil.admin.v1.UpdateConditionResponse
+	59,  // 202: vexil.admin.v1.AdminService.RemoveCondition:output_type -> vexil.admin.v1.RemoveConditionResponse
+	61,  // 203: vexil.admin.v1.AdminService.ReorderConditions:output_type -> vexil.admin.v1.ReorderConditionsResponse
+	63,  // 204: vexil.admin.v1.AdminService.SetRollout:output_type -> vexil.admin.v1.SetRolloutResponse
+	65,  // 205: vexil.admin.v1.AdminService.SetOverrides:output_type -> vexil.admin.v1.SetOverridesResponse
+	68,  // 206: vexil.admin.v1.AdminService.ListDependents:output_type -> vexil.admin.v1.ListDependentsResponse
+	73,  // 207: vexil.admin.v1.AdminService.CreateCohort:output_type -> vexil.admin.v1.CreateCohortResponse
+	75,  // 208: vexil.admin.v1.AdminService.GetCohort:output_type -> vexil.admin.v1.GetCohortResponse
+	77,  // 209: vexil.admin.v1.AdminService.ListCohorts:output_type -> vexil.admin.v1.ListCohortsResponse
+	79,  // 210: vexil.admin.v1.AdminService.UpdateCohort:output_type -> vexil.admin.v1.UpdateCohortResponse
+	81,  // 211: vexil.admin.v1.AdminService.DeleteCohort:output_type -> vexil.admin.v1.DeleteCohortResponse
+	83,  // 212: vexil.admin.v1.AdminService.AddCohortMembers:output_type -> vexil.admin.v1.AddCohortMembersResponse
+	85,  // 213: vexil.admin.v1.AdminService.RemoveCohortMembers:output_type -> vexil.admin.v1.RemoveCohortMembersResponse
+	87,  // 214: vexil.admin.v1.AdminService.ListCohortMembers:output_type -> vexil.admin.v1.ListCohortMembersResponse
+	90,  // 215: vexil.admin.v1.AdminService.CreateEarlyAccessFeature:output_type -> vexil.admin.v1.CreateEarlyAccessFeatureResponse
+	92,  // 216: vexil.admin.v1.AdminService.GetEarlyAccessFeature:output_type -> vexil.admin.v1.GetEarlyAccessFeatureResponse
+	94,  // 217: vexil.admin.v1.AdminService.ListEarlyAccessFeatures:output_type -> vexil.admin.v1.ListEarlyAccessFeaturesResponse
+	96,  // 218: vexil.admin.v1.AdminService.UpdateEarlyAccessFeature:output_type -> vexil.admin.v1.UpdateEarlyAccessFeatureResponse
+	98,  // 219: vexil.admin.v1.AdminService.DeleteEarlyAccessFeature:output_type -> vexil.admin.v1.DeleteEarlyAccessFeatureResponse
+	101, // 220: vexil.admin.v1.AdminService.ListPublicEarlyAccessFeatures:output_type -> vexil.admin.v1.ListPublicEarlyAccessFeaturesResponse
+	104, // 221: vexil.admin.v1.AdminService.ListActivity:output_type -> vexil.admin.v1.ListActivityResponse
+	106, // 222: vexil.admin.v1.AdminService.ListFlagActivity:output_type -> vexil.admin.v1.ListFlagActivityResponse
+	110, // 223: vexil.admin.v1.AdminService.ExplainFlag:output_type -> vexil.admin.v1.ExplainFlagResponse
+	113, // 224: vexil.admin.v1.AdminService.StartBlastRadius:output_type -> vexil.admin.v1.StartBlastRadiusResponse
+	115, // 225: vexil.admin.v1.AdminService.GetBlastRadiusJob:output_type -> vexil.admin.v1.GetBlastRadiusJobResponse
+	117, // 226: vexil.admin.v1.AdminService.ListBlastRadiusJobs:output_type -> vexil.admin.v1.ListBlastRadiusJobsResponse
+	119, // 227: vexil.admin.v1.AdminService.CancelBlastRadiusJob:output_type -> vexil.admin.v1.CancelBlastRadiusJobResponse
+	122, // 228: vexil.admin.v1.AdminService.GetPrecomputeStatus:output_type -> vexil.admin.v1.GetPrecomputeStatusResponse
+	125, // 229: vexil.admin.v1.AdminService.ImportDefinitions:output_type -> vexil.admin.v1.ImportDefinitionsResponse
+	129, // 230: vexil.admin.v1.AdminService.CreateWebhookEndpoint:output_type -> vexil.admin.v1.CreateWebhookEndpointResponse
+	131, // 231: vexil.admin.v1.AdminService.GetWebhookEndpoint:output_type -> vexil.admin.v1.GetWebhookEndpointResponse
+	133, // 232: vexil.admin.v1.AdminService.ListWebhookEndpoints:output_type -> vexil.admin.v1.ListWebhookEndpointsResponse
+	135, // 233: vexil.admin.v1.AdminService.UpdateWebhookEndpoint:output_type -> vexil.admin.v1.UpdateWebhookEndpointResponse
+	137, // 234: vexil.admin.v1.AdminService.DeleteWebhookEndpoint:output_type -> vexil.admin.v1.DeleteWebhookEndpointResponse
+	140, // 235: vexil.admin.v1.AdminService.GetWebhookStatus:output_type -> vexil.admin.v1.GetWebhookStatusResponse
+	143, // 236: vexil.admin.v1.AdminService.ListWebhookDeadLetters:output_type -> vexil.admin.v1.ListWebhookDeadLettersResponse
+	145, // 237: vexil.admin.v1.AdminService.RedeliverWebhook:output_type -> vexil.admin.v1.RedeliverWebhookResponse
+	180, // [180:238] is the sub-list for method output_type
+	122, // [122:180] is the sub-list for method input_type
+	122, // [122:122] is the sub-list for extension type_name
+	122, // [122:122] is the sub-list for extension extendee
+	0,   // [0:122] is the sub-list for field type_name
 }
 
 func init() { file_vexil_admin_v1_admin_proto_init() }
