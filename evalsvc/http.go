@@ -11,9 +11,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vexil-dev/vexil/admission"
 	"github.com/vexil-dev/vexil/catalog"
@@ -52,11 +54,21 @@ func (r *statusRecorder) WriteHeader(code int) {
 }
 
 func (s *Service) instrument(endpoint string, h http.Handler) http.Handler {
+	// The endpoint's series, looked up once rather than per request (each
+	// lookup hashes the labels under a lock); the 2xx counter is made at
+	// the first success, so an endpoint never called shows no series.
+	latency := s.m.latency.WithLabelValues(endpoint)
+	ok := sync.OnceValue(func() prometheus.Counter { return s.m.requests.WithLabelValues(endpoint, "2xx") })
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w, status: 200}
 		h.ServeHTTP(rec, r)
-		s.observe(endpoint, start, rec.status)
+		latency.Observe(time.Since(start).Seconds())
+		if rec.status/100 == 2 {
+			ok().Inc()
+		} else {
+			s.countRequest(endpoint, rec.status)
+		}
 	})
 }
 
