@@ -21,6 +21,8 @@ type flagMeta struct {
 	description   string
 	hasExperiment bool
 	runtime       string
+	// pre is the flag's definition-only v2 JSON.
+	pre *wire.Prerendered
 }
 
 // teamState is one team's entry in the HyperCache: immutable once built.
@@ -70,7 +72,8 @@ func buildTeamState(snap catalog.TeamSnapshot, now time.Time, opt results.Option
 		if f.Deleted {
 			continue
 		}
-		ts.meta[f.Key] = flagMeta{description: f.Description, hasExperiment: f.HasExperiment, runtime: f.EvaluationRuntime}
+		ts.meta[f.Key] = flagMeta{description: f.Description, hasExperiment: f.HasExperiment, runtime: f.EvaluationRuntime,
+			pre: wire.Prerender(f.Key, f.ID, f.Version, f.Description, f.HasExperiment)}
 	}
 	ts.keys = set.Keys()
 	ts.metaAt = make([]flagMeta, len(ts.keys))

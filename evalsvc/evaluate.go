@@ -409,7 +409,7 @@ func (s *Service) buildRecords(p *pass) evaluation {
 			continue
 		}
 		rec := wire.Record{Key: r.Key, Enabled: r.Enabled, Variant: r.Variant, Reason: r.Reason, ID: r.FlagID,
-			Version: r.Version, Payload: r.Payload, Description: meta.description, HasExperiment: meta.hasExperiment}
+			Version: r.Version, Payload: r.Payload, Description: meta.description, HasExperiment: meta.hasExperiment, Pre: meta.pre}
 		if r.Err != nil {
 			rec.Failed = true
 			ev.errors = true
