@@ -250,9 +250,16 @@ func writeResponse(w http.ResponseWriter, resp *wire.Response, shape wire.Shape)
 	writeBody(w, resp.AppendJSON(nil, shape))
 }
 
+// jsonContentType is the Content-Type value of every answer, shared
+// rather than allocated per response (net/http never modifies it).
+var jsonContentType = []string{"application/json"}
+
+// writeBody writes a whole answer in one Write, its length declared: the
+// keys are already canonical, so the header map is set directly.
 func writeBody(w http.ResponseWriter, buf []byte) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(buf)))
+	h := w.Header()
+	h["Content-Type"] = jsonContentType
+	h["Content-Length"] = []string{strconv.Itoa(len(buf))}
 	_, _ = w.Write(buf)
 }
 
