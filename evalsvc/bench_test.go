@@ -109,6 +109,11 @@ func BenchmarkServeFlags50(b *testing.B) {
 	b.Run("stored-cold", func(b *testing.B) {
 		benchServeFlags50(b, benchServiceWith(b, pebblestore.Config{CacheSize: 1 << 20, MemTableSize: 1 << 20}, true))
 	})
+	// stored-cold-1k is stored-cold with 1 KiB data blocks: about one
+	// row per block instead of five.
+	b.Run("stored-cold-1k", func(b *testing.B) {
+		benchServeFlags50(b, benchServiceWith(b, pebblestore.Config{CacheSize: 1 << 20, MemTableSize: 1 << 20, BlockSize: 1 << 10}, true))
+	})
 }
 
 func benchServeFlags50(b *testing.B, s *Service) {
