@@ -19,6 +19,7 @@
 #
 #   VEXIL_PEER_EDGE=/work/peers/edge/target/release/unleash-edge scripts/bench-peers.sh
 #
+# SERVE_ARGS adds settings to vexil serve (e.g. SERVE_ARGS="--store-block-kb 1").
 # Without VEXIL_PEER_EDGE the script says how to build Edge and measures
 # Vexil and the trivial handler only. Numbers mean something only on a
 # quiet machine: run it with nothing else on either core.
@@ -64,7 +65,7 @@ trap cleanup EXIT
 # --- Vexil: PERSONS persons and the FLAGS peers' flags, seeded through NATS.
 echo "seeding Vexil with $PERSONS persons through the ingest stream..." >&2
 $pin0 bin/vexil serve --data-dir "$data/vexil" --http-addr 127.0.0.1:$PORT --grpc-addr 127.0.0.1:$((PORT + 1)) \
-	--nats-listen 127.0.0.1:$((PORT + 2)) --demo --demo-persons "$PERSONS" --demo-flags "$FLAGS" --log-level warn \
+	--nats-listen 127.0.0.1:$((PORT + 2)) --demo --demo-persons "$PERSONS" --demo-flags "$FLAGS" --log-level warn ${SERVE_ARGS:-} \
 	>"$data/serve.out" 2>"$data/serve.err" &
 vexil=$!
 pids="$vexil"
@@ -265,6 +266,7 @@ erss=""
 	echo "# bench-peers $(date -u +%FT%TZ): $(bin/vexil version); nproc $(nproc); $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 	echo "# servers on core 0, generator on core 1; $PERSONS persons, $vflags flags in Vexil ($vbytes-byte answers)${EDGE:+; Edge $("$EDGE" --version 2>/dev/null | head -1) (${ebytes}-byte answers)}"
 	echo "# closed loop wrk -t1 -c2, $WARMUP + $DURATION, median of $ROUNDS interleaved rounds; open loop vegeta $RATE req/s, $OPEN_DURATION, median of $ROUNDS"
+	echo "# vexil serve settings added: ${SERVE_ARGS:-none}"
 	echo "# load average at the end: $(cut -d' ' -f1-3 /proc/loadavg); RSS: Vexil $vrss${erss:+, Edge $erss}"
 	python3 - "$data/closed.txt" "$data/open.txt" "$targets" <<PY
 import statistics, sys
