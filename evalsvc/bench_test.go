@@ -29,7 +29,14 @@ const benchPersons = 10000
 // flags of the peers' workload, for token phc_bench. With stored, every row
 // carries its precomputed results (as the precompute worker writes them).
 func benchService(b *testing.B, stored ...bool) *Service {
-	st, err := pebblestore.Open(pebblestore.Config{Dir: b.TempDir()})
+	return benchServiceWith(b, pebblestore.Config{}, len(stored) > 0 && stored[0])
+}
+
+// benchServiceWith is benchService over a store opened with cfg (its Dir
+// set here).
+func benchServiceWith(b *testing.B, cfg pebblestore.Config, stored bool) *Service {
+	cfg.Dir = b.TempDir()
+	st, err := pebblestore.Open(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -54,12 +61,18 @@ func benchService(b *testing.B, stored ...bool) *Service {
 	var sc results.Scratch
 	var batch store.Batch
 	for i := range persons {
+		if i > 0 && i%1000 == 0 { // batches of 1000 rows, as the projector writes them
+			if err := st.Apply(context.Background(), &batch); err != nil {
+				b.Fatal(err)
+			}
+			batch.Reset()
+		}
 		did := fmt.Sprintf("user-%d", i)
 		props := []byte(fmt.Sprintf(`{"country":%q,"email":"user-%d@example.com","plan":"pro"}`, countries[i%3], i))
 		row := &store.Row{Team: 1, DistinctID: did, PersonID: fmt.Sprintf("p%d", i), PersonVersion: 1,
 			Properties: props, Revision: store.Revision(props)}
 		batch.PutRow(row)
-		if len(stored) > 0 && stored[0] {
+		if stored {
 			m := map[string]any{}
 			if err := json.Unmarshal(props, &m); err != nil {
 				b.Fatal(err)
@@ -89,6 +102,18 @@ func benchService(b *testing.B, stored ...bool) *Service {
 func BenchmarkServeFlags50(b *testing.B) {
 	b.Run("live", func(b *testing.B) { benchServeFlags50(b, benchService(b)) })
 	b.Run("stored", func(b *testing.B) { benchServeFlags50(b, benchService(b, true)) })
+	// cold: the rows are in tables on disk (1 MiB memtables) and the block
+	// cache (1 MiB) holds few of them: each request reads its row's block
+	// from the OS page cache, checks and decompresses it, as a random
+	// person of 1M does once the working set outgrows the block cache.
+	b.Run("stored-cold", func(b *testing.B) {
+		benchServeFlags50(b, benchServiceWith(b, pebblestore.Config{CacheSize: 1 << 20, MemTableSize: 1 << 20}, true))
+	})
+	// stored-cold-1k is stored-cold with 1 KiB data blocks: about one
+	// row per block instead of five.
+	b.Run("stored-cold-1k", func(b *testing.B) {
+		benchServeFlags50(b, benchServiceWith(b, pebblestore.Config{CacheSize: 1 << 20, MemTableSize: 1 << 20, BlockSize: 1 << 10}, true))
+	})
 }
 
 func benchServeFlags50(b *testing.B, s *Service) {

@@ -21,14 +21,19 @@ type flagMeta struct {
 	description   string
 	hasExperiment bool
 	runtime       string
+	// pre is the flag's definition-only v2 JSON.
+	pre *wire.Prerendered
 }
 
 // teamState is one team's entry in the HyperCache: immutable once built.
 type teamState struct {
-	team     catalog.Team
-	set      *flags.Set
-	meta     map[string]flagMeta
-	keys     []string // every flag key, in evaluation order
+	team catalog.Team
+	set  *flags.Set
+	meta map[string]flagMeta
+	keys []string // every flag key, in evaluation order
+	// metaAt is meta in keys order: a response reads it by flag index,
+	// without hashing each key.
+	metaAt   []flagMeta
 	groupsFn map[int]bool
 	// payload and payloadNoCohorts are the local-evaluation payloads, with
 	// and without send_cohorts.
@@ -67,9 +72,14 @@ func buildTeamState(snap catalog.TeamSnapshot, now time.Time, opt results.Option
 		if f.Deleted {
 			continue
 		}
-		ts.meta[f.Key] = flagMeta{description: f.Description, hasExperiment: f.HasExperiment, runtime: f.EvaluationRuntime}
+		ts.meta[f.Key] = flagMeta{description: f.Description, hasExperiment: f.HasExperiment, runtime: f.EvaluationRuntime,
+			pre: wire.Prerender(f.Key, f.ID, f.Version, f.Description, f.HasExperiment)}
 	}
 	ts.keys = set.Keys()
+	ts.metaAt = make([]flagMeta, len(ts.keys))
+	for i, k := range ts.keys {
+		ts.metaAt[i] = ts.meta[k]
+	}
 	ts.plan = results.NewPlan(defs, set, opt)
 	ts.groupSlots = ts.plan.GroupTypes()
 	if len(ts.groupSlots) > 64 {

@@ -28,7 +28,10 @@ type evaluation struct {
 // response buffer and the decoded stored results, pooled so a request
 // allocates little beyond its inputs.
 type scratch struct {
-	results []flags.Result
+	// results are the merged answers in evaluation order: pointers into
+	// stored or live, with their flag's index, so that a result is copied
+	// once (into stored or live) rather than again per phase.
+	results []picked
 	live    []flags.Result
 	records []wire.Record
 	buf     []byte
@@ -53,6 +56,13 @@ type scratch struct {
 	usage []usage.Eval
 }
 
+// picked is one merged answer: flag i of the team (index in
+// teamState.keys) and its result.
+type picked struct {
+	i int
+	r *flags.Result
+}
+
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 
 func getScratch() *scratch { return scratchPool.Get().(*scratch) }
@@ -61,7 +71,7 @@ func putScratch(sc *scratch) {
 	if cap(sc.buf) > 1<<20 {
 		return // an outsized response; let it go
 	}
-	clear(sc.results) // drop references to payloads and errors
+	clear(sc.results) // drop references to payloads and errors (held by live and stored)
 	clear(sc.live)
 	clear(sc.records)
 	clear(sc.stored)
@@ -356,12 +366,12 @@ func (s *Service) merge(p *pass) {
 		}
 		src := sc.source[i]
 		if src == results.Stored {
-			out = append(out, sc.stored[i])
+			out = append(out, picked{i, &sc.stored[i]})
 		} else {
 			if li >= len(sc.live) || sc.live[li].Key != ts.keys[i] {
 				continue
 			}
-			out = append(out, sc.live[li])
+			out = append(out, picked{i, &sc.live[li]})
 			li++
 		}
 		ts.answers[i][src].Add(1)
@@ -400,14 +410,14 @@ func (s *Service) buildRecords(p *pass) evaluation {
 	ts, req, sc := p.ts, p.req, p.sc
 	ev := evaluation{path: p.path, errors: p.storeFailed, records: sc.records[:0]}
 	keep := sc.sources[:0]
-	for i := range sc.results {
-		r := &sc.results[i]
-		meta := ts.meta[r.Key]
+	for i, pk := range sc.results {
+		r := pk.r
+		meta := &ts.metaAt[pk.i]
 		if req.EvaluationRuntime != "" && meta.runtime != "" && meta.runtime != "all" && meta.runtime != req.EvaluationRuntime {
 			continue
 		}
 		rec := wire.Record{Key: r.Key, Enabled: r.Enabled, Variant: r.Variant, Reason: r.Reason, ID: r.FlagID,
-			Version: r.Version, Payload: r.Payload, Description: meta.description, HasExperiment: meta.hasExperiment}
+			Version: r.Version, Payload: r.Payload, Description: meta.description, HasExperiment: meta.hasExperiment, Pre: meta.pre}
 		if r.Err != nil {
 			rec.Failed = true
 			ev.errors = true

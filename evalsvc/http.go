@@ -11,9 +11,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vexil-dev/vexil/admission"
 	"github.com/vexil-dev/vexil/catalog"
@@ -56,11 +58,21 @@ func (r *statusRecorder) WriteHeader(code int) {
 }
 
 func (s *Service) instrument(endpoint string, h http.Handler) http.Handler {
+	// The endpoint's series, looked up once rather than per request (each
+	// lookup hashes the labels under a lock); the 2xx counter is made at
+	// the first success, so an endpoint never called shows no series.
+	latency := s.m.latency.WithLabelValues(endpoint)
+	ok := sync.OnceValue(func() prometheus.Counter { return s.m.requests.WithLabelValues(endpoint, "2xx") })
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w, status: 200}
 		h.ServeHTTP(rec, r)
-		s.observe(endpoint, start, rec.status)
+		latency.Observe(time.Since(start).Seconds())
+		if rec.status/100 == 2 {
+			ok().Inc()
+		} else {
+			s.countRequest(endpoint, rec.status)
+		}
 	})
 }
 
@@ -251,9 +263,16 @@ func writeResponse(w http.ResponseWriter, resp *wire.Response, shape wire.Shape)
 	writeBody(w, resp.AppendJSON(nil, shape))
 }
 
+// jsonContentType is the Content-Type value of every answer, shared
+// rather than allocated per response (net/http never modifies it).
+var jsonContentType = []string{"application/json"}
+
+// writeBody writes a whole answer in one Write, its length declared: the
+// keys are already canonical, so the header map is set directly.
 func writeBody(w http.ResponseWriter, buf []byte) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(buf)))
+	h := w.Header()
+	h["Content-Type"] = jsonContentType
+	h["Content-Length"] = []string{strconv.Itoa(len(buf))}
 	_, _ = w.Write(buf)
 }
 

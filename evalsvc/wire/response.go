@@ -24,6 +24,56 @@ type Record struct {
 	// ErrorCode is the engine's code of a failed flag ("missing_context");
 	// the gRPC API sends it, PostHog's shapes do not.
 	ErrorCode string
+	// Pre, when set, holds the parts of the v2 record that depend only on
+	// the flag's definition, rendered once per definition rather than per
+	// request. It is used only when it was rendered for this record's key,
+	// id, version, description and experiment flag.
+	Pre *Prerendered
+}
+
+// Prerendered is the definition-only JSON of a flag's v2 record: the map
+// key and "key" field, the metadata and has_experiment. Writing them is
+// most of a v2 record's cost (two escaped keys and a dozen constant
+// pieces per flag, 50 flags per response), so a team renders them once.
+type Prerendered struct {
+	key           string
+	id, version   int64
+	description   string
+	hasExperiment bool
+	// head is `"<key>":{"key":"<key>","enabled":`; meta is
+	// `},"metadata":{"id":…,"version":…,"description":…,"payload":`; tail
+	// is `,"has_experiment":…}}`.
+	head, meta, tail []byte
+}
+
+// Prerender renders the definition-only parts of a flag's v2 record.
+func Prerender(key string, id, version int64, description string, hasExperiment bool) *Prerendered {
+	p := &Prerendered{key: key, id: id, version: version, description: description, hasExperiment: hasExperiment}
+	p.head = appendString(nil, key)
+	p.head = append(p.head, `:{"key":`...)
+	p.head = appendString(p.head, key)
+	p.head = append(p.head, `,"enabled":`...)
+	p.meta = append(p.meta, `},"metadata":{"id":`...)
+	p.meta = strconv.AppendInt(p.meta, id, 10)
+	p.meta = append(p.meta, `,"version":`...)
+	p.meta = strconv.AppendInt(p.meta, version, 10)
+	p.meta = append(p.meta, `,"description":`...)
+	if description != "" {
+		p.meta = appendString(p.meta, description)
+	} else {
+		p.meta = append(p.meta, "null"...)
+	}
+	p.meta = append(p.meta, `,"payload":`...)
+	p.tail = append(p.tail, `,"has_experiment":`...)
+	p.tail = strconv.AppendBool(p.tail, hasExperiment)
+	p.tail = append(p.tail, "}}"...)
+	return p
+}
+
+// fits reports whether p was rendered for rec's definition.
+func (p *Prerendered) fits(rec *Record) bool {
+	return p.key == rec.Key && p.id == rec.ID && p.version == rec.Version &&
+		p.description == rec.Description && p.hasExperiment == rec.HasExperiment
 }
 
 // Response is what a /flags or /decide request gets.
@@ -51,9 +101,14 @@ func (r *Response) AppendJSON(buf []byte, shape Shape) []byte {
 				if i > 0 {
 					buf = append(buf, ',')
 				}
-				buf = appendString(buf, r.Records[i].Key)
+				rec := &r.Records[i]
+				if rec.Pre != nil && rec.Pre.fits(rec) {
+					buf = rec.appendV2Pre(buf)
+					continue
+				}
+				buf = appendString(buf, rec.Key)
 				buf = append(buf, ':')
-				buf = r.Records[i].appendV2(buf)
+				buf = rec.appendV2(buf)
 			}
 		}
 		buf = append(buf, '}')
@@ -151,25 +206,7 @@ func (rec *Record) appendV2(buf []byte) []byte {
 	buf = appendString(buf, rec.Key)
 	buf = append(buf, `,"enabled":`...)
 	buf = strconv.AppendBool(buf, rec.Enabled)
-	buf = append(buf, `,"variant":`...)
-	if rec.Variant != "" {
-		buf = appendString(buf, rec.Variant)
-	} else {
-		buf = append(buf, "null"...)
-	}
-	if rec.Failed {
-		buf = append(buf, `,"failed":true`...)
-	}
-	buf = append(buf, `,"reason":{"code":`...)
-	buf = appendString(buf, string(rec.Reason.Code))
-	buf = append(buf, `,"condition_index":`...)
-	if rec.Reason.ConditionIndex >= 0 {
-		buf = strconv.AppendInt(buf, int64(rec.Reason.ConditionIndex), 10)
-	} else {
-		buf = append(buf, "null"...)
-	}
-	buf = append(buf, `,"description":`...)
-	buf = appendString(buf, rec.Reason.Description)
+	buf = rec.appendV2Reason(buf)
 	buf = append(buf, `},"metadata":{"id":`...)
 	buf = strconv.AppendInt(buf, rec.ID, 10)
 	buf = append(buf, `,"version":`...)
@@ -189,6 +226,46 @@ func (rec *Record) appendV2(buf []byte) []byte {
 	buf = append(buf, `,"has_experiment":`...)
 	buf = strconv.AppendBool(buf, rec.HasExperiment)
 	return append(buf, "}}"...)
+}
+
+// appendV2Pre is `"<key>":` and appendV2 with rec.Pre's parts: the same
+// bytes.
+func (rec *Record) appendV2Pre(buf []byte) []byte {
+	p := rec.Pre
+	buf = append(buf, p.head...)
+	buf = strconv.AppendBool(buf, rec.Enabled)
+	buf = rec.appendV2Reason(buf)
+	buf = append(buf, p.meta...)
+	if rec.Enabled && rec.Payload != nil {
+		buf = append(buf, rec.Payload...)
+	} else {
+		buf = append(buf, "null"...)
+	}
+	return append(buf, p.tail...)
+}
+
+// appendV2Reason writes a v2 record from "variant" to the reason's
+// description.
+func (rec *Record) appendV2Reason(buf []byte) []byte {
+	buf = append(buf, `,"variant":`...)
+	if rec.Variant != "" {
+		buf = appendString(buf, rec.Variant)
+	} else {
+		buf = append(buf, "null"...)
+	}
+	if rec.Failed {
+		buf = append(buf, `,"failed":true`...)
+	}
+	buf = append(buf, `,"reason":{"code":`...)
+	buf = appendString(buf, string(rec.Reason.Code))
+	buf = append(buf, `,"condition_index":`...)
+	if rec.Reason.ConditionIndex >= 0 {
+		buf = strconv.AppendInt(buf, int64(rec.Reason.ConditionIndex), 10)
+	} else {
+		buf = append(buf, "null"...)
+	}
+	buf = append(buf, `,"description":`...)
+	return appendString(buf, rec.Reason.Description)
 }
 
 const hexDigits = "0123456789abcdef"

@@ -149,3 +149,35 @@ func mustMarshal(t *testing.T, v any) []byte {
 	}
 	return b
 }
+
+// TestPrerenderedSameBytes: a response written with prerendered parts is
+// byte for byte the one written without, and parts rendered for another
+// definition (key, id, version, description or experiment) are ignored.
+func TestPrerenderedSameBytes(t *testing.T) {
+	want := sampleResponse().AppendJSON(nil, ShapeV2)
+	resp := sampleResponse()
+	for i := range resp.Records {
+		r := &resp.Records[i]
+		r.Pre = Prerender(r.Key, r.ID, r.Version, r.Description, r.HasExperiment)
+	}
+	if got := resp.AppendJSON(nil, ShapeV2); string(got) != string(want) {
+		t.Fatalf("prerendered:\n%s\nwant:\n%s", got, want)
+	}
+	stale := sampleResponse()
+	for i := range stale.Records {
+		r := &stale.Records[i]
+		switch i % 4 {
+		case 0:
+			r.Pre = Prerender(r.Key+"x", r.ID, r.Version, r.Description, r.HasExperiment)
+		case 1:
+			r.Pre = Prerender(r.Key, r.ID, r.Version+1, r.Description, r.HasExperiment)
+		case 2:
+			r.Pre = Prerender(r.Key, r.ID, r.Version, r.Description+"x", r.HasExperiment)
+		case 3:
+			r.Pre = Prerender(r.Key, r.ID+1, r.Version, r.Description, !r.HasExperiment)
+		}
+	}
+	if got := stale.AppendJSON(nil, ShapeV2); string(got) != string(want) {
+		t.Fatalf("with parts of other definitions:\n%s\nwant:\n%s", got, want)
+	}
+}

@@ -36,6 +36,11 @@ type Config struct {
 	// MemTableSize is the size of one memtable in bytes. Default
 	// DefaultMemTableSize.
 	MemTableSize uint64
+	// BlockSize is the target uncompressed size of a table's data block,
+	// in bytes: reading one row from a block not in the cache checks and
+	// decompresses the whole block. Default 0: Pebble's (4 KiB). Between
+	// 512 B and 64 KiB.
+	BlockSize int
 	// Logger receives Pebble's log lines. Default: discarded.
 	Logger *slog.Logger
 	// FS is the filesystem holding Dir. Default: the operating system's.
@@ -53,6 +58,9 @@ func (c Config) Validate() error {
 	}
 	if c.CacheSize < 0 {
 		return fmt.Errorf("pebblestore: Config.CacheSize %d is negative", c.CacheSize)
+	}
+	if c.BlockSize != 0 && (c.BlockSize < 512 || c.BlockSize > 64<<10) {
+		return fmt.Errorf("pebblestore: Config.BlockSize %d is outside 512 B to 64 KiB", c.BlockSize)
 	}
 	if c.MemTableSize > 0 && c.MemTableSize < 1<<20 {
 		return fmt.Errorf("pebblestore: Config.MemTableSize %d is below 1 MiB", c.MemTableSize)
@@ -110,6 +118,9 @@ func Open(cfg Config) (*Store, error) {
 	// of rows and persons that do not exist yet skip most tables.
 	for i := range opts.Levels {
 		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+		if cfg.BlockSize > 0 {
+			opts.Levels[i].BlockSize = cfg.BlockSize
+		}
 	}
 	db, err := pebble.Open(cfg.Dir, opts)
 	if err != nil {

@@ -49,6 +49,9 @@ func TestConfigValidate(t *testing.T) {
 		{"no dir", pebblestore.Config{}, false},
 		{"negative cache", pebblestore.Config{Dir: "x", CacheSize: -1}, false},
 		{"tiny memtable", pebblestore.Config{Dir: "x", MemTableSize: 1024}, false},
+		{"1 KiB blocks", pebblestore.Config{Dir: "x", BlockSize: 1 << 10}, true},
+		{"tiny blocks", pebblestore.Config{Dir: "x", BlockSize: 100}, false},
+		{"huge blocks", pebblestore.Config{Dir: "x", BlockSize: 1 << 20}, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

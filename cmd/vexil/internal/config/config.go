@@ -125,6 +125,10 @@ type Store struct {
 	// CacheMB is the Pebble block cache, in MiB: rows read by /flags stay
 	// in memory. 0 is pebblestore's default. Default 256.
 	CacheMB int `yaml:"cache-mb"`
+	// BlockKB is the target size of a table's data block, in KiB: a /flags
+	// read of a row not in the cache checks and decompresses its whole
+	// block. 0 is Pebble's default (4 KiB).
+	BlockKB int `yaml:"block-kb"`
 }
 
 // Eval is the evaluation service (/flags, /decide).
@@ -365,6 +369,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Store.CacheMB < 0 || c.Store.CacheMB > maxCacheMB {
 		bad("store.cache-mb", "%d out of range 0..%d", c.Store.CacheMB, maxCacheMB)
+	}
+	if c.Store.BlockKB < 0 || c.Store.BlockKB > 64 {
+		bad("store.block-kb", "%d out of range 0..64", c.Store.BlockKB)
 	}
 	if c.Eval.StoreTimeout < 0 || c.Eval.StoreTimeout > maxStoreTimeout {
 		bad("eval.store-timeout", "%v out of range 0..%v", c.Eval.StoreTimeout, maxStoreTimeout)
