@@ -35,23 +35,44 @@ func PairStartsBucket(ns namespace.Name) string { return ns.Bucket("event_pairs"
 // <team>.<pair in hex>, value the decimal sequence), created with Create
 // so the first writer wins, and cached in memory: a start never changes.
 type KVPairStarts struct {
-	kv jetstream.KeyValue
-	mu sync.Mutex
-	m  map[[2]uint64]uint64
+	js   jetstream.JetStream
+	name string
+	mu   sync.Mutex
+	kv   jetstream.KeyValue // opened on first use
+	m    map[[2]uint64]uint64
 }
 
-// OpenPairStarts opens (creating it if needed) the bucket of ns.
+// NewPairStarts returns the starts of ns; the bucket is opened (created if
+// needed) on first use, so NATS may be away at start.
+func NewPairStarts(js jetstream.JetStream, ns namespace.Name) *KVPairStarts {
+	return &KVPairStarts{js: js, name: PairStartsBucket(ns), m: map[[2]uint64]uint64{}}
+}
+
+// OpenPairStarts is NewPairStarts, opening the bucket now.
 func OpenPairStarts(ctx context.Context, js jetstream.JetStream, ns namespace.Name) (*KVPairStarts, error) {
-	name := PairStartsBucket(ns)
-	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: name,
+	s := NewPairStarts(js, ns)
+	if _, err := s.bucket(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *KVPairStarts) bucket(ctx context.Context) (jetstream.KeyValue, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.kv != nil {
+		return s.kv, nil
+	}
+	kv, err := s.js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: s.name,
 		Description: "Vexil: the ingest sequence from which each tracked event pair counts live", Storage: jetstream.FileStorage})
 	if errors.Is(err, jetstream.ErrBucketExists) {
-		kv, err = js.KeyValue(ctx, name)
+		kv, err = s.js.KeyValue(ctx, s.name)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("projector: pair starts bucket %s: %w", name, err)
+		return nil, fmt.Errorf("projector: pair starts bucket %s: %w", s.name, err)
 	}
-	return &KVPairStarts{kv: kv, m: map[[2]uint64]uint64{}}, nil
+	s.kv = kv
+	return kv, nil
 }
 
 func pairKey(team int64, pair uint64) string {
@@ -67,7 +88,11 @@ func (s *KVPairStarts) Lookup(ctx context.Context, team int64, pair uint64) (uin
 	if ok {
 		return v, true, nil
 	}
-	e, err := s.kv.Get(ctx, pairKey(team, pair))
+	kv, err := s.bucket(ctx)
+	if err != nil {
+		return 0, false, err
+	}
+	e, err := kv.Get(ctx, pairKey(team, pair))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return 0, false, nil
 	}
@@ -89,7 +114,11 @@ func (s *KVPairStarts) Start(ctx context.Context, team int64, pair uint64, next 
 	if v, ok, err := s.Lookup(ctx, team, pair); err != nil || ok {
 		return v, err
 	}
-	_, err := s.kv.Create(ctx, pairKey(team, pair), []byte(strconv.FormatUint(next, 10)))
+	kv, err := s.bucket(ctx)
+	if err != nil {
+		return 0, err
+	}
+	_, err = kv.Create(ctx, pairKey(team, pair), []byte(strconv.FormatUint(next, 10)))
 	if err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
 		return 0, fmt.Errorf("projector: record pair start: %w", err)
 	}
