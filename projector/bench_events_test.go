@@ -42,7 +42,8 @@ func BenchmarkEventThroughput(b *testing.B) {
 			publishN(b, js, persons, persons)
 			set := eventSet(b)
 			cfg := projector.Config{Conn: e.nc, Store: st, Logger: testLogger(b), BatchSize: *benchBatch, ReadConcurrency: *benchReads,
-				AtomicStore: be.atomic, Events: func(int64) *flags.Set { return set }}
+				AtomicStore: be.atomic, Events: func(int64) *flags.Set { return set },
+				PairStarts: projector.NewPairStarts(e.js, "")} // as vexil serve
 			p, err := projector.New(cfg)
 			if err != nil {
 				b.Fatal(err)
