@@ -43,8 +43,8 @@ func backfillEvents(seed uint64, tag string, n, persons int, now time.Time) []*i
 
 // TestBackfill: events published before the cohort exists are counted by
 // the backfill, events after it live, while live traffic continues; a
-// backfill killed midway and run again, and a second full run, count
-// nothing twice. The final counters equal those of a projector that
+// backfill killed midway (the projector restarted too) and run again, and
+// a second full run, count nothing twice. The final counters equal those of a projector that
 // tracked the cohort from the start (its own durable over the same
 // stream, into another store).
 func TestBackfill(t *testing.T) {
@@ -103,6 +103,21 @@ func TestBackfill(t *testing.T) {
 			if !errors.Is(err, context.Canceled) {
 				t.Fatalf("killed backfill: %v", err)
 			}
+			// The projector restarts too: a new process, whose pair starts
+			// come back from the bucket.
+			if err := r.stop(); err != nil {
+				t.Fatal(err)
+			}
+			starts2, err := projector.OpenPairStarts(ctx, e.js, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p, err = projector.New(projector.Config{Conn: e.nc, Store: st, AtomicStore: be.atomic, Logger: testLogger(t),
+				Events: events, PairStarts: starts2}); err != nil {
+				t.Fatal(err)
+			}
+			r = run(p)
+			defer r.stop()
 			var wg sync.WaitGroup
 			wg.Add(1)
 			go func() {
