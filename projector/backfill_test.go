@@ -15,7 +15,6 @@ import (
 	"github.com/vexil-dev/vexil/projector"
 	"github.com/vexil-dev/vexil/projector/ingest"
 	ingestv1 "github.com/vexil-dev/vexil/proto/vexil/ingest/v1"
-	"github.com/vexil-dev/vexil/store"
 )
 
 // backfillEvents is a reproducible stream of checkouts and purchases of
@@ -189,4 +188,3 @@ func pairIDs(s *flags.Set) []uint64 {
 	return ids
 }
 
-var _ = store.ErrNotFound
