@@ -187,4 +187,3 @@ func pairIDs(s *flags.Set) []uint64 {
 	}
 	return ids
 }
-
