@@ -549,7 +549,7 @@ func (ov *overlay) applyEvent(ctx context.Context, ev *ingestv1.Event, seq uint6
 	if set == nil || !set.TracksEvent(ev.Event) {
 		return nil
 	}
-	props, err := eventProperties(ev.Properties)
+	props, err := eventProperties(ev.Properties, set.EventPropertyKeys(ev.Event))
 	if err != nil {
 		return err
 	}
@@ -654,14 +654,22 @@ func (ov *overlay) owned(dk store.DistinctKey) bool {
 	return false
 }
 
-// eventProperties decodes an event's properties (JSON text per key) as
-// the engine reads properties: numbers as json.Number.
-func eventProperties(in map[string]string) (map[string]any, error) {
-	if len(in) == 0 {
+// eventProperties decodes the properties keys of an event (JSON text per
+// key) as the engine reads properties: numbers as json.Number. Only the
+// keys the team's event filters read are decoded: an event carries dozens
+// of properties ($browser, $current_url...) that no filter reads, and
+// decoding them was most of an event's cost. Ingest has checked that
+// every value is JSON.
+func eventProperties(in map[string]string, keys []string) (map[string]any, error) {
+	if len(in) == 0 || len(keys) == 0 {
 		return nil, nil
 	}
-	out := make(map[string]any, len(in))
-	for k, v := range in {
+	out := make(map[string]any, len(keys))
+	for _, k := range keys {
+		v, ok := in[k]
+		if !ok {
+			continue
+		}
 		dec := json.NewDecoder(strings.NewReader(v))
 		dec.UseNumber()
 		var x any

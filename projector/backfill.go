@@ -201,7 +201,7 @@ func (p *Projector) backfillPass(ctx context.Context, stream jetstream.Stream, s
 		env, err := ingest.Decode(p.cfg.Namespace, msg.Subject(), msg.Headers().Get(ingest.HeaderContentType), msg.Data(), p.cfg.Limits)
 		if ev := env.GetEvent(); err == nil && ev != nil && set != nil && set.TracksEvent(ev.Event) &&
 			xxhash.Sum64String(ev.DistinctId)%parts == part {
-			props, err := eventProperties(ev.Properties)
+			props, err := eventProperties(ev.Properties, set.EventPropertyKeys(ev.Event))
 			if err == nil {
 				at := ev.Timestamp.AsTime()
 				matched = set.MatchEvent(ev.Event, props, at, matched[:0])
