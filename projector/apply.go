@@ -90,8 +90,6 @@ type overlay struct {
 	teamEvents    map[int64]*teamEvents
 	counters      map[store.DistinctKey]*counterEntry
 	dirtyCounters []store.DistinctKey
-	// noRow holds the distinct ids prefetchCounters found without a row.
-	noRow map[store.DistinctKey]bool
 	// groupTypes holds the stored names per team (read once per team) and
 	// dirtyGroupTypes the names the batch changed.
 	groupTypes      map[int64]map[int]string
@@ -252,64 +250,7 @@ func (ov *overlay) prefetch(ctx context.Context, b *batch) error {
 	if err := ov.loadPersons(ctx, pkeys); err != nil {
 		return err
 	}
-	if err := ov.prefetchCounters(ctx, b); err != nil {
-		return err
-	}
 	return ov.loadMappings(ctx)
-}
-
-// prefetchCounters reads, in bulk, the counters of the rows the batch's
-// tracked events count into, when the store has a store.CountersReader
-// (one sorted walk instead of a point read per row); counterRow reads the
-// others one by one.
-func (ov *overlay) prefetchCounters(ctx context.Context, b *batch) error {
-	cr, ok := ov.st.(store.CountersReader)
-	if !ok || ov.events == nil {
-		return nil
-	}
-	var keys []store.DistinctKey
-	want := map[store.DistinctKey]bool{}
-	for i := range b.items {
-		ev := b.items[i].env.GetEvent()
-		if ev == nil {
-			continue
-		}
-		te, err := ov.teamSet(ctx, ev.Team)
-		if err != nil {
-			return err
-		}
-		if te.set == nil || !te.set.TracksEvent(ev.Event) {
-			continue
-		}
-		dk := store.DistinctKey{Team: ev.Team, DistinctID: ev.DistinctId}
-		if want[dk] {
-			continue
-		}
-		want[dk] = true
-		if ov.prev != nil {
-			if _, ok := ov.prev.counters[dk]; ok {
-				continue // counterRow takes the previous batch's
-			}
-		}
-		keys = append(keys, dk)
-	}
-	if len(keys) == 0 {
-		return nil
-	}
-	return readChunks(ctx, ov.readConcurrency, keys, cr.CountersOf, func(dk store.DistinctKey, enc []byte, found bool) {
-		if !found {
-			if ov.noRow == nil {
-				ov.noRow = map[store.DistinctKey]bool{}
-			}
-			ov.noRow[dk] = true
-			return
-		}
-		r, err := counters.Decode(enc)
-		if err != nil {
-			r = &counters.Row{} // unreadable counters are replaced, as in counterRow
-		}
-		ov.counters[dk] = &counterEntry{row: r}
-	}, "counters")
 }
 
 // loadPersons reads keys, whose entries exist, from the previous batch's
@@ -622,7 +563,7 @@ func (ov *overlay) counterRow(ctx context.Context, dk store.DistinctKey) (*count
 			enc, found = ce.row.Append(nil), true
 		}
 	}
-	if !found && !ov.noRow[dk] {
+	if !found {
 		row, err := ov.st.GetRow(ctx, dk.Team, dk.DistinctID)
 		switch {
 		case err == nil:
