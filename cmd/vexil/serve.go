@@ -35,6 +35,7 @@ import (
 	"github.com/vexil-dev/vexil/namespace"
 	"github.com/vexil-dev/vexil/precompute"
 	"github.com/vexil-dev/vexil/projector"
+	"github.com/vexil-dev/vexil/projector/backfill"
 	"github.com/vexil-dev/vexil/store"
 	"github.com/vexil-dev/vexil/web"
 	"github.com/vexil-dev/vexil/webhooks"
@@ -94,7 +95,9 @@ type node struct {
 	catalog catalog.Catalog
 	events  *catalogEvents
 	proj    *projector.Projector
-	pre     *precompute.Worker // nil with -precompute=false
+	// backfills runs the cohort backfills on proj.
+	backfills *backfill.Jobs
+	pre       *precompute.Worker // nil with -precompute=false
 	// hooks delivers the cohort signals to webhook endpoints; nil when NATS
 	// was away at start (the webhook calls then answer unavailable).
 	hooks    *webhooks.Dispatcher
@@ -191,6 +194,7 @@ func (n *node) start(g *errgroup.Group, ctx context.Context) {
 		}
 	}
 	g.Go(afterClaim("projector", n.proj.Run))
+	g.Go(afterClaim("backfill", n.backfills.Run))
 	g.Go(func() error { return n.events.Run(ctx, n.nc) })
 	if n.pre != nil {
 		g.Go(afterClaim("precompute", n.pre.Run))
@@ -295,7 +299,8 @@ func startNode(c config.Config, log *slog.Logger, hooks ...startHooks) (n *node,
 	}
 	n.events = newCatalogEvents(n.catalog, n.ns, log.With("role", "projector"))
 	pcfg := projector.Config{Conn: n.nc, Store: n.store, Namespace: n.ns, AtomicStore: atomic, Teams: newCatalogTeams(n.catalog),
-		Logger: log.With("role", "projector"), Registerer: n.registry, Events: n.events.Set}
+		Logger: log.With("role", "projector"), Registerer: n.registry, Events: n.events.Set,
+		PairStarts: projector.NewPairStarts(n.js, n.ns)}
 	ac, err := newAdmission(c.Admission, n.registry) // one limit for every surface of the node
 	if err != nil {
 		return nil, err
@@ -329,6 +334,7 @@ func startNode(c config.Config, log *slog.Logger, hooks ...startHooks) (n *node,
 		return nil, err
 	}
 	ecfg.Usage = n.usage.recorder()
+	n.backfills = newBackfills(n)
 	if n.eval, err = evalsvc.New(ecfg); err != nil {
 		return nil, err
 	}
@@ -336,6 +342,7 @@ func startNode(c config.Config, log *slog.Logger, hooks ...startHooks) (n *node,
 		Admission: ac}
 	acfg.FlagUsage = n.usage.flagUsage()
 	withNATS(&acfg, n.nc, n.js, n.ns)
+	acfg.Backfills = backfills{n.backfills}
 	if n.nc.Status() == nats.CONNECTED {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		wh, err := webhooks.Open(ctx, n.js, n.ns, nil, log)
