@@ -145,7 +145,7 @@ func Create(ctx context.Context, o Options) (*Manifest, error) {
 		return nil, err
 	}
 	start := o.Now()
-	c := &creator{o: o, st: st, start: start, kept: map[string]bool{}, closed: map[string]bool{}}
+	c := &creator{ctx: ctx, o: o, st: st, start: start, kept: map[string]bool{}, closed: map[string]bool{}}
 	for _, t := range st.Done {
 		c.kept[t.Name] = true
 		c.total += t.Rows
@@ -200,12 +200,6 @@ func (o Options) begin(ctx context.Context) (*progressState, error) {
 		}
 		keep := st.Done[:0]
 		sourcesKept := true
-		for _, t := range st.Done {
-			if !derivedTables[t.Name] {
-				continue
-			}
-			_ = t
-		}
 		for _, name := range []string{TablePersons, TableMappings} {
 			if !slices.ContainsFunc(st.Done, func(t Table) bool { return t.Name == name }) {
 				sourcesKept = false
@@ -248,6 +242,7 @@ func (o Options) begin(ctx context.Context) (*progressState, error) {
 
 // creator is one Create's scan: the table being written and the ones done.
 type creator struct {
+	ctx   context.Context
 	o     Options
 	st    *progressState
 	start time.Time
@@ -260,6 +255,11 @@ type creator struct {
 }
 
 func (c *creator) entity(e store.Entity) error {
+	if c.total%64 == 0 {
+		if err := c.ctx.Err(); err != nil {
+			return err
+		}
+	}
 	table, team := tableOf(e)
 	if table == "" || (c.o.Team != 0 && team != c.o.Team) || c.kept[table] {
 		return nil
