@@ -348,7 +348,10 @@ func TestCreateResumes(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "snap")
 	cctx, cancel := context.WithCancel(ctx)
 	cuts := 0
-	cut := func(context.Context) (snapshot.Cut, error) { cuts++; return snapshot.Cut{Stream: "S", Sequence: 42}, nil }
+	cut := func(context.Context) (snapshot.Cut, error) {
+		cuts++
+		return snapshot.Cut{Stream: "S", Sequence: 42}, nil
+	}
 	_, err := snapshot.Create(cctx, snapshot.Options{Store: src, Dir: dir, RowGroupRows: 50, PartRows: 100, Cut: cut,
 		Progress: func(p snapshot.Progress) {
 			if p.Table == snapshot.TableRows && p.TableRows >= 200 {
