@@ -34,6 +34,7 @@ import (
 	"github.com/vexil-dev/vexil/namespace"
 	"github.com/vexil-dev/vexil/precompute"
 	"github.com/vexil-dev/vexil/projector"
+	"github.com/vexil-dev/vexil/snapshot"
 	"github.com/vexil-dev/vexil/store"
 	"github.com/vexil-dev/vexil/webhooks"
 )
@@ -99,6 +100,8 @@ type node struct {
 	eval     *evalsvc.Service
 	adminSvc *admin.Service
 	adminSrv *admin.Server
+	// snapshots serves /api/snapshots (cmd/vexil/snapshot.go).
+	snapshots *snapshot.Service
 	// outbox queues the management API's change notices and rollout
 	// signals, written with each change and published by its Run.
 	outbox *outbox.Outbox
@@ -350,6 +353,9 @@ func startNode(c config.Config, log *slog.Logger, hooks ...startHooks) (n *node,
 	}
 	h := &health{nc: n.nc, store: n.store, catalog: n.catalog, outbox: n.outbox, timeout: probeTimeout(c), log: log}
 	maps.Copy(routes, h.routes())
+	n.snapshots = newSnapshotService(c, n, log)
+	routes["/api/snapshots"] = n.adminSvc.Guard(admin.ScopeTeamAdmin, n.snapshots.Handler())
+	routes["/api/snapshots/"] = routes["/api/snapshots"]
 	// The evaluation API shares the management API's gRPC server; its HTTP
 	// gateway goes through a client connection to that server, so the
 	// listener is opened here to know the address first.
@@ -398,6 +404,9 @@ func (n *node) close(log *slog.Logger) error {
 	}
 	if n.outbox != nil {
 		errs = append(errs, n.outbox.Close())
+	}
+	if n.snapshots != nil {
+		n.snapshots.Close() // before the store it reads
 	}
 	if n.catalog != nil {
 		errs = append(errs, n.catalog.Close())

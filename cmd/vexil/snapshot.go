@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/term"
 
+	"github.com/vexil-dev/vexil/cmd/vexil/internal/config"
 	"github.com/vexil-dev/vexil/namespace"
 	"github.com/vexil-dev/vexil/snapshot"
 	"github.com/vexil-dev/vexil/store"
@@ -423,4 +424,16 @@ func runWhatIf(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	fmt.Fprintf(stdout, "%s: %d results (%d flags)\n", *out, n, len(o.Definitions.Flags))
 	return nil
+}
+
+// newSnapshotService is serve's /api/snapshots: snapshots of the node's
+// store under DIR/snapshots, with the projector's applied sequence as the
+// cut.
+func newSnapshotService(c config.Config, n *node, log *slog.Logger) *snapshot.Service {
+	backend := "pebble"
+	if len(c.Scylla.Hosts) > 0 {
+		backend = "scylla"
+	}
+	return snapshot.NewService(snapshot.ServiceConfig{Root: filepath.Join(c.DataDir, "snapshots"), Store: n.store, Backend: backend,
+		Cut: snapshot.StreamCut(n.js, n.ns), End: snapshot.StreamEnd(n.js, n.ns), Logger: log.With("role", "snapshots")})
 }
