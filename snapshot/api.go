@@ -26,6 +26,7 @@ type ServiceConfig struct {
 	Root string
 	// Store, Backend, Cut and End are Options' for every snapshot taken.
 	Store   store.Store
+	Catalog Catalog
 	Backend string
 	Cut     func(ctx context.Context) (Cut, error)
 	End     func(ctx context.Context) (uint64, error)
@@ -228,7 +229,7 @@ func (s *Service) run(j *job, dir string) {
 		s.finish(j, nil, err)
 		return
 	}
-	m, err := Create(s.ctx, Options{Store: s.cfg.Store, Backend: s.cfg.Backend, Dir: dir, Team: j.Team, Cut: s.cfg.Cut, End: s.cfg.End,
+	m, err := Create(s.ctx, Options{Store: s.cfg.Store, Catalog: s.cfg.Catalog, Backend: s.cfg.Backend, Dir: dir, Team: j.Team, Cut: s.cfg.Cut, End: s.cfg.End,
 		Logger: s.cfg.Logger, Progress: func(p Progress) {
 			s.mu.Lock()
 			j.Table, j.Rows = p.Table, p.Rows

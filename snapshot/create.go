@@ -56,6 +56,10 @@ type Options struct {
 	// End returns the stream's last sequence; called after the scan. Nil
 	// records the cut's sequence.
 	End func(ctx context.Context) (uint64, error)
+	// Catalog, when set, gives the definitions (flags, cohorts, early
+	// access features, team settings, with their versions) written to the
+	// definitions table.
+	Catalog Catalog
 	// RowGroupRows is the number of records per Parquet row group, the
 	// unit a reader streams. Default DefaultRowGroupRows.
 	RowGroupRows int
@@ -161,6 +165,16 @@ func Create(ctx context.Context, o Options) (*Manifest, error) {
 		c.abort()
 		return nil, fmt.Errorf("snapshot: create %s: %w", o.Dir, err)
 	}
+	if o.Catalog != nil && !c.kept[TableDefinitions] {
+		t, err := writeDefinitions(ctx, o.Catalog, o.Dir, st.Team, o.RowGroupRows)
+		if err != nil {
+			return nil, fmt.Errorf("snapshot: create %s: %w", o.Dir, err)
+		}
+		c.st.Done = append(c.st.Done, t)
+		if err := writeJSON(filepath.Join(o.Dir, progressFile), c.st); err != nil {
+			return nil, err
+		}
+	}
 	end := st.CutSequence
 	if o.End != nil {
 		if end, err = o.End(ctx); err != nil {
@@ -175,6 +189,9 @@ func Create(ctx context.Context, o Options) (*Manifest, error) {
 			m.Tables = append(m.Tables, Table{Name: name, Parts: []Part{}})
 			continue
 		}
+		m.Tables = append(m.Tables, c.st.Done[i])
+	}
+	if i := slices.IndexFunc(c.st.Done, func(t Table) bool { return t.Name == TableDefinitions }); i >= 0 {
 		m.Tables = append(m.Tables, c.st.Done[i])
 	}
 	if err := writeJSON(filepath.Join(o.Dir, ManifestFile), m); err != nil {
@@ -212,7 +229,7 @@ func (o Options) begin(ctx context.Context) (*progressState, error) {
 			keep = append(keep, t)
 		}
 		st.Done = keep
-		for _, name := range Tables {
+		for _, name := range append(slices.Clone(Tables), TableDefinitions) {
 			if !slices.ContainsFunc(st.Done, func(t Table) bool { return t.Name == name }) {
 				if err := os.RemoveAll(filepath.Join(o.Dir, name)); err != nil {
 					return nil, err
@@ -433,6 +450,10 @@ func recordsFor(table string, w io.Writer, groupRows int) records {
 		return newRecords(w, groupRows, func(e store.Entity) (RowRecord, error) { return rowRecord(e.Row), nil })
 	case TableGroups:
 		return newRecords(w, groupRows, func(e store.Entity) (GroupRecord, error) { return groupRecord(e.Group) })
+	case TableDefinitions: // written from the catalog (writeDefinitions), not from entities
+		return newRecords(w, groupRows, func(store.Entity) (DefinitionRecord, error) {
+			return DefinitionRecord{}, errors.New("definitions are not store entities")
+		})
 	default:
 		return newRecords(w, groupRows, func(e store.Entity) (GroupTypeRecord, error) {
 			g := e.GroupType

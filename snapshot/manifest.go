@@ -127,6 +127,9 @@ func ReadManifest(dir string) (*Manifest, error) {
 }
 
 func knownTable(name string) bool {
+	if name == TableDefinitions {
+		return true
+	}
 	for _, t := range Tables {
 		if t == name {
 			return true

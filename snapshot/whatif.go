@@ -37,6 +37,9 @@ type WhatIfOptions struct {
 	// Definitions is the flag or flags to evaluate (a proposed change, or
 	// the current ones). Required.
 	Definitions flags.Definitions
+	// Keys, when set, are the flags evaluated (their dependencies are
+	// evaluated for them but not written); nil evaluates every flag.
+	Keys []string
 	// Team restricts the rows evaluated; 0 evaluates every row.
 	Team int64
 	// Now is the evaluation time (relative dates). Default time.Now().
@@ -111,7 +114,12 @@ func WhatIf(ctx context.Context, dir string, o WhatIfOptions, out io.Writer) (re
 			if err := dec.Decode(&props); err != nil {
 				return fmt.Errorf("row %d/%q: properties: %w", r.Team, r.DistinctID, err)
 			}
-			for _, res := range set.Evaluate(&flags.Context{DistinctID: r.DistinctID, PersonProperties: props, Now: now}) {
+			fc := &flags.Context{DistinctID: r.DistinctID, PersonProperties: props, Now: now}
+			results := set.Evaluate(fc)
+			if o.Keys != nil {
+				results = set.EvaluateKeys(fc, o.Keys)
+			}
+			for _, res := range results {
 				rec := WhatIfRecord{Team: r.Team, DistinctID: r.DistinctID, PersonID: r.PersonID, FlagKey: res.Key,
 					Enabled: res.Enabled, Variant: res.Variant, Reason: string(res.Reason.Code), ConditionIndex: int32(res.Reason.ConditionIndex)}
 				if res.Err != nil {

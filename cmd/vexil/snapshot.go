@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/vexil-dev/vexil/cmd/vexil/internal/config"
+	"github.com/vexil-dev/vexil/flags"
 	"github.com/vexil-dev/vexil/namespace"
 	"github.com/vexil-dev/vexil/snapshot"
 	"github.com/vexil-dev/vexil/store"
@@ -197,6 +199,16 @@ func snapshotCreate(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	defer st.Close()
 	o := snapshot.Options{Store: st, Backend: backend, Dir: *out, Team: *team, RowGroupRows: *groupRows, PartRows: *partRows, Logger: log}
+	if sf.dataDir != "" {
+		if _, err := os.Stat(catalogDir(sf.dataDir)); err == nil {
+			cat, err := openCatalog(sf.dataDir)
+			if err != nil {
+				return err
+			}
+			defer cat.Close()
+			o.Catalog = cat
+		}
+	}
 	if *natsURL != "" {
 		nc, js, err := connectJetStream(*natsURL)
 		if err != nil {
@@ -389,14 +401,18 @@ func runWhatIf(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs := newFlagSet("whatif", stderr)
 	dir := fs.String("snapshot", "", "snapshot directory")
 	flagFile := fs.String("flag-file", "", "a flag in PostHog's JSON, or a definitions document ({\"flags\": [...], \"cohorts\": {...}})")
+	flagKey := fs.String("flag-key", "", "instead of --flag-file: the snapshot's own definition of this flag (with its team's cohorts; needs --team)")
 	out := fs.String("out", "", "Parquet file of per-person results to write")
 	team := fs.Int64("team", 0, "evaluate one team's rows (0: every row)")
 	at := fs.String("now", "", "evaluation time, RFC 3339 (default: now)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *dir == "" || *flagFile == "" || *out == "" {
-		return &usageError{msg: "--snapshot, --flag-file and --out are required"}
+	if *dir == "" || *out == "" || (*flagFile == "") == (*flagKey == "") {
+		return &usageError{msg: "--snapshot, --out and one of --flag-file and --flag-key are required"}
+	}
+	if *flagKey != "" && *team == 0 {
+		return &usageError{msg: "--flag-key needs --team"}
 	}
 	o := snapshot.WhatIfOptions{Team: *team}
 	if *at != "" {
@@ -406,17 +422,32 @@ func runWhatIf(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		o.Now = t
 	}
-	f, err := os.Open(*flagFile)
-	if err != nil {
-		return err
-	}
-	data, err := io.ReadAll(io.LimitReader(f, snapshot.MaxFlagFileBytes+1))
-	f.Close()
-	if err != nil {
-		return err
-	}
-	if o.Definitions, err = snapshot.ParseFlagFile(data); err != nil {
-		return err
+	if *flagKey != "" {
+		m, err := snapshot.ReadManifest(*dir)
+		if err != nil {
+			return err
+		}
+		d, err := snapshot.Definitions(ctx, *dir, m, *team)
+		if err != nil {
+			return err
+		}
+		if !slices.ContainsFunc(d.Flags, func(f flags.Flag) bool { return f.Key == *flagKey }) {
+			return fmt.Errorf("the snapshot holds no flag %q in team %d", *flagKey, *team)
+		}
+		o.Definitions, o.Keys = d, []string{*flagKey}
+	} else {
+		f, err := os.Open(*flagFile)
+		if err != nil {
+			return err
+		}
+		data, err := io.ReadAll(io.LimitReader(f, snapshot.MaxFlagFileBytes+1))
+		f.Close()
+		if err != nil {
+			return err
+		}
+		if o.Definitions, err = snapshot.ParseFlagFile(data); err != nil {
+			return err
+		}
 	}
 	n, err := snapshot.WhatIfFile(ctx, *dir, o, *out)
 	if err != nil {
@@ -434,6 +465,6 @@ func newSnapshotService(c config.Config, n *node, log *slog.Logger) *snapshot.Se
 	if len(c.Scylla.Hosts) > 0 {
 		backend = "scylla"
 	}
-	return snapshot.NewService(snapshot.ServiceConfig{Root: filepath.Join(c.DataDir, "snapshots"), Store: n.store, Backend: backend,
+	return snapshot.NewService(snapshot.ServiceConfig{Root: filepath.Join(c.DataDir, "snapshots"), Store: n.store, Catalog: n.catalog, Backend: backend,
 		Cut: snapshot.StreamCut(n.js, n.ns), End: snapshot.StreamEnd(n.js, n.ns), Logger: log.With("role", "snapshots")})
 }
