@@ -63,6 +63,8 @@ var layers = []layer{
 		Why: "the management API writes definitions and announces them; it does not depend on the workers or evalsvc"},
 	{Path: "loadtest", Allow: []string{"changes/...", "projector/ingest/...", "evalsvc/wire/...", "proto/...", "namespace"},
 		Why: "the load generator is a client: it may use the wire contracts only"},
+	{Path: "snapshot", Allow: []string{"flags/...", "store", "catalog", "errcode/...", "projector/...", "namespace"},
+		Why: "snapshots read and write through the store and catalog interfaces and replay with the projector; the read side and the management API are not below them"},
 	{Path: "cmd", Any: true, Why: "cmd wires the roles"},
 	{Path: "tlsconf", Why: "TLS from watched PEM files depends on nothing of Vexil"},
 	{Path: "tlsconf/tlstest", TestSupport: true, Why: "test support (certificates made in the test) depends on nothing of Vexil"},
