@@ -43,7 +43,7 @@ func TestMeasureSnapshot(t *testing.T) {
 		if _, err := js.PublishMsgAsync(m); err != nil {
 			t.Fatal(err)
 		}
-		if i%4096 == 0 {
+		if i%2048 == 0 {
 			<-js.PublishAsyncComplete()
 		}
 	}

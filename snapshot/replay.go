@@ -207,6 +207,11 @@ func copyStream(ctx context.Context, o ReplayOptions, src jetstream.Stream, dst 
 		if err := batch.Error(); err != nil {
 			return n, last, err
 		}
+		// At most one fetch (1000) outstanding: below the client's limit
+		// of pending asynchronous publishes.
+		if err := waitPublished(ctx, dst); err != nil {
+			return n, last, err
+		}
 		if got == 0 {
 			// Nothing more matches (a team's subjects end before to).
 			return n, last, waitPublished(ctx, dst)
