@@ -43,11 +43,11 @@ func init() {
 
 const snapshotUsage = `Usage: vexil snapshot <create|list|inspect|verify|restore> [flags]
 
-  create   --out DIR (--data-dir D | --scylla-hosts H) [--nats-url URL] [--team N]
+  create   --out DIR|s3://B/P (--data-dir D | --scylla-hosts H) [--nats-url URL] [--team N]
   list     --dir ROOT
   inspect  --snapshot DIR
   verify   --snapshot DIR
-  restore  --snapshot DIR (--data-dir D | --scylla-hosts H) [--replay --nats-url URL [--to-seq N | --to-time T]]
+  restore  --snapshot DIR|s3://B/P (--data-dir D | --scylla-hosts H) [--replay --nats-url URL [--to-seq N | --to-time T]]
 
 A snapshot is one directory: a Parquet file set per table and manifest.json
 (format version, stream sequences, row counts, SHA-256 of every file).
@@ -108,6 +108,24 @@ func (s *storeFlags) open(ctx context.Context, applySchema bool, log *slog.Logge
 		return st, "scylla", false, nil
 	}
 	return nil, "", false, &usageError{msg: "--data-dir or --scylla-hosts is required"}
+}
+
+// s3Flags select an S3-compatible endpoint for s3://bucket/prefix
+// snapshot locations (credentials from AWS_ACCESS_KEY_ID and
+// AWS_SECRET_ACCESS_KEY).
+type s3Flags struct {
+	endpoint, region string
+	insecure         bool
+}
+
+func (f *s3Flags) bind(fs *flag.FlagSet) {
+	fs.StringVar(&f.endpoint, "s3-endpoint", "s3.amazonaws.com", "S3-compatible endpoint (host[:port]) for s3:// locations")
+	fs.StringVar(&f.region, "s3-region", "", "S3 region, when the endpoint needs one")
+	fs.BoolVar(&f.insecure, "s3-insecure", false, "plain http to the S3 endpoint")
+}
+
+func (f *s3Flags) target() snapshot.S3 {
+	return snapshot.S3{Endpoint: f.endpoint, Region: f.region, Insecure: f.insecure}
 }
 
 func connectJetStream(url string) (*nats.Conn, jetstream.JetStream, error) {
@@ -182,11 +200,26 @@ func snapshotCreate(ctx context.Context, args []string, stdout, stderr io.Writer
 	nsFlag := fs.String("namespace", string(namespace.Default), "namespace of the environment on NATS")
 	groupRows := fs.Int("row-group-rows", snapshot.DefaultRowGroupRows, "records per Parquet row group (bounds memory per table)")
 	partRows := fs.Int("part-rows", snapshot.DefaultPartRows, "records per Parquet file")
+	staging := fs.String("staging", "", "with --out s3://bucket/prefix: the local directory the snapshot is written to before the upload (resumable)")
+	var s3f s3Flags
+	s3f.bind(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *out == "" {
 		return &usageError{msg: "--out is required"}
+	}
+	s3Out := strings.HasPrefix(*out, "s3://")
+	var bucket, prefix string
+	if s3Out {
+		var err error
+		if bucket, prefix, err = snapshot.ParseS3URL(*out); err != nil {
+			return &usageError{msg: fmt.Sprintf("--out: %v", err)}
+		}
+		if *staging == "" {
+			return &usageError{msg: "--out s3://... needs --staging DIR"}
+		}
+		*out, *staging = *staging, *out
 	}
 	ns, err := namespace.Parse(*nsFlag)
 	if err != nil {
@@ -225,6 +258,12 @@ func snapshotCreate(ctx context.Context, args []string, stdout, stderr io.Writer
 		return err
 	}
 	fmt.Fprintf(stdout, "snapshot %s: %d records, cut sequence %d, end sequence %d\n", *out, m.Rows(), m.CutSequence, m.EndSequence)
+	if s3Out {
+		if _, err := s3f.target().Upload(ctx, *out, bucket, prefix); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "uploaded to %s\n", *staging)
+	}
 	return nil
 }
 
@@ -321,11 +360,28 @@ func snapshotRestore(ctx context.Context, args []string, stdout, stderr io.Write
 	nsFlag := fs.String("namespace", string(namespace.Default), "namespace of the environment on NATS")
 	toSeq := fs.Uint64("to-seq", 0, "replay up to this stream sequence (0: the stream's last)")
 	toTime := fs.String("to-time", "", "replay the messages stored up to this RFC 3339 time (as of)")
+	var s3f s3Flags
+	s3f.bind(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *dir == "" {
 		return &usageError{msg: "--snapshot is required"}
+	}
+	if strings.HasPrefix(*dir, "s3://") {
+		bucket, prefix, err := snapshot.ParseS3URL(*dir)
+		if err != nil {
+			return &usageError{msg: fmt.Sprintf("--snapshot: %v", err)}
+		}
+		tmp, err := os.MkdirTemp("", "vexil-snapshot-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
+		if _, err := s3f.target().Download(ctx, bucket, prefix, tmp); err != nil {
+			return err
+		}
+		*dir = tmp
 	}
 	var until time.Time
 	if *toTime != "" {
