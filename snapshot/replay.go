@@ -137,6 +137,9 @@ func Replay(ctx context.Context, o ReplayOptions) (ReplayResult, error) {
 		if err != nil {
 			return err
 		}
+		if o.Team == 0 && o.Until.IsZero() && lastSeq != to {
+			return fmt.Errorf("copied the stream up to sequence %d, want %d", lastSeq, to)
+		}
 		copied, res.LastSequence = n, lastSeq
 		o.Logger.Info("replay: messages copied", "messages", n, "last_sequence", lastSeq)
 		return waitApplied(gctx, sjs, projector.StreamName(ns), projector.DurableName(ns), n, o.Progress)
@@ -172,14 +175,19 @@ func copyStream(ctx context.Context, o ReplayOptions, src jetstream.Stream, dst 
 		return 0, 0, err
 	}
 	last = o.From
+	info, err := cons.Info(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	if info.NumPending == 0 {
+		return 0, last, nil // nothing matches after From
+	}
 	for {
 		batch, err := cons.Fetch(1000, jetstream.FetchMaxWait(time.Second))
 		if err != nil {
 			return n, last, err
 		}
-		got := 0
 		for msg := range batch.Messages() {
-			got++
 			md, err := msg.Metadata()
 			if err != nil {
 				return n, last, err
@@ -212,10 +220,8 @@ func copyStream(ctx context.Context, o ReplayOptions, src jetstream.Stream, dst 
 		if err := waitPublished(ctx, dst); err != nil {
 			return n, last, err
 		}
-		if got == 0 {
-			// Nothing more matches (a team's subjects end before to).
-			return n, last, waitPublished(ctx, dst)
-		}
+		// An empty fetch is a slow server, not the end: the end is a
+		// sequence past to, or no matching message pending (NumPending 0).
 	}
 }
 
