@@ -182,48 +182,53 @@ func copyStream(ctx context.Context, o ReplayOptions, src jetstream.Stream, dst 
 	if info.NumPending == 0 {
 		return 0, last, nil // nothing matches after From
 	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(copyWindow))
+	if err != nil {
+		return 0, last, err
+	}
+	defer it.Stop()
 	for {
-		batch, err := cons.Fetch(1000, jetstream.FetchMaxWait(time.Second))
+		msg, err := it.Next(jetstream.NextContext(ctx))
 		if err != nil {
 			return n, last, err
 		}
-		for msg := range batch.Messages() {
-			md, err := msg.Metadata()
-			if err != nil {
-				return n, last, err
-			}
-			seq := md.Sequence.Stream
-			if seq > to || (!o.Until.IsZero() && md.Timestamp.After(o.Until)) {
-				return n, last, waitPublished(ctx, dst)
-			}
-			out := nats.NewMsg(msg.Subject())
-			out.Data = msg.Data()
-			for k, v := range msg.Headers() {
-				if k == jetstream.MsgIDHeader {
-					continue // the scratch stream must not drop a redelivered copy
-				}
-				out.Header[k] = v
-			}
-			if _, err := dst.PublishMsgAsync(out); err != nil {
-				return n, last, err
-			}
-			n, last = n+1, seq
-			if seq == to || md.NumPending == 0 {
-				return n, last, waitPublished(ctx, dst)
-			}
-		}
-		if err := batch.Error(); err != nil {
+		md, err := msg.Metadata()
+		if err != nil {
 			return n, last, err
 		}
-		// At most one fetch (1000) outstanding: below the client's limit
-		// of pending asynchronous publishes.
-		if err := waitPublished(ctx, dst); err != nil {
+		seq := md.Sequence.Stream
+		if seq > to || (!o.Until.IsZero() && md.Timestamp.After(o.Until)) {
+			return n, last, waitPublished(ctx, dst)
+		}
+		out := nats.NewMsg(msg.Subject())
+		out.Data = msg.Data()
+		for k, v := range msg.Headers() {
+			if k == jetstream.MsgIDHeader {
+				continue // the scratch stream must not drop a redelivered copy
+			}
+			out.Header[k] = v
+		}
+		if _, err := dst.PublishMsgAsync(out); err != nil {
 			return n, last, err
 		}
-		// An empty fetch is a slow server, not the end: the end is a
-		// sequence past to, or no matching message pending (NumPending 0).
+		n, last = n+1, seq
+		// The end is a sequence past to, or no matching message pending;
+		// a pause in delivery is only a slow server.
+		if seq == to || md.NumPending == 0 {
+			return n, last, waitPublished(ctx, dst)
+		}
+		// At most copyWindow publishes outstanding: below the client's
+		// limit of pending asynchronous publishes.
+		if n%copyWindow == 0 {
+			if err := waitPublished(ctx, dst); err != nil {
+				return n, last, err
+			}
+		}
 	}
 }
+
+// copyWindow is how many messages the copy has in flight, each way.
+const copyWindow = 2048
 
 func waitPublished(ctx context.Context, js jetstream.JetStream) error {
 	select {
