@@ -15,5 +15,5 @@ mkdir -p bench
 out=bench/snapshot-$(date -u +%Y%m%d-%H%M).txt
 {
 	echo "# scripts/bench-snapshot.sh N=$n, $(date -u +%FT%TZ), $(nproc) cores (shared, noisy)"
-	VEXIL_SNAPSHOT_MEASURE=$n go test -v -count=1 -timeout 60m -run '^TestMeasureSnapshot$' ./snapshot/ 2>/dev/null | grep -E '^(persons|create|verify|restore|ingest|replay|ok|FAIL)'
+	VEXIL_SNAPSHOT_MEASURE=$n go test -tags measure -v -count=1 -timeout 60m -run '^TestMeasureSnapshot$' ./snapshot/ 2>/dev/null | grep -E '^(persons|create|verify|restore|ingest|replay|ok|FAIL)'
 } | tee "$out"
