@@ -98,6 +98,15 @@
 // against the restored store, so the replayed state is what the projector
 // makes of the same messages, batching and dead letters included.
 //
+// # Object storage
+//
+// S3 uploads a complete snapshot to an S3-compatible bucket through
+// minio-go (every part, skipping those already there with the same size
+// and SHA-256, then the manifest last) and downloads one into a directory,
+// verified before its manifest is put in place. No S3 service runs on the
+// development machine, so TestS3 runs minio-go against gofakes3 in
+// process.
+//
 // # Restore
 //
 // Restore verifies every file's size, SHA-256 and row count before it
