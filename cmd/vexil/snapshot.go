@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/term"
 
+	"github.com/vexil-dev/vexil/catalog/scyllacatalog"
 	"github.com/vexil-dev/vexil/cmd/vexil/internal/config"
 	"github.com/vexil-dev/vexil/flags"
 	"github.com/vexil-dev/vexil/namespace"
@@ -232,7 +233,15 @@ func snapshotCreate(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	defer st.Close()
 	o := snapshot.Options{Store: st, Backend: backend, Dir: *out, Team: *team, RowGroupRows: *groupRows, PartRows: *partRows, Logger: log}
-	if sf.dataDir != "" {
+	switch ss := st.(type) {
+	case *scyllastore.Store: // the catalog shares the store's keyspace
+		cat, err := scyllacatalog.New(scyllacatalog.Config{Session: ss.Session(), Keyspace: sf.keyspace, Logger: log.With("role", "catalog")})
+		if err != nil {
+			return err
+		}
+		defer cat.Close()
+		o.Catalog = cat
+	default:
 		if _, err := os.Stat(catalogDir(sf.dataDir)); err == nil {
 			cat, err := openCatalog(sf.dataDir)
 			if err != nil {
