@@ -58,6 +58,10 @@ proto-check: ## fail if the committed generated code is stale
 bench-flags: ## /flags with 1M persons: closed and open loop, freshness, trivial-handler ratio
 	@PERSONS=$${PERSONS:-1000000} scripts/bench-flags.sh
 
+.PHONY: bench-snapshot
+bench-snapshot: ## snapshots: create (memory), restore, replay speed; N persons (default 100000)
+	@scripts/bench-snapshot.sh
+
 .PHONY: bench-events
 bench-events: ## behavioural cohorts: events at 5k/s → /flags freshness, event ingest into Pebble
 	@scripts/bench-events.sh

@@ -72,6 +72,8 @@ var layers = []layer{
 		Why: "the MCP server is a front end of the management API's service layer; its signal inbox reads the signals on NATS"},
 	{Path: "loadtest", Allow: []string{"changes/...", "projector/ingest/...", "evalsvc/wire/...", "proto/...", "namespace"},
 		Why: "the load generator is a client: it may use the wire contracts only"},
+	{Path: "snapshot", Allow: []string{"flags/...", "store", "catalog", "errcode/...", "projector/...", "namespace"},
+		Why: "snapshots read and write through the store and catalog interfaces and replay with the projector; the read side and the management API are not below them"},
 	{Path: "cmd", Any: true, Why: "cmd wires the roles"},
 	{Path: "tlsconf", Why: "TLS from watched PEM files depends on nothing of Vexil"},
 	{Path: "tlsconf/tlstest", TestSupport: true, Why: "test support (certificates made in the test) depends on nothing of Vexil"},

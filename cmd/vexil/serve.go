@@ -36,6 +36,7 @@ import (
 	"github.com/vexil-dev/vexil/precompute"
 	"github.com/vexil-dev/vexil/projector"
 	"github.com/vexil-dev/vexil/projector/backfill"
+	"github.com/vexil-dev/vexil/snapshot"
 	"github.com/vexil-dev/vexil/store"
 	"github.com/vexil-dev/vexil/web"
 	"github.com/vexil-dev/vexil/webhooks"
@@ -109,6 +110,8 @@ type node struct {
 	// ui is the web UI, mounted at / beside the management API.
 	ui       *web.Handler
 	adminSrv *admin.Server
+	// snapshots serves /api/snapshots (cmd/vexil/snapshot.go).
+	snapshots *snapshot.Service
 	// outbox queues the management API's change notices and rollout
 	// signals, written with each change and published by its Run.
 	outbox *outbox.Outbox
@@ -384,6 +387,9 @@ func startNode(c config.Config, log *slog.Logger, hooks ...startHooks) (n *node,
 	h := &health{nc: n.nc, store: n.store, catalog: n.catalog, outbox: n.outbox, timeout: probeTimeout(c), log: log}
 	maps.Copy(routes, h.routes())
 	n.usage.addRoutes(routes, n.adminSvc)
+	n.snapshots = newSnapshotService(c, n, log)
+	routes["/api/snapshots"] = n.adminSvc.Guard(admin.ScopeTeamAdmin, n.snapshots.Handler())
+	routes["/api/snapshots/"] = routes["/api/snapshots"]
 	// The evaluation API shares the management API's gRPC server; its HTTP
 	// gateway goes through a client connection to that server, so the
 	// listener is opened here to know the address first.
@@ -437,6 +443,9 @@ func (n *node) close(log *slog.Logger) error {
 	}
 	if n.outbox != nil {
 		errs = append(errs, n.outbox.Close())
+	}
+	if n.snapshots != nil {
+		n.snapshots.Close() // before the store it reads
 	}
 	if n.catalog != nil {
 		errs = append(errs, n.catalog.Close())
