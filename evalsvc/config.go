@@ -111,6 +111,11 @@ type Config struct {
 	// recomputes it (precompute.Publisher.Repair). typeIndex is
 	// results.Persons for a row.
 	Repair func(team int64, typeIndex int, key string)
+	// EvaluationCounts, when set, receives the evaluation counts clients
+	// report with ReportEvaluations (flags they evaluated in process), once
+	// a batch is checked; usage statistics add them to the server's own.
+	// It must not block. Without it the counts are accepted and dropped.
+	EvaluationCounts func(team int64, counts []EvaluationCount)
 }
 
 // ErrInvalidConfig is returned by Validate.
