@@ -23,9 +23,9 @@ type localState struct {
 	received time.Time
 	// remote[i] is set for flags the server must answer (in the set's
 	// evaluation order): those it marks with ensure_experience_continuity.
-	remote   []bool
+	remote    []bool
 	anyRemote bool
-	versions map[string]int64
+	versions  map[string]int64
 	// counts are the local evaluations per flag and value since the last
 	// batch: flag i's slots start at base[i]; slot 0 is disabled, 1
 	// enabled without a variant, 2+v variant v.
