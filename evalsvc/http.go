@@ -23,7 +23,8 @@ import (
 
 // Handler returns the HTTP handler of the PostHog-compatible endpoints:
 // /flags, /decide (with or without a trailing slash), /flags/definitions
-// and /api/feature_flag/local_evaluation.
+// and /api/feature_flag/local_evaluation; and OFREP's evaluation endpoints
+// (ofrep.go).
 func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
 	flagsH := s.instrument("flags", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.serveFlags(w, r, false) }))
@@ -37,6 +38,9 @@ func (s *Service) Handler() http.Handler {
 	mux.Handle("/flags/definitions/", defsH)
 	mux.Handle("/api/feature_flag/local_evaluation", defsH)
 	mux.Handle("/api/feature_flag/local_evaluation/", defsH)
+	ofrepH := s.instrument("ofrep", http.HandlerFunc(s.serveOFREP))
+	mux.Handle(ofrepPrefix, ofrepH)
+	mux.Handle(ofrepPrefix+"/", ofrepH)
 	return mux
 }
 

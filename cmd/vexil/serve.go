@@ -350,6 +350,7 @@ func startNode(c config.Config, log *slog.Logger, hooks ...startHooks) (n *node,
 		"/flags": evalHandler, "/flags/": evalHandler, "/decide": evalHandler, "/decide/": evalHandler,
 		"/api/feature_flag/local_evaluation":  evalHandler,
 		"/api/feature_flag/local_evaluation/": evalHandler,
+		"/ofrep/":                             evalHandler,
 		"/metrics":                            promhttp.HandlerFor(n.registry, promhttp.HandlerOpts{}),
 	}
 	h := &health{nc: n.nc, store: n.store, catalog: n.catalog, outbox: n.outbox, timeout: probeTimeout(c), log: log}
