@@ -13,6 +13,7 @@ import (
 	"github.com/vexil-dev/vexil/evalsvc"
 	"github.com/vexil-dev/vexil/polltest"
 	"github.com/vexil-dev/vexil/vexilclient"
+	"github.com/vexil-dev/vexil/vexilclient/internal/vexiltest"
 )
 
 // events records the client's events.
@@ -53,9 +54,9 @@ type clock struct {
 func (c *clock) now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 func (c *clock) add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
 
-func newClient(t *testing.T, srv *server, secret string, ev *events, clk *clock) *vexilclient.Client {
+func newClient(t *testing.T, srv *vexiltest.Server, secret string, ev *events, clk *clock) *vexilclient.Client {
 	t.Helper()
-	cfg := vexilclient.Config{Target: srv.addr, ProjectToken: "phc_team1", SecretKey: secret, Timeout: time.Minute,
+	cfg := vexilclient.Config{Target: srv.Addr, ProjectToken: "phc_team1", SecretKey: secret, Timeout: time.Minute,
 		MinBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond, ReportInterval: time.Hour}
 	if ev != nil {
 		cfg.OnEvent = ev.add
@@ -95,7 +96,7 @@ func views(a *vexilclient.Answer) map[string]view {
 }
 
 func TestRemoteEvaluate(t *testing.T) {
-	srv := newServer(t)
+	srv := vexiltest.New(t)
 	c := newClient(t, srv, "", nil, nil)
 	a, err := c.Evaluate(context.Background(), &vexilclient.Request{DistinctID: "u1", Groups: map[string]string{"company": "acme"}})
 	if err != nil {
@@ -119,7 +120,7 @@ func TestRemoteEvaluate(t *testing.T) {
 }
 
 func TestLocalEvaluateFallsBackToRemote(t *testing.T) {
-	srv := newServer(t)
+	srv := vexiltest.New(t)
 	c := newClient(t, srv, "phs_team1", nil, nil)
 	ctx := context.Background()
 
@@ -163,7 +164,7 @@ func TestLocalEvaluateFallsBackToRemote(t *testing.T) {
 }
 
 func TestDefinitionChangesAndDisconnects(t *testing.T) {
-	srv := newServer(t)
+	srv := vexiltest.New(t)
 	ev := &events{}
 	clk := &clock{t: time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)}
 	c := newClient(t, srv, "phs_team1", ev, clk)
@@ -186,10 +187,10 @@ func TestDefinitionChangesAndDisconnects(t *testing.T) {
 	}
 
 	// A change reaches the client through the stream.
-	srv.changeBeta("free", 4)
+	srv.ChangeBeta("free", 4)
 	polltest.Eventually(t, time.Minute, func() error {
 		if _, ok := ev.last(vexilclient.EventChanged); !ok {
-			_ = srv.publish() // a notice sent before the service subscribed is lost
+			_ = srv.Publish() // a notice sent before the service subscribed is lost
 			return errors.New("no change event yet")
 		}
 		return nil
@@ -204,7 +205,7 @@ func TestDefinitionChangesAndDisconnects(t *testing.T) {
 
 	// The server goes away: the client keeps answering from the last
 	// definitions and says how old they are.
-	srv.stop(t)
+	srv.Stop(t)
 	polltest.Eventually(t, time.Minute, func() error {
 		if c.Status().Connected {
 			return errors.New("still connected")
@@ -230,7 +231,7 @@ func TestDefinitionChangesAndDisconnects(t *testing.T) {
 	}
 
 	// Back on the same address: the client reconnects by itself.
-	srv.start(t, srv.addr)
+	srv.Start(t, srv.Addr)
 	polltest.Eventually(t, time.Minute, func() error {
 		if !c.Status().Connected {
 			return errors.New("not reconnected")
@@ -246,7 +247,7 @@ func TestDefinitionChangesAndDisconnects(t *testing.T) {
 }
 
 func TestEvaluationCountsReported(t *testing.T) {
-	srv := newServer(t)
+	srv := vexiltest.New(t)
 	c := newClient(t, srv, "phs_team1", nil, nil)
 	ctx := context.Background()
 	for i := range 5 {
@@ -259,7 +260,7 @@ func TestEvaluationCountsReported(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := map[string]int64{}
-	for _, cnt := range <-srv.counts {
+	for _, cnt := range <-srv.Counts {
 		got[fmt.Sprintf("%s/%s/%v/%s", cnt.Key, cnt.Path, cnt.Enabled, cnt.Variant)] += cnt.Count
 	}
 	// static-cohort went to the server, which counts it itself.
@@ -272,7 +273,7 @@ func TestEvaluationCountsReported(t *testing.T) {
 		t.Fatal(err)
 	}
 	select {
-	case extra := <-srv.counts:
+	case extra := <-srv.Counts:
 		t.Fatalf("an empty flush sent %v", extra)
 	default:
 	}

@@ -1,4 +1,8 @@
-package vexilclient_test
+// Package vexiltest runs a real Vexil evaluation service (package evalsvc,
+// an in-memory store, NATS in process) on a loopback gRPC port for the
+// client's tests: one team (1) with a project token phc_team1 and a secure
+// key phs_team1.
+package vexiltest
 
 import (
 	"context"
@@ -62,11 +66,11 @@ func (f *fakeCatalog) addKey(secret string, kind catalog.KeyKind, teams []int64,
 	f.keys[string(hashKey(secret))] = catalog.APIKey{ID: secret[:6], Kind: kind, Hash: hashKey(secret), Teams: teams, Scopes: scopes}
 }
 
-// teamDefs: flags the engine decides from the request alone (everyone,
+// TeamDefs: flags the engine decides from the request alone (everyone,
 // mv, beta when plan is passed, company-flag when the group's plan is
 // passed), one on a static cohort (server only), and one the server marks
 // server-only (continuity).
-const teamDefs = `{"group_type_mapping":{"0":"company"},
+const TeamDefs = `{"group_type_mapping":{"0":"company"},
  "flags":[
   {"id":1,"key":"beta","active":true,"version":3,"filters":{"groups":[{"properties":[{"key":"plan","type":"person","value":"pro"}],"rollout_percentage":100}],"payloads":{"true":"\"on\""}}},
   {"id":2,"key":"company-flag","active":true,"version":1,"filters":{"aggregation_group_type_index":0,"groups":[{"properties":[{"key":"plan","type":"group","group_type_index":0,"value":"enterprise"}],"rollout_percentage":100}]}},
@@ -75,22 +79,25 @@ const teamDefs = `{"group_type_mapping":{"0":"company"},
   {"id":5,"key":"static-cohort","active":true,"version":1,"filters":{"groups":[{"properties":[{"key":"id","type":"cohort","value":9}],"rollout_percentage":100}]}},
   {"id":6,"key":"continuity","active":true,"version":1,"ensure_experience_continuity":true,"filters":{"groups":[{"properties":[],"rollout_percentage":100}]}}]}`
 
-// server is a real evalsvc on a loopback gRPC port, with NATS change
+// Server is a real evalsvc on a loopback gRPC port, with NATS change
 // notices.
-type server struct {
-	cat    *fakeCatalog
-	svc    *evalsvc.Service
-	addr   string
+type Server struct {
+	cat *fakeCatalog
+	svc *evalsvc.Service
+	// Addr is the gRPC address.
+	Addr   string
 	grpc   *grpc.Server
 	served chan error
-	counts chan []evalsvc.EvaluationCount
-	// publish sends a change notice for team 1.
-	publish func() error
+	// Counts receives the batches of ReportEvaluations.
+	Counts chan []evalsvc.EvaluationCount
+	// Publish sends a change notice for team 1.
+	Publish func() error
 }
 
-func newServer(t testing.TB) *server {
+// New starts a server; t.Cleanup stops it.
+func New(t testing.TB) *Server {
 	t.Helper()
-	defs, err := flags.ParseDefinitions([]byte(teamDefs))
+	defs, err := flags.ParseDefinitions([]byte(TeamDefs))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,10 +114,10 @@ func newServer(t testing.TB) *server {
 	if err := st.Apply(context.Background(), &b); err != nil {
 		t.Fatal(err)
 	}
-	srv := &server{cat: cat, counts: make(chan []evalsvc.EvaluationCount, 100)}
+	srv := &Server{cat: cat, Counts: make(chan []evalsvc.EvaluationCount, 100)}
 	nc := natstest.Start(t).Conn
 	srv.svc, err = evalsvc.New(evalsvc.Config{Store: st, Catalog: cat, ReloadInterval: time.Hour, StoreTimeout: time.Minute, EvalTimeout: time.Minute,
-		EvaluationCounts: func(_ int64, c []evalsvc.EvaluationCount) { srv.counts <- c }})
+		EvaluationCounts: func(_ int64, c []evalsvc.EvaluationCount) { srv.Counts <- c }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,19 +130,19 @@ func newServer(t testing.TB) *server {
 			t.Error(err)
 		}
 	})
-	srv.publish = func() error { return nc.Publish("vexil.changes.1", []byte(`{"team_id":1,"kind":"flag","key":"beta"}`)) }
-	srv.start(t, "127.0.0.1:0")
+	srv.Publish = func() error { return nc.Publish("vexil.changes.1", []byte(`{"team_id":1,"kind":"flag","key":"beta"}`)) }
+	srv.Start(t, "127.0.0.1:0")
 	return srv
 }
 
-// start serves gRPC on addr.
-func (s *server) start(t testing.TB, addr string) {
+// Start serves gRPC on addr.
+func (s *Server) Start(t testing.TB, addr string) {
 	t.Helper()
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.addr = ln.Addr().String()
+	s.Addr = ln.Addr().String()
 	s.grpc = grpc.NewServer()
 	s.svc.RegisterGRPC(s.grpc)
 	s.served = make(chan error, 1)
@@ -144,9 +151,10 @@ func (s *server) start(t testing.TB, addr string) {
 	t.Cleanup(func() { s.stopServing(t, g, served) })
 }
 
-func (s *server) stop(t testing.TB) { s.stopServing(t, s.grpc, s.served) }
+// Stop stops serving gRPC (Start serves again).
+func (s *Server) Stop(t testing.TB) { s.stopServing(t, s.grpc, s.served) }
 
-func (s *server) stopServing(t testing.TB, g *grpc.Server, served chan error) {
+func (s *Server) stopServing(t testing.TB, g *grpc.Server, served chan error) {
 	g.Stop()
 	select {
 	case err := <-served:
@@ -157,8 +165,8 @@ func (s *server) stopServing(t testing.TB, g *grpc.Server, served chan error) {
 	}
 }
 
-// changeBeta makes beta target another plan at a new version.
-func (s *server) changeBeta(plan string, version int64) {
+// ChangeBeta makes beta target another plan at a new version.
+func (s *Server) ChangeBeta(plan string, version int64) {
 	s.cat.mu.Lock()
 	defer s.cat.mu.Unlock()
 	snap := s.cat.snaps[1]
