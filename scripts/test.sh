@@ -68,5 +68,6 @@ mkdir -p bin
 go build -o bin/vexil ./cmd/vexil
 VEXIL_BIN=$PWD/bin/vexil scripts/schemathesis.sh
 VEXIL_BIN=$PWD/bin/vexil scripts/sdk-node.sh
+VEXIL_BIN=$PWD/bin/vexil scripts/sdk-ofrep.sh
 VEXIL_BIN=$PWD/bin/vexil scripts/sdk-python.sh
 VEXIL_BIN=$PWD/bin/vexil scripts/ui-test.sh
