@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/vexil-dev/vexil/flags"
 )
 
 // fiftyFlagsPayload is the peers' 50-flag workload (flags/bench_test.go's
@@ -105,4 +107,38 @@ func BenchmarkLocalEvaluate50Flags(b *testing.B) {
 		b.Fatalf("%d results", len(a.Flags))
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/50, "ns/flag")
+}
+
+// BenchmarkLocalVsEngine50Flags runs the engine alone (the work of
+// flags.BenchmarkEvaluate50Flags, on the same compiled set) and the
+// client's local evaluation one after the other in one process, so that a
+// noisy machine weighs on both alike: compare the two ns/op of each round.
+func BenchmarkLocalVsEngine50Flags(b *testing.B) {
+	c := localClient(b, fiftyFlagsPayload())
+	req := benchRequest()
+	b.Run("engine", func(b *testing.B) {
+		set := c.local.Load().set
+		fc := &flags.Context{DistinctID: req.DistinctID, PersonProperties: req.PersonProperties, Now: time.Now()}
+		out := make([]flags.Result, 0, set.Len())
+		b.ReportAllocs()
+		for b.Loop() {
+			out = set.AppendEvaluate(out[:0], fc, nil)
+		}
+		if len(out) != 50 {
+			b.Fatalf("%d results", len(out))
+		}
+	})
+	b.Run("client", func(b *testing.B) {
+		ctx := context.Background()
+		var a Answer
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := c.EvaluateInto(ctx, req, &a); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if len(a.Flags) != 50 {
+			b.Fatalf("%d results", len(a.Flags))
+		}
+	})
 }

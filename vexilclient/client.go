@@ -142,6 +142,9 @@ type Client struct {
 	mu           sync.Mutex
 	connected    bool
 	disconnected time.Time // when the stream last broke (zero: never connected yet or up)
+	// staleSince is disconnected in Unix nanoseconds (0: none), read
+	// without the lock on every local evaluation.
+	staleSince atomic.Int64
 	lastErr      error
 	ready        chan struct{}
 	readyOnce    sync.Once

@@ -208,12 +208,11 @@ func (c *Client) Status() Status {
 }
 
 func (c *Client) age() time.Duration {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.connected || c.disconnected.IsZero() {
+	since := c.staleSince.Load()
+	if since == 0 {
 		return 0
 	}
-	return c.cfg.Now().Sub(c.disconnected)
+	return c.cfg.Now().Sub(time.Unix(0, since))
 }
 
 // EventKind says what changed.
@@ -266,6 +265,7 @@ func (c *Client) watch(ctx context.Context) {
 			wasUp = true
 			c.connected = false
 			c.disconnected = c.cfg.Now()
+			c.staleSince.Store(c.disconnected.UnixNano())
 		}
 		c.mu.Unlock()
 		if wasUp {
@@ -314,6 +314,7 @@ func (c *Client) install(msg *evalv1.WatchDefinitionsResponse) {
 	c.mu.Lock()
 	reconnected := !c.connected && !c.disconnected.IsZero()
 	c.connected, c.disconnected = true, time.Time{}
+	c.staleSince.Store(0)
 	c.mu.Unlock()
 	if reconnected {
 		c.emit(Event{Kind: EventReconnected, ETag: msg.GetEtag()})
