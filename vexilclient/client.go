@@ -144,7 +144,7 @@ type Client struct {
 	disconnected time.Time // when the stream last broke (zero: never connected yet or up)
 	// staleSince is disconnected in Unix nanoseconds (0: none), read
 	// without the lock on every local evaluation.
-	staleSince atomic.Int64
+	staleSince   atomic.Int64
 	lastErr      error
 	ready        chan struct{}
 	readyOnce    sync.Once
