@@ -135,7 +135,13 @@ func (c *Client) evaluateLocal(ctx context.Context, ls *localState, req *Request
 			continue
 		}
 		ls.count(idx, r)
-		a.Flags = append(a.Flags, localResult(r))
+		// Filled in place: a result is copied once, not twice.
+		if n := len(a.Flags); n < cap(a.Flags) {
+			a.Flags = a.Flags[:n+1]
+		} else {
+			a.Flags = append(a.Flags, Result{})
+		}
+		fillLocal(&a.Flags[len(a.Flags)-1], r)
 		if r.Err != nil {
 			a.ErrorsWhileComputing = true
 		}
@@ -159,21 +165,21 @@ func (c *Client) evaluateLocal(ctx context.Context, ls *localState, req *Request
 	return nil
 }
 
-func localResult(r *flags.Result) Result {
-	out := Result{Key: r.Key, Enabled: r.Enabled, Variant: r.Variant, Reason: string(r.Reason.Code), ConditionIndex: r.Reason.ConditionIndex,
-		Description: r.Reason.Description, FlagID: r.FlagID, Version: r.Version, Path: PathLocal}
+// fillLocal writes every field of dst from an engine result.
+func fillLocal(dst *Result, r *flags.Result) {
+	dst.Key, dst.Enabled, dst.Variant, dst.Payload = r.Key, r.Enabled, r.Variant, nil
+	dst.Reason, dst.ConditionIndex, dst.Description = string(r.Reason.Code), r.Reason.ConditionIndex, r.Reason.Description
+	dst.FlagID, dst.Version, dst.Failed, dst.ErrorCode, dst.Path = r.FlagID, r.Version, false, "", PathLocal
 	if r.Enabled {
-		out.Payload = r.Payload
+		dst.Payload = r.Payload
 	}
 	if r.Err != nil {
-		out.Failed = true
-		out.ErrorCode = "invalid_definition"
+		dst.Failed, dst.ErrorCode = true, "invalid_definition"
 		var ee *flags.EvalError
 		if errors.As(r.Err, &ee) && ee.Code != "" {
-			out.ErrorCode = ee.Code
+			dst.ErrorCode = ee.Code
 		}
 	}
-	return out
 }
 
 // Status is the state of the watched definitions.
