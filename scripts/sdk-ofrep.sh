@@ -3,14 +3,19 @@
 # with @openfeature/server-sdk, and @openfeature/ofrep-core's client for the
 # bulk endpoint; pinned in sdktest/ofrep) against a real Vexil: starts
 # "vexil serve --demo" on a throw-away data directory and free loopback
-# ports, then runs sdktest/ofrep with node's built-in test runner.
+# ports, then runs sdktest/ofrep with node's built-in test runner; and
+# @openfeature/ofrep-web-provider (on @openfeature/web-sdk) in Debian's
+# headless chromium, driven by playwright-core.
 #
 #   scripts/sdk-ofrep.sh                  build bin/vexil and run
 #   VEXIL_BIN=path scripts/sdk-ofrep.sh   use an already built binary
 #   VEXIL_SDK_PERSONS=N                   demo persons (default 300)
+#   VEXIL_CHROMIUM=path                   the browser (default: chromium on PATH)
 #
 # Needs npm and node >= 20 (scripts/sdk-node.sh says how to get one; it is
-# fetched into the same cache when missing).
+# fetched into the same cache when missing), and chromium (apt-get install
+# chromium; .ci/run installs it): without it the browser suite fails under
+# CI=true and is skipped otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$SECONDS
@@ -36,6 +41,17 @@ if ! node_ok; then
 	node_ok || { echo "sdk-ofrep: node >= 20 is required" >&2; exit 1; }
 fi
 
+chromium=${VEXIL_CHROMIUM:-$(command -v chromium || true)}
+suites=(ofrep.test.mjs web.test.mjs)
+if [ -z "$chromium" ]; then
+	if [ "${CI:-}" = true ]; then
+		echo "sdk-ofrep: chromium is required (apt-get install chromium)" >&2
+		exit 1
+	fi
+	echo "sdk-ofrep: SKIPPED the browser suite: chromium not found (apt-get install chromium); CI=true makes this a failure" >&2
+	suites=(ofrep.test.mjs)
+fi
+
 persons=${VEXIL_SDK_PERSONS:-300}
 . scripts/sdk-demo.sh
 sdk_demo_init sdk-ofrep
@@ -51,7 +67,7 @@ sdk_demo_start "$persons"
 echo "sdk-ofrep: vexil demo ($persons persons) at $sdk_url after $((SECONDS - start))s"
 
 status=0
-(cd sdktest/ofrep && VEXIL_URL=$sdk_url VEXIL_PROJECT_TOKEN=$sdk_token VEXIL_DEMO_PERSONS=$persons \
-	node --no-deprecation --test --test-reporter=spec) || status=$?
+(cd sdktest/ofrep && VEXIL_URL=$sdk_url VEXIL_PROJECT_TOKEN=$sdk_token VEXIL_DEMO_PERSONS=$persons VEXIL_CHROMIUM=$chromium \
+	node --no-deprecation --test --test-concurrency=1 --test-reporter=spec "${suites[@]}") || status=$?
 [ "$status" -eq 0 ] || sdk_demo_failed "$status"
-echo "sdk-ofrep: the OFREP provider passed in $((SECONDS - start))s"
+echo "sdk-ofrep: the OFREP providers passed in $((SECONDS - start))s"

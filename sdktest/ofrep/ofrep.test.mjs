@@ -10,71 +10,19 @@
 // and group.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { OpenFeature } from '@openfeature/server-sdk';
 import { OFREPProvider } from '@openfeature/ofrep-provider';
 import { OFREPApi } from '@openfeature/ofrep-core';
+import { cases, contextOf, expected, label, person, prices } from './demo.mjs';
 
 const url = need('VEXIL_URL');
 const token = need('VEXIL_PROJECT_TOKEN');
-const demoPersons = Number(process.env.VEXIL_DEMO_PERSONS ?? 300);
 
 function need(name) {
   const v = process.env[name];
   if (!v) throw new Error(`${name} is not set: run scripts/sdk-ofrep.sh`);
   return v;
 }
-
-// ---- the demo's data (cmd/vexil/demo.go) ----
-
-const plans = ['free', 'free', 'pro', 'enterprise'];
-const countries = ['US', 'US', 'DE', 'FR', 'GB', 'BR', 'JP'];
-const person = (i) => ({
-  distinctId: `user-${i}`,
-  email: i % 50 === 0 ? `user-${i}@vexil.dev` : `user-${i}@example.com`,
-  plan: plans[i % plans.length],
-  country: countries[i % countries.length],
-});
-const company = (k) => ({ key: `company-${k}`, plan: plans[k % plans.length], seats: (k * 37) % 1000 });
-
-// ---- PostHog's bucketing (docs/posthog-compat.md §4) ----
-
-const LONG_SCALE = 0xfffffffffffffff;
-function hash(key, id, salt = '') {
-  const hex = createHash('sha1').update(`${key}.${id}${salt}`, 'utf8').digest('hex');
-  return Number(BigInt('0x' + hex.slice(0, 15))) / LONG_SCALE;
-}
-function variantFor(key, id, variants) {
-  const h = hash(key, id, 'variant');
-  let min = 0;
-  for (const [v, pct] of variants) {
-    const max = min + pct / 100;
-    if (h >= min && h < max) return v;
-    min = max;
-  }
-  return true;
-}
-const checkoutVariants = [['control', 34], ['one-click', 33], ['express', 33]];
-const prices = { control: 10, 'one-click': 9, express: 12 };
-
-function expected(p, c) {
-  const beta = ['pro', 'enterprise'].includes(p.plan) || hash('beta-dashboard', p.distinctId) <= 0.2;
-  const checkout = p.country === 'US' ? variantFor('checkout-experiment', p.distinctId, checkoutVariants) : false;
-  return {
-    'beta-dashboard': beta,
-    'checkout-experiment': checkout,
-    'sso-login': c !== null && c.plan === 'enterprise',
-    'new-billing': p.email.includes('@vexil.dev') || (c !== null && c.seats > 500),
-  };
-}
-
-const cases = [];
-for (let i = 0; i < demoPersons; i += 11) {
-  const p = person(i);
-  cases.push({ p, c: company((i * 13 + 5) % 200) }, { p, c: null });
-}
-const contextOf = (p, c) => ({ targetingKey: p.distinctId, ...(c ? { groups: { company: c.key } } : {}) });
-const label = (p, c) => `${p.distinctId}${c ? ` in ${c.key}` : ''}`;
 
 let client;
 before(async () => {
