@@ -6,12 +6,14 @@
 // [Client.EvaluateRemote] calls EvalService.Evaluate over a small pool of
 // gRPC connections (Config.Conns, used round robin) with a deadline on
 // every call (Config.Timeout). The connections carry a gRPC service config
-// (see [ServiceConfig]): Evaluate is idempotent, so it is hedged (a second
-// attempt goes out when the first has not answered within
-// Config.HedgingDelay, and at once after an UNAVAILABLE), and the opening
-// of WatchDefinitions is retried on UNAVAILABLE. ReportEvaluations adds to
-// counters and is never retried. retryThrottling keeps hedges and retries
-// to a tenth of the calls when the server keeps failing.
+// (see [ServiceConfig]): Evaluate and the opening of WatchDefinitions are
+// retried on UNAVAILABLE, with retry throttling; ReportEvaluations adds to
+// counters and is never retried. Evaluate is idempotent, so it is also
+// hedged: a second attempt goes out on the next connection when the first
+// has not answered within Config.HedgingDelay (or failed UNAVAILABLE), the
+// first success wins, and hedges stay under a tenth of the calls. The
+// client hedges itself because grpc-go does not implement the service
+// config's hedgingPolicy (it parses retryPolicy only).
 //
 // # Local evaluation
 //

@@ -26,6 +26,8 @@ type localState struct {
 	remote    []bool
 	anyRemote bool
 	versions  map[string]int64
+	// index is each flag's position in keys (evaluation order).
+	index map[string]int
 	// counts are the local evaluations per flag and value since the last
 	// batch: flag i's slots start at base[i]; slot 0 is disabled, 1
 	// enabled without a variant, 2+v variant v.
@@ -56,7 +58,7 @@ func newLocalState(etag string, payload []byte, received time.Time) (*localState
 	}
 	// Validation problems leave the set usable: a flag that cannot be
 	// decided fails alone, as on the server.
-	ls := &localState{set: set, etag: etag, received: received, versions: map[string]int64{}}
+	ls := &localState{set: set, etag: etag, received: received, versions: map[string]int64{}, index: map[string]int{}}
 	ls.keys = set.Keys()
 	ls.remote = make([]bool, len(ls.keys))
 	ls.base = make([]int, len(ls.keys))
@@ -65,6 +67,7 @@ func newLocalState(etag string, payload []byte, received time.Time) (*localState
 	for i, k := range ls.keys {
 		f, _ := set.Flag(k)
 		ls.versions[k] = f.Version
+		ls.index[k] = i
 		if f.EnsureExperienceContinuity {
 			ls.remote[i], ls.anyRemote = true, true
 		}
@@ -119,16 +122,23 @@ func (c *Client) evaluateLocal(ctx context.Context, ls *localState, req *Request
 		sc.fc.Groups = sc.groups
 	}
 	var keys []string
+	sc.remote = sc.remote[:0]
 	if len(req.FlagKeys) > 0 {
 		keys = req.FlagKeys
+		// A key the definitions do not hold may be newer than them: the
+		// server decides whether it exists.
+		for _, k := range keys {
+			if _, ok := ls.index[k]; !ok {
+				sc.remote = append(sc.remote, k)
+			}
+		}
 	}
 	sc.results = ls.set.AppendEvaluate(sc.results[:0], &sc.fc, keys)
-	sc.remote = sc.remote[:0]
 	for i := range sc.results {
 		r := &sc.results[i]
 		idx := i
 		if keys != nil {
-			idx = slices.Index(ls.keys, r.Key)
+			idx = ls.index[r.Key]
 		}
 		if ls.remote[idx] || r.Err != nil && errors.Is(r.Err, flags.ErrInconclusive) {
 			sc.remote = append(sc.remote, r.Key)
