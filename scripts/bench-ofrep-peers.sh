@@ -23,7 +23,7 @@ rounds=${ROUNDS:-3}
 duration=${DURATION:-10s}
 warmup=${WARMUP:-3s}
 conns=${CONNS:-2}
-out=${1:-/dev/stdout}
+out=${1:-}
 flagd_port=${FLAGD_PORT:-18016}
 goff_port=${GOFF_PORT:-11031}
 for tool in wrk taskset; do command -v $tool >/dev/null || { echo "bench-ofrep-peers: $tool is required" >&2; exit 1; }; done
@@ -84,7 +84,8 @@ wait_http() { # url body
 		[ "$code" = 200 ] && return 0
 		sleep 0.1
 	done
-	echo "bench-ofrep-peers: $1 did not answer 200" >&2
+	echo "bench-ofrep-peers: $1 did not answer 200 (last: $code)" >&2
+	tail -20 "$tmp"/*.out "$tmp"/*.log 2>/dev/null >&2 || true
 	return 1
 }
 
@@ -147,4 +148,4 @@ peers=(vexil)
 			stop_last
 		done
 	done
-} | tee "$out"
+} | if [ -n "$out" ]; then tee "$out"; else cat; fi
