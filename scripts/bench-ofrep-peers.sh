@@ -96,11 +96,17 @@ start() {
 	vexil)
 		bin=${VEXIL_BIN:-}
 		if [ -z "$bin" ]; then go build -o "$tmp/vexil" ./cmd/vexil; bin=$tmp/vexil; fi
-		taskset -c 0 "$bin" serve --demo --demo-persons 1000 --demo-flags 50 --data-dir "$tmp/vexil-data" \
+		# Seeded on both cores, then pinned to core 0 (every thread) once ready.
+		"$bin" serve --demo --demo-persons 1000 --demo-flags 50 --data-dir "$tmp/vexil-data" \
 			--http-addr 127.0.0.1:0 --grpc-addr 127.0.0.1:0 --nats-listen 127.0.0.1:-1 --log-level error >"$tmp/vexil.out" 2>&1 &
 		pids+=($!)
-		for _ in $(seq 900); do grep -q 'demo is ready' "$tmp/vexil.out" && break; sleep 0.1; done
+		for _ in $(seq 3000); do
+			grep -q 'demo is ready' "$tmp/vexil.out" && break
+			kill -0 "${pids[-1]}" 2>/dev/null || { cat "$tmp/vexil.out" >&2; echo "bench-ofrep-peers: vexil serve exited" >&2; return 1; }
+			sleep 0.1
+		done
 		sleep 0.2
+		taskset -a -p -c 0 "${pids[-1]}" >/dev/null
 		base=$(sed -n 's|.*Point a PostHog SDK at \(http://[0-9.:]*\).*|\1|p' "$tmp/vexil.out" | head -1)
 		OFREP_TOKEN=$(sed -n 's/.*project token.*: *\(phc_[0-9A-Za-z_]*\).*/\1/p' "$tmp/vexil.out" | head -1)
 		;;
