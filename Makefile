@@ -22,6 +22,10 @@ test-short: ## run the unit tests only (no Cassandra, no long randomized runs)
 test-ui: ## the web UI in headless chromium with posthog-node (part of make test)
 	@scripts/ui-test.sh
 
+.PHONY: test-ofrep
+test-ofrep: ## OpenFeature's OFREP providers from npm (server, and web in headless chromium) (part of make test)
+	@scripts/sdk-ofrep.sh
+
 .PHONY: bench
 bench: ## run the engine benchmarks and print them
 	@scripts/bench.sh

@@ -74,6 +74,7 @@ go build -o bin/vexil ./cmd/vexil
 VEXIL_BIN=$PWD/bin/vexil scripts/schemathesis.sh
 VEXIL_BIN=$PWD/bin/vexil scripts/sdk-node.sh
 VEXIL_BIN=$PWD/bin/vexil scripts/sdk-mcp.sh
+VEXIL_BIN=$PWD/bin/vexil scripts/sdk-ofrep.sh
 VEXIL_BIN=$PWD/bin/vexil scripts/sdk-python.sh
 VEXIL_BIN=$PWD/bin/vexil scripts/ui-test.sh
 VEXIL_BIN=$PWD/bin/vexil scripts/sdk-browser.sh

@@ -337,6 +337,7 @@ func startNode(c config.Config, log *slog.Logger, hooks ...startHooks) (n *node,
 		return nil, err
 	}
 	ecfg.Usage = n.usage.recorder()
+	ecfg.EvaluationCounts = n.usage.reported()
 	n.backfills = newBackfills(n)
 	if n.eval, err = evalsvc.New(ecfg); err != nil {
 		return nil, err
@@ -377,6 +378,7 @@ func startNode(c config.Config, log *slog.Logger, hooks ...startHooks) (n *node,
 		"/flags": evalHandler, "/flags/": evalHandler, "/decide": evalHandler, "/decide/": evalHandler,
 		"/api/feature_flag/local_evaluation":  evalHandler,
 		"/api/feature_flag/local_evaluation/": evalHandler,
+		"/ofrep/":                             evalHandler,
 		"/metrics":                            promhttp.HandlerFor(n.registry, promhttp.HandlerOpts{}),
 	}
 	captureH, err := captureRoutes(n, log)
