@@ -44,7 +44,7 @@ func (s *Service) Handler() http.Handler {
 	mux.Handle("/flags/definitions/", defsH)
 	mux.Handle("/api/feature_flag/local_evaluation", defsH)
 	mux.Handle("/api/feature_flag/local_evaluation/", defsH)
-	ofrepH := s.instrument("ofrep", http.HandlerFunc(s.serveOFREP))
+	ofrepH := cors.Public(s.instrument("ofrep", http.HandlerFunc(s.serveOFREP))) // browsers: ofrep-web-provider
 	mux.Handle(ofrepPrefix, ofrepH)
 	mux.Handle(ofrepPrefix+"/", ofrepH)
 	return mux

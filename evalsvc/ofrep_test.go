@@ -97,3 +97,30 @@ func TestOFREPBulk(t *testing.T) {
 		t.Fatalf("a property over the limit: %d %s", res.StatusCode, body)
 	}
 }
+
+// TestOFREPCORS: a page on another origin (ofrep-web-provider) may call
+// OFREP: the preflight is answered without a token and the answer carries
+// the caller's origin.
+func TestOFREPCORS(t *testing.T) {
+	cat, st := newFixture(t)
+	h := newService(t, Config{Store: st, Catalog: cat}).Handler()
+	req := httptest.NewRequest(http.MethodOptions, "/ofrep/v1/evaluate/flags", nil)
+	req.Header.Set("Origin", "https://app.example.com")
+	req.Header.Set("Access-Control-Request-Method", "POST")
+	req.Header.Set("Access-Control-Request-Headers", "authorization, content-type")
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	if w.Code != http.StatusNoContent || w.Header().Get("Access-Control-Allow-Origin") != "https://app.example.com" ||
+		!strings.Contains(strings.ToLower(w.Header().Get("Access-Control-Allow-Headers")), "authorization") {
+		t.Fatalf("preflight: %d %v", w.Code, w.Header())
+	}
+	req = httptest.NewRequest(http.MethodPost, "/ofrep/v1/evaluate/flags/beta", strings.NewReader(`{"context":{"targetingKey":"u1"}}`))
+	req.Header.Set("Origin", "https://app.example.com")
+	req.Header.Set("Authorization", "Bearer phc_team1")
+	req.Header.Set("Content-Type", "application/json")
+	w = httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	if w.Code != http.StatusOK || w.Header().Get("Access-Control-Allow-Origin") != "https://app.example.com" {
+		t.Fatalf("answer: %d %v %s", w.Code, w.Header(), w.Body)
+	}
+}
