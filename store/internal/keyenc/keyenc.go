@@ -16,6 +16,9 @@ const (
 	KindGroupType byte = 't'
 	// KindExpiry keys are not keyed by team first: they sort by time.
 	KindExpiry byte = 'x'
+	// KindSLO keys hold SLO rollups (store.SLORow): series, minute, node;
+	// not keyed by team (they are the node's, not a team's).
+	KindSLO byte = 'o'
 )
 
 // ErrMalformed reports a key that does not decode.
