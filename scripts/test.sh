@@ -71,4 +71,5 @@ VEXIL_BIN=$PWD/bin/vexil scripts/schemathesis.sh
 VEXIL_BIN=$PWD/bin/vexil scripts/sdk-node.sh
 VEXIL_BIN=$PWD/bin/vexil scripts/sdk-python.sh
 VEXIL_BIN=$PWD/bin/vexil scripts/ui-test.sh
+VEXIL_BIN=$PWD/bin/vexil scripts/status-test.sh
 VEXIL_BIN=$PWD/bin/vexil scripts/sdk-browser.sh
