@@ -70,6 +70,7 @@ var layers = []layer{
 		Why: "the load generator is a client: it may use the wire contracts only"},
 	{Path: "slo", Allow: []string{"store"},
 		Why: "the SLOs read the node's own metrics and keep rollups through the store interface; the status page's scripts are handed in by cmd"},
+	{Path: "canary", Why: "the side canary is a client of two nodes' HTTP endpoints: it depends on nothing of Vexil"},
 	{Path: "cmd", Any: true, Why: "cmd wires the roles"},
 	{Path: "tlsconf", Why: "TLS from watched PEM files depends on nothing of Vexil"},
 	{Path: "tlsconf/tlstest", TestSupport: true, Why: "test support (certificates made in the test) depends on nothing of Vexil"},
