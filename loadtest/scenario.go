@@ -182,8 +182,8 @@ func RunScenario(ctx context.Context, s Scenario) (ScenarioResult, error) {
 		if s.Rate == 0 {
 			for range s.Connections {
 				wg.Go(func() {
-					for ctx.Err() == nil {
-						one(ctx, stats, time.Now())
+					for ctx.Err() == nil { // the end of the run stops the loop, not a request in flight
+						one(context.WithoutCancel(ctx), stats, time.Now())
 					}
 				})
 			}
