@@ -112,8 +112,9 @@ test('traffic, then the status page renders and matches /metrics', async () => {
   await page.waitForSelector('body[data-charts]');
   assert.equal(await page.getAttribute('body', 'data-charts'), 'drawn');
   assert.deepEqual(errors, []);
-  // Two charts per series, each a uPlot canvas.
-  assert.equal(await page.locator('.uplot canvas').count(), 4);
+  // Three charts per series (latency by minute and by hour, availability
+  // by hour), each a uPlot canvas.
+  assert.equal(await page.locator('.uplot canvas').count(), 6);
 
   const metrics = parseMetrics(await (await fetch(`${url}/metrics`)).text());
   for (const series of ['remote', 'local']) {
