@@ -3,8 +3,11 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -43,11 +46,19 @@ func runCanary(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	maxRatio := fs.Float64("max-p99-regression", 0.2, "with -gate, the candidate's p99 may exceed the baseline's by this share")
 	slack := fs.Duration("p99-slack", 2*time.Millisecond, "with -gate, and by at least this much (timing noise)")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
+	proxyAddr := fs.String("proxy", "", "full canary: listen here and proxy live traffic, the candidate answering -share of the evaluation requests (each checked against the baseline) until a rollback sends all to the baseline; GET /canary/status tells the state")
+	maxDiv := fs.Int("max-divergences", 1, "with -proxy, roll back after this many divergent answers")
+	maxErr := fs.Float64("max-error-rate", 0.01, "with -proxy, roll back when more than this share of the candidate's last -error-window answers failed (5xx or no answer)")
+	errWindow := fs.Int("error-window", 200, "with -proxy, the candidate answers the error rate is judged on")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if b.URL == "" || c.URL == "" {
 		return &usageError{msg: "-baseline and -candidate are required"}
+	}
+	if *proxyAddr != "" {
+		return runCanaryProxy(ctx, *proxyAddr, canary.ProxyConfig{Baseline: b, Candidate: c, Share: *share, Seed: *seed,
+			MaxDivergences: *maxDiv, MaxErrorRate: *maxErr, Window: *errWindow}, stdout, stderr)
 	}
 	var next func() (canary.Request, bool, error)
 	switch {
@@ -118,4 +129,30 @@ func printCanary(w io.Writer, r *canary.Result) {
 			fmt.Fprintf(w, "  %s\n", diff)
 		}
 	}
+}
+
+// runCanaryProxy serves the full canary on addr until ctx ends.
+func runCanaryProxy(ctx context.Context, addr string, pc canary.ProxyConfig, stdout, stderr io.Writer) error {
+	pc.OnRollback = func(reason string) { fmt.Fprintf(stderr, "canary: ROLLED BACK: %s\n", reason) }
+	p, err := canary.NewProxy(pc)
+	if err != nil {
+		return &usageError{msg: err.Error()}
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("-proxy %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: p, ReadHeaderTimeout: 10 * time.Second}
+	fmt.Fprintf(stdout, "canary proxy on http://%s: the candidate answers %.0f%% of evaluation requests\n", ln.Addr(), pc.Share*100)
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	st := p.Status()
+	fmt.Fprintf(stdout, "requests %d, answered by the candidate %d, divergences %d, candidate errors %d, rolled back %v %s\n",
+		st.Requests, st.ByCandidate, st.Divergences, st.CandidateErrors, st.RolledBack, st.Reason)
+	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/vexil-dev/vexil/admin"
 	"github.com/vexil-dev/vexil/canary"
+	"github.com/vexil-dev/vexil/cmd/vexil/internal/config"
 	adminv1 "github.com/vexil-dev/vexil/proto/vexil/admin/v1"
 )
 
@@ -56,6 +58,16 @@ func defineTeamWith(t *testing.T, n *node, edit func(key, filters string) string
 	return e2eTeam{id: team.GetId(), token: team.GetApiToken(), personal: personal}
 }
 
+// canaryNode is a node whose admission control never sheds the test's
+// few concurrent requests: the canary reports a shed request (503) as a
+// divergence, rightly, and a loaded machine must not make one here.
+func canaryNode(t *testing.T) *node {
+	t.Helper()
+	c := config.Default()
+	c.Admission.MinLimit, c.Admission.InitialLimit, c.Admission.MaxLimit = 4096, 4096, 4096
+	return testNodeWith(t, c)
+}
+
 func runCanaryCmd(t *testing.T, args ...string) (string, error) {
 	t.Helper()
 	var out, errb bytes.Buffer
@@ -71,7 +83,7 @@ func runCanaryCmd(t *testing.T, args ...string) (string, error) {
 // requests and fails the gate; the baseline against a third node with the
 // same flags passes it.
 func TestCanaryTwoNodes(t *testing.T) {
-	base, cand, same := testNode(t), testNode(t), testNode(t)
+	base, cand, same := canaryNode(t), canaryNode(t), canaryNode(t)
 	bt := defineTeamWith(t, base, func(_, f string) string { return f })
 	ct := defineTeamWith(t, cand, func(key, f string) string {
 		if key == "beta-dashboard" {
@@ -183,5 +195,61 @@ func TestCanaryTwoNodes(t *testing.T) {
 	}
 	if _, err := runCanaryCmd(t, "-baseline", url(base), "-candidate", url(cand), "-log", log); err == nil || !strings.Contains(err.Error(), "line 2") {
 		t.Errorf("bad log: %v, want line 2 named", err)
+	}
+}
+
+// TestFullCanaryRollsBack: the full canary proxies live /flags traffic,
+// the candidate answering all of it; the first answer that differs from
+// the baseline's is still the candidate's, and rolls back: from then on
+// the baseline answers. A candidate with the same flags answers every
+// request and is never rolled back.
+func TestFullCanaryRollsBack(t *testing.T) {
+	base, cand, same := canaryNode(t), canaryNode(t), canaryNode(t)
+	bt := defineTeamWith(t, base, func(_, f string) string { return f })
+	ct := defineTeamWith(t, cand, func(key, f string) string {
+		if key == "beta-dashboard" {
+			return strings.Replace(f, `"rollout_percentage":20`, `"rollout_percentage":60`, 1)
+		}
+		return f
+	})
+	st := defineTeamWith(t, same, func(_, f string) string { return f })
+	url := func(n *node) string { return "http://" + n.adminSrv.HTTPAddr() }
+	proxyTo := func(n *node, tm e2eTeam) (*canary.Proxy, string) {
+		p, err := canary.NewProxy(canary.ProxyConfig{Share: 1,
+			Baseline:  canary.Target{URL: url(base), Token: bt.token, PersonalKey: bt.personal},
+			Candidate: canary.Target{URL: url(n), Token: tm.token, PersonalKey: tm.personal}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := httptest.NewServer(p)
+		t.Cleanup(srv.Close)
+		return p, strings.TrimPrefix(srv.URL, "http://")
+	}
+
+	p, addr := proxyTo(same, st)
+	for i := range 50 {
+		flagsAnswer(t, addr, bt, fmt.Sprintf("user-%d", i), "beta-dashboard")
+	}
+	if s := p.Status(); s.RolledBack || s.ByCandidate != 50 || s.Divergences != 0 {
+		t.Fatalf("same flags: %+v, want 50 answered by the candidate, no rollback", s)
+	}
+
+	p, addr = proxyTo(cand, ct)
+	var diverged string
+	for i := 0; i < 1000 && diverged == ""; i++ {
+		id := fmt.Sprintf("user-%d", i)
+		if got := flagsAnswer(t, addr, bt, id, "beta-dashboard"); got == true && flagsAnswer(t, url(base)[len("http://"):], bt, id, "beta-dashboard") == false {
+			diverged = id // answered by the candidate
+		}
+	}
+	s := p.Status()
+	if diverged == "" || !s.RolledBack || s.Divergences != 1 || !strings.Contains(s.Reason, "beta-dashboard") {
+		t.Fatalf("changed flag: diverged at %q, status %+v; want a rollback on beta-dashboard", diverged, s)
+	}
+	if got := flagsAnswer(t, addr, bt, diverged, "beta-dashboard"); got != false {
+		t.Errorf("after the rollback %s gets %v, want the baseline's false", diverged, got)
+	}
+	if after := p.Status(); after.ByCandidate != s.ByCandidate || after.Requests != s.Requests+1 {
+		t.Errorf("after the rollback: %+v, want the candidate to answer nothing more", after)
 	}
 }
