@@ -35,6 +35,10 @@ type ProxyConfig struct {
 	// 1, judged once it answered Window requests. Defaults 0.01 and 200.
 	MaxErrorRate float64
 	Window       int
+	// SlowAfter, when set, counts a candidate answer slower than it as
+	// bad in the window too (the SLO's latency: the window's bad share is
+	// then the SLO's burn), though the client still gets it. 0: off.
+	SlowAfter time.Duration
 	// Timeout bounds each side's answer, 1ms to 1m. Default 10s.
 	Timeout time.Duration
 	Client  *http.Client
@@ -151,9 +155,15 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var a, b proxied
 	var wg sync.WaitGroup
 	wg.Go(func() { a = p.send(r.Context(), p.cfg.Baseline, req) })
-	wg.Go(func() { b = p.send(r.Context(), p.cfg.Candidate, forCandidate(p.cfg, req)) })
+	var took time.Duration
+	wg.Go(func() {
+		start := time.Now()
+		b = p.send(r.Context(), p.cfg.Candidate, forCandidate(p.cfg, req))
+		took = time.Since(start)
+	})
 	wg.Wait()
 	failed := b.err != nil || b.status >= 500
+	slow := p.pc.SlowAfter > 0 && took > p.pc.SlowAfter
 	var d *Divergence
 	if !failed && a.err == nil && a.status < 500 {
 		d = &Divergence{Request: req, BaselineStatus: a.status, CandidateStatus: b.status}
@@ -170,7 +180,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			d = nil
 		}
 	}
-	reason := p.record(failed, d)
+	reason := p.record(failed, failed || slow, d)
 	switch {
 	case failed: // the client gets the baseline's answer
 		a.write(w)
@@ -186,10 +196,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // record counts one canaried answer and returns why to roll back, if so.
-func (p *Proxy) record(failed bool, d *Divergence) string {
+func (p *Proxy) record(failed, bad bool, d *Divergence) string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.recent = append(p.recent, failed)
+	p.recent = append(p.recent, bad)
 	if len(p.recent) > p.pc.Window {
 		p.recent = p.recent[len(p.recent)-p.pc.Window:]
 	}
@@ -214,7 +224,7 @@ func (p *Proxy) record(failed bool, d *Divergence) string {
 			}
 		}
 		if rate := float64(bad) / float64(p.pc.Window); rate > p.pc.MaxErrorRate {
-			return fmt.Sprintf("candidate error rate %.4f over its last %d answers, more than %.4f", rate, p.pc.Window, p.pc.MaxErrorRate)
+			return fmt.Sprintf("candidate bad rate (failed or slow) %.4f over its last %d answers, more than %.4f", rate, p.pc.Window, p.pc.MaxErrorRate)
 		}
 	}
 	return ""

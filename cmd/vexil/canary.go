@@ -50,6 +50,7 @@ func runCanary(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	maxDiv := fs.Int("max-divergences", 1, "with -proxy, roll back after this many divergent answers")
 	maxErr := fs.Float64("max-error-rate", 0.01, "with -proxy, roll back when more than this share of the candidate's last -error-window answers failed (5xx or no answer)")
 	errWindow := fs.Int("error-window", 200, "with -proxy, the candidate answers the error rate is judged on")
+	slowAfter := fs.Duration("slow-after", 0, "with -proxy, a candidate answer slower than this counts as bad in the error rate too (the SLO's latency, e.g. 50ms); 0: off")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -58,7 +59,7 @@ func runCanary(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	if *proxyAddr != "" {
 		return runCanaryProxy(ctx, *proxyAddr, canary.ProxyConfig{Baseline: b, Candidate: c, Share: *share, Seed: *seed,
-			MaxDivergences: *maxDiv, MaxErrorRate: *maxErr, Window: *errWindow}, stdout, stderr)
+			MaxDivergences: *maxDiv, MaxErrorRate: *maxErr, Window: *errWindow, SlowAfter: *slowAfter}, stdout, stderr)
 	}
 	var next func() (canary.Request, bool, error)
 	switch {
