@@ -77,4 +77,5 @@ VEXIL_BIN=$PWD/bin/vexil scripts/sdk-mcp.sh
 VEXIL_BIN=$PWD/bin/vexil scripts/sdk-ofrep.sh
 VEXIL_BIN=$PWD/bin/vexil scripts/sdk-python.sh
 VEXIL_BIN=$PWD/bin/vexil scripts/ui-test.sh
+VEXIL_BIN=$PWD/bin/vexil scripts/status-test.sh
 VEXIL_BIN=$PWD/bin/vexil scripts/sdk-browser.sh

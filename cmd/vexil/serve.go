@@ -107,6 +107,7 @@ type node struct {
 	eval     *evalsvc.Service
 	usage    *nodeUsage // nil: usage statistics off
 	adminSvc *admin.Service
+	slo      *nodeSLO // nil: SLO rollups off
 	// ui is the web UI, mounted at / beside the management API.
 	ui       *web.Handler
 	adminSrv *admin.Server
@@ -207,6 +208,7 @@ func (n *node) start(g *errgroup.Group, ctx context.Context) {
 	}
 	g.Go(func() error { return n.eval.Run(ctx, n.nc) })
 	g.Go(func() error { return n.usage.run(ctx, log) })
+	g.Go(func() error { return n.slo.run(ctx) })
 	g.Go(func() error { return n.outbox.Run(ctx) })
 	g.Go(func() error { return n.adminSvc.Run(ctx) })
 	g.Go(func() error { return n.adminSrv.Run(ctx) })
@@ -386,6 +388,10 @@ func startNode(c config.Config, log *slog.Logger, hooks ...startHooks) (n *node,
 		return nil, err
 	}
 	maps.Copy(routes, captureH)
+	if n.slo, err = newNodeSLO(n, c.SLO, log); err != nil {
+		return nil, err
+	}
+	n.slo.addRoutes(routes)
 	h := &health{nc: n.nc, store: n.store, catalog: n.catalog, outbox: n.outbox, timeout: probeTimeout(c), log: log}
 	maps.Copy(routes, h.routes())
 	n.usage.addRoutes(routes, n.adminSvc)
