@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/term"
 
+	"github.com/vexil-dev/vexil/catalog"
 	"github.com/vexil-dev/vexil/catalog/scyllacatalog"
 	"github.com/vexil-dev/vexil/cmd/vexil/internal/config"
 	"github.com/vexil-dev/vexil/flags"
@@ -48,7 +49,7 @@ const snapshotUsage = `Usage: vexil snapshot <create|list|inspect|verify|restore
   list     --dir ROOT
   inspect  --snapshot DIR
   verify   --snapshot DIR
-  restore  --snapshot DIR|s3://B/P (--data-dir D | --scylla-hosts H) [--replay --nats-url URL [--to-seq N | --to-time T]]
+  restore  --snapshot DIR|s3://B/P (--data-dir D | --scylla-hosts H) [--replace-definitions] [--replay --nats-url URL [--to-seq N | --to-time T]]
 
 A snapshot is one directory: a Parquet file set per table and manifest.json
 (format version, stream sequences, row counts, SHA-256 of every file).
@@ -369,6 +370,7 @@ func snapshotRestore(ctx context.Context, args []string, stdout, stderr io.Write
 	nsFlag := fs.String("namespace", string(namespace.Default), "namespace of the environment on NATS")
 	toSeq := fs.Uint64("to-seq", 0, "replay up to this stream sequence (0: the stream's last)")
 	toTime := fs.String("to-time", "", "replay the messages stored up to this RFC 3339 time (as of)")
+	replaceDefs := fs.Bool("replace-definitions", false, "load the snapshot's definitions into a catalog that already holds teams (records of the same ids are overwritten)")
 	var s3f s3Flags
 	s3f.bind(fs)
 	if err := parseFlags(fs, args); err != nil {
@@ -427,6 +429,19 @@ func snapshotRestore(ctx context.Context, args []string, stdout, stderr io.Write
 		return err
 	}
 	defer st.Close()
+	cat, closeCat, err := restoreCatalog(st, sf)
+	if err != nil {
+		return err
+	}
+	defer closeCat()
+	// Refuse a catalog with teams before the store is written.
+	if !*replaceDefs {
+		if teams, err := cat.ListTeams(ctx); err != nil {
+			return err
+		} else if len(teams) > 0 {
+			return fmt.Errorf("the target catalog holds %d teams: restore into a fresh one, or pass --replace-definitions", len(teams))
+		}
+	}
 	bar := newProgressBar(stderr, log, "restore")
 	m, err := snapshot.Restore(ctx, *dir, st, snapshot.RestoreOptions{Logger: log,
 		Progress: func(done, total int64) { bar.update("records", done, total) }})
@@ -435,6 +450,16 @@ func snapshotRestore(ctx context.Context, args []string, stdout, stderr io.Write
 		return err
 	}
 	fmt.Fprintf(stdout, "restored %d records (cut sequence %d)\n", m.Rows(), m.CutSequence)
+	if m.Table(snapshot.TableDefinitions) == nil {
+		fmt.Fprintln(stdout, "warning: the snapshot holds no definitions (taken without a catalog): the catalog is left as it is")
+	} else {
+		n, err := snapshot.RestoreDefinitions(ctx, *dir, m, cat, *replaceDefs)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "restored the definitions of %d teams: %d flags, %d cohorts, %d early access features, %d project tokens\n",
+			n.Teams, n.Flags, n.Cohorts, n.EarlyAccess, n.Tokens)
+	}
 	if *replay {
 		nc, js, err := connectJetStream(*natsURL)
 		if err != nil {
@@ -460,6 +485,32 @@ func snapshotRestore(ctx context.Context, args []string, stdout, stderr io.Write
 		}
 	}
 	return nil
+}
+
+// restoreCatalog opens the catalog restore writes definitions to: the
+// data directory's Pebble catalog, or the ScyllaDB catalog in the store's
+// keyspace.
+func restoreCatalog(st store.Store, sf storeFlags) (snapshot.DefinitionsCatalog, func(), error) {
+	var cat catalog.Catalog
+	if ss, ok := st.(*scyllastore.Store); ok {
+		c, err := scyllacatalog.New(scyllacatalog.Config{Session: ss.Session(), Keyspace: sf.keyspace})
+		if err != nil {
+			return nil, nil, err
+		}
+		cat = c
+	} else {
+		c, err := openCatalog(sf.dataDir)
+		if err != nil {
+			return nil, nil, err
+		}
+		cat = c
+	}
+	dc, ok := cat.(snapshot.DefinitionsCatalog)
+	if !ok {
+		cat.Close()
+		return nil, nil, fmt.Errorf("the catalog %T cannot restore definitions", cat)
+	}
+	return dc, func() { cat.Close() }, nil
 }
 
 func runWhatIf(ctx context.Context, args []string, stdout, stderr io.Writer) error {
