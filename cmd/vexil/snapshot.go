@@ -24,6 +24,7 @@ import (
 	"github.com/vexil-dev/vexil/cmd/vexil/internal/config"
 	"github.com/vexil-dev/vexil/flags"
 	"github.com/vexil-dev/vexil/namespace"
+	"github.com/vexil-dev/vexil/projector"
 	"github.com/vexil-dev/vexil/snapshot"
 	"github.com/vexil-dev/vexil/store"
 	"github.com/vexil-dev/vexil/store/pebblestore"
@@ -467,8 +468,24 @@ func snapshotRestore(ctx context.Context, args []string, stdout, stderr io.Write
 		}
 		defer nc.Close()
 		rbar := newProgressBar(stderr, log, "replay")
+		// Replay refuses the teams production's projector refuses: those
+		// not in the catalog, here the restored one (the snapshot's).
+		var teams projector.TeamSource
+		if m.Table(snapshot.TableDefinitions) != nil {
+			list, err := cat.ListTeams(ctx)
+			if err != nil {
+				return err
+			}
+			ids := make([]int64, len(list))
+			for i, t := range list {
+				ids[i] = t.ID
+			}
+			teams = projector.AllowTeams(ids...)
+		} else {
+			fmt.Fprintln(stdout, "warning: without the snapshot's definitions, replay applies the messages of every team")
+		}
 		res, err := snapshot.Replay(ctx, snapshot.ReplayOptions{JetStream: js, Namespace: ns, From: m.CutSequence, To: *toSeq,
-			Until: until, Team: m.Team, Store: st, AtomicStore: atomic, Logger: log,
+			Until: until, Team: m.Team, Store: st, AtomicStore: atomic, Teams: teams, Logger: log,
 			Progress: func(done, total uint64) { rbar.update("messages", int64(done), int64(total)) }})
 		rbar.finish()
 		if err != nil {
@@ -478,6 +495,14 @@ func snapshotRestore(ctx context.Context, args []string, stdout, stderr io.Write
 			fmt.Fprintf(stdout, "warning: replayed to sequence %d, below the snapshot's end sequence %d: the state is the snapshot's fuzzy cut, not production's at %d\n", res.LastSequence, m.EndSequence, res.LastSequence)
 		}
 		fmt.Fprintf(stdout, "replayed %d messages, up to sequence %d, in %s\n", res.Messages, res.LastSequence, res.Elapsed.Round(time.Millisecond))
+		if n := res.DeadLettered(); n > 0 {
+			reasons := make([]string, 0, len(res.DeadLetters))
+			for r, c := range res.DeadLetters {
+				reasons = append(reasons, fmt.Sprintf("%s %d", r, c))
+			}
+			sort.Strings(reasons)
+			fmt.Fprintf(stdout, "dead-lettered %d messages, as production's projector does (%s)\n", n, strings.Join(reasons, ", "))
+		}
 	}
 	if marker != "" {
 		if err := os.Remove(marker); err != nil && !errors.Is(err, os.ErrNotExist) {
