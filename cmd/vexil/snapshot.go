@@ -546,6 +546,7 @@ func runWhatIf(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	out := fs.String("out", "", "Parquet file of per-person results to write")
 	team := fs.Int64("team", 0, "evaluate one team's rows (0: every row)")
 	at := fs.String("now", "", "evaluation time, RFC 3339 (default: now)")
+	groupsFile := fs.String("groups-file", "", `JSON lines {"distinct_id": "u1", "groups": {"company": "acme"}}: each person's groups, for group-aggregated conditions (evaluated against the snapshot's groups)`)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -587,6 +588,17 @@ func runWhatIf(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return err
 		}
 		if o.Definitions, err = snapshot.ParseFlagFile(data); err != nil {
+			return err
+		}
+	}
+	if *groupsFile != "" {
+		f, err := os.Open(*groupsFile)
+		if err != nil {
+			return err
+		}
+		o.Groups, err = snapshot.ParseGroupsFile(f)
+		f.Close()
+		if err != nil {
 			return err
 		}
 	}
