@@ -415,13 +415,8 @@ func snapshotRestore(ctx context.Context, args []string, stdout, stderr io.Write
 	if _, err := snapshot.Verify(ctx, *dir); err != nil {
 		return err
 	}
-	marker := ""
 	if sf.dataDir != "" {
 		if err := os.MkdirAll(sf.dataDir, 0o755); err != nil {
-			return err
-		}
-		marker = filepath.Join(sf.dataDir, restoreMarker)
-		if err := os.WriteFile(marker, []byte("a restore of "+*dir+" is under way or failed: this store is incomplete\n"), 0o644); err != nil {
 			return err
 		}
 	}
@@ -441,6 +436,20 @@ func snapshotRestore(ctx context.Context, args []string, stdout, stderr io.Write
 			return err
 		} else if len(teams) > 0 {
 			return fmt.Errorf("the target catalog holds %d teams: restore into a fresh one, or pass --replace-definitions", len(teams))
+		}
+	}
+	if empty, err := snapshot.Empty(ctx, st); err != nil {
+		return err
+	} else if !empty {
+		return errors.New("the target store is not empty: restore into a fresh data directory or keyspace")
+	}
+	// From here on the target is written: the marker says so until the
+	// restore (and replay) succeeded. A refusal above leaves it as it was.
+	marker := ""
+	if sf.dataDir != "" {
+		marker = filepath.Join(sf.dataDir, restoreMarker)
+		if err := os.WriteFile(marker, []byte("a restore of "+*dir+" is under way or failed: this store is incomplete\n"), 0o644); err != nil {
+			return err
 		}
 	}
 	bar := newProgressBar(stderr, log, "restore")

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -59,6 +60,9 @@ func TestSnapshotRestoreServesFlags(t *testing.T) {
 	// store and the catalog are not empty).
 	if code, _, errs := vexil(t, "snapshot", "restore", "--snapshot", snap, "--data-dir", laptop); code == 0 || !strings.Contains(errs, "--replace-definitions") {
 		t.Fatalf("restore into a restored catalog: %d %s, want refused naming --replace-definitions", code, errs)
+	}
+	if _, err := os.Stat(filepath.Join(laptop, restoreMarker)); !os.IsNotExist(err) {
+		t.Fatalf("a refused restore marked the complete data directory incomplete: %v", err)
 	}
 
 	addr, _, stop := startServe(t, laptop)
