@@ -199,6 +199,17 @@ type Snapshotter interface {
 	Snapshot(ctx context.Context, teamID int64) (TeamSnapshot, error)
 }
 
+// Restorer loads a team's definitions as another catalog held them (a
+// snapshot's): the team, flags, cohorts and early access features keep
+// their ids and versions, so flags still reference the same cohorts and
+// flags, and /flags answers the same versions. Id sequences move past the
+// restored ids. A team that exists is refused (ErrExists) unless replace,
+// which overwrites the records of the same ids and keeps the others. The
+// Pebble, in-memory and ScyllaDB catalogs implement it.
+type Restorer interface {
+	RestoreTeam(ctx context.Context, s TeamSnapshot, replace bool, ch Change) error
+}
+
 // Team is a project: the unit that owns flags, cohorts and keys.
 type Team struct {
 	ID       int64  `json:"id"`

@@ -14,9 +14,10 @@ import (
 
 // TableDefinitions holds the catalog's definitions with their versions:
 // one record per flag, cohort and early access feature, and one per team
-// for its settings (group types, property matching version, time zone).
-// Restore does not load it into a store (definitions live in the catalog;
-// vexil import loads flags and cohorts); WhatIf evaluates the snapshot's
+// for its settings (group types, property matching version, time zone),
+// and one per project token (public: the SDKs embed it; secure and
+// personal keys are never exported). RestoreDefinitions loads it into a
+// catalog with the same ids and versions; WhatIf evaluates the snapshot's
 // own flags from it.
 const TableDefinitions = "definitions"
 
@@ -26,6 +27,7 @@ const (
 	DefinitionCohort      = "cohort"
 	DefinitionEarlyAccess = "early_access"
 	DefinitionTeam        = "team"
+	DefinitionToken       = "project_token"
 )
 
 // DefinitionRecord is one definition, as JSON in the shape the management
@@ -42,6 +44,7 @@ type DefinitionRecord struct {
 // Catalog is what Create reads definitions from.
 type Catalog interface {
 	ListTeams(ctx context.Context) ([]catalog.Team, error)
+	ListKeys(ctx context.Context, teamID int64) ([]catalog.APIKey, error)
 	catalog.Snapshotter
 }
 
@@ -94,6 +97,20 @@ func writeDefinitions(ctx context.Context, cat Catalog, dir string, team int64, 
 		}
 		for _, e := range snap.EarlyAccess {
 			if err := add(t.ID, DefinitionEarlyAccess, 0, e.ID, e.Version, e); err != nil {
+				return Table{}, err
+			}
+		}
+		keys, err := cat.ListKeys(ctx, t.ID)
+		if err != nil {
+			return Table{}, fmt.Errorf("project tokens of team %d: %w", t.ID, err)
+		}
+		for _, k := range keys {
+			// Only a live project token of this team alone: it is public,
+			// and a restored node must answer the SDKs that embed it.
+			if k.Kind != catalog.KeyProjectToken || k.Revoked() || len(k.Teams) != 1 || k.Teams[0] != t.ID {
+				continue
+			}
+			if err := add(t.ID, DefinitionToken, 0, k.ID, k.Version, k); err != nil {
 				return Table{}, err
 			}
 		}

@@ -114,4 +114,43 @@
 // untouched (ErrCorrupt, naming the table, the file and the check); the
 // target must be empty. vexil snapshot restore leaves RESTORE-INCOMPLETE
 // in a data directory until the restore (and replay) succeeded.
+//
+// RestoreDefinitions loads the definitions table into the target's catalog
+// (the data directory's Pebble catalog, or the ScyllaDB catalog of the
+// keyspace) through catalog.Restorer: teams with their settings, flags,
+// cohorts and early access features keep production's ids and versions, so
+// flags still reference the same cohorts and flags and /flags answers the
+// same versions; the id sequences move past them. The teams' project
+// tokens (public: the SDKs embed them) are in the table too, so the SDKs'
+// token works on the restored node; secure and personal keys never are.
+// A catalog that holds a team is refused unless replace is asked
+// (--replace-definitions). Static cohorts' member lists are not in a
+// snapshot.
+//
+// Replay refuses what production's projector refuses: given the restored
+// catalog's teams (ReplayOptions.Teams), a message of another team is
+// dead-lettered (ingest.ReasonUnknownTeam) in the scratch server and
+// counted by reason in ReplayResult.DeadLetters. A team created in
+// production after the snapshot is unknown to the restored catalog, so its
+// messages are refused there.
+//
+// # What-if with groups
+//
+// A snapshot's rows carry no group keys (a request names its groups, and
+// the store keeps no person → group membership), so WhatIfOptions.Groups
+// (vexil whatif --groups-file, JSON lines of distinct id → groups, bounded
+// in bytes, lines and entries) gives them; group-aggregated conditions are
+// then evaluated against those groups' properties in the snapshot's groups
+// table, and definitions without group types take the snapshot's.
+//
+// # Resume granularity
+//
+// Create resumes per table, not per part: Store.Dump has no start key, so
+// a per-part resume needs a "dump from key" on every backend (Pebble's
+// iterator bound is easy; ScyllaDB's paged scans run in token order, so
+// the position is a token and a paging state) and its contract tests in
+// storetest; the consistency argument above would still hold (every
+// entity is read once between the cut and the end; derived tables are
+// rescanned after a source). Not done: a table is rewritten at the
+// measured speed (BENCHMARKS.md), which bounds the loss to one table.
 package snapshot

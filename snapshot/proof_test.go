@@ -147,6 +147,12 @@ func (p *production) applied(t *testing.T, seq uint64) {
 	t.Helper()
 	for {
 		cut, err := snapshot.StreamCut(p.ns.JetStream, namespace.Default)(context.Background())
+		if errors.Is(err, jetstream.ErrConsumerNotFound) {
+			// The projector has not created its consumer yet (its start
+			// on Cassandra is slower than the first publishes).
+			time.Sleep(20 * time.Millisecond)
+			continue
+		}
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -45,6 +45,11 @@ type ReplayOptions struct {
 	Store store.Store
 	// AtomicStore is projector.Config.AtomicStore for Store.
 	AtomicStore bool
+	// Teams is projector.Config.Teams: a message of a team it does not
+	// know is dead-lettered (ingest.ReasonUnknownTeam) and counted, as
+	// production's projector does. vexil snapshot restore passes the
+	// restored catalog's teams (the snapshot's); nil allows every team.
+	Teams projector.TeamSource
 	// Events is projector.Config.Events (which events behavioural cohorts
 	// count); nil drops events as production does without cohorts.
 	Events func(team int64) *flags.Set
@@ -61,6 +66,19 @@ type ReplayResult struct {
 	Messages     uint64
 	LastSequence uint64
 	Elapsed      time.Duration
+	// DeadLetters counts the replayed messages the projector refused, by
+	// reason (ingest.Reason: "unknown_team", "malformed", ...), as
+	// production's projector dead-letters them.
+	DeadLetters map[string]uint64
+}
+
+// DeadLettered is the number of refused messages of every reason.
+func (r ReplayResult) DeadLettered() uint64 {
+	var n uint64
+	for _, c := range r.DeadLetters {
+		n += c
+	}
+	return n
 }
 
 // Replay applies the ingest stream's messages in (From, To] (or up to
@@ -119,7 +137,7 @@ func Replay(ctx context.Context, o ReplayOptions) (ReplayResult, error) {
 	pctx, stopProjector := context.WithCancel(ctx)
 	defer stopProjector()
 	proj, err := projector.New(projector.Config{Conn: scratch.nc, Store: o.Store, AtomicStore: o.AtomicStore, Namespace: ns,
-		Events: o.Events, Logger: o.Logger.With("component", "replay-projector")})
+		Teams: o.Teams, Events: o.Events, Logger: o.Logger.With("component", "replay-projector")})
 	if err != nil {
 		return res, err
 	}
@@ -151,9 +169,12 @@ func Replay(ctx context.Context, o ReplayOptions) (ReplayResult, error) {
 		return res, err
 	}
 	res.Messages = copied
+	if res.DeadLetters, err = countDeadLetters(ctx, sjs, projector.DeadLetterStreamName(ns)); err != nil {
+		return res, fmt.Errorf("snapshot: replay: dead letters: %w", err)
+	}
 	res.Elapsed = time.Since(start)
 	o.Logger.Info("replay complete", "messages", res.Messages, "last_sequence", res.LastSequence,
-		"elapsed", res.Elapsed.Round(time.Millisecond))
+		"dead_letters", res.DeadLettered(), "elapsed", res.Elapsed.Round(time.Millisecond))
 	return res, nil
 }
 
@@ -225,6 +246,51 @@ func copyStream(ctx context.Context, o ReplayOptions, src jetstream.Stream, dst 
 			}
 		}
 	}
+}
+
+// countDeadLetters counts the scratch dead-letter stream's messages by
+// their reason header (the stream is absent when the projector refused
+// nothing and never created it).
+func countDeadLetters(ctx context.Context, js jetstream.JetStream, stream string) (map[string]uint64, error) {
+	out := map[string]uint64{}
+	st, err := js.Stream(ctx, stream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return out, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		return nil, err
+	}
+	total := info.State.Msgs
+	if total == 0 {
+		return out, nil
+	}
+	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		return nil, err
+	}
+	var seen uint64
+	for seen < total {
+		batch, err := cons.Fetch(min(int(total-seen), copyWindow))
+		if err != nil {
+			return nil, err
+		}
+		for msg := range batch.Messages() {
+			reason := msg.Headers().Get(projector.HeaderReason)
+			if reason == "" {
+				reason = "unknown"
+			}
+			out[reason]++
+			seen++
+		}
+		if err := batch.Error(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // copyWindow is how many messages the copy has in flight, each way.

@@ -44,6 +44,11 @@ type WhatIfOptions struct {
 	Team int64
 	// Now is the evaluation time (relative dates). Default time.Now().
 	Now time.Time
+	// Groups, when set, gives each distinct id's groups (ParseGroupsFile):
+	// group-aggregated conditions are evaluated against those groups'
+	// properties in the snapshot's groups table. Without it, a row has no
+	// group and answers as a request without groups.
+	Groups GroupMembership
 }
 
 // ParseFlagFile reads a definition file: one flag in PostHog's JSON, or a
@@ -74,16 +79,28 @@ func ParseFlagFile(data []byte) (flags.Definitions, error) {
 // WhatIf evaluates o.Definitions with the flags engine over every row of
 // the snapshot in dir and writes one record per (row, flag) to out as
 // Parquet, streaming (one row group per 8192 rows of the snapshot). Rows
-// carry the person's properties; group-targeted conditions have no group
-// in a snapshot row and answer as a request without groups would.
+// carry the person's properties; their groups come from o.Groups (a
+// snapshot row has none), with the properties of the snapshot's groups
+// table. Definitions without group types take the snapshot's.
 func WhatIf(ctx context.Context, dir string, o WhatIfOptions, out io.Writer) (records int64, err error) {
+	m, err := ReadManifest(dir)
+	if err != nil {
+		return 0, err
+	}
+	if len(o.Definitions.GroupTypes) == 0 && m.Table(TableGroupTypes) != nil {
+		if o.Definitions.GroupTypes, err = snapshotGroupTypes(ctx, dir, m, o.Team); err != nil {
+			return 0, err
+		}
+	}
 	set, err := flags.Compile(o.Definitions)
 	if err != nil {
 		return 0, errcode.New(errcode.InvalidDefinition, "flag-file: %v", err)
 	}
-	m, err := ReadManifest(dir)
-	if err != nil {
-		return 0, err
+	var groups *whatIfGroups
+	if o.Groups != nil {
+		if groups, err = loadGroups(ctx, dir, m, set, o.Groups, o.Team); err != nil {
+			return 0, err
+		}
 	}
 	now := o.Now
 	if now.IsZero() {
@@ -115,6 +132,9 @@ func WhatIf(ctx context.Context, dir string, o WhatIfOptions, out io.Writer) (re
 				return fmt.Errorf("row %d/%q: properties: %w", r.Team, r.DistinctID, err)
 			}
 			fc := &flags.Context{DistinctID: r.DistinctID, PersonProperties: props, Now: now}
+			if groups != nil {
+				fc.Groups = groups.of(r.Team, r.DistinctID)
+			}
 			results := set.Evaluate(fc)
 			if o.Keys != nil {
 				results = set.EvaluateKeys(fc, o.Keys)

@@ -19,10 +19,12 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/term"
 
+	"github.com/vexil-dev/vexil/catalog"
 	"github.com/vexil-dev/vexil/catalog/scyllacatalog"
 	"github.com/vexil-dev/vexil/cmd/vexil/internal/config"
 	"github.com/vexil-dev/vexil/flags"
 	"github.com/vexil-dev/vexil/namespace"
+	"github.com/vexil-dev/vexil/projector"
 	"github.com/vexil-dev/vexil/snapshot"
 	"github.com/vexil-dev/vexil/store"
 	"github.com/vexil-dev/vexil/store/pebblestore"
@@ -48,7 +50,7 @@ const snapshotUsage = `Usage: vexil snapshot <create|list|inspect|verify|restore
   list     --dir ROOT
   inspect  --snapshot DIR
   verify   --snapshot DIR
-  restore  --snapshot DIR|s3://B/P (--data-dir D | --scylla-hosts H) [--replay --nats-url URL [--to-seq N | --to-time T]]
+  restore  --snapshot DIR|s3://B/P (--data-dir D | --scylla-hosts H) [--replace-definitions] [--replay --nats-url URL [--to-seq N | --to-time T]]
 
 A snapshot is one directory: a Parquet file set per table and manifest.json
 (format version, stream sequences, row counts, SHA-256 of every file).
@@ -369,6 +371,7 @@ func snapshotRestore(ctx context.Context, args []string, stdout, stderr io.Write
 	nsFlag := fs.String("namespace", string(namespace.Default), "namespace of the environment on NATS")
 	toSeq := fs.Uint64("to-seq", 0, "replay up to this stream sequence (0: the stream's last)")
 	toTime := fs.String("to-time", "", "replay the messages stored up to this RFC 3339 time (as of)")
+	replaceDefs := fs.Bool("replace-definitions", false, "load the snapshot's definitions into a catalog that already holds teams (records of the same ids are overwritten)")
 	var s3f s3Flags
 	s3f.bind(fs)
 	if err := parseFlags(fs, args); err != nil {
@@ -412,13 +415,8 @@ func snapshotRestore(ctx context.Context, args []string, stdout, stderr io.Write
 	if _, err := snapshot.Verify(ctx, *dir); err != nil {
 		return err
 	}
-	marker := ""
 	if sf.dataDir != "" {
 		if err := os.MkdirAll(sf.dataDir, 0o755); err != nil {
-			return err
-		}
-		marker = filepath.Join(sf.dataDir, restoreMarker)
-		if err := os.WriteFile(marker, []byte("a restore of "+*dir+" is under way or failed: this store is incomplete\n"), 0o644); err != nil {
 			return err
 		}
 	}
@@ -427,6 +425,33 @@ func snapshotRestore(ctx context.Context, args []string, stdout, stderr io.Write
 		return err
 	}
 	defer st.Close()
+	cat, closeCat, err := restoreCatalog(st, sf)
+	if err != nil {
+		return err
+	}
+	defer closeCat()
+	// Refuse a catalog with teams before the store is written.
+	if !*replaceDefs {
+		if teams, err := cat.ListTeams(ctx); err != nil {
+			return err
+		} else if len(teams) > 0 {
+			return fmt.Errorf("the target catalog holds %d teams: restore into a fresh one, or pass --replace-definitions", len(teams))
+		}
+	}
+	if empty, err := snapshot.Empty(ctx, st); err != nil {
+		return err
+	} else if !empty {
+		return errors.New("the target store is not empty: restore into a fresh data directory or keyspace")
+	}
+	// From here on the target is written: the marker says so until the
+	// restore (and replay) succeeded. A refusal above leaves it as it was.
+	marker := ""
+	if sf.dataDir != "" {
+		marker = filepath.Join(sf.dataDir, restoreMarker)
+		if err := os.WriteFile(marker, []byte("a restore of "+*dir+" is under way or failed: this store is incomplete\n"), 0o644); err != nil {
+			return err
+		}
+	}
 	bar := newProgressBar(stderr, log, "restore")
 	m, err := snapshot.Restore(ctx, *dir, st, snapshot.RestoreOptions{Logger: log,
 		Progress: func(done, total int64) { bar.update("records", done, total) }})
@@ -435,6 +460,16 @@ func snapshotRestore(ctx context.Context, args []string, stdout, stderr io.Write
 		return err
 	}
 	fmt.Fprintf(stdout, "restored %d records (cut sequence %d)\n", m.Rows(), m.CutSequence)
+	if m.Table(snapshot.TableDefinitions) == nil {
+		fmt.Fprintln(stdout, "warning: the snapshot holds no definitions (taken without a catalog): the catalog is left as it is")
+	} else {
+		n, err := snapshot.RestoreDefinitions(ctx, *dir, m, cat, *replaceDefs)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "restored the definitions of %d teams: %d flags, %d cohorts, %d early access features, %d project tokens\n",
+			n.Teams, n.Flags, n.Cohorts, n.EarlyAccess, n.Tokens)
+	}
 	if *replay {
 		nc, js, err := connectJetStream(*natsURL)
 		if err != nil {
@@ -442,8 +477,24 @@ func snapshotRestore(ctx context.Context, args []string, stdout, stderr io.Write
 		}
 		defer nc.Close()
 		rbar := newProgressBar(stderr, log, "replay")
+		// Replay refuses the teams production's projector refuses: those
+		// not in the catalog, here the restored one (the snapshot's).
+		var teams projector.TeamSource
+		if m.Table(snapshot.TableDefinitions) != nil {
+			list, err := cat.ListTeams(ctx)
+			if err != nil {
+				return err
+			}
+			ids := make([]int64, len(list))
+			for i, t := range list {
+				ids[i] = t.ID
+			}
+			teams = projector.AllowTeams(ids...)
+		} else {
+			fmt.Fprintln(stdout, "warning: without the snapshot's definitions, replay applies the messages of every team")
+		}
 		res, err := snapshot.Replay(ctx, snapshot.ReplayOptions{JetStream: js, Namespace: ns, From: m.CutSequence, To: *toSeq,
-			Until: until, Team: m.Team, Store: st, AtomicStore: atomic, Logger: log,
+			Until: until, Team: m.Team, Store: st, AtomicStore: atomic, Teams: teams, Logger: log,
 			Progress: func(done, total uint64) { rbar.update("messages", int64(done), int64(total)) }})
 		rbar.finish()
 		if err != nil {
@@ -453,6 +504,14 @@ func snapshotRestore(ctx context.Context, args []string, stdout, stderr io.Write
 			fmt.Fprintf(stdout, "warning: replayed to sequence %d, below the snapshot's end sequence %d: the state is the snapshot's fuzzy cut, not production's at %d\n", res.LastSequence, m.EndSequence, res.LastSequence)
 		}
 		fmt.Fprintf(stdout, "replayed %d messages, up to sequence %d, in %s\n", res.Messages, res.LastSequence, res.Elapsed.Round(time.Millisecond))
+		if n := res.DeadLettered(); n > 0 {
+			reasons := make([]string, 0, len(res.DeadLetters))
+			for r, c := range res.DeadLetters {
+				reasons = append(reasons, fmt.Sprintf("%s %d", r, c))
+			}
+			sort.Strings(reasons)
+			fmt.Fprintf(stdout, "dead-lettered %d messages, as production's projector does (%s)\n", n, strings.Join(reasons, ", "))
+		}
 	}
 	if marker != "" {
 		if err := os.Remove(marker); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -460,6 +519,32 @@ func snapshotRestore(ctx context.Context, args []string, stdout, stderr io.Write
 		}
 	}
 	return nil
+}
+
+// restoreCatalog opens the catalog restore writes definitions to: the
+// data directory's Pebble catalog, or the ScyllaDB catalog in the store's
+// keyspace.
+func restoreCatalog(st store.Store, sf storeFlags) (snapshot.DefinitionsCatalog, func(), error) {
+	var cat catalog.Catalog
+	if ss, ok := st.(*scyllastore.Store); ok {
+		c, err := scyllacatalog.New(scyllacatalog.Config{Session: ss.Session(), Keyspace: sf.keyspace})
+		if err != nil {
+			return nil, nil, err
+		}
+		cat = c
+	} else {
+		c, err := openCatalog(sf.dataDir)
+		if err != nil {
+			return nil, nil, err
+		}
+		cat = c
+	}
+	dc, ok := cat.(snapshot.DefinitionsCatalog)
+	if !ok {
+		cat.Close()
+		return nil, nil, fmt.Errorf("the catalog %T cannot restore definitions", cat)
+	}
+	return dc, func() { cat.Close() }, nil
 }
 
 func runWhatIf(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -470,6 +555,7 @@ func runWhatIf(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	out := fs.String("out", "", "Parquet file of per-person results to write")
 	team := fs.Int64("team", 0, "evaluate one team's rows (0: every row)")
 	at := fs.String("now", "", "evaluation time, RFC 3339 (default: now)")
+	groupsFile := fs.String("groups-file", "", `JSON lines {"distinct_id": "u1", "groups": {"company": "acme"}}: each person's groups, for group-aggregated conditions (evaluated against the snapshot's groups)`)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -511,6 +597,17 @@ func runWhatIf(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return err
 		}
 		if o.Definitions, err = snapshot.ParseFlagFile(data); err != nil {
+			return err
+		}
+	}
+	if *groupsFile != "" {
+		f, err := os.Open(*groupsFile)
+		if err != nil {
+			return err
+		}
+		o.Groups, err = snapshot.ParseGroupsFile(f)
+		f.Close()
+		if err != nil {
 			return err
 		}
 	}

@@ -7,13 +7,18 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vexil-dev/vexil/catalog"
+	"github.com/vexil-dev/vexil/catalog/scyllacatalog"
+	"github.com/vexil-dev/vexil/flags"
 	"github.com/vexil-dev/vexil/store"
 	"github.com/vexil-dev/vexil/store/scyllastore/scyllastoretest"
 	"github.com/vexil-dev/vexil/store/storetest"
 )
 
 // TestSnapshotCommandsScylla: vexil snapshot create from a ScyllaDB
-// keyspace (with its catalog's definitions) and restore into another one.
+// keyspace (with its catalog's definitions) and restore into another one:
+// the store's digest and the catalog's flag (id, version, key claim) and
+// project token come back.
 func TestSnapshotCommandsScylla(t *testing.T) {
 	ctx := context.Background()
 	srcCfg := scyllastoretest.Config(t)
@@ -31,6 +36,32 @@ func TestSnapshotCommandsScylla(t *testing.T) {
 	}
 	want, err := storetest.Digest(ctx, src)
 	if err != nil {
+		t.Fatal(err)
+	}
+	srcCat, err := scyllacatalog.New(scyllacatalog.Config{Session: src.Session(), Keyspace: srcCfg.Keyspace})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := catalog.Change{Actor: "test"}
+	team, err := srcCat.CreateTeam(ctx, catalog.Team{ID: 1, Name: "one", GroupTypes: map[int]string{0: "company"}}, ch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl, err := flags.ParseFlag([]byte(`{"key":"beta","active":true,"filters":{"groups":[{"rollout_percentage":30}]}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl.TeamID = team.ID
+	rec, err := srcCat.CreateFlag(ctx, catalog.FlagRecord{Flag: fl}, ch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.Flag.Name = "renamed"
+	if rec, err = srcCat.UpdateFlag(ctx, rec, ch); err != nil {
+		t.Fatal(err)
+	}
+	token := catalog.APIKey{ID: "key_tok", Kind: catalog.KeyProjectToken, Prefix: "phc_scylla", Hash: []byte("hash-of-phc_scylla"), Teams: []int64{team.ID}}
+	if _, err := srcCat.PutKey(ctx, token, ch); err != nil {
 		t.Fatal(err)
 	}
 	hosts := strings.Join(srcCfg.Hosts, ",")
@@ -52,5 +83,25 @@ func TestSnapshotCommandsScylla(t *testing.T) {
 	}
 	if got != want {
 		t.Fatalf("restored keyspace digest %x, want %x", got, want)
+	}
+	dstCat, err := scyllacatalog.New(scyllacatalog.Config{Session: dst.Session(), Keyspace: dstCfg.Keyspace})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := dstCat.GetFlagByKey(ctx, team.ID, "beta")
+	if err != nil || f.Flag.ID != rec.Flag.ID || f.Flag.Version != 2 || f.Flag.Name != "renamed" {
+		t.Fatalf("restored flag %+v (%v), want id %d at version 2", f.Flag, err, rec.Flag.ID)
+	}
+	if k, err := dstCat.GetKeyByHash(ctx, token.Hash); err != nil || k.Prefix != "phc_scylla" {
+		t.Fatalf("restored project token %+v (%v)", k, err)
+	}
+	if tm, err := dstCat.GetTeam(ctx, team.ID); err != nil || tm.GroupTypes[0] != "company" || tm.Version != team.Version {
+		t.Fatalf("restored team %+v (%v)", tm, err)
+	}
+	// Ids allocated later come after the restored ones.
+	var nf flags.Flag
+	nf.Key, nf.TeamID = "later", team.ID
+	if later, err := dstCat.CreateFlag(ctx, catalog.FlagRecord{Flag: nf}, ch); err != nil || later.Flag.ID <= rec.Flag.ID {
+		t.Fatalf("flag created after the restore: id %d (%v), want > %d", later.Flag.ID, err, rec.Flag.ID)
 	}
 }

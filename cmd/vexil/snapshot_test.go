@@ -91,6 +91,11 @@ func TestSnapshotCommands(t *testing.T) {
 	if code, out, errs := vexil(t, "whatif", "--snapshot", snap, "--flag-file", flagFile, "--out", results); code != 0 || !strings.Contains(out, "300 results") {
 		t.Fatalf("whatif: %d %s %s", code, out, errs)
 	}
+	groupsFile := filepath.Join(t.TempDir(), "groups.jsonl")
+	os.WriteFile(groupsFile, []byte(`{"distinct_id":"d1","groups":{"company":"acme"}}`+"\n"), 0o644)
+	if code, out, errs := vexil(t, "whatif", "--snapshot", snap, "--flag-file", flagFile, "--groups-file", groupsFile, "--out", results); code == 0 || !strings.Contains(errs, `group type "company"`) {
+		t.Fatalf("whatif with a group type the snapshot and flag do not have: %d %s %s, want refused", code, out, errs)
+	}
 
 	restored := t.TempDir()
 	if code, out, errs := vexil(t, "snapshot", "restore", "--snapshot", snap, "--data-dir", restored); code != 0 {
