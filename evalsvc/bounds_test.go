@@ -11,6 +11,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"runtime/debug"
 	"strings"
 	"testing"
@@ -22,6 +23,7 @@ import (
 	"github.com/vexil-dev/vexil/catalog"
 	"github.com/vexil-dev/vexil/flags"
 	evalv1 "github.com/vexil-dev/vexil/proto/vexil/eval/v1"
+	"github.com/vexil-dev/vexil/store"
 )
 
 // countingBody is a request body that counts the bytes read from it.
@@ -238,6 +240,35 @@ func TestEvaluationDeadline(t *testing.T) {
 			t.Errorf("gRPC %s: %+v, want failed with %s", f.GetKey(), f, flags.CodeDeadlineExceeded)
 		}
 	}
+}
+
+// TestEvaluationDeadlineAfterReads: the evaluation's budget starts once
+// the reads are done. A row read slower than EvalTimeout but within
+// StoreTimeout (a remote cluster, a loaded host) gives the same answers
+// as a fast one, not every flag failed with deadline_exceeded. The read
+// sleeps past the whole EvalTimeout, so without the fix the deadline has
+// passed before the first flag whatever the machine's speed.
+func TestEvaluationDeadlineAfterReads(t *testing.T) {
+	cat, st := newFixture(t)
+	const body = `{"token":"phc_team1","distinct_id":"u1","groups":{"company":"acme"}}`
+	_, want := post(t, newService(t, Config{Store: st, Catalog: cat}).Handler(), "/flags?v=2", body)
+	slow := newService(t, Config{Store: slowReader{st, 1500 * time.Millisecond}, Catalog: cat, EvalTimeout: time.Second, StoreTimeout: time.Minute})
+	res, b := post(t, slow.Handler(), "/flags?v=2", body)
+	got, w := decodeFlags(t, b), decodeFlags(t, want)
+	if res.StatusCode != 200 || got.ErrorsWhile || !reflect.DeepEqual(got.Flags, w.Flags) {
+		t.Fatalf("row read slower than EvalTimeout: %d %s\nwant %s", res.StatusCode, b, want)
+	}
+}
+
+// slowReader delays every row read.
+type slowReader struct {
+	store.Reader
+	delay time.Duration
+}
+
+func (s slowReader) GetRow(ctx context.Context, team int64, did string) (*store.Row, error) {
+	time.Sleep(s.delay)
+	return s.Reader.GetRow(ctx, team, did)
 }
 
 // TestMemoryGaugeSamples: the heap is read at the first check, then not

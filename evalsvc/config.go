@@ -76,9 +76,10 @@ type Config struct {
 	// bounds the cost of one regex match. Default 8 KiB.
 	MaxStringBytes int
 	// EvalTimeout bounds the live evaluation of one request's flags, from
-	// its start: past it the flags not yet decided answer failed
-	// (deadline_exceeded) and the response says errorsWhileComputingFlags.
-	// Default 250ms.
+	// its start once the reads are done (StoreTimeout bounds those, and a
+	// slow read must not spend the evaluation's budget): past it the flags
+	// not yet decided answer failed (deadline_exceeded) and the response
+	// says errorsWhileComputingFlags. Default 250ms.
 	EvalTimeout time.Duration
 	// MemoryLimit is the memory limit that new /flags and Evaluate requests
 	// are shed against (503 memory_pressure) once the live heap after the

@@ -109,7 +109,7 @@ type pass struct {
 	sc  *scratch
 	now time.Time
 	// deadline bounds the live evaluation (Config.EvalTimeout from the
-	// request's start).
+	// end of the reads).
 	deadline time.Time
 	// The reads: the row (rowErr store.ErrNotFound for an unknown
 	// person) and the groups the request names.
@@ -138,13 +138,17 @@ type pass struct {
 // Every read of the request (row, groups, static cohort membership) shares
 // one deadline, StoreTimeout: past it the flags that need what was not
 // read answer failed, and the response says errorsWhileComputingFlags.
-// The live evaluation has its own, EvalTimeout from the start: past it
-// the flags not yet decided answer failed (deadline_exceeded).
+// The live evaluation has its own, EvalTimeout from the end of the reads:
+// past it the flags not yet decided answer failed (deadline_exceeded).
 func (s *Service) evaluate(ctx context.Context, ts *teamState, req *wire.FlagsRequest, sc *scratch, ep usage.Endpoint) evaluation {
-	p := pass{ts: ts, req: req, sc: sc, now: s.cfg.Now(), deadline: time.Now().Add(s.cfg.EvalTimeout), path: "row"}
+	p := pass{ts: ts, req: req, sc: sc, now: s.cfg.Now(), path: "row"}
 	rctx, cancel := context.WithTimeout(ctx, s.cfg.StoreTimeout)
 	defer cancel()
 	s.read(rctx, &p)
+	// The evaluation's own budget starts once the reads are done: a read
+	// that StoreTimeout allows (raised for a remote cluster, or slow on a
+	// loaded host) must not spend it and fail every flag.
+	p.deadline = time.Now().Add(s.cfg.EvalTimeout)
 	s.chooseSources(&p)
 	s.evaluateLive(rctx, &p)
 	s.merge(&p)

@@ -137,15 +137,20 @@ func newEnv(t testing.TB, b backend) *env {
 	pdone := make(chan struct{})
 	go func() { defer close(pdone); _ = p.Run(pctx) }()
 
-	// A long store timeout: the test compares the stored and live paths,
-	// not how a loaded Cassandra meets the 50 ms default (a timeout answers
-	// in partial mode, which would differ between the two services).
+	// Long store and evaluation timeouts: the test compares the stored and
+	// live paths, not how a loaded machine meets the 50 ms and 250 ms
+	// defaults. A store timeout answers in partial mode; the evaluation
+	// deadline runs from the request's start, so a request that waited
+	// over 250 ms for the CPU or for Cassandra answers every flag it
+	// evaluates live failed (deadline_exceeded). Either differs between
+	// the two services, which evaluate live different sets of flags.
 	e.stored, err = evalsvc.New(evalsvc.Config{Store: e.st, Catalog: e.cat, Now: e.clock.Now, Repair: e.pub.Repair, Registry: e.reg,
-		StoreTimeout: time.Minute})
+		StoreTimeout: time.Minute, EvalTimeout: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.live, err = evalsvc.New(evalsvc.Config{Store: e.st, Catalog: e.cat, Now: e.clock.Now, LiveOnly: true, StoreTimeout: time.Minute})
+	e.live, err = evalsvc.New(evalsvc.Config{Store: e.st, Catalog: e.cat, Now: e.clock.Now, LiveOnly: true,
+		StoreTimeout: time.Minute, EvalTimeout: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}

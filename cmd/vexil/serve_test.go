@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -161,16 +162,38 @@ func waitGroup(t *testing.T, n *node, team int64, key string) {
 	})
 }
 
+// overloadRetries bounds how often postFlags sends again a request refused
+// as overloaded.
+const overloadRetries = 30
+
+// postFlags posts body to /flags on addr and returns the decoded answer.
+// A refusal by admission (503, code overloaded: on a loaded machine a
+// request's bytes can wait in the socket past half the evaluate target,
+// and the rate gate then sheds such requests) is sent again after its
+// Retry-After, as PostHog's SDKs do, for up to overloadRetries times: the
+// tests using it check answers, not that a busy node admits everything.
+// Any other status fails the test at once.
 func postFlags(t *testing.T, addr, body string) map[string]any {
 	t.Helper()
-	res, err := http.Post("http://"+addr+"/flags/?v=2", "application/json", strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	if res.StatusCode != 200 {
-		t.Fatalf("/flags: %d %s", res.StatusCode, b)
+	var b []byte
+	for attempt := 0; ; attempt++ {
+		res, err := http.Post("http://"+addr+"/flags/?v=2", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ = io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode == http.StatusOK {
+			break
+		}
+		if res.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(b), `"code":"overloaded"`) || attempt >= overloadRetries {
+			t.Fatalf("/flags: %d %s (after %d refusals as overloaded)", res.StatusCode, b, attempt)
+		}
+		wait, err := strconv.Atoi(res.Header.Get("Retry-After"))
+		if err != nil || wait < 1 || wait > 10 {
+			t.Fatalf("/flags: 503 overloaded with Retry-After %q, want 1..10 seconds", res.Header.Get("Retry-After"))
+		}
+		time.Sleep(time.Duration(wait) * time.Second)
 	}
 	var out map[string]any
 	if err := json.Unmarshal(b, &out); err != nil {
