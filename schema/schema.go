@@ -219,7 +219,7 @@ func Apply(ctx context.Context, session *gocql.Session, cfg Config) ([]string, e
 			return nil, err
 		}
 		for _, s := range stmts {
-			if err := session.Query(s).WithContext(ctx).Exec(); err != nil {
+			if err := execDDL(ctx, session, s, cfg.Logger); err != nil {
 				return nil, fmt.Errorf("schema: bootstrap %s: %w", cfg.Keyspace, err)
 			}
 		}
@@ -241,7 +241,7 @@ func Apply(ctx context.Context, session *gocql.Session, cfg Config) ([]string, e
 		}
 		start := time.Now()
 		for _, s := range m.Statements {
-			if err := session.Query(s).WithContext(ctx).Exec(); err != nil {
+			if err := execDDL(ctx, session, s, cfg.Logger); err != nil {
 				return applied, fmt.Errorf("schema: apply %s: %w", m.Name, err)
 			}
 		}
@@ -256,6 +256,34 @@ func Apply(ctx context.Context, session *gocql.Session, cfg Config) ([]string, e
 		cfg.Logger.Info("applied migration", "keyspace", cfg.Keyspace, "migration", m.Name, "took", time.Since(start))
 	}
 	return applied, nil
+}
+
+// ddlAttempts bounds how often execDDL sends a statement that timed out.
+const ddlAttempts = 5
+
+// execDDL runs one schema statement. A schema change that times out on
+// the client may still be applied by the cluster (gocql says "potentially
+// executed"); on a loaded cluster that is common. A statement that is
+// idempotent (IF NOT EXISTS) is then sent again, up to ddlAttempts times;
+// any other error, or a statement that is not idempotent, fails at once.
+func execDDL(ctx context.Context, session *gocql.Session, stmt string, log *slog.Logger) error {
+	var err error
+	for attempt := 1; attempt <= ddlAttempts; attempt++ {
+		if err = session.Query(stmt).WithContext(ctx).Exec(); err == nil || !retriableDDL(stmt, err) || ctx.Err() != nil {
+			return err
+		}
+		log.Warn("schema statement timed out; sending it again (it is idempotent)", "attempt", attempt, "err", err)
+	}
+	return err
+}
+
+// retriableDDL reports whether stmt may be sent again after err.
+func retriableDDL(stmt string, err error) bool {
+	if !strings.Contains(strings.ToUpper(stmt), "IF NOT EXISTS") {
+		return false
+	}
+	var wt *gocql.RequestErrWriteTimeout
+	return errors.Is(err, gocql.ErrTimeoutNoResponse) || errors.Is(err, gocql.ErrNoConnections) || errors.As(err, &wt)
 }
 
 // appliedChecksums reads schema_migrations: version → checksum.
