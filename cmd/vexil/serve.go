@@ -204,6 +204,7 @@ func (n *node) start(g *errgroup.Group, ctx context.Context) {
 	g.Go(func() error { return n.adminSvc.Run(ctx) })
 	g.Go(func() error { return n.adminSrv.Run(ctx) })
 	g.Go(func() error { return n.mcp.Run(ctx) })
+	g.Go(afterClaim("findings", func(ctx context.Context) error { return n.usage.runFindings(ctx, n.mcp, n.catalog, log) }))
 }
 
 // startHooks change what startNode builds; tests inject faults with them.
@@ -358,7 +359,7 @@ func startNode(c config.Config, log *slog.Logger, hooks ...startHooks) (n *node,
 	if n.adminSvc, err = admin.New(acfg); err != nil {
 		return nil, err
 	}
-	if n.mcp, err = newMCP(n.adminSvc, n.nc, n.js, n.ns, log); err != nil {
+	if n.mcp, err = newMCP(n.adminSvc, n.nc, n.js, n.ns, log, n.usage.mcpSource()); err != nil {
 		return nil, err
 	}
 	evalHandler := n.eval.Handler()
