@@ -30,6 +30,8 @@ type UsageSource interface {
 	Findings(ctx context.Context, team int64, now time.Time) ([]Finding, error)
 	StaleAfterDays(ctx context.Context, team int64) (int, error)
 	SetStaleAfterDays(ctx context.Context, team int64, days int) error
+	// Now is the statistics' clock (usage_findings reads at it, as REST).
+	Now() time.Time
 }
 
 type (
@@ -110,7 +112,7 @@ func usageSpecs() []toolSpec {
 				if err != nil {
 					return nil, err
 				}
-				fs, err := u.Findings(ctx, team, c.env.s.cfg.Now())
+				fs, err := u.Findings(ctx, team, u.Now())
 				if err != nil {
 					return nil, err
 				}

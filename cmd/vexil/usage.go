@@ -171,6 +171,8 @@ func (a mcpUsage) TeamUsage(ctx context.Context, team int64, days int) (any, err
 	return a.svc.TeamReport(ctx, team, days)
 }
 
+func (a mcpUsage) Now() time.Time { return a.svc.Now() }
+
 func (a mcpUsage) StaleAfterDays(ctx context.Context, team int64) (int, error) {
 	return a.svc.StaleAfterDays(ctx, team)
 }
