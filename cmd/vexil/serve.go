@@ -402,7 +402,7 @@ func startNode(c config.Config, log *slog.Logger, hooks ...startHooks) (n *node,
 		closeListeners()
 		return nil, err
 	}
-	if n.ui, err = newUI(n.adminSvc, n.evalConn, log); err != nil {
+	if n.ui, err = newUI(n.adminSvc, n.evalConn, log, n.usage.webSource()); err != nil {
 		closeListeners()
 		return nil, err
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/vexil-dev/vexil/mcpsvc"
 	"github.com/vexil-dev/vexil/store"
 	"github.com/vexil-dev/vexil/usage"
+	"github.com/vexil-dev/vexil/web"
 )
 
 // usageSweepInterval is how often a node deletes usage rows past their
@@ -197,6 +198,53 @@ func mcpFindings(fs []usage.Finding) []mcpsvc.Finding {
 		data, _ := json.Marshal(f)
 		out = append(out, mcpsvc.Finding{Team: f.Team, Kind: f.Kind, FlagKey: f.Flag, Summary: f.Message,
 			At: f.Since, Data: data, ID: f.ID()})
+	}
+	return out
+}
+
+// webSource gives the web UI's flag list and flag page their usage; nil
+// (the UI's "no usage data yet") when usage is off.
+func (u *nodeUsage) webSource() web.UsageSource {
+	if u == nil {
+		return nil
+	}
+	return webUsage{u.svc}
+}
+
+// webUsage adapts usage.Service to web.UsageSource through FlagReport,
+// the REST route's answer: the last 24 hours by hour, every hour drawn
+// (0 where nothing was evaluated).
+type webUsage struct{ svc *usage.Service }
+
+func (a webUsage) FlagUsage(ctx context.Context, team int64, key string) (*web.Usage, error) {
+	rep, err := a.svc.FlagReport(ctx, team, key, string(usage.Hour), "-24h", "")
+	if err != nil {
+		return nil, err
+	}
+	return webUsageOf(rep), nil
+}
+
+func webUsageOf(rep *usage.FlagReport) *web.Usage {
+	out := &web.Usage{Variants: map[string]int64{}, UniqueIDs: int64(rep.Total.UniqueUsers), Total: int64(rep.Total.Evaluations)}
+	if rep.LastEvaluatedAt != nil {
+		out.LastEvaluated = *rep.LastEvaluatedAt
+	}
+	for k, v := range rep.Total.Values {
+		out.Variants[k] = int64(v)
+	}
+	byStart := map[int64]usage.Point{}
+	for _, p := range rep.Points {
+		byStart[p.Bucket.Unix()] = p
+	}
+	for t := rep.From; t.Before(rep.To); t = t.Add(time.Hour) {
+		b := web.UsageBucket{Start: t, Variants: map[string]int64{}}
+		if p, ok := byStart[t.Unix()]; ok {
+			b.Count, b.Unique = int64(p.Evaluations), int64(p.UniqueUsers)
+			for k, v := range p.Values {
+				b.Variants[k] = int64(v)
+			}
+		}
+		out.Buckets = append(out.Buckets, b)
 	}
 	return out
 }
