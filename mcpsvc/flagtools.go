@@ -286,6 +286,15 @@ func blastOf(j *adminv1.BlastRadiusJob) map[string]any {
 	if len(j.GetSample()) > 0 {
 		b["sample"] = j.GetSample()
 	}
+	if j.GetGroupsEvaluated() > 0 { // a group-aggregated condition set: groups too
+		b["groups_evaluated"], b["groups_changed"] = j.GetGroupsEvaluated(), j.GetGroupsChanged()
+		if len(j.GetGroupTransitions()) > 0 {
+			b["group_transitions"] = j.GetGroupTransitions()
+		}
+		if len(j.GetGroupSample()) > 0 {
+			b["group_sample"] = j.GetGroupSample()
+		}
+	}
 	if j.GetState() != adminv1.JobState_JOB_STATE_DONE {
 		b["note"] = "the team is large: poll blast_radius_job with job_id"
 	}

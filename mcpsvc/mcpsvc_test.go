@@ -44,10 +44,11 @@ type fixture struct {
 	inbox       *Inbox
 	// The evaluation service (POST /flags) counting into rec, the usage
 	// statistics on clock, and the team's project token.
-	eval  *evalsvc.Service
-	rec   *usage.Recorder
-	clock *testClock
-	token string
+	eval    *evalsvc.Service
+	rec     *usage.Recorder
+	persons *memstore.Store
+	clock   *testClock
+	token   string
 }
 
 func newFixture(t testing.TB) *fixture {
@@ -131,7 +132,7 @@ func newFixture(t testing.TB) *fixture {
 		t.Fatal(err)
 	}
 	f := &fixture{t: t, cat: cat, svc: svc, mcp: m, base: "http://" + srv.HTTPAddr(), root: root, team: team.ID, teamVersion: team.Version, inbox: inbox,
-		eval: eval, rec: rec, clock: clock, token: token}
+		eval: eval, rec: rec, clock: clock, token: token, persons: persons}
 	return f
 }
 
