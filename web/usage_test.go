@@ -112,3 +112,31 @@ func TestUsageInTheUI(t *testing.T) {
 		t.Errorf("usage asked %v, want once per row and once for the page", fu.asked)
 	}
 }
+
+// TestBlastShowsGroups: the review's blast radius shows the groups a
+// group-aggregated change moves beside the persons, and no group line for
+// a person flag.
+func TestBlastShowsGroups(t *testing.T) {
+	pages, err := parsePages()
+	if err != nil {
+		t.Fatal(err)
+	}
+	render := func(j *adminv1.BlastRadiusJob) string {
+		var buf strings.Builder
+		if err := pages["blast"].ExecuteTemplate(&buf, "content", view{Data: j}); err != nil {
+			t.Fatal(err)
+		}
+		return html.UnescapeString(buf.String())
+	}
+	out := render(&adminv1.BlastRadiusJob{State: adminv1.JobState_JOB_STATE_DONE, RowsTotal: 200, Changed: 0,
+		GroupsEvaluated: 5, GroupsChanged: 3, GroupTransitions: map[string]int64{"false->true": 3}, GroupSample: []string{"0:co2", "0:co3"}})
+	for _, want := range []string{`<strong data-testid="blast-changed">0</strong> person(s)`, `<strong data-testid="blast-groups-changed">3</strong> group(s) would change value, out of 5 groups`,
+		"<li>false->true: 3 group(s)</li>", "0:co2, 0:co3"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("blast radius lacks %q:\n%s", want, out)
+		}
+	}
+	if out := render(&adminv1.BlastRadiusJob{State: adminv1.JobState_JOB_STATE_DONE, RowsTotal: 200, Changed: 7}); strings.Contains(out, "blast-groups-changed") {
+		t.Errorf("a person flag shows groups:\n%s", out)
+	}
+}
