@@ -19,7 +19,7 @@ import (
 // (a stale period passes in a test without waiting).
 type testClock struct{ offset atomic.Int64 }
 
-func (c *testClock) now() time.Time         { return time.Now().Add(time.Duration(c.offset.Load())) }
+func (c *testClock) now() time.Time          { return time.Now().Add(time.Duration(c.offset.Load())) }
 func (c *testClock) advance(d time.Duration) { c.offset.Add(int64(d)) }
 
 // usageAdapter is cmd/vexil's mcpUsage and flagUsageAdapter for the tests
@@ -97,4 +97,3 @@ func (f *fixture) findingsJob() *FindingsJob {
 	return &FindingsJob{Inbox: f.inbox, Source: f.mcp.cfg.Usage, Now: f.clock.now,
 		Teams: func(context.Context) ([]int64, error) { return []int64{f.team}, nil }}
 }
-

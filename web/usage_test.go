@@ -99,7 +99,7 @@ func TestUsageInTheUI(t *testing.T) {
 	xs := fmt.Sprintf("[%d,%d]", start.Unix(), start.Add(time.Hour).Unix())
 	for _, want := range []string{
 		"<strong>22</strong> evaluations and <strong>20</strong> unique ids in the last 24 hours; last evaluated 2026-12-06 04:30 UTC",
-		`data-series="[` + xs + `,[15,7]]"`,                             // evaluations
+		`data-series="[` + xs + `,[15,7]]"`,                              // evaluations
 		`data-series="[` + xs + `,[14,7]]" data-labels='["unique ids"]'`, // unique ids
 		`data-series="[` + xs + `,[8,4],[7,3]]" data-labels="[&#34;control&#34;,&#34;test&#34;]"`,
 		"<td><code>control</code></td><td>12</td>", "<td><code>test</code></td><td>10</td>",

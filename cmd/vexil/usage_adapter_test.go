@@ -13,7 +13,7 @@ func TestWebUsageOf(t *testing.T) {
 	from := time.Date(2026, 12, 6, 3, 0, 0, 0, time.UTC)
 	last := from.Add(70 * time.Minute)
 	rep := &usage.FlagReport{Series: &usage.Series{From: from, To: from.Add(2*time.Hour + 10*time.Minute), LastEvaluatedAt: &last,
-		Total: usage.Summary{Evaluations: 5, UniqueUsers: 4, Values: map[string]uint64{"true": 3, "false": 2}},
+		Total:  usage.Summary{Evaluations: 5, UniqueUsers: 4, Values: map[string]uint64{"true": 3, "false": 2}},
 		Points: []usage.Point{{Bucket: from.Add(time.Hour), Summary: usage.Summary{Evaluations: 5, UniqueUsers: 4, Values: map[string]uint64{"true": 3, "false": 2}}}}}}
 	u := webUsageOf(rep)
 	if len(u.Buckets) != 3 || u.Buckets[0].Count != 0 || u.Buckets[1].Count != 5 || u.Buckets[1].Unique != 4 || u.Buckets[2].Count != 0 ||
