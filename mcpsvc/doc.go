@@ -45,7 +45,8 @@
 //
 // Every mutation takes dry_run: the answer is the diff (path, before,
 // after) and, for flags, the exact blast radius (admin's blast radius: the
-// persons whose value would change), and nothing is saved. Deletes, bulk
+// persons whose value would change, and for group-aggregated conditions the
+// groups), and nothing is saved. Deletes, bulk
 // changes (more than BulkLimit ids) and any jump of a condition to 100%
 // need confirmation: an elicitation where the client declared it (during
 // the call in a 2025 session; in 2026-07-28 a multi-round-trip request,
