@@ -4,14 +4,19 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
+	"testing"
 	"time"
 
 	"github.com/vexil-dev/vexil/admin"
 	"github.com/vexil-dev/vexil/catalog"
+	"github.com/vexil-dev/vexil/errcode"
+	"github.com/vexil-dev/vexil/namespace"
+	"github.com/vexil-dev/vexil/natstest"
 	"github.com/vexil-dev/vexil/usage"
 )
 
@@ -96,4 +101,40 @@ func (f *fixture) evaluate(ids ...string) {
 func (f *fixture) findingsJob() *FindingsJob {
 	return &FindingsJob{Inbox: f.inbox, Source: f.mcp.cfg.Usage, Now: f.clock.now,
 		Teams: func(context.Context) ([]int64, error) { return []int64{f.team}, nil }}
+}
+
+// TestAppendOnceAcrossReopen: a finding's id is remembered in the
+// bucket, so a reopened inbox (a restarted node, another node) does not
+// add it again, past JetStream's two-minute window; bad ids are refused.
+func TestAppendOnceAcrossReopen(t *testing.T) {
+	ns := natstest.Start(t)
+	ctx := context.Background()
+	open := func() *Inbox {
+		in, err := OpenInbox(ctx, ns.JetStream, namespace.Default, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return in
+	}
+	f := Finding{Team: 7, Kind: "stale_flag", FlagKey: "old", Summary: "flag old is stale", ID: "abc123"}
+	if ok, err := open().AppendOnce(ctx, f); !ok || err != nil {
+		t.Fatalf("first: %v %v", ok, err)
+	}
+	in := open()
+	if ok, err := in.AppendOnce(ctx, f); ok || err != nil {
+		t.Fatalf("after reopening: %v %v", ok, err)
+	}
+	f.ID = "def456" // another finding of the same flag (a later since)
+	if ok, err := in.AppendOnce(ctx, f); !ok || err != nil {
+		t.Fatalf("another id: %v %v", ok, err)
+	}
+	if n, err := in.Pending(ctx, 7); n != 2 || err != nil {
+		t.Fatalf("pending: %d %v", n, err)
+	}
+	for _, id := range []string{"", "a.b", "a b", strings.Repeat("x", 65)} {
+		f.ID = id
+		if _, err := in.AppendOnce(ctx, f); errcode.From(err).Field != "id" {
+			t.Errorf("id %q: %v", id, err)
+		}
+	}
 }
