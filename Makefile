@@ -22,6 +22,10 @@ test-short: ## run the unit tests only (no Cassandra, no long randomized runs)
 test-ui: ## the web UI in headless chromium with posthog-node (part of make test)
 	@scripts/ui-test.sh
 
+.PHONY: test-ofrep
+test-ofrep: ## OpenFeature's OFREP providers from npm (server, and web in headless chromium) (part of make test)
+	@scripts/sdk-ofrep.sh
+
 .PHONY: bench
 bench: ## run the engine benchmarks and print them
 	@scripts/bench.sh
@@ -57,6 +61,10 @@ proto-check: ## fail if the committed generated code is stale
 .PHONY: bench-flags
 bench-flags: ## /flags with 1M persons: closed and open loop, freshness, trivial-handler ratio
 	@PERSONS=$${PERSONS:-1000000} scripts/bench-flags.sh
+
+.PHONY: bench-snapshot
+bench-snapshot: ## snapshots: create (memory), restore, replay speed; N persons (default 100000)
+	@scripts/bench-snapshot.sh
 
 .PHONY: bench-events
 bench-events: ## behavioural cohorts: events at 5k/s → /flags freshness, event ingest into Pebble

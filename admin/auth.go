@@ -64,6 +64,8 @@ var policies = map[string]policy{
 	svc + "AddCohortMembers":    {scope: ScopeCohortWrite},
 	svc + "RemoveCohortMembers": {scope: ScopeCohortWrite},
 	svc + "ListCohortMembers":   {scope: ScopeCohortRead},
+	svc + "BackfillCohort":      {scope: ScopeCohortWrite},
+	svc + "GetCohortBackfill":   {scope: ScopeCohortRead},
 
 	svc + "CreateEarlyAccessFeature":      {scope: ScopeEarlyAccessWrite},
 	svc + "GetEarlyAccessFeature":         {scope: ScopeEarlyAccessRead},

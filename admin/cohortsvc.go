@@ -296,7 +296,7 @@ func (s *Service) GetCohort(ctx context.Context, req *adminv1.GetCohortRequest) 
 	if err != nil {
 		return nil, err
 	}
-	return &adminv1.GetCohortResponse{Cohort: cohortProto(r)}, nil
+	return &adminv1.GetCohortResponse{Cohort: s.withBackfill(ctx, cohortProto(r))}, nil
 }
 
 // ListCohorts lists a team's live cohorts by id.
@@ -319,7 +319,7 @@ func (s *Service) ListCohorts(ctx context.Context, req *adminv1.ListCohortsReque
 	}
 	out := &adminv1.ListCohortsResponse{NextPageToken: next}
 	for _, r := range page {
-		out.Results = append(out.Results, cohortProto(r))
+		out.Results = append(out.Results, s.withBackfill(ctx, cohortProto(r)))
 	}
 	out.Count = int32(len(all))
 	return out, nil

@@ -132,6 +132,9 @@ type Config struct {
 	// (*webhooks.Webhooks on vexil serve's JetStream). Optional: without it
 	// the webhook calls answer unavailable (gRPC UNAVAILABLE, HTTP 503).
 	Webhooks Webhooks
+	// Backfills starts and reports cohort backfills. Optional: without it
+	// the backfill calls answer unavailable and cohorts carry no backfill.
+	Backfills Backfills
 	// AbandonedJobAfter: when Run starts, a queued or running job not
 	// updated for this long (its node stopped; running jobs update after
 	// every page) is marked failed. Default 10 minutes.

@@ -167,6 +167,9 @@ func (s *Service) ExplainFlag(ctx context.Context, req *adminv1.ExplainFlagReque
 	}
 
 	set, _ := flags.Compile(defs)
+	if info, ok := set.Info(rec.Flag.Key); ok {
+		out.BackfillingCohorts = s.backfillingCohorts(ctx, req.GetTeamId(), info.Cohorts)
+	}
 	res, ok := evalOne(set, &ec, rec.Flag.Key)
 	if !ok {
 		// An archived or otherwise unlisted flag: evaluate it as stored.

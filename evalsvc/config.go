@@ -116,6 +116,11 @@ type Config struct {
 	// source, failure, distinct id) and every definitions poll, in
 	// memory; its Run writes them to the store (package usage).
 	Usage *usage.Recorder
+	// EvaluationCounts, when set, receives the evaluation counts clients
+	// report with ReportEvaluations (flags they evaluated in process), once
+	// a batch is checked; usage statistics add them to the server's own.
+	// It must not block. Without it the counts are accepted and dropped.
+	EvaluationCounts func(team int64, counts []EvaluationCount)
 }
 
 // ErrInvalidConfig is returned by Validate.

@@ -27,9 +27,10 @@ import (
 
 // Handler returns the HTTP handler of the PostHog-compatible endpoints:
 // /flags, /decide (with or without a trailing slash), /flags/definitions
-// and /api/feature_flag/local_evaluation. /flags and /decide answer
-// browsers of any origin (cors.Public), as PostHog's do: posthog-js calls
-// them from the customer's site with the project token.
+// and /api/feature_flag/local_evaluation; and OFREP's evaluation endpoints
+// (ofrep.go). /flags and /decide answer browsers of any origin
+// (cors.Public), as PostHog's do: posthog-js calls them from the
+// customer's site with the project token.
 func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
 	flagsH := cors.Public(s.instrument("flags", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.serveFlags(w, r, false) })))
@@ -43,6 +44,9 @@ func (s *Service) Handler() http.Handler {
 	mux.Handle("/flags/definitions/", defsH)
 	mux.Handle("/api/feature_flag/local_evaluation", defsH)
 	mux.Handle("/api/feature_flag/local_evaluation/", defsH)
+	ofrepH := cors.Public(s.instrument("ofrep", http.HandlerFunc(s.serveOFREP))) // browsers: ofrep-web-provider
+	mux.Handle(ofrepPrefix, ofrepH)
+	mux.Handle(ofrepPrefix+"/", ofrepH)
 	return mux
 }
 

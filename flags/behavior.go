@@ -261,6 +261,21 @@ func (s *Set) TracksEvent(event string) bool {
 	return ok
 }
 
+// EventPropertyKeys returns the event property keys that the event filters
+// of the pairs counting events named event read (nil when none does): the
+// only properties MatchEvent needs, so a caller decodes just those.
+func (s *Set) EventPropertyKeys(event string) []string {
+	var keys []string
+	for _, p := range s.byEvent[event] {
+		for i := range p.filters {
+			if !slices.Contains(keys, p.filters[i].key) {
+				keys = append(keys, p.filters[i].key)
+			}
+		}
+	}
+	return keys
+}
+
 // MatchEvent appends to dst the ids of the pairs that an event named event
 // with these properties (decoded as for Context.PersonProperties) counts
 // for. at is the event's time, for relative dates in event filters. Event

@@ -33,3 +33,31 @@ func (s *Set) InCohort(c *Context, id int64) (member, known bool, validUntil tim
 	t := e.inCohort(id)
 	return t == yes, t != unknown, e.validUntil
 }
+
+// CohortPairs returns the ids of the event pairs cohort id counts, its
+// nested cohorts' included, ascending (none for an unknown cohort): the
+// pairs a backfill of the cohort fills.
+func (s *Set) CohortPairs(id int64) []uint64 {
+	co := s.cohorts[id]
+	if co == nil {
+		return nil
+	}
+	var ids []uint64
+	var walk func(n *cohortNode)
+	walk = func(n *cohortNode) {
+		if n.filter != nil && n.filter.beh != nil && n.filter.beh.pair != nil {
+			ids = append(ids, n.filter.beh.pair.ID)
+		}
+		for i := range n.children {
+			walk(&n.children[i])
+		}
+	}
+	walk(&co.root)
+	for _, nid := range co.nested {
+		if nc := s.cohorts[nid]; nc != nil {
+			walk(&nc.root)
+		}
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids)
+}

@@ -63,3 +63,44 @@ func TestInCohort(t *testing.T) {
 		})
 	}
 }
+
+// CohortPairs lists a cohort's pairs, nested cohorts' included;
+// EventPropertyKeys the event properties a name's pairs filter on.
+func TestCohortPairsAndEventKeys(t *testing.T) {
+	var cohorts []Cohort
+	for _, c := range []string{
+		`{"id": 1, "kind": "behavioral", "filters": {"type": "AND", "values": [{"key": "checkout", "type": "behavioral",
+		  "value": "performed_event", "time_value": 5, "time_interval": "minute"}]}}`,
+		`{"id": 2, "kind": "behavioral", "filters": {"type": "OR", "values": [{"key": "id", "type": "cohort", "value": 1},
+		  {"key": "purchase", "type": "behavioral", "value": "performed_event", "time_value": 1, "time_interval": "day",
+		   "event_filters": [{"key": "amount", "type": "event", "operator": "gt", "value": 100},
+		                     {"key": "currency", "type": "event", "value": "EUR"}]}]}}`,
+		`{"id": 3, "filters": {"type": "AND", "values": [{"key": "plan", "type": "person", "value": "pro"}]}}`,
+	} {
+		var co Cohort
+		if err := json.Unmarshal([]byte(c), &co); err != nil {
+			t.Fatal(err)
+		}
+		cohorts = append(cohorts, co)
+	}
+	set, problems := Compile(Definitions{Cohorts: cohorts})
+	if problems != nil {
+		t.Fatalf("compile: %v", problems)
+	}
+	checkout := PairID("checkout", nil)
+	if got := set.CohortPairs(1); !slices.Equal(got, []uint64{checkout}) {
+		t.Fatalf("CohortPairs(1) = %x", got)
+	}
+	if got := set.CohortPairs(2); len(got) != 2 || !slices.Contains(got, checkout) || !slices.IsSorted(got) {
+		t.Fatalf("CohortPairs(2) = %x, want checkout's and purchase's", got)
+	}
+	if got := set.CohortPairs(3); got != nil {
+		t.Fatalf("a property cohort's pairs: %x", got)
+	}
+	if got := set.EventPropertyKeys("purchase"); !slices.Equal(got, []string{"amount", "currency"}) {
+		t.Fatalf("purchase keys %v", got)
+	}
+	if got := set.EventPropertyKeys("checkout"); got != nil {
+		t.Fatalf("checkout keys %v", got)
+	}
+}

@@ -79,8 +79,15 @@ type overlay struct {
 	// events is Config.Events and now the batch's clock (Unix seconds);
 	// counters holds the rows' behavioural counters read or changed, and
 	// dirtyCounters the ones to write, in order of first change.
-	events        func(team int64) *flags.Set
-	now           int64
+	events func(team int64) *flags.Set
+	now    int64
+	// pairStarts is Config.PairStarts, next the sequence after the
+	// batch's last (a pair first seen in this batch counts live from
+	// there), and teamEvents each team's set and pair starts, taken once
+	// per batch so that all its events count under one set.
+	pairStarts    PairStarts
+	next          uint64
+	teamEvents    map[int64]*teamEvents
 	counters      map[store.DistinctKey]*counterEntry
 	dirtyCounters []store.DistinctKey
 	// groupTypes holds the stored names per team (read once per team) and
@@ -149,6 +156,11 @@ func (p *Projector) prepare(ctx context.Context, b *batch, prev *overlay) (*writ
 		events:          p.cfg.Events,
 		now:             p.cfg.Now().Unix(),
 		counters:        map[store.DistinctKey]*counterEntry{},
+		pairStarts:      p.cfg.PairStarts,
+		teamEvents:      map[int64]*teamEvents{},
+	}
+	for i := range b.items {
+		ov.next = max(ov.next, b.items[i].seq+1)
 	}
 	if err := ov.prefetch(ctx, b); err != nil {
 		return nil, nil, err
@@ -158,11 +170,16 @@ func (p *Projector) prepare(ctx context.Context, b *batch, prev *overlay) (*writ
 		if it.env == nil {
 			continue
 		}
-		if err := ov.apply(ctx, it.env); err != nil {
+		if err := ov.apply(ctx, it.env, it.seq); err != nil {
 			if errors.Is(err, store.ErrInvalid) {
 				it.env, it.poison = nil, &ingest.Error{Reason: ingest.ReasonStoreRejected, Text: err.Error()}
 				continue
 			}
+			return nil, nil, err
+		}
+	}
+	if b.merge != nil {
+		if err := ov.merge(ctx, b.merge); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -377,7 +394,7 @@ func (ov *overlay) markRow(dk store.DistinctKey, e *mappingEntry) {
 }
 
 // apply applies one valid message to the overlay.
-func (ov *overlay) apply(ctx context.Context, env *ingestv1.Envelope) error {
+func (ov *overlay) apply(ctx context.Context, env *ingestv1.Envelope, seq uint64) error {
 	switch k := env.GetKind().(type) {
 	case *ingestv1.Envelope_PersonUpdate:
 		m := k.PersonUpdate
@@ -444,7 +461,7 @@ func (ov *overlay) apply(ctx context.Context, env *ingestv1.Envelope) error {
 		}
 		return nil
 	case *ingestv1.Envelope_Event:
-		return ov.applyEvent(ctx, k.Event)
+		return ov.applyEvent(ctx, k.Event, seq)
 	}
 	return fmt.Errorf("%w: no message", store.ErrInvalid)
 }
@@ -458,20 +475,30 @@ func (ov *overlay) apply(ctx context.Context, env *ingestv1.Envelope) error {
 // counters.Add), so a redelivery, a duplicate or a reordering counts once.
 // A distinct id without a person (no visible row, none made by this batch
 // or the one before) is not counted.
-func (ov *overlay) applyEvent(ctx context.Context, ev *ingestv1.Event) error {
+//
+// With Config.PairStarts, a pair counts only events at or after its start
+// sequence: the ones before are the backfill's (see PairStarts).
+func (ov *overlay) applyEvent(ctx context.Context, ev *ingestv1.Event, seq uint64) error {
 	if ov.events == nil {
 		return nil
 	}
-	set := ov.events(ev.Team)
+	te, err := ov.teamSet(ctx, ev.Team)
+	if err != nil {
+		return err
+	}
+	set := te.set
 	if set == nil || !set.TracksEvent(ev.Event) {
 		return nil
 	}
-	props, err := eventProperties(ev.Properties)
+	props, err := eventProperties(ev.Properties, set.EventPropertyKeys(ev.Event))
 	if err != nil {
 		return err
 	}
 	at := ev.Timestamp.AsTime()
 	pairs := set.MatchEvent(ev.Event, props, at, nil)
+	if te.starts != nil && seq > 0 {
+		pairs = slices.DeleteFunc(pairs, func(id uint64) bool { return seq < te.starts[id] })
+	}
 	if len(pairs) == 0 {
 		return nil
 	}
@@ -485,6 +512,34 @@ func (ov *overlay) applyEvent(ctx context.Context, ev *ingestv1.Event) error {
 		ov.dirtyCounters = append(ov.dirtyCounters, dk)
 	}
 	return nil
+}
+
+// teamEvents is a team's set for one batch and, with Config.PairStarts,
+// the start sequence of each of its pairs.
+type teamEvents struct {
+	set    *flags.Set
+	starts map[uint64]uint64
+}
+
+// teamSet returns team's set for this batch, recording the start of any
+// pair not recorded yet as the sequence after the batch.
+func (ov *overlay) teamSet(ctx context.Context, team int64) (*teamEvents, error) {
+	if te, ok := ov.teamEvents[team]; ok {
+		return te, nil
+	}
+	te := &teamEvents{set: ov.events(team)}
+	if te.set != nil && ov.pairStarts != nil {
+		te.starts = map[uint64]uint64{}
+		for _, p := range te.set.EventPairs() {
+			start, err := ov.pairStarts.Start(ctx, team, p.ID, ov.next)
+			if err != nil {
+				return nil, err
+			}
+			te.starts[p.ID] = start
+		}
+	}
+	ov.teamEvents[team] = te
+	return te, nil
 }
 
 // counterEntry is one row's counters in the overlay.
@@ -540,14 +595,22 @@ func (ov *overlay) owned(dk store.DistinctKey) bool {
 	return false
 }
 
-// eventProperties decodes an event's properties (JSON text per key) as
-// the engine reads properties: numbers as json.Number.
-func eventProperties(in map[string]string) (map[string]any, error) {
-	if len(in) == 0 {
+// eventProperties decodes the properties keys of an event (JSON text per
+// key) as the engine reads properties: numbers as json.Number. Only the
+// keys the team's event filters read are decoded: an event carries dozens
+// of properties ($browser, $current_url...) that no filter reads, and
+// decoding them was most of an event's cost. Ingest has checked that
+// every value is JSON.
+func eventProperties(in map[string]string, keys []string) (map[string]any, error) {
+	if len(in) == 0 || len(keys) == 0 {
 		return nil, nil
 	}
-	out := make(map[string]any, len(in))
-	for k, v := range in {
+	out := make(map[string]any, len(keys))
+	for _, k := range keys {
+		v, ok := in[k]
+		if !ok {
+			continue
+		}
 		dec := json.NewDecoder(strings.NewReader(v))
 		dec.UseNumber()
 		var x any

@@ -1,6 +1,7 @@
 package projector_test
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"testing"
@@ -18,7 +19,10 @@ import (
 	ingestv1 "github.com/vexil-dev/vexil/proto/vexil/ingest/v1"
 )
 
-var benchEventPersons = flag.Int("bench.eventpersons", 20_000, "BenchmarkEventThroughput: persons (rows) the events go to")
+var (
+	benchEventPersons = flag.Int("bench.eventpersons", 20_000, "BenchmarkEventThroughput: persons (rows) the events go to")
+	benchEventProps   = flag.Int("bench.eventprops", 0, "BenchmarkEventThroughput: properties per event, as PostHog's SDKs send ($browser, $current_url...; none read by a filter)")
+)
 
 // BenchmarkEventThroughput measures tracked events per second from
 // JetStream (already stored) into the behavioural counters of the rows
@@ -41,8 +45,18 @@ func BenchmarkEventThroughput(b *testing.B) {
 			persons := *benchEventPersons
 			publishN(b, js, persons, persons)
 			set := eventSet(b)
+			// The pairs count live from the first event on (registered
+			// before: the batch in which the projector first sees a pair
+			// is left to a backfill).
+			starts := projector.NewPairStarts(e.js, "")
+			for _, pr := range set.EventPairs() {
+				if _, err := starts.Start(context.Background(), 1, pr.ID, 1); err != nil {
+					b.Fatal(err)
+				}
+			}
 			cfg := projector.Config{Conn: e.nc, Store: st, Logger: testLogger(b), BatchSize: *benchBatch, ReadConcurrency: *benchReads,
-				AtomicStore: be.atomic, Events: func(int64) *flags.Set { return set }}
+				AtomicStore: be.atomic, Events: func(int64) *flags.Set { return set },
+				PairStarts: starts} // as vexil serve
 			p, err := projector.New(cfg)
 			if err != nil {
 				b.Fatal(err)
@@ -103,7 +117,7 @@ func publishEvents(tb testing.TB, js jetstream.JetStream, n, persons int, now ti
 		at := now.Add(-time.Duration(n-1-i) * time.Hour / time.Duration(n))
 		env := &ingestv1.Envelope{Kind: &ingestv1.Envelope_Event{Event: &ingestv1.Event{
 			Team: 1, DistinctId: fmt.Sprintf("distinct-%07d", i%persons), Event: "checkout",
-			Uuid: fmt.Sprintf("bench-%d", i), Timestamp: timestamppb.New(at)}}}
+			Uuid: fmt.Sprintf("bench-%d", i), Timestamp: timestamppb.New(at), Properties: benchProps(i)}}}
 		subject, err := ingest.SubjectOf("", env)
 		if err != nil {
 			tb.Fatal(err)
@@ -114,4 +128,26 @@ func publishEvents(tb testing.TB, js jetstream.JetStream, n, persons int, now ti
 		}
 		return &nats.Msg{Subject: subject, Data: data}
 	})
+}
+
+// benchProps returns -bench.eventprops properties like those PostHog's
+// SDKs attach to every event: strings, numbers, booleans, an object.
+func benchProps(i int) map[string]string {
+	if *benchEventProps <= 0 {
+		return nil
+	}
+	m := make(map[string]string, *benchEventProps)
+	for k := range *benchEventProps {
+		switch k % 4 {
+		case 0:
+			m[fmt.Sprintf("$prop_%d", k)] = fmt.Sprintf(`"https://example.com/shop/item/%d?ref=campaign-%d"`, i, k)
+		case 1:
+			m[fmt.Sprintf("$prop_%d", k)] = fmt.Sprint(i * k)
+		case 2:
+			m[fmt.Sprintf("$prop_%d", k)] = "true"
+		default:
+			m[fmt.Sprintf("$prop_%d", k)] = fmt.Sprintf(`{"w": %d, "h": 900, "dpr": 2.5, "tz": "Europe/Paris"}`, 1000+k)
+		}
+	}
+	return m
 }

@@ -130,6 +130,12 @@ type Config struct {
 	// wires a cache refreshed by change notices).
 	Events func(team int64) *flags.Set
 
+	// PairStarts, when set, records per team and tracked pair the stream
+	// sequence from which the pair is counted live (see PairStarts); a
+	// backfill counts the events before it. Nil: a pair counts from
+	// whenever the projector first sees it, and Backfill refuses.
+	PairStarts PairStarts
+
 	// OnCommit, when set, is called after a batch is durable and before
 	// its messages are acknowledged, with the rows and groups the batch
 	// wrote (precompute publishes its recompute triggers here). An error

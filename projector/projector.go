@@ -52,6 +52,8 @@ type Projector struct {
 	held *holding
 	// dlLog rate-limits the dead-letter log lines.
 	dlLog *deadLetterLog
+	// merges takes backfill merges to the applier (MergeBackfill).
+	merges chan *mergeRequest
 
 	// mu guards the lag tracking: for each batch formed but not yet
 	// acknowledged, in order, when the stream stored its oldest message.
@@ -71,7 +73,7 @@ func New(cfg Config) (*Projector, error) {
 	if err != nil {
 		return nil, fmt.Errorf("projector: %w", err)
 	}
-	p := &Projector{cfg: cfg, log: cfg.Logger.With("component", "projector"), js: js}
+	p := &Projector{cfg: cfg, log: cfg.Logger.With("component", "projector"), js: js, merges: make(chan *mergeRequest)}
 	p.dlLog = newDeadLetterLog(p.log, cfg.DeadLetterLogBurst, cfg.DeadLetterLogInterval)
 	if cfg.IndexCacheSize > 0 {
 		p.cache = newIndexCache(cfg.IndexCacheSize)
@@ -92,9 +94,11 @@ type item struct {
 	poison *ingest.Error
 }
 
-// batch is the unit of one store write and one acknowledgement.
+// batch is the unit of one store write and one acknowledgement. A batch
+// with merge set carries a backfill's merge and no items.
 type batch struct {
 	items []item
+	merge *mergeRequest
 }
 
 // Run ensures the streams and the durable consumer, then applies batches
@@ -304,6 +308,8 @@ func (p *Projector) applyBatches(ctx context.Context, in <-chan *batch) error {
 			case <-gctx.Done():
 				return nil
 			case b = <-in:
+			case m := <-p.merges:
+				b = &batch{merge: m}
 			}
 			start := p.cfg.Now()
 			var w *write
@@ -389,6 +395,10 @@ func (p *Projector) commitBatch(ctx context.Context, pb *preparedBatch) error {
 	// Unacknowledged after an error, the messages are no longer kept in
 	// progress either: JetStream redelivers them after AckWait.
 	p.held.release(b.items)
+	if b.merge != nil {
+		b.merge.done <- nil // buffered: the requester may have gone
+		return nil
+	}
 	p.mu.Lock()
 	if len(p.mu.inflight) > 0 {
 		p.mu.inflight = p.mu.inflight[1:]

@@ -20,6 +20,10 @@ scripts/proto.sh check
 # test in flags/posthogdiff; without it that test skips, and fails in CI.
 VEXIL_POSTHOG_PYTHON=$(scripts/sdk-python.sh --venv)
 export VEXIL_POSTHOG_PYTHON
+# duckdb (pinned, from PyPI, in a cached venv) reads snapshots back in
+# snapshot's TestIndependentReader; without it that test skips, and fails in CI.
+VEXIL_SNAPSHOT_PYTHON=$(scripts/snapshot-read.sh --venv)
+export VEXIL_SNAPSHOT_PYTHON
 multi_node_tests='^TestHedgedReadsSlowNode$'
 multi_node_pkgs=./store/scyllastore/
 
@@ -70,6 +74,8 @@ go build -o bin/vexil ./cmd/vexil
 VEXIL_BIN=$PWD/bin/vexil scripts/schemathesis.sh
 VEXIL_BIN=$PWD/bin/vexil scripts/sdk-node.sh
 VEXIL_BIN=$PWD/bin/vexil scripts/sdk-mcp.sh
+VEXIL_BIN=$PWD/bin/vexil scripts/sdk-ofrep.sh
 VEXIL_BIN=$PWD/bin/vexil scripts/sdk-python.sh
 VEXIL_BIN=$PWD/bin/vexil scripts/ui-test.sh
+VEXIL_BIN=$PWD/bin/vexil scripts/status-test.sh
 VEXIL_BIN=$PWD/bin/vexil scripts/sdk-browser.sh

@@ -18,12 +18,17 @@ const (
 	EndpointFlags  Endpoint = iota // POST /flags
 	EndpointDecide                 // POST /decide
 	EndpointGRPC                   // gRPC Evaluate (and POST /api/evaluate)
+	EndpointOFREP                  // OpenFeature's OFREP, /ofrep/v1/evaluate/flags
+	// EndpointLocal counts evaluations a client made in process and
+	// reported in a batch (gRPC ReportEvaluations, vexilclient).
+	EndpointLocal
 	numEndpoints
 )
 
-var endpointNames = [numEndpoints]string{"flags", "decide", "grpc"}
+var endpointNames = [numEndpoints]string{"flags", "decide", "grpc", "ofrep", "local"}
 
-// String is the endpoint's name in JSON ("flags", "decide", "grpc").
+// String is the endpoint's name in JSON ("flags", "decide", "grpc",
+// "ofrep", "local").
 func (e Endpoint) String() string {
 	if e < numEndpoints {
 		return endpointNames[e]

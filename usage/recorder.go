@@ -179,29 +179,32 @@ func same(a, b string) bool {
 	return unsafe.StringData(a) == unsafe.StringData(b) || a == b
 }
 
-func (f *flagAcc) addValue(v string) {
+func (f *flagAcc) addValue(v string) { f.addValueN(v, 1) }
+
+// addValueN counts n answers of value v.
+func (f *flagAcc) addValueN(v string, n uint64) {
 	for i := range f.nvals {
 		if same(f.vals[i].value, v) {
-			f.vals[i].n++
+			f.vals[i].n += n
 			return
 		}
 	}
 	if f.nvals < inlineValues {
-		f.vals[f.nvals] = valueCount{v, 1}
+		f.vals[f.nvals] = valueCount{v, n}
 		f.nvals++
 		return
 	}
 	for i := range f.more {
 		if same(f.more[i].value, v) {
-			f.more[i].n++
+			f.more[i].n += n
 			return
 		}
 	}
 	if inlineValues+len(f.more) >= MaxValues-1 {
-		f.other++
+		f.other += n
 		return
 	}
-	f.more = append(f.more, valueCount{v, 1})
+	f.more = append(f.more, valueCount{v, n})
 }
 
 // counts turns the accumulator into Counts, its uniques the union of the
@@ -345,6 +348,36 @@ func (r *Recorder) Record(team int64, ep Endpoint, distinctID string, all bool, 
 		}
 	}
 	sh.mu.Unlock()
+}
+
+// Reported counts n evaluations of a team's flag that a client made in
+// process and reported (EndpointLocal): they carry no distinct id, so
+// they add to the counts and values, not to the unique ids.
+func (r *Recorder) Reported(team int64, flag, value string, n uint64) {
+	if r == nil || n == 0 || flag == "" {
+		return
+	}
+	sh := &r.shards[(uint64(team)^xxhash.Sum64String(flag))&r.mask]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	ta := sh.teams[team]
+	if ta == nil {
+		ta = &teamAcc{flags: map[string]*flagAcc{}}
+		sh.teams[team] = ta
+	}
+	f := ta.flags[flag]
+	if f == nil {
+		if sh.flags >= r.perCap {
+			r.dropped.Add(1)
+			return
+		}
+		f = &flagAcc{key: flag}
+		ta.flags[flag] = f
+		sh.flags++
+	}
+	f.evaluations += n
+	f.byEndpoint[EndpointLocal] += n
+	f.addValueN(value, n)
 }
 
 // Poll counts one local-evaluation definitions request of a team.

@@ -308,3 +308,26 @@ func TestSeriesToWithinBucketSecond(t *testing.T) {
 		t.Errorf("read at %v: %d evaluations, want the bucket of %v", start.Add(500*time.Millisecond), got.Total.Evaluations, start)
 	}
 }
+
+// TestRecorderReported: evaluations a client made in process and reported
+// add to the flag's counts under the "local" endpoint, with their values,
+// beside the server's own; OFREP has its own endpoint.
+func TestRecorderReported(t *testing.T) {
+	st := memstore.New()
+	c := &clock{t: t0}
+	r := newRecorder(t, st, c, "n1")
+	r.Record(1, usage.EndpointOFREP, "u1", false, []usage.Eval{{Flag: "bool", Value: "true"}})
+	r.Reported(1, "bool", "true", 40)
+	r.Reported(1, "bool", "false", 2)
+	r.Reported(1, "bool", "false", 0) // nothing
+	r.Reported(2, "bool", "true", 5)  // another team's
+	flush(t, r)
+	s := newService(t, st, c, nil)
+	b := series(t, s, "bool", usage.Minute, t0.Add(-time.Hour), t0.Add(time.Minute)).Total
+	if b.Evaluations != 43 || b.ByEndpoint["local"] != 42 || b.ByEndpoint["ofrep"] != 1 {
+		t.Errorf("counts %d, by endpoint %v; want 43 with local 42 and ofrep 1", b.Evaluations, b.ByEndpoint)
+	}
+	if b.Values["true"] != 41 || b.Values["false"] != 2 {
+		t.Errorf("values %v, want true 41, false 2", b.Values)
+	}
+}

@@ -35,6 +35,8 @@ import (
 	"github.com/vexil-dev/vexil/namespace"
 	"github.com/vexil-dev/vexil/precompute"
 	"github.com/vexil-dev/vexil/projector"
+	"github.com/vexil-dev/vexil/projector/backfill"
+	"github.com/vexil-dev/vexil/snapshot"
 	"github.com/vexil-dev/vexil/store"
 	"github.com/vexil-dev/vexil/web"
 	"github.com/vexil-dev/vexil/webhooks"
@@ -94,7 +96,9 @@ type node struct {
 	catalog catalog.Catalog
 	events  *catalogEvents
 	proj    *projector.Projector
-	pre     *precompute.Worker // nil with -precompute=false
+	// backfills runs the cohort backfills on proj.
+	backfills *backfill.Jobs
+	pre       *precompute.Worker // nil with -precompute=false
 	// hooks delivers the cohort signals to webhook endpoints; nil when NATS
 	// was away at start (the webhook calls then answer unavailable).
 	hooks    *webhooks.Dispatcher
@@ -103,9 +107,12 @@ type node struct {
 	eval     *evalsvc.Service
 	usage    *nodeUsage // nil: usage statistics off
 	adminSvc *admin.Service
+	slo      *nodeSLO // nil: SLO rollups off
 	// ui is the web UI, mounted at / beside the management API.
 	ui       *web.Handler
 	adminSrv *admin.Server
+	// snapshots serves /api/snapshots (cmd/vexil/snapshot.go).
+	snapshots *snapshot.Service
 	// outbox queues the management API's change notices and rollout
 	// signals, written with each change and published by its Run.
 	outbox *outbox.Outbox
@@ -191,6 +198,7 @@ func (n *node) start(g *errgroup.Group, ctx context.Context) {
 		}
 	}
 	g.Go(afterClaim("projector", n.proj.Run))
+	g.Go(afterClaim("backfill", n.backfills.Run))
 	g.Go(func() error { return n.events.Run(ctx, n.nc) })
 	if n.pre != nil {
 		g.Go(afterClaim("precompute", n.pre.Run))
@@ -200,6 +208,7 @@ func (n *node) start(g *errgroup.Group, ctx context.Context) {
 	}
 	g.Go(func() error { return n.eval.Run(ctx, n.nc) })
 	g.Go(func() error { return n.usage.run(ctx, log) })
+	g.Go(func() error { return n.slo.run(ctx) })
 	g.Go(func() error { return n.outbox.Run(ctx) })
 	g.Go(func() error { return n.adminSvc.Run(ctx) })
 	g.Go(func() error { return n.adminSrv.Run(ctx) })
@@ -296,7 +305,8 @@ func startNode(c config.Config, log *slog.Logger, hooks ...startHooks) (n *node,
 	}
 	n.events = newCatalogEvents(n.catalog, n.ns, log.With("role", "projector"))
 	pcfg := projector.Config{Conn: n.nc, Store: n.store, Namespace: n.ns, AtomicStore: atomic, Teams: newCatalogTeams(n.catalog),
-		Logger: log.With("role", "projector"), Registerer: n.registry, Events: n.events.Set}
+		Logger: log.With("role", "projector"), Registerer: n.registry, Events: n.events.Set,
+		PairStarts: projector.NewPairStarts(n.js, n.ns)}
 	ac, err := newAdmission(c.Admission, n.registry) // one limit for every surface of the node
 	if err != nil {
 		return nil, err
@@ -330,6 +340,8 @@ func startNode(c config.Config, log *slog.Logger, hooks ...startHooks) (n *node,
 		return nil, err
 	}
 	ecfg.Usage = n.usage.recorder()
+	ecfg.EvaluationCounts = n.usage.reported()
+	n.backfills = newBackfills(n)
 	if n.eval, err = evalsvc.New(ecfg); err != nil {
 		return nil, err
 	}
@@ -337,6 +349,7 @@ func startNode(c config.Config, log *slog.Logger, hooks ...startHooks) (n *node,
 		Admission: ac}
 	acfg.FlagUsage = n.usage.flagUsage()
 	withNATS(&acfg, n.nc, n.js, n.ns)
+	acfg.Backfills = backfills{n.backfills}
 	if n.nc.Status() == nats.CONNECTED {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		wh, err := webhooks.Open(ctx, n.js, n.ns, nil, log)
@@ -368,6 +381,7 @@ func startNode(c config.Config, log *slog.Logger, hooks ...startHooks) (n *node,
 		"/flags": evalHandler, "/flags/": evalHandler, "/decide": evalHandler, "/decide/": evalHandler,
 		"/api/feature_flag/local_evaluation":  evalHandler,
 		"/api/feature_flag/local_evaluation/": evalHandler,
+		"/ofrep/":                             evalHandler,
 		"/metrics":                            promhttp.HandlerFor(n.registry, promhttp.HandlerOpts{}),
 	}
 	captureH, err := captureRoutes(n, log)
@@ -375,9 +389,16 @@ func startNode(c config.Config, log *slog.Logger, hooks ...startHooks) (n *node,
 		return nil, err
 	}
 	maps.Copy(routes, captureH)
+	if n.slo, err = newNodeSLO(n, c.SLO, log); err != nil {
+		return nil, err
+	}
+	n.slo.addRoutes(routes)
 	h := &health{nc: n.nc, store: n.store, catalog: n.catalog, outbox: n.outbox, timeout: probeTimeout(c), log: log}
 	maps.Copy(routes, h.routes())
 	n.usage.addRoutes(routes, n.adminSvc)
+	n.snapshots = newSnapshotService(c, n, log)
+	routes["/api/snapshots"] = n.adminSvc.Guard(admin.ScopeTeamAdmin, n.snapshots.Handler())
+	routes["/api/snapshots/"] = routes["/api/snapshots"]
 	// The evaluation API shares the management API's gRPC server; its HTTP
 	// gateway goes through a client connection to that server, so the
 	// listener is opened here to know the address first.
@@ -431,6 +452,9 @@ func (n *node) close(log *slog.Logger) error {
 	}
 	if n.outbox != nil {
 		errs = append(errs, n.outbox.Close())
+	}
+	if n.snapshots != nil {
+		n.snapshots.Close() // before the store it reads
 	}
 	if n.catalog != nil {
 		errs = append(errs, n.catalog.Close())

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 
 	"github.com/vexil-dev/vexil/admin"
 	"github.com/vexil-dev/vexil/catalog"
+	"github.com/vexil-dev/vexil/evalsvc"
 	"github.com/vexil-dev/vexil/mcpsvc"
 	"github.com/vexil-dev/vexil/store"
 	"github.com/vexil-dev/vexil/usage"
@@ -62,6 +64,28 @@ func (u *nodeUsage) recorder() *usage.Recorder {
 		return nil
 	}
 	return u.rec
+}
+
+// reported adds the evaluation counts clients report (flags they
+// evaluated in process, gRPC ReportEvaluations) to the usage statistics;
+// nil when usage statistics are off.
+func (u *nodeUsage) reported() func(team int64, counts []evalsvc.EvaluationCount) {
+	if u == nil {
+		return nil
+	}
+	rec := u.rec
+	return func(team int64, counts []evalsvc.EvaluationCount) {
+		for _, c := range counts {
+			if c.Count <= 0 {
+				continue
+			}
+			value := c.Variant
+			if value == "" {
+				value = strconv.FormatBool(c.Enabled)
+			}
+			rec.Reported(team, c.Key, value, uint64(c.Count))
+		}
+	}
 }
 
 // addRoutes serves the usage REST routes beside the management API, with

@@ -40,7 +40,12 @@ const (
 	MaxFuture = 3600
 )
 
-const version = 1
+// Encoding versions: version 2 is version 1 with the backfilled pairs
+// after the pairs; a Row without any encodes as version 1.
+const (
+	version           = 1
+	versionBackfilled = 2
+)
 
 // ErrCorrupt reports bytes that are not an encoding of counters.
 var ErrCorrupt = errors.New("counters: corrupt")
@@ -55,6 +60,11 @@ type Row struct {
 	Seen []Seen
 	// Pairs by ID.
 	Pairs []Pair
+	// Backfilled lists, sorted, the pairs whose backfill (their counts
+	// from the events before the projector tracked them) was merged: a
+	// second merge of one is a no-op, which makes a repeated or resumed
+	// backfill exact.
+	Backfilled []uint64
 }
 
 // Seen is one counted event's id (xxhash64 of its uuid) and second.
@@ -124,9 +134,7 @@ func (r *Row) Add(uuid string, sec int64, pairs []uint64, now int64, tracked fun
 			return Duplicate
 		}
 	}
-	if tracked != nil {
-		r.Pairs = slices.DeleteFunc(r.Pairs, func(p Pair) bool { return !tracked(p.ID) })
-	}
+	r.dropUntracked(tracked)
 	i, _ := slices.BinarySearchFunc(r.Seen, Seen{sec, h}, cmpSeen)
 	r.Seen = slices.Insert(r.Seen, i, Seen{sec, h})
 	if sec > r.HW || len(r.Seen) == 1 && len(r.Pairs) == 0 {
@@ -137,6 +145,48 @@ func (r *Row) Add(uuid string, sec int64, pairs []uint64, now int64, tracked fun
 	}
 	r.trimSeen()
 	return Counted
+}
+
+// dropUntracked drops the pairs (and backfill marks) tracked refuses.
+func (r *Row) dropUntracked(tracked func(uint64) bool) {
+	if tracked == nil {
+		return
+	}
+	r.Pairs = slices.DeleteFunc(r.Pairs, func(p Pair) bool { return !tracked(p.ID) })
+	r.Backfilled = slices.DeleteFunc(r.Backfilled, func(id uint64) bool { return !tracked(id) })
+}
+
+// Merge adds a backfill's counts of pair: one event at each Unix second of
+// secs (counted once each by the backfill, which dedupes by uuid). It
+// returns false and changes nothing when pair's backfill was merged
+// before, so merging a row again after a crash does not count twice.
+// Events more than MaxFuture after now are skipped, as Add skips them;
+// the writer compacts (Compact) as after Add. The merged events raise HW
+// like counted ones but their ids are not kept: the backfill read them
+// from before the pair was tracked, where the live path does not count
+// that pair.
+func (r *Row) Merge(pair uint64, secs []int64, now int64, tracked func(uint64) bool) bool {
+	if _, ok := slices.BinarySearch(r.Backfilled, pair); ok {
+		return false
+	}
+	r.dropUntracked(tracked)
+	if tracked != nil && !tracked(pair) {
+		return false
+	}
+	i, _ := slices.BinarySearch(r.Backfilled, pair)
+	r.Backfilled = slices.Insert(r.Backfilled, i, pair)
+	empty := len(r.Seen) == 0 && len(r.Pairs) == 0
+	for _, sec := range secs {
+		if sec > now+MaxFuture {
+			continue
+		}
+		if empty || sec > r.HW {
+			r.HW, empty = sec, false
+		}
+		r.count(pair, sec)
+	}
+	r.trimSeen()
+	return true
 }
 
 func (r *Row) count(id uint64, sec int64) {
@@ -280,16 +330,22 @@ func cmpBucket(a, b flags.EventBucket) int {
 //	         number of buckets; each: (Start - previous Start) << 2 | width
 //	         code (0: 1 s, 1: minute, 2: hour; the first Start is relative
 //	         to HW - MaxWindow - HourWidth), count
+//	version 2 only: number of backfilled pairs (at least 1); each 8
+//	         bytes LE id, ascending
 //
 // Append of a decoded Row gives back the same bytes.
 
 // Append appends r's encoding to dst (call Compact first to bound it). An
 // empty Row encodes as nothing.
 func (r *Row) Append(dst []byte) []byte {
-	if len(r.Seen) == 0 && len(r.Pairs) == 0 {
+	if len(r.Seen) == 0 && len(r.Pairs) == 0 && len(r.Backfilled) == 0 {
 		return dst
 	}
-	dst = append(dst, version)
+	if len(r.Backfilled) > 0 {
+		dst = append(dst, versionBackfilled)
+	} else {
+		dst = append(dst, version)
+	}
 	dst = binary.AppendVarint(dst, r.HW)
 	dst = binary.AppendUvarint(dst, uint64(r.HW-r.Floor))
 	dst = binary.AppendUvarint(dst, uint64(len(r.Seen)))
@@ -308,6 +364,12 @@ func (r *Row) Append(dst []byte) []byte {
 			dst = binary.AppendUvarint(dst, uint64(b.Start-prev)<<2|uint64(widthCode(b.Width)))
 			dst = binary.AppendUvarint(dst, uint64(b.Count))
 			prev = b.Start
+		}
+	}
+	if len(r.Backfilled) > 0 {
+		dst = binary.AppendUvarint(dst, uint64(len(r.Backfilled)))
+		for _, id := range r.Backfilled {
+			dst = binary.LittleEndian.AppendUint64(dst, id)
 		}
 	}
 	return dst
@@ -338,7 +400,8 @@ func Decode(b []byte) (*Row, error) {
 		return r, nil
 	}
 	d := decoder{b: b}
-	if v := d.byte(); v != version {
+	v := d.byte()
+	if v != version && v != versionBackfilled {
 		return nil, fmt.Errorf("%w: version %d", ErrCorrupt, v)
 	}
 	r.HW = d.varint()
@@ -390,10 +453,23 @@ func Decode(b []byte) (*Row, error) {
 		}
 		r.Pairs = append(r.Pairs, p)
 	}
+	if v == versionBackfilled && d.err == nil {
+		n := d.bounded(MaxPairs, "backfilled")
+		if n == 0 {
+			d.fail("backfilled") // version 1 has none: one encoding per Row
+		}
+		for i := int64(0); i < n && d.err == nil; i++ {
+			id := d.u64()
+			if len(r.Backfilled) > 0 && r.Backfilled[len(r.Backfilled)-1] >= id {
+				d.fail("backfilled order")
+			}
+			r.Backfilled = append(r.Backfilled, id)
+		}
+	}
 	if d.err == nil && len(d.b) > 0 {
 		d.fail("trailing bytes")
 	}
-	if d.err == nil && len(r.Seen) == 0 && len(r.Pairs) == 0 {
+	if d.err == nil && len(r.Seen) == 0 && len(r.Pairs) == 0 && len(r.Backfilled) == 0 {
 		d.fail("empty") // Append writes nothing for an empty Row
 	}
 	if d.err != nil {

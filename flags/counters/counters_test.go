@@ -225,6 +225,7 @@ func TestDecodeRefuses(t *testing.T) {
 		"short":    good[:len(good)-1],
 		"empty":    {1, 0, 0, 0, 0},
 		"overlong": append([]byte{1, 0x80 | good[1], 0}, good[2:]...), // found by FuzzDecode
+		"v2 none":  append(append([]byte{2}, good[1:]...), 0),         // version 1's encoding
 	} {
 		if _, err := Decode(b); !errors.Is(err, ErrCorrupt) {
 			t.Errorf("%s: %v, want ErrCorrupt", name, err)
@@ -238,6 +239,9 @@ func TestDecodeRefuses(t *testing.T) {
 func FuzzDecode(f *testing.F) {
 	var r Row
 	r.Add("a", t0, []uint64{1, 3}, t0, nil)
+	var m Row
+	m.Merge(3, []int64{t0 - 7200, t0}, t0, nil)
+	f.Add(m.Append(nil))
 	r.Add("b", t0-3*86400, []uint64{1}, t0, nil)
 	r.Add("c", t0+5, []uint64{3}, t0, nil)
 	r.Compact()
@@ -263,3 +267,57 @@ func FuzzDecode(f *testing.F) {
 }
 
 var _ flags.EventHistory = (*Row)(nil)
+
+// A backfill merges once: the pair's counts from before it was tracked
+// join the live ones, a second merge (a resumed or repeated backfill) is a
+// no-op, the mark survives an encoding, and an untracked pair loses it.
+func TestMergeOnce(t *testing.T) {
+	var r Row
+	if got := r.Add("live1", t0, []uint64{7}, t0, nil); got != Counted {
+		t.Fatal(got)
+	}
+	old := []int64{t0 - 3*86400, t0 - 86400 - 5, t0 - 30}
+	if !r.Merge(7, old, t0, nil) {
+		t.Fatal("first merge refused")
+	}
+	if r.Merge(7, old, t0, nil) {
+		t.Fatal("second merge of the same pair accepted")
+	}
+	r.Compact()
+	r2, err := Decode(r.Append(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(r2.Append(nil), r.Append(nil)) {
+		t.Fatal("round trip changed the bytes")
+	}
+	if r2.Merge(7, old, t0, nil) {
+		t.Fatal("merge accepted after a store round trip")
+	}
+	if n := total(r2, 7); n != 4 {
+		t.Fatalf("count %d, want 4 (1 live, 3 backfilled)", n)
+	}
+	if f, _ := r2.FirstEvent(7); f != t0-3*86400 {
+		t.Fatalf("first %d, want the oldest backfilled event", f)
+	}
+	if r2.HW != t0 {
+		t.Fatalf("HW %d, want %d", r2.HW, t0)
+	}
+	// A row with nothing counted live takes HW from the backfill.
+	var e Row
+	if !e.Merge(9, []int64{t0 - 100, t0 - 10}, t0, nil) || e.HW != t0-10 {
+		t.Fatalf("HW %d", e.HW)
+	}
+	// An empty backfill still marks the pair done.
+	var z Row
+	z.Merge(5, nil, t0, nil)
+	z2, err := Decode(z.Append(nil))
+	if err != nil || z2.Merge(5, []int64{t0}, t0, nil) {
+		t.Fatalf("empty backfill mark lost: %v", err)
+	}
+	// Untracked, the pair and its mark go.
+	r2.Add("live2", t0+1, nil, t0+1, func(id uint64) bool { return id != 7 })
+	if len(r2.Backfilled) != 0 || total(r2, 7) != 0 {
+		t.Fatalf("untracked pair kept: %+v", r2.Backfilled)
+	}
+}

@@ -144,6 +144,9 @@ func decodePayload(enc Encoding, data []byte, lim Limits) (*ingestv1.Envelope, e
 		if env, ok = decodePersonUpdate(data); ok {
 			break
 		}
+		if env, ok = decodeEvent(data); ok {
+			break
+		}
 		env = new(ingestv1.Envelope)
 		if err := (proto.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(data, env); err != nil {
 			return nil, poisonf(ReasonUndecodable, "protobuf: %v", err)

@@ -869,6 +869,9 @@ func (s *Store) Dump(ctx context.Context, fn func(store.Entity) error) error {
 // person part, group results without a group, and expiry entries.
 func decodeEntity(k, v []byte) (e store.Entity, skip bool, err error) {
 	corrupt := func(what string) error { return fmt.Errorf("%w: %s key %x", store.ErrCorrupt, what, k) }
+	if len(k) > 0 && k[0] == keyenc.KindSLO {
+		return e, true, nil // SLO rollups, not entities
+	}
 	if len(k) < 9 {
 		return e, false, corrupt("short")
 	}

@@ -19,6 +19,9 @@ const (
 	// KindUsage keys hold usage rows (store.UsageRow): team, flag, kind,
 	// bucket, node.
 	KindUsage byte = 'u'
+	// KindSLO keys hold SLO rollups (store.SLORow): series, minute, node;
+	// not keyed by team (they are the node's, not a team's).
+	KindSLO byte = 'o'
 )
 
 // ErrMalformed reports a key that does not decode.

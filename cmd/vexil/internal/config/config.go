@@ -56,6 +56,7 @@ type Config struct {
 	Precompute Precompute `yaml:"precompute"`
 	Admin      Admin      `yaml:"admin"`
 	Demo       Demo       `yaml:"demo"`
+	SLO        SLO        `yaml:"slo"`
 }
 
 // TLS is the TLS of every HTTP and gRPC listener (serve's and admin's,
@@ -273,6 +274,7 @@ func Default() Config {
 			PollTarget: 25 * time.Millisecond, ManagementTarget: 250 * time.Millisecond, SchedTarget: time.Millisecond, MinRate: 100},
 		Precompute: Precompute{Enabled: true, MetricsAddr: "127.0.0.1:8002"},
 		Demo:       Demo{Persons: 10_000},
+		SLO:        defaultSLO(),
 	}
 }
 
@@ -377,6 +379,7 @@ func (c *Config) Validate() error {
 		bad("eval.store-timeout", "%v out of range 0..%v", c.Eval.StoreTimeout, maxStoreTimeout)
 	}
 	c.validateAdmission(bad)
+	c.validateSLO(bad)
 	if c.Precompute.RunRate < 0 || c.Precompute.RunRate > maxRunRate {
 		bad("precompute.run-rate", "%d out of range 0..%d", c.Precompute.RunRate, maxRunRate)
 	}

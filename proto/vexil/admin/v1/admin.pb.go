@@ -4289,7 +4289,9 @@ type Cohort struct {
 	Warnings []*Warning `protobuf:"bytes,13,rep,name=warnings,proto3" json:"warnings,omitempty"`
 	// Set on the answer of a write: how each filter of the property group
 	// runs (real time, as a property filter, or refused).
-	FilterReport  []*CohortFilterReport `protobuf:"bytes,14,rep,name=filter_report,json=filterReport,proto3" json:"filter_report,omitempty"`
+	FilterReport []*CohortFilterReport `protobuf:"bytes,14,rep,name=filter_report,json=filterReport,proto3" json:"filter_report,omitempty"`
+	// The state of the cohort's backfill, when one was started.
+	Backfill      *CohortBackfill `protobuf:"bytes,15,opt,name=backfill,proto3" json:"backfill,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4415,6 +4417,111 @@ func (x *Cohort) GetFilterReport() []*CohortFilterReport {
 	return nil
 }
 
+func (x *Cohort) GetBackfill() *CohortBackfill {
+	if x != nil {
+		return x.Backfill
+	}
+	return nil
+}
+
+// CohortBackfill is where a cohort's backfill stands.
+type CohortBackfill struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "backfilling", "done" or "failed".
+	State string `protobuf:"bytes,1,opt,name=state,proto3" json:"state,omitempty"`
+	// The share done, 0 to 1.
+	Progress  float64                `protobuf:"fixed64,2,opt,name=progress,proto3" json:"progress,omitempty"`
+	StartedAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
+	// Unset while backfilling.
+	FinishedAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=finished_at,json=finishedAt,proto3" json:"finished_at,omitempty"`
+	// Events counted and rows merged so far.
+	Events int64 `protobuf:"varint,5,opt,name=events,proto3" json:"events,omitempty"`
+	Rows   int64 `protobuf:"varint,6,opt,name=rows,proto3" json:"rows,omitempty"`
+	// Why it failed.
+	Error         string `protobuf:"bytes,7,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CohortBackfill) Reset() {
+	*x = CohortBackfill{}
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[64]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CohortBackfill) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CohortBackfill) ProtoMessage() {}
+
+func (x *CohortBackfill) ProtoReflect() protoreflect.Message {
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[64]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CohortBackfill.ProtoReflect.Descriptor instead.
+func (*CohortBackfill) Descriptor() ([]byte, []int) {
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{64}
+}
+
+func (x *CohortBackfill) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *CohortBackfill) GetProgress() float64 {
+	if x != nil {
+		return x.Progress
+	}
+	return 0
+}
+
+func (x *CohortBackfill) GetStartedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartedAt
+	}
+	return nil
+}
+
+func (x *CohortBackfill) GetFinishedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.FinishedAt
+	}
+	return nil
+}
+
+func (x *CohortBackfill) GetEvents() int64 {
+	if x != nil {
+		return x.Events
+	}
+	return 0
+}
+
+func (x *CohortBackfill) GetRows() int64 {
+	if x != nil {
+		return x.Rows
+	}
+	return 0
+}
+
+func (x *CohortBackfill) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
 // CohortFilterReport says how one filter of a cohort's property group runs.
 type CohortFilterReport struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -4439,7 +4546,7 @@ type CohortFilterReport struct {
 
 func (x *CohortFilterReport) Reset() {
 	*x = CohortFilterReport{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[64]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4451,7 +4558,7 @@ func (x *CohortFilterReport) String() string {
 func (*CohortFilterReport) ProtoMessage() {}
 
 func (x *CohortFilterReport) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[64]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4464,7 +4571,7 @@ func (x *CohortFilterReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CohortFilterReport.ProtoReflect.Descriptor instead.
 func (*CohortFilterReport) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{64}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *CohortFilterReport) GetField() string {
@@ -4528,7 +4635,7 @@ type CohortInput struct {
 
 func (x *CohortInput) Reset() {
 	*x = CohortInput{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[65]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4540,7 +4647,7 @@ func (x *CohortInput) String() string {
 func (*CohortInput) ProtoMessage() {}
 
 func (x *CohortInput) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[65]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4553,7 +4660,7 @@ func (x *CohortInput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CohortInput.ProtoReflect.Descriptor instead.
 func (*CohortInput) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{65}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *CohortInput) GetName() string {
@@ -4601,7 +4708,7 @@ type CreateCohortRequest struct {
 
 func (x *CreateCohortRequest) Reset() {
 	*x = CreateCohortRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[66]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4613,7 +4720,7 @@ func (x *CreateCohortRequest) String() string {
 func (*CreateCohortRequest) ProtoMessage() {}
 
 func (x *CreateCohortRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[66]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4626,7 +4733,7 @@ func (x *CreateCohortRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateCohortRequest.ProtoReflect.Descriptor instead.
 func (*CreateCohortRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{66}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *CreateCohortRequest) GetTeamId() int64 {
@@ -4652,7 +4759,7 @@ type CreateCohortResponse struct {
 
 func (x *CreateCohortResponse) Reset() {
 	*x = CreateCohortResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[67]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4664,7 +4771,7 @@ func (x *CreateCohortResponse) String() string {
 func (*CreateCohortResponse) ProtoMessage() {}
 
 func (x *CreateCohortResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[67]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4677,7 +4784,7 @@ func (x *CreateCohortResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateCohortResponse.ProtoReflect.Descriptor instead.
 func (*CreateCohortResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{67}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *CreateCohortResponse) GetCohort() *Cohort {
@@ -4697,7 +4804,7 @@ type GetCohortRequest struct {
 
 func (x *GetCohortRequest) Reset() {
 	*x = GetCohortRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[68]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4709,7 +4816,7 @@ func (x *GetCohortRequest) String() string {
 func (*GetCohortRequest) ProtoMessage() {}
 
 func (x *GetCohortRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[68]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4722,7 +4829,7 @@ func (x *GetCohortRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCohortRequest.ProtoReflect.Descriptor instead.
 func (*GetCohortRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{68}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *GetCohortRequest) GetTeamId() int64 {
@@ -4748,7 +4855,7 @@ type GetCohortResponse struct {
 
 func (x *GetCohortResponse) Reset() {
 	*x = GetCohortResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[69]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4760,7 +4867,7 @@ func (x *GetCohortResponse) String() string {
 func (*GetCohortResponse) ProtoMessage() {}
 
 func (x *GetCohortResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[69]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4773,7 +4880,7 @@ func (x *GetCohortResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCohortResponse.ProtoReflect.Descriptor instead.
 func (*GetCohortResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{69}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *GetCohortResponse) GetCohort() *Cohort {
@@ -4794,7 +4901,7 @@ type ListCohortsRequest struct {
 
 func (x *ListCohortsRequest) Reset() {
 	*x = ListCohortsRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[70]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4806,7 +4913,7 @@ func (x *ListCohortsRequest) String() string {
 func (*ListCohortsRequest) ProtoMessage() {}
 
 func (x *ListCohortsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[70]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4819,7 +4926,7 @@ func (x *ListCohortsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCohortsRequest.ProtoReflect.Descriptor instead.
 func (*ListCohortsRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{70}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *ListCohortsRequest) GetTeamId() int64 {
@@ -4856,7 +4963,7 @@ type ListCohortsResponse struct {
 
 func (x *ListCohortsResponse) Reset() {
 	*x = ListCohortsResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[71]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4868,7 +4975,7 @@ func (x *ListCohortsResponse) String() string {
 func (*ListCohortsResponse) ProtoMessage() {}
 
 func (x *ListCohortsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[71]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4881,7 +4988,7 @@ func (x *ListCohortsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCohortsResponse.ProtoReflect.Descriptor instead.
 func (*ListCohortsResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{71}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *ListCohortsResponse) GetResults() []*Cohort {
@@ -4917,7 +5024,7 @@ type UpdateCohortRequest struct {
 
 func (x *UpdateCohortRequest) Reset() {
 	*x = UpdateCohortRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[72]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4929,7 +5036,7 @@ func (x *UpdateCohortRequest) String() string {
 func (*UpdateCohortRequest) ProtoMessage() {}
 
 func (x *UpdateCohortRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[72]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4942,7 +5049,7 @@ func (x *UpdateCohortRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateCohortRequest.ProtoReflect.Descriptor instead.
 func (*UpdateCohortRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{72}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *UpdateCohortRequest) GetTeamId() int64 {
@@ -4982,7 +5089,7 @@ type UpdateCohortResponse struct {
 
 func (x *UpdateCohortResponse) Reset() {
 	*x = UpdateCohortResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[73]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4994,7 +5101,7 @@ func (x *UpdateCohortResponse) String() string {
 func (*UpdateCohortResponse) ProtoMessage() {}
 
 func (x *UpdateCohortResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[73]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5007,7 +5114,7 @@ func (x *UpdateCohortResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateCohortResponse.ProtoReflect.Descriptor instead.
 func (*UpdateCohortResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{73}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *UpdateCohortResponse) GetCohort() *Cohort {
@@ -5028,7 +5135,7 @@ type DeleteCohortRequest struct {
 
 func (x *DeleteCohortRequest) Reset() {
 	*x = DeleteCohortRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[74]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5040,7 +5147,7 @@ func (x *DeleteCohortRequest) String() string {
 func (*DeleteCohortRequest) ProtoMessage() {}
 
 func (x *DeleteCohortRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[74]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5053,7 +5160,7 @@ func (x *DeleteCohortRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteCohortRequest.ProtoReflect.Descriptor instead.
 func (*DeleteCohortRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{74}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *DeleteCohortRequest) GetTeamId() int64 {
@@ -5086,7 +5193,7 @@ type DeleteCohortResponse struct {
 
 func (x *DeleteCohortResponse) Reset() {
 	*x = DeleteCohortResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[75]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5098,7 +5205,7 @@ func (x *DeleteCohortResponse) String() string {
 func (*DeleteCohortResponse) ProtoMessage() {}
 
 func (x *DeleteCohortResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[75]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5111,7 +5218,7 @@ func (x *DeleteCohortResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteCohortResponse.ProtoReflect.Descriptor instead.
 func (*DeleteCohortResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{75}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *DeleteCohortResponse) GetCohort() *Cohort {
@@ -5132,7 +5239,7 @@ type AddCohortMembersRequest struct {
 
 func (x *AddCohortMembersRequest) Reset() {
 	*x = AddCohortMembersRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[76]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5144,7 +5251,7 @@ func (x *AddCohortMembersRequest) String() string {
 func (*AddCohortMembersRequest) ProtoMessage() {}
 
 func (x *AddCohortMembersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[76]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5157,7 +5264,7 @@ func (x *AddCohortMembersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddCohortMembersRequest.ProtoReflect.Descriptor instead.
 func (*AddCohortMembersRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{76}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *AddCohortMembersRequest) GetTeamId() int64 {
@@ -5190,7 +5297,7 @@ type AddCohortMembersResponse struct {
 
 func (x *AddCohortMembersResponse) Reset() {
 	*x = AddCohortMembersResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[77]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5202,7 +5309,7 @@ func (x *AddCohortMembersResponse) String() string {
 func (*AddCohortMembersResponse) ProtoMessage() {}
 
 func (x *AddCohortMembersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[77]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5215,7 +5322,7 @@ func (x *AddCohortMembersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddCohortMembersResponse.ProtoReflect.Descriptor instead.
 func (*AddCohortMembersResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{77}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *AddCohortMembersResponse) GetAdded() int32 {
@@ -5236,7 +5343,7 @@ type RemoveCohortMembersRequest struct {
 
 func (x *RemoveCohortMembersRequest) Reset() {
 	*x = RemoveCohortMembersRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[78]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5248,7 +5355,7 @@ func (x *RemoveCohortMembersRequest) String() string {
 func (*RemoveCohortMembersRequest) ProtoMessage() {}
 
 func (x *RemoveCohortMembersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[78]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5261,7 +5368,7 @@ func (x *RemoveCohortMembersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveCohortMembersRequest.ProtoReflect.Descriptor instead.
 func (*RemoveCohortMembersRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{78}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *RemoveCohortMembersRequest) GetTeamId() int64 {
@@ -5294,7 +5401,7 @@ type RemoveCohortMembersResponse struct {
 
 func (x *RemoveCohortMembersResponse) Reset() {
 	*x = RemoveCohortMembersResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[79]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5306,7 +5413,7 @@ func (x *RemoveCohortMembersResponse) String() string {
 func (*RemoveCohortMembersResponse) ProtoMessage() {}
 
 func (x *RemoveCohortMembersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[79]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5319,7 +5426,7 @@ func (x *RemoveCohortMembersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveCohortMembersResponse.ProtoReflect.Descriptor instead.
 func (*RemoveCohortMembersResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{79}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *RemoveCohortMembersResponse) GetRemoved() int32 {
@@ -5341,7 +5448,7 @@ type ListCohortMembersRequest struct {
 
 func (x *ListCohortMembersRequest) Reset() {
 	*x = ListCohortMembersRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[80]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5353,7 +5460,7 @@ func (x *ListCohortMembersRequest) String() string {
 func (*ListCohortMembersRequest) ProtoMessage() {}
 
 func (x *ListCohortMembersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[80]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5366,7 +5473,7 @@ func (x *ListCohortMembersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCohortMembersRequest.ProtoReflect.Descriptor instead.
 func (*ListCohortMembersRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{80}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *ListCohortMembersRequest) GetTeamId() int64 {
@@ -5407,7 +5514,7 @@ type ListCohortMembersResponse struct {
 
 func (x *ListCohortMembersResponse) Reset() {
 	*x = ListCohortMembersResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[81]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5419,7 +5526,7 @@ func (x *ListCohortMembersResponse) String() string {
 func (*ListCohortMembersResponse) ProtoMessage() {}
 
 func (x *ListCohortMembersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[81]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5432,7 +5539,7 @@ func (x *ListCohortMembersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCohortMembersResponse.ProtoReflect.Descriptor instead.
 func (*ListCohortMembersResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{81}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *ListCohortMembersResponse) GetDistinctIds() []string {
@@ -5447,6 +5554,198 @@ func (x *ListCohortMembersResponse) GetNextPageToken() string {
 		return x.NextPageToken
 	}
 	return ""
+}
+
+type BackfillCohortRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TeamId        int64                  `protobuf:"varint,1,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
+	CohortId      int64                  `protobuf:"varint,2,opt,name=cohort_id,json=cohortId,proto3" json:"cohort_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackfillCohortRequest) Reset() {
+	*x = BackfillCohortRequest{}
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[83]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackfillCohortRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackfillCohortRequest) ProtoMessage() {}
+
+func (x *BackfillCohortRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[83]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackfillCohortRequest.ProtoReflect.Descriptor instead.
+func (*BackfillCohortRequest) Descriptor() ([]byte, []int) {
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{83}
+}
+
+func (x *BackfillCohortRequest) GetTeamId() int64 {
+	if x != nil {
+		return x.TeamId
+	}
+	return 0
+}
+
+func (x *BackfillCohortRequest) GetCohortId() int64 {
+	if x != nil {
+		return x.CohortId
+	}
+	return 0
+}
+
+type BackfillCohortResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Backfill      *CohortBackfill        `protobuf:"bytes,1,opt,name=backfill,proto3" json:"backfill,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackfillCohortResponse) Reset() {
+	*x = BackfillCohortResponse{}
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[84]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackfillCohortResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackfillCohortResponse) ProtoMessage() {}
+
+func (x *BackfillCohortResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[84]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackfillCohortResponse.ProtoReflect.Descriptor instead.
+func (*BackfillCohortResponse) Descriptor() ([]byte, []int) {
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{84}
+}
+
+func (x *BackfillCohortResponse) GetBackfill() *CohortBackfill {
+	if x != nil {
+		return x.Backfill
+	}
+	return nil
+}
+
+type GetCohortBackfillRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TeamId        int64                  `protobuf:"varint,1,opt,name=team_id,json=teamId,proto3" json:"team_id,omitempty"`
+	CohortId      int64                  `protobuf:"varint,2,opt,name=cohort_id,json=cohortId,proto3" json:"cohort_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetCohortBackfillRequest) Reset() {
+	*x = GetCohortBackfillRequest{}
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[85]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetCohortBackfillRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetCohortBackfillRequest) ProtoMessage() {}
+
+func (x *GetCohortBackfillRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[85]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetCohortBackfillRequest.ProtoReflect.Descriptor instead.
+func (*GetCohortBackfillRequest) Descriptor() ([]byte, []int) {
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{85}
+}
+
+func (x *GetCohortBackfillRequest) GetTeamId() int64 {
+	if x != nil {
+		return x.TeamId
+	}
+	return 0
+}
+
+func (x *GetCohortBackfillRequest) GetCohortId() int64 {
+	if x != nil {
+		return x.CohortId
+	}
+	return 0
+}
+
+type GetCohortBackfillResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Backfill      *CohortBackfill        `protobuf:"bytes,1,opt,name=backfill,proto3" json:"backfill,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetCohortBackfillResponse) Reset() {
+	*x = GetCohortBackfillResponse{}
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[86]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetCohortBackfillResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetCohortBackfillResponse) ProtoMessage() {}
+
+func (x *GetCohortBackfillResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[86]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetCohortBackfillResponse.ProtoReflect.Descriptor instead.
+func (*GetCohortBackfillResponse) Descriptor() ([]byte, []int) {
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{86}
+}
+
+func (x *GetCohortBackfillResponse) GetBackfill() *CohortBackfill {
+	if x != nil {
+		return x.Backfill
+	}
+	return nil
 }
 
 // EarlyAccessFeature is a feature persons may opt into. Its flag gives the
@@ -5472,7 +5771,7 @@ type EarlyAccessFeature struct {
 
 func (x *EarlyAccessFeature) Reset() {
 	*x = EarlyAccessFeature{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[82]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5484,7 +5783,7 @@ func (x *EarlyAccessFeature) String() string {
 func (*EarlyAccessFeature) ProtoMessage() {}
 
 func (x *EarlyAccessFeature) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[82]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5497,7 +5796,7 @@ func (x *EarlyAccessFeature) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EarlyAccessFeature.ProtoReflect.Descriptor instead.
 func (*EarlyAccessFeature) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{82}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{87}
 }
 
 func (x *EarlyAccessFeature) GetId() string {
@@ -5592,7 +5891,7 @@ type CreateEarlyAccessFeatureRequest struct {
 
 func (x *CreateEarlyAccessFeatureRequest) Reset() {
 	*x = CreateEarlyAccessFeatureRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[83]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5604,7 +5903,7 @@ func (x *CreateEarlyAccessFeatureRequest) String() string {
 func (*CreateEarlyAccessFeatureRequest) ProtoMessage() {}
 
 func (x *CreateEarlyAccessFeatureRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[83]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5617,7 +5916,7 @@ func (x *CreateEarlyAccessFeatureRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateEarlyAccessFeatureRequest.ProtoReflect.Descriptor instead.
 func (*CreateEarlyAccessFeatureRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{83}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{88}
 }
 
 func (x *CreateEarlyAccessFeatureRequest) GetTeamId() int64 {
@@ -5671,7 +5970,7 @@ type CreateEarlyAccessFeatureResponse struct {
 
 func (x *CreateEarlyAccessFeatureResponse) Reset() {
 	*x = CreateEarlyAccessFeatureResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[84]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5683,7 +5982,7 @@ func (x *CreateEarlyAccessFeatureResponse) String() string {
 func (*CreateEarlyAccessFeatureResponse) ProtoMessage() {}
 
 func (x *CreateEarlyAccessFeatureResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[84]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5696,7 +5995,7 @@ func (x *CreateEarlyAccessFeatureResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateEarlyAccessFeatureResponse.ProtoReflect.Descriptor instead.
 func (*CreateEarlyAccessFeatureResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{84}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{89}
 }
 
 func (x *CreateEarlyAccessFeatureResponse) GetFeature() *EarlyAccessFeature {
@@ -5716,7 +6015,7 @@ type GetEarlyAccessFeatureRequest struct {
 
 func (x *GetEarlyAccessFeatureRequest) Reset() {
 	*x = GetEarlyAccessFeatureRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[85]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5728,7 +6027,7 @@ func (x *GetEarlyAccessFeatureRequest) String() string {
 func (*GetEarlyAccessFeatureRequest) ProtoMessage() {}
 
 func (x *GetEarlyAccessFeatureRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[85]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5741,7 +6040,7 @@ func (x *GetEarlyAccessFeatureRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEarlyAccessFeatureRequest.ProtoReflect.Descriptor instead.
 func (*GetEarlyAccessFeatureRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{85}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{90}
 }
 
 func (x *GetEarlyAccessFeatureRequest) GetTeamId() int64 {
@@ -5767,7 +6066,7 @@ type GetEarlyAccessFeatureResponse struct {
 
 func (x *GetEarlyAccessFeatureResponse) Reset() {
 	*x = GetEarlyAccessFeatureResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[86]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[91]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5779,7 +6078,7 @@ func (x *GetEarlyAccessFeatureResponse) String() string {
 func (*GetEarlyAccessFeatureResponse) ProtoMessage() {}
 
 func (x *GetEarlyAccessFeatureResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[86]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[91]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5792,7 +6091,7 @@ func (x *GetEarlyAccessFeatureResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEarlyAccessFeatureResponse.ProtoReflect.Descriptor instead.
 func (*GetEarlyAccessFeatureResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{86}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{91}
 }
 
 func (x *GetEarlyAccessFeatureResponse) GetFeature() *EarlyAccessFeature {
@@ -5811,7 +6110,7 @@ type ListEarlyAccessFeaturesRequest struct {
 
 func (x *ListEarlyAccessFeaturesRequest) Reset() {
 	*x = ListEarlyAccessFeaturesRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[87]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[92]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5823,7 +6122,7 @@ func (x *ListEarlyAccessFeaturesRequest) String() string {
 func (*ListEarlyAccessFeaturesRequest) ProtoMessage() {}
 
 func (x *ListEarlyAccessFeaturesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[87]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[92]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5836,7 +6135,7 @@ func (x *ListEarlyAccessFeaturesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEarlyAccessFeaturesRequest.ProtoReflect.Descriptor instead.
 func (*ListEarlyAccessFeaturesRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{87}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{92}
 }
 
 func (x *ListEarlyAccessFeaturesRequest) GetTeamId() int64 {
@@ -5855,7 +6154,7 @@ type ListEarlyAccessFeaturesResponse struct {
 
 func (x *ListEarlyAccessFeaturesResponse) Reset() {
 	*x = ListEarlyAccessFeaturesResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[88]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[93]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5867,7 +6166,7 @@ func (x *ListEarlyAccessFeaturesResponse) String() string {
 func (*ListEarlyAccessFeaturesResponse) ProtoMessage() {}
 
 func (x *ListEarlyAccessFeaturesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[88]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[93]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5880,7 +6179,7 @@ func (x *ListEarlyAccessFeaturesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEarlyAccessFeaturesResponse.ProtoReflect.Descriptor instead.
 func (*ListEarlyAccessFeaturesResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{88}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{93}
 }
 
 func (x *ListEarlyAccessFeaturesResponse) GetFeatures() []*EarlyAccessFeature {
@@ -5908,7 +6207,7 @@ type UpdateEarlyAccessFeatureRequest struct {
 
 func (x *UpdateEarlyAccessFeatureRequest) Reset() {
 	*x = UpdateEarlyAccessFeatureRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[89]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[94]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5920,7 +6219,7 @@ func (x *UpdateEarlyAccessFeatureRequest) String() string {
 func (*UpdateEarlyAccessFeatureRequest) ProtoMessage() {}
 
 func (x *UpdateEarlyAccessFeatureRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[89]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[94]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5933,7 +6232,7 @@ func (x *UpdateEarlyAccessFeatureRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateEarlyAccessFeatureRequest.ProtoReflect.Descriptor instead.
 func (*UpdateEarlyAccessFeatureRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{89}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{94}
 }
 
 func (x *UpdateEarlyAccessFeatureRequest) GetTeamId() int64 {
@@ -5994,7 +6293,7 @@ type UpdateEarlyAccessFeatureResponse struct {
 
 func (x *UpdateEarlyAccessFeatureResponse) Reset() {
 	*x = UpdateEarlyAccessFeatureResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[90]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[95]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6006,7 +6305,7 @@ func (x *UpdateEarlyAccessFeatureResponse) String() string {
 func (*UpdateEarlyAccessFeatureResponse) ProtoMessage() {}
 
 func (x *UpdateEarlyAccessFeatureResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[90]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[95]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6019,7 +6318,7 @@ func (x *UpdateEarlyAccessFeatureResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateEarlyAccessFeatureResponse.ProtoReflect.Descriptor instead.
 func (*UpdateEarlyAccessFeatureResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{90}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{95}
 }
 
 func (x *UpdateEarlyAccessFeatureResponse) GetFeature() *EarlyAccessFeature {
@@ -6040,7 +6339,7 @@ type DeleteEarlyAccessFeatureRequest struct {
 
 func (x *DeleteEarlyAccessFeatureRequest) Reset() {
 	*x = DeleteEarlyAccessFeatureRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[91]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[96]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6052,7 +6351,7 @@ func (x *DeleteEarlyAccessFeatureRequest) String() string {
 func (*DeleteEarlyAccessFeatureRequest) ProtoMessage() {}
 
 func (x *DeleteEarlyAccessFeatureRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[91]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[96]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6065,7 +6364,7 @@ func (x *DeleteEarlyAccessFeatureRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteEarlyAccessFeatureRequest.ProtoReflect.Descriptor instead.
 func (*DeleteEarlyAccessFeatureRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{91}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{96}
 }
 
 func (x *DeleteEarlyAccessFeatureRequest) GetTeamId() int64 {
@@ -6098,7 +6397,7 @@ type DeleteEarlyAccessFeatureResponse struct {
 
 func (x *DeleteEarlyAccessFeatureResponse) Reset() {
 	*x = DeleteEarlyAccessFeatureResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[92]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[97]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6110,7 +6409,7 @@ func (x *DeleteEarlyAccessFeatureResponse) String() string {
 func (*DeleteEarlyAccessFeatureResponse) ProtoMessage() {}
 
 func (x *DeleteEarlyAccessFeatureResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[92]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[97]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6123,7 +6422,7 @@ func (x *DeleteEarlyAccessFeatureResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteEarlyAccessFeatureResponse.ProtoReflect.Descriptor instead.
 func (*DeleteEarlyAccessFeatureResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{92}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{97}
 }
 
 func (x *DeleteEarlyAccessFeatureResponse) GetFeature() *EarlyAccessFeature {
@@ -6146,7 +6445,7 @@ type ListPublicEarlyAccessFeaturesRequest struct {
 
 func (x *ListPublicEarlyAccessFeaturesRequest) Reset() {
 	*x = ListPublicEarlyAccessFeaturesRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[93]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[98]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6158,7 +6457,7 @@ func (x *ListPublicEarlyAccessFeaturesRequest) String() string {
 func (*ListPublicEarlyAccessFeaturesRequest) ProtoMessage() {}
 
 func (x *ListPublicEarlyAccessFeaturesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[93]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[98]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6171,7 +6470,7 @@ func (x *ListPublicEarlyAccessFeaturesRequest) ProtoReflect() protoreflect.Messa
 
 // Deprecated: Use ListPublicEarlyAccessFeaturesRequest.ProtoReflect.Descriptor instead.
 func (*ListPublicEarlyAccessFeaturesRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{93}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{98}
 }
 
 func (x *ListPublicEarlyAccessFeaturesRequest) GetToken() string {
@@ -6204,7 +6503,7 @@ type PublicEarlyAccessFeature struct {
 
 func (x *PublicEarlyAccessFeature) Reset() {
 	*x = PublicEarlyAccessFeature{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[94]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[99]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6216,7 +6515,7 @@ func (x *PublicEarlyAccessFeature) String() string {
 func (*PublicEarlyAccessFeature) ProtoMessage() {}
 
 func (x *PublicEarlyAccessFeature) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[94]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[99]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6229,7 +6528,7 @@ func (x *PublicEarlyAccessFeature) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublicEarlyAccessFeature.ProtoReflect.Descriptor instead.
 func (*PublicEarlyAccessFeature) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{94}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{99}
 }
 
 func (x *PublicEarlyAccessFeature) GetName() string {
@@ -6276,7 +6575,7 @@ type ListPublicEarlyAccessFeaturesResponse struct {
 
 func (x *ListPublicEarlyAccessFeaturesResponse) Reset() {
 	*x = ListPublicEarlyAccessFeaturesResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[95]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[100]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6288,7 +6587,7 @@ func (x *ListPublicEarlyAccessFeaturesResponse) String() string {
 func (*ListPublicEarlyAccessFeaturesResponse) ProtoMessage() {}
 
 func (x *ListPublicEarlyAccessFeaturesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[95]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[100]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6301,7 +6600,7 @@ func (x *ListPublicEarlyAccessFeaturesResponse) ProtoReflect() protoreflect.Mess
 
 // Deprecated: Use ListPublicEarlyAccessFeaturesResponse.ProtoReflect.Descriptor instead.
 func (*ListPublicEarlyAccessFeaturesResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{95}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{100}
 }
 
 func (x *ListPublicEarlyAccessFeaturesResponse) GetEarlyAccessFeatures() []*PublicEarlyAccessFeature {
@@ -6335,7 +6634,7 @@ type ActivityEntry struct {
 
 func (x *ActivityEntry) Reset() {
 	*x = ActivityEntry{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[96]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[101]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6347,7 +6646,7 @@ func (x *ActivityEntry) String() string {
 func (*ActivityEntry) ProtoMessage() {}
 
 func (x *ActivityEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[96]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[101]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6360,7 +6659,7 @@ func (x *ActivityEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ActivityEntry.ProtoReflect.Descriptor instead.
 func (*ActivityEntry) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{96}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{101}
 }
 
 func (x *ActivityEntry) GetId() string {
@@ -6447,7 +6746,7 @@ type ListActivityRequest struct {
 
 func (x *ListActivityRequest) Reset() {
 	*x = ListActivityRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[97]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[102]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6459,7 +6758,7 @@ func (x *ListActivityRequest) String() string {
 func (*ListActivityRequest) ProtoMessage() {}
 
 func (x *ListActivityRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[97]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[102]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6472,7 +6771,7 @@ func (x *ListActivityRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListActivityRequest.ProtoReflect.Descriptor instead.
 func (*ListActivityRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{97}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{102}
 }
 
 func (x *ListActivityRequest) GetTeamId() int64 {
@@ -6522,7 +6821,7 @@ type ListActivityResponse struct {
 
 func (x *ListActivityResponse) Reset() {
 	*x = ListActivityResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[98]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[103]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6534,7 +6833,7 @@ func (x *ListActivityResponse) String() string {
 func (*ListActivityResponse) ProtoMessage() {}
 
 func (x *ListActivityResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[98]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[103]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6547,7 +6846,7 @@ func (x *ListActivityResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListActivityResponse.ProtoReflect.Descriptor instead.
 func (*ListActivityResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{98}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{103}
 }
 
 func (x *ListActivityResponse) GetEntries() []*ActivityEntry {
@@ -6576,7 +6875,7 @@ type ListFlagActivityRequest struct {
 
 func (x *ListFlagActivityRequest) Reset() {
 	*x = ListFlagActivityRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[99]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[104]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6588,7 +6887,7 @@ func (x *ListFlagActivityRequest) String() string {
 func (*ListFlagActivityRequest) ProtoMessage() {}
 
 func (x *ListFlagActivityRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[99]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[104]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6601,7 +6900,7 @@ func (x *ListFlagActivityRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFlagActivityRequest.ProtoReflect.Descriptor instead.
 func (*ListFlagActivityRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{99}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{104}
 }
 
 func (x *ListFlagActivityRequest) GetTeamId() int64 {
@@ -6642,7 +6941,7 @@ type ListFlagActivityResponse struct {
 
 func (x *ListFlagActivityResponse) Reset() {
 	*x = ListFlagActivityResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[100]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[105]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6654,7 +6953,7 @@ func (x *ListFlagActivityResponse) String() string {
 func (*ListFlagActivityResponse) ProtoMessage() {}
 
 func (x *ListFlagActivityResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[100]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[105]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6667,7 +6966,7 @@ func (x *ListFlagActivityResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFlagActivityResponse.ProtoReflect.Descriptor instead.
 func (*ListFlagActivityResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{100}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{105}
 }
 
 func (x *ListFlagActivityResponse) GetEntries() []*ActivityEntry {
@@ -6707,7 +7006,7 @@ type ExplainFlagRequest struct {
 
 func (x *ExplainFlagRequest) Reset() {
 	*x = ExplainFlagRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[101]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[106]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6719,7 +7018,7 @@ func (x *ExplainFlagRequest) String() string {
 func (*ExplainFlagRequest) ProtoMessage() {}
 
 func (x *ExplainFlagRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[101]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[106]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6732,7 +7031,7 @@ func (x *ExplainFlagRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExplainFlagRequest.ProtoReflect.Descriptor instead.
 func (*ExplainFlagRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{101}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{106}
 }
 
 func (x *ExplainFlagRequest) GetTeamId() int64 {
@@ -6807,7 +7106,7 @@ type FilterExplain struct {
 
 func (x *FilterExplain) Reset() {
 	*x = FilterExplain{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[102]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[107]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6819,7 +7118,7 @@ func (x *FilterExplain) String() string {
 func (*FilterExplain) ProtoMessage() {}
 
 func (x *FilterExplain) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[102]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[107]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6832,7 +7131,7 @@ func (x *FilterExplain) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FilterExplain.ProtoReflect.Descriptor instead.
 func (*FilterExplain) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{102}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{107}
 }
 
 func (x *FilterExplain) GetIndex() int32 {
@@ -6898,7 +7197,7 @@ type ConditionExplain struct {
 
 func (x *ConditionExplain) Reset() {
 	*x = ConditionExplain{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[103]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[108]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6910,7 +7209,7 @@ func (x *ConditionExplain) String() string {
 func (*ConditionExplain) ProtoMessage() {}
 
 func (x *ConditionExplain) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[103]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[108]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6923,7 +7222,7 @@ func (x *ConditionExplain) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConditionExplain.ProtoReflect.Descriptor instead.
 func (*ConditionExplain) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{103}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{108}
 }
 
 func (x *ConditionExplain) GetIndex() int32 {
@@ -6991,14 +7290,18 @@ type ExplainFlagResponse struct {
 	Payload    *structpb.Value     `protobuf:"bytes,11,opt,name=payload,proto3" json:"payload,omitempty"`
 	Conditions []*ConditionExplain `protobuf:"bytes,9,rep,name=conditions,proto3" json:"conditions,omitempty"`
 	// Whether the properties came from the stored row.
-	FromStore     bool `protobuf:"varint,10,opt,name=from_store,json=fromStore,proto3" json:"from_store,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	FromStore bool `protobuf:"varint,10,opt,name=from_store,json=fromStore,proto3" json:"from_store,omitempty"`
+	// The behavioural cohorts the flag reads (nested ones included) whose
+	// backfill is still running: their counts lack some of the events from
+	// before the cohort was tracked, so the answer may change when it ends.
+	BackfillingCohorts []int64 `protobuf:"varint,12,rep,packed,name=backfilling_cohorts,json=backfillingCohorts,proto3" json:"backfilling_cohorts,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *ExplainFlagResponse) Reset() {
 	*x = ExplainFlagResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[104]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[109]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7010,7 +7313,7 @@ func (x *ExplainFlagResponse) String() string {
 func (*ExplainFlagResponse) ProtoMessage() {}
 
 func (x *ExplainFlagResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[104]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[109]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7023,7 +7326,7 @@ func (x *ExplainFlagResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExplainFlagResponse.ProtoReflect.Descriptor instead.
 func (*ExplainFlagResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{104}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{109}
 }
 
 func (x *ExplainFlagResponse) GetKey() string {
@@ -7096,6 +7399,13 @@ func (x *ExplainFlagResponse) GetFromStore() bool {
 	return false
 }
 
+func (x *ExplainFlagResponse) GetBackfillingCohorts() []int64 {
+	if x != nil {
+		return x.BackfillingCohorts
+	}
+	return nil
+}
+
 // BlastRadiusJob reports how many persons a proposed definition changes,
 // computed exactly over the team's rows in the persons store. A row is a
 // distinct_id with its person's properties; values are decided per
@@ -7138,7 +7448,7 @@ type BlastRadiusJob struct {
 
 func (x *BlastRadiusJob) Reset() {
 	*x = BlastRadiusJob{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[105]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[110]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7150,7 +7460,7 @@ func (x *BlastRadiusJob) String() string {
 func (*BlastRadiusJob) ProtoMessage() {}
 
 func (x *BlastRadiusJob) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[105]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[110]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7163,7 +7473,7 @@ func (x *BlastRadiusJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlastRadiusJob.ProtoReflect.Descriptor instead.
 func (*BlastRadiusJob) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{105}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{110}
 }
 
 func (x *BlastRadiusJob) GetId() string {
@@ -7293,7 +7603,7 @@ type StartBlastRadiusRequest struct {
 
 func (x *StartBlastRadiusRequest) Reset() {
 	*x = StartBlastRadiusRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[106]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[111]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7305,7 +7615,7 @@ func (x *StartBlastRadiusRequest) String() string {
 func (*StartBlastRadiusRequest) ProtoMessage() {}
 
 func (x *StartBlastRadiusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[106]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[111]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7318,7 +7628,7 @@ func (x *StartBlastRadiusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartBlastRadiusRequest.ProtoReflect.Descriptor instead.
 func (*StartBlastRadiusRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{106}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{111}
 }
 
 func (x *StartBlastRadiusRequest) GetTeamId() int64 {
@@ -7358,7 +7668,7 @@ type StartBlastRadiusResponse struct {
 
 func (x *StartBlastRadiusResponse) Reset() {
 	*x = StartBlastRadiusResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[107]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[112]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7370,7 +7680,7 @@ func (x *StartBlastRadiusResponse) String() string {
 func (*StartBlastRadiusResponse) ProtoMessage() {}
 
 func (x *StartBlastRadiusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[107]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[112]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7383,7 +7693,7 @@ func (x *StartBlastRadiusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartBlastRadiusResponse.ProtoReflect.Descriptor instead.
 func (*StartBlastRadiusResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{107}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{112}
 }
 
 func (x *StartBlastRadiusResponse) GetJob() *BlastRadiusJob {
@@ -7403,7 +7713,7 @@ type GetBlastRadiusJobRequest struct {
 
 func (x *GetBlastRadiusJobRequest) Reset() {
 	*x = GetBlastRadiusJobRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[108]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[113]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7415,7 +7725,7 @@ func (x *GetBlastRadiusJobRequest) String() string {
 func (*GetBlastRadiusJobRequest) ProtoMessage() {}
 
 func (x *GetBlastRadiusJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[108]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[113]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7428,7 +7738,7 @@ func (x *GetBlastRadiusJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBlastRadiusJobRequest.ProtoReflect.Descriptor instead.
 func (*GetBlastRadiusJobRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{108}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{113}
 }
 
 func (x *GetBlastRadiusJobRequest) GetTeamId() int64 {
@@ -7454,7 +7764,7 @@ type GetBlastRadiusJobResponse struct {
 
 func (x *GetBlastRadiusJobResponse) Reset() {
 	*x = GetBlastRadiusJobResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[109]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[114]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7466,7 +7776,7 @@ func (x *GetBlastRadiusJobResponse) String() string {
 func (*GetBlastRadiusJobResponse) ProtoMessage() {}
 
 func (x *GetBlastRadiusJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[109]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[114]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7479,7 +7789,7 @@ func (x *GetBlastRadiusJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBlastRadiusJobResponse.ProtoReflect.Descriptor instead.
 func (*GetBlastRadiusJobResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{109}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{114}
 }
 
 func (x *GetBlastRadiusJobResponse) GetJob() *BlastRadiusJob {
@@ -7498,7 +7808,7 @@ type ListBlastRadiusJobsRequest struct {
 
 func (x *ListBlastRadiusJobsRequest) Reset() {
 	*x = ListBlastRadiusJobsRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[110]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[115]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7510,7 +7820,7 @@ func (x *ListBlastRadiusJobsRequest) String() string {
 func (*ListBlastRadiusJobsRequest) ProtoMessage() {}
 
 func (x *ListBlastRadiusJobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[110]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[115]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7523,7 +7833,7 @@ func (x *ListBlastRadiusJobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBlastRadiusJobsRequest.ProtoReflect.Descriptor instead.
 func (*ListBlastRadiusJobsRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{110}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{115}
 }
 
 func (x *ListBlastRadiusJobsRequest) GetTeamId() int64 {
@@ -7542,7 +7852,7 @@ type ListBlastRadiusJobsResponse struct {
 
 func (x *ListBlastRadiusJobsResponse) Reset() {
 	*x = ListBlastRadiusJobsResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[111]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[116]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7554,7 +7864,7 @@ func (x *ListBlastRadiusJobsResponse) String() string {
 func (*ListBlastRadiusJobsResponse) ProtoMessage() {}
 
 func (x *ListBlastRadiusJobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[111]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[116]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7567,7 +7877,7 @@ func (x *ListBlastRadiusJobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBlastRadiusJobsResponse.ProtoReflect.Descriptor instead.
 func (*ListBlastRadiusJobsResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{111}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{116}
 }
 
 func (x *ListBlastRadiusJobsResponse) GetJobs() []*BlastRadiusJob {
@@ -7587,7 +7897,7 @@ type CancelBlastRadiusJobRequest struct {
 
 func (x *CancelBlastRadiusJobRequest) Reset() {
 	*x = CancelBlastRadiusJobRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[112]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[117]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7599,7 +7909,7 @@ func (x *CancelBlastRadiusJobRequest) String() string {
 func (*CancelBlastRadiusJobRequest) ProtoMessage() {}
 
 func (x *CancelBlastRadiusJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[112]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[117]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7612,7 +7922,7 @@ func (x *CancelBlastRadiusJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelBlastRadiusJobRequest.ProtoReflect.Descriptor instead.
 func (*CancelBlastRadiusJobRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{112}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{117}
 }
 
 func (x *CancelBlastRadiusJobRequest) GetTeamId() int64 {
@@ -7638,7 +7948,7 @@ type CancelBlastRadiusJobResponse struct {
 
 func (x *CancelBlastRadiusJobResponse) Reset() {
 	*x = CancelBlastRadiusJobResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[113]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[118]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7650,7 +7960,7 @@ func (x *CancelBlastRadiusJobResponse) String() string {
 func (*CancelBlastRadiusJobResponse) ProtoMessage() {}
 
 func (x *CancelBlastRadiusJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[113]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[118]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7663,7 +7973,7 @@ func (x *CancelBlastRadiusJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelBlastRadiusJobResponse.ProtoReflect.Descriptor instead.
 func (*CancelBlastRadiusJobResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{113}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{118}
 }
 
 func (x *CancelBlastRadiusJobResponse) GetJob() *BlastRadiusJob {
@@ -7705,7 +8015,7 @@ type PrecomputeRun struct {
 
 func (x *PrecomputeRun) Reset() {
 	*x = PrecomputeRun{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[114]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[119]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7717,7 +8027,7 @@ func (x *PrecomputeRun) String() string {
 func (*PrecomputeRun) ProtoMessage() {}
 
 func (x *PrecomputeRun) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[114]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[119]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7730,7 +8040,7 @@ func (x *PrecomputeRun) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrecomputeRun.ProtoReflect.Descriptor instead.
 func (*PrecomputeRun) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{114}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{119}
 }
 
 func (x *PrecomputeRun) GetTeamId() int64 {
@@ -7833,7 +8143,7 @@ type GetPrecomputeStatusRequest struct {
 
 func (x *GetPrecomputeStatusRequest) Reset() {
 	*x = GetPrecomputeStatusRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[115]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[120]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7845,7 +8155,7 @@ func (x *GetPrecomputeStatusRequest) String() string {
 func (*GetPrecomputeStatusRequest) ProtoMessage() {}
 
 func (x *GetPrecomputeStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[115]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[120]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7858,7 +8168,7 @@ func (x *GetPrecomputeStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPrecomputeStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetPrecomputeStatusRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{115}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{120}
 }
 
 func (x *GetPrecomputeStatusRequest) GetTeamId() int64 {
@@ -7877,7 +8187,7 @@ type GetPrecomputeStatusResponse struct {
 
 func (x *GetPrecomputeStatusResponse) Reset() {
 	*x = GetPrecomputeStatusResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[116]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[121]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7889,7 +8199,7 @@ func (x *GetPrecomputeStatusResponse) String() string {
 func (*GetPrecomputeStatusResponse) ProtoMessage() {}
 
 func (x *GetPrecomputeStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[116]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[121]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7902,7 +8212,7 @@ func (x *GetPrecomputeStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPrecomputeStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetPrecomputeStatusResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{116}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{121}
 }
 
 func (x *GetPrecomputeStatusResponse) GetRun() *PrecomputeRun {
@@ -7929,7 +8239,7 @@ type ImportDefinitionsRequest struct {
 
 func (x *ImportDefinitionsRequest) Reset() {
 	*x = ImportDefinitionsRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[117]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[122]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7941,7 +8251,7 @@ func (x *ImportDefinitionsRequest) String() string {
 func (*ImportDefinitionsRequest) ProtoMessage() {}
 
 func (x *ImportDefinitionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[117]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[122]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7954,7 +8264,7 @@ func (x *ImportDefinitionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportDefinitionsRequest.ProtoReflect.Descriptor instead.
 func (*ImportDefinitionsRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{117}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{122}
 }
 
 func (x *ImportDefinitionsRequest) GetTeamId() int64 {
@@ -8003,7 +8313,7 @@ type ImportItem struct {
 
 func (x *ImportItem) Reset() {
 	*x = ImportItem{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[118]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[123]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8015,7 +8325,7 @@ func (x *ImportItem) String() string {
 func (*ImportItem) ProtoMessage() {}
 
 func (x *ImportItem) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[118]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[123]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8028,7 +8338,7 @@ func (x *ImportItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportItem.ProtoReflect.Descriptor instead.
 func (*ImportItem) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{118}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{123}
 }
 
 func (x *ImportItem) GetKind() string {
@@ -8105,7 +8415,7 @@ type ImportDefinitionsResponse struct {
 
 func (x *ImportDefinitionsResponse) Reset() {
 	*x = ImportDefinitionsResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[119]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[124]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8117,7 +8427,7 @@ func (x *ImportDefinitionsResponse) String() string {
 func (*ImportDefinitionsResponse) ProtoMessage() {}
 
 func (x *ImportDefinitionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[119]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[124]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8130,7 +8440,7 @@ func (x *ImportDefinitionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportDefinitionsResponse.ProtoReflect.Descriptor instead.
 func (*ImportDefinitionsResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{119}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{124}
 }
 
 func (x *ImportDefinitionsResponse) GetDryRun() bool {
@@ -8212,7 +8522,7 @@ type WebhookEndpoint struct {
 
 func (x *WebhookEndpoint) Reset() {
 	*x = WebhookEndpoint{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[120]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[125]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8224,7 +8534,7 @@ func (x *WebhookEndpoint) String() string {
 func (*WebhookEndpoint) ProtoMessage() {}
 
 func (x *WebhookEndpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[120]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[125]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8237,7 +8547,7 @@ func (x *WebhookEndpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WebhookEndpoint.ProtoReflect.Descriptor instead.
 func (*WebhookEndpoint) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{120}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{125}
 }
 
 func (x *WebhookEndpoint) GetId() string {
@@ -8328,7 +8638,7 @@ type WebhookEndpointInput struct {
 
 func (x *WebhookEndpointInput) Reset() {
 	*x = WebhookEndpointInput{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[121]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[126]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8340,7 +8650,7 @@ func (x *WebhookEndpointInput) String() string {
 func (*WebhookEndpointInput) ProtoMessage() {}
 
 func (x *WebhookEndpointInput) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[121]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[126]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8353,7 +8663,7 @@ func (x *WebhookEndpointInput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WebhookEndpointInput.ProtoReflect.Descriptor instead.
 func (*WebhookEndpointInput) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{121}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{126}
 }
 
 func (x *WebhookEndpointInput) GetUrl() string {
@@ -8401,7 +8711,7 @@ type CreateWebhookEndpointRequest struct {
 
 func (x *CreateWebhookEndpointRequest) Reset() {
 	*x = CreateWebhookEndpointRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[122]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[127]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8413,7 +8723,7 @@ func (x *CreateWebhookEndpointRequest) String() string {
 func (*CreateWebhookEndpointRequest) ProtoMessage() {}
 
 func (x *CreateWebhookEndpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[122]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[127]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8426,7 +8736,7 @@ func (x *CreateWebhookEndpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateWebhookEndpointRequest.ProtoReflect.Descriptor instead.
 func (*CreateWebhookEndpointRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{122}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{127}
 }
 
 func (x *CreateWebhookEndpointRequest) GetTeamId() int64 {
@@ -8452,7 +8762,7 @@ type CreateWebhookEndpointResponse struct {
 
 func (x *CreateWebhookEndpointResponse) Reset() {
 	*x = CreateWebhookEndpointResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[123]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[128]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8464,7 +8774,7 @@ func (x *CreateWebhookEndpointResponse) String() string {
 func (*CreateWebhookEndpointResponse) ProtoMessage() {}
 
 func (x *CreateWebhookEndpointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[123]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[128]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8477,7 +8787,7 @@ func (x *CreateWebhookEndpointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateWebhookEndpointResponse.ProtoReflect.Descriptor instead.
 func (*CreateWebhookEndpointResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{123}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{128}
 }
 
 func (x *CreateWebhookEndpointResponse) GetEndpoint() *WebhookEndpoint {
@@ -8497,7 +8807,7 @@ type GetWebhookEndpointRequest struct {
 
 func (x *GetWebhookEndpointRequest) Reset() {
 	*x = GetWebhookEndpointRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[124]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[129]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8509,7 +8819,7 @@ func (x *GetWebhookEndpointRequest) String() string {
 func (*GetWebhookEndpointRequest) ProtoMessage() {}
 
 func (x *GetWebhookEndpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[124]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[129]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8522,7 +8832,7 @@ func (x *GetWebhookEndpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetWebhookEndpointRequest.ProtoReflect.Descriptor instead.
 func (*GetWebhookEndpointRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{124}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{129}
 }
 
 func (x *GetWebhookEndpointRequest) GetTeamId() int64 {
@@ -8548,7 +8858,7 @@ type GetWebhookEndpointResponse struct {
 
 func (x *GetWebhookEndpointResponse) Reset() {
 	*x = GetWebhookEndpointResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[125]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[130]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8560,7 +8870,7 @@ func (x *GetWebhookEndpointResponse) String() string {
 func (*GetWebhookEndpointResponse) ProtoMessage() {}
 
 func (x *GetWebhookEndpointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[125]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[130]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8573,7 +8883,7 @@ func (x *GetWebhookEndpointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetWebhookEndpointResponse.ProtoReflect.Descriptor instead.
 func (*GetWebhookEndpointResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{125}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{130}
 }
 
 func (x *GetWebhookEndpointResponse) GetEndpoint() *WebhookEndpoint {
@@ -8592,7 +8902,7 @@ type ListWebhookEndpointsRequest struct {
 
 func (x *ListWebhookEndpointsRequest) Reset() {
 	*x = ListWebhookEndpointsRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[126]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[131]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8604,7 +8914,7 @@ func (x *ListWebhookEndpointsRequest) String() string {
 func (*ListWebhookEndpointsRequest) ProtoMessage() {}
 
 func (x *ListWebhookEndpointsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[126]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[131]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8617,7 +8927,7 @@ func (x *ListWebhookEndpointsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWebhookEndpointsRequest.ProtoReflect.Descriptor instead.
 func (*ListWebhookEndpointsRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{126}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{131}
 }
 
 func (x *ListWebhookEndpointsRequest) GetTeamId() int64 {
@@ -8636,7 +8946,7 @@ type ListWebhookEndpointsResponse struct {
 
 func (x *ListWebhookEndpointsResponse) Reset() {
 	*x = ListWebhookEndpointsResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[127]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[132]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8648,7 +8958,7 @@ func (x *ListWebhookEndpointsResponse) String() string {
 func (*ListWebhookEndpointsResponse) ProtoMessage() {}
 
 func (x *ListWebhookEndpointsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[127]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[132]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8661,7 +8971,7 @@ func (x *ListWebhookEndpointsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWebhookEndpointsResponse.ProtoReflect.Descriptor instead.
 func (*ListWebhookEndpointsResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{127}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{132}
 }
 
 func (x *ListWebhookEndpointsResponse) GetResults() []*WebhookEndpoint {
@@ -8682,7 +8992,7 @@ type UpdateWebhookEndpointRequest struct {
 
 func (x *UpdateWebhookEndpointRequest) Reset() {
 	*x = UpdateWebhookEndpointRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[128]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[133]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8694,7 +9004,7 @@ func (x *UpdateWebhookEndpointRequest) String() string {
 func (*UpdateWebhookEndpointRequest) ProtoMessage() {}
 
 func (x *UpdateWebhookEndpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[128]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[133]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8707,7 +9017,7 @@ func (x *UpdateWebhookEndpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateWebhookEndpointRequest.ProtoReflect.Descriptor instead.
 func (*UpdateWebhookEndpointRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{128}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{133}
 }
 
 func (x *UpdateWebhookEndpointRequest) GetTeamId() int64 {
@@ -8740,7 +9050,7 @@ type UpdateWebhookEndpointResponse struct {
 
 func (x *UpdateWebhookEndpointResponse) Reset() {
 	*x = UpdateWebhookEndpointResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[129]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[134]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8752,7 +9062,7 @@ func (x *UpdateWebhookEndpointResponse) String() string {
 func (*UpdateWebhookEndpointResponse) ProtoMessage() {}
 
 func (x *UpdateWebhookEndpointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[129]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[134]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8765,7 +9075,7 @@ func (x *UpdateWebhookEndpointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateWebhookEndpointResponse.ProtoReflect.Descriptor instead.
 func (*UpdateWebhookEndpointResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{129}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{134}
 }
 
 func (x *UpdateWebhookEndpointResponse) GetEndpoint() *WebhookEndpoint {
@@ -8785,7 +9095,7 @@ type DeleteWebhookEndpointRequest struct {
 
 func (x *DeleteWebhookEndpointRequest) Reset() {
 	*x = DeleteWebhookEndpointRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[130]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[135]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8797,7 +9107,7 @@ func (x *DeleteWebhookEndpointRequest) String() string {
 func (*DeleteWebhookEndpointRequest) ProtoMessage() {}
 
 func (x *DeleteWebhookEndpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[130]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[135]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8810,7 +9120,7 @@ func (x *DeleteWebhookEndpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteWebhookEndpointRequest.ProtoReflect.Descriptor instead.
 func (*DeleteWebhookEndpointRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{130}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{135}
 }
 
 func (x *DeleteWebhookEndpointRequest) GetTeamId() int64 {
@@ -8835,7 +9145,7 @@ type DeleteWebhookEndpointResponse struct {
 
 func (x *DeleteWebhookEndpointResponse) Reset() {
 	*x = DeleteWebhookEndpointResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[131]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[136]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8847,7 +9157,7 @@ func (x *DeleteWebhookEndpointResponse) String() string {
 func (*DeleteWebhookEndpointResponse) ProtoMessage() {}
 
 func (x *DeleteWebhookEndpointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[131]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[136]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8860,7 +9170,7 @@ func (x *DeleteWebhookEndpointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteWebhookEndpointResponse.ProtoReflect.Descriptor instead.
 func (*DeleteWebhookEndpointResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{131}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{136}
 }
 
 // WebhookStatus is an endpoint's delivery status.
@@ -8886,7 +9196,7 @@ type WebhookStatus struct {
 
 func (x *WebhookStatus) Reset() {
 	*x = WebhookStatus{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[132]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[137]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8898,7 +9208,7 @@ func (x *WebhookStatus) String() string {
 func (*WebhookStatus) ProtoMessage() {}
 
 func (x *WebhookStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[132]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[137]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8911,7 +9221,7 @@ func (x *WebhookStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WebhookStatus.ProtoReflect.Descriptor instead.
 func (*WebhookStatus) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{132}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{137}
 }
 
 func (x *WebhookStatus) GetEndpointId() string {
@@ -8994,7 +9304,7 @@ type GetWebhookStatusRequest struct {
 
 func (x *GetWebhookStatusRequest) Reset() {
 	*x = GetWebhookStatusRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[133]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[138]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -9006,7 +9316,7 @@ func (x *GetWebhookStatusRequest) String() string {
 func (*GetWebhookStatusRequest) ProtoMessage() {}
 
 func (x *GetWebhookStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[133]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[138]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -9019,7 +9329,7 @@ func (x *GetWebhookStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetWebhookStatusRequest.ProtoReflect.Descriptor instead.
 func (*GetWebhookStatusRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{133}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{138}
 }
 
 func (x *GetWebhookStatusRequest) GetTeamId() int64 {
@@ -9045,7 +9355,7 @@ type GetWebhookStatusResponse struct {
 
 func (x *GetWebhookStatusResponse) Reset() {
 	*x = GetWebhookStatusResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[134]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[139]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -9057,7 +9367,7 @@ func (x *GetWebhookStatusResponse) String() string {
 func (*GetWebhookStatusResponse) ProtoMessage() {}
 
 func (x *GetWebhookStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[134]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[139]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -9070,7 +9380,7 @@ func (x *GetWebhookStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetWebhookStatusResponse.ProtoReflect.Descriptor instead.
 func (*GetWebhookStatusResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{134}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{139}
 }
 
 func (x *GetWebhookStatusResponse) GetStatus() *WebhookStatus {
@@ -9101,7 +9411,7 @@ type WebhookDeadLetter struct {
 
 func (x *WebhookDeadLetter) Reset() {
 	*x = WebhookDeadLetter{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[135]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[140]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -9113,7 +9423,7 @@ func (x *WebhookDeadLetter) String() string {
 func (*WebhookDeadLetter) ProtoMessage() {}
 
 func (x *WebhookDeadLetter) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[135]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[140]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -9126,7 +9436,7 @@ func (x *WebhookDeadLetter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WebhookDeadLetter.ProtoReflect.Descriptor instead.
 func (*WebhookDeadLetter) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{135}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{140}
 }
 
 func (x *WebhookDeadLetter) GetSeq() int64 {
@@ -9206,7 +9516,7 @@ type ListWebhookDeadLettersRequest struct {
 
 func (x *ListWebhookDeadLettersRequest) Reset() {
 	*x = ListWebhookDeadLettersRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[136]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[141]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -9218,7 +9528,7 @@ func (x *ListWebhookDeadLettersRequest) String() string {
 func (*ListWebhookDeadLettersRequest) ProtoMessage() {}
 
 func (x *ListWebhookDeadLettersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[136]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[141]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -9231,7 +9541,7 @@ func (x *ListWebhookDeadLettersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWebhookDeadLettersRequest.ProtoReflect.Descriptor instead.
 func (*ListWebhookDeadLettersRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{136}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{141}
 }
 
 func (x *ListWebhookDeadLettersRequest) GetTeamId() int64 {
@@ -9271,7 +9581,7 @@ type ListWebhookDeadLettersResponse struct {
 
 func (x *ListWebhookDeadLettersResponse) Reset() {
 	*x = ListWebhookDeadLettersResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[137]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[142]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -9283,7 +9593,7 @@ func (x *ListWebhookDeadLettersResponse) String() string {
 func (*ListWebhookDeadLettersResponse) ProtoMessage() {}
 
 func (x *ListWebhookDeadLettersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[137]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[142]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -9296,7 +9606,7 @@ func (x *ListWebhookDeadLettersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWebhookDeadLettersResponse.ProtoReflect.Descriptor instead.
 func (*ListWebhookDeadLettersResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{137}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{142}
 }
 
 func (x *ListWebhookDeadLettersResponse) GetResults() []*WebhookDeadLetter {
@@ -9318,7 +9628,7 @@ type RedeliverWebhookRequest struct {
 
 func (x *RedeliverWebhookRequest) Reset() {
 	*x = RedeliverWebhookRequest{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[138]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[143]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -9330,7 +9640,7 @@ func (x *RedeliverWebhookRequest) String() string {
 func (*RedeliverWebhookRequest) ProtoMessage() {}
 
 func (x *RedeliverWebhookRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[138]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[143]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -9343,7 +9653,7 @@ func (x *RedeliverWebhookRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RedeliverWebhookRequest.ProtoReflect.Descriptor instead.
 func (*RedeliverWebhookRequest) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{138}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{143}
 }
 
 func (x *RedeliverWebhookRequest) GetTeamId() int64 {
@@ -9376,7 +9686,7 @@ type RedeliverWebhookResponse struct {
 
 func (x *RedeliverWebhookResponse) Reset() {
 	*x = RedeliverWebhookResponse{}
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[139]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[144]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -9388,7 +9698,7 @@ func (x *RedeliverWebhookResponse) String() string {
 func (*RedeliverWebhookResponse) ProtoMessage() {}
 
 func (x *RedeliverWebhookResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vexil_admin_v1_admin_proto_msgTypes[139]
+	mi := &file_vexil_admin_v1_admin_proto_msgTypes[144]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -9401,7 +9711,7 @@ func (x *RedeliverWebhookResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RedeliverWebhookResponse.ProtoReflect.Descriptor instead.
 func (*RedeliverWebhookResponse) Descriptor() ([]byte, []int) {
-	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{139}
+	return file_vexil_admin_v1_admin_proto_rawDescGZIP(), []int{144}
 }
 
 func (x *RedeliverWebhookResponse) GetQueued() int32 {
@@ -9697,7 +10007,7 @@ const file_vexil_admin_v1_admin_proto_rawDesc = "" +
 	"\x16ListDependentsResponse\x129\n" +
 	"\n" +
 	"dependents\x18\x01 \x03(\v2\x19.vexil.admin.v1.DependentR\n" +
-	"dependents\"\x95\x04\n" +
+	"dependents\"\xd1\x04\n" +
 	"\x06Cohort\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x17\n" +
 	"\ateam_id\x18\x02 \x01(\x03R\x06teamId\x12\x12\n" +
@@ -9714,7 +10024,18 @@ const file_vexil_admin_v1_admin_proto_rawDesc = "" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12\x1b\n" +
 	"\tis_static\x18\f \x01(\bR\bisStatic\x123\n" +
 	"\bwarnings\x18\r \x03(\v2\x17.vexil.admin.v1.WarningR\bwarnings\x12G\n" +
-	"\rfilter_report\x18\x0e \x03(\v2\".vexil.admin.v1.CohortFilterReportR\ffilterReportJ\x04\b\x06\x10\a\"\x92\x01\n" +
+	"\rfilter_report\x18\x0e \x03(\v2\".vexil.admin.v1.CohortFilterReportR\ffilterReport\x12:\n" +
+	"\bbackfill\x18\x0f \x01(\v2\x1e.vexil.admin.v1.CohortBackfillR\bbackfillJ\x04\b\x06\x10\a\"\xfc\x01\n" +
+	"\x0eCohortBackfill\x12\x14\n" +
+	"\x05state\x18\x01 \x01(\tR\x05state\x12\x1a\n" +
+	"\bprogress\x18\x02 \x01(\x01R\bprogress\x129\n" +
+	"\n" +
+	"started_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x12;\n" +
+	"\vfinished_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"finishedAt\x12\x16\n" +
+	"\x06events\x18\x05 \x01(\x03R\x06events\x12\x12\n" +
+	"\x04rows\x18\x06 \x01(\x03R\x04rows\x12\x14\n" +
+	"\x05error\x18\a \x01(\tR\x05error\"\x92\x01\n" +
 	"\x12CohortFilterReport\x12\x14\n" +
 	"\x05field\x18\x01 \x01(\tR\x05field\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12\x10\n" +
@@ -9780,7 +10101,17 @@ const file_vexil_admin_v1_admin_proto_rawDesc = "" +
 	"page_token\x18\x04 \x01(\tR\tpageToken\"f\n" +
 	"\x19ListCohortMembersResponse\x12!\n" +
 	"\fdistinct_ids\x18\x01 \x03(\tR\vdistinctIds\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x91\x03\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"M\n" +
+	"\x15BackfillCohortRequest\x12\x17\n" +
+	"\ateam_id\x18\x01 \x01(\x03R\x06teamId\x12\x1b\n" +
+	"\tcohort_id\x18\x02 \x01(\x03R\bcohortId\"T\n" +
+	"\x16BackfillCohortResponse\x12:\n" +
+	"\bbackfill\x18\x01 \x01(\v2\x1e.vexil.admin.v1.CohortBackfillR\bbackfill\"P\n" +
+	"\x18GetCohortBackfillRequest\x12\x17\n" +
+	"\ateam_id\x18\x01 \x01(\x03R\x06teamId\x12\x1b\n" +
+	"\tcohort_id\x18\x02 \x01(\x03R\bcohortId\"W\n" +
+	"\x19GetCohortBackfillResponse\x12:\n" +
+	"\bbackfill\x18\x01 \x01(\v2\x1e.vexil.admin.v1.CohortBackfillR\bbackfill\"\x91\x03\n" +
 	"\x12EarlyAccessFeature\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
 	"\ateam_id\x18\x02 \x01(\x03R\x06teamId\x12\x12\n" +
@@ -9909,7 +10240,7 @@ const file_vexil_admin_v1_admin_proto_rawDesc = "" +
 	"\x12rollout_percentage\x18\x05 \x01(\x01H\x00R\x11rolloutPercentage\x88\x01\x01\x12\x16\n" +
 	"\x06target\x18\x06 \x01(\tR\x06target\x127\n" +
 	"\afilters\x18\a \x03(\v2\x1d.vexil.admin.v1.FilterExplainR\afiltersB\x15\n" +
-	"\x13_rollout_percentage\"\xed\x02\n" +
+	"\x13_rollout_percentage\"\x9e\x03\n" +
 	"\x13ExplainFlagResponse\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x18\n" +
 	"\aenabled\x18\x02 \x01(\bR\aenabled\x12\x18\n" +
@@ -9924,7 +10255,8 @@ const file_vexil_admin_v1_admin_proto_rawDesc = "" +
 	"conditions\x12\x1d\n" +
 	"\n" +
 	"from_store\x18\n" +
-	" \x01(\bR\tfromStoreJ\x04\b\b\x10\t\"\xc0\x06\n" +
+	" \x01(\bR\tfromStore\x12/\n" +
+	"\x13backfilling_cohorts\x18\f \x03(\x03R\x12backfillingCohortsJ\x04\b\b\x10\t\"\xc0\x06\n" +
 	"\x0eBlastRadiusJob\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
 	"\ateam_id\x18\x02 \x01(\x03R\x06teamId\x12.\n" +
@@ -10155,7 +10487,7 @@ const file_vexil_admin_v1_admin_proto_rawDesc = "" +
 	"\x15PRECOMPUTE_STATE_NONE\x10\x01\x12\x1d\n" +
 	"\x19PRECOMPUTE_STATE_SCANNING\x10\x02\x12\x1e\n" +
 	"\x1aPRECOMPUTE_STATE_COMPUTING\x10\x03\x12\x1d\n" +
-	"\x19PRECOMPUTE_STATE_FINISHED\x10\x042\x90-\n" +
+	"\x19PRECOMPUTE_STATE_FINISHED\x10\x042\xdb.\n" +
 	"\fAdminService\x12S\n" +
 	"\n" +
 	"CreateTeam\x12!.vexil.admin.v1.CreateTeamRequest\x1a\".vexil.admin.v1.CreateTeamResponse\x12J\n" +
@@ -10198,7 +10530,9 @@ const file_vexil_admin_v1_admin_proto_rawDesc = "" +
 	"\fDeleteCohort\x12#.vexil.admin.v1.DeleteCohortRequest\x1a$.vexil.admin.v1.DeleteCohortResponse\x12e\n" +
 	"\x10AddCohortMembers\x12'.vexil.admin.v1.AddCohortMembersRequest\x1a(.vexil.admin.v1.AddCohortMembersResponse\x12n\n" +
 	"\x13RemoveCohortMembers\x12*.vexil.admin.v1.RemoveCohortMembersRequest\x1a+.vexil.admin.v1.RemoveCohortMembersResponse\x12h\n" +
-	"\x11ListCohortMembers\x12(.vexil.admin.v1.ListCohortMembersRequest\x1a).vexil.admin.v1.ListCohortMembersResponse\x12}\n" +
+	"\x11ListCohortMembers\x12(.vexil.admin.v1.ListCohortMembersRequest\x1a).vexil.admin.v1.ListCohortMembersResponse\x12_\n" +
+	"\x0eBackfillCohort\x12%.vexil.admin.v1.BackfillCohortRequest\x1a&.vexil.admin.v1.BackfillCohortResponse\x12h\n" +
+	"\x11GetCohortBackfill\x12(.vexil.admin.v1.GetCohortBackfillRequest\x1a).vexil.admin.v1.GetCohortBackfillResponse\x12}\n" +
 	"\x18CreateEarlyAccessFeature\x12/.vexil.admin.v1.CreateEarlyAccessFeatureRequest\x1a0.vexil.admin.v1.CreateEarlyAccessFeatureResponse\x12t\n" +
 	"\x15GetEarlyAccessFeature\x12,.vexil.admin.v1.GetEarlyAccessFeatureRequest\x1a-.vexil.admin.v1.GetEarlyAccessFeatureResponse\x12z\n" +
 	"\x17ListEarlyAccessFeatures\x12..vexil.admin.v1.ListEarlyAccessFeaturesRequest\x1a/.vexil.admin.v1.ListEarlyAccessFeaturesResponse\x12}\n" +
@@ -10236,7 +10570,7 @@ func file_vexil_admin_v1_admin_proto_rawDescGZIP() []byte {
 }
 
 var file_vexil_admin_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_vexil_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 143)
+var file_vexil_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 148)
 var file_vexil_admin_v1_admin_proto_goTypes = []any{
 	(TeamKeyKind)(0),                              // 0: vexil.admin.v1.TeamKeyKind
 	(FlagStatus)(0),                               // 1: vexil.admin.v1.FlagStatus
@@ -10308,94 +10642,99 @@ var file_vexil_admin_v1_admin_proto_goTypes = []any{
 	(*Dependent)(nil),                             // 67: vexil.admin.v1.Dependent
 	(*ListDependentsResponse)(nil),                // 68: vexil.admin.v1.ListDependentsResponse
 	(*Cohort)(nil),                                // 69: vexil.admin.v1.Cohort
-	(*CohortFilterReport)(nil),                    // 70: vexil.admin.v1.CohortFilterReport
-	(*CohortInput)(nil),                           // 71: vexil.admin.v1.CohortInput
-	(*CreateCohortRequest)(nil),                   // 72: vexil.admin.v1.CreateCohortRequest
-	(*CreateCohortResponse)(nil),                  // 73: vexil.admin.v1.CreateCohortResponse
-	(*GetCohortRequest)(nil),                      // 74: vexil.admin.v1.GetCohortRequest
-	(*GetCohortResponse)(nil),                     // 75: vexil.admin.v1.GetCohortResponse
-	(*ListCohortsRequest)(nil),                    // 76: vexil.admin.v1.ListCohortsRequest
-	(*ListCohortsResponse)(nil),                   // 77: vexil.admin.v1.ListCohortsResponse
-	(*UpdateCohortRequest)(nil),                   // 78: vexil.admin.v1.UpdateCohortRequest
-	(*UpdateCohortResponse)(nil),                  // 79: vexil.admin.v1.UpdateCohortResponse
-	(*DeleteCohortRequest)(nil),                   // 80: vexil.admin.v1.DeleteCohortRequest
-	(*DeleteCohortResponse)(nil),                  // 81: vexil.admin.v1.DeleteCohortResponse
-	(*AddCohortMembersRequest)(nil),               // 82: vexil.admin.v1.AddCohortMembersRequest
-	(*AddCohortMembersResponse)(nil),              // 83: vexil.admin.v1.AddCohortMembersResponse
-	(*RemoveCohortMembersRequest)(nil),            // 84: vexil.admin.v1.RemoveCohortMembersRequest
-	(*RemoveCohortMembersResponse)(nil),           // 85: vexil.admin.v1.RemoveCohortMembersResponse
-	(*ListCohortMembersRequest)(nil),              // 86: vexil.admin.v1.ListCohortMembersRequest
-	(*ListCohortMembersResponse)(nil),             // 87: vexil.admin.v1.ListCohortMembersResponse
-	(*EarlyAccessFeature)(nil),                    // 88: vexil.admin.v1.EarlyAccessFeature
-	(*CreateEarlyAccessFeatureRequest)(nil),       // 89: vexil.admin.v1.CreateEarlyAccessFeatureRequest
-	(*CreateEarlyAccessFeatureResponse)(nil),      // 90: vexil.admin.v1.CreateEarlyAccessFeatureResponse
-	(*GetEarlyAccessFeatureRequest)(nil),          // 91: vexil.admin.v1.GetEarlyAccessFeatureRequest
-	(*GetEarlyAccessFeatureResponse)(nil),         // 92: vexil.admin.v1.GetEarlyAccessFeatureResponse
-	(*ListEarlyAccessFeaturesRequest)(nil),        // 93: vexil.admin.v1.ListEarlyAccessFeaturesRequest
-	(*ListEarlyAccessFeaturesResponse)(nil),       // 94: vexil.admin.v1.ListEarlyAccessFeaturesResponse
-	(*UpdateEarlyAccessFeatureRequest)(nil),       // 95: vexil.admin.v1.UpdateEarlyAccessFeatureRequest
-	(*UpdateEarlyAccessFeatureResponse)(nil),      // 96: vexil.admin.v1.UpdateEarlyAccessFeatureResponse
-	(*DeleteEarlyAccessFeatureRequest)(nil),       // 97: vexil.admin.v1.DeleteEarlyAccessFeatureRequest
-	(*DeleteEarlyAccessFeatureResponse)(nil),      // 98: vexil.admin.v1.DeleteEarlyAccessFeatureResponse
-	(*ListPublicEarlyAccessFeaturesRequest)(nil),  // 99: vexil.admin.v1.ListPublicEarlyAccessFeaturesRequest
-	(*PublicEarlyAccessFeature)(nil),              // 100: vexil.admin.v1.PublicEarlyAccessFeature
-	(*ListPublicEarlyAccessFeaturesResponse)(nil), // 101: vexil.admin.v1.ListPublicEarlyAccessFeaturesResponse
-	(*ActivityEntry)(nil),                         // 102: vexil.admin.v1.ActivityEntry
-	(*ListActivityRequest)(nil),                   // 103: vexil.admin.v1.ListActivityRequest
-	(*ListActivityResponse)(nil),                  // 104: vexil.admin.v1.ListActivityResponse
-	(*ListFlagActivityRequest)(nil),               // 105: vexil.admin.v1.ListFlagActivityRequest
-	(*ListFlagActivityResponse)(nil),              // 106: vexil.admin.v1.ListFlagActivityResponse
-	(*ExplainFlagRequest)(nil),                    // 107: vexil.admin.v1.ExplainFlagRequest
-	(*FilterExplain)(nil),                         // 108: vexil.admin.v1.FilterExplain
-	(*ConditionExplain)(nil),                      // 109: vexil.admin.v1.ConditionExplain
-	(*ExplainFlagResponse)(nil),                   // 110: vexil.admin.v1.ExplainFlagResponse
-	(*BlastRadiusJob)(nil),                        // 111: vexil.admin.v1.BlastRadiusJob
-	(*StartBlastRadiusRequest)(nil),               // 112: vexil.admin.v1.StartBlastRadiusRequest
-	(*StartBlastRadiusResponse)(nil),              // 113: vexil.admin.v1.StartBlastRadiusResponse
-	(*GetBlastRadiusJobRequest)(nil),              // 114: vexil.admin.v1.GetBlastRadiusJobRequest
-	(*GetBlastRadiusJobResponse)(nil),             // 115: vexil.admin.v1.GetBlastRadiusJobResponse
-	(*ListBlastRadiusJobsRequest)(nil),            // 116: vexil.admin.v1.ListBlastRadiusJobsRequest
-	(*ListBlastRadiusJobsResponse)(nil),           // 117: vexil.admin.v1.ListBlastRadiusJobsResponse
-	(*CancelBlastRadiusJobRequest)(nil),           // 118: vexil.admin.v1.CancelBlastRadiusJobRequest
-	(*CancelBlastRadiusJobResponse)(nil),          // 119: vexil.admin.v1.CancelBlastRadiusJobResponse
-	(*PrecomputeRun)(nil),                         // 120: vexil.admin.v1.PrecomputeRun
-	(*GetPrecomputeStatusRequest)(nil),            // 121: vexil.admin.v1.GetPrecomputeStatusRequest
-	(*GetPrecomputeStatusResponse)(nil),           // 122: vexil.admin.v1.GetPrecomputeStatusResponse
-	(*ImportDefinitionsRequest)(nil),              // 123: vexil.admin.v1.ImportDefinitionsRequest
-	(*ImportItem)(nil),                            // 124: vexil.admin.v1.ImportItem
-	(*ImportDefinitionsResponse)(nil),             // 125: vexil.admin.v1.ImportDefinitionsResponse
-	(*WebhookEndpoint)(nil),                       // 126: vexil.admin.v1.WebhookEndpoint
-	(*WebhookEndpointInput)(nil),                  // 127: vexil.admin.v1.WebhookEndpointInput
-	(*CreateWebhookEndpointRequest)(nil),          // 128: vexil.admin.v1.CreateWebhookEndpointRequest
-	(*CreateWebhookEndpointResponse)(nil),         // 129: vexil.admin.v1.CreateWebhookEndpointResponse
-	(*GetWebhookEndpointRequest)(nil),             // 130: vexil.admin.v1.GetWebhookEndpointRequest
-	(*GetWebhookEndpointResponse)(nil),            // 131: vexil.admin.v1.GetWebhookEndpointResponse
-	(*ListWebhookEndpointsRequest)(nil),           // 132: vexil.admin.v1.ListWebhookEndpointsRequest
-	(*ListWebhookEndpointsResponse)(nil),          // 133: vexil.admin.v1.ListWebhookEndpointsResponse
-	(*UpdateWebhookEndpointRequest)(nil),          // 134: vexil.admin.v1.UpdateWebhookEndpointRequest
-	(*UpdateWebhookEndpointResponse)(nil),         // 135: vexil.admin.v1.UpdateWebhookEndpointResponse
-	(*DeleteWebhookEndpointRequest)(nil),          // 136: vexil.admin.v1.DeleteWebhookEndpointRequest
-	(*DeleteWebhookEndpointResponse)(nil),         // 137: vexil.admin.v1.DeleteWebhookEndpointResponse
-	(*WebhookStatus)(nil),                         // 138: vexil.admin.v1.WebhookStatus
-	(*GetWebhookStatusRequest)(nil),               // 139: vexil.admin.v1.GetWebhookStatusRequest
-	(*GetWebhookStatusResponse)(nil),              // 140: vexil.admin.v1.GetWebhookStatusResponse
-	(*WebhookDeadLetter)(nil),                     // 141: vexil.admin.v1.WebhookDeadLetter
-	(*ListWebhookDeadLettersRequest)(nil),         // 142: vexil.admin.v1.ListWebhookDeadLettersRequest
-	(*ListWebhookDeadLettersResponse)(nil),        // 143: vexil.admin.v1.ListWebhookDeadLettersResponse
-	(*RedeliverWebhookRequest)(nil),               // 144: vexil.admin.v1.RedeliverWebhookRequest
-	(*RedeliverWebhookResponse)(nil),              // 145: vexil.admin.v1.RedeliverWebhookResponse
-	nil,                                           // 146: vexil.admin.v1.ExplainFlagRequest.GroupsEntry
-	nil,                                           // 147: vexil.admin.v1.BlastRadiusJob.TransitionsEntry
-	nil,                                           // 148: vexil.admin.v1.BlastRadiusJob.GroupTransitionsEntry
-	(*timestamppb.Timestamp)(nil),                 // 149: google.protobuf.Timestamp
-	(*structpb.Struct)(nil),                       // 150: google.protobuf.Struct
-	(*structpb.Value)(nil),                        // 151: google.protobuf.Value
-	(*structpb.ListValue)(nil),                    // 152: google.protobuf.ListValue
+	(*CohortBackfill)(nil),                        // 70: vexil.admin.v1.CohortBackfill
+	(*CohortFilterReport)(nil),                    // 71: vexil.admin.v1.CohortFilterReport
+	(*CohortInput)(nil),                           // 72: vexil.admin.v1.CohortInput
+	(*CreateCohortRequest)(nil),                   // 73: vexil.admin.v1.CreateCohortRequest
+	(*CreateCohortResponse)(nil),                  // 74: vexil.admin.v1.CreateCohortResponse
+	(*GetCohortRequest)(nil),                      // 75: vexil.admin.v1.GetCohortRequest
+	(*GetCohortResponse)(nil),                     // 76: vexil.admin.v1.GetCohortResponse
+	(*ListCohortsRequest)(nil),                    // 77: vexil.admin.v1.ListCohortsRequest
+	(*ListCohortsResponse)(nil),                   // 78: vexil.admin.v1.ListCohortsResponse
+	(*UpdateCohortRequest)(nil),                   // 79: vexil.admin.v1.UpdateCohortRequest
+	(*UpdateCohortResponse)(nil),                  // 80: vexil.admin.v1.UpdateCohortResponse
+	(*DeleteCohortRequest)(nil),                   // 81: vexil.admin.v1.DeleteCohortRequest
+	(*DeleteCohortResponse)(nil),                  // 82: vexil.admin.v1.DeleteCohortResponse
+	(*AddCohortMembersRequest)(nil),               // 83: vexil.admin.v1.AddCohortMembersRequest
+	(*AddCohortMembersResponse)(nil),              // 84: vexil.admin.v1.AddCohortMembersResponse
+	(*RemoveCohortMembersRequest)(nil),            // 85: vexil.admin.v1.RemoveCohortMembersRequest
+	(*RemoveCohortMembersResponse)(nil),           // 86: vexil.admin.v1.RemoveCohortMembersResponse
+	(*ListCohortMembersRequest)(nil),              // 87: vexil.admin.v1.ListCohortMembersRequest
+	(*ListCohortMembersResponse)(nil),             // 88: vexil.admin.v1.ListCohortMembersResponse
+	(*BackfillCohortRequest)(nil),                 // 89: vexil.admin.v1.BackfillCohortRequest
+	(*BackfillCohortResponse)(nil),                // 90: vexil.admin.v1.BackfillCohortResponse
+	(*GetCohortBackfillRequest)(nil),              // 91: vexil.admin.v1.GetCohortBackfillRequest
+	(*GetCohortBackfillResponse)(nil),             // 92: vexil.admin.v1.GetCohortBackfillResponse
+	(*EarlyAccessFeature)(nil),                    // 93: vexil.admin.v1.EarlyAccessFeature
+	(*CreateEarlyAccessFeatureRequest)(nil),       // 94: vexil.admin.v1.CreateEarlyAccessFeatureRequest
+	(*CreateEarlyAccessFeatureResponse)(nil),      // 95: vexil.admin.v1.CreateEarlyAccessFeatureResponse
+	(*GetEarlyAccessFeatureRequest)(nil),          // 96: vexil.admin.v1.GetEarlyAccessFeatureRequest
+	(*GetEarlyAccessFeatureResponse)(nil),         // 97: vexil.admin.v1.GetEarlyAccessFeatureResponse
+	(*ListEarlyAccessFeaturesRequest)(nil),        // 98: vexil.admin.v1.ListEarlyAccessFeaturesRequest
+	(*ListEarlyAccessFeaturesResponse)(nil),       // 99: vexil.admin.v1.ListEarlyAccessFeaturesResponse
+	(*UpdateEarlyAccessFeatureRequest)(nil),       // 100: vexil.admin.v1.UpdateEarlyAccessFeatureRequest
+	(*UpdateEarlyAccessFeatureResponse)(nil),      // 101: vexil.admin.v1.UpdateEarlyAccessFeatureResponse
+	(*DeleteEarlyAccessFeatureRequest)(nil),       // 102: vexil.admin.v1.DeleteEarlyAccessFeatureRequest
+	(*DeleteEarlyAccessFeatureResponse)(nil),      // 103: vexil.admin.v1.DeleteEarlyAccessFeatureResponse
+	(*ListPublicEarlyAccessFeaturesRequest)(nil),  // 104: vexil.admin.v1.ListPublicEarlyAccessFeaturesRequest
+	(*PublicEarlyAccessFeature)(nil),              // 105: vexil.admin.v1.PublicEarlyAccessFeature
+	(*ListPublicEarlyAccessFeaturesResponse)(nil), // 106: vexil.admin.v1.ListPublicEarlyAccessFeaturesResponse
+	(*ActivityEntry)(nil),                         // 107: vexil.admin.v1.ActivityEntry
+	(*ListActivityRequest)(nil),                   // 108: vexil.admin.v1.ListActivityRequest
+	(*ListActivityResponse)(nil),                  // 109: vexil.admin.v1.ListActivityResponse
+	(*ListFlagActivityRequest)(nil),               // 110: vexil.admin.v1.ListFlagActivityRequest
+	(*ListFlagActivityResponse)(nil),              // 111: vexil.admin.v1.ListFlagActivityResponse
+	(*ExplainFlagRequest)(nil),                    // 112: vexil.admin.v1.ExplainFlagRequest
+	(*FilterExplain)(nil),                         // 113: vexil.admin.v1.FilterExplain
+	(*ConditionExplain)(nil),                      // 114: vexil.admin.v1.ConditionExplain
+	(*ExplainFlagResponse)(nil),                   // 115: vexil.admin.v1.ExplainFlagResponse
+	(*BlastRadiusJob)(nil),                        // 116: vexil.admin.v1.BlastRadiusJob
+	(*StartBlastRadiusRequest)(nil),               // 117: vexil.admin.v1.StartBlastRadiusRequest
+	(*StartBlastRadiusResponse)(nil),              // 118: vexil.admin.v1.StartBlastRadiusResponse
+	(*GetBlastRadiusJobRequest)(nil),              // 119: vexil.admin.v1.GetBlastRadiusJobRequest
+	(*GetBlastRadiusJobResponse)(nil),             // 120: vexil.admin.v1.GetBlastRadiusJobResponse
+	(*ListBlastRadiusJobsRequest)(nil),            // 121: vexil.admin.v1.ListBlastRadiusJobsRequest
+	(*ListBlastRadiusJobsResponse)(nil),           // 122: vexil.admin.v1.ListBlastRadiusJobsResponse
+	(*CancelBlastRadiusJobRequest)(nil),           // 123: vexil.admin.v1.CancelBlastRadiusJobRequest
+	(*CancelBlastRadiusJobResponse)(nil),          // 124: vexil.admin.v1.CancelBlastRadiusJobResponse
+	(*PrecomputeRun)(nil),                         // 125: vexil.admin.v1.PrecomputeRun
+	(*GetPrecomputeStatusRequest)(nil),            // 126: vexil.admin.v1.GetPrecomputeStatusRequest
+	(*GetPrecomputeStatusResponse)(nil),           // 127: vexil.admin.v1.GetPrecomputeStatusResponse
+	(*ImportDefinitionsRequest)(nil),              // 128: vexil.admin.v1.ImportDefinitionsRequest
+	(*ImportItem)(nil),                            // 129: vexil.admin.v1.ImportItem
+	(*ImportDefinitionsResponse)(nil),             // 130: vexil.admin.v1.ImportDefinitionsResponse
+	(*WebhookEndpoint)(nil),                       // 131: vexil.admin.v1.WebhookEndpoint
+	(*WebhookEndpointInput)(nil),                  // 132: vexil.admin.v1.WebhookEndpointInput
+	(*CreateWebhookEndpointRequest)(nil),          // 133: vexil.admin.v1.CreateWebhookEndpointRequest
+	(*CreateWebhookEndpointResponse)(nil),         // 134: vexil.admin.v1.CreateWebhookEndpointResponse
+	(*GetWebhookEndpointRequest)(nil),             // 135: vexil.admin.v1.GetWebhookEndpointRequest
+	(*GetWebhookEndpointResponse)(nil),            // 136: vexil.admin.v1.GetWebhookEndpointResponse
+	(*ListWebhookEndpointsRequest)(nil),           // 137: vexil.admin.v1.ListWebhookEndpointsRequest
+	(*ListWebhookEndpointsResponse)(nil),          // 138: vexil.admin.v1.ListWebhookEndpointsResponse
+	(*UpdateWebhookEndpointRequest)(nil),          // 139: vexil.admin.v1.UpdateWebhookEndpointRequest
+	(*UpdateWebhookEndpointResponse)(nil),         // 140: vexil.admin.v1.UpdateWebhookEndpointResponse
+	(*DeleteWebhookEndpointRequest)(nil),          // 141: vexil.admin.v1.DeleteWebhookEndpointRequest
+	(*DeleteWebhookEndpointResponse)(nil),         // 142: vexil.admin.v1.DeleteWebhookEndpointResponse
+	(*WebhookStatus)(nil),                         // 143: vexil.admin.v1.WebhookStatus
+	(*GetWebhookStatusRequest)(nil),               // 144: vexil.admin.v1.GetWebhookStatusRequest
+	(*GetWebhookStatusResponse)(nil),              // 145: vexil.admin.v1.GetWebhookStatusResponse
+	(*WebhookDeadLetter)(nil),                     // 146: vexil.admin.v1.WebhookDeadLetter
+	(*ListWebhookDeadLettersRequest)(nil),         // 147: vexil.admin.v1.ListWebhookDeadLettersRequest
+	(*ListWebhookDeadLettersResponse)(nil),        // 148: vexil.admin.v1.ListWebhookDeadLettersResponse
+	(*RedeliverWebhookRequest)(nil),               // 149: vexil.admin.v1.RedeliverWebhookRequest
+	(*RedeliverWebhookResponse)(nil),              // 150: vexil.admin.v1.RedeliverWebhookResponse
+	nil,                                           // 151: vexil.admin.v1.ExplainFlagRequest.GroupsEntry
+	nil,                                           // 152: vexil.admin.v1.BlastRadiusJob.TransitionsEntry
+	nil,                                           // 153: vexil.admin.v1.BlastRadiusJob.GroupTransitionsEntry
+	(*timestamppb.Timestamp)(nil),                 // 154: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),                       // 155: google.protobuf.Struct
+	(*structpb.Value)(nil),                        // 156: google.protobuf.Value
+	(*structpb.ListValue)(nil),                    // 157: google.protobuf.ListValue
 }
 var file_vexil_admin_v1_admin_proto_depIdxs = []int32{
 	8,   // 0: vexil.admin.v1.Team.group_types:type_name -> vexil.admin.v1.GroupType
-	149, // 1: vexil.admin.v1.Team.created_at:type_name -> google.protobuf.Timestamp
-	149, // 2: vexil.admin.v1.Team.updated_at:type_name -> google.protobuf.Timestamp
+	154, // 1: vexil.admin.v1.Team.created_at:type_name -> google.protobuf.Timestamp
+	154, // 2: vexil.admin.v1.Team.updated_at:type_name -> google.protobuf.Timestamp
 	7,   // 3: vexil.admin.v1.CreateTeamResponse.team:type_name -> vexil.admin.v1.Team
 	7,   // 4: vexil.admin.v1.GetTeamResponse.team:type_name -> vexil.admin.v1.Team
 	7,   // 5: vexil.admin.v1.ListTeamsResponse.teams:type_name -> vexil.admin.v1.Team
@@ -10403,20 +10742,20 @@ var file_vexil_admin_v1_admin_proto_depIdxs = []int32{
 	7,   // 7: vexil.admin.v1.SetGroupTypeResponse.team:type_name -> vexil.admin.v1.Team
 	0,   // 8: vexil.admin.v1.RotateTeamKeyRequest.kind:type_name -> vexil.admin.v1.TeamKeyKind
 	21,  // 9: vexil.admin.v1.RotateTeamKeyResponse.key:type_name -> vexil.admin.v1.ApiKey
-	149, // 10: vexil.admin.v1.ApiKey.created_at:type_name -> google.protobuf.Timestamp
-	149, // 11: vexil.admin.v1.ApiKey.revoked_at:type_name -> google.protobuf.Timestamp
+	154, // 10: vexil.admin.v1.ApiKey.created_at:type_name -> google.protobuf.Timestamp
+	154, // 11: vexil.admin.v1.ApiKey.revoked_at:type_name -> google.protobuf.Timestamp
 	21,  // 12: vexil.admin.v1.CreatePersonalKeyResponse.key:type_name -> vexil.admin.v1.ApiKey
 	21,  // 13: vexil.admin.v1.ListKeysResponse.keys:type_name -> vexil.admin.v1.ApiKey
 	21,  // 14: vexil.admin.v1.RevokeKeyResponse.key:type_name -> vexil.admin.v1.ApiKey
-	150, // 15: vexil.admin.v1.FeatureFlag.filters:type_name -> google.protobuf.Struct
+	155, // 15: vexil.admin.v1.FeatureFlag.filters:type_name -> google.protobuf.Struct
 	30,  // 16: vexil.admin.v1.FeatureFlag.overrides:type_name -> vexil.admin.v1.Override
-	149, // 17: vexil.admin.v1.FeatureFlag.created_at:type_name -> google.protobuf.Timestamp
-	149, // 18: vexil.admin.v1.FeatureFlag.updated_at:type_name -> google.protobuf.Timestamp
+	154, // 17: vexil.admin.v1.FeatureFlag.created_at:type_name -> google.protobuf.Timestamp
+	154, // 18: vexil.admin.v1.FeatureFlag.updated_at:type_name -> google.protobuf.Timestamp
 	6,   // 19: vexil.admin.v1.FeatureFlag.warnings:type_name -> vexil.admin.v1.Warning
-	149, // 20: vexil.admin.v1.FeatureFlag.last_evaluated_at:type_name -> google.protobuf.Timestamp
-	150, // 21: vexil.admin.v1.FlagInput.filters:type_name -> google.protobuf.Struct
+	154, // 20: vexil.admin.v1.FeatureFlag.last_evaluated_at:type_name -> google.protobuf.Timestamp
+	155, // 21: vexil.admin.v1.FlagInput.filters:type_name -> google.protobuf.Struct
 	30,  // 22: vexil.admin.v1.FlagInput.overrides:type_name -> vexil.admin.v1.Override
-	151, // 23: vexil.admin.v1.Override.value:type_name -> google.protobuf.Value
+	156, // 23: vexil.admin.v1.Override.value:type_name -> google.protobuf.Value
 	29,  // 24: vexil.admin.v1.CreateFlagRequest.flag:type_name -> vexil.admin.v1.FlagInput
 	28,  // 25: vexil.admin.v1.CreateFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
 	28,  // 26: vexil.admin.v1.GetFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
@@ -10425,14 +10764,14 @@ var file_vexil_admin_v1_admin_proto_depIdxs = []int32{
 	28,  // 29: vexil.admin.v1.ListFlagsResponse.results:type_name -> vexil.admin.v1.FeatureFlag
 	29,  // 30: vexil.admin.v1.UpdateFlagRequest.flag:type_name -> vexil.admin.v1.FlagInput
 	28,  // 31: vexil.admin.v1.UpdateFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
-	150, // 32: vexil.admin.v1.PatchFlagRequest.flag:type_name -> google.protobuf.Struct
+	155, // 32: vexil.admin.v1.PatchFlagRequest.flag:type_name -> google.protobuf.Struct
 	28,  // 33: vexil.admin.v1.PatchFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
 	28,  // 34: vexil.admin.v1.EnableFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
 	28,  // 35: vexil.admin.v1.DisableFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
 	28,  // 36: vexil.admin.v1.ArchiveFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
 	28,  // 37: vexil.admin.v1.UnarchiveFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
 	28,  // 38: vexil.admin.v1.DeleteFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
-	152, // 39: vexil.admin.v1.Condition.properties:type_name -> google.protobuf.ListValue
+	157, // 39: vexil.admin.v1.Condition.properties:type_name -> google.protobuf.ListValue
 	53,  // 40: vexil.admin.v1.AddConditionRequest.condition:type_name -> vexil.admin.v1.Condition
 	28,  // 41: vexil.admin.v1.AddConditionResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
 	53,  // 42: vexil.admin.v1.UpdateConditionRequest.condition:type_name -> vexil.admin.v1.Condition
@@ -10444,199 +10783,208 @@ var file_vexil_admin_v1_admin_proto_depIdxs = []int32{
 	28,  // 48: vexil.admin.v1.SetOverridesResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
 	67,  // 49: vexil.admin.v1.ListDependentsResponse.dependents:type_name -> vexil.admin.v1.Dependent
 	2,   // 50: vexil.admin.v1.Cohort.kind:type_name -> vexil.admin.v1.CohortKind
-	150, // 51: vexil.admin.v1.Cohort.filters:type_name -> google.protobuf.Struct
-	149, // 52: vexil.admin.v1.Cohort.created_at:type_name -> google.protobuf.Timestamp
-	149, // 53: vexil.admin.v1.Cohort.updated_at:type_name -> google.protobuf.Timestamp
+	155, // 51: vexil.admin.v1.Cohort.filters:type_name -> google.protobuf.Struct
+	154, // 52: vexil.admin.v1.Cohort.created_at:type_name -> google.protobuf.Timestamp
+	154, // 53: vexil.admin.v1.Cohort.updated_at:type_name -> google.protobuf.Timestamp
 	6,   // 54: vexil.admin.v1.Cohort.warnings:type_name -> vexil.admin.v1.Warning
-	70,  // 55: vexil.admin.v1.Cohort.filter_report:type_name -> vexil.admin.v1.CohortFilterReport
-	2,   // 56: vexil.admin.v1.CohortInput.kind:type_name -> vexil.admin.v1.CohortKind
-	150, // 57: vexil.admin.v1.CohortInput.filters:type_name -> google.protobuf.Struct
-	71,  // 58: vexil.admin.v1.CreateCohortRequest.cohort:type_name -> vexil.admin.v1.CohortInput
-	69,  // 59: vexil.admin.v1.CreateCohortResponse.cohort:type_name -> vexil.admin.v1.Cohort
-	69,  // 60: vexil.admin.v1.GetCohortResponse.cohort:type_name -> vexil.admin.v1.Cohort
-	69,  // 61: vexil.admin.v1.ListCohortsResponse.results:type_name -> vexil.admin.v1.Cohort
-	71,  // 62: vexil.admin.v1.UpdateCohortRequest.cohort:type_name -> vexil.admin.v1.CohortInput
-	69,  // 63: vexil.admin.v1.UpdateCohortResponse.cohort:type_name -> vexil.admin.v1.Cohort
-	69,  // 64: vexil.admin.v1.DeleteCohortResponse.cohort:type_name -> vexil.admin.v1.Cohort
-	3,   // 65: vexil.admin.v1.EarlyAccessFeature.stage:type_name -> vexil.admin.v1.Stage
-	149, // 66: vexil.admin.v1.EarlyAccessFeature.created_at:type_name -> google.protobuf.Timestamp
-	149, // 67: vexil.admin.v1.EarlyAccessFeature.updated_at:type_name -> google.protobuf.Timestamp
-	3,   // 68: vexil.admin.v1.CreateEarlyAccessFeatureRequest.stage:type_name -> vexil.admin.v1.Stage
-	88,  // 69: vexil.admin.v1.CreateEarlyAccessFeatureResponse.feature:type_name -> vexil.admin.v1.EarlyAccessFeature
-	88,  // 70: vexil.admin.v1.GetEarlyAccessFeatureResponse.feature:type_name -> vexil.admin.v1.EarlyAccessFeature
-	88,  // 71: vexil.admin.v1.ListEarlyAccessFeaturesResponse.features:type_name -> vexil.admin.v1.EarlyAccessFeature
-	3,   // 72: vexil.admin.v1.UpdateEarlyAccessFeatureRequest.stage:type_name -> vexil.admin.v1.Stage
-	88,  // 73: vexil.admin.v1.UpdateEarlyAccessFeatureResponse.feature:type_name -> vexil.admin.v1.EarlyAccessFeature
-	88,  // 74: vexil.admin.v1.DeleteEarlyAccessFeatureResponse.feature:type_name -> vexil.admin.v1.EarlyAccessFeature
-	100, // 75: vexil.admin.v1.ListPublicEarlyAccessFeaturesResponse.early_access_features:type_name -> vexil.admin.v1.PublicEarlyAccessFeature
-	149, // 76: vexil.admin.v1.ActivityEntry.at:type_name -> google.protobuf.Timestamp
-	151, // 77: vexil.admin.v1.ActivityEntry.before:type_name -> google.protobuf.Value
-	151, // 78: vexil.admin.v1.ActivityEntry.after:type_name -> google.protobuf.Value
-	151, // 79: vexil.admin.v1.ActivityEntry.diff:type_name -> google.protobuf.Value
-	102, // 80: vexil.admin.v1.ListActivityResponse.entries:type_name -> vexil.admin.v1.ActivityEntry
-	102, // 81: vexil.admin.v1.ListFlagActivityResponse.entries:type_name -> vexil.admin.v1.ActivityEntry
-	150, // 82: vexil.admin.v1.ExplainFlagRequest.person_properties:type_name -> google.protobuf.Struct
-	146, // 83: vexil.admin.v1.ExplainFlagRequest.groups:type_name -> vexil.admin.v1.ExplainFlagRequest.GroupsEntry
-	150, // 84: vexil.admin.v1.ExplainFlagRequest.group_properties:type_name -> google.protobuf.Struct
-	29,  // 85: vexil.admin.v1.ExplainFlagRequest.proposed:type_name -> vexil.admin.v1.FlagInput
-	151, // 86: vexil.admin.v1.FilterExplain.value:type_name -> google.protobuf.Value
-	108, // 87: vexil.admin.v1.ConditionExplain.filters:type_name -> vexil.admin.v1.FilterExplain
-	151, // 88: vexil.admin.v1.ExplainFlagResponse.payload:type_name -> google.protobuf.Value
-	109, // 89: vexil.admin.v1.ExplainFlagResponse.conditions:type_name -> vexil.admin.v1.ConditionExplain
-	4,   // 90: vexil.admin.v1.BlastRadiusJob.state:type_name -> vexil.admin.v1.JobState
-	147, // 91: vexil.admin.v1.BlastRadiusJob.transitions:type_name -> vexil.admin.v1.BlastRadiusJob.TransitionsEntry
-	149, // 92: vexil.admin.v1.BlastRadiusJob.created_at:type_name -> google.protobuf.Timestamp
-	149, // 93: vexil.admin.v1.BlastRadiusJob.finished_at:type_name -> google.protobuf.Timestamp
-	148, // 94: vexil.admin.v1.BlastRadiusJob.group_transitions:type_name -> vexil.admin.v1.BlastRadiusJob.GroupTransitionsEntry
-	29,  // 95: vexil.admin.v1.StartBlastRadiusRequest.flag:type_name -> vexil.admin.v1.FlagInput
-	111, // 96: vexil.admin.v1.StartBlastRadiusResponse.job:type_name -> vexil.admin.v1.BlastRadiusJob
-	111, // 97: vexil.admin.v1.GetBlastRadiusJobResponse.job:type_name -> vexil.admin.v1.BlastRadiusJob
-	111, // 98: vexil.admin.v1.ListBlastRadiusJobsResponse.jobs:type_name -> vexil.admin.v1.BlastRadiusJob
-	111, // 99: vexil.admin.v1.CancelBlastRadiusJobResponse.job:type_name -> vexil.admin.v1.BlastRadiusJob
-	5,   // 100: vexil.admin.v1.PrecomputeRun.state:type_name -> vexil.admin.v1.PrecomputeState
-	149, // 101: vexil.admin.v1.PrecomputeRun.started_at:type_name -> google.protobuf.Timestamp
-	149, // 102: vexil.admin.v1.PrecomputeRun.finished_at:type_name -> google.protobuf.Timestamp
-	120, // 103: vexil.admin.v1.GetPrecomputeStatusResponse.run:type_name -> vexil.admin.v1.PrecomputeRun
-	150, // 104: vexil.admin.v1.ImportDefinitionsRequest.definitions:type_name -> google.protobuf.Struct
-	6,   // 105: vexil.admin.v1.ImportItem.errors:type_name -> vexil.admin.v1.Warning
-	6,   // 106: vexil.admin.v1.ImportItem.warnings:type_name -> vexil.admin.v1.Warning
-	70,  // 107: vexil.admin.v1.ImportItem.filters:type_name -> vexil.admin.v1.CohortFilterReport
-	124, // 108: vexil.admin.v1.ImportDefinitionsResponse.items:type_name -> vexil.admin.v1.ImportItem
-	8,   // 109: vexil.admin.v1.ImportDefinitionsResponse.group_types_created:type_name -> vexil.admin.v1.GroupType
-	149, // 110: vexil.admin.v1.WebhookEndpoint.created_at:type_name -> google.protobuf.Timestamp
-	149, // 111: vexil.admin.v1.WebhookEndpoint.updated_at:type_name -> google.protobuf.Timestamp
-	127, // 112: vexil.admin.v1.CreateWebhookEndpointRequest.endpoint:type_name -> vexil.admin.v1.WebhookEndpointInput
-	126, // 113: vexil.admin.v1.CreateWebhookEndpointResponse.endpoint:type_name -> vexil.admin.v1.WebhookEndpoint
-	126, // 114: vexil.admin.v1.GetWebhookEndpointResponse.endpoint:type_name -> vexil.admin.v1.WebhookEndpoint
-	126, // 115: vexil.admin.v1.ListWebhookEndpointsResponse.results:type_name -> vexil.admin.v1.WebhookEndpoint
-	127, // 116: vexil.admin.v1.UpdateWebhookEndpointRequest.endpoint:type_name -> vexil.admin.v1.WebhookEndpointInput
-	126, // 117: vexil.admin.v1.UpdateWebhookEndpointResponse.endpoint:type_name -> vexil.admin.v1.WebhookEndpoint
-	149, // 118: vexil.admin.v1.WebhookStatus.last_success:type_name -> google.protobuf.Timestamp
-	149, // 119: vexil.admin.v1.WebhookStatus.last_failure:type_name -> google.protobuf.Timestamp
-	138, // 120: vexil.admin.v1.GetWebhookStatusResponse.status:type_name -> vexil.admin.v1.WebhookStatus
-	149, // 121: vexil.admin.v1.WebhookDeadLetter.at:type_name -> google.protobuf.Timestamp
-	141, // 122: vexil.admin.v1.ListWebhookDeadLettersResponse.results:type_name -> vexil.admin.v1.WebhookDeadLetter
-	9,   // 123: vexil.admin.v1.AdminService.CreateTeam:input_type -> vexil.admin.v1.CreateTeamRequest
-	11,  // 124: vexil.admin.v1.AdminService.GetTeam:input_type -> vexil.admin.v1.GetTeamRequest
-	13,  // 125: vexil.admin.v1.AdminService.ListTeams:input_type -> vexil.admin.v1.ListTeamsRequest
-	15,  // 126: vexil.admin.v1.AdminService.UpdateTeam:input_type -> vexil.admin.v1.UpdateTeamRequest
-	17,  // 127: vexil.admin.v1.AdminService.SetGroupType:input_type -> vexil.admin.v1.SetGroupTypeRequest
-	19,  // 128: vexil.admin.v1.AdminService.RotateTeamKey:input_type -> vexil.admin.v1.RotateTeamKeyRequest
-	22,  // 129: vexil.admin.v1.AdminService.CreatePersonalKey:input_type -> vexil.admin.v1.CreatePersonalKeyRequest
-	24,  // 130: vexil.admin.v1.AdminService.ListKeys:input_type -> vexil.admin.v1.ListKeysRequest
-	26,  // 131: vexil.admin.v1.AdminService.RevokeKey:input_type -> vexil.admin.v1.RevokeKeyRequest
-	31,  // 132: vexil.admin.v1.AdminService.CreateFlag:input_type -> vexil.admin.v1.CreateFlagRequest
-	33,  // 133: vexil.admin.v1.AdminService.GetFlag:input_type -> vexil.admin.v1.GetFlagRequest
-	35,  // 134: vexil.admin.v1.AdminService.GetFlagByKey:input_type -> vexil.admin.v1.GetFlagByKeyRequest
-	37,  // 135: vexil.admin.v1.AdminService.ListFlags:input_type -> vexil.admin.v1.ListFlagsRequest
-	39,  // 136: vexil.admin.v1.AdminService.UpdateFlag:input_type -> vexil.admin.v1.UpdateFlagRequest
-	41,  // 137: vexil.admin.v1.AdminService.PatchFlag:input_type -> vexil.admin.v1.PatchFlagRequest
-	43,  // 138: vexil.admin.v1.AdminService.EnableFlag:input_type -> vexil.admin.v1.EnableFlagRequest
-	45,  // 139: vexil.admin.v1.AdminService.DisableFlag:input_type -> vexil.admin.v1.DisableFlagRequest
-	47,  // 140: vexil.admin.v1.AdminService.ArchiveFlag:input_type -> vexil.admin.v1.ArchiveFlagRequest
-	49,  // 141: vexil.admin.v1.AdminService.UnarchiveFlag:input_type -> vexil.admin.v1.UnarchiveFlagRequest
-	51,  // 142: vexil.admin.v1.AdminService.DeleteFlag:input_type -> vexil.admin.v1.DeleteFlagRequest
-	54,  // 143: vexil.admin.v1.AdminService.AddCondition:input_type -> vexil.admin.v1.AddConditionRequest
-	56,  // 144: vexil.admin.v1.AdminService.UpdateCondition:input_type -> vexil.admin.v1.UpdateConditionRequest
-	58,  // 145: vexil.admin.v1.AdminService.RemoveCondition:input_type -> vexil.admin.v1.RemoveConditionRequest
-	60,  // 146: vexil.admin.v1.AdminService.ReorderConditions:input_type -> vexil.admin.v1.ReorderConditionsRequest
-	62,  // 147: vexil.admin.v1.AdminService.SetRollout:input_type -> vexil.admin.v1.SetRolloutRequest
-	64,  // 148: vexil.admin.v1.AdminService.SetOverrides:input_type -> vexil.admin.v1.SetOverridesRequest
-	66,  // 149: vexil.admin.v1.AdminService.ListDependents:input_type -> vexil.admin.v1.ListDependentsRequest
-	72,  // 150: vexil.admin.v1.AdminService.CreateCohort:input_type -> vexil.admin.v1.CreateCohortRequest
-	74,  // 151: vexil.admin.v1.AdminService.GetCohort:input_type -> vexil.admin.v1.GetCohortRequest
-	76,  // 152: vexil.admin.v1.AdminService.ListCohorts:input_type -> vexil.admin.v1.ListCohortsRequest
-	78,  // 153: vexil.admin.v1.AdminService.UpdateCohort:input_type -> vexil.admin.v1.UpdateCohortRequest
-	80,  // 154: vexil.admin.v1.AdminService.DeleteCohort:input_type -> vexil.admin.v1.DeleteCohortRequest
-	82,  // 155: vexil.admin.v1.AdminService.AddCohortMembers:input_type -> vexil.admin.v1.AddCohortMembersRequest
-	84,  // 156: vexil.admin.v1.AdminService.RemoveCohortMembers:input_type -> vexil.admin.v1.RemoveCohortMembersRequest
-	86,  // 157: vexil.admin.v1.AdminService.ListCohortMembers:input_type -> vexil.admin.v1.ListCohortMembersRequest
-	89,  // 158: vexil.admin.v1.AdminService.CreateEarlyAccessFeature:input_type -> vexil.admin.v1.CreateEarlyAccessFeatureRequest
-	91,  // 159: vexil.admin.v1.AdminService.GetEarlyAccessFeature:input_type -> vexil.admin.v1.GetEarlyAccessFeatureRequest
-	93,  // 160: vexil.admin.v1.AdminService.ListEarlyAccessFeatures:input_type -> vexil.admin.v1.ListEarlyAccessFeaturesRequest
-	95,  // 161: vexil.admin.v1.AdminService.UpdateEarlyAccessFeature:input_type -> vexil.admin.v1.UpdateEarlyAccessFeatureRequest
-	97,  // 162: vexil.admin.v1.AdminService.DeleteEarlyAccessFeature:input_type -> vexil.admin.v1.DeleteEarlyAccessFeatureRequest
-	99,  // 163: vexil.admin.v1.AdminService.ListPublicEarlyAccessFeatures:input_type -> vexil.admin.v1.ListPublicEarlyAccessFeaturesRequest
-	103, // 164: vexil.admin.v1.AdminService.ListActivity:input_type -> vexil.admin.v1.ListActivityRequest
-	105, // 165: vexil.admin.v1.AdminService.ListFlagActivity:input_type -> vexil.admin.v1.ListFlagActivityRequest
-	107, // 166: vexil.admin.v1.AdminService.ExplainFlag:input_type -> vexil.admin.v1.ExplainFlagRequest
-	112, // 167: vexil.admin.v1.AdminService.StartBlastRadius:input_type -> vexil.admin.v1.StartBlastRadiusRequest
-	114, // 168: vexil.admin.v1.AdminService.GetBlastRadiusJob:input_type -> vexil.admin.v1.GetBlastRadiusJobRequest
-	116, // 169: vexil.admin.v1.AdminService.ListBlastRadiusJobs:input_type -> vexil.admin.v1.ListBlastRadiusJobsRequest
-	118, // 170: vexil.admin.v1.AdminService.CancelBlastRadiusJob:input_type -> vexil.admin.v1.CancelBlastRadiusJobRequest
-	121, // 171: vexil.admin.v1.AdminService.GetPrecomputeStatus:input_type -> vexil.admin.v1.GetPrecomputeStatusRequest
-	123, // 172: vexil.admin.v1.AdminService.ImportDefinitions:input_type -> vexil.admin.v1.ImportDefinitionsRequest
-	128, // 173: vexil.admin.v1.AdminService.CreateWebhookEndpoint:input_type -> vexil.admin.v1.CreateWebhookEndpointRequest
-	130, // 174: vexil.admin.v1.AdminService.GetWebhookEndpoint:input_type -> vexil.admin.v1.GetWebhookEndpointRequest
-	132, // 175: vexil.admin.v1.AdminService.ListWebhookEndpoints:input_type -> vexil.admin.v1.ListWebhookEndpointsRequest
-	134, // 176: vexil.admin.v1.AdminService.UpdateWebhookEndpoint:input_type -> vexil.admin.v1.UpdateWebhookEndpointRequest
-	136, // 177: vexil.admin.v1.AdminService.DeleteWebhookEndpoint:input_type -> vexil.admin.v1.DeleteWebhookEndpointRequest
-	139, // 178: vexil.admin.v1.AdminService.GetWebhookStatus:input_type -> vexil.admin.v1.GetWebhookStatusRequest
-	142, // 179: vexil.admin.v1.AdminService.ListWebhookDeadLetters:input_type -> vexil.admin.v1.ListWebhookDeadLettersRequest
-	144, // 180: vexil.admin.v1.AdminService.RedeliverWebhook:input_type -> vexil.admin.v1.RedeliverWebhookRequest
-	10,  // 181: vexil.admin.v1.AdminService.CreateTeam:output_type -> vexil.admin.v1.CreateTeamResponse
-	12,  // 182: vexil.admin.v1.AdminService.GetTeam:output_type -> vexil.admin.v1.GetTeamResponse
-	14,  // 183: vexil.admin.v1.AdminService.ListTeams:output_type -> vexil.admin.v1.ListTeamsResponse
-	16,  // 184: vexil.admin.v1.AdminService.UpdateTeam:output_type -> vexil.admin.v1.UpdateTeamResponse
-	18,  // 185: vexil.admin.v1.AdminService.SetGroupType:output_type -> vexil.admin.v1.SetGroupTypeResponse
-	20,  // 186: vexil.admin.v1.AdminService.RotateTeamKey:output_type -> vexil.admin.v1.RotateTeamKeyResponse
-	23,  // 187: vexil.admin.v1.AdminService.CreatePersonalKey:output_type -> vexil.admin.v1.CreatePersonalKeyResponse
-	25,  // 188: vexil.admin.v1.AdminService.ListKeys:output_type -> vexil.admin.v1.ListKeysResponse
-	27,  // 189: vexil.admin.v1.AdminService.RevokeKey:output_type -> vexil.admin.v1.RevokeKeyResponse
-	32,  // 190: vexil.admin.v1.AdminService.CreateFlag:output_type -> vexil.admin.v1.CreateFlagResponse
-	34,  // 191: vexil.admin.v1.AdminService.GetFlag:output_type -> vexil.admin.v1.GetFlagResponse
-	36,  // 192: vexil.admin.v1.AdminService.GetFlagByKey:output_type -> vexil.admin.v1.GetFlagByKeyResponse
-	38,  // 193: vexil.admin.v1.AdminService.ListFlags:output_type -> vexil.admin.v1.ListFlagsResponse
-	40,  // 194: vexil.admin.v1.AdminService.UpdateFlag:output_type -> vexil.admin.v1.UpdateFlagResponse
-	42,  // 195: vexil.admin.v1.AdminService.PatchFlag:output_type -> vexil.admin.v1.PatchFlagResponse
-	44,  // 196: vexil.admin.v1.AdminService.EnableFlag:output_type -> vexil.admin.v1.EnableFlagResponse
-	46,  // 197: vexil.admin.v1.AdminService.DisableFlag:output_type -> vexil.admin.v1.DisableFlagResponse
-	48,  // 198: vexil.admin.v1.AdminService.ArchiveFlag:output_type -> vexil.admin.v1.ArchiveFlagResponse
-	50,  // 199: vexil.admin.v1.AdminService.UnarchiveFlag:output_type -> vexil.admin.v1.UnarchiveFlagResponse
-	52,  // 200: vexil.admin.v1.AdminService.DeleteFlag:output_type -> vexil.admin.v1.DeleteFlagResponse
-	55,  // 201: vexil.admin.v1.AdminService.AddCondition:output_type -> vexil.admin.v1.AddConditionResponse
-	57,  // 202: vexil.admin.v1.AdminService.UpdateCondition:output_type -> vexil.admin.v1.UpdateConditionResponse
-	59,  // 203: vexil.admin.v1.AdminService.RemoveCondition:output_type -> vexil.admin.v1.RemoveConditionResponse
-	61,  // 204: vexil.admin.v1.AdminService.ReorderConditions:output_type -> vexil.admin.v1.ReorderConditionsResponse
-	63,  // 205: vexil.admin.v1.AdminService.SetRollout:output_type -> vexil.admin.v1.SetRolloutResponse
-	65,  // 206: vexil.admin.v1.AdminService.SetOverrides:output_type -> vexil.admin.v1.SetOverridesResponse
-	68,  // 207: vexil.admin.v1.AdminService.ListDependents:output_type -> vexil.admin.v1.ListDependentsResponse
-	73,  // 208: vexil.admin.v1.AdminService.CreateCohort:output_type -> vexil.admin.v1.CreateCohortResponse
-	75,  // 209: vexil.admin.v1.AdminService.GetCohort:output_type -> vexil.admin.v1.GetCohortResponse
-	77,  // 210: vexil.admin.v1.AdminService.ListCohorts:output_type -> vexil.admin.v1.ListCohortsResponse
-	79,  // 211: vexil.admin.v1.AdminService.UpdateCohort:output_type -> vexil.admin.v1.UpdateCohortResponse
-	81,  // 212: vexil.admin.v1.AdminService.DeleteCohort:output_type -> vexil.admin.v1.DeleteCohortResponse
-	83,  // 213: vexil.admin.v1.AdminService.AddCohortMembers:output_type -> vexil.admin.v1.AddCohortMembersResponse
-	85,  // 214: vexil.admin.v1.AdminService.RemoveCohortMembers:output_type -> vexil.admin.v1.RemoveCohortMembersResponse
-	87,  // 215: vexil.admin.v1.AdminService.ListCohortMembers:output_type -> vexil.admin.v1.ListCohortMembersResponse
-	90,  // 216: vexil.admin.v1.AdminService.CreateEarlyAccessFeature:output_type -> vexil.admin.v1.CreateEarlyAccessFeatureResponse
-	92,  // 217: vexil.admin.v1.AdminService.GetEarlyAccessFeature:output_type -> vexil.admin.v1.GetEarlyAccessFeatureResponse
-	94,  // 218: vexil.admin.v1.AdminService.ListEarlyAccessFeatures:output_type -> vexil.admin.v1.ListEarlyAccessFeaturesResponse
-	96,  // 219: vexil.admin.v1.AdminService.UpdateEarlyAccessFeature:output_type -> vexil.admin.v1.UpdateEarlyAccessFeatureResponse
-	98,  // 220: vexil.admin.v1.AdminService.DeleteEarlyAccessFeature:output_type -> vexil.admin.v1.DeleteEarlyAccessFeatureResponse
-	101, // 221: vexil.admin.v1.AdminService.ListPublicEarlyAccessFeatures:output_type -> vexil.admin.v1.ListPublicEarlyAccessFeaturesResponse
-	104, // 222: vexil.admin.v1.AdminService.ListActivity:output_type -> vexil.admin.v1.ListActivityResponse
-	106, // 223: vexil.admin.v1.AdminService.ListFlagActivity:output_type -> vexil.admin.v1.ListFlagActivityResponse
-	110, // 224: vexil.admin.v1.AdminService.ExplainFlag:output_type -> vexil.admin.v1.ExplainFlagResponse
-	113, // 225: vexil.admin.v1.AdminService.StartBlastRadius:output_type -> vexil.admin.v1.StartBlastRadiusResponse
-	115, // 226: vexil.admin.v1.AdminService.GetBlastRadiusJob:output_type -> vexil.admin.v1.GetBlastRadiusJobResponse
-	117, // 227: vexil.admin.v1.AdminService.ListBlastRadiusJobs:output_type -> vexil.admin.v1.ListBlastRadiusJobsResponse
-	119, // 228: vexil.admin.v1.AdminService.CancelBlastRadiusJob:output_type -> vexil.admin.v1.CancelBlastRadiusJobResponse
-	122, // 229: vexil.admin.v1.AdminService.GetPrecomputeStatus:output_type -> vexil.admin.v1.GetPrecomputeStatusResponse
-	125, // 230: vexil.admin.v1.AdminService.ImportDefinitions:output_type -> vexil.admin.v1.ImportDefinitionsResponse
-	129, // 231: vexil.admin.v1.AdminService.CreateWebhookEndpoint:output_type -> vexil.admin.v1.CreateWebhookEndpointResponse
-	131, // 232: vexil.admin.v1.AdminService.GetWebhookEndpoint:output_type -> vexil.admin.v1.GetWebhookEndpointResponse
-	133, // 233: vexil.admin.v1.AdminService.ListWebhookEndpoints:output_type -> vexil.admin.v1.ListWebhookEndpointsResponse
-	135, // 234: vexil.admin.v1.AdminService.UpdateWebhookEndpoint:output_type -> vexil.admin.v1.UpdateWebhookEndpointResponse
-	137, // 235: vexil.admin.v1.AdminService.DeleteWebhookEndpoint:output_type -> vexil.admin.v1.DeleteWebhookEndpointResponse
-	140, // 236: vexil.admin.v1.AdminService.GetWebhookStatus:output_type -> vexil.admin.v1.GetWebhookStatusResponse
-	143, // 237: vexil.admin.v1.AdminService.ListWebhookDeadLetters:output_type -> vexil.admin.v1.ListWebhookDeadLettersResponse
-	145, // 238: vexil.admin.v1.AdminService.RedeliverWebhook:output_type -> vexil.admin.v1.RedeliverWebhookResponse
-	181, // [181:239] is the sub-list for method output_type
-	123, // [123:181] is the sub-list for method input_type
-	123, // [123:123] is the sub-list for extension type_name
-	123, // [123:123] is the sub-list for extension extendee
-	0,   // [0:123] is the sub-list for field type_name
+	71,  // 55: vexil.admin.v1.Cohort.filter_report:type_name -> vexil.admin.v1.CohortFilterReport
+	70,  // 56: vexil.admin.v1.Cohort.backfill:type_name -> vexil.admin.v1.CohortBackfill
+	154, // 57: vexil.admin.v1.CohortBackfill.started_at:type_name -> google.protobuf.Timestamp
+	154, // 58: vexil.admin.v1.CohortBackfill.finished_at:type_name -> google.protobuf.Timestamp
+	2,   // 59: vexil.admin.v1.CohortInput.kind:type_name -> vexil.admin.v1.CohortKind
+	155, // 60: vexil.admin.v1.CohortInput.filters:type_name -> google.protobuf.Struct
+	72,  // 61: vexil.admin.v1.CreateCohortRequest.cohort:type_name -> vexil.admin.v1.CohortInput
+	69,  // 62: vexil.admin.v1.CreateCohortResponse.cohort:type_name -> vexil.admin.v1.Cohort
+	69,  // 63: vexil.admin.v1.GetCohortResponse.cohort:type_name -> vexil.admin.v1.Cohort
+	69,  // 64: vexil.admin.v1.ListCohortsResponse.results:type_name -> vexil.admin.v1.Cohort
+	72,  // 65: vexil.admin.v1.UpdateCohortRequest.cohort:type_name -> vexil.admin.v1.CohortInput
+	69,  // 66: vexil.admin.v1.UpdateCohortResponse.cohort:type_name -> vexil.admin.v1.Cohort
+	69,  // 67: vexil.admin.v1.DeleteCohortResponse.cohort:type_name -> vexil.admin.v1.Cohort
+	70,  // 68: vexil.admin.v1.BackfillCohortResponse.backfill:type_name -> vexil.admin.v1.CohortBackfill
+	70,  // 69: vexil.admin.v1.GetCohortBackfillResponse.backfill:type_name -> vexil.admin.v1.CohortBackfill
+	3,   // 70: vexil.admin.v1.EarlyAccessFeature.stage:type_name -> vexil.admin.v1.Stage
+	154, // 71: vexil.admin.v1.EarlyAccessFeature.created_at:type_name -> google.protobuf.Timestamp
+	154, // 72: vexil.admin.v1.EarlyAccessFeature.updated_at:type_name -> google.protobuf.Timestamp
+	3,   // 73: vexil.admin.v1.CreateEarlyAccessFeatureRequest.stage:type_name -> vexil.admin.v1.Stage
+	93,  // 74: vexil.admin.v1.CreateEarlyAccessFeatureResponse.feature:type_name -> vexil.admin.v1.EarlyAccessFeature
+	93,  // 75: vexil.admin.v1.GetEarlyAccessFeatureResponse.feature:type_name -> vexil.admin.v1.EarlyAccessFeature
+	93,  // 76: vexil.admin.v1.ListEarlyAccessFeaturesResponse.features:type_name -> vexil.admin.v1.EarlyAccessFeature
+	3,   // 77: vexil.admin.v1.UpdateEarlyAccessFeatureRequest.stage:type_name -> vexil.admin.v1.Stage
+	93,  // 78: vexil.admin.v1.UpdateEarlyAccessFeatureResponse.feature:type_name -> vexil.admin.v1.EarlyAccessFeature
+	93,  // 79: vexil.admin.v1.DeleteEarlyAccessFeatureResponse.feature:type_name -> vexil.admin.v1.EarlyAccessFeature
+	105, // 80: vexil.admin.v1.ListPublicEarlyAccessFeaturesResponse.early_access_features:type_name -> vexil.admin.v1.PublicEarlyAccessFeature
+	154, // 81: vexil.admin.v1.ActivityEntry.at:type_name -> google.protobuf.Timestamp
+	156, // 82: vexil.admin.v1.ActivityEntry.before:type_name -> google.protobuf.Value
+	156, // 83: vexil.admin.v1.ActivityEntry.after:type_name -> google.protobuf.Value
+	156, // 84: vexil.admin.v1.ActivityEntry.diff:type_name -> google.protobuf.Value
+	107, // 85: vexil.admin.v1.ListActivityResponse.entries:type_name -> vexil.admin.v1.ActivityEntry
+	107, // 86: vexil.admin.v1.ListFlagActivityResponse.entries:type_name -> vexil.admin.v1.ActivityEntry
+	155, // 87: vexil.admin.v1.ExplainFlagRequest.person_properties:type_name -> google.protobuf.Struct
+	151, // 88: vexil.admin.v1.ExplainFlagRequest.groups:type_name -> vexil.admin.v1.ExplainFlagRequest.GroupsEntry
+	155, // 89: vexil.admin.v1.ExplainFlagRequest.group_properties:type_name -> google.protobuf.Struct
+	29,  // 90: vexil.admin.v1.ExplainFlagRequest.proposed:type_name -> vexil.admin.v1.FlagInput
+	156, // 91: vexil.admin.v1.FilterExplain.value:type_name -> google.protobuf.Value
+	113, // 92: vexil.admin.v1.ConditionExplain.filters:type_name -> vexil.admin.v1.FilterExplain
+	156, // 93: vexil.admin.v1.ExplainFlagResponse.payload:type_name -> google.protobuf.Value
+	114, // 94: vexil.admin.v1.ExplainFlagResponse.conditions:type_name -> vexil.admin.v1.ConditionExplain
+	4,   // 95: vexil.admin.v1.BlastRadiusJob.state:type_name -> vexil.admin.v1.JobState
+	152, // 96: vexil.admin.v1.BlastRadiusJob.transitions:type_name -> vexil.admin.v1.BlastRadiusJob.TransitionsEntry
+	154, // 97: vexil.admin.v1.BlastRadiusJob.created_at:type_name -> google.protobuf.Timestamp
+	154, // 98: vexil.admin.v1.BlastRadiusJob.finished_at:type_name -> google.protobuf.Timestamp
+	153, // 99: vexil.admin.v1.BlastRadiusJob.group_transitions:type_name -> vexil.admin.v1.BlastRadiusJob.GroupTransitionsEntry
+	29,  // 100: vexil.admin.v1.StartBlastRadiusRequest.flag:type_name -> vexil.admin.v1.FlagInput
+	116, // 101: vexil.admin.v1.StartBlastRadiusResponse.job:type_name -> vexil.admin.v1.BlastRadiusJob
+	116, // 102: vexil.admin.v1.GetBlastRadiusJobResponse.job:type_name -> vexil.admin.v1.BlastRadiusJob
+	116, // 103: vexil.admin.v1.ListBlastRadiusJobsResponse.jobs:type_name -> vexil.admin.v1.BlastRadiusJob
+	116, // 104: vexil.admin.v1.CancelBlastRadiusJobResponse.job:type_name -> vexil.admin.v1.BlastRadiusJob
+	5,   // 105: vexil.admin.v1.PrecomputeRun.state:type_name -> vexil.admin.v1.PrecomputeState
+	154, // 106: vexil.admin.v1.PrecomputeRun.started_at:type_name -> google.protobuf.Timestamp
+	154, // 107: vexil.admin.v1.PrecomputeRun.finished_at:type_name -> google.protobuf.Timestamp
+	125, // 108: vexil.admin.v1.GetPrecomputeStatusResponse.run:type_name -> vexil.admin.v1.PrecomputeRun
+	155, // 109: vexil.admin.v1.ImportDefinitionsRequest.definitions:type_name -> google.protobuf.Struct
+	6,   // 110: vexil.admin.v1.ImportItem.errors:type_name -> vexil.admin.v1.Warning
+	6,   // 111: vexil.admin.v1.ImportItem.warnings:type_name -> vexil.admin.v1.Warning
+	71,  // 112: vexil.admin.v1.ImportItem.filters:type_name -> vexil.admin.v1.CohortFilterReport
+	129, // 113: vexil.admin.v1.ImportDefinitionsResponse.items:type_name -> vexil.admin.v1.ImportItem
+	8,   // 114: vexil.admin.v1.ImportDefinitionsResponse.group_types_created:type_name -> vexil.admin.v1.GroupType
+	154, // 115: vexil.admin.v1.WebhookEndpoint.created_at:type_name -> google.protobuf.Timestamp
+	154, // 116: vexil.admin.v1.WebhookEndpoint.updated_at:type_name -> google.protobuf.Timestamp
+	132, // 117: vexil.admin.v1.CreateWebhookEndpointRequest.endpoint:type_name -> vexil.admin.v1.WebhookEndpointInput
+	131, // 118: vexil.admin.v1.CreateWebhookEndpointResponse.endpoint:type_name -> vexil.admin.v1.WebhookEndpoint
+	131, // 119: vexil.admin.v1.GetWebhookEndpointResponse.endpoint:type_name -> vexil.admin.v1.WebhookEndpoint
+	131, // 120: vexil.admin.v1.ListWebhookEndpointsResponse.results:type_name -> vexil.admin.v1.WebhookEndpoint
+	132, // 121: vexil.admin.v1.UpdateWebhookEndpointRequest.endpoint:type_name -> vexil.admin.v1.WebhookEndpointInput
+	131, // 122: vexil.admin.v1.UpdateWebhookEndpointResponse.endpoint:type_name -> vexil.admin.v1.WebhookEndpoint
+	154, // 123: vexil.admin.v1.WebhookStatus.last_success:type_name -> google.protobuf.Timestamp
+	154, // 124: vexil.admin.v1.WebhookStatus.last_failure:type_name -> google.protobuf.Timestamp
+	143, // 125: vexil.admin.v1.GetWebhookStatusResponse.status:type_name -> vexil.admin.v1.WebhookStatus
+	154, // 126: vexil.admin.v1.WebhookDeadLetter.at:type_name -> google.protobuf.Timestamp
+	146, // 127: vexil.admin.v1.ListWebhookDeadLettersResponse.results:type_name -> vexil.admin.v1.WebhookDeadLetter
+	9,   // 128: vexil.admin.v1.AdminService.CreateTeam:input_type -> vexil.admin.v1.CreateTeamRequest
+	11,  // 129: vexil.admin.v1.AdminService.GetTeam:input_type -> vexil.admin.v1.GetTeamRequest
+	13,  // 130: vexil.admin.v1.AdminService.ListTeams:input_type -> vexil.admin.v1.ListTeamsRequest
+	15,  // 131: vexil.admin.v1.AdminService.UpdateTeam:input_type -> vexil.admin.v1.UpdateTeamRequest
+	17,  // 132: vexil.admin.v1.AdminService.SetGroupType:input_type -> vexil.admin.v1.SetGroupTypeRequest
+	19,  // 133: vexil.admin.v1.AdminService.RotateTeamKey:input_type -> vexil.admin.v1.RotateTeamKeyRequest
+	22,  // 134: vexil.admin.v1.AdminService.CreatePersonalKey:input_type -> vexil.admin.v1.CreatePersonalKeyRequest
+	24,  // 135: vexil.admin.v1.AdminService.ListKeys:input_type -> vexil.admin.v1.ListKeysRequest
+	26,  // 136: vexil.admin.v1.AdminService.RevokeKey:input_type -> vexil.admin.v1.RevokeKeyRequest
+	31,  // 137: vexil.admin.v1.AdminService.CreateFlag:input_type -> vexil.admin.v1.CreateFlagRequest
+	33,  // 138: vexil.admin.v1.AdminService.GetFlag:input_type -> vexil.admin.v1.GetFlagRequest
+	35,  // 139: vexil.admin.v1.AdminService.GetFlagByKey:input_type -> vexil.admin.v1.GetFlagByKeyRequest
+	37,  // 140: vexil.admin.v1.AdminService.ListFlags:input_type -> vexil.admin.v1.ListFlagsRequest
+	39,  // 141: vexil.admin.v1.AdminService.UpdateFlag:input_type -> vexil.admin.v1.UpdateFlagRequest
+	41,  // 142: vexil.admin.v1.AdminService.PatchFlag:input_type -> vexil.admin.v1.PatchFlagRequest
+	43,  // 143: vexil.admin.v1.AdminService.EnableFlag:input_type -> vexil.admin.v1.EnableFlagRequest
+	45,  // 144: vexil.admin.v1.AdminService.DisableFlag:input_type -> vexil.admin.v1.DisableFlagRequest
+	47,  // 145: vexil.admin.v1.AdminService.ArchiveFlag:input_type -> vexil.admin.v1.ArchiveFlagRequest
+	49,  // 146: vexil.admin.v1.AdminService.UnarchiveFlag:input_type -> vexil.admin.v1.UnarchiveFlagRequest
+	51,  // 147: vexil.admin.v1.AdminService.DeleteFlag:input_type -> vexil.admin.v1.DeleteFlagRequest
+	54,  // 148: vexil.admin.v1.AdminService.AddCondition:input_type -> vexil.admin.v1.AddConditionRequest
+	56,  // 149: vexil.admin.v1.AdminService.UpdateCondition:input_type -> vexil.admin.v1.UpdateConditionRequest
+	58,  // 150: vexil.admin.v1.AdminService.RemoveCondition:input_type -> vexil.admin.v1.RemoveConditionRequest
+	60,  // 151: vexil.admin.v1.AdminService.ReorderConditions:input_type -> vexil.admin.v1.ReorderConditionsRequest
+	62,  // 152: vexil.admin.v1.AdminService.SetRollout:input_type -> vexil.admin.v1.SetRolloutRequest
+	64,  // 153: vexil.admin.v1.AdminService.SetOverrides:input_type -> vexil.admin.v1.SetOverridesRequest
+	66,  // 154: vexil.admin.v1.AdminService.ListDependents:input_type -> vexil.admin.v1.ListDependentsRequest
+	73,  // 155: vexil.admin.v1.AdminService.CreateCohort:input_type -> vexil.admin.v1.CreateCohortRequest
+	75,  // 156: vexil.admin.v1.AdminService.GetCohort:input_type -> vexil.admin.v1.GetCohortRequest
+	77,  // 157: vexil.admin.v1.AdminService.ListCohorts:input_type -> vexil.admin.v1.ListCohortsRequest
+	79,  // 158: vexil.admin.v1.AdminService.UpdateCohort:input_type -> vexil.admin.v1.UpdateCohortRequest
+	81,  // 159: vexil.admin.v1.AdminService.DeleteCohort:input_type -> vexil.admin.v1.DeleteCohortRequest
+	83,  // 160: vexil.admin.v1.AdminService.AddCohortMembers:input_type -> vexil.admin.v1.AddCohortMembersRequest
+	85,  // 161: vexil.admin.v1.AdminService.RemoveCohortMembers:input_type -> vexil.admin.v1.RemoveCohortMembersRequest
+	87,  // 162: vexil.admin.v1.AdminService.ListCohortMembers:input_type -> vexil.admin.v1.ListCohortMembersRequest
+	89,  // 163: vexil.admin.v1.AdminService.BackfillCohort:input_type -> vexil.admin.v1.BackfillCohortRequest
+	91,  // 164: vexil.admin.v1.AdminService.GetCohortBackfill:input_type -> vexil.admin.v1.GetCohortBackfillRequest
+	94,  // 165: vexil.admin.v1.AdminService.CreateEarlyAccessFeature:input_type -> vexil.admin.v1.CreateEarlyAccessFeatureRequest
+	96,  // 166: vexil.admin.v1.AdminService.GetEarlyAccessFeature:input_type -> vexil.admin.v1.GetEarlyAccessFeatureRequest
+	98,  // 167: vexil.admin.v1.AdminService.ListEarlyAccessFeatures:input_type -> vexil.admin.v1.ListEarlyAccessFeaturesRequest
+	100, // 168: vexil.admin.v1.AdminService.UpdateEarlyAccessFeature:input_type -> vexil.admin.v1.UpdateEarlyAccessFeatureRequest
+	102, // 169: vexil.admin.v1.AdminService.DeleteEarlyAccessFeature:input_type -> vexil.admin.v1.DeleteEarlyAccessFeatureRequest
+	104, // 170: vexil.admin.v1.AdminService.ListPublicEarlyAccessFeatures:input_type -> vexil.admin.v1.ListPublicEarlyAccessFeaturesRequest
+	108, // 171: vexil.admin.v1.AdminService.ListActivity:input_type -> vexil.admin.v1.ListActivityRequest
+	110, // 172: vexil.admin.v1.AdminService.ListFlagActivity:input_type -> vexil.admin.v1.ListFlagActivityRequest
+	112, // 173: vexil.admin.v1.AdminService.ExplainFlag:input_type -> vexil.admin.v1.ExplainFlagRequest
+	117, // 174: vexil.admin.v1.AdminService.StartBlastRadius:input_type -> vexil.admin.v1.StartBlastRadiusRequest
+	119, // 175: vexil.admin.v1.AdminService.GetBlastRadiusJob:input_type -> vexil.admin.v1.GetBlastRadiusJobRequest
+	121, // 176: vexil.admin.v1.AdminService.ListBlastRadiusJobs:input_type -> vexil.admin.v1.ListBlastRadiusJobsRequest
+	123, // 177: vexil.admin.v1.AdminService.CancelBlastRadiusJob:input_type -> vexil.admin.v1.CancelBlastRadiusJobRequest
+	126, // 178: vexil.admin.v1.AdminService.GetPrecomputeStatus:input_type -> vexil.admin.v1.GetPrecomputeStatusRequest
+	128, // 179: vexil.admin.v1.AdminService.ImportDefinitions:input_type -> vexil.admin.v1.ImportDefinitionsRequest
+	133, // 180: vexil.admin.v1.AdminService.CreateWebhookEndpoint:input_type -> vexil.admin.v1.CreateWebhookEndpointRequest
+	135, // 181: vexil.admin.v1.AdminService.GetWebhookEndpoint:input_type -> vexil.admin.v1.GetWebhookEndpointRequest
+	137, // 182: vexil.admin.v1.AdminService.ListWebhookEndpoints:input_type -> vexil.admin.v1.ListWebhookEndpointsRequest
+	139, // 183: vexil.admin.v1.AdminService.UpdateWebhookEndpoint:input_type -> vexil.admin.v1.UpdateWebhookEndpointRequest
+	141, // 184: vexil.admin.v1.AdminService.DeleteWebhookEndpoint:input_type -> vexil.admin.v1.DeleteWebhookEndpointRequest
+	144, // 185: vexil.admin.v1.AdminService.GetWebhookStatus:input_type -> vexil.admin.v1.GetWebhookStatusRequest
+	147, // 186: vexil.admin.v1.AdminService.ListWebhookDeadLetters:input_type -> vexil.admin.v1.ListWebhookDeadLettersRequest
+	149, // 187: vexil.admin.v1.AdminService.RedeliverWebhook:input_type -> vexil.admin.v1.RedeliverWebhookRequest
+	10,  // 188: vexil.admin.v1.AdminService.CreateTeam:output_type -> vexil.admin.v1.CreateTeamResponse
+	12,  // 189: vexil.admin.v1.AdminService.GetTeam:output_type -> vexil.admin.v1.GetTeamResponse
+	14,  // 190: vexil.admin.v1.AdminService.ListTeams:output_type -> vexil.admin.v1.ListTeamsResponse
+	16,  // 191: vexil.admin.v1.AdminService.UpdateTeam:output_type -> vexil.admin.v1.UpdateTeamResponse
+	18,  // 192: vexil.admin.v1.AdminService.SetGroupType:output_type -> vexil.admin.v1.SetGroupTypeResponse
+	20,  // 193: vexil.admin.v1.AdminService.RotateTeamKey:output_type -> vexil.admin.v1.RotateTeamKeyResponse
+	23,  // 194: vexil.admin.v1.AdminService.CreatePersonalKey:output_type -> vexil.admin.v1.CreatePersonalKeyResponse
+	25,  // 195: vexil.admin.v1.AdminService.ListKeys:output_type -> vexil.admin.v1.ListKeysResponse
+	27,  // 196: vexil.admin.v1.AdminService.RevokeKey:output_type -> vexil.admin.v1.RevokeKeyResponse
+	32,  // 197: vexil.admin.v1.AdminService.CreateFlag:output_type -> vexil.admin.v1.CreateFlagResponse
+	34,  // 198: vexil.admin.v1.AdminService.GetFlag:output_type -> vexil.admin.v1.GetFlagResponse
+	36,  // 199: vexil.admin.v1.AdminService.GetFlagByKey:output_type -> vexil.admin.v1.GetFlagByKeyResponse
+	38,  // 200: vexil.admin.v1.AdminService.ListFlags:output_type -> vexil.admin.v1.ListFlagsResponse
+	40,  // 201: vexil.admin.v1.AdminService.UpdateFlag:output_type -> vexil.admin.v1.UpdateFlagResponse
+	42,  // 202: vexil.admin.v1.AdminService.PatchFlag:output_type -> vexil.admin.v1.PatchFlagResponse
+	44,  // 203: vexil.admin.v1.AdminService.EnableFlag:output_type -> vexil.admin.v1.EnableFlagResponse
+	46,  // 204: vexil.admin.v1.AdminService.DisableFlag:output_type -> vexil.admin.v1.DisableFlagResponse
+	48,  // 205: vexil.admin.v1.AdminService.ArchiveFlag:output_type -> vexil.admin.v1.ArchiveFlagResponse
+	50,  // 206: vexil.admin.v1.AdminService.UnarchiveFlag:output_type -> vexil.admin.v1.UnarchiveFlagResponse
+	52,  // 207: vexil.admin.v1.AdminService.DeleteFlag:output_type -> vexil.admin.v1.DeleteFlagResponse
+	55,  // 208: vexil.admin.v1.AdminService.AddCondition:output_type -> vexil.admin.v1.AddConditionResponse
+	57,  // 209: vexil.admin.v1.AdminService.UpdateCondition:output_type -> vexil.admin.v1.UpdateConditionResponse
+	59,  // 210: vexil.admin.v1.AdminService.RemoveCondition:output_type -> vexil.admin.v1.RemoveConditionResponse
+	61,  // 211: vexil.admin.v1.AdminService.ReorderConditions:output_type -> vexil.admin.v1.ReorderConditionsResponse
+	63,  // 212: vexil.admin.v1.AdminService.SetRollout:output_type -> vexil.admin.v1.SetRolloutResponse
+	65,  // 213: vexil.admin.v1.AdminService.SetOverrides:output_type -> vexil.admin.v1.SetOverridesResponse
+	68,  // 214: vexil.admin.v1.AdminService.ListDependents:output_type -> vexil.admin.v1.ListDependentsResponse
+	74,  // 215: vexil.admin.v1.AdminService.CreateCohort:output_type -> vexil.admin.v1.CreateCohortResponse
+	76,  // 216: vexil.admin.v1.AdminService.GetCohort:output_type -> vexil.admin.v1.GetCohortResponse
+	78,  // 217: vexil.admin.v1.AdminService.ListCohorts:output_type -> vexil.admin.v1.ListCohortsResponse
+	80,  // 218: vexil.admin.v1.AdminService.UpdateCohort:output_type -> vexil.admin.v1.UpdateCohortResponse
+	82,  // 219: vexil.admin.v1.AdminService.DeleteCohort:output_type -> vexil.admin.v1.DeleteCohortResponse
+	84,  // 220: vexil.admin.v1.AdminService.AddCohortMembers:output_type -> vexil.admin.v1.AddCohortMembersResponse
+	86,  // 221: vexil.admin.v1.AdminService.RemoveCohortMembers:output_type -> vexil.admin.v1.RemoveCohortMembersResponse
+	88,  // 222: vexil.admin.v1.AdminService.ListCohortMembers:output_type -> vexil.admin.v1.ListCohortMembersResponse
+	90,  // 223: vexil.admin.v1.AdminService.BackfillCohort:output_type -> vexil.admin.v1.BackfillCohortResponse
+	92,  // 224: vexil.admin.v1.AdminService.GetCohortBackfill:output_type -> vexil.admin.v1.GetCohortBackfillResponse
+	95,  // 225: vexil.admin.v1.AdminService.CreateEarlyAccessFeature:output_type -> vexil.admin.v1.CreateEarlyAccessFeatureResponse
+	97,  // 226: vexil.admin.v1.AdminService.GetEarlyAccessFeature:output_type -> vexil.admin.v1.GetEarlyAccessFeatureResponse
+	99,  // 227: vexil.admin.v1.AdminService.ListEarlyAccessFeatures:output_type -> vexil.admin.v1.ListEarlyAccessFeaturesResponse
+	101, // 228: vexil.admin.v1.AdminService.UpdateEarlyAccessFeature:output_type -> vexil.admin.v1.UpdateEarlyAccessFeatureResponse
+	103, // 229: vexil.admin.v1.AdminService.DeleteEarlyAccessFeature:output_type -> vexil.admin.v1.DeleteEarlyAccessFeatureResponse
+	106, // 230: vexil.admin.v1.AdminService.ListPublicEarlyAccessFeatures:output_type -> vexil.admin.v1.ListPublicEarlyAccessFeaturesResponse
+	109, // 231: vexil.admin.v1.AdminService.ListActivity:output_type -> vexil.admin.v1.ListActivityResponse
+	111, // 232: vexil.admin.v1.AdminService.ListFlagActivity:output_type -> vexil.admin.v1.ListFlagActivityResponse
+	115, // 233: vexil.admin.v1.AdminService.ExplainFlag:output_type -> vexil.admin.v1.ExplainFlagResponse
+	118, // 234: vexil.admin.v1.AdminService.StartBlastRadius:output_type -> vexil.admin.v1.StartBlastRadiusResponse
+	120, // 235: vexil.admin.v1.AdminService.GetBlastRadiusJob:output_type -> vexil.admin.v1.GetBlastRadiusJobResponse
+	122, // 236: vexil.admin.v1.AdminService.ListBlastRadiusJobs:output_type -> vexil.admin.v1.ListBlastRadiusJobsResponse
+	124, // 237: vexil.admin.v1.AdminService.CancelBlastRadiusJob:output_type -> vexil.admin.v1.CancelBlastRadiusJobResponse
+	127, // 238: vexil.admin.v1.AdminService.GetPrecomputeStatus:output_type -> vexil.admin.v1.GetPrecomputeStatusResponse
+	130, // 239: vexil.admin.v1.AdminService.ImportDefinitions:output_type -> vexil.admin.v1.ImportDefinitionsResponse
+	134, // 240: vexil.admin.v1.AdminService.CreateWebhookEndpoint:output_type -> vexil.admin.v1.CreateWebhookEndpointResponse
+	136, // 241: vexil.admin.v1.AdminService.GetWebhookEndpoint:output_type -> vexil.admin.v1.GetWebhookEndpointResponse
+	138, // 242: vexil.admin.v1.AdminService.ListWebhookEndpoints:output_type -> vexil.admin.v1.ListWebhookEndpointsResponse
+	140, // 243: vexil.admin.v1.AdminService.UpdateWebhookEndpoint:output_type -> vexil.admin.v1.UpdateWebhookEndpointResponse
+	142, // 244: vexil.admin.v1.AdminService.DeleteWebhookEndpoint:output_type -> vexil.admin.v1.DeleteWebhookEndpointResponse
+	145, // 245: vexil.admin.v1.AdminService.GetWebhookStatus:output_type -> vexil.admin.v1.GetWebhookStatusResponse
+	148, // 246: vexil.admin.v1.AdminService.ListWebhookDeadLetters:output_type -> vexil.admin.v1.ListWebhookDeadLettersResponse
+	150, // 247: vexil.admin.v1.AdminService.RedeliverWebhook:output_type -> vexil.admin.v1.RedeliverWebhookResponse
+	188, // [188:248] is the sub-list for method output_type
+	128, // [128:188] is the sub-list for method input_type
+	128, // [128:128] is the sub-list for extension type_name
+	128, // [128:128] is the sub-list for extension extendee
+	0,   // [0:128] is the sub-list for field type_name
 }
 
 func init() { file_vexil_admin_v1_admin_proto_init() }
@@ -10651,16 +10999,16 @@ func file_vexil_admin_v1_admin_proto_init() {
 		(*Condition_GroupTypeIndex)(nil),
 	}
 	file_vexil_admin_v1_admin_proto_msgTypes[48].OneofWrappers = []any{}
-	file_vexil_admin_v1_admin_proto_msgTypes[89].OneofWrappers = []any{}
-	file_vexil_admin_v1_admin_proto_msgTypes[103].OneofWrappers = []any{}
-	file_vexil_admin_v1_admin_proto_msgTypes[121].OneofWrappers = []any{}
+	file_vexil_admin_v1_admin_proto_msgTypes[94].OneofWrappers = []any{}
+	file_vexil_admin_v1_admin_proto_msgTypes[108].OneofWrappers = []any{}
+	file_vexil_admin_v1_admin_proto_msgTypes[126].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_vexil_admin_v1_admin_proto_rawDesc), len(file_vexil_admin_v1_admin_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   143,
+			NumMessages:   148,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -99,6 +99,8 @@ const (
 	AdminService_AddCohortMembers_FullMethodName              = "/vexil.admin.v1.AdminService/AddCohortMembers"
 	AdminService_RemoveCohortMembers_FullMethodName           = "/vexil.admin.v1.AdminService/RemoveCohortMembers"
 	AdminService_ListCohortMembers_FullMethodName             = "/vexil.admin.v1.AdminService/ListCohortMembers"
+	AdminService_BackfillCohort_FullMethodName                = "/vexil.admin.v1.AdminService/BackfillCohort"
+	AdminService_GetCohortBackfill_FullMethodName             = "/vexil.admin.v1.AdminService/GetCohortBackfill"
 	AdminService_CreateEarlyAccessFeature_FullMethodName      = "/vexil.admin.v1.AdminService/CreateEarlyAccessFeature"
 	AdminService_GetEarlyAccessFeature_FullMethodName         = "/vexil.admin.v1.AdminService/GetEarlyAccessFeature"
 	AdminService_ListEarlyAccessFeatures_FullMethodName       = "/vexil.admin.v1.AdminService/ListEarlyAccessFeatures"
@@ -182,6 +184,10 @@ type AdminServiceClient interface {
 	AddCohortMembers(ctx context.Context, in *AddCohortMembersRequest, opts ...grpc.CallOption) (*AddCohortMembersResponse, error)
 	RemoveCohortMembers(ctx context.Context, in *RemoveCohortMembersRequest, opts ...grpc.CallOption) (*RemoveCohortMembersResponse, error)
 	ListCohortMembers(ctx context.Context, in *ListCohortMembersRequest, opts ...grpc.CallOption) (*ListCohortMembersResponse, error)
+	// Backfill a behavioural cohort's counters from the events the ingest
+	// stream retains from before it was tracked (docs/cohorts.md).
+	BackfillCohort(ctx context.Context, in *BackfillCohortRequest, opts ...grpc.CallOption) (*BackfillCohortResponse, error)
+	GetCohortBackfill(ctx context.Context, in *GetCohortBackfillRequest, opts ...grpc.CallOption) (*GetCohortBackfillResponse, error)
 	// Early access features.
 	CreateEarlyAccessFeature(ctx context.Context, in *CreateEarlyAccessFeatureRequest, opts ...grpc.CallOption) (*CreateEarlyAccessFeatureResponse, error)
 	GetEarlyAccessFeature(ctx context.Context, in *GetEarlyAccessFeatureRequest, opts ...grpc.CallOption) (*GetEarlyAccessFeatureResponse, error)
@@ -597,6 +603,26 @@ func (c *adminServiceClient) ListCohortMembers(ctx context.Context, in *ListCoho
 	return out, nil
 }
 
+func (c *adminServiceClient) BackfillCohort(ctx context.Context, in *BackfillCohortRequest, opts ...grpc.CallOption) (*BackfillCohortResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(BackfillCohortResponse)
+	err := c.cc.Invoke(ctx, AdminService_BackfillCohort_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) GetCohortBackfill(ctx context.Context, in *GetCohortBackfillRequest, opts ...grpc.CallOption) (*GetCohortBackfillResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetCohortBackfillResponse)
+	err := c.cc.Invoke(ctx, AdminService_GetCohortBackfill_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *adminServiceClient) CreateEarlyAccessFeature(ctx context.Context, in *CreateEarlyAccessFeatureRequest, opts ...grpc.CallOption) (*CreateEarlyAccessFeatureResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(CreateEarlyAccessFeatureResponse)
@@ -885,6 +911,10 @@ type AdminServiceServer interface {
 	AddCohortMembers(context.Context, *AddCohortMembersRequest) (*AddCohortMembersResponse, error)
 	RemoveCohortMembers(context.Context, *RemoveCohortMembersRequest) (*RemoveCohortMembersResponse, error)
 	ListCohortMembers(context.Context, *ListCohortMembersRequest) (*ListCohortMembersResponse, error)
+	// Backfill a behavioural cohort's counters from the events the ingest
+	// stream retains from before it was tracked (docs/cohorts.md).
+	BackfillCohort(context.Context, *BackfillCohortRequest) (*BackfillCohortResponse, error)
+	GetCohortBackfill(context.Context, *GetCohortBackfillRequest) (*GetCohortBackfillResponse, error)
 	// Early access features.
 	CreateEarlyAccessFeature(context.Context, *CreateEarlyAccessFeatureRequest) (*CreateEarlyAccessFeatureResponse, error)
 	GetEarlyAccessFeature(context.Context, *GetEarlyAccessFeatureRequest) (*GetEarlyAccessFeatureResponse, error)
@@ -1054,6 +1084,12 @@ func (UnimplementedAdminServiceServer) RemoveCohortMembers(context.Context, *Rem
 }
 func (UnimplementedAdminServiceServer) ListCohortMembers(context.Context, *ListCohortMembersRequest) (*ListCohortMembersResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListCohortMembers not implemented")
+}
+func (UnimplementedAdminServiceServer) BackfillCohort(context.Context, *BackfillCohortRequest) (*BackfillCohortResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method BackfillCohort not implemented")
+}
+func (UnimplementedAdminServiceServer) GetCohortBackfill(context.Context, *GetCohortBackfillRequest) (*GetCohortBackfillResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetCohortBackfill not implemented")
 }
 func (UnimplementedAdminServiceServer) CreateEarlyAccessFeature(context.Context, *CreateEarlyAccessFeatureRequest) (*CreateEarlyAccessFeatureResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CreateEarlyAccessFeature not implemented")
@@ -1775,6 +1811,42 @@ func _AdminService_ListCohortMembers_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_BackfillCohort_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(BackfillCohortRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).BackfillCohort(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_BackfillCohort_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).BackfillCohort(ctx, req.(*BackfillCohortRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_GetCohortBackfill_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetCohortBackfillRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).GetCohortBackfill(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_GetCohortBackfill_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).GetCohortBackfill(ctx, req.(*GetCohortBackfillRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _AdminService_CreateEarlyAccessFeature_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(CreateEarlyAccessFeatureRequest)
 	if err := dec(in); err != nil {
@@ -2335,6 +2407,14 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListCohortMembers",
 			Handler:    _AdminService_ListCohortMembers_Handler,
+		},
+		{
+			MethodName: "BackfillCohort",
+			Handler:    _AdminService_BackfillCohort_Handler,
+		},
+		{
+			MethodName: "GetCohortBackfill",
+			Handler:    _AdminService_GetCohortBackfill_Handler,
 		},
 		{
 			MethodName: "CreateEarlyAccessFeature",

@@ -517,6 +517,213 @@ func (x *WatchDefinitionsResponse) GetTeamId() int64 {
 	return 0
 }
 
+// ReportEvaluationsRequest is one batch of evaluation counts.
+type ReportEvaluationsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// token is the project token (phc_...) when the metadata has none.
+	Token string `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	// counts holds at most 1,000 entries.
+	Counts []*EvaluationCount `protobuf:"bytes,2,rep,name=counts,proto3" json:"counts,omitempty"`
+	// window_start_ms and window_end_ms bound the interval the counts were
+	// taken in (Unix milliseconds).
+	WindowStartMs int64 `protobuf:"varint,3,opt,name=window_start_ms,json=windowStartMs,proto3" json:"window_start_ms,omitempty"`
+	WindowEndMs   int64 `protobuf:"varint,4,opt,name=window_end_ms,json=windowEndMs,proto3" json:"window_end_ms,omitempty"`
+	// client names the reporting client ("vexil-go/0.1"), at most 100 bytes.
+	Client        string `protobuf:"bytes,5,opt,name=client,proto3" json:"client,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportEvaluationsRequest) Reset() {
+	*x = ReportEvaluationsRequest{}
+	mi := &file_vexil_eval_v1_eval_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportEvaluationsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportEvaluationsRequest) ProtoMessage() {}
+
+func (x *ReportEvaluationsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_vexil_eval_v1_eval_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportEvaluationsRequest.ProtoReflect.Descriptor instead.
+func (*ReportEvaluationsRequest) Descriptor() ([]byte, []int) {
+	return file_vexil_eval_v1_eval_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ReportEvaluationsRequest) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+func (x *ReportEvaluationsRequest) GetCounts() []*EvaluationCount {
+	if x != nil {
+		return x.Counts
+	}
+	return nil
+}
+
+func (x *ReportEvaluationsRequest) GetWindowStartMs() int64 {
+	if x != nil {
+		return x.WindowStartMs
+	}
+	return 0
+}
+
+func (x *ReportEvaluationsRequest) GetWindowEndMs() int64 {
+	if x != nil {
+		return x.WindowEndMs
+	}
+	return 0
+}
+
+func (x *ReportEvaluationsRequest) GetClient() string {
+	if x != nil {
+		return x.Client
+	}
+	return ""
+}
+
+// EvaluationCount is how often one flag was evaluated to one value.
+type EvaluationCount struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Key   string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// path is "local" (answered in process) or "remote".
+	Path string `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	// enabled and variant are the value the count is for.
+	Enabled       bool   `protobuf:"varint,3,opt,name=enabled,proto3" json:"enabled,omitempty"`
+	Variant       string `protobuf:"bytes,4,opt,name=variant,proto3" json:"variant,omitempty"`
+	Count         int64  `protobuf:"varint,5,opt,name=count,proto3" json:"count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EvaluationCount) Reset() {
+	*x = EvaluationCount{}
+	mi := &file_vexil_eval_v1_eval_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EvaluationCount) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EvaluationCount) ProtoMessage() {}
+
+func (x *EvaluationCount) ProtoReflect() protoreflect.Message {
+	mi := &file_vexil_eval_v1_eval_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EvaluationCount.ProtoReflect.Descriptor instead.
+func (*EvaluationCount) Descriptor() ([]byte, []int) {
+	return file_vexil_eval_v1_eval_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *EvaluationCount) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *EvaluationCount) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *EvaluationCount) GetEnabled() bool {
+	if x != nil {
+		return x.Enabled
+	}
+	return false
+}
+
+func (x *EvaluationCount) GetVariant() string {
+	if x != nil {
+		return x.Variant
+	}
+	return ""
+}
+
+func (x *EvaluationCount) GetCount() int64 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+// ReportEvaluationsResponse acknowledges a batch.
+type ReportEvaluationsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// accepted is the number of counts taken.
+	Accepted      int32 `protobuf:"varint,1,opt,name=accepted,proto3" json:"accepted,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportEvaluationsResponse) Reset() {
+	*x = ReportEvaluationsResponse{}
+	mi := &file_vexil_eval_v1_eval_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportEvaluationsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportEvaluationsResponse) ProtoMessage() {}
+
+func (x *ReportEvaluationsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_vexil_eval_v1_eval_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportEvaluationsResponse.ProtoReflect.Descriptor instead.
+func (*ReportEvaluationsResponse) Descriptor() ([]byte, []int) {
+	return file_vexil_eval_v1_eval_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ReportEvaluationsResponse) GetAccepted() int32 {
+	if x != nil {
+		return x.Accepted
+	}
+	return 0
+}
+
 var File_vexil_eval_v1_eval_proto protoreflect.FileDescriptor
 
 const file_vexil_eval_v1_eval_proto_rawDesc = "" +
@@ -563,10 +770,25 @@ const file_vexil_eval_v1_eval_proto_rawDesc = "" +
 	"\x18WatchDefinitionsResponse\x12\x12\n" +
 	"\x04etag\x18\x01 \x01(\tR\x04etag\x12\x18\n" +
 	"\apayload\x18\x02 \x01(\fR\apayload\x12\x17\n" +
-	"\ateam_id\x18\x03 \x01(\x03R\x06teamId2\xc1\x01\n" +
+	"\ateam_id\x18\x03 \x01(\x03R\x06teamId\"\xcc\x01\n" +
+	"\x18ReportEvaluationsRequest\x12\x14\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\x126\n" +
+	"\x06counts\x18\x02 \x03(\v2\x1e.vexil.eval.v1.EvaluationCountR\x06counts\x12&\n" +
+	"\x0fwindow_start_ms\x18\x03 \x01(\x03R\rwindowStartMs\x12\"\n" +
+	"\rwindow_end_ms\x18\x04 \x01(\x03R\vwindowEndMs\x12\x16\n" +
+	"\x06client\x18\x05 \x01(\tR\x06client\"\x81\x01\n" +
+	"\x0fEvaluationCount\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x12\n" +
+	"\x04path\x18\x02 \x01(\tR\x04path\x12\x18\n" +
+	"\aenabled\x18\x03 \x01(\bR\aenabled\x12\x18\n" +
+	"\avariant\x18\x04 \x01(\tR\avariant\x12\x14\n" +
+	"\x05count\x18\x05 \x01(\x03R\x05count\"7\n" +
+	"\x19ReportEvaluationsResponse\x12\x1a\n" +
+	"\baccepted\x18\x01 \x01(\x05R\baccepted2\xa9\x02\n" +
 	"\vEvalService\x12K\n" +
 	"\bEvaluate\x12\x1e.vexil.eval.v1.EvaluateRequest\x1a\x1f.vexil.eval.v1.EvaluateResponse\x12e\n" +
-	"\x10WatchDefinitions\x12&.vexil.eval.v1.WatchDefinitionsRequest\x1a'.vexil.eval.v1.WatchDefinitionsResponse0\x01B7Z5github.com/vexil-dev/vexil/proto/vexil/eval/v1;evalv1b\x06proto3"
+	"\x10WatchDefinitions\x12&.vexil.eval.v1.WatchDefinitionsRequest\x1a'.vexil.eval.v1.WatchDefinitionsResponse0\x01\x12f\n" +
+	"\x11ReportEvaluations\x12'.vexil.eval.v1.ReportEvaluationsRequest\x1a(.vexil.eval.v1.ReportEvaluationsResponseB7Z5github.com/vexil-dev/vexil/proto/vexil/eval/v1;evalv1b\x06proto3"
 
 var (
 	file_vexil_eval_v1_eval_proto_rawDescOnce sync.Once
@@ -580,29 +802,35 @@ func file_vexil_eval_v1_eval_proto_rawDescGZIP() []byte {
 	return file_vexil_eval_v1_eval_proto_rawDescData
 }
 
-var file_vexil_eval_v1_eval_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_vexil_eval_v1_eval_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_vexil_eval_v1_eval_proto_goTypes = []any{
-	(*EvaluateRequest)(nil),          // 0: vexil.eval.v1.EvaluateRequest
-	(*EvaluateResponse)(nil),         // 1: vexil.eval.v1.EvaluateResponse
-	(*FlagResult)(nil),               // 2: vexil.eval.v1.FlagResult
-	(*Reason)(nil),                   // 3: vexil.eval.v1.Reason
-	(*WatchDefinitionsRequest)(nil),  // 4: vexil.eval.v1.WatchDefinitionsRequest
-	(*WatchDefinitionsResponse)(nil), // 5: vexil.eval.v1.WatchDefinitionsResponse
-	nil,                              // 6: vexil.eval.v1.EvaluateRequest.GroupsEntry
+	(*EvaluateRequest)(nil),           // 0: vexil.eval.v1.EvaluateRequest
+	(*EvaluateResponse)(nil),          // 1: vexil.eval.v1.EvaluateResponse
+	(*FlagResult)(nil),                // 2: vexil.eval.v1.FlagResult
+	(*Reason)(nil),                    // 3: vexil.eval.v1.Reason
+	(*WatchDefinitionsRequest)(nil),   // 4: vexil.eval.v1.WatchDefinitionsRequest
+	(*WatchDefinitionsResponse)(nil),  // 5: vexil.eval.v1.WatchDefinitionsResponse
+	(*ReportEvaluationsRequest)(nil),  // 6: vexil.eval.v1.ReportEvaluationsRequest
+	(*EvaluationCount)(nil),           // 7: vexil.eval.v1.EvaluationCount
+	(*ReportEvaluationsResponse)(nil), // 8: vexil.eval.v1.ReportEvaluationsResponse
+	nil,                               // 9: vexil.eval.v1.EvaluateRequest.GroupsEntry
 }
 var file_vexil_eval_v1_eval_proto_depIdxs = []int32{
-	6, // 0: vexil.eval.v1.EvaluateRequest.groups:type_name -> vexil.eval.v1.EvaluateRequest.GroupsEntry
+	9, // 0: vexil.eval.v1.EvaluateRequest.groups:type_name -> vexil.eval.v1.EvaluateRequest.GroupsEntry
 	2, // 1: vexil.eval.v1.EvaluateResponse.flags:type_name -> vexil.eval.v1.FlagResult
 	3, // 2: vexil.eval.v1.FlagResult.reason:type_name -> vexil.eval.v1.Reason
-	0, // 3: vexil.eval.v1.EvalService.Evaluate:input_type -> vexil.eval.v1.EvaluateRequest
-	4, // 4: vexil.eval.v1.EvalService.WatchDefinitions:input_type -> vexil.eval.v1.WatchDefinitionsRequest
-	1, // 5: vexil.eval.v1.EvalService.Evaluate:output_type -> vexil.eval.v1.EvaluateResponse
-	5, // 6: vexil.eval.v1.EvalService.WatchDefinitions:output_type -> vexil.eval.v1.WatchDefinitionsResponse
-	5, // [5:7] is the sub-list for method output_type
-	3, // [3:5] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	7, // 3: vexil.eval.v1.ReportEvaluationsRequest.counts:type_name -> vexil.eval.v1.EvaluationCount
+	0, // 4: vexil.eval.v1.EvalService.Evaluate:input_type -> vexil.eval.v1.EvaluateRequest
+	4, // 5: vexil.eval.v1.EvalService.WatchDefinitions:input_type -> vexil.eval.v1.WatchDefinitionsRequest
+	6, // 6: vexil.eval.v1.EvalService.ReportEvaluations:input_type -> vexil.eval.v1.ReportEvaluationsRequest
+	1, // 7: vexil.eval.v1.EvalService.Evaluate:output_type -> vexil.eval.v1.EvaluateResponse
+	5, // 8: vexil.eval.v1.EvalService.WatchDefinitions:output_type -> vexil.eval.v1.WatchDefinitionsResponse
+	8, // 9: vexil.eval.v1.EvalService.ReportEvaluations:output_type -> vexil.eval.v1.ReportEvaluationsResponse
+	7, // [7:10] is the sub-list for method output_type
+	4, // [4:7] is the sub-list for method input_type
+	4, // [4:4] is the sub-list for extension type_name
+	4, // [4:4] is the sub-list for extension extendee
+	0, // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_vexil_eval_v1_eval_proto_init() }
@@ -618,7 +846,7 @@ func file_vexil_eval_v1_eval_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_vexil_eval_v1_eval_proto_rawDesc), len(file_vexil_eval_v1_eval_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   7,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

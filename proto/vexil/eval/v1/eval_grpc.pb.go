@@ -41,8 +41,9 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	EvalService_Evaluate_FullMethodName         = "/vexil.eval.v1.EvalService/Evaluate"
-	EvalService_WatchDefinitions_FullMethodName = "/vexil.eval.v1.EvalService/WatchDefinitions"
+	EvalService_Evaluate_FullMethodName          = "/vexil.eval.v1.EvalService/Evaluate"
+	EvalService_WatchDefinitions_FullMethodName  = "/vexil.eval.v1.EvalService/WatchDefinitions"
+	EvalService_ReportEvaluations_FullMethodName = "/vexil.eval.v1.EvalService/ReportEvaluations"
 )
 
 // EvalServiceClient is the client API for EvalService service.
@@ -60,6 +61,11 @@ type EvalServiceClient interface {
 	// then again whenever they change (a new etag). The stream ends when the
 	// client cancels or the server stops (UNAVAILABLE: reconnect).
 	WatchDefinitions(ctx context.Context, in *WatchDefinitionsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchDefinitionsResponse], error)
+	// ReportEvaluations takes counts of evaluations a client answered
+	// itself (local evaluation), so usage statistics include them. It takes
+	// the project token, as Evaluate does. Counts are summed per flag key and
+	// path; a batch is accepted whole or refused whole.
+	ReportEvaluations(ctx context.Context, in *ReportEvaluationsRequest, opts ...grpc.CallOption) (*ReportEvaluationsResponse, error)
 }
 
 type evalServiceClient struct {
@@ -99,6 +105,16 @@ func (c *evalServiceClient) WatchDefinitions(ctx context.Context, in *WatchDefin
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type EvalService_WatchDefinitionsClient = grpc.ServerStreamingClient[WatchDefinitionsResponse]
 
+func (c *evalServiceClient) ReportEvaluations(ctx context.Context, in *ReportEvaluationsRequest, opts ...grpc.CallOption) (*ReportEvaluationsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReportEvaluationsResponse)
+	err := c.cc.Invoke(ctx, EvalService_ReportEvaluations_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // EvalServiceServer is the server API for EvalService service.
 // All implementations must embed UnimplementedEvalServiceServer
 // for forward compatibility.
@@ -114,6 +130,11 @@ type EvalServiceServer interface {
 	// then again whenever they change (a new etag). The stream ends when the
 	// client cancels or the server stops (UNAVAILABLE: reconnect).
 	WatchDefinitions(*WatchDefinitionsRequest, grpc.ServerStreamingServer[WatchDefinitionsResponse]) error
+	// ReportEvaluations takes counts of evaluations a client answered
+	// itself (local evaluation), so usage statistics include them. It takes
+	// the project token, as Evaluate does. Counts are summed per flag key and
+	// path; a batch is accepted whole or refused whole.
+	ReportEvaluations(context.Context, *ReportEvaluationsRequest) (*ReportEvaluationsResponse, error)
 	mustEmbedUnimplementedEvalServiceServer()
 }
 
@@ -129,6 +150,9 @@ func (UnimplementedEvalServiceServer) Evaluate(context.Context, *EvaluateRequest
 }
 func (UnimplementedEvalServiceServer) WatchDefinitions(*WatchDefinitionsRequest, grpc.ServerStreamingServer[WatchDefinitionsResponse]) error {
 	return status.Error(codes.Unimplemented, "method WatchDefinitions not implemented")
+}
+func (UnimplementedEvalServiceServer) ReportEvaluations(context.Context, *ReportEvaluationsRequest) (*ReportEvaluationsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReportEvaluations not implemented")
 }
 func (UnimplementedEvalServiceServer) mustEmbedUnimplementedEvalServiceServer() {}
 func (UnimplementedEvalServiceServer) testEmbeddedByValue()                     {}
@@ -180,6 +204,24 @@ func _EvalService_WatchDefinitions_Handler(srv interface{}, stream grpc.ServerSt
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type EvalService_WatchDefinitionsServer = grpc.ServerStreamingServer[WatchDefinitionsResponse]
 
+func _EvalService_ReportEvaluations_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReportEvaluationsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EvalServiceServer).ReportEvaluations(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: EvalService_ReportEvaluations_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EvalServiceServer).ReportEvaluations(ctx, req.(*ReportEvaluationsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // EvalService_ServiceDesc is the grpc.ServiceDesc for EvalService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -190,6 +232,10 @@ var EvalService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Evaluate",
 			Handler:    _EvalService_Evaluate_Handler,
+		},
+		{
+			MethodName: "ReportEvaluations",
+			Handler:    _EvalService_ReportEvaluations_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

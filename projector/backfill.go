@@ -1,0 +1,280 @@
+package projector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/vexil-dev/vexil/projector/ingest"
+)
+
+// Backfill errors.
+var (
+	// ErrNoPairStarts: the projector records no pair starts
+	// (Config.PairStarts), so there is no boundary between live and
+	// backfilled counts.
+	ErrNoPairStarts = errors.New("projector: backfill needs Config.PairStarts")
+	// ErrNotTracked: the projector's set of the team does not track the
+	// pair (yet): the cohort's change notice has not reached it.
+	ErrNotTracked = errors.New("projector: pair not tracked")
+)
+
+// Backfill bounds.
+const (
+	// DefaultBackfillMaxEvents bounds the events one pass of a backfill
+	// keeps in memory (some 40 bytes each); more, and the distinct ids are
+	// split in more passes, each reading the stream again.
+	DefaultBackfillMaxEvents = 2_000_000
+	// maxBackfillPasses bounds the passes (2^n splits).
+	maxBackfillPasses = 1024
+)
+
+// BackfillOptions tune a backfill; the zero value is the default.
+type BackfillOptions struct {
+	// MaxEvents bounds the events a pass keeps (DefaultBackfillMaxEvents).
+	MaxEvents int
+	// ChunkRows is the rows per merge (MaxMergeRows).
+	ChunkRows int
+	// Progress, when set, is called after each merge and at the end of
+	// each pass's read.
+	Progress func(BackfillProgress)
+}
+
+// BackfillProgress is where a backfill stands.
+type BackfillProgress struct {
+	// Pass counts from 0 to Passes-1; each reads the stream up to End.
+	Pass, Passes int
+	// Read is the last stream sequence read in this pass, End the last
+	// it reads (the highest pair start, less one).
+	Read, End uint64
+	// Events counted (after dedup by uuid) and Rows merged, all passes.
+	Events, Rows int
+}
+
+// Fraction is the share done, 0..1.
+func (p BackfillProgress) Fraction() float64 {
+	if p.Passes == 0 || p.End == 0 {
+		return 0
+	}
+	return (float64(p.Pass) + float64(min(p.Read, p.End))/float64(p.End)) / float64(p.Passes)
+}
+
+// Backfill counts, for pairs of team, the events the ingest stream still
+// retains from before each pair's start (PairStarts: the sequence from
+// which the projector counts the pair live), and merges them into the rows
+// through the running projector (MergeBackfill). Together with the live
+// counts that is every retained event counted once, as if the pair had
+// been tracked from the start; live traffic continues meanwhile.
+//
+// The stream is read with an ordered consumer on the team's event subject,
+// in passes over a share of the distinct ids (their hash) so that a pass
+// holds at most MaxEvents events. Each row's merge is idempotent
+// (counters.Row.Merge), so Backfill may be run again after a crash, or
+// twice, and counts nothing twice. A pair the projector has not started
+// tracking gets its start here, as the stream's next sequence, when the
+// projector's set (Config.Events) already tracks it: an event after that
+// sequence is applied by the projector under that set or a newer one.
+func (p *Projector) Backfill(ctx context.Context, team int64, pairs []uint64, opt BackfillOptions) error {
+	if p.cfg.PairStarts == nil {
+		return ErrNoPairStarts
+	}
+	if opt.MaxEvents <= 0 {
+		opt.MaxEvents = DefaultBackfillMaxEvents
+	}
+	if opt.ChunkRows <= 0 || opt.ChunkRows > MaxMergeRows {
+		opt.ChunkRows = MaxMergeRows
+	}
+	if p.cfg.Events == nil {
+		return fmt.Errorf("%w: the projector counts no events", ErrNotTracked)
+	}
+	set := p.cfg.Events(team)
+	for _, id := range pairs {
+		if set == nil || !set.TracksPair(id) {
+			return fmt.Errorf("%w: team %d pair %x", ErrNotTracked, team, id)
+		}
+	}
+	stream, err := p.js.Stream(ctx, p.cfg.Stream)
+	if err != nil {
+		return fmt.Errorf("projector: backfill: stream %s: %w", p.cfg.Stream, err)
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("projector: backfill: stream info: %w", err)
+	}
+	starts := make(map[uint64]uint64, len(pairs))
+	var end uint64
+	for _, id := range pairs {
+		s, err := p.cfg.PairStarts.Start(ctx, team, id, info.State.LastSeq+1)
+		if err != nil {
+			return err
+		}
+		starts[id] = s
+		if s > 0 {
+			end = max(end, s-1)
+		}
+	}
+	pr := BackfillProgress{End: end, Passes: 1}
+	if end == 0 || end < info.State.FirstSeq {
+		if opt.Progress != nil {
+			pr.Read = end
+			opt.Progress(pr)
+		}
+		return nil // nothing retained from before the pairs' starts
+	}
+	subject := ingest.Subject(p.cfg.Namespace, ingest.Events, team)
+passes:
+	for parts := 1; ; parts *= 2 {
+		if parts > maxBackfillPasses {
+			return fmt.Errorf("projector: backfill: more than %d passes of %d events", maxBackfillPasses, opt.MaxEvents)
+		}
+		pr.Passes = parts
+		for part := range parts {
+			pr.Pass, pr.Read = part, 0
+			acc, ok, err := p.backfillPass(ctx, stream, subject, team, starts, end, uint64(part), uint64(parts), opt, &pr)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				continue passes // too many events: split the ids more finely
+			}
+			if err := p.mergeAll(ctx, team, pairs, acc, opt, &pr); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
+// backfillRow is a distinct id's events read by a pass.
+type backfillRow struct {
+	seen map[uint64]struct{} // uuid hashes: an event counts once
+	secs map[uint64][]int64  // by pair
+}
+
+// backfillPass reads the stream up to end and returns the counts of the
+// distinct ids whose hash is part modulo parts; ok false when they hold
+// more than opt.MaxEvents events.
+func (p *Projector) backfillPass(ctx context.Context, stream jetstream.Stream, subject string, team int64, starts map[uint64]uint64, end, part, parts uint64, opt BackfillOptions, pr *BackfillProgress) (map[string]*backfillRow, bool, error) {
+	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}})
+	if err != nil {
+		return nil, false, fmt.Errorf("projector: backfill: consumer: %w", err)
+	}
+	acc := map[string]*backfillRow{}
+	ci, err := cons.Info(ctx)
+	if err != nil {
+		return nil, false, fmt.Errorf("projector: backfill: consumer info: %w", err)
+	}
+	if ci.NumPending == 0 {
+		return acc, true, nil
+	}
+	it, err := cons.Messages()
+	if err != nil {
+		return nil, false, fmt.Errorf("projector: backfill: read: %w", err)
+	}
+	defer it.Stop()
+	stop := context.AfterFunc(ctx, it.Stop)
+	defer stop()
+	set := p.cfg.Events(team)
+	n := 0
+	var matched []uint64
+	for {
+		msg, err := it.Next()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, false, ctx.Err()
+			}
+			return nil, false, fmt.Errorf("projector: backfill: read: %w", err)
+		}
+		md, err := msg.Metadata()
+		if err != nil {
+			return nil, false, fmt.Errorf("projector: backfill: metadata: %w", err)
+		}
+		seq := md.Sequence.Stream
+		if seq > end {
+			break
+		}
+		pr.Read = seq
+		env, err := ingest.Decode(p.cfg.Namespace, msg.Subject(), msg.Headers().Get(ingest.HeaderContentType), msg.Data(), p.cfg.Limits)
+		if ev := env.GetEvent(); err == nil && ev != nil && set != nil && set.TracksEvent(ev.Event) &&
+			xxhash.Sum64String(ev.DistinctId)%parts == part {
+			props, err := eventProperties(ev.Properties, set.EventPropertyKeys(ev.Event))
+			if err == nil {
+				at := ev.Timestamp.AsTime()
+				matched = set.MatchEvent(ev.Event, props, at, matched[:0])
+				matched = slices.DeleteFunc(matched, func(id uint64) bool { s, ok := starts[id]; return !ok || seq >= s })
+				if len(matched) > 0 {
+					r := acc[ev.DistinctId]
+					if r == nil {
+						r = &backfillRow{seen: map[uint64]struct{}{}, secs: map[uint64][]int64{}}
+						acc[ev.DistinctId] = r
+					}
+					h := xxhash.Sum64String(ev.Uuid)
+					if _, dup := r.seen[h]; !dup {
+						r.seen[h] = struct{}{}
+						for _, id := range matched {
+							r.secs[id] = append(r.secs[id], at.Unix())
+						}
+						if n++; n > opt.MaxEvents {
+							return nil, false, nil
+						}
+						pr.Events++
+					}
+				}
+			}
+		}
+		if md.NumPending == 0 || seq == end {
+			break
+		}
+	}
+	if opt.Progress != nil {
+		pr.Read = end
+		opt.Progress(*pr)
+	}
+	return acc, true, nil
+}
+
+// mergeAll hands a pass's counts to the projector, pair by pair, in chunks.
+func (p *Projector) mergeAll(ctx context.Context, team int64, pairs []uint64, acc map[string]*backfillRow, opt BackfillOptions, pr *BackfillProgress) error {
+	ids := make([]string, 0, len(acc))
+	for id := range acc {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids) // a resumed backfill redoes the same chunks first
+	for _, pair := range pairs {
+		var chunk []RowBackfill
+		flush := func() error {
+			if len(chunk) == 0 {
+				return nil
+			}
+			if err := p.MergeBackfill(ctx, team, pair, chunk); err != nil {
+				return err
+			}
+			pr.Rows += len(chunk)
+			chunk = chunk[:0]
+			if opt.Progress != nil {
+				opt.Progress(*pr)
+			}
+			return nil
+		}
+		for _, id := range ids {
+			secs := acc[id].secs[pair]
+			if len(secs) == 0 {
+				continue
+			}
+			chunk = append(chunk, RowBackfill{DistinctID: id, Secs: secs})
+			if len(chunk) == opt.ChunkRows {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		}
+		if err := flush(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
