@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 
 	"github.com/vexil-dev/vexil/catalog"
@@ -45,6 +46,7 @@ func jobProto(j catalog.BlastRadiusJob) *adminv1.BlastRadiusJob {
 	}
 	if r := j.Result; r != nil {
 		out.Changed, out.Transitions, out.Sample = r.Matched, r.ByVariant, r.Sample
+		out.GroupsEvaluated, out.GroupsChanged, out.GroupTransitions, out.GroupSample = r.GroupsEvaluated, r.GroupsMatched, r.GroupsByVariant, r.GroupSample
 	}
 	return out
 }
@@ -66,6 +68,10 @@ type blastCalc struct {
 	// changed holds the persons (hashes of their ids) already counted: a
 	// person changes when any of its distinct ids does, and counts once.
 	changed map[uint64]struct{}
+	// groupTypes are the group type indexes the flag's conditions
+	// aggregate by, before or after the change (groupTypesOf); oldTypes
+	// and newTypes those of each side.
+	groupTypes, oldTypes, newTypes []int
 }
 
 // newBlastCalc compiles the team's current definitions and the proposed
@@ -86,6 +92,19 @@ func (s *Service) newBlastCalc(ctx context.Context, team int64, req blastRequest
 			}
 		}
 	}
+	for _, f := range snap.Definitions.Flags {
+		if req.FlagID != 0 && f.ID == req.FlagID {
+			b.oldTypes = groupTypesOf(f)
+		}
+	}
+	b.newTypes = groupTypesOf(req.Flag)
+	b.groupTypes = slices.Clone(b.oldTypes)
+	for _, t := range b.newTypes {
+		if !slices.Contains(b.groupTypes, t) {
+			b.groupTypes = append(b.groupTypes, t)
+		}
+	}
+	slices.Sort(b.groupTypes)
 	d := snap.Definitions
 	d.Flags = slices.DeleteFunc(slices.Clone(d.Flags), func(f flags.Flag) bool { return req.FlagID != 0 && f.ID == req.FlagID })
 	d.Flags = append(d.Flags, req.Flag)
@@ -129,13 +148,105 @@ func (b *blastCalc) rows(ctx context.Context, rows []*store.Row) error {
 	return nil
 }
 
+// groupTypesOf returns the group type indexes a flag's conditions
+// aggregate by: the flag's default, or each condition's own.
+func groupTypesOf(f flags.Flag) []int {
+	var out []int
+	add := func(t *int) {
+		if t != nil && !slices.Contains(out, *t) {
+			out = append(out, *t)
+		}
+	}
+	for _, cs := range [][]flags.Condition{f.Filters.Groups, f.Filters.SuperGroups} {
+		for _, c := range cs {
+			if c.Aggregation.Set {
+				add(c.Aggregation.Index) // nil: persons
+			} else {
+				add(f.Filters.AggregationGroupTypeIndex)
+			}
+		}
+	}
+	if len(f.Filters.Groups) == 0 {
+		add(f.Filters.AggregationGroupTypeIndex)
+	}
+	return out
+}
+
+// groupScanner is the part of the persons store that lists groups
+// (memstore, pebblestore, scyllastore); a store without it counts no
+// groups.
+type groupScanner interface {
+	ScanGroups(ctx context.Context, team int64, typeIndex int, cursor string, limit int) (store.GroupPage, error)
+}
+
+// MaxBlastGroups bounds the groups one blast radius evaluates per group
+// type (the rest are not counted; groups_evaluated says how many were).
+const MaxBlastGroups = 1_000_000
+
+// groups evaluates the flag before and after for every group of the
+// group types its conditions aggregate by: a group-aggregated condition
+// set's blast radius is in groups, not persons. Each group is evaluated
+// alone (no person), as a request naming only that group; a side (before
+// or after) whose conditions do not aggregate by the group's type is
+// "false" for it (a group cannot match a person condition).
+func (b *blastCalc) groups(ctx context.Context) error {
+	gs, ok := b.s.cfg.Persons.(groupScanner)
+	if !ok || len(b.groupTypes) == 0 {
+		return nil
+	}
+	if b.res.GroupsByVariant == nil {
+		b.res.GroupsByVariant = map[string]int64{}
+	}
+	for _, t := range b.groupTypes {
+		var n int
+		for cursor := ""; n < MaxBlastGroups; {
+			page, err := gs.ScanGroups(ctx, b.team, t, cursor, b.s.cfg.BlastRadiusPage)
+			if err != nil {
+				return err
+			}
+			for _, g := range page.Groups {
+				props, err := decodeProps(g.Properties)
+				if err != nil {
+					return fmt.Errorf("admin: group %d/%q: %w", t, g.Key, err)
+				}
+				ec := flags.Context{Groups: make([]flags.Group, t+1), Now: b.s.cfg.Now()}
+				ec.Groups[t] = flags.Group{Key: g.Key, Properties: props}
+				before := "false"
+				if b.oldKey != "" && slices.Contains(b.oldTypes, t) {
+					if r, ok := evalOne(b.old, &ec, b.oldKey); ok {
+						before = valueOf(r)
+					}
+				}
+				after := "false"
+				if slices.Contains(b.newTypes, t) {
+					if r, ok := evalOne(b.new, &ec, b.newKey); ok {
+						after = valueOf(r)
+					}
+				}
+				b.res.GroupsEvaluated++
+				n++
+				if before != after {
+					b.res.GroupsByVariant[before+"->"+after]++
+					b.res.GroupsMatched++
+					if len(b.res.GroupSample) < b.sampleSize {
+						b.res.GroupSample = append(b.res.GroupSample, fmt.Sprintf("%d:%s", t, g.Key))
+					}
+				}
+			}
+			if cursor = page.Next; cursor == "" {
+				break
+			}
+		}
+	}
+	return nil
+}
+
 func (b *blastCalc) result() *catalog.BlastRadiusResult {
 	r := b.res
-	r.ByVariant = make(map[string]int64, len(b.res.ByVariant))
-	for k, v := range b.res.ByVariant {
-		r.ByVariant[k] = v
-	}
+	r.ByVariant = maps.Clone(b.res.ByVariant)
+	r.GroupsByVariant = maps.Clone(b.res.GroupsByVariant)
 	r.Sample = slices.Clone(b.res.Sample)
+	r.GroupSample = slices.Clone(b.res.GroupSample)
 	return &r
 }
 
@@ -189,6 +300,9 @@ func (s *Service) StartBlastRadius(ctx context.Context, req *adminv1.StartBlastR
 			return nil, err
 		}
 		if err := calc.rows(ctx, first.Rows); err != nil {
+			return nil, err
+		}
+		if err := calc.groups(ctx); err != nil {
 			return nil, err
 		}
 		n := int64(len(first.Rows))
@@ -344,6 +458,10 @@ func (s *Service) runJob(ctx context.Context, ref jobRef) {
 		if cursor = page.Next; cursor == "" {
 			break
 		}
+	}
+	if err := calc.groups(ctx); err != nil {
+		fail(err)
+		return
 	}
 	if _, err := s.updateJob(ctx, ref.team, ref.id, func(j *catalog.BlastRadiusJob) bool {
 		if finished(j.Status) {

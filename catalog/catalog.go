@@ -415,6 +415,13 @@ type BlastRadiusResult struct {
 	ByVariant map[string]int64 `json:"by_variant,omitempty"`
 	// Sample holds some matched distinct ids.
 	Sample []string `json:"sample,omitempty"`
+	// Groups evaluated and matched (value changed), by transition, and
+	// some matched as "<type index>:<key>": for flags with group-aggregated
+	// conditions.
+	GroupsEvaluated int64            `json:"groups_evaluated,omitempty"`
+	GroupsMatched   int64            `json:"groups_matched,omitempty"`
+	GroupsByVariant map[string]int64 `json:"groups_by_variant,omitempty"`
+	GroupSample     []string         `json:"group_sample,omitempty"`
 }
 
 // TeamSnapshot is a team's live definitions in one read.

@@ -45,7 +45,8 @@
 //
 // Every mutation takes dry_run: the answer is the diff (path, before,
 // after) and, for flags, the exact blast radius (admin's blast radius: the
-// persons whose value would change), and nothing is saved. Deletes, bulk
+// persons whose value would change, and for group-aggregated conditions the
+// groups), and nothing is saved. Deletes, bulk
 // changes (more than BulkLimit ids) and any jump of a condition to 100%
 // need confirmation: an elicitation where the client declared it (during
 // the call in a 2025 session; in 2026-07-28 a multi-round-trip request,
@@ -62,9 +63,16 @@
 // source of the signals package's stream) and findings added through
 // Inbox.Append (stale flags and evaluation anomalies plug in there). The
 // acknowledged position of each team is kept in a key-value bucket.
-// Stale flags and evaluation anomalies are not detected here: a detector
-// (the usage statistics) adds them with Append, and the flag list's status
-// and last evaluation come from the same statistics once they exist.
+// Stale flags and evaluation anomalies are not detected here: the usage
+// statistics find them (Config.Usage, an adapter over package usage in
+// the wiring) and FindingsJob, run by vexil serve, adds every team's
+// findings with AppendOnce: once per finding id (kind, team, flag,
+// reason, since), remembered in the acknowledgement bucket, so a stale
+// flag is one signal across runs, restarts and nodes. The usage tools
+// (feature "usage": usage_flag, usage_summary, usage_findings,
+// usage_settings_get, usage_settings_set) answer what the REST routes
+// answer, with their scopes; flag list rows carry the statistics' STALE
+// status and last_evaluated_at.
 // Resources vexil://flags/{key} and vexil://signals can be subscribed to in
 // both eras; Run pushes notifications/resources/updated from the change
 // notices and signals on NATS, so a change made over REST by someone else

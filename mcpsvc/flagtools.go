@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -139,6 +140,8 @@ type slimFlag struct {
 	Status  string `json:"status"`
 	Rollout string `json:"rollout"`
 	Version int64  `json:"version"`
+	// LastEvaluatedAt is the last remote evaluation (usage statistics).
+	LastEvaluatedAt *time.Time `json:"last_evaluated_at,omitempty"`
 }
 
 func slim(f *adminv1.FeatureFlag) slimFlag {
@@ -146,10 +149,17 @@ func slim(f *adminv1.FeatureFlag) slimFlag {
 	switch {
 	case f.GetArchived():
 		st = "ARCHIVED"
+	case f.GetStatus() == "STALE": // usage statistics' stale rule
+		st = "STALE"
 	case f.GetActive():
 		st = "ACTIVE"
 	}
-	return slimFlag{Key: f.GetKey(), Name: f.GetName(), Status: st, Rollout: rolloutSummary(f), Version: f.GetVersion()}
+	out := slimFlag{Key: f.GetKey(), Name: f.GetName(), Status: st, Rollout: rolloutSummary(f), Version: f.GetVersion()}
+	if t := f.GetLastEvaluatedAt(); t != nil {
+		at := t.AsTime().UTC()
+		out.LastEvaluatedAt = &at
+	}
+	return out
 }
 
 // rolloutSummary says in a few words whom a flag serves.
@@ -275,6 +285,15 @@ func blastOf(j *adminv1.BlastRadiusJob) map[string]any {
 	}
 	if len(j.GetSample()) > 0 {
 		b["sample"] = j.GetSample()
+	}
+	if j.GetGroupsEvaluated() > 0 { // a group-aggregated condition set: groups too
+		b["groups_evaluated"], b["groups_changed"] = j.GetGroupsEvaluated(), j.GetGroupsChanged()
+		if len(j.GetGroupTransitions()) > 0 {
+			b["group_transitions"] = j.GetGroupTransitions()
+		}
+		if len(j.GetGroupSample()) > 0 {
+			b["group_sample"] = j.GetGroupSample()
+		}
 	}
 	if j.GetState() != adminv1.JobState_JOB_STATE_DONE {
 		b["note"] = "the team is large: poll blast_radius_job with job_id"

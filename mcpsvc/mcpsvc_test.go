@@ -18,12 +18,14 @@ import (
 	"github.com/vexil-dev/vexil/admin"
 	"github.com/vexil-dev/vexil/catalog"
 	"github.com/vexil-dev/vexil/catalog/memcatalog"
+	"github.com/vexil-dev/vexil/evalsvc"
 	"github.com/vexil-dev/vexil/namespace"
 	"github.com/vexil-dev/vexil/natstest"
 	adminv1 "github.com/vexil-dev/vexil/proto/vexil/admin/v1"
 	"github.com/vexil-dev/vexil/signals"
 	"github.com/vexil-dev/vexil/store"
 	"github.com/vexil-dev/vexil/store/memstore"
+	"github.com/vexil-dev/vexil/usage"
 )
 
 // The protocol revisions tested: the 2025 era (initialize, sessions) and
@@ -40,6 +42,13 @@ type fixture struct {
 	team        int64
 	teamVersion int64
 	inbox       *Inbox
+	// The evaluation service (POST /flags) counting into rec, the usage
+	// statistics on clock, and the team's project token.
+	eval    *evalsvc.Service
+	rec     *usage.Recorder
+	persons *memstore.Store
+	clock   *testClock
+	token   string
 }
 
 func newFixture(t testing.TB) *fixture {
@@ -48,7 +57,21 @@ func newFixture(t testing.TB) *fixture {
 	cat := memcatalog.New(memcatalog.Config{})
 	t.Cleanup(func() { _ = cat.Close() })
 	persons := memstore.New()
-	svc, err := admin.New(admin.Config{Catalog: cat, Persons: persons, Publisher: admin.NATSPublisher{Conn: ns.Conn}})
+	clock := &testClock{}
+	us, err := usage.New(usage.Config{Store: persons, Flags: cat, Now: clock.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := usage.NewRecorder(usage.RecorderConfig{Store: persons})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eval, err := evalsvc.New(evalsvc.Config{Store: persons, Catalog: cat, Usage: rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := admin.New(admin.Config{Catalog: cat, Persons: persons, Publisher: admin.NATSPublisher{Conn: ns.Conn},
+		FlagUsage: usageAdapter{us}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +80,7 @@ func newFixture(t testing.TB) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := New(Config{Service: svc, Inbox: inbox, Conn: ns.Conn, Namespace: namespace.Default})
+	m, err := New(Config{Service: svc, Inbox: inbox, Conn: ns.Conn, Namespace: namespace.Default, Usage: usageAdapter{us}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +118,7 @@ func newFixture(t testing.TB) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	team, _, _, err := admin.CreateTeam(ctx, cat, catalog.Team{Name: "acme"}, "test")
+	team, token, _, err := admin.CreateTeam(ctx, cat, catalog.Team{Name: "acme"}, "test")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +131,8 @@ func newFixture(t testing.TB) *fixture {
 	if err := persons.Apply(ctx, &b); err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{t: t, cat: cat, svc: svc, mcp: m, base: "http://" + srv.HTTPAddr(), root: root, team: team.ID, teamVersion: team.Version, inbox: inbox}
+	f := &fixture{t: t, cat: cat, svc: svc, mcp: m, base: "http://" + srv.HTTPAddr(), root: root, team: team.ID, teamVersion: team.Version, inbox: inbox,
+		eval: eval, rec: rec, clock: clock, token: token, persons: persons}
 	return f
 }
 
@@ -302,6 +326,57 @@ func TestAgentLifecycle(t *testing.T) {
 				if len(texts) != 1 {
 					t.Fatalf("after acknowledging every signal: %v", texts)
 				}
+			}
+			// Real /flags traffic, counted by the usage statistics and
+			// read through MCP: exact counts.
+			ids := make([]string, 20)
+			for i := range ids {
+				ids[i] = fmt.Sprintf("u%d", i)
+			}
+			f.evaluate(ids...)
+			f.evaluate("u1", "u2") // two ids again: 22 evaluations, 20 ids
+			use := mustTool(t, cs, "usage_flag", map[string]any{"key": "new-checkout", "resolution": "minute", "date_from": "-1h"})
+			total := use["total"].(map[string]any)
+			values := total["values"].(map[string]any)
+			if total["evaluations"] != 22.0 || total["unique_users"] != 20.0 || total["by_endpoint"].(map[string]any)["flags"] != 22.0 ||
+				values["true"].(float64)+values["false"].(float64) != 22 || values["true"].(float64) < 4 || use["status"] != "ACTIVE" || use["last_evaluated_at"] == nil {
+				t.Fatalf("usage_flag: %s", mustJSON(use))
+			}
+			sum := mustTool(t, cs, "usage_summary", map[string]any{"days": 1})
+			if rows := sum["results"].([]any); len(rows) != 1 || rows[0].(map[string]any)["evaluations"] != 22.0 || sum["stale_after_days"] != 30.0 {
+				t.Fatalf("usage_summary: %s", mustJSON(sum))
+			}
+			lst := mustTool(t, cs, "flags_list", nil)["flags"].([]any)[0].(map[string]any)
+			if lst["status"] != "ACTIVE" || lst["last_evaluated_at"] == nil {
+				t.Fatalf("a slim row after traffic: %v", lst)
+			}
+			if got := mustTool(t, cs, "usage_settings_get", nil); got["stale_after_days"] != 30.0 {
+				t.Fatalf("usage_settings_get: %v", got)
+			}
+			job := f.findingsJob()
+			if n, err := job.Once(ctx); err != nil || n != 0 {
+				t.Fatalf("findings while the flag is in use: %d %v", n, err)
+			}
+			// The stale period passes: the job adds one stale-flag
+			// signal, once.
+			f.clock.advance(31 * 24 * time.Hour)
+			if n, err := job.Once(ctx); err != nil || n != 1 {
+				t.Fatalf("findings after 31 days: %d %v", n, err)
+			}
+			if n, err := job.Once(ctx); err != nil || n != 0 {
+				t.Fatalf("the same finding again: %d %v", n, err)
+			}
+			stale := mustTool(t, cs, "signals_list", map[string]any{"full": true})["signals"].([]any)
+			if len(stale) != 1 || stale[0].(map[string]any)["kind"] != "stale_flag" ||
+				stale[0].(map[string]any)["data"].(map[string]any)["flag_key"] != "new-checkout" ||
+				stale[0].(map[string]any)["data"].(map[string]any)["data"].(map[string]any)["reason"] != "not_evaluated" {
+				t.Fatalf("stale signal: %s", mustJSON(stale))
+			}
+			if fs := mustTool(t, cs, "usage_findings", nil); fs["count"] != 1.0 || fs["findings"].([]any)[0].(map[string]any)["kind"] != "stale_flag" {
+				t.Fatalf("usage_findings: %v", fs)
+			}
+			if lst := mustTool(t, cs, "flags_list", map[string]any{"status": "STALE"})["flags"].([]any); len(lst) != 1 || lst[0].(map[string]any)["status"] != "STALE" {
+				t.Fatalf("stale flags after 31 days: %v", lst)
 			}
 			mustTool(t, cs, "flag_archive", map[string]any{"key": "new-checkout"})
 			arch := mustTool(t, cs, "flags_list", map[string]any{"status": "ARCHIVED"})

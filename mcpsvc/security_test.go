@@ -70,6 +70,7 @@ func (fx *secFixture) args(tool *mcp.Tool) map[string]any {
 		"team_id": fx.teamA, "key": markSecret, "cohort_id": fx.cohortA, "feature_id": fx.featureA, "job_id": "job",
 		"distinct_id": "u1", "distinct_ids": []string{"u1"}, "cursor": 1, "index": 0, "rollout_percentage": 10,
 		"condition": map[string]any{"rollout_percentage": 10}, "definition": map[string]any{"active": true}, "order": []int{0}, "overrides": []any{}, "name": "n", "stage": "beta",
+		"stale_after_days": 14, "resolution": "hour", "days": 7,
 	}
 	b, _ := json.Marshal(tool.InputSchema)
 	var schema struct {
@@ -166,5 +167,50 @@ func TestNoToolRevealsAnotherTeam(t *testing.T) {
 	slices.Sort(names)
 	if len(names) != len(toolSpecs) {
 		t.Errorf("tried %v", names)
+	}
+}
+
+// TestUsageToolsAsREST: the usage tools take the REST routes' scopes
+// (flag:read to read, flag:write for the setting), the read ones are
+// annotated read-only, and a key of the team reads them.
+func TestUsageToolsAsREST(t *testing.T) {
+	fx := newSecFixture(t)
+	want := map[string]string{"usage_flag": admin.ScopeFlagRead, "usage_summary": admin.ScopeFlagRead,
+		"usage_findings": admin.ScopeFlagRead, "usage_settings_get": admin.ScopeFlagRead, "usage_settings_set": admin.ScopeFlagWrite}
+	all := tools(t, fx.session(t, fx.root, true))
+	for name, scope := range want {
+		spec, tool := toolByName(name), all[name]
+		if spec == nil || tool == nil || spec.scope != scope || spec.feature != "usage" {
+			t.Fatalf("%s: spec %+v", name, spec)
+		}
+		if ro := tool.Annotations != nil && tool.Annotations.ReadOnlyHint; ro != (scope == admin.ScopeFlagRead) {
+			t.Errorf("%s: read-only hint %v", name, ro)
+		}
+	}
+	reader := fx.session(t, fx.key([]int64{fx.teamA}, admin.ScopeFlagRead), false)
+	if out := mustTool(t, reader, "usage_flag", map[string]any{"key": markSecret}); out["flag_key"] != markSecret || out["status"] != "ACTIVE" {
+		t.Errorf("usage_flag with flag:read: %v", out)
+	}
+	if _, texts, isErr := callTool(t, reader, "usage_flag", map[string]any{"key": markSecret, "resolution": "week"}); !isErr ||
+		!strings.Contains(texts[0], `"field":"resolution"`) {
+		t.Errorf("a bad resolution: %v", texts)
+	}
+	if _, texts, isErr := callTool(t, reader, "usage_summary", map[string]any{"days": 91}); !isErr || !strings.Contains(texts[0], `"field":"days"`) {
+		t.Errorf("91 days: %v", texts)
+	}
+	writer := fx.session(t, fx.key([]int64{fx.teamA}, admin.ScopeFlagRead, admin.ScopeFlagWrite), false)
+	dry := mustTool(t, writer, "usage_settings_set", map[string]any{"stale_after_days": 14, "dry_run": true})
+	if mustJSON(dry["diff"]) != `[{"after":14,"before":30,"path":"stale_after_days"}]` {
+		t.Errorf("dry run: %v", dry)
+	}
+	if got := mustTool(t, writer, "usage_settings_get", nil); got["stale_after_days"] != 30.0 {
+		t.Errorf("a dry run saved: %v", got)
+	}
+	mustTool(t, writer, "usage_settings_set", map[string]any{"stale_after_days": 14})
+	if got := mustTool(t, reader, "usage_settings_get", nil); got["stale_after_days"] != 14.0 {
+		t.Errorf("after usage_settings_set: %v", got)
+	}
+	if _, texts, isErr := callTool(t, writer, "usage_settings_set", map[string]any{"stale_after_days": 366}); !isErr || !strings.Contains(texts[0], `"field":"stale_after_days"`) {
+		t.Errorf("366 days: %v", texts)
 	}
 }

@@ -44,6 +44,9 @@ type Config struct {
 	Service *admin.Service
 	// Inbox is the signal inbox; nil: the signal tools answer unavailable.
 	Inbox *Inbox
+	// Usage is the flag usage statistics; nil: the usage tools answer
+	// unavailable.
+	Usage UsageSource
 	// Conn, when set, feeds resource updates from change notices and
 	// signals (Run).
 	Conn      *nats.Conn
@@ -188,7 +191,7 @@ type options struct {
 }
 
 // Features lists the feature names of ?features=.
-var Features = []string{"flags", "cohorts", "early_access", "activity", "signals"}
+var Features = []string{"flags", "cohorts", "early_access", "activity", "signals", "usage"}
 
 func splitList(q, field string) ([]string, error) {
 	if q == "" {

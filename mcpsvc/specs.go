@@ -488,6 +488,7 @@ func init() {
 	toolSpecs = append(toolSpecs, cohortSpecs()...)
 	toolSpecs = append(toolSpecs, earlyAccessSpecs()...)
 	toolSpecs = append(toolSpecs, signalSpecs()...)
+	toolSpecs = append(toolSpecs, usageSpecs()...)
 }
 
 func withHints(t toolSpec, destructive, idem bool) toolSpec {

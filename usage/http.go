@@ -3,11 +3,9 @@ package usage
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/vexil-dev/vexil/catalog"
@@ -118,67 +116,18 @@ func flagByRef(recs []catalog.FlagRecord, ref string) (catalog.FlagRecord, bool)
 	return catalog.FlagRecord{}, false
 }
 
-func (h *handlers) flags(w http.ResponseWriter, r *http.Request, team int64) ([]catalog.FlagRecord, bool) {
-	recs, err := h.s.cfg.Flags.ListFlags(r.Context(), team)
-	if errors.Is(err, catalog.ErrNotFound) {
-		err = errcode.Field(errcode.NotFound, "team_id", "team not found")
-	}
-	if err != nil {
-		h.hc.WriteError(w, r, err)
-		return nil, false
-	}
-	return recs, true
-}
-
 func (h *handlers) flagUsage(w http.ResponseWriter, r *http.Request) {
 	team, ok := h.begin(w, r, ScopeRead)
 	if !ok {
 		return
 	}
-	recs, ok := h.flags(w, r, team)
-	if !ok {
-		return
-	}
-	rec, found := flagByRef(recs, r.PathValue("id"))
-	if !found {
-		h.hc.WriteError(w, r, errcode.Field(errcode.NotFound, "id", "flag not found"))
-		return
-	}
 	q := r.URL.Query()
-	now := h.s.cfg.Now()
-	res := Resolution(strings.ToLower(q.Get("resolution")))
-	if res == "" {
-		res = Hour
-	}
-	from, to := now.Add(-24*time.Hour), now
-	var err error
-	if v := q.Get("date_from"); v != "" {
-		if from, err = parseTime("date_from", v, now); err != nil {
-			h.hc.WriteError(w, r, err)
-			return
-		}
-	}
-	if v := q.Get("date_to"); v != "" {
-		if to, err = parseTime("date_to", v, now); err != nil {
-			h.hc.WriteError(w, r, err)
-			return
-		}
-	}
-	series, err := h.s.FlagUsage(r.Context(), team, rec.Flag.Key, res, from, to)
+	rep, err := h.s.FlagReport(r.Context(), team, r.PathValue("id"), q.Get("resolution"), q.Get("date_from"), q.Get("date_to"))
 	if err != nil {
 		h.hc.WriteError(w, r, err)
 		return
 	}
-	states, err := h.s.FlagStates(r.Context(), team, []catalog.FlagRecord{rec}, now)
-	if err != nil {
-		h.hc.WriteError(w, r, err)
-		return
-	}
-	writeJSON(w, struct {
-		FlagID int64  `json:"flag_id"`
-		Status Status `json:"status"`
-		*Series
-	}{rec.Flag.ID, states[rec.Flag.Key].Status, series})
+	writeJSON(w, rep)
 }
 
 // FlagRow is one flag of the team summary.
@@ -257,17 +206,13 @@ func (h *handlers) teamUsage(w http.ResponseWriter, r *http.Request) {
 	days := 7
 	if v := r.URL.Query().Get("days"); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > MaxSummaryDays {
+		if err != nil {
 			h.hc.WriteError(w, r, errRange("days", "days must be 1..%d", MaxSummaryDays))
 			return
 		}
 		days = n
 	}
-	recs, ok := h.flags(w, r, team)
-	if !ok {
-		return
-	}
-	sum, err := h.s.TeamUsage(r.Context(), team, recs, days)
+	sum, err := h.s.TeamReport(r.Context(), team, days)
 	if err != nil {
 		h.hc.WriteError(w, r, err)
 		return

@@ -116,3 +116,28 @@ func TestFindingsAndStatus(t *testing.T) {
 		t.Errorf("day 8: %+v", states)
 	}
 }
+
+// TestFindingID: the id is the same for the same finding seen twice (a
+// new message or details change nothing) and differs when kind, team,
+// flag, reason or start do.
+func TestFindingID(t *testing.T) {
+	since := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	base := usage.Finding{Kind: usage.KindStale, Team: 1, Flag: "old", Reason: usage.ReasonNotEvaluated, Since: since, Message: "a"}
+	same := base
+	same.Message, same.Details = "b", map[string]float64{"x": 1}
+	if base.ID() != same.ID() || len(base.ID()) != 32 {
+		t.Fatalf("ids %q %q", base.ID(), same.ID())
+	}
+	seen := map[string]bool{base.ID(): true}
+	for _, f := range []func(*usage.Finding){
+		func(f *usage.Finding) { f.Kind = usage.KindRateShift }, func(f *usage.Finding) { f.Team = 2 }, func(f *usage.Finding) { f.Flag = "older" },
+		func(f *usage.Finding) { f.Reason = usage.ReasonRolledBack }, func(f *usage.Finding) { f.Since = since.Add(time.Second) },
+	} {
+		g := base
+		f(&g)
+		if seen[g.ID()] {
+			t.Errorf("%+v has a seen id", g)
+		}
+		seen[g.ID()] = true
+	}
+}

@@ -36,7 +36,9 @@
 //
 // # Usage statistics
 //
-// Config.Usage plugs in per-flag usage (package usage, being built); until
-// it is set every page says "no usage data yet" rather than drawing
-// anything (Handler.usageOf is the one place that reads it).
+// Config.Usage plugs in per-flag usage (vexil serve: package usage's
+// FlagReport, the REST answer, through an adapter); without it every page
+// says "no usage data yet" rather than drawing anything (Handler.usageOf is
+// the one place that reads it). The list's stale status and last
+// evaluation come with the flags from the management API.
 package web

@@ -17,6 +17,8 @@ type flagRow struct {
 	F      *adminv1.FeatureFlag
 	Status string
 	Usage  *Usage
+	// LastEvaluated is the flag's last remote evaluation ("" none known).
+	LastEvaluated string
 }
 
 type flagsData struct {
@@ -32,14 +34,30 @@ var statusByName = map[string]adminv1.FlagStatus{
 	"inactive": adminv1.FlagStatus_FLAG_STATUS_INACTIVE, "all": adminv1.FlagStatus_FLAG_STATUS_ALL,
 }
 
+// flagStatus is the badge of a flag: the usage statistics' STALE (no
+// evaluation, or unchanged at 100% or 0%, for the team's N days) before
+// the flag's own state.
 func flagStatus(f *adminv1.FeatureFlag) string {
 	switch {
 	case f.GetArchived():
 		return "archived"
+	case f.GetStatus() == "STALE":
+		return "stale"
 	case !f.GetActive():
 		return "disabled"
 	}
 	return "active"
+}
+
+// lastEvaluated is when the usage statistics last saw the flag evaluated.
+func lastEvaluated(f *adminv1.FeatureFlag, u *Usage) string {
+	switch {
+	case f.GetLastEvaluatedAt() != nil:
+		return f.GetLastEvaluatedAt().AsTime().UTC().Format("2006-01-02 15:04")
+	case u != nil && !u.LastEvaluated.IsZero():
+		return u.LastEvaluated.UTC().Format("2006-01-02 15:04")
+	}
+	return ""
 }
 
 func (h *Handler) flagsList(w http.ResponseWriter, q *req) {
@@ -65,7 +83,8 @@ func (h *Handler) flagsList(w http.ResponseWriter, q *req) {
 		if d.Status == "stale" {
 			s = "stale"
 		}
-		d.Rows = append(d.Rows, flagRow{F: f, Status: s, Usage: h.usageOf(q, f.GetKey())})
+		u := h.usageOf(q, f.GetKey())
+		d.Rows = append(d.Rows, flagRow{F: f, Status: s, Usage: u, LastEvaluated: lastEvaluated(f, u)})
 	}
 	h.render(w, q.r, http.StatusOK, "flags", view{Q: q, Title: "Flags", Nav: "flags", Data: d})
 }
@@ -252,9 +271,11 @@ type flagPageData struct {
 	Activity   []activityRow
 	Usage      *Usage
 	UsageJSON  string
-	Problem    string
-	Explain    *explainData
-	Groups     []*adminv1.GroupType
+	// LastEvaluated is the last remote evaluation ("" none known).
+	LastEvaluated string
+	Problem       string
+	Explain       *explainData
+	Groups        []*adminv1.GroupType
 }
 
 func (h *Handler) flagPageData(q *req, f *adminv1.FeatureFlag) flagPageData {
@@ -277,13 +298,9 @@ func (h *Handler) flagPageData(q *req, f *adminv1.FeatureFlag) flagPageData {
 		}
 	}
 	d.Usage = h.usageOf(q, f.GetKey())
+	d.LastEvaluated = lastEvaluated(f, d.Usage)
 	if d.Usage != nil {
-		xs, ys := []int64{}, []int64{}
-		for _, b := range d.Usage.Buckets {
-			xs, ys = append(xs, b.Start.Unix()), append(ys, b.Count)
-		}
-		b, _ := json.Marshal([][]int64{xs, ys})
-		d.UsageJSON = string(b)
+		d.UsageJSON = d.Usage.EvaluationsJSON()
 	}
 	return d
 }

@@ -33,11 +33,15 @@ type env struct {
 	ui     *Handler
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { return newEnvWith(t, nil, nil) }
+
+// newEnvWith is newEnv with usage statistics: fu gives the management
+// API's flag reads their status and last evaluation, us the UI's charts.
+func newEnvWith(t *testing.T, fu admin.FlagUsage, us UsageSource) *env {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	cat := memcatalog.New(memcatalog.Config{})
-	svc, err := admin.New(admin.Config{Catalog: cat})
+	svc, err := admin.New(admin.Config{Catalog: cat, FlagUsage: fu})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +57,7 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ui, err := New(Config{Client: adminv1.NewAdminServiceClient(conn), Identify: svc.Identify})
+	ui, err := New(Config{Client: adminv1.NewAdminServiceClient(conn), Identify: svc.Identify, Usage: us})
 	if err != nil {
 		t.Fatal(err)
 	}

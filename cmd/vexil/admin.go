@@ -100,7 +100,7 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	m, err := newMCP(svc, nc, js, namespace.Name(c.NATS.Namespace), log)
+	m, err := newMCP(svc, nc, js, namespace.Name(c.NATS.Namespace), log, nil)
 	if err != nil {
 		return err
 	}
@@ -121,7 +121,7 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("web UI: %w", err)
 	}
 	defer uiConn.Close()
-	ui, err := newUI(svc, uiConn, log)
+	ui, err := newUI(svc, uiConn, log, nil)
 	if err != nil {
 		_, _ = grpcLn.Close(), httpLn.Close()
 		return err

@@ -32,8 +32,8 @@ func init() {
 // newMCP makes the MCP server of a node: the signal inbox when NATS is
 // there (nil otherwise: the signal tools answer unavailable until a
 // restart with NATS).
-func newMCP(svc *admin.Service, nc *nats.Conn, js jetstream.JetStream, ns namespace.Name, log *slog.Logger) (*mcpsvc.Server, error) {
-	cfg := mcpsvc.Config{Service: svc, Namespace: ns, Logger: log.With("role", "mcp"), Version: version}
+func newMCP(svc *admin.Service, nc *nats.Conn, js jetstream.JetStream, ns namespace.Name, log *slog.Logger, u mcpsvc.UsageSource) (*mcpsvc.Server, error) {
+	cfg := mcpsvc.Config{Service: svc, Namespace: ns, Logger: log.With("role", "mcp"), Version: version, Usage: u}
 	if nc != nil && js != nil && nc.Status() == nats.CONNECTED {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		inbox, err := mcpsvc.OpenInbox(ctx, js, ns, log)
@@ -135,7 +135,7 @@ func runMCP(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	m, err := newMCP(svc, nc, js, namespace.Name(*ns), log)
+	m, err := newMCP(svc, nc, js, namespace.Name(*ns), log, nil)
 	if err != nil {
 		return err
 	}

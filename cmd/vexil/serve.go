@@ -213,6 +213,7 @@ func (n *node) start(g *errgroup.Group, ctx context.Context) {
 	g.Go(func() error { return n.adminSvc.Run(ctx) })
 	g.Go(func() error { return n.adminSrv.Run(ctx) })
 	g.Go(func() error { return n.mcp.Run(ctx) })
+	g.Go(afterClaim("findings", func(ctx context.Context) error { return n.usage.runFindings(ctx, n.mcp, n.catalog, log) }))
 }
 
 // startHooks change what startNode builds; tests inject faults with them.
@@ -371,7 +372,7 @@ func startNode(c config.Config, log *slog.Logger, hooks ...startHooks) (n *node,
 	if n.adminSvc, err = admin.New(acfg); err != nil {
 		return nil, err
 	}
-	if n.mcp, err = newMCP(n.adminSvc, n.nc, n.js, n.ns, log); err != nil {
+	if n.mcp, err = newMCP(n.adminSvc, n.nc, n.js, n.ns, log, n.usage.mcpSource()); err != nil {
 		return nil, err
 	}
 	evalHandler := n.eval.Handler()
@@ -422,7 +423,7 @@ func startNode(c config.Config, log *slog.Logger, hooks ...startHooks) (n *node,
 		closeListeners()
 		return nil, err
 	}
-	if n.ui, err = newUI(n.adminSvc, n.evalConn, log); err != nil {
+	if n.ui, err = newUI(n.adminSvc, n.evalConn, log, n.usage.webSource()); err != nil {
 		closeListeners()
 		return nil, err
 	}

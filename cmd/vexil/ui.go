@@ -17,9 +17,9 @@ import (
 // newUI returns the web UI over the management API's gRPC service, through
 // conn (a client connection to the node's own gRPC server), so that the UI
 // goes through the same interceptor, scopes and limits as the REST API.
-func newUI(svc *admin.Service, conn grpc.ClientConnInterface, log *slog.Logger) (*web.Handler, error) {
+func newUI(svc *admin.Service, conn grpc.ClientConnInterface, log *slog.Logger, u web.UsageSource) (*web.Handler, error) {
 	return web.New(web.Config{Client: adminv1.NewAdminServiceClient(conn), Identify: svc.Identify,
-		Logger: log.With("role", "web")})
+		Logger: log.With("role", "web"), Usage: u})
 }
 
 // printLoginLink prints a single-use login link to the web UI for key.

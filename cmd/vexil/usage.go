@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"maps"
 	"net/http"
@@ -14,8 +15,10 @@ import (
 	"github.com/vexil-dev/vexil/admin"
 	"github.com/vexil-dev/vexil/catalog"
 	"github.com/vexil-dev/vexil/evalsvc"
+	"github.com/vexil-dev/vexil/mcpsvc"
 	"github.com/vexil-dev/vexil/store"
 	"github.com/vexil-dev/vexil/usage"
+	"github.com/vexil-dev/vexil/web"
 )
 
 // usageSweepInterval is how often a node deletes usage rows past their
@@ -146,4 +149,126 @@ func (a flagUsageAdapter) FlagStates(ctx context.Context, team int64, recs []cat
 		out[k] = u
 	}
 	return out, nil
+}
+
+// mcpSource gives the MCP server's usage tools and findings job the usage
+// service; nil when usage is off.
+func (u *nodeUsage) mcpSource() mcpsvc.UsageSource {
+	if u == nil {
+		return nil
+	}
+	return mcpUsage{u.svc}
+}
+
+// runFindings adds every team's stale flags and evaluation anomalies to
+// the MCP signals inbox (mcpsvc.FindingsJob) until ctx is done; nothing
+// without usage statistics or without the inbox (NATS away at start).
+func (u *nodeUsage) runFindings(ctx context.Context, m *mcpsvc.Server, cat catalog.Catalog, log *slog.Logger) error {
+	if u == nil || m == nil || m.Inbox() == nil {
+		return nil
+	}
+	job := &mcpsvc.FindingsJob{Inbox: m.Inbox(), Source: mcpUsage{u.svc}, Logger: log.With("role", "findings"),
+		Teams: func(ctx context.Context) ([]int64, error) { return teamIDs(ctx, cat) }}
+	return job.Run(ctx)
+}
+
+func teamIDs(ctx context.Context, cat catalog.Catalog) ([]int64, error) {
+	teams, err := cat.ListTeams(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]int64, len(teams))
+	for i, t := range teams {
+		ids[i] = t.ID
+	}
+	return ids, nil
+}
+
+// mcpUsage adapts usage.Service to mcpsvc.UsageSource (mcpsvc depends on
+// the management API only).
+type mcpUsage struct{ svc *usage.Service }
+
+func (a mcpUsage) FlagUsage(ctx context.Context, team int64, key, res, from, to string) (any, error) {
+	return a.svc.FlagReport(ctx, team, key, res, from, to)
+}
+
+func (a mcpUsage) TeamUsage(ctx context.Context, team int64, days int) (any, error) {
+	return a.svc.TeamReport(ctx, team, days)
+}
+
+func (a mcpUsage) Now() time.Time { return a.svc.Now() }
+
+func (a mcpUsage) StaleAfterDays(ctx context.Context, team int64) (int, error) {
+	return a.svc.StaleAfterDays(ctx, team)
+}
+
+func (a mcpUsage) SetStaleAfterDays(ctx context.Context, team int64, days int) error {
+	return a.svc.SetStaleAfterDays(ctx, team, days)
+}
+
+func (a mcpUsage) Findings(ctx context.Context, team int64, now time.Time) ([]mcpsvc.Finding, error) {
+	fs, err := a.svc.Findings(ctx, team, now)
+	if err != nil {
+		return nil, err
+	}
+	return mcpFindings(fs), nil
+}
+
+// mcpFindings turns usage findings into inbox findings: the summary is
+// the finding's message, the data the finding itself.
+func mcpFindings(fs []usage.Finding) []mcpsvc.Finding {
+	out := make([]mcpsvc.Finding, 0, len(fs))
+	for _, f := range fs {
+		data, _ := json.Marshal(f)
+		out = append(out, mcpsvc.Finding{Team: f.Team, Kind: f.Kind, FlagKey: f.Flag, Summary: f.Message,
+			At: f.Since, Data: data, ID: f.ID()})
+	}
+	return out
+}
+
+// webSource gives the web UI's flag list and flag page their usage; nil
+// (the UI's "no usage data yet") when usage is off.
+func (u *nodeUsage) webSource() web.UsageSource {
+	if u == nil {
+		return nil
+	}
+	return webUsage{u.svc}
+}
+
+// webUsage adapts usage.Service to web.UsageSource through FlagReport,
+// the REST route's answer: the last 24 hours by hour, every hour drawn
+// (0 where nothing was evaluated).
+type webUsage struct{ svc *usage.Service }
+
+func (a webUsage) FlagUsage(ctx context.Context, team int64, key string) (*web.Usage, error) {
+	rep, err := a.svc.FlagReport(ctx, team, key, string(usage.Hour), "-24h", "")
+	if err != nil {
+		return nil, err
+	}
+	return webUsageOf(rep), nil
+}
+
+func webUsageOf(rep *usage.FlagReport) *web.Usage {
+	out := &web.Usage{Variants: map[string]int64{}, UniqueIDs: int64(rep.Total.UniqueUsers), Total: int64(rep.Total.Evaluations)}
+	if rep.LastEvaluatedAt != nil {
+		out.LastEvaluated = *rep.LastEvaluatedAt
+	}
+	for k, v := range rep.Total.Values {
+		out.Variants[k] = int64(v)
+	}
+	byStart := map[int64]usage.Point{}
+	for _, p := range rep.Points {
+		byStart[p.Bucket.Unix()] = p
+	}
+	for t := rep.From; t.Before(rep.To); t = t.Add(time.Hour) {
+		b := web.UsageBucket{Start: t, Variants: map[string]int64{}}
+		if p, ok := byStart[t.Unix()]; ok {
+			b.Count, b.Unique = int64(p.Evaluations), int64(p.UniqueUsers)
+			for k, v := range p.Values {
+				b.Variants[k] = int64(v)
+			}
+		}
+		out.Buckets = append(out.Buckets, b)
+	}
+	return out
 }

@@ -200,7 +200,8 @@ describe('web UI in headless chromium', () => {
     const plain = await page.locator('[data-testid=plain-conditions]').innerText();
     assert.match(plain, /Set 1: persons whose plan equals one of pro — 30% of them/);
     assert.match(plain, /Set 2: companies whose employees is greater than 100 — 30% of them/);
-    assert.match(await page.locator('[data-testid=no-usage]').innerText(), /No usage data yet/);
+    // Usage statistics are on: a new flag has no evaluation yet.
+    assert.match(await page.locator('[data-testid=usage-total]').innerText(), /^0 evaluations and 0 unique ids/);
   });
 
   test('/flags from posthog-node answers as the UI said', async () => {
@@ -209,7 +210,9 @@ describe('web UI in headless chromium', () => {
     // 100 employees inside the rollout, with a person outside it).
     const k = [...Array(40).keys()].find((k) => k > 10 && hash(FLAG, `company-${k}`) <= 0.3);
     const i0 = [...Array(300).keys()].find((i) => plans[i % 4] === 'free');
+    let sdkCalls = 0; // every /flags request posthog-node sends, for the usage count below
     for (let n = 0; n < 600; n++) {
+      sdkCalls++;
       const v = await posthog.getFeatureFlag(FLAG, `user-${i0}`, { groups: { company: `company-${k}` }, onlyEvaluateLocally: false, sendFeatureFlagEvents: false });
       if (v === true) break;
       await new Promise((r) => setTimeout(r, 100));
@@ -224,12 +227,26 @@ describe('web UI in headless chromium', () => {
       await click(page, '[data-testid=explain]');
       const ui = (await page.locator('[data-testid=explain-answer]').getAttribute('data-enabled')) === 'true';
       const groups = c === undefined ? {} : { company: `company-${c}` };
+      sdkCalls++;
       const sdk = await posthog.getFeatureFlag(FLAG, `user-${i}`, { groups, onlyEvaluateLocally: false, sendFeatureFlagEvents: false });
       assert.equal(sdk === true, ui, `user-${i} company-${c}: posthog-node ${sdk}, the UI said ${ui}`);
       assert.equal(ui, expected(i, c), `user-${i} company-${c}: the UI said ${ui}`);
       if (ui) on++;
     }
     assert.ok(on > 0 && on < cases.length, `${on} of ${cases.length} on: both answers are exercised`);
+    // The flag page's usage counts those /flags requests once the node
+    // flushed its counters (every 10 s): exactly one evaluation each.
+    let total = '';
+    for (let n = 0; n < 120; n++) {
+      await page.goto(flagURL);
+      total = await page.locator('[data-testid=usage-total]').innerText();
+      if (total.startsWith(`${sdkCalls} `)) break; // a flush may come in the middle of the requests
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    assert.match(total, new RegExp(`^${sdkCalls} evaluations and \\d+ unique ids in the last 24 hours; last evaluated`), total);
+    await page.goto(`${T}/flags`);
+    const row = page.locator('[data-testid=flags-table] tr', { hasText: FLAG }).first();
+    assert.match(await row.locator('[data-testid=last-evaluated]').innerText(), /^\d{4}-\d\d-\d\d \d\d:\d\d$/);
     await page.goto(flagURL);
     await shoot(page, 'flag');
   });

@@ -41,12 +41,28 @@
     });
   }
 
-  // Usage charts (uPlot), only where the server sent a series.
+  // Usage charts (uPlot), only where the server sent a series: one line
+  // per series, named by data-labels (default "evaluations").
+  var colors = ['#0b4fb3', '#b3400b', '#0b8a3e', '#7a0bb3', '#b38a0b', '#0b9fb3'];
   function wireCharts(root) {
+    if (!window.uPlot) return;
     root.querySelectorAll('.chart[data-series]').forEach(function (el) {
-      if (!window.uPlot) return;
+      if (el.dataset.drawn) return;
+      el.dataset.drawn = '1';
       var data = JSON.parse(el.dataset.series);
-      new window.uPlot({ width: Math.min(el.clientWidth || 600, 900), height: 160, series: [{}, { label: 'evaluations', stroke: '#0b4fb3' }] }, data, el);
+      var labels = el.dataset.labels ? JSON.parse(el.dataset.labels) : ['evaluations'];
+      var series = [{}];
+      for (var i = 1; i < data.length; i++) series.push({ label: labels[i - 1] || ('series ' + i), stroke: colors[(i - 1) % colors.length] });
+      new window.uPlot({ width: Math.min(el.clientWidth || 600, 900), height: 160, series: series }, data, el);
+    });
+    // Sparklines of the flag list: no axes, no legend.
+    root.querySelectorAll('.spark[data-series]').forEach(function (el) {
+      if (el.dataset.drawn) return;
+      el.dataset.drawn = '1';
+      var data = JSON.parse(el.dataset.series);
+      if (!data[0] || data[0].length < 2) { el.textContent = el.dataset.total || '0'; return; }
+      new window.uPlot({ width: 120, height: 28, legend: { show: false }, cursor: { show: false }, axes: [{ show: false }, { show: false }],
+        scales: { x: { time: true } }, series: [{}, { stroke: '#0b4fb3', fill: 'rgba(11,79,179,0.15)' }] }, data, el);
     });
   }
 

@@ -7434,8 +7434,16 @@ type BlastRadiusJob struct {
 	CreatedAt       *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	FinishedAt      *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=finished_at,json=finishedAt,proto3" json:"finished_at,omitempty"`
 	CancelRequested bool                   `protobuf:"varint,12,opt,name=cancel_requested,json=cancelRequested,proto3" json:"cancel_requested,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Groups, for a flag with group-aggregated conditions (before or after
+	// the change): the groups of those types evaluated, the groups whose
+	// value would change, their transitions, and some of them as
+	// "<group type index>:<group key>".
+	GroupsEvaluated  int64            `protobuf:"varint,13,opt,name=groups_evaluated,json=groupsEvaluated,proto3" json:"groups_evaluated,omitempty"`
+	GroupsChanged    int64            `protobuf:"varint,14,opt,name=groups_changed,json=groupsChanged,proto3" json:"groups_changed,omitempty"`
+	GroupTransitions map[string]int64 `protobuf:"bytes,15,rep,name=group_transitions,json=groupTransitions,proto3" json:"group_transitions,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	GroupSample      []string         `protobuf:"bytes,16,rep,name=group_sample,json=groupSample,proto3" json:"group_sample,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *BlastRadiusJob) Reset() {
@@ -7550,6 +7558,34 @@ func (x *BlastRadiusJob) GetCancelRequested() bool {
 		return x.CancelRequested
 	}
 	return false
+}
+
+func (x *BlastRadiusJob) GetGroupsEvaluated() int64 {
+	if x != nil {
+		return x.GroupsEvaluated
+	}
+	return 0
+}
+
+func (x *BlastRadiusJob) GetGroupsChanged() int64 {
+	if x != nil {
+		return x.GroupsChanged
+	}
+	return 0
+}
+
+func (x *BlastRadiusJob) GetGroupTransitions() map[string]int64 {
+	if x != nil {
+		return x.GroupTransitions
+	}
+	return nil
+}
+
+func (x *BlastRadiusJob) GetGroupSample() []string {
+	if x != nil {
+		return x.GroupSample
+	}
+	return nil
 }
 
 type StartBlastRadiusRequest struct {
@@ -10220,7 +10256,7 @@ const file_vexil_admin_v1_admin_proto_rawDesc = "" +
 	"\n" +
 	"from_store\x18\n" +
 	" \x01(\bR\tfromStore\x12/\n" +
-	"\x13backfilling_cohorts\x18\f \x03(\x03R\x12backfillingCohortsJ\x04\b\b\x10\t\"\xa3\x04\n" +
+	"\x13backfilling_cohorts\x18\f \x03(\x03R\x12backfillingCohortsJ\x04\b\b\x10\t\"\xc0\x06\n" +
 	"\x0eBlastRadiusJob\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
 	"\ateam_id\x18\x02 \x01(\x03R\x06teamId\x12.\n" +
@@ -10237,8 +10273,15 @@ const file_vexil_admin_v1_admin_proto_rawDesc = "" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12;\n" +
 	"\vfinished_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"finishedAt\x12)\n" +
-	"\x10cancel_requested\x18\f \x01(\bR\x0fcancelRequested\x1a>\n" +
+	"\x10cancel_requested\x18\f \x01(\bR\x0fcancelRequested\x12)\n" +
+	"\x10groups_evaluated\x18\r \x01(\x03R\x0fgroupsEvaluated\x12%\n" +
+	"\x0egroups_changed\x18\x0e \x01(\x03R\rgroupsChanged\x12a\n" +
+	"\x11group_transitions\x18\x0f \x03(\v24.vexil.admin.v1.BlastRadiusJob.GroupTransitionsEntryR\x10groupTransitions\x12!\n" +
+	"\fgroup_sample\x18\x10 \x03(\tR\vgroupSample\x1a>\n" +
 	"\x10TransitionsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\x1aC\n" +
+	"\x15GroupTransitionsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\x9b\x01\n" +
 	"\x17StartBlastRadiusRequest\x12\x17\n" +
@@ -10527,7 +10570,7 @@ func file_vexil_admin_v1_admin_proto_rawDescGZIP() []byte {
 }
 
 var file_vexil_admin_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_vexil_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 147)
+var file_vexil_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 148)
 var file_vexil_admin_v1_admin_proto_goTypes = []any{
 	(TeamKeyKind)(0),                              // 0: vexil.admin.v1.TeamKeyKind
 	(FlagStatus)(0),                               // 1: vexil.admin.v1.FlagStatus
@@ -10682,15 +10725,16 @@ var file_vexil_admin_v1_admin_proto_goTypes = []any{
 	(*RedeliverWebhookResponse)(nil),              // 150: vexil.admin.v1.RedeliverWebhookResponse
 	nil,                                           // 151: vexil.admin.v1.ExplainFlagRequest.GroupsEntry
 	nil,                                           // 152: vexil.admin.v1.BlastRadiusJob.TransitionsEntry
-	(*timestamppb.Timestamp)(nil),                 // 153: google.protobuf.Timestamp
-	(*structpb.Struct)(nil),                       // 154: google.protobuf.Struct
-	(*structpb.Value)(nil),                        // 155: google.protobuf.Value
-	(*structpb.ListValue)(nil),                    // 156: google.protobuf.ListValue
+	nil,                                           // 153: vexil.admin.v1.BlastRadiusJob.GroupTransitionsEntry
+	(*timestamppb.Timestamp)(nil),                 // 154: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),                       // 155: google.protobuf.Struct
+	(*structpb.Value)(nil),                        // 156: google.protobuf.Value
+	(*structpb.ListValue)(nil),                    // 157: google.protobuf.ListValue
 }
 var file_vexil_admin_v1_admin_proto_depIdxs = []int32{
 	8,   // 0: vexil.admin.v1.Team.group_types:type_name -> vexil.admin.v1.GroupType
-	153, // 1: vexil.admin.v1.Team.created_at:type_name -> google.protobuf.Timestamp
-	153, // 2: vexil.admin.v1.Team.updated_at:type_name -> google.protobuf.Timestamp
+	154, // 1: vexil.admin.v1.Team.created_at:type_name -> google.protobuf.Timestamp
+	154, // 2: vexil.admin.v1.Team.updated_at:type_name -> google.protobuf.Timestamp
 	7,   // 3: vexil.admin.v1.CreateTeamResponse.team:type_name -> vexil.admin.v1.Team
 	7,   // 4: vexil.admin.v1.GetTeamResponse.team:type_name -> vexil.admin.v1.Team
 	7,   // 5: vexil.admin.v1.ListTeamsResponse.teams:type_name -> vexil.admin.v1.Team
@@ -10698,20 +10742,20 @@ var file_vexil_admin_v1_admin_proto_depIdxs = []int32{
 	7,   // 7: vexil.admin.v1.SetGroupTypeResponse.team:type_name -> vexil.admin.v1.Team
 	0,   // 8: vexil.admin.v1.RotateTeamKeyRequest.kind:type_name -> vexil.admin.v1.TeamKeyKind
 	21,  // 9: vexil.admin.v1.RotateTeamKeyResponse.key:type_name -> vexil.admin.v1.ApiKey
-	153, // 10: vexil.admin.v1.ApiKey.created_at:type_name -> google.protobuf.Timestamp
-	153, // 11: vexil.admin.v1.ApiKey.revoked_at:type_name -> google.protobuf.Timestamp
+	154, // 10: vexil.admin.v1.ApiKey.created_at:type_name -> google.protobuf.Timestamp
+	154, // 11: vexil.admin.v1.ApiKey.revoked_at:type_name -> google.protobuf.Timestamp
 	21,  // 12: vexil.admin.v1.CreatePersonalKeyResponse.key:type_name -> vexil.admin.v1.ApiKey
 	21,  // 13: vexil.admin.v1.ListKeysResponse.keys:type_name -> vexil.admin.v1.ApiKey
 	21,  // 14: vexil.admin.v1.RevokeKeyResponse.key:type_name -> vexil.admin.v1.ApiKey
-	154, // 15: vexil.admin.v1.FeatureFlag.filters:type_name -> google.protobuf.Struct
+	155, // 15: vexil.admin.v1.FeatureFlag.filters:type_name -> google.protobuf.Struct
 	30,  // 16: vexil.admin.v1.FeatureFlag.overrides:type_name -> vexil.admin.v1.Override
-	153, // 17: vexil.admin.v1.FeatureFlag.created_at:type_name -> google.protobuf.Timestamp
-	153, // 18: vexil.admin.v1.FeatureFlag.updated_at:type_name -> google.protobuf.Timestamp
+	154, // 17: vexil.admin.v1.FeatureFlag.created_at:type_name -> google.protobuf.Timestamp
+	154, // 18: vexil.admin.v1.FeatureFlag.updated_at:type_name -> google.protobuf.Timestamp
 	6,   // 19: vexil.admin.v1.FeatureFlag.warnings:type_name -> vexil.admin.v1.Warning
-	153, // 20: vexil.admin.v1.FeatureFlag.last_evaluated_at:type_name -> google.protobuf.Timestamp
-	154, // 21: vexil.admin.v1.FlagInput.filters:type_name -> google.protobuf.Struct
+	154, // 20: vexil.admin.v1.FeatureFlag.last_evaluated_at:type_name -> google.protobuf.Timestamp
+	155, // 21: vexil.admin.v1.FlagInput.filters:type_name -> google.protobuf.Struct
 	30,  // 22: vexil.admin.v1.FlagInput.overrides:type_name -> vexil.admin.v1.Override
-	155, // 23: vexil.admin.v1.Override.value:type_name -> google.protobuf.Value
+	156, // 23: vexil.admin.v1.Override.value:type_name -> google.protobuf.Value
 	29,  // 24: vexil.admin.v1.CreateFlagRequest.flag:type_name -> vexil.admin.v1.FlagInput
 	28,  // 25: vexil.admin.v1.CreateFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
 	28,  // 26: vexil.admin.v1.GetFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
@@ -10720,14 +10764,14 @@ var file_vexil_admin_v1_admin_proto_depIdxs = []int32{
 	28,  // 29: vexil.admin.v1.ListFlagsResponse.results:type_name -> vexil.admin.v1.FeatureFlag
 	29,  // 30: vexil.admin.v1.UpdateFlagRequest.flag:type_name -> vexil.admin.v1.FlagInput
 	28,  // 31: vexil.admin.v1.UpdateFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
-	154, // 32: vexil.admin.v1.PatchFlagRequest.flag:type_name -> google.protobuf.Struct
+	155, // 32: vexil.admin.v1.PatchFlagRequest.flag:type_name -> google.protobuf.Struct
 	28,  // 33: vexil.admin.v1.PatchFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
 	28,  // 34: vexil.admin.v1.EnableFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
 	28,  // 35: vexil.admin.v1.DisableFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
 	28,  // 36: vexil.admin.v1.ArchiveFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
 	28,  // 37: vexil.admin.v1.UnarchiveFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
 	28,  // 38: vexil.admin.v1.DeleteFlagResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
-	156, // 39: vexil.admin.v1.Condition.properties:type_name -> google.protobuf.ListValue
+	157, // 39: vexil.admin.v1.Condition.properties:type_name -> google.protobuf.ListValue
 	53,  // 40: vexil.admin.v1.AddConditionRequest.condition:type_name -> vexil.admin.v1.Condition
 	28,  // 41: vexil.admin.v1.AddConditionResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
 	53,  // 42: vexil.admin.v1.UpdateConditionRequest.condition:type_name -> vexil.admin.v1.Condition
@@ -10739,16 +10783,16 @@ var file_vexil_admin_v1_admin_proto_depIdxs = []int32{
 	28,  // 48: vexil.admin.v1.SetOverridesResponse.flag:type_name -> vexil.admin.v1.FeatureFlag
 	67,  // 49: vexil.admin.v1.ListDependentsResponse.dependents:type_name -> vexil.admin.v1.Dependent
 	2,   // 50: vexil.admin.v1.Cohort.kind:type_name -> vexil.admin.v1.CohortKind
-	154, // 51: vexil.admin.v1.Cohort.filters:type_name -> google.protobuf.Struct
-	153, // 52: vexil.admin.v1.Cohort.created_at:type_name -> google.protobuf.Timestamp
-	153, // 53: vexil.admin.v1.Cohort.updated_at:type_name -> google.protobuf.Timestamp
+	155, // 51: vexil.admin.v1.Cohort.filters:type_name -> google.protobuf.Struct
+	154, // 52: vexil.admin.v1.Cohort.created_at:type_name -> google.protobuf.Timestamp
+	154, // 53: vexil.admin.v1.Cohort.updated_at:type_name -> google.protobuf.Timestamp
 	6,   // 54: vexil.admin.v1.Cohort.warnings:type_name -> vexil.admin.v1.Warning
 	71,  // 55: vexil.admin.v1.Cohort.filter_report:type_name -> vexil.admin.v1.CohortFilterReport
 	70,  // 56: vexil.admin.v1.Cohort.backfill:type_name -> vexil.admin.v1.CohortBackfill
-	153, // 57: vexil.admin.v1.CohortBackfill.started_at:type_name -> google.protobuf.Timestamp
-	153, // 58: vexil.admin.v1.CohortBackfill.finished_at:type_name -> google.protobuf.Timestamp
+	154, // 57: vexil.admin.v1.CohortBackfill.started_at:type_name -> google.protobuf.Timestamp
+	154, // 58: vexil.admin.v1.CohortBackfill.finished_at:type_name -> google.protobuf.Timestamp
 	2,   // 59: vexil.admin.v1.CohortInput.kind:type_name -> vexil.admin.v1.CohortKind
-	154, // 60: vexil.admin.v1.CohortInput.filters:type_name -> google.protobuf.Struct
+	155, // 60: vexil.admin.v1.CohortInput.filters:type_name -> google.protobuf.Struct
 	72,  // 61: vexil.admin.v1.CreateCohortRequest.cohort:type_name -> vexil.admin.v1.CohortInput
 	69,  // 62: vexil.admin.v1.CreateCohortResponse.cohort:type_name -> vexil.admin.v1.Cohort
 	69,  // 63: vexil.admin.v1.GetCohortResponse.cohort:type_name -> vexil.admin.v1.Cohort
@@ -10759,8 +10803,8 @@ var file_vexil_admin_v1_admin_proto_depIdxs = []int32{
 	70,  // 68: vexil.admin.v1.BackfillCohortResponse.backfill:type_name -> vexil.admin.v1.CohortBackfill
 	70,  // 69: vexil.admin.v1.GetCohortBackfillResponse.backfill:type_name -> vexil.admin.v1.CohortBackfill
 	3,   // 70: vexil.admin.v1.EarlyAccessFeature.stage:type_name -> vexil.admin.v1.Stage
-	153, // 71: vexil.admin.v1.EarlyAccessFeature.created_at:type_name -> google.protobuf.Timestamp
-	153, // 72: vexil.admin.v1.EarlyAccessFeature.updated_at:type_name -> google.protobuf.Timestamp
+	154, // 71: vexil.admin.v1.EarlyAccessFeature.created_at:type_name -> google.protobuf.Timestamp
+	154, // 72: vexil.admin.v1.EarlyAccessFeature.updated_at:type_name -> google.protobuf.Timestamp
 	3,   // 73: vexil.admin.v1.CreateEarlyAccessFeatureRequest.stage:type_name -> vexil.admin.v1.Stage
 	93,  // 74: vexil.admin.v1.CreateEarlyAccessFeatureResponse.feature:type_name -> vexil.admin.v1.EarlyAccessFeature
 	93,  // 75: vexil.admin.v1.GetEarlyAccessFeatureResponse.feature:type_name -> vexil.admin.v1.EarlyAccessFeature
@@ -10769,177 +10813,178 @@ var file_vexil_admin_v1_admin_proto_depIdxs = []int32{
 	93,  // 78: vexil.admin.v1.UpdateEarlyAccessFeatureResponse.feature:type_name -> vexil.admin.v1.EarlyAccessFeature
 	93,  // 79: vexil.admin.v1.DeleteEarlyAccessFeatureResponse.feature:type_name -> vexil.admin.v1.EarlyAccessFeature
 	105, // 80: vexil.admin.v1.ListPublicEarlyAccessFeaturesResponse.early_access_features:type_name -> vexil.admin.v1.PublicEarlyAccessFeature
-	153, // 81: vexil.admin.v1.ActivityEntry.at:type_name -> google.protobuf.Timestamp
-	155, // 82: vexil.admin.v1.ActivityEntry.before:type_name -> google.protobuf.Value
-	155, // 83: vexil.admin.v1.ActivityEntry.after:type_name -> google.protobuf.Value
-	155, // 84: vexil.admin.v1.ActivityEntry.diff:type_name -> google.protobuf.Value
+	154, // 81: vexil.admin.v1.ActivityEntry.at:type_name -> google.protobuf.Timestamp
+	156, // 82: vexil.admin.v1.ActivityEntry.before:type_name -> google.protobuf.Value
+	156, // 83: vexil.admin.v1.ActivityEntry.after:type_name -> google.protobuf.Value
+	156, // 84: vexil.admin.v1.ActivityEntry.diff:type_name -> google.protobuf.Value
 	107, // 85: vexil.admin.v1.ListActivityResponse.entries:type_name -> vexil.admin.v1.ActivityEntry
 	107, // 86: vexil.admin.v1.ListFlagActivityResponse.entries:type_name -> vexil.admin.v1.ActivityEntry
-	154, // 87: vexil.admin.v1.ExplainFlagRequest.person_properties:type_name -> google.protobuf.Struct
+	155, // 87: vexil.admin.v1.ExplainFlagRequest.person_properties:type_name -> google.protobuf.Struct
 	151, // 88: vexil.admin.v1.ExplainFlagRequest.groups:type_name -> vexil.admin.v1.ExplainFlagRequest.GroupsEntry
-	154, // 89: vexil.admin.v1.ExplainFlagRequest.group_properties:type_name -> google.protobuf.Struct
+	155, // 89: vexil.admin.v1.ExplainFlagRequest.group_properties:type_name -> google.protobuf.Struct
 	29,  // 90: vexil.admin.v1.ExplainFlagRequest.proposed:type_name -> vexil.admin.v1.FlagInput
-	155, // 91: vexil.admin.v1.FilterExplain.value:type_name -> google.protobuf.Value
+	156, // 91: vexil.admin.v1.FilterExplain.value:type_name -> google.protobuf.Value
 	113, // 92: vexil.admin.v1.ConditionExplain.filters:type_name -> vexil.admin.v1.FilterExplain
-	155, // 93: vexil.admin.v1.ExplainFlagResponse.payload:type_name -> google.protobuf.Value
+	156, // 93: vexil.admin.v1.ExplainFlagResponse.payload:type_name -> google.protobuf.Value
 	114, // 94: vexil.admin.v1.ExplainFlagResponse.conditions:type_name -> vexil.admin.v1.ConditionExplain
 	4,   // 95: vexil.admin.v1.BlastRadiusJob.state:type_name -> vexil.admin.v1.JobState
 	152, // 96: vexil.admin.v1.BlastRadiusJob.transitions:type_name -> vexil.admin.v1.BlastRadiusJob.TransitionsEntry
-	153, // 97: vexil.admin.v1.BlastRadiusJob.created_at:type_name -> google.protobuf.Timestamp
-	153, // 98: vexil.admin.v1.BlastRadiusJob.finished_at:type_name -> google.protobuf.Timestamp
-	29,  // 99: vexil.admin.v1.StartBlastRadiusRequest.flag:type_name -> vexil.admin.v1.FlagInput
-	116, // 100: vexil.admin.v1.StartBlastRadiusResponse.job:type_name -> vexil.admin.v1.BlastRadiusJob
-	116, // 101: vexil.admin.v1.GetBlastRadiusJobResponse.job:type_name -> vexil.admin.v1.BlastRadiusJob
-	116, // 102: vexil.admin.v1.ListBlastRadiusJobsResponse.jobs:type_name -> vexil.admin.v1.BlastRadiusJob
-	116, // 103: vexil.admin.v1.CancelBlastRadiusJobResponse.job:type_name -> vexil.admin.v1.BlastRadiusJob
-	5,   // 104: vexil.admin.v1.PrecomputeRun.state:type_name -> vexil.admin.v1.PrecomputeState
-	153, // 105: vexil.admin.v1.PrecomputeRun.started_at:type_name -> google.protobuf.Timestamp
-	153, // 106: vexil.admin.v1.PrecomputeRun.finished_at:type_name -> google.protobuf.Timestamp
-	125, // 107: vexil.admin.v1.GetPrecomputeStatusResponse.run:type_name -> vexil.admin.v1.PrecomputeRun
-	154, // 108: vexil.admin.v1.ImportDefinitionsRequest.definitions:type_name -> google.protobuf.Struct
-	6,   // 109: vexil.admin.v1.ImportItem.errors:type_name -> vexil.admin.v1.Warning
-	6,   // 110: vexil.admin.v1.ImportItem.warnings:type_name -> vexil.admin.v1.Warning
-	71,  // 111: vexil.admin.v1.ImportItem.filters:type_name -> vexil.admin.v1.CohortFilterReport
-	129, // 112: vexil.admin.v1.ImportDefinitionsResponse.items:type_name -> vexil.admin.v1.ImportItem
-	8,   // 113: vexil.admin.v1.ImportDefinitionsResponse.group_types_created:type_name -> vexil.admin.v1.GroupType
-	153, // 114: vexil.admin.v1.WebhookEndpoint.created_at:type_name -> google.protobuf.Timestamp
-	153, // 115: vexil.admin.v1.WebhookEndpoint.updated_at:type_name -> google.protobuf.Timestamp
-	132, // 116: vexil.admin.v1.CreateWebhookEndpointRequest.endpoint:type_name -> vexil.admin.v1.WebhookEndpointInput
-	131, // 117: vexil.admin.v1.CreateWebhookEndpointResponse.endpoint:type_name -> vexil.admin.v1.WebhookEndpoint
-	131, // 118: vexil.admin.v1.GetWebhookEndpointResponse.endpoint:type_name -> vexil.admin.v1.WebhookEndpoint
-	131, // 119: vexil.admin.v1.ListWebhookEndpointsResponse.results:type_name -> vexil.admin.v1.WebhookEndpoint
-	132, // 120: vexil.admin.v1.UpdateWebhookEndpointRequest.endpoint:type_name -> vexil.admin.v1.WebhookEndpointInput
-	131, // 121: vexil.admin.v1.UpdateWebhookEndpointResponse.endpoint:type_name -> vexil.admin.v1.WebhookEndpoint
-	153, // 122: vexil.admin.v1.WebhookStatus.last_success:type_name -> google.protobuf.Timestamp
-	153, // 123: vexil.admin.v1.WebhookStatus.last_failure:type_name -> google.protobuf.Timestamp
-	143, // 124: vexil.admin.v1.GetWebhookStatusResponse.status:type_name -> vexil.admin.v1.WebhookStatus
-	153, // 125: vexil.admin.v1.WebhookDeadLetter.at:type_name -> google.protobuf.Timestamp
-	146, // 126: vexil.admin.v1.ListWebhookDeadLettersResponse.results:type_name -> vexil.admin.v1.WebhookDeadLetter
-	9,   // 127: vexil.admin.v1.AdminService.CreateTeam:input_type -> vexil.admin.v1.CreateTeamRequest
-	11,  // 128: vexil.admin.v1.AdminService.GetTeam:input_type -> vexil.admin.v1.GetTeamRequest
-	13,  // 129: vexil.admin.v1.AdminService.ListTeams:input_type -> vexil.admin.v1.ListTeamsRequest
-	15,  // 130: vexil.admin.v1.AdminService.UpdateTeam:input_type -> vexil.admin.v1.UpdateTeamRequest
-	17,  // 131: vexil.admin.v1.AdminService.SetGroupType:input_type -> vexil.admin.v1.SetGroupTypeRequest
-	19,  // 132: vexil.admin.v1.AdminService.RotateTeamKey:input_type -> vexil.admin.v1.RotateTeamKeyRequest
-	22,  // 133: vexil.admin.v1.AdminService.CreatePersonalKey:input_type -> vexil.admin.v1.CreatePersonalKeyRequest
-	24,  // 134: vexil.admin.v1.AdminService.ListKeys:input_type -> vexil.admin.v1.ListKeysRequest
-	26,  // 135: vexil.admin.v1.AdminService.RevokeKey:input_type -> vexil.admin.v1.RevokeKeyRequest
-	31,  // 136: vexil.admin.v1.AdminService.CreateFlag:input_type -> vexil.admin.v1.CreateFlagRequest
-	33,  // 137: vexil.admin.v1.AdminService.GetFlag:input_type -> vexil.admin.v1.GetFlagRequest
-	35,  // 138: vexil.admin.v1.AdminService.GetFlagByKey:input_type -> vexil.admin.v1.GetFlagByKeyRequest
-	37,  // 139: vexil.admin.v1.AdminService.ListFlags:input_type -> vexil.admin.v1.ListFlagsRequest
-	39,  // 140: vexil.admin.v1.AdminService.UpdateFlag:input_type -> vexil.admin.v1.UpdateFlagRequest
-	41,  // 141: vexil.admin.v1.AdminService.PatchFlag:input_type -> vexil.admin.v1.PatchFlagRequest
-	43,  // 142: vexil.admin.v1.AdminService.EnableFlag:input_type -> vexil.admin.v1.EnableFlagRequest
-	45,  // 143: vexil.admin.v1.AdminService.DisableFlag:input_type -> vexil.admin.v1.DisableFlagRequest
-	47,  // 144: vexil.admin.v1.AdminService.ArchiveFlag:input_type -> vexil.admin.v1.ArchiveFlagRequest
-	49,  // 145: vexil.admin.v1.AdminService.UnarchiveFlag:input_type -> vexil.admin.v1.UnarchiveFlagRequest
-	51,  // 146: vexil.admin.v1.AdminService.DeleteFlag:input_type -> vexil.admin.v1.DeleteFlagRequest
-	54,  // 147: vexil.admin.v1.AdminService.AddCondition:input_type -> vexil.admin.v1.AddConditionRequest
-	56,  // 148: vexil.admin.v1.AdminService.UpdateCondition:input_type -> vexil.admin.v1.UpdateConditionRequest
-	58,  // 149: vexil.admin.v1.AdminService.RemoveCondition:input_type -> vexil.admin.v1.RemoveConditionRequest
-	60,  // 150: vexil.admin.v1.AdminService.ReorderConditions:input_type -> vexil.admin.v1.ReorderConditionsRequest
-	62,  // 151: vexil.admin.v1.AdminService.SetRollout:input_type -> vexil.admin.v1.SetRolloutRequest
-	64,  // 152: vexil.admin.v1.AdminService.SetOverrides:input_type -> vexil.admin.v1.SetOverridesRequest
-	66,  // 153: vexil.admin.v1.AdminService.ListDependents:input_type -> vexil.admin.v1.ListDependentsRequest
-	73,  // 154: vexil.admin.v1.AdminService.CreateCohort:input_type -> vexil.admin.v1.CreateCohortRequest
-	75,  // 155: vexil.admin.v1.AdminService.GetCohort:input_type -> vexil.admin.v1.GetCohortRequest
-	77,  // 156: vexil.admin.v1.AdminService.ListCohorts:input_type -> vexil.admin.v1.ListCohortsRequest
-	79,  // 157: vexil.admin.v1.AdminService.UpdateCohort:input_type -> vexil.admin.v1.UpdateCohortRequest
-	81,  // 158: vexil.admin.v1.AdminService.DeleteCohort:input_type -> vexil.admin.v1.DeleteCohortRequest
-	83,  // 159: vexil.admin.v1.AdminService.AddCohortMembers:input_type -> vexil.admin.v1.AddCohortMembersRequest
-	85,  // 160: vexil.admin.v1.AdminService.RemoveCohortMembers:input_type -> vexil.admin.v1.RemoveCohortMembersRequest
-	87,  // 161: vexil.admin.v1.AdminService.ListCohortMembers:input_type -> vexil.admin.v1.ListCohortMembersRequest
-	89,  // 162: vexil.admin.v1.AdminService.BackfillCohort:input_type -> vexil.admin.v1.BackfillCohortRequest
-	91,  // 163: vexil.admin.v1.AdminService.GetCohortBackfill:input_type -> vexil.admin.v1.GetCohortBackfillRequest
-	94,  // 164: vexil.admin.v1.AdminService.CreateEarlyAccessFeature:input_type -> vexil.admin.v1.CreateEarlyAccessFeatureRequest
-	96,  // 165: vexil.admin.v1.AdminService.GetEarlyAccessFeature:input_type -> vexil.admin.v1.GetEarlyAccessFeatureRequest
-	98,  // 166: vexil.admin.v1.AdminService.ListEarlyAccessFeatures:input_type -> vexil.admin.v1.ListEarlyAccessFeaturesRequest
-	100, // 167: vexil.admin.v1.AdminService.UpdateEarlyAccessFeature:input_type -> vexil.admin.v1.UpdateEarlyAccessFeatureRequest
-	102, // 168: vexil.admin.v1.AdminService.DeleteEarlyAccessFeature:input_type -> vexil.admin.v1.DeleteEarlyAccessFeatureRequest
-	104, // 169: vexil.admin.v1.AdminService.ListPublicEarlyAccessFeatures:input_type -> vexil.admin.v1.ListPublicEarlyAccessFeaturesRequest
-	108, // 170: vexil.admin.v1.AdminService.ListActivity:input_type -> vexil.admin.v1.ListActivityRequest
-	110, // 171: vexil.admin.v1.AdminService.ListFlagActivity:input_type -> vexil.admin.v1.ListFlagActivityRequest
-	112, // 172: vexil.admin.v1.AdminService.ExplainFlag:input_type -> vexil.admin.v1.ExplainFlagRequest
-	117, // 173: vexil.admin.v1.AdminService.StartBlastRadius:input_type -> vexil.admin.v1.StartBlastRadiusRequest
-	119, // 174: vexil.admin.v1.AdminService.GetBlastRadiusJob:input_type -> vexil.admin.v1.GetBlastRadiusJobRequest
-	121, // 175: vexil.admin.v1.AdminService.ListBlastRadiusJobs:input_type -> vexil.admin.v1.ListBlastRadiusJobsRequest
-	123, // 176: vexil.admin.v1.AdminService.CancelBlastRadiusJob:input_type -> vexil.admin.v1.CancelBlastRadiusJobRequest
-	126, // 177: vexil.admin.v1.AdminService.GetPrecomputeStatus:input_type -> vexil.admin.v1.GetPrecomputeStatusRequest
-	128, // 178: vexil.admin.v1.AdminService.ImportDefinitions:input_type -> vexil.admin.v1.ImportDefinitionsRequest
-	133, // 179: vexil.admin.v1.AdminService.CreateWebhookEndpoint:input_type -> vexil.admin.v1.CreateWebhookEndpointRequest
-	135, // 180: vexil.admin.v1.AdminService.GetWebhookEndpoint:input_type -> vexil.admin.v1.GetWebhookEndpointRequest
-	137, // 181: vexil.admin.v1.AdminService.ListWebhookEndpoints:input_type -> vexil.admin.v1.ListWebhookEndpointsRequest
-	139, // 182: vexil.admin.v1.AdminService.UpdateWebhookEndpoint:input_type -> vexil.admin.v1.UpdateWebhookEndpointRequest
-	141, // 183: vexil.admin.v1.AdminService.DeleteWebhookEndpoint:input_type -> vexil.admin.v1.DeleteWebhookEndpointRequest
-	144, // 184: vexil.admin.v1.AdminService.GetWebhookStatus:input_type -> vexil.admin.v1.GetWebhookStatusRequest
-	147, // 185: vexil.admin.v1.AdminService.ListWebhookDeadLetters:input_type -> vexil.admin.v1.ListWebhookDeadLettersRequest
-	149, // 186: vexil.admin.v1.AdminService.RedeliverWebhook:input_type -> vexil.admin.v1.RedeliverWebhookRequest
-	10,  // 187: vexil.admin.v1.AdminService.CreateTeam:output_type -> vexil.admin.v1.CreateTeamResponse
-	12,  // 188: vexil.admin.v1.AdminService.GetTeam:output_type -> vexil.admin.v1.GetTeamResponse
-	14,  // 189: vexil.admin.v1.AdminService.ListTeams:output_type -> vexil.admin.v1.ListTeamsResponse
-	16,  // 190: vexil.admin.v1.AdminService.UpdateTeam:output_type -> vexil.admin.v1.UpdateTeamResponse
-	18,  // 191: vexil.admin.v1.AdminService.SetGroupType:output_type -> vexil.admin.v1.SetGroupTypeResponse
-	20,  // 192: vexil.admin.v1.AdminService.RotateTeamKey:output_type -> vexil.admin.v1.RotateTeamKeyResponse
-	23,  // 193: vexil.admin.v1.AdminService.CreatePersonalKey:output_type -> vexil.admin.v1.CreatePersonalKeyResponse
-	25,  // 194: vexil.admin.v1.AdminService.ListKeys:output_type -> vexil.admin.v1.ListKeysResponse
-	27,  // 195: vexil.admin.v1.AdminService.RevokeKey:output_type -> vexil.admin.v1.RevokeKeyResponse
-	32,  // 196: vexil.admin.v1.AdminService.CreateFlag:output_type -> vexil.admin.v1.CreateFlagResponse
-	34,  // 197: vexil.admin.v1.AdminService.GetFlag:output_type -> vexil.admin.v1.GetFlagResponse
-	36,  // 198: vexil.admin.v1.AdminService.GetFlagByKey:output_type -> vexil.admin.v1.GetFlagByKeyResponse
-	38,  // 199: vexil.admin.v1.AdminService.ListFlags:output_type -> vexil.admin.v1.ListFlagsResponse
-	40,  // 200: vexil.admin.v1.AdminService.UpdateFlag:output_type -> vexil.admin.v1.UpdateFlagResponse
-	42,  // 201: vexil.admin.v1.AdminService.PatchFlag:output_type -> vexil.admin.v1.PatchFlagResponse
-	44,  // 202: vexil.admin.v1.AdminService.EnableFlag:output_type -> vexil.admin.v1.EnableFlagResponse
-	46,  // 203: vexil.admin.v1.AdminService.DisableFlag:output_type -> vexil.admin.v1.DisableFlagResponse
-	48,  // 204: vexil.admin.v1.AdminService.ArchiveFlag:output_type -> vexil.admin.v1.ArchiveFlagResponse
-	50,  // 205: vexil.admin.v1.AdminService.UnarchiveFlag:output_type -> vexil.admin.v1.UnarchiveFlagResponse
-	52,  // 206: vexil.admin.v1.AdminService.DeleteFlag:output_type -> vexil.admin.v1.DeleteFlagResponse
-	55,  // 207: vexil.admin.v1.AdminService.AddCondition:output_type -> vexil.admin.v1.AddConditionResponse
-	57,  // 208: vexil.admin.v1.AdminService.UpdateCondition:output_type -> vexil.admin.v1.UpdateConditionResponse
-	59,  // 209: vexil.admin.v1.AdminService.RemoveCondition:output_type -> vexil.admin.v1.RemoveConditionResponse
-	61,  // 210: vexil.admin.v1.AdminService.ReorderConditions:output_type -> vexil.admin.v1.ReorderConditionsResponse
-	63,  // 211: vexil.admin.v1.AdminService.SetRollout:output_type -> vexil.admin.v1.SetRolloutResponse
-	65,  // 212: vexil.admin.v1.AdminService.SetOverrides:output_type -> vexil.admin.v1.SetOverridesResponse
-	68,  // 213: vexil.admin.v1.AdminService.ListDependents:output_type -> vexil.admin.v1.ListDependentsResponse
-	74,  // 214: vexil.admin.v1.AdminService.CreateCohort:output_type -> vexil.admin.v1.CreateCohortResponse
-	76,  // 215: vexil.admin.v1.AdminService.GetCohort:output_type -> vexil.admin.v1.GetCohortResponse
-	78,  // 216: vexil.admin.v1.AdminService.ListCohorts:output_type -> vexil.admin.v1.ListCohortsResponse
-	80,  // 217: vexil.admin.v1.AdminService.UpdateCohort:output_type -> vexil.admin.v1.UpdateCohortResponse
-	82,  // 218: vexil.admin.v1.AdminService.DeleteCohort:output_type -> vexil.admin.v1.DeleteCohortResponse
-	84,  // 219: vexil.admin.v1.AdminService.AddCohortMembers:output_type -> vexil.admin.v1.AddCohortMembersResponse
-	86,  // 220: vexil.admin.v1.AdminService.RemoveCohortMembers:output_type -> vexil.admin.v1.RemoveCohortMembersResponse
-	88,  // 221: vexil.admin.v1.AdminService.ListCohortMembers:output_type -> vexil.admin.v1.ListCohortMembersResponse
-	90,  // 222: vexil.admin.v1.AdminService.BackfillCohort:output_type -> vexil.admin.v1.BackfillCohortResponse
-	92,  // 223: vexil.admin.v1.AdminService.GetCohortBackfill:output_type -> vexil.admin.v1.GetCohortBackfillResponse
-	95,  // 224: vexil.admin.v1.AdminService.CreateEarlyAccessFeature:output_type -> vexil.admin.v1.CreateEarlyAccessFeatureResponse
-	97,  // 225: vexil.admin.v1.AdminService.GetEarlyAccessFeature:output_type -> vexil.admin.v1.GetEarlyAccessFeatureResponse
-	99,  // 226: vexil.admin.v1.AdminService.ListEarlyAccessFeatures:output_type -> vexil.admin.v1.ListEarlyAccessFeaturesResponse
-	101, // 227: vexil.admin.v1.AdminService.UpdateEarlyAccessFeature:output_type -> vexil.admin.v1.UpdateEarlyAccessFeatureResponse
-	103, // 228: vexil.admin.v1.AdminService.DeleteEarlyAccessFeature:output_type -> vexil.admin.v1.DeleteEarlyAccessFeatureResponse
-	106, // 229: vexil.admin.v1.AdminService.ListPublicEarlyAccessFeatures:output_type -> vexil.admin.v1.ListPublicEarlyAccessFeaturesResponse
-	109, // 230: vexil.admin.v1.AdminService.ListActivity:output_type -> vexil.admin.v1.ListActivityResponse
-	111, // 231: vexil.admin.v1.AdminService.ListFlagActivity:output_type -> vexil.admin.v1.ListFlagActivityResponse
-	115, // 232: vexil.admin.v1.AdminService.ExplainFlag:output_type -> vexil.admin.v1.ExplainFlagResponse
-	118, // 233: vexil.admin.v1.AdminService.StartBlastRadius:output_type -> vexil.admin.v1.StartBlastRadiusResponse
-	120, // 234: vexil.admin.v1.AdminService.GetBlastRadiusJob:output_type -> vexil.admin.v1.GetBlastRadiusJobResponse
-	122, // 235: vexil.admin.v1.AdminService.ListBlastRadiusJobs:output_type -> vexil.admin.v1.ListBlastRadiusJobsResponse
-	124, // 236: vexil.admin.v1.AdminService.CancelBlastRadiusJob:output_type -> vexil.admin.v1.CancelBlastRadiusJobResponse
-	127, // 237: vexil.admin.v1.AdminService.GetPrecomputeStatus:output_type -> vexil.admin.v1.GetPrecomputeStatusResponse
-	130, // 238: vexil.admin.v1.AdminService.ImportDefinitions:output_type -> vexil.admin.v1.ImportDefinitionsResponse
-	134, // 239: vexil.admin.v1.AdminService.CreateWebhookEndpoint:output_type -> vexil.admin.v1.CreateWebhookEndpointResponse
-	136, // 240: vexil.admin.v1.AdminService.GetWebhookEndpoint:output_type -> vexil.admin.v1.GetWebhookEndpointResponse
-	138, // 241: vexil.admin.v1.AdminService.ListWebhookEndpoints:output_type -> vexil.admin.v1.ListWebhookEndpointsResponse
-	140, // 242: vexil.admin.v1.AdminService.UpdateWebhookEndpoint:output_type -> vexil.admin.v1.UpdateWebhookEndpointResponse
-	142, // 243: vexil.admin.v1.AdminService.DeleteWebhookEndpoint:output_type -> vexil.admin.v1.DeleteWebhookEndpointResponse
-	145, // 244: vexil.admin.v1.AdminService.GetWebhookStatus:output_type -> vexil.admin.v1.GetWebhookStatusResponse
-	148, // 245: vexil.admin.v1.AdminService.ListWebhookDeadLetters:output_type -> vexil.admin.v1.ListWebhookDeadLettersResponse
-	150, // 246: vexil.admin.v1.AdminService.RedeliverWebhook:output_type -> vexil.admin.v1.RedeliverWebhookResponse
-	187, // [187:247] is the sub-list for method output_type
-	127, // [127:187] is the sub-list for method input_type
-	127, // [127:127] is the sub-list for extension type_name
-	127, // [127:127] is the sub-list for extension extendee
-	0,   // [0:127] is the sub-list for field type_name
+	154, // 97: vexil.admin.v1.BlastRadiusJob.created_at:type_name -> google.protobuf.Timestamp
+	154, // 98: vexil.admin.v1.BlastRadiusJob.finished_at:type_name -> google.protobuf.Timestamp
+	153, // 99: vexil.admin.v1.BlastRadiusJob.group_transitions:type_name -> vexil.admin.v1.BlastRadiusJob.GroupTransitionsEntry
+	29,  // 100: vexil.admin.v1.StartBlastRadiusRequest.flag:type_name -> vexil.admin.v1.FlagInput
+	116, // 101: vexil.admin.v1.StartBlastRadiusResponse.job:type_name -> vexil.admin.v1.BlastRadiusJob
+	116, // 102: vexil.admin.v1.GetBlastRadiusJobResponse.job:type_name -> vexil.admin.v1.BlastRadiusJob
+	116, // 103: vexil.admin.v1.ListBlastRadiusJobsResponse.jobs:type_name -> vexil.admin.v1.BlastRadiusJob
+	116, // 104: vexil.admin.v1.CancelBlastRadiusJobResponse.job:type_name -> vexil.admin.v1.BlastRadiusJob
+	5,   // 105: vexil.admin.v1.PrecomputeRun.state:type_name -> vexil.admin.v1.PrecomputeState
+	154, // 106: vexil.admin.v1.PrecomputeRun.started_at:type_name -> google.protobuf.Timestamp
+	154, // 107: vexil.admin.v1.PrecomputeRun.finished_at:type_name -> google.protobuf.Timestamp
+	125, // 108: vexil.admin.v1.GetPrecomputeStatusResponse.run:type_name -> vexil.admin.v1.PrecomputeRun
+	155, // 109: vexil.admin.v1.ImportDefinitionsRequest.definitions:type_name -> google.protobuf.Struct
+	6,   // 110: vexil.admin.v1.ImportItem.errors:type_name -> vexil.admin.v1.Warning
+	6,   // 111: vexil.admin.v1.ImportItem.warnings:type_name -> vexil.admin.v1.Warning
+	71,  // 112: vexil.admin.v1.ImportItem.filters:type_name -> vexil.admin.v1.CohortFilterReport
+	129, // 113: vexil.admin.v1.ImportDefinitionsResponse.items:type_name -> vexil.admin.v1.ImportItem
+	8,   // 114: vexil.admin.v1.ImportDefinitionsResponse.group_types_created:type_name -> vexil.admin.v1.GroupType
+	154, // 115: vexil.admin.v1.WebhookEndpoint.created_at:type_name -> google.protobuf.Timestamp
+	154, // 116: vexil.admin.v1.WebhookEndpoint.updated_at:type_name -> google.protobuf.Timestamp
+	132, // 117: vexil.admin.v1.CreateWebhookEndpointRequest.endpoint:type_name -> vexil.admin.v1.WebhookEndpointInput
+	131, // 118: vexil.admin.v1.CreateWebhookEndpointResponse.endpoint:type_name -> vexil.admin.v1.WebhookEndpoint
+	131, // 119: vexil.admin.v1.GetWebhookEndpointResponse.endpoint:type_name -> vexil.admin.v1.WebhookEndpoint
+	131, // 120: vexil.admin.v1.ListWebhookEndpointsResponse.results:type_name -> vexil.admin.v1.WebhookEndpoint
+	132, // 121: vexil.admin.v1.UpdateWebhookEndpointRequest.endpoint:type_name -> vexil.admin.v1.WebhookEndpointInput
+	131, // 122: vexil.admin.v1.UpdateWebhookEndpointResponse.endpoint:type_name -> vexil.admin.v1.WebhookEndpoint
+	154, // 123: vexil.admin.v1.WebhookStatus.last_success:type_name -> google.protobuf.Timestamp
+	154, // 124: vexil.admin.v1.WebhookStatus.last_failure:type_name -> google.protobuf.Timestamp
+	143, // 125: vexil.admin.v1.GetWebhookStatusResponse.status:type_name -> vexil.admin.v1.WebhookStatus
+	154, // 126: vexil.admin.v1.WebhookDeadLetter.at:type_name -> google.protobuf.Timestamp
+	146, // 127: vexil.admin.v1.ListWebhookDeadLettersResponse.results:type_name -> vexil.admin.v1.WebhookDeadLetter
+	9,   // 128: vexil.admin.v1.AdminService.CreateTeam:input_type -> vexil.admin.v1.CreateTeamRequest
+	11,  // 129: vexil.admin.v1.AdminService.GetTeam:input_type -> vexil.admin.v1.GetTeamRequest
+	13,  // 130: vexil.admin.v1.AdminService.ListTeams:input_type -> vexil.admin.v1.ListTeamsRequest
+	15,  // 131: vexil.admin.v1.AdminService.UpdateTeam:input_type -> vexil.admin.v1.UpdateTeamRequest
+	17,  // 132: vexil.admin.v1.AdminService.SetGroupType:input_type -> vexil.admin.v1.SetGroupTypeRequest
+	19,  // 133: vexil.admin.v1.AdminService.RotateTeamKey:input_type -> vexil.admin.v1.RotateTeamKeyRequest
+	22,  // 134: vexil.admin.v1.AdminService.CreatePersonalKey:input_type -> vexil.admin.v1.CreatePersonalKeyRequest
+	24,  // 135: vexil.admin.v1.AdminService.ListKeys:input_type -> vexil.admin.v1.ListKeysRequest
+	26,  // 136: vexil.admin.v1.AdminService.RevokeKey:input_type -> vexil.admin.v1.RevokeKeyRequest
+	31,  // 137: vexil.admin.v1.AdminService.CreateFlag:input_type -> vexil.admin.v1.CreateFlagRequest
+	33,  // 138: vexil.admin.v1.AdminService.GetFlag:input_type -> vexil.admin.v1.GetFlagRequest
+	35,  // 139: vexil.admin.v1.AdminService.GetFlagByKey:input_type -> vexil.admin.v1.GetFlagByKeyRequest
+	37,  // 140: vexil.admin.v1.AdminService.ListFlags:input_type -> vexil.admin.v1.ListFlagsRequest
+	39,  // 141: vexil.admin.v1.AdminService.UpdateFlag:input_type -> vexil.admin.v1.UpdateFlagRequest
+	41,  // 142: vexil.admin.v1.AdminService.PatchFlag:input_type -> vexil.admin.v1.PatchFlagRequest
+	43,  // 143: vexil.admin.v1.AdminService.EnableFlag:input_type -> vexil.admin.v1.EnableFlagRequest
+	45,  // 144: vexil.admin.v1.AdminService.DisableFlag:input_type -> vexil.admin.v1.DisableFlagRequest
+	47,  // 145: vexil.admin.v1.AdminService.ArchiveFlag:input_type -> vexil.admin.v1.ArchiveFlagRequest
+	49,  // 146: vexil.admin.v1.AdminService.UnarchiveFlag:input_type -> vexil.admin.v1.UnarchiveFlagRequest
+	51,  // 147: vexil.admin.v1.AdminService.DeleteFlag:input_type -> vexil.admin.v1.DeleteFlagRequest
+	54,  // 148: vexil.admin.v1.AdminService.AddCondition:input_type -> vexil.admin.v1.AddConditionRequest
+	56,  // 149: vexil.admin.v1.AdminService.UpdateCondition:input_type -> vexil.admin.v1.UpdateConditionRequest
+	58,  // 150: vexil.admin.v1.AdminService.RemoveCondition:input_type -> vexil.admin.v1.RemoveConditionRequest
+	60,  // 151: vexil.admin.v1.AdminService.ReorderConditions:input_type -> vexil.admin.v1.ReorderConditionsRequest
+	62,  // 152: vexil.admin.v1.AdminService.SetRollout:input_type -> vexil.admin.v1.SetRolloutRequest
+	64,  // 153: vexil.admin.v1.AdminService.SetOverrides:input_type -> vexil.admin.v1.SetOverridesRequest
+	66,  // 154: vexil.admin.v1.AdminService.ListDependents:input_type -> vexil.admin.v1.ListDependentsRequest
+	73,  // 155: vexil.admin.v1.AdminService.CreateCohort:input_type -> vexil.admin.v1.CreateCohortRequest
+	75,  // 156: vexil.admin.v1.AdminService.GetCohort:input_type -> vexil.admin.v1.GetCohortRequest
+	77,  // 157: vexil.admin.v1.AdminService.ListCohorts:input_type -> vexil.admin.v1.ListCohortsRequest
+	79,  // 158: vexil.admin.v1.AdminService.UpdateCohort:input_type -> vexil.admin.v1.UpdateCohortRequest
+	81,  // 159: vexil.admin.v1.AdminService.DeleteCohort:input_type -> vexil.admin.v1.DeleteCohortRequest
+	83,  // 160: vexil.admin.v1.AdminService.AddCohortMembers:input_type -> vexil.admin.v1.AddCohortMembersRequest
+	85,  // 161: vexil.admin.v1.AdminService.RemoveCohortMembers:input_type -> vexil.admin.v1.RemoveCohortMembersRequest
+	87,  // 162: vexil.admin.v1.AdminService.ListCohortMembers:input_type -> vexil.admin.v1.ListCohortMembersRequest
+	89,  // 163: vexil.admin.v1.AdminService.BackfillCohort:input_type -> vexil.admin.v1.BackfillCohortRequest
+	91,  // 164: vexil.admin.v1.AdminService.GetCohortBackfill:input_type -> vexil.admin.v1.GetCohortBackfillRequest
+	94,  // 165: vexil.admin.v1.AdminService.CreateEarlyAccessFeature:input_type -> vexil.admin.v1.CreateEarlyAccessFeatureRequest
+	96,  // 166: vexil.admin.v1.AdminService.GetEarlyAccessFeature:input_type -> vexil.admin.v1.GetEarlyAccessFeatureRequest
+	98,  // 167: vexil.admin.v1.AdminService.ListEarlyAccessFeatures:input_type -> vexil.admin.v1.ListEarlyAccessFeaturesRequest
+	100, // 168: vexil.admin.v1.AdminService.UpdateEarlyAccessFeature:input_type -> vexil.admin.v1.UpdateEarlyAccessFeatureRequest
+	102, // 169: vexil.admin.v1.AdminService.DeleteEarlyAccessFeature:input_type -> vexil.admin.v1.DeleteEarlyAccessFeatureRequest
+	104, // 170: vexil.admin.v1.AdminService.ListPublicEarlyAccessFeatures:input_type -> vexil.admin.v1.ListPublicEarlyAccessFeaturesRequest
+	108, // 171: vexil.admin.v1.AdminService.ListActivity:input_type -> vexil.admin.v1.ListActivityRequest
+	110, // 172: vexil.admin.v1.AdminService.ListFlagActivity:input_type -> vexil.admin.v1.ListFlagActivityRequest
+	112, // 173: vexil.admin.v1.AdminService.ExplainFlag:input_type -> vexil.admin.v1.ExplainFlagRequest
+	117, // 174: vexil.admin.v1.AdminService.StartBlastRadius:input_type -> vexil.admin.v1.StartBlastRadiusRequest
+	119, // 175: vexil.admin.v1.AdminService.GetBlastRadiusJob:input_type -> vexil.admin.v1.GetBlastRadiusJobRequest
+	121, // 176: vexil.admin.v1.AdminService.ListBlastRadiusJobs:input_type -> vexil.admin.v1.ListBlastRadiusJobsRequest
+	123, // 177: vexil.admin.v1.AdminService.CancelBlastRadiusJob:input_type -> vexil.admin.v1.CancelBlastRadiusJobRequest
+	126, // 178: vexil.admin.v1.AdminService.GetPrecomputeStatus:input_type -> vexil.admin.v1.GetPrecomputeStatusRequest
+	128, // 179: vexil.admin.v1.AdminService.ImportDefinitions:input_type -> vexil.admin.v1.ImportDefinitionsRequest
+	133, // 180: vexil.admin.v1.AdminService.CreateWebhookEndpoint:input_type -> vexil.admin.v1.CreateWebhookEndpointRequest
+	135, // 181: vexil.admin.v1.AdminService.GetWebhookEndpoint:input_type -> vexil.admin.v1.GetWebhookEndpointRequest
+	137, // 182: vexil.admin.v1.AdminService.ListWebhookEndpoints:input_type -> vexil.admin.v1.ListWebhookEndpointsRequest
+	139, // 183: vexil.admin.v1.AdminService.UpdateWebhookEndpoint:input_type -> vexil.admin.v1.UpdateWebhookEndpointRequest
+	141, // 184: vexil.admin.v1.AdminService.DeleteWebhookEndpoint:input_type -> vexil.admin.v1.DeleteWebhookEndpointRequest
+	144, // 185: vexil.admin.v1.AdminService.GetWebhookStatus:input_type -> vexil.admin.v1.GetWebhookStatusRequest
+	147, // 186: vexil.admin.v1.AdminService.ListWebhookDeadLetters:input_type -> vexil.admin.v1.ListWebhookDeadLettersRequest
+	149, // 187: vexil.admin.v1.AdminService.RedeliverWebhook:input_type -> vexil.admin.v1.RedeliverWebhookRequest
+	10,  // 188: vexil.admin.v1.AdminService.CreateTeam:output_type -> vexil.admin.v1.CreateTeamResponse
+	12,  // 189: vexil.admin.v1.AdminService.GetTeam:output_type -> vexil.admin.v1.GetTeamResponse
+	14,  // 190: vexil.admin.v1.AdminService.ListTeams:output_type -> vexil.admin.v1.ListTeamsResponse
+	16,  // 191: vexil.admin.v1.AdminService.UpdateTeam:output_type -> vexil.admin.v1.UpdateTeamResponse
+	18,  // 192: vexil.admin.v1.AdminService.SetGroupType:output_type -> vexil.admin.v1.SetGroupTypeResponse
+	20,  // 193: vexil.admin.v1.AdminService.RotateTeamKey:output_type -> vexil.admin.v1.RotateTeamKeyResponse
+	23,  // 194: vexil.admin.v1.AdminService.CreatePersonalKey:output_type -> vexil.admin.v1.CreatePersonalKeyResponse
+	25,  // 195: vexil.admin.v1.AdminService.ListKeys:output_type -> vexil.admin.v1.ListKeysResponse
+	27,  // 196: vexil.admin.v1.AdminService.RevokeKey:output_type -> vexil.admin.v1.RevokeKeyResponse
+	32,  // 197: vexil.admin.v1.AdminService.CreateFlag:output_type -> vexil.admin.v1.CreateFlagResponse
+	34,  // 198: vexil.admin.v1.AdminService.GetFlag:output_type -> vexil.admin.v1.GetFlagResponse
+	36,  // 199: vexil.admin.v1.AdminService.GetFlagByKey:output_type -> vexil.admin.v1.GetFlagByKeyResponse
+	38,  // 200: vexil.admin.v1.AdminService.ListFlags:output_type -> vexil.admin.v1.ListFlagsResponse
+	40,  // 201: vexil.admin.v1.AdminService.UpdateFlag:output_type -> vexil.admin.v1.UpdateFlagResponse
+	42,  // 202: vexil.admin.v1.AdminService.PatchFlag:output_type -> vexil.admin.v1.PatchFlagResponse
+	44,  // 203: vexil.admin.v1.AdminService.EnableFlag:output_type -> vexil.admin.v1.EnableFlagResponse
+	46,  // 204: vexil.admin.v1.AdminService.DisableFlag:output_type -> vexil.admin.v1.DisableFlagResponse
+	48,  // 205: vexil.admin.v1.AdminService.ArchiveFlag:output_type -> vexil.admin.v1.ArchiveFlagResponse
+	50,  // 206: vexil.admin.v1.AdminService.UnarchiveFlag:output_type -> vexil.admin.v1.UnarchiveFlagResponse
+	52,  // 207: vexil.admin.v1.AdminService.DeleteFlag:output_type -> vexil.admin.v1.DeleteFlagResponse
+	55,  // 208: vexil.admin.v1.AdminService.AddCondition:output_type -> vexil.admin.v1.AddConditionResponse
+	57,  // 209: vexil.admin.v1.AdminService.UpdateCondition:output_type -> vexil.admin.v1.UpdateConditionResponse
+	59,  // 210: vexil.admin.v1.AdminService.RemoveCondition:output_type -> vexil.admin.v1.RemoveConditionResponse
+	61,  // 211: vexil.admin.v1.AdminService.ReorderConditions:output_type -> vexil.admin.v1.ReorderConditionsResponse
+	63,  // 212: vexil.admin.v1.AdminService.SetRollout:output_type -> vexil.admin.v1.SetRolloutResponse
+	65,  // 213: vexil.admin.v1.AdminService.SetOverrides:output_type -> vexil.admin.v1.SetOverridesResponse
+	68,  // 214: vexil.admin.v1.AdminService.ListDependents:output_type -> vexil.admin.v1.ListDependentsResponse
+	74,  // 215: vexil.admin.v1.AdminService.CreateCohort:output_type -> vexil.admin.v1.CreateCohortResponse
+	76,  // 216: vexil.admin.v1.AdminService.GetCohort:output_type -> vexil.admin.v1.GetCohortResponse
+	78,  // 217: vexil.admin.v1.AdminService.ListCohorts:output_type -> vexil.admin.v1.ListCohortsResponse
+	80,  // 218: vexil.admin.v1.AdminService.UpdateCohort:output_type -> vexil.admin.v1.UpdateCohortResponse
+	82,  // 219: vexil.admin.v1.AdminService.DeleteCohort:output_type -> vexil.admin.v1.DeleteCohortResponse
+	84,  // 220: vexil.admin.v1.AdminService.AddCohortMembers:output_type -> vexil.admin.v1.AddCohortMembersResponse
+	86,  // 221: vexil.admin.v1.AdminService.RemoveCohortMembers:output_type -> vexil.admin.v1.RemoveCohortMembersResponse
+	88,  // 222: vexil.admin.v1.AdminService.ListCohortMembers:output_type -> vexil.admin.v1.ListCohortMembersResponse
+	90,  // 223: vexil.admin.v1.AdminService.BackfillCohort:output_type -> vexil.admin.v1.BackfillCohortResponse
+	92,  // 224: vexil.admin.v1.AdminService.GetCohortBackfill:output_type -> vexil.admin.v1.GetCohortBackfillResponse
+	95,  // 225: vexil.admin.v1.AdminService.CreateEarlyAccessFeature:output_type -> vexil.admin.v1.CreateEarlyAccessFeatureResponse
+	97,  // 226: vexil.admin.v1.AdminService.GetEarlyAccessFeature:output_type -> vexil.admin.v1.GetEarlyAccessFeatureResponse
+	99,  // 227: vexil.admin.v1.AdminService.ListEarlyAccessFeatures:output_type -> vexil.admin.v1.ListEarlyAccessFeaturesResponse
+	101, // 228: vexil.admin.v1.AdminService.UpdateEarlyAccessFeature:output_type -> vexil.admin.v1.UpdateEarlyAccessFeatureResponse
+	103, // 229: vexil.admin.v1.AdminService.DeleteEarlyAccessFeature:output_type -> vexil.admin.v1.DeleteEarlyAccessFeatureResponse
+	106, // 230: vexil.admin.v1.AdminService.ListPublicEarlyAccessFeatures:output_type -> vexil.admin.v1.ListPublicEarlyAccessFeaturesResponse
+	109, // 231: vexil.admin.v1.AdminService.ListActivity:output_type -> vexil.admin.v1.ListActivityResponse
+	111, // 232: vexil.admin.v1.AdminService.ListFlagActivity:output_type -> vexil.admin.v1.ListFlagActivityResponse
+	115, // 233: vexil.admin.v1.AdminService.ExplainFlag:output_type -> vexil.admin.v1.ExplainFlagResponse
+	118, // 234: vexil.admin.v1.AdminService.StartBlastRadius:output_type -> vexil.admin.v1.StartBlastRadiusResponse
+	120, // 235: vexil.admin.v1.AdminService.GetBlastRadiusJob:output_type -> vexil.admin.v1.GetBlastRadiusJobResponse
+	122, // 236: vexil.admin.v1.AdminService.ListBlastRadiusJobs:output_type -> vexil.admin.v1.ListBlastRadiusJobsResponse
+	124, // 237: vexil.admin.v1.AdminService.CancelBlastRadiusJob:output_type -> vexil.admin.v1.CancelBlastRadiusJobResponse
+	127, // 238: vexil.admin.v1.AdminService.GetPrecomputeStatus:output_type -> vexil.admin.v1.GetPrecomputeStatusResponse
+	130, // 239: vexil.admin.v1.AdminService.ImportDefinitions:output_type -> vexil.admin.v1.ImportDefinitionsResponse
+	134, // 240: vexil.admin.v1.AdminService.CreateWebhookEndpoint:output_type -> vexil.admin.v1.CreateWebhookEndpointResponse
+	136, // 241: vexil.admin.v1.AdminService.GetWebhookEndpoint:output_type -> vexil.admin.v1.GetWebhookEndpointResponse
+	138, // 242: vexil.admin.v1.AdminService.ListWebhookEndpoints:output_type -> vexil.admin.v1.ListWebhookEndpointsResponse
+	140, // 243: vexil.admin.v1.AdminService.UpdateWebhookEndpoint:output_type -> vexil.admin.v1.UpdateWebhookEndpointResponse
+	142, // 244: vexil.admin.v1.AdminService.DeleteWebhookEndpoint:output_type -> vexil.admin.v1.DeleteWebhookEndpointResponse
+	145, // 245: vexil.admin.v1.AdminService.GetWebhookStatus:output_type -> vexil.admin.v1.GetWebhookStatusResponse
+	148, // 246: vexil.admin.v1.AdminService.ListWebhookDeadLetters:output_type -> vexil.admin.v1.ListWebhookDeadLettersResponse
+	150, // 247: vexil.admin.v1.AdminService.RedeliverWebhook:output_type -> vexil.admin.v1.RedeliverWebhookResponse
+	188, // [188:248] is the sub-list for method output_type
+	128, // [128:188] is the sub-list for method input_type
+	128, // [128:128] is the sub-list for extension type_name
+	128, // [128:128] is the sub-list for extension extendee
+	0,   // [0:128] is the sub-list for field type_name
 }
 
 func init() { file_vexil_admin_v1_admin_proto_init() }
@@ -10963,7 +11008,7 @@ func file_vexil_admin_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_vexil_admin_v1_admin_proto_rawDesc), len(file_vexil_admin_v1_admin_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   147,
+			NumMessages:   148,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
