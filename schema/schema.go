@@ -185,7 +185,8 @@ func render(name string, src []byte, cfg Config, keyspaceOptions ...string) ([]s
 // statements succeeded. It returns the names of the migrations it applied
 // (none when the schema is current, which makes a second Apply a no-op).
 //
-// Every statement is idempotent (CREATE ... IF NOT EXISTS), so a run that
+// Every statement is idempotent (CREATE ... IF NOT EXISTS, or ALTER TABLE
+// ... ADD of a column, skipped when the column exists), so a run that
 // died half-way through a migration is completed by the next Apply. An
 // applied migration whose embedded content changed fails with
 // ErrChecksumMismatch. Run Apply from one process at a time: concurrent DDL
@@ -241,6 +242,11 @@ func Apply(ctx context.Context, session *gocql.Session, cfg Config) ([]string, e
 		}
 		start := time.Now()
 		for _, s := range m.Statements {
+			if skip, err := columnExists(ctx, session, s); err != nil {
+				return applied, fmt.Errorf("schema: apply %s: %w", m.Name, err)
+			} else if skip {
+				continue
+			}
 			if err := session.Query(s).WithContext(ctx).Exec(); err != nil {
 				return applied, fmt.Errorf("schema: apply %s: %w", m.Name, err)
 			}
@@ -356,4 +362,29 @@ func keyspaceOptions(ctx context.Context, session *gocql.Session, policy Tablets
 		return []string{disable}, nil
 	}
 	return nil, nil
+}
+
+// alterAddRE matches the one ALTER form migrations may use: adding a column
+// (ALTER TABLE ks.table ADD column type).
+var alterAddRE = regexp.MustCompile(`^ALTER TABLE ([a-z0-9_]+)\.([a-z0-9_]+) ADD ([a-z0-9_]+) `)
+
+// columnExists reports whether stmt adds a column that exists already.
+// Neither Cassandra nor ScyllaDB has ADD IF NOT EXISTS in every version,
+// so a rerun of a migration that died after its ALTER checks the schema
+// tables instead.
+func columnExists(ctx context.Context, session *gocql.Session, stmt string) (bool, error) {
+	m := alterAddRE.FindStringSubmatch(stmt)
+	if m == nil {
+		return false, nil
+	}
+	var name string
+	err := session.Query("SELECT column_name FROM system_schema.columns WHERE keyspace_name = ? AND table_name = ? AND column_name = ?",
+		m[1], m[2], m[3]).WithContext(ctx).Scan(&name)
+	switch {
+	case errors.Is(err, gocql.ErrNotFound):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("read columns of %s.%s: %w", m[1], m[2], err)
+	}
+	return true, nil
 }
