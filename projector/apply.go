@@ -616,9 +616,9 @@ func (ov *overlay) groupCounterRow(ctx context.Context, gk store.GroupKey) (*cou
 	}
 	if !found {
 		// Made by this batch or the one before (not yet written).
-		_, here := ov.groups[gk]
+		here := slices.Contains(ov.dirtyGroups, gk)
 		if !here && ov.prev != nil {
-			_, here = ov.prev.groups[gk]
+			here = slices.Contains(ov.prev.dirtyGroups, gk)
 		}
 		if !here {
 			return nil, nil
