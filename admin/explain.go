@@ -257,17 +257,22 @@ func (s *Service) explainGroups(ctx context.Context, req *adminv1.ExplainFlagReq
 			ec.Groups = append(ec.Groups, flags.Group{})
 		}
 		g := flags.Group{Key: key, Properties: gprops[name]}
-		if g.Properties == nil && s.cfg.Persons != nil {
+		if s.cfg.Persons != nil {
 			sg, err := s.cfg.Persons.GetGroup(ctx, req.GetTeamId(), idx, key)
 			if err != nil && !errors.Is(err, store.ErrNotFound) {
 				return err
 			}
 			if err == nil {
-				p, err := decodeProps(sg.Properties)
-				if err != nil {
-					return err
+				// The group's counted events, for group-aggregated
+				// behavioural cohorts; its properties unless given.
+				g.Events = rowEvents(sg.Counters)
+				if g.Properties == nil {
+					p, err := decodeProps(sg.Properties)
+					if err != nil {
+						return err
+					}
+					g.Properties = p
 				}
-				g.Properties = p
 			}
 		}
 		if g.Properties == nil {

@@ -97,7 +97,8 @@ type groupRead struct {
 	props    []byte
 	results  []byte
 	version  int64
-	revision uint64
+	revision uint64 // results.RowRevision of its properties and counters
+	counters []byte
 	found    bool
 	err      error
 }
@@ -183,7 +184,10 @@ func (s *Service) read(ctx context.Context, p *pass) {
 			defer wg.Done()
 			grp, err := s.cfg.Store.GetGroup(ctx, ts.team.ID, g.idx, g.key)
 			if err == nil {
-				g.props, g.results, g.version, g.revision, g.found = grp.Properties, grp.Results, grp.Version, grp.Revision, true
+				g.props, g.results, g.version, g.found = grp.Properties, grp.Results, grp.Version, true
+				// The counters of group-aggregated behaviour come with the
+				// group's read, as a row's do.
+				g.revision, g.counters = results.RowRevision(grp.Revision, grp.Counters), grp.Counters
 			} else if !errors.Is(err, store.ErrNotFound) {
 				g.err = err
 			}
@@ -349,6 +353,9 @@ func (s *Service) evaluateLive(ctx context.Context, p *pass) {
 			c.Groups = append(c.Groups, flags.Group{})
 		}
 		c.Groups[g.idx] = flags.Group{Key: g.key, Properties: gp}
+		if !p.partial {
+			c.Groups[g.idx].Events = results.RowEvents(g.counters)
+		}
 	}
 	sc.live = p.ts.set.AppendEvaluate(sc.live, c, sc.misses)
 }

@@ -314,6 +314,14 @@ func (e *evaluator) behavioral(m *matcher) tri {
 		return e.setUnknown(CodeUnsupported)
 	}
 	b := m.beh
+	events := c.Events
+	if e.cohortAgg > 0 {
+		// Under a group aggregation the group did it, not the person.
+		events = nil
+		if gt := e.cohortAgg - 1; gt < len(c.Groups) {
+			events = c.Groups[gt].Events
+		}
+	}
 	nowN := e.now.UnixNano()
 	var fromN int64 // events at or after fromN (strictly after for a window)
 	if b.window > 0 {
@@ -340,11 +348,11 @@ func (e *evaluator) behavioral(m *matcher) tri {
 			e.noteValidUntil(t.Add(b.window))
 		}
 	}
-	if c.Events == nil {
+	if events == nil {
 		return triOf(b.what == behMultiple && countMatches(b, 0))
 	}
 	if b.what == behFirstTime {
-		first, ok := c.Events.FirstEvent(b.pair.ID)
+		first, ok := events.FirstEvent(b.pair.ID)
 		if !ok {
 			return no
 		}
@@ -354,7 +362,7 @@ func (e *evaluator) behavioral(m *matcher) tri {
 		return triOf(in(first))
 	}
 	var count int64
-	for _, bk := range c.Events.EventBuckets(b.pair.ID) {
+	for _, bk := range events.EventBuckets(b.pair.ID) {
 		if in(bk.Start) {
 			count += int64(bk.Count)
 			changeAt(bk.Start)
@@ -377,4 +385,57 @@ func countMatches(b *behavior, count int64) bool {
 		return count == b.n
 	}
 	return count >= b.n
+}
+
+// GroupEventPairs reports, for each group type, the pairs that a behavioural
+// filter reads under a condition aggregating on that type (directly or
+// through nested cohorts): the projector counts those pairs on the group
+// rows of the event's $groups. It is per flag, not per condition: a flag
+// with a group aggregation counts the pairs of every cohort it reads for
+// that group type (more counters at worst, never fewer).
+func (s *Set) GroupEventPairs() map[int][]uint64 {
+	s.groupPairsOnce.Do(func() {
+		out := map[int][]uint64{}
+		for _, f := range s.flags {
+			var pairs []uint64
+			for _, id := range f.info.Cohorts {
+				if co := s.cohorts[id]; co != nil && co.behavioral {
+					pairs = appendPairs(pairs, &co.root)
+				}
+			}
+			if len(pairs) == 0 {
+				continue
+			}
+			for _, gt := range f.info.Aggregations {
+				if gt < 0 {
+					continue
+				}
+				for _, p := range pairs {
+					if !slices.Contains(out[gt], p) {
+						out[gt] = append(out[gt], p)
+					}
+				}
+			}
+		}
+		for gt := range out {
+			slices.Sort(out[gt])
+		}
+		s.groupPairs = out
+	})
+	return s.groupPairs
+}
+
+// appendPairs appends the pair ids of n's behavioural filters (not of its
+// nested cohorts: the flag's info lists those).
+func appendPairs(dst []uint64, n *cohortNode) []uint64 {
+	if m := n.filter; m != nil {
+		if m.kind == kindBehavioral && m.beh != nil && m.beh.pair != nil && !slices.Contains(dst, m.beh.pair.ID) {
+			dst = append(dst, m.beh.pair.ID)
+		}
+		return dst
+	}
+	for i := range n.children {
+		dst = appendPairs(dst, &n.children[i])
+	}
+	return dst
 }

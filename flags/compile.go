@@ -52,6 +52,9 @@ type Set struct {
 	pairs   map[uint64]*eventPair
 	byEvent map[string][]*eventPair
 	pool    sync.Pool // *evaluator
+	// groupPairs is GroupEventPairs, computed on first use.
+	groupPairsOnce sync.Once
+	groupPairs     map[int][]uint64
 }
 
 // FlagInfo is what a flag reads, computed at compile time.

@@ -54,6 +54,10 @@ const DeadlineCheckEvery = 16
 type Group struct {
 	Key        string
 	Properties map[string]any
+	// Events is the group's counted events (the stored group's counters),
+	// read by the behavioural filters of cohorts used by a condition that
+	// aggregates on this group type. Nil means none.
+	Events EventHistory
 }
 
 // CohortSource answers cohort membership for cohorts the engine does not
@@ -177,6 +181,10 @@ type evaluator struct {
 	// deadline checks; late is set once the deadline has passed.
 	steps uint32
 	late  bool
+	// cohortAgg is 1 + the aggregation of the condition whose cohort
+	// filter is being evaluated (0: persons): a behavioural filter in it
+	// reads that group's events.
+	cohortAgg int
 
 	flagState
 }
@@ -624,7 +632,12 @@ func (e *evaluator) match(m *matcher, agg int) tri {
 			v, ok = g.Key, true
 		}
 	case kindCohort:
+		saved := e.cohortAgg
+		if saved == 0 && agg >= 0 {
+			e.cohortAgg = agg + 1
+		}
 		t := e.inCohort(m.cohort)
+		e.cohortAgg = saved
 		if m.op == opNotInCohort {
 			t = t.not()
 		}

@@ -334,7 +334,8 @@ func (w *Worker) computePage(ctx context.Context, p page) error {
 		out = make([]computed, len(pg.Groups))
 		if err := w.parallel(ctx, len(pg.Groups), func(i int) error {
 			g := pg.Groups[i]
-			c, err := w.compute(d, results.Subject{Type: p.Subject, Key: g.Key, Version: g.Version, Revision: g.Revision}, g.Properties, st.Flags, g.Results)
+			c, err := w.compute(d, results.Subject{Type: p.Subject, Key: g.Key, Version: g.Version,
+				Revision: results.RowRevision(g.Revision, g.Counters), Events: results.RowEvents(g.Counters)}, g.Properties, st.Flags, g.Results)
 			if err != nil {
 				w.cfg.Logger.Warn("group not computed", "team", p.Team, "key", g.Key, "err", err)
 				return nil

@@ -451,7 +451,8 @@ func (w *Worker) recompute(ctx context.Context, team int64, rows []string, group
 			if err != nil {
 				return err
 			}
-			c, err := w.compute(d, results.Subject{Type: tg.Type, Key: tg.Key, Version: grp.Version, Revision: grp.Revision}, grp.Properties, nil, nil)
+			c, err := w.compute(d, results.Subject{Type: tg.Type, Key: tg.Key, Version: grp.Version,
+				Revision: results.RowRevision(grp.Revision, grp.Counters), Events: results.RowEvents(grp.Counters)}, grp.Properties, nil, nil)
 			if err != nil {
 				w.cfg.Logger.Warn("group not computed", "team", team, "type", tg.Type, "key", tg.Key, "err", err)
 				return nil

@@ -90,6 +90,10 @@ type overlay struct {
 	teamEvents    map[int64]*teamEvents
 	counters      map[store.DistinctKey]*counterEntry
 	dirtyCounters []store.DistinctKey
+	// groupCounters and dirtyGroupCounters are the same for group rows
+	// (group-aggregated behaviour).
+	groupCounters      map[store.GroupKey]*counterEntry
+	dirtyGroupCounters []store.GroupKey
 	// groupTypes holds the stored names per team (read once per team) and
 	// dirtyGroupTypes the names the batch changed.
 	groupTypes      map[int64]map[int]string
@@ -119,6 +123,11 @@ func (w *write) committed() Committed {
 		}
 		for _, g := range b.Groups() {
 			c.Groups = append(c.Groups, store.GroupKey{Team: g.Team, TypeIndex: g.TypeIndex, Key: g.Key})
+		}
+		for _, op := range b.GroupCounters() {
+			if !slices.Contains(c.Groups, op.Group) {
+				c.Groups = append(c.Groups, op.Group)
+			}
 		}
 	}
 	return c
@@ -156,6 +165,7 @@ func (p *Projector) prepare(ctx context.Context, b *batch, prev *overlay) (*writ
 		events:          p.cfg.Events,
 		now:             p.cfg.Now().Unix(),
 		counters:        map[store.DistinctKey]*counterEntry{},
+		groupCounters:   map[store.GroupKey]*counterEntry{},
 		pairStarts:      p.cfg.PairStarts,
 		teamEvents:      map[int64]*teamEvents{},
 	}
@@ -502,6 +512,9 @@ func (ov *overlay) applyEvent(ctx context.Context, ev *ingestv1.Event, seq uint6
 	if len(pairs) == 0 {
 		return nil
 	}
+	if err := ov.countGroups(ctx, ev, set, pairs); err != nil {
+		return err
+	}
 	dk := store.DistinctKey{Team: ev.Team, DistinctID: ev.DistinctId}
 	ce, err := ov.counterRow(ctx, dk)
 	if err != nil || ce == nil {
@@ -512,6 +525,112 @@ func (ov *overlay) applyEvent(ctx context.Context, ev *ingestv1.Event, seq uint6
 		ov.dirtyCounters = append(ov.dirtyCounters, dk)
 	}
 	return nil
+}
+
+// maxEventGroups bounds the entries of an event's $groups read: PostHog
+// has at most 5 group types.
+const maxEventGroups = 16
+
+// countGroups counts the event on the group rows of its $groups, for the
+// group types whose group-aggregated conditions read one of pairs
+// (Set.GroupEventPairs), with the rules of a person's row: the same
+// counters, idempotence by event id, bucketing and compaction. A group
+// that does not exist (no stored record, none made by this batch or the
+// one before) is not counted, as a distinct id without a person.
+func (ov *overlay) countGroups(ctx context.Context, ev *ingestv1.Event, set *flags.Set, pairs []uint64) error {
+	byType := set.GroupEventPairs()
+	if len(byType) == 0 {
+		return nil
+	}
+	raw, ok := ev.Properties["$groups"]
+	if !ok {
+		return nil
+	}
+	var groups map[string]any
+	if err := json.Unmarshal([]byte(raw), &groups); err != nil || len(groups) > maxEventGroups {
+		return nil // not an object of group keys: no group did it
+	}
+	for _, gt := range sortedKeys(byType, cmp.Compare[int]) {
+		name, ok := set.GroupTypeName(gt)
+		if !ok {
+			continue
+		}
+		key, ok := groups[name].(string)
+		if !ok || key == "" {
+			continue
+		}
+		var mine []uint64
+		for _, p := range pairs {
+			if _, ok := slices.BinarySearch(byType[gt], p); ok {
+				mine = append(mine, p)
+			}
+		}
+		if len(mine) == 0 {
+			continue
+		}
+		gk := store.GroupKey{Team: ev.Team, TypeIndex: gt, Key: key}
+		ce, err := ov.groupCounterRow(ctx, gk)
+		if err != nil {
+			return err
+		}
+		if ce == nil {
+			continue
+		}
+		tracked := func(id uint64) bool {
+			_, ok := slices.BinarySearch(byType[gt], id)
+			return ok
+		}
+		if ce.row.Add(ev.Uuid, ev.Timestamp.AsTime().Unix(), mine, ov.now, tracked) == counters.Counted && !ce.dirty {
+			ce.dirty = true
+			ov.dirtyGroupCounters = append(ov.dirtyGroupCounters, gk)
+		}
+	}
+	return nil
+}
+
+// groupCounterRow returns the counters of group gk: this batch's, the
+// previous batch's (a copy), or the stored group's. It returns nil when the
+// group has no record in the store, this batch or the one before.
+func (ov *overlay) groupCounterRow(ctx context.Context, gk store.GroupKey) (*counterEntry, error) {
+	if ce, ok := ov.groupCounters[gk]; ok {
+		return ce, nil
+	}
+	if err := store.CheckTypeIndex(gk.TypeIndex); err != nil {
+		return nil, nil
+	}
+	var enc []byte
+	found := false
+	if ov.prev != nil {
+		if ce, ok := ov.prev.groupCounters[gk]; ok {
+			enc, found = ce.row.Append(nil), true
+		}
+	}
+	if !found {
+		g, err := ov.st.GetGroup(ctx, gk.Team, gk.TypeIndex, gk.Key)
+		switch {
+		case err == nil:
+			enc, found = g.Counters, true
+		case !errors.Is(err, store.ErrNotFound):
+			return nil, fmt.Errorf("projector: read group: %w", err)
+		}
+	}
+	if !found {
+		// Made by this batch or the one before (not yet written).
+		here := slices.Contains(ov.dirtyGroups, gk)
+		if !here && ov.prev != nil {
+			here = slices.Contains(ov.prev.dirtyGroups, gk)
+		}
+		if !here {
+			return nil, nil
+		}
+	}
+	r, err := counters.Decode(enc)
+	if err != nil {
+		r = &counters.Row{} // unreadable counters are replaced
+	}
+	ce := &counterEntry{row: r}
+	ov.groupCounters[gk] = ce
+	return ce, nil
 }
 
 // teamEvents is a team's set for one batch and, with Config.PairStarts,
@@ -832,6 +951,11 @@ func (ov *overlay) finish(ctx context.Context, derived, sources *store.Batch) er
 		r := ov.counters[dk].row
 		r.Compact()
 		derived.SetCounters(dk.Team, dk.DistinctID, r.Append(nil))
+	}
+	for _, gk := range ov.dirtyGroupCounters {
+		r := ov.groupCounters[gk].row
+		r.Compact()
+		derived.SetGroupCounters(gk.Team, gk.TypeIndex, gk.Key, r.Append(nil))
 	}
 	for _, gk := range ov.dirtyGroups {
 		sources.PutGroup(ov.groups[gk])

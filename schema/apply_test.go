@@ -167,3 +167,33 @@ func TestCheck(t *testing.T) {
 		t.Fatalf("Check with migration 1 unrecorded = %v, want ErrNotApplied", err)
 	}
 }
+
+// TestApplyRerunsAddColumn: a run that died after a migration's ALTER
+// TABLE ... ADD and before recording it is completed by the next Apply,
+// which skips the column that exists.
+func TestApplyRerunsAddColumn(t *testing.T) {
+	ctx := context.Background()
+	s := schematest.Session(t)
+	ks := schematest.Keyspace(t, s)
+	cfg := schema.Config{Keyspace: ks}
+	if _, err := schema.Apply(ctx, s, cfg); err != nil {
+		t.Fatalf("first Apply: %v", err)
+	}
+	before := describe(t, ctx, s, ks)
+	if !slices.Contains(before["groups"], "counters regular blob") {
+		t.Fatalf("groups.counters missing: %v", before["groups"])
+	}
+	if err := s.Query(fmt.Sprintf("DELETE FROM %s.schema_migrations WHERE version = 6", ks)).WithContext(ctx).Exec(); err != nil {
+		t.Fatal(err)
+	}
+	applied, err := schema.Apply(ctx, s, cfg)
+	if err != nil {
+		t.Fatalf("Apply after a lost record: %v", err)
+	}
+	if !slices.Equal(applied, []string{"006_group_counters.cql"}) {
+		t.Fatalf("Apply applied %v, want 006_group_counters.cql", applied)
+	}
+	if after := describe(t, ctx, s, ks); fmt.Sprint(before) != fmt.Sprint(after) {
+		t.Fatalf("schema changed:\nbefore %v\nafter  %v", before, after)
+	}
+}

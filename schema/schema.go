@@ -185,7 +185,8 @@ func render(name string, src []byte, cfg Config, keyspaceOptions ...string) ([]s
 // statements succeeded. It returns the names of the migrations it applied
 // (none when the schema is current, which makes a second Apply a no-op).
 //
-// Every statement is idempotent (CREATE ... IF NOT EXISTS), so a run that
+// Every statement is idempotent (CREATE ... IF NOT EXISTS, or ALTER TABLE
+// ... ADD of a column, skipped when the column exists), so a run that
 // died half-way through a migration is completed by the next Apply. An
 // applied migration whose embedded content changed fails with
 // ErrChecksumMismatch. Run Apply from one process at a time: concurrent DDL
@@ -264,11 +265,19 @@ const ddlAttempts = 5
 // execDDL runs one schema statement. A schema change that times out on
 // the client may still be applied by the cluster (gocql says "potentially
 // executed"); on a loaded cluster that is common. A statement that is
-// idempotent (IF NOT EXISTS) is then sent again, up to ddlAttempts times;
-// any other error, or a statement that is not idempotent, fails at once.
+// idempotent (IF NOT EXISTS, or an ADD of a column, skipped once the
+// column exists) is then sent again, up to ddlAttempts times; any other
+// error, or a statement that is not idempotent, fails at once.
 func execDDL(ctx context.Context, session *gocql.Session, stmt string, log *slog.Logger) error {
 	var err error
 	for attempt := 1; attempt <= ddlAttempts; attempt++ {
+		skip, cerr := columnExists(ctx, session, stmt)
+		if cerr != nil {
+			return cerr
+		}
+		if skip {
+			return nil
+		}
 		if err = session.Query(stmt).WithContext(ctx).Exec(); err == nil || !retriableDDL(stmt, err) || ctx.Err() != nil {
 			return err
 		}
@@ -279,7 +288,7 @@ func execDDL(ctx context.Context, session *gocql.Session, stmt string, log *slog
 
 // retriableDDL reports whether stmt may be sent again after err.
 func retriableDDL(stmt string, err error) bool {
-	if !strings.Contains(strings.ToUpper(stmt), "IF NOT EXISTS") {
+	if !strings.Contains(strings.ToUpper(stmt), "IF NOT EXISTS") && !alterAddRE.MatchString(stmt) {
 		return false
 	}
 	var wt *gocql.RequestErrWriteTimeout
@@ -384,4 +393,29 @@ func keyspaceOptions(ctx context.Context, session *gocql.Session, policy Tablets
 		return []string{disable}, nil
 	}
 	return nil, nil
+}
+
+// alterAddRE matches the one ALTER form migrations may use: adding a column
+// (ALTER TABLE ks.table ADD column type).
+var alterAddRE = regexp.MustCompile(`^ALTER TABLE ([a-z0-9_]+)\.([a-z0-9_]+) ADD ([a-z0-9_]+) `)
+
+// columnExists reports whether stmt adds a column that exists already.
+// Neither Cassandra nor ScyllaDB has ADD IF NOT EXISTS in every version,
+// so a rerun of a migration that died after its ALTER checks the schema
+// tables instead.
+func columnExists(ctx context.Context, session *gocql.Session, stmt string) (bool, error) {
+	m := alterAddRE.FindStringSubmatch(stmt)
+	if m == nil {
+		return false, nil
+	}
+	var name string
+	err := session.Query("SELECT column_name FROM system_schema.columns WHERE keyspace_name = ? AND table_name = ? AND column_name = ?",
+		m[1], m[2], m[3]).WithContext(ctx).Scan(&name)
+	switch {
+	case errors.Is(err, gocql.ErrNotFound):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("read columns of %s.%s: %w", m[1], m[2], err)
+	}
+	return true, nil
 }

@@ -20,6 +20,8 @@ type Batch struct {
 	gtIdx       map[[2]int64]int
 	groupRes    []GroupResultsOp
 	groupResIdx map[GroupKey]int
+	groupCtr    []GroupCountersOp
+	groupCtrIdx map[GroupKey]int
 	expiries    []ExpiryOp
 	expiryIdx   map[Expiry]int
 	derived     bool
@@ -31,6 +33,12 @@ type GroupResultsOp struct {
 	Group   GroupKey
 	Results []byte
 	Stamp   int64
+}
+
+// GroupCountersOp replaces a group's Counters (see Batch.SetGroupCounters).
+type GroupCountersOp struct {
+	Group    GroupKey
+	Counters []byte
 }
 
 // ExpiryOp puts or deletes one expiry entry.
@@ -79,7 +87,7 @@ func (b *Batch) Derived() bool { return b.derived }
 // Len reports the number of merged writes in the batch.
 func (b *Batch) Len() int {
 	return len(b.persons) + len(b.mappings) + len(b.index) + len(b.rows) + len(b.groups) + len(b.groupTypes) +
-		len(b.groupRes) + len(b.expiries)
+		len(b.groupRes) + len(b.groupCtr) + len(b.expiries)
 }
 
 // Reset empties the batch for reuse.
@@ -230,6 +238,21 @@ func (b *Batch) SetGroupResults(team int64, typeIndex int, key string, results [
 	b.groupRes = append(b.groupRes, GroupResultsOp{Group: k, Results: results, Stamp: stamp})
 }
 
+// SetGroupCounters replaces a group's opaque Counters (the last call for a
+// group in a batch wins). PutGroup keeps them; a group never put shows none.
+func (b *Batch) SetGroupCounters(team int64, typeIndex int, key string, counters []byte) {
+	k := GroupKey{team, typeIndex, key}
+	if i, ok := b.groupCtrIdx[k]; ok {
+		b.groupCtr[i].Counters = counters
+		return
+	}
+	if b.groupCtrIdx == nil {
+		b.groupCtrIdx = map[GroupKey]int{}
+	}
+	b.groupCtrIdx[k] = len(b.groupCtr)
+	b.groupCtr = append(b.groupCtr, GroupCountersOp{Group: k, Counters: counters})
+}
+
 // PutExpiry adds an entry to the expiry index (idempotent).
 func (b *Batch) PutExpiry(e Expiry) { b.expiryOp(ExpiryOp{Expiry: e}) }
 
@@ -270,6 +293,9 @@ func (b *Batch) GroupTypes() []GroupType { return b.groupTypes }
 // GroupResults returns the versioned group results writes.
 func (b *Batch) GroupResults() []GroupResultsOp { return b.groupRes }
 
+// GroupCounters returns the group counters writes.
+func (b *Batch) GroupCounters() []GroupCountersOp { return b.groupCtr }
+
 // Expiries returns the expiry index operations.
 func (b *Batch) Expiries() []ExpiryOp { return b.expiries }
 
@@ -302,6 +328,11 @@ func (b *Batch) Validate() error {
 		}
 		if op.Stamp <= 0 {
 			return errInvalidf("group %d/%d/%q: results stamp %d is not positive", op.Group.Team, op.Group.TypeIndex, op.Group.Key, op.Stamp)
+		}
+	}
+	for _, op := range b.groupCtr {
+		if err := checkTypeIndex(op.Group.TypeIndex); err != nil {
+			return err
 		}
 	}
 	for _, op := range b.expiries {

@@ -25,6 +25,7 @@ func (g *Group) Clone() *Group {
 	q.Set = cloneRegisters(g.Set)
 	q.Properties = slices.Clone(g.Properties)
 	q.Results = slices.Clone(g.Results)
+	q.Counters = slices.Clone(g.Counters)
 	return &q
 }
 

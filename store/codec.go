@@ -14,9 +14,9 @@ import (
 const codecFormat = 1
 
 // groupFormat is the format byte of group encodings: 2 adds Results and
-// ResultsStamp. Format 1 (no results) still decodes, for groups stored by
-// earlier versions.
-const groupFormat = 2
+// ResultsStamp, 3 Counters. Formats 1 (no results) and 2 still decode, for
+// groups stored by earlier versions.
+const groupFormat = 3
 
 // Kind bytes of the canonical encodings.
 const (
@@ -205,7 +205,8 @@ func (g *Group) AppendBinary(b []byte) ([]byte, error) {
 	b = appendBytes(b, g.Properties)
 	b = binary.BigEndian.AppendUint64(b, g.Revision)
 	b = appendBytes(b, emptyNil(g.Results))
-	return binary.AppendVarint(b, g.ResultsStamp), nil
+	b = binary.AppendVarint(b, g.ResultsStamp)
+	return appendBytes(b, emptyNil(g.Counters)), nil
 }
 
 // MarshalBinary returns the canonical encoding of g, Results and
@@ -232,6 +233,9 @@ func (g *Group) UnmarshalBinary(data []byte) error {
 	if format >= 2 {
 		q.Results = d.bytes()
 		q.ResultsStamp = d.varint()
+	}
+	if format >= 3 {
+		q.Counters = d.bytes()
 	}
 	if err := d.finish("group"); err != nil {
 		return err

@@ -101,7 +101,7 @@ func TestGroupCodecFormat1(t *testing.T) {
 	if b[1] != groupFormat {
 		t.Fatalf("format byte %d, want %d", b[1], groupFormat)
 	}
-	old := slices.Clone(b[:len(b)-2]) // results (nil: 0) and stamp (0)
+	old := slices.Clone(b[:len(b)-3]) // results (nil: 0), stamp (0) and counters (nil: 0)
 	old[1] = 1
 	var g1 Group
 	if err := g1.UnmarshalBinary(old); err != nil {
@@ -110,7 +110,14 @@ func TestGroupCodecFormat1(t *testing.T) {
 	if b2, _ := g1.MarshalBinary(); !bytes.Equal(b2, b) || g1.Results != nil || g1.ResultsStamp != 0 {
 		t.Fatalf("format 1 decoded to %+v", g1)
 	}
-	for _, f := range []byte{0, 3} {
+	// Format 2 (no counters) decodes too.
+	old2 := slices.Clone(b[:len(b)-1])
+	old2[1] = 2
+	var g2 Group
+	if err := g2.UnmarshalBinary(old2); err != nil || g2.Counters != nil {
+		t.Fatalf("format 2: %+v, %v", g2, err)
+	}
+	for _, f := range []byte{0, 4} {
 		bad := slices.Clone(b)
 		bad[1] = f
 		if err := g1.UnmarshalBinary(bad); !errors.Is(err, ErrCorrupt) {

@@ -247,6 +247,12 @@ type Group struct {
 	// keeps the stored ones and ignores these fields.
 	Results      []byte
 	ResultsStamp int64
+	// Counters is opaque (the behavioural counters of group-aggregated
+	// cohorts, package flags/counters), written only by
+	// Batch.SetGroupCounters; PutGroup keeps the stored ones and ignores
+	// this field. Counters of a group never put are not visible (a backend
+	// may drop them).
+	Counters []byte
 }
 
 // GroupType maps a group type index to its name within a team.

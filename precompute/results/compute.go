@@ -21,7 +21,9 @@ type Subject struct {
 	Version  int64
 	Revision uint64
 	Props    map[string]any
-	// Events are a row's counted events (RowEvents), nil for none.
+	// Events are a row's or group's counted events (RowEvents), nil for
+	// none. A group's are read by behavioural filters under conditions
+	// aggregating on its type.
 	Events flags.EventHistory
 }
 
@@ -120,7 +122,7 @@ func Compute(dst []byte, set *flags.Set, plan *Plan, s Subject, now time.Time, o
 		}
 		g := scratch.groups[:s.Type+1]
 		clear(g)
-		g[s.Type] = flags.Group{Key: s.Key, Properties: s.Props}
+		g[s.Type] = flags.Group{Key: s.Key, Properties: s.Props, Events: s.Events}
 		c.Groups = g
 		c.PersonProperties = map[string]any{}
 	}

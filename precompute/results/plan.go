@@ -205,8 +205,17 @@ func subjectOf(def flags.Flag, info flags.FlagInfo, cohorts map[int64]flags.Coho
 				return 0, WhyOtherSubject
 			}
 		}
-		if len(info.Cohorts) > 0 {
-			return 0, WhyCohort // cohorts are of persons
+		for _, id := range info.Cohorts {
+			// A cohort reading no person property (checked above) is
+			// decided from the group's row: its behavioural filters read
+			// the group's counters. Static ones list persons.
+			c, ok := cohorts[id]
+			if !ok {
+				return 0, WhyUnknownCohort
+			}
+			if c.Kind == flags.CohortStatic {
+				return 0, WhyCohort
+			}
 		}
 		return subject, ""
 	}

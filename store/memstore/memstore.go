@@ -33,6 +33,7 @@ type state struct {
 	rows       map[store.DistinctKey]*rowRec
 	groups     map[store.GroupKey]*store.Group
 	groupRes   map[store.GroupKey]versioned // group results, put or not
+	groupCtr   map[store.GroupKey][]byte    // group counters, put or not
 	groupTypes map[[2]int64]string
 	expiries   map[store.Expiry]struct{}
 }
@@ -70,6 +71,7 @@ func New() *Store {
 	s.mu.rows = map[store.DistinctKey]*rowRec{}
 	s.mu.groups = map[store.GroupKey]*store.Group{}
 	s.mu.groupRes = map[store.GroupKey]versioned{}
+	s.mu.groupCtr = map[store.GroupKey][]byte{}
 	s.mu.groupTypes = map[[2]int64]string{}
 	s.mu.expiries = map[store.Expiry]struct{}{}
 	return s
@@ -126,6 +128,7 @@ func (s *Store) exportGroup(k store.GroupKey) *store.Group {
 	g := s.mu.groups[k].Clone()
 	res := s.mu.groupRes[k]
 	g.Results, g.ResultsStamp = slices.Clone(res.results), res.stamp
+	g.Counters = slices.Clone(s.mu.groupCtr[k])
 	return g
 }
 
@@ -382,12 +385,20 @@ func (s *Store) Apply(ctx context.Context, b *store.Batch) error {
 	for _, g := range b.Groups() {
 		g = g.Clone()
 		g.Results, g.ResultsStamp = nil, 0 // kept in groupRes
+		g.Counters = nil                   // kept in groupCtr
 		s.mu.groups[store.GroupKey{Team: g.Team, TypeIndex: g.TypeIndex, Key: g.Key}] = g
 	}
 	for _, op := range b.GroupResults() {
 		v := s.mu.groupRes[op.Group]
 		v.set(op.Results, op.Stamp)
 		s.mu.groupRes[op.Group] = v
+	}
+	for _, op := range b.GroupCounters() {
+		if len(op.Counters) == 0 {
+			delete(s.mu.groupCtr, op.Group)
+		} else {
+			s.mu.groupCtr[op.Group] = slices.Clone(op.Counters)
+		}
 	}
 	for _, op := range b.Expiries() {
 		if op.Delete {

@@ -766,6 +766,7 @@ func (s *Store) fillGroups(wb *pebble.Batch, b *store.Batch, buf []byte) ([]byte
 		key []byte
 		put *store.Group
 		res *store.GroupResultsOp
+		ctr *store.GroupCountersOp
 		old *store.Group // nil: none stored
 		was bool         // old is a put group
 	}
@@ -789,6 +790,10 @@ func (s *Store) fillGroups(wb *pebble.Batch, b *store.Batch, buf []byte) ([]byte
 		op := &b.GroupResults()[i]
 		at(op.Group).res = op
 	}
+	for i := range b.GroupCounters() {
+		op := &b.GroupCounters()[i]
+		at(op.Group).ctr = op
+	}
 	if len(all) == 0 {
 		return buf, nil
 	}
@@ -809,9 +814,9 @@ func (s *Store) fillGroups(wb *pebble.Batch, b *store.Batch, buf []byte) ([]byte
 		if p.put != nil {
 			q := *p.put
 			if g != nil {
-				q.Results, q.ResultsStamp = g.Results, g.ResultsStamp
+				q.Results, q.ResultsStamp, q.Counters = g.Results, g.ResultsStamp, g.Counters
 			} else {
-				q.Results, q.ResultsStamp = nil, 0
+				q.Results, q.ResultsStamp, q.Counters = nil, 0, nil
 			}
 			g = &q
 		}
@@ -824,6 +829,15 @@ func (s *Store) fillGroups(wb *pebble.Batch, b *store.Batch, buf []byte) ([]byte
 				g = &q
 			}
 			g.Results, g.ResultsStamp = r.Results, r.Stamp
+		}
+		if c := p.ctr; c != nil {
+			// A results-only record keeps no counters: they are dropped
+			// for a group never put (store.Group.Counters).
+			if g == p.old {
+				q := *g
+				g = &q
+			}
+			g.Counters = c.Counters
 		}
 		if buf, err = appendGroupValue(buf[:0], g, p.put != nil || p.was); err != nil {
 			return buf, err

@@ -229,9 +229,10 @@ func (s *Store) plan(b *store.Batch) ([]*partition, error) {
 		if err := checkText("group key", g.Key); err != nil {
 			return nil, err
 		}
-		// The state carries no results: they live in their own column.
+		// The state carries no results or counters: they live in their
+		// own columns.
 		q := *g
-		q.Results, q.ResultsStamp = nil, 0
+		q.Results, q.ResultsStamp, q.Counters = nil, 0, nil
 		state, err := q.MarshalBinary()
 		if err != nil {
 			return nil, err
@@ -246,6 +247,13 @@ func (s *Store) plan(b *store.Batch) ([]*partition, error) {
 			return nil, err
 		}
 		add(groupKey(k.Team, k.TypeIndex, k.Key), s.q.setGroupResults, len(op.Results), op.Stamp, resultsValue(op.Results), k.Team, k.TypeIndex, k.Key)
+	}
+	for _, op := range b.GroupCounters() {
+		k := op.Group
+		if err := checkText("group key", k.Key); err != nil {
+			return nil, err
+		}
+		add(groupKey(k.Team, k.TypeIndex, k.Key), s.q.setGroupCounters, len(op.Counters), nilIfEmpty(op.Counters), k.Team, k.TypeIndex, k.Key)
 	}
 	now := time.Now()
 	for _, op := range b.Expiries() {

@@ -260,12 +260,12 @@ func (s *Store) Dump(ctx context.Context, fn func(store.Entity) error) error {
 		return nil
 	}
 	var (
-		team, version, revision int64
-		id, id2                 string
-		personID, name          *string
-		index                   int
-		state, props, res, cnt  []byte
-		stamp                   *int64
+		team, version, revision      int64
+		id, id2                      string
+		personID, name               *string
+		index                        int
+		state, props, res, cnt, gcnt []byte
+		stamp                        *int64
 	)
 	steps := []func() error{
 		func() error {
@@ -305,11 +305,11 @@ func (s *Store) Dump(ctx context.Context, fn func(store.Entity) error) error {
 			})
 		},
 		func() error {
-			return walk("groups", s.q.allGroups, []any{&state, &res, &stamp}, func() error {
+			return walk("groups", s.q.allGroups, []any{&state, &res, &stamp, &gcnt}, func() error {
 				if state == nil {
 					return nil // results only: not visible
 				}
-				g, err := decodeGroup(state, res, stamp)
+				g, err := decodeGroup(state, res, stamp, gcnt)
 				if err != nil {
 					return err
 				}

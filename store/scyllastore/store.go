@@ -108,7 +108,7 @@ type queries struct {
 	putRowPerson, setResults, delResults, setCounters, replaceRow    string
 	replaceRowPerson, delRow                                         string
 	putRowIndex, delRowIndex, scanRowIndex, scanRowIndexAll          string
-	putGroup, putGroupType, setGroupResults                          string
+	putGroup, putGroupType, setGroupResults, setGroupCounters        string
 	putGroupIndex, scanGroupIndex, scanGroupIndexAll                 string
 	putExpiry, delExpiry, dueExpiries                                string
 	allPersons, allMappings, allIndex, allRows, allGroups, allTypes  string
@@ -118,7 +118,7 @@ func newQueries(ks string) queries {
 	f := func(format string) string { return fmt.Sprintf(format, ks) }
 	return queries{
 		getRow:      f("SELECT person_id, person_version, revision, properties, results, WRITETIME(results), counters FROM %s.rows WHERE team = ? AND distinct_id = ?"),
-		getGroup:    f("SELECT state, results, WRITETIME(results) FROM %s.groups WHERE team = ? AND group_type_index = ? AND group_key = ?"),
+		getGroup:    f("SELECT state, results, WRITETIME(results), counters FROM %s.groups WHERE team = ? AND group_type_index = ? AND group_key = ?"),
 		getPerson:   f("SELECT state FROM %s.persons WHERE team = ? AND person_id = ?"),
 		getMapping:  f("SELECT person_id, version FROM %s.distinct_ids WHERE team = ? AND distinct_id = ?"),
 		distinctIDs: f("SELECT distinct_id FROM %s.person_distinct_ids WHERE team = ? AND person_id = ?"),
@@ -143,9 +143,10 @@ func newQueries(ks string) queries {
 		scanRowIndex:    f("SELECT distinct_id FROM %s.row_index WHERE team = ? AND bucket = ? AND distinct_id > ? LIMIT ?"),
 		scanRowIndexAll: f("SELECT distinct_id FROM %s.row_index WHERE team = ? AND bucket = ? LIMIT ?"),
 
-		putGroup:        f("UPDATE %s.groups SET version = ?, state = ? WHERE team = ? AND group_type_index = ? AND group_key = ?"),
-		putGroupType:    f("UPDATE %s.group_types SET name = ? WHERE team = ? AND group_type_index = ?"),
-		setGroupResults: f("UPDATE %s.groups USING TIMESTAMP ? SET results = ? WHERE team = ? AND group_type_index = ? AND group_key = ?"),
+		putGroup:         f("UPDATE %s.groups SET version = ?, state = ? WHERE team = ? AND group_type_index = ? AND group_key = ?"),
+		putGroupType:     f("UPDATE %s.group_types SET name = ? WHERE team = ? AND group_type_index = ?"),
+		setGroupResults:  f("UPDATE %s.groups USING TIMESTAMP ? SET results = ? WHERE team = ? AND group_type_index = ? AND group_key = ?"),
+		setGroupCounters: f("UPDATE %s.groups SET counters = ? WHERE team = ? AND group_type_index = ? AND group_key = ?"),
 
 		putGroupIndex:     f("INSERT INTO %s.group_index (team, group_type_index, bucket, group_key) VALUES (?, ?, ?, ?)"),
 		scanGroupIndex:    f("SELECT group_key FROM %s.group_index WHERE team = ? AND group_type_index = ? AND bucket = ? AND group_key > ? LIMIT ?"),
@@ -159,7 +160,7 @@ func newQueries(ks string) queries {
 		allMappings: f("SELECT team, distinct_id, person_id, version FROM %s.distinct_ids"),
 		allIndex:    f("SELECT team, person_id, distinct_id FROM %s.person_distinct_ids"),
 		allRows:     f("SELECT team, distinct_id, person_id, person_version, revision, properties, results, WRITETIME(results), counters FROM %s.rows"),
-		allGroups:   f("SELECT state, results, WRITETIME(results) FROM %s.groups"),
+		allGroups:   f("SELECT state, results, WRITETIME(results), counters FROM %s.groups"),
 		allTypes:    f("SELECT team, group_type_index, name FROM %s.group_types"),
 	}
 }
@@ -252,26 +253,28 @@ func (s *Store) GetGroup(ctx context.Context, team int64, typeIndex int, key str
 
 func (s *Store) getGroup(ctx context.Context, team int64, typeIndex int, key string) (*store.Group, error) {
 	var (
-		state, results []byte
-		stamp          *int64
+		state, results, counters []byte
+		stamp                    *int64
 	)
-	err := s.query(ctx, s.q.getGroup, team, typeIndex, key).Scan(&state, &results, &stamp)
+	err := s.query(ctx, s.q.getGroup, team, typeIndex, key).Scan(&state, &results, &stamp, &counters)
 	switch {
 	case errors.Is(err, gocql.ErrNotFound), err == nil && state == nil:
 		return nil, store.ErrNotFound // absent, or results only: invisible
 	case err != nil:
 		return nil, err
 	}
-	return decodeGroup(state, results, stamp)
+	return decodeGroup(state, results, stamp, counters)
 }
 
-// decodeGroup decodes a group's state and adds its results columns.
-func decodeGroup(state, results []byte, stamp *int64) (*store.Group, error) {
+// decodeGroup decodes a group's state and adds its results and counters
+// columns.
+func decodeGroup(state, results []byte, stamp *int64, counters []byte) (*store.Group, error) {
 	g := new(store.Group)
 	if err := g.UnmarshalBinary(state); err != nil {
 		return nil, err
 	}
 	g.Results, g.ResultsStamp = nilIfEmpty(results), deref(stamp)
+	g.Counters = nilIfEmpty(counters)
 	return g, nil
 }
 

@@ -487,3 +487,53 @@ func testInvalidResultsAndExpiries(t *testing.T, s store.Store) {
 		t.Fatalf("expiries after refused batches: %v, %v", es, err)
 	}
 }
+
+func testGroupCounters(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	want := func(counters string) {
+		t.Helper()
+		got, err := s.GetGroup(ctx, 5, 1, "acme")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got.Counters) != counters {
+			t.Fatalf("group counters %q, want %q", got.Counters, counters)
+		}
+	}
+	g := store.NewGroup(5, 1, "acme")
+	g.ApplyUpdate(store.GroupUpdate{Version: 1, Set: map[string][]byte{"plan": []byte(`"free"`)}})
+	applyWith(t, s, func(b *store.Batch) { b.PutGroup(g) })
+	want("")
+	applyWith(t, s, func(b *store.Batch) { b.SetGroupCounters(5, 1, "acme", []byte("c1")) })
+	want("c1")
+	// PutGroup keeps the stored counters, whatever its own field says.
+	g2 := g.Clone()
+	g2.ApplyUpdate(store.GroupUpdate{Version: 2, Set: map[string][]byte{"plan": []byte(`"pro"`)}})
+	g2.Counters = []byte("ignored")
+	applyWith(t, s, func(b *store.Batch) { b.PutGroup(g2) })
+	want("c1")
+	got, err := s.GetGroup(ctx, 5, 1, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Version != 2 {
+		t.Fatalf("group version %d after put, want 2", got.Version)
+	}
+	// A put and a counters write in one batch; the last write wins.
+	applyWith(t, s, func(b *store.Batch) {
+		b.SetGroupCounters(5, 1, "acme", []byte("c2"))
+		b.PutGroup(g2)
+		b.SetGroupCounters(5, 1, "acme", []byte("c3"))
+	})
+	want("c3")
+	// Results and counters live side by side.
+	applyWith(t, s, func(b *store.Batch) { b.SetGroupResults(5, 1, "acme", []byte("r"), nowStamp()) })
+	want("c3")
+	applyWith(t, s, func(b *store.Batch) { b.SetGroupCounters(5, 1, "acme", nil) })
+	want("")
+	// Counters of a group never put are not visible.
+	applyWith(t, s, func(b *store.Batch) { b.SetGroupCounters(5, 1, "never", []byte("x")) })
+	if _, err := s.GetGroup(ctx, 5, 1, "never"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("GetGroup of counters only: %v, want ErrNotFound", err)
+	}
+}

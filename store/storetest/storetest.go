@@ -40,6 +40,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"ScanRowsLarge", testScanRowsLarge},
 		{"ResultsVersioned", testResultsVersioned},
 		{"GroupResults", testGroupResults},
+		{"GroupCounters", testGroupCounters},
 		{"ResultsRace", testResultsRace},
 		{"Expiries", testExpiries},
 		{"ScanGroups", testScanGroups},
