@@ -66,8 +66,10 @@ type RecorderConfig struct {
 // Recorder counts evaluations in memory, in shards so that concurrent
 // requests rarely meet on a lock, and writes them to the store in batches
 // (Run, Flush). Record and Poll are safe for concurrent use and cheap: a
-// hash of the distinct id, one uncontended lock, a map lookup, a few
-// additions and a HyperLogLog insert per flag. A nil *Recorder records
+// hash of the distinct id, one uncontended lock, a map lookup, a
+// HyperLogLog insert (per request when it evaluated every flag of the
+// team, else per flag) and a few additions per flag, in a table indexed
+// by the flag's position when every flag was evaluated (slots.go). A nil *Recorder records
 // nothing.
 type Recorder struct {
 	cfg     RecorderConfig
@@ -125,6 +127,8 @@ type teamAcc struct {
 	ids   []uint64
 	all   *hyperloglog.Sketch
 	polls uint64
+	// tab counts the all-flags requests by flag position (slots.go).
+	tab slotTable
 }
 
 // allBuffer is how many all-flags hashes a team keeps per shard before
@@ -297,10 +301,14 @@ func (r *Recorder) Record(team int64, ep Endpoint, distinctID string, all bool, 
 		ta = &teamAcc{flags: map[string]*flagAcc{}}
 		sh.teams[team] = ta
 	}
-	if len(ta.byPos) < len(evals) {
+	start := 0
+	if all {
+		start = ta.tab.record(r, sh, ta, ep, evals)
+	}
+	if start < len(evals) && len(ta.byPos) < len(evals) {
 		ta.byPos = append(ta.byPos, make([]*flagAcc, len(evals)-len(ta.byPos))...)
 	}
-	for i := range evals {
+	for i := start; i < len(evals); i++ {
 		e := &evals[i]
 		f := ta.byPos[i]
 		if f == nil || !same(f.key, e.Flag) {
@@ -483,6 +491,7 @@ func (r *Recorder) flush(ctx context.Context, force bool) error {
 					_ = pt.all.Merge(sk)
 				}
 			}
+			ta.tab.fold(-1, 0)
 			for key, f := range ta.flags {
 				if p := pt.flags[key]; p != nil {
 					p.Merge(f.counts(nil))
