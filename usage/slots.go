@@ -134,33 +134,55 @@ func (t *slotTable) record(r *Recorder, sh *shard, ta *teamAcc, ep Endpoint, eva
 	slots := t.slots[:len(evals)]
 	for i := range evals {
 		e, s := &evals[i], &slots[i]
-		if !sameBytes(s.key, s.klen, e.Flag) {
-			// The definitions changed: this request's evaluations from
-			// here on are counted per flag, the next requests in a table
-			// of the new keys.
-			t.fold(i, ep)
-			t.init(r, sh, ta, evals)
-			return i
+		// Pointers first: a team's requests carry the same key and value
+		// strings; the rest is out of line (same content, new values).
+		if s.key != unsafe.StringData(e.Flag) || int(s.klen) != len(e.Flag) {
+			if !sameBytes(s.key, s.klen, e.Flag) {
+				// The definitions changed: this request's evaluations
+				// from here on are counted per flag, the next requests in
+				// a table of the new keys.
+				t.fold(i, ep)
+				t.init(r, sh, ta, evals)
+				return i
+			}
 		}
-		if e.Stored {
-			s.stored++
-		}
+		s.stored += uint32(*(*uint8)(unsafe.Pointer(&e.Stored))) // a bool is 0 or 1
 		if e.Failed {
 			s.errors++
 			continue
 		}
+		// An unused value is nil and 0 long: matched only by an empty
+		// value without memory, which it then counts, rightly.
+		v := unsafe.StringData(e.Value)
 		switch {
-		case s.n[0] > 0 && sameBytes(s.val[0], s.vlen[0], e.Value):
+		case v == s.val[0] && int(s.vlen[0]) == len(e.Value):
 			s.n[0]++
-		case s.n[1] > 0 && sameBytes(s.val[1], s.vlen[1], e.Value):
+		case v == s.val[1] && int(s.vlen[1]) == len(e.Value):
 			s.n[1]++
-		case s.n[0] == 0:
-			s.val[0], s.vlen[0], s.n[0] = unsafe.StringData(e.Value), uint32(len(e.Value)), 1
-		case s.n[1] == 0:
-			s.val[1], s.vlen[1], s.n[1] = unsafe.StringData(e.Value), uint32(len(e.Value)), 1
 		default:
-			s.f.addValue(e.Value)
+			s.addValue(e.Value)
 		}
 	}
 	return len(evals)
+}
+
+// addValue counts a value whose memory is not one of the slot's: the
+// same content as one, a first or second value, or one more for the
+// flagAcc.
+//
+//go:noinline
+func (s *slot) addValue(v string) {
+	for k := range s.val {
+		if s.n[k] > 0 && sameBytes(s.val[k], s.vlen[k], v) {
+			s.n[k]++
+			return
+		}
+	}
+	for k := range s.val {
+		if s.n[k] == 0 {
+			s.val[k], s.vlen[k], s.n[k] = unsafe.StringData(v), uint32(len(v)), 1
+			return
+		}
+	}
+	s.f.addValue(v)
 }
