@@ -138,12 +138,7 @@ func (t *slotTable) record(r *Recorder, sh *shard, ta *teamAcc, ep Endpoint, eva
 		// strings; the rest is out of line (same content, new values).
 		if s.key != unsafe.StringData(e.Flag) || int(s.klen) != len(e.Flag) {
 			if !sameBytes(s.key, s.klen, e.Flag) {
-				// The definitions changed: this request's evaluations
-				// from here on are counted per flag, the next requests in
-				// a table of the new keys.
-				t.fold(i, ep)
-				t.init(r, sh, ta, evals)
-				return i
+				return t.rekey(r, sh, ta, ep, evals, i)
 			}
 		}
 		s.stored += uint32(*(*uint8)(unsafe.Pointer(&e.Stored))) // a bool is 0 or 1
@@ -185,4 +180,15 @@ func (s *slot) addValue(v string) {
 		}
 	}
 	s.f.addValue(v)
+}
+
+// rekey handles a key that differs from its slot's at position i: the
+// definitions changed. This request's evaluations from i on are left to
+// the per-flag path, the next requests go to a table of the new keys.
+//
+//go:noinline
+func (t *slotTable) rekey(r *Recorder, sh *shard, ta *teamAcc, ep Endpoint, evals []Eval, i int) int {
+	t.fold(i, ep)
+	t.init(r, sh, ta, evals)
+	return i
 }
