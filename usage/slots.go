@@ -9,7 +9,7 @@ import (
 // the team's flags in the team's order, the same keys request after
 // request until the definitions change. Such requests are counted in a
 // table of slots indexed by the flag's position: one small slot per flag,
-// side by side in one slice, so that counting 50 flags walks 50
+// side by side in one slice, so that counting 50 flags walks 100
 // consecutive 64-byte lines (which the processor prefetches) instead of
 // 50 scattered flagAccs of four lines each. A slot keeps only what
 // differs between flags (stored, errors, its first two values); the
@@ -18,8 +18,10 @@ import (
 // team's keys change, and before a 32-bit counter could overflow.
 
 // slot is one flag's counts of the all-flags requests since the last
-// fold. Strings are kept as pointer and length (32-bit: keys and values
-// are bounded far below) to fit a cache line.
+// fold: two cache lines, the pointers in the first. Strings are kept as
+// pointer and length (32-bit: keys and values are bounded far below).
+// slotValues values fit a boolean flag (true, false) and a multivariate
+// one of up to five variants and false; more go to the flagAcc.
 type slot struct {
 	key    *byte
 	f      *flagAcc
@@ -31,7 +33,7 @@ type slot struct {
 	n      [slotValues]uint32 // 0: the value is unused
 }
 
-const slotValues = 2
+const slotValues = 6
 
 // slotTable is a team's table in one shard.
 type slotTable struct {
@@ -148,13 +150,14 @@ func (t *slotTable) record(r *Recorder, sh *shard, ta *teamAcc, ep Endpoint, eva
 		}
 		// An unused value is nil and 0 long: matched only by an empty
 		// value without memory, which it then counts, rightly.
-		v := unsafe.StringData(e.Value)
-		switch {
-		case v == s.val[0] && int(s.vlen[0]) == len(e.Value):
-			s.n[0]++
-		case v == s.val[1] && int(s.vlen[1]) == len(e.Value):
-			s.n[1]++
-		default:
+		v, n := unsafe.StringData(e.Value), uint32(len(e.Value))
+		k := 0
+		for k < slotValues && (s.val[k] != v || s.vlen[k] != n) {
+			k++
+		}
+		if k < slotValues {
+			s.n[k]++
+		} else {
 			s.addValue(e.Value)
 		}
 	}

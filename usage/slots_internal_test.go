@@ -70,7 +70,7 @@ func TestSlotTableExact(t *testing.T) {
 		versions := [][]string{keys(10, -1), keys(10, 5), keys(12, -1), keys(3, 0), keys(10, -1)}
 		all := []string{"changed"}
 		all = append(all, keys(12, -1)...)
-		values := []string{"true", "false", "a", "b", "c"}
+		values := []string{"true", "false", "a", "b", "c", "d", "e", "f", "g"}
 		rng := rand.New(rand.NewPCG(1, 2))
 		for step := range 2000 {
 			ks := versions[step/400]
