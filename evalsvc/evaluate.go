@@ -441,7 +441,10 @@ func (s *Service) buildRecords(p *pass) evaluation {
 			keep = append(keep, sc.sources[i])
 		}
 		if s.cfg.Usage != nil {
-			sc.usage = append(sc.usage, usage.Eval{Flag: rec.Key, Value: usageValue(rec), Stored: sc.sources[i] == results.Stored, Failed: rec.Failed})
+			// The team's key string (the same memory request after
+			// request) rather than the result's: usage compares keys by
+			// pointer first.
+			sc.usage = append(sc.usage, usage.Eval{Flag: ts.keys[pk.i], Value: usageValue(rec), Stored: sc.sources[i] == results.Stored, Failed: rec.Failed})
 		}
 	}
 	sc.records = ev.records

@@ -66,8 +66,10 @@ type RecorderConfig struct {
 // Recorder counts evaluations in memory, in shards so that concurrent
 // requests rarely meet on a lock, and writes them to the store in batches
 // (Run, Flush). Record and Poll are safe for concurrent use and cheap: a
-// hash of the distinct id, one uncontended lock, a map lookup, a few
-// additions and a HyperLogLog insert per flag. A nil *Recorder records
+// hash of the distinct id, one uncontended lock, a map lookup, a
+// HyperLogLog insert (per request when it evaluated every flag of the
+// team, else per flag) and a few additions per flag, in a table indexed
+// by the flag's position when every flag was evaluated (slots.go). A nil *Recorder records
 // nothing.
 type Recorder struct {
 	cfg     RecorderConfig
@@ -118,13 +120,16 @@ type teamAcc struct {
 	// The distinct ids of the requests that evaluated every flag of the
 	// team go into one sketch for all of them (a flag's uniques are it
 	// merged with its own, the ids of requests that evaluated a subset
-	// holding it): first as hashes in ids, then, past allBuffer of them,
+	// holding it): as hashes in ids, allBuffer of them at a time moved
 	// into all, a dense sketch (16 KiB; a sparse one costs hundreds of ns
-	// an insert once it holds thousands). A quiet team costs a few
-	// hashes, a busy one a fixed 16 KiB per shard.
+	// an insert once it holds thousands; in batches the sketch stays in
+	// the cache). A quiet team costs a few hashes, a busy one a fixed
+	// 16 KiB and 8 KiB of hashes per shard.
 	ids   []uint64
 	all   *hyperloglog.Sketch
 	polls uint64
+	// tab counts the all-flags requests by flag position (slots.go).
+	tab slotTable
 }
 
 // allBuffer is how many all-flags hashes a team keeps per shard before
@@ -133,13 +138,17 @@ const allBuffer = 1024
 
 // allSketch is the sketch of the team's all-flags requests (nil: none).
 func (ta *teamAcc) allSketch() *hyperloglog.Sketch {
-	if ta.all != nil || len(ta.ids) == 0 {
+	if len(ta.ids) == 0 {
 		return ta.all
 	}
-	sk := newSketch()
+	sk := ta.all
+	if sk == nil {
+		sk = newSketch()
+	}
 	for _, h := range ta.ids {
 		sk.InsertHash(h)
 	}
+	ta.ids = nil
 	return sk
 }
 
@@ -297,10 +306,14 @@ func (r *Recorder) Record(team int64, ep Endpoint, distinctID string, all bool, 
 		ta = &teamAcc{flags: map[string]*flagAcc{}}
 		sh.teams[team] = ta
 	}
-	if len(ta.byPos) < len(evals) {
+	start := 0
+	if all {
+		start = ta.tab.record(r, sh, ta, ep, evals)
+	}
+	if start < len(evals) && len(ta.byPos) < len(evals) {
 		ta.byPos = append(ta.byPos, make([]*flagAcc, len(evals)-len(ta.byPos))...)
 	}
-	for i := range evals {
+	for i := start; i < len(evals); i++ {
 		e := &evals[i]
 		f := ta.byPos[i]
 		if f == nil || !same(f.key, e.Flag) {
@@ -333,19 +346,18 @@ func (r *Recorder) Record(team int64, ep Endpoint, distinctID string, all bool, 
 		}
 	}
 	if all {
-		switch {
-		case ta.all != nil:
-			ta.all.InsertHash(h)
-		case len(ta.ids) < allBuffer:
-			ta.ids = append(ta.ids, h)
-		default:
-			ta.all, _ = hyperloglog.NewSketch(hllPrecision, false)
+		// Buffered, then inserted allBuffer at a time: one insert per
+		// request would miss the cache on the 16 KiB sketch each time.
+		if len(ta.ids) == allBuffer {
+			if ta.all == nil {
+				ta.all, _ = hyperloglog.NewSketch(hllPrecision, false)
+			}
 			for _, x := range ta.ids {
 				ta.all.InsertHash(x)
 			}
-			ta.all.InsertHash(h)
-			ta.ids = nil
+			ta.ids = ta.ids[:0]
 		}
+		ta.ids = append(ta.ids, h)
 	}
 	sh.mu.Unlock()
 }
@@ -483,6 +495,7 @@ func (r *Recorder) flush(ctx context.Context, force bool) error {
 					_ = pt.all.Merge(sk)
 				}
 			}
+			ta.tab.fold(-1, 0)
 			for key, f := range ta.flags {
 				if p := pt.flags[key]; p != nil {
 					p.Merge(f.counts(nil))

@@ -1,0 +1,130 @@
+package usage
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"math"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vexil-dev/vexil/store"
+	"github.com/vexil-dev/vexil/store/memstore"
+)
+
+// minuteCounts reads the minute rows of every flag in keys, uniques left
+// out.
+func minuteCounts(t *testing.T, st store.UsageStore, now time.Time, keys []string) map[string]Counts {
+	t.Helper()
+	out := map[string]Counts{}
+	b := now.Truncate(time.Minute).Unix()
+	for _, k := range keys {
+		err := st.ScanUsage(context.Background(), 1, k, store.UsageMinute, b, b+1, func(r store.UsageRow) error {
+			var c Counts
+			if err := c.UnmarshalBinary(r.Value); err != nil {
+				return err
+			}
+			c.uniques, c.Last = nil, 0
+			out[k] = c
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
+
+// TestSlotTableExact: all-flags requests, counted in the table of slots
+// by position, give exactly the counts of the per-flag path (the same
+// requests recorded as subsets), through definitions that change a key
+// in the middle of the list or the list's length, more values per flag
+// than a slot holds, value strings that are equal but not the same
+// memory, a flush in the middle, the 32-bit overflow fold and
+// MaxTracked.
+func TestSlotTableExact(t *testing.T) {
+	for _, maxTracked := range []int{0, 8 * 12} {
+		now := time.Date(2026, 12, 6, 10, 0, 30, 0, time.UTC)
+		clock := func() time.Time { return now }
+		stA, stB := memstore.New(), memstore.New()
+		a, err := NewRecorder(RecorderConfig{Store: stA, Node: "n", Now: clock, MaxTracked: maxTracked})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := NewRecorder(RecorderConfig{Store: stB, Node: "n", Now: clock, MaxTracked: maxTracked})
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys := func(n int, changed int) []string {
+			ks := make([]string, n)
+			for i := range ks {
+				ks[i] = fmt.Sprintf("f%d", i)
+			}
+			if changed >= 0 {
+				ks[changed] = "changed"
+			}
+			return ks
+		}
+		versions := [][]string{keys(10, -1), keys(10, 5), keys(12, -1), keys(3, 0), keys(10, -1)}
+		all := []string{"changed"}
+		all = append(all, keys(12, -1)...)
+		values := []string{"true", "false", "a", "b", "c", "d", "e", "f", "g"}
+		rng := rand.New(rand.NewPCG(1, 2))
+		for step := range 2000 {
+			ks := versions[step/400]
+			evals := make([]Eval, len(ks))
+			for i, k := range ks {
+				v := values[rng.IntN(1+i%len(values))]
+				if rng.IntN(4) == 0 {
+					v = strings.Clone(v)
+				}
+				evals[i] = Eval{Flag: k, Value: v, Stored: rng.IntN(2) == 0, Failed: rng.IntN(20) == 0}
+			}
+			ep := Endpoint(rng.IntN(int(numEndpoints)))
+			id := fmt.Sprintf("u%d", rng.IntN(300))
+			a.Record(1, ep, id, true, evals)
+			b.Record(1, ep, id, false, evals)
+			switch step {
+			case 700:
+				if err := a.Flush(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+				if err := b.Flush(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+			case 900, 1300:
+				for i := range a.shards {
+					for _, ta := range a.shards[i].teams {
+						if len(ta.tab.slots) > 0 {
+							ta.tab.nreqs = math.MaxUint32
+						}
+					}
+				}
+			}
+		}
+		if err := a.Flush(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Flush(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		got, want := minuteCounts(t, stA, now, all), minuteCounts(t, stB, now, all)
+		if len(want) != len(all) && maxTracked == 0 {
+			t.Fatalf("reference counted %d flags, want %d", len(want), len(all))
+		}
+		for _, k := range all {
+			g, w := got[k], want[k]
+			if g.Evaluations != w.Evaluations || g.ByEndpoint != w.ByEndpoint || g.Stored != w.Stored || g.Errors != w.Errors || !maps.Equal(g.Values, w.Values) {
+				t.Errorf("MaxTracked %d: flag %s: table %+v, per flag %+v", maxTracked, k, g, w)
+			}
+		}
+		if a.Dropped() != b.Dropped() {
+			t.Errorf("MaxTracked %d: dropped %d, per flag %d", maxTracked, a.Dropped(), b.Dropped())
+		}
+		if maxTracked > 0 && a.Dropped() == 0 {
+			t.Errorf("MaxTracked %d: nothing dropped: the bound was not reached", maxTracked)
+		}
+	}
+}
