@@ -7,25 +7,17 @@
 #
 #   scripts/sdk-browser.sh                  build bin/vexil and run
 #   VEXIL_BIN=path scripts/sdk-browser.sh   use an already built binary
-#   VEXIL_CHROMIUM=path                     the browser (default /usr/bin/chromium,
+#   VEXIL_CHROMIUM=path                     the browser (default: chromium on PATH,
 #                                           Debian's chromium: .ci/run installs it)
 #
-# Needs npm and node >= 20 (scripts/sdk-node.sh fetches one when missing).
+# Needs npm and node >= 20 (fetched into the cache when missing: scripts/node-env.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$SECONDS
 
-chromium=${VEXIL_CHROMIUM:-/usr/bin/chromium}
-[ -x "$chromium" ] || { echo "sdk-browser: $chromium not found (apt-get install chromium)" >&2; exit 1; }
-command -v npm >/dev/null || { echo "sdk-browser: npm is required (apt-get install nodejs npm)" >&2; exit 1; }
-node_ok() { command -v node >/dev/null && node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' 2>/dev/null; }
-if ! node_ok; then
-	# The same cached Node as scripts/sdk-node.sh.
-	cache=${VEXIL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vexil}
-	for d in "$cache"/node-*/node_modules/node-linux-*/bin; do [ -x "$d/node" ] && PATH=$d:$PATH; done
-	export PATH
-	node_ok || { echo "sdk-browser: node >= 20 is required (run scripts/sdk-node.sh once, or install it)" >&2; exit 1; }
-fi
+. scripts/node-env.sh
+need_chromium sdk-browser || exit 0
+need_node sdk-browser
 echo "sdk-browser: node $(node --version), $("$chromium" --version 2>/dev/null | head -1)"
 
 . scripts/sdk-demo.sh

@@ -16,17 +16,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$SECONDS
 
-cache=${VEXIL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vexil}
-node_ok() { command -v node >/dev/null && node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' 2>/dev/null; }
-if ! node_ok; then
-	# The Node scripts/sdk-node.sh fetched, if any.
-	for d in "$cache"/node-*/node_modules/node-linux-*/bin; do
-		[ -x "$d/node" ] && PATH=$d:$PATH
-	done
-	export PATH
-fi
-command -v npm >/dev/null || { echo "sdk-mcp: npm is required (apt-get install nodejs npm)" >&2; exit 1; }
-node_ok || { echo "sdk-mcp: node >= 20 is required (scripts/sdk-node.sh fetches one)" >&2; exit 1; }
+. scripts/node-env.sh
+need_node sdk-mcp
 
 . scripts/sdk-demo.sh
 sdk_demo_init sdk-mcp

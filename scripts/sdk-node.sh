@@ -21,26 +21,8 @@ start=$SECONDS
 # WebCrypto, which Node 18, Debian 12's nodejs, lacks). Without one, take
 # Node's official Linux build from the npm registry into the cache (npm is
 # enough to fetch it: apt-get install nodejs npm).
-cache=${VEXIL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vexil}
-node_version=20.20.2
-node_ok() { command -v node >/dev/null && node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' 2>/dev/null; }
-command -v npm >/dev/null || { echo "sdk-node: npm is required (apt-get install nodejs npm)" >&2; exit 1; }
-if ! node_ok; then
-	case $(uname -m) in
-	x86_64) arch=x64 ;;
-	aarch64 | arm64) arch=arm64 ;;
-	*) echo "sdk-node: node >= 20 is required" >&2; exit 1 ;;
-	esac
-	dir=$cache/node-$node_version
-	if [ ! -x "$dir/node_modules/node-linux-$arch/bin/node" ]; then
-		echo "sdk-node: node >= 20 not found; installing node-linux-$arch@$node_version from npm into $dir"
-		rm -rf "$dir"
-		npm install --prefix "$dir" --no-save --no-audit --no-fund --loglevel=error "node-linux-$arch@$node_version"
-	fi
-	PATH=$dir/node_modules/node-linux-$arch/bin:$PATH
-	export PATH
-	node_ok || { echo "sdk-node: node >= 20 is required" >&2; exit 1; }
-fi
+. scripts/node-env.sh
+need_node sdk-node
 echo "sdk-node: node $(node --version), npm $(npm --version 2>/dev/null)"
 
 persons=${VEXIL_SDK_PERSONS:-300}

@@ -20,37 +20,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$SECONDS
 
-cache=${VEXIL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vexil}
-node_version=20.20.2
-node_ok() { command -v node >/dev/null && node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' 2>/dev/null; }
-command -v npm >/dev/null || { echo "sdk-ofrep: npm is required (apt-get install nodejs npm)" >&2; exit 1; }
-if ! node_ok; then
-	case $(uname -m) in
-	x86_64) arch=x64 ;;
-	aarch64 | arm64) arch=arm64 ;;
-	*) echo "sdk-ofrep: node >= 20 is required" >&2; exit 1 ;;
-	esac
-	dir=$cache/node-$node_version
-	if [ ! -x "$dir/node_modules/node-linux-$arch/bin/node" ]; then
-		echo "sdk-ofrep: node >= 20 not found; installing node-linux-$arch@$node_version from npm into $dir"
-		rm -rf "$dir"
-		npm install --prefix "$dir" --no-save --no-audit --no-fund --loglevel=error "node-linux-$arch@$node_version"
-	fi
-	PATH=$dir/node_modules/node-linux-$arch/bin:$PATH
-	export PATH
-	node_ok || { echo "sdk-ofrep: node >= 20 is required" >&2; exit 1; }
-fi
+. scripts/node-env.sh
+need_node sdk-ofrep
 
-chromium=${VEXIL_CHROMIUM:-$(command -v chromium || true)}
 suites=(ofrep.test.mjs web.test.mjs)
-if [ -z "$chromium" ]; then
-	if [ "${CI:-}" = true ]; then
-		echo "sdk-ofrep: chromium is required (apt-get install chromium)" >&2
-		exit 1
-	fi
-	echo "sdk-ofrep: SKIPPED the browser suite: chromium not found (apt-get install chromium); CI=true makes this a failure" >&2
-	suites=(ofrep.test.mjs)
-fi
+need_chromium sdk-ofrep || suites=(ofrep.test.mjs)
 
 persons=${VEXIL_SDK_PERSONS:-300}
 . scripts/sdk-demo.sh

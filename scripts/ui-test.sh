@@ -17,38 +17,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$SECONDS
 
-chromium=${VEXIL_CHROMIUM:-$(command -v chromium || true)}
-if [ -z "$chromium" ]; then
-	if [ "${CI:-}" = true ]; then
-		echo "ui-test: chromium is required (apt-get install chromium)" >&2
-		exit 1
-	fi
-	echo "ui-test: SKIPPED: chromium not found (apt-get install chromium); CI=true makes this a failure" >&2
-	exit 0
-fi
-command -v npm >/dev/null || { echo "ui-test: npm is required (apt-get install nodejs npm)" >&2; exit 1; }
-# Node >= 20 (posthog-node 5.70); Debian 12's nodejs is 18: then take Node's
-# official build from the npm registry into the cache, as scripts/sdk-node.sh
-# does (the same directory, so one download serves both).
-cache=${VEXIL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/vexil}
-node_version=20.20.2
-node_ok() { command -v node >/dev/null && node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' 2>/dev/null; }
-if ! node_ok; then
-	case $(uname -m) in
-	x86_64) arch=x64 ;;
-	aarch64 | arm64) arch=arm64 ;;
-	*) echo "ui-test: node >= 20 is required" >&2; exit 1 ;;
-	esac
-	dir=$cache/node-$node_version
-	if [ ! -x "$dir/node_modules/node-linux-$arch/bin/node" ]; then
-		echo "ui-test: node >= 20 not found; installing node-linux-$arch@$node_version from npm into $dir"
-		rm -rf "$dir"
-		npm install --prefix "$dir" --no-save --no-audit --no-fund --loglevel=error "node-linux-$arch@$node_version"
-	fi
-	PATH=$dir/node_modules/node-linux-$arch/bin:$PATH
-	export PATH
-	node_ok || { echo "ui-test: node >= 20 is required" >&2; exit 1; }
-fi
+. scripts/node-env.sh
+need_chromium ui-test || exit 0
+need_node ui-test
 
 tmp=$(mktemp -d)
 pid=

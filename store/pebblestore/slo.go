@@ -96,28 +96,5 @@ func (s *Store) ScanSLO(ctx context.Context, series string, from, to int64, fn f
 // SweepSLO implements store.SLOStore: it walks every SLO row (one per
 // series, node and minute within the retention) and deletes the expired.
 func (s *Store) SweepSLO(ctx context.Context, now time.Time) (int, error) {
-	if err := s.enter("sweep slo"); err != nil {
-		return 0, err
-	}
-	defer s.leave()
-	wb := s.db.NewBatch()
-	defer wb.Close()
-	n := 0
-	lower := []byte{keyenc.KindSLO}
-	err := s.iterate(ctx, lower, keyenc.PrefixEnd(lower), func(k, v []byte) (bool, error) {
-		if len(v) >= 8 {
-			if at := int64(binary.BigEndian.Uint64(v)); at != 0 && at <= now.Unix() {
-				n++
-				return true, wb.Delete(k, nil)
-			}
-		}
-		return true, nil
-	})
-	if err == nil && n > 0 {
-		err = wb.Commit(pebble.NoSync)
-	}
-	if err != nil {
-		return 0, fmt.Errorf("pebblestore: sweep slo: %w", err)
-	}
-	return n, nil
+	return s.sweepExpired(ctx, keyenc.KindSLO, "slo", now)
 }

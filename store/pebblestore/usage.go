@@ -97,14 +97,22 @@ func (s *Store) ScanUsage(ctx context.Context, team int64, flag string, kind byt
 // SweepUsage implements store.UsageStore: it walks every usage row (a few
 // per flag, node and bucket within the retention) and deletes the expired.
 func (s *Store) SweepUsage(ctx context.Context, now time.Time) (int, error) {
-	if err := s.enter("sweep usage"); err != nil {
+	return s.sweepExpired(ctx, keyenc.KindUsage, "usage", now)
+}
+
+// sweepExpired deletes the rows of one key kind whose value starts with an
+// expiry (8 bytes big-endian, Unix seconds; 0: none) at or before now: the
+// usage and SLO rows, which keep their retention in the value as ScyllaDB
+// keeps it in a TTL.
+func (s *Store) sweepExpired(ctx context.Context, kind byte, what string, now time.Time) (int, error) {
+	if err := s.enter("sweep " + what); err != nil {
 		return 0, err
 	}
 	defer s.leave()
 	wb := s.db.NewBatch()
 	defer wb.Close()
 	n := 0
-	lower := []byte{keyenc.KindUsage}
+	lower := []byte{kind}
 	err := s.iterate(ctx, lower, keyenc.PrefixEnd(lower), func(k, v []byte) (bool, error) {
 		if len(v) >= 8 {
 			if at := int64(binary.BigEndian.Uint64(v)); at != 0 && at <= now.Unix() {
@@ -118,7 +126,7 @@ func (s *Store) SweepUsage(ctx context.Context, now time.Time) (int, error) {
 		err = wb.Commit(pebble.NoSync)
 	}
 	if err != nil {
-		return 0, fmt.Errorf("pebblestore: sweep usage: %w", err)
+		return 0, fmt.Errorf("pebblestore: sweep %s: %w", what, err)
 	}
 	return n, nil
 }
