@@ -226,6 +226,11 @@ func Apply(ctx context.Context, session *gocql.Session, cfg Config) ([]string, e
 		}
 		cfg.Logger.Info("created keyspace", "keyspace", cfg.Keyspace, "replication_factor", cfg.ReplicationFactor)
 	}
+	// On a cluster, the node that coordinates the next read may not know
+	// the keyspace and schema_migrations yet: wait until every node agrees.
+	if err := session.AwaitSchemaAgreement(ctx); err != nil {
+		return nil, fmt.Errorf("schema: %s: waiting for schema agreement: %w", cfg.Keyspace, err)
+	}
 
 	done, err := appliedChecksums(ctx, session, cfg.Keyspace)
 	if err != nil {
@@ -255,6 +260,12 @@ func Apply(ctx context.Context, session *gocql.Session, cfg Config) ([]string, e
 		}
 		applied = append(applied, m.Name)
 		cfg.Logger.Info("applied migration", "keyspace", cfg.Keyspace, "migration", m.Name, "took", time.Since(start))
+	}
+	if len(applied) > 0 {
+		// The tables exist on every node before the store's first query.
+		if err := session.AwaitSchemaAgreement(ctx); err != nil {
+			return applied, fmt.Errorf("schema: %s: waiting for schema agreement: %w", cfg.Keyspace, err)
+		}
 	}
 	return applied, nil
 }
