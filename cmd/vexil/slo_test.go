@@ -3,60 +3,17 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"math"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
-	"time"
-
-	"golang.org/x/sync/errgroup"
 
 	"github.com/vexil-dev/vexil/cmd/vexil/internal/config"
 	"github.com/vexil-dev/vexil/schema/schematest"
 	"github.com/vexil-dev/vexil/slo"
 )
-
-// sloNode starts a node on c as given (its data dir kept, so a second
-// start is a restart); stop stops it cleanly, once.
-func sloNode(t *testing.T, c config.Config) (n *node, stop func()) {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("end-to-end: skipped with -short")
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	c.HTTPAddr, c.GRPCAddr = "127.0.0.1:0", "127.0.0.1:0"
-	c.Eval.StoreTimeout = 10 * time.Second // answers, not latency (see testNodeWith)
-	c.Admission.SchedTarget = 0
-	if err := c.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	n, err := startNode(c, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	g, gctx := errgroup.WithContext(ctx)
-	n.start(g, gctx)
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) {
-				t.Errorf("node: %v", err)
-			}
-			if err := n.close(log); err != nil {
-				t.Errorf("close: %v", err)
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return n, stop
-}
 
 // evalTraffic sends flags /flags, decide /decide and polls definitions
 // requests (the first answered 200, the rest 304 to its ETag) to n.
@@ -162,7 +119,7 @@ func checkStatusMatchesMetrics(t *testing.T, n *node, rep *slo.Report) {
 func TestSLORollupsOnServe(t *testing.T) {
 	c := config.Default()
 	c.DataDir, c.NATS.Listen = t.TempDir(), "127.0.0.1:-1"
-	n, stop := sloNode(t, c)
+	n, stop := usageNode(t, c)
 	tm := defineTeam(t, n)
 	evalTraffic(t, n, tm, 20, 5, 4)
 	rep := statusJSON(t, n)
@@ -186,7 +143,7 @@ func TestSLORollupsOnServe(t *testing.T) {
 	}
 	stop()
 
-	n2, _ := sloNode(t, c) // the same data dir: a restart
+	n2, _ := usageNode(t, c) // the same data dir: a restart
 	evalTraffic(t, n2, tm, 3, 0, 0)
 	rep = statusJSON(t, n2)
 	if got := sloSeries(t, rep, slo.Remote).Month.Requests; got != 28 || rep.Nodes != 2 {
@@ -203,10 +160,10 @@ func TestSLORollupsSummedOnScylla(t *testing.T) {
 	ac.Scylla.Hosts, ac.Scylla.Keyspace = strings.Split(addr, ","), ks
 	ac.NATS.Listen = "127.0.0.1:-1"
 	ac.DataDir = t.TempDir()
-	a, _ := sloNode(t, ac)
+	a, _ := usageNode(t, ac)
 	bc := ac
 	bc.NATS.URL, bc.DataDir = a.nc.ConnectedUrl(), t.TempDir()
-	b, _ := sloNode(t, bc)
+	b, _ := usageNode(t, bc)
 	tm := defineTeam(t, a)
 	evalTraffic(t, a, tm, 7, 0, 2)
 	evalTraffic(t, b, tm, 11, 2, 3)

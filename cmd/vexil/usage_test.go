@@ -29,7 +29,8 @@ import (
 )
 
 // usageNode starts a serve node of c in c.DataDir (a restart reopens the
-// same one); stop stops it, once (the cleanup otherwise).
+// same one: the usage and SLO tests restart nodes this way); stop stops
+// it, once (the cleanup otherwise).
 func usageNode(t *testing.T, c config.Config) (n *node, stop func()) {
 	t.Helper()
 	if testing.Short() {
