@@ -21,25 +21,9 @@ func decodeEvent(data []byte) (*ingestv1.Envelope, bool) {
 	if len(data) == 0 {
 		return nil, false
 	}
-	s := string(data)
-	var ev *ingestv1.Event
-	for off := 0; off < len(data); {
-		num, typ, n := protowire.ConsumeTag(data[off:])
-		if n < 0 || num != 6 || typ != protowire.BytesType {
-			return nil, false
-		}
-		off += n
-		v, n := protowire.ConsumeBytes(data[off:])
-		if n < 0 {
-			return nil, false
-		}
-		if ev == nil {
-			ev = new(ingestv1.Event)
-		}
-		if !decodeEventFields(ev, data[off+n-len(v):off+n], s[off+n-len(v):off+n]) {
-			return nil, false
-		}
-		off += n
+	ev := new(ingestv1.Event)
+	if !eachOccurrence(data, 6, func(b []byte, s string) bool { return decodeEventFields(ev, b, s) }) {
+		return nil, false
 	}
 	return &ingestv1.Envelope{Kind: &ingestv1.Envelope_Event{Event: ev}}, true
 }

@@ -22,29 +22,36 @@ func decodePersonUpdate(data []byte) (*ingestv1.Envelope, bool) {
 	if len(data) == 0 {
 		return nil, false
 	}
-	s := string(data) // one copy: every string below is a part of it
-	var pu *ingestv1.PersonUpdate
+	pu := new(ingestv1.PersonUpdate)
+	if !eachOccurrence(data, 1, func(b []byte, s string) bool { return decodePersonUpdateFields(pu, b, s) }) {
+		return nil, false
+	}
+	return &ingestv1.Envelope{Kind: &ingestv1.Envelope_PersonUpdate{PersonUpdate: pu}}, true
+}
+
+// eachOccurrence walks an envelope whose only field is the message field
+// num, calling decode with each occurrence's bytes (and the same bytes as
+// a string, cut from one copy of data): a repeated occurrence merges into
+// the message, as decoding into the same one does. False when data holds
+// anything else or decode refuses.
+func eachOccurrence(data []byte, num protowire.Number, decode func(b []byte, s string) bool) bool {
+	s := string(data) // one copy: every string decoded is a part of it
 	for off := 0; off < len(data); {
-		num, typ, n := protowire.ConsumeTag(data[off:])
-		if n < 0 || num != 1 || typ != protowire.BytesType {
-			return nil, false
+		got, typ, n := protowire.ConsumeTag(data[off:])
+		if n < 0 || got != num || typ != protowire.BytesType {
+			return false
 		}
 		off += n
 		v, n := protowire.ConsumeBytes(data[off:])
 		if n < 0 {
-			return nil, false
+			return false
 		}
-		if pu == nil {
-			pu = new(ingestv1.PersonUpdate)
-		}
-		// A repeated occurrence of the field merges into the message,
-		// which decoding into the same one does.
-		if !decodePersonUpdateFields(pu, data[off+n-len(v):off+n], s[off+n-len(v):off+n]) {
-			return nil, false
+		if !decode(data[off+n-len(v):off+n], s[off+n-len(v):off+n]) {
+			return false
 		}
 		off += n
 	}
-	return &ingestv1.Envelope{Kind: &ingestv1.Envelope_PersonUpdate{PersonUpdate: pu}}, true
+	return true
 }
 
 // decodePersonUpdateFields decodes the fields in b into pu; s holds the
