@@ -208,10 +208,15 @@ func (w *Worker) scan(ctx context.Context, st *RunState) error {
 				return fmt.Errorf("precompute: publish page: %w", err)
 			}
 		}
-		cursor, subjectIdx := st.ScanCursor, st.ScanSubject
+		cursor, subjectIdx, pages := st.ScanCursor, st.ScanSubject, st.Pages
 		overtaken := false
 		upd, err := w.runs.update(ctx, st.Team, st.ID, func(s *RunState) bool {
-			if s.ScanSubject != subjectIdx || s.ScanCursor != cursor {
+			// The cursor alone does not say where the scan stands: a
+			// finished scan of one subject ends at (0, ""), where it began,
+			// so a scanner held at the first page until another finished
+			// the run would count that page again, and the run would wait
+			// for ever for a page the stream dropped as a duplicate.
+			if s.ScanDone || s.ScanSubject != subjectIdx || s.ScanCursor != cursor || s.Pages != pages {
 				overtaken = true // another scanner of this run moved on: it owns the scan
 				return false
 			}

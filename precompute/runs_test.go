@@ -54,6 +54,27 @@ func (g *gatedStore) ScanRows(ctx context.Context, team int64, cursor string, li
 	return g.Store.ScanRows(ctx, team, cursor, limit)
 }
 
+// holdingStore holds the next scan from the start of the rows, once hold
+// is set, until release is closed: a scanner that stalls at its first page.
+type holdingStore struct {
+	store.Store
+	hold    atomic.Bool
+	held    chan struct{}
+	release chan struct{}
+}
+
+func (h *holdingStore) ScanRows(ctx context.Context, team int64, cursor string, limit int) (store.RowPage, error) {
+	if cursor == "" && h.hold.CompareAndSwap(true, false) {
+		close(h.held)
+		select {
+		case <-h.release:
+		case <-ctx.Done():
+			return store.RowPage{}, ctx.Err()
+		}
+	}
+	return h.Store.ScanRows(ctx, team, cursor, limit)
+}
+
 func (e *env) status(t *testing.T) *precompute.RunState {
 	t.Helper()
 	st, err := precompute.Status(e.ctx, e.js, "", e.team)
@@ -281,5 +302,48 @@ func TestDuplicateNoticesAndPages(t *testing.T) {
 	}
 	if r := e.hitRatio(t, rows); r != 1 {
 		t.Errorf("hit ratio = %v, want 1", r)
+	}
+}
+
+// A scanner held at the first page while another scanner finishes the run
+// must not count that page again when it wakes: a finished scan of one
+// subject ends where it began (subject 0, empty cursor). It once did (CI,
+// TestDuplicateNoticesAndPages): the run counted 44 of 43 pages, the
+// repeated page was dropped by the stream's duplicate window, and the run
+// never finished.
+func TestScannerWakingAfterTheRunFinished(t *testing.T) {
+	e := newEnv(t, backends[0])
+	const rows, pageSize = 40, 7
+	const pages = (rows + pageSize - 1) / pageSize
+	var b store.Batch
+	for i := range rows {
+		props := fmt.Appendf(nil, `{"plan":%q}`, []string{"pro", "free"}[i%2])
+		b.PutRow(&store.Row{Team: e.team, DistinctID: fmt.Sprintf("d-%d", i), PersonID: fmt.Sprintf("p-%d", i), PersonVersion: 1,
+			Revision: store.Revision(props), Properties: props})
+	}
+	if err := e.st.Apply(e.ctx, &b); err != nil {
+		t.Fatal(err)
+	}
+	e.createFlag(parseFlag(t, `{"key":"a","active":true,"filters":{"groups":[{"properties":[{"key":"plan","type":"person","value":"pro"}],"rollout_percentage":100}]}}`))
+	hs := &holdingStore{Store: e.st, held: make(chan struct{}), release: make(chan struct{})}
+	e.startWorker(precompute.Config{Store: hs, PageSize: pageSize})
+	first := e.waitState(t, "finished", (*precompute.RunState).Finished)
+	e.waitQuiet()
+
+	// A new plan: the first notice's scanner stalls at the first page, the
+	// second notice resumes the same run and scans it to the end.
+	e.updateFlag("a", func(f *flags.Flag) { f.Filters.Groups[0].Properties[0].Value = mustJSON("free") })
+	hs.hold.Store(true)
+	e.notify("flag")
+	<-hs.held
+	e.notify("flag")
+	done := e.waitState(t, "finished", func(s *precompute.RunState) bool { return s.ID != first.ID && s.Finished() })
+	close(hs.release)
+	e.waitQuiet() // the stalled notice is acknowledged once its scanner returns
+
+	after := e.status(t)
+	if after.ID != done.ID || !after.Finished() || after.Pages != pages || after.PagesDone != pages || after.RowsTotal != rows || after.RowsDone != rows {
+		t.Errorf("after the stalled scanner woke: run %s counts %d/%d pages and %d/%d rows (finished %v), want run %s with %d pages and %d rows",
+			after.ID, after.PagesDone, after.Pages, after.RowsDone, after.RowsTotal, after.Finished(), done.ID, pages, rows)
 	}
 }
