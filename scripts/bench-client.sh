@@ -8,7 +8,11 @@
 #   2. the CPU profile of the client's benchmark: the share of its CPU time
 #      spent outside flags.(*Set).AppendEvaluate is the client's overhead,
 #      whatever the machine's load;
-#   3. BenchmarkRemoteEvaluate, COUNT times.
+#   3. BenchmarkRemoteEvaluate, COUNT times;
+#   4. instructions per call (callgrind, scripts/bench-instructions.sh) of
+#      the engine's own BenchmarkEvaluate50Flags and of the client's local
+#      evaluation: the same on a busy machine as on a quiet one (needs
+#      valgrind; skipped with a line saying so without it).
 #
 #   scripts/bench-client.sh [out-file]     PAIRS=8 COUNT=5 by default
 set -euo pipefail
@@ -33,4 +37,16 @@ go test -c -o "$tmp/vc.test" ./vexilclient/
 	echo "total samples: $total; in flags.(*Set).AppendEvaluate (cum, cum%): $engine"
 	echo "## 3. remote round trip over loopback"
 	"$tmp/vc.test" -test.run '^$' -test.bench 'RemoteEvaluate' -test.benchtime 2s -test.count "$count" -test.benchmem | grep Benchmark
+	echo "## 4. instructions per 50-flag evaluation (callgrind, collector off)"
+	if command -v valgrind >/dev/null; then
+		e=$(scripts/bench-instructions.sh ./flags/ '^BenchmarkEvaluate50Flags$' | tail -1)
+		c=$(scripts/bench-instructions.sh ./vexilclient/ '^BenchmarkLocalVsEngine50Flags$/^client$' | tail -1)
+		echo "$e"
+		echo "$c"
+		ei=$(sed -n 's/.*: \([0-9]*\) instructions.*/\1/p' <<<"$e")
+		ci=$(sed -n 's/.*: \([0-9]*\) instructions.*/\1/p' <<<"$c")
+		awk -v e="$ei" -v c="$ci" 'BEGIN {printf "client / engine: %.3f\n", c / e}'
+	else
+		echo "valgrind is not installed: no instruction counts (apt-get install valgrind)"
+	fi
 } | tee "$out"
