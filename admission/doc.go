@@ -55,6 +55,21 @@
 // late requests are refused only once a window has closed the gate. gRPC
 // calls are multiplexed on one connection and are admitted without an age.
 //
+// # Why not a library
+//
+// The maintained Go ports of Netflix's concurrency-limits
+// (github.com/platinummonkey/go-concurrency-limits and its forks) were
+// considered first. Their gradient limiters estimate "no load" latency from
+// a measured minimum, which on a shared machine is whatever the quietest
+// millisecond happened to be: the limit then follows the neighbours' noise.
+// Their issue trackers also record limit collapse and races under bursts.
+// And they see only handler latency, which is the one signal that stays
+// flat while a CPU-saturated node queues its requests in the kernel (see
+// the rate gate and the age of a request, below): a library limiter would
+// still need everything this package adds around it. AIMD on fixed
+// per-class targets is a few dozen lines, is deterministic under a fake
+// clock in the tests, and its targets are the SLO's own numbers.
+//
 // # Refusals
 //
 // Neither the limit nor the gate is a queue: a request is never queued. When the node is at its limit Acquire fails at once with
