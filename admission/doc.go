@@ -62,7 +62,10 @@
 // considered first. Their gradient limiters estimate "no load" latency from
 // a measured minimum, which on a shared machine is whatever the quietest
 // millisecond happened to be: the limit then follows the neighbours' noise.
-// Their issue trackers also record limit collapse and races under bursts.
+// Their trackers record the gradient miscomputed (go-concurrency-limits
+// #166: the limit stayed high while latency rose), limits not updated when
+// every request is dropped (#141), and Gradient2's limit growing without end
+// under modest overload with a queue (Netflix/concurrency-limits #134).
 // And they see only handler latency, which is the one signal that stays
 // flat while a CPU-saturated node queues its requests in the kernel (see
 // the rate gate and the age of a request, below): a library limiter would
