@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -171,6 +173,104 @@ func flagValues(t *testing.T, got map[string]any, keys []string) map[string]any 
 	return out
 }
 
+// outageHold is how long each outage of TestServeRidesOutages lasts while
+// a steady /flags load runs against the node: VEXIL_OUTAGE_HOLD (a Go
+// duration; scripts/bench-outage.sh sets 30s for the proof), 2 s
+// by default so that the suite stays short.
+func outageHold(t *testing.T) time.Duration {
+	v := os.Getenv("VEXIL_OUTAGE_HOLD")
+	if v == "" {
+		return 2 * time.Second
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 || d > 10*time.Minute {
+		t.Fatalf("VEXIL_OUTAGE_HOLD=%q: want a duration in (0, 10m]", v)
+	}
+	return d
+}
+
+// outageLoad is what a steady /flags load saw during an outage.
+type outageLoad struct {
+	sent, ok, degraded, wrong, failed int
+	latencies                         []time.Duration
+	firstBad                          string
+}
+
+// loadThrough posts body to /flags every 10 ms for hold and checks each
+// answer: a 200 whose flags equal want, with errorsWhileComputingFlags as
+// degraded says. Anything else (a refusal, a transport error, another
+// value) is counted against the node.
+func loadThrough(addr, body string, hold time.Duration, keys []string, want map[string]any, degraded bool) outageLoad {
+	var l outageLoad
+	client := &http.Client{Timeout: 5 * time.Second}
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	bad := func(format string, args ...any) {
+		if l.firstBad == "" {
+			l.firstBad = fmt.Sprintf(format, args...)
+		}
+	}
+	for end := time.Now().Add(hold); time.Now().Before(end); <-tick.C {
+		l.sent++
+		start := time.Now()
+		res, err := client.Post("http://"+addr+"/flags/?v=2", "application/json", strings.NewReader(body))
+		if err != nil {
+			l.failed++
+			bad("request %d: %v", l.sent, err)
+			continue
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		l.latencies = append(l.latencies, time.Since(start))
+		var got map[string]any
+		if res.StatusCode != http.StatusOK || json.Unmarshal(b, &got) != nil {
+			l.failed++
+			bad("request %d: %d %s", l.sent, res.StatusCode, b)
+			continue
+		}
+		if got["errorsWhileComputingFlags"] != degraded {
+			l.wrong++
+			bad("request %d: errorsWhileComputingFlags %v, want %v", l.sent, got["errorsWhileComputingFlags"], degraded)
+			continue
+		}
+		if degraded {
+			l.degraded++
+			continue
+		}
+		fl, _ := got["flags"].(map[string]any)
+		same := true
+		for _, k := range keys {
+			rec, _ := fl[k].(map[string]any)
+			if rec == nil || fmt.Sprint([2]any{rec["enabled"], rec["variant"]}) != fmt.Sprint(want[k]) {
+				same = false
+			}
+		}
+		if !same {
+			l.wrong++
+			bad("request %d: flags %v, want %v", l.sent, fl, want)
+			continue
+		}
+		l.ok++
+	}
+	return l
+}
+
+func (l outageLoad) report(t *testing.T, what string) {
+	t.Helper()
+	slices.Sort(l.latencies)
+	q := func(p float64) time.Duration {
+		if len(l.latencies) == 0 {
+			return 0
+		}
+		return l.latencies[min(len(l.latencies)-1, int(p*float64(len(l.latencies))))]
+	}
+	t.Logf("%s: %d requests, %d answered as before, %d degraded (errorsWhileComputingFlags), %d wrong, %d failed; p50 %v, p99 %v, max %v",
+		what, l.sent, l.ok, l.degraded, l.wrong, l.failed, q(0.5), q(0.99), q(1))
+	if l.wrong+l.failed > 0 || l.sent == 0 {
+		t.Errorf("%s: %d wrong and %d failed of %d requests; first: %s", what, l.wrong, l.failed, l.sent, l.firstBad)
+	}
+}
+
 // TestServeRidesOutages is the fault drill: NATS stopped and started again
 // on the same port and directory, then the store unreachable and back,
 // with one node running throughout. /flags keeps answering (flagged with
@@ -223,6 +323,8 @@ func TestServeRidesOutages(t *testing.T) {
 	if got["errorsWhileComputingFlags"] != false || fmt.Sprint(flagValues(t, got, keys)) != fmt.Sprint(want) {
 		t.Errorf("/flags during the NATS outage: %v, want %v", got, want)
 	}
+	hold := outageHold(t)
+	loadThrough(addr, body, hold, keys, want, false).report(t, fmt.Sprintf("/flags through %v of NATS outage", hold))
 	// A management write answers; its notice and rollout signal wait in
 	// the outbox.
 	conn, err := grpc.NewClient(n.adminSrv.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -300,6 +402,7 @@ func TestServeRidesOutages(t *testing.T) {
 	}
 	// Ingest published now waits in the stream: the projector retries.
 	publishPerson(t, ns.JetStream, tm.id, "during-store-outage")
+	loadThrough(addr, body, hold, keys, want, true).report(t, fmt.Sprintf("/flags through %v of store outage", hold))
 
 	// The store back.
 	fs.down.Store(false)
