@@ -62,7 +62,7 @@ type teamDefs struct {
 	// changes are signalled for groups (Set.GroupBehavioralCohorts).
 	groupWatched map[int][]int64
 	loaded       time.Time
-	stale   atomic.Bool
+	stale        atomic.Bool
 }
 
 // New returns a Worker; Run starts it.

@@ -67,9 +67,12 @@ func (p BackfillProgress) Fraction() float64 {
 // Backfill counts, for pairs of team, the events the ingest stream still
 // retains from before each pair's start (PairStarts: the sequence from
 // which the projector counts the pair live), and merges them into the rows
-// through the running projector (MergeBackfill). Together with the live
-// counts that is every retained event counted once, as if the pair had
-// been tracked from the start; live traffic continues meanwhile.
+// through the running projector (MergeBackfill). The group rows of each
+// group type that counts a pair (group-aggregated behaviour) are filled
+// the same way from the pair's start on that type (MergeGroupBackfill).
+// Together with the live counts that is every retained event counted
+// once, as if the pair had been tracked from the start; live traffic
+// continues meanwhile.
 //
 // The stream is read with an ordered consumer on the team's event subject,
 // in passes over a share of the distinct ids (their hash) so that a pass

@@ -93,7 +93,7 @@ func TestEventsCounted(t *testing.T) {
 			// publishes the person first).
 			e.publish(t, ev(1, "late", "checkout", "l1", now, nil), ingest.Protobuf)
 			e.publish(t, pu(1, "P9", 1, []string{"late"}, nil, nil), ingest.Protobuf)
-			e.publish(t, ev(2, "a", "checkout", "t2", now, nil), ingest.Protobuf)                               // team counts nothing
+			e.publish(t, ev(2, "a", "checkout", "t2", now, nil), ingest.Protobuf) // team counts nothing
 			r := run(p)
 			defer r.stop()
 			e.waitApplied(t, projector.DefaultDurable)

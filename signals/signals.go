@@ -43,19 +43,19 @@ const (
 type Signal struct {
 	// ID identifies the transition (see the package doc): the JetStream
 	// message id, and the webhook's delivery id.
-	ID         string    `json:"id"`
-	Type       string    `json:"type"` // "cohort.entered" or "cohort.left"
-	Team       int64     `json:"team"`
-	Cohort     int64     `json:"cohort"`
-	DistinctID string    `json:"distinct_id,omitempty"`
-	PersonID   string    `json:"person_id,omitempty"`
+	ID         string `json:"id"`
+	Type       string `json:"type"` // "cohort.entered" or "cohort.left"
+	Team       int64  `json:"team"`
+	Cohort     int64  `json:"cohort"`
+	DistinctID string `json:"distinct_id,omitempty"`
+	PersonID   string `json:"person_id,omitempty"`
 	// GroupType (its name) and GroupKey name the group of a group's
 	// signal (a cohort read by a flag aggregating on groups), in place of
 	// DistinctID and PersonID.
 	GroupType string    `json:"group_type,omitempty"`
 	GroupKey  string    `json:"group_key,omitempty"`
-	Direction  Direction `json:"direction"`
-	Cause      Cause     `json:"cause"`
+	Direction Direction `json:"direction"`
+	Cause     Cause     `json:"cause"`
 	// Time is when the transition happened on the evaluation clock: the
 	// instant the window moved for CauseTime, otherwise when the worker
 	// computed the row after the change.
