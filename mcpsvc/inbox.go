@@ -313,7 +313,11 @@ func entryOf(seq uint64, at time.Time, subject string, data []byte) Entry {
 		var s signals.Signal
 		_ = json.Unmarshal(data, &s)
 		e.Kind = KindCohort
-		e.Summary = fmt.Sprintf("%s %s cohort %d (%s)", s.DistinctID, s.Direction, s.Cohort, s.Cause)
+		who := s.DistinctID
+		if s.GroupKey != "" {
+			who = s.GroupType + " " + s.GroupKey // a group's signal
+		}
+		e.Summary = fmt.Sprintf("%s %s cohort %d (%s)", who, s.Direction, s.Cohort, s.Cause)
 		if !s.Time.IsZero() {
 			e.At = s.Time
 		}

@@ -615,7 +615,7 @@ func TestConfirmation(t *testing.T) {
 }
 
 // TestInboxKinds: cohort membership signals (from the signals package's
-// stream) and findings added with Append reach the inbox beside rollout
+// stream; a person's and a group's) and findings added with Append reach the inbox beside rollout
 // signals.
 func TestInboxKinds(t *testing.T) {
 	f := newFixture(t)
@@ -634,6 +634,11 @@ func TestInboxKinds(t *testing.T) {
 	if _, err := f.inbox.js.Publish(ctx, signals.CohortSubject(namespace.Default, f.team), sig); err != nil {
 		t.Fatal(err)
 	}
+	gsig, _ := json.Marshal(signals.Signal{ID: "s2", Type: "cohort.left", Team: f.team, Cohort: 8, GroupType: "company", GroupKey: "acme",
+		Direction: signals.Left, Cause: signals.CauseTime, Time: time.Unix(1e9+1, 0)})
+	if _, err := f.inbox.js.Publish(ctx, signals.CohortSubject(namespace.Default, f.team), gsig); err != nil {
+		t.Fatal(err)
+	}
 	// Another team's signal is not ours.
 	if err := f.inbox.Append(ctx, Finding{Team: f.team + 1, Kind: "stale_flag", Summary: "not yours"}); err != nil {
 		t.Fatal(err)
@@ -645,12 +650,12 @@ func TestInboxKinds(t *testing.T) {
 		for _, s := range out["signals"].([]any) {
 			kinds = append(kinds, s.(map[string]any)["kind"].(string)+": "+s.(map[string]any)["summary"].(string))
 		}
-		if len(kinds) == 2 {
+		if len(kinds) == 3 {
 			break
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	want := "stale_flag: old: no evaluation for 30 days,cohort: u1 entered cohort 7 (event)"
+	want := "stale_flag: old: no evaluation for 30 days,cohort: u1 entered cohort 7 (event),cohort: company acme left cohort 8 (time)"
 	if got := strings.Join(kinds, ","); got != want {
 		t.Fatalf("signals: %q, want %q", got, want)
 	}

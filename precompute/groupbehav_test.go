@@ -13,6 +13,7 @@ import (
 	"github.com/vexil-dev/vexil/polltest"
 	"github.com/vexil-dev/vexil/precompute"
 	ingestv1 "github.com/vexil-dev/vexil/proto/vexil/ingest/v1"
+	"github.com/vexil-dev/vexil/signals"
 )
 
 func companyCheckout(team int64, did, company, uuid string, at time.Time) *ingestv1.Envelope {
@@ -27,7 +28,8 @@ func companyCheckout(team int64, did, company, uuid string, at time.Time) *inges
 // minutes". One event from a member of acme leaves it off, a second from
 // another member turns it on, and it turns off exactly when the first ages
 // out, on the live and the precomputed path alike; a redelivered event
-// counts once; another company stays off.
+// counts once; another company stays off. Each of the company's two
+// transitions is signalled once, with the group in place of a person.
 func TestGroupBehavioralCohortWindow(t *testing.T) {
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
@@ -105,6 +107,42 @@ func TestGroupBehavioralCohortWindow(t *testing.T) {
 				return nil
 			})
 			check("stored again after the wake-up", "acme", false, "stored")
+
+			// The company's transitions were signalled once each, as a
+			// person's are: entered with the second member's checkout,
+			// left at the exact instant the first aged out; globex, with
+			// one checkout, never entered.
+			e.waitQuiet()
+			want := []signals.Signal{
+				{Type: "cohort.entered", Team: e.team, Cohort: id, GroupType: "company", GroupKey: "acme", Direction: signals.Entered,
+					Cause: signals.CauseEvent, Time: t0, Ordinal: 1},
+				{Type: "cohort.left", Team: e.team, Cohort: id, GroupType: "company", GroupKey: "acme", Direction: signals.Left,
+					Cause: signals.CauseTime, Time: t0.Add(2 * time.Minute), Ordinal: 2},
+			}
+			var got []signals.Signal
+			polltest.Eventually(t, time.Minute, func() error {
+				got = got[:0]
+				for _, s := range cohortSignals(t, e) {
+					if s.GroupKey != "" {
+						got = append(got, s)
+					} else if s.GroupType != "" {
+						t.Fatalf("a person's signal with a group type: %+v", s)
+					}
+				}
+				if len(got) < len(want) {
+					return fmt.Errorf("%d group signals, want %d", len(got), len(want))
+				}
+				return nil
+			})
+			if len(got) != len(want) {
+				t.Fatalf("group signals: got %+v, want %+v", got, want)
+			}
+			for i, w := range want {
+				w.ID = signals.GroupSignalID(e.team, 0, "acme", id, w.Direction, w.Ordinal)
+				if g := got[i]; g != w || !g.Time.Equal(w.Time) {
+					t.Errorf("group signal %d: got %+v, want %+v", i, g, w)
+				}
+			}
 		})
 	}
 }

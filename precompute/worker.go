@@ -58,8 +58,11 @@ type teamDefs struct {
 	// watched is the cohorts whose membership changes are signalled
 	// (Set.BehavioralCohorts).
 	watched []int64
-	loaded  time.Time
-	stale   atomic.Bool
+	// groupWatched is, per group type, the cohorts whose membership
+	// changes are signalled for groups (Set.GroupBehavioralCohorts).
+	groupWatched map[int][]int64
+	loaded       time.Time
+	stale        atomic.Bool
 }
 
 // New returns a Worker; Run starts it.
@@ -257,7 +260,8 @@ func (w *Worker) reload(ctx context.Context, team int64) (*teamDefs, error) {
 		return nil, fmt.Errorf("precompute: load team %d: %w", team, err)
 	}
 	set, _ := flags.Compile(snap.Definitions) // problems are per flag: the plan keeps such flags live
-	d := &teamDefs{set: set, plan: results.NewPlan(snap.Definitions, set, w.cfg.Plan), watched: set.BehavioralCohorts(), loaded: time.Now()}
+	d := &teamDefs{set: set, plan: results.NewPlan(snap.Definitions, set, w.cfg.Plan), watched: set.BehavioralCohorts(),
+		groupWatched: set.GroupBehavioralCohorts(), loaded: time.Now()}
 	w.mu.Lock()
 	w.defs[team] = d
 	w.mu.Unlock()
@@ -317,6 +321,42 @@ func (w *Worker) observe(ctx context.Context, team int64, d *teamDefs, row *stor
 		member, known, vu := d.set.InCohort(c, id)
 		if !known {
 			continue // an inconclusive answer is no transition
+		}
+		o.Members = append(o.Members, signals.Membership{Cohort: id, Member: member, ValidUntil: vu})
+		if !vu.IsZero() && (until.IsZero() || vu.Before(until)) {
+			until = vu
+		}
+	}
+	out, err := w.rec.Observe(ctx, o)
+	if err != nil {
+		return time.Time{}, err
+	}
+	for _, s := range out {
+		w.m.signals.WithLabelValues(string(s.Direction)).Inc()
+	}
+	return until, nil
+}
+
+// observeGroup is observe for a group's row and the cohorts watched on
+// its type: the group's memberships, decided from its counters as a
+// condition aggregating on its type decides them.
+func (w *Worker) observeGroup(ctx context.Context, team int64, d *teamDefs, grp *store.Group, now time.Time) (time.Time, error) {
+	m, err := decodeProps(grp.Key, grp.Properties)
+	if err != nil {
+		return time.Time{}, err
+	}
+	watched := d.groupWatched[grp.TypeIndex]
+	groups := make([]flags.Group, grp.TypeIndex+1)
+	groups[grp.TypeIndex] = flags.Group{Key: grp.Key, Properties: m, Events: results.RowEvents(grp.Counters)}
+	c := &flags.Context{Groups: groups, Now: now}
+	name, _ := d.set.GroupTypeName(grp.TypeIndex)
+	o := signals.Observation{Team: team, GroupTypeIndex: grp.TypeIndex, GroupType: name, GroupKey: grp.Key, Properties: grp.Revision,
+		Counters: results.RowRevision(0, grp.Counters), Now: now, Members: make([]signals.Membership, 0, len(watched))}
+	var until time.Time
+	for _, id := range watched {
+		member, known, vu := d.set.InGroupCohort(c, grp.TypeIndex, id)
+		if !known {
+			continue
 		}
 		o.Members = append(o.Members, signals.Membership{Cohort: id, Member: member, ValidUntil: vu})
 		if !vu.IsZero() && (until.IsZero() || vu.Before(until)) {
@@ -440,7 +480,9 @@ func (w *Worker) recompute(ctx context.Context, team int64, rows []string, group
 		}
 	}
 	for j, tg := range groups {
-		if len(d.plan.Keys(tg.Type)) == 0 {
+		groupFlags := len(d.plan.Keys(tg.Type)) > 0
+		watchGroup := w.rec != nil && len(d.groupWatched[tg.Type]) > 0
+		if !groupFlags && !watchGroup {
 			continue
 		}
 		g.Go(func() error {
@@ -451,11 +493,23 @@ func (w *Worker) recompute(ctx context.Context, team int64, rows []string, group
 			if err != nil {
 				return err
 			}
-			c, err := w.compute(d, results.Subject{Type: tg.Type, Key: tg.Key, Version: grp.Version,
-				Revision: results.RowRevision(grp.Revision, grp.Counters), Events: results.RowEvents(grp.Counters)}, grp.Properties, nil, nil)
-			if err != nil {
-				w.cfg.Logger.Warn("group not computed", "team", team, "type", tg.Type, "key", tg.Key, "err", err)
-				return nil
+			var c computed
+			if groupFlags {
+				c, err = w.compute(d, results.Subject{Type: tg.Type, Key: tg.Key, Version: grp.Version,
+					Revision: results.RowRevision(grp.Revision, grp.Counters), Events: results.RowEvents(grp.Counters)}, grp.Properties, nil, nil)
+				if err != nil {
+					w.cfg.Logger.Warn("group not computed", "team", team, "type", tg.Type, "key", tg.Key, "err", err)
+					return nil
+				}
+			}
+			if watchGroup {
+				// As for rows: a failure fails the batch, which is redone.
+				c.typ, c.key = tg.Type, tg.Key
+				if c.memberUntil, err = w.observeGroup(gctx, team, d, grp, now); errors.Is(err, store.ErrCorrupt) {
+					w.cfg.Logger.Warn("group memberships not observed", "team", team, "type", tg.Type, "key", tg.Key, "err", err)
+				} else if err != nil {
+					return err
+				}
 			}
 			out[len(rows)+j] = c
 			return nil

@@ -505,15 +505,19 @@ func (ov *overlay) applyEvent(ctx context.Context, ev *ingestv1.Event, seq uint6
 		return err
 	}
 	at := ev.Timestamp.AsTime()
-	pairs := set.MatchEvent(ev.Event, props, at, nil)
+	matched := set.MatchEvent(ev.Event, props, at, nil)
+	if len(matched) == 0 {
+		return nil
+	}
+	if err := ov.countGroups(ctx, ev, te, matched, seq); err != nil {
+		return err
+	}
+	pairs := matched
 	if te.starts != nil && seq > 0 {
 		pairs = slices.DeleteFunc(pairs, func(id uint64) bool { return seq < te.starts[id] })
 	}
 	if len(pairs) == 0 {
 		return nil
-	}
-	if err := ov.countGroups(ctx, ev, set, pairs); err != nil {
-		return err
 	}
 	dk := store.DistinctKey{Team: ev.Team, DistinctID: ev.DistinctId}
 	ce, err := ov.counterRow(ctx, dk)
@@ -532,12 +536,65 @@ func (ov *overlay) applyEvent(ctx context.Context, ev *ingestv1.Event, seq uint6
 const maxEventGroups = 16
 
 // countGroups counts the event on the group rows of its $groups, for the
-// group types whose group-aggregated conditions read one of pairs
+// group types whose group-aggregated conditions read one of matched
 // (Set.GroupEventPairs), with the rules of a person's row: the same
 // counters, idempotence by event id, bucketing and compaction. A group
 // that does not exist (no stored record, none made by this batch or the
-// one before) is not counted, as a distinct id without a person.
-func (ov *overlay) countGroups(ctx context.Context, ev *ingestv1.Event, set *flags.Set, pairs []uint64) error {
+// one before) is not counted, as a distinct id without a person. With
+// pair starts, a pair counts on the rows of a group type from that type's
+// own start (groupPairID): a flag may aggregate a pair on companies long
+// after persons began counting it.
+func (ov *overlay) countGroups(ctx context.Context, ev *ingestv1.Event, te *teamEvents, matched []uint64, seq uint64) error {
+	set := te.set
+	byType := set.GroupEventPairs()
+	for _, g := range eventGroups(ev, set) {
+		var mine []uint64
+		for _, p := range matched {
+			if _, ok := slices.BinarySearch(byType[g.TypeIndex], p); ok &&
+				(te.groupStarts == nil || seq == 0 || seq >= te.groupStarts[groupPair{g.TypeIndex, p}]) {
+				mine = append(mine, p)
+			}
+		}
+		if len(mine) == 0 {
+			continue
+		}
+		gk := store.GroupKey{Team: ev.Team, TypeIndex: g.TypeIndex, Key: g.Key}
+		ce, err := ov.groupCounterRow(ctx, gk)
+		if err != nil {
+			return err
+		}
+		if ce == nil {
+			continue
+		}
+		if ce.row.Add(ev.Uuid, ev.Timestamp.AsTime().Unix(), mine, ov.now, groupTracked(byType, g.TypeIndex)) == counters.Counted && !ce.dirty {
+			ce.dirty = true
+			ov.dirtyGroupCounters = append(ov.dirtyGroupCounters, gk)
+		}
+	}
+	return nil
+}
+
+// groupTracked reports the pairs counted on the rows of group type gt.
+func groupTracked(byType map[int][]uint64, gt int) func(uint64) bool {
+	return func(id uint64) bool {
+		_, ok := slices.BinarySearch(byType[gt], id)
+		return ok
+	}
+}
+
+// eventGroup is one group of an event's $groups whose type a
+// group-aggregated condition counts events on.
+type eventGroup struct {
+	TypeIndex int
+	Key       string
+}
+
+// eventGroups returns the groups of ev's $groups (a JSON object of at
+// most maxEventGroups group type names to keys) whose type
+// Set.GroupEventPairs names, by type index. Anything else in $groups, or
+// a $groups that is no such object, names no group: the event counts on
+// the person's row only.
+func eventGroups(ev *ingestv1.Event, set *flags.Set) []eventGroup {
 	byType := set.GroupEventPairs()
 	if len(byType) == 0 {
 		return nil
@@ -548,44 +605,19 @@ func (ov *overlay) countGroups(ctx context.Context, ev *ingestv1.Event, set *fla
 	}
 	var groups map[string]any
 	if err := json.Unmarshal([]byte(raw), &groups); err != nil || len(groups) > maxEventGroups {
-		return nil // not an object of group keys: no group did it
+		return nil
 	}
+	var out []eventGroup
 	for _, gt := range sortedKeys(byType, cmp.Compare[int]) {
 		name, ok := set.GroupTypeName(gt)
 		if !ok {
 			continue
 		}
-		key, ok := groups[name].(string)
-		if !ok || key == "" {
-			continue
-		}
-		var mine []uint64
-		for _, p := range pairs {
-			if _, ok := slices.BinarySearch(byType[gt], p); ok {
-				mine = append(mine, p)
-			}
-		}
-		if len(mine) == 0 {
-			continue
-		}
-		gk := store.GroupKey{Team: ev.Team, TypeIndex: gt, Key: key}
-		ce, err := ov.groupCounterRow(ctx, gk)
-		if err != nil {
-			return err
-		}
-		if ce == nil {
-			continue
-		}
-		tracked := func(id uint64) bool {
-			_, ok := slices.BinarySearch(byType[gt], id)
-			return ok
-		}
-		if ce.row.Add(ev.Uuid, ev.Timestamp.AsTime().Unix(), mine, ov.now, tracked) == counters.Counted && !ce.dirty {
-			ce.dirty = true
-			ov.dirtyGroupCounters = append(ov.dirtyGroupCounters, gk)
+		if key, ok := groups[name].(string); ok && key != "" {
+			out = append(out, eventGroup{gt, key})
 		}
 	}
-	return nil
+	return out
 }
 
 // groupCounterRow returns the counters of group gk: this batch's, the
@@ -638,6 +670,15 @@ func (ov *overlay) groupCounterRow(ctx context.Context, gk store.GroupKey) (*cou
 type teamEvents struct {
 	set    *flags.Set
 	starts map[uint64]uint64
+	// groupStarts are the starts of the pairs counted on group rows, per
+	// group type (Set.GroupEventPairs).
+	groupStarts map[groupPair]uint64
+}
+
+// groupPair is a pair counted on the rows of a group type.
+type groupPair struct {
+	typeIndex int
+	pair      uint64
 }
 
 // teamSet returns team's set for this batch, recording the start of any
@@ -655,6 +696,16 @@ func (ov *overlay) teamSet(ctx context.Context, team int64) (*teamEvents, error)
 				return nil, err
 			}
 			te.starts[p.ID] = start
+		}
+		te.groupStarts = map[groupPair]uint64{}
+		for gt, pairs := range te.set.GroupEventPairs() {
+			for _, p := range pairs {
+				start, err := ov.pairStarts.Start(ctx, team, groupPairID(p, gt), ov.next)
+				if err != nil {
+					return nil, err
+				}
+				te.groupStarts[groupPair{gt, p}] = start
+			}
 		}
 	}
 	ov.teamEvents[team] = te

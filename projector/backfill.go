@@ -1,6 +1,7 @@
 package projector
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -66,9 +67,12 @@ func (p BackfillProgress) Fraction() float64 {
 // Backfill counts, for pairs of team, the events the ingest stream still
 // retains from before each pair's start (PairStarts: the sequence from
 // which the projector counts the pair live), and merges them into the rows
-// through the running projector (MergeBackfill). Together with the live
-// counts that is every retained event counted once, as if the pair had
-// been tracked from the start; live traffic continues meanwhile.
+// through the running projector (MergeBackfill). The group rows of each
+// group type that counts a pair (group-aggregated behaviour) are filled
+// the same way from the pair's start on that type (MergeGroupBackfill).
+// Together with the live counts that is every retained event counted
+// once, as if the pair had been tracked from the start; live traffic
+// continues meanwhile.
 //
 // The stream is read with an ordered consumer on the team's event subject,
 // in passes over a share of the distinct ids (their hash) so that a pass
@@ -106,6 +110,7 @@ func (p *Projector) Backfill(ctx context.Context, team int64, pairs []uint64, op
 		return fmt.Errorf("projector: backfill: stream info: %w", err)
 	}
 	starts := make(map[uint64]uint64, len(pairs))
+	groupStarts := map[groupPair]uint64{}
 	var end uint64
 	for _, id := range pairs {
 		s, err := p.cfg.PairStarts.Start(ctx, team, id, info.State.LastSeq+1)
@@ -115,6 +120,21 @@ func (p *Projector) Backfill(ctx context.Context, team int64, pairs []uint64, op
 		starts[id] = s
 		if s > 0 {
 			end = max(end, s-1)
+		}
+		// The group rows of each type that counts the pair, from their
+		// own start.
+		for gt, gp := range set.GroupEventPairs() {
+			if _, ok := slices.BinarySearch(gp, id); !ok {
+				continue
+			}
+			s, err := p.cfg.PairStarts.Start(ctx, team, groupPairID(id, gt), info.State.LastSeq+1)
+			if err != nil {
+				return err
+			}
+			groupStarts[groupPair{gt, id}] = s
+			if s > 0 {
+				end = max(end, s-1)
+			}
 		}
 	}
 	pr := BackfillProgress{End: end, Passes: 1}
@@ -134,7 +154,7 @@ passes:
 		pr.Passes = parts
 		for part := range parts {
 			pr.Pass, pr.Read = part, 0
-			acc, ok, err := p.backfillPass(ctx, stream, subject, team, starts, end, uint64(part), uint64(parts), opt, &pr)
+			acc, ok, err := p.backfillPass(ctx, stream, subject, team, starts, groupStarts, end, uint64(part), uint64(parts), opt, &pr)
 			if err != nil {
 				return err
 			}
@@ -149,21 +169,52 @@ passes:
 	}
 }
 
-// backfillRow is a distinct id's events read by a pass.
+// backfillRow is a distinct id's or a group's events read by a pass.
 type backfillRow struct {
 	seen map[uint64]struct{} // uuid hashes: an event counts once
 	secs map[uint64][]int64  // by pair
 }
 
+// add counts the event uuid at sec for pairs once; it reports whether the
+// event is new to the row.
+func (r *backfillRow) add(uuid uint64, sec int64, pairs []uint64) bool {
+	if _, dup := r.seen[uuid]; dup {
+		return false
+	}
+	r.seen[uuid] = struct{}{}
+	for _, id := range pairs {
+		r.secs[id] = append(r.secs[id], sec)
+	}
+	return true
+}
+
+func newBackfillRow() *backfillRow {
+	return &backfillRow{seen: map[uint64]struct{}{}, secs: map[uint64][]int64{}}
+}
+
+// backfillAcc is what a pass read: the persons' rows by distinct id and
+// the groups' rows.
+type backfillAcc struct {
+	rows   map[string]*backfillRow
+	groups map[eventGroup]*backfillRow
+}
+
+// groupShare is the hash that assigns a group row to a pass.
+func groupShare(g eventGroup) uint64 {
+	return xxhash.Sum64String(g.Key) + uint64(g.TypeIndex)
+}
+
 // backfillPass reads the stream up to end and returns the counts of the
-// distinct ids whose hash is part modulo parts; ok false when they hold
-// more than opt.MaxEvents events.
-func (p *Projector) backfillPass(ctx context.Context, stream jetstream.Stream, subject string, team int64, starts map[uint64]uint64, end, part, parts uint64, opt BackfillOptions, pr *BackfillProgress) (map[string]*backfillRow, bool, error) {
+// distinct ids and groups whose hash is part modulo parts; ok false when
+// they hold more than opt.MaxEvents events. An event counts for a person's
+// row below its pair's start, and for a group row of its $groups below the
+// pair's start on that group type.
+func (p *Projector) backfillPass(ctx context.Context, stream jetstream.Stream, subject string, team int64, starts map[uint64]uint64, groupStarts map[groupPair]uint64, end, part, parts uint64, opt BackfillOptions, pr *BackfillProgress) (*backfillAcc, bool, error) {
 	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}})
 	if err != nil {
 		return nil, false, fmt.Errorf("projector: backfill: consumer: %w", err)
 	}
-	acc := map[string]*backfillRow{}
+	acc := &backfillAcc{rows: map[string]*backfillRow{}, groups: map[eventGroup]*backfillRow{}}
 	ci, err := cons.Info(ctx)
 	if err != nil {
 		return nil, false, fmt.Errorf("projector: backfill: consumer info: %w", err)
@@ -180,7 +231,7 @@ func (p *Projector) backfillPass(ctx context.Context, stream jetstream.Stream, s
 	defer stop()
 	set := p.cfg.Events(team)
 	n := 0
-	var matched []uint64
+	var matched, mine []uint64
 	for {
 		msg, err := it.Next()
 		if err != nil {
@@ -199,30 +250,51 @@ func (p *Projector) backfillPass(ctx context.Context, stream jetstream.Stream, s
 		}
 		pr.Read = seq
 		env, err := ingest.Decode(p.cfg.Namespace, msg.Subject(), msg.Headers().Get(ingest.HeaderContentType), msg.Data(), p.cfg.Limits)
-		if ev := env.GetEvent(); err == nil && ev != nil && set != nil && set.TracksEvent(ev.Event) &&
-			xxhash.Sum64String(ev.DistinctId)%parts == part {
+		if ev := env.GetEvent(); err == nil && ev != nil && set != nil && set.TracksEvent(ev.Event) {
 			props, err := eventProperties(ev.Properties, set.EventPropertyKeys(ev.Event))
 			if err == nil {
 				at := ev.Timestamp.AsTime()
 				matched = set.MatchEvent(ev.Event, props, at, matched[:0])
-				matched = slices.DeleteFunc(matched, func(id uint64) bool { s, ok := starts[id]; return !ok || seq >= s })
-				if len(matched) > 0 {
-					r := acc[ev.DistinctId]
-					if r == nil {
-						r = &backfillRow{seen: map[uint64]struct{}{}, secs: map[uint64][]int64{}}
-						acc[ev.DistinctId] = r
-					}
-					h := xxhash.Sum64String(ev.Uuid)
-					if _, dup := r.seen[h]; !dup {
-						r.seen[h] = struct{}{}
-						for _, id := range matched {
-							r.secs[id] = append(r.secs[id], at.Unix())
+				h := xxhash.Sum64String(ev.Uuid)
+				counted := false
+				if xxhash.Sum64String(ev.DistinctId)%parts == part {
+					mine = append(mine[:0], matched...)
+					mine = slices.DeleteFunc(mine, func(id uint64) bool { s, ok := starts[id]; return !ok || seq >= s })
+					if len(mine) > 0 {
+						r := acc.rows[ev.DistinctId]
+						if r == nil {
+							r = newBackfillRow()
+							acc.rows[ev.DistinctId] = r
 						}
-						if n++; n > opt.MaxEvents {
-							return nil, false, nil
-						}
-						pr.Events++
+						counted = r.add(h, at.Unix(), mine) || counted
 					}
+				}
+				if len(groupStarts) > 0 {
+					for _, g := range eventGroups(ev, set) {
+						if groupShare(g)%parts != part {
+							continue
+						}
+						mine = append(mine[:0], matched...)
+						mine = slices.DeleteFunc(mine, func(id uint64) bool {
+							s, ok := groupStarts[groupPair{g.TypeIndex, id}]
+							return !ok || seq >= s
+						})
+						if len(mine) == 0 {
+							continue
+						}
+						r := acc.groups[g]
+						if r == nil {
+							r = newBackfillRow()
+							acc.groups[g] = r
+						}
+						counted = r.add(h, at.Unix(), mine) || counted
+					}
+				}
+				if counted {
+					if n++; n > opt.MaxEvents {
+						return nil, false, nil
+					}
+					pr.Events++
 				}
 			}
 		}
@@ -237,13 +309,24 @@ func (p *Projector) backfillPass(ctx context.Context, stream jetstream.Stream, s
 	return acc, true, nil
 }
 
-// mergeAll hands a pass's counts to the projector, pair by pair, in chunks.
-func (p *Projector) mergeAll(ctx context.Context, team int64, pairs []uint64, acc map[string]*backfillRow, opt BackfillOptions, pr *BackfillProgress) error {
-	ids := make([]string, 0, len(acc))
-	for id := range acc {
+// mergeAll hands a pass's counts to the projector, pair by pair, in
+// chunks: the persons' rows, then the groups' rows of each group type.
+func (p *Projector) mergeAll(ctx context.Context, team int64, pairs []uint64, acc *backfillAcc, opt BackfillOptions, pr *BackfillProgress) error {
+	ids := make([]string, 0, len(acc.rows))
+	for id := range acc.rows {
 		ids = append(ids, id)
 	}
 	slices.Sort(ids) // a resumed backfill redoes the same chunks first
+	groups := make([]eventGroup, 0, len(acc.groups))
+	for g := range acc.groups {
+		groups = append(groups, g)
+	}
+	slices.SortFunc(groups, func(a, b eventGroup) int {
+		if c := cmp.Compare(a.TypeIndex, b.TypeIndex); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Key, b.Key)
+	})
 	for _, pair := range pairs {
 		var chunk []RowBackfill
 		flush := func() error {
@@ -261,7 +344,7 @@ func (p *Projector) mergeAll(ctx context.Context, team int64, pairs []uint64, ac
 			return nil
 		}
 		for _, id := range ids {
-			secs := acc[id].secs[pair]
+			secs := acc.rows[id].secs[pair]
 			if len(secs) == 0 {
 				continue
 			}
@@ -273,6 +356,38 @@ func (p *Projector) mergeAll(ctx context.Context, team int64, pairs []uint64, ac
 			}
 		}
 		if err := flush(); err != nil {
+			return err
+		}
+		var gchunk []GroupBackfill
+		gt := -1
+		gflush := func() error {
+			if len(gchunk) == 0 {
+				return nil
+			}
+			if err := p.MergeGroupBackfill(ctx, team, gt, pair, gchunk); err != nil {
+				return err
+			}
+			pr.Rows += len(gchunk)
+			gchunk = gchunk[:0]
+			if opt.Progress != nil {
+				opt.Progress(*pr)
+			}
+			return nil
+		}
+		for _, g := range groups {
+			secs := acc.groups[g].secs[pair]
+			if len(secs) == 0 {
+				continue
+			}
+			if g.TypeIndex != gt || len(gchunk) == opt.ChunkRows {
+				if err := gflush(); err != nil {
+					return err
+				}
+				gt = g.TypeIndex
+			}
+			gchunk = append(gchunk, GroupBackfill{Key: g.Key, Secs: secs})
+		}
+		if err := gflush(); err != nil {
 			return err
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/vexil-dev/vexil/flags"
 	"github.com/vexil-dev/vexil/store"
 )
 
@@ -15,6 +16,12 @@ type RowBackfill struct {
 	Secs       []int64
 }
 
+// GroupBackfill is one group row's backfilled events of a pair.
+type GroupBackfill struct {
+	Key  string
+	Secs []int64
+}
+
 // MaxMergeRows bounds the rows of one MergeBackfill call (one store write).
 const MaxMergeRows = 1000
 
@@ -23,7 +30,11 @@ type mergeRequest struct {
 	team int64
 	pair uint64
 	rows []RowBackfill
-	done chan error // buffered 1
+	// groups, when set, are group rows of group type typeIndex (rows is
+	// then empty).
+	groups    []GroupBackfill
+	typeIndex int
+	done      chan error // buffered 1
 }
 
 // ErrMergeRows is returned by MergeBackfill for more than MaxMergeRows rows.
@@ -41,7 +52,25 @@ func (p *Projector) MergeBackfill(ctx context.Context, team int64, pair uint64, 
 	if len(rows) > MaxMergeRows {
 		return fmt.Errorf("%w: %d, at most %d", ErrMergeRows, len(rows), MaxMergeRows)
 	}
-	m := &mergeRequest{team: team, pair: pair, rows: rows, done: make(chan error, 1)}
+	return p.sendMerge(ctx, &mergeRequest{team: team, pair: pair, rows: rows, done: make(chan error, 1)})
+}
+
+// MergeGroupBackfill is MergeBackfill for the group rows of group type
+// typeIndex (group-aggregated behaviour): a group whose backfill of pair
+// was merged before is left as is, a group without a record is skipped
+// (as the live path skips it), and the pair must be one the team's set
+// counts on that group type (Set.GroupEventPairs), else nothing is merged.
+func (p *Projector) MergeGroupBackfill(ctx context.Context, team int64, typeIndex int, pair uint64, groups []GroupBackfill) error {
+	if len(groups) > MaxMergeRows {
+		return fmt.Errorf("%w: %d, at most %d", ErrMergeRows, len(groups), MaxMergeRows)
+	}
+	if err := store.CheckTypeIndex(typeIndex); err != nil {
+		return err
+	}
+	return p.sendMerge(ctx, &mergeRequest{team: team, pair: pair, groups: groups, typeIndex: typeIndex, done: make(chan error, 1)})
+}
+
+func (p *Projector) sendMerge(ctx context.Context, m *mergeRequest) error {
 	select {
 	case p.merges <- m:
 	case <-ctx.Done():
@@ -58,13 +87,32 @@ func (p *Projector) MergeBackfill(ctx context.Context, team int64, pair uint64, 
 // merge applies a merge request to the overlay.
 func (ov *overlay) merge(ctx context.Context, m *mergeRequest) error {
 	var tracked func(uint64) bool
+	var set *flags.Set
 	if ov.events != nil {
-		if set := ov.events(m.team); set != nil {
+		if set = ov.events(m.team); set != nil {
 			tracked = set.TracksPair
 		}
 	}
 	if tracked == nil {
 		return nil // the team counts nothing now: nothing to merge into
+	}
+	if m.groups != nil {
+		tracked = groupTracked(set.GroupEventPairs(), m.typeIndex)
+		for _, g := range m.groups {
+			gk := store.GroupKey{Team: m.team, TypeIndex: m.typeIndex, Key: g.Key}
+			ce, err := ov.groupCounterRow(ctx, gk)
+			if err != nil {
+				return err
+			}
+			if ce == nil {
+				continue
+			}
+			if ce.row.Merge(m.pair, g.Secs, ov.now, tracked) && !ce.dirty {
+				ce.dirty = true
+				ov.dirtyGroupCounters = append(ov.dirtyGroupCounters, gk)
+			}
+		}
+		return nil
 	}
 	for _, r := range m.rows {
 		dk := store.DistinctKey{Team: m.team, DistinctID: r.DistinctID}

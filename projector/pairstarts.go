@@ -2,11 +2,13 @@ package projector
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strconv"
 	"sync"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vexil-dev/vexil/namespace"
@@ -26,6 +28,19 @@ type PairStarts interface {
 	Start(ctx context.Context, team int64, pair uint64, next uint64) (uint64, error)
 	// Lookup returns the recorded start, if any.
 	Lookup(ctx context.Context, team int64, pair uint64) (uint64, bool, error)
+}
+
+// groupPairID is the id under which PairStarts records the start of pair
+// counted on the rows of group type typeIndex. It is not the pair's own
+// start: a flag may begin to aggregate a pair on a group type long after
+// persons began counting it, and the group rows count it only from then,
+// so the backfill of the group rows must read up to that later start.
+func groupPairID(pair uint64, typeIndex int) uint64 {
+	var b [14]byte
+	copy(b[:], "group")
+	b[5] = byte(typeIndex)
+	binary.BigEndian.PutUint64(b[6:], pair)
+	return xxhash.Sum64(b[:])
 }
 
 // PairStartsBucket is the key-value bucket of the pair starts in ns.

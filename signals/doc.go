@@ -24,4 +24,8 @@
 // all publish the same IDs from the same record, and JetStream keeps one
 // message per ID. The first observation of a row and cohort records its
 // baseline and publishes nothing.
+//
+// A group's row (group-aggregated cohorts) is observed the same way, with
+// a record keyed by its type and key and signals that name the group
+// (GroupType, GroupKey) instead of a person (GroupSignalID).
 package signals

@@ -24,11 +24,17 @@ type Membership struct {
 }
 
 // Observation is a row's memberships computed at Now, with what they were
-// computed from.
+// computed from. The row is a person's (DistinctID, PersonID) or, when
+// GroupKey is set, a group's (GroupTypeIndex, GroupType its name,
+// GroupKey).
 type Observation struct {
 	Team       int64
 	DistinctID string
 	PersonID   string
+	// The group, for a group's row.
+	GroupTypeIndex int
+	GroupType      string
+	GroupKey       string
 	// Properties is the row's properties revision, Counters a hash of its
 	// event counters: what changed between two observations names the
 	// cause.
@@ -75,10 +81,23 @@ func NewRecorder(ns namespace.Name, js jetstream.JetStream, kv jetstream.KeyValu
 }
 
 // recordKey is the record's key: the team and a hash of the distinct id
-// (a distinct id may hold characters a key may not).
-func recordKey(team int64, distinctID string) string {
-	h := sha256.Sum256([]byte(distinctID))
-	return "t" + strconv.FormatInt(team, 10) + "." + hex.EncodeToString(h[:16])
+// (a distinct id may hold characters a key may not); for a group, the
+// team, "g" and the type index, and a hash of the group key.
+func recordKey(o *Observation) string {
+	if o.GroupKey != "" {
+		h := sha256.Sum256([]byte(o.GroupKey))
+		return "t" + strconv.FormatInt(o.Team, 10) + ".g" + strconv.Itoa(o.GroupTypeIndex) + "." + hex.EncodeToString(h[:16])
+	}
+	h := sha256.Sum256([]byte(o.DistinctID))
+	return "t" + strconv.FormatInt(o.Team, 10) + "." + hex.EncodeToString(h[:16])
+}
+
+// subject names o's row in errors.
+func (o *Observation) subject() string {
+	if o.GroupKey != "" {
+		return fmt.Sprintf("group %d/%q", o.GroupTypeIndex, o.GroupKey)
+	}
+	return strconv.Quote(o.DistinctID)
 }
 
 // maxAttempts bounds the compare-and-set retries of one observation
@@ -91,7 +110,7 @@ const maxAttempts = 8
 // error nothing is lost: the caller redoes the observation, which publishes
 // the same IDs.
 func (r *Recorder) Observe(ctx context.Context, o Observation) ([]Signal, error) {
-	key := recordKey(o.Team, o.DistinctID)
+	key := recordKey(&o)
 	for range maxAttempts {
 		var old record
 		var rev uint64
@@ -102,7 +121,7 @@ func (r *Recorder) Observe(ctx context.Context, o Observation) ([]Signal, error)
 			return nil, fmt.Errorf("signals: read record: %w", err)
 		default:
 			if err := json.Unmarshal(e.Value(), &old); err != nil {
-				return nil, fmt.Errorf("signals: record of %q: %w", o.DistinctID, err)
+				return nil, fmt.Errorf("signals: record of %s: %w", o.subject(), err)
 			}
 			rev = e.Revision()
 		}
@@ -136,7 +155,7 @@ func (r *Recorder) Observe(ctx context.Context, o Observation) ([]Signal, error)
 		}
 		// Another observation wrote first: read its record and compare again.
 	}
-	return nil, fmt.Errorf("signals: record of %q: %d concurrent updates", o.DistinctID, maxAttempts)
+	return nil, fmt.Errorf("signals: record of %s: %d concurrent updates", o.subject(), maxAttempts)
 }
 
 func isWrongSequence(err error) bool {
@@ -177,8 +196,15 @@ func transitions(old record, had bool, o Observation) (record, []Signal) {
 			case p.Until != 0 && p.Until <= o.Now.UnixMilli():
 				cause, at = CauseTime, time.UnixMilli(p.Until).UTC()
 			}
-			out = append(out, Signal{ID: SignalID(o.Team, o.DistinctID, m.Cohort, d, c.Ordinal), Type: TypeOf(d), Team: o.Team,
-				Cohort: m.Cohort, DistinctID: o.DistinctID, PersonID: o.PersonID, Direction: d, Cause: cause, Time: at.UTC(), Ordinal: c.Ordinal})
+			s := Signal{Type: TypeOf(d), Team: o.Team, Cohort: m.Cohort, Direction: d, Cause: cause, Time: at.UTC(), Ordinal: c.Ordinal}
+			if o.GroupKey != "" {
+				s.ID = GroupSignalID(o.Team, o.GroupTypeIndex, o.GroupKey, m.Cohort, d, c.Ordinal)
+				s.GroupType, s.GroupKey = o.GroupType, o.GroupKey
+			} else {
+				s.ID = SignalID(o.Team, o.DistinctID, m.Cohort, d, c.Ordinal)
+				s.DistinctID, s.PersonID = o.DistinctID, o.PersonID
+			}
+			out = append(out, s)
 		}
 		next.Cohorts = append(next.Cohorts, c)
 	}

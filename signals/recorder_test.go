@@ -133,3 +133,59 @@ func TestSubjects(t *testing.T) {
 		t.Fatalf("ids %q %q", a, b)
 	}
 }
+
+// TestObserveGroups: a group's row has its own record, apart from a
+// person's with the same key and from another type's group: each is a
+// baseline first, then one signal per transition, naming the group (type
+// name and key) in place of a person.
+func TestObserveGroups(t *testing.T) {
+	ctx := context.Background()
+	ns := natstest.Start(t)
+	kv, err := signals.Ensure(ctx, ns.JetStream, "", slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := signals.NewRecorder("", ns.JetStream, kv)
+	t0 := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	group := func(gt int, name string, member bool, at time.Time) signals.Observation {
+		return signals.Observation{Team: 3, GroupTypeIndex: gt, GroupType: name, GroupKey: "acme", Counters: uint64(at.Unix()), Now: at,
+			Members: []signals.Membership{{Cohort: 5, Member: member}}}
+	}
+	person := signals.Observation{Team: 3, DistinctID: "acme", PersonID: "p", Counters: 1, Now: t0,
+		Members: []signals.Membership{{Cohort: 5, Member: true}}}
+	for i, o := range []signals.Observation{group(0, "company", false, t0), group(1, "project", true, t0), person} {
+		if got, err := r.Observe(ctx, o); err != nil || len(got) != 0 {
+			t.Fatalf("baseline %d: %+v %v", i, got, err)
+		}
+	}
+	got, err := r.Observe(ctx, group(0, "company", true, t0.Add(time.Second)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := signals.Signal{ID: signals.GroupSignalID(3, 0, "acme", 5, signals.Entered, 1), Type: "cohort.entered", Team: 3, Cohort: 5,
+		GroupType: "company", GroupKey: "acme", Direction: signals.Entered, Cause: signals.CauseEvent, Time: t0.Add(time.Second), Ordinal: 1}
+	if len(got) != 1 || got[0] != want {
+		t.Fatalf("company acme entered: %+v, want %+v", got, want)
+	}
+	if want.ID == signals.GroupSignalID(3, 1, "acme", 5, signals.Entered, 1) || want.ID == signals.SignalID(3, "acme", 5, signals.Entered, 1) {
+		t.Fatal("a group's signal id equals another type's or a person's")
+	}
+	// The project acme and the person acme kept their own records.
+	if got, err := r.Observe(ctx, group(1, "project", true, t0)); err != nil || len(got) != 0 {
+		t.Fatalf("project acme unchanged: %+v %v", got, err)
+	}
+	if got, err := r.Observe(ctx, person); err != nil || len(got) != 0 {
+		t.Fatalf("person acme unchanged: %+v %v", got, err)
+	}
+	b, err := json.Marshal(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := m["distinct_id"]; ok || m["group_type"] != "company" || m["group_key"] != "acme" {
+		t.Fatalf("a group's signal in JSON: %s", b)
+	}
+}

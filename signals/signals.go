@@ -43,14 +43,19 @@ const (
 type Signal struct {
 	// ID identifies the transition (see the package doc): the JetStream
 	// message id, and the webhook's delivery id.
-	ID         string    `json:"id"`
-	Type       string    `json:"type"` // "cohort.entered" or "cohort.left"
-	Team       int64     `json:"team"`
-	Cohort     int64     `json:"cohort"`
-	DistinctID string    `json:"distinct_id"`
-	PersonID   string    `json:"person_id,omitempty"`
-	Direction  Direction `json:"direction"`
-	Cause      Cause     `json:"cause"`
+	ID         string `json:"id"`
+	Type       string `json:"type"` // "cohort.entered" or "cohort.left"
+	Team       int64  `json:"team"`
+	Cohort     int64  `json:"cohort"`
+	DistinctID string `json:"distinct_id,omitempty"`
+	PersonID   string `json:"person_id,omitempty"`
+	// GroupType (its name) and GroupKey name the group of a group's
+	// signal (a cohort read by a flag aggregating on groups), in place of
+	// DistinctID and PersonID.
+	GroupType string    `json:"group_type,omitempty"`
+	GroupKey  string    `json:"group_key,omitempty"`
+	Direction Direction `json:"direction"`
+	Cause     Cause     `json:"cause"`
 	// Time is when the transition happened on the evaluation clock: the
 	// instant the window moved for CauseTime, otherwise when the worker
 	// computed the row after the change.
@@ -71,6 +76,27 @@ func SignalID(team int64, distinctID string, cohort int64, d Direction, ordinal 
 	binary.BigEndian.PutUint64(b[:], uint64(len(distinctID)))
 	h.Write(b[:])
 	h.Write([]byte(distinctID))
+	binary.BigEndian.PutUint64(b[:], uint64(cohort))
+	h.Write(b[:])
+	h.Write([]byte(d))
+	binary.BigEndian.PutUint64(b[:], ordinal)
+	h.Write(b[:])
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// GroupSignalID is SignalID for a group's transition: the group is named
+// by its type index and key, hashed apart from any distinct id.
+func GroupSignalID(team int64, typeIndex int, key string, cohort int64, d Direction, ordinal uint64) string {
+	h := sha256.New()
+	h.Write([]byte("group"))
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], uint64(team))
+	h.Write(b[:])
+	binary.BigEndian.PutUint64(b[:], uint64(typeIndex))
+	h.Write(b[:])
+	binary.BigEndian.PutUint64(b[:], uint64(len(key)))
+	h.Write(b[:])
+	h.Write([]byte(key))
 	binary.BigEndian.PutUint64(b[:], uint64(cohort))
 	h.Write(b[:])
 	h.Write([]byte(d))

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -222,4 +223,128 @@ func rowCount(t *testing.T, enc []byte) (n int64) {
 		}
 	}
 	return n
+}
+
+// TestServeGroupCohortBackfill is TestServeCohortBackfill for a cohort a
+// flag reads aggregating on companies: the checkouts of a company's
+// members published before the cohort exists count on the company's row
+// once `vexil cohorts backfill` runs, with a checkout sent after it
+// (live) counted too and nothing twice, and the company's flag turns on.
+// It failed before serve's projector compiled the teams' flags: without
+// them no pair counted on group rows at all.
+func TestServeGroupCohortBackfill(t *testing.T) {
+	n := testNode(t)
+	tm := defineTeam(t, n)
+	ctx := context.Background()
+	base := "http://" + n.adminSrv.HTTPAddr()
+	c := freshnessConfig{httpBase: base, ns: n.ns, token: tm.token, personalKey: tm.personal, team: tm.id}
+	js, err := jetstream.New(n.nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish := func(kind ingest.Family, body string) {
+		t.Helper()
+		if _, err := js.PublishMsgAsync(&nats.Msg{Subject: ingest.Subject(n.ns, kind, tm.id), Data: []byte(body), Header: jsonHeader()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, co := range []string{"acme", "globex"} {
+		publish(ingest.Groups, fmt.Sprintf(`{"type":"group_update","team":%d,"group_type_index":0,"group_key":%q,"version":1,"$set":{"name":%q}}`, tm.id, co, co))
+	}
+	for i := range 4 {
+		publish(ingest.Persons, fmt.Sprintf(`{"type":"person_update","team":%d,"person_id":"gp-%d","distinct_ids":["gb-%d"],"version":1}`, tm.id, i, i))
+	}
+	uuid := 0
+	checkout := func(member int, company string, age time.Duration) {
+		uuid++
+		publish(ingest.Events, fmt.Sprintf(`{"type":"event","team":%d,"distinct_id":"gb-%d","event":"checkout","uuid":"gb-%d","timestamp":%q,"properties":{"$groups":{"company":%q}}}`,
+			tm.id, member, uuid, time.Now().Add(-age).UTC().Format(time.RFC3339Nano), company))
+	}
+	// History: acme's two members checked out once each, globex's once.
+	checkout(0, "acme", 20*time.Minute)
+	checkout(1, "acme", 10*time.Minute)
+	checkout(2, "globex", 15*time.Minute)
+	if err := waitAcks(js); err != nil {
+		t.Fatal(err)
+	}
+	waitIngested(t, n, js)
+
+	b, err := manage(ctx, c, fmt.Sprintf("/api/projects/%d/cohorts", tm.id), []byte(`{"name":"busy","filters":{"properties":{"type":"AND","values":[
+		{"key":"checkout","type":"behavioral","value":"performed_event_multiple","operator":"gte","operator_value":2,"time_value":1,"time_interval":"hour"}]}}}`), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var co struct {
+		ID int64 `json:"id"`
+	}
+	if err := json.Unmarshal(b, &co); err != nil || co.ID <= 0 {
+		t.Fatalf("cohort: %s", b)
+	}
+	const key = "busy-company"
+	if err := ensureFlag(ctx, c, key, "busy company", fmt.Sprintf(`{"aggregation_group_type_index":0,"groups":[{"properties":[{"key":"id","type":"cohort","value":%d}],"rollout_percentage":100}]}`, co.ID)); err != nil {
+		t.Fatal(err)
+	}
+	companyOn := func(company string) bool {
+		t.Helper()
+		body := fmt.Sprintf(`{"token":%q,"distinct_id":"gb-0","groups":{"company":%q},"flag_keys_to_evaluate":[%q]}`, tm.token, company, key)
+		res, err := http.Post(base+"/flags/?v=2", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var out struct {
+			Flags map[string]struct {
+				Enabled bool `json:"enabled"`
+			} `json:"flags"`
+		}
+		if err := json.NewDecoder(res.Body).Decode(&out); err != nil {
+			t.Fatal(err)
+		}
+		return out.Flags[key].Enabled
+	}
+	// Live: globex's second checkout.
+	checkout(3, "globex", time.Minute)
+	if err := waitAcks(js); err != nil {
+		t.Fatal(err)
+	}
+	waitIngested(t, n, js)
+	if companyOn("acme") {
+		t.Fatal("acme is busy before the backfill: its history must not count yet")
+	}
+
+	args := []string{"backfill", "-url", base, "-key", tm.personal, "-team", strconv.FormatInt(tm.id, 10),
+		"-cohort", strconv.FormatInt(co.ID, 10), "-interval", "100ms"}
+	var out, errOut bytes.Buffer
+	polltest.Eventually(t, time.Minute, func() error {
+		out.Reset()
+		err := runCohorts(ctx, args, &out, &errOut)
+		var ae *apiError
+		if errors.As(err, &ae) && ae.Reason == "failed_precondition" {
+			return err
+		}
+		if err != nil {
+			t.Fatalf("vexil cohorts backfill: %v\n%s%s", err, out.String(), errOut.String())
+		}
+		return nil
+	})
+	if !bytes.Contains(out.Bytes(), []byte("done 100.0%")) {
+		t.Fatalf("backfill output %q: want done", out.String())
+	}
+	polltest.Eventually(t, time.Minute, func() error {
+		for _, co := range []string{"acme", "globex"} {
+			if !companyOn(co) {
+				return fmt.Errorf("%s not busy after the backfill", co)
+			}
+		}
+		return nil
+	})
+	for _, co := range []string{"acme", "globex"} {
+		g, err := n.store.GetGroup(ctx, tm.id, 0, co)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := rowCount(t, g.Counters); got != 2 {
+			t.Errorf("%s: %d checkouts counted, want 2", co, got)
+		}
+	}
 }

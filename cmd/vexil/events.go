@@ -18,9 +18,11 @@ import (
 
 // catalogEvents gives the projector, per team, the compiled cohorts whose
 // behavioural filters say which events to count (projector.Config.Events).
-// A team's set is compiled from the catalog on first use (its cohorts
-// only: flags do not say what to count), kept until a change notice of the
-// team or maxAge, and compiled again on the next event. When the catalog
+// A team's set is compiled from the catalog on first use (its cohorts, and
+// its flags: a flag aggregating on a group type makes the pairs of its
+// cohorts count on that type's group rows, Set.GroupEventPairs), kept
+// until a change notice of the team or maxAge, and compiled again on the
+// next event. When the catalog
 // cannot answer, the last set is kept (nil before any: the events are not
 // counted).
 type catalogEvents struct {
@@ -82,7 +84,7 @@ func (c *catalogEvents) load(team int64) (*flags.Set, error) {
 		return nil, err
 	}
 	d := snap.Definitions
-	set, _ := flags.Compile(flags.Definitions{Cohorts: d.Cohorts, GroupTypes: d.GroupTypes,
+	set, _ := flags.Compile(flags.Definitions{Flags: d.Flags, Cohorts: d.Cohorts, GroupTypes: d.GroupTypes,
 		PropertyMatchingVersion: d.PropertyMatchingVersion, Timezone: d.Timezone})
 	return set, nil
 }
