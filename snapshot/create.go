@@ -82,6 +82,9 @@ type Progress struct {
 	// snapshot's.
 	TableRows int64
 	Rows      int64
+	// Parts is the number of parts complete on disk (synced and renamed),
+	// of every table, kept ones included.
+	Parts int
 	// Done is set on the last report of a table.
 	Done    bool
 	Elapsed time.Duration
@@ -301,7 +304,11 @@ func (c *creator) entity(e store.Entity) error {
 }
 
 func (c *creator) report(done bool) {
-	p := Progress{Table: c.cur.name, TableRows: c.cur.rows, Rows: c.total, Done: done, Elapsed: c.o.Now().Sub(c.start)}
+	parts := len(c.cur.parts)
+	for _, t := range c.st.Done {
+		parts += len(t.Parts)
+	}
+	p := Progress{Table: c.cur.name, TableRows: c.cur.rows, Rows: c.total, Parts: parts, Done: done, Elapsed: c.o.Now().Sub(c.start)}
 	if c.o.Progress != nil {
 		c.o.Progress(p)
 	}

@@ -397,7 +397,18 @@ func startNode(c config.Config, log *slog.Logger, hooks ...startHooks) (n *node,
 	maps.Copy(routes, h.routes())
 	n.usage.addRoutes(routes, n.adminSvc)
 	n.snapshots = newSnapshotService(c, n, log)
-	routes["/api/snapshots"] = n.adminSvc.Guard(admin.ScopeTeamAdmin, n.snapshots.Handler())
+	// Reading snapshots (list, inspect, a verification's result) needs
+	// team:read like the gRPC API's reads; taking or verifying one, which
+	// reads the whole store or snapshot, team:admin.
+	snapRead := n.adminSvc.Guard(admin.ScopeTeamRead, n.snapshots.Handler())
+	snapWrite := n.adminSvc.Guard(admin.ScopeTeamAdmin, n.snapshots.Handler())
+	routes["/api/snapshots"] = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			snapRead.ServeHTTP(w, r)
+			return
+		}
+		snapWrite.ServeHTTP(w, r)
+	})
 	routes["/api/snapshots/"] = routes["/api/snapshots"]
 	// The evaluation API shares the management API's gRPC server; its HTTP
 	// gateway goes through a client connection to that server, so the

@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/term"
 
+	"github.com/vexil-dev/vexil/admin"
 	"github.com/vexil-dev/vexil/catalog"
 	"github.com/vexil-dev/vexil/catalog/scyllacatalog"
 	"github.com/vexil-dev/vexil/cmd/vexil/internal/config"
@@ -628,5 +629,6 @@ func newSnapshotService(c config.Config, n *node, log *slog.Logger) *snapshot.Se
 		backend = "scylla"
 	}
 	return snapshot.NewService(snapshot.ServiceConfig{Root: filepath.Join(c.DataDir, "snapshots"), Store: n.store, Catalog: n.catalog, Backend: backend,
-		Cut: snapshot.StreamCut(n.js, n.ns), End: snapshot.StreamEnd(n.js, n.ns), Logger: log.With("role", "snapshots")})
+		Cut: snapshot.StreamCut(n.js, n.ns), End: snapshot.StreamEnd(n.js, n.ns), Logger: log.With("role", "snapshots"),
+		WriteError: admin.WriteHTTPError})
 }
