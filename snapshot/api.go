@@ -27,10 +27,12 @@ type ServiceConfig struct {
 	// Store, Backend, Cut and End are Options' for every snapshot taken.
 	Store   store.Store
 	Catalog Catalog
-	Backend string
-	Cut     func(ctx context.Context) (Cut, error)
-	End     func(ctx context.Context) (uint64, error)
-	Logger  *slog.Logger
+	// Checkpoint is Options.Checkpoint.
+	Checkpoint func(ctx context.Context) (store.Store, func() error, error)
+	Backend    string
+	Cut        func(ctx context.Context) (Cut, error)
+	End        func(ctx context.Context) (uint64, error)
+	Logger     *slog.Logger
 	// WriteError writes an error in the management API's shape
 	// (admin.WriteHTTPError), so that its clients read one error format
 	// with errcode's stable codes. Default: {"code": ..., "message": ...}.
@@ -156,7 +158,6 @@ func writeJSONResponse(w http.ResponseWriter, status int, v any) {
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
 }
-
 
 func (s *Service) list(w http.ResponseWriter, r *http.Request) {
 	entries, err := os.ReadDir(s.cfg.Root)
@@ -377,7 +378,7 @@ func (s *Service) run(j *job, dir string) {
 		s.finish(j, nil, err)
 		return
 	}
-	m, err := Create(s.ctx, Options{Store: s.cfg.Store, Catalog: s.cfg.Catalog, Backend: s.cfg.Backend, Dir: dir, Team: j.Team, Cut: s.cfg.Cut, End: s.cfg.End,
+	m, err := Create(s.ctx, Options{Store: s.cfg.Store, Catalog: s.cfg.Catalog, Backend: s.cfg.Backend, Dir: dir, Team: j.Team, Cut: s.cfg.Cut, Checkpoint: s.cfg.Checkpoint, End: s.cfg.End,
 		Logger: s.cfg.Logger, Progress: func(p Progress) {
 			s.mu.Lock()
 			j.Table, j.Rows, j.Parts = p.Table, p.Rows, p.Parts

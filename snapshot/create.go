@@ -66,6 +66,11 @@ type Options struct {
 	// PartRows is the number of records per Parquet file. Default
 	// DefaultPartRows.
 	PartRows int
+	// Checkpoint, when set, freezes the store after the cut is read:
+	// Create scans the store it returns (a Pebble checkpoint opened
+	// read-only) instead of Store, then calls release, which closes and
+	// removes it. Nil scans Store itself.
+	Checkpoint func(ctx context.Context) (frozen store.Store, release func() error, err error)
 	// Progress, when set, is called as records are written (every
 	// RowGroupRows records of a table, and when a table is complete).
 	Progress func(Progress)
@@ -160,7 +165,7 @@ func Create(ctx context.Context, o Options) (*Manifest, error) {
 	if len(st.Done) > 0 {
 		o.Logger.Info("snapshot resumed", "dir", o.Dir, "tables_kept", len(st.Done), "cut_sequence", st.CutSequence)
 	}
-	err = o.Store.Dump(ctx, c.entity)
+	err = c.scan()
 	if err == nil {
 		err = c.finishTable()
 	}
@@ -272,6 +277,26 @@ type creator struct {
 	closed map[string]bool
 	cur    *tableWriter
 	total  int64
+}
+
+// scan dumps the store, or a checkpoint of it taken now (after the cut).
+func (c *creator) scan() (err error) {
+	src := c.o.Store
+	if c.o.Checkpoint != nil {
+		t0 := c.o.Now()
+		frozen, release, err := c.o.Checkpoint(c.ctx)
+		if err != nil {
+			return fmt.Errorf("checkpoint: %w", err)
+		}
+		defer func() {
+			if rerr := release(); err == nil && rerr != nil {
+				err = fmt.Errorf("checkpoint: release: %w", rerr)
+			}
+		}()
+		c.o.Logger.Info("snapshot reads a checkpoint", "took", c.o.Now().Sub(t0).Round(time.Millisecond))
+		src = frozen
+	}
+	return src.Dump(c.ctx, c.entity)
 }
 
 func (c *creator) entity(e store.Entity) error {

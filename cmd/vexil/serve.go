@@ -38,6 +38,7 @@ import (
 	"github.com/vexil-dev/vexil/projector/backfill"
 	"github.com/vexil-dev/vexil/snapshot"
 	"github.com/vexil-dev/vexil/store"
+	"github.com/vexil-dev/vexil/store/pebblestore"
 	"github.com/vexil-dev/vexil/web"
 	"github.com/vexil-dev/vexil/webhooks"
 )
@@ -111,6 +112,8 @@ type node struct {
 	// ui is the web UI, mounted at / beside the management API.
 	ui       *web.Handler
 	adminSrv *admin.Server
+	// pebble is the store unwrapped when it is Pebble (checkpoints).
+	pebble *pebblestore.Store
 	// snapshots serves /api/snapshots (cmd/vexil/snapshot.go).
 	snapshots *snapshot.Service
 	// outbox queues the management API's change notices and rollout
@@ -273,6 +276,7 @@ func startNode(c config.Config, log *slog.Logger, hooks ...startHooks) (n *node,
 			return nil, err
 		}
 		n.store = ps // not a nil *pebblestore.Store in the interface
+		n.pebble = ps
 		n.catalog, err = pebblecatalog.Open(pebblecatalog.Config{Dir: catalogDir(c.DataDir)})
 		if err != nil {
 			return nil, err

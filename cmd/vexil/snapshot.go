@@ -236,6 +236,9 @@ func snapshotCreate(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	defer st.Close()
 	o := snapshot.Options{Store: st, Backend: backend, Dir: *out, Team: *team, RowGroupRows: *groupRows, PartRows: *partRows, Logger: log}
+	if ps, ok := st.(*pebblestore.Store); ok {
+		o.Checkpoint = pebbleCheckpoint(ps, sf.dataDir, log)
+	}
 	switch ss := st.(type) {
 	case *scyllastore.Store: // the catalog shares the store's keyspace
 		cat, err := scyllacatalog.New(scyllacatalog.Config{Session: ss.Session(), Keyspace: sf.keyspace, Logger: log.With("role", "catalog")})
@@ -628,7 +631,39 @@ func newSnapshotService(c config.Config, n *node, log *slog.Logger) *snapshot.Se
 	if len(c.Scylla.Hosts) > 0 {
 		backend = "scylla"
 	}
+	var cp func(context.Context) (store.Store, func() error, error)
+	if n.pebble != nil {
+		cp = pebbleCheckpoint(n.pebble, c.DataDir, log)
+	}
 	return snapshot.NewService(snapshot.ServiceConfig{Root: filepath.Join(c.DataDir, "snapshots"), Store: n.store, Catalog: n.catalog, Backend: backend,
-		Cut: snapshot.StreamCut(n.js, n.ns), End: snapshot.StreamEnd(n.js, n.ns), Logger: log.With("role", "snapshots"),
+		Checkpoint: cp, Cut: snapshot.StreamCut(n.js, n.ns), End: snapshot.StreamEnd(n.js, n.ns), Logger: log.With("role", "snapshots"),
 		WriteError: admin.WriteHTTPError})
+}
+
+// checkpointPrefix names the checkpoints a snapshot of a Pebble store
+// reads, in the data directory beside DIR/store (hard links need the same
+// filesystem).
+const checkpointPrefix = "snapshot-checkpoint-"
+
+// pebbleCheckpoint is snapshot.Options.Checkpoint for st, whose data
+// directory is dataDir. Checkpoints a crash left behind are removed first:
+// the store's lock makes this process the only one taking them.
+func pebbleCheckpoint(st *pebblestore.Store, dataDir string, log *slog.Logger) func(context.Context) (store.Store, func() error, error) {
+	return func(context.Context) (store.Store, func() error, error) {
+		old, _ := filepath.Glob(filepath.Join(dataDir, checkpointPrefix+"*"))
+		for _, d := range old {
+			if err := os.RemoveAll(d); err != nil {
+				return nil, nil, err
+			}
+		}
+		tmp, err := os.MkdirTemp(dataDir, checkpointPrefix)
+		if err != nil {
+			return nil, nil, err
+		}
+		cp, err := st.OpenCheckpoint(filepath.Join(tmp, "db"), log.With("role", "checkpoint"))
+		if err != nil {
+			return nil, nil, errors.Join(err, os.RemoveAll(tmp))
+		}
+		return cp, func() error { return errors.Join(cp.Close(), os.RemoveAll(tmp)) }, nil
+	}
 }

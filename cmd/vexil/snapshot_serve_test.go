@@ -78,6 +78,10 @@ func TestServeSnapshots(t *testing.T) {
 	if tables["rows"] < 30 || tables["definitions"] < 2 {
 		t.Errorf("tables %v: want the 30 rows and the team's definitions", tables)
 	}
+	// The snapshot read a Pebble checkpoint beside the store, removed after.
+	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(n.snapshots.Root()), checkpointPrefix+"*")); len(left) != 0 || n.pebble == nil {
+		t.Errorf("checkpoints left in the data directory: %v (pebble store %v)", left, n.pebble != nil)
+	}
 	if code, list := do("GET", base, tm.personal, ""); code != 200 || len(list["results"].([]any)) != 1 || list["truncated"] != false {
 		t.Errorf("list: %d %v", code, list)
 	}

@@ -49,6 +49,9 @@ type Config struct {
 	// Registerer receives the store's metrics (vexil_pebblestore_*).
 	// Default nil: not registered. One Store per Registerer.
 	Registerer prometheus.Registerer
+	// ReadOnly opens the database for reading only (a checkpoint: writes
+	// fail, no compaction, no WAL).
+	ReadOnly bool
 }
 
 // Validate reports an invalid configuration.
@@ -72,6 +75,7 @@ func (c Config) Validate() error {
 type Store struct {
 	db *pebble.DB
 	m  *metrics
+	fs vfs.FS // Config.FS, for checkpoints
 	// writeMu serializes Apply: row writes read the stored reserved fields
 	// before they write.
 	writeMu sync.Mutex
@@ -113,6 +117,7 @@ func Open(cfg Config) (*Store, error) {
 		FormatMajorVersion: pebble.FormatNewest,
 		Logger:             pebbleLogger{cfg.Logger.With("component", "pebble")},
 		FS:                 cfg.FS,
+		ReadOnly:           cfg.ReadOnly,
 	}
 	// Bloom filters on every level: GetRow misses and the projector's reads
 	// of rows and persons that do not exist yet skip most tables.
@@ -126,7 +131,7 @@ func Open(cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pebblestore: open %s: %w", cfg.Dir, err)
 	}
-	s := &Store{db: db, m: m, idle: make(chan struct{})}
+	s := &Store{db: db, m: m, idle: make(chan struct{}), fs: cfg.FS}
 	if cfg.Registerer != nil {
 		if err := s.m.register(cfg.Registerer, s); err != nil {
 			db.Close()
@@ -134,6 +139,26 @@ func Open(cfg Config) (*Store, error) {
 		}
 	}
 	return s, nil
+}
+
+// OpenCheckpoint writes a checkpoint of the database into dir, which must
+// not exist and must be on the data directory's filesystem, and opens it
+// read-only. The checkpoint hard-links the database's immutable tables and
+// flushes the WAL first, so it costs little disk until compactions
+// replace the live tables, and it is one point in time: every write that
+// returned before the call is in it. Close the returned Store, then remove
+// dir.
+func (s *Store) OpenCheckpoint(dir string, logger *slog.Logger) (*Store, error) {
+	if err := s.enter("checkpoint"); err != nil {
+		return nil, err
+	}
+	err := s.db.Checkpoint(dir, pebble.WithFlushedWAL())
+	s.leave()
+	if err != nil {
+		return nil, fmt.Errorf("pebblestore: checkpoint into %s: %w", dir, err)
+	}
+	// A one-pass scan gains nothing from a large block cache.
+	return Open(Config{Dir: dir, ReadOnly: true, Logger: logger, CacheSize: 8 << 20, FS: s.fs})
 }
 
 // Close waits for calls in flight, then closes the database. Calls after
