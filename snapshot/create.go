@@ -183,6 +183,16 @@ func Create(ctx context.Context, o Options) (*Manifest, error) {
 			return nil, err
 		}
 	}
+	if o.Catalog != nil && !c.kept[TableCohortMembers] {
+		t, err := writeCohortMembers(ctx, o.Catalog, o.Dir, st.Team, o.RowGroupRows, o.PartRows)
+		if err != nil {
+			return nil, fmt.Errorf("snapshot: create %s: %w", o.Dir, err)
+		}
+		c.st.Done = append(c.st.Done, t)
+		if err := writeJSON(filepath.Join(o.Dir, progressFile), c.st); err != nil {
+			return nil, err
+		}
+	}
 	end := st.CutSequence
 	if o.End != nil {
 		if end, err = o.End(ctx); err != nil {
@@ -199,8 +209,10 @@ func Create(ctx context.Context, o Options) (*Manifest, error) {
 		}
 		m.Tables = append(m.Tables, c.st.Done[i])
 	}
-	if i := slices.IndexFunc(c.st.Done, func(t Table) bool { return t.Name == TableDefinitions }); i >= 0 {
-		m.Tables = append(m.Tables, c.st.Done[i])
+	for _, name := range []string{TableDefinitions, TableCohortMembers} {
+		if i := slices.IndexFunc(c.st.Done, func(t Table) bool { return t.Name == name }); i >= 0 {
+			m.Tables = append(m.Tables, c.st.Done[i])
+		}
 	}
 	if err := writeJSON(filepath.Join(o.Dir, ManifestFile), m); err != nil {
 		return nil, fmt.Errorf("snapshot: manifest: %w", err)
@@ -237,7 +249,7 @@ func (o Options) begin(ctx context.Context) (*progressState, error) {
 			keep = append(keep, t)
 		}
 		st.Done = keep
-		for _, name := range append(slices.Clone(Tables), TableDefinitions) {
+		for _, name := range append(slices.Clone(Tables), TableDefinitions, TableCohortMembers) {
 			if !slices.ContainsFunc(st.Done, func(t Table) bool { return t.Name == name }) {
 				if err := os.RemoveAll(filepath.Join(o.Dir, name)); err != nil {
 					return nil, err
@@ -392,6 +404,31 @@ func (t *tableWriter) add(e store.Entity) error {
 	return nil
 }
 
+// addRecord adds one record that is not a store entity (a table written
+// from the catalog), splitting parts at partRows like add.
+func (t *tableWriter) addRecord(r CohortMemberRecord) error {
+	if t.part == nil {
+		p, err := openPart(t.dir, t.name, len(t.parts), t.groupRows)
+		if err != nil {
+			return err
+		}
+		t.part = p
+	}
+	g := t.part.recs.(*genericRecords[CohortMemberRecord])
+	g.buf = append(g.buf, r)
+	t.part.rows++
+	t.rows++
+	if len(g.buf) >= t.groupRows {
+		if err := g.flush(); err != nil {
+			return err
+		}
+	}
+	if t.part.rows >= int64(t.partRows) {
+		return t.closePart()
+	}
+	return nil
+}
+
 func (t *tableWriter) closePart() error {
 	if t.part == nil {
 		return nil
@@ -485,6 +522,10 @@ func recordsFor(table string, w io.Writer, groupRows int) records {
 	case TableDefinitions: // written from the catalog (writeDefinitions), not from entities
 		return newRecords(w, groupRows, func(store.Entity) (DefinitionRecord, error) {
 			return DefinitionRecord{}, errors.New("definitions are not store entities")
+		})
+	case TableCohortMembers: // written from the catalog (writeCohortMembers)
+		return newRecords(w, groupRows, func(store.Entity) (CohortMemberRecord, error) {
+			return CohortMemberRecord{}, errors.New("cohort members are not store entities")
 		})
 	default:
 		return newRecords(w, groupRows, func(e store.Entity) (GroupTypeRecord, error) {

@@ -5,7 +5,8 @@
 // # Format
 //
 // A snapshot is a directory: one Parquet file set per table (persons,
-// mappings, person_distinct_ids, rows, groups, group_types; Tables), each
+// mappings, person_distinct_ids, rows, groups, group_types; Tables; and,
+// from the catalog, definitions and cohort_members), each
 // file of at most Options.PartRows records in row groups of
 // Options.RowGroupRows (8192 by default) so that readers stream it, zstd
 // compressed, and manifest.json (Manifest): the format version, the team,
@@ -30,11 +31,21 @@
 //
 // # Consistency while writes continue
 //
-// The snapshot is one pass of Store.Dump: on Pebble an iterator, which
-// reads one point-in-time view of the database (the consistency of a Pebble
-// checkpoint, without copying files); on ScyllaDB a paged scan of each
-// table in turn (persons, mappings, index, rows, groups, group types), not
-// a point in time. Two sequences make either exact:
+// The snapshot is one pass of Store.Dump. On Pebble it reads a checkpoint
+// (Options.Checkpoint, pebblestore.Store.OpenCheckpoint) taken after the
+// cut into DATA_DIR/snapshot-checkpoint-*, beside the store so that its
+// tables are hard links, opened read-only and removed when the scan ends:
+// one point in time. The memtables are flushed first, so the checkpoint
+// links every byte and copies only Pebble's small metadata files. An
+// iterator over the live database gives the same point-in-time view; the
+// checkpoint is chosen because the issue asks for it and because a long
+// export through a live iterator pins the memtables and every table it
+// started on for the whole scan, on the serving database, while the
+// checkpoint's links pin only tables (no memtable memory), and its files
+// are separate from the live directory (BENCHMARKS.md, "Snapshots", has
+// the time and the bytes linked and copied). On ScyllaDB the scan is a
+// paged scan of each table in turn (persons, mappings, index, rows, groups,
+// group types), not a point in time. Two sequences make either exact:
 //
 //   - CutSequence, read before the scan: the projector's durable consumer's
 //     ack floor. The projector acknowledges a message only after the store
@@ -124,8 +135,12 @@
 // tokens (public: the SDKs embed them) are in the table too, so the SDKs'
 // token works on the restored node; secure and personal keys never are.
 // A catalog that holds a team is refused unless replace is asked
-// (--replace-definitions). Static cohorts' member lists are not in a
-// snapshot.
+// (--replace-definitions). The member lists of static cohorts are the
+// cohort_members table (team, cohort_id, distinct_id), paged out of the
+// catalog with the definitions and added back to the restored cohorts (on
+// replace, exactly the snapshot's list: other members are removed); a
+// member of a cohort the snapshot does not define as static is refused as
+// corrupt.
 //
 // Replay refuses what production's projector refuses: given the restored
 // catalog's teams (ReplayOptions.Teams), a message of another team is

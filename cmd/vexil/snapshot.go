@@ -471,8 +471,8 @@ func snapshotRestore(ctx context.Context, args []string, stdout, stderr io.Write
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "restored the definitions of %d teams: %d flags, %d cohorts, %d early access features, %d project tokens\n",
-			n.Teams, n.Flags, n.Cohorts, n.EarlyAccess, n.Tokens)
+		fmt.Fprintf(stdout, "restored the definitions of %d teams: %d flags, %d cohorts, %d early access features, %d project tokens, %d static cohort members\n",
+			n.Teams, n.Flags, n.Cohorts, n.EarlyAccess, n.Tokens, n.CohortMembers)
 	}
 	if *replay {
 		nc, js, err := connectJetStream(*natsURL)
