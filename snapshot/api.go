@@ -28,7 +28,7 @@ type ServiceConfig struct {
 	Store   store.Store
 	Catalog Catalog
 	// Checkpoint is Options.Checkpoint.
-	Checkpoint func(ctx context.Context) (store.Store, func() error, error)
+	Checkpoint func(ctx context.Context, reuse string) (*Frozen, error)
 	Backend    string
 	Cut        func(ctx context.Context) (Cut, error)
 	End        func(ctx context.Context) (uint64, error)

@@ -24,10 +24,13 @@ func TestCreateFromCheckpoint(t *testing.T) {
 	var frozen *pebblestore.Store
 	released := false
 	o := snapshot.Options{Store: live, Dir: filepath.Join(t.TempDir(), "snap"), Team: 1,
-		Checkpoint: func(context.Context) (store.Store, func() error, error) {
+		Checkpoint: func(_ context.Context, reuse string) (*snapshot.Frozen, error) {
+			if reuse != "" {
+				return nil, fmt.Errorf("asked to reuse %q in a first run", reuse)
+			}
 			cp, err := live.OpenCheckpoint(cpDir, nil)
 			if err != nil {
-				return nil, nil, err
+				return nil, err
 			}
 			frozen = cp
 			// Writes continuing after the checkpoint: 50 more persons of
@@ -37,9 +40,12 @@ func TestCreateFromCheckpoint(t *testing.T) {
 				b.PutPerson(store.NewPerson(1, fmt.Sprintf("late%d", i)))
 			}
 			if err := live.Apply(ctx, &b); err != nil {
-				return nil, nil, err
+				return nil, err
 			}
-			return cp, func() error { released = true; return errors.Join(cp.Close(), os.RemoveAll(cpDir)) }, nil
+			return &snapshot.Frozen{Store: cp, Path: cpDir, Release: func(remove bool) error {
+				released = remove
+				return errors.Join(cp.Close(), os.RemoveAll(cpDir))
+			}}, nil
 		}}
 	var during error
 	o.Progress = func(p snapshot.Progress) {

@@ -20,7 +20,6 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/vexil-dev/vexil/snapshot"
-	"github.com/vexil-dev/vexil/store"
 	"github.com/vexil-dev/vexil/store/pebblestore"
 )
 
@@ -88,15 +87,15 @@ func TestMeasureSnapshot(t *testing.T) {
 	peak2, stop2 := heapPeak()
 	start = time.Now()
 	if _, err := snapshot.Create(ctx, snapshot.Options{Store: prod.store, Dir: filepath.Join(t.TempDir(), "snap-cp"),
-		Checkpoint: func(context.Context) (store.Store, func() error, error) {
+		Checkpoint: func(context.Context, string) (*snapshot.Frozen, error) {
 			t0 := time.Now()
 			cp, err := ps.OpenCheckpoint(cpDir, nil)
 			cpTime = time.Since(t0)
 			if err != nil {
-				return nil, nil, err
+				return nil, err
 			}
 			linked, copied = linkedBytes(t, cpDir)
-			return cp, func() error { return errors.Join(cp.Close(), os.RemoveAll(cpDir)) }, nil
+			return &snapshot.Frozen{Store: cp, Path: cpDir, Release: func(bool) error { return errors.Join(cp.Close(), os.RemoveAll(cpDir)) }}, nil
 		}}); err != nil {
 		t.Fatal(err)
 	}

@@ -155,15 +155,16 @@ type progressBar struct {
 	what   string
 	drawn  bool
 	target int64
+	now    func() time.Time
 }
 
 func newProgressBar(stderr io.Writer, log *slog.Logger, what string) *progressBar {
 	f, ok := stderr.(*os.File)
-	return &progressBar{w: stderr, tty: ok && term.IsTerminal(int(f.Fd())), log: log, what: what}
+	return &progressBar{w: stderr, tty: ok && term.IsTerminal(int(f.Fd())), log: log, what: what, now: time.Now}
 }
 
 func (p *progressBar) update(label string, done, total int64) {
-	now := time.Now()
+	now := p.now()
 	if p.tty {
 		if now.Sub(p.last) < 100*time.Millisecond && done != total {
 			return
@@ -631,7 +632,7 @@ func newSnapshotService(c config.Config, n *node, log *slog.Logger) *snapshot.Se
 	if len(c.Scylla.Hosts) > 0 {
 		backend = "scylla"
 	}
-	var cp func(context.Context) (store.Store, func() error, error)
+	var cp func(context.Context, string) (*snapshot.Frozen, error)
 	if n.pebble != nil {
 		cp = pebbleCheckpoint(n.pebble, c.DataDir, log)
 	}
@@ -646,24 +647,53 @@ func newSnapshotService(c config.Config, n *node, log *slog.Logger) *snapshot.Se
 const checkpointPrefix = "snapshot-checkpoint-"
 
 // pebbleCheckpoint is snapshot.Options.Checkpoint for st, whose data
-// directory is dataDir. Checkpoints a crash left behind are removed first:
-// the store's lock makes this process the only one taking them.
-func pebbleCheckpoint(st *pebblestore.Store, dataDir string, log *slog.Logger) func(context.Context) (store.Store, func() error, error) {
-	return func(context.Context) (store.Store, func() error, error) {
+// directory is dataDir. Other checkpoints a crash left behind are removed
+// first (the store's lock makes this process the only one taking them);
+// the one an interrupted snapshot names is opened again instead.
+func pebbleCheckpoint(st *pebblestore.Store, dataDir string, log *slog.Logger) func(context.Context, string) (*snapshot.Frozen, error) {
+	return func(_ context.Context, reuse string) (*snapshot.Frozen, error) {
+		if reuse != "" && (filepath.Dir(filepath.Dir(reuse)) != filepath.Clean(dataDir) || !strings.HasPrefix(filepath.Base(filepath.Dir(reuse)), checkpointPrefix)) {
+			reuse = "" // not one of ours: never opened
+		}
 		old, _ := filepath.Glob(filepath.Join(dataDir, checkpointPrefix+"*"))
 		for _, d := range old {
+			if reuse != "" && d == filepath.Dir(reuse) {
+				continue
+			}
 			if err := os.RemoveAll(d); err != nil {
-				return nil, nil, err
+				return nil, err
+			}
+		}
+		release := func(cp *pebblestore.Store, tmp string) func(bool) error {
+			return func(remove bool) error {
+				err := cp.Close()
+				if remove {
+					err = errors.Join(err, os.RemoveAll(tmp))
+				}
+				return err
+			}
+		}
+		if reuse != "" {
+			if _, err := os.Stat(reuse); err == nil {
+				cp, err := pebblestore.Open(pebblestore.Config{Dir: reuse, ReadOnly: true, CacheSize: 8 << 20, Logger: log.With("role", "checkpoint")})
+				if err == nil {
+					return &snapshot.Frozen{Store: cp, Path: reuse, Reused: true, Release: release(cp, filepath.Dir(reuse))}, nil
+				}
+				log.Warn("snapshot: the interrupted run's checkpoint does not open; taking another", "path", reuse, "err", err)
+				if err := os.RemoveAll(filepath.Dir(reuse)); err != nil {
+					return nil, err
+				}
 			}
 		}
 		tmp, err := os.MkdirTemp(dataDir, checkpointPrefix)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
-		cp, err := st.OpenCheckpoint(filepath.Join(tmp, "db"), log.With("role", "checkpoint"))
+		path := filepath.Join(tmp, "db")
+		cp, err := st.OpenCheckpoint(path, log.With("role", "checkpoint"))
 		if err != nil {
-			return nil, nil, errors.Join(err, os.RemoveAll(tmp))
+			return nil, errors.Join(err, os.RemoveAll(tmp))
 		}
-		return cp, func() error { return errors.Join(cp.Close(), os.RemoveAll(tmp)) }, nil
+		return &snapshot.Frozen{Store: cp, Path: path, Release: release(cp, tmp)}, nil
 	}
 }

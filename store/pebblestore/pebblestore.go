@@ -884,12 +884,25 @@ func (s *Store) fillGroups(wb *pebble.Batch, b *store.Batch, buf []byte) ([]byte
 // Dump implements store.Store: every entity in key order (persons,
 // mappings, index entries, rows, groups, group types by their kind byte).
 func (s *Store) Dump(ctx context.Context, fn func(store.Entity) error) error {
+	return s.DumpFrom(ctx, nil, func(e store.Entity, _ []byte) error { return fn(e) })
+}
+
+// DumpFrom is Dump starting after the position after (nil: from the
+// start), giving fn each entity's position: its key, valid only during
+// the call (clone it to keep it). Positions order entities as Dump does,
+// so a dump stopped after position p resumes with DumpFrom(p) and reads
+// every later entity once.
+func (s *Store) DumpFrom(ctx context.Context, after []byte, fn func(e store.Entity, pos []byte) error) error {
 	if err := s.enter("dump"); err != nil {
 		return err
 	}
 	defer s.leave()
+	var lower []byte
+	if after != nil {
+		lower = append(slices.Clone(after), 0) // the first key after it
+	}
 	var fnErr error
-	err := s.iterate(ctx, nil, nil, func(k, v []byte) (bool, error) {
+	err := s.iterate(ctx, lower, nil, func(k, v []byte) (bool, error) {
 		e, skip, err := decodeEntity(k, v)
 		if err != nil {
 			return false, err
@@ -897,7 +910,7 @@ func (s *Store) Dump(ctx context.Context, fn func(store.Entity) error) error {
 		if skip {
 			return true, nil
 		}
-		if fnErr = fn(e); fnErr != nil {
+		if fnErr = fn(e, k); fnErr != nil {
 			return false, nil
 		}
 		return true, nil
