@@ -109,7 +109,7 @@ func writeCohortMembers(ctx context.Context, cat Catalog, dir string, team int64
 	if err := tw.closePart(); err != nil {
 		return Table{}, err
 	}
-	return Table{Name: TableCohortMembers, Rows: tw.rows, Parts: tw.parts}, nil
+	return Table{Name: TableCohortMembers, Rows: tw.rows, Parts: append([]Part{}, tw.parts...)}, nil
 }
 
 // teamSettings is the team record's JSON.
