@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -205,7 +206,21 @@ func (s *Service) jobOf(name string, withManifest bool) *job {
 		}
 		return out
 	case strings.Contains(err.Error(), "incomplete"):
-		return &job{Name: name, State: "partial", Error: err.Error()}
+		// What an interrupted snapshot holds, which creating it again
+		// under the same name keeps.
+		out := &job{Name: name, State: "partial", Error: err.Error()}
+		var st progressState
+		if readJSON(filepath.Join(s.cfg.Root, name, progressFile), &st) == nil {
+			out.Team, out.Started = st.Team, st.CreatedAt
+			for _, t := range append(slices.Clone(st.Done), ptrTables(st.Current)...) {
+				out.Rows += t.Rows
+				out.Parts += len(t.Parts)
+			}
+			if st.Current != nil {
+				out.Table = st.Current.Name
+			}
+		}
+		return out
 	default:
 		return &job{Name: name, State: "failed", Error: err.Error()}
 	}
@@ -400,6 +415,13 @@ func (s *Service) finish(j *job, m *Manifest, err error) {
 	for _, t := range m.Tables {
 		j.Parts += len(t.Parts)
 	}
+}
+
+func ptrTables(t *Table) []Table {
+	if t == nil {
+		return nil
+	}
+	return []Table{*t}
 }
 
 // Root is the directory holding the snapshots.
