@@ -1,9 +1,11 @@
 package snapshot_test
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -77,5 +79,56 @@ func TestAPI(t *testing.T) {
 	}
 	if code, _ := call(t, h, "GET", "/api/snapshots/none", ""); code != http.StatusNotFound {
 		t.Errorf("status of a missing snapshot: %d", code)
+	}
+	if code, out := call(t, h, "POST", "/api/snapshots/nightly/verify", ""); code != http.StatusAccepted || out["state"] != "running" {
+		t.Errorf("verify: %d %v", code, out)
+	}
+	if code, out := call(t, h, "GET", "/api/snapshots/nightly/nope", ""); code != http.StatusNotFound || out["code"] != "not_found" {
+		t.Errorf("unknown route: %d %v", code, out)
+	}
+}
+
+// TestAPIPartial: a snapshot interrupted after some parts is listed as
+// partial with the rows and parts it keeps, and creating it again under
+// the same name completes it.
+func TestAPIPartial(t *testing.T) {
+	src := seeded(t, 2000)
+	root := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	_, err := snapshot.Create(ctx, snapshot.Options{Store: src, Dir: filepath.Join(root, "cut"), RowGroupRows: 50, PartRows: 100,
+		Progress: func(p snapshot.Progress) {
+			if p.Parts >= 1+20+20+20+5 { // in the rows table (key order: groups, index, mappings, persons, rows)
+				cancel()
+			}
+		}})
+	cancel()
+	if err == nil {
+		t.Fatal("the interrupted create succeeded")
+	}
+	svc := snapshot.NewService(snapshot.ServiceConfig{Root: root, Store: src, Backend: "pebble"})
+	t.Cleanup(svc.Close)
+	h := svc.Handler()
+	code, job := call(t, h, "GET", "/api/snapshots/cut", "")
+	if code != http.StatusOK || job["state"] != "partial" || job["table"] != "rows" || job["parts"].(float64) < 66 || job["rows"].(float64) < 6500 {
+		t.Fatalf("interrupted snapshot: %d %v, want partial in the rows table with at least 66 parts and 6,500 rows kept", code, job)
+	}
+	if code, out := call(t, h, "POST", "/api/snapshots/nightly/verify", ""); code != http.StatusNotFound {
+		t.Errorf("verify of a missing snapshot: %d %v", code, out)
+	}
+	if code, out := call(t, h, "POST", "/api/snapshots/cut/verify", ""); code != http.StatusConflict || out["code"] != "failed_precondition" {
+		t.Errorf("verify of a partial snapshot: %d %v, want refused", code, out)
+	}
+	if code, out := call(t, h, "POST", "/api/snapshots", `{"name":"cut"}`); code != http.StatusAccepted {
+		t.Fatalf("create again: %d %v", code, out)
+	}
+	for {
+		_, job = call(t, h, "GET", "/api/snapshots/cut", "")
+		if job["state"] != "running" {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if job["state"] != "complete" || job["rows"].(float64) != 8011 {
+		t.Fatalf("resumed through the API: %v, want complete with 8011 rows", job)
 	}
 }

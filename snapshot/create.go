@@ -66,6 +66,13 @@ type Options struct {
 	// PartRows is the number of records per Parquet file. Default
 	// DefaultPartRows.
 	PartRows int
+	// Checkpoint, when set, freezes the store after the cut is read:
+	// Create scans the store it returns (a Pebble checkpoint opened
+	// read-only) instead of Store. reuse is the Path of the checkpoint an
+	// interrupted Create of the same snapshot left, to be opened again if
+	// it still exists (the same view: every table and part already written
+	// is kept). Nil scans Store itself.
+	Checkpoint func(ctx context.Context, reuse string) (*Frozen, error)
 	// Progress, when set, is called as records are written (every
 	// RowGroupRows records of a table, and when a table is complete).
 	Progress func(Progress)
@@ -75,6 +82,18 @@ type Options struct {
 	Now func() time.Time
 }
 
+// Frozen is a frozen copy of a store (a checkpoint) that Create reads.
+type Frozen struct {
+	Store store.Store
+	// Path names it in progress.json, for a resumed Create.
+	Path string
+	// Reused is set when it is the interrupted run's checkpoint.
+	Reused bool
+	// Release closes it, and removes it when remove is set: Create keeps
+	// it when it fails, for the resumed run to read the same view.
+	Release func(remove bool) error
+}
+
 // Progress reports how far Create is.
 type Progress struct {
 	Table string
@@ -82,6 +101,9 @@ type Progress struct {
 	// snapshot's.
 	TableRows int64
 	Rows      int64
+	// Parts is the number of parts complete on disk (synced and renamed),
+	// of every table, kept ones included.
+	Parts int
 	// Done is set on the last report of a table.
 	Done    bool
 	Elapsed time.Duration
@@ -95,6 +117,21 @@ type progressState struct {
 	Stream      string    `json:"stream"`
 	CutSequence uint64    `json:"cut_sequence"`
 	Done        []Table   `json:"done"`
+	// Current is the table being written, with its parts complete on disk
+	// (each with its size, row count and SHA-256), and Position the store
+	// position of its last record: a resumed scan of a positioned store
+	// starts after it and keeps those parts.
+	Current  *Table `json:"current,omitempty"`
+	Position []byte `json:"position,omitempty"`
+	// Checkpoint is Frozen.Path of the checkpoint being read.
+	Checkpoint string `json:"checkpoint,omitempty"`
+}
+
+// positioned is a store whose dump resumes after a position it reported
+// (pebblestore.Store.DumpFrom). Create resumes a table at its last
+// complete part on such a store, and rewrites the table otherwise.
+type positioned interface {
+	DumpFrom(ctx context.Context, after []byte, fn func(e store.Entity, pos []byte) error) error
 }
 
 func (o Options) withDefaults() Options {
@@ -149,15 +186,47 @@ func Create(ctx context.Context, o Options) (*Manifest, error) {
 		return nil, err
 	}
 	start := o.Now()
+	src, sameView := o.Store, false
+	var frozen *Frozen
+	if o.Checkpoint != nil {
+		if frozen, err = o.Checkpoint(ctx, st.Checkpoint); err != nil {
+			return nil, fmt.Errorf("snapshot: checkpoint: %w", err)
+		}
+		src, sameView, st.Checkpoint = frozen.Store, frozen.Reused, frozen.Path
+		o.Logger.Info("snapshot reads a checkpoint", "path", frozen.Path, "reused", frozen.Reused, "took", o.Now().Sub(start).Round(time.Millisecond))
+	}
+	m, err := o.create(ctx, st, src, sameView, start)
+	if frozen != nil {
+		// Kept on failure: the resumed run reads the same view.
+		if rerr := frozen.Release(err == nil); err == nil && rerr != nil {
+			return nil, fmt.Errorf("snapshot: checkpoint: release: %w", rerr)
+		}
+	}
+	return m, err
+}
+
+func (o Options) create(ctx context.Context, st *progressState, src store.Store, sameView bool, start time.Time) (*Manifest, error) {
+	_, positionedSrc := src.(positioned)
+	if err := o.prune(st, sameView, positionedSrc); err != nil {
+		return nil, err
+	}
 	c := &creator{ctx: ctx, o: o, st: st, start: start, kept: map[string]bool{}, closed: map[string]bool{}}
 	for _, t := range st.Done {
 		c.kept[t.Name] = true
 		c.total += t.Rows
 	}
-	if len(st.Done) > 0 {
-		o.Logger.Info("snapshot resumed", "dir", o.Dir, "tables_kept", len(st.Done), "cut_sequence", st.CutSequence)
+	if cur := st.Current; cur != nil {
+		c.cur = &tableWriter{name: cur.Name, dir: o.Dir, groupRows: o.RowGroupRows, partRows: o.PartRows, rows: cur.Rows, parts: slices.Clone(cur.Parts)}
+		c.total += cur.Rows
 	}
-	err = o.Store.Dump(ctx, c.entity)
+	if len(st.Done) > 0 || st.Current != nil {
+		args := []any{"dir", o.Dir, "tables_kept", len(st.Done), "cut_sequence", st.CutSequence}
+		if st.Current != nil {
+			args = append(args, "table", st.Current.Name, "parts_kept", len(st.Current.Parts))
+		}
+		o.Logger.Info("snapshot resumed", args...)
+	}
+	err := c.scan(src)
 	if err == nil {
 		err = c.finishTable()
 	}
@@ -167,6 +236,16 @@ func Create(ctx context.Context, o Options) (*Manifest, error) {
 	}
 	if o.Catalog != nil && !c.kept[TableDefinitions] {
 		t, err := writeDefinitions(ctx, o.Catalog, o.Dir, st.Team, o.RowGroupRows)
+		if err != nil {
+			return nil, fmt.Errorf("snapshot: create %s: %w", o.Dir, err)
+		}
+		c.st.Done = append(c.st.Done, t)
+		if err := writeJSON(filepath.Join(o.Dir, progressFile), c.st); err != nil {
+			return nil, err
+		}
+	}
+	if o.Catalog != nil && !c.kept[TableCohortMembers] {
+		t, err := writeCohortMembers(ctx, o.Catalog, o.Dir, st.Team, o.RowGroupRows, o.PartRows)
 		if err != nil {
 			return nil, fmt.Errorf("snapshot: create %s: %w", o.Dir, err)
 		}
@@ -191,8 +270,10 @@ func Create(ctx context.Context, o Options) (*Manifest, error) {
 		}
 		m.Tables = append(m.Tables, c.st.Done[i])
 	}
-	if i := slices.IndexFunc(c.st.Done, func(t Table) bool { return t.Name == TableDefinitions }); i >= 0 {
-		m.Tables = append(m.Tables, c.st.Done[i])
+	for _, name := range []string{TableDefinitions, TableCohortMembers} {
+		if i := slices.IndexFunc(c.st.Done, func(t Table) bool { return t.Name == name }); i >= 0 {
+			m.Tables = append(m.Tables, c.st.Done[i])
+		}
 	}
 	if err := writeJSON(filepath.Join(o.Dir, ManifestFile), m); err != nil {
 		return nil, fmt.Errorf("snapshot: manifest: %w", err)
@@ -215,28 +296,7 @@ func (o Options) begin(ctx context.Context) (*progressState, error) {
 		if st.Team != o.Team {
 			return nil, errcode.New(errcode.FailedPrecondition, "snapshot: %s holds an interrupted snapshot of team %d, not %d", o.Dir, st.Team, o.Team)
 		}
-		keep := st.Done[:0]
-		sourcesKept := true
-		for _, name := range []string{TablePersons, TableMappings} {
-			if !slices.ContainsFunc(st.Done, func(t Table) bool { return t.Name == name }) {
-				sourcesKept = false
-			}
-		}
-		for _, t := range st.Done {
-			if derivedTables[t.Name] && !sourcesKept {
-				continue
-			}
-			keep = append(keep, t)
-		}
-		st.Done = keep
-		for _, name := range append(slices.Clone(Tables), TableDefinitions) {
-			if !slices.ContainsFunc(st.Done, func(t Table) bool { return t.Name == name }) {
-				if err := os.RemoveAll(filepath.Join(o.Dir, name)); err != nil {
-					return nil, err
-				}
-			}
-		}
-		return st, writeJSON(pf, st)
+		return st, nil
 	case !errors.Is(err, os.ErrNotExist):
 		return nil, err
 	}
@@ -257,6 +317,82 @@ func (o Options) begin(ctx context.Context) (*progressState, error) {
 	return st, writeJSON(pf, st)
 }
 
+// prune decides what an interrupted run's tables and parts a resumed one
+// keeps, removes the rest from disk and records it in progress.json.
+// Parts are checked against their recorded size and SHA-256 (a table with
+// a part damaged since is written again). When the resumed run reads the
+// same view (the interrupted run's checkpoint), everything intact is kept.
+// Otherwise the derived tables are kept only with both sources (the
+// package documentation on consistency), and the current table's parts
+// only when nothing before them is written again and the store resumes a
+// dump at a position.
+func (o Options) prune(st *progressState, sameView, positioned bool) error {
+	intact := func(t Table) bool {
+		for _, p := range t.Parts {
+			if err := verifyPart(o.Dir, t.Name, p); err != nil {
+				o.Logger.Warn("snapshot resume: a part does not match its checksum; the table is written again", "table", t.Name, "err", err)
+				return false
+			}
+		}
+		return true
+	}
+	n := len(st.Done)
+	st.Done = slices.DeleteFunc(st.Done, func(t Table) bool { return !intact(t) })
+	if st.Current != nil && !intact(*st.Current) {
+		st.Current = nil
+	}
+	if !sameView {
+		sourcesKept := true
+		for _, name := range []string{TablePersons, TableMappings} {
+			if !slices.ContainsFunc(st.Done, func(t Table) bool { return t.Name == name }) {
+				sourcesKept = false
+			}
+		}
+		st.Done = slices.DeleteFunc(st.Done, func(t Table) bool { return derivedTables[t.Name] && !sourcesKept })
+		if st.Current != nil && derivedTables[st.Current.Name] && !sourcesKept {
+			st.Current = nil
+		}
+	}
+	// A dump resumed at the position would skip a table dropped before it.
+	if len(st.Done) < n || !positioned {
+		st.Current = nil
+	}
+	if st.Current == nil {
+		st.Position = nil
+	}
+	for _, name := range append(slices.Clone(Tables), TableDefinitions, TableCohortMembers) {
+		if st.Current != nil && st.Current.Name == name {
+			if err := keepOnly(filepath.Join(o.Dir, name), st.Current.Parts); err != nil {
+				return err
+			}
+			continue
+		}
+		if !slices.ContainsFunc(st.Done, func(t Table) bool { return t.Name == name }) {
+			if err := os.RemoveAll(filepath.Join(o.Dir, name)); err != nil {
+				return err
+			}
+		}
+	}
+	return writeJSON(filepath.Join(o.Dir, progressFile), st)
+}
+
+// keepOnly removes the files of a table's directory that are not parts
+// (temporary files, parts written after the last recorded one).
+func keepOnly(dir string, parts []Part) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if !slices.ContainsFunc(parts, func(p Part) bool { return filepath.Base(filepath.FromSlash(p.File)) == e.Name() }) {
+			if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // creator is one Create's scan: the table being written and the ones done.
 type creator struct {
 	ctx   context.Context
@@ -271,7 +407,15 @@ type creator struct {
 	total  int64
 }
 
-func (c *creator) entity(e store.Entity) error {
+// scan dumps src from the resume position.
+func (c *creator) scan(src store.Store) error {
+	if p, ok := src.(positioned); ok {
+		return p.DumpFrom(c.ctx, c.st.Position, c.entity)
+	}
+	return src.Dump(c.ctx, func(e store.Entity) error { return c.entity(e, nil) })
+}
+
+func (c *creator) entity(e store.Entity, pos []byte) error {
 	if c.total%64 == 0 {
 		if err := c.ctx.Err(); err != nil {
 			return err
@@ -290,8 +434,16 @@ func (c *creator) entity(e store.Entity) error {
 		}
 		c.cur = &tableWriter{name: table, dir: c.o.Dir, groupRows: c.o.RowGroupRows, partRows: c.o.PartRows}
 	}
-	if err := c.cur.add(e); err != nil {
+	closed, err := c.cur.add(e)
+	if err != nil {
 		return err
+	}
+	if closed && pos != nil {
+		c.st.Current = &Table{Name: c.cur.name, Rows: c.cur.rows, Parts: slices.Clone(c.cur.parts)}
+		c.st.Position = slices.Clone(pos)
+		if err := writeJSON(filepath.Join(c.o.Dir, progressFile), c.st); err != nil {
+			return err
+		}
 	}
 	c.total++
 	if c.cur.rows%int64(c.o.RowGroupRows) == 0 {
@@ -301,7 +453,11 @@ func (c *creator) entity(e store.Entity) error {
 }
 
 func (c *creator) report(done bool) {
-	p := Progress{Table: c.cur.name, TableRows: c.cur.rows, Rows: c.total, Done: done, Elapsed: c.o.Now().Sub(c.start)}
+	parts := len(c.cur.parts)
+	for _, t := range c.st.Done {
+		parts += len(t.Parts)
+	}
+	p := Progress{Table: c.cur.name, TableRows: c.cur.rows, Rows: c.total, Parts: parts, Done: done, Elapsed: c.o.Now().Sub(c.start)}
 	if c.o.Progress != nil {
 		c.o.Progress(p)
 	}
@@ -321,6 +477,7 @@ func (c *creator) finishTable() error {
 	}
 	c.report(true)
 	c.st.Done = append(c.st.Done, Table{Name: c.cur.name, Rows: c.cur.rows, Parts: c.cur.parts})
+	c.st.Current, c.st.Position = nil, nil
 	c.closed[c.cur.name] = true
 	c.cur = nil
 	return writeJSON(filepath.Join(c.o.Dir, progressFile), c.st)
@@ -342,7 +499,28 @@ type tableWriter struct {
 	part                *partWriter
 }
 
-func (t *tableWriter) add(e store.Entity) error {
+// add adds one record; closed reports that it completed a part.
+func (t *tableWriter) add(e store.Entity) (closed bool, err error) {
+	if t.part == nil {
+		p, err := openPart(t.dir, t.name, len(t.parts), t.groupRows)
+		if err != nil {
+			return false, err
+		}
+		t.part = p
+	}
+	if err := t.part.add(e); err != nil {
+		return false, err
+	}
+	t.rows++
+	if t.part.rows >= int64(t.partRows) {
+		return true, t.closePart()
+	}
+	return false, nil
+}
+
+// addRecord adds one record that is not a store entity (a table written
+// from the catalog), splitting parts at partRows like add.
+func (t *tableWriter) addRecord(r CohortMemberRecord) error {
 	if t.part == nil {
 		p, err := openPart(t.dir, t.name, len(t.parts), t.groupRows)
 		if err != nil {
@@ -350,10 +528,15 @@ func (t *tableWriter) add(e store.Entity) error {
 		}
 		t.part = p
 	}
-	if err := t.part.add(e); err != nil {
-		return err
-	}
+	g := t.part.recs.(*genericRecords[CohortMemberRecord])
+	g.buf = append(g.buf, r)
+	t.part.rows++
 	t.rows++
+	if len(g.buf) >= t.groupRows {
+		if err := g.flush(); err != nil {
+			return err
+		}
+	}
 	if t.part.rows >= int64(t.partRows) {
 		return t.closePart()
 	}
@@ -453,6 +636,10 @@ func recordsFor(table string, w io.Writer, groupRows int) records {
 	case TableDefinitions: // written from the catalog (writeDefinitions), not from entities
 		return newRecords(w, groupRows, func(store.Entity) (DefinitionRecord, error) {
 			return DefinitionRecord{}, errors.New("definitions are not store entities")
+		})
+	case TableCohortMembers: // written from the catalog (writeCohortMembers)
+		return newRecords(w, groupRows, func(store.Entity) (CohortMemberRecord, error) {
+			return CohortMemberRecord{}, errors.New("cohort members are not store entities")
 		})
 	default:
 		return newRecords(w, groupRows, func(e store.Entity) (GroupTypeRecord, error) {

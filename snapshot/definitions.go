@@ -41,11 +41,75 @@ type DefinitionRecord struct {
 	JSON    string `parquet:"definition,json"`
 }
 
+// TableCohortMembers holds the member lists of static cohorts (a cohort's
+// definition says which distinct ids it holds only through them): one
+// record per member. Written with the definitions, from the same catalog,
+// and restored with the cohorts by RestoreDefinitions.
+const TableCohortMembers = "cohort_members"
+
+// CohortMemberRecord is one row of the cohort_members table.
+type CohortMemberRecord struct {
+	Team       int64  `parquet:"team"`
+	CohortID   int64  `parquet:"cohort_id"`
+	DistinctID string `parquet:"distinct_id"`
+}
+
 // Catalog is what Create reads definitions from.
 type Catalog interface {
 	ListTeams(ctx context.Context) ([]catalog.Team, error)
 	ListKeys(ctx context.Context, teamID int64) ([]catalog.APIKey, error)
+	ListCohortMembers(ctx context.Context, teamID, cohortID int64, p catalog.Page) ([]string, string, error)
 	catalog.Snapshotter
+}
+
+// writeCohortMembers writes the members of the teams' static cohorts (one
+// team, or all when team is 0), paging through the catalog so that one
+// row group is in memory whatever the lists' sizes.
+func writeCohortMembers(ctx context.Context, cat Catalog, dir string, team int64, groupRows, partRows int) (Table, error) {
+	teams, err := cat.ListTeams(ctx)
+	if err != nil {
+		return Table{}, fmt.Errorf("cohort members: %w", err)
+	}
+	if err := os.RemoveAll(filepath.Join(dir, TableCohortMembers)); err != nil {
+		return Table{}, err
+	}
+	tw := &tableWriter{name: TableCohortMembers, dir: dir, groupRows: groupRows, partRows: partRows}
+	for _, t := range teams {
+		if team != 0 && t.ID != team {
+			continue
+		}
+		snap, err := cat.Snapshot(ctx, t.ID)
+		if err != nil {
+			return Table{}, fmt.Errorf("cohort members of team %d: %w", t.ID, err)
+		}
+		for _, c := range snap.Definitions.Cohorts {
+			if c.Kind != "static" { // the snapshot holds live cohorts only
+				continue
+			}
+			cursor := ""
+			for {
+				ids, next, err := cat.ListCohortMembers(ctx, t.ID, c.ID, catalog.Page{Limit: catalog.MaxPageLimit, Cursor: cursor})
+				if err != nil {
+					tw.abort()
+					return Table{}, fmt.Errorf("members of cohort %d of team %d: %w", c.ID, t.ID, err)
+				}
+				for _, id := range ids {
+					if err := tw.addRecord(CohortMemberRecord{Team: t.ID, CohortID: c.ID, DistinctID: id}); err != nil {
+						tw.abort()
+						return Table{}, err
+					}
+				}
+				if next == "" || len(ids) == 0 {
+					break
+				}
+				cursor = next
+			}
+		}
+	}
+	if err := tw.closePart(); err != nil {
+		return Table{}, err
+	}
+	return Table{Name: TableCohortMembers, Rows: tw.rows, Parts: append([]Part{}, tw.parts...)}, nil
 }
 
 // teamSettings is the team record's JSON.

@@ -5,7 +5,8 @@
 // # Format
 //
 // A snapshot is a directory: one Parquet file set per table (persons,
-// mappings, person_distinct_ids, rows, groups, group_types; Tables), each
+// mappings, person_distinct_ids, rows, groups, group_types; Tables; and,
+// from the catalog, definitions and cohort_members), each
 // file of at most Options.PartRows records in row groups of
 // Options.RowGroupRows (8192 by default) so that readers stream it, zstd
 // compressed, and manifest.json (Manifest): the format version, the team,
@@ -22,19 +23,28 @@
 //
 // The manifest is written last, after every file was synced and renamed
 // into place, so a directory without one is not a snapshot.
-// progress.json records the tables already complete: Create run again on
-// the same directory resumes after a crash, keeps those tables (except the
-// derived ones when a source table must be scanned again, below) and the
-// first run's cut. Memory is bounded by one row group per table being
+// progress.json records the tables and parts already complete: Create run
+// again on the same directory resumes after a crash at the last complete
+// part (Resume, below) with the first run's cut. Memory is bounded by one row group per table being
 // written, whatever the store's size (BENCHMARKS.md has the measurement).
 //
 // # Consistency while writes continue
 //
-// The snapshot is one pass of Store.Dump: on Pebble an iterator, which
-// reads one point-in-time view of the database (the consistency of a Pebble
-// checkpoint, without copying files); on ScyllaDB a paged scan of each
-// table in turn (persons, mappings, index, rows, groups, group types), not
-// a point in time. Two sequences make either exact:
+// The snapshot is one pass of Store.Dump. On Pebble it reads a checkpoint
+// (Options.Checkpoint, pebblestore.Store.OpenCheckpoint) taken after the
+// cut into DATA_DIR/snapshot-checkpoint-*, beside the store so that its
+// tables are hard links, opened read-only and removed when the scan ends:
+// one point in time. The memtables are flushed first, so the checkpoint
+// links every byte and copies only Pebble's small metadata files. An
+// iterator over the live database gives the same point-in-time view; the
+// checkpoint is chosen because the issue asks for it and because a long
+// export through a live iterator pins the memtables and every table it
+// started on for the whole scan, on the serving database, while the
+// checkpoint's links pin only tables (no memtable memory), and its files
+// are separate from the live directory (BENCHMARKS.md, "Snapshots", has
+// the time and the bytes linked and copied). On ScyllaDB the scan is a
+// paged scan of each table in turn (persons, mappings, index, rows, groups,
+// group types), not a point in time. Two sequences make either exact:
 //
 //   - CutSequence, read before the scan: the projector's durable consumer's
 //     ack floor. The projector acknowledges a message only after the store
@@ -74,7 +84,8 @@
 // entity ends equal to production's. On Pebble the single point-in-time
 // view makes this immediate (a batch is all or nothing). A resumed Create
 // rescans the derived tables whenever it rescans a source, which keeps the
-// order. Precomputed results and behavioural counters are stamped or
+// order (and one reading the interrupted run's checkpoint again reads the
+// same point in time). Precomputed results and behavioural counters are stamped or
 // idempotent by uuid, so replay keeps them convergent too (counters are
 // compacted against the clock, so a digest comparison with counters needs
 // the same clock).
@@ -124,8 +135,12 @@
 // tokens (public: the SDKs embed them) are in the table too, so the SDKs'
 // token works on the restored node; secure and personal keys never are.
 // A catalog that holds a team is refused unless replace is asked
-// (--replace-definitions). Static cohorts' member lists are not in a
-// snapshot.
+// (--replace-definitions). The member lists of static cohorts are the
+// cohort_members table (team, cohort_id, distinct_id), paged out of the
+// catalog with the definitions and added back to the restored cohorts (on
+// replace, exactly the snapshot's list: other members are removed); a
+// member of a cohort the snapshot does not define as static is refused as
+// corrupt.
 //
 // Replay refuses what production's projector refuses: given the restored
 // catalog's teams (ReplayOptions.Teams), a message of another team is
@@ -143,14 +158,28 @@
 // then evaluated against those groups' properties in the snapshot's groups
 // table, and definitions without group types take the snapshot's.
 //
-// # Resume granularity
+// # Resume
 //
-// Create resumes per table, not per part: Store.Dump has no start key, so
-// a per-part resume needs a "dump from key" on every backend (Pebble's
-// iterator bound is easy; ScyllaDB's paged scans run in token order, so
-// the position is a token and a paging state) and its contract tests in
-// storetest; the consistency argument above would still hold (every
-// entity is read once between the cut and the end; derived tables are
-// rescanned after a source). Not done: a table is rewritten at the
-// measured speed (BENCHMARKS.md), which bounds the loss to one table.
+// progress.json records the cut, the tables complete and the table being
+// written with its parts complete on disk (each with its size, row count
+// and SHA-256) and the store position of its last record. Create run again
+// on the same directory checks every recorded part against its checksum
+// and resumes:
+//
+//   - reading a Pebble checkpoint, it opens the interrupted run's
+//     checkpoint again (kept on failure, removed on success; the next
+//     snapshot on the node removes an abandoned one): the same point in
+//     time, so every intact table and part is kept and the dump continues
+//     after the last part's position (pebblestore.Store.DumpFrom);
+//   - on another view (a new checkpoint, the live store), derived tables
+//     are kept only with both sources (above), and the current table's
+//     parts only when no table before them is written again and the store
+//     resumes a dump at a position; ScyllaDB's paged scans run in token
+//     order with a paging state, not a key, so there a crashed table is
+//     written again and the loss is bounded by one table.
+//
+// Either way each entity is read once between the cut and the end, so the
+// consistency argument holds. TestCreateResumesAtPart kills the writer
+// after N parts and checks that the resumed run reads only what follows,
+// keeps the parts' files, and ends with an uninterrupted run's manifest.
 package snapshot

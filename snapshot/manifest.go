@@ -127,7 +127,7 @@ func ReadManifest(dir string) (*Manifest, error) {
 }
 
 func knownTable(name string) bool {
-	if name == TableDefinitions {
+	if name == TableDefinitions || name == TableCohortMembers {
 		return true
 	}
 	for _, t := range Tables {

@@ -21,9 +21,19 @@ const readBatch = 1024
 // error wrapping ErrCorrupt that names the table, the file and the check
 // that failed.
 func Verify(ctx context.Context, dir string) (*Manifest, error) {
+	return VerifyProgress(ctx, dir, nil)
+}
+
+// VerifyProgress is Verify calling progress, when set, after each part
+// checked with the parts checked and the manifest's part count.
+func VerifyProgress(ctx context.Context, dir string, progress func(done, total int)) (*Manifest, error) {
 	m, err := ReadManifest(dir)
 	if err != nil {
 		return nil, err
+	}
+	total, done := 0, 0
+	for _, t := range m.Tables {
+		total += len(t.Parts)
 	}
 	for _, t := range m.Tables {
 		for _, p := range t.Parts {
@@ -32,6 +42,10 @@ func Verify(ctx context.Context, dir string) (*Manifest, error) {
 			}
 			if err := verifyPart(dir, t.Name, p); err != nil {
 				return nil, err
+			}
+			done++
+			if progress != nil {
+				progress(done, total)
 			}
 		}
 	}

@@ -18,12 +18,17 @@ type DefinitionsCatalog interface {
 	ListTeams(ctx context.Context) ([]catalog.Team, error)
 	GetKey(ctx context.Context, id string) (catalog.APIKey, error)
 	PutKey(ctx context.Context, k catalog.APIKey, ch catalog.Change) (catalog.APIKey, error)
+	AddCohortMembers(ctx context.Context, teamID, cohortID int64, distinctIDs []string, ch catalog.Change) error
+	RemoveCohortMembers(ctx context.Context, teamID, cohortID int64, distinctIDs []string, ch catalog.Change) error
+	ListCohortMembers(ctx context.Context, teamID, cohortID int64, p catalog.Page) ([]string, string, error)
 	catalog.Restorer
 }
 
 // DefinitionsRestored counts what RestoreDefinitions loaded.
 type DefinitionsRestored struct {
 	Teams, Flags, Cohorts, EarlyAccess, Tokens int
+	// CohortMembers counts the static cohorts' members.
+	CohortMembers int
 }
 
 // restoreActor is the activity log's actor of restored definitions.
@@ -35,8 +40,9 @@ const restoreActor = "snapshot-restore"
 // cohorts and /flags answers the same versions), and the teams' project
 // tokens (so the SDKs' token works). A catalog that holds any team is
 // refused unless replace: then the snapshot's records overwrite those of
-// the same ids and the catalog's others stay. Static cohorts' member lists
-// are not in a snapshot.
+// the same ids and the catalog's others stay. Static cohorts get their
+// member lists back (with replace, exactly the snapshot's: members the
+// target held that the snapshot does not are removed).
 func RestoreDefinitions(ctx context.Context, dir string, m *Manifest, cat DefinitionsCatalog, replace bool) (DefinitionsRestored, error) {
 	var n DefinitionsRestored
 	if m.Table(TableDefinitions) == nil {
@@ -125,6 +131,11 @@ func RestoreDefinitions(ctx context.Context, dir string, m *Manifest, cat Defini
 		n.Cohorts += len(t.Definitions.Cohorts)
 		n.EarlyAccess += len(t.EarlyAccess)
 	}
+	members, err := restoreCohortMembers(ctx, dir, m, cat, teams, replace)
+	n.CohortMembers = members
+	if err != nil {
+		return n, fmt.Errorf("snapshot: restore definitions: %w", err)
+	}
 	for _, k := range tokens {
 		old, err := cat.GetKey(ctx, k.ID)
 		switch {
@@ -141,4 +152,81 @@ func RestoreDefinitions(ctx context.Context, dir string, m *Manifest, cat Defini
 		n.Tokens++
 	}
 	return n, nil
+}
+
+// restoreCohortMembers loads the cohort_members table (absent from
+// snapshots taken before it existed) into the restored static cohorts, in
+// batches of catalog.MaxPageLimit ids. A member of a cohort the snapshot
+// does not define as static is corruption.
+func restoreCohortMembers(ctx context.Context, dir string, m *Manifest, cat DefinitionsCatalog, teams map[int64]*catalog.TeamSnapshot, replace bool) (int, error) {
+	static := map[[2]int64]bool{}
+	for id, t := range teams {
+		for _, c := range t.Definitions.Cohorts {
+			if c.Kind == "static" {
+				static[[2]int64{id, c.ID}] = true
+			}
+		}
+	}
+	ch := catalog.Change{Actor: restoreActor}
+	if replace {
+		for k := range static {
+			if err := clearCohortMembers(ctx, cat, k[0], k[1], ch); err != nil {
+				return 0, err
+			}
+		}
+	}
+	if m.Table(TableCohortMembers) == nil {
+		return 0, nil
+	}
+	n := 0
+	var cur [2]int64
+	batch := make([]string, 0, catalog.MaxPageLimit)
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		if err := cat.AddCohortMembers(ctx, cur[0], cur[1], batch, ch); err != nil {
+			return fmt.Errorf("members of cohort %d of team %d: %w", cur[1], cur[0], err)
+		}
+		n += len(batch)
+		batch = batch[:0]
+		return nil
+	}
+	err := ForEach(ctx, dir, m, TableCohortMembers, func(recs []CohortMemberRecord) error {
+		for _, r := range recs {
+			k := [2]int64{r.Team, r.CohortID}
+			if !static[k] {
+				return fmt.Errorf("%w: %s: a member of cohort %d of team %d, which the snapshot does not define as static", ErrCorrupt, dir, r.CohortID, r.Team)
+			}
+			if k != cur || len(batch) == cap(batch) {
+				if err := flush(); err != nil {
+					return err
+				}
+				cur = k
+			}
+			batch = append(batch, r.DistinctID)
+		}
+		return nil
+	})
+	if err == nil {
+		err = flush()
+	}
+	return n, err
+}
+
+// clearCohortMembers removes every member of a cohort the target holds
+// (none when the cohort is new to it).
+func clearCohortMembers(ctx context.Context, cat DefinitionsCatalog, team, cohort int64, ch catalog.Change) error {
+	for {
+		ids, _, err := cat.ListCohortMembers(ctx, team, cohort, catalog.Page{Limit: catalog.MaxPageLimit})
+		if err != nil {
+			return fmt.Errorf("members of cohort %d of team %d: %w", cohort, team, err)
+		}
+		if len(ids) == 0 {
+			return nil
+		}
+		if err := cat.RemoveCohortMembers(ctx, team, cohort, ids, ch); err != nil {
+			return fmt.Errorf("members of cohort %d of team %d: %w", cohort, team, err)
+		}
+	}
 }

@@ -38,6 +38,7 @@ import (
 	"github.com/vexil-dev/vexil/projector/backfill"
 	"github.com/vexil-dev/vexil/snapshot"
 	"github.com/vexil-dev/vexil/store"
+	"github.com/vexil-dev/vexil/store/pebblestore"
 	"github.com/vexil-dev/vexil/web"
 	"github.com/vexil-dev/vexil/webhooks"
 )
@@ -111,6 +112,8 @@ type node struct {
 	// ui is the web UI, mounted at / beside the management API.
 	ui       *web.Handler
 	adminSrv *admin.Server
+	// pebble is the store unwrapped when it is Pebble (checkpoints).
+	pebble *pebblestore.Store
 	// snapshots serves /api/snapshots (cmd/vexil/snapshot.go).
 	snapshots *snapshot.Service
 	// outbox queues the management API's change notices and rollout
@@ -273,6 +276,7 @@ func startNode(c config.Config, log *slog.Logger, hooks ...startHooks) (n *node,
 			return nil, err
 		}
 		n.store = ps // not a nil *pebblestore.Store in the interface
+		n.pebble = ps
 		n.catalog, err = pebblecatalog.Open(pebblecatalog.Config{Dir: catalogDir(c.DataDir)})
 		if err != nil {
 			return nil, err
@@ -397,7 +401,18 @@ func startNode(c config.Config, log *slog.Logger, hooks ...startHooks) (n *node,
 	maps.Copy(routes, h.routes())
 	n.usage.addRoutes(routes, n.adminSvc)
 	n.snapshots = newSnapshotService(c, n, log)
-	routes["/api/snapshots"] = n.adminSvc.Guard(admin.ScopeTeamAdmin, n.snapshots.Handler())
+	// Reading snapshots (list, inspect, a verification's result) needs
+	// team:read like the gRPC API's reads; taking or verifying one, which
+	// reads the whole store or snapshot, team:admin.
+	snapRead := n.adminSvc.Guard(admin.ScopeTeamRead, n.snapshots.Handler())
+	snapWrite := n.adminSvc.Guard(admin.ScopeTeamAdmin, n.snapshots.Handler())
+	routes["/api/snapshots"] = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			snapRead.ServeHTTP(w, r)
+			return
+		}
+		snapWrite.ServeHTTP(w, r)
+	})
 	routes["/api/snapshots/"] = routes["/api/snapshots"]
 	// The evaluation API shares the management API's gRPC server; its HTTP
 	// gateway goes through a client connection to that server, so the

@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/term"
 
+	"github.com/vexil-dev/vexil/admin"
 	"github.com/vexil-dev/vexil/catalog"
 	"github.com/vexil-dev/vexil/catalog/scyllacatalog"
 	"github.com/vexil-dev/vexil/cmd/vexil/internal/config"
@@ -154,15 +155,16 @@ type progressBar struct {
 	what   string
 	drawn  bool
 	target int64
+	now    func() time.Time
 }
 
 func newProgressBar(stderr io.Writer, log *slog.Logger, what string) *progressBar {
 	f, ok := stderr.(*os.File)
-	return &progressBar{w: stderr, tty: ok && term.IsTerminal(int(f.Fd())), log: log, what: what}
+	return &progressBar{w: stderr, tty: ok && term.IsTerminal(int(f.Fd())), log: log, what: what, now: time.Now}
 }
 
 func (p *progressBar) update(label string, done, total int64) {
-	now := time.Now()
+	now := p.now()
 	if p.tty {
 		if now.Sub(p.last) < 100*time.Millisecond && done != total {
 			return
@@ -235,6 +237,9 @@ func snapshotCreate(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	defer st.Close()
 	o := snapshot.Options{Store: st, Backend: backend, Dir: *out, Team: *team, RowGroupRows: *groupRows, PartRows: *partRows, Logger: log}
+	if ps, ok := st.(*pebblestore.Store); ok {
+		o.Checkpoint = pebbleCheckpoint(ps, sf.dataDir, log)
+	}
 	switch ss := st.(type) {
 	case *scyllastore.Store: // the catalog shares the store's keyspace
 		cat, err := scyllacatalog.New(scyllacatalog.Config{Session: ss.Session(), Keyspace: sf.keyspace, Logger: log.With("role", "catalog")})
@@ -467,8 +472,8 @@ func snapshotRestore(ctx context.Context, args []string, stdout, stderr io.Write
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "restored the definitions of %d teams: %d flags, %d cohorts, %d early access features, %d project tokens\n",
-			n.Teams, n.Flags, n.Cohorts, n.EarlyAccess, n.Tokens)
+		fmt.Fprintf(stdout, "restored the definitions of %d teams: %d flags, %d cohorts, %d early access features, %d project tokens, %d static cohort members\n",
+			n.Teams, n.Flags, n.Cohorts, n.EarlyAccess, n.Tokens, n.CohortMembers)
 	}
 	if *replay {
 		nc, js, err := connectJetStream(*natsURL)
@@ -627,6 +632,68 @@ func newSnapshotService(c config.Config, n *node, log *slog.Logger) *snapshot.Se
 	if len(c.Scylla.Hosts) > 0 {
 		backend = "scylla"
 	}
+	var cp func(context.Context, string) (*snapshot.Frozen, error)
+	if n.pebble != nil {
+		cp = pebbleCheckpoint(n.pebble, c.DataDir, log)
+	}
 	return snapshot.NewService(snapshot.ServiceConfig{Root: filepath.Join(c.DataDir, "snapshots"), Store: n.store, Catalog: n.catalog, Backend: backend,
-		Cut: snapshot.StreamCut(n.js, n.ns), End: snapshot.StreamEnd(n.js, n.ns), Logger: log.With("role", "snapshots")})
+		Checkpoint: cp, Cut: snapshot.StreamCut(n.js, n.ns), End: snapshot.StreamEnd(n.js, n.ns), Logger: log.With("role", "snapshots"),
+		WriteError: admin.WriteHTTPError})
+}
+
+// checkpointPrefix names the checkpoints a snapshot of a Pebble store
+// reads, in the data directory beside DIR/store (hard links need the same
+// filesystem).
+const checkpointPrefix = "snapshot-checkpoint-"
+
+// pebbleCheckpoint is snapshot.Options.Checkpoint for st, whose data
+// directory is dataDir. Other checkpoints a crash left behind are removed
+// first (the store's lock makes this process the only one taking them);
+// the one an interrupted snapshot names is opened again instead.
+func pebbleCheckpoint(st *pebblestore.Store, dataDir string, log *slog.Logger) func(context.Context, string) (*snapshot.Frozen, error) {
+	return func(_ context.Context, reuse string) (*snapshot.Frozen, error) {
+		if reuse != "" && (filepath.Dir(filepath.Dir(reuse)) != filepath.Clean(dataDir) || !strings.HasPrefix(filepath.Base(filepath.Dir(reuse)), checkpointPrefix)) {
+			reuse = "" // not one of ours: never opened
+		}
+		old, _ := filepath.Glob(filepath.Join(dataDir, checkpointPrefix+"*"))
+		for _, d := range old {
+			if reuse != "" && d == filepath.Dir(reuse) {
+				continue
+			}
+			if err := os.RemoveAll(d); err != nil {
+				return nil, err
+			}
+		}
+		release := func(cp *pebblestore.Store, tmp string) func(bool) error {
+			return func(remove bool) error {
+				err := cp.Close()
+				if remove {
+					err = errors.Join(err, os.RemoveAll(tmp))
+				}
+				return err
+			}
+		}
+		if reuse != "" {
+			if _, err := os.Stat(reuse); err == nil {
+				cp, err := pebblestore.Open(pebblestore.Config{Dir: reuse, ReadOnly: true, CacheSize: 8 << 20, Logger: log.With("role", "checkpoint")})
+				if err == nil {
+					return &snapshot.Frozen{Store: cp, Path: reuse, Reused: true, Release: release(cp, filepath.Dir(reuse))}, nil
+				}
+				log.Warn("snapshot: the interrupted run's checkpoint does not open; taking another", "path", reuse, "err", err)
+				if err := os.RemoveAll(filepath.Dir(reuse)); err != nil {
+					return nil, err
+				}
+			}
+		}
+		tmp, err := os.MkdirTemp(dataDir, checkpointPrefix)
+		if err != nil {
+			return nil, err
+		}
+		path := filepath.Join(tmp, "db")
+		cp, err := st.OpenCheckpoint(path, log.With("role", "checkpoint"))
+		if err != nil {
+			return nil, errors.Join(err, os.RemoveAll(tmp))
+		}
+		return &snapshot.Frozen{Store: cp, Path: path, Release: release(cp, tmp)}, nil
+	}
 }

@@ -49,6 +49,9 @@ type Config struct {
 	// Registerer receives the store's metrics (vexil_pebblestore_*).
 	// Default nil: not registered. One Store per Registerer.
 	Registerer prometheus.Registerer
+	// ReadOnly opens the database for reading only (a checkpoint: writes
+	// fail, no compaction, no WAL).
+	ReadOnly bool
 }
 
 // Validate reports an invalid configuration.
@@ -72,6 +75,7 @@ func (c Config) Validate() error {
 type Store struct {
 	db *pebble.DB
 	m  *metrics
+	fs vfs.FS // Config.FS, for checkpoints
 	// writeMu serializes Apply: row writes read the stored reserved fields
 	// before they write.
 	writeMu sync.Mutex
@@ -113,6 +117,7 @@ func Open(cfg Config) (*Store, error) {
 		FormatMajorVersion: pebble.FormatNewest,
 		Logger:             pebbleLogger{cfg.Logger.With("component", "pebble")},
 		FS:                 cfg.FS,
+		ReadOnly:           cfg.ReadOnly,
 	}
 	// Bloom filters on every level: GetRow misses and the projector's reads
 	// of rows and persons that do not exist yet skip most tables.
@@ -126,7 +131,7 @@ func Open(cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pebblestore: open %s: %w", cfg.Dir, err)
 	}
-	s := &Store{db: db, m: m, idle: make(chan struct{})}
+	s := &Store{db: db, m: m, idle: make(chan struct{}), fs: cfg.FS}
 	if cfg.Registerer != nil {
 		if err := s.m.register(cfg.Registerer, s); err != nil {
 			db.Close()
@@ -134,6 +139,33 @@ func Open(cfg Config) (*Store, error) {
 		}
 	}
 	return s, nil
+}
+
+// OpenCheckpoint writes a checkpoint of the database into dir, which must
+// not exist and must be on the data directory's filesystem, and opens it
+// read-only. The checkpoint hard-links the database's immutable tables and
+// flushes the WAL first, so it costs little disk until compactions
+// replace the live tables, and it is one point in time: every write that
+// returned before the call is in it. Close the returned Store, then remove
+// dir.
+func (s *Store) OpenCheckpoint(dir string, logger *slog.Logger) (*Store, error) {
+	if err := s.enter("checkpoint"); err != nil {
+		return nil, err
+	}
+	// Flushing the memtables first turns their contents into tables the
+	// checkpoint links: otherwise it copies the WAL (14 MB of 22 after
+	// 100,000 persons, BENCHMARKS.md), and opening it replays that WAL into
+	// memory.
+	err := s.db.Flush()
+	if err == nil {
+		err = s.db.Checkpoint(dir, pebble.WithFlushedWAL())
+	}
+	s.leave()
+	if err != nil {
+		return nil, fmt.Errorf("pebblestore: checkpoint into %s: %w", dir, err)
+	}
+	// A one-pass scan gains nothing from a large block cache.
+	return Open(Config{Dir: dir, ReadOnly: true, Logger: logger, CacheSize: 8 << 20, FS: s.fs})
 }
 
 // Close waits for calls in flight, then closes the database. Calls after
@@ -852,12 +884,25 @@ func (s *Store) fillGroups(wb *pebble.Batch, b *store.Batch, buf []byte) ([]byte
 // Dump implements store.Store: every entity in key order (persons,
 // mappings, index entries, rows, groups, group types by their kind byte).
 func (s *Store) Dump(ctx context.Context, fn func(store.Entity) error) error {
+	return s.DumpFrom(ctx, nil, func(e store.Entity, _ []byte) error { return fn(e) })
+}
+
+// DumpFrom is Dump starting after the position after (nil: from the
+// start), giving fn each entity's position: its key, valid only during
+// the call (clone it to keep it). Positions order entities as Dump does,
+// so a dump stopped after position p resumes with DumpFrom(p) and reads
+// every later entity once.
+func (s *Store) DumpFrom(ctx context.Context, after []byte, fn func(e store.Entity, pos []byte) error) error {
 	if err := s.enter("dump"); err != nil {
 		return err
 	}
 	defer s.leave()
+	var lower []byte
+	if after != nil {
+		lower = append(slices.Clone(after), 0) // the first key after it
+	}
 	var fnErr error
-	err := s.iterate(ctx, nil, nil, func(k, v []byte) (bool, error) {
+	err := s.iterate(ctx, lower, nil, func(k, v []byte) (bool, error) {
 		e, skip, err := decodeEntity(k, v)
 		if err != nil {
 			return false, err
@@ -865,7 +910,7 @@ func (s *Store) Dump(ctx context.Context, fn func(store.Entity) error) error {
 		if skip {
 			return true, nil
 		}
-		if fnErr = fn(e); fnErr != nil {
+		if fnErr = fn(e, k); fnErr != nil {
 			return false, nil
 		}
 		return true, nil
