@@ -155,6 +155,7 @@ describe('web UI in headless chromium', () => {
     const { page } = admin;
     await page.keyboard.press('Tab');
     assert.equal(await page.evaluate(() => document.activeElement.textContent), 'Skip to content');
+    await assertContrast(page, 'skip link focused');
   });
 
   test('create a flag targeting users with plan = pro AND companies with employees > 100, 30%', async () => {
@@ -370,6 +371,7 @@ describe('web UI in headless chromium', () => {
 
     const r404 = await ro.page.goto(`${url}/ui/t/${otherTeam}/flags/${otherFlag.id}`);
     assert.equal(r404.status(), 404);
+    await assertContrast(ro.page, 'not found');
     const admin404 = await page.goto(`${url}/ui/t/${otherTeam}/flags/${otherFlag.id}`);
     assert.equal(admin404.status(), 200, 'the instance-wide key reaches the other team');
 
@@ -415,6 +417,7 @@ describe('web UI in headless chromium', () => {
     assert.match(text, /created flag/);
     await page.locator('ol.activity details').first().locator('summary').click();
     assert.match(await page.locator('ol.activity details').first().innerText(), /before\s+after/);
+    await assertContrast(page, 'activity with a diff open');
     assert.match(await page.locator('ol.activity').textContent(), /filters\.groups\[0\]\.rollout_percentage\s*30\s*40/);
   });
 
@@ -466,18 +469,27 @@ describe('web UI in headless chromium', () => {
       await new Promise((r) => setTimeout(r, 100));
     }
 
-    for (const [id, times] of [['user-8', 2], ['user-7', 3]]) {
+    // user-8's two events are on the ingest stream before user-7's three
+    // (each flush returns once the node has published), and the projector
+    // applies the stream in order: when user-7 is on, user-8's two count.
+    const capture = async (id, times) => {
       for (let i = 0; i < times; i++) posthog.capture({ distinctId: id, event: EVENT, properties: { n: i } });
-    }
-    await posthog.flush();
-    let on = false;
-    for (let n = 0; n < 600 && !on; n++) {
-      on = (await ask('user-7')) === true;
-      if (!on) await new Promise((r) => setTimeout(r, 100));
-    }
-    assert.equal(on, true, 'user-7 checked out 3 times: the flag is on');
+      await posthog.flush();
+    };
+    const turnsOn = async (id) => {
+      for (let n = 0; n < 600; n++) {
+        if ((await ask(id)) === true) return true;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      return false;
+    };
+    await capture('user-8', 2);
+    await capture('user-7', 3);
+    assert.equal(await turnsOn('user-7'), true, 'user-7 checked out 3 times: the flag is on');
     assert.equal(await ask('user-8'), false, 'user-8 checked out twice: the flag stays off');
     assert.equal(await ask('user-9'), false, 'user-9 did not check out');
+    await capture('user-8', 1);
+    assert.equal(await turnsOn('user-8'), true, 'user-8 checked out a third time: the flag is on');
   });
 
   test('screenshots of the main pages at 1280 and 390 px', async () => {
