@@ -95,8 +95,20 @@ async function assertContrast(page, name) {
   await page.emulateMedia({ colorScheme: null });
 }
 
+// assertLabelled checks that every visible input, select and textarea has
+// an accessible name (a label, aria-label or aria-labelledby).
+async function assertLabelled(page, name) {
+  const bare = await page.evaluate(() => [...document.querySelectorAll('input, select, textarea')]
+    .filter((el) => el.type !== 'hidden' && el.checkVisibility({ checkVisibilityCSS: true }) && el.getBoundingClientRect().width > 1)
+    .filter((el) => el.labels.length === 0 && !el.getAttribute('aria-label')?.trim() &&
+      !(el.getAttribute('aria-labelledby') || '').split(/\s+/).some((id) => document.getElementById(id)?.textContent.trim()))
+    .map((el) => `${el.tagName.toLowerCase()}${el.id ? '#' + el.id : ''}[name=${el.name}]`));
+  assert.deepEqual(bare, [], `${name}: inputs without a label`);
+}
+
 async function shoot(page, name) {
   await assertContrast(page, name);
+  await assertLabelled(page, name);
   for (const width of [1280, 390]) {
     await page.setViewportSize({ width, height: width === 390 ? 844 : 900 });
     await page.screenshot({ path: `${shots}${name}-${width}.png`, fullPage: width === 1280 ? false : true });
@@ -221,6 +233,32 @@ describe('web UI in headless chromium', () => {
     assert.match(plain, /Set 2: companies whose employees is greater than 100 — 30% of them/);
     // Usage statistics are on: a new flag has no evaluation yet.
     assert.match(await page.locator('[data-testid=usage-total]').innerText(), /^0 evaluations and 0 unique ids/);
+  });
+
+  test('payloads, dates and versions are checked as they are typed', async () => {
+    const { page } = admin;
+    await page.goto(`${T}/flags/new`);
+    const payload = page.locator('#payload_true');
+    const check = page.locator('#payload_true + .check');
+    await payload.pressSequentially('{"plan": ');
+    assert.match(await check.innerText(), /^not valid JSON/);
+    assert.equal(await payload.getAttribute('aria-invalid'), 'true');
+    await assertContrast(page, 'payload refused as typed');
+    await payload.pressSequentially('"pro"}');
+    assert.equal(await check.innerText(), 'valid JSON');
+    assert.equal(await payload.getAttribute('aria-invalid'), null);
+
+    await action(page, 'add-filter:0');
+    for (const [op, bad, good] of [['is_date_after', '31/01/2026', '-7d'], ['semver_gte', 'one.two', '1.2.3']]) {
+      await submit(page, () => byId(page, 'c0.f0.op').selectOption(op));
+      const value = byId(page, 'c0.f0.value');
+      await value.fill('');
+      await value.pressSequentially(bad);
+      assert.equal(await value.getAttribute('aria-invalid'), 'true', `${op} ${bad}`);
+      await value.fill('');
+      await value.pressSequentially(good);
+      assert.equal(await value.getAttribute('aria-invalid'), null, `${op} ${good}`);
+    }
   });
 
   test('/flags from posthog-node answers as the UI said', async () => {
