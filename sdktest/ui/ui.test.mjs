@@ -302,6 +302,12 @@ describe('web UI in headless chromium', () => {
       await new Promise((r) => setTimeout(r, 500));
     }
     assert.match(total, new RegExp(`^${sdkCalls} evaluations and \\d+ unique ids in the last 24 hours; last evaluated`), total);
+    // The charts are drawn (uPlot: evaluations, unique ids, values), and
+    // the values table adds up to the same evaluations.
+    await page.locator('.chart .uplot canvas').nth(2).waitFor();
+    assert.equal(await page.locator('.chart .uplot canvas').count(), 3);
+    const counts = await page.locator('[data-testid=usage-variants] tbody tr td:nth-child(2)').allInnerTexts();
+    assert.equal(counts.reduce((a, n) => a + Number(n), 0), sdkCalls, `values ${counts}`);
     await page.goto(`${T}/flags`);
     const row = page.locator('[data-testid=flags-table] tr', { hasText: FLAG }).first();
     assert.match(await row.locator('[data-testid=last-evaluated]').innerText(), /^\d{4}-\d\d-\d\d \d\d:\d\d$/);
@@ -448,6 +454,17 @@ describe('web UI in headless chromium', () => {
     await page.fill('#gt-name', 'workspace');
     await click(page, 'form[action$="/settings/group-types"] button');
     assert.match(await page.locator('#gt-h + table').innerText(), /1\s+workspace/);
+    // Renamed, then removed (an empty name).
+    await page.fill('#gt-index', '1');
+    await page.fill('#gt-name', 'workspaces');
+    await click(page, 'form[action$="/settings/group-types"] button');
+    assert.match(await page.locator('#gt-h + table').innerText(), /1\s+workspaces/);
+    await page.fill('#gt-index', '1');
+    await page.fill('#gt-name', '');
+    await click(page, 'form[action$="/settings/group-types"] button');
+    const types = await page.locator('#gt-h + table').innerText();
+    assert.match(types, /0\s+company/);
+    assert.doesNotMatch(types, /workspace/);
     assert.match(await page.locator('#pc-h').locator('..').innerText(), /rows|No precompute run yet/);
     await page.goto(`${T}/activity?scope=flag`);
     const text = await page.locator('ol.activity').innerText();
@@ -457,6 +474,12 @@ describe('web UI in headless chromium', () => {
     assert.match(await page.locator('ol.activity details').first().innerText(), /before\s+after/);
     await assertContrast(page, 'activity with a diff open');
     assert.match(await page.locator('ol.activity').textContent(), /filters\.groups\[0\]\.rollout_percentage\s*30\s*40/);
+    // The flag's own history, on its page.
+    await page.goto(flagURL);
+    const history = page.locator('section[aria-labelledby=activity-h]');
+    assert.match(await history.innerText(), /created flag/);
+    assert.match(await history.textContent(), /filters\.groups\[0\]\.rollout_percentage\s*30\s*40/);
+    assert.doesNotMatch(await history.textContent(), /ui-depends-on-base|early access/i, 'only this flag\'s entries');
   });
 
   test('a behavioural cohort created in the UI: a flag targeting it turns on after the events', async () => {
