@@ -66,6 +66,23 @@ async function signIn(key) {
   return { ctx, page };
 }
 
+// tabTo presses Tab until the focused element matches selector, and
+// checks that the focus is visible there (an outline).
+async function tabTo(page, selector) {
+  for (let i = 0; i < 200; i++) {
+    await page.keyboard.press('Tab');
+    const at = await page.evaluate((s) => {
+      const el = document.activeElement;
+      return el && el.matches(s) ? getComputedStyle(el).outlineStyle : null;
+    }, selector);
+    if (at !== null) {
+      assert.notEqual(at, 'none', `${selector} is focused without a visible outline`);
+      return;
+    }
+  }
+  assert.fail(`200 presses of Tab never reached ${selector}`);
+}
+
 async function csrfOf(page) {
   return page.locator('form[action="/ui/logout"] input[name=csrf]').inputValue();
 }
@@ -572,5 +589,35 @@ describe('web UI in headless chromium', () => {
     await page.goto(`${T}/flags`);
     assert.match(page.url(), /\/ui\/login\?next=/);
     await admin.ctx.close();
+  });
+
+  test('keyboard only: sign in, create a flag, review, save and disable it', async () => {
+    const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const page = await ctx.newPage();
+    await page.goto(`${url}/`);
+    await tabTo(page, '#key');
+    await page.keyboard.type(adminKey);
+    await submit(page, () => page.keyboard.press('Enter'));
+    assert.match(page.url(), new RegExp(`/ui/t/${team}/flags$`));
+    await tabTo(page, '[data-testid=new-flag]');
+    await submit(page, () => page.keyboard.press('Enter'));
+    await tabTo(page, '#key');
+    await page.keyboard.type('ui-keyboard-only');
+    await tabTo(page, '[id="c0.rollout"]');
+    await page.keyboard.press('ControlOrMeta+a');
+    await page.keyboard.type('25');
+    await tabTo(page, 'button[name=action][value=review]:not(.default-action)');
+    let resp = await submit(page, () => page.keyboard.press('Enter'));
+    assert.equal(resp.status(), 200);
+    assert.equal(await page.locator('[data-testid=preview]').count(), 1);
+    await tabTo(page, 'button[name=action][value=save]:not(.default-action)');
+    resp = await submit(page, () => page.keyboard.press('Enter'));
+    assert.equal(resp.status(), 200);
+    assert.match(page.url(), /\/flags\/\d+$/);
+    assert.match(await page.locator('[data-testid=plain-conditions]').innerText(), /25% of them/);
+    await tabTo(page, 'button[name=op][value=disable]');
+    await submit(page, () => page.keyboard.press('Enter'));
+    assert.equal(await page.locator('[data-testid=flag-status]').innerText(), 'disabled');
+    await ctx.close();
   });
 });
