@@ -376,6 +376,54 @@ describe('web UI in headless chromium', () => {
     await shoot(page, 'cohort');
   });
 
+  test('variants with payloads, a cohort filter, a variant override, an override and experience continuity', async () => {
+    const { page } = admin;
+    const KEY = 'ui-variants';
+    await page.goto(`${T}/flags/new`);
+    await page.fill('#key', KEY);
+    await page.fill('#tags', 'checkout, beta');
+    await page.check('input[name=continuity]');
+    await action(page, 'add-variant');
+    await action(page, 'add-variant');
+    for (const [i, key, color] of [[0, 'control', 'blue'], [1, 'test', 'green']]) {
+      await byId(page, `v${i}.key`).fill(key);
+      await byId(page, `v${i}.rollout`).fill('50');
+      await byId(page, `v${i}.payload`).fill(JSON.stringify({ color }));
+    }
+    // Set 1: the static cohort "Beta testers" (user-1..3), all of it, on variant "test".
+    await action(page, 'add-filter:0');
+    await submit(page, () => byId(page, 'c0.f0.kind').selectOption('cohort'));
+    await byId(page, 'c0.f0.key').selectOption({ label: 'Beta testers' });
+    await byId(page, 'c0.rollout').fill('100');
+    await byId(page, 'c0.variant').selectOption('test');
+    await action(page, 'add-override');
+    await byId(page, 'o0.ids').fill('user-200');
+    await byId(page, 'o0.value').fill('control');
+    let resp = await action(page, 'review');
+    assert.equal(resp.status(), 200, await page.locator('main').innerText());
+    resp = await action(page, 'save');
+    assert.equal(resp.status(), 200, await page.locator('main').innerText());
+    const id = Number(page.url().split('/').pop());
+
+    const f = await api('GET', `/api/projects/${team}/feature_flags/${id}`);
+    assert.deepEqual(f.filters.multivariate.variants.map((v) => [v.key, v.rollout_percentage]), [['control', 50], ['test', 50]]);
+    assert.deepEqual(Object.fromEntries(Object.entries(f.filters.payloads).map(([k, v]) => [k, typeof v === 'string' ? JSON.parse(v) : v])),
+      { control: { color: 'blue' }, test: { color: 'green' } });
+    assert.equal(f.filters.groups[0].variant, 'test');
+    assert.equal(f.filters.groups[0].properties[0].type, 'cohort');
+    assert.equal(f.ensure_experience_continuity, true);
+    assert.deepEqual([...f.tags].sort(), ['beta', 'checkout']);
+
+    // What /flags answers: the cohort's member gets "test" with its
+    // payload, the override wins for user-200, anyone else is off.
+    const ask = (distinctId) => posthog.getFeatureFlag(KEY, distinctId, { onlyEvaluateLocally: false, sendFeatureFlagEvents: false });
+    assert.equal(await ask('user-1'), 'test');
+    assert.deepEqual(await posthog.getFeatureFlagPayload(KEY, 'user-1', 'test', { onlyEvaluateLocally: false }), { color: 'green' });
+    assert.equal(await ask('user-200'), 'control');
+    assert.equal(await ask('user-50'), false);
+    await shoot(page, 'flag-variants');
+  });
+
   test('archive is refused while a dependent exists', async () => {
     const { page } = admin;
     await page.goto(`${T}/flags/new`);
@@ -414,7 +462,7 @@ describe('web UI in headless chromium', () => {
     const otherFlag = await api('POST', `/api/projects/${otherTeam}/feature_flags`, { key: 'other-team-flag', active: true, filters: { groups: [] } });
 
     const ro = await signIn(secret);
-    assert.equal(await ro.page.locator('[data-testid=flags-table] tbody tr').count(), 6);
+    assert.equal(await ro.page.locator('[data-testid=flags-table] tbody tr').count(), 7); // the demo's 4 and the 3 made above
     assert.equal(await ro.page.locator('[data-testid=new-flag]').count(), 0);
     await ro.page.goto(flagURL);
     assert.equal(await ro.page.locator('[data-testid=edit-flag]').count(), 0);
