@@ -467,6 +467,15 @@ describe('web UI in headless chromium', () => {
     await ro.page.goto(flagURL);
     assert.equal(await ro.page.locator('[data-testid=edit-flag]').count(), 0);
     assert.equal(await ro.page.locator('[data-testid=archive]').count(), 0);
+    // Nor on the other pages it can read.
+    await ro.page.goto(`${T}/cohorts`);
+    assert.match(await ro.page.locator('[data-testid=cohorts-table]').innerText(), /Beta testers/);
+    assert.equal(await ro.page.locator('[data-testid=create-cohort]').count(), 0);
+    await ro.page.goto(`${T}/settings`);
+    assert.match(await ro.page.locator('#gt-h + table').innerText(), /0\s+company/);
+    assert.equal(await ro.page.locator('form[action$="/settings/group-types"]').count(), 0);
+    assert.equal((await ro.page.goto(`${T}/early-access`)).status(), 403, 'no early_access:read scope');
+    await ro.page.goto(flagURL);
     const csrf = await csrfOf(ro.page);
     let resp = await ro.page.request.post(`${flagURL}/state`, { form: { csrf, op: 'disable', version: '3' }, headers: { Origin: url }, maxRedirects: 0 });
     assert.equal(resp.status(), 403);
