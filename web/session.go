@@ -248,6 +248,10 @@ func (h *Handler) linkLogin(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
+	if !sameOrigin(r) {
+		h.render(w, r, http.StatusForbidden, "error", view{Title: "Refused", Data: "The request came from another site."})
+		return
+	}
 	if s := h.auth.fromRequest(r); s != nil {
 		if err := h.checkCSRF(r, s); err != nil {
 			h.render(w, r, http.StatusForbidden, "error", view{Title: "Refused", Data: err.Error()})

@@ -39,9 +39,17 @@ func newEnv(t *testing.T) *env { return newEnvWith(t, nil, nil) }
 // API's flag reads their status and last evaluation, us the UI's charts.
 func newEnvWith(t *testing.T, fu admin.FlagUsage, us UsageSource) *env {
 	t.Helper()
+	return newEnvConfig(t, admin.Config{FlagUsage: fu}, us)
+}
+
+// newEnvConfig is newEnv with the management API's cfg (its Catalog is
+// set here) and usage statistics us.
+func newEnvConfig(t *testing.T, cfg admin.Config, us UsageSource) *env {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	cat := memcatalog.New(memcatalog.Config{})
-	svc, err := admin.New(admin.Config{Catalog: cat, FlagUsage: fu})
+	cfg.Catalog = cat
+	svc, err := admin.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
