@@ -124,8 +124,28 @@ func TestTapBounds(t *testing.T) {
 			t.Errorf("%+v: %v, want %q", c.cfg, err, c.want)
 		}
 	}
-	if _, err := DecodeTapped([]byte(`{"request":{"method":"DELETE","path":"/flags"},"status":200}`)); err == nil {
-		t.Error("a tapped DELETE was accepted")
+	for _, bad := range []string{
+		`{"method":"DELETE","path":"/flags","status":200}` + "\n",
+		`{"method":"POST","path":"/flags","status":200,"body_len":10}` + "\n{}",
+		`{"method":"POST","path":"/flags","status":200,"body_len":-1}` + "\n{}",
+		`{"method":"POST","path":"/flags","status":200,"body_len":3}` + "\nabc{}",
+		`{"method":"POST","path":"/flags","status":0}` + "\n",
+		`{"method":"POST","path":"/flags","status":200}`,
+	} {
+		if _, err := DecodeTapped([]byte(bad)); err == nil {
+			t.Errorf("%q was accepted", bad)
+		}
+	}
+	in := Tapped{Request: Request{Method: "POST", Path: "/flags/?v=2", Headers: map[string]string{"Content-Type": "application/json"}, Body: []byte(`{"a":"\n"}`)},
+		Status: 200, Answer: []byte("not json\n{"), TookNS: 7}
+	b, err := in.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := DecodeTapped(b)
+	if err != nil || string(out.Request.Body) != string(in.Request.Body) || string(out.Answer) != string(in.Answer) || out.TookNS != 7 || out.Status != 200 ||
+		out.Request.Path != in.Request.Path || out.Request.Headers["Content-Type"] != "application/json" {
+		t.Errorf("round trip: %+v, %v", out, err)
 	}
 }
 
