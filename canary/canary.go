@@ -76,6 +76,10 @@ type Result struct {
 	// Lost is how many tapped requests the canary missed, reading slower
 	// than the node published them (RunTapped's caller sets it).
 	Lost int `json:"lost,omitempty"`
+	// NodeErrors is how many tapped requests the node itself answered
+	// with a server error (a shed request, a store away): not compared,
+	// the candidate did not cause them and is not under the node's load.
+	NodeErrors int `json:"node_errors,omitempty"`
 }
 
 // Gate is a deploy pipeline's verdict: nil when nothing diverged and the
@@ -209,6 +213,10 @@ func run(ctx context.Context, cfg Config, next func() (Tapped, bool, error)) (*R
 		}
 		res.Read++
 		if cfg.Share < 1 && rng.Float64() >= cfg.Share {
+			continue
+		}
+		if job.Status >= 500 {
+			res.NodeErrors++
 			continue
 		}
 		select {

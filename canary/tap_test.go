@@ -150,7 +150,8 @@ func TestTapBounds(t *testing.T) {
 }
 
 // TestRunTapped: the candidate is asked, the baseline's recorded answer
-// is the reference; a definitions poll goes with the candidate's key.
+// is the reference; a definitions poll goes with the candidate's key; a
+// request the node itself failed (503) is counted, not compared.
 func TestRunTapped(t *testing.T) {
 	var auth string
 	cand := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -172,6 +173,7 @@ func TestRunTapped(t *testing.T) {
 	msgs := []Tapped{
 		{Request: Request{Method: "POST", Path: "/flags/?v=2", Body: []byte(`{"token":"phc_b","distinct_id":"user-1"}`)}, Status: 200, Answer: []byte(`{"flags":{"f":{"enabled":false}}}`), TookNS: 1e6},
 		{Request: Request{Method: "POST", Path: "/flags/?v=2", Body: []byte(`{"token":"phc_b","distinct_id":"user-2"}`)}, Status: 200, Answer: []byte(`{"flags":{"f":{"enabled":false}}}`), TookNS: 1e6},
+		{Request: Request{Method: "POST", Path: "/flags/?v=2", Body: []byte(`{"token":"phc_b","distinct_id":"user-3"}`)}, Status: 503, Answer: []byte(`{"code":"overloaded"}`), TookNS: 1e3},
 		{Request: Request{Method: "GET", Path: "/api/feature_flag/local_evaluation/?token=phc_b"}, Status: 200, Answer: []byte(`{"flags":[{"key":"f","id":1,"filters":{}}]}`), TookNS: 2e6},
 	}
 	i := 0
@@ -186,7 +188,7 @@ func TestRunTapped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Compared != 3 || res.Diverged != 1 || len(res.Divergences) != 1 || !strings.Contains(string(res.Divergences[0].Request.Body), "user-1") ||
+	if res.Read != 4 || res.NodeErrors != 1 || res.Compared != 3 || res.Diverged != 1 || len(res.Divergences) != 1 || !strings.Contains(string(res.Divergences[0].Request.Body), "user-1") ||
 		res.Divergences[0].Diffs[0] != "flag f: value false != true" {
 		t.Errorf("result %+v, want user-1's flag f reported", res)
 	}

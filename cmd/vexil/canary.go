@@ -223,6 +223,9 @@ func runCanaryTapped(ctx context.Context, cfg canary.Config, url, nsName string,
 
 func printCanary(w io.Writer, r *canary.Result) {
 	fmt.Fprintf(w, "requests read %d, compared %d, diverged %d (transport failures %d)\n", r.Read, r.Compared, r.Diverged, r.Failed)
+	if r.NodeErrors > 0 {
+		fmt.Fprintf(w, "tapped requests the node answered with a server error (not compared): %d\n", r.NodeErrors)
+	}
 	if r.Lost > 0 {
 		fmt.Fprintf(w, "tapped requests lost (the canary read slower than the node published): %d\n", r.Lost)
 	}
