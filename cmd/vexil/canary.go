@@ -62,6 +62,10 @@ func runCanary(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	// Config reads a zero share as its default, all: -share 0 must not.
+	if !(*share > 0 && *share <= 1) {
+		return &usageError{msg: fmt.Sprintf("-share %v out of range (0, 1]", *share)}
+	}
 	if b.URL == "" && *source != "nats" || c.URL == "" {
 		return &usageError{msg: "-baseline and -candidate are required (-source nats needs no -baseline: the node's tap gives its answers)"}
 	}

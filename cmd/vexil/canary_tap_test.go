@@ -302,3 +302,33 @@ func TestCanaryTapTwoNodes(t *testing.T) {
 		t.Errorf("tap counts %v", c)
 	}
 }
+
+// TestCanaryTapFlags: every -source nats input out of bounds is refused
+// with its name, before anything is connected to.
+func TestCanaryTapFlags(t *testing.T) {
+	base := []string{"-source", "nats", "-nats", "nats://127.0.0.1:1", "-candidate", "http://127.0.0.1:1", "-candidate-personal-key", "phx_c"}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-source", "nats", "-candidate", "http://127.0.0.1:1", "-candidate-personal-key", "phx_c"}, "-source nats needs -nats"},
+		{[]string{"-source", "nats", "-nats", "nats://127.0.0.1:1", "-candidate", "http://127.0.0.1:1"}, "-candidate-personal-key"},
+		{[]string{"-source", "nats", "-nats", "nats://127.0.0.1:1", "-candidate-personal-key", "phx_c"}, "-candidate are required"},
+		{append(base, "-share", "0"), "-share 0 out of range"},
+		{append(base, "-share", "1.5"), "-share 1.5 out of range"},
+		{append(base, "-share", "NaN"), "-share NaN out of range"},
+		{append(base, "-requests", "0"), "-requests 0 out of range"},
+		{append(base, "-requests", "10000001"), "-requests 10000001 out of range"},
+		{append(base, "-duration", "-1s"), "-duration -1s out of range"},
+		{append(base, "-duration", "25h"), "-duration 25h0m0s out of range"},
+		{append(base, "-buffer", "0"), "-buffer 0 out of range"},
+		{append(base, "-buffer", "65537"), "-buffer 65537 out of range"},
+		{append(base, "-namespace", "a.b"), "-namespace"},
+		{[]string{"-source", "kafka", "-baseline", "http://127.0.0.1:1", "-candidate", "http://127.0.0.1:1"}, `-source "kafka"`},
+	} {
+		_, err := runCanaryCmd(t, c.args...)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: %v, want %q", c.args, err, c.want)
+		}
+	}
+}
