@@ -11,6 +11,8 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -298,8 +300,26 @@ func TestCanaryTapTwoNodes(t *testing.T) {
 	if err := json.Unmarshal([]byte(o.out), &res); err != nil || o.err != nil || res.Read != 50 || res.Lost < 200 {
 		t.Errorf("stuck candidate: %v, read %d, lost %d; want 50 read and most of the 300 lost\n%s", o.err, res.Read, res.Lost, o.out)
 	}
-	if c := primary.tap.Counts(); c["publish_failed"] != 0 || c["skipped_not_json"] != 0 {
+	c := primary.tap.Counts()
+	if c["publish_failed"] != 0 || c["skipped_not_json"] != 0 {
 		t.Errorf("tap counts %v", c)
+	}
+	// The counts are on the node's /metrics (the last few may still be
+	// being published: between the counts before and after).
+	lo := published()
+	res2, err := http.Get(nodeURL(primary) + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(res2.Body)
+	res2.Body.Close()
+	hi := published()
+	m := regexp.MustCompile(`vexil_canary_tap_requests_total\{outcome="published"\} (\d+)`).FindSubmatch(metrics)
+	if m == nil {
+		t.Fatal("/metrics has no vexil_canary_tap_requests_total")
+	}
+	if got, _ := strconv.ParseInt(string(m[1]), 10, 64); got < lo || got > hi || lo < 600 {
+		t.Errorf("/metrics: %d published, the tap counted %d..%d", got, lo, hi)
 	}
 }
 
