@@ -2,6 +2,7 @@ package canary
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -72,6 +73,13 @@ type Result struct {
 	Baseline    Latency      `json:"baseline"`
 	Candidate   Latency      `json:"candidate"`
 	Divergences []Divergence `json:"divergences"`
+	// Lost is how many tapped requests the canary missed, reading slower
+	// than the node published them (RunTapped's caller sets it).
+	Lost int `json:"lost,omitempty"`
+	// NodeErrors is how many tapped requests the node itself answered
+	// with a server error (a shed request, a store away): not compared,
+	// the candidate did not cause them and is not under the node's load.
+	NodeErrors int `json:"node_errors,omitempty"`
 }
 
 // Gate is a deploy pipeline's verdict: nil when nothing diverged and the
@@ -93,8 +101,8 @@ func (r *Result) Gate(maxRatio float64, slack time.Duration) error {
 	return errors.Join(errs...)
 }
 
-func (c *Config) validate() error {
-	if c.Baseline.URL == "" || c.Candidate.URL == "" {
+func (c *Config) validate(baseline bool) error {
+	if baseline && c.Baseline.URL == "" || c.Candidate.URL == "" {
 		return errors.New("canary: the baseline and the candidate URL are required")
 	}
 	if c.Share == 0 {
@@ -136,19 +144,48 @@ const maxAnswerBytes = 64 << 20
 // Run reads requests from next until it ends (or MaxRequests), mirrors
 // Share of them to both sides and compares the answers.
 func Run(ctx context.Context, cfg Config, next func() (Request, bool, error)) (*Result, error) {
-	if err := cfg.validate(); err != nil {
+	if err := cfg.validate(true); err != nil {
 		return nil, err
 	}
+	return run(ctx, cfg, func() (Tapped, bool, error) {
+		req, ok, err := next()
+		return Tapped{Request: req}, ok, err
+	})
+}
+
+// RunTapped reads requests a running node's tap published, with the
+// answers it gave, until next ends (or MaxRequests); it sends Share of
+// them to the candidate and compares its answers with the node's. The
+// baseline is not asked: Config.Baseline names the keys the requests
+// carry, its URL may be empty. The baseline's latency is the node's own
+// time in its handler; the candidate's is the canary's round trip, so
+// the network between them counts against the candidate.
+func RunTapped(ctx context.Context, cfg Config, next func() (Tapped, bool, error)) (*Result, error) {
+	if err := cfg.validate(false); err != nil {
+		return nil, err
+	}
+	return run(ctx, cfg, func() (Tapped, bool, error) {
+		t, ok, err := next()
+		if ok && t.Status == 0 {
+			return t, false, errors.New("canary: a tapped request without its answer")
+		}
+		return t, ok, err
+	})
+}
+
+// run compares the requests of next; one with a Status carries the
+// baseline's answer, which is then not asked.
+func run(ctx context.Context, cfg Config, next func() (Tapped, bool, error)) (*Result, error) {
 	rng := rand.New(rand.NewPCG(cfg.Seed, 0xca9a))
 	res := &Result{}
 	var mu sync.Mutex
 	var lat [2][]time.Duration
-	jobs := make(chan Request)
+	jobs := make(chan Tapped)
 	var wg sync.WaitGroup
 	for range cfg.Concurrency {
 		wg.Go(func() {
-			for req := range jobs {
-				d, la, lb := compare(ctx, cfg, req)
+			for job := range jobs {
+				d, la, lb := compare(ctx, cfg, job)
 				mu.Lock()
 				res.Compared++
 				if la > 0 && lb > 0 {
@@ -169,7 +206,7 @@ func Run(ctx context.Context, cfg Config, next func() (Request, bool, error)) (*
 	}
 	var err error
 	for res.Read < cfg.MaxRequests && ctx.Err() == nil {
-		req, ok, nerr := next()
+		job, ok, nerr := next()
 		if nerr != nil || !ok {
 			err = nerr
 			break
@@ -178,8 +215,12 @@ func Run(ctx context.Context, cfg Config, next func() (Request, bool, error)) (*
 		if cfg.Share < 1 && rng.Float64() >= cfg.Share {
 			continue
 		}
+		if job.Status >= 500 {
+			res.NodeErrors++
+			continue
+		}
 		select {
-		case jobs <- req:
+		case jobs <- job:
 		case <-ctx.Done():
 		}
 	}
@@ -192,8 +233,11 @@ func Run(ctx context.Context, cfg Config, next func() (Request, bool, error)) (*
 	return res, err
 }
 
-// compare sends req to both sides at once and compares their answers.
-func compare(ctx context.Context, cfg Config, req Request) (*Divergence, time.Duration, time.Duration) {
+// compare sends job's request to both sides at once (only to the
+// candidate when job carries the baseline's answer) and compares their
+// answers.
+func compare(ctx context.Context, cfg Config, job Tapped) (*Divergence, time.Duration, time.Duration) {
+	req := job.Request
 	type answer struct {
 		status int
 		body   []byte
@@ -207,7 +251,11 @@ func compare(ctx context.Context, cfg Config, req Request) (*Divergence, time.Du
 		out.status, out.body, out.err = do(ctx, cfg, t, r)
 		out.took = time.Since(start)
 	}
-	wg.Go(func() { send(cfg.Baseline, req, &a) })
+	if job.Status != 0 {
+		a = answer{status: job.Status, body: job.Answer, took: time.Duration(job.TookNS)}
+	} else {
+		wg.Go(func() { send(cfg.Baseline, req, &a) })
+	}
 	wg.Go(func() { send(cfg.Candidate, forCandidate(cfg, req), &b) })
 	wg.Wait()
 	d := &Divergence{Request: req, BaselineStatus: a.status, CandidateStatus: b.status}
@@ -251,6 +299,16 @@ func forCandidate(cfg Config, req Request) Request {
 			out.Headers[k] = replace(v)
 		}
 	}
+	// A tap publishes no Authorization: the candidate's personal key (or
+	// the baseline's, the same environment) goes with a definitions poll.
+	if req.Kind() == "definitions" && !hasHeader(req.Headers, "Authorization") {
+		if key := cmp.Or(cfg.Candidate.PersonalKey, cfg.Baseline.PersonalKey); key != "" {
+			if out.Headers == nil {
+				out.Headers = map[string]string{}
+			}
+			out.Headers["Authorization"] = "Bearer " + key
+		}
+	}
 	return out
 }
 
@@ -282,6 +340,15 @@ func do(ctx context.Context, cfg Config, t Target, req Request) (int, []byte, er
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes))
 	return resp.StatusCode, b, err
+}
+
+func hasHeader(h map[string]string, name string) bool {
+	for k := range h {
+		if strings.EqualFold(k, name) {
+			return true
+		}
+	}
+	return false
 }
 
 func latency(ds []time.Duration) Latency {

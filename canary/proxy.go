@@ -96,7 +96,7 @@ func NewProxy(pc ProxyConfig) (*Proxy, error) {
 		return nil, fmt.Errorf("canary: proxy: window %d out of range 1..1000000", pc.Window)
 	}
 	cfg := Config{Baseline: pc.Baseline, Candidate: pc.Candidate, Share: pc.Share, Timeout: pc.Timeout, Client: pc.Client, Concurrency: 64}
-	if err := cfg.validate(); err != nil {
+	if err := cfg.validate(true); err != nil {
 		return nil, err
 	}
 	return &Proxy{cfg: cfg, pc: pc, rng: rand.New(rand.NewPCG(pc.Seed, 0xf011)), st: ProxyStatus{Share: cfg.Share}}, nil

@@ -12,7 +12,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/vexil-dev/vexil/canary"
+	"github.com/vexil-dev/vexil/namespace"
 )
 
 func init() {
@@ -32,9 +35,14 @@ func runCanary(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.StringVar(&b.PersonalKey, "personal-key", "", "the baseline's personal API key, for definitions polls")
 	fs.StringVar(&c.Token, "candidate-token", "", "the candidate's project token, when it differs (another environment)")
 	fs.StringVar(&c.PersonalKey, "candidate-personal-key", "", "the candidate's personal API key, when it differs")
+	source := fs.String("source", "", "where requests come from: generate, log (-log), or nats: a running node's tap (serve -canary-tap-share), each with the answer the node gave; default log with -log, else generate")
+	natsURL := fs.String("nats", "", "with -source nats, the NATS server the node publishes its tap to (nats://host:4222)")
+	nsName := fs.String("namespace", string(namespace.Default), "with -source nats, the node's NATS namespace (the tap's subject is <namespace>.canary.tap)")
+	duration := fs.Duration("duration", 0, "with -source nats, stop after this long (0: after -requests tapped requests, or at an interrupt)")
+	buffer := fs.Int("buffer", 4096, "with -source nats, tapped requests held while the canary is busy (1..65536); past it they are lost, and counted")
 	logFile := fs.String("log", "", "a recorded request log to replay (JSON lines: method, path, headers, body; - is stdin); without it requests are generated")
 	share := fs.Float64("share", 1, "the share of the log's requests mirrored to both sides (0 < share <= 1)")
-	count := fs.Int("requests", 2000, "generated requests")
+	count := fs.Int("requests", 2000, "generated requests; with -source nats, tapped requests read")
 	persons := fs.Int("persons", 10000, "generated distinct ids user-0 ... user-<persons-1>")
 	zipf := fs.Float64("zipf", 0, "draw generated distinct ids Zipf-distributed with this exponent (> 1); 0 draws uniformly")
 	companies := fs.Int("companies", 0, "when > 0, each generated /flags names company-<i mod companies>")
@@ -54,47 +62,40 @@ func runCanary(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if b.URL == "" || c.URL == "" {
-		return &usageError{msg: "-baseline and -candidate are required"}
+	// Config reads a zero share as its default, all: -share 0 must not.
+	if !(*share > 0 && *share <= 1) {
+		return &usageError{msg: fmt.Sprintf("-share %v out of range (0, 1]", *share)}
+	}
+	if b.URL == "" && *source != "nats" || c.URL == "" {
+		return &usageError{msg: "-baseline and -candidate are required (-source nats needs no -baseline: the node's tap gives its answers)"}
 	}
 	if *proxyAddr != "" {
 		return runCanaryProxy(ctx, *proxyAddr, canary.ProxyConfig{Baseline: b, Candidate: c, Share: *share, Seed: *seed,
 			MaxDivergences: *maxDiv, MaxErrorRate: *maxErr, Window: *errWindow, SlowAfter: *slowAfter}, stdout, stderr)
 	}
-	var next func() (canary.Request, bool, error)
-	switch {
-	case *logFile != "":
-		r := io.Reader(os.Stdin)
-		if *logFile != "-" {
-			f, err := os.Open(*logFile)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			r = f
+	if *source == "" {
+		*source = "generate"
+		if *logFile != "" {
+			*source = "log"
 		}
-		next = canary.ReadLog(r)
+	}
+	cfg := canary.Config{Baseline: b, Candidate: c, Share: *share, Seed: *seed, Concurrency: *conc, MaxExamples: max(*examples, 0)}
+	var res *canary.Result
+	var err error
+	switch *source {
+	case "nats":
+		if res, err = runCanaryTapped(ctx, cfg, *natsURL, *nsName, *count, *duration, *buffer, stderr); err != nil {
+			return err
+		}
+	case "log", "generate":
+		if *source == "log" && *logFile == "" {
+			return &usageError{msg: "-source log needs -log"}
+		}
+		if res, err = runCanaryRequests(ctx, cfg, *logFile, *count, *persons, *companies, *zipf, *pollEvery); err != nil {
+			return err
+		}
 	default:
-		if b.Token == "" {
-			return &usageError{msg: "generated requests need -token (or give -log)"}
-		}
-		if *pollEvery > 0 && b.PersonalKey == "" {
-			*pollEvery = 0
-		}
-		var err error
-		next, err = canary.Generator{Token: b.Token, PersonalKey: b.PersonalKey, Persons: *persons, Companies: *companies,
-			Zipf: *zipf, PollEvery: *pollEvery, Count: *count, Seed: *seed}.Source()
-		if err != nil {
-			return &usageError{msg: err.Error()}
-		}
-	}
-	res, err := canary.Run(ctx, canary.Config{Baseline: b, Candidate: c, Share: *share, Seed: *seed, Concurrency: *conc,
-		MaxExamples: max(*examples, 0)}, next)
-	if err != nil && res == nil {
-		return &usageError{msg: err.Error()}
-	}
-	if err != nil {
-		return err
+		return &usageError{msg: fmt.Sprintf("-source %q: generate, log or nats", *source)}
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
@@ -114,8 +115,124 @@ func runCanary(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	return nil
 }
 
+// runCanaryRequests compares a recorded log's requests (logFile) or
+// generated ones.
+func runCanaryRequests(ctx context.Context, cfg canary.Config, logFile string, count, persons, companies int, zipf float64, pollEvery int) (*canary.Result, error) {
+	b := cfg.Baseline
+	var next func() (canary.Request, bool, error)
+	switch {
+	case logFile != "":
+		r := io.Reader(os.Stdin)
+		if logFile != "-" {
+			f, err := os.Open(logFile)
+			if err != nil {
+				return nil, err
+			}
+			defer f.Close()
+			r = f
+		}
+		next = canary.ReadLog(r)
+	default:
+		if b.Token == "" {
+			return nil, &usageError{msg: "generated requests need -token (or give -log)"}
+		}
+		if pollEvery > 0 && b.PersonalKey == "" {
+			pollEvery = 0
+		}
+		var err error
+		next, err = canary.Generator{Token: b.Token, PersonalKey: b.PersonalKey, Persons: persons, Companies: companies,
+			Zipf: zipf, PollEvery: pollEvery, Count: count, Seed: cfg.Seed}.Source()
+		if err != nil {
+			return nil, &usageError{msg: err.Error()}
+		}
+	}
+	res, err := canary.Run(ctx, cfg, next)
+	if err != nil && res == nil {
+		return nil, &usageError{msg: err.Error()}
+	}
+	return res, err
+}
+
+// runCanaryTapped reads a running node's tap on NATS and compares the
+// candidate's answers with the node's, until count requests were read,
+// duration passed or ctx ends; an interrupt ends the run with its report.
+func runCanaryTapped(ctx context.Context, cfg canary.Config, url, nsName string, count int, duration time.Duration, buffer int, stderr io.Writer) (*canary.Result, error) {
+	ns := namespace.Name(nsName)
+	switch {
+	case url == "":
+		return nil, &usageError{msg: "-source nats needs -nats (the NATS server the node's tap publishes to)"}
+	case cfg.Candidate.PersonalKey == "" && cfg.Baseline.PersonalKey == "":
+		return nil, &usageError{msg: "-source nats needs -candidate-personal-key: the tap publishes no personal key, and definitions polls go to the candidate with its own"}
+	case count < 1 || count > 10_000_000:
+		return nil, &usageError{msg: fmt.Sprintf("-requests %d out of range 1..10000000", count)}
+	case duration < 0 || duration > 24*time.Hour:
+		return nil, &usageError{msg: fmt.Sprintf("-duration %s out of range 0..24h", duration)}
+	case buffer < 1 || buffer > 65536:
+		return nil, &usageError{msg: fmt.Sprintf("-buffer %d out of range 1..65536", buffer)}
+	}
+	if err := ns.Validate(); err != nil {
+		return nil, &usageError{msg: "-namespace: " + err.Error()}
+	}
+	cfg.MaxRequests = count
+	// Requests missed because the canary is slower than the node are
+	// counted (Result.Lost), not reported one slow-consumer error at a time.
+	quiet := nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+		if !errors.Is(err, nats.ErrSlowConsumer) {
+			fmt.Fprintf(stderr, "canary: nats: %v\n", err)
+		}
+	})
+	nc, err := nats.Connect(url, nats.Name("vexil canary"), quiet)
+	if err != nil {
+		return nil, fmt.Errorf("-nats %s: %w", url, err)
+	}
+	defer nc.Close()
+	subject := ns.Subject("canary", "tap")
+	msgs := make(chan *nats.Msg, buffer)
+	sub, err := nc.ChanSubscribe(subject, msgs)
+	if err != nil {
+		return nil, err
+	}
+	if err := nc.Flush(); err != nil { // the subscription is in place from here
+		return nil, err
+	}
+	fmt.Fprintf(stderr, "canary: reading %s on %s\n", subject, nc.ConnectedUrl())
+	var until <-chan time.Time
+	if duration > 0 {
+		t := time.NewTimer(duration)
+		defer t.Stop()
+		until = t.C
+	}
+	next := func() (canary.Tapped, bool, error) {
+		select {
+		case m := <-msgs:
+			t, err := canary.DecodeTapped(m.Data)
+			return t, err == nil, err
+		case <-until:
+		case <-ctx.Done():
+		}
+		return canary.Tapped{}, false, nil
+	}
+	// The comparisons under way finish after an interrupt: their answers
+	// belong in the report.
+	res, err := canary.RunTapped(context.WithoutCancel(ctx), cfg, next)
+	if err != nil && res == nil {
+		return nil, &usageError{msg: err.Error()}
+	}
+	if res != nil {
+		dropped, _ := sub.Dropped()
+		res.Lost = dropped
+	}
+	return res, err
+}
+
 func printCanary(w io.Writer, r *canary.Result) {
 	fmt.Fprintf(w, "requests read %d, compared %d, diverged %d (transport failures %d)\n", r.Read, r.Compared, r.Diverged, r.Failed)
+	if r.NodeErrors > 0 {
+		fmt.Fprintf(w, "tapped requests the node answered with a server error (not compared): %d\n", r.NodeErrors)
+	}
+	if r.Lost > 0 {
+		fmt.Fprintf(w, "tapped requests lost (the canary read slower than the node published): %d\n", r.Lost)
+	}
 	fmt.Fprintf(w, "%-10s %9s %9s %9s %9s\n", "", "p50 ms", "p90 ms", "p99 ms", "max ms")
 	for _, s := range []struct {
 		name string

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -63,9 +64,17 @@ func defineTeamWith(t *testing.T, n *node, edit func(key, filters string) string
 // divergence, rightly, and a loaded machine must not make one here.
 func canaryNode(t *testing.T) *node {
 	t.Helper()
+	return testNodeWith(t, canaryConfig())
+}
+
+// canaryConfig is canaryNode's: a fixed in-flight limit, and targets so
+// long that no request is late: a machine loaded by other processes ages
+// requests past the default targets, which closes the rate gate.
+func canaryConfig() config.Config {
 	c := config.Default()
 	c.Admission.MinLimit, c.Admission.InitialLimit, c.Admission.MaxLimit = 4096, 4096, 4096
-	return testNodeWith(t, c)
+	c.Admission.EvaluateTarget, c.Admission.PollTarget = time.Minute, time.Minute
+	return c
 }
 
 func runCanaryCmd(t *testing.T, args ...string) (string, error) {

@@ -45,6 +45,11 @@ func (b configFlags) int(p *int, name, key, usage string) {
 	b.keys[key] = name
 }
 
+func (b configFlags) float(p *float64, name, key, usage string) {
+	b.fs.Float64Var(p, name, *p, usage)
+	b.keys[key] = name
+}
+
 func (b configFlags) bool(p *bool, name, key, usage string) {
 	b.fs.BoolVar(p, name, *p, usage)
 	b.keys[key] = name

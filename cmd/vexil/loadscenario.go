@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -37,13 +39,18 @@ type scenarioConfig struct {
 	personalKey string
 	persons     int
 	zipf        float64
+	event       string // the event op's event name
 	run         loadtest.Scenario
 	capacity    loadtest.CapacityConfig // P99 > 0: search
 	asJSON      bool
 }
 
 // scenarioOps are the op names -scenario knows.
-var scenarioOps = []string{"flags", "grpc", "poll", "write"}
+var scenarioOps = []string{"flags", "grpc", "poll", "write", "event"}
+
+// maxEventName bounds -event-name: the ingest decoder's bound on a
+// string field.
+const maxEventName = 1024
 
 // parseMix reads "name=weight,..." (weights 1..10⁶, each op once).
 func parseMix(s string) (map[string]int, []string, error) {
@@ -95,7 +102,31 @@ func runScenario(ctx context.Context, c scenarioConfig, stdout io.Writer) error 
 	if c.persons < 1 || c.zipf != 0 && c.zipf <= 1 {
 		return &usageError{msg: "-persons must be positive and -zipf 0 or > 1"}
 	}
+	if weights["event"] > 0 && (c.event == "" || len(c.event) > maxEventName || !utf8.ValidString(c.event) || strings.ContainsFunc(c.event, unicode.IsControl)) {
+		return &usageError{msg: fmt.Sprintf("-event-name %q: 1 to %d bytes of UTF-8 without control characters", c.event, maxEventName)}
+	}
 	ids := distinctIDs(c.persons, c.zipf)
+	// write and event share one NATS connection, made for the first.
+	var js jetstream.JetStream
+	stream := func(op string) (jetstream.JetStream, error) {
+		if js != nil {
+			return js, nil
+		}
+		nc, err := nats.Connect(c.natsURL)
+		if err != nil {
+			return nil, fmt.Errorf("-scenario %s: NATS %s: %w", op, c.natsURL, err)
+		}
+		if js, err = jetstream.New(nc); err != nil {
+			nc.Close()
+			return nil, err
+		}
+		return js, nil
+	}
+	defer func() {
+		if js != nil {
+			js.Conn().Close()
+		}
+	}()
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: max(c.run.Connections, 16)}}
 	for _, name := range order {
 		op := loadtest.Op{Name: name, Weight: weights[name]}
@@ -137,12 +168,7 @@ func runScenario(ctx context.Context, c scenarioConfig, stdout io.Writer) error 
 				return err
 			}
 		case "write":
-			nc, err := nats.Connect(c.natsURL)
-			if err != nil {
-				return fmt.Errorf("-scenario write: NATS %s: %w", c.natsURL, err)
-			}
-			defer nc.Close()
-			js, err := jetstream.New(nc)
+			js, err := stream(name)
 			if err != nil {
 				return err
 			}
@@ -152,6 +178,22 @@ func runScenario(ctx context.Context, c scenarioConfig, stdout io.Writer) error 
 				did := ids[i%uint64(len(ids))]
 				body := fmt.Sprintf(`{"type":"person_update","team":%d,"person_id":"p-%s","distinct_ids":[%q],"version":%d,"$set":{"loadtest":%d}}`,
 					c.team, did, did, version+int64(i), i)
+				_, err := js.PublishMsg(ctx, &nats.Msg{Subject: subject, Data: []byte(body), Header: nats.Header{"Content-Type": {"application/json"}}})
+				return err
+			}
+		case "event":
+			js, err := stream(name)
+			if err != nil {
+				return err
+			}
+			subject := ingest.Subject(c.ns, ingest.Events, c.team)
+			// Each event's uuid is the run's and the op's number: the
+			// projector counts an event once per uuid, so no two events of
+			// this run or of another collapse into one.
+			run := time.Now().UnixNano()
+			op.Do = func(ctx context.Context, i uint64) error {
+				body := fmt.Sprintf(`{"type":"event","team":%d,"distinct_id":%q,"event":%q,"uuid":"loadtest-%d-%d","timestamp":%q}`,
+					c.team, ids[i%uint64(len(ids))], c.event, run, i, time.Now().UTC().Format(time.RFC3339Nano))
 				_, err := js.PublishMsg(ctx, &nats.Msg{Subject: subject, Data: []byte(body), Header: nats.Header{"Content-Type": {"application/json"}}})
 				return err
 			}

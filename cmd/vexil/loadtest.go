@@ -54,8 +54,9 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	natsURL := fs.String("nats-url", "nats://127.0.0.1:4222", "NATS server, for -freshness")
 	nsFlag := fs.String("namespace", string(namespace.Default), "the serving environment's namespace on NATS, for -freshness")
 	personal := fs.String("personal-key", "", "personal API key, for -freshness (creates the probe flag)")
-	team := fs.Int64("team", 1, "team id, for -freshness")
-	scenario := fs.String("scenario", "", "run a mix of ops by weight instead, e.g. flags=70,grpc=10,poll=15,write=5 (flags: /flags; grpc: Evaluate at -grpc; poll: definitions with the ETag, needs -personal-key; write: person writes on NATS at -nats-url); per-op HDR percentiles")
+	team := fs.Int64("team", 1, "team id, for -freshness and the -scenario ops write and event")
+	scenario := fs.String("scenario", "", "run a mix of ops by weight instead, e.g. flags=70,grpc=10,poll=15,write=5 (flags: /flags; grpc: Evaluate at -grpc; poll: definitions with the ETag, needs -personal-key; write: person writes on NATS at -nats-url; event: events named -event-name on NATS at -nats-url, one uuid each); per-op HDR percentiles")
+	eventName := fs.String("event-name", "vexil_loadtest_event", "with -scenario event, the events' name (a behavioural cohort tracking it makes the projector count them)")
 	zipf := fs.Float64("zipf", 0, "with -scenario, draw distinct ids Zipf-distributed with this exponent (> 1); 0: uniform")
 	capP99 := fs.Duration("capacity-p99", 0, "with -scenario, search the highest open-loop rate whose p99 stays under this (no errors, 95% of the rate achieved), each step -duration long")
 	capLow := fs.Float64("capacity-low", 100, "with -capacity-p99, the lowest rate tried")
@@ -75,7 +76,7 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		}
 		return runScenario(ctx, scenarioConfig{mix: *scenario, base: strings.TrimSuffix(strings.SplitN(*url, "/flags", 2)[0], "/"),
 			grpcAddr: *grpcAddr, natsURL: *natsURL, ns: ns, team: *team, token: *token, personalKey: *personal,
-			persons: *persons, zipf: *zipf, asJSON: *asJSON,
+			persons: *persons, zipf: *zipf, event: *eventName, asJSON: *asJSON,
 			run:      loadtest.Scenario{Rate: *rate, Connections: *conns, Duration: *duration, Warmup: *warmup},
 			capacity: loadtest.CapacityConfig{Low: *capLow, High: *capHigh, P99: *capP99, Steps: *capSteps}}, stdout)
 	}

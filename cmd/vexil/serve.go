@@ -27,6 +27,7 @@ import (
 
 	"github.com/vexil-dev/vexil/admin"
 	"github.com/vexil-dev/vexil/admin/outbox"
+	"github.com/vexil-dev/vexil/canary"
 	"github.com/vexil-dev/vexil/catalog"
 	"github.com/vexil-dev/vexil/catalog/pebblecatalog"
 	"github.com/vexil-dev/vexil/cmd/vexil/internal/config"
@@ -86,6 +87,8 @@ func bindServeFlags(b configFlags, c *config.Config) {
 	b.int(&c.Store.BlockKB, "store-block-kb", "store.block-kb", "Pebble data block size of the store, in KiB (0: Pebble's 4; smaller blocks make a cold row read cheaper)")
 	b.int(&c.GCPercent, "gc-percent", "gc-percent", "Go GC target (GOGC) unless the GOGC environment variable is set: the heap is small (Pebble's cache is off-heap), so a higher target trades a little memory for less GC work per request")
 	bindCORSFlag(b, c)
+	b.float(&c.Canary.TapShare, "canary-tap-share", "canary.tap-share", "share of /flags, /decide and definitions requests published with their answers on NATS (<namespace>.canary.tap) for vexil canary -source nats; 0: no tap")
+	b.int(&c.Canary.TapQueue, "canary-tap-queue", "canary.tap-queue", "sampled requests waiting to be published (1..65536); one finding the queue full is dropped, never waited for")
 	b.int(&c.MemoryLimitMB, "memory-limit-mb", "memory-limit-mb", "Go memory limit (GOMEMLIMIT) in MiB unless the GOMEMLIMIT environment variable is set, which wins; /flags and Evaluate shed new requests (503 memory_pressure) while the live heap is near it; 0: none")
 }
 
@@ -106,7 +109,8 @@ type node struct {
 	js       jetstream.JetStream
 	ns       namespace.Name // every name on NATS derives from it
 	eval     *evalsvc.Service
-	usage    *nodeUsage // nil: usage statistics off
+	tap      *canary.Tap // nil: canary.tap-share 0
+	usage    *nodeUsage  // nil: usage statistics off
 	adminSvc *admin.Service
 	slo      *nodeSLO // nil: SLO rollups off
 	// ui is the web UI, mounted at / beside the management API.
@@ -210,6 +214,9 @@ func (n *node) start(g *errgroup.Group, ctx context.Context) {
 		g.Go(func() error { return untilDone(ctx, log, "webhooks", n.hooks.Run) })
 	}
 	g.Go(func() error { return n.eval.Run(ctx, n.nc) })
+	if n.tap != nil {
+		g.Go(func() error { return n.tap.Run(ctx) })
+	}
 	g.Go(func() error { return n.usage.run(ctx, log) })
 	g.Go(func() error { return n.slo.run(ctx) })
 	g.Go(func() error { return n.outbox.Run(ctx) })
@@ -380,6 +387,19 @@ func startNode(c config.Config, log *slog.Logger, hooks ...startHooks) (n *node,
 		return nil, err
 	}
 	evalHandler := n.eval.Handler()
+	if c.Canary.TapShare > 0 {
+		subject := n.ns.Subject("canary", "tap")
+		maxMsg := int(n.nc.MaxPayload()) // 0 when NATS is away at start: the tap's default
+		if maxMsg < 1<<10 {
+			maxMsg = 0
+		}
+		if n.tap, err = canary.NewTap(canary.TapConfig{Share: c.Canary.TapShare, Queue: c.Canary.TapQueue, MaxMessageBytes: min(maxMsg, 64<<20),
+			Publish: func(b []byte) error { return n.nc.Publish(subject, b) }, Registry: n.registry}); err != nil {
+			return nil, err
+		}
+		evalHandler = n.tap.Wrap(evalHandler)
+		log.Info("canary tap on", "subject", subject, "share", c.Canary.TapShare, "queue", c.Canary.TapQueue)
+	}
 	routes := map[string]http.Handler{
 		"/mcp":   n.mcp.Handler(),
 		"/flags": evalHandler, "/flags/": evalHandler, "/decide": evalHandler, "/decide/": evalHandler,

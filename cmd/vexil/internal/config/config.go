@@ -57,6 +57,21 @@ type Config struct {
 	Admin      Admin      `yaml:"admin"`
 	Demo       Demo       `yaml:"demo"`
 	SLO        SLO        `yaml:"slo"`
+	Canary     Canary     `yaml:"canary"`
+}
+
+// Canary is serve's side of the side canary: a tap that publishes a
+// sample of the evaluation requests it answers, each with its answer, on
+// NATS (subject <namespace>.canary.tap) for vexil canary -source nats to
+// replay to a candidate build.
+type Canary struct {
+	// TapShare is the share of /flags, /decide and definitions requests
+	// published, 0 to 1; 0 (the default) leaves the tap out.
+	TapShare float64 `yaml:"tap-share"`
+	// TapQueue is how many sampled requests wait to be published, 1 to
+	// 65536; a sampled request finding it full is dropped and counted
+	// (vexil_canary_tap_requests_total), never waited for. Default 1024.
+	TapQueue int `yaml:"tap-queue"`
 }
 
 // TLS is the TLS of every HTTP and gRPC listener (serve's and admin's,
@@ -275,6 +290,7 @@ func Default() Config {
 		Precompute: Precompute{Enabled: true, MetricsAddr: "127.0.0.1:8002"},
 		Demo:       Demo{Persons: 10_000},
 		SLO:        defaultSLO(),
+		Canary:     Canary{TapQueue: 1024},
 	}
 }
 
@@ -388,6 +404,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Precompute.MetricsAddr != "" {
 		check("precompute.metrics-addr", checkAddr(c.Precompute.MetricsAddr, 0))
+	}
+	if !(c.Canary.TapShare >= 0 && c.Canary.TapShare <= 1) {
+		bad("canary.tap-share", "%v out of range 0..1", c.Canary.TapShare)
+	}
+	if c.Canary.TapQueue < 1 || c.Canary.TapQueue > 65536 {
+		bad("canary.tap-queue", "%d out of range 1..65536", c.Canary.TapQueue)
 	}
 	if c.Demo.Persons < 1 || c.Demo.Persons > maxDemoPersons {
 		bad("demo.persons", "%d out of range 1..%d", c.Demo.Persons, maxDemoPersons)
