@@ -120,8 +120,9 @@ type Config struct {
 	// MinRate is the least admission rate of the gate, in requests per
 	// second. Default 100.
 	MinRate float64
-	// BusyFraction is the share of its CPUs' time (GOMAXPROCS) the process
-	// must have used in a window for the gate to act: below it the
+	// BusyFraction is the share of the CPU it may use (GOMAXPROCS cores,
+	// or its cgroup's CPU quota when lower) the process must have used in
+	// a window, by its CPU time, for the gate to act: below it the
 	// scheduler's delays come from other processes. In (0, 1]; default 0.9.
 	BusyFraction float64
 	// SchedDelay, when set, replaces the runtime's figures for the window
