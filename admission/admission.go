@@ -383,6 +383,15 @@ func (c *Controller) AcquireAged(cl Class, age time.Duration) (Ticket, error) {
 // gateBurst is how much of its rate the gate lets through at once.
 const gateBurst = 10 * time.Millisecond
 
+// burst is the gate's bucket size at rate r, in tokens: gateBurst of the
+// rate, and at least enough that the lowest class's share of it holds a
+// whole token. (At 100/s a bucket of 1 token with 75% of it for
+// management never let a management call through: the call needs 1 token
+// beyond the quarter kept for the classes above it.)
+func (c *Controller) burst(r float64) float64 {
+	return max(r*gateBurst.Seconds(), 1+1/c.cfg.Shares[numClasses-1])
+}
+
 // takeToken takes a token of the rate gate for class cl at now; mu is
 // held. A class may not take the last (1 - share) of the bucket: those are
 // kept for the classes above it.
@@ -390,7 +399,7 @@ func (c *Controller) takeToken(cl Class, now time.Time) bool {
 	if math.IsInf(c.mu.rate, 1) {
 		return true
 	}
-	burst := max(1, c.mu.rate*gateBurst.Seconds())
+	burst := c.burst(c.mu.rate)
 	if el := now.Sub(c.mu.last); el > 0 {
 		c.mu.tokens = min(burst, c.mu.tokens+el.Seconds()*c.mu.rate)
 		c.mu.last = now
@@ -460,7 +469,7 @@ func (c *Controller) setRate(r float64) {
 		r = max(r, c.cfg.MinRate)
 	}
 	if math.IsInf(c.mu.rate, 1) && !math.IsInf(r, 1) {
-		c.mu.tokens, c.mu.last = max(1, r*gateBurst.Seconds()), c.cfg.Now()
+		c.mu.tokens, c.mu.last = c.burst(r), c.cfg.Now()
 	}
 	c.mu.rate = r
 	if math.IsInf(r, 1) {
