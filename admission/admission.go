@@ -1,11 +1,13 @@
 package admission
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -330,6 +332,37 @@ type Ticket struct {
 	c     *Controller
 	class Class
 	start time.Time
+	// once, when set (Shared), makes Done take effect once over every
+	// copy of the ticket.
+	once *atomic.Bool
+}
+
+// Class is the class the ticket was admitted in.
+func (t Ticket) Class() Class { return t.class }
+
+// Shared returns t whose Done takes effect once, whichever of its copies
+// calls it first: a ticket taken before a request was decoded (a gRPC
+// server's tap handle) is ended by the handler that answers it or, if
+// none does, by whatever sees the call end.
+func (t Ticket) Shared() Ticket {
+	if t.c != nil && t.once == nil {
+		t.once = new(atomic.Bool)
+	}
+	return t
+}
+
+type ticketKey struct{}
+
+// WithTicket returns ctx carrying t (for TicketFrom).
+func WithTicket(ctx context.Context, t Ticket) context.Context {
+	return context.WithValue(ctx, ticketKey{}, t)
+}
+
+// TicketFrom returns the ticket WithTicket put in ctx: the request was
+// admitted already.
+func TicketFrom(ctx context.Context) (Ticket, bool) {
+	t, ok := ctx.Value(ticketKey{}).(Ticket)
+	return t, ok
 }
 
 // Acquire admits a request of class cl now, or refuses it at once with a
@@ -415,7 +448,7 @@ func (c *Controller) takeToken(cl Class, now time.Time) bool {
 // zero Ticket does nothing.
 func (t Ticket) Done() {
 	c := t.c
-	if c == nil {
+	if c == nil || t.once != nil && !t.once.CompareAndSwap(false, true) {
 		return
 	}
 	now := c.cfg.Now()

@@ -54,7 +54,10 @@
 // (its answer would be late anyway, and refusing it costs a fraction of
 // answering it), so the queue drains. One pause does not refuse anything:
 // late requests are refused only once a window has closed the gate. gRPC
-// calls are multiplexed on one connection and are admitted without an age.
+// calls are multiplexed on one connection and are admitted without an age,
+// by the server's tap handle as soon as their headers arrive, before their
+// message is read or decoded; the ticket travels in the call's context
+// (WithTicket, TicketFrom; Shared makes its Done take effect once).
 //
 // # Refusals
 //
