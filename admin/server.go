@@ -50,6 +50,11 @@ type ServerConfig struct {
 	// interceptor applies to its own methods only: such services
 	// authenticate their calls themselves.
 	Register func(*grpc.Server)
+	// Classes gives the admission class of the registered services'
+	// methods (by full method name, "/package.Service/Method"): such
+	// calls are admitted or refused before their message is decoded. A
+	// method it does not know is not admitted by the server.
+	Classes func(fullMethod string) (admission.Class, bool)
 	// GatewayDialer, when set, connects the HTTP gateway to the gRPC
 	// server instead of dialling GRPCListener's address: vexil serve
 	// dials in process, so that a gRPC listener serving TLS, or requiring
@@ -122,10 +127,10 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 			return nil, fmt.Errorf("admin: listen HTTP: %w", err)
 		}
 	}
-	s.grpc = grpc.NewServer(
+	s.grpc = grpc.NewServer(append(admitOptions(s.svc.cfg.Admission, cfg.Classes),
 		grpc.ChainUnaryInterceptor(adminOnly(admit(s.svc.cfg.Admission)), adminOnly(s.svc.UnaryInterceptor())),
 		grpc.MaxRecvMsgSize(s.maxBytes),
-	)
+	)...)
 	adminv1.RegisterAdminServiceServer(s.grpc, s.svc)
 	if cfg.Register != nil {
 		cfg.Register(s.grpc)
@@ -215,10 +220,14 @@ func adminOnly(i grpc.UnaryServerInterceptor) grpc.UnaryServerInterceptor {
 	}
 }
 
-// admit admits a management call, before authentication and decoding, or
-// refuses it at once with RESOURCE_EXHAUSTED overloaded (and retry_after).
+// admit admits a management call, before authentication, or refuses it
+// at once with RESOURCE_EXHAUSTED overloaded (and retry_after); a call
+// the server's tap admitted already (admitOptions) goes on.
 func admit(c *admission.Controller) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		if _, ok := admission.TicketFrom(ctx); ok {
+			return handler(ctx, req)
+		}
 		t, err := c.Acquire(admission.Management)
 		if err != nil {
 			return nil, errcode.GRPCStatus(err).Err()

@@ -1,11 +1,13 @@
 package admission
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -120,9 +122,13 @@ type Config struct {
 	// MinRate is the least admission rate of the gate, in requests per
 	// second. Default 100.
 	MinRate float64
-	// BusyFraction is the share of its CPUs' time (GOMAXPROCS) the process
-	// must have used in a window for the gate to act: below it the
-	// scheduler's delays come from other processes. In (0, 1]; default 0.9.
+	// BusyFraction is the share of the CPU it may use (GOMAXPROCS cores,
+	// or its cgroup's CPU quota when lower) the process must have used in
+	// a window, by its CPU time, for the gate to act: below it the
+	// scheduler's delays come from other processes. In (0, 1]; default
+	// 0.8: a process saturating a CFS quota uses a little less than all of
+	// it (0.38 of a 0.4 cap on average in the quiet-machine run, less in
+	// some 100 ms windows).
 	BusyFraction float64
 	// SchedDelay, when set, replaces the runtime's figures for the window
 	// that just ended: the delay quantile and the busy fraction (tests).
@@ -257,7 +263,7 @@ func (c *Config) withDefaults() Config {
 		d.MinRate = 100
 	}
 	if d.BusyFraction == 0 {
-		d.BusyFraction = 0.9
+		d.BusyFraction = 0.8
 	}
 	if d.SchedDelay == nil {
 		d.SchedDelay = newSchedDelay(0.99).read
@@ -329,6 +335,37 @@ type Ticket struct {
 	c     *Controller
 	class Class
 	start time.Time
+	// once, when set (Shared), makes Done take effect once over every
+	// copy of the ticket.
+	once *atomic.Bool
+}
+
+// Class is the class the ticket was admitted in.
+func (t Ticket) Class() Class { return t.class }
+
+// Shared returns t whose Done takes effect once, whichever of its copies
+// calls it first: a ticket taken before a request was decoded (a gRPC
+// server's tap handle) is ended by the handler that answers it or, if
+// none does, by whatever sees the call end.
+func (t Ticket) Shared() Ticket {
+	if t.c != nil && t.once == nil {
+		t.once = new(atomic.Bool)
+	}
+	return t
+}
+
+type ticketKey struct{}
+
+// WithTicket returns ctx carrying t (for TicketFrom).
+func WithTicket(ctx context.Context, t Ticket) context.Context {
+	return context.WithValue(ctx, ticketKey{}, t)
+}
+
+// TicketFrom returns the ticket WithTicket put in ctx: the request was
+// admitted already.
+func TicketFrom(ctx context.Context) (Ticket, bool) {
+	t, ok := ctx.Value(ticketKey{}).(Ticket)
+	return t, ok
 }
 
 // Acquire admits a request of class cl now, or refuses it at once with a
@@ -382,6 +419,15 @@ func (c *Controller) AcquireAged(cl Class, age time.Duration) (Ticket, error) {
 // gateBurst is how much of its rate the gate lets through at once.
 const gateBurst = 10 * time.Millisecond
 
+// burst is the gate's bucket size at rate r, in tokens: gateBurst of the
+// rate, and at least enough that the lowest class's share of it holds a
+// whole token. (At 100/s a bucket of 1 token with 75% of it for
+// management never let a management call through: the call needs 1 token
+// beyond the quarter kept for the classes above it.)
+func (c *Controller) burst(r float64) float64 {
+	return max(r*gateBurst.Seconds(), 1+1/c.cfg.Shares[numClasses-1])
+}
+
 // takeToken takes a token of the rate gate for class cl at now; mu is
 // held. A class may not take the last (1 - share) of the bucket: those are
 // kept for the classes above it.
@@ -389,7 +435,7 @@ func (c *Controller) takeToken(cl Class, now time.Time) bool {
 	if math.IsInf(c.mu.rate, 1) {
 		return true
 	}
-	burst := max(1, c.mu.rate*gateBurst.Seconds())
+	burst := c.burst(c.mu.rate)
 	if el := now.Sub(c.mu.last); el > 0 {
 		c.mu.tokens = min(burst, c.mu.tokens+el.Seconds()*c.mu.rate)
 		c.mu.last = now
@@ -405,7 +451,7 @@ func (c *Controller) takeToken(cl Class, now time.Time) bool {
 // zero Ticket does nothing.
 func (t Ticket) Done() {
 	c := t.c
-	if c == nil {
+	if c == nil || t.once != nil && !t.once.CompareAndSwap(false, true) {
 		return
 	}
 	now := c.cfg.Now()
@@ -459,7 +505,7 @@ func (c *Controller) setRate(r float64) {
 		r = max(r, c.cfg.MinRate)
 	}
 	if math.IsInf(c.mu.rate, 1) && !math.IsInf(r, 1) {
-		c.mu.tokens, c.mu.last = max(1, r*gateBurst.Seconds()), c.cfg.Now()
+		c.mu.tokens, c.mu.last = c.burst(r), c.cfg.Now()
 	}
 	c.mu.rate = r
 	if math.IsInf(r, 1) {

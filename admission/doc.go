@@ -27,9 +27,10 @@
 // stay fast and few at a time, and the concurrency limit never binds. So
 // the controller also reads the Go scheduler's delays (runtime/metrics
 // /sched/latencies:seconds) at the end of each window: when their 99th
-// percentile is over Config.SchedTarget while the process kept its Ps busy
-// (Config.BusyFraction of their time: otherwise the delays are other
-// processes' doing, and refusing would not shorten them) the window is
+// percentile is over Config.SchedTarget while the process kept its CPU busy
+// (Config.BusyFraction of the CPU it may use, GOMAXPROCS or its cgroup's
+// quota, by its CPU time: otherwise the delays are other processes'
+// doing, and refusing would not shorten them) the window is
 // slow, and a token
 // bucket gate admits at most the rate served in that window times Backoff
 // (at least Config.MinRate). Each calm window opens the gate by a tenth,
@@ -53,7 +54,10 @@
 // (its answer would be late anyway, and refusing it costs a fraction of
 // answering it), so the queue drains. One pause does not refuse anything:
 // late requests are refused only once a window has closed the gate. gRPC
-// calls are multiplexed on one connection and are admitted without an age.
+// calls are multiplexed on one connection and are admitted without an age,
+// by the server's tap handle as soon as their headers arrive, before their
+// message is read or decoded; the ticket travels in the call's context
+// (WithTicket, TicketFrom; Shared makes its Done take effect once).
 //
 // # Why not a library
 //

@@ -77,3 +77,45 @@ func TestQuota(t *testing.T) {
 		t.Errorf("a second later: %d %s, want flags", res.StatusCode, body)
 	}
 }
+
+// TestAdmitRPCUsesTheTapTicket: a gRPC call admitted by the server's tap
+// handle (its ticket in the context, GRPCClass giving the class) is not
+// admitted a second time; one without a ticket is.
+func TestAdmitRPCUsesTheTapTicket(t *testing.T) {
+	ac, err := admission.New(admission.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Service{cfg: Config{Admission: ac}}
+	for method, want := range map[string]admission.Class{
+		evalv1.EvalService_Evaluate_FullMethodName:          admission.Evaluate,
+		evalv1.EvalService_WatchDefinitions_FullMethodName:  admission.Poll,
+		evalv1.EvalService_ReportEvaluations_FullMethodName: admission.Poll,
+	} {
+		if cl, ok := GRPCClass(method); !ok || cl != want {
+			t.Errorf("GRPCClass(%s) = %v, %v; want %v", method, cl, ok, want)
+		}
+	}
+	if _, ok := GRPCClass("/vexil.eval.v1.EvalService/Nope"); ok {
+		t.Error("an unknown method has a class, want none")
+	}
+	tapped, err := ac.Acquire(admission.Evaluate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := admission.WithTicket(context.Background(), tapped.Shared())
+	tk, err := s.admitRPC(ctx, admission.Evaluate)
+	if err != nil || ac.Inflight() != 1 {
+		t.Fatalf("admitRPC with the tap's ticket: %v, %d in flight; want the same ticket, 1 in flight", err, ac.Inflight())
+	}
+	tk.Done()
+	tk.Done() // the stats handler's, after the handler's
+	if n := ac.Inflight(); n != 0 {
+		t.Errorf("%d in flight after the shared ticket ended twice, want 0", n)
+	}
+	tk, err = s.admitRPC(context.Background(), admission.Evaluate)
+	if err != nil || ac.Inflight() != 1 {
+		t.Fatalf("admitRPC without a ticket: %v, %d in flight; want admitted", err, ac.Inflight())
+	}
+	tk.Done()
+}

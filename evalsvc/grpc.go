@@ -61,7 +61,7 @@ func (s *Service) evaluateRPC(ctx context.Context, in *evalv1.EvaluateRequest) (
 	if err := s.checkMemory(); err != nil {
 		return nil, err
 	}
-	ticket, err := s.admit(admission.Evaluate)
+	ticket, err := s.admitRPC(ctx, admission.Evaluate)
 	if err != nil {
 		return nil, err
 	}
@@ -159,7 +159,7 @@ func (g *grpcService) WatchDefinitions(in *evalv1.WatchDefinitionsRequest, strea
 	ctx := stream.Context()
 	// A watch is admitted as a poll until its first payload is sent: an
 	// open stream holds no slot of the limit.
-	ticket, err := s.admit(admission.Poll)
+	ticket, err := s.admitRPC(ctx, admission.Poll)
 	if err != nil {
 		return err
 	}
@@ -336,4 +336,17 @@ func writeStatus(w http.ResponseWriter, m runtime.Marshaler, st *status.Status, 
 	}
 	w.WriteHeader(httpStatus)
 	_, _ = w.Write(body)
+}
+
+// GRPCClass is the admission class of each EvalService method, for the
+// gRPC server to admit a call before its message is decoded
+// (admin.ServerConfig.Classes).
+func GRPCClass(fullMethod string) (admission.Class, bool) {
+	switch fullMethod {
+	case evalv1.EvalService_Evaluate_FullMethodName:
+		return admission.Evaluate, true
+	case evalv1.EvalService_WatchDefinitions_FullMethodName, evalv1.EvalService_ReportEvaluations_FullMethodName:
+		return admission.Poll, true
+	}
+	return 0, false
 }

@@ -49,7 +49,7 @@ func (s *Service) reportEvaluations(ctx context.Context, in *evalv1.ReportEvalua
 	if err != nil {
 		return nil, err
 	}
-	ticket, err := s.admit(admission.Poll)
+	ticket, err := s.admitRPC(ctx, admission.Poll)
 	if err != nil {
 		return nil, err
 	}

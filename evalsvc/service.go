@@ -242,6 +242,15 @@ func (s *Service) admit(cl admission.Class) (admission.Ticket, error) {
 	return s.cfg.Admission.Acquire(cl)
 }
 
+// admitRPC is admit for a gRPC call: one the server's tap handle admitted
+// before decoding it (GRPCClass) carries its ticket already.
+func (s *Service) admitRPC(ctx context.Context, cl admission.Class) (admission.Ticket, error) {
+	if t, ok := admission.TicketFrom(ctx); ok && t.Class() == cl {
+		return t, nil
+	}
+	return s.admit(cl)
+}
+
 // allowTeam takes one request of class cl from team's quota (a
 // *admission.RejectedError wrapping admission.ErrQuotaExceeded when over).
 func (s *Service) allowTeam(cl admission.Class, team int64) error {

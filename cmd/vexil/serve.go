@@ -469,7 +469,7 @@ func startNode(c config.Config, log *slog.Logger, hooks ...startHooks) (n *node,
 		routes["/debug/pprof/trace"] = http.HandlerFunc(pprof.Trace)
 	}
 	n.adminSrv, err = admin.NewServer(admin.ServerConfig{Service: n.adminSvc, HTTPListener: httpLn, GRPCListener: grpcLn,
-		Routes: routes, Register: func(s *grpc.Server) { n.eval.RegisterGRPC(s) }, Logger: log.With("role", "admin"),
+		Routes: routes, Register: func(s *grpc.Server) { n.eval.RegisterGRPC(s) }, Classes: evalsvc.GRPCClass, Logger: log.With("role", "admin"),
 		GatewayDialer: grpcLn.DialContext, CORSOrigins: c.Admin.CORSOrigins})
 	if err != nil {
 		closeListeners()
