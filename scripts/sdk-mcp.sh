@@ -44,11 +44,12 @@ status=0
 	node --no-deprecation --test --test-reporter=spec) || status=$?
 [ "$status" -eq 0 ] || sdk_demo_failed "$status"
 
-# stdio: vexil mcp opens the data directory, so the server stops first.
+# stdio: vexil mcp opens the data directory, so the server stops first;
+# and one file at a time, since only one process can hold it.
 kill "$sdk_pid"
 wait "$sdk_pid" 2>/dev/null || true
 sdk_pid=
 (cd sdktest/mcp && VEXIL_PERSONAL_KEY=$sdk_key VEXIL_MCP_PHASE=stdio VEXIL_BIN=$bin VEXIL_DATA_DIR=$tmp/data VEXIL_TEAM=$team \
-	node --no-deprecation --test --test-reporter=spec) || status=$?
+	node --no-deprecation --test --test-concurrency=1 --test-reporter=spec) || status=$?
 [ "$status" -eq 0 ] || { echo "sdk-mcp: the stdio phase FAILED after $((SECONDS - start))s" >&2; exit "$status"; }
 echo "sdk-mcp: @modelcontextprotocol/sdk (2025-11-25) and @modelcontextprotocol/client (2026-07-28) passed (HTTP and stdio) in $((SECONDS - start))s"

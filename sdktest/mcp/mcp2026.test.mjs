@@ -227,13 +227,15 @@ if (phase === "http") {
 }
 
 if (phase === "stdio") {
+  const stdio = () => new StdioClientTransport({
+    command: process.env.VEXIL_BIN,
+    args: ["mcp", "--data-dir", process.env.VEXIL_DATA_DIR, "--key", key, "--team", process.env.VEXIL_TEAM || "1"],
+    stderr: "inherit",
+  });
+
   test(`${MODERN} over stdio: vexil mcp on the stopped node's data directory`, async () => {
     const client = newClient();
-    await client.connect(new StdioClientTransport({
-      command: process.env.VEXIL_BIN,
-      args: ["mcp", "--data-dir", process.env.VEXIL_DATA_DIR, "--key", key, "--team", process.env.VEXIL_TEAM || "1"],
-      stderr: "inherit",
-    }));
+    await client.connect(stdio());
     try {
       assertModern(client);
       const names = (await client.listTools()).tools.map((t) => t.name);
@@ -247,6 +249,20 @@ if (phase === "stdio") {
       const sig = await call(client, "signals_list", {}, true);
       assert.equal(sig.isError, true);
       assert.equal(sig.out.code, "unavailable");
+    } finally {
+      await client.close();
+    }
+  });
+
+  // "auto" on the client's own stdio transport probes with server/discover
+  // in a short-lived sibling process, then starts the session's: two
+  // processes opening the data directory one after the other.
+  test(`${MODERN} over stdio, negotiated with "auto"`, async () => {
+    const client = newClient("auto");
+    await client.connect(stdio());
+    try {
+      assertModern(client);
+      assert.ok((await call(client, "flags_list", {})).out.flags.some((f) => f.key === "ts26-stdio"));
     } finally {
       await client.close();
     }
