@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Runs the official MCP TypeScript client (@modelcontextprotocol/sdk, pinned
-# in sdktest/mcp) against a real Vexil: starts "vexil serve --demo" on a
-# throw-away data directory and free loopback ports, runs the HTTP tests
+# Runs the official MCP TypeScript clients, pinned in sdktest/mcp, against a
+# real Vexil in both protocol eras: @modelcontextprotocol/sdk 1.x in the 2025
+# revisions (mcp.test.mjs), @modelcontextprotocol/client v2 in 2026-07-28
+# (mcp2026.test.mjs; each asserts the version it negotiated). It starts
+# "vexil serve --demo" on a throw-away data directory and free loopback
+# ports, runs the HTTP tests
 # (/mcp: an agent's lifecycle, narrowing, a subscribed client told of a
 # REST change; "vexil mcp --url" relaying a stdio session to the node),
 # stops the server, then runs the stdio test ("vexil mcp" on the stopped
@@ -41,11 +44,12 @@ status=0
 	node --no-deprecation --test --test-reporter=spec) || status=$?
 [ "$status" -eq 0 ] || sdk_demo_failed "$status"
 
-# stdio: vexil mcp opens the data directory, so the server stops first.
+# stdio: vexil mcp opens the data directory, so the server stops first;
+# and one file at a time, since only one process can hold it.
 kill "$sdk_pid"
 wait "$sdk_pid" 2>/dev/null || true
 sdk_pid=
 (cd sdktest/mcp && VEXIL_PERSONAL_KEY=$sdk_key VEXIL_MCP_PHASE=stdio VEXIL_BIN=$bin VEXIL_DATA_DIR=$tmp/data VEXIL_TEAM=$team \
-	node --no-deprecation --test --test-reporter=spec) || status=$?
+	node --no-deprecation --test --test-concurrency=1 --test-reporter=spec) || status=$?
 [ "$status" -eq 0 ] || { echo "sdk-mcp: the stdio phase FAILED after $((SECONDS - start))s" >&2; exit "$status"; }
-echo "sdk-mcp: @modelcontextprotocol/sdk passed (HTTP and stdio) in $((SECONDS - start))s"
+echo "sdk-mcp: @modelcontextprotocol/sdk (2025-11-25) and @modelcontextprotocol/client (2026-07-28) passed (HTTP and stdio) in $((SECONDS - start))s"

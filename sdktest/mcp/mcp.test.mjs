@@ -2,9 +2,9 @@
 // package.json) against a running Vexil: over streamable HTTP at /mcp, and
 // over stdio through "vexil mcp --url" relaying to the node, and "vexil mcp"
 // on the stopped server's data directory
-// (scripts/sdk-mcp.sh runs both phases). The client speaks the 2025
-// revisions (its latest is 2025-11-25); the 2026-07-28 revision is tested
-// with the go-sdk (mcpsvc's tests).
+// (scripts/sdk-mcp.sh runs both phases). The 1.x client speaks the 2025
+// revisions (its latest is 2025-11-25); the 2026-07-28 revision is driven
+// by the v2 client (@modelcontextprotocol/client) in mcp2026.test.mjs.
 //
 //   VEXIL_URL, VEXIL_PERSONAL_KEY   the running node (HTTP phase; VEXIL_BIN
 //                                   for "vexil mcp --url")
@@ -19,6 +19,16 @@ import { ResourceUpdatedNotificationSchema } from "@modelcontextprotocol/sdk/typ
 const url = process.env.VEXIL_URL;
 const key = process.env.VEXIL_PERSONAL_KEY;
 const phase = process.env.VEXIL_MCP_PHASE || "http";
+const LEGACY = "2025-11-25";
+
+// stdioTransport starts vexil with args and records the protocol version
+// the initialize handshake settled on: the 1.x client hands it to the
+// transport and keeps no other accessor.
+function stdioTransport(args) {
+  const transport = new StdioClientTransport({ command: process.env.VEXIL_BIN, args, stderr: "inherit" });
+  transport.setProtocolVersion = (v) => (transport.negotiated = v);
+  return transport;
+}
 
 // call calls a tool and returns its JSON answer and its texts; a tool error
 // fails the test unless allowed.
@@ -51,6 +61,7 @@ async function httpClient(query, onUpdate) {
     requestInit: { headers: { Authorization: `Bearer ${key}` } },
   });
   await client.connect(transport);
+  assert.equal(transport.protocolVersion, LEGACY);
   return client;
 }
 
@@ -141,12 +152,9 @@ if (phase === "http") {
     client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => {
       if (n.params.uri === "vexil://flags/ts-bridged") resolve(n.params.uri);
     });
-    const transport = new StdioClientTransport({
-      command: process.env.VEXIL_BIN,
-      args: ["mcp", "--url", url, "--key", key, "--team", String(team)],
-      stderr: "inherit",
-    });
+    const transport = stdioTransport(["mcp", "--url", url, "--key", key, "--team", String(team)]);
     await client.connect(transport);
+    assert.equal(transport.negotiated, LEGACY);
     try {
       await call(client, "flag_create", { key: "ts-bridged" });
       const flag = (await call(client, "flag_get", { key: "ts-bridged" })).out;
@@ -164,12 +172,9 @@ if (phase === "http") {
 if (phase === "stdio") {
   test("vexil mcp over stdio", async () => {
     const client = new Client({ name: "vexil-sdktest", version: "0.0.0" });
-    const transport = new StdioClientTransport({
-      command: process.env.VEXIL_BIN,
-      args: ["mcp", "--data-dir", process.env.VEXIL_DATA_DIR, "--key", key, "--team", process.env.VEXIL_TEAM || "1"],
-      stderr: "inherit",
-    });
+    const transport = stdioTransport(["mcp", "--data-dir", process.env.VEXIL_DATA_DIR, "--key", key, "--team", process.env.VEXIL_TEAM || "1"]);
     await client.connect(transport);
+    assert.equal(transport.negotiated, LEGACY);
     try {
       const names = (await client.listTools()).tools.map((t) => t.name);
       assert.ok(names.includes("flags_list"));
