@@ -23,6 +23,8 @@ type Store struct {
 	}
 	// usage holds the usage rows (store.UsageStore), apart from the state.
 	usage usageTable
+	// inbox holds the signal inbox (store.InboxStore), apart from the state.
+	inbox inboxTable
 }
 
 type state struct {

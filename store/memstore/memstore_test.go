@@ -15,3 +15,11 @@ func TestContract(t *testing.T) {
 		return s
 	})
 }
+
+func TestInboxContract(t *testing.T) {
+	storetest.RunInbox(t, func(t *testing.T) store.Store {
+		s := memstore.New()
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}

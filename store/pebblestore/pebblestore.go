@@ -79,6 +79,9 @@ type Store struct {
 	// writeMu serializes Apply: row writes read the stored reserved fields
 	// before they write.
 	writeMu sync.Mutex
+	// ackMu serializes AckSignals: it reads the position before moving it
+	// forward.
+	ackMu sync.Mutex
 	// Open/closed state without a lock on the read path: calls count
 	// themselves in inflight; Close sets closed, then waits for idle, which
 	// the call that brings inflight to zero after closed is set closes.
@@ -988,8 +991,8 @@ func decodeEntity(k, v []byte) (e store.Entity, skip bool, err error) {
 			return e, true, nil
 		}
 		e.Group = g
-	case keyenc.KindExpiry, keyenc.KindUsage:
-		return e, true, nil // scheduling data and usage rows, not entities
+	case keyenc.KindExpiry, keyenc.KindUsage, keyenc.KindSignal, keyenc.KindInbox:
+		return e, true, nil // scheduling data, usage and inbox rows, not entities
 	case keyenc.KindGroupType:
 		if len(rest) != 1 {
 			return e, false, corrupt("group type")

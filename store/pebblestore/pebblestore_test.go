@@ -25,6 +25,10 @@ func TestContract(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store { return open(t, t.TempDir()) })
 }
 
+func TestInboxContract(t *testing.T) {
+	storetest.RunInbox(t, func(t *testing.T) store.Store { return open(t, t.TempDir()) })
+}
+
 func TestDurable(t *testing.T) {
 	storetest.RunDurable(t, func(t *testing.T) (store.Store, func(t *testing.T) store.Store) {
 		dir := t.TempDir()

@@ -15,6 +15,13 @@ func TestContract(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store { return scyllastoretest.New(t) })
 }
 
+// TestInboxContract runs the inbox contract (store.InboxStore), each
+// subtest on a fresh keyspace.
+func TestInboxContract(t *testing.T) {
+	scyllastoretest.Config(t)
+	storetest.RunInbox(t, func(t *testing.T) store.Store { return scyllastoretest.New(t) })
+}
+
 // TestDurable checks that writes survive closing the store and opening a
 // new one (a new session) on the same keyspace.
 func TestDurable(t *testing.T) {

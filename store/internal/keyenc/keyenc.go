@@ -22,6 +22,12 @@ const (
 	// KindSLO keys hold SLO rollups (store.SLORow): series, minute, node;
 	// not keyed by team (they are the node's, not a team's).
 	KindSLO byte = 'o'
+	// KindSignal keys hold the MCP inbox's signals (store.Signal): team,
+	// stream sequence.
+	KindSignal byte = 'n'
+	// KindInbox keys hold the inbox's other rows: team, then 'a' (the
+	// acknowledged position) or 'f' and a finding id.
+	KindInbox byte = 'k'
 )
 
 // ErrMalformed reports a key that does not decode.
