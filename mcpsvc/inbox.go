@@ -2,12 +2,17 @@ package mcpsvc
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -16,6 +21,7 @@ import (
 	"github.com/vexil-dev/vexil/errcode"
 	"github.com/vexil-dev/vexil/namespace"
 	"github.com/vexil-dev/vexil/signals"
+	"github.com/vexil-dev/vexil/store"
 	"github.com/vexil-dev/vexil/streams"
 )
 
@@ -38,20 +44,63 @@ const (
 
 // Inbox is the durable per-team signal inbox (package doc, "Signals").
 type Inbox struct {
-	js     jetstream.JetStream
+	cfg    InboxConfig
+	st     store.InboxStore
+	js     jetstream.JetStream // nil: read only (a stopped server's data directory)
 	ns     namespace.Name
 	stream jetstream.Stream
-	acks   jetstream.KeyValue
+	log    *slog.Logger
 
+	// copying is set while Run copies the stream into the store: reads
+	// then wait for the copy to catch up (catchUp).
+	copying atomic.Bool
+	// consumer is Run's durable consumer, once created.
+	consumer atomic.Pointer[jetstream.Consumer]
+
+	// mu guards pending.
 	mu      sync.Mutex
 	pending map[int64]pendingCount
 }
 
+// InboxConfig configures an Inbox.
+type InboxConfig struct {
+	// Store keeps the inbox's signals, acknowledged positions and finding
+	// ids (required).
+	Store store.InboxStore
+	// JetStream is where signals flow; nil opens the inbox read only
+	// (signals_list, signals_ack and the pending note answer from Store,
+	// Append is unavailable and Run copies nothing).
+	JetStream jetstream.JetStream
+	// Namespace on NATS.
+	Namespace namespace.Name
+	// StoreID identifies Store (a ScyllaDB keyspace, a Pebble directory on
+	// a host): the nodes that share a store share the durable consumer that
+	// copies the stream into it, and a node with its own store has its own.
+	// Default "default".
+	StoreID string
+	// Logger; default slog.Default().
+	Logger *slog.Logger
+	// Now is the clock of retention; default time.Now.
+	Now func() time.Time
+}
+
+// Validate checks the Config.
+func (c InboxConfig) Validate() error {
+	if c.Store == nil {
+		return errors.New("mcpsvc: InboxConfig.Store is required")
+	}
+	return nil
+}
+
 // InboxNames are the inbox's names on NATS in ns: the stream
-// ("VEXIL_INBOX" in namespace.Default) and the acknowledgement bucket
-// ("vexil_signal_acks").
-func InboxNames(ns namespace.Name) (stream, bucket string) {
-	return ns.Stream("INBOX"), ns.Bucket("signal_acks")
+// ("VEXIL_INBOX" in namespace.Default) and the durable consumer that
+// copies it into the store identified by storeID.
+func InboxNames(ns namespace.Name, storeID string) (stream, consumer string) {
+	if storeID == "" {
+		storeID = "default"
+	}
+	sum := sha256.Sum256([]byte(storeID))
+	return ns.Stream("INBOX"), "inbox_store_" + hex.EncodeToString(sum[:8])
 }
 
 // FindingSubject is the subject Append publishes team's findings on:
@@ -60,35 +109,42 @@ func FindingSubject(ns namespace.Name, team int64) string {
 	return ns.Subject("signals", strconv.FormatInt(team, 10), "finding")
 }
 
-// OpenInbox creates the inbox stream and bucket when missing. The stream
-// captures rollout signals and findings and sources the cohort signal
-// stream (signals.Ensure creates it if needed), whose subjects it cannot
-// also capture.
-func OpenInbox(ctx context.Context, js jetstream.JetStream, ns namespace.Name, log *slog.Logger) (*Inbox, error) {
-	if log == nil {
-		log = slog.Default()
-	}
-	if _, err := signals.Ensure(ctx, js, ns, log); err != nil {
+// OpenInbox opens the inbox on cfg.Store and, with JetStream, creates the
+// inbox stream when missing. The stream captures rollout signals and
+// findings and sources the cohort signal stream (signals.Ensure creates it
+// if needed), whose subjects it cannot also capture.
+func OpenInbox(ctx context.Context, cfg InboxConfig) (*Inbox, error) {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	name, bucket := InboxNames(ns)
-	st, err := streams.Ensure(ctx, js, jetstream.StreamConfig{Name: name, Description: "Vexil per-team signal inbox (MCP)",
-		Subjects: []string{ns.Subject("signals", "*", "rollout"), ns.Subject("signals", "*", "finding")},
-		Sources:  []*jetstream.StreamSource{{Name: signals.NamesOf(ns).Stream}},
-		Storage:  jetstream.FileStorage, Retention: jetstream.LimitsPolicy, MaxAge: InboxMaxAge, Duplicates: 2 * time.Minute}, log)
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	in := &Inbox{cfg: cfg, st: cfg.Store, js: cfg.JetStream, ns: cfg.Namespace, log: cfg.Logger, pending: map[int64]pendingCount{}}
+	if in.js == nil {
+		return in, nil
+	}
+	if _, err := signals.Ensure(ctx, in.js, in.ns, in.log); err != nil {
+		return nil, err
+	}
+	name, _ := InboxNames(in.ns, cfg.StoreID)
+	st, err := streams.Ensure(ctx, in.js, jetstream.StreamConfig{Name: name, Description: "Vexil per-team signal inbox (MCP)",
+		Subjects: []string{in.ns.Subject("signals", "*", "rollout"), in.ns.Subject("signals", "*", "finding")},
+		Sources:  []*jetstream.StreamSource{{Name: signals.NamesOf(in.ns).Stream}},
+		Storage:  jetstream.FileStorage, Retention: jetstream.LimitsPolicy, MaxAge: InboxMaxAge, Duplicates: 2 * time.Minute}, in.log)
 	if err != nil {
 		return nil, fmt.Errorf("mcpsvc: inbox: %w", err)
 	}
-	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: bucket, Description: "Vexil signal inbox: acknowledged position per team",
-		Storage: jetstream.FileStorage, History: 1})
-	if errors.Is(err, jetstream.ErrBucketExists) {
-		kv, err = js.KeyValue(ctx, bucket)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("mcpsvc: inbox bucket %s: %w", bucket, err)
-	}
-	return &Inbox{js: js, ns: ns, stream: st, acks: kv, pending: map[int64]pendingCount{}}, nil
+	in.stream = st
+	return in, nil
 }
+
+// ReadOnly reports an inbox without JetStream: it answers from the store,
+// takes acknowledgements, and adds no signal.
+func (in *Inbox) ReadOnly() bool { return in.js == nil }
 
 // Finding is a signal added through Append: a stale flag, an evaluation
 // anomaly, anything a detector finds about a team's flags.
@@ -107,8 +163,9 @@ type Finding struct {
 	ID string `json:"id,omitempty"`
 }
 
-// Append adds a finding to its team's inbox, durably (it returns after
-// JetStream stored it).
+// Append adds a finding to its team's inbox, durably: it returns after
+// JetStream stored it and the store holds its copy (so the next
+// signals_list shows it, whether or not Run is copying).
 func (in *Inbox) Append(ctx context.Context, f Finding) error {
 	if f.Team <= 0 || f.Kind == "" || f.Summary == "" {
 		return errcode.New(errcode.InvalidArgument, "a finding needs team_id, kind and summary")
@@ -120,13 +177,51 @@ func (in *Inbox) Append(ctx context.Context, f Finding) error {
 	if len(data) > MaxFindingBytes {
 		return errcode.Field(errcode.InvalidArgument, "data", "a finding is at most %d bytes", MaxFindingBytes)
 	}
+	if in.js == nil {
+		return errcode.New(errcode.Unavailable, "adding a finding needs NATS JetStream, which this inbox does not have")
+	}
 	var opts []jetstream.PublishOpt
 	if f.ID != "" {
 		opts = append(opts, jetstream.WithMsgID(f.ID))
 	}
-	_, err = in.js.Publish(ctx, FindingSubject(in.ns, f.Team), data, opts...)
-	in.Touch(f.Team)
-	return err
+	ack, err := in.js.Publish(ctx, FindingSubject(in.ns, f.Team), data, opts...)
+	if err != nil {
+		return err
+	}
+	defer in.Touch(f.Team)
+	if ack.Duplicate {
+		return nil // the first Append of the id stored it
+	}
+	// The stored message, not data and the local time: Run copies the same
+	// message, and both copies must be the same row.
+	m, err := in.stream.GetMsg(ctx, ack.Sequence)
+	if err != nil {
+		return fmt.Errorf("mcpsvc: inbox: read back finding: %w", err)
+	}
+	sig, ok := in.signalOf(m.Sequence, m.Time, m.Subject, m.Data)
+	if !ok {
+		return fmt.Errorf("mcpsvc: inbox: finding stored on %q", m.Subject)
+	}
+	return in.st.PutSignals(ctx, []store.Signal{sig})
+}
+
+// signalOf turns a message of the inbox stream into a store row; ok is
+// false for a subject without a team.
+func (in *Inbox) signalOf(seq uint64, at time.Time, subject string, data []byte) (store.Signal, bool) {
+	rest, found := strings.CutPrefix(subject, in.ns.Subject("signals")+".")
+	if !found {
+		return store.Signal{}, false
+	}
+	i := strings.IndexByte(rest, '.')
+	if i < 0 {
+		return store.Signal{}, false
+	}
+	team, err := strconv.ParseInt(rest[:i], 10, 64)
+	if err != nil || team <= 0 {
+		return store.Signal{}, false
+	}
+	return store.Signal{Team: team, Seq: seq, Subject: subject, At: at.UnixNano(), Data: data,
+		ExpiresAt: at.Add(InboxMaxAge).Unix()}, true
 }
 
 // Entry is one signal of a team's inbox as signals_list shows it.
@@ -139,37 +234,142 @@ type Entry struct {
 	Data    json.RawMessage `json:"data,omitempty"`
 }
 
-func (in *Inbox) filter(team int64) string {
-	return in.ns.Subject("signals", strconv.FormatInt(team, 10), "*")
-}
-
 // Acked returns the position up to which team acknowledged.
-func (in *Inbox) Acked(ctx context.Context, team int64) (uint64, uint64, error) {
-	e, err := in.acks.Get(ctx, strconv.FormatInt(team, 10))
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return 0, 0, nil
-	}
-	if err != nil {
-		return 0, 0, err
-	}
-	n, err := strconv.ParseUint(string(e.Value()), 10, 64)
-	return n, e.Revision(), err
+func (in *Inbox) Acked(ctx context.Context, team int64) (uint64, error) {
+	return in.st.AckedSignals(ctx, team)
 }
 
-// consumer opens an ephemeral consumer of team's signals after after;
-// done deletes it (and the server drops a forgotten one after a minute).
-func (in *Inbox) consumer(ctx context.Context, team int64, after uint64) (jetstream.Consumer, func(), error) {
-	cfg := jetstream.ConsumerConfig{FilterSubjects: []string{in.filter(team)}, DeliverPolicy: jetstream.DeliverAllPolicy,
-		AckPolicy: jetstream.AckNonePolicy, InactiveThreshold: time.Minute, MemoryStorage: true}
-	if after > 0 {
-		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, after+1
+// copyBatch bounds one fetch of Run's consumer.
+const copyBatch = 256
+
+// copierIdle is how long a consumer of a store no node copies into any
+// more (a node gone for good) is kept; a store that comes back later is
+// copied the whole stream again, which the upserts make harmless.
+const copierIdle = 7 * 24 * time.Hour
+
+// Run copies the inbox stream into the store through the store's durable
+// consumer, acknowledging each message after the store holds it (a
+// message whose copy failed is delivered again), and sweeps expired
+// signals hourly. Every node may run it: the copies are idempotent. It
+// returns when ctx ends; at once without JetStream.
+func (in *Inbox) Run(ctx context.Context) error {
+	if in.js == nil {
+		<-ctx.Done()
+		return nil
 	}
-	c, err := in.stream.CreateConsumer(ctx, cfg)
+	_, durable := InboxNames(in.ns, in.cfg.StoreID)
+	var c jetstream.Consumer
+	for c == nil {
+		var err error
+		c, err = in.stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: durable,
+			Description:   "Vexil: copies the signal inbox into the store",
+			DeliverPolicy: jetstream.DeliverAllPolicy, AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second,
+			MaxAckPending: 4 * copyBatch, InactiveThreshold: copierIdle})
+		if err != nil {
+			in.log.Warn("inbox: create the copying consumer", "err", err)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(time.Second):
+			}
+		}
+	}
+	in.consumer.Store(&c)
+	in.copying.Store(true)
+	defer in.copying.Store(false)
+	in.sweep(ctx)
+	sweep := time.NewTicker(time.Hour)
+	defer sweep.Stop()
+	for ctx.Err() == nil {
+		select {
+		case <-sweep.C:
+			in.sweep(ctx)
+		default:
+		}
+		if err := in.copyOnce(ctx, c); err != nil && ctx.Err() == nil {
+			in.log.Warn("inbox: copy signals into the store", "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+	}
+	return nil
+}
+
+// copyOnce fetches one batch and stores it.
+func (in *Inbox) copyOnce(ctx context.Context, c jetstream.Consumer) error {
+	fctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	batch, err := c.Fetch(copyBatch, jetstream.FetchContext(fctx))
 	if err != nil {
-		return nil, nil, err
+		return err
 	}
-	name := c.CachedInfo().Name
-	return c, func() { _ = in.stream.DeleteConsumer(context.WithoutCancel(ctx), name) }, nil
+	var msgs []jetstream.Msg
+	var sigs []store.Signal
+	for m := range batch.Messages() {
+		msgs = append(msgs, m)
+		md, err := m.Metadata()
+		if err != nil {
+			continue
+		}
+		if sig, ok := in.signalOf(md.Sequence.Stream, md.Timestamp, m.Subject(), m.Data()); ok {
+			sigs = append(sigs, sig)
+		}
+	}
+	if len(msgs) == 0 {
+		if err := batch.Error(); err != nil && fctx.Err() == nil {
+			return err
+		}
+		return nil // nothing new within the wait
+	}
+	if err := in.st.PutSignals(ctx, sigs); err != nil {
+		for _, m := range msgs {
+			_ = m.Nak()
+		}
+		return err
+	}
+	for _, m := range msgs {
+		_ = m.Ack()
+	}
+	for _, sig := range sigs {
+		in.Touch(sig.Team)
+	}
+	return nil
+}
+
+func (in *Inbox) sweep(ctx context.Context) {
+	if n, err := in.st.SweepSignals(ctx, in.cfg.Now()); err != nil {
+		in.log.Warn("inbox: sweep expired signals", "err", err)
+	} else if n > 0 {
+		in.log.Info("inbox: swept expired signals", "signals", n)
+	}
+}
+
+// catchUpWait bounds how long a read waits for Run's copy.
+const catchUpWait = 2 * time.Second
+
+// catchUp waits, while Run copies, until the consumer has nothing pending,
+// so that a signal stored on the stream before the call is in the answer.
+// Past catchUpWait (the store slow, NATS away) the store answers as it is.
+func (in *Inbox) catchUp(ctx context.Context) {
+	cp := in.consumer.Load()
+	if cp == nil || !in.copying.Load() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, catchUpWait)
+	defer cancel()
+	for {
+		info, err := (*cp).Info(ctx)
+		if err != nil || info.NumPending == 0 && info.NumAckPending == 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }
 
 // pendingTTL bounds how long a pending count is reused while no signal
@@ -183,7 +383,7 @@ type pendingCount struct {
 
 // Pending counts team's unacknowledged signals. The count is reused until
 // a signal of the team arrives (Touch), an acknowledgement, or pendingTTL,
-// so that the note on every tool answer costs no JetStream call.
+// so that the note on every tool answer costs no store read.
 func (in *Inbox) Pending(ctx context.Context, team int64) (uint64, error) {
 	in.mu.Lock()
 	p, ok := in.pending[team]
@@ -191,16 +391,15 @@ func (in *Inbox) Pending(ctx context.Context, team int64) (uint64, error) {
 	if ok && time.Since(p.at) < pendingTTL {
 		return p.n, nil
 	}
-	acked, _, err := in.Acked(ctx, team)
+	in.catchUp(ctx)
+	acked, err := in.Acked(ctx, team)
 	if err != nil {
 		return 0, err
 	}
-	c, done, err := in.consumer(ctx, team, acked)
+	n, err := in.st.CountSignals(ctx, team, acked)
 	if err != nil {
 		return 0, err
 	}
-	defer done()
-	n := c.CachedInfo().NumPending
 	in.mu.Lock()
 	if len(in.pending) >= maxPendingTeams {
 		clear(in.pending)
@@ -226,68 +425,41 @@ func (in *Inbox) List(ctx context.Context, team int64, cursor uint64, limit int)
 	if limit <= 0 || limit > MaxSignalsPage {
 		limit = MaxSignalsPage
 	}
+	in.catchUp(ctx)
 	if cursor == 0 {
-		acked, _, err := in.Acked(ctx, team)
+		acked, err := in.Acked(ctx, team)
 		if err != nil {
 			return nil, false, err
 		}
 		cursor = acked
 	}
-	c, done, err := in.consumer(ctx, team, cursor)
+	sigs, more, err := in.st.ListSignals(ctx, team, cursor, limit)
 	if err != nil {
 		return nil, false, err
 	}
-	defer done()
-	info := c.CachedInfo()
-	n := min(int(info.NumPending), limit)
-	if n == 0 {
-		return nil, false, nil
-	}
-	batch, err := c.Fetch(n, jetstream.FetchMaxWait(5*time.Second))
-	if err != nil {
-		return nil, false, err
-	}
+	now := in.cfg.Now()
 	var out []Entry
-	for m := range batch.Messages() {
-		md, err := m.Metadata()
-		if err != nil {
-			return nil, false, err
+	for _, sg := range sigs {
+		if sg.Expired(now) {
+			continue // past the retention, not swept yet
 		}
-		out = append(out, entryOf(md.Sequence.Stream, md.Timestamp, m.Subject(), m.Data()))
+		out = append(out, entryOf(sg.Seq, time.Unix(0, sg.At), sg.Subject, sg.Data))
 	}
-	if err := batch.Error(); err != nil && len(out) == 0 {
-		return nil, false, err
-	}
-	return out, int(info.NumPending) > len(out), nil
+	return out, more, nil
 }
 
 // Ack acknowledges team's signals up to cursor (a later position never
-// moves back).
+// moves back) and returns the acknowledged position.
 func (in *Inbox) Ack(ctx context.Context, team int64, cursor uint64) (uint64, error) {
-	for range 8 {
-		acked, rev, err := in.Acked(ctx, team)
-		if err != nil {
-			return 0, err
-		}
-		if cursor <= acked {
-			return acked, nil
-		}
-		val := []byte(strconv.FormatUint(cursor, 10))
-		key := strconv.FormatInt(team, 10)
-		if rev == 0 {
-			_, err = in.acks.Create(ctx, key, val)
-		} else {
-			_, err = in.acks.Update(ctx, key, val, rev)
-		}
-		if err == nil {
-			in.Touch(team)
-			return cursor, nil
-		}
-		if !errors.Is(err, jetstream.ErrKeyExists) {
-			return 0, err
-		}
+	if cursor > math.MaxInt64 {
+		return 0, errcode.Field(errcode.InvalidArgument, "cursor", "cursor is out of range")
 	}
-	return 0, errcode.New(errcode.Conflict, "signals_ack raced with another acknowledgement; retry")
+	// The acknowledgement is kept as long as the signals it covers.
+	if err := in.st.AckSignals(ctx, team, cursor, in.cfg.Now().Add(InboxMaxAge).Unix()); err != nil {
+		return 0, err
+	}
+	in.Touch(team)
+	return in.Acked(ctx, team)
 }
 
 // entryOf turns a stored signal into an Entry with a one-line summary.

@@ -76,7 +76,7 @@ func newFixture(t testing.TB) *fixture {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	inbox, err := OpenInbox(ctx, ns.JetStream, namespace.Default, slog.New(slog.DiscardHandler))
+	inbox, err := OpenInbox(ctx, InboxConfig{Store: persons, JetStream: ns.JetStream, Namespace: namespace.Default, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -362,10 +362,23 @@ func (s *Server) serveSession(ctx context.Context, t mcp.Transport, sess *sessio
 	return s.serverFor(sess).Run(ctx, t)
 }
 
-// Run pushes notifications/resources/updated to subscribed sessions:
+// Run copies the signal inbox into the store (Inbox.Run) and pushes
+// notifications/resources/updated to subscribed sessions:
 // vexil://flags/{key} on a flag's change notice, vexil://signals on any
 // signal of the team. It returns when ctx ends (at once without Conn).
 func (s *Server) Run(ctx context.Context) error {
+	if in := s.cfg.Inbox; in != nil {
+		// The inbox's copy into the store runs as long as this does.
+		ictx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- in.Run(ictx) }()
+		defer func() {
+			cancel()
+			if err := <-done; err != nil {
+				s.log.Warn("inbox", "err", err)
+			}
+		}()
+	}
 	if s.cfg.Conn == nil {
 		<-ctx.Done()
 		return nil
@@ -427,7 +440,7 @@ func noSessions(srv *mcp.Server) bool {
 	return true
 }
 
-// Inbox returns the signal inbox (nil without NATS), for the detectors
+// Inbox returns the signal inbox (nil without a store), for the detectors
 // that add findings (Inbox.Append). Publishing a Finding as JSON on
 // FindingSubject from any process is the same.
 func (s *Server) Inbox() *Inbox { return s.cfg.Inbox }

@@ -26,7 +26,7 @@ type (
 func (c *call) inboxTeam(ctx context.Context, id int64) (*Inbox, int64, error) {
 	in := c.env.s.cfg.Inbox
 	if in == nil {
-		return nil, 0, errcode.New(errcode.Unavailable, "signals need NATS JetStream, which this server does not have")
+		return nil, 0, errcode.New(errcode.Unavailable, "signals need the signal inbox (a store and NATS JetStream), which this server does not have")
 	}
 	caller, err := c.svc().Authenticate(ctx, c.auth)
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/vexil-dev/vexil/errcode"
 	"github.com/vexil-dev/vexil/namespace"
 	"github.com/vexil-dev/vexil/natstest"
+	"github.com/vexil-dev/vexil/store/memstore"
 	"github.com/vexil-dev/vexil/usage"
 )
 
@@ -104,13 +105,14 @@ func (f *fixture) findingsJob() *FindingsJob {
 }
 
 // TestAppendOnceAcrossReopen: a finding's id is remembered in the
-// bucket, so a reopened inbox (a restarted node, another node) does not
+// store, so a reopened inbox (a restarted node, another node) does not
 // add it again, past JetStream's two-minute window; bad ids are refused.
 func TestAppendOnceAcrossReopen(t *testing.T) {
 	ns := natstest.Start(t)
 	ctx := context.Background()
+	st := memstore.New()
 	open := func() *Inbox {
-		in, err := OpenInbox(ctx, ns.JetStream, namespace.Default, slog.New(slog.DiscardHandler))
+		in, err := OpenInbox(ctx, InboxConfig{Store: st, JetStream: ns.JetStream, Namespace: namespace.Default, Logger: slog.New(slog.DiscardHandler)})
 		if err != nil {
 			t.Fatal(err)
 		}

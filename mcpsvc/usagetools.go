@@ -4,13 +4,11 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"strconv"
 	"time"
-
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vexil-dev/vexil/admin"
 	"github.com/vexil-dev/vexil/errcode"
+	"github.com/vexil-dev/vexil/store"
 )
 
 // UsageSource is the flag usage statistics the usage tools and the
@@ -161,27 +159,25 @@ func usageSpecs() []toolSpec {
 }
 
 // AppendOnce adds a finding unless one with the same ID was ever added
-// to its team's inbox: the ID is kept in the acknowledgement bucket, so
-// the check holds across restarts and between nodes running the same
-// detector (JetStream's own deduplication spans two minutes only). It
-// reports whether the finding was added.
+// to its team's inbox: the ID is kept in the store, so the check holds
+// across restarts and between nodes running the same detector. Two nodes
+// that check at once both publish, under the ID as JetStream message id,
+// and JetStream keeps one (its deduplication spans two minutes, the store
+// every run after). It reports whether the finding was added.
 func (in *Inbox) AppendOnce(ctx context.Context, f Finding) (bool, error) {
-	if f.ID == "" || len(f.ID) > 64 {
-		return false, errcode.Field(errcode.InvalidArgument, "id", "AppendOnce needs an id of 1..64 bytes")
+	if f.ID == "" || len(f.ID) > store.MaxFindingIDBytes {
+		return false, errcode.Field(errcode.InvalidArgument, "id", "AppendOnce needs an id of 1..%d bytes", store.MaxFindingIDBytes)
 	}
-	for _, r := range f.ID {
-		if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r == '-' || r == '_') {
-			return false, errcode.Field(errcode.InvalidArgument, "id", "a finding id holds letters, digits, '-' and '_'")
-		}
+	if store.ValidFindingID(f.ID) != nil {
+		return false, errcode.Field(errcode.InvalidArgument, "id", "a finding id holds letters, digits, '-' and '_'")
 	}
-	key := "finding." + strconv.FormatInt(f.Team, 10) + "." + f.ID
-	if _, err := in.acks.Create(ctx, key, []byte(f.Kind)); errors.Is(err, jetstream.ErrKeyExists) {
-		return false, nil
-	} else if err != nil {
+	if seen, err := in.st.HasFinding(ctx, f.Team, f.ID); err != nil || seen {
 		return false, err
 	}
 	if err := in.Append(ctx, f); err != nil {
-		_ = in.acks.Delete(context.WithoutCancel(ctx), key) // a later run adds it
+		return false, err
+	}
+	if err := in.st.PutFinding(ctx, f.Team, f.ID); err != nil {
 		return false, err
 	}
 	return true, nil

@@ -17,6 +17,7 @@ import (
 	"github.com/vexil-dev/vexil/admin/outbox"
 	"github.com/vexil-dev/vexil/cmd/vexil/internal/config"
 	"github.com/vexil-dev/vexil/namespace"
+	"github.com/vexil-dev/vexil/store"
 )
 
 func init() {
@@ -68,13 +69,14 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if cfg.Admission, err = newAdmission(c.Admission, reg); err != nil {
 		return err
 	}
+	var inboxStore store.InboxStore // the signal inbox, in the persons store
 	if !c.Admin.NoStore {
 		st, err := openPebbleStore(c, log, reg)
 		if err != nil {
 			return err
 		}
 		defer st.Close()
-		cfg.Persons = st
+		cfg.Persons, inboxStore = st, st
 	}
 	var box *outbox.Outbox // change notices, with NATS
 	var nc *nats.Conn
@@ -100,7 +102,11 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	m, err := newMCP(svc, nc, js, namespace.Name(c.NATS.Namespace), log, nil)
+	stID, err := storeIdentity(c)
+	if err != nil {
+		return err
+	}
+	m, err := newMCP(svc, nc, js, namespace.Name(c.NATS.Namespace), log, nil, inboxStore, stID)
 	if err != nil {
 		return err
 	}

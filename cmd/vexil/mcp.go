@@ -19,6 +19,7 @@ import (
 	"github.com/vexil-dev/vexil/admin"
 	"github.com/vexil-dev/vexil/mcpsvc"
 	"github.com/vexil-dev/vexil/namespace"
+	"github.com/vexil-dev/vexil/store"
 )
 
 func init() {
@@ -29,21 +30,27 @@ func init() {
 	})
 }
 
-// newMCP makes the MCP server of a node: the signal inbox when NATS is
-// there (nil otherwise: the signal tools answer unavailable until a
-// restart with NATS).
-func newMCP(svc *admin.Service, nc *nats.Conn, js jetstream.JetStream, ns namespace.Name, log *slog.Logger, u mcpsvc.UsageSource) (*mcpsvc.Server, error) {
+// newMCP makes the MCP server of a node: the signal inbox on st (stID
+// identifies it: mcpsvc.InboxConfig.StoreID), copied from NATS while NATS
+// is there and read only otherwise (a stopped server's data directory, or
+// NATS away at start: no new signals until a restart with NATS); no inbox
+// without st (the signal tools answer unavailable).
+func newMCP(svc *admin.Service, nc *nats.Conn, js jetstream.JetStream, ns namespace.Name, log *slog.Logger, u mcpsvc.UsageSource, st store.InboxStore, stID string) (*mcpsvc.Server, error) {
 	cfg := mcpsvc.Config{Service: svc, Namespace: ns, Logger: log.With("role", "mcp"), Version: version, Usage: u}
+	icfg := mcpsvc.InboxConfig{Store: st, Namespace: ns, StoreID: stID, Logger: log.With("role", "inbox")}
 	if nc != nil && js != nil && nc.Status() == nats.CONNECTED {
+		icfg.JetStream, cfg.Conn = js, nc
+	} else if nc != nil {
+		log.Warn("NATS is away at start: the MCP signal inbox is read only until the next start")
+	}
+	if st != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		inbox, err := mcpsvc.OpenInbox(ctx, js, ns, log)
+		inbox, err := mcpsvc.OpenInbox(ctx, icfg)
 		cancel()
 		if err != nil {
 			return nil, err
 		}
-		cfg.Inbox, cfg.Conn = inbox, nc
-	} else if nc != nil {
-		log.Warn("NATS is away at start: MCP signals are off until the next start")
+		cfg.Inbox = inbox
 	}
 	return mcpsvc.New(cfg)
 }
@@ -56,7 +63,7 @@ func runMCP(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	team := fs.Int64("team", 0, "default team of tools and resources (default: the key's only team)")
 	features := fs.String("features", "", "keep only these features' tools: "+strings.Join(mcpsvc.Features, ","))
 	tools := fs.String("tools", "", "keep only these tools (comma-separated)")
-	natsURL := fs.String("nats-url", "", "NATS server for the signal inbox and resource updates; empty: no signals")
+	natsURL := fs.String("nats-url", "", "NATS server for new signals and resource updates; empty: the signals the data directory holds")
 	ns := fs.String("namespace", "", "namespace on NATS (docs/deploy.md)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: vexil mcp (--url http://HOST:PORT | --data-dir DIR) [--key phx_...] [--team N] [--features F] [--tools T]")
@@ -64,7 +71,7 @@ func runMCP(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		fmt.Fprintln(stderr, "Serves one MCP session on stdin/stdout (for agents that start their servers as commands),")
 		fmt.Fprintln(stderr, "through the management API's service layer with the key's scopes. With --url it relays the")
 		fmt.Fprintln(stderr, "session to a running node's /mcp (signals and pushed updates included); with --data-dir it")
-		fmt.Fprintln(stderr, "serves on a stopped server's data directory (signals need --nats-url).")
+		fmt.Fprintln(stderr, "serves on a stopped server's data directory (signals from its store; new ones with --nats-url).")
 		fmt.Fprintln(stderr)
 		fs.PrintDefaults()
 	}
@@ -135,7 +142,11 @@ func runMCP(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	m, err := newMCP(svc, nc, js, namespace.Name(*ns), log, nil)
+	stID, err := storeIdentity(c)
+	if err != nil {
+		return err
+	}
+	m, err := newMCP(svc, nc, js, namespace.Name(*ns), log, nil, st, stID)
 	if err != nil {
 		return err
 	}

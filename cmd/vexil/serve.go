@@ -383,7 +383,12 @@ func startNode(c config.Config, log *slog.Logger, hooks ...startHooks) (n *node,
 	if n.adminSvc, err = admin.New(acfg); err != nil {
 		return nil, err
 	}
-	if n.mcp, err = newMCP(n.adminSvc, n.nc, n.js, n.ns, log, n.usage.mcpSource()); err != nil {
+	inboxStore, _ := n.store.(store.InboxStore)
+	stID, err := storeIdentity(c)
+	if err != nil {
+		return nil, err
+	}
+	if n.mcp, err = newMCP(n.adminSvc, n.nc, n.js, n.ns, log, n.usage.mcpSource(), inboxStore, stID); err != nil {
 		return nil, err
 	}
 	evalHandler := n.eval.Handler()

@@ -162,9 +162,10 @@ func (u *nodeUsage) mcpSource() mcpsvc.UsageSource {
 
 // runFindings adds every team's stale flags and evaluation anomalies to
 // the MCP signals inbox (mcpsvc.FindingsJob) until ctx is done; nothing
-// without usage statistics or without the inbox (NATS away at start).
+// without usage statistics or without an inbox that takes findings (no
+// store, or NATS away at start).
 func (u *nodeUsage) runFindings(ctx context.Context, m *mcpsvc.Server, cat catalog.Catalog, log *slog.Logger) error {
-	if u == nil || m == nil || m.Inbox() == nil {
+	if u == nil || m == nil || m.Inbox() == nil || m.Inbox().ReadOnly() {
 		return nil
 	}
 	job := &mcpsvc.FindingsJob{Inbox: m.Inbox(), Source: mcpUsage{u.svc}, Logger: log.With("role", "findings"),
