@@ -57,18 +57,35 @@
 //
 // # Signals
 //
-// Inbox is a durable per-team inbox: a JetStream stream (NATS is where
-// signals already flow, and the store has no per-team log slot) capturing
-// the rollout signals admin publishes, the cohort membership signals (a
-// source of the signals package's stream) and findings added through
-// Inbox.Append (stale flags and evaluation anomalies plug in there). The
-// acknowledged position of each team is kept in a key-value bucket.
+// Inbox is a durable per-team inbox kept in Vexil's store
+// (store.InboxStore: memstore, pebblestore, scyllastore). Signals still
+// flow on NATS: a JetStream stream captures the rollout signals admin
+// publishes, the cohort membership signals (a source of the signals
+// package's stream) and findings added through Inbox.Append, and
+// Inbox.Run (started by Server.Run) copies it into the store through one
+// durable consumer per store (InboxConfig.StoreID: the nodes sharing a
+// ScyllaDB keyspace share it, a Pebble node has its own). The copy is
+// keyed by (team, stream sequence), so a repeated copy (a redelivery,
+// another node, Append's own copy) is the same upsert, and that sequence
+// is the cursor of signals_list. A message is acknowledged to JetStream
+// only once the store holds it. The acknowledged position of a team only
+// moves forward; on ScyllaDB each acknowledgement is a (team, seq) row and
+// the reader takes the highest, so no write needs a lightweight
+// transaction. Retention (InboxMaxAge) is a TTL on ScyllaDB and an hourly
+// sweep on Pebble and memory. Reads wait (at most two seconds) for the
+// copy to catch up with the stream, so a signal published before a call
+// is in its answer. Without JetStream the inbox is read only: vexil mcp
+// --data-dir answers signals_list, signals_ack and the pending note from a
+// stopped server's store.
+//
 // Stale flags and evaluation anomalies are not detected here: the usage
 // statistics find them (Config.Usage, an adapter over package usage in
 // the wiring) and FindingsJob, run by vexil serve, adds every team's
 // findings with AppendOnce: once per finding id (kind, team, flag,
-// reason, since), remembered in the acknowledgement bucket, so a stale
-// flag is one signal across runs, restarts and nodes. The usage tools
+// reason, since), remembered in the store, so a stale flag is one signal
+// across runs, restarts and nodes (two nodes adding the same finding at
+// once publish under the same JetStream message id, which JetStream
+// keeps once). The usage tools
 // (feature "usage": usage_flag, usage_summary, usage_findings,
 // usage_settings_get, usage_settings_set) answer what the REST routes
 // answer, with their scopes; flag list rows carry the statistics' STALE

@@ -51,8 +51,8 @@ type Inbox struct {
 	stream jetstream.Stream
 	log    *slog.Logger
 
-	// copying is set while Run copies the stream into the store: reads
-	// then wait for the copy to catch up (catchUp).
+	// copying is set while Run runs: reads then wait for the copy to
+	// catch up (catchUp).
 	copying atomic.Bool
 	// consumer is Run's durable consumer, once created.
 	consumer atomic.Pointer[jetstream.Consumer]
@@ -239,7 +239,7 @@ func (in *Inbox) Acked(ctx context.Context, team int64) (uint64, error) {
 	return in.st.AckedSignals(ctx, team)
 }
 
-// copyBatch bounds one fetch of Run's consumer.
+// copyBatch bounds the signals stored at once.
 const copyBatch = 256
 
 // copierIdle is how long a consumer of a store no node copies into any
@@ -257,36 +257,18 @@ func (in *Inbox) Run(ctx context.Context) error {
 		<-ctx.Done()
 		return nil
 	}
-	_, durable := InboxNames(in.ns, in.cfg.StoreID)
-	var c jetstream.Consumer
-	for c == nil {
-		var err error
-		c, err = in.stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: durable,
-			Description:   "Vexil: copies the signal inbox into the store",
-			DeliverPolicy: jetstream.DeliverAllPolicy, AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second,
-			MaxAckPending: 4 * copyBatch, InactiveThreshold: copierIdle})
-		if err != nil {
-			in.log.Warn("inbox: create the copying consumer", "err", err)
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-time.After(time.Second):
-			}
-		}
-	}
-	in.consumer.Store(&c)
 	in.copying.Store(true)
 	defer in.copying.Store(false)
 	in.sweep(ctx)
-	sweep := time.NewTicker(time.Hour)
-	defer sweep.Stop()
+	lastSweep := time.Now()
 	for ctx.Err() == nil {
-		select {
-		case <-sweep.C:
-			in.sweep(ctx)
-		default:
-		}
-		if err := in.copyOnce(ctx, c); err != nil && ctx.Err() == nil {
+		err := in.copyAll(ctx, func() {
+			if time.Since(lastSweep) >= time.Hour {
+				in.sweep(ctx)
+				lastSweep = time.Now()
+			}
+		})
+		if err != nil && ctx.Err() == nil {
 			in.log.Warn("inbox: copy signals into the store", "err", err)
 			select {
 			case <-ctx.Done():
@@ -297,18 +279,56 @@ func (in *Inbox) Run(ctx context.Context) error {
 	return nil
 }
 
-// copyOnce fetches one batch and stores it.
-func (in *Inbox) copyOnce(ctx context.Context, c jetstream.Consumer) error {
-	fctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	batch, err := c.Fetch(copyBatch, jetstream.FetchContext(fctx))
+// copyAll (re)creates the store's durable consumer and copies what it
+// delivers until an error or the end of ctx; between batches it calls
+// between.
+func (in *Inbox) copyAll(ctx context.Context, between func()) error {
+	_, durable := InboxNames(in.ns, in.cfg.StoreID)
+	c, err := in.stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: durable,
+		Description:   "Vexil: copies the signal inbox into the store",
+		DeliverPolicy: jetstream.DeliverAllPolicy, AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second,
+		MaxAckPending: 4 * copyBatch, InactiveThreshold: copierIdle})
+	if err != nil {
+		return fmt.Errorf("create the copying consumer: %w", err)
+	}
+	in.consumer.Store(&c)
+	it, err := c.Messages(jetstream.PullMaxMessages(copyBatch))
 	if err != nil {
 		return err
 	}
-	var msgs []jetstream.Msg
-	var sigs []store.Signal
-	for m := range batch.Messages() {
+	defer it.Stop()
+	for ctx.Err() == nil {
+		if err := in.copyNext(ctx, it); err != nil {
+			return err
+		}
+		between()
+	}
+	return nil
+}
+
+// copyNext waits for a message, takes what else is there at once (up to
+// copyBatch), stores them and acknowledges them.
+func (in *Inbox) copyNext(ctx context.Context, it jetstream.MessagesContext) error {
+	// A bounded wait, so that the hourly sweep runs on an idle stream.
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	m, err := it.Next(jetstream.NextContext(wctx))
+	cancel()
+	if err != nil {
+		if wctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	msgs := []jetstream.Msg{m}
+	for len(msgs) < copyBatch {
+		m, err := it.Next(jetstream.NextMaxWait(5 * time.Millisecond))
+		if err != nil {
+			break // none at once: store what came
+		}
 		msgs = append(msgs, m)
+	}
+	var sigs []store.Signal
+	for _, m := range msgs {
 		md, err := m.Metadata()
 		if err != nil {
 			continue
@@ -316,12 +336,6 @@ func (in *Inbox) copyOnce(ctx context.Context, c jetstream.Consumer) error {
 		if sig, ok := in.signalOf(md.Sequence.Stream, md.Timestamp, m.Subject(), m.Data()); ok {
 			sigs = append(sigs, sig)
 		}
-	}
-	if len(msgs) == 0 {
-		if err := batch.Error(); err != nil && fctx.Err() == nil {
-			return err
-		}
-		return nil // nothing new within the wait
 	}
 	if err := in.st.PutSignals(ctx, sigs); err != nil {
 		for _, m := range msgs {
@@ -353,16 +367,18 @@ const catchUpWait = 2 * time.Second
 // so that a signal stored on the stream before the call is in the answer.
 // Past catchUpWait (the store slow, NATS away) the store answers as it is.
 func (in *Inbox) catchUp(ctx context.Context) {
-	cp := in.consumer.Load()
-	if cp == nil || !in.copying.Load() {
+	if !in.copying.Load() {
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, catchUpWait)
 	defer cancel()
 	for {
-		info, err := (*cp).Info(ctx)
-		if err != nil || info.NumPending == 0 && info.NumAckPending == 0 {
-			return
+		// Until Run has its consumer (a node starting), nothing is known.
+		if cp := in.consumer.Load(); cp != nil {
+			info, err := (*cp).Info(ctx)
+			if err != nil || info.NumPending == 0 && info.NumAckPending == 0 {
+				return
+			}
 		}
 		select {
 		case <-ctx.Done():
