@@ -76,7 +76,10 @@
 // copy to catch up with the stream, so a signal published before a call
 // is in its answer. Without JetStream the inbox is read only: vexil mcp
 // --data-dir answers signals_list, signals_ack and the pending note from a
-// stopped server's store.
+// stopped server's store. The key-value bucket of acknowledged positions
+// and finding ids that earlier versions kept ("vexil_signal_acks") is
+// imported into the store when the inbox opens (idempotent; delete it once
+// every store has imported it).
 //
 // Stale flags and evaluation anomalies are not detected here: the usage
 // statistics find them (Config.Usage, an adapter over package usage in

@@ -139,7 +139,74 @@ func OpenInbox(ctx context.Context, cfg InboxConfig) (*Inbox, error) {
 		return nil, fmt.Errorf("mcpsvc: inbox: %w", err)
 	}
 	in.stream = st
+	if err := in.importLegacy(ctx); err != nil {
+		return nil, fmt.Errorf("mcpsvc: inbox: import %s: %w", legacyBucket(in.ns), err)
+	}
 	return in, nil
+}
+
+// legacyBucket is the key-value bucket earlier versions kept the
+// acknowledged positions and AppendOnce's finding ids in
+// ("vexil_signal_acks").
+func legacyBucket(ns namespace.Name) string { return ns.Bucket("signal_acks") }
+
+// importLegacy copies the legacy bucket's acknowledged positions (keys
+// "<team>") and finding ids ("finding.<team>.<id>") into the store. The
+// cursors are the same stream sequences, and both writes are idempotent
+// (a position only moves forward), so every start may import again; an
+// operator deletes the bucket once every store has imported it.
+func (in *Inbox) importLegacy(ctx context.Context) error {
+	kv, err := in.js.KeyValue(ctx, legacyBucket(in.ns))
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	keys, err := kv.ListKeys(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = keys.Stop() }()
+	expires := in.cfg.Now().Add(InboxMaxAge).Unix()
+	acks, findings := 0, 0
+	for key := range keys.Keys() {
+		if rest, ok := strings.CutPrefix(key, "finding."); ok {
+			teamStr, id, ok := strings.Cut(rest, ".")
+			team, err := strconv.ParseInt(teamStr, 10, 64)
+			if !ok || err != nil || store.ValidFindingID(id) != nil {
+				continue // not written by an earlier AppendOnce
+			}
+			if err := in.st.PutFinding(ctx, team, id); err != nil {
+				return err
+			}
+			findings++
+			continue
+		}
+		team, err := strconv.ParseInt(key, 10, 64)
+		if err != nil {
+			continue
+		}
+		e, err := kv.Get(ctx, key)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		seq, err := strconv.ParseUint(string(e.Value()), 10, 64)
+		if err != nil || seq == 0 || seq > math.MaxInt64 {
+			continue
+		}
+		if err := in.st.AckSignals(ctx, team, seq, expires); err != nil {
+			return err
+		}
+		acks++
+	}
+	if acks+findings > 0 {
+		in.log.Info("inbox: imported the legacy acknowledgement bucket", "bucket", legacyBucket(in.ns), "positions", acks, "findings", findings)
+	}
+	return nil
 }
 
 // ReadOnly reports an inbox without JetStream: it answers from the store,

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/vexil-dev/vexil/admin"
 	"github.com/vexil-dev/vexil/errcode"
 	"github.com/vexil-dev/vexil/namespace"
@@ -132,5 +134,41 @@ func TestInboxAckForwardOnly(t *testing.T) {
 	}
 	if _, err := OpenInbox(ctx, InboxConfig{}); err == nil {
 		t.Fatal("an inbox without a store")
+	}
+}
+
+// TestInboxImportsLegacyBucket: the acknowledged positions and finding ids
+// earlier versions kept in a key-value bucket are in the store once the
+// inbox opened (the cursors are the same stream sequences); importing
+// again changes nothing and never moves a position back.
+func TestInboxImportsLegacyBucket(t *testing.T) {
+	ns := natstest.Start(t)
+	ctx := context.Background()
+	kv, err := ns.JetStream.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: legacyBucket(namespace.Default), History: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range map[string]string{"7": "12", "8": "3", "finding.7.stale-old": "stale_flag", "junk": "1", "9": "x", "finding.x.y": "k"} {
+		if _, err := kv.Put(ctx, k, []byte(v)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := memstore.New()
+	if err := st.AckSignals(ctx, 8, 5, 0); err != nil { // acknowledged later, in the store
+		t.Fatal(err)
+	}
+	for range 2 {
+		in, err := OpenInbox(ctx, InboxConfig{Store: st, JetStream: ns.JetStream, Namespace: namespace.Default, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for team, want := range map[int64]uint64{7: 12, 8: 5, 9: 0} {
+			if got, err := in.Acked(ctx, team); got != want || err != nil {
+				t.Fatalf("team %d: acknowledged %d %v, want %d", team, got, err, want)
+			}
+		}
+		if ok, err := in.AppendOnce(ctx, Finding{Team: 7, Kind: "stale_flag", Summary: "s", ID: "stale-old"}); ok || err != nil {
+			t.Fatalf("a finding the bucket knew was added again: %v %v", ok, err)
+		}
 	}
 }

@@ -118,6 +118,9 @@ type node struct {
 	adminSrv *admin.Server
 	// pebble is the store unwrapped when it is Pebble (checkpoints).
 	pebble *pebblestore.Store
+	// inboxStore is the store unwrapped, for the MCP signal inbox (test
+	// hooks wrap only the evaluation data's interface).
+	inboxStore store.InboxStore
 	// snapshots serves /api/snapshots (cmd/vexil/snapshot.go).
 	snapshots *snapshot.Service
 	// outbox queues the management API's change notices and rollout
@@ -284,6 +287,7 @@ func startNode(c config.Config, log *slog.Logger, hooks ...startHooks) (n *node,
 		}
 		n.store = ps // not a nil *pebblestore.Store in the interface
 		n.pebble = ps
+		n.inboxStore = ps
 		n.catalog, err = pebblecatalog.Open(pebblecatalog.Config{Dir: catalogDir(c.DataDir)})
 		if err != nil {
 			return nil, err
@@ -298,6 +302,7 @@ func startNode(c config.Config, log *slog.Logger, hooks ...startHooks) (n *node,
 			return nil, err
 		}
 		n.store, n.catalog = ss, cat
+		n.inboxStore = ss
 	}
 	for _, h := range hooks {
 		if h.wrapStore != nil {
@@ -383,12 +388,11 @@ func startNode(c config.Config, log *slog.Logger, hooks ...startHooks) (n *node,
 	if n.adminSvc, err = admin.New(acfg); err != nil {
 		return nil, err
 	}
-	inboxStore, _ := n.store.(store.InboxStore)
 	stID, err := storeIdentity(c)
 	if err != nil {
 		return nil, err
 	}
-	if n.mcp, err = newMCP(n.adminSvc, n.nc, n.js, n.ns, log, n.usage.mcpSource(), inboxStore, stID); err != nil {
+	if n.mcp, err = newMCP(n.adminSvc, n.nc, n.js, n.ns, log, n.usage.mcpSource(), n.inboxStore, stID); err != nil {
 		return nil, err
 	}
 	evalHandler := n.eval.Handler()
