@@ -20,7 +20,7 @@ import (
 )
 
 // runInbox runs in.Run until the test ends.
-func runInbox(t *testing.T, in *Inbox) {
+func runInbox(t testing.TB, in *Inbox) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- in.Run(ctx) }()
@@ -169,6 +169,31 @@ func TestInboxImportsLegacyBucket(t *testing.T) {
 		}
 		if ok, err := in.AppendOnce(ctx, Finding{Team: 7, Kind: "stale_flag", Summary: "s", ID: "stale-old"}); ok || err != nil {
 			t.Fatalf("a finding the bucket knew was added again: %v %v", ok, err)
+		}
+	}
+}
+
+// BenchmarkInboxPending: the pending note's count when it is not cached
+// (a signal of the team just arrived), with 50 signals pending and the
+// copy running. NATS runs in process, so instruction counts include the
+// server's side of each JetStream call.
+func BenchmarkInboxPending(b *testing.B) {
+	ns := natstest.Start(b)
+	ctx := context.Background()
+	in, err := OpenInbox(ctx, InboxConfig{Store: memstore.New(), JetStream: ns.JetStream, Namespace: namespace.Default, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	runInbox(b, in)
+	for i := range 50 {
+		if err := in.Append(ctx, Finding{Team: 7, Kind: "stale_flag", Summary: fmt.Sprintf("f%d is stale", i)}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for b.Loop() {
+		in.Touch(7)
+		if n, err := in.Pending(ctx, 7); n != 50 || err != nil {
+			b.Fatalf("pending: %d %v", n, err)
 		}
 	}
 }
