@@ -52,7 +52,7 @@ type Inbox struct {
 	log    *slog.Logger
 
 	// copying is set while Run runs: reads then wait for the copy to
-	// catch up (catchUp).
+	// catch up (catchUp) once Run has its consumer.
 	copying atomic.Bool
 	// consumer is Run's durable consumer, once created.
 	consumer atomic.Pointer[jetstream.Consumer]
@@ -434,18 +434,16 @@ const catchUpWait = 2 * time.Second
 // so that a signal stored on the stream before the call is in the answer.
 // Past catchUpWait (the store slow, NATS away) the store answers as it is.
 func (in *Inbox) catchUp(ctx context.Context) {
-	if !in.copying.Load() {
-		return
+	cp := in.consumer.Load()
+	if cp == nil || !in.copying.Load() {
+		return // Run is not copying (yet): nothing to wait for
 	}
 	ctx, cancel := context.WithTimeout(ctx, catchUpWait)
 	defer cancel()
 	for {
-		// Until Run has its consumer (a node starting), nothing is known.
-		if cp := in.consumer.Load(); cp != nil {
-			info, err := (*cp).Info(ctx)
-			if err != nil || info.NumPending == 0 && info.NumAckPending == 0 {
-				return
-			}
+		info, err := (*cp).Info(ctx)
+		if err != nil || info.NumPending == 0 && info.NumAckPending == 0 {
+			return
 		}
 		select {
 		case <-ctx.Done():

@@ -56,6 +56,15 @@ func (s Signal) Expired(now time.Time) bool {
 	return s.ExpiresAt != 0 && s.ExpiresAt <= now.Unix()
 }
 
+// ValidAckSeq checks an acknowledged position: 1..2^63-1, as signal
+// sequences.
+func ValidAckSeq(seq uint64) error {
+	if seq == 0 || seq > math.MaxInt64 {
+		return fmt.Errorf("%w: acknowledged position %d: 1..2^63-1", ErrInvalid, seq)
+	}
+	return nil
+}
+
 // ValidFindingID checks a finding id: 1..MaxFindingIDBytes of letters,
 // digits, '-' and '_'.
 func ValidFindingID(id string) error {
@@ -83,7 +92,7 @@ type InboxStore interface {
 	ListSignals(ctx context.Context, team int64, after uint64, limit int) ([]Signal, bool, error)
 	// CountSignals counts team's stored signals with Seq > after.
 	CountSignals(ctx context.Context, team int64, after uint64) (uint64, error)
-	// AckSignals records that team acknowledged up to seq. The
+	// AckSignals records that team acknowledged up to seq (ValidAckSeq). The
 	// acknowledged position only moves forward: of concurrent or late
 	// acknowledgements the highest wins. expiresAt (Unix seconds, 0: never)
 	// bounds how long this acknowledgement must be remembered: past it the

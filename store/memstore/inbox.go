@@ -101,6 +101,9 @@ func (s *Store) AckSignals(ctx context.Context, team int64, seq uint64, expiresA
 	if err := s.inboxOpen("ack signals"); err != nil {
 		return err
 	}
+	if err := store.ValidAckSeq(seq); err != nil {
+		return err
+	}
 	t := &s.inbox
 	t.mu.Lock()
 	defer t.mu.Unlock()

@@ -130,6 +130,9 @@ func (s *Store) CountSignals(ctx context.Context, team int64, after uint64) (uin
 // AckSignals implements store.InboxStore: one key per team, moved forward
 // under ackMu (this store has one process).
 func (s *Store) AckSignals(ctx context.Context, team int64, seq uint64, expiresAt int64) error {
+	if err := store.ValidAckSeq(seq); err != nil {
+		return err
+	}
 	if err := s.enter("ack signals"); err != nil {
 		return err
 	}

@@ -108,8 +108,8 @@ func (s *Store) AckSignals(ctx context.Context, team int64, seq uint64, expiresA
 	if err := s.check("ack signals"); err != nil {
 		return err
 	}
-	if seq == 0 || seq > math.MaxInt64 {
-		return fmt.Errorf("%w: acknowledged position %d", store.ErrInvalid, seq)
+	if err := store.ValidAckSeq(seq); err != nil {
+		return err
 	}
 	ttl, ok := ttlOf(expiresAt, time.Now().Unix())
 	if !ok {

@@ -186,6 +186,14 @@ func testInvalidSignals(t *testing.T, s store.InboxStore) {
 	if n := mustCount(t, s, 1, 0); n != 0 {
 		t.Fatalf("an invalid put wrote %d signals", n)
 	}
+	for _, seq := range []uint64{0, 1 << 63} {
+		if err := s.AckSignals(ctx, 1, seq, 0); !errors.Is(err, store.ErrInvalid) {
+			t.Errorf("acknowledging %d: %v, want ErrInvalid", seq, err)
+		}
+	}
+	if n := mustAcked(t, s, 1); n != 0 {
+		t.Fatalf("an invalid acknowledgement moved the position to %d", n)
+	}
 	for _, id := range []string{"", "a.b", "a b", strings.Repeat("x", store.MaxFindingIDBytes+1)} {
 		if err := s.PutFinding(ctx, 1, id); !errors.Is(err, store.ErrInvalid) {
 			t.Errorf("finding id %q: %v, want ErrInvalid", id, err)
