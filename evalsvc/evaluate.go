@@ -52,8 +52,10 @@ type scratch struct {
 	debug    bool
 	// forceLive ignores stored results for this request.
 	forceLive bool
-	// usage is what Config.Usage counts of the request, per record.
-	usage []usage.Eval
+	// usage is what Config.Usage counts of the request, per record, when
+	// it did not answer every flag; answers when it did (keys order).
+	usage   []usage.Eval
+	answers []usage.Answer
 }
 
 // picked is one merged answer: flag i of the team (index in
@@ -77,7 +79,8 @@ func putScratch(sc *scratch) {
 	clear(sc.stored)
 	clear(sc.misses)
 	clear(sc.usage)
-	sc.usage = sc.usage[:0]
+	clear(sc.answers)
+	sc.usage, sc.answers = sc.usage[:0], sc.answers[:0]
 	sc.results, sc.live, sc.records, sc.buf = sc.results[:0], sc.live[:0], sc.records[:0], sc.buf[:0]
 	sc.misses, sc.sources, sc.debug, sc.forceLive = sc.misses[:0], sc.sources[:0], false, false
 	sc.cohorts.reset(nil, nil, 0, "")
@@ -157,7 +160,11 @@ func (s *Service) evaluate(ctx context.Context, ts *teamState, req *wire.FlagsRe
 	ev := s.buildRecords(&p)
 	s.m.evaluations.WithLabelValues(p.path).Inc()
 	if s.cfg.Usage != nil {
-		s.cfg.Usage.Record(ts.team.ID, ep, req.DistinctID, req.FlagKeys == nil && len(sc.usage) == len(ts.keys), sc.usage)
+		if len(sc.answers) > 0 {
+			s.cfg.Usage.RecordAll(ts.usage, ep, req.DistinctID, sc.answers)
+		} else {
+			s.cfg.Usage.Record(ts.team.ID, ep, req.DistinctID, false, sc.usage)
+		}
 	}
 	return ev
 }
@@ -421,10 +428,22 @@ func (s *Service) buildRecords(p *pass) evaluation {
 	ts, req, sc := p.ts, p.req, p.sc
 	ev := evaluation{path: p.path, errors: p.storeFailed, records: sc.records[:0]}
 	keep := sc.sources[:0]
+	// A request answering every flag of the team is counted against the
+	// team's usage layout (answers in keys order, which merge keeps):
+	// no key per flag. Until a flag is left out, sc.answers[j] is the
+	// answer of sc.results[j].
+	counting := s.cfg.Usage != nil
+	all := req.FlagKeys == nil && len(sc.results) == len(ts.keys)
 	for i, pk := range sc.results {
 		r := pk.r
 		meta := &ts.metaAt[pk.i]
 		if req.EvaluationRuntime != "" && meta.runtime != "" && meta.runtime != "all" && meta.runtime != req.EvaluationRuntime {
+			if counting && all {
+				for j, a := range sc.answers {
+					sc.usage = append(sc.usage, usage.Eval{Flag: ts.keys[sc.results[j].i], Value: a.Value, Stored: a.Stored, Failed: a.Failed})
+				}
+				sc.answers, all = sc.answers[:0], false
+			}
 			continue
 		}
 		rec := wire.Record{Key: r.Key, Enabled: r.Enabled, Variant: r.Variant, Reason: r.Reason, ID: r.FlagID,
@@ -440,12 +459,25 @@ func (s *Service) buildRecords(p *pass) evaluation {
 		if sc.debug {
 			keep = append(keep, sc.sources[i])
 		}
-		if s.cfg.Usage != nil {
-			// The team's key string (the same memory request after
-			// request) rather than the result's: usage compares keys by
-			// pointer first.
-			sc.usage = append(sc.usage, usage.Eval{Flag: ts.keys[pk.i], Value: usageValue(rec), Stored: sc.sources[i] == results.Stored, Failed: rec.Failed})
+		if counting {
+			a := usage.Answer{Value: usageValue(r), Stored: sc.sources[i] == results.Stored, Failed: rec.Failed}
+			if all {
+				sc.answers = append(sc.answers, a)
+			} else {
+				// The team's key string (the same memory request after
+				// request) rather than the result's: usage compares keys
+				// by pointer first.
+				sc.usage = append(sc.usage, usage.Eval{Flag: ts.keys[pk.i], Value: a.Value, Stored: a.Stored, Failed: a.Failed})
+			}
 		}
+	}
+	if counting && all && len(sc.answers) != len(ts.keys) {
+		// Some flags were left out (evaluation_runtime): counted flag by
+		// flag, as a subset.
+		for j, a := range sc.answers {
+			sc.usage = append(sc.usage, usage.Eval{Flag: ts.keys[sc.results[j].i], Value: a.Value, Stored: a.Stored, Failed: a.Failed})
+		}
+		sc.answers = sc.answers[:0]
 	}
 	sc.records = ev.records
 	if sc.debug {
@@ -517,13 +549,13 @@ func (c *cohortSource) member(id int64) (bool, error) {
 	return ok, nil
 }
 
-// usageValue is the value usage counts for a record: its variant, or
+// usageValue is the value usage counts for a result: its variant, or
 // "true" / "false".
-func usageValue(rec wire.Record) string {
+func usageValue(r *flags.Result) string {
 	switch {
-	case rec.Variant != "":
-		return rec.Variant
-	case rec.Enabled:
+	case r.Variant != "":
+		return r.Variant
+	case r.Enabled:
 		return "true"
 	}
 	return "false"
