@@ -22,6 +22,7 @@ bin=$(mktemp)
 trap 'rm -f "$bin"' EXIT
 if [ -n "${BIN:-}" ]; then
 	cp "$BIN" "$bin"
+	chmod +x "$bin"
 else
 	go test -c -o "$bin" "$1"
 fi

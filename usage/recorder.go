@@ -65,12 +65,12 @@ type RecorderConfig struct {
 
 // Recorder counts evaluations in memory, in shards so that concurrent
 // requests rarely meet on a lock, and writes them to the store in batches
-// (Run, Flush). Record and Poll are safe for concurrent use and cheap: a
-// hash of the distinct id, one uncontended lock, a map lookup, a
-// HyperLogLog insert (per request when it evaluated every flag of the
-// team, else per flag) and a few additions per flag, in a table indexed
-// by the flag's position when every flag was evaluated (slots.go). A nil *Recorder records
-// nothing.
+// (Run, Flush). Record, RecordAll, Reported and Poll are safe for
+// concurrent use and cheap: a hash of the distinct id, one uncontended
+// lock, a HyperLogLog insert (per request when it evaluated every flag of
+// the team, else per flag) and a few additions per flag, in a table
+// indexed by the flag's position when every flag was evaluated
+// (slots.go). A nil *Recorder records nothing.
 type Recorder struct {
 	cfg     RecorderConfig
 	shards  []shard
