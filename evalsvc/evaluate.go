@@ -59,10 +59,11 @@ type scratch struct {
 }
 
 // picked is one merged answer: flag i of the team (index in
-// teamState.keys) and its result.
+// teamState.keys), its result and where the result came from.
 type picked struct {
-	i int
-	r *flags.Result
+	i   int
+	r   *flags.Result
+	src results.Source
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
@@ -384,19 +385,16 @@ func (s *Service) merge(p *pass) {
 		}
 		src := sc.source[i]
 		if src == results.Stored {
-			out = append(out, picked{i, &sc.stored[i]})
+			out = append(out, picked{i, &sc.stored[i], src})
 		} else {
 			if li >= len(sc.live) || sc.live[li].Key != ts.keys[i] {
 				continue
 			}
-			out = append(out, picked{i, &sc.live[li]})
+			out = append(out, picked{i, &sc.live[li], src})
 			li++
 		}
 		ts.answers[i][src].Add(1)
 		sc.bySource[src]++
-		if sc.debug || s.cfg.Usage != nil {
-			sc.sources = append(sc.sources, src)
-		}
 	}
 	for src, n := range sc.bySource {
 		if n > 0 {
@@ -429,20 +427,24 @@ func (s *Service) buildRecords(p *pass) evaluation {
 	ev := evaluation{path: p.path, errors: p.storeFailed, records: sc.records[:0]}
 	keep := sc.sources[:0]
 	// A request answering every flag of the team is counted against the
-	// team's usage layout (answers in keys order, which merge keeps):
-	// no key per flag. Until a flag is left out, sc.answers[j] is the
-	// answer of sc.results[j].
+	// team's usage layout (answers[i] is the answer of sc.results[i], in
+	// keys order, which merge keeps): no key per flag. A flag left out
+	// (evaluation_runtime) makes it a subset, counted flag by flag.
 	counting := s.cfg.Usage != nil
 	all := req.FlagKeys == nil && len(sc.results) == len(ts.keys)
+	var answers []usage.Answer
+	if counting && all {
+		answers = resize(sc.answers, len(sc.results))
+	}
 	for i, pk := range sc.results {
 		r := pk.r
 		meta := &ts.metaAt[pk.i]
 		if req.EvaluationRuntime != "" && meta.runtime != "" && meta.runtime != "all" && meta.runtime != req.EvaluationRuntime {
 			if counting && all {
-				for j, a := range sc.answers {
+				for j, a := range answers[:i] {
 					sc.usage = append(sc.usage, usage.Eval{Flag: ts.keys[sc.results[j].i], Value: a.Value, Stored: a.Stored, Failed: a.Failed})
 				}
-				sc.answers, all = sc.answers[:0], false
+				answers, all = nil, false
 			}
 			continue
 		}
@@ -457,12 +459,12 @@ func (s *Service) buildRecords(p *pass) evaluation {
 		}
 		ev.records = append(ev.records, rec)
 		if sc.debug {
-			keep = append(keep, sc.sources[i])
+			keep = append(keep, pk.src)
 		}
 		if counting {
-			a := usage.Answer{Value: usageValue(r), Stored: sc.sources[i] == results.Stored, Failed: rec.Failed}
+			a := usage.Answer{Value: usageValue(r), Stored: pk.src == results.Stored, Failed: rec.Failed}
 			if all {
-				sc.answers = append(sc.answers, a)
+				answers[i] = a
 			} else {
 				// The team's key string (the same memory request after
 				// request) rather than the result's: usage compares keys
@@ -471,13 +473,8 @@ func (s *Service) buildRecords(p *pass) evaluation {
 			}
 		}
 	}
-	if counting && all && len(sc.answers) != len(ts.keys) {
-		// Some flags were left out (evaluation_runtime): counted flag by
-		// flag, as a subset.
-		for j, a := range sc.answers {
-			sc.usage = append(sc.usage, usage.Eval{Flag: ts.keys[sc.results[j].i], Value: a.Value, Stored: a.Stored, Failed: a.Failed})
-		}
-		sc.answers = sc.answers[:0]
+	if all {
+		sc.answers = answers
 	}
 	sc.records = ev.records
 	if sc.debug {

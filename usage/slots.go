@@ -73,7 +73,7 @@ type slot struct {
 	val    [slotValues]*byte
 }
 
-const slotValues = 4
+const slotValues = 4 // record checks each by hand: change it with this
 
 // slotTable is a team's table in one shard.
 type slotTable struct {
@@ -178,14 +178,17 @@ func (t *slotTable) record(r *Recorder, sh *shard, ta *teamAcc, l *Layout, ep En
 		// (its variants, "true", "false"); the rest is out of line. An
 		// unused value is nil and 0 long: matched only by an empty value
 		// without memory, which it then counts, rightly.
-		v, n := unsafe.StringData(a.Value), len(a.Value)
-		k := 0
-		for k < slotValues && (s.val[k] != v || int(s.vlen[k]) != n) {
-			k++
-		}
-		if k < slotValues {
-			s.n[k]++
-		} else {
+		v, n := unsafe.StringData(a.Value), uint(len(a.Value))
+		switch {
+		case s.val[0] == v && uint(s.vlen[0]) == n:
+			s.n[0]++
+		case s.val[1] == v && uint(s.vlen[1]) == n:
+			s.n[1]++
+		case s.val[2] == v && uint(s.vlen[2]) == n:
+			s.n[2]++
+		case s.val[3] == v && uint(s.vlen[3]) == n:
+			s.n[3]++
+		default:
 			t.addValue(i, a.Value)
 		}
 	}
