@@ -116,7 +116,11 @@ func BenchmarkServeFlags50(b *testing.B) {
 	})
 }
 
-func benchServeFlags50(b *testing.B, s *Service) {
+func benchServeFlags50(b *testing.B, s *Service) { benchServeFlags50Each(b, s, 0, nil) }
+
+// benchServeFlags50Each is benchServeFlags50 calling each after every
+// every-th request (every 0: never).
+func benchServeFlags50Each(b *testing.B, s *Service, every int, each func()) {
 	h := s.Handler()
 	bodies := make([]string, 1000)
 	for i := range bodies {
@@ -133,6 +137,9 @@ func benchServeFlags50(b *testing.B, s *Service) {
 			b.Fatalf("status %d: %s", w.Code, w.Body)
 		}
 		i++
+		if every > 0 && i%every == 0 {
+			each()
+		}
 	}
 	b.StopTimer()
 	a := s.FlagAnswers(1)["flag-00"]

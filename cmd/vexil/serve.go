@@ -419,7 +419,10 @@ func startNode(c config.Config, log *slog.Logger, hooks ...startHooks) (n *node,
 	n.slo.addRoutes(routes)
 	h := &health{nc: n.nc, store: n.store, catalog: n.catalog, outbox: n.outbox, timeout: probeTimeout(c), log: log}
 	maps.Copy(routes, h.routes())
-	n.usage.addRoutes(routes, n.adminSvc)
+	openAPI, err := n.usage.addRoutes(routes, n.adminSvc)
+	if err != nil {
+		return nil, err
+	}
 	n.snapshots = newSnapshotService(c, n, log)
 	// Reading snapshots (list, inspect, a verification's result) needs
 	// team:read like the gRPC API's reads; taking or verifying one, which
@@ -470,7 +473,7 @@ func startNode(c config.Config, log *slog.Logger, hooks ...startHooks) (n *node,
 	}
 	n.adminSrv, err = admin.NewServer(admin.ServerConfig{Service: n.adminSvc, HTTPListener: httpLn, GRPCListener: grpcLn,
 		Routes: routes, Register: func(s *grpc.Server) { n.eval.RegisterGRPC(s) }, Classes: evalsvc.GRPCClass, Logger: log.With("role", "admin"),
-		GatewayDialer: grpcLn.DialContext, CORSOrigins: c.Admin.CORSOrigins})
+		GatewayDialer: grpcLn.DialContext, CORSOrigins: c.Admin.CORSOrigins, OpenAPI: openAPI})
 	if err != nil {
 		closeListeners()
 		return nil, err
