@@ -7,28 +7,66 @@ import (
 	"math"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
+
 	"github.com/vexil-dev/vexil/flags"
 )
 
 // The encoding of a row's (or group's) stored results. Compact on purpose:
-// a row of a 50-flag team carries 50 entries, so an entry is about 11 bytes
+// a row of a 50-flag team carries 50 entries, so an entry is about 4 bytes
 // for a boolean flag (no key, no payload, no description: the definitions
 // hold those, and Set.Expand restores them).
 //
-//	header:  format byte (1)
+//	header:  format byte (2)
 //	         bits byte   (bit 0: KeyConsistent)
 //	         varint      Version (the row's person version, the group's version)
 //	         8 bytes LE  Revision (the properties' xxhash64)
 //	         uvarint     entry count
 //	entry:   uvarint     flag id
-//	         8 bytes LE  flag stamp
 //	         byte        bit 0 enabled, bit 1 variant, bit 2 valid_until,
 //	                     bits 4-7 reason code (reasonCodes index)
 //	         uvarint     condition index + 1
 //	         [uvarint length, bytes]  variant key
 //	         [varint]                 valid_until, Unix milliseconds rounded
 //	                                  down (an earlier expiry is safe)
-const format = 1
+//	after every stampGroup entries, and after the last:
+//	         8 bytes LE  the group's stamp digest (stampDigest)
+//
+// A result's flag stamp is not stored with it: the reader recomputes the
+// digest of its group from the flags' current stamps (a Stamper, the Plan)
+// and takes the group's stamps as current only if the digests are equal,
+// which holds, but for a 64-bit hash collision, only if every stamp in it
+// is the one the result was computed with: the check of docs/design.md §2
+// at the strength of the 64-bit stamps themselves. A changed flag thus
+// marks the other results of its group stale too, until they are computed
+// again (Compute does it in the same pass); stampGroup trades that against
+// 8 bytes per group. With 50 flags the stamps take 56 bytes instead of 400.
+//
+// Format 1, written before, stored each entry's 8-byte stamp (little
+// endian) after its flag id and had no digests; it still decodes.
+const (
+	format      = 2
+	format1     = 1
+	stampGroup  = 8
+	digestBytes = 8
+)
+
+// Stamper gives a flag's current stamp by id: the Plan of the definitions
+// the reader checks against.
+type Stamper interface {
+	CurrentStamp(flagID int64) (uint64, bool)
+}
+
+// stampDigest is the digest of a group of entries' flag ids and stamps.
+func stampDigest(ids []int64, stamps []uint64) uint64 {
+	var buf [stampGroup * 16]byte
+	b := buf[:0]
+	for i, id := range ids {
+		b = binary.LittleEndian.AppendUint64(b, uint64(id))
+		b = binary.LittleEndian.AppendUint64(b, stamps[i])
+	}
+	return xxhash.Sum64(b)
+}
 
 // Header is what a row's results were computed against.
 type Header struct {
@@ -69,9 +107,54 @@ func reasonIndex(c flags.ReasonCode) (int, bool) {
 var ErrCorrupt = errors.New("results: corrupt encoding")
 
 // Append appends the encoding of h and entries to dst. Entries whose reason
-// code it cannot encode are left out (they are evaluated live).
+// code it cannot encode are left out (they are evaluated live). Each
+// entry's Stamp goes into its group's digest.
 func Append(dst []byte, h Header, entries []Entry) []byte {
-	dst = append(dst, format)
+	dst = appendHeader(dst, format, h, entries)
+	var (
+		ids    [stampGroup]int64
+		stamps [stampGroup]uint64
+		k      int
+	)
+	for i := range entries {
+		e := &entries[i]
+		rc, ok := reasonIndex(e.Code)
+		if !ok {
+			continue
+		}
+		dst = binary.AppendUvarint(dst, uint64(e.FlagID))
+		dst = appendResult(dst, e, rc)
+		ids[k], stamps[k] = e.FlagID, e.Stamp
+		if k++; k == stampGroup {
+			dst = binary.LittleEndian.AppendUint64(dst, stampDigest(ids[:k], stamps[:k]))
+			k = 0
+		}
+	}
+	if k > 0 {
+		dst = binary.LittleEndian.AppendUint64(dst, stampDigest(ids[:k], stamps[:k]))
+	}
+	return dst
+}
+
+// appendFormat1 is Append as format 1 wrote it, for the tests that show
+// such rows still decode.
+func appendFormat1(dst []byte, h Header, entries []Entry) []byte {
+	dst = appendHeader(dst, format1, h, entries)
+	for i := range entries {
+		e := &entries[i]
+		rc, ok := reasonIndex(e.Code)
+		if !ok {
+			continue
+		}
+		dst = binary.AppendUvarint(dst, uint64(e.FlagID))
+		dst = binary.LittleEndian.AppendUint64(dst, e.Stamp)
+		dst = appendResult(dst, e, rc)
+	}
+	return dst
+}
+
+func appendHeader(dst []byte, f byte, h Header, entries []Entry) []byte {
+	dst = append(dst, f)
 	var bits byte
 	if h.KeyConsistent {
 		bits |= 1
@@ -85,45 +168,47 @@ func Append(dst []byte, h Header, entries []Entry) []byte {
 			n++
 		}
 	}
-	dst = binary.AppendUvarint(dst, uint64(n))
-	for i := range entries {
-		e := &entries[i]
-		rc, ok := reasonIndex(e.Code)
-		if !ok {
-			continue
-		}
-		dst = binary.AppendUvarint(dst, uint64(e.FlagID))
-		dst = binary.LittleEndian.AppendUint64(dst, e.Stamp)
-		b := byte(rc) << 4
-		if e.Enabled {
-			b |= 1
-		}
-		if e.Variant != "" {
-			b |= 2
-		}
-		if !e.ValidUntil.IsZero() {
-			b |= 4
-		}
-		dst = append(dst, b)
-		dst = binary.AppendUvarint(dst, uint64(e.ConditionIndex+1))
-		if e.Variant != "" {
-			dst = binary.AppendUvarint(dst, uint64(len(e.Variant)))
-			dst = append(dst, e.Variant...)
-		}
-		if !e.ValidUntil.IsZero() {
-			dst = binary.AppendVarint(dst, e.ValidUntil.UnixMilli())
-		}
+	return binary.AppendUvarint(dst, uint64(n))
+}
+
+// appendResult appends an entry's bits, condition, variant and expiry.
+func appendResult(dst []byte, e *Entry, rc int) []byte {
+	b := byte(rc) << 4
+	if e.Enabled {
+		b |= 1
+	}
+	if e.Variant != "" {
+		b |= 2
+	}
+	if !e.ValidUntil.IsZero() {
+		b |= 4
+	}
+	dst = append(dst, b)
+	dst = binary.AppendUvarint(dst, uint64(e.ConditionIndex+1))
+	if e.Variant != "" {
+		dst = binary.AppendUvarint(dst, uint64(len(e.Variant)))
+		dst = append(dst, e.Variant...)
+	}
+	if !e.ValidUntil.IsZero() {
+		dst = binary.AppendVarint(dst, e.ValidUntil.UnixMilli())
 	}
 	return dst
 }
 
 // Decode decodes b into h and appends its entries to entries[:0]. Variant
 // keys are copied out of b.
-func Decode(b []byte, entries []Entry) (Header, []Entry, error) {
+//
+// In the current format an entry's Stamp is its flag's current stamp (from
+// current) when its group's digest shows the result was computed with it;
+// otherwise it is a value that differs from the current stamp (0 for a
+// flag current does not know, or with a nil current), so the result is
+// stale. Format 1 entries carry the stamps they were stored with.
+func Decode(b []byte, entries []Entry, current Stamper) (Header, []Entry, error) {
 	var h Header
 	entries = entries[:0]
 	d := decoder{b: b}
-	if d.byte() != format {
+	f := d.byte()
+	if f != format && f != format1 {
 		return h, entries, fmt.Errorf("%w: unknown format", ErrCorrupt)
 	}
 	h.KeyConsistent = d.byte()&1 != 0
@@ -133,14 +218,18 @@ func Decode(b []byte, entries []Entry) (Header, []Entry, error) {
 	if d.err || n > uint64(len(b)) {
 		return h, entries, fmt.Errorf("%w: header", ErrCorrupt)
 	}
-	for range n {
+	var ids [stampGroup]int64
+	var stamps [stampGroup]uint64
+	for i := range n {
 		var e Entry
 		id := d.uvarint()
 		if id > math.MaxInt64 {
 			d.err = true
 		}
 		e.FlagID = int64(id)
-		e.Stamp = d.uint64()
+		if f == format1 {
+			e.Stamp = d.uint64()
+		}
 		bits := d.byte()
 		rc := int(bits >> 4)
 		if rc >= len(reasonCodes) {
@@ -165,11 +254,48 @@ func Decode(b []byte, entries []Entry) (Header, []Entry, error) {
 			break
 		}
 		entries = append(entries, e)
+		if f == format1 {
+			continue
+		}
+		if k := int(i % stampGroup); k == stampGroup-1 || i == n-1 {
+			group := entries[len(entries)-k-1:]
+			stored := d.uint64()
+			if d.err {
+				break
+			}
+			checkGroup(group, stored, current, ids[:len(group)], stamps[:len(group)])
+		}
 	}
 	if d.err || d.i != len(b) {
 		return h, entries[:0], fmt.Errorf("%w: entries", ErrCorrupt)
 	}
 	return h, entries, nil
+}
+
+// checkGroup sets the stamps of a group of entries: the current ones if
+// the group's stored digest is theirs, else ones that differ from them.
+func checkGroup(group []Entry, stored uint64, current Stamper, ids []int64, stamps []uint64) {
+	known := current != nil
+	for j := range group {
+		ids[j] = group[j].FlagID
+		if known {
+			stamps[j], known = current.CurrentStamp(group[j].FlagID)
+		}
+	}
+	if known && stampDigest(ids, stamps) == stored {
+		for j := range group {
+			group[j].Stamp = stamps[j]
+		}
+		return
+	}
+	for j := range group {
+		group[j].Stamp = 0
+		if current != nil {
+			if s, ok := current.CurrentStamp(group[j].FlagID); ok {
+				group[j].Stamp = ^s
+			}
+		}
+	}
 }
 
 type decoder struct {
