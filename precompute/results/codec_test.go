@@ -295,7 +295,8 @@ func TestCodecNonCanonical(t *testing.T) {
 	b[1] |= 0x80 // reserved header bit
 	variants["header bit"] = b
 	b = bytes.Clone(canon)
-	bits := len(b) - digestBytes - 2 // the entry: id, bits, condition
+	// The one entry is its id, bits and condition, then the digest.
+	bits := len(b) - digestBytes - 2
 	b[bits] |= 0x08 // reserved entry bit
 	variants["entry bit"] = b
 	// An over-long varint for the version (1 as 0x82 0x00).
