@@ -7,8 +7,6 @@ import (
 	"math"
 	"time"
 
-	"github.com/cespare/xxhash/v2"
-
 	"github.com/vexil-dev/vexil/flags"
 )
 
@@ -30,14 +28,15 @@ import (
 //	         [varint]                 valid_until, Unix milliseconds rounded
 //	                                  down (an earlier expiry is safe)
 //	after every stampGroup entries, and after the last:
-//	         8 bytes LE  the group's stamp digest (stampDigest)
+//	         8 bytes LE  the group's stamp digest (fold)
 //
 // A result's flag stamp is not stored with it: the reader recomputes the
 // digest of its group from the flags' current stamps (a Stamper, the Plan)
 // and takes the group's stamps as current only if the digests are equal,
-// which holds, but for a 64-bit hash collision, only if every stamp in it
-// is the one the result was computed with: the check of docs/design.md §2
-// at the strength of the 64-bit stamps themselves. A changed flag thus
+// which holds only if every stamp in it is the one the result was computed
+// with (always when one stamp changed, and but for a 2^-64 chance when
+// several did): the check of docs/design.md §2 at the strength of the
+// 64-bit stamps themselves. A changed flag thus
 // marks the other results of its group stale too, until they are computed
 // again (Compute does it in the same pass); stampGroup trades that against
 // 8 bytes per group. With 50 flags the stamps take 56 bytes instead of 400.
@@ -57,15 +56,23 @@ type Stamper interface {
 	CurrentStamp(flagID int64) (uint64, bool)
 }
 
-// stampDigest is the digest of a group of entries' flag ids and stamps.
-func stampDigest(ids []int64, stamps []uint64) uint64 {
-	var buf [stampGroup * 16]byte
-	b := buf[:0]
-	for i, id := range ids {
-		b = binary.LittleEndian.AppendUint64(b, uint64(id))
-		b = binary.LittleEndian.AppendUint64(b, stamps[i])
-	}
-	return xxhash.Sum64(b)
+// The digest of a stamp group folds each entry's stamp and flag id, in
+// order, into a 64-bit state through fmix64 (MurmurHash3's finalizer, a
+// bijection): two groups that differ in one stamp always differ in digest,
+// and groups that differ in more collide with a chance of about 2^-64.
+const digestSeed = 0x9e3779b97f4a7c15
+
+func fold(d uint64, flagID int64, stamp uint64) uint64 {
+	return fmix64(fmix64(d^stamp) ^ uint64(flagID))
+}
+
+func fmix64(k uint64) uint64 {
+	k ^= k >> 33
+	k *= 0xff51afd7ed558ccd
+	k ^= k >> 33
+	k *= 0xc4ceb9fe1a85ec53
+	k ^= k >> 33
+	return k
 }
 
 // Header is what a row's results were computed against.
@@ -111,11 +118,7 @@ var ErrCorrupt = errors.New("results: corrupt encoding")
 // entry's Stamp goes into its group's digest.
 func Append(dst []byte, h Header, entries []Entry) []byte {
 	dst = appendHeader(dst, format, h, entries)
-	var (
-		ids    [stampGroup]int64
-		stamps [stampGroup]uint64
-		k      int
-	)
+	d, k := uint64(digestSeed), 0
 	for i := range entries {
 		e := &entries[i]
 		rc, ok := reasonIndex(e.Code)
@@ -124,14 +127,14 @@ func Append(dst []byte, h Header, entries []Entry) []byte {
 		}
 		dst = binary.AppendUvarint(dst, uint64(e.FlagID))
 		dst = appendResult(dst, e, rc)
-		ids[k], stamps[k] = e.FlagID, e.Stamp
+		d = fold(d, e.FlagID, e.Stamp)
 		if k++; k == stampGroup {
-			dst = binary.LittleEndian.AppendUint64(dst, stampDigest(ids[:k], stamps[:k]))
-			k = 0
+			dst = binary.LittleEndian.AppendUint64(dst, d)
+			d, k = digestSeed, 0
 		}
 	}
 	if k > 0 {
-		dst = binary.LittleEndian.AppendUint64(dst, stampDigest(ids[:k], stamps[:k]))
+		dst = binary.LittleEndian.AppendUint64(dst, d)
 	}
 	return dst
 }
@@ -218,8 +221,14 @@ func Decode(b []byte, entries []Entry, current Stamper) (Header, []Entry, error)
 	if d.err || n > uint64(len(b)) {
 		return h, entries, fmt.Errorf("%w: header", ErrCorrupt)
 	}
-	var ids [stampGroup]int64
-	var stamps [stampGroup]uint64
+	// The group being read: its entries' current stamps, which flags have
+	// none, and the digest of its entries' ids with those stamps.
+	var (
+		stamps  [stampGroup]uint64
+		unknown uint
+		digest  = uint64(digestSeed)
+	)
+	lookup := newStampLookup(current)
 	for i := range n {
 		var e Entry
 		id := d.uvarint()
@@ -257,13 +266,19 @@ func Decode(b []byte, entries []Entry, current Stamper) (Header, []Entry, error)
 		if f == format1 {
 			continue
 		}
-		if k := int(i % stampGroup); k == stampGroup-1 || i == n-1 {
-			group := entries[len(entries)-k-1:]
+		k := int(i % stampGroup)
+		st, ok := lookup.stamp(e.FlagID)
+		if !ok {
+			unknown |= 1 << k
+		}
+		stamps[k], digest = st, fold(digest, e.FlagID, st)
+		if k == stampGroup-1 || i == n-1 {
 			stored := d.uint64()
 			if d.err {
 				break
 			}
-			checkGroup(group, stored, current, ids[:len(group)], stamps[:len(group)])
+			setStamps(entries[len(entries)-k-1:], stamps[:k+1], unknown, lookup.known() && unknown == 0 && digest == stored)
+			unknown, digest = 0, digestSeed
 		}
 	}
 	if d.err || d.i != len(b) {
@@ -272,30 +287,60 @@ func Decode(b []byte, entries []Entry, current Stamper) (Header, []Entry, error)
 	return h, entries, nil
 }
 
-// checkGroup sets the stamps of a group of entries: the current ones if
-// the group's stored digest is theirs, else ones that differ from them.
-func checkGroup(group []Entry, stored uint64, current Stamper, ids []int64, stamps []uint64) {
-	known := current != nil
+// setStamps sets the stamps of a group of entries: the current ones if
+// the group's stored digest is theirs (match), else ones that differ from
+// them (0 for flags without a current stamp, bits unknown).
+func setStamps(group []Entry, current []uint64, unknown uint, match bool) {
 	for j := range group {
-		ids[j] = group[j].FlagID
-		if known {
-			stamps[j], known = current.CurrentStamp(group[j].FlagID)
+		switch {
+		case match:
+			group[j].Stamp = current[j]
+		case unknown&(1<<j) != 0:
+			group[j].Stamp = 0
+		default:
+			group[j].Stamp = ^current[j]
 		}
 	}
-	if known && stampDigest(ids, stamps) == stored {
-		for j := range group {
-			group[j].Stamp = stamps[j]
-		}
-		return
+}
+
+// stampLookup finds the current stamps of a row's flags. With a Plan it
+// first looks a few flags past the last one found: Compute writes entries
+// in evaluation order, so most lookups need no map.
+type stampLookup struct {
+	current Stamper
+	plan    *Plan
+	next    int
+}
+
+func newStampLookup(current Stamper) stampLookup {
+	p, ok := current.(*Plan)
+	if ok && p == nil {
+		current = nil
 	}
-	for j := range group {
-		group[j].Stamp = 0
-		if current != nil {
-			if s, ok := current.CurrentStamp(group[j].FlagID); ok {
-				group[j].Stamp = ^s
+	return stampLookup{current: current, plan: p}
+}
+
+func (l *stampLookup) known() bool { return l.current != nil }
+
+func (l *stampLookup) stamp(id int64) (uint64, bool) {
+	if p := l.plan; p != nil {
+		for i := l.next; i < len(p.Flags) && i < l.next+stampGroup; i++ {
+			if p.Flags[i].ID == id {
+				l.next = i + 1
+				return p.Flags[i].Stamp, true
 			}
 		}
+		i, ok := p.idIndex[id]
+		if !ok {
+			return 0, false
+		}
+		l.next = i + 1
+		return p.Flags[i].Stamp, true
 	}
+	if l.current == nil {
+		return 0, false
+	}
+	return l.current.CurrentStamp(id)
 }
 
 type decoder struct {

@@ -152,10 +152,12 @@ func TestCodecStampGroups(t *testing.T) {
 			t.Errorf("flag deleted: entry %d stamp %x, current %x, stale %v", i, e.Stamp, cur, stale)
 		}
 	}
-	_, got, _ = Decode(b, nil, nil)
-	for i, e := range got {
-		if e.Stamp != 0 {
-			t.Errorf("no current stamps: entry %d stamp %x", i, e.Stamp)
+	for _, none := range []Stamper{nil, (*Plan)(nil)} {
+		_, got, _ = Decode(b, nil, none)
+		for i, e := range got {
+			if e.Stamp != 0 {
+				t.Errorf("no current stamps (%T): entry %d stamp %x", none, i, e.Stamp)
+			}
 		}
 	}
 }

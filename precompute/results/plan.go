@@ -275,6 +275,9 @@ func (p *Plan) byID(id int64) (*FlagPlan, bool) {
 // CurrentStamp returns the stamp of a flag by id: Plan is the Stamper
 // stored results are decoded against.
 func (p *Plan) CurrentStamp(flagID int64) (uint64, bool) {
+	if p == nil {
+		return 0, false
+	}
 	i, ok := p.idIndex[flagID]
 	if !ok {
 		return 0, false
