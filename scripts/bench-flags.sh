@@ -7,7 +7,7 @@
 # bench/flags-<date>.txt.
 #
 #   PERSONS=1000000 scripts/bench-flags.sh
-#   SERVE_ARGS="--store-cache-mb 640" PERSONS=1000000 scripts/bench-flags.sh   # settings added to vexil serve
+#   SERVE_ARGS="--store-compression none" PERSONS=1000000 scripts/bench-flags.sh   # settings added to vexil serve
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PERSONS=${PERSONS:-1000000}

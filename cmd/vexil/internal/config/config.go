@@ -124,7 +124,9 @@ type Scylla struct {
 // Store is the embedded Pebble store.
 type Store struct {
 	// CacheMB is the Pebble block cache, in MiB: rows read by /flags stay
-	// in memory. 0 is pebblestore's default. Default 256.
+	// in memory. 0 is pebblestore's default. Default 640: the rows of 1M
+	// persons with 50 stored flags fit (one block cache miss in a hundred
+	// reads for a random person, RSS 682 MiB; BENCHMARKS.md, issue 17).
 	CacheMB int `yaml:"cache-mb"`
 	// BlockKB is the target size of a table's data block, in KiB: a /flags
 	// read of a row not in the cache checks and decompresses its whole
@@ -273,7 +275,7 @@ func Default() Config {
 		GCPercent: 400,
 		NATS:      NATS{Listen: "127.0.0.1:4222", Namespace: string(namespace.Default)},
 		Scylla:    Scylla{Keyspace: "vexil", Replication: 1, HedgeAttempts: 1, HedgeMaxDelay: 50 * time.Millisecond},
-		Store:     Store{CacheMB: 256},
+		Store:     Store{CacheMB: 640},
 		Eval:      Eval{StoreTimeout: 50 * time.Millisecond},
 		Admission: Admission{InitialLimit: 64, MinLimit: 8, MaxLimit: 4096, EvaluateTarget: 5 * time.Millisecond,
 			PollTarget: 25 * time.Millisecond, ManagementTarget: 250 * time.Millisecond, SchedTarget: time.Millisecond, MinRate: 100},
