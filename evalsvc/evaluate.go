@@ -272,14 +272,14 @@ func (s *Service) chooseSources(p *pass) {
 // loadStored loads the stored results of the row and of the groups read.
 func (s *Service) loadStored(p *pass) {
 	sc := p.sc
-	sc.row.Load(p.row.Results, p.row.PersonVersion, results.RowRevision(p.row.Revision, p.row.Counters), p.req.DistinctID, "distinct_id")
+	sc.row.Load(p.row.Results, p.ts.plan, p.row.PersonVersion, results.RowRevision(p.row.Revision, p.row.Counters), p.req.DistinctID, "distinct_id")
 	sc.groups = resize(sc.groups, len(p.ts.groupSlots))
 	for gi := range sc.groups {
-		sc.groups[gi].Load(nil, 0, 0, "", "")
+		sc.groups[gi].Load(nil, nil, 0, 0, "", "")
 	}
 	for _, g := range p.groups {
 		if gi, ok := p.ts.groupSlot(g.idx); ok && g.found {
-			sc.groups[gi].Load(g.results, g.version, g.revision, g.key, "$group_key")
+			sc.groups[gi].Load(g.results, p.ts.plan, g.version, g.revision, g.key, "$group_key")
 		}
 	}
 }
