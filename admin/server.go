@@ -65,6 +65,10 @@ type ServerConfig struct {
 	// PostHog's public endpoints (the early access list) answer every
 	// origin regardless.
 	CORSOrigins []string
+	// OpenAPI is the document served at /api/openapi.json; default the
+	// management API's (adminv1.OpenAPI). A server that mounts documented
+	// Routes serves that document with theirs added.
+	OpenAPI []byte
 }
 
 // Validate checks the configuration.
@@ -315,9 +319,13 @@ func (s *Server) httpHandler() (http.Handler, error) {
 	}
 	client := adminv1.NewAdminServiceClient(s.conn)
 	mux := http.NewServeMux()
+	doc := s.cfg.OpenAPI
+	if doc == nil {
+		doc = adminv1.OpenAPI
+	}
 	mux.HandleFunc("GET /api/openapi.json", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(adminv1.OpenAPI)
+		_, _ = w.Write(doc)
 	})
 	// posthog-js reads the public early access list from the browser, on
 	// the site's origin: it answers every origin, preflights included.

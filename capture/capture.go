@@ -82,6 +82,11 @@ type Config struct {
 	Registry prometheus.Registerer
 	// Now defaults to time.Now.
 	Now func() time.Time
+	// FlagCalls, when set, receives the local evaluations a request's
+	// $feature_flag_called events report (flagCalls), once its events are
+	// acknowledged: usage statistics count them as the flags' local
+	// evaluations.
+	FlagCalls func(team int64, calls []FlagCall)
 }
 
 func (c *Config) withDefaults() error {
@@ -236,6 +241,11 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (status, events 
 		return writeErr(w, unavailable("the ingest stream did not acknowledge the events")), len(batch.events)
 	}
 	h.m.published.Add(float64(len(msgs)))
+	if h.cfg.FlagCalls != nil && !batch.engage {
+		if calls := flagCalls(batch); len(calls) > 0 {
+			h.cfg.FlagCalls(project.Team, calls)
+		}
+	}
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write([]byte(`{"status":1}`))
 	return http.StatusOK, len(batch.events)

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 
@@ -36,6 +37,8 @@ func benchService(b *testing.B, stored ...bool) *Service {
 // set here).
 func benchServiceWith(b *testing.B, cfg pebblestore.Config, stored bool) *Service {
 	cfg.Dir = b.TempDir()
+	reg := prometheus.NewRegistry()
+	cfg.Registerer = reg
 	st, err := pebblestore.Open(cfg)
 	if err != nil {
 		b.Fatal(err)
@@ -91,7 +94,27 @@ func benchServiceWith(b *testing.B, cfg pebblestore.Config, stored bool) *Servic
 	if err != nil {
 		b.Fatal(err)
 	}
+	benchRegistries[s] = reg
 	return s
+}
+
+// benchRegistries holds the store metrics of each benchService, for the
+// block cache misses per request.
+var benchRegistries = map[*Service]*prometheus.Registry{}
+
+// cacheMisses is the store's block cache misses so far.
+func cacheMisses(b *testing.B, s *Service) float64 {
+	mfs, err := benchRegistries[s].Gather()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "vexil_pebblestore_block_cache_misses_total" {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	b.Fatal("no block cache metric")
+	return 0
 }
 
 // BenchmarkServeFlags50 is one /flags request end to end in process (no
@@ -103,9 +126,11 @@ func BenchmarkServeFlags50(b *testing.B) {
 	b.Run("live", func(b *testing.B) { benchServeFlags50(b, benchService(b)) })
 	b.Run("stored", func(b *testing.B) { benchServeFlags50(b, benchService(b, true)) })
 	// cold: the rows are in tables on disk (1 MiB memtables) and the block
-	// cache (1 MiB) holds few of them: each request reads its row's block
-	// from the OS page cache, checks and decompresses it, as a random
-	// person of 1M does once the working set outgrows the block cache.
+	// cache holds nothing: Pebble counts its memtables (two of 1 MiB)
+	// against the 1 MiB cache, so every block a read touches (filters and
+	// indexes of every table, then the data block) is read from the OS
+	// page cache, checked and decompressed: about four blocks a request.
+	// The worst case, not serve's: see stored-miss.
 	b.Run("stored-cold", func(b *testing.B) {
 		benchServeFlags50(b, benchServiceWith(b, pebblestore.Config{CacheSize: 1 << 20, MemTableSize: 1 << 20}, true))
 	})
@@ -114,15 +139,45 @@ func BenchmarkServeFlags50(b *testing.B) {
 	b.Run("stored-cold-1k", func(b *testing.B) {
 		benchServeFlags50(b, benchServiceWith(b, pebblestore.Config{CacheSize: 1 << 20, MemTableSize: 1 << 20, BlockSize: 1 << 10}, true))
 	})
+	// miss: a random person of 1M under serve's cache. The filters and
+	// indexes stay in the cache (they are touched by every read) while
+	// the 7.5 MB of row values do not fit in what the memtables leave of
+	// it (2 of 4 MiB): about one data block read per request, reported as
+	// misses/op. The variants are the levers on that one read.
+	for _, v := range []struct {
+		name        string
+		blockSize   int
+		compression string
+	}{
+		{"stored-miss", 0, ""},
+		{"stored-miss-2k", 2 << 10, ""},
+		{"stored-miss-1k", 1 << 10, ""},
+		{"stored-miss-none", 0, pebblestore.CompressionNone},
+		{"stored-miss-2k-none", 2 << 10, pebblestore.CompressionNone},
+		{"stored-miss-1k-none", 1 << 10, pebblestore.CompressionNone},
+		{"stored-miss-minlz", 0, pebblestore.CompressionMinLZ},
+	} {
+		b.Run(v.name, func(b *testing.B) {
+			cfg := pebblestore.Config{CacheSize: 4 << 20, MemTableSize: 1 << 20, BlockSize: v.blockSize, Compression: v.compression}
+			benchServeFlags50(b, benchServiceWith(b, cfg, true))
+		})
+	}
 }
 
-func benchServeFlags50(b *testing.B, s *Service) {
+func benchServeFlags50(b *testing.B, s *Service) { benchServeFlags50Each(b, s, 0, nil) }
+
+// benchServeFlags50Each is benchServeFlags50 calling each after every
+// every-th request (every 0: never).
+func benchServeFlags50Each(b *testing.B, s *Service, every int, each func()) {
 	h := s.Handler()
-	bodies := make([]string, 1000)
+	// Every person, in a scattered order: the miss benchmarks need a
+	// working set larger than their cache.
+	bodies := make([]string, benchPersons)
 	for i := range bodies {
 		bodies[i] = fmt.Sprintf(`{"token":"phc_bench","distinct_id":"user-%d"}`, (i*7919)%benchPersons)
 	}
 	b.ReportAllocs()
+	misses := cacheMisses(b, s)
 	i := 0
 	for b.Loop() {
 		req := httptest.NewRequest(http.MethodPost, "/flags/?v=2", strings.NewReader(bodies[i%len(bodies)]))
@@ -133,8 +188,12 @@ func benchServeFlags50(b *testing.B, s *Service) {
 			b.Fatalf("status %d: %s", w.Code, w.Body)
 		}
 		i++
+		if every > 0 && i%every == 0 {
+			each()
+		}
 	}
 	b.StopTimer()
+	b.ReportMetric((cacheMisses(b, s)-misses)/float64(b.N), "misses/op")
 	a := s.FlagAnswers(1)["flag-00"]
 	b.ReportMetric(float64(a[results.Stored])/float64(a.Total()), "hit-ratio")
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/vexil-dev/vexil/evalsvc/wire"
 	"github.com/vexil-dev/vexil/flags"
 	"github.com/vexil-dev/vexil/precompute/results"
+	"github.com/vexil-dev/vexil/usage"
 )
 
 // flagMeta is what a response needs of a flag beyond its result.
@@ -31,6 +32,9 @@ type teamState struct {
 	set  *flags.Set
 	meta map[string]flagMeta
 	keys []string // every flag key, in evaluation order
+	// usage is keys as usage statistics count a request answering every
+	// flag.
+	usage *usage.Layout
 	// metaAt is meta in keys order: a response reads it by flag index,
 	// without hashing each key.
 	metaAt   []flagMeta
@@ -76,6 +80,7 @@ func buildTeamState(snap catalog.TeamSnapshot, now time.Time, opt results.Option
 			pre: wire.Prerender(f.Key, f.ID, f.Version, f.Description, f.HasExperiment)}
 	}
 	ts.keys = set.Keys()
+	ts.usage = usage.NewLayout(snap.Team.ID, ts.keys)
 	ts.metaAt = make([]flagMeta, len(ts.keys))
 	for i, k := range ts.keys {
 		ts.metaAt[i] = ts.meta[k]

@@ -52,15 +52,18 @@ type scratch struct {
 	debug    bool
 	// forceLive ignores stored results for this request.
 	forceLive bool
-	// usage is what Config.Usage counts of the request, per record.
-	usage []usage.Eval
+	// usage is what Config.Usage counts of the request, per record, when
+	// it did not answer every flag; answers when it did (keys order).
+	usage   []usage.Eval
+	answers []usage.Answer
 }
 
 // picked is one merged answer: flag i of the team (index in
-// teamState.keys) and its result.
+// teamState.keys), its result and where the result came from.
 type picked struct {
-	i int
-	r *flags.Result
+	i   int
+	r   *flags.Result
+	src results.Source
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
@@ -77,7 +80,8 @@ func putScratch(sc *scratch) {
 	clear(sc.stored)
 	clear(sc.misses)
 	clear(sc.usage)
-	sc.usage = sc.usage[:0]
+	clear(sc.answers)
+	sc.usage, sc.answers = sc.usage[:0], sc.answers[:0]
 	sc.results, sc.live, sc.records, sc.buf = sc.results[:0], sc.live[:0], sc.records[:0], sc.buf[:0]
 	sc.misses, sc.sources, sc.debug, sc.forceLive = sc.misses[:0], sc.sources[:0], false, false
 	sc.cohorts.reset(nil, nil, 0, "")
@@ -157,7 +161,11 @@ func (s *Service) evaluate(ctx context.Context, ts *teamState, req *wire.FlagsRe
 	ev := s.buildRecords(&p)
 	s.m.evaluations.WithLabelValues(p.path).Inc()
 	if s.cfg.Usage != nil {
-		s.cfg.Usage.Record(ts.team.ID, ep, req.DistinctID, req.FlagKeys == nil && len(sc.usage) == len(ts.keys), sc.usage)
+		if len(sc.answers) > 0 {
+			s.cfg.Usage.RecordAll(ts.usage, ep, req.DistinctID, sc.answers)
+		} else {
+			s.cfg.Usage.Record(ts.team.ID, ep, req.DistinctID, false, sc.usage)
+		}
 	}
 	return ev
 }
@@ -264,14 +272,14 @@ func (s *Service) chooseSources(p *pass) {
 // loadStored loads the stored results of the row and of the groups read.
 func (s *Service) loadStored(p *pass) {
 	sc := p.sc
-	sc.row.Load(p.row.Results, p.row.PersonVersion, results.RowRevision(p.row.Revision, p.row.Counters), p.req.DistinctID, "distinct_id")
+	sc.row.Load(p.row.Results, p.ts.plan, p.row.PersonVersion, results.RowRevision(p.row.Revision, p.row.Counters), p.req.DistinctID, "distinct_id")
 	sc.groups = resize(sc.groups, len(p.ts.groupSlots))
 	for gi := range sc.groups {
-		sc.groups[gi].Load(nil, 0, 0, "", "")
+		sc.groups[gi].Load(nil, nil, 0, 0, "", "")
 	}
 	for _, g := range p.groups {
 		if gi, ok := p.ts.groupSlot(g.idx); ok && g.found {
-			sc.groups[gi].Load(g.results, g.version, g.revision, g.key, "$group_key")
+			sc.groups[gi].Load(g.results, p.ts.plan, g.version, g.revision, g.key, "$group_key")
 		}
 	}
 }
@@ -377,19 +385,16 @@ func (s *Service) merge(p *pass) {
 		}
 		src := sc.source[i]
 		if src == results.Stored {
-			out = append(out, picked{i, &sc.stored[i]})
+			out = append(out, picked{i, &sc.stored[i], src})
 		} else {
 			if li >= len(sc.live) || sc.live[li].Key != ts.keys[i] {
 				continue
 			}
-			out = append(out, picked{i, &sc.live[li]})
+			out = append(out, picked{i, &sc.live[li], src})
 			li++
 		}
 		ts.answers[i][src].Add(1)
 		sc.bySource[src]++
-		if sc.debug || s.cfg.Usage != nil {
-			sc.sources = append(sc.sources, src)
-		}
 	}
 	for src, n := range sc.bySource {
 		if n > 0 {
@@ -421,10 +426,26 @@ func (s *Service) buildRecords(p *pass) evaluation {
 	ts, req, sc := p.ts, p.req, p.sc
 	ev := evaluation{path: p.path, errors: p.storeFailed, records: sc.records[:0]}
 	keep := sc.sources[:0]
+	// A request answering every flag of the team is counted against the
+	// team's usage layout (answers[i] is the answer of sc.results[i], in
+	// keys order, which merge keeps): no key per flag. A flag left out
+	// (evaluation_runtime) makes it a subset, counted flag by flag.
+	counting := s.cfg.Usage != nil
+	all := req.FlagKeys == nil && len(sc.results) == len(ts.keys)
+	var answers []usage.Answer
+	if counting && all {
+		answers = resize(sc.answers, len(sc.results))
+	}
 	for i, pk := range sc.results {
 		r := pk.r
 		meta := &ts.metaAt[pk.i]
 		if req.EvaluationRuntime != "" && meta.runtime != "" && meta.runtime != "all" && meta.runtime != req.EvaluationRuntime {
+			if counting && all {
+				for j, a := range answers[:i] {
+					sc.usage = append(sc.usage, usage.Eval{Flag: ts.keys[sc.results[j].i], Value: a.Value, Stored: a.Stored, Failed: a.Failed})
+				}
+				answers, all = nil, false
+			}
 			continue
 		}
 		rec := wire.Record{Key: r.Key, Enabled: r.Enabled, Variant: r.Variant, Reason: r.Reason, ID: r.FlagID,
@@ -438,14 +459,22 @@ func (s *Service) buildRecords(p *pass) evaluation {
 		}
 		ev.records = append(ev.records, rec)
 		if sc.debug {
-			keep = append(keep, sc.sources[i])
+			keep = append(keep, pk.src)
 		}
-		if s.cfg.Usage != nil {
-			// The team's key string (the same memory request after
-			// request) rather than the result's: usage compares keys by
-			// pointer first.
-			sc.usage = append(sc.usage, usage.Eval{Flag: ts.keys[pk.i], Value: usageValue(rec), Stored: sc.sources[i] == results.Stored, Failed: rec.Failed})
+		if counting {
+			a := usage.Answer{Value: usageValue(r), Stored: pk.src == results.Stored, Failed: rec.Failed}
+			if all {
+				answers[i] = a
+			} else {
+				// The team's key string (the same memory request after
+				// request) rather than the result's: usage compares keys
+				// by pointer first.
+				sc.usage = append(sc.usage, usage.Eval{Flag: ts.keys[pk.i], Value: a.Value, Stored: a.Stored, Failed: a.Failed})
+			}
 		}
+	}
+	if all {
+		sc.answers = answers
 	}
 	sc.records = ev.records
 	if sc.debug {
@@ -517,13 +546,13 @@ func (c *cohortSource) member(id int64) (bool, error) {
 	return ok, nil
 }
 
-// usageValue is the value usage counts for a record: its variant, or
+// usageValue is the value usage counts for a result: its variant, or
 // "true" / "false".
-func usageValue(rec wire.Record) string {
+func usageValue(r *flags.Result) string {
 	switch {
-	case rec.Variant != "":
-		return rec.Variant
-	case rec.Enabled:
+	case r.Variant != "":
+		return r.Variant
+	case r.Enabled:
 		return "true"
 	}
 	return "false"

@@ -127,7 +127,7 @@ func BenchmarkRematerialize(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			_, es, err := results.Decode(row.Results, nil)
+			_, es, err := results.Decode(row.Results, nil, nil)
 			if err != nil {
 				b.Fatal(err)
 			}

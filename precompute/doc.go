@@ -49,6 +49,8 @@
 // store.Batch.SetResults(…, stamp): the store keeps the result with the
 // larger stamp, so a slow worker never overwrites a newer result and two
 // workers racing on a row converge to the one that read the newer state.
-// Correctness never depends on it: every stored entry carries the stamps
-// of what it was computed against, and the read path checks them.
+// Correctness never depends on it: every stored entry is checked against
+// what it was computed from (the row's version and revision in the
+// results' header; its flag's definitions stamp through the digest of its
+// stamp group, precompute/results/codec.go), and the read path checks them.
 package precompute

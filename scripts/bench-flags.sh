@@ -7,6 +7,7 @@
 # bench/flags-<date>.txt.
 #
 #   PERSONS=1000000 scripts/bench-flags.sh
+#   SERVE_ARGS="--store-compression none" PERSONS=1000000 scripts/bench-flags.sh   # settings added to vexil serve
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PERSONS=${PERSONS:-1000000}
@@ -25,7 +26,7 @@ cleanup() { kill $server $trivial 2>/dev/null || true; wait 2>/dev/null || true;
 trap cleanup EXIT
 echo "seeding $PERSONS persons and $((FLAGS)) flags through the ingest stream..." >&2
 $pin0 bin/vexil serve --data-dir "$data" --http-addr 127.0.0.1:$PORT --grpc-addr 127.0.0.1:$((PORT+1)) \
-	--nats-listen 127.0.0.1:$((PORT+2)) --demo --demo-persons "$PERSONS" --demo-flags "$FLAGS" --log-level warn >"$data/serve.out" 2>"$data/serve.err" &
+	--nats-listen 127.0.0.1:$((PORT+2)) --demo --demo-persons "$PERSONS" --demo-flags "$FLAGS" --log-level warn ${SERVE_ARGS:-} >"$data/serve.out" 2>"$data/serve.err" &
 server=$!
 seed_start=$(date +%s)
 until grep -q "demo is ready" "$data/serve.out" 2>/dev/null; do
@@ -42,11 +43,14 @@ trivial=$!
 # loop's control (reading 14 KB answers is what limits a one-core loader).
 $pin0 bin/vexil loadtest -trivial-server 127.0.0.1:$((PORT+4)) -trivial-bytes 13963 >/dev/null &
 trivial="$trivial $!"
-lt() { $pin1 bin/vexil loadtest -url "http://127.0.0.1:$PORT/flags/?v=2" -token "$token" -persons "$PERSONS" -duration "$DURATION" -warmup "$WARMUP" "$@"; }
+# Every person may be asked for: loadtest's default of 10,000 distinct
+# bodies would keep the working set at 10k persons, which any cache holds.
+lt() { $pin1 bin/vexil loadtest -url "http://127.0.0.1:$PORT/flags/?v=2" -token "$token" -persons "$PERSONS" -bodies "${BODIES:-$PERSONS}" -duration "$DURATION" -warmup "$WARMUP" "$@"; }
 {
 	echo "# /flags benchmark $(date -u +%FT%TZ)"
 	echo "# $(bin/vexil version); nproc $(nproc); $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 	echo "# $PERSONS persons and $((FLAGS + 4)) flags in Pebble, seeded through NATS in ${seed_s}s, then ${SETTLE:-20}s to settle; server on core 0, loader on core 1"
+	echo "# vexil serve settings added: ${SERVE_ARGS:-none}"
 	echo "## closed loop"
 	echo "c=2:  $(lt -connections 2)"
 	c16=$(lt -connections 16 -json)

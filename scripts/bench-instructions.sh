@@ -8,6 +8,10 @@
 # collection shows in the bytes and allocations per op, printed alongside.
 #
 #   scripts/bench-instructions.sh ./evalsvc/ '^BenchmarkServeFlags50$/^stored$'
+#
+# BIN=<test binary> counts that binary (built with go test -c) instead of
+# building the package: an A/B of two commits without switching trees.
+# The benchmark runs in the package's directory either way.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ $# -eq 2 ] || { echo "usage: $0 <package> <benchmark regexp>" >&2; exit 2; }
@@ -16,7 +20,13 @@ N1=${N1:-2000}
 N2=${N2:-12000}
 bin=$(mktemp)
 trap 'rm -f "$bin"' EXIT
-go test -c -o "$bin" "$1"
+if [ -n "${BIN:-}" ]; then
+	cp "$BIN" "$bin"
+	chmod +x "$bin"
+else
+	go test -c -o "$bin" "$1"
+fi
+cd "$1"
 count() {
 	# Go's asynchronous preemption signals trip callgrind: off while counting.
 	GOGC=off GODEBUG=asyncpreemptoff=1 valgrind --tool=callgrind --callgrind-out-file=/dev/null "$bin" -test.run '^$' \

@@ -11,7 +11,8 @@ import (
 
 // BenchmarkRecord50 is the cost Record adds to one /flags request of 50
 // flags (BenchmarkServeFlags50's workload), distinct ids over 10,000
-// persons; the parallel variant has GOMAXPROCS×4 goroutines recording.
+// persons; layout counts through RecordAll, as evalsvc does; the parallel
+// variant has GOMAXPROCS×4 goroutines recording.
 func BenchmarkRecord50(b *testing.B) {
 	evals := make([]usage.Eval, 50)
 	for i := range evals {
@@ -27,6 +28,23 @@ func BenchmarkRecord50(b *testing.B) {
 		i := 0
 		for b.Loop() {
 			r.Record(1, usage.EndpointFlags, ids[(i*7919)%len(ids)], true, evals)
+			i++
+		}
+	})
+	// layout is serial through RecordAll, as evalsvc counts: the keys
+	// checked once per request, by the Layout's pointer.
+	b.Run("layout", func(b *testing.B) {
+		r, _ := usage.NewRecorder(usage.RecorderConfig{Store: memstore.New()})
+		keys := make([]string, len(evals))
+		answers := make([]usage.Answer, len(evals))
+		for i, e := range evals {
+			keys[i], answers[i] = e.Flag, usage.Answer{Value: e.Value, Stored: e.Stored, Failed: e.Failed}
+		}
+		l := usage.NewLayout(1, keys)
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			r.RecordAll(l, usage.EndpointFlags, ids[(i*7919)%len(ids)], answers)
 			i++
 		}
 	})

@@ -9,10 +9,14 @@
 // results answered, whether it failed, and the distinct id into a
 // HyperLogLog sketch (github.com/axiomhq/hyperloglog, precision 14: 0.81%
 // standard error). Local-evaluation definitions requests are counted per
-// team (the SDK evaluates every flag itself). The counters are sharded by
-// the distinct id's hash (4 × GOMAXPROCS shards, one uncontended lock per
-// request), and a request that evaluates every flag of its team inserts
-// its distinct id once, into a per-team sketch, instead of once per flag.
+// team (the SDK evaluates every flag itself), and the local evaluations
+// clients report (Reported: the Go client's ReportEvaluations, PostHog
+// SDKs' $feature_flag_called events through capture) per flag. The
+// counters are sharded by the distinct id's hash (4 × GOMAXPROCS shards,
+// one uncontended lock per request), and a request that evaluates every
+// flag of its team (RecordAll, against the team's Layout) inserts its
+// distinct id once, into a per-team sketch, instead of once per flag, and
+// is counted in a table of one cache line per flag (slots.go).
 // BenchmarkRecord50 and evalsvc's BenchmarkServeFlagsUsage measure the
 // cost (BENCHMARKS.md).
 //

@@ -71,12 +71,12 @@ type RecorderConfig struct {
 
 // Recorder counts evaluations in memory, in shards so that concurrent
 // requests rarely meet on a lock, and writes them to the store in batches
-// (Run, Flush). Record and Poll are safe for concurrent use and cheap: a
-// hash of the distinct id, one uncontended lock, a map lookup, a
-// HyperLogLog insert (per request when it evaluated every flag of the
-// team, else per flag) and a few additions per flag, in a table indexed
-// by the flag's position when every flag was evaluated (slots.go). A nil *Recorder records
-// nothing.
+// (Run, Flush). Record, RecordAll, Reported and Poll are safe for
+// concurrent use and cheap: a hash of the distinct id, one uncontended
+// lock, a HyperLogLog insert (per request when it evaluated every flag of
+// the team, else per flag) and a few additions per flag, in a table
+// indexed by the flag's position when every flag was evaluated
+// (slots.go). A nil *Recorder records nothing.
 type Recorder struct {
 	cfg     RecorderConfig
 	shards  []shard
@@ -114,9 +114,12 @@ type openAcc struct {
 type shard struct {
 	mu    sync.Mutex
 	teams map[int64]*teamAcc
+	// last is teams[lastTeam] (nil: none yet).
+	last     *teamAcc
+	lastTeam int64
 	// flags counts the flagAccs of every team, against perCap.
 	flags int
-	_     [40]byte // keep shards' locks on separate cache lines
+	_     [24]byte // keep shards' locks on separate cache lines
 }
 
 // teamAcc is one team's counts in a shard since the last flush.
@@ -139,6 +142,8 @@ type teamAcc struct {
 	polls uint64
 	// tab counts the all-flags requests by flag position (slots.go).
 	tab slotTable
+	// answers is Record's scratch for an all-flags request.
+	answers []Answer
 }
 
 // allBuffer is how many all-flags hashes a team keeps per shard before
@@ -305,7 +310,9 @@ func (r *Recorder) Dropped() uint64 { return r.dropped.Load() }
 // Record counts one remote evaluation of a team's flags for distinctID.
 // all says that evals holds every flag of the team (no flag_keys subset,
 // none left out): the distinct id then goes into one sketch for all of
-// them.
+// them. A caller with a Layout of the team's flags counts such requests
+// with RecordAll, which checks the keys once per request instead of per
+// flag.
 func (r *Recorder) Record(team int64, ep Endpoint, distinctID string, all bool, evals []Eval) {
 	if r == nil || len(evals) == 0 || ep >= numEndpoints {
 		return
@@ -313,65 +320,122 @@ func (r *Recorder) Record(team int64, ep Endpoint, distinctID string, all bool, 
 	h := xxhash.Sum64String(distinctID)
 	sh := &r.shards[h&r.mask]
 	sh.mu.Lock()
+	ta := sh.team(team)
+	if all {
+		l := ta.tab.layout
+		if l == nil || !l.sameKeys(evals) {
+			keys := make([]string, len(evals))
+			for i := range evals {
+				keys[i] = evals[i].Flag
+			}
+			l = &Layout{team: team, keys: keys}
+		}
+		ta.answers = ta.answers[:0]
+		for i := range evals {
+			ta.answers = append(ta.answers, Answer{Value: evals[i].Value, Stored: evals[i].Stored, Failed: evals[i].Failed})
+		}
+		r.recordAll(sh, ta, l, ep, h, ta.answers)
+	} else {
+		for i := range evals {
+			e := &evals[i]
+			r.count(sh, ta, i, e.Flag, ep, h, false, Answer{Value: e.Value, Stored: e.Stored, Failed: e.Failed})
+		}
+	}
+	sh.mu.Unlock()
+}
+
+// RecordAll counts one remote evaluation of every flag of l's team for
+// distinctID: answers[i] is the answer of l's i-th flag. Answers of
+// another length than l's are not counted (Dropped).
+func (r *Recorder) RecordAll(l *Layout, ep Endpoint, distinctID string, answers []Answer) {
+	if r == nil || l == nil || len(answers) == 0 || ep >= numEndpoints {
+		return
+	}
+	if len(answers) != len(l.keys) {
+		r.dropped.Add(uint64(len(answers)))
+		return
+	}
+	h := xxhash.Sum64String(distinctID)
+	sh := &r.shards[h&r.mask]
+	sh.mu.Lock()
+	r.recordAll(sh, sh.team(l.team), l, ep, h, answers)
+	sh.mu.Unlock()
+}
+
+// team returns the shard's accumulator of team, created if new; the last
+// one asked for is kept beside the map (a shard mostly sees one team).
+func (sh *shard) team(team int64) *teamAcc {
+	if ta := sh.last; ta != nil && sh.lastTeam == team {
+		return ta
+	}
 	ta := sh.teams[team]
 	if ta == nil {
 		ta = &teamAcc{flags: map[string]*flagAcc{}}
 		sh.teams[team] = ta
 	}
-	start := 0
-	if all {
-		start = ta.tab.record(r, sh, ta, ep, evals)
-	}
-	if start < len(evals) && len(ta.byPos) < len(evals) {
-		ta.byPos = append(ta.byPos, make([]*flagAcc, len(evals)-len(ta.byPos))...)
-	}
-	for i := start; i < len(evals); i++ {
-		e := &evals[i]
-		f := ta.byPos[i]
-		if f == nil || !same(f.key, e.Flag) {
-			if f = ta.flags[e.Flag]; f == nil {
-				if sh.flags >= r.perCap {
-					r.dropped.Add(1)
-					continue
-				}
-				f = &flagAcc{key: e.Flag}
-				ta.flags[e.Flag] = f
-				sh.flags++
-			}
-			ta.byPos[i] = f
-		}
-		f.evaluations++
-		f.byEndpoint[ep]++
-		if e.Stored {
-			f.stored++
-		}
-		if e.Failed {
-			f.errors++
-		} else {
-			f.addValue(e.Value)
-		}
-		if !all {
-			if f.uniques == nil {
-				f.uniques = newSketch()
-			}
-			f.uniques.InsertHash(h)
+	sh.last, sh.lastTeam = ta, team
+	return ta
+}
+
+// recordAll counts an all-flags request in the slot table, or flag by
+// flag when the table is off, and keeps its distinct id for the team's
+// all-flags sketch. The shard is locked.
+func (r *Recorder) recordAll(sh *shard, ta *teamAcc, l *Layout, ep Endpoint, h uint64, answers []Answer) {
+	if !ta.tab.record(r, sh, ta, l, ep, answers) {
+		for i := range answers {
+			r.count(sh, ta, i, l.keys[i], ep, h, true, answers[i])
 		}
 	}
-	if all {
-		// Buffered, then inserted allBuffer at a time: one insert per
-		// request would miss the cache on the 16 KiB sketch each time.
-		if len(ta.ids) == allBuffer {
-			if ta.all == nil {
-				ta.all, _ = hyperloglog.NewSketch(hllPrecision, false)
-			}
-			for _, x := range ta.ids {
-				ta.all.InsertHash(x)
-			}
-			ta.ids = ta.ids[:0]
+	// Buffered, then inserted allBuffer at a time: one insert per request
+	// would miss the cache on the 16 KiB sketch each time.
+	if len(ta.ids) == allBuffer {
+		if ta.all == nil {
+			ta.all, _ = hyperloglog.NewSketch(hllPrecision, false)
 		}
-		ta.ids = append(ta.ids, h)
+		for _, x := range ta.ids {
+			ta.all.InsertHash(x)
+		}
+		ta.ids = ta.ids[:0]
 	}
-	sh.mu.Unlock()
+	ta.ids = append(ta.ids, h)
+}
+
+// count counts one flag's answer, at position i of its request, outside
+// the slot table; all: the distinct id goes to the team's all-flags
+// sketch (recordAll), not to the flag's. The shard is locked.
+func (r *Recorder) count(sh *shard, ta *teamAcc, i int, key string, ep Endpoint, h uint64, all bool, a Answer) {
+	if i >= len(ta.byPos) {
+		ta.byPos = append(ta.byPos, make([]*flagAcc, i+1-len(ta.byPos))...)
+	}
+	f := ta.byPos[i]
+	if f == nil || !same(f.key, key) {
+		if f = ta.flags[key]; f == nil {
+			if sh.flags >= r.perCap {
+				r.dropped.Add(1)
+				return
+			}
+			f = &flagAcc{key: key}
+			ta.flags[key] = f
+			sh.flags++
+		}
+		ta.byPos[i] = f
+	}
+	f.evaluations++
+	f.byEndpoint[ep]++
+	if a.Stored {
+		f.stored++
+	}
+	if a.Failed {
+		f.errors++
+	} else {
+		f.addValue(a.Value)
+	}
+	if !all {
+		if f.uniques == nil {
+			f.uniques = newSketch()
+		}
+		f.uniques.InsertHash(h)
+	}
 }
 
 // Reported counts n evaluations of a team's flag that a client made in
@@ -384,11 +448,7 @@ func (r *Recorder) Reported(team int64, flag, value string, n uint64) {
 	sh := &r.shards[(uint64(team)^xxhash.Sum64String(flag))&r.mask]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	ta := sh.teams[team]
-	if ta == nil {
-		ta = &teamAcc{flags: map[string]*flagAcc{}}
-		sh.teams[team] = ta
-	}
+	ta := sh.team(team)
 	f := ta.flags[flag]
 	if f == nil {
 		if sh.flags >= r.perCap {
@@ -411,12 +471,7 @@ func (r *Recorder) Poll(team int64) {
 	}
 	sh := &r.shards[uint64(team)&r.mask]
 	sh.mu.Lock()
-	ta := sh.teams[team]
-	if ta == nil {
-		ta = &teamAcc{flags: map[string]*flagAcc{}}
-		sh.teams[team] = ta
-	}
-	ta.polls++
+	sh.team(team).polls++
 	sh.mu.Unlock()
 }
 
@@ -519,6 +574,7 @@ func (r *Recorder) flush(ctx context.Context, force bool) error {
 		taken := sh.teams
 		if len(taken) > 0 {
 			sh.teams, sh.flags = make(map[int64]*teamAcc, len(taken)), 0
+			sh.last = nil
 		}
 		sh.mu.Unlock()
 		for team, ta := range taken {
@@ -535,7 +591,7 @@ func (r *Recorder) flush(ctx context.Context, force bool) error {
 				}
 				r.step(1)
 			}
-			ta.tab.fold(-1, 0)
+			ta.tab.fold()
 			for key, f := range ta.flags {
 				if p := pt.flags[key]; p != nil {
 					p.Merge(f.counts(nil))

@@ -2,42 +2,86 @@ package usage
 
 import (
 	"math"
+	"slices"
 	"unsafe"
 )
 
-// A request that evaluated every flag of its team (Record's all) carries
-// the team's flags in the team's order, the same keys request after
-// request until the definitions change. Such requests are counted in a
-// table of slots indexed by the flag's position: one small slot per flag,
-// side by side in one slice, so that counting 50 flags walks 100
-// consecutive 64-byte lines (which the processor prefetches) instead of
-// 50 scattered flagAccs of four lines each. A slot keeps only what
-// differs between flags (stored, errors, its first two values); the
-// evaluations are the table's request count, once per request. The
+// A request that evaluated every flag of its team carries the team's
+// flags in the team's order, the same keys request after request until
+// the definitions change. Such requests are counted in a table of slots
+// indexed by the flag's position: one 64-byte slot per flag, side by
+// side in one slice, so that counting 50 flags walks 50 consecutive slots
+// (which the processor prefetches) instead of 50 scattered flagAccs of
+// four cache lines each. A slot keeps only what differs between flags
+// (stored, errors, its first values); the evaluations are the table's
+// request count, once per request. Which flag a slot counts is the
+// table's Layout, checked once per request by pointer, not per flag. The
 // table is folded into the flagAccs, exactly, at the flush, when the
-// team's keys change, and before a 32-bit counter could overflow.
+// team's layout changes, and before a 32-bit counter could overflow.
 
-// slot is one flag's counts of the all-flags requests since the last
-// fold: two cache lines, the pointers in the first. Strings are kept as
-// pointer and length (32-bit: keys and values are bounded far below).
-// slotValues values fit a boolean flag (true, false) and a multivariate
-// one of up to five variants and false; more go to the flagAcc.
-type slot struct {
-	key    *byte
-	f      *flagAcc
-	val    [slotValues]*byte
-	klen   uint32
-	stored uint32
-	errors uint32
-	vlen   [slotValues]uint32
-	n      [slotValues]uint32 // 0: the value is unused
+// Layout is a team's flag keys in the order its all-flags requests
+// answer them. The caller makes one per definitions (evalsvc: per cached
+// team state) and passes it with every request (RecordAll): the recorder
+// then knows every slot's key from one pointer.
+type Layout struct {
+	team int64
+	keys []string
 }
 
-const slotValues = 6
+// NewLayout returns the layout of team's flags, keys in answer order.
+func NewLayout(team int64, keys []string) *Layout {
+	return &Layout{team: team, keys: slices.Clone(keys)}
+}
+
+// Len is the number of flags in the layout.
+func (l *Layout) Len() int { return len(l.keys) }
+
+// sameKeys reports whether evals hold l's keys, in order.
+func (l *Layout) sameKeys(evals []Eval) bool {
+	if len(evals) != len(l.keys) {
+		return false
+	}
+	for i := range evals {
+		if !same(l.keys[i], evals[i].Flag) {
+			return false
+		}
+	}
+	return true
+}
+
+// Answer is one flag's answer to a request that evaluated every flag of
+// its team, at the flag's position in the team's Layout.
+type Answer struct {
+	// Value is the variant key, or "true" / "false".
+	Value string
+	// Stored is set when precomputed results answered.
+	Stored bool
+	// Failed is set when the flag could not be evaluated.
+	Failed bool
+}
+
+// slot is one flag's counts of the all-flags requests since the last
+// fold: one cache line's worth. Values are kept as pointer and 16-bit
+// length (a longer value never matches and goes to the flagAcc).
+// slotValues values fit a boolean flag (true, false) and a multivariate
+// one of up to three variants and false; more go to the flagAcc.
+type slot struct {
+	stored uint32
+	errors uint32
+	n      [slotValues]uint32 // 0: the value is unused
+	vlen   [slotValues]uint16
+	val    [slotValues]*byte
+}
+
+const slotValues = 4 // record checks each by hand: change it with this
 
 // slotTable is a team's table in one shard.
 type slotTable struct {
-	slots []slot
+	layout *Layout
+	slots  []slot
+	// accs are the flagAccs of layout's keys, by position: only the fold
+	// and the values past a slot's read them.
+	accs []*flagAcc
 	// reqs counts the requests in the slots by endpoint; nreqs all of
 	// them, against the 32-bit slot counters.
 	reqs  [numEndpoints]uint64
@@ -47,60 +91,45 @@ type slotTable struct {
 	off bool
 }
 
-// sameBytes is same for a string kept as pointer and length.
-func sameBytes(p *byte, n uint32, s string) bool {
-	if int(n) != len(s) {
-		return false
-	}
-	return p == unsafe.StringData(s) || unsafe.String(p, n) == s
-}
-
-// init points the table's slots at evals' keys, each with its flagAcc
-// (created if new). It returns false, leaving the table off, when a key
-// is past MaxTracked.
-func (t *slotTable) init(r *Recorder, sh *shard, ta *teamAcc, evals []Eval) bool {
-	if cap(t.slots) >= len(evals) {
-		t.slots = t.slots[:len(evals)]
+// init points the table at l, each slot with its flagAcc (created if
+// new). It returns false, leaving the table off, when a key is past
+// MaxTracked.
+func (t *slotTable) init(r *Recorder, sh *shard, ta *teamAcc, l *Layout) bool {
+	n := len(l.keys)
+	if cap(t.slots) >= n {
+		t.slots = t.slots[:n]
 		clear(t.slots)
 	} else {
-		t.slots = make([]slot, len(evals))
+		t.slots = make([]slot, n)
 	}
-	for i := range evals {
-		key := evals[i].Flag
+	t.accs = slices.Grow(t.accs[:0], n)[:n]
+	t.layout = l
+	for i, key := range l.keys {
 		f := ta.flags[key]
 		if f == nil {
 			if sh.flags >= r.perCap {
-				t.slots, t.off = t.slots[:0], true
+				t.slots, t.accs, t.layout, t.off = t.slots[:0], t.accs[:0], nil, true
 				return false
 			}
 			f = &flagAcc{key: key}
 			ta.flags[key] = f
 			sh.flags++
 		}
-		t.slots[i] = slot{key: unsafe.StringData(key), klen: uint32(len(key)), f: f}
+		t.accs[i] = f
 	}
 	return true
 }
 
-// fold adds the slots' counts to their flagAccs and empties them. The
-// current request (endpoint ep) was counted in reqs but only in the
-// slots before position upto (len(slots): all of them; -1: none
-// counted).
-func (t *slotTable) fold(upto int, ep Endpoint) {
+// fold adds the slots' counts to their flagAccs and empties them.
+func (t *slotTable) fold() {
 	var total uint64
 	for _, n := range t.reqs {
 		total += n
 	}
 	for i := range t.slots {
-		s := &t.slots[i]
-		f := s.f
-		evals, byEp := total, t.reqs
-		if upto >= 0 && i >= upto {
-			evals--
-			byEp[ep]--
-		}
-		f.evaluations += evals
-		for e, n := range byEp {
+		s, f := &t.slots[i], t.accs[i]
+		f.evaluations += total
+		for e, n := range t.reqs {
 			f.byEndpoint[e] += n
 		}
 		f.stored += uint64(s.stored)
@@ -110,88 +139,82 @@ func (t *slotTable) fold(upto int, ep Endpoint) {
 				f.addValueN(unsafe.String(s.val[k], s.vlen[k]), uint64(s.n[k]))
 			}
 		}
-		s.stored, s.errors, s.val, s.vlen, s.n = 0, 0, [slotValues]*byte{}, [slotValues]uint32{}, [slotValues]uint32{}
+		*s = slot{}
 	}
 	t.reqs, t.nreqs = [numEndpoints]uint64{}, 0
 }
 
-// record counts one all-flags request in the table; it returns the
-// position from which evals are left for the per-flag path (len(evals):
-// none left), after the team's keys changed or the table is off.
-func (t *slotTable) record(r *Recorder, sh *shard, ta *teamAcc, ep Endpoint, evals []Eval) int {
+// record counts one all-flags request of layout l in the table; it
+// returns false, counting nothing, when the table is off.
+func (t *slotTable) record(r *Recorder, sh *shard, ta *teamAcc, l *Layout, ep Endpoint, answers []Answer) bool {
 	if t.off {
-		return 0
+		return false
 	}
-	if len(t.slots) != len(evals) {
-		t.fold(-1, ep)
-		if !t.init(r, sh, ta, evals) {
-			return 0
+	if t.layout != l {
+		if t.layout == nil || !slices.Equal(t.layout.keys, l.keys) {
+			t.fold()
+			if !t.init(r, sh, ta, l) {
+				return false
+			}
 		}
+		// The same keys in a new layout (definitions reloaded unchanged)
+		// keep the counts.
+		t.layout = l
 	}
 	if t.nreqs == math.MaxUint32 {
-		t.fold(-1, ep)
+		t.fold()
 	}
 	t.reqs[ep]++
 	t.nreqs++
-	slots := t.slots[:len(evals)]
-	for i := range evals {
-		e, s := &evals[i], &slots[i]
-		// Pointers first: a team's requests carry the same key and value
-		// strings; the rest is out of line (same content, new values).
-		if s.key != unsafe.StringData(e.Flag) || int(s.klen) != len(e.Flag) {
-			if !sameBytes(s.key, s.klen, e.Flag) {
-				return t.rekey(r, sh, ta, ep, evals, i)
-			}
-		}
-		s.stored += uint32(*(*uint8)(unsafe.Pointer(&e.Stored))) // a bool is 0 or 1
-		if e.Failed {
+	slots := t.slots[:len(answers)]
+	for i := range answers {
+		a, s := &answers[i], &slots[i]
+		s.stored += uint32(*(*uint8)(unsafe.Pointer(&a.Stored))) // a bool is 0 or 1
+		if a.Failed {
 			s.errors++
 			continue
 		}
-		// An unused value is nil and 0 long: matched only by an empty
-		// value without memory, which it then counts, rightly.
-		v, n := unsafe.StringData(e.Value), uint32(len(e.Value))
-		k := 0
-		for k < slotValues && (s.val[k] != v || s.vlen[k] != n) {
-			k++
-		}
-		if k < slotValues {
-			s.n[k]++
-		} else {
-			s.addValue(e.Value)
+		// Pointers first: a team's requests carry the same value strings
+		// (its variants, "true", "false"); the rest is out of line. An
+		// unused value is nil and 0 long: matched only by an empty value
+		// without memory, which it then counts, rightly.
+		v, n := unsafe.StringData(a.Value), uint(len(a.Value))
+		switch {
+		case s.val[0] == v && uint(s.vlen[0]) == n:
+			s.n[0]++
+		case s.val[1] == v && uint(s.vlen[1]) == n:
+			s.n[1]++
+		case s.val[2] == v && uint(s.vlen[2]) == n:
+			s.n[2]++
+		case s.val[3] == v && uint(s.vlen[3]) == n:
+			s.n[3]++
+		default:
+			t.addValue(i, a.Value)
 		}
 	}
-	return len(evals)
+	return true
 }
 
-// addValue counts a value whose memory is not one of the slot's: the
-// same content as one, a first or second value, or one more for the
+// addValue counts, at position i, a value whose memory is not one of the
+// slot's: the same content as one, a new value, or one more for the
 // flagAcc.
 //
 //go:noinline
-func (s *slot) addValue(v string) {
+func (t *slotTable) addValue(i int, v string) {
+	s := &t.slots[i]
 	for k := range s.val {
-		if s.n[k] > 0 && sameBytes(s.val[k], s.vlen[k], v) {
+		if s.n[k] > 0 && int(s.vlen[k]) == len(v) && unsafe.String(s.val[k], s.vlen[k]) == v {
 			s.n[k]++
 			return
 		}
 	}
-	for k := range s.val {
-		if s.n[k] == 0 {
-			s.val[k], s.vlen[k], s.n[k] = unsafe.StringData(v), uint32(len(v)), 1
-			return
+	if len(v) <= math.MaxUint16 {
+		for k := range s.val {
+			if s.n[k] == 0 {
+				s.val[k], s.vlen[k], s.n[k] = unsafe.StringData(v), uint16(len(v)), 1
+				return
+			}
 		}
 	}
-	s.f.addValue(v)
-}
-
-// rekey handles a key that differs from its slot's at position i: the
-// definitions changed. This request's evaluations from i on are left to
-// the per-flag path, the next requests go to a table of the new keys.
-//
-//go:noinline
-func (t *slotTable) rekey(r *Recorder, sh *shard, ta *teamAcc, ep Endpoint, evals []Eval, i int) int {
-	t.fold(i, ep)
-	t.init(r, sh, ta, evals)
-	return i
+	t.accs[i].addValue(v)
 }

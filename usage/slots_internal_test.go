@@ -38,12 +38,13 @@ func minuteCounts(t *testing.T, st store.UsageStore, now time.Time, keys []strin
 }
 
 // TestSlotTableExact: all-flags requests, counted in the table of slots
-// by position, give exactly the counts of the per-flag path (the same
-// requests recorded as subsets), through definitions that change a key
-// in the middle of the list or the list's length, more values per flag
-// than a slot holds, value strings that are equal but not the same
-// memory, a flush in the middle, the 32-bit overflow fold and
-// MaxTracked.
+// by position (through Record and through RecordAll with a Layout), give
+// exactly the counts of the per-flag path (the same requests recorded as
+// subsets), through definitions that change a key in the middle of the
+// list or the list's length, a new Layout of unchanged keys, more values
+// per flag than a slot holds, value strings that are equal but not the
+// same memory, a value too long for a slot's 16-bit length, a flush in
+// the middle, the 32-bit overflow fold and MaxTracked.
 func TestSlotTableExact(t *testing.T) {
 	for _, maxTracked := range []int{0, 8 * 12} {
 		now := time.Date(2026, 12, 6, 10, 0, 30, 0, time.UTC)
@@ -71,6 +72,11 @@ func TestSlotTableExact(t *testing.T) {
 		all := []string{"changed"}
 		all = append(all, keys(12, -1)...)
 		values := []string{"true", "false", "a", "b", "c", "d", "e", "f", "g"}
+		long := strings.Repeat("v", 70_000)
+		layouts := make([]*Layout, len(versions))
+		for i, ks := range versions {
+			layouts[i] = NewLayout(1, ks)
+		}
 		rng := rand.New(rand.NewPCG(1, 2))
 		for step := range 2000 {
 			ks := versions[step/400]
@@ -80,11 +86,27 @@ func TestSlotTableExact(t *testing.T) {
 				if rng.IntN(4) == 0 {
 					v = strings.Clone(v)
 				}
+				if rng.IntN(500) == 0 {
+					v = long
+				}
 				evals[i] = Eval{Flag: k, Value: v, Stored: rng.IntN(2) == 0, Failed: rng.IntN(20) == 0}
 			}
 			ep := Endpoint(rng.IntN(int(numEndpoints)))
 			id := fmt.Sprintf("u%d", rng.IntN(300))
-			a.Record(1, ep, id, true, evals)
+			switch step % 3 {
+			case 0:
+				a.Record(1, ep, id, true, evals)
+			default:
+				l := layouts[step/400]
+				if step%50 == 1 {
+					l = NewLayout(1, ks) // reloaded, unchanged
+				}
+				answers := make([]Answer, len(evals))
+				for i, e := range evals {
+					answers[i] = Answer{Value: e.Value, Stored: e.Stored, Failed: e.Failed}
+				}
+				a.RecordAll(l, ep, id, answers)
+			}
 			b.Record(1, ep, id, false, evals)
 			switch step {
 			case 700:

@@ -66,8 +66,9 @@ type FlagState struct {
 // last evaluated (zero: never, within the retention) and the team's N.
 // A flag is stale when it is live (not archived or deleted), older than N
 // days, and either
-//   - no node evaluated it remotely for N days (local evaluation happens
-//     in the SDKs and cannot be seen per flag), or
+//   - nothing evaluated it for N days: no remote evaluation on any node
+//     and no local one a client reported (Recorder.Reported; last is the
+//     last of either), or
 //   - its answer no longer depends on anyone: fully rolled out (a
 //     condition with no property filter at 100%, and no variants or one at
 //     100%) or rolled back (disabled, or every condition at 0%), and it
@@ -184,7 +185,7 @@ func (s *Service) FlagStates(ctx context.Context, team int64, recs []catalog.Fla
 // last complete hour against the 24 before it (AnomalyRule), sorted by
 // flag key then kind. The MCP server's signals inbox polls it.
 func (s *Service) Findings(ctx context.Context, team int64, now time.Time) ([]Finding, error) {
-	recs, err := s.cfg.Flags.ListFlags(ctx, team)
+	recs, err := s.listFlags(ctx, team)
 	if err != nil {
 		return nil, err
 	}

@@ -141,3 +141,47 @@ func TestFindingID(t *testing.T) {
 		seen[g.ID()] = true
 	}
 }
+
+// TestStaleCountsLocalEvaluations: the stale rule reads every endpoint's
+// evaluations, the ones clients made in process and reported
+// (EndpointLocal) included: a flag evaluated only locally stays ACTIVE, a
+// flag nobody evaluated turns STALE, and polling the definitions (which
+// says nothing of any one flag) keeps no flag active.
+func TestStaleCountsLocalEvaluations(t *testing.T) {
+	st := memstore.New()
+	c := &clock{t: t0}
+	created := t0.Add(-60 * 24 * time.Hour)
+	half := []flags.Condition{{RolloutPercentage: pct(50)}}
+	l := lister{1: {record(1, "local-only", true, half, created, created), record(2, "never", true, half, created, created)}}
+	s := newService(t, st, c, l)
+	ctx := context.Background()
+	if err := s.SetStaleAfterDays(ctx, 1, 7); err != nil {
+		t.Fatal(err)
+	}
+	r := newRecorder(t, st, c, "n")
+	for day := range 10 {
+		r.Reported(1, "local-only", "true", 3)
+		r.Poll(1)
+		flush(t, r)
+		if day < 9 {
+			c.Add(24 * time.Hour)
+		}
+	}
+	states, err := s.FlagStates(ctx, 1, l[1], c.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := states["local-only"]; st.Status != usage.StatusActive || st.LastEvaluatedAt == nil || !st.LastEvaluatedAt.Equal(c.Now()) {
+		t.Errorf("local-only: %+v, want ACTIVE, last evaluated %v", st, c.Now())
+	}
+	if st := states["never"]; st.Status != usage.StatusStale || st.Stale == nil || st.Stale.Reason != usage.ReasonNotEvaluated || st.LastEvaluatedAt != nil {
+		t.Errorf("never: %+v, want STALE (not_evaluated)", st)
+	}
+	fs, err := s.Findings(ctx, 1, c.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fs) != 1 || fs[0].Flag != "never" || fs[0].Kind != usage.KindStale {
+		t.Errorf("findings %+v, want only never's stale finding", fs)
+	}
+}

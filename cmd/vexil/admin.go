@@ -18,6 +18,7 @@ import (
 	"github.com/vexil-dev/vexil/cmd/vexil/internal/config"
 	"github.com/vexil-dev/vexil/namespace"
 	"github.com/vexil-dev/vexil/store"
+	"github.com/vexil-dev/vexil/usage"
 )
 
 func init() {
@@ -70,6 +71,9 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	var inboxStore store.InboxStore // the signal inbox, in the persons store
+	// The usage statistics the serving nodes wrote to this data directory
+	// are read here too (the REST routes; nothing is counted).
+	var usageSvc *usage.Service
 	if !c.Admin.NoStore {
 		st, err := openPebbleStore(c, log, reg)
 		if err != nil {
@@ -77,6 +81,9 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		defer st.Close()
 		cfg.Persons, inboxStore = st, st
+		if usageSvc, err = usage.New(usage.Config{Store: st, Flags: cat}); err != nil {
+			return err
+		}
 	}
 	var box *outbox.Outbox // change notices, with NATS
 	var nc *nats.Conn
@@ -135,9 +142,16 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	routes := ui.Routes()
 	routes["/metrics"] = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 	routes["/mcp"] = m.Handler()
+	var openAPI []byte
+	if usageSvc != nil {
+		if openAPI, err = (&nodeUsage{svc: usageSvc}).addRoutes(routes, svc); err != nil {
+			_, _ = grpcLn.Close(), httpLn.Close()
+			return err
+		}
+	}
 	srv, err := admin.NewServer(admin.ServerConfig{Service: svc, GRPCListener: grpcLn, HTTPListener: httpLn, Logger: log,
 		GatewayDialer: grpcLn.DialContext,
-		Routes:        routes, CORSOrigins: c.Admin.CORSOrigins})
+		Routes:        routes, CORSOrigins: c.Admin.CORSOrigins, OpenAPI: openAPI})
 	if err != nil {
 		return err
 	}

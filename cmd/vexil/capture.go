@@ -27,6 +27,7 @@ func captureRoutes(n *node, log *slog.Logger) (map[string]http.Handler, error) {
 		},
 		Mappings: n.store, JetStream: n.js, Conn: n.nc, Namespace: n.ns,
 		Logger: log.With("role", "capture"), Registry: n.registry,
+		FlagCalls: n.usage.flagCalls(),
 	})
 	if err != nil {
 		return nil, err

@@ -175,7 +175,7 @@ func connectNATS(url, name string) (*nats.Conn, error) {
 // openPebbleStore opens the persons store of c's data directory.
 func openPebbleStore(c config.Config, log *slog.Logger, reg prometheus.Registerer) (*pebblestore.Store, error) {
 	st, err := pebblestore.Open(pebblestore.Config{Dir: storeDir(c.DataDir), CacheSize: int64(c.Store.CacheMB) << 20,
-		BlockSize: c.Store.BlockKB << 10, Logger: log.With("role", "store"), Registerer: reg})
+		BlockSize: c.Store.BlockKB << 10, Compression: c.Store.Compression, Logger: log.With("role", "store"), Registerer: reg})
 	if err != nil {
 		return nil, fmt.Errorf("open the store in %s: %w", storeDir(c.DataDir), err)
 	}

@@ -85,6 +85,7 @@ func bindServeFlags(b configFlags, c *config.Config) {
 	b.duration(&c.Eval.StoreTimeout, "store-timeout", "eval.store-timeout", "deadline of the row, group and static-cohort reads of one /flags request; past it /flags answers with what it could decide and errorsWhileComputingFlags (raise it for a remote ScyllaDB cluster)")
 	b.int(&c.Store.CacheMB, "store-cache-mb", "store.cache-mb", "Pebble block cache of the store, in MiB (rows read by /flags stay in memory)")
 	b.int(&c.Store.BlockKB, "store-block-kb", "store.block-kb", "Pebble data block size of the store, in KiB (0: Pebble's 4; smaller blocks make a cold row read cheaper)")
+	b.str(&c.Store.Compression, "store-compression", "store.compression", "compression of the store's table blocks: snappy, minlz or none (none: a /flags read of a row not in the cache skips decompression; more disk and page cache)")
 	b.int(&c.GCPercent, "gc-percent", "gc-percent", "Go GC target (GOGC) unless the GOGC environment variable is set: the heap is small (Pebble's cache is off-heap), so a higher target trades a little memory for less GC work per request")
 	bindCORSFlag(b, c)
 	b.float(&c.Canary.TapShare, "canary-tap-share", "canary.tap-share", "share of /flags, /decide and definitions requests published with their answers on NATS (<namespace>.canary.tap) for vexil canary -source nats; 0: no tap")
@@ -428,7 +429,10 @@ func startNode(c config.Config, log *slog.Logger, hooks ...startHooks) (n *node,
 	n.slo.addRoutes(routes)
 	h := &health{nc: n.nc, store: n.store, catalog: n.catalog, outbox: n.outbox, timeout: probeTimeout(c), log: log}
 	maps.Copy(routes, h.routes())
-	n.usage.addRoutes(routes, n.adminSvc)
+	openAPI, err := n.usage.addRoutes(routes, n.adminSvc)
+	if err != nil {
+		return nil, err
+	}
 	n.snapshots = newSnapshotService(c, n, log)
 	// Reading snapshots (list, inspect, a verification's result) needs
 	// team:read like the gRPC API's reads; taking or verifying one, which
@@ -479,7 +483,7 @@ func startNode(c config.Config, log *slog.Logger, hooks ...startHooks) (n *node,
 	}
 	n.adminSrv, err = admin.NewServer(admin.ServerConfig{Service: n.adminSvc, HTTPListener: httpLn, GRPCListener: grpcLn,
 		Routes: routes, Register: func(s *grpc.Server) { n.eval.RegisterGRPC(s) }, Classes: evalsvc.GRPCClass, Logger: log.With("role", "admin"),
-		GatewayDialer: grpcLn.DialContext, CORSOrigins: c.Admin.CORSOrigins})
+		GatewayDialer: grpcLn.DialContext, CORSOrigins: c.Admin.CORSOrigins, OpenAPI: openAPI})
 	if err != nil {
 		closeListeners()
 		return nil, err

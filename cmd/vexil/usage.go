@@ -13,9 +13,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vexil-dev/vexil/admin"
+	"github.com/vexil-dev/vexil/capture"
 	"github.com/vexil-dev/vexil/catalog"
 	"github.com/vexil-dev/vexil/evalsvc"
 	"github.com/vexil-dev/vexil/mcpsvc"
+	adminv1 "github.com/vexil-dev/vexil/proto/vexil/admin/v1"
 	"github.com/vexil-dev/vexil/store"
 	"github.com/vexil-dev/vexil/usage"
 	"github.com/vexil-dev/vexil/web"
@@ -76,7 +78,9 @@ func (u *nodeUsage) reported() func(team int64, counts []evalsvc.EvaluationCount
 	rec := u.rec
 	return func(team int64, counts []evalsvc.EvaluationCount) {
 		for _, c := range counts {
-			if c.Count <= 0 {
+			// A remote path's evaluations were counted when the server
+			// answered them.
+			if c.Count <= 0 || c.Path != "local" {
 				continue
 			}
 			value := c.Variant
@@ -88,13 +92,30 @@ func (u *nodeUsage) reported() func(team int64, counts []evalsvc.EvaluationCount
 	}
 }
 
-// addRoutes serves the usage REST routes beside the management API, with
-// its keys and scopes.
-func (u *nodeUsage) addRoutes(routes map[string]http.Handler, a *admin.Service) {
+// flagCalls adds the local evaluations PostHog's SDKs report through the
+// capture endpoints ($feature_flag_called events) to the usage
+// statistics; nil when usage statistics are off.
+func (u *nodeUsage) flagCalls() func(team int64, calls []capture.FlagCall) {
 	if u == nil {
-		return
+		return nil
+	}
+	rec := u.rec
+	return func(team int64, calls []capture.FlagCall) {
+		for _, c := range calls {
+			rec.Reported(team, c.Key, c.Value, c.Count)
+		}
+	}
+}
+
+// addRoutes serves the usage REST routes beside the management API, with
+// its keys and scopes, and returns the OpenAPI document that describes
+// both (nil: the management API's alone).
+func (u *nodeUsage) addRoutes(routes map[string]http.Handler, a *admin.Service) ([]byte, error) {
+	if u == nil {
+		return nil, nil
 	}
 	maps.Copy(routes, u.svc.Routes(usage.HTTPConfig{Authorize: a.AuthorizeHTTP, WriteError: admin.WriteHTTPError}))
+	return usage.AddOpenAPI(adminv1.OpenAPI)
 }
 
 // run flushes the recorder until ctx is done (then once more) and sweeps

@@ -366,6 +366,34 @@ func TestServeUsage(t *testing.T) {
 	sendTraffic(t, n2, tm, "/flags/?v=2", "user-", 100, 100, tl)
 	flushUsage(t, n2)
 	checkUsage(t, n2, tm, tl, 400, 30, 20, 100, 5)
+
+	// The local evaluations PostHog's SDKs report through the capture
+	// endpoints ($feature_flag_called, locally_evaluated) count under
+	// local; a remote one's event adds nothing.
+	key := demoFlags[0].key
+	called := func(did string, local bool) string {
+		return fmt.Sprintf(`{"event":"$feature_flag_called","distinct_id":%q,"properties":{"$feature_flag":%q,"$feature_flag_response":true,"locally_evaluated":%v}}`, did, key, local)
+	}
+	batch := fmt.Sprintf(`{"api_key":%q,"batch":[%s,%s,%s]}`, tm.token, called("local-1", true), called("local-2", true), called("remote-1", false))
+	if code := apiGet(t, n2, "POST", "/batch/", "", batch, nil); code != 200 {
+		t.Fatalf("capture: %d", code)
+	}
+	flushUsage(t, n2)
+	var rep struct {
+		Total restSummary `json:"total"`
+	}
+	if code := apiGet(t, n2, "GET", usagePath, tm.personal, "", &rep); code != 200 || rep.Total.ByEndpoint["local"] != 2 {
+		t.Errorf("after capture: %d, by endpoint %v, want local 2", code, rep.Total.ByEndpoint)
+	}
+
+	// The served OpenAPI document describes the usage routes.
+	var doc struct {
+		Paths map[string]map[string]any `json:"paths"`
+	}
+	if code := apiGet(t, n2, "GET", "/api/openapi.json", "", "", &doc); code != 200 ||
+		doc.Paths["/api/projects/{team_id}/feature_flag_usage/settings"]["patch"] == nil || doc.Paths["/api/projects/{team_id}/feature_flags"] == nil {
+		t.Errorf("OpenAPI document: %d, %d paths, usage settings %v", code, len(doc.Paths), doc.Paths["/api/projects/{team_id}/feature_flag_usage/settings"])
+	}
 }
 
 // TestUsageTwoNodesOnScylla: two serve nodes on one NATS and one keyspace

@@ -60,16 +60,17 @@ type Row struct {
 	hint int
 }
 
-// Load decodes stored results into r for the row (version, revision, key).
-// A decoding failure leaves r with no entries (every flag live).
-func (r *Row) Load(b []byte, version int64, revision uint64, key, implicitProp string) {
+// Load decodes stored results into r for the row (version, revision, key),
+// their stamps checked against current (the Plan the request is answered
+// with). A decoding failure leaves r with no entries (every flag live).
+func (r *Row) Load(b []byte, current Stamper, version int64, revision uint64, key, implicitProp string) {
 	r.Key, r.ImplicitProp, r.hint = key, implicitProp, 0
 	r.Current, r.KeyConsistent = false, false
 	if len(b) == 0 {
 		r.Entries = r.Entries[:0]
 		return
 	}
-	h, entries, err := Decode(b, r.Entries)
+	h, entries, err := Decode(b, r.Entries, current)
 	r.Entries = entries
 	if err != nil {
 		return

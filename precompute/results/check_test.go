@@ -18,6 +18,11 @@ func TestRowCheck(t *testing.T) {
 	}
 	hdr := Header{Version: 4, Revision: 99, KeyConsistent: true}
 	enc := Append(nil, hdr, entries)
+	// computedWith is the plan the entries were computed with; changed
+	// has flag 10 changed since.
+	computedWith := stampSet{10: 0xabc, 11: 0xdef}
+	changed := stampSet{10: 0xabd, 11: 0xdef}
+	v1 := appendFormat1(nil, hdr, entries)
 
 	type row struct {
 		b        []byte
@@ -32,6 +37,7 @@ func TestRowCheck(t *testing.T) {
 		fp        *FlagPlan
 		now       time.Time
 		overrides map[string]any
+		current   Stamper // default computedWith
 		want      Source
 	}{
 		{name: "stored", row: cur, fp: fp, now: now, want: Stored},
@@ -46,6 +52,13 @@ func TestRowCheck(t *testing.T) {
 		{name: "revision differs", row: row{enc, 4, 98, "u1"}, fp: fp, now: now, want: StaleRow},
 		{name: "stale row before a missing flag", row: row{enc, 5, 99, "u1"}, fp: &FlagPlan{ID: 12, Precomputable: true}, now: now, want: StaleRow},
 		{name: "stamp differs", row: cur, fp: &FlagPlan{Key: "f", ID: 10, Stamp: 0xabd, Precomputable: true, Reads: fp.Reads}, now: now, want: StaleFlag},
+		{name: "stamp group changed: the flag's stamp", row: cur, fp: &FlagPlan{Key: "f", ID: 10, Stamp: 0xabd, Precomputable: true}, now: now, current: changed, want: StaleFlag},
+		{name: "stamp group changed: another flag's stamp", row: cur, fp: other, now: now, current: changed, want: StaleFlag},
+		{name: "a flag of the stamp group deleted", row: cur, fp: other, now: now, current: stampSet{11: 0xdef}, want: StaleFlag},
+		{name: "no stamps to check against", row: cur, fp: other, now: now, current: stampSet{}, want: StaleFlag},
+		{name: "format 1 row", row: row{v1, 4, 99, "u1"}, fp: fp, now: now, want: Stored},
+		{name: "format 1 row, other flag", row: row{v1, 4, 99, "u1"}, fp: other, now: now, current: changed, want: Stored},
+		{name: "format 1 row, stamp differs", row: row{v1, 4, 99, "u1"}, fp: &FlagPlan{Key: "f", ID: 10, Stamp: 0xabd, Precomputable: true}, now: now, current: changed, want: StaleFlag},
 		{name: "expired at valid_until", row: cur, fp: fp, now: until, want: Expired},
 		{name: "expired after valid_until", row: cur, fp: fp, now: until.Add(time.Millisecond), want: Expired},
 		{name: "override of a read property", row: cur, fp: fp, now: now, overrides: map[string]any{"email": "x@y.z"}, want: Overridden},
@@ -59,8 +72,12 @@ func TestRowCheck(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			current := tc.current
+			if current == nil {
+				current = computedWith
+			}
 			var r Row
-			r.Load(tc.row.b, tc.row.version, tc.row.revision, tc.row.key, "distinct_id")
+			r.Load(tc.row.b, current, tc.row.version, tc.row.revision, tc.row.key, "distinct_id")
 			e, src := r.Check(tc.fp, tc.now, tc.overrides)
 			if src != tc.want {
 				t.Fatalf("Check = %v, want %v", src, tc.want)
@@ -77,7 +94,7 @@ func TestRowCheck(t *testing.T) {
 	// Not key-consistent: even the row's own key counts as an override.
 	inconsistent := Append(nil, Header{Version: 4, Revision: 99}, entries)
 	var r Row
-	r.Load(inconsistent, 4, 99, "u1", "distinct_id")
+	r.Load(inconsistent, computedWith, 4, 99, "u1", "distinct_id")
 	if r.KeyConsistent || !r.Current {
 		t.Fatalf("Load: KeyConsistent %v Current %v", r.KeyConsistent, r.Current)
 	}
@@ -91,7 +108,7 @@ func TestRowCheck(t *testing.T) {
 	// A group row: the implicit property is $group_key.
 	gfp := &FlagPlan{Key: "c", ID: 20, Stamp: 7, Precomputable: true, Subject: 0, Reads: []string{"$group_key", "plan"}}
 	genc := Append(nil, Header{Version: 1, Revision: 2, KeyConsistent: true}, []Entry{{FlagID: 20, Stamp: 7, Compact: flags.Compact{Enabled: true, Code: flags.ReasonConditionMatch}}})
-	r.Load(genc, 1, 2, "acme", "$group_key")
+	r.Load(genc, stampSet{20: 7}, 1, 2, "acme", "$group_key")
 	for _, tc := range []struct {
 		ov   map[string]any
 		want Source
@@ -110,16 +127,16 @@ func TestRowCheck(t *testing.T) {
 func TestRowLoadResets(t *testing.T) {
 	enc := Append(nil, Header{Version: 1, Revision: 1, KeyConsistent: true}, []Entry{{FlagID: 1, Stamp: 1, Compact: flags.Compact{Code: flags.ReasonConditionMatch}}})
 	var r Row
-	r.Load(enc, 1, 1, "a", "distinct_id")
+	r.Load(enc, stampSet{1: 1}, 1, 1, "a", "distinct_id")
 	if !r.Current || !r.KeyConsistent || len(r.Entries) != 1 || r.Key != "a" {
 		t.Fatalf("Load: %+v", r)
 	}
-	r.Load(nil, 1, 1, "b", "distinct_id")
+	r.Load(nil, stampSet{1: 1}, 1, 1, "b", "distinct_id")
 	if r.Current || r.KeyConsistent || len(r.Entries) != 0 || r.Key != "b" {
 		t.Errorf("Load(nil) kept state: %+v", r)
 	}
-	r.Load(enc, 1, 1, "a", "distinct_id")
-	r.Load([]byte{9}, 1, 1, "c", "distinct_id")
+	r.Load(enc, stampSet{1: 1}, 1, 1, "a", "distinct_id")
+	r.Load([]byte{9}, stampSet{1: 1}, 1, 1, "c", "distinct_id")
 	if r.Current || r.KeyConsistent || len(r.Entries) != 0 {
 		t.Errorf("Load(corrupt) kept state: %+v", r)
 	}
@@ -177,4 +194,21 @@ func TestSources(t *testing.T) {
 	if got := Source(200).String(); got != "unknown" {
 		t.Errorf("Source(200).String() = %q", got)
 	}
+}
+
+// stampSet is a Stamper from a map of flag ids to stamps.
+type stampSet map[int64]uint64
+
+func (s stampSet) CurrentStamp(id int64) (uint64, bool) {
+	v, ok := s[id]
+	return v, ok
+}
+
+// stampsOf is the Stamper of the plan entries were computed with.
+func stampsOf(entries []Entry) stampSet {
+	s := stampSet{}
+	for _, e := range entries {
+		s[e.FlagID] = e.Stamp
+	}
+	return s
 }

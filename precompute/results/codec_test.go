@@ -88,7 +88,7 @@ func TestCodecRoundTrip(t *testing.T) {
 				t.Fatal("Append overwrote dst")
 			}
 			b = b[len(prefix):]
-			gh, ge, err := Decode(b, nil)
+			gh, ge, err := Decode(b, nil, stampsOf(entries))
 			if err != nil {
 				t.Fatalf("%+v %s: Decode: %v", h, name, err)
 			}
@@ -99,6 +99,64 @@ func TestCodecRoundTrip(t *testing.T) {
 			// Re-encoding what decoded gives the same bytes.
 			if again := Append(nil, gh, ge); !bytes.Equal(again, b) {
 				t.Errorf("%+v %s: re-encoding differs:\n%x\n%x", h, name, again, b)
+			}
+			// Rows written in format 1 still decode, stamps as stored
+			// whatever the current ones.
+			gh, ge, err = Decode(appendFormat1(nil, h, entries), nil, nil)
+			if err != nil || gh != h {
+				t.Fatalf("%+v %s: format 1: header %+v, %v", h, name, gh, err)
+			}
+			entriesEqual(t, ge, entries)
+		}
+	}
+}
+
+// TestCodecStampGroups: a result's stamp is the current one only when its
+// group's digest matches the current stamps of the whole group; a change
+// of one flag makes its group stale and no other.
+func TestCodecStampGroups(t *testing.T) {
+	var entries []Entry
+	for i := range 2*stampGroup + 3 { // two full groups and a partial one
+		entries = append(entries, Entry{FlagID: int64(100 + i), Stamp: uint64(i)*0x9e3779b97f4a7c15 + 7, Compact: flags.Compact{Enabled: i%2 == 0, Code: flags.ReasonConditionMatch}})
+	}
+	b := Append(nil, Header{Version: 1}, entries)
+	if want := 2 + 1 + 8 + 1 + len(entries)*3 + 3*digestBytes; len(b) != want {
+		t.Errorf("%d bytes, want %d", len(b), want)
+	}
+	for _, changed := range []int{0, stampGroup - 1, stampGroup, 2*stampGroup + 2} {
+		current := stampsOf(entries)
+		current[entries[changed].FlagID]++
+		_, got, err := Decode(b, nil, current)
+		if err != nil {
+			t.Fatal(err)
+		}
+		group := changed / stampGroup
+		for i, e := range got {
+			cur := current[e.FlagID]
+			if stale := i/stampGroup == group; stale != (e.Stamp != cur) {
+				t.Errorf("flag %d changed: entry %d stamp %x, current %x (group %d stale: %v)", changed, i, e.Stamp, cur, i/stampGroup, stale)
+			}
+		}
+	}
+	// A flag the current definitions lack (deleted) makes its group
+	// stale; without current stamps every group is.
+	current := stampsOf(entries)
+	delete(current, entries[stampGroup].FlagID)
+	_, got, _ := Decode(b, nil, current)
+	for i, e := range got {
+		cur, ok := current[e.FlagID]
+		switch stale := i/stampGroup == 1; {
+		case !ok && e.Stamp != 0:
+			t.Errorf("flag deleted: its entry %d has stamp %x, want 0", i, e.Stamp)
+		case ok && stale != (e.Stamp != cur):
+			t.Errorf("flag deleted: entry %d stamp %x, current %x, stale %v", i, e.Stamp, cur, stale)
+		}
+	}
+	for _, none := range []Stamper{nil, (*Plan)(nil)} {
+		_, got, _ = Decode(b, nil, none)
+		for i, e := range got {
+			if e.Stamp != 0 {
+				t.Errorf("no current stamps (%T): entry %d stamp %x", none, i, e.Stamp)
 			}
 		}
 	}
@@ -117,7 +175,7 @@ func TestCodecValidUntilRoundsDown(t *testing.T) {
 	}
 	for _, tc := range cases {
 		b := Append(nil, Header{}, []Entry{{FlagID: 1, Compact: flags.Compact{Code: flags.ReasonNoConditionMatch, ValidUntil: tc.in}}})
-		_, es, err := Decode(b, nil)
+		_, es, err := Decode(b, nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -140,12 +198,12 @@ func TestCodecUnencodableReasonLeftOut(t *testing.T) {
 		{FlagID: 5, Compact: flags.Compact{Code: flags.ReasonOverride, Enabled: true, ConditionIndex: -1}},
 	}
 	h := Header{Version: 3, Revision: 4}
-	_, got, err := Decode(Append(nil, h, in), nil)
+	_, got, err := Decode(Append(nil, h, in), nil, stampsOf(in))
 	if err != nil {
 		t.Fatal(err)
 	}
 	entriesEqual(t, got, []Entry{in[1], in[4]})
-	_, got, err = Decode(Append(nil, h, in[:1]), nil)
+	_, got, err = Decode(Append(nil, h, in[:1]), nil, stampsOf(in))
 	if err != nil || len(got) != 0 {
 		t.Errorf("only unencodable entries: %v, %v", got, err)
 	}
@@ -154,7 +212,7 @@ func TestCodecUnencodableReasonLeftOut(t *testing.T) {
 func TestDecodeReusesEntries(t *testing.T) {
 	b := Append(nil, Header{}, sampleEntries()[:2])
 	buf := make([]Entry, 5, 10)
-	_, got, err := Decode(b, buf)
+	_, got, err := Decode(b, buf, nil)
 	if err != nil || len(got) != 2 || &got[0] != &buf[0] {
 		t.Fatalf("Decode did not reuse entries: len %d, err %v", len(got), err)
 	}
@@ -172,7 +230,7 @@ func TestDecodeCorrupt(t *testing.T) {
 	valid := Append(nil, Header{Version: 300, Revision: 77, KeyConsistent: true}, sampleEntries())
 	isCorrupt := func(name string, b []byte) {
 		t.Helper()
-		h, es, err := Decode(b, make([]Entry, 3))
+		h, es, err := Decode(b, make([]Entry, 3), stampsOf(sampleEntries()))
 		if !errors.Is(err, ErrCorrupt) {
 			t.Errorf("%s: err = %v, want ErrCorrupt", name, err)
 		}
@@ -187,15 +245,18 @@ func TestDecodeCorrupt(t *testing.T) {
 	isCorrupt("nil", nil)
 	isCorrupt("trailing byte", append(bytes.Clone(valid), 0))
 	isCorrupt("trailing entry", append(bytes.Clone(valid), valid[len(valid)-20:]...))
-	for _, f := range []byte{0, 2, 0xff} {
+	for _, f := range []byte{0, 3, 0xff} {
 		b := bytes.Clone(valid)
 		b[0] = f
 		isCorrupt("format", b)
 	}
 
-	// Hand-built entries with one bad field each.
+	isCorrupt("digest cut short", valid[:len(valid)-1])
+	isCorrupt("format 1 cut short", appendFormat1(nil, Header{}, sampleEntries()[:2])[:20])
+
+	// Hand-built format 1 entries with one bad field each.
 	head := func(n uint64) []byte {
-		b := []byte{format, 0}
+		b := []byte{format1, 0}
 		b = binary.AppendVarint(b, 1)
 		b = binary.LittleEndian.AppendUint64(b, 2)
 		return binary.AppendUvarint(b, n)
@@ -208,7 +269,7 @@ func TestDecodeCorrupt(t *testing.T) {
 		return append(b, tail...)
 	}
 	ok := append(head(1), entry(1, 0x01, 1)...)
-	if _, es, err := Decode(ok, nil); err != nil || len(es) != 1 || !es[0].Enabled || es[0].Code != flags.ReasonConditionMatch || es[0].ConditionIndex != 0 {
+	if _, es, err := Decode(ok, nil, nil); err != nil || len(es) != 1 || !es[0].Enabled || es[0].Code != flags.ReasonConditionMatch || es[0].ConditionIndex != 0 {
 		t.Fatalf("hand-built entry: %+v, %v", es, err)
 	}
 	isCorrupt("count beyond the input", head(1000))
@@ -221,7 +282,7 @@ func TestDecodeCorrupt(t *testing.T) {
 	isCorrupt("variant longer than the input", append(head(1), entry(1, 0x02, 0, 50, 'a')...))
 	isCorrupt("variant length overflow", append(head(1), entry(1, 0x02, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01)...))
 	isCorrupt("valid_until missing", append(head(1), entry(1, 0x04, 0)...))
-	isCorrupt("overlong varint", append([]byte{format, 0}, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01))
+	isCorrupt("overlong varint", append([]byte{format1, 0}, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01))
 }
 
 // TestCodecNonCanonical documents that Decode accepts encodings Append never
@@ -236,17 +297,19 @@ func TestCodecNonCanonical(t *testing.T) {
 	b[1] |= 0x80 // reserved header bit
 	variants["header bit"] = b
 	b = bytes.Clone(canon)
-	b[len(b)-2] |= 0x08 // reserved entry bit
+	// The one entry is its id, bits and condition, then the digest.
+	bits := len(b) - digestBytes - 2
+	b[bits] |= 0x08 // reserved entry bit
 	variants["entry bit"] = b
 	// An over-long varint for the version (1 as 0x82 0x00).
 	b = append([]byte{format, 0, 0x82, 0x00}, canon[3:]...)
 	variants["overlong version"] = b
 	// An empty variant flagged present.
-	b = bytes.Clone(canon)
-	b[len(b)-2] |= 0x02
-	variants["empty variant"] = append(b, 0)
+	b = bytes.Clone(canon[:len(canon)-digestBytes])
+	b[bits] |= 0x02
+	variants["empty variant"] = append(append(b, 0), canon[len(canon)-digestBytes:]...)
 	for name, b := range variants {
-		h, es, err := Decode(b, nil)
+		h, es, err := Decode(b, nil, stampSet{1: 5})
 		if err != nil {
 			t.Errorf("%s: %v", name, err)
 			continue
@@ -265,7 +328,7 @@ func TestAppendWritesUndecodable(t *testing.T) {
 		"negative flag id":         {FlagID: -1, Compact: flags.Compact{Code: flags.ReasonConditionMatch}},
 		"condition index below -1": {FlagID: 1, Compact: flags.Compact{Code: flags.ReasonConditionMatch, ConditionIndex: -2}},
 	} {
-		if _, _, err := Decode(Append(nil, Header{}, []Entry{e}), nil); !errors.Is(err, ErrCorrupt) {
+		if _, _, err := Decode(Append(nil, Header{}, []Entry{e}), nil, nil); !errors.Is(err, ErrCorrupt) {
 			t.Errorf("%s: Decode err = %v; if this now decodes, update the test", name, err)
 		}
 	}
@@ -275,9 +338,10 @@ func FuzzDecode(f *testing.F) {
 	f.Add(Append(nil, Header{}, nil))
 	f.Add(Append(nil, Header{Version: 300, Revision: 77, KeyConsistent: true}, sampleEntries()))
 	f.Add(Append(nil, Header{Version: -1}, sampleEntries()[:3]))
+	f.Add(appendFormat1(nil, Header{Version: 300, Revision: 77, KeyConsistent: true}, sampleEntries()))
 	f.Add([]byte{format, 1, 0x80})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		h, es, err := Decode(b, nil)
+		h, es, err := Decode(b, nil, nil)
 		if err != nil {
 			if !errors.Is(err, ErrCorrupt) {
 				t.Fatalf("error %v does not wrap ErrCorrupt", err)
@@ -288,7 +352,14 @@ func FuzzDecode(f *testing.F) {
 			return
 		}
 		enc := Append(nil, h, es)
-		h2, es2, err := Decode(enc, nil)
+		// Stamps round-trip through the digests when the current ones are
+		// theirs: not when one flag id has two stamps (only in format 1).
+		current := stampsOf(es)
+		unique := true
+		for _, e := range es {
+			unique = unique && current[e.FlagID] == e.Stamp
+		}
+		h2, es2, err := Decode(enc, nil, current)
 		if err != nil {
 			t.Fatalf("re-encoding does not decode: %v", err)
 		}
@@ -301,9 +372,15 @@ func FuzzDecode(f *testing.F) {
 				t.Fatalf("entry %d ValidUntil %v != %v", i, a.ValidUntil, b.ValidUntil)
 			}
 			a.ValidUntil, b.ValidUntil = time.Time{}, time.Time{}
+			if !unique {
+				a.Stamp, b.Stamp = 0, 0
+			}
 			if a != b {
 				t.Fatalf("entry %d: %+v != %+v", i, b, a)
 			}
+		}
+		if !unique {
+			return
 		}
 		if again := Append(nil, h2, es2); !bytes.Equal(again, enc) {
 			t.Fatalf("Append(Decode(Append(Decode(x)))) is not stable:\n%x\n%x", again, enc)

@@ -72,16 +72,17 @@ func ImplicitProp(subjectType int) string {
 // for the evaluation.
 //
 // With only non-nil and old computed against s's version and revision, it
-// evaluates only those flags (and the kept ones that expired) and keeps,
-// from old, the entries of the other flags whose stamp is still current. A
-// run for one changed flag thus costs one flag's evaluation per row, not
-// the team's. When old is absent, corrupt or computed against another
+// evaluates only those flags (and the old entries that expired or are no
+// longer current) and keeps, from old, the entries of the other flags whose
+// stamp is still current. A run for one changed flag thus costs the
+// evaluation of that flag's stamp group per row (stampGroup flags at
+// most), not the team's. When old is absent, corrupt or computed against another
 // version of the subject, it computes every flag.
 func Compute(dst []byte, set *flags.Set, plan *Plan, s Subject, now time.Time, only []string, old []byte, scratch *Scratch) ([]byte, time.Time, int) {
 	keys := plan.Keys(s.Type)
 	scratch.kept = scratch.kept[:0]
 	if only != nil && len(old) > 0 {
-		h, entries, err := Decode(old, scratch.old)
+		h, entries, err := Decode(old, scratch.old, plan)
 		scratch.old = entries
 		if err == nil && h.Version == s.Version && h.Revision == s.Revision {
 			scratch.only, scratch.onlyIDs = scratch.only[:0], scratch.onlyIDs[:0]
@@ -96,11 +97,12 @@ func Compute(dst []byte, set *flags.Set, plan *Plan, s Subject, now time.Time, o
 					continue
 				}
 				fp, ok := plan.byID(e.FlagID)
-				if !ok || !fp.Precomputable || fp.Subject != s.Type || fp.Stamp != e.Stamp {
+				if !ok || !fp.Precomputable || fp.Subject != s.Type {
 					continue
 				}
-				if !e.ValidUntil.IsZero() && !now.Before(e.ValidUntil) {
-					// Expired: evaluate it again now rather than keep it.
+				if fp.Stamp != e.Stamp || !e.ValidUntil.IsZero() && !now.Before(e.ValidUntil) {
+					// Stale (another flag of its stamp group changed) or
+					// expired: evaluate it again now rather than keep it.
 					scratch.only = append(scratch.only, fp.Key)
 					scratch.onlyIDs = append(scratch.onlyIDs, fp.ID)
 					continue

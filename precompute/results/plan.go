@@ -272,6 +272,19 @@ func (p *Plan) byID(id int64) (*FlagPlan, bool) {
 	return &p.Flags[i], true
 }
 
+// CurrentStamp returns the stamp of a flag by id: Plan is the Stamper
+// stored results are decoded against.
+func (p *Plan) CurrentStamp(flagID int64) (uint64, bool) {
+	if p == nil {
+		return 0, false
+	}
+	i, ok := p.idIndex[flagID]
+	if !ok {
+		return 0, false
+	}
+	return p.Flags[i].Stamp, true
+}
+
 // Index returns the position of a flag in Flags.
 func (p *Plan) Index(key string) (int, bool) {
 	i, ok := p.byKey[key]

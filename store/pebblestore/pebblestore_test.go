@@ -56,6 +56,9 @@ func TestConfigValidate(t *testing.T) {
 		{"1 KiB blocks", pebblestore.Config{Dir: "x", BlockSize: 1 << 10}, true},
 		{"tiny blocks", pebblestore.Config{Dir: "x", BlockSize: 100}, false},
 		{"huge blocks", pebblestore.Config{Dir: "x", BlockSize: 1 << 20}, false},
+		{"no compression", pebblestore.Config{Dir: "x", Compression: pebblestore.CompressionNone}, true},
+		{"minlz", pebblestore.Config{Dir: "x", Compression: pebblestore.CompressionMinLZ}, true},
+		{"unknown compression", pebblestore.Config{Dir: "x", Compression: "zip"}, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -78,6 +78,8 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"scylla.hedge-attempts", func(c *Config) { c.Scylla.HedgeAttempts = -2 }},
 		{"scylla.hedge-max-delay", func(c *Config) { c.Scylla.HedgeMaxDelay = 0 }},
 		{"store.cache-mb", func(c *Config) { c.Store.CacheMB = -1 }},
+		{"store.block-kb", func(c *Config) { c.Store.BlockKB = 65 }},
+		{"store.compression", func(c *Config) { c.Store.Compression = "zstd" }},
 		{"eval.store-timeout", func(c *Config) { c.Eval.StoreTimeout = -time.Second }},
 		{"eval.store-timeout", func(c *Config) { c.Eval.StoreTimeout = time.Hour }},
 		{"precompute.run-rate", func(c *Config) { c.Precompute.RunRate = -1 }},
