@@ -27,6 +27,7 @@ conns=${CONNS:-2}
 out=${1:-}
 flagd_port=${FLAGD_PORT:-18016}
 goff_port=${GOFF_PORT:-11031}
+for bin in ${FLAGD_BIN:-} ${GOFF_BIN:-} ${VEXIL_BIN:-}; do [ -x "$bin" ] || { echo "bench-ofrep-peers: $bin is not an executable" >&2; exit 1; }; done
 for tool in wrk taskset; do command -v $tool >/dev/null || { echo "bench-ofrep-peers: $tool is required" >&2; exit 1; }; done
 
 tmp=$(mktemp -d)
@@ -102,7 +103,7 @@ start() {
 			--http-addr 127.0.0.1:0 --grpc-addr 127.0.0.1:0 --nats-listen 127.0.0.1:-1 --log-level error ${SERVE_ARGS:-} >"$tmp/vexil.out" 2>&1 &
 		pids+=($!)
 		for _ in $(seq 3000); do
-			grep -q 'demo is ready' "$tmp/vexil.out" && break
+			grep -qs 'demo is ready' "$tmp/vexil.out" && break
 			kill -0 "${pids[-1]}" 2>/dev/null || { cat "$tmp/vexil.out" >&2; echo "bench-ofrep-peers: vexil serve exited" >&2; return 1; }
 			sleep 0.1
 		done
