@@ -131,7 +131,9 @@ for i in range(n):
                      "strategies": strategies, "variants": variants})
 print(json.dumps({"version": 2, "features": features}))
 PY
-	RUST_LOG=warn $pin0 "$EDGE" --port $((PORT + 5)) --interface 127.0.0.1 offline -b "$data/bootstrap.json" -f "$etoken" \
+	# v20.2.4 refuses offline mode without a client token, though only the
+	# frontend API is asked: a second token, so the frontend one stays as it is.
+	RUST_LOG=warn $pin0 "$EDGE" --port $((PORT + 5)) --interface 127.0.0.1 offline -b "$data/bootstrap.json" -f "$etoken" -c "${etoken}-client" \
 		>"$data/edge.out" 2>&1 &
 	edge=$!
 	pids="$pids $edge"
@@ -242,6 +244,12 @@ for round in $(seq "$ROUNDS"); do
 	done
 done
 
+# Edge v20.2.4 has no --version: VEXIL_PEER_EDGE_VERSION names it then.
+edgever=""
+if [ -n "$EDGE" ]; then
+	edgever=$("$EDGE" --version 2>/dev/null | head -1 || true)
+	edgever=${edgever:-${VEXIL_PEER_EDGE_VERSION:-"(version unknown: set VEXIL_PEER_EDGE_VERSION)"}}
+fi
 rss() { awk '/VmRSS/ {printf "%d MiB", $2 / 1024}' "/proc/$1/status" 2>/dev/null || echo "?"; }
 vrss=$(rss "$vexil")
 erss=""
@@ -249,7 +257,7 @@ erss=""
 
 {
 	echo "# bench-peers $(date -u +%FT%TZ): $(bin/vexil version); nproc $(nproc); $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
-	echo "# servers on core 0, generator on core 1; $PERSONS persons, $vflags flags in Vexil ($vbytes-byte answers)${EDGE:+; Edge $("$EDGE" --version 2>/dev/null | head -1) (${ebytes}-byte answers)}"
+	echo "# servers on core 0, generator on core 1; $PERSONS persons, $vflags flags in Vexil ($vbytes-byte answers)${EDGE:+; Edge $edgever (${ebytes}-byte answers)}"
 	echo "# closed loop wrk -t1 -c2, $WARMUP + $DURATION, median of $ROUNDS interleaved rounds; open loop vegeta $RATE req/s, $OPEN_DURATION, median of $ROUNDS"
 	echo "# vexil serve settings added: ${SERVE_ARGS:-none}"
 	echo "# load average at the end: $(cut -d' ' -f1-3 /proc/loadavg); RSS: Vexil $vrss${erss:+, Edge $erss}"
