@@ -10,6 +10,7 @@
 #   ROUNDS=3 DURATION=10s WARMUP=3s CONNS=2   wrk -t1 -c$CONNS, rounds interleaved, medians by hand
 #   GOFF_CONFIG=file                          the relay proxy's config (default: one written here,
 #                                             listening on $GOFF_PORT and reading the rendered flags)
+#   VEXIL_BIN=file SERVE_ARGS="..."           a built vexil (default: go build), settings added to serve
 #
 # Each server runs alone on core 0 (taskset -c 0); wrk runs on core 1, on
 # loopback, rotating 1,000 contexts (user-0..999, country cycling US/DE/FR)
@@ -26,6 +27,7 @@ conns=${CONNS:-2}
 out=${1:-}
 flagd_port=${FLAGD_PORT:-18016}
 goff_port=${GOFF_PORT:-11031}
+for bin in ${FLAGD_BIN:-} ${GOFF_BIN:-} ${VEXIL_BIN:-}; do [ -x "$bin" ] || { echo "bench-ofrep-peers: $bin is not an executable" >&2; exit 1; }; done
 for tool in wrk taskset; do command -v $tool >/dev/null || { echo "bench-ofrep-peers: $tool is required" >&2; exit 1; }; done
 
 tmp=$(mktemp -d)
@@ -98,10 +100,10 @@ start() {
 		if [ -z "$bin" ]; then go build -o "$tmp/vexil" ./cmd/vexil; bin=$tmp/vexil; fi
 		# Seeded on both cores, then pinned to core 0 (every thread) once ready.
 		"$bin" serve --demo --demo-persons 1000 --demo-flags 50 --data-dir "$tmp/vexil-data" \
-			--http-addr 127.0.0.1:0 --grpc-addr 127.0.0.1:0 --nats-listen 127.0.0.1:-1 --log-level error >"$tmp/vexil.out" 2>&1 &
+			--http-addr 127.0.0.1:0 --grpc-addr 127.0.0.1:0 --nats-listen 127.0.0.1:-1 --log-level error ${SERVE_ARGS:-} >"$tmp/vexil.out" 2>&1 &
 		pids+=($!)
 		for _ in $(seq 3000); do
-			grep -q 'demo is ready' "$tmp/vexil.out" && break
+			grep -qs 'demo is ready' "$tmp/vexil.out" && break
 			kill -0 "${pids[-1]}" 2>/dev/null || { cat "$tmp/vexil.out" >&2; echo "bench-ofrep-peers: vexil serve exited" >&2; return 1; }
 			sleep 0.1
 		done
@@ -133,6 +135,30 @@ stop_last() {
 	unset 'pids[-1]'
 }
 
+# summary rounds-file: the median of each peer's rounds, and its ratio to
+# Vexil's req/s. wrk prints latencies with their own unit (us, ms, s).
+summary() {
+	python3 - "$1" <<'PY'
+import re, statistics, sys
+unit = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+def ms(t):
+    m = re.fullmatch(r"([0-9.]+)(us|ms|s)", t)
+    return float(m.group(1)) * unit[m.group(2)] if m else float("nan")
+rows = {}
+for line in open(sys.argv[1]):
+    f = line.split()
+    # round R NAME: req/s X p50 Y p99 Z response NB non-2xx E
+    rows.setdefault(f[2].rstrip(":"), []).append((float(f[4]), ms(f[6]), ms(f[8]), f[10], int(f[12])))
+med = lambda xs, i: statistics.median(x[i] for x in xs)
+base = med(rows["vexil"], 0) if "vexil" in rows else None
+print(f"| median of {len(next(iter(rows.values())))} rounds | req/s | p50 | p99 | vs Vexil | response | non-2xx |")
+print("|---|---|---|---|---|---|---|")
+for name, xs in rows.items():
+    ratio = f"{med(xs, 0) / base:.2f}x" if base else "n/a"
+    print(f"| {name} | {med(xs, 0):,.0f} | {med(xs, 1):.2f} ms | {med(xs, 2):.2f} ms | {ratio} | {xs[0][3]} | {sum(x[4] for x in xs)} |")
+PY
+}
+
 peers=(vexil)
 [ -n "${FLAGD_BIN:-}" ] && peers+=(flagd)
 [ -n "${GOFF_BIN:-}" ] && peers+=(goff)
@@ -142,6 +168,8 @@ peers=(vexil)
 	for r in $(seq "$rounds"); do
 		for p in "${peers[@]}"; do
 			start "$p"
+			# Once per peer: the same flags, answered right, before any number counts.
+			[ "$r" = 1 ] && FLAGS=50 python3 scripts/peers-equivalence.py "$p" ofrep "$base" "$OFREP_TOKEN" >&2
 			size=$(curl -s -X POST -H 'Content-Type: application/json' ${OFREP_TOKEN:+-H "Authorization: Bearer $OFREP_TOKEN"} \
 				-d '{"context":{"targetingKey":"user-1","country":"US"}}' "$base/ofrep/v1/evaluate/flags" | wc -c)
 			taskset -c 1 wrk -t1 -c"$conns" -d"$warmup" -s "$tmp/ofrep.lua" "$base" >/dev/null
@@ -150,8 +178,9 @@ peers=(vexil)
 			p50=$(awk '$1 == "50%" {print $2}' <<<"$res")
 			p99=$(awk '$1 == "99%" {print $2}' <<<"$res")
 			errs=$(awk '/Non-2xx/ {print $NF}' <<<"$res")
-			echo "round $r $p: req/s $rps p50 $p50 p99 $p99 response ${size}B non-2xx ${errs:-0}"
+			echo "round $r $p: req/s $rps p50 $p50 p99 $p99 response ${size}B non-2xx ${errs:-0}" | tee -a "$tmp/rounds.txt"
 			stop_last
 		done
 	done
+	summary "$tmp/rounds.txt"
 } | if [ -n "$out" ]; then tee "$out"; else cat; fi

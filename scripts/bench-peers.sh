@@ -15,7 +15,7 @@
 # rounds (each round visits every target once), the median reported.
 # Open loop: vegeta at RATE req/s for OPEN_DURATION per target and round,
 # p50/p99 of the latency from the scheduled send, the median of the rounds.
-# The table goes to stdout and to bench/peers-<date>.txt.
+# The table goes to stdout and to bench/peers-<date>.txt (OUT=file: there instead).
 #
 #   VEXIL_PEER_EDGE=/work/peers/edge/target/release/unleash-edge scripts/bench-peers.sh
 #
@@ -35,7 +35,7 @@ OPEN_DURATION=${OPEN_DURATION:-15s}
 SETTLE=${SETTLE:-20}
 PORT=${PORT:-18100}
 EDGE=${VEXIL_PEER_EDGE:-}
-out=bench/peers-$(date -u +%Y%m%d-%H%M).txt
+out=${OUT:-bench/peers-$(date -u +%Y%m%d-%H%M).txt}
 
 command -v wrk >/dev/null || { echo "bench-peers: needs wrk (apt-get install wrk)" >&2; exit 1; }
 if [ -z "$EDGE" ]; then
@@ -99,6 +99,7 @@ echo "settling ${SETTLE}s (flushes and compactions of the import)..." >&2
 sleep "$SETTLE"
 vurl="http://127.0.0.1:$PORT/flags/?v=2"
 vbytes=$(curl -s "$vurl" -H 'Content-Type: application/json' -d '{"token":"'"$token"'","distinct_id":"user-42"}' | wc -c)
+FLAGS=$FLAGS python3 scripts/peers-equivalence.py vexil vexil "$vurl" "$token" >&2
 vflags=$(curl -s "$vurl" -H 'Content-Type: application/json' -d '{"token":"'"$token"'","distinct_id":"user-42"}' |
 	python3 -c 'import json,sys; print(len(json.load(sys.stdin)["flags"]))')
 
@@ -130,7 +131,9 @@ for i in range(n):
                      "strategies": strategies, "variants": variants})
 print(json.dumps({"version": 2, "features": features}))
 PY
-	RUST_LOG=warn $pin0 "$EDGE" --port $((PORT + 5)) --interface 127.0.0.1 offline -b "$data/bootstrap.json" -f "$etoken" \
+	# v20.2.4 refuses offline mode without a client token, though only the
+	# frontend API is asked: a second token, so the frontend one stays as it is.
+	RUST_LOG=warn $pin0 "$EDGE" --port $((PORT + 5)) --interface 127.0.0.1 offline -b "$data/bootstrap.json" -f "$etoken" -c "${etoken}-client" \
 		>"$data/edge.out" 2>&1 &
 	edge=$!
 	pids="$pids $edge"
@@ -140,25 +143,9 @@ PY
 		sleep 0.2
 	done
 	ebytes=$(curl -s -H "Authorization: $etoken" "http://127.0.0.1:$((PORT + 5))/api/frontend/all?userId=user-1&country=US" | wc -c)
-	# Distributions, not per-user values (the hashes differ): over 300 users,
-	# the share of boolean flags on and of US users' variants.
-	python3 - "http://127.0.0.1:$((PORT + 5))" "$etoken" "$vurl" "$token" <<'PY' >&2
-import json, sys, urllib.request
-edge, etok, vurl, vtok = sys.argv[1:]
-eon = eall = von = vall = 0
-for u in range(300):
-    c = ("US", "DE", "FR")[u % 3]
-    e = json.load(urllib.request.urlopen(urllib.request.Request(f"{edge}/api/frontend/all?userId=user-{u}&country={c}", headers={"Authorization": etok})))
-    v = json.load(urllib.request.urlopen(urllib.request.Request(vurl, data=json.dumps({"token": vtok, "distinct_id": f"user-{u}", "person_properties": {"country": c}}).encode(),
-                                                                headers={"Content-Type": "application/json"})))["flags"]
-    for t in e["toggles"]:
-        if int(t["name"][-3:]) % 2 == 0:
-            eall += 1; eon += t["enabled"]
-    for k, f in v.items():
-        if int(k[-3:]) % 2 == 0:
-            vall += 1; von += f["enabled"]
-print(f"equivalence: boolean flags on: Edge {eon/max(eall,1):.2f}, Vexil {von/max(vall,1):.2f} (both about 0.5)")
-PY
+	# The same flags, answered right, before any number counts: distributions,
+	# not per-user values (the hashes differ).
+	FLAGS=$FLAGS python3 scripts/peers-equivalence.py edge edge "http://127.0.0.1:$((PORT + 5))" "$etoken" >&2
 fi
 
 # --- The generator's scripts: each prints "requests seconds p50_us p99_us".
@@ -257,6 +244,12 @@ for round in $(seq "$ROUNDS"); do
 	done
 done
 
+# Edge v20.2.4 has no --version: VEXIL_PEER_EDGE_VERSION names it then.
+edgever=""
+if [ -n "$EDGE" ]; then
+	edgever=$("$EDGE" --version 2>/dev/null | head -1 || true)
+	edgever=${edgever:-${VEXIL_PEER_EDGE_VERSION:-"(version unknown: set VEXIL_PEER_EDGE_VERSION)"}}
+fi
 rss() { awk '/VmRSS/ {printf "%d MiB", $2 / 1024}' "/proc/$1/status" 2>/dev/null || echo "?"; }
 vrss=$(rss "$vexil")
 erss=""
@@ -264,7 +257,7 @@ erss=""
 
 {
 	echo "# bench-peers $(date -u +%FT%TZ): $(bin/vexil version); nproc $(nproc); $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
-	echo "# servers on core 0, generator on core 1; $PERSONS persons, $vflags flags in Vexil ($vbytes-byte answers)${EDGE:+; Edge $("$EDGE" --version 2>/dev/null | head -1) (${ebytes}-byte answers)}"
+	echo "# servers on core 0, generator on core 1; $PERSONS persons, $vflags flags in Vexil ($vbytes-byte answers)${EDGE:+; Edge $edgever (${ebytes}-byte answers)}"
 	echo "# closed loop wrk -t1 -c2, $WARMUP + $DURATION, median of $ROUNDS interleaved rounds; open loop vegeta $RATE req/s, $OPEN_DURATION, median of $ROUNDS"
 	echo "# vexil serve settings added: ${SERVE_ARGS:-none}"
 	echo "# load average at the end: $(cut -d' ' -f1-3 /proc/loadavg); RSS: Vexil $vrss${erss:+, Edge $erss}"
