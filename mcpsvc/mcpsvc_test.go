@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -677,9 +678,10 @@ func TestBridgeBothEras(t *testing.T) {
 			done := make(chan error, 1)
 			go func() { done <- Bridge(ctx, f.base+"/mcp", key, cr, bw); _ = bw.Close() }()
 			updates := make(chan string, 16)
+			acked := &ackWatcher{r: br, acked: make(chan struct{})}
 			cs, err := mcp.NewClient(&mcp.Implementation{Name: "t", Version: "v0"}, &mcp.ClientOptions{
 				ResourceUpdatedHandler: func(_ context.Context, r *mcp.ResourceUpdatedNotificationRequest) { updates <- r.Params.URI }}).
-				Connect(ctx, &mcp.IOTransport{Reader: br, Writer: cw}, &mcp.ClientSessionOptions{ProtocolVersion: era})
+				Connect(ctx, &mcp.IOTransport{Reader: acked, Writer: cw}, &mcp.ClientSessionOptions{ProtocolVersion: era})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -691,6 +693,18 @@ func TestBridgeBothEras(t *testing.T) {
 			got := mustTool(t, cs, "flag_get", map[string]any{"key": flagKey})
 			if err := cs.Subscribe(ctx, &mcp.SubscribeParams{URI: "vexil://flags/" + flagKey}); err != nil {
 				t.Fatal(err)
+			}
+			if era >= modern {
+				// In 2026-07-28 the go-sdk's Subscribe returns once the
+				// subscriptions/listen call is sent, not once the node
+				// holds it: a change made before the node's
+				// acknowledgement would (rightly) not be notified. CI
+				// once lost that race on a loaded machine.
+				select {
+				case <-acked.acked:
+				case <-time.After(30 * time.Second): // a hang guard
+					t.Fatal("the subscription was not acknowledged through the bridge")
+				}
 			}
 			// Someone else changes it over MCP directly.
 			other := f.connect(era, f.key([]int64{f.team}, admin.ScopeAll), "", nil)
@@ -785,3 +799,27 @@ func TestRevokedKeyStopsAtOnce(t *testing.T) {
 		t.Fatalf("a revoked key: %v", texts)
 	}
 }
+
+// ackWatcher passes a stream through and closes acked once it has carried
+// a notifications/subscriptions/acknowledged message.
+type ackWatcher struct {
+	r     io.ReadCloser
+	tail  []byte
+	once  sync.Once
+	acked chan struct{}
+}
+
+func (a *ackWatcher) Read(p []byte) (int, error) {
+	n, err := a.r.Read(p)
+	if n > 0 {
+		const marker = "notifications/subscriptions/acknowledged"
+		buf := append(a.tail, p[:n]...)
+		if bytes.Contains(buf, []byte(marker)) {
+			a.once.Do(func() { close(a.acked) })
+		}
+		a.tail = append(a.tail[:0], buf[max(0, len(buf)-len(marker)):]...)
+	}
+	return n, err
+}
+
+func (a *ackWatcher) Close() error { return a.r.Close() }
