@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"log/slog"
 	"strconv"
 	"time"
@@ -69,40 +70,58 @@ func TypeOf(d Direction) string { return "cohort." + string(d) }
 
 // SignalID returns the ID of a transition (package doc).
 func SignalID(team int64, distinctID string, cohort int64, d Direction, ordinal uint64) string {
-	h := sha256.New()
-	var b [8]byte
-	binary.BigEndian.PutUint64(b[:], uint64(team))
-	h.Write(b[:])
-	binary.BigEndian.PutUint64(b[:], uint64(len(distinctID)))
-	h.Write(b[:])
-	h.Write([]byte(distinctID))
-	binary.BigEndian.PutUint64(b[:], uint64(cohort))
-	h.Write(b[:])
-	h.Write([]byte(d))
-	binary.BigEndian.PutUint64(b[:], ordinal)
-	h.Write(b[:])
-	return hex.EncodeToString(h.Sum(nil)[:16])
+	var h idHash
+	h.u64(uint64(team))
+	h.str(distinctID)
+	return h.transition(cohort, d, ordinal)
 }
 
 // GroupSignalID is SignalID for a group's transition: the group is named
 // by its type index and key, hashed apart from any distinct id.
 func GroupSignalID(team int64, typeIndex int, key string, cohort int64, d Direction, ordinal uint64) string {
-	h := sha256.New()
-	h.Write([]byte("group"))
-	var b [8]byte
-	binary.BigEndian.PutUint64(b[:], uint64(team))
-	h.Write(b[:])
-	binary.BigEndian.PutUint64(b[:], uint64(typeIndex))
-	h.Write(b[:])
-	binary.BigEndian.PutUint64(b[:], uint64(len(key)))
-	h.Write(b[:])
-	h.Write([]byte(key))
-	binary.BigEndian.PutUint64(b[:], uint64(cohort))
-	h.Write(b[:])
-	h.Write([]byte(d))
-	binary.BigEndian.PutUint64(b[:], ordinal)
-	h.Write(b[:])
-	return hex.EncodeToString(h.Sum(nil)[:16])
+	var h idHash
+	h.raw("group")
+	h.u64(uint64(team))
+	h.u64(uint64(typeIndex))
+	h.str(key)
+	return h.transition(cohort, d, ordinal)
+}
+
+// idHash writes a signal id's fields into SHA-256: integers as 8 bytes
+// big-endian, strings prefixed by their length. The ids are stored and
+// deduplicated across versions, so the bytes must never change
+// (TestSignalIDsStable).
+type idHash struct {
+	h hash.Hash
+	b [8]byte
+}
+
+func (x *idHash) write(p []byte) {
+	if x.h == nil {
+		x.h = sha256.New()
+	}
+	x.h.Write(p)
+}
+
+func (x *idHash) raw(s string) { x.write([]byte(s)) }
+
+func (x *idHash) u64(v uint64) {
+	binary.BigEndian.PutUint64(x.b[:], v)
+	x.write(x.b[:])
+}
+
+func (x *idHash) str(s string) {
+	x.u64(uint64(len(s)))
+	x.raw(s)
+}
+
+// transition ends the id with what every transition has: the cohort, the
+// direction and the ordinal.
+func (x *idHash) transition(cohort int64, d Direction, ordinal uint64) string {
+	x.u64(uint64(cohort))
+	x.raw(string(d))
+	x.u64(ordinal)
+	return hex.EncodeToString(x.h.Sum(nil)[:16])
 }
 
 // CohortSubject is the subject of team's cohort signals in ns:
