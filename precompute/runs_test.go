@@ -75,6 +75,20 @@ func (h *holdingStore) ScanRows(ctx context.Context, team int64, cursor string, 
 	return h.Store.ScanRows(ctx, team, cursor, limit)
 }
 
+// putPlanRows writes n persons d-0..d-(n-1), plan "pro" and "free" in turn.
+func putPlanRows(t *testing.T, e *env, n int) {
+	t.Helper()
+	var b store.Batch
+	for i := range n {
+		props := fmt.Appendf(nil, `{"plan":%q}`, []string{"pro", "free"}[i%2])
+		b.PutRow(&store.Row{Team: e.team, DistinctID: fmt.Sprintf("d-%d", i), PersonID: fmt.Sprintf("p-%d", i), PersonVersion: 1,
+			Revision: store.Revision(props), Properties: props})
+	}
+	if err := e.st.Apply(e.ctx, &b); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func (e *env) status(t *testing.T) *precompute.RunState {
 	t.Helper()
 	st, err := precompute.Status(e.ctx, e.js, "", e.team)
@@ -104,15 +118,7 @@ func (e *env) waitState(t *testing.T, what string, fn func(*precompute.RunState)
 func TestRunCheckpointAndSupersede(t *testing.T) {
 	e := newEnv(t, backends[0])
 	const rows = 300
-	var b store.Batch
-	for i := range rows {
-		props := fmt.Appendf(nil, `{"plan":%q}`, []string{"pro", "free"}[i%2])
-		b.PutRow(&store.Row{Team: e.team, DistinctID: fmt.Sprintf("d-%d", i), PersonID: fmt.Sprintf("p-%d", i), PersonVersion: 1,
-			Revision: store.Revision(props), Properties: props})
-	}
-	if err := e.st.Apply(e.ctx, &b); err != nil {
-		t.Fatal(err)
-	}
+	putPlanRows(t, e, rows)
 	e.createFlag(parseFlag(t, `{"key":"a","active":true,"filters":{"groups":[{"properties":[{"key":"plan","type":"person","value":"pro"}],"rollout_percentage":100}]}}`))
 	e.createFlag(parseFlag(t, `{"key":"b","active":true,"filters":{"groups":[{"properties":[],"rollout_percentage":50}]}}`))
 	e.notify("flag")
@@ -224,15 +230,7 @@ func TestDuplicateNoticesAndPages(t *testing.T) {
 	e := newEnv(t, backends[0])
 	const rows, pageSize = 300, 7
 	const pages = (rows + pageSize - 1) / pageSize
-	var b store.Batch
-	for i := range rows {
-		props := fmt.Appendf(nil, `{"plan":%q}`, []string{"pro", "free"}[i%2])
-		b.PutRow(&store.Row{Team: e.team, DistinctID: fmt.Sprintf("d-%d", i), PersonID: fmt.Sprintf("p-%d", i), PersonVersion: 1,
-			Revision: store.Revision(props), Properties: props})
-	}
-	if err := e.st.Apply(e.ctx, &b); err != nil {
-		t.Fatal(err)
-	}
+	putPlanRows(t, e, rows)
 	e.createFlag(parseFlag(t, `{"key":"a","active":true,"filters":{"groups":[{"properties":[{"key":"plan","type":"person","value":"pro"}],"rollout_percentage":100}]}}`))
 
 	// Every scanner stops at its first page read until the gate opens, so
@@ -315,15 +313,7 @@ func TestScannerWakingAfterTheRunFinished(t *testing.T) {
 	e := newEnv(t, backends[0])
 	const rows, pageSize = 40, 7
 	const pages = (rows + pageSize - 1) / pageSize
-	var b store.Batch
-	for i := range rows {
-		props := fmt.Appendf(nil, `{"plan":%q}`, []string{"pro", "free"}[i%2])
-		b.PutRow(&store.Row{Team: e.team, DistinctID: fmt.Sprintf("d-%d", i), PersonID: fmt.Sprintf("p-%d", i), PersonVersion: 1,
-			Revision: store.Revision(props), Properties: props})
-	}
-	if err := e.st.Apply(e.ctx, &b); err != nil {
-		t.Fatal(err)
-	}
+	putPlanRows(t, e, rows)
 	e.createFlag(parseFlag(t, `{"key":"a","active":true,"filters":{"groups":[{"properties":[{"key":"plan","type":"person","value":"pro"}],"rollout_percentage":100}]}}`))
 	hs := &holdingStore{Store: e.st, held: make(chan struct{}), release: make(chan struct{})}
 	e.startWorker(precompute.Config{Store: hs, PageSize: pageSize})
