@@ -130,6 +130,15 @@ type Config struct {
 	// it (0.38 of a 0.4 cap on average in the quiet-machine run, less in
 	// some 100 ms windows).
 	BusyFraction float64
+	// MinQueue is how many requests must have been waiting in front of
+	// the node on average over a window (the sum of their ages, see
+	// AcquireAged, over the window's length) for late requests or the
+	// scheduler's delays to close the rate gate: fewer are a pause or a
+	// few clients, not a queue that refusing could shorten. Requests
+	// without an age (gRPC) therefore never close it; the concurrency
+	// limit, whose latencies include their wait for a CPU, sheds them.
+	// Default 16.
+	MinQueue int
 	// SchedDelay, when set, replaces the runtime's figures for the window
 	// that just ended: the delay quantile and the busy fraction (tests).
 	SchedDelay func() (delay time.Duration, busy float64)
@@ -185,8 +194,8 @@ func (c *Config) Validate() error {
 			return bad("the %s share %v is over the %s share %v: a lower class may not have more room", cl, d.Shares[cl], cl-1, d.Shares[cl-1])
 		}
 	}
-	if c.Window < 0 || c.RetryAfter < 0 || c.MinSamples < 0 || c.SchedTarget < 0 {
-		return bad("Window, RetryAfter, MinSamples and SchedTarget must not be negative")
+	if c.Window < 0 || c.RetryAfter < 0 || c.MinSamples < 0 || c.SchedTarget < 0 || c.MinQueue < 0 {
+		return bad("Window, RetryAfter, MinSamples, MinQueue and SchedTarget must not be negative")
 	}
 	if f := c.BusyFraction; f < 0 || f > 1 || math.IsNaN(f) {
 		return bad("BusyFraction %v is not in (0, 1]", f)
@@ -234,6 +243,7 @@ func (c *Config) withDefaults() Config {
 	def(&d.MaxLimit, 4096)
 	def(&d.InitialLimit, min(max(64, d.MinLimit), d.MaxLimit))
 	def(&d.MinSamples, 10)
+	def(&d.MinQueue, 16)
 	targets := [numClasses]time.Duration{5 * time.Millisecond, 25 * time.Millisecond, 250 * time.Millisecond}
 	shares := [numClasses]float64{1, 0.9, 0.75}
 	for cl := range numClasses {
@@ -292,6 +302,10 @@ type Controller struct {
 		// arrivals are the window's requests, late those older than
 		// their class's age bound (AcquireAged).
 		arrivals, late int
+		// waited is the sum of the ages of the window's requests, all of
+		// them: over the window's length, the mean number of requests
+		// waiting in front of the node (Little's law).
+		waited time.Duration
 		// The rate gate: a token bucket of rate (requests per second,
 		// +Inf: open) holding tokens at last; admitted counts the window's
 		// admissions.
@@ -396,16 +410,31 @@ func (c *Controller) AcquireAged(cl Class, age time.Duration) (Ticket, error) {
 	now := c.cfg.Now()
 	late := float64(age) > ageShare*float64(c.cfg.Targets[cl])
 	c.mu.Lock()
-	c.mu.arrivals++
-	if late {
-		c.mu.late++
-	}
-	// Late requests are refused only while the gate is closed: a queue
-	// that lasted a window, not one pause.
-	if late && !math.IsInf(c.mu.rate, 1) || c.mu.inflight >= c.mu.caps[cl] || !c.takeToken(cl, now) {
+	c.mu.waited += age
+	closed := !math.IsInf(c.mu.rate, 1)
+	if c.mu.inflight >= c.mu.caps[cl] || !c.takeToken(cl, now) {
 		c.mu.Unlock()
 		c.m.rejected[cl].Inc()
 		return Ticket{}, c.refusals[cl]
+	}
+	// Lateness is judged on the requests the gate would admit, not on
+	// every arrival: once it is closed, the arrivals it refuses for want
+	// of a token are as late as the queue in front of the node, whatever
+	// the rate, and judging them kept a closed loop of clients (each
+	// resending a refusal at once) late for ever: the rate fell to
+	// MinRate and stayed there, answering a twentieth of capacity.
+	c.mu.arrivals++
+	if late {
+		c.mu.late++
+		// Late requests are refused only while the gate is closed: a
+		// queue that lasted a window, not one pause. The token goes back
+		// to the bucket for a fresher request.
+		if closed {
+			c.mu.tokens++
+			c.mu.Unlock()
+			c.m.rejected[cl].Inc()
+			return Ticket{}, c.refusals[cl]
+		}
 	}
 	c.mu.admitted++
 	c.mu.inflight++
@@ -473,8 +502,16 @@ func (t Ticket) Done() {
 	// did not, the wait is other processes' doing (a shared host), and
 	// refusing would not shorten it.
 	late := float64(c.mu.late) > c.cfg.SlowFraction*float64(c.mu.arrivals)
+	// A few requests late behind a pause (a collection, a background
+	// goroutine holding the P, a CPU quota's throttling) are not a queue
+	// that refusals could shorten: with two clients, at most two requests
+	// wait, whatever the gate does; nor are a few clients that resend a
+	// refusal at once. Either signal counts only when on average at
+	// least MinQueue requests were waiting over the window.
+	queued := float64(c.mu.waited) / float64(now.Sub(c.mu.start)) // Little's law: mean waiting
 	delay, busy := c.cfg.SchedDelay()
-	cpuBound := busy >= c.cfg.BusyFraction && (late || c.cfg.SchedTarget > 0 && delay > c.cfg.SchedTarget)
+	cpuBound := busy >= c.cfg.BusyFraction && queued >= float64(c.cfg.MinQueue) &&
+		(late || c.cfg.SchedTarget > 0 && delay > c.cfg.SchedTarget)
 	switch {
 	case float64(c.mu.slow) > c.cfg.SlowFraction*float64(c.mu.samples) || cpuBound:
 		c.setLimit(c.mu.limit * c.cfg.Backoff)
@@ -496,7 +533,7 @@ func (t Ticket) Done() {
 		}
 	}
 	c.mu.start, c.mu.samples, c.mu.slow, c.mu.peak, c.mu.admitted = now, 0, 0, c.mu.inflight, 0
-	c.mu.arrivals, c.mu.late = 0, 0
+	c.mu.arrivals, c.mu.late, c.mu.waited = 0, 0, 0
 }
 
 // setRate sets the gate's rate (+Inf: open); mu is held.

@@ -336,12 +336,15 @@ func TestRateGate(t *testing.T) {
 		t.Fatalf("the gate starts open: %v", c.Rate())
 	}
 	// A window of 1000 fast requests in 100ms (10,000/s) with the
-	// scheduler 5ms behind: the gate closes to 9,000/s.
+	// scheduler 5ms behind: the gate closes to 9,000/s. Each request
+	// waited age (not late: under half the 5ms target): 2ms keeps 20
+	// waiting on average, a queue (MinQueue 16).
+	age := 2 * time.Millisecond
 	serve := func(n int, over time.Duration) {
 		step := over / time.Duration(n)
 		for range n {
 			clk.advance(step)
-			tk, err := c.Acquire(Evaluate)
+			tk, err := c.AcquireAged(Evaluate, age)
 			if err != nil {
 				t.Fatalf("acquire at rate %v: %v", c.Rate(), err)
 			}
@@ -355,6 +358,14 @@ func TestRateGate(t *testing.T) {
 		t.Fatalf("rate %v while other processes take the CPUs, want the gate open", got)
 	}
 	busy = 0.97
+	// Nor with a few requests waiting (1.2 on average): a pause, or a
+	// few clients, which refusing would not shorten.
+	age = 120 * time.Microsecond
+	serve(1000, 100*time.Millisecond)
+	if got := c.Rate(); !math.IsInf(got, 1) {
+		t.Fatalf("rate %v with 1.2 requests waiting, want the gate open", got)
+	}
+	age = 2 * time.Millisecond
 	serve(1000, 100*time.Millisecond)
 	if got := c.Rate(); math.Abs(got-9000) > 1 {
 		t.Fatalf("rate %v after a CPU-bound window at 10,000/s, want 9,000", got)
