@@ -515,22 +515,24 @@ func (t Ticket) Done() {
 	switch {
 	case float64(c.mu.slow) > c.cfg.SlowFraction*float64(c.mu.samples) || cpuBound:
 		c.setLimit(c.mu.limit * c.cfg.Backoff)
-		if cpuBound {
-			c.setRate(min(c.mu.rate, served) * c.cfg.Backoff)
-		}
+	case 2*c.mu.peak >= int(c.mu.limit):
+		// Grow only a limit that is in use: an idle node must not
+		// accumulate room it never measured.
+		c.setLimit(c.mu.limit + 1)
+	}
+	// The gate answers to the queue alone: slow handlers lower the limit,
+	// but they do not keep the gate shut (a closed gate once stayed at
+	// MinRate under half the node's capacity because its handlers, on
+	// one P behind hundreds of connections' goroutines, were slow).
+	switch r := c.mu.rate * 1.1; {
+	case cpuBound:
+		c.setRate(min(c.mu.rate, served) * c.cfg.Backoff)
+	case served*2 < r:
+		// Wide open once the load is well under it.
+		c.setRate(math.Inf(1))
 	default:
-		if 2*c.mu.peak >= int(c.mu.limit) {
-			// Grow only a limit that is in use: an idle node must not
-			// accumulate room it never measured.
-			c.setLimit(c.mu.limit + 1)
-		}
-		// The gate opens by a tenth each calm window, and wide open once
-		// the load is well under it.
-		if r := c.mu.rate * 1.1; served*2 < r {
-			c.setRate(math.Inf(1))
-		} else {
-			c.setRate(r)
-		}
+		// Open by a tenth each calm window.
+		c.setRate(r)
 	}
 	c.mu.start, c.mu.samples, c.mu.slow, c.mu.peak, c.mu.admitted = now, 0, 0, c.mu.inflight, 0
 	c.mu.arrivals, c.mu.late, c.mu.waited = 0, 0, 0

@@ -158,3 +158,44 @@ func TestStampListener(t *testing.T) {
 		t.Errorf("read %q, %v, want hello and EOF", b, err)
 	}
 }
+
+// TestSlowHandlersDoNotHoldTheGate: the gate answers to the queue, the
+// limit to handler latency. Once the queue is gone, windows of slow
+// handlers lower the limit but open the gate again (a closed gate once
+// stayed at MinRate under half the node's capacity because its handlers,
+// on one P behind hundreds of connections' goroutines, were slow).
+func TestSlowHandlersDoNotHoldTheGate(t *testing.T) {
+	c, clk := newController(t, Config{InitialLimit: 64, MinLimit: 8, MaxLimit: 4096,
+		SchedDelay: func() (time.Duration, float64) { return 0, 0.97 }})
+	// A window of 1,000 requests 3ms old: a queue of 30; the gate closes.
+	for range 1000 {
+		clk.advance(100 * time.Microsecond)
+		tk, err := c.AcquireAged(Evaluate, 3*time.Millisecond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tk.Done()
+	}
+	if math.IsInf(c.Rate(), 1) {
+		t.Fatal("the gate stayed open behind a queue of 30")
+	}
+	// Fresh requests whose handlers take 10ms (over the 5ms target).
+	limit := c.Limit()
+	for i := 0; i < 100 && !math.IsInf(c.Rate(), 1); i++ {
+		for range 200 {
+			clk.advance(500 * time.Microsecond)
+			tk, err := c.AcquireAged(Evaluate, 0)
+			if err != nil {
+				continue
+			}
+			tk.start = clk.t.Add(-10 * time.Millisecond)
+			tk.Done()
+		}
+	}
+	if got := c.Rate(); !math.IsInf(got, 1) {
+		t.Errorf("rate %v after fresh requests with slow handlers, want the gate open", got)
+	}
+	if got := c.Limit(); got >= limit {
+		t.Errorf("limit %d after slow handlers, want under %d", got, limit)
+	}
+}
