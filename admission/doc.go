@@ -34,7 +34,10 @@
 // slow, and a token
 // bucket gate admits at most the rate served in that window times Backoff
 // (at least Config.MinRate). Each calm window opens the gate by a tenth,
-// and it opens wide once the load is under half of it. As with the limit,
+// or doubles it when no request was late and no queue was left (what
+// closed it, a stall or a burst, is gone), and it opens wide once the
+// load is under half of it. Windows of slow handlers lower the limit but
+// do not hold the gate shut: it answers to the queue alone. As with the limit,
 // a class may not take the last (1 - share) of the bucket's 10ms of
 // tokens. The scheduler's delays are not read for the gate when
 // SchedTarget is 0 (the default); the age of requests (below) always is.

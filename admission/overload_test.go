@@ -2,6 +2,7 @@ package admission
 
 import (
 	"errors"
+	"math"
 	"sort"
 	"testing"
 	"time"
@@ -287,5 +288,29 @@ func TestGateInClosedLoop(t *testing.T) {
 			t.Errorf("2 clients behind 10ms stalls every %v: %d answered, %d refused (age p50 %v, p99 %v); want none refused",
 				every, a, r, quantile(ages, 0.5), quantile(ages, 0.99))
 		}
+	}
+}
+
+// TestGateReopensAfterAStall: a stall of 100ms (a collection, a
+// compaction) under three quarters of capacity queues 512 connections'
+// worth of requests: the gate closes, the queue drains, and within half
+// a second of the stall the gate refuses almost nothing, and nothing the
+// second after (opening by a tenth a window from the rate it fell to, it
+// refused half of a 5 s run on a real server).
+func TestGateReopensAfterAStall(t *testing.T) {
+	const capacity = 3600.0
+	s := newOverloadSim(t, capacity)
+	s.offer(t, 0.75*capacity, 2*time.Second)
+	s.backlog += 100 * time.Millisecond // the stall
+	a, r, _ := s.offer(t, 0.75*capacity, 500*time.Millisecond)
+	t.Logf("the half second after the stall: %d admitted, %d refused; rate %v", a, r, s.c.Rate())
+	if r == 0 {
+		t.Errorf("no refusals behind a 100ms stall at 0.75 of capacity, want the gate to close")
+	}
+	if a, r, ages := s.offer(t, 0.75*capacity, time.Second); r > (a+r)/100 || quantile(ages, 0.99) > 5*time.Millisecond {
+		t.Errorf("the next second: %d admitted, %d refused, age p99 %v; want under 1%% refused", a, r, quantile(ages, 0.99))
+	}
+	if a, r, _ := s.offer(t, 0.75*capacity, time.Second); r != 0 || a == 0 || !math.IsInf(s.c.Rate(), 1) {
+		t.Errorf("the second after: %d admitted, %d refused, rate %v; want none refused and the gate open", a, r, s.c.Rate())
 	}
 }
