@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/vexil-dev/vexil/flags"
 	"github.com/vexil-dev/vexil/store/memstore"
 	"github.com/vexil-dev/vexil/usage"
 )
@@ -36,9 +37,15 @@ func BenchmarkRecord50(b *testing.B) {
 	b.Run("layout", func(b *testing.B) {
 		r, _ := usage.NewRecorder(usage.RecorderConfig{Store: memstore.New()})
 		keys := make([]string, len(evals))
+		results := make([]flags.Result, len(evals))
 		answers := make([]usage.Answer, len(evals))
 		for i, e := range evals {
-			keys[i], answers[i] = e.Flag, usage.Answer{Value: e.Value, Stored: e.Stored, Failed: e.Failed}
+			keys[i] = e.Flag
+			results[i] = flags.Result{Key: e.Flag, Enabled: e.Value != "false"}
+			if e.Value != "true" && e.Value != "false" {
+				results[i].Variant = e.Value
+			}
+			answers[i] = usage.Answer{Result: &results[i], Stored: e.Stored}
 		}
 		l := usage.NewLayout(1, keys)
 		b.ReportAllocs()

@@ -4,6 +4,8 @@ import (
 	"math"
 	"slices"
 	"unsafe"
+
+	"github.com/vexil-dev/vexil/flags"
 )
 
 // A request that evaluated every flag of its team carries the team's
@@ -36,44 +38,46 @@ func NewLayout(team int64, keys []string) *Layout {
 // Len is the number of flags in the layout.
 func (l *Layout) Len() int { return len(l.keys) }
 
-// sameKeys reports whether evals hold l's keys, in order.
-func (l *Layout) sameKeys(evals []Eval) bool {
-	if len(evals) != len(l.keys) {
-		return false
-	}
-	for i := range evals {
-		if !same(l.keys[i], evals[i].Flag) {
-			return false
-		}
-	}
-	return true
-}
-
 // Answer is one flag's answer to a request that evaluated every flag of
-// its team, at the flag's position in the team's Layout.
+// its team, at the flag's position in the team's Layout: the evaluation's
+// own result, not a copy of what usage counts of it (Value, failed when
+// Err is set), so that the caller writes nothing per flag but the pointer
+// it keeps anyway.
 type Answer struct {
-	// Value is the variant key, or "true" / "false".
-	Value string
+	// Result is the flag's result; never nil.
+	Result *flags.Result
 	// Stored is set when precomputed results answered.
 	Stored bool
-	// Failed is set when the flag could not be evaluated.
-	Failed bool
+}
+
+// Value is the value usage counts for a result: its variant, or "true" /
+// "false".
+func Value(r *flags.Result) string {
+	switch {
+	case r.Variant != "":
+		return r.Variant
+	case r.Enabled:
+		return "true"
+	}
+	return "false"
 }
 
 // slot is one flag's counts of the all-flags requests since the last
-// fold: one cache line's worth. Values are kept as pointer and 16-bit
+// fold: one cache line's worth. A boolean answer (no variant) is counted
+// by its bit, without a string; variants are kept as pointer and 16-bit
 // length (a longer value never matches and goes to the flagAcc).
-// slotValues values fit a boolean flag (true, false) and a multivariate
-// one of up to three variants and false; more go to the flagAcc.
+// slotVariants variants and the two booleans fit a multivariate flag of
+// up to three variants that also answers false; more go to the flagAcc.
 type slot struct {
 	stored uint32
 	errors uint32
-	n      [slotValues]uint32 // 0: the value is unused
-	vlen   [slotValues]uint16
-	val    [slotValues]*byte
+	bools  [2]uint32            // false, true
+	n      [slotVariants]uint32 // 0: the variant is unused
+	vlen   [slotVariants]uint16
+	val    [slotVariants]*byte
 }
 
-const slotValues = 4 // record checks each by hand: change it with this
+const slotVariants = 3 // record checks each by hand: change it with this
 
 // slotTable is a team's table in one shard.
 type slotTable struct {
@@ -134,6 +138,12 @@ func (t *slotTable) fold() {
 		}
 		f.stored += uint64(s.stored)
 		f.errors += uint64(s.errors)
+		if s.bools[0] > 0 {
+			f.addValueN("false", uint64(s.bools[0]))
+		}
+		if s.bools[1] > 0 {
+			f.addValueN("true", uint64(s.bools[1]))
+		}
 		for k := range s.val {
 			if s.n[k] > 0 {
 				f.addValueN(unsafe.String(s.val[k], s.vlen[k]), uint64(s.n[k]))
@@ -169,16 +179,20 @@ func (t *slotTable) record(r *Recorder, sh *shard, ta *teamAcc, l *Layout, ep En
 	slots := t.slots[:len(answers)]
 	for i := range answers {
 		a, s := &answers[i], &slots[i]
-		s.stored += uint32(*(*uint8)(unsafe.Pointer(&a.Stored))) // a bool is 0 or 1
-		if a.Failed {
+		s.stored += uint32(b2u(a.Stored))
+		r := a.Result
+		if r.Err != nil {
 			s.errors++
 			continue
 		}
-		// Pointers first: a team's requests carry the same value strings
-		// (its variants, "true", "false"); the rest is out of line. An
-		// unused value is nil and 0 long: matched only by an empty value
-		// without memory, which it then counts, rightly.
-		v, n := unsafe.StringData(a.Value), uint(len(a.Value))
+		if len(r.Variant) == 0 {
+			s.bools[b2u(r.Enabled)]++
+			continue
+		}
+		// Pointers first: a team's requests mostly carry the same variant
+		// strings (its definitions'); the rest is out of line. An unused
+		// variant is nil and 0 long, which no variant is.
+		v, n := unsafe.StringData(r.Variant), uint(len(r.Variant))
 		switch {
 		case s.val[0] == v && uint(s.vlen[0]) == n:
 			s.n[0]++
@@ -186,17 +200,20 @@ func (t *slotTable) record(r *Recorder, sh *shard, ta *teamAcc, l *Layout, ep En
 			s.n[1]++
 		case s.val[2] == v && uint(s.vlen[2]) == n:
 			s.n[2]++
-		case s.val[3] == v && uint(s.vlen[3]) == n:
-			s.n[3]++
 		default:
-			t.addValue(i, a.Value)
+			t.addValue(i, r.Variant)
 		}
 	}
 	return true
 }
 
-// addValue counts, at position i, a value whose memory is not one of the
-// slot's: the same content as one, a new value, or one more for the
+// b2u is 1 for true, 0 for false, without a branch.
+func b2u(b bool) uint {
+	return uint(*(*uint8)(unsafe.Pointer(&b)))
+}
+
+// addValue counts, at position i, a variant whose memory is not one of
+// the slot's: the same content as one, a new variant, or one more for the
 // flagAcc.
 //
 //go:noinline
