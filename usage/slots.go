@@ -186,7 +186,7 @@ func (t *slotTable) record(r *Recorder, sh *shard, ta *teamAcc, l *Layout, ep En
 			continue
 		}
 		if len(r.Variant) == 0 {
-			s.bools[b2u(r.Enabled)]++
+			s.bools[b2u(r.Enabled)&1]++ // &1: no bounds check
 			continue
 		}
 		// Pointers first: a team's requests mostly carry the same variant
