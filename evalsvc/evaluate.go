@@ -28,17 +28,18 @@ type evaluation struct {
 // response buffer and the decoded stored results, pooled so a request
 // allocates little beyond its inputs.
 type scratch struct {
-	// results are the merged answers in evaluation order, with their
-	// flag's index and source; answers[k] is results[k]'s result, a
-	// pointer into stored or live (so that a result is copied once, into
-	// stored or live, rather than again per phase), in the form
-	// Config.Usage counts an all-flags request in (RecordAll), so that
-	// counting it copies nothing.
-	results []picked
-	answers []usage.Answer
-	live    []flags.Result
-	records []wire.Record
-	buf     []byte
+	// answers are the merged answers, per flag of the team in evaluation
+	// order (nil Result: the request did not want the flag, or it has no
+	// result): a pointer into stored or live, so that a result is copied
+	// once (into stored or live) rather than again per phase, and whether
+	// stored results gave it. That is the form Config.Usage counts an
+	// all-flags request in (RecordAll): counting copies nothing per flag.
+	// nanswers counts the answers that have a result.
+	answers  []usage.Answer
+	nanswers int
+	live     []flags.Result
+	records  []wire.Record
+	buf      []byte
 	// stored results of the row and of the request's groups (by
 	// teamState.groupIdx slot)
 	row    results.Row
@@ -61,13 +62,6 @@ type scratch struct {
 	usage []usage.Eval
 }
 
-// picked is one merged answer: flag i of the team (index in
-// teamState.keys) and where its result (scratch.answers) came from.
-type picked struct {
-	i   int
-	src results.Source
-}
-
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 
 func getScratch() *scratch { return scratchPool.Get().(*scratch) }
@@ -83,7 +77,7 @@ func putScratch(sc *scratch) {
 	clear(sc.misses)
 	clear(sc.usage)
 	sc.usage, sc.answers = sc.usage[:0], sc.answers[:0]
-	sc.results, sc.live, sc.records, sc.buf = sc.results[:0], sc.live[:0], sc.records[:0], sc.buf[:0]
+	sc.live, sc.records, sc.buf = sc.live[:0], sc.records[:0], sc.buf[:0]
 	sc.misses, sc.sources, sc.debug, sc.forceLive = sc.misses[:0], sc.sources[:0], false, false
 	sc.cohorts.reset(nil, nil, 0, "")
 	if len(sc.props) > 256 {
@@ -170,22 +164,22 @@ func (s *Service) evaluate(ctx context.Context, ts *teamState, req *wire.FlagsRe
 // countUsage counts the request's answers (Config.Usage). One that
 // answered every flag of the team is counted against the team's usage
 // layout from the merged results themselves (scratch.answers, in keys
-// order, which merge keeps): nothing is copied per flag. A subset (flag
-// keys, or a flag left out by evaluation_runtime) is counted flag by flag.
+// order): nothing is copied per flag. A subset (flag keys, or a flag left
+// out by evaluation_runtime) is counted flag by flag.
 func (s *Service) countUsage(p *pass, ev *evaluation, ep usage.Endpoint) {
 	ts, req, sc := p.ts, p.req, p.sc
-	if req.FlagKeys == nil && len(sc.results) == len(ts.keys) && len(ev.records) == len(sc.results) {
+	if req.FlagKeys == nil && sc.nanswers == len(ts.keys) && len(ev.records) == sc.nanswers {
 		s.cfg.Usage.RecordAll(ts.usage, ep, req.DistinctID, sc.answers)
 		return
 	}
-	for k, pk := range sc.results {
-		if !ts.metaAt[pk.i].servedTo(req.EvaluationRuntime) {
+	for i := range sc.answers {
+		a := &sc.answers[i]
+		if a.Result == nil || !ts.metaAt[i].servedTo(req.EvaluationRuntime) {
 			continue
 		}
 		// The team's key string (the same memory request after request)
 		// rather than the result's: usage compares keys by pointer first.
-		a := &sc.answers[k]
-		sc.usage = append(sc.usage, usage.Eval{Flag: ts.keys[pk.i], Value: usage.Value(a.Result), Stored: a.Stored, Failed: a.Result.Err != nil})
+		sc.usage = append(sc.usage, usage.Eval{Flag: ts.keys[i], Value: usage.Value(a.Result), Stored: a.Stored, Failed: a.Result.Err != nil})
 	}
 	s.cfg.Usage.Record(ts.team.ID, ep, req.DistinctID, false, sc.usage)
 }
@@ -390,39 +384,39 @@ func (s *Service) evaluateLive(ctx context.Context, p *pass) {
 
 // merge puts the stored and live results in evaluation order
 // (AppendEvaluate returns the live ones in that order too) into
-// scratch.results and counts each answer by source: per flag
-// (FlagAnswers) and in total (vexil_evalsvc_flag_answers_total).
+// scratch.answers, by flag index, and counts each answer by source: per
+// flag (FlagAnswers) and in total (vexil_evalsvc_flag_answers_total).
 func (s *Service) merge(p *pass) {
 	ts, sc := p.ts, p.sc
-	out, answers := sc.results[:0], sc.answers[:0]
-	li := 0
+	answers := resize(sc.answers, len(ts.keys))
+	answered, li := 0, 0
 	sc.sources = sc.sources[:0]
 	sc.bySource = resize(sc.bySource, len(s.m.answers))
 	clear(sc.bySource)
-	for i := range ts.keys {
-		if !sc.want[i] {
-			continue
-		}
-		src := sc.source[i]
-		if src == results.Stored {
-			answers = append(answers, usage.Answer{Result: &sc.stored[i], Stored: true})
-		} else {
-			if li >= len(sc.live) || sc.live[li].Key != ts.keys[i] {
-				continue
+	for i := range answers {
+		var a usage.Answer
+		if sc.want[i] {
+			src := sc.source[i]
+			if src == results.Stored {
+				a = usage.Answer{Result: &sc.stored[i], Stored: true}
+			} else if li < len(sc.live) && sc.live[li].Key == ts.keys[i] {
+				a.Result = &sc.live[li]
+				li++
 			}
-			answers = append(answers, usage.Answer{Result: &sc.live[li]})
-			li++
+			if a.Result != nil {
+				ts.answers[i][src].Add(1)
+				sc.bySource[src]++
+				answered++
+			}
 		}
-		out = append(out, picked{i, src})
-		ts.answers[i][src].Add(1)
-		sc.bySource[src]++
+		answers[i] = a
 	}
 	for src, n := range sc.bySource {
 		if n > 0 {
 			s.m.answers[src].Add(float64(n))
 		}
 	}
-	sc.results, sc.answers = out, answers
+	sc.answers, sc.nanswers = answers, answered
 }
 
 // requestRepairs asks precompute (Config.Repair) to recompute the row and
@@ -447,9 +441,12 @@ func (s *Service) buildRecords(p *pass) evaluation {
 	ts, req, sc := p.ts, p.req, p.sc
 	ev := evaluation{path: p.path, errors: p.storeFailed, records: sc.records[:0]}
 	keep := sc.sources[:0]
-	for k, pk := range sc.results {
-		r := sc.answers[k].Result
-		meta := &ts.metaAt[pk.i]
+	for i := range sc.answers {
+		r := sc.answers[i].Result
+		if r == nil {
+			continue
+		}
+		meta := &ts.metaAt[i]
 		if !meta.servedTo(req.EvaluationRuntime) {
 			continue
 		}
@@ -464,7 +461,7 @@ func (s *Service) buildRecords(p *pass) evaluation {
 		}
 		ev.records = append(ev.records, rec)
 		if sc.debug {
-			keep = append(keep, pk.src)
+			keep = append(keep, sc.source[i])
 		}
 	}
 	sc.records = ev.records
