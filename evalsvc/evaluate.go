@@ -169,7 +169,10 @@ func (s *Service) evaluate(ctx context.Context, ts *teamState, req *wire.FlagsRe
 func (s *Service) countUsage(p *pass, ev *evaluation, ep usage.Endpoint) {
 	ts, req, sc := p.ts, p.req, p.sc
 	if req.FlagKeys == nil && sc.nanswers == len(ts.keys) && len(ev.records) == sc.nanswers {
-		s.cfg.Usage.RecordAll(ts.usage, ep, req.DistinctID, sc.answers)
+		// ev.errors also says a store read failed: a Failed that may be
+		// unneeded, which costs RecordAll a slower loop, not a count.
+		tally := usage.Tally{Stored: int(sc.bySource[results.Stored]), Failed: ev.errors}
+		s.cfg.Usage.RecordAll(ts.usage, ep, req.DistinctID, sc.answers, tally)
 		return
 	}
 	for i := range sc.answers {

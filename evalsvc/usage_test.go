@@ -2,6 +2,7 @@ package evalsvc
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"testing"
 	"time"
@@ -147,5 +148,59 @@ func TestUsageStoredMatchesAnswers(t *testing.T) {
 	}
 	if len(answers) != 6 || stored == 0 {
 		t.Errorf("%d flags answered, %d stored answers: the requests did not reach stored results", len(answers), stored)
+	}
+}
+
+// failingMembers is a catalog whose static cohort reads fail.
+type failingMembers struct{ *fakeCatalog }
+
+func (failingMembers) IsCohortMember(context.Context, int64, int64, string) (bool, error) {
+	return false, errors.New("catalog down")
+}
+
+// TestUsageCountsErrors: a flag that fails (its static cohort cannot be
+// read) is
+// counted as an error, with no value, in requests that answer every flag
+// and in subsets; the others count their values.
+func TestUsageCountsErrors(t *testing.T) {
+	cat, st := newFixture(t)
+	now := time.Date(2026, 12, 6, 10, 0, 30, 0, time.UTC)
+	us := memstore.New()
+	rec, err := usage.NewRecorder(usage.RecorderConfig{Store: us, Node: "n", Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newService(t, Config{Store: st, Catalog: failingMembers{cat}, Usage: rec}).Handler()
+	for _, body := range []string{
+		`{"token":"phc_team1","distinct_id":"u1"}`,
+		`{"token":"phc_team1","distinct_id":"u2"}`,
+		`{"token":"phc_team1","distinct_id":"u2","flag_keys_to_evaluate":["static-cohort","everyone"]}`,
+	} {
+		if res, b := post(t, h, "/flags?v=2", body); res.StatusCode != 200 {
+			t.Fatalf("%s: status %d: %s", body, res.StatusCode, b)
+		}
+	}
+	if err := rec.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	bucket := now.Truncate(time.Minute).Unix()
+	for key, w := range map[string]struct {
+		evals, errors uint64
+		values        map[string]uint64
+	}{
+		"static-cohort": {3, 3, map[string]uint64{}},
+		"everyone":      {3, 0, map[string]uint64{"true": 3}},
+		"mv":            {2, 0, map[string]uint64{"test": 2}},
+	} {
+		var got usage.Counts
+		err := us.ScanUsage(context.Background(), 1, key, store.UsageMinute, bucket, bucket+1, func(r store.UsageRow) error {
+			return got.UnmarshalBinary(r.Value)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Evaluations != w.evals || got.Errors != w.errors || !maps.Equal(got.Values, w.values) {
+			t.Errorf("%s: %d evaluations, %d errors, values %v; want %d, %d, %v", key, got.Evaluations, got.Errors, got.Values, w.evals, w.errors, w.values)
+		}
 	}
 }

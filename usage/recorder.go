@@ -330,9 +330,10 @@ func (r *Recorder) Record(team int64, ep Endpoint, distinctID string, all bool, 
 }
 
 // RecordAll counts one remote evaluation of every flag of l's team for
-// distinctID: answers[i] is the answer of l's i-th flag. Answers of
-// another length than l's are not counted (Dropped).
-func (r *Recorder) RecordAll(l *Layout, ep Endpoint, distinctID string, answers []Answer) {
+// distinctID: answers[i] is the answer of l's i-th flag, tally what holds
+// of all of them. Answers of another length than l's are not counted
+// (Dropped).
+func (r *Recorder) RecordAll(l *Layout, ep Endpoint, distinctID string, answers []Answer, tally Tally) {
 	if r == nil || l == nil || len(answers) == 0 || ep >= numEndpoints {
 		return
 	}
@@ -344,7 +345,7 @@ func (r *Recorder) RecordAll(l *Layout, ep Endpoint, distinctID string, answers 
 	sh := &r.shards[h&r.mask]
 	sh.mu.Lock()
 	ta := sh.team(l.team)
-	if !ta.tab.record(r, sh, ta, l, ep, answers) {
+	if !ta.tab.record(r, sh, ta, l, ep, answers, tally) {
 		for i := range answers {
 			a := &answers[i]
 			r.count(sh, ta, i, l.keys[i], ep, h, true, Value(a.Result), a.Stored, a.Result.Err != nil)

@@ -50,6 +50,18 @@ type Answer struct {
 	Stored bool
 }
 
+// Tally is what the caller knows of an all-flags request's answers as a
+// whole, so that RecordAll need not find it out flag by flag: when every
+// answer was stored, or none, and none failed, it reads each result for
+// its value alone. RecordAll trusts it; a wrong Tally miscounts.
+type Tally struct {
+	// Stored is how many answers have Stored set.
+	Stored int
+	// Failed is set when some answer's Result may have Err set (unset: no
+	// result has).
+	Failed bool
+}
+
 // Value is the value usage counts for a result: its variant, or "true" /
 // "false".
 func Value(r *flags.Result) string {
@@ -90,6 +102,9 @@ type slotTable struct {
 	// them, against the 32-bit slot counters.
 	reqs  [numEndpoints]uint64
 	nreqs uint64
+	// stored counts the requests whose every answer was stored, which
+	// add to each slot's stored at the fold.
+	stored uint64
 	// off: a key of the team could not be tracked (MaxTracked); its
 	// all-flags requests take the per-flag path until the flush.
 	off bool
@@ -136,7 +151,7 @@ func (t *slotTable) fold() {
 		for e, n := range t.reqs {
 			f.byEndpoint[e] += n
 		}
-		f.stored += uint64(s.stored)
+		f.stored += t.stored + uint64(s.stored)
 		f.errors += uint64(s.errors)
 		if s.bools[0] > 0 {
 			f.addValueN("false", uint64(s.bools[0]))
@@ -151,12 +166,12 @@ func (t *slotTable) fold() {
 		}
 		*s = slot{}
 	}
-	t.reqs, t.nreqs = [numEndpoints]uint64{}, 0
+	t.reqs, t.nreqs, t.stored = [numEndpoints]uint64{}, 0, 0
 }
 
 // record counts one all-flags request of layout l in the table; it
 // returns false, counting nothing, when the table is off.
-func (t *slotTable) record(r *Recorder, sh *shard, ta *teamAcc, l *Layout, ep Endpoint, answers []Answer) bool {
+func (t *slotTable) record(r *Recorder, sh *shard, ta *teamAcc, l *Layout, ep Endpoint, answers []Answer, tally Tally) bool {
 	if t.off {
 		return false
 	}
@@ -177,21 +192,31 @@ func (t *slotTable) record(r *Recorder, sh *shard, ta *teamAcc, l *Layout, ep En
 	t.reqs[ep]++
 	t.nreqs++
 	slots := t.slots[:len(answers)]
+	if tally.Failed || tally.Stored != 0 && tally.Stored != len(answers) {
+		for i := range answers {
+			a, s := &answers[i], &slots[i]
+			s.stored += uint32(b2u(a.Stored))
+			if a.Result.Err != nil {
+				s.errors++
+				continue
+			}
+			t.countValue(i, s, a.Result)
+		}
+		return true
+	}
+	// Every answer stored, or none, and none failed: the usual request,
+	// whose answers differ only by value.
+	if tally.Stored != 0 {
+		t.stored++
+	}
 	for i := range answers {
-		a, s := &answers[i], &slots[i]
-		s.stored += uint32(b2u(a.Stored))
-		r := a.Result
-		if r.Err != nil {
-			s.errors++
-			continue
-		}
+		// countValue, by hand: it is past the compiler's inlining budget,
+		// and a call a flag costs more than the rest of this loop.
+		r, s := answers[i].Result, &slots[i]
 		if len(r.Variant) == 0 {
-			s.bools[b2u(r.Enabled)&1]++ // &1: no bounds check
+			s.bools[b2u(r.Enabled)&1]++
 			continue
 		}
-		// Pointers first: a team's requests mostly carry the same variant
-		// strings (its definitions'); the rest is out of line. An unused
-		// variant is nil and 0 long, which no variant is.
 		v, n := unsafe.StringData(r.Variant), uint(len(r.Variant))
 		switch {
 		case s.val[0] == v && uint(s.vlen[0]) == n:
@@ -205,6 +230,29 @@ func (t *slotTable) record(r *Recorder, sh *shard, ta *teamAcc, l *Layout, ep En
 		}
 	}
 	return true
+}
+
+// countValue counts the value of r, an answer that did not fail, in slot
+// s at position i.
+func (t *slotTable) countValue(i int, s *slot, r *flags.Result) {
+	if len(r.Variant) == 0 {
+		s.bools[b2u(r.Enabled)&1]++ // &1: no bounds check
+		return
+	}
+	// Pointers first: a team's requests mostly carry the same variant
+	// strings (its definitions'); the rest is out of line. An unused
+	// variant is nil and 0 long, which no variant is.
+	v, n := unsafe.StringData(r.Variant), uint(len(r.Variant))
+	switch {
+	case s.val[0] == v && uint(s.vlen[0]) == n:
+		s.n[0]++
+	case s.val[1] == v && uint(s.vlen[1]) == n:
+		s.n[1]++
+	case s.val[2] == v && uint(s.vlen[2]) == n:
+		s.n[2]++
+	default:
+		t.addValue(i, r.Variant)
+	}
 }
 
 // b2u is 1 for true, 0 for false, without a branch.

@@ -75,7 +75,8 @@ func TestValue(t *testing.T) {
 }
 
 // TestSlotTableExact: all-flags requests, counted in the table of slots
-// by position (RecordAll with a Layout, taking the results) or flag by
+// by position (RecordAll with a Layout, taking the results and a Tally
+// of them, through both of its loops) or flag by
 // flag into the team's sketch (Record with all), give exactly the counts
 // of the per-flag path (the same requests recorded as subsets), through
 // definitions that change a key in the middle of the list or the list's
@@ -120,6 +121,9 @@ func TestSlotTableExact(t *testing.T) {
 		for step := range 2000 {
 			ks := versions[step/400]
 			evals := make([]Eval, len(ks))
+			// Most requests' answers are all stored or none, none failed
+			// (RecordAll's usual loop); the rest mixed.
+			kind := rng.IntN(3)
 			for i, k := range ks {
 				v := values[rng.IntN(1+i%len(values))]
 				if rng.IntN(4) == 0 {
@@ -128,7 +132,10 @@ func TestSlotTableExact(t *testing.T) {
 				if rng.IntN(500) == 0 {
 					v = long
 				}
-				evals[i] = Eval{Flag: k, Value: v, Stored: rng.IntN(2) == 0, Failed: rng.IntN(20) == 0}
+				evals[i] = Eval{Flag: k, Value: v, Stored: kind == 1, Failed: false}
+				if kind == 0 {
+					evals[i].Stored, evals[i].Failed = rng.IntN(2) == 0, rng.IntN(20) == 0
+				}
 			}
 			ep := Endpoint(rng.IntN(int(numEndpoints)))
 			id := fmt.Sprintf("u%d", rng.IntN(300))
@@ -141,10 +148,18 @@ func TestSlotTableExact(t *testing.T) {
 					l = NewLayout(1, ks) // reloaded, unchanged
 				}
 				answers := make([]Answer, len(evals))
+				var tally Tally
 				for i, e := range evals {
 					answers[i] = Answer{Result: resultOf(e, rng.IntN(4) == 0), Stored: e.Stored}
+					if e.Stored {
+						tally.Stored++
+					}
+					tally.Failed = tally.Failed || e.Failed
 				}
-				a.RecordAll(l, ep, id, answers)
+				if rng.IntN(5) == 0 {
+					tally.Failed = true // may have: a caller that cannot tell
+				}
+				a.RecordAll(l, ep, id, answers, tally)
 			}
 			b.Record(1, ep, id, false, evals)
 			switch step {
