@@ -196,22 +196,43 @@ func (t *slotTable) record(r *Recorder, sh *shard, ta *teamAcc, l *Layout, ep En
 		for i := range answers {
 			a, s := &answers[i], &slots[i]
 			s.stored += uint32(b2u(a.Stored))
-			if a.Result.Err != nil {
+			r := a.Result
+			if r.Err != nil {
 				s.errors++
 				continue
 			}
-			t.countValue(i, s, a.Result)
+			if len(r.Variant) == 0 {
+				s.bools[b2u(r.Enabled)&1]++ // &1: no bounds check
+				continue
+			}
+			// Pointers first: a team's requests mostly carry the same
+			// variant strings (its definitions'); addValue compares the
+			// bytes, out of line. An unused variant is nil and 0 long,
+			// which no variant is.
+			v, n := unsafe.StringData(r.Variant), uint(len(r.Variant))
+			switch {
+			case s.val[0] == v && uint(s.vlen[0]) == n:
+				s.n[0]++
+			case s.val[1] == v && uint(s.vlen[1]) == n:
+				s.n[1]++
+			case s.val[2] == v && uint(s.vlen[2]) == n:
+				s.n[2]++
+			default:
+				t.addValue(i, r.Variant)
+			}
 		}
 		return true
 	}
-	// Every answer stored, or none, and none failed: the usual request,
-	// whose answers differ only by value.
+	// The usual request: every answer stored, or none, and none failed.
+	// The answers differ only by value; the stored ones are counted once
+	// for the table. This is the loop above without its first lines, by
+	// hand: one loop that tests which kind of request it counts costs 4
+	// instructions a flag more, and a function for the value part is past
+	// the compiler's inlining budget (a call a flag costs more still).
 	if tally.Stored != 0 {
 		t.stored++
 	}
 	for i := range answers {
-		// countValue, by hand: it is past the compiler's inlining budget,
-		// and a call a flag costs more than the rest of this loop.
 		r, s := answers[i].Result, &slots[i]
 		if len(r.Variant) == 0 {
 			s.bools[b2u(r.Enabled)&1]++
@@ -230,29 +251,6 @@ func (t *slotTable) record(r *Recorder, sh *shard, ta *teamAcc, l *Layout, ep En
 		}
 	}
 	return true
-}
-
-// countValue counts the value of r, an answer that did not fail, in slot
-// s at position i.
-func (t *slotTable) countValue(i int, s *slot, r *flags.Result) {
-	if len(r.Variant) == 0 {
-		s.bools[b2u(r.Enabled)&1]++ // &1: no bounds check
-		return
-	}
-	// Pointers first: a team's requests mostly carry the same variant
-	// strings (its definitions'); the rest is out of line. An unused
-	// variant is nil and 0 long, which no variant is.
-	v, n := unsafe.StringData(r.Variant), uint(len(r.Variant))
-	switch {
-	case s.val[0] == v && uint(s.vlen[0]) == n:
-		s.n[0]++
-	case s.val[1] == v && uint(s.vlen[1]) == n:
-		s.n[1]++
-	case s.val[2] == v && uint(s.vlen[2]) == n:
-		s.n[2]++
-	default:
-		t.addValue(i, r.Variant)
-	}
 }
 
 // b2u is 1 for true, 0 for false, without a branch.
