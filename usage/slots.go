@@ -15,11 +15,15 @@ import (
 // side in one slice, so that counting 50 flags walks 50 consecutive slots
 // (which the processor prefetches) instead of 50 scattered flagAccs of
 // four cache lines each. A slot keeps only what differs between flags
-// (stored, errors, its first values); the evaluations are the table's
-// request count, once per request. Which flag a slot counts is the
-// table's Layout, checked once per request by pointer, not per flag. The
-// table is folded into the flagAccs, exactly, at the flush, when the
-// team's layout changes, and before a 32-bit counter could overflow.
+// (stored, errors, its boolean answers and first variants); the
+// evaluations are the table's request count, once per request, and so
+// are the stored answers of the requests whose every answer was stored
+// (Tally). The answers are the evaluation's results themselves (Answer),
+// read in place, so the caller copies nothing per flag to have them
+// counted. Which flag a slot counts is the table's Layout, checked once
+// per request by pointer, not per flag. The table is folded into the
+// flagAccs, exactly, at the flush, when the team's layout changes, and
+// before a 32-bit counter could overflow.
 
 // Layout is a team's flag keys in the order its all-flags requests
 // answer them. The caller makes one per definitions (evalsvc: per cached
