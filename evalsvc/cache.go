@@ -26,6 +26,12 @@ type flagMeta struct {
 	pre *wire.Prerendered
 }
 
+// servedTo reports whether a request of evaluation runtime rt (empty: any)
+// is answered this flag.
+func (m *flagMeta) servedTo(rt string) bool {
+	return rt == "" || m.runtime == "" || m.runtime == "all" || m.runtime == rt
+}
+
 // teamState is one team's entry in the HyperCache: immutable once built.
 type teamState struct {
 	team catalog.Team

@@ -28,13 +28,18 @@ type evaluation struct {
 // response buffer and the decoded stored results, pooled so a request
 // allocates little beyond its inputs.
 type scratch struct {
-	// results are the merged answers in evaluation order: pointers into
-	// stored or live, with their flag's index, so that a result is copied
-	// once (into stored or live) rather than again per phase.
-	results []picked
-	live    []flags.Result
-	records []wire.Record
-	buf     []byte
+	// answers are the merged answers, per flag of the team in evaluation
+	// order (nil Result: the request did not want the flag, or it has no
+	// result): a pointer into stored or live, so that a result is copied
+	// once (into stored or live) rather than again per phase, and whether
+	// stored results gave it. That is the form Config.Usage counts an
+	// all-flags request in (RecordAll): counting copies nothing per flag.
+	// nanswers counts the answers that have a result.
+	answers  []usage.Answer
+	nanswers int
+	live     []flags.Result
+	records  []wire.Record
+	buf      []byte
 	// stored results of the row and of the request's groups (by
 	// teamState.groupIdx slot)
 	row    results.Row
@@ -53,17 +58,8 @@ type scratch struct {
 	// forceLive ignores stored results for this request.
 	forceLive bool
 	// usage is what Config.Usage counts of the request, per record, when
-	// it did not answer every flag; answers when it did (keys order).
-	usage   []usage.Eval
-	answers []usage.Answer
-}
-
-// picked is one merged answer: flag i of the team (index in
-// teamState.keys), its result and where the result came from.
-type picked struct {
-	i   int
-	r   *flags.Result
-	src results.Source
+	// it did not answer every flag.
+	usage []usage.Eval
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
@@ -74,15 +70,14 @@ func putScratch(sc *scratch) {
 	if cap(sc.buf) > 1<<20 {
 		return // an outsized response; let it go
 	}
-	clear(sc.results) // drop references to payloads and errors (held by live and stored)
+	clear(sc.answers) // drop references to payloads and errors (held by live and stored)
 	clear(sc.live)
 	clear(sc.records)
 	clear(sc.stored)
 	clear(sc.misses)
 	clear(sc.usage)
-	clear(sc.answers)
 	sc.usage, sc.answers = sc.usage[:0], sc.answers[:0]
-	sc.results, sc.live, sc.records, sc.buf = sc.results[:0], sc.live[:0], sc.records[:0], sc.buf[:0]
+	sc.live, sc.records, sc.buf = sc.live[:0], sc.records[:0], sc.buf[:0]
 	sc.misses, sc.sources, sc.debug, sc.forceLive = sc.misses[:0], sc.sources[:0], false, false
 	sc.cohorts.reset(nil, nil, 0, "")
 	if len(sc.props) > 256 {
@@ -161,13 +156,35 @@ func (s *Service) evaluate(ctx context.Context, ts *teamState, req *wire.FlagsRe
 	ev := s.buildRecords(&p)
 	s.m.evaluations.WithLabelValues(p.path).Inc()
 	if s.cfg.Usage != nil {
-		if len(sc.answers) > 0 {
-			s.cfg.Usage.RecordAll(ts.usage, ep, req.DistinctID, sc.answers)
-		} else {
-			s.cfg.Usage.Record(ts.team.ID, ep, req.DistinctID, false, sc.usage)
-		}
+		s.countUsage(&p, &ev, ep)
 	}
 	return ev
+}
+
+// countUsage counts the request's answers (Config.Usage). One that
+// answered every flag of the team is counted against the team's usage
+// layout from the merged results themselves (scratch.answers, in keys
+// order): nothing is copied per flag. A subset (flag keys, or a flag left
+// out by evaluation_runtime) is counted flag by flag.
+func (s *Service) countUsage(p *pass, ev *evaluation, ep usage.Endpoint) {
+	ts, req, sc := p.ts, p.req, p.sc
+	if req.FlagKeys == nil && sc.nanswers == len(ts.keys) && len(ev.records) == sc.nanswers {
+		// ev.errors also says a store read failed: a Failed that may be
+		// unneeded, which costs RecordAll a slower loop, not a count.
+		tally := usage.Tally{Stored: int(sc.bySource[results.Stored]), Failed: ev.errors}
+		s.cfg.Usage.RecordAll(ts.usage, ep, req.DistinctID, sc.answers, tally)
+		return
+	}
+	for i := range sc.answers {
+		a := &sc.answers[i]
+		if a.Result == nil || !ts.metaAt[i].servedTo(req.EvaluationRuntime) {
+			continue
+		}
+		// The team's key string (the same memory request after request)
+		// rather than the result's: usage compares keys by pointer first.
+		sc.usage = append(sc.usage, usage.Eval{Flag: ts.keys[i], Value: usage.Value(a.Result), Stored: a.Stored, Failed: a.Result.Err != nil})
+	}
+	s.cfg.Usage.Record(ts.team.ID, ep, req.DistinctID, false, sc.usage)
 }
 
 // read reads the row and, in parallel, each group the request names whose
@@ -370,38 +387,39 @@ func (s *Service) evaluateLive(ctx context.Context, p *pass) {
 
 // merge puts the stored and live results in evaluation order
 // (AppendEvaluate returns the live ones in that order too) into
-// scratch.results and counts each answer by source: per flag
-// (FlagAnswers) and in total (vexil_evalsvc_flag_answers_total).
+// scratch.answers, by flag index, and counts each answer by source: per
+// flag (FlagAnswers) and in total (vexil_evalsvc_flag_answers_total).
 func (s *Service) merge(p *pass) {
 	ts, sc := p.ts, p.sc
-	out := sc.results[:0]
-	li := 0
+	answers := resize(sc.answers, len(ts.keys))
+	answered, li := 0, 0
 	sc.sources = sc.sources[:0]
 	sc.bySource = resize(sc.bySource, len(s.m.answers))
 	clear(sc.bySource)
-	for i := range ts.keys {
-		if !sc.want[i] {
-			continue
-		}
-		src := sc.source[i]
-		if src == results.Stored {
-			out = append(out, picked{i, &sc.stored[i], src})
-		} else {
-			if li >= len(sc.live) || sc.live[li].Key != ts.keys[i] {
-				continue
+	for i := range answers {
+		var a usage.Answer
+		if sc.want[i] {
+			src := sc.source[i]
+			if src == results.Stored {
+				a = usage.Answer{Result: &sc.stored[i], Stored: true}
+			} else if li < len(sc.live) && sc.live[li].Key == ts.keys[i] {
+				a.Result = &sc.live[li]
+				li++
 			}
-			out = append(out, picked{i, &sc.live[li], src})
-			li++
+			if a.Result != nil {
+				ts.answers[i][src].Add(1)
+				sc.bySource[src]++
+				answered++
+			}
 		}
-		ts.answers[i][src].Add(1)
-		sc.bySource[src]++
+		answers[i] = a
 	}
 	for src, n := range sc.bySource {
 		if n > 0 {
 			s.m.answers[src].Add(float64(n))
 		}
 	}
-	sc.results = out
+	sc.answers, sc.nanswers = answers, answered
 }
 
 // requestRepairs asks precompute (Config.Repair) to recompute the row and
@@ -426,26 +444,13 @@ func (s *Service) buildRecords(p *pass) evaluation {
 	ts, req, sc := p.ts, p.req, p.sc
 	ev := evaluation{path: p.path, errors: p.storeFailed, records: sc.records[:0]}
 	keep := sc.sources[:0]
-	// A request answering every flag of the team is counted against the
-	// team's usage layout (answers[i] is the answer of sc.results[i], in
-	// keys order, which merge keeps): no key per flag. A flag left out
-	// (evaluation_runtime) makes it a subset, counted flag by flag.
-	counting := s.cfg.Usage != nil
-	all := req.FlagKeys == nil && len(sc.results) == len(ts.keys)
-	var answers []usage.Answer
-	if counting && all {
-		answers = resize(sc.answers, len(sc.results))
-	}
-	for i, pk := range sc.results {
-		r := pk.r
-		meta := &ts.metaAt[pk.i]
-		if req.EvaluationRuntime != "" && meta.runtime != "" && meta.runtime != "all" && meta.runtime != req.EvaluationRuntime {
-			if counting && all {
-				for j, a := range answers[:i] {
-					sc.usage = append(sc.usage, usage.Eval{Flag: ts.keys[sc.results[j].i], Value: a.Value, Stored: a.Stored, Failed: a.Failed})
-				}
-				answers, all = nil, false
-			}
+	for i := range sc.answers {
+		r := sc.answers[i].Result
+		if r == nil {
+			continue
+		}
+		meta := &ts.metaAt[i]
+		if !meta.servedTo(req.EvaluationRuntime) {
 			continue
 		}
 		rec := wire.Record{Key: r.Key, Enabled: r.Enabled, Variant: r.Variant, Reason: r.Reason, ID: r.FlagID,
@@ -459,22 +464,8 @@ func (s *Service) buildRecords(p *pass) evaluation {
 		}
 		ev.records = append(ev.records, rec)
 		if sc.debug {
-			keep = append(keep, pk.src)
+			keep = append(keep, sc.source[i])
 		}
-		if counting {
-			a := usage.Answer{Value: usageValue(r), Stored: pk.src == results.Stored, Failed: rec.Failed}
-			if all {
-				answers[i] = a
-			} else {
-				// The team's key string (the same memory request after
-				// request) rather than the result's: usage compares keys
-				// by pointer first.
-				sc.usage = append(sc.usage, usage.Eval{Flag: ts.keys[pk.i], Value: a.Value, Stored: a.Stored, Failed: a.Failed})
-			}
-		}
-	}
-	if all {
-		sc.answers = answers
 	}
 	sc.records = ev.records
 	if sc.debug {
@@ -544,16 +535,4 @@ func (c *cohortSource) member(id int64) (bool, error) {
 		return false, err
 	}
 	return ok, nil
-}
-
-// usageValue is the value usage counts for a result: its variant, or
-// "true" / "false".
-func usageValue(r *flags.Result) string {
-	switch {
-	case r.Variant != "":
-		return r.Variant
-	case r.Enabled:
-		return "true"
-	}
-	return "false"
 }

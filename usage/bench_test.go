@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/vexil-dev/vexil/flags"
 	"github.com/vexil-dev/vexil/store/memstore"
 	"github.com/vexil-dev/vexil/usage"
 )
@@ -32,22 +33,37 @@ func BenchmarkRecord50(b *testing.B) {
 		}
 	})
 	// layout is serial through RecordAll, as evalsvc counts: the keys
-	// checked once per request, by the Layout's pointer.
-	b.Run("layout", func(b *testing.B) {
-		r, _ := usage.NewRecorder(usage.RecorderConfig{Store: memstore.New()})
-		keys := make([]string, len(evals))
-		answers := make([]usage.Answer, len(evals))
-		for i, e := range evals {
-			keys[i], answers[i] = e.Flag, usage.Answer{Value: e.Value, Stored: e.Stored, Failed: e.Failed}
-		}
-		l := usage.NewLayout(1, keys)
-		b.ReportAllocs()
-		i := 0
-		for b.Loop() {
-			r.RecordAll(l, usage.EndpointFlags, ids[(i*7919)%len(ids)], answers)
-			i++
-		}
-	})
+	// checked once per request, by the Layout's pointer; every answer
+	// stored, as for a person with precomputed results (mixed: half of
+	// them, which RecordAll reads flag by flag).
+	for _, mixed := range []bool{false, true} {
+		name := map[bool]string{false: "layout", true: "layout-mixed"}[mixed]
+		b.Run(name, func(b *testing.B) {
+			r, _ := usage.NewRecorder(usage.RecorderConfig{Store: memstore.New()})
+			keys := make([]string, len(evals))
+			results := make([]flags.Result, len(evals))
+			answers := make([]usage.Answer, len(evals))
+			var tally usage.Tally
+			for i, e := range evals {
+				keys[i] = e.Flag
+				results[i] = flags.Result{Key: e.Flag, Enabled: e.Value != "false"}
+				if e.Value != "true" && e.Value != "false" {
+					results[i].Variant = e.Value
+				}
+				answers[i] = usage.Answer{Result: &results[i], Stored: !mixed || e.Stored}
+				if answers[i].Stored {
+					tally.Stored++
+				}
+			}
+			l := usage.NewLayout(1, keys)
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				r.RecordAll(l, usage.EndpointFlags, ids[(i*7919)%len(ids)], answers, tally)
+				i++
+			}
+		})
+	}
 	b.Run("parallel", func(b *testing.B) {
 		r, _ := usage.NewRecorder(usage.RecorderConfig{Store: memstore.New()})
 		b.ReportAllocs()

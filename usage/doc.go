@@ -16,7 +16,8 @@
 // one uncontended lock per request), and a request that evaluates every
 // flag of its team (RecordAll, against the team's Layout) inserts its
 // distinct id once, into a per-team sketch, instead of once per flag, and
-// is counted in a table of one cache line per flag (slots.go).
+// is counted from the evaluation's own results (Answer, Tally), copied
+// nowhere, in a table of one cache line per flag (slots.go).
 // BenchmarkRecord50 and evalsvc's BenchmarkServeFlagsUsage measure the
 // cost (BENCHMARKS.md).
 //

@@ -142,8 +142,6 @@ type teamAcc struct {
 	polls uint64
 	// tab counts the all-flags requests by flag position (slots.go).
 	tab slotTable
-	// answers is Record's scratch for an all-flags request.
-	answers []Answer
 }
 
 // allBuffer is how many all-flags hashes a team keeps per shard before
@@ -312,7 +310,7 @@ func (r *Recorder) Dropped() uint64 { return r.dropped.Load() }
 // none left out): the distinct id then goes into one sketch for all of
 // them. A caller with a Layout of the team's flags counts such requests
 // with RecordAll, which checks the keys once per request instead of per
-// flag.
+// flag and counts in the slot table.
 func (r *Recorder) Record(team int64, ep Endpoint, distinctID string, all bool, evals []Eval) {
 	if r == nil || len(evals) == 0 || ep >= numEndpoints {
 		return
@@ -321,33 +319,21 @@ func (r *Recorder) Record(team int64, ep Endpoint, distinctID string, all bool, 
 	sh := &r.shards[h&r.mask]
 	sh.mu.Lock()
 	ta := sh.team(team)
+	for i := range evals {
+		e := &evals[i]
+		r.count(sh, ta, i, e.Flag, ep, h, all, e.Value, e.Stored, e.Failed)
+	}
 	if all {
-		l := ta.tab.layout
-		if l == nil || !l.sameKeys(evals) {
-			keys := make([]string, len(evals))
-			for i := range evals {
-				keys[i] = evals[i].Flag
-			}
-			l = &Layout{team: team, keys: keys}
-		}
-		ta.answers = ta.answers[:0]
-		for i := range evals {
-			ta.answers = append(ta.answers, Answer{Value: evals[i].Value, Stored: evals[i].Stored, Failed: evals[i].Failed})
-		}
-		r.recordAll(sh, ta, l, ep, h, ta.answers)
-	} else {
-		for i := range evals {
-			e := &evals[i]
-			r.count(sh, ta, i, e.Flag, ep, h, false, Answer{Value: e.Value, Stored: e.Stored, Failed: e.Failed})
-		}
+		ta.keepID(h)
 	}
 	sh.mu.Unlock()
 }
 
 // RecordAll counts one remote evaluation of every flag of l's team for
-// distinctID: answers[i] is the answer of l's i-th flag. Answers of
-// another length than l's are not counted (Dropped).
-func (r *Recorder) RecordAll(l *Layout, ep Endpoint, distinctID string, answers []Answer) {
+// distinctID: answers[i] is the answer of l's i-th flag, tally what holds
+// of all of them. Answers of another length than l's are not counted
+// (Dropped).
+func (r *Recorder) RecordAll(l *Layout, ep Endpoint, distinctID string, answers []Answer, tally Tally) {
 	if r == nil || l == nil || len(answers) == 0 || ep >= numEndpoints {
 		return
 	}
@@ -358,7 +344,14 @@ func (r *Recorder) RecordAll(l *Layout, ep Endpoint, distinctID string, answers 
 	h := xxhash.Sum64String(distinctID)
 	sh := &r.shards[h&r.mask]
 	sh.mu.Lock()
-	r.recordAll(sh, sh.team(l.team), l, ep, h, answers)
+	ta := sh.team(l.team)
+	if !ta.tab.record(r, sh, ta, l, ep, answers, tally) {
+		for i := range answers {
+			a := &answers[i]
+			r.count(sh, ta, i, l.keys[i], ep, h, true, Value(a.Result), a.Stored, a.Result.Err != nil)
+		}
+	}
+	ta.keepID(h)
 	sh.mu.Unlock()
 }
 
@@ -377,15 +370,9 @@ func (sh *shard) team(team int64) *teamAcc {
 	return ta
 }
 
-// recordAll counts an all-flags request in the slot table, or flag by
-// flag when the table is off, and keeps its distinct id for the team's
-// all-flags sketch. The shard is locked.
-func (r *Recorder) recordAll(sh *shard, ta *teamAcc, l *Layout, ep Endpoint, h uint64, answers []Answer) {
-	if !ta.tab.record(r, sh, ta, l, ep, answers) {
-		for i := range answers {
-			r.count(sh, ta, i, l.keys[i], ep, h, true, answers[i])
-		}
-	}
+// keepID keeps the hash of an all-flags request's distinct id for the
+// team's all-flags sketch. The shard is locked.
+func (ta *teamAcc) keepID(h uint64) {
 	// Buffered, then inserted allBuffer at a time: one insert per request
 	// would miss the cache on the 16 KiB sketch each time.
 	if len(ta.ids) == allBuffer {
@@ -402,8 +389,8 @@ func (r *Recorder) recordAll(sh *shard, ta *teamAcc, l *Layout, ep Endpoint, h u
 
 // count counts one flag's answer, at position i of its request, outside
 // the slot table; all: the distinct id goes to the team's all-flags
-// sketch (recordAll), not to the flag's. The shard is locked.
-func (r *Recorder) count(sh *shard, ta *teamAcc, i int, key string, ep Endpoint, h uint64, all bool, a Answer) {
+// sketch (keepID), not to the flag's. The shard is locked.
+func (r *Recorder) count(sh *shard, ta *teamAcc, i int, key string, ep Endpoint, h uint64, all bool, value string, stored, failed bool) {
 	if i >= len(ta.byPos) {
 		ta.byPos = append(ta.byPos, make([]*flagAcc, i+1-len(ta.byPos))...)
 	}
@@ -422,13 +409,13 @@ func (r *Recorder) count(sh *shard, ta *teamAcc, i int, key string, ep Endpoint,
 	}
 	f.evaluations++
 	f.byEndpoint[ep]++
-	if a.Stored {
+	if stored {
 		f.stored++
 	}
-	if a.Failed {
+	if failed {
 		f.errors++
 	} else {
-		f.addValue(a.Value)
+		f.addValue(value)
 	}
 	if !all {
 		if f.uniques == nil {

@@ -4,6 +4,8 @@ import (
 	"math"
 	"slices"
 	"unsafe"
+
+	"github.com/vexil-dev/vexil/flags"
 )
 
 // A request that evaluated every flag of its team carries the team's
@@ -13,11 +15,15 @@ import (
 // side in one slice, so that counting 50 flags walks 50 consecutive slots
 // (which the processor prefetches) instead of 50 scattered flagAccs of
 // four cache lines each. A slot keeps only what differs between flags
-// (stored, errors, its first values); the evaluations are the table's
-// request count, once per request. Which flag a slot counts is the
-// table's Layout, checked once per request by pointer, not per flag. The
-// table is folded into the flagAccs, exactly, at the flush, when the
-// team's layout changes, and before a 32-bit counter could overflow.
+// (stored, errors, its boolean answers and first variants); the
+// evaluations are the table's request count, once per request, and so
+// are the stored answers of the requests whose every answer was stored
+// (Tally). The answers are the evaluation's results themselves (Answer),
+// read in place, so the caller copies nothing per flag to have them
+// counted. Which flag a slot counts is the table's Layout, checked once
+// per request by pointer, not per flag. The table is folded into the
+// flagAccs, exactly, at the flush, when the team's layout changes, and
+// before a 32-bit counter could overflow.
 
 // Layout is a team's flag keys in the order its all-flags requests
 // answer them. The caller makes one per definitions (evalsvc: per cached
@@ -36,44 +42,58 @@ func NewLayout(team int64, keys []string) *Layout {
 // Len is the number of flags in the layout.
 func (l *Layout) Len() int { return len(l.keys) }
 
-// sameKeys reports whether evals hold l's keys, in order.
-func (l *Layout) sameKeys(evals []Eval) bool {
-	if len(evals) != len(l.keys) {
-		return false
-	}
-	for i := range evals {
-		if !same(l.keys[i], evals[i].Flag) {
-			return false
-		}
-	}
-	return true
-}
-
 // Answer is one flag's answer to a request that evaluated every flag of
-// its team, at the flag's position in the team's Layout.
+// its team, at the flag's position in the team's Layout: the evaluation's
+// own result, not a copy of what usage counts of it (Value, failed when
+// Err is set), so that the caller writes nothing per flag but the pointer
+// it keeps anyway.
 type Answer struct {
-	// Value is the variant key, or "true" / "false".
-	Value string
+	// Result is the flag's result; never nil.
+	Result *flags.Result
 	// Stored is set when precomputed results answered.
 	Stored bool
-	// Failed is set when the flag could not be evaluated.
+}
+
+// Tally is what the caller knows of an all-flags request's answers as a
+// whole, so that RecordAll need not find it out flag by flag: when every
+// answer was stored, or none, and none failed, it reads each result for
+// its value alone. RecordAll trusts it; a wrong Tally miscounts.
+type Tally struct {
+	// Stored is how many answers have Stored set.
+	Stored int
+	// Failed is set when some answer's Result may have Err set (unset: no
+	// result has).
 	Failed bool
 }
 
+// Value is the value usage counts for a result: its variant, or "true" /
+// "false".
+func Value(r *flags.Result) string {
+	switch {
+	case r.Variant != "":
+		return r.Variant
+	case r.Enabled:
+		return "true"
+	}
+	return "false"
+}
+
 // slot is one flag's counts of the all-flags requests since the last
-// fold: one cache line's worth. Values are kept as pointer and 16-bit
+// fold: one cache line's worth. A boolean answer (no variant) is counted
+// by its bit, without a string; variants are kept as pointer and 16-bit
 // length (a longer value never matches and goes to the flagAcc).
-// slotValues values fit a boolean flag (true, false) and a multivariate
-// one of up to three variants and false; more go to the flagAcc.
+// slotVariants variants and the two booleans fit a multivariate flag of
+// up to three variants that also answers false; more go to the flagAcc.
 type slot struct {
 	stored uint32
 	errors uint32
-	n      [slotValues]uint32 // 0: the value is unused
-	vlen   [slotValues]uint16
-	val    [slotValues]*byte
+	bools  [2]uint32            // false, true
+	n      [slotVariants]uint32 // 0: the variant is unused
+	vlen   [slotVariants]uint16
+	val    [slotVariants]*byte
 }
 
-const slotValues = 4 // record checks each by hand: change it with this
+const slotVariants = 3 // record checks each by hand: change it with this
 
 // slotTable is a team's table in one shard.
 type slotTable struct {
@@ -86,6 +106,9 @@ type slotTable struct {
 	// them, against the 32-bit slot counters.
 	reqs  [numEndpoints]uint64
 	nreqs uint64
+	// stored counts the requests whose every answer was stored, which
+	// add to each slot's stored at the fold.
+	stored uint64
 	// off: a key of the team could not be tracked (MaxTracked); its
 	// all-flags requests take the per-flag path until the flush.
 	off bool
@@ -132,8 +155,14 @@ func (t *slotTable) fold() {
 		for e, n := range t.reqs {
 			f.byEndpoint[e] += n
 		}
-		f.stored += uint64(s.stored)
+		f.stored += t.stored + uint64(s.stored)
 		f.errors += uint64(s.errors)
+		if s.bools[0] > 0 {
+			f.addValueN("false", uint64(s.bools[0]))
+		}
+		if s.bools[1] > 0 {
+			f.addValueN("true", uint64(s.bools[1]))
+		}
 		for k := range s.val {
 			if s.n[k] > 0 {
 				f.addValueN(unsafe.String(s.val[k], s.vlen[k]), uint64(s.n[k]))
@@ -141,12 +170,12 @@ func (t *slotTable) fold() {
 		}
 		*s = slot{}
 	}
-	t.reqs, t.nreqs = [numEndpoints]uint64{}, 0
+	t.reqs, t.nreqs, t.stored = [numEndpoints]uint64{}, 0, 0
 }
 
 // record counts one all-flags request of layout l in the table; it
 // returns false, counting nothing, when the table is off.
-func (t *slotTable) record(r *Recorder, sh *shard, ta *teamAcc, l *Layout, ep Endpoint, answers []Answer) bool {
+func (t *slotTable) record(r *Recorder, sh *shard, ta *teamAcc, l *Layout, ep Endpoint, answers []Answer, tally Tally) bool {
 	if t.off {
 		return false
 	}
@@ -167,18 +196,53 @@ func (t *slotTable) record(r *Recorder, sh *shard, ta *teamAcc, l *Layout, ep En
 	t.reqs[ep]++
 	t.nreqs++
 	slots := t.slots[:len(answers)]
+	if tally.Failed || tally.Stored != 0 && tally.Stored != len(answers) {
+		for i := range answers {
+			a, s := &answers[i], &slots[i]
+			s.stored += uint32(b2u(a.Stored))
+			r := a.Result
+			if r.Err != nil {
+				s.errors++
+				continue
+			}
+			if len(r.Variant) == 0 {
+				s.bools[b2u(r.Enabled)&1]++ // &1: no bounds check
+				continue
+			}
+			// Pointers first: a team's requests mostly carry the same
+			// variant strings (its definitions'); addValue compares the
+			// bytes, out of line. An unused variant is nil and 0 long,
+			// which no variant is.
+			v, n := unsafe.StringData(r.Variant), uint(len(r.Variant))
+			switch {
+			case s.val[0] == v && uint(s.vlen[0]) == n:
+				s.n[0]++
+			case s.val[1] == v && uint(s.vlen[1]) == n:
+				s.n[1]++
+			case s.val[2] == v && uint(s.vlen[2]) == n:
+				s.n[2]++
+			default:
+				t.addValue(i, r.Variant)
+			}
+		}
+		return true
+	}
+	// The usual request: every answer stored, or none, and none failed.
+	// The answers differ only by value; the stored ones are counted once
+	// for the table. This is the loop above without its first lines, by
+	// hand: one loop that tests which kind of request it counts costs 4
+	// instructions a flag more, and a function for the value part is past
+	// the compiler's inlining budget (a call a flag costs more still).
+	if tally.Stored != 0 {
+		t.stored++
+	}
 	for i := range answers {
-		a, s := &answers[i], &slots[i]
-		s.stored += uint32(*(*uint8)(unsafe.Pointer(&a.Stored))) // a bool is 0 or 1
-		if a.Failed {
-			s.errors++
+		r, s := answers[i].Result, &slots[i]
+		if len(r.Variant) == 0 {
+			s.bools[b2u(r.Enabled)&1]++
 			continue
 		}
-		// Pointers first: a team's requests carry the same value strings
-		// (its variants, "true", "false"); the rest is out of line. An
-		// unused value is nil and 0 long: matched only by an empty value
-		// without memory, which it then counts, rightly.
-		v, n := unsafe.StringData(a.Value), uint(len(a.Value))
+		v, n := unsafe.StringData(r.Variant), uint(len(r.Variant))
 		switch {
 		case s.val[0] == v && uint(s.vlen[0]) == n:
 			s.n[0]++
@@ -186,17 +250,20 @@ func (t *slotTable) record(r *Recorder, sh *shard, ta *teamAcc, l *Layout, ep En
 			s.n[1]++
 		case s.val[2] == v && uint(s.vlen[2]) == n:
 			s.n[2]++
-		case s.val[3] == v && uint(s.vlen[3]) == n:
-			s.n[3]++
 		default:
-			t.addValue(i, a.Value)
+			t.addValue(i, r.Variant)
 		}
 	}
 	return true
 }
 
-// addValue counts, at position i, a value whose memory is not one of the
-// slot's: the same content as one, a new value, or one more for the
+// b2u is 1 for true, 0 for false, without a branch.
+func b2u(b bool) uint {
+	return uint(*(*uint8)(unsafe.Pointer(&b)))
+}
+
+// addValue counts, at position i, a variant whose memory is not one of
+// the slot's: the same content as one, a new variant, or one more for the
 // flagAcc.
 //
 //go:noinline

@@ -2,6 +2,7 @@ package usage
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"math"
@@ -9,7 +10,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
+	"github.com/vexil-dev/vexil/flags"
 	"github.com/vexil-dev/vexil/store"
 	"github.com/vexil-dev/vexil/store/memstore"
 )
@@ -37,14 +40,51 @@ func minuteCounts(t *testing.T, st store.UsageStore, now time.Time, keys []strin
 	return out
 }
 
+// resultOf is an evaluation result that usage counts as e: a boolean
+// answer for "true" and "false", unless asVariant (a variant of that
+// name, which counts the same), else a variant; failed with an error.
+func resultOf(e Eval, asVariant bool) *flags.Result {
+	r := &flags.Result{Key: e.Flag, Enabled: true, Variant: e.Value}
+	switch {
+	case e.Failed:
+		r.Enabled, r.Variant, r.Err = false, "", errors.New("failed")
+	case asVariant:
+	case e.Value == "true":
+		r.Variant = ""
+	case e.Value == "false":
+		r.Enabled, r.Variant = false, ""
+	}
+	return r
+}
+
+// TestValue: the value counted for a result.
+func TestValue(t *testing.T) {
+	for _, c := range []struct {
+		r    flags.Result
+		want string
+	}{
+		{flags.Result{Enabled: true}, "true"},
+		{flags.Result{}, "false"},
+		{flags.Result{Enabled: true, Variant: "control"}, "control"},
+		{flags.Result{Variant: "false"}, "false"},
+	} {
+		if got := Value(&c.r); got != c.want {
+			t.Errorf("Value(%+v) = %q, want %q", c.r, got, c.want)
+		}
+	}
+}
+
 // TestSlotTableExact: all-flags requests, counted in the table of slots
-// by position (through Record and through RecordAll with a Layout), give
-// exactly the counts of the per-flag path (the same requests recorded as
-// subsets), through definitions that change a key in the middle of the
-// list or the list's length, a new Layout of unchanged keys, more values
-// per flag than a slot holds, value strings that are equal but not the
-// same memory, a value too long for a slot's 16-bit length, a flush in
-// the middle, the 32-bit overflow fold and MaxTracked.
+// by position (RecordAll with a Layout, taking the results and a Tally
+// of them, through both of its loops) or flag by
+// flag into the team's sketch (Record with all), give exactly the counts
+// of the per-flag path (the same requests recorded as subsets), through
+// definitions that change a key in the middle of the list or the list's
+// length, a new Layout of unchanged keys, more variants per flag than a
+// slot holds, variants that are equal but not the same memory, variants
+// named "true" and "false" beside boolean answers, a variant too long for
+// a slot's 16-bit length, failed results, a flush in the middle, the
+// 32-bit overflow fold and MaxTracked.
 func TestSlotTableExact(t *testing.T) {
 	for _, maxTracked := range []int{0, 8 * 12} {
 		now := time.Date(2026, 12, 6, 10, 0, 30, 0, time.UTC)
@@ -81,6 +121,9 @@ func TestSlotTableExact(t *testing.T) {
 		for step := range 2000 {
 			ks := versions[step/400]
 			evals := make([]Eval, len(ks))
+			// Most requests' answers are all stored or none, none failed
+			// (RecordAll's usual loop); the rest mixed.
+			kind := rng.IntN(3)
 			for i, k := range ks {
 				v := values[rng.IntN(1+i%len(values))]
 				if rng.IntN(4) == 0 {
@@ -89,7 +132,10 @@ func TestSlotTableExact(t *testing.T) {
 				if rng.IntN(500) == 0 {
 					v = long
 				}
-				evals[i] = Eval{Flag: k, Value: v, Stored: rng.IntN(2) == 0, Failed: rng.IntN(20) == 0}
+				evals[i] = Eval{Flag: k, Value: v, Stored: kind == 1, Failed: false}
+				if kind == 0 {
+					evals[i].Stored, evals[i].Failed = rng.IntN(2) == 0, rng.IntN(20) == 0
+				}
 			}
 			ep := Endpoint(rng.IntN(int(numEndpoints)))
 			id := fmt.Sprintf("u%d", rng.IntN(300))
@@ -102,10 +148,18 @@ func TestSlotTableExact(t *testing.T) {
 					l = NewLayout(1, ks) // reloaded, unchanged
 				}
 				answers := make([]Answer, len(evals))
+				var tally Tally
 				for i, e := range evals {
-					answers[i] = Answer{Value: e.Value, Stored: e.Stored, Failed: e.Failed}
+					answers[i] = Answer{Result: resultOf(e, rng.IntN(4) == 0), Stored: e.Stored}
+					if e.Stored {
+						tally.Stored++
+					}
+					tally.Failed = tally.Failed || e.Failed
 				}
-				a.RecordAll(l, ep, id, answers)
+				if rng.IntN(5) == 0 {
+					tally.Failed = true // may have: a caller that cannot tell
+				}
+				a.RecordAll(l, ep, id, answers, tally)
 			}
 			b.Record(1, ep, id, false, evals)
 			switch step {
@@ -148,5 +202,13 @@ func TestSlotTableExact(t *testing.T) {
 		if maxTracked > 0 && a.Dropped() == 0 {
 			t.Errorf("MaxTracked %d: nothing dropped: the bound was not reached", maxTracked)
 		}
+	}
+}
+
+// TestSlotSize: a slot is one 64-byte cache line, which the table's
+// layout (one line a flag, walked in order) is made for.
+func TestSlotSize(t *testing.T) {
+	if n := unsafe.Sizeof(slot{}); n != 64 {
+		t.Errorf("slot is %d bytes, want 64", n)
 	}
 }
