@@ -14,18 +14,27 @@ import (
 	"github.com/vexil-dev/vexil/usage"
 )
 
+// newUsageRecorder is a recorder on a memory store (returned, to read
+// the flushed rows) whose clock stands at now, half a minute into a
+// minute bucket.
+func newUsageRecorder(t *testing.T) (now time.Time, us *memstore.Store, rec *usage.Recorder) {
+	t.Helper()
+	now = time.Date(2026, 12, 6, 10, 0, 30, 0, time.UTC)
+	us = memstore.New()
+	rec, err := usage.NewRecorder(usage.RecorderConfig{Store: us, Node: "n", Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return now, us, rec
+}
+
 // TestUsageCounts: what /flags and /decide count per flag, exactly:
 // requests answering every flag (counted against the team's layout),
 // flag_keys subsets, and an evaluation_runtime that leaves a flag out
 // (counted flag by flag), by endpoint, value and unique distinct id.
 func TestUsageCounts(t *testing.T) {
 	cat, st := newFixture(t)
-	now := time.Date(2026, 12, 6, 10, 0, 30, 0, time.UTC)
-	us := memstore.New()
-	rec, err := usage.NewRecorder(usage.RecorderConfig{Store: us, Node: "n", Now: func() time.Time { return now }})
-	if err != nil {
-		t.Fatal(err)
-	}
+	now, us, rec := newUsageRecorder(t)
 	h := newService(t, Config{Store: st, Catalog: cat, Usage: rec}).Handler()
 	for _, r := range []struct{ path, body string }{
 		{"/flags?v=2", `{"token":"phc_team1","distinct_id":"u1"}`},
@@ -104,12 +113,7 @@ func TestUsageStoredMatchesAnswers(t *testing.T) {
 	if err := st.Apply(context.Background(), &b); err != nil {
 		t.Fatal(err)
 	}
-	us := memstore.New()
-	now := time.Date(2026, 12, 6, 10, 0, 30, 0, time.UTC)
-	rec, err := usage.NewRecorder(usage.RecorderConfig{Store: us, Node: "n", Now: func() time.Time { return now }})
-	if err != nil {
-		t.Fatal(err)
-	}
+	now, us, rec := newUsageRecorder(t)
 	s := newService(t, Config{Store: st, Catalog: cat, Usage: rec})
 	h := s.Handler()
 	for _, r := range []struct{ body, live string }{
@@ -164,12 +168,7 @@ func (failingMembers) IsCohortMember(context.Context, int64, int64, string) (boo
 // and in subsets; the others count their values.
 func TestUsageCountsErrors(t *testing.T) {
 	cat, st := newFixture(t)
-	now := time.Date(2026, 12, 6, 10, 0, 30, 0, time.UTC)
-	us := memstore.New()
-	rec, err := usage.NewRecorder(usage.RecorderConfig{Store: us, Node: "n", Now: func() time.Time { return now }})
-	if err != nil {
-		t.Fatal(err)
-	}
+	now, us, rec := newUsageRecorder(t)
 	h := newService(t, Config{Store: st, Catalog: failingMembers{cat}, Usage: rec}).Handler()
 	for _, body := range []string{
 		`{"token":"phc_team1","distinct_id":"u1"}`,
