@@ -1,9 +1,11 @@
 package admission
 
 import (
+	"bytes"
 	"encoding/binary"
 	"io"
 	"net"
+	"sync"
 	"syscall"
 	"unsafe"
 
@@ -58,6 +60,73 @@ type stampConn struct {
 	raw syscall.RawConn
 	oob []byte
 	st  stamps
+	// w guards the response being held (CoalesceResponse): net/http
+	// writes from one goroutine at a time, but Close may come from
+	// another.
+	w struct {
+		sync.Mutex
+		hold  []byte // the response's first bytes, not sent yet
+		total int    // the response's length, head and body
+		buf   []byte // hold's memory, kept for the next response
+		calls int    // write system calls (tests)
+	}
+}
+
+// Write sends p, or holds it while it is the start of a response whose
+// handler said (CoalesceResponse) the rest follows at once, and sends the
+// whole response with one writev when the rest has come.
+func (c *stampConn) Write(p []byte) (int, error) {
+	c.w.Lock()
+	defer c.w.Unlock()
+	if c.w.hold == nil {
+		want := c.st.coalesce.Swap(0)
+		if want == 0 || !bytes.HasPrefix(p, []byte("HTTP/1.")) {
+			c.w.calls++
+			return c.TCPConn.Write(p)
+		}
+		h := bytes.Index(p, []byte("\r\n\r\n"))
+		if h < 0 || len(p) >= h+4+int(want-1) {
+			c.w.calls++
+			return c.TCPConn.Write(p)
+		}
+		c.w.hold, c.w.total = append(c.w.buf[:0], p...), h+4+int(want-1)
+		return len(p), nil
+	}
+	if len(c.w.hold)+len(p) < c.w.total {
+		c.w.hold = append(c.w.hold, p...)
+		return len(p), nil
+	}
+	bufs := net.Buffers{c.w.hold, p}
+	c.w.buf, c.w.hold = c.w.hold[:0], nil
+	c.w.calls++
+	n, err := bufs.WriteTo(c.TCPConn) // writev
+	held := int64(len(c.w.buf))
+	if err != nil {
+		return int(max(0, n-held)), err
+	}
+	return len(p), nil
+}
+
+// flushHeld sends what Write holds, if anything (a response shorter than
+// its handler said, ended by a close).
+func (c *stampConn) flushHeld() {
+	c.w.Lock()
+	defer c.w.Unlock()
+	if c.w.hold != nil {
+		c.w.calls++
+		_, _ = c.TCPConn.Write(c.w.hold)
+		c.w.hold = nil
+	}
+}
+
+func (c *stampConn) Close() error {
+	c.flushHeld()
+	return c.TCPConn.Close()
+}
+
+func (c *stampConn) CloseWrite() error {
+	c.flushHeld()
+	return c.TCPConn.CloseWrite()
 }
 
 func (c *stampConn) stamps() *stamps { return &c.st }

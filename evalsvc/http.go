@@ -222,6 +222,7 @@ func (s *Service) serveFlags(w http.ResponseWriter, r *http.Request, decide bool
 		}
 	}
 	sc.buf = resp.AppendJSON(sc.buf[:0], shape)
+	admission.CoalesceResponse(ctx, len(sc.buf)) // one write system call, not two
 	writeBody(w, sc.buf)
 }
 
