@@ -412,10 +412,13 @@ func (c *Controller) AcquireAged(cl Class, age time.Duration) (Ticket, error) {
 	c.mu.Lock()
 	c.mu.waited += age
 	closed := !math.IsInf(c.mu.rate, 1)
-	if c.mu.inflight >= c.mu.caps[cl] || !c.takeToken(cl, now) {
+	if c.mu.inflight >= c.mu.caps[cl] {
 		c.mu.Unlock()
-		c.m.rejected[cl].Inc()
-		return Ticket{}, c.refusals[cl]
+		return c.refuse(cl, reasonLimit)
+	}
+	if !c.takeToken(cl, now) {
+		c.mu.Unlock()
+		return c.refuse(cl, reasonRate)
 	}
 	// Lateness is judged on the requests the gate would admit, not on
 	// every arrival: once it is closed, the arrivals it refuses for want
@@ -432,8 +435,7 @@ func (c *Controller) AcquireAged(cl Class, age time.Duration) (Ticket, error) {
 		if closed {
 			c.mu.tokens++
 			c.mu.Unlock()
-			c.m.rejected[cl].Inc()
-			return Ticket{}, c.refusals[cl]
+			return c.refuse(cl, reasonLate)
 		}
 	}
 	c.mu.admitted++
@@ -443,6 +445,13 @@ func (c *Controller) AcquireAged(cl Class, age time.Duration) (Ticket, error) {
 	c.m.admitted[cl].Inc()
 	c.m.inflight[cl].Inc()
 	return Ticket{c: c, class: cl, start: now}, nil
+}
+
+// refuse counts a refusal of class cl for reason and returns its error.
+func (c *Controller) refuse(cl Class, reason int) (Ticket, error) {
+	c.m.rejected[cl].Inc()
+	c.m.refused[cl][reason].Inc()
+	return Ticket{}, c.refusals[cl]
 }
 
 // gateBurst is how much of its rate the gate lets through at once.

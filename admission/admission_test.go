@@ -177,6 +177,9 @@ func TestPriorities(t *testing.T) {
 	if got := testutil.ToFloat64(c.m.rejected[Management]); got != 1 {
 		t.Errorf("management refusals %v, want 1", got)
 	}
+	if got := testutil.ToFloat64(c.m.refused[Evaluate][reasonLimit]); got != 1 {
+		t.Errorf("evaluate refusals by the limit %v, want 1", got)
+	}
 	if got := testutil.ToFloat64(c.m.inflight[Evaluate]); got != 2 {
 		t.Errorf("evaluate in flight gauge %v, want 2", got)
 	}
@@ -388,6 +391,9 @@ func TestRateGate(t *testing.T) {
 	clk.advance(time.Second) // a full bucket
 	if m := burst(Management); m < 60 || m > 70 {
 		t.Errorf("management took %d of a bucket of 90, want about 67 (the top quarter is kept)", m)
+	}
+	if got := testutil.ToFloat64(c.m.refused[Management][reasonRate]); got != 1 {
+		t.Errorf("management refusals for want of a token %v, want 1", got)
 	}
 	if e := burst(Evaluate); e < 20 || e > 25 {
 		t.Errorf("evaluate took the %d left, want about 23", e)

@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // TestAgeClosesTheGate: requests that waited in front of a busy node
@@ -61,6 +63,9 @@ func TestAgeClosesTheGate(t *testing.T) {
 		t.Errorf("a request within half the target while the gate is closed: %v, want admitted", err)
 	}
 	tk.Done()
+	if l, r := testutil.ToFloat64(c.m.refused[Evaluate][reasonLate]), testutil.ToFloat64(c.m.refused[Evaluate][reasonRate]); l != 1 || r != 0 {
+		t.Errorf("refusals: %v late, %v for want of a token; want 1 and 0", l, r)
+	}
 	// Management's target is 250ms: 3ms is fresh for it.
 	if tk, err := c.AcquireAged(Management, 3*time.Millisecond); err != nil {
 		t.Errorf("a management call 3ms old: %v, want admitted", err)

@@ -138,5 +138,8 @@
 // vexil_admission_admitted_seconds{class} (the latencies the limit follows),
 // vexil_admission_admitted_total{class}, vexil_admission_rejected_total
 // {class} and vexil_admission_quota_limited_total{class}: the only label is
-// the class, three values.
+// the class, three values. vexil_admission_refused_total{class, reason}
+// splits the refusals by what refused them: limit (the concurrency
+// limit), rate (the gate had no token) or late (the request's age while
+// the gate was closed), nine series.
 package admission
