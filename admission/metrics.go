@@ -10,7 +10,7 @@ type metrics struct {
 	// refused splits rejected by what refused: the concurrency limit,
 	// the rate gate's tokens, or the request's age while it was closed.
 	refused [numClasses][numReasons]prometheus.Counter
-	latency                          [numClasses]prometheus.Observer
+	latency [numClasses]prometheus.Observer
 }
 
 // The reasons of a refusal (vexil_admission_refused_total).
