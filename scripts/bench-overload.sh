@@ -169,6 +169,7 @@ print(int(r["by_status"].get("200",0)/cpu*share))' "$res/sat.json" "$res/sat.cpu
 		run "curve-trivial-$f" "$trivial" "$triv" -rate "$rate" -connections "$CONNS" -duration "$DURATION"
 		row "trivial  ${f}x $rate/s" "curve-trivial-$f"
 	done
+	echo "refused (evaluate) over the curve, by reason: limit $(metric 'vexil_admission_refused_total{class="evaluate",reason="limit"}'), rate $(metric 'vexil_admission_refused_total{class="evaluate",reason="rate"}'), late $(metric 'vexil_admission_refused_total{class="evaluate",reason="late"}')"
 	echo "## overload: 2x saturation ($((satrate * 2))/s) for $OVERLOAD"
 	echo "limit before: $(metric vexil_admission_limit), rate gate $(metric vexil_admission_rate)/s (0: open); RSS before: $(ps -o rss= -p "$server") KiB"
 	(while sleep 1; do ps -o rss= -p "$server"; done) >"$res/rss" &
@@ -177,6 +178,7 @@ print(int(r["by_status"].get("200",0)/cpu*share))' "$res/sat.json" "$res/sat.cpu
 	kill $sampler; sampler=""
 	row "2x saturation" over
 	echo "limit at the end: $(metric vexil_admission_limit), rate gate $(metric vexil_admission_rate)/s; refused (evaluate): $(metric 'vexil_admission_rejected_total{class="evaluate"}')"
+	echo "refused (evaluate) since the start, by reason: limit $(metric 'vexil_admission_refused_total{class="evaluate",reason="limit"}'), rate $(metric 'vexil_admission_refused_total{class="evaluate",reason="rate"}'), late $(metric 'vexil_admission_refused_total{class="evaluate",reason="late"}')"
 	echo "## recovery: half of saturation right after"
 	run recovery "$server" "$flags" -rate $((satrate / 2)) -connections "$CONNS" -duration "$DURATION" -warmup 0s
 	row "0.5x $((satrate / 2))/s" recovery
