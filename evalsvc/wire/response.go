@@ -270,11 +270,44 @@ func (rec *Record) appendV2Reason(buf []byte) []byte {
 
 const hexDigits = "0123456789abcdef"
 
+// plainPrefix is the length of s's longest prefix that JSON takes as it
+// is: printable ASCII other than the quote and the backslash. Eight bytes at a time: the
+// reasons, variants and keys of an answer are all plain, and a byte at a
+// time, with four comparisons each, was a tenth of a /flags request's CPU.
+func plainPrefix(s string) int {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		x := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+		q, b := x^(ones*'"'), x^(ones*'\\')
+		// A byte's high bit is set in: x, when it is not ASCII; x - 0x20
+		// (with ^x: no borrow from a high byte), when it is under 0x20;
+		// q - 1 (with ^q), when it is the quote; likewise b for the
+		// backslash. A carry can mark a byte above one that is marked:
+		// the loop below finds the first from i.
+		if (x|(x-ones*0x20)&^x|(q-ones)&^q|(b-ones)&^b)&highs != 0 {
+			break
+		}
+	}
+	for ; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= utf8.RuneSelf {
+			break
+		}
+	}
+	return i
+}
+
 // appendString appends s as a JSON string; invalid UTF-8 becomes U+FFFD.
 func appendString(buf []byte, s string) []byte {
+	n := plainPrefix(s)
 	buf = append(buf, '"')
+	if n == len(s) {
+		buf = append(buf, s...)
+		return append(buf, '"')
+	}
 	start := 0
-	for i := 0; i < len(s); {
+	for i := n; i < len(s); {
 		c := s[i]
 		if c < utf8.RuneSelf {
 			if c >= 0x20 && c != '"' && c != '\\' {

@@ -112,13 +112,51 @@ func TestResponseQuotaLimited(t *testing.T) {
 	}
 }
 
+// TestPlainPrefix: the eight-bytes-at-a-time scan stops where a byte at
+// a time does, on strings of every byte value and of plain ASCII with one
+// byte that is not, at every position.
+func TestPlainPrefix(t *testing.T) {
+	ref := func(s string) int {
+		for i := 0; i < len(s); i++ {
+			if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
+				return i
+			}
+		}
+		return len(s)
+	}
+	r := rand.New(rand.NewPCG(3, 4))
+	plain := []byte("abcdefghijklmnopqrstuvwxyz0123456789 _-.:/{}[]~!")
+	for range 20000 {
+		b := make([]byte, r.IntN(40))
+		for i := range b {
+			b[i] = plain[r.IntN(len(plain))]
+		}
+		if len(b) > 0 && r.IntN(4) > 0 {
+			b[r.IntN(len(b))] = byte(r.IntN(256))
+		}
+		if s := string(b); plainPrefix(s) != ref(s) {
+			t.Fatalf("plainPrefix(%q) = %d, want %d", s, plainPrefix(s), ref(s))
+		}
+	}
+	for c := range 256 {
+		for pos := range 17 {
+			b := []byte(strings.Repeat("x", 17))
+			b[pos] = byte(c)
+			if s := string(b); plainPrefix(s) != ref(s) {
+				t.Fatalf("plainPrefix(%q) = %d, want %d", s, plainPrefix(s), ref(s))
+			}
+		}
+	}
+}
+
 // appendString must agree with encoding/json on every string it is given.
 func TestAppendStringMatchesEncodingJSON(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
-	alphabet := []string{"a", "Z", "\"", "\\", "\n", "\t", "\x00", "\x1f", "é", "😀", "\u2028", "<", ">", "&", "\xff", "\xc3"}
+	alphabet := []string{"a", "Z", "\"", "\\", "\n", "\t", "\x00", "\x1f", "é", "😀", "\u2028", "<", ">", "&", "\xff", "\xc3",
+		"abcdefgh", "condition set ", "x", "y"}
 	for range 5000 {
 		var b strings.Builder
-		for range r.IntN(12) {
+		for range r.IntN(16) {
 			b.WriteString(alphabet[r.IntN(len(alphabet))])
 		}
 		s := b.String()
