@@ -2,6 +2,7 @@ package wire
 
 import (
 	"strconv"
+	"sync/atomic"
 	"unicode/utf8"
 
 	"github.com/vexil-dev/vexil/flags"
@@ -44,6 +45,30 @@ type Prerendered struct {
 	// `},"metadata":{"id":…,"version":…,"description":…,"payload":`; tail
 	// is `,"has_experiment":…}}`.
 	head, meta, tail []byte
+	// reasons are the flag's reason objects as rendered (the end of
+	// appendV2Reason), kept by their code and condition index: a flag
+	// answers with a handful of reasons, and rendering three strings a
+	// record was a fifth of a request's instructions. A slot holds the
+	// last reason rendered into it, checked whole before it is used.
+	reasons [reasonSlots]atomic.Pointer[renderedReason]
+}
+
+const reasonSlots = 16
+
+type renderedReason struct {
+	reason flags.Reason
+	json   []byte
+}
+
+// reasonJSON returns `,"reason":{…}` for r, rendered once per slot.
+func (p *Prerendered) reasonJSON(r *flags.Reason) []byte {
+	slot := &p.reasons[(len(r.Code)*31+r.ConditionIndex+1)&(reasonSlots-1)]
+	if c := slot.Load(); c != nil && c.reason == *r {
+		return c.json
+	}
+	c := &renderedReason{reason: *r, json: appendReason(nil, r)}
+	slot.Store(c)
+	return c.json
 }
 
 // Prerender renders the definition-only parts of a flag's v2 record.
@@ -234,7 +259,8 @@ func (rec *Record) appendV2Pre(buf []byte) []byte {
 	p := rec.Pre
 	buf = append(buf, p.head...)
 	buf = strconv.AppendBool(buf, rec.Enabled)
-	buf = rec.appendV2Reason(buf)
+	buf = rec.appendV2Variant(buf)
+	buf = append(buf, p.reasonJSON(&rec.Reason)...)
 	buf = append(buf, p.meta...)
 	if rec.Enabled && rec.Payload != nil {
 		buf = append(buf, rec.Payload...)
@@ -247,6 +273,11 @@ func (rec *Record) appendV2Pre(buf []byte) []byte {
 // appendV2Reason writes a v2 record from "variant" to the reason's
 // description.
 func (rec *Record) appendV2Reason(buf []byte) []byte {
+	return appendReason(rec.appendV2Variant(buf), &rec.Reason)
+}
+
+// appendV2Variant writes a v2 record's "variant" and "failed".
+func (rec *Record) appendV2Variant(buf []byte) []byte {
 	buf = append(buf, `,"variant":`...)
 	if rec.Variant != "" {
 		buf = appendString(buf, rec.Variant)
@@ -256,16 +287,22 @@ func (rec *Record) appendV2Reason(buf []byte) []byte {
 	if rec.Failed {
 		buf = append(buf, `,"failed":true`...)
 	}
+	return buf
+}
+
+// appendReason writes `,"reason":{…}` up to the description (the object
+// is closed by the metadata that follows).
+func appendReason(buf []byte, r *flags.Reason) []byte {
 	buf = append(buf, `,"reason":{"code":`...)
-	buf = appendString(buf, string(rec.Reason.Code))
+	buf = appendString(buf, string(r.Code))
 	buf = append(buf, `,"condition_index":`...)
-	if rec.Reason.ConditionIndex >= 0 {
-		buf = strconv.AppendInt(buf, int64(rec.Reason.ConditionIndex), 10)
+	if r.ConditionIndex >= 0 {
+		buf = strconv.AppendInt(buf, int64(r.ConditionIndex), 10)
 	} else {
 		buf = append(buf, "null"...)
 	}
 	buf = append(buf, `,"description":`...)
-	return appendString(buf, rec.Reason.Description)
+	return appendString(buf, r.Description)
 }
 
 const hexDigits = "0123456789abcdef"

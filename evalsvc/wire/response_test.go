@@ -219,3 +219,27 @@ func TestPrerenderedSameBytes(t *testing.T) {
 		t.Fatalf("with parts of other definitions:\n%s\nwant:\n%s", got, want)
 	}
 }
+
+// TestPrerenderedReasons: one flag's prerendered parts, used over and over
+// with every reason it may give (so that its reason slots are hit,
+// filled, and overwritten by reasons that share a slot), write each record
+// exactly as it is written without them.
+func TestPrerenderedReasons(t *testing.T) {
+	codes := []flags.ReasonCode{flags.ReasonConditionMatch, flags.ReasonNoConditionMatch, flags.ReasonOutOfRolloutBound,
+		flags.ReasonFlagDisabled, flags.ReasonError, flags.ReasonHoldout, flags.ReasonOverride}
+	descs := []string{"Matched condition set 1", "Out of rollout bound", "No matching condition set", "a \"quoted\" condition", ""}
+	pre := Prerender("k", 7, 3, "", false)
+	r := rand.New(rand.NewPCG(5, 6))
+	for range 5000 {
+		rec := Record{Key: "k", ID: 7, Version: 3, Enabled: r.IntN(2) == 0,
+			Reason: flags.Reason{Code: codes[r.IntN(len(codes))], ConditionIndex: r.IntN(40) - 1, Description: descs[r.IntN(len(descs))]}}
+		if r.IntN(3) == 0 {
+			rec.Variant = "v"
+		}
+		want := (&Response{Records: []Record{rec}}).AppendJSON(nil, ShapeV2)
+		rec.Pre = pre
+		if got := (&Response{Records: []Record{rec}}).AppendJSON(nil, ShapeV2); string(got) != string(want) {
+			t.Fatalf("reason %+v prerendered:\n%s\nwant:\n%s", rec.Reason, got, want)
+		}
+	}
+}
