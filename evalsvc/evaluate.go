@@ -330,11 +330,11 @@ func (s *Service) storedResult(p *pass, i int) results.Source {
 	if src != results.Stored {
 		return src
 	}
-	r, ok := ts.set.Expand(fp.Key, e.Compact)
-	if !ok { // a current stamp makes this impossible; stay exact anyway
+	// The plan's flags are in the set's evaluation order: i is the
+	// flag's index in both (ExpandAt checks the key).
+	if !ts.set.ExpandAt(i, fp.Key, e.Compact, &sc.stored[i]) { // a current stamp makes this impossible; stay exact anyway
 		return results.StaleFlag
 	}
-	sc.stored[i] = r
 	return results.Stored
 }
 

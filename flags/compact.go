@@ -34,14 +34,37 @@ func (s *Set) Expand(key string, c Compact) (Result, bool) {
 	if !ok {
 		return Result{}, false
 	}
+	var r Result
+	ok = s.expand(i, c, &r)
+	return r, ok
+}
+
+// ExpandAt is Expand into *dst for the flag at index i of the evaluation
+// order (Keys), whose key the caller says is key: a request expanding
+// its stored results in that order skips a map lookup and a copy of the
+// Result per flag. A key that is not the one at i is looked up as Expand
+// does.
+func (s *Set) ExpandAt(i int, key string, c Compact, dst *Result) bool {
+	if i < 0 || i >= len(s.flags) || s.flags[i].def.Key != key {
+		var ok bool
+		if i, ok = s.byKey[key]; !ok {
+			return false
+		}
+	}
+	return s.expand(i, c, dst)
+}
+
+// expand writes the Result of the flag at index i from c into *r; false
+// (r undefined) as Expand.
+func (s *Set) expand(i int, c Compact, r *Result) bool {
 	f := s.flags[i]
-	r := Result{Key: f.def.Key, FlagID: f.def.ID, Version: f.def.Version, Enabled: c.Enabled, Variant: c.Variant,
+	*r = Result{Key: f.def.Key, FlagID: f.def.ID, Version: f.def.Version, Enabled: c.Enabled, Variant: c.Variant,
 		ValidUntil: c.ValidUntil}
 	var desc string
 	switch c.Code {
 	case ReasonConditionMatch:
 		if c.ConditionIndex < 0 || c.ConditionIndex >= len(f.conds) {
-			return Result{}, false
+			return false
 		}
 		desc = f.conds[c.ConditionIndex].desc
 	case ReasonNoConditionMatch:
@@ -61,7 +84,7 @@ func (s *Set) Expand(key string, c Compact) (Result, bool) {
 	case ReasonOverride:
 		desc = descOverride
 	default:
-		return Result{}, false
+		return false
 	}
 	r.Reason = Reason{Code: c.Code, ConditionIndex: c.ConditionIndex, Description: desc}
 	if c.Enabled {
@@ -73,5 +96,5 @@ func (s *Set) Expand(key string, c Compact) (Result, bool) {
 			r.Payload = f.payloadTrue
 		}
 	}
-	return r, true
+	return true
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 )
@@ -218,6 +219,22 @@ func TestDifferentialEntryPoints(t *testing.T) {
 				back, ok := set.Expand(r.Key, cp)
 				if !ok || !reflect.DeepEqual(back, r) {
 					t.Fatalf("seed %d: %s: expand(compact) differs:\n got %+v\nwant %+v", it, r.Key, back, r)
+				}
+				// ExpandAt, at the flag's index in Keys and at a wrong
+				// one (looked up by key), writes the same result over
+				// whatever was there.
+				at := slices.Index(set.Keys(), r.Key)
+				for _, i := range []int{at, (at + 1) % set.Len(), -1} {
+					dst := Result{Key: "junk", Variant: "junk", Payload: []byte("junk")}
+					if !set.ExpandAt(i, r.Key, cp, &dst) || !reflect.DeepEqual(dst, r) {
+						t.Fatalf("seed %d: %s: ExpandAt(%d) differs:\n got %+v\nwant %+v", it, r.Key, i, dst, r)
+					}
+				}
+			}
+			if set.Len() > 0 {
+				var dst Result
+				if set.ExpandAt(0, "no-such-flag", Compact{Code: ReasonNoConditionMatch, ConditionIndex: -1}, &dst) {
+					t.Fatalf("seed %d: ExpandAt of an unknown key succeeded", it)
 				}
 			}
 			// ValidUntil is sound: until then, time alone changes nothing;
