@@ -122,7 +122,7 @@ func (w *Worker) startRun(ctx context.Context, team int64) error {
 	}
 	var st *RunState
 	for {
-		superseding := false
+		superseding, rewrite := false, false
 		old, rev, err := w.runs.get(ctx, team)
 		if err != nil {
 			return err
@@ -141,6 +141,9 @@ func (w *Worker) startRun(ctx context.Context, team int64) error {
 			st.Reason = "first materialisation"
 		} else {
 			st.Flags = d.plan.ChangedSince(old.Stamps)
+			if rewrite = d.plan.DroppedSince(old.Stamps); rewrite && len(st.Flags) == 0 {
+				st.Reason = "flags no longer stored"
+			}
 			st.RowsExpected = max(old.RowsTotal, old.RowsExpected)
 			if !old.Finished() {
 				// Supersede: the unfinished run's flags join this one.
@@ -152,6 +155,9 @@ func (w *Worker) startRun(ctx context.Context, team int64) error {
 					st.Flags = slices.Compact(st.Flags)
 				}
 				superseding = true
+				// Its rows still need what it was started for, even when
+				// that was only a rewrite (an empty list of flags).
+				rewrite = true
 			}
 		}
 		st.Subjects = nil
@@ -159,9 +165,10 @@ func (w *Worker) startRun(ctx context.Context, team int64) error {
 			st.Subjects = append(st.Subjects, results.Persons)
 		}
 		st.Subjects = append(st.Subjects, d.plan.GroupTypes()...)
-		if st.Flags != nil && len(st.Flags) == 0 || len(st.Subjects) == 0 {
+		if st.Flags != nil && len(st.Flags) == 0 && !rewrite || len(st.Subjects) == 0 {
 			// Nothing stored changed (or nothing is stored): record the
-			// plan without scanning.
+			// plan without scanning. A dropped flag alone still scans,
+			// with an empty list of flags: see Plan.DroppedSince.
 			st.ScanDone, st.FinishedAt = true, st.StartedAt
 		}
 		ok, err := w.runs.put(ctx, st, rev)

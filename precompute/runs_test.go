@@ -337,3 +337,46 @@ func TestScannerWakingAfterTheRunFinished(t *testing.T) {
 			after.ID, after.PagesDone, after.Pages, after.RowsDone, after.RowsTotal, after.Finished(), done.ID, pages, rows)
 	}
 }
+
+// TestRunAfterFlagDropped: deleting a stored flag changes no other flag's
+// stamp, yet every row holding its entry reads its stamp group's other
+// flags as stale (the group's digest folds the deleted flag's stamp, which
+// the plan no longer has). The change's run rewrites every row with an
+// empty list of flags, so reads answer from stored results again without
+// a repair per row. It once recorded the plan without scanning, and a
+// benchmark that deleted two flags after an import of 1M persons answered
+// six flags live and asked for a repair on every request.
+func TestRunAfterFlagDropped(t *testing.T) {
+	e := newEnv(t, backends[0])
+	const rows = 40
+	putPlanRows(t, e, rows)
+	for i := range 10 { // more than one stamp group
+		e.createFlag(parseFlag(t, fmt.Sprintf(`{"key":"f%d","active":true,"filters":{"groups":[{"properties":[],"rollout_percentage":%d}]}}`, i, 10*i+5)))
+	}
+	e.notify("flag")
+	reg := prometheus.NewRegistry()
+	e.startWorker(precompute.Config{PageSize: 7, Registry: reg})
+	first := e.waitState(t, "finished", (*precompute.RunState).Finished)
+	e.waitQuiet()
+	if r := e.hitRatio(t, rows); r != 1 {
+		t.Fatalf("hit ratio after the first materialisation = %v, want 1", r)
+	}
+	computed := counter(t, reg, "vexil_precompute_computed_total")
+
+	e.updateFlag("f1", func(f *flags.Flag) { f.Deleted = true })
+	e.notify("flag")
+	done := e.waitState(t, "finished", func(s *precompute.RunState) bool { return s.ID != first.ID && s.Finished() })
+	if done.Flags == nil || len(done.Flags) != 0 || done.RowsDone != rows {
+		t.Errorf("run after the deletion recomputes flags %v (nil: all) on %d rows, want an empty list on %d", done.Flags, done.RowsDone, rows)
+	}
+	if got := counter(t, reg, "vexil_precompute_computed_total") - computed; got != rows {
+		t.Errorf("computed %v rows after the deletion, want %d (each row once, no repairs)", got, rows)
+	}
+	if r := e.hitRatio(t, rows); r != 1 {
+		t.Errorf("hit ratio after the deletion's run = %v, want 1", r)
+	}
+	e.waitQuiet()
+	if got := counter(t, reg, "vexil_precompute_computed_total") - computed; got != rows {
+		t.Errorf("computed %v rows after the reads, want %d: the reads asked for repairs", got, rows)
+	}
+}
