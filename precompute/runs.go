@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"runtime"
 	"slices"
 	"strconv"
 	"sync"
@@ -416,17 +415,17 @@ func (w *Worker) keepAlive(ctx context.Context, msg jetstream.Msg) (stop func())
 	return func() { close(done); wg.Wait() }
 }
 
-// parallel runs fn for 0..n-1 on Concurrency goroutines. Each yields the
-// processor after every row: a run is background work, and on a server
-// with few cores its CPU-bound goroutines would otherwise hold back the
+// parallel runs fn for 0..n-1 on Concurrency goroutines. Each steps the
+// pacer after every row: a run is background work, and on a server with
+// few cores its CPU-bound goroutines would otherwise hold back the
 // latency-sensitive ones (the projector, /flags) for whole scheduler time
-// slices.
+// slices. (runtime.Gosched after every row did not: see pacer.)
 func (w *Worker) parallel(ctx context.Context, n int, fn func(i int) error) error {
 	g, _ := errgroup.WithContext(ctx)
 	g.SetLimit(w.cfg.Concurrency)
 	for i := range n {
 		g.Go(func() error {
-			defer runtime.Gosched()
+			defer w.pace.step()
 			return fn(i)
 		})
 	}

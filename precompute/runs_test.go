@@ -141,6 +141,9 @@ func TestRunCheckpointAndSupersede(t *testing.T) {
 	if killed.ID != mid.ID || killed.ScanDone || killed.Finished() || !slices.Equal(killed.Flags, []string{"a"}) {
 		t.Fatalf("after the kill: %+v", killed)
 	}
+	if b, err := precompute.BacklogOf(e.ctx, e.js, ""); err != nil || b.Runs != 1 || b.Pages == 0 || b.Idle() {
+		t.Errorf("backlog of the killed run = %+v (%v), want 1 run and its published pages", b, err)
+	}
 
 	// A restarted worker resumes the same run from its checkpoint.
 	close(gate)
@@ -378,5 +381,26 @@ func TestRunAfterFlagDropped(t *testing.T) {
 	e.waitQuiet()
 	if got := counter(t, reg, "vexil_precompute_computed_total") - computed; got != rows {
 		t.Errorf("computed %v rows after the reads, want %d: the reads asked for repairs", got, rows)
+	}
+	if b, err := precompute.BacklogOf(e.ctx, e.js, ""); err != nil || !b.Idle() {
+		t.Errorf("backlog once quiet = %+v (%v), want idle", b, err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	series := 0
+	for _, mf := range mfs {
+		if mf.GetName() == "vexil_precompute_backlog" {
+			for _, m := range mf.GetMetric() {
+				series++
+				if v := m.GetGauge().GetValue(); v != 0 {
+					t.Errorf("vexil_precompute_backlog%v = %v once quiet, want 0", m.GetLabel(), v)
+				}
+			}
+		}
+	}
+	if series != 4 {
+		t.Errorf("vexil_precompute_backlog has %d series, want 4 (triggers, pages, notices, runs)", series)
 	}
 }

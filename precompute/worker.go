@@ -47,6 +47,8 @@ type Worker struct {
 
 	// runLimit paces the pages of runs (nil: unbounded).
 	runLimit *rate.Limiter
+	// pace makes room for requests between rows.
+	pace *pacer
 
 	scratch sync.Pool // *results.Scratch
 }
@@ -77,6 +79,10 @@ func New(cfg Config) (*Worker, error) {
 	}
 	w := &Worker{cfg: c, js: js, pub: NewPublisher(js, c.Namespace), names: NamesOf(c.Namespace), m: newMetrics(c.Registry), defs: map[int64]*teamDefs{}}
 	w.scratch.New = func() any { return new(results.Scratch) }
+	w.pace = newPacer(c.Busy, w.m.pauses.Inc)
+	if err := c.Registry.Register(newBacklogCollector(js, c.Namespace)); err != nil {
+		return nil, fmt.Errorf("precompute: backlog metric: %w", err)
+	}
 	if c.RunRowsPerSecond > 0 {
 		w.runLimit = rate.NewLimiter(rate.Limit(c.RunRowsPerSecond), max(c.RunRowsPerSecond, c.PageSize))
 	}
@@ -448,6 +454,7 @@ func (w *Worker) recompute(ctx context.Context, team int64, rows []string, group
 	if personFlags || watch {
 		for i, did := range rows {
 			g.Go(func() error {
+				defer w.pace.step()
 				row, err := w.cfg.Store.GetRow(gctx, team, did)
 				if errors.Is(err, store.ErrNotFound) {
 					return nil
@@ -486,6 +493,7 @@ func (w *Worker) recompute(ctx context.Context, team int64, rows []string, group
 			continue
 		}
 		g.Go(func() error {
+			defer w.pace.step()
 			grp, err := w.cfg.Store.GetGroup(gctx, team, tg.Type, tg.Key)
 			if errors.Is(err, store.ErrNotFound) {
 				return nil
@@ -552,6 +560,7 @@ func (w *Worker) rowLoop(ctx context.Context, cons jetstream.Consumer) error {
 		byTeam := map[int64]*keys{}
 		var msgs []jetstream.Msg
 		for msg := range batch.Messages() {
+			w.pace.step()
 			msgs = append(msgs, msg)
 			var t Trigger
 			if err := json.Unmarshal(msg.Data(), &t); err != nil {
