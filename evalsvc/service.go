@@ -73,10 +73,19 @@ func (s *Service) loadTeam(ctx context.Context, team int64) (*teamState, error) 
 	if err != nil {
 		return nil, fmt.Errorf("evalsvc: load team %d: %w", team, err)
 	}
+	digest, err := snapshotDigest(snap)
+	if err != nil {
+		return nil, err
+	}
+	if cur, ok := s.cache.current(team); ok && cur.digest == digest {
+		s.m.reloadsUnchanged.Inc()
+		return cur, nil
+	}
 	ts, err := buildTeamState(snap, s.cfg.Now(), s.cfg.Plan)
 	if err != nil {
 		return nil, err
 	}
+	ts.digest = digest
 	ts.answers = s.answers.attach(team, ts.keys)
 	if ts.compileErr != nil {
 		s.cfg.Logger.Warn("team definitions have problems; the affected flags evaluate as PostHog defines or fail", "team", team, "err", ts.compileErr)

@@ -365,6 +365,11 @@ func TestRunAfterFlagDropped(t *testing.T) {
 		t.Fatalf("hit ratio after the first materialisation = %v, want 1", r)
 	}
 	computed := counter(t, reg, "vexil_precompute_computed_total")
+	// reconcile compiled the team, the run it asked for read the same
+	// definitions again.
+	if got := counter(t, reg, "vexil_precompute_reloads_unchanged_total"); got < 1 {
+		t.Errorf("reloads of unchanged definitions kept = %v, want at least 1", got)
+	}
 
 	e.updateFlag("f1", func(f *flags.Flag) { f.Deleted = true })
 	e.notify("flag")
