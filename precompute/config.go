@@ -92,13 +92,12 @@ type Config struct {
 	// on a small server, a budget trades a longer run for steadier /flags
 	// latency and freshness while it lasts. Row triggers are not bounded.
 	RunRowsPerSecond int
-	// Busy reports whether the node has requests to answer: requests came
-	// in since the last call (it is called about once a millisecond while
-	// rows are computed). When it says so, computations pause between
-	// rows after each slice of about a millisecond, so that with one P a
-	// request waits behind them for about that long instead of a whole
-	// batch (see pacer). Nil: computations never pause.
-	Busy func() bool
+	// Arrivals counts the requests the node has received
+	// (evalsvc.Service.Arrivals). While it moves, computations pause
+	// between rows after each slice of about a millisecond, so that with
+	// one P a request waits behind them for about that long instead of a
+	// whole batch (see pacer). Nil: computations never pause.
+	Arrivals func() uint64
 	// ExpiryInterval is how often due valid_until entries are collected.
 	// Default 250ms.
 	ExpiryInterval time.Duration

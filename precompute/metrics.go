@@ -38,7 +38,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		signals: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "vexil_precompute_cohort_signals_total",
 			Help: "Cohort membership transitions published, by direction (entered, left); a redone one counts again."}, []string{"direction"}),
 		pauses: prometheus.NewCounter(prometheus.CounterOpts{Name: "vexil_precompute_pauses_total",
-			Help: "Pauses the computations took between rows to let requests run (Config.Busy)."}),
+			Help: "Pauses the computations took between rows to let requests run (Config.Arrivals moved)."}),
 		reloadsUnchanged: prometheus.NewCounter(prometheus.CounterOpts{Name: "vexil_precompute_reloads_unchanged_total",
 			Help: "Definition reloads (reconcile, ReloadInterval, change notices) that read the definitions already compiled: kept, not compiled again."}),
 		// No series per team (a run's progress is the management API's

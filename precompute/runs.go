@@ -191,6 +191,7 @@ func (w *Worker) startRun(ctx context.Context, team int64) error {
 // scan publishes the pages of run st from its checkpoint.
 func (w *Worker) scan(ctx context.Context, st *RunState) error {
 	for !st.ScanDone {
+		w.pace.step() // a page read is a few milliseconds of the P
 		subject := st.Subjects[st.ScanSubject]
 		var n int
 		var next string
@@ -310,6 +311,7 @@ func (w *Worker) computePage(ctx context.Context, p page) error {
 			return err
 		}
 	}
+	w.pace.step() // reading a page holds the P for milliseconds
 	if w.runLimit != nil {
 		if err := w.runLimit.WaitN(ctx, min(p.Limit, w.runLimit.Burst())); err != nil {
 			return err
@@ -323,6 +325,7 @@ func (w *Worker) computePage(ctx context.Context, p page) error {
 		if err != nil {
 			return fmt.Errorf("precompute: read page: %w", err)
 		}
+		w.pace.step()
 		out = make([]computed, len(pg.Rows))
 		if err := w.parallel(ctx, len(pg.Rows), func(i int) error {
 			r := pg.Rows[i]
@@ -342,6 +345,7 @@ func (w *Worker) computePage(ctx context.Context, p page) error {
 		if err != nil {
 			return fmt.Errorf("precompute: read page: %w", err)
 		}
+		w.pace.step()
 		out = make([]computed, len(pg.Groups))
 		if err := w.parallel(ctx, len(pg.Groups), func(i int) error {
 			g := pg.Groups[i]
@@ -360,6 +364,7 @@ func (w *Worker) computePage(ctx context.Context, p page) error {
 	if err := w.write(ctx, p.Team, stamp, out); err != nil {
 		return err
 	}
+	w.pace.step()
 	w.m.computed.WithLabelValues("run").Add(float64(len(out)))
 	upd, err := w.runs.update(ctx, p.Team, p.Run, func(s *RunState) bool {
 		if !s.markPageDone(p.Seq) {

@@ -94,7 +94,7 @@ func New(cfg Config) (*Worker, error) {
 	}
 	w := &Worker{cfg: c, js: js, pub: NewPublisher(js, c.Namespace), names: NamesOf(c.Namespace), m: newMetrics(c.Registry), defs: map[int64]*teamDefs{}}
 	w.scratch.New = func() any { return new(results.Scratch) }
-	w.pace = newPacer(c.Busy, w.m.pauses.Inc)
+	w.pace = newPacer(c.Arrivals, w.m.pauses.Inc)
 	if err := c.Registry.Register(newBacklogCollector(js, c.Namespace)); err != nil {
 		return nil, fmt.Errorf("precompute: backlog metric: %w", err)
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -34,14 +33,4 @@ func newAdmission(c config.Admission, reg prometheus.Registerer) (*admission.Con
 		return nil, fmt.Errorf("config: admission: %w", err)
 	}
 	return ac, nil
-}
-
-// busyHook is precompute's Config.Busy: whether evaluation requests came
-// in since its last call (arrivals moved) or some are being answered.
-func busyHook(arrivals func() uint64, inflight func() int) func() bool {
-	var seen atomic.Uint64
-	return func() bool {
-		a := arrivals()
-		return seen.Swap(a) != a || inflight() > 0
-	}
 }
