@@ -409,3 +409,27 @@ func TestRunAfterFlagDropped(t *testing.T) {
 		t.Errorf("vexil_precompute_backlog has %d series, want 4 (triggers, pages, notices, runs)", series)
 	}
 }
+
+// TestRunPacedWhileRequestsArrive: a worker whose node keeps receiving
+// requests (Config.Arrivals moves at every read) pauses between rows and
+// still finishes its run with every row stored.
+func TestRunPacedWhileRequestsArrive(t *testing.T) {
+	e := newEnv(t, backends[0])
+	const rows = 300
+	putPlanRows(t, e, rows)
+	e.createFlag(parseFlag(t, `{"key":"a","active":true,"filters":{"groups":[{"properties":[{"key":"plan","type":"person","value":"pro"}],"rollout_percentage":100}]}}`))
+	var arrivals atomic.Uint64
+	reg := prometheus.NewRegistry()
+	e.startWorker(precompute.Config{PageSize: 50, Registry: reg, Arrivals: func() uint64 { return arrivals.Add(1) }})
+	done := e.waitState(t, "finished", (*precompute.RunState).Finished)
+	e.waitQuiet()
+	if done.RowsDone != rows {
+		t.Errorf("run did %d rows, want %d", done.RowsDone, rows)
+	}
+	if got := counter(t, reg, "vexil_precompute_pauses_total"); got < 1 {
+		t.Errorf("pauses = %v while requests kept arriving, want at least 1", got)
+	}
+	if r := e.hitRatio(t, rows); r != 1 {
+		t.Errorf("hit ratio after the paced run = %v, want 1", r)
+	}
+}
