@@ -20,6 +20,7 @@ import (
 	"github.com/vexil-dev/vexil/precompute/results"
 	evalv1 "github.com/vexil-dev/vexil/proto/vexil/eval/v1"
 	"github.com/vexil-dev/vexil/store"
+	"github.com/vexil-dev/vexil/store/memstore"
 	"github.com/vexil-dev/vexil/store/pebblestore"
 )
 
@@ -246,4 +247,49 @@ func BenchmarkEvaluateGRPC50Parallel(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkReload is the periodic reload of a team of 50 flags (the
+// peers' workload): unchanged, the snapshot's digest only; changed (a
+// flag's version moves each time), the compile and build too.
+func BenchmarkReload(b *testing.B) {
+	var defs flags.Definitions
+	for i := range 50 {
+		f := flags.Flag{ID: int64(i + 1), Key: fmt.Sprintf("flag-%02d", i), Active: true, Version: 1}
+		r, hundred := 50.0, 100.0
+		if i%2 == 0 {
+			f.Filters.Groups = []flags.Condition{{RolloutPercentage: &r}}
+		} else {
+			f.Filters.Groups = []flags.Condition{{Properties: []flags.PropertyFilter{{Key: "country", Type: "person", Value: json.RawMessage(`"US"`)}}, RolloutPercentage: &hundred}}
+			f.Filters.Multivariate = &flags.Multivariate{Variants: []flags.Variant{{Key: "a", RolloutPercentage: 34}, {Key: "b", RolloutPercentage: 33}, {Key: "c", RolloutPercentage: 33}}}
+		}
+		defs.Flags = append(defs.Flags, f)
+	}
+	for _, changed := range []bool{false, true} {
+		b.Run(map[bool]string{false: "unchanged", true: "changed"}[changed], func(b *testing.B) {
+			cat := &fakeCatalog{snaps: map[int64]catalog.TeamSnapshot{1: {Team: catalog.Team{ID: 1}, Definitions: defs}}}
+			s, err := New(Config{Store: memstore.New(), Catalog: cat})
+			if err != nil {
+				b.Fatal(err)
+			}
+			ctx := context.Background()
+			if err := s.Refresh(ctx, 1); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				if changed {
+					snap := cat.snaps[1]
+					d := snap.Definitions
+					d.Flags = append([]flags.Flag(nil), d.Flags...)
+					d.Flags[0].Version = int64(i + 2)
+					snap.Definitions = d
+					cat.snaps[1] = snap
+				}
+				if err := s.Refresh(ctx, 1); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

@@ -421,5 +421,6 @@ func bearer(h string) string {
 // stamped), so that requests that queued in front of the node close the
 // rate gate and, while it is closed, are refused.
 func (s *Service) admitHTTP(cl admission.Class, r *http.Request) (admission.Ticket, error) {
+	s.arrivals.Add(1)
 	return s.cfg.Admission.AcquireAged(cl, admission.Age(r.Context(), time.Now()))
 }

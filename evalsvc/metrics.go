@@ -10,14 +10,16 @@ import (
 // set of values (paths, endpoints, status classes, sources): per-team and
 // per-flag figures are Service.FlagAnswers, not series.
 type metrics struct {
-	evaluations    *prometheus.CounterVec
-	requests       *prometheus.CounterVec
-	latency        *prometheus.HistogramVec
-	storeErrors    prometheus.Counter
-	cohortErrors   prometheus.Counter
-	reloads        prometheus.Counter
-	noticesDropped prometheus.Counter
-	watches        prometheus.Gauge
+	evaluations  *prometheus.CounterVec
+	requests     *prometheus.CounterVec
+	latency      *prometheus.HistogramVec
+	storeErrors  prometheus.Counter
+	cohortErrors prometheus.Counter
+	reloads      prometheus.Counter
+	// reloadsUnchanged counts reloads that found the state's snapshot.
+	reloadsUnchanged prometheus.Counter
+	noticesDropped   prometheus.Counter
+	watches          prometheus.Gauge
 	// answers counts flag answers by source, indexed by results.Source.
 	answers []prometheus.Counter
 }
@@ -36,7 +38,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		cohortErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "vexil_evalsvc_cohort_errors_total",
 			Help: "Static cohort membership reads that failed or were past the store deadline (the flags that need them answer failed)."}),
 		reloads: prometheus.NewCounter(prometheus.CounterOpts{Name: "vexil_evalsvc_team_reloads_total",
-			Help: "Team definitions (re)loaded into the HyperCache."}),
+			Help: "Team definitions (re)loaded into the HyperCache: compiled (reloads that found them unchanged are counted apart)."}),
+		reloadsUnchanged: prometheus.NewCounter(prometheus.CounterOpts{Name: "vexil_evalsvc_team_reloads_unchanged_total",
+			Help: "Reloads (periodic, or after a change notice) that read the team and definitions the HyperCache already held: kept, not compiled again."}),
 		noticesDropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "vexil_evalsvc_notices_dropped_total",
 			Help: "Change notices dropped because the reload queue was full (the periodic reload catches up)."}),
 		watches: prometheus.NewGauge(prometheus.GaugeOpts{Name: "vexil_evalsvc_definition_watches",
@@ -49,7 +53,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.answers = append(m.answers, answers.WithLabelValues(src.String()))
 	}
 	if reg != nil {
-		reg.MustRegister(m.evaluations, m.requests, m.latency, m.storeErrors, m.cohortErrors, m.reloads, m.noticesDropped, m.watches, answers)
+		reg.MustRegister(m.evaluations, m.requests, m.latency, m.storeErrors, m.cohortErrors, m.reloads, m.reloadsUnchanged, m.noticesDropped, m.watches, answers)
 	}
 	return m
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -30,7 +31,16 @@ type Service struct {
 	stopOnce sync.Once
 	// refusals are the pre-built answers of admission's overload refusals.
 	refusals refusals
+	// arrivals counts the requests that asked for admission (Arrivals).
+	arrivals atomic.Uint64
 }
+
+// Arrivals returns how many evaluation requests have asked for admission,
+// admitted or refused. Background work on the node (precompute's Busy)
+// watches it move to know that requests are coming in, which it cannot
+// see otherwise: with one P, a request whose bytes arrived while a
+// computation runs has not been admitted yet.
+func (s *Service) Arrivals() uint64 { return s.arrivals.Load() }
 
 // New returns a Service; call Run to keep its cache fresh.
 func New(cfg Config) (*Service, error) {
@@ -63,10 +73,19 @@ func (s *Service) loadTeam(ctx context.Context, team int64) (*teamState, error) 
 	if err != nil {
 		return nil, fmt.Errorf("evalsvc: load team %d: %w", team, err)
 	}
+	digest, err := snapshotDigest(snap)
+	if err != nil {
+		return nil, err
+	}
+	if cur, ok := s.cache.current(team); ok && cur.digest == digest {
+		s.m.reloadsUnchanged.Inc()
+		return cur, nil
+	}
 	ts, err := buildTeamState(snap, s.cfg.Now(), s.cfg.Plan)
 	if err != nil {
 		return nil, err
 	}
+	ts.digest = digest
 	ts.answers = s.answers.attach(team, ts.keys)
 	if ts.compileErr != nil {
 		s.cfg.Logger.Warn("team definitions have problems; the affected flags evaluate as PostHog defines or fail", "team", team, "err", ts.compileErr)
@@ -239,6 +258,7 @@ func (s *Service) requestTeam(ctx context.Context, token string) (*teamState, er
 // *admission.RejectedError wrapping ErrOverloaded); call the ticket's Done
 // when it has been answered.
 func (s *Service) admit(cl admission.Class) (admission.Ticket, error) {
+	s.arrivals.Add(1)
 	return s.cfg.Admission.Acquire(cl)
 }
 
@@ -246,6 +266,7 @@ func (s *Service) admit(cl admission.Class) (admission.Ticket, error) {
 // before decoding it (GRPCClass) carries its ticket already.
 func (s *Service) admitRPC(ctx context.Context, cl admission.Class) (admission.Ticket, error) {
 	if t, ok := admission.TicketFrom(ctx); ok && t.Class() == cl {
+		s.arrivals.Add(1)
 		return t, nil
 	}
 	return s.admit(cl)

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/vexil-dev/vexil/admission"
 	"github.com/vexil-dev/vexil/catalog"
 	"github.com/vexil-dev/vexil/flags"
@@ -513,4 +515,73 @@ func TestChangeNoticeRefreshes(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestReloadKeepsUnchangedTeam: a reload that reads the snapshot the
+// HyperCache already holds keeps its state (no compile, no wake-up of the
+// team's watchers); one that reads a changed flag or team builds a new one.
+func TestReloadKeepsUnchangedTeam(t *testing.T) {
+	cat, st := newFixture(t)
+	s := newService(t, Config{Store: st, Catalog: cat, ReloadInterval: time.Hour})
+	ctx := context.Background()
+	first, err := s.cache.get(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := s.cache.changes(1)
+	for range 3 {
+		if err := s.Refresh(ctx, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if cur, _ := s.cache.current(1); cur != first {
+		t.Error("a reload of the same snapshot replaced the team's state")
+	}
+	select {
+	case <-changed:
+		t.Error("a reload of the same snapshot woke the team's watchers")
+	default:
+	}
+	if got, want := testutil.ToFloat64(s.m.reloads), 1.0; got != want {
+		t.Errorf("reloads compiled = %v, want %v", got, want)
+	}
+	if got, want := testutil.ToFloat64(s.m.reloadsUnchanged), 3.0; got != want {
+		t.Errorf("reloads kept = %v, want %v", got, want)
+	}
+
+	for _, tc := range []struct {
+		name   string
+		change func(*catalog.TeamSnapshot)
+	}{
+		{"a flag's rollout", func(snap *catalog.TeamSnapshot) {
+			defs := snap.Definitions
+			defs.Flags = append([]flags.Flag(nil), defs.Flags...)
+			r := 10.0
+			defs.Flags[3].Filters.Groups = []flags.Condition{{RolloutPercentage: &r}}
+			snap.Definitions = defs
+		}},
+		{"the team's name", func(snap *catalog.TeamSnapshot) { snap.Team.Name = "renamed" }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before, _ := s.cache.current(1)
+			changed := s.cache.changes(1)
+			cat.mu.Lock()
+			snap := cat.snaps[1]
+			tc.change(&snap)
+			cat.snaps[1] = snap
+			cat.mu.Unlock()
+			if err := s.Refresh(ctx, 1); err != nil {
+				t.Fatal(err)
+			}
+			after, _ := s.cache.current(1)
+			if after == before || after.digest == before.digest {
+				t.Error("a changed snapshot kept the old state")
+			}
+			select {
+			case <-changed:
+			default:
+				t.Error("a changed snapshot did not wake the team's watchers")
+			}
+		})
+	}
 }

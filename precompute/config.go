@@ -92,6 +92,12 @@ type Config struct {
 	// on a small server, a budget trades a longer run for steadier /flags
 	// latency and freshness while it lasts. Row triggers are not bounded.
 	RunRowsPerSecond int
+	// Arrivals counts the requests the node has received
+	// (evalsvc.Service.Arrivals). While it moves, computations pause
+	// between rows after each slice of about a millisecond, so that with
+	// one P a request waits behind them for about that long instead of a
+	// whole batch (see pacer). Nil: computations never pause.
+	Arrivals func() uint64
 	// ExpiryInterval is how often due valid_until entries are collected.
 	// Default 250ms.
 	ExpiryInterval time.Duration

@@ -42,6 +42,17 @@
 //     membership that time alone will change puts the row in the expiry
 //     index too (Config.NoSignals turns this off).
 //
+// # Sharing the CPU
+//
+// Computations are background work beside the requests the node answers.
+// With Config.Arrivals (the evaluation service's count of requests) they
+// pause between rows after each slice of about a millisecond while
+// requests arrive, so that a server with one P reads and answers them
+// instead of leaving them in their sockets for a whole batch (pacer).
+// vexil_precompute_backlog says what no worker has finished yet (row
+// triggers, pages, change notices, runs): all zero, precompute is idle,
+// which is when a benchmark measures steady state.
+//
 // # Versioned writes
 //
 // A computation takes its stamp (wall-clock microseconds, strictly

@@ -12,6 +12,9 @@ type metrics struct {
 	runThrottled prometheus.Counter
 	batchSeconds prometheus.Histogram
 	signals      *prometheus.CounterVec
+	pauses       prometheus.Counter
+	// reloadsUnchanged counts definition reloads that kept the compiled set.
+	reloadsUnchanged prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -34,11 +37,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Time to recompute one gathered batch of row triggers.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
 		signals: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "vexil_precompute_cohort_signals_total",
 			Help: "Cohort membership transitions published, by direction (entered, left); a redone one counts again."}, []string{"direction"}),
+		pauses: prometheus.NewCounter(prometheus.CounterOpts{Name: "vexil_precompute_pauses_total",
+			Help: "Pauses the computations took between rows to let requests run (Config.Arrivals moved)."}),
+		reloadsUnchanged: prometheus.NewCounter(prometheus.CounterOpts{Name: "vexil_precompute_reloads_unchanged_total",
+			Help: "Definition reloads (reconcile, ReloadInterval, change notices) that read the definitions already compiled: kept, not compiled again."}),
 		// No series per team (a run's progress is the management API's
 		// precompute status, Status): labels stay bounded.
 	}
 	for _, c := range []prometheus.Collector{m.computed, m.coalesced, m.expired, m.runs, m.superseded, m.pagesSkipped, m.runThrottled,
-		m.batchSeconds, m.signals} {
+		m.batchSeconds, m.signals, m.pauses, m.reloadsUnchanged} {
 		reg.MustRegister(c)
 	}
 	return m

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"runtime"
 	"slices"
 	"strconv"
 	"sync"
@@ -122,7 +121,7 @@ func (w *Worker) startRun(ctx context.Context, team int64) error {
 	}
 	var st *RunState
 	for {
-		superseding := false
+		superseding, rewrite := false, false
 		old, rev, err := w.runs.get(ctx, team)
 		if err != nil {
 			return err
@@ -141,6 +140,9 @@ func (w *Worker) startRun(ctx context.Context, team int64) error {
 			st.Reason = "first materialisation"
 		} else {
 			st.Flags = d.plan.ChangedSince(old.Stamps)
+			if rewrite = d.plan.DroppedSince(old.Stamps); rewrite && len(st.Flags) == 0 {
+				st.Reason = "flags no longer stored"
+			}
 			st.RowsExpected = max(old.RowsTotal, old.RowsExpected)
 			if !old.Finished() {
 				// Supersede: the unfinished run's flags join this one.
@@ -152,6 +154,9 @@ func (w *Worker) startRun(ctx context.Context, team int64) error {
 					st.Flags = slices.Compact(st.Flags)
 				}
 				superseding = true
+				// Its rows still need what it was started for, even when
+				// that was only a rewrite (an empty list of flags).
+				rewrite = true
 			}
 		}
 		st.Subjects = nil
@@ -159,9 +164,10 @@ func (w *Worker) startRun(ctx context.Context, team int64) error {
 			st.Subjects = append(st.Subjects, results.Persons)
 		}
 		st.Subjects = append(st.Subjects, d.plan.GroupTypes()...)
-		if st.Flags != nil && len(st.Flags) == 0 || len(st.Subjects) == 0 {
+		if st.Flags != nil && len(st.Flags) == 0 && !rewrite || len(st.Subjects) == 0 {
 			// Nothing stored changed (or nothing is stored): record the
-			// plan without scanning.
+			// plan without scanning. A dropped flag alone still scans,
+			// with an empty list of flags: see Plan.DroppedSince.
 			st.ScanDone, st.FinishedAt = true, st.StartedAt
 		}
 		ok, err := w.runs.put(ctx, st, rev)
@@ -185,6 +191,7 @@ func (w *Worker) startRun(ctx context.Context, team int64) error {
 // scan publishes the pages of run st from its checkpoint.
 func (w *Worker) scan(ctx context.Context, st *RunState) error {
 	for !st.ScanDone {
+		w.pace.step() // a page read is a few milliseconds of the P
 		subject := st.Subjects[st.ScanSubject]
 		var n int
 		var next string
@@ -304,6 +311,7 @@ func (w *Worker) computePage(ctx context.Context, p page) error {
 			return err
 		}
 	}
+	w.pace.step() // reading a page holds the P for milliseconds
 	if w.runLimit != nil {
 		if err := w.runLimit.WaitN(ctx, min(p.Limit, w.runLimit.Burst())); err != nil {
 			return err
@@ -317,6 +325,7 @@ func (w *Worker) computePage(ctx context.Context, p page) error {
 		if err != nil {
 			return fmt.Errorf("precompute: read page: %w", err)
 		}
+		w.pace.step()
 		out = make([]computed, len(pg.Rows))
 		if err := w.parallel(ctx, len(pg.Rows), func(i int) error {
 			r := pg.Rows[i]
@@ -336,6 +345,7 @@ func (w *Worker) computePage(ctx context.Context, p page) error {
 		if err != nil {
 			return fmt.Errorf("precompute: read page: %w", err)
 		}
+		w.pace.step()
 		out = make([]computed, len(pg.Groups))
 		if err := w.parallel(ctx, len(pg.Groups), func(i int) error {
 			g := pg.Groups[i]
@@ -354,6 +364,7 @@ func (w *Worker) computePage(ctx context.Context, p page) error {
 	if err := w.write(ctx, p.Team, stamp, out); err != nil {
 		return err
 	}
+	w.pace.step()
 	w.m.computed.WithLabelValues("run").Add(float64(len(out)))
 	upd, err := w.runs.update(ctx, p.Team, p.Run, func(s *RunState) bool {
 		if !s.markPageDone(p.Seq) {
@@ -409,17 +420,17 @@ func (w *Worker) keepAlive(ctx context.Context, msg jetstream.Msg) (stop func())
 	return func() { close(done); wg.Wait() }
 }
 
-// parallel runs fn for 0..n-1 on Concurrency goroutines. Each yields the
-// processor after every row: a run is background work, and on a server
-// with few cores its CPU-bound goroutines would otherwise hold back the
+// parallel runs fn for 0..n-1 on Concurrency goroutines. Each steps the
+// pacer after every row: a run is background work, and on a server with
+// few cores its CPU-bound goroutines would otherwise hold back the
 // latency-sensitive ones (the projector, /flags) for whole scheduler time
-// slices.
+// slices. (runtime.Gosched after every row did not: see pacer.)
 func (w *Worker) parallel(ctx context.Context, n int, fn func(i int) error) error {
 	g, _ := errgroup.WithContext(ctx)
 	g.SetLimit(w.cfg.Concurrency)
 	for i := range n {
 		g.Go(func() error {
-			defer runtime.Gosched()
+			defer w.pace.step()
 			return fn(i)
 		})
 	}

@@ -141,6 +141,9 @@ func TestRunCheckpointAndSupersede(t *testing.T) {
 	if killed.ID != mid.ID || killed.ScanDone || killed.Finished() || !slices.Equal(killed.Flags, []string{"a"}) {
 		t.Fatalf("after the kill: %+v", killed)
 	}
+	if b, err := precompute.BacklogOf(e.ctx, e.js, ""); err != nil || b.Runs != 1 || b.Pages == 0 || b.Idle() {
+		t.Errorf("backlog of the killed run = %+v (%v), want 1 run and its published pages", b, err)
+	}
 
 	// A restarted worker resumes the same run from its checkpoint.
 	close(gate)
@@ -335,5 +338,98 @@ func TestScannerWakingAfterTheRunFinished(t *testing.T) {
 	if after.ID != done.ID || !after.Finished() || after.Pages != pages || after.PagesDone != pages || after.RowsTotal != rows || after.RowsDone != rows {
 		t.Errorf("after the stalled scanner woke: run %s counts %d/%d pages and %d/%d rows (finished %v), want run %s with %d pages and %d rows",
 			after.ID, after.PagesDone, after.Pages, after.RowsDone, after.RowsTotal, after.Finished(), done.ID, pages, rows)
+	}
+}
+
+// TestRunAfterFlagDropped: deleting a stored flag changes no other flag's
+// stamp, yet every row holding its entry reads its stamp group's other
+// flags as stale (the group's digest folds the deleted flag's stamp, which
+// the plan no longer has). The change's run rewrites every row with an
+// empty list of flags, so reads answer from stored results again without
+// a repair per row. It once recorded the plan without scanning, and a
+// benchmark that deleted two flags after an import of 1M persons answered
+// six flags live and asked for a repair on every request.
+func TestRunAfterFlagDropped(t *testing.T) {
+	e := newEnv(t, backends[0])
+	const rows = 40
+	putPlanRows(t, e, rows)
+	for i := range 10 { // more than one stamp group
+		e.createFlag(parseFlag(t, fmt.Sprintf(`{"key":"f%d","active":true,"filters":{"groups":[{"properties":[],"rollout_percentage":%d}]}}`, i, 10*i+5)))
+	}
+	e.notify("flag")
+	reg := prometheus.NewRegistry()
+	e.startWorker(precompute.Config{PageSize: 7, Registry: reg})
+	first := e.waitState(t, "finished", (*precompute.RunState).Finished)
+	e.waitQuiet()
+	if r := e.hitRatio(t, rows); r != 1 {
+		t.Fatalf("hit ratio after the first materialisation = %v, want 1", r)
+	}
+	computed := counter(t, reg, "vexil_precompute_computed_total")
+	// reconcile compiled the team, the run it asked for read the same
+	// definitions again.
+	if got := counter(t, reg, "vexil_precompute_reloads_unchanged_total"); got < 1 {
+		t.Errorf("reloads of unchanged definitions kept = %v, want at least 1", got)
+	}
+
+	e.updateFlag("f1", func(f *flags.Flag) { f.Deleted = true })
+	e.notify("flag")
+	done := e.waitState(t, "finished", func(s *precompute.RunState) bool { return s.ID != first.ID && s.Finished() })
+	if done.Flags == nil || len(done.Flags) != 0 || done.RowsDone != rows {
+		t.Errorf("run after the deletion recomputes flags %v (nil: all) on %d rows, want an empty list on %d", done.Flags, done.RowsDone, rows)
+	}
+	if got := counter(t, reg, "vexil_precompute_computed_total") - computed; got != rows {
+		t.Errorf("computed %v rows after the deletion, want %d (each row once, no repairs)", got, rows)
+	}
+	if r := e.hitRatio(t, rows); r != 1 {
+		t.Errorf("hit ratio after the deletion's run = %v, want 1", r)
+	}
+	e.waitQuiet()
+	if got := counter(t, reg, "vexil_precompute_computed_total") - computed; got != rows {
+		t.Errorf("computed %v rows after the reads, want %d: the reads asked for repairs", got, rows)
+	}
+	if b, err := precompute.BacklogOf(e.ctx, e.js, ""); err != nil || !b.Idle() {
+		t.Errorf("backlog once quiet = %+v (%v), want idle", b, err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	series := 0
+	for _, mf := range mfs {
+		if mf.GetName() == "vexil_precompute_backlog" {
+			for _, m := range mf.GetMetric() {
+				series++
+				if v := m.GetGauge().GetValue(); v != 0 {
+					t.Errorf("vexil_precompute_backlog%v = %v once quiet, want 0", m.GetLabel(), v)
+				}
+			}
+		}
+	}
+	if series != 4 {
+		t.Errorf("vexil_precompute_backlog has %d series, want 4 (triggers, pages, notices, runs)", series)
+	}
+}
+
+// TestRunPacedWhileRequestsArrive: a worker whose node keeps receiving
+// requests (Config.Arrivals moves at every read) pauses between rows and
+// still finishes its run with every row stored.
+func TestRunPacedWhileRequestsArrive(t *testing.T) {
+	e := newEnv(t, backends[0])
+	const rows = 300
+	putPlanRows(t, e, rows)
+	e.createFlag(parseFlag(t, `{"key":"a","active":true,"filters":{"groups":[{"properties":[{"key":"plan","type":"person","value":"pro"}],"rollout_percentage":100}]}}`))
+	var arrivals atomic.Uint64
+	reg := prometheus.NewRegistry()
+	e.startWorker(precompute.Config{PageSize: 50, Registry: reg, Arrivals: func() uint64 { return arrivals.Add(1) }})
+	done := e.waitState(t, "finished", (*precompute.RunState).Finished)
+	e.waitQuiet()
+	if done.RowsDone != rows {
+		t.Errorf("run did %d rows, want %d", done.RowsDone, rows)
+	}
+	if got := counter(t, reg, "vexil_precompute_pauses_total"); got < 1 {
+		t.Errorf("pauses = %v while requests kept arriving, want at least 1", got)
+	}
+	if r := e.hitRatio(t, rows); r != 1 {
+		t.Errorf("hit ratio after the paced run = %v, want 1", r)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
@@ -47,6 +48,8 @@ type Worker struct {
 
 	// runLimit paces the pages of runs (nil: unbounded).
 	runLimit *rate.Limiter
+	// pace makes room for requests between rows.
+	pace *pacer
 
 	scratch sync.Pool // *results.Scratch
 }
@@ -63,6 +66,20 @@ type teamDefs struct {
 	groupWatched map[int][]int64
 	loaded       time.Time
 	stale        atomic.Bool
+	// digest identifies the definitions compiled (definitionsDigest).
+	digest uint64
+}
+
+// definitionsDigest hashes the definitions a teamDefs is compiled from:
+// reconcile and the ReloadInterval reload read every team's definitions
+// again, and compiling unchanged ones took the only P of a one-core node
+// for a millisecond or more each time (evalsvc's BenchmarkReload).
+func definitionsDigest(defs flags.Definitions) (uint64, error) {
+	h := xxhash.New()
+	if err := json.NewEncoder(h).Encode(defs); err != nil {
+		return 0, err
+	}
+	return h.Sum64(), nil
 }
 
 // New returns a Worker; Run starts it.
@@ -77,6 +94,10 @@ func New(cfg Config) (*Worker, error) {
 	}
 	w := &Worker{cfg: c, js: js, pub: NewPublisher(js, c.Namespace), names: NamesOf(c.Namespace), m: newMetrics(c.Registry), defs: map[int64]*teamDefs{}}
 	w.scratch.New = func() any { return new(results.Scratch) }
+	w.pace = newPacer(c.Arrivals, w.m.pauses.Inc)
+	if err := c.Registry.Register(newBacklogCollector(js, c.Namespace)); err != nil {
+		return nil, fmt.Errorf("precompute: backlog metric: %w", err)
+	}
 	if c.RunRowsPerSecond > 0 {
 		w.runLimit = rate.NewLimiter(rate.Limit(c.RunRowsPerSecond), max(c.RunRowsPerSecond, c.PageSize))
 	}
@@ -259,9 +280,23 @@ func (w *Worker) reload(ctx context.Context, team int64) (*teamDefs, error) {
 	if err != nil {
 		return nil, fmt.Errorf("precompute: load team %d: %w", team, err)
 	}
-	set, _ := flags.Compile(snap.Definitions) // problems are per flag: the plan keeps such flags live
-	d := &teamDefs{set: set, plan: results.NewPlan(snap.Definitions, set, w.cfg.Plan), watched: set.BehavioralCohorts(),
-		groupWatched: set.GroupBehavioralCohorts(), loaded: time.Now()}
+	digest, err := definitionsDigest(snap.Definitions)
+	if err != nil {
+		return nil, fmt.Errorf("precompute: digest of team %d: %w", team, err)
+	}
+	w.mu.Lock()
+	cur, ok := w.defs[team]
+	w.mu.Unlock()
+	var d *teamDefs
+	if ok && cur.digest == digest {
+		// Unchanged: the same compiled set and plan, trusted anew.
+		d = &teamDefs{set: cur.set, plan: cur.plan, watched: cur.watched, groupWatched: cur.groupWatched, loaded: time.Now(), digest: digest}
+		w.m.reloadsUnchanged.Inc()
+	} else {
+		set, _ := flags.Compile(snap.Definitions) // problems are per flag: the plan keeps such flags live
+		d = &teamDefs{set: set, plan: results.NewPlan(snap.Definitions, set, w.cfg.Plan), watched: set.BehavioralCohorts(),
+			groupWatched: set.GroupBehavioralCohorts(), loaded: time.Now(), digest: digest}
+	}
 	w.mu.Lock()
 	w.defs[team] = d
 	w.mu.Unlock()
@@ -448,6 +483,7 @@ func (w *Worker) recompute(ctx context.Context, team int64, rows []string, group
 	if personFlags || watch {
 		for i, did := range rows {
 			g.Go(func() error {
+				defer w.pace.step()
 				row, err := w.cfg.Store.GetRow(gctx, team, did)
 				if errors.Is(err, store.ErrNotFound) {
 					return nil
@@ -486,6 +522,7 @@ func (w *Worker) recompute(ctx context.Context, team int64, rows []string, group
 			continue
 		}
 		g.Go(func() error {
+			defer w.pace.step()
 			grp, err := w.cfg.Store.GetGroup(gctx, team, tg.Type, tg.Key)
 			if errors.Is(err, store.ErrNotFound) {
 				return nil
@@ -552,6 +589,7 @@ func (w *Worker) rowLoop(ctx context.Context, cons jetstream.Consumer) error {
 		byTeam := map[int64]*keys{}
 		var msgs []jetstream.Msg
 		for msg := range batch.Messages() {
+			w.pace.step()
 			msgs = append(msgs, msg)
 			var t Trigger
 			if err := json.Unmarshal(msg.Data(), &t); err != nil {

@@ -16,6 +16,10 @@
 # Open loop: vegeta at RATE req/s for OPEN_DURATION per target and round,
 # p50/p99 of the latency from the scheduled send, the median of the rounds.
 # The table goes to stdout and to bench/peers-<date>.txt (OUT=file: there instead).
+# Nothing is measured before the import's background work has finished:
+# the script waits until precompute's backlog is empty and the server is
+# under IDLE_CPU (default 0.05) of a core for 6 s, prints how long that
+# took, and waits SETTLE (default 5) seconds more.
 #
 #   VEXIL_PEER_EDGE=/work/peers/edge/target/release/unleash-edge scripts/bench-peers.sh
 #
@@ -32,7 +36,7 @@ WARMUP=${WARMUP:-3s}
 ROUNDS=${ROUNDS:-3}
 RATE=${RATE:-1000}
 OPEN_DURATION=${OPEN_DURATION:-15s}
-SETTLE=${SETTLE:-20}
+SETTLE=${SETTLE:-5}
 PORT=${PORT:-18100}
 EDGE=${VEXIL_PEER_EDGE:-}
 out=${OUT:-bench/peers-$(date -u +%Y%m%d-%H%M).txt}
@@ -95,7 +99,41 @@ for f in page["results"]:
     if not f["key"].startswith("bench-"):
         call("PATCH", f"/api/projects/{team}/feature_flags/{f['id']}/", {"deleted": True, "version": f.get("version")})
 PY
-echo "settling ${SETTLE}s (flushes and compactions of the import)..." >&2
+# Steady state: with one core, the import's background work (precompute's
+# row triggers, the run the deletions above start to rewrite every row,
+# Pebble's flushes and compactions) delays requests for milliseconds at a
+# time. Wait until precompute has no backlog (vexil_precompute_backlog all
+# zero) and the server used under IDLE_CPU of a core in each of the last
+# three 2 s windows, then SETTLE s more.
+echo "waiting for the import's background work to finish (precompute backlog, server CPU)..." >&2
+settled=$(python3 - "http://127.0.0.1:$PORT/metrics" "${IDLE_CPU:-0.05}" "${IDLE_TIMEOUT:-1200}" <<'PY'
+import sys, time, urllib.request
+url, idle_cpu, timeout = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
+def scrape():
+    backlog, cpu, seen = 0.0, 0.0, False
+    for line in urllib.request.urlopen(url, timeout=10).read().decode().splitlines():
+        if line.startswith("vexil_precompute_backlog{"):
+            backlog, seen = backlog + float(line.split()[-1]), True
+        elif line.startswith("process_cpu_seconds_total "):
+            cpu = float(line.split()[-1])
+    if not seen:
+        sys.exit("bench-peers: vexil_precompute_backlog is missing from /metrics")
+    return backlog, cpu
+start = time.monotonic()
+quiet, (_, cpu) = 0, scrape()
+while quiet < 3:
+    if time.monotonic() - start > timeout:
+        sys.exit(f"bench-peers: background work not finished after {timeout:.0f} s")
+    time.sleep(2)
+    backlog, now = scrape()
+    used = (now - cpu) / 2
+    cpu = now
+    quiet = quiet + 1 if backlog == 0 and used < idle_cpu else 0
+    print(f"  backlog {backlog:.0f}, server CPU {used:.2f}", file=sys.stderr)
+print(f"{time.monotonic() - start:.0f}")
+PY
+)
+echo "background work finished after ${settled}s; settling ${SETTLE}s more..." >&2
 sleep "$SETTLE"
 vurl="http://127.0.0.1:$PORT/flags/?v=2"
 vbytes=$(curl -s "$vurl" -H 'Content-Type: application/json' -d '{"token":"'"$token"'","distinct_id":"user-42"}' | wc -c)
@@ -263,6 +301,7 @@ erss=""
 	echo "# servers on core 0, generator on core 1; $PERSONS persons, $vflags flags in Vexil ($vbytes-byte answers)${EDGE:+; Edge $edgever (${ebytes}-byte answers)}"
 	echo "# closed loop wrk -t1 -c2, $WARMUP + $DURATION, median of $ROUNDS interleaved rounds; open loop vegeta $RATE req/s, $OPEN_DURATION, median of $ROUNDS"
 	echo "# vexil serve settings added: ${SERVE_ARGS:-none}"
+	echo "# steady state: measured once precompute's backlog was empty and the server under ${IDLE_CPU:-0.05} of a core for 6 s (${settled} s after the import and the flag deletions), then ${SETTLE} s"
 	echo "# load average at the end: $(cut -d' ' -f1-3 /proc/loadavg); RSS: Vexil $vrss${erss:+, Edge $erss}"
 	python3 - "$data/closed.txt" "$data/open.txt" "$targets" <<PY
 import statistics, sys

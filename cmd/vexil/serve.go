@@ -341,8 +341,10 @@ func startNode(c config.Config, log *slog.Logger, hooks ...startHooks) (n *node,
 				return nil, err
 			}
 		}
+		// n.eval is made below, before any worker runs.
+		arrivals := func() uint64 { return n.eval.Arrivals() }
 		n.pre, err = precompute.New(precompute.Config{Store: n.store, Catalog: n.catalog, Conn: n.nc, Namespace: n.ns,
-			Logger: log.With("role", "precompute"), Registry: n.registry, RunRowsPerSecond: c.Precompute.RunRate})
+			Logger: log.With("role", "precompute"), Registry: n.registry, RunRowsPerSecond: c.Precompute.RunRate, Arrivals: arrivals})
 		if err != nil {
 			return nil, err
 		}

@@ -345,6 +345,23 @@ func (p *Plan) ChangedSince(stamps map[string]FlagStamp) []string {
 	return out
 }
 
+// DroppedSince reports whether a flag stored under stamps is stored no
+// longer (deleted, or now evaluated live). ChangedSince does not name
+// such a flag, yet every row that holds its entry must be written again:
+// a reader finds no current stamp for it, so the digest of its stamp group
+// fails and the group's other flags, unchanged, read as stale (live
+// evaluation and a repair on every row read until the row is rewritten).
+// Compute with an empty only list does that rewrite: it drops the entry
+// and evaluates the group's other flags again.
+func (p *Plan) DroppedSince(stamps map[string]FlagStamp) bool {
+	for key := range stamps {
+		if fp, ok := p.Flag(key); !ok || !fp.Precomputable {
+			return true
+		}
+	}
+	return false
+}
+
 // Changed is ChangedSince the stamps of old; a nil old changes everything.
 func (p *Plan) Changed(old *Plan) []string {
 	if old == nil {
