@@ -49,7 +49,43 @@ func (l stampListener) Accept() (net.Conn, error) {
 	}); err != nil || serr != nil {
 		return c, nil
 	}
-	return &stampConn{TCPConn: tc, raw: raw, oob: make([]byte, unix.CmsgSpace(16))}, nil
+	sc := &stampConn{TCPConn: tc, raw: raw, oob: make([]byte, unix.CmsgSpace(16))}
+	sc.recv = sc.recvmsg
+	return sc, nil
+}
+
+// recvmsg is one recvmsg(2) into c.r.p (raw.Read's callback): false to
+// wait for readiness again.
+func (c *stampConn) recvmsg(fd uintptr) bool {
+	for {
+		c.r.n, c.r.oobn, c.r.err = recvmsgNoAddr(int(fd), c.r.p, c.oob)
+		if c.r.err != unix.EINTR {
+			return c.r.err != unix.EAGAIN
+		}
+	}
+}
+
+// recvmsgNoAddr is recvmsg(2) without the sender's address, which
+// unix.Recvmsg decodes into a Sockaddr allocated per call (a connected TCP
+// socket's peer is known).
+func recvmsgNoAddr(fd int, p, oob []byte) (n, oobn int, err error) {
+	var iov unix.Iovec
+	if len(p) > 0 {
+		iov.Base = &p[0]
+		iov.SetLen(len(p))
+	}
+	var msg unix.Msghdr
+	msg.Iov = &iov
+	msg.Iovlen = 1
+	if len(oob) > 0 {
+		msg.Control = &oob[0]
+		msg.SetControllen(len(oob))
+	}
+	r, _, e := unix.Syscall(unix.SYS_RECVMSG, uintptr(fd), uintptr(unsafe.Pointer(&msg)), 0)
+	if e != 0 {
+		return 0, 0, e
+	}
+	return int(r), int(msg.Controllen), nil
 }
 
 // stampConn reads with recvmsg to get the receive timestamp. Its Read is
@@ -60,6 +96,15 @@ type stampConn struct {
 	raw syscall.RawConn
 	oob []byte
 	st  stamps
+	// r is the read in progress: recv, built once per connection, reads
+	// into r.p and leaves its results in r (a closure built per read
+	// escaped to the heap: an allocation per request).
+	r struct {
+		p       []byte
+		n, oobn int
+		err     error
+	}
+	recv func(fd uintptr) bool
 	// w guards the response being held (CoalesceResponse): net/http
 	// writes from one goroutine at a time, but Close may come from
 	// another.
@@ -135,18 +180,12 @@ func (c *stampConn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	var n, oobn int
-	var rerr error
 	// raw.Read waits for readiness in the netpoller and honours the
 	// connection's deadlines, as TCPConn.Read does.
-	err := c.raw.Read(func(fd uintptr) bool {
-		for {
-			n, oobn, _, _, rerr = unix.Recvmsg(int(fd), p, c.oob, 0)
-			if rerr != unix.EINTR {
-				return rerr != unix.EAGAIN
-			}
-		}
-	})
+	c.r.p = p
+	err := c.raw.Read(c.recv)
+	c.r.p = nil
+	n, oobn, rerr := c.r.n, c.r.oobn, c.r.err
 	if err == nil {
 		err = rerr
 	}

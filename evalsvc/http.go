@@ -174,7 +174,10 @@ func (s *Service) serveFlags(w http.ResponseWriter, r *http.Request, decide bool
 	shape, config := wire.ChooseShape(decide, q)
 	resp := &wire.Response{RequestID: requestID(r.Header.Get("X-Request-ID")), EvaluatedAtMillis: s.cfg.Now().UnixMilli(), Config: config}
 
-	body, err := io.ReadAll(io.LimitReader(r.Body, int64(s.cfg.MaxBodyBytes)+1))
+	bp := bodyPool.Get().(*[]byte)
+	defer putBody(bp)
+	body, err := readBody(r.Body, (*bp)[:0], s.cfg.MaxBodyBytes+1)
+	*bp = body[:0]
 	if err != nil {
 		writeFailure(w, fail(wire.CodeBadBody, "body", "cannot read the body"))
 		return
@@ -274,6 +277,37 @@ var jsonContentType = []string{"application/json"}
 
 // writeBody writes a whole answer in one Write, its length declared: the
 // keys are already canonical, so the header map is set directly.
+// bodyPool holds request body buffers: the decoded request copies what it
+// keeps (its strings and values), so a body's bytes are free once the
+// request is decoded, and a buffer per request was a tenth of a /flags
+// request's garbage.
+var bodyPool = sync.Pool{New: func() any { return new([]byte) }}
+
+func putBody(bp *[]byte) {
+	if cap(*bp) <= 64<<10 { // an outsized body's buffer goes to the collector
+		bodyPool.Put(bp)
+	}
+}
+
+// readBody appends what r holds to b, at most limit bytes in all (a body
+// past the limit is seen as limit bytes: the caller refuses it).
+func readBody(r io.Reader, b []byte, limit int) ([]byte, error) {
+	for len(b) < limit {
+		if len(b) == cap(b) {
+			b = slices.Grow(b, min(max(512, cap(b)), limit-len(b)))
+		}
+		n, err := r.Read(b[len(b):min(cap(b), limit)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+	}
+	return b, nil
+}
+
 func writeBody(w http.ResponseWriter, buf []byte) {
 	h := w.Header()
 	h["Content-Type"] = jsonContentType
