@@ -275,8 +275,6 @@ func writeResponse(w http.ResponseWriter, resp *wire.Response, shape wire.Shape)
 // rather than allocated per response (net/http never modifies it).
 var jsonContentType = []string{"application/json"}
 
-// writeBody writes a whole answer in one Write, its length declared: the
-// keys are already canonical, so the header map is set directly.
 // bodyPool holds request body buffers: the decoded request copies what it
 // keeps (its strings and values), so a body's bytes are free once the
 // request is decoded, and a buffer per request was a tenth of a /flags
@@ -308,6 +306,8 @@ func readBody(r io.Reader, b []byte, limit int) ([]byte, error) {
 	return b, nil
 }
 
+// writeBody writes a whole answer in one Write, its length declared: the
+// keys are already canonical, so the header map is set directly.
 func writeBody(w http.ResponseWriter, buf []byte) {
 	h := w.Header()
 	h["Content-Type"] = jsonContentType

@@ -36,8 +36,8 @@ type Service struct {
 }
 
 // Arrivals returns how many evaluation requests have asked for admission,
-// admitted or refused. Background work on the node (precompute's Busy)
-// watches it move to know that requests are coming in, which it cannot
+// admitted or refused. Background work on the node (precompute's pacer,
+// precompute.Config.Arrivals) watches it move to know that requests are coming in, which it cannot
 // see otherwise: with one P, a request whose bytes arrived while a
 // computation runs has not been admitted yet.
 func (s *Service) Arrivals() uint64 { return s.arrivals.Load() }
