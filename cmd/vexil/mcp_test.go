@@ -25,22 +25,32 @@ func (b bearerRT) RoundTrip(r *http.Request) (*http.Response, error) {
 	return http.DefaultTransport.RoundTrip(r)
 }
 
-// TestAdminServesMCP: vexil admin serves /mcp in both protocol eras, with
-// the signal inbox when it has NATS.
-func TestAdminServesMCP(t *testing.T) {
+// adminWithProject starts NATS and vexil admin on a new data dir holding
+// a personal key and one project (team 1): the data dir, the key's
+// secret, the admin's base URL and its stop.
+func adminWithProject(t *testing.T) (dir, secret, base string, stop func()) {
+	t.Helper()
 	ns := natstest.Start(t)
-	dir := t.TempDir()
-	_, secret, _ := runCmd(t, "keys", "create", "--data-dir", dir)
+	dir = t.TempDir()
+	_, secret, _ = runCmd(t, "keys", "create", "--data-dir", dir)
 	secret = strings.TrimSpace(secret)
-	base, stop := startAdmin(t, dir, "--nats-url", ns.ClientURL())
-	defer stop()
+	base, stop = startAdmin(t, dir, "--nats-url", ns.ClientURL())
 	req, _ := http.NewRequest("POST", base+"/api/projects", strings.NewReader(`{"name":"agents"}`))
 	req.Header.Set("Authorization", "Bearer "+secret)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil || resp.StatusCode != 200 {
+		stop()
 		t.Fatalf("create team: %v %v", resp, err)
 	}
 	resp.Body.Close()
+	return dir, secret, base, stop
+}
+
+// TestAdminServesMCP: vexil admin serves /mcp in both protocol eras, with
+// the signal inbox when it has NATS.
+func TestAdminServesMCP(t *testing.T) {
+	_, secret, base, stop := adminWithProject(t)
+	defer stop()
 	for _, era := range []string{"2025-11-25", "2026-07-28"} {
 		tr := &mcp.StreamableClientTransport{Endpoint: base + "/mcp?team_id=1", HTTPClient: &http.Client{Transport: bearerRT{secret}}}
 		cs, err := mcp.NewClient(&mcp.Implementation{Name: "t", Version: "v0"}, nil).Connect(context.Background(), tr,
@@ -108,19 +118,8 @@ func callJSON(t *testing.T, cs *mcp.ClientSession, tool string, args map[string]
 // NATS, with the same cursors; an acknowledgement made there holds on the
 // next start.
 func TestMCPDataDirSignals(t *testing.T) {
-	ns := natstest.Start(t)
-	dir := t.TempDir()
-	_, secret, _ := runCmd(t, "keys", "create", "--data-dir", dir)
-	secret = strings.TrimSpace(secret)
-	base, stop := startAdmin(t, dir, "--nats-url", ns.ClientURL())
+	dir, secret, base, stop := adminWithProject(t)
 	defer stop()
-	req, _ := http.NewRequest("POST", base+"/api/projects", strings.NewReader(`{"name":"agents"}`))
-	req.Header.Set("Authorization", "Bearer "+secret)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("create team: %v %v", resp, err)
-	}
-	resp.Body.Close()
 	tr := &mcp.StreamableClientTransport{Endpoint: base + "/mcp?team_id=1", HTTPClient: &http.Client{Transport: bearerRT{secret}}}
 	live, err := mcp.NewClient(&mcp.Implementation{Name: "t", Version: "v0"}, nil).Connect(context.Background(), tr,
 		&mcp.ClientSessionOptions{ProtocolVersion: "2026-07-28"})
