@@ -232,7 +232,7 @@ func Apply(ctx context.Context, session *gocql.Session, cfg Config) ([]string, e
 		return nil, fmt.Errorf("schema: %s: waiting for schema agreement: %w", cfg.Keyspace, err)
 	}
 
-	done, err := appliedChecksums(ctx, session, cfg.Keyspace)
+	done, err := appliedChecksumsAgreed(ctx, session, cfg.Keyspace)
 	if err != nil {
 		return nil, err
 	}
@@ -304,6 +304,39 @@ func retriableDDL(stmt string, err error) bool {
 	}
 	var wt *gocql.RequestErrWriteTimeout
 	return errors.Is(err, gocql.ErrTimeoutNoResponse) || errors.Is(err, gocql.ErrNoConnections) || errors.As(err, &wt)
+}
+
+// Reading schema_migrations right after it was created can still reach a
+// coordinator that has not applied the table: schema agreement is judged
+// from the control connection's view of its peers' schema versions, which
+// can run ahead of a node's (a three-node cluster's CI run failed so, with
+// "table schema_migrations does not exist"). The read is tried again for
+// as long as the table is unknown to the node that answered, up to
+// agreeAttempts times, waiting for agreement between tries.
+const (
+	agreeAttempts = 20
+	agreeWait     = 250 * time.Millisecond
+)
+
+// appliedChecksumsAgreed is appliedChecksums, tried again while the
+// coordinator does not know the table yet.
+func appliedChecksumsAgreed(ctx context.Context, session *gocql.Session, keyspace string) (map[int]string, error) {
+	for attempt := 1; ; attempt++ {
+		done, err := appliedChecksums(ctx, session, keyspace)
+		var re gocql.RequestError
+		if err == nil || attempt == agreeAttempts || !errors.As(err, &re) || re.Code() != gocql.ErrCodeInvalid ||
+			!strings.Contains(re.Message(), "does not exist") && !strings.Contains(re.Message(), "unconfigured table") {
+			return done, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(agreeWait):
+		}
+		if err := session.AwaitSchemaAgreement(ctx); err != nil {
+			return nil, fmt.Errorf("schema: %s: waiting for schema agreement: %w", keyspace, err)
+		}
+	}
 }
 
 // appliedChecksums reads schema_migrations: version → checksum.
