@@ -40,7 +40,7 @@ func TestFailuresMatchWire(t *testing.T) {
 			if c.compression != "" {
 				q.Set("compression", c.compression)
 			}
-			_, err := wire.DecodeFlagsRequest(c.contentType, "", q, []byte(c.body), wire.Limits{MaxDecodedBytes: 100})
+			_, err := wire.DecodeFlagsRequest(c.contentType, "", wire.Query(q.Encode()), []byte(c.body), wire.Limits{MaxDecodedBytes: 100})
 			re, ok := errors.AsType[*wire.RequestError](err)
 			if !ok || re.Code != c.code {
 				t.Fatalf("decode: %v, want a request error %s", err, c.code)

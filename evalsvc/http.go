@@ -150,8 +150,7 @@ func (s *Service) serveFlags(w http.ResponseWriter, r *http.Request, decide bool
 		return
 	}
 	if r.Method == http.MethodGet {
-		q := r.URL.Query()
-		shape, config := wire.ChooseShape(decide, q)
+		shape, config := wire.ChooseShape(decide, wire.Query(r.URL.RawQuery))
 		writeResponse(w, &wire.Response{RequestID: requestID(r.Header.Get("X-Request-ID")), EvaluatedAtMillis: s.cfg.Now().UnixMilli(), Config: config}, shape)
 		return
 	}
@@ -170,7 +169,7 @@ func (s *Service) serveFlags(w http.ResponseWriter, r *http.Request, decide bool
 		return
 	}
 	defer ticket.Done()
-	q := r.URL.Query()
+	q := wire.Query(r.URL.RawQuery)
 	shape, config := wire.ChooseShape(decide, q)
 	resp := &wire.Response{RequestID: requestID(r.Header.Get("X-Request-ID")), EvaluatedAtMillis: s.cfg.Now().UnixMilli(), Config: config}
 

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"strings"
 	"testing"
 )
@@ -52,7 +51,7 @@ func TestLimitsCountValues(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			r, err := DecodeFlagsRequest("application/json", "", url.Values{}, []byte(c.body), lim)
+			r, err := DecodeFlagsRequest("application/json", "", "", []byte(c.body), lim)
 			if c.field == "" {
 				if err != nil || r.DistinctID != "d" {
 					t.Fatalf("got %v, %+v", err, r)
@@ -84,7 +83,7 @@ func TestLimitsStringLength(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := DecodeFlagsRequest("application/json", "", url.Values{}, []byte(c.body), lim)
+			_, err := DecodeFlagsRequest("application/json", "", "", []byte(c.body), lim)
 			if c.field == "" {
 				if err != nil {
 					t.Fatal(err)
@@ -102,7 +101,7 @@ func TestLimitsStringLength(t *testing.T) {
 // after it gets the limit's error, not a syntax error.
 func TestLimitsStopTheDecoding(t *testing.T) {
 	body := manyProperties(150_000)
-	_, err := DecodeFlagsRequest("application/json", "gzip", url.Values{}, gz(t, body), Limits{MaxDecodedBytes: 4 << 20})
+	_, err := DecodeFlagsRequest("application/json", "gzip", "", gz(t, body), Limits{MaxDecodedBytes: 4 << 20})
 	wantLimitError(t, err, 413, CodeTooManyValues, "person_properties")
 
 	broken := []byte(body[:len(body)/2] + `,"broken":`)
@@ -153,7 +152,7 @@ func TestGzipBombStopsEarly(t *testing.T) {
 	if cr.n*10 > len(bomb) {
 		t.Errorf("read %d of the %d compressed bytes, want under a tenth", cr.n, len(bomb))
 	}
-	_, err = DecodeFlagsRequest("application/json", "", url.Values{}, bomb, Limits{})
+	_, err = DecodeFlagsRequest("application/json", "", "", bomb, Limits{})
 	wantLimitError(t, err, 413, CodeBodyTooLarge, "body")
 }
 

@@ -119,7 +119,7 @@ const MaxDistinctIDLength = 200
 // lim: a body past one of its bounds is refused (413, CodeBodyTooLarge,
 // CodeTooManyValues or CodePropertyTooLarge, naming the field) as soon as
 // the decoding reaches the bound.
-func DecodeFlagsRequest(contentType, contentEncoding string, query url.Values, body []byte, lim Limits) (*FlagsRequest, error) {
+func DecodeFlagsRequest(contentType, contentEncoding string, query Query, body []byte, lim Limits) (*FlagsRequest, error) {
 	lim = lim.withDefaults()
 	raw, err := decodeBody(contentType, contentEncoding, query.Get("compression"), body, lim.MaxDecodedBytes)
 	if err != nil {
@@ -314,15 +314,16 @@ const (
 
 // ChooseShape picks the response shape from the endpoint and the query, and
 // whether browser config keys are merged in.
-func ChooseShape(decide bool, query url.Values) (Shape, bool) {
-	vs, hasV := query["v"]
+func ChooseShape(decide bool, query Query) (Shape, bool) {
+	vs, hasV := query.Lookup("v")
 	v := 1
-	if hasV && len(vs) > 0 {
-		if n, err := strconv.Atoi(vs[0]); err == nil {
+	if hasV {
+		if n, err := strconv.Atoi(vs); err == nil {
 			v = n
 		}
 	}
-	config := query.Get("config") == "true"
+	cs, hasConfig := query.Lookup("config")
+	config := cs == "true"
 	if decide {
 		switch {
 		case v >= 4:
@@ -335,7 +336,7 @@ func ChooseShape(decide bool, query url.Values) (Shape, bool) {
 			return ShapeDecideV1, true
 		}
 	}
-	if !hasV && !query.Has("config") {
+	if !hasV && !hasConfig {
 		return ShapeV2, true
 	}
 	if v >= 2 {

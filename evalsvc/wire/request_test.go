@@ -60,8 +60,7 @@ func TestDecodeFlagsRequest(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			q, _ := url.ParseQuery(c.q)
-			r, err := DecodeFlagsRequest(c.ct, c.ce, q, c.body, Limits{})
+			r, err := DecodeFlagsRequest(c.ct, c.ce, Query(c.q), c.body, Limits{})
 			if c.wantErrCode != "" {
 				var re *RequestError
 				if !errors.As(err, &re) || re.Code != c.wantErrCode || re.Status != c.wantStatus {
@@ -84,7 +83,7 @@ func TestDecodeFlagsRequestFields(t *testing.T) {
 	body := `{"token":"t","distinct_id":"` + long + `","groups":{"company":"acme","project":42,"none":null},
 	  "$group_properties":{"company":{"plan":"pro"}},"flag_keys":["x"],"person_properties":{"$device_id":"dev-9","n":5.0,"m":NaN},
 	  "geoip_disable":true,"disable_flags":"true","evaluation_environments":["web"],"$anon_distinct_id":"anon-1","timezone":"Europe/Paris"}`
-	r, err := DecodeFlagsRequest("application/json", "", url.Values{}, []byte(body), Limits{})
+	r, err := DecodeFlagsRequest("application/json", "", "", []byte(body), Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +109,7 @@ func TestDecodeFlagsRequestFields(t *testing.T) {
 
 func TestDecodeLimit(t *testing.T) {
 	big := `{"token":"t","distinct_id":"d","person_properties":{"x":"` + strings.Repeat("a", 5000) + `"}}`
-	_, err := DecodeFlagsRequest("application/json", "gzip", url.Values{}, gz(t, big), Limits{MaxDecodedBytes: 1000})
+	_, err := DecodeFlagsRequest("application/json", "gzip", "", gz(t, big), Limits{MaxDecodedBytes: 1000})
 	var re *RequestError
 	if !errors.As(err, &re) || re.Status != 413 || re.Code != CodeBodyTooLarge {
 		t.Fatalf("got %v, want 413 body_too_large", err)
@@ -137,8 +136,7 @@ func TestChooseShape(t *testing.T) {
 		{true, "v=4", ShapeV2, true},
 	}
 	for _, c := range cases {
-		q, _ := url.ParseQuery(c.query)
-		got, cfg := ChooseShape(c.decide, q)
+		got, cfg := ChooseShape(c.decide, Query(c.query))
 		if got != c.want || cfg != c.wantConfig {
 			t.Errorf("decide=%v %q: got %v config=%v, want %v config=%v", c.decide, c.query, got, cfg, c.want, c.wantConfig)
 		}
@@ -151,8 +149,7 @@ func FuzzDecodeFlagsRequest(f *testing.F) {
 	f.Add("text/plain", "gzip", "", []byte{0x1f, 0x8b})
 	f.Add("application/json", "", "", []byte(`{"distinct_id":NaN,"token":Infinity}`))
 	f.Fuzz(func(t *testing.T, ct, ce, q string, body []byte) {
-		query, _ := url.ParseQuery(q)
-		r, err := DecodeFlagsRequest(ct, ce, query, body, Limits{MaxDecodedBytes: 1 << 16})
+		r, err := DecodeFlagsRequest(ct, ce, Query(q), body, Limits{MaxDecodedBytes: 1 << 16})
 		if err != nil {
 			var re *RequestError
 			if !errors.As(err, &re) || re.Status < 400 || re.Status > 499 || re.Code == "" {
