@@ -48,7 +48,9 @@ type Config struct {
 	// StoreTimeout bounds the reads of one request: the row, the groups
 	// and static cohort membership (Catalog.IsCohortMember). Past it the
 	// flags that need what was not read answer failed and the response says
-	// errorsWhileComputingFlags. Default 50ms.
+	// errorsWhileComputingFlags. A store whose reads are local
+	// (store.LocalReader) is read without it: nothing could interrupt
+	// such a read. Default 50ms.
 	StoreTimeout time.Duration
 	// ReloadInterval is the period of the full HyperCache reload that backs
 	// up change notices. Default 30s.

@@ -93,7 +93,11 @@
 // fails the flags that need it (cohort_unavailable). Either way the
 // response says errorsWhileComputingFlags, and a request never waits on a
 // read past its deadline, provided the store and the catalog honour their
-// context.
+// context. A store whose reads are local (store.LocalReader: memstore,
+// pebblestore) is read under the request's own context, without the
+// deadline: nothing can interrupt such a read, and the deadline's timer was
+// a tenth of a request's garbage; the deadline still bounds the membership
+// reads.
 //
 // # Usage statistics
 //

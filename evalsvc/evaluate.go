@@ -111,6 +111,9 @@ type pass struct {
 	// deadline bounds the live evaluation (Config.EvalTimeout from the
 	// end of the reads).
 	deadline time.Time
+	// readDeadline, when not zero, is the reads' deadline that their
+	// context does not carry (a local store's: see evaluate).
+	readDeadline time.Time
 	// The reads: the row (rowErr store.ErrNotFound for an unknown
 	// person) and the groups the request names.
 	row    *store.Row
@@ -140,10 +143,22 @@ type pass struct {
 // read answer failed, and the response says errorsWhileComputingFlags.
 // The live evaluation has its own, EvalTimeout from the end of the reads:
 // past it the flags not yet decided answer failed (deadline_exceeded).
+//
+// A local store (store.LocalReader) is read under ctx itself: its reads
+// cannot be interrupted, and the timer of a deadline context (with its
+// registration on the request's context) was a third of what a request
+// left to the collector. The deadline then bounds the membership reads
+// alone, whose context is made at the first of them (cohortSource).
 func (s *Service) evaluate(ctx context.Context, ts *teamState, req *wire.FlagsRequest, sc *scratch, ep usage.Endpoint) evaluation {
 	p := pass{ts: ts, req: req, sc: sc, now: s.cfg.Now(), path: "row"}
-	rctx, cancel := context.WithTimeout(ctx, s.cfg.StoreTimeout)
-	defer cancel()
+	rctx := ctx
+	if s.localReads {
+		p.readDeadline = time.Now().Add(s.cfg.StoreTimeout)
+	} else {
+		var cancel context.CancelFunc
+		rctx, cancel = context.WithTimeout(ctx, s.cfg.StoreTimeout)
+		defer cancel()
+	}
 	s.read(rctx, &p)
 	// The evaluation's own budget starts once the reads are done: a read
 	// that StoreTimeout allows (raised for a remote cluster, or slow on a
@@ -350,6 +365,7 @@ func (s *Service) evaluateLive(ctx context.Context, p *pass) {
 	}
 	c := &flags.Context{DistinctID: p.req.DistinctID, DeviceID: p.req.DeviceID, Now: p.now, Partial: p.partial, Deadline: p.deadline}
 	sc.cohorts.reset(ctx, s, p.ts.team.ID, p.req.DistinctID)
+	sc.cohorts.deadline = p.readDeadline
 	c.Cohorts = &sc.cohorts
 	if sc.props == nil {
 		sc.props = map[string]any{}
@@ -487,7 +503,12 @@ func resize[T any](s []T, n int) []T {
 // after it fails at once, without reaching the catalog), and each cohort
 // is read once per request however many flags name it.
 type cohortSource struct {
-	ctx        context.Context
+	ctx context.Context
+	// deadline, when not zero, is the store deadline that ctx does not
+	// carry yet: the first read puts it on ctx (cancel undoes it at
+	// reset), so that a request that reads no cohort makes no timer.
+	deadline   time.Time
+	cancel     context.CancelFunc
 	s          *Service
 	team       int64
 	distinctID string
@@ -502,8 +523,12 @@ type cohortAnswer struct {
 }
 
 func (c *cohortSource) reset(ctx context.Context, s *Service, team int64, distinctID string) {
+	if c.cancel != nil {
+		c.cancel()
+	}
 	clear(c.read)
 	c.ctx, c.s, c.team, c.distinctID, c.read = ctx, s, team, distinctID, c.read[:0]
+	c.deadline, c.cancel = time.Time{}, nil
 }
 
 // InCohort implements flags.CohortSource.
@@ -521,6 +546,10 @@ func (c *cohortSource) InCohort(id int64) (bool, time.Time, error) {
 }
 
 func (c *cohortSource) member(id int64) (bool, error) {
+	if !c.deadline.IsZero() {
+		c.ctx, c.cancel = context.WithDeadline(c.ctx, c.deadline)
+		c.deadline = time.Time{}
+	}
 	if err := c.ctx.Err(); err != nil {
 		c.s.m.cohortErrors.Inc()
 		return false, err

@@ -3,6 +3,10 @@ package evalsvc
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,6 +19,7 @@ import (
 	"github.com/vexil-dev/vexil/flags"
 	"github.com/vexil-dev/vexil/precompute/results"
 	evalv1 "github.com/vexil-dev/vexil/proto/vexil/eval/v1"
+	"github.com/vexil-dev/vexil/store"
 )
 
 // slowMembers is a catalog whose static cohort membership reads block
@@ -35,14 +40,33 @@ func (c *slowMembers) IsCohortMember(ctx context.Context, _, _ int64, _ string) 
 }
 
 // TestCohortReadBoundedByStoreDeadline: a static cohort membership read
-// shares the row read's deadline (StoreTimeout). A catalog that does not
-// answer makes the flags that need the cohort fail, the others answer, and
-// the response says errorsWhileComputingFlags; the request returns.
+// shares the row read's deadline (StoreTimeout), whether the store's reads
+// are local (the deadline made at the membership read) or not (the reads'
+// context). A catalog that does not answer makes the flags that need the
+// cohort fail, the others answer, and the response says
+// errorsWhileComputingFlags; the request returns.
 func TestCohortReadBoundedByStoreDeadline(t *testing.T) {
+	for _, local := range []bool{true, false} {
+		t.Run(map[bool]string{true: "local", false: "remote"}[local], func(t *testing.T) { testCohortReadBounded(t, local) })
+	}
+}
+
+// remoteReader is a store read as if it were remote: it hides the
+// wrapped store's LocalReads.
+type remoteReader struct{ store.Reader }
+
+func testCohortReadBounded(t *testing.T, local bool) {
 	fc, st := newFixture(t)
 	cat := &slowMembers{fakeCatalog: fc}
 	reg := prometheus.NewRegistry()
-	s := newService(t, Config{Store: st, Catalog: cat, Registry: reg, StoreTimeout: time.Second})
+	var rd store.Reader = st
+	if !local {
+		rd = remoteReader{st}
+	}
+	s := newService(t, Config{Store: rd, Catalog: cat, Registry: reg, StoreTimeout: time.Second})
+	if s.localReads != local {
+		t.Fatalf("localReads %v, want %v", s.localReads, local)
+	}
 	h := s.Handler()
 	type answer struct {
 		r   flagsResp
@@ -224,5 +248,84 @@ func TestFlagAnswers(t *testing.T) {
 	}
 	if got := s.FlagAnswers(1); got != nil {
 		t.Errorf("after deleting the team: %v, want nil", got)
+	}
+}
+
+// ctxReader records the context of each row read.
+type ctxReader struct {
+	store.Reader
+	local bool
+	mu    sync.Mutex
+	seen  []readContext
+}
+
+type readContext struct {
+	deadline time.Time
+	hasDL    bool
+	err      error
+	marked   bool // the request's context value reached the read
+}
+
+type ctxMark struct{}
+
+func (r *ctxReader) LocalReads() bool { return r.local }
+
+func (r *ctxReader) GetRow(ctx context.Context, team int64, did string) (*store.Row, error) {
+	dl, ok := ctx.Deadline()
+	r.mu.Lock()
+	r.seen = append(r.seen, readContext{deadline: dl, hasDL: ok, err: ctx.Err(), marked: ctx.Value(ctxMark{}) != nil})
+	r.mu.Unlock()
+	return r.Reader.GetRow(ctx, team, did)
+}
+
+// TestReadContext: a local store is read under the request's own context
+// (its cancellation and values, no deadline: no timer per request); a
+// remote one under a context with the StoreTimeout deadline derived from
+// it. A request canceled by its client reaches the read canceled either
+// way.
+func TestReadContext(t *testing.T) {
+	for _, local := range []bool{true, false} {
+		t.Run(map[bool]string{true: "local", false: "remote"}[local], func(t *testing.T) {
+			cat, st := newFixture(t)
+			rd := &ctxReader{Reader: st, local: local}
+			s := newService(t, Config{Store: rd, Catalog: cat, StoreTimeout: time.Hour})
+			h := s.Handler()
+			send := func(ctx context.Context) int {
+				req := httptest.NewRequestWithContext(ctx, http.MethodPost, "/flags?v=2", strings.NewReader(`{"token":"phc_team1","distinct_id":"u1"}`))
+				w := httptest.NewRecorder()
+				h.ServeHTTP(w, req)
+				return w.Code
+			}
+			ctx := context.WithValue(context.Background(), ctxMark{}, true)
+			before := time.Now()
+			if code := send(ctx); code != 200 {
+				t.Fatalf("status %d", code)
+			}
+			canceled, cancel := context.WithCancel(ctx)
+			cancel()
+			send(canceled)
+			if len(rd.seen) != 2 {
+				t.Fatalf("%d row reads, want 2", len(rd.seen))
+			}
+			first, second := rd.seen[0], rd.seen[1]
+			if !first.marked || !second.marked {
+				t.Error("the read's context is not derived from the request's")
+			}
+			if first.err != nil {
+				t.Errorf("a live request's read: %v", first.err)
+			}
+			if !errors.Is(second.err, context.Canceled) {
+				t.Errorf("a canceled request's read: %v, want context.Canceled", second.err)
+			}
+			if local {
+				if first.hasDL {
+					t.Errorf("a local read has a deadline (%v): a timer per request", first.deadline)
+				}
+				return
+			}
+			if !first.hasDL || first.deadline.Before(before.Add(time.Hour)) || first.deadline.After(time.Now().Add(time.Hour)) {
+				t.Errorf("a remote read's deadline %v (set %v), want StoreTimeout from the request", first.deadline, first.hasDL)
+			}
+		})
 	}
 }

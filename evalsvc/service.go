@@ -13,6 +13,7 @@ import (
 	"github.com/vexil-dev/vexil/admission"
 	"github.com/vexil-dev/vexil/catalog"
 	"github.com/vexil-dev/vexil/changes"
+	"github.com/vexil-dev/vexil/store"
 )
 
 // Service evaluates flags. It is safe for concurrent use.
@@ -33,6 +34,9 @@ type Service struct {
 	refusals refusals
 	// arrivals counts the requests that asked for admission (Arrivals).
 	arrivals atomic.Uint64
+	// localReads: the store's reads are local (store.LocalReader), so a
+	// request reads it under its own context, without a timer.
+	localReads bool
 }
 
 // Arrivals returns how many evaluation requests have asked for admission,
@@ -61,6 +65,9 @@ func New(cfg Config) (*Service, error) {
 	s.memory = newMemoryGauge(c.MemoryLimit, c.MemoryShedFraction, c.MemorySampleInterval, c.Registry)
 	s.answers = newAnswerCounts()
 	s.refusals = newRefusals(c.Admission)
+	if lr, ok := c.Store.(store.LocalReader); ok {
+		s.localReads = lr.LocalReads()
+	}
 	return s, nil
 }
 

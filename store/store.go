@@ -37,6 +37,19 @@ type Reader interface {
 	GetGroup(ctx context.Context, team int64, typeIndex int, key string) (*Group, error)
 }
 
+// LocalReader is implemented by a Reader whose reads can stay on the node
+// (memstore, pebblestore): they wait on no network, and nothing can
+// interrupt one once it started, so a deadline on its context bounds
+// nothing. Callers that put a timer on each read of a remote store
+// (scyllastore) skip it for a reader whose LocalReads is true; the
+// context still carries the caller's cancellation. A wrapper of a reader
+// forwards LocalReads only if it adds no wait of its own.
+type LocalReader interface {
+	Reader
+	// LocalReads reports whether every read is local.
+	LocalReads() bool
+}
+
 // Store is the full store interface, implemented by memstore, pebblestore
 // and scyllastore. Methods are safe for concurrent use. Every write goes
 // through Apply. Person ids, distinct ids and group keys are non-empty

@@ -95,6 +95,11 @@ func (rec *rowRec) export() *store.Row {
 	return r
 }
 
+// LocalReads implements store.LocalReader: reads are from memory.
+func (s *Store) LocalReads() bool { return true }
+
+var _ store.LocalReader = (*Store)(nil)
+
 // GetRow implements store.Reader.
 func (s *Store) GetRow(ctx context.Context, team int64, distinctID string) (*store.Row, error) {
 	if err := s.rlock("get row"); err != nil {

@@ -247,6 +247,12 @@ func (s *Store) get(key []byte) ([]byte, bool, error) {
 	return out, true, nil
 }
 
+// LocalReads implements store.LocalReader: a read is a Pebble Get on
+// this node's files (it takes no context: nothing can interrupt it).
+func (s *Store) LocalReads() bool { return true }
+
+var _ store.LocalReader = (*Store)(nil)
+
 // rowBox holds a returned row and, in the same allocation, the buffer its
 // key is built in: GetRow allocates the box and one copy of the value.
 type rowBox struct {
