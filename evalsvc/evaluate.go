@@ -40,6 +40,12 @@ type scratch struct {
 	live     []flags.Result
 	records  []wire.Record
 	buf      []byte
+	// rowBuf holds the row read (readRow) when the store reads into the
+	// caller's memory (store.RowBufferReader), decoded into rowVal: a
+	// row's bytes, copied out of the store, were a tenth of a request's
+	// garbage.
+	rowBuf []byte
+	rowVal store.Row
 	// stored results of the row and of the request's groups (by
 	// teamState.groupIdx slot)
 	row    results.Row
@@ -67,9 +73,10 @@ var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 func getScratch() *scratch { return scratchPool.Get().(*scratch) }
 
 func putScratch(sc *scratch) {
-	if cap(sc.buf) > 1<<20 {
-		return // an outsized response; let it go
+	if cap(sc.buf) > 1<<20 || cap(sc.rowBuf) > 64<<10 {
+		return // an outsized response or row; let it go
 	}
+	sc.rowVal = store.Row{}
 	clear(sc.answers) // drop references to payloads and errors (held by live and stored)
 	clear(sc.live)
 	clear(sc.records)
@@ -233,7 +240,7 @@ func (s *Service) read(ctx context.Context, p *pass) {
 			}
 		}(&p.groups[i])
 	}
-	p.row, p.rowErr = s.cfg.Store.GetRow(ctx, ts.team.ID, p.req.DistinctID)
+	s.readRow(ctx, p)
 	wg.Wait()
 
 	p.storeFailed = p.rowErr != nil && !errors.Is(p.rowErr, store.ErrNotFound)
@@ -250,6 +257,21 @@ func (s *Service) read(ctx context.Context, p *pass) {
 			p.partial, p.storeFailed = true, true
 			s.m.storeErrors.Inc()
 		}
+	}
+}
+
+// readRow reads the request's row, into the scratch's buffer when the
+// store can (store.RowBufferReader): the row is then the scratch's, which
+// outlives every use of it (nothing decoded from it aliases it).
+func (s *Service) readRow(ctx context.Context, p *pass) {
+	if s.rowBuffers == nil {
+		p.row, p.rowErr = s.cfg.Store.GetRow(ctx, p.ts.team.ID, p.req.DistinctID)
+		return
+	}
+	sc := p.sc
+	sc.rowBuf, p.rowErr = s.rowBuffers.GetRowBuffer(ctx, p.ts.team.ID, p.req.DistinctID, &sc.rowVal, sc.rowBuf)
+	if p.rowErr == nil {
+		p.row = &sc.rowVal
 	}
 }
 

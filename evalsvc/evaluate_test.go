@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,6 +21,7 @@ import (
 	"github.com/vexil-dev/vexil/precompute/results"
 	evalv1 "github.com/vexil-dev/vexil/proto/vexil/eval/v1"
 	"github.com/vexil-dev/vexil/store"
+	"github.com/vexil-dev/vexil/store/pebblestore"
 )
 
 // slowMembers is a catalog whose static cohort membership reads block
@@ -327,5 +329,45 @@ func TestReadContext(t *testing.T) {
 				t.Errorf("a remote read's deadline %v (set %v), want StoreTimeout from the request", first.deadline, first.hasDL)
 			}
 		})
+	}
+}
+
+// TestRowBufferAnswers: a store that reads rows into the request's
+// buffer (pebblestore) answers as one that returns a row of its own
+// (memstore), request after request through the same pooled buffers, with
+// rows of different sizes and persons that do not exist in between.
+func TestRowBufferAnswers(t *testing.T) {
+	cat, mem := newFixture(t)
+	pb, err := pebblestore.Open(pebblestore.Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pb.Close() })
+	var b store.Batch
+	b.PutRow(&store.Row{Team: 1, DistinctID: "u1", PersonID: "p1", PersonVersion: 1, Properties: []byte(`{"plan":"pro","email":"a@corp.com"}`)})
+	b.PutRow(&store.Row{Team: 1, DistinctID: "u2", PersonID: "p2", PersonVersion: 1, Properties: []byte(`{"plan":"free"}`)})
+	big := `{"plan":"pro","notes":"` + strings.Repeat("n", 5000) + `"}`
+	b.PutRow(&store.Row{Team: 1, DistinctID: "big", PersonID: "p3", PersonVersion: 1, Properties: []byte(big)})
+	if err := pb.Apply(context.Background(), &b); err != nil {
+		t.Fatal(err)
+	}
+	b.Reset()
+	b.PutRow(&store.Row{Team: 1, DistinctID: "big", PersonID: "p3", PersonVersion: 1, Properties: []byte(big)})
+	if err := mem.Apply(context.Background(), &b); err != nil {
+		t.Fatal(err)
+	}
+	want := newService(t, Config{Store: mem, Catalog: cat})
+	got := newService(t, Config{Store: pb, Catalog: cat})
+	if want.rowBuffers != nil || got.rowBuffers == nil {
+		t.Fatal("memstore must be read with GetRow, pebblestore into the request's buffer")
+	}
+	for _, did := range []string{"big", "u2", "nobody", "u1", "big", "u1", "u2"} {
+		body := `{"token":"phc_team1","distinct_id":"` + did + `"}`
+		_, wb := post(t, want.Handler(), "/flags?v=2", body)
+		_, gb := post(t, got.Handler(), "/flags?v=2", body)
+		w, g := decodeFlags(t, wb), decodeFlags(t, gb)
+		if len(w.Flags) == 0 || !reflect.DeepEqual(w.Flags, g.Flags) || w.ErrorsWhile != g.ErrorsWhile {
+			t.Errorf("%s: got %s\nwant %s", did, gb, wb)
+		}
 	}
 }

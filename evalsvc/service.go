@@ -37,6 +37,8 @@ type Service struct {
 	// localReads: the store's reads are local (store.LocalReader), so a
 	// request reads it under its own context, without a timer.
 	localReads bool
+	// rowBuffers is the store when it reads rows into a request's buffer.
+	rowBuffers store.RowBufferReader
 }
 
 // Arrivals returns how many evaluation requests have asked for admission,
@@ -68,6 +70,7 @@ func New(cfg Config) (*Service, error) {
 	if lr, ok := c.Store.(store.LocalReader); ok {
 		s.localReads = lr.LocalReads()
 	}
+	s.rowBuffers, _ = c.Store.(store.RowBufferReader)
 	return s, nil
 }
 

@@ -50,6 +50,18 @@ type LocalReader interface {
 	LocalReads() bool
 }
 
+// RowBufferReader is implemented by a Reader that can read a row into
+// memory its caller provides (pebblestore): a caller that reads a row per
+// request keeps one buffer, rather than leaving a copy of every row read
+// to the collector.
+type RowBufferReader interface {
+	// GetRowBuffer is GetRow into row, whose byte fields and PersonID are
+	// in buf's memory (grown when too small, and returned whatever the
+	// error). They are the caller's until it reuses buf: nothing of them
+	// may be kept past that (copy what is kept, PersonID included).
+	GetRowBuffer(ctx context.Context, team int64, distinctID string, row *Row, buf []byte) ([]byte, error)
+}
+
 // Store is the full store interface, implemented by memstore, pebblestore
 // and scyllastore. Methods are safe for concurrent use. Every write goes
 // through Apply. Person ids, distinct ids and group keys are non-empty

@@ -254,37 +254,59 @@ func (s *Store) LocalReads() bool { return true }
 var _ store.LocalReader = (*Store)(nil)
 
 // rowBox holds a returned row and, in the same allocation, the buffer its
-// key is built in: GetRow allocates the box and one copy of the value.
+// key is built in: GetRow allocates the box and one buffer for the value
+// (the key's when both fit).
 type rowBox struct {
 	row store.Row
 	key [64]byte
 }
 
+var _ store.RowBufferReader = (*Store)(nil)
+
 // GetRow implements store.Reader: one Get, one copy, one decode in place.
 func (s *Store) GetRow(ctx context.Context, team int64, distinctID string) (*store.Row, error) {
-	if err := s.enter("get row"); err != nil {
+	box := new(rowBox)
+	if _, err := s.GetRowBuffer(ctx, team, distinctID, &box.row, box.key[:0]); err != nil {
 		return nil, err
 	}
+	return &box.row, nil
+}
+
+// GetRowBuffer implements store.RowBufferReader: the row's key, then a copy
+// of its value, are appended to buf[:0], and the row decoded in place.
+// Pebble's own buffer is released before it returns (decoding from it
+// would pin its block in the cache for as long as the caller keeps row).
+func (s *Store) GetRowBuffer(ctx context.Context, team int64, distinctID string, row *store.Row, buf []byte) ([]byte, error) {
+	if err := s.enter("get row"); err != nil {
+		return buf, err
+	}
 	defer s.leave()
-	box := new(rowBox)
-	key := keyenc.AppendRow(box.key[:0], team, distinctID)
-	buf, ok, err := s.get(key)
-	var v rowValue
-	if err == nil && ok {
-		err = decodeRowValue(buf, &v)
+	buf = keyenc.AppendRow(buf[:0], team, distinctID)
+	nk := len(buf)
+	v, closer, err := s.db.Get(buf)
+	found := err == nil
+	if found {
+		buf = append(buf, v...)
+		_ = closer.Close() // releases a cache reference: nothing to report
+	} else if errors.Is(err, pebble.ErrNotFound) {
+		err = nil
+	}
+	var rv rowValue
+	if err == nil && found {
+		err = decodeRowValue(buf[nk:], &rv)
 	}
 	if err != nil {
 		s.m.observeError("get_row", err)
-		return nil, fmt.Errorf("pebblestore: get row %d/%q: %w", team, distinctID, err)
+		return buf, fmt.Errorf("pebblestore: get row %d/%q: %w", team, distinctID, err)
 	}
-	if !v.present {
+	if !rv.present {
 		s.m.rowMisses.Inc()
-		return nil, fmt.Errorf("pebblestore: get row %d/%q: %w", team, distinctID, store.ErrNotFound)
+		return buf, fmt.Errorf("pebblestore: get row %d/%q: %w", team, distinctID, store.ErrNotFound)
 	}
 	s.m.rowHits.Inc()
-	box.row = v.row
-	box.row.Team, box.row.DistinctID = team, distinctID
-	return &box.row, nil
+	*row = rv.row
+	row.Team, row.DistinctID = team, distinctID
+	return buf, nil
 }
 
 // GetGroup implements store.Reader.

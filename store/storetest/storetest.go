@@ -182,6 +182,30 @@ func wantRow(t *testing.T, s store.Store, want *store.Row) {
 	if enc(t, got) != enc(t, want) {
 		t.Fatalf("GetRow(%d, %q)\n got %+v\nwant %+v", want.Team, want.DistinctID, got, want)
 	}
+	rb, ok := s.(store.RowBufferReader)
+	if !ok {
+		return
+	}
+	for _, buf := range rowBuffers() {
+		var r store.Row
+		out, err := rb.GetRowBuffer(context.Background(), want.Team, want.DistinctID, &r, buf)
+		if err != nil {
+			t.Fatalf("GetRowBuffer(%d, %q) into %d of %d bytes: %v", want.Team, want.DistinctID, len(buf), cap(buf), err)
+		}
+		if enc(t, &r) != enc(t, want) {
+			t.Fatalf("GetRowBuffer(%d, %q) into %d of %d bytes\n got %+v\nwant %+v", want.Team, want.DistinctID, len(buf), cap(buf), &r, want)
+		}
+		if len(out) <= cap(buf) && cap(buf) > 0 && &out[:1][0] != &buf[:1][0] {
+			t.Fatalf("GetRowBuffer(%d, %q): a buffer of %d bytes for a row of %d was not used", want.Team, want.DistinctID, cap(buf), len(out))
+		}
+	}
+}
+
+// rowBuffers are the buffers a RowBufferReader is handed: none, one too
+// small, and one large enough that holds another row's bytes.
+func rowBuffers() [][]byte {
+	dirty := bytes.Repeat([]byte{0xaa}, 100)
+	return [][]byte{nil, make([]byte, 3, 8), slices.Grow(dirty, 64<<10)}
 }
 
 func wantNoRow(t *testing.T, s store.Store, team int64, did string) {
@@ -189,6 +213,14 @@ func wantNoRow(t *testing.T, s store.Store, team int64, did string) {
 	r, err := s.GetRow(context.Background(), team, did)
 	if !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("GetRow(%d, %q) = %+v, %v; want ErrNotFound", team, did, r, err)
+	}
+	if rb, ok := s.(store.RowBufferReader); ok {
+		for _, buf := range rowBuffers() {
+			var got store.Row
+			if _, err := rb.GetRowBuffer(context.Background(), team, did, &got, buf); !errors.Is(err, store.ErrNotFound) {
+				t.Fatalf("GetRowBuffer(%d, %q) = %+v, %v; want ErrNotFound", team, did, got, err)
+			}
+		}
 	}
 }
 
