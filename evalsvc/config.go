@@ -2,7 +2,6 @@ package evalsvc
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -100,7 +99,8 @@ type Config struct {
 	// is refused at once, never queued. Default: a controller of its own
 	// with admission's defaults and no metrics.
 	Admission *admission.Controller
-	// HashKey hashes a secret for the key lookup; default SHA-256.
+	// HashKey hashes a secret for the key lookup; nil is SHA-256 (computed
+	// without allocating).
 	HashKey func(secret string) []byte
 	// Now defaults to time.Now.
 	Now func() time.Time
@@ -196,9 +196,6 @@ func (c *Config) withDefaults() Config {
 	}
 	if d.MemorySampleInterval == 0 {
 		d.MemorySampleInterval = 5 * time.Millisecond
-	}
-	if d.HashKey == nil {
-		d.HashKey = func(s string) []byte { h := sha256.Sum256([]byte(s)); return h[:] }
 	}
 	if d.Now == nil {
 		d.Now = time.Now

@@ -2,6 +2,7 @@ package evalsvc
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -151,7 +152,7 @@ func (s *Service) serveFlags(w http.ResponseWriter, r *http.Request, decide bool
 	}
 	if r.Method == http.MethodGet {
 		shape, config := wire.ChooseShape(decide, wire.Query(r.URL.RawQuery))
-		writeResponse(w, &wire.Response{RequestID: requestID(r.Header.Get("X-Request-ID")), EvaluatedAtMillis: s.cfg.Now().UnixMilli(), Config: config}, shape)
+		writeResponse(w, &wire.Response{RequestID: requestUUID(r.Header.Get(requestIDHeader)), EvaluatedAtMillis: s.cfg.Now().UnixMilli(), Config: config}, shape)
 		return
 	}
 	// The cheap refusals (memory pressure, a declared body over the limit)
@@ -171,7 +172,7 @@ func (s *Service) serveFlags(w http.ResponseWriter, r *http.Request, decide bool
 	defer ticket.Done()
 	q := wire.Query(r.URL.RawQuery)
 	shape, config := wire.ChooseShape(decide, q)
-	resp := &wire.Response{RequestID: requestID(r.Header.Get("X-Request-ID")), EvaluatedAtMillis: s.cfg.Now().UnixMilli(), Config: config}
+	resp := &wire.Response{RequestID: requestUUID(r.Header.Get(requestIDHeader)), EvaluatedAtMillis: s.cfg.Now().UnixMilli(), Config: config}
 
 	bp := bodyPool.Get().(*[]byte)
 	defer putBody(bp)
@@ -314,15 +315,28 @@ func writeBody(w http.ResponseWriter, buf []byte) {
 	_, _ = w.Write(buf)
 }
 
+// requestIDHeader is X-Request-ID as net/http keys it: Header.Get of a
+// name not in that form allocates its canonical form on every call.
+const requestIDHeader = "X-Request-Id"
+
 // requestID reuses the caller's request id (X-Request-ID, x-request-id
 // metadata) when it holds a UUID.
-func requestID(h string) string {
+func requestID(h string) string { return requestUUID(h).String() }
+
+// requestUUID is requestID before its formatting: the caller's UUID, or a
+// random (version 4) one, made without allocating (uuid.New reads
+// crypto/rand through an io.Reader, which moves the UUID to the heap).
+func requestUUID(h string) uuid.UUID {
 	if h != "" {
 		if u, err := uuid.Parse(h); err == nil {
-			return u.String()
+			return u
 		}
 	}
-	return uuid.NewString()
+	var u uuid.UUID
+	_, _ = rand.Read(u[:])  // never fails: it crashes the program instead
+	u[6] = u[6]&0x0f | 0x40 // version 4
+	u[8] = u[8]&0x3f | 0x80 // RFC 4122 variant
+	return u
 }
 
 // Scopes that grant the local-evaluation definitions to a personal key

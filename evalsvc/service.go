@@ -1,12 +1,15 @@
 package evalsvc
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/nats-io/nats.go"
 
@@ -201,14 +204,33 @@ func (s *Service) lookupKey(ctx context.Context, secret string) (catalog.APIKey,
 	if secret == "" {
 		return catalog.APIKey{}, ErrUnknownKey
 	}
-	hash := s.cfg.HashKey(secret)
+	var sum [sha256.Size]byte
+	probe := s.keyHash(sum[:0], secret)
 	now := s.cfg.Now()
-	if e, ok := s.keys.get(hash, now); ok {
+	if e, ok := s.keys.get(probe, now); ok {
 		if !e.found {
 			return catalog.APIKey{}, ErrUnknownKey
 		}
 		return e.key, nil
 	}
+	// Past the cache the hash escapes (to the catalog, into the cache):
+	// a copy, so that probe stays on the stack for the hits.
+	return s.fetchKey(ctx, bytes.Clone(probe), now)
+}
+
+// keyHash appends the hash of secret to dst: Config.HashKey's, or
+// SHA-256's, computed without copying secret or allocating the sum.
+func (s *Service) keyHash(dst []byte, secret string) []byte {
+	if s.cfg.HashKey != nil {
+		return append(dst, s.cfg.HashKey(secret)...)
+	}
+	// Sum256 only reads its input.
+	sum := sha256.Sum256(unsafe.Slice(unsafe.StringData(secret), len(secret)))
+	return append(dst, sum[:]...)
+}
+
+// fetchKey reads the key of hash from the catalog and caches the answer.
+func (s *Service) fetchKey(ctx context.Context, hash []byte, now time.Time) (catalog.APIKey, error) {
 	k, err := s.cfg.Catalog.GetKeyByHash(ctx, hash)
 	switch {
 	case errors.Is(err, catalog.ErrNotFound):

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/vexil-dev/vexil/admission"
@@ -583,5 +584,24 @@ func TestReloadKeepsUnchangedTeam(t *testing.T) {
 				t.Error("a changed snapshot did not wake the team's watchers")
 			}
 		})
+	}
+}
+
+// TestRequestUUID: a caller's UUID is kept (in its canonical form);
+// otherwise each request gets a new random version 4 UUID.
+func TestRequestUUID(t *testing.T) {
+	if got := requestUUID("0C9A3E1B-5A7C-4A55-9B3E-6F1D2F2F0D11").String(); got != "0c9a3e1b-5a7c-4a55-9b3e-6f1d2f2f0d11" {
+		t.Errorf("the caller's id became %s", got)
+	}
+	seen := map[uuid.UUID]bool{}
+	for _, h := range []string{"", "", "not-a-uuid", ""} {
+		u := requestUUID(h)
+		if u.Version() != 4 || u.Variant() != uuid.RFC4122 || seen[u] {
+			t.Errorf("%q: %s (version %d, variant %v, seen %v)", h, u, u.Version(), u.Variant(), seen[u])
+		}
+		seen[u] = true
+	}
+	if n := testing.AllocsPerRun(100, func() { requestUUID("") }); n != 0 {
+		t.Errorf("a new request id allocates %v times", n)
 	}
 }

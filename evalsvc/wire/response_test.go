@@ -7,12 +7,14 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/google/uuid"
+
 	"github.com/vexil-dev/vexil/flags"
 )
 
 func sampleResponse() *Response {
 	return &Response{
-		RequestID:         "0c9a3e1b-5a7c-4a55-9b3e-6f1d2f2f0d11",
+		RequestID:         uuid.MustParse("0c9a3e1b-5a7c-4a55-9b3e-6f1d2f2f0d11"),
 		EvaluatedAtMillis: 1735689600123,
 		Records: []Record{
 			{Key: "new-checkout", Enabled: true, Variant: "test", ID: 17, Version: 4, Payload: []byte(`"{\"price\": 9}"`), HasExperiment: true,
@@ -240,6 +242,15 @@ func TestPrerenderedReasons(t *testing.T) {
 		rec.Pre = pre
 		if got := (&Response{Records: []Record{rec}}).AppendJSON(nil, ShapeV2); string(got) != string(want) {
 			t.Fatalf("reason %+v prerendered:\n%s\nwant:\n%s", rec.Reason, got, want)
+		}
+	}
+}
+
+// TestAppendUUID: the request id is written as uuid.String spells it.
+func TestAppendUUID(t *testing.T) {
+	for _, u := range []uuid.UUID{uuid.Nil, uuid.Max, uuid.MustParse("0C9A3E1B-5A7C-4A55-9B3E-6F1D2F2F0D11"), uuid.New(), uuid.New()} {
+		if got := string(appendUUID([]byte("x"), u)); got != "x"+u.String() {
+			t.Errorf("appendUUID %s, want x%s", got, u)
 		}
 	}
 }
