@@ -46,6 +46,8 @@ type scratch struct {
 	// garbage.
 	rowBuf []byte
 	rowVal store.Row
+	// req is the decoded /flags request (wire.DecodeFlagsRequestInto).
+	req wire.FlagsRequest
 	// stored results of the row and of the request's groups (by
 	// teamState.groupIdx slot)
 	row    results.Row
@@ -76,7 +78,7 @@ func putScratch(sc *scratch) {
 	if cap(sc.buf) > 1<<20 || cap(sc.rowBuf) > 64<<10 {
 		return // an outsized response or row; let it go
 	}
-	sc.rowVal = store.Row{}
+	sc.rowVal, sc.req = store.Row{}, wire.FlagsRequest{}
 	clear(sc.answers) // drop references to payloads and errors (held by live and stored)
 	clear(sc.live)
 	clear(sc.records)
@@ -221,6 +223,33 @@ func (s *Service) read(ctx context.Context, p *pass) {
 		}
 		p.groups = append(p.groups, groupRead{idx: idx, name: name, key: key})
 	}
+	if len(p.groups) == 0 {
+		s.readRow(ctx, p)
+	} else {
+		s.readRowAndGroups(ctx, p)
+	}
+	p.storeFailed = p.rowErr != nil && !errors.Is(p.rowErr, store.ErrNotFound)
+	switch {
+	case p.storeFailed:
+		p.path, p.partial = "partial", true
+		s.m.storeErrors.Inc()
+		s.cfg.Logger.Debug("row read failed; answering from the request alone", "team", ts.team.ID, "err", p.rowErr)
+	case p.rowErr != nil:
+		p.path = "no-row"
+	}
+	for _, g := range p.groups {
+		if g.err != nil {
+			p.partial, p.storeFailed = true, true
+			s.m.storeErrors.Inc()
+		}
+	}
+}
+
+// readRowAndGroups is read's reads when the request names groups: each
+// group in a goroutine of its own, the row in this one. (Apart from read,
+// so that a request without groups puts no WaitGroup on the heap.)
+func (s *Service) readRowAndGroups(ctx context.Context, p *pass) {
+	ts := p.ts
 	var wg sync.WaitGroup
 	for i := range p.groups {
 		if !ts.needsGroup(p.groups[i].idx) {
@@ -242,22 +271,6 @@ func (s *Service) read(ctx context.Context, p *pass) {
 	}
 	s.readRow(ctx, p)
 	wg.Wait()
-
-	p.storeFailed = p.rowErr != nil && !errors.Is(p.rowErr, store.ErrNotFound)
-	switch {
-	case p.storeFailed:
-		p.path, p.partial = "partial", true
-		s.m.storeErrors.Inc()
-		s.cfg.Logger.Debug("row read failed; answering from the request alone", "team", ts.team.ID, "err", p.rowErr)
-	case p.rowErr != nil:
-		p.path = "no-row"
-	}
-	for _, g := range p.groups {
-		if g.err != nil {
-			p.partial, p.storeFailed = true, true
-			s.m.storeErrors.Inc()
-		}
-	}
 }
 
 // readRow reads the request's row, into the scratch's buffer when the

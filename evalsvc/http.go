@@ -186,8 +186,10 @@ func (s *Service) serveFlags(w http.ResponseWriter, r *http.Request, decide bool
 		writeFailure(w, tooLarge(s.cfg.MaxBodyBytes))
 		return
 	}
-	req, err := wire.DecodeFlagsRequest(r.Header.Get("Content-Type"), r.Header.Get("Content-Encoding"), q, body, s.cfg.limits())
-	if err != nil {
+	sc := getScratch()
+	defer putScratch(sc)
+	req := &sc.req
+	if err := wire.DecodeFlagsRequestInto(req, r.Header.Get("Content-Type"), r.Header.Get("Content-Encoding"), q, body, s.cfg.limits()); err != nil {
 		if _, ok := errors.AsType[*wire.RequestError](err); !ok {
 			err = fail(wire.CodeBadBody, "", err.Error())
 		}
@@ -208,8 +210,6 @@ func (s *Service) serveFlags(w http.ResponseWriter, r *http.Request, decide bool
 		writeResponse(w, resp, shape)
 		return
 	}
-	sc := getScratch()
-	defer putScratch(sc)
 	if !req.DisableFlags {
 		sc.debug = r.Header.Get(DebugHeader) != ""
 		sc.forceLive = r.Header.Get(EvalHeader) == "live"

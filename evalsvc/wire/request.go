@@ -120,12 +120,24 @@ const MaxDistinctIDLength = 200
 // CodeTooManyValues or CodePropertyTooLarge, naming the field) as soon as
 // the decoding reaches the bound.
 func DecodeFlagsRequest(contentType, contentEncoding string, query Query, body []byte, lim Limits) (*FlagsRequest, error) {
+	r := new(FlagsRequest)
+	if err := DecodeFlagsRequestInto(r, contentType, contentEncoding, query, body, lim); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// DecodeFlagsRequestInto is DecodeFlagsRequest into r (zeroed first), for
+// a caller that keeps one FlagsRequest per request slot rather than leave
+// one to the collector per request. What r holds is r's own, as
+// DecodeFlagsRequest's result is; on an error r holds nothing of use.
+func DecodeFlagsRequestInto(r *FlagsRequest, contentType, contentEncoding string, query Query, body []byte, lim Limits) error {
 	lim = lim.withDefaults()
 	raw, err := decodeBody(contentType, contentEncoding, query.Get("compression"), body, lim.MaxDecodedBytes)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	return parseFlagsBody(raw, lim)
+	return parseFlagsBodyInto(r, raw, lim)
 }
 
 // DecodeFlagsJSON decodes a plain JSON /flags body (no compression or

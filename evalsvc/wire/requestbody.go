@@ -127,16 +127,26 @@ var fieldNames = [numFields]string{
 // map; it decodes only the fields it reads. The decoding stops as soon as
 // the body passes one of lim's bounds on values.
 func parseFlagsBody(raw []byte, lim Limits) (*FlagsRequest, error) {
+	r := new(FlagsRequest)
+	if err := parseFlagsBodyInto(r, raw, lim); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// parseFlagsBodyInto is parseFlagsBody into r, which it zeroes first.
+func parseFlagsBodyInto(r *FlagsRequest, raw []byte, lim Limits) error {
+	*r = FlagsRequest{}
 	var f [numFields]field
 	ok, over, at := scanFlagsBody(sanitizeJSON5(raw), &f, lim)
 	switch over {
 	case overValues:
-		return nil, limitError(CodeTooManyValues, fieldNames[at], "the request's properties, groups and key lists hold more than %d values", lim.MaxValues)
+		return limitError(CodeTooManyValues, fieldNames[at], "the request's properties, groups and key lists hold more than %d values", lim.MaxValues)
 	case overString:
-		return nil, limitError(CodePropertyTooLarge, fieldNames[at], "a key or value is longer than %d bytes", lim.MaxStringBytes)
+		return limitError(CodePropertyTooLarge, fieldNames[at], "a key or value is longer than %d bytes", lim.MaxStringBytes)
 	}
 	if !ok {
-		return nil, badRequest(CodeBadBody, "body", "the body must be a JSON object")
+		return badRequest(CodeBadBody, "body", "the body must be a JSON object")
 	}
 	first := func(slots ...int) (*field, bool) {
 		for _, i := range slots {
@@ -146,57 +156,56 @@ func parseFlagsBody(raw []byte, lim Limits) (*FlagsRequest, error) {
 		}
 		return nil, false
 	}
-	r := &FlagsRequest{}
 	if v, ok := first(fToken, fAPIKey, fDollarToken); ok {
 		if v.kind != kindString {
-			return nil, badRequest(CodeBadBody, "token", "the token must be a string")
+			return badRequest(CodeBadBody, "token", "the token must be a string")
 		}
 		r.Token = v.s
 	}
 	v, ok := first(fDistinctID, fDollarDistinctID)
 	if !ok {
-		return nil, badRequest(CodeMissingDistinctID, "distinct_id", "distinct_id is required")
+		return badRequest(CodeMissingDistinctID, "distinct_id", "distinct_id is required")
 	}
 	switch v.kind {
 	case kindString, kindNumber:
 		r.DistinctID = v.s
 	default:
-		return nil, badRequest(CodeBadBody, "distinct_id", "distinct_id must be a string or a number")
+		return badRequest(CodeBadBody, "distinct_id", "distinct_id must be a string or a number")
 	}
 	r.DistinctID = truncateDistinctID(r.DistinctID)
 	if v, ok := first(fGroups, fDollarGroups); ok {
 		if v.kind != kindObject {
-			return nil, badRequest(CodeBadBody, "groups", "groups must be an object of group type to key")
+			return badRequest(CodeBadBody, "groups", "groups must be an object of group type to key")
 		}
 		if v.hasBad {
-			return nil, badRequest(CodeBadBody, "groups."+v.bad, "a group key must be a string or a number")
+			return badRequest(CodeBadBody, "groups."+v.bad, "a group key must be a string or a number")
 		}
 		r.Groups = v.groups
 	}
 	if v, ok := first(fPersonProperties, fDollarProperties); ok {
 		if v.kind != kindObject {
-			return nil, badRequest(CodeBadBody, "person_properties", "person_properties must be an object")
+			return badRequest(CodeBadBody, "person_properties", "person_properties must be an object")
 		}
 		r.PersonProperties = v.props
 	}
 	if v, ok := first(fGroupProperties, fDollarGroupProperties); ok {
 		if v.kind != kindObject {
-			return nil, badRequest(CodeBadBody, "group_properties", "group_properties must be an object")
+			return badRequest(CodeBadBody, "group_properties", "group_properties must be an object")
 		}
 		if v.hasBad {
-			return nil, badRequest(CodeBadBody, "group_properties."+v.bad, "group properties must be an object")
+			return badRequest(CodeBadBody, "group_properties."+v.bad, "group properties must be an object")
 		}
 		r.GroupProperties = v.groupProps
 	}
 	if v, ok := first(fFlagKeysToEvaluate, fFlagKeys); ok {
 		if v.kind != kindArray || v.hasBad {
-			return nil, badRequest(CodeBadBody, "flag_keys_to_evaluate", "%s must be a list of strings", "flag_keys_to_evaluate")
+			return badRequest(CodeBadBody, "flag_keys_to_evaluate", "%s must be a list of strings", "flag_keys_to_evaluate")
 		}
 		r.FlagKeys = v.list
 	}
 	if v, ok := first(fEvaluationContexts, fEvaluationEnvironments); ok {
 		if v.kind != kindArray || v.hasBad {
-			return nil, badRequest(CodeBadBody, "evaluation_contexts", "%s must be a list of strings", "evaluation_contexts")
+			return badRequest(CodeBadBody, "evaluation_contexts", "%s must be a list of strings", "evaluation_contexts")
 		}
 		r.EvaluationContexts = v.list
 	}
@@ -210,7 +219,7 @@ func parseFlagsBody(raw []byte, lim Limits) (*FlagsRequest, error) {
 	r.AnonDistinctID = f[fAnonDistinctID].stringish()
 	r.EvaluationRuntime = f[fEvaluationRuntime].stringish()
 	r.Timezone = f[fTimezone].stringish()
-	return r, nil
+	return nil
 }
 
 func limitError(code, field, format string, args ...any) *RequestError {
