@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -57,6 +58,8 @@ type statusRecorder struct {
 	status int
 }
 
+var recorderPool = sync.Pool{New: func() any { return new(statusRecorder) }}
+
 func (r *statusRecorder) WriteHeader(code int) {
 	r.status = code
 	r.ResponseWriter.WriteHeader(code)
@@ -70,13 +73,19 @@ func (s *Service) instrument(endpoint string, h http.Handler) http.Handler {
 	ok := sync.OnceValue(func() prometheus.Counter { return s.m.requests.WithLabelValues(endpoint, "2xx") })
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		rec := &statusRecorder{ResponseWriter: w, status: 200}
+		// Pooled: the handlers below keep no reference to the writer once
+		// they return.
+		rec := recorderPool.Get().(*statusRecorder)
+		rec.ResponseWriter, rec.status = w, 200
 		h.ServeHTTP(rec, r)
+		status := rec.status
+		rec.ResponseWriter = nil
+		recorderPool.Put(rec)
 		latency.Observe(time.Since(start).Seconds())
-		if rec.status/100 == 2 {
+		if status/100 == 2 {
 			ok().Inc()
 		} else {
-			s.countRequest(endpoint, rec.status)
+			s.countRequest(endpoint, status)
 		}
 	})
 }
@@ -311,8 +320,30 @@ func readBody(r io.Reader, b []byte, limit int) ([]byte, error) {
 func writeBody(w http.ResponseWriter, buf []byte) {
 	h := w.Header()
 	h["Content-Type"] = jsonContentType
-	h["Content-Length"] = []string{strconv.Itoa(len(buf))}
+	h["Content-Length"] = contentLength(len(buf))
 	_, _ = w.Write(buf)
+}
+
+// contentLengths holds the Content-Length values of recent answer sizes,
+// by size modulo its length: a team's answers vary in size by a few
+// hundred bytes at most, so most answers find theirs, shared as
+// jsonContentType is, rather than allocate a value per response.
+var contentLengths [512]atomic.Pointer[lengthValue]
+
+type lengthValue struct {
+	n int
+	v []string
+}
+
+// contentLength returns the Content-Length header value of n bytes.
+func contentLength(n int) []string {
+	slot := &contentLengths[uint(n)%uint(len(contentLengths))]
+	if c := slot.Load(); c != nil && c.n == n {
+		return c.v
+	}
+	c := &lengthValue{n: n, v: []string{strconv.Itoa(n)}}
+	slot.Store(c)
+	return c.v
 }
 
 // requestIDHeader is X-Request-ID as net/http keys it: Header.Get of a

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -603,5 +604,18 @@ func TestRequestUUID(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(100, func() { requestUUID("") }); n != 0 {
 		t.Errorf("a new request id allocates %v times", n)
+	}
+}
+
+// TestContentLength: the shared Content-Length values are right whatever
+// sizes share a slot, and a size seen before allocates nothing.
+func TestContentLength(t *testing.T) {
+	for _, n := range []int{0, 1, 512, 1024, 14312, 14312 + 512, 14312, 1 << 20, 7} {
+		if got := contentLength(n); len(got) != 1 || got[0] != strconv.Itoa(n) {
+			t.Errorf("contentLength(%d) = %q", n, got)
+		}
+	}
+	if a := testing.AllocsPerRun(100, func() { contentLength(14312) }); a != 0 {
+		t.Errorf("a size seen before: %v allocations", a)
 	}
 }
