@@ -48,6 +48,8 @@ type scratch struct {
 	rowVal store.Row
 	// req is the decoded /flags request (wire.DecodeFlagsRequestInto).
 	req wire.FlagsRequest
+	// fctx is the live evaluation's context (evaluateLive).
+	fctx flags.Context
 	// stored results of the row and of the request's groups (by
 	// teamState.groupIdx slot)
 	row    results.Row
@@ -79,6 +81,8 @@ func putScratch(sc *scratch) {
 		return // an outsized response or row; let it go
 	}
 	sc.rowVal, sc.req = store.Row{}, wire.FlagsRequest{}
+	clear(sc.fctx.Groups)
+	sc.fctx = flags.Context{Groups: sc.fctx.Groups[:0]}
 	clear(sc.answers) // drop references to payloads and errors (held by live and stored)
 	clear(sc.live)
 	clear(sc.records)
@@ -398,7 +402,10 @@ func (s *Service) evaluateLive(ctx context.Context, p *pass) {
 	if len(sc.misses) == 0 {
 		return
 	}
-	c := &flags.Context{DistinctID: p.req.DistinctID, DeviceID: p.req.DeviceID, Now: p.now, Partial: p.partial, Deadline: p.deadline}
+	// The context is the scratch's: evaluation keeps no reference to it.
+	c := &sc.fctx
+	*c = flags.Context{DistinctID: p.req.DistinctID, DeviceID: p.req.DeviceID, Now: p.now, Partial: p.partial, Deadline: p.deadline,
+		Groups: c.Groups[:0]}
 	sc.cohorts.reset(ctx, s, p.ts.team.ID, p.req.DistinctID)
 	sc.cohorts.deadline = p.readDeadline
 	c.Cohorts = &sc.cohorts
