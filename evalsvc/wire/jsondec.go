@@ -61,7 +61,17 @@ type parser struct {
 
 	keys [cacheSlots]string // object keys
 	strs [cacheSlots]any    // boxed string and json.Number values
+	// tokens are the project tokens of the last requests (token): a
+	// node serves few projects, and a token (47 bytes from PostHog) is
+	// the longest string a /flags request usually sends.
+	tokens [tokenSlots]string
 }
+
+// The token cache: its slots, and the longest token kept.
+const (
+	tokenSlots  = 16
+	tokenMaxLen = 128
+)
 
 var parsers = sync.Pool{New: func() any { return new(parser) }}
 
@@ -528,6 +538,19 @@ func (p *parser) key(t []byte) string {
 		return string(t)
 	}
 	slot := &p.keys[hash(t, 0)%cacheSlots]
+	if *slot != string(t) {
+		*slot = string(t)
+	}
+	return *slot
+}
+
+// token returns the string of a project token's text t (from p.text),
+// the one of the last request with that token when the cache has it.
+func (p *parser) token(t []byte) string {
+	if len(t) > tokenMaxLen {
+		return string(t)
+	}
+	slot := &p.tokens[hash(t, 3)%tokenSlots]
 	if *slot != string(t) {
 		*slot = string(t)
 	}

@@ -6,9 +6,11 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/url"
 	"strings"
 	"testing"
+	"unsafe"
 )
 
 func gz(t *testing.T, s string) []byte {
@@ -161,4 +163,49 @@ func FuzzDecodeFlagsRequest(f *testing.F) {
 			t.Fatalf("distinct id longer than %d", MaxDistinctIDLength)
 		}
 	})
+}
+
+// TestTokenCache: a token repeated across requests is one string (no copy
+// per request), whatever other tokens came between, and each request gets
+// its own token right, escaped or not, under any of its names.
+func TestTokenCache(t *testing.T) {
+	decode := func(body string) string {
+		t.Helper()
+		var r FlagsRequest
+		if err := DecodeFlagsRequestInto(&r, "application/json", "", "", []byte(body), Limits{}); err != nil {
+			t.Fatal(err)
+		}
+		return r.Token
+	}
+	const tok = "phc_0123456789abcdefghijklmnopqrstuvwxyzABCDEFG"
+	first := decode(`{"token":"` + tok + `","distinct_id":"a"}`)
+	for i := range 100 { // more tokens than slots
+		other := fmt.Sprintf("phc_other_%d", i)
+		if got := decode(`{"api_key":"` + other + `","distinct_id":"b"}`); got != other {
+			t.Fatalf("token %q, want %q", got, other)
+		}
+	}
+	for _, body := range []string{
+		`{"token":"` + tok + `","distinct_id":"a"}`,
+		`{"$token":"` + tok + `","distinct_id":"a"}`,
+		`{"token":"phc_\u00301234` + tok[9:] + `","distinct_id":"a"}`,
+	} {
+		if got := decode(body); got != tok {
+			t.Fatalf("%s: token %q, want %q", body, got, tok)
+		}
+	}
+	if first != tok {
+		t.Fatalf("token %q, want %q", first, tok)
+	}
+	// The cache is the parser's (pooled): checked on one parser.
+	p := new(parser)
+	a := p.token([]byte(tok))
+	p.token([]byte("phc_another"))
+	if b := p.token([]byte(tok)); b != tok || unsafe.StringData(a) != unsafe.StringData(b) {
+		t.Error("the same token twice: two strings")
+	}
+	long := strings.Repeat("x", tokenMaxLen+1)
+	if got := decode(`{"token":"` + long + `","distinct_id":"a"}`); got != long {
+		t.Errorf("a long token: %q", got)
+	}
 }

@@ -296,7 +296,14 @@ func (p *parser) field(i int, f *field) bool {
 		if !ok {
 			return false
 		}
-		f.kind, f.s = kindString, string(p.text(start, end, plain))
+		t := p.text(start, end, plain)
+		f.kind = kindString
+		switch i {
+		case fToken, fAPIKey, fDollarToken:
+			f.s = p.token(t)
+		default:
+			f.s = string(t)
+		}
 		return true
 	case 't', 'f':
 		f.kind, f.b = kindBool, c == 't'
