@@ -3,8 +3,10 @@ package admission
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"syscall"
 	"unsafe"
@@ -114,7 +116,17 @@ type stampConn struct {
 		total int    // the response's length, head and body
 		buf   []byte // hold's memory, kept for the next response
 		calls int    // write system calls (tests)
+		// vec and bufs are writev's arguments: a net.Buffers made per
+		// response escaped (WriteTo consumes it through a pointer).
+		vec  [2][]byte
+		bufs net.Buffers
 	}
+	// deadlineErr is the error of a read past the connection's deadline,
+	// made at the first: net/http ends the background read it starts
+	// after each request with a deadline in the past, so every response
+	// on a kept-alive connection ends one read this way. (The error of
+	// RawConn.Read under it is made per read, in package net.)
+	deadlineErr *net.OpError
 }
 
 // Write sends p, or holds it while it is the start of a response whose
@@ -141,10 +153,12 @@ func (c *stampConn) Write(p []byte) (int, error) {
 		c.w.hold = append(c.w.hold, p...)
 		return len(p), nil
 	}
-	bufs := net.Buffers{c.w.hold, p}
+	c.w.vec = [2][]byte{c.w.hold, p}
+	c.w.bufs = c.w.vec[:]
 	c.w.buf, c.w.hold = c.w.hold[:0], nil
 	c.w.calls++
-	n, err := bufs.WriteTo(c.TCPConn) // writev
+	n, err := c.w.bufs.WriteTo(c.TCPConn) // writev
+	c.w.vec, c.w.bufs = [2][]byte{}, nil // p is the caller's
 	held := int64(len(c.w.buf))
 	if err != nil {
 		return int(max(0, n-held)), err
@@ -188,6 +202,12 @@ func (c *stampConn) Read(p []byte) (int, error) {
 	n, oobn, rerr := c.r.n, c.r.oobn, c.r.err
 	if err == nil {
 		err = rerr
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) { // raw.Read's own error wraps it
+		if c.deadlineErr == nil {
+			c.deadlineErr = &net.OpError{Op: "read", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: os.ErrDeadlineExceeded}
+		}
+		return 0, c.deadlineErr
 	}
 	if err != nil {
 		return 0, &net.OpError{Op: "read", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}

@@ -3,11 +3,14 @@ package admission
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"testing"
+	"time"
 )
 
 // TestCoalescedResponse: a handler that says it writes its whole answer
@@ -75,5 +78,64 @@ func TestCoalescedResponse(t *testing.T) {
 		if got := calls() - before; got != tc.want {
 			t.Errorf("%d bytes (coalesce %v): %d write calls, want %d", tc.n, tc.coalesce, got, tc.want)
 		}
+	}
+}
+
+// TestStampConnDeadline: a read past the connection's deadline fails as
+// TCPConn's does (a net.Error that times out and wraps
+// os.ErrDeadlineExceeded, naming both ends), with one error value per
+// connection (net/http ends a read this way after every response); the
+// connection reads again once the deadline moves.
+func TestStampConnDeadline(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sl := StampListener(ln)
+	defer sl.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	c, err := sl.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, ok := c.(*stampConn); !ok {
+		t.Fatalf("accepted a %T, want a *stampConn", c)
+	}
+	buf := make([]byte, 8)
+	var errs []error
+	for range 2 {
+		if err := c.SetReadDeadline(time.Unix(1, 0)); err != nil {
+			t.Fatal(err)
+		}
+		n, err := c.Read(buf)
+		ne, ok := err.(*net.OpError)
+		if n != 0 || !ok || !ne.Timeout() || !errors.Is(err, os.ErrDeadlineExceeded) || ne.Op != "read" ||
+			ne.Source.String() != c.LocalAddr().String() || ne.Addr.String() != client.LocalAddr().String() {
+			t.Fatalf("read past the deadline: %d, %#v", n, err)
+		}
+		errs = append(errs, err)
+	}
+	if errs[0] != errs[1] {
+		t.Error("two reads past the deadline: two error values")
+	}
+	if err := c.SetReadDeadline(time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Write([]byte("ok")); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := io.ReadFull(c, buf[:2]); n != 2 || err != nil || string(buf[:2]) != "ok" {
+		t.Fatalf("read after the deadline moved: %d %q %v", n, buf[:n], err)
+	}
+	if err := client.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := c.Read(buf); n != 0 || err != io.EOF {
+		t.Fatalf("read after the peer closed: %d, %v, want io.EOF", n, err)
 	}
 }
