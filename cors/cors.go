@@ -90,10 +90,19 @@ func normalize(origin string) (string, bool) {
 	return u.Scheme + "://" + u.Host, true
 }
 
+// varyOrigin is the Vary value of every answer, shared rather than
+// allocated per request: net/http never modifies a header value, and an
+// Add after it appends to a copy (its capacity is its length).
+var varyOrigin = []string{"Origin"}
+
 func handler(next http.Handler, allow func(string) bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		h.Add("Vary", "Origin")
+		if _, ok := h["Vary"]; ok {
+			h.Add("Vary", "Origin")
+		} else {
+			h["Vary"] = varyOrigin
+		}
 		origin, ok := normalize(r.Header.Get("Origin"))
 		if !ok || !allow(origin) {
 			next.ServeHTTP(w, r)

@@ -3,6 +3,7 @@ package cors
 import (
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"testing"
 )
 
@@ -40,6 +41,23 @@ func TestPublicPreflight(t *testing.T) {
 		if got := w.Header().Get(k); got != v {
 			t.Errorf("%s = %q, want %q", k, got, v)
 		}
+	}
+	// Vary starts as the shared value; what a preflight adds goes to a
+	// copy of it.
+	if got := w.Header().Values("Vary"); !slices.Equal(got, []string{"Origin", "Access-Control-Request-Method", "Access-Control-Request-Headers"}) {
+		t.Errorf("Vary %q", got)
+	}
+	if !slices.Equal(varyOrigin, []string{"Origin"}) || cap(varyOrigin) != 1 {
+		t.Errorf("the shared Vary value became %q (capacity %d)", varyOrigin, cap(varyOrigin))
+	}
+	// A handler's own Vary is kept, Origin after it.
+	vh := Public(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusTeapot) }))
+	req := httptest.NewRequest(http.MethodPost, "/", nil)
+	rec := httptest.NewRecorder()
+	rec.Header().Set("Vary", "Accept-Encoding")
+	vh.ServeHTTP(rec, req)
+	if got := rec.Header().Values("Vary"); !slices.Equal(got, []string{"Accept-Encoding", "Origin"}) {
+		t.Errorf("Vary after the wrapped writer's own: %q", got)
 	}
 }
 
