@@ -159,7 +159,7 @@ type pass struct {
 //
 // A local store (store.LocalReader) is read under ctx itself: its reads
 // cannot be interrupted, and the timer of a deadline context (with its
-// registration on the request's context) was a third of what a request
+// registration on the request's context) was a tenth of what a request
 // left to the collector. The deadline then bounds the membership reads
 // alone, whose context is made at the first of them (cohortSource).
 func (s *Service) evaluate(ctx context.Context, ts *teamState, req *wire.FlagsRequest, sc *scratch, ep usage.Endpoint) evaluation {

@@ -37,7 +37,7 @@ type Reader interface {
 	GetGroup(ctx context.Context, team int64, typeIndex int, key string) (*Group, error)
 }
 
-// LocalReader is implemented by a Reader whose reads can stay on the node
+// LocalReader is implemented by a Reader whose reads stay on the node
 // (memstore, pebblestore): they wait on no network, and nothing can
 // interrupt one once it started, so a deadline on its context bounds
 // nothing. Callers that put a timer on each read of a remote store
