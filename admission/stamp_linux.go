@@ -158,7 +158,7 @@ func (c *stampConn) Write(p []byte) (int, error) {
 	c.w.buf, c.w.hold = c.w.hold[:0], nil
 	c.w.calls++
 	n, err := c.w.bufs.WriteTo(c.TCPConn) // writev
-	c.w.vec, c.w.bufs = [2][]byte{}, nil // p is the caller's
+	c.w.vec, c.w.bufs = [2][]byte{}, nil  // p is the caller's
 	held := int64(len(c.w.buf))
 	if err != nil {
 		return int(max(0, n-held)), err
