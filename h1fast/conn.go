@@ -55,8 +55,6 @@ type conn struct {
 	body                body
 	rw                  writer
 	out                 []byte
-	iov                 [2][]byte
-	bufs                net.Buffers
 	keys                []string
 	handedOver          bool
 }

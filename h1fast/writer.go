@@ -135,14 +135,18 @@ func (c *conn) respond(closeAfter bool) error {
 		b = append(b, "Connection: close\r\n"...)
 	}
 	b = append(b, "\r\n"...)
-	c.out = b
-	c.iov[0], c.iov[1] = b, nil
 	if allowed {
-		c.iov[1] = w.body
+		// One Write of the whole answer, through whatever wraps the
+		// connection (a writev of two buffers would go around a wrapper's
+		// Write, and admission's stamped connection keeps state there).
+		b = append(b, w.body...)
 	}
-	c.bufs = c.iov[:]
-	_, err := c.bufs.WriteTo(c.nc) // one writev on a TCP connection
-	c.iov[0], c.iov[1] = nil, nil
+	if cap(b) > maxKeptBody {
+		c.out = nil
+	} else {
+		c.out = b
+	}
+	_, err := c.nc.Write(b)
 	return err
 }
 
