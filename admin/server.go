@@ -24,6 +24,7 @@ import (
 	"github.com/vexil-dev/vexil/catalog"
 	"github.com/vexil-dev/vexil/cors"
 	"github.com/vexil-dev/vexil/errcode"
+	"github.com/vexil-dev/vexil/h1fast"
 	adminv1 "github.com/vexil-dev/vexil/proto/vexil/admin/v1"
 )
 
@@ -65,6 +66,10 @@ type ServerConfig struct {
 	// PostHog's public endpoints (the early access list) answer every
 	// origin regardless.
 	CORSOrigins []string
+	// FastPaths, when set, are served for plain HTTP/1.1 POST requests
+	// below net/http (package h1fast), by the same handler: vexil serve's
+	// /flags and /decide.
+	FastPaths []string
 	// OpenAPI is the document served at /api/openapi.json; default the
 	// management API's (adminv1.OpenAPI). A server that mounts documented
 	// Routes serves that document with theirs added.
@@ -94,6 +99,7 @@ type Server struct {
 	httpLn   net.Listener
 	grpc     *grpc.Server
 	http     *http.Server
+	fast     *h1fast.Listener // nil unless ServerConfig.FastPaths
 	conn     *grpc.ClientConn
 	log      *slog.Logger
 	svc      *Service
@@ -164,6 +170,18 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	s.http = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
 		IdleTimeout: 2 * time.Minute, ConnContext: admission.ConnContext,
 		ErrorLog: log.New(serverErrors{s.log}, "", 0)}
+	if len(cfg.FastPaths) > 0 {
+		s.fast, err = h1fast.NewListener(s.httpLn, h1fast.Config{Handler: handler, Paths: cfg.FastPaths,
+			ReadHeaderTimeout: s.http.ReadHeaderTimeout, ReadTimeout: s.http.ReadTimeout, IdleTimeout: s.http.IdleTimeout,
+			ConnContext: admission.ConnContext, Logger: s.log, Registry: s.svc.cfg.Registry})
+		if err != nil {
+			_ = s.conn.Close()
+			_ = s.grpcLn.Close()
+			_ = s.httpLn.Close()
+			return nil, fmt.Errorf("admin: %w", err)
+		}
+		s.httpLn = s.fast
+	}
 	return s, nil
 }
 
@@ -195,6 +213,9 @@ func (s *Server) Run(ctx context.Context) error {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
 		defer cancel()
 		herr := s.http.Shutdown(sctx)
+		if s.fast != nil {
+			_ = s.fast.Shutdown(sctx)
+		}
 		stopped := make(chan struct{})
 		go func() { s.grpc.GracefulStop(); close(stopped) }()
 		select {

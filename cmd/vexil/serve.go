@@ -81,6 +81,7 @@ func bindServeFlags(b configFlags, c *config.Config) {
 	b.str(&c.LogLevel, "log-level", "log-level", "debug, info, warn or error")
 	b.bool(&c.Precompute.Enabled, "precompute", "precompute.enabled", "run the precompute worker: flag results materialised into the store on every person, group, flag or cohort change")
 	b.int(&c.Precompute.RunRate, "precompute-run-rate", "precompute.run-rate", "rows per second a precompute run may compute (0: unbounded); a budget makes a run after a flag change longer and serving steadier while it lasts")
+	b.bool(&c.Eval.FastPath, "http-fast-path", "eval.fast-path", "serve plain HTTP/1.1 POST /flags and /decide below net/http, with the same handler and answers and less garbage per request; other requests and TLS connections go to net/http")
 	b.bool(&c.Eval.LiveOnly, "live-only", "eval.live-only", "evaluate every flag live, ignoring stored results (the baseline for benchmarks and canary comparisons)")
 	b.duration(&c.Eval.StoreTimeout, "store-timeout", "eval.store-timeout", "deadline of the row, group and static-cohort reads of one /flags request; past it /flags answers with what it could decide and errorsWhileComputingFlags (raise it for a remote ScyllaDB cluster)")
 	b.int(&c.Store.CacheMB, "store-cache-mb", "store.cache-mb", "Pebble block cache of the store, in MiB (rows read by /flags stay in memory)")
@@ -485,12 +486,20 @@ func startNode(c config.Config, log *slog.Logger, hooks ...startHooks) (n *node,
 	}
 	n.adminSrv, err = admin.NewServer(admin.ServerConfig{Service: n.adminSvc, HTTPListener: httpLn, GRPCListener: grpcLn,
 		Routes: routes, Register: func(s *grpc.Server) { n.eval.RegisterGRPC(s) }, Classes: evalsvc.GRPCClass, Logger: log.With("role", "admin"),
-		GatewayDialer: grpcLn.DialContext, CORSOrigins: c.Admin.CORSOrigins, OpenAPI: openAPI})
+		GatewayDialer: grpcLn.DialContext, CORSOrigins: c.Admin.CORSOrigins, OpenAPI: openAPI, FastPaths: fastPaths(c)})
 	if err != nil {
 		closeListeners()
 		return nil, err
 	}
 	return n, nil
+}
+
+// fastPaths are the routes served below net/http (admin.ServerConfig.FastPaths).
+func fastPaths(c config.Config) []string {
+	if !c.Eval.FastPath {
+		return nil
+	}
+	return []string{"/flags", "/flags/", "/decide", "/decide/"}
 }
 
 // close releases what startNode opened, in reverse order: the servers have

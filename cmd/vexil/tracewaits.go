@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -46,11 +47,15 @@ type traceRuns struct {
 	waits []runSlice
 	// marks are the GC mark phases.
 	marks []runSlice
+	// idle are the stretches in which a P ran nothing.
+	idle []runSlice
 }
 
-// isRequest tells the goroutines of net/http's server by name.
+// isRequest tells the goroutines of net/http's server, and of the fast
+// path below it (package h1fast), by name.
 func isRequest(name string) bool {
-	return strings.HasPrefix(name, "net/http.(*conn).serve") || strings.HasPrefix(name, "net/http.(*connReader).backgroundRead")
+	return strings.HasPrefix(name, "net/http.(*conn).serve") || strings.HasPrefix(name, "net/http.(*connReader).backgroundRead") ||
+		strings.HasPrefix(name, "github.com/vexil-dev/vexil/h1fast.(*conn).serve")
 }
 
 func readTraceRuns(r io.Reader) (*traceRuns, error) {
@@ -60,6 +65,7 @@ func readTraceRuns(r io.Reader) (*traceRuns, error) {
 	}
 	out := &traceRuns{names: map[trace.GoID]string{}}
 	running, runnable := map[trace.GoID]trace.Time{}, map[trace.GoID]trace.Time{}
+	idleSince := map[trace.ProcID]trace.Time{}
 	var markStart trace.Time
 	for {
 		ev, err := tr.ReadEvent()
@@ -84,6 +90,16 @@ func readTraceRuns(r io.Reader) (*traceRuns, error) {
 			}
 		case trace.EventStateTransition:
 			st := ev.StateTransition()
+			if st.Resource.Kind == trace.ResourceProc {
+				p := st.Resource.Proc()
+				from, to := st.Proc()
+				if to == trace.ProcIdle {
+					idleSince[p] = ev.Time()
+				} else if t, ok := idleSince[p]; ok && from == trace.ProcIdle {
+					out.idle = append(out.idle, runSlice{from: t, to: ev.Time()})
+					delete(idleSince, p)
+				}
+			}
 			if st.Resource.Kind != trace.ResourceGoroutine {
 				continue
 			}
@@ -154,6 +170,16 @@ func (t *traceRuns) byName(from, to trace.Time, skip func(string) bool) []nameTi
 	return out
 }
 
+// sortedTimes lists m largest first.
+func sortedTimes(m map[string]time.Duration) []nameTime {
+	out := make([]nameTime, 0, len(m))
+	for n, d := range m {
+		out = append(out, nameTime{n, d})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].d > out[j].d || out[i].d == out[j].d && out[i].name < out[j].name })
+	return out
+}
+
 type nameTime struct {
 	name string
 	d    time.Duration
@@ -190,6 +216,43 @@ func (t *traceRuns) episodes(min time.Duration) []runSlice {
 	return out
 }
 
+// stalls are the stretches longer than min between two slices of
+// request goroutines in which the P ran other goroutines (idle under a
+// tenth of the stretch): requests that arrived then waited in the
+// netpoller, unseen, since the scheduler polls the network only when no
+// goroutine is runnable. Under a closed loop that keeps the P busy they
+// set the tail (a generator that corrects for coordinated omission, as
+// wrk does, counts every request that should have been sent meanwhile).
+// Each stall is named by the goroutine that held the P longest in it.
+func (t *traceRuns) stalls(min time.Duration) []stall {
+	sl := slices.Clone(t.slices)
+	sort.Slice(sl, func(i, j int) bool { return sl[i].from < sl[j].from })
+	var out []stall
+	var last trace.Time
+	seen := false
+	for _, s := range sl {
+		if !isRequest(t.names[s.g]) {
+			continue
+		}
+		if seen && s.from.Sub(last) > min && t.overlap(t.idle, last, s.from) < s.from.Sub(last)/10 {
+			if l := t.byName(last, s.from, isRequest); len(l) > 0 {
+				out = append(out, stall{from: last, d: s.from.Sub(last), by: l[0].name})
+			}
+		}
+		if s.to > last {
+			last = s.to
+		}
+		seen = true
+	}
+	return out
+}
+
+type stall struct {
+	from trace.Time
+	d    time.Duration
+	by   string
+}
+
 func short(name string) string {
 	return strings.TrimPrefix(strings.TrimPrefix(name, "github.com/"), "golang.org/x/")
 }
@@ -208,6 +271,7 @@ func top(l []nameTime, n int) string {
 func runTraceWaits(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("tracewaits", stderr)
 	wait := fs.Duration("wait", 20*time.Millisecond, "report episodes of requests waiting runnable longer than this")
+	stallMin := fs.Duration("stall", 300*time.Microsecond, "report stalls: stretches longer than this in which the P ran goroutines other than requests while requests were due")
 	background := fs.Duration("background", 15*time.Millisecond, "report 100 ms windows in which other goroutines held the P longer than this")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -254,6 +318,18 @@ func runTraceWaits(ctx context.Context, args []string, stdout, stderr io.Writer)
 	sort.Slice(ws, func(i, j int) bool { return ws[i] < ws[j] })
 	if n := len(ws); n > 0 {
 		fmt.Fprintf(stdout, "requests' runnable waits: %d, p50 %v, p99 %v, max %v\n", n, ws[n/2], ws[n*99/100], ws[n-1])
+	}
+	st := t.stalls(*stallMin)
+	var total time.Duration
+	by := map[string]time.Duration{}
+	for _, x := range st {
+		total += x.d
+		by[x.by] += x.d
+	}
+	fmt.Fprintf(stdout, "stalls over %v (the P busy with other goroutines between two request slices): %d, %v, %.2f%% of the trace\n",
+		*stallMin, len(st), total.Round(100*time.Microsecond), 100*total.Seconds()/span.Seconds())
+	for _, x := range sortedTimes(by) {
+		fmt.Fprintf(stdout, "  %10v  %s\n", x.d.Round(100*time.Microsecond), short(x.name))
 	}
 	fmt.Fprintf(stdout, "episodes of requests waiting over %v (GC: overlap with a mark phase)\n", *wait)
 	for _, e := range t.episodes(*wait) {

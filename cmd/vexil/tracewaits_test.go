@@ -44,3 +44,31 @@ func TestTraceWaitsAccounting(t *testing.T) {
 		t.Errorf("overlap = %v, want 50ms", d)
 	}
 }
+
+// TestTraceStalls: a stall is a stretch between two request slices that
+// other goroutines kept busy; an idle P (the requests were not there
+// yet) or a short gap is none.
+func TestTraceStalls(t *testing.T) {
+	us := func(n int) trace.Time { return trace.Time(time.Duration(n) * time.Microsecond) }
+	tr := &traceRuns{
+		start: 0, end: us(10_000),
+		names: map[trace.GoID]string{1: "net/http.(*conn).serve", 2: "github.com/vexil-dev/vexil/h1fast.(*conn).serve", 3: "runtime.bgsweep", 4: "runtime.gcBgMarkWorker"},
+		slices: []runSlice{
+			{g: 1, from: us(0), to: us(50)},
+			{g: 3, from: us(50), to: us(1_050)}, // a 1 ms sweep: a stall
+			{g: 2, from: us(1_050), to: us(1_100)},
+			{g: 4, from: us(1_100), to: us(1_300)}, // 200 us: under the minimum
+			{g: 1, from: us(1_300), to: us(1_350)},
+			{g: 1, from: us(3_350), to: us(3_400)}, // 2 ms idle before: the generator, not a stall
+			{g: 4, from: us(3_400), to: us(3_900)},
+			{g: 3, from: us(3_900), to: us(4_000)},
+			{g: 2, from: us(4_000), to: us(4_050)}, // 600 us, the mark worker's most
+		},
+		idle: []runSlice{{from: us(1_350), to: us(3_350)}},
+	}
+	got := tr.stalls(300 * time.Microsecond)
+	want := []stall{{us(50), time.Millisecond, "runtime.bgsweep"}, {us(3_400), 600 * time.Microsecond, "runtime.gcBgMarkWorker"}}
+	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
+		t.Errorf("stalls = %+v, want %+v", got, want)
+	}
+}

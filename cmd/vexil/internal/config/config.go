@@ -164,6 +164,11 @@ type Eval struct {
 	// LiveOnly evaluates every flag live, ignoring stored results (the
 	// baseline of benchmarks and canary comparisons). Default false.
 	LiveOnly bool `yaml:"live-only"`
+	// FastPath serves plain HTTP/1.1 POST /flags and /decide requests
+	// below net/http (package h1fast), with the same handler and answers
+	// and a fraction of the garbage; every other request, and every TLS
+	// connection, goes to net/http. Default true.
+	FastPath bool `yaml:"fast-path"`
 }
 
 // Admission is the admission control of serve's HTTP and gRPC surfaces
@@ -291,7 +296,7 @@ func Default() Config {
 		NATS:      NATS{Listen: "127.0.0.1:4222", Namespace: string(namespace.Default)},
 		Scylla:    Scylla{Keyspace: "vexil", Replication: 1, HedgeAttempts: 1, HedgeMaxDelay: 50 * time.Millisecond},
 		Store:     Store{CacheMB: 640},
-		Eval:      Eval{StoreTimeout: 50 * time.Millisecond},
+		Eval:      Eval{StoreTimeout: 50 * time.Millisecond, FastPath: true},
 		Admission: Admission{InitialLimit: 64, MinLimit: 8, MaxLimit: 4096, EvaluateTarget: 5 * time.Millisecond,
 			PollTarget: 25 * time.Millisecond, ManagementTarget: 250 * time.Millisecond, SchedTarget: time.Millisecond, MinRate: 100},
 		Precompute: Precompute{Enabled: true, MetricsAddr: "127.0.0.1:8002"},
