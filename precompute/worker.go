@@ -568,11 +568,12 @@ func (w *Worker) recompute(ctx context.Context, team int64, rows []string, group
 	return nil
 }
 
-// rowLoop consumes row triggers: it gathers them for Coalesce, recomputes
-// each named row once, and acknowledges them after the write.
+// rowLoop consumes row triggers: it waits for one, gathers more for
+// Coalesce, recomputes each named row once, and acknowledges them after the
+// write.
 func (w *Worker) rowLoop(ctx context.Context, cons jetstream.Consumer) error {
 	for ctx.Err() == nil {
-		batch, err := cons.Fetch(1000, jetstream.FetchMaxWait(w.cfg.Coalesce))
+		first, err := next(ctx, cons)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -581,16 +582,27 @@ func (w *Worker) rowLoop(ctx context.Context, cons jetstream.Consumer) error {
 			sleep(ctx, 100*time.Millisecond)
 			continue
 		}
+		if first == nil {
+			continue
+		}
+		msgs := []jetstream.Msg{first}
+		// Coalescing counts from the first trigger: the rest of the batch
+		// is what arrives within Coalesce of it.
+		if rest, err := cons.Fetch(rowBatch-1, jetstream.FetchMaxWait(w.cfg.Coalesce)); err != nil {
+			w.cfg.Logger.Warn("fetch row triggers", "err", err)
+		} else {
+			for msg := range rest.Messages() {
+				msgs = append(msgs, msg)
+			}
+		}
 		type keys struct {
 			rows     map[string]struct{}
 			groups   map[TriggerGroup]struct{}
 			triggers int // keys named, repeats included
 		}
 		byTeam := map[int64]*keys{}
-		var msgs []jetstream.Msg
-		for msg := range batch.Messages() {
+		for _, msg := range msgs {
 			w.pace.step()
-			msgs = append(msgs, msg)
 			var t Trigger
 			if err := json.Unmarshal(msg.Data(), &t); err != nil {
 				w.cfg.Logger.Warn("dropping an undecodable row trigger", "subject", msg.Subject(), "err", err)
@@ -608,9 +620,6 @@ func (w *Worker) rowLoop(ctx context.Context, cons jetstream.Consumer) error {
 				k.groups[g] = struct{}{}
 			}
 			k.triggers += len(t.Rows) + len(t.Groups)
-		}
-		if len(msgs) == 0 {
-			continue
 		}
 		start := time.Now()
 		failed := false
@@ -639,6 +648,37 @@ func (w *Worker) rowLoop(ctx context.Context, cons jetstream.Consumer) error {
 		w.m.batchSeconds.Observe(time.Since(start).Seconds())
 	}
 	return nil
+}
+
+// rowBatch is the most row triggers one recompute takes.
+const rowBatch = 1000
+
+// idlePoll is how long a loop's pull request for its next message waits at
+// the server. Each request costs the client an inbox subscription, two
+// channels and a goroutine, and the server a request to parse and expire:
+// polling every Coalesce (50 a second) while idle was most of an idle
+// node's garbage. For a pull this long the server sends heartbeats every
+// 5 s, so a request the server lost (a NATS restart) is noticed within 10 s.
+const idlePoll = 30 * time.Second
+
+// next waits for cons's next message until idlePoll passes (nil, nil) or
+// ctx ends (nil, ctx's error); a lost request (missed heartbeats) also
+// returns nil, nil, to be asked again.
+func next(ctx context.Context, cons jetstream.Consumer) (jetstream.Msg, error) {
+	pctx, cancel := context.WithTimeout(ctx, idlePoll)
+	defer cancel()
+	// FetchContext makes the request's expiry the context's deadline, and
+	// its end ends the wait at once (FetchMaxWait would not).
+	msg, err := cons.Next(jetstream.FetchContext(pctx))
+	switch {
+	case err == nil:
+		return msg, nil
+	case ctx.Err() != nil:
+		return nil, ctx.Err()
+	case errors.Is(err, nats.ErrTimeout), errors.Is(err, context.DeadlineExceeded), errors.Is(err, jetstream.ErrNoHeartbeat):
+		return nil, nil
+	}
+	return nil, err
 }
 
 func sleep(ctx context.Context, d time.Duration) {
