@@ -17,6 +17,7 @@ import (
 
 	"github.com/vexil-dev/vexil/changes"
 	"github.com/vexil-dev/vexil/precompute/results"
+	"github.com/vexil-dev/vexil/streams"
 )
 
 // A run recomputes flags across every row (and group) of a team after a
@@ -61,7 +62,7 @@ func (w *Worker) noticeLoop(ctx context.Context, cons jetstream.Consumer) error 
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for ctx.Err() == nil {
-		msg, err := next(ctx, cons)
+		msg, err := streams.Next(ctx, cons, streams.IdlePoll)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -261,7 +262,7 @@ func (w *Worker) scan(ctx context.Context, st *RunState) error {
 // pageLoop computes pages of runs.
 func (w *Worker) pageLoop(ctx context.Context, cons jetstream.Consumer) error {
 	for ctx.Err() == nil {
-		msg, err := next(ctx, cons)
+		msg, err := streams.Next(ctx, cons, streams.IdlePoll)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil

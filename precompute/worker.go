@@ -573,7 +573,7 @@ func (w *Worker) recompute(ctx context.Context, team int64, rows []string, group
 // write.
 func (w *Worker) rowLoop(ctx context.Context, cons jetstream.Consumer) error {
 	for ctx.Err() == nil {
-		first, err := next(ctx, cons)
+		first, err := streams.Next(ctx, cons, streams.IdlePoll)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -652,34 +652,6 @@ func (w *Worker) rowLoop(ctx context.Context, cons jetstream.Consumer) error {
 
 // rowBatch is the most row triggers one recompute takes.
 const rowBatch = 1000
-
-// idlePoll is how long a loop's pull request for its next message waits at
-// the server. Each request costs the client an inbox subscription, two
-// channels and a goroutine, and the server a request to parse and expire:
-// polling every Coalesce (50 a second) while idle was most of an idle
-// node's garbage. For a pull this long the server sends heartbeats every
-// 5 s, so a request the server lost (a NATS restart) is noticed within 10 s.
-const idlePoll = 30 * time.Second
-
-// next waits for cons's next message until idlePoll passes (nil, nil) or
-// ctx ends (nil, ctx's error); a lost request (missed heartbeats) also
-// returns nil, nil, to be asked again.
-func next(ctx context.Context, cons jetstream.Consumer) (jetstream.Msg, error) {
-	pctx, cancel := context.WithTimeout(ctx, idlePoll)
-	defer cancel()
-	// FetchContext makes the request's expiry the context's deadline, and
-	// its end ends the wait at once (FetchMaxWait would not).
-	msg, err := cons.Next(jetstream.FetchContext(pctx))
-	switch {
-	case err == nil:
-		return msg, nil
-	case ctx.Err() != nil:
-		return nil, ctx.Err()
-	case errors.Is(err, nats.ErrTimeout), errors.Is(err, context.DeadlineExceeded), errors.Is(err, jetstream.ErrNoHeartbeat):
-		return nil, nil
-	}
-	return nil, err
-}
 
 func sleep(ctx context.Context, d time.Duration) {
 	t := time.NewTimer(d)
