@@ -40,7 +40,7 @@ url=http://127.0.0.1:$PORT
 # The allocation profile is published at the end of a collection, and an
 # idle node may go minutes without one: heap?gc=1 collects first (outside
 # the window: the profile before the first scrape, after the second).
-curl -s -o "$d/allocs0.pb.gz" "$url/debug/pprof/heap?gc=1"; curl -s "$url/metrics" >"$d/m0"
+curl -s -o "$d/allocs0.pb.gz" "$url/debug/pprof/heap?gc=1"; curl -s "$url/metrics" >"$d/mscrape"; curl -s "$url/metrics" >"$d/m0"
 if [ -n "${CPUPROFILE:-}" ]; then # a CPU profile of the window too (its own cost is in the share)
 	curl -s -o "$d/cpu.pb.gz" "$url/debug/pprof/profile?seconds=$WINDOW"
 else
@@ -51,7 +51,8 @@ awk -v w="$WINDOW" \
 	-v a0="$(metric go_memstats_alloc_bytes_total "$d/m0")" -v a1="$(metric go_memstats_alloc_bytes_total "$d/m1")" \
 	-v c0="$(metric process_cpu_seconds_total "$d/m0")" -v c1="$(metric process_cpu_seconds_total "$d/m1")" \
 	-v g0="$(metric go_gc_duration_seconds_count "$d/m0")" -v g1="$(metric go_gc_duration_seconds_count "$d/m1")" \
-	'BEGIN { printf "idle over %d s: %.0f bytes/s allocated, %.2f%% of a core, %d GC cycles\n", w, (a1 - a0) / w, 100 * (c1 - c0) / w, g1 - g0 }'
+	-v s0="$(metric go_memstats_alloc_bytes_total "$d/mscrape")" \
+	'BEGIN { printf "idle over %d s: %.0f bytes/s allocated, %.2f%% of a core, %d GC cycles (one /metrics scrape, counted in the window: %.0f bytes)\n", w, (a1 - a0) / w, 100 * (c1 - c0) / w, g1 - g0, a0 - s0 }'
 go tool pprof -sample_index=alloc_space -base "$d/allocs0.pb.gz" -top -nodecount="${TOP:-25}" "$BIN" "$d/allocs1.pb.gz" 2>/dev/null | sed -n '1,40p'
 if [ -n "${CPUPROFILE:-}" ]; then
 	go tool pprof -top -nodecount="${TOP:-25}" "$BIN" "$d/cpu.pb.gz" 2>/dev/null | sed -n '1,40p'
