@@ -280,6 +280,51 @@ func TestIdleWorkerLongPolls(t *testing.T) {
 	w.stop(t) // returns although every loop is waiting on a request
 }
 
+// TestTriggerAfterNATSRestart: the long pull requests of an idle worker
+// are lost when NATS restarts; the server's heartbeats stop, the worker
+// asks again, and a trigger sent after the restart is answered.
+func TestTriggerAfterNATSRestart(t *testing.T) {
+	e := newEnv(t, backends[0])
+	props := []byte(`{"plan":"pro"}`)
+	var b store.Batch
+	b.PutRow(&store.Row{Team: e.team, DistinctID: "d-0", PersonID: "p-0", PersonVersion: 1, Revision: store.Revision(props), Properties: props})
+	if err := e.st.Apply(e.ctx, &b); err != nil {
+		t.Fatal(err)
+	}
+	e.createFlag(parseFlag(t, `{"key":"a","active":true,"filters":{"groups":[{"properties":[{"key":"plan","type":"person","value":"pro"}],"rollout_percentage":100}]}}`))
+	reg := prometheus.NewRegistry()
+	e.startWorker(precompute.Config{Registry: reg, Roles: precompute.Roles{NoRuns: true}})
+	names := precompute.NamesOf("")
+	polltest.Eventually(t, time.Minute, func() error { // the row loop's request is out
+		cons, err := e.js.Consumer(e.ctx, names.Stream, "precompute-rows")
+		if err != nil {
+			return err
+		}
+		info, err := cons.Info(e.ctx)
+		if err != nil {
+			return err
+		}
+		if info.NumWaiting == 0 {
+			return errors.New("no pull request waiting")
+		}
+		return nil
+	})
+	e.nats.Restart(t)
+	computed := counter(t, reg, "vexil_precompute_computed_total")
+	polltest.Eventually(t, time.Minute, func() error {
+		if err := e.pub.Publish(e.ctx, []store.DistinctKey{{Team: e.team, DistinctID: "d-0"}}, nil); err != nil {
+			return err // the connection is still coming back
+		}
+		return nil
+	})
+	polltest.Eventually(t, time.Minute, func() error {
+		if got := counter(t, reg, "vexil_precompute_computed_total"); got <= computed {
+			return fmt.Errorf("computed %v rows since the restart, want 1", got-computed)
+		}
+		return nil
+	})
+}
+
 // TestDuplicateNoticesAndPages: several notices for one change (a notice
 // redelivered while its scan still runs, reconcile racing the change's own
 // notice) start one run whose pages are published once each; a page
