@@ -203,9 +203,19 @@ func ptr[T any](v T) *T { return &v }
 // counter sums a metric of reg over its series.
 func counter(tb testing.TB, reg *prometheus.Registry, name string) float64 {
 	tb.Helper()
-	mfs, err := reg.Gather()
+	sum, err := gatherSum(reg, name)
 	if err != nil {
 		tb.Fatal(err)
+	}
+	return sum
+}
+
+// gatherSum is counter's sum, or the error of a collector that could not
+// be read (the backlog's, while NATS is away).
+func gatherSum(reg *prometheus.Registry, name string) (float64, error) {
+	mfs, err := reg.Gather()
+	if err != nil {
+		return 0, err
 	}
 	var sum float64
 	for _, mf := range mfs {
@@ -216,7 +226,7 @@ func counter(tb testing.TB, reg *prometheus.Registry, name string) float64 {
 			sum += metricValue(m)
 		}
 	}
-	return sum
+	return sum, nil
 }
 
 func metricValue(m *dto.Metric) float64 {

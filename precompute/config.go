@@ -82,8 +82,9 @@ type Config struct {
 	// Concurrency is how many rows are computed at once. Default 2 × the
 	// CPUs.
 	Concurrency int
-	// Coalesce is how long row triggers gather before one recompute: many
-	// writes to one row within it cost one computation. Default 20ms.
+	// Coalesce is how long row triggers gather, from the first, before one
+	// recompute: many writes to one row within it cost one computation.
+	// Default 20ms.
 	Coalesce time.Duration
 	// PageSize is the rows per page of a run. Default 500.
 	PageSize int

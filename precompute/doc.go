@@ -15,8 +15,9 @@
 //     batch (projector.Config.OnCommit → Publisher.Publish); the evaluation
 //     service asks for the rows it found stale (Publisher.Repair); the
 //     expiry loop turns due valid_until entries into triggers. A worker
-//     gathers triggers for Config.Coalesce and recomputes each row once,
-//     however many writes named it.
+//     waits for a trigger (one long pull request: an idle worker asks
+//     NATS nothing), gathers more for Config.Coalesce from it, and
+//     recomputes each row once, however many writes named it.
 //   - Runs: the management API's change notices (changes.Subject) are
 //     captured by ChangeStream; the worker that receives one compiles the
 //     team, compares its plan with the last run's stamps, and starts a run

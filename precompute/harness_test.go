@@ -79,6 +79,7 @@ func (c *clock) advance(d time.Duration) { c.ns.Add(int64(d)) }
 type env struct {
 	t      testing.TB
 	ctx    context.Context
+	nats   *natstest.Server
 	nc     *nats.Conn
 	js     jetstream.JetStream
 	st     store.Store
@@ -104,7 +105,7 @@ func newEnv(t testing.TB, b backend) *env {
 	t.Cleanup(cancel)
 	ns := natstest.Start(t) // its cleanup runs after the env's below
 	nc, js := ns.Conn, ns.JetStream
-	e := &env{t: t, ctx: ctx, nc: nc, js: js, st: b.open(t), cat: memcatalog.New(memcatalog.Config{}), clock: &clock{},
+	e := &env{t: t, ctx: ctx, nats: ns, nc: nc, js: js, st: b.open(t), cat: memcatalog.New(memcatalog.Config{}), clock: &clock{},
 		token: testToken, reg: prometheus.NewRegistry()}
 	e.clock.ns.Store(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC).UnixNano())
 	if _, err := precompute.EnsureStreams(ctx, js, "", quiet()); err != nil {

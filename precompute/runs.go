@@ -17,6 +17,7 @@ import (
 
 	"github.com/vexil-dev/vexil/changes"
 	"github.com/vexil-dev/vexil/precompute/results"
+	"github.com/vexil-dev/vexil/streams"
 )
 
 // A run recomputes flags across every row (and group) of a team after a
@@ -61,40 +62,42 @@ func (w *Worker) noticeLoop(ctx context.Context, cons jetstream.Consumer) error 
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for ctx.Err() == nil {
-		batch, err := cons.Fetch(1, jetstream.FetchMaxWait(200*time.Millisecond))
+		msg, err := streams.Next(ctx, cons, streams.IdlePoll)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
+			w.cfg.Logger.Warn("fetch change notices", "err", err)
 			sleep(ctx, 100*time.Millisecond)
 			continue
 		}
-		for msg := range batch.Messages() {
-			team, ok := changes.TeamOf(w.cfg.Namespace, msg.Subject())
-			if !ok {
-				_ = msg.Term()
-				continue
-			}
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				return nil
-			}
-			wg.Add(1)
-			go func() {
-				defer func() { <-sem; wg.Done() }()
-				defer w.keepAlive(ctx, msg)()
-				if err := w.startRun(ctx, team); err != nil {
-					if ctx.Err() != nil {
-						return
-					}
-					w.cfg.Logger.Warn("precompute run", "team", team, "err", err)
-					_ = msg.NakWithDelay(time.Second)
+		if msg == nil {
+			continue
+		}
+		team, ok := changes.TeamOf(w.cfg.Namespace, msg.Subject())
+		if !ok {
+			_ = msg.Term()
+			continue
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			return nil
+		}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			defer w.keepAlive(ctx, msg)()
+			if err := w.startRun(ctx, team); err != nil {
+				if ctx.Err() != nil {
 					return
 				}
-				_ = msg.Ack()
-			}()
-		}
+				w.cfg.Logger.Warn("precompute run", "team", team, "err", err)
+				_ = msg.NakWithDelay(time.Second)
+				return
+			}
+			_ = msg.Ack()
+		}()
 	}
 	return nil
 }
@@ -259,33 +262,35 @@ func (w *Worker) scan(ctx context.Context, st *RunState) error {
 // pageLoop computes pages of runs.
 func (w *Worker) pageLoop(ctx context.Context, cons jetstream.Consumer) error {
 	for ctx.Err() == nil {
-		batch, err := cons.Fetch(1, jetstream.FetchMaxWait(200*time.Millisecond))
+		msg, err := streams.Next(ctx, cons, streams.IdlePoll)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
+			w.cfg.Logger.Warn("fetch run pages", "err", err)
 			sleep(ctx, 100*time.Millisecond)
 			continue
 		}
-		for msg := range batch.Messages() {
-			var p page
-			if err := json.Unmarshal(msg.Data(), &p); err != nil {
-				_ = msg.Term()
-				continue
-			}
-			stop := w.keepAlive(ctx, msg)
-			err := w.computePage(ctx, p)
-			stop()
-			if err != nil {
-				if ctx.Err() != nil {
-					return nil
-				}
-				w.cfg.Logger.Warn("precompute page", "team", p.Team, "run", p.Run, "err", err)
-				_ = msg.NakWithDelay(time.Second)
-				continue
-			}
-			_ = msg.Ack()
+		if msg == nil {
+			continue
 		}
+		var p page
+		if err := json.Unmarshal(msg.Data(), &p); err != nil {
+			_ = msg.Term()
+			continue
+		}
+		stop := w.keepAlive(ctx, msg)
+		err = w.computePage(ctx, p)
+		stop()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			w.cfg.Logger.Warn("precompute page", "team", p.Team, "run", p.Run, "err", err)
+			_ = msg.NakWithDelay(time.Second)
+			continue
+		}
+		_ = msg.Ack()
 	}
 	return nil
 }

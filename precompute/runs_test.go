@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vexil-dev/vexil/flags"
@@ -222,6 +223,110 @@ func TestTriggersCoalesce(t *testing.T) {
 	if got := counter(t, reg, "vexil_precompute_coalesced_total"); got != 3 {
 		t.Errorf("coalesced %v triggers, want 3 (2 for d-0, 1 for the other team's row)", got)
 	}
+}
+
+// TestIdleWorkerLongPolls: an idle worker keeps one pull request waiting
+// at the server per loop instead of asking again every Coalesce (the row
+// loop) or 200 ms (the page and notice loops), which made ~60 requests a
+// second of garbage on an idle node; and a trigger that arrives while they
+// wait is answered.
+func TestIdleWorkerLongPolls(t *testing.T) {
+	e := newEnv(t, backends[0])
+	names := precompute.NamesOf("")
+	var pulls atomic.Int64
+	for _, stream := range []string{names.Stream, names.ChangeStream} {
+		sub, err := e.nc.Subscribe("$JS.API.CONSUMER.MSG.NEXT."+stream+".>", func(*nats.Msg) { pulls.Add(1) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = sub.Unsubscribe() })
+	}
+	if err := e.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	props := []byte(`{"plan":"pro"}`)
+	var b store.Batch
+	b.PutRow(&store.Row{Team: e.team, DistinctID: "d-0", PersonID: "p-0", PersonVersion: 1, Revision: store.Revision(props), Properties: props})
+	if err := e.st.Apply(e.ctx, &b); err != nil {
+		t.Fatal(err)
+	}
+	e.createFlag(parseFlag(t, `{"key":"a","active":true,"filters":{"groups":[{"properties":[{"key":"plan","type":"person","value":"pro"}],"rollout_percentage":100}]}}`))
+	reg := prometheus.NewRegistry()
+	w := e.startWorker(precompute.Config{Registry: reg, Coalesce: 20 * time.Millisecond, Concurrency: 4})
+	e.waitQuiet() // the flag's run
+	// Once the start-up work is done, a second passes without a request:
+	// the row loop, two page loops and the notice loop each have theirs out.
+	polltest.Eventually(t, time.Minute, func() error {
+		before := pulls.Load()
+		time.Sleep(time.Second)
+		if n := pulls.Load() - before; n != 0 {
+			return fmt.Errorf("%d pull requests in a second of idleness, want 0", n)
+		}
+		return nil
+	})
+	if n := pulls.Load(); n < 4 {
+		t.Errorf("%d pull requests in all, want at least one per loop (4)", n)
+	}
+	computed := counter(t, reg, "vexil_precompute_computed_total")
+	if err := e.pub.Publish(e.ctx, []store.DistinctKey{{Team: e.team, DistinctID: "d-0"}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	polltest.Eventually(t, time.Minute, func() error {
+		if got := counter(t, reg, "vexil_precompute_computed_total"); got != computed+1 {
+			return fmt.Errorf("computed %v rows, want %v", got, computed+1)
+		}
+		return nil
+	})
+	w.stop(t) // returns although every loop is waiting on a request
+}
+
+// TestTriggerAfterNATSRestart: the long pull requests of an idle worker
+// are lost when NATS restarts; the server's heartbeats stop, the worker
+// asks again, and a trigger sent after the restart is answered.
+func TestTriggerAfterNATSRestart(t *testing.T) {
+	e := newEnv(t, backends[0])
+	props := []byte(`{"plan":"pro"}`)
+	var b store.Batch
+	b.PutRow(&store.Row{Team: e.team, DistinctID: "d-0", PersonID: "p-0", PersonVersion: 1, Revision: store.Revision(props), Properties: props})
+	if err := e.st.Apply(e.ctx, &b); err != nil {
+		t.Fatal(err)
+	}
+	e.createFlag(parseFlag(t, `{"key":"a","active":true,"filters":{"groups":[{"properties":[{"key":"plan","type":"person","value":"pro"}],"rollout_percentage":100}]}}`))
+	reg := prometheus.NewRegistry()
+	e.startWorker(precompute.Config{Registry: reg, Roles: precompute.Roles{NoRuns: true}})
+	names := precompute.NamesOf("")
+	polltest.Eventually(t, time.Minute, func() error { // the row loop's request is out
+		cons, err := e.js.Consumer(e.ctx, names.Stream, "precompute-rows")
+		if err != nil {
+			return err
+		}
+		info, err := cons.Info(e.ctx)
+		if err != nil {
+			return err
+		}
+		if info.NumWaiting == 0 {
+			return errors.New("no pull request waiting")
+		}
+		return nil
+	})
+	computed := counter(t, reg, "vexil_precompute_computed_total")
+	e.nats.Restart(t)
+	polltest.Eventually(t, time.Minute, func() error {
+		if err := e.pub.Publish(e.ctx, []store.DistinctKey{{Team: e.team, DistinctID: "d-0"}}, nil); err != nil {
+			return err // the connection is still coming back
+		}
+		return nil
+	})
+	polltest.Eventually(t, time.Minute, func() error {
+		got, err := gatherSum(reg, "vexil_precompute_computed_total")
+		if err != nil {
+			return err // the backlog's collector asks NATS, which may still be coming back
+		}
+		if got <= computed {
+			return fmt.Errorf("computed %v rows since the restart, want 1", got-computed)
+		}
+		return nil
+	})
 }
 
 // TestDuplicateNoticesAndPages: several notices for one change (a notice

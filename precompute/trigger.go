@@ -148,6 +148,10 @@ func (p *Publisher) Run(ctx context.Context, interval time.Duration) {
 		}
 		p.mu.Lock()
 		pending := p.pending
+		if len(pending) == 0 { // a new map each tick was an idle node's garbage
+			p.mu.Unlock()
+			continue
+		}
 		p.pending = map[int64]*pendingTrigger{}
 		p.mu.Unlock()
 		for team, pt := range pending {

@@ -568,11 +568,12 @@ func (w *Worker) recompute(ctx context.Context, team int64, rows []string, group
 	return nil
 }
 
-// rowLoop consumes row triggers: it gathers them for Coalesce, recomputes
-// each named row once, and acknowledges them after the write.
+// rowLoop consumes row triggers: it waits for one, gathers more for
+// Coalesce, recomputes each named row once, and acknowledges them after the
+// write.
 func (w *Worker) rowLoop(ctx context.Context, cons jetstream.Consumer) error {
 	for ctx.Err() == nil {
-		batch, err := cons.Fetch(1000, jetstream.FetchMaxWait(w.cfg.Coalesce))
+		first, err := streams.Next(ctx, cons, streams.IdlePoll)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -581,16 +582,27 @@ func (w *Worker) rowLoop(ctx context.Context, cons jetstream.Consumer) error {
 			sleep(ctx, 100*time.Millisecond)
 			continue
 		}
+		if first == nil {
+			continue
+		}
+		msgs := []jetstream.Msg{first}
+		// Coalescing counts from the first trigger: the rest of the batch
+		// is what arrives within Coalesce of it.
+		if rest, err := cons.Fetch(rowBatch-1, jetstream.FetchMaxWait(w.cfg.Coalesce)); err != nil {
+			w.cfg.Logger.Warn("fetch row triggers", "err", err)
+		} else {
+			for msg := range rest.Messages() {
+				msgs = append(msgs, msg)
+			}
+		}
 		type keys struct {
 			rows     map[string]struct{}
 			groups   map[TriggerGroup]struct{}
 			triggers int // keys named, repeats included
 		}
 		byTeam := map[int64]*keys{}
-		var msgs []jetstream.Msg
-		for msg := range batch.Messages() {
+		for _, msg := range msgs {
 			w.pace.step()
-			msgs = append(msgs, msg)
 			var t Trigger
 			if err := json.Unmarshal(msg.Data(), &t); err != nil {
 				w.cfg.Logger.Warn("dropping an undecodable row trigger", "subject", msg.Subject(), "err", err)
@@ -608,9 +620,6 @@ func (w *Worker) rowLoop(ctx context.Context, cons jetstream.Consumer) error {
 				k.groups[g] = struct{}{}
 			}
 			k.triggers += len(t.Rows) + len(t.Groups)
-		}
-		if len(msgs) == 0 {
-			continue
 		}
 		start := time.Now()
 		failed := false
@@ -640,6 +649,9 @@ func (w *Worker) rowLoop(ctx context.Context, cons jetstream.Consumer) error {
 	}
 	return nil
 }
+
+// rowBatch is the most row triggers one recompute takes.
+const rowBatch = 1000
 
 func sleep(ctx context.Context, d time.Duration) {
 	t := time.NewTimer(d)

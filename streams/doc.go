@@ -23,4 +23,11 @@
 // from which their names derive. Claim binds a namespace to the store it
 // serves, so a node configured with one environment's store and another's
 // namespace refuses to start instead of taking that namespace's messages.
+//
+// # Waiting for work
+//
+// A role that pulls from a consumer waits for its next message with Next:
+// one long pull request (IdlePoll) that a shutdown ends at once, not a
+// short one asked again and again, which on an idle node was most of its
+// garbage and a steady load on the NATS server.
 package streams

@@ -20,6 +20,7 @@ import (
 
 	"github.com/vexil-dev/vexil/namespace"
 	"github.com/vexil-dev/vexil/signals"
+	"github.com/vexil-dev/vexil/streams"
 )
 
 // Config configures a Dispatcher. Webhooks and JetStream are required.
@@ -232,7 +233,7 @@ func (d *Dispatcher) reconcile(ctx context.Context, loops map[string]context.Can
 // fanout queues one delivery per wanted endpoint of each signal.
 func (d *Dispatcher) fanout(ctx context.Context, cons jetstream.Consumer) error {
 	for ctx.Err() == nil {
-		batch, err := cons.Fetch(100, jetstream.FetchMaxWait(time.Second))
+		msgs, err := nextBatch(ctx, cons, 100)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -241,7 +242,7 @@ func (d *Dispatcher) fanout(ctx context.Context, cons jetstream.Consumer) error 
 			sleep(ctx, 100*time.Millisecond)
 			continue
 		}
-		for msg := range batch.Messages() {
+		for _, msg := range msgs {
 			var s signals.Signal
 			if err := json.Unmarshal(msg.Data(), &s); err != nil {
 				d.cfg.Logger.Warn("dropping an undecodable signal", "subject", msg.Subject(), "err", err)
@@ -274,10 +275,30 @@ func (d *Dispatcher) fanout(ctx context.Context, cons jetstream.Consumer) error 
 	return nil
 }
 
+// nextBatch waits for cons's next message (streams.Next) and takes up to n-1
+// more of those already waiting: nil when the wait passed without one.
+func nextBatch(ctx context.Context, cons jetstream.Consumer, n int) ([]jetstream.Msg, error) {
+	first, err := streams.Next(ctx, cons, streams.IdlePoll)
+	if err != nil || first == nil {
+		return nil, err
+	}
+	msgs := []jetstream.Msg{first}
+	if n > 1 {
+		rest, err := cons.FetchNoWait(n - 1)
+		if err != nil {
+			return msgs, nil // the first is handled; the rest wait for the next call
+		}
+		for msg := range rest.Messages() {
+			msgs = append(msgs, msg)
+		}
+	}
+	return msgs, nil
+}
+
 // deliverLoop drains one endpoint's deliveries, PerEndpoint at a time.
 func (d *Dispatcher) deliverLoop(ctx context.Context, team int64, id string, cons jetstream.Consumer) {
 	for ctx.Err() == nil {
-		batch, err := cons.Fetch(d.cfg.PerEndpoint, jetstream.FetchMaxWait(time.Second))
+		msgs, err := nextBatch(ctx, cons, d.cfg.PerEndpoint)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -287,7 +308,7 @@ func (d *Dispatcher) deliverLoop(ctx context.Context, team int64, id string, con
 			continue
 		}
 		var wg sync.WaitGroup
-		for msg := range batch.Messages() {
+		for _, msg := range msgs {
 			wg.Go(func() { d.deliver(ctx, team, id, msg) })
 		}
 		wg.Wait()

@@ -134,7 +134,12 @@ type node struct {
 	// connection to the gRPC server.
 	evalConn *grpc.ClientConn
 	registry *prometheus.Registry
-	log      *slog.Logger
+	// evalRegistry holds evalsvc's metrics alone (they are on registry
+	// too): the SLO sampler reads them every 10 s, and gathering the whole
+	// registry read /proc and asked NATS for the precompute backlog each
+	// time, most of an idle node's remaining garbage.
+	evalRegistry *prometheus.Registry
+	log          *slog.Logger
 	// httpURL is the base URL of the HTTP listener (https with TLS).
 	httpURL string
 	// localGRPC dials the gRPC server from inside the process.
@@ -238,7 +243,7 @@ type startHooks struct {
 }
 
 func startNode(c config.Config, log *slog.Logger, hooks ...startHooks) (n *node, err error) {
-	n = &node{registry: prometheus.NewRegistry(), log: log}
+	n = &node{registry: prometheus.NewRegistry(), evalRegistry: prometheus.NewRegistry(), log: log}
 	started := n // "return nil, err" clears n before this runs
 	defer func() {
 		if err != nil {
@@ -329,8 +334,8 @@ func startNode(c config.Config, log *slog.Logger, hooks ...startHooks) (n *node,
 	if err != nil {
 		return nil, err
 	}
-	ecfg := evalsvc.Config{Store: n.store, Catalog: n.catalog, Namespace: n.ns, Logger: log.With("role", "evalsvc"), Registry: n.registry,
-		LiveOnly: c.Eval.LiveOnly, StoreTimeout: c.Eval.StoreTimeout, Admission: ac}
+	ecfg := evalsvc.Config{Store: n.store, Catalog: n.catalog, Namespace: n.ns, Logger: log.With("role", "evalsvc"),
+		Registry: registerers{n.registry, n.evalRegistry}, LiveOnly: c.Eval.LiveOnly, StoreTimeout: c.Eval.StoreTimeout, Admission: ac}
 	if c.Precompute.Enabled {
 		// With NATS away the worker's Run makes the streams when it is
 		// back; the management API's precompute status waits for them.

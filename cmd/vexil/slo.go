@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/vexil-dev/vexil/cmd/vexil/internal/config"
 	"github.com/vexil-dev/vexil/slo"
 	"github.com/vexil-dev/vexil/store"
@@ -30,7 +32,7 @@ func newNodeSLO(n *node, c config.SLO, log *slog.Logger) (*nodeSLO, error) {
 		log.Warn("the store keeps no SLO rollups: SLOs and the status page are off")
 		return nil, nil
 	}
-	s, err := slo.NewSampler(slo.SamplerConfig{Gatherer: n.registry, Store: st, FlushInterval: c.FlushInterval,
+	s, err := slo.NewSampler(slo.SamplerConfig{Gatherer: n.evalRegistry, Store: st, FlushInterval: c.FlushInterval,
 		Retention: max(slo.DefaultRetention, c.Window+24*time.Hour), Logger: log.With("role", "slo")})
 	if err != nil {
 		return nil, err
@@ -44,6 +46,38 @@ func newNodeSLO(n *node, c config.SLO, log *slog.Logger) (*nodeSLO, error) {
 		}
 	}
 	return ns, nil
+}
+
+// registerers registers each collector with every one of them, so each
+// gathers it.
+type registerers []prometheus.Registerer
+
+func (rs registerers) Register(c prometheus.Collector) error {
+	for i, r := range rs {
+		if err := r.Register(c); err != nil {
+			for _, done := range rs[:i] {
+				done.Unregister(c)
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+func (rs registerers) MustRegister(cs ...prometheus.Collector) {
+	for _, c := range cs {
+		if err := rs.Register(c); err != nil {
+			panic(err)
+		}
+	}
+}
+
+func (rs registerers) Unregister(c prometheus.Collector) bool {
+	ok := true
+	for _, r := range rs {
+		ok = r.Unregister(c) && ok
+	}
+	return ok
 }
 
 // addRoutes serves the public status page beside the other routes.

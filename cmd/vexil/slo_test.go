@@ -104,6 +104,16 @@ func checkStatusMatchesMetrics(t *testing.T, n *node, rep *slo.Report) {
 			}
 		}
 	}
+	// The sampler reads evalsvc's metrics, not the whole registry.
+	mfs, err := n.evalRegistry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if !strings.HasPrefix(mf.GetName(), "vexil_evalsvc_") {
+			t.Errorf("the SLO sampler gathers %s", mf.GetName())
+		}
+	}
 	remote := counterValue(t, n, "vexil_evalsvc_requests_total", "endpoint", "flags") +
 		counterValue(t, n, "vexil_evalsvc_requests_total", "endpoint", "decide") +
 		counterValue(t, n, "vexil_evalsvc_requests_total", "endpoint", "evaluate")
