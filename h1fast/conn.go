@@ -131,7 +131,13 @@ func (c *conn) serve() {
 		}
 		c.l.served.Inc()
 		closeAfter := c.req.Close || c.l.closing.Load() || c.body.remain > maxDiscard || wantsClose(c.rw.hdr)
-		if err := c.respond(closeAfter); err != nil || closeAfter {
+		if err := c.respond(closeAfter); err != nil {
+			return
+		}
+		if closeAfter {
+			if c.body.remain > 0 {
+				c.closeWriteAndWait()
+			}
 			return
 		}
 		if c.body.remain > 0 {
@@ -175,6 +181,21 @@ func (c *conn) readHead(start time.Time) (int, bool) {
 }
 
 var crlfcrlf = []byte("\r\n\r\n")
+
+// rstDelay is how long a connection closed with a body still unread
+// waits, after its FIN, before it closes: closing a socket with bytes
+// unread makes the kernel send a reset, which can destroy the answer
+// before the client has read it (net/http waits so too).
+const rstDelay = 500 * time.Millisecond
+
+// closeWriteAndWait sends FIN after the answer and lets the client read
+// it before the connection closes.
+func (c *conn) closeWriteAndWait() {
+	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+	time.Sleep(rstDelay)
+}
 
 // call runs the handler; false when it panicked.
 func (c *conn) call() (ok bool) {
