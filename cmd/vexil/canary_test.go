@@ -19,6 +19,7 @@ import (
 	"github.com/vexil-dev/vexil/admin"
 	"github.com/vexil-dev/vexil/canary"
 	"github.com/vexil-dev/vexil/cmd/vexil/internal/config"
+	"github.com/vexil-dev/vexil/polltest"
 	adminv1 "github.com/vexil-dev/vexil/proto/vexil/admin/v1"
 )
 
@@ -56,6 +57,16 @@ func defineTeamWith(t *testing.T, n *node, edit func(key, filters string) string
 			t.Fatalf("create %s: %v", f.key, err)
 		}
 	}
+	// The change notices go out through the outbox after each write: the
+	// node may have loaded the team between two flags. Wait until /flags
+	// answers every flag, so that callers compare whole answers.
+	polltest.Eventually(t, 30*time.Second, func() error {
+		got := postFlags(t, n.adminSrv.HTTPAddr(), fmt.Sprintf(`{"token":%q,"distinct_id":"define-team"}`, team.GetApiToken()))
+		if fl, _ := got["flags"].(map[string]any); len(fl) != len(demoFlags) {
+			return fmt.Errorf("/flags answers %d flags, want %d", len(fl), len(demoFlags))
+		}
+		return nil
+	})
 	return e2eTeam{id: team.GetId(), token: team.GetApiToken(), personal: personal}
 }
 
