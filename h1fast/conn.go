@@ -14,8 +14,10 @@ import (
 	"time"
 )
 
-// bufBytes is a connection's read buffer: a head and a typical body.
-const bufBytes = 16 << 10
+// bufBytes is a connection's read buffer: a head, and the body of an SDK's
+// request (a longer body is read straight into its reader's buffer). It
+// is what an idle kept-alive connection holds, as net/http's buffers are.
+const bufBytes = HeadBytes
 
 // maxDiscard is how much of a body its handler left unread is read and
 // dropped to keep the connection (as net/http does); past it the
@@ -54,7 +56,6 @@ type conn struct {
 	remote              string
 	body                body
 	rw                  writer
-	out                 []byte
 	keys                []string
 	handedOver          bool
 }
@@ -131,7 +132,9 @@ func (c *conn) serve() {
 		}
 		c.l.served.Inc()
 		closeAfter := c.req.Close || c.l.closing.Load() || c.body.remain > maxDiscard || wantsClose(c.rw.hdr)
-		if err := c.respond(closeAfter); err != nil {
+		err := c.respond(closeAfter)
+		c.rw.release() // an idle connection holds no answer buffer
+		if err != nil {
 			return
 		}
 		if closeAfter {
@@ -226,7 +229,6 @@ func (c *conn) handover(reason string) {
 func (c *conn) finish() {
 	c.cancel()
 	bufPool.Put(c.bp)
-	c.buf = nil
 	if c.handedOver {
 		return
 	}

@@ -6,13 +6,30 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
 
-// maxKeptBody bounds the answer buffer a connection keeps for its next
-// request; a larger one goes to the collector.
+// maxKeptBody bounds an answer buffer kept for another request; a larger
+// one goes to the collector.
 const maxKeptBody = 256 << 10
+
+// answerPool holds the buffers of answers being written (bodies, and
+// whole answers), shared by the connections: one waiting for its next
+// request holds none, so that many idle kept-alive connections cost
+// their read buffers only.
+var answerPool = sync.Pool{New: func() any { return new([]byte) }}
+
+func getAnswerBuf() *[]byte { return answerPool.Get().(*[]byte) }
+
+// putAnswerBuf returns p to the pool, holding b's memory.
+func putAnswerBuf(p *[]byte, b []byte) {
+	if cap(b) <= maxKeptBody {
+		*p = b[:0]
+		answerPool.Put(p)
+	}
+}
 
 // writer is a request's http.ResponseWriter: it keeps the answer whole,
 // and the connection writes it with its Content-Length in one system
@@ -21,15 +38,23 @@ type writer struct {
 	hdr    http.Header
 	status int
 	body   []byte
+	bp     *[]byte // body's pooled buffer, nil between requests
 }
 
+// reset readies w for a request, with a buffer from the pool.
 func (w *writer) reset() {
 	clear(w.hdr)
 	w.status = 0
-	if cap(w.body) > maxKeptBody {
-		w.body = nil
+	w.bp = getAnswerBuf()
+	w.body = (*w.bp)[:0]
+}
+
+// release gives the body's buffer back once the answer is written.
+func (w *writer) release() {
+	if w.bp != nil {
+		putAnswerBuf(w.bp, w.body)
 	}
-	w.body = w.body[:0]
+	w.bp, w.body = nil, nil
 }
 
 func (w *writer) Header() http.Header { return w.hdr }
@@ -88,7 +113,8 @@ func (c *conn) respond(closeAfter bool) error {
 	if w.status == 0 {
 		w.status = http.StatusOK
 	}
-	b := append(c.out[:0], "HTTP/1.1 "...)
+	op := getAnswerBuf()
+	b := append((*op)[:0], "HTTP/1.1 "...)
 	b = strconv.AppendInt(b, int64(w.status), 10)
 	b = append(b, ' ')
 	if text := http.StatusText(w.status); text != "" {
@@ -147,12 +173,8 @@ func (c *conn) respond(closeAfter bool) error {
 		// Write, and admission's stamped connection keeps state there).
 		b = append(b, w.body...)
 	}
-	if cap(b) > maxKeptBody {
-		c.out = nil
-	} else {
-		c.out = b
-	}
 	_, err := c.nc.Write(b)
+	putAnswerBuf(op, b)
 	return err
 }
 
