@@ -185,10 +185,9 @@ func TestRunCheckpointAndSupersede(t *testing.T) {
 	}
 }
 
-// TestTriggersCoalesce: writes that name one row within the coalescing
-// window cost one recompute; the repeats are counted per team.
-func TestTriggersCoalesce(t *testing.T) {
-	e := newEnv(t, backends[0])
+// proRowAndFlag writes row d-0 (plan pro) and flag a, on for plan pro.
+func (e *env) proRowAndFlag(t *testing.T) {
+	t.Helper()
 	props := []byte(`{"plan":"pro"}`)
 	var b store.Batch
 	b.PutRow(&store.Row{Team: e.team, DistinctID: "d-0", PersonID: "p-0", PersonVersion: 1, Revision: store.Revision(props), Properties: props})
@@ -196,6 +195,13 @@ func TestTriggersCoalesce(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.createFlag(parseFlag(t, `{"key":"a","active":true,"filters":{"groups":[{"properties":[{"key":"plan","type":"person","value":"pro"}],"rollout_percentage":100}]}}`))
+}
+
+// TestTriggersCoalesce: writes that name one row within the coalescing
+// window cost one recompute; the repeats are counted per team.
+func TestTriggersCoalesce(t *testing.T) {
+	e := newEnv(t, backends[0])
+	e.proRowAndFlag(t)
 	// Queued before any worker runs, so one fetch takes them all: three
 	// triggers for d-0 of the team, two for a row of a team that does not
 	// exist.
@@ -244,13 +250,7 @@ func TestIdleWorkerLongPolls(t *testing.T) {
 	if err := e.nc.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	props := []byte(`{"plan":"pro"}`)
-	var b store.Batch
-	b.PutRow(&store.Row{Team: e.team, DistinctID: "d-0", PersonID: "p-0", PersonVersion: 1, Revision: store.Revision(props), Properties: props})
-	if err := e.st.Apply(e.ctx, &b); err != nil {
-		t.Fatal(err)
-	}
-	e.createFlag(parseFlag(t, `{"key":"a","active":true,"filters":{"groups":[{"properties":[{"key":"plan","type":"person","value":"pro"}],"rollout_percentage":100}]}}`))
+	e.proRowAndFlag(t)
 	reg := prometheus.NewRegistry()
 	w := e.startWorker(precompute.Config{Registry: reg, Coalesce: 20 * time.Millisecond, Concurrency: 4})
 	e.waitQuiet() // the flag's run
@@ -285,13 +285,7 @@ func TestIdleWorkerLongPolls(t *testing.T) {
 // asks again, and a trigger sent after the restart is answered.
 func TestTriggerAfterNATSRestart(t *testing.T) {
 	e := newEnv(t, backends[0])
-	props := []byte(`{"plan":"pro"}`)
-	var b store.Batch
-	b.PutRow(&store.Row{Team: e.team, DistinctID: "d-0", PersonID: "p-0", PersonVersion: 1, Revision: store.Revision(props), Properties: props})
-	if err := e.st.Apply(e.ctx, &b); err != nil {
-		t.Fatal(err)
-	}
-	e.createFlag(parseFlag(t, `{"key":"a","active":true,"filters":{"groups":[{"properties":[{"key":"plan","type":"person","value":"pro"}],"rollout_percentage":100}]}}`))
+	e.proRowAndFlag(t)
 	reg := prometheus.NewRegistry()
 	e.startWorker(precompute.Config{Registry: reg, Roles: precompute.Roles{NoRuns: true}})
 	names := precompute.NamesOf("")
