@@ -115,10 +115,6 @@ func (c *conn) serve() {
 		if !ok {
 			return
 		}
-		if end-c.r > HeadBytes {
-			c.handover(reasonHead)
-			return
-		}
 		if reason := c.parse(c.buf[c.r:end]); reason != "" {
 			c.handover(reason)
 			return
